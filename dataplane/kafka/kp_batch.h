@@ -111,6 +111,20 @@ kp_batch_header_parse(const uint8_t *buf, size_t len, struct kp_batch_header *hd
  * are walked only when @deep is set (decompression is bounded, see
  * kp_compress.h).
  *
+ * Errors, in the order checked: kp_batch_header_parse's (-EILSEQ legacy
+ * magic, -EBADMSG other magic or lengths); -EBADMSG CRC mismatch; -ENOTSUP
+ * compression codec 5..7; -EBADMSG records_count < 0; -EINVAL records_count
+ * 0 or last_offset_delta != records_count - 1 (Kafka's INVALID_RECORD on
+ * Produce); -ERANGE CreateTime max_timestamp < base_timestamp; -EBADMSG
+ * malformed record walk (varints, lengths, offset deltas, fewer records than
+ * counted, trailing bytes); for @deep compressed batches also -EBADMSG
+ * corrupt compressed data and -E2BIG records inflating beyond
+ * KP_BATCH_MAX_RECORDS_BYTES; -ENOMEM if the thread's scratch buffer (see
+ * kp_batch_validate_deep for the allocation-free form) cannot be allocated.
+ * Batches rewritten by compaction (gaps in offset deltas) are not valid
+ * Produce input and fail here; storage recovery uses kp_batch_header_parse
+ * plus kp_batch_crc_check instead.
+ *
  * @param buf   borrowed batch bytes, starting at baseOffset.
  * @param len   bytes available; must be >= the batch size.
  * @param deep  non-zero: also decompress and walk compressed records.
@@ -145,7 +159,7 @@ struct kp_record {
 struct kp_record_iter {
 	const uint8_t *pos;
 	const uint8_t *end;
-	int32_t remaining; /* records not yet returned */
+	int32_t remaining; /* records not yet returned; -1 after a failure */
 };
 
 /**
@@ -174,5 +188,166 @@ struct kp_record_header {
 /** Iterate a record's headers: call with *@pos = rec->headers, end = headers + headers_len. */
 int
 kp_record_header_next(const uint8_t **pos, const uint8_t *end, struct kp_record_header *h);
+
+/* ---- Additions beyond the first API (all borrow the caller's buffers) ---- */
+
+struct kp_codec_ctx; /* kp_compress.h */
+
+/*
+ * Bound on the decompressed records region that kp_batch_validate() accepts
+ * when it walks a compressed batch with its own scratch buffer: 32 MiB, far
+ * above what a 1 MiB message.max.bytes batch of realistic data inflates to.
+ * Larger fails with -E2BIG (RECORD_LIST_TOO_LARGE).
+ */
+#define KP_BATCH_MAX_RECORDS_BYTES (32u << 20)
+
+/** Smallest possible encoded record: length varint + 6 one-byte fields. */
+#define KP_RECORD_MIN_SIZE 7
+
+/**
+ * CRC-32C (Castagnoli, the one Kafka batches carry) of @len bytes, standard
+ * form: CRC-32C("123456789") == 0xE3069283. isa-l's crc32_iscsi underneath.
+ */
+uint32_t
+kp_crc32c(const uint8_t *buf, size_t len);
+
+/**
+ * Check a batch's stored CRC against bytes 21..end. The caller has parsed the
+ * header (kp_batch_header_parse) so the batch is known to fit in @buf. For
+ * storage recovery, which must not apply Produce-time rules.
+ * @return 0 if it matches, -EBADMSG otherwise.
+ */
+int
+kp_batch_crc_check(const uint8_t *buf, const struct kp_batch_header *hdr);
+
+/**
+ * Recompute the CRC of a batch of @size bytes (12 + batchLength) and store it,
+ * after rewriting covered fields (attributes, maxTimestamp for LogAppendTime).
+ */
+void
+kp_batch_crc_update(uint8_t *buf, size_t size);
+
+/** The records region (compressed or not) of a parsed batch; borrows @buf. */
+static inline const uint8_t *
+kp_batch_records(const uint8_t *buf)
+{
+	return buf + KP_BATCH_HEADER_SIZE;
+}
+
+/** Bytes of the records region (as stored, i.e. compressed size if compressed). */
+static inline size_t
+kp_batch_records_len(const struct kp_batch_header *h)
+{
+	return kp_batch_size(h) - KP_BATCH_HEADER_SIZE;
+}
+
+/**
+ * Like kp_batch_validate(@buf, @len, 1, @hdr) but walks a compressed batch
+ * after decompressing it into the caller's @scratch (capacity @scratch_cap,
+ * the decompression bound), so nothing is allocated: the hot-path form.
+ * Uncompressed batches do not touch @scratch (may be NULL then).
+ *
+ * @param ctx          codec context; NULL for the thread's context.
+ * @param scratch      borrowed; overwritten with the decompressed records.
+ * @param records_len  if not NULL, set to the decompressed (or, uncompressed,
+ *                     stored) records size on success.
+ * @return 0, or the errors of kp_batch_validate; -E2BIG when the records
+ *         inflate beyond @scratch_cap.
+ */
+int
+kp_batch_validate_deep(struct kp_codec_ctx *ctx, const uint8_t *buf, size_t len,
+		       uint8_t *scratch, size_t scratch_cap, struct kp_batch_header *hdr,
+		       size_t *records_len);
+
+/**
+ * Decompress the records region of a parsed batch into @out (at most
+ * @out_cap bytes; -E2BIG beyond). An uncompressed batch's region is copied.
+ * Then iterate with kp_record_iter_init(it, out, *out_len, hdr->records_count).
+ *
+ * @param ctx      NULL for the thread's context.
+ * @param buf      borrowed batch, already parsed into @hdr.
+ * @param out      borrowed output buffer.
+ * @return 0; -E2BIG; -EBADMSG corrupt compressed data; -ENOTSUP codec.
+ */
+int
+kp_batch_records_decompress(struct kp_codec_ctx *ctx, const uint8_t *buf,
+			    const struct kp_batch_header *hdr, uint8_t *out, size_t out_cap,
+			    size_t *out_len);
+
+/**
+ * Walk @count records in an uncompressed records region as validation does:
+ * every record well framed, offset deltas 0..count-1, no trailing bytes.
+ * @return 0 or -EBADMSG.
+ */
+int
+kp_records_validate(const uint8_t *records, size_t len, int32_t count);
+
+/*
+ * Batch builder: writes one v2 batch into a caller buffer. Used by tests, the
+ * load generator and the control plane (which appends its own batches).
+ *
+ *   struct kp_batch_builder b;
+ *   kp_batch_builder_start(&b, buf, cap, KP_COMPRESSION_LZ4);
+ *   kp_batch_builder_add(&b, ts, key, klen, val, vlen, NULL, 0);   // repeat
+ *   kp_batch_builder_finish(&b, &size);  // buf[0..size) is the batch
+ *
+ * Records are encoded uncompressed into @buf; finish compresses them (when a
+ * codec is set) into @scratch, or a temporary heap buffer if none was given,
+ * and copies the result back. The public fields below may be set between
+ * start and finish; they default to a non-idempotent, non-transactional
+ * client batch (producer id/epoch/sequence -1, offset 0, leader epoch -1).
+ */
+struct kp_batch_builder {
+	/* Settable fields (defaults from start). */
+	int64_t base_offset;
+	int32_t partition_leader_epoch;
+	int16_t attributes; /* extra bits (transactional, control, timestamp type); codec set by start */
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+	int level;		       /* compression level, KP_COMPRESS_LEVEL_DEFAULT */
+	struct kp_codec_ctx *ctx;      /* NULL: the thread's context */
+	uint8_t *scratch;	       /* optional compression buffer (borrowed) */
+	size_t scratch_cap;
+	/* Internal state. */
+	uint8_t *buf; /* borrowed output buffer */
+	size_t cap;
+	size_t pos; /* end of the records written so far */
+	enum kp_compression codec;
+	int64_t base_timestamp;
+	int64_t max_timestamp;
+	int32_t count;
+};
+
+/**
+ * Start a batch in @buf (borrowed until finish). @cap must hold at least the
+ * 61-byte header (-ENOBUFS otherwise). @codec: -ENOTSUP if unknown.
+ */
+int
+kp_batch_builder_start(struct kp_batch_builder *b, uint8_t *buf, size_t cap,
+		       enum kp_compression codec);
+
+/**
+ * Append one record. The first record's @timestamp becomes the batch's
+ * baseTimestamp. @key/@value NULL mean a null key / tombstone (their length
+ * is then ignored). @headers: @header_count entries (value NULL = null value).
+ * Copies all bytes into the batch; borrows nothing after return.
+ * @return 0; -ENOBUFS if the record does not fit; -EINVAL bad lengths.
+ */
+int
+kp_batch_builder_add(struct kp_batch_builder *b, int64_t timestamp, const void *key,
+		     size_t key_len, const void *value, size_t value_len,
+		     const struct kp_record_header *headers, size_t header_count);
+
+/**
+ * Finish the batch: compress the records when a codec is set, fill
+ * batchLength, lastOffsetDelta, timestamps, count and the CRC.
+ * An empty batch (no records) is written with lastOffsetDelta 0 and
+ * timestamps -1; kp_batch_validate rejects it, as Kafka does on Produce.
+ * @param size  set to the total batch size (12 + batchLength).
+ * @return 0; -ENOBUFS if the compressed records do not fit; -ENOMEM.
+ */
+int
+kp_batch_builder_finish(struct kp_batch_builder *b, size_t *size);
 
 #endif /* SLP_KP_BATCH_H */
