@@ -273,6 +273,10 @@ kp_snappy_raw_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t 
 
 	if (snappy_uncompressed_length((const char *)in, in_len, &ulen) != SNAPPY_OK)
 		return -EBADMSG;
+	/* The densest snappy element is a 3-byte copy of 64 bytes: a block
+	 * claiming more than ~22x its size is corrupt, not merely too big. */
+	if (ulen / 22 > in_len)
+		return -EBADMSG;
 	if (ulen > out_cap)
 		return -E2BIG; /* the block declares its size: no work done */
 	if (snappy_uncompress((const char *)in, in_len, (char *)out, &olen) != SNAPPY_OK)
