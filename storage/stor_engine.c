@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The storage engine: the backend, the tail-cache chunk pool and the
+ * per-tick gather/submit/reap loop (see stor_engine.h).
+ *
+ * Chunk pool: chunk_count chunks of chunk_bytes, allocated once through the
+ * allocator hook and registered with the backend as fixed buffers. A chunk
+ * is free, held by a log (its active chunk or a sealed one kept as read
+ * cache), or reclaimable: sealed, fully written and not referenced by a
+ * read. Reclaimable chunks stay readable until another log needs a chunk,
+ * which takes the least recently released one.
+ */
+#include "stor_engine.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stor_internal.h"
+
+void
+stor_engine_opts_init(struct stor_engine_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->queue_depth = 256;
+	opts->max_files = 1024;
+	opts->direct = STOR_DIRECT_AUTO;
+	opts->chunk_bytes = 1u << 20;
+	opts->chunk_count = 64;
+}
+
+static void *
+default_alloc(void *ctx, size_t size, size_t align)
+{
+	(void)ctx;
+	return aligned_alloc(align, size);
+}
+
+static void
+default_free(void *ctx, void *ptr)
+{
+	(void)ctx;
+	free(ptr);
+}
+
+static void
+default_log(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	if (level <= STOR_LOG_WARN)
+		fprintf(stderr, "storage: %s\n", msg);
+}
+
+void
+stor_msg(struct stor_engine *e, int level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	e->opts.log_fn(e->opts.log_ctx, level, buf);
+}
+
+uint64_t
+stor_mono_ms(void)
+{
+	struct timespec ts;
+
+	/* COARSE: served by the vDSO, no system call on the hot path. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t
+stor_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct stor_engine *
+stor_engine_create(const struct stor_engine_opts *opts)
+{
+	struct stor_engine *e = calloc(1, sizeof(*e));
+	struct iovec *iov = NULL;
+	const char *why = "";
+
+	if (e == NULL)
+		return NULL;
+	e->opts = *opts;
+	if (e->opts.mem_alloc == NULL) {
+		e->opts.mem_alloc = default_alloc;
+		e->opts.mem_free = default_free;
+	}
+	if (e->opts.log_fn == NULL)
+		e->opts.log_fn = default_log;
+	if (e->opts.chunk_bytes < 2 * STOR_BLOCK_SIZE || e->opts.chunk_bytes % STOR_BLOCK_SIZE ||
+	    e->opts.chunk_bytes > (1u << 30) || e->opts.chunk_count == 0 ||
+	    e->opts.chunk_count > 16384) {
+		free(e);
+		errno = EINVAL;
+		return NULL;
+	}
+	TAILQ_INIT(&e->free);
+	TAILQ_INIT(&e->reclaim);
+	TAILQ_INIT(&e->dirty);
+	TAILQ_INIT(&e->all);
+
+	if (opts->backend != NULL) {
+		e->be = opts->backend;
+	} else {
+		struct stor_uring_opts uo = {
+			.queue_depth = opts->queue_depth,
+			.max_files = opts->max_files,
+			.sqpoll = opts->sqpoll,
+		};
+		e->be = stor_uring_create(&uo, &why);
+		if (e->be == NULL)
+			goto fail;
+		if (why[0] != '\0')
+			stor_msg(e, STOR_LOG_WARN, "io_uring: %s", why);
+	}
+
+	e->chunks = calloc(e->opts.chunk_count, sizeof(*e->chunks));
+	iov = calloc(e->opts.chunk_count, sizeof(*iov));
+	e->chunk_mem = e->opts.mem_alloc(e->opts.mem_ctx, e->opts.chunk_bytes * e->opts.chunk_count,
+					 STOR_BLOCK_SIZE);
+	if (e->chunks == NULL || iov == NULL || e->chunk_mem == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < e->opts.chunk_count; i++) {
+		struct stor_chunk *c = &e->chunks[i];
+		c->mem = e->chunk_mem + (size_t)i * e->opts.chunk_bytes;
+		c->buf_index = (int16_t)i;
+		iov[i].iov_base = c->mem;
+		iov[i].iov_len = e->opts.chunk_bytes;
+		TAILQ_INSERT_TAIL(&e->free, c, lru_link);
+		e->free_count++;
+	}
+	if (e->be->ops->register_buffers(e->be, iov, e->opts.chunk_count) != 0) {
+		for (unsigned i = 0; i < e->opts.chunk_count; i++)
+			e->chunks[i].buf_index = -1;
+		stor_msg(e, STOR_LOG_WARN,
+			 "%s: buffer registration refused (RLIMIT_MEMLOCK?), plain buffers",
+			 e->be->ops->name);
+	}
+	free(iov);
+	return e;
+fail:
+	free(iov);
+	if (e->chunk_mem != NULL)
+		e->opts.mem_free(e->opts.mem_ctx, e->chunk_mem);
+	free(e->chunks);
+	if (e->be != NULL)
+		e->be->ops->destroy(e->be);
+	free(e);
+	return NULL;
+}
+
+void
+stor_engine_destroy(struct stor_engine *e)
+{
+	if (e == NULL)
+		return;
+	stor_engine_drain(e);
+	if (e->log_count != 0)
+		stor_msg(e, STOR_LOG_ERR, "engine destroyed with %u logs open", e->log_count);
+	e->be->ops->destroy(e->be);
+	e->opts.mem_free(e->opts.mem_ctx, e->chunk_mem);
+	free(e->chunks);
+	free(e);
+}
+
+const char *
+stor_engine_backend_name(const struct stor_engine *e)
+{
+	return e->be->ops->name;
+}
+
+unsigned
+stor_engine_chunks_available(const struct stor_engine *e)
+{
+	return e->free_count + e->reclaim_count;
+}
+
+void
+stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c)
+{
+	if (c->in_lru) {
+		TAILQ_REMOVE(&e->reclaim, c, lru_link);
+		c->in_lru = false;
+		e->reclaim_count--;
+	}
+}
+
+void
+stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c)
+{
+	if (c->in_lru || c->log == NULL || !c->sealed || c->refs != 0 || c->written != c->fill)
+		return;
+	TAILQ_INSERT_TAIL(&e->reclaim, c, lru_link);
+	c->in_lru = true;
+	e->reclaim_count++;
+}
+
+/* Detach @c from its log and return it to the free list (refs must be 0). */
+void
+stor_chunk_put(struct stor_engine *e, struct stor_chunk *c)
+{
+	stor_chunk_unlru(e, c);
+	if (c->log != NULL && !c->orphan) {
+		TAILQ_REMOVE(&c->log->chunks, c, log_link);
+		c->log->chunk_count--;
+	}
+	c->log = NULL;
+	c->seg = NULL;
+	c->orphan = false;
+	c->sealed = false;
+	TAILQ_INSERT_TAIL(&e->free, c, lru_link);
+	e->free_count++;
+}
+
+struct stor_chunk *
+stor_chunk_get(struct stor_engine *e, struct stor_log *log)
+{
+	struct stor_chunk *c = TAILQ_FIRST(&e->free);
+
+	if (c != NULL) {
+		TAILQ_REMOVE(&e->free, c, lru_link);
+		e->free_count--;
+	} else {
+		c = TAILQ_FIRST(&e->reclaim);
+		if (c == NULL)
+			return NULL;
+		stor_chunk_unlru(e, c);
+		TAILQ_REMOVE(&c->log->chunks, c, log_link);
+		c->log->chunk_count--;
+	}
+	c->log = log;
+	c->seg = NULL;
+	c->sealed = false;
+	c->orphan = false;
+	c->in_lru = false;
+	c->file_off = 0;
+	c->head = c->fill = c->written = 0;
+	c->first_offset = -1;
+	c->next_offset = -1;
+	c->refs = 0;
+	TAILQ_INSERT_TAIL(&log->chunks, c, log_link);
+	log->chunk_count++;
+	return c;
+}
+
+void
+stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log)
+{
+	if (!log->on_dirty) {
+		TAILQ_INSERT_TAIL(&e->dirty, log, dirty_link);
+		log->on_dirty = true;
+	}
+}
+
+int
+stor_engine_poll(struct stor_engine *e)
+{
+	struct stor_log *log, *next;
+	int work;
+
+	work = e->be->ops->poll(e->be, 256);
+	/* flush.ms: look at the timers once per millisecond, not per tick. */
+	uint64_t now = stor_mono_ms();
+	if (now != e->last_timer_ms) {
+		e->last_timer_ms = now;
+		TAILQ_FOREACH(log, &e->all, all_link)
+			if (log->oldest_unsynced_ms != 0 && log->cfg.flush_ms != INT64_MAX &&
+			    now - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms)
+				stor_engine_mark_dirty(e, log);
+	}
+	/*
+	 * Gather: every dirty log queues at most one write (+ linked sync). A log
+	 * whose write is in flight leaves the list; its completion puts it back.
+	 */
+	for (log = TAILQ_FIRST(&e->dirty); log != NULL; log = next) {
+		next = TAILQ_NEXT(log, dirty_link);
+		int rc = stor_log_issue_io(log);
+		if (rc == -EAGAIN)
+			break; /* SQ full: the rest go next tick, in the same order */
+		TAILQ_REMOVE(&e->dirty, log, dirty_link);
+		log->on_dirty = false;
+		if (rc > 0)
+			work++;
+	}
+	/* One system call for the whole tick (none under SQPOLL while it polls). */
+	if (e->be->ops->submit(e->be) < 0)
+		stor_msg(e, STOR_LOG_ERR, "%s: submit failed", e->be->ops->name);
+	return work;
+}
+
+int
+stor_engine_drain(struct stor_engine *e)
+{
+	while (!TAILQ_EMPTY(&e->dirty) || e->be->ops->inflight(e->be) != 0)
+		stor_engine_poll(e);
+	return 0;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The storage engine: one per storage-writer reactor (lcore).
+ *
+ * An engine owns an I/O backend (io_uring by default, see stor_io.h), the
+ * pool of tail-cache chunks that every log it serves appends into, and the
+ * list of logs with data to write. The owner thread calls
+ * stor_engine_poll() once per reactor tick: it reaps completions (invoking
+ * append and read callbacks on that same thread), then turns the appends of
+ * every partition gathered since the last tick into one write per log (plus
+ * a linked fdatasync where a durable append or the flush policy asks for
+ * one) and hands them all to the kernel with a single submission.
+ *
+ * Nothing here takes a lock, sleeps or allocates after stor_engine_create():
+ * the chunk pool is sized by the options. Storage does not depend on DPDK;
+ * the dataplane passes rte_malloc through the allocator hook so chunks live
+ * in hugepage memory, and tests use the default aligned_alloc.
+ */
+#ifndef SLP_STOR_ENGINE_H
+#define SLP_STOR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stor_io.h"
+
+enum stor_direct_mode {
+	STOR_DIRECT_AUTO = 0, /* O_DIRECT where the file system takes it, else buffered (logged) */
+	STOR_DIRECT_ON = 1,   /* O_DIRECT or fail the open */
+	STOR_DIRECT_OFF = 2,  /* buffered I/O through the page cache */
+};
+
+enum stor_log_level {
+	STOR_LOG_ERR = 3,
+	STOR_LOG_WARN = 4,
+	STOR_LOG_INFO = 6,
+	STOR_LOG_DEBUG = 7,
+};
+
+typedef void (*stor_log_fn)(void *ctx, int level, const char *msg);
+typedef void *(*stor_mem_alloc_fn)(void *ctx, size_t size, size_t align);
+typedef void (*stor_mem_free_fn)(void *ctx, void *ptr);
+
+struct stor_engine_opts {
+	unsigned queue_depth;	     /* io_uring SQ entries (default 256) */
+	unsigned max_files;	     /* fixed-file slots (default 1024) */
+	int sqpoll;		     /* storage.io.sqpoll: IORING_SETUP_SQPOLL */
+	enum stor_direct_mode direct; /* storage.direct.io */
+	size_t chunk_bytes;	     /* tail-cache chunk, multiple of 4 KiB (default 1 MiB);
+					the largest batch a log takes is chunk_bytes - 4 KiB */
+	unsigned chunk_count;	     /* chunks in the pool (default 64); every open log
+					holds at least one */
+	stor_mem_alloc_fn mem_alloc; /* chunk memory; default aligned_alloc */
+	stor_mem_free_fn mem_free;
+	void *mem_ctx;
+	stor_log_fn log_fn; /* default: stderr for WARN and worse */
+	void *log_ctx;
+	struct stor_backend *backend; /* NULL: io_uring; else taken over by the engine */
+};
+
+struct stor_engine;
+
+/** Defaults as documented in struct stor_engine_opts. */
+void
+stor_engine_opts_init(struct stor_engine_opts *opts);
+
+/**
+ * Create an engine on the calling thread, which becomes its owner.
+ * Allocates and registers the chunk pool.
+ *
+ * @return the engine, or NULL with errno set.
+ */
+struct stor_engine *
+stor_engine_create(const struct stor_engine_opts *opts);
+
+/** Destroy; every log of the engine must be closed first. */
+void
+stor_engine_destroy(struct stor_engine *engine);
+
+/**
+ * One reactor tick: reap completions (callbacks run here), then gather the
+ * writes and syncs of every log with new data and submit them at once.
+ * Never blocks. Owner thread only.
+ *
+ * @return the number of completions and submissions (0: idle).
+ */
+int
+stor_engine_poll(struct stor_engine *engine);
+
+/**
+ * Poll until no I/O is queued or in flight. For shutdown, setup and tests
+ * (spins; never call it from a loaded reactor).
+ *
+ * @return 0.
+ */
+int
+stor_engine_drain(struct stor_engine *engine);
+
+/** The backend's name ("io_uring") for log lines and benchmarks. */
+const char *
+stor_engine_backend_name(const struct stor_engine *engine);
+
+/** Chunks of the pool not held by any log (free or reclaimable). */
+unsigned
+stor_engine_chunks_available(const struct stor_engine *engine);
+
+#endif /* SLP_STOR_ENGINE_H */

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The I/O backend interface: what the log needs from a block-ish device.
+ *
+ * The log never calls read/write/fsync itself. It fills struct stor_io_req
+ * and queues it on the engine's backend; the backend gathers the requests of
+ * a reactor tick and submits them in one go, and later reports completions
+ * by calling req->done on the owner thread. The interface is kept small on
+ * purpose (open/close/allocate/truncate of a file handle, queue a request,
+ * submit, poll) so that an SPDK bdev or NVMe passthrough backend can be
+ * added beside the io_uring one without touching stor_log.c: such a backend
+ * maps a segment path to its own extent, and queue/submit/poll to its qpair.
+ *
+ * Threading: a backend instance belongs to one thread (the engine's owner);
+ * no function here is thread safe, and none blocks except the *setup* ops
+ * (open, close, allocate, truncate, register_buffers), which are called at
+ * log open, segment roll and close only.
+ */
+#ifndef SLP_STOR_IO_H
+#define SLP_STOR_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum stor_io_op {
+	STOR_IO_WRITE = 1,
+	STOR_IO_READ = 2,
+	STOR_IO_FDATASYNC = 3,
+};
+
+/* Open flags of stor_backend_ops.open. */
+#define STOR_OPEN_CREATE 0x1 /* create if missing */
+#define STOR_OPEN_DIRECT 0x2 /* bypass the page cache; the backend may refuse with -EINVAL */
+
+struct stor_io_req;
+typedef void (*stor_io_done_fn)(struct stor_io_req *req, int res);
+
+/*
+ * One I/O. Owned by the submitter (embedded in a log or read context) from
+ * queue until done() returns; the backend only borrows it. For STOR_IO_WRITE
+ * and STOR_IO_READ with a direct handle, buf, len and off are multiples of
+ * STOR_BLOCK_SIZE.
+ */
+struct stor_io_req {
+	uint8_t op;	      /* enum stor_io_op */
+	uint8_t link_next;    /* 1: the next queued req runs only after this one succeeds */
+	int16_t buf_index;    /* registered buffer index, -1: none */
+	int file;	      /* backend file handle */
+	void *buf;	      /* borrowed until done() */
+	uint32_t len;	      /* bytes */
+	uint64_t off;	      /* byte offset in the file */
+	stor_io_done_fn done; /* called once, on the owner thread; res = bytes or -errno */
+	void *ctx;	      /* for the submitter */
+};
+
+struct stor_backend;
+
+struct stor_backend_ops {
+	const char *name;
+	/* Open @path; *handle is a small integer (fixed-file slot). Returns 0 or -errno. */
+	int (*open)(struct stor_backend *be, const char *path, unsigned flags, int *handle);
+	int (*close)(struct stor_backend *be, int handle);
+	/* Reserve @size bytes (file size becomes max(size, current)); zeros read back. */
+	int (*allocate)(struct stor_backend *be, int handle, uint64_t size);
+	int (*truncate)(struct stor_backend *be, int handle, uint64_t size);
+	int (*size)(struct stor_backend *be, int handle, uint64_t *size);
+	/* Synchronous read for setup paths (recovery, index rebuild). Returns bytes or -errno. */
+	int64_t (*pread)(struct stor_backend *be, int handle, void *buf, size_t len, uint64_t off);
+	/* Register long-lived I/O memory (all of it before the first I/O). */
+	int (*register_buffers)(struct stor_backend *be, const struct iovec *iov, unsigned n);
+	/*
+	 * Queue @n requests for the next submit, all or none; each with
+	 * link_next set runs only after the one before it succeeded.
+	 * -EAGAIN: queue full, try after a poll.
+	 */
+	int (*queue)(struct stor_backend *be, struct stor_io_req **reqs, unsigned n);
+	/* Submit everything queued (one system call at most). Returns count or -errno. */
+	int (*submit)(struct stor_backend *be);
+	/* Reap up to @max completions, calling req->done for each. Returns count. */
+	int (*poll)(struct stor_backend *be, unsigned max);
+	/* Requests queued or in flight. */
+	unsigned (*inflight)(struct stor_backend *be);
+	void (*destroy)(struct stor_backend *be);
+};
+
+struct stor_backend {
+	const struct stor_backend_ops *ops;
+};
+
+struct stor_uring_opts {
+	unsigned queue_depth; /* SQ entries; CQ is twice that */
+	unsigned max_files;   /* fixed-file slots */
+	int sqpoll;	      /* non-zero: IORING_SETUP_SQPOLL (kernel thread polls the SQ) */
+	unsigned sqpoll_idle_ms;
+};
+
+/**
+ * Create the io_uring backend. Fixed files and registered buffers are used
+ * when the kernel allows them (registration failures, e.g. RLIMIT_MEMLOCK,
+ * fall back to plain fds/buffers and are reported through @why).
+ *
+ * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
+ * @return the backend, or NULL with errno set.
+ */
+struct stor_backend *
+stor_uring_create(const struct stor_uring_opts *opts, const char **why);
+
+#endif /* SLP_STOR_IO_H */

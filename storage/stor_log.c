@@ -1,0 +1,2187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The partition log: segments, the append path, the write pipeline,
+ * reads, recovery and the lifecycle (roll, retention, log start offset,
+ * leader epochs). Formats are in stor_format.h, the reasoning about the
+ * partial last block and crash safety in docs/storage.md.
+ *
+ * Write pipeline. Appends are copied into the active tail-cache chunk (a
+ * block-aligned window of the active segment). Each log has at most one
+ * write in flight: the next one starts at the block holding the first
+ * unwritten byte and ends at the end of the data rounded up to a block,
+ * padded with zeros. The partial last block is therefore rewritten by the
+ * next write with the same old bytes followed by new ones; since the two
+ * writes of one block are never in flight together, they reach the device
+ * in order, and a write torn by a crash leaves every old byte as it was
+ * (old and new contents agree on them). Recovery then validates batch by
+ * batch and truncates at the first invalid one, which can only lie after
+ * the acknowledged data.
+ *
+ * Rolling keeps the same order: before the first write of a new segment,
+ * the previous one is fdatasync'ed (Kafka flushes on roll too), trimmed to
+ * its data and its indexes are written, so a crash can only ever leave a
+ * torn tail in the last segment, and recovery scans only that one.
+ */
+#include "stor_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kp_batch.h"
+#include "stor_internal.h"
+
+#define SCAN_WINDOW (4u << 20)
+#define SCAN_MAX_BATCH (256u << 20) /* larger batch lengths are corruption */
+#define INDEX_MAX_ENTRIES ((10u << 20) / STOR_INDEX_ENTRY_SIZE) /* segment.index.bytes default */
+
+static struct stor_segment *
+active_seg(const struct stor_log *log)
+{
+	return log->segs[log->seg_count - 1];
+}
+
+/* ------------------------------------------------------------------------- */
+/* Paths and small files                                                       */
+
+void
+stor_segment_path(char *buf, size_t size, const char *dir, int64_t base, const char *suffix)
+{
+	snprintf(buf, size, "%s/%020" PRId64 "%s", dir, base, suffix);
+}
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+/* Write @len bytes to @path atomically (tmp file, fsync, rename). */
+static int
+write_file_atomic(const char *path, const void *data, size_t len, bool sync)
+{
+	char tmp[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (len != 0 && write(fd, data, len) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	if (rc == 0 && sync && fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* Read a whole small file (< 1 MiB) into a malloc'ed NUL-terminated buffer. */
+static int
+read_small_file(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || st.st_size > (1 << 20)) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ssize_t n = pread(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return -EIO;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Segments and their indexes                                                  */
+
+static int
+idx_reserve(struct stor_segment *seg, uint32_t icap, uint32_t tcap)
+{
+	if (icap > seg->idx_cap) {
+		void *p = realloc(seg->idx, (size_t)icap * sizeof(*seg->idx));
+		if (p == NULL)
+			return -ENOMEM;
+		seg->idx = p;
+		seg->idx_cap = icap;
+	}
+	if (tcap > seg->tidx_cap) {
+		void *p = realloc(seg->tidx, (size_t)tcap * sizeof(*seg->tidx));
+		if (p == NULL)
+			return -ENOMEM;
+		seg->tidx = p;
+		seg->tidx_cap = tcap;
+	}
+	return 0;
+}
+
+/* Index capacity of an active segment: enough for segment.bytes at the interval. */
+static uint32_t
+active_index_cap(const struct stor_log_config *cfg)
+{
+	uint64_t per = (uint64_t)cfg->index_interval_bytes + KP_BATCH_HEADER_SIZE;
+	uint64_t cap = cfg->segment_bytes / per + 2;
+
+	return cap > INDEX_MAX_ENTRIES ? INDEX_MAX_ENTRIES : (uint32_t)cap;
+}
+
+static void
+seg_index_reset(struct stor_segment *seg)
+{
+	seg->idx_count = 0;
+	seg->tidx_count = 0;
+	seg->bytes_since_index = 0;
+	seg->max_timestamp = -1;
+	seg->max_ts_offset = -1;
+	seg->first_timestamp = -1;
+}
+
+/*
+ * Account one batch in @seg's indexes, Kafka's rule (LogSegment.append):
+ * an entry for the batch about to be stored at @pos when more than the
+ * interval was appended since the last entry. Growing arrays is for
+ * recovery only; the append path checks capacity (and rolls) first.
+ */
+static int
+seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
+		int64_t max_ts, uint64_t pos, uint32_t size, bool grow)
+{
+	if (max_ts > seg->max_timestamp) {
+		seg->max_timestamp = max_ts;
+		seg->max_ts_offset = last_offset;
+	}
+	if (seg->bytes_since_index > interval) {
+		if (grow && (seg->idx_count == seg->idx_cap || seg->tidx_count == seg->tidx_cap)) {
+			int rc = idx_reserve(seg, seg->idx_cap * 2 + 64, seg->tidx_cap * 2 + 64);
+			if (rc != 0)
+				return rc;
+		}
+		if (seg->idx_count < seg->idx_cap) {
+			seg->idx[seg->idx_count].rel_offset =
+				(uint32_t)(last_offset - seg->base_offset);
+			seg->idx[seg->idx_count].position = (uint32_t)pos;
+			seg->idx_count++;
+		}
+		if (seg->tidx_count < seg->tidx_cap && seg->max_timestamp >= 0 &&
+		    (seg->tidx_count == 0 ||
+		     seg->max_timestamp > seg->tidx[seg->tidx_count - 1].timestamp)) {
+			seg->tidx[seg->tidx_count].timestamp = seg->max_timestamp;
+			seg->tidx[seg->tidx_count].rel_offset =
+				(uint32_t)(seg->max_ts_offset - seg->base_offset);
+			seg->tidx_count++;
+		}
+		seg->bytes_since_index = 0;
+	}
+	seg->bytes_since_index += size;
+	return 0;
+}
+
+/* Position to start a forward scan for @offset: the last entry at or below it. */
+static uint64_t
+idx_lookup(const struct stor_segment *seg, int64_t offset)
+{
+	uint32_t lo = 0, hi = seg->idx_count;
+
+	if (offset < seg->base_offset)
+		return 0;
+	uint64_t rel = (uint64_t)(offset - seg->base_offset);
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (seg->idx[mid].rel_offset <= rel)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == 0 ? 0 : seg->idx[lo - 1].position;
+}
+
+/* Offset from the time index: the entry with the largest timestamp <= @ts (base if none). */
+static int64_t
+tidx_lookup(const struct stor_segment *seg, int64_t ts)
+{
+	uint32_t lo = 0, hi = seg->tidx_count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (seg->tidx[mid].timestamp <= ts)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == 0 ? seg->base_offset : seg->base_offset + seg->tidx[lo - 1].rel_offset;
+}
+
+int
+stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix)
+{
+	char path[PATH_MAX], name[32];
+	uint8_t *buf;
+	size_t n = (size_t)seg->idx_count * STOR_INDEX_ENTRY_SIZE;
+	size_t t = (size_t)seg->tidx_count * STOR_TIMEINDEX_ENTRY_SIZE;
+	int rc;
+
+	buf = malloc(n > t ? n + 1 : t + 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < seg->idx_count; i++) {
+		stor_be32_put(buf + i * 8, seg->idx[i].rel_offset);
+		stor_be32_put(buf + i * 8 + 4, seg->idx[i].position);
+	}
+	snprintf(name, sizeof(name), ".index%s", suffix);
+	stor_segment_path(path, sizeof(path), dir, seg->base_offset, name);
+	rc = write_file_atomic(path, buf, n, false);
+	if (rc == 0) {
+		for (uint32_t i = 0; i < seg->tidx_count; i++) {
+			stor_be64_put(buf + i * 12, (uint64_t)seg->tidx[i].timestamp);
+			stor_be32_put(buf + i * 12 + 8, seg->tidx[i].rel_offset);
+		}
+		snprintf(name, sizeof(name), ".timeindex%s", suffix);
+		stor_segment_path(path, sizeof(path), dir, seg->base_offset, name);
+		rc = write_file_atomic(path, buf, t, false);
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * Load the index files of a segment of @size bytes. Returns 0 when both
+ * exist and pass the sanity checks Kafka applies (whole entries, sorted,
+ * offsets within the segment, positions within the file), else -EBADMSG.
+ */
+static int
+seg_index_load(struct stor_log *log, struct stor_segment *seg)
+{
+	char path[PATH_MAX];
+	char *buf = NULL;
+	size_t len;
+	int rc;
+
+	stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, ".index");
+	rc = read_small_file(path, &buf, &len);
+	if (rc != 0 || len % STOR_INDEX_ENTRY_SIZE != 0)
+		goto bad;
+	rc = idx_reserve(seg, (uint32_t)(len / 8) + 1, 1);
+	if (rc != 0)
+		goto bad;
+	seg->idx_count = 0;
+	for (size_t i = 0; i < len / 8; i++) {
+		const uint8_t *p = (const uint8_t *)buf + i * 8;
+		uint32_t rel = stor_be32_get(p), pos = stor_be32_get(p + 4);
+		if (pos >= seg->size)
+			goto bad;
+		if (i > 0 && (rel <= seg->idx[i - 1].rel_offset || pos <= seg->idx[i - 1].position))
+			goto bad;
+		seg->idx[i].rel_offset = rel;
+		seg->idx[i].position = pos;
+		seg->idx_count++;
+	}
+	free(buf);
+	buf = NULL;
+
+	stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, ".timeindex");
+	rc = read_small_file(path, &buf, &len);
+	if (rc != 0 || len % STOR_TIMEINDEX_ENTRY_SIZE != 0)
+		goto bad;
+	rc = idx_reserve(seg, 1, (uint32_t)(len / 12) + 1);
+	if (rc != 0)
+		goto bad;
+	seg->tidx_count = 0;
+	for (size_t i = 0; i < len / 12; i++) {
+		const uint8_t *p = (const uint8_t *)buf + i * 12;
+		int64_t ts = (int64_t)stor_be64_get(p);
+		uint32_t rel = stor_be32_get(p + 8);
+		if (i > 0 && (ts < seg->tidx[i - 1].timestamp || rel < seg->tidx[i - 1].rel_offset))
+			goto bad;
+		seg->tidx[i].timestamp = ts;
+		seg->tidx[i].rel_offset = rel;
+		seg->tidx_count++;
+	}
+	free(buf);
+	return 0;
+bad:
+	free(buf);
+	seg->idx_count = seg->tidx_count = 0;
+	return -EBADMSG;
+}
+
+static struct stor_segment *
+seg_new(int64_t base)
+{
+	struct stor_segment *seg = calloc(1, sizeof(*seg));
+
+	if (seg == NULL)
+		return NULL;
+	seg->base_offset = base;
+	seg->next_offset = base;
+	seg->handle = -1;
+	seg->created_ms = stor_wall_ms();
+	seg_index_reset(seg);
+	return seg;
+}
+
+static void
+seg_free(struct stor_log *log, struct stor_segment *seg)
+{
+	if (seg->handle >= 0)
+		log->engine->be->ops->close(log->engine->be, seg->handle);
+	free(seg->idx);
+	free(seg->tidx);
+	free(seg);
+}
+
+static int
+seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
+{
+	struct stor_backend *be = log->engine->be;
+	char path[PATH_MAX];
+	unsigned flags = create ? STOR_OPEN_CREATE : 0;
+	int rc;
+
+	stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, ".log");
+	if (log->direct) {
+		rc = be->ops->open(be, path, flags | STOR_OPEN_DIRECT, &seg->handle);
+		if (rc != -EINVAL || log->engine->opts.direct == STOR_DIRECT_ON)
+			return rc;
+		/* The file system refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE). */
+		log->direct = 0;
+		stor_msg(log->engine, STOR_LOG_WARN,
+			 "%s: O_DIRECT not supported here, using buffered I/O", log->dir);
+	}
+	return be->ops->open(be, path, flags, &seg->handle);
+}
+
+static int
+log_push_seg(struct stor_log *log, struct stor_segment *seg)
+{
+	if (log->seg_count == log->seg_cap) {
+		unsigned cap = log->seg_cap ? log->seg_cap * 2 : 8;
+		void *p = realloc(log->segs, cap * sizeof(*log->segs));
+		if (p == NULL)
+			return -ENOMEM;
+		log->segs = p;
+		log->seg_cap = cap;
+	}
+	log->segs[log->seg_count++] = seg;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Synchronous batch walking (recovery, index rebuild, ListOffsets)            */
+
+struct walker {
+	struct stor_log *log;
+	struct stor_segment *seg;
+	uint8_t *buf;
+	size_t cap;
+	uint64_t win_off; /* file offset of buf[0] */
+	size_t win_len;	  /* valid bytes in buf */
+	uint64_t limit;	  /* file bytes that may be read */
+};
+
+static int
+walker_init(struct walker *w, struct stor_log *log, struct stor_segment *seg, uint64_t limit)
+{
+	memset(w, 0, sizeof(*w));
+	w->log = log;
+	w->seg = seg;
+	w->limit = limit;
+	w->cap = SCAN_WINDOW;
+	w->buf = aligned_alloc(STOR_BLOCK_SIZE, w->cap);
+	return w->buf == NULL ? -ENOMEM : 0;
+}
+
+static void
+walker_fini(struct walker *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+}
+
+/* Pointer to [pos, pos + need) of the file, reading it if needed; NULL past the limit. */
+static const uint8_t *
+walker_get(struct walker *w, uint64_t pos, size_t need, int *err)
+{
+	struct stor_backend *be = w->log->engine->be;
+
+	*err = 0;
+	if (pos + need > w->limit)
+		return NULL;
+	if (pos >= w->win_off && pos + need <= w->win_off + w->win_len)
+		return w->buf + (pos - w->win_off);
+	uint64_t start = STOR_ALIGN_DOWN(pos);
+	size_t len = STOR_ALIGN_UP(pos + need) - start;
+	if (len > w->cap) {
+		void *p = aligned_alloc(STOR_BLOCK_SIZE, STOR_ALIGN_UP(len));
+		if (p == NULL) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		free(w->buf);
+		w->buf = p;
+		w->cap = STOR_ALIGN_UP(len);
+	}
+	size_t want = w->cap;
+	if (start + want > STOR_ALIGN_UP(w->limit))
+		want = STOR_ALIGN_UP(w->limit) - start;
+	int64_t n = be->ops->pread(be, w->seg->handle, w->buf, want, start);
+	if (n < 0) {
+		*err = (int)n;
+		return NULL;
+	}
+	w->win_off = start;
+	w->win_len = (size_t)n;
+	if (pos + need > start + (uint64_t)n)
+		return NULL;
+	return w->buf + (pos - start);
+}
+
+struct scan_result {
+	uint64_t valid_end;
+	int64_t next_offset;
+	unsigned batches;
+	const char *stop; /* NULL: clean end (file end or zeros) */
+};
+
+/*
+ * Validate @seg batch by batch from position 0 up to @limit file bytes:
+ * framing, header, CRC-32C, offsets
+ * strictly increasing from the segment base. Rebuilds the in-memory
+ * indexes and timestamps on the way. Stops at the first invalid batch.
+ */
+static int
+seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct scan_result *r)
+{
+	struct walker w;
+	uint64_t pos = 0;
+	int64_t expect = seg->base_offset;
+	int rc, err;
+
+	memset(r, 0, sizeof(*r));
+	rc = walker_init(&w, log, seg, limit);
+	if (rc != 0)
+		return rc;
+	seg_index_reset(seg);
+	for (;;) {
+		const uint8_t *p = walker_get(&w, pos, KP_BATCH_LOG_OVERHEAD, &err);
+		if (err != 0) {
+			rc = err;
+			goto out;
+		}
+		if (p == NULL)
+			break; /* end of file */
+		uint32_t blen = stor_be32_get(p + 8);
+		if (blen == 0) {
+			static const uint8_t zero[12];
+			if (memcmp(p, zero, 12) != 0)
+				r->stop = "zero batch length";
+			break;
+		}
+		if (blen > SCAN_MAX_BATCH || blen + (uint64_t)KP_BATCH_LOG_OVERHEAD < KP_BATCH_HEADER_SIZE) {
+			r->stop = "impossible batch length";
+			break;
+		}
+		uint32_t size = KP_BATCH_LOG_OVERHEAD + blen;
+		p = walker_get(&w, pos, size, &err);
+		if (err != 0) {
+			rc = err;
+			goto out;
+		}
+		if (p == NULL) {
+			r->stop = "batch cut short";
+			break;
+		}
+		/*
+		 * Header and CRC only: Produce-time rules (kp_batch_validate) would
+		 * reject batches compaction rewrote with gaps in their offset deltas.
+		 */
+		struct kp_batch_header h;
+		if (kp_batch_header_parse(p, size, &h) != 0 || kp_batch_crc_check(p, &h) != 0 ||
+		    h.last_offset_delta < 0) {
+			r->stop = "invalid batch (header or CRC)";
+			break;
+		}
+		if (h.base_offset < expect) {
+			r->stop = "offset not increasing";
+			break;
+		}
+		int64_t last = h.base_offset + h.last_offset_delta;
+		if (last - seg->base_offset > UINT32_MAX) {
+			r->stop = "offset beyond the segment's range";
+			break;
+		}
+		rc = seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos,
+				     size, true);
+		if (rc != 0)
+			goto out;
+		if (seg->first_timestamp < 0)
+			seg->first_timestamp = h.base_timestamp;
+		expect = last + 1;
+		pos += size;
+		r->batches++;
+	}
+	r->valid_end = pos;
+	r->next_offset = expect;
+	rc = 0;
+out:
+	walker_fini(&w);
+	return rc;
+}
+
+/* Rebuild and persist a sealed segment's indexes (missing or corrupt files). */
+static int
+seg_rebuild_sealed(struct stor_log *log, struct stor_segment *seg)
+{
+	struct scan_result r;
+	int rc = seg_scan(log, seg, seg->size, &r);
+
+	if (rc != 0)
+		return rc;
+	if (r.valid_end != seg->size) {
+		/* A sealed segment was synced before the next one got data: corrupt media. */
+		stor_msg(log->engine, STOR_LOG_ERR,
+			 "%s: segment %020" PRId64 " invalid at %" PRIu64 " of %" PRIu64 " (%s)",
+			 log->dir, seg->base_offset, r.valid_end, seg->size,
+			 r.stop ? r.stop : "?");
+		return -EBADMSG;
+	}
+	seg->next_offset = r.next_offset;
+	stor_msg(log->engine, STOR_LOG_INFO, "%s: rebuilt indexes of segment %020" PRId64,
+		 log->dir, seg->base_offset);
+	return stor_index_write_files(log->dir, seg, "");
+}
+
+/* Largest timestamp of a sealed segment whose indexes loaded: the last time-index entry. */
+static void
+seg_times_from_index(struct stor_segment *seg)
+{
+	if (seg->tidx_count > 0) {
+		seg->max_timestamp = seg->tidx[seg->tidx_count - 1].timestamp;
+		seg->max_ts_offset = seg->base_offset + seg->tidx[seg->tidx_count - 1].rel_offset;
+	}
+}
+
+/* ------------------------------------------------------------------------- */
+/* Small checkpoints: log start offset, leader epochs, clean marker           */
+
+static int
+log_start_load(struct stor_log *log)
+{
+	char path[PATH_MAX], *buf;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_LOG_START);
+	if (read_small_file(path, &buf, &len) != 0)
+		return 0;
+	log->start_offset = strtoll(buf, NULL, 10);
+	free(buf);
+	return 0;
+}
+
+static int
+log_start_store(struct stor_log *log)
+{
+	char path[PATH_MAX], line[32];
+	int n = snprintf(line, sizeof(line), "%" PRId64 "\n", log->start_offset);
+
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_LOG_START);
+	return write_file_atomic(path, line, (size_t)n, true);
+}
+
+static int
+epochs_store(struct stor_log *log)
+{
+	char path[PATH_MAX];
+	size_t cap = 32 + (size_t)log->epoch_count * 40, n;
+	char *buf = malloc(cap);
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	n = (size_t)snprintf(buf, cap, "0\n%u\n", log->epoch_count);
+	for (unsigned i = 0; i < log->epoch_count; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%" PRId32 " %" PRId64 "\n",
+				      log->epochs[i].epoch, log->epochs[i].start_offset);
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_LEADER_EPOCH);
+	rc = write_file_atomic(path, buf, n, true);
+	free(buf);
+	return rc;
+}
+
+static int
+epochs_push(struct stor_log *log, int32_t epoch, int64_t start)
+{
+	if (log->epoch_count == log->epoch_cap) {
+		unsigned cap = log->epoch_cap ? log->epoch_cap * 2 : 8;
+		void *p = realloc(log->epochs, cap * sizeof(*log->epochs));
+		if (p == NULL)
+			return -ENOMEM;
+		log->epochs = p;
+		log->epoch_cap = cap;
+	}
+	log->epochs[log->epoch_count].epoch = epoch;
+	log->epochs[log->epoch_count].start_offset = start;
+	log->epoch_count++;
+	return 0;
+}
+
+static int
+epochs_load(struct stor_log *log)
+{
+	char path[PATH_MAX], *buf, *p, *end;
+	size_t len;
+	long version, count;
+
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_LEADER_EPOCH);
+	if (read_small_file(path, &buf, &len) != 0)
+		return 0;
+	p = buf;
+	version = strtol(p, &end, 10);
+	if (end == p || version != 0)
+		goto bad;
+	p = end;
+	count = strtol(p, &end, 10);
+	if (end == p || count < 0)
+		goto bad;
+	p = end;
+	for (long i = 0; i < count; i++) {
+		long long e = strtoll(p, &end, 10);
+		if (end == p)
+			goto bad;
+		p = end;
+		long long s = strtoll(p, &end, 10);
+		if (end == p)
+			goto bad;
+		p = end;
+		if (epochs_push(log, (int32_t)e, s) != 0)
+			goto bad;
+	}
+	free(buf);
+	return 0;
+bad:
+	stor_msg(log->engine, STOR_LOG_WARN, "%s: ignoring malformed %s", log->dir,
+		 STOR_FILE_LEADER_EPOCH);
+	log->epoch_count = 0;
+	free(buf);
+	return 0;
+}
+
+struct clean_marker {
+	int64_t next_offset, active_base;
+	uint64_t active_size;
+	int64_t max_ts;
+	uint32_t max_ts_rel;
+};
+
+static uint32_t
+crc32c(const uint8_t *p, size_t n)
+{
+	return kp_crc32c(p, n);
+}
+
+static int
+clean_marker_write(struct stor_log *log, const struct clean_marker *m)
+{
+	char path[PATH_MAX];
+	uint8_t b[STOR_CLEAN_SIZE];
+
+	stor_be32_put(b, STOR_CLEAN_MAGIC);
+	stor_be32_put(b + 4, STOR_CLEAN_VERSION);
+	stor_be64_put(b + 8, (uint64_t)m->next_offset);
+	stor_be64_put(b + 16, (uint64_t)m->active_base);
+	stor_be64_put(b + 24, m->active_size);
+	stor_be64_put(b + 32, (uint64_t)m->max_ts);
+	stor_be32_put(b + 40, m->max_ts_rel);
+	stor_be32_put(b + 44, crc32c(b, 44));
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_CLEAN);
+	return write_file_atomic(path, b, sizeof(b), true);
+}
+
+static int
+clean_marker_read(struct stor_log *log, struct clean_marker *m)
+{
+	char path[PATH_MAX], *buf;
+	size_t len;
+	const uint8_t *b;
+	int rc = -EBADMSG;
+
+	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_CLEAN);
+	if (read_small_file(path, &buf, &len) != 0)
+		return -ENOENT;
+	b = (const uint8_t *)buf;
+	if (len == STOR_CLEAN_SIZE && stor_be32_get(b) == STOR_CLEAN_MAGIC &&
+	    stor_be32_get(b + 4) == STOR_CLEAN_VERSION && stor_be32_get(b + 44) == crc32c(b, 44)) {
+		m->next_offset = (int64_t)stor_be64_get(b + 8);
+		m->active_base = (int64_t)stor_be64_get(b + 16);
+		m->active_size = stor_be64_get(b + 24);
+		m->max_ts = (int64_t)stor_be64_get(b + 32);
+		m->max_ts_rel = stor_be32_get(b + 40);
+		rc = 0;
+	}
+	free(buf);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Open and recovery                                                          */
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Base offsets of the *.log files in @dir; removes leftovers of interrupted work. */
+static int
+list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
+{
+	DIR *d = opendir(log->dir);
+	struct dirent *de;
+	unsigned n = 0, cap = 16;
+	int64_t *v = malloc(cap * sizeof(*v));
+
+	if (d == NULL || v == NULL) {
+		if (d != NULL)
+			closedir(d);
+		free(v);
+		return d == NULL ? -errno : -ENOMEM;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *name = de->d_name;
+		size_t len = strlen(name);
+		bool digits = len > STOR_SEGMENT_NAME_DIGITS;
+		for (int i = 0; digits && i < STOR_SEGMENT_NAME_DIGITS; i++)
+			digits = name[i] >= '0' && name[i] <= '9';
+		if (!digits)
+			continue;
+		const char *suffix = name + STOR_SEGMENT_NAME_DIGITS;
+		if (strstr(suffix, ".cleaned") != NULL || strstr(suffix, ".tmp") != NULL) {
+			/* An interrupted compaction or index write: the originals stand. */
+			char path[PATH_MAX];
+			snprintf(path, sizeof(path), "%s/%s", log->dir, name);
+			unlink(path);
+			continue;
+		}
+		if (strcmp(suffix, ".log") != 0)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			void *p = realloc(v, cap * sizeof(*v));
+			if (p == NULL) {
+				closedir(d);
+				free(v);
+				return -ENOMEM;
+			}
+			v = p;
+		}
+		v[n++] = strtoll(name, NULL, 10);
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), cmp_i64);
+	*bases = v;
+	*count = n;
+	return 0;
+}
+
+static struct stor_chunk *
+chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need);
+
+/* Make @seg the active segment: preallocate and set up its first chunk. */
+static int
+seg_activate(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_backend *be = log->engine->be;
+	uint32_t cap = active_index_cap(&log->cfg);
+	int rc;
+
+	rc = idx_reserve(seg, cap, cap);
+	if (rc != 0)
+		return rc;
+	if (log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
+		rc = be->ops->allocate(be, seg->handle, STOR_ALIGN_UP(log->cfg.segment_bytes));
+		if (rc != 0 && rc != -EOPNOTSUPP)
+			return rc;
+	}
+	seg->sealed = false;
+	seg->finalized = false;
+	if (chunk_for_append(log, seg, 0) == NULL)
+		return -ENOBUFS;
+	return 0;
+}
+
+/* Load the partial last block of the active segment into a fresh chunk. */
+static int
+load_tail_block(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_chunk *c = TAILQ_LAST(&log->chunks, stor_chunk_list);
+	struct stor_backend *be = log->engine->be;
+	uint32_t head = (uint32_t)(seg->size - c->file_off);
+
+	if (head == 0)
+		return 0;
+	int64_t n = be->ops->pread(be, seg->handle, c->mem, STOR_BLOCK_SIZE, c->file_off);
+	if (n < (int64_t)head)
+		return n < 0 ? (int)n : -EIO;
+	memset(c->mem + head, 0, STOR_BLOCK_SIZE - head);
+	return 0;
+}
+
+/* Recover the last segment by scanning it; truncate a torn tail. */
+static int
+recover_active(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_backend *be = log->engine->be;
+	struct scan_result r;
+	uint64_t fsize;
+	int rc;
+
+	rc = be->ops->size(be, seg->handle, &fsize);
+	if (rc != 0)
+		return rc;
+	rc = seg_scan(log, seg, fsize, &r);
+	if (rc != 0)
+		return rc;
+	seg->size = r.valid_end;
+	seg->next_offset = r.next_offset;
+	if (r.stop != NULL)
+		stor_msg(log->engine, STOR_LOG_WARN,
+			 "%s: segment %020" PRId64 ": %s at position %" PRIu64
+			 ", truncating the tail (%" PRIu64 " bytes after it dropped)",
+			 log->dir, seg->base_offset, r.stop, r.valid_end, fsize - r.valid_end);
+	stor_msg(log->engine, STOR_LOG_INFO,
+		 "%s: recovered segment %020" PRId64 ": %u batches, %" PRIu64
+		 " bytes, next offset %" PRId64,
+		 log->dir, seg->base_offset, r.batches, r.valid_end, r.next_offset);
+	/*
+	 * Cut everything after the last valid batch, torn bytes and preallocated
+	 * zeros alike: stale batches beyond the end must never reappear once new
+	 * appends reach them. Preallocation follows in seg_activate().
+	 */
+	if (fsize != r.valid_end) {
+		rc = be->ops->truncate(be, seg->handle, r.valid_end);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct stor_log *
+stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log_config *cfg,
+	      int *err)
+{
+	struct stor_log *log = calloc(1, sizeof(*log));
+	int64_t *bases = NULL;
+	unsigned nbases = 0;
+	struct clean_marker m = {0};
+	bool clean;
+	int rc;
+
+	if (log == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	log->engine = engine;
+	log->cfg = *cfg;
+	TAILQ_INIT(&log->chunks);
+	log->direct = engine->opts.direct != STOR_DIRECT_OFF;
+	log->dir = strdup(dir);
+	log->pend = calloc(cfg->max_pending ? cfg->max_pending : 1, sizeof(*log->pend));
+	if (log->cfg.max_pending == 0)
+		log->cfg.max_pending = 1;
+	if (log->dir == NULL || log->pend == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (cfg->segment_bytes > INT32_MAX || cfg->segment_bytes < STOR_BLOCK_SIZE) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = mkdir_p(dir);
+	if (rc != 0)
+		goto fail;
+	log_start_load(log);
+	epochs_load(log);
+	rc = list_segments(log, &bases, &nbases);
+	if (rc != 0)
+		goto fail;
+	clean = clean_marker_read(log, &m) == 0;
+
+	for (unsigned i = 0; i < nbases; i++) {
+		struct stor_segment *seg = seg_new(bases[i]);
+		if (seg == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		rc = log_push_seg(log, seg);
+		if (rc != 0) {
+			seg_free(log, seg);
+			goto fail;
+		}
+		rc = seg_open_file(log, seg, false);
+		if (rc != 0)
+			goto fail;
+		rc = engine->be->ops->size(engine->be, seg->handle, &seg->size);
+		if (rc != 0)
+			goto fail;
+		seg->sealed = seg->finalized = true;
+	}
+	if (clean && (log->seg_count == 0 || m.active_base != active_seg(log)->base_offset ||
+		      m.active_size != active_seg(log)->size))
+		clean = false;
+
+	/* Sealed segments: trust the data (synced at roll), check or rebuild the indexes. */
+	for (unsigned i = 0; i + 1 < log->seg_count; i++) {
+		struct stor_segment *seg = log->segs[i];
+		seg->next_offset = log->segs[i + 1]->base_offset;
+		if (seg_index_load(log, seg) != 0) {
+			stor_msg(log->engine, STOR_LOG_WARN,
+				 "%s: index of segment %020" PRId64 " missing or corrupt, rebuilding",
+				 log->dir, seg->base_offset);
+			rc = seg_rebuild_sealed(log, seg);
+		} else if (seg->tidx_count == 0) {
+			/* No time-index entry (a small segment): scan it for its timestamps. */
+			struct scan_result r;
+			rc = seg_scan(log, seg, seg->size, &r);
+		} else {
+			seg_times_from_index(seg);
+			rc = 0;
+		}
+		if (rc != 0)
+			goto fail;
+	}
+
+	if (log->seg_count == 0) {
+		struct stor_segment *seg = seg_new(log->start_offset);
+		if (seg == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		rc = log_push_seg(log, seg);
+		if (rc != 0) {
+			seg_free(log, seg);
+			goto fail;
+		}
+		rc = seg_open_file(log, seg, true);
+		if (rc != 0)
+			goto fail;
+	} else {
+		struct stor_segment *seg = active_seg(log);
+		bool done = false;
+		if (clean && seg_index_load(log, seg) == 0) {
+			seg->next_offset = m.next_offset;
+			seg->max_timestamp = m.max_ts;
+			seg->max_ts_offset = m.max_ts < 0 ? -1 : seg->base_offset + m.max_ts_rel;
+			/* Kafka's rule counts bytes since the last entry; restore it. */
+			uint64_t lastpos = seg->idx_count ? seg->idx[seg->idx_count - 1].position : 0;
+			seg->bytes_since_index = (uint32_t)(seg->size - lastpos);
+			if (seg->idx_count == 0)
+				seg->bytes_since_index = (uint32_t)seg->size;
+			seg->first_timestamp = -1; /* roll.ms then counts from the open */
+			stor_msg(engine, STOR_LOG_INFO, "%s: clean shutdown, next offset %" PRId64,
+				 dir, m.next_offset);
+			done = true;
+		}
+		while (!done) {
+			rc = recover_active(log, seg);
+			if (rc != 0)
+				goto fail;
+			if (seg->size != 0 || log->seg_count == 1)
+				break;
+			/*
+			 * An empty last segment: the crash came between a roll and the
+			 * end of the previous segment's sync and trim (no byte reaches a
+			 * new segment before that). Drop it and recover the previous one,
+			 * which may then hold a torn tail and preallocated zeros.
+			 */
+			stor_msg(engine, STOR_LOG_WARN,
+				 "%s: empty last segment %020" PRId64 ", recovering the one before",
+				 dir, seg->base_offset);
+			char path[PATH_MAX];
+			static const char *const sfx[] = {".log", ".index", ".timeindex"};
+			for (unsigned k = 0; k < 3; k++) {
+				stor_segment_path(path, sizeof(path), dir, seg->base_offset, sfx[k]);
+				unlink(path);
+			}
+			log->seg_count--;
+			seg_free(log, seg);
+			seg = active_seg(log);
+		}
+	}
+	free(bases);
+	bases = NULL;
+
+	struct stor_segment *act = active_seg(log);
+	log->next_offset = act->next_offset;
+	if (log->start_offset < log->segs[0]->base_offset)
+		log->start_offset = log->segs[0]->base_offset;
+	if (log->start_offset > log->next_offset)
+		log->start_offset = log->next_offset;
+	act->lpos_base = 0;
+	log->appended_lpos = log->written_lpos = log->synced_lpos = act->size;
+	log->written_offset = log->next_offset;
+	log->last_written_seg = act;
+
+	rc = seg_activate(log, act);
+	if (rc != 0)
+		goto fail;
+	rc = load_tail_block(log, act);
+	if (rc != 0)
+		goto fail;
+
+	/* From here on the marker would be stale. */
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, STOR_FILE_CLEAN);
+	if (unlink(path) == 0)
+		fsync_dir(dir);
+	TAILQ_INSERT_TAIL(&engine->all, log, all_link);
+	engine->log_count++;
+	return log;
+fail:
+	free(bases);
+	while (!TAILQ_EMPTY(&log->chunks))
+		stor_chunk_put(engine, TAILQ_FIRST(&log->chunks));
+	for (unsigned i = 0; i < log->seg_count; i++)
+		seg_free(log, log->segs[i]);
+	free(log->segs);
+	free(log->epochs);
+	free(log->pend);
+	free(log->dir);
+	free(log);
+	*err = rc;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Append                                                                      */
+
+/*
+ * The chunk the next @need bytes go to: the active one if they fit, else a
+ * new one that starts with a copy of the partial last block (the bytes the
+ * next write of that block must carry unchanged).
+ */
+static struct stor_chunk *
+chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need)
+{
+	struct stor_engine *e = log->engine;
+	struct stor_chunk *old = TAILQ_LAST(&log->chunks, stor_chunk_list);
+
+	if (old != NULL && !old->sealed && old->seg == seg &&
+	    (size_t)old->fill + need <= e->opts.chunk_bytes)
+		return old;
+	struct stor_chunk *c = stor_chunk_get(e, log);
+	if (c == NULL)
+		return NULL;
+	c->seg = seg;
+	c->file_off = STOR_ALIGN_DOWN(seg->size);
+	uint32_t head = (uint32_t)(seg->size - c->file_off);
+	if (head != 0 && old != NULL && old != c && old->seg == seg && old->file_off <= c->file_off)
+		memcpy(c->mem, old->mem + (c->file_off - old->file_off), head);
+	c->head = c->fill = c->written = head;
+	if (old != NULL && old != c && !old->sealed) {
+		old->sealed = true;
+		stor_chunk_maybe_reclaimable(e, old);
+	}
+	return c;
+}
+
+static bool
+need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t max_ts)
+{
+	if (seg->size == 0)
+		return false;
+	if (seg->size + size > log->cfg.segment_bytes)
+		return true;
+	if (seg->idx_count >= seg->idx_cap || seg->tidx_count >= seg->tidx_cap)
+		return true;
+	if (log->cfg.roll_ms >= 0) {
+		int64_t since = seg->first_timestamp >= 0 ? seg->first_timestamp : seg->created_ms;
+		if (stor_wall_ms() - since > log->cfg.roll_ms)
+			return true;
+	}
+	(void)max_ts;
+	return false;
+}
+
+static int
+log_roll_locked(struct stor_log *log)
+{
+	struct stor_segment *old = active_seg(log);
+	struct stor_segment *seg;
+	int rc;
+
+	/* Time-index entry for the segment's largest timestamp (Kafka, onBecomeInactiveSegment). */
+	if (old->max_timestamp >= 0 && old->tidx_count < old->tidx_cap &&
+	    (old->tidx_count == 0 || old->max_timestamp > old->tidx[old->tidx_count - 1].timestamp)) {
+		old->tidx[old->tidx_count].timestamp = old->max_timestamp;
+		old->tidx[old->tidx_count].rel_offset =
+			(uint32_t)(old->max_ts_offset - old->base_offset);
+		old->tidx_count++;
+	}
+	seg = seg_new(log->next_offset);
+	if (seg == NULL)
+		return -ENOMEM;
+	rc = seg_open_file(log, seg, true);
+	if (rc == 0)
+		rc = log_push_seg(log, seg);
+	if (rc != 0) {
+		seg_free(log, seg);
+		return rc;
+	}
+	seg->lpos_base = old->lpos_base + old->size;
+	old->sealed = true;
+	rc = seg_activate(log, seg);
+	if (rc != 0) {
+		/* Keep the old segment active; the new empty file stays and is harmless. */
+		log->seg_count--;
+		old->sealed = false;
+		seg_free(log, seg);
+		return rc;
+	}
+	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
+		 seg->base_offset);
+	stor_engine_mark_dirty(log->engine, log); /* the old one needs its sync */
+	return 0;
+}
+
+int
+stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned flags,
+		stor_append_cb cb, void *cb_arg, int64_t *base_offset)
+{
+	struct kp_batch_header h;
+	struct stor_segment *seg;
+	struct stor_chunk *c;
+	int rc;
+
+	if (log->failed)
+		return log->failed;
+	rc = kp_batch_header_parse(batch, len, &h);
+	if (rc != 0)
+		return rc;
+	if (kp_batch_size(&h) != len || h.last_offset_delta < 0)
+		return -EBADMSG;
+	if (len > log->engine->opts.chunk_bytes - STOR_BLOCK_SIZE || len > log->cfg.segment_bytes)
+		return -EMSGSIZE;
+	if (log->pend_count == log->cfg.max_pending)
+		return -EAGAIN;
+	uint32_t size = (uint32_t)len;
+	seg = active_seg(log);
+	if (need_roll(log, seg, size, h.max_timestamp)) {
+		rc = log_roll_locked(log);
+		if (rc != 0)
+			return rc;
+		seg = active_seg(log);
+	}
+	c = chunk_for_append(log, seg, size);
+	if (c == NULL)
+		return -EAGAIN; /* every chunk is being written or read: retry after a poll */
+
+	uint64_t pos = seg->size;
+	int64_t base = log->next_offset;
+	int64_t last = base + h.last_offset_delta;
+	uint8_t *dst = c->mem + c->fill;
+	memcpy(dst, batch, size);
+	kp_batch_set_base_offset(dst, base);
+	if (c->first_offset < 0)
+		c->first_offset = base;
+	c->next_offset = last + 1;
+	c->fill += size;
+
+	seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos, size, false);
+	if (seg->first_timestamp < 0)
+		seg->first_timestamp = h.base_timestamp;
+	seg->size += size;
+	seg->next_offset = last + 1;
+	log->next_offset = last + 1;
+	log->appended_lpos += size;
+
+	uint32_t slot = (log->pend_head + log->pend_count) % log->cfg.max_pending;
+	struct stor_pending *p = &log->pend[slot];
+	p->end_lpos = log->appended_lpos;
+	p->base_offset = base;
+	p->cb = cb;
+	p->cb_arg = cb_arg;
+	p->durable = (flags & STOR_APPEND_DURABLE) != 0;
+	log->pend_count++;
+	if (p->durable)
+		log->pend_durable++;
+
+	log->unsynced_msgs += h.records_count > 0 ? h.records_count : 1;
+	if (log->oldest_unsynced_ms == 0)
+		log->oldest_unsynced_ms = stor_mono_ms();
+	if (base_offset != NULL)
+		*base_offset = base;
+	stor_engine_mark_dirty(log->engine, log);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Write pipeline                                                              */
+
+static void
+complete_pending(struct stor_log *log)
+{
+	while (log->pend_count != 0) {
+		struct stor_pending *p = &log->pend[log->pend_head];
+		if (p->end_lpos > log->written_lpos)
+			break;
+		if (p->durable && p->end_lpos > log->synced_lpos)
+			break;
+		struct stor_pending done = *p;
+		log->pend_head = (log->pend_head + 1) % log->cfg.max_pending;
+		log->pend_count--;
+		if (done.durable)
+			log->pend_durable--;
+		if (done.cb != NULL)
+			done.cb(done.cb_arg, 0, done.base_offset);
+	}
+}
+
+static void
+log_fail(struct stor_log *log, int rc, const char *what)
+{
+	if (rc >= 0 || rc == -ECANCELED)
+		rc = -EIO;
+	if (!log->failed)
+		stor_msg(log->engine, STOR_LOG_ERR, "%s: %s failed (%s); the log takes no more appends",
+			 log->dir, what, strerror(-rc));
+	log->failed = rc;
+	while (log->pend_count != 0) {
+		struct stor_pending done = log->pend[log->pend_head];
+		log->pend_head = (log->pend_head + 1) % log->cfg.max_pending;
+		log->pend_count--;
+		if (done.cb != NULL)
+			done.cb(done.cb_arg, rc, done.base_offset);
+	}
+	log->pend_durable = 0;
+}
+
+static bool
+sync_wanted(const struct stor_log *log)
+{
+	if (log->pend_durable != 0)
+		return true;
+	if (log->unsynced_msgs >= log->cfg.flush_messages)
+		return true;
+	if (log->oldest_unsynced_ms != 0 && log->cfg.flush_ms != INT64_MAX &&
+	    stor_mono_ms() - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms)
+		return true;
+	return false;
+}
+
+static struct stor_chunk *
+first_dirty_chunk(struct stor_log *log)
+{
+	struct stor_chunk *c;
+
+	TAILQ_FOREACH(c, &log->chunks, log_link)
+		if (c->written < c->fill)
+			return c;
+	return NULL;
+}
+
+/* A sealed segment is finished: trim it and write its indexes (setup-like syscalls). */
+static void
+seg_finalize(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_backend *be = log->engine->be;
+	int rc = be->ops->truncate(be, seg->handle, seg->size);
+
+	if (rc == 0)
+		rc = stor_index_write_files(log->dir, seg, "");
+	if (rc != 0)
+		stor_msg(log->engine, STOR_LOG_WARN,
+			 "%s: finishing segment %020" PRId64 ": %s (indexes rebuilt at next open)",
+			 log->dir, seg->base_offset, strerror(-rc));
+	/* Give back the spare index capacity reserved for appends. */
+	if (seg->idx_count + 1 < seg->idx_cap || seg->tidx_count + 1 < seg->tidx_cap) {
+		struct stor_index_entry *i =
+			realloc(seg->idx, ((size_t)seg->idx_count + 1) * sizeof(*seg->idx));
+		struct stor_time_entry *t =
+			realloc(seg->tidx, ((size_t)seg->tidx_count + 1) * sizeof(*seg->tidx));
+		if (i != NULL) {
+			seg->idx = i;
+			seg->idx_cap = seg->idx_count + 1;
+		}
+		if (t != NULL) {
+			seg->tidx = t;
+			seg->tidx_cap = seg->tidx_count + 1;
+		}
+	}
+	seg->finalized = true;
+}
+
+static bool
+log_has_io_work(struct stor_log *log)
+{
+	struct stor_segment *lws = log->last_written_seg;
+
+	if (log->failed)
+		return false;
+	if (first_dirty_chunk(log) != NULL)
+		return true;
+	if (lws != NULL && lws->sealed && !lws->finalized)
+		return true;
+	return sync_wanted(log) && log->synced_lpos < log->written_lpos;
+}
+
+static void
+io_done(struct stor_log *log)
+{
+	log->io_busy = false;
+	if (log->failed)
+		return;
+	complete_pending(log);
+	if (log_has_io_work(log))
+		stor_engine_mark_dirty(log->engine, log);
+}
+
+static void
+write_done(struct stor_io_req *req, int res)
+{
+	struct stor_log *log = req->ctx;
+	struct stor_chunk *c = log->w_chunk;
+
+	log->io_parts--;
+	if (res != (int)req->len) {
+		log_fail(log, res < 0 ? res : -EIO, "write");
+	} else {
+		c->written = log->w_end;
+		log->written_lpos = log->w_seg->lpos_base + c->file_off + log->w_end;
+		log->written_offset = log->w_offset_end;
+		log->last_written_seg = log->w_seg;
+		stor_chunk_maybe_reclaimable(log->engine, c);
+	}
+	if (log->io_parts == 0)
+		io_done(log);
+}
+
+static void
+sync_done(struct stor_io_req *req, int res)
+{
+	struct stor_log *log = req->ctx;
+	struct stor_segment *seg = log->w_seg;
+
+	log->io_parts--;
+	if (res < 0) {
+		log_fail(log, res, "fdatasync");
+	} else if (!log->failed) {
+		if (log->w_sync_lpos > log->synced_lpos)
+			log->synced_lpos = log->w_sync_lpos;
+		log->unsynced_msgs = 0;
+		log->oldest_unsynced_ms = 0;
+		if (log->synced_lpos < log->appended_lpos)
+			log->oldest_unsynced_ms = stor_mono_ms();
+		if (seg->sealed && !seg->finalized && log->synced_lpos >= seg->lpos_base + seg->size)
+			seg_finalize(log, seg);
+	}
+	if (log->io_parts == 0)
+		io_done(log);
+}
+
+/*
+ * Queue this log's next I/O: at most one write (+ linked sync) in flight.
+ * Returns 1 when something was queued, 0 when there is nothing to do now,
+ * -EAGAIN when the backend queue is full.
+ */
+int
+stor_log_issue_io(struct stor_log *log)
+{
+	struct stor_backend *be = log->engine->be;
+	struct stor_io_req *reqs[2];
+	struct stor_segment *lws = log->last_written_seg;
+	struct stor_chunk *c;
+	int rc;
+
+	if (log->io_busy || log->failed)
+		return 0;
+	c = first_dirty_chunk(log);
+	log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1,
+					 .done = sync_done, .ctx = log};
+
+	/* Flush on roll: the previous segment is synced before the next gets a byte. */
+	if (lws != NULL && lws->sealed && !lws->finalized && (c == NULL || c->seg != lws)) {
+		log->sreq.file = lws->handle;
+		log->w_seg = lws;
+		log->w_sync_lpos = lws->lpos_base + lws->size;
+		reqs[0] = &log->sreq;
+		rc = be->ops->queue(be, reqs, 1);
+		if (rc != 0)
+			return rc;
+		log->io_busy = true;
+		log->io_parts = 1;
+		return 1;
+	}
+	if (c != NULL) {
+		struct stor_segment *seg = c->seg;
+		uint32_t start = (uint32_t)STOR_ALIGN_DOWN(c->written);
+		uint32_t end = c->fill;
+		uint32_t aend = (uint32_t)STOR_ALIGN_UP(end);
+		bool is_tail = TAILQ_NEXT(c, log_link) == NULL;
+		bool sync = is_tail && sync_wanted(log);
+
+		/* The padding of the last block: zeros, never stale bytes of an old batch. */
+		memset(c->mem + end, 0, aend - end);
+		log->wreq = (struct stor_io_req){
+			.op = STOR_IO_WRITE,
+			.link_next = sync,
+			.buf_index = c->buf_index,
+			.file = seg->handle,
+			.buf = c->mem + start,
+			.len = aend - start,
+			.off = c->file_off + start,
+			.done = write_done,
+			.ctx = log,
+		};
+		reqs[0] = &log->wreq;
+		if (sync) {
+			log->sreq.file = seg->handle;
+			reqs[1] = &log->sreq;
+		}
+		rc = be->ops->queue(be, reqs, sync ? 2 : 1);
+		if (rc != 0)
+			return rc;
+		log->w_chunk = c;
+		log->w_end = end;
+		log->w_seg = seg;
+		log->w_offset_end = c->next_offset >= 0 ? c->next_offset : log->written_offset;
+		log->w_sync_lpos = seg->lpos_base + c->file_off + end;
+		log->io_busy = true;
+		log->io_parts = sync ? 2 : 1;
+		return 1;
+	}
+	if (sync_wanted(log) && log->synced_lpos < log->written_lpos) {
+		/* Older segments were synced at roll: only the active one can be behind. */
+		log->sreq.file = active_seg(log)->handle;
+		log->w_seg = active_seg(log);
+		log->w_sync_lpos = log->written_lpos;
+		reqs[0] = &log->sreq;
+		rc = be->ops->queue(be, reqs, 1);
+		if (rc != 0)
+			return rc;
+		log->io_busy = true;
+		log->io_parts = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Reads                                                                       */
+
+size_t
+stor_read_buf_size(size_t max_bytes)
+{
+	/* Index slack (one interval + a batch) is covered by a second read if needed. */
+	return STOR_ALIGN_UP(max_bytes + 2 * STOR_BLOCK_SIZE);
+}
+
+/* Bytes of @seg that reads may see: written ones. */
+static uint64_t
+seg_readable(const struct stor_log *log, const struct stor_segment *seg)
+{
+	if (log->written_lpos >= seg->lpos_base + seg->size || seg->finalized)
+		return seg->size;
+	if (log->written_lpos <= seg->lpos_base)
+		return 0;
+	return log->written_lpos - seg->lpos_base;
+}
+
+/* The segment that holds @offset or the first one after it; NULL past the end. */
+static struct stor_segment *
+seg_for_offset(const struct stor_log *log, int64_t offset)
+{
+	unsigned lo = 0, hi = log->seg_count;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (log->segs[mid]->base_offset <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	unsigned i = lo == 0 ? 0 : lo - 1;
+	for (; i < log->seg_count; i++)
+		if (log->segs[i]->next_offset > offset && log->segs[i]->size > 0)
+			return log->segs[i];
+	return NULL;
+}
+
+/*
+ * Walk whole batches in [@p, @end): skip those ending below @target, then
+ * take batches up to @max_bytes (at least one). Returns the bytes taken;
+ * *@first receives where they start, *@next the offset after them, and
+ * *@incomplete is set when the walk stopped on a batch cut by @end.
+ */
+static size_t
+collect_batches(const uint8_t *p, const uint8_t *end, int64_t target, size_t max_bytes,
+		const uint8_t **first, int64_t *next, bool *incomplete)
+{
+	size_t total = 0;
+
+	*first = NULL;
+	*incomplete = false;
+	while (end - p >= KP_BATCH_HEADER_SIZE) {
+		uint32_t size = KP_BATCH_LOG_OVERHEAD + stor_be32_get(p + 8);
+		if (size < KP_BATCH_HEADER_SIZE)
+			break; /* zero padding: end of data */
+		if ((size_t)(end - p) < size) {
+			*incomplete = true;
+			break;
+		}
+		int64_t base = (int64_t)stor_be64_get(p);
+		int64_t last = base + (int32_t)stor_be32_get(p + 23);
+		if (last < target && *first == NULL) {
+			p += size;
+			continue;
+		}
+		if (*first == NULL)
+			*first = p;
+		else if (total + size > max_bytes)
+			break;
+		total += size;
+		*next = last + 1;
+		p += size;
+	}
+	if (*first == NULL && end - p > 0 && end - p < KP_BATCH_HEADER_SIZE)
+		*incomplete = true;
+	return total;
+}
+
+static bool
+read_from_cache(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t max_bytes)
+{
+	struct stor_chunk *c;
+
+	TAILQ_FOREACH_REVERSE(c, &log->chunks, stor_chunk_list, log_link) {
+		if (c->first_offset < 0 || c->first_offset > offset)
+			continue;
+		if (offset >= c->next_offset)
+			return false; /* newer chunks did not have it either */
+		const uint8_t *first;
+		int64_t next = offset;
+		bool incomplete;
+		size_t n = collect_batches(c->mem + c->head, c->mem + c->written, offset, max_bytes,
+					   &first, &next, &incomplete);
+		if (n == 0)
+			return false;
+		rd->data = first;
+		rd->len = n;
+		rd->next_offset = next;
+		rd->from_cache = 1;
+		rd->chunk = c;
+		c->refs++;
+		stor_chunk_unlru(log->engine, c);
+		return true;
+	}
+	return false;
+}
+
+static void read_done(struct stor_io_req *req, int res);
+
+static int
+read_submit(struct stor_read *rd, uint64_t pos)
+{
+	struct stor_log *log = rd->log;
+	struct stor_backend *be = log->engine->be;
+	struct stor_io_req *reqs[1] = {&rd->req};
+	uint64_t limit = seg_readable(log, rd->seg);
+	uint64_t start = STOR_ALIGN_DOWN(pos);
+	uint64_t len = STOR_ALIGN_UP(limit) - start;
+
+	if (len > rd->buf_size)
+		len = rd->buf_size;
+	rd->pos = start;
+	rd->batch_pos = pos;
+	rd->req = (struct stor_io_req){
+		.op = STOR_IO_READ,
+		.buf_index = -1,
+		.file = rd->seg->handle,
+		.buf = rd->buf,
+		.len = (uint32_t)len,
+		.off = start,
+		.done = read_done,
+		.ctx = rd,
+	};
+	return be->ops->queue(be, reqs, 1);
+}
+
+static void
+read_done(struct stor_io_req *req, int res)
+{
+	struct stor_read *rd = req->ctx;
+	struct stor_log *log = rd->log;
+	const uint8_t *first;
+	int64_t next = rd->target;
+	bool incomplete;
+
+	if (res < 0) {
+		rd->cb(rd->cb_arg, rd, res);
+		return;
+	}
+	uint64_t limit = seg_readable(log, rd->seg);
+	uint64_t end = rd->pos + (uint64_t)res;
+	if (end > limit)
+		end = limit;
+	const uint8_t *base = rd->buf;
+	const uint8_t *p = base + (rd->batch_pos - rd->pos);
+	size_t n = end > rd->batch_pos
+			   ? collect_batches(p, base + (end - rd->pos), rd->target, rd->max_bytes,
+					     &first, &next, &incomplete)
+			   : 0;
+	if (n != 0) {
+		rd->data = first;
+		rd->len = n;
+		rd->next_offset = next;
+		rd->cb(rd->cb_arg, rd, 0);
+		return;
+	}
+	if (rd->retried++ < 8) {
+		/* The window ended inside the batches before the target or inside it. */
+		uint64_t resume = rd->batch_pos;
+		const uint8_t *q = p, *qend = base + (end - rd->pos);
+		while (qend - q >= KP_BATCH_HEADER_SIZE) {
+			uint32_t size = KP_BATCH_LOG_OVERHEAD + stor_be32_get(q + 8);
+			if (size < KP_BATCH_HEADER_SIZE || (size_t)(qend - q) < size)
+				break;
+			q += size;
+		}
+		resume = rd->pos + (uint64_t)(q - base);
+		if (resume < limit && (resume > rd->batch_pos || rd->retried == 1)) {
+			uint32_t need = qend - q >= 12 ? KP_BATCH_LOG_OVERHEAD + stor_be32_get(q + 8) : 0;
+			if (need + (resume - STOR_ALIGN_DOWN(resume)) > rd->buf_size) {
+				rd->cb(rd->cb_arg, rd, -ENOBUFS);
+				return;
+			}
+			if (read_submit(rd, resume) == 0)
+				return;
+		}
+		/* End of this segment's data: the offset fell in a gap; try the next segment. */
+		if (resume >= limit && rd->seg != active_seg(log)) {
+			struct stor_segment *nseg = seg_for_offset(log, rd->seg->next_offset);
+			if (nseg != NULL && nseg != rd->seg) {
+				rd->seg->refs--;
+				rd->seg = nseg;
+				nseg->refs++;
+				if (rd->target < nseg->base_offset)
+					rd->target = nseg->base_offset;
+				if (read_submit(rd, idx_lookup(nseg, rd->target)) == 0)
+					return;
+			}
+		}
+	}
+	rd->len = 0;
+	rd->next_offset = rd->target;
+	rd->cb(rd->cb_arg, rd, 0);
+}
+
+int
+stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t max_bytes,
+	      stor_read_cb cb, void *cb_arg)
+{
+	struct stor_segment *seg;
+	int rc;
+
+	rd->log = log;
+	rd->chunk = NULL;
+	rd->seg = NULL;
+	rd->data = NULL;
+	rd->len = 0;
+	rd->from_cache = 0;
+	rd->next_offset = offset;
+	rd->target = offset;
+	rd->max_bytes = max_bytes;
+	rd->retried = 0;
+	rd->cb = cb;
+	rd->cb_arg = cb_arg;
+	if (offset < log->start_offset || offset > log->next_offset)
+		return -ENXIO;
+	if (offset >= log->written_offset)
+		return 0; /* at the end, or not written yet */
+	if (read_from_cache(log, rd, offset, max_bytes))
+		return 0;
+	seg = seg_for_offset(log, offset);
+	if (seg == NULL)
+		return 0;
+	if (rd->buf == NULL || rd->buf_size < 2 * STOR_BLOCK_SIZE ||
+	    ((uintptr_t)rd->buf | rd->buf_size) % STOR_BLOCK_SIZE != 0)
+		return -EINVAL;
+	rd->seg = seg;
+	seg->refs++;
+	if (offset < seg->base_offset)
+		rd->target = seg->base_offset;
+	rc = read_submit(rd, idx_lookup(seg, rd->target));
+	if (rc != 0) {
+		seg->refs--;
+		rd->seg = NULL;
+		return rc;
+	}
+	return -EINPROGRESS;
+}
+
+static void seg_release(struct stor_log *log, struct stor_segment *seg);
+
+void
+stor_read_release(struct stor_read *rd)
+{
+	struct stor_log *log = rd->log;
+
+	if (rd->chunk != NULL) {
+		struct stor_chunk *c = rd->chunk;
+		rd->chunk = NULL;
+		if (--c->refs == 0) {
+			if (c->orphan)
+				stor_chunk_put(log->engine, c);
+			else
+				stor_chunk_maybe_reclaimable(log->engine, c);
+		}
+	}
+	if (rd->seg != NULL) {
+		struct stor_segment *seg = rd->seg;
+		rd->seg = NULL;
+		seg->refs--;
+		seg_release(log, seg);
+	}
+	rd->data = NULL;
+	rd->len = 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Timestamps                                                                  */
+
+int
+stor_log_offset_for_time(struct stor_log *log, int64_t ts, int64_t *offset, int64_t *found_ts)
+{
+	struct stor_segment *seg = NULL;
+	struct walker w;
+	int rc, err;
+
+	if (found_ts != NULL)
+		*found_ts = -1;
+	if (ts == STOR_TS_LATEST) {
+		*offset = log->next_offset;
+		return 0;
+	}
+	if (ts == STOR_TS_EARLIEST) {
+		*offset = log->start_offset;
+		return 0;
+	}
+	if (ts == STOR_TS_MAX) {
+		int64_t best = -1, off = -1;
+		for (unsigned i = 0; i < log->seg_count; i++)
+			if (log->segs[i]->max_timestamp > best &&
+			    log->segs[i]->max_ts_offset >= log->start_offset) {
+				best = log->segs[i]->max_timestamp;
+				off = log->segs[i]->max_ts_offset;
+			}
+		*offset = off;
+		if (found_ts != NULL)
+			*found_ts = best;
+		return 0;
+	}
+	if (ts < 0)
+		return -EINVAL;
+	*offset = -1;
+	for (unsigned i = 0; i < log->seg_count; i++) {
+		struct stor_segment *s = log->segs[i];
+		if (s->next_offset <= log->start_offset)
+			continue;
+		if (s->max_timestamp >= ts) {
+			seg = s;
+			break;
+		}
+	}
+	if (seg == NULL)
+		return 0;
+	uint64_t pos = idx_lookup(seg, tidx_lookup(seg, ts));
+	rc = walker_init(&w, log, seg, seg_readable(log, seg));
+	if (rc != 0)
+		return rc;
+	rc = 0;
+	for (;;) {
+		const uint8_t *p = walker_get(&w, pos, KP_BATCH_LOG_OVERHEAD, &err);
+		if (p == NULL)
+			break;
+		uint32_t size = KP_BATCH_LOG_OVERHEAD + stor_be32_get(p + 8);
+		if (size < KP_BATCH_HEADER_SIZE)
+			break;
+		p = walker_get(&w, pos, size, &err);
+		if (p == NULL)
+			break;
+		struct kp_batch_header h;
+		rc = kp_batch_header_parse(p, size, &h);
+		if (rc != 0)
+			break;
+		int64_t last = h.base_offset + h.last_offset_delta;
+		if (h.max_timestamp >= ts && last >= log->start_offset) {
+			*offset = h.base_offset > log->start_offset ? h.base_offset : log->start_offset;
+			if (found_ts != NULL)
+				*found_ts = h.max_timestamp;
+			bool log_append_time = (h.attributes & KP_BATCH_ATTR_TIMESTAMP_TYPE) != 0;
+			if (kp_batch_compression(&h) == KP_COMPRESSION_NONE && !log_append_time) {
+				struct kp_record_iter it;
+				struct kp_record r;
+				kp_record_iter_init(&it, p + KP_BATCH_HEADER_SIZE,
+						    size - KP_BATCH_HEADER_SIZE, h.records_count);
+				while (kp_record_iter_next(&it, &r) == 1) {
+					int64_t rts = h.base_timestamp + r.timestamp_delta;
+					int64_t roff = h.base_offset + r.offset_delta;
+					if (rts >= ts && roff >= log->start_offset) {
+						*offset = roff;
+						if (found_ts != NULL)
+							*found_ts = rts;
+						break;
+					}
+				}
+			}
+			break;
+		}
+		pos += size;
+	}
+	if (err != 0)
+		rc = err;
+	walker_fini(&w);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Lifecycle                                                                   */
+
+int
+stor_log_roll(struct stor_log *log)
+{
+	if (log->failed)
+		return log->failed;
+	if (active_seg(log)->size == 0)
+		return 0;
+	return log_roll_locked(log);
+}
+
+/* Free a deleted segment once no read holds it. */
+static void
+seg_release(struct stor_log *log, struct stor_segment *seg)
+{
+	if (seg->deleted && seg->refs == 0)
+		seg_free(log, seg);
+}
+
+static void
+seg_delete(struct stor_log *log, unsigned i)
+{
+	struct stor_segment *seg = log->segs[i];
+	struct stor_chunk *c, *tmp;
+	char path[PATH_MAX];
+	static const char *const suffixes[] = {".log", ".index", ".timeindex", ".snapshot"};
+
+	for (unsigned k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
+		stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, suffixes[k]);
+		unlink(path);
+	}
+	/* Cached chunks of the segment go; one a read still holds goes at release. */
+	for (c = TAILQ_FIRST(&log->chunks); c != NULL; c = tmp) {
+		tmp = TAILQ_NEXT(c, log_link);
+		if (c->seg != seg)
+			continue;
+		if (c->refs == 0) {
+			stor_chunk_put(log->engine, c);
+		} else {
+			stor_chunk_unlru(log->engine, c);
+			TAILQ_REMOVE(&log->chunks, c, log_link);
+			log->chunk_count--;
+			c->orphan = true;
+		}
+	}
+	if (log->last_written_seg == seg)
+		log->last_written_seg = NULL;
+	memmove(&log->segs[i], &log->segs[i + 1], (log->seg_count - i - 1) * sizeof(*log->segs));
+	log->seg_count--;
+	seg->deleted = true;
+	stor_msg(log->engine, STOR_LOG_INFO, "%s: deleted segment %020" PRId64, log->dir,
+		 seg->base_offset);
+	seg_release(log, seg);
+}
+
+uint64_t
+stor_log_size_bytes(const struct stor_log *log)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < log->seg_count; i++)
+		n += log->segs[i]->size;
+	return n;
+}
+
+int
+stor_log_retention_run(struct stor_log *log, int64_t now_ms)
+{
+	bool by_policy = (log->cfg.cleanup_policy & STOR_CLEANUP_DELETE) != 0;
+	struct stor_segment *act = active_seg(log);
+	int deleted = 0;
+
+	/* An expired, non-empty active segment is rolled so that it can go next time. */
+	if (by_policy && log->cfg.retention_ms >= 0 && act->size > 0 && act->max_timestamp >= 0 &&
+	    act->max_timestamp < now_ms - log->cfg.retention_ms) {
+		int rc = stor_log_roll(log);
+		if (rc != 0)
+			return rc;
+	}
+	uint64_t total = stor_log_size_bytes(log);
+	while (log->seg_count > 1) {
+		struct stor_segment *seg = log->segs[0];
+		bool go = false;
+		if (!seg->finalized)
+			break; /* still being written or synced */
+		if (seg->next_offset <= log->start_offset)
+			go = true;
+		if (by_policy && log->cfg.retention_ms >= 0 &&
+		    seg->max_timestamp < now_ms - log->cfg.retention_ms)
+			go = true;
+		if (by_policy && log->cfg.retention_bytes >= 0 &&
+		    total - seg->size >= (uint64_t)log->cfg.retention_bytes)
+			go = true;
+		if (!go)
+			break;
+		total -= seg->size;
+		seg_delete(log, 0);
+		deleted++;
+	}
+	if (log->start_offset < log->segs[0]->base_offset)
+		log->start_offset = log->segs[0]->base_offset;
+	return deleted;
+}
+
+int
+stor_log_delete_records(struct stor_log *log, int64_t offset)
+{
+	if (offset > log->next_offset || offset < 0)
+		return -ENXIO;
+	if (offset <= log->start_offset)
+		return 0;
+	log->start_offset = offset;
+	return log_start_store(log);
+}
+
+int
+stor_log_epoch_assign(struct stor_log *log, int32_t epoch, int64_t start_offset)
+{
+	if (log->epoch_count != 0) {
+		struct stor_epoch_entry *last = &log->epochs[log->epoch_count - 1];
+		if (epoch < last->epoch || start_offset < last->start_offset)
+			return -EINVAL;
+		if (epoch == last->epoch)
+			return 0;
+	}
+	int rc = epochs_push(log, epoch, start_offset);
+	return rc != 0 ? rc : epochs_store(log);
+}
+
+int
+stor_log_epoch_end_offset(const struct stor_log *log, int32_t epoch, int32_t *found_epoch,
+			  int64_t *end_offset)
+{
+	for (unsigned i = log->epoch_count; i-- > 0;) {
+		if (log->epochs[i].epoch > epoch)
+			continue;
+		*found_epoch = log->epochs[i].epoch;
+		*end_offset = i + 1 < log->epoch_count ? log->epochs[i + 1].start_offset
+						       : log->next_offset;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Close                                                                       */
+
+static void
+log_wait_idle(struct stor_log *log)
+{
+	while (log->io_busy || log_has_io_work(log) || log->pend_count != 0) {
+		if (log->failed)
+			break;
+		stor_engine_mark_dirty(log->engine, log);
+		stor_engine_poll(log->engine);
+	}
+	stor_engine_drain(log->engine);
+}
+
+static void
+log_free(struct stor_log *log)
+{
+	struct stor_engine *e = log->engine;
+
+	if (log->on_dirty)
+		TAILQ_REMOVE(&e->dirty, log, dirty_link);
+	TAILQ_REMOVE(&e->all, log, all_link);
+	e->log_count--;
+	while (!TAILQ_EMPTY(&log->chunks)) {
+		struct stor_chunk *c = TAILQ_FIRST(&log->chunks);
+		if (c->refs != 0)
+			stor_msg(e, STOR_LOG_ERR, "%s: closed with a read still held", log->dir);
+		stor_chunk_put(e, c);
+	}
+	for (unsigned i = 0; i < log->seg_count; i++)
+		seg_free(log, log->segs[i]);
+	free(log->segs);
+	free(log->epochs);
+	free(log->pend);
+	free(log->dir);
+	free(log);
+}
+
+int
+stor_log_close(struct stor_log *log)
+{
+	struct stor_backend *be = log->engine->be;
+	struct stor_segment *act;
+	int rc;
+
+	/* Make everything durable: a final sync like a durable append would get. */
+	log->unsynced_msgs = log->cfg.flush_messages;
+	log_wait_idle(log);
+	rc = log->failed;
+	act = active_seg(log);
+	if (rc == 0 && log->synced_lpos < log->written_lpos) {
+		struct stor_io_req *reqs[1] = {&log->sreq};
+		log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1,
+						 .file = act->handle, .done = sync_done, .ctx = log};
+		log->w_seg = act;
+		log->w_sync_lpos = log->written_lpos;
+		log->io_busy = true;
+		log->io_parts = 1;
+		rc = be->ops->queue(be, reqs, 1);
+		if (rc == 0) {
+			be->ops->submit(be);
+			while (log->io_busy)
+				be->ops->poll(be, 16);
+			rc = log->failed;
+		}
+	}
+	if (rc == 0)
+		rc = be->ops->truncate(be, act->handle, act->size);
+	if (rc == 0)
+		rc = stor_index_write_files(log->dir, act, "");
+	if (rc == 0) {
+		struct clean_marker m = {
+			.next_offset = log->next_offset,
+			.active_base = act->base_offset,
+			.active_size = act->size,
+			.max_ts = act->max_timestamp,
+			.max_ts_rel = act->max_timestamp >= 0
+					      ? (uint32_t)(act->max_ts_offset - act->base_offset)
+					      : 0,
+		};
+		rc = clean_marker_write(log, &m);
+		if (rc == 0)
+			fsync_dir(log->dir);
+	}
+	log_free(log);
+	return rc;
+}
+
+void
+stor_log_abandon(struct stor_log *log)
+{
+	while (log->io_busy)
+		stor_engine_poll(log->engine);
+	log_free(log);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Accessors                                                                   */
+
+int64_t
+stor_log_end_offset(const struct stor_log *log)
+{
+	return log->next_offset;
+}
+
+int64_t
+stor_log_written_offset(const struct stor_log *log)
+{
+	return log->written_offset;
+}
+
+int64_t
+stor_log_start_offset(const struct stor_log *log)
+{
+	return log->start_offset;
+}
+
+unsigned
+stor_log_segment_count(const struct stor_log *log)
+{
+	return log->seg_count;
+}
+
+int64_t
+stor_log_segment_base(const struct stor_log *log, unsigned i)
+{
+	return i < log->seg_count ? log->segs[i]->base_offset : -1;
+}
+
+const char *
+stor_log_dir(const struct stor_log *log)
+{
+	return log->dir;
+}
+
+int
+stor_log_is_direct(const struct stor_log *log)
+{
+	return log->direct;
+}
