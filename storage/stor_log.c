@@ -1221,6 +1221,8 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	uint32_t size = (uint32_t)len;
 	seg = active_seg(log);
 	if (need_roll(log, seg, size, h.max_timestamp)) {
+		if (stor_engine_chunks_available(log->engine) == 0)
+			return -EAGAIN; /* the new segment needs a chunk: retry after a poll */
 		rc = log_roll_locked(log);
 		if (rc != 0)
 			return rc;

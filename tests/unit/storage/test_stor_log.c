@@ -1,0 +1,820 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the partition log: append/read round trips through the
+ * tail cache and from disk (O_DIRECT on the build directory's file system,
+ * buffered on /dev/shm and through the automatic fallback), group commit
+ * and the flush policy, clean restart, torn and garbled tails at many cut
+ * points, indexes and time lookups, roll, retention, DeleteRecords and the
+ * leader-epoch checkpoint.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "stor_test_util.h"
+
+#define MAXB 600
+
+/* What the test appended: the reference every read is compared with. */
+struct model {
+	uint8_t *bytes[MAXB];
+	size_t len[MAXB];
+	int64_t base[MAXB];
+	int64_t last[MAXB];
+	int64_t max_ts[MAXB];
+	int n;
+};
+
+static void
+model_free(struct model *m)
+{
+	for (int i = 0; i < m->n; i++)
+		free(m->bytes[i]);
+	m->n = 0;
+}
+
+static struct tu_ack acks[MAXB];
+
+/* Append batch i of a deterministic sequence; records it in @m. */
+static int
+append_one(struct stor_log *log, struct model *m, int nrec, size_t vlen, int64_t ts,
+	   unsigned flags)
+{
+	uint8_t *buf = malloc(1 << 17);
+	size_t size = tu_batch(buf, 1 << 17, nrec, ts, vlen, (unsigned)m->n, NULL);
+	int64_t base = -1;
+	int i = m->n;
+
+	assert_true(size > 0);
+	memset(&acks[i], 0, sizeof(acks[i]));
+	int rc = stor_log_append(log, buf, size, flags, tu_ack_cb, &acks[i], &base);
+	if (rc != 0) {
+		free(buf);
+		return rc;
+	}
+	kp_batch_set_base_offset(buf, base);
+	m->bytes[i] = buf;
+	m->len[i] = size;
+	m->base[i] = base;
+	m->last[i] = base + nrec - 1;
+	m->max_ts[i] = ts + nrec - 1;
+	m->n++;
+	return 0;
+}
+
+static void
+wait_acks(struct stor_engine *e, const struct model *m)
+{
+	for (int i = 0; i < m->n; i++) {
+		assert_int_equal(tu_poll_until(e, &acks[i].done, 1), 0);
+		assert_int_equal(acks[i].rc, 0);
+		assert_int_equal(acks[i].base, m->base[i]);
+	}
+}
+
+/* Every batch from @from reads back byte for byte, one by one and in bulk. */
+static void
+verify(struct stor_engine *e, struct stor_log *log, const struct model *m, int from)
+{
+	size_t bsz = stor_read_buf_size(256 << 10);
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	struct stor_read rd = {.buf = buf, .buf_size = bsz};
+
+	for (int i = from; i < m->n; i++) {
+		/* Any offset inside the batch returns the whole batch. */
+		int64_t off = m->base[i] + (m->last[i] - m->base[i]) / 2;
+		int rc = tu_read(e, log, &rd, off, 1);
+		assert_int_equal(rc, 0);
+		assert_int_equal(rd.len, m->len[i]);
+		assert_memory_equal(rd.data, m->bytes[i], m->len[i]);
+		assert_int_equal(rd.next_offset, m->last[i] + 1);
+		stor_read_release(&rd);
+	}
+	/* Bulk: consecutive batches, whole ones only, within max_bytes. */
+	int i = from;
+	while (i < m->n) {
+		int rc = tu_read(e, log, &rd, m->base[i], 64 << 10);
+		assert_int_equal(rc, 0);
+		assert_true(rd.len > 0);
+		assert_true(rd.len <= (64 << 10) || rd.len == m->len[i]);
+		size_t pos = 0;
+		while (pos < rd.len) {
+			assert_true(i < m->n);
+			assert_memory_equal(rd.data + pos, m->bytes[i], m->len[i]);
+			pos += m->len[i];
+			i++;
+		}
+		assert_int_equal(pos, rd.len);
+		stor_read_release(&rd);
+	}
+	free(buf);
+}
+
+static void
+cfg_small(struct stor_log_config *cfg)
+{
+	stor_log_config_init(cfg);
+	cfg->segment_bytes = 256 << 10;
+	cfg->index_interval_bytes = 1024;
+	cfg->roll_ms = -1;
+}
+
+/* ---- round trips ----------------------------------------------------------- */
+
+static void
+roundtrip(const char *base, enum stor_direct_mode mode, int expect_direct)
+{
+	struct tu_logcap cap = {0};
+	struct tu_backend *wrap;
+	struct stor_engine *e = tu_engine(&wrap, mode, 64 << 10, 16, &cap);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir(base);
+	int err = 0;
+
+	assert_non_null(e);
+	assert_non_null(dir);
+	cfg_small(&cfg);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	if (expect_direct >= 0)
+		assert_int_equal(stor_log_is_direct(log), expect_direct);
+	assert_int_equal(stor_log_end_offset(log), 0);
+
+	/* 300 batches of 1..20 records, 10..2000-byte values: several segments and chunk turns. */
+	for (int i = 0; i < 300; i++) {
+		int rc;
+		while ((rc = append_one(log, &m, 1 + i % 20, 10 + (size_t)(i * 37) % 2000,
+					1000 + i * 100, 0)) == -EAGAIN)
+			stor_engine_poll(e);
+		assert_int_equal(rc, 0);
+		if (i % 7 == 0)
+			stor_engine_poll(e);
+	}
+	wait_acks(e, &m);
+	for (int i = 1; i < m.n; i++)
+		assert_int_equal(m.base[i], m.last[i - 1] + 1);
+	assert_int_equal(stor_log_end_offset(log), m.last[m.n - 1] + 1);
+	assert_int_equal(stor_log_written_offset(log), stor_log_end_offset(log));
+	assert_true(stor_log_segment_count(log) > 1);
+	assert_int_equal(wrap->misaligned, 0);
+	verify(e, log, &m, 0);
+
+	/* Reopen after a clean close: from disk only, and appends continue. */
+	assert_int_equal(stor_log_close(log), 0);
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_non_null(strstr(cap.text, "clean shutdown"));
+	assert_int_equal(stor_log_end_offset(log), m.last[m.n - 1] + 1);
+	verify(e, log, &m, 0);
+	int first_new = m.n;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(append_one(log, &m, 3, 100, 50000 + i, 0), 0);
+	wait_acks(e, &m);
+	assert_int_equal(m.base[first_new], m.last[first_new - 1] + 1);
+	verify(e, log, &m, 0);
+	assert_int_equal(stor_log_close(log), 0);
+
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static void
+test_roundtrip_disk(void **state)
+{
+	(void)state;
+	/* The build directory's file system: O_DIRECT where it allows it. */
+	roundtrip("", STOR_DIRECT_AUTO, -1);
+}
+
+static void
+test_roundtrip_tmpfs_buffered(void **state)
+{
+	(void)state;
+	if (access("/dev/shm", W_OK) != 0)
+		skip();
+	roundtrip("/dev/shm", STOR_DIRECT_OFF, 0);
+}
+
+/* A file system that refuses O_DIRECT: the log falls back to buffered and says so. */
+static void
+test_direct_fallback(void **state)
+{
+	struct tu_logcap cap = {0};
+	struct tu_backend *wrap;
+	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 64 << 10, 8, &cap);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("/dev/shm");
+	int err = 0;
+
+	(void)state;
+	wrap->refuse_direct = 1;
+	cfg_small(&cfg);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_int_equal(stor_log_is_direct(log), 0);
+	assert_non_null(strstr(cap.text, "O_DIRECT not supported"));
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(append_one(log, &m, 2, 300, i, 0), 0);
+	wait_acks(e, &m);
+	verify(e, log, &m, 0);
+	assert_int_equal(stor_log_close(log), 0);
+
+	/* STOR_DIRECT_ON refuses instead of falling back. */
+	stor_engine_destroy(e);
+	e = tu_engine(&wrap, STOR_DIRECT_ON, 64 << 10, 8, &cap);
+	wrap->refuse_direct = 1;
+	assert_null(stor_log_open(e, dir, &cfg, &err));
+	assert_int_equal(err, -EINVAL);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- group commit, durable flag, flush policy ------------------------------ */
+
+static void
+test_group_commit_and_flush(void **state)
+{
+	struct tu_backend *wrap;
+	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 256 << 10, 32, NULL);
+	struct stor_log_config cfg;
+	struct stor_log *logs[8];
+	struct model m[8];
+	char *dir = tu_tmpdir("");
+	char sub[4200];
+	int err = 0;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	cfg_small(&cfg);
+	cfg.segment_bytes = 16 << 20;
+	for (int p = 0; p < 8; p++) {
+		snprintf(sub, sizeof(sub), "%s/t-%d", dir, p);
+		logs[p] = stor_log_open(e, sub, &cfg, &err);
+		assert_non_null(logs[p]);
+	}
+	/* Default policy: no fdatasync at all while appending. */
+	unsigned syncs0 = wrap->syncs, submits0 = wrap->submits;
+	struct tu_ack a[8][4];
+	memset(a, 0, sizeof(a));
+	uint8_t *buf = malloc(1 << 16);
+	size_t size = tu_batch(buf, 1 << 16, 16, 1, 1000, 1, NULL);
+	for (int k = 0; k < 4; k++)
+		for (int p = 0; p < 8; p++)
+			assert_int_equal(stor_log_append(logs[p], buf, size, 0, tu_ack_cb, &a[p][k],
+							 NULL), 0);
+	/* One tick: the 32 appends of 8 partitions become 8 writes in one submission. */
+	stor_engine_poll(e);
+	assert_int_equal(wrap->submits - submits0, 1);
+	assert_int_equal(wrap->max_batch, 8);
+	for (int p = 0; p < 8; p++)
+		assert_int_equal(tu_poll_until(e, &a[p][3].done, 1), 0);
+	for (int p = 0; p < 8; p++)
+		for (int k = 0; k < 4; k++)
+			assert_int_equal(a[p][k].base, k * 16);
+	assert_int_equal(wrap->syncs, syncs0);
+
+	/* Durable flag: the completion comes after a linked fdatasync. */
+	struct tu_ack d = {0};
+	assert_int_equal(stor_log_append(logs[0], buf, size, STOR_APPEND_DURABLE, tu_ack_cb, &d,
+					 NULL), 0);
+	assert_int_equal(tu_poll_until(e, &d.done, 1), 0);
+	assert_int_equal(wrap->syncs, syncs0 + 1);
+	for (int p = 0; p < 8; p++)
+		assert_int_equal(stor_log_close(logs[p]), 0);
+
+	/* flush.messages=64 with 16-record batches: a sync about every 4 batches. */
+	stor_log_config_set(&cfg, "flush.messages", "64");
+	logs[0] = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(logs[0]);
+	syncs0 = wrap->syncs;
+	for (int k = 0; k < 40; k++) {
+		struct tu_ack one = {0};
+		assert_int_equal(stor_log_append(logs[0], buf, size, 0, tu_ack_cb, &one, NULL), 0);
+		assert_int_equal(tu_poll_until(e, &one.done, 1), 0);
+	}
+	unsigned n = wrap->syncs - syncs0;
+	assert_true(n >= 8 && n <= 11);
+	assert_int_equal(stor_log_close(logs[0]), 0);
+
+	free(buf);
+	stor_engine_destroy(e);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- recovery ----------------------------------------------------------------- */
+
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+
+	assert_true(fd >= 0);
+	fstat(fd, &st);
+	uint8_t *b = malloc((size_t)st.st_size + 1);
+	assert_int_equal(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+static void
+spit(const char *path, const uint8_t *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * One damaged copy: the segment cut at @cut (and padded with @pad zero
+ * bytes, as preallocation leaves it) or with byte @flip inverted. Every
+ * batch wholly before the damage must come back, nothing after it, and
+ * appends must continue at the right offset.
+ */
+static void
+check_damage(struct stor_engine *e, const struct model *m, const uint8_t *seg, size_t seg_len,
+	     size_t cut, size_t pad, long flip)
+{
+	struct stor_log_config cfg;
+	char *dir = tu_tmpdir("");
+	char path[4300];
+	int err = 0;
+
+	cfg_small(&cfg);
+	cfg.segment_bytes = 1 << 20;
+	uint8_t *copy = calloc(1, seg_len + pad + 1);
+	memcpy(copy, seg, cut);
+	if (flip >= 0)
+		copy[flip] ^= 0x5a;
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	spit(path, copy, cut + pad);
+	free(copy);
+
+	/* Expected survivors: batches ending at or before the damage. */
+	size_t damage = flip >= 0 ? (size_t)flip : cut;
+	/* Zero padding only damages where the original byte was not zero already. */
+	while (flip < 0 && pad > 0 && damage < seg_len && damage < cut + pad && seg[damage] == 0)
+		damage++;
+	int keep = 0;
+	size_t pos = 0;
+	while (keep < m->n && pos + m->len[keep] <= damage) {
+		pos += m->len[keep];
+		keep++;
+	}
+
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	int64_t want_end = keep ? m->last[keep - 1] + 1 : 0;
+	if (stor_log_end_offset(log) != want_end)
+		print_error("cut %zu pad %zu flip %ld keep %d\n", cut, pad, flip, keep);
+	assert_int_equal(stor_log_end_offset(log), want_end);
+	struct model sub = *m;
+	sub.n = keep;
+	verify(e, log, &sub, 0);
+	/* Nothing after the damage is returned. */
+	size_t bsz = stor_read_buf_size(4096);
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	struct stor_read rd = {.buf = buf, .buf_size = bsz};
+	assert_int_equal(tu_read(e, log, &rd, want_end, 4096), 0);
+	assert_int_equal(rd.len, 0);
+	stor_read_release(&rd);
+	if (want_end < m->last[m->n - 1])
+		assert_int_equal(tu_read(e, log, &rd, want_end + 1, 4096), -ENXIO);
+	free(buf);
+	/* Appends continue right after the survivors. */
+	uint8_t b[4096];
+	size_t size = tu_batch(b, sizeof(b), 2, 7, 50, 99, NULL);
+	struct tu_ack a = {0};
+	int64_t base;
+	assert_int_equal(stor_log_append(log, b, size, 0, tu_ack_cb, &a, &base), 0);
+	assert_int_equal(base, want_end);
+	assert_int_equal(tu_poll_until(e, &a.done, 1), 0);
+	stor_log_abandon(log); /* crash again: the new batch must be found by the next scan */
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_int_equal(stor_log_end_offset(log), want_end + 2);
+	assert_int_equal(stor_log_close(log), 0);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static void
+test_recovery_torn_tail(void **state)
+{
+	struct tu_logcap cap = {0};
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 16, &cap);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	char path[4300];
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 1 << 20;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(append_one(log, &m, 1 + i % 5, 50 + (size_t)i * 13, 100 + i, 0), 0);
+	wait_acks(e, &m);
+	/* A crash: no marker, the preallocated file still 1 MiB long. */
+	stor_log_abandon(log);
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	size_t len;
+	uint8_t *seg = slurp(path, &len);
+	assert_int_equal(len, 1 << 20);
+	size_t data = 0;
+	for (int i = 0; i < m.n; i++)
+		data += m.len[i];
+	for (size_t i = data; i < len; i++)
+		assert_int_equal(seg[i], 0); /* padding is zeros */
+
+	/* Reopen the crashed log as is: everything is there (scan, not marker). */
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_null(strstr(cap.text, "clean shutdown"));
+	assert_int_equal(stor_log_end_offset(log), m.last[m.n - 1] + 1);
+	verify(e, log, &m, 0);
+	stor_log_abandon(log);
+
+	/* Cuts at every batch boundary, inside headers, inside records; with and without zeros. */
+	size_t pos = 0;
+	for (int i = 0; i < m.n; i++) {
+		size_t cuts[] = {pos, pos + 5, pos + 12, pos + 40, pos + 61, pos + m.len[i] / 2,
+				 pos + m.len[i] - 1};
+		for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+			if (i % 3 != 0 && k % 2 == 1)
+				continue; /* keep the run quick: every cut kind, not for every batch */
+			check_damage(e, &m, seg, data, cuts[k], k % 2 ? 0 : 8192, -1);
+		}
+		pos += m.len[i];
+	}
+	/* Garbled bytes: in the header (CRC-covered), in the records, in the length. */
+	pos = 0;
+	for (int i = 0; i < m.n; i += 4) {
+		check_damage(e, &m, seg, data, data, 4096, (long)(pos + 30));
+		check_damage(e, &m, seg, data, data, 4096, (long)(pos + m.len[i] - 3));
+		check_damage(e, &m, seg, data, data, 4096, (long)(pos + 10));
+		pos += m.len[i] + m.len[i + 1] + m.len[i + 2] + m.len[i + 3];
+	}
+	free(seg);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* Indexes of sealed segments missing or garbled: rebuilt, lookups unchanged. */
+static void
+test_index_rebuild(void **state)
+{
+	struct tu_logcap cap = {0};
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 16, &cap);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	char path[4300];
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 64 << 10;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	for (int i = 0; i < 120; i++)
+		assert_int_equal(append_one(log, &m, 4, 300, 10000 + i * 10, 0), 0);
+	wait_acks(e, &m);
+	unsigned nseg = stor_log_segment_count(log);
+	assert_true(nseg >= 3);
+	int64_t b1 = stor_log_segment_base(log, 1), b0 = stor_log_segment_base(log, 0);
+	assert_int_equal(stor_log_close(log), 0);
+
+	snprintf(path, sizeof(path), "%s/%020lld.index", dir, (long long)b0);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%020lld.index", dir, (long long)b1);
+	size_t len;
+	uint8_t *ix = slurp(path, &len);
+	assert_true(len >= 16);
+	ix[4] ^= 0xff; /* position of the first entry: out of order or past the file */
+	spit(path, ix, len);
+	free(ix);
+	snprintf(path, sizeof(path), "%s/%020lld.timeindex", dir, (long long)b1);
+	spit(path, (const uint8_t *)"garbage", 7);
+
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_non_null(strstr(cap.text, "rebuilding"));
+	verify(e, log, &m, 0);
+	for (int i = 0; i < m.n; i += 5) {
+		int64_t off, ts;
+		assert_int_equal(stor_log_offset_for_time(log, m.max_ts[i] - 2, &off, &ts), 0);
+		assert_int_equal(off, m.base[i] + 1);
+		assert_int_equal(ts, m.max_ts[i] - 2);
+	}
+	assert_int_equal(stor_log_close(log), 0);
+	/* The rebuilt files were written back. */
+	snprintf(path, sizeof(path), "%s/%020lld.index", dir, (long long)b0);
+	assert_int_equal(access(path, R_OK), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- time lookups, roll, retention ------------------------------------------- */
+
+static void
+test_time_lookup(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 16, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 32 << 10;
+	cfg.index_interval_bytes = 2000;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	/* Timestamps 1000 + 10 i .. + 4 within batch i: gaps between batches. */
+	for (int i = 0; i < 150; i++)
+		assert_int_equal(append_one(log, &m, 5, 200, 1000 + i * 10, 0), 0);
+	wait_acks(e, &m);
+	assert_true(stor_log_segment_count(log) > 3);
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int64_t t = 990; t < 1000 + 150 * 10 + 5; t += 3) {
+			/* Reference: the first record with timestamp >= t. */
+			int64_t want = -1, want_ts = -1;
+			for (int i = 0; i < m.n && want < 0; i++)
+				for (int r = 0; r < 5; r++)
+					if (1000 + i * 10 + r >= t) {
+						want = m.base[i] + r;
+						want_ts = 1000 + i * 10 + r;
+						break;
+					}
+			int64_t off, ts;
+			assert_int_equal(stor_log_offset_for_time(log, t, &off, &ts), 0);
+			assert_int_equal(off, want);
+			if (want >= 0)
+				assert_int_equal(ts, want_ts);
+		}
+		int64_t off, ts;
+		assert_int_equal(stor_log_offset_for_time(log, STOR_TS_LATEST, &off, NULL), 0);
+		assert_int_equal(off, stor_log_end_offset(log));
+		assert_int_equal(stor_log_offset_for_time(log, STOR_TS_EARLIEST, &off, NULL), 0);
+		assert_int_equal(off, 0);
+		assert_int_equal(stor_log_offset_for_time(log, STOR_TS_MAX, &off, &ts), 0);
+		assert_int_equal(ts, m.max_ts[m.n - 1]);
+		assert_int_equal(off, m.last[m.n - 1]);
+		/* Second pass after a clean restart: indexes from the files. */
+		assert_int_equal(stor_log_close(log), 0);
+		log = stor_log_open(e, dir, &cfg, &err);
+		assert_non_null(log);
+	}
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static int
+count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name), s = strlen(suffix);
+		if (l > s && strcmp(de->d_name + l - s, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_roll_and_retention(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 16, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	assert_int_equal(stor_log_config_set(&cfg, "log.segment.bytes", "20000"), 0);
+	assert_int_equal(stor_log_config_set(&cfg, "log.retention.hours", "1"), 0);
+	assert_int_equal(cfg.retention_ms, 3600000);
+	assert_int_equal(stor_log_config_set(&cfg, "bogus.key", "1"), -ENOENT);
+	assert_int_equal(stor_log_config_set(&cfg, "segment.bytes", "x"), -EINVAL);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	int64_t now = 10 * 3600 * 1000;
+	/* Old batches (5 h ago) then recent ones. */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(append_one(log, &m, 4, 400, now - (i < 60 ? 5 : 0) * 3600000 + i,
+					    0),
+				 0);
+	wait_acks(e, &m);
+	/* Roll by size: each segment within 20000 bytes, bases are batch bases. */
+	unsigned nseg = stor_log_segment_count(log);
+	assert_true(nseg >= 5);
+	for (unsigned s = 0; s < nseg; s++) {
+		int64_t b = stor_log_segment_base(log, s);
+		int found = 0;
+		for (int i = 0; i < m.n; i++)
+			found |= m.base[i] == b;
+		assert_true(found);
+	}
+	assert_int_equal(count_files(dir, ".log"), (int)nseg);
+
+	/* Time: every segment holding only old batches goes, none with a recent one. */
+	int del = stor_log_retention_run(log, now);
+	assert_true(del > 0);
+	assert_int_equal(stor_log_segment_count(log), nseg - (unsigned)del);
+	int64_t start = stor_log_start_offset(log);
+	assert_int_equal(start, stor_log_segment_base(log, 0));
+	assert_true(start <= m.base[60]);			/* the first recent batch stays */
+	assert_true(stor_log_segment_base(log, 1) > m.last[59]); /* no old-only segment stays */
+	assert_int_equal(stor_log_retention_run(log, now), 0);
+	assert_int_equal(stor_log_close(log), 0);
+
+	/* Size: Kafka's rule leaves less than retention.bytes + one segment. */
+	assert_int_equal(stor_log_config_set(&cfg, "retention.bytes", "30000"), 0);
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	del = stor_log_retention_run(log, now);
+	assert_true(del > 0);
+	assert_true(stor_log_size_bytes(log) < 30000 + 20000);
+	assert_true(stor_log_size_bytes(log) >= 30000);
+	assert_int_equal(count_files(dir, ".log"), (int)stor_log_segment_count(log));
+	start = stor_log_start_offset(log);
+	size_t bsz = stor_read_buf_size(4096);
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	struct stor_read rd = {.buf = buf, .buf_size = bsz};
+	if (start > 0)
+		assert_int_equal(tu_read(e, log, &rd, start - 1, 4096), -ENXIO);
+	int first = 0;
+	while (m.base[first] < start)
+		first++;
+	verify(e, log, &m, first);
+
+	/* DeleteRecords: reads below the new start fail, segments below go at the next run. */
+	int64_t target = m.base[m.n - 10];
+	assert_int_equal(stor_log_delete_records(log, stor_log_end_offset(log) + 1), -ENXIO);
+	assert_int_equal(stor_log_delete_records(log, target), 0);
+	assert_int_equal(stor_log_start_offset(log), target);
+	assert_int_equal(tu_read(e, log, &rd, target - 1, 4096), -ENXIO);
+	assert_int_equal(tu_read(e, log, &rd, target, 4096), 0);
+	assert_true(rd.len > 0);
+	stor_read_release(&rd);
+	stor_log_retention_run(log, now);
+	assert_true(stor_log_segment_base(log, 0) <= target);
+	assert_int_equal(stor_log_close(log), 0);
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_int_equal(stor_log_start_offset(log), target); /* persisted */
+	assert_int_equal(stor_log_close(log), 0);
+
+	/* roll.ms: a segment older than it rolls at the next append. */
+	struct stor_log_config c2;
+	cfg_small(&c2);
+	c2.roll_ms = 1000;
+	char sub[4200];
+	snprintf(sub, sizeof(sub), "%s/roll", dir);
+	struct model m2 = {0};
+	log = stor_log_open(e, sub, &c2, &err);
+	int64_t wall = stor_log_end_offset(log); /* 0 */
+	(void)wall;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t nowms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	assert_int_equal(append_one(log, &m2, 1, 10, nowms - 5000, 0), 0);
+	assert_int_equal(append_one(log, &m2, 1, 10, nowms, 0), 0);
+	wait_acks(e, &m2);
+	assert_int_equal(stor_log_segment_count(log), 2);
+	assert_int_equal(stor_log_segment_base(log, 1), 1);
+	assert_int_equal(stor_log_close(log), 0);
+	model_free(&m2);
+
+	free(buf);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static void
+test_epochs(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 4, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+	int32_t ep;
+	int64_t end;
+
+	(void)state;
+	cfg_small(&cfg);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_int_equal(stor_log_epoch_end_offset(log, 0, &ep, &end), -ENOENT);
+	assert_int_equal(stor_log_epoch_assign(log, 1, 0), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(append_one(log, &m, 2, 10, i, 0), 0);
+	assert_int_equal(stor_log_epoch_assign(log, 3, 10), 0);
+	assert_int_equal(stor_log_epoch_assign(log, 2, 12), -EINVAL);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(append_one(log, &m, 2, 10, i, 0), 0);
+	wait_acks(e, &m);
+	assert_int_equal(stor_log_close(log), 0);
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_int_equal(stor_log_epoch_end_offset(log, 1, &ep, &end), 0);
+	assert_int_equal(ep, 1);
+	assert_int_equal(end, 10);
+	assert_int_equal(stor_log_epoch_end_offset(log, 2, &ep, &end), 0);
+	assert_int_equal(ep, 1);
+	assert_int_equal(end, 10);
+	assert_int_equal(stor_log_epoch_end_offset(log, 7, &ep, &end), 0);
+	assert_int_equal(ep, 3);
+	assert_int_equal(end, 20);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* Appends beyond the pool or the pending ring are refused with -EAGAIN, not lost. */
+static void
+test_backpressure(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 16 << 10, 2, NULL);
+	struct stor_log_config cfg;
+	char *dir = tu_tmpdir("");
+	int err = 0;
+	uint8_t b[16384];
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.max_pending = 4;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	size_t size = tu_batch(b, sizeof(b), 2, 1, 1000, 1, NULL);
+	int ok = 0, again = 0;
+	for (int i = 0; i < 20; i++) {
+		int rc = stor_log_append(log, b, size, 0, NULL, NULL, NULL);
+		if (rc == 0)
+			ok++;
+		else if (rc == -EAGAIN)
+			again++;
+		else
+			fail();
+	}
+	assert_int_equal(ok, 4);
+	assert_int_equal(again, 16);
+	/* A batch larger than a chunk can never fit. */
+	uint8_t *big = malloc(64 << 10);
+	size_t bsize = tu_batch(big, 64 << 10, 4, 1, 8000, 2, NULL);
+	assert_int_equal(stor_log_append(log, big, bsize, 0, NULL, NULL, NULL), -EMSGSIZE);
+	free(big);
+	assert_int_equal(stor_log_append(log, b, size - 1, 0, NULL, NULL, NULL), -EBADMSG);
+	stor_engine_drain(e);
+	assert_int_equal(stor_log_end_offset(log), 8);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_disk),
+		cmocka_unit_test(test_roundtrip_tmpfs_buffered),
+		cmocka_unit_test(test_direct_fallback),
+		cmocka_unit_test(test_group_commit_and_flush),
+		cmocka_unit_test(test_recovery_torn_tail),
+		cmocka_unit_test(test_index_rebuild),
+		cmocka_unit_test(test_time_lookup),
+		cmocka_unit_test(test_roll_and_retention),
+		cmocka_unit_test(test_epochs),
+		cmocka_unit_test(test_backpressure),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
