@@ -11,7 +11,8 @@ receives -- header and body, without the 4-byte size prefix -- to
   <out>/<NN>_<ApiName>_v<ver>[_<desc>].bin
 Frames that equal an already written one apart from the correlation id are
 not written again, and at most --max-same frames are kept per (api, version,
-desc), so repeated polls do not flood the directory.
+desc) (--max-same-produce for Produce), so repeated polls do not flood the
+directory.
 
 It is a single broker, node id 1 at 127.0.0.1:<port>, leader of every
 partition. Topics are created on first mention; a name ending in -p<N>
@@ -56,16 +57,26 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 # version of every API (and beyond where the codec above knows it);
 # "legacy" stops every API below its first flexible version.
 PROFILES = {
+    # First flexible version (or a little beyond) of every API: ApiVersions
+    # v3, Metadata v12, Produce v9, Fetch v12 (the last one with topic names).
     "flexible": {18: (0, 3), 3: (0, 12), 0: (0, 9), 1: (4, 12), 2: (1, 7), 22: (0, 4),
                  10: (0, 4), 11: (0, 9), 14: (0, 5), 12: (0, 4), 13: (0, 5), 9: (1, 8),
-                 8: (2, 8), 19: (2, 7)},
+                 8: (2, 8), 19: (2, 7), 24: (0, 4), 25: (0, 4), 26: (0, 5),
+                 28: (0, 4)},
+    # Newest versions this codec knows, about what Apache Kafka 4.0 offers:
+    # Fetch v13+ carries topic ids instead of names.
+    "latest": {18: (0, 4), 3: (0, 12), 0: (0, 11), 1: (4, 17), 2: (1, 9), 22: (0, 5),
+               10: (0, 6), 11: (0, 9), 14: (0, 5), 12: (0, 4), 13: (0, 5), 9: (1, 9),
+               8: (2, 9), 19: (2, 7), 24: (0, 5), 25: (0, 4), 26: (0, 5), 28: (0, 4)},
+    # Every API below its first flexible version; ApiVersions stops at v2, so
+    # a v3 request gets the UNSUPPORTED_VERSION fallback.
     "legacy": {18: (0, 2), 3: (1, 8), 0: (0, 8), 1: (4, 11), 2: (1, 5), 22: (0, 1),
                10: (0, 2), 11: (0, 5), 14: (0, 3), 12: (0, 3), 13: (0, 3), 9: (1, 5),
-               8: (2, 7), 19: (2, 4)},
+               8: (2, 7), 19: (2, 4), 24: (0, 2), 25: (0, 2), 26: (0, 2), 28: (0, 2)},
 }
 # What the codec in kwire can encode/decode, independent of the profile.
-CODEC_MAX = {18: 3, 3: 12, 0: 11, 1: 12, 2: 10, 22: 5, 10: 6, 11: 9, 14: 5, 12: 4,
-             13: 5, 9: 9, 8: 9, 19: 7}
+CODEC_MAX = {18: 4, 3: 12, 0: 11, 1: 17, 2: 10, 22: 5, 10: 6, 11: 9, 14: 5, 12: 4,
+             13: 5, 9: 9, 8: 9, 19: 7, 24: 5, 25: 4, 26: 5, 28: 4}
 
 
 def log(*a):
@@ -81,6 +92,7 @@ class State:
         self.port = None
         self.profile = PROFILES[args.profile]
         self.topics = {}  # name -> partition count
+        self.topic_by_id = {}  # 16-byte topic id -> name
         self.logs = {}  # (topic, partition) -> list of batches (baseOffset set)
         self.next_offset = {}  # (topic, partition) -> int
         self.next_pid = 1000
@@ -105,14 +117,15 @@ class State:
     def _dedupe_key(frame):
         return hashlib.sha256(frame[:4] + b"\0\0\0\0" + frame[8:]).digest()
 
-    def topic(self, name):
-        """Partition count of a topic, creating it on first mention."""
+    def topic(self, name, n=None):
+        """Partition count of a topic, creating it (n partitions) on first mention."""
         if name not in self.topics:
-            n = 1
             tail = name.rsplit("-p", 1)
-            if len(tail) == 2 and tail[1].isdigit() and 1 <= int(tail[1]) <= 3:
+            if n is None and len(tail) == 2 and tail[1].isdigit() and 1 <= int(tail[1]) <= 3:
                 n = int(tail[1])
+            n = n or 1
             self.topics[name] = n
+            self.topic_by_id[topic_uuid(name)] = name
             for p in range(n):
                 self.logs[(name, p)] = []
                 self.next_offset[(name, p)] = 0
@@ -125,7 +138,8 @@ class State:
             name += "_" + desc
         key = self._dedupe_key(frame)
         with self.lock:
-            if key in self.seen or self.kept.get(name, 0) >= self.args.max_same:
+            cap = self.args.max_same_produce if hdr["api_key"] == 0 else self.args.max_same
+            if key in self.seen or self.kept.get(name, 0) >= cap:
                 return
             self.seen.add(key)
             self.kept[name] = self.kept.get(name, 0) + 1
@@ -157,7 +171,8 @@ def h_metadata(st, ver, body):
             names = sorted(st.topics)
             desc = "all"
         else:
-            names = [t["Name"] for t in topics if t["Name"] is not None]
+            names = [t["Name"] or st.topic_by_id.get(t.get("TopicId")) for t in topics]
+            names = [n for n in names if n is not None]
             desc = "%dtopics" % len(topics)
             if body.get("AllowAutoTopicCreation", True) or st.args.auto_create:
                 for n in names:
@@ -232,7 +247,7 @@ def h_fetch(st, ver, body):
         resp = []
         with st.lock:
             for t in body["Topics"]:
-                name = t.get("Topic")
+                name = t.get("Topic") or st.topic_by_id.get(t.get("TopicId"))
                 presp = []
                 for p in t["Partitions"]:
                     key = (name, p["Partition"])
@@ -258,7 +273,7 @@ def h_fetch(st, ver, body):
                                   "HighWatermark": hw, "LastStableOffset": hw,
                                   "LogStartOffset": 0, "AbortedTransactions": [],
                                   "PreferredReadReplica": -1, "Records": data})
-                resp.append({"Topic": name, "Partitions": presp})
+                resp.append({"Topic": name, "TopicId": t.get("TopicId"), "Partitions": presp})
         if got or time.monotonic() >= deadline:
             break
         time.sleep(0.05)
@@ -300,12 +315,13 @@ def h_init_producer_id(st, ver, body):
 
 
 def h_find_coordinator(st, ver, body):
+    desc = "txn" if body.get("KeyType") == 1 else None
     if ver >= 4:
         coords = [{"Key": k, "NodeId": NODE_ID, "Host": "127.0.0.1", "Port": st.port,
                    "ErrorCode": 0, "ErrorMessage": None} for k in body["CoordinatorKeys"]]
-        return {"ThrottleTimeMs": 0, "Coordinators": coords}, None
+        return {"ThrottleTimeMs": 0, "Coordinators": coords}, desc
     return {"ThrottleTimeMs": 0, "ErrorCode": 0, "ErrorMessage": None, "NodeId": NODE_ID,
-            "Host": "127.0.0.1", "Port": st.port}, None
+            "Host": "127.0.0.1", "Port": st.port}, desc
 
 
 def h_join_group(st, ver, body):
@@ -383,20 +399,50 @@ def h_create_topics(st, ver, body):
         for t in body["Topics"]:
             n = t["NumPartitions"] if t["NumPartitions"] > 0 else 1
             if t["Name"] not in st.topics and not body.get("validateOnly"):
-                st.topics[t["Name"]] = n
-                for p in range(n):
-                    st.logs[(t["Name"], p)] = []
-                    st.next_offset[(t["Name"], p)] = 0
+                st.topic(t["Name"], n)
             out.append({"Name": t["Name"], "TopicId": topic_uuid(t["Name"]), "ErrorCode": 0,
                         "ErrorMessage": None, "NumPartitions": n, "ReplicationFactor": 1,
                         "Configs": []})
     return {"ThrottleTimeMs": 0, "Topics": out}, None
 
 
+def h_add_partitions_to_txn(st, ver, body):
+    def results(topics):
+        return [{"Name": t["Name"],
+                 "ResultsByPartition": [{"PartitionIndex": p, "PartitionErrorCode": 0}
+                                        for p in t["Partitions"]]} for t in topics]
+
+    if ver >= 4:
+        return {"ThrottleTimeMs": 0, "ErrorCode": 0,
+                "ResultsByTransaction": [{"TransactionalId": t["TransactionalId"],
+                                          "TopicResults": results(t["Topics"])}
+                                         for t in body["Transactions"]]}, None
+    return {"ThrottleTimeMs": 0,
+            "ResultsByTopicV3AndBelow": results(body["V3AndBelowTopics"])}, None
+
+
+def h_add_offsets_to_txn(st, ver, body):
+    return {"ThrottleTimeMs": 0, "ErrorCode": 0}, None
+
+
+def h_end_txn(st, ver, body):
+    return ({"ThrottleTimeMs": 0, "ErrorCode": 0, "ProducerId": body["ProducerId"],
+             "ProducerEpoch": body["ProducerEpoch"]},
+            "commit" if body["Committed"] else "abort")
+
+
+def h_txn_offset_commit(st, ver, body):
+    out = [{"Name": t["Name"],
+            "Partitions": [{"PartitionIndex": p["PartitionIndex"], "ErrorCode": 0}
+                           for p in t["Partitions"]]} for t in body["Topics"]]
+    return {"ThrottleTimeMs": 0, "Topics": out}, None
+
+
 HANDLERS = {18: h_api_versions, 3: h_metadata, 0: h_produce, 1: h_fetch, 2: h_list_offsets,
             22: h_init_producer_id, 10: h_find_coordinator, 11: h_join_group,
             14: h_sync_group, 12: h_heartbeat, 13: h_leave_group, 9: h_offset_fetch,
-            8: h_offset_commit, 19: h_create_topics}
+            8: h_offset_commit, 19: h_create_topics, 24: h_add_partitions_to_txn,
+            25: h_add_offsets_to_txn, 26: h_end_txn, 28: h_txn_offset_commit}
 
 
 def unsupported_api_versions(st, corr):
@@ -492,6 +538,8 @@ def main():
                     help="create topics named in Metadata even if the client says not to")
     ap.add_argument("--max-same", type=int, default=2,
                     help="frames kept per (api, version, desc)")
+    ap.add_argument("--max-same-produce", type=int, default=4,
+                    help="Produce frames kept per (version, desc)")
     ap.add_argument("--max-fetch-wait-ms", type=int, default=200)
     ap.add_argument("--lifetime", type=float, default=300.0,
                     help="exit after this many seconds whatever happens")

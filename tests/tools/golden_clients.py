@@ -72,6 +72,31 @@ def cfk_consume(a):
     return rc
 
 
+def cfk_txn(a):
+    """Two transactions: produce + send offsets + commit, then produce + abort."""
+    import confluent_kafka as ck
+    p = ck.Producer({"bootstrap.servers": a.bootstrap, "transactional.id": "golden-txn",
+                     "compression.type": a.codec, "linger.ms": 100,
+                     "client.id": a.client_id or "rdkafka"})
+    c = ck.Consumer({"bootstrap.servers": a.bootstrap, "group.id": a.group,
+                     "enable.auto.commit": False, "client.id": a.client_id or "rdkafka"})
+    p.init_transactions(10)
+    p.begin_transaction()
+    for k, v in records(a.n):
+        p.produce(a.topic, key=k, value=v, headers=[HEADER], partition=0)
+    p.flush(10)
+    p.send_offsets_to_transaction([ck.TopicPartition(a.topic, 0, a.n)],
+                                  c.consumer_group_metadata(), 10)
+    p.commit_transaction(10)
+    p.begin_transaction()
+    p.produce(a.topic, key=b"key-%d" % a.n, value=b"value-%d" % a.n, headers=[HEADER],
+              partition=0)
+    p.flush(10)
+    p.abort_transaction(10)
+    c.close()
+    return 0
+
+
 def kp_produce(a):
     from kafka import KafkaProducer
     acks = {"all": "all", "-1": "all", "0": 0, "1": 1}[a.acks]
@@ -110,6 +135,28 @@ def kp_consume(a):
     return 0
 
 
+def kp_group(a):
+    """Group consumer: subscribe, read N records, commit, leave."""
+    from kafka import KafkaConsumer
+    kw = {"client_id": a.client_id} if a.client_id else {}
+    c = KafkaConsumer(a.topic, bootstrap_servers=a.bootstrap, group_id=a.group,
+                      auto_offset_reset="earliest", enable_auto_commit=False,
+                      consumer_timeout_ms=8000, heartbeat_interval_ms=300,
+                      session_timeout_ms=6000, **kw)
+    got = []
+    for m in c:
+        got.append((m.key, m.value))
+        if len(got) >= a.n:
+            break
+    c.commit()
+    time.sleep(0.7)  # let a heartbeat go out
+    c.close()
+    if got != records(a.n):
+        print("kafka-python group: got %r" % got, file=sys.stderr)
+        return 1
+    return 0
+
+
 def kp_admin(a):
     from kafka.admin import KafkaAdminClient, NewTopic
     kw = {"client_id": a.client_id} if a.client_id else {}
@@ -121,8 +168,8 @@ def kp_admin(a):
     return 0 if a.topic in names else 1
 
 
-CMDS = {"cfk-produce": cfk_produce, "cfk-consume": cfk_consume, "kp-produce": kp_produce,
-        "kp-consume": kp_consume, "kp-admin": kp_admin}
+CMDS = {"cfk-produce": cfk_produce, "cfk-txn": cfk_txn, "cfk-consume": cfk_consume, "kp-produce": kp_produce,
+        "kp-consume": kp_consume, "kp-group": kp_group, "kp-admin": kp_admin}
 
 
 def main():

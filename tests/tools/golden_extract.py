@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kwire  # noqa: E402
 
-CLIENT_ORDER = ["kcat", "confluent_kafka", "kafka_python", "kafkajs"]
+CLIENT_ORDER = ["kcat", "confluent_kafka", "kafka_python", "kafkajs", "platformatic_kafka"]
 
 
 def main():

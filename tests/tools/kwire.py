@@ -249,6 +249,51 @@ _api(19, "CreateTopics", 5,
               F("Name", "string"), F("Value", "string"), F("ReadOnly", "bool"),
               F("ConfigSource", "int8"), F("IsSensitive", "bool")])])])
 
+_TXN_TOPIC = [F("Name", "string"), F("Partitions", "array", "0+", "int32")]
+_TXN_TOPIC_RESULT = [F("Name", "string"),
+                     F("ResultsByPartition", "array", "0+", [
+                         F("PartitionIndex", "int32"), F("PartitionErrorCode", "int16")])]
+_api(24, "AddPartitionsToTxn", 3,
+     [F("Transactions", "array", "4+", [
+         F("TransactionalId", "string"), F("ProducerId", "int64"), F("ProducerEpoch", "int16"),
+         F("VerifyOnly", "bool"), F("Topics", "array", "0+", _TXN_TOPIC)]),
+      F("V3AndBelowTransactionalId", "string", "0-3"),
+      F("V3AndBelowProducerId", "int64", "0-3"),
+      F("V3AndBelowProducerEpoch", "int16", "0-3"),
+      F("V3AndBelowTopics", "array", "0-3", _TXN_TOPIC)],
+     [F("ThrottleTimeMs", "int32"), F("ErrorCode", "int16", "4+"),
+      F("ResultsByTransaction", "array", "4+", [
+          F("TransactionalId", "string"),
+          F("TopicResults", "array", "0+", _TXN_TOPIC_RESULT)]),
+      F("ResultsByTopicV3AndBelow", "array", "0-3", _TXN_TOPIC_RESULT)])
+
+_api(25, "AddOffsetsToTxn", 3,
+     [F("TransactionalId", "string"), F("ProducerId", "int64"), F("ProducerEpoch", "int16"),
+      F("GroupId", "string")],
+     [F("ThrottleTimeMs", "int32"), F("ErrorCode", "int16")])
+
+_api(26, "EndTxn", 3,
+     [F("TransactionalId", "string"), F("ProducerId", "int64"), F("ProducerEpoch", "int16"),
+      F("Committed", "bool")],
+     [F("ThrottleTimeMs", "int32"), F("ErrorCode", "int16"), F("ProducerId", "int64", "5+"),
+      F("ProducerEpoch", "int16", "5+")])
+
+_api(28, "TxnOffsetCommit", 3,
+     [F("TransactionalId", "string"), F("GroupId", "string"), F("ProducerId", "int64"),
+      F("ProducerEpoch", "int16"), F("GenerationId", "int32", "3+"),
+      F("MemberId", "string", "3+"), F("GroupInstanceId", "string", "3+"),
+      F("Topics", "array", "0+", [
+          F("Name", "string"),
+          F("Partitions", "array", "0+", [
+              F("PartitionIndex", "int32"), F("CommittedOffset", "int64"),
+              F("CommittedLeaderEpoch", "int32", "2+"),
+              F("CommittedMetadata", "string")])])],
+     [F("ThrottleTimeMs", "int32"),
+      F("Topics", "array", "0+", [
+          F("Name", "string"),
+          F("Partitions", "array", "0+", [F("PartitionIndex", "int32"),
+                                          F("ErrorCode", "int16")])])])
+
 API_BY_NAME = {v["name"]: k for k, v in API.items()}
 
 
