@@ -2,33 +2,369 @@
 /*
  * slipstream: the dataplane process.
  *
- * UNFINISHED: the broker (request path, storage writers, transports) is the
- * subject of later issues. Until it lands this entry point initialises DPDK's
- * EAL as the broker will (hugepage memory, lcores), reports what the protocol
- * layer in this build serves, and exits. It does not accept connections.
+ * Reads the configuration (an optional server.properties-style file plus
+ * --override key=value), starts DPDK's EAL (hugepages when there are free
+ * ones, else --no-huge with ordinary memory, so it runs on a CI box), builds
+ * one reactor per configured lcore, starts the transport with the request
+ * handler, and runs in the foreground until SIGTERM or SIGINT. Then it stops
+ * accepting, lets in-flight requests finish (up to
+ * dataplane.shutdown.timeout.ms), runs the storage shutdown hook and exits 0.
+ * A second signal stops at once.
+ *
+ * UNFINISHED: storage writers and the DPDK TCP transport are later work;
+ * the request handler answers ApiVersions only (see dp_handler.h).
  */
+#include <errno.h>
+#include <getopt.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_version.h>
 
-#include "kp_error.h"
+#include "dp_config.h"
+#include "dp_handler.h"
+#include "dp_log.h"
+#include "dp_reactor.h"
+#include "net_kernel.h"
+
+#define SLIPSTREAM_VERSION "0.1.0"
+#define MAX_EAL_ARGS 64
+#define MAX_OVERRIDES 64
+
+enum main_state {
+	MAIN_RUNNING,
+	MAIN_DRAINING,
+	MAIN_STOPPING,
+};
+
+static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_last_signal;
+
+struct main_ctl {
+	const struct dp_config *cfg;
+	enum main_state state;
+	int seen_signals;
+	uint64_t deadline_tsc;
+};
+
+static void
+on_signal(int sig)
+{
+	g_last_signal = sig;
+	g_signals++;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: slipstream [OPTIONS] [FILE]\n"
+		"Run the Slipstream broker in the foreground until SIGTERM or SIGINT.\n"
+		"FILE is a server.properties-style configuration; without one every key has its\n"
+		"default and the broker serves PLAINTEXT on 127.0.0.1:9092 over kernel sockets.\n"
+		"\n"
+		"  -h, --help             this text and the table of configuration keys\n"
+		"      --version          print the version\n"
+		"      --print-config     print the effective configuration and exit\n"
+		"      --override K=V     set key K to V after the file (repeatable)\n"
+		"\n"
+		"Configuration keys:\n");
+}
+
+/*
+ * Storage shutdown hook: flush every partition and write the clean-shutdown
+ * marker. UNFINISHED: storage/ has no writers yet, so there is nothing to
+ * flush; the storage change calls its flush and marker code from here.
+ */
+static void
+storage_shutdown_hook(const struct dp_config *cfg)
+{
+	dp_log(DP_LOG_DEBUG, "storage shutdown hook: no storage writers yet (log.dirs=%s)",
+		cfg->log_dirs);
+}
+
+static int
+main_control_poll(void *arg)
+{
+	struct main_ctl *m = arg;
+	int signals = g_signals;
+	uint64_t now = rte_rdtsc();
+
+	switch (m->state) {
+	case MAIN_RUNNING:
+		if (signals == 0)
+			return 0;
+		m->seen_signals = signals;
+		dp_log(DP_LOG_INFO, "%s received: draining in-flight requests (up to %" PRId64
+			" ms)", g_last_signal == SIGINT ? "SIGINT" : "SIGTERM",
+			m->cfg->dp_shutdown_timeout_ms);
+		if (net_kernel_drain_begin() < 0)
+			dp_log(DP_LOG_WARN, "could not reach every net worker; stopping anyway");
+		m->deadline_tsc = now + (uint64_t)m->cfg->dp_shutdown_timeout_ms *
+			rte_get_tsc_hz() / 1000;
+		m->state = MAIN_DRAINING;
+		return 1;
+	case MAIN_DRAINING: {
+		uint64_t pending = net_kernel_drain_pending();
+		bool forced = signals != m->seen_signals;
+
+		if (pending != 0 && now < m->deadline_tsc && !forced)
+			return 0;
+		if (pending != 0 && pending != UINT64_MAX)
+			dp_log(DP_LOG_WARN, "stopping with %" PRIu64 " request(s) in flight (%s)",
+				pending, forced ? "second signal" : "dataplane.shutdown.timeout.ms");
+		else if (pending == UINT64_MAX)
+			dp_log(DP_LOG_WARN, "stopping before every worker drained (%s)",
+				forced ? "second signal" : "dataplane.shutdown.timeout.ms");
+		storage_shutdown_hook(m->cfg);
+		dp_reactors_stop();
+		m->state = MAIN_STOPPING;
+		return 1;
+	}
+	case MAIN_STOPPING:
+		return 0;
+	}
+	return 0;
+}
+
+static unsigned long
+free_hugepages(void)
+{
+	glob_t g;
+	unsigned long total = 0;
+
+	if (glob("/sys/kernel/mm/hugepages/hugepages-*/free_hugepages", 0, NULL, &g) != 0)
+		return 0;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		FILE *f = fopen(g.gl_pathv[i], "r");
+		unsigned long n = 0;
+
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%lu", &n) == 1)
+			total += n;
+		fclose(f);
+	}
+	globfree(&g);
+	return total;
+}
+
+/* Build the EAL argument vector. Strings live in @store (start-up lifetime). */
+static int
+eal_args(const struct dp_config *cfg, char **argv, char *store, size_t store_len, bool *no_huge)
+{
+	int argc = 0;
+	size_t used = 0;
+	char *extra;
+	char *save = NULL;
+	char *tok;
+
+#define ADD(...)                                                                          \
+	do {                                                                              \
+		int n_ = snprintf(store + used, store_len - used, __VA_ARGS__);           \
+		if (n_ < 0 || (size_t)n_ >= store_len - used || argc >= MAX_EAL_ARGS - 1) \
+			return -E2BIG;                                                    \
+		argv[argc++] = store + used;                                              \
+		used += (size_t)n_ + 1;                                                   \
+	} while (0)
+
+	ADD("slipstream");
+	ADD("-l");
+	ADD("%s", cfg->dp_lcores);
+	if (cfg->dpdk_file_prefix[0] != '\0')
+		ADD("--file-prefix=%s", cfg->dpdk_file_prefix);
+	else
+		ADD("--file-prefix=slipstream-%d", (int)getpid());
+	*no_huge = strcmp(cfg->dpdk_hugepages, "off") == 0 ||
+		(strcmp(cfg->dpdk_hugepages, "auto") == 0 && free_hugepages() == 0);
+	if (*no_huge) {
+		ADD("--no-huge");
+		ADD("--no-shconf");
+		ADD("-m");
+		ADD("%" PRId64, cfg->dpdk_memory_mb);
+	} else {
+		ADD("--in-memory");
+	}
+	if (cfg->dp_transport == DP_TRANSPORT_KERNEL)
+		ADD("--no-pci"); /* leave the machine's NICs alone */
+	ADD("--no-telemetry");
+	ADD("--log-level=lib.eal:warning");
+	extra = store + used;
+	ADD("%s", cfg->dpdk_eal_args);
+	argc--; /* the whole string was a placeholder; split it below */
+	for (tok = strtok_r(extra, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		if (argc >= MAX_EAL_ARGS - 1)
+			return -E2BIG;
+		argv[argc++] = tok;
+	}
+	argv[argc] = NULL;
+#undef ADD
+	return argc;
+}
 
 int
 main(int argc, char **argv)
 {
-	int rc = rte_eal_init(argc, argv);
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"print-config", no_argument, NULL, 'P'},
+		{"override", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	struct dp_config cfg;
+	char err[DP_CONFIG_ERR_LEN];
+	const char *overrides[MAX_OVERRIDES];
+	int n_overrides = 0;
+	bool print_config = false;
+	const char *file = NULL;
+	char *eal_argv[MAX_EAL_ARGS];
+	char eal_store[4096];
+	struct main_ctl ctl;
+	struct sigaction sa;
+	bool no_huge = false;
+	int eal_argc;
+	int rc;
+	int c;
 
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			dp_config_print_help(stdout);
+			return 0;
+		case 'V':
+			printf("slipstream %s (%s)\n", SLIPSTREAM_VERSION, rte_version());
+			return 0;
+		case 'P':
+			print_config = true;
+			break;
+		case 'o':
+			if (n_overrides == MAX_OVERRIDES) {
+				fprintf(stderr, "slipstream: too many --override options\n");
+				return 2;
+			}
+			overrides[n_overrides++] = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		file = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "slipstream: one configuration file at most (got '%s' too)\n",
+			argv[optind]);
+		return 2;
+	}
+
+	if (dp_config_init(&cfg) < 0)
+		return 1;
+	if (file != NULL && dp_config_load_file(&cfg, file, err, sizeof(err)) < 0)
+		goto config_error;
+	for (int i = 0; i < n_overrides; i++) {
+		char key[256];
+		const char *eq = strchr(overrides[i], '=');
+
+		if (eq == NULL || (size_t)(eq - overrides[i]) >= sizeof(key)) {
+			snprintf(err, sizeof(err), "--override: '%s' is not key=value", overrides[i]);
+			goto config_error;
+		}
+		memcpy(key, overrides[i], (size_t)(eq - overrides[i]));
+		key[eq - overrides[i]] = '\0';
+		if (dp_config_set(&cfg, key, eq + 1, "--override", 0, err, sizeof(err)) < 0)
+			goto config_error;
+	}
+	if (dp_config_finish(&cfg, file != NULL ? file : "--override", err, sizeof(err)) < 0)
+		goto config_error;
+	if (print_config) {
+		dp_config_print(&cfg, stdout);
+		dp_config_free(&cfg);
+		return 0;
+	}
+	dp_log_set_level(cfg.dp_log_level);
+	if (cfg.dp_transport == DP_TRANSPORT_DPDK) {
+		dp_log(DP_LOG_ERROR, "dataplane.transport=dpdk: the DPDK TCP stack is not built "
+				     "yet; use dataplane.transport=kernel");
+		dp_config_free(&cfg);
+		return 2;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	eal_argc = eal_args(&cfg, eal_argv, eal_store, sizeof(eal_store), &no_huge);
+	if (eal_argc < 0) {
+		dp_log(DP_LOG_ERROR, "dpdk.eal.args: too many or too long EAL arguments");
+		dp_config_free(&cfg);
+		return 2;
+	}
+	if (no_huge)
+		dp_log(DP_LOG_INFO, "%s: running DPDK with --no-huge (%" PRId64 " MiB of ordinary "
+				    "memory, dpdk.memory.mb)",
+			strcmp(cfg.dpdk_hugepages, "off") == 0 ? "dpdk.hugepages=off" :
+								 "no free hugepages",
+			cfg.dpdk_memory_mb);
+	rc = rte_eal_init(eal_argc, eal_argv);
 	if (rc < 0) {
-		fprintf(stderr, "slipstream: DPDK EAL did not start (%s); "
-				"run ./hugepage-setup as root, or pass --no-huge\n",
-			strerror(-rc));
+		dp_log(DP_LOG_ERROR, "DPDK EAL did not start (%s); with dpdk.hugepages=on run "
+				     "scripts/hugepage-setup as root first",
+			rte_strerror(rte_errno));
+		dp_config_free(&cfg);
 		return 1;
 	}
-	printf("slipstream 0.1.0 on %s: EAL up, %u lcore(s)\n", rte_version(), rte_lcore_count());
-	printf("slipstream: the broker itself is not built yet (see docs/gaps.md)\n");
+	dp_log(DP_LOG_INFO, "slipstream %s on %s: node.id=%" PRId64 ", %u lcore(s), "
+			    "%" PRId64 " net worker(s), transport %s",
+		SLIPSTREAM_VERSION, rte_version(), cfg.node_id, rte_lcore_count(),
+		cfg.dp_net_workers, cfg.dp_transport_name);
+	if (cfg.socket_request_max_bytes > (int64_t)cfg.max_frame_bytes)
+		dp_log(DP_LOG_INFO, "requests above %u bytes are refused "
+				    "(dataplane.frame.large.bytes caps socket.request.max.bytes)",
+			cfg.max_frame_bytes);
+
+	rc = dp_reactors_init(cfg.lcore, cfg.n_lcores, 1024, (uint64_t)cfg.dp_poll_idle_sleep_us);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "reactors: %s", strerror(-rc));
+		goto eal_out;
+	}
+	/* UNFINISHED: storage writers register their pollers on cfg.storage_lcore[] here. */
+	rc = net_kernel_init(&cfg, dp_handler_frame, NULL);
+	if (rc < 0)
+		goto reactors_out;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.cfg = &cfg;
+	rc = dp_poller_register(rte_get_main_lcore(), "main.control", main_control_poll, &ctl,
+		10000, DP_POLLER_EVERY);
+	if (rc < 0)
+		goto reactors_out;
+	dp_log(DP_LOG_INFO, "started; stop with SIGTERM or SIGINT");
+	rc = dp_reactors_run();
+	if (rc == 0)
+		dp_log(DP_LOG_INFO, "stopped cleanly");
+reactors_out:
+	net_kernel_fini();
+	dp_reactors_fini();
+eal_out:
 	rte_eal_cleanup();
-	return 0;
+	dp_config_free(&cfg);
+	return rc == 0 ? 0 : 1;
+
+config_error:
+	fprintf(stderr, "slipstream: %s\n", err);
+	dp_config_free(&cfg);
+	return 2;
 }

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_handler: the request handler hook between the transports and the
+ * Kafka layer.
+ *
+ * Every complete request frame from any transport arrives at
+ * dp_handler_frame() (a dp_conn_handler_fn). It reads the request header
+ * and dispatches on the API key. UNFINISHED: only ApiVersions is answered
+ * so far, with a hand-written encoder (the generated codecs and the real
+ * handlers for Produce, Fetch, Metadata, ... land in dataplane/kafka/ in a
+ * later change and replace this dispatch). Any other API key closes the
+ * connection, which is what Kafka does for an API it does not know.
+ */
+#ifndef SLP_DP_HANDLER_H
+#define SLP_DP_HANDLER_H
+
+#include <stdint.h>
+
+#include "dp_conn.h"
+
+/** ApiVersions versions served. */
+#define DP_HANDLER_API_VERSIONS_MIN 0
+#define DP_HANDLER_API_VERSIONS_MAX 4
+
+/**
+ * Handle one request frame (see dp_conn_handler_fn). @frame is borrowed.
+ *
+ * @return 0 (answered), -EAGAIN (no response buffer free now), -EPROTO for a
+ *         malformed header, -EPROTONOSUPPORT for an API not served: the
+ *         connection is closed.
+ */
+int dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame,
+	uint32_t len);
+
+/**
+ * Encode the ApiVersions response for a request of @version with
+ * @correlation_id into @buf (size prefix included).
+ *
+ * @param error  0, or 35 (UNSUPPORTED_VERSION: then encoded as v0), or 42
+ * @return bytes written, or -ENOBUFS when @cap is too small.
+ */
+int dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
+	int32_t correlation_id, int16_t error);
+
+#endif /* SLP_DP_HANDLER_H */

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_reactor: the per-lcore poll loop, periodic pollers, busy/idle
+ * accounting and SPSC message rings (see dp_reactor.h).
+ *
+ * Rings: reactor R has in[i], the ring that reactor i (by index in the set)
+ * sends to R on. Only lcore i enqueues on it and only R dequeues, so each
+ * ring is created single-producer/single-consumer. Ring elements are the
+ * 16-byte (fn, arg) pair itself: sending allocates nothing.
+ */
+#include "dp_reactor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "dp_log.h"
+
+struct dp_msg {
+	dp_msg_fn fn;
+	void *arg;
+};
+
+struct dp_poller {
+	dp_poller_fn fn;
+	void *arg;
+	uint64_t period_tsc;   /* 0 = every iteration */
+	uint64_t next_tsc;     /* next run, for periodic pollers */
+	char name[32];
+};
+
+struct dp_reactor {
+	unsigned int lcore;
+	unsigned int index;            /* in the reactor set */
+	unsigned int n_pollers;
+	unsigned int n_end;
+	struct dp_poller pollers[DP_REACTOR_MAX_POLLERS];
+	struct dp_poller end[DP_REACTOR_MAX_POLLERS];
+	struct rte_ring **in;          /* n_reactors rings, in[sender index] */
+	uint64_t last_busy_tsc;
+	struct dp_reactor_stats stats; /* written by this lcore only */
+} __rte_cache_aligned;
+
+static struct dp_reactor *g_reactors;         /* n_reactors, cache aligned */
+static unsigned int g_n_reactors;
+static struct dp_reactor *g_by_lcore[RTE_MAX_LCORE];
+static volatile int g_stop;
+static uint64_t g_idle_sleep_us;
+static uint64_t g_idle_grace_tsc;              /* idle this long before sleeping */
+
+int
+dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_size,
+	uint64_t idle_sleep_us)
+{
+	int rc = -ENOMEM;
+
+	if (n == 0 || g_reactors != NULL)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		if (lcores[i] >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lcores[i]))
+			return -EINVAL;
+	}
+	g_reactors = rte_zmalloc("dp_reactors", sizeof(struct dp_reactor) * n, RTE_CACHE_LINE_SIZE);
+	if (g_reactors == NULL)
+		return -ENOMEM;
+	g_n_reactors = n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct dp_reactor *r = &g_reactors[i];
+
+		r->lcore = lcores[i];
+		r->index = i;
+		g_by_lcore[lcores[i]] = r;
+		r->in = rte_zmalloc("dp_reactor_in", sizeof(struct rte_ring *) * n, 0);
+		if (r->in == NULL)
+			goto fail;
+	}
+	for (unsigned int dst = 0; dst < n; dst++) {
+		for (unsigned int src = 0; src < n; src++) {
+			char name[RTE_RING_NAMESIZE];
+
+			snprintf(name, sizeof(name), "dp_msg_%u_%u", g_reactors[src].lcore,
+				g_reactors[dst].lcore);
+			g_reactors[dst].in[src] = rte_ring_create_elem(name, sizeof(struct dp_msg),
+				ring_size, (int)rte_lcore_to_socket_id(g_reactors[dst].lcore),
+				RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (g_reactors[dst].in[src] == NULL) {
+				rc = rte_errno == EINVAL ? -EINVAL : -ENOMEM;
+				goto fail;
+			}
+		}
+	}
+	g_idle_sleep_us = idle_sleep_us;
+	g_idle_grace_tsc = rte_get_tsc_hz() / 1000;
+	g_stop = 0;
+	return 0;
+fail:
+	dp_reactors_fini();
+	return rc;
+}
+
+void
+dp_reactors_fini(void)
+{
+	if (g_reactors == NULL)
+		return;
+	for (unsigned int i = 0; i < g_n_reactors; i++) {
+		struct dp_reactor *r = &g_reactors[i];
+
+		if (r->in != NULL) {
+			for (unsigned int j = 0; j < g_n_reactors; j++)
+				rte_ring_free(r->in[j]);
+			rte_free(r->in);
+		}
+		g_by_lcore[r->lcore] = NULL;
+	}
+	rte_free(g_reactors);
+	g_reactors = NULL;
+	g_n_reactors = 0;
+}
+
+int
+dp_poller_register(unsigned int lcore, const char *name, dp_poller_fn fn, void *arg,
+	uint64_t period_us, enum dp_poller_when when)
+{
+	struct dp_reactor *r = lcore < RTE_MAX_LCORE ? g_by_lcore[lcore] : NULL;
+	struct dp_poller *p;
+
+	if (r == NULL || fn == NULL)
+		return -EINVAL;
+	if (when == DP_POLLER_END) {
+		if (r->n_end == DP_REACTOR_MAX_POLLERS)
+			return -ENOSPC;
+		p = &r->end[r->n_end++];
+	} else {
+		if (r->n_pollers == DP_REACTOR_MAX_POLLERS)
+			return -ENOSPC;
+		p = &r->pollers[r->n_pollers++];
+	}
+	p->fn = fn;
+	p->arg = arg;
+	p->period_tsc = period_us * rte_get_tsc_hz() / 1000000;
+	p->next_tsc = 0;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	return 0;
+}
+
+int
+dp_msg_send(unsigned int lcore, dp_msg_fn fn, void *arg)
+{
+	unsigned int self = rte_lcore_id();
+	struct dp_reactor *dst = lcore < RTE_MAX_LCORE ? g_by_lcore[lcore] : NULL;
+	struct dp_reactor *src = self < RTE_MAX_LCORE ? g_by_lcore[self] : NULL;
+	struct dp_msg m = {fn, arg};
+
+	if (dst == NULL)
+		return -EINVAL;
+	if (src == NULL)
+		return -EPERM;
+	if (rte_ring_enqueue_elem(dst->in[src->index], &m, sizeof(m)) != 0)
+		return -ENOBUFS;
+	return 0;
+}
+
+static int
+reactor_iterate(struct dp_reactor *r)
+{
+	uint64_t start = rte_rdtsc();
+	uint64_t end;
+	int busy = 0;
+
+	for (unsigned int i = 0; i < g_n_reactors; i++) {
+		struct dp_msg msgs[DP_REACTOR_MSG_BURST];
+		unsigned int n = rte_ring_dequeue_burst_elem(r->in[i], msgs, sizeof(msgs[0]),
+			DP_REACTOR_MSG_BURST, NULL);
+
+		for (unsigned int j = 0; j < n; j++)
+			msgs[j].fn(msgs[j].arg);
+		r->stats.msgs += n;
+		busy += (int)n;
+	}
+	for (unsigned int i = 0; i < r->n_pollers; i++) {
+		struct dp_poller *p = &r->pollers[i];
+
+		if (p->period_tsc != 0) {
+			if (start < p->next_tsc)
+				continue;
+			p->next_tsc = start + p->period_tsc;
+		}
+		busy += p->fn(p->arg);
+	}
+	for (unsigned int i = 0; i < r->n_end; i++)
+		busy += r->end[i].fn(r->end[i].arg);
+
+	end = rte_rdtsc();
+	r->stats.iterations++;
+	if (busy > 0) {
+		r->stats.busy_tsc += end - start;
+		r->last_busy_tsc = end;
+	} else {
+		if (g_idle_sleep_us != 0 && end - r->last_busy_tsc > g_idle_grace_tsc) {
+			/* Off the hot path by definition: nothing to do for over 1 ms. */
+			usleep((useconds_t)g_idle_sleep_us);
+			end = rte_rdtsc();
+		}
+		r->stats.idle_tsc += end - start;
+	}
+	return busy;
+}
+
+int
+dp_reactor_poll_once(unsigned int lcore)
+{
+	struct dp_reactor *r = lcore < RTE_MAX_LCORE ? g_by_lcore[lcore] : NULL;
+
+	if (r == NULL)
+		return -EINVAL;
+	return reactor_iterate(r);
+}
+
+static int
+reactor_main(void *unused)
+{
+	struct dp_reactor *r = g_by_lcore[rte_lcore_id()];
+
+	if (r == NULL)
+		return 0; /* an EAL lcore the dataplane does not use */
+	dp_log(DP_LOG_DEBUG, "reactor up: %u poller(s), %u end poller(s)", r->n_pollers,
+		r->n_end);
+	r->last_busy_tsc = rte_rdtsc();
+	while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+		reactor_iterate(r);
+	return 0;
+}
+
+int
+dp_reactors_run(void)
+{
+	int rc;
+
+	rc = rte_eal_mp_remote_launch(reactor_main, NULL, CALL_MAIN);
+	if (rc < 0)
+		return rc;
+	rte_eal_mp_wait_lcore();
+	return 0;
+}
+
+void
+dp_reactors_stop(void)
+{
+	__atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+}
+
+bool
+dp_reactors_stopping(void)
+{
+	return __atomic_load_n(&g_stop, __ATOMIC_RELAXED) != 0;
+}
+
+int
+dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out)
+{
+	struct dp_reactor *r = lcore < RTE_MAX_LCORE ? g_by_lcore[lcore] : NULL;
+
+	if (r == NULL)
+		return -EINVAL;
+	out->busy_tsc = __atomic_load_n(&r->stats.busy_tsc, __ATOMIC_RELAXED);
+	out->idle_tsc = __atomic_load_n(&r->stats.idle_tsc, __ATOMIC_RELAXED);
+	out->iterations = __atomic_load_n(&r->stats.iterations, __ATOMIC_RELAXED);
+	out->msgs = __atomic_load_n(&r->stats.msgs, __ATOMIC_RELAXED);
+	return 0;
+}

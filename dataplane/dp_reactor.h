@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_reactor: one reactor per lcore, running registered pollers, and
+ * messages between lcores (the SPDK reactor/poller/message pattern on DPDK's
+ * EAL).
+ *
+ * A reactor loops over its pollers without blocking. A poller is
+ * (fn, arg) returning how much work it did (0 = idle); periodic pollers run
+ * at most once per period (TSC based); "end" pollers run after all others in
+ * each iteration (where connections closed by flag are reaped). Work for
+ * another lcore travels as a message (fn, arg) on a single-producer,
+ * single-consumer rte_ring per (sender, receiver) pair, so enqueue and
+ * dequeue need no locks; a message belongs to the receiver once sent and
+ * runs on the receiver's lcore at its next iteration.
+ *
+ * Each iteration is accounted as busy (some poller or message did work) or
+ * idle, in TSC cycles per lcore, for the metrics to export. An lcore idle
+ * for more than 1 ms may sleep `dataplane.poll.idle.sleep.us` per iteration
+ * (0 = spin, for appliances); any work resets that.
+ *
+ * Set-up (dp_reactors_init, poller registration before dp_reactors_run) is
+ * single-threaded start-up code on the main lcore.
+ */
+#ifndef SLP_DP_REACTOR_H
+#define SLP_DP_REACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/** Pollers per reactor. */
+#define DP_REACTOR_MAX_POLLERS 32
+/** Messages handled per incoming ring per iteration. */
+#define DP_REACTOR_MSG_BURST 32
+
+/** A poller: returns the work done (0 = idle). Runs on its reactor's lcore only. */
+typedef int (*dp_poller_fn)(void *arg);
+/** A message: runs once on the receiving lcore. */
+typedef void (*dp_msg_fn)(void *arg);
+
+enum dp_poller_when {
+	DP_POLLER_EVERY = 0, /* each iteration (or each period) */
+	DP_POLLER_END = 1,   /* each iteration, after every other poller */
+};
+
+struct dp_reactor_stats {
+	uint64_t busy_tsc;   /* cycles of iterations that did work */
+	uint64_t idle_tsc;   /* cycles of iterations that did none (sleeps included) */
+	uint64_t iterations;
+	uint64_t msgs;       /* messages run */
+};
+
+/**
+ * Create a reactor for each of @n lcores (all EAL lcores the dataplane uses,
+ * the main lcore included) and the message rings between them.
+ *
+ * @param ring_size  messages each (sender, receiver) ring holds (power of 2)
+ * @return 0, -EINVAL (an lcore not enabled in the EAL), -ENOMEM.
+ */
+int dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_size,
+	uint64_t idle_sleep_us);
+
+/** Free the reactors and rings (after dp_reactors_run() returned). */
+void dp_reactors_fini(void);
+
+/**
+ * Register a poller on @lcore. Call at start-up, or on @lcore itself.
+ *
+ * @param period_us  0 = every iteration; else at most once per period
+ * @return 0, -EINVAL (no reactor on @lcore), -ENOSPC (table full).
+ */
+int dp_poller_register(unsigned int lcore, const char *name, dp_poller_fn fn, void *arg,
+	uint64_t period_us, enum dp_poller_when when);
+
+/**
+ * Send a message to @lcore's reactor (may be the caller's own). Callable
+ * from any reactor lcore.
+ *
+ * @return 0; -ENOBUFS when the ring is full (try later); -EINVAL for an
+ *         lcore without a reactor; -EPERM from a thread that is not one.
+ */
+int dp_msg_send(unsigned int lcore, dp_msg_fn fn, void *arg);
+
+/** Run every reactor (remote lcores and the calling main lcore) until stopped. */
+int dp_reactors_run(void);
+
+/** Ask every reactor to return after its current iteration. Any thread. */
+void dp_reactors_stop(void);
+
+/** True once dp_reactors_stop() was called. */
+bool dp_reactors_stopping(void);
+
+/** Copy @lcore's accounting. @return 0 or -EINVAL. Relaxed reads: for metrics. */
+int dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out);
+
+/** Run one iteration of the calling lcore's reactor (tests drive reactors by hand). */
+int dp_reactor_poll_once(unsigned int lcore);
+
+#endif /* SLP_DP_REACTOR_H */
