@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_stack: creation of a stack instance, Ethernet demultiplexing of
+ * received frames, the output batch and the checksum helper shared by the
+ * protocols. ARP is in net_arp.c, IPv4 and ICMP in net_ipv4.c, TCP in
+ * net_tcp.c.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_malloc.h>
+
+#include "net_internal.h"
+
+static uint32_t
+pow2_at_least(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v && p < (1u << 30))
+		p <<= 1;
+	return p;
+}
+
+static int
+config_fill(struct net_config *c)
+{
+	if (c->ipv4_addr == 0 || c->pool == NULL || c->tx_fn == NULL)
+		return -EINVAL;
+	if (c->ipv4_mask == 0)
+		c->ipv4_mask = rte_cpu_to_be_32(0xffffff00);
+	if (c->mtu == 0)
+		c->mtu = 1500;
+	if (c->mtu < 576 || c->mtu > 9000)
+		return -EINVAL;
+	/* A whole frame must fit one mbuf of the pool (we build single-segment
+	 * headers and attach payload), so the data room must hold the headers. */
+	if (rte_pktmbuf_data_room_size(c->pool) < RTE_PKTMBUF_HEADROOM + NET_HDRS_MAX)
+		return -EINVAL;
+	if (c->arp_entries == 0)
+		c->arp_entries = 256;
+	if (c->arp_timeout_us == 0)
+		c->arp_timeout_us = 60ull * 1000 * 1000;
+	if (c->arp_retry_us == 0)
+		c->arp_retry_us = 1000 * 1000;
+	if (c->max_conns == 0)
+		c->max_conns = 1024;
+	if (c->max_conns > (1u << 24))
+		return -EINVAL;
+	if (c->max_listeners == 0)
+		c->max_listeners = 8;
+	if (c->max_listeners >= NET_NO_LISTENER)
+		return -EINVAL;
+	if (c->sndbuf_bytes == 0)
+		c->sndbuf_bytes = 256 * 1024;
+	if (c->rcvbuf_bytes == 0)
+		c->rcvbuf_bytes = 256 * 1024;
+	if (c->rcvbuf_bytes > (1u << 30) || c->sndbuf_bytes > (1u << 30))
+		return -EINVAL;
+	if (c->ooo_max_segs == 0)
+		c->ooo_max_segs = 64;
+	if (c->ooo_max_segs > 255)
+		c->ooo_max_segs = 255;
+	if (c->rto_min_us == 0)
+		c->rto_min_us = 200 * 1000;
+	if (c->rto_max_us == 0)
+		c->rto_max_us = 60ull * 1000 * 1000;
+	if (c->rto_initial_us == 0)
+		c->rto_initial_us = 1000 * 1000;
+	if (c->rto_max_us > UINT32_MAX / 2 || c->rto_initial_us > c->rto_max_us ||
+			c->rto_min_us > c->rto_max_us)
+		return -EINVAL;
+	if (c->delack_us == 0)
+		c->delack_us = 40 * 1000;
+	if (c->time_wait_us == 0)
+		c->time_wait_us = 60ull * 1000 * 1000;
+	if (c->max_retries == 0)
+		c->max_retries = 12;
+	if (c->syn_retries == 0)
+		c->syn_retries = 5;
+	if (c->challenge_ack_limit == 0)
+		c->challenge_ack_limit = 1000;
+	if (c->ephemeral_lo == 0)
+		c->ephemeral_lo = 32768;
+	if (c->ephemeral_hi == 0)
+		c->ephemeral_hi = 60999;
+	if (c->ephemeral_hi < c->ephemeral_lo)
+		return -EINVAL;
+	if (c->rss_key != NULL && (c->rss_reta_size == 0 || c->rss_nb_queues == 0 ||
+			c->rss_queue >= c->rss_nb_queues))
+		return -EINVAL;
+	return 0;
+}
+
+struct net_stack *
+net_stack_create(const struct net_config *cfg)
+{
+	struct net_stack *st;
+	int rc;
+
+	if (cfg == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	st = rte_zmalloc("net_stack", sizeof(*st), RTE_CACHE_LINE_SIZE);
+	if (st == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	st->cfg = *cfg;
+	rc = config_fill(&st->cfg);
+	if (rc != 0)
+		goto fail;
+	if (cfg->rss_key != NULL) {
+		memcpy(st->rss_key, cfg->rss_key, sizeof(st->rss_key));
+		st->cfg.rss_key = st->rss_key;
+	}
+	st->cfg.arp_entries = pow2_at_least(st->cfg.arp_entries);
+	rc = net_arp_init(st);
+	if (rc != 0)
+		goto fail;
+	rc = net_tcp_init(st);
+	if (rc != 0)
+		goto fail;
+	return st;
+fail:
+	net_stack_free(st);
+	errno = -rc;
+	return NULL;
+}
+
+void
+net_stack_free(struct net_stack *st)
+{
+	if (st == NULL)
+		return;
+	net_tcp_fini(st);
+	net_arp_fini(st);
+	for (uint16_t i = 0; i < st->tx_n; i++)
+		rte_pktmbuf_free(st->tx[i]);
+	rte_free(st);
+}
+
+void
+net_stack_start(struct net_stack *st, uint64_t now_us)
+{
+	st->now_us = now_us;
+	net_arp_send_gratuitous(st);
+	net_tx_flush(st);
+}
+
+const struct net_stats *
+net_stack_stats(const struct net_stack *st)
+{
+	return &st->stats;
+}
+
+void
+net_tx_flush(struct net_stack *st)
+{
+	uint16_t sent;
+
+	if (st->tx_n == 0)
+		return;
+	sent = st->cfg.tx_fn(st->cfg.tx_arg, st->tx, st->tx_n);
+	if (sent > st->tx_n)
+		sent = st->tx_n;
+	st->stats.tx_frames += sent;
+	for (uint16_t i = sent; i < st->tx_n; i++) {
+		rte_pktmbuf_free(st->tx[i]);
+		st->stats.tx_dropped++;
+	}
+	st->tx_n = 0;
+}
+
+void
+net_tx_enqueue(struct net_stack *st, struct rte_mbuf *m)
+{
+	if (st->tx_n == NET_TX_BATCH)
+		net_tx_flush(st);
+	st->tx[st->tx_n++] = m;
+}
+
+/*
+ * Internet checksum of the IPv4 pseudo-header plus l4_len bytes of m from
+ * l4_off, over any number of segments. Returns the value to store in the
+ * header (complemented), or 0xffff-complement semantics as the caller needs:
+ * a packet whose stored checksum is right sums to 0 here.
+ */
+uint16_t
+net_ipv4_cksum_mbuf(const struct rte_mbuf *m, uint32_t l4_off, uint32_t l4_len,
+	const struct rte_ipv4_hdr *ip)
+{
+	struct {
+		uint32_t src, dst;
+		uint8_t zero, proto;
+		uint16_t len;
+	} __rte_packed ph = {
+		.src = ip->src_addr,
+		.dst = ip->dst_addr,
+		.zero = 0,
+		.proto = ip->next_proto_id,
+		.len = rte_cpu_to_be_16((uint16_t)l4_len),
+	};
+	uint16_t raw = 0;
+	uint32_t sum;
+
+	if (rte_raw_cksum_mbuf(m, l4_off, l4_len, &raw) != 0)
+		return 0xffff;	/* bad range: a value that never verifies (see callers) */
+	sum = (uint32_t)raw + rte_raw_cksum(&ph, sizeof(ph));
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static void
+eth_input(struct net_stack *st, struct rte_mbuf *m)
+{
+	const struct rte_ether_hdr *eth;
+	uint16_t type;
+
+	st->stats.rx_frames++;
+	/* Headers must be in the first segment: every parser below checks its
+	 * header against data_len of the first segment, never pkt_len. */
+	if (rte_pktmbuf_data_len(m) < NET_ETH_HLEN) {
+		st->stats.rx_bad_eth++;
+		goto drop;
+	}
+	eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (!rte_is_same_ether_addr(&eth->dst_addr, &st->cfg.mac) &&
+			!rte_is_broadcast_ether_addr(&eth->dst_addr)) {
+		st->stats.rx_bad_eth++;
+		goto drop;
+	}
+	type = rte_be_to_cpu_16(eth->ether_type);
+	switch (type) {
+	case RTE_ETHER_TYPE_ARP:
+		net_arp_input(st, m);
+		return;
+	case RTE_ETHER_TYPE_IPV4:
+		net_ipv4_input(st, m);
+		return;
+	case RTE_ETHER_TYPE_VLAN:
+	case RTE_ETHER_TYPE_QINQ:
+		/* Ports are configured without VLANs; tagged frames are not ours. */
+		st->stats.rx_bad_eth++;
+		goto drop;
+	default:
+		st->stats.rx_unknown_ethertype++;
+		goto drop;
+	}
+drop:
+	rte_pktmbuf_free(m);
+}
+
+void
+net_stack_input(struct net_stack *st, struct rte_mbuf **pkts, uint16_t n, uint64_t now_us)
+{
+	if (now_us > st->now_us)
+		st->now_us = now_us;
+	for (uint16_t i = 0; i < n; i++) {
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		eth_input(st, pkts[i]);
+	}
+	net_tcp_poll(st);
+	net_tx_flush(st);
+}
+
+void
+net_stack_poll(struct net_stack *st, uint64_t now_us)
+{
+	if (now_us > st->now_us)
+		st->now_us = now_us;
+	net_arp_timers(st);
+	net_tcp_poll(st);
+	net_tx_flush(st);
+}

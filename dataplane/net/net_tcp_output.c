@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_tcp_output: building and sending TCP segments.
+ *
+ * A segment is one header mbuf (Ethernet + IPv4 + TCP + options, built in
+ * place) followed by indirect mbufs attached to the send queue's segments
+ * (rte_pktmbuf_attach), so payload bytes are never copied on transmit or
+ * retransmit, whether they were copied into the queue by net_tcp_send or
+ * attached as external buffers by net_tcp_send_mbuf.
+ *
+ * net_tcp_output decides what to send for a connection: SYN or SYN-ACK,
+ * RST after abort, as much queued data as the send window (RFC 9293 section
+ * 3.8.6) and congestion window (RFC 5681) allow, FIN, and the ACK owed.
+ * Nagle's algorithm is off (a broker answers requests: latency matters and
+ * responses are written whole); sender-side silly window avoidance (RFC 9293
+ * section 3.8.6.2.1) is kept. The persist timer (zero-window probing) is
+ * armed here.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+
+#include "net_internal.h"
+
+/* TCP option kinds (RFC 9293, RFC 7323, RFC 2018). */
+#define OPT_EOL 0
+#define OPT_NOP 1
+#define OPT_MSS 2
+#define OPT_WS 3
+#define OPT_SACKP 4
+#define OPT_SACK 5
+#define OPT_TS 8
+
+uint32_t
+net_tcp_rcv_window(const struct net_stack *st, const struct net_tcp_conn *c)
+{
+	uint32_t buf = st->cfg.rcvbuf_bytes;
+	uint32_t space = c->rcv_held >= buf ? 0 : buf - c->rcv_held;
+	uint32_t adv = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+	uint32_t step = NET_MIN(buf / 2, (uint32_t)net_tcp_our_mss(st));
+
+	/* RFC 9293 section 3.8.6.2.2 (receiver SWS avoidance): move the right
+	 * edge only by at least min(buffer/2, MSS). Never shrink it
+	 * (section 3.8.6): the window offered stays offered. */
+	if (space <= adv || space - adv < step)
+		return adv;
+	return space;
+}
+
+/* Write the options of a segment; returns their length (multiple of 4). */
+static uint32_t
+write_opts(struct net_stack *st, struct net_tcp_conn *c, uint8_t *o, uint8_t flags)
+{
+	uint32_t n = 0;
+	bool syn = (flags & RTE_TCP_SYN_FLAG) != 0;
+	bool ts = (c->flags & NET_TCPF_TS_OK) != 0;
+
+	if (syn) {
+		uint16_t mss = net_tcp_our_mss(st);
+		/* On a SYN-ACK offer only what the peer offered (RFC 7323 sections
+		 * 2.2 and 3.2, RFC 2018 section 2); on a SYN offer what is enabled
+		 * (flags were set from the configuration at connect). */
+		bool ws = (c->flags & NET_TCPF_WS_OK) != 0;
+		bool sack = (c->flags & NET_TCPF_SACK_OK) != 0;
+
+		o[n++] = OPT_MSS;
+		o[n++] = 4;
+		o[n++] = (uint8_t)(mss >> 8);
+		o[n++] = (uint8_t)mss;
+		if (sack && ts) {
+			o[n++] = OPT_SACKP;
+			o[n++] = 2;
+		} else {
+			o[n++] = OPT_NOP;
+			o[n++] = OPT_NOP;
+			if (sack) {
+				o[n++] = OPT_SACKP;
+				o[n++] = 2;
+			}
+		}
+		if (ts) {
+			uint32_t v = rte_cpu_to_be_32(net_tcp_ts_now(st, c));
+			uint32_t e = rte_cpu_to_be_32((flags & RTE_TCP_ACK_FLAG) ? c->ts_recent : 0);
+
+			if (!sack) {
+				o[n++] = OPT_NOP;
+				o[n++] = OPT_NOP;
+			}
+			o[n++] = OPT_TS;
+			o[n++] = 10;
+			memcpy(o + n, &v, 4);
+			memcpy(o + n + 4, &e, 4);
+			n += 8;
+		}
+		if (ws) {
+			o[n++] = OPT_NOP;
+			o[n++] = OPT_WS;
+			o[n++] = 3;
+			o[n++] = c->rcv_wscale;
+		}
+		while (n % 4 != 0)
+			o[n++] = OPT_NOP;
+		return n;
+	}
+	if (ts) {
+		uint32_t v = rte_cpu_to_be_32(net_tcp_ts_now(st, c));
+		uint32_t e = rte_cpu_to_be_32(c->ts_recent);
+
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_TS;
+		o[n++] = 10;
+		memcpy(o + n, &v, 4);
+		memcpy(o + n + 4, &e, 4);
+		n += 8;
+	}
+	/* RFC 2018 section 4: SACK blocks for the out-of-order data we hold,
+	 * at most 3 with timestamps (40 bytes of options), 4 without. The
+	 * first block should be the most recently received; we report the
+	 * lowest blocks first, which RFC 2018 permits as an approximation. */
+	if ((c->flags & NET_TCPF_SACK_OK) && c->ooo_segs > 0 &&
+			(flags & RTE_TCP_RST_FLAG) == 0) {
+		uint32_t max = ts ? 3 : 4, nb = 0;
+		uint32_t l = 0, r = 0;
+		uint8_t *hdr = o + n;
+
+		n += 4;	/* NOP NOP kind len */
+		for (uint32_t i = 0; i < c->ooo_segs && nb < max; i++) {
+			const struct net_tcp_ooo *q = &c->ooo[i];
+
+			if (i > 0 && q->seq == r) {
+				r += q->len;	/* contiguous with the previous block */
+				continue;
+			}
+			if (i > 0) {
+				uint32_t bl = rte_cpu_to_be_32(l), br = rte_cpu_to_be_32(r);
+
+				memcpy(o + n, &bl, 4);
+				memcpy(o + n + 4, &br, 4);
+				n += 8;
+				nb++;
+			}
+			l = q->seq;
+			r = q->seq + q->len;
+		}
+		if (nb < max) {
+			uint32_t bl = rte_cpu_to_be_32(l), br = rte_cpu_to_be_32(r);
+
+			memcpy(o + n, &bl, 4);
+			memcpy(o + n + 4, &br, 4);
+			n += 8;
+			nb++;
+		}
+		hdr[0] = OPT_NOP;
+		hdr[1] = OPT_NOP;
+		hdr[2] = OPT_SACK;
+		hdr[3] = (uint8_t)(2 + 8 * nb);
+	}
+	return n;
+}
+
+/* Attach len bytes of the send queue from byte offset off as indirect mbufs
+ * chained after hdr. Returns 0 or -ENOMEM. */
+static int
+attach_payload(struct net_stack *st, struct net_tcp_conn *c, struct rte_mbuf *hdr, uint32_t off,
+	uint32_t len)
+{
+	struct rte_mbuf *q = c->sq_head;
+	struct rte_mbuf *last = hdr;
+
+	while (q != NULL && off >= q->data_len) {
+		off -= q->data_len;
+		q = q->next;
+	}
+	while (len > 0 && q != NULL) {
+		uint32_t take = NET_MIN(len, (uint32_t)q->data_len - off);
+		struct rte_mbuf *mi = rte_pktmbuf_alloc(st->cfg.pool);
+
+		if (mi == NULL)
+			return -ENOMEM;
+		rte_pktmbuf_attach(mi, q);
+		mi->data_off = (uint16_t)(mi->data_off + off);
+		mi->data_len = (uint16_t)take;
+		mi->pkt_len = take;
+		mi->next = NULL;
+		mi->nb_segs = 1;
+		last->next = mi;
+		last = mi;
+		hdr->nb_segs++;
+		hdr->pkt_len += take;
+		len -= take;
+		off = 0;
+		q = q->next;
+	}
+	return len == 0 ? 0 : -EINVAL;
+}
+
+static void
+fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
+	struct rte_tcp_hdr *th, uint32_t tcp_len)
+{
+	if (st->cfg.tx_cksum_offload) {
+		m->l2_len = NET_ETH_HLEN;
+		m->l3_len = NET_IP_HLEN;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM |
+			RTE_MBUF_F_TX_TCP_CKSUM;
+		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		return;
+	}
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	th->cksum = 0;
+	th->cksum = net_ipv4_cksum_mbuf(m, NET_ETH_HLEN + NET_IP_HLEN, tcp_len, ip);
+}
+
+/*
+ * Send one segment: seq, len payload bytes of the send queue starting at
+ * seq (only when len > 0), flags. Carries our current ACK and window (when
+ * ACK is set) and the options of the connection.
+ */
+int
+net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
+	uint8_t flags)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(st->cfg.pool);
+	uint8_t opts[NET_TCP_MAX_OPTS];
+	struct rte_ipv4_hdr *ip;
+	struct rte_tcp_hdr *th;
+	uint32_t optlen, hlen, wnd;
+	uint8_t *p;
+
+	if (m == NULL) {
+		st->stats.tx_no_mbuf++;
+		return -ENOMEM;
+	}
+	optlen = write_opts(st, c, opts, flags);
+	hlen = NET_ETH_HLEN + NET_IP_HLEN + NET_TCP_HLEN + optlen;
+	p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)hlen);
+	if (p == NULL)
+		goto fail;
+	if (len > 0 && attach_payload(st, c, m, seq - c->sq_seq, len) != 0) {
+		st->stats.tx_no_mbuf++;
+		goto fail;
+	}
+	ip = (struct rte_ipv4_hdr *)(p + NET_ETH_HLEN);
+	th = (struct rte_tcp_hdr *)(ip + 1);
+	net_ipv4_fill(st, ip, c->raddr, IPPROTO_TCP, NET_IP_HLEN + NET_TCP_HLEN + optlen + len);
+	th->src_port = c->lport;
+	th->dst_port = c->rport;
+	th->sent_seq = rte_cpu_to_be_32(seq);
+	th->data_off = (uint8_t)(((NET_TCP_HLEN + optlen) / 4) << 4);
+	th->tcp_flags = flags;
+	th->tcp_urp = 0;
+	if (flags & RTE_TCP_ACK_FLAG) {
+		th->recv_ack = rte_cpu_to_be_32(c->rcv_nxt);
+		wnd = net_tcp_rcv_window(st, c);
+		c->rcv_adv = c->rcv_nxt + wnd;
+		if (flags & RTE_TCP_SYN_FLAG) {
+			/* RFC 7323 section 2.2: the window of a SYN is never scaled. */
+			th->rx_win = rte_cpu_to_be_16((uint16_t)NET_MIN(wnd, 65535u));
+		} else {
+			uint32_t w = wnd >> c->rcv_wscale;
+
+			/* Round up so the scaled window never moves the edge back. */
+			if ((w << c->rcv_wscale) < wnd)
+				w++;
+			th->rx_win = rte_cpu_to_be_16((uint16_t)NET_MIN(w, 65535u));
+		}
+		c->last_ack_sent = c->rcv_nxt;
+		c->flags &= ~(NET_TCPF_ACK_NOW | NET_TCPF_DELACK | NET_TCPF_WND_UPDATE);
+		c->unacked_segs = 0;
+		c->delack_deadline = 0;
+	} else {
+		th->recv_ack = 0;
+		th->rx_win = 0;
+	}
+	memcpy(th + 1, opts, optlen);
+	fill_cksum(st, m, ip, th, NET_TCP_HLEN + optlen + len);
+	if (flags & RTE_TCP_RST_FLAG)
+		st->stats.tcp_rst_tx++;
+	net_ipv4_output(st, m, c->raddr);
+	return 0;
+fail:
+	rte_pktmbuf_free(m);
+	return -ENOMEM;
+}
+
+void
+net_tcp_send_ack(struct net_stack *st, struct net_tcp_conn *c)
+{
+	net_tcp_xmit(st, c, c->snd_nxt, 0, RTE_TCP_ACK_FLAG);
+}
+
+/*
+ * RFC 9293 section 3.10.7.1: answer a segment that has no connection.
+ * If it has ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+ * <CTL=RST,ACK>. Never answers a RST.
+ */
+void
+net_tcp_send_rst_reply(struct net_stack *st, const struct rte_ipv4_hdr *rip,
+	const struct rte_tcp_hdr *rth, uint32_t seglen)
+{
+	struct rte_mbuf *m;
+	struct rte_ipv4_hdr *ip;
+	struct rte_tcp_hdr *th;
+	uint8_t *p;
+
+	if (rth->tcp_flags & RTE_TCP_RST_FLAG)
+		return;
+	m = rte_pktmbuf_alloc(st->cfg.pool);
+	if (m == NULL) {
+		st->stats.tx_no_mbuf++;
+		return;
+	}
+	p = (uint8_t *)rte_pktmbuf_append(m, NET_ETH_HLEN + NET_IP_HLEN + NET_TCP_HLEN);
+	if (p == NULL) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	ip = (struct rte_ipv4_hdr *)(p + NET_ETH_HLEN);
+	th = (struct rte_tcp_hdr *)(ip + 1);
+	net_ipv4_fill(st, ip, rip->src_addr, IPPROTO_TCP, NET_IP_HLEN + NET_TCP_HLEN);
+	th->src_port = rth->dst_port;
+	th->dst_port = rth->src_port;
+	th->data_off = (uint8_t)((NET_TCP_HLEN / 4) << 4);
+	th->rx_win = 0;
+	th->tcp_urp = 0;
+	if (rth->tcp_flags & RTE_TCP_ACK_FLAG) {
+		th->sent_seq = rth->recv_ack;
+		th->recv_ack = 0;
+		th->tcp_flags = RTE_TCP_RST_FLAG;
+	} else {
+		th->sent_seq = 0;
+		th->recv_ack = rte_cpu_to_be_32(rte_be_to_cpu_32(rth->sent_seq) + seglen);
+		th->tcp_flags = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;
+	}
+	fill_cksum(st, m, ip, th, NET_TCP_HLEN);
+	st->stats.tcp_rst_tx++;
+	net_ipv4_output(st, m, rip->src_addr);
+}
+
+/* Arm the retransmission timer if it is not running (RFC 6298 (5.1)). */
+static void
+arm_rtx(struct net_stack *st, struct net_tcp_conn *c)
+{
+	if (c->rtx_deadline == 0 || (c->flags & NET_TCPF_PERSIST)) {
+		c->flags &= ~NET_TCPF_PERSIST;
+		net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+	}
+}
+
+/* Retransmit the first unacknowledged segment (fast retransmit, NewReno
+ * partial ACK). Does not move snd_nxt. */
+void
+net_tcp_retransmit_head(struct net_stack *st, struct net_tcp_conn *c)
+{
+	uint32_t end = net_tcp_data_end(c);
+	uint32_t len = SEQ_LT(c->snd_una, end) ? NET_MIN(end - c->snd_una, (uint32_t)c->mss) : 0;
+	uint8_t flags = RTE_TCP_ACK_FLAG;
+
+	if ((c->flags & NET_TCPF_FIN_SENT) && c->snd_una + len == end && SEQ_GT(c->snd_max, end))
+		flags |= RTE_TCP_FIN_FLAG;
+	if (len == 0 && !(flags & RTE_TCP_FIN_FLAG))
+		return;
+	if (len > 0)
+		flags |= RTE_TCP_PSH_FLAG;
+	/* Karn: a retransmitted segment is never timed. */
+	c->flags &= ~NET_TCPF_RTT_TIMING;
+	net_tcp_xmit(st, c, c->snd_una, len, flags);
+}
+
+static void
+send_syn(struct net_stack *st, struct net_tcp_conn *c)
+{
+	uint8_t flags = RTE_TCP_SYN_FLAG;
+
+	if (c->state == NET_TCP_SYN_RECEIVED)
+		flags |= RTE_TCP_ACK_FLAG;
+	if (c->snd_max == c->iss) {
+		/* First transmission of the SYN: time it (RFC 6298 section 3). */
+		c->flags |= NET_TCPF_RTT_TIMING;
+		c->rtt_seq = c->iss;
+		c->rtt_start_us = st->now_us;
+	}
+	net_tcp_xmit(st, c, c->iss, 0, flags);
+	c->snd_nxt = c->iss + 1;
+	if (SEQ_GT(c->snd_nxt, c->snd_max))
+		c->snd_max = c->snd_nxt;
+	arm_rtx(st, c);
+}
+
+void
+net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
+{
+	bool sent = false;
+	uint32_t end;
+
+	switch (c->state) {
+	case NET_TCP_SYN_SENT:
+	case NET_TCP_SYN_RECEIVED:
+		if (c->snd_nxt == c->iss)
+			send_syn(st, c);
+		else if (c->flags & NET_TCPF_ACK_NOW)
+			send_syn(st, c);	/* peer retransmitted its SYN */
+		return;
+	case NET_TCP_CLOSED:
+	case NET_TCP_LISTEN:
+		return;
+	case NET_TCP_TIME_WAIT:
+		if (c->flags & NET_TCPF_ACK_NOW)
+			net_tcp_send_ack(st, c);
+		return;
+	default:
+		break;
+	}
+
+	end = net_tcp_data_end(c);
+	for (;;) {
+		uint32_t flight = c->snd_nxt - c->snd_una;
+		uint32_t wnd = NET_MIN(c->snd_wnd, c->cwnd);
+		uint32_t avail = SEQ_LT(c->snd_nxt, end) ? end - c->snd_nxt : 0;
+		uint32_t usable = wnd > flight ? wnd - flight : 0;
+		uint32_t len = NET_MIN(NET_MIN(avail, usable), (uint32_t)c->mss);
+		uint8_t flags = RTE_TCP_ACK_FLAG;
+		bool fin;
+
+		if (len == 0)
+			break;
+		/* Sender SWS avoidance: a short segment goes out only when it
+		 * ends the queued data or is at least half the largest window
+		 * the peer offered. */
+		if (len < c->mss && len < avail && len < c->max_snd_wnd / 2)
+			break;
+		fin = (c->flags & NET_TCPF_FIN_QUEUED) && c->snd_nxt + len == end;
+		if (fin)
+			flags |= RTE_TCP_FIN_FLAG;
+		if (c->snd_nxt + len == end)
+			flags |= RTE_TCP_PSH_FLAG;
+		if (SEQ_LT(c->snd_nxt, c->snd_max)) {
+			st->stats.tcp_retransmits++;
+		} else if (!(c->flags & NET_TCPF_RTT_TIMING)) {
+			/* RFC 6298 section 3: time one new segment per RTT (Karn:
+			 * never a retransmitted one). */
+			c->flags |= NET_TCPF_RTT_TIMING;
+			c->rtt_seq = c->snd_nxt;
+			c->rtt_start_us = st->now_us;
+		}
+		if (net_tcp_xmit(st, c, c->snd_nxt, len, flags) != 0)
+			break;
+		sent = true;
+		c->snd_nxt += len;
+		if (fin) {
+			c->snd_nxt++;
+			c->flags |= NET_TCPF_FIN_SENT;
+		}
+		if (SEQ_GT(c->snd_nxt, c->snd_max))
+			c->snd_max = c->snd_nxt;
+		arm_rtx(st, c);
+	}
+	/* A FIN with no data left to carry it (RFC 9293 section 3.10.4). It
+	 * takes no window: a peer with a zero window still accepts it once
+	 * its window opens, and retransmission covers the rest. */
+	if ((c->flags & NET_TCPF_FIN_QUEUED) && c->snd_nxt == end) {
+		if (net_tcp_xmit(st, c, c->snd_nxt, 0, RTE_TCP_ACK_FLAG | RTE_TCP_FIN_FLAG) == 0) {
+			sent = true;
+			c->snd_nxt++;
+			c->flags |= NET_TCPF_FIN_SENT;
+			if (SEQ_GT(c->snd_nxt, c->snd_max))
+				c->snd_max = c->snd_nxt;
+			arm_rtx(st, c);
+		}
+	}
+	/* Persist timer (RFC 9293 section 3.8.6.1): data waits, nothing is in
+	 * flight to bring an ACK, so probe the window when it fires. */
+	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt == c->snd_una && c->rtx_deadline == 0) {
+		uint64_t t = (uint64_t)c->rto_us << NET_MIN(c->persist_backoff, (uint8_t)16);
+
+		c->flags |= NET_TCPF_PERSIST;
+		net_tcp_arm(st, &c->rtx_deadline, st->now_us + NET_MIN(t, st->cfg.rto_max_us));
+	}
+	if (!sent && (c->flags & NET_TCPF_ACK_NOW))
+		net_tcp_send_ack(st, c);
+	else if (!sent && (c->flags & NET_TCPF_DELACK) && c->delack_deadline == 0)
+		net_tcp_arm(st, &c->delack_deadline, st->now_us + st->cfg.delack_us);
+}
