@@ -488,7 +488,9 @@ kp_batch_builder_add(struct kp_batch_builder *b, int64_t timestamp, const void *
 		return -EINVAL;
 	if (b->count == 0)
 		b->base_timestamp = timestamp;
-	ts_delta = timestamp - b->base_timestamp;
+	/* Wrapping difference: any two int64 timestamps round-trip through
+	 * base + delta, as in Java's long arithmetic. */
+	ts_delta = (int64_t)((uint64_t)timestamp - (uint64_t)b->base_timestamp);
 	body = 1 + kp_varlong_size(ts_delta) + kp_varlong_size(b->count) +
 	       kp_bytes_field_size(key, key_len) + kp_bytes_field_size(value, value_len) +
 	       kp_varlong_size((int64_t)header_count);
