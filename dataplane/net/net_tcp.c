@@ -351,8 +351,23 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 		 * The probe is a zero-length segment one below SND.UNA, which
 		 * the peer must answer with an ACK carrying its window
 		 * (section 3.10.7.4), as Linux does. */
+		uint32_t end = net_tcp_data_end(c);
+		uint32_t avail = SEQ_LT(c->snd_nxt, end) ? end - c->snd_nxt : 0;
+		uint32_t len = NET_MIN(NET_MIN(c->snd_wnd, avail), (uint32_t)c->mss);
+
 		c->flags &= ~NET_TCPF_PERSIST;
 		c->rtx_deadline = 0;
+		if (len > 0 && c->snd_nxt == c->snd_una) {
+			/* A window too small for sender SWS avoidance: send
+			 * what fits now (section 3.8.6.2.1, the override timeout). */
+			if (net_tcp_xmit(st, c, c->snd_nxt, len, RTE_TCP_ACK_FLAG) == 0) {
+				c->snd_nxt += len;
+				if (SEQ_GT(c->snd_nxt, c->snd_max))
+					c->snd_max = c->snd_nxt;
+				net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+			}
+			return;
+		}
 		st->stats.tcp_zero_window_probes++;
 		if (c->persist_backoff < 16)
 			c->persist_backoff++;

@@ -298,7 +298,9 @@ data_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		 * the sender sees duplicate ACKs). */
 		ooo_insert(st, c, s->seq, s->len, s->m);
 		s->m = NULL;
-		c->flags |= NET_TCPF_ACK_NOW;
+		/* One duplicate ACK per segment, now: coalescing them at the
+		 * end of the burst would hide the loss from fast retransmit. */
+		net_tcp_send_ack(st, c);
 		return;
 	}
 	c->rcv_nxt += s->len;
@@ -559,6 +561,7 @@ syn_sent_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 		return;
 	c->irs = s->seq;
 	c->rcv_nxt = s->seq + 1;
+	c->rcv_adv = c->rcv_nxt;	/* nothing advertised yet in this space */
 	peer_mss_from(c, &s->o);
 	if (!s->o.ts_ok)
 		c->flags &= ~NET_TCPF_TS_OK;
@@ -637,6 +640,7 @@ listen_input(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_
 	c->arg = l->arg;
 	c->irs = s->seq;
 	c->rcv_nxt = s->seq + 1;
+	c->rcv_adv = c->rcv_nxt;
 	c->iss = net_tcp_isn(st, c->raddr, c->rport, c->lport);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->sq_seq = c->iss + 1;
