@@ -183,5 +183,17 @@ void
 stor_segment_path(char *buf, size_t size, const char *dir, int64_t base, const char *suffix);
 int
 stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix);
+int
+stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
+		     int64_t max_ts, uint64_t pos, uint32_t size, bool grow);
+struct stor_segment *
+stor_seg_new(int64_t base);
+void
+stor_seg_free(struct stor_log *log, struct stor_segment *seg);
+int
+stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create);
+/* Drop a segment no longer in log->segs: its cached chunks, then the struct once unreferenced. */
+void
+stor_seg_retire(struct stor_log *log, struct stor_segment *seg);
 
 #endif /* SLP_STOR_INTERNAL_H */

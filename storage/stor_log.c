@@ -196,9 +196,9 @@ seg_index_reset(struct stor_segment *seg)
  * interval was appended since the last entry. Growing arrays is for
  * recovery only; the append path checks capacity (and rolls) first.
  */
-static int
-seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
-		int64_t max_ts, uint64_t pos, uint32_t size, bool grow)
+int
+stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
+		     int64_t max_ts, uint64_t pos, uint32_t size, bool grow)
 {
 	if (max_ts > seg->max_timestamp) {
 		seg->max_timestamp = max_ts;
@@ -358,8 +358,8 @@ bad:
 	return -EBADMSG;
 }
 
-static struct stor_segment *
-seg_new(int64_t base)
+struct stor_segment *
+stor_seg_new(int64_t base)
 {
 	struct stor_segment *seg = calloc(1, sizeof(*seg));
 
@@ -373,8 +373,8 @@ seg_new(int64_t base)
 	return seg;
 }
 
-static void
-seg_free(struct stor_log *log, struct stor_segment *seg)
+void
+stor_seg_free(struct stor_log *log, struct stor_segment *seg)
 {
 	if (seg->handle >= 0)
 		log->engine->be->ops->close(log->engine->be, seg->handle);
@@ -383,8 +383,8 @@ seg_free(struct stor_log *log, struct stor_segment *seg)
 	free(seg);
 }
 
-static int
-seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
+int
+stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
 {
 	struct stor_backend *be = log->engine->be;
 	char path[PATH_MAX];
@@ -563,7 +563,7 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 			r->stop = "offset beyond the segment's range";
 			break;
 		}
-		rc = seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos,
+		rc = stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos,
 				     size, true);
 		if (rc != 0)
 			goto out;
@@ -962,17 +962,17 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	clean = clean_marker_read(log, &m) == 0;
 
 	for (unsigned i = 0; i < nbases; i++) {
-		struct stor_segment *seg = seg_new(bases[i]);
+		struct stor_segment *seg = stor_seg_new(bases[i]);
 		if (seg == NULL) {
 			rc = -ENOMEM;
 			goto fail;
 		}
 		rc = log_push_seg(log, seg);
 		if (rc != 0) {
-			seg_free(log, seg);
+			stor_seg_free(log, seg);
 			goto fail;
 		}
-		rc = seg_open_file(log, seg, false);
+		rc = stor_seg_open_file(log, seg, false);
 		if (rc != 0)
 			goto fail;
 		rc = engine->be->ops->size(engine->be, seg->handle, &seg->size);
@@ -1006,17 +1006,17 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	}
 
 	if (log->seg_count == 0) {
-		struct stor_segment *seg = seg_new(log->start_offset);
+		struct stor_segment *seg = stor_seg_new(log->start_offset);
 		if (seg == NULL) {
 			rc = -ENOMEM;
 			goto fail;
 		}
 		rc = log_push_seg(log, seg);
 		if (rc != 0) {
-			seg_free(log, seg);
+			stor_seg_free(log, seg);
 			goto fail;
 		}
-		rc = seg_open_file(log, seg, true);
+		rc = stor_seg_open_file(log, seg, true);
 		if (rc != 0)
 			goto fail;
 	} else {
@@ -1058,7 +1058,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 				unlink(path);
 			}
 			log->seg_count--;
-			seg_free(log, seg);
+			stor_seg_free(log, seg);
 			seg = active_seg(log);
 		}
 	}
@@ -1096,7 +1096,7 @@ fail:
 	while (!TAILQ_EMPTY(&log->chunks))
 		stor_chunk_put(engine, TAILQ_FIRST(&log->chunks));
 	for (unsigned i = 0; i < log->seg_count; i++)
-		seg_free(log, log->segs[i]);
+		stor_seg_free(log, log->segs[i]);
 	free(log->segs);
 	free(log->epochs);
 	free(log->pend);
@@ -1172,14 +1172,14 @@ log_roll_locked(struct stor_log *log)
 			(uint32_t)(old->max_ts_offset - old->base_offset);
 		old->tidx_count++;
 	}
-	seg = seg_new(log->next_offset);
+	seg = stor_seg_new(log->next_offset);
 	if (seg == NULL)
 		return -ENOMEM;
-	rc = seg_open_file(log, seg, true);
+	rc = stor_seg_open_file(log, seg, true);
 	if (rc == 0)
 		rc = log_push_seg(log, seg);
 	if (rc != 0) {
-		seg_free(log, seg);
+		stor_seg_free(log, seg);
 		return rc;
 	}
 	seg->lpos_base = old->lpos_base + old->size;
@@ -1189,7 +1189,7 @@ log_roll_locked(struct stor_log *log)
 		/* Keep the old segment active; the new empty file stays and is harmless. */
 		log->seg_count--;
 		old->sealed = false;
-		seg_free(log, seg);
+		stor_seg_free(log, seg);
 		return rc;
 	}
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
@@ -1243,7 +1243,7 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	c->next_offset = last + 1;
 	c->fill += size;
 
-	seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos, size, false);
+	stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos, size, false);
 	if (seg->first_timestamp < 0)
 		seg->first_timestamp = h.base_timestamp;
 	seg->size += size;
@@ -1918,14 +1918,13 @@ static void
 seg_release(struct stor_log *log, struct stor_segment *seg)
 {
 	if (seg->deleted && seg->refs == 0)
-		seg_free(log, seg);
+		stor_seg_free(log, seg);
 }
 
 static void
 seg_delete(struct stor_log *log, unsigned i)
 {
 	struct stor_segment *seg = log->segs[i];
-	struct stor_chunk *c, *tmp;
 	char path[PATH_MAX];
 	static const char *const suffixes[] = {".log", ".index", ".timeindex", ".snapshot"};
 
@@ -1933,6 +1932,18 @@ seg_delete(struct stor_log *log, unsigned i)
 		stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, suffixes[k]);
 		unlink(path);
 	}
+	memmove(&log->segs[i], &log->segs[i + 1], (log->seg_count - i - 1) * sizeof(*log->segs));
+	log->seg_count--;
+	stor_msg(log->engine, STOR_LOG_INFO, "%s: deleted segment %020" PRId64, log->dir,
+		 seg->base_offset);
+	stor_seg_retire(log, seg);
+}
+
+void
+stor_seg_retire(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_chunk *c, *tmp;
+
 	/* Cached chunks of the segment go; one a read still holds goes at release. */
 	for (c = TAILQ_FIRST(&log->chunks); c != NULL; c = tmp) {
 		tmp = TAILQ_NEXT(c, log_link);
@@ -1949,11 +1960,7 @@ seg_delete(struct stor_log *log, unsigned i)
 	}
 	if (log->last_written_seg == seg)
 		log->last_written_seg = NULL;
-	memmove(&log->segs[i], &log->segs[i + 1], (log->seg_count - i - 1) * sizeof(*log->segs));
-	log->seg_count--;
 	seg->deleted = true;
-	stor_msg(log->engine, STOR_LOG_INFO, "%s: deleted segment %020" PRId64, log->dir,
-		 seg->base_offset);
 	seg_release(log, seg);
 }
 
@@ -2077,7 +2084,7 @@ log_free(struct stor_log *log)
 		stor_chunk_put(e, c);
 	}
 	for (unsigned i = 0; i < log->seg_count; i++)
-		seg_free(log, log->segs[i]);
+		stor_seg_free(log, log->segs[i]);
 	free(log->segs);
 	free(log->epochs);
 	free(log->pend);
