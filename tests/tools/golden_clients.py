@@ -37,6 +37,9 @@ def cfk_produce(a):
             errors.append(err)
 
     p = ck.Producer(conf)
+    # Learn the partition leader first: a record produced before that goes
+    # out in a batch of its own, splitting the N records.
+    p.list_topics(a.topic, timeout=5)
     for k, v in records(a.n):
         p.produce(a.topic, key=k, value=v, headers=[HEADER], partition=a.partition,
                   on_delivery=dr)

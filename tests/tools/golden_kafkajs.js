@@ -5,14 +5,21 @@
 // frames are captured. kafkajs is installed from tests/integration/package.json
 // (npm ci there). Producers send N records with key "key-<i>", value
 // "value-<i>" and header app=slipstream-golden, like the other clients.
+// kafkajs has gzip built in; snappy comes from the kafkajs-snappy codec
+// (pure JavaScript snappyjs). Its lz4 and zstd codecs need native add-ons
+// and are not used.
 //
 // usage: node golden_kafkajs.js <produce|consume|admin> <host:port> <topic>
-//        [codec none|gzip] [acks -1|1|0] [n]
+//        [codec none|gzip|snappy] [acks -1|1|0] [n]
 'use strict';
 
 const path = require('path');
-const { Kafka, CompressionTypes, logLevel } = require(
-	path.join(__dirname, '..', 'integration', 'node_modules', 'kafkajs'));
+const modules = path.join(__dirname, '..', 'integration', 'node_modules');
+const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require(
+	path.join(modules, 'kafkajs'));
+CompressionCodecs[CompressionTypes.Snappy] = require(path.join(modules, 'kafkajs-snappy'));
+const CODECS = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP,
+	snappy: CompressionTypes.Snappy };
 
 const [cmd, bootstrap, topic, codec = 'none', acks = '-1', nArg = '10'] =
 	process.argv.slice(2);
@@ -36,12 +43,14 @@ function records() {
 }
 
 async function produce() {
+	if (CODECS[codec] === undefined)
+		throw new Error(`codec ${codec} not available`);
 	const p = kafka.producer({ allowAutoTopicCreation: true });
 	await p.connect();
 	await p.send({
 		topic,
 		acks: parseInt(acks, 10),
-		compression: codec === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+		compression: CODECS[codec],
 		messages: records(),
 	});
 	await p.disconnect();
