@@ -35,7 +35,6 @@ import argparse
 import hashlib
 import os
 import random
-import socket
 import socketserver
 import struct
 import sys
@@ -96,7 +95,7 @@ class State:
         self.logs = {}  # (topic, partition) -> list of batches (baseOffset set)
         self.next_offset = {}  # (topic, partition) -> int
         self.next_pid = 1000
-        self.groups = {}  # group -> dict(generation, members{id: metadata}, assign{})
+        self.groups = {}  # group -> dict(generation, assign{member id: assignment})
         self.committed = {}  # (group, topic, partition) -> offset
         self.seen = set()
         self.kept = {}
