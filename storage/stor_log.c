@@ -881,6 +881,32 @@ load_tail_block(struct stor_log *log, struct stor_segment *seg)
 	return 0;
 }
 
+/* baseTimestamp of the segment's first batch, -1 when it has none (roll.ms). */
+static int64_t
+seg_first_timestamp(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_backend *be = log->engine->be;
+	struct kp_batch_header h;
+	int64_t ts = -1;
+	uint8_t *b;
+
+	if (seg->size < KP_BATCH_HEADER_SIZE)
+		return -1;
+	b = aligned_alloc(STOR_BLOCK_SIZE, STOR_BLOCK_SIZE);
+	if (b == NULL)
+		return -1;
+	/* Only the header is parsed: pass its length, not the batch's. */
+	if (be->ops->pread(be, seg->handle, b, STOR_BLOCK_SIZE, 0) >= KP_BATCH_HEADER_SIZE) {
+		uint8_t hdr[KP_BATCH_HEADER_SIZE];
+		memcpy(hdr, b, sizeof(hdr));
+		stor_be32_put(hdr + 8, KP_BATCH_HEADER_SIZE - KP_BATCH_LOG_OVERHEAD);
+		if (kp_batch_header_parse(hdr, sizeof(hdr), &h) == 0)
+			ts = h.base_timestamp;
+	}
+	free(b);
+	return ts;
+}
+
 /* Recover the last segment by scanning it; truncate a torn tail. */
 static int
 recover_active(struct stor_log *log, struct stor_segment *seg)
@@ -1031,7 +1057,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 			seg->bytes_since_index = (uint32_t)(seg->size - lastpos);
 			if (seg->idx_count == 0)
 				seg->bytes_since_index = (uint32_t)seg->size;
-			seg->first_timestamp = -1; /* roll.ms then counts from the open */
+			seg->first_timestamp = seg_first_timestamp(log, seg); /* for roll.ms */
 			stor_msg(engine, STOR_LOG_INFO, "%s: clean shutdown, next offset %" PRId64,
 				 dir, m.next_offset);
 			done = true;
@@ -1149,11 +1175,16 @@ need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t
 	if (seg->idx_count >= seg->idx_cap || seg->tidx_count >= seg->tidx_cap)
 		return true;
 	if (log->cfg.roll_ms >= 0) {
-		int64_t since = seg->first_timestamp >= 0 ? seg->first_timestamp : seg->created_ms;
-		if (stor_wall_ms() - since > log->cfg.roll_ms)
+		/*
+		 * Kafka's LogSegment.shouldRoll: the incoming batch's timestamp minus
+		 * the segment's first batch timestamp, or wall time since creation
+		 * when the segment has no timestamp.
+		 */
+		int64_t waited = seg->first_timestamp >= 0 ? max_ts - seg->first_timestamp
+							   : stor_wall_ms() - seg->created_ms;
+		if (waited > log->cfg.roll_ms)
 			return true;
 	}
-	(void)max_ts;
 	return false;
 }
 
