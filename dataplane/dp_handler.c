@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dp_handler: request header decoding and the ApiVersions answer (see
- * dp_handler.h).
+ * dp_handler.h), on the generated codecs of dataplane/kafka.
  *
- * Request header v1 (v2 adds tagged fields, used by flexible versions):
- *   int16 api_key, int16 api_version, int32 correlation_id,
- *   nullable string client_id (int16 length, -1 = null)
- * ApiVersions request v3+ body: compact string client_software_name,
- * compact string client_software_version, tagged fields. Its response header
- * is always v0 (correlation id only), even for flexible versions, so a
- * client can read it before it knows what the broker speaks (KIP-511).
+ * The header is read with kp_request_header_read(); its version follows the
+ * API key and version (a too-new ApiVersions request still parses, KIP-511).
+ * The ApiVersions response header is always v0, so a client can read it
+ * before it knows what the broker speaks. Decoding borrows the frame and a
+ * small arena on the stack: nothing is allocated per request.
  */
 #include "dp_handler.h"
 
@@ -18,194 +16,104 @@
 #include <string.h>
 
 #include "dp_log.h"
+#include "kp_api.h"
 #include "kp_error.h"
 
 #define API_KEY_API_VERSIONS 18
+#define DP_HANDLER_ARENA_BYTES 2048
 
-struct rd {
-	const uint8_t *p;
-	uint32_t left;
-	bool bad;
+/* The APIs this build answers: key and version range (within the codecs' range). */
+static const struct kp_api_versions_response_api_version served_apis[] = {
+	{.api_key = API_KEY_API_VERSIONS,
+		.min_version = DP_HANDLER_API_VERSIONS_MIN,
+		.max_version = DP_HANDLER_API_VERSIONS_MAX},
 };
 
-static int16_t
-rd_i16(struct rd *r)
-{
-	int16_t v;
-
-	if (r->left < 2) {
-		r->bad = true;
-		return 0;
-	}
-	v = (int16_t)((uint16_t)r->p[0] << 8 | r->p[1]);
-	r->p += 2;
-	r->left -= 2;
-	return v;
-}
-
-static int32_t
-rd_i32(struct rd *r)
-{
-	int32_t v;
-
-	if (r->left < 4) {
-		r->bad = true;
-		return 0;
-	}
-	v = (int32_t)((uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
-		r->p[3]);
-	r->p += 4;
-	r->left -= 4;
-	return v;
-}
-
-static uint32_t
-rd_uvarint(struct rd *r)
-{
-	uint32_t v = 0;
-
-	for (int shift = 0; shift < 35; shift += 7) {
-		uint8_t b;
-
-		if (r->left < 1) {
-			r->bad = true;
-			return 0;
-		}
-		b = *r->p++;
-		r->left--;
-		if (shift == 28 && (b & 0xf0) != 0) {
-			r->bad = true;
-			return 0;
-		}
-		v |= (uint32_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0)
-			return v;
-	}
-	r->bad = true;
-	return 0;
-}
-
-static void
-rd_skip(struct rd *r, uint32_t n)
-{
-	if (r->left < n) {
-		r->bad = true;
-		return;
-	}
-	r->p += n;
-	r->left -= n;
-}
-
-static void
-rd_tagged_fields(struct rd *r)
-{
-	uint32_t n = rd_uvarint(r);
-
-	for (uint32_t i = 0; i < n && !r->bad; i++) {
-		(void)rd_uvarint(r);
-		rd_skip(r, rd_uvarint(r));
-	}
-}
-
-/* KIP-511's rule for client software name and version. */
+/* KIP-511's rule for client software name and version: [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? */
 static bool
-software_field_ok(const uint8_t *s, uint32_t n)
+software_field_ok(const struct kp_str *s)
 {
-	if (n == 0 || !isalnum(s[0]) || !isalnum(s[n - 1]))
+	const unsigned char *p = (const unsigned char *)s->ptr;
+
+	if (s->len <= 0 || !isalnum(p[0]) || !isalnum(p[s->len - 1]))
 		return false;
-	for (uint32_t i = 0; i < n; i++) {
-		if (!isalnum(s[i]) && s[i] != '-' && s[i] != '.')
+	for (int32_t i = 0; i < s->len; i++) {
+		if (!isalnum(p[i]) && p[i] != '-' && p[i] != '.')
 			return false;
 	}
 	return true;
-}
-
-static uint8_t *
-put_i16(uint8_t *p, int16_t v)
-{
-	p[0] = (uint8_t)((uint16_t)v >> 8);
-	p[1] = (uint8_t)v;
-	return p + 2;
-}
-
-static uint8_t *
-put_i32(uint8_t *p, int32_t v)
-{
-	p[0] = (uint8_t)((uint32_t)v >> 24);
-	p[1] = (uint8_t)((uint32_t)v >> 16);
-	p[2] = (uint8_t)((uint32_t)v >> 8);
-	p[3] = (uint8_t)v;
-	return p + 4;
 }
 
 int
 dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
 	int32_t correlation_id, int16_t error)
 {
-	static const int16_t served[][3] = {
-		{API_KEY_API_VERSIONS, DP_HANDLER_API_VERSIONS_MIN, DP_HANDLER_API_VERSIONS_MAX},
-	};
-	const unsigned int n = sizeof(served) / sizeof(served[0]);
-	uint8_t *p = buf + 4;
-	bool flexible;
+	const struct kp_api_desc *d = kp_api_lookup(API_KEY_API_VERSIONS);
+	struct kp_response_header rh;
+	struct kp_api_versions_response resp;
+	struct kp_writer w;
+	uint32_t n;
+	int rc;
 
+	if (cap < 4)
+		return -ENOBUFS;
 	if (error == KP_ERR_UNSUPPORTED_VERSION)
 		version = 0; /* readable by every client */
-	flexible = version >= 3;
-	if (cap < 4 + 4 + 2 + 4 + n * 7 + 4 + 1)
-		return -ENOBUFS;
-	p = put_i32(p, correlation_id);
-	p = put_i16(p, error);
-	if (flexible)
-		*p++ = (uint8_t)(n + 1); /* compact array length, n < 127 */
-	else
-		p = put_i32(p, (int32_t)n);
-	for (unsigned int i = 0; i < n; i++) {
-		p = put_i16(p, served[i][0]);
-		p = put_i16(p, served[i][1]);
-		p = put_i16(p, served[i][2]);
-		if (flexible)
-			*p++ = 0; /* no tagged fields */
-	}
-	if (version >= 1)
-		p = put_i32(p, 0); /* throttle_time_ms */
-	if (flexible)
-		*p++ = 0; /* no tagged fields (no features yet) */
-	put_i32(buf, (int32_t)(p - buf - 4));
-	return (int)(p - buf);
+	kp_response_header_init(&rh);
+	rh.correlation_id = correlation_id;
+	kp_api_versions_response_init(&resp);
+	resp.error_code = error;
+	resp.api_keys.items = (struct kp_api_versions_response_api_version *)(uintptr_t)served_apis;
+	resp.api_keys.count = (int32_t)(sizeof(served_apis) / sizeof(served_apis[0]));
+	resp.throttle_time_ms = 0;
+	kp_writer_init(&w, buf + 4, cap - 4);
+	rc = kp_response_header_encode(&rh, kp_api_response_header_version(d, version), &w);
+	if (rc == 0)
+		rc = kp_api_versions_response_encode(&resp, version, &w);
+	if (rc < 0)
+		return rc;
+	n = (uint32_t)kp_writer_len(&w);
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	return (int)(n + 4);
 }
 
 static int
-api_versions(struct dp_conn *conn, uint64_t req, int16_t version, int32_t corr, struct rd *r)
+api_versions(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
+	struct kp_reader *r, struct kp_arena *a)
 {
+	const struct kp_api_desc *d = kp_api_lookup(API_KEY_API_VERSIONS);
+	int16_t version = h->request_api_version;
 	int16_t error = KP_ERR_NONE;
 	uint8_t *buf;
 	int n;
 
-	if (version > DP_HANDLER_API_VERSIONS_MAX || version < 0) {
+	if (!kp_api_version_supported(d, version) || version < DP_HANDLER_API_VERSIONS_MIN ||
+		version > DP_HANDLER_API_VERSIONS_MAX) {
 		error = KP_ERR_UNSUPPORTED_VERSION;
-	} else if (version >= 3) {
-		uint32_t name_len;
-		const uint8_t *name;
-		uint32_t ver_len;
-		const uint8_t *ver;
+	} else {
+		struct kp_api_versions_request m;
+		int rc = kp_api_versions_request_decode(&m, version, r, a);
 
-		rd_tagged_fields(r); /* request header v2 */
-		name_len = rd_uvarint(r);
-		name = r->p;
-		rd_skip(r, name_len > 0 ? name_len - 1 : 0);
-		ver_len = rd_uvarint(r);
-		ver = r->p;
-		rd_skip(r, ver_len > 0 ? ver_len - 1 : 0);
-		rd_tagged_fields(r);
-		if (r->bad || name_len == 0 || ver_len == 0 ||
-			!software_field_ok(name, name_len - 1) || !software_field_ok(ver, ver_len - 1))
+		if (rc < 0) {
+			char peer[80];
+
+			dp_conn_peer_name(conn, peer, sizeof(peer));
+			dp_log(DP_LOG_WARN, "closing %s: malformed ApiVersions v%d request", peer,
+				version);
+			return -EPROTO;
+		}
+		if (version >= 3 && (!software_field_ok(&m.client_software_name) ||
+					    !software_field_ok(&m.client_software_version)))
 			error = KP_ERR_INVALID_REQUEST;
 	}
 	buf = dp_conn_resp_alloc(conn);
 	if (buf == NULL)
 		return -EAGAIN;
-	n = dp_handler_api_versions_encode(buf, conn->env->resp_buf_size, version, corr, error);
+	n = dp_handler_api_versions_encode(buf, conn->env->resp_buf_size, version,
+		h->correlation_id, error);
 	if (n < 0) {
 		dp_conn_resp_free(conn->env->resp_pool, buf);
 		return n;
@@ -217,24 +125,31 @@ int
 dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame,
 	uint32_t len)
 {
-	struct rd r = {frame, len, false};
-	int16_t api_key = rd_i16(&r);
-	int16_t api_version = rd_i16(&r);
-	int32_t corr = rd_i32(&r);
-	int16_t client_id_len = rd_i16(&r);
+	_Alignas(64) uint8_t scratch[DP_HANDLER_ARENA_BYTES];
+	struct kp_request_header h;
+	struct kp_reader r;
+	struct kp_arena a;
 	char peer[80];
+	int rc;
 
-	if (client_id_len > 0)
-		rd_skip(&r, (uint32_t)client_id_len);
-	if (r.bad || client_id_len < -1) {
+	kp_arena_init(&a, scratch, sizeof(scratch));
+	kp_reader_init(&r, frame, len);
+	rc = kp_request_header_read(&h, NULL, &r, &a);
+	if (rc == -EPROTONOSUPPORT) {
+		dp_conn_peer_name(conn, peer, sizeof(peer));
+		dp_log(DP_LOG_INFO, "closing %s: unknown API key %d", peer, h.request_api_key);
+		return rc;
+	}
+	if (rc < 0) {
 		dp_conn_peer_name(conn, peer, sizeof(peer));
 		dp_log(DP_LOG_WARN, "closing %s: malformed request header (%u bytes)", peer, len);
 		return -EPROTO;
 	}
-	if (api_key == API_KEY_API_VERSIONS)
-		return api_versions(conn, req, api_version, corr, &r);
-	/* UNFINISHED: every other API comes with the Kafka handlers. */
+	if (h.request_api_key == API_KEY_API_VERSIONS)
+		return api_versions(conn, req, &h, &r, &a);
+	/* UNFINISHED: every other API comes with the Kafka request handlers. */
 	dp_conn_peer_name(conn, peer, sizeof(peer));
-	dp_log(DP_LOG_INFO, "closing %s: API key %d v%d is not served", peer, api_key, api_version);
+	dp_log(DP_LOG_INFO, "closing %s: %s (API key %d) v%d is not served yet", peer,
+		kp_api_lookup(h.request_api_key)->name, h.request_api_key, h.request_api_version);
 	return -EPROTONOSUPPORT;
 }

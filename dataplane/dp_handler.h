@@ -5,10 +5,10 @@
  *
  * Every complete request frame from any transport arrives at
  * dp_handler_frame() (a dp_conn_handler_fn). It reads the request header
- * and dispatches on the API key. UNFINISHED: only ApiVersions is answered
- * so far, with a hand-written encoder (the generated codecs and the real
- * handlers for Produce, Fetch, Metadata, ... land in dataplane/kafka/ in a
- * later change and replace this dispatch). Any other API key closes the
+ * with the generated codecs (dataplane/kafka) and dispatches on the API key.
+ * UNFINISHED: only ApiVersions is answered so far (and advertised); the
+ * handlers for Produce, Fetch, Metadata, ... come with storage, in
+ * dataplane/kafka/, and replace this dispatch. Any other API key closes the
  * connection, which is what Kafka does for an API it does not know.
  */
 #ifndef SLP_DP_HANDLER_H

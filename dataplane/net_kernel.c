@@ -329,11 +329,15 @@ nk_poll(void *arg)
 	return work;
 }
 
-/* Send ready responses; false when the connection failed. */
+/*
+ * Send ready responses until the socket is full. @closing: a last attempt
+ * before closing (earlier requests still get their answers, as in Kafka,
+ * which answers a connection's requests one at a time).
+ */
 static void
-nk_flush(struct nk_conn *c)
+nk_flush(struct nk_conn *c, bool closing)
 {
-	while (c->base.tx_ready && !c->want_out && !c->base.closing) {
+	while (c->base.tx_ready && !c->want_out && (closing || !c->base.closing)) {
 		struct iovec iov[NK_IOV_MAX];
 		struct msghdr msg;
 		size_t total = 0;
@@ -361,6 +365,7 @@ nk_flush(struct nk_conn *c)
 				c->want_out = true;
 				break;
 			}
+			c->want_out = true;
 			c->base.closing = true;
 			break;
 		}
@@ -437,15 +442,16 @@ nk_end(void *arg)
 		if (!c->in_use)
 			continue;
 		if (!c->base.closing)
-			nk_flush(c);
+			nk_flush(c, false);
 		if (!c->base.closing && dp_conn_may_read(&c->base) &&
 			dp_frame_buffered(&c->base.rx) > 0) {
 			if (dp_conn_deliver(&c->base) < 0)
 				c->base.closing = true;
 			else
-				nk_flush(c);
+				nk_flush(c, false);
 		}
 		if (c->base.closing) {
+			nk_flush(c, true);
 			c->touched = false;
 			nk_reap(w, c);
 			continue;

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_reactor on a real EAL (no hugepages needed: --no-huge): poller order
+ * and periods, messages to the own lcore and between two lcores over the
+ * SPSC rings, a full ring, sends from a non-EAL thread, busy/idle
+ * accounting, and the stop flag. Skips (77) when the EAL cannot start.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_lcore.h>
+
+#include "dp_reactor.h"
+
+#define RING_SIZE 16
+
+static unsigned int g_lcores[2];
+static unsigned int g_n_lcores;
+static char g_order[64];
+static int g_order_len;
+static int g_periodic_runs;
+
+static int
+poller_a(void *arg)
+{
+	(void)arg;
+	if (g_order_len < 60)
+		g_order[g_order_len++] = 'a';
+	return 0;
+}
+
+static int
+poller_end(void *arg)
+{
+	(void)arg;
+	if (g_order_len < 60)
+		g_order[g_order_len++] = 'E';
+	return 0;
+}
+
+static int
+poller_b(void *arg)
+{
+	(void)arg;
+	if (g_order_len < 60)
+		g_order[g_order_len++] = 'b';
+	return 1; /* busy */
+}
+
+static int
+poller_periodic(void *arg)
+{
+	(void)arg;
+	g_periodic_runs++;
+	return 0;
+}
+
+static void
+test_poller_order(void **state)
+{
+	(void)state;
+	/* The end poller is registered first but runs last. */
+	assert_int_equal(dp_poller_register(g_lcores[0], "end", poller_end, NULL, 0, DP_POLLER_END),
+		0);
+	assert_int_equal(dp_poller_register(g_lcores[0], "a", poller_a, NULL, 0, DP_POLLER_EVERY),
+		0);
+	assert_int_equal(dp_poller_register(g_lcores[0], "b", poller_b, NULL, 0, DP_POLLER_EVERY),
+		0);
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+	g_order[g_order_len] = '\0';
+	assert_string_equal(g_order, "abEabE");
+	assert_int_equal(dp_poller_register(RTE_MAX_LCORE + 1, "x", poller_a, NULL, 0,
+				 DP_POLLER_EVERY),
+		-EINVAL);
+}
+
+static void
+test_periodic(void **state)
+{
+	uint64_t end;
+
+	(void)state;
+	assert_int_equal(dp_poller_register(g_lcores[0], "p", poller_periodic, NULL, 50000,
+				 DP_POLLER_EVERY),
+		0);
+	/* 120 ms of iterations: runs at 0, 50 and 100 ms. */
+	end = rte_rdtsc() + rte_get_tsc_hz() * 120 / 1000;
+	while (rte_rdtsc() < end)
+		dp_reactor_poll_once(g_lcores[0]);
+	assert_in_range(g_periodic_runs, 2, 3);
+}
+
+static int g_msg_log[32];
+static int g_msg_n;
+
+static void
+msg_record(void *arg)
+{
+	g_msg_log[g_msg_n++] = (int)(intptr_t)arg;
+}
+
+static void
+test_self_messages_in_order(void **state)
+{
+	int sent = 0;
+	int rc;
+
+	(void)state;
+	g_msg_n = 0;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(dp_msg_send(g_lcores[0], msg_record, (void *)(intptr_t)i), 0);
+	assert_int_equal(g_msg_n, 0); /* nothing runs inside send */
+	dp_reactor_poll_once(g_lcores[0]);
+	assert_int_equal(g_msg_n, 3);
+	assert_int_equal(g_msg_log[0], 0);
+	assert_int_equal(g_msg_log[2], 2);
+	/* A full ring refuses (a ring of 16 holds 15). */
+	g_msg_n = 0;
+	while ((rc = dp_msg_send(g_lcores[0], msg_record, (void *)(intptr_t)sent)) == 0)
+		sent++;
+	assert_int_equal(rc, -ENOBUFS);
+	assert_int_equal(sent, RING_SIZE - 1);
+	dp_reactor_poll_once(g_lcores[0]);
+	assert_int_equal(g_msg_n, RING_SIZE - 1);
+	assert_int_equal(dp_msg_send(RTE_MAX_LCORE - 1, msg_record, NULL), -EINVAL);
+}
+
+static int g_thread_rc;
+
+static void *
+foreign_thread(void *arg)
+{
+	(void)arg;
+	g_thread_rc = dp_msg_send(g_lcores[0], msg_record, NULL);
+	return NULL;
+}
+
+static void
+test_send_from_non_eal_thread(void **state)
+{
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, foreign_thread, NULL), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(g_thread_rc, -EPERM);
+}
+
+/* Ping-pong between the two lcores; the stop flag ends the run. */
+#define PINGS 2000
+static volatile unsigned int g_pong_lcore_ok = 1;
+static unsigned int g_pongs;
+static unsigned int g_pings_sent;
+static uint64_t g_deadline;
+
+static void pong_msg(void *arg);
+
+static void
+ping_msg(void *arg)
+{
+	/* Runs on the second lcore: answer on the first. */
+	if (rte_lcore_id() != g_lcores[1])
+		g_pong_lcore_ok = 0;
+	while (dp_msg_send(g_lcores[0], pong_msg, arg) != 0)
+		;
+}
+
+static void
+pong_msg(void *arg)
+{
+	if (rte_lcore_id() != g_lcores[0])
+		g_pong_lcore_ok = 0;
+	g_pongs++;
+}
+
+static int
+pinger(void *arg)
+{
+	(void)arg;
+	if (g_pings_sent < PINGS && g_pings_sent - g_pongs < 8) {
+		if (dp_msg_send(g_lcores[1], ping_msg, (void *)(uintptr_t)g_pings_sent) == 0)
+			g_pings_sent++;
+		return 1;
+	}
+	if (g_pongs == PINGS || rte_rdtsc() > g_deadline)
+		dp_reactors_stop();
+	return 0;
+}
+
+static void
+test_cross_lcore_ping_pong(void **state)
+{
+	struct dp_reactor_stats st0;
+	struct dp_reactor_stats st1;
+
+	(void)state;
+	if (g_n_lcores < 2)
+		skip();
+	g_deadline = rte_rdtsc() + rte_get_tsc_hz() * 10;
+	assert_int_equal(dp_poller_register(g_lcores[0], "pinger", pinger, NULL, 0,
+				 DP_POLLER_EVERY),
+		0);
+	assert_false(dp_reactors_stopping());
+	assert_int_equal(dp_reactors_run(), 0);
+	assert_true(dp_reactors_stopping());
+	assert_int_equal(g_pongs, PINGS);
+	assert_true(g_pong_lcore_ok);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st0), 0);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[1], &st1), 0);
+	assert_true(st0.iterations > 0 && st1.iterations > 0);
+	assert_true(st0.busy_tsc > 0);
+	assert_true(st1.msgs >= PINGS);
+	/* lcore 1 waits for pings most of the time. */
+	assert_true(st1.idle_tsc > 0);
+	assert_int_equal(dp_reactor_stats_get(RTE_MAX_LCORE + 5, &st0), -EINVAL);
+}
+
+int
+main(void)
+{
+	char prefix[64];
+	char lcores[16];
+	char *eal[] = {"test_dp_reactor", "-l", lcores, "--no-huge", "--no-shconf", "-m", "64",
+		"--no-pci", "--no-telemetry", prefix, "--log-level=lib.eal:error", NULL};
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_poller_order),
+		cmocka_unit_test(test_periodic),
+		cmocka_unit_test(test_self_messages_in_order),
+		cmocka_unit_test(test_send_from_non_eal_thread),
+		cmocka_unit_test(test_cross_lcore_ping_pong),
+	};
+	unsigned int id;
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=test_dp_reactor_%d", (int)getpid());
+	snprintf(lcores, sizeof(lcores), "%s", sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? "0-1" : "0");
+	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])) - 1, eal) < 0) {
+		fprintf(stderr, "test_dp_reactor: EAL did not start; skipping\n");
+		return 77;
+	}
+	RTE_LCORE_FOREACH(id) {
+		if (g_n_lcores < 2)
+			g_lcores[g_n_lcores++] = id;
+	}
+	if (dp_reactors_init(g_lcores, g_n_lcores, RING_SIZE, 0) < 0)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	dp_reactors_fini();
+	rte_eal_cleanup();
+	return rc;
+}
