@@ -96,7 +96,7 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 		cfg->segment_bytes = (uint64_t)x;
 		return 0;
 	}
-	if (strcmp(k, "roll.ms") == 0)
+	if (strcmp(k, "roll.ms") == 0 || strcmp(key, "segment.ms") == 0)
 		return set_scaled(&cfg->roll_ms, value, 1);
 	if (strcmp(k, "roll.hours") == 0)
 		return set_scaled(&cfg->roll_ms, value, 3600ll * 1000);

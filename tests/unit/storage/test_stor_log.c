@@ -801,6 +801,41 @@ test_backpressure(void **state)
 	free(dir);
 }
 
+/* SQPOLL: the kernel thread picks the writes up; the same round trip works. */
+static void
+test_sqpoll(void **state)
+{
+	struct tu_logcap cap = {0};
+	struct stor_engine_opts o;
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+
+	(void)state;
+	stor_engine_opts_init(&o);
+	o.sqpoll = 1;
+	o.chunk_bytes = 64 << 10;
+	o.chunk_count = 8;
+	o.log_fn = tu_log_fn;
+	o.log_ctx = &cap;
+	struct stor_engine *e = stor_engine_create(&o);
+	assert_non_null(e);
+	cfg_small(&cfg);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(append_one(log, &m, 3, 500, i, i % 5 == 0 ? STOR_APPEND_DURABLE : 0),
+				 0);
+	wait_acks(e, &m);
+	verify(e, log, &m, 0);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -815,6 +850,7 @@ main(void)
 		cmocka_unit_test(test_roll_and_retention),
 		cmocka_unit_test(test_epochs),
 		cmocka_unit_test(test_backpressure),
+		cmocka_unit_test(test_sqpoll),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
