@@ -18,13 +18,19 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <lz4frame.h>
 #include <snappy-c.h>
 #include <zstd.h>
 
+#include <dirent.h>
+
+#include "generated/kp_msg_produce.h"
+#include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_compress.h"
+#include "kp_wire.h"
 
 #ifndef SLP_TEST_DATA_DIR
 #error "SLP_TEST_DATA_DIR must name tests/data"
@@ -215,6 +221,92 @@ test_concatenated(void **state)
 		c[c1] ^= 0xff;
 		assert_true(kp_decompress(NULL, codecs[k], c, c1 + c2, out, sizeof(out), &dlen) < 0);
 	}
+}
+
+/* Framing options other writers use: a gzip header with FEXTRA, FNAME,
+ * FCOMMENT and FHCRC (gzip(1), Python's gzip module); LZ4 frames with
+ * checksums, content size and linked blocks; zstd with a content checksum. */
+static void
+test_framing_variants(void **state)
+{
+	uint8_t in[20000], c[40000], g[40000], out[20000];
+	size_t clen, dlen, n = 0;
+	LZ4F_preferences_t p;
+
+	(void)state;
+	fill_text(in, sizeof(in), 6);
+	/* gzip: our member minus its 10-byte header, behind a fuller header. */
+	assert_int_equal(kp_compress(NULL, KP_COMPRESSION_GZIP, 0, in, sizeof(in), c, sizeof(c),
+				     &clen),
+			 0);
+	assert_int_equal(c[0], 0x1f);
+	assert_int_equal(c[1], 0x8b);
+	g[n++] = 0x1f;
+	g[n++] = 0x8b;
+	g[n++] = 8;			 /* deflate */
+	g[n++] = 0x04 | 0x08 | 0x10 | 0x02; /* FEXTRA FNAME FCOMMENT FHCRC */
+	memset(g + n, 0, 6);		 /* mtime, xfl, os */
+	n += 6;
+	g[n++] = 4; /* XLEN = 4 */
+	g[n++] = 0;
+	memcpy(g + n, "ab\0\0", 4);
+	n += 4;
+	memcpy(g + n, "records.bin", 12); /* NUL-terminated name */
+	n += 12;
+	memcpy(g + n, "a comment", 10);
+	n += 10;
+	{
+		/* FHCRC: low 16 bits of the CRC-32 of the header so far. */
+		uint32_t crc = crc32_gzip_refl(0, g, n);
+
+		g[n++] = (uint8_t)crc;
+		g[n++] = (uint8_t)(crc >> 8);
+	}
+	memcpy(g + n, c + 10, clen - 10);
+	n += clen - 10;
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_GZIP, g, n, out, sizeof(out), &dlen),
+			 0);
+	assert_int_equal(dlen, sizeof(in));
+	assert_memory_equal(out, in, sizeof(in));
+	/* A wrong CRC-32 in the gzip trailer is caught. */
+	g[n - 8] ^= 1;
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_GZIP, g, n, out, sizeof(out), &dlen),
+			 -EBADMSG);
+
+	/* LZ4 frame with every optional field. */
+	memset(&p, 0, sizeof(p));
+	p.frameInfo.blockSizeID = LZ4F_max256KB;
+	p.frameInfo.blockMode = LZ4F_blockLinked;
+	p.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	p.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	p.frameInfo.contentSize = sizeof(in);
+	clen = LZ4F_compressFrame(c, sizeof(c), in, sizeof(in), &p);
+	assert_false(LZ4F_isError(clen));
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_LZ4, c, clen, out, sizeof(out), &dlen),
+			 0);
+	assert_int_equal(dlen, sizeof(in));
+	assert_memory_equal(out, in, sizeof(in));
+	c[clen - 5] ^= 1; /* inside the content checksum */
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_LZ4, c, clen, out, sizeof(out), &dlen),
+			 -EBADMSG);
+
+	/* zstd with a content checksum. */
+	{
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+
+		assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1)));
+		clen = ZSTD_compress2(cc, c, sizeof(c), in, sizeof(in));
+		assert_false(ZSTD_isError(clen));
+		ZSTD_freeCCtx(cc);
+	}
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_ZSTD, c, clen, out, sizeof(out),
+				       &dlen),
+			 0);
+	assert_memory_equal(out, in, sizeof(in));
+	c[clen - 1] ^= 1;
+	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_ZSTD, c, clen, out, sizeof(out),
+				       &dlen),
+			 -EBADMSG);
 }
 
 /* ---- bombs ---- */
@@ -477,6 +569,52 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/*
+ * The records of a golden batch: key-<n>, value-<n>, header
+ * app=slipstream-golden; n = i for a single-partition run, an increasing
+ * subset of n for a multi-partition one (tests/data/batches/README.md).
+ */
+static void
+check_golden_records(const char *what, const uint8_t *rec, size_t rlen, int32_t count)
+{
+	struct kp_record_iter it;
+	struct kp_record r;
+	long prev = -1;
+	int i, rc;
+
+	kp_record_iter_init(&it, rec, rlen, count);
+	for (i = 0; (rc = kp_record_iter_next(&it, &r)) == 1; i++) {
+		struct kp_record_header hh;
+		const uint8_t *hp = r.headers;
+		char k[32], v[32];
+		long num;
+		int vl;
+
+		assert_int_equal(r.offset_delta, i);
+		if (r.key == NULL || r.key_len < 5 || r.key_len > 20 ||
+		    memcmp(r.key, "key-", 4) != 0)
+			fail_msg("%s: record %d: key is not key-<n>", what, i);
+		memcpy(k, r.key, (size_t)r.key_len);
+		k[r.key_len] = 0;
+		num = strtol(k + 4, NULL, 10);
+		if (num <= prev || (i == 0 && num > 100000))
+			fail_msg("%s: record %d: key %s out of order", what, i, k);
+		prev = num;
+		vl = snprintf(v, sizeof(v), "value-%ld", num);
+		if (r.value_len != vl || memcmp(r.value, v, (size_t)vl) != 0)
+			fail_msg("%s: record %d: value does not match %s", what, i, k);
+		assert_int_equal(r.header_count, 1);
+		assert_int_equal(kp_record_header_next(&hp, r.headers + r.headers_len, &hh), 1);
+		assert_int_equal(hh.key_len, 3);
+		assert_memory_equal(hh.key, "app", 3);
+		assert_int_equal(hh.value_len, 17);
+		assert_memory_equal(hh.value, "slipstream-golden", 17);
+		assert_int_equal(kp_record_header_next(&hp, r.headers + r.headers_len, &hh), 0);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(i, count);
+}
+
 static void
 check_client_batch(const struct manifest_entry *e)
 {
@@ -484,11 +622,8 @@ check_client_batch(const struct manifest_entry *e)
 	size_t len, rlen;
 	uint8_t *b, *scratch = malloc(KP_BATCH_MAX_RECORDS_BYTES);
 	struct kp_batch_header h;
-	struct kp_record_iter it;
-	struct kp_record r;
 	enum kp_compression codec = codec_from_name(e->codec);
-	long prev = -1;
-	int i, rc;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/batches/%s", SLP_TEST_DATA_DIR, e->file);
 	b = read_file(path, &len);
@@ -504,40 +639,7 @@ check_client_batch(const struct manifest_entry *e)
 	assert_int_equal(kp_batch_records_decompress(NULL, b, &h, scratch,
 						     KP_BATCH_MAX_RECORDS_BYTES, &rlen),
 			 0);
-	kp_record_iter_init(&it, scratch, rlen, h.records_count);
-	for (i = 0; (rc = kp_record_iter_next(&it, &r)) == 1; i++) {
-		/* key-<n>, value-<n>, header app=slipstream-golden; n = i for a
-		 * single-partition run, an increasing subset of n for a
-		 * multi-partition one (README.md). */
-		struct kp_record_header hh;
-		const uint8_t *hp = r.headers;
-		char k[32], v[32];
-		long num;
-		int vl;
-
-		assert_int_equal(r.offset_delta, i);
-		if (r.key == NULL || r.key_len < 5 || r.key_len > 20 ||
-		    memcmp(r.key, "key-", 4) != 0)
-			fail_msg("%s: record %d: key is not key-<n>", e->file, i);
-		memcpy(k, r.key, (size_t)r.key_len);
-		k[r.key_len] = 0;
-		num = strtol(k + 4, NULL, 10);
-		if (num <= prev || (i == 0 && num > 100000))
-			fail_msg("%s: record %d: key %s out of order", e->file, i, k);
-		prev = num;
-		vl = snprintf(v, sizeof(v), "value-%ld", num);
-		if (r.value_len != vl || memcmp(r.value, v, (size_t)vl) != 0)
-			fail_msg("%s: record %d: value does not match %s", e->file, i, k);
-		assert_int_equal(r.header_count, 1);
-		assert_int_equal(kp_record_header_next(&hp, r.headers + r.headers_len, &hh), 1);
-		assert_int_equal(hh.key_len, 3);
-		assert_memory_equal(hh.key, "app", 3);
-		assert_int_equal(hh.value_len, 17);
-		assert_memory_equal(hh.value, "slipstream-golden", 17);
-		assert_int_equal(kp_record_header_next(&hp, r.headers + r.headers_len, &hh), 0);
-	}
-	assert_int_equal(rc, 0);
-	assert_int_equal(i, e->count);
+	check_golden_records(e->file, scratch, rlen, h.records_count);
 	/* A one-byte flip anywhere after the CRC field is caught. */
 	b[len - 1] ^= 0x40;
 	assert_int_equal(kp_batch_validate(b, len, 1, &h), -EBADMSG);
@@ -581,6 +683,95 @@ test_client_batches(void **state)
 				 kp_compression_name((enum kp_compression)c));
 }
 
+/* Every Produce request captured from a real client: decode it with the
+ * generated codec, then validate (deep), decompress and check every batch. */
+static void
+test_golden_produce_frames(void **state)
+{
+	static const char *clients[] = {"kcat", "confluent_kafka", "kafka_python", "kafkajs",
+					"platformatic_kafka"};
+	static uint8_t arena_buf[1 << 16];
+	uint8_t *scratch = malloc(KP_BATCH_MAX_RECORDS_BYTES);
+	int frames = 0, batches = 0, seen[KP_COMPRESSION_ZSTD + 1] = {0};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(clients) / sizeof(clients[0]); c++) {
+		char dir[512];
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(dir, sizeof(dir), "%s/golden/%s", SLP_TEST_DATA_DIR, clients[c]);
+		d = opendir(dir);
+		if (d == NULL)
+			fail_msg("%s is missing", dir);
+		while ((de = readdir(d)) != NULL) {
+			char path[1024];
+			struct kp_arena a;
+			struct kp_reader r;
+			struct kp_request_header h;
+			struct kp_produce_request m;
+			size_t len;
+			uint8_t *frame;
+			int rc;
+
+			if (strstr(de->d_name, "_Produce_v") == NULL ||
+			    strstr(de->d_name, ".bin") == NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			frame = read_file(path, &len);
+			kp_arena_init(&a, arena_buf, sizeof(arena_buf));
+			kp_reader_init(&r, frame, len);
+			rc = kp_request_header_read(&h, NULL, &r, &a);
+			if (rc == 0)
+				rc = kp_produce_request_decode(&m, h.request_api_version, &r, &a);
+			if (rc != 0)
+				fail_msg("%s: Produce decode %d", path, rc);
+			for (int32_t t = 0; t < m.topic_data.count; t++) {
+				const struct kp_produce_request_topic_produce_data *td =
+					&m.topic_data.items[t];
+
+				for (int32_t p = 0; p < td->partition_data.count; p++) {
+					const struct kp_bytes *rec = &td->partition_data.items[p].records;
+					size_t off = 0;
+
+					assert_true(rec->len > 0);
+					while (off < (size_t)rec->len) {
+						struct kp_batch_header bh;
+						size_t rlen;
+
+						rc = kp_batch_validate_deep(
+							NULL, rec->ptr + off, (size_t)rec->len - off,
+							scratch, KP_BATCH_MAX_RECORDS_BYTES, &bh, &rlen);
+						if (rc != 0)
+							fail_msg("%s: batch at %zu: %d", path, off, rc);
+						check_golden_records(
+							path,
+							kp_batch_compression(&bh) == KP_COMPRESSION_NONE
+								? kp_batch_records(rec->ptr + off)
+								: scratch,
+							rlen, bh.records_count);
+						seen[kp_batch_compression(&bh)]++;
+						batches++;
+						off += kp_batch_size(&bh);
+					}
+				}
+			}
+			free(frame);
+			frames++;
+		}
+		closedir(d);
+	}
+	print_message("validated %d batches in %d golden Produce frames (none %d gzip %d "
+		      "snappy %d lz4 %d zstd %d)\n",
+		      batches, frames, seen[0], seen[1], seen[2], seen[3], seen[4]);
+	assert_true(frames >= 20);
+	for (int c = KP_COMPRESSION_NONE; c <= KP_COMPRESSION_ZSTD; c++)
+		if (seen[c] == 0)
+			fail_msg("no golden Produce frame carries a %s batch",
+				 kp_compression_name((enum kp_compression)c));
+	free(scratch);
+}
+
 int
 main(void)
 {
@@ -589,10 +780,12 @@ main(void)
 		cmocka_unit_test(test_levels_and_errors),
 		cmocka_unit_test(test_snappy_raw_and_xerial),
 		cmocka_unit_test(test_concatenated),
+		cmocka_unit_test(test_framing_variants),
 		cmocka_unit_test(test_bombs),
 		cmocka_unit_test(test_snappy_bombs),
 		cmocka_unit_test(test_garbage_and_truncation),
 		cmocka_unit_test(test_client_batches),
+		cmocka_unit_test(test_golden_produce_frames),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
