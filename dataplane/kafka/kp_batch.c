@@ -430,6 +430,25 @@ kp_batch_records_decompress(struct kp_codec_ctx *ctx, const uint8_t *buf,
 			     kp_batch_records_len(hdr), out, out_cap, out_len);
 }
 
+int
+kp_batch_record_iter_init(struct kp_codec_ctx *ctx, struct kp_record_iter *it, const uint8_t *buf,
+			  const struct kp_batch_header *hdr, uint8_t *scratch, size_t scratch_cap)
+{
+	size_t rlen;
+	int rc;
+
+	if (kp_batch_compression(hdr) == KP_COMPRESSION_NONE) {
+		kp_record_iter_init(it, kp_batch_records(buf), kp_batch_records_len(hdr),
+				    hdr->records_count);
+		return 0;
+	}
+	rc = kp_batch_records_decompress(ctx, buf, hdr, scratch, scratch_cap, &rlen);
+	if (rc < 0)
+		return rc;
+	kp_record_iter_init(it, scratch, rlen, hdr->records_count);
+	return 0;
+}
+
 /* ---- builder ---- */
 
 int

@@ -275,6 +275,18 @@ kp_batch_records_decompress(struct kp_codec_ctx *ctx, const uint8_t *buf,
 			    size_t *out_len);
 
 /**
+ * Start iterating the records of a parsed batch whatever its codec: an
+ * uncompressed batch is iterated in place (the iterator borrows @buf), a
+ * compressed one is first decompressed into @scratch (at most @scratch_cap
+ * bytes) and the iterator borrows @scratch. @scratch may be NULL for
+ * uncompressed batches.
+ * @return 0; the errors of kp_batch_records_decompress().
+ */
+int
+kp_batch_record_iter_init(struct kp_codec_ctx *ctx, struct kp_record_iter *it, const uint8_t *buf,
+			  const struct kp_batch_header *hdr, uint8_t *scratch, size_t scratch_cap);
+
+/**
  * Walk @count records in an uncompressed records region as validation does:
  * every record well framed, offset deltas 0..count-1, no trailing bytes.
  * @return 0 or -EBADMSG.

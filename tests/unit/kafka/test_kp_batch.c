@@ -642,9 +642,25 @@ test_builder_codecs(void **state)
 								&h, NULL),
 					 -E2BIG);
 		/* Uncompressed records are walked in place; scratch is untouched. */
-		kp_record_iter_init(&it, codecs[c] == KP_COMPRESSION_NONE ? kp_batch_records(b)
-									  : scratch,
-				    rlen, h.records_count);
+		memset(scratch, 0, rlen);
+		assert_int_equal(kp_batch_record_iter_init(NULL, &it, b, &h,
+							   codecs[c] == KP_COMPRESSION_NONE
+								   ? NULL
+								   : scratch,
+							   sizeof(scratch)),
+				 0);
+		assert_ptr_equal(it.pos, codecs[c] == KP_COMPRESSION_NONE ? kp_batch_records(b)
+									   : scratch);
+		assert_int_equal(it.end - it.pos, rlen);
+		if (codecs[c] != KP_COMPRESSION_NONE)
+			assert_int_equal(kp_batch_record_iter_init(NULL, &it, b, &h, scratch, 100),
+					 -E2BIG);
+		assert_int_equal(kp_batch_record_iter_init(NULL, &it, b, &h,
+							   codecs[c] == KP_COMPRESSION_NONE
+								   ? NULL
+								   : scratch,
+							   sizeof(scratch)),
+				 0);
 		for (int i = 0; i < n; i++) {
 			char k[32];
 			int kl = snprintf(k, sizeof(k), "key-%d", i);
