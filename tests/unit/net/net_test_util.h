@@ -33,7 +33,8 @@
 #include "net.h"
 #include "net_tcp.h"
 
-#define T_IP(a, b, c, d) rte_cpu_to_be_32(RTE_IPV4(a, b, c, d))
+#define T_IPH(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+#define T_IP(a, b, c, d) rte_cpu_to_be_32(T_IPH(a, b, c, d))
 #define T_IP_A T_IP(198, 18, 0, 1)
 #define T_IP_B T_IP(198, 18, 0, 2)
 #define T_CAP 8192

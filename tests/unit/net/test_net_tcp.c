@@ -578,8 +578,8 @@ test_rss_source_port(void **state)
 			assert_int_equal(net_tcp_connect(st, T_IP_B, 9092, &t_ops, &app, &conn),
 				0);
 			net_tcp_conn_info(conn, &i);
-			t.src_addr = RTE_IPV4(198, 18, 0, 2);
-			t.dst_addr = RTE_IPV4(198, 18, 0, 1);
+			t.src_addr = T_IPH(198, 18, 0, 2);
+			t.dst_addr = T_IPH(198, 18, 0, 1);
 			t.sport = 9092;
 			t.dport = i.lport;
 			h = rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, key);
