@@ -446,6 +446,27 @@ test_set_override(void **state)
 		-EINVAL);
 }
 
+/* The example files under config/ stay loadable. */
+static void
+test_example_files_load(void **state)
+{
+	static const char *const files[] = {"server.properties", "benchmark.properties"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct dp_config cfg;
+		char path[512];
+		char err[DP_CONFIG_ERR_LEN];
+
+		snprintf(path, sizeof(path), "%s/config/%s", SLP_SOURCE_DIR, files[i]);
+		assert_int_equal(dp_config_init(&cfg), 0);
+		if (dp_config_load_file(&cfg, path, err, sizeof(err)) < 0 ||
+			dp_config_finish(&cfg, path, err, sizeof(err)) < 0)
+			fail_msg("%s", err);
+		dp_config_free(&cfg);
+	}
+}
+
 static void
 test_corelist(void **state)
 {
@@ -486,6 +507,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_override, setup, teardown),
 		cmocka_unit_test(test_corelist),
+		cmocka_unit_test(test_example_files_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
