@@ -305,6 +305,14 @@ stor_engine_poll(struct stor_engine *e)
 }
 
 int
+stor_engine_wait(struct stor_engine *e, unsigned timeout_us)
+{
+	if (!TAILQ_EMPTY(&e->dirty) || e->be->ops->wait == NULL)
+		return 0; /* work to submit: poll at once */
+	return e->be->ops->wait(e->be, timeout_us);
+}
+
+int
 stor_engine_drain(struct stor_engine *e)
 {
 	while (!TAILQ_EMPTY(&e->dirty) || e->be->ops->inflight(e->be) != 0)

@@ -96,6 +96,17 @@ stor_engine_poll(struct stor_engine *engine);
 int
 stor_engine_drain(struct stor_engine *engine);
 
+/**
+ * Interrupt mode: sleep until an I/O completes or @timeout_us passed. For a
+ * reactor whose last stor_engine_poll() found nothing to do and that has no
+ * other pollers (a dedicated storage lcore keeps spinning instead). Call
+ * stor_engine_poll() afterwards to run the completions.
+ *
+ * @return 0 when a completion is ready, -ETIME otherwise.
+ */
+int
+stor_engine_wait(struct stor_engine *engine, unsigned timeout_us);
+
 /** The backend's name ("io_uring") for log lines and benchmarks. */
 const char *
 stor_engine_backend_name(const struct stor_engine *engine);

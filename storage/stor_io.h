@@ -79,6 +79,11 @@ struct stor_backend_ops {
 	int (*submit)(struct stor_backend *be);
 	/* Reap up to @max completions, calling req->done for each. Returns count. */
 	int (*poll)(struct stor_backend *be, unsigned max);
+	/*
+	 * Sleep until a completion is ready or @timeout_us passed (interrupt
+	 * mode for a reactor with nothing else to do). Returns 0, -ETIME or -errno.
+	 */
+	int (*wait)(struct stor_backend *be, unsigned timeout_us);
 	/* Requests queued or in flight. */
 	unsigned (*inflight)(struct stor_backend *be);
 	void (*destroy)(struct stor_backend *be);

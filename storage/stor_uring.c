@@ -252,6 +252,22 @@ uring_poll(struct stor_backend *be, unsigned max)
 	return total;
 }
 
+static int
+uring_wait(struct stor_backend *be, unsigned timeout_us)
+{
+	struct stor_uring *u = to_uring(be);
+	struct __kernel_timespec ts = {
+		.tv_sec = timeout_us / 1000000u,
+		.tv_nsec = (long long)(timeout_us % 1000000u) * 1000,
+	};
+	struct io_uring_cqe *cqe;
+
+	if (u->inflight == 0)
+		return -ETIME;
+	/* Also submits anything queued; the CQE stays for poll() to reap. */
+	return io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+}
+
 static unsigned
 uring_inflight(struct stor_backend *be)
 {
@@ -283,6 +299,7 @@ static const struct stor_backend_ops uring_ops = {
 	.queue = uring_queue,
 	.submit = uring_submit,
 	.poll = uring_poll,
+	.wait = uring_wait,
 	.inflight = uring_inflight,
 	.destroy = uring_destroy,
 };

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include "kp_batch.h"
@@ -131,7 +130,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	uint64_t acked = 0, limit = max_mib << 20;
 	char path[4096];
 	int err;
-	int yield = getenv("STOR_BENCH_SPIN") == NULL;
+	int wait = getenv("STOR_BENCH_SPIN") == NULL;
 
 	if (e == NULL || bsize == 0 || parts == 0 || parts > 64 || lat == NULL)
 		return 2;
@@ -179,8 +178,8 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 				next_op = (next_op + 1) % (sizeof(ops) / sizeof(ops[0]));
 			}
 		}
-		if (stor_engine_poll(e) == 0 && yield)
-			sched_yield(); /* share the core with io_uring's kernel workers */
+		if (stor_engine_poll(e) == 0 && wait)
+			stor_engine_wait(e, 1000); /* interrupt mode: sleep until a completion */
 	}
 	uint64_t t_stop = now_ns();
 	double secs = (double)(t_stop - t_start) / 1e9;
@@ -236,10 +235,12 @@ cmd_fill(const char *dir, uint64_t mib)
 			if (rc != -EAGAIN)
 				return 1;
 		}
-		stor_engine_poll(e);
+		if (stor_engine_poll(e) == 0)
+			stor_engine_wait(e, 1000);
 	}
 	while (inflight > 0)
-		stor_engine_poll(e);
+		if (stor_engine_poll(e) == 0)
+			stor_engine_wait(e, 1000);
 	printf("ready bytes=%" PRIu64 " end_offset=%" PRId64 "\n", total, stor_log_end_offset(log));
 	fflush(stdout);
 	for (;;)

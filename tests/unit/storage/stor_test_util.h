@@ -197,6 +197,11 @@ tu_poll(struct stor_backend *be, unsigned max)
 {
 	return tu_be(be)->inner->ops->poll(tu_be(be)->inner, max);
 }
+static inline int
+tu_wait(struct stor_backend *be, unsigned timeout_us)
+{
+	return tu_be(be)->inner->ops->wait(tu_be(be)->inner, timeout_us);
+}
 static inline unsigned
 tu_inflight(struct stor_backend *be)
 {
@@ -221,6 +226,7 @@ static const struct stor_backend_ops tu_ops = {
 	.queue = tu_queue,
 	.submit = tu_submit,
 	.poll = tu_poll,
+	.wait = tu_wait,
 	.inflight = tu_inflight,
 	.destroy = tu_destroy,
 };

@@ -836,6 +836,35 @@ test_sqpoll(void **state)
 	free(dir);
 }
 
+/* Interrupt mode: stor_engine_wait sleeps until the write completes. */
+static void
+test_engine_wait(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 4, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_int_equal(stor_engine_wait(e, 1000), -ETIME); /* nothing in flight */
+	assert_int_equal(append_one(log, &m, 2, 100, 1, STOR_APPEND_DURABLE), 0);
+	assert_int_equal(stor_engine_wait(e, 1000), 0); /* dirty: returns at once */
+	stor_engine_poll(e);				/* submits write + sync */
+	for (int i = 0; i < 100 && !acks[0].done; i++) {
+		stor_engine_wait(e, 100000);
+		stor_engine_poll(e);
+	}
+	assert_int_equal(acks[0].done, 1);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -851,6 +880,7 @@ main(void)
 		cmocka_unit_test(test_epochs),
 		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_sqpoll),
+		cmocka_unit_test(test_engine_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
