@@ -89,11 +89,20 @@ kp_rd_varint(const uint8_t **pp, const uint8_t *end, int32_t *out)
 	const uint8_t *p = *pp;
 	uint32_t v = 0;
 
-	if (__builtin_expect(p < end && *p < 0x80, 1)) {
-		v = *p;
-		*pp = p + 1;
-		*out = (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
-		return 0;
+	/* Fast paths: record fields are almost always 1 or 2 bytes long. */
+	if (__builtin_expect(end - p >= 2, 1)) {
+		if (p[0] < 0x80) {
+			v = p[0];
+			*pp = p + 1;
+			*out = (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
+			return 0;
+		}
+		if (p[1] < 0x80) {
+			v = (uint32_t)(p[0] & 0x7f) | (uint32_t)p[1] << 7;
+			*pp = p + 2;
+			*out = (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
+			return 0;
+		}
 	}
 	for (unsigned shift = 0; shift < 35; shift += 7) {
 		uint8_t b;
@@ -118,6 +127,12 @@ kp_rd_varlong(const uint8_t **pp, const uint8_t *end, int64_t *out)
 	const uint8_t *p = *pp;
 	uint64_t v = 0;
 
+	if (__builtin_expect(p < end && *p < 0x80, 1)) {
+		v = *p;
+		*pp = p + 1;
+		*out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+		return 0;
+	}
 	for (unsigned shift = 0; shift < 70; shift += 7) {
 		uint8_t b;
 
