@@ -114,6 +114,26 @@ round_trip(const struct kp_msg_codec *c, kp_fill_fn fill, int16_t v, uint64_t se
 		fail();
 	}
 
+	/* Failing allocation: with any smaller arena, decode fails with -ENOMEM, never worse. */
+	{
+		size_t need = da.used - c->struct_size; /* what decode itself took */
+		size_t caps[] = {0, need / 2, need > 0 ? need - 1 : 0};
+		for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]) && need > 0; i++) {
+			struct kp_arena small;
+			struct kp_reader r;
+			uint8_t *mem = malloc(caps[i] + 1);
+			void *dd = malloc(c->struct_size);
+			assert_non_null(mem);
+			assert_non_null(dd);
+			kp_arena_init(&small, mem, caps[i]);
+			kp_reader_init(&r, enc1, len);
+			assert_int_equal(c->decode(dd, v, &r, &small), -ENOMEM);
+			assert_true(small.used <= caps[i]);
+			free(dd);
+			free(mem);
+		}
+	}
+
 	/* A buffer one byte short must fail cleanly. */
 	if (len > 0) {
 		kp_writer_init(&w, enc2, len - 1);
