@@ -31,7 +31,7 @@ dp_conn_setup(struct dp_conn *conn, const struct dp_conn_ops *ops, struct dp_con
 static struct dp_conn_slot *
 slot_at(const struct dp_conn *conn, uint32_t seq)
 {
-	return &conn->slots[seq % conn->env->max_inflight];
+	return &conn->slots[seq & (dp_conn_slot_count(conn->env->max_inflight) - 1)];
 }
 
 static void

@@ -71,7 +71,7 @@ struct dp_conn_env {
 	dp_conn_handler_fn handler;
 	void *handler_arg;
 	struct dp_bufstack *large;     /* large-frame buffers; may have cap 0 */
-	uint32_t max_inflight;         /* request slots per connection (power of 2 ok or not) */
+	uint32_t max_inflight;         /* requests in flight per connection, >= 1 */
 	uint64_t max_pending_bytes;    /* unsent response bytes before reading pauses */
 	struct rte_mempool *resp_pool; /* response buffers of this worker (may be NULL in tests) */
 	uint32_t resp_buf_size;        /* bytes in each */
@@ -101,7 +101,7 @@ struct dp_conn {
 	const struct dp_conn_ops *ops;
 	struct dp_conn_env *env;
 	struct dp_frame rx;
-	struct dp_conn_slot *slots;  /* env->max_inflight entries (preallocated) */
+	struct dp_conn_slot *slots;  /* dp_conn_slot_count(env->max_inflight) entries */
 	uint32_t head;               /* oldest slot in use (counter, index = head % n) */
 	uint32_t tail;               /* next slot to use */
 	uint32_t head_sent;          /* bytes of the head response already sent */
@@ -116,8 +116,24 @@ struct dp_conn {
 };
 
 /**
+ * Slots to allocate per connection for @max_inflight requests: the next
+ * power of two, so slot indexes stay continuous when the 32-bit request
+ * counters wrap.
+ */
+static inline uint32_t
+dp_conn_slot_count(uint32_t max_inflight)
+{
+	uint32_t n = 1;
+
+	while (n < max_inflight)
+		n <<= 1;
+	return n;
+}
+
+/**
  * Prepare @conn (once, at start-up) over its preallocated receive buffer
- * and slot array. @slots holds env->max_inflight entries. Borrowed.
+ * and slot array. @slots holds dp_conn_slot_count(env->max_inflight)
+ * entries. Borrowed.
  */
 void dp_conn_setup(struct dp_conn *conn, const struct dp_conn_ops *ops, struct dp_conn_env *env,
 	uint8_t *rx_buf, uint32_t rx_cap, uint32_t max_frame, struct dp_conn_slot *slots);

@@ -80,7 +80,7 @@ struct nk_worker {
 	uint32_t *stalled;             /* indexes with a frame waiting for a resource */
 	uint32_t n_stalled;
 	uint8_t *rx_mem;               /* max_conns * rx_cap */
-	struct dp_conn_slot *slot_mem; /* max_conns * max_inflight */
+	struct dp_conn_slot *slot_mem; /* max_conns * dp_conn_slot_count(max_inflight) */
 	struct dp_bufstack large;
 	void **large_items;
 	uint64_t idle_tsc;             /* 0 = never reap idle */
@@ -561,7 +561,7 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	const struct dp_config *cfg = g_cfg;
 	int socket = (int)rte_lcore_to_socket_id(lcore);
 	uint32_t rx_cap = (uint32_t)cfg->dp_conn_rx_buffer_bytes;
-	uint32_t inflight = (uint32_t)cfg->dp_conn_max_inflight;
+	uint32_t inflight = dp_conn_slot_count((uint32_t)cfg->dp_conn_max_inflight);
 	char name[RTE_MEMPOOL_NAMESIZE];
 
 	w->index = index;
@@ -573,7 +573,7 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	w->env.handler = handler;
 	w->env.handler_arg = handler_arg;
 	w->env.large = &w->large;
-	w->env.max_inflight = inflight;
+	w->env.max_inflight = (uint32_t)cfg->dp_conn_max_inflight;
 	w->env.max_pending_bytes = (uint64_t)cfg->dp_conn_max_pending_bytes;
 	w->env.resp_buf_size = (uint32_t)cfg->dp_response_buffer_bytes;
 	snprintf(name, sizeof(name), "dp_resp_%u", index);

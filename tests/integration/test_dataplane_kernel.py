@@ -15,6 +15,7 @@ Usage: test_dataplane_kernel.py PATH/TO/slipstream
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -268,6 +269,21 @@ def t_many_connections(b):
         s.close()
 
 
+def t_kcat_gets_api_versions(b):
+    """A real client (librdkafka through kcat) gets its ApiVersions answer.
+
+    Metadata is not served yet, so kcat then fails; only the ApiVersions
+    exchange is checked."""
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        return "skipped (no kcat)"
+    r = subprocess.run([kcat, "-b", "127.0.0.1:%d" % b.port, "-L", "-d", "protocol",
+                        "-m", "3"], capture_output=True, text=True, timeout=20)
+    out = r.stdout + r.stderr
+    assert re.search(r"Received ApiVersionResponse \(v3, \d+ bytes, CorrId 1", out), out[-2000:]
+    assert "Failed to acquire metadata" in out or r.returncode != 0
+
+
 def t_sigterm_drains_and_exits_0(b):
     s = b.connect()
     s.sendall(request(18, 0, 9))
@@ -357,6 +373,7 @@ def main():
                     ("unknown_api_closes", t_unknown_api_closes),
                     ("idle_reaped", t_idle_reaped),
                     ("many_connections", t_many_connections),
+                    ("kcat_gets_api_versions", t_kcat_gets_api_versions),
                     ("sigterm_drains_and_exits_0", t_sigterm_drains_and_exits_0)]:
                 run(name, fn, b)
         finally:

@@ -387,6 +387,35 @@ test_empty_responses(void **state)
 }
 
 static void
+test_counters_wrap_with_odd_inflight(void **state)
+{
+	struct rig *r = *state;
+	struct dp_conn *c = &r->conn[0];
+	char out[64];
+
+	/* Three in flight (4 slots), and the 32-bit counters about to wrap. */
+	r->env.max_inflight = 3;
+	c->head = UINT32_MAX - 1;
+	c->tail = UINT32_MAX - 1;
+	for (int round = 0; round < 3; round++) {
+		g.n_reqs = 0;
+		push_frame(c, 4, 'a');
+		push_frame(c, 4, 'b');
+		push_frame(c, 4, 'c');
+		assert_int_equal(dp_conn_deliver(c), 3);
+		assert_int_equal(dp_conn_reply(c, g.reqs[2], "3", 1, NULL, NULL), 0);
+		assert_int_equal(dp_conn_reply(c, g.reqs[1], "2", 1, NULL, NULL), 0);
+		assert_int_equal(gather(c, out), 0);
+		assert_int_equal(dp_conn_reply(c, g.reqs[0], "1", 1, NULL, NULL), 0);
+		assert_int_equal(gather(c, out), 3);
+		assert_string_equal(out, "123");
+		dp_conn_tx_done(c, 3);
+		assert_int_equal(dp_conn_inflight(c), 0);
+	}
+	assert_true(c->tail < 16); /* wrapped */
+}
+
+static void
 test_slot_counters_wrap(void **state)
 {
 	struct rig *r = *state;
@@ -420,6 +449,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_late_reply_after_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_responses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_counters_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counters_wrap_with_odd_inflight, setup,
+			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
