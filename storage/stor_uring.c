@@ -237,7 +237,10 @@ uring_poll(struct stor_backend *be, unsigned max)
 		struct stor_io_req *reqs[64];
 		int res[64];
 		for (unsigned i = 0; i < n; i++) {
-			reqs[i] = io_uring_cqe_get_data(cqes[i]);
+			/* Old kernels: wait_cqe_timeout queues its own timeout SQE. */
+			reqs[i] = cqes[i]->user_data == LIBURING_UDATA_TIMEOUT
+					  ? NULL
+					  : io_uring_cqe_get_data(cqes[i]);
 			res[i] = cqes[i]->res;
 		}
 		io_uring_cq_advance(&u->ring, n);

@@ -304,11 +304,15 @@ tu_ack_cb(void *arg, int rc, int64_t base)
 	a->base = base;
 }
 
+/* Poll until *flag reaches @want; bounded at 30 s of wall time. */
 static inline int
 tu_poll_until(struct stor_engine *e, const int *flag, int want)
 {
-	for (long i = 0; i < 50000000 && *flag < want; i++)
-		stor_engine_poll(e);
+	time_t end = time(NULL) + 30;
+
+	while (*flag < want && time(NULL) < end)
+		for (int i = 0; i < 1000 && *flag < want; i++)
+			stor_engine_poll(e);
 	return *flag >= want ? 0 : -ETIMEDOUT;
 }
 

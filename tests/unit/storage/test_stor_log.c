@@ -623,6 +623,13 @@ test_roll_and_retention(void **state)
 	assert_int_equal(stor_log_config_set(&cfg, "log.retention.hours", "1"), 0);
 	assert_int_equal(cfg.retention_ms, 3600000);
 	assert_int_equal(stor_log_config_set(&cfg, "bogus.key", "1"), -ENOENT);
+	assert_false(cfg.fsync_acks_all);
+	assert_int_equal(stor_log_config_set(&cfg, "storage.fsync.acks.all", "true"), 0);
+	assert_true(cfg.fsync_acks_all);
+	assert_int_equal(stor_log_config_set(&cfg, "log.flush.interval.messages", "0"), -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "cleanup.policy", "compact,delete"), 0);
+	assert_int_equal(cfg.cleanup_policy, STOR_CLEANUP_COMPACT | STOR_CLEANUP_DELETE);
+	assert_int_equal(stor_log_config_set(&cfg, "cleanup.policy", "delete"), 0);
 	assert_int_equal(stor_log_config_set(&cfg, "segment.bytes", "x"), -EINVAL);
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	int64_t now = 10 * 3600 * 1000;
