@@ -1010,27 +1010,6 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 		      m.active_size != active_seg(log)->size))
 		clean = false;
 
-	/* Sealed segments: trust the data (synced at roll), check or rebuild the indexes. */
-	for (unsigned i = 0; i + 1 < log->seg_count; i++) {
-		struct stor_segment *seg = log->segs[i];
-		seg->next_offset = log->segs[i + 1]->base_offset;
-		if (seg_index_load(log, seg) != 0) {
-			stor_msg(log->engine, STOR_LOG_WARN,
-				 "%s: index of segment %020" PRId64 " missing or corrupt, rebuilding",
-				 log->dir, seg->base_offset);
-			rc = seg_rebuild_sealed(log, seg);
-		} else if (seg->tidx_count == 0) {
-			/* No time-index entry (a small segment): scan it for its timestamps. */
-			struct scan_result r;
-			rc = seg_scan(log, seg, seg->size, &r);
-		} else {
-			seg_times_from_index(seg);
-			rc = 0;
-		}
-		if (rc != 0)
-			goto fail;
-	}
-
 	if (log->seg_count == 0) {
 		struct stor_segment *seg = stor_seg_new(log->start_offset);
 		if (seg == NULL) {
@@ -1087,6 +1066,31 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 			stor_seg_free(log, seg);
 			seg = active_seg(log);
 		}
+	}
+
+	/*
+	 * Sealed segments (after the last one is settled: a dropped empty last
+	 * segment makes the one before it the last): trust the data, synced and
+	 * trimmed at roll; check the indexes, rebuild them when they are bad.
+	 */
+	for (unsigned i = 0; i + 1 < log->seg_count; i++) {
+		struct stor_segment *seg = log->segs[i];
+		seg->next_offset = log->segs[i + 1]->base_offset;
+		if (seg_index_load(log, seg) != 0) {
+			stor_msg(log->engine, STOR_LOG_WARN,
+				 "%s: index of segment %020" PRId64 " missing or corrupt, rebuilding",
+				 log->dir, seg->base_offset);
+			rc = seg_rebuild_sealed(log, seg);
+		} else if (seg->tidx_count == 0) {
+			/* No time-index entry (a small segment): scan it for its timestamps. */
+			struct scan_result r;
+			rc = seg_scan(log, seg, seg->size, &r);
+		} else {
+			seg_times_from_index(seg);
+			rc = 0;
+		}
+		if (rc != 0)
+			goto fail;
 	}
 	free(bases);
 	bases = NULL;

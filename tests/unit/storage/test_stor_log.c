@@ -843,6 +843,114 @@ test_sqpoll(void **state)
 	free(dir);
 }
 
+/*
+ * A crash right after a roll: the new last segment is empty and the one
+ * before it was never trimmed (preallocated zeros, maybe a torn batch).
+ * Recovery drops the empty segment and recovers the previous one.
+ */
+static void
+test_recovery_after_roll_crash(void **state)
+{
+	struct tu_logcap cap = {0};
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 8, &cap);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	char path[4300];
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 64 << 10;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(append_one(log, &m, 2, 3000, i, 0), 0);
+	wait_acks(e, &m);
+	assert_true(stor_log_segment_count(log) >= 2);
+	int64_t b1 = stor_log_segment_base(log, 1);
+	stor_log_abandon(log);
+	/* Cut what follows segment 0: segment 1 empty, no segment 2. */
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		long long base = atoll(de->d_name);
+		if (strstr(de->d_name, ".log") && base > b1) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/%020lld.log", dir, (long long)b1);
+	assert_int_equal(truncate(path, 0), 0);
+	/* Segment 0 as if never trimmed: its data, a torn batch, then zeros. */
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	int fd = open(path, O_RDWR);
+	struct stat st;
+	fstat(fd, &st);
+	uint8_t junk[100];
+	memcpy(junk, m.bytes[0], sizeof(junk)); /* a batch start, cut short */
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size), (ssize_t)sizeof(junk));
+	assert_int_equal(ftruncate(fd, 256 << 10), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%020d.index", dir, 0);
+	unlink(path);
+
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_non_null(strstr(cap.text, "empty last segment"));
+	assert_int_equal(stor_log_segment_count(log), 1);
+	assert_int_equal(stor_log_end_offset(log), b1);
+	struct model sub = m;
+	sub.n = 0;
+	while (sub.n < m.n && m.base[sub.n] < b1)
+		sub.n++;
+	verify(e, log, &sub, 0);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* Retention deletes a segment a disk read still holds: the read's data stays valid. */
+static void
+test_delete_while_reading(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 8, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	char *dir = tu_tmpdir("");
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 32 << 10;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(append_one(log, &m, 2, 2000, i, 0), 0);
+	wait_acks(e, &m);
+	assert_int_equal(stor_log_close(log), 0);
+	log = stor_log_open(e, dir, &cfg, &err); /* empty cache: reads go to disk */
+	size_t bsz = stor_read_buf_size(8192);
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	struct stor_read rd = {.buf = buf, .buf_size = bsz};
+	assert_int_equal(tu_read(e, log, &rd, 0, 8192), 0);
+	assert_int_equal(rd.from_cache, 0);
+	unsigned before = stor_log_segment_count(log);
+	assert_int_equal(stor_log_delete_records(log, m.base[m.n - 1]), 0);
+	assert_true(stor_log_retention_run(log, 0) > 0);
+	assert_true(stor_log_segment_count(log) < before);
+	assert_memory_equal(rd.data, m.bytes[0], m.len[0]); /* still valid */
+	stor_read_release(&rd);				     /* frees the deleted segment */
+	assert_int_equal(tu_read(e, log, &rd, 0, 8192), -ENXIO);
+	free(buf);
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	model_free(&m);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
 /* Interrupt mode: stor_engine_wait sleeps until the write completes. */
 static void
 test_engine_wait(void **state)
@@ -888,6 +996,8 @@ main(void)
 		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_sqpoll),
 		cmocka_unit_test(test_engine_wait),
+		cmocka_unit_test(test_recovery_after_roll_crash),
+		cmocka_unit_test(test_delete_while_reading),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
