@@ -137,10 +137,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (e == NULL)
 			return 0;
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0, end = 10; i < 4; i++) {
 		len[i] = (size_t)data[2 * i] | (size_t)data[2 * i + 1] << 8;
-		if (len[i] > size - off)
-			len[i] = size - off;
+		if (len[i] > size - (size_t)end)
+			len[i] = size - (size_t)end;
+		end += (int)len[i];
 	}
 	snprintf(dir, sizeof(dir), "/dev/shm/fuzz-stor-%d", (int)getpid());
 	rm_dir(dir);
