@@ -129,6 +129,9 @@ struct stor_log {
 	struct stor_segment *last_written_seg;
 	int64_t w_offset_end;   /* next_offset covered when the write completes */
 
+	struct stor_io_req areq; /* asynchronous preallocation of a new segment */
+	bool alloc_busy;
+
 	bool on_dirty;	       /* on engine->dirty */
 	TAILQ_ENTRY(stor_log) dirty_link;
 	TAILQ_ENTRY(stor_log) all_link;

@@ -27,6 +27,7 @@ enum stor_io_op {
 	STOR_IO_WRITE = 1,
 	STOR_IO_READ = 2,
 	STOR_IO_FDATASYNC = 3,
+	STOR_IO_FALLOCATE = 4, /* reserve [off, off + len) (mode 0: may grow the file) */
 };
 
 /* Open flags of stor_backend_ops.open. */

@@ -841,9 +841,28 @@ list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
 static struct stor_chunk *
 chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need);
 
-/* Make @seg the active segment: preallocate and set up its first chunk. */
+static void
+alloc_done(struct stor_io_req *req, int res)
+{
+	struct stor_log *log = req->ctx;
+
+	log->alloc_busy = false;
+	/* Not fatal: writes past the reserved range still work, only slower. */
+	if (res < 0 && res != -EOPNOTSUPP)
+		stor_msg(log->engine, STOR_LOG_WARN, "%s: preallocation failed: %s", log->dir,
+			 strerror(-res));
+}
+
+/*
+ * Make @seg the active segment: preallocate and set up its first chunk.
+ * At open (@async false) the preallocation is synchronous; at a roll it is
+ * an IORING_OP_FALLOCATE, so the reactor does not wait for the file system
+ * to reserve a whole segment (the first write of the new segment is queued
+ * only after the previous segment's sync, so it rarely overtakes it; if it
+ * does, fallocate mode 0 keeps the written data).
+ */
 static int
-seg_activate(struct stor_log *log, struct stor_segment *seg)
+seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 {
 	struct stor_backend *be = log->engine->be;
 	uint32_t cap = active_index_cap(&log->cfg);
@@ -853,7 +872,21 @@ seg_activate(struct stor_log *log, struct stor_segment *seg)
 	if (rc != 0)
 		return rc;
 	if (log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
-		rc = be->ops->allocate(be, seg->handle, STOR_ALIGN_UP(log->cfg.segment_bytes));
+		uint64_t len = STOR_ALIGN_UP(log->cfg.segment_bytes);
+		rc = -EAGAIN;
+		if (async && !log->alloc_busy) {
+			struct stor_io_req *reqs[1] = {&log->areq};
+			log->areq = (struct stor_io_req){.op = STOR_IO_FALLOCATE, .buf_index = -1,
+							 .file = seg->handle, .off = 0, .len = 0,
+							 .done = alloc_done, .ctx = log};
+			/* len is 32-bit in the request: segments are < 2 GiB. */
+			log->areq.len = (uint32_t)len;
+			rc = be->ops->queue(be, reqs, 1);
+			if (rc == 0)
+				log->alloc_busy = true;
+		}
+		if (rc != 0)
+			rc = be->ops->allocate(be, seg->handle, len);
 		if (rc != 0 && rc != -EOPNOTSUPP)
 			return rc;
 	}
@@ -1106,7 +1139,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	log->written_offset = log->next_offset;
 	log->last_written_seg = act;
 
-	rc = seg_activate(log, act);
+	rc = seg_activate(log, act, false);
 	if (rc != 0)
 		goto fail;
 	rc = load_tail_block(log, act);
@@ -1219,7 +1252,7 @@ log_roll_locked(struct stor_log *log)
 	}
 	seg->lpos_base = old->lpos_base + old->size;
 	old->sealed = true;
-	rc = seg_activate(log, seg);
+	rc = seg_activate(log, seg, true);
 	if (rc != 0) {
 		/* Keep the old segment active; the new empty file stays and is harmless. */
 		log->seg_count--;
@@ -2094,7 +2127,7 @@ stor_log_epoch_end_offset(const struct stor_log *log, int32_t epoch, int32_t *fo
 static void
 log_wait_idle(struct stor_log *log)
 {
-	while (log->io_busy || log_has_io_work(log) || log->pend_count != 0) {
+	while (log->io_busy || log->alloc_busy || log_has_io_work(log) || log->pend_count != 0) {
 		if (log->failed)
 			break;
 		stor_engine_mark_dirty(log->engine, log);
@@ -2180,7 +2213,7 @@ stor_log_close(struct stor_log *log)
 void
 stor_log_abandon(struct stor_log *log)
 {
-	while (log->io_busy)
+	while (log->io_busy || log->alloc_busy)
 		stor_engine_poll(log->engine);
 	log_free(log);
 }

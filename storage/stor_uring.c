@@ -176,6 +176,9 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	case STOR_IO_FDATASYNC:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
+	case STOR_IO_FALLOCATE:
+		io_uring_prep_fallocate(sqe, fd, 0, (off_t)req->off, (off_t)req->len);
+		break;
 	default:
 		/* An SQE was taken: turn it into a no-op so the ring stays consistent. */
 		io_uring_prep_nop(sqe);
