@@ -107,6 +107,7 @@ struct tu_backend {
 	int refuse_direct;   /* open(STOR_OPEN_DIRECT) fails with -EINVAL, like old tmpfs */
 	unsigned syncs;	     /* FDATASYNC requests queued */
 	unsigned writes;     /* WRITE requests queued */
+	unsigned allocs;     /* FALLOCATE requests queued */
 	unsigned submits;    /* submit calls that had work */
 	unsigned max_batch;  /* largest number of requests handed over in one submit */
 	unsigned queued_now; /* since the last submit */
@@ -168,6 +169,8 @@ tu_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		if (reqs[i]->op == STOR_IO_FDATASYNC)
 			t->syncs++;
+		if (reqs[i]->op == STOR_IO_FALLOCATE)
+			t->allocs++;
 		if (reqs[i]->op == STOR_IO_WRITE) {
 			t->writes++;
 			t->bytes += reqs[i]->len;

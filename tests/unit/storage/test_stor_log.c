@@ -161,6 +161,9 @@ roundtrip(const char *base, enum stor_direct_mode mode, int expect_direct)
 	assert_int_equal(stor_log_written_offset(log), stor_log_end_offset(log));
 	assert_true(stor_log_segment_count(log) > 1);
 	assert_int_equal(wrap->misaligned, 0);
+	/* Rolls preallocate the new segment through the ring (synchronously only
+	 * when the previous roll's fallocate is still in flight). */
+	assert_true(wrap->allocs > 0 && wrap->allocs <= stor_log_segment_count(log) - 1);
 	verify(e, log, &m, 0);
 
 	/* Reopen after a clean close: from disk only, and appends continue. */
