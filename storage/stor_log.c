@@ -847,6 +847,7 @@ alloc_done(struct stor_io_req *req, int res)
 	struct stor_log *log = req->ctx;
 
 	log->alloc_busy = false;
+	stor_engine_mark_dirty(log->engine, log); /* a roll sync may wait for this */
 	/* Not fatal: writes past the reserved range still work, only slower. */
 	if (res < 0 && res != -EOPNOTSUPP)
 		stor_msg(log->engine, STOR_LOG_WARN, "%s: preallocation failed: %s", log->dir,
@@ -1525,6 +1526,9 @@ stor_log_issue_io(struct stor_log *log)
 
 	/* Flush on roll: the previous segment is synced before the next gets a byte. */
 	if (lws != NULL && lws->sealed && !lws->finalized && (c == NULL || c->seg != lws)) {
+		/* Its trim must not race its own preallocation (which would regrow it). */
+		if (log->alloc_busy && log->areq.file == lws->handle)
+			return 0;
 		log->sreq.file = lws->handle;
 		log->w_seg = lws;
 		log->w_sync_lpos = lws->lpos_base + lws->size;
