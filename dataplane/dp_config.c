@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -184,8 +185,9 @@ static const struct dp_config_key keys[] = {
 	/* Slipstream's dataplane. */
 	K_ENUM("dataplane.transport", dp_transport_name, "kernel", "kernel|dpdk",
 		"kernel: sockets with epoll; dpdk: the userspace TCP stack (not built yet)."),
-	K_STR("dataplane.lcores", dp_lcores, "0",
-		"EAL core list the dataplane runs on (e.g. 0 or 0-3); the first is the main lcore."),
+	K_STR("dataplane.lcores", dp_lcores, "",
+		"EAL core list the dataplane runs on (e.g. 0 or 0-3), the first being the main "
+		"lcore; empty = the first CPU this process may run on."),
 	K_INT("dataplane.net.workers", dp_net_workers, "1", 1, 128,
 		"Net worker pollers (connections are spread over them)."),
 	K_STR("dataplane.net.lcores", dp_net_lcores, "",
@@ -1182,6 +1184,22 @@ dp_config_check_lcores(struct dp_config *cfg, const char *where, char *err, size
 	int n;
 	int rc;
 
+	if (cfg->dp_lcores[0] == '\0') {
+		/* The first CPU we may run on (a container's cpuset need not hold CPU 0). */
+		cpu_set_t set;
+		char first[16] = "0";
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+			for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+				if (CPU_ISSET(cpu, &set)) {
+					snprintf(first, sizeof(first), "%d", cpu);
+					break;
+				}
+			}
+		}
+		if (store_str(&cfg->dp_lcores, first, strlen(first)) < 0)
+			return -ENOMEM;
+	}
 	n = dp_config_parse_corelist(cfg->dp_lcores, cfg->lcore, DP_CONFIG_MAX_LCORES, why,
 		sizeof(why));
 	if (n < 0) {

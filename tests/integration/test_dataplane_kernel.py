@@ -302,9 +302,10 @@ def t_sigterm_drains_and_exits_0(b):
 
 
 def t_two_workers(tmp):
-    if os.cpu_count() < 2:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
         return "skipped (one cpu)"
-    b = Broker("dataplane.lcores=0-1\ndataplane.net.workers=2\n", tmp)
+    b = Broker("dataplane.lcores=%d,%d\ndataplane.net.workers=2\n" % (cpus[0], cpus[1]), tmp)
     try:
         socks = [b.connect() for _ in range(6)]
         for i, s in enumerate(socks):

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,7 +245,23 @@ main(void)
 	int rc;
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=test_dp_reactor_%d", (int)getpid());
-	snprintf(lcores, sizeof(lcores), "%s", sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? "0-1" : "0");
+	{
+		/* The first two CPUs this process may use (a cpuset need not start at 0). */
+		cpu_set_t set;
+		int found[2] = {-1, -1};
+		int n = 0;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+			for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++) {
+				if (CPU_ISSET(cpu, &set))
+					found[n++] = cpu;
+			}
+		}
+		if (n == 2)
+			snprintf(lcores, sizeof(lcores), "%d,%d", found[0], found[1]);
+		else
+			snprintf(lcores, sizeof(lcores), "%d", n == 1 ? found[0] : 0);
+	}
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])) - 1, eal) < 0) {
 		fprintf(stderr, "test_dp_reactor: EAL did not start; skipping\n");
 		return 77;
