@@ -32,6 +32,62 @@ stor_engine_opts_init(struct stor_engine_opts *opts)
 	opts->chunk_count = 64;
 }
 
+static int
+parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || x < lo || x > hi)
+		return -EINVAL;
+	*out = x;
+	return 0;
+}
+
+int
+stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char *value)
+{
+	uint64_t x;
+
+	if (strcmp(key, "storage.direct.io") == 0) {
+		if (strcmp(value, "auto") == 0)
+			opts->direct = STOR_DIRECT_AUTO;
+		else if (strcmp(value, "true") == 0)
+			opts->direct = STOR_DIRECT_ON;
+		else if (strcmp(value, "false") == 0)
+			opts->direct = STOR_DIRECT_OFF;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (strcmp(key, "storage.io.sqpoll") == 0) {
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+			return -EINVAL;
+		opts->sqpoll = strcmp(value, "true") == 0;
+		return 0;
+	}
+	if (strcmp(key, "storage.io.queue.depth") == 0) {
+		if (parse_u64(value, 8, 32768, &x) != 0)
+			return -EINVAL;
+		opts->queue_depth = (unsigned)x;
+		return 0;
+	}
+	if (strcmp(key, "storage.cache.chunk.bytes") == 0) {
+		if (parse_u64(value, 2 * STOR_BLOCK_SIZE, 1u << 30, &x) != 0 || x % STOR_BLOCK_SIZE)
+			return -EINVAL;
+		opts->chunk_bytes = (size_t)x;
+		return 0;
+	}
+	if (strcmp(key, "storage.cache.chunks") == 0) {
+		if (parse_u64(value, 1, 16384, &x) != 0)
+			return -EINVAL;
+		opts->chunk_count = (unsigned)x;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 static void *
 default_alloc(void *ctx, size_t size, size_t align)
 {

@@ -65,6 +65,19 @@ void
 stor_engine_opts_init(struct stor_engine_opts *opts);
 
 /**
+ * Set an engine option from a server.properties key:
+ *   storage.direct.io          auto | true | false
+ *   storage.io.sqpoll          true | false
+ *   storage.io.queue.depth     SQ entries
+ *   storage.cache.chunk.bytes  tail-cache chunk size (multiple of 4096)
+ *   storage.cache.chunks       chunks in the pool
+ *
+ * @return 0; -ENOENT for a key that is not an engine option; -EINVAL.
+ */
+int
+stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char *value);
+
+/**
  * Create an engine on the calling thread, which becomes its owner.
  * Allocates and registers the chunk pool.
  *

@@ -824,11 +824,18 @@ test_sqpoll(void **state)
 
 	(void)state;
 	stor_engine_opts_init(&o);
-	o.sqpoll = 1;
-	o.chunk_bytes = 64 << 10;
-	o.chunk_count = 8;
 	o.log_fn = tu_log_fn;
 	o.log_ctx = &cap;
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.sqpoll", "maybe"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.sqpoll", "true"), 0);
+	assert_int_equal(o.sqpoll, 1);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.cache.chunk.bytes", "5000"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.cache.chunk.bytes", "65536"), 0);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.cache.chunks", "8"), 0);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.direct.io", "auto"), 0);
+	assert_int_equal(o.direct, STOR_DIRECT_AUTO);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.queue.depth", "64"), 0);
+	assert_int_equal(stor_engine_opts_set(&o, "log.dirs", "/x"), -ENOENT);
 	struct stor_engine *e = stor_engine_create(&o);
 	assert_non_null(e);
 	cfg_small(&cfg);
