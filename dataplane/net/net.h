@@ -83,6 +83,9 @@ struct net_config {
 	uint32_t max_retries;		/**< RTO expiries in a row before abort; 0 = 12 */
 	uint32_t syn_retries;		/**< SYN / SYN-ACK retransmissions; 0 = 5 */
 	uint32_t challenge_ack_limit;	/**< RFC 5961 section 7, per second; 0 = 1000 */
+	uint64_t keepalive_idle_us;	/**< RFC 9293 3.8.4 keepalive after this idle time; 0 = off */
+	uint64_t keepalive_intvl_us;	/**< between unanswered probes; 0 = 75 s */
+	uint32_t keepalive_probes;	/**< unanswered probes before abort; 0 = 9 */
 	bool no_timestamps;		/**< do not offer RFC 7323 timestamps */
 	bool no_window_scale;		/**< do not offer RFC 7323 window scale */
 	bool no_sack;			/**< do not offer RFC 2018 SACK-permitted */
@@ -133,6 +136,8 @@ struct net_stats {
 	uint64_t tcp_ooo_dropped;
 	uint64_t tcp_zero_window_probes;
 	uint64_t tcp_delayed_acks;
+	uint64_t tcp_keepalive_probes;
+	uint64_t tcp_keepalive_drops;	/* connections aborted by keepalive */
 	uint64_t arp_requests_tx;
 	uint64_t arp_replies_tx;
 	uint64_t arp_held_dropped;	/* frames waiting for ARP replaced or expired */

@@ -151,7 +151,8 @@ struct net_tcp_conn {
 	/* timers: absolute deadlines, 0 = off */
 	uint64_t rtx_deadline;		/* retransmission or SYN; also persist */
 	uint64_t delack_deadline;
-	uint64_t tw_deadline;		/* TIME-WAIT expiry */
+	uint64_t tw_deadline;		/* TIME-WAIT or FIN-WAIT-2 expiry; keepalive in
+					 * ESTABLISHED and CLOSE-WAIT */
 
 	/* Send queue: one chain of data segments linked through m->next (the
 	 * head's pkt_len and nb_segs are not maintained). Segments sent are
@@ -260,6 +261,7 @@ void net_tcp_finish(struct net_stack *st, struct net_tcp_conn *c, int status);
 uint32_t net_tcp_isn(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport);
 uint16_t net_tcp_our_mss(const struct net_stack *st);
 void net_tcp_sq_drop(struct net_tcp_conn *c, uint32_t bytes);
+void net_tcp_keepalive_arm(struct net_stack *st, struct net_tcp_conn *c);
 
 /* net_tcp_output.c */
 void net_tcp_output(struct net_stack *st, struct net_tcp_conn *c);

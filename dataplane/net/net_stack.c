@@ -81,6 +81,10 @@ config_fill(struct net_config *c)
 		c->max_retries = 12;
 	if (c->syn_retries == 0)
 		c->syn_retries = 5;
+	if (c->keepalive_intvl_us == 0)
+		c->keepalive_intvl_us = 75ull * 1000 * 1000;
+	if (c->keepalive_probes == 0)
+		c->keepalive_probes = 9;
 	if (c->challenge_ack_limit == 0)
 		c->challenge_ack_limit = 1000;
 	if (c->ephemeral_lo == 0)

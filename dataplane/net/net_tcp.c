@@ -284,6 +284,9 @@ net_tcp_set_state(struct net_stack *st, struct net_tcp_conn *c, enum net_tcp_sta
 	if (c->state == NET_TCP_SYN_RECEIVED && s != NET_TCP_SYN_RECEIVED &&
 			c->listener != NET_NO_LISTENER && st->listeners[c->listener].syn_rcvd > 0)
 		st->listeners[c->listener].syn_rcvd--;
+	if ((c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT) &&
+			s != NET_TCP_ESTABLISHED && s != NET_TCP_CLOSE_WAIT)
+		c->tw_deadline = 0;	/* it was the keepalive timer */
 	c->state = (uint8_t)s;
 	if (s == NET_TCP_TIME_WAIT) {
 		/* RFC 9293 section 3.10.7.4: 2 MSL, then CLOSED. Other timers
@@ -411,6 +414,46 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 	net_tcp_pending(st, c);
 }
 
+/* (Re)start the keepalive idle timer: called when a connection becomes
+ * ESTABLISHED and on every acceptable segment. */
+void
+net_tcp_keepalive_arm(struct net_stack *st, struct net_tcp_conn *c)
+{
+	if (st->cfg.keepalive_idle_us == 0)
+		return;
+	c->tw_deadline = st->now_us + st->cfg.keepalive_idle_us;
+	if (st->next_timer_us == 0 || c->tw_deadline < st->next_timer_us)
+		st->next_timer_us = c->tw_deadline;
+}
+
+/*
+ * Keepalive (RFC 9293 section 3.8.4, RFC 1122 4.2.3.6): after the idle
+ * time, probe with <SEQ=SND.NXT-1><ACK>, which the peer must answer; abort
+ * after keepalive_probes unanswered ones. Probes use the same counter as
+ * RTO retries (both are reset by any acceptable segment); while data is
+ * outstanding the retransmission timer does the job instead.
+ */
+static void
+keepalive_expired(struct net_stack *st, struct net_tcp_conn *c)
+{
+	c->tw_deadline = 0;
+	if (c->snd_una != c->snd_max || SEQ_LT(c->snd_nxt, net_tcp_data_end(c))) {
+		net_tcp_keepalive_arm(st, c);
+		return;
+	}
+	if (c->retries >= st->cfg.keepalive_probes) {
+		st->stats.tcp_keepalive_drops++;
+		net_tcp_xmit(st, c, c->snd_max, 0, RTE_TCP_RST_FLAG);
+		net_tcp_set_state(st, c, NET_TCP_CLOSED);
+		net_tcp_finish(st, c, -ETIMEDOUT);
+		return;
+	}
+	c->retries++;
+	st->stats.tcp_keepalive_probes++;
+	net_tcp_xmit(st, c, c->snd_nxt - 1, 0, RTE_TCP_ACK_FLAG);
+	net_tcp_arm(st, &c->tw_deadline, st->now_us + st->cfg.keepalive_intvl_us);
+}
+
 static void
 conn_timers(struct net_stack *st, struct net_tcp_conn *c)
 {
@@ -418,7 +461,12 @@ conn_timers(struct net_stack *st, struct net_tcp_conn *c)
 
 	if (c->flags & NET_TCPF_REAP)
 		return;
-	if (c->tw_deadline != 0 && c->tw_deadline <= now) {
+	if (c->tw_deadline != 0 && c->tw_deadline <= now &&
+			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT)) {
+		keepalive_expired(st, c);
+		if (c->flags & NET_TCPF_REAP)
+			return;
+	} else if (c->tw_deadline != 0 && c->tw_deadline <= now) {
 		c->tw_deadline = 0;
 		/* TIME-WAIT over, or FIN-WAIT-2 idle too long after our close. */
 		net_tcp_set_state(st, c, NET_TCP_CLOSED);

@@ -594,6 +594,7 @@ syn_sent_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 		c->retries = 0;
 		c->backoff = 0;
 		net_tcp_set_state(st, c, NET_TCP_ESTABLISHED);
+		net_tcp_keepalive_arm(st, c);
 		c->flags |= NET_TCPF_ACK_NOW;
 		net_tcp_pending(st, c);
 		if (c->ops != NULL && c->ops->connected != NULL)
@@ -763,6 +764,13 @@ conn_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 		}
 		c->flags |= NET_TCPF_ACK_NOW;
 	}
+	/* An acceptable segment: the peer is alive. */
+	if ((c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT) &&
+			st->cfg.keepalive_idle_us != 0) {
+		if (c->snd_una == c->snd_max)
+			c->retries = 0;
+		net_tcp_keepalive_arm(st, c);
+	}
 	/* RFC 7323 section 4.3: TS.Recent from a segment covering
 	 * Last.ACK.sent. */
 	if ((c->flags & NET_TCPF_TS_OK) && s->o.ts_ok &&
@@ -799,6 +807,7 @@ conn_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 			return;
 		}
 		net_tcp_set_state(st, c, NET_TCP_ESTABLISHED);
+		net_tcp_keepalive_arm(st, c);
 		c->snd_wnd = s->wnd << c->snd_wscale;
 		c->snd_wl1 = s->seq;
 		c->snd_wl2 = s->ack;

@@ -611,6 +611,40 @@ test_send_buffer_limit(void **state)
 	t_pair_fini(&p);
 }
 
+static void
+test_keepalive(void **state)
+{
+	struct t_pair p;
+	struct net_config ca;
+
+	t_config(&ca, NULL, T_IP_A, 1);
+	ca.keepalive_idle_us = 10ull * 1000 * 1000;
+	ca.keepalive_intvl_us = 1000 * 1000;
+	ca.keepalive_probes = 3;
+	t_pair_init(&p, &ca, NULL);
+	t_pair_connect(&p, 9092);
+	/* Idle 25 s with a live peer: probes every 10 s, answered. */
+	t_pair_run(&p, 250, 100000);
+	assert_int_equal(A_STAT(&p, tcp_keepalive_probes), 2);
+	assert_int_equal(p.app_a.closes, 0);
+	assert_int_equal(net_tcp_conn_state(p.app_a.conn), NET_TCP_ESTABLISHED);
+	/* Traffic postpones the next probe. */
+	push(p.app_b.conn, 0, 100);
+	t_pair_run(&p, 60, 100000);
+	assert_int_equal(A_STAT(&p, tcp_keepalive_probes), 2);
+	/* The peer vanishes: 3 unanswered probes, then abort. */
+	p.loss_pm = 1000;
+	t_pair_run(&p, 40 + 30, 100000);
+	assert_int_equal(p.app_a.closes, 0);
+	t_pair_run(&p, 15, 100000);
+	assert_int_equal(A_STAT(&p, tcp_keepalive_probes), 5);
+	assert_int_equal(A_STAT(&p, tcp_keepalive_drops), 1);
+	assert_int_equal(p.app_a.closes, 1);
+	assert_int_equal(p.app_a.close_status, -ETIMEDOUT);
+	assert_int_equal(net_tcp_conn_count(p.a), 0);
+	t_pair_fini(&p);
+}
+
 int
 main(void)
 {
@@ -631,6 +665,7 @@ main(void)
 		cmocka_unit_test(test_connect_refused_and_timeout),
 		cmocka_unit_test(test_rss_source_port),
 		cmocka_unit_test(test_send_buffer_limit),
+		cmocka_unit_test(test_keepalive),
 	};
 
 	if (t_eal_init() != 0) {
