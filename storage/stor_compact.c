@@ -95,7 +95,8 @@ kmap_slot(struct kmap *m, const uint8_t *key, int32_t klen, uint64_t h)
 		struct kmap_ent *e = &m->t[i];
 		if (e->klen == -2)
 			return e;
-		if (e->hash == h && e->klen == klen && memcmp(m->arena + e->koff, key, (size_t)klen) == 0)
+		if (e->hash == h && e->klen == klen &&
+		    memcmp(m->arena + e->koff, key, (size_t)klen) == 0)
 			return e;
 		i = (i + 1) & (m->cap - 1);
 	}
@@ -196,7 +197,7 @@ stor_log_compact_begin(struct stor_log *log, int64_t now_ms, struct stor_compact
 	job->n = n;
 	job->interval = log->cfg.index_interval_bytes;
 	job->horizon_ms = log->cfg.delete_retention_ms < 0 ? INT64_MIN
-							   : now_ms - log->cfg.delete_retention_ms;
+	                                                   : now_ms - log->cfg.delete_retention_ms;
 	for (unsigned i = 0; i < n; i++) {
 		job->segs[i].base = log->segs[i]->base_offset;
 		job->segs[i].next_offset = log->segs[i]->next_offset;
@@ -245,11 +246,11 @@ load_file(const char *path, uint8_t **buf, size_t *len)
  * segment never has one; treat it as the end).
  */
 typedef int (*batch_fn)(void *ctx, const uint8_t *batch, const struct kp_batch_header *h,
-			const uint8_t *records, size_t records_len);
+                        const uint8_t *records, size_t records_len);
 
 static int
 walk_segment(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_cap, batch_fn fn,
-	     void *ctx)
+             void *ctx)
 {
 	size_t pos = 0;
 
@@ -260,8 +261,8 @@ walk_segment(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_ca
 		const uint8_t *rec = kp_batch_records(buf + pos);
 		size_t rlen = kp_batch_records_len(&h);
 		if (kp_batch_compression(&h) != KP_COMPRESSION_NONE) {
-			int rc = kp_batch_records_decompress(NULL, buf + pos, &h, scratch, scratch_cap,
-							     &rlen);
+			int rc = kp_batch_records_decompress(NULL, buf + pos, &h, scratch,
+			                                     scratch_cap, &rlen);
 			if (rc != 0)
 				return rc;
 			rec = scratch;
@@ -280,8 +281,8 @@ struct map_ctx {
 };
 
 static int
-map_batch(void *vctx, const uint8_t *batch, const struct kp_batch_header *h,
-	  const uint8_t *records, size_t records_len)
+map_batch(void *vctx, const uint8_t *batch, const struct kp_batch_header *h, const uint8_t *records,
+          size_t records_len)
 {
 	struct map_ctx *c = vctx;
 	struct kp_record_iter it;
@@ -339,9 +340,9 @@ static uint8_t *
 put_record(uint8_t *p, const struct kp_record *r)
 {
 	size_t body = 1 + varlong_size(r->timestamp_delta) + varlong_size(r->offset_delta) +
-		      varlong_size(r->key_len) + (r->key_len > 0 ? (size_t)r->key_len : 0) +
-		      varlong_size(r->value_len) + (r->value_len > 0 ? (size_t)r->value_len : 0) +
-		      varlong_size(r->header_count) + r->headers_len;
+	              varlong_size(r->key_len) + (r->key_len > 0 ? (size_t)r->key_len : 0) +
+	              varlong_size(r->value_len) + (r->value_len > 0 ? (size_t)r->value_len : 0) +
+	              varlong_size(r->header_count) + r->headers_len;
 
 	p = put_varlong(p, (int64_t)body);
 	*p++ = (uint8_t)r->attributes;
@@ -369,7 +370,7 @@ static int
 emit(struct clean_ctx *c, const uint8_t *batch, size_t size, int64_t last, int64_t max_ts)
 {
 	int rc = stor_seg_index_batch(c->seg, c->interval, last, max_ts, c->pos, (uint32_t)size,
-				      true);
+	                              true);
 
 	if (rc != 0)
 		return rc;
@@ -383,7 +384,7 @@ emit(struct clean_ctx *c, const uint8_t *batch, size_t size, int64_t last, int64
 
 static int
 clean_batch(void *vctx, const uint8_t *batch, const struct kp_batch_header *h,
-	    const uint8_t *records, size_t records_len)
+            const uint8_t *records, size_t records_len)
 {
 	struct clean_ctx *c = vctx;
 	struct kp_record_iter it;
@@ -393,7 +394,7 @@ clean_batch(void *vctx, const uint8_t *batch, const struct kp_batch_header *h,
 
 	if (h->attributes & KP_BATCH_ATTR_CONTROL)
 		return emit(c, batch, kp_batch_size(h), h->base_offset + h->last_offset_delta,
-			    h->max_timestamp);
+		            h->max_timestamp);
 	/* Pass 1: which records stay. */
 	kp_record_iter_init(&it, records, records_len, h->records_count);
 	while ((rc = kp_record_iter_next(&it, &r)) == 1) {
@@ -416,7 +417,7 @@ clean_batch(void *vctx, const uint8_t *batch, const struct kp_batch_header *h,
 		return 0;
 	if (kept == total)
 		return emit(c, batch, kp_batch_size(h), h->base_offset + h->last_offset_delta,
-			    h->max_timestamp);
+		            h->max_timestamp);
 
 	/* Pass 2: rewrite in place at the end of the output (it has room: output <= input). */
 	uint8_t *dst = c->out + c->pos;
@@ -523,28 +524,30 @@ stor_compact_job_run(struct stor_compact_job *job, struct stor_compact_stats *st
 		}
 		js->out->next_offset = js->next_offset;
 		struct clean_ctx cc = {
-			.map = &map,
-			.horizon_ms = job->horizon_ms,
-			.interval = job->interval,
-			.out = out,
-			.cap = len,
-			.seg = js->out,
-			.st = stats,
+		        .map = &map,
+		        .horizon_ms = job->horizon_ms,
+		        .interval = job->interval,
+		        .out = out,
+		        .cap = len,
+		        .seg = js->out,
+		        .st = stats,
 		};
 		rc = walk_segment(buf, len, scratch, scap, clean_batch, &cc);
 		/* The segment's largest timestamp closes its time index (as at roll). */
 		struct stor_segment *o = js->out;
 		if (rc == 0 && o->max_timestamp >= 0 &&
-		    (o->tidx_count == 0 || o->max_timestamp > o->tidx[o->tidx_count - 1].timestamp)) {
+		    (o->tidx_count == 0 ||
+		     o->max_timestamp > o->tidx[o->tidx_count - 1].timestamp)) {
 			struct stor_time_entry *t =
-				realloc(o->tidx, ((size_t)o->tidx_count + 1) * sizeof(*t));
+			        realloc(o->tidx, ((size_t)o->tidx_count + 1) * sizeof(*t));
 			if (t == NULL) {
 				rc = -ENOMEM;
 			} else {
 				o->tidx = t;
 				o->tidx_cap = o->tidx_count + 1;
 				t[o->tidx_count].timestamp = o->max_timestamp;
-				t[o->tidx_count].rel_offset = (uint32_t)(o->max_ts_offset - o->base_offset);
+				t[o->tidx_count].rel_offset =
+				        (uint32_t)(o->max_ts_offset - o->base_offset);
 				o->tidx_count++;
 			}
 		}
@@ -639,8 +642,8 @@ stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job)
 			r = stor_seg_open_file(log, js->out, false);
 		if (r != 0) {
 			stor_msg(log->engine, STOR_LOG_ERR,
-				 "%s: installing cleaned segment %020" PRId64 ": %s", log->dir,
-				 js->base, strerror(-r));
+			         "%s: installing cleaned segment %020" PRId64 ": %s", log->dir,
+			         js->base, strerror(-r));
 			unlink_cleaned(job->dir, js->base);
 			if (rc == 0)
 				rc = r;
@@ -661,7 +664,8 @@ stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job)
 			fsync(fd);
 			close(fd);
 		}
-		stor_msg(log->engine, STOR_LOG_INFO, "%s: compacted %u segments", log->dir, swapped);
+		stor_msg(log->engine, STOR_LOG_INFO, "%s: compacted %u segments", log->dir,
+		         swapped);
 	}
 	job_free(job);
 	return rc;

@@ -52,8 +52,7 @@ struct stor_compact_stats {
  * @return 0 and *@job; -ENOENT when the policy is not compact or no segment
  *         is sealed yet; -ENOMEM.
  */
-int
-stor_log_compact_begin(struct stor_log *log, int64_t now_ms, struct stor_compact_job **job);
+int stor_log_compact_begin(struct stor_log *log, int64_t now_ms, struct stor_compact_job **job);
 
 /**
  * Do the work. Blocking file I/O and memory proportional to the distinct
@@ -62,15 +61,13 @@ stor_log_compact_begin(struct stor_log *log, int64_t now_ms, struct stor_compact
  * @return 0 or -errno (the job can still be passed to finish, which then
  *         only cleans up).
  */
-int
-stor_compact_job_run(struct stor_compact_job *job, struct stor_compact_stats *stats);
+int stor_compact_job_run(struct stor_compact_job *job, struct stor_compact_stats *stats);
 
 /**
  * Install the cleaned segments into @log (owner thread) and free the job.
  * Segments deleted by retention meanwhile are skipped.
  * @return 0 or the first error (the log then keeps the segments it had).
  */
-int
-stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job);
+int stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job);
 
 #endif /* SLP_STOR_COMPACT_H */

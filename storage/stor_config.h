@@ -27,23 +27,22 @@ enum stor_cleanup_policy {
 };
 
 struct stor_log_config {
-	uint64_t segment_bytes;	    /* log.segment.bytes; roll when the next batch would pass it */
-	int64_t roll_ms;	    /* log.roll.ms; roll a segment older than this (-1: never) */
-	int64_t retention_ms;	    /* log.retention.ms; -1: unlimited */
-	int64_t retention_bytes;    /* log.retention.bytes; -1: unlimited */
-	int64_t flush_messages;	    /* flush.messages; fdatasync after this many messages */
-	int64_t flush_ms;	    /* flush.ms; fdatasync when the oldest unsynced append is older */
+	uint64_t segment_bytes;  /* log.segment.bytes; roll when the next batch would pass it */
+	int64_t roll_ms;         /* log.roll.ms; roll a segment older than this (-1: never) */
+	int64_t retention_ms;    /* log.retention.ms; -1: unlimited */
+	int64_t retention_bytes; /* log.retention.bytes; -1: unlimited */
+	int64_t flush_messages;  /* flush.messages; fdatasync after this many messages */
+	int64_t flush_ms;        /* flush.ms; fdatasync when the oldest unsynced append is older */
 	uint32_t index_interval_bytes; /* log.index.interval.bytes */
 	uint32_t cleanup_policy;       /* enum stor_cleanup_policy bits */
 	int64_t delete_retention_ms;   /* delete.retention.ms: tombstone lifetime */
-	bool preallocate;	       /* Slipstream default true (Kafka: log.preallocate=false) */
-	bool fsync_acks_all;	       /* storage.fsync.acks.all */
-	uint32_t max_pending;	       /* storage.log.max.pending: in-flight appends per log */
+	bool preallocate;              /* Slipstream default true (Kafka: log.preallocate=false) */
+	bool fsync_acks_all;           /* storage.fsync.acks.all */
+	uint32_t max_pending;          /* storage.log.max.pending: in-flight appends per log */
 };
 
 /** Fill @cfg with Kafka's defaults (1 GiB segments, 7 days, no fsync per append). */
-void
-stor_log_config_init(struct stor_log_config *cfg);
+void stor_log_config_init(struct stor_log_config *cfg);
 
 /**
  * Set one key from a properties file. Both "log.retention.hours" and
@@ -55,7 +54,6 @@ stor_log_config_init(struct stor_log_config *cfg);
  * @param value  borrowed, NUL terminated.
  * @return 0; -ENOENT for a key that is not storage's; -EINVAL for a bad value.
  */
-int
-stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *value);
+int stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *value);
 
 #endif /* SLP_STOR_CONFIG_H */

@@ -28,7 +28,7 @@ stor_engine_opts_init(struct stor_engine_opts *opts)
 	opts->queue_depth = 256;
 	opts->max_files = 1024;
 	opts->direct = STOR_DIRECT_AUTO;
-	opts->chunk_bytes = 1u << 20;
+	opts->chunk_bytes = (1u << 20) + 8192; /* message.max.bytes (1 MiB + 12) + a block */
 	opts->chunk_count = 64;
 }
 
@@ -173,9 +173,9 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		e->be = opts->backend;
 	} else {
 		struct stor_uring_opts uo = {
-			.queue_depth = opts->queue_depth,
-			.max_files = opts->max_files,
-			.sqpoll = opts->sqpoll,
+		        .queue_depth = opts->queue_depth,
+		        .max_files = opts->max_files,
+		        .sqpoll = opts->sqpoll,
 		};
 		e->be = stor_uring_create(&uo, &why);
 		if (e->be == NULL)
@@ -187,7 +187,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 	e->chunks = calloc(e->opts.chunk_count, sizeof(*e->chunks));
 	iov = calloc(e->opts.chunk_count, sizeof(*iov));
 	e->chunk_mem = e->opts.mem_alloc(e->opts.mem_ctx, e->opts.chunk_bytes * e->opts.chunk_count,
-					 STOR_BLOCK_SIZE);
+	                                 STOR_BLOCK_SIZE);
 	if (e->chunks == NULL || iov == NULL || e->chunk_mem == NULL) {
 		errno = ENOMEM;
 		goto fail;
@@ -205,8 +205,8 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		for (unsigned i = 0; i < e->opts.chunk_count; i++)
 			e->chunks[i].buf_index = -1;
 		stor_msg(e, STOR_LOG_WARN,
-			 "%s: buffer registration refused (RLIMIT_MEMLOCK?), plain buffers",
-			 e->be->ops->name);
+		         "%s: buffer registration refused (RLIMIT_MEMLOCK?), plain buffers",
+		         e->be->ops->name);
 	}
 	free(iov);
 	return e;
@@ -336,9 +336,9 @@ stor_engine_poll(struct stor_engine *e)
 	if (now != e->last_timer_ms) {
 		e->last_timer_ms = now;
 		TAILQ_FOREACH(log, &e->all, all_link)
-			if (log->oldest_unsynced_ms != 0 && log->cfg.flush_ms != INT64_MAX &&
-			    now - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms)
-				stor_engine_mark_dirty(e, log);
+		if (log->oldest_unsynced_ms != 0 && log->cfg.flush_ms != INT64_MAX &&
+		    now - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms)
+			stor_engine_mark_dirty(e, log);
 	}
 	/*
 	 * Gather: every dirty log queues at most one write (+ linked sync). A log

@@ -82,8 +82,8 @@
 
 #include <stdint.h>
 
-#define STOR_BLOCK_SIZE 4096u	   /* O_DIRECT alignment of offsets, lengths and memory */
-#define STOR_INDEX_ENTRY_SIZE 8u   /* .index entry */
+#define STOR_BLOCK_SIZE 4096u         /* O_DIRECT alignment of offsets, lengths and memory */
+#define STOR_INDEX_ENTRY_SIZE 8u      /* .index entry */
 #define STOR_TIMEINDEX_ENTRY_SIZE 12u /* .timeindex entry */
 #define STOR_SEGMENT_NAME_DIGITS 20
 

@@ -26,20 +26,20 @@
 
 /* A tail-cache chunk: aligned memory mirroring a file range of one segment. */
 struct stor_chunk {
-	uint8_t *mem;		 /* chunk_bytes, 4 KiB aligned, registered with the backend */
-	int16_t buf_index;	 /* registered buffer index */
-	bool sealed;		 /* no more appends go here */
-	bool in_lru;		 /* on engine->reclaim */
-	bool orphan;		 /* its segment was deleted; freed at the last release */
-	struct stor_log *log;	 /* owner, NULL when free */
+	uint8_t *mem;         /* chunk_bytes, 4 KiB aligned, registered with the backend */
+	int16_t buf_index;    /* registered buffer index */
+	bool sealed;          /* no more appends go here */
+	bool in_lru;          /* on engine->reclaim */
+	bool orphan;          /* its segment was deleted; freed at the last release */
+	struct stor_log *log; /* owner, NULL when free */
 	struct stor_segment *seg;
-	uint64_t file_off;	 /* segment position of mem[0], block aligned */
-	uint32_t head;		 /* [0, head): copy of the previous chunk's partial block */
-	uint32_t fill;		 /* [0, fill): data */
-	uint32_t written;	 /* [0, written): write completed */
-	int64_t first_offset;	 /* base offset of the batch at head; -1 when none */
-	int64_t next_offset;	 /* last offset + 1 of the batches in the chunk */
-	uint32_t refs;		 /* reads holding it */
+	uint64_t file_off;    /* segment position of mem[0], block aligned */
+	uint32_t head;        /* [0, head): copy of the previous chunk's partial block */
+	uint32_t fill;        /* [0, fill): data */
+	uint32_t written;     /* [0, written): write completed */
+	int64_t first_offset; /* base offset of the batch at head; -1 when none */
+	int64_t next_offset;  /* last offset + 1 of the batches in the chunk */
+	uint32_t refs;        /* reads holding it */
 	TAILQ_ENTRY(stor_chunk) log_link; /* log->chunks, oldest first */
 	TAILQ_ENTRY(stor_chunk) lru_link; /* engine->free or engine->reclaim */
 };
@@ -57,18 +57,18 @@ struct stor_time_entry {
 
 struct stor_segment {
 	int64_t base_offset;
-	int64_t next_offset;	/* last offset + 1 (for sealed: may be < next segment base) */
-	uint64_t size;		/* bytes of data */
-	uint64_t lpos_base;	/* lpos of position 0 */
-	int handle;		/* backend file handle */
-	bool sealed;		/* no more appends */
-	bool finalized;		/* sealed, written, synced, trimmed, indexes on disk */
-	bool deleted;		/* unlinked, freed when refs drop to 0 */
-	uint32_t refs;		/* disk reads in flight or held */
-	int64_t max_timestamp;	/* largest batch maxTimestamp, -1 when none */
-	int64_t max_ts_offset;	/* last offset of the batch that carried it */
+	int64_t next_offset;     /* last offset + 1 (for sealed: may be < next segment base) */
+	uint64_t size;           /* bytes of data */
+	uint64_t lpos_base;      /* lpos of position 0 */
+	int handle;              /* backend file handle */
+	bool sealed;             /* no more appends */
+	bool finalized;          /* sealed, written, synced, trimmed, indexes on disk */
+	bool deleted;            /* unlinked, freed when refs drop to 0 */
+	uint32_t refs;           /* disk reads in flight or held */
+	int64_t max_timestamp;   /* largest batch maxTimestamp, -1 when none */
+	int64_t max_ts_offset;   /* last offset of the batch that carried it */
 	int64_t first_timestamp; /* base timestamp of the first batch, -1 when none (roll.ms) */
-	int64_t created_ms;	/* wall clock at creation (roll.ms of an empty-ts segment) */
+	int64_t created_ms;      /* wall clock at creation (roll.ms of an empty-ts segment) */
 	uint32_t bytes_since_index;
 	struct stor_index_entry *idx; /* sorted */
 	uint32_t idx_count, idx_cap;
@@ -96,11 +96,11 @@ struct stor_log {
 	int direct; /* 1: segments opened O_DIRECT */
 	int failed; /* first I/O error; appends refused */
 
-	int64_t next_offset;	/* LEO */
-	int64_t start_offset;	/* log start offset */
+	int64_t next_offset;    /* LEO */
+	int64_t start_offset;   /* log start offset */
 	uint64_t appended_lpos; /* lpos after the last append */
-	uint64_t written_lpos;	/* all bytes below are written */
-	uint64_t synced_lpos;	/* all bytes below are fdatasync'ed */
+	uint64_t written_lpos;  /* all bytes below are written */
+	uint64_t synced_lpos;   /* all bytes below are fdatasync'ed */
 	int64_t written_offset; /* offset below which all batches are written */
 
 	struct stor_segment **segs; /* oldest first; the last is active */
@@ -112,27 +112,27 @@ struct stor_log {
 	/* Pending appends: a ring of cfg.max_pending entries. */
 	struct stor_pending *pend;
 	uint32_t pend_head, pend_count;
-	uint32_t pend_durable;	/* durable appends among them */
+	uint32_t pend_durable; /* durable appends among them */
 
 	/* Flush policy state. */
-	int64_t unsynced_msgs;	  /* messages written or queued since the last sync */
+	int64_t unsynced_msgs;       /* messages written or queued since the last sync */
 	uint64_t oldest_unsynced_ms; /* monotonic ms of the first unsynced append, 0: none */
 
 	/* The one write (and linked sync) in flight. */
 	struct stor_io_req wreq, sreq;
-	bool io_busy;		/* a write or sync is in flight */
-	uint8_t io_parts;	/* completions still expected (1 or 2) */
+	bool io_busy;     /* a write or sync is in flight */
+	uint8_t io_parts; /* completions still expected (1 or 2) */
 	struct stor_chunk *w_chunk;
-	uint32_t w_end;		/* chunk fill the write covers */
+	uint32_t w_end;             /* chunk fill the write covers */
 	struct stor_segment *w_seg; /* segment of the in-flight write or sync */
-	uint64_t w_sync_lpos;	/* lpos the linked sync makes durable */
+	uint64_t w_sync_lpos;       /* lpos the linked sync makes durable */
 	struct stor_segment *last_written_seg;
-	int64_t w_offset_end;   /* next_offset covered when the write completes */
+	int64_t w_offset_end; /* next_offset covered when the write completes */
 
 	struct stor_io_req areq; /* asynchronous preallocation of a new segment */
 	bool alloc_busy;
 
-	bool on_dirty;	       /* on engine->dirty */
+	bool on_dirty; /* on engine->dirty */
 	TAILQ_ENTRY(stor_log) dirty_link;
 	TAILQ_ENTRY(stor_log) all_link;
 
@@ -152,51 +152,35 @@ struct stor_engine {
 	struct stor_chunk_list free;
 	struct stor_chunk_list reclaim; /* sealed, written, unreferenced; LRU order */
 	unsigned free_count, reclaim_count;
-	struct stor_log_list dirty;	/* logs with a write or sync to issue */
+	struct stor_log_list dirty; /* logs with a write or sync to issue */
 	struct stor_log_list all;
 	unsigned log_count;
 	uint64_t last_timer_ms; /* flush.ms timers last looked at */
 };
 
 /* Engine services for the log (stor_engine.c). */
-void
-stor_msg(struct stor_engine *e, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-struct stor_chunk *
-stor_chunk_get(struct stor_engine *e, struct stor_log *log);
-void
-stor_chunk_put(struct stor_engine *e, struct stor_chunk *c);
-void
-stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c);
-void
-stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c);
-void
-stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log);
-uint64_t
-stor_mono_ms(void);
-int64_t
-stor_wall_ms(void);
+void stor_msg(struct stor_engine *e, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+struct stor_chunk *stor_chunk_get(struct stor_engine *e, struct stor_log *log);
+void stor_chunk_put(struct stor_engine *e, struct stor_chunk *c);
+void stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c);
+void stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c);
+void stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log);
+uint64_t stor_mono_ms(void);
+int64_t stor_wall_ms(void);
 
 /* Log services for the engine (stor_log.c). */
-int
-stor_log_issue_io(struct stor_log *log);
+int stor_log_issue_io(struct stor_log *log);
 
 /* Segment helpers shared with the compactor (stor_log.c). */
-void
-stor_segment_path(char *buf, size_t size, const char *dir, int64_t base, const char *suffix);
-int
-stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix);
-int
-stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
-		     int64_t max_ts, uint64_t pos, uint32_t size, bool grow);
-struct stor_segment *
-stor_seg_new(int64_t base);
-void
-stor_seg_free(struct stor_log *log, struct stor_segment *seg);
-int
-stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create);
+void stor_segment_path(char *buf, size_t size, const char *dir, int64_t base, const char *suffix);
+int stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix);
+int stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
+                         int64_t max_ts, uint64_t pos, uint32_t size, bool grow);
+struct stor_segment *stor_seg_new(int64_t base);
+void stor_seg_free(struct stor_log *log, struct stor_segment *seg);
+int stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create);
 /* Drop a segment no longer in log->segs: its cached chunks, then the struct once unreferenced. */
-void
-stor_seg_retire(struct stor_log *log, struct stor_segment *seg);
+void stor_seg_retire(struct stor_log *log, struct stor_segment *seg);
 
 #endif /* SLP_STOR_INTERNAL_H */

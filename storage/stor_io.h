@@ -44,15 +44,15 @@ typedef void (*stor_io_done_fn)(struct stor_io_req *req, int res);
  * STOR_BLOCK_SIZE.
  */
 struct stor_io_req {
-	uint8_t op;	      /* enum stor_io_op */
+	uint8_t op;           /* enum stor_io_op */
 	uint8_t link_next;    /* 1: the next queued req runs only after this one succeeds */
 	int16_t buf_index;    /* registered buffer index, -1: none */
-	int file;	      /* backend file handle */
-	void *buf;	      /* borrowed until done() */
-	uint32_t len;	      /* bytes */
-	uint64_t off;	      /* byte offset in the file */
+	int file;             /* backend file handle */
+	void *buf;            /* borrowed until done() */
+	uint32_t len;         /* bytes */
+	uint64_t off;         /* byte offset in the file */
 	stor_io_done_fn done; /* called once, on the owner thread; res = bytes or -errno */
-	void *ctx;	      /* for the submitter */
+	void *ctx;            /* for the submitter */
 };
 
 struct stor_backend;
@@ -97,7 +97,7 @@ struct stor_backend {
 struct stor_uring_opts {
 	unsigned queue_depth; /* SQ entries; CQ is twice that */
 	unsigned max_files;   /* fixed-file slots */
-	int sqpoll;	      /* non-zero: IORING_SETUP_SQPOLL (kernel thread polls the SQ) */
+	int sqpoll;           /* non-zero: IORING_SETUP_SQPOLL (kernel thread polls the SQ) */
 	unsigned sqpoll_idle_ms;
 };
 
@@ -109,7 +109,6 @@ struct stor_uring_opts {
  * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
  * @return the backend, or NULL with errno set.
  */
-struct stor_backend *
-stor_uring_create(const struct stor_uring_opts *opts, const char **why);
+struct stor_backend *stor_uring_create(const struct stor_uring_opts *opts, const char **why);
 
 #endif /* SLP_STOR_IO_H */

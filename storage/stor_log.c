@@ -198,7 +198,7 @@ seg_index_reset(struct stor_segment *seg)
  */
 int
 stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_offset,
-		     int64_t max_ts, uint64_t pos, uint32_t size, bool grow)
+                     int64_t max_ts, uint64_t pos, uint32_t size, bool grow)
 {
 	if (max_ts > seg->max_timestamp) {
 		seg->max_timestamp = max_ts;
@@ -212,7 +212,7 @@ stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_o
 		}
 		if (seg->idx_count < seg->idx_cap) {
 			seg->idx[seg->idx_count].rel_offset =
-				(uint32_t)(last_offset - seg->base_offset);
+			        (uint32_t)(last_offset - seg->base_offset);
 			seg->idx[seg->idx_count].position = (uint32_t)pos;
 			seg->idx_count++;
 		}
@@ -221,7 +221,7 @@ stor_seg_index_batch(struct stor_segment *seg, uint32_t interval, int64_t last_o
 		     seg->max_timestamp > seg->tidx[seg->tidx_count - 1].timestamp)) {
 			seg->tidx[seg->tidx_count].timestamp = seg->max_timestamp;
 			seg->tidx[seg->tidx_count].rel_offset =
-				(uint32_t)(seg->max_ts_offset - seg->base_offset);
+			        (uint32_t)(seg->max_ts_offset - seg->base_offset);
 			seg->tidx_count++;
 		}
 		seg->bytes_since_index = 0;
@@ -399,7 +399,7 @@ stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
 		/* The file system refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE). */
 		log->direct = 0;
 		stor_msg(log->engine, STOR_LOG_WARN,
-			 "%s: O_DIRECT not supported here, using buffered I/O", log->dir);
+		         "%s: O_DIRECT not supported here, using buffered I/O", log->dir);
 	}
 	return be->ops->open(be, path, flags, &seg->handle);
 }
@@ -428,8 +428,8 @@ struct walker {
 	uint8_t *buf;
 	size_t cap;
 	uint64_t win_off; /* file offset of buf[0] */
-	size_t win_len;	  /* valid bytes in buf */
-	uint64_t limit;	  /* file bytes that may be read */
+	size_t win_len;   /* valid bytes in buf */
+	uint64_t limit;   /* file bytes that may be read */
 };
 
 static int
@@ -530,7 +530,8 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 				r->stop = "zero batch length";
 			break;
 		}
-		if (blen > SCAN_MAX_BATCH || blen + (uint64_t)KP_BATCH_LOG_OVERHEAD < KP_BATCH_HEADER_SIZE) {
+		if (blen > SCAN_MAX_BATCH ||
+		    blen + (uint64_t)KP_BATCH_LOG_OVERHEAD < KP_BATCH_HEADER_SIZE) {
 			r->stop = "impossible batch length";
 			break;
 		}
@@ -563,8 +564,8 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 			r->stop = "offset beyond the segment's range";
 			break;
 		}
-		rc = stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos,
-				     size, true);
+		rc = stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp,
+		                          pos, size, true);
 		if (rc != 0)
 			goto out;
 		if (seg->first_timestamp < 0)
@@ -593,14 +594,13 @@ seg_rebuild_sealed(struct stor_log *log, struct stor_segment *seg)
 	if (r.valid_end != seg->size) {
 		/* A sealed segment was synced before the next one got data: corrupt media. */
 		stor_msg(log->engine, STOR_LOG_ERR,
-			 "%s: segment %020" PRId64 " invalid at %" PRIu64 " of %" PRIu64 " (%s)",
-			 log->dir, seg->base_offset, r.valid_end, seg->size,
-			 r.stop ? r.stop : "?");
+		         "%s: segment %020" PRId64 " invalid at %" PRIu64 " of %" PRIu64 " (%s)",
+		         log->dir, seg->base_offset, r.valid_end, seg->size, r.stop ? r.stop : "?");
 		return -EBADMSG;
 	}
 	seg->next_offset = r.next_offset;
-	stor_msg(log->engine, STOR_LOG_INFO, "%s: rebuilt indexes of segment %020" PRId64,
-		 log->dir, seg->base_offset);
+	stor_msg(log->engine, STOR_LOG_INFO, "%s: rebuilt indexes of segment %020" PRId64, log->dir,
+	         seg->base_offset);
 	return stor_index_write_files(log->dir, seg, "");
 }
 
@@ -654,7 +654,7 @@ epochs_store(struct stor_log *log)
 	n = (size_t)snprintf(buf, cap, "0\n%u\n", log->epoch_count);
 	for (unsigned i = 0; i < log->epoch_count; i++)
 		n += (size_t)snprintf(buf + n, cap - n, "%" PRId32 " %" PRId64 "\n",
-				      log->epochs[i].epoch, log->epochs[i].start_offset);
+		                      log->epochs[i].epoch, log->epochs[i].start_offset);
 	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_LEADER_EPOCH);
 	rc = write_file_atomic(path, buf, n, true);
 	free(buf);
@@ -713,7 +713,7 @@ epochs_load(struct stor_log *log)
 	return 0;
 bad:
 	stor_msg(log->engine, STOR_LOG_WARN, "%s: ignoring malformed %s", log->dir,
-		 STOR_FILE_LEADER_EPOCH);
+	         STOR_FILE_LEADER_EPOCH);
 	log->epoch_count = 0;
 	free(buf);
 	return 0;
@@ -838,8 +838,8 @@ list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
 	return 0;
 }
 
-static struct stor_chunk *
-chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need);
+static struct stor_chunk *chunk_for_append(struct stor_log *log, struct stor_segment *seg,
+                                           uint32_t need);
 
 static void
 alloc_done(struct stor_io_req *req, int res)
@@ -851,7 +851,7 @@ alloc_done(struct stor_io_req *req, int res)
 	/* Not fatal: writes past the reserved range still work, only slower. */
 	if (res < 0 && res != -EOPNOTSUPP)
 		stor_msg(log->engine, STOR_LOG_WARN, "%s: preallocation failed: %s", log->dir,
-			 strerror(-res));
+		         strerror(-res));
 }
 
 /*
@@ -877,9 +877,13 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 		rc = -EAGAIN;
 		if (async && !log->alloc_busy) {
 			struct stor_io_req *reqs[1] = {&log->areq};
-			log->areq = (struct stor_io_req){.op = STOR_IO_FALLOCATE, .buf_index = -1,
-							 .file = seg->handle, .off = 0, .len = 0,
-							 .done = alloc_done, .ctx = log};
+			log->areq = (struct stor_io_req){.op = STOR_IO_FALLOCATE,
+			                                 .buf_index = -1,
+			                                 .file = seg->handle,
+			                                 .off = 0,
+			                                 .len = 0,
+			                                 .done = alloc_done,
+			                                 .ctx = log};
 			/* len is 32-bit in the request: segments are < 2 GiB. */
 			log->areq.len = (uint32_t)len;
 			rc = be->ops->queue(be, reqs, 1);
@@ -960,13 +964,13 @@ recover_active(struct stor_log *log, struct stor_segment *seg)
 	seg->next_offset = r.next_offset;
 	if (r.stop != NULL)
 		stor_msg(log->engine, STOR_LOG_WARN,
-			 "%s: segment %020" PRId64 ": %s at position %" PRIu64
-			 ", truncating the tail (%" PRIu64 " bytes after it dropped)",
-			 log->dir, seg->base_offset, r.stop, r.valid_end, fsize - r.valid_end);
+		         "%s: segment %020" PRId64 ": %s at position %" PRIu64
+		         ", truncating the tail (%" PRIu64 " bytes after it dropped)",
+		         log->dir, seg->base_offset, r.stop, r.valid_end, fsize - r.valid_end);
 	stor_msg(log->engine, STOR_LOG_INFO,
-		 "%s: recovered segment %020" PRId64 ": %u batches, %" PRIu64
-		 " bytes, next offset %" PRId64,
-		 log->dir, seg->base_offset, r.batches, r.valid_end, r.next_offset);
+	         "%s: recovered segment %020" PRId64 ": %u batches, %" PRIu64
+	         " bytes, next offset %" PRId64,
+	         log->dir, seg->base_offset, r.batches, r.valid_end, r.next_offset);
 	/*
 	 * Cut everything after the last valid batch, torn bytes and preallocated
 	 * zeros alike: stale batches beyond the end must never reappear once new
@@ -982,7 +986,7 @@ recover_active(struct stor_log *log, struct stor_segment *seg)
 
 struct stor_log *
 stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log_config *cfg,
-	      int *err)
+              int *err)
 {
 	struct stor_log *log = calloc(1, sizeof(*log));
 	int64_t *bases = NULL;
@@ -1041,7 +1045,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 		seg->sealed = seg->finalized = true;
 	}
 	if (clean && (log->seg_count == 0 || m.active_base != active_seg(log)->base_offset ||
-		      m.active_size != active_seg(log)->size))
+	              m.active_size != active_seg(log)->size))
 		clean = false;
 
 	if (log->seg_count == 0) {
@@ -1066,13 +1070,14 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 			seg->max_timestamp = m.max_ts;
 			seg->max_ts_offset = m.max_ts < 0 ? -1 : seg->base_offset + m.max_ts_rel;
 			/* Kafka's rule counts bytes since the last entry; restore it. */
-			uint64_t lastpos = seg->idx_count ? seg->idx[seg->idx_count - 1].position : 0;
+			uint64_t lastpos =
+			        seg->idx_count ? seg->idx[seg->idx_count - 1].position : 0;
 			seg->bytes_since_index = (uint32_t)(seg->size - lastpos);
 			if (seg->idx_count == 0)
 				seg->bytes_since_index = (uint32_t)seg->size;
 			seg->first_timestamp = seg_first_timestamp(log, seg); /* for roll.ms */
 			stor_msg(engine, STOR_LOG_INFO, "%s: clean shutdown, next offset %" PRId64,
-				 dir, m.next_offset);
+			         dir, m.next_offset);
 			done = true;
 		}
 		while (!done) {
@@ -1088,12 +1093,13 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 			 * which may then hold a torn tail and preallocated zeros.
 			 */
 			stor_msg(engine, STOR_LOG_WARN,
-				 "%s: empty last segment %020" PRId64 ", recovering the one before",
-				 dir, seg->base_offset);
+			         "%s: empty last segment %020" PRId64 ", recovering the one before",
+			         dir, seg->base_offset);
 			char path[PATH_MAX];
 			static const char *const sfx[] = {".log", ".index", ".timeindex"};
 			for (unsigned k = 0; k < 3; k++) {
-				stor_segment_path(path, sizeof(path), dir, seg->base_offset, sfx[k]);
+				stor_segment_path(path, sizeof(path), dir, seg->base_offset,
+				                  sfx[k]);
 				unlink(path);
 			}
 			log->seg_count--;
@@ -1112,8 +1118,9 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 		seg->next_offset = log->segs[i + 1]->base_offset;
 		if (seg_index_load(log, seg) != 0) {
 			stor_msg(log->engine, STOR_LOG_WARN,
-				 "%s: index of segment %020" PRId64 " missing or corrupt, rebuilding",
-				 log->dir, seg->base_offset);
+			         "%s: index of segment %020" PRId64
+			         " missing or corrupt, rebuilding",
+			         log->dir, seg->base_offset);
 			rc = seg_rebuild_sealed(log, seg);
 		} else if (seg->tidx_count == 0) {
 			/* No time-index entry (a small segment): scan it for its timestamps. */
@@ -1219,7 +1226,7 @@ need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t
 		 * when the segment has no timestamp.
 		 */
 		int64_t waited = seg->first_timestamp >= 0 ? max_ts - seg->first_timestamp
-							   : stor_wall_ms() - seg->created_ms;
+		                                           : stor_wall_ms() - seg->created_ms;
 		if (waited > log->cfg.roll_ms)
 			return true;
 	}
@@ -1235,10 +1242,11 @@ log_roll_locked(struct stor_log *log)
 
 	/* Time-index entry for the segment's largest timestamp (Kafka, onBecomeInactiveSegment). */
 	if (old->max_timestamp >= 0 && old->tidx_count < old->tidx_cap &&
-	    (old->tidx_count == 0 || old->max_timestamp > old->tidx[old->tidx_count - 1].timestamp)) {
+	    (old->tidx_count == 0 ||
+	     old->max_timestamp > old->tidx[old->tidx_count - 1].timestamp)) {
 		old->tidx[old->tidx_count].timestamp = old->max_timestamp;
 		old->tidx[old->tidx_count].rel_offset =
-			(uint32_t)(old->max_ts_offset - old->base_offset);
+		        (uint32_t)(old->max_ts_offset - old->base_offset);
 		old->tidx_count++;
 	}
 	seg = stor_seg_new(log->next_offset);
@@ -1262,14 +1270,14 @@ log_roll_locked(struct stor_log *log)
 		return rc;
 	}
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
-		 seg->base_offset);
+	         seg->base_offset);
 	stor_engine_mark_dirty(log->engine, log); /* the old one needs its sync */
 	return 0;
 }
 
 int
 stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned flags,
-		stor_append_cb cb, void *cb_arg, int64_t *base_offset)
+                stor_append_cb cb, void *cb_arg, int64_t *base_offset)
 {
 	struct kp_batch_header h;
 	struct stor_segment *seg;
@@ -1312,7 +1320,8 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	c->next_offset = last + 1;
 	c->fill += size;
 
-	stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos, size, false);
+	stor_seg_index_batch(seg, log->cfg.index_interval_bytes, last, h.max_timestamp, pos, size,
+	                     false);
 	if (seg->first_timestamp < 0)
 		seg->first_timestamp = h.base_timestamp;
 	seg->size += size;
@@ -1368,8 +1377,9 @@ log_fail(struct stor_log *log, int rc, const char *what)
 	if (rc >= 0 || rc == -ECANCELED)
 		rc = -EIO;
 	if (!log->failed)
-		stor_msg(log->engine, STOR_LOG_ERR, "%s: %s failed (%s); the log takes no more appends",
-			 log->dir, what, strerror(-rc));
+		stor_msg(log->engine, STOR_LOG_ERR,
+		         "%s: %s failed (%s); the log takes no more appends", log->dir, what,
+		         strerror(-rc));
 	log->failed = rc;
 	while (log->pend_count != 0) {
 		struct stor_pending done = log->pend[log->pend_head];
@@ -1400,8 +1410,8 @@ first_dirty_chunk(struct stor_log *log)
 	struct stor_chunk *c;
 
 	TAILQ_FOREACH(c, &log->chunks, log_link)
-		if (c->written < c->fill)
-			return c;
+	if (c->written < c->fill)
+		return c;
 	return NULL;
 }
 
@@ -1416,14 +1426,14 @@ seg_finalize(struct stor_log *log, struct stor_segment *seg)
 		rc = stor_index_write_files(log->dir, seg, "");
 	if (rc != 0)
 		stor_msg(log->engine, STOR_LOG_WARN,
-			 "%s: finishing segment %020" PRId64 ": %s (indexes rebuilt at next open)",
-			 log->dir, seg->base_offset, strerror(-rc));
+		         "%s: finishing segment %020" PRId64 ": %s (indexes rebuilt at next open)",
+		         log->dir, seg->base_offset, strerror(-rc));
 	/* Give back the spare index capacity reserved for appends. */
 	if (seg->idx_count + 1 < seg->idx_cap || seg->tidx_count + 1 < seg->tidx_cap) {
 		struct stor_index_entry *i =
-			realloc(seg->idx, ((size_t)seg->idx_count + 1) * sizeof(*seg->idx));
+		        realloc(seg->idx, ((size_t)seg->idx_count + 1) * sizeof(*seg->idx));
 		struct stor_time_entry *t =
-			realloc(seg->tidx, ((size_t)seg->tidx_count + 1) * sizeof(*seg->tidx));
+		        realloc(seg->tidx, ((size_t)seg->tidx_count + 1) * sizeof(*seg->tidx));
 		if (i != NULL) {
 			seg->idx = i;
 			seg->idx_cap = seg->idx_count + 1;
@@ -1497,7 +1507,8 @@ sync_done(struct stor_io_req *req, int res)
 		log->oldest_unsynced_ms = 0;
 		if (log->synced_lpos < log->appended_lpos)
 			log->oldest_unsynced_ms = stor_mono_ms();
-		if (seg->sealed && !seg->finalized && log->synced_lpos >= seg->lpos_base + seg->size)
+		if (seg->sealed && !seg->finalized &&
+		    log->synced_lpos >= seg->lpos_base + seg->size)
 			seg_finalize(log, seg);
 	}
 	if (log->io_parts == 0)
@@ -1521,8 +1532,8 @@ stor_log_issue_io(struct stor_log *log)
 	if (log->io_busy || log->failed)
 		return 0;
 	c = first_dirty_chunk(log);
-	log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1,
-					 .done = sync_done, .ctx = log};
+	log->sreq = (struct stor_io_req){
+	        .op = STOR_IO_FDATASYNC, .buf_index = -1, .done = sync_done, .ctx = log};
 
 	/* Flush on roll: the previous segment is synced before the next gets a byte. */
 	if (lws != NULL && lws->sealed && !lws->finalized && (c == NULL || c->seg != lws)) {
@@ -1551,15 +1562,15 @@ stor_log_issue_io(struct stor_log *log)
 		/* The padding of the last block: zeros, never stale bytes of an old batch. */
 		memset(c->mem + end, 0, aend - end);
 		log->wreq = (struct stor_io_req){
-			.op = STOR_IO_WRITE,
-			.link_next = sync,
-			.buf_index = c->buf_index,
-			.file = seg->handle,
-			.buf = c->mem + start,
-			.len = aend - start,
-			.off = c->file_off + start,
-			.done = write_done,
-			.ctx = log,
+		        .op = STOR_IO_WRITE,
+		        .link_next = sync,
+		        .buf_index = c->buf_index,
+		        .file = seg->handle,
+		        .buf = c->mem + start,
+		        .len = aend - start,
+		        .off = c->file_off + start,
+		        .done = write_done,
+		        .ctx = log,
 		};
 		reqs[0] = &log->wreq;
 		if (sync) {
@@ -1643,7 +1654,7 @@ seg_for_offset(const struct stor_log *log, int64_t offset)
  */
 static size_t
 collect_batches(const uint8_t *p, const uint8_t *end, int64_t target, size_t max_bytes,
-		const uint8_t **first, int64_t *next, bool *incomplete)
+                const uint8_t **first, int64_t *next, bool *incomplete)
 {
 	size_t total = 0;
 
@@ -1681,7 +1692,8 @@ read_from_cache(struct stor_log *log, struct stor_read *rd, int64_t offset, size
 {
 	struct stor_chunk *c;
 
-	TAILQ_FOREACH_REVERSE(c, &log->chunks, stor_chunk_list, log_link) {
+	TAILQ_FOREACH_REVERSE(c, &log->chunks, stor_chunk_list, log_link)
+	{
 		if (c->first_offset < 0 || c->first_offset > offset)
 			continue;
 		if (offset >= c->next_offset)
@@ -1690,7 +1702,7 @@ read_from_cache(struct stor_log *log, struct stor_read *rd, int64_t offset, size
 		int64_t next = offset;
 		bool incomplete;
 		size_t n = collect_batches(c->mem + c->head, c->mem + c->written, offset, max_bytes,
-					   &first, &next, &incomplete);
+		                           &first, &next, &incomplete);
 		if (n == 0)
 			return false;
 		rd->data = first;
@@ -1722,14 +1734,14 @@ read_submit(struct stor_read *rd, uint64_t pos)
 	rd->pos = start;
 	rd->batch_pos = pos;
 	rd->req = (struct stor_io_req){
-		.op = STOR_IO_READ,
-		.buf_index = -1,
-		.file = rd->seg->handle,
-		.buf = rd->buf,
-		.len = (uint32_t)len,
-		.off = start,
-		.done = read_done,
-		.ctx = rd,
+	        .op = STOR_IO_READ,
+	        .buf_index = -1,
+	        .file = rd->seg->handle,
+	        .buf = rd->buf,
+	        .len = (uint32_t)len,
+	        .off = start,
+	        .done = read_done,
+	        .ctx = rd,
 	};
 	return be->ops->queue(be, reqs, 1);
 }
@@ -1753,10 +1765,9 @@ read_done(struct stor_io_req *req, int res)
 		end = limit;
 	const uint8_t *base = rd->buf;
 	const uint8_t *p = base + (rd->batch_pos - rd->pos);
-	size_t n = end > rd->batch_pos
-			   ? collect_batches(p, base + (end - rd->pos), rd->target, rd->max_bytes,
-					     &first, &next, &incomplete)
-			   : 0;
+	size_t n = end > rd->batch_pos ? collect_batches(p, base + (end - rd->pos), rd->target,
+	                                                 rd->max_bytes, &first, &next, &incomplete)
+	                               : 0;
 	if (n != 0) {
 		rd->data = first;
 		rd->len = n;
@@ -1776,7 +1787,8 @@ read_done(struct stor_io_req *req, int res)
 		}
 		resume = rd->pos + (uint64_t)(q - base);
 		if (resume < limit && (resume > rd->batch_pos || rd->retried == 1)) {
-			uint32_t need = qend - q >= 12 ? KP_BATCH_LOG_OVERHEAD + stor_be32_get(q + 8) : 0;
+			uint32_t need =
+			        qend - q >= 12 ? KP_BATCH_LOG_OVERHEAD + stor_be32_get(q + 8) : 0;
 			if (need + (resume - STOR_ALIGN_DOWN(resume)) > rd->buf_size) {
 				rd->cb(rd->cb_arg, rd, -ENOBUFS);
 				return;
@@ -1805,7 +1817,7 @@ read_done(struct stor_io_req *req, int res)
 
 int
 stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t max_bytes,
-	      stor_read_cb cb, void *cb_arg)
+              stor_read_cb cb, void *cb_arg)
 {
 	struct stor_segment *seg;
 	int rc;
@@ -1942,7 +1954,8 @@ stor_log_offset_for_time(struct stor_log *log, int64_t ts, int64_t *offset, int6
 			break;
 		int64_t last = h.base_offset + h.last_offset_delta;
 		if (h.max_timestamp >= ts && last >= log->start_offset) {
-			*offset = h.base_offset > log->start_offset ? h.base_offset : log->start_offset;
+			*offset = h.base_offset > log->start_offset ? h.base_offset
+			                                            : log->start_offset;
 			if (found_ts != NULL)
 				*found_ts = h.max_timestamp;
 			bool log_append_time = (h.attributes & KP_BATCH_ATTR_TIMESTAMP_TYPE) != 0;
@@ -1950,7 +1963,7 @@ stor_log_offset_for_time(struct stor_log *log, int64_t ts, int64_t *offset, int6
 				struct kp_record_iter it;
 				struct kp_record r;
 				kp_record_iter_init(&it, p + KP_BATCH_HEADER_SIZE,
-						    size - KP_BATCH_HEADER_SIZE, h.records_count);
+				                    size - KP_BATCH_HEADER_SIZE, h.records_count);
 				while (kp_record_iter_next(&it, &r) == 1) {
 					int64_t rts = h.base_timestamp + r.timestamp_delta;
 					int64_t roff = h.base_offset + r.offset_delta;
@@ -2007,7 +2020,7 @@ seg_delete(struct stor_log *log, unsigned i)
 	memmove(&log->segs[i], &log->segs[i + 1], (log->seg_count - i - 1) * sizeof(*log->segs));
 	log->seg_count--;
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: deleted segment %020" PRId64, log->dir,
-		 seg->base_offset);
+	         seg->base_offset);
 	stor_seg_retire(log, seg);
 }
 
@@ -2112,14 +2125,14 @@ stor_log_epoch_assign(struct stor_log *log, int32_t epoch, int64_t start_offset)
 
 int
 stor_log_epoch_end_offset(const struct stor_log *log, int32_t epoch, int32_t *found_epoch,
-			  int64_t *end_offset)
+                          int64_t *end_offset)
 {
 	for (unsigned i = log->epoch_count; i-- > 0;) {
 		if (log->epochs[i].epoch > epoch)
 			continue;
 		*found_epoch = log->epochs[i].epoch;
 		*end_offset = i + 1 < log->epoch_count ? log->epochs[i + 1].start_offset
-						       : log->next_offset;
+		                                       : log->next_offset;
 		return 0;
 	}
 	return -ENOENT;
@@ -2178,8 +2191,11 @@ stor_log_close(struct stor_log *log)
 	act = active_seg(log);
 	if (rc == 0 && log->synced_lpos < log->written_lpos) {
 		struct stor_io_req *reqs[1] = {&log->sreq};
-		log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1,
-						 .file = act->handle, .done = sync_done, .ctx = log};
+		log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC,
+		                                 .buf_index = -1,
+		                                 .file = act->handle,
+		                                 .done = sync_done,
+		                                 .ctx = log};
 		log->w_seg = act;
 		log->w_sync_lpos = log->written_lpos;
 		log->io_busy = true;
@@ -2198,13 +2214,13 @@ stor_log_close(struct stor_log *log)
 		rc = stor_index_write_files(log->dir, act, "");
 	if (rc == 0) {
 		struct clean_marker m = {
-			.next_offset = log->next_offset,
-			.active_base = act->base_offset,
-			.active_size = act->size,
-			.max_ts = act->max_timestamp,
-			.max_ts_rel = act->max_timestamp >= 0
-					      ? (uint32_t)(act->max_ts_offset - act->base_offset)
-					      : 0,
+		        .next_offset = log->next_offset,
+		        .active_base = act->base_offset,
+		        .active_size = act->size,
+		        .max_ts = act->max_timestamp,
+		        .max_ts_rel = act->max_timestamp >= 0
+		                              ? (uint32_t)(act->max_ts_offset - act->base_offset)
+		                              : 0,
 		};
 		rc = clean_marker_write(log, &m);
 		if (rc == 0)

@@ -63,14 +63,14 @@ typedef void (*stor_read_cb)(void *cb_arg, struct stor_read *rd, int rc);
  */
 struct stor_read {
 	/* Set by the caller before stor_log_read(). */
-	void *buf;	 /* disk reads land here: 4 KiB aligned */
+	void *buf;       /* disk reads land here: 4 KiB aligned */
 	size_t buf_size; /* multiple of 4 KiB; at least stor_read_buf_size(max_bytes) */
 
 	/* Result: whole batches, byte for byte as stored. Borrowed until release. */
 	const uint8_t *data;
-	size_t len;		/* 0: no batch at or after the offset is readable yet */
-	int64_t next_offset;	/* offset after the last returned batch */
-	int from_cache;		/* 1: data points into the tail cache */
+	size_t len;          /* 0: no batch at or after the offset is readable yet */
+	int64_t next_offset; /* offset after the last returned batch */
+	int from_cache;      /* 1: data points into the tail cache */
 
 	/* Private. */
 	struct stor_log *log;
@@ -81,8 +81,8 @@ struct stor_read {
 	void *cb_arg;
 	int64_t target;
 	size_t max_bytes;
-	uint64_t pos;	     /* segment position of the first byte read */
-	uint64_t batch_pos;  /* position of the batch to start from (index lookup) */
+	uint64_t pos;       /* segment position of the first byte read */
+	uint64_t batch_pos; /* position of the batch to start from (index lookup) */
 	int retried;
 };
 
@@ -98,9 +98,8 @@ struct stor_read {
  * @param err  receives -errno on failure.
  * @return the log, or NULL.
  */
-struct stor_log *
-stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log_config *cfg,
-	      int *err);
+struct stor_log *stor_log_open(struct stor_engine *engine, const char *dir,
+                               const struct stor_log_config *cfg, int *err);
 
 /**
  * Close cleanly: wait for in-flight I/O, fdatasync, write the indexes,
@@ -109,15 +108,13 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
  *
  * @return 0 or the first I/O error met.
  */
-int
-stor_log_close(struct stor_log *log);
+int stor_log_close(struct stor_log *log);
 
 /**
  * Abandon the log without any flush, as a crash would (tests only): no
  * marker is written and in-flight I/O is waited for but nothing else.
  */
-void
-stor_log_abandon(struct stor_log *log);
+void stor_log_abandon(struct stor_log *log);
 
 /**
  * Append one record batch.
@@ -132,13 +129,11 @@ stor_log_abandon(struct stor_log *log);
  * @param base_offset  if not NULL, receives the assigned base offset now.
  * @return 0 (queued; @cb will run), or -errno (@cb will not run).
  */
-int
-stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned flags,
-		stor_append_cb cb, void *cb_arg, int64_t *base_offset);
+int stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned flags,
+                    stor_append_cb cb, void *cb_arg, int64_t *base_offset);
 
 /** Disk-read buffer size that fits a read of @max_bytes (plus index slack and alignment). */
-size_t
-stor_read_buf_size(size_t max_bytes);
+size_t stor_read_buf_size(size_t max_bytes);
 
 /**
  * Read whole batches starting with the one holding @offset, up to
@@ -152,35 +147,27 @@ stor_read_buf_size(size_t max_bytes);
  *         -ENOBUFS the first batch is larger than @rd->buf).
  *         In every case but an error, call stor_read_release() when done.
  */
-int
-stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t max_bytes,
-	      stor_read_cb cb, void *cb_arg);
+int stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t max_bytes,
+                  stor_read_cb cb, void *cb_arg);
 
 /** Drop the references a read holds (cache chunk, segment). */
-void
-stor_read_release(struct stor_read *rd);
+void stor_read_release(struct stor_read *rd);
 
 /** Offset the next appended batch gets (the log end offset, LEO). */
-int64_t
-stor_log_end_offset(const struct stor_log *log);
+int64_t stor_log_end_offset(const struct stor_log *log);
 
 /** Offset below which every batch was written (acknowledged without the durable flag). */
-int64_t
-stor_log_written_offset(const struct stor_log *log);
+int64_t stor_log_written_offset(const struct stor_log *log);
 
 /** Log start offset (after retention and DeleteRecords). */
-int64_t
-stor_log_start_offset(const struct stor_log *log);
+int64_t stor_log_start_offset(const struct stor_log *log);
 
 /** Number of segments, and the base offset of segment @i (0 = oldest). */
-unsigned
-stor_log_segment_count(const struct stor_log *log);
-int64_t
-stor_log_segment_base(const struct stor_log *log, unsigned i);
+unsigned stor_log_segment_count(const struct stor_log *log);
+int64_t stor_log_segment_base(const struct stor_log *log, unsigned i);
 
 /** Total bytes of data in all segments. */
-uint64_t
-stor_log_size_bytes(const struct stor_log *log);
+uint64_t stor_log_size_bytes(const struct stor_log *log);
 
 #define STOR_TS_LATEST (-1)   /* ListOffsets: the log end offset */
 #define STOR_TS_EARLIEST (-2) /* the log start offset */
@@ -196,16 +183,14 @@ stor_log_size_bytes(const struct stor_log *log);
  * @param found_ts   if not NULL, receives the timestamp of that record.
  * @return 0 or -errno.
  */
-int
-stor_log_offset_for_time(struct stor_log *log, int64_t timestamp, int64_t *offset,
-			 int64_t *found_ts);
+int stor_log_offset_for_time(struct stor_log *log, int64_t timestamp, int64_t *offset,
+                             int64_t *found_ts);
 
 /**
  * Start a new segment now, e.g. before deleting an expired active one.
  * Does nothing on an empty active segment.
  */
-int
-stor_log_roll(struct stor_log *log);
+int stor_log_roll(struct stor_log *log);
 
 /**
  * Retention: delete the oldest segments past log.retention.ms (by their
@@ -216,39 +201,33 @@ stor_log_roll(struct stor_log *log);
  * @param now_ms  wall-clock time in ms.
  * @return segments deleted, or -errno.
  */
-int
-stor_log_retention_run(struct stor_log *log, int64_t now_ms);
+int stor_log_retention_run(struct stor_log *log, int64_t now_ms);
 
 /**
  * DeleteRecords: raise the log start offset to @offset (<= LEO); persisted
  * in log-start-offset; segments wholly below it go at the next retention run.
  * @return 0, -ENXIO when @offset > LEO.
  */
-int
-stor_log_delete_records(struct stor_log *log, int64_t offset);
+int stor_log_delete_records(struct stor_log *log, int64_t offset);
 
 /**
  * Leader epochs (leader-epoch-checkpoint). Assign @epoch starting at
  * @start_offset (epochs and offsets must not go down); persisted at once.
  */
-int
-stor_log_epoch_assign(struct stor_log *log, int32_t epoch, int64_t start_offset);
+int stor_log_epoch_assign(struct stor_log *log, int32_t epoch, int64_t start_offset);
 
 /**
  * OffsetForLeaderEpoch: the largest epoch <= @epoch and its end offset (the
  * start offset of the next epoch, or the LEO for the latest one).
  * @return 0, -ENOENT when no such epoch is known.
  */
-int
-stor_log_epoch_end_offset(const struct stor_log *log, int32_t epoch, int32_t *found_epoch,
-			  int64_t *end_offset);
+int stor_log_epoch_end_offset(const struct stor_log *log, int32_t epoch, int32_t *found_epoch,
+                              int64_t *end_offset);
 
 /** The log's directory (borrowed). */
-const char *
-stor_log_dir(const struct stor_log *log);
+const char *stor_log_dir(const struct stor_log *log);
 
 /** 1 when the log writes with O_DIRECT, 0 when buffered (fallback or configured). */
-int
-stor_log_is_direct(const struct stor_log *log);
+int stor_log_is_direct(const struct stor_log *log);
 
 #endif /* SLP_STOR_LOG_H */

@@ -24,12 +24,12 @@
 struct stor_uring {
 	struct stor_backend be; /* first: cast target */
 	struct io_uring ring;
-	int *fds;	   /* handle -> fd, -1 when free */
+	int *fds; /* handle -> fd, -1 when free */
 	unsigned max_files;
 	unsigned cq_entries;
 	unsigned inflight; /* queued + submitted, not reaped */
 	int fixed_files;   /* 1: the files table is registered */
-	int fixed_bufs;	   /* 1: buffers registered */
+	int fixed_bufs;    /* 1: buffers registered */
 };
 
 static struct stor_uring *
@@ -125,7 +125,7 @@ uring_pread(struct stor_backend *be, int handle, void *buf, size_t len, uint64_t
 
 	while (done < len) {
 		ssize_t n = pread(u->fds[handle], (uint8_t *)buf + done, len - done,
-				  (off_t)(off + done));
+		                  (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -162,14 +162,14 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	case STOR_IO_WRITE:
 		if (u->fixed_bufs && req->buf_index >= 0)
 			io_uring_prep_write_fixed(sqe, fd, req->buf, req->len, req->off,
-						  req->buf_index);
+			                          req->buf_index);
 		else
 			io_uring_prep_write(sqe, fd, req->buf, req->len, req->off);
 		break;
 	case STOR_IO_READ:
 		if (u->fixed_bufs && req->buf_index >= 0)
 			io_uring_prep_read_fixed(sqe, fd, req->buf, req->len, req->off,
-						 req->buf_index);
+			                         req->buf_index);
 		else
 			io_uring_prep_read(sqe, fd, req->buf, req->len, req->off);
 		break;
@@ -242,8 +242,8 @@ uring_poll(struct stor_backend *be, unsigned max)
 		for (unsigned i = 0; i < n; i++) {
 			/* Old kernels: wait_cqe_timeout queues its own timeout SQE. */
 			reqs[i] = cqes[i]->user_data == LIBURING_UDATA_TIMEOUT
-					  ? NULL
-					  : io_uring_cqe_get_data(cqes[i]);
+			                  ? NULL
+			                  : io_uring_cqe_get_data(cqes[i]);
 			res[i] = cqes[i]->res;
 		}
 		io_uring_cq_advance(&u->ring, n);
@@ -263,8 +263,8 @@ uring_wait(struct stor_backend *be, unsigned timeout_us)
 {
 	struct stor_uring *u = to_uring(be);
 	struct __kernel_timespec ts = {
-		.tv_sec = timeout_us / 1000000u,
-		.tv_nsec = (long long)(timeout_us % 1000000u) * 1000,
+	        .tv_sec = timeout_us / 1000000u,
+	        .tv_nsec = (long long)(timeout_us % 1000000u) * 1000,
 	};
 	struct io_uring_cqe *cqe;
 
@@ -294,20 +294,20 @@ uring_destroy(struct stor_backend *be)
 }
 
 static const struct stor_backend_ops uring_ops = {
-	.name = "io_uring",
-	.open = uring_open,
-	.close = uring_close,
-	.allocate = uring_allocate,
-	.truncate = uring_truncate,
-	.size = uring_size,
-	.pread = uring_pread,
-	.register_buffers = uring_register_buffers,
-	.queue = uring_queue,
-	.submit = uring_submit,
-	.poll = uring_poll,
-	.wait = uring_wait,
-	.inflight = uring_inflight,
-	.destroy = uring_destroy,
+        .name = "io_uring",
+        .open = uring_open,
+        .close = uring_close,
+        .allocate = uring_allocate,
+        .truncate = uring_truncate,
+        .size = uring_size,
+        .pread = uring_pread,
+        .register_buffers = uring_register_buffers,
+        .queue = uring_queue,
+        .submit = uring_submit,
+        .poll = uring_poll,
+        .wait = uring_wait,
+        .inflight = uring_inflight,
+        .destroy = uring_destroy,
 };
 
 struct stor_backend *
@@ -345,7 +345,7 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 		/* SQPOLL needs privileges on older kernels: run without it. */
 		p.flags &= ~IORING_SETUP_SQPOLL;
 		rc = io_uring_queue_init_params(opts->queue_depth ? opts->queue_depth : 256,
-						&u->ring, &p);
+		                                &u->ring, &p);
 		if (why != NULL)
 			*why = "SQPOLL refused, polling from the reactor";
 	}

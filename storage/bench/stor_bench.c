@@ -56,8 +56,8 @@ make_batch(uint8_t *buf, size_t cap)
 	int64_t ts = (int64_t)now.tv_sec * 1000;
 	for (int i = 0; i < BATCH_RECORDS; i++) {
 		snprintf(key, sizeof(key), "key-%08d", i);
-		if (kp_batch_builder_add(&b, ts + i, key, strlen(key), val, sizeof(val),
-					 NULL, 0) != 0)
+		if (kp_batch_builder_add(&b, ts + i, key, strlen(key), val, sizeof(val), NULL, 0) !=
+		    0)
 			return 0;
 	}
 	return kp_batch_builder_finish(&b, &size) == 0 ? size : 0;
@@ -163,8 +163,8 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 				o->p = &p[i];
 				o->t0 = now_ns();
 				int rc = stor_log_append(p[i].log, batch, bsize,
-							 durable ? STOR_APPEND_DURABLE : 0, on_ack,
-							 o, NULL);
+				                         durable ? STOR_APPEND_DURABLE : 0, on_ack,
+				                         o, NULL);
 				if (rc == -EAGAIN) {
 					o->t0 = 0;
 					break;
@@ -191,8 +191,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	printf("partitions=%u durable=%d batch_bytes=%zu seconds=%.2f mib_acked=%.1f MBps=%.1f "
 	       "appends=%zu p50_us=%.1f p99_us=%.1f backend=%s\n",
 	       parts, durable, bsize, secs, (double)acked_at_stop / (1 << 20),
-	       (double)acked_at_stop / secs / 1e6, nlat,
-	       nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
+	       (double)acked_at_stop / secs / 1e6, nlat, nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
 	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e));
 	stor_engine_destroy(e);
 	free(lat);
@@ -263,8 +262,8 @@ cmd_recover(const char *dir)
 		fprintf(stderr, "recover: %s\n", strerror(-err));
 		return 1;
 	}
-	printf("recovery_ms=%.1f end_offset=%" PRId64 " bytes=%" PRIu64 "\n", (double)(t1 - t0) / 1e6,
-	       stor_log_end_offset(log), stor_log_size_bytes(log));
+	printf("recovery_ms=%.1f end_offset=%" PRId64 " bytes=%" PRIu64 "\n",
+	       (double)(t1 - t0) / 1e6, stor_log_end_offset(log), stor_log_size_bytes(log));
 	stor_log_close(log);
 	stor_engine_destroy(e);
 	return 0;
@@ -275,13 +274,13 @@ main(int argc, char **argv)
 {
 	if (argc >= 7 && strcmp(argv[1], "append") == 0)
 		return cmd_append(argv[2], (unsigned)atoi(argv[3]), atoi(argv[4]), atof(argv[5]),
-				  strtoull(argv[6], NULL, 10));
+		                  strtoull(argv[6], NULL, 10));
 	if (argc >= 4 && strcmp(argv[1], "fill") == 0)
 		return cmd_fill(argv[2], strtoull(argv[3], NULL, 10));
 	if (argc >= 3 && strcmp(argv[1], "recover") == 0)
 		return cmd_recover(argv[2]);
 	fprintf(stderr, "usage: stor_bench append DIR PARTITIONS DURABLE SECONDS MAX_MIB\n"
-			"       stor_bench fill DIR MIB\n"
-			"       stor_bench recover DIR\n");
+	                "       stor_bench fill DIR MIB\n"
+	                "       stor_bench recover DIR\n");
 	return 2;
 }

@@ -25,8 +25,7 @@
 #include "stor_engine.h"
 #include "stor_log.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
 quiet(void *ctx, int level, const char *msg)
@@ -55,9 +54,9 @@ static void
 rm_dir(const char *dir)
 {
 	static const char *const names[] = {
-		"00000000000000000000.log",	  "00000000000000000000.index",
-		"00000000000000000000.timeindex", "clean-shutdown",
-		"leader-epoch-checkpoint",	  "log-start-offset",
+	        "00000000000000000000.log",       "00000000000000000000.index",
+	        "00000000000000000000.timeindex", "clean-shutdown",
+	        "leader-epoch-checkpoint",        "log-start-offset",
 	};
 	char path[512];
 
@@ -148,8 +147,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mkdir(dir, 0755) != 0)
 		return 0;
 	static const char *const names[] = {"00000000000000000000.index",
-					    "00000000000000000000.timeindex", "clean-shutdown",
-					    "leader-epoch-checkpoint"};
+	                                    "00000000000000000000.timeindex", "clean-shutdown",
+	                                    "leader-epoch-checkpoint"};
 	for (int i = 0; i < 4; i++) {
 		if (len[i] != 0)
 			put(dir, names[i], data + off, len[i]);

@@ -105,14 +105,14 @@ struct tu_backend {
 	struct stor_backend be;
 	struct stor_backend *inner;
 	int refuse_direct;   /* open(STOR_OPEN_DIRECT) fails with -EINVAL, like old tmpfs */
-	unsigned syncs;	     /* FDATASYNC requests queued */
+	unsigned syncs;      /* FDATASYNC requests queued */
 	unsigned writes;     /* WRITE requests queued */
 	unsigned allocs;     /* FALLOCATE requests queued */
 	unsigned submits;    /* submit calls that had work */
 	unsigned max_batch;  /* largest number of requests handed over in one submit */
 	unsigned queued_now; /* since the last submit */
-	uint64_t bytes;	     /* bytes written */
-	int misaligned;	     /* a direct write was not block aligned */
+	uint64_t bytes;      /* bytes written */
+	int misaligned;      /* a direct write was not block aligned */
 };
 
 static inline struct tu_backend *
@@ -218,20 +218,20 @@ tu_destroy(struct stor_backend *be)
 }
 
 static const struct stor_backend_ops tu_ops = {
-	.name = "test-wrapper",
-	.open = tu_open,
-	.close = tu_close,
-	.allocate = tu_allocate,
-	.truncate = tu_truncate,
-	.size = tu_size,
-	.pread = tu_pread,
-	.register_buffers = tu_register,
-	.queue = tu_queue,
-	.submit = tu_submit,
-	.poll = tu_poll,
-	.wait = tu_wait,
-	.inflight = tu_inflight,
-	.destroy = tu_destroy,
+        .name = "test-wrapper",
+        .open = tu_open,
+        .close = tu_close,
+        .allocate = tu_allocate,
+        .truncate = tu_truncate,
+        .size = tu_size,
+        .pread = tu_pread,
+        .register_buffers = tu_register,
+        .queue = tu_queue,
+        .submit = tu_submit,
+        .poll = tu_poll,
+        .wait = tu_wait,
+        .inflight = tu_inflight,
+        .destroy = tu_destroy,
 };
 
 static inline struct tu_backend *
@@ -274,7 +274,7 @@ tu_log_fn(void *ctx, int level, const char *msg)
 
 static inline struct stor_engine *
 tu_engine(struct tu_backend **wrap, enum stor_direct_mode direct, size_t chunk, unsigned nchunks,
-	  struct tu_logcap *cap)
+          struct tu_logcap *cap)
 {
 	struct stor_engine_opts o;
 
@@ -336,8 +336,7 @@ tu_read_cb(void *arg, struct stor_read *rd, int rc)
 
 /* Synchronous read for tests: returns 0 and fills @rd (release it after). */
 static inline int
-tu_read(struct stor_engine *e, struct stor_log *log, struct stor_read *rd, int64_t off,
-	size_t max)
+tu_read(struct stor_engine *e, struct stor_log *log, struct stor_read *rd, int64_t off, size_t max)
 {
 	struct tu_rd r = {0};
 	int rc = stor_log_read(log, rd, off, max, tu_read_cb, &r);

@@ -40,7 +40,7 @@ key_str(char *b, size_t n, int key)
 /* Append a batch of @n records with keys/values from a fixed pseudo-random walk. */
 static int64_t
 append_batch(struct stor_engine *e, struct stor_log *log, int n, int64_t ts, unsigned *rng,
-	     enum kp_compression codec, int force_key)
+             enum kp_compression codec, int force_key)
 {
 	uint8_t buf[65536];
 	struct kp_batch_builder b;
@@ -64,8 +64,8 @@ append_batch(struct stor_engine *e, struct stor_log *log, int n, int64_t ts, uns
 		key_str(k, sizeof(k), key);
 		snprintf(v, sizeof(v), "value-%d-padding-padding-padding", val);
 		assert_int_equal(kp_batch_builder_add(&b, ts + i, key < 0 ? NULL : k, strlen(k),
-						      val < 0 ? NULL : v, strlen(v), NULL, 0),
-				 0);
+		                                      val < 0 ? NULL : v, strlen(v), NULL, 0),
+		                 0);
 		keys[i] = key;
 		vals[i] = val;
 	}
@@ -130,9 +130,9 @@ read_all(struct stor_engine *e, struct stor_log *log, struct rec *out)
 			assert_int_equal(kp_batch_header_parse(rd.data + pos, rd.len - pos, &h), 0);
 			assert_int_equal(kp_batch_crc_check(rd.data + pos, &h), 0);
 			size_t rlen;
-			assert_int_equal(kp_batch_records_decompress(NULL, rd.data + pos, &h, scratch,
-								     1 << 20, &rlen),
-					 0);
+			assert_int_equal(kp_batch_records_decompress(NULL, rd.data + pos, &h,
+			                                             scratch, 1 << 20, &rlen),
+			                 0);
 			struct kp_record_iter it;
 			struct kp_record r;
 			kp_record_iter_init(&it, scratch, rlen, h.records_count);
@@ -140,11 +140,14 @@ read_all(struct stor_engine *e, struct stor_log *log, struct rec *out)
 				out[n].offset = h.base_offset + r.offset_delta;
 				out[n].key = -1;
 				if (r.key_len >= 0)
-					assert_int_equal(sscanf((const char *)r.key, "key-%d", &out[n].key), 1);
+					assert_int_equal(
+					        sscanf((const char *)r.key, "key-%d", &out[n].key),
+					        1);
 				out[n].value = -1;
 				if (r.value_len >= 0)
-					assert_int_equal(
-						sscanf((const char *)r.value, "value-%d", &out[n].value), 1);
+					assert_int_equal(sscanf((const char *)r.value, "value-%d",
+					                        &out[n].value),
+					                 1);
 				n++;
 			}
 			pos += kp_batch_size(&h);
@@ -162,9 +165,10 @@ assert_same(const struct rec *want, int nwant, const struct rec *got, int ngot)
 {
 	for (int i = 0; i < nwant && i < ngot; i++)
 		if (got[i].offset != want[i].offset || got[i].key != want[i].key) {
-			print_error("first diff at %d: want off %lld key %d val %d, got off %lld key %d\n", i,
-				    (long long)want[i].offset, want[i].key, want[i].value,
-				    (long long)got[i].offset, got[i].key);
+			print_error("first diff at %d: want off %lld key %d val %d, got off %lld "
+			            "key %d\n",
+			            i, (long long)want[i].offset, want[i].key, want[i].value,
+			            (long long)got[i].offset, got[i].key);
 			break;
 		}
 	assert_int_equal(ngot, nwant);
@@ -192,8 +196,8 @@ run_compaction(enum kp_compression codec)
 	cfg.roll_ms = -1;
 	cfg.index_interval_bytes = 512;
 	assert_int_equal(stor_log_config_set(&cfg, "segment.bytes",
-					     codec == KP_COMPRESSION_NONE ? "16384" : "4096"),
-			 0);
+	                                     codec == KP_COMPRESSION_NONE ? "16384" : "4096"),
+	                 0);
 	assert_int_equal(stor_log_config_set(&cfg, "cleanup.policy", "compact"), 0);
 	assert_int_equal(stor_log_config_set(&cfg, "delete.retention.ms", "1000"), 0);
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
@@ -202,7 +206,10 @@ run_compaction(enum kp_compression codec)
 	int64_t now = 1000000;
 	for (int b = 0; b < 200; b++)
 		append_batch(e, log, 1 + b % 9, b < 100 ? now - 50000 + b : now - 10 + b % 5, &rng,
-			     codec, b == 50 ? 99 : b == 150 ? 98 : -1);
+		             codec,
+		             b == 50    ? 99
+		             : b == 150 ? 98
+		                        : -1);
 	stor_engine_drain(e);
 	unsigned nseg = stor_log_segment_count(log);
 	assert_true(nseg >= 4);
@@ -295,8 +302,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_compact_plain),
-		cmocka_unit_test(test_compact_lz4),
+	        cmocka_unit_test(test_compact_plain),
+	        cmocka_unit_test(test_compact_lz4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

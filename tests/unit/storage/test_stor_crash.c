@@ -71,7 +71,7 @@ child_main(const char *dir, int fd, int durable)
 		if (c.inflight < 64) {
 			size_t size = make_batch(buf, sizeof(buf), seq);
 			int rc = stor_log_append(log, buf, size, durable ? STOR_APPEND_DURABLE : 0,
-						 child_ack, &c, NULL);
+			                         child_ack, &c, NULL);
 			if (rc == 0) {
 				c.inflight++;
 				seq++;
@@ -197,8 +197,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kill9_plain),
-		cmocka_unit_test(test_kill9_durable),
+	        cmocka_unit_test(test_kill9_plain),
+	        cmocka_unit_test(test_kill9_durable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,8 +40,7 @@ static struct tu_ack acks[MAXB];
 
 /* Append batch i of a deterministic sequence; records it in @m. */
 static int
-append_one(struct stor_log *log, struct model *m, int nrec, size_t vlen, int64_t ts,
-	   unsigned flags)
+append_one(struct stor_log *log, struct model *m, int nrec, size_t vlen, int64_t ts, unsigned flags)
 {
 	uint8_t *buf = malloc(1 << 17);
 	size_t size = tu_batch(buf, 1 << 17, nrec, ts, vlen, (unsigned)m->n, NULL);
@@ -148,7 +147,7 @@ roundtrip(const char *base, enum stor_direct_mode mode, int expect_direct)
 	for (int i = 0; i < 300; i++) {
 		int rc;
 		while ((rc = append_one(log, &m, 1 + i % 20, 10 + (size_t)(i * 37) % 2000,
-					1000 + i * 100, 0)) == -EAGAIN)
+		                        1000 + i * 100, 0)) == -EAGAIN)
 			stor_engine_poll(e);
 		assert_int_equal(rc, 0);
 		if (i % 7 == 0)
@@ -272,8 +271,9 @@ test_group_commit_and_flush(void **state)
 	size_t size = tu_batch(buf, 1 << 16, 16, 1, 1000, 1, NULL);
 	for (int k = 0; k < 4; k++)
 		for (int p = 0; p < 8; p++)
-			assert_int_equal(stor_log_append(logs[p], buf, size, 0, tu_ack_cb, &a[p][k],
-							 NULL), 0);
+			assert_int_equal(
+			        stor_log_append(logs[p], buf, size, 0, tu_ack_cb, &a[p][k], NULL),
+			        0);
 	/* One tick: the 32 appends of 8 partitions become 8 writes in one submission. */
 	stor_engine_poll(e);
 	assert_int_equal(wrap->submits - submits0, 1);
@@ -287,8 +287,8 @@ test_group_commit_and_flush(void **state)
 
 	/* Durable flag: the completion comes after a linked fdatasync. */
 	struct tu_ack d = {0};
-	assert_int_equal(stor_log_append(logs[0], buf, size, STOR_APPEND_DURABLE, tu_ack_cb, &d,
-					 NULL), 0);
+	assert_int_equal(
+	        stor_log_append(logs[0], buf, size, STOR_APPEND_DURABLE, tu_ack_cb, &d, NULL), 0);
 	assert_int_equal(tu_poll_until(e, &d.done, 1), 0);
 	assert_int_equal(wrap->syncs, syncs0 + 1);
 	for (int p = 0; p < 8; p++)
@@ -349,7 +349,7 @@ spit(const char *path, const uint8_t *b, size_t len)
  */
 static void
 check_damage(struct stor_engine *e, const struct model *m, const uint8_t *seg, size_t seg_len,
-	     size_t cut, size_t pad, long flip)
+             size_t cut, size_t pad, long flip)
 {
 	struct stor_log_config cfg;
 	char *dir = tu_tmpdir("");
@@ -431,7 +431,8 @@ test_recovery_torn_tail(void **state)
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	assert_non_null(log);
 	for (int i = 0; i < 40; i++)
-		assert_int_equal(append_one(log, &m, 1 + i % 5, 50 + (size_t)i * 13, 100 + i, 0), 0);
+		assert_int_equal(append_one(log, &m, 1 + i % 5, 50 + (size_t)i * 13, 100 + i, 0),
+		                 0);
 	wait_acks(e, &m);
 	/* A crash: no marker, the preallocated file still 1 MiB long. */
 	stor_log_abandon(log);
@@ -456,11 +457,17 @@ test_recovery_torn_tail(void **state)
 	/* Cuts at every batch boundary, inside headers, inside records; with and without zeros. */
 	size_t pos = 0;
 	for (int i = 0; i < m.n; i++) {
-		size_t cuts[] = {pos, pos + 5, pos + 12, pos + 40, pos + 61, pos + m.len[i] / 2,
-				 pos + m.len[i] - 1};
+		size_t cuts[] = {pos,
+		                 pos + 5,
+		                 pos + 12,
+		                 pos + 40,
+		                 pos + 61,
+		                 pos + m.len[i] / 2,
+		                 pos + m.len[i] - 1};
 		for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
 			if (i % 3 != 0 && k % 2 == 1)
-				continue; /* keep the run quick: every cut kind, not for every batch */
+				continue; /* keep the run quick: every cut kind, not for every batch
+				           */
 			check_damage(e, &m, seg, data, cuts[k], k % 2 ? 0 : 8192, -1);
 		}
 		pos += m.len[i];
@@ -638,9 +645,8 @@ test_roll_and_retention(void **state)
 	int64_t now = 10 * 3600 * 1000;
 	/* Old batches (5 h ago) then recent ones. */
 	for (int i = 0; i < 100; i++)
-		assert_int_equal(append_one(log, &m, 4, 400, now - (i < 60 ? 5 : 0) * 3600000 + i,
-					    0),
-				 0);
+		assert_int_equal(
+		        append_one(log, &m, 4, 400, now - (i < 60 ? 5 : 0) * 3600000 + i, 0), 0);
 	wait_acks(e, &m);
 	/* Roll by size: each segment within 20000 bytes, bases are batch bases. */
 	unsigned nseg = stor_log_segment_count(log);
@@ -660,7 +666,7 @@ test_roll_and_retention(void **state)
 	assert_int_equal(stor_log_segment_count(log), nseg - (unsigned)del);
 	int64_t start = stor_log_start_offset(log);
 	assert_int_equal(start, stor_log_segment_base(log, 0));
-	assert_true(start <= m.base[60]);			/* the first recent batch stays */
+	assert_true(start <= m.base[60]);                        /* the first recent batch stays */
 	assert_true(stor_log_segment_base(log, 1) > m.last[59]); /* no old-only segment stays */
 	assert_int_equal(stor_log_retention_run(log, now), 0);
 	assert_int_equal(stor_log_close(log), 0);
@@ -842,8 +848,8 @@ test_sqpoll(void **state)
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	assert_non_null(log);
 	for (int i = 0; i < 40; i++)
-		assert_int_equal(append_one(log, &m, 3, 500, i, i % 5 == 0 ? STOR_APPEND_DURABLE : 0),
-				 0);
+		assert_int_equal(
+		        append_one(log, &m, 3, 500, i, i % 5 == 0 ? STOR_APPEND_DURABLE : 0), 0);
 	wait_acks(e, &m);
 	verify(e, log, &m, 0);
 	assert_int_equal(stor_log_close(log), 0);
@@ -951,7 +957,7 @@ test_delete_while_reading(void **state)
 	assert_true(stor_log_retention_run(log, 0) > 0);
 	assert_true(stor_log_segment_count(log) < before);
 	assert_memory_equal(rd.data, m.bytes[0], m.len[0]); /* still valid */
-	stor_read_release(&rd);				     /* frees the deleted segment */
+	stor_read_release(&rd);                             /* frees the deleted segment */
 	assert_int_equal(tu_read(e, log, &rd, 0, 8192), -ENXIO);
 	free(buf);
 	assert_int_equal(stor_log_close(log), 0);
@@ -977,7 +983,7 @@ test_engine_wait(void **state)
 	assert_int_equal(stor_engine_wait(e, 1000), -ETIME); /* nothing in flight */
 	assert_int_equal(append_one(log, &m, 2, 100, 1, STOR_APPEND_DURABLE), 0);
 	assert_int_equal(stor_engine_wait(e, 1000), 0); /* dirty: returns at once */
-	stor_engine_poll(e);				/* submits write + sync */
+	stor_engine_poll(e);                            /* submits write + sync */
 	for (int i = 0; i < 100 && !acks[0].done; i++) {
 		stor_engine_wait(e, 100000);
 		stor_engine_poll(e);
@@ -994,20 +1000,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_disk),
-		cmocka_unit_test(test_roundtrip_tmpfs_buffered),
-		cmocka_unit_test(test_direct_fallback),
-		cmocka_unit_test(test_group_commit_and_flush),
-		cmocka_unit_test(test_recovery_torn_tail),
-		cmocka_unit_test(test_index_rebuild),
-		cmocka_unit_test(test_time_lookup),
-		cmocka_unit_test(test_roll_and_retention),
-		cmocka_unit_test(test_epochs),
-		cmocka_unit_test(test_backpressure),
-		cmocka_unit_test(test_sqpoll),
-		cmocka_unit_test(test_engine_wait),
-		cmocka_unit_test(test_recovery_after_roll_crash),
-		cmocka_unit_test(test_delete_while_reading),
+	        cmocka_unit_test(test_roundtrip_disk),
+	        cmocka_unit_test(test_roundtrip_tmpfs_buffered),
+	        cmocka_unit_test(test_direct_fallback),
+	        cmocka_unit_test(test_group_commit_and_flush),
+	        cmocka_unit_test(test_recovery_torn_tail),
+	        cmocka_unit_test(test_index_rebuild),
+	        cmocka_unit_test(test_time_lookup),
+	        cmocka_unit_test(test_roll_and_retention),
+	        cmocka_unit_test(test_epochs),
+	        cmocka_unit_test(test_backpressure),
+	        cmocka_unit_test(test_sqpoll),
+	        cmocka_unit_test(test_engine_wait),
+	        cmocka_unit_test(test_recovery_after_roll_crash),
+	        cmocka_unit_test(test_delete_while_reading),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
