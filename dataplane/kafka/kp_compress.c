@@ -351,6 +351,13 @@ kp_snappy_compress(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_ca
 
 /* ---- lz4 frame ---- */
 
+/* LZ4F_getErrorCode() is not in the stable API; its name string is. */
+static int
+kp_lz4_errno(size_t r)
+{
+	return strcmp(LZ4F_getErrorName(r), "ERROR_allocation_failed") == 0 ? -ENOMEM : -EBADMSG;
+}
+
 static int
 kp_lz4_decompress(struct kp_codec_ctx *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
 		  size_t out_cap, size_t *out_len)
@@ -375,7 +382,7 @@ kp_lz4_decompress(struct kp_codec_ctx *ctx, const uint8_t *in, size_t in_len, ui
 
 		if (LZ4F_isError(r)) {
 			LZ4F_resetDecompressionContext(ctx->lz4_d);
-			return -EBADMSG;
+			return kp_lz4_errno(r);
 		}
 		if (probing && dst_len > 0)
 			return -E2BIG;
@@ -412,11 +419,11 @@ kp_lz4_compress(struct kp_codec_ctx *ctx, int level, const uint8_t *in, size_t i
 		return -ENOBUFS; /* LZ4F_compressUpdate requires the bound */
 	r = LZ4F_compressBegin(ctx->lz4_c, out, out_cap, &p);
 	if (LZ4F_isError(r))
-		return -EIO;
+		return kp_lz4_errno(r) == -ENOMEM ? -ENOMEM : -EIO;
 	o = r;
 	r = LZ4F_compressUpdate(ctx->lz4_c, out + o, out_cap - o, in, in_len, NULL);
 	if (LZ4F_isError(r))
-		return -EIO;
+		return kp_lz4_errno(r) == -ENOMEM ? -ENOMEM : -EIO;
 	o += r;
 	r = LZ4F_compressEnd(ctx->lz4_c, out + o, out_cap - o, NULL);
 	if (LZ4F_isError(r))
@@ -442,8 +449,16 @@ kp_zstd_decompress(struct kp_codec_ctx *ctx, const uint8_t *in, size_t in_len, u
 	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs > out_cap)
 		return -E2BIG; /* declared size over the bound: no work done */
 	r = ZSTD_decompressDCtx(ctx->zstd_d, out, out_cap, in, in_len);
-	if (ZSTD_isError(r))
-		return ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall ? -E2BIG : -EBADMSG;
+	if (ZSTD_isError(r)) {
+		switch (ZSTD_getErrorCode(r)) {
+		case ZSTD_error_dstSize_tooSmall:
+			return -E2BIG;
+		case ZSTD_error_memory_allocation:
+			return -ENOMEM;
+		default:
+			return -EBADMSG;
+		}
+	}
 	*out_len = r;
 	return 0;
 }
@@ -459,8 +474,16 @@ kp_zstd_compress(struct kp_codec_ctx *ctx, int level, const uint8_t *in, size_t 
 	if (ctx->zstd_c == NULL && (ctx->zstd_c = ZSTD_createCCtx()) == NULL)
 		return -ENOMEM;
 	r = ZSTD_compressCCtx(ctx->zstd_c, out, out_cap, in, in_len, level);
-	if (ZSTD_isError(r))
-		return ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall ? -ENOBUFS : -EIO;
+	if (ZSTD_isError(r)) {
+		switch (ZSTD_getErrorCode(r)) {
+		case ZSTD_error_dstSize_tooSmall:
+			return -ENOBUFS;
+		case ZSTD_error_memory_allocation:
+			return -ENOMEM;
+		default:
+			return -EIO;
+		}
+	}
 	*out_len = r;
 	return 0;
 }

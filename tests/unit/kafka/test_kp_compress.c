@@ -36,6 +36,54 @@
 #error "SLP_TEST_DATA_DIR must name tests/data"
 #endif
 
+/*
+ * Failing-allocation mode: malloc/calloc/realloc interposed so the Nth call
+ * from now fails. Not under AddressSanitizer, which owns the allocator (the
+ * test is then skipped).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_FAILALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_FAILALLOC 0
+#endif
+#endif
+#ifndef TEST_FAILALLOC
+#define TEST_FAILALLOC 1
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+static long failalloc_countdown = -1; /* -1: off; else calls left before one fails */
+static long failalloc_failed;
+
+static int
+failalloc_now(void)
+{
+	if (failalloc_countdown < 0 || failalloc_countdown-- > 0)
+		return 0;
+	failalloc_failed++;
+	return 1;
+}
+
+void *
+malloc(size_t n)
+{
+	return failalloc_now() ? NULL : __libc_malloc(n);
+}
+
+void *
+calloc(size_t n, size_t m)
+{
+	return failalloc_now() ? NULL : __libc_calloc(n, m);
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	return failalloc_now() ? NULL : __libc_realloc(p, n);
+}
+#endif
+
 static const enum kp_compression all_codecs[] = {KP_COMPRESSION_NONE, KP_COMPRESSION_GZIP,
 						 KP_COMPRESSION_SNAPPY, KP_COMPRESSION_LZ4,
 						 KP_COMPRESSION_ZSTD};
@@ -307,6 +355,81 @@ test_framing_variants(void **state)
 	assert_int_equal(kp_decompress(NULL, KP_COMPRESSION_ZSTD, c, clen, out, sizeof(out),
 				       &dlen),
 			 -EBADMSG);
+}
+
+/* Every allocation a codec makes can fail: the result is -ENOMEM (or
+ * success), never a crash, a leak or a wrong output. Snappy's compressor is
+ * C++ and reports allocation failure by exception, so only its decompressor
+ * (which allocates nothing) is covered. */
+static void
+test_failing_allocation(void **state)
+{
+#if TEST_FAILALLOC
+	static uint8_t in[100000], c[120000], c2[120000], out[100000];
+	static const enum kp_compression codecs[] = {KP_COMPRESSION_GZIP, KP_COMPRESSION_SNAPPY,
+						     KP_COMPRESSION_LZ4, KP_COMPRESSION_ZSTD};
+
+	(void)state;
+	fill_text(in, sizeof(in), 7);
+	for (size_t k = 0; k < sizeof(codecs) / sizeof(codecs[0]); k++) {
+		enum kp_compression codec = codecs[k];
+		size_t clen, dlen;
+		long n;
+
+		assert_int_equal(kp_compress(NULL, codec, 0, in, sizeof(in), c, sizeof(c), &clen), 0);
+		for (n = 0; n < 1000; n++) {
+			struct kp_codec_ctx *ctx;
+			size_t clen2 = 0;
+			int rc1 = 0, rc2 = -ENOMEM;
+
+			failalloc_failed = 0;
+			failalloc_countdown = n;
+			ctx = kp_codec_ctx_create();
+			if (ctx != NULL && codec != KP_COMPRESSION_SNAPPY)
+				rc1 = kp_compress(ctx, codec, 0, in, sizeof(in), c2, sizeof(c2),
+						  &clen2);
+			if (ctx != NULL)
+				rc2 = kp_decompress(ctx, codec, c, clen, out, sizeof(out), &dlen);
+			failalloc_countdown = -1;
+			kp_codec_ctx_destroy(ctx);
+			if (rc1 != 0 && rc1 != -ENOMEM)
+				fail_msg("%s compress, alloc %ld fails: %d", kp_compression_name(codec),
+					 n, rc1);
+			if (rc2 != 0 && rc2 != -ENOMEM)
+				fail_msg("%s decompress, alloc %ld fails: %d",
+					 kp_compression_name(codec), n, rc2);
+			if (rc1 == 0 && clen2 > 0)
+				assert_memory_equal(c2, c, clen < clen2 ? clen : clen2);
+			if (rc2 == 0) {
+				assert_int_equal(dlen, sizeof(in));
+				assert_memory_equal(out, in, sizeof(in));
+			}
+			if (failalloc_failed == 0) {
+				assert_int_equal(rc1, 0);
+				assert_int_equal(rc2, 0);
+				break;
+			}
+		}
+		assert_true(n > 0 && n < 1000);
+	}
+	/* The builder's temporary compression buffer. */
+	{
+		static uint8_t b[4096];
+		struct kp_batch_builder bb;
+		size_t size;
+		int rc;
+
+		assert_int_equal(kp_batch_builder_start(&bb, b, sizeof(b), KP_COMPRESSION_GZIP), 0);
+		assert_int_equal(kp_batch_builder_add(&bb, 1, "k", 1, "v", 1, NULL, 0), 0);
+		failalloc_countdown = 0;
+		rc = kp_batch_builder_finish(&bb, &size);
+		failalloc_countdown = -1;
+		assert_int_equal(rc, -ENOMEM);
+	}
+#else
+	(void)state;
+	skip();
+#endif
 }
 
 /* ---- bombs ---- */
@@ -781,6 +904,7 @@ main(void)
 		cmocka_unit_test(test_snappy_raw_and_xerial),
 		cmocka_unit_test(test_concatenated),
 		cmocka_unit_test(test_framing_variants),
+		cmocka_unit_test(test_failing_allocation),
 		cmocka_unit_test(test_bombs),
 		cmocka_unit_test(test_snappy_bombs),
 		cmocka_unit_test(test_garbage_and_truncation),
