@@ -1119,7 +1119,6 @@ static int
 place_role(struct dp_config *cfg, const char *keyname, const char *list, int64_t count,
 	bool from_last, unsigned int *out, const char *where, char *err, size_t errlen)
 {
-	char why[DP_CONFIG_ERR_LEN];
 	unsigned int ids[DP_CONFIG_MAX_LCORES];
 	int n;
 
@@ -1173,7 +1172,6 @@ place_role(struct dp_config *cfg, const char *keyname, const char *list, int64_t
 		return -EINVAL;
 	}
 	memcpy(out, ids, sizeof(ids[0]) * (size_t)n);
-	(void)why;
 	return 0;
 }
 

@@ -25,13 +25,14 @@ dp_conn_setup(struct dp_conn *conn, const struct dp_conn_ops *ops, struct dp_con
 	conn->ops = ops;
 	conn->env = env;
 	conn->slots = slots;
+	conn->slot_mask = dp_conn_slot_count(env->max_inflight) - 1;
 	dp_frame_init(&conn->rx, rx_buf, rx_cap, max_frame);
 }
 
 static struct dp_conn_slot *
 slot_at(const struct dp_conn *conn, uint32_t seq)
 {
-	return &conn->slots[seq & (dp_conn_slot_count(conn->env->max_inflight) - 1)];
+	return &conn->slots[seq & conn->slot_mask];
 }
 
 static void

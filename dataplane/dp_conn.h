@@ -102,6 +102,7 @@ struct dp_conn {
 	struct dp_conn_env *env;
 	struct dp_frame rx;
 	struct dp_conn_slot *slots;  /* dp_conn_slot_count(env->max_inflight) entries */
+	uint32_t slot_mask;          /* that count - 1 */
 	uint32_t head;               /* oldest slot in use (counter, index = head % n) */
 	uint32_t tail;               /* next slot to use */
 	uint32_t head_sent;          /* bytes of the head response already sent */
