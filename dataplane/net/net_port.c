@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_port: ethdev port setup for the stack (queues, symmetric RSS,
+ * checksum offloads) and the per-worker glue (output function, poll step,
+ * TSC clock). See net_port.h.
+ */
+#include "net_port.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include "net_internal.h"
+
+#define NET_PORT_BURST 32
+
+/*
+ * Symmetric Toeplitz key: with 0x6d5a repeated, swapping source and
+ * destination (address and port) leaves the hash unchanged, so both
+ * directions of a flow land on the same queue (Woo and Park, "Scalable TCP
+ * Session Monitoring with Symmetric Receive-side Scaling").
+ */
+static void
+symmetric_key(uint8_t *key)
+{
+	for (unsigned i = 0; i < NET_PORT_RSS_KEY_LEN; i += 2) {
+		key[i] = 0x6d;
+		key[i + 1] = 0x5a;
+	}
+}
+
+int
+net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_port_info *info)
+{
+	struct rte_eth_conf ec;
+	struct rte_eth_dev_info di;
+	struct rte_eth_txconf txc;
+	uint16_t nq, nb_rxd, nb_txd;
+	int socket, rc;
+
+	if (conf == NULL || info == NULL || conf->pool == NULL || !rte_eth_dev_is_valid_port(port_id))
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	rc = rte_eth_dev_info_get(port_id, &di);
+	if (rc != 0)
+		return rc;
+	nq = conf->nb_queues ? conf->nb_queues : 1;
+	if (nq > di.max_rx_queues || nq > di.max_tx_queues)
+		return -EINVAL;
+	nb_rxd = conf->nb_rxd ? conf->nb_rxd : 1024;
+	nb_txd = conf->nb_txd ? conf->nb_txd : 1024;
+	socket = rte_eth_dev_socket_id(port_id);
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+
+	memset(&ec, 0, sizeof(ec));
+	symmetric_key(info->rss_key);
+	if (nq > 1 && (di.flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_TCP) != 0) {
+		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		ec.rx_adv_conf.rss_conf.rss_key = info->rss_key;
+		ec.rx_adv_conf.rss_conf.rss_key_len = NET_PORT_RSS_KEY_LEN;
+		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_IPV4) &
+			di.flow_type_rss_offloads;
+		info->rss = true;
+		info->reta_size = di.reta_size;
+	}
+	if ((di.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM)) ==
+			(RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM)) {
+		ec.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+		info->rx_cksum_offload = true;
+	}
+	if ((di.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) ==
+			(RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) {
+		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+		info->tx_cksum_offload = true;
+	}
+	/* Segments are chains (header mbuf + payload attached from the send
+	 * queue): ask for multi-segment transmit where the port lists it. */
+	if (di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
+		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+
+	rc = rte_eth_dev_configure(port_id, nq, nq, &ec);
+	if (rc != 0)
+		return rc;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd);
+	if (rc != 0)
+		return rc;
+	if (conf->mtu != 0) {
+		rc = rte_eth_dev_set_mtu(port_id, conf->mtu);
+		if (rc != 0)
+			return rc;
+	}
+	txc = di.default_txconf;
+	txc.offloads = ec.txmode.offloads;
+	for (uint16_t q = 0; q < nq; q++) {
+		rc = rte_eth_rx_queue_setup(port_id, q, nb_rxd, (unsigned)socket, NULL, conf->pool);
+		if (rc != 0)
+			return rc;
+		rc = rte_eth_tx_queue_setup(port_id, q, nb_txd, (unsigned)socket, &txc);
+		if (rc != 0)
+			return rc;
+	}
+	rc = rte_eth_dev_start(port_id);
+	if (rc != 0)
+		return rc;
+	rc = rte_eth_macaddr_get(port_id, &info->mac);
+	if (rc != 0)
+		return rc;
+	info->nb_queues = nq;
+	info->driver = di.driver_name;
+	return 0;
+}
+
+void
+net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
+	struct net_port_queue *q, uint16_t mtu)
+{
+	cfg->mac = info->mac;
+	cfg->mtu = mtu;
+	cfg->tx_fn = net_port_tx_burst;
+	cfg->tx_arg = q;
+	cfg->tx_cksum_offload = info->tx_cksum_offload;
+	if (info->rss) {
+		cfg->rss_key = info->rss_key;
+		cfg->rss_reta_size = info->reta_size;
+		cfg->rss_nb_queues = info->nb_queues;
+		cfg->rss_queue = q->queue_id;
+	} else {
+		cfg->rss_key = NULL;
+	}
+}
+
+uint16_t
+net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct net_port_queue *q = arg;
+
+	return rte_eth_tx_burst(q->port_id, q->queue_id, pkts, n);
+}
+
+uint16_t
+net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now_us)
+{
+	struct rte_mbuf *pkts[NET_PORT_BURST];
+	uint16_t n = rte_eth_rx_burst(q->port_id, q->queue_id, pkts, NET_PORT_BURST);
+
+	if (n > 0)
+		net_stack_input(st, pkts, n, now_us);
+	net_stack_poll(st, now_us);
+	return n;
+}
+
+uint64_t
+net_port_now_us(void)
+{
+	static uint64_t hz;
+
+	if (hz == 0)
+		hz = rte_get_tsc_hz();
+	return (uint64_t)((__uint128_t)rte_get_tsc_cycles() * 1000000u / hz);
+}

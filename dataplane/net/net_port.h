@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_port: setting up a DPDK ethdev port for the stack, and the glue a
+ * worker needs to run one stack instance on one rx/tx queue pair.
+ *
+ * net_port_setup configures a port with one rx and one tx queue per worker,
+ * RSS over IPv4/TCP with a symmetric Toeplitz key (0x6d5a repeated: both
+ * directions of a flow hash alike) when the port has several queues and
+ * supports it, checksum offloads where the port has them, and starts it.
+ * What it found (MAC, offloads, RSS key and table size) is reported so the
+ * caller fills each worker's net_config. net_port_worker_config does that
+ * filling; net_port_tx_burst is the stack's output function.
+ *
+ * UNFINISHED: the dataplane's worker loop (reactor poller) that calls
+ * net_port_poll is the subject of the transport integration; link state
+ * changes and port stop/close are not handled here.
+ */
+#ifndef SLP_NET_PORT_H
+#define SLP_NET_PORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_mempool.h>
+
+#include "net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NET_PORT_RSS_KEY_LEN 40
+
+/** What net_port_setup asks for. Zero fields take the documented default. */
+struct net_port_conf {
+	uint16_t nb_queues;		/**< rx/tx queue pairs = workers; 0 = 1 */
+	uint16_t nb_rxd;		/**< rx descriptors per queue; 0 = 1024 */
+	uint16_t nb_txd;		/**< tx descriptors per queue; 0 = 1024 */
+	uint16_t mtu;			/**< 0 = leave the port's MTU (1500) */
+	struct rte_mempool *pool;	/**< rx mbufs (required) */
+};
+
+/** What net_port_setup found and configured. */
+struct net_port_info {
+	struct rte_ether_addr mac;
+	uint16_t nb_queues;
+	bool rss;			/**< RSS configured (nb_queues > 1 and supported) */
+	uint16_t reta_size;		/**< redirection table entries (RSS only) */
+	uint8_t rss_key[NET_PORT_RSS_KEY_LEN];
+	bool rx_cksum_offload;		/**< port verifies IPv4/TCP checksums on receive */
+	bool tx_cksum_offload;		/**< port computes IPv4/TCP checksums on transmit */
+	const char *driver;		/**< PMD name (borrowed from DPDK) */
+};
+
+/** One worker's queue pair: the tx_arg of net_port_tx_burst. */
+struct net_port_queue {
+	uint16_t port_id;
+	uint16_t queue_id;
+};
+
+/**
+ * Configure and start a port.
+ *
+ * @return 0, -EINVAL (bad arguments, too many queues for the port), or the
+ *         negative errno of the failing ethdev call.
+ */
+int
+net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_port_info *info);
+
+/**
+ * Fill the port-related fields of a worker's stack configuration: MAC,
+ * MTU, output function (net_port_tx_burst on q), offloads, RSS key and
+ * queue. q and info are borrowed and must outlive the stack.
+ */
+void
+net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
+	struct net_port_queue *q, uint16_t mtu);
+
+/** net_tx_burst_fn over rte_eth_tx_burst; arg is a struct net_port_queue. */
+uint16_t
+net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n);
+
+/**
+ * One worker iteration: receive a burst on q, run it through the stack,
+ * then net_stack_poll. Returns the number of frames received (0 = idle).
+ */
+uint16_t
+net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now_us);
+
+/** Microseconds from the TSC (monotonic, for the stack's clock). */
+uint64_t
+net_port_now_us(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLP_NET_PORT_H */
