@@ -325,6 +325,13 @@ nk_poll(void *arg)
 			c->want_out = false;
 		if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			nk_read(w, c);
+		/*
+		 * Reported even while EPOLLIN is off for backpressure: the peer is
+		 * gone both ways (or reset), so nothing more can be sent. Closing
+		 * here also keeps a level-triggered HUP from spinning.
+		 */
+		if (ev[i].events & (EPOLLHUP | EPOLLERR))
+			c->base.closing = true;
 	}
 	return work;
 }

@@ -259,6 +259,21 @@ def t_idle_reaped(b):
     assert "connections.max.idle.ms" in b.text()
 
 
+def t_abrupt_clients(b):
+    """Clients that vanish (FIN or RST) with requests in flight do not hurt the broker."""
+    for i in range(30):
+        s = b.connect()
+        s.sendall(request(18, 0, i) * 3)
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    s = b.connect()
+    s.sendall(request(18, 0, 99))
+    assert parse_api_versions(recv_response(s), 0)[0] == 99
+    s.close()
+    assert b.proc.poll() is None
+
+
 def t_many_connections(b):
     socks = [b.connect() for _ in range(50)]
     for i, s in enumerate(socks):
@@ -373,6 +388,7 @@ def main():
                     ("garbage_closes", t_garbage_closes),
                     ("unknown_api_closes", t_unknown_api_closes),
                     ("idle_reaped", t_idle_reaped),
+                    ("abrupt_clients", t_abrupt_clients),
                     ("many_connections", t_many_connections),
                     ("kcat_gets_api_versions", t_kcat_gets_api_versions),
                     ("sigterm_drains_and_exits_0", t_sigterm_drains_and_exits_0)]:
