@@ -446,6 +446,84 @@ key_apply(struct dp_config *cfg, const struct dp_config_key *k, const char *raw,
 }
 
 int
+dp_config_delegate(struct dp_config *cfg, const char *prefix, dp_config_delegate_fn fn,
+	void *arg)
+{
+	if (cfg->n_delegates == DP_CONFIG_MAX_DELEGATES)
+		return -ENOSPC;
+	cfg->delegate[cfg->n_delegates].prefix = prefix;
+	cfg->delegate[cfg->n_delegates].fn = fn;
+	cfg->delegate[cfg->n_delegates].arg = arg;
+	cfg->n_delegates++;
+	return 0;
+}
+
+/* A key not in the table: another module's (by prefix), or unknown. */
+static int
+delegate_set(struct dp_config *cfg, const char *key, const char *value, const char *where,
+	unsigned int line, char *err, size_t errlen)
+{
+	size_t klen = strlen(key);
+	size_t vlen;
+	char *entry;
+	int rc;
+
+	while (isspace((unsigned char)*value))
+		value++;
+	vlen = strlen(value);
+	while (vlen > 0 && isspace((unsigned char)value[vlen - 1]))
+		vlen--;
+	for (unsigned int i = 0; i < cfg->n_delegates; i++) {
+		const char *prefix = cfg->delegate[i].prefix;
+
+		if (strncmp(key, prefix, strlen(prefix)) != 0)
+			continue;
+		if (cfg->finished) {
+			seterr(err, errlen, where, line, "%s: the configuration is already in use",
+				key);
+			return -EINVAL;
+		}
+		entry = malloc(klen + vlen + 2);
+		if (entry == NULL)
+			return -ENOMEM;
+		memcpy(entry, key, klen);
+		entry[klen] = '=';
+		memcpy(entry + klen + 1, value, vlen);
+		entry[klen + 1 + vlen] = '\0';
+		rc = cfg->delegate[i].fn(cfg->delegate[i].arg, key, entry + klen + 1);
+		if (rc == -ENOENT) {
+			free(entry);
+			break;
+		}
+		if (rc < 0) {
+			seterr(err, errlen, where, line, "%s: bad value '%.*s'", key,
+				(int)(vlen > 40 ? 40 : vlen), value);
+			free(entry);
+			return -EINVAL;
+		}
+		/* Kept for --print-config; a key set twice keeps its last value. */
+		for (unsigned int j = 0; j < cfg->n_delegated; j++) {
+			if (strncmp(cfg->delegated[j], key, klen) == 0 &&
+				cfg->delegated[j][klen] == '=') {
+				free(cfg->delegated[j]);
+				cfg->delegated[j] = entry;
+				return 0;
+			}
+		}
+		if (cfg->n_delegated == DP_CONFIG_MAX_DELEGATED) {
+			seterr(err, errlen, where, line, "more than %d %s* keys",
+				DP_CONFIG_MAX_DELEGATED, prefix);
+			free(entry);
+			return -EINVAL;
+		}
+		cfg->delegated[cfg->n_delegated++] = entry;
+		return 0;
+	}
+	seterr(err, errlen, where, line, "unknown key '%s'", key);
+	return -EINVAL;
+}
+
+int
 dp_config_set(struct dp_config *cfg, const char *key, const char *value, const char *where,
 	unsigned int line, char *err, size_t errlen)
 {
@@ -454,10 +532,8 @@ dp_config_set(struct dp_config *cfg, const char *key, const char *value, const c
 	int rc;
 
 	k = key_find(key, &idx);
-	if (k == NULL) {
-		seterr(err, errlen, where, line, "unknown key '%s'", key);
-		return -EINVAL;
-	}
+	if (k == NULL)
+		return delegate_set(cfg, key, value, where, line, err, errlen);
 	if (cfg->finished) {
 		seterr(err, errlen, where, line, "%s: the configuration is already in use", key);
 		return -EINVAL;
@@ -511,6 +587,11 @@ dp_config_init(struct dp_config *cfg)
 void
 dp_config_free(struct dp_config *cfg)
 {
+	for (unsigned int i = 0; i < cfg->n_delegated; i++) {
+		free(cfg->delegated[i]);
+		cfg->delegated[i] = NULL;
+	}
+	cfg->n_delegated = 0;
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct dp_config_key *k = &keys[i];
 
@@ -1372,6 +1453,12 @@ dp_config_print(const struct dp_config *cfg, FILE *out)
 			fprintf(out, "%s=", k->name);
 			print_value(cfg, k, out);
 			fputc('\n', out);
+		}
+		if (g == 0 && cfg->n_delegated > 0) {
+			if (!header)
+				fprintf(out, "%s\n", groups[0]);
+			for (unsigned int i = 0; i < cfg->n_delegated; i++)
+				fprintf(out, "%s\n", cfg->delegated[i]);
 		}
 	}
 }

@@ -34,6 +34,19 @@
 /** Room for an error message "FILE:LINE: reason". */
 #define DP_CONFIG_ERR_LEN 512
 
+/** Delegated keys (e.g. storage.*) kept for --print-config. */
+#define DP_CONFIG_MAX_DELEGATED 64
+/** Prefixes another module may own. */
+#define DP_CONFIG_MAX_DELEGATES 4
+
+/**
+ * Validates and applies a key owned by another module (see
+ * dp_config_delegate()). @key and @value are borrowed.
+ *
+ * @return 0; -ENOENT when the module has no such key; -EINVAL for a bad value.
+ */
+typedef int (*dp_config_delegate_fn)(void *arg, const char *key, const char *value);
+
 enum dp_transport {
 	DP_TRANSPORT_KERNEL = 0, /* kernel sockets driven by epoll */
 	DP_TRANSPORT_DPDK = 1,   /* the userspace TCP stack (not built yet) */
@@ -141,6 +154,16 @@ struct dp_config {
 	/** Largest frame accepted: min(socket.request.max.bytes, large buffer). */
 	uint32_t max_frame_bytes;
 
+	/* --- keys handed to other modules (dp_config_delegate) --- */
+	struct {
+		const char *prefix;
+		dp_config_delegate_fn fn;
+		void *arg;
+	} delegate[DP_CONFIG_MAX_DELEGATES];
+	unsigned int n_delegates;
+	char *delegated[DP_CONFIG_MAX_DELEGATED]; /* "key=value", owned */
+	unsigned int n_delegated;
+
 	/* --- bookkeeping, indexed like the key table --- */
 	uint32_t set_line[DP_CONFIG_MAX_KEYS]; /* 0 = default; else line (or 1 for overrides) */
 	bool finished;
@@ -152,6 +175,18 @@ struct dp_config {
  * @return 0, or -ENOMEM.
  */
 int dp_config_init(struct dp_config *cfg);
+
+/**
+ * Hand keys starting with @prefix (e.g. "storage.") that are not in the key
+ * table to @fn, which validates and applies them (the storage engine's
+ * options). Call after dp_config_init(), before loading. Without a delegate
+ * such keys are unknown keys. Errors keep the FILE:LINE form.
+ *
+ * @param prefix  borrowed; must outlive @cfg
+ * @return 0, or -ENOSPC.
+ */
+int dp_config_delegate(struct dp_config *cfg, const char *prefix, dp_config_delegate_fn fn,
+	void *arg);
 
 /** Release the strings owned by @cfg (safe on a zeroed or partly built one). */
 void dp_config_free(struct dp_config *cfg);

@@ -512,6 +512,49 @@ test_example_files_load(void **state)
 	}
 }
 
+/* A stand-in for the storage engine's option setter. */
+static int g_delegated_depth;
+
+static int
+fake_storage_set(void *arg, const char *key, const char *value)
+{
+	(void)arg;
+	if (strcmp(key, "storage.io.queue.depth") != 0)
+		return -ENOENT;
+	if (strcmp(value, "64") != 0 && strcmp(value, "128") != 0)
+		return -EINVAL;
+	g_delegated_depth = atoi(value);
+	return 0;
+}
+
+static void
+test_delegated_prefix(void **state)
+{
+	struct ctx *c = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	/* Without a delegate, storage.* keys are unknown. */
+	assert_int_equal(load(c, "storage.io.queue.depth=64\n"), -EINVAL);
+	assert_string_equal(c->err, "t.properties:1: unknown key 'storage.io.queue.depth'");
+	assert_int_equal(dp_config_delegate(&c->cfg, "storage.", fake_storage_set, NULL), 0);
+	assert_int_equal(load(c, "storage.io.queue.depth = 64 \nstorage.io.queue.depth=128\n"),
+		0);
+	assert_int_equal(g_delegated_depth, 128);
+	assert_int_equal(load(c, "\nstorage.io.queue.depth=7\n"), -EINVAL);
+	assert_string_equal(c->err, "t.properties:2: storage.io.queue.depth: bad value '7'");
+	assert_int_equal(load(c, "storage.nope=1\n"), -EINVAL);
+	assert_string_equal(c->err, "t.properties:1: unknown key 'storage.nope'");
+	assert_int_equal(dp_config_finish(&c->cfg, "t.properties", c->err, sizeof(c->err)), 0);
+	f = open_memstream(&text, &len);
+	dp_config_print(&c->cfg, f);
+	fclose(f);
+	assert_non_null(strstr(text, "\nstorage.io.queue.depth=128\n"));
+	assert_null(strstr(text, "storage.io.queue.depth=64"));
+	free(text);
+}
+
 static void
 test_corelist(void **state)
 {
@@ -552,6 +595,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_override, setup, teardown),
 		cmocka_unit_test(test_corelist),
+		cmocka_unit_test_setup_teardown(test_delegated_prefix, setup, teardown),
 		cmocka_unit_test(test_example_files_load),
 		cmocka_unit_test(test_random_input),
 	};
