@@ -1111,7 +1111,8 @@ kp_init_producer_id_response_init_v(void *m)
 }
 
 static int
-kp_offset_for_leader_epoch_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_offset_for_leader_epoch_request_decode(m, v, r, a);
 }
@@ -1135,7 +1136,8 @@ kp_offset_for_leader_epoch_request_init_v(void *m)
 }
 
 static int
-kp_offset_for_leader_epoch_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_offset_for_leader_epoch_response_decode(m, v, r, a);
 }
@@ -1663,7 +1665,8 @@ kp_alter_replica_log_dirs_request_init_v(void *m)
 }
 
 static int
-kp_alter_replica_log_dirs_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_alter_replica_log_dirs_response_decode(m, v, r, a);
 }
@@ -1831,7 +1834,8 @@ kp_create_partitions_response_init_v(void *m)
 }
 
 static int
-kp_create_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_create_delegation_token_request_decode(m, v, r, a);
 }
@@ -1855,7 +1859,8 @@ kp_create_delegation_token_request_init_v(void *m)
 }
 
 static int
-kp_create_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_create_delegation_token_response_decode(m, v, r, a);
 }
@@ -1903,7 +1908,8 @@ kp_renew_delegation_token_request_init_v(void *m)
 }
 
 static int
-kp_renew_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_renew_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_renew_delegation_token_response_decode(m, v, r, a);
 }
@@ -1927,7 +1933,8 @@ kp_renew_delegation_token_response_init_v(void *m)
 }
 
 static int
-kp_expire_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_expire_delegation_token_request_decode(m, v, r, a);
 }
@@ -1951,7 +1958,8 @@ kp_expire_delegation_token_request_init_v(void *m)
 }
 
 static int
-kp_expire_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_expire_delegation_token_response_decode(m, v, r, a);
 }
@@ -1975,7 +1983,8 @@ kp_expire_delegation_token_response_init_v(void *m)
 }
 
 static int
-kp_describe_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_delegation_token_request_decode(m, v, r, a);
 }
@@ -1999,7 +2008,8 @@ kp_describe_delegation_token_request_init_v(void *m)
 }
 
 static int
-kp_describe_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_delegation_token_response_decode(m, v, r, a);
 }
@@ -2119,7 +2129,8 @@ kp_elect_leaders_response_init_v(void *m)
 }
 
 static int
-kp_incremental_alter_configs_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_incremental_alter_configs_request_decode(m, v, r, a);
 }
@@ -2143,7 +2154,8 @@ kp_incremental_alter_configs_request_init_v(void *m)
 }
 
 static int
-kp_incremental_alter_configs_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_incremental_alter_configs_response_decode(m, v, r, a);
 }
@@ -2167,7 +2179,8 @@ kp_incremental_alter_configs_response_init_v(void *m)
 }
 
 static int
-kp_alter_partition_reassignments_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_alter_partition_reassignments_request_decode(m, v, r, a);
 }
@@ -2191,7 +2204,8 @@ kp_alter_partition_reassignments_request_init_v(void *m)
 }
 
 static int
-kp_alter_partition_reassignments_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_alter_partition_reassignments_response_decode(m, v, r, a);
 }
@@ -2215,7 +2229,8 @@ kp_alter_partition_reassignments_response_init_v(void *m)
 }
 
 static int
-kp_list_partition_reassignments_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_list_partition_reassignments_request_decode(m, v, r, a);
 }
@@ -2239,7 +2254,8 @@ kp_list_partition_reassignments_request_init_v(void *m)
 }
 
 static int
-kp_list_partition_reassignments_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_list_partition_reassignments_response_decode(m, v, r, a);
 }
@@ -2335,7 +2351,8 @@ kp_describe_client_quotas_request_init_v(void *m)
 }
 
 static int
-kp_describe_client_quotas_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_client_quotas_response_decode(m, v, r, a);
 }
@@ -2407,7 +2424,8 @@ kp_alter_client_quotas_response_init_v(void *m)
 }
 
 static int
-kp_describe_user_scram_credentials_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_user_scram_credentials_request_decode(m, v, r, a);
 }
@@ -2431,7 +2449,8 @@ kp_describe_user_scram_credentials_request_init_v(void *m)
 }
 
 static int
-kp_describe_user_scram_credentials_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_user_scram_credentials_response_decode(m, v, r, a);
 }
@@ -2455,7 +2474,8 @@ kp_describe_user_scram_credentials_response_init_v(void *m)
 }
 
 static int
-kp_alter_user_scram_credentials_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_alter_user_scram_credentials_request_decode(m, v, r, a);
 }
@@ -2479,7 +2499,8 @@ kp_alter_user_scram_credentials_request_init_v(void *m)
 }
 
 static int
-kp_alter_user_scram_credentials_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_alter_user_scram_credentials_response_decode(m, v, r, a);
 }
@@ -3271,7 +3292,8 @@ kp_allocate_producer_ids_response_init_v(void *m)
 }
 
 static int
-kp_consumer_group_heartbeat_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_consumer_group_heartbeat_request_decode(m, v, r, a);
 }
@@ -3295,7 +3317,8 @@ kp_consumer_group_heartbeat_request_init_v(void *m)
 }
 
 static int
-kp_consumer_group_heartbeat_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_consumer_group_heartbeat_response_decode(m, v, r, a);
 }
@@ -3319,7 +3342,8 @@ kp_consumer_group_heartbeat_response_init_v(void *m)
 }
 
 static int
-kp_consumer_group_describe_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_consumer_group_describe_request_decode(m, v, r, a);
 }
@@ -3343,7 +3367,8 @@ kp_consumer_group_describe_request_init_v(void *m)
 }
 
 static int
-kp_consumer_group_describe_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_consumer_group_describe_response_decode(m, v, r, a);
 }
@@ -3367,7 +3392,8 @@ kp_consumer_group_describe_response_init_v(void *m)
 }
 
 static int
-kp_controller_registration_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_controller_registration_request_decode(m, v, r, a);
 }
@@ -3391,7 +3417,8 @@ kp_controller_registration_request_init_v(void *m)
 }
 
 static int
-kp_controller_registration_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_controller_registration_response_decode(m, v, r, a);
 }
@@ -3415,7 +3442,8 @@ kp_controller_registration_response_init_v(void *m)
 }
 
 static int
-kp_get_telemetry_subscriptions_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_get_telemetry_subscriptions_request_decode(m, v, r, a);
 }
@@ -3439,7 +3467,8 @@ kp_get_telemetry_subscriptions_request_init_v(void *m)
 }
 
 static int
-kp_get_telemetry_subscriptions_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_get_telemetry_subscriptions_response_decode(m, v, r, a);
 }
@@ -3511,7 +3540,8 @@ kp_push_telemetry_response_init_v(void *m)
 }
 
 static int
-kp_assign_replicas_to_dirs_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_assign_replicas_to_dirs_request_decode(m, v, r, a);
 }
@@ -3535,7 +3565,8 @@ kp_assign_replicas_to_dirs_request_init_v(void *m)
 }
 
 static int
-kp_assign_replicas_to_dirs_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_assign_replicas_to_dirs_response_decode(m, v, r, a);
 }
@@ -3559,7 +3590,8 @@ kp_assign_replicas_to_dirs_response_init_v(void *m)
 }
 
 static int
-kp_list_client_metrics_resources_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_list_client_metrics_resources_request_decode(m, v, r, a);
 }
@@ -3583,7 +3615,8 @@ kp_list_client_metrics_resources_request_init_v(void *m)
 }
 
 static int
-kp_list_client_metrics_resources_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_list_client_metrics_resources_response_decode(m, v, r, a);
 }
@@ -3607,7 +3640,8 @@ kp_list_client_metrics_resources_response_init_v(void *m)
 }
 
 static int
-kp_describe_topic_partitions_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_topic_partitions_request_decode(m, v, r, a);
 }
@@ -3631,7 +3665,8 @@ kp_describe_topic_partitions_request_init_v(void *m)
 }
 
 static int
-kp_describe_topic_partitions_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_describe_topic_partitions_response_decode(m, v, r, a);
 }
@@ -3991,7 +4026,8 @@ kp_update_raft_voter_response_init_v(void *m)
 }
 
 static int
-kp_initialize_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_initialize_share_group_state_request_decode(m, v, r, a);
 }
@@ -4015,7 +4051,8 @@ kp_initialize_share_group_state_request_init_v(void *m)
 }
 
 static int
-kp_initialize_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_initialize_share_group_state_response_decode(m, v, r, a);
 }
@@ -4063,7 +4100,8 @@ kp_read_share_group_state_request_init_v(void *m)
 }
 
 static int
-kp_read_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_read_share_group_state_response_decode(m, v, r, a);
 }
@@ -4087,7 +4125,8 @@ kp_read_share_group_state_response_init_v(void *m)
 }
 
 static int
-kp_write_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_write_share_group_state_request_decode(m, v, r, a);
 }
@@ -4111,7 +4150,8 @@ kp_write_share_group_state_request_init_v(void *m)
 }
 
 static int
-kp_write_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_write_share_group_state_response_decode(m, v, r, a);
 }
@@ -4135,7 +4175,8 @@ kp_write_share_group_state_response_init_v(void *m)
 }
 
 static int
-kp_delete_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_delete_share_group_state_request_decode(m, v, r, a);
 }
@@ -4159,7 +4200,8 @@ kp_delete_share_group_state_request_init_v(void *m)
 }
 
 static int
-kp_delete_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_delete_share_group_state_response_decode(m, v, r, a);
 }
@@ -4183,7 +4225,8 @@ kp_delete_share_group_state_response_init_v(void *m)
 }
 
 static int
-kp_read_share_group_state_summary_request_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_request_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_read_share_group_state_summary_request_decode(m, v, r, a);
 }
@@ -4207,7 +4250,8 @@ kp_read_share_group_state_summary_request_init_v(void *m)
 }
 
 static int
-kp_read_share_group_state_summary_response_dec_v(void *m, int16_t v, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_response_dec_v(void *m, int16_t v, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	return kp_read_share_group_state_summary_response_decode(m, v, r, a);
 }
@@ -4479,8 +4523,14 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 9,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ProduceRequest", .struct_size = sizeof(struct kp_produce_request), .decode = kp_produce_request_dec_v, .encode = kp_produce_request_enc_v, .size = kp_produce_request_size_v, .init = kp_produce_request_init_v },
-		.response = { .name = "ProduceResponse", .struct_size = sizeof(struct kp_produce_response), .decode = kp_produce_response_dec_v, .encode = kp_produce_response_enc_v, .size = kp_produce_response_size_v, .init = kp_produce_response_init_v },
+		.request = { .name = "ProduceRequest", .struct_size = sizeof(
+			struct kp_produce_request), .decode = kp_produce_request_dec_v,
+			.encode = kp_produce_request_enc_v, .size = kp_produce_request_size_v,
+			.init = kp_produce_request_init_v },
+		.response = { .name = "ProduceResponse", .struct_size = sizeof(
+			struct kp_produce_response), .decode = kp_produce_response_dec_v,
+			.encode = kp_produce_response_enc_v, .size = kp_produce_response_size_v,
+			.init = kp_produce_response_init_v },
 	},
 	[1] = {
 		.name = "Fetch",
@@ -4490,8 +4540,13 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 12,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "FetchRequest", .struct_size = sizeof(struct kp_fetch_request), .decode = kp_fetch_request_dec_v, .encode = kp_fetch_request_enc_v, .size = kp_fetch_request_size_v, .init = kp_fetch_request_init_v },
-		.response = { .name = "FetchResponse", .struct_size = sizeof(struct kp_fetch_response), .decode = kp_fetch_response_dec_v, .encode = kp_fetch_response_enc_v, .size = kp_fetch_response_size_v, .init = kp_fetch_response_init_v },
+		.request = { .name = "FetchRequest", .struct_size = sizeof(struct kp_fetch_request),
+			.decode = kp_fetch_request_dec_v, .encode = kp_fetch_request_enc_v,
+			.size = kp_fetch_request_size_v, .init = kp_fetch_request_init_v },
+		.response = { .name = "FetchResponse", .struct_size = sizeof(
+			struct kp_fetch_response), .decode = kp_fetch_response_dec_v,
+			.encode = kp_fetch_response_enc_v, .size = kp_fetch_response_size_v,
+			.init = kp_fetch_response_init_v },
 	},
 	[2] = {
 		.name = "ListOffsets",
@@ -4501,8 +4556,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 6,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ListOffsetsRequest", .struct_size = sizeof(struct kp_list_offsets_request), .decode = kp_list_offsets_request_dec_v, .encode = kp_list_offsets_request_enc_v, .size = kp_list_offsets_request_size_v, .init = kp_list_offsets_request_init_v },
-		.response = { .name = "ListOffsetsResponse", .struct_size = sizeof(struct kp_list_offsets_response), .decode = kp_list_offsets_response_dec_v, .encode = kp_list_offsets_response_enc_v, .size = kp_list_offsets_response_size_v, .init = kp_list_offsets_response_init_v },
+		.request = { .name = "ListOffsetsRequest", .struct_size = sizeof(
+			struct kp_list_offsets_request), .decode = kp_list_offsets_request_dec_v,
+			.encode = kp_list_offsets_request_enc_v,
+			.size = kp_list_offsets_request_size_v,
+			.init = kp_list_offsets_request_init_v },
+		.response = { .name = "ListOffsetsResponse", .struct_size = sizeof(
+			struct kp_list_offsets_response), .decode = kp_list_offsets_response_dec_v,
+			.encode = kp_list_offsets_response_enc_v,
+			.size = kp_list_offsets_response_size_v,
+			.init = kp_list_offsets_response_init_v },
 	},
 	[3] = {
 		.name = "Metadata",
@@ -4512,8 +4575,14 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 9,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "MetadataRequest", .struct_size = sizeof(struct kp_metadata_request), .decode = kp_metadata_request_dec_v, .encode = kp_metadata_request_enc_v, .size = kp_metadata_request_size_v, .init = kp_metadata_request_init_v },
-		.response = { .name = "MetadataResponse", .struct_size = sizeof(struct kp_metadata_response), .decode = kp_metadata_response_dec_v, .encode = kp_metadata_response_enc_v, .size = kp_metadata_response_size_v, .init = kp_metadata_response_init_v },
+		.request = { .name = "MetadataRequest", .struct_size = sizeof(
+			struct kp_metadata_request), .decode = kp_metadata_request_dec_v,
+			.encode = kp_metadata_request_enc_v, .size = kp_metadata_request_size_v,
+			.init = kp_metadata_request_init_v },
+		.response = { .name = "MetadataResponse", .struct_size = sizeof(
+			struct kp_metadata_response), .decode = kp_metadata_response_dec_v,
+			.encode = kp_metadata_response_enc_v, .size = kp_metadata_response_size_v,
+			.init = kp_metadata_response_init_v },
 	},
 	[4] = {
 		.name = "LeaderAndIsr",
@@ -4523,8 +4592,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "LeaderAndIsrRequest", .struct_size = sizeof(struct kp_leader_and_isr_request), .decode = kp_leader_and_isr_request_dec_v, .encode = kp_leader_and_isr_request_enc_v, .size = kp_leader_and_isr_request_size_v, .init = kp_leader_and_isr_request_init_v },
-		.response = { .name = "LeaderAndIsrResponse", .struct_size = sizeof(struct kp_leader_and_isr_response), .decode = kp_leader_and_isr_response_dec_v, .encode = kp_leader_and_isr_response_enc_v, .size = kp_leader_and_isr_response_size_v, .init = kp_leader_and_isr_response_init_v },
+		.request = { .name = "LeaderAndIsrRequest", .struct_size = sizeof(
+			struct kp_leader_and_isr_request),
+			.decode = kp_leader_and_isr_request_dec_v,
+			.encode = kp_leader_and_isr_request_enc_v,
+			.size = kp_leader_and_isr_request_size_v,
+			.init = kp_leader_and_isr_request_init_v },
+		.response = { .name = "LeaderAndIsrResponse", .struct_size = sizeof(
+			struct kp_leader_and_isr_response),
+			.decode = kp_leader_and_isr_response_dec_v,
+			.encode = kp_leader_and_isr_response_enc_v,
+			.size = kp_leader_and_isr_response_size_v,
+			.init = kp_leader_and_isr_response_init_v },
 	},
 	[5] = {
 		.name = "StopReplica",
@@ -4534,8 +4613,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "StopReplicaRequest", .struct_size = sizeof(struct kp_stop_replica_request), .decode = kp_stop_replica_request_dec_v, .encode = kp_stop_replica_request_enc_v, .size = kp_stop_replica_request_size_v, .init = kp_stop_replica_request_init_v },
-		.response = { .name = "StopReplicaResponse", .struct_size = sizeof(struct kp_stop_replica_response), .decode = kp_stop_replica_response_dec_v, .encode = kp_stop_replica_response_enc_v, .size = kp_stop_replica_response_size_v, .init = kp_stop_replica_response_init_v },
+		.request = { .name = "StopReplicaRequest", .struct_size = sizeof(
+			struct kp_stop_replica_request), .decode = kp_stop_replica_request_dec_v,
+			.encode = kp_stop_replica_request_enc_v,
+			.size = kp_stop_replica_request_size_v,
+			.init = kp_stop_replica_request_init_v },
+		.response = { .name = "StopReplicaResponse", .struct_size = sizeof(
+			struct kp_stop_replica_response), .decode = kp_stop_replica_response_dec_v,
+			.encode = kp_stop_replica_response_enc_v,
+			.size = kp_stop_replica_response_size_v,
+			.init = kp_stop_replica_response_init_v },
 	},
 	[6] = {
 		.name = "UpdateMetadata",
@@ -4545,8 +4632,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 6,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "UpdateMetadataRequest", .struct_size = sizeof(struct kp_update_metadata_request), .decode = kp_update_metadata_request_dec_v, .encode = kp_update_metadata_request_enc_v, .size = kp_update_metadata_request_size_v, .init = kp_update_metadata_request_init_v },
-		.response = { .name = "UpdateMetadataResponse", .struct_size = sizeof(struct kp_update_metadata_response), .decode = kp_update_metadata_response_dec_v, .encode = kp_update_metadata_response_enc_v, .size = kp_update_metadata_response_size_v, .init = kp_update_metadata_response_init_v },
+		.request = { .name = "UpdateMetadataRequest", .struct_size = sizeof(
+			struct kp_update_metadata_request),
+			.decode = kp_update_metadata_request_dec_v,
+			.encode = kp_update_metadata_request_enc_v,
+			.size = kp_update_metadata_request_size_v,
+			.init = kp_update_metadata_request_init_v },
+		.response = { .name = "UpdateMetadataResponse", .struct_size = sizeof(
+			struct kp_update_metadata_response),
+			.decode = kp_update_metadata_response_dec_v,
+			.encode = kp_update_metadata_response_enc_v,
+			.size = kp_update_metadata_response_size_v,
+			.init = kp_update_metadata_response_init_v },
 	},
 	[7] = {
 		.name = "ControlledShutdown",
@@ -4556,8 +4653,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 1,
 		.response_header_always_v0 = false,
-		.request = { .name = "ControlledShutdownRequest", .struct_size = sizeof(struct kp_controlled_shutdown_request), .decode = kp_controlled_shutdown_request_dec_v, .encode = kp_controlled_shutdown_request_enc_v, .size = kp_controlled_shutdown_request_size_v, .init = kp_controlled_shutdown_request_init_v },
-		.response = { .name = "ControlledShutdownResponse", .struct_size = sizeof(struct kp_controlled_shutdown_response), .decode = kp_controlled_shutdown_response_dec_v, .encode = kp_controlled_shutdown_response_enc_v, .size = kp_controlled_shutdown_response_size_v, .init = kp_controlled_shutdown_response_init_v },
+		.request = { .name = "ControlledShutdownRequest", .struct_size = sizeof(
+			struct kp_controlled_shutdown_request),
+			.decode = kp_controlled_shutdown_request_dec_v,
+			.encode = kp_controlled_shutdown_request_enc_v,
+			.size = kp_controlled_shutdown_request_size_v,
+			.init = kp_controlled_shutdown_request_init_v },
+		.response = { .name = "ControlledShutdownResponse", .struct_size = sizeof(
+			struct kp_controlled_shutdown_response),
+			.decode = kp_controlled_shutdown_response_dec_v,
+			.encode = kp_controlled_shutdown_response_enc_v,
+			.size = kp_controlled_shutdown_response_size_v,
+			.init = kp_controlled_shutdown_response_init_v },
 	},
 	[8] = {
 		.name = "OffsetCommit",
@@ -4567,8 +4674,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 8,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "OffsetCommitRequest", .struct_size = sizeof(struct kp_offset_commit_request), .decode = kp_offset_commit_request_dec_v, .encode = kp_offset_commit_request_enc_v, .size = kp_offset_commit_request_size_v, .init = kp_offset_commit_request_init_v },
-		.response = { .name = "OffsetCommitResponse", .struct_size = sizeof(struct kp_offset_commit_response), .decode = kp_offset_commit_response_dec_v, .encode = kp_offset_commit_response_enc_v, .size = kp_offset_commit_response_size_v, .init = kp_offset_commit_response_init_v },
+		.request = { .name = "OffsetCommitRequest", .struct_size = sizeof(
+			struct kp_offset_commit_request), .decode = kp_offset_commit_request_dec_v,
+			.encode = kp_offset_commit_request_enc_v,
+			.size = kp_offset_commit_request_size_v,
+			.init = kp_offset_commit_request_init_v },
+		.response = { .name = "OffsetCommitResponse", .struct_size = sizeof(
+			struct kp_offset_commit_response),
+			.decode = kp_offset_commit_response_dec_v,
+			.encode = kp_offset_commit_response_enc_v,
+			.size = kp_offset_commit_response_size_v,
+			.init = kp_offset_commit_response_init_v },
 	},
 	[9] = {
 		.name = "OffsetFetch",
@@ -4578,8 +4694,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 6,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "OffsetFetchRequest", .struct_size = sizeof(struct kp_offset_fetch_request), .decode = kp_offset_fetch_request_dec_v, .encode = kp_offset_fetch_request_enc_v, .size = kp_offset_fetch_request_size_v, .init = kp_offset_fetch_request_init_v },
-		.response = { .name = "OffsetFetchResponse", .struct_size = sizeof(struct kp_offset_fetch_response), .decode = kp_offset_fetch_response_dec_v, .encode = kp_offset_fetch_response_enc_v, .size = kp_offset_fetch_response_size_v, .init = kp_offset_fetch_response_init_v },
+		.request = { .name = "OffsetFetchRequest", .struct_size = sizeof(
+			struct kp_offset_fetch_request), .decode = kp_offset_fetch_request_dec_v,
+			.encode = kp_offset_fetch_request_enc_v,
+			.size = kp_offset_fetch_request_size_v,
+			.init = kp_offset_fetch_request_init_v },
+		.response = { .name = "OffsetFetchResponse", .struct_size = sizeof(
+			struct kp_offset_fetch_response), .decode = kp_offset_fetch_response_dec_v,
+			.encode = kp_offset_fetch_response_enc_v,
+			.size = kp_offset_fetch_response_size_v,
+			.init = kp_offset_fetch_response_init_v },
 	},
 	[10] = {
 		.name = "FindCoordinator",
@@ -4589,8 +4713,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "FindCoordinatorRequest", .struct_size = sizeof(struct kp_find_coordinator_request), .decode = kp_find_coordinator_request_dec_v, .encode = kp_find_coordinator_request_enc_v, .size = kp_find_coordinator_request_size_v, .init = kp_find_coordinator_request_init_v },
-		.response = { .name = "FindCoordinatorResponse", .struct_size = sizeof(struct kp_find_coordinator_response), .decode = kp_find_coordinator_response_dec_v, .encode = kp_find_coordinator_response_enc_v, .size = kp_find_coordinator_response_size_v, .init = kp_find_coordinator_response_init_v },
+		.request = { .name = "FindCoordinatorRequest", .struct_size = sizeof(
+			struct kp_find_coordinator_request),
+			.decode = kp_find_coordinator_request_dec_v,
+			.encode = kp_find_coordinator_request_enc_v,
+			.size = kp_find_coordinator_request_size_v,
+			.init = kp_find_coordinator_request_init_v },
+		.response = { .name = "FindCoordinatorResponse", .struct_size = sizeof(
+			struct kp_find_coordinator_response),
+			.decode = kp_find_coordinator_response_dec_v,
+			.encode = kp_find_coordinator_response_enc_v,
+			.size = kp_find_coordinator_response_size_v,
+			.init = kp_find_coordinator_response_init_v },
 	},
 	[11] = {
 		.name = "JoinGroup",
@@ -4600,8 +4734,15 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 6,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "JoinGroupRequest", .struct_size = sizeof(struct kp_join_group_request), .decode = kp_join_group_request_dec_v, .encode = kp_join_group_request_enc_v, .size = kp_join_group_request_size_v, .init = kp_join_group_request_init_v },
-		.response = { .name = "JoinGroupResponse", .struct_size = sizeof(struct kp_join_group_response), .decode = kp_join_group_response_dec_v, .encode = kp_join_group_response_enc_v, .size = kp_join_group_response_size_v, .init = kp_join_group_response_init_v },
+		.request = { .name = "JoinGroupRequest", .struct_size = sizeof(
+			struct kp_join_group_request), .decode = kp_join_group_request_dec_v,
+			.encode = kp_join_group_request_enc_v, .size = kp_join_group_request_size_v,
+			.init = kp_join_group_request_init_v },
+		.response = { .name = "JoinGroupResponse", .struct_size = sizeof(
+			struct kp_join_group_response), .decode = kp_join_group_response_dec_v,
+			.encode = kp_join_group_response_enc_v,
+			.size = kp_join_group_response_size_v,
+			.init = kp_join_group_response_init_v },
 	},
 	[12] = {
 		.name = "Heartbeat",
@@ -4611,8 +4752,14 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "HeartbeatRequest", .struct_size = sizeof(struct kp_heartbeat_request), .decode = kp_heartbeat_request_dec_v, .encode = kp_heartbeat_request_enc_v, .size = kp_heartbeat_request_size_v, .init = kp_heartbeat_request_init_v },
-		.response = { .name = "HeartbeatResponse", .struct_size = sizeof(struct kp_heartbeat_response), .decode = kp_heartbeat_response_dec_v, .encode = kp_heartbeat_response_enc_v, .size = kp_heartbeat_response_size_v, .init = kp_heartbeat_response_init_v },
+		.request = { .name = "HeartbeatRequest", .struct_size = sizeof(
+			struct kp_heartbeat_request), .decode = kp_heartbeat_request_dec_v,
+			.encode = kp_heartbeat_request_enc_v, .size = kp_heartbeat_request_size_v,
+			.init = kp_heartbeat_request_init_v },
+		.response = { .name = "HeartbeatResponse", .struct_size = sizeof(
+			struct kp_heartbeat_response), .decode = kp_heartbeat_response_dec_v,
+			.encode = kp_heartbeat_response_enc_v, .size = kp_heartbeat_response_size_v,
+			.init = kp_heartbeat_response_init_v },
 	},
 	[13] = {
 		.name = "LeaveGroup",
@@ -4622,8 +4769,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "LeaveGroupRequest", .struct_size = sizeof(struct kp_leave_group_request), .decode = kp_leave_group_request_dec_v, .encode = kp_leave_group_request_enc_v, .size = kp_leave_group_request_size_v, .init = kp_leave_group_request_init_v },
-		.response = { .name = "LeaveGroupResponse", .struct_size = sizeof(struct kp_leave_group_response), .decode = kp_leave_group_response_dec_v, .encode = kp_leave_group_response_enc_v, .size = kp_leave_group_response_size_v, .init = kp_leave_group_response_init_v },
+		.request = { .name = "LeaveGroupRequest", .struct_size = sizeof(
+			struct kp_leave_group_request), .decode = kp_leave_group_request_dec_v,
+			.encode = kp_leave_group_request_enc_v,
+			.size = kp_leave_group_request_size_v,
+			.init = kp_leave_group_request_init_v },
+		.response = { .name = "LeaveGroupResponse", .struct_size = sizeof(
+			struct kp_leave_group_response), .decode = kp_leave_group_response_dec_v,
+			.encode = kp_leave_group_response_enc_v,
+			.size = kp_leave_group_response_size_v,
+			.init = kp_leave_group_response_init_v },
 	},
 	[14] = {
 		.name = "SyncGroup",
@@ -4633,8 +4788,15 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "SyncGroupRequest", .struct_size = sizeof(struct kp_sync_group_request), .decode = kp_sync_group_request_dec_v, .encode = kp_sync_group_request_enc_v, .size = kp_sync_group_request_size_v, .init = kp_sync_group_request_init_v },
-		.response = { .name = "SyncGroupResponse", .struct_size = sizeof(struct kp_sync_group_response), .decode = kp_sync_group_response_dec_v, .encode = kp_sync_group_response_enc_v, .size = kp_sync_group_response_size_v, .init = kp_sync_group_response_init_v },
+		.request = { .name = "SyncGroupRequest", .struct_size = sizeof(
+			struct kp_sync_group_request), .decode = kp_sync_group_request_dec_v,
+			.encode = kp_sync_group_request_enc_v, .size = kp_sync_group_request_size_v,
+			.init = kp_sync_group_request_init_v },
+		.response = { .name = "SyncGroupResponse", .struct_size = sizeof(
+			struct kp_sync_group_response), .decode = kp_sync_group_response_dec_v,
+			.encode = kp_sync_group_response_enc_v,
+			.size = kp_sync_group_response_size_v,
+			.init = kp_sync_group_response_init_v },
 	},
 	[15] = {
 		.name = "DescribeGroups",
@@ -4644,8 +4806,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 5,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeGroupsRequest", .struct_size = sizeof(struct kp_describe_groups_request), .decode = kp_describe_groups_request_dec_v, .encode = kp_describe_groups_request_enc_v, .size = kp_describe_groups_request_size_v, .init = kp_describe_groups_request_init_v },
-		.response = { .name = "DescribeGroupsResponse", .struct_size = sizeof(struct kp_describe_groups_response), .decode = kp_describe_groups_response_dec_v, .encode = kp_describe_groups_response_enc_v, .size = kp_describe_groups_response_size_v, .init = kp_describe_groups_response_init_v },
+		.request = { .name = "DescribeGroupsRequest", .struct_size = sizeof(
+			struct kp_describe_groups_request),
+			.decode = kp_describe_groups_request_dec_v,
+			.encode = kp_describe_groups_request_enc_v,
+			.size = kp_describe_groups_request_size_v,
+			.init = kp_describe_groups_request_init_v },
+		.response = { .name = "DescribeGroupsResponse", .struct_size = sizeof(
+			struct kp_describe_groups_response),
+			.decode = kp_describe_groups_response_dec_v,
+			.encode = kp_describe_groups_response_enc_v,
+			.size = kp_describe_groups_response_size_v,
+			.init = kp_describe_groups_response_init_v },
 	},
 	[16] = {
 		.name = "ListGroups",
@@ -4655,8 +4827,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ListGroupsRequest", .struct_size = sizeof(struct kp_list_groups_request), .decode = kp_list_groups_request_dec_v, .encode = kp_list_groups_request_enc_v, .size = kp_list_groups_request_size_v, .init = kp_list_groups_request_init_v },
-		.response = { .name = "ListGroupsResponse", .struct_size = sizeof(struct kp_list_groups_response), .decode = kp_list_groups_response_dec_v, .encode = kp_list_groups_response_enc_v, .size = kp_list_groups_response_size_v, .init = kp_list_groups_response_init_v },
+		.request = { .name = "ListGroupsRequest", .struct_size = sizeof(
+			struct kp_list_groups_request), .decode = kp_list_groups_request_dec_v,
+			.encode = kp_list_groups_request_enc_v,
+			.size = kp_list_groups_request_size_v,
+			.init = kp_list_groups_request_init_v },
+		.response = { .name = "ListGroupsResponse", .struct_size = sizeof(
+			struct kp_list_groups_response), .decode = kp_list_groups_response_dec_v,
+			.encode = kp_list_groups_response_enc_v,
+			.size = kp_list_groups_response_size_v,
+			.init = kp_list_groups_response_init_v },
 	},
 	[17] = {
 		.name = "SaslHandshake",
@@ -4666,8 +4846,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = -1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "SaslHandshakeRequest", .struct_size = sizeof(struct kp_sasl_handshake_request), .decode = kp_sasl_handshake_request_dec_v, .encode = kp_sasl_handshake_request_enc_v, .size = kp_sasl_handshake_request_size_v, .init = kp_sasl_handshake_request_init_v },
-		.response = { .name = "SaslHandshakeResponse", .struct_size = sizeof(struct kp_sasl_handshake_response), .decode = kp_sasl_handshake_response_dec_v, .encode = kp_sasl_handshake_response_enc_v, .size = kp_sasl_handshake_response_size_v, .init = kp_sasl_handshake_response_init_v },
+		.request = { .name = "SaslHandshakeRequest", .struct_size = sizeof(
+			struct kp_sasl_handshake_request),
+			.decode = kp_sasl_handshake_request_dec_v,
+			.encode = kp_sasl_handshake_request_enc_v,
+			.size = kp_sasl_handshake_request_size_v,
+			.init = kp_sasl_handshake_request_init_v },
+		.response = { .name = "SaslHandshakeResponse", .struct_size = sizeof(
+			struct kp_sasl_handshake_response),
+			.decode = kp_sasl_handshake_response_dec_v,
+			.encode = kp_sasl_handshake_response_enc_v,
+			.size = kp_sasl_handshake_response_size_v,
+			.init = kp_sasl_handshake_response_init_v },
 	},
 	[18] = {
 		.name = "ApiVersions",
@@ -4677,8 +4867,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = true,
-		.request = { .name = "ApiVersionsRequest", .struct_size = sizeof(struct kp_api_versions_request), .decode = kp_api_versions_request_dec_v, .encode = kp_api_versions_request_enc_v, .size = kp_api_versions_request_size_v, .init = kp_api_versions_request_init_v },
-		.response = { .name = "ApiVersionsResponse", .struct_size = sizeof(struct kp_api_versions_response), .decode = kp_api_versions_response_dec_v, .encode = kp_api_versions_response_enc_v, .size = kp_api_versions_response_size_v, .init = kp_api_versions_response_init_v },
+		.request = { .name = "ApiVersionsRequest", .struct_size = sizeof(
+			struct kp_api_versions_request), .decode = kp_api_versions_request_dec_v,
+			.encode = kp_api_versions_request_enc_v,
+			.size = kp_api_versions_request_size_v,
+			.init = kp_api_versions_request_init_v },
+		.response = { .name = "ApiVersionsResponse", .struct_size = sizeof(
+			struct kp_api_versions_response), .decode = kp_api_versions_response_dec_v,
+			.encode = kp_api_versions_response_enc_v,
+			.size = kp_api_versions_response_size_v,
+			.init = kp_api_versions_response_init_v },
 	},
 	[19] = {
 		.name = "CreateTopics",
@@ -4688,8 +4886,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 5,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "CreateTopicsRequest", .struct_size = sizeof(struct kp_create_topics_request), .decode = kp_create_topics_request_dec_v, .encode = kp_create_topics_request_enc_v, .size = kp_create_topics_request_size_v, .init = kp_create_topics_request_init_v },
-		.response = { .name = "CreateTopicsResponse", .struct_size = sizeof(struct kp_create_topics_response), .decode = kp_create_topics_response_dec_v, .encode = kp_create_topics_response_enc_v, .size = kp_create_topics_response_size_v, .init = kp_create_topics_response_init_v },
+		.request = { .name = "CreateTopicsRequest", .struct_size = sizeof(
+			struct kp_create_topics_request), .decode = kp_create_topics_request_dec_v,
+			.encode = kp_create_topics_request_enc_v,
+			.size = kp_create_topics_request_size_v,
+			.init = kp_create_topics_request_init_v },
+		.response = { .name = "CreateTopicsResponse", .struct_size = sizeof(
+			struct kp_create_topics_response),
+			.decode = kp_create_topics_response_dec_v,
+			.encode = kp_create_topics_response_enc_v,
+			.size = kp_create_topics_response_size_v,
+			.init = kp_create_topics_response_init_v },
 	},
 	[20] = {
 		.name = "DeleteTopics",
@@ -4699,8 +4906,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DeleteTopicsRequest", .struct_size = sizeof(struct kp_delete_topics_request), .decode = kp_delete_topics_request_dec_v, .encode = kp_delete_topics_request_enc_v, .size = kp_delete_topics_request_size_v, .init = kp_delete_topics_request_init_v },
-		.response = { .name = "DeleteTopicsResponse", .struct_size = sizeof(struct kp_delete_topics_response), .decode = kp_delete_topics_response_dec_v, .encode = kp_delete_topics_response_enc_v, .size = kp_delete_topics_response_size_v, .init = kp_delete_topics_response_init_v },
+		.request = { .name = "DeleteTopicsRequest", .struct_size = sizeof(
+			struct kp_delete_topics_request), .decode = kp_delete_topics_request_dec_v,
+			.encode = kp_delete_topics_request_enc_v,
+			.size = kp_delete_topics_request_size_v,
+			.init = kp_delete_topics_request_init_v },
+		.response = { .name = "DeleteTopicsResponse", .struct_size = sizeof(
+			struct kp_delete_topics_response),
+			.decode = kp_delete_topics_response_dec_v,
+			.encode = kp_delete_topics_response_enc_v,
+			.size = kp_delete_topics_response_size_v,
+			.init = kp_delete_topics_response_init_v },
 	},
 	[21] = {
 		.name = "DeleteRecords",
@@ -4710,8 +4926,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DeleteRecordsRequest", .struct_size = sizeof(struct kp_delete_records_request), .decode = kp_delete_records_request_dec_v, .encode = kp_delete_records_request_enc_v, .size = kp_delete_records_request_size_v, .init = kp_delete_records_request_init_v },
-		.response = { .name = "DeleteRecordsResponse", .struct_size = sizeof(struct kp_delete_records_response), .decode = kp_delete_records_response_dec_v, .encode = kp_delete_records_response_enc_v, .size = kp_delete_records_response_size_v, .init = kp_delete_records_response_init_v },
+		.request = { .name = "DeleteRecordsRequest", .struct_size = sizeof(
+			struct kp_delete_records_request),
+			.decode = kp_delete_records_request_dec_v,
+			.encode = kp_delete_records_request_enc_v,
+			.size = kp_delete_records_request_size_v,
+			.init = kp_delete_records_request_init_v },
+		.response = { .name = "DeleteRecordsResponse", .struct_size = sizeof(
+			struct kp_delete_records_response),
+			.decode = kp_delete_records_response_dec_v,
+			.encode = kp_delete_records_response_enc_v,
+			.size = kp_delete_records_response_size_v,
+			.init = kp_delete_records_response_init_v },
 	},
 	[22] = {
 		.name = "InitProducerId",
@@ -4721,8 +4947,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "InitProducerIdRequest", .struct_size = sizeof(struct kp_init_producer_id_request), .decode = kp_init_producer_id_request_dec_v, .encode = kp_init_producer_id_request_enc_v, .size = kp_init_producer_id_request_size_v, .init = kp_init_producer_id_request_init_v },
-		.response = { .name = "InitProducerIdResponse", .struct_size = sizeof(struct kp_init_producer_id_response), .decode = kp_init_producer_id_response_dec_v, .encode = kp_init_producer_id_response_enc_v, .size = kp_init_producer_id_response_size_v, .init = kp_init_producer_id_response_init_v },
+		.request = { .name = "InitProducerIdRequest", .struct_size = sizeof(
+			struct kp_init_producer_id_request),
+			.decode = kp_init_producer_id_request_dec_v,
+			.encode = kp_init_producer_id_request_enc_v,
+			.size = kp_init_producer_id_request_size_v,
+			.init = kp_init_producer_id_request_init_v },
+		.response = { .name = "InitProducerIdResponse", .struct_size = sizeof(
+			struct kp_init_producer_id_response),
+			.decode = kp_init_producer_id_response_dec_v,
+			.encode = kp_init_producer_id_response_enc_v,
+			.size = kp_init_producer_id_response_size_v,
+			.init = kp_init_producer_id_response_init_v },
 	},
 	[23] = {
 		.name = "OffsetForLeaderEpoch",
@@ -4732,8 +4968,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "OffsetForLeaderEpochRequest", .struct_size = sizeof(struct kp_offset_for_leader_epoch_request), .decode = kp_offset_for_leader_epoch_request_dec_v, .encode = kp_offset_for_leader_epoch_request_enc_v, .size = kp_offset_for_leader_epoch_request_size_v, .init = kp_offset_for_leader_epoch_request_init_v },
-		.response = { .name = "OffsetForLeaderEpochResponse", .struct_size = sizeof(struct kp_offset_for_leader_epoch_response), .decode = kp_offset_for_leader_epoch_response_dec_v, .encode = kp_offset_for_leader_epoch_response_enc_v, .size = kp_offset_for_leader_epoch_response_size_v, .init = kp_offset_for_leader_epoch_response_init_v },
+		.request = { .name = "OffsetForLeaderEpochRequest", .struct_size = sizeof(
+			struct kp_offset_for_leader_epoch_request),
+			.decode = kp_offset_for_leader_epoch_request_dec_v,
+			.encode = kp_offset_for_leader_epoch_request_enc_v,
+			.size = kp_offset_for_leader_epoch_request_size_v,
+			.init = kp_offset_for_leader_epoch_request_init_v },
+		.response = { .name = "OffsetForLeaderEpochResponse", .struct_size = sizeof(
+			struct kp_offset_for_leader_epoch_response),
+			.decode = kp_offset_for_leader_epoch_response_dec_v,
+			.encode = kp_offset_for_leader_epoch_response_enc_v,
+			.size = kp_offset_for_leader_epoch_response_size_v,
+			.init = kp_offset_for_leader_epoch_response_init_v },
 	},
 	[24] = {
 		.name = "AddPartitionsToTxn",
@@ -4743,8 +4989,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AddPartitionsToTxnRequest", .struct_size = sizeof(struct kp_add_partitions_to_txn_request), .decode = kp_add_partitions_to_txn_request_dec_v, .encode = kp_add_partitions_to_txn_request_enc_v, .size = kp_add_partitions_to_txn_request_size_v, .init = kp_add_partitions_to_txn_request_init_v },
-		.response = { .name = "AddPartitionsToTxnResponse", .struct_size = sizeof(struct kp_add_partitions_to_txn_response), .decode = kp_add_partitions_to_txn_response_dec_v, .encode = kp_add_partitions_to_txn_response_enc_v, .size = kp_add_partitions_to_txn_response_size_v, .init = kp_add_partitions_to_txn_response_init_v },
+		.request = { .name = "AddPartitionsToTxnRequest", .struct_size = sizeof(
+			struct kp_add_partitions_to_txn_request),
+			.decode = kp_add_partitions_to_txn_request_dec_v,
+			.encode = kp_add_partitions_to_txn_request_enc_v,
+			.size = kp_add_partitions_to_txn_request_size_v,
+			.init = kp_add_partitions_to_txn_request_init_v },
+		.response = { .name = "AddPartitionsToTxnResponse", .struct_size = sizeof(
+			struct kp_add_partitions_to_txn_response),
+			.decode = kp_add_partitions_to_txn_response_dec_v,
+			.encode = kp_add_partitions_to_txn_response_enc_v,
+			.size = kp_add_partitions_to_txn_response_size_v,
+			.init = kp_add_partitions_to_txn_response_init_v },
 	},
 	[25] = {
 		.name = "AddOffsetsToTxn",
@@ -4754,8 +5010,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AddOffsetsToTxnRequest", .struct_size = sizeof(struct kp_add_offsets_to_txn_request), .decode = kp_add_offsets_to_txn_request_dec_v, .encode = kp_add_offsets_to_txn_request_enc_v, .size = kp_add_offsets_to_txn_request_size_v, .init = kp_add_offsets_to_txn_request_init_v },
-		.response = { .name = "AddOffsetsToTxnResponse", .struct_size = sizeof(struct kp_add_offsets_to_txn_response), .decode = kp_add_offsets_to_txn_response_dec_v, .encode = kp_add_offsets_to_txn_response_enc_v, .size = kp_add_offsets_to_txn_response_size_v, .init = kp_add_offsets_to_txn_response_init_v },
+		.request = { .name = "AddOffsetsToTxnRequest", .struct_size = sizeof(
+			struct kp_add_offsets_to_txn_request),
+			.decode = kp_add_offsets_to_txn_request_dec_v,
+			.encode = kp_add_offsets_to_txn_request_enc_v,
+			.size = kp_add_offsets_to_txn_request_size_v,
+			.init = kp_add_offsets_to_txn_request_init_v },
+		.response = { .name = "AddOffsetsToTxnResponse", .struct_size = sizeof(
+			struct kp_add_offsets_to_txn_response),
+			.decode = kp_add_offsets_to_txn_response_dec_v,
+			.encode = kp_add_offsets_to_txn_response_enc_v,
+			.size = kp_add_offsets_to_txn_response_size_v,
+			.init = kp_add_offsets_to_txn_response_init_v },
 	},
 	[26] = {
 		.name = "EndTxn",
@@ -4765,8 +5031,14 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "EndTxnRequest", .struct_size = sizeof(struct kp_end_txn_request), .decode = kp_end_txn_request_dec_v, .encode = kp_end_txn_request_enc_v, .size = kp_end_txn_request_size_v, .init = kp_end_txn_request_init_v },
-		.response = { .name = "EndTxnResponse", .struct_size = sizeof(struct kp_end_txn_response), .decode = kp_end_txn_response_dec_v, .encode = kp_end_txn_response_enc_v, .size = kp_end_txn_response_size_v, .init = kp_end_txn_response_init_v },
+		.request = { .name = "EndTxnRequest", .struct_size = sizeof(
+			struct kp_end_txn_request), .decode = kp_end_txn_request_dec_v,
+			.encode = kp_end_txn_request_enc_v, .size = kp_end_txn_request_size_v,
+			.init = kp_end_txn_request_init_v },
+		.response = { .name = "EndTxnResponse", .struct_size = sizeof(
+			struct kp_end_txn_response), .decode = kp_end_txn_response_dec_v,
+			.encode = kp_end_txn_response_enc_v, .size = kp_end_txn_response_size_v,
+			.init = kp_end_txn_response_init_v },
 	},
 	[27] = {
 		.name = "WriteTxnMarkers",
@@ -4776,8 +5048,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "WriteTxnMarkersRequest", .struct_size = sizeof(struct kp_write_txn_markers_request), .decode = kp_write_txn_markers_request_dec_v, .encode = kp_write_txn_markers_request_enc_v, .size = kp_write_txn_markers_request_size_v, .init = kp_write_txn_markers_request_init_v },
-		.response = { .name = "WriteTxnMarkersResponse", .struct_size = sizeof(struct kp_write_txn_markers_response), .decode = kp_write_txn_markers_response_dec_v, .encode = kp_write_txn_markers_response_enc_v, .size = kp_write_txn_markers_response_size_v, .init = kp_write_txn_markers_response_init_v },
+		.request = { .name = "WriteTxnMarkersRequest", .struct_size = sizeof(
+			struct kp_write_txn_markers_request),
+			.decode = kp_write_txn_markers_request_dec_v,
+			.encode = kp_write_txn_markers_request_enc_v,
+			.size = kp_write_txn_markers_request_size_v,
+			.init = kp_write_txn_markers_request_init_v },
+		.response = { .name = "WriteTxnMarkersResponse", .struct_size = sizeof(
+			struct kp_write_txn_markers_response),
+			.decode = kp_write_txn_markers_response_dec_v,
+			.encode = kp_write_txn_markers_response_enc_v,
+			.size = kp_write_txn_markers_response_size_v,
+			.init = kp_write_txn_markers_response_init_v },
 	},
 	[28] = {
 		.name = "TxnOffsetCommit",
@@ -4787,8 +5069,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 3,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "TxnOffsetCommitRequest", .struct_size = sizeof(struct kp_txn_offset_commit_request), .decode = kp_txn_offset_commit_request_dec_v, .encode = kp_txn_offset_commit_request_enc_v, .size = kp_txn_offset_commit_request_size_v, .init = kp_txn_offset_commit_request_init_v },
-		.response = { .name = "TxnOffsetCommitResponse", .struct_size = sizeof(struct kp_txn_offset_commit_response), .decode = kp_txn_offset_commit_response_dec_v, .encode = kp_txn_offset_commit_response_enc_v, .size = kp_txn_offset_commit_response_size_v, .init = kp_txn_offset_commit_response_init_v },
+		.request = { .name = "TxnOffsetCommitRequest", .struct_size = sizeof(
+			struct kp_txn_offset_commit_request),
+			.decode = kp_txn_offset_commit_request_dec_v,
+			.encode = kp_txn_offset_commit_request_enc_v,
+			.size = kp_txn_offset_commit_request_size_v,
+			.init = kp_txn_offset_commit_request_init_v },
+		.response = { .name = "TxnOffsetCommitResponse", .struct_size = sizeof(
+			struct kp_txn_offset_commit_response),
+			.decode = kp_txn_offset_commit_response_dec_v,
+			.encode = kp_txn_offset_commit_response_enc_v,
+			.size = kp_txn_offset_commit_response_size_v,
+			.init = kp_txn_offset_commit_response_init_v },
 	},
 	[29] = {
 		.name = "DescribeAcls",
@@ -4798,8 +5090,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeAclsRequest", .struct_size = sizeof(struct kp_describe_acls_request), .decode = kp_describe_acls_request_dec_v, .encode = kp_describe_acls_request_enc_v, .size = kp_describe_acls_request_size_v, .init = kp_describe_acls_request_init_v },
-		.response = { .name = "DescribeAclsResponse", .struct_size = sizeof(struct kp_describe_acls_response), .decode = kp_describe_acls_response_dec_v, .encode = kp_describe_acls_response_enc_v, .size = kp_describe_acls_response_size_v, .init = kp_describe_acls_response_init_v },
+		.request = { .name = "DescribeAclsRequest", .struct_size = sizeof(
+			struct kp_describe_acls_request), .decode = kp_describe_acls_request_dec_v,
+			.encode = kp_describe_acls_request_enc_v,
+			.size = kp_describe_acls_request_size_v,
+			.init = kp_describe_acls_request_init_v },
+		.response = { .name = "DescribeAclsResponse", .struct_size = sizeof(
+			struct kp_describe_acls_response),
+			.decode = kp_describe_acls_response_dec_v,
+			.encode = kp_describe_acls_response_enc_v,
+			.size = kp_describe_acls_response_size_v,
+			.init = kp_describe_acls_response_init_v },
 	},
 	[30] = {
 		.name = "CreateAcls",
@@ -4809,8 +5110,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "CreateAclsRequest", .struct_size = sizeof(struct kp_create_acls_request), .decode = kp_create_acls_request_dec_v, .encode = kp_create_acls_request_enc_v, .size = kp_create_acls_request_size_v, .init = kp_create_acls_request_init_v },
-		.response = { .name = "CreateAclsResponse", .struct_size = sizeof(struct kp_create_acls_response), .decode = kp_create_acls_response_dec_v, .encode = kp_create_acls_response_enc_v, .size = kp_create_acls_response_size_v, .init = kp_create_acls_response_init_v },
+		.request = { .name = "CreateAclsRequest", .struct_size = sizeof(
+			struct kp_create_acls_request), .decode = kp_create_acls_request_dec_v,
+			.encode = kp_create_acls_request_enc_v,
+			.size = kp_create_acls_request_size_v,
+			.init = kp_create_acls_request_init_v },
+		.response = { .name = "CreateAclsResponse", .struct_size = sizeof(
+			struct kp_create_acls_response), .decode = kp_create_acls_response_dec_v,
+			.encode = kp_create_acls_response_enc_v,
+			.size = kp_create_acls_response_size_v,
+			.init = kp_create_acls_response_init_v },
 	},
 	[31] = {
 		.name = "DeleteAcls",
@@ -4820,8 +5129,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DeleteAclsRequest", .struct_size = sizeof(struct kp_delete_acls_request), .decode = kp_delete_acls_request_dec_v, .encode = kp_delete_acls_request_enc_v, .size = kp_delete_acls_request_size_v, .init = kp_delete_acls_request_init_v },
-		.response = { .name = "DeleteAclsResponse", .struct_size = sizeof(struct kp_delete_acls_response), .decode = kp_delete_acls_response_dec_v, .encode = kp_delete_acls_response_enc_v, .size = kp_delete_acls_response_size_v, .init = kp_delete_acls_response_init_v },
+		.request = { .name = "DeleteAclsRequest", .struct_size = sizeof(
+			struct kp_delete_acls_request), .decode = kp_delete_acls_request_dec_v,
+			.encode = kp_delete_acls_request_enc_v,
+			.size = kp_delete_acls_request_size_v,
+			.init = kp_delete_acls_request_init_v },
+		.response = { .name = "DeleteAclsResponse", .struct_size = sizeof(
+			struct kp_delete_acls_response), .decode = kp_delete_acls_response_dec_v,
+			.encode = kp_delete_acls_response_enc_v,
+			.size = kp_delete_acls_response_size_v,
+			.init = kp_delete_acls_response_init_v },
 	},
 	[32] = {
 		.name = "DescribeConfigs",
@@ -4831,8 +5148,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 4,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeConfigsRequest", .struct_size = sizeof(struct kp_describe_configs_request), .decode = kp_describe_configs_request_dec_v, .encode = kp_describe_configs_request_enc_v, .size = kp_describe_configs_request_size_v, .init = kp_describe_configs_request_init_v },
-		.response = { .name = "DescribeConfigsResponse", .struct_size = sizeof(struct kp_describe_configs_response), .decode = kp_describe_configs_response_dec_v, .encode = kp_describe_configs_response_enc_v, .size = kp_describe_configs_response_size_v, .init = kp_describe_configs_response_init_v },
+		.request = { .name = "DescribeConfigsRequest", .struct_size = sizeof(
+			struct kp_describe_configs_request),
+			.decode = kp_describe_configs_request_dec_v,
+			.encode = kp_describe_configs_request_enc_v,
+			.size = kp_describe_configs_request_size_v,
+			.init = kp_describe_configs_request_init_v },
+		.response = { .name = "DescribeConfigsResponse", .struct_size = sizeof(
+			struct kp_describe_configs_response),
+			.decode = kp_describe_configs_response_dec_v,
+			.encode = kp_describe_configs_response_enc_v,
+			.size = kp_describe_configs_response_size_v,
+			.init = kp_describe_configs_response_init_v },
 	},
 	[33] = {
 		.name = "AlterConfigs",
@@ -4842,8 +5169,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterConfigsRequest", .struct_size = sizeof(struct kp_alter_configs_request), .decode = kp_alter_configs_request_dec_v, .encode = kp_alter_configs_request_enc_v, .size = kp_alter_configs_request_size_v, .init = kp_alter_configs_request_init_v },
-		.response = { .name = "AlterConfigsResponse", .struct_size = sizeof(struct kp_alter_configs_response), .decode = kp_alter_configs_response_dec_v, .encode = kp_alter_configs_response_enc_v, .size = kp_alter_configs_response_size_v, .init = kp_alter_configs_response_init_v },
+		.request = { .name = "AlterConfigsRequest", .struct_size = sizeof(
+			struct kp_alter_configs_request), .decode = kp_alter_configs_request_dec_v,
+			.encode = kp_alter_configs_request_enc_v,
+			.size = kp_alter_configs_request_size_v,
+			.init = kp_alter_configs_request_init_v },
+		.response = { .name = "AlterConfigsResponse", .struct_size = sizeof(
+			struct kp_alter_configs_response),
+			.decode = kp_alter_configs_response_dec_v,
+			.encode = kp_alter_configs_response_enc_v,
+			.size = kp_alter_configs_response_size_v,
+			.init = kp_alter_configs_response_init_v },
 	},
 	[34] = {
 		.name = "AlterReplicaLogDirs",
@@ -4853,8 +5189,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterReplicaLogDirsRequest", .struct_size = sizeof(struct kp_alter_replica_log_dirs_request), .decode = kp_alter_replica_log_dirs_request_dec_v, .encode = kp_alter_replica_log_dirs_request_enc_v, .size = kp_alter_replica_log_dirs_request_size_v, .init = kp_alter_replica_log_dirs_request_init_v },
-		.response = { .name = "AlterReplicaLogDirsResponse", .struct_size = sizeof(struct kp_alter_replica_log_dirs_response), .decode = kp_alter_replica_log_dirs_response_dec_v, .encode = kp_alter_replica_log_dirs_response_enc_v, .size = kp_alter_replica_log_dirs_response_size_v, .init = kp_alter_replica_log_dirs_response_init_v },
+		.request = { .name = "AlterReplicaLogDirsRequest", .struct_size = sizeof(
+			struct kp_alter_replica_log_dirs_request),
+			.decode = kp_alter_replica_log_dirs_request_dec_v,
+			.encode = kp_alter_replica_log_dirs_request_enc_v,
+			.size = kp_alter_replica_log_dirs_request_size_v,
+			.init = kp_alter_replica_log_dirs_request_init_v },
+		.response = { .name = "AlterReplicaLogDirsResponse", .struct_size = sizeof(
+			struct kp_alter_replica_log_dirs_response),
+			.decode = kp_alter_replica_log_dirs_response_dec_v,
+			.encode = kp_alter_replica_log_dirs_response_enc_v,
+			.size = kp_alter_replica_log_dirs_response_size_v,
+			.init = kp_alter_replica_log_dirs_response_init_v },
 	},
 	[35] = {
 		.name = "DescribeLogDirs",
@@ -4864,8 +5210,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeLogDirsRequest", .struct_size = sizeof(struct kp_describe_log_dirs_request), .decode = kp_describe_log_dirs_request_dec_v, .encode = kp_describe_log_dirs_request_enc_v, .size = kp_describe_log_dirs_request_size_v, .init = kp_describe_log_dirs_request_init_v },
-		.response = { .name = "DescribeLogDirsResponse", .struct_size = sizeof(struct kp_describe_log_dirs_response), .decode = kp_describe_log_dirs_response_dec_v, .encode = kp_describe_log_dirs_response_enc_v, .size = kp_describe_log_dirs_response_size_v, .init = kp_describe_log_dirs_response_init_v },
+		.request = { .name = "DescribeLogDirsRequest", .struct_size = sizeof(
+			struct kp_describe_log_dirs_request),
+			.decode = kp_describe_log_dirs_request_dec_v,
+			.encode = kp_describe_log_dirs_request_enc_v,
+			.size = kp_describe_log_dirs_request_size_v,
+			.init = kp_describe_log_dirs_request_init_v },
+		.response = { .name = "DescribeLogDirsResponse", .struct_size = sizeof(
+			struct kp_describe_log_dirs_response),
+			.decode = kp_describe_log_dirs_response_dec_v,
+			.encode = kp_describe_log_dirs_response_enc_v,
+			.size = kp_describe_log_dirs_response_size_v,
+			.init = kp_describe_log_dirs_response_init_v },
 	},
 	[36] = {
 		.name = "SaslAuthenticate",
@@ -4875,8 +5231,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "SaslAuthenticateRequest", .struct_size = sizeof(struct kp_sasl_authenticate_request), .decode = kp_sasl_authenticate_request_dec_v, .encode = kp_sasl_authenticate_request_enc_v, .size = kp_sasl_authenticate_request_size_v, .init = kp_sasl_authenticate_request_init_v },
-		.response = { .name = "SaslAuthenticateResponse", .struct_size = sizeof(struct kp_sasl_authenticate_response), .decode = kp_sasl_authenticate_response_dec_v, .encode = kp_sasl_authenticate_response_enc_v, .size = kp_sasl_authenticate_response_size_v, .init = kp_sasl_authenticate_response_init_v },
+		.request = { .name = "SaslAuthenticateRequest", .struct_size = sizeof(
+			struct kp_sasl_authenticate_request),
+			.decode = kp_sasl_authenticate_request_dec_v,
+			.encode = kp_sasl_authenticate_request_enc_v,
+			.size = kp_sasl_authenticate_request_size_v,
+			.init = kp_sasl_authenticate_request_init_v },
+		.response = { .name = "SaslAuthenticateResponse", .struct_size = sizeof(
+			struct kp_sasl_authenticate_response),
+			.decode = kp_sasl_authenticate_response_dec_v,
+			.encode = kp_sasl_authenticate_response_enc_v,
+			.size = kp_sasl_authenticate_response_size_v,
+			.init = kp_sasl_authenticate_response_init_v },
 	},
 	[37] = {
 		.name = "CreatePartitions",
@@ -4886,8 +5252,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "CreatePartitionsRequest", .struct_size = sizeof(struct kp_create_partitions_request), .decode = kp_create_partitions_request_dec_v, .encode = kp_create_partitions_request_enc_v, .size = kp_create_partitions_request_size_v, .init = kp_create_partitions_request_init_v },
-		.response = { .name = "CreatePartitionsResponse", .struct_size = sizeof(struct kp_create_partitions_response), .decode = kp_create_partitions_response_dec_v, .encode = kp_create_partitions_response_enc_v, .size = kp_create_partitions_response_size_v, .init = kp_create_partitions_response_init_v },
+		.request = { .name = "CreatePartitionsRequest", .struct_size = sizeof(
+			struct kp_create_partitions_request),
+			.decode = kp_create_partitions_request_dec_v,
+			.encode = kp_create_partitions_request_enc_v,
+			.size = kp_create_partitions_request_size_v,
+			.init = kp_create_partitions_request_init_v },
+		.response = { .name = "CreatePartitionsResponse", .struct_size = sizeof(
+			struct kp_create_partitions_response),
+			.decode = kp_create_partitions_response_dec_v,
+			.encode = kp_create_partitions_response_enc_v,
+			.size = kp_create_partitions_response_size_v,
+			.init = kp_create_partitions_response_init_v },
 	},
 	[38] = {
 		.name = "CreateDelegationToken",
@@ -4897,8 +5273,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "CreateDelegationTokenRequest", .struct_size = sizeof(struct kp_create_delegation_token_request), .decode = kp_create_delegation_token_request_dec_v, .encode = kp_create_delegation_token_request_enc_v, .size = kp_create_delegation_token_request_size_v, .init = kp_create_delegation_token_request_init_v },
-		.response = { .name = "CreateDelegationTokenResponse", .struct_size = sizeof(struct kp_create_delegation_token_response), .decode = kp_create_delegation_token_response_dec_v, .encode = kp_create_delegation_token_response_enc_v, .size = kp_create_delegation_token_response_size_v, .init = kp_create_delegation_token_response_init_v },
+		.request = { .name = "CreateDelegationTokenRequest", .struct_size = sizeof(
+			struct kp_create_delegation_token_request),
+			.decode = kp_create_delegation_token_request_dec_v,
+			.encode = kp_create_delegation_token_request_enc_v,
+			.size = kp_create_delegation_token_request_size_v,
+			.init = kp_create_delegation_token_request_init_v },
+		.response = { .name = "CreateDelegationTokenResponse", .struct_size = sizeof(
+			struct kp_create_delegation_token_response),
+			.decode = kp_create_delegation_token_response_dec_v,
+			.encode = kp_create_delegation_token_response_enc_v,
+			.size = kp_create_delegation_token_response_size_v,
+			.init = kp_create_delegation_token_response_init_v },
 	},
 	[39] = {
 		.name = "RenewDelegationToken",
@@ -4908,8 +5294,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "RenewDelegationTokenRequest", .struct_size = sizeof(struct kp_renew_delegation_token_request), .decode = kp_renew_delegation_token_request_dec_v, .encode = kp_renew_delegation_token_request_enc_v, .size = kp_renew_delegation_token_request_size_v, .init = kp_renew_delegation_token_request_init_v },
-		.response = { .name = "RenewDelegationTokenResponse", .struct_size = sizeof(struct kp_renew_delegation_token_response), .decode = kp_renew_delegation_token_response_dec_v, .encode = kp_renew_delegation_token_response_enc_v, .size = kp_renew_delegation_token_response_size_v, .init = kp_renew_delegation_token_response_init_v },
+		.request = { .name = "RenewDelegationTokenRequest", .struct_size = sizeof(
+			struct kp_renew_delegation_token_request),
+			.decode = kp_renew_delegation_token_request_dec_v,
+			.encode = kp_renew_delegation_token_request_enc_v,
+			.size = kp_renew_delegation_token_request_size_v,
+			.init = kp_renew_delegation_token_request_init_v },
+		.response = { .name = "RenewDelegationTokenResponse", .struct_size = sizeof(
+			struct kp_renew_delegation_token_response),
+			.decode = kp_renew_delegation_token_response_dec_v,
+			.encode = kp_renew_delegation_token_response_enc_v,
+			.size = kp_renew_delegation_token_response_size_v,
+			.init = kp_renew_delegation_token_response_init_v },
 	},
 	[40] = {
 		.name = "ExpireDelegationToken",
@@ -4919,8 +5315,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ExpireDelegationTokenRequest", .struct_size = sizeof(struct kp_expire_delegation_token_request), .decode = kp_expire_delegation_token_request_dec_v, .encode = kp_expire_delegation_token_request_enc_v, .size = kp_expire_delegation_token_request_size_v, .init = kp_expire_delegation_token_request_init_v },
-		.response = { .name = "ExpireDelegationTokenResponse", .struct_size = sizeof(struct kp_expire_delegation_token_response), .decode = kp_expire_delegation_token_response_dec_v, .encode = kp_expire_delegation_token_response_enc_v, .size = kp_expire_delegation_token_response_size_v, .init = kp_expire_delegation_token_response_init_v },
+		.request = { .name = "ExpireDelegationTokenRequest", .struct_size = sizeof(
+			struct kp_expire_delegation_token_request),
+			.decode = kp_expire_delegation_token_request_dec_v,
+			.encode = kp_expire_delegation_token_request_enc_v,
+			.size = kp_expire_delegation_token_request_size_v,
+			.init = kp_expire_delegation_token_request_init_v },
+		.response = { .name = "ExpireDelegationTokenResponse", .struct_size = sizeof(
+			struct kp_expire_delegation_token_response),
+			.decode = kp_expire_delegation_token_response_dec_v,
+			.encode = kp_expire_delegation_token_response_enc_v,
+			.size = kp_expire_delegation_token_response_size_v,
+			.init = kp_expire_delegation_token_response_init_v },
 	},
 	[41] = {
 		.name = "DescribeDelegationToken",
@@ -4930,8 +5336,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeDelegationTokenRequest", .struct_size = sizeof(struct kp_describe_delegation_token_request), .decode = kp_describe_delegation_token_request_dec_v, .encode = kp_describe_delegation_token_request_enc_v, .size = kp_describe_delegation_token_request_size_v, .init = kp_describe_delegation_token_request_init_v },
-		.response = { .name = "DescribeDelegationTokenResponse", .struct_size = sizeof(struct kp_describe_delegation_token_response), .decode = kp_describe_delegation_token_response_dec_v, .encode = kp_describe_delegation_token_response_enc_v, .size = kp_describe_delegation_token_response_size_v, .init = kp_describe_delegation_token_response_init_v },
+		.request = { .name = "DescribeDelegationTokenRequest", .struct_size = sizeof(
+			struct kp_describe_delegation_token_request),
+			.decode = kp_describe_delegation_token_request_dec_v,
+			.encode = kp_describe_delegation_token_request_enc_v,
+			.size = kp_describe_delegation_token_request_size_v,
+			.init = kp_describe_delegation_token_request_init_v },
+		.response = { .name = "DescribeDelegationTokenResponse", .struct_size = sizeof(
+			struct kp_describe_delegation_token_response),
+			.decode = kp_describe_delegation_token_response_dec_v,
+			.encode = kp_describe_delegation_token_response_enc_v,
+			.size = kp_describe_delegation_token_response_size_v,
+			.init = kp_describe_delegation_token_response_init_v },
 	},
 	[42] = {
 		.name = "DeleteGroups",
@@ -4941,8 +5357,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DeleteGroupsRequest", .struct_size = sizeof(struct kp_delete_groups_request), .decode = kp_delete_groups_request_dec_v, .encode = kp_delete_groups_request_enc_v, .size = kp_delete_groups_request_size_v, .init = kp_delete_groups_request_init_v },
-		.response = { .name = "DeleteGroupsResponse", .struct_size = sizeof(struct kp_delete_groups_response), .decode = kp_delete_groups_response_dec_v, .encode = kp_delete_groups_response_enc_v, .size = kp_delete_groups_response_size_v, .init = kp_delete_groups_response_init_v },
+		.request = { .name = "DeleteGroupsRequest", .struct_size = sizeof(
+			struct kp_delete_groups_request), .decode = kp_delete_groups_request_dec_v,
+			.encode = kp_delete_groups_request_enc_v,
+			.size = kp_delete_groups_request_size_v,
+			.init = kp_delete_groups_request_init_v },
+		.response = { .name = "DeleteGroupsResponse", .struct_size = sizeof(
+			struct kp_delete_groups_response),
+			.decode = kp_delete_groups_response_dec_v,
+			.encode = kp_delete_groups_response_enc_v,
+			.size = kp_delete_groups_response_size_v,
+			.init = kp_delete_groups_response_init_v },
 	},
 	[43] = {
 		.name = "ElectLeaders",
@@ -4952,8 +5377,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 2,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ElectLeadersRequest", .struct_size = sizeof(struct kp_elect_leaders_request), .decode = kp_elect_leaders_request_dec_v, .encode = kp_elect_leaders_request_enc_v, .size = kp_elect_leaders_request_size_v, .init = kp_elect_leaders_request_init_v },
-		.response = { .name = "ElectLeadersResponse", .struct_size = sizeof(struct kp_elect_leaders_response), .decode = kp_elect_leaders_response_dec_v, .encode = kp_elect_leaders_response_enc_v, .size = kp_elect_leaders_response_size_v, .init = kp_elect_leaders_response_init_v },
+		.request = { .name = "ElectLeadersRequest", .struct_size = sizeof(
+			struct kp_elect_leaders_request), .decode = kp_elect_leaders_request_dec_v,
+			.encode = kp_elect_leaders_request_enc_v,
+			.size = kp_elect_leaders_request_size_v,
+			.init = kp_elect_leaders_request_init_v },
+		.response = { .name = "ElectLeadersResponse", .struct_size = sizeof(
+			struct kp_elect_leaders_response),
+			.decode = kp_elect_leaders_response_dec_v,
+			.encode = kp_elect_leaders_response_enc_v,
+			.size = kp_elect_leaders_response_size_v,
+			.init = kp_elect_leaders_response_init_v },
 	},
 	[44] = {
 		.name = "IncrementalAlterConfigs",
@@ -4963,8 +5397,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "IncrementalAlterConfigsRequest", .struct_size = sizeof(struct kp_incremental_alter_configs_request), .decode = kp_incremental_alter_configs_request_dec_v, .encode = kp_incremental_alter_configs_request_enc_v, .size = kp_incremental_alter_configs_request_size_v, .init = kp_incremental_alter_configs_request_init_v },
-		.response = { .name = "IncrementalAlterConfigsResponse", .struct_size = sizeof(struct kp_incremental_alter_configs_response), .decode = kp_incremental_alter_configs_response_dec_v, .encode = kp_incremental_alter_configs_response_enc_v, .size = kp_incremental_alter_configs_response_size_v, .init = kp_incremental_alter_configs_response_init_v },
+		.request = { .name = "IncrementalAlterConfigsRequest", .struct_size = sizeof(
+			struct kp_incremental_alter_configs_request),
+			.decode = kp_incremental_alter_configs_request_dec_v,
+			.encode = kp_incremental_alter_configs_request_enc_v,
+			.size = kp_incremental_alter_configs_request_size_v,
+			.init = kp_incremental_alter_configs_request_init_v },
+		.response = { .name = "IncrementalAlterConfigsResponse", .struct_size = sizeof(
+			struct kp_incremental_alter_configs_response),
+			.decode = kp_incremental_alter_configs_response_dec_v,
+			.encode = kp_incremental_alter_configs_response_enc_v,
+			.size = kp_incremental_alter_configs_response_size_v,
+			.init = kp_incremental_alter_configs_response_init_v },
 	},
 	[45] = {
 		.name = "AlterPartitionReassignments",
@@ -4974,8 +5418,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterPartitionReassignmentsRequest", .struct_size = sizeof(struct kp_alter_partition_reassignments_request), .decode = kp_alter_partition_reassignments_request_dec_v, .encode = kp_alter_partition_reassignments_request_enc_v, .size = kp_alter_partition_reassignments_request_size_v, .init = kp_alter_partition_reassignments_request_init_v },
-		.response = { .name = "AlterPartitionReassignmentsResponse", .struct_size = sizeof(struct kp_alter_partition_reassignments_response), .decode = kp_alter_partition_reassignments_response_dec_v, .encode = kp_alter_partition_reassignments_response_enc_v, .size = kp_alter_partition_reassignments_response_size_v, .init = kp_alter_partition_reassignments_response_init_v },
+		.request = { .name = "AlterPartitionReassignmentsRequest", .struct_size = sizeof(
+			struct kp_alter_partition_reassignments_request),
+			.decode = kp_alter_partition_reassignments_request_dec_v,
+			.encode = kp_alter_partition_reassignments_request_enc_v,
+			.size = kp_alter_partition_reassignments_request_size_v,
+			.init = kp_alter_partition_reassignments_request_init_v },
+		.response = { .name = "AlterPartitionReassignmentsResponse", .struct_size = sizeof(
+			struct kp_alter_partition_reassignments_response),
+			.decode = kp_alter_partition_reassignments_response_dec_v,
+			.encode = kp_alter_partition_reassignments_response_enc_v,
+			.size = kp_alter_partition_reassignments_response_size_v,
+			.init = kp_alter_partition_reassignments_response_init_v },
 	},
 	[46] = {
 		.name = "ListPartitionReassignments",
@@ -4985,8 +5439,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ListPartitionReassignmentsRequest", .struct_size = sizeof(struct kp_list_partition_reassignments_request), .decode = kp_list_partition_reassignments_request_dec_v, .encode = kp_list_partition_reassignments_request_enc_v, .size = kp_list_partition_reassignments_request_size_v, .init = kp_list_partition_reassignments_request_init_v },
-		.response = { .name = "ListPartitionReassignmentsResponse", .struct_size = sizeof(struct kp_list_partition_reassignments_response), .decode = kp_list_partition_reassignments_response_dec_v, .encode = kp_list_partition_reassignments_response_enc_v, .size = kp_list_partition_reassignments_response_size_v, .init = kp_list_partition_reassignments_response_init_v },
+		.request = { .name = "ListPartitionReassignmentsRequest", .struct_size = sizeof(
+			struct kp_list_partition_reassignments_request),
+			.decode = kp_list_partition_reassignments_request_dec_v,
+			.encode = kp_list_partition_reassignments_request_enc_v,
+			.size = kp_list_partition_reassignments_request_size_v,
+			.init = kp_list_partition_reassignments_request_init_v },
+		.response = { .name = "ListPartitionReassignmentsResponse", .struct_size = sizeof(
+			struct kp_list_partition_reassignments_response),
+			.decode = kp_list_partition_reassignments_response_dec_v,
+			.encode = kp_list_partition_reassignments_response_enc_v,
+			.size = kp_list_partition_reassignments_response_size_v,
+			.init = kp_list_partition_reassignments_response_init_v },
 	},
 	[47] = {
 		.name = "OffsetDelete",
@@ -4996,8 +5460,17 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = -1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "OffsetDeleteRequest", .struct_size = sizeof(struct kp_offset_delete_request), .decode = kp_offset_delete_request_dec_v, .encode = kp_offset_delete_request_enc_v, .size = kp_offset_delete_request_size_v, .init = kp_offset_delete_request_init_v },
-		.response = { .name = "OffsetDeleteResponse", .struct_size = sizeof(struct kp_offset_delete_response), .decode = kp_offset_delete_response_dec_v, .encode = kp_offset_delete_response_enc_v, .size = kp_offset_delete_response_size_v, .init = kp_offset_delete_response_init_v },
+		.request = { .name = "OffsetDeleteRequest", .struct_size = sizeof(
+			struct kp_offset_delete_request), .decode = kp_offset_delete_request_dec_v,
+			.encode = kp_offset_delete_request_enc_v,
+			.size = kp_offset_delete_request_size_v,
+			.init = kp_offset_delete_request_init_v },
+		.response = { .name = "OffsetDeleteResponse", .struct_size = sizeof(
+			struct kp_offset_delete_response),
+			.decode = kp_offset_delete_response_dec_v,
+			.encode = kp_offset_delete_response_enc_v,
+			.size = kp_offset_delete_response_size_v,
+			.init = kp_offset_delete_response_init_v },
 	},
 	[48] = {
 		.name = "DescribeClientQuotas",
@@ -5007,8 +5480,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeClientQuotasRequest", .struct_size = sizeof(struct kp_describe_client_quotas_request), .decode = kp_describe_client_quotas_request_dec_v, .encode = kp_describe_client_quotas_request_enc_v, .size = kp_describe_client_quotas_request_size_v, .init = kp_describe_client_quotas_request_init_v },
-		.response = { .name = "DescribeClientQuotasResponse", .struct_size = sizeof(struct kp_describe_client_quotas_response), .decode = kp_describe_client_quotas_response_dec_v, .encode = kp_describe_client_quotas_response_enc_v, .size = kp_describe_client_quotas_response_size_v, .init = kp_describe_client_quotas_response_init_v },
+		.request = { .name = "DescribeClientQuotasRequest", .struct_size = sizeof(
+			struct kp_describe_client_quotas_request),
+			.decode = kp_describe_client_quotas_request_dec_v,
+			.encode = kp_describe_client_quotas_request_enc_v,
+			.size = kp_describe_client_quotas_request_size_v,
+			.init = kp_describe_client_quotas_request_init_v },
+		.response = { .name = "DescribeClientQuotasResponse", .struct_size = sizeof(
+			struct kp_describe_client_quotas_response),
+			.decode = kp_describe_client_quotas_response_dec_v,
+			.encode = kp_describe_client_quotas_response_enc_v,
+			.size = kp_describe_client_quotas_response_size_v,
+			.init = kp_describe_client_quotas_response_init_v },
 	},
 	[49] = {
 		.name = "AlterClientQuotas",
@@ -5018,8 +5501,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterClientQuotasRequest", .struct_size = sizeof(struct kp_alter_client_quotas_request), .decode = kp_alter_client_quotas_request_dec_v, .encode = kp_alter_client_quotas_request_enc_v, .size = kp_alter_client_quotas_request_size_v, .init = kp_alter_client_quotas_request_init_v },
-		.response = { .name = "AlterClientQuotasResponse", .struct_size = sizeof(struct kp_alter_client_quotas_response), .decode = kp_alter_client_quotas_response_dec_v, .encode = kp_alter_client_quotas_response_enc_v, .size = kp_alter_client_quotas_response_size_v, .init = kp_alter_client_quotas_response_init_v },
+		.request = { .name = "AlterClientQuotasRequest", .struct_size = sizeof(
+			struct kp_alter_client_quotas_request),
+			.decode = kp_alter_client_quotas_request_dec_v,
+			.encode = kp_alter_client_quotas_request_enc_v,
+			.size = kp_alter_client_quotas_request_size_v,
+			.init = kp_alter_client_quotas_request_init_v },
+		.response = { .name = "AlterClientQuotasResponse", .struct_size = sizeof(
+			struct kp_alter_client_quotas_response),
+			.decode = kp_alter_client_quotas_response_dec_v,
+			.encode = kp_alter_client_quotas_response_enc_v,
+			.size = kp_alter_client_quotas_response_size_v,
+			.init = kp_alter_client_quotas_response_init_v },
 	},
 	[50] = {
 		.name = "DescribeUserScramCredentials",
@@ -5029,8 +5522,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeUserScramCredentialsRequest", .struct_size = sizeof(struct kp_describe_user_scram_credentials_request), .decode = kp_describe_user_scram_credentials_request_dec_v, .encode = kp_describe_user_scram_credentials_request_enc_v, .size = kp_describe_user_scram_credentials_request_size_v, .init = kp_describe_user_scram_credentials_request_init_v },
-		.response = { .name = "DescribeUserScramCredentialsResponse", .struct_size = sizeof(struct kp_describe_user_scram_credentials_response), .decode = kp_describe_user_scram_credentials_response_dec_v, .encode = kp_describe_user_scram_credentials_response_enc_v, .size = kp_describe_user_scram_credentials_response_size_v, .init = kp_describe_user_scram_credentials_response_init_v },
+		.request = { .name = "DescribeUserScramCredentialsRequest", .struct_size = sizeof(
+			struct kp_describe_user_scram_credentials_request),
+			.decode = kp_describe_user_scram_credentials_request_dec_v,
+			.encode = kp_describe_user_scram_credentials_request_enc_v,
+			.size = kp_describe_user_scram_credentials_request_size_v,
+			.init = kp_describe_user_scram_credentials_request_init_v },
+		.response = { .name = "DescribeUserScramCredentialsResponse", .struct_size = sizeof(
+			struct kp_describe_user_scram_credentials_response),
+			.decode = kp_describe_user_scram_credentials_response_dec_v,
+			.encode = kp_describe_user_scram_credentials_response_enc_v,
+			.size = kp_describe_user_scram_credentials_response_size_v,
+			.init = kp_describe_user_scram_credentials_response_init_v },
 	},
 	[51] = {
 		.name = "AlterUserScramCredentials",
@@ -5040,8 +5543,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterUserScramCredentialsRequest", .struct_size = sizeof(struct kp_alter_user_scram_credentials_request), .decode = kp_alter_user_scram_credentials_request_dec_v, .encode = kp_alter_user_scram_credentials_request_enc_v, .size = kp_alter_user_scram_credentials_request_size_v, .init = kp_alter_user_scram_credentials_request_init_v },
-		.response = { .name = "AlterUserScramCredentialsResponse", .struct_size = sizeof(struct kp_alter_user_scram_credentials_response), .decode = kp_alter_user_scram_credentials_response_dec_v, .encode = kp_alter_user_scram_credentials_response_enc_v, .size = kp_alter_user_scram_credentials_response_size_v, .init = kp_alter_user_scram_credentials_response_init_v },
+		.request = { .name = "AlterUserScramCredentialsRequest", .struct_size = sizeof(
+			struct kp_alter_user_scram_credentials_request),
+			.decode = kp_alter_user_scram_credentials_request_dec_v,
+			.encode = kp_alter_user_scram_credentials_request_enc_v,
+			.size = kp_alter_user_scram_credentials_request_size_v,
+			.init = kp_alter_user_scram_credentials_request_init_v },
+		.response = { .name = "AlterUserScramCredentialsResponse", .struct_size = sizeof(
+			struct kp_alter_user_scram_credentials_response),
+			.decode = kp_alter_user_scram_credentials_response_dec_v,
+			.encode = kp_alter_user_scram_credentials_response_enc_v,
+			.size = kp_alter_user_scram_credentials_response_size_v,
+			.init = kp_alter_user_scram_credentials_response_init_v },
 	},
 	[52] = {
 		.name = "Vote",
@@ -5051,8 +5564,13 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "VoteRequest", .struct_size = sizeof(struct kp_vote_request), .decode = kp_vote_request_dec_v, .encode = kp_vote_request_enc_v, .size = kp_vote_request_size_v, .init = kp_vote_request_init_v },
-		.response = { .name = "VoteResponse", .struct_size = sizeof(struct kp_vote_response), .decode = kp_vote_response_dec_v, .encode = kp_vote_response_enc_v, .size = kp_vote_response_size_v, .init = kp_vote_response_init_v },
+		.request = { .name = "VoteRequest", .struct_size = sizeof(struct kp_vote_request),
+			.decode = kp_vote_request_dec_v, .encode = kp_vote_request_enc_v,
+			.size = kp_vote_request_size_v, .init = kp_vote_request_init_v },
+		.response = { .name = "VoteResponse", .struct_size = sizeof(
+			struct kp_vote_response), .decode = kp_vote_response_dec_v,
+			.encode = kp_vote_response_enc_v, .size = kp_vote_response_size_v,
+			.init = kp_vote_response_init_v },
 	},
 	[53] = {
 		.name = "BeginQuorumEpoch",
@@ -5062,8 +5580,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "BeginQuorumEpochRequest", .struct_size = sizeof(struct kp_begin_quorum_epoch_request), .decode = kp_begin_quorum_epoch_request_dec_v, .encode = kp_begin_quorum_epoch_request_enc_v, .size = kp_begin_quorum_epoch_request_size_v, .init = kp_begin_quorum_epoch_request_init_v },
-		.response = { .name = "BeginQuorumEpochResponse", .struct_size = sizeof(struct kp_begin_quorum_epoch_response), .decode = kp_begin_quorum_epoch_response_dec_v, .encode = kp_begin_quorum_epoch_response_enc_v, .size = kp_begin_quorum_epoch_response_size_v, .init = kp_begin_quorum_epoch_response_init_v },
+		.request = { .name = "BeginQuorumEpochRequest", .struct_size = sizeof(
+			struct kp_begin_quorum_epoch_request),
+			.decode = kp_begin_quorum_epoch_request_dec_v,
+			.encode = kp_begin_quorum_epoch_request_enc_v,
+			.size = kp_begin_quorum_epoch_request_size_v,
+			.init = kp_begin_quorum_epoch_request_init_v },
+		.response = { .name = "BeginQuorumEpochResponse", .struct_size = sizeof(
+			struct kp_begin_quorum_epoch_response),
+			.decode = kp_begin_quorum_epoch_response_dec_v,
+			.encode = kp_begin_quorum_epoch_response_enc_v,
+			.size = kp_begin_quorum_epoch_response_size_v,
+			.init = kp_begin_quorum_epoch_response_init_v },
 	},
 	[54] = {
 		.name = "EndQuorumEpoch",
@@ -5073,8 +5601,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 1,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "EndQuorumEpochRequest", .struct_size = sizeof(struct kp_end_quorum_epoch_request), .decode = kp_end_quorum_epoch_request_dec_v, .encode = kp_end_quorum_epoch_request_enc_v, .size = kp_end_quorum_epoch_request_size_v, .init = kp_end_quorum_epoch_request_init_v },
-		.response = { .name = "EndQuorumEpochResponse", .struct_size = sizeof(struct kp_end_quorum_epoch_response), .decode = kp_end_quorum_epoch_response_dec_v, .encode = kp_end_quorum_epoch_response_enc_v, .size = kp_end_quorum_epoch_response_size_v, .init = kp_end_quorum_epoch_response_init_v },
+		.request = { .name = "EndQuorumEpochRequest", .struct_size = sizeof(
+			struct kp_end_quorum_epoch_request),
+			.decode = kp_end_quorum_epoch_request_dec_v,
+			.encode = kp_end_quorum_epoch_request_enc_v,
+			.size = kp_end_quorum_epoch_request_size_v,
+			.init = kp_end_quorum_epoch_request_init_v },
+		.response = { .name = "EndQuorumEpochResponse", .struct_size = sizeof(
+			struct kp_end_quorum_epoch_response),
+			.decode = kp_end_quorum_epoch_response_dec_v,
+			.encode = kp_end_quorum_epoch_response_enc_v,
+			.size = kp_end_quorum_epoch_response_size_v,
+			.init = kp_end_quorum_epoch_response_init_v },
 	},
 	[55] = {
 		.name = "DescribeQuorum",
@@ -5084,8 +5622,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeQuorumRequest", .struct_size = sizeof(struct kp_describe_quorum_request), .decode = kp_describe_quorum_request_dec_v, .encode = kp_describe_quorum_request_enc_v, .size = kp_describe_quorum_request_size_v, .init = kp_describe_quorum_request_init_v },
-		.response = { .name = "DescribeQuorumResponse", .struct_size = sizeof(struct kp_describe_quorum_response), .decode = kp_describe_quorum_response_dec_v, .encode = kp_describe_quorum_response_enc_v, .size = kp_describe_quorum_response_size_v, .init = kp_describe_quorum_response_init_v },
+		.request = { .name = "DescribeQuorumRequest", .struct_size = sizeof(
+			struct kp_describe_quorum_request),
+			.decode = kp_describe_quorum_request_dec_v,
+			.encode = kp_describe_quorum_request_enc_v,
+			.size = kp_describe_quorum_request_size_v,
+			.init = kp_describe_quorum_request_init_v },
+		.response = { .name = "DescribeQuorumResponse", .struct_size = sizeof(
+			struct kp_describe_quorum_response),
+			.decode = kp_describe_quorum_response_dec_v,
+			.encode = kp_describe_quorum_response_enc_v,
+			.size = kp_describe_quorum_response_size_v,
+			.init = kp_describe_quorum_response_init_v },
 	},
 	[56] = {
 		.name = "AlterPartition",
@@ -5095,8 +5643,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AlterPartitionRequest", .struct_size = sizeof(struct kp_alter_partition_request), .decode = kp_alter_partition_request_dec_v, .encode = kp_alter_partition_request_enc_v, .size = kp_alter_partition_request_size_v, .init = kp_alter_partition_request_init_v },
-		.response = { .name = "AlterPartitionResponse", .struct_size = sizeof(struct kp_alter_partition_response), .decode = kp_alter_partition_response_dec_v, .encode = kp_alter_partition_response_enc_v, .size = kp_alter_partition_response_size_v, .init = kp_alter_partition_response_init_v },
+		.request = { .name = "AlterPartitionRequest", .struct_size = sizeof(
+			struct kp_alter_partition_request),
+			.decode = kp_alter_partition_request_dec_v,
+			.encode = kp_alter_partition_request_enc_v,
+			.size = kp_alter_partition_request_size_v,
+			.init = kp_alter_partition_request_init_v },
+		.response = { .name = "AlterPartitionResponse", .struct_size = sizeof(
+			struct kp_alter_partition_response),
+			.decode = kp_alter_partition_response_dec_v,
+			.encode = kp_alter_partition_response_enc_v,
+			.size = kp_alter_partition_response_size_v,
+			.init = kp_alter_partition_response_init_v },
 	},
 	[57] = {
 		.name = "UpdateFeatures",
@@ -5106,8 +5664,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "UpdateFeaturesRequest", .struct_size = sizeof(struct kp_update_features_request), .decode = kp_update_features_request_dec_v, .encode = kp_update_features_request_enc_v, .size = kp_update_features_request_size_v, .init = kp_update_features_request_init_v },
-		.response = { .name = "UpdateFeaturesResponse", .struct_size = sizeof(struct kp_update_features_response), .decode = kp_update_features_response_dec_v, .encode = kp_update_features_response_enc_v, .size = kp_update_features_response_size_v, .init = kp_update_features_response_init_v },
+		.request = { .name = "UpdateFeaturesRequest", .struct_size = sizeof(
+			struct kp_update_features_request),
+			.decode = kp_update_features_request_dec_v,
+			.encode = kp_update_features_request_enc_v,
+			.size = kp_update_features_request_size_v,
+			.init = kp_update_features_request_init_v },
+		.response = { .name = "UpdateFeaturesResponse", .struct_size = sizeof(
+			struct kp_update_features_response),
+			.decode = kp_update_features_response_dec_v,
+			.encode = kp_update_features_response_enc_v,
+			.size = kp_update_features_response_size_v,
+			.init = kp_update_features_response_init_v },
 	},
 	[58] = {
 		.name = "Envelope",
@@ -5117,8 +5685,14 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "EnvelopeRequest", .struct_size = sizeof(struct kp_envelope_request), .decode = kp_envelope_request_dec_v, .encode = kp_envelope_request_enc_v, .size = kp_envelope_request_size_v, .init = kp_envelope_request_init_v },
-		.response = { .name = "EnvelopeResponse", .struct_size = sizeof(struct kp_envelope_response), .decode = kp_envelope_response_dec_v, .encode = kp_envelope_response_enc_v, .size = kp_envelope_response_size_v, .init = kp_envelope_response_init_v },
+		.request = { .name = "EnvelopeRequest", .struct_size = sizeof(
+			struct kp_envelope_request), .decode = kp_envelope_request_dec_v,
+			.encode = kp_envelope_request_enc_v, .size = kp_envelope_request_size_v,
+			.init = kp_envelope_request_init_v },
+		.response = { .name = "EnvelopeResponse", .struct_size = sizeof(
+			struct kp_envelope_response), .decode = kp_envelope_response_dec_v,
+			.encode = kp_envelope_response_enc_v, .size = kp_envelope_response_size_v,
+			.init = kp_envelope_response_init_v },
 	},
 	[59] = {
 		.name = "FetchSnapshot",
@@ -5128,8 +5702,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "FetchSnapshotRequest", .struct_size = sizeof(struct kp_fetch_snapshot_request), .decode = kp_fetch_snapshot_request_dec_v, .encode = kp_fetch_snapshot_request_enc_v, .size = kp_fetch_snapshot_request_size_v, .init = kp_fetch_snapshot_request_init_v },
-		.response = { .name = "FetchSnapshotResponse", .struct_size = sizeof(struct kp_fetch_snapshot_response), .decode = kp_fetch_snapshot_response_dec_v, .encode = kp_fetch_snapshot_response_enc_v, .size = kp_fetch_snapshot_response_size_v, .init = kp_fetch_snapshot_response_init_v },
+		.request = { .name = "FetchSnapshotRequest", .struct_size = sizeof(
+			struct kp_fetch_snapshot_request),
+			.decode = kp_fetch_snapshot_request_dec_v,
+			.encode = kp_fetch_snapshot_request_enc_v,
+			.size = kp_fetch_snapshot_request_size_v,
+			.init = kp_fetch_snapshot_request_init_v },
+		.response = { .name = "FetchSnapshotResponse", .struct_size = sizeof(
+			struct kp_fetch_snapshot_response),
+			.decode = kp_fetch_snapshot_response_dec_v,
+			.encode = kp_fetch_snapshot_response_enc_v,
+			.size = kp_fetch_snapshot_response_size_v,
+			.init = kp_fetch_snapshot_response_init_v },
 	},
 	[60] = {
 		.name = "DescribeCluster",
@@ -5139,8 +5723,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeClusterRequest", .struct_size = sizeof(struct kp_describe_cluster_request), .decode = kp_describe_cluster_request_dec_v, .encode = kp_describe_cluster_request_enc_v, .size = kp_describe_cluster_request_size_v, .init = kp_describe_cluster_request_init_v },
-		.response = { .name = "DescribeClusterResponse", .struct_size = sizeof(struct kp_describe_cluster_response), .decode = kp_describe_cluster_response_dec_v, .encode = kp_describe_cluster_response_enc_v, .size = kp_describe_cluster_response_size_v, .init = kp_describe_cluster_response_init_v },
+		.request = { .name = "DescribeClusterRequest", .struct_size = sizeof(
+			struct kp_describe_cluster_request),
+			.decode = kp_describe_cluster_request_dec_v,
+			.encode = kp_describe_cluster_request_enc_v,
+			.size = kp_describe_cluster_request_size_v,
+			.init = kp_describe_cluster_request_init_v },
+		.response = { .name = "DescribeClusterResponse", .struct_size = sizeof(
+			struct kp_describe_cluster_response),
+			.decode = kp_describe_cluster_response_dec_v,
+			.encode = kp_describe_cluster_response_enc_v,
+			.size = kp_describe_cluster_response_size_v,
+			.init = kp_describe_cluster_response_init_v },
 	},
 	[61] = {
 		.name = "DescribeProducers",
@@ -5150,8 +5744,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeProducersRequest", .struct_size = sizeof(struct kp_describe_producers_request), .decode = kp_describe_producers_request_dec_v, .encode = kp_describe_producers_request_enc_v, .size = kp_describe_producers_request_size_v, .init = kp_describe_producers_request_init_v },
-		.response = { .name = "DescribeProducersResponse", .struct_size = sizeof(struct kp_describe_producers_response), .decode = kp_describe_producers_response_dec_v, .encode = kp_describe_producers_response_enc_v, .size = kp_describe_producers_response_size_v, .init = kp_describe_producers_response_init_v },
+		.request = { .name = "DescribeProducersRequest", .struct_size = sizeof(
+			struct kp_describe_producers_request),
+			.decode = kp_describe_producers_request_dec_v,
+			.encode = kp_describe_producers_request_enc_v,
+			.size = kp_describe_producers_request_size_v,
+			.init = kp_describe_producers_request_init_v },
+		.response = { .name = "DescribeProducersResponse", .struct_size = sizeof(
+			struct kp_describe_producers_response),
+			.decode = kp_describe_producers_response_dec_v,
+			.encode = kp_describe_producers_response_enc_v,
+			.size = kp_describe_producers_response_size_v,
+			.init = kp_describe_producers_response_init_v },
 	},
 	[62] = {
 		.name = "BrokerRegistration",
@@ -5161,8 +5765,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "BrokerRegistrationRequest", .struct_size = sizeof(struct kp_broker_registration_request), .decode = kp_broker_registration_request_dec_v, .encode = kp_broker_registration_request_enc_v, .size = kp_broker_registration_request_size_v, .init = kp_broker_registration_request_init_v },
-		.response = { .name = "BrokerRegistrationResponse", .struct_size = sizeof(struct kp_broker_registration_response), .decode = kp_broker_registration_response_dec_v, .encode = kp_broker_registration_response_enc_v, .size = kp_broker_registration_response_size_v, .init = kp_broker_registration_response_init_v },
+		.request = { .name = "BrokerRegistrationRequest", .struct_size = sizeof(
+			struct kp_broker_registration_request),
+			.decode = kp_broker_registration_request_dec_v,
+			.encode = kp_broker_registration_request_enc_v,
+			.size = kp_broker_registration_request_size_v,
+			.init = kp_broker_registration_request_init_v },
+		.response = { .name = "BrokerRegistrationResponse", .struct_size = sizeof(
+			struct kp_broker_registration_response),
+			.decode = kp_broker_registration_response_dec_v,
+			.encode = kp_broker_registration_response_enc_v,
+			.size = kp_broker_registration_response_size_v,
+			.init = kp_broker_registration_response_init_v },
 	},
 	[63] = {
 		.name = "BrokerHeartbeat",
@@ -5172,8 +5786,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "BrokerHeartbeatRequest", .struct_size = sizeof(struct kp_broker_heartbeat_request), .decode = kp_broker_heartbeat_request_dec_v, .encode = kp_broker_heartbeat_request_enc_v, .size = kp_broker_heartbeat_request_size_v, .init = kp_broker_heartbeat_request_init_v },
-		.response = { .name = "BrokerHeartbeatResponse", .struct_size = sizeof(struct kp_broker_heartbeat_response), .decode = kp_broker_heartbeat_response_dec_v, .encode = kp_broker_heartbeat_response_enc_v, .size = kp_broker_heartbeat_response_size_v, .init = kp_broker_heartbeat_response_init_v },
+		.request = { .name = "BrokerHeartbeatRequest", .struct_size = sizeof(
+			struct kp_broker_heartbeat_request),
+			.decode = kp_broker_heartbeat_request_dec_v,
+			.encode = kp_broker_heartbeat_request_enc_v,
+			.size = kp_broker_heartbeat_request_size_v,
+			.init = kp_broker_heartbeat_request_init_v },
+		.response = { .name = "BrokerHeartbeatResponse", .struct_size = sizeof(
+			struct kp_broker_heartbeat_response),
+			.decode = kp_broker_heartbeat_response_dec_v,
+			.encode = kp_broker_heartbeat_response_enc_v,
+			.size = kp_broker_heartbeat_response_size_v,
+			.init = kp_broker_heartbeat_response_init_v },
 	},
 	[64] = {
 		.name = "UnregisterBroker",
@@ -5183,8 +5807,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "UnregisterBrokerRequest", .struct_size = sizeof(struct kp_unregister_broker_request), .decode = kp_unregister_broker_request_dec_v, .encode = kp_unregister_broker_request_enc_v, .size = kp_unregister_broker_request_size_v, .init = kp_unregister_broker_request_init_v },
-		.response = { .name = "UnregisterBrokerResponse", .struct_size = sizeof(struct kp_unregister_broker_response), .decode = kp_unregister_broker_response_dec_v, .encode = kp_unregister_broker_response_enc_v, .size = kp_unregister_broker_response_size_v, .init = kp_unregister_broker_response_init_v },
+		.request = { .name = "UnregisterBrokerRequest", .struct_size = sizeof(
+			struct kp_unregister_broker_request),
+			.decode = kp_unregister_broker_request_dec_v,
+			.encode = kp_unregister_broker_request_enc_v,
+			.size = kp_unregister_broker_request_size_v,
+			.init = kp_unregister_broker_request_init_v },
+		.response = { .name = "UnregisterBrokerResponse", .struct_size = sizeof(
+			struct kp_unregister_broker_response),
+			.decode = kp_unregister_broker_response_dec_v,
+			.encode = kp_unregister_broker_response_enc_v,
+			.size = kp_unregister_broker_response_size_v,
+			.init = kp_unregister_broker_response_init_v },
 	},
 	[65] = {
 		.name = "DescribeTransactions",
@@ -5194,8 +5828,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeTransactionsRequest", .struct_size = sizeof(struct kp_describe_transactions_request), .decode = kp_describe_transactions_request_dec_v, .encode = kp_describe_transactions_request_enc_v, .size = kp_describe_transactions_request_size_v, .init = kp_describe_transactions_request_init_v },
-		.response = { .name = "DescribeTransactionsResponse", .struct_size = sizeof(struct kp_describe_transactions_response), .decode = kp_describe_transactions_response_dec_v, .encode = kp_describe_transactions_response_enc_v, .size = kp_describe_transactions_response_size_v, .init = kp_describe_transactions_response_init_v },
+		.request = { .name = "DescribeTransactionsRequest", .struct_size = sizeof(
+			struct kp_describe_transactions_request),
+			.decode = kp_describe_transactions_request_dec_v,
+			.encode = kp_describe_transactions_request_enc_v,
+			.size = kp_describe_transactions_request_size_v,
+			.init = kp_describe_transactions_request_init_v },
+		.response = { .name = "DescribeTransactionsResponse", .struct_size = sizeof(
+			struct kp_describe_transactions_response),
+			.decode = kp_describe_transactions_response_dec_v,
+			.encode = kp_describe_transactions_response_enc_v,
+			.size = kp_describe_transactions_response_size_v,
+			.init = kp_describe_transactions_response_init_v },
 	},
 	[66] = {
 		.name = "ListTransactions",
@@ -5205,8 +5849,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ListTransactionsRequest", .struct_size = sizeof(struct kp_list_transactions_request), .decode = kp_list_transactions_request_dec_v, .encode = kp_list_transactions_request_enc_v, .size = kp_list_transactions_request_size_v, .init = kp_list_transactions_request_init_v },
-		.response = { .name = "ListTransactionsResponse", .struct_size = sizeof(struct kp_list_transactions_response), .decode = kp_list_transactions_response_dec_v, .encode = kp_list_transactions_response_enc_v, .size = kp_list_transactions_response_size_v, .init = kp_list_transactions_response_init_v },
+		.request = { .name = "ListTransactionsRequest", .struct_size = sizeof(
+			struct kp_list_transactions_request),
+			.decode = kp_list_transactions_request_dec_v,
+			.encode = kp_list_transactions_request_enc_v,
+			.size = kp_list_transactions_request_size_v,
+			.init = kp_list_transactions_request_init_v },
+		.response = { .name = "ListTransactionsResponse", .struct_size = sizeof(
+			struct kp_list_transactions_response),
+			.decode = kp_list_transactions_response_dec_v,
+			.encode = kp_list_transactions_response_enc_v,
+			.size = kp_list_transactions_response_size_v,
+			.init = kp_list_transactions_response_init_v },
 	},
 	[67] = {
 		.name = "AllocateProducerIds",
@@ -5216,8 +5870,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AllocateProducerIdsRequest", .struct_size = sizeof(struct kp_allocate_producer_ids_request), .decode = kp_allocate_producer_ids_request_dec_v, .encode = kp_allocate_producer_ids_request_enc_v, .size = kp_allocate_producer_ids_request_size_v, .init = kp_allocate_producer_ids_request_init_v },
-		.response = { .name = "AllocateProducerIdsResponse", .struct_size = sizeof(struct kp_allocate_producer_ids_response), .decode = kp_allocate_producer_ids_response_dec_v, .encode = kp_allocate_producer_ids_response_enc_v, .size = kp_allocate_producer_ids_response_size_v, .init = kp_allocate_producer_ids_response_init_v },
+		.request = { .name = "AllocateProducerIdsRequest", .struct_size = sizeof(
+			struct kp_allocate_producer_ids_request),
+			.decode = kp_allocate_producer_ids_request_dec_v,
+			.encode = kp_allocate_producer_ids_request_enc_v,
+			.size = kp_allocate_producer_ids_request_size_v,
+			.init = kp_allocate_producer_ids_request_init_v },
+		.response = { .name = "AllocateProducerIdsResponse", .struct_size = sizeof(
+			struct kp_allocate_producer_ids_response),
+			.decode = kp_allocate_producer_ids_response_dec_v,
+			.encode = kp_allocate_producer_ids_response_enc_v,
+			.size = kp_allocate_producer_ids_response_size_v,
+			.init = kp_allocate_producer_ids_response_init_v },
 	},
 	[68] = {
 		.name = "ConsumerGroupHeartbeat",
@@ -5227,8 +5891,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ConsumerGroupHeartbeatRequest", .struct_size = sizeof(struct kp_consumer_group_heartbeat_request), .decode = kp_consumer_group_heartbeat_request_dec_v, .encode = kp_consumer_group_heartbeat_request_enc_v, .size = kp_consumer_group_heartbeat_request_size_v, .init = kp_consumer_group_heartbeat_request_init_v },
-		.response = { .name = "ConsumerGroupHeartbeatResponse", .struct_size = sizeof(struct kp_consumer_group_heartbeat_response), .decode = kp_consumer_group_heartbeat_response_dec_v, .encode = kp_consumer_group_heartbeat_response_enc_v, .size = kp_consumer_group_heartbeat_response_size_v, .init = kp_consumer_group_heartbeat_response_init_v },
+		.request = { .name = "ConsumerGroupHeartbeatRequest", .struct_size = sizeof(
+			struct kp_consumer_group_heartbeat_request),
+			.decode = kp_consumer_group_heartbeat_request_dec_v,
+			.encode = kp_consumer_group_heartbeat_request_enc_v,
+			.size = kp_consumer_group_heartbeat_request_size_v,
+			.init = kp_consumer_group_heartbeat_request_init_v },
+		.response = { .name = "ConsumerGroupHeartbeatResponse", .struct_size = sizeof(
+			struct kp_consumer_group_heartbeat_response),
+			.decode = kp_consumer_group_heartbeat_response_dec_v,
+			.encode = kp_consumer_group_heartbeat_response_enc_v,
+			.size = kp_consumer_group_heartbeat_response_size_v,
+			.init = kp_consumer_group_heartbeat_response_init_v },
 	},
 	[69] = {
 		.name = "ConsumerGroupDescribe",
@@ -5238,8 +5912,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ConsumerGroupDescribeRequest", .struct_size = sizeof(struct kp_consumer_group_describe_request), .decode = kp_consumer_group_describe_request_dec_v, .encode = kp_consumer_group_describe_request_enc_v, .size = kp_consumer_group_describe_request_size_v, .init = kp_consumer_group_describe_request_init_v },
-		.response = { .name = "ConsumerGroupDescribeResponse", .struct_size = sizeof(struct kp_consumer_group_describe_response), .decode = kp_consumer_group_describe_response_dec_v, .encode = kp_consumer_group_describe_response_enc_v, .size = kp_consumer_group_describe_response_size_v, .init = kp_consumer_group_describe_response_init_v },
+		.request = { .name = "ConsumerGroupDescribeRequest", .struct_size = sizeof(
+			struct kp_consumer_group_describe_request),
+			.decode = kp_consumer_group_describe_request_dec_v,
+			.encode = kp_consumer_group_describe_request_enc_v,
+			.size = kp_consumer_group_describe_request_size_v,
+			.init = kp_consumer_group_describe_request_init_v },
+		.response = { .name = "ConsumerGroupDescribeResponse", .struct_size = sizeof(
+			struct kp_consumer_group_describe_response),
+			.decode = kp_consumer_group_describe_response_dec_v,
+			.encode = kp_consumer_group_describe_response_enc_v,
+			.size = kp_consumer_group_describe_response_size_v,
+			.init = kp_consumer_group_describe_response_init_v },
 	},
 	[70] = {
 		.name = "ControllerRegistration",
@@ -5249,8 +5933,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ControllerRegistrationRequest", .struct_size = sizeof(struct kp_controller_registration_request), .decode = kp_controller_registration_request_dec_v, .encode = kp_controller_registration_request_enc_v, .size = kp_controller_registration_request_size_v, .init = kp_controller_registration_request_init_v },
-		.response = { .name = "ControllerRegistrationResponse", .struct_size = sizeof(struct kp_controller_registration_response), .decode = kp_controller_registration_response_dec_v, .encode = kp_controller_registration_response_enc_v, .size = kp_controller_registration_response_size_v, .init = kp_controller_registration_response_init_v },
+		.request = { .name = "ControllerRegistrationRequest", .struct_size = sizeof(
+			struct kp_controller_registration_request),
+			.decode = kp_controller_registration_request_dec_v,
+			.encode = kp_controller_registration_request_enc_v,
+			.size = kp_controller_registration_request_size_v,
+			.init = kp_controller_registration_request_init_v },
+		.response = { .name = "ControllerRegistrationResponse", .struct_size = sizeof(
+			struct kp_controller_registration_response),
+			.decode = kp_controller_registration_response_dec_v,
+			.encode = kp_controller_registration_response_enc_v,
+			.size = kp_controller_registration_response_size_v,
+			.init = kp_controller_registration_response_init_v },
 	},
 	[71] = {
 		.name = "GetTelemetrySubscriptions",
@@ -5260,8 +5954,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "GetTelemetrySubscriptionsRequest", .struct_size = sizeof(struct kp_get_telemetry_subscriptions_request), .decode = kp_get_telemetry_subscriptions_request_dec_v, .encode = kp_get_telemetry_subscriptions_request_enc_v, .size = kp_get_telemetry_subscriptions_request_size_v, .init = kp_get_telemetry_subscriptions_request_init_v },
-		.response = { .name = "GetTelemetrySubscriptionsResponse", .struct_size = sizeof(struct kp_get_telemetry_subscriptions_response), .decode = kp_get_telemetry_subscriptions_response_dec_v, .encode = kp_get_telemetry_subscriptions_response_enc_v, .size = kp_get_telemetry_subscriptions_response_size_v, .init = kp_get_telemetry_subscriptions_response_init_v },
+		.request = { .name = "GetTelemetrySubscriptionsRequest", .struct_size = sizeof(
+			struct kp_get_telemetry_subscriptions_request),
+			.decode = kp_get_telemetry_subscriptions_request_dec_v,
+			.encode = kp_get_telemetry_subscriptions_request_enc_v,
+			.size = kp_get_telemetry_subscriptions_request_size_v,
+			.init = kp_get_telemetry_subscriptions_request_init_v },
+		.response = { .name = "GetTelemetrySubscriptionsResponse", .struct_size = sizeof(
+			struct kp_get_telemetry_subscriptions_response),
+			.decode = kp_get_telemetry_subscriptions_response_dec_v,
+			.encode = kp_get_telemetry_subscriptions_response_enc_v,
+			.size = kp_get_telemetry_subscriptions_response_size_v,
+			.init = kp_get_telemetry_subscriptions_response_init_v },
 	},
 	[72] = {
 		.name = "PushTelemetry",
@@ -5271,8 +5975,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "PushTelemetryRequest", .struct_size = sizeof(struct kp_push_telemetry_request), .decode = kp_push_telemetry_request_dec_v, .encode = kp_push_telemetry_request_enc_v, .size = kp_push_telemetry_request_size_v, .init = kp_push_telemetry_request_init_v },
-		.response = { .name = "PushTelemetryResponse", .struct_size = sizeof(struct kp_push_telemetry_response), .decode = kp_push_telemetry_response_dec_v, .encode = kp_push_telemetry_response_enc_v, .size = kp_push_telemetry_response_size_v, .init = kp_push_telemetry_response_init_v },
+		.request = { .name = "PushTelemetryRequest", .struct_size = sizeof(
+			struct kp_push_telemetry_request),
+			.decode = kp_push_telemetry_request_dec_v,
+			.encode = kp_push_telemetry_request_enc_v,
+			.size = kp_push_telemetry_request_size_v,
+			.init = kp_push_telemetry_request_init_v },
+		.response = { .name = "PushTelemetryResponse", .struct_size = sizeof(
+			struct kp_push_telemetry_response),
+			.decode = kp_push_telemetry_response_dec_v,
+			.encode = kp_push_telemetry_response_enc_v,
+			.size = kp_push_telemetry_response_size_v,
+			.init = kp_push_telemetry_response_init_v },
 	},
 	[73] = {
 		.name = "AssignReplicasToDirs",
@@ -5282,8 +5996,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AssignReplicasToDirsRequest", .struct_size = sizeof(struct kp_assign_replicas_to_dirs_request), .decode = kp_assign_replicas_to_dirs_request_dec_v, .encode = kp_assign_replicas_to_dirs_request_enc_v, .size = kp_assign_replicas_to_dirs_request_size_v, .init = kp_assign_replicas_to_dirs_request_init_v },
-		.response = { .name = "AssignReplicasToDirsResponse", .struct_size = sizeof(struct kp_assign_replicas_to_dirs_response), .decode = kp_assign_replicas_to_dirs_response_dec_v, .encode = kp_assign_replicas_to_dirs_response_enc_v, .size = kp_assign_replicas_to_dirs_response_size_v, .init = kp_assign_replicas_to_dirs_response_init_v },
+		.request = { .name = "AssignReplicasToDirsRequest", .struct_size = sizeof(
+			struct kp_assign_replicas_to_dirs_request),
+			.decode = kp_assign_replicas_to_dirs_request_dec_v,
+			.encode = kp_assign_replicas_to_dirs_request_enc_v,
+			.size = kp_assign_replicas_to_dirs_request_size_v,
+			.init = kp_assign_replicas_to_dirs_request_init_v },
+		.response = { .name = "AssignReplicasToDirsResponse", .struct_size = sizeof(
+			struct kp_assign_replicas_to_dirs_response),
+			.decode = kp_assign_replicas_to_dirs_response_dec_v,
+			.encode = kp_assign_replicas_to_dirs_response_enc_v,
+			.size = kp_assign_replicas_to_dirs_response_size_v,
+			.init = kp_assign_replicas_to_dirs_response_init_v },
 	},
 	[74] = {
 		.name = "ListClientMetricsResources",
@@ -5293,8 +6017,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ListClientMetricsResourcesRequest", .struct_size = sizeof(struct kp_list_client_metrics_resources_request), .decode = kp_list_client_metrics_resources_request_dec_v, .encode = kp_list_client_metrics_resources_request_enc_v, .size = kp_list_client_metrics_resources_request_size_v, .init = kp_list_client_metrics_resources_request_init_v },
-		.response = { .name = "ListClientMetricsResourcesResponse", .struct_size = sizeof(struct kp_list_client_metrics_resources_response), .decode = kp_list_client_metrics_resources_response_dec_v, .encode = kp_list_client_metrics_resources_response_enc_v, .size = kp_list_client_metrics_resources_response_size_v, .init = kp_list_client_metrics_resources_response_init_v },
+		.request = { .name = "ListClientMetricsResourcesRequest", .struct_size = sizeof(
+			struct kp_list_client_metrics_resources_request),
+			.decode = kp_list_client_metrics_resources_request_dec_v,
+			.encode = kp_list_client_metrics_resources_request_enc_v,
+			.size = kp_list_client_metrics_resources_request_size_v,
+			.init = kp_list_client_metrics_resources_request_init_v },
+		.response = { .name = "ListClientMetricsResourcesResponse", .struct_size = sizeof(
+			struct kp_list_client_metrics_resources_response),
+			.decode = kp_list_client_metrics_resources_response_dec_v,
+			.encode = kp_list_client_metrics_resources_response_enc_v,
+			.size = kp_list_client_metrics_resources_response_size_v,
+			.init = kp_list_client_metrics_resources_response_init_v },
 	},
 	[75] = {
 		.name = "DescribeTopicPartitions",
@@ -5304,8 +6038,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DescribeTopicPartitionsRequest", .struct_size = sizeof(struct kp_describe_topic_partitions_request), .decode = kp_describe_topic_partitions_request_dec_v, .encode = kp_describe_topic_partitions_request_enc_v, .size = kp_describe_topic_partitions_request_size_v, .init = kp_describe_topic_partitions_request_init_v },
-		.response = { .name = "DescribeTopicPartitionsResponse", .struct_size = sizeof(struct kp_describe_topic_partitions_response), .decode = kp_describe_topic_partitions_response_dec_v, .encode = kp_describe_topic_partitions_response_enc_v, .size = kp_describe_topic_partitions_response_size_v, .init = kp_describe_topic_partitions_response_init_v },
+		.request = { .name = "DescribeTopicPartitionsRequest", .struct_size = sizeof(
+			struct kp_describe_topic_partitions_request),
+			.decode = kp_describe_topic_partitions_request_dec_v,
+			.encode = kp_describe_topic_partitions_request_enc_v,
+			.size = kp_describe_topic_partitions_request_size_v,
+			.init = kp_describe_topic_partitions_request_init_v },
+		.response = { .name = "DescribeTopicPartitionsResponse", .struct_size = sizeof(
+			struct kp_describe_topic_partitions_response),
+			.decode = kp_describe_topic_partitions_response_dec_v,
+			.encode = kp_describe_topic_partitions_response_enc_v,
+			.size = kp_describe_topic_partitions_response_size_v,
+			.init = kp_describe_topic_partitions_response_init_v },
 	},
 	[76] = {
 		.name = "ShareGroupHeartbeat",
@@ -5315,8 +6059,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ShareGroupHeartbeatRequest", .struct_size = sizeof(struct kp_share_group_heartbeat_request), .decode = kp_share_group_heartbeat_request_dec_v, .encode = kp_share_group_heartbeat_request_enc_v, .size = kp_share_group_heartbeat_request_size_v, .init = kp_share_group_heartbeat_request_init_v },
-		.response = { .name = "ShareGroupHeartbeatResponse", .struct_size = sizeof(struct kp_share_group_heartbeat_response), .decode = kp_share_group_heartbeat_response_dec_v, .encode = kp_share_group_heartbeat_response_enc_v, .size = kp_share_group_heartbeat_response_size_v, .init = kp_share_group_heartbeat_response_init_v },
+		.request = { .name = "ShareGroupHeartbeatRequest", .struct_size = sizeof(
+			struct kp_share_group_heartbeat_request),
+			.decode = kp_share_group_heartbeat_request_dec_v,
+			.encode = kp_share_group_heartbeat_request_enc_v,
+			.size = kp_share_group_heartbeat_request_size_v,
+			.init = kp_share_group_heartbeat_request_init_v },
+		.response = { .name = "ShareGroupHeartbeatResponse", .struct_size = sizeof(
+			struct kp_share_group_heartbeat_response),
+			.decode = kp_share_group_heartbeat_response_dec_v,
+			.encode = kp_share_group_heartbeat_response_enc_v,
+			.size = kp_share_group_heartbeat_response_size_v,
+			.init = kp_share_group_heartbeat_response_init_v },
 	},
 	[77] = {
 		.name = "ShareGroupDescribe",
@@ -5326,8 +6080,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ShareGroupDescribeRequest", .struct_size = sizeof(struct kp_share_group_describe_request), .decode = kp_share_group_describe_request_dec_v, .encode = kp_share_group_describe_request_enc_v, .size = kp_share_group_describe_request_size_v, .init = kp_share_group_describe_request_init_v },
-		.response = { .name = "ShareGroupDescribeResponse", .struct_size = sizeof(struct kp_share_group_describe_response), .decode = kp_share_group_describe_response_dec_v, .encode = kp_share_group_describe_response_enc_v, .size = kp_share_group_describe_response_size_v, .init = kp_share_group_describe_response_init_v },
+		.request = { .name = "ShareGroupDescribeRequest", .struct_size = sizeof(
+			struct kp_share_group_describe_request),
+			.decode = kp_share_group_describe_request_dec_v,
+			.encode = kp_share_group_describe_request_enc_v,
+			.size = kp_share_group_describe_request_size_v,
+			.init = kp_share_group_describe_request_init_v },
+		.response = { .name = "ShareGroupDescribeResponse", .struct_size = sizeof(
+			struct kp_share_group_describe_response),
+			.decode = kp_share_group_describe_response_dec_v,
+			.encode = kp_share_group_describe_response_enc_v,
+			.size = kp_share_group_describe_response_size_v,
+			.init = kp_share_group_describe_response_init_v },
 	},
 	[78] = {
 		.name = "ShareFetch",
@@ -5337,8 +6101,16 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ShareFetchRequest", .struct_size = sizeof(struct kp_share_fetch_request), .decode = kp_share_fetch_request_dec_v, .encode = kp_share_fetch_request_enc_v, .size = kp_share_fetch_request_size_v, .init = kp_share_fetch_request_init_v },
-		.response = { .name = "ShareFetchResponse", .struct_size = sizeof(struct kp_share_fetch_response), .decode = kp_share_fetch_response_dec_v, .encode = kp_share_fetch_response_enc_v, .size = kp_share_fetch_response_size_v, .init = kp_share_fetch_response_init_v },
+		.request = { .name = "ShareFetchRequest", .struct_size = sizeof(
+			struct kp_share_fetch_request), .decode = kp_share_fetch_request_dec_v,
+			.encode = kp_share_fetch_request_enc_v,
+			.size = kp_share_fetch_request_size_v,
+			.init = kp_share_fetch_request_init_v },
+		.response = { .name = "ShareFetchResponse", .struct_size = sizeof(
+			struct kp_share_fetch_response), .decode = kp_share_fetch_response_dec_v,
+			.encode = kp_share_fetch_response_enc_v,
+			.size = kp_share_fetch_response_size_v,
+			.init = kp_share_fetch_response_init_v },
 	},
 	[79] = {
 		.name = "ShareAcknowledge",
@@ -5348,8 +6120,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ShareAcknowledgeRequest", .struct_size = sizeof(struct kp_share_acknowledge_request), .decode = kp_share_acknowledge_request_dec_v, .encode = kp_share_acknowledge_request_enc_v, .size = kp_share_acknowledge_request_size_v, .init = kp_share_acknowledge_request_init_v },
-		.response = { .name = "ShareAcknowledgeResponse", .struct_size = sizeof(struct kp_share_acknowledge_response), .decode = kp_share_acknowledge_response_dec_v, .encode = kp_share_acknowledge_response_enc_v, .size = kp_share_acknowledge_response_size_v, .init = kp_share_acknowledge_response_init_v },
+		.request = { .name = "ShareAcknowledgeRequest", .struct_size = sizeof(
+			struct kp_share_acknowledge_request),
+			.decode = kp_share_acknowledge_request_dec_v,
+			.encode = kp_share_acknowledge_request_enc_v,
+			.size = kp_share_acknowledge_request_size_v,
+			.init = kp_share_acknowledge_request_init_v },
+		.response = { .name = "ShareAcknowledgeResponse", .struct_size = sizeof(
+			struct kp_share_acknowledge_response),
+			.decode = kp_share_acknowledge_response_dec_v,
+			.encode = kp_share_acknowledge_response_enc_v,
+			.size = kp_share_acknowledge_response_size_v,
+			.init = kp_share_acknowledge_response_init_v },
 	},
 	[80] = {
 		.name = "AddRaftVoter",
@@ -5359,8 +6141,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "AddRaftVoterRequest", .struct_size = sizeof(struct kp_add_raft_voter_request), .decode = kp_add_raft_voter_request_dec_v, .encode = kp_add_raft_voter_request_enc_v, .size = kp_add_raft_voter_request_size_v, .init = kp_add_raft_voter_request_init_v },
-		.response = { .name = "AddRaftVoterResponse", .struct_size = sizeof(struct kp_add_raft_voter_response), .decode = kp_add_raft_voter_response_dec_v, .encode = kp_add_raft_voter_response_enc_v, .size = kp_add_raft_voter_response_size_v, .init = kp_add_raft_voter_response_init_v },
+		.request = { .name = "AddRaftVoterRequest", .struct_size = sizeof(
+			struct kp_add_raft_voter_request),
+			.decode = kp_add_raft_voter_request_dec_v,
+			.encode = kp_add_raft_voter_request_enc_v,
+			.size = kp_add_raft_voter_request_size_v,
+			.init = kp_add_raft_voter_request_init_v },
+		.response = { .name = "AddRaftVoterResponse", .struct_size = sizeof(
+			struct kp_add_raft_voter_response),
+			.decode = kp_add_raft_voter_response_dec_v,
+			.encode = kp_add_raft_voter_response_enc_v,
+			.size = kp_add_raft_voter_response_size_v,
+			.init = kp_add_raft_voter_response_init_v },
 	},
 	[81] = {
 		.name = "RemoveRaftVoter",
@@ -5370,8 +6162,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "RemoveRaftVoterRequest", .struct_size = sizeof(struct kp_remove_raft_voter_request), .decode = kp_remove_raft_voter_request_dec_v, .encode = kp_remove_raft_voter_request_enc_v, .size = kp_remove_raft_voter_request_size_v, .init = kp_remove_raft_voter_request_init_v },
-		.response = { .name = "RemoveRaftVoterResponse", .struct_size = sizeof(struct kp_remove_raft_voter_response), .decode = kp_remove_raft_voter_response_dec_v, .encode = kp_remove_raft_voter_response_enc_v, .size = kp_remove_raft_voter_response_size_v, .init = kp_remove_raft_voter_response_init_v },
+		.request = { .name = "RemoveRaftVoterRequest", .struct_size = sizeof(
+			struct kp_remove_raft_voter_request),
+			.decode = kp_remove_raft_voter_request_dec_v,
+			.encode = kp_remove_raft_voter_request_enc_v,
+			.size = kp_remove_raft_voter_request_size_v,
+			.init = kp_remove_raft_voter_request_init_v },
+		.response = { .name = "RemoveRaftVoterResponse", .struct_size = sizeof(
+			struct kp_remove_raft_voter_response),
+			.decode = kp_remove_raft_voter_response_dec_v,
+			.encode = kp_remove_raft_voter_response_enc_v,
+			.size = kp_remove_raft_voter_response_size_v,
+			.init = kp_remove_raft_voter_response_init_v },
 	},
 	[82] = {
 		.name = "UpdateRaftVoter",
@@ -5381,8 +6183,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "UpdateRaftVoterRequest", .struct_size = sizeof(struct kp_update_raft_voter_request), .decode = kp_update_raft_voter_request_dec_v, .encode = kp_update_raft_voter_request_enc_v, .size = kp_update_raft_voter_request_size_v, .init = kp_update_raft_voter_request_init_v },
-		.response = { .name = "UpdateRaftVoterResponse", .struct_size = sizeof(struct kp_update_raft_voter_response), .decode = kp_update_raft_voter_response_dec_v, .encode = kp_update_raft_voter_response_enc_v, .size = kp_update_raft_voter_response_size_v, .init = kp_update_raft_voter_response_init_v },
+		.request = { .name = "UpdateRaftVoterRequest", .struct_size = sizeof(
+			struct kp_update_raft_voter_request),
+			.decode = kp_update_raft_voter_request_dec_v,
+			.encode = kp_update_raft_voter_request_enc_v,
+			.size = kp_update_raft_voter_request_size_v,
+			.init = kp_update_raft_voter_request_init_v },
+		.response = { .name = "UpdateRaftVoterResponse", .struct_size = sizeof(
+			struct kp_update_raft_voter_response),
+			.decode = kp_update_raft_voter_response_dec_v,
+			.encode = kp_update_raft_voter_response_enc_v,
+			.size = kp_update_raft_voter_response_size_v,
+			.init = kp_update_raft_voter_response_init_v },
 	},
 	[83] = {
 		.name = "InitializeShareGroupState",
@@ -5392,8 +6204,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "InitializeShareGroupStateRequest", .struct_size = sizeof(struct kp_initialize_share_group_state_request), .decode = kp_initialize_share_group_state_request_dec_v, .encode = kp_initialize_share_group_state_request_enc_v, .size = kp_initialize_share_group_state_request_size_v, .init = kp_initialize_share_group_state_request_init_v },
-		.response = { .name = "InitializeShareGroupStateResponse", .struct_size = sizeof(struct kp_initialize_share_group_state_response), .decode = kp_initialize_share_group_state_response_dec_v, .encode = kp_initialize_share_group_state_response_enc_v, .size = kp_initialize_share_group_state_response_size_v, .init = kp_initialize_share_group_state_response_init_v },
+		.request = { .name = "InitializeShareGroupStateRequest", .struct_size = sizeof(
+			struct kp_initialize_share_group_state_request),
+			.decode = kp_initialize_share_group_state_request_dec_v,
+			.encode = kp_initialize_share_group_state_request_enc_v,
+			.size = kp_initialize_share_group_state_request_size_v,
+			.init = kp_initialize_share_group_state_request_init_v },
+		.response = { .name = "InitializeShareGroupStateResponse", .struct_size = sizeof(
+			struct kp_initialize_share_group_state_response),
+			.decode = kp_initialize_share_group_state_response_dec_v,
+			.encode = kp_initialize_share_group_state_response_enc_v,
+			.size = kp_initialize_share_group_state_response_size_v,
+			.init = kp_initialize_share_group_state_response_init_v },
 	},
 	[84] = {
 		.name = "ReadShareGroupState",
@@ -5403,8 +6225,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ReadShareGroupStateRequest", .struct_size = sizeof(struct kp_read_share_group_state_request), .decode = kp_read_share_group_state_request_dec_v, .encode = kp_read_share_group_state_request_enc_v, .size = kp_read_share_group_state_request_size_v, .init = kp_read_share_group_state_request_init_v },
-		.response = { .name = "ReadShareGroupStateResponse", .struct_size = sizeof(struct kp_read_share_group_state_response), .decode = kp_read_share_group_state_response_dec_v, .encode = kp_read_share_group_state_response_enc_v, .size = kp_read_share_group_state_response_size_v, .init = kp_read_share_group_state_response_init_v },
+		.request = { .name = "ReadShareGroupStateRequest", .struct_size = sizeof(
+			struct kp_read_share_group_state_request),
+			.decode = kp_read_share_group_state_request_dec_v,
+			.encode = kp_read_share_group_state_request_enc_v,
+			.size = kp_read_share_group_state_request_size_v,
+			.init = kp_read_share_group_state_request_init_v },
+		.response = { .name = "ReadShareGroupStateResponse", .struct_size = sizeof(
+			struct kp_read_share_group_state_response),
+			.decode = kp_read_share_group_state_response_dec_v,
+			.encode = kp_read_share_group_state_response_enc_v,
+			.size = kp_read_share_group_state_response_size_v,
+			.init = kp_read_share_group_state_response_init_v },
 	},
 	[85] = {
 		.name = "WriteShareGroupState",
@@ -5414,8 +6246,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "WriteShareGroupStateRequest", .struct_size = sizeof(struct kp_write_share_group_state_request), .decode = kp_write_share_group_state_request_dec_v, .encode = kp_write_share_group_state_request_enc_v, .size = kp_write_share_group_state_request_size_v, .init = kp_write_share_group_state_request_init_v },
-		.response = { .name = "WriteShareGroupStateResponse", .struct_size = sizeof(struct kp_write_share_group_state_response), .decode = kp_write_share_group_state_response_dec_v, .encode = kp_write_share_group_state_response_enc_v, .size = kp_write_share_group_state_response_size_v, .init = kp_write_share_group_state_response_init_v },
+		.request = { .name = "WriteShareGroupStateRequest", .struct_size = sizeof(
+			struct kp_write_share_group_state_request),
+			.decode = kp_write_share_group_state_request_dec_v,
+			.encode = kp_write_share_group_state_request_enc_v,
+			.size = kp_write_share_group_state_request_size_v,
+			.init = kp_write_share_group_state_request_init_v },
+		.response = { .name = "WriteShareGroupStateResponse", .struct_size = sizeof(
+			struct kp_write_share_group_state_response),
+			.decode = kp_write_share_group_state_response_dec_v,
+			.encode = kp_write_share_group_state_response_enc_v,
+			.size = kp_write_share_group_state_response_size_v,
+			.init = kp_write_share_group_state_response_init_v },
 	},
 	[86] = {
 		.name = "DeleteShareGroupState",
@@ -5425,8 +6267,18 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "DeleteShareGroupStateRequest", .struct_size = sizeof(struct kp_delete_share_group_state_request), .decode = kp_delete_share_group_state_request_dec_v, .encode = kp_delete_share_group_state_request_enc_v, .size = kp_delete_share_group_state_request_size_v, .init = kp_delete_share_group_state_request_init_v },
-		.response = { .name = "DeleteShareGroupStateResponse", .struct_size = sizeof(struct kp_delete_share_group_state_response), .decode = kp_delete_share_group_state_response_dec_v, .encode = kp_delete_share_group_state_response_enc_v, .size = kp_delete_share_group_state_response_size_v, .init = kp_delete_share_group_state_response_init_v },
+		.request = { .name = "DeleteShareGroupStateRequest", .struct_size = sizeof(
+			struct kp_delete_share_group_state_request),
+			.decode = kp_delete_share_group_state_request_dec_v,
+			.encode = kp_delete_share_group_state_request_enc_v,
+			.size = kp_delete_share_group_state_request_size_v,
+			.init = kp_delete_share_group_state_request_init_v },
+		.response = { .name = "DeleteShareGroupStateResponse", .struct_size = sizeof(
+			struct kp_delete_share_group_state_response),
+			.decode = kp_delete_share_group_state_response_dec_v,
+			.encode = kp_delete_share_group_state_response_enc_v,
+			.size = kp_delete_share_group_state_response_size_v,
+			.init = kp_delete_share_group_state_response_init_v },
 	},
 	[87] = {
 		.name = "ReadShareGroupStateSummary",
@@ -5436,20 +6288,69 @@ const struct kp_api_desc kp_api_table[KP_API_KEY_COUNT] = {
 		.first_flexible = 0,
 		.request_header_v0_below = 0,
 		.response_header_always_v0 = false,
-		.request = { .name = "ReadShareGroupStateSummaryRequest", .struct_size = sizeof(struct kp_read_share_group_state_summary_request), .decode = kp_read_share_group_state_summary_request_dec_v, .encode = kp_read_share_group_state_summary_request_enc_v, .size = kp_read_share_group_state_summary_request_size_v, .init = kp_read_share_group_state_summary_request_init_v },
-		.response = { .name = "ReadShareGroupStateSummaryResponse", .struct_size = sizeof(struct kp_read_share_group_state_summary_response), .decode = kp_read_share_group_state_summary_response_dec_v, .encode = kp_read_share_group_state_summary_response_enc_v, .size = kp_read_share_group_state_summary_response_size_v, .init = kp_read_share_group_state_summary_response_init_v },
+		.request = { .name = "ReadShareGroupStateSummaryRequest", .struct_size = sizeof(
+			struct kp_read_share_group_state_summary_request),
+			.decode = kp_read_share_group_state_summary_request_dec_v,
+			.encode = kp_read_share_group_state_summary_request_enc_v,
+			.size = kp_read_share_group_state_summary_request_size_v,
+			.init = kp_read_share_group_state_summary_request_init_v },
+		.response = { .name = "ReadShareGroupStateSummaryResponse", .struct_size = sizeof(
+			struct kp_read_share_group_state_summary_response),
+			.decode = kp_read_share_group_state_summary_response_dec_v,
+			.encode = kp_read_share_group_state_summary_response_enc_v,
+			.size = kp_read_share_group_state_summary_response_size_v,
+			.init = kp_read_share_group_state_summary_response_init_v },
 	},
 };
 
 const struct kp_msg_other_desc kp_msg_other_table[KP_MSG_OTHER_COUNT] = {
-	{ .min_version = 0, .max_version = 3, .codec = { .name = "ConsumerProtocolAssignment", .struct_size = sizeof(struct kp_consumer_protocol_assignment), .decode = kp_consumer_protocol_assignment_dec_v, .encode = kp_consumer_protocol_assignment_enc_v, .size = kp_consumer_protocol_assignment_size_v, .init = kp_consumer_protocol_assignment_init_v } },
-	{ .min_version = 0, .max_version = 3, .codec = { .name = "ConsumerProtocolSubscription", .struct_size = sizeof(struct kp_consumer_protocol_subscription), .decode = kp_consumer_protocol_subscription_dec_v, .encode = kp_consumer_protocol_subscription_enc_v, .size = kp_consumer_protocol_subscription_size_v, .init = kp_consumer_protocol_subscription_init_v } },
-	{ .min_version = 0, .max_version = 0, .codec = { .name = "DefaultPrincipalData", .struct_size = sizeof(struct kp_default_principal_data), .decode = kp_default_principal_data_dec_v, .encode = kp_default_principal_data_enc_v, .size = kp_default_principal_data_size_v, .init = kp_default_principal_data_init_v } },
-	{ .min_version = 0, .max_version = 0, .codec = { .name = "KRaftVersionRecord", .struct_size = sizeof(struct kp_k_raft_version_record), .decode = kp_k_raft_version_record_dec_v, .encode = kp_k_raft_version_record_enc_v, .size = kp_k_raft_version_record_size_v, .init = kp_k_raft_version_record_init_v } },
-	{ .min_version = 0, .max_version = 1, .codec = { .name = "LeaderChangeMessage", .struct_size = sizeof(struct kp_leader_change_message), .decode = kp_leader_change_message_dec_v, .encode = kp_leader_change_message_enc_v, .size = kp_leader_change_message_size_v, .init = kp_leader_change_message_init_v } },
-	{ .min_version = 0, .max_version = 2, .codec = { .name = "RequestHeader", .struct_size = sizeof(struct kp_request_header), .decode = kp_request_header_dec_v, .encode = kp_request_header_enc_v, .size = kp_request_header_size_v, .init = kp_request_header_init_v } },
-	{ .min_version = 0, .max_version = 1, .codec = { .name = "ResponseHeader", .struct_size = sizeof(struct kp_response_header), .decode = kp_response_header_dec_v, .encode = kp_response_header_enc_v, .size = kp_response_header_size_v, .init = kp_response_header_init_v } },
-	{ .min_version = 0, .max_version = 0, .codec = { .name = "SnapshotFooterRecord", .struct_size = sizeof(struct kp_snapshot_footer_record), .decode = kp_snapshot_footer_record_dec_v, .encode = kp_snapshot_footer_record_enc_v, .size = kp_snapshot_footer_record_size_v, .init = kp_snapshot_footer_record_init_v } },
-	{ .min_version = 0, .max_version = 0, .codec = { .name = "SnapshotHeaderRecord", .struct_size = sizeof(struct kp_snapshot_header_record), .decode = kp_snapshot_header_record_dec_v, .encode = kp_snapshot_header_record_enc_v, .size = kp_snapshot_header_record_size_v, .init = kp_snapshot_header_record_init_v } },
-	{ .min_version = 0, .max_version = 0, .codec = { .name = "VotersRecord", .struct_size = sizeof(struct kp_voters_record), .decode = kp_voters_record_dec_v, .encode = kp_voters_record_enc_v, .size = kp_voters_record_size_v, .init = kp_voters_record_init_v } },
+	{ .min_version = 0, .max_version = 3, .codec = { .name = "ConsumerProtocolAssignment",
+		.struct_size = sizeof(struct kp_consumer_protocol_assignment),
+		.decode = kp_consumer_protocol_assignment_dec_v,
+		.encode = kp_consumer_protocol_assignment_enc_v,
+		.size = kp_consumer_protocol_assignment_size_v,
+		.init = kp_consumer_protocol_assignment_init_v } },
+	{ .min_version = 0, .max_version = 3, .codec = { .name = "ConsumerProtocolSubscription",
+		.struct_size = sizeof(struct kp_consumer_protocol_subscription),
+		.decode = kp_consumer_protocol_subscription_dec_v,
+		.encode = kp_consumer_protocol_subscription_enc_v,
+		.size = kp_consumer_protocol_subscription_size_v,
+		.init = kp_consumer_protocol_subscription_init_v } },
+	{ .min_version = 0, .max_version = 0, .codec = { .name = "DefaultPrincipalData",
+		.struct_size = sizeof(struct kp_default_principal_data),
+		.decode = kp_default_principal_data_dec_v,
+		.encode = kp_default_principal_data_enc_v, .size = kp_default_principal_data_size_v,
+		.init = kp_default_principal_data_init_v } },
+	{ .min_version = 0, .max_version = 0, .codec = { .name = "KRaftVersionRecord",
+		.struct_size = sizeof(struct kp_k_raft_version_record),
+		.decode = kp_k_raft_version_record_dec_v, .encode = kp_k_raft_version_record_enc_v,
+		.size = kp_k_raft_version_record_size_v,
+		.init = kp_k_raft_version_record_init_v } },
+	{ .min_version = 0, .max_version = 1, .codec = { .name = "LeaderChangeMessage",
+		.struct_size = sizeof(struct kp_leader_change_message),
+		.decode = kp_leader_change_message_dec_v, .encode = kp_leader_change_message_enc_v,
+		.size = kp_leader_change_message_size_v,
+		.init = kp_leader_change_message_init_v } },
+	{ .min_version = 0, .max_version = 2, .codec = { .name = "RequestHeader",
+		.struct_size = sizeof(struct kp_request_header), .decode = kp_request_header_dec_v,
+		.encode = kp_request_header_enc_v, .size = kp_request_header_size_v,
+		.init = kp_request_header_init_v } },
+	{ .min_version = 0, .max_version = 1, .codec = { .name = "ResponseHeader",
+		.struct_size = sizeof(struct kp_response_header),
+		.decode = kp_response_header_dec_v, .encode = kp_response_header_enc_v,
+		.size = kp_response_header_size_v, .init = kp_response_header_init_v } },
+	{ .min_version = 0, .max_version = 0, .codec = { .name = "SnapshotFooterRecord",
+		.struct_size = sizeof(struct kp_snapshot_footer_record),
+		.decode = kp_snapshot_footer_record_dec_v,
+		.encode = kp_snapshot_footer_record_enc_v, .size = kp_snapshot_footer_record_size_v,
+		.init = kp_snapshot_footer_record_init_v } },
+	{ .min_version = 0, .max_version = 0, .codec = { .name = "SnapshotHeaderRecord",
+		.struct_size = sizeof(struct kp_snapshot_header_record),
+		.decode = kp_snapshot_header_record_dec_v,
+		.encode = kp_snapshot_header_record_enc_v, .size = kp_snapshot_header_record_size_v,
+		.init = kp_snapshot_header_record_init_v } },
+	{ .min_version = 0, .max_version = 0, .codec = { .name = "VotersRecord",
+		.struct_size = sizeof(struct kp_voters_record), .decode = kp_voters_record_dec_v,
+		.encode = kp_voters_record_enc_v, .size = kp_voters_record_size_v,
+		.init = kp_voters_record_init_v } },
 };

@@ -14,7 +14,8 @@ kp_add_offsets_to_txn_request_init(struct kp_add_offsets_to_txn_request *s)
 }
 
 static int
-kp_add_offsets_to_txn_request_dec(struct kp_add_offsets_to_txn_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_offsets_to_txn_request_dec(struct kp_add_offsets_to_txn_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -65,7 +66,8 @@ kp_add_offsets_to_txn_request_dec(struct kp_add_offsets_to_txn_request *s, int16
 }
 
 static void
-kp_add_offsets_to_txn_request_enc(const struct kp_add_offsets_to_txn_request *s, int16_t version, struct kp_writer *w)
+kp_add_offsets_to_txn_request_enc(const struct kp_add_offsets_to_txn_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -109,7 +111,8 @@ kp_add_offsets_to_txn_request_sz(const struct kp_add_offsets_to_txn_request *s, 
 }
 
 int
-kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -119,7 +122,8 @@ kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, in
 }
 
 int
-kp_add_offsets_to_txn_request_encode(const struct kp_add_offsets_to_txn_request *m, int16_t version, struct kp_writer *w)
+kp_add_offsets_to_txn_request_encode(const struct kp_add_offsets_to_txn_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -142,7 +146,8 @@ kp_add_offsets_to_txn_response_init(struct kp_add_offsets_to_txn_response *s)
 }
 
 static int
-kp_add_offsets_to_txn_response_dec(struct kp_add_offsets_to_txn_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_offsets_to_txn_response_dec(struct kp_add_offsets_to_txn_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -191,7 +196,8 @@ kp_add_offsets_to_txn_response_dec(struct kp_add_offsets_to_txn_response *s, int
 }
 
 static void
-kp_add_offsets_to_txn_response_enc(const struct kp_add_offsets_to_txn_response *s, int16_t version, struct kp_writer *w)
+kp_add_offsets_to_txn_response_enc(const struct kp_add_offsets_to_txn_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -231,7 +237,8 @@ kp_add_offsets_to_txn_response_sz(const struct kp_add_offsets_to_txn_response *s
 }
 
 int
-kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -241,7 +248,8 @@ kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, 
 }
 
 int
-kp_add_offsets_to_txn_response_encode(const struct kp_add_offsets_to_txn_response *m, int16_t version, struct kp_writer *w)
+kp_add_offsets_to_txn_response_encode(const struct kp_add_offsets_to_txn_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

@@ -36,7 +36,8 @@ kp_add_offsets_to_txn_request_init(struct kp_add_offsets_to_txn_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -45,7 +46,8 @@ kp_add_offsets_to_txn_request_decode(struct kp_add_offsets_to_txn_request *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_offsets_to_txn_request_encode(const struct kp_add_offsets_to_txn_request *m, int16_t version, struct kp_writer *w);
+kp_add_offsets_to_txn_request_encode(const struct kp_add_offsets_to_txn_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_add_offsets_to_txn_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -76,7 +78,8 @@ kp_add_offsets_to_txn_response_init(struct kp_add_offsets_to_txn_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -85,10 +88,12 @@ kp_add_offsets_to_txn_response_decode(struct kp_add_offsets_to_txn_response *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_offsets_to_txn_response_encode(const struct kp_add_offsets_to_txn_response *m, int16_t version, struct kp_writer *w);
+kp_add_offsets_to_txn_response_encode(const struct kp_add_offsets_to_txn_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_add_offsets_to_txn_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_add_offsets_to_txn_response_size(const struct kp_add_offsets_to_txn_response *m, int16_t version);
+kp_add_offsets_to_txn_response_size(const struct kp_add_offsets_to_txn_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ADD_OFFSETS_TO_TXN_H */

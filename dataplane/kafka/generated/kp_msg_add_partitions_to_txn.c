@@ -8,13 +8,16 @@
 #include "kp_msg_add_partitions_to_txn.h"
 
 void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_dec(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_dec(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -34,7 +37,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_dec(struct kp_add_p
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_dec(struct kp_add_p
 }
 
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(
+	const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -100,7 +106,9 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(const struct kp
 }
 
 static size_t
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(
+	const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -123,13 +131,16 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(const struct kp_
 }
 
 void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_dec(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_dec(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -152,7 +163,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_dec(struct kp
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -197,7 +209,9 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_dec(struct kp
 }
 
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(
+	const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -209,7 +223,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(const str
 	kp_wr_bool(w, s->verify_only);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(&s->topics.items[i], version, w);
+		kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -221,7 +236,9 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(const str
 }
 
 static size_t
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_sz(const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_sz(
+	const struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -235,7 +252,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_sz(const stru
 	sz += 1;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(&s->topics.items[i], version);
+		sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -253,7 +271,8 @@ kp_add_partitions_to_txn_request_init(struct kp_add_partitions_to_txn_request *s
 }
 
 static int
-kp_add_partitions_to_txn_request_dec(struct kp_add_partitions_to_txn_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_request_dec(struct kp_add_partitions_to_txn_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -281,7 +300,8 @@ kp_add_partitions_to_txn_request_dec(struct kp_add_partitions_to_txn_request *s,
 			s->transactions.count = n;
 			s->transactions.items = NULL;
 			if (n > 0) {
-				s->transactions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->transactions.items), 8);
+				s->transactions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->transactions.items), 8);
 				if (s->transactions.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -309,7 +329,8 @@ kp_add_partitions_to_txn_request_dec(struct kp_add_partitions_to_txn_request *s,
 			s->v3_and_below_topics.count = n;
 			s->v3_and_below_topics.items = NULL;
 			if (n > 0) {
-				s->v3_and_below_topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->v3_and_below_topics.items), 8);
+				s->v3_and_below_topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->v3_and_below_topics.items), 8);
 				if (s->v3_and_below_topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -355,7 +376,8 @@ kp_add_partitions_to_txn_request_dec(struct kp_add_partitions_to_txn_request *s,
 }
 
 static void
-kp_add_partitions_to_txn_request_enc(const struct kp_add_partitions_to_txn_request *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_request_enc(const struct kp_add_partitions_to_txn_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -364,7 +386,8 @@ kp_add_partitions_to_txn_request_enc(const struct kp_add_partitions_to_txn_reque
 	if (version >= 4) {
 		kp_wr_array_len(w, flex, false, s->transactions.count);
 		for (int32_t i = 0; i < s->transactions.count; i++)
-			kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(&s->transactions.items[i], version, w);
+			kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_enc(
+				&s->transactions.items[i], version, w);
 	}
 	if (version <= 3) {
 		kp_wr_str(w, flex, false, &s->v3_and_below_transactional_id);
@@ -378,7 +401,8 @@ kp_add_partitions_to_txn_request_enc(const struct kp_add_partitions_to_txn_reque
 	if (version <= 3) {
 		kp_wr_array_len(w, flex, false, s->v3_and_below_topics.count);
 		for (int32_t i = 0; i < s->v3_and_below_topics.count; i++)
-			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(&s->v3_and_below_topics.items[i], version, w);
+			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_enc(
+				&s->v3_and_below_topics.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -391,7 +415,8 @@ kp_add_partitions_to_txn_request_enc(const struct kp_add_partitions_to_txn_reque
 }
 
 static size_t
-kp_add_partitions_to_txn_request_sz(const struct kp_add_partitions_to_txn_request *s, int16_t version)
+kp_add_partitions_to_txn_request_sz(const struct kp_add_partitions_to_txn_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -402,7 +427,8 @@ kp_add_partitions_to_txn_request_sz(const struct kp_add_partitions_to_txn_reques
 	if (version >= 4) {
 		sz += kp_array_len_size(flex, s->transactions.count);
 		for (int32_t i = 0; i < s->transactions.count; i++)
-			sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_sz(&s->transactions.items[i], version);
+			sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_sz(
+				&s->transactions.items[i], version);
 	}
 	if (version <= 3) {
 		sz += kp_str_size(flex, &s->v3_and_below_transactional_id);
@@ -416,7 +442,8 @@ kp_add_partitions_to_txn_request_sz(const struct kp_add_partitions_to_txn_reques
 	if (version <= 3) {
 		sz += kp_array_len_size(flex, s->v3_and_below_topics.count);
 		for (int32_t i = 0; i < s->v3_and_below_topics.count; i++)
-			sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(&s->v3_and_below_topics.items[i], version);
+			sz += kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_sz(
+				&s->v3_and_below_topics.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -429,7 +456,8 @@ kp_add_partitions_to_txn_request_sz(const struct kp_add_partitions_to_txn_reques
 }
 
 int
-kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -439,7 +467,8 @@ kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request 
 }
 
 int
-kp_add_partitions_to_txn_request_encode(const struct kp_add_partitions_to_txn_request *m, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_request_encode(const struct kp_add_partitions_to_txn_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -448,7 +477,8 @@ kp_add_partitions_to_txn_request_encode(const struct kp_add_partitions_to_txn_re
 }
 
 int64_t
-kp_add_partitions_to_txn_request_size(const struct kp_add_partitions_to_txn_request *m, int16_t version)
+kp_add_partitions_to_txn_request_size(const struct kp_add_partitions_to_txn_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -456,13 +486,16 @@ kp_add_partitions_to_txn_request_size(const struct kp_add_partitions_to_txn_requ
 }
 
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_dec(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_dec(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -511,7 +544,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_dec(str
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_enc(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_enc(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -530,7 +565,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_enc(con
 }
 
 static size_t
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_sz(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_sz(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -551,13 +588,16 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_sz(cons
 }
 
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -577,7 +617,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec(struct 
 		s->results_by_partition.count = n;
 		s->results_by_partition.items = NULL;
 		if (n > 0) {
-			s->results_by_partition.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results_by_partition.items), 8);
+			s->results_by_partition.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->results_by_partition.items), 8);
 			if (s->results_by_partition.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -622,7 +663,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec(struct 
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -631,7 +674,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(const s
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->results_by_partition.count);
 	for (int32_t i = 0; i < s->results_by_partition.count; i++)
-		kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_enc(&s->results_by_partition.items[i], version, w);
+		kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_enc(
+			&s->results_by_partition.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -643,7 +687,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(const s
 }
 
 static size_t
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -654,7 +700,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(const st
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->results_by_partition.count);
 	for (int32_t i = 0; i < s->results_by_partition.count; i++)
-		sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_sz(&s->results_by_partition.items[i], version);
+		sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_sz(
+			&s->results_by_partition.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -666,13 +713,16 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(const st
 }
 
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_dec(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_dec(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -692,7 +742,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_dec(struct kp_add
 		s->topic_results.count = n;
 		s->topic_results.items = NULL;
 		if (n > 0) {
-			s->topic_results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_results.items), 8);
+			s->topic_results.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_results.items), 8);
 			if (s->topic_results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -737,7 +788,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_dec(struct kp_add
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -746,7 +799,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(const struct 
 	kp_wr_str(w, flex, false, &s->transactional_id);
 	kp_wr_array_len(w, flex, false, s->topic_results.count);
 	for (int32_t i = 0; i < s->topic_results.count; i++)
-		kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(&s->topic_results.items[i], version, w);
+		kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(
+			&s->topic_results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -758,7 +812,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(const struct 
 }
 
 static size_t
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_sz(const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_sz(
+	const struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -769,7 +825,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_sz(const struct k
 	sz += kp_str_size(flex, &s->transactional_id);
 	sz += kp_array_len_size(flex, s->topic_results.count);
 	for (int32_t i = 0; i < s->topic_results.count; i++)
-		sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(&s->topic_results.items[i], version);
+		sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_sz(
+			&s->topic_results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -787,7 +844,8 @@ kp_add_partitions_to_txn_response_init(struct kp_add_partitions_to_txn_response 
 }
 
 static int
-kp_add_partitions_to_txn_response_dec(struct kp_add_partitions_to_txn_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_response_dec(struct kp_add_partitions_to_txn_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -816,7 +874,8 @@ kp_add_partitions_to_txn_response_dec(struct kp_add_partitions_to_txn_response *
 			s->results_by_transaction.count = n;
 			s->results_by_transaction.items = NULL;
 			if (n > 0) {
-				s->results_by_transaction.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results_by_transaction.items), 8);
+				s->results_by_transaction.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->results_by_transaction.items), 8);
 				if (s->results_by_transaction.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -835,7 +894,9 @@ kp_add_partitions_to_txn_response_dec(struct kp_add_partitions_to_txn_response *
 			s->results_by_topic_v3_and_below.count = n;
 			s->results_by_topic_v3_and_below.items = NULL;
 			if (n > 0) {
-				s->results_by_topic_v3_and_below.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results_by_topic_v3_and_below.items), 8);
+				s->results_by_topic_v3_and_below.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->results_by_topic_v3_and_below.items),
+					8);
 				if (s->results_by_topic_v3_and_below.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -881,7 +942,8 @@ kp_add_partitions_to_txn_response_dec(struct kp_add_partitions_to_txn_response *
 }
 
 static void
-kp_add_partitions_to_txn_response_enc(const struct kp_add_partitions_to_txn_response *s, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_response_enc(const struct kp_add_partitions_to_txn_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -894,12 +956,14 @@ kp_add_partitions_to_txn_response_enc(const struct kp_add_partitions_to_txn_resp
 	if (version >= 4) {
 		kp_wr_array_len(w, flex, false, s->results_by_transaction.count);
 		for (int32_t i = 0; i < s->results_by_transaction.count; i++)
-			kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(&s->results_by_transaction.items[i], version, w);
+			kp_add_partitions_to_txn_response_add_partitions_to_txn_result_enc(
+				&s->results_by_transaction.items[i], version, w);
 	}
 	if (version <= 3) {
 		kp_wr_array_len(w, flex, false, s->results_by_topic_v3_and_below.count);
 		for (int32_t i = 0; i < s->results_by_topic_v3_and_below.count; i++)
-			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(&s->results_by_topic_v3_and_below.items[i], version, w);
+			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc(
+				&s->results_by_topic_v3_and_below.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -912,7 +976,8 @@ kp_add_partitions_to_txn_response_enc(const struct kp_add_partitions_to_txn_resp
 }
 
 static size_t
-kp_add_partitions_to_txn_response_sz(const struct kp_add_partitions_to_txn_response *s, int16_t version)
+kp_add_partitions_to_txn_response_sz(const struct kp_add_partitions_to_txn_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -927,7 +992,8 @@ kp_add_partitions_to_txn_response_sz(const struct kp_add_partitions_to_txn_respo
 	if (version >= 4) {
 		sz += kp_array_len_size(flex, s->results_by_transaction.count);
 		for (int32_t i = 0; i < s->results_by_transaction.count; i++)
-			sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_result_sz(&s->results_by_transaction.items[i], version);
+			sz += kp_add_partitions_to_txn_response_add_partitions_to_txn_result_sz(
+				&s->results_by_transaction.items[i], version);
 	}
 	if (version <= 3) {
 		sz += kp_array_len_size(flex, s->results_by_topic_v3_and_below.count);
@@ -945,7 +1011,8 @@ kp_add_partitions_to_txn_response_sz(const struct kp_add_partitions_to_txn_respo
 }
 
 int
-kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -955,7 +1022,8 @@ kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_respons
 }
 
 int
-kp_add_partitions_to_txn_response_encode(const struct kp_add_partitions_to_txn_response *m, int16_t version, struct kp_writer *w)
+kp_add_partitions_to_txn_response_encode(const struct kp_add_partitions_to_txn_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -964,7 +1032,8 @@ kp_add_partitions_to_txn_response_encode(const struct kp_add_partitions_to_txn_r
 }
 
 int64_t
-kp_add_partitions_to_txn_response_size(const struct kp_add_partitions_to_txn_response *m, int16_t version)
+kp_add_partitions_to_txn_response_size(const struct kp_add_partitions_to_txn_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

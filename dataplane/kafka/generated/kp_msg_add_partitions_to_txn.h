@@ -67,11 +67,13 @@ struct kp_add_partitions_to_txn_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -85,7 +87,8 @@ kp_add_partitions_to_txn_request_init(struct kp_add_partitions_to_txn_request *s
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -94,11 +97,13 @@ kp_add_partitions_to_txn_request_decode(struct kp_add_partitions_to_txn_request 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_partitions_to_txn_request_encode(const struct kp_add_partitions_to_txn_request *m, int16_t version, struct kp_writer *w);
+kp_add_partitions_to_txn_request_encode(const struct kp_add_partitions_to_txn_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_add_partitions_to_txn_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_add_partitions_to_txn_request_size(const struct kp_add_partitions_to_txn_request *m, int16_t version);
+kp_add_partitions_to_txn_request_size(const struct kp_add_partitions_to_txn_request *m,
+	int16_t version);
 
 /*
  * AddPartitionsToTxnPartitionResult: in AddPartitionsToTxnResponse, used in versions 0,1,2,3,4,5.
@@ -166,15 +171,18 @@ struct kp_add_partitions_to_txn_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -188,7 +196,8 @@ kp_add_partitions_to_txn_response_init(struct kp_add_partitions_to_txn_response 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -197,10 +206,12 @@ kp_add_partitions_to_txn_response_decode(struct kp_add_partitions_to_txn_respons
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_partitions_to_txn_response_encode(const struct kp_add_partitions_to_txn_response *m, int16_t version, struct kp_writer *w);
+kp_add_partitions_to_txn_response_encode(const struct kp_add_partitions_to_txn_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_add_partitions_to_txn_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_add_partitions_to_txn_response_size(const struct kp_add_partitions_to_txn_response *m, int16_t version);
+kp_add_partitions_to_txn_response_size(const struct kp_add_partitions_to_txn_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ADD_PARTITIONS_TO_TXN_H */

@@ -14,7 +14,8 @@ kp_add_raft_voter_request_listener_init(struct kp_add_raft_voter_request_listene
 }
 
 static int
-kp_add_raft_voter_request_listener_dec(struct kp_add_raft_voter_request_listener *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_raft_voter_request_listener_dec(struct kp_add_raft_voter_request_listener *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_add_raft_voter_request_listener_dec(struct kp_add_raft_voter_request_listener
 }
 
 static void
-kp_add_raft_voter_request_listener_enc(const struct kp_add_raft_voter_request_listener *s, int16_t version, struct kp_writer *w)
+kp_add_raft_voter_request_listener_enc(const struct kp_add_raft_voter_request_listener *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -84,7 +86,8 @@ kp_add_raft_voter_request_listener_enc(const struct kp_add_raft_voter_request_li
 }
 
 static size_t
-kp_add_raft_voter_request_listener_sz(const struct kp_add_raft_voter_request_listener *s, int16_t version)
+kp_add_raft_voter_request_listener_sz(const struct kp_add_raft_voter_request_listener *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -112,7 +115,8 @@ kp_add_raft_voter_request_init(struct kp_add_raft_voter_request *s)
 }
 
 static int
-kp_add_raft_voter_request_dec(struct kp_add_raft_voter_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_raft_voter_request_dec(struct kp_add_raft_voter_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -135,11 +139,13 @@ kp_add_raft_voter_request_dec(struct kp_add_raft_voter_request *s, int16_t versi
 		s->listeners.count = n;
 		s->listeners.items = NULL;
 		if (n > 0) {
-			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->listeners.items), 8);
+			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->listeners.items), 8);
 			if (s->listeners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_add_raft_voter_request_listener_dec(&s->listeners.items[i], version, r, a);
+				rc = kp_add_raft_voter_request_listener_dec(&s->listeners.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -180,7 +186,8 @@ kp_add_raft_voter_request_dec(struct kp_add_raft_voter_request *s, int16_t versi
 }
 
 static void
-kp_add_raft_voter_request_enc(const struct kp_add_raft_voter_request *s, int16_t version, struct kp_writer *w)
+kp_add_raft_voter_request_enc(const struct kp_add_raft_voter_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -230,7 +237,8 @@ kp_add_raft_voter_request_sz(const struct kp_add_raft_voter_request *s, int16_t 
 }
 
 int
-kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -240,7 +248,8 @@ kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t ve
 }
 
 int
-kp_add_raft_voter_request_encode(const struct kp_add_raft_voter_request *m, int16_t version, struct kp_writer *w)
+kp_add_raft_voter_request_encode(const struct kp_add_raft_voter_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -263,7 +272,8 @@ kp_add_raft_voter_response_init(struct kp_add_raft_voter_response *s)
 }
 
 static int
-kp_add_raft_voter_response_dec(struct kp_add_raft_voter_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_raft_voter_response_dec(struct kp_add_raft_voter_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -313,7 +323,8 @@ kp_add_raft_voter_response_dec(struct kp_add_raft_voter_response *s, int16_t ver
 }
 
 static void
-kp_add_raft_voter_response_enc(const struct kp_add_raft_voter_response *s, int16_t version, struct kp_writer *w)
+kp_add_raft_voter_response_enc(const struct kp_add_raft_voter_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -355,7 +366,8 @@ kp_add_raft_voter_response_sz(const struct kp_add_raft_voter_response *s, int16_
 }
 
 int
-kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -365,7 +377,8 @@ kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t 
 }
 
 int
-kp_add_raft_voter_response_encode(const struct kp_add_raft_voter_response *m, int16_t version, struct kp_writer *w)
+kp_add_raft_voter_response_encode(const struct kp_add_raft_voter_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

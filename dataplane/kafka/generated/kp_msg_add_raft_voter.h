@@ -59,7 +59,8 @@ kp_add_raft_voter_request_init(struct kp_add_raft_voter_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -68,7 +69,8 @@ kp_add_raft_voter_request_decode(struct kp_add_raft_voter_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_raft_voter_request_encode(const struct kp_add_raft_voter_request *m, int16_t version, struct kp_writer *w);
+kp_add_raft_voter_request_encode(const struct kp_add_raft_voter_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_add_raft_voter_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -101,7 +103,8 @@ kp_add_raft_voter_response_init(struct kp_add_raft_voter_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -110,7 +113,8 @@ kp_add_raft_voter_response_decode(struct kp_add_raft_voter_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_add_raft_voter_response_encode(const struct kp_add_raft_voter_response *m, int16_t version, struct kp_writer *w);
+kp_add_raft_voter_response_encode(const struct kp_add_raft_voter_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_add_raft_voter_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -15,7 +15,8 @@ kp_allocate_producer_ids_request_init(struct kp_allocate_producer_ids_request *s
 }
 
 static int
-kp_allocate_producer_ids_request_dec(struct kp_allocate_producer_ids_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_allocate_producer_ids_request_dec(struct kp_allocate_producer_ids_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_allocate_producer_ids_request_dec(struct kp_allocate_producer_ids_request *s,
 }
 
 static void
-kp_allocate_producer_ids_request_enc(const struct kp_allocate_producer_ids_request *s, int16_t version, struct kp_writer *w)
+kp_allocate_producer_ids_request_enc(const struct kp_allocate_producer_ids_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -83,7 +85,8 @@ kp_allocate_producer_ids_request_enc(const struct kp_allocate_producer_ids_reque
 }
 
 static size_t
-kp_allocate_producer_ids_request_sz(const struct kp_allocate_producer_ids_request *s, int16_t version)
+kp_allocate_producer_ids_request_sz(const struct kp_allocate_producer_ids_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -104,7 +107,8 @@ kp_allocate_producer_ids_request_sz(const struct kp_allocate_producer_ids_reques
 }
 
 int
-kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -114,7 +118,8 @@ kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request 
 }
 
 int
-kp_allocate_producer_ids_request_encode(const struct kp_allocate_producer_ids_request *m, int16_t version, struct kp_writer *w)
+kp_allocate_producer_ids_request_encode(const struct kp_allocate_producer_ids_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -123,7 +128,8 @@ kp_allocate_producer_ids_request_encode(const struct kp_allocate_producer_ids_re
 }
 
 int64_t
-kp_allocate_producer_ids_request_size(const struct kp_allocate_producer_ids_request *m, int16_t version)
+kp_allocate_producer_ids_request_size(const struct kp_allocate_producer_ids_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -137,7 +143,8 @@ kp_allocate_producer_ids_response_init(struct kp_allocate_producer_ids_response 
 }
 
 static int
-kp_allocate_producer_ids_response_dec(struct kp_allocate_producer_ids_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_allocate_producer_ids_response_dec(struct kp_allocate_producer_ids_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -188,7 +195,8 @@ kp_allocate_producer_ids_response_dec(struct kp_allocate_producer_ids_response *
 }
 
 static void
-kp_allocate_producer_ids_response_enc(const struct kp_allocate_producer_ids_response *s, int16_t version, struct kp_writer *w)
+kp_allocate_producer_ids_response_enc(const struct kp_allocate_producer_ids_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -209,7 +217,8 @@ kp_allocate_producer_ids_response_enc(const struct kp_allocate_producer_ids_resp
 }
 
 static size_t
-kp_allocate_producer_ids_response_sz(const struct kp_allocate_producer_ids_response *s, int16_t version)
+kp_allocate_producer_ids_response_sz(const struct kp_allocate_producer_ids_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -232,7 +241,8 @@ kp_allocate_producer_ids_response_sz(const struct kp_allocate_producer_ids_respo
 }
 
 int
-kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -242,7 +252,8 @@ kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_respons
 }
 
 int
-kp_allocate_producer_ids_response_encode(const struct kp_allocate_producer_ids_response *m, int16_t version, struct kp_writer *w)
+kp_allocate_producer_ids_response_encode(const struct kp_allocate_producer_ids_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -251,7 +262,8 @@ kp_allocate_producer_ids_response_encode(const struct kp_allocate_producer_ids_r
 }
 
 int64_t
-kp_allocate_producer_ids_response_size(const struct kp_allocate_producer_ids_response *m, int16_t version)
+kp_allocate_producer_ids_response_size(const struct kp_allocate_producer_ids_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_allocate_producer_ids_request_init(struct kp_allocate_producer_ids_request *s
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +42,13 @@ kp_allocate_producer_ids_request_decode(struct kp_allocate_producer_ids_request 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_allocate_producer_ids_request_encode(const struct kp_allocate_producer_ids_request *m, int16_t version, struct kp_writer *w);
+kp_allocate_producer_ids_request_encode(const struct kp_allocate_producer_ids_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_allocate_producer_ids_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_allocate_producer_ids_request_size(const struct kp_allocate_producer_ids_request *m, int16_t version);
+kp_allocate_producer_ids_request_size(const struct kp_allocate_producer_ids_request *m,
+	int16_t version);
 
 /* AllocateProducerIdsResponse (response, API key 67), versions 0, flexible 0+. */
 struct kp_allocate_producer_ids_response {
@@ -76,7 +79,8 @@ kp_allocate_producer_ids_response_init(struct kp_allocate_producer_ids_response 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -85,10 +89,12 @@ kp_allocate_producer_ids_response_decode(struct kp_allocate_producer_ids_respons
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_allocate_producer_ids_response_encode(const struct kp_allocate_producer_ids_response *m, int16_t version, struct kp_writer *w);
+kp_allocate_producer_ids_response_encode(const struct kp_allocate_producer_ids_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_allocate_producer_ids_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_allocate_producer_ids_response_size(const struct kp_allocate_producer_ids_response *m, int16_t version);
+kp_allocate_producer_ids_response_size(const struct kp_allocate_producer_ids_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ALLOCATE_PRODUCER_IDS_H */

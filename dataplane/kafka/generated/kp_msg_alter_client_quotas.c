@@ -8,13 +8,15 @@
 #include "kp_msg_alter_client_quotas.h"
 
 void
-kp_alter_client_quotas_request_entity_data_init(struct kp_alter_client_quotas_request_entity_data *s)
+kp_alter_client_quotas_request_entity_data_init(
+	struct kp_alter_client_quotas_request_entity_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_client_quotas_request_entity_data_dec(struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_request_entity_data_dec(struct kp_alter_client_quotas_request_entity_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -63,7 +65,9 @@ kp_alter_client_quotas_request_entity_data_dec(struct kp_alter_client_quotas_req
 }
 
 static void
-kp_alter_client_quotas_request_entity_data_enc(const struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_request_entity_data_enc(
+	const struct kp_alter_client_quotas_request_entity_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -82,7 +86,8 @@ kp_alter_client_quotas_request_entity_data_enc(const struct kp_alter_client_quot
 }
 
 static size_t
-kp_alter_client_quotas_request_entity_data_sz(const struct kp_alter_client_quotas_request_entity_data *s, int16_t version)
+kp_alter_client_quotas_request_entity_data_sz(
+	const struct kp_alter_client_quotas_request_entity_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -109,7 +114,8 @@ kp_alter_client_quotas_request_op_data_init(struct kp_alter_client_quotas_reques
 }
 
 static int
-kp_alter_client_quotas_request_op_data_dec(struct kp_alter_client_quotas_request_op_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_request_op_data_dec(struct kp_alter_client_quotas_request_op_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -159,7 +165,8 @@ kp_alter_client_quotas_request_op_data_dec(struct kp_alter_client_quotas_request
 }
 
 static void
-kp_alter_client_quotas_request_op_data_enc(const struct kp_alter_client_quotas_request_op_data *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_request_op_data_enc(const struct kp_alter_client_quotas_request_op_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -179,7 +186,8 @@ kp_alter_client_quotas_request_op_data_enc(const struct kp_alter_client_quotas_r
 }
 
 static size_t
-kp_alter_client_quotas_request_op_data_sz(const struct kp_alter_client_quotas_request_op_data *s, int16_t version)
+kp_alter_client_quotas_request_op_data_sz(const struct kp_alter_client_quotas_request_op_data *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -207,7 +215,8 @@ kp_alter_client_quotas_request_entry_data_init(struct kp_alter_client_quotas_req
 }
 
 static int
-kp_alter_client_quotas_request_entry_data_dec(struct kp_alter_client_quotas_request_entry_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_request_entry_data_dec(struct kp_alter_client_quotas_request_entry_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -226,11 +235,13 @@ kp_alter_client_quotas_request_entry_data_dec(struct kp_alter_client_quotas_requ
 		s->entity.count = n;
 		s->entity.items = NULL;
 		if (n > 0) {
-			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items), 8);
+			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items),
+				8);
 			if (s->entity.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_client_quotas_request_entity_data_dec(&s->entity.items[i], version, r, a);
+				rc = kp_alter_client_quotas_request_entity_data_dec(
+					&s->entity.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -247,7 +258,8 @@ kp_alter_client_quotas_request_entry_data_dec(struct kp_alter_client_quotas_requ
 			if (s->ops.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_client_quotas_request_op_data_dec(&s->ops.items[i], version, r, a);
+				rc = kp_alter_client_quotas_request_op_data_dec(&s->ops.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -288,7 +300,9 @@ kp_alter_client_quotas_request_entry_data_dec(struct kp_alter_client_quotas_requ
 }
 
 static void
-kp_alter_client_quotas_request_entry_data_enc(const struct kp_alter_client_quotas_request_entry_data *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_request_entry_data_enc(
+	const struct kp_alter_client_quotas_request_entry_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -311,7 +325,8 @@ kp_alter_client_quotas_request_entry_data_enc(const struct kp_alter_client_quota
 }
 
 static size_t
-kp_alter_client_quotas_request_entry_data_sz(const struct kp_alter_client_quotas_request_entry_data *s, int16_t version)
+kp_alter_client_quotas_request_entry_data_sz(
+	const struct kp_alter_client_quotas_request_entry_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -342,7 +357,8 @@ kp_alter_client_quotas_request_init(struct kp_alter_client_quotas_request *s)
 }
 
 static int
-kp_alter_client_quotas_request_dec(struct kp_alter_client_quotas_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_request_dec(struct kp_alter_client_quotas_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -361,11 +377,13 @@ kp_alter_client_quotas_request_dec(struct kp_alter_client_quotas_request *s, int
 		s->entries.count = n;
 		s->entries.items = NULL;
 		if (n > 0) {
-			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items), 8);
+			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items),
+				8);
 			if (s->entries.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_client_quotas_request_entry_data_dec(&s->entries.items[i], version, r, a);
+				rc = kp_alter_client_quotas_request_entry_data_dec(
+					&s->entries.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -407,7 +425,8 @@ kp_alter_client_quotas_request_dec(struct kp_alter_client_quotas_request *s, int
 }
 
 static void
-kp_alter_client_quotas_request_enc(const struct kp_alter_client_quotas_request *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_request_enc(const struct kp_alter_client_quotas_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -451,7 +470,8 @@ kp_alter_client_quotas_request_sz(const struct kp_alter_client_quotas_request *s
 }
 
 int
-kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -461,7 +481,8 @@ kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, 
 }
 
 int
-kp_alter_client_quotas_request_encode(const struct kp_alter_client_quotas_request *m, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_request_encode(const struct kp_alter_client_quotas_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -478,13 +499,16 @@ kp_alter_client_quotas_request_size(const struct kp_alter_client_quotas_request 
 }
 
 void
-kp_alter_client_quotas_response_entity_data_init(struct kp_alter_client_quotas_response_entity_data *s)
+kp_alter_client_quotas_response_entity_data_init(
+	struct kp_alter_client_quotas_response_entity_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_client_quotas_response_entity_data_dec(struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_response_entity_data_dec(
+	struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -533,7 +557,9 @@ kp_alter_client_quotas_response_entity_data_dec(struct kp_alter_client_quotas_re
 }
 
 static void
-kp_alter_client_quotas_response_entity_data_enc(const struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_response_entity_data_enc(
+	const struct kp_alter_client_quotas_response_entity_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -552,7 +578,8 @@ kp_alter_client_quotas_response_entity_data_enc(const struct kp_alter_client_quo
 }
 
 static size_t
-kp_alter_client_quotas_response_entity_data_sz(const struct kp_alter_client_quotas_response_entity_data *s, int16_t version)
+kp_alter_client_quotas_response_entity_data_sz(
+	const struct kp_alter_client_quotas_response_entity_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -573,13 +600,15 @@ kp_alter_client_quotas_response_entity_data_sz(const struct kp_alter_client_quot
 }
 
 void
-kp_alter_client_quotas_response_entry_data_init(struct kp_alter_client_quotas_response_entry_data *s)
+kp_alter_client_quotas_response_entry_data_init(
+	struct kp_alter_client_quotas_response_entry_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_client_quotas_response_entry_data_dec(struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_response_entry_data_dec(struct kp_alter_client_quotas_response_entry_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -600,11 +629,13 @@ kp_alter_client_quotas_response_entry_data_dec(struct kp_alter_client_quotas_res
 		s->entity.count = n;
 		s->entity.items = NULL;
 		if (n > 0) {
-			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items), 8);
+			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items),
+				8);
 			if (s->entity.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_client_quotas_response_entity_data_dec(&s->entity.items[i], version, r, a);
+				rc = kp_alter_client_quotas_response_entity_data_dec(
+					&s->entity.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -645,7 +676,9 @@ kp_alter_client_quotas_response_entry_data_dec(struct kp_alter_client_quotas_res
 }
 
 static void
-kp_alter_client_quotas_response_entry_data_enc(const struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_response_entry_data_enc(
+	const struct kp_alter_client_quotas_response_entry_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -667,7 +700,8 @@ kp_alter_client_quotas_response_entry_data_enc(const struct kp_alter_client_quot
 }
 
 static size_t
-kp_alter_client_quotas_response_entry_data_sz(const struct kp_alter_client_quotas_response_entry_data *s, int16_t version)
+kp_alter_client_quotas_response_entry_data_sz(
+	const struct kp_alter_client_quotas_response_entry_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -697,7 +731,8 @@ kp_alter_client_quotas_response_init(struct kp_alter_client_quotas_response *s)
 }
 
 static int
-kp_alter_client_quotas_response_dec(struct kp_alter_client_quotas_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_response_dec(struct kp_alter_client_quotas_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -717,11 +752,13 @@ kp_alter_client_quotas_response_dec(struct kp_alter_client_quotas_response *s, i
 		s->entries.count = n;
 		s->entries.items = NULL;
 		if (n > 0) {
-			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items), 8);
+			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items),
+				8);
 			if (s->entries.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_client_quotas_response_entry_data_dec(&s->entries.items[i], version, r, a);
+				rc = kp_alter_client_quotas_response_entry_data_dec(
+					&s->entries.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -762,7 +799,8 @@ kp_alter_client_quotas_response_dec(struct kp_alter_client_quotas_response *s, i
 }
 
 static void
-kp_alter_client_quotas_response_enc(const struct kp_alter_client_quotas_response *s, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_response_enc(const struct kp_alter_client_quotas_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -806,7 +844,8 @@ kp_alter_client_quotas_response_sz(const struct kp_alter_client_quotas_response 
 }
 
 int
-kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -816,7 +855,8 @@ kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m
 }
 
 int
-kp_alter_client_quotas_response_encode(const struct kp_alter_client_quotas_response *m, int16_t version, struct kp_writer *w)
+kp_alter_client_quotas_response_encode(const struct kp_alter_client_quotas_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -825,7 +865,8 @@ kp_alter_client_quotas_response_encode(const struct kp_alter_client_quotas_respo
 }
 
 int64_t
-kp_alter_client_quotas_response_size(const struct kp_alter_client_quotas_response *m, int16_t version)
+kp_alter_client_quotas_response_size(const struct kp_alter_client_quotas_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -69,7 +69,8 @@ struct kp_alter_client_quotas_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_client_quotas_request_entity_data_init(struct kp_alter_client_quotas_request_entity_data *s);
+kp_alter_client_quotas_request_entity_data_init(
+	struct kp_alter_client_quotas_request_entity_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -91,7 +92,8 @@ kp_alter_client_quotas_request_init(struct kp_alter_client_quotas_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -100,11 +102,13 @@ kp_alter_client_quotas_request_decode(struct kp_alter_client_quotas_request *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_client_quotas_request_encode(const struct kp_alter_client_quotas_request *m, int16_t version, struct kp_writer *w);
+kp_alter_client_quotas_request_encode(const struct kp_alter_client_quotas_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_alter_client_quotas_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_client_quotas_request_size(const struct kp_alter_client_quotas_request *m, int16_t version);
+kp_alter_client_quotas_request_size(const struct kp_alter_client_quotas_request *m,
+	int16_t version);
 
 /* EntityData: in AlterClientQuotasResponse, used in versions 0,1. */
 struct kp_alter_client_quotas_response_entity_data {
@@ -153,11 +157,13 @@ struct kp_alter_client_quotas_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_client_quotas_response_entity_data_init(struct kp_alter_client_quotas_response_entity_data *s);
+kp_alter_client_quotas_response_entity_data_init(
+	struct kp_alter_client_quotas_response_entity_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_client_quotas_response_entry_data_init(struct kp_alter_client_quotas_response_entry_data *s);
+kp_alter_client_quotas_response_entry_data_init(
+	struct kp_alter_client_quotas_response_entry_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -171,7 +177,8 @@ kp_alter_client_quotas_response_init(struct kp_alter_client_quotas_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -180,10 +187,12 @@ kp_alter_client_quotas_response_decode(struct kp_alter_client_quotas_response *m
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_client_quotas_response_encode(const struct kp_alter_client_quotas_response *m, int16_t version, struct kp_writer *w);
+kp_alter_client_quotas_response_encode(const struct kp_alter_client_quotas_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_alter_client_quotas_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_client_quotas_response_size(const struct kp_alter_client_quotas_response *m, int16_t version);
+kp_alter_client_quotas_response_size(const struct kp_alter_client_quotas_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ALTER_CLIENT_QUOTAS_H */

@@ -14,7 +14,8 @@ kp_alter_configs_request_alterable_config_init(struct kp_alter_configs_request_a
 }
 
 static int
-kp_alter_configs_request_alterable_config_dec(struct kp_alter_configs_request_alterable_config *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_request_alterable_config_dec(struct kp_alter_configs_request_alterable_config *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -63,7 +64,9 @@ kp_alter_configs_request_alterable_config_dec(struct kp_alter_configs_request_al
 }
 
 static void
-kp_alter_configs_request_alterable_config_enc(const struct kp_alter_configs_request_alterable_config *s, int16_t version, struct kp_writer *w)
+kp_alter_configs_request_alterable_config_enc(
+	const struct kp_alter_configs_request_alterable_config *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -82,7 +85,8 @@ kp_alter_configs_request_alterable_config_enc(const struct kp_alter_configs_requ
 }
 
 static size_t
-kp_alter_configs_request_alterable_config_sz(const struct kp_alter_configs_request_alterable_config *s, int16_t version)
+kp_alter_configs_request_alterable_config_sz(
+	const struct kp_alter_configs_request_alterable_config *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -103,13 +107,16 @@ kp_alter_configs_request_alterable_config_sz(const struct kp_alter_configs_reque
 }
 
 void
-kp_alter_configs_request_alter_configs_resource_init(struct kp_alter_configs_request_alter_configs_resource *s)
+kp_alter_configs_request_alter_configs_resource_init(
+	struct kp_alter_configs_request_alter_configs_resource *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_configs_request_alter_configs_resource_dec(struct kp_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_request_alter_configs_resource_dec(
+	struct kp_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -130,11 +137,13 @@ kp_alter_configs_request_alter_configs_resource_dec(struct kp_alter_configs_requ
 		s->configs.count = n;
 		s->configs.items = NULL;
 		if (n > 0) {
-			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items), 8);
+			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items),
+				8);
 			if (s->configs.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_configs_request_alterable_config_dec(&s->configs.items[i], version, r, a);
+				rc = kp_alter_configs_request_alterable_config_dec(
+					&s->configs.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -175,7 +184,9 @@ kp_alter_configs_request_alter_configs_resource_dec(struct kp_alter_configs_requ
 }
 
 static void
-kp_alter_configs_request_alter_configs_resource_enc(const struct kp_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_writer *w)
+kp_alter_configs_request_alter_configs_resource_enc(
+	const struct kp_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -197,7 +208,8 @@ kp_alter_configs_request_alter_configs_resource_enc(const struct kp_alter_config
 }
 
 static size_t
-kp_alter_configs_request_alter_configs_resource_sz(const struct kp_alter_configs_request_alter_configs_resource *s, int16_t version)
+kp_alter_configs_request_alter_configs_resource_sz(
+	const struct kp_alter_configs_request_alter_configs_resource *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -227,7 +239,8 @@ kp_alter_configs_request_init(struct kp_alter_configs_request *s)
 }
 
 static int
-kp_alter_configs_request_dec(struct kp_alter_configs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_request_dec(struct kp_alter_configs_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -246,11 +259,13 @@ kp_alter_configs_request_dec(struct kp_alter_configs_request *s, int16_t version
 		s->resources.count = n;
 		s->resources.items = NULL;
 		if (n > 0) {
-			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->resources.items), 8);
+			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->resources.items), 8);
 			if (s->resources.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_configs_request_alter_configs_resource_dec(&s->resources.items[i], version, r, a);
+				rc = kp_alter_configs_request_alter_configs_resource_dec(
+					&s->resources.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -292,7 +307,8 @@ kp_alter_configs_request_dec(struct kp_alter_configs_request *s, int16_t version
 }
 
 static void
-kp_alter_configs_request_enc(const struct kp_alter_configs_request *s, int16_t version, struct kp_writer *w)
+kp_alter_configs_request_enc(const struct kp_alter_configs_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -300,7 +316,8 @@ kp_alter_configs_request_enc(const struct kp_alter_configs_request *s, int16_t v
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		kp_alter_configs_request_alter_configs_resource_enc(&s->resources.items[i], version, w);
+		kp_alter_configs_request_alter_configs_resource_enc(&s->resources.items[i], version,
+			w);
 	kp_wr_bool(w, s->validate_only);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -323,7 +340,8 @@ kp_alter_configs_request_sz(const struct kp_alter_configs_request *s, int16_t ve
 	(void)version;
 	sz += kp_array_len_size(flex, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		sz += kp_alter_configs_request_alter_configs_resource_sz(&s->resources.items[i], version);
+		sz += kp_alter_configs_request_alter_configs_resource_sz(&s->resources.items[i],
+			version);
 	sz += 1;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -336,7 +354,8 @@ kp_alter_configs_request_sz(const struct kp_alter_configs_request *s, int16_t ve
 }
 
 int
-kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -346,7 +365,8 @@ kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t vers
 }
 
 int
-kp_alter_configs_request_encode(const struct kp_alter_configs_request *m, int16_t version, struct kp_writer *w)
+kp_alter_configs_request_encode(const struct kp_alter_configs_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -363,13 +383,16 @@ kp_alter_configs_request_size(const struct kp_alter_configs_request *m, int16_t 
 }
 
 void
-kp_alter_configs_response_alter_configs_resource_response_init(struct kp_alter_configs_response_alter_configs_resource_response *s)
+kp_alter_configs_response_alter_configs_resource_response_init(
+	struct kp_alter_configs_response_alter_configs_resource_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_configs_response_alter_configs_resource_response_dec(struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_response_alter_configs_resource_response_dec(
+	struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -420,7 +443,9 @@ kp_alter_configs_response_alter_configs_resource_response_dec(struct kp_alter_co
 }
 
 static void
-kp_alter_configs_response_alter_configs_resource_response_enc(const struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_writer *w)
+kp_alter_configs_response_alter_configs_resource_response_enc(
+	const struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -441,7 +466,8 @@ kp_alter_configs_response_alter_configs_resource_response_enc(const struct kp_al
 }
 
 static size_t
-kp_alter_configs_response_alter_configs_resource_response_sz(const struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version)
+kp_alter_configs_response_alter_configs_resource_response_sz(
+	const struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -470,7 +496,8 @@ kp_alter_configs_response_init(struct kp_alter_configs_response *s)
 }
 
 static int
-kp_alter_configs_response_dec(struct kp_alter_configs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_response_dec(struct kp_alter_configs_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -490,11 +517,13 @@ kp_alter_configs_response_dec(struct kp_alter_configs_response *s, int16_t versi
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_configs_response_alter_configs_resource_response_dec(&s->responses.items[i], version, r, a);
+				rc = kp_alter_configs_response_alter_configs_resource_response_dec(
+					&s->responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -535,7 +564,8 @@ kp_alter_configs_response_dec(struct kp_alter_configs_response *s, int16_t versi
 }
 
 static void
-kp_alter_configs_response_enc(const struct kp_alter_configs_response *s, int16_t version, struct kp_writer *w)
+kp_alter_configs_response_enc(const struct kp_alter_configs_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -544,7 +574,8 @@ kp_alter_configs_response_enc(const struct kp_alter_configs_response *s, int16_t
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_alter_configs_response_alter_configs_resource_response_enc(&s->responses.items[i], version, w);
+		kp_alter_configs_response_alter_configs_resource_response_enc(
+			&s->responses.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -567,7 +598,8 @@ kp_alter_configs_response_sz(const struct kp_alter_configs_response *s, int16_t 
 	sz += 4;
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_alter_configs_response_alter_configs_resource_response_sz(&s->responses.items[i], version);
+		sz += kp_alter_configs_response_alter_configs_resource_response_sz(
+			&s->responses.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -579,7 +611,8 @@ kp_alter_configs_response_sz(const struct kp_alter_configs_response *s, int16_t 
 }
 
 int
-kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -589,7 +622,8 @@ kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t ve
 }
 
 int
-kp_alter_configs_response_encode(const struct kp_alter_configs_response *m, int16_t version, struct kp_writer *w)
+kp_alter_configs_response_encode(const struct kp_alter_configs_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

@@ -58,7 +58,8 @@ kp_alter_configs_request_alterable_config_init(struct kp_alter_configs_request_a
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_configs_request_alter_configs_resource_init(struct kp_alter_configs_request_alter_configs_resource *s);
+kp_alter_configs_request_alter_configs_resource_init(
+	struct kp_alter_configs_request_alter_configs_resource *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -72,7 +73,8 @@ kp_alter_configs_request_init(struct kp_alter_configs_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -81,7 +83,8 @@ kp_alter_configs_request_decode(struct kp_alter_configs_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_configs_request_encode(const struct kp_alter_configs_request *m, int16_t version, struct kp_writer *w);
+kp_alter_configs_request_encode(const struct kp_alter_configs_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_configs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -121,7 +124,8 @@ struct kp_alter_configs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_configs_response_alter_configs_resource_response_init(struct kp_alter_configs_response_alter_configs_resource_response *s);
+kp_alter_configs_response_alter_configs_resource_response_init(
+	struct kp_alter_configs_response_alter_configs_resource_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -135,7 +139,8 @@ kp_alter_configs_response_init(struct kp_alter_configs_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -144,7 +149,8 @@ kp_alter_configs_response_decode(struct kp_alter_configs_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_configs_response_encode(const struct kp_alter_configs_response *m, int16_t version, struct kp_writer *w);
+kp_alter_configs_response_encode(const struct kp_alter_configs_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_configs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -15,7 +15,8 @@ kp_alter_partition_request_broker_state_init(struct kp_alter_partition_request_b
 }
 
 static int
-kp_alter_partition_request_broker_state_dec(struct kp_alter_partition_request_broker_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_request_broker_state_dec(struct kp_alter_partition_request_broker_state *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_alter_partition_request_broker_state_dec(struct kp_alter_partition_request_br
 }
 
 static void
-kp_alter_partition_request_broker_state_enc(const struct kp_alter_partition_request_broker_state *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_request_broker_state_enc(const struct kp_alter_partition_request_broker_state *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -83,7 +85,8 @@ kp_alter_partition_request_broker_state_enc(const struct kp_alter_partition_requ
 }
 
 static size_t
-kp_alter_partition_request_broker_state_sz(const struct kp_alter_partition_request_broker_state *s, int16_t version)
+kp_alter_partition_request_broker_state_sz(const struct kp_alter_partition_request_broker_state *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -110,7 +113,8 @@ kp_alter_partition_request_partition_data_init(struct kp_alter_partition_request
 }
 
 static int
-kp_alter_partition_request_partition_data_dec(struct kp_alter_partition_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_request_partition_data_dec(struct kp_alter_partition_request_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -137,7 +141,8 @@ kp_alter_partition_request_partition_data_dec(struct kp_alter_partition_request_
 			s->new_isr.count = n;
 			s->new_isr.items = NULL;
 			if (n > 0) {
-				s->new_isr.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->new_isr.items), 8);
+				s->new_isr.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->new_isr.items), 8);
 				if (s->new_isr.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -156,11 +161,13 @@ kp_alter_partition_request_partition_data_dec(struct kp_alter_partition_request_
 			s->new_isr_with_epochs.count = n;
 			s->new_isr_with_epochs.items = NULL;
 			if (n > 0) {
-				s->new_isr_with_epochs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->new_isr_with_epochs.items), 8);
+				s->new_isr_with_epochs.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->new_isr_with_epochs.items), 8);
 				if (s->new_isr_with_epochs.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_alter_partition_request_broker_state_dec(&s->new_isr_with_epochs.items[i], version, r, a);
+					rc = kp_alter_partition_request_broker_state_dec(
+						&s->new_isr_with_epochs.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -206,7 +213,9 @@ kp_alter_partition_request_partition_data_dec(struct kp_alter_partition_request_
 }
 
 static void
-kp_alter_partition_request_partition_data_enc(const struct kp_alter_partition_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_request_partition_data_enc(
+	const struct kp_alter_partition_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -222,7 +231,8 @@ kp_alter_partition_request_partition_data_enc(const struct kp_alter_partition_re
 	if (version >= 3) {
 		kp_wr_array_len(w, flex, false, s->new_isr_with_epochs.count);
 		for (int32_t i = 0; i < s->new_isr_with_epochs.count; i++)
-			kp_alter_partition_request_broker_state_enc(&s->new_isr_with_epochs.items[i], version, w);
+			kp_alter_partition_request_broker_state_enc(
+				&s->new_isr_with_epochs.items[i], version, w);
 	}
 	if (version >= 1) {
 		kp_wr_int8(w, s->leader_recovery_state);
@@ -239,7 +249,8 @@ kp_alter_partition_request_partition_data_enc(const struct kp_alter_partition_re
 }
 
 static size_t
-kp_alter_partition_request_partition_data_sz(const struct kp_alter_partition_request_partition_data *s, int16_t version)
+kp_alter_partition_request_partition_data_sz(
+	const struct kp_alter_partition_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -257,7 +268,8 @@ kp_alter_partition_request_partition_data_sz(const struct kp_alter_partition_req
 	if (version >= 3) {
 		sz += kp_array_len_size(flex, s->new_isr_with_epochs.count);
 		for (int32_t i = 0; i < s->new_isr_with_epochs.count; i++)
-			sz += kp_alter_partition_request_broker_state_sz(&s->new_isr_with_epochs.items[i], version);
+			sz += kp_alter_partition_request_broker_state_sz(
+				&s->new_isr_with_epochs.items[i], version);
 	}
 	if (version >= 1) {
 		sz += 1;
@@ -280,7 +292,8 @@ kp_alter_partition_request_topic_data_init(struct kp_alter_partition_request_top
 }
 
 static int
-kp_alter_partition_request_topic_data_dec(struct kp_alter_partition_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_request_topic_data_dec(struct kp_alter_partition_request_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -308,11 +321,13 @@ kp_alter_partition_request_topic_data_dec(struct kp_alter_partition_request_topi
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_partition_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_alter_partition_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -353,7 +368,8 @@ kp_alter_partition_request_topic_data_dec(struct kp_alter_partition_request_topi
 }
 
 static void
-kp_alter_partition_request_topic_data_enc(const struct kp_alter_partition_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_request_topic_data_enc(const struct kp_alter_partition_request_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -379,7 +395,8 @@ kp_alter_partition_request_topic_data_enc(const struct kp_alter_partition_reques
 }
 
 static size_t
-kp_alter_partition_request_topic_data_sz(const struct kp_alter_partition_request_topic_data *s, int16_t version)
+kp_alter_partition_request_topic_data_sz(const struct kp_alter_partition_request_topic_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -395,7 +412,8 @@ kp_alter_partition_request_topic_data_sz(const struct kp_alter_partition_request
 	}
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_alter_partition_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_alter_partition_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -414,7 +432,8 @@ kp_alter_partition_request_init(struct kp_alter_partition_request *s)
 }
 
 static int
-kp_alter_partition_request_dec(struct kp_alter_partition_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_request_dec(struct kp_alter_partition_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -435,11 +454,13 @@ kp_alter_partition_request_dec(struct kp_alter_partition_request *s, int16_t ver
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_partition_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_alter_partition_request_topic_data_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -480,7 +501,8 @@ kp_alter_partition_request_dec(struct kp_alter_partition_request *s, int16_t ver
 }
 
 static void
-kp_alter_partition_request_enc(const struct kp_alter_partition_request *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_request_enc(const struct kp_alter_partition_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -526,7 +548,8 @@ kp_alter_partition_request_sz(const struct kp_alter_partition_request *s, int16_
 }
 
 int
-kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -536,7 +559,8 @@ kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t 
 }
 
 int
-kp_alter_partition_request_encode(const struct kp_alter_partition_request *m, int16_t version, struct kp_writer *w)
+kp_alter_partition_request_encode(const struct kp_alter_partition_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -553,13 +577,15 @@ kp_alter_partition_request_size(const struct kp_alter_partition_request *m, int1
 }
 
 void
-kp_alter_partition_response_partition_data_init(struct kp_alter_partition_response_partition_data *s)
+kp_alter_partition_response_partition_data_init(
+	struct kp_alter_partition_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_partition_response_partition_data_dec(struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_response_partition_data_dec(struct kp_alter_partition_response_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -632,7 +658,9 @@ kp_alter_partition_response_partition_data_dec(struct kp_alter_partition_respons
 }
 
 static void
-kp_alter_partition_response_partition_data_enc(const struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_response_partition_data_enc(
+	const struct kp_alter_partition_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -660,7 +688,8 @@ kp_alter_partition_response_partition_data_enc(const struct kp_alter_partition_r
 }
 
 static size_t
-kp_alter_partition_response_partition_data_sz(const struct kp_alter_partition_response_partition_data *s, int16_t version)
+kp_alter_partition_response_partition_data_sz(
+	const struct kp_alter_partition_response_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -696,7 +725,8 @@ kp_alter_partition_response_topic_data_init(struct kp_alter_partition_response_t
 }
 
 static int
-kp_alter_partition_response_topic_data_dec(struct kp_alter_partition_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_response_topic_data_dec(struct kp_alter_partition_response_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -724,11 +754,13 @@ kp_alter_partition_response_topic_data_dec(struct kp_alter_partition_response_to
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_partition_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_alter_partition_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -769,7 +801,8 @@ kp_alter_partition_response_topic_data_dec(struct kp_alter_partition_response_to
 }
 
 static void
-kp_alter_partition_response_topic_data_enc(const struct kp_alter_partition_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_response_topic_data_enc(const struct kp_alter_partition_response_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -795,7 +828,8 @@ kp_alter_partition_response_topic_data_enc(const struct kp_alter_partition_respo
 }
 
 static size_t
-kp_alter_partition_response_topic_data_sz(const struct kp_alter_partition_response_topic_data *s, int16_t version)
+kp_alter_partition_response_topic_data_sz(const struct kp_alter_partition_response_topic_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -811,7 +845,8 @@ kp_alter_partition_response_topic_data_sz(const struct kp_alter_partition_respon
 	}
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_alter_partition_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_alter_partition_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -829,7 +864,8 @@ kp_alter_partition_response_init(struct kp_alter_partition_response *s)
 }
 
 static int
-kp_alter_partition_response_dec(struct kp_alter_partition_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_response_dec(struct kp_alter_partition_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -850,11 +886,13 @@ kp_alter_partition_response_dec(struct kp_alter_partition_response *s, int16_t v
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_partition_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_alter_partition_response_topic_data_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -895,7 +933,8 @@ kp_alter_partition_response_dec(struct kp_alter_partition_response *s, int16_t v
 }
 
 static void
-kp_alter_partition_response_enc(const struct kp_alter_partition_response *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_response_enc(const struct kp_alter_partition_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -941,7 +980,8 @@ kp_alter_partition_response_sz(const struct kp_alter_partition_response *s, int1
 }
 
 int
-kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -951,7 +991,8 @@ kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_
 }
 
 int
-kp_alter_partition_response_encode(const struct kp_alter_partition_response *m, int16_t version, struct kp_writer *w)
+kp_alter_partition_response_encode(const struct kp_alter_partition_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

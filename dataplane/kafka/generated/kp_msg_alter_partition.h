@@ -107,7 +107,8 @@ kp_alter_partition_request_init(struct kp_alter_partition_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -116,7 +117,8 @@ kp_alter_partition_request_decode(struct kp_alter_partition_request *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_partition_request_encode(const struct kp_alter_partition_request *m, int16_t version, struct kp_writer *w);
+kp_alter_partition_request_encode(const struct kp_alter_partition_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_partition_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -184,7 +186,8 @@ struct kp_alter_partition_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_partition_response_partition_data_init(struct kp_alter_partition_response_partition_data *s);
+kp_alter_partition_response_partition_data_init(
+	struct kp_alter_partition_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -202,7 +205,8 @@ kp_alter_partition_response_init(struct kp_alter_partition_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -211,7 +215,8 @@ kp_alter_partition_response_decode(struct kp_alter_partition_response *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_partition_response_encode(const struct kp_alter_partition_response *m, int16_t version, struct kp_writer *w);
+kp_alter_partition_response_encode(const struct kp_alter_partition_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_partition_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,7 +8,8 @@
 #include "kp_msg_alter_partition_reassignments.h"
 
 void
-kp_alter_partition_reassignments_request_reassignable_partition_init(struct kp_alter_partition_reassignments_request_reassignable_partition *s)
+kp_alter_partition_reassignments_request_reassignable_partition_init(
+	struct kp_alter_partition_reassignments_request_reassignable_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->replicas.items = NULL;
@@ -16,7 +17,9 @@ kp_alter_partition_reassignments_request_reassignable_partition_init(struct kp_a
 }
 
 static int
-kp_alter_partition_reassignments_request_reassignable_partition_dec(struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_request_reassignable_partition_dec(
+	struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -36,7 +39,8 @@ kp_alter_partition_reassignments_request_reassignable_partition_dec(struct kp_al
 		s->replicas.count = n;
 		s->replicas.items = NULL;
 		if (n > 0) {
-			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replicas.items), 8);
+			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replicas.items), 8);
 			if (s->replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -81,7 +85,9 @@ kp_alter_partition_reassignments_request_reassignable_partition_dec(struct kp_al
 }
 
 static void
-kp_alter_partition_reassignments_request_reassignable_partition_enc(const struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_request_reassignable_partition_enc(
+	const struct kp_alter_partition_reassignments_request_reassignable_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -102,7 +108,9 @@ kp_alter_partition_reassignments_request_reassignable_partition_enc(const struct
 }
 
 static size_t
-kp_alter_partition_reassignments_request_reassignable_partition_sz(const struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version)
+kp_alter_partition_reassignments_request_reassignable_partition_sz(
+	const struct kp_alter_partition_reassignments_request_reassignable_partition *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -125,13 +133,16 @@ kp_alter_partition_reassignments_request_reassignable_partition_sz(const struct 
 }
 
 void
-kp_alter_partition_reassignments_request_reassignable_topic_init(struct kp_alter_partition_reassignments_request_reassignable_topic *s)
+kp_alter_partition_reassignments_request_reassignable_topic_init(
+	struct kp_alter_partition_reassignments_request_reassignable_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_partition_reassignments_request_reassignable_topic_dec(struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_request_reassignable_topic_dec(
+	struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -151,7 +162,8 @@ kp_alter_partition_reassignments_request_reassignable_topic_dec(struct kp_alter_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -196,7 +208,9 @@ kp_alter_partition_reassignments_request_reassignable_topic_dec(struct kp_alter_
 }
 
 static void
-kp_alter_partition_reassignments_request_reassignable_topic_enc(const struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_request_reassignable_topic_enc(
+	const struct kp_alter_partition_reassignments_request_reassignable_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -205,7 +219,8 @@ kp_alter_partition_reassignments_request_reassignable_topic_enc(const struct kp_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_alter_partition_reassignments_request_reassignable_partition_enc(&s->partitions.items[i], version, w);
+		kp_alter_partition_reassignments_request_reassignable_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -217,7 +232,9 @@ kp_alter_partition_reassignments_request_reassignable_topic_enc(const struct kp_
 }
 
 static size_t
-kp_alter_partition_reassignments_request_reassignable_topic_sz(const struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version)
+kp_alter_partition_reassignments_request_reassignable_topic_sz(
+	const struct kp_alter_partition_reassignments_request_reassignable_topic *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -228,7 +245,8 @@ kp_alter_partition_reassignments_request_reassignable_topic_sz(const struct kp_a
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_alter_partition_reassignments_request_reassignable_partition_sz(&s->partitions.items[i], version);
+		sz += kp_alter_partition_reassignments_request_reassignable_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -247,7 +265,8 @@ kp_alter_partition_reassignments_request_init(struct kp_alter_partition_reassign
 }
 
 static int
-kp_alter_partition_reassignments_request_dec(struct kp_alter_partition_reassignments_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_request_dec(struct kp_alter_partition_reassignments_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -267,7 +286,8 @@ kp_alter_partition_reassignments_request_dec(struct kp_alter_partition_reassignm
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -312,7 +332,9 @@ kp_alter_partition_reassignments_request_dec(struct kp_alter_partition_reassignm
 }
 
 static void
-kp_alter_partition_reassignments_request_enc(const struct kp_alter_partition_reassignments_request *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_request_enc(
+	const struct kp_alter_partition_reassignments_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -321,7 +343,8 @@ kp_alter_partition_reassignments_request_enc(const struct kp_alter_partition_rea
 	kp_wr_int32(w, s->timeout_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_alter_partition_reassignments_request_reassignable_topic_enc(&s->topics.items[i], version, w);
+		kp_alter_partition_reassignments_request_reassignable_topic_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -333,7 +356,8 @@ kp_alter_partition_reassignments_request_enc(const struct kp_alter_partition_rea
 }
 
 static size_t
-kp_alter_partition_reassignments_request_sz(const struct kp_alter_partition_reassignments_request *s, int16_t version)
+kp_alter_partition_reassignments_request_sz(
+	const struct kp_alter_partition_reassignments_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -344,7 +368,8 @@ kp_alter_partition_reassignments_request_sz(const struct kp_alter_partition_reas
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_alter_partition_reassignments_request_reassignable_topic_sz(&s->topics.items[i], version);
+		sz += kp_alter_partition_reassignments_request_reassignable_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -356,7 +381,8 @@ kp_alter_partition_reassignments_request_sz(const struct kp_alter_partition_reas
 }
 
 int
-kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassignments_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassignments_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -366,7 +392,9 @@ kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassi
 }
 
 int
-kp_alter_partition_reassignments_request_encode(const struct kp_alter_partition_reassignments_request *m, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_request_encode(
+	const struct kp_alter_partition_reassignments_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -375,7 +403,8 @@ kp_alter_partition_reassignments_request_encode(const struct kp_alter_partition_
 }
 
 int64_t
-kp_alter_partition_reassignments_request_size(const struct kp_alter_partition_reassignments_request *m, int16_t version)
+kp_alter_partition_reassignments_request_size(
+	const struct kp_alter_partition_reassignments_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -383,13 +412,16 @@ kp_alter_partition_reassignments_request_size(const struct kp_alter_partition_re
 }
 
 void
-kp_alter_partition_reassignments_response_reassignable_partition_response_init(struct kp_alter_partition_reassignments_response_reassignable_partition_response *s)
+kp_alter_partition_reassignments_response_reassignable_partition_response_init(
+	struct kp_alter_partition_reassignments_response_reassignable_partition_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_partition_reassignments_response_reassignable_partition_response_dec(struct kp_alter_partition_reassignments_response_reassignable_partition_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_response_reassignable_partition_response_dec(
+	struct kp_alter_partition_reassignments_response_reassignable_partition_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -439,7 +471,9 @@ kp_alter_partition_reassignments_response_reassignable_partition_response_dec(st
 }
 
 static void
-kp_alter_partition_reassignments_response_reassignable_partition_response_enc(const struct kp_alter_partition_reassignments_response_reassignable_partition_response *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_response_reassignable_partition_response_enc(
+	const struct kp_alter_partition_reassignments_response_reassignable_partition_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -459,7 +493,9 @@ kp_alter_partition_reassignments_response_reassignable_partition_response_enc(co
 }
 
 static size_t
-kp_alter_partition_reassignments_response_reassignable_partition_response_sz(const struct kp_alter_partition_reassignments_response_reassignable_partition_response *s, int16_t version)
+kp_alter_partition_reassignments_response_reassignable_partition_response_sz(
+	const struct kp_alter_partition_reassignments_response_reassignable_partition_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -481,13 +517,16 @@ kp_alter_partition_reassignments_response_reassignable_partition_response_sz(con
 }
 
 void
-kp_alter_partition_reassignments_response_reassignable_topic_response_init(struct kp_alter_partition_reassignments_response_reassignable_topic_response *s)
+kp_alter_partition_reassignments_response_reassignable_topic_response_init(
+	struct kp_alter_partition_reassignments_response_reassignable_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_partition_reassignments_response_reassignable_topic_response_dec(struct kp_alter_partition_reassignments_response_reassignable_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_response_reassignable_topic_response_dec(
+	struct kp_alter_partition_reassignments_response_reassignable_topic_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -507,7 +546,8 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_dec(struct
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -552,7 +592,9 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_dec(struct
 }
 
 static void
-kp_alter_partition_reassignments_response_reassignable_topic_response_enc(const struct kp_alter_partition_reassignments_response_reassignable_topic_response *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_response_reassignable_topic_response_enc(
+	const struct kp_alter_partition_reassignments_response_reassignable_topic_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -561,7 +603,8 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_enc(const 
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_alter_partition_reassignments_response_reassignable_partition_response_enc(&s->partitions.items[i], version, w);
+		kp_alter_partition_reassignments_response_reassignable_partition_response_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -573,7 +616,9 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_enc(const 
 }
 
 static size_t
-kp_alter_partition_reassignments_response_reassignable_topic_response_sz(const struct kp_alter_partition_reassignments_response_reassignable_topic_response *s, int16_t version)
+kp_alter_partition_reassignments_response_reassignable_topic_response_sz(
+	const struct kp_alter_partition_reassignments_response_reassignable_topic_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -584,7 +629,8 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_sz(const s
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_alter_partition_reassignments_response_reassignable_partition_response_sz(&s->partitions.items[i], version);
+		sz += kp_alter_partition_reassignments_response_reassignable_partition_response_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -602,7 +648,8 @@ kp_alter_partition_reassignments_response_init(struct kp_alter_partition_reassig
 }
 
 static int
-kp_alter_partition_reassignments_response_dec(struct kp_alter_partition_reassignments_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_response_dec(struct kp_alter_partition_reassignments_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -624,7 +671,8 @@ kp_alter_partition_reassignments_response_dec(struct kp_alter_partition_reassign
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -669,7 +717,9 @@ kp_alter_partition_reassignments_response_dec(struct kp_alter_partition_reassign
 }
 
 static void
-kp_alter_partition_reassignments_response_enc(const struct kp_alter_partition_reassignments_response *s, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_response_enc(
+	const struct kp_alter_partition_reassignments_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -680,7 +730,8 @@ kp_alter_partition_reassignments_response_enc(const struct kp_alter_partition_re
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_alter_partition_reassignments_response_reassignable_topic_response_enc(&s->responses.items[i], version, w);
+		kp_alter_partition_reassignments_response_reassignable_topic_response_enc(
+			&s->responses.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -692,7 +743,8 @@ kp_alter_partition_reassignments_response_enc(const struct kp_alter_partition_re
 }
 
 static size_t
-kp_alter_partition_reassignments_response_sz(const struct kp_alter_partition_reassignments_response *s, int16_t version)
+kp_alter_partition_reassignments_response_sz(
+	const struct kp_alter_partition_reassignments_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -705,7 +757,8 @@ kp_alter_partition_reassignments_response_sz(const struct kp_alter_partition_rea
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_alter_partition_reassignments_response_reassignable_topic_response_sz(&s->responses.items[i], version);
+		sz += kp_alter_partition_reassignments_response_reassignable_topic_response_sz(
+			&s->responses.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -717,7 +770,9 @@ kp_alter_partition_reassignments_response_sz(const struct kp_alter_partition_rea
 }
 
 int
-kp_alter_partition_reassignments_response_decode(struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_partition_reassignments_response_decode(
+	struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -727,7 +782,9 @@ kp_alter_partition_reassignments_response_decode(struct kp_alter_partition_reass
 }
 
 int
-kp_alter_partition_reassignments_response_encode(const struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_writer *w)
+kp_alter_partition_reassignments_response_encode(
+	const struct kp_alter_partition_reassignments_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -736,7 +793,8 @@ kp_alter_partition_reassignments_response_encode(const struct kp_alter_partition
 }
 
 int64_t
-kp_alter_partition_reassignments_response_size(const struct kp_alter_partition_reassignments_response *m, int16_t version)
+kp_alter_partition_reassignments_response_size(
+	const struct kp_alter_partition_reassignments_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -55,25 +55,29 @@ struct kp_alter_partition_reassignments_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_partition_reassignments_request_reassignable_partition_init(struct kp_alter_partition_reassignments_request_reassignable_partition *s);
+kp_alter_partition_reassignments_request_reassignable_partition_init(
+	struct kp_alter_partition_reassignments_request_reassignable_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_partition_reassignments_request_reassignable_topic_init(struct kp_alter_partition_reassignments_request_reassignable_topic *s);
+kp_alter_partition_reassignments_request_reassignable_topic_init(
+	struct kp_alter_partition_reassignments_request_reassignable_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_alter_partition_reassignments_request_init(struct kp_alter_partition_reassignments_request *s);
 
 /**
- * Decode a AlterPartitionReassignmentsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a AlterPartitionReassignmentsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassignments_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassignments_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -82,11 +86,14 @@ kp_alter_partition_reassignments_request_decode(struct kp_alter_partition_reassi
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_partition_reassignments_request_encode(const struct kp_alter_partition_reassignments_request *m, int16_t version, struct kp_writer *w);
+kp_alter_partition_reassignments_request_encode(
+	const struct kp_alter_partition_reassignments_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_partition_reassignments_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_partition_reassignments_request_size(const struct kp_alter_partition_reassignments_request *m, int16_t version);
+kp_alter_partition_reassignments_request_size(
+	const struct kp_alter_partition_reassignments_request *m, int16_t version);
 
 /* ReassignablePartitionResponse: in AlterPartitionReassignmentsResponse, used in versions 0. */
 struct kp_alter_partition_reassignments_response_reassignable_partition_response {
@@ -141,25 +148,30 @@ struct kp_alter_partition_reassignments_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_partition_reassignments_response_reassignable_partition_response_init(struct kp_alter_partition_reassignments_response_reassignable_partition_response *s);
+kp_alter_partition_reassignments_response_reassignable_partition_response_init(
+	struct kp_alter_partition_reassignments_response_reassignable_partition_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_partition_reassignments_response_reassignable_topic_response_init(struct kp_alter_partition_reassignments_response_reassignable_topic_response *s);
+kp_alter_partition_reassignments_response_reassignable_topic_response_init(
+	struct kp_alter_partition_reassignments_response_reassignable_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_alter_partition_reassignments_response_init(struct kp_alter_partition_reassignments_response *s);
 
 /**
- * Decode a AlterPartitionReassignmentsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a AlterPartitionReassignmentsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_partition_reassignments_response_decode(struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_partition_reassignments_response_decode(
+	struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -168,10 +180,13 @@ kp_alter_partition_reassignments_response_decode(struct kp_alter_partition_reass
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_partition_reassignments_response_encode(const struct kp_alter_partition_reassignments_response *m, int16_t version, struct kp_writer *w);
+kp_alter_partition_reassignments_response_encode(
+	const struct kp_alter_partition_reassignments_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_partition_reassignments_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_partition_reassignments_response_size(const struct kp_alter_partition_reassignments_response *m, int16_t version);
+kp_alter_partition_reassignments_response_size(
+	const struct kp_alter_partition_reassignments_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_ALTER_PARTITION_REASSIGNMENTS_H */

@@ -8,13 +8,16 @@
 #include "kp_msg_alter_replica_log_dirs.h"
 
 void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_dec(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_dec(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -34,7 +37,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_dec(struct kp_alte
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_dec(struct kp_alte
 }
 
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_enc(const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_enc(
+	const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -100,7 +106,9 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_enc(const struct k
 }
 
 static size_t
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_sz(const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_sz(
+	const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -123,13 +131,16 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_sz(const struct kp
 }
 
 void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -149,7 +160,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(struct kp_alter_repl
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -194,7 +206,9 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(struct kp_alter_repl
 }
 
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(
+	const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -203,7 +217,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(const struct kp_alte
 	kp_wr_str(w, flex, false, &s->path);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_enc(&s->topics.items[i], version, w);
+		kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -215,7 +230,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(const struct kp_alte
 }
 
 static size_t
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_sz(const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_sz(
+	const struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -226,7 +242,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_sz(const struct kp_alter
 	sz += kp_str_size(flex, &s->path);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_sz(&s->topics.items[i], version);
+		sz += kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -244,7 +261,8 @@ kp_alter_replica_log_dirs_request_init(struct kp_alter_replica_log_dirs_request 
 }
 
 static int
-kp_alter_replica_log_dirs_request_dec(struct kp_alter_replica_log_dirs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_request_dec(struct kp_alter_replica_log_dirs_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -267,7 +285,8 @@ kp_alter_replica_log_dirs_request_dec(struct kp_alter_replica_log_dirs_request *
 			if (s->dirs.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(&s->dirs.items[i], version, r, a);
+				rc = kp_alter_replica_log_dirs_request_alter_replica_log_dir_dec(
+					&s->dirs.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -308,7 +327,8 @@ kp_alter_replica_log_dirs_request_dec(struct kp_alter_replica_log_dirs_request *
 }
 
 static void
-kp_alter_replica_log_dirs_request_enc(const struct kp_alter_replica_log_dirs_request *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_request_enc(const struct kp_alter_replica_log_dirs_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -316,7 +336,8 @@ kp_alter_replica_log_dirs_request_enc(const struct kp_alter_replica_log_dirs_req
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->dirs.count);
 	for (int32_t i = 0; i < s->dirs.count; i++)
-		kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(&s->dirs.items[i], version, w);
+		kp_alter_replica_log_dirs_request_alter_replica_log_dir_enc(&s->dirs.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -328,7 +349,8 @@ kp_alter_replica_log_dirs_request_enc(const struct kp_alter_replica_log_dirs_req
 }
 
 static size_t
-kp_alter_replica_log_dirs_request_sz(const struct kp_alter_replica_log_dirs_request *s, int16_t version)
+kp_alter_replica_log_dirs_request_sz(const struct kp_alter_replica_log_dirs_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -338,7 +360,8 @@ kp_alter_replica_log_dirs_request_sz(const struct kp_alter_replica_log_dirs_requ
 	(void)version;
 	sz += kp_array_len_size(flex, s->dirs.count);
 	for (int32_t i = 0; i < s->dirs.count; i++)
-		sz += kp_alter_replica_log_dirs_request_alter_replica_log_dir_sz(&s->dirs.items[i], version);
+		sz += kp_alter_replica_log_dirs_request_alter_replica_log_dir_sz(&s->dirs.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -350,7 +373,8 @@ kp_alter_replica_log_dirs_request_sz(const struct kp_alter_replica_log_dirs_requ
 }
 
 int
-kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -360,7 +384,8 @@ kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_reques
 }
 
 int
-kp_alter_replica_log_dirs_request_encode(const struct kp_alter_replica_log_dirs_request *m, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_request_encode(const struct kp_alter_replica_log_dirs_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -369,7 +394,8 @@ kp_alter_replica_log_dirs_request_encode(const struct kp_alter_replica_log_dirs_
 }
 
 int64_t
-kp_alter_replica_log_dirs_request_size(const struct kp_alter_replica_log_dirs_request *m, int16_t version)
+kp_alter_replica_log_dirs_request_size(const struct kp_alter_replica_log_dirs_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -377,13 +403,16 @@ kp_alter_replica_log_dirs_request_size(const struct kp_alter_replica_log_dirs_re
 }
 
 void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_init(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_init(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_dec(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_dec(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -432,7 +461,9 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_dec(st
 }
 
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_enc(const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_enc(
+	const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -451,7 +482,9 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_enc(co
 }
 
 static size_t
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_sz(const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s, int16_t version)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_sz(
+	const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -472,13 +505,16 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_sz(con
 }
 
 void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_dec(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_dec(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -498,7 +534,8 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_dec(struct
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -543,7 +580,9 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_dec(struct
 }
 
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(
+	const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -552,7 +591,8 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(const 
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -564,7 +604,9 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(const 
 }
 
 static size_t
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_sz(const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s, int16_t version)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_sz(
+	const struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -575,7 +617,8 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_sz(const s
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -593,7 +636,8 @@ kp_alter_replica_log_dirs_response_init(struct kp_alter_replica_log_dirs_respons
 }
 
 static int
-kp_alter_replica_log_dirs_response_dec(struct kp_alter_replica_log_dirs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_dec(struct kp_alter_replica_log_dirs_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -613,7 +657,8 @@ kp_alter_replica_log_dirs_response_dec(struct kp_alter_replica_log_dirs_response
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -658,7 +703,8 @@ kp_alter_replica_log_dirs_response_dec(struct kp_alter_replica_log_dirs_response
 }
 
 static void
-kp_alter_replica_log_dirs_response_enc(const struct kp_alter_replica_log_dirs_response *s, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_response_enc(const struct kp_alter_replica_log_dirs_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -667,7 +713,8 @@ kp_alter_replica_log_dirs_response_enc(const struct kp_alter_replica_log_dirs_re
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(&s->results.items[i], version, w);
+		kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_enc(
+			&s->results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -679,7 +726,8 @@ kp_alter_replica_log_dirs_response_enc(const struct kp_alter_replica_log_dirs_re
 }
 
 static size_t
-kp_alter_replica_log_dirs_response_sz(const struct kp_alter_replica_log_dirs_response *s, int16_t version)
+kp_alter_replica_log_dirs_response_sz(const struct kp_alter_replica_log_dirs_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -690,7 +738,8 @@ kp_alter_replica_log_dirs_response_sz(const struct kp_alter_replica_log_dirs_res
 	sz += 4;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_sz(&s->results.items[i], version);
+		sz += kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -702,7 +751,8 @@ kp_alter_replica_log_dirs_response_sz(const struct kp_alter_replica_log_dirs_res
 }
 
 int
-kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -712,7 +762,8 @@ kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_respo
 }
 
 int
-kp_alter_replica_log_dirs_response_encode(const struct kp_alter_replica_log_dirs_response *m, int16_t version, struct kp_writer *w)
+kp_alter_replica_log_dirs_response_encode(const struct kp_alter_replica_log_dirs_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -721,7 +772,8 @@ kp_alter_replica_log_dirs_response_encode(const struct kp_alter_replica_log_dirs
 }
 
 int64_t
-kp_alter_replica_log_dirs_response_size(const struct kp_alter_replica_log_dirs_response *m, int16_t version)
+kp_alter_replica_log_dirs_response_size(const struct kp_alter_replica_log_dirs_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

@@ -50,11 +50,13 @@ struct kp_alter_replica_log_dirs_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s);
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s);
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -68,7 +70,8 @@ kp_alter_replica_log_dirs_request_init(struct kp_alter_replica_log_dirs_request 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -77,11 +80,13 @@ kp_alter_replica_log_dirs_request_decode(struct kp_alter_replica_log_dirs_reques
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_replica_log_dirs_request_encode(const struct kp_alter_replica_log_dirs_request *m, int16_t version, struct kp_writer *w);
+kp_alter_replica_log_dirs_request_encode(const struct kp_alter_replica_log_dirs_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_alter_replica_log_dirs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_replica_log_dirs_request_size(const struct kp_alter_replica_log_dirs_request *m, int16_t version);
+kp_alter_replica_log_dirs_request_size(const struct kp_alter_replica_log_dirs_request *m,
+	int16_t version);
 
 /* AlterReplicaLogDirPartitionResult: in AlterReplicaLogDirsResponse, used in versions 0,1,2. */
 struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result {
@@ -128,11 +133,13 @@ struct kp_alter_replica_log_dirs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_init(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s);
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_init(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s);
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -146,7 +153,8 @@ kp_alter_replica_log_dirs_response_init(struct kp_alter_replica_log_dirs_respons
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -155,10 +163,12 @@ kp_alter_replica_log_dirs_response_decode(struct kp_alter_replica_log_dirs_respo
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_replica_log_dirs_response_encode(const struct kp_alter_replica_log_dirs_response *m, int16_t version, struct kp_writer *w);
+kp_alter_replica_log_dirs_response_encode(const struct kp_alter_replica_log_dirs_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_alter_replica_log_dirs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_replica_log_dirs_response_size(const struct kp_alter_replica_log_dirs_response *m, int16_t version);
+kp_alter_replica_log_dirs_response_size(const struct kp_alter_replica_log_dirs_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ALTER_REPLICA_LOG_DIRS_H */

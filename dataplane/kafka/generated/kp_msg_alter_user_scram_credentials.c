@@ -8,13 +8,16 @@
 #include "kp_msg_alter_user_scram_credentials.h"
 
 void
-kp_alter_user_scram_credentials_request_scram_credential_deletion_init(struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s)
+kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+	struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_user_scram_credentials_request_scram_credential_deletion_dec(struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_scram_credential_deletion_dec(
+	struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +66,9 @@ kp_alter_user_scram_credentials_request_scram_credential_deletion_dec(struct kp_
 }
 
 static void
-kp_alter_user_scram_credentials_request_scram_credential_deletion_enc(const struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_request_scram_credential_deletion_enc(
+	const struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -82,7 +87,9 @@ kp_alter_user_scram_credentials_request_scram_credential_deletion_enc(const stru
 }
 
 static size_t
-kp_alter_user_scram_credentials_request_scram_credential_deletion_sz(const struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s, int16_t version)
+kp_alter_user_scram_credentials_request_scram_credential_deletion_sz(
+	const struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -103,13 +110,16 @@ kp_alter_user_scram_credentials_request_scram_credential_deletion_sz(const struc
 }
 
 void
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s)
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+	struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_dec(struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_dec(
+	struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -161,7 +171,9 @@ kp_alter_user_scram_credentials_request_scram_credential_upsertion_dec(struct kp
 }
 
 static void
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_enc(const struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_enc(
+	const struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -183,7 +195,9 @@ kp_alter_user_scram_credentials_request_scram_credential_upsertion_enc(const str
 }
 
 static size_t
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_sz(const struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s, int16_t version)
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_sz(
+	const struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -213,7 +227,8 @@ kp_alter_user_scram_credentials_request_init(struct kp_alter_user_scram_credenti
 }
 
 static int
-kp_alter_user_scram_credentials_request_dec(struct kp_alter_user_scram_credentials_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_dec(struct kp_alter_user_scram_credentials_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -232,7 +247,8 @@ kp_alter_user_scram_credentials_request_dec(struct kp_alter_user_scram_credentia
 		s->deletions.count = n;
 		s->deletions.items = NULL;
 		if (n > 0) {
-			s->deletions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->deletions.items), 8);
+			s->deletions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->deletions.items), 8);
 			if (s->deletions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -249,7 +265,8 @@ kp_alter_user_scram_credentials_request_dec(struct kp_alter_user_scram_credentia
 		s->upsertions.count = n;
 		s->upsertions.items = NULL;
 		if (n > 0) {
-			s->upsertions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->upsertions.items), 8);
+			s->upsertions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->upsertions.items), 8);
 			if (s->upsertions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -294,7 +311,8 @@ kp_alter_user_scram_credentials_request_dec(struct kp_alter_user_scram_credentia
 }
 
 static void
-kp_alter_user_scram_credentials_request_enc(const struct kp_alter_user_scram_credentials_request *s, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_request_enc(const struct kp_alter_user_scram_credentials_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -302,10 +320,12 @@ kp_alter_user_scram_credentials_request_enc(const struct kp_alter_user_scram_cre
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->deletions.count);
 	for (int32_t i = 0; i < s->deletions.count; i++)
-		kp_alter_user_scram_credentials_request_scram_credential_deletion_enc(&s->deletions.items[i], version, w);
+		kp_alter_user_scram_credentials_request_scram_credential_deletion_enc(
+			&s->deletions.items[i], version, w);
 	kp_wr_array_len(w, flex, false, s->upsertions.count);
 	for (int32_t i = 0; i < s->upsertions.count; i++)
-		kp_alter_user_scram_credentials_request_scram_credential_upsertion_enc(&s->upsertions.items[i], version, w);
+		kp_alter_user_scram_credentials_request_scram_credential_upsertion_enc(
+			&s->upsertions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -317,7 +337,8 @@ kp_alter_user_scram_credentials_request_enc(const struct kp_alter_user_scram_cre
 }
 
 static size_t
-kp_alter_user_scram_credentials_request_sz(const struct kp_alter_user_scram_credentials_request *s, int16_t version)
+kp_alter_user_scram_credentials_request_sz(const struct kp_alter_user_scram_credentials_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -327,10 +348,12 @@ kp_alter_user_scram_credentials_request_sz(const struct kp_alter_user_scram_cred
 	(void)version;
 	sz += kp_array_len_size(flex, s->deletions.count);
 	for (int32_t i = 0; i < s->deletions.count; i++)
-		sz += kp_alter_user_scram_credentials_request_scram_credential_deletion_sz(&s->deletions.items[i], version);
+		sz += kp_alter_user_scram_credentials_request_scram_credential_deletion_sz(
+			&s->deletions.items[i], version);
 	sz += kp_array_len_size(flex, s->upsertions.count);
 	for (int32_t i = 0; i < s->upsertions.count; i++)
-		sz += kp_alter_user_scram_credentials_request_scram_credential_upsertion_sz(&s->upsertions.items[i], version);
+		sz += kp_alter_user_scram_credentials_request_scram_credential_upsertion_sz(
+			&s->upsertions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -342,7 +365,8 @@ kp_alter_user_scram_credentials_request_sz(const struct kp_alter_user_scram_cred
 }
 
 int
-kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_credentials_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_credentials_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -352,7 +376,9 @@ kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_creden
 }
 
 int
-kp_alter_user_scram_credentials_request_encode(const struct kp_alter_user_scram_credentials_request *m, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_request_encode(
+	const struct kp_alter_user_scram_credentials_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -361,7 +387,8 @@ kp_alter_user_scram_credentials_request_encode(const struct kp_alter_user_scram_
 }
 
 int64_t
-kp_alter_user_scram_credentials_request_size(const struct kp_alter_user_scram_credentials_request *m, int16_t version)
+kp_alter_user_scram_credentials_request_size(
+	const struct kp_alter_user_scram_credentials_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -369,13 +396,16 @@ kp_alter_user_scram_credentials_request_size(const struct kp_alter_user_scram_cr
 }
 
 void
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_init(struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s)
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_init(
+	struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_dec(struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_dec(
+	struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -425,7 +455,8 @@ kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_dec
 }
 
 static void
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc(const struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc(
+	const struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -445,7 +476,8 @@ kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc
 }
 
 static size_t
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_sz(const struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version)
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_sz(
+	const struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -473,7 +505,8 @@ kp_alter_user_scram_credentials_response_init(struct kp_alter_user_scram_credent
 }
 
 static int
-kp_alter_user_scram_credentials_response_dec(struct kp_alter_user_scram_credentials_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_response_dec(struct kp_alter_user_scram_credentials_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -493,7 +526,8 @@ kp_alter_user_scram_credentials_response_dec(struct kp_alter_user_scram_credenti
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -538,7 +572,9 @@ kp_alter_user_scram_credentials_response_dec(struct kp_alter_user_scram_credenti
 }
 
 static void
-kp_alter_user_scram_credentials_response_enc(const struct kp_alter_user_scram_credentials_response *s, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_response_enc(
+	const struct kp_alter_user_scram_credentials_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -547,7 +583,8 @@ kp_alter_user_scram_credentials_response_enc(const struct kp_alter_user_scram_cr
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc(&s->results.items[i], version, w);
+		kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc(
+			&s->results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -559,7 +596,8 @@ kp_alter_user_scram_credentials_response_enc(const struct kp_alter_user_scram_cr
 }
 
 static size_t
-kp_alter_user_scram_credentials_response_sz(const struct kp_alter_user_scram_credentials_response *s, int16_t version)
+kp_alter_user_scram_credentials_response_sz(
+	const struct kp_alter_user_scram_credentials_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -582,7 +620,8 @@ kp_alter_user_scram_credentials_response_sz(const struct kp_alter_user_scram_cre
 }
 
 int
-kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_credentials_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_credentials_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -592,7 +631,9 @@ kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_crede
 }
 
 int
-kp_alter_user_scram_credentials_response_encode(const struct kp_alter_user_scram_credentials_response *m, int16_t version, struct kp_writer *w)
+kp_alter_user_scram_credentials_response_encode(
+	const struct kp_alter_user_scram_credentials_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -601,7 +642,8 @@ kp_alter_user_scram_credentials_response_encode(const struct kp_alter_user_scram
 }
 
 int64_t
-kp_alter_user_scram_credentials_response_size(const struct kp_alter_user_scram_credentials_response *m, int16_t version)
+kp_alter_user_scram_credentials_response_size(
+	const struct kp_alter_user_scram_credentials_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

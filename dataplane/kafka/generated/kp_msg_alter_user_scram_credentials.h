@@ -58,25 +58,29 @@ struct kp_alter_user_scram_credentials_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_user_scram_credentials_request_scram_credential_deletion_init(struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s);
+kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+	struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s);
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+	struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_alter_user_scram_credentials_request_init(struct kp_alter_user_scram_credentials_request *s);
 
 /**
- * Decode a AlterUserScramCredentialsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a AlterUserScramCredentialsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_credentials_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_credentials_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -85,11 +89,14 @@ kp_alter_user_scram_credentials_request_decode(struct kp_alter_user_scram_creden
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_user_scram_credentials_request_encode(const struct kp_alter_user_scram_credentials_request *m, int16_t version, struct kp_writer *w);
+kp_alter_user_scram_credentials_request_encode(
+	const struct kp_alter_user_scram_credentials_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_user_scram_credentials_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_user_scram_credentials_request_size(const struct kp_alter_user_scram_credentials_request *m, int16_t version);
+kp_alter_user_scram_credentials_request_size(
+	const struct kp_alter_user_scram_credentials_request *m, int16_t version);
 
 /* AlterUserScramCredentialsResult: in AlterUserScramCredentialsResponse, used in versions 0. */
 struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result {
@@ -123,21 +130,24 @@ struct kp_alter_user_scram_credentials_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_init(struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s);
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_init(
+	struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_alter_user_scram_credentials_response_init(struct kp_alter_user_scram_credentials_response *s);
 
 /**
- * Decode a AlterUserScramCredentialsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a AlterUserScramCredentialsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_credentials_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_credentials_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -146,10 +156,13 @@ kp_alter_user_scram_credentials_response_decode(struct kp_alter_user_scram_crede
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_alter_user_scram_credentials_response_encode(const struct kp_alter_user_scram_credentials_response *m, int16_t version, struct kp_writer *w);
+kp_alter_user_scram_credentials_response_encode(
+	const struct kp_alter_user_scram_credentials_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_alter_user_scram_credentials_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_alter_user_scram_credentials_response_size(const struct kp_alter_user_scram_credentials_response *m, int16_t version);
+kp_alter_user_scram_credentials_response_size(
+	const struct kp_alter_user_scram_credentials_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_ALTER_USER_SCRAM_CREDENTIALS_H */

@@ -14,7 +14,8 @@ kp_api_versions_request_init(struct kp_api_versions_request *s)
 }
 
 static int
-kp_api_versions_request_dec(struct kp_api_versions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_request_dec(struct kp_api_versions_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -71,7 +72,8 @@ kp_api_versions_request_dec(struct kp_api_versions_request *s, int16_t version, 
 }
 
 static void
-kp_api_versions_request_enc(const struct kp_api_versions_request *s, int16_t version, struct kp_writer *w)
+kp_api_versions_request_enc(const struct kp_api_versions_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -119,7 +121,8 @@ kp_api_versions_request_sz(const struct kp_api_versions_request *s, int16_t vers
 }
 
 int
-kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -129,7 +132,8 @@ kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t versio
 }
 
 int
-kp_api_versions_request_encode(const struct kp_api_versions_request *m, int16_t version, struct kp_writer *w)
+kp_api_versions_request_encode(const struct kp_api_versions_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -152,7 +156,8 @@ kp_api_versions_response_api_version_init(struct kp_api_versions_response_api_ve
 }
 
 static int
-kp_api_versions_response_api_version_dec(struct kp_api_versions_response_api_version *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_response_api_version_dec(struct kp_api_versions_response_api_version *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -202,7 +207,8 @@ kp_api_versions_response_api_version_dec(struct kp_api_versions_response_api_ver
 }
 
 static void
-kp_api_versions_response_api_version_enc(const struct kp_api_versions_response_api_version *s, int16_t version, struct kp_writer *w)
+kp_api_versions_response_api_version_enc(const struct kp_api_versions_response_api_version *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -222,7 +228,8 @@ kp_api_versions_response_api_version_enc(const struct kp_api_versions_response_a
 }
 
 static size_t
-kp_api_versions_response_api_version_sz(const struct kp_api_versions_response_api_version *s, int16_t version)
+kp_api_versions_response_api_version_sz(const struct kp_api_versions_response_api_version *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -244,13 +251,16 @@ kp_api_versions_response_api_version_sz(const struct kp_api_versions_response_ap
 }
 
 void
-kp_api_versions_response_supported_feature_key_init(struct kp_api_versions_response_supported_feature_key *s)
+kp_api_versions_response_supported_feature_key_init(
+	struct kp_api_versions_response_supported_feature_key *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_api_versions_response_supported_feature_key_dec(struct kp_api_versions_response_supported_feature_key *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_response_supported_feature_key_dec(
+	struct kp_api_versions_response_supported_feature_key *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -300,7 +310,9 @@ kp_api_versions_response_supported_feature_key_dec(struct kp_api_versions_respon
 }
 
 static void
-kp_api_versions_response_supported_feature_key_enc(const struct kp_api_versions_response_supported_feature_key *s, int16_t version, struct kp_writer *w)
+kp_api_versions_response_supported_feature_key_enc(
+	const struct kp_api_versions_response_supported_feature_key *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -320,7 +332,8 @@ kp_api_versions_response_supported_feature_key_enc(const struct kp_api_versions_
 }
 
 static size_t
-kp_api_versions_response_supported_feature_key_sz(const struct kp_api_versions_response_supported_feature_key *s, int16_t version)
+kp_api_versions_response_supported_feature_key_sz(
+	const struct kp_api_versions_response_supported_feature_key *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -342,13 +355,16 @@ kp_api_versions_response_supported_feature_key_sz(const struct kp_api_versions_r
 }
 
 void
-kp_api_versions_response_finalized_feature_key_init(struct kp_api_versions_response_finalized_feature_key *s)
+kp_api_versions_response_finalized_feature_key_init(
+	struct kp_api_versions_response_finalized_feature_key *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_api_versions_response_finalized_feature_key_dec(struct kp_api_versions_response_finalized_feature_key *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_response_finalized_feature_key_dec(
+	struct kp_api_versions_response_finalized_feature_key *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -398,7 +414,9 @@ kp_api_versions_response_finalized_feature_key_dec(struct kp_api_versions_respon
 }
 
 static void
-kp_api_versions_response_finalized_feature_key_enc(const struct kp_api_versions_response_finalized_feature_key *s, int16_t version, struct kp_writer *w)
+kp_api_versions_response_finalized_feature_key_enc(
+	const struct kp_api_versions_response_finalized_feature_key *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -418,7 +436,8 @@ kp_api_versions_response_finalized_feature_key_enc(const struct kp_api_versions_
 }
 
 static size_t
-kp_api_versions_response_finalized_feature_key_sz(const struct kp_api_versions_response_finalized_feature_key *s, int16_t version)
+kp_api_versions_response_finalized_feature_key_sz(
+	const struct kp_api_versions_response_finalized_feature_key *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -447,7 +466,8 @@ kp_api_versions_response_init(struct kp_api_versions_response *s)
 }
 
 static int
-kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -475,11 +495,13 @@ kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version
 		s->api_keys.count = n;
 		s->api_keys.items = NULL;
 		if (n > 0) {
-			s->api_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->api_keys.items), 8);
+			s->api_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->api_keys.items), 8);
 			if (s->api_keys.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_api_versions_response_api_version_dec(&s->api_keys.items[i], version, r, a);
+				rc = kp_api_versions_response_api_version_dec(&s->api_keys.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -520,7 +542,9 @@ kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version
 					s->supported_features.count = n;
 					s->supported_features.items = NULL;
 					if (n > 0) {
-						s->supported_features.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->supported_features.items), 8);
+						s->supported_features.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(
+							*s->supported_features.items), 8);
 						if (s->supported_features.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
@@ -550,7 +574,9 @@ kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version
 					s->finalized_features.count = n;
 					s->finalized_features.items = NULL;
 					if (n > 0) {
-						s->finalized_features.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->finalized_features.items), 8);
+						s->finalized_features.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(
+							*s->finalized_features.items), 8);
 						if (s->finalized_features.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
@@ -583,7 +609,8 @@ kp_api_versions_response_dec(struct kp_api_versions_response *s, int16_t version
 }
 
 static void
-kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t version, struct kp_writer *w)
+kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -599,10 +626,14 @@ kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t v
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 3) && ((s->tags_present & (UINT32_C(1) << 0)) || s->supported_features.count != 0);
-		bool put1 = (version >= 3) && ((s->tags_present & (UINT32_C(1) << 1)) || s->finalized_features_epoch != INT64_C(-1));
-		bool put2 = (version >= 3) && ((s->tags_present & (UINT32_C(1) << 2)) || s->finalized_features.count != 0);
-		bool put3 = (version >= 3) && ((s->tags_present & (UINT32_C(1) << 3)) || s->zk_migration_ready != false);
+		bool put0 = (version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->supported_features.count != 0);
+		bool put1 = (version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || s->finalized_features_epoch != INT64_C(-1));
+		bool put2 = (version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 2)) || s->finalized_features.count != 0);
+		bool put3 = (version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 3)) || s->zk_migration_ready != false);
 
 		ntag += put0;
 		ntag += put1;
@@ -614,12 +645,14 @@ kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t v
 
 			vs += kp_array_len_size(true, s->supported_features.count);
 			for (int32_t i = 0; i < s->supported_features.count; i++)
-				vs += kp_api_versions_response_supported_feature_key_sz(&s->supported_features.items[i], version);
+				vs += kp_api_versions_response_supported_feature_key_sz(
+					&s->supported_features.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->supported_features.count);
 			for (int32_t i = 0; i < s->supported_features.count; i++)
-				kp_api_versions_response_supported_feature_key_enc(&s->supported_features.items[i], version, w);
+				kp_api_versions_response_supported_feature_key_enc(
+					&s->supported_features.items[i], version, w);
 		}
 		if (put1) {
 			size_t vs = 0;
@@ -638,12 +671,14 @@ kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t v
 				kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
 			vs += kp_array_len_size(true, s->finalized_features.count);
 			for (int32_t i = 0; i < s->finalized_features.count; i++)
-				vs += kp_api_versions_response_finalized_feature_key_sz(&s->finalized_features.items[i], version);
+				vs += kp_api_versions_response_finalized_feature_key_sz(
+					&s->finalized_features.items[i], version);
 			kp_wr_uvarint(w, 2);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->finalized_features.count);
 			for (int32_t i = 0; i < s->finalized_features.count; i++)
-				kp_api_versions_response_finalized_feature_key_enc(&s->finalized_features.items[i], version, w);
+				kp_api_versions_response_finalized_feature_key_enc(
+					&s->finalized_features.items[i], version, w);
 		}
 		if (put3) {
 			size_t vs = 0;
@@ -681,32 +716,38 @@ kp_api_versions_response_sz(const struct kp_api_versions_response *s, int16_t ve
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 3) && ((s->tags_present & (UINT32_C(1) << 0)) || s->supported_features.count != 0)) {
+		if ((version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->supported_features.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->supported_features.count);
 			for (int32_t i = 0; i < s->supported_features.count; i++)
-				vs += kp_api_versions_response_supported_feature_key_sz(&s->supported_features.items[i], version);
+				vs += kp_api_versions_response_supported_feature_key_sz(
+					&s->supported_features.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 3) && ((s->tags_present & (UINT32_C(1) << 1)) || s->finalized_features_epoch != INT64_C(-1))) {
+		if ((version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || s->finalized_features_epoch != INT64_C(-1))) {
 			size_t vs = 0;
 
 			vs += 8;
 			sz += kp_uvarint_size(1) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 3) && ((s->tags_present & (UINT32_C(1) << 2)) || s->finalized_features.count != 0)) {
+		if ((version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 2)) || s->finalized_features.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->finalized_features.count);
 			for (int32_t i = 0; i < s->finalized_features.count; i++)
-				vs += kp_api_versions_response_finalized_feature_key_sz(&s->finalized_features.items[i], version);
+				vs += kp_api_versions_response_finalized_feature_key_sz(
+					&s->finalized_features.items[i], version);
 			sz += kp_uvarint_size(2) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 3) && ((s->tags_present & (UINT32_C(1) << 3)) || s->zk_migration_ready != false)) {
+		if ((version >= 3) && ((s->tags_present & (UINT32_C(
+			1) << 3)) || s->zk_migration_ready != false)) {
 			size_t vs = 0;
 
 			vs += 1;
@@ -719,7 +760,8 @@ kp_api_versions_response_sz(const struct kp_api_versions_response *s, int16_t ve
 }
 
 int
-kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -729,7 +771,8 @@ kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t vers
 }
 
 int
-kp_api_versions_response_encode(const struct kp_api_versions_response *m, int16_t version, struct kp_writer *w)
+kp_api_versions_response_encode(const struct kp_api_versions_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_api_versions_request_init(struct kp_api_versions_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,7 +42,8 @@ kp_api_versions_request_decode(struct kp_api_versions_request *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_api_versions_request_encode(const struct kp_api_versions_request *m, int16_t version, struct kp_writer *w);
+kp_api_versions_request_encode(const struct kp_api_versions_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_api_versions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -142,11 +144,13 @@ kp_api_versions_response_api_version_init(struct kp_api_versions_response_api_ve
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_api_versions_response_supported_feature_key_init(struct kp_api_versions_response_supported_feature_key *s);
+kp_api_versions_response_supported_feature_key_init(
+	struct kp_api_versions_response_supported_feature_key *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_api_versions_response_finalized_feature_key_init(struct kp_api_versions_response_finalized_feature_key *s);
+kp_api_versions_response_finalized_feature_key_init(
+	struct kp_api_versions_response_finalized_feature_key *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -160,7 +164,8 @@ kp_api_versions_response_init(struct kp_api_versions_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -169,7 +174,8 @@ kp_api_versions_response_decode(struct kp_api_versions_response *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_api_versions_response_encode(const struct kp_api_versions_response *m, int16_t version, struct kp_writer *w);
+kp_api_versions_response_encode(const struct kp_api_versions_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_api_versions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_assign_replicas_to_dirs.h"
 
 void
-kp_assign_replicas_to_dirs_request_partition_data_init(struct kp_assign_replicas_to_dirs_request_partition_data *s)
+kp_assign_replicas_to_dirs_request_partition_data_init(
+	struct kp_assign_replicas_to_dirs_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_request_partition_data_dec(struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_partition_data_dec(
+	struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +65,9 @@ kp_assign_replicas_to_dirs_request_partition_data_dec(struct kp_assign_replicas_
 }
 
 static void
-kp_assign_replicas_to_dirs_request_partition_data_enc(const struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_request_partition_data_enc(
+	const struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +85,8 @@ kp_assign_replicas_to_dirs_request_partition_data_enc(const struct kp_assign_rep
 }
 
 static size_t
-kp_assign_replicas_to_dirs_request_partition_data_sz(const struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version)
+kp_assign_replicas_to_dirs_request_partition_data_sz(
+	const struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -100,13 +106,16 @@ kp_assign_replicas_to_dirs_request_partition_data_sz(const struct kp_assign_repl
 }
 
 void
-kp_assign_replicas_to_dirs_request_topic_data_init(struct kp_assign_replicas_to_dirs_request_topic_data *s)
+kp_assign_replicas_to_dirs_request_topic_data_init(
+	struct kp_assign_replicas_to_dirs_request_topic_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_request_topic_data_dec(struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_topic_data_dec(
+	struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -126,11 +135,13 @@ kp_assign_replicas_to_dirs_request_topic_data_dec(struct kp_assign_replicas_to_d
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -171,7 +182,9 @@ kp_assign_replicas_to_dirs_request_topic_data_dec(struct kp_assign_replicas_to_d
 }
 
 static void
-kp_assign_replicas_to_dirs_request_topic_data_enc(const struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_request_topic_data_enc(
+	const struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -180,7 +193,8 @@ kp_assign_replicas_to_dirs_request_topic_data_enc(const struct kp_assign_replica
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_assign_replicas_to_dirs_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_assign_replicas_to_dirs_request_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -192,7 +206,8 @@ kp_assign_replicas_to_dirs_request_topic_data_enc(const struct kp_assign_replica
 }
 
 static size_t
-kp_assign_replicas_to_dirs_request_topic_data_sz(const struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version)
+kp_assign_replicas_to_dirs_request_topic_data_sz(
+	const struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -203,7 +218,8 @@ kp_assign_replicas_to_dirs_request_topic_data_sz(const struct kp_assign_replicas
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_assign_replicas_to_dirs_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_assign_replicas_to_dirs_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -215,13 +231,16 @@ kp_assign_replicas_to_dirs_request_topic_data_sz(const struct kp_assign_replicas
 }
 
 void
-kp_assign_replicas_to_dirs_request_directory_data_init(struct kp_assign_replicas_to_dirs_request_directory_data *s)
+kp_assign_replicas_to_dirs_request_directory_data_init(
+	struct kp_assign_replicas_to_dirs_request_directory_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_request_directory_data_dec(struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_directory_data_dec(
+	struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -241,11 +260,13 @@ kp_assign_replicas_to_dirs_request_directory_data_dec(struct kp_assign_replicas_
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_request_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -286,7 +307,9 @@ kp_assign_replicas_to_dirs_request_directory_data_dec(struct kp_assign_replicas_
 }
 
 static void
-kp_assign_replicas_to_dirs_request_directory_data_enc(const struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_request_directory_data_enc(
+	const struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -307,7 +330,8 @@ kp_assign_replicas_to_dirs_request_directory_data_enc(const struct kp_assign_rep
 }
 
 static size_t
-kp_assign_replicas_to_dirs_request_directory_data_sz(const struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version)
+kp_assign_replicas_to_dirs_request_directory_data_sz(
+	const struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -318,7 +342,8 @@ kp_assign_replicas_to_dirs_request_directory_data_sz(const struct kp_assign_repl
 	sz += 16;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_assign_replicas_to_dirs_request_topic_data_sz(&s->topics.items[i], version);
+		sz += kp_assign_replicas_to_dirs_request_topic_data_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -337,7 +362,8 @@ kp_assign_replicas_to_dirs_request_init(struct kp_assign_replicas_to_dirs_reques
 }
 
 static int
-kp_assign_replicas_to_dirs_request_dec(struct kp_assign_replicas_to_dirs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_dec(struct kp_assign_replicas_to_dirs_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -358,11 +384,13 @@ kp_assign_replicas_to_dirs_request_dec(struct kp_assign_replicas_to_dirs_request
 		s->directories.count = n;
 		s->directories.items = NULL;
 		if (n > 0) {
-			s->directories.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->directories.items), 8);
+			s->directories.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->directories.items), 8);
 			if (s->directories.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_request_directory_data_dec(&s->directories.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_request_directory_data_dec(
+					&s->directories.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -403,7 +431,8 @@ kp_assign_replicas_to_dirs_request_dec(struct kp_assign_replicas_to_dirs_request
 }
 
 static void
-kp_assign_replicas_to_dirs_request_enc(const struct kp_assign_replicas_to_dirs_request *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_request_enc(const struct kp_assign_replicas_to_dirs_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -413,7 +442,8 @@ kp_assign_replicas_to_dirs_request_enc(const struct kp_assign_replicas_to_dirs_r
 	kp_wr_int64(w, s->broker_epoch);
 	kp_wr_array_len(w, flex, false, s->directories.count);
 	for (int32_t i = 0; i < s->directories.count; i++)
-		kp_assign_replicas_to_dirs_request_directory_data_enc(&s->directories.items[i], version, w);
+		kp_assign_replicas_to_dirs_request_directory_data_enc(&s->directories.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -425,7 +455,8 @@ kp_assign_replicas_to_dirs_request_enc(const struct kp_assign_replicas_to_dirs_r
 }
 
 static size_t
-kp_assign_replicas_to_dirs_request_sz(const struct kp_assign_replicas_to_dirs_request *s, int16_t version)
+kp_assign_replicas_to_dirs_request_sz(const struct kp_assign_replicas_to_dirs_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -437,7 +468,8 @@ kp_assign_replicas_to_dirs_request_sz(const struct kp_assign_replicas_to_dirs_re
 	sz += 8;
 	sz += kp_array_len_size(flex, s->directories.count);
 	for (int32_t i = 0; i < s->directories.count; i++)
-		sz += kp_assign_replicas_to_dirs_request_directory_data_sz(&s->directories.items[i], version);
+		sz += kp_assign_replicas_to_dirs_request_directory_data_sz(&s->directories.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -449,7 +481,8 @@ kp_assign_replicas_to_dirs_request_sz(const struct kp_assign_replicas_to_dirs_re
 }
 
 int
-kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -459,7 +492,8 @@ kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_requ
 }
 
 int
-kp_assign_replicas_to_dirs_request_encode(const struct kp_assign_replicas_to_dirs_request *m, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_request_encode(const struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -468,7 +502,8 @@ kp_assign_replicas_to_dirs_request_encode(const struct kp_assign_replicas_to_dir
 }
 
 int64_t
-kp_assign_replicas_to_dirs_request_size(const struct kp_assign_replicas_to_dirs_request *m, int16_t version)
+kp_assign_replicas_to_dirs_request_size(const struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -476,13 +511,16 @@ kp_assign_replicas_to_dirs_request_size(const struct kp_assign_replicas_to_dirs_
 }
 
 void
-kp_assign_replicas_to_dirs_response_partition_data_init(struct kp_assign_replicas_to_dirs_response_partition_data *s)
+kp_assign_replicas_to_dirs_response_partition_data_init(
+	struct kp_assign_replicas_to_dirs_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_response_partition_data_dec(struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_partition_data_dec(
+	struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -531,7 +569,9 @@ kp_assign_replicas_to_dirs_response_partition_data_dec(struct kp_assign_replicas
 }
 
 static void
-kp_assign_replicas_to_dirs_response_partition_data_enc(const struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_response_partition_data_enc(
+	const struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -550,7 +590,8 @@ kp_assign_replicas_to_dirs_response_partition_data_enc(const struct kp_assign_re
 }
 
 static size_t
-kp_assign_replicas_to_dirs_response_partition_data_sz(const struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version)
+kp_assign_replicas_to_dirs_response_partition_data_sz(
+	const struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -571,13 +612,16 @@ kp_assign_replicas_to_dirs_response_partition_data_sz(const struct kp_assign_rep
 }
 
 void
-kp_assign_replicas_to_dirs_response_topic_data_init(struct kp_assign_replicas_to_dirs_response_topic_data *s)
+kp_assign_replicas_to_dirs_response_topic_data_init(
+	struct kp_assign_replicas_to_dirs_response_topic_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_response_topic_data_dec(struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_topic_data_dec(
+	struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -597,11 +641,13 @@ kp_assign_replicas_to_dirs_response_topic_data_dec(struct kp_assign_replicas_to_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -642,7 +688,9 @@ kp_assign_replicas_to_dirs_response_topic_data_dec(struct kp_assign_replicas_to_
 }
 
 static void
-kp_assign_replicas_to_dirs_response_topic_data_enc(const struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_response_topic_data_enc(
+	const struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -651,7 +699,8 @@ kp_assign_replicas_to_dirs_response_topic_data_enc(const struct kp_assign_replic
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_assign_replicas_to_dirs_response_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_assign_replicas_to_dirs_response_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -663,7 +712,8 @@ kp_assign_replicas_to_dirs_response_topic_data_enc(const struct kp_assign_replic
 }
 
 static size_t
-kp_assign_replicas_to_dirs_response_topic_data_sz(const struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version)
+kp_assign_replicas_to_dirs_response_topic_data_sz(
+	const struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -674,7 +724,8 @@ kp_assign_replicas_to_dirs_response_topic_data_sz(const struct kp_assign_replica
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_assign_replicas_to_dirs_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_assign_replicas_to_dirs_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -686,13 +737,16 @@ kp_assign_replicas_to_dirs_response_topic_data_sz(const struct kp_assign_replica
 }
 
 void
-kp_assign_replicas_to_dirs_response_directory_data_init(struct kp_assign_replicas_to_dirs_response_directory_data *s)
+kp_assign_replicas_to_dirs_response_directory_data_init(
+	struct kp_assign_replicas_to_dirs_response_directory_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_assign_replicas_to_dirs_response_directory_data_dec(struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_directory_data_dec(
+	struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -712,11 +766,13 @@ kp_assign_replicas_to_dirs_response_directory_data_dec(struct kp_assign_replicas
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_response_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -757,7 +813,9 @@ kp_assign_replicas_to_dirs_response_directory_data_dec(struct kp_assign_replicas
 }
 
 static void
-kp_assign_replicas_to_dirs_response_directory_data_enc(const struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_response_directory_data_enc(
+	const struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -778,7 +836,8 @@ kp_assign_replicas_to_dirs_response_directory_data_enc(const struct kp_assign_re
 }
 
 static size_t
-kp_assign_replicas_to_dirs_response_directory_data_sz(const struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version)
+kp_assign_replicas_to_dirs_response_directory_data_sz(
+	const struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -789,7 +848,8 @@ kp_assign_replicas_to_dirs_response_directory_data_sz(const struct kp_assign_rep
 	sz += 16;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_assign_replicas_to_dirs_response_topic_data_sz(&s->topics.items[i], version);
+		sz += kp_assign_replicas_to_dirs_response_topic_data_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -807,7 +867,8 @@ kp_assign_replicas_to_dirs_response_init(struct kp_assign_replicas_to_dirs_respo
 }
 
 static int
-kp_assign_replicas_to_dirs_response_dec(struct kp_assign_replicas_to_dirs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_dec(struct kp_assign_replicas_to_dirs_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -828,11 +889,13 @@ kp_assign_replicas_to_dirs_response_dec(struct kp_assign_replicas_to_dirs_respon
 		s->directories.count = n;
 		s->directories.items = NULL;
 		if (n > 0) {
-			s->directories.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->directories.items), 8);
+			s->directories.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->directories.items), 8);
 			if (s->directories.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_assign_replicas_to_dirs_response_directory_data_dec(&s->directories.items[i], version, r, a);
+				rc = kp_assign_replicas_to_dirs_response_directory_data_dec(
+					&s->directories.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -873,7 +936,8 @@ kp_assign_replicas_to_dirs_response_dec(struct kp_assign_replicas_to_dirs_respon
 }
 
 static void
-kp_assign_replicas_to_dirs_response_enc(const struct kp_assign_replicas_to_dirs_response *s, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_response_enc(const struct kp_assign_replicas_to_dirs_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -883,7 +947,8 @@ kp_assign_replicas_to_dirs_response_enc(const struct kp_assign_replicas_to_dirs_
 	kp_wr_int16(w, s->error_code);
 	kp_wr_array_len(w, flex, false, s->directories.count);
 	for (int32_t i = 0; i < s->directories.count; i++)
-		kp_assign_replicas_to_dirs_response_directory_data_enc(&s->directories.items[i], version, w);
+		kp_assign_replicas_to_dirs_response_directory_data_enc(&s->directories.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -895,7 +960,8 @@ kp_assign_replicas_to_dirs_response_enc(const struct kp_assign_replicas_to_dirs_
 }
 
 static size_t
-kp_assign_replicas_to_dirs_response_sz(const struct kp_assign_replicas_to_dirs_response *s, int16_t version)
+kp_assign_replicas_to_dirs_response_sz(const struct kp_assign_replicas_to_dirs_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -907,7 +973,8 @@ kp_assign_replicas_to_dirs_response_sz(const struct kp_assign_replicas_to_dirs_r
 	sz += 2;
 	sz += kp_array_len_size(flex, s->directories.count);
 	for (int32_t i = 0; i < s->directories.count; i++)
-		sz += kp_assign_replicas_to_dirs_response_directory_data_sz(&s->directories.items[i], version);
+		sz += kp_assign_replicas_to_dirs_response_directory_data_sz(
+			&s->directories.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -919,7 +986,8 @@ kp_assign_replicas_to_dirs_response_sz(const struct kp_assign_replicas_to_dirs_r
 }
 
 int
-kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -929,7 +997,8 @@ kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_res
 }
 
 int
-kp_assign_replicas_to_dirs_response_encode(const struct kp_assign_replicas_to_dirs_response *m, int16_t version, struct kp_writer *w)
+kp_assign_replicas_to_dirs_response_encode(const struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -938,7 +1007,8 @@ kp_assign_replicas_to_dirs_response_encode(const struct kp_assign_replicas_to_di
 }
 
 int64_t
-kp_assign_replicas_to_dirs_response_size(const struct kp_assign_replicas_to_dirs_response *m, int16_t version)
+kp_assign_replicas_to_dirs_response_size(const struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

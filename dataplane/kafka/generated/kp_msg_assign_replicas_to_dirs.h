@@ -67,15 +67,18 @@ struct kp_assign_replicas_to_dirs_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_request_partition_data_init(struct kp_assign_replicas_to_dirs_request_partition_data *s);
+kp_assign_replicas_to_dirs_request_partition_data_init(
+	struct kp_assign_replicas_to_dirs_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_request_topic_data_init(struct kp_assign_replicas_to_dirs_request_topic_data *s);
+kp_assign_replicas_to_dirs_request_topic_data_init(
+	struct kp_assign_replicas_to_dirs_request_topic_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_request_directory_data_init(struct kp_assign_replicas_to_dirs_request_directory_data *s);
+kp_assign_replicas_to_dirs_request_directory_data_init(
+	struct kp_assign_replicas_to_dirs_request_directory_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -89,7 +92,8 @@ kp_assign_replicas_to_dirs_request_init(struct kp_assign_replicas_to_dirs_reques
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -98,11 +102,13 @@ kp_assign_replicas_to_dirs_request_decode(struct kp_assign_replicas_to_dirs_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_assign_replicas_to_dirs_request_encode(const struct kp_assign_replicas_to_dirs_request *m, int16_t version, struct kp_writer *w);
+kp_assign_replicas_to_dirs_request_encode(const struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_assign_replicas_to_dirs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_assign_replicas_to_dirs_request_size(const struct kp_assign_replicas_to_dirs_request *m, int16_t version);
+kp_assign_replicas_to_dirs_request_size(const struct kp_assign_replicas_to_dirs_request *m,
+	int16_t version);
 
 /* PartitionData: in AssignReplicasToDirsResponse, used in versions 0. */
 struct kp_assign_replicas_to_dirs_response_partition_data {
@@ -166,29 +172,34 @@ struct kp_assign_replicas_to_dirs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_response_partition_data_init(struct kp_assign_replicas_to_dirs_response_partition_data *s);
+kp_assign_replicas_to_dirs_response_partition_data_init(
+	struct kp_assign_replicas_to_dirs_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_response_topic_data_init(struct kp_assign_replicas_to_dirs_response_topic_data *s);
+kp_assign_replicas_to_dirs_response_topic_data_init(
+	struct kp_assign_replicas_to_dirs_response_topic_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_assign_replicas_to_dirs_response_directory_data_init(struct kp_assign_replicas_to_dirs_response_directory_data *s);
+kp_assign_replicas_to_dirs_response_directory_data_init(
+	struct kp_assign_replicas_to_dirs_response_directory_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_assign_replicas_to_dirs_response_init(struct kp_assign_replicas_to_dirs_response *s);
 
 /**
- * Decode a AssignReplicasToDirsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a AssignReplicasToDirsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -197,10 +208,12 @@ kp_assign_replicas_to_dirs_response_decode(struct kp_assign_replicas_to_dirs_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_assign_replicas_to_dirs_response_encode(const struct kp_assign_replicas_to_dirs_response *m, int16_t version, struct kp_writer *w);
+kp_assign_replicas_to_dirs_response_encode(const struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_assign_replicas_to_dirs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_assign_replicas_to_dirs_response_size(const struct kp_assign_replicas_to_dirs_response *m, int16_t version);
+kp_assign_replicas_to_dirs_response_size(const struct kp_assign_replicas_to_dirs_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_ASSIGN_REPLICAS_TO_DIRS_H */

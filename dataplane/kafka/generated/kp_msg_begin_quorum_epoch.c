@@ -8,13 +8,16 @@
 #include "kp_msg_begin_quorum_epoch.h"
 
 void
-kp_begin_quorum_epoch_request_partition_data_init(struct kp_begin_quorum_epoch_request_partition_data *s)
+kp_begin_quorum_epoch_request_partition_data_init(
+	struct kp_begin_quorum_epoch_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_begin_quorum_epoch_request_partition_data_dec(struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_request_partition_data_dec(
+	struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -68,7 +71,9 @@ kp_begin_quorum_epoch_request_partition_data_dec(struct kp_begin_quorum_epoch_re
 }
 
 static void
-kp_begin_quorum_epoch_request_partition_data_enc(const struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_request_partition_data_enc(
+	const struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -91,7 +96,8 @@ kp_begin_quorum_epoch_request_partition_data_enc(const struct kp_begin_quorum_ep
 }
 
 static size_t
-kp_begin_quorum_epoch_request_partition_data_sz(const struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version)
+kp_begin_quorum_epoch_request_partition_data_sz(
+	const struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -122,7 +128,8 @@ kp_begin_quorum_epoch_request_topic_data_init(struct kp_begin_quorum_epoch_reque
 }
 
 static int
-kp_begin_quorum_epoch_request_topic_data_dec(struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_request_topic_data_dec(struct kp_begin_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -142,11 +149,13 @@ kp_begin_quorum_epoch_request_topic_data_dec(struct kp_begin_quorum_epoch_reques
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_begin_quorum_epoch_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_begin_quorum_epoch_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -187,7 +196,9 @@ kp_begin_quorum_epoch_request_topic_data_dec(struct kp_begin_quorum_epoch_reques
 }
 
 static void
-kp_begin_quorum_epoch_request_topic_data_enc(const struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_request_topic_data_enc(
+	const struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -196,7 +207,8 @@ kp_begin_quorum_epoch_request_topic_data_enc(const struct kp_begin_quorum_epoch_
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_begin_quorum_epoch_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_begin_quorum_epoch_request_partition_data_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -208,7 +220,8 @@ kp_begin_quorum_epoch_request_topic_data_enc(const struct kp_begin_quorum_epoch_
 }
 
 static size_t
-kp_begin_quorum_epoch_request_topic_data_sz(const struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version)
+kp_begin_quorum_epoch_request_topic_data_sz(
+	const struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -219,7 +232,8 @@ kp_begin_quorum_epoch_request_topic_data_sz(const struct kp_begin_quorum_epoch_r
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_begin_quorum_epoch_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_begin_quorum_epoch_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -231,13 +245,16 @@ kp_begin_quorum_epoch_request_topic_data_sz(const struct kp_begin_quorum_epoch_r
 }
 
 void
-kp_begin_quorum_epoch_request_leader_endpoint_init(struct kp_begin_quorum_epoch_request_leader_endpoint *s)
+kp_begin_quorum_epoch_request_leader_endpoint_init(
+	struct kp_begin_quorum_epoch_request_leader_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_begin_quorum_epoch_request_leader_endpoint_dec(struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_request_leader_endpoint_dec(
+	struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -287,7 +304,9 @@ kp_begin_quorum_epoch_request_leader_endpoint_dec(struct kp_begin_quorum_epoch_r
 }
 
 static void
-kp_begin_quorum_epoch_request_leader_endpoint_enc(const struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_request_leader_endpoint_enc(
+	const struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -307,7 +326,8 @@ kp_begin_quorum_epoch_request_leader_endpoint_enc(const struct kp_begin_quorum_e
 }
 
 static size_t
-kp_begin_quorum_epoch_request_leader_endpoint_sz(const struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version)
+kp_begin_quorum_epoch_request_leader_endpoint_sz(
+	const struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -338,7 +358,8 @@ kp_begin_quorum_epoch_request_init(struct kp_begin_quorum_epoch_request *s)
 }
 
 static int
-kp_begin_quorum_epoch_request_dec(struct kp_begin_quorum_epoch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_request_dec(struct kp_begin_quorum_epoch_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -364,11 +385,13 @@ kp_begin_quorum_epoch_request_dec(struct kp_begin_quorum_epoch_request *s, int16
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_begin_quorum_epoch_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_begin_quorum_epoch_request_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -382,11 +405,13 @@ kp_begin_quorum_epoch_request_dec(struct kp_begin_quorum_epoch_request *s, int16
 			s->leader_endpoints.count = n;
 			s->leader_endpoints.items = NULL;
 			if (n > 0) {
-				s->leader_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->leader_endpoints.items), 8);
+				s->leader_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->leader_endpoints.items), 8);
 				if (s->leader_endpoints.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_begin_quorum_epoch_request_leader_endpoint_dec(&s->leader_endpoints.items[i], version, r, a);
+					rc = kp_begin_quorum_epoch_request_leader_endpoint_dec(
+						&s->leader_endpoints.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -428,7 +453,8 @@ kp_begin_quorum_epoch_request_dec(struct kp_begin_quorum_epoch_request *s, int16
 }
 
 static void
-kp_begin_quorum_epoch_request_enc(const struct kp_begin_quorum_epoch_request *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_request_enc(const struct kp_begin_quorum_epoch_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -444,7 +470,8 @@ kp_begin_quorum_epoch_request_enc(const struct kp_begin_quorum_epoch_request *s,
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->leader_endpoints.count);
 		for (int32_t i = 0; i < s->leader_endpoints.count; i++)
-			kp_begin_quorum_epoch_request_leader_endpoint_enc(&s->leader_endpoints.items[i], version, w);
+			kp_begin_quorum_epoch_request_leader_endpoint_enc(
+				&s->leader_endpoints.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -475,7 +502,8 @@ kp_begin_quorum_epoch_request_sz(const struct kp_begin_quorum_epoch_request *s, 
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->leader_endpoints.count);
 		for (int32_t i = 0; i < s->leader_endpoints.count; i++)
-			sz += kp_begin_quorum_epoch_request_leader_endpoint_sz(&s->leader_endpoints.items[i], version);
+			sz += kp_begin_quorum_epoch_request_leader_endpoint_sz(
+				&s->leader_endpoints.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -488,7 +516,8 @@ kp_begin_quorum_epoch_request_sz(const struct kp_begin_quorum_epoch_request *s, 
 }
 
 int
-kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -498,7 +527,8 @@ kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, in
 }
 
 int
-kp_begin_quorum_epoch_request_encode(const struct kp_begin_quorum_epoch_request *m, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_request_encode(const struct kp_begin_quorum_epoch_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -515,13 +545,16 @@ kp_begin_quorum_epoch_request_size(const struct kp_begin_quorum_epoch_request *m
 }
 
 void
-kp_begin_quorum_epoch_response_partition_data_init(struct kp_begin_quorum_epoch_response_partition_data *s)
+kp_begin_quorum_epoch_response_partition_data_init(
+	struct kp_begin_quorum_epoch_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_begin_quorum_epoch_response_partition_data_dec(struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_response_partition_data_dec(
+	struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -572,7 +605,9 @@ kp_begin_quorum_epoch_response_partition_data_dec(struct kp_begin_quorum_epoch_r
 }
 
 static void
-kp_begin_quorum_epoch_response_partition_data_enc(const struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_response_partition_data_enc(
+	const struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -593,7 +628,8 @@ kp_begin_quorum_epoch_response_partition_data_enc(const struct kp_begin_quorum_e
 }
 
 static size_t
-kp_begin_quorum_epoch_response_partition_data_sz(const struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version)
+kp_begin_quorum_epoch_response_partition_data_sz(
+	const struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -622,7 +658,8 @@ kp_begin_quorum_epoch_response_topic_data_init(struct kp_begin_quorum_epoch_resp
 }
 
 static int
-kp_begin_quorum_epoch_response_topic_data_dec(struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_response_topic_data_dec(struct kp_begin_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -642,11 +679,13 @@ kp_begin_quorum_epoch_response_topic_data_dec(struct kp_begin_quorum_epoch_respo
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_begin_quorum_epoch_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_begin_quorum_epoch_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -687,7 +726,9 @@ kp_begin_quorum_epoch_response_topic_data_dec(struct kp_begin_quorum_epoch_respo
 }
 
 static void
-kp_begin_quorum_epoch_response_topic_data_enc(const struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_response_topic_data_enc(
+	const struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -696,7 +737,8 @@ kp_begin_quorum_epoch_response_topic_data_enc(const struct kp_begin_quorum_epoch
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_begin_quorum_epoch_response_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_begin_quorum_epoch_response_partition_data_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -708,7 +750,8 @@ kp_begin_quorum_epoch_response_topic_data_enc(const struct kp_begin_quorum_epoch
 }
 
 static size_t
-kp_begin_quorum_epoch_response_topic_data_sz(const struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version)
+kp_begin_quorum_epoch_response_topic_data_sz(
+	const struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -719,7 +762,8 @@ kp_begin_quorum_epoch_response_topic_data_sz(const struct kp_begin_quorum_epoch_
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_begin_quorum_epoch_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_begin_quorum_epoch_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -731,13 +775,16 @@ kp_begin_quorum_epoch_response_topic_data_sz(const struct kp_begin_quorum_epoch_
 }
 
 void
-kp_begin_quorum_epoch_response_node_endpoint_init(struct kp_begin_quorum_epoch_response_node_endpoint *s)
+kp_begin_quorum_epoch_response_node_endpoint_init(
+	struct kp_begin_quorum_epoch_response_node_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_begin_quorum_epoch_response_node_endpoint_dec(struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_response_node_endpoint_dec(
+	struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -787,7 +834,9 @@ kp_begin_quorum_epoch_response_node_endpoint_dec(struct kp_begin_quorum_epoch_re
 }
 
 static void
-kp_begin_quorum_epoch_response_node_endpoint_enc(const struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_response_node_endpoint_enc(
+	const struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -807,7 +856,8 @@ kp_begin_quorum_epoch_response_node_endpoint_enc(const struct kp_begin_quorum_ep
 }
 
 static size_t
-kp_begin_quorum_epoch_response_node_endpoint_sz(const struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version)
+kp_begin_quorum_epoch_response_node_endpoint_sz(
+	const struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -835,7 +885,8 @@ kp_begin_quorum_epoch_response_init(struct kp_begin_quorum_epoch_response *s)
 }
 
 static int
-kp_begin_quorum_epoch_response_dec(struct kp_begin_quorum_epoch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_response_dec(struct kp_begin_quorum_epoch_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -858,11 +909,13 @@ kp_begin_quorum_epoch_response_dec(struct kp_begin_quorum_epoch_response *s, int
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_begin_quorum_epoch_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_begin_quorum_epoch_response_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -900,7 +953,9 @@ kp_begin_quorum_epoch_response_dec(struct kp_begin_quorum_epoch_response *s, int
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
@@ -926,7 +981,8 @@ kp_begin_quorum_epoch_response_dec(struct kp_begin_quorum_epoch_response *s, int
 }
 
 static void
-kp_begin_quorum_epoch_response_enc(const struct kp_begin_quorum_epoch_response *s, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_response_enc(const struct kp_begin_quorum_epoch_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -939,7 +995,8 @@ kp_begin_quorum_epoch_response_enc(const struct kp_begin_quorum_epoch_response *
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -948,12 +1005,14 @@ kp_begin_quorum_epoch_response_enc(const struct kp_begin_quorum_epoch_response *
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_begin_quorum_epoch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_begin_quorum_epoch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_begin_quorum_epoch_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_begin_quorum_epoch_response_node_endpoint_enc(
+					&s->node_endpoints.items[i], version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -978,12 +1037,14 @@ kp_begin_quorum_epoch_response_sz(const struct kp_begin_quorum_epoch_response *s
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_begin_quorum_epoch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_begin_quorum_epoch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -993,7 +1054,8 @@ kp_begin_quorum_epoch_response_sz(const struct kp_begin_quorum_epoch_response *s
 }
 
 int
-kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -1003,7 +1065,8 @@ kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, 
 }
 
 int
-kp_begin_quorum_epoch_response_encode(const struct kp_begin_quorum_epoch_response *m, int16_t version, struct kp_writer *w)
+kp_begin_quorum_epoch_response_encode(const struct kp_begin_quorum_epoch_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

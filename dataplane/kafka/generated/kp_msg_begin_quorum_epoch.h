@@ -77,7 +77,8 @@ struct kp_begin_quorum_epoch_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_begin_quorum_epoch_request_partition_data_init(struct kp_begin_quorum_epoch_request_partition_data *s);
+kp_begin_quorum_epoch_request_partition_data_init(
+	struct kp_begin_quorum_epoch_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -85,7 +86,8 @@ kp_begin_quorum_epoch_request_topic_data_init(struct kp_begin_quorum_epoch_reque
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_begin_quorum_epoch_request_leader_endpoint_init(struct kp_begin_quorum_epoch_request_leader_endpoint *s);
+kp_begin_quorum_epoch_request_leader_endpoint_init(
+	struct kp_begin_quorum_epoch_request_leader_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -99,7 +101,8 @@ kp_begin_quorum_epoch_request_init(struct kp_begin_quorum_epoch_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -108,7 +111,8 @@ kp_begin_quorum_epoch_request_decode(struct kp_begin_quorum_epoch_request *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_begin_quorum_epoch_request_encode(const struct kp_begin_quorum_epoch_request *m, int16_t version, struct kp_writer *w);
+kp_begin_quorum_epoch_request_encode(const struct kp_begin_quorum_epoch_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_begin_quorum_epoch_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -181,7 +185,8 @@ struct kp_begin_quorum_epoch_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_begin_quorum_epoch_response_partition_data_init(struct kp_begin_quorum_epoch_response_partition_data *s);
+kp_begin_quorum_epoch_response_partition_data_init(
+	struct kp_begin_quorum_epoch_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -189,7 +194,8 @@ kp_begin_quorum_epoch_response_topic_data_init(struct kp_begin_quorum_epoch_resp
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_begin_quorum_epoch_response_node_endpoint_init(struct kp_begin_quorum_epoch_response_node_endpoint *s);
+kp_begin_quorum_epoch_response_node_endpoint_init(
+	struct kp_begin_quorum_epoch_response_node_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -203,7 +209,8 @@ kp_begin_quorum_epoch_response_init(struct kp_begin_quorum_epoch_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -212,10 +219,12 @@ kp_begin_quorum_epoch_response_decode(struct kp_begin_quorum_epoch_response *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_begin_quorum_epoch_response_encode(const struct kp_begin_quorum_epoch_response *m, int16_t version, struct kp_writer *w);
+kp_begin_quorum_epoch_response_encode(const struct kp_begin_quorum_epoch_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_begin_quorum_epoch_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_begin_quorum_epoch_response_size(const struct kp_begin_quorum_epoch_response *m, int16_t version);
+kp_begin_quorum_epoch_response_size(const struct kp_begin_quorum_epoch_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_BEGIN_QUORUM_EPOCH_H */

@@ -15,7 +15,8 @@ kp_broker_heartbeat_request_init(struct kp_broker_heartbeat_request *s)
 }
 
 static int
-kp_broker_heartbeat_request_dec(struct kp_broker_heartbeat_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_heartbeat_request_dec(struct kp_broker_heartbeat_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -67,11 +68,14 @@ kp_broker_heartbeat_request_dec(struct kp_broker_heartbeat_request *s, int16_t v
 					s->offline_log_dirs.count = n;
 					s->offline_log_dirs.items = NULL;
 					if (n > 0) {
-						s->offline_log_dirs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->offline_log_dirs.items), 8);
+						s->offline_log_dirs.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(
+							*s->offline_log_dirs.items), 8);
 						if (s->offline_log_dirs.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
-							kp_rd_uuid((&sub), &s->offline_log_dirs.items[i]);
+							kp_rd_uuid((&sub),
+								&s->offline_log_dirs.items[i]);
 							if ((&sub)->err)
 								return (&sub)->err;
 						}
@@ -93,7 +97,8 @@ kp_broker_heartbeat_request_dec(struct kp_broker_heartbeat_request *s, int16_t v
 }
 
 static void
-kp_broker_heartbeat_request_enc(const struct kp_broker_heartbeat_request *s, int16_t version, struct kp_writer *w)
+kp_broker_heartbeat_request_enc(const struct kp_broker_heartbeat_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -107,7 +112,8 @@ kp_broker_heartbeat_request_enc(const struct kp_broker_heartbeat_request *s, int
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->offline_log_dirs.count != 0);
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->offline_log_dirs.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -147,7 +153,8 @@ kp_broker_heartbeat_request_sz(const struct kp_broker_heartbeat_request *s, int1
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->offline_log_dirs.count != 0)) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->offline_log_dirs.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->offline_log_dirs.count);
@@ -162,7 +169,8 @@ kp_broker_heartbeat_request_sz(const struct kp_broker_heartbeat_request *s, int1
 }
 
 int
-kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -172,7 +180,8 @@ kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_
 }
 
 int
-kp_broker_heartbeat_request_encode(const struct kp_broker_heartbeat_request *m, int16_t version, struct kp_writer *w)
+kp_broker_heartbeat_request_encode(const struct kp_broker_heartbeat_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -196,7 +205,8 @@ kp_broker_heartbeat_response_init(struct kp_broker_heartbeat_response *s)
 }
 
 static int
-kp_broker_heartbeat_response_dec(struct kp_broker_heartbeat_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_heartbeat_response_dec(struct kp_broker_heartbeat_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -248,7 +258,8 @@ kp_broker_heartbeat_response_dec(struct kp_broker_heartbeat_response *s, int16_t
 }
 
 static void
-kp_broker_heartbeat_response_enc(const struct kp_broker_heartbeat_response *s, int16_t version, struct kp_writer *w)
+kp_broker_heartbeat_response_enc(const struct kp_broker_heartbeat_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -294,7 +305,8 @@ kp_broker_heartbeat_response_sz(const struct kp_broker_heartbeat_response *s, in
 }
 
 int
-kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -304,7 +316,8 @@ kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int1
 }
 
 int
-kp_broker_heartbeat_response_encode(const struct kp_broker_heartbeat_response *m, int16_t version, struct kp_writer *w)
+kp_broker_heartbeat_response_encode(const struct kp_broker_heartbeat_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -42,7 +42,8 @@ kp_broker_heartbeat_request_init(struct kp_broker_heartbeat_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -51,7 +52,8 @@ kp_broker_heartbeat_request_decode(struct kp_broker_heartbeat_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_broker_heartbeat_request_encode(const struct kp_broker_heartbeat_request *m, int16_t version, struct kp_writer *w);
+kp_broker_heartbeat_request_encode(const struct kp_broker_heartbeat_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_broker_heartbeat_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -88,7 +90,8 @@ kp_broker_heartbeat_response_init(struct kp_broker_heartbeat_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -97,7 +100,8 @@ kp_broker_heartbeat_response_decode(struct kp_broker_heartbeat_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_broker_heartbeat_response_encode(const struct kp_broker_heartbeat_response *m, int16_t version, struct kp_writer *w);
+kp_broker_heartbeat_response_encode(const struct kp_broker_heartbeat_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_broker_heartbeat_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

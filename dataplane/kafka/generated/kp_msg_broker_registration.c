@@ -14,7 +14,8 @@ kp_broker_registration_request_listener_init(struct kp_broker_registration_reque
 }
 
 static int
-kp_broker_registration_request_listener_dec(struct kp_broker_registration_request_listener *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_request_listener_dec(struct kp_broker_registration_request_listener *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -65,7 +66,8 @@ kp_broker_registration_request_listener_dec(struct kp_broker_registration_reques
 }
 
 static void
-kp_broker_registration_request_listener_enc(const struct kp_broker_registration_request_listener *s, int16_t version, struct kp_writer *w)
+kp_broker_registration_request_listener_enc(const struct kp_broker_registration_request_listener *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -86,7 +88,8 @@ kp_broker_registration_request_listener_enc(const struct kp_broker_registration_
 }
 
 static size_t
-kp_broker_registration_request_listener_sz(const struct kp_broker_registration_request_listener *s, int16_t version)
+kp_broker_registration_request_listener_sz(const struct kp_broker_registration_request_listener *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -115,7 +118,8 @@ kp_broker_registration_request_feature_init(struct kp_broker_registration_reques
 }
 
 static int
-kp_broker_registration_request_feature_dec(struct kp_broker_registration_request_feature *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_request_feature_dec(struct kp_broker_registration_request_feature *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -165,7 +169,8 @@ kp_broker_registration_request_feature_dec(struct kp_broker_registration_request
 }
 
 static void
-kp_broker_registration_request_feature_enc(const struct kp_broker_registration_request_feature *s, int16_t version, struct kp_writer *w)
+kp_broker_registration_request_feature_enc(const struct kp_broker_registration_request_feature *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -185,7 +190,8 @@ kp_broker_registration_request_feature_enc(const struct kp_broker_registration_r
 }
 
 static size_t
-kp_broker_registration_request_feature_sz(const struct kp_broker_registration_request_feature *s, int16_t version)
+kp_broker_registration_request_feature_sz(const struct kp_broker_registration_request_feature *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -214,7 +220,8 @@ kp_broker_registration_request_init(struct kp_broker_registration_request *s)
 }
 
 static int
-kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -240,11 +247,13 @@ kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int
 		s->listeners.count = n;
 		s->listeners.items = NULL;
 		if (n > 0) {
-			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->listeners.items), 8);
+			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->listeners.items), 8);
 			if (s->listeners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_broker_registration_request_listener_dec(&s->listeners.items[i], version, r, a);
+				rc = kp_broker_registration_request_listener_dec(
+					&s->listeners.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -257,11 +266,13 @@ kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int
 		s->features.count = n;
 		s->features.items = NULL;
 		if (n > 0) {
-			s->features.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->features.items), 8);
+			s->features.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->features.items), 8);
 			if (s->features.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_broker_registration_request_feature_dec(&s->features.items[i], version, r, a);
+				rc = kp_broker_registration_request_feature_dec(
+					&s->features.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -279,7 +290,8 @@ kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int
 			s->log_dirs.count = n;
 			s->log_dirs.items = NULL;
 			if (n > 0) {
-				s->log_dirs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->log_dirs.items), 8);
+				s->log_dirs.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->log_dirs.items), 8);
 				if (s->log_dirs.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -328,7 +340,8 @@ kp_broker_registration_request_dec(struct kp_broker_registration_request *s, int
 }
 
 static void
-kp_broker_registration_request_enc(const struct kp_broker_registration_request *s, int16_t version, struct kp_writer *w)
+kp_broker_registration_request_enc(const struct kp_broker_registration_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -406,7 +419,8 @@ kp_broker_registration_request_sz(const struct kp_broker_registration_request *s
 }
 
 int
-kp_broker_registration_request_decode(struct kp_broker_registration_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_request_decode(struct kp_broker_registration_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -416,7 +430,8 @@ kp_broker_registration_request_decode(struct kp_broker_registration_request *m, 
 }
 
 int
-kp_broker_registration_request_encode(const struct kp_broker_registration_request *m, int16_t version, struct kp_writer *w)
+kp_broker_registration_request_encode(const struct kp_broker_registration_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -440,7 +455,8 @@ kp_broker_registration_response_init(struct kp_broker_registration_response *s)
 }
 
 static int
-kp_broker_registration_response_dec(struct kp_broker_registration_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_response_dec(struct kp_broker_registration_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -490,7 +506,8 @@ kp_broker_registration_response_dec(struct kp_broker_registration_response *s, i
 }
 
 static void
-kp_broker_registration_response_enc(const struct kp_broker_registration_response *s, int16_t version, struct kp_writer *w)
+kp_broker_registration_response_enc(const struct kp_broker_registration_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -532,7 +549,8 @@ kp_broker_registration_response_sz(const struct kp_broker_registration_response 
 }
 
 int
-kp_broker_registration_response_decode(struct kp_broker_registration_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_broker_registration_response_decode(struct kp_broker_registration_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -542,7 +560,8 @@ kp_broker_registration_response_decode(struct kp_broker_registration_response *m
 }
 
 int
-kp_broker_registration_response_encode(const struct kp_broker_registration_response *m, int16_t version, struct kp_writer *w)
+kp_broker_registration_response_encode(const struct kp_broker_registration_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -551,7 +570,8 @@ kp_broker_registration_response_encode(const struct kp_broker_registration_respo
 }
 
 int64_t
-kp_broker_registration_response_size(const struct kp_broker_registration_response *m, int16_t version)
+kp_broker_registration_response_size(const struct kp_broker_registration_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

@@ -96,7 +96,8 @@ kp_broker_registration_request_init(struct kp_broker_registration_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_broker_registration_request_decode(struct kp_broker_registration_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_broker_registration_request_decode(struct kp_broker_registration_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -105,11 +106,13 @@ kp_broker_registration_request_decode(struct kp_broker_registration_request *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_broker_registration_request_encode(const struct kp_broker_registration_request *m, int16_t version, struct kp_writer *w);
+kp_broker_registration_request_encode(const struct kp_broker_registration_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_broker_registration_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_broker_registration_request_size(const struct kp_broker_registration_request *m, int16_t version);
+kp_broker_registration_request_size(const struct kp_broker_registration_request *m,
+	int16_t version);
 
 /* BrokerRegistrationResponse (response, API key 62), versions 0-4, flexible 0+. */
 struct kp_broker_registration_response {
@@ -138,7 +141,8 @@ kp_broker_registration_response_init(struct kp_broker_registration_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_broker_registration_response_decode(struct kp_broker_registration_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_broker_registration_response_decode(struct kp_broker_registration_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -147,10 +151,12 @@ kp_broker_registration_response_decode(struct kp_broker_registration_response *m
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_broker_registration_response_encode(const struct kp_broker_registration_response *m, int16_t version, struct kp_writer *w);
+kp_broker_registration_response_encode(const struct kp_broker_registration_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_broker_registration_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_broker_registration_response_size(const struct kp_broker_registration_response *m, int16_t version);
+kp_broker_registration_response_size(const struct kp_broker_registration_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_BROKER_REGISTRATION_H */

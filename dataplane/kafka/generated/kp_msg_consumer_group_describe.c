@@ -14,7 +14,8 @@ kp_consumer_group_describe_request_init(struct kp_consumer_group_describe_reques
 }
 
 static int
-kp_consumer_group_describe_request_dec(struct kp_consumer_group_describe_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_request_dec(struct kp_consumer_group_describe_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -33,7 +34,8 @@ kp_consumer_group_describe_request_dec(struct kp_consumer_group_describe_request
 		s->group_ids.count = n;
 		s->group_ids.items = NULL;
 		if (n > 0) {
-			s->group_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->group_ids.items), 8);
+			s->group_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->group_ids.items), 8);
 			if (s->group_ids.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +81,8 @@ kp_consumer_group_describe_request_dec(struct kp_consumer_group_describe_request
 }
 
 static void
-kp_consumer_group_describe_request_enc(const struct kp_consumer_group_describe_request *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_request_enc(const struct kp_consumer_group_describe_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +103,8 @@ kp_consumer_group_describe_request_enc(const struct kp_consumer_group_describe_r
 }
 
 static size_t
-kp_consumer_group_describe_request_sz(const struct kp_consumer_group_describe_request *s, int16_t version)
+kp_consumer_group_describe_request_sz(const struct kp_consumer_group_describe_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -123,7 +127,8 @@ kp_consumer_group_describe_request_sz(const struct kp_consumer_group_describe_re
 }
 
 int
-kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -133,7 +138,8 @@ kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_requ
 }
 
 int
-kp_consumer_group_describe_request_encode(const struct kp_consumer_group_describe_request *m, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_request_encode(const struct kp_consumer_group_describe_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -142,7 +148,8 @@ kp_consumer_group_describe_request_encode(const struct kp_consumer_group_describ
 }
 
 int64_t
-kp_consumer_group_describe_request_size(const struct kp_consumer_group_describe_request *m, int16_t version)
+kp_consumer_group_describe_request_size(const struct kp_consumer_group_describe_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -150,13 +157,16 @@ kp_consumer_group_describe_request_size(const struct kp_consumer_group_describe_
 }
 
 void
-kp_consumer_group_describe_response_topic_partitions_init(struct kp_consumer_group_describe_response_topic_partitions *s)
+kp_consumer_group_describe_response_topic_partitions_init(
+	struct kp_consumer_group_describe_response_topic_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_group_describe_response_topic_partitions_dec(struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_topic_partitions_dec(
+	struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -177,7 +187,8 @@ kp_consumer_group_describe_response_topic_partitions_dec(struct kp_consumer_grou
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -222,7 +233,9 @@ kp_consumer_group_describe_response_topic_partitions_dec(struct kp_consumer_grou
 }
 
 static void
-kp_consumer_group_describe_response_topic_partitions_enc(const struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_topic_partitions_enc(
+	const struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -244,7 +257,8 @@ kp_consumer_group_describe_response_topic_partitions_enc(const struct kp_consume
 }
 
 static size_t
-kp_consumer_group_describe_response_topic_partitions_sz(const struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version)
+kp_consumer_group_describe_response_topic_partitions_sz(
+	const struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -268,13 +282,16 @@ kp_consumer_group_describe_response_topic_partitions_sz(const struct kp_consumer
 }
 
 void
-kp_consumer_group_describe_response_assignment_init(struct kp_consumer_group_describe_response_assignment *s)
+kp_consumer_group_describe_response_assignment_init(
+	struct kp_consumer_group_describe_response_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_group_describe_response_assignment_dec(struct kp_consumer_group_describe_response_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_assignment_dec(
+	struct kp_consumer_group_describe_response_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -293,11 +310,13 @@ kp_consumer_group_describe_response_assignment_dec(struct kp_consumer_group_desc
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_group_describe_response_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_consumer_group_describe_response_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -338,7 +357,9 @@ kp_consumer_group_describe_response_assignment_dec(struct kp_consumer_group_desc
 }
 
 static void
-kp_consumer_group_describe_response_assignment_enc(const struct kp_consumer_group_describe_response_assignment *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_assignment_enc(
+	const struct kp_consumer_group_describe_response_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -346,7 +367,8 @@ kp_consumer_group_describe_response_assignment_enc(const struct kp_consumer_grou
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_consumer_group_describe_response_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_consumer_group_describe_response_topic_partitions_enc(
+			&s->topic_partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -358,7 +380,8 @@ kp_consumer_group_describe_response_assignment_enc(const struct kp_consumer_grou
 }
 
 static size_t
-kp_consumer_group_describe_response_assignment_sz(const struct kp_consumer_group_describe_response_assignment *s, int16_t version)
+kp_consumer_group_describe_response_assignment_sz(
+	const struct kp_consumer_group_describe_response_assignment *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -368,7 +391,8 @@ kp_consumer_group_describe_response_assignment_sz(const struct kp_consumer_group
 	(void)version;
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_consumer_group_describe_response_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_consumer_group_describe_response_topic_partitions_sz(
+			&s->topic_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -380,7 +404,8 @@ kp_consumer_group_describe_response_assignment_sz(const struct kp_consumer_group
 }
 
 void
-kp_consumer_group_describe_response_member_init(struct kp_consumer_group_describe_response_member *s)
+kp_consumer_group_describe_response_member_init(
+	struct kp_consumer_group_describe_response_member *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->instance_id.ptr = NULL;
@@ -394,7 +419,8 @@ kp_consumer_group_describe_response_member_init(struct kp_consumer_group_describ
 }
 
 static int
-kp_consumer_group_describe_response_member_dec(struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_member_dec(struct kp_consumer_group_describe_response_member *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -419,7 +445,8 @@ kp_consumer_group_describe_response_member_dec(struct kp_consumer_group_describe
 		s->subscribed_topic_names.count = n;
 		s->subscribed_topic_names.items = NULL;
 		if (n > 0) {
-			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->subscribed_topic_names.items), 8);
+			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->subscribed_topic_names.items), 8);
 			if (s->subscribed_topic_names.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -433,7 +460,8 @@ kp_consumer_group_describe_response_member_dec(struct kp_consumer_group_describe
 	rc = kp_consumer_group_describe_response_assignment_dec(&s->assignment, version, r, a);
 	if (rc != 0)
 		return rc;
-	rc = kp_consumer_group_describe_response_assignment_dec(&s->target_assignment, version, r, a);
+	rc = kp_consumer_group_describe_response_assignment_dec(&s->target_assignment, version, r,
+		a);
 	if (rc != 0)
 		return rc;
 	if (flex) {
@@ -471,7 +499,9 @@ kp_consumer_group_describe_response_member_dec(struct kp_consumer_group_describe
 }
 
 static void
-kp_consumer_group_describe_response_member_enc(const struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_member_enc(
+	const struct kp_consumer_group_describe_response_member *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -500,7 +530,8 @@ kp_consumer_group_describe_response_member_enc(const struct kp_consumer_group_de
 }
 
 static size_t
-kp_consumer_group_describe_response_member_sz(const struct kp_consumer_group_describe_response_member *s, int16_t version)
+kp_consumer_group_describe_response_member_sz(
+	const struct kp_consumer_group_describe_response_member *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -531,7 +562,8 @@ kp_consumer_group_describe_response_member_sz(const struct kp_consumer_group_des
 }
 
 void
-kp_consumer_group_describe_response_described_group_init(struct kp_consumer_group_describe_response_described_group *s)
+kp_consumer_group_describe_response_described_group_init(
+	struct kp_consumer_group_describe_response_described_group *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -540,7 +572,9 @@ kp_consumer_group_describe_response_described_group_init(struct kp_consumer_grou
 }
 
 static int
-kp_consumer_group_describe_response_described_group_dec(struct kp_consumer_group_describe_response_described_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_described_group_dec(
+	struct kp_consumer_group_describe_response_described_group *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -566,11 +600,13 @@ kp_consumer_group_describe_response_described_group_dec(struct kp_consumer_group
 		s->members.count = n;
 		s->members.items = NULL;
 		if (n > 0) {
-			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items),
+				8);
 			if (s->members.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_group_describe_response_member_dec(&s->members.items[i], version, r, a);
+				rc = kp_consumer_group_describe_response_member_dec(
+					&s->members.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -612,7 +648,9 @@ kp_consumer_group_describe_response_described_group_dec(struct kp_consumer_group
 }
 
 static void
-kp_consumer_group_describe_response_described_group_enc(const struct kp_consumer_group_describe_response_described_group *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_described_group_enc(
+	const struct kp_consumer_group_describe_response_described_group *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -640,7 +678,8 @@ kp_consumer_group_describe_response_described_group_enc(const struct kp_consumer
 }
 
 static size_t
-kp_consumer_group_describe_response_described_group_sz(const struct kp_consumer_group_describe_response_described_group *s, int16_t version)
+kp_consumer_group_describe_response_described_group_sz(
+	const struct kp_consumer_group_describe_response_described_group *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -676,7 +715,8 @@ kp_consumer_group_describe_response_init(struct kp_consumer_group_describe_respo
 }
 
 static int
-kp_consumer_group_describe_response_dec(struct kp_consumer_group_describe_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_dec(struct kp_consumer_group_describe_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -696,11 +736,13 @@ kp_consumer_group_describe_response_dec(struct kp_consumer_group_describe_respon
 		s->groups.count = n;
 		s->groups.items = NULL;
 		if (n > 0) {
-			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items),
+				8);
 			if (s->groups.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_group_describe_response_described_group_dec(&s->groups.items[i], version, r, a);
+				rc = kp_consumer_group_describe_response_described_group_dec(
+					&s->groups.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -741,7 +783,8 @@ kp_consumer_group_describe_response_dec(struct kp_consumer_group_describe_respon
 }
 
 static void
-kp_consumer_group_describe_response_enc(const struct kp_consumer_group_describe_response *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_enc(const struct kp_consumer_group_describe_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -750,7 +793,8 @@ kp_consumer_group_describe_response_enc(const struct kp_consumer_group_describe_
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->groups.count);
 	for (int32_t i = 0; i < s->groups.count; i++)
-		kp_consumer_group_describe_response_described_group_enc(&s->groups.items[i], version, w);
+		kp_consumer_group_describe_response_described_group_enc(&s->groups.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -762,7 +806,8 @@ kp_consumer_group_describe_response_enc(const struct kp_consumer_group_describe_
 }
 
 static size_t
-kp_consumer_group_describe_response_sz(const struct kp_consumer_group_describe_response *s, int16_t version)
+kp_consumer_group_describe_response_sz(const struct kp_consumer_group_describe_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -773,7 +818,8 @@ kp_consumer_group_describe_response_sz(const struct kp_consumer_group_describe_r
 	sz += 4;
 	sz += kp_array_len_size(flex, s->groups.count);
 	for (int32_t i = 0; i < s->groups.count; i++)
-		sz += kp_consumer_group_describe_response_described_group_sz(&s->groups.items[i], version);
+		sz += kp_consumer_group_describe_response_described_group_sz(&s->groups.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -785,7 +831,8 @@ kp_consumer_group_describe_response_sz(const struct kp_consumer_group_describe_r
 }
 
 int
-kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -795,7 +842,8 @@ kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_res
 }
 
 int
-kp_consumer_group_describe_response_encode(const struct kp_consumer_group_describe_response *m, int16_t version, struct kp_writer *w)
+kp_consumer_group_describe_response_encode(const struct kp_consumer_group_describe_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -804,7 +852,8 @@ kp_consumer_group_describe_response_encode(const struct kp_consumer_group_descri
 }
 
 int64_t
-kp_consumer_group_describe_response_size(const struct kp_consumer_group_describe_response *m, int16_t version)
+kp_consumer_group_describe_response_size(const struct kp_consumer_group_describe_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -25,14 +25,16 @@ void
 kp_consumer_group_describe_request_init(struct kp_consumer_group_describe_request *s);
 
 /**
- * Decode a ConsumerGroupDescribeRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ConsumerGroupDescribeRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +43,13 @@ kp_consumer_group_describe_request_decode(struct kp_consumer_group_describe_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_group_describe_request_encode(const struct kp_consumer_group_describe_request *m, int16_t version, struct kp_writer *w);
+kp_consumer_group_describe_request_encode(const struct kp_consumer_group_describe_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_group_describe_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_group_describe_request_size(const struct kp_consumer_group_describe_request *m, int16_t version);
+kp_consumer_group_describe_request_size(const struct kp_consumer_group_describe_request *m,
+	int16_t version);
 
 /* TopicPartitions: in ConsumerGroupDescribeResponse, used in versions 0. */
 struct kp_consumer_group_describe_response_topic_partitions {
@@ -156,33 +160,39 @@ struct kp_consumer_group_describe_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_describe_response_topic_partitions_init(struct kp_consumer_group_describe_response_topic_partitions *s);
+kp_consumer_group_describe_response_topic_partitions_init(
+	struct kp_consumer_group_describe_response_topic_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_describe_response_assignment_init(struct kp_consumer_group_describe_response_assignment *s);
+kp_consumer_group_describe_response_assignment_init(
+	struct kp_consumer_group_describe_response_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_describe_response_member_init(struct kp_consumer_group_describe_response_member *s);
+kp_consumer_group_describe_response_member_init(
+	struct kp_consumer_group_describe_response_member *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_describe_response_described_group_init(struct kp_consumer_group_describe_response_described_group *s);
+kp_consumer_group_describe_response_described_group_init(
+	struct kp_consumer_group_describe_response_described_group *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_consumer_group_describe_response_init(struct kp_consumer_group_describe_response *s);
 
 /**
- * Decode a ConsumerGroupDescribeResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ConsumerGroupDescribeResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -191,10 +201,12 @@ kp_consumer_group_describe_response_decode(struct kp_consumer_group_describe_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_group_describe_response_encode(const struct kp_consumer_group_describe_response *m, int16_t version, struct kp_writer *w);
+kp_consumer_group_describe_response_encode(const struct kp_consumer_group_describe_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_group_describe_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_group_describe_response_size(const struct kp_consumer_group_describe_response *m, int16_t version);
+kp_consumer_group_describe_response_size(const struct kp_consumer_group_describe_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONSUMER_GROUP_DESCRIBE_H */

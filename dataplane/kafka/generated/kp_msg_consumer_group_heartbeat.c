@@ -8,13 +8,16 @@
 #include "kp_msg_consumer_group_heartbeat.h"
 
 void
-kp_consumer_group_heartbeat_request_topic_partitions_init(struct kp_consumer_group_heartbeat_request_topic_partitions *s)
+kp_consumer_group_heartbeat_request_topic_partitions_init(
+	struct kp_consumer_group_heartbeat_request_topic_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_group_heartbeat_request_topic_partitions_dec(struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_request_topic_partitions_dec(
+	struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -34,7 +37,8 @@ kp_consumer_group_heartbeat_request_topic_partitions_dec(struct kp_consumer_grou
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_consumer_group_heartbeat_request_topic_partitions_dec(struct kp_consumer_grou
 }
 
 static void
-kp_consumer_group_heartbeat_request_topic_partitions_enc(const struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_request_topic_partitions_enc(
+	const struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +106,8 @@ kp_consumer_group_heartbeat_request_topic_partitions_enc(const struct kp_consume
 }
 
 static size_t
-kp_consumer_group_heartbeat_request_topic_partitions_sz(const struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version)
+kp_consumer_group_heartbeat_request_topic_partitions_sz(
+	const struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -142,7 +149,8 @@ kp_consumer_group_heartbeat_request_init(struct kp_consumer_group_heartbeat_requ
 }
 
 static int
-kp_consumer_group_heartbeat_request_dec(struct kp_consumer_group_heartbeat_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_request_dec(struct kp_consumer_group_heartbeat_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -169,7 +177,8 @@ kp_consumer_group_heartbeat_request_dec(struct kp_consumer_group_heartbeat_reque
 		s->subscribed_topic_names.count = n;
 		s->subscribed_topic_names.items = NULL;
 		if (n > 0) {
-			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->subscribed_topic_names.items), 8);
+			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->subscribed_topic_names.items), 8);
 			if (s->subscribed_topic_names.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -190,11 +199,13 @@ kp_consumer_group_heartbeat_request_dec(struct kp_consumer_group_heartbeat_reque
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_group_heartbeat_request_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_consumer_group_heartbeat_request_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -235,7 +246,8 @@ kp_consumer_group_heartbeat_request_dec(struct kp_consumer_group_heartbeat_reque
 }
 
 static void
-kp_consumer_group_heartbeat_request_enc(const struct kp_consumer_group_heartbeat_request *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_request_enc(const struct kp_consumer_group_heartbeat_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -256,7 +268,8 @@ kp_consumer_group_heartbeat_request_enc(const struct kp_consumer_group_heartbeat
 	kp_wr_str(w, flex, true, &s->server_assignor);
 	kp_wr_array_len(w, flex, true, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_consumer_group_heartbeat_request_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_consumer_group_heartbeat_request_topic_partitions_enc(
+			&s->topic_partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -268,7 +281,8 @@ kp_consumer_group_heartbeat_request_enc(const struct kp_consumer_group_heartbeat
 }
 
 static size_t
-kp_consumer_group_heartbeat_request_sz(const struct kp_consumer_group_heartbeat_request *s, int16_t version)
+kp_consumer_group_heartbeat_request_sz(const struct kp_consumer_group_heartbeat_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -291,7 +305,8 @@ kp_consumer_group_heartbeat_request_sz(const struct kp_consumer_group_heartbeat_
 	sz += kp_str_size(flex, &s->server_assignor);
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_consumer_group_heartbeat_request_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_consumer_group_heartbeat_request_topic_partitions_sz(
+			&s->topic_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -303,7 +318,8 @@ kp_consumer_group_heartbeat_request_sz(const struct kp_consumer_group_heartbeat_
 }
 
 int
-kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -313,7 +329,8 @@ kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_re
 }
 
 int
-kp_consumer_group_heartbeat_request_encode(const struct kp_consumer_group_heartbeat_request *m, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_request_encode(const struct kp_consumer_group_heartbeat_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -322,7 +339,8 @@ kp_consumer_group_heartbeat_request_encode(const struct kp_consumer_group_heartb
 }
 
 int64_t
-kp_consumer_group_heartbeat_request_size(const struct kp_consumer_group_heartbeat_request *m, int16_t version)
+kp_consumer_group_heartbeat_request_size(const struct kp_consumer_group_heartbeat_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -330,13 +348,16 @@ kp_consumer_group_heartbeat_request_size(const struct kp_consumer_group_heartbea
 }
 
 void
-kp_consumer_group_heartbeat_response_topic_partitions_init(struct kp_consumer_group_heartbeat_response_topic_partitions *s)
+kp_consumer_group_heartbeat_response_topic_partitions_init(
+	struct kp_consumer_group_heartbeat_response_topic_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_group_heartbeat_response_topic_partitions_dec(struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_topic_partitions_dec(
+	struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -356,7 +377,8 @@ kp_consumer_group_heartbeat_response_topic_partitions_dec(struct kp_consumer_gro
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -401,7 +423,9 @@ kp_consumer_group_heartbeat_response_topic_partitions_dec(struct kp_consumer_gro
 }
 
 static void
-kp_consumer_group_heartbeat_response_topic_partitions_enc(const struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_response_topic_partitions_enc(
+	const struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -422,7 +446,8 @@ kp_consumer_group_heartbeat_response_topic_partitions_enc(const struct kp_consum
 }
 
 static size_t
-kp_consumer_group_heartbeat_response_topic_partitions_sz(const struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version)
+kp_consumer_group_heartbeat_response_topic_partitions_sz(
+	const struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -445,13 +470,16 @@ kp_consumer_group_heartbeat_response_topic_partitions_sz(const struct kp_consume
 }
 
 void
-kp_consumer_group_heartbeat_response_assignment_init(struct kp_consumer_group_heartbeat_response_assignment *s)
+kp_consumer_group_heartbeat_response_assignment_init(
+	struct kp_consumer_group_heartbeat_response_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_group_heartbeat_response_assignment_dec(struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_assignment_dec(
+	struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -470,11 +498,13 @@ kp_consumer_group_heartbeat_response_assignment_dec(struct kp_consumer_group_hea
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_group_heartbeat_response_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_consumer_group_heartbeat_response_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -515,7 +545,9 @@ kp_consumer_group_heartbeat_response_assignment_dec(struct kp_consumer_group_hea
 }
 
 static void
-kp_consumer_group_heartbeat_response_assignment_enc(const struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_response_assignment_enc(
+	const struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -523,7 +555,8 @@ kp_consumer_group_heartbeat_response_assignment_enc(const struct kp_consumer_gro
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_consumer_group_heartbeat_response_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_consumer_group_heartbeat_response_topic_partitions_enc(
+			&s->topic_partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -535,7 +568,8 @@ kp_consumer_group_heartbeat_response_assignment_enc(const struct kp_consumer_gro
 }
 
 static size_t
-kp_consumer_group_heartbeat_response_assignment_sz(const struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version)
+kp_consumer_group_heartbeat_response_assignment_sz(
+	const struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -545,7 +579,8 @@ kp_consumer_group_heartbeat_response_assignment_sz(const struct kp_consumer_grou
 	(void)version;
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_consumer_group_heartbeat_response_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_consumer_group_heartbeat_response_topic_partitions_sz(
+			&s->topic_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -567,7 +602,8 @@ kp_consumer_group_heartbeat_response_init(struct kp_consumer_group_heartbeat_res
 }
 
 static int
-kp_consumer_group_heartbeat_response_dec(struct kp_consumer_group_heartbeat_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_dec(struct kp_consumer_group_heartbeat_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -592,7 +628,8 @@ kp_consumer_group_heartbeat_response_dec(struct kp_consumer_group_heartbeat_resp
 		s->assignment = kp_arena_alloc(a, sizeof(*s->assignment), 8);
 		if (s->assignment == NULL)
 			return -ENOMEM;
-		rc = kp_consumer_group_heartbeat_response_assignment_dec(s->assignment, version, r, a);
+		rc = kp_consumer_group_heartbeat_response_assignment_dec(s->assignment, version, r,
+			a);
 		if (rc != 0)
 			return rc;
 	}
@@ -631,7 +668,8 @@ kp_consumer_group_heartbeat_response_dec(struct kp_consumer_group_heartbeat_resp
 }
 
 static void
-kp_consumer_group_heartbeat_response_enc(const struct kp_consumer_group_heartbeat_response *s, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_response_enc(const struct kp_consumer_group_heartbeat_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -664,7 +702,8 @@ kp_consumer_group_heartbeat_response_enc(const struct kp_consumer_group_heartbea
 }
 
 static size_t
-kp_consumer_group_heartbeat_response_sz(const struct kp_consumer_group_heartbeat_response *s, int16_t version)
+kp_consumer_group_heartbeat_response_sz(const struct kp_consumer_group_heartbeat_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -693,7 +732,8 @@ kp_consumer_group_heartbeat_response_sz(const struct kp_consumer_group_heartbeat
 }
 
 int
-kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -703,7 +743,8 @@ kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_r
 }
 
 int
-kp_consumer_group_heartbeat_response_encode(const struct kp_consumer_group_heartbeat_response *m, int16_t version, struct kp_writer *w)
+kp_consumer_group_heartbeat_response_encode(const struct kp_consumer_group_heartbeat_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -712,7 +753,8 @@ kp_consumer_group_heartbeat_response_encode(const struct kp_consumer_group_heart
 }
 
 int64_t
-kp_consumer_group_heartbeat_response_size(const struct kp_consumer_group_heartbeat_response *m, int16_t version)
+kp_consumer_group_heartbeat_response_size(const struct kp_consumer_group_heartbeat_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -81,21 +81,24 @@ struct kp_consumer_group_heartbeat_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_heartbeat_request_topic_partitions_init(struct kp_consumer_group_heartbeat_request_topic_partitions *s);
+kp_consumer_group_heartbeat_request_topic_partitions_init(
+	struct kp_consumer_group_heartbeat_request_topic_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_consumer_group_heartbeat_request_init(struct kp_consumer_group_heartbeat_request *s);
 
 /**
- * Decode a ConsumerGroupHeartbeatRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ConsumerGroupHeartbeatRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-1; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -104,11 +107,13 @@ kp_consumer_group_heartbeat_request_decode(struct kp_consumer_group_heartbeat_re
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_group_heartbeat_request_encode(const struct kp_consumer_group_heartbeat_request *m, int16_t version, struct kp_writer *w);
+kp_consumer_group_heartbeat_request_encode(const struct kp_consumer_group_heartbeat_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_group_heartbeat_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_group_heartbeat_request_size(const struct kp_consumer_group_heartbeat_request *m, int16_t version);
+kp_consumer_group_heartbeat_request_size(const struct kp_consumer_group_heartbeat_request *m,
+	int16_t version);
 
 /* TopicPartitions: in ConsumerGroupHeartbeatResponse, used in versions 0,1. */
 struct kp_consumer_group_heartbeat_response_topic_partitions {
@@ -164,25 +169,29 @@ struct kp_consumer_group_heartbeat_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_heartbeat_response_topic_partitions_init(struct kp_consumer_group_heartbeat_response_topic_partitions *s);
+kp_consumer_group_heartbeat_response_topic_partitions_init(
+	struct kp_consumer_group_heartbeat_response_topic_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_group_heartbeat_response_assignment_init(struct kp_consumer_group_heartbeat_response_assignment *s);
+kp_consumer_group_heartbeat_response_assignment_init(
+	struct kp_consumer_group_heartbeat_response_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_consumer_group_heartbeat_response_init(struct kp_consumer_group_heartbeat_response *s);
 
 /**
- * Decode a ConsumerGroupHeartbeatResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ConsumerGroupHeartbeatResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-1; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -191,10 +200,12 @@ kp_consumer_group_heartbeat_response_decode(struct kp_consumer_group_heartbeat_r
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_group_heartbeat_response_encode(const struct kp_consumer_group_heartbeat_response *m, int16_t version, struct kp_writer *w);
+kp_consumer_group_heartbeat_response_encode(const struct kp_consumer_group_heartbeat_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_group_heartbeat_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_group_heartbeat_response_size(const struct kp_consumer_group_heartbeat_response *m, int16_t version);
+kp_consumer_group_heartbeat_response_size(const struct kp_consumer_group_heartbeat_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONSUMER_GROUP_HEARTBEAT_H */

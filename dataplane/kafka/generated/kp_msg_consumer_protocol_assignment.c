@@ -8,13 +8,16 @@
 #include "kp_msg_consumer_protocol_assignment.h"
 
 void
-kp_consumer_protocol_assignment_topic_partition_init(struct kp_consumer_protocol_assignment_topic_partition *s)
+kp_consumer_protocol_assignment_topic_partition_init(
+	struct kp_consumer_protocol_assignment_topic_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_protocol_assignment_topic_partition_dec(struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_assignment_topic_partition_dec(
+	struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -32,7 +35,8 @@ kp_consumer_protocol_assignment_topic_partition_dec(struct kp_consumer_protocol_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -46,7 +50,9 @@ kp_consumer_protocol_assignment_topic_partition_dec(struct kp_consumer_protocol_
 }
 
 static void
-kp_consumer_protocol_assignment_topic_partition_enc(const struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_assignment_topic_partition_enc(
+	const struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -59,7 +65,8 @@ kp_consumer_protocol_assignment_topic_partition_enc(const struct kp_consumer_pro
 }
 
 static size_t
-kp_consumer_protocol_assignment_topic_partition_sz(const struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version)
+kp_consumer_protocol_assignment_topic_partition_sz(
+	const struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -83,7 +90,8 @@ kp_consumer_protocol_assignment_init(struct kp_consumer_protocol_assignment *s)
 }
 
 static int
-kp_consumer_protocol_assignment_dec(struct kp_consumer_protocol_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_assignment_dec(struct kp_consumer_protocol_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -100,11 +108,13 @@ kp_consumer_protocol_assignment_dec(struct kp_consumer_protocol_assignment *s, i
 		s->assigned_partitions.count = n;
 		s->assigned_partitions.items = NULL;
 		if (n > 0) {
-			s->assigned_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->assigned_partitions.items), 8);
+			s->assigned_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->assigned_partitions.items), 8);
 			if (s->assigned_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_consumer_protocol_assignment_topic_partition_dec(&s->assigned_partitions.items[i], version, r, a);
+				rc = kp_consumer_protocol_assignment_topic_partition_dec(
+					&s->assigned_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -115,7 +125,8 @@ kp_consumer_protocol_assignment_dec(struct kp_consumer_protocol_assignment *s, i
 }
 
 static void
-kp_consumer_protocol_assignment_enc(const struct kp_consumer_protocol_assignment *s, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_assignment_enc(const struct kp_consumer_protocol_assignment *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -123,7 +134,8 @@ kp_consumer_protocol_assignment_enc(const struct kp_consumer_protocol_assignment
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->assigned_partitions.count);
 	for (int32_t i = 0; i < s->assigned_partitions.count; i++)
-		kp_consumer_protocol_assignment_topic_partition_enc(&s->assigned_partitions.items[i], version, w);
+		kp_consumer_protocol_assignment_topic_partition_enc(
+			&s->assigned_partitions.items[i], version, w);
 	kp_wr_bytes(w, flex, true, &s->user_data);
 }
 
@@ -138,13 +150,15 @@ kp_consumer_protocol_assignment_sz(const struct kp_consumer_protocol_assignment 
 	(void)version;
 	sz += kp_array_len_size(flex, s->assigned_partitions.count);
 	for (int32_t i = 0; i < s->assigned_partitions.count; i++)
-		sz += kp_consumer_protocol_assignment_topic_partition_sz(&s->assigned_partitions.items[i], version);
+		sz += kp_consumer_protocol_assignment_topic_partition_sz(
+			&s->assigned_partitions.items[i], version);
 	sz += kp_bytes_size(flex, &s->user_data);
 	return sz;
 }
 
 int
-kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -154,7 +168,8 @@ kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m
 }
 
 int
-kp_consumer_protocol_assignment_encode(const struct kp_consumer_protocol_assignment *m, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_assignment_encode(const struct kp_consumer_protocol_assignment *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -163,7 +178,8 @@ kp_consumer_protocol_assignment_encode(const struct kp_consumer_protocol_assignm
 }
 
 int64_t
-kp_consumer_protocol_assignment_size(const struct kp_consumer_protocol_assignment *m, int16_t version)
+kp_consumer_protocol_assignment_size(const struct kp_consumer_protocol_assignment *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

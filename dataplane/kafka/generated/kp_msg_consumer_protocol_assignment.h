@@ -33,7 +33,8 @@ struct kp_consumer_protocol_assignment {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_protocol_assignment_topic_partition_init(struct kp_consumer_protocol_assignment_topic_partition *s);
+kp_consumer_protocol_assignment_topic_partition_init(
+	struct kp_consumer_protocol_assignment_topic_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -47,7 +48,8 @@ kp_consumer_protocol_assignment_init(struct kp_consumer_protocol_assignment *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -56,10 +58,12 @@ kp_consumer_protocol_assignment_decode(struct kp_consumer_protocol_assignment *m
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_protocol_assignment_encode(const struct kp_consumer_protocol_assignment *m, int16_t version, struct kp_writer *w);
+kp_consumer_protocol_assignment_encode(const struct kp_consumer_protocol_assignment *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_protocol_assignment_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_protocol_assignment_size(const struct kp_consumer_protocol_assignment *m, int16_t version);
+kp_consumer_protocol_assignment_size(const struct kp_consumer_protocol_assignment *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONSUMER_PROTOCOL_ASSIGNMENT_H */

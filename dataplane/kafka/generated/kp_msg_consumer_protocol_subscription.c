@@ -8,13 +8,16 @@
 #include "kp_msg_consumer_protocol_subscription.h"
 
 void
-kp_consumer_protocol_subscription_topic_partition_init(struct kp_consumer_protocol_subscription_topic_partition *s)
+kp_consumer_protocol_subscription_topic_partition_init(
+	struct kp_consumer_protocol_subscription_topic_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_consumer_protocol_subscription_topic_partition_dec(struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_subscription_topic_partition_dec(
+	struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -32,7 +35,8 @@ kp_consumer_protocol_subscription_topic_partition_dec(struct kp_consumer_protoco
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -46,7 +50,9 @@ kp_consumer_protocol_subscription_topic_partition_dec(struct kp_consumer_protoco
 }
 
 static void
-kp_consumer_protocol_subscription_topic_partition_enc(const struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_subscription_topic_partition_enc(
+	const struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -59,7 +65,8 @@ kp_consumer_protocol_subscription_topic_partition_enc(const struct kp_consumer_p
 }
 
 static size_t
-kp_consumer_protocol_subscription_topic_partition_sz(const struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version)
+kp_consumer_protocol_subscription_topic_partition_sz(
+	const struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -86,7 +93,8 @@ kp_consumer_protocol_subscription_init(struct kp_consumer_protocol_subscription 
 }
 
 static int
-kp_consumer_protocol_subscription_dec(struct kp_consumer_protocol_subscription *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_subscription_dec(struct kp_consumer_protocol_subscription *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -108,7 +116,8 @@ kp_consumer_protocol_subscription_dec(struct kp_consumer_protocol_subscription *
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -127,11 +136,13 @@ kp_consumer_protocol_subscription_dec(struct kp_consumer_protocol_subscription *
 			s->owned_partitions.count = n;
 			s->owned_partitions.items = NULL;
 			if (n > 0) {
-				s->owned_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->owned_partitions.items), 8);
+				s->owned_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->owned_partitions.items), 8);
 				if (s->owned_partitions.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_consumer_protocol_subscription_topic_partition_dec(&s->owned_partitions.items[i], version, r, a);
+					rc = kp_consumer_protocol_subscription_topic_partition_dec(
+						&s->owned_partitions.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -148,7 +159,8 @@ kp_consumer_protocol_subscription_dec(struct kp_consumer_protocol_subscription *
 }
 
 static void
-kp_consumer_protocol_subscription_enc(const struct kp_consumer_protocol_subscription *s, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_subscription_enc(const struct kp_consumer_protocol_subscription *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -161,7 +173,8 @@ kp_consumer_protocol_subscription_enc(const struct kp_consumer_protocol_subscrip
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->owned_partitions.count);
 		for (int32_t i = 0; i < s->owned_partitions.count; i++)
-			kp_consumer_protocol_subscription_topic_partition_enc(&s->owned_partitions.items[i], version, w);
+			kp_consumer_protocol_subscription_topic_partition_enc(
+				&s->owned_partitions.items[i], version, w);
 	}
 	if (version >= 2) {
 		kp_wr_int32(w, s->generation_id);
@@ -172,7 +185,8 @@ kp_consumer_protocol_subscription_enc(const struct kp_consumer_protocol_subscrip
 }
 
 static size_t
-kp_consumer_protocol_subscription_sz(const struct kp_consumer_protocol_subscription *s, int16_t version)
+kp_consumer_protocol_subscription_sz(const struct kp_consumer_protocol_subscription *s,
+	int16_t version)
 {
 	const bool flex = false;
 
@@ -187,7 +201,8 @@ kp_consumer_protocol_subscription_sz(const struct kp_consumer_protocol_subscript
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->owned_partitions.count);
 		for (int32_t i = 0; i < s->owned_partitions.count; i++)
-			sz += kp_consumer_protocol_subscription_topic_partition_sz(&s->owned_partitions.items[i], version);
+			sz += kp_consumer_protocol_subscription_topic_partition_sz(
+				&s->owned_partitions.items[i], version);
 	}
 	if (version >= 2) {
 		sz += 4;
@@ -199,7 +214,8 @@ kp_consumer_protocol_subscription_sz(const struct kp_consumer_protocol_subscript
 }
 
 int
-kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscription *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscription *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -209,7 +225,8 @@ kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscriptio
 }
 
 int
-kp_consumer_protocol_subscription_encode(const struct kp_consumer_protocol_subscription *m, int16_t version, struct kp_writer *w)
+kp_consumer_protocol_subscription_encode(const struct kp_consumer_protocol_subscription *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -218,7 +235,8 @@ kp_consumer_protocol_subscription_encode(const struct kp_consumer_protocol_subsc
 }
 
 int64_t
-kp_consumer_protocol_subscription_size(const struct kp_consumer_protocol_subscription *m, int16_t version)
+kp_consumer_protocol_subscription_size(const struct kp_consumer_protocol_subscription *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

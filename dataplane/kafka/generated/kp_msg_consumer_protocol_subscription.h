@@ -39,21 +39,24 @@ struct kp_consumer_protocol_subscription {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_consumer_protocol_subscription_topic_partition_init(struct kp_consumer_protocol_subscription_topic_partition *s);
+kp_consumer_protocol_subscription_topic_partition_init(
+	struct kp_consumer_protocol_subscription_topic_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_consumer_protocol_subscription_init(struct kp_consumer_protocol_subscription *s);
 
 /**
- * Decode a ConsumerProtocolSubscription of the given version from r. Strings, bytes and records in m
+ * Decode a ConsumerProtocolSubscription of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-3; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscription *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscription *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -62,10 +65,12 @@ kp_consumer_protocol_subscription_decode(struct kp_consumer_protocol_subscriptio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_consumer_protocol_subscription_encode(const struct kp_consumer_protocol_subscription *m, int16_t version, struct kp_writer *w);
+kp_consumer_protocol_subscription_encode(const struct kp_consumer_protocol_subscription *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_consumer_protocol_subscription_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_consumer_protocol_subscription_size(const struct kp_consumer_protocol_subscription *m, int16_t version);
+kp_consumer_protocol_subscription_size(const struct kp_consumer_protocol_subscription *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONSUMER_PROTOCOL_SUBSCRIPTION_H */

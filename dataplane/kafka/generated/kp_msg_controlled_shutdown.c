@@ -15,7 +15,8 @@ kp_controlled_shutdown_request_init(struct kp_controlled_shutdown_request *s)
 }
 
 static int
-kp_controlled_shutdown_request_dec(struct kp_controlled_shutdown_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controlled_shutdown_request_dec(struct kp_controlled_shutdown_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -67,7 +68,8 @@ kp_controlled_shutdown_request_dec(struct kp_controlled_shutdown_request *s, int
 }
 
 static void
-kp_controlled_shutdown_request_enc(const struct kp_controlled_shutdown_request *s, int16_t version, struct kp_writer *w)
+kp_controlled_shutdown_request_enc(const struct kp_controlled_shutdown_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -111,7 +113,8 @@ kp_controlled_shutdown_request_sz(const struct kp_controlled_shutdown_request *s
 }
 
 int
-kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -121,7 +124,8 @@ kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, 
 }
 
 int
-kp_controlled_shutdown_request_encode(const struct kp_controlled_shutdown_request *m, int16_t version, struct kp_writer *w)
+kp_controlled_shutdown_request_encode(const struct kp_controlled_shutdown_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -138,13 +142,16 @@ kp_controlled_shutdown_request_size(const struct kp_controlled_shutdown_request 
 }
 
 void
-kp_controlled_shutdown_response_remaining_partition_init(struct kp_controlled_shutdown_response_remaining_partition *s)
+kp_controlled_shutdown_response_remaining_partition_init(
+	struct kp_controlled_shutdown_response_remaining_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_controlled_shutdown_response_remaining_partition_dec(struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controlled_shutdown_response_remaining_partition_dec(
+	struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -193,7 +200,9 @@ kp_controlled_shutdown_response_remaining_partition_dec(struct kp_controlled_shu
 }
 
 static void
-kp_controlled_shutdown_response_remaining_partition_enc(const struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version, struct kp_writer *w)
+kp_controlled_shutdown_response_remaining_partition_enc(
+	const struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -212,7 +221,8 @@ kp_controlled_shutdown_response_remaining_partition_enc(const struct kp_controll
 }
 
 static size_t
-kp_controlled_shutdown_response_remaining_partition_sz(const struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version)
+kp_controlled_shutdown_response_remaining_partition_sz(
+	const struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -239,7 +249,8 @@ kp_controlled_shutdown_response_init(struct kp_controlled_shutdown_response *s)
 }
 
 static int
-kp_controlled_shutdown_response_dec(struct kp_controlled_shutdown_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controlled_shutdown_response_dec(struct kp_controlled_shutdown_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -259,11 +270,13 @@ kp_controlled_shutdown_response_dec(struct kp_controlled_shutdown_response *s, i
 		s->remaining_partitions.count = n;
 		s->remaining_partitions.items = NULL;
 		if (n > 0) {
-			s->remaining_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->remaining_partitions.items), 8);
+			s->remaining_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->remaining_partitions.items), 8);
 			if (s->remaining_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_controlled_shutdown_response_remaining_partition_dec(&s->remaining_partitions.items[i], version, r, a);
+				rc = kp_controlled_shutdown_response_remaining_partition_dec(
+					&s->remaining_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -304,7 +317,8 @@ kp_controlled_shutdown_response_dec(struct kp_controlled_shutdown_response *s, i
 }
 
 static void
-kp_controlled_shutdown_response_enc(const struct kp_controlled_shutdown_response *s, int16_t version, struct kp_writer *w)
+kp_controlled_shutdown_response_enc(const struct kp_controlled_shutdown_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -313,7 +327,8 @@ kp_controlled_shutdown_response_enc(const struct kp_controlled_shutdown_response
 	kp_wr_int16(w, s->error_code);
 	kp_wr_array_len(w, flex, false, s->remaining_partitions.count);
 	for (int32_t i = 0; i < s->remaining_partitions.count; i++)
-		kp_controlled_shutdown_response_remaining_partition_enc(&s->remaining_partitions.items[i], version, w);
+		kp_controlled_shutdown_response_remaining_partition_enc(
+			&s->remaining_partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -336,7 +351,8 @@ kp_controlled_shutdown_response_sz(const struct kp_controlled_shutdown_response 
 	sz += 2;
 	sz += kp_array_len_size(flex, s->remaining_partitions.count);
 	for (int32_t i = 0; i < s->remaining_partitions.count; i++)
-		sz += kp_controlled_shutdown_response_remaining_partition_sz(&s->remaining_partitions.items[i], version);
+		sz += kp_controlled_shutdown_response_remaining_partition_sz(
+			&s->remaining_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -348,7 +364,8 @@ kp_controlled_shutdown_response_sz(const struct kp_controlled_shutdown_response 
 }
 
 int
-kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -358,7 +375,8 @@ kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m
 }
 
 int
-kp_controlled_shutdown_response_encode(const struct kp_controlled_shutdown_response *m, int16_t version, struct kp_writer *w)
+kp_controlled_shutdown_response_encode(const struct kp_controlled_shutdown_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -367,7 +385,8 @@ kp_controlled_shutdown_response_encode(const struct kp_controlled_shutdown_respo
 }
 
 int64_t
-kp_controlled_shutdown_response_size(const struct kp_controlled_shutdown_response *m, int16_t version)
+kp_controlled_shutdown_response_size(const struct kp_controlled_shutdown_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_controlled_shutdown_request_init(struct kp_controlled_shutdown_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +42,13 @@ kp_controlled_shutdown_request_decode(struct kp_controlled_shutdown_request *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_controlled_shutdown_request_encode(const struct kp_controlled_shutdown_request *m, int16_t version, struct kp_writer *w);
+kp_controlled_shutdown_request_encode(const struct kp_controlled_shutdown_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_controlled_shutdown_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_controlled_shutdown_request_size(const struct kp_controlled_shutdown_request *m, int16_t version);
+kp_controlled_shutdown_request_size(const struct kp_controlled_shutdown_request *m,
+	int16_t version);
 
 /* RemainingPartition: in ControlledShutdownResponse, used in versions 0,1,2,3. */
 struct kp_controlled_shutdown_response_remaining_partition {
@@ -74,7 +77,8 @@ struct kp_controlled_shutdown_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_controlled_shutdown_response_remaining_partition_init(struct kp_controlled_shutdown_response_remaining_partition *s);
+kp_controlled_shutdown_response_remaining_partition_init(
+	struct kp_controlled_shutdown_response_remaining_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -88,7 +92,8 @@ kp_controlled_shutdown_response_init(struct kp_controlled_shutdown_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -97,10 +102,12 @@ kp_controlled_shutdown_response_decode(struct kp_controlled_shutdown_response *m
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_controlled_shutdown_response_encode(const struct kp_controlled_shutdown_response *m, int16_t version, struct kp_writer *w);
+kp_controlled_shutdown_response_encode(const struct kp_controlled_shutdown_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_controlled_shutdown_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_controlled_shutdown_response_size(const struct kp_controlled_shutdown_response *m, int16_t version);
+kp_controlled_shutdown_response_size(const struct kp_controlled_shutdown_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONTROLLED_SHUTDOWN_H */

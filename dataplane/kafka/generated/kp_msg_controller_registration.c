@@ -8,13 +8,16 @@
 #include "kp_msg_controller_registration.h"
 
 void
-kp_controller_registration_request_listener_init(struct kp_controller_registration_request_listener *s)
+kp_controller_registration_request_listener_init(
+	struct kp_controller_registration_request_listener *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_controller_registration_request_listener_dec(struct kp_controller_registration_request_listener *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_request_listener_dec(
+	struct kp_controller_registration_request_listener *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -65,7 +68,9 @@ kp_controller_registration_request_listener_dec(struct kp_controller_registratio
 }
 
 static void
-kp_controller_registration_request_listener_enc(const struct kp_controller_registration_request_listener *s, int16_t version, struct kp_writer *w)
+kp_controller_registration_request_listener_enc(
+	const struct kp_controller_registration_request_listener *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -86,7 +91,8 @@ kp_controller_registration_request_listener_enc(const struct kp_controller_regis
 }
 
 static size_t
-kp_controller_registration_request_listener_sz(const struct kp_controller_registration_request_listener *s, int16_t version)
+kp_controller_registration_request_listener_sz(
+	const struct kp_controller_registration_request_listener *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -109,13 +115,15 @@ kp_controller_registration_request_listener_sz(const struct kp_controller_regist
 }
 
 void
-kp_controller_registration_request_feature_init(struct kp_controller_registration_request_feature *s)
+kp_controller_registration_request_feature_init(
+	struct kp_controller_registration_request_feature *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_controller_registration_request_feature_dec(struct kp_controller_registration_request_feature *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_request_feature_dec(struct kp_controller_registration_request_feature *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -165,7 +173,9 @@ kp_controller_registration_request_feature_dec(struct kp_controller_registration
 }
 
 static void
-kp_controller_registration_request_feature_enc(const struct kp_controller_registration_request_feature *s, int16_t version, struct kp_writer *w)
+kp_controller_registration_request_feature_enc(
+	const struct kp_controller_registration_request_feature *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -185,7 +195,8 @@ kp_controller_registration_request_feature_enc(const struct kp_controller_regist
 }
 
 static size_t
-kp_controller_registration_request_feature_sz(const struct kp_controller_registration_request_feature *s, int16_t version)
+kp_controller_registration_request_feature_sz(
+	const struct kp_controller_registration_request_feature *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -213,7 +224,8 @@ kp_controller_registration_request_init(struct kp_controller_registration_reques
 }
 
 static int
-kp_controller_registration_request_dec(struct kp_controller_registration_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_request_dec(struct kp_controller_registration_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -235,11 +247,13 @@ kp_controller_registration_request_dec(struct kp_controller_registration_request
 		s->listeners.count = n;
 		s->listeners.items = NULL;
 		if (n > 0) {
-			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->listeners.items), 8);
+			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->listeners.items), 8);
 			if (s->listeners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_controller_registration_request_listener_dec(&s->listeners.items[i], version, r, a);
+				rc = kp_controller_registration_request_listener_dec(
+					&s->listeners.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -252,11 +266,13 @@ kp_controller_registration_request_dec(struct kp_controller_registration_request
 		s->features.count = n;
 		s->features.items = NULL;
 		if (n > 0) {
-			s->features.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->features.items), 8);
+			s->features.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->features.items), 8);
 			if (s->features.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_controller_registration_request_feature_dec(&s->features.items[i], version, r, a);
+				rc = kp_controller_registration_request_feature_dec(
+					&s->features.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -297,7 +313,8 @@ kp_controller_registration_request_dec(struct kp_controller_registration_request
 }
 
 static void
-kp_controller_registration_request_enc(const struct kp_controller_registration_request *s, int16_t version, struct kp_writer *w)
+kp_controller_registration_request_enc(const struct kp_controller_registration_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -323,7 +340,8 @@ kp_controller_registration_request_enc(const struct kp_controller_registration_r
 }
 
 static size_t
-kp_controller_registration_request_sz(const struct kp_controller_registration_request *s, int16_t version)
+kp_controller_registration_request_sz(const struct kp_controller_registration_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -336,7 +354,8 @@ kp_controller_registration_request_sz(const struct kp_controller_registration_re
 	sz += 1;
 	sz += kp_array_len_size(flex, s->listeners.count);
 	for (int32_t i = 0; i < s->listeners.count; i++)
-		sz += kp_controller_registration_request_listener_sz(&s->listeners.items[i], version);
+		sz += kp_controller_registration_request_listener_sz(&s->listeners.items[i],
+			version);
 	sz += kp_array_len_size(flex, s->features.count);
 	for (int32_t i = 0; i < s->features.count; i++)
 		sz += kp_controller_registration_request_feature_sz(&s->features.items[i], version);
@@ -351,7 +370,8 @@ kp_controller_registration_request_sz(const struct kp_controller_registration_re
 }
 
 int
-kp_controller_registration_request_decode(struct kp_controller_registration_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_request_decode(struct kp_controller_registration_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -361,7 +381,8 @@ kp_controller_registration_request_decode(struct kp_controller_registration_requ
 }
 
 int
-kp_controller_registration_request_encode(const struct kp_controller_registration_request *m, int16_t version, struct kp_writer *w)
+kp_controller_registration_request_encode(const struct kp_controller_registration_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -370,7 +391,8 @@ kp_controller_registration_request_encode(const struct kp_controller_registratio
 }
 
 int64_t
-kp_controller_registration_request_size(const struct kp_controller_registration_request *m, int16_t version)
+kp_controller_registration_request_size(const struct kp_controller_registration_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -384,7 +406,8 @@ kp_controller_registration_response_init(struct kp_controller_registration_respo
 }
 
 static int
-kp_controller_registration_response_dec(struct kp_controller_registration_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_response_dec(struct kp_controller_registration_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -434,7 +457,8 @@ kp_controller_registration_response_dec(struct kp_controller_registration_respon
 }
 
 static void
-kp_controller_registration_response_enc(const struct kp_controller_registration_response *s, int16_t version, struct kp_writer *w)
+kp_controller_registration_response_enc(const struct kp_controller_registration_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -454,7 +478,8 @@ kp_controller_registration_response_enc(const struct kp_controller_registration_
 }
 
 static size_t
-kp_controller_registration_response_sz(const struct kp_controller_registration_response *s, int16_t version)
+kp_controller_registration_response_sz(const struct kp_controller_registration_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -476,7 +501,8 @@ kp_controller_registration_response_sz(const struct kp_controller_registration_r
 }
 
 int
-kp_controller_registration_response_decode(struct kp_controller_registration_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_controller_registration_response_decode(struct kp_controller_registration_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -486,7 +512,8 @@ kp_controller_registration_response_decode(struct kp_controller_registration_res
 }
 
 int
-kp_controller_registration_response_encode(const struct kp_controller_registration_response *m, int16_t version, struct kp_writer *w)
+kp_controller_registration_response_encode(const struct kp_controller_registration_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -495,7 +522,8 @@ kp_controller_registration_response_encode(const struct kp_controller_registrati
 }
 
 int64_t
-kp_controller_registration_response_size(const struct kp_controller_registration_response *m, int16_t version)
+kp_controller_registration_response_size(const struct kp_controller_registration_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -64,25 +64,29 @@ struct kp_controller_registration_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_controller_registration_request_listener_init(struct kp_controller_registration_request_listener *s);
+kp_controller_registration_request_listener_init(
+	struct kp_controller_registration_request_listener *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_controller_registration_request_feature_init(struct kp_controller_registration_request_feature *s);
+kp_controller_registration_request_feature_init(
+	struct kp_controller_registration_request_feature *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_controller_registration_request_init(struct kp_controller_registration_request *s);
 
 /**
- * Decode a ControllerRegistrationRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ControllerRegistrationRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_controller_registration_request_decode(struct kp_controller_registration_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_controller_registration_request_decode(struct kp_controller_registration_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -91,11 +95,13 @@ kp_controller_registration_request_decode(struct kp_controller_registration_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_controller_registration_request_encode(const struct kp_controller_registration_request *m, int16_t version, struct kp_writer *w);
+kp_controller_registration_request_encode(const struct kp_controller_registration_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_controller_registration_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_controller_registration_request_size(const struct kp_controller_registration_request *m, int16_t version);
+kp_controller_registration_request_size(const struct kp_controller_registration_request *m,
+	int16_t version);
 
 /* ControllerRegistrationResponse (response, API key 70), versions 0, flexible 0+. */
 struct kp_controller_registration_response {
@@ -117,14 +123,16 @@ void
 kp_controller_registration_response_init(struct kp_controller_registration_response *s);
 
 /**
- * Decode a ControllerRegistrationResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ControllerRegistrationResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_controller_registration_response_decode(struct kp_controller_registration_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_controller_registration_response_decode(struct kp_controller_registration_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -133,10 +141,12 @@ kp_controller_registration_response_decode(struct kp_controller_registration_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_controller_registration_response_encode(const struct kp_controller_registration_response *m, int16_t version, struct kp_writer *w);
+kp_controller_registration_response_encode(const struct kp_controller_registration_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_controller_registration_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_controller_registration_response_size(const struct kp_controller_registration_response *m, int16_t version);
+kp_controller_registration_response_size(const struct kp_controller_registration_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CONTROLLER_REGISTRATION_H */

@@ -15,7 +15,8 @@ kp_create_acls_request_acl_creation_init(struct kp_create_acls_request_acl_creat
 }
 
 static int
-kp_create_acls_request_acl_creation_dec(struct kp_create_acls_request_acl_creation *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_request_acl_creation_dec(struct kp_create_acls_request_acl_creation *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -72,7 +73,8 @@ kp_create_acls_request_acl_creation_dec(struct kp_create_acls_request_acl_creati
 }
 
 static void
-kp_create_acls_request_acl_creation_enc(const struct kp_create_acls_request_acl_creation *s, int16_t version, struct kp_writer *w)
+kp_create_acls_request_acl_creation_enc(const struct kp_create_acls_request_acl_creation *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -98,7 +100,8 @@ kp_create_acls_request_acl_creation_enc(const struct kp_create_acls_request_acl_
 }
 
 static size_t
-kp_create_acls_request_acl_creation_sz(const struct kp_create_acls_request_acl_creation *s, int16_t version)
+kp_create_acls_request_acl_creation_sz(const struct kp_create_acls_request_acl_creation *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -132,7 +135,8 @@ kp_create_acls_request_init(struct kp_create_acls_request *s)
 }
 
 static int
-kp_create_acls_request_dec(struct kp_create_acls_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_request_dec(struct kp_create_acls_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -151,11 +155,13 @@ kp_create_acls_request_dec(struct kp_create_acls_request *s, int16_t version, st
 		s->creations.count = n;
 		s->creations.items = NULL;
 		if (n > 0) {
-			s->creations.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->creations.items), 8);
+			s->creations.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->creations.items), 8);
 			if (s->creations.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_acls_request_acl_creation_dec(&s->creations.items[i], version, r, a);
+				rc = kp_create_acls_request_acl_creation_dec(&s->creations.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -196,7 +202,8 @@ kp_create_acls_request_dec(struct kp_create_acls_request *s, int16_t version, st
 }
 
 static void
-kp_create_acls_request_enc(const struct kp_create_acls_request *s, int16_t version, struct kp_writer *w)
+kp_create_acls_request_enc(const struct kp_create_acls_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -238,7 +245,8 @@ kp_create_acls_request_sz(const struct kp_create_acls_request *s, int16_t versio
 }
 
 int
-kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -248,7 +256,8 @@ kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version,
 }
 
 int
-kp_create_acls_request_encode(const struct kp_create_acls_request *m, int16_t version, struct kp_writer *w)
+kp_create_acls_request_encode(const struct kp_create_acls_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -265,13 +274,16 @@ kp_create_acls_request_size(const struct kp_create_acls_request *m, int16_t vers
 }
 
 void
-kp_create_acls_response_acl_creation_result_init(struct kp_create_acls_response_acl_creation_result *s)
+kp_create_acls_response_acl_creation_result_init(
+	struct kp_create_acls_response_acl_creation_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_acls_response_acl_creation_result_dec(struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_response_acl_creation_result_dec(
+	struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -320,7 +332,9 @@ kp_create_acls_response_acl_creation_result_dec(struct kp_create_acls_response_a
 }
 
 static void
-kp_create_acls_response_acl_creation_result_enc(const struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_writer *w)
+kp_create_acls_response_acl_creation_result_enc(
+	const struct kp_create_acls_response_acl_creation_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -339,7 +353,8 @@ kp_create_acls_response_acl_creation_result_enc(const struct kp_create_acls_resp
 }
 
 static size_t
-kp_create_acls_response_acl_creation_result_sz(const struct kp_create_acls_response_acl_creation_result *s, int16_t version)
+kp_create_acls_response_acl_creation_result_sz(
+	const struct kp_create_acls_response_acl_creation_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -366,7 +381,8 @@ kp_create_acls_response_init(struct kp_create_acls_response *s)
 }
 
 static int
-kp_create_acls_response_dec(struct kp_create_acls_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_response_dec(struct kp_create_acls_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -386,11 +402,13 @@ kp_create_acls_response_dec(struct kp_create_acls_response *s, int16_t version, 
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_acls_response_acl_creation_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_create_acls_response_acl_creation_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -431,7 +449,8 @@ kp_create_acls_response_dec(struct kp_create_acls_response *s, int16_t version, 
 }
 
 static void
-kp_create_acls_response_enc(const struct kp_create_acls_response *s, int16_t version, struct kp_writer *w)
+kp_create_acls_response_enc(const struct kp_create_acls_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -475,7 +494,8 @@ kp_create_acls_response_sz(const struct kp_create_acls_response *s, int16_t vers
 }
 
 int
-kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -485,7 +505,8 @@ kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t versio
 }
 
 int
-kp_create_acls_response_encode(const struct kp_create_acls_response *m, int16_t version, struct kp_writer *w)
+kp_create_acls_response_encode(const struct kp_create_acls_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

@@ -59,7 +59,8 @@ kp_create_acls_request_init(struct kp_create_acls_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -68,7 +69,8 @@ kp_create_acls_request_decode(struct kp_create_acls_request *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_acls_request_encode(const struct kp_create_acls_request *m, int16_t version, struct kp_writer *w);
+kp_create_acls_request_encode(const struct kp_create_acls_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_acls_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -104,7 +106,8 @@ struct kp_create_acls_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_acls_response_acl_creation_result_init(struct kp_create_acls_response_acl_creation_result *s);
+kp_create_acls_response_acl_creation_result_init(
+	struct kp_create_acls_response_acl_creation_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -118,7 +121,8 @@ kp_create_acls_response_init(struct kp_create_acls_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -127,7 +131,8 @@ kp_create_acls_response_decode(struct kp_create_acls_response *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_acls_response_encode(const struct kp_create_acls_response *m, int16_t version, struct kp_writer *w);
+kp_create_acls_response_encode(const struct kp_create_acls_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_acls_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_create_delegation_token.h"
 
 void
-kp_create_delegation_token_request_creatable_renewers_init(struct kp_create_delegation_token_request_creatable_renewers *s)
+kp_create_delegation_token_request_creatable_renewers_init(
+	struct kp_create_delegation_token_request_creatable_renewers *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_delegation_token_request_creatable_renewers_dec(struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_request_creatable_renewers_dec(
+	struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -63,7 +66,9 @@ kp_create_delegation_token_request_creatable_renewers_dec(struct kp_create_deleg
 }
 
 static void
-kp_create_delegation_token_request_creatable_renewers_enc(const struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version, struct kp_writer *w)
+kp_create_delegation_token_request_creatable_renewers_enc(
+	const struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -82,7 +87,8 @@ kp_create_delegation_token_request_creatable_renewers_enc(const struct kp_create
 }
 
 static size_t
-kp_create_delegation_token_request_creatable_renewers_sz(const struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version)
+kp_create_delegation_token_request_creatable_renewers_sz(
+	const struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -109,7 +115,8 @@ kp_create_delegation_token_request_init(struct kp_create_delegation_token_reques
 }
 
 static int
-kp_create_delegation_token_request_dec(struct kp_create_delegation_token_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_request_dec(struct kp_create_delegation_token_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -138,11 +145,13 @@ kp_create_delegation_token_request_dec(struct kp_create_delegation_token_request
 		s->renewers.count = n;
 		s->renewers.items = NULL;
 		if (n > 0) {
-			s->renewers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->renewers.items), 8);
+			s->renewers.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->renewers.items), 8);
 			if (s->renewers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_delegation_token_request_creatable_renewers_dec(&s->renewers.items[i], version, r, a);
+				rc = kp_create_delegation_token_request_creatable_renewers_dec(
+					&s->renewers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -184,7 +193,8 @@ kp_create_delegation_token_request_dec(struct kp_create_delegation_token_request
 }
 
 static void
-kp_create_delegation_token_request_enc(const struct kp_create_delegation_token_request *s, int16_t version, struct kp_writer *w)
+kp_create_delegation_token_request_enc(const struct kp_create_delegation_token_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -198,7 +208,8 @@ kp_create_delegation_token_request_enc(const struct kp_create_delegation_token_r
 	}
 	kp_wr_array_len(w, flex, false, s->renewers.count);
 	for (int32_t i = 0; i < s->renewers.count; i++)
-		kp_create_delegation_token_request_creatable_renewers_enc(&s->renewers.items[i], version, w);
+		kp_create_delegation_token_request_creatable_renewers_enc(&s->renewers.items[i],
+			version, w);
 	kp_wr_int64(w, s->max_lifetime_ms);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -211,7 +222,8 @@ kp_create_delegation_token_request_enc(const struct kp_create_delegation_token_r
 }
 
 static size_t
-kp_create_delegation_token_request_sz(const struct kp_create_delegation_token_request *s, int16_t version)
+kp_create_delegation_token_request_sz(const struct kp_create_delegation_token_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -227,7 +239,8 @@ kp_create_delegation_token_request_sz(const struct kp_create_delegation_token_re
 	}
 	sz += kp_array_len_size(flex, s->renewers.count);
 	for (int32_t i = 0; i < s->renewers.count; i++)
-		sz += kp_create_delegation_token_request_creatable_renewers_sz(&s->renewers.items[i], version);
+		sz += kp_create_delegation_token_request_creatable_renewers_sz(
+			&s->renewers.items[i], version);
 	sz += 8;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -240,7 +253,8 @@ kp_create_delegation_token_request_sz(const struct kp_create_delegation_token_re
 }
 
 int
-kp_create_delegation_token_request_decode(struct kp_create_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_request_decode(struct kp_create_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -250,7 +264,8 @@ kp_create_delegation_token_request_decode(struct kp_create_delegation_token_requ
 }
 
 int
-kp_create_delegation_token_request_encode(const struct kp_create_delegation_token_request *m, int16_t version, struct kp_writer *w)
+kp_create_delegation_token_request_encode(const struct kp_create_delegation_token_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -259,7 +274,8 @@ kp_create_delegation_token_request_encode(const struct kp_create_delegation_toke
 }
 
 int64_t
-kp_create_delegation_token_request_size(const struct kp_create_delegation_token_request *m, int16_t version)
+kp_create_delegation_token_request_size(const struct kp_create_delegation_token_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -273,7 +289,8 @@ kp_create_delegation_token_response_init(struct kp_create_delegation_token_respo
 }
 
 static int
-kp_create_delegation_token_response_dec(struct kp_create_delegation_token_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_response_dec(struct kp_create_delegation_token_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -339,7 +356,8 @@ kp_create_delegation_token_response_dec(struct kp_create_delegation_token_respon
 }
 
 static void
-kp_create_delegation_token_response_enc(const struct kp_create_delegation_token_response *s, int16_t version, struct kp_writer *w)
+kp_create_delegation_token_response_enc(const struct kp_create_delegation_token_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -371,7 +389,8 @@ kp_create_delegation_token_response_enc(const struct kp_create_delegation_token_
 }
 
 static size_t
-kp_create_delegation_token_response_sz(const struct kp_create_delegation_token_response *s, int16_t version)
+kp_create_delegation_token_response_sz(const struct kp_create_delegation_token_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -405,7 +424,8 @@ kp_create_delegation_token_response_sz(const struct kp_create_delegation_token_r
 }
 
 int
-kp_create_delegation_token_response_decode(struct kp_create_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_delegation_token_response_decode(struct kp_create_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -415,7 +435,8 @@ kp_create_delegation_token_response_decode(struct kp_create_delegation_token_res
 }
 
 int
-kp_create_delegation_token_response_encode(const struct kp_create_delegation_token_response *m, int16_t version, struct kp_writer *w)
+kp_create_delegation_token_response_encode(const struct kp_create_delegation_token_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -424,7 +445,8 @@ kp_create_delegation_token_response_encode(const struct kp_create_delegation_tok
 }
 
 int64_t
-kp_create_delegation_token_response_size(const struct kp_create_delegation_token_response *m, int16_t version)
+kp_create_delegation_token_response_size(const struct kp_create_delegation_token_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

@@ -50,21 +50,24 @@ struct kp_create_delegation_token_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_delegation_token_request_creatable_renewers_init(struct kp_create_delegation_token_request_creatable_renewers *s);
+kp_create_delegation_token_request_creatable_renewers_init(
+	struct kp_create_delegation_token_request_creatable_renewers *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_create_delegation_token_request_init(struct kp_create_delegation_token_request *s);
 
 /**
- * Decode a CreateDelegationTokenRequest of the given version from r. Strings, bytes and records in m
+ * Decode a CreateDelegationTokenRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-3; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_delegation_token_request_decode(struct kp_create_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_delegation_token_request_decode(struct kp_create_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -73,11 +76,13 @@ kp_create_delegation_token_request_decode(struct kp_create_delegation_token_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_delegation_token_request_encode(const struct kp_create_delegation_token_request *m, int16_t version, struct kp_writer *w);
+kp_create_delegation_token_request_encode(const struct kp_create_delegation_token_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_create_delegation_token_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_create_delegation_token_request_size(const struct kp_create_delegation_token_request *m, int16_t version);
+kp_create_delegation_token_request_size(const struct kp_create_delegation_token_request *m,
+	int16_t version);
 
 /* CreateDelegationTokenResponse (response, API key 38), versions 0-3, flexible 2+. */
 struct kp_create_delegation_token_response {
@@ -115,14 +120,16 @@ void
 kp_create_delegation_token_response_init(struct kp_create_delegation_token_response *s);
 
 /**
- * Decode a CreateDelegationTokenResponse of the given version from r. Strings, bytes and records in m
+ * Decode a CreateDelegationTokenResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-3; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_delegation_token_response_decode(struct kp_create_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_delegation_token_response_decode(struct kp_create_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -131,10 +138,12 @@ kp_create_delegation_token_response_decode(struct kp_create_delegation_token_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_delegation_token_response_encode(const struct kp_create_delegation_token_response *m, int16_t version, struct kp_writer *w);
+kp_create_delegation_token_response_encode(const struct kp_create_delegation_token_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_create_delegation_token_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_create_delegation_token_response_size(const struct kp_create_delegation_token_response *m, int16_t version);
+kp_create_delegation_token_response_size(const struct kp_create_delegation_token_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_CREATE_DELEGATION_TOKEN_H */

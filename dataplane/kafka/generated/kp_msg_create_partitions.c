@@ -8,13 +8,16 @@
 #include "kp_msg_create_partitions.h"
 
 void
-kp_create_partitions_request_create_partitions_assignment_init(struct kp_create_partitions_request_create_partitions_assignment *s)
+kp_create_partitions_request_create_partitions_assignment_init(
+	struct kp_create_partitions_request_create_partitions_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_partitions_request_create_partitions_assignment_dec(struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_request_create_partitions_assignment_dec(
+	struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -33,7 +36,8 @@ kp_create_partitions_request_create_partitions_assignment_dec(struct kp_create_p
 		s->broker_ids.count = n;
 		s->broker_ids.items = NULL;
 		if (n > 0) {
-			s->broker_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->broker_ids.items), 8);
+			s->broker_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->broker_ids.items), 8);
 			if (s->broker_ids.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -78,7 +82,9 @@ kp_create_partitions_request_create_partitions_assignment_dec(struct kp_create_p
 }
 
 static void
-kp_create_partitions_request_create_partitions_assignment_enc(const struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kp_writer *w)
+kp_create_partitions_request_create_partitions_assignment_enc(
+	const struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -98,7 +104,8 @@ kp_create_partitions_request_create_partitions_assignment_enc(const struct kp_cr
 }
 
 static size_t
-kp_create_partitions_request_create_partitions_assignment_sz(const struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version)
+kp_create_partitions_request_create_partitions_assignment_sz(
+	const struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -120,13 +127,16 @@ kp_create_partitions_request_create_partitions_assignment_sz(const struct kp_cre
 }
 
 void
-kp_create_partitions_request_create_partitions_topic_init(struct kp_create_partitions_request_create_partitions_topic *s)
+kp_create_partitions_request_create_partitions_topic_init(
+	struct kp_create_partitions_request_create_partitions_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_partitions_request_create_partitions_topic_dec(struct kp_create_partitions_request_create_partitions_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_request_create_partitions_topic_dec(
+	struct kp_create_partitions_request_create_partitions_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -147,11 +157,13 @@ kp_create_partitions_request_create_partitions_topic_dec(struct kp_create_partit
 		s->assignments.count = n;
 		s->assignments.items = NULL;
 		if (n > 0) {
-			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->assignments.items), 8);
+			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->assignments.items), 8);
 			if (s->assignments.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_partitions_request_create_partitions_assignment_dec(&s->assignments.items[i], version, r, a);
+				rc = kp_create_partitions_request_create_partitions_assignment_dec(
+					&s->assignments.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -192,7 +204,9 @@ kp_create_partitions_request_create_partitions_topic_dec(struct kp_create_partit
 }
 
 static void
-kp_create_partitions_request_create_partitions_topic_enc(const struct kp_create_partitions_request_create_partitions_topic *s, int16_t version, struct kp_writer *w)
+kp_create_partitions_request_create_partitions_topic_enc(
+	const struct kp_create_partitions_request_create_partitions_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -202,7 +216,8 @@ kp_create_partitions_request_create_partitions_topic_enc(const struct kp_create_
 	kp_wr_int32(w, s->count);
 	kp_wr_array_len(w, flex, true, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		kp_create_partitions_request_create_partitions_assignment_enc(&s->assignments.items[i], version, w);
+		kp_create_partitions_request_create_partitions_assignment_enc(
+			&s->assignments.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -214,7 +229,8 @@ kp_create_partitions_request_create_partitions_topic_enc(const struct kp_create_
 }
 
 static size_t
-kp_create_partitions_request_create_partitions_topic_sz(const struct kp_create_partitions_request_create_partitions_topic *s, int16_t version)
+kp_create_partitions_request_create_partitions_topic_sz(
+	const struct kp_create_partitions_request_create_partitions_topic *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -226,7 +242,8 @@ kp_create_partitions_request_create_partitions_topic_sz(const struct kp_create_p
 	sz += 4;
 	sz += kp_array_len_size(flex, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		sz += kp_create_partitions_request_create_partitions_assignment_sz(&s->assignments.items[i], version);
+		sz += kp_create_partitions_request_create_partitions_assignment_sz(
+			&s->assignments.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -244,7 +261,8 @@ kp_create_partitions_request_init(struct kp_create_partitions_request *s)
 }
 
 static int
-kp_create_partitions_request_dec(struct kp_create_partitions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_request_dec(struct kp_create_partitions_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -263,11 +281,13 @@ kp_create_partitions_request_dec(struct kp_create_partitions_request *s, int16_t
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_partitions_request_create_partitions_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_create_partitions_request_create_partitions_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -310,7 +330,8 @@ kp_create_partitions_request_dec(struct kp_create_partitions_request *s, int16_t
 }
 
 static void
-kp_create_partitions_request_enc(const struct kp_create_partitions_request *s, int16_t version, struct kp_writer *w)
+kp_create_partitions_request_enc(const struct kp_create_partitions_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -318,7 +339,8 @@ kp_create_partitions_request_enc(const struct kp_create_partitions_request *s, i
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_create_partitions_request_create_partitions_topic_enc(&s->topics.items[i], version, w);
+		kp_create_partitions_request_create_partitions_topic_enc(&s->topics.items[i],
+			version, w);
 	kp_wr_int32(w, s->timeout_ms);
 	kp_wr_bool(w, s->validate_only);
 	if (flex) {
@@ -342,7 +364,8 @@ kp_create_partitions_request_sz(const struct kp_create_partitions_request *s, in
 	(void)version;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_create_partitions_request_create_partitions_topic_sz(&s->topics.items[i], version);
+		sz += kp_create_partitions_request_create_partitions_topic_sz(&s->topics.items[i],
+			version);
 	sz += 4;
 	sz += 1;
 	if (flex) {
@@ -356,7 +379,8 @@ kp_create_partitions_request_sz(const struct kp_create_partitions_request *s, in
 }
 
 int
-kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -366,7 +390,8 @@ kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int1
 }
 
 int
-kp_create_partitions_request_encode(const struct kp_create_partitions_request *m, int16_t version, struct kp_writer *w)
+kp_create_partitions_request_encode(const struct kp_create_partitions_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -383,7 +408,8 @@ kp_create_partitions_request_size(const struct kp_create_partitions_request *m, 
 }
 
 void
-kp_create_partitions_response_create_partitions_topic_result_init(struct kp_create_partitions_response_create_partitions_topic_result *s)
+kp_create_partitions_response_create_partitions_topic_result_init(
+	struct kp_create_partitions_response_create_partitions_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -391,7 +417,9 @@ kp_create_partitions_response_create_partitions_topic_result_init(struct kp_crea
 }
 
 static int
-kp_create_partitions_response_create_partitions_topic_result_dec(struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_response_create_partitions_topic_result_dec(
+	struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -441,7 +469,9 @@ kp_create_partitions_response_create_partitions_topic_result_dec(struct kp_creat
 }
 
 static void
-kp_create_partitions_response_create_partitions_topic_result_enc(const struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kp_writer *w)
+kp_create_partitions_response_create_partitions_topic_result_enc(
+	const struct kp_create_partitions_response_create_partitions_topic_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -461,7 +491,9 @@ kp_create_partitions_response_create_partitions_topic_result_enc(const struct kp
 }
 
 static size_t
-kp_create_partitions_response_create_partitions_topic_result_sz(const struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version)
+kp_create_partitions_response_create_partitions_topic_result_sz(
+	const struct kp_create_partitions_response_create_partitions_topic_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -489,7 +521,8 @@ kp_create_partitions_response_init(struct kp_create_partitions_response *s)
 }
 
 static int
-kp_create_partitions_response_dec(struct kp_create_partitions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_response_dec(struct kp_create_partitions_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -509,7 +542,8 @@ kp_create_partitions_response_dec(struct kp_create_partitions_response *s, int16
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -554,7 +588,8 @@ kp_create_partitions_response_dec(struct kp_create_partitions_response *s, int16
 }
 
 static void
-kp_create_partitions_response_enc(const struct kp_create_partitions_response *s, int16_t version, struct kp_writer *w)
+kp_create_partitions_response_enc(const struct kp_create_partitions_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -563,7 +598,8 @@ kp_create_partitions_response_enc(const struct kp_create_partitions_response *s,
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_create_partitions_response_create_partitions_topic_result_enc(&s->results.items[i], version, w);
+		kp_create_partitions_response_create_partitions_topic_result_enc(
+			&s->results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -586,7 +622,8 @@ kp_create_partitions_response_sz(const struct kp_create_partitions_response *s, 
 	sz += 4;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_create_partitions_response_create_partitions_topic_result_sz(&s->results.items[i], version);
+		sz += kp_create_partitions_response_create_partitions_topic_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -598,7 +635,8 @@ kp_create_partitions_response_sz(const struct kp_create_partitions_response *s, 
 }
 
 int
-kp_create_partitions_response_decode(struct kp_create_partitions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_partitions_response_decode(struct kp_create_partitions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -608,7 +646,8 @@ kp_create_partitions_response_decode(struct kp_create_partitions_response *m, in
 }
 
 int
-kp_create_partitions_response_encode(const struct kp_create_partitions_response *m, int16_t version, struct kp_writer *w)
+kp_create_partitions_response_encode(const struct kp_create_partitions_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

@@ -57,11 +57,13 @@ struct kp_create_partitions_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_partitions_request_create_partitions_assignment_init(struct kp_create_partitions_request_create_partitions_assignment *s);
+kp_create_partitions_request_create_partitions_assignment_init(
+	struct kp_create_partitions_request_create_partitions_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_partitions_request_create_partitions_topic_init(struct kp_create_partitions_request_create_partitions_topic *s);
+kp_create_partitions_request_create_partitions_topic_init(
+	struct kp_create_partitions_request_create_partitions_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -75,7 +77,8 @@ kp_create_partitions_request_init(struct kp_create_partitions_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -84,7 +87,8 @@ kp_create_partitions_request_decode(struct kp_create_partitions_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_partitions_request_encode(const struct kp_create_partitions_request *m, int16_t version, struct kp_writer *w);
+kp_create_partitions_request_encode(const struct kp_create_partitions_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_partitions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -122,7 +126,8 @@ struct kp_create_partitions_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_partitions_response_create_partitions_topic_result_init(struct kp_create_partitions_response_create_partitions_topic_result *s);
+kp_create_partitions_response_create_partitions_topic_result_init(
+	struct kp_create_partitions_response_create_partitions_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -136,7 +141,8 @@ kp_create_partitions_response_init(struct kp_create_partitions_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_partitions_response_decode(struct kp_create_partitions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_partitions_response_decode(struct kp_create_partitions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -145,7 +151,8 @@ kp_create_partitions_response_decode(struct kp_create_partitions_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_partitions_response_encode(const struct kp_create_partitions_response *m, int16_t version, struct kp_writer *w);
+kp_create_partitions_response_encode(const struct kp_create_partitions_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_partitions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

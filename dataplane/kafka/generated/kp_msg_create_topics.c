@@ -8,13 +8,16 @@
 #include "kp_msg_create_topics.h"
 
 void
-kp_create_topics_request_creatable_replica_assignment_init(struct kp_create_topics_request_creatable_replica_assignment *s)
+kp_create_topics_request_creatable_replica_assignment_init(
+	struct kp_create_topics_request_creatable_replica_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_topics_request_creatable_replica_assignment_dec(struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_request_creatable_replica_assignment_dec(
+	struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -34,7 +37,8 @@ kp_create_topics_request_creatable_replica_assignment_dec(struct kp_create_topic
 		s->broker_ids.count = n;
 		s->broker_ids.items = NULL;
 		if (n > 0) {
-			s->broker_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->broker_ids.items), 8);
+			s->broker_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->broker_ids.items), 8);
 			if (s->broker_ids.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_create_topics_request_creatable_replica_assignment_dec(struct kp_create_topic
 }
 
 static void
-kp_create_topics_request_creatable_replica_assignment_enc(const struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kp_writer *w)
+kp_create_topics_request_creatable_replica_assignment_enc(
+	const struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -100,7 +106,8 @@ kp_create_topics_request_creatable_replica_assignment_enc(const struct kp_create
 }
 
 static size_t
-kp_create_topics_request_creatable_replica_assignment_sz(const struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version)
+kp_create_topics_request_creatable_replica_assignment_sz(
+	const struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -123,13 +130,16 @@ kp_create_topics_request_creatable_replica_assignment_sz(const struct kp_create_
 }
 
 void
-kp_create_topics_request_creatable_topic_config_init(struct kp_create_topics_request_creatable_topic_config *s)
+kp_create_topics_request_creatable_topic_config_init(
+	struct kp_create_topics_request_creatable_topic_config *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_create_topics_request_creatable_topic_config_dec(struct kp_create_topics_request_creatable_topic_config *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_request_creatable_topic_config_dec(
+	struct kp_create_topics_request_creatable_topic_config *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -178,7 +188,9 @@ kp_create_topics_request_creatable_topic_config_dec(struct kp_create_topics_requ
 }
 
 static void
-kp_create_topics_request_creatable_topic_config_enc(const struct kp_create_topics_request_creatable_topic_config *s, int16_t version, struct kp_writer *w)
+kp_create_topics_request_creatable_topic_config_enc(
+	const struct kp_create_topics_request_creatable_topic_config *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -197,7 +209,8 @@ kp_create_topics_request_creatable_topic_config_enc(const struct kp_create_topic
 }
 
 static size_t
-kp_create_topics_request_creatable_topic_config_sz(const struct kp_create_topics_request_creatable_topic_config *s, int16_t version)
+kp_create_topics_request_creatable_topic_config_sz(
+	const struct kp_create_topics_request_creatable_topic_config *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -224,7 +237,8 @@ kp_create_topics_request_creatable_topic_init(struct kp_create_topics_request_cr
 }
 
 static int
-kp_create_topics_request_creatable_topic_dec(struct kp_create_topics_request_creatable_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_request_creatable_topic_dec(struct kp_create_topics_request_creatable_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -246,11 +260,13 @@ kp_create_topics_request_creatable_topic_dec(struct kp_create_topics_request_cre
 		s->assignments.count = n;
 		s->assignments.items = NULL;
 		if (n > 0) {
-			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->assignments.items), 8);
+			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->assignments.items), 8);
 			if (s->assignments.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_topics_request_creatable_replica_assignment_dec(&s->assignments.items[i], version, r, a);
+				rc = kp_create_topics_request_creatable_replica_assignment_dec(
+					&s->assignments.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -263,11 +279,13 @@ kp_create_topics_request_creatable_topic_dec(struct kp_create_topics_request_cre
 		s->configs.count = n;
 		s->configs.items = NULL;
 		if (n > 0) {
-			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items), 8);
+			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items),
+				8);
 			if (s->configs.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_topics_request_creatable_topic_config_dec(&s->configs.items[i], version, r, a);
+				rc = kp_create_topics_request_creatable_topic_config_dec(
+					&s->configs.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -308,7 +326,9 @@ kp_create_topics_request_creatable_topic_dec(struct kp_create_topics_request_cre
 }
 
 static void
-kp_create_topics_request_creatable_topic_enc(const struct kp_create_topics_request_creatable_topic *s, int16_t version, struct kp_writer *w)
+kp_create_topics_request_creatable_topic_enc(
+	const struct kp_create_topics_request_creatable_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -319,10 +339,12 @@ kp_create_topics_request_creatable_topic_enc(const struct kp_create_topics_reque
 	kp_wr_int16(w, s->replication_factor);
 	kp_wr_array_len(w, flex, false, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		kp_create_topics_request_creatable_replica_assignment_enc(&s->assignments.items[i], version, w);
+		kp_create_topics_request_creatable_replica_assignment_enc(&s->assignments.items[i],
+			version, w);
 	kp_wr_array_len(w, flex, false, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		kp_create_topics_request_creatable_topic_config_enc(&s->configs.items[i], version, w);
+		kp_create_topics_request_creatable_topic_config_enc(&s->configs.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -334,7 +356,8 @@ kp_create_topics_request_creatable_topic_enc(const struct kp_create_topics_reque
 }
 
 static size_t
-kp_create_topics_request_creatable_topic_sz(const struct kp_create_topics_request_creatable_topic *s, int16_t version)
+kp_create_topics_request_creatable_topic_sz(
+	const struct kp_create_topics_request_creatable_topic *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -347,10 +370,12 @@ kp_create_topics_request_creatable_topic_sz(const struct kp_create_topics_reques
 	sz += 2;
 	sz += kp_array_len_size(flex, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		sz += kp_create_topics_request_creatable_replica_assignment_sz(&s->assignments.items[i], version);
+		sz += kp_create_topics_request_creatable_replica_assignment_sz(
+			&s->assignments.items[i], version);
 	sz += kp_array_len_size(flex, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		sz += kp_create_topics_request_creatable_topic_config_sz(&s->configs.items[i], version);
+		sz += kp_create_topics_request_creatable_topic_config_sz(&s->configs.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -369,7 +394,8 @@ kp_create_topics_request_init(struct kp_create_topics_request *s)
 }
 
 static int
-kp_create_topics_request_dec(struct kp_create_topics_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_request_dec(struct kp_create_topics_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -389,11 +415,13 @@ kp_create_topics_request_dec(struct kp_create_topics_request *s, int16_t version
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_topics_request_creatable_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_create_topics_request_creatable_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -438,7 +466,8 @@ kp_create_topics_request_dec(struct kp_create_topics_request *s, int16_t version
 }
 
 static void
-kp_create_topics_request_enc(const struct kp_create_topics_request *s, int16_t version, struct kp_writer *w)
+kp_create_topics_request_enc(const struct kp_create_topics_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -488,7 +517,8 @@ kp_create_topics_request_sz(const struct kp_create_topics_request *s, int16_t ve
 }
 
 int
-kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -498,7 +528,8 @@ kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t vers
 }
 
 int
-kp_create_topics_request_encode(const struct kp_create_topics_request *m, int16_t version, struct kp_writer *w)
+kp_create_topics_request_encode(const struct kp_create_topics_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -515,14 +546,17 @@ kp_create_topics_request_size(const struct kp_create_topics_request *m, int16_t 
 }
 
 void
-kp_create_topics_response_creatable_topic_configs_init(struct kp_create_topics_response_creatable_topic_configs *s)
+kp_create_topics_response_creatable_topic_configs_init(
+	struct kp_create_topics_response_creatable_topic_configs *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->config_source = -1;
 }
 
 static int
-kp_create_topics_response_creatable_topic_configs_dec(struct kp_create_topics_response_creatable_topic_configs *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_response_creatable_topic_configs_dec(
+	struct kp_create_topics_response_creatable_topic_configs *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -574,7 +608,9 @@ kp_create_topics_response_creatable_topic_configs_dec(struct kp_create_topics_re
 }
 
 static void
-kp_create_topics_response_creatable_topic_configs_enc(const struct kp_create_topics_response_creatable_topic_configs *s, int16_t version, struct kp_writer *w)
+kp_create_topics_response_creatable_topic_configs_enc(
+	const struct kp_create_topics_response_creatable_topic_configs *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -596,7 +632,8 @@ kp_create_topics_response_creatable_topic_configs_enc(const struct kp_create_top
 }
 
 static size_t
-kp_create_topics_response_creatable_topic_configs_sz(const struct kp_create_topics_response_creatable_topic_configs *s, int16_t version)
+kp_create_topics_response_creatable_topic_configs_sz(
+	const struct kp_create_topics_response_creatable_topic_configs *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -620,7 +657,8 @@ kp_create_topics_response_creatable_topic_configs_sz(const struct kp_create_topi
 }
 
 void
-kp_create_topics_response_creatable_topic_result_init(struct kp_create_topics_response_creatable_topic_result *s)
+kp_create_topics_response_creatable_topic_result_init(
+	struct kp_create_topics_response_creatable_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->num_partitions = -1;
@@ -628,7 +666,9 @@ kp_create_topics_response_creatable_topic_result_init(struct kp_create_topics_re
 }
 
 static int
-kp_create_topics_response_creatable_topic_result_dec(struct kp_create_topics_response_creatable_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_response_creatable_topic_result_dec(
+	struct kp_create_topics_response_creatable_topic_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -671,11 +711,13 @@ kp_create_topics_response_creatable_topic_result_dec(struct kp_create_topics_res
 			s->configs.count = n;
 			s->configs.items = NULL;
 			if (n > 0) {
-				s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items), 8);
+				s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->configs.items), 8);
 				if (s->configs.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_create_topics_response_creatable_topic_configs_dec(&s->configs.items[i], version, r, a);
+					rc = kp_create_topics_response_creatable_topic_configs_dec(
+						&s->configs.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -724,7 +766,9 @@ kp_create_topics_response_creatable_topic_result_dec(struct kp_create_topics_res
 }
 
 static void
-kp_create_topics_response_creatable_topic_result_enc(const struct kp_create_topics_response_creatable_topic_result *s, int16_t version, struct kp_writer *w)
+kp_create_topics_response_creatable_topic_result_enc(
+	const struct kp_create_topics_response_creatable_topic_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -747,12 +791,14 @@ kp_create_topics_response_creatable_topic_result_enc(const struct kp_create_topi
 	if (version >= 5) {
 		kp_wr_array_len(w, flex, true, s->configs.count);
 		for (int32_t i = 0; i < s->configs.count; i++)
-			kp_create_topics_response_creatable_topic_configs_enc(&s->configs.items[i], version, w);
+			kp_create_topics_response_creatable_topic_configs_enc(&s->configs.items[i],
+				version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 5) && ((s->tags_present & (UINT32_C(1) << 0)) || s->topic_config_error_code != 0);
+		bool put0 = (version >= 5) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->topic_config_error_code != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -770,7 +816,8 @@ kp_create_topics_response_creatable_topic_result_enc(const struct kp_create_topi
 }
 
 static size_t
-kp_create_topics_response_creatable_topic_result_sz(const struct kp_create_topics_response_creatable_topic_result *s, int16_t version)
+kp_create_topics_response_creatable_topic_result_sz(
+	const struct kp_create_topics_response_creatable_topic_result *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -795,14 +842,16 @@ kp_create_topics_response_creatable_topic_result_sz(const struct kp_create_topic
 	if (version >= 5) {
 		sz += kp_array_len_size(flex, s->configs.count);
 		for (int32_t i = 0; i < s->configs.count; i++)
-			sz += kp_create_topics_response_creatable_topic_configs_sz(&s->configs.items[i], version);
+			sz += kp_create_topics_response_creatable_topic_configs_sz(
+				&s->configs.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 5) && ((s->tags_present & (UINT32_C(1) << 0)) || s->topic_config_error_code != 0)) {
+		if ((version >= 5) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->topic_config_error_code != 0)) {
 			size_t vs = 0;
 
 			vs += 2;
@@ -821,7 +870,8 @@ kp_create_topics_response_init(struct kp_create_topics_response *s)
 }
 
 static int
-kp_create_topics_response_dec(struct kp_create_topics_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_response_dec(struct kp_create_topics_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -844,11 +894,13 @@ kp_create_topics_response_dec(struct kp_create_topics_response *s, int16_t versi
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_create_topics_response_creatable_topic_result_dec(&s->topics.items[i], version, r, a);
+				rc = kp_create_topics_response_creatable_topic_result_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -889,7 +941,8 @@ kp_create_topics_response_dec(struct kp_create_topics_response *s, int16_t versi
 }
 
 static void
-kp_create_topics_response_enc(const struct kp_create_topics_response *s, int16_t version, struct kp_writer *w)
+kp_create_topics_response_enc(const struct kp_create_topics_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -900,7 +953,8 @@ kp_create_topics_response_enc(const struct kp_create_topics_response *s, int16_t
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_create_topics_response_creatable_topic_result_enc(&s->topics.items[i], version, w);
+		kp_create_topics_response_creatable_topic_result_enc(&s->topics.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -925,7 +979,8 @@ kp_create_topics_response_sz(const struct kp_create_topics_response *s, int16_t 
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_create_topics_response_creatable_topic_result_sz(&s->topics.items[i], version);
+		sz += kp_create_topics_response_creatable_topic_result_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -937,7 +992,8 @@ kp_create_topics_response_sz(const struct kp_create_topics_response *s, int16_t 
 }
 
 int
-kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -947,7 +1003,8 @@ kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t ve
 }
 
 int
-kp_create_topics_response_encode(const struct kp_create_topics_response *m, int16_t version, struct kp_writer *w)
+kp_create_topics_response_encode(const struct kp_create_topics_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;

@@ -87,11 +87,13 @@ struct kp_create_topics_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_topics_request_creatable_replica_assignment_init(struct kp_create_topics_request_creatable_replica_assignment *s);
+kp_create_topics_request_creatable_replica_assignment_init(
+	struct kp_create_topics_request_creatable_replica_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_topics_request_creatable_topic_config_init(struct kp_create_topics_request_creatable_topic_config *s);
+kp_create_topics_request_creatable_topic_config_init(
+	struct kp_create_topics_request_creatable_topic_config *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -109,7 +111,8 @@ kp_create_topics_request_init(struct kp_create_topics_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -118,7 +121,8 @@ kp_create_topics_request_decode(struct kp_create_topics_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_topics_request_encode(const struct kp_create_topics_request *m, int16_t version, struct kp_writer *w);
+kp_create_topics_request_encode(const struct kp_create_topics_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_topics_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -192,11 +196,13 @@ struct kp_create_topics_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_topics_response_creatable_topic_configs_init(struct kp_create_topics_response_creatable_topic_configs *s);
+kp_create_topics_response_creatable_topic_configs_init(
+	struct kp_create_topics_response_creatable_topic_configs *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_create_topics_response_creatable_topic_result_init(struct kp_create_topics_response_creatable_topic_result *s);
+kp_create_topics_response_creatable_topic_result_init(
+	struct kp_create_topics_response_creatable_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -210,7 +216,8 @@ kp_create_topics_response_init(struct kp_create_topics_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -219,7 +226,8 @@ kp_create_topics_response_decode(struct kp_create_topics_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_create_topics_response_encode(const struct kp_create_topics_response *m, int16_t version, struct kp_writer *w);
+kp_create_topics_response_encode(const struct kp_create_topics_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_create_topics_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_default_principal_data_init(struct kp_default_principal_data *s)
 }
 
 static int
-kp_default_principal_data_dec(struct kp_default_principal_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_default_principal_data_dec(struct kp_default_principal_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_default_principal_data_dec(struct kp_default_principal_data *s, int16_t versi
 }
 
 static void
-kp_default_principal_data_enc(const struct kp_default_principal_data *s, int16_t version, struct kp_writer *w)
+kp_default_principal_data_enc(const struct kp_default_principal_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -106,7 +108,8 @@ kp_default_principal_data_sz(const struct kp_default_principal_data *s, int16_t 
 }
 
 int
-kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -116,7 +119,8 @@ kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t ve
 }
 
 int
-kp_default_principal_data_encode(const struct kp_default_principal_data *m, int16_t version, struct kp_writer *w)
+kp_default_principal_data_encode(const struct kp_default_principal_data *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

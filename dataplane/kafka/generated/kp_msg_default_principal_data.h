@@ -37,7 +37,8 @@ kp_default_principal_data_init(struct kp_default_principal_data *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -46,7 +47,8 @@ kp_default_principal_data_decode(struct kp_default_principal_data *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_default_principal_data_encode(const struct kp_default_principal_data *m, int16_t version, struct kp_writer *w);
+kp_default_principal_data_encode(const struct kp_default_principal_data *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_default_principal_data_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -15,7 +15,8 @@ kp_delete_acls_request_delete_acls_filter_init(struct kp_delete_acls_request_del
 }
 
 static int
-kp_delete_acls_request_delete_acls_filter_dec(struct kp_delete_acls_request_delete_acls_filter *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_request_delete_acls_filter_dec(struct kp_delete_acls_request_delete_acls_filter *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -72,7 +73,9 @@ kp_delete_acls_request_delete_acls_filter_dec(struct kp_delete_acls_request_dele
 }
 
 static void
-kp_delete_acls_request_delete_acls_filter_enc(const struct kp_delete_acls_request_delete_acls_filter *s, int16_t version, struct kp_writer *w)
+kp_delete_acls_request_delete_acls_filter_enc(
+	const struct kp_delete_acls_request_delete_acls_filter *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -98,7 +101,8 @@ kp_delete_acls_request_delete_acls_filter_enc(const struct kp_delete_acls_reques
 }
 
 static size_t
-kp_delete_acls_request_delete_acls_filter_sz(const struct kp_delete_acls_request_delete_acls_filter *s, int16_t version)
+kp_delete_acls_request_delete_acls_filter_sz(
+	const struct kp_delete_acls_request_delete_acls_filter *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -132,7 +136,8 @@ kp_delete_acls_request_init(struct kp_delete_acls_request *s)
 }
 
 static int
-kp_delete_acls_request_dec(struct kp_delete_acls_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_request_dec(struct kp_delete_acls_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -151,11 +156,13 @@ kp_delete_acls_request_dec(struct kp_delete_acls_request *s, int16_t version, st
 		s->filters.count = n;
 		s->filters.items = NULL;
 		if (n > 0) {
-			s->filters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->filters.items), 8);
+			s->filters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->filters.items),
+				8);
 			if (s->filters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_acls_request_delete_acls_filter_dec(&s->filters.items[i], version, r, a);
+				rc = kp_delete_acls_request_delete_acls_filter_dec(
+					&s->filters.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -196,7 +203,8 @@ kp_delete_acls_request_dec(struct kp_delete_acls_request *s, int16_t version, st
 }
 
 static void
-kp_delete_acls_request_enc(const struct kp_delete_acls_request *s, int16_t version, struct kp_writer *w)
+kp_delete_acls_request_enc(const struct kp_delete_acls_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -238,7 +246,8 @@ kp_delete_acls_request_sz(const struct kp_delete_acls_request *s, int16_t versio
 }
 
 int
-kp_delete_acls_request_decode(struct kp_delete_acls_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_request_decode(struct kp_delete_acls_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -248,7 +257,8 @@ kp_delete_acls_request_decode(struct kp_delete_acls_request *m, int16_t version,
 }
 
 int
-kp_delete_acls_request_encode(const struct kp_delete_acls_request *m, int16_t version, struct kp_writer *w)
+kp_delete_acls_request_encode(const struct kp_delete_acls_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -265,14 +275,17 @@ kp_delete_acls_request_size(const struct kp_delete_acls_request *m, int16_t vers
 }
 
 void
-kp_delete_acls_response_delete_acls_matching_acl_init(struct kp_delete_acls_response_delete_acls_matching_acl *s)
+kp_delete_acls_response_delete_acls_matching_acl_init(
+	struct kp_delete_acls_response_delete_acls_matching_acl *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->pattern_type = 3;
 }
 
 static int
-kp_delete_acls_response_delete_acls_matching_acl_dec(struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_response_delete_acls_matching_acl_dec(
+	struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -331,7 +344,9 @@ kp_delete_acls_response_delete_acls_matching_acl_dec(struct kp_delete_acls_respo
 }
 
 static void
-kp_delete_acls_response_delete_acls_matching_acl_enc(const struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kp_writer *w)
+kp_delete_acls_response_delete_acls_matching_acl_enc(
+	const struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -359,7 +374,8 @@ kp_delete_acls_response_delete_acls_matching_acl_enc(const struct kp_delete_acls
 }
 
 static size_t
-kp_delete_acls_response_delete_acls_matching_acl_sz(const struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version)
+kp_delete_acls_response_delete_acls_matching_acl_sz(
+	const struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -389,13 +405,16 @@ kp_delete_acls_response_delete_acls_matching_acl_sz(const struct kp_delete_acls_
 }
 
 void
-kp_delete_acls_response_delete_acls_filter_result_init(struct kp_delete_acls_response_delete_acls_filter_result *s)
+kp_delete_acls_response_delete_acls_filter_result_init(
+	struct kp_delete_acls_response_delete_acls_filter_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_acls_response_delete_acls_filter_result_dec(struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_response_delete_acls_filter_result_dec(
+	struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -416,11 +435,13 @@ kp_delete_acls_response_delete_acls_filter_result_dec(struct kp_delete_acls_resp
 		s->matching_acls.count = n;
 		s->matching_acls.items = NULL;
 		if (n > 0) {
-			s->matching_acls.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->matching_acls.items), 8);
+			s->matching_acls.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->matching_acls.items), 8);
 			if (s->matching_acls.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_acls_response_delete_acls_matching_acl_dec(&s->matching_acls.items[i], version, r, a);
+				rc = kp_delete_acls_response_delete_acls_matching_acl_dec(
+					&s->matching_acls.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -461,7 +482,9 @@ kp_delete_acls_response_delete_acls_filter_result_dec(struct kp_delete_acls_resp
 }
 
 static void
-kp_delete_acls_response_delete_acls_filter_result_enc(const struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kp_writer *w)
+kp_delete_acls_response_delete_acls_filter_result_enc(
+	const struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -471,7 +494,8 @@ kp_delete_acls_response_delete_acls_filter_result_enc(const struct kp_delete_acl
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->matching_acls.count);
 	for (int32_t i = 0; i < s->matching_acls.count; i++)
-		kp_delete_acls_response_delete_acls_matching_acl_enc(&s->matching_acls.items[i], version, w);
+		kp_delete_acls_response_delete_acls_matching_acl_enc(&s->matching_acls.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -483,7 +507,8 @@ kp_delete_acls_response_delete_acls_filter_result_enc(const struct kp_delete_acl
 }
 
 static size_t
-kp_delete_acls_response_delete_acls_filter_result_sz(const struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version)
+kp_delete_acls_response_delete_acls_filter_result_sz(
+	const struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -495,7 +520,8 @@ kp_delete_acls_response_delete_acls_filter_result_sz(const struct kp_delete_acls
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->matching_acls.count);
 	for (int32_t i = 0; i < s->matching_acls.count; i++)
-		sz += kp_delete_acls_response_delete_acls_matching_acl_sz(&s->matching_acls.items[i], version);
+		sz += kp_delete_acls_response_delete_acls_matching_acl_sz(
+			&s->matching_acls.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -513,7 +539,8 @@ kp_delete_acls_response_init(struct kp_delete_acls_response *s)
 }
 
 static int
-kp_delete_acls_response_dec(struct kp_delete_acls_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_response_dec(struct kp_delete_acls_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -533,11 +560,13 @@ kp_delete_acls_response_dec(struct kp_delete_acls_response *s, int16_t version, 
 		s->filter_results.count = n;
 		s->filter_results.items = NULL;
 		if (n > 0) {
-			s->filter_results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->filter_results.items), 8);
+			s->filter_results.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->filter_results.items), 8);
 			if (s->filter_results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_acls_response_delete_acls_filter_result_dec(&s->filter_results.items[i], version, r, a);
+				rc = kp_delete_acls_response_delete_acls_filter_result_dec(
+					&s->filter_results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -578,7 +607,8 @@ kp_delete_acls_response_dec(struct kp_delete_acls_response *s, int16_t version, 
 }
 
 static void
-kp_delete_acls_response_enc(const struct kp_delete_acls_response *s, int16_t version, struct kp_writer *w)
+kp_delete_acls_response_enc(const struct kp_delete_acls_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -587,7 +617,8 @@ kp_delete_acls_response_enc(const struct kp_delete_acls_response *s, int16_t ver
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->filter_results.count);
 	for (int32_t i = 0; i < s->filter_results.count; i++)
-		kp_delete_acls_response_delete_acls_filter_result_enc(&s->filter_results.items[i], version, w);
+		kp_delete_acls_response_delete_acls_filter_result_enc(&s->filter_results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -610,7 +641,8 @@ kp_delete_acls_response_sz(const struct kp_delete_acls_response *s, int16_t vers
 	sz += 4;
 	sz += kp_array_len_size(flex, s->filter_results.count);
 	for (int32_t i = 0; i < s->filter_results.count; i++)
-		sz += kp_delete_acls_response_delete_acls_filter_result_sz(&s->filter_results.items[i], version);
+		sz += kp_delete_acls_response_delete_acls_filter_result_sz(
+			&s->filter_results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -622,7 +654,8 @@ kp_delete_acls_response_sz(const struct kp_delete_acls_response *s, int16_t vers
 }
 
 int
-kp_delete_acls_response_decode(struct kp_delete_acls_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_acls_response_decode(struct kp_delete_acls_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -632,7 +665,8 @@ kp_delete_acls_response_decode(struct kp_delete_acls_response *m, int16_t versio
 }
 
 int
-kp_delete_acls_response_encode(const struct kp_delete_acls_response *m, int16_t version, struct kp_writer *w)
+kp_delete_acls_response_encode(const struct kp_delete_acls_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

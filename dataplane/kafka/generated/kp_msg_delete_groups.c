@@ -14,7 +14,8 @@ kp_delete_groups_request_init(struct kp_delete_groups_request *s)
 }
 
 static int
-kp_delete_groups_request_dec(struct kp_delete_groups_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_groups_request_dec(struct kp_delete_groups_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -33,7 +34,8 @@ kp_delete_groups_request_dec(struct kp_delete_groups_request *s, int16_t version
 		s->groups_names.count = n;
 		s->groups_names.items = NULL;
 		if (n > 0) {
-			s->groups_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups_names.items), 8);
+			s->groups_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->groups_names.items), 8);
 			if (s->groups_names.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -78,7 +80,8 @@ kp_delete_groups_request_dec(struct kp_delete_groups_request *s, int16_t version
 }
 
 static void
-kp_delete_groups_request_enc(const struct kp_delete_groups_request *s, int16_t version, struct kp_writer *w)
+kp_delete_groups_request_enc(const struct kp_delete_groups_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -120,7 +123,8 @@ kp_delete_groups_request_sz(const struct kp_delete_groups_request *s, int16_t ve
 }
 
 int
-kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -130,7 +134,8 @@ kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t vers
 }
 
 int
-kp_delete_groups_request_encode(const struct kp_delete_groups_request *m, int16_t version, struct kp_writer *w)
+kp_delete_groups_request_encode(const struct kp_delete_groups_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -147,13 +152,16 @@ kp_delete_groups_request_size(const struct kp_delete_groups_request *m, int16_t 
 }
 
 void
-kp_delete_groups_response_deletable_group_result_init(struct kp_delete_groups_response_deletable_group_result *s)
+kp_delete_groups_response_deletable_group_result_init(
+	struct kp_delete_groups_response_deletable_group_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_groups_response_deletable_group_result_dec(struct kp_delete_groups_response_deletable_group_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_groups_response_deletable_group_result_dec(
+	struct kp_delete_groups_response_deletable_group_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -202,7 +210,9 @@ kp_delete_groups_response_deletable_group_result_dec(struct kp_delete_groups_res
 }
 
 static void
-kp_delete_groups_response_deletable_group_result_enc(const struct kp_delete_groups_response_deletable_group_result *s, int16_t version, struct kp_writer *w)
+kp_delete_groups_response_deletable_group_result_enc(
+	const struct kp_delete_groups_response_deletable_group_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -221,7 +231,8 @@ kp_delete_groups_response_deletable_group_result_enc(const struct kp_delete_grou
 }
 
 static size_t
-kp_delete_groups_response_deletable_group_result_sz(const struct kp_delete_groups_response_deletable_group_result *s, int16_t version)
+kp_delete_groups_response_deletable_group_result_sz(
+	const struct kp_delete_groups_response_deletable_group_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -248,7 +259,8 @@ kp_delete_groups_response_init(struct kp_delete_groups_response *s)
 }
 
 static int
-kp_delete_groups_response_dec(struct kp_delete_groups_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_groups_response_dec(struct kp_delete_groups_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -268,11 +280,13 @@ kp_delete_groups_response_dec(struct kp_delete_groups_response *s, int16_t versi
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_groups_response_deletable_group_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_delete_groups_response_deletable_group_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -313,7 +327,8 @@ kp_delete_groups_response_dec(struct kp_delete_groups_response *s, int16_t versi
 }
 
 static void
-kp_delete_groups_response_enc(const struct kp_delete_groups_response *s, int16_t version, struct kp_writer *w)
+kp_delete_groups_response_enc(const struct kp_delete_groups_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -322,7 +337,8 @@ kp_delete_groups_response_enc(const struct kp_delete_groups_response *s, int16_t
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_delete_groups_response_deletable_group_result_enc(&s->results.items[i], version, w);
+		kp_delete_groups_response_deletable_group_result_enc(&s->results.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -345,7 +361,8 @@ kp_delete_groups_response_sz(const struct kp_delete_groups_response *s, int16_t 
 	sz += 4;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_delete_groups_response_deletable_group_result_sz(&s->results.items[i], version);
+		sz += kp_delete_groups_response_deletable_group_result_sz(&s->results.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -357,7 +374,8 @@ kp_delete_groups_response_sz(const struct kp_delete_groups_response *s, int16_t 
 }
 
 int
-kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -367,7 +385,8 @@ kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t ve
 }
 
 int
-kp_delete_groups_response_encode(const struct kp_delete_groups_response *m, int16_t version, struct kp_writer *w)
+kp_delete_groups_response_encode(const struct kp_delete_groups_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

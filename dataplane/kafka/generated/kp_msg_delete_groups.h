@@ -30,7 +30,8 @@ kp_delete_groups_request_init(struct kp_delete_groups_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -39,7 +40,8 @@ kp_delete_groups_request_decode(struct kp_delete_groups_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_groups_request_encode(const struct kp_delete_groups_request *m, int16_t version, struct kp_writer *w);
+kp_delete_groups_request_encode(const struct kp_delete_groups_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_groups_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -75,7 +77,8 @@ struct kp_delete_groups_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_groups_response_deletable_group_result_init(struct kp_delete_groups_response_deletable_group_result *s);
+kp_delete_groups_response_deletable_group_result_init(
+	struct kp_delete_groups_response_deletable_group_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -89,7 +92,8 @@ kp_delete_groups_response_init(struct kp_delete_groups_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -98,7 +102,8 @@ kp_delete_groups_response_decode(struct kp_delete_groups_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_groups_response_encode(const struct kp_delete_groups_response *m, int16_t version, struct kp_writer *w);
+kp_delete_groups_response_encode(const struct kp_delete_groups_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_groups_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_delete_records.h"
 
 void
-kp_delete_records_request_delete_records_partition_init(struct kp_delete_records_request_delete_records_partition *s)
+kp_delete_records_request_delete_records_partition_init(
+	struct kp_delete_records_request_delete_records_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_records_request_delete_records_partition_dec(struct kp_delete_records_request_delete_records_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_request_delete_records_partition_dec(
+	struct kp_delete_records_request_delete_records_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -63,7 +66,9 @@ kp_delete_records_request_delete_records_partition_dec(struct kp_delete_records_
 }
 
 static void
-kp_delete_records_request_delete_records_partition_enc(const struct kp_delete_records_request_delete_records_partition *s, int16_t version, struct kp_writer *w)
+kp_delete_records_request_delete_records_partition_enc(
+	const struct kp_delete_records_request_delete_records_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -82,7 +87,8 @@ kp_delete_records_request_delete_records_partition_enc(const struct kp_delete_re
 }
 
 static size_t
-kp_delete_records_request_delete_records_partition_sz(const struct kp_delete_records_request_delete_records_partition *s, int16_t version)
+kp_delete_records_request_delete_records_partition_sz(
+	const struct kp_delete_records_request_delete_records_partition *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -103,13 +109,16 @@ kp_delete_records_request_delete_records_partition_sz(const struct kp_delete_rec
 }
 
 void
-kp_delete_records_request_delete_records_topic_init(struct kp_delete_records_request_delete_records_topic *s)
+kp_delete_records_request_delete_records_topic_init(
+	struct kp_delete_records_request_delete_records_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_records_request_delete_records_topic_dec(struct kp_delete_records_request_delete_records_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_request_delete_records_topic_dec(
+	struct kp_delete_records_request_delete_records_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -129,11 +138,13 @@ kp_delete_records_request_delete_records_topic_dec(struct kp_delete_records_requ
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_records_request_delete_records_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_delete_records_request_delete_records_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -174,7 +185,9 @@ kp_delete_records_request_delete_records_topic_dec(struct kp_delete_records_requ
 }
 
 static void
-kp_delete_records_request_delete_records_topic_enc(const struct kp_delete_records_request_delete_records_topic *s, int16_t version, struct kp_writer *w)
+kp_delete_records_request_delete_records_topic_enc(
+	const struct kp_delete_records_request_delete_records_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -183,7 +196,8 @@ kp_delete_records_request_delete_records_topic_enc(const struct kp_delete_record
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_delete_records_request_delete_records_partition_enc(&s->partitions.items[i], version, w);
+		kp_delete_records_request_delete_records_partition_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -195,7 +209,8 @@ kp_delete_records_request_delete_records_topic_enc(const struct kp_delete_record
 }
 
 static size_t
-kp_delete_records_request_delete_records_topic_sz(const struct kp_delete_records_request_delete_records_topic *s, int16_t version)
+kp_delete_records_request_delete_records_topic_sz(
+	const struct kp_delete_records_request_delete_records_topic *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -206,7 +221,8 @@ kp_delete_records_request_delete_records_topic_sz(const struct kp_delete_records
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_delete_records_request_delete_records_partition_sz(&s->partitions.items[i], version);
+		sz += kp_delete_records_request_delete_records_partition_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -224,7 +240,8 @@ kp_delete_records_request_init(struct kp_delete_records_request *s)
 }
 
 static int
-kp_delete_records_request_dec(struct kp_delete_records_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_request_dec(struct kp_delete_records_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -243,11 +260,13 @@ kp_delete_records_request_dec(struct kp_delete_records_request *s, int16_t versi
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_records_request_delete_records_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_delete_records_request_delete_records_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -289,7 +308,8 @@ kp_delete_records_request_dec(struct kp_delete_records_request *s, int16_t versi
 }
 
 static void
-kp_delete_records_request_enc(const struct kp_delete_records_request *s, int16_t version, struct kp_writer *w)
+kp_delete_records_request_enc(const struct kp_delete_records_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -320,7 +340,8 @@ kp_delete_records_request_sz(const struct kp_delete_records_request *s, int16_t 
 	(void)version;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_delete_records_request_delete_records_topic_sz(&s->topics.items[i], version);
+		sz += kp_delete_records_request_delete_records_topic_sz(&s->topics.items[i],
+			version);
 	sz += 4;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -333,7 +354,8 @@ kp_delete_records_request_sz(const struct kp_delete_records_request *s, int16_t 
 }
 
 int
-kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -343,7 +365,8 @@ kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t ve
 }
 
 int
-kp_delete_records_request_encode(const struct kp_delete_records_request *m, int16_t version, struct kp_writer *w)
+kp_delete_records_request_encode(const struct kp_delete_records_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -360,13 +383,16 @@ kp_delete_records_request_size(const struct kp_delete_records_request *m, int16_
 }
 
 void
-kp_delete_records_response_delete_records_partition_result_init(struct kp_delete_records_response_delete_records_partition_result *s)
+kp_delete_records_response_delete_records_partition_result_init(
+	struct kp_delete_records_response_delete_records_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_records_response_delete_records_partition_result_dec(struct kp_delete_records_response_delete_records_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_response_delete_records_partition_result_dec(
+	struct kp_delete_records_response_delete_records_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -416,7 +442,9 @@ kp_delete_records_response_delete_records_partition_result_dec(struct kp_delete_
 }
 
 static void
-kp_delete_records_response_delete_records_partition_result_enc(const struct kp_delete_records_response_delete_records_partition_result *s, int16_t version, struct kp_writer *w)
+kp_delete_records_response_delete_records_partition_result_enc(
+	const struct kp_delete_records_response_delete_records_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -436,7 +464,8 @@ kp_delete_records_response_delete_records_partition_result_enc(const struct kp_d
 }
 
 static size_t
-kp_delete_records_response_delete_records_partition_result_sz(const struct kp_delete_records_response_delete_records_partition_result *s, int16_t version)
+kp_delete_records_response_delete_records_partition_result_sz(
+	const struct kp_delete_records_response_delete_records_partition_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -458,13 +487,16 @@ kp_delete_records_response_delete_records_partition_result_sz(const struct kp_de
 }
 
 void
-kp_delete_records_response_delete_records_topic_result_init(struct kp_delete_records_response_delete_records_topic_result *s)
+kp_delete_records_response_delete_records_topic_result_init(
+	struct kp_delete_records_response_delete_records_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_records_response_delete_records_topic_result_dec(struct kp_delete_records_response_delete_records_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_response_delete_records_topic_result_dec(
+	struct kp_delete_records_response_delete_records_topic_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -484,11 +516,13 @@ kp_delete_records_response_delete_records_topic_result_dec(struct kp_delete_reco
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_records_response_delete_records_partition_result_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_delete_records_response_delete_records_partition_result_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -529,7 +563,9 @@ kp_delete_records_response_delete_records_topic_result_dec(struct kp_delete_reco
 }
 
 static void
-kp_delete_records_response_delete_records_topic_result_enc(const struct kp_delete_records_response_delete_records_topic_result *s, int16_t version, struct kp_writer *w)
+kp_delete_records_response_delete_records_topic_result_enc(
+	const struct kp_delete_records_response_delete_records_topic_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -538,7 +574,8 @@ kp_delete_records_response_delete_records_topic_result_enc(const struct kp_delet
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_delete_records_response_delete_records_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_delete_records_response_delete_records_partition_result_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -550,7 +587,8 @@ kp_delete_records_response_delete_records_topic_result_enc(const struct kp_delet
 }
 
 static size_t
-kp_delete_records_response_delete_records_topic_result_sz(const struct kp_delete_records_response_delete_records_topic_result *s, int16_t version)
+kp_delete_records_response_delete_records_topic_result_sz(
+	const struct kp_delete_records_response_delete_records_topic_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -561,7 +599,8 @@ kp_delete_records_response_delete_records_topic_result_sz(const struct kp_delete
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_delete_records_response_delete_records_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_delete_records_response_delete_records_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -579,7 +618,8 @@ kp_delete_records_response_init(struct kp_delete_records_response *s)
 }
 
 static int
-kp_delete_records_response_dec(struct kp_delete_records_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_response_dec(struct kp_delete_records_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -599,11 +639,13 @@ kp_delete_records_response_dec(struct kp_delete_records_response *s, int16_t ver
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_records_response_delete_records_topic_result_dec(&s->topics.items[i], version, r, a);
+				rc = kp_delete_records_response_delete_records_topic_result_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -644,7 +686,8 @@ kp_delete_records_response_dec(struct kp_delete_records_response *s, int16_t ver
 }
 
 static void
-kp_delete_records_response_enc(const struct kp_delete_records_response *s, int16_t version, struct kp_writer *w)
+kp_delete_records_response_enc(const struct kp_delete_records_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -653,7 +696,8 @@ kp_delete_records_response_enc(const struct kp_delete_records_response *s, int16
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_delete_records_response_delete_records_topic_result_enc(&s->topics.items[i], version, w);
+		kp_delete_records_response_delete_records_topic_result_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -676,7 +720,8 @@ kp_delete_records_response_sz(const struct kp_delete_records_response *s, int16_
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_delete_records_response_delete_records_topic_result_sz(&s->topics.items[i], version);
+		sz += kp_delete_records_response_delete_records_topic_result_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -688,7 +733,8 @@ kp_delete_records_response_sz(const struct kp_delete_records_response *s, int16_
 }
 
 int
-kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -698,7 +744,8 @@ kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t 
 }
 
 int
-kp_delete_records_response_encode(const struct kp_delete_records_response *m, int16_t version, struct kp_writer *w)
+kp_delete_records_response_encode(const struct kp_delete_records_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

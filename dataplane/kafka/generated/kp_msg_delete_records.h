@@ -52,11 +52,13 @@ struct kp_delete_records_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_records_request_delete_records_partition_init(struct kp_delete_records_request_delete_records_partition *s);
+kp_delete_records_request_delete_records_partition_init(
+	struct kp_delete_records_request_delete_records_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_records_request_delete_records_topic_init(struct kp_delete_records_request_delete_records_topic *s);
+kp_delete_records_request_delete_records_topic_init(
+	struct kp_delete_records_request_delete_records_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -70,7 +72,8 @@ kp_delete_records_request_init(struct kp_delete_records_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -79,7 +82,8 @@ kp_delete_records_request_decode(struct kp_delete_records_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_records_request_encode(const struct kp_delete_records_request *m, int16_t version, struct kp_writer *w);
+kp_delete_records_request_encode(const struct kp_delete_records_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_records_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -132,11 +136,13 @@ struct kp_delete_records_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_records_response_delete_records_partition_result_init(struct kp_delete_records_response_delete_records_partition_result *s);
+kp_delete_records_response_delete_records_partition_result_init(
+	struct kp_delete_records_response_delete_records_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_records_response_delete_records_topic_result_init(struct kp_delete_records_response_delete_records_topic_result *s);
+kp_delete_records_response_delete_records_topic_result_init(
+	struct kp_delete_records_response_delete_records_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -150,7 +156,8 @@ kp_delete_records_response_init(struct kp_delete_records_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -159,7 +166,8 @@ kp_delete_records_response_decode(struct kp_delete_records_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_records_response_encode(const struct kp_delete_records_response *m, int16_t version, struct kp_writer *w);
+kp_delete_records_response_encode(const struct kp_delete_records_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_records_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_delete_share_group_state.h"
 
 void
-kp_delete_share_group_state_request_partition_data_init(struct kp_delete_share_group_state_request_partition_data *s)
+kp_delete_share_group_state_request_partition_data_init(
+	struct kp_delete_share_group_state_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_share_group_state_request_partition_data_dec(struct kp_delete_share_group_state_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_request_partition_data_dec(
+	struct kp_delete_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +65,9 @@ kp_delete_share_group_state_request_partition_data_dec(struct kp_delete_share_gr
 }
 
 static void
-kp_delete_share_group_state_request_partition_data_enc(const struct kp_delete_share_group_state_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_request_partition_data_enc(
+	const struct kp_delete_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +85,8 @@ kp_delete_share_group_state_request_partition_data_enc(const struct kp_delete_sh
 }
 
 static size_t
-kp_delete_share_group_state_request_partition_data_sz(const struct kp_delete_share_group_state_request_partition_data *s, int16_t version)
+kp_delete_share_group_state_request_partition_data_sz(
+	const struct kp_delete_share_group_state_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -100,13 +106,16 @@ kp_delete_share_group_state_request_partition_data_sz(const struct kp_delete_sha
 }
 
 void
-kp_delete_share_group_state_request_delete_state_data_init(struct kp_delete_share_group_state_request_delete_state_data *s)
+kp_delete_share_group_state_request_delete_state_data_init(
+	struct kp_delete_share_group_state_request_delete_state_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_share_group_state_request_delete_state_data_dec(struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_request_delete_state_data_dec(
+	struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -126,11 +135,13 @@ kp_delete_share_group_state_request_delete_state_data_dec(struct kp_delete_share
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_share_group_state_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_delete_share_group_state_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -171,7 +182,9 @@ kp_delete_share_group_state_request_delete_state_data_dec(struct kp_delete_share
 }
 
 static void
-kp_delete_share_group_state_request_delete_state_data_enc(const struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_request_delete_state_data_enc(
+	const struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -180,7 +193,8 @@ kp_delete_share_group_state_request_delete_state_data_enc(const struct kp_delete
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_delete_share_group_state_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_delete_share_group_state_request_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -192,7 +206,8 @@ kp_delete_share_group_state_request_delete_state_data_enc(const struct kp_delete
 }
 
 static size_t
-kp_delete_share_group_state_request_delete_state_data_sz(const struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version)
+kp_delete_share_group_state_request_delete_state_data_sz(
+	const struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -203,7 +218,8 @@ kp_delete_share_group_state_request_delete_state_data_sz(const struct kp_delete_
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_delete_share_group_state_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_delete_share_group_state_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -221,7 +237,8 @@ kp_delete_share_group_state_request_init(struct kp_delete_share_group_state_requ
 }
 
 static int
-kp_delete_share_group_state_request_dec(struct kp_delete_share_group_state_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_request_dec(struct kp_delete_share_group_state_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -241,11 +258,13 @@ kp_delete_share_group_state_request_dec(struct kp_delete_share_group_state_reque
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_share_group_state_request_delete_state_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_delete_share_group_state_request_delete_state_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -286,7 +305,8 @@ kp_delete_share_group_state_request_dec(struct kp_delete_share_group_state_reque
 }
 
 static void
-kp_delete_share_group_state_request_enc(const struct kp_delete_share_group_state_request *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_request_enc(const struct kp_delete_share_group_state_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -295,7 +315,8 @@ kp_delete_share_group_state_request_enc(const struct kp_delete_share_group_state
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_delete_share_group_state_request_delete_state_data_enc(&s->topics.items[i], version, w);
+		kp_delete_share_group_state_request_delete_state_data_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -307,7 +328,8 @@ kp_delete_share_group_state_request_enc(const struct kp_delete_share_group_state
 }
 
 static size_t
-kp_delete_share_group_state_request_sz(const struct kp_delete_share_group_state_request *s, int16_t version)
+kp_delete_share_group_state_request_sz(const struct kp_delete_share_group_state_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -318,7 +340,8 @@ kp_delete_share_group_state_request_sz(const struct kp_delete_share_group_state_
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_delete_share_group_state_request_delete_state_data_sz(&s->topics.items[i], version);
+		sz += kp_delete_share_group_state_request_delete_state_data_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -330,7 +353,8 @@ kp_delete_share_group_state_request_sz(const struct kp_delete_share_group_state_
 }
 
 int
-kp_delete_share_group_state_request_decode(struct kp_delete_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_request_decode(struct kp_delete_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -340,7 +364,8 @@ kp_delete_share_group_state_request_decode(struct kp_delete_share_group_state_re
 }
 
 int
-kp_delete_share_group_state_request_encode(const struct kp_delete_share_group_state_request *m, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_request_encode(const struct kp_delete_share_group_state_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -349,7 +374,8 @@ kp_delete_share_group_state_request_encode(const struct kp_delete_share_group_st
 }
 
 int64_t
-kp_delete_share_group_state_request_size(const struct kp_delete_share_group_state_request *m, int16_t version)
+kp_delete_share_group_state_request_size(const struct kp_delete_share_group_state_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -357,7 +383,8 @@ kp_delete_share_group_state_request_size(const struct kp_delete_share_group_stat
 }
 
 void
-kp_delete_share_group_state_response_partition_result_init(struct kp_delete_share_group_state_response_partition_result *s)
+kp_delete_share_group_state_response_partition_result_init(
+	struct kp_delete_share_group_state_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -365,7 +392,9 @@ kp_delete_share_group_state_response_partition_result_init(struct kp_delete_shar
 }
 
 static int
-kp_delete_share_group_state_response_partition_result_dec(struct kp_delete_share_group_state_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_response_partition_result_dec(
+	struct kp_delete_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -415,7 +444,9 @@ kp_delete_share_group_state_response_partition_result_dec(struct kp_delete_share
 }
 
 static void
-kp_delete_share_group_state_response_partition_result_enc(const struct kp_delete_share_group_state_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_response_partition_result_enc(
+	const struct kp_delete_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -435,7 +466,8 @@ kp_delete_share_group_state_response_partition_result_enc(const struct kp_delete
 }
 
 static size_t
-kp_delete_share_group_state_response_partition_result_sz(const struct kp_delete_share_group_state_response_partition_result *s, int16_t version)
+kp_delete_share_group_state_response_partition_result_sz(
+	const struct kp_delete_share_group_state_response_partition_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -457,13 +489,16 @@ kp_delete_share_group_state_response_partition_result_sz(const struct kp_delete_
 }
 
 void
-kp_delete_share_group_state_response_delete_state_result_init(struct kp_delete_share_group_state_response_delete_state_result *s)
+kp_delete_share_group_state_response_delete_state_result_init(
+	struct kp_delete_share_group_state_response_delete_state_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_delete_share_group_state_response_delete_state_result_dec(struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_response_delete_state_result_dec(
+	struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -483,11 +518,13 @@ kp_delete_share_group_state_response_delete_state_result_dec(struct kp_delete_sh
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_share_group_state_response_partition_result_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_delete_share_group_state_response_partition_result_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -528,7 +565,9 @@ kp_delete_share_group_state_response_delete_state_result_dec(struct kp_delete_sh
 }
 
 static void
-kp_delete_share_group_state_response_delete_state_result_enc(const struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_response_delete_state_result_enc(
+	const struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -537,7 +576,8 @@ kp_delete_share_group_state_response_delete_state_result_enc(const struct kp_del
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_delete_share_group_state_response_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_delete_share_group_state_response_partition_result_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -549,7 +589,8 @@ kp_delete_share_group_state_response_delete_state_result_enc(const struct kp_del
 }
 
 static size_t
-kp_delete_share_group_state_response_delete_state_result_sz(const struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version)
+kp_delete_share_group_state_response_delete_state_result_sz(
+	const struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -560,7 +601,8 @@ kp_delete_share_group_state_response_delete_state_result_sz(const struct kp_dele
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_delete_share_group_state_response_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_delete_share_group_state_response_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -578,7 +620,8 @@ kp_delete_share_group_state_response_init(struct kp_delete_share_group_state_res
 }
 
 static int
-kp_delete_share_group_state_response_dec(struct kp_delete_share_group_state_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_response_dec(struct kp_delete_share_group_state_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -597,11 +640,13 @@ kp_delete_share_group_state_response_dec(struct kp_delete_share_group_state_resp
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_share_group_state_response_delete_state_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_delete_share_group_state_response_delete_state_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -642,7 +687,8 @@ kp_delete_share_group_state_response_dec(struct kp_delete_share_group_state_resp
 }
 
 static void
-kp_delete_share_group_state_response_enc(const struct kp_delete_share_group_state_response *s, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_response_enc(const struct kp_delete_share_group_state_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -650,7 +696,8 @@ kp_delete_share_group_state_response_enc(const struct kp_delete_share_group_stat
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_delete_share_group_state_response_delete_state_result_enc(&s->results.items[i], version, w);
+		kp_delete_share_group_state_response_delete_state_result_enc(&s->results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -662,7 +709,8 @@ kp_delete_share_group_state_response_enc(const struct kp_delete_share_group_stat
 }
 
 static size_t
-kp_delete_share_group_state_response_sz(const struct kp_delete_share_group_state_response *s, int16_t version)
+kp_delete_share_group_state_response_sz(const struct kp_delete_share_group_state_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -672,7 +720,8 @@ kp_delete_share_group_state_response_sz(const struct kp_delete_share_group_state
 	(void)version;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_delete_share_group_state_response_delete_state_result_sz(&s->results.items[i], version);
+		sz += kp_delete_share_group_state_response_delete_state_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -684,7 +733,8 @@ kp_delete_share_group_state_response_sz(const struct kp_delete_share_group_state
 }
 
 int
-kp_delete_share_group_state_response_decode(struct kp_delete_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_share_group_state_response_decode(struct kp_delete_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -694,7 +744,8 @@ kp_delete_share_group_state_response_decode(struct kp_delete_share_group_state_r
 }
 
 int
-kp_delete_share_group_state_response_encode(const struct kp_delete_share_group_state_response *m, int16_t version, struct kp_writer *w)
+kp_delete_share_group_state_response_encode(const struct kp_delete_share_group_state_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -703,7 +754,8 @@ kp_delete_share_group_state_response_encode(const struct kp_delete_share_group_s
 }
 
 int64_t
-kp_delete_share_group_state_response_size(const struct kp_delete_share_group_state_response *m, int16_t version)
+kp_delete_share_group_state_response_size(const struct kp_delete_share_group_state_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -8,7 +8,8 @@
 #include "kp_msg_delete_topics.h"
 
 void
-kp_delete_topics_request_delete_topic_state_init(struct kp_delete_topics_request_delete_topic_state *s)
+kp_delete_topics_request_delete_topic_state_init(
+	struct kp_delete_topics_request_delete_topic_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->name.ptr = NULL;
@@ -16,7 +17,9 @@ kp_delete_topics_request_delete_topic_state_init(struct kp_delete_topics_request
 }
 
 static int
-kp_delete_topics_request_delete_topic_state_dec(struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_request_delete_topic_state_dec(
+	struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -65,7 +68,9 @@ kp_delete_topics_request_delete_topic_state_dec(struct kp_delete_topics_request_
 }
 
 static void
-kp_delete_topics_request_delete_topic_state_enc(const struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_writer *w)
+kp_delete_topics_request_delete_topic_state_enc(
+	const struct kp_delete_topics_request_delete_topic_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -84,7 +89,8 @@ kp_delete_topics_request_delete_topic_state_enc(const struct kp_delete_topics_re
 }
 
 static size_t
-kp_delete_topics_request_delete_topic_state_sz(const struct kp_delete_topics_request_delete_topic_state *s, int16_t version)
+kp_delete_topics_request_delete_topic_state_sz(
+	const struct kp_delete_topics_request_delete_topic_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -111,7 +117,8 @@ kp_delete_topics_request_init(struct kp_delete_topics_request *s)
 }
 
 static int
-kp_delete_topics_request_dec(struct kp_delete_topics_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_request_dec(struct kp_delete_topics_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -135,11 +142,13 @@ kp_delete_topics_request_dec(struct kp_delete_topics_request *s, int16_t version
 			s->topics.count = n;
 			s->topics.items = NULL;
 			if (n > 0) {
-				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topics.items), 8);
 				if (s->topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_delete_topics_request_delete_topic_state_dec(&s->topics.items[i], version, r, a);
+					rc = kp_delete_topics_request_delete_topic_state_dec(
+						&s->topics.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -154,7 +163,8 @@ kp_delete_topics_request_dec(struct kp_delete_topics_request *s, int16_t version
 			s->topic_names.count = n;
 			s->topic_names.items = NULL;
 			if (n > 0) {
-				s->topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_names.items), 8);
+				s->topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topic_names.items), 8);
 				if (s->topic_names.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -201,7 +211,8 @@ kp_delete_topics_request_dec(struct kp_delete_topics_request *s, int16_t version
 }
 
 static void
-kp_delete_topics_request_enc(const struct kp_delete_topics_request *s, int16_t version, struct kp_writer *w)
+kp_delete_topics_request_enc(const struct kp_delete_topics_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -210,7 +221,8 @@ kp_delete_topics_request_enc(const struct kp_delete_topics_request *s, int16_t v
 	if (version >= 6) {
 		kp_wr_array_len(w, flex, false, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			kp_delete_topics_request_delete_topic_state_enc(&s->topics.items[i], version, w);
+			kp_delete_topics_request_delete_topic_state_enc(&s->topics.items[i],
+				version, w);
 	}
 	if (version <= 5) {
 		kp_wr_array_len(w, flex, false, s->topic_names.count);
@@ -240,7 +252,8 @@ kp_delete_topics_request_sz(const struct kp_delete_topics_request *s, int16_t ve
 	if (version >= 6) {
 		sz += kp_array_len_size(flex, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			sz += kp_delete_topics_request_delete_topic_state_sz(&s->topics.items[i], version);
+			sz += kp_delete_topics_request_delete_topic_state_sz(&s->topics.items[i],
+				version);
 	}
 	if (version <= 5) {
 		sz += kp_array_len_size(flex, s->topic_names.count);
@@ -259,7 +272,8 @@ kp_delete_topics_request_sz(const struct kp_delete_topics_request *s, int16_t ve
 }
 
 int
-kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -269,7 +283,8 @@ kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t vers
 }
 
 int
-kp_delete_topics_request_encode(const struct kp_delete_topics_request *m, int16_t version, struct kp_writer *w)
+kp_delete_topics_request_encode(const struct kp_delete_topics_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -286,7 +301,8 @@ kp_delete_topics_request_size(const struct kp_delete_topics_request *m, int16_t 
 }
 
 void
-kp_delete_topics_response_deletable_topic_result_init(struct kp_delete_topics_response_deletable_topic_result *s)
+kp_delete_topics_response_deletable_topic_result_init(
+	struct kp_delete_topics_response_deletable_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -294,7 +310,9 @@ kp_delete_topics_response_deletable_topic_result_init(struct kp_delete_topics_re
 }
 
 static int
-kp_delete_topics_response_deletable_topic_result_dec(struct kp_delete_topics_response_deletable_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_response_deletable_topic_result_dec(
+	struct kp_delete_topics_response_deletable_topic_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -352,7 +370,9 @@ kp_delete_topics_response_deletable_topic_result_dec(struct kp_delete_topics_res
 }
 
 static void
-kp_delete_topics_response_deletable_topic_result_enc(const struct kp_delete_topics_response_deletable_topic_result *s, int16_t version, struct kp_writer *w)
+kp_delete_topics_response_deletable_topic_result_enc(
+	const struct kp_delete_topics_response_deletable_topic_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -377,7 +397,8 @@ kp_delete_topics_response_deletable_topic_result_enc(const struct kp_delete_topi
 }
 
 static size_t
-kp_delete_topics_response_deletable_topic_result_sz(const struct kp_delete_topics_response_deletable_topic_result *s, int16_t version)
+kp_delete_topics_response_deletable_topic_result_sz(
+	const struct kp_delete_topics_response_deletable_topic_result *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -410,7 +431,8 @@ kp_delete_topics_response_init(struct kp_delete_topics_response *s)
 }
 
 static int
-kp_delete_topics_response_dec(struct kp_delete_topics_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_response_dec(struct kp_delete_topics_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -433,11 +455,13 @@ kp_delete_topics_response_dec(struct kp_delete_topics_response *s, int16_t versi
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_delete_topics_response_deletable_topic_result_dec(&s->responses.items[i], version, r, a);
+				rc = kp_delete_topics_response_deletable_topic_result_dec(
+					&s->responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -478,7 +502,8 @@ kp_delete_topics_response_dec(struct kp_delete_topics_response *s, int16_t versi
 }
 
 static void
-kp_delete_topics_response_enc(const struct kp_delete_topics_response *s, int16_t version, struct kp_writer *w)
+kp_delete_topics_response_enc(const struct kp_delete_topics_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -489,7 +514,8 @@ kp_delete_topics_response_enc(const struct kp_delete_topics_response *s, int16_t
 	}
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_delete_topics_response_deletable_topic_result_enc(&s->responses.items[i], version, w);
+		kp_delete_topics_response_deletable_topic_result_enc(&s->responses.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -514,7 +540,8 @@ kp_delete_topics_response_sz(const struct kp_delete_topics_response *s, int16_t 
 	}
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_delete_topics_response_deletable_topic_result_sz(&s->responses.items[i], version);
+		sz += kp_delete_topics_response_deletable_topic_result_sz(&s->responses.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -526,7 +553,8 @@ kp_delete_topics_response_sz(const struct kp_delete_topics_response *s, int16_t 
 }
 
 int
-kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -536,7 +564,8 @@ kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t ve
 }
 
 int
-kp_delete_topics_response_encode(const struct kp_delete_topics_response *m, int16_t version, struct kp_writer *w)
+kp_delete_topics_response_encode(const struct kp_delete_topics_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;

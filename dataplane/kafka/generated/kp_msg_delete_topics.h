@@ -39,7 +39,8 @@ struct kp_delete_topics_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_topics_request_delete_topic_state_init(struct kp_delete_topics_request_delete_topic_state *s);
+kp_delete_topics_request_delete_topic_state_init(
+	struct kp_delete_topics_request_delete_topic_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -53,7 +54,8 @@ kp_delete_topics_request_init(struct kp_delete_topics_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -62,7 +64,8 @@ kp_delete_topics_request_decode(struct kp_delete_topics_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_topics_request_encode(const struct kp_delete_topics_request *m, int16_t version, struct kp_writer *w);
+kp_delete_topics_request_encode(const struct kp_delete_topics_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_topics_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -102,7 +105,8 @@ struct kp_delete_topics_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_delete_topics_response_deletable_topic_result_init(struct kp_delete_topics_response_deletable_topic_result *s);
+kp_delete_topics_response_deletable_topic_result_init(
+	struct kp_delete_topics_response_deletable_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -116,7 +120,8 @@ kp_delete_topics_response_init(struct kp_delete_topics_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -125,7 +130,8 @@ kp_delete_topics_response_decode(struct kp_delete_topics_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_delete_topics_response_encode(const struct kp_delete_topics_response *m, int16_t version, struct kp_writer *w);
+kp_delete_topics_response_encode(const struct kp_delete_topics_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_delete_topics_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -15,7 +15,8 @@ kp_describe_acls_request_init(struct kp_describe_acls_request *s)
 }
 
 static int
-kp_describe_acls_request_dec(struct kp_describe_acls_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_request_dec(struct kp_describe_acls_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -72,7 +73,8 @@ kp_describe_acls_request_dec(struct kp_describe_acls_request *s, int16_t version
 }
 
 static void
-kp_describe_acls_request_enc(const struct kp_describe_acls_request *s, int16_t version, struct kp_writer *w)
+kp_describe_acls_request_enc(const struct kp_describe_acls_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -126,7 +128,8 @@ kp_describe_acls_request_sz(const struct kp_describe_acls_request *s, int16_t ve
 }
 
 int
-kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -136,7 +139,8 @@ kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t vers
 }
 
 int
-kp_describe_acls_request_encode(const struct kp_describe_acls_request *m, int16_t version, struct kp_writer *w)
+kp_describe_acls_request_encode(const struct kp_describe_acls_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -159,7 +163,8 @@ kp_describe_acls_response_acl_description_init(struct kp_describe_acls_response_
 }
 
 static int
-kp_describe_acls_response_acl_description_dec(struct kp_describe_acls_response_acl_description *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_response_acl_description_dec(struct kp_describe_acls_response_acl_description *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -210,7 +215,9 @@ kp_describe_acls_response_acl_description_dec(struct kp_describe_acls_response_a
 }
 
 static void
-kp_describe_acls_response_acl_description_enc(const struct kp_describe_acls_response_acl_description *s, int16_t version, struct kp_writer *w)
+kp_describe_acls_response_acl_description_enc(
+	const struct kp_describe_acls_response_acl_description *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -231,7 +238,8 @@ kp_describe_acls_response_acl_description_enc(const struct kp_describe_acls_resp
 }
 
 static size_t
-kp_describe_acls_response_acl_description_sz(const struct kp_describe_acls_response_acl_description *s, int16_t version)
+kp_describe_acls_response_acl_description_sz(
+	const struct kp_describe_acls_response_acl_description *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -254,14 +262,17 @@ kp_describe_acls_response_acl_description_sz(const struct kp_describe_acls_respo
 }
 
 void
-kp_describe_acls_response_describe_acls_resource_init(struct kp_describe_acls_response_describe_acls_resource *s)
+kp_describe_acls_response_describe_acls_resource_init(
+	struct kp_describe_acls_response_describe_acls_resource *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->pattern_type = 3;
 }
 
 static int
-kp_describe_acls_response_describe_acls_resource_dec(struct kp_describe_acls_response_describe_acls_resource *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_response_describe_acls_resource_dec(
+	struct kp_describe_acls_response_describe_acls_resource *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -290,7 +301,8 @@ kp_describe_acls_response_describe_acls_resource_dec(struct kp_describe_acls_res
 			if (s->acls.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_acls_response_acl_description_dec(&s->acls.items[i], version, r, a);
+				rc = kp_describe_acls_response_acl_description_dec(
+					&s->acls.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -331,7 +343,9 @@ kp_describe_acls_response_describe_acls_resource_dec(struct kp_describe_acls_res
 }
 
 static void
-kp_describe_acls_response_describe_acls_resource_enc(const struct kp_describe_acls_response_describe_acls_resource *s, int16_t version, struct kp_writer *w)
+kp_describe_acls_response_describe_acls_resource_enc(
+	const struct kp_describe_acls_response_describe_acls_resource *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -356,7 +370,8 @@ kp_describe_acls_response_describe_acls_resource_enc(const struct kp_describe_ac
 }
 
 static size_t
-kp_describe_acls_response_describe_acls_resource_sz(const struct kp_describe_acls_response_describe_acls_resource *s, int16_t version)
+kp_describe_acls_response_describe_acls_resource_sz(
+	const struct kp_describe_acls_response_describe_acls_resource *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -389,7 +404,8 @@ kp_describe_acls_response_init(struct kp_describe_acls_response *s)
 }
 
 static int
-kp_describe_acls_response_dec(struct kp_describe_acls_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_response_dec(struct kp_describe_acls_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -411,11 +427,13 @@ kp_describe_acls_response_dec(struct kp_describe_acls_response *s, int16_t versi
 		s->resources.count = n;
 		s->resources.items = NULL;
 		if (n > 0) {
-			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->resources.items), 8);
+			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->resources.items), 8);
 			if (s->resources.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_acls_response_describe_acls_resource_dec(&s->resources.items[i], version, r, a);
+				rc = kp_describe_acls_response_describe_acls_resource_dec(
+					&s->resources.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -456,7 +474,8 @@ kp_describe_acls_response_dec(struct kp_describe_acls_response *s, int16_t versi
 }
 
 static void
-kp_describe_acls_response_enc(const struct kp_describe_acls_response *s, int16_t version, struct kp_writer *w)
+kp_describe_acls_response_enc(const struct kp_describe_acls_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -467,7 +486,8 @@ kp_describe_acls_response_enc(const struct kp_describe_acls_response *s, int16_t
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		kp_describe_acls_response_describe_acls_resource_enc(&s->resources.items[i], version, w);
+		kp_describe_acls_response_describe_acls_resource_enc(&s->resources.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -492,7 +512,8 @@ kp_describe_acls_response_sz(const struct kp_describe_acls_response *s, int16_t 
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		sz += kp_describe_acls_response_describe_acls_resource_sz(&s->resources.items[i], version);
+		sz += kp_describe_acls_response_describe_acls_resource_sz(&s->resources.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -504,7 +525,8 @@ kp_describe_acls_response_sz(const struct kp_describe_acls_response *s, int16_t 
 }
 
 int
-kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -514,7 +536,8 @@ kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t ve
 }
 
 int
-kp_describe_acls_response_encode(const struct kp_describe_acls_response *m, int16_t version, struct kp_writer *w)
+kp_describe_acls_response_encode(const struct kp_describe_acls_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

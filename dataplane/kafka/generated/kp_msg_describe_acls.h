@@ -42,7 +42,8 @@ kp_describe_acls_request_init(struct kp_describe_acls_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -51,7 +52,8 @@ kp_describe_acls_request_decode(struct kp_describe_acls_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_acls_request_encode(const struct kp_describe_acls_request *m, int16_t version, struct kp_writer *w);
+kp_describe_acls_request_encode(const struct kp_describe_acls_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_acls_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -118,7 +120,8 @@ kp_describe_acls_response_acl_description_init(struct kp_describe_acls_response_
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_acls_response_describe_acls_resource_init(struct kp_describe_acls_response_describe_acls_resource *s);
+kp_describe_acls_response_describe_acls_resource_init(
+	struct kp_describe_acls_response_describe_acls_resource *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -132,7 +135,8 @@ kp_describe_acls_response_init(struct kp_describe_acls_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -141,7 +145,8 @@ kp_describe_acls_response_decode(struct kp_describe_acls_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_acls_response_encode(const struct kp_describe_acls_response *m, int16_t version, struct kp_writer *w);
+kp_describe_acls_response_encode(const struct kp_describe_acls_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_acls_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

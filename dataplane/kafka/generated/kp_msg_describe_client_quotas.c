@@ -8,13 +8,16 @@
 #include "kp_msg_describe_client_quotas.h"
 
 void
-kp_describe_client_quotas_request_component_data_init(struct kp_describe_client_quotas_request_component_data *s)
+kp_describe_client_quotas_request_component_data_init(
+	struct kp_describe_client_quotas_request_component_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_client_quotas_request_component_data_dec(struct kp_describe_client_quotas_request_component_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_request_component_data_dec(
+	struct kp_describe_client_quotas_request_component_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -64,7 +67,9 @@ kp_describe_client_quotas_request_component_data_dec(struct kp_describe_client_q
 }
 
 static void
-kp_describe_client_quotas_request_component_data_enc(const struct kp_describe_client_quotas_request_component_data *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_request_component_data_enc(
+	const struct kp_describe_client_quotas_request_component_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -84,7 +89,8 @@ kp_describe_client_quotas_request_component_data_enc(const struct kp_describe_cl
 }
 
 static size_t
-kp_describe_client_quotas_request_component_data_sz(const struct kp_describe_client_quotas_request_component_data *s, int16_t version)
+kp_describe_client_quotas_request_component_data_sz(
+	const struct kp_describe_client_quotas_request_component_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -112,7 +118,8 @@ kp_describe_client_quotas_request_init(struct kp_describe_client_quotas_request 
 }
 
 static int
-kp_describe_client_quotas_request_dec(struct kp_describe_client_quotas_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_request_dec(struct kp_describe_client_quotas_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -131,11 +138,13 @@ kp_describe_client_quotas_request_dec(struct kp_describe_client_quotas_request *
 		s->components.count = n;
 		s->components.items = NULL;
 		if (n > 0) {
-			s->components.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->components.items), 8);
+			s->components.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->components.items), 8);
 			if (s->components.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_client_quotas_request_component_data_dec(&s->components.items[i], version, r, a);
+				rc = kp_describe_client_quotas_request_component_data_dec(
+					&s->components.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -177,7 +186,8 @@ kp_describe_client_quotas_request_dec(struct kp_describe_client_quotas_request *
 }
 
 static void
-kp_describe_client_quotas_request_enc(const struct kp_describe_client_quotas_request *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_request_enc(const struct kp_describe_client_quotas_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -185,7 +195,8 @@ kp_describe_client_quotas_request_enc(const struct kp_describe_client_quotas_req
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->components.count);
 	for (int32_t i = 0; i < s->components.count; i++)
-		kp_describe_client_quotas_request_component_data_enc(&s->components.items[i], version, w);
+		kp_describe_client_quotas_request_component_data_enc(&s->components.items[i],
+			version, w);
 	kp_wr_bool(w, s->strict);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -198,7 +209,8 @@ kp_describe_client_quotas_request_enc(const struct kp_describe_client_quotas_req
 }
 
 static size_t
-kp_describe_client_quotas_request_sz(const struct kp_describe_client_quotas_request *s, int16_t version)
+kp_describe_client_quotas_request_sz(const struct kp_describe_client_quotas_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -208,7 +220,8 @@ kp_describe_client_quotas_request_sz(const struct kp_describe_client_quotas_requ
 	(void)version;
 	sz += kp_array_len_size(flex, s->components.count);
 	for (int32_t i = 0; i < s->components.count; i++)
-		sz += kp_describe_client_quotas_request_component_data_sz(&s->components.items[i], version);
+		sz += kp_describe_client_quotas_request_component_data_sz(&s->components.items[i],
+			version);
 	sz += 1;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -221,7 +234,8 @@ kp_describe_client_quotas_request_sz(const struct kp_describe_client_quotas_requ
 }
 
 int
-kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -231,7 +245,8 @@ kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_reques
 }
 
 int
-kp_describe_client_quotas_request_encode(const struct kp_describe_client_quotas_request *m, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_request_encode(const struct kp_describe_client_quotas_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -240,7 +255,8 @@ kp_describe_client_quotas_request_encode(const struct kp_describe_client_quotas_
 }
 
 int64_t
-kp_describe_client_quotas_request_size(const struct kp_describe_client_quotas_request *m, int16_t version)
+kp_describe_client_quotas_request_size(const struct kp_describe_client_quotas_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -248,13 +264,16 @@ kp_describe_client_quotas_request_size(const struct kp_describe_client_quotas_re
 }
 
 void
-kp_describe_client_quotas_response_entity_data_init(struct kp_describe_client_quotas_response_entity_data *s)
+kp_describe_client_quotas_response_entity_data_init(
+	struct kp_describe_client_quotas_response_entity_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_client_quotas_response_entity_data_dec(struct kp_describe_client_quotas_response_entity_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_entity_data_dec(
+	struct kp_describe_client_quotas_response_entity_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -303,7 +322,9 @@ kp_describe_client_quotas_response_entity_data_dec(struct kp_describe_client_quo
 }
 
 static void
-kp_describe_client_quotas_response_entity_data_enc(const struct kp_describe_client_quotas_response_entity_data *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_response_entity_data_enc(
+	const struct kp_describe_client_quotas_response_entity_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -322,7 +343,8 @@ kp_describe_client_quotas_response_entity_data_enc(const struct kp_describe_clie
 }
 
 static size_t
-kp_describe_client_quotas_response_entity_data_sz(const struct kp_describe_client_quotas_response_entity_data *s, int16_t version)
+kp_describe_client_quotas_response_entity_data_sz(
+	const struct kp_describe_client_quotas_response_entity_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -343,13 +365,16 @@ kp_describe_client_quotas_response_entity_data_sz(const struct kp_describe_clien
 }
 
 void
-kp_describe_client_quotas_response_value_data_init(struct kp_describe_client_quotas_response_value_data *s)
+kp_describe_client_quotas_response_value_data_init(
+	struct kp_describe_client_quotas_response_value_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_client_quotas_response_value_data_dec(struct kp_describe_client_quotas_response_value_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_value_data_dec(
+	struct kp_describe_client_quotas_response_value_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -398,7 +423,9 @@ kp_describe_client_quotas_response_value_data_dec(struct kp_describe_client_quot
 }
 
 static void
-kp_describe_client_quotas_response_value_data_enc(const struct kp_describe_client_quotas_response_value_data *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_response_value_data_enc(
+	const struct kp_describe_client_quotas_response_value_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -417,7 +444,8 @@ kp_describe_client_quotas_response_value_data_enc(const struct kp_describe_clien
 }
 
 static size_t
-kp_describe_client_quotas_response_value_data_sz(const struct kp_describe_client_quotas_response_value_data *s, int16_t version)
+kp_describe_client_quotas_response_value_data_sz(
+	const struct kp_describe_client_quotas_response_value_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -438,13 +466,16 @@ kp_describe_client_quotas_response_value_data_sz(const struct kp_describe_client
 }
 
 void
-kp_describe_client_quotas_response_entry_data_init(struct kp_describe_client_quotas_response_entry_data *s)
+kp_describe_client_quotas_response_entry_data_init(
+	struct kp_describe_client_quotas_response_entry_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_client_quotas_response_entry_data_dec(struct kp_describe_client_quotas_response_entry_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_entry_data_dec(
+	struct kp_describe_client_quotas_response_entry_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -463,11 +494,13 @@ kp_describe_client_quotas_response_entry_data_dec(struct kp_describe_client_quot
 		s->entity.count = n;
 		s->entity.items = NULL;
 		if (n > 0) {
-			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items), 8);
+			s->entity.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entity.items),
+				8);
 			if (s->entity.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_client_quotas_response_entity_data_dec(&s->entity.items[i], version, r, a);
+				rc = kp_describe_client_quotas_response_entity_data_dec(
+					&s->entity.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -480,11 +513,13 @@ kp_describe_client_quotas_response_entry_data_dec(struct kp_describe_client_quot
 		s->values.count = n;
 		s->values.items = NULL;
 		if (n > 0) {
-			s->values.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->values.items), 8);
+			s->values.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->values.items),
+				8);
 			if (s->values.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_client_quotas_response_value_data_dec(&s->values.items[i], version, r, a);
+				rc = kp_describe_client_quotas_response_value_data_dec(
+					&s->values.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -525,7 +560,9 @@ kp_describe_client_quotas_response_entry_data_dec(struct kp_describe_client_quot
 }
 
 static void
-kp_describe_client_quotas_response_entry_data_enc(const struct kp_describe_client_quotas_response_entry_data *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_response_entry_data_enc(
+	const struct kp_describe_client_quotas_response_entry_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -548,7 +585,8 @@ kp_describe_client_quotas_response_entry_data_enc(const struct kp_describe_clien
 }
 
 static size_t
-kp_describe_client_quotas_response_entry_data_sz(const struct kp_describe_client_quotas_response_entry_data *s, int16_t version)
+kp_describe_client_quotas_response_entry_data_sz(
+	const struct kp_describe_client_quotas_response_entry_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -558,10 +596,12 @@ kp_describe_client_quotas_response_entry_data_sz(const struct kp_describe_client
 	(void)version;
 	sz += kp_array_len_size(flex, s->entity.count);
 	for (int32_t i = 0; i < s->entity.count; i++)
-		sz += kp_describe_client_quotas_response_entity_data_sz(&s->entity.items[i], version);
+		sz += kp_describe_client_quotas_response_entity_data_sz(&s->entity.items[i],
+			version);
 	sz += kp_array_len_size(flex, s->values.count);
 	for (int32_t i = 0; i < s->values.count; i++)
-		sz += kp_describe_client_quotas_response_value_data_sz(&s->values.items[i], version);
+		sz += kp_describe_client_quotas_response_value_data_sz(&s->values.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -579,7 +619,8 @@ kp_describe_client_quotas_response_init(struct kp_describe_client_quotas_respons
 }
 
 static int
-kp_describe_client_quotas_response_dec(struct kp_describe_client_quotas_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_dec(struct kp_describe_client_quotas_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -601,11 +642,13 @@ kp_describe_client_quotas_response_dec(struct kp_describe_client_quotas_response
 		s->entries.count = n;
 		s->entries.items = NULL;
 		if (n > 0) {
-			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items), 8);
+			s->entries.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->entries.items),
+				8);
 			if (s->entries.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_client_quotas_response_entry_data_dec(&s->entries.items[i], version, r, a);
+				rc = kp_describe_client_quotas_response_entry_data_dec(
+					&s->entries.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -646,7 +689,8 @@ kp_describe_client_quotas_response_dec(struct kp_describe_client_quotas_response
 }
 
 static void
-kp_describe_client_quotas_response_enc(const struct kp_describe_client_quotas_response *s, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_response_enc(const struct kp_describe_client_quotas_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -669,7 +713,8 @@ kp_describe_client_quotas_response_enc(const struct kp_describe_client_quotas_re
 }
 
 static size_t
-kp_describe_client_quotas_response_sz(const struct kp_describe_client_quotas_response *s, int16_t version)
+kp_describe_client_quotas_response_sz(const struct kp_describe_client_quotas_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -682,7 +727,8 @@ kp_describe_client_quotas_response_sz(const struct kp_describe_client_quotas_res
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->entries.count);
 	for (int32_t i = 0; i < s->entries.count; i++)
-		sz += kp_describe_client_quotas_response_entry_data_sz(&s->entries.items[i], version);
+		sz += kp_describe_client_quotas_response_entry_data_sz(&s->entries.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -694,7 +740,8 @@ kp_describe_client_quotas_response_sz(const struct kp_describe_client_quotas_res
 }
 
 int
-kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -704,7 +751,8 @@ kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_respo
 }
 
 int
-kp_describe_client_quotas_response_encode(const struct kp_describe_client_quotas_response *m, int16_t version, struct kp_writer *w)
+kp_describe_client_quotas_response_encode(const struct kp_describe_client_quotas_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -713,7 +761,8 @@ kp_describe_client_quotas_response_encode(const struct kp_describe_client_quotas
 }
 
 int64_t
-kp_describe_client_quotas_response_size(const struct kp_describe_client_quotas_response *m, int16_t version)
+kp_describe_client_quotas_response_size(const struct kp_describe_client_quotas_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -44,7 +44,8 @@ struct kp_describe_client_quotas_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_client_quotas_request_component_data_init(struct kp_describe_client_quotas_request_component_data *s);
+kp_describe_client_quotas_request_component_data_init(
+	struct kp_describe_client_quotas_request_component_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -58,7 +59,8 @@ kp_describe_client_quotas_request_init(struct kp_describe_client_quotas_request 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -67,11 +69,13 @@ kp_describe_client_quotas_request_decode(struct kp_describe_client_quotas_reques
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_client_quotas_request_encode(const struct kp_describe_client_quotas_request *m, int16_t version, struct kp_writer *w);
+kp_describe_client_quotas_request_encode(const struct kp_describe_client_quotas_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_client_quotas_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_client_quotas_request_size(const struct kp_describe_client_quotas_request *m, int16_t version);
+kp_describe_client_quotas_request_size(const struct kp_describe_client_quotas_request *m,
+	int16_t version);
 
 /* EntityData: in DescribeClientQuotasResponse, used in versions 0,1. */
 struct kp_describe_client_quotas_response_entity_data {
@@ -137,29 +141,34 @@ struct kp_describe_client_quotas_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_client_quotas_response_entity_data_init(struct kp_describe_client_quotas_response_entity_data *s);
+kp_describe_client_quotas_response_entity_data_init(
+	struct kp_describe_client_quotas_response_entity_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_client_quotas_response_value_data_init(struct kp_describe_client_quotas_response_value_data *s);
+kp_describe_client_quotas_response_value_data_init(
+	struct kp_describe_client_quotas_response_value_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_client_quotas_response_entry_data_init(struct kp_describe_client_quotas_response_entry_data *s);
+kp_describe_client_quotas_response_entry_data_init(
+	struct kp_describe_client_quotas_response_entry_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_client_quotas_response_init(struct kp_describe_client_quotas_response *s);
 
 /**
- * Decode a DescribeClientQuotasResponse of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeClientQuotasResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-1; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -168,10 +177,12 @@ kp_describe_client_quotas_response_decode(struct kp_describe_client_quotas_respo
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_client_quotas_response_encode(const struct kp_describe_client_quotas_response *m, int16_t version, struct kp_writer *w);
+kp_describe_client_quotas_response_encode(const struct kp_describe_client_quotas_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_client_quotas_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_client_quotas_response_size(const struct kp_describe_client_quotas_response *m, int16_t version);
+kp_describe_client_quotas_response_size(const struct kp_describe_client_quotas_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_CLIENT_QUOTAS_H */

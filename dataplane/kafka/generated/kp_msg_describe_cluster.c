@@ -15,7 +15,8 @@ kp_describe_cluster_request_init(struct kp_describe_cluster_request *s)
 }
 
 static int
-kp_describe_cluster_request_dec(struct kp_describe_cluster_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_cluster_request_dec(struct kp_describe_cluster_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -67,7 +68,8 @@ kp_describe_cluster_request_dec(struct kp_describe_cluster_request *s, int16_t v
 }
 
 static void
-kp_describe_cluster_request_enc(const struct kp_describe_cluster_request *s, int16_t version, struct kp_writer *w)
+kp_describe_cluster_request_enc(const struct kp_describe_cluster_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -111,7 +113,8 @@ kp_describe_cluster_request_sz(const struct kp_describe_cluster_request *s, int1
 }
 
 int
-kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -121,7 +124,8 @@ kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_
 }
 
 int
-kp_describe_cluster_request_encode(const struct kp_describe_cluster_request *m, int16_t version, struct kp_writer *w)
+kp_describe_cluster_request_encode(const struct kp_describe_cluster_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -138,7 +142,8 @@ kp_describe_cluster_request_size(const struct kp_describe_cluster_request *m, in
 }
 
 void
-kp_describe_cluster_response_describe_cluster_broker_init(struct kp_describe_cluster_response_describe_cluster_broker *s)
+kp_describe_cluster_response_describe_cluster_broker_init(
+	struct kp_describe_cluster_response_describe_cluster_broker *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->rack.ptr = NULL;
@@ -146,7 +151,9 @@ kp_describe_cluster_response_describe_cluster_broker_init(struct kp_describe_clu
 }
 
 static int
-kp_describe_cluster_response_describe_cluster_broker_dec(struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_cluster_response_describe_cluster_broker_dec(
+	struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -197,7 +204,9 @@ kp_describe_cluster_response_describe_cluster_broker_dec(struct kp_describe_clus
 }
 
 static void
-kp_describe_cluster_response_describe_cluster_broker_enc(const struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kp_writer *w)
+kp_describe_cluster_response_describe_cluster_broker_enc(
+	const struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -218,7 +227,8 @@ kp_describe_cluster_response_describe_cluster_broker_enc(const struct kp_describ
 }
 
 static size_t
-kp_describe_cluster_response_describe_cluster_broker_sz(const struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version)
+kp_describe_cluster_response_describe_cluster_broker_sz(
+	const struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -252,7 +262,8 @@ kp_describe_cluster_response_init(struct kp_describe_cluster_response *s)
 }
 
 static int
-kp_describe_cluster_response_dec(struct kp_describe_cluster_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_cluster_response_dec(struct kp_describe_cluster_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -280,11 +291,13 @@ kp_describe_cluster_response_dec(struct kp_describe_cluster_response *s, int16_t
 		s->brokers.count = n;
 		s->brokers.items = NULL;
 		if (n > 0) {
-			s->brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->brokers.items), 8);
+			s->brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->brokers.items),
+				8);
 			if (s->brokers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_cluster_response_describe_cluster_broker_dec(&s->brokers.items[i], version, r, a);
+				rc = kp_describe_cluster_response_describe_cluster_broker_dec(
+					&s->brokers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -326,7 +339,8 @@ kp_describe_cluster_response_dec(struct kp_describe_cluster_response *s, int16_t
 }
 
 static void
-kp_describe_cluster_response_enc(const struct kp_describe_cluster_response *s, int16_t version, struct kp_writer *w)
+kp_describe_cluster_response_enc(const struct kp_describe_cluster_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -342,7 +356,8 @@ kp_describe_cluster_response_enc(const struct kp_describe_cluster_response *s, i
 	kp_wr_int32(w, s->controller_id);
 	kp_wr_array_len(w, flex, false, s->brokers.count);
 	for (int32_t i = 0; i < s->brokers.count; i++)
-		kp_describe_cluster_response_describe_cluster_broker_enc(&s->brokers.items[i], version, w);
+		kp_describe_cluster_response_describe_cluster_broker_enc(&s->brokers.items[i],
+			version, w);
 	kp_wr_int32(w, s->cluster_authorized_operations);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -373,7 +388,8 @@ kp_describe_cluster_response_sz(const struct kp_describe_cluster_response *s, in
 	sz += 4;
 	sz += kp_array_len_size(flex, s->brokers.count);
 	for (int32_t i = 0; i < s->brokers.count; i++)
-		sz += kp_describe_cluster_response_describe_cluster_broker_sz(&s->brokers.items[i], version);
+		sz += kp_describe_cluster_response_describe_cluster_broker_sz(&s->brokers.items[i],
+			version);
 	sz += 4;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -386,7 +402,8 @@ kp_describe_cluster_response_sz(const struct kp_describe_cluster_response *s, in
 }
 
 int
-kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -396,7 +413,8 @@ kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int1
 }
 
 int
-kp_describe_cluster_response_encode(const struct kp_describe_cluster_response *m, int16_t version, struct kp_writer *w)
+kp_describe_cluster_response_encode(const struct kp_describe_cluster_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_describe_cluster_request_init(struct kp_describe_cluster_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,7 +42,8 @@ kp_describe_cluster_request_decode(struct kp_describe_cluster_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_cluster_request_encode(const struct kp_describe_cluster_request *m, int16_t version, struct kp_writer *w);
+kp_describe_cluster_request_encode(const struct kp_describe_cluster_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_cluster_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -102,7 +104,8 @@ struct kp_describe_cluster_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_cluster_response_describe_cluster_broker_init(struct kp_describe_cluster_response_describe_cluster_broker *s);
+kp_describe_cluster_response_describe_cluster_broker_init(
+	struct kp_describe_cluster_response_describe_cluster_broker *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -116,7 +119,8 @@ kp_describe_cluster_response_init(struct kp_describe_cluster_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -125,7 +129,8 @@ kp_describe_cluster_response_decode(struct kp_describe_cluster_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_cluster_response_encode(const struct kp_describe_cluster_response *m, int16_t version, struct kp_writer *w);
+kp_describe_cluster_response_encode(const struct kp_describe_cluster_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_cluster_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

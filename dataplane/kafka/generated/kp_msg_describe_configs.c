@@ -8,13 +8,16 @@
 #include "kp_msg_describe_configs.h"
 
 void
-kp_describe_configs_request_describe_configs_resource_init(struct kp_describe_configs_request_describe_configs_resource *s)
+kp_describe_configs_request_describe_configs_resource_init(
+	struct kp_describe_configs_request_describe_configs_resource *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_configs_request_describe_configs_resource_dec(struct kp_describe_configs_request_describe_configs_resource *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_request_describe_configs_resource_dec(
+	struct kp_describe_configs_request_describe_configs_resource *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -35,7 +38,8 @@ kp_describe_configs_request_describe_configs_resource_dec(struct kp_describe_con
 		s->configuration_keys.count = n;
 		s->configuration_keys.items = NULL;
 		if (n > 0) {
-			s->configuration_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configuration_keys.items), 8);
+			s->configuration_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->configuration_keys.items), 8);
 			if (s->configuration_keys.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -80,7 +84,9 @@ kp_describe_configs_request_describe_configs_resource_dec(struct kp_describe_con
 }
 
 static void
-kp_describe_configs_request_describe_configs_resource_enc(const struct kp_describe_configs_request_describe_configs_resource *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_request_describe_configs_resource_enc(
+	const struct kp_describe_configs_request_describe_configs_resource *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -102,7 +108,8 @@ kp_describe_configs_request_describe_configs_resource_enc(const struct kp_descri
 }
 
 static size_t
-kp_describe_configs_request_describe_configs_resource_sz(const struct kp_describe_configs_request_describe_configs_resource *s, int16_t version)
+kp_describe_configs_request_describe_configs_resource_sz(
+	const struct kp_describe_configs_request_describe_configs_resource *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -132,7 +139,8 @@ kp_describe_configs_request_init(struct kp_describe_configs_request *s)
 }
 
 static int
-kp_describe_configs_request_dec(struct kp_describe_configs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_request_dec(struct kp_describe_configs_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -153,11 +161,13 @@ kp_describe_configs_request_dec(struct kp_describe_configs_request *s, int16_t v
 		s->resources.count = n;
 		s->resources.items = NULL;
 		if (n > 0) {
-			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->resources.items), 8);
+			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->resources.items), 8);
 			if (s->resources.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_configs_request_describe_configs_resource_dec(&s->resources.items[i], version, r, a);
+				rc = kp_describe_configs_request_describe_configs_resource_dec(
+					&s->resources.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -204,7 +214,8 @@ kp_describe_configs_request_dec(struct kp_describe_configs_request *s, int16_t v
 }
 
 static void
-kp_describe_configs_request_enc(const struct kp_describe_configs_request *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_request_enc(const struct kp_describe_configs_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -212,7 +223,8 @@ kp_describe_configs_request_enc(const struct kp_describe_configs_request *s, int
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		kp_describe_configs_request_describe_configs_resource_enc(&s->resources.items[i], version, w);
+		kp_describe_configs_request_describe_configs_resource_enc(&s->resources.items[i],
+			version, w);
 	if (version >= 1) {
 		kp_wr_bool(w, s->include_synonyms);
 	}
@@ -240,7 +252,8 @@ kp_describe_configs_request_sz(const struct kp_describe_configs_request *s, int1
 	(void)version;
 	sz += kp_array_len_size(flex, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		sz += kp_describe_configs_request_describe_configs_resource_sz(&s->resources.items[i], version);
+		sz += kp_describe_configs_request_describe_configs_resource_sz(
+			&s->resources.items[i], version);
 	if (version >= 1) {
 		sz += 1;
 	}
@@ -258,7 +271,8 @@ kp_describe_configs_request_sz(const struct kp_describe_configs_request *s, int1
 }
 
 int
-kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -268,7 +282,8 @@ kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_
 }
 
 int
-kp_describe_configs_request_encode(const struct kp_describe_configs_request *m, int16_t version, struct kp_writer *w)
+kp_describe_configs_request_encode(const struct kp_describe_configs_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -285,13 +300,16 @@ kp_describe_configs_request_size(const struct kp_describe_configs_request *m, in
 }
 
 void
-kp_describe_configs_response_describe_configs_synonym_init(struct kp_describe_configs_response_describe_configs_synonym *s)
+kp_describe_configs_response_describe_configs_synonym_init(
+	struct kp_describe_configs_response_describe_configs_synonym *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_configs_response_describe_configs_synonym_dec(struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_response_describe_configs_synonym_dec(
+	struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -341,7 +359,9 @@ kp_describe_configs_response_describe_configs_synonym_dec(struct kp_describe_con
 }
 
 static void
-kp_describe_configs_response_describe_configs_synonym_enc(const struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_response_describe_configs_synonym_enc(
+	const struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -361,7 +381,8 @@ kp_describe_configs_response_describe_configs_synonym_enc(const struct kp_descri
 }
 
 static size_t
-kp_describe_configs_response_describe_configs_synonym_sz(const struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version)
+kp_describe_configs_response_describe_configs_synonym_sz(
+	const struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -383,14 +404,17 @@ kp_describe_configs_response_describe_configs_synonym_sz(const struct kp_describ
 }
 
 void
-kp_describe_configs_response_describe_configs_resource_result_init(struct kp_describe_configs_response_describe_configs_resource_result *s)
+kp_describe_configs_response_describe_configs_resource_result_init(
+	struct kp_describe_configs_response_describe_configs_resource_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->config_source = -1;
 }
 
 static int
-kp_describe_configs_response_describe_configs_resource_result_dec(struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_response_describe_configs_resource_result_dec(
+	struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -427,7 +451,8 @@ kp_describe_configs_response_describe_configs_resource_result_dec(struct kp_desc
 			s->synonyms.count = n;
 			s->synonyms.items = NULL;
 			if (n > 0) {
-				s->synonyms.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->synonyms.items), 8);
+				s->synonyms.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->synonyms.items), 8);
 				if (s->synonyms.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -479,7 +504,9 @@ kp_describe_configs_response_describe_configs_resource_result_dec(struct kp_desc
 }
 
 static void
-kp_describe_configs_response_describe_configs_resource_result_enc(const struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_response_describe_configs_resource_result_enc(
+	const struct kp_describe_configs_response_describe_configs_resource_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -498,7 +525,8 @@ kp_describe_configs_response_describe_configs_resource_result_enc(const struct k
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->synonyms.count);
 		for (int32_t i = 0; i < s->synonyms.count; i++)
-			kp_describe_configs_response_describe_configs_synonym_enc(&s->synonyms.items[i], version, w);
+			kp_describe_configs_response_describe_configs_synonym_enc(
+				&s->synonyms.items[i], version, w);
 	}
 	if (version >= 3) {
 		kp_wr_int8(w, s->config_type);
@@ -517,7 +545,9 @@ kp_describe_configs_response_describe_configs_resource_result_enc(const struct k
 }
 
 static size_t
-kp_describe_configs_response_describe_configs_resource_result_sz(const struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version)
+kp_describe_configs_response_describe_configs_resource_result_sz(
+	const struct kp_describe_configs_response_describe_configs_resource_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -538,7 +568,8 @@ kp_describe_configs_response_describe_configs_resource_result_sz(const struct kp
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->synonyms.count);
 		for (int32_t i = 0; i < s->synonyms.count; i++)
-			sz += kp_describe_configs_response_describe_configs_synonym_sz(&s->synonyms.items[i], version);
+			sz += kp_describe_configs_response_describe_configs_synonym_sz(
+				&s->synonyms.items[i], version);
 	}
 	if (version >= 3) {
 		sz += 1;
@@ -557,13 +588,16 @@ kp_describe_configs_response_describe_configs_resource_result_sz(const struct kp
 }
 
 void
-kp_describe_configs_response_describe_configs_result_init(struct kp_describe_configs_response_describe_configs_result *s)
+kp_describe_configs_response_describe_configs_result_init(
+	struct kp_describe_configs_response_describe_configs_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_configs_response_describe_configs_result_dec(struct kp_describe_configs_response_describe_configs_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_response_describe_configs_result_dec(
+	struct kp_describe_configs_response_describe_configs_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -586,7 +620,8 @@ kp_describe_configs_response_describe_configs_result_dec(struct kp_describe_conf
 		s->configs.count = n;
 		s->configs.items = NULL;
 		if (n > 0) {
-			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items), 8);
+			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items),
+				8);
 			if (s->configs.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -631,7 +666,9 @@ kp_describe_configs_response_describe_configs_result_dec(struct kp_describe_conf
 }
 
 static void
-kp_describe_configs_response_describe_configs_result_enc(const struct kp_describe_configs_response_describe_configs_result *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_response_describe_configs_result_enc(
+	const struct kp_describe_configs_response_describe_configs_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -643,7 +680,8 @@ kp_describe_configs_response_describe_configs_result_enc(const struct kp_describ
 	kp_wr_str(w, flex, false, &s->resource_name);
 	kp_wr_array_len(w, flex, false, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		kp_describe_configs_response_describe_configs_resource_result_enc(&s->configs.items[i], version, w);
+		kp_describe_configs_response_describe_configs_resource_result_enc(
+			&s->configs.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -655,7 +693,8 @@ kp_describe_configs_response_describe_configs_result_enc(const struct kp_describ
 }
 
 static size_t
-kp_describe_configs_response_describe_configs_result_sz(const struct kp_describe_configs_response_describe_configs_result *s, int16_t version)
+kp_describe_configs_response_describe_configs_result_sz(
+	const struct kp_describe_configs_response_describe_configs_result *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -669,7 +708,8 @@ kp_describe_configs_response_describe_configs_result_sz(const struct kp_describe
 	sz += kp_str_size(flex, &s->resource_name);
 	sz += kp_array_len_size(flex, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		sz += kp_describe_configs_response_describe_configs_resource_result_sz(&s->configs.items[i], version);
+		sz += kp_describe_configs_response_describe_configs_resource_result_sz(
+			&s->configs.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -687,7 +727,8 @@ kp_describe_configs_response_init(struct kp_describe_configs_response *s)
 }
 
 static int
-kp_describe_configs_response_dec(struct kp_describe_configs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_response_dec(struct kp_describe_configs_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -707,11 +748,13 @@ kp_describe_configs_response_dec(struct kp_describe_configs_response *s, int16_t
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_configs_response_describe_configs_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_describe_configs_response_describe_configs_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -752,7 +795,8 @@ kp_describe_configs_response_dec(struct kp_describe_configs_response *s, int16_t
 }
 
 static void
-kp_describe_configs_response_enc(const struct kp_describe_configs_response *s, int16_t version, struct kp_writer *w)
+kp_describe_configs_response_enc(const struct kp_describe_configs_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -761,7 +805,8 @@ kp_describe_configs_response_enc(const struct kp_describe_configs_response *s, i
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_describe_configs_response_describe_configs_result_enc(&s->results.items[i], version, w);
+		kp_describe_configs_response_describe_configs_result_enc(&s->results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -784,7 +829,8 @@ kp_describe_configs_response_sz(const struct kp_describe_configs_response *s, in
 	sz += 4;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_describe_configs_response_describe_configs_result_sz(&s->results.items[i], version);
+		sz += kp_describe_configs_response_describe_configs_result_sz(&s->results.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -796,7 +842,8 @@ kp_describe_configs_response_sz(const struct kp_describe_configs_response *s, in
 }
 
 int
-kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -806,7 +853,8 @@ kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int1
 }
 
 int
-kp_describe_configs_response_encode(const struct kp_describe_configs_response *m, int16_t version, struct kp_writer *w)
+kp_describe_configs_response_encode(const struct kp_describe_configs_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

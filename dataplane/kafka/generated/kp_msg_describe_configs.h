@@ -44,7 +44,8 @@ struct kp_describe_configs_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_configs_request_describe_configs_resource_init(struct kp_describe_configs_request_describe_configs_resource *s);
+kp_describe_configs_request_describe_configs_resource_init(
+	struct kp_describe_configs_request_describe_configs_resource *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -58,7 +59,8 @@ kp_describe_configs_request_init(struct kp_describe_configs_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -67,7 +69,8 @@ kp_describe_configs_request_decode(struct kp_describe_configs_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_configs_request_encode(const struct kp_describe_configs_request *m, int16_t version, struct kp_writer *w);
+kp_describe_configs_request_encode(const struct kp_describe_configs_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_configs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -161,15 +164,18 @@ struct kp_describe_configs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_configs_response_describe_configs_synonym_init(struct kp_describe_configs_response_describe_configs_synonym *s);
+kp_describe_configs_response_describe_configs_synonym_init(
+	struct kp_describe_configs_response_describe_configs_synonym *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_configs_response_describe_configs_resource_result_init(struct kp_describe_configs_response_describe_configs_resource_result *s);
+kp_describe_configs_response_describe_configs_resource_result_init(
+	struct kp_describe_configs_response_describe_configs_resource_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_configs_response_describe_configs_result_init(struct kp_describe_configs_response_describe_configs_result *s);
+kp_describe_configs_response_describe_configs_result_init(
+	struct kp_describe_configs_response_describe_configs_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -183,7 +189,8 @@ kp_describe_configs_response_init(struct kp_describe_configs_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -192,7 +199,8 @@ kp_describe_configs_response_decode(struct kp_describe_configs_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_configs_response_encode(const struct kp_describe_configs_response *m, int16_t version, struct kp_writer *w);
+kp_describe_configs_response_encode(const struct kp_describe_configs_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_configs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

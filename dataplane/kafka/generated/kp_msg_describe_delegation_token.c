@@ -8,13 +8,16 @@
 #include "kp_msg_describe_delegation_token.h"
 
 void
-kp_describe_delegation_token_request_describe_delegation_token_owner_init(struct kp_describe_delegation_token_request_describe_delegation_token_owner *s)
+kp_describe_delegation_token_request_describe_delegation_token_owner_init(
+	struct kp_describe_delegation_token_request_describe_delegation_token_owner *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_delegation_token_request_describe_delegation_token_owner_dec(struct kp_describe_delegation_token_request_describe_delegation_token_owner *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_request_describe_delegation_token_owner_dec(
+	struct kp_describe_delegation_token_request_describe_delegation_token_owner *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -63,7 +66,9 @@ kp_describe_delegation_token_request_describe_delegation_token_owner_dec(struct 
 }
 
 static void
-kp_describe_delegation_token_request_describe_delegation_token_owner_enc(const struct kp_describe_delegation_token_request_describe_delegation_token_owner *s, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_request_describe_delegation_token_owner_enc(
+	const struct kp_describe_delegation_token_request_describe_delegation_token_owner *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -82,7 +87,9 @@ kp_describe_delegation_token_request_describe_delegation_token_owner_enc(const s
 }
 
 static size_t
-kp_describe_delegation_token_request_describe_delegation_token_owner_sz(const struct kp_describe_delegation_token_request_describe_delegation_token_owner *s, int16_t version)
+kp_describe_delegation_token_request_describe_delegation_token_owner_sz(
+	const struct kp_describe_delegation_token_request_describe_delegation_token_owner *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -109,7 +116,8 @@ kp_describe_delegation_token_request_init(struct kp_describe_delegation_token_re
 }
 
 static int
-kp_describe_delegation_token_request_dec(struct kp_describe_delegation_token_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_request_dec(struct kp_describe_delegation_token_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -128,7 +136,8 @@ kp_describe_delegation_token_request_dec(struct kp_describe_delegation_token_req
 		s->owners.count = n;
 		s->owners.items = NULL;
 		if (n > 0) {
-			s->owners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->owners.items), 8);
+			s->owners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->owners.items),
+				8);
 			if (s->owners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -173,7 +182,8 @@ kp_describe_delegation_token_request_dec(struct kp_describe_delegation_token_req
 }
 
 static void
-kp_describe_delegation_token_request_enc(const struct kp_describe_delegation_token_request *s, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_request_enc(const struct kp_describe_delegation_token_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -181,7 +191,8 @@ kp_describe_delegation_token_request_enc(const struct kp_describe_delegation_tok
 	(void)version;
 	kp_wr_array_len(w, flex, true, s->owners.count);
 	for (int32_t i = 0; i < s->owners.count; i++)
-		kp_describe_delegation_token_request_describe_delegation_token_owner_enc(&s->owners.items[i], version, w);
+		kp_describe_delegation_token_request_describe_delegation_token_owner_enc(
+			&s->owners.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -193,7 +204,8 @@ kp_describe_delegation_token_request_enc(const struct kp_describe_delegation_tok
 }
 
 static size_t
-kp_describe_delegation_token_request_sz(const struct kp_describe_delegation_token_request *s, int16_t version)
+kp_describe_delegation_token_request_sz(const struct kp_describe_delegation_token_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -203,7 +215,8 @@ kp_describe_delegation_token_request_sz(const struct kp_describe_delegation_toke
 	(void)version;
 	sz += kp_array_len_size(flex, s->owners.count);
 	for (int32_t i = 0; i < s->owners.count; i++)
-		sz += kp_describe_delegation_token_request_describe_delegation_token_owner_sz(&s->owners.items[i], version);
+		sz += kp_describe_delegation_token_request_describe_delegation_token_owner_sz(
+			&s->owners.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -215,7 +228,8 @@ kp_describe_delegation_token_request_sz(const struct kp_describe_delegation_toke
 }
 
 int
-kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -225,7 +239,8 @@ kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_
 }
 
 int
-kp_describe_delegation_token_request_encode(const struct kp_describe_delegation_token_request *m, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_request_encode(const struct kp_describe_delegation_token_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -234,7 +249,8 @@ kp_describe_delegation_token_request_encode(const struct kp_describe_delegation_
 }
 
 int64_t
-kp_describe_delegation_token_request_size(const struct kp_describe_delegation_token_request *m, int16_t version)
+kp_describe_delegation_token_request_size(const struct kp_describe_delegation_token_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -242,13 +258,16 @@ kp_describe_delegation_token_request_size(const struct kp_describe_delegation_to
 }
 
 void
-kp_describe_delegation_token_response_described_delegation_token_renewer_init(struct kp_describe_delegation_token_response_described_delegation_token_renewer *s)
+kp_describe_delegation_token_response_described_delegation_token_renewer_init(
+	struct kp_describe_delegation_token_response_described_delegation_token_renewer *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_delegation_token_response_described_delegation_token_renewer_dec(struct kp_describe_delegation_token_response_described_delegation_token_renewer *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_response_described_delegation_token_renewer_dec(
+	struct kp_describe_delegation_token_response_described_delegation_token_renewer *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -297,7 +316,9 @@ kp_describe_delegation_token_response_described_delegation_token_renewer_dec(str
 }
 
 static void
-kp_describe_delegation_token_response_described_delegation_token_renewer_enc(const struct kp_describe_delegation_token_response_described_delegation_token_renewer *s, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_response_described_delegation_token_renewer_enc(
+	const struct kp_describe_delegation_token_response_described_delegation_token_renewer *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -316,7 +337,9 @@ kp_describe_delegation_token_response_described_delegation_token_renewer_enc(con
 }
 
 static size_t
-kp_describe_delegation_token_response_described_delegation_token_renewer_sz(const struct kp_describe_delegation_token_response_described_delegation_token_renewer *s, int16_t version)
+kp_describe_delegation_token_response_described_delegation_token_renewer_sz(
+	const struct kp_describe_delegation_token_response_described_delegation_token_renewer *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -337,13 +360,16 @@ kp_describe_delegation_token_response_described_delegation_token_renewer_sz(cons
 }
 
 void
-kp_describe_delegation_token_response_described_delegation_token_init(struct kp_describe_delegation_token_response_described_delegation_token *s)
+kp_describe_delegation_token_response_described_delegation_token_init(
+	struct kp_describe_delegation_token_response_described_delegation_token *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_delegation_token_response_described_delegation_token_dec(struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_response_described_delegation_token_dec(
+	struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -379,7 +405,8 @@ kp_describe_delegation_token_response_described_delegation_token_dec(struct kp_d
 		s->renewers.count = n;
 		s->renewers.items = NULL;
 		if (n > 0) {
-			s->renewers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->renewers.items), 8);
+			s->renewers.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->renewers.items), 8);
 			if (s->renewers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -424,7 +451,9 @@ kp_describe_delegation_token_response_described_delegation_token_dec(struct kp_d
 }
 
 static void
-kp_describe_delegation_token_response_described_delegation_token_enc(const struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_response_described_delegation_token_enc(
+	const struct kp_describe_delegation_token_response_described_delegation_token *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -445,7 +474,8 @@ kp_describe_delegation_token_response_described_delegation_token_enc(const struc
 	kp_wr_bytes(w, flex, false, &s->hmac);
 	kp_wr_array_len(w, flex, false, s->renewers.count);
 	for (int32_t i = 0; i < s->renewers.count; i++)
-		kp_describe_delegation_token_response_described_delegation_token_renewer_enc(&s->renewers.items[i], version, w);
+		kp_describe_delegation_token_response_described_delegation_token_renewer_enc(
+			&s->renewers.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -457,7 +487,9 @@ kp_describe_delegation_token_response_described_delegation_token_enc(const struc
 }
 
 static size_t
-kp_describe_delegation_token_response_described_delegation_token_sz(const struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version)
+kp_describe_delegation_token_response_described_delegation_token_sz(
+	const struct kp_describe_delegation_token_response_described_delegation_token *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -480,7 +512,8 @@ kp_describe_delegation_token_response_described_delegation_token_sz(const struct
 	sz += kp_bytes_size(flex, &s->hmac);
 	sz += kp_array_len_size(flex, s->renewers.count);
 	for (int32_t i = 0; i < s->renewers.count; i++)
-		sz += kp_describe_delegation_token_response_described_delegation_token_renewer_sz(&s->renewers.items[i], version);
+		sz += kp_describe_delegation_token_response_described_delegation_token_renewer_sz(
+			&s->renewers.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -498,7 +531,8 @@ kp_describe_delegation_token_response_init(struct kp_describe_delegation_token_r
 }
 
 static int
-kp_describe_delegation_token_response_dec(struct kp_describe_delegation_token_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_response_dec(struct kp_describe_delegation_token_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -518,7 +552,8 @@ kp_describe_delegation_token_response_dec(struct kp_describe_delegation_token_re
 		s->tokens.count = n;
 		s->tokens.items = NULL;
 		if (n > 0) {
-			s->tokens.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->tokens.items), 8);
+			s->tokens.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->tokens.items),
+				8);
 			if (s->tokens.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -564,7 +599,8 @@ kp_describe_delegation_token_response_dec(struct kp_describe_delegation_token_re
 }
 
 static void
-kp_describe_delegation_token_response_enc(const struct kp_describe_delegation_token_response *s, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_response_enc(const struct kp_describe_delegation_token_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -573,7 +609,8 @@ kp_describe_delegation_token_response_enc(const struct kp_describe_delegation_to
 	kp_wr_int16(w, s->error_code);
 	kp_wr_array_len(w, flex, false, s->tokens.count);
 	for (int32_t i = 0; i < s->tokens.count; i++)
-		kp_describe_delegation_token_response_described_delegation_token_enc(&s->tokens.items[i], version, w);
+		kp_describe_delegation_token_response_described_delegation_token_enc(
+			&s->tokens.items[i], version, w);
 	kp_wr_int32(w, s->throttle_time_ms);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -586,7 +623,8 @@ kp_describe_delegation_token_response_enc(const struct kp_describe_delegation_to
 }
 
 static size_t
-kp_describe_delegation_token_response_sz(const struct kp_describe_delegation_token_response *s, int16_t version)
+kp_describe_delegation_token_response_sz(const struct kp_describe_delegation_token_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -597,7 +635,8 @@ kp_describe_delegation_token_response_sz(const struct kp_describe_delegation_tok
 	sz += 2;
 	sz += kp_array_len_size(flex, s->tokens.count);
 	for (int32_t i = 0; i < s->tokens.count; i++)
-		sz += kp_describe_delegation_token_response_described_delegation_token_sz(&s->tokens.items[i], version);
+		sz += kp_describe_delegation_token_response_described_delegation_token_sz(
+			&s->tokens.items[i], version);
 	sz += 4;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -610,7 +649,8 @@ kp_describe_delegation_token_response_sz(const struct kp_describe_delegation_tok
 }
 
 int
-kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -620,7 +660,8 @@ kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token
 }
 
 int
-kp_describe_delegation_token_response_encode(const struct kp_describe_delegation_token_response *m, int16_t version, struct kp_writer *w)
+kp_describe_delegation_token_response_encode(const struct kp_describe_delegation_token_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;
@@ -629,7 +670,8 @@ kp_describe_delegation_token_response_encode(const struct kp_describe_delegation
 }
 
 int64_t
-kp_describe_delegation_token_response_size(const struct kp_describe_delegation_token_response *m, int16_t version)
+kp_describe_delegation_token_response_size(const struct kp_describe_delegation_token_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 3)
 		return -EPROTONOSUPPORT;

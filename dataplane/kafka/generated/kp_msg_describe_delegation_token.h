@@ -38,21 +38,24 @@ struct kp_describe_delegation_token_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_delegation_token_request_describe_delegation_token_owner_init(struct kp_describe_delegation_token_request_describe_delegation_token_owner *s);
+kp_describe_delegation_token_request_describe_delegation_token_owner_init(
+	struct kp_describe_delegation_token_request_describe_delegation_token_owner *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_delegation_token_request_init(struct kp_describe_delegation_token_request *s);
 
 /**
- * Decode a DescribeDelegationTokenRequest of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeDelegationTokenRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-3; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -61,11 +64,13 @@ kp_describe_delegation_token_request_decode(struct kp_describe_delegation_token_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_delegation_token_request_encode(const struct kp_describe_delegation_token_request *m, int16_t version, struct kp_writer *w);
+kp_describe_delegation_token_request_encode(const struct kp_describe_delegation_token_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_delegation_token_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_delegation_token_request_size(const struct kp_describe_delegation_token_request *m, int16_t version);
+kp_describe_delegation_token_request_size(const struct kp_describe_delegation_token_request *m,
+	int16_t version);
 
 /* DescribedDelegationTokenRenewer: in DescribeDelegationTokenResponse, used in versions 0,1,2,3. */
 struct kp_describe_delegation_token_response_described_delegation_token_renewer {
@@ -130,25 +135,29 @@ struct kp_describe_delegation_token_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_delegation_token_response_described_delegation_token_renewer_init(struct kp_describe_delegation_token_response_described_delegation_token_renewer *s);
+kp_describe_delegation_token_response_described_delegation_token_renewer_init(
+	struct kp_describe_delegation_token_response_described_delegation_token_renewer *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_delegation_token_response_described_delegation_token_init(struct kp_describe_delegation_token_response_described_delegation_token *s);
+kp_describe_delegation_token_response_described_delegation_token_init(
+	struct kp_describe_delegation_token_response_described_delegation_token *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_delegation_token_response_init(struct kp_describe_delegation_token_response *s);
 
 /**
- * Decode a DescribeDelegationTokenResponse of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeDelegationTokenResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-3; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -157,10 +166,12 @@ kp_describe_delegation_token_response_decode(struct kp_describe_delegation_token
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_delegation_token_response_encode(const struct kp_describe_delegation_token_response *m, int16_t version, struct kp_writer *w);
+kp_describe_delegation_token_response_encode(const struct kp_describe_delegation_token_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_delegation_token_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_delegation_token_response_size(const struct kp_describe_delegation_token_response *m, int16_t version);
+kp_describe_delegation_token_response_size(const struct kp_describe_delegation_token_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_DELEGATION_TOKEN_H */

@@ -14,7 +14,8 @@ kp_describe_groups_request_init(struct kp_describe_groups_request *s)
 }
 
 static int
-kp_describe_groups_request_dec(struct kp_describe_groups_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_request_dec(struct kp_describe_groups_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -34,7 +35,8 @@ kp_describe_groups_request_dec(struct kp_describe_groups_request *s, int16_t ver
 		s->groups.count = n;
 		s->groups.items = NULL;
 		if (n > 0) {
-			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items),
+				8);
 			if (s->groups.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -82,7 +84,8 @@ kp_describe_groups_request_dec(struct kp_describe_groups_request *s, int16_t ver
 }
 
 static void
-kp_describe_groups_request_enc(const struct kp_describe_groups_request *s, int16_t version, struct kp_writer *w)
+kp_describe_groups_request_enc(const struct kp_describe_groups_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -130,7 +133,8 @@ kp_describe_groups_request_sz(const struct kp_describe_groups_request *s, int16_
 }
 
 int
-kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -140,7 +144,8 @@ kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t 
 }
 
 int
-kp_describe_groups_request_encode(const struct kp_describe_groups_request *m, int16_t version, struct kp_writer *w)
+kp_describe_groups_request_encode(const struct kp_describe_groups_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -157,7 +162,8 @@ kp_describe_groups_request_size(const struct kp_describe_groups_request *m, int1
 }
 
 void
-kp_describe_groups_response_described_group_member_init(struct kp_describe_groups_response_described_group_member *s)
+kp_describe_groups_response_described_group_member_init(
+	struct kp_describe_groups_response_described_group_member *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->group_instance_id.ptr = NULL;
@@ -165,7 +171,9 @@ kp_describe_groups_response_described_group_member_init(struct kp_describe_group
 }
 
 static int
-kp_describe_groups_response_described_group_member_dec(struct kp_describe_groups_response_described_group_member *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_response_described_group_member_dec(
+	struct kp_describe_groups_response_described_group_member *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -222,7 +230,9 @@ kp_describe_groups_response_described_group_member_dec(struct kp_describe_groups
 }
 
 static void
-kp_describe_groups_response_described_group_member_enc(const struct kp_describe_groups_response_described_group_member *s, int16_t version, struct kp_writer *w)
+kp_describe_groups_response_described_group_member_enc(
+	const struct kp_describe_groups_response_described_group_member *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -247,7 +257,8 @@ kp_describe_groups_response_described_group_member_enc(const struct kp_describe_
 }
 
 static size_t
-kp_describe_groups_response_described_group_member_sz(const struct kp_describe_groups_response_described_group_member *s, int16_t version)
+kp_describe_groups_response_described_group_member_sz(
+	const struct kp_describe_groups_response_described_group_member *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -274,14 +285,17 @@ kp_describe_groups_response_described_group_member_sz(const struct kp_describe_g
 }
 
 void
-kp_describe_groups_response_described_group_init(struct kp_describe_groups_response_described_group *s)
+kp_describe_groups_response_described_group_init(
+	struct kp_describe_groups_response_described_group *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->authorized_operations = INT32_MIN;
 }
 
 static int
-kp_describe_groups_response_described_group_dec(struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_response_described_group_dec(
+	struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -306,11 +320,13 @@ kp_describe_groups_response_described_group_dec(struct kp_describe_groups_respon
 		s->members.count = n;
 		s->members.items = NULL;
 		if (n > 0) {
-			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items),
+				8);
 			if (s->members.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_groups_response_described_group_member_dec(&s->members.items[i], version, r, a);
+				rc = kp_describe_groups_response_described_group_member_dec(
+					&s->members.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -354,7 +370,9 @@ kp_describe_groups_response_described_group_dec(struct kp_describe_groups_respon
 }
 
 static void
-kp_describe_groups_response_described_group_enc(const struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_writer *w)
+kp_describe_groups_response_described_group_enc(
+	const struct kp_describe_groups_response_described_group *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -367,7 +385,8 @@ kp_describe_groups_response_described_group_enc(const struct kp_describe_groups_
 	kp_wr_str(w, flex, false, &s->protocol_data);
 	kp_wr_array_len(w, flex, false, s->members.count);
 	for (int32_t i = 0; i < s->members.count; i++)
-		kp_describe_groups_response_described_group_member_enc(&s->members.items[i], version, w);
+		kp_describe_groups_response_described_group_member_enc(&s->members.items[i],
+			version, w);
 	if (version >= 3) {
 		kp_wr_int32(w, s->authorized_operations);
 	}
@@ -382,7 +401,8 @@ kp_describe_groups_response_described_group_enc(const struct kp_describe_groups_
 }
 
 static size_t
-kp_describe_groups_response_described_group_sz(const struct kp_describe_groups_response_described_group *s, int16_t version)
+kp_describe_groups_response_described_group_sz(
+	const struct kp_describe_groups_response_described_group *s, int16_t version)
 {
 	const bool flex = (version >= 5);
 
@@ -397,7 +417,8 @@ kp_describe_groups_response_described_group_sz(const struct kp_describe_groups_r
 	sz += kp_str_size(flex, &s->protocol_data);
 	sz += kp_array_len_size(flex, s->members.count);
 	for (int32_t i = 0; i < s->members.count; i++)
-		sz += kp_describe_groups_response_described_group_member_sz(&s->members.items[i], version);
+		sz += kp_describe_groups_response_described_group_member_sz(&s->members.items[i],
+			version);
 	if (version >= 3) {
 		sz += 4;
 	}
@@ -418,7 +439,8 @@ kp_describe_groups_response_init(struct kp_describe_groups_response *s)
 }
 
 static int
-kp_describe_groups_response_dec(struct kp_describe_groups_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_response_dec(struct kp_describe_groups_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 5);
 
@@ -441,11 +463,13 @@ kp_describe_groups_response_dec(struct kp_describe_groups_response *s, int16_t v
 		s->groups.count = n;
 		s->groups.items = NULL;
 		if (n > 0) {
-			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items),
+				8);
 			if (s->groups.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_groups_response_described_group_dec(&s->groups.items[i], version, r, a);
+				rc = kp_describe_groups_response_described_group_dec(
+					&s->groups.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -486,7 +510,8 @@ kp_describe_groups_response_dec(struct kp_describe_groups_response *s, int16_t v
 }
 
 static void
-kp_describe_groups_response_enc(const struct kp_describe_groups_response *s, int16_t version, struct kp_writer *w)
+kp_describe_groups_response_enc(const struct kp_describe_groups_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 5);
 
@@ -534,7 +559,8 @@ kp_describe_groups_response_sz(const struct kp_describe_groups_response *s, int1
 }
 
 int
-kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -544,7 +570,8 @@ kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_
 }
 
 int
-kp_describe_groups_response_encode(const struct kp_describe_groups_response *m, int16_t version, struct kp_writer *w)
+kp_describe_groups_response_encode(const struct kp_describe_groups_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_describe_groups_request_init(struct kp_describe_groups_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,7 +42,8 @@ kp_describe_groups_request_decode(struct kp_describe_groups_request *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_groups_request_encode(const struct kp_describe_groups_request *m, int16_t version, struct kp_writer *w);
+kp_describe_groups_request_encode(const struct kp_describe_groups_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_groups_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -116,11 +118,13 @@ struct kp_describe_groups_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_groups_response_described_group_member_init(struct kp_describe_groups_response_described_group_member *s);
+kp_describe_groups_response_described_group_member_init(
+	struct kp_describe_groups_response_described_group_member *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_groups_response_described_group_init(struct kp_describe_groups_response_described_group *s);
+kp_describe_groups_response_described_group_init(
+	struct kp_describe_groups_response_described_group *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -134,7 +138,8 @@ kp_describe_groups_response_init(struct kp_describe_groups_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -143,7 +148,8 @@ kp_describe_groups_response_decode(struct kp_describe_groups_response *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_groups_response_encode(const struct kp_describe_groups_response *m, int16_t version, struct kp_writer *w);
+kp_describe_groups_response_encode(const struct kp_describe_groups_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_groups_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_describe_log_dirs.h"
 
 void
-kp_describe_log_dirs_request_describable_log_dir_topic_init(struct kp_describe_log_dirs_request_describable_log_dir_topic *s)
+kp_describe_log_dirs_request_describable_log_dir_topic_init(
+	struct kp_describe_log_dirs_request_describable_log_dir_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_log_dirs_request_describable_log_dir_topic_dec(struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_request_describable_log_dir_topic_dec(
+	struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -34,7 +37,8 @@ kp_describe_log_dirs_request_describable_log_dir_topic_dec(struct kp_describe_lo
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_describe_log_dirs_request_describable_log_dir_topic_dec(struct kp_describe_lo
 }
 
 static void
-kp_describe_log_dirs_request_describable_log_dir_topic_enc(const struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_request_describable_log_dir_topic_enc(
+	const struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -100,7 +106,8 @@ kp_describe_log_dirs_request_describable_log_dir_topic_enc(const struct kp_descr
 }
 
 static size_t
-kp_describe_log_dirs_request_describable_log_dir_topic_sz(const struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version)
+kp_describe_log_dirs_request_describable_log_dir_topic_sz(
+	const struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -129,7 +136,8 @@ kp_describe_log_dirs_request_init(struct kp_describe_log_dirs_request *s)
 }
 
 static int
-kp_describe_log_dirs_request_dec(struct kp_describe_log_dirs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_request_dec(struct kp_describe_log_dirs_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -148,11 +156,13 @@ kp_describe_log_dirs_request_dec(struct kp_describe_log_dirs_request *s, int16_t
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_log_dirs_request_describable_log_dir_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_log_dirs_request_describable_log_dir_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -193,7 +203,8 @@ kp_describe_log_dirs_request_dec(struct kp_describe_log_dirs_request *s, int16_t
 }
 
 static void
-kp_describe_log_dirs_request_enc(const struct kp_describe_log_dirs_request *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_request_enc(const struct kp_describe_log_dirs_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -201,7 +212,8 @@ kp_describe_log_dirs_request_enc(const struct kp_describe_log_dirs_request *s, i
 	(void)version;
 	kp_wr_array_len(w, flex, true, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_describe_log_dirs_request_describable_log_dir_topic_enc(&s->topics.items[i], version, w);
+		kp_describe_log_dirs_request_describable_log_dir_topic_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -223,7 +235,8 @@ kp_describe_log_dirs_request_sz(const struct kp_describe_log_dirs_request *s, in
 	(void)version;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_describe_log_dirs_request_describable_log_dir_topic_sz(&s->topics.items[i], version);
+		sz += kp_describe_log_dirs_request_describable_log_dir_topic_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -235,7 +248,8 @@ kp_describe_log_dirs_request_sz(const struct kp_describe_log_dirs_request *s, in
 }
 
 int
-kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -245,7 +259,8 @@ kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int1
 }
 
 int
-kp_describe_log_dirs_request_encode(const struct kp_describe_log_dirs_request *m, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_request_encode(const struct kp_describe_log_dirs_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -262,13 +277,16 @@ kp_describe_log_dirs_request_size(const struct kp_describe_log_dirs_request *m, 
 }
 
 void
-kp_describe_log_dirs_response_describe_log_dirs_partition_init(struct kp_describe_log_dirs_response_describe_log_dirs_partition *s)
+kp_describe_log_dirs_response_describe_log_dirs_partition_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_log_dirs_response_describe_log_dirs_partition_dec(struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_response_describe_log_dirs_partition_dec(
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -319,7 +337,9 @@ kp_describe_log_dirs_response_describe_log_dirs_partition_dec(struct kp_describe
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_partition_enc(const struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_response_describe_log_dirs_partition_enc(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -340,7 +360,8 @@ kp_describe_log_dirs_response_describe_log_dirs_partition_enc(const struct kp_de
 }
 
 static size_t
-kp_describe_log_dirs_response_describe_log_dirs_partition_sz(const struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version)
+kp_describe_log_dirs_response_describe_log_dirs_partition_sz(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -363,13 +384,16 @@ kp_describe_log_dirs_response_describe_log_dirs_partition_sz(const struct kp_des
 }
 
 void
-kp_describe_log_dirs_response_describe_log_dirs_topic_init(struct kp_describe_log_dirs_response_describe_log_dirs_topic *s)
+kp_describe_log_dirs_response_describe_log_dirs_topic_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_log_dirs_response_describe_log_dirs_topic_dec(struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_response_describe_log_dirs_topic_dec(
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -389,11 +413,13 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_dec(struct kp_describe_log
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_log_dirs_response_describe_log_dirs_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_describe_log_dirs_response_describe_log_dirs_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -434,7 +460,9 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_dec(struct kp_describe_log
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_topic_enc(const struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_response_describe_log_dirs_topic_enc(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -443,7 +471,8 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_enc(const struct kp_descri
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_describe_log_dirs_response_describe_log_dirs_partition_enc(&s->partitions.items[i], version, w);
+		kp_describe_log_dirs_response_describe_log_dirs_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -455,7 +484,8 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_enc(const struct kp_descri
 }
 
 static size_t
-kp_describe_log_dirs_response_describe_log_dirs_topic_sz(const struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version)
+kp_describe_log_dirs_response_describe_log_dirs_topic_sz(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -466,7 +496,8 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_sz(const struct kp_describ
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_describe_log_dirs_response_describe_log_dirs_partition_sz(&s->partitions.items[i], version);
+		sz += kp_describe_log_dirs_response_describe_log_dirs_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -478,7 +509,8 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_sz(const struct kp_describ
 }
 
 void
-kp_describe_log_dirs_response_describe_log_dirs_result_init(struct kp_describe_log_dirs_response_describe_log_dirs_result *s)
+kp_describe_log_dirs_response_describe_log_dirs_result_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->total_bytes = INT64_C(-1);
@@ -486,7 +518,9 @@ kp_describe_log_dirs_response_describe_log_dirs_result_init(struct kp_describe_l
 }
 
 static int
-kp_describe_log_dirs_response_describe_log_dirs_result_dec(struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_response_describe_log_dirs_result_dec(
+	struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -509,11 +543,13 @@ kp_describe_log_dirs_response_describe_log_dirs_result_dec(struct kp_describe_lo
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_log_dirs_response_describe_log_dirs_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_log_dirs_response_describe_log_dirs_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -560,7 +596,9 @@ kp_describe_log_dirs_response_describe_log_dirs_result_dec(struct kp_describe_lo
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_result_enc(const struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_response_describe_log_dirs_result_enc(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -570,7 +608,8 @@ kp_describe_log_dirs_response_describe_log_dirs_result_enc(const struct kp_descr
 	kp_wr_str(w, flex, false, &s->log_dir);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_describe_log_dirs_response_describe_log_dirs_topic_enc(&s->topics.items[i], version, w);
+		kp_describe_log_dirs_response_describe_log_dirs_topic_enc(&s->topics.items[i],
+			version, w);
 	if (version >= 4) {
 		kp_wr_int64(w, s->total_bytes);
 	}
@@ -588,7 +627,8 @@ kp_describe_log_dirs_response_describe_log_dirs_result_enc(const struct kp_descr
 }
 
 static size_t
-kp_describe_log_dirs_response_describe_log_dirs_result_sz(const struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version)
+kp_describe_log_dirs_response_describe_log_dirs_result_sz(
+	const struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -600,7 +640,8 @@ kp_describe_log_dirs_response_describe_log_dirs_result_sz(const struct kp_descri
 	sz += kp_str_size(flex, &s->log_dir);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_describe_log_dirs_response_describe_log_dirs_topic_sz(&s->topics.items[i], version);
+		sz += kp_describe_log_dirs_response_describe_log_dirs_topic_sz(&s->topics.items[i],
+			version);
 	if (version >= 4) {
 		sz += 8;
 	}
@@ -624,7 +665,8 @@ kp_describe_log_dirs_response_init(struct kp_describe_log_dirs_response *s)
 }
 
 static int
-kp_describe_log_dirs_response_dec(struct kp_describe_log_dirs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_response_dec(struct kp_describe_log_dirs_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -648,11 +690,13 @@ kp_describe_log_dirs_response_dec(struct kp_describe_log_dirs_response *s, int16
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_log_dirs_response_describe_log_dirs_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_describe_log_dirs_response_describe_log_dirs_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -693,7 +737,8 @@ kp_describe_log_dirs_response_dec(struct kp_describe_log_dirs_response *s, int16
 }
 
 static void
-kp_describe_log_dirs_response_enc(const struct kp_describe_log_dirs_response *s, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_response_enc(const struct kp_describe_log_dirs_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -705,7 +750,8 @@ kp_describe_log_dirs_response_enc(const struct kp_describe_log_dirs_response *s,
 	}
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_describe_log_dirs_response_describe_log_dirs_result_enc(&s->results.items[i], version, w);
+		kp_describe_log_dirs_response_describe_log_dirs_result_enc(&s->results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -731,7 +777,8 @@ kp_describe_log_dirs_response_sz(const struct kp_describe_log_dirs_response *s, 
 	}
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_describe_log_dirs_response_describe_log_dirs_result_sz(&s->results.items[i], version);
+		sz += kp_describe_log_dirs_response_describe_log_dirs_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -743,7 +790,8 @@ kp_describe_log_dirs_response_sz(const struct kp_describe_log_dirs_response *s, 
 }
 
 int
-kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -753,7 +801,8 @@ kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, in
 }
 
 int
-kp_describe_log_dirs_response_encode(const struct kp_describe_log_dirs_response *m, int16_t version, struct kp_writer *w)
+kp_describe_log_dirs_response_encode(const struct kp_describe_log_dirs_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

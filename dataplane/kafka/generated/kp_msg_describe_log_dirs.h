@@ -38,7 +38,8 @@ struct kp_describe_log_dirs_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_log_dirs_request_describable_log_dir_topic_init(struct kp_describe_log_dirs_request_describable_log_dir_topic *s);
+kp_describe_log_dirs_request_describable_log_dir_topic_init(
+	struct kp_describe_log_dirs_request_describable_log_dir_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -52,7 +53,8 @@ kp_describe_log_dirs_request_init(struct kp_describe_log_dirs_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -61,7 +63,8 @@ kp_describe_log_dirs_request_decode(struct kp_describe_log_dirs_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_log_dirs_request_encode(const struct kp_describe_log_dirs_request *m, int16_t version, struct kp_writer *w);
+kp_describe_log_dirs_request_encode(const struct kp_describe_log_dirs_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_log_dirs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -145,15 +148,18 @@ struct kp_describe_log_dirs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_log_dirs_response_describe_log_dirs_partition_init(struct kp_describe_log_dirs_response_describe_log_dirs_partition *s);
+kp_describe_log_dirs_response_describe_log_dirs_partition_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_log_dirs_response_describe_log_dirs_topic_init(struct kp_describe_log_dirs_response_describe_log_dirs_topic *s);
+kp_describe_log_dirs_response_describe_log_dirs_topic_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_log_dirs_response_describe_log_dirs_result_init(struct kp_describe_log_dirs_response_describe_log_dirs_result *s);
+kp_describe_log_dirs_response_describe_log_dirs_result_init(
+	struct kp_describe_log_dirs_response_describe_log_dirs_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -167,7 +173,8 @@ kp_describe_log_dirs_response_init(struct kp_describe_log_dirs_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -176,7 +183,8 @@ kp_describe_log_dirs_response_decode(struct kp_describe_log_dirs_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_log_dirs_response_encode(const struct kp_describe_log_dirs_response *m, int16_t version, struct kp_writer *w);
+kp_describe_log_dirs_response_encode(const struct kp_describe_log_dirs_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_log_dirs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

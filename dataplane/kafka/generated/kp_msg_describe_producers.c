@@ -8,13 +8,16 @@
 #include "kp_msg_describe_producers.h"
 
 void
-kp_describe_producers_request_topic_request_init(struct kp_describe_producers_request_topic_request *s)
+kp_describe_producers_request_topic_request_init(
+	struct kp_describe_producers_request_topic_request *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_producers_request_topic_request_dec(struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_request_topic_request_dec(
+	struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -34,7 +37,8 @@ kp_describe_producers_request_topic_request_dec(struct kp_describe_producers_req
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_describe_producers_request_topic_request_dec(struct kp_describe_producers_req
 }
 
 static void
-kp_describe_producers_request_topic_request_enc(const struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_request_topic_request_enc(
+	const struct kp_describe_producers_request_topic_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +106,8 @@ kp_describe_producers_request_topic_request_enc(const struct kp_describe_produce
 }
 
 static size_t
-kp_describe_producers_request_topic_request_sz(const struct kp_describe_producers_request_topic_request *s, int16_t version)
+kp_describe_producers_request_topic_request_sz(
+	const struct kp_describe_producers_request_topic_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -129,7 +136,8 @@ kp_describe_producers_request_init(struct kp_describe_producers_request *s)
 }
 
 static int
-kp_describe_producers_request_dec(struct kp_describe_producers_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_request_dec(struct kp_describe_producers_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -148,11 +156,13 @@ kp_describe_producers_request_dec(struct kp_describe_producers_request *s, int16
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_producers_request_topic_request_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_producers_request_topic_request_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -193,7 +203,8 @@ kp_describe_producers_request_dec(struct kp_describe_producers_request *s, int16
 }
 
 static void
-kp_describe_producers_request_enc(const struct kp_describe_producers_request *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_request_enc(const struct kp_describe_producers_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -235,7 +246,8 @@ kp_describe_producers_request_sz(const struct kp_describe_producers_request *s, 
 }
 
 int
-kp_describe_producers_request_decode(struct kp_describe_producers_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_request_decode(struct kp_describe_producers_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -245,7 +257,8 @@ kp_describe_producers_request_decode(struct kp_describe_producers_request *m, in
 }
 
 int
-kp_describe_producers_request_encode(const struct kp_describe_producers_request *m, int16_t version, struct kp_writer *w)
+kp_describe_producers_request_encode(const struct kp_describe_producers_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -262,7 +275,8 @@ kp_describe_producers_request_size(const struct kp_describe_producers_request *m
 }
 
 void
-kp_describe_producers_response_producer_state_init(struct kp_describe_producers_response_producer_state *s)
+kp_describe_producers_response_producer_state_init(
+	struct kp_describe_producers_response_producer_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->last_sequence = -1;
@@ -271,7 +285,9 @@ kp_describe_producers_response_producer_state_init(struct kp_describe_producers_
 }
 
 static int
-kp_describe_producers_response_producer_state_dec(struct kp_describe_producers_response_producer_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_response_producer_state_dec(
+	struct kp_describe_producers_response_producer_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -324,7 +340,9 @@ kp_describe_producers_response_producer_state_dec(struct kp_describe_producers_r
 }
 
 static void
-kp_describe_producers_response_producer_state_enc(const struct kp_describe_producers_response_producer_state *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_response_producer_state_enc(
+	const struct kp_describe_producers_response_producer_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -347,7 +365,8 @@ kp_describe_producers_response_producer_state_enc(const struct kp_describe_produ
 }
 
 static size_t
-kp_describe_producers_response_producer_state_sz(const struct kp_describe_producers_response_producer_state *s, int16_t version)
+kp_describe_producers_response_producer_state_sz(
+	const struct kp_describe_producers_response_producer_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -372,7 +391,8 @@ kp_describe_producers_response_producer_state_sz(const struct kp_describe_produc
 }
 
 void
-kp_describe_producers_response_partition_response_init(struct kp_describe_producers_response_partition_response *s)
+kp_describe_producers_response_partition_response_init(
+	struct kp_describe_producers_response_partition_response *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -380,7 +400,9 @@ kp_describe_producers_response_partition_response_init(struct kp_describe_produc
 }
 
 static int
-kp_describe_producers_response_partition_response_dec(struct kp_describe_producers_response_partition_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_response_partition_response_dec(
+	struct kp_describe_producers_response_partition_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -402,11 +424,13 @@ kp_describe_producers_response_partition_response_dec(struct kp_describe_produce
 		s->active_producers.count = n;
 		s->active_producers.items = NULL;
 		if (n > 0) {
-			s->active_producers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->active_producers.items), 8);
+			s->active_producers.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->active_producers.items), 8);
 			if (s->active_producers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_producers_response_producer_state_dec(&s->active_producers.items[i], version, r, a);
+				rc = kp_describe_producers_response_producer_state_dec(
+					&s->active_producers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -447,7 +471,9 @@ kp_describe_producers_response_partition_response_dec(struct kp_describe_produce
 }
 
 static void
-kp_describe_producers_response_partition_response_enc(const struct kp_describe_producers_response_partition_response *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_response_partition_response_enc(
+	const struct kp_describe_producers_response_partition_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -458,7 +484,8 @@ kp_describe_producers_response_partition_response_enc(const struct kp_describe_p
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->active_producers.count);
 	for (int32_t i = 0; i < s->active_producers.count; i++)
-		kp_describe_producers_response_producer_state_enc(&s->active_producers.items[i], version, w);
+		kp_describe_producers_response_producer_state_enc(&s->active_producers.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -470,7 +497,8 @@ kp_describe_producers_response_partition_response_enc(const struct kp_describe_p
 }
 
 static size_t
-kp_describe_producers_response_partition_response_sz(const struct kp_describe_producers_response_partition_response *s, int16_t version)
+kp_describe_producers_response_partition_response_sz(
+	const struct kp_describe_producers_response_partition_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -483,7 +511,8 @@ kp_describe_producers_response_partition_response_sz(const struct kp_describe_pr
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->active_producers.count);
 	for (int32_t i = 0; i < s->active_producers.count; i++)
-		sz += kp_describe_producers_response_producer_state_sz(&s->active_producers.items[i], version);
+		sz += kp_describe_producers_response_producer_state_sz(
+			&s->active_producers.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -495,13 +524,16 @@ kp_describe_producers_response_partition_response_sz(const struct kp_describe_pr
 }
 
 void
-kp_describe_producers_response_topic_response_init(struct kp_describe_producers_response_topic_response *s)
+kp_describe_producers_response_topic_response_init(
+	struct kp_describe_producers_response_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_producers_response_topic_response_dec(struct kp_describe_producers_response_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_response_topic_response_dec(
+	struct kp_describe_producers_response_topic_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -521,11 +553,13 @@ kp_describe_producers_response_topic_response_dec(struct kp_describe_producers_r
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_producers_response_partition_response_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_describe_producers_response_partition_response_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -566,7 +600,9 @@ kp_describe_producers_response_topic_response_dec(struct kp_describe_producers_r
 }
 
 static void
-kp_describe_producers_response_topic_response_enc(const struct kp_describe_producers_response_topic_response *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_response_topic_response_enc(
+	const struct kp_describe_producers_response_topic_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -575,7 +611,8 @@ kp_describe_producers_response_topic_response_enc(const struct kp_describe_produ
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_describe_producers_response_partition_response_enc(&s->partitions.items[i], version, w);
+		kp_describe_producers_response_partition_response_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -587,7 +624,8 @@ kp_describe_producers_response_topic_response_enc(const struct kp_describe_produ
 }
 
 static size_t
-kp_describe_producers_response_topic_response_sz(const struct kp_describe_producers_response_topic_response *s, int16_t version)
+kp_describe_producers_response_topic_response_sz(
+	const struct kp_describe_producers_response_topic_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -598,7 +636,8 @@ kp_describe_producers_response_topic_response_sz(const struct kp_describe_produc
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_describe_producers_response_partition_response_sz(&s->partitions.items[i], version);
+		sz += kp_describe_producers_response_partition_response_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -616,7 +655,8 @@ kp_describe_producers_response_init(struct kp_describe_producers_response *s)
 }
 
 static int
-kp_describe_producers_response_dec(struct kp_describe_producers_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_response_dec(struct kp_describe_producers_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -636,11 +676,13 @@ kp_describe_producers_response_dec(struct kp_describe_producers_response *s, int
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_producers_response_topic_response_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_producers_response_topic_response_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -681,7 +723,8 @@ kp_describe_producers_response_dec(struct kp_describe_producers_response *s, int
 }
 
 static void
-kp_describe_producers_response_enc(const struct kp_describe_producers_response *s, int16_t version, struct kp_writer *w)
+kp_describe_producers_response_enc(const struct kp_describe_producers_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -713,7 +756,8 @@ kp_describe_producers_response_sz(const struct kp_describe_producers_response *s
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_describe_producers_response_topic_response_sz(&s->topics.items[i], version);
+		sz += kp_describe_producers_response_topic_response_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -725,7 +769,8 @@ kp_describe_producers_response_sz(const struct kp_describe_producers_response *s
 }
 
 int
-kp_describe_producers_response_decode(struct kp_describe_producers_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_producers_response_decode(struct kp_describe_producers_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -735,7 +780,8 @@ kp_describe_producers_response_decode(struct kp_describe_producers_response *m, 
 }
 
 int
-kp_describe_producers_response_encode(const struct kp_describe_producers_response *m, int16_t version, struct kp_writer *w)
+kp_describe_producers_response_encode(const struct kp_describe_producers_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -35,7 +35,8 @@ struct kp_describe_producers_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_producers_request_topic_request_init(struct kp_describe_producers_request_topic_request *s);
+kp_describe_producers_request_topic_request_init(
+	struct kp_describe_producers_request_topic_request *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -49,7 +50,8 @@ kp_describe_producers_request_init(struct kp_describe_producers_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_producers_request_decode(struct kp_describe_producers_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_producers_request_decode(struct kp_describe_producers_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -58,7 +60,8 @@ kp_describe_producers_request_decode(struct kp_describe_producers_request *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_producers_request_encode(const struct kp_describe_producers_request *m, int16_t version, struct kp_writer *w);
+kp_describe_producers_request_encode(const struct kp_describe_producers_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_producers_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -139,15 +142,18 @@ struct kp_describe_producers_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_producers_response_producer_state_init(struct kp_describe_producers_response_producer_state *s);
+kp_describe_producers_response_producer_state_init(
+	struct kp_describe_producers_response_producer_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_producers_response_partition_response_init(struct kp_describe_producers_response_partition_response *s);
+kp_describe_producers_response_partition_response_init(
+	struct kp_describe_producers_response_partition_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_producers_response_topic_response_init(struct kp_describe_producers_response_topic_response *s);
+kp_describe_producers_response_topic_response_init(
+	struct kp_describe_producers_response_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -161,7 +167,8 @@ kp_describe_producers_response_init(struct kp_describe_producers_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_producers_response_decode(struct kp_describe_producers_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_producers_response_decode(struct kp_describe_producers_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -170,10 +177,12 @@ kp_describe_producers_response_decode(struct kp_describe_producers_response *m, 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_producers_response_encode(const struct kp_describe_producers_response *m, int16_t version, struct kp_writer *w);
+kp_describe_producers_response_encode(const struct kp_describe_producers_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_producers_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_producers_response_size(const struct kp_describe_producers_response *m, int16_t version);
+kp_describe_producers_response_size(const struct kp_describe_producers_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_PRODUCERS_H */

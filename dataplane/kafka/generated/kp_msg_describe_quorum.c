@@ -14,7 +14,8 @@ kp_describe_quorum_request_partition_data_init(struct kp_describe_quorum_request
 }
 
 static int
-kp_describe_quorum_request_partition_data_dec(struct kp_describe_quorum_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_request_partition_data_dec(struct kp_describe_quorum_request_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +63,9 @@ kp_describe_quorum_request_partition_data_dec(struct kp_describe_quorum_request_
 }
 
 static void
-kp_describe_quorum_request_partition_data_enc(const struct kp_describe_quorum_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_request_partition_data_enc(
+	const struct kp_describe_quorum_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +83,8 @@ kp_describe_quorum_request_partition_data_enc(const struct kp_describe_quorum_re
 }
 
 static size_t
-kp_describe_quorum_request_partition_data_sz(const struct kp_describe_quorum_request_partition_data *s, int16_t version)
+kp_describe_quorum_request_partition_data_sz(
+	const struct kp_describe_quorum_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -106,7 +110,8 @@ kp_describe_quorum_request_topic_data_init(struct kp_describe_quorum_request_top
 }
 
 static int
-kp_describe_quorum_request_topic_data_dec(struct kp_describe_quorum_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_request_topic_data_dec(struct kp_describe_quorum_request_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -126,11 +131,13 @@ kp_describe_quorum_request_topic_data_dec(struct kp_describe_quorum_request_topi
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_describe_quorum_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -171,7 +178,8 @@ kp_describe_quorum_request_topic_data_dec(struct kp_describe_quorum_request_topi
 }
 
 static void
-kp_describe_quorum_request_topic_data_enc(const struct kp_describe_quorum_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_request_topic_data_enc(const struct kp_describe_quorum_request_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -192,7 +200,8 @@ kp_describe_quorum_request_topic_data_enc(const struct kp_describe_quorum_reques
 }
 
 static size_t
-kp_describe_quorum_request_topic_data_sz(const struct kp_describe_quorum_request_topic_data *s, int16_t version)
+kp_describe_quorum_request_topic_data_sz(const struct kp_describe_quorum_request_topic_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -203,7 +212,8 @@ kp_describe_quorum_request_topic_data_sz(const struct kp_describe_quorum_request
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_describe_quorum_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_describe_quorum_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -221,7 +231,8 @@ kp_describe_quorum_request_init(struct kp_describe_quorum_request *s)
 }
 
 static int
-kp_describe_quorum_request_dec(struct kp_describe_quorum_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_request_dec(struct kp_describe_quorum_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -240,11 +251,13 @@ kp_describe_quorum_request_dec(struct kp_describe_quorum_request *s, int16_t ver
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_quorum_request_topic_data_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -285,7 +298,8 @@ kp_describe_quorum_request_dec(struct kp_describe_quorum_request *s, int16_t ver
 }
 
 static void
-kp_describe_quorum_request_enc(const struct kp_describe_quorum_request *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_request_enc(const struct kp_describe_quorum_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -327,7 +341,8 @@ kp_describe_quorum_request_sz(const struct kp_describe_quorum_request *s, int16_
 }
 
 int
-kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -337,7 +352,8 @@ kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t 
 }
 
 int
-kp_describe_quorum_request_encode(const struct kp_describe_quorum_request *m, int16_t version, struct kp_writer *w)
+kp_describe_quorum_request_encode(const struct kp_describe_quorum_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -362,7 +378,8 @@ kp_describe_quorum_response_replica_state_init(struct kp_describe_quorum_respons
 }
 
 static int
-kp_describe_quorum_response_replica_state_dec(struct kp_describe_quorum_response_replica_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_replica_state_dec(struct kp_describe_quorum_response_replica_state *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -423,7 +440,9 @@ kp_describe_quorum_response_replica_state_dec(struct kp_describe_quorum_response
 }
 
 static void
-kp_describe_quorum_response_replica_state_enc(const struct kp_describe_quorum_response_replica_state *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_replica_state_enc(
+	const struct kp_describe_quorum_response_replica_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -451,7 +470,8 @@ kp_describe_quorum_response_replica_state_enc(const struct kp_describe_quorum_re
 }
 
 static size_t
-kp_describe_quorum_response_replica_state_sz(const struct kp_describe_quorum_response_replica_state *s, int16_t version)
+kp_describe_quorum_response_replica_state_sz(
+	const struct kp_describe_quorum_response_replica_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -481,13 +501,15 @@ kp_describe_quorum_response_replica_state_sz(const struct kp_describe_quorum_res
 }
 
 void
-kp_describe_quorum_response_partition_data_init(struct kp_describe_quorum_response_partition_data *s)
+kp_describe_quorum_response_partition_data_init(
+	struct kp_describe_quorum_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_quorum_response_partition_data_dec(struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_partition_data_dec(struct kp_describe_quorum_response_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -516,11 +538,13 @@ kp_describe_quorum_response_partition_data_dec(struct kp_describe_quorum_respons
 		s->current_voters.count = n;
 		s->current_voters.items = NULL;
 		if (n > 0) {
-			s->current_voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->current_voters.items), 8);
+			s->current_voters.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->current_voters.items), 8);
 			if (s->current_voters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_response_replica_state_dec(&s->current_voters.items[i], version, r, a);
+				rc = kp_describe_quorum_response_replica_state_dec(
+					&s->current_voters.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -533,11 +557,13 @@ kp_describe_quorum_response_partition_data_dec(struct kp_describe_quorum_respons
 		s->observers.count = n;
 		s->observers.items = NULL;
 		if (n > 0) {
-			s->observers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->observers.items), 8);
+			s->observers.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->observers.items), 8);
 			if (s->observers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_response_replica_state_dec(&s->observers.items[i], version, r, a);
+				rc = kp_describe_quorum_response_replica_state_dec(
+					&s->observers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -578,7 +604,9 @@ kp_describe_quorum_response_partition_data_dec(struct kp_describe_quorum_respons
 }
 
 static void
-kp_describe_quorum_response_partition_data_enc(const struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_partition_data_enc(
+	const struct kp_describe_quorum_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -594,7 +622,8 @@ kp_describe_quorum_response_partition_data_enc(const struct kp_describe_quorum_r
 	kp_wr_int64(w, s->high_watermark);
 	kp_wr_array_len(w, flex, false, s->current_voters.count);
 	for (int32_t i = 0; i < s->current_voters.count; i++)
-		kp_describe_quorum_response_replica_state_enc(&s->current_voters.items[i], version, w);
+		kp_describe_quorum_response_replica_state_enc(&s->current_voters.items[i], version,
+			w);
 	kp_wr_array_len(w, flex, false, s->observers.count);
 	for (int32_t i = 0; i < s->observers.count; i++)
 		kp_describe_quorum_response_replica_state_enc(&s->observers.items[i], version, w);
@@ -609,7 +638,8 @@ kp_describe_quorum_response_partition_data_enc(const struct kp_describe_quorum_r
 }
 
 static size_t
-kp_describe_quorum_response_partition_data_sz(const struct kp_describe_quorum_response_partition_data *s, int16_t version)
+kp_describe_quorum_response_partition_data_sz(
+	const struct kp_describe_quorum_response_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -627,7 +657,8 @@ kp_describe_quorum_response_partition_data_sz(const struct kp_describe_quorum_re
 	sz += 8;
 	sz += kp_array_len_size(flex, s->current_voters.count);
 	for (int32_t i = 0; i < s->current_voters.count; i++)
-		sz += kp_describe_quorum_response_replica_state_sz(&s->current_voters.items[i], version);
+		sz += kp_describe_quorum_response_replica_state_sz(&s->current_voters.items[i],
+			version);
 	sz += kp_array_len_size(flex, s->observers.count);
 	for (int32_t i = 0; i < s->observers.count; i++)
 		sz += kp_describe_quorum_response_replica_state_sz(&s->observers.items[i], version);
@@ -648,7 +679,8 @@ kp_describe_quorum_response_topic_data_init(struct kp_describe_quorum_response_t
 }
 
 static int
-kp_describe_quorum_response_topic_data_dec(struct kp_describe_quorum_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_topic_data_dec(struct kp_describe_quorum_response_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -668,11 +700,13 @@ kp_describe_quorum_response_topic_data_dec(struct kp_describe_quorum_response_to
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_describe_quorum_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -713,7 +747,8 @@ kp_describe_quorum_response_topic_data_dec(struct kp_describe_quorum_response_to
 }
 
 static void
-kp_describe_quorum_response_topic_data_enc(const struct kp_describe_quorum_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_topic_data_enc(const struct kp_describe_quorum_response_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -734,7 +769,8 @@ kp_describe_quorum_response_topic_data_enc(const struct kp_describe_quorum_respo
 }
 
 static size_t
-kp_describe_quorum_response_topic_data_sz(const struct kp_describe_quorum_response_topic_data *s, int16_t version)
+kp_describe_quorum_response_topic_data_sz(const struct kp_describe_quorum_response_topic_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -745,7 +781,8 @@ kp_describe_quorum_response_topic_data_sz(const struct kp_describe_quorum_respon
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_describe_quorum_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_describe_quorum_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -763,7 +800,8 @@ kp_describe_quorum_response_listener_init(struct kp_describe_quorum_response_lis
 }
 
 static int
-kp_describe_quorum_response_listener_dec(struct kp_describe_quorum_response_listener *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_listener_dec(struct kp_describe_quorum_response_listener *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -813,7 +851,8 @@ kp_describe_quorum_response_listener_dec(struct kp_describe_quorum_response_list
 }
 
 static void
-kp_describe_quorum_response_listener_enc(const struct kp_describe_quorum_response_listener *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_listener_enc(const struct kp_describe_quorum_response_listener *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -833,7 +872,8 @@ kp_describe_quorum_response_listener_enc(const struct kp_describe_quorum_respons
 }
 
 static size_t
-kp_describe_quorum_response_listener_sz(const struct kp_describe_quorum_response_listener *s, int16_t version)
+kp_describe_quorum_response_listener_sz(const struct kp_describe_quorum_response_listener *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -861,7 +901,8 @@ kp_describe_quorum_response_node_init(struct kp_describe_quorum_response_node *s
 }
 
 static int
-kp_describe_quorum_response_node_dec(struct kp_describe_quorum_response_node *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_node_dec(struct kp_describe_quorum_response_node *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -881,11 +922,13 @@ kp_describe_quorum_response_node_dec(struct kp_describe_quorum_response_node *s,
 		s->listeners.count = n;
 		s->listeners.items = NULL;
 		if (n > 0) {
-			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->listeners.items), 8);
+			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->listeners.items), 8);
 			if (s->listeners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_response_listener_dec(&s->listeners.items[i], version, r, a);
+				rc = kp_describe_quorum_response_listener_dec(
+					&s->listeners.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -926,7 +969,8 @@ kp_describe_quorum_response_node_dec(struct kp_describe_quorum_response_node *s,
 }
 
 static void
-kp_describe_quorum_response_node_enc(const struct kp_describe_quorum_response_node *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_node_enc(const struct kp_describe_quorum_response_node *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -947,7 +991,8 @@ kp_describe_quorum_response_node_enc(const struct kp_describe_quorum_response_no
 }
 
 static size_t
-kp_describe_quorum_response_node_sz(const struct kp_describe_quorum_response_node *s, int16_t version)
+kp_describe_quorum_response_node_sz(const struct kp_describe_quorum_response_node *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -976,7 +1021,8 @@ kp_describe_quorum_response_init(struct kp_describe_quorum_response *s)
 }
 
 static int
-kp_describe_quorum_response_dec(struct kp_describe_quorum_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_dec(struct kp_describe_quorum_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1003,11 +1049,13 @@ kp_describe_quorum_response_dec(struct kp_describe_quorum_response *s, int16_t v
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_quorum_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_quorum_response_topic_data_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1021,11 +1069,13 @@ kp_describe_quorum_response_dec(struct kp_describe_quorum_response *s, int16_t v
 			s->nodes.count = n;
 			s->nodes.items = NULL;
 			if (n > 0) {
-				s->nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->nodes.items), 8);
+				s->nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->nodes.items), 8);
 				if (s->nodes.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_describe_quorum_response_node_dec(&s->nodes.items[i], version, r, a);
+					rc = kp_describe_quorum_response_node_dec(
+						&s->nodes.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -1067,7 +1117,8 @@ kp_describe_quorum_response_dec(struct kp_describe_quorum_response *s, int16_t v
 }
 
 static void
-kp_describe_quorum_response_enc(const struct kp_describe_quorum_response *s, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_enc(const struct kp_describe_quorum_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1127,7 +1178,8 @@ kp_describe_quorum_response_sz(const struct kp_describe_quorum_response *s, int1
 }
 
 int
-kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -1137,7 +1189,8 @@ kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_
 }
 
 int
-kp_describe_quorum_response_encode(const struct kp_describe_quorum_response *m, int16_t version, struct kp_writer *w)
+kp_describe_quorum_response_encode(const struct kp_describe_quorum_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

@@ -66,7 +66,8 @@ kp_describe_quorum_request_init(struct kp_describe_quorum_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -75,7 +76,8 @@ kp_describe_quorum_request_decode(struct kp_describe_quorum_request *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_quorum_request_encode(const struct kp_describe_quorum_request *m, int16_t version, struct kp_writer *w);
+kp_describe_quorum_request_encode(const struct kp_describe_quorum_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_quorum_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -204,7 +206,8 @@ kp_describe_quorum_response_replica_state_init(struct kp_describe_quorum_respons
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_quorum_response_partition_data_init(struct kp_describe_quorum_response_partition_data *s);
+kp_describe_quorum_response_partition_data_init(
+	struct kp_describe_quorum_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -230,7 +233,8 @@ kp_describe_quorum_response_init(struct kp_describe_quorum_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -239,7 +243,8 @@ kp_describe_quorum_response_decode(struct kp_describe_quorum_response *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_quorum_response_encode(const struct kp_describe_quorum_response *m, int16_t version, struct kp_writer *w);
+kp_describe_quorum_response_encode(const struct kp_describe_quorum_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_quorum_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_describe_topic_partitions.h"
 
 void
-kp_describe_topic_partitions_request_topic_request_init(struct kp_describe_topic_partitions_request_topic_request *s)
+kp_describe_topic_partitions_request_topic_request_init(
+	struct kp_describe_topic_partitions_request_topic_request *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_topic_partitions_request_topic_request_dec(struct kp_describe_topic_partitions_request_topic_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_request_topic_request_dec(
+	struct kp_describe_topic_partitions_request_topic_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +65,9 @@ kp_describe_topic_partitions_request_topic_request_dec(struct kp_describe_topic_
 }
 
 static void
-kp_describe_topic_partitions_request_topic_request_enc(const struct kp_describe_topic_partitions_request_topic_request *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_request_topic_request_enc(
+	const struct kp_describe_topic_partitions_request_topic_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +85,8 @@ kp_describe_topic_partitions_request_topic_request_enc(const struct kp_describe_
 }
 
 static size_t
-kp_describe_topic_partitions_request_topic_request_sz(const struct kp_describe_topic_partitions_request_topic_request *s, int16_t version)
+kp_describe_topic_partitions_request_topic_request_sz(
+	const struct kp_describe_topic_partitions_request_topic_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -100,13 +106,16 @@ kp_describe_topic_partitions_request_topic_request_sz(const struct kp_describe_t
 }
 
 void
-kp_describe_topic_partitions_request_cursor_init(struct kp_describe_topic_partitions_request_cursor *s)
+kp_describe_topic_partitions_request_cursor_init(
+	struct kp_describe_topic_partitions_request_cursor *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_topic_partitions_request_cursor_dec(struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_request_cursor_dec(
+	struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -155,7 +164,9 @@ kp_describe_topic_partitions_request_cursor_dec(struct kp_describe_topic_partiti
 }
 
 static void
-kp_describe_topic_partitions_request_cursor_enc(const struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_request_cursor_enc(
+	const struct kp_describe_topic_partitions_request_cursor *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -174,7 +185,8 @@ kp_describe_topic_partitions_request_cursor_enc(const struct kp_describe_topic_p
 }
 
 static size_t
-kp_describe_topic_partitions_request_cursor_sz(const struct kp_describe_topic_partitions_request_cursor *s, int16_t version)
+kp_describe_topic_partitions_request_cursor_sz(
+	const struct kp_describe_topic_partitions_request_cursor *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -202,7 +214,8 @@ kp_describe_topic_partitions_request_init(struct kp_describe_topic_partitions_re
 }
 
 static int
-kp_describe_topic_partitions_request_dec(struct kp_describe_topic_partitions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_request_dec(struct kp_describe_topic_partitions_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -221,11 +234,13 @@ kp_describe_topic_partitions_request_dec(struct kp_describe_topic_partitions_req
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_topic_partitions_request_topic_request_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_topic_partitions_request_topic_request_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -278,7 +293,8 @@ kp_describe_topic_partitions_request_dec(struct kp_describe_topic_partitions_req
 }
 
 static void
-kp_describe_topic_partitions_request_enc(const struct kp_describe_topic_partitions_request *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_request_enc(const struct kp_describe_topic_partitions_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -286,7 +302,8 @@ kp_describe_topic_partitions_request_enc(const struct kp_describe_topic_partitio
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_describe_topic_partitions_request_topic_request_enc(&s->topics.items[i], version, w);
+		kp_describe_topic_partitions_request_topic_request_enc(&s->topics.items[i], version,
+			w);
 	kp_wr_int32(w, s->response_partition_limit);
 	if (s->cursor == NULL) {
 		if (true)
@@ -309,7 +326,8 @@ kp_describe_topic_partitions_request_enc(const struct kp_describe_topic_partitio
 }
 
 static size_t
-kp_describe_topic_partitions_request_sz(const struct kp_describe_topic_partitions_request *s, int16_t version)
+kp_describe_topic_partitions_request_sz(const struct kp_describe_topic_partitions_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -319,7 +337,8 @@ kp_describe_topic_partitions_request_sz(const struct kp_describe_topic_partition
 	(void)version;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_describe_topic_partitions_request_topic_request_sz(&s->topics.items[i], version);
+		sz += kp_describe_topic_partitions_request_topic_request_sz(&s->topics.items[i],
+			version);
 	sz += 4;
 	if (true)
 		sz += 1;
@@ -336,7 +355,8 @@ kp_describe_topic_partitions_request_sz(const struct kp_describe_topic_partition
 }
 
 int
-kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -346,7 +366,8 @@ kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_
 }
 
 int
-kp_describe_topic_partitions_request_encode(const struct kp_describe_topic_partitions_request *m, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_request_encode(const struct kp_describe_topic_partitions_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -355,7 +376,8 @@ kp_describe_topic_partitions_request_encode(const struct kp_describe_topic_parti
 }
 
 int64_t
-kp_describe_topic_partitions_request_size(const struct kp_describe_topic_partitions_request *m, int16_t version)
+kp_describe_topic_partitions_request_size(const struct kp_describe_topic_partitions_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -363,7 +385,8 @@ kp_describe_topic_partitions_request_size(const struct kp_describe_topic_partiti
 }
 
 void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_init(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_init(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->leader_epoch = -1;
@@ -374,7 +397,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 }
 
 static int
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_dec(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_dec(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -397,7 +421,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->replica_nodes.count = n;
 		s->replica_nodes.items = NULL;
 		if (n > 0) {
-			s->replica_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replica_nodes.items), 8);
+			s->replica_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replica_nodes.items), 8);
 			if (s->replica_nodes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -414,7 +439,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->isr_nodes.count = n;
 		s->isr_nodes.items = NULL;
 		if (n > 0) {
-			s->isr_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->isr_nodes.items), 8);
+			s->isr_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->isr_nodes.items), 8);
 			if (s->isr_nodes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -431,7 +457,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->eligible_leader_replicas.count = n;
 		s->eligible_leader_replicas.items = NULL;
 		if (n > 0) {
-			s->eligible_leader_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->eligible_leader_replicas.items), 8);
+			s->eligible_leader_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->eligible_leader_replicas.items), 8);
 			if (s->eligible_leader_replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -448,7 +475,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->last_known_elr.count = n;
 		s->last_known_elr.items = NULL;
 		if (n > 0) {
-			s->last_known_elr.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->last_known_elr.items), 8);
+			s->last_known_elr.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->last_known_elr.items), 8);
 			if (s->last_known_elr.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -465,7 +493,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->offline_replicas.count = n;
 		s->offline_replicas.items = NULL;
 		if (n > 0) {
-			s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->offline_replicas.items), 8);
+			s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->offline_replicas.items), 8);
 			if (s->offline_replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -510,7 +539,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 }
 
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_enc(const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_enc(
+	const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -546,7 +576,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 }
 
 static size_t
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_sz(const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_sz(
+	const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -584,14 +615,17 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 }
 
 void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_init(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_init(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->topic_authorized_operations = INT32_MIN;
 }
 
 static int
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_dec(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_dec(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -614,7 +648,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_d
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -660,7 +695,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_d
 }
 
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_enc(const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_enc(
+	const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -685,7 +721,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_e
 }
 
 static size_t
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_sz(const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_sz(
+	const struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -712,13 +749,16 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_s
 }
 
 void
-kp_describe_topic_partitions_response_cursor_init(struct kp_describe_topic_partitions_response_cursor *s)
+kp_describe_topic_partitions_response_cursor_init(
+	struct kp_describe_topic_partitions_response_cursor *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_topic_partitions_response_cursor_dec(struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_cursor_dec(
+	struct kp_describe_topic_partitions_response_cursor *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -767,7 +807,9 @@ kp_describe_topic_partitions_response_cursor_dec(struct kp_describe_topic_partit
 }
 
 static void
-kp_describe_topic_partitions_response_cursor_enc(const struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_response_cursor_enc(
+	const struct kp_describe_topic_partitions_response_cursor *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -786,7 +828,8 @@ kp_describe_topic_partitions_response_cursor_enc(const struct kp_describe_topic_
 }
 
 static size_t
-kp_describe_topic_partitions_response_cursor_sz(const struct kp_describe_topic_partitions_response_cursor *s, int16_t version)
+kp_describe_topic_partitions_response_cursor_sz(
+	const struct kp_describe_topic_partitions_response_cursor *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -813,7 +856,8 @@ kp_describe_topic_partitions_response_init(struct kp_describe_topic_partitions_r
 }
 
 static int
-kp_describe_topic_partitions_response_dec(struct kp_describe_topic_partitions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_dec(struct kp_describe_topic_partitions_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -833,7 +877,8 @@ kp_describe_topic_partitions_response_dec(struct kp_describe_topic_partitions_re
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -850,7 +895,8 @@ kp_describe_topic_partitions_response_dec(struct kp_describe_topic_partitions_re
 		s->next_cursor = kp_arena_alloc(a, sizeof(*s->next_cursor), 8);
 		if (s->next_cursor == NULL)
 			return -ENOMEM;
-		rc = kp_describe_topic_partitions_response_cursor_dec(s->next_cursor, version, r, a);
+		rc = kp_describe_topic_partitions_response_cursor_dec(s->next_cursor, version, r,
+			a);
 		if (rc != 0)
 			return rc;
 	}
@@ -889,7 +935,8 @@ kp_describe_topic_partitions_response_dec(struct kp_describe_topic_partitions_re
 }
 
 static void
-kp_describe_topic_partitions_response_enc(const struct kp_describe_topic_partitions_response *s, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_response_enc(const struct kp_describe_topic_partitions_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -898,7 +945,8 @@ kp_describe_topic_partitions_response_enc(const struct kp_describe_topic_partiti
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_enc(&s->topics.items[i], version, w);
+		kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_enc(
+			&s->topics.items[i], version, w);
 	if (s->next_cursor == NULL) {
 		if (true)
 			kp_wr_int8(w, -1);
@@ -920,7 +968,8 @@ kp_describe_topic_partitions_response_enc(const struct kp_describe_topic_partiti
 }
 
 static size_t
-kp_describe_topic_partitions_response_sz(const struct kp_describe_topic_partitions_response *s, int16_t version)
+kp_describe_topic_partitions_response_sz(const struct kp_describe_topic_partitions_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -947,7 +996,8 @@ kp_describe_topic_partitions_response_sz(const struct kp_describe_topic_partitio
 }
 
 int
-kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -957,7 +1007,8 @@ kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions
 }
 
 int
-kp_describe_topic_partitions_response_encode(const struct kp_describe_topic_partitions_response *m, int16_t version, struct kp_writer *w)
+kp_describe_topic_partitions_response_encode(const struct kp_describe_topic_partitions_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -966,7 +1017,8 @@ kp_describe_topic_partitions_response_encode(const struct kp_describe_topic_part
 }
 
 int64_t
-kp_describe_topic_partitions_response_size(const struct kp_describe_topic_partitions_response *m, int16_t version)
+kp_describe_topic_partitions_response_size(const struct kp_describe_topic_partitions_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

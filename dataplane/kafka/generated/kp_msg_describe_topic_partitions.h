@@ -50,25 +50,29 @@ struct kp_describe_topic_partitions_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_topic_partitions_request_topic_request_init(struct kp_describe_topic_partitions_request_topic_request *s);
+kp_describe_topic_partitions_request_topic_request_init(
+	struct kp_describe_topic_partitions_request_topic_request *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_topic_partitions_request_cursor_init(struct kp_describe_topic_partitions_request_cursor *s);
+kp_describe_topic_partitions_request_cursor_init(
+	struct kp_describe_topic_partitions_request_cursor *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_topic_partitions_request_init(struct kp_describe_topic_partitions_request *s);
 
 /**
- * Decode a DescribeTopicPartitionsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeTopicPartitionsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -77,11 +81,13 @@ kp_describe_topic_partitions_request_decode(struct kp_describe_topic_partitions_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_topic_partitions_request_encode(const struct kp_describe_topic_partitions_request *m, int16_t version, struct kp_writer *w);
+kp_describe_topic_partitions_request_encode(const struct kp_describe_topic_partitions_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_topic_partitions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_topic_partitions_request_size(const struct kp_describe_topic_partitions_request *m, int16_t version);
+kp_describe_topic_partitions_request_size(const struct kp_describe_topic_partitions_request *m,
+	int16_t version);
 
 /*
  * DescribeTopicPartitionsResponsePartition: in DescribeTopicPartitionsResponse, used in versions 0.
@@ -169,29 +175,34 @@ struct kp_describe_topic_partitions_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_init(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s);
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_init(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_init(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s);
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_init(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_topic_partitions_response_cursor_init(struct kp_describe_topic_partitions_response_cursor *s);
+kp_describe_topic_partitions_response_cursor_init(
+	struct kp_describe_topic_partitions_response_cursor *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_topic_partitions_response_init(struct kp_describe_topic_partitions_response *s);
 
 /**
- * Decode a DescribeTopicPartitionsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeTopicPartitionsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -200,10 +211,12 @@ kp_describe_topic_partitions_response_decode(struct kp_describe_topic_partitions
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_topic_partitions_response_encode(const struct kp_describe_topic_partitions_response *m, int16_t version, struct kp_writer *w);
+kp_describe_topic_partitions_response_encode(const struct kp_describe_topic_partitions_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_topic_partitions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_topic_partitions_response_size(const struct kp_describe_topic_partitions_response *m, int16_t version);
+kp_describe_topic_partitions_response_size(const struct kp_describe_topic_partitions_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_TOPIC_PARTITIONS_H */

@@ -14,7 +14,8 @@ kp_describe_transactions_request_init(struct kp_describe_transactions_request *s
 }
 
 static int
-kp_describe_transactions_request_dec(struct kp_describe_transactions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_request_dec(struct kp_describe_transactions_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -33,7 +34,8 @@ kp_describe_transactions_request_dec(struct kp_describe_transactions_request *s,
 		s->transactional_ids.count = n;
 		s->transactional_ids.items = NULL;
 		if (n > 0) {
-			s->transactional_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->transactional_ids.items), 8);
+			s->transactional_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->transactional_ids.items), 8);
 			if (s->transactional_ids.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -78,7 +80,8 @@ kp_describe_transactions_request_dec(struct kp_describe_transactions_request *s,
 }
 
 static void
-kp_describe_transactions_request_enc(const struct kp_describe_transactions_request *s, int16_t version, struct kp_writer *w)
+kp_describe_transactions_request_enc(const struct kp_describe_transactions_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -98,7 +101,8 @@ kp_describe_transactions_request_enc(const struct kp_describe_transactions_reque
 }
 
 static size_t
-kp_describe_transactions_request_sz(const struct kp_describe_transactions_request *s, int16_t version)
+kp_describe_transactions_request_sz(const struct kp_describe_transactions_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -120,7 +124,8 @@ kp_describe_transactions_request_sz(const struct kp_describe_transactions_reques
 }
 
 int
-kp_describe_transactions_request_decode(struct kp_describe_transactions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_request_decode(struct kp_describe_transactions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -130,7 +135,8 @@ kp_describe_transactions_request_decode(struct kp_describe_transactions_request 
 }
 
 int
-kp_describe_transactions_request_encode(const struct kp_describe_transactions_request *m, int16_t version, struct kp_writer *w)
+kp_describe_transactions_request_encode(const struct kp_describe_transactions_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -139,7 +145,8 @@ kp_describe_transactions_request_encode(const struct kp_describe_transactions_re
 }
 
 int64_t
-kp_describe_transactions_request_size(const struct kp_describe_transactions_request *m, int16_t version)
+kp_describe_transactions_request_size(const struct kp_describe_transactions_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -147,13 +154,16 @@ kp_describe_transactions_request_size(const struct kp_describe_transactions_requ
 }
 
 void
-kp_describe_transactions_response_topic_data_init(struct kp_describe_transactions_response_topic_data *s)
+kp_describe_transactions_response_topic_data_init(
+	struct kp_describe_transactions_response_topic_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_transactions_response_topic_data_dec(struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_response_topic_data_dec(
+	struct kp_describe_transactions_response_topic_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -173,7 +183,8 @@ kp_describe_transactions_response_topic_data_dec(struct kp_describe_transactions
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -218,7 +229,9 @@ kp_describe_transactions_response_topic_data_dec(struct kp_describe_transactions
 }
 
 static void
-kp_describe_transactions_response_topic_data_enc(const struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_describe_transactions_response_topic_data_enc(
+	const struct kp_describe_transactions_response_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -239,7 +252,8 @@ kp_describe_transactions_response_topic_data_enc(const struct kp_describe_transa
 }
 
 static size_t
-kp_describe_transactions_response_topic_data_sz(const struct kp_describe_transactions_response_topic_data *s, int16_t version)
+kp_describe_transactions_response_topic_data_sz(
+	const struct kp_describe_transactions_response_topic_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -262,13 +276,16 @@ kp_describe_transactions_response_topic_data_sz(const struct kp_describe_transac
 }
 
 void
-kp_describe_transactions_response_transaction_state_init(struct kp_describe_transactions_response_transaction_state *s)
+kp_describe_transactions_response_transaction_state_init(
+	struct kp_describe_transactions_response_transaction_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_transactions_response_transaction_state_dec(struct kp_describe_transactions_response_transaction_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_response_transaction_state_dec(
+	struct kp_describe_transactions_response_transaction_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -294,11 +311,13 @@ kp_describe_transactions_response_transaction_state_dec(struct kp_describe_trans
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_transactions_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_describe_transactions_response_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -339,7 +358,9 @@ kp_describe_transactions_response_transaction_state_dec(struct kp_describe_trans
 }
 
 static void
-kp_describe_transactions_response_transaction_state_enc(const struct kp_describe_transactions_response_transaction_state *s, int16_t version, struct kp_writer *w)
+kp_describe_transactions_response_transaction_state_enc(
+	const struct kp_describe_transactions_response_transaction_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -366,7 +387,8 @@ kp_describe_transactions_response_transaction_state_enc(const struct kp_describe
 }
 
 static size_t
-kp_describe_transactions_response_transaction_state_sz(const struct kp_describe_transactions_response_transaction_state *s, int16_t version)
+kp_describe_transactions_response_transaction_state_sz(
+	const struct kp_describe_transactions_response_transaction_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -401,7 +423,8 @@ kp_describe_transactions_response_init(struct kp_describe_transactions_response 
 }
 
 static int
-kp_describe_transactions_response_dec(struct kp_describe_transactions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_response_dec(struct kp_describe_transactions_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -421,11 +444,13 @@ kp_describe_transactions_response_dec(struct kp_describe_transactions_response *
 		s->transaction_states.count = n;
 		s->transaction_states.items = NULL;
 		if (n > 0) {
-			s->transaction_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->transaction_states.items), 8);
+			s->transaction_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->transaction_states.items), 8);
 			if (s->transaction_states.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_transactions_response_transaction_state_dec(&s->transaction_states.items[i], version, r, a);
+				rc = kp_describe_transactions_response_transaction_state_dec(
+					&s->transaction_states.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -466,7 +491,8 @@ kp_describe_transactions_response_dec(struct kp_describe_transactions_response *
 }
 
 static void
-kp_describe_transactions_response_enc(const struct kp_describe_transactions_response *s, int16_t version, struct kp_writer *w)
+kp_describe_transactions_response_enc(const struct kp_describe_transactions_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -475,7 +501,8 @@ kp_describe_transactions_response_enc(const struct kp_describe_transactions_resp
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->transaction_states.count);
 	for (int32_t i = 0; i < s->transaction_states.count; i++)
-		kp_describe_transactions_response_transaction_state_enc(&s->transaction_states.items[i], version, w);
+		kp_describe_transactions_response_transaction_state_enc(
+			&s->transaction_states.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -487,7 +514,8 @@ kp_describe_transactions_response_enc(const struct kp_describe_transactions_resp
 }
 
 static size_t
-kp_describe_transactions_response_sz(const struct kp_describe_transactions_response *s, int16_t version)
+kp_describe_transactions_response_sz(const struct kp_describe_transactions_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -498,7 +526,8 @@ kp_describe_transactions_response_sz(const struct kp_describe_transactions_respo
 	sz += 4;
 	sz += kp_array_len_size(flex, s->transaction_states.count);
 	for (int32_t i = 0; i < s->transaction_states.count; i++)
-		sz += kp_describe_transactions_response_transaction_state_sz(&s->transaction_states.items[i], version);
+		sz += kp_describe_transactions_response_transaction_state_sz(
+			&s->transaction_states.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -510,7 +539,8 @@ kp_describe_transactions_response_sz(const struct kp_describe_transactions_respo
 }
 
 int
-kp_describe_transactions_response_decode(struct kp_describe_transactions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_transactions_response_decode(struct kp_describe_transactions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -520,7 +550,8 @@ kp_describe_transactions_response_decode(struct kp_describe_transactions_respons
 }
 
 int
-kp_describe_transactions_response_encode(const struct kp_describe_transactions_response *m, int16_t version, struct kp_writer *w)
+kp_describe_transactions_response_encode(const struct kp_describe_transactions_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -529,7 +560,8 @@ kp_describe_transactions_response_encode(const struct kp_describe_transactions_r
 }
 
 int64_t
-kp_describe_transactions_response_size(const struct kp_describe_transactions_response *m, int16_t version)
+kp_describe_transactions_response_size(const struct kp_describe_transactions_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -33,7 +33,8 @@ kp_describe_transactions_request_init(struct kp_describe_transactions_request *s
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_transactions_request_decode(struct kp_describe_transactions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_transactions_request_decode(struct kp_describe_transactions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -42,11 +43,13 @@ kp_describe_transactions_request_decode(struct kp_describe_transactions_request 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_transactions_request_encode(const struct kp_describe_transactions_request *m, int16_t version, struct kp_writer *w);
+kp_describe_transactions_request_encode(const struct kp_describe_transactions_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_transactions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_transactions_request_size(const struct kp_describe_transactions_request *m, int16_t version);
+kp_describe_transactions_request_size(const struct kp_describe_transactions_request *m,
+	int16_t version);
 
 /* TopicData: in DescribeTransactionsResponse, used in versions 0. */
 struct kp_describe_transactions_response_topic_data {
@@ -109,25 +112,29 @@ struct kp_describe_transactions_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_transactions_response_topic_data_init(struct kp_describe_transactions_response_topic_data *s);
+kp_describe_transactions_response_topic_data_init(
+	struct kp_describe_transactions_response_topic_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_transactions_response_transaction_state_init(struct kp_describe_transactions_response_transaction_state *s);
+kp_describe_transactions_response_transaction_state_init(
+	struct kp_describe_transactions_response_transaction_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_describe_transactions_response_init(struct kp_describe_transactions_response *s);
 
 /**
- * Decode a DescribeTransactionsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeTransactionsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_transactions_response_decode(struct kp_describe_transactions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_transactions_response_decode(struct kp_describe_transactions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -136,10 +143,12 @@ kp_describe_transactions_response_decode(struct kp_describe_transactions_respons
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_transactions_response_encode(const struct kp_describe_transactions_response *m, int16_t version, struct kp_writer *w);
+kp_describe_transactions_response_encode(const struct kp_describe_transactions_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_describe_transactions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_transactions_response_size(const struct kp_describe_transactions_response *m, int16_t version);
+kp_describe_transactions_response_size(const struct kp_describe_transactions_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_TRANSACTIONS_H */

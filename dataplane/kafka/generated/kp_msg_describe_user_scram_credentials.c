@@ -8,13 +8,16 @@
 #include "kp_msg_describe_user_scram_credentials.h"
 
 void
-kp_describe_user_scram_credentials_request_user_name_init(struct kp_describe_user_scram_credentials_request_user_name *s)
+kp_describe_user_scram_credentials_request_user_name_init(
+	struct kp_describe_user_scram_credentials_request_user_name *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_user_scram_credentials_request_user_name_dec(struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_request_user_name_dec(
+	struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +65,9 @@ kp_describe_user_scram_credentials_request_user_name_dec(struct kp_describe_user
 }
 
 static void
-kp_describe_user_scram_credentials_request_user_name_enc(const struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_request_user_name_enc(
+	const struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +85,8 @@ kp_describe_user_scram_credentials_request_user_name_enc(const struct kp_describ
 }
 
 static size_t
-kp_describe_user_scram_credentials_request_user_name_sz(const struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version)
+kp_describe_user_scram_credentials_request_user_name_sz(
+	const struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -100,13 +106,15 @@ kp_describe_user_scram_credentials_request_user_name_sz(const struct kp_describe
 }
 
 void
-kp_describe_user_scram_credentials_request_init(struct kp_describe_user_scram_credentials_request *s)
+kp_describe_user_scram_credentials_request_init(
+	struct kp_describe_user_scram_credentials_request *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_user_scram_credentials_request_dec(struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_request_dec(struct kp_describe_user_scram_credentials_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -129,7 +137,8 @@ kp_describe_user_scram_credentials_request_dec(struct kp_describe_user_scram_cre
 			if (s->users.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_describe_user_scram_credentials_request_user_name_dec(&s->users.items[i], version, r, a);
+				rc = kp_describe_user_scram_credentials_request_user_name_dec(
+					&s->users.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -170,7 +179,9 @@ kp_describe_user_scram_credentials_request_dec(struct kp_describe_user_scram_cre
 }
 
 static void
-kp_describe_user_scram_credentials_request_enc(const struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_request_enc(
+	const struct kp_describe_user_scram_credentials_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -178,7 +189,8 @@ kp_describe_user_scram_credentials_request_enc(const struct kp_describe_user_scr
 	(void)version;
 	kp_wr_array_len(w, flex, true, s->users.count);
 	for (int32_t i = 0; i < s->users.count; i++)
-		kp_describe_user_scram_credentials_request_user_name_enc(&s->users.items[i], version, w);
+		kp_describe_user_scram_credentials_request_user_name_enc(&s->users.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -190,7 +202,8 @@ kp_describe_user_scram_credentials_request_enc(const struct kp_describe_user_scr
 }
 
 static size_t
-kp_describe_user_scram_credentials_request_sz(const struct kp_describe_user_scram_credentials_request *s, int16_t version)
+kp_describe_user_scram_credentials_request_sz(
+	const struct kp_describe_user_scram_credentials_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -200,7 +213,8 @@ kp_describe_user_scram_credentials_request_sz(const struct kp_describe_user_scra
 	(void)version;
 	sz += kp_array_len_size(flex, s->users.count);
 	for (int32_t i = 0; i < s->users.count; i++)
-		sz += kp_describe_user_scram_credentials_request_user_name_sz(&s->users.items[i], version);
+		sz += kp_describe_user_scram_credentials_request_user_name_sz(&s->users.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -212,7 +226,9 @@ kp_describe_user_scram_credentials_request_sz(const struct kp_describe_user_scra
 }
 
 int
-kp_describe_user_scram_credentials_request_decode(struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_request_decode(
+	struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -222,7 +238,9 @@ kp_describe_user_scram_credentials_request_decode(struct kp_describe_user_scram_
 }
 
 int
-kp_describe_user_scram_credentials_request_encode(const struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_request_encode(
+	const struct kp_describe_user_scram_credentials_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -231,7 +249,8 @@ kp_describe_user_scram_credentials_request_encode(const struct kp_describe_user_
 }
 
 int64_t
-kp_describe_user_scram_credentials_request_size(const struct kp_describe_user_scram_credentials_request *m, int16_t version)
+kp_describe_user_scram_credentials_request_size(
+	const struct kp_describe_user_scram_credentials_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -239,13 +258,16 @@ kp_describe_user_scram_credentials_request_size(const struct kp_describe_user_sc
 }
 
 void
-kp_describe_user_scram_credentials_response_credential_info_init(struct kp_describe_user_scram_credentials_response_credential_info *s)
+kp_describe_user_scram_credentials_response_credential_info_init(
+	struct kp_describe_user_scram_credentials_response_credential_info *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_user_scram_credentials_response_credential_info_dec(struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_credential_info_dec(
+	struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -294,7 +316,9 @@ kp_describe_user_scram_credentials_response_credential_info_dec(struct kp_descri
 }
 
 static void
-kp_describe_user_scram_credentials_response_credential_info_enc(const struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_response_credential_info_enc(
+	const struct kp_describe_user_scram_credentials_response_credential_info *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -313,7 +337,9 @@ kp_describe_user_scram_credentials_response_credential_info_enc(const struct kp_
 }
 
 static size_t
-kp_describe_user_scram_credentials_response_credential_info_sz(const struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version)
+kp_describe_user_scram_credentials_response_credential_info_sz(
+	const struct kp_describe_user_scram_credentials_response_credential_info *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -334,13 +360,15 @@ kp_describe_user_scram_credentials_response_credential_info_sz(const struct kp_d
 }
 
 void
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_init(struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s)
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_init(
+	struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_dec(struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_dec(
+	struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -362,7 +390,8 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 		s->credential_infos.count = n;
 		s->credential_infos.items = NULL;
 		if (n > 0) {
-			s->credential_infos.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->credential_infos.items), 8);
+			s->credential_infos.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->credential_infos.items), 8);
 			if (s->credential_infos.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -407,7 +436,8 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 }
 
 static void
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_enc(const struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_enc(
+	const struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -418,7 +448,8 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->credential_infos.count);
 	for (int32_t i = 0; i < s->credential_infos.count; i++)
-		kp_describe_user_scram_credentials_response_credential_info_enc(&s->credential_infos.items[i], version, w);
+		kp_describe_user_scram_credentials_response_credential_info_enc(
+			&s->credential_infos.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -430,7 +461,8 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 }
 
 static size_t
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_sz(const struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version)
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_sz(
+	const struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -443,7 +475,8 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->credential_infos.count);
 	for (int32_t i = 0; i < s->credential_infos.count; i++)
-		sz += kp_describe_user_scram_credentials_response_credential_info_sz(&s->credential_infos.items[i], version);
+		sz += kp_describe_user_scram_credentials_response_credential_info_sz(
+			&s->credential_infos.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -455,13 +488,16 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 }
 
 void
-kp_describe_user_scram_credentials_response_init(struct kp_describe_user_scram_credentials_response *s)
+kp_describe_user_scram_credentials_response_init(
+	struct kp_describe_user_scram_credentials_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_describe_user_scram_credentials_response_dec(struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_dec(
+	struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -483,7 +519,8 @@ kp_describe_user_scram_credentials_response_dec(struct kp_describe_user_scram_cr
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -528,7 +565,9 @@ kp_describe_user_scram_credentials_response_dec(struct kp_describe_user_scram_cr
 }
 
 static void
-kp_describe_user_scram_credentials_response_enc(const struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_response_enc(
+	const struct kp_describe_user_scram_credentials_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -551,7 +590,8 @@ kp_describe_user_scram_credentials_response_enc(const struct kp_describe_user_sc
 }
 
 static size_t
-kp_describe_user_scram_credentials_response_sz(const struct kp_describe_user_scram_credentials_response *s, int16_t version)
+kp_describe_user_scram_credentials_response_sz(
+	const struct kp_describe_user_scram_credentials_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -576,7 +616,9 @@ kp_describe_user_scram_credentials_response_sz(const struct kp_describe_user_scr
 }
 
 int
-kp_describe_user_scram_credentials_response_decode(struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_decode(
+	struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -586,7 +628,9 @@ kp_describe_user_scram_credentials_response_decode(struct kp_describe_user_scram
 }
 
 int
-kp_describe_user_scram_credentials_response_encode(const struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_writer *w)
+kp_describe_user_scram_credentials_response_encode(
+	const struct kp_describe_user_scram_credentials_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -595,7 +639,8 @@ kp_describe_user_scram_credentials_response_encode(const struct kp_describe_user
 }
 
 int64_t
-kp_describe_user_scram_credentials_response_size(const struct kp_describe_user_scram_credentials_response *m, int16_t version)
+kp_describe_user_scram_credentials_response_size(
+	const struct kp_describe_user_scram_credentials_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

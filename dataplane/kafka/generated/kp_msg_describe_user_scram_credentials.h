@@ -33,21 +33,26 @@ struct kp_describe_user_scram_credentials_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_user_scram_credentials_request_user_name_init(struct kp_describe_user_scram_credentials_request_user_name *s);
+kp_describe_user_scram_credentials_request_user_name_init(
+	struct kp_describe_user_scram_credentials_request_user_name *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_user_scram_credentials_request_init(struct kp_describe_user_scram_credentials_request *s);
+kp_describe_user_scram_credentials_request_init(
+	struct kp_describe_user_scram_credentials_request *s);
 
 /**
- * Decode a DescribeUserScramCredentialsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeUserScramCredentialsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_user_scram_credentials_request_decode(struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_user_scram_credentials_request_decode(
+	struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -56,11 +61,14 @@ kp_describe_user_scram_credentials_request_decode(struct kp_describe_user_scram_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_user_scram_credentials_request_encode(const struct kp_describe_user_scram_credentials_request *m, int16_t version, struct kp_writer *w);
+kp_describe_user_scram_credentials_request_encode(
+	const struct kp_describe_user_scram_credentials_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_user_scram_credentials_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_user_scram_credentials_request_size(const struct kp_describe_user_scram_credentials_request *m, int16_t version);
+kp_describe_user_scram_credentials_request_size(
+	const struct kp_describe_user_scram_credentials_request *m, int16_t version);
 
 /* CredentialInfo: in DescribeUserScramCredentialsResponse, used in versions 0. */
 struct kp_describe_user_scram_credentials_response_credential_info {
@@ -122,25 +130,31 @@ struct kp_describe_user_scram_credentials_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_user_scram_credentials_response_credential_info_init(struct kp_describe_user_scram_credentials_response_credential_info *s);
+kp_describe_user_scram_credentials_response_credential_info_init(
+	struct kp_describe_user_scram_credentials_response_credential_info *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_init(struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s);
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_init(
+	struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_describe_user_scram_credentials_response_init(struct kp_describe_user_scram_credentials_response *s);
+kp_describe_user_scram_credentials_response_init(
+	struct kp_describe_user_scram_credentials_response *s);
 
 /**
- * Decode a DescribeUserScramCredentialsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a DescribeUserScramCredentialsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_describe_user_scram_credentials_response_decode(struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_describe_user_scram_credentials_response_decode(
+	struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -149,10 +163,13 @@ kp_describe_user_scram_credentials_response_decode(struct kp_describe_user_scram
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_describe_user_scram_credentials_response_encode(const struct kp_describe_user_scram_credentials_response *m, int16_t version, struct kp_writer *w);
+kp_describe_user_scram_credentials_response_encode(
+	const struct kp_describe_user_scram_credentials_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_describe_user_scram_credentials_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_describe_user_scram_credentials_response_size(const struct kp_describe_user_scram_credentials_response *m, int16_t version);
+kp_describe_user_scram_credentials_response_size(
+	const struct kp_describe_user_scram_credentials_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_DESCRIBE_USER_SCRAM_CREDENTIALS_H */

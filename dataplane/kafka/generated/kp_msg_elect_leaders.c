@@ -14,7 +14,8 @@ kp_elect_leaders_request_topic_partitions_init(struct kp_elect_leaders_request_t
 }
 
 static int
-kp_elect_leaders_request_topic_partitions_dec(struct kp_elect_leaders_request_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_request_topic_partitions_dec(struct kp_elect_leaders_request_topic_partitions *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -34,7 +35,8 @@ kp_elect_leaders_request_topic_partitions_dec(struct kp_elect_leaders_request_to
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +81,9 @@ kp_elect_leaders_request_topic_partitions_dec(struct kp_elect_leaders_request_to
 }
 
 static void
-kp_elect_leaders_request_topic_partitions_enc(const struct kp_elect_leaders_request_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_elect_leaders_request_topic_partitions_enc(
+	const struct kp_elect_leaders_request_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -100,7 +104,8 @@ kp_elect_leaders_request_topic_partitions_enc(const struct kp_elect_leaders_requ
 }
 
 static size_t
-kp_elect_leaders_request_topic_partitions_sz(const struct kp_elect_leaders_request_topic_partitions *s, int16_t version)
+kp_elect_leaders_request_topic_partitions_sz(
+	const struct kp_elect_leaders_request_topic_partitions *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -130,7 +135,8 @@ kp_elect_leaders_request_init(struct kp_elect_leaders_request *s)
 }
 
 static int
-kp_elect_leaders_request_dec(struct kp_elect_leaders_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_request_dec(struct kp_elect_leaders_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -153,11 +159,13 @@ kp_elect_leaders_request_dec(struct kp_elect_leaders_request *s, int16_t version
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_elect_leaders_request_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_elect_leaders_request_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -199,7 +207,8 @@ kp_elect_leaders_request_dec(struct kp_elect_leaders_request *s, int16_t version
 }
 
 static void
-kp_elect_leaders_request_enc(const struct kp_elect_leaders_request *s, int16_t version, struct kp_writer *w)
+kp_elect_leaders_request_enc(const struct kp_elect_leaders_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -210,7 +219,8 @@ kp_elect_leaders_request_enc(const struct kp_elect_leaders_request *s, int16_t v
 	}
 	kp_wr_array_len(w, flex, true, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_elect_leaders_request_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_elect_leaders_request_topic_partitions_enc(&s->topic_partitions.items[i],
+			version, w);
 	kp_wr_int32(w, s->timeout_ms);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -236,7 +246,8 @@ kp_elect_leaders_request_sz(const struct kp_elect_leaders_request *s, int16_t ve
 	}
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_elect_leaders_request_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_elect_leaders_request_topic_partitions_sz(&s->topic_partitions.items[i],
+			version);
 	sz += 4;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -249,7 +260,8 @@ kp_elect_leaders_request_sz(const struct kp_elect_leaders_request *s, int16_t ve
 }
 
 int
-kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -259,7 +271,8 @@ kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t vers
 }
 
 int
-kp_elect_leaders_request_encode(const struct kp_elect_leaders_request *m, int16_t version, struct kp_writer *w)
+kp_elect_leaders_request_encode(const struct kp_elect_leaders_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -276,13 +289,15 @@ kp_elect_leaders_request_size(const struct kp_elect_leaders_request *m, int16_t 
 }
 
 void
-kp_elect_leaders_response_partition_result_init(struct kp_elect_leaders_response_partition_result *s)
+kp_elect_leaders_response_partition_result_init(
+	struct kp_elect_leaders_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_elect_leaders_response_partition_result_dec(struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_response_partition_result_dec(struct kp_elect_leaders_response_partition_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -332,7 +347,9 @@ kp_elect_leaders_response_partition_result_dec(struct kp_elect_leaders_response_
 }
 
 static void
-kp_elect_leaders_response_partition_result_enc(const struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_elect_leaders_response_partition_result_enc(
+	const struct kp_elect_leaders_response_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -352,7 +369,8 @@ kp_elect_leaders_response_partition_result_enc(const struct kp_elect_leaders_res
 }
 
 static size_t
-kp_elect_leaders_response_partition_result_sz(const struct kp_elect_leaders_response_partition_result *s, int16_t version)
+kp_elect_leaders_response_partition_result_sz(
+	const struct kp_elect_leaders_response_partition_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -374,13 +392,16 @@ kp_elect_leaders_response_partition_result_sz(const struct kp_elect_leaders_resp
 }
 
 void
-kp_elect_leaders_response_replica_election_result_init(struct kp_elect_leaders_response_replica_election_result *s)
+kp_elect_leaders_response_replica_election_result_init(
+	struct kp_elect_leaders_response_replica_election_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_elect_leaders_response_replica_election_result_dec(struct kp_elect_leaders_response_replica_election_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_response_replica_election_result_dec(
+	struct kp_elect_leaders_response_replica_election_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -400,11 +421,13 @@ kp_elect_leaders_response_replica_election_result_dec(struct kp_elect_leaders_re
 		s->partition_result.count = n;
 		s->partition_result.items = NULL;
 		if (n > 0) {
-			s->partition_result.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_result.items), 8);
+			s->partition_result.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_result.items), 8);
 			if (s->partition_result.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_elect_leaders_response_partition_result_dec(&s->partition_result.items[i], version, r, a);
+				rc = kp_elect_leaders_response_partition_result_dec(
+					&s->partition_result.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -445,7 +468,9 @@ kp_elect_leaders_response_replica_election_result_dec(struct kp_elect_leaders_re
 }
 
 static void
-kp_elect_leaders_response_replica_election_result_enc(const struct kp_elect_leaders_response_replica_election_result *s, int16_t version, struct kp_writer *w)
+kp_elect_leaders_response_replica_election_result_enc(
+	const struct kp_elect_leaders_response_replica_election_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -454,7 +479,8 @@ kp_elect_leaders_response_replica_election_result_enc(const struct kp_elect_lead
 	kp_wr_str(w, flex, false, &s->topic);
 	kp_wr_array_len(w, flex, false, s->partition_result.count);
 	for (int32_t i = 0; i < s->partition_result.count; i++)
-		kp_elect_leaders_response_partition_result_enc(&s->partition_result.items[i], version, w);
+		kp_elect_leaders_response_partition_result_enc(&s->partition_result.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -466,7 +492,8 @@ kp_elect_leaders_response_replica_election_result_enc(const struct kp_elect_lead
 }
 
 static size_t
-kp_elect_leaders_response_replica_election_result_sz(const struct kp_elect_leaders_response_replica_election_result *s, int16_t version)
+kp_elect_leaders_response_replica_election_result_sz(
+	const struct kp_elect_leaders_response_replica_election_result *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -477,7 +504,8 @@ kp_elect_leaders_response_replica_election_result_sz(const struct kp_elect_leade
 	sz += kp_str_size(flex, &s->topic);
 	sz += kp_array_len_size(flex, s->partition_result.count);
 	for (int32_t i = 0; i < s->partition_result.count; i++)
-		sz += kp_elect_leaders_response_partition_result_sz(&s->partition_result.items[i], version);
+		sz += kp_elect_leaders_response_partition_result_sz(&s->partition_result.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -495,7 +523,8 @@ kp_elect_leaders_response_init(struct kp_elect_leaders_response *s)
 }
 
 static int
-kp_elect_leaders_response_dec(struct kp_elect_leaders_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_response_dec(struct kp_elect_leaders_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -519,11 +548,13 @@ kp_elect_leaders_response_dec(struct kp_elect_leaders_response *s, int16_t versi
 		s->replica_election_results.count = n;
 		s->replica_election_results.items = NULL;
 		if (n > 0) {
-			s->replica_election_results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replica_election_results.items), 8);
+			s->replica_election_results.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replica_election_results.items), 8);
 			if (s->replica_election_results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_elect_leaders_response_replica_election_result_dec(&s->replica_election_results.items[i], version, r, a);
+				rc = kp_elect_leaders_response_replica_election_result_dec(
+					&s->replica_election_results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -564,7 +595,8 @@ kp_elect_leaders_response_dec(struct kp_elect_leaders_response *s, int16_t versi
 }
 
 static void
-kp_elect_leaders_response_enc(const struct kp_elect_leaders_response *s, int16_t version, struct kp_writer *w)
+kp_elect_leaders_response_enc(const struct kp_elect_leaders_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -576,7 +608,8 @@ kp_elect_leaders_response_enc(const struct kp_elect_leaders_response *s, int16_t
 	}
 	kp_wr_array_len(w, flex, false, s->replica_election_results.count);
 	for (int32_t i = 0; i < s->replica_election_results.count; i++)
-		kp_elect_leaders_response_replica_election_result_enc(&s->replica_election_results.items[i], version, w);
+		kp_elect_leaders_response_replica_election_result_enc(
+			&s->replica_election_results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -602,7 +635,8 @@ kp_elect_leaders_response_sz(const struct kp_elect_leaders_response *s, int16_t 
 	}
 	sz += kp_array_len_size(flex, s->replica_election_results.count);
 	for (int32_t i = 0; i < s->replica_election_results.count; i++)
-		sz += kp_elect_leaders_response_replica_election_result_sz(&s->replica_election_results.items[i], version);
+		sz += kp_elect_leaders_response_replica_election_result_sz(
+			&s->replica_election_results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -614,7 +648,8 @@ kp_elect_leaders_response_sz(const struct kp_elect_leaders_response *s, int16_t 
 }
 
 int
-kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -624,7 +659,8 @@ kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t ve
 }
 
 int
-kp_elect_leaders_response_encode(const struct kp_elect_leaders_response *m, int16_t version, struct kp_writer *w)
+kp_elect_leaders_response_encode(const struct kp_elect_leaders_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

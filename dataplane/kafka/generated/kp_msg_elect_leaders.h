@@ -56,7 +56,8 @@ kp_elect_leaders_request_init(struct kp_elect_leaders_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -65,7 +66,8 @@ kp_elect_leaders_request_decode(struct kp_elect_leaders_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_elect_leaders_request_encode(const struct kp_elect_leaders_request *m, int16_t version, struct kp_writer *w);
+kp_elect_leaders_request_encode(const struct kp_elect_leaders_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_elect_leaders_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -123,11 +125,13 @@ struct kp_elect_leaders_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_elect_leaders_response_partition_result_init(struct kp_elect_leaders_response_partition_result *s);
+kp_elect_leaders_response_partition_result_init(
+	struct kp_elect_leaders_response_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_elect_leaders_response_replica_election_result_init(struct kp_elect_leaders_response_replica_election_result *s);
+kp_elect_leaders_response_replica_election_result_init(
+	struct kp_elect_leaders_response_replica_election_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -141,7 +145,8 @@ kp_elect_leaders_response_init(struct kp_elect_leaders_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -150,7 +155,8 @@ kp_elect_leaders_response_decode(struct kp_elect_leaders_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_elect_leaders_response_encode(const struct kp_elect_leaders_response *m, int16_t version, struct kp_writer *w);
+kp_elect_leaders_response_encode(const struct kp_elect_leaders_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_elect_leaders_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_end_quorum_epoch_request_replica_info_init(struct kp_end_quorum_epoch_request
 }
 
 static int
-kp_end_quorum_epoch_request_replica_info_dec(struct kp_end_quorum_epoch_request_replica_info *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_replica_info_dec(struct kp_end_quorum_epoch_request_replica_info *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +64,9 @@ kp_end_quorum_epoch_request_replica_info_dec(struct kp_end_quorum_epoch_request_
 }
 
 static void
-kp_end_quorum_epoch_request_replica_info_enc(const struct kp_end_quorum_epoch_request_replica_info *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_replica_info_enc(
+	const struct kp_end_quorum_epoch_request_replica_info *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -82,7 +85,8 @@ kp_end_quorum_epoch_request_replica_info_enc(const struct kp_end_quorum_epoch_re
 }
 
 static size_t
-kp_end_quorum_epoch_request_replica_info_sz(const struct kp_end_quorum_epoch_request_replica_info *s, int16_t version)
+kp_end_quorum_epoch_request_replica_info_sz(
+	const struct kp_end_quorum_epoch_request_replica_info *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -103,13 +107,15 @@ kp_end_quorum_epoch_request_replica_info_sz(const struct kp_end_quorum_epoch_req
 }
 
 void
-kp_end_quorum_epoch_request_partition_data_init(struct kp_end_quorum_epoch_request_partition_data *s)
+kp_end_quorum_epoch_request_partition_data_init(
+	struct kp_end_quorum_epoch_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_end_quorum_epoch_request_partition_data_dec(struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_partition_data_dec(struct kp_end_quorum_epoch_request_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -136,7 +142,8 @@ kp_end_quorum_epoch_request_partition_data_dec(struct kp_end_quorum_epoch_reques
 			s->preferred_successors.count = n;
 			s->preferred_successors.items = NULL;
 			if (n > 0) {
-				s->preferred_successors.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->preferred_successors.items), 8);
+				s->preferred_successors.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->preferred_successors.items), 8);
 				if (s->preferred_successors.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -155,11 +162,13 @@ kp_end_quorum_epoch_request_partition_data_dec(struct kp_end_quorum_epoch_reques
 			s->preferred_candidates.count = n;
 			s->preferred_candidates.items = NULL;
 			if (n > 0) {
-				s->preferred_candidates.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->preferred_candidates.items), 8);
+				s->preferred_candidates.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->preferred_candidates.items), 8);
 				if (s->preferred_candidates.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_end_quorum_epoch_request_replica_info_dec(&s->preferred_candidates.items[i], version, r, a);
+					rc = kp_end_quorum_epoch_request_replica_info_dec(
+						&s->preferred_candidates.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -201,7 +210,9 @@ kp_end_quorum_epoch_request_partition_data_dec(struct kp_end_quorum_epoch_reques
 }
 
 static void
-kp_end_quorum_epoch_request_partition_data_enc(const struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_partition_data_enc(
+	const struct kp_end_quorum_epoch_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -218,7 +229,8 @@ kp_end_quorum_epoch_request_partition_data_enc(const struct kp_end_quorum_epoch_
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->preferred_candidates.count);
 		for (int32_t i = 0; i < s->preferred_candidates.count; i++)
-			kp_end_quorum_epoch_request_replica_info_enc(&s->preferred_candidates.items[i], version, w);
+			kp_end_quorum_epoch_request_replica_info_enc(
+				&s->preferred_candidates.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -231,7 +243,8 @@ kp_end_quorum_epoch_request_partition_data_enc(const struct kp_end_quorum_epoch_
 }
 
 static size_t
-kp_end_quorum_epoch_request_partition_data_sz(const struct kp_end_quorum_epoch_request_partition_data *s, int16_t version)
+kp_end_quorum_epoch_request_partition_data_sz(
+	const struct kp_end_quorum_epoch_request_partition_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -250,7 +263,8 @@ kp_end_quorum_epoch_request_partition_data_sz(const struct kp_end_quorum_epoch_r
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->preferred_candidates.count);
 		for (int32_t i = 0; i < s->preferred_candidates.count; i++)
-			sz += kp_end_quorum_epoch_request_replica_info_sz(&s->preferred_candidates.items[i], version);
+			sz += kp_end_quorum_epoch_request_replica_info_sz(
+				&s->preferred_candidates.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -269,7 +283,8 @@ kp_end_quorum_epoch_request_topic_data_init(struct kp_end_quorum_epoch_request_t
 }
 
 static int
-kp_end_quorum_epoch_request_topic_data_dec(struct kp_end_quorum_epoch_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_topic_data_dec(struct kp_end_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -289,11 +304,13 @@ kp_end_quorum_epoch_request_topic_data_dec(struct kp_end_quorum_epoch_request_to
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_end_quorum_epoch_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_end_quorum_epoch_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -334,7 +351,8 @@ kp_end_quorum_epoch_request_topic_data_dec(struct kp_end_quorum_epoch_request_to
 }
 
 static void
-kp_end_quorum_epoch_request_topic_data_enc(const struct kp_end_quorum_epoch_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_topic_data_enc(const struct kp_end_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -355,7 +373,8 @@ kp_end_quorum_epoch_request_topic_data_enc(const struct kp_end_quorum_epoch_requ
 }
 
 static size_t
-kp_end_quorum_epoch_request_topic_data_sz(const struct kp_end_quorum_epoch_request_topic_data *s, int16_t version)
+kp_end_quorum_epoch_request_topic_data_sz(const struct kp_end_quorum_epoch_request_topic_data *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -366,7 +385,8 @@ kp_end_quorum_epoch_request_topic_data_sz(const struct kp_end_quorum_epoch_reque
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_end_quorum_epoch_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_end_quorum_epoch_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -378,13 +398,16 @@ kp_end_quorum_epoch_request_topic_data_sz(const struct kp_end_quorum_epoch_reque
 }
 
 void
-kp_end_quorum_epoch_request_leader_endpoint_init(struct kp_end_quorum_epoch_request_leader_endpoint *s)
+kp_end_quorum_epoch_request_leader_endpoint_init(
+	struct kp_end_quorum_epoch_request_leader_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_end_quorum_epoch_request_leader_endpoint_dec(struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_leader_endpoint_dec(
+	struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -434,7 +457,9 @@ kp_end_quorum_epoch_request_leader_endpoint_dec(struct kp_end_quorum_epoch_reque
 }
 
 static void
-kp_end_quorum_epoch_request_leader_endpoint_enc(const struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_leader_endpoint_enc(
+	const struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -454,7 +479,8 @@ kp_end_quorum_epoch_request_leader_endpoint_enc(const struct kp_end_quorum_epoch
 }
 
 static size_t
-kp_end_quorum_epoch_request_leader_endpoint_sz(const struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version)
+kp_end_quorum_epoch_request_leader_endpoint_sz(
+	const struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -484,7 +510,8 @@ kp_end_quorum_epoch_request_init(struct kp_end_quorum_epoch_request *s)
 }
 
 static int
-kp_end_quorum_epoch_request_dec(struct kp_end_quorum_epoch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_dec(struct kp_end_quorum_epoch_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -506,11 +533,13 @@ kp_end_quorum_epoch_request_dec(struct kp_end_quorum_epoch_request *s, int16_t v
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_end_quorum_epoch_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_end_quorum_epoch_request_topic_data_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -524,11 +553,13 @@ kp_end_quorum_epoch_request_dec(struct kp_end_quorum_epoch_request *s, int16_t v
 			s->leader_endpoints.count = n;
 			s->leader_endpoints.items = NULL;
 			if (n > 0) {
-				s->leader_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->leader_endpoints.items), 8);
+				s->leader_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->leader_endpoints.items), 8);
 				if (s->leader_endpoints.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_end_quorum_epoch_request_leader_endpoint_dec(&s->leader_endpoints.items[i], version, r, a);
+					rc = kp_end_quorum_epoch_request_leader_endpoint_dec(
+						&s->leader_endpoints.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -570,7 +601,8 @@ kp_end_quorum_epoch_request_dec(struct kp_end_quorum_epoch_request *s, int16_t v
 }
 
 static void
-kp_end_quorum_epoch_request_enc(const struct kp_end_quorum_epoch_request *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_enc(const struct kp_end_quorum_epoch_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -583,7 +615,8 @@ kp_end_quorum_epoch_request_enc(const struct kp_end_quorum_epoch_request *s, int
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->leader_endpoints.count);
 		for (int32_t i = 0; i < s->leader_endpoints.count; i++)
-			kp_end_quorum_epoch_request_leader_endpoint_enc(&s->leader_endpoints.items[i], version, w);
+			kp_end_quorum_epoch_request_leader_endpoint_enc(
+				&s->leader_endpoints.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -611,7 +644,8 @@ kp_end_quorum_epoch_request_sz(const struct kp_end_quorum_epoch_request *s, int1
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->leader_endpoints.count);
 		for (int32_t i = 0; i < s->leader_endpoints.count; i++)
-			sz += kp_end_quorum_epoch_request_leader_endpoint_sz(&s->leader_endpoints.items[i], version);
+			sz += kp_end_quorum_epoch_request_leader_endpoint_sz(
+				&s->leader_endpoints.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -624,7 +658,8 @@ kp_end_quorum_epoch_request_sz(const struct kp_end_quorum_epoch_request *s, int1
 }
 
 int
-kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -634,7 +669,8 @@ kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_
 }
 
 int
-kp_end_quorum_epoch_request_encode(const struct kp_end_quorum_epoch_request *m, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_request_encode(const struct kp_end_quorum_epoch_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -651,13 +687,16 @@ kp_end_quorum_epoch_request_size(const struct kp_end_quorum_epoch_request *m, in
 }
 
 void
-kp_end_quorum_epoch_response_partition_data_init(struct kp_end_quorum_epoch_response_partition_data *s)
+kp_end_quorum_epoch_response_partition_data_init(
+	struct kp_end_quorum_epoch_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_end_quorum_epoch_response_partition_data_dec(struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_response_partition_data_dec(
+	struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -708,7 +747,9 @@ kp_end_quorum_epoch_response_partition_data_dec(struct kp_end_quorum_epoch_respo
 }
 
 static void
-kp_end_quorum_epoch_response_partition_data_enc(const struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_response_partition_data_enc(
+	const struct kp_end_quorum_epoch_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -729,7 +770,8 @@ kp_end_quorum_epoch_response_partition_data_enc(const struct kp_end_quorum_epoch
 }
 
 static size_t
-kp_end_quorum_epoch_response_partition_data_sz(const struct kp_end_quorum_epoch_response_partition_data *s, int16_t version)
+kp_end_quorum_epoch_response_partition_data_sz(
+	const struct kp_end_quorum_epoch_response_partition_data *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -758,7 +800,8 @@ kp_end_quorum_epoch_response_topic_data_init(struct kp_end_quorum_epoch_response
 }
 
 static int
-kp_end_quorum_epoch_response_topic_data_dec(struct kp_end_quorum_epoch_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_response_topic_data_dec(struct kp_end_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -778,11 +821,13 @@ kp_end_quorum_epoch_response_topic_data_dec(struct kp_end_quorum_epoch_response_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_end_quorum_epoch_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_end_quorum_epoch_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -823,7 +868,8 @@ kp_end_quorum_epoch_response_topic_data_dec(struct kp_end_quorum_epoch_response_
 }
 
 static void
-kp_end_quorum_epoch_response_topic_data_enc(const struct kp_end_quorum_epoch_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_response_topic_data_enc(const struct kp_end_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -832,7 +878,8 @@ kp_end_quorum_epoch_response_topic_data_enc(const struct kp_end_quorum_epoch_res
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_end_quorum_epoch_response_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_end_quorum_epoch_response_partition_data_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -844,7 +891,8 @@ kp_end_quorum_epoch_response_topic_data_enc(const struct kp_end_quorum_epoch_res
 }
 
 static size_t
-kp_end_quorum_epoch_response_topic_data_sz(const struct kp_end_quorum_epoch_response_topic_data *s, int16_t version)
+kp_end_quorum_epoch_response_topic_data_sz(const struct kp_end_quorum_epoch_response_topic_data *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -855,7 +903,8 @@ kp_end_quorum_epoch_response_topic_data_sz(const struct kp_end_quorum_epoch_resp
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_end_quorum_epoch_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_end_quorum_epoch_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -867,13 +916,15 @@ kp_end_quorum_epoch_response_topic_data_sz(const struct kp_end_quorum_epoch_resp
 }
 
 void
-kp_end_quorum_epoch_response_node_endpoint_init(struct kp_end_quorum_epoch_response_node_endpoint *s)
+kp_end_quorum_epoch_response_node_endpoint_init(
+	struct kp_end_quorum_epoch_response_node_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_end_quorum_epoch_response_node_endpoint_dec(struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_response_node_endpoint_dec(struct kp_end_quorum_epoch_response_node_endpoint *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -923,7 +974,9 @@ kp_end_quorum_epoch_response_node_endpoint_dec(struct kp_end_quorum_epoch_respon
 }
 
 static void
-kp_end_quorum_epoch_response_node_endpoint_enc(const struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_response_node_endpoint_enc(
+	const struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -943,7 +996,8 @@ kp_end_quorum_epoch_response_node_endpoint_enc(const struct kp_end_quorum_epoch_
 }
 
 static size_t
-kp_end_quorum_epoch_response_node_endpoint_sz(const struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version)
+kp_end_quorum_epoch_response_node_endpoint_sz(
+	const struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -971,7 +1025,8 @@ kp_end_quorum_epoch_response_init(struct kp_end_quorum_epoch_response *s)
 }
 
 static int
-kp_end_quorum_epoch_response_dec(struct kp_end_quorum_epoch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_response_dec(struct kp_end_quorum_epoch_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -994,11 +1049,13 @@ kp_end_quorum_epoch_response_dec(struct kp_end_quorum_epoch_response *s, int16_t
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_end_quorum_epoch_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_end_quorum_epoch_response_topic_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1036,7 +1093,9 @@ kp_end_quorum_epoch_response_dec(struct kp_end_quorum_epoch_response *s, int16_t
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
@@ -1062,7 +1121,8 @@ kp_end_quorum_epoch_response_dec(struct kp_end_quorum_epoch_response *s, int16_t
 }
 
 static void
-kp_end_quorum_epoch_response_enc(const struct kp_end_quorum_epoch_response *s, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_response_enc(const struct kp_end_quorum_epoch_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -1075,7 +1135,8 @@ kp_end_quorum_epoch_response_enc(const struct kp_end_quorum_epoch_response *s, i
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -1084,12 +1145,14 @@ kp_end_quorum_epoch_response_enc(const struct kp_end_quorum_epoch_response *s, i
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_end_quorum_epoch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_end_quorum_epoch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_end_quorum_epoch_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_end_quorum_epoch_response_node_endpoint_enc(
+					&s->node_endpoints.items[i], version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -1114,12 +1177,14 @@ kp_end_quorum_epoch_response_sz(const struct kp_end_quorum_epoch_response *s, in
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_end_quorum_epoch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_end_quorum_epoch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -1129,7 +1194,8 @@ kp_end_quorum_epoch_response_sz(const struct kp_end_quorum_epoch_response *s, in
 }
 
 int
-kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -1139,7 +1205,8 @@ kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int1
 }
 
 int
-kp_end_quorum_epoch_response_encode(const struct kp_end_quorum_epoch_response *m, int16_t version, struct kp_writer *w)
+kp_end_quorum_epoch_response_encode(const struct kp_end_quorum_epoch_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

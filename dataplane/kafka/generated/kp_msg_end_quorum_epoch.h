@@ -96,7 +96,8 @@ kp_end_quorum_epoch_request_replica_info_init(struct kp_end_quorum_epoch_request
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_end_quorum_epoch_request_partition_data_init(struct kp_end_quorum_epoch_request_partition_data *s);
+kp_end_quorum_epoch_request_partition_data_init(
+	struct kp_end_quorum_epoch_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -104,7 +105,8 @@ kp_end_quorum_epoch_request_topic_data_init(struct kp_end_quorum_epoch_request_t
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_end_quorum_epoch_request_leader_endpoint_init(struct kp_end_quorum_epoch_request_leader_endpoint *s);
+kp_end_quorum_epoch_request_leader_endpoint_init(
+	struct kp_end_quorum_epoch_request_leader_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -118,7 +120,8 @@ kp_end_quorum_epoch_request_init(struct kp_end_quorum_epoch_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -127,7 +130,8 @@ kp_end_quorum_epoch_request_decode(struct kp_end_quorum_epoch_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_end_quorum_epoch_request_encode(const struct kp_end_quorum_epoch_request *m, int16_t version, struct kp_writer *w);
+kp_end_quorum_epoch_request_encode(const struct kp_end_quorum_epoch_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_end_quorum_epoch_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -200,7 +204,8 @@ struct kp_end_quorum_epoch_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_end_quorum_epoch_response_partition_data_init(struct kp_end_quorum_epoch_response_partition_data *s);
+kp_end_quorum_epoch_response_partition_data_init(
+	struct kp_end_quorum_epoch_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -208,7 +213,8 @@ kp_end_quorum_epoch_response_topic_data_init(struct kp_end_quorum_epoch_response
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_end_quorum_epoch_response_node_endpoint_init(struct kp_end_quorum_epoch_response_node_endpoint *s);
+kp_end_quorum_epoch_response_node_endpoint_init(
+	struct kp_end_quorum_epoch_response_node_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -222,7 +228,8 @@ kp_end_quorum_epoch_response_init(struct kp_end_quorum_epoch_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -231,7 +238,8 @@ kp_end_quorum_epoch_response_decode(struct kp_end_quorum_epoch_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_end_quorum_epoch_response_encode(const struct kp_end_quorum_epoch_response *m, int16_t version, struct kp_writer *w);
+kp_end_quorum_epoch_response_encode(const struct kp_end_quorum_epoch_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_end_quorum_epoch_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_end_txn_request_init(struct kp_end_txn_request *s)
 }
 
 static int
-kp_end_txn_request_dec(struct kp_end_txn_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_txn_request_dec(struct kp_end_txn_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -109,7 +110,8 @@ kp_end_txn_request_sz(const struct kp_end_txn_request *s, int16_t version)
 }
 
 int
-kp_end_txn_request_decode(struct kp_end_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_txn_request_decode(struct kp_end_txn_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -144,7 +146,8 @@ kp_end_txn_response_init(struct kp_end_txn_response *s)
 }
 
 static int
-kp_end_txn_response_dec(struct kp_end_txn_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_txn_response_dec(struct kp_end_txn_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -253,7 +256,8 @@ kp_end_txn_response_sz(const struct kp_end_txn_response *s, int16_t version)
 }
 
 int
-kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -263,7 +267,8 @@ kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struc
 }
 
 int
-kp_end_txn_response_encode(const struct kp_end_txn_response *m, int16_t version, struct kp_writer *w)
+kp_end_txn_response_encode(const struct kp_end_txn_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

@@ -36,7 +36,8 @@ kp_end_txn_request_init(struct kp_end_txn_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_end_txn_request_decode(struct kp_end_txn_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_end_txn_request_decode(struct kp_end_txn_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -80,7 +81,8 @@ kp_end_txn_response_init(struct kp_end_txn_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -89,7 +91,8 @@ kp_end_txn_response_decode(struct kp_end_txn_response *m, int16_t version, struc
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_end_txn_response_encode(const struct kp_end_txn_response *m, int16_t version, struct kp_writer *w);
+kp_end_txn_response_encode(const struct kp_end_txn_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_end_txn_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

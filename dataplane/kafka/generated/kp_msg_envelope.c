@@ -14,7 +14,8 @@ kp_envelope_request_init(struct kp_envelope_request *s)
 }
 
 static int
-kp_envelope_request_dec(struct kp_envelope_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_envelope_request_dec(struct kp_envelope_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -106,7 +107,8 @@ kp_envelope_request_sz(const struct kp_envelope_request *s, int16_t version)
 }
 
 int
-kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -116,7 +118,8 @@ kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struc
 }
 
 int
-kp_envelope_request_encode(const struct kp_envelope_request *m, int16_t version, struct kp_writer *w)
+kp_envelope_request_encode(const struct kp_envelope_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -141,7 +144,8 @@ kp_envelope_response_init(struct kp_envelope_response *s)
 }
 
 static int
-kp_envelope_response_dec(struct kp_envelope_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_envelope_response_dec(struct kp_envelope_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -230,7 +234,8 @@ kp_envelope_response_sz(const struct kp_envelope_response *s, int16_t version)
 }
 
 int
-kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -240,7 +245,8 @@ kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, str
 }
 
 int
-kp_envelope_response_encode(const struct kp_envelope_response *m, int16_t version, struct kp_writer *w)
+kp_envelope_response_encode(const struct kp_envelope_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -37,7 +37,8 @@ kp_envelope_request_init(struct kp_envelope_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -46,7 +47,8 @@ kp_envelope_request_decode(struct kp_envelope_request *m, int16_t version, struc
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_envelope_request_encode(const struct kp_envelope_request *m, int16_t version, struct kp_writer *w);
+kp_envelope_request_encode(const struct kp_envelope_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_envelope_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -74,7 +76,8 @@ kp_envelope_response_init(struct kp_envelope_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,7 +86,8 @@ kp_envelope_response_decode(struct kp_envelope_response *m, int16_t version, str
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_envelope_response_encode(const struct kp_envelope_response *m, int16_t version, struct kp_writer *w);
+kp_envelope_response_encode(const struct kp_envelope_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_envelope_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_expire_delegation_token_request_init(struct kp_expire_delegation_token_reques
 }
 
 static int
-kp_expire_delegation_token_request_dec(struct kp_expire_delegation_token_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_request_dec(struct kp_expire_delegation_token_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -63,7 +64,8 @@ kp_expire_delegation_token_request_dec(struct kp_expire_delegation_token_request
 }
 
 static void
-kp_expire_delegation_token_request_enc(const struct kp_expire_delegation_token_request *s, int16_t version, struct kp_writer *w)
+kp_expire_delegation_token_request_enc(const struct kp_expire_delegation_token_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -82,7 +84,8 @@ kp_expire_delegation_token_request_enc(const struct kp_expire_delegation_token_r
 }
 
 static size_t
-kp_expire_delegation_token_request_sz(const struct kp_expire_delegation_token_request *s, int16_t version)
+kp_expire_delegation_token_request_sz(const struct kp_expire_delegation_token_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -103,7 +106,8 @@ kp_expire_delegation_token_request_sz(const struct kp_expire_delegation_token_re
 }
 
 int
-kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -113,7 +117,8 @@ kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_requ
 }
 
 int
-kp_expire_delegation_token_request_encode(const struct kp_expire_delegation_token_request *m, int16_t version, struct kp_writer *w)
+kp_expire_delegation_token_request_encode(const struct kp_expire_delegation_token_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -122,7 +127,8 @@ kp_expire_delegation_token_request_encode(const struct kp_expire_delegation_toke
 }
 
 int64_t
-kp_expire_delegation_token_request_size(const struct kp_expire_delegation_token_request *m, int16_t version)
+kp_expire_delegation_token_request_size(const struct kp_expire_delegation_token_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -136,7 +142,8 @@ kp_expire_delegation_token_response_init(struct kp_expire_delegation_token_respo
 }
 
 static int
-kp_expire_delegation_token_response_dec(struct kp_expire_delegation_token_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_response_dec(struct kp_expire_delegation_token_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -186,7 +193,8 @@ kp_expire_delegation_token_response_dec(struct kp_expire_delegation_token_respon
 }
 
 static void
-kp_expire_delegation_token_response_enc(const struct kp_expire_delegation_token_response *s, int16_t version, struct kp_writer *w)
+kp_expire_delegation_token_response_enc(const struct kp_expire_delegation_token_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -206,7 +214,8 @@ kp_expire_delegation_token_response_enc(const struct kp_expire_delegation_token_
 }
 
 static size_t
-kp_expire_delegation_token_response_sz(const struct kp_expire_delegation_token_response *s, int16_t version)
+kp_expire_delegation_token_response_sz(const struct kp_expire_delegation_token_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -228,7 +237,8 @@ kp_expire_delegation_token_response_sz(const struct kp_expire_delegation_token_r
 }
 
 int
-kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -238,7 +248,8 @@ kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_res
 }
 
 int
-kp_expire_delegation_token_response_encode(const struct kp_expire_delegation_token_response *m, int16_t version, struct kp_writer *w)
+kp_expire_delegation_token_response_encode(const struct kp_expire_delegation_token_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -247,7 +258,8 @@ kp_expire_delegation_token_response_encode(const struct kp_expire_delegation_tok
 }
 
 int64_t
-kp_expire_delegation_token_response_size(const struct kp_expire_delegation_token_response *m, int16_t version)
+kp_expire_delegation_token_response_size(const struct kp_expire_delegation_token_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

@@ -25,14 +25,16 @@ void
 kp_expire_delegation_token_request_init(struct kp_expire_delegation_token_request *s);
 
 /**
- * Decode a ExpireDelegationTokenRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ExpireDelegationTokenRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-2; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +43,13 @@ kp_expire_delegation_token_request_decode(struct kp_expire_delegation_token_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_expire_delegation_token_request_encode(const struct kp_expire_delegation_token_request *m, int16_t version, struct kp_writer *w);
+kp_expire_delegation_token_request_encode(const struct kp_expire_delegation_token_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_expire_delegation_token_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_expire_delegation_token_request_size(const struct kp_expire_delegation_token_request *m, int16_t version);
+kp_expire_delegation_token_request_size(const struct kp_expire_delegation_token_request *m,
+	int16_t version);
 
 /* ExpireDelegationTokenResponse (response, API key 40), versions 0-2, flexible 2+. */
 struct kp_expire_delegation_token_response {
@@ -67,14 +71,16 @@ void
 kp_expire_delegation_token_response_init(struct kp_expire_delegation_token_response *s);
 
 /**
- * Decode a ExpireDelegationTokenResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ExpireDelegationTokenResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-2; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,10 +89,12 @@ kp_expire_delegation_token_response_decode(struct kp_expire_delegation_token_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_expire_delegation_token_response_encode(const struct kp_expire_delegation_token_response *m, int16_t version, struct kp_writer *w);
+kp_expire_delegation_token_response_encode(const struct kp_expire_delegation_token_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_expire_delegation_token_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_expire_delegation_token_response_size(const struct kp_expire_delegation_token_response *m, int16_t version);
+kp_expire_delegation_token_response_size(const struct kp_expire_delegation_token_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_EXPIRE_DELEGATION_TOKEN_H */

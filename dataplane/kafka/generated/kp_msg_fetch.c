@@ -23,7 +23,8 @@ kp_fetch_request_replica_state_is_default(const struct kp_fetch_request_replica_
 }
 
 static int
-kp_fetch_request_replica_state_dec(struct kp_fetch_request_replica_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_replica_state_dec(struct kp_fetch_request_replica_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -72,7 +73,8 @@ kp_fetch_request_replica_state_dec(struct kp_fetch_request_replica_state *s, int
 }
 
 static void
-kp_fetch_request_replica_state_enc(const struct kp_fetch_request_replica_state *s, int16_t version, struct kp_writer *w)
+kp_fetch_request_replica_state_enc(const struct kp_fetch_request_replica_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -121,7 +123,8 @@ kp_fetch_request_fetch_partition_init(struct kp_fetch_request_fetch_partition *s
 }
 
 static int
-kp_fetch_request_fetch_partition_dec(struct kp_fetch_request_fetch_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_fetch_partition_dec(struct kp_fetch_request_fetch_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -192,7 +195,8 @@ kp_fetch_request_fetch_partition_dec(struct kp_fetch_request_fetch_partition *s,
 }
 
 static void
-kp_fetch_request_fetch_partition_enc(const struct kp_fetch_request_fetch_partition *s, int16_t version, struct kp_writer *w)
+kp_fetch_request_fetch_partition_enc(const struct kp_fetch_request_fetch_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -213,7 +217,8 @@ kp_fetch_request_fetch_partition_enc(const struct kp_fetch_request_fetch_partiti
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 17) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id));
+		bool put0 = (version >= 17) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id));
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -231,7 +236,8 @@ kp_fetch_request_fetch_partition_enc(const struct kp_fetch_request_fetch_partiti
 }
 
 static size_t
-kp_fetch_request_fetch_partition_sz(const struct kp_fetch_request_fetch_partition *s, int16_t version)
+kp_fetch_request_fetch_partition_sz(const struct kp_fetch_request_fetch_partition *s,
+	int16_t version)
 {
 	const bool flex = (version >= 12);
 
@@ -256,7 +262,8 @@ kp_fetch_request_fetch_partition_sz(const struct kp_fetch_request_fetch_partitio
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 17) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id))) {
+		if ((version >= 17) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(
+			&s->replica_directory_id))) {
 			size_t vs = 0;
 
 			vs += 16;
@@ -275,7 +282,8 @@ kp_fetch_request_fetch_topic_init(struct kp_fetch_request_fetch_topic *s)
 }
 
 static int
-kp_fetch_request_fetch_topic_dec(struct kp_fetch_request_fetch_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_fetch_topic_dec(struct kp_fetch_request_fetch_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -303,11 +311,13 @@ kp_fetch_request_fetch_topic_dec(struct kp_fetch_request_fetch_topic *s, int16_t
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_request_fetch_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_fetch_request_fetch_partition_dec(&s->partitions.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -348,7 +358,8 @@ kp_fetch_request_fetch_topic_dec(struct kp_fetch_request_fetch_topic *s, int16_t
 }
 
 static void
-kp_fetch_request_fetch_topic_enc(const struct kp_fetch_request_fetch_topic *s, int16_t version, struct kp_writer *w)
+kp_fetch_request_fetch_topic_enc(const struct kp_fetch_request_fetch_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -408,7 +419,8 @@ kp_fetch_request_forgotten_topic_init(struct kp_fetch_request_forgotten_topic *s
 }
 
 static int
-kp_fetch_request_forgotten_topic_dec(struct kp_fetch_request_forgotten_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_forgotten_topic_dec(struct kp_fetch_request_forgotten_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -436,7 +448,8 @@ kp_fetch_request_forgotten_topic_dec(struct kp_fetch_request_forgotten_topic *s,
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -481,7 +494,8 @@ kp_fetch_request_forgotten_topic_dec(struct kp_fetch_request_forgotten_topic *s,
 }
 
 static void
-kp_fetch_request_forgotten_topic_enc(const struct kp_fetch_request_forgotten_topic *s, int16_t version, struct kp_writer *w)
+kp_fetch_request_forgotten_topic_enc(const struct kp_fetch_request_forgotten_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -507,7 +521,8 @@ kp_fetch_request_forgotten_topic_enc(const struct kp_fetch_request_forgotten_top
 }
 
 static size_t
-kp_fetch_request_forgotten_topic_sz(const struct kp_fetch_request_forgotten_topic *s, int16_t version)
+kp_fetch_request_forgotten_topic_sz(const struct kp_fetch_request_forgotten_topic *s,
+	int16_t version)
 {
 	const bool flex = (version >= 12);
 
@@ -547,7 +562,8 @@ kp_fetch_request_init(struct kp_fetch_request *s)
 }
 
 static int
-kp_fetch_request_dec(struct kp_fetch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_dec(struct kp_fetch_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -596,11 +612,13 @@ kp_fetch_request_dec(struct kp_fetch_request *s, int16_t version, struct kp_read
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_request_fetch_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_fetch_request_fetch_topic_dec(&s->topics.items[i], version,
+					r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -614,11 +632,13 @@ kp_fetch_request_dec(struct kp_fetch_request *s, int16_t version, struct kp_read
 			s->forgotten_topics_data.count = n;
 			s->forgotten_topics_data.items = NULL;
 			if (n > 0) {
-				s->forgotten_topics_data.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->forgotten_topics_data.items), 8);
+				s->forgotten_topics_data.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->forgotten_topics_data.items), 8);
 				if (s->forgotten_topics_data.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_fetch_request_forgotten_topic_dec(&s->forgotten_topics_data.items[i], version, r, a);
+					rc = kp_fetch_request_forgotten_topic_dec(
+						&s->forgotten_topics_data.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -660,7 +680,8 @@ kp_fetch_request_dec(struct kp_fetch_request *s, int16_t version, struct kp_read
 				}
 				s->tags_present |= UINT32_C(1) << 0;
 			} else if (tag == 1 && (version >= 15)) {
-				rc = kp_fetch_request_replica_state_dec(&s->replica_state, version, (&sub), a);
+				rc = kp_fetch_request_replica_state_dec(&s->replica_state, version,
+					(&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -708,7 +729,8 @@ kp_fetch_request_enc(const struct kp_fetch_request *s, int16_t version, struct k
 	if (version >= 7) {
 		kp_wr_array_len(w, flex, false, s->forgotten_topics_data.count);
 		for (int32_t i = 0; i < s->forgotten_topics_data.count; i++)
-			kp_fetch_request_forgotten_topic_enc(&s->forgotten_topics_data.items[i], version, w);
+			kp_fetch_request_forgotten_topic_enc(&s->forgotten_topics_data.items[i],
+				version, w);
 	}
 	if (version >= 11) {
 		kp_wr_str(w, flex, false, &s->rack_id);
@@ -716,8 +738,10 @@ kp_fetch_request_enc(const struct kp_fetch_request *s, int16_t version, struct k
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 12) && ((s->tags_present & (UINT32_C(1) << 0)) || s->cluster_id.len != -1);
-		bool put1 = (version >= 15) && ((s->tags_present & (UINT32_C(1) << 1)) || !kp_fetch_request_replica_state_is_default(&s->replica_state));
+		bool put0 = (version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->cluster_id.len != -1);
+		bool put1 = (version >= 15) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || !kp_fetch_request_replica_state_is_default(&s->replica_state));
 
 		ntag += put0;
 		ntag += put1;
@@ -777,7 +801,8 @@ kp_fetch_request_sz(const struct kp_fetch_request *s, int16_t version)
 	if (version >= 7) {
 		sz += kp_array_len_size(flex, s->forgotten_topics_data.count);
 		for (int32_t i = 0; i < s->forgotten_topics_data.count; i++)
-			sz += kp_fetch_request_forgotten_topic_sz(&s->forgotten_topics_data.items[i], version);
+			sz += kp_fetch_request_forgotten_topic_sz(
+				&s->forgotten_topics_data.items[i], version);
 	}
 	if (version >= 11) {
 		sz += kp_str_size(flex, &s->rack_id);
@@ -787,14 +812,17 @@ kp_fetch_request_sz(const struct kp_fetch_request *s, int16_t version)
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 12) && ((s->tags_present & (UINT32_C(1) << 0)) || s->cluster_id.len != -1)) {
+		if ((version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->cluster_id.len != -1)) {
 			size_t vs = 0;
 
 			vs += kp_str_size(true, &s->cluster_id);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 15) && ((s->tags_present & (UINT32_C(1) << 1)) || !kp_fetch_request_replica_state_is_default(&s->replica_state))) {
+		if ((version >= 15) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || !kp_fetch_request_replica_state_is_default(
+			&s->replica_state))) {
 			size_t vs = 0;
 
 			vs += kp_fetch_request_replica_state_sz(&s->replica_state, version);
@@ -807,7 +835,8 @@ kp_fetch_request_sz(const struct kp_fetch_request *s, int16_t version)
 }
 
 int
-kp_fetch_request_decode(struct kp_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_request_decode(struct kp_fetch_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 17)
 		return -EPROTONOSUPPORT;
@@ -850,7 +879,8 @@ kp_fetch_response_epoch_end_offset_is_default(const struct kp_fetch_response_epo
 }
 
 static int
-kp_fetch_response_epoch_end_offset_dec(struct kp_fetch_response_epoch_end_offset *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_epoch_end_offset_dec(struct kp_fetch_response_epoch_end_offset *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -899,7 +929,8 @@ kp_fetch_response_epoch_end_offset_dec(struct kp_fetch_response_epoch_end_offset
 }
 
 static void
-kp_fetch_response_epoch_end_offset_enc(const struct kp_fetch_response_epoch_end_offset *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_epoch_end_offset_enc(const struct kp_fetch_response_epoch_end_offset *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -918,7 +949,8 @@ kp_fetch_response_epoch_end_offset_enc(const struct kp_fetch_response_epoch_end_
 }
 
 static size_t
-kp_fetch_response_epoch_end_offset_sz(const struct kp_fetch_response_epoch_end_offset *s, int16_t version)
+kp_fetch_response_epoch_end_offset_sz(const struct kp_fetch_response_epoch_end_offset *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -947,7 +979,8 @@ kp_fetch_response_leader_id_and_epoch_init(struct kp_fetch_response_leader_id_an
 }
 
 static bool
-kp_fetch_response_leader_id_and_epoch_is_default(const struct kp_fetch_response_leader_id_and_epoch *s)
+kp_fetch_response_leader_id_and_epoch_is_default(
+	const struct kp_fetch_response_leader_id_and_epoch *s)
 {
 	return !(s->leader_id != -1)
 	       && !(s->leader_epoch != -1)
@@ -955,7 +988,8 @@ kp_fetch_response_leader_id_and_epoch_is_default(const struct kp_fetch_response_
 }
 
 static int
-kp_fetch_response_leader_id_and_epoch_dec(struct kp_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_leader_id_and_epoch_dec(struct kp_fetch_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1004,7 +1038,8 @@ kp_fetch_response_leader_id_and_epoch_dec(struct kp_fetch_response_leader_id_and
 }
 
 static void
-kp_fetch_response_leader_id_and_epoch_enc(const struct kp_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_leader_id_and_epoch_enc(const struct kp_fetch_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1023,7 +1058,8 @@ kp_fetch_response_leader_id_and_epoch_enc(const struct kp_fetch_response_leader_
 }
 
 static size_t
-kp_fetch_response_leader_id_and_epoch_sz(const struct kp_fetch_response_leader_id_and_epoch *s, int16_t version)
+kp_fetch_response_leader_id_and_epoch_sz(const struct kp_fetch_response_leader_id_and_epoch *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -1060,7 +1096,8 @@ kp_fetch_response_snapshot_id_is_default(const struct kp_fetch_response_snapshot
 }
 
 static int
-kp_fetch_response_snapshot_id_dec(struct kp_fetch_response_snapshot_id *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_snapshot_id_dec(struct kp_fetch_response_snapshot_id *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1109,7 +1146,8 @@ kp_fetch_response_snapshot_id_dec(struct kp_fetch_response_snapshot_id *s, int16
 }
 
 static void
-kp_fetch_response_snapshot_id_enc(const struct kp_fetch_response_snapshot_id *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_snapshot_id_enc(const struct kp_fetch_response_snapshot_id *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1155,7 +1193,8 @@ kp_fetch_response_aborted_transaction_init(struct kp_fetch_response_aborted_tran
 }
 
 static int
-kp_fetch_response_aborted_transaction_dec(struct kp_fetch_response_aborted_transaction *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_aborted_transaction_dec(struct kp_fetch_response_aborted_transaction *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -1204,7 +1243,8 @@ kp_fetch_response_aborted_transaction_dec(struct kp_fetch_response_aborted_trans
 }
 
 static void
-kp_fetch_response_aborted_transaction_enc(const struct kp_fetch_response_aborted_transaction *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_aborted_transaction_enc(const struct kp_fetch_response_aborted_transaction *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -1223,7 +1263,8 @@ kp_fetch_response_aborted_transaction_enc(const struct kp_fetch_response_aborted
 }
 
 static size_t
-kp_fetch_response_aborted_transaction_sz(const struct kp_fetch_response_aborted_transaction *s, int16_t version)
+kp_fetch_response_aborted_transaction_sz(const struct kp_fetch_response_aborted_transaction *s,
+	int16_t version)
 {
 	const bool flex = (version >= 12);
 
@@ -1256,7 +1297,8 @@ kp_fetch_response_partition_data_init(struct kp_fetch_response_partition_data *s
 }
 
 static int
-kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -1294,11 +1336,13 @@ kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s,
 			s->aborted_transactions.count = n;
 			s->aborted_transactions.items = NULL;
 			if (n > 0) {
-				s->aborted_transactions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->aborted_transactions.items), 8);
+				s->aborted_transactions.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->aborted_transactions.items), 8);
 				if (s->aborted_transactions.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_fetch_response_aborted_transaction_dec(&s->aborted_transactions.items[i], version, r, a);
+					rc = kp_fetch_response_aborted_transaction_dec(
+						&s->aborted_transactions.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -1334,7 +1378,8 @@ kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s,
 			kp_reader_init(&sub, r->p, tsz);
 			r->p += tsz;
 			if (tag == 0 && (version >= 12)) {
-				rc = kp_fetch_response_epoch_end_offset_dec(&s->diverging_epoch, version, (&sub), a);
+				rc = kp_fetch_response_epoch_end_offset_dec(&s->diverging_epoch,
+					version, (&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -1343,7 +1388,8 @@ kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s,
 				}
 				s->tags_present |= UINT32_C(1) << 0;
 			} else if (tag == 1 && (version >= 12)) {
-				rc = kp_fetch_response_leader_id_and_epoch_dec(&s->current_leader, version, (&sub), a);
+				rc = kp_fetch_response_leader_id_and_epoch_dec(&s->current_leader,
+					version, (&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -1352,7 +1398,8 @@ kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s,
 				}
 				s->tags_present |= UINT32_C(1) << 1;
 			} else if (tag == 2 && (version >= 12)) {
-				rc = kp_fetch_response_snapshot_id_dec(&s->snapshot_id, version, (&sub), a);
+				rc = kp_fetch_response_snapshot_id_dec(&s->snapshot_id, version, (
+					&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -1371,7 +1418,8 @@ kp_fetch_response_partition_data_dec(struct kp_fetch_response_partition_data *s,
 }
 
 static void
-kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -1389,7 +1437,8 @@ kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_da
 	if (version >= 4) {
 		kp_wr_array_len(w, flex, true, s->aborted_transactions.count);
 		for (int32_t i = 0; i < s->aborted_transactions.count; i++)
-			kp_fetch_response_aborted_transaction_enc(&s->aborted_transactions.items[i], version, w);
+			kp_fetch_response_aborted_transaction_enc(&s->aborted_transactions.items[i],
+				version, w);
 	}
 	if (version >= 11) {
 		kp_wr_int32(w, s->preferred_read_replica);
@@ -1398,9 +1447,14 @@ kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_da
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 12) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_fetch_response_epoch_end_offset_is_default(&s->diverging_epoch));
-		bool put1 = (version >= 12) && ((s->tags_present & (UINT32_C(1) << 1)) || !kp_fetch_response_leader_id_and_epoch_is_default(&s->current_leader));
-		bool put2 = (version >= 12) && ((s->tags_present & (UINT32_C(1) << 2)) || !kp_fetch_response_snapshot_id_is_default(&s->snapshot_id));
+		bool put0 = (version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_fetch_response_epoch_end_offset_is_default(
+			&s->diverging_epoch));
+		bool put1 = (version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || !kp_fetch_response_leader_id_and_epoch_is_default(
+			&s->current_leader));
+		bool put2 = (version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 2)) || !kp_fetch_response_snapshot_id_is_default(&s->snapshot_id));
 
 		ntag += put0;
 		ntag += put1;
@@ -1440,7 +1494,8 @@ kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_da
 }
 
 static size_t
-kp_fetch_response_partition_data_sz(const struct kp_fetch_response_partition_data *s, int16_t version)
+kp_fetch_response_partition_data_sz(const struct kp_fetch_response_partition_data *s,
+	int16_t version)
 {
 	const bool flex = (version >= 12);
 
@@ -1460,7 +1515,8 @@ kp_fetch_response_partition_data_sz(const struct kp_fetch_response_partition_dat
 	if (version >= 4) {
 		sz += kp_array_len_size(flex, s->aborted_transactions.count);
 		for (int32_t i = 0; i < s->aborted_transactions.count; i++)
-			sz += kp_fetch_response_aborted_transaction_sz(&s->aborted_transactions.items[i], version);
+			sz += kp_fetch_response_aborted_transaction_sz(
+				&s->aborted_transactions.items[i], version);
 	}
 	if (version >= 11) {
 		sz += 4;
@@ -1471,21 +1527,26 @@ kp_fetch_response_partition_data_sz(const struct kp_fetch_response_partition_dat
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 12) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_fetch_response_epoch_end_offset_is_default(&s->diverging_epoch))) {
+		if ((version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_fetch_response_epoch_end_offset_is_default(
+			&s->diverging_epoch))) {
 			size_t vs = 0;
 
 			vs += kp_fetch_response_epoch_end_offset_sz(&s->diverging_epoch, version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 12) && ((s->tags_present & (UINT32_C(1) << 1)) || !kp_fetch_response_leader_id_and_epoch_is_default(&s->current_leader))) {
+		if ((version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 1)) || !kp_fetch_response_leader_id_and_epoch_is_default(
+			&s->current_leader))) {
 			size_t vs = 0;
 
 			vs += kp_fetch_response_leader_id_and_epoch_sz(&s->current_leader, version);
 			sz += kp_uvarint_size(1) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
-		if ((version >= 12) && ((s->tags_present & (UINT32_C(1) << 2)) || !kp_fetch_response_snapshot_id_is_default(&s->snapshot_id))) {
+		if ((version >= 12) && ((s->tags_present & (UINT32_C(
+			1) << 2)) || !kp_fetch_response_snapshot_id_is_default(&s->snapshot_id))) {
 			size_t vs = 0;
 
 			vs += kp_fetch_response_snapshot_id_sz(&s->snapshot_id, version);
@@ -1498,13 +1559,15 @@ kp_fetch_response_partition_data_sz(const struct kp_fetch_response_partition_dat
 }
 
 void
-kp_fetch_response_fetchable_topic_response_init(struct kp_fetch_response_fetchable_topic_response *s)
+kp_fetch_response_fetchable_topic_response_init(
+	struct kp_fetch_response_fetchable_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_fetch_response_fetchable_topic_response_dec(struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_fetchable_topic_response_dec(struct kp_fetch_response_fetchable_topic_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -1532,11 +1595,13 @@ kp_fetch_response_fetchable_topic_response_dec(struct kp_fetch_response_fetchabl
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_fetch_response_partition_data_dec(&s->partitions.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1577,7 +1642,9 @@ kp_fetch_response_fetchable_topic_response_dec(struct kp_fetch_response_fetchabl
 }
 
 static void
-kp_fetch_response_fetchable_topic_response_enc(const struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_fetchable_topic_response_enc(
+	const struct kp_fetch_response_fetchable_topic_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 12);
 
@@ -1603,7 +1670,8 @@ kp_fetch_response_fetchable_topic_response_enc(const struct kp_fetch_response_fe
 }
 
 static size_t
-kp_fetch_response_fetchable_topic_response_sz(const struct kp_fetch_response_fetchable_topic_response *s, int16_t version)
+kp_fetch_response_fetchable_topic_response_sz(
+	const struct kp_fetch_response_fetchable_topic_response *s, int16_t version)
 {
 	const bool flex = (version >= 12);
 
@@ -1639,7 +1707,8 @@ kp_fetch_response_node_endpoint_init(struct kp_fetch_response_node_endpoint *s)
 }
 
 static int
-kp_fetch_response_node_endpoint_dec(struct kp_fetch_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_node_endpoint_dec(struct kp_fetch_response_node_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1690,7 +1759,8 @@ kp_fetch_response_node_endpoint_dec(struct kp_fetch_response_node_endpoint *s, i
 }
 
 static void
-kp_fetch_response_node_endpoint_enc(const struct kp_fetch_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_fetch_response_node_endpoint_enc(const struct kp_fetch_response_node_endpoint *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1740,7 +1810,8 @@ kp_fetch_response_init(struct kp_fetch_response *s)
 }
 
 static int
-kp_fetch_response_dec(struct kp_fetch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_dec(struct kp_fetch_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 12);
 
@@ -1774,11 +1845,13 @@ kp_fetch_response_dec(struct kp_fetch_response *s, int16_t version, struct kp_re
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_response_fetchable_topic_response_dec(&s->responses.items[i], version, r, a);
+				rc = kp_fetch_response_fetchable_topic_response_dec(
+					&s->responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1816,11 +1889,15 @@ kp_fetch_response_dec(struct kp_fetch_response *s, int16_t version, struct kp_re
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
-							rc = kp_fetch_response_node_endpoint_dec(&s->node_endpoints.items[i], version, (&sub), a);
+							rc = kp_fetch_response_node_endpoint_dec(
+								&s->node_endpoints.items[i],
+								version, (&sub), a);
 							if (rc != 0)
 								return rc;
 						}
@@ -1863,7 +1940,8 @@ kp_fetch_response_enc(const struct kp_fetch_response *s, int16_t version, struct
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 16) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 16) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -1872,12 +1950,14 @@ kp_fetch_response_enc(const struct kp_fetch_response *s, int16_t version, struct
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_fetch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_fetch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_fetch_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_fetch_response_node_endpoint_enc(&s->node_endpoints.items[i],
+					version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -1904,18 +1984,21 @@ kp_fetch_response_sz(const struct kp_fetch_response *s, int16_t version)
 	}
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_fetch_response_fetchable_topic_response_sz(&s->responses.items[i], version);
+		sz += kp_fetch_response_fetchable_topic_response_sz(&s->responses.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 16) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 16) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_fetch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_fetch_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -1925,7 +2008,8 @@ kp_fetch_response_sz(const struct kp_fetch_response *s, int16_t version)
 }
 
 int
-kp_fetch_response_decode(struct kp_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_response_decode(struct kp_fetch_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 17)
 		return -EPROTONOSUPPORT;

@@ -169,7 +169,8 @@ kp_fetch_request_init(struct kp_fetch_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_fetch_request_decode(struct kp_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_fetch_request_decode(struct kp_fetch_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -366,7 +367,8 @@ kp_fetch_response_partition_data_init(struct kp_fetch_response_partition_data *s
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_fetch_response_fetchable_topic_response_init(struct kp_fetch_response_fetchable_topic_response *s);
+kp_fetch_response_fetchable_topic_response_init(
+	struct kp_fetch_response_fetchable_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -384,7 +386,8 @@ kp_fetch_response_init(struct kp_fetch_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_fetch_response_decode(struct kp_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_fetch_response_decode(struct kp_fetch_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).

@@ -14,7 +14,8 @@ kp_fetch_snapshot_request_snapshot_id_init(struct kp_fetch_snapshot_request_snap
 }
 
 static int
-kp_fetch_snapshot_request_snapshot_id_dec(struct kp_fetch_snapshot_request_snapshot_id *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_request_snapshot_id_dec(struct kp_fetch_snapshot_request_snapshot_id *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +64,8 @@ kp_fetch_snapshot_request_snapshot_id_dec(struct kp_fetch_snapshot_request_snaps
 }
 
 static void
-kp_fetch_snapshot_request_snapshot_id_enc(const struct kp_fetch_snapshot_request_snapshot_id *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_request_snapshot_id_enc(const struct kp_fetch_snapshot_request_snapshot_id *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -82,7 +84,8 @@ kp_fetch_snapshot_request_snapshot_id_enc(const struct kp_fetch_snapshot_request
 }
 
 static size_t
-kp_fetch_snapshot_request_snapshot_id_sz(const struct kp_fetch_snapshot_request_snapshot_id *s, int16_t version)
+kp_fetch_snapshot_request_snapshot_id_sz(const struct kp_fetch_snapshot_request_snapshot_id *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -103,14 +106,17 @@ kp_fetch_snapshot_request_snapshot_id_sz(const struct kp_fetch_snapshot_request_
 }
 
 void
-kp_fetch_snapshot_request_partition_snapshot_init(struct kp_fetch_snapshot_request_partition_snapshot *s)
+kp_fetch_snapshot_request_partition_snapshot_init(
+	struct kp_fetch_snapshot_request_partition_snapshot *s)
 {
 	memset(s, 0, sizeof(*s));
 	kp_fetch_snapshot_request_snapshot_id_init(&s->snapshot_id);
 }
 
 static int
-kp_fetch_snapshot_request_partition_snapshot_dec(struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_request_partition_snapshot_dec(
+	struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -172,7 +178,9 @@ kp_fetch_snapshot_request_partition_snapshot_dec(struct kp_fetch_snapshot_reques
 }
 
 static void
-kp_fetch_snapshot_request_partition_snapshot_enc(const struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_request_partition_snapshot_enc(
+	const struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -185,7 +193,8 @@ kp_fetch_snapshot_request_partition_snapshot_enc(const struct kp_fetch_snapshot_
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id));
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id));
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -203,7 +212,8 @@ kp_fetch_snapshot_request_partition_snapshot_enc(const struct kp_fetch_snapshot_
 }
 
 static size_t
-kp_fetch_snapshot_request_partition_snapshot_sz(const struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version)
+kp_fetch_snapshot_request_partition_snapshot_sz(
+	const struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -220,7 +230,8 @@ kp_fetch_snapshot_request_partition_snapshot_sz(const struct kp_fetch_snapshot_r
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(&s->replica_directory_id))) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_uuid_is_zero(
+			&s->replica_directory_id))) {
 			size_t vs = 0;
 
 			vs += 16;
@@ -239,7 +250,8 @@ kp_fetch_snapshot_request_topic_snapshot_init(struct kp_fetch_snapshot_request_t
 }
 
 static int
-kp_fetch_snapshot_request_topic_snapshot_dec(struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_request_topic_snapshot_dec(struct kp_fetch_snapshot_request_topic_snapshot *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -259,11 +271,13 @@ kp_fetch_snapshot_request_topic_snapshot_dec(struct kp_fetch_snapshot_request_to
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_snapshot_request_partition_snapshot_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_fetch_snapshot_request_partition_snapshot_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -304,7 +318,9 @@ kp_fetch_snapshot_request_topic_snapshot_dec(struct kp_fetch_snapshot_request_to
 }
 
 static void
-kp_fetch_snapshot_request_topic_snapshot_enc(const struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_request_topic_snapshot_enc(
+	const struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -313,7 +329,8 @@ kp_fetch_snapshot_request_topic_snapshot_enc(const struct kp_fetch_snapshot_requ
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_fetch_snapshot_request_partition_snapshot_enc(&s->partitions.items[i], version, w);
+		kp_fetch_snapshot_request_partition_snapshot_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -325,7 +342,8 @@ kp_fetch_snapshot_request_topic_snapshot_enc(const struct kp_fetch_snapshot_requ
 }
 
 static size_t
-kp_fetch_snapshot_request_topic_snapshot_sz(const struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version)
+kp_fetch_snapshot_request_topic_snapshot_sz(
+	const struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -336,7 +354,8 @@ kp_fetch_snapshot_request_topic_snapshot_sz(const struct kp_fetch_snapshot_reque
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_fetch_snapshot_request_partition_snapshot_sz(&s->partitions.items[i], version);
+		sz += kp_fetch_snapshot_request_partition_snapshot_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -358,7 +377,8 @@ kp_fetch_snapshot_request_init(struct kp_fetch_snapshot_request *s)
 }
 
 static int
-kp_fetch_snapshot_request_dec(struct kp_fetch_snapshot_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_request_dec(struct kp_fetch_snapshot_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -382,11 +402,13 @@ kp_fetch_snapshot_request_dec(struct kp_fetch_snapshot_request *s, int16_t versi
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_snapshot_request_topic_snapshot_dec(&s->topics.items[i], version, r, a);
+				rc = kp_fetch_snapshot_request_topic_snapshot_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -434,7 +456,8 @@ kp_fetch_snapshot_request_dec(struct kp_fetch_snapshot_request *s, int16_t versi
 }
 
 static void
-kp_fetch_snapshot_request_enc(const struct kp_fetch_snapshot_request *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_request_enc(const struct kp_fetch_snapshot_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -497,7 +520,8 @@ kp_fetch_snapshot_request_sz(const struct kp_fetch_snapshot_request *s, int16_t 
 }
 
 int
-kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -507,7 +531,8 @@ kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t ve
 }
 
 int
-kp_fetch_snapshot_request_encode(const struct kp_fetch_snapshot_request *m, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_request_encode(const struct kp_fetch_snapshot_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -530,7 +555,8 @@ kp_fetch_snapshot_response_snapshot_id_init(struct kp_fetch_snapshot_response_sn
 }
 
 static int
-kp_fetch_snapshot_response_snapshot_id_dec(struct kp_fetch_snapshot_response_snapshot_id *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_snapshot_id_dec(struct kp_fetch_snapshot_response_snapshot_id *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -579,7 +605,8 @@ kp_fetch_snapshot_response_snapshot_id_dec(struct kp_fetch_snapshot_response_sna
 }
 
 static void
-kp_fetch_snapshot_response_snapshot_id_enc(const struct kp_fetch_snapshot_response_snapshot_id *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_snapshot_id_enc(const struct kp_fetch_snapshot_response_snapshot_id *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -598,7 +625,8 @@ kp_fetch_snapshot_response_snapshot_id_enc(const struct kp_fetch_snapshot_respon
 }
 
 static size_t
-kp_fetch_snapshot_response_snapshot_id_sz(const struct kp_fetch_snapshot_response_snapshot_id *s, int16_t version)
+kp_fetch_snapshot_response_snapshot_id_sz(const struct kp_fetch_snapshot_response_snapshot_id *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -619,13 +647,15 @@ kp_fetch_snapshot_response_snapshot_id_sz(const struct kp_fetch_snapshot_respons
 }
 
 void
-kp_fetch_snapshot_response_leader_id_and_epoch_init(struct kp_fetch_snapshot_response_leader_id_and_epoch *s)
+kp_fetch_snapshot_response_leader_id_and_epoch_init(
+	struct kp_fetch_snapshot_response_leader_id_and_epoch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static bool
-kp_fetch_snapshot_response_leader_id_and_epoch_is_default(const struct kp_fetch_snapshot_response_leader_id_and_epoch *s)
+kp_fetch_snapshot_response_leader_id_and_epoch_is_default(
+	const struct kp_fetch_snapshot_response_leader_id_and_epoch *s)
 {
 	return !(s->leader_id != 0)
 	       && !(s->leader_epoch != 0)
@@ -633,7 +663,9 @@ kp_fetch_snapshot_response_leader_id_and_epoch_is_default(const struct kp_fetch_
 }
 
 static int
-kp_fetch_snapshot_response_leader_id_and_epoch_dec(struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_leader_id_and_epoch_dec(
+	struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -682,7 +714,9 @@ kp_fetch_snapshot_response_leader_id_and_epoch_dec(struct kp_fetch_snapshot_resp
 }
 
 static void
-kp_fetch_snapshot_response_leader_id_and_epoch_enc(const struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_leader_id_and_epoch_enc(
+	const struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -701,7 +735,8 @@ kp_fetch_snapshot_response_leader_id_and_epoch_enc(const struct kp_fetch_snapsho
 }
 
 static size_t
-kp_fetch_snapshot_response_leader_id_and_epoch_sz(const struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version)
+kp_fetch_snapshot_response_leader_id_and_epoch_sz(
+	const struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -722,7 +757,8 @@ kp_fetch_snapshot_response_leader_id_and_epoch_sz(const struct kp_fetch_snapshot
 }
 
 void
-kp_fetch_snapshot_response_partition_snapshot_init(struct kp_fetch_snapshot_response_partition_snapshot *s)
+kp_fetch_snapshot_response_partition_snapshot_init(
+	struct kp_fetch_snapshot_response_partition_snapshot *s)
 {
 	memset(s, 0, sizeof(*s));
 	kp_fetch_snapshot_response_snapshot_id_init(&s->snapshot_id);
@@ -730,7 +766,9 @@ kp_fetch_snapshot_response_partition_snapshot_init(struct kp_fetch_snapshot_resp
 }
 
 static int
-kp_fetch_snapshot_response_partition_snapshot_dec(struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_partition_snapshot_dec(
+	struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -777,7 +815,8 @@ kp_fetch_snapshot_response_partition_snapshot_dec(struct kp_fetch_snapshot_respo
 			kp_reader_init(&sub, r->p, tsz);
 			r->p += tsz;
 			if (tag == 0) {
-				rc = kp_fetch_snapshot_response_leader_id_and_epoch_dec(&s->current_leader, version, (&sub), a);
+				rc = kp_fetch_snapshot_response_leader_id_and_epoch_dec(
+					&s->current_leader, version, (&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -796,7 +835,9 @@ kp_fetch_snapshot_response_partition_snapshot_dec(struct kp_fetch_snapshot_respo
 }
 
 static void
-kp_fetch_snapshot_response_partition_snapshot_enc(const struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_partition_snapshot_enc(
+	const struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -811,17 +852,21 @@ kp_fetch_snapshot_response_partition_snapshot_enc(const struct kp_fetch_snapshot
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = ((s->tags_present & (UINT32_C(1) << 0)) || !kp_fetch_snapshot_response_leader_id_and_epoch_is_default(&s->current_leader));
+		bool put0 = ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_fetch_snapshot_response_leader_id_and_epoch_is_default(
+			&s->current_leader));
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
 		if (put0) {
 			size_t vs = 0;
 
-			vs += kp_fetch_snapshot_response_leader_id_and_epoch_sz(&s->current_leader, version);
+			vs += kp_fetch_snapshot_response_leader_id_and_epoch_sz(&s->current_leader,
+				version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
-			kp_fetch_snapshot_response_leader_id_and_epoch_enc(&s->current_leader, version, w);
+			kp_fetch_snapshot_response_leader_id_and_epoch_enc(&s->current_leader,
+				version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -829,7 +874,8 @@ kp_fetch_snapshot_response_partition_snapshot_enc(const struct kp_fetch_snapshot
 }
 
 static size_t
-kp_fetch_snapshot_response_partition_snapshot_sz(const struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version)
+kp_fetch_snapshot_response_partition_snapshot_sz(
+	const struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -848,10 +894,13 @@ kp_fetch_snapshot_response_partition_snapshot_sz(const struct kp_fetch_snapshot_
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if (((s->tags_present & (UINT32_C(1) << 0)) || !kp_fetch_snapshot_response_leader_id_and_epoch_is_default(&s->current_leader))) {
+		if (((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_fetch_snapshot_response_leader_id_and_epoch_is_default(
+			&s->current_leader))) {
 			size_t vs = 0;
 
-			vs += kp_fetch_snapshot_response_leader_id_and_epoch_sz(&s->current_leader, version);
+			vs += kp_fetch_snapshot_response_leader_id_and_epoch_sz(&s->current_leader,
+				version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -867,7 +916,8 @@ kp_fetch_snapshot_response_topic_snapshot_init(struct kp_fetch_snapshot_response
 }
 
 static int
-kp_fetch_snapshot_response_topic_snapshot_dec(struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_topic_snapshot_dec(struct kp_fetch_snapshot_response_topic_snapshot *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -887,11 +937,13 @@ kp_fetch_snapshot_response_topic_snapshot_dec(struct kp_fetch_snapshot_response_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_snapshot_response_partition_snapshot_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_fetch_snapshot_response_partition_snapshot_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -932,7 +984,9 @@ kp_fetch_snapshot_response_topic_snapshot_dec(struct kp_fetch_snapshot_response_
 }
 
 static void
-kp_fetch_snapshot_response_topic_snapshot_enc(const struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_topic_snapshot_enc(
+	const struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -941,7 +995,8 @@ kp_fetch_snapshot_response_topic_snapshot_enc(const struct kp_fetch_snapshot_res
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_fetch_snapshot_response_partition_snapshot_enc(&s->partitions.items[i], version, w);
+		kp_fetch_snapshot_response_partition_snapshot_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -953,7 +1008,8 @@ kp_fetch_snapshot_response_topic_snapshot_enc(const struct kp_fetch_snapshot_res
 }
 
 static size_t
-kp_fetch_snapshot_response_topic_snapshot_sz(const struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version)
+kp_fetch_snapshot_response_topic_snapshot_sz(
+	const struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -964,7 +1020,8 @@ kp_fetch_snapshot_response_topic_snapshot_sz(const struct kp_fetch_snapshot_resp
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_fetch_snapshot_response_partition_snapshot_sz(&s->partitions.items[i], version);
+		sz += kp_fetch_snapshot_response_partition_snapshot_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -982,7 +1039,8 @@ kp_fetch_snapshot_response_node_endpoint_init(struct kp_fetch_snapshot_response_
 }
 
 static int
-kp_fetch_snapshot_response_node_endpoint_dec(struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_node_endpoint_dec(struct kp_fetch_snapshot_response_node_endpoint *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1032,7 +1090,9 @@ kp_fetch_snapshot_response_node_endpoint_dec(struct kp_fetch_snapshot_response_n
 }
 
 static void
-kp_fetch_snapshot_response_node_endpoint_enc(const struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_node_endpoint_enc(
+	const struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1052,7 +1112,8 @@ kp_fetch_snapshot_response_node_endpoint_enc(const struct kp_fetch_snapshot_resp
 }
 
 static size_t
-kp_fetch_snapshot_response_node_endpoint_sz(const struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version)
+kp_fetch_snapshot_response_node_endpoint_sz(
+	const struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -1080,7 +1141,8 @@ kp_fetch_snapshot_response_init(struct kp_fetch_snapshot_response *s)
 }
 
 static int
-kp_fetch_snapshot_response_dec(struct kp_fetch_snapshot_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_dec(struct kp_fetch_snapshot_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1104,11 +1166,13 @@ kp_fetch_snapshot_response_dec(struct kp_fetch_snapshot_response *s, int16_t ver
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_fetch_snapshot_response_topic_snapshot_dec(&s->topics.items[i], version, r, a);
+				rc = kp_fetch_snapshot_response_topic_snapshot_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1146,7 +1210,9 @@ kp_fetch_snapshot_response_dec(struct kp_fetch_snapshot_response *s, int16_t ver
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
@@ -1172,7 +1238,8 @@ kp_fetch_snapshot_response_dec(struct kp_fetch_snapshot_response *s, int16_t ver
 }
 
 static void
-kp_fetch_snapshot_response_enc(const struct kp_fetch_snapshot_response *s, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_enc(const struct kp_fetch_snapshot_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1186,7 +1253,8 @@ kp_fetch_snapshot_response_enc(const struct kp_fetch_snapshot_response *s, int16
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -1195,12 +1263,14 @@ kp_fetch_snapshot_response_enc(const struct kp_fetch_snapshot_response *s, int16
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_fetch_snapshot_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_fetch_snapshot_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_fetch_snapshot_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_fetch_snapshot_response_node_endpoint_enc(
+					&s->node_endpoints.items[i], version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -1226,12 +1296,14 @@ kp_fetch_snapshot_response_sz(const struct kp_fetch_snapshot_response *s, int16_
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_fetch_snapshot_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_fetch_snapshot_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -1241,7 +1313,8 @@ kp_fetch_snapshot_response_sz(const struct kp_fetch_snapshot_response *s, int16_
 }
 
 int
-kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -1251,7 +1324,8 @@ kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t 
 }
 
 int
-kp_fetch_snapshot_response_encode(const struct kp_fetch_snapshot_response *m, int16_t version, struct kp_writer *w)
+kp_fetch_snapshot_response_encode(const struct kp_fetch_snapshot_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -83,7 +83,8 @@ kp_fetch_snapshot_request_snapshot_id_init(struct kp_fetch_snapshot_request_snap
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_fetch_snapshot_request_partition_snapshot_init(struct kp_fetch_snapshot_request_partition_snapshot *s);
+kp_fetch_snapshot_request_partition_snapshot_init(
+	struct kp_fetch_snapshot_request_partition_snapshot *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -101,7 +102,8 @@ kp_fetch_snapshot_request_init(struct kp_fetch_snapshot_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -110,7 +112,8 @@ kp_fetch_snapshot_request_decode(struct kp_fetch_snapshot_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_fetch_snapshot_request_encode(const struct kp_fetch_snapshot_request *m, int16_t version, struct kp_writer *w);
+kp_fetch_snapshot_request_encode(const struct kp_fetch_snapshot_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_fetch_snapshot_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -220,11 +223,13 @@ kp_fetch_snapshot_response_snapshot_id_init(struct kp_fetch_snapshot_response_sn
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_fetch_snapshot_response_leader_id_and_epoch_init(struct kp_fetch_snapshot_response_leader_id_and_epoch *s);
+kp_fetch_snapshot_response_leader_id_and_epoch_init(
+	struct kp_fetch_snapshot_response_leader_id_and_epoch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_fetch_snapshot_response_partition_snapshot_init(struct kp_fetch_snapshot_response_partition_snapshot *s);
+kp_fetch_snapshot_response_partition_snapshot_init(
+	struct kp_fetch_snapshot_response_partition_snapshot *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -246,7 +251,8 @@ kp_fetch_snapshot_response_init(struct kp_fetch_snapshot_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -255,7 +261,8 @@ kp_fetch_snapshot_response_decode(struct kp_fetch_snapshot_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_fetch_snapshot_response_encode(const struct kp_fetch_snapshot_response *m, int16_t version, struct kp_writer *w);
+kp_fetch_snapshot_response_encode(const struct kp_fetch_snapshot_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_fetch_snapshot_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

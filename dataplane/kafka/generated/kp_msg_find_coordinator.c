@@ -14,7 +14,8 @@ kp_find_coordinator_request_init(struct kp_find_coordinator_request *s)
 }
 
 static int
-kp_find_coordinator_request_dec(struct kp_find_coordinator_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_find_coordinator_request_dec(struct kp_find_coordinator_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -45,7 +46,8 @@ kp_find_coordinator_request_dec(struct kp_find_coordinator_request *s, int16_t v
 			s->coordinator_keys.count = n;
 			s->coordinator_keys.items = NULL;
 			if (n > 0) {
-				s->coordinator_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->coordinator_keys.items), 8);
+				s->coordinator_keys.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->coordinator_keys.items), 8);
 				if (s->coordinator_keys.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -91,7 +93,8 @@ kp_find_coordinator_request_dec(struct kp_find_coordinator_request *s, int16_t v
 }
 
 static void
-kp_find_coordinator_request_enc(const struct kp_find_coordinator_request *s, int16_t version, struct kp_writer *w)
+kp_find_coordinator_request_enc(const struct kp_find_coordinator_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -149,7 +152,8 @@ kp_find_coordinator_request_sz(const struct kp_find_coordinator_request *s, int1
 }
 
 int
-kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -159,7 +163,8 @@ kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_
 }
 
 int
-kp_find_coordinator_request_encode(const struct kp_find_coordinator_request *m, int16_t version, struct kp_writer *w)
+kp_find_coordinator_request_encode(const struct kp_find_coordinator_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -182,7 +187,8 @@ kp_find_coordinator_response_coordinator_init(struct kp_find_coordinator_respons
 }
 
 static int
-kp_find_coordinator_response_coordinator_dec(struct kp_find_coordinator_response_coordinator *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_find_coordinator_response_coordinator_dec(struct kp_find_coordinator_response_coordinator *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -235,7 +241,9 @@ kp_find_coordinator_response_coordinator_dec(struct kp_find_coordinator_response
 }
 
 static void
-kp_find_coordinator_response_coordinator_enc(const struct kp_find_coordinator_response_coordinator *s, int16_t version, struct kp_writer *w)
+kp_find_coordinator_response_coordinator_enc(
+	const struct kp_find_coordinator_response_coordinator *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -258,7 +266,8 @@ kp_find_coordinator_response_coordinator_enc(const struct kp_find_coordinator_re
 }
 
 static size_t
-kp_find_coordinator_response_coordinator_sz(const struct kp_find_coordinator_response_coordinator *s, int16_t version)
+kp_find_coordinator_response_coordinator_sz(
+	const struct kp_find_coordinator_response_coordinator *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -289,7 +298,8 @@ kp_find_coordinator_response_init(struct kp_find_coordinator_response *s)
 }
 
 static int
-kp_find_coordinator_response_dec(struct kp_find_coordinator_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_find_coordinator_response_dec(struct kp_find_coordinator_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -337,11 +347,13 @@ kp_find_coordinator_response_dec(struct kp_find_coordinator_response *s, int16_t
 			s->coordinators.count = n;
 			s->coordinators.items = NULL;
 			if (n > 0) {
-				s->coordinators.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->coordinators.items), 8);
+				s->coordinators.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->coordinators.items), 8);
 				if (s->coordinators.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_find_coordinator_response_coordinator_dec(&s->coordinators.items[i], version, r, a);
+					rc = kp_find_coordinator_response_coordinator_dec(
+						&s->coordinators.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -383,7 +395,8 @@ kp_find_coordinator_response_dec(struct kp_find_coordinator_response *s, int16_t
 }
 
 static void
-kp_find_coordinator_response_enc(const struct kp_find_coordinator_response *s, int16_t version, struct kp_writer *w)
+kp_find_coordinator_response_enc(const struct kp_find_coordinator_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -410,7 +423,8 @@ kp_find_coordinator_response_enc(const struct kp_find_coordinator_response *s, i
 	if (version >= 4) {
 		kp_wr_array_len(w, flex, false, s->coordinators.count);
 		for (int32_t i = 0; i < s->coordinators.count; i++)
-			kp_find_coordinator_response_coordinator_enc(&s->coordinators.items[i], version, w);
+			kp_find_coordinator_response_coordinator_enc(&s->coordinators.items[i],
+				version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -452,7 +466,8 @@ kp_find_coordinator_response_sz(const struct kp_find_coordinator_response *s, in
 	if (version >= 4) {
 		sz += kp_array_len_size(flex, s->coordinators.count);
 		for (int32_t i = 0; i < s->coordinators.count; i++)
-			sz += kp_find_coordinator_response_coordinator_sz(&s->coordinators.items[i], version);
+			sz += kp_find_coordinator_response_coordinator_sz(&s->coordinators.items[i],
+				version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -465,7 +480,8 @@ kp_find_coordinator_response_sz(const struct kp_find_coordinator_response *s, in
 }
 
 int
-kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;
@@ -475,7 +491,8 @@ kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int1
 }
 
 int
-kp_find_coordinator_response_encode(const struct kp_find_coordinator_response *m, int16_t version, struct kp_writer *w)
+kp_find_coordinator_response_encode(const struct kp_find_coordinator_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 6)
 		return -EPROTONOSUPPORT;

@@ -34,7 +34,8 @@ kp_find_coordinator_request_init(struct kp_find_coordinator_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -43,7 +44,8 @@ kp_find_coordinator_request_decode(struct kp_find_coordinator_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_find_coordinator_request_encode(const struct kp_find_coordinator_request *m, int16_t version, struct kp_writer *w);
+kp_find_coordinator_request_encode(const struct kp_find_coordinator_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_find_coordinator_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -111,7 +113,8 @@ kp_find_coordinator_response_init(struct kp_find_coordinator_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -120,7 +123,8 @@ kp_find_coordinator_response_decode(struct kp_find_coordinator_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_find_coordinator_response_encode(const struct kp_find_coordinator_response *m, int16_t version, struct kp_writer *w);
+kp_find_coordinator_response_encode(const struct kp_find_coordinator_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_find_coordinator_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_get_telemetry_subscriptions_request_init(struct kp_get_telemetry_subscription
 }
 
 static int
-kp_get_telemetry_subscriptions_request_dec(struct kp_get_telemetry_subscriptions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_request_dec(struct kp_get_telemetry_subscriptions_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +63,8 @@ kp_get_telemetry_subscriptions_request_dec(struct kp_get_telemetry_subscriptions
 }
 
 static void
-kp_get_telemetry_subscriptions_request_enc(const struct kp_get_telemetry_subscriptions_request *s, int16_t version, struct kp_writer *w)
+kp_get_telemetry_subscriptions_request_enc(const struct kp_get_telemetry_subscriptions_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -80,7 +82,8 @@ kp_get_telemetry_subscriptions_request_enc(const struct kp_get_telemetry_subscri
 }
 
 static size_t
-kp_get_telemetry_subscriptions_request_sz(const struct kp_get_telemetry_subscriptions_request *s, int16_t version)
+kp_get_telemetry_subscriptions_request_sz(const struct kp_get_telemetry_subscriptions_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -100,7 +103,8 @@ kp_get_telemetry_subscriptions_request_sz(const struct kp_get_telemetry_subscrip
 }
 
 int
-kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscriptions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscriptions_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -110,7 +114,9 @@ kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscripti
 }
 
 int
-kp_get_telemetry_subscriptions_request_encode(const struct kp_get_telemetry_subscriptions_request *m, int16_t version, struct kp_writer *w)
+kp_get_telemetry_subscriptions_request_encode(
+	const struct kp_get_telemetry_subscriptions_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -119,7 +125,8 @@ kp_get_telemetry_subscriptions_request_encode(const struct kp_get_telemetry_subs
 }
 
 int64_t
-kp_get_telemetry_subscriptions_request_size(const struct kp_get_telemetry_subscriptions_request *m, int16_t version)
+kp_get_telemetry_subscriptions_request_size(const struct kp_get_telemetry_subscriptions_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -133,7 +140,8 @@ kp_get_telemetry_subscriptions_response_init(struct kp_get_telemetry_subscriptio
 }
 
 static int
-kp_get_telemetry_subscriptions_response_dec(struct kp_get_telemetry_subscriptions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_response_dec(struct kp_get_telemetry_subscriptions_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -156,7 +164,8 @@ kp_get_telemetry_subscriptions_response_dec(struct kp_get_telemetry_subscription
 		s->accepted_compression_types.count = n;
 		s->accepted_compression_types.items = NULL;
 		if (n > 0) {
-			s->accepted_compression_types.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->accepted_compression_types.items), 8);
+			s->accepted_compression_types.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->accepted_compression_types.items), 8);
 			if (s->accepted_compression_types.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -176,7 +185,8 @@ kp_get_telemetry_subscriptions_response_dec(struct kp_get_telemetry_subscription
 		s->requested_metrics.count = n;
 		s->requested_metrics.items = NULL;
 		if (n > 0) {
-			s->requested_metrics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->requested_metrics.items), 8);
+			s->requested_metrics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->requested_metrics.items), 8);
 			if (s->requested_metrics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -221,7 +231,8 @@ kp_get_telemetry_subscriptions_response_dec(struct kp_get_telemetry_subscription
 }
 
 static void
-kp_get_telemetry_subscriptions_response_enc(const struct kp_get_telemetry_subscriptions_response *s, int16_t version, struct kp_writer *w)
+kp_get_telemetry_subscriptions_response_enc(const struct kp_get_telemetry_subscriptions_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -251,7 +262,8 @@ kp_get_telemetry_subscriptions_response_enc(const struct kp_get_telemetry_subscr
 }
 
 static size_t
-kp_get_telemetry_subscriptions_response_sz(const struct kp_get_telemetry_subscriptions_response *s, int16_t version)
+kp_get_telemetry_subscriptions_response_sz(const struct kp_get_telemetry_subscriptions_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -283,7 +295,8 @@ kp_get_telemetry_subscriptions_response_sz(const struct kp_get_telemetry_subscri
 }
 
 int
-kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscriptions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscriptions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -293,7 +306,9 @@ kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscript
 }
 
 int
-kp_get_telemetry_subscriptions_response_encode(const struct kp_get_telemetry_subscriptions_response *m, int16_t version, struct kp_writer *w)
+kp_get_telemetry_subscriptions_response_encode(
+	const struct kp_get_telemetry_subscriptions_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -302,7 +317,8 @@ kp_get_telemetry_subscriptions_response_encode(const struct kp_get_telemetry_sub
 }
 
 int64_t
-kp_get_telemetry_subscriptions_response_size(const struct kp_get_telemetry_subscriptions_response *m, int16_t version)
+kp_get_telemetry_subscriptions_response_size(
+	const struct kp_get_telemetry_subscriptions_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -23,14 +23,16 @@ void
 kp_get_telemetry_subscriptions_request_init(struct kp_get_telemetry_subscriptions_request *s);
 
 /**
- * Decode a GetTelemetrySubscriptionsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a GetTelemetrySubscriptionsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscriptions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscriptions_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -39,11 +41,14 @@ kp_get_telemetry_subscriptions_request_decode(struct kp_get_telemetry_subscripti
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_get_telemetry_subscriptions_request_encode(const struct kp_get_telemetry_subscriptions_request *m, int16_t version, struct kp_writer *w);
+kp_get_telemetry_subscriptions_request_encode(
+	const struct kp_get_telemetry_subscriptions_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_get_telemetry_subscriptions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_get_telemetry_subscriptions_request_size(const struct kp_get_telemetry_subscriptions_request *m, int16_t version);
+kp_get_telemetry_subscriptions_request_size(const struct kp_get_telemetry_subscriptions_request *m,
+	int16_t version);
 
 /* GetTelemetrySubscriptionsResponse (response, API key 71), versions 0, flexible 0+. */
 struct kp_get_telemetry_subscriptions_response {
@@ -86,14 +91,16 @@ void
 kp_get_telemetry_subscriptions_response_init(struct kp_get_telemetry_subscriptions_response *s);
 
 /**
- * Decode a GetTelemetrySubscriptionsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a GetTelemetrySubscriptionsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscriptions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscriptions_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -102,10 +109,13 @@ kp_get_telemetry_subscriptions_response_decode(struct kp_get_telemetry_subscript
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_get_telemetry_subscriptions_response_encode(const struct kp_get_telemetry_subscriptions_response *m, int16_t version, struct kp_writer *w);
+kp_get_telemetry_subscriptions_response_encode(
+	const struct kp_get_telemetry_subscriptions_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_get_telemetry_subscriptions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_get_telemetry_subscriptions_response_size(const struct kp_get_telemetry_subscriptions_response *m, int16_t version);
+kp_get_telemetry_subscriptions_response_size(
+	const struct kp_get_telemetry_subscriptions_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_GET_TELEMETRY_SUBSCRIPTIONS_H */

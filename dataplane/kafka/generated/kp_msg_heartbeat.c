@@ -16,7 +16,8 @@ kp_heartbeat_request_init(struct kp_heartbeat_request *s)
 }
 
 static int
-kp_heartbeat_request_dec(struct kp_heartbeat_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_heartbeat_request_dec(struct kp_heartbeat_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -119,7 +120,8 @@ kp_heartbeat_request_sz(const struct kp_heartbeat_request *s, int16_t version)
 }
 
 int
-kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -129,7 +131,8 @@ kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, str
 }
 
 int
-kp_heartbeat_request_encode(const struct kp_heartbeat_request *m, int16_t version, struct kp_writer *w)
+kp_heartbeat_request_encode(const struct kp_heartbeat_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -152,7 +155,8 @@ kp_heartbeat_response_init(struct kp_heartbeat_response *s)
 }
 
 static int
-kp_heartbeat_response_dec(struct kp_heartbeat_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_heartbeat_response_dec(struct kp_heartbeat_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -204,7 +208,8 @@ kp_heartbeat_response_dec(struct kp_heartbeat_response *s, int16_t version, stru
 }
 
 static void
-kp_heartbeat_response_enc(const struct kp_heartbeat_response *s, int16_t version, struct kp_writer *w)
+kp_heartbeat_response_enc(const struct kp_heartbeat_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -248,7 +253,8 @@ kp_heartbeat_response_sz(const struct kp_heartbeat_response *s, int16_t version)
 }
 
 int
-kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -258,7 +264,8 @@ kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, s
 }
 
 int
-kp_heartbeat_response_encode(const struct kp_heartbeat_response *m, int16_t version, struct kp_writer *w)
+kp_heartbeat_response_encode(const struct kp_heartbeat_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

@@ -39,7 +39,8 @@ kp_heartbeat_request_init(struct kp_heartbeat_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -48,7 +49,8 @@ kp_heartbeat_request_decode(struct kp_heartbeat_request *m, int16_t version, str
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_heartbeat_request_encode(const struct kp_heartbeat_request *m, int16_t version, struct kp_writer *w);
+kp_heartbeat_request_encode(const struct kp_heartbeat_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_heartbeat_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -79,7 +81,8 @@ kp_heartbeat_response_init(struct kp_heartbeat_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -88,7 +91,8 @@ kp_heartbeat_response_decode(struct kp_heartbeat_response *m, int16_t version, s
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_heartbeat_response_encode(const struct kp_heartbeat_response *m, int16_t version, struct kp_writer *w);
+kp_heartbeat_response_encode(const struct kp_heartbeat_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_heartbeat_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_incremental_alter_configs.h"
 
 void
-kp_incremental_alter_configs_request_alterable_config_init(struct kp_incremental_alter_configs_request_alterable_config *s)
+kp_incremental_alter_configs_request_alterable_config_init(
+	struct kp_incremental_alter_configs_request_alterable_config *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_incremental_alter_configs_request_alterable_config_dec(struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_request_alterable_config_dec(
+	struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -64,7 +67,9 @@ kp_incremental_alter_configs_request_alterable_config_dec(struct kp_incremental_
 }
 
 static void
-kp_incremental_alter_configs_request_alterable_config_enc(const struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_request_alterable_config_enc(
+	const struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -84,7 +89,8 @@ kp_incremental_alter_configs_request_alterable_config_enc(const struct kp_increm
 }
 
 static size_t
-kp_incremental_alter_configs_request_alterable_config_sz(const struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version)
+kp_incremental_alter_configs_request_alterable_config_sz(
+	const struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -106,13 +112,16 @@ kp_incremental_alter_configs_request_alterable_config_sz(const struct kp_increme
 }
 
 void
-kp_incremental_alter_configs_request_alter_configs_resource_init(struct kp_incremental_alter_configs_request_alter_configs_resource *s)
+kp_incremental_alter_configs_request_alter_configs_resource_init(
+	struct kp_incremental_alter_configs_request_alter_configs_resource *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_incremental_alter_configs_request_alter_configs_resource_dec(struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_request_alter_configs_resource_dec(
+	struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -133,11 +142,13 @@ kp_incremental_alter_configs_request_alter_configs_resource_dec(struct kp_increm
 		s->configs.count = n;
 		s->configs.items = NULL;
 		if (n > 0) {
-			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items), 8);
+			s->configs.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->configs.items),
+				8);
 			if (s->configs.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_incremental_alter_configs_request_alterable_config_dec(&s->configs.items[i], version, r, a);
+				rc = kp_incremental_alter_configs_request_alterable_config_dec(
+					&s->configs.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -178,7 +189,9 @@ kp_incremental_alter_configs_request_alter_configs_resource_dec(struct kp_increm
 }
 
 static void
-kp_incremental_alter_configs_request_alter_configs_resource_enc(const struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_request_alter_configs_resource_enc(
+	const struct kp_incremental_alter_configs_request_alter_configs_resource *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -188,7 +201,8 @@ kp_incremental_alter_configs_request_alter_configs_resource_enc(const struct kp_
 	kp_wr_str(w, flex, false, &s->resource_name);
 	kp_wr_array_len(w, flex, false, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		kp_incremental_alter_configs_request_alterable_config_enc(&s->configs.items[i], version, w);
+		kp_incremental_alter_configs_request_alterable_config_enc(&s->configs.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -200,7 +214,9 @@ kp_incremental_alter_configs_request_alter_configs_resource_enc(const struct kp_
 }
 
 static size_t
-kp_incremental_alter_configs_request_alter_configs_resource_sz(const struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version)
+kp_incremental_alter_configs_request_alter_configs_resource_sz(
+	const struct kp_incremental_alter_configs_request_alter_configs_resource *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -212,7 +228,8 @@ kp_incremental_alter_configs_request_alter_configs_resource_sz(const struct kp_i
 	sz += kp_str_size(flex, &s->resource_name);
 	sz += kp_array_len_size(flex, s->configs.count);
 	for (int32_t i = 0; i < s->configs.count; i++)
-		sz += kp_incremental_alter_configs_request_alterable_config_sz(&s->configs.items[i], version);
+		sz += kp_incremental_alter_configs_request_alterable_config_sz(&s->configs.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -230,7 +247,8 @@ kp_incremental_alter_configs_request_init(struct kp_incremental_alter_configs_re
 }
 
 static int
-kp_incremental_alter_configs_request_dec(struct kp_incremental_alter_configs_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_request_dec(struct kp_incremental_alter_configs_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -249,7 +267,8 @@ kp_incremental_alter_configs_request_dec(struct kp_incremental_alter_configs_req
 		s->resources.count = n;
 		s->resources.items = NULL;
 		if (n > 0) {
-			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->resources.items), 8);
+			s->resources.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->resources.items), 8);
 			if (s->resources.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -295,7 +314,8 @@ kp_incremental_alter_configs_request_dec(struct kp_incremental_alter_configs_req
 }
 
 static void
-kp_incremental_alter_configs_request_enc(const struct kp_incremental_alter_configs_request *s, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_request_enc(const struct kp_incremental_alter_configs_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -303,7 +323,8 @@ kp_incremental_alter_configs_request_enc(const struct kp_incremental_alter_confi
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		kp_incremental_alter_configs_request_alter_configs_resource_enc(&s->resources.items[i], version, w);
+		kp_incremental_alter_configs_request_alter_configs_resource_enc(
+			&s->resources.items[i], version, w);
 	kp_wr_bool(w, s->validate_only);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -316,7 +337,8 @@ kp_incremental_alter_configs_request_enc(const struct kp_incremental_alter_confi
 }
 
 static size_t
-kp_incremental_alter_configs_request_sz(const struct kp_incremental_alter_configs_request *s, int16_t version)
+kp_incremental_alter_configs_request_sz(const struct kp_incremental_alter_configs_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -326,7 +348,8 @@ kp_incremental_alter_configs_request_sz(const struct kp_incremental_alter_config
 	(void)version;
 	sz += kp_array_len_size(flex, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)
-		sz += kp_incremental_alter_configs_request_alter_configs_resource_sz(&s->resources.items[i], version);
+		sz += kp_incremental_alter_configs_request_alter_configs_resource_sz(
+			&s->resources.items[i], version);
 	sz += 1;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -339,7 +362,8 @@ kp_incremental_alter_configs_request_sz(const struct kp_incremental_alter_config
 }
 
 int
-kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -349,7 +373,8 @@ kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_
 }
 
 int
-kp_incremental_alter_configs_request_encode(const struct kp_incremental_alter_configs_request *m, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_request_encode(const struct kp_incremental_alter_configs_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -358,7 +383,8 @@ kp_incremental_alter_configs_request_encode(const struct kp_incremental_alter_co
 }
 
 int64_t
-kp_incremental_alter_configs_request_size(const struct kp_incremental_alter_configs_request *m, int16_t version)
+kp_incremental_alter_configs_request_size(const struct kp_incremental_alter_configs_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -366,13 +392,16 @@ kp_incremental_alter_configs_request_size(const struct kp_incremental_alter_conf
 }
 
 void
-kp_incremental_alter_configs_response_alter_configs_resource_response_init(struct kp_incremental_alter_configs_response_alter_configs_resource_response *s)
+kp_incremental_alter_configs_response_alter_configs_resource_response_init(
+	struct kp_incremental_alter_configs_response_alter_configs_resource_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_incremental_alter_configs_response_alter_configs_resource_response_dec(struct kp_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_response_alter_configs_resource_response_dec(
+	struct kp_incremental_alter_configs_response_alter_configs_resource_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -423,7 +452,9 @@ kp_incremental_alter_configs_response_alter_configs_resource_response_dec(struct
 }
 
 static void
-kp_incremental_alter_configs_response_alter_configs_resource_response_enc(const struct kp_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_response_alter_configs_resource_response_enc(
+	const struct kp_incremental_alter_configs_response_alter_configs_resource_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -444,7 +475,9 @@ kp_incremental_alter_configs_response_alter_configs_resource_response_enc(const 
 }
 
 static size_t
-kp_incremental_alter_configs_response_alter_configs_resource_response_sz(const struct kp_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version)
+kp_incremental_alter_configs_response_alter_configs_resource_response_sz(
+	const struct kp_incremental_alter_configs_response_alter_configs_resource_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -473,7 +506,8 @@ kp_incremental_alter_configs_response_init(struct kp_incremental_alter_configs_r
 }
 
 static int
-kp_incremental_alter_configs_response_dec(struct kp_incremental_alter_configs_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_response_dec(struct kp_incremental_alter_configs_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -493,7 +527,8 @@ kp_incremental_alter_configs_response_dec(struct kp_incremental_alter_configs_re
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -538,7 +573,8 @@ kp_incremental_alter_configs_response_dec(struct kp_incremental_alter_configs_re
 }
 
 static void
-kp_incremental_alter_configs_response_enc(const struct kp_incremental_alter_configs_response *s, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_response_enc(const struct kp_incremental_alter_configs_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -547,7 +583,8 @@ kp_incremental_alter_configs_response_enc(const struct kp_incremental_alter_conf
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_incremental_alter_configs_response_alter_configs_resource_response_enc(&s->responses.items[i], version, w);
+		kp_incremental_alter_configs_response_alter_configs_resource_response_enc(
+			&s->responses.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -559,7 +596,8 @@ kp_incremental_alter_configs_response_enc(const struct kp_incremental_alter_conf
 }
 
 static size_t
-kp_incremental_alter_configs_response_sz(const struct kp_incremental_alter_configs_response *s, int16_t version)
+kp_incremental_alter_configs_response_sz(const struct kp_incremental_alter_configs_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -570,7 +608,8 @@ kp_incremental_alter_configs_response_sz(const struct kp_incremental_alter_confi
 	sz += 4;
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_incremental_alter_configs_response_alter_configs_resource_response_sz(&s->responses.items[i], version);
+		sz += kp_incremental_alter_configs_response_alter_configs_resource_response_sz(
+			&s->responses.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -582,7 +621,8 @@ kp_incremental_alter_configs_response_sz(const struct kp_incremental_alter_confi
 }
 
 int
-kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -592,7 +632,8 @@ kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs
 }
 
 int
-kp_incremental_alter_configs_response_encode(const struct kp_incremental_alter_configs_response *m, int16_t version, struct kp_writer *w)
+kp_incremental_alter_configs_response_encode(const struct kp_incremental_alter_configs_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -601,7 +642,8 @@ kp_incremental_alter_configs_response_encode(const struct kp_incremental_alter_c
 }
 
 int64_t
-kp_incremental_alter_configs_response_size(const struct kp_incremental_alter_configs_response *m, int16_t version)
+kp_incremental_alter_configs_response_size(const struct kp_incremental_alter_configs_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

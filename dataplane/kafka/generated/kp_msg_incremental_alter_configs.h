@@ -56,25 +56,29 @@ struct kp_incremental_alter_configs_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_incremental_alter_configs_request_alterable_config_init(struct kp_incremental_alter_configs_request_alterable_config *s);
+kp_incremental_alter_configs_request_alterable_config_init(
+	struct kp_incremental_alter_configs_request_alterable_config *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_incremental_alter_configs_request_alter_configs_resource_init(struct kp_incremental_alter_configs_request_alter_configs_resource *s);
+kp_incremental_alter_configs_request_alter_configs_resource_init(
+	struct kp_incremental_alter_configs_request_alter_configs_resource *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_incremental_alter_configs_request_init(struct kp_incremental_alter_configs_request *s);
 
 /**
- * Decode a IncrementalAlterConfigsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a IncrementalAlterConfigsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-1; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,11 +87,13 @@ kp_incremental_alter_configs_request_decode(struct kp_incremental_alter_configs_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_incremental_alter_configs_request_encode(const struct kp_incremental_alter_configs_request *m, int16_t version, struct kp_writer *w);
+kp_incremental_alter_configs_request_encode(const struct kp_incremental_alter_configs_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_incremental_alter_configs_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_incremental_alter_configs_request_size(const struct kp_incremental_alter_configs_request *m, int16_t version);
+kp_incremental_alter_configs_request_size(const struct kp_incremental_alter_configs_request *m,
+	int16_t version);
 
 /* AlterConfigsResourceResponse: in IncrementalAlterConfigsResponse, used in versions 0,1. */
 struct kp_incremental_alter_configs_response_alter_configs_resource_response {
@@ -123,21 +129,24 @@ struct kp_incremental_alter_configs_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_incremental_alter_configs_response_alter_configs_resource_response_init(struct kp_incremental_alter_configs_response_alter_configs_resource_response *s);
+kp_incremental_alter_configs_response_alter_configs_resource_response_init(
+	struct kp_incremental_alter_configs_response_alter_configs_resource_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_incremental_alter_configs_response_init(struct kp_incremental_alter_configs_response *s);
 
 /**
- * Decode a IncrementalAlterConfigsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a IncrementalAlterConfigsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-1; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -146,10 +155,12 @@ kp_incremental_alter_configs_response_decode(struct kp_incremental_alter_configs
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_incremental_alter_configs_response_encode(const struct kp_incremental_alter_configs_response *m, int16_t version, struct kp_writer *w);
+kp_incremental_alter_configs_response_encode(const struct kp_incremental_alter_configs_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_incremental_alter_configs_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_incremental_alter_configs_response_size(const struct kp_incremental_alter_configs_response *m, int16_t version);
+kp_incremental_alter_configs_response_size(const struct kp_incremental_alter_configs_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_INCREMENTAL_ALTER_CONFIGS_H */

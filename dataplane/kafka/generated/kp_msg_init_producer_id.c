@@ -16,7 +16,8 @@ kp_init_producer_id_request_init(struct kp_init_producer_id_request *s)
 }
 
 static int
-kp_init_producer_id_request_dec(struct kp_init_producer_id_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_init_producer_id_request_dec(struct kp_init_producer_id_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -73,7 +74,8 @@ kp_init_producer_id_request_dec(struct kp_init_producer_id_request *s, int16_t v
 }
 
 static void
-kp_init_producer_id_request_enc(const struct kp_init_producer_id_request *s, int16_t version, struct kp_writer *w)
+kp_init_producer_id_request_enc(const struct kp_init_producer_id_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -125,7 +127,8 @@ kp_init_producer_id_request_sz(const struct kp_init_producer_id_request *s, int1
 }
 
 int
-kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -135,7 +138,8 @@ kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_
 }
 
 int
-kp_init_producer_id_request_encode(const struct kp_init_producer_id_request *m, int16_t version, struct kp_writer *w)
+kp_init_producer_id_request_encode(const struct kp_init_producer_id_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -159,7 +163,8 @@ kp_init_producer_id_response_init(struct kp_init_producer_id_response *s)
 }
 
 static int
-kp_init_producer_id_response_dec(struct kp_init_producer_id_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_init_producer_id_response_dec(struct kp_init_producer_id_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -210,7 +215,8 @@ kp_init_producer_id_response_dec(struct kp_init_producer_id_response *s, int16_t
 }
 
 static void
-kp_init_producer_id_response_enc(const struct kp_init_producer_id_response *s, int16_t version, struct kp_writer *w)
+kp_init_producer_id_response_enc(const struct kp_init_producer_id_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -254,7 +260,8 @@ kp_init_producer_id_response_sz(const struct kp_init_producer_id_response *s, in
 }
 
 int
-kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -264,7 +271,8 @@ kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int1
 }
 
 int
-kp_init_producer_id_response_encode(const struct kp_init_producer_id_response *m, int16_t version, struct kp_writer *w)
+kp_init_producer_id_response_encode(const struct kp_init_producer_id_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

@@ -45,7 +45,8 @@ kp_init_producer_id_request_init(struct kp_init_producer_id_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -54,7 +55,8 @@ kp_init_producer_id_request_decode(struct kp_init_producer_id_request *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_init_producer_id_request_encode(const struct kp_init_producer_id_request *m, int16_t version, struct kp_writer *w);
+kp_init_producer_id_request_encode(const struct kp_init_producer_id_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_init_producer_id_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -89,7 +91,8 @@ kp_init_producer_id_response_init(struct kp_init_producer_id_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -98,7 +101,8 @@ kp_init_producer_id_response_decode(struct kp_init_producer_id_response *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_init_producer_id_response_encode(const struct kp_init_producer_id_response *m, int16_t version, struct kp_writer *w);
+kp_init_producer_id_response_encode(const struct kp_init_producer_id_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_init_producer_id_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

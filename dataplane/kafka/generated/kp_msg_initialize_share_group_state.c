@@ -8,13 +8,16 @@
 #include "kp_msg_initialize_share_group_state.h"
 
 void
-kp_initialize_share_group_state_request_partition_data_init(struct kp_initialize_share_group_state_request_partition_data *s)
+kp_initialize_share_group_state_request_partition_data_init(
+	struct kp_initialize_share_group_state_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_initialize_share_group_state_request_partition_data_dec(struct kp_initialize_share_group_state_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_request_partition_data_dec(
+	struct kp_initialize_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +67,9 @@ kp_initialize_share_group_state_request_partition_data_dec(struct kp_initialize_
 }
 
 static void
-kp_initialize_share_group_state_request_partition_data_enc(const struct kp_initialize_share_group_state_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_request_partition_data_enc(
+	const struct kp_initialize_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -84,7 +89,8 @@ kp_initialize_share_group_state_request_partition_data_enc(const struct kp_initi
 }
 
 static size_t
-kp_initialize_share_group_state_request_partition_data_sz(const struct kp_initialize_share_group_state_request_partition_data *s, int16_t version)
+kp_initialize_share_group_state_request_partition_data_sz(
+	const struct kp_initialize_share_group_state_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -106,13 +112,16 @@ kp_initialize_share_group_state_request_partition_data_sz(const struct kp_initia
 }
 
 void
-kp_initialize_share_group_state_request_initialize_state_data_init(struct kp_initialize_share_group_state_request_initialize_state_data *s)
+kp_initialize_share_group_state_request_initialize_state_data_init(
+	struct kp_initialize_share_group_state_request_initialize_state_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_initialize_share_group_state_request_initialize_state_data_dec(struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_request_initialize_state_data_dec(
+	struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -132,11 +141,13 @@ kp_initialize_share_group_state_request_initialize_state_data_dec(struct kp_init
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_initialize_share_group_state_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_initialize_share_group_state_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -177,7 +188,9 @@ kp_initialize_share_group_state_request_initialize_state_data_dec(struct kp_init
 }
 
 static void
-kp_initialize_share_group_state_request_initialize_state_data_enc(const struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_request_initialize_state_data_enc(
+	const struct kp_initialize_share_group_state_request_initialize_state_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -186,7 +199,8 @@ kp_initialize_share_group_state_request_initialize_state_data_enc(const struct k
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_initialize_share_group_state_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_initialize_share_group_state_request_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -198,7 +212,9 @@ kp_initialize_share_group_state_request_initialize_state_data_enc(const struct k
 }
 
 static size_t
-kp_initialize_share_group_state_request_initialize_state_data_sz(const struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version)
+kp_initialize_share_group_state_request_initialize_state_data_sz(
+	const struct kp_initialize_share_group_state_request_initialize_state_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -209,7 +225,8 @@ kp_initialize_share_group_state_request_initialize_state_data_sz(const struct kp
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_initialize_share_group_state_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_initialize_share_group_state_request_partition_data_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -227,7 +244,8 @@ kp_initialize_share_group_state_request_init(struct kp_initialize_share_group_st
 }
 
 static int
-kp_initialize_share_group_state_request_dec(struct kp_initialize_share_group_state_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_request_dec(struct kp_initialize_share_group_state_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -247,7 +265,8 @@ kp_initialize_share_group_state_request_dec(struct kp_initialize_share_group_sta
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -292,7 +311,8 @@ kp_initialize_share_group_state_request_dec(struct kp_initialize_share_group_sta
 }
 
 static void
-kp_initialize_share_group_state_request_enc(const struct kp_initialize_share_group_state_request *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_request_enc(const struct kp_initialize_share_group_state_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -301,7 +321,8 @@ kp_initialize_share_group_state_request_enc(const struct kp_initialize_share_gro
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_initialize_share_group_state_request_initialize_state_data_enc(&s->topics.items[i], version, w);
+		kp_initialize_share_group_state_request_initialize_state_data_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -313,7 +334,8 @@ kp_initialize_share_group_state_request_enc(const struct kp_initialize_share_gro
 }
 
 static size_t
-kp_initialize_share_group_state_request_sz(const struct kp_initialize_share_group_state_request *s, int16_t version)
+kp_initialize_share_group_state_request_sz(const struct kp_initialize_share_group_state_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -324,7 +346,8 @@ kp_initialize_share_group_state_request_sz(const struct kp_initialize_share_grou
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_initialize_share_group_state_request_initialize_state_data_sz(&s->topics.items[i], version);
+		sz += kp_initialize_share_group_state_request_initialize_state_data_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -336,7 +359,8 @@ kp_initialize_share_group_state_request_sz(const struct kp_initialize_share_grou
 }
 
 int
-kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -346,7 +370,9 @@ kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_
 }
 
 int
-kp_initialize_share_group_state_request_encode(const struct kp_initialize_share_group_state_request *m, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_request_encode(
+	const struct kp_initialize_share_group_state_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -355,7 +381,8 @@ kp_initialize_share_group_state_request_encode(const struct kp_initialize_share_
 }
 
 int64_t
-kp_initialize_share_group_state_request_size(const struct kp_initialize_share_group_state_request *m, int16_t version)
+kp_initialize_share_group_state_request_size(
+	const struct kp_initialize_share_group_state_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -363,7 +390,8 @@ kp_initialize_share_group_state_request_size(const struct kp_initialize_share_gr
 }
 
 void
-kp_initialize_share_group_state_response_partition_result_init(struct kp_initialize_share_group_state_response_partition_result *s)
+kp_initialize_share_group_state_response_partition_result_init(
+	struct kp_initialize_share_group_state_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -371,7 +399,9 @@ kp_initialize_share_group_state_response_partition_result_init(struct kp_initial
 }
 
 static int
-kp_initialize_share_group_state_response_partition_result_dec(struct kp_initialize_share_group_state_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_response_partition_result_dec(
+	struct kp_initialize_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -421,7 +451,9 @@ kp_initialize_share_group_state_response_partition_result_dec(struct kp_initiali
 }
 
 static void
-kp_initialize_share_group_state_response_partition_result_enc(const struct kp_initialize_share_group_state_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_response_partition_result_enc(
+	const struct kp_initialize_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -441,7 +473,8 @@ kp_initialize_share_group_state_response_partition_result_enc(const struct kp_in
 }
 
 static size_t
-kp_initialize_share_group_state_response_partition_result_sz(const struct kp_initialize_share_group_state_response_partition_result *s, int16_t version)
+kp_initialize_share_group_state_response_partition_result_sz(
+	const struct kp_initialize_share_group_state_response_partition_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -463,13 +496,16 @@ kp_initialize_share_group_state_response_partition_result_sz(const struct kp_ini
 }
 
 void
-kp_initialize_share_group_state_response_initialize_state_result_init(struct kp_initialize_share_group_state_response_initialize_state_result *s)
+kp_initialize_share_group_state_response_initialize_state_result_init(
+	struct kp_initialize_share_group_state_response_initialize_state_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_initialize_share_group_state_response_initialize_state_result_dec(struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_response_initialize_state_result_dec(
+	struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -489,11 +525,13 @@ kp_initialize_share_group_state_response_initialize_state_result_dec(struct kp_i
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_initialize_share_group_state_response_partition_result_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_initialize_share_group_state_response_partition_result_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -534,7 +572,9 @@ kp_initialize_share_group_state_response_initialize_state_result_dec(struct kp_i
 }
 
 static void
-kp_initialize_share_group_state_response_initialize_state_result_enc(const struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_response_initialize_state_result_enc(
+	const struct kp_initialize_share_group_state_response_initialize_state_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -543,7 +583,8 @@ kp_initialize_share_group_state_response_initialize_state_result_enc(const struc
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_initialize_share_group_state_response_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_initialize_share_group_state_response_partition_result_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -555,7 +596,9 @@ kp_initialize_share_group_state_response_initialize_state_result_enc(const struc
 }
 
 static size_t
-kp_initialize_share_group_state_response_initialize_state_result_sz(const struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version)
+kp_initialize_share_group_state_response_initialize_state_result_sz(
+	const struct kp_initialize_share_group_state_response_initialize_state_result *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -566,7 +609,8 @@ kp_initialize_share_group_state_response_initialize_state_result_sz(const struct
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_initialize_share_group_state_response_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_initialize_share_group_state_response_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -584,7 +628,8 @@ kp_initialize_share_group_state_response_init(struct kp_initialize_share_group_s
 }
 
 static int
-kp_initialize_share_group_state_response_dec(struct kp_initialize_share_group_state_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_response_dec(struct kp_initialize_share_group_state_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -603,7 +648,8 @@ kp_initialize_share_group_state_response_dec(struct kp_initialize_share_group_st
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -648,7 +694,9 @@ kp_initialize_share_group_state_response_dec(struct kp_initialize_share_group_st
 }
 
 static void
-kp_initialize_share_group_state_response_enc(const struct kp_initialize_share_group_state_response *s, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_response_enc(
+	const struct kp_initialize_share_group_state_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -656,7 +704,8 @@ kp_initialize_share_group_state_response_enc(const struct kp_initialize_share_gr
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_initialize_share_group_state_response_initialize_state_result_enc(&s->results.items[i], version, w);
+		kp_initialize_share_group_state_response_initialize_state_result_enc(
+			&s->results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -668,7 +717,8 @@ kp_initialize_share_group_state_response_enc(const struct kp_initialize_share_gr
 }
 
 static size_t
-kp_initialize_share_group_state_response_sz(const struct kp_initialize_share_group_state_response *s, int16_t version)
+kp_initialize_share_group_state_response_sz(
+	const struct kp_initialize_share_group_state_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -678,7 +728,8 @@ kp_initialize_share_group_state_response_sz(const struct kp_initialize_share_gro
 	(void)version;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_initialize_share_group_state_response_initialize_state_result_sz(&s->results.items[i], version);
+		sz += kp_initialize_share_group_state_response_initialize_state_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -690,7 +741,8 @@ kp_initialize_share_group_state_response_sz(const struct kp_initialize_share_gro
 }
 
 int
-kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -700,7 +752,9 @@ kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group
 }
 
 int
-kp_initialize_share_group_state_response_encode(const struct kp_initialize_share_group_state_response *m, int16_t version, struct kp_writer *w)
+kp_initialize_share_group_state_response_encode(
+	const struct kp_initialize_share_group_state_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -709,7 +763,8 @@ kp_initialize_share_group_state_response_encode(const struct kp_initialize_share
 }
 
 int64_t
-kp_initialize_share_group_state_response_size(const struct kp_initialize_share_group_state_response *m, int16_t version)
+kp_initialize_share_group_state_response_size(
+	const struct kp_initialize_share_group_state_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -57,25 +57,29 @@ struct kp_initialize_share_group_state_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_initialize_share_group_state_request_partition_data_init(struct kp_initialize_share_group_state_request_partition_data *s);
+kp_initialize_share_group_state_request_partition_data_init(
+	struct kp_initialize_share_group_state_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_initialize_share_group_state_request_initialize_state_data_init(struct kp_initialize_share_group_state_request_initialize_state_data *s);
+kp_initialize_share_group_state_request_initialize_state_data_init(
+	struct kp_initialize_share_group_state_request_initialize_state_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_initialize_share_group_state_request_init(struct kp_initialize_share_group_state_request *s);
 
 /**
- * Decode a InitializeShareGroupStateRequest of the given version from r. Strings, bytes and records in m
+ * Decode a InitializeShareGroupStateRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -84,11 +88,14 @@ kp_initialize_share_group_state_request_decode(struct kp_initialize_share_group_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_initialize_share_group_state_request_encode(const struct kp_initialize_share_group_state_request *m, int16_t version, struct kp_writer *w);
+kp_initialize_share_group_state_request_encode(
+	const struct kp_initialize_share_group_state_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_initialize_share_group_state_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_initialize_share_group_state_request_size(const struct kp_initialize_share_group_state_request *m, int16_t version);
+kp_initialize_share_group_state_request_size(
+	const struct kp_initialize_share_group_state_request *m, int16_t version);
 
 /* PartitionResult: in InitializeShareGroupStateResponse, used in versions 0. */
 struct kp_initialize_share_group_state_response_partition_result {
@@ -132,25 +139,29 @@ struct kp_initialize_share_group_state_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_initialize_share_group_state_response_partition_result_init(struct kp_initialize_share_group_state_response_partition_result *s);
+kp_initialize_share_group_state_response_partition_result_init(
+	struct kp_initialize_share_group_state_response_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_initialize_share_group_state_response_initialize_state_result_init(struct kp_initialize_share_group_state_response_initialize_state_result *s);
+kp_initialize_share_group_state_response_initialize_state_result_init(
+	struct kp_initialize_share_group_state_response_initialize_state_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_initialize_share_group_state_response_init(struct kp_initialize_share_group_state_response *s);
 
 /**
- * Decode a InitializeShareGroupStateResponse of the given version from r. Strings, bytes and records in m
+ * Decode a InitializeShareGroupStateResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -159,10 +170,13 @@ kp_initialize_share_group_state_response_decode(struct kp_initialize_share_group
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_initialize_share_group_state_response_encode(const struct kp_initialize_share_group_state_response *m, int16_t version, struct kp_writer *w);
+kp_initialize_share_group_state_response_encode(
+	const struct kp_initialize_share_group_state_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_initialize_share_group_state_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_initialize_share_group_state_response_size(const struct kp_initialize_share_group_state_response *m, int16_t version);
+kp_initialize_share_group_state_response_size(
+	const struct kp_initialize_share_group_state_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_INITIALIZE_SHARE_GROUP_STATE_H */

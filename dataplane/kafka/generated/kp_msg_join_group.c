@@ -8,13 +8,16 @@
 #include "kp_msg_join_group.h"
 
 void
-kp_join_group_request_join_group_request_protocol_init(struct kp_join_group_request_join_group_request_protocol *s)
+kp_join_group_request_join_group_request_protocol_init(
+	struct kp_join_group_request_join_group_request_protocol *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_join_group_request_join_group_request_protocol_dec(struct kp_join_group_request_join_group_request_protocol *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_request_join_group_request_protocol_dec(
+	struct kp_join_group_request_join_group_request_protocol *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -63,7 +66,9 @@ kp_join_group_request_join_group_request_protocol_dec(struct kp_join_group_reque
 }
 
 static void
-kp_join_group_request_join_group_request_protocol_enc(const struct kp_join_group_request_join_group_request_protocol *s, int16_t version, struct kp_writer *w)
+kp_join_group_request_join_group_request_protocol_enc(
+	const struct kp_join_group_request_join_group_request_protocol *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -82,7 +87,8 @@ kp_join_group_request_join_group_request_protocol_enc(const struct kp_join_group
 }
 
 static size_t
-kp_join_group_request_join_group_request_protocol_sz(const struct kp_join_group_request_join_group_request_protocol *s, int16_t version)
+kp_join_group_request_join_group_request_protocol_sz(
+	const struct kp_join_group_request_join_group_request_protocol *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -114,7 +120,8 @@ kp_join_group_request_init(struct kp_join_group_request *s)
 }
 
 static int
-kp_join_group_request_dec(struct kp_join_group_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_request_dec(struct kp_join_group_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -148,11 +155,13 @@ kp_join_group_request_dec(struct kp_join_group_request *s, int16_t version, stru
 		s->protocols.count = n;
 		s->protocols.items = NULL;
 		if (n > 0) {
-			s->protocols.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->protocols.items), 8);
+			s->protocols.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->protocols.items), 8);
 			if (s->protocols.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_join_group_request_join_group_request_protocol_dec(&s->protocols.items[i], version, r, a);
+				rc = kp_join_group_request_join_group_request_protocol_dec(
+					&s->protocols.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -196,7 +205,8 @@ kp_join_group_request_dec(struct kp_join_group_request *s, int16_t version, stru
 }
 
 static void
-kp_join_group_request_enc(const struct kp_join_group_request *s, int16_t version, struct kp_writer *w)
+kp_join_group_request_enc(const struct kp_join_group_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -214,7 +224,8 @@ kp_join_group_request_enc(const struct kp_join_group_request *s, int16_t version
 	kp_wr_str(w, flex, false, &s->protocol_type);
 	kp_wr_array_len(w, flex, false, s->protocols.count);
 	for (int32_t i = 0; i < s->protocols.count; i++)
-		kp_join_group_request_join_group_request_protocol_enc(&s->protocols.items[i], version, w);
+		kp_join_group_request_join_group_request_protocol_enc(&s->protocols.items[i],
+			version, w);
 	if (version >= 8) {
 		kp_wr_str(w, flex, true, &s->reason);
 	}
@@ -249,7 +260,8 @@ kp_join_group_request_sz(const struct kp_join_group_request *s, int16_t version)
 	sz += kp_str_size(flex, &s->protocol_type);
 	sz += kp_array_len_size(flex, s->protocols.count);
 	for (int32_t i = 0; i < s->protocols.count; i++)
-		sz += kp_join_group_request_join_group_request_protocol_sz(&s->protocols.items[i], version);
+		sz += kp_join_group_request_join_group_request_protocol_sz(&s->protocols.items[i],
+			version);
 	if (version >= 8) {
 		sz += kp_str_size(flex, &s->reason);
 	}
@@ -264,7 +276,8 @@ kp_join_group_request_sz(const struct kp_join_group_request *s, int16_t version)
 }
 
 int
-kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -274,7 +287,8 @@ kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, s
 }
 
 int
-kp_join_group_request_encode(const struct kp_join_group_request *m, int16_t version, struct kp_writer *w)
+kp_join_group_request_encode(const struct kp_join_group_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -291,7 +305,8 @@ kp_join_group_request_size(const struct kp_join_group_request *m, int16_t versio
 }
 
 void
-kp_join_group_response_join_group_response_member_init(struct kp_join_group_response_join_group_response_member *s)
+kp_join_group_response_join_group_response_member_init(
+	struct kp_join_group_response_join_group_response_member *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->group_instance_id.ptr = NULL;
@@ -299,7 +314,9 @@ kp_join_group_response_join_group_response_member_init(struct kp_join_group_resp
 }
 
 static int
-kp_join_group_response_join_group_response_member_dec(struct kp_join_group_response_join_group_response_member *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_response_join_group_response_member_dec(
+	struct kp_join_group_response_join_group_response_member *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -353,7 +370,9 @@ kp_join_group_response_join_group_response_member_dec(struct kp_join_group_respo
 }
 
 static void
-kp_join_group_response_join_group_response_member_enc(const struct kp_join_group_response_join_group_response_member *s, int16_t version, struct kp_writer *w)
+kp_join_group_response_join_group_response_member_enc(
+	const struct kp_join_group_response_join_group_response_member *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -375,7 +394,8 @@ kp_join_group_response_join_group_response_member_enc(const struct kp_join_group
 }
 
 static size_t
-kp_join_group_response_join_group_response_member_sz(const struct kp_join_group_response_join_group_response_member *s, int16_t version)
+kp_join_group_response_join_group_response_member_sz(
+	const struct kp_join_group_response_join_group_response_member *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -408,7 +428,8 @@ kp_join_group_response_init(struct kp_join_group_response *s)
 }
 
 static int
-kp_join_group_response_dec(struct kp_join_group_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_response_dec(struct kp_join_group_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -445,11 +466,13 @@ kp_join_group_response_dec(struct kp_join_group_response *s, int16_t version, st
 		s->members.count = n;
 		s->members.items = NULL;
 		if (n > 0) {
-			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items),
+				8);
 			if (s->members.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_join_group_response_join_group_response_member_dec(&s->members.items[i], version, r, a);
+				rc = kp_join_group_response_join_group_response_member_dec(
+					&s->members.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -490,7 +513,8 @@ kp_join_group_response_dec(struct kp_join_group_response *s, int16_t version, st
 }
 
 static void
-kp_join_group_response_enc(const struct kp_join_group_response *s, int16_t version, struct kp_writer *w)
+kp_join_group_response_enc(const struct kp_join_group_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -512,7 +536,8 @@ kp_join_group_response_enc(const struct kp_join_group_response *s, int16_t versi
 	kp_wr_str(w, flex, false, &s->member_id);
 	kp_wr_array_len(w, flex, false, s->members.count);
 	for (int32_t i = 0; i < s->members.count; i++)
-		kp_join_group_response_join_group_response_member_enc(&s->members.items[i], version, w);
+		kp_join_group_response_join_group_response_member_enc(&s->members.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -548,7 +573,8 @@ kp_join_group_response_sz(const struct kp_join_group_response *s, int16_t versio
 	sz += kp_str_size(flex, &s->member_id);
 	sz += kp_array_len_size(flex, s->members.count);
 	for (int32_t i = 0; i < s->members.count; i++)
-		sz += kp_join_group_response_join_group_response_member_sz(&s->members.items[i], version);
+		sz += kp_join_group_response_join_group_response_member_sz(&s->members.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -560,7 +586,8 @@ kp_join_group_response_sz(const struct kp_join_group_response *s, int16_t versio
 }
 
 int
-kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -570,7 +597,8 @@ kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version,
 }
 
 int
-kp_join_group_response_encode(const struct kp_join_group_response *m, int16_t version, struct kp_writer *w)
+kp_join_group_response_encode(const struct kp_join_group_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;

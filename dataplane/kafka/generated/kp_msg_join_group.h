@@ -60,7 +60,8 @@ struct kp_join_group_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_join_group_request_join_group_request_protocol_init(struct kp_join_group_request_join_group_request_protocol *s);
+kp_join_group_request_join_group_request_protocol_init(
+	struct kp_join_group_request_join_group_request_protocol *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -74,7 +75,8 @@ kp_join_group_request_init(struct kp_join_group_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,7 +85,8 @@ kp_join_group_request_decode(struct kp_join_group_request *m, int16_t version, s
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_join_group_request_encode(const struct kp_join_group_request *m, int16_t version, struct kp_writer *w);
+kp_join_group_request_encode(const struct kp_join_group_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_join_group_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -138,7 +141,8 @@ struct kp_join_group_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_join_group_response_join_group_response_member_init(struct kp_join_group_response_join_group_response_member *s);
+kp_join_group_response_join_group_response_member_init(
+	struct kp_join_group_response_join_group_response_member *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -152,7 +156,8 @@ kp_join_group_response_init(struct kp_join_group_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -161,7 +166,8 @@ kp_join_group_response_decode(struct kp_join_group_response *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_join_group_response_encode(const struct kp_join_group_response *m, int16_t version, struct kp_writer *w);
+kp_join_group_response_encode(const struct kp_join_group_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_join_group_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_k_raft_version_record_init(struct kp_k_raft_version_record *s)
 }
 
 static int
-kp_k_raft_version_record_dec(struct kp_k_raft_version_record *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_k_raft_version_record_dec(struct kp_k_raft_version_record *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +64,8 @@ kp_k_raft_version_record_dec(struct kp_k_raft_version_record *s, int16_t version
 }
 
 static void
-kp_k_raft_version_record_enc(const struct kp_k_raft_version_record *s, int16_t version, struct kp_writer *w)
+kp_k_raft_version_record_enc(const struct kp_k_raft_version_record *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -103,7 +105,8 @@ kp_k_raft_version_record_sz(const struct kp_k_raft_version_record *s, int16_t ve
 }
 
 int
-kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -113,7 +116,8 @@ kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t vers
 }
 
 int
-kp_k_raft_version_record_encode(const struct kp_k_raft_version_record *m, int16_t version, struct kp_writer *w)
+kp_k_raft_version_record_encode(const struct kp_k_raft_version_record *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -31,7 +31,8 @@ kp_k_raft_version_record_init(struct kp_k_raft_version_record *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -40,7 +41,8 @@ kp_k_raft_version_record_decode(struct kp_k_raft_version_record *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_k_raft_version_record_encode(const struct kp_k_raft_version_record *m, int16_t version, struct kp_writer *w);
+kp_k_raft_version_record_encode(const struct kp_k_raft_version_record *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_k_raft_version_record_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

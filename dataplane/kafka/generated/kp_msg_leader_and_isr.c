@@ -8,13 +8,16 @@
 #include "kp_msg_leader_and_isr.h"
 
 void
-kp_leader_and_isr_request_leader_and_isr_partition_state_init(struct kp_leader_and_isr_request_leader_and_isr_partition_state *s)
+kp_leader_and_isr_request_leader_and_isr_partition_state_init(
+	struct kp_leader_and_isr_request_leader_and_isr_partition_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_leader_and_isr_request_leader_and_isr_partition_state_dec(struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_request_leader_and_isr_partition_state_dec(
+	struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -66,7 +69,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_dec(struct kp_leader_an
 		s->replicas.count = n;
 		s->replicas.items = NULL;
 		if (n > 0) {
-			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replicas.items), 8);
+			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replicas.items), 8);
 			if (s->replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -84,7 +88,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_dec(struct kp_leader_an
 			s->adding_replicas.count = n;
 			s->adding_replicas.items = NULL;
 			if (n > 0) {
-				s->adding_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->adding_replicas.items), 8);
+				s->adding_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->adding_replicas.items), 8);
 				if (s->adding_replicas.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -103,7 +108,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_dec(struct kp_leader_an
 			s->removing_replicas.count = n;
 			s->removing_replicas.items = NULL;
 			if (n > 0) {
-				s->removing_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->removing_replicas.items), 8);
+				s->removing_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->removing_replicas.items), 8);
 				if (s->removing_replicas.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -155,7 +161,9 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_dec(struct kp_leader_an
 }
 
 static void
-kp_leader_and_isr_request_leader_and_isr_partition_state_enc(const struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_request_leader_and_isr_partition_state_enc(
+	const struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -202,7 +210,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_enc(const struct kp_lea
 }
 
 static size_t
-kp_leader_and_isr_request_leader_and_isr_partition_state_sz(const struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version)
+kp_leader_and_isr_request_leader_and_isr_partition_state_sz(
+	const struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -251,13 +260,16 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_sz(const struct kp_lead
 }
 
 void
-kp_leader_and_isr_request_leader_and_isr_topic_state_init(struct kp_leader_and_isr_request_leader_and_isr_topic_state *s)
+kp_leader_and_isr_request_leader_and_isr_topic_state_init(
+	struct kp_leader_and_isr_request_leader_and_isr_topic_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_leader_and_isr_request_leader_and_isr_topic_state_dec(struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_request_leader_and_isr_topic_state_dec(
+	struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -281,11 +293,13 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_dec(struct kp_leader_and_is
 		s->partition_states.count = n;
 		s->partition_states.items = NULL;
 		if (n > 0) {
-			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_states.items), 8);
+			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_states.items), 8);
 			if (s->partition_states.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_leader_and_isr_request_leader_and_isr_partition_state_dec(&s->partition_states.items[i], version, r, a);
+				rc = kp_leader_and_isr_request_leader_and_isr_partition_state_dec(
+					&s->partition_states.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -326,7 +340,9 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_dec(struct kp_leader_and_is
 }
 
 static void
-kp_leader_and_isr_request_leader_and_isr_topic_state_enc(const struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_request_leader_and_isr_topic_state_enc(
+	const struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -338,7 +354,8 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_enc(const struct kp_leader_
 	}
 	kp_wr_array_len(w, flex, false, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		kp_leader_and_isr_request_leader_and_isr_partition_state_enc(&s->partition_states.items[i], version, w);
+		kp_leader_and_isr_request_leader_and_isr_partition_state_enc(
+			&s->partition_states.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -350,7 +367,8 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_enc(const struct kp_leader_
 }
 
 static size_t
-kp_leader_and_isr_request_leader_and_isr_topic_state_sz(const struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version)
+kp_leader_and_isr_request_leader_and_isr_topic_state_sz(
+	const struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -364,7 +382,8 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_sz(const struct kp_leader_a
 	}
 	sz += kp_array_len_size(flex, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		sz += kp_leader_and_isr_request_leader_and_isr_partition_state_sz(&s->partition_states.items[i], version);
+		sz += kp_leader_and_isr_request_leader_and_isr_partition_state_sz(
+			&s->partition_states.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -376,13 +395,16 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_sz(const struct kp_leader_a
 }
 
 void
-kp_leader_and_isr_request_leader_and_isr_live_leader_init(struct kp_leader_and_isr_request_leader_and_isr_live_leader *s)
+kp_leader_and_isr_request_leader_and_isr_live_leader_init(
+	struct kp_leader_and_isr_request_leader_and_isr_live_leader *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_leader_and_isr_request_leader_and_isr_live_leader_dec(struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_request_leader_and_isr_live_leader_dec(
+	struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -432,7 +454,9 @@ kp_leader_and_isr_request_leader_and_isr_live_leader_dec(struct kp_leader_and_is
 }
 
 static void
-kp_leader_and_isr_request_leader_and_isr_live_leader_enc(const struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_request_leader_and_isr_live_leader_enc(
+	const struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -452,7 +476,8 @@ kp_leader_and_isr_request_leader_and_isr_live_leader_enc(const struct kp_leader_
 }
 
 static size_t
-kp_leader_and_isr_request_leader_and_isr_live_leader_sz(const struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version)
+kp_leader_and_isr_request_leader_and_isr_live_leader_sz(
+	const struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -481,7 +506,8 @@ kp_leader_and_isr_request_init(struct kp_leader_and_isr_request *s)
 }
 
 static int
-kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -519,7 +545,8 @@ kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t versi
 			s->ungrouped_partition_states.count = n;
 			s->ungrouped_partition_states.items = NULL;
 			if (n > 0) {
-				s->ungrouped_partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->ungrouped_partition_states.items), 8);
+				s->ungrouped_partition_states.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->ungrouped_partition_states.items), 8);
 				if (s->ungrouped_partition_states.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -538,7 +565,8 @@ kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t versi
 			s->topic_states.count = n;
 			s->topic_states.items = NULL;
 			if (n > 0) {
-				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_states.items), 8);
+				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topic_states.items), 8);
 				if (s->topic_states.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -556,11 +584,13 @@ kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t versi
 		s->live_leaders.count = n;
 		s->live_leaders.items = NULL;
 		if (n > 0) {
-			s->live_leaders.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->live_leaders.items), 8);
+			s->live_leaders.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->live_leaders.items), 8);
 			if (s->live_leaders.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_leader_and_isr_request_leader_and_isr_live_leader_dec(&s->live_leaders.items[i], version, r, a);
+				rc = kp_leader_and_isr_request_leader_and_isr_live_leader_dec(
+					&s->live_leaders.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -601,7 +631,8 @@ kp_leader_and_isr_request_dec(struct kp_leader_and_isr_request *s, int16_t versi
 }
 
 static void
-kp_leader_and_isr_request_enc(const struct kp_leader_and_isr_request *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_request_enc(const struct kp_leader_and_isr_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -621,16 +652,19 @@ kp_leader_and_isr_request_enc(const struct kp_leader_and_isr_request *s, int16_t
 	if (version <= 1) {
 		kp_wr_array_len(w, flex, false, s->ungrouped_partition_states.count);
 		for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++)
-			kp_leader_and_isr_request_leader_and_isr_partition_state_enc(&s->ungrouped_partition_states.items[i], version, w);
+			kp_leader_and_isr_request_leader_and_isr_partition_state_enc(
+				&s->ungrouped_partition_states.items[i], version, w);
 	}
 	if (version >= 2) {
 		kp_wr_array_len(w, flex, false, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			kp_leader_and_isr_request_leader_and_isr_topic_state_enc(&s->topic_states.items[i], version, w);
+			kp_leader_and_isr_request_leader_and_isr_topic_state_enc(
+				&s->topic_states.items[i], version, w);
 	}
 	kp_wr_array_len(w, flex, false, s->live_leaders.count);
 	for (int32_t i = 0; i < s->live_leaders.count; i++)
-		kp_leader_and_isr_request_leader_and_isr_live_leader_enc(&s->live_leaders.items[i], version, w);
+		kp_leader_and_isr_request_leader_and_isr_live_leader_enc(&s->live_leaders.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -664,16 +698,19 @@ kp_leader_and_isr_request_sz(const struct kp_leader_and_isr_request *s, int16_t 
 	if (version <= 1) {
 		sz += kp_array_len_size(flex, s->ungrouped_partition_states.count);
 		for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++)
-			sz += kp_leader_and_isr_request_leader_and_isr_partition_state_sz(&s->ungrouped_partition_states.items[i], version);
+			sz += kp_leader_and_isr_request_leader_and_isr_partition_state_sz(
+				&s->ungrouped_partition_states.items[i], version);
 	}
 	if (version >= 2) {
 		sz += kp_array_len_size(flex, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			sz += kp_leader_and_isr_request_leader_and_isr_topic_state_sz(&s->topic_states.items[i], version);
+			sz += kp_leader_and_isr_request_leader_and_isr_topic_state_sz(
+				&s->topic_states.items[i], version);
 	}
 	sz += kp_array_len_size(flex, s->live_leaders.count);
 	for (int32_t i = 0; i < s->live_leaders.count; i++)
-		sz += kp_leader_and_isr_request_leader_and_isr_live_leader_sz(&s->live_leaders.items[i], version);
+		sz += kp_leader_and_isr_request_leader_and_isr_live_leader_sz(
+			&s->live_leaders.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -685,7 +722,8 @@ kp_leader_and_isr_request_sz(const struct kp_leader_and_isr_request *s, int16_t 
 }
 
 int
-kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -695,7 +733,8 @@ kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t ve
 }
 
 int
-kp_leader_and_isr_request_encode(const struct kp_leader_and_isr_request *m, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_request_encode(const struct kp_leader_and_isr_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -712,13 +751,16 @@ kp_leader_and_isr_request_size(const struct kp_leader_and_isr_request *m, int16_
 }
 
 void
-kp_leader_and_isr_response_leader_and_isr_partition_error_init(struct kp_leader_and_isr_response_leader_and_isr_partition_error *s)
+kp_leader_and_isr_response_leader_and_isr_partition_error_init(
+	struct kp_leader_and_isr_response_leader_and_isr_partition_error *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_leader_and_isr_response_leader_and_isr_partition_error_dec(struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_response_leader_and_isr_partition_error_dec(
+	struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -772,7 +814,9 @@ kp_leader_and_isr_response_leader_and_isr_partition_error_dec(struct kp_leader_a
 }
 
 static void
-kp_leader_and_isr_response_leader_and_isr_partition_error_enc(const struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_response_leader_and_isr_partition_error_enc(
+	const struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -794,7 +838,8 @@ kp_leader_and_isr_response_leader_and_isr_partition_error_enc(const struct kp_le
 }
 
 static size_t
-kp_leader_and_isr_response_leader_and_isr_partition_error_sz(const struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version)
+kp_leader_and_isr_response_leader_and_isr_partition_error_sz(
+	const struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -818,13 +863,16 @@ kp_leader_and_isr_response_leader_and_isr_partition_error_sz(const struct kp_lea
 }
 
 void
-kp_leader_and_isr_response_leader_and_isr_topic_error_init(struct kp_leader_and_isr_response_leader_and_isr_topic_error *s)
+kp_leader_and_isr_response_leader_and_isr_topic_error_init(
+	struct kp_leader_and_isr_response_leader_and_isr_topic_error *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_leader_and_isr_response_leader_and_isr_topic_error_dec(struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_response_leader_and_isr_topic_error_dec(
+	struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -844,11 +892,13 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_dec(struct kp_leader_and_i
 		s->partition_errors.count = n;
 		s->partition_errors.items = NULL;
 		if (n > 0) {
-			s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_errors.items), 8);
+			s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_errors.items), 8);
 			if (s->partition_errors.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_leader_and_isr_response_leader_and_isr_partition_error_dec(&s->partition_errors.items[i], version, r, a);
+				rc = kp_leader_and_isr_response_leader_and_isr_partition_error_dec(
+					&s->partition_errors.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -889,7 +939,9 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_dec(struct kp_leader_and_i
 }
 
 static void
-kp_leader_and_isr_response_leader_and_isr_topic_error_enc(const struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_response_leader_and_isr_topic_error_enc(
+	const struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -898,7 +950,8 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_enc(const struct kp_leader
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partition_errors.count);
 	for (int32_t i = 0; i < s->partition_errors.count; i++)
-		kp_leader_and_isr_response_leader_and_isr_partition_error_enc(&s->partition_errors.items[i], version, w);
+		kp_leader_and_isr_response_leader_and_isr_partition_error_enc(
+			&s->partition_errors.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -910,7 +963,8 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_enc(const struct kp_leader
 }
 
 static size_t
-kp_leader_and_isr_response_leader_and_isr_topic_error_sz(const struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version)
+kp_leader_and_isr_response_leader_and_isr_topic_error_sz(
+	const struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -921,7 +975,8 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_sz(const struct kp_leader_
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partition_errors.count);
 	for (int32_t i = 0; i < s->partition_errors.count; i++)
-		sz += kp_leader_and_isr_response_leader_and_isr_partition_error_sz(&s->partition_errors.items[i], version);
+		sz += kp_leader_and_isr_response_leader_and_isr_partition_error_sz(
+			&s->partition_errors.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -939,7 +994,8 @@ kp_leader_and_isr_response_init(struct kp_leader_and_isr_response *s)
 }
 
 static int
-kp_leader_and_isr_response_dec(struct kp_leader_and_isr_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_response_dec(struct kp_leader_and_isr_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -964,7 +1020,8 @@ kp_leader_and_isr_response_dec(struct kp_leader_and_isr_response *s, int16_t ver
 			s->partition_errors.count = n;
 			s->partition_errors.items = NULL;
 			if (n > 0) {
-				s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_errors.items), 8);
+				s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->partition_errors.items), 8);
 				if (s->partition_errors.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -983,7 +1040,8 @@ kp_leader_and_isr_response_dec(struct kp_leader_and_isr_response *s, int16_t ver
 			s->topics.count = n;
 			s->topics.items = NULL;
 			if (n > 0) {
-				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topics.items), 8);
 				if (s->topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -1029,7 +1087,8 @@ kp_leader_and_isr_response_dec(struct kp_leader_and_isr_response *s, int16_t ver
 }
 
 static void
-kp_leader_and_isr_response_enc(const struct kp_leader_and_isr_response *s, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_response_enc(const struct kp_leader_and_isr_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -1039,12 +1098,14 @@ kp_leader_and_isr_response_enc(const struct kp_leader_and_isr_response *s, int16
 	if (version <= 4) {
 		kp_wr_array_len(w, flex, false, s->partition_errors.count);
 		for (int32_t i = 0; i < s->partition_errors.count; i++)
-			kp_leader_and_isr_response_leader_and_isr_partition_error_enc(&s->partition_errors.items[i], version, w);
+			kp_leader_and_isr_response_leader_and_isr_partition_error_enc(
+				&s->partition_errors.items[i], version, w);
 	}
 	if (version >= 5) {
 		kp_wr_array_len(w, flex, false, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			kp_leader_and_isr_response_leader_and_isr_topic_error_enc(&s->topics.items[i], version, w);
+			kp_leader_and_isr_response_leader_and_isr_topic_error_enc(
+				&s->topics.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1069,12 +1130,14 @@ kp_leader_and_isr_response_sz(const struct kp_leader_and_isr_response *s, int16_
 	if (version <= 4) {
 		sz += kp_array_len_size(flex, s->partition_errors.count);
 		for (int32_t i = 0; i < s->partition_errors.count; i++)
-			sz += kp_leader_and_isr_response_leader_and_isr_partition_error_sz(&s->partition_errors.items[i], version);
+			sz += kp_leader_and_isr_response_leader_and_isr_partition_error_sz(
+				&s->partition_errors.items[i], version);
 	}
 	if (version >= 5) {
 		sz += kp_array_len_size(flex, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			sz += kp_leader_and_isr_response_leader_and_isr_topic_error_sz(&s->topics.items[i], version);
+			sz += kp_leader_and_isr_response_leader_and_isr_topic_error_sz(
+				&s->topics.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1087,7 +1150,8 @@ kp_leader_and_isr_response_sz(const struct kp_leader_and_isr_response *s, int16_
 }
 
 int
-kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;
@@ -1097,7 +1161,8 @@ kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t 
 }
 
 int
-kp_leader_and_isr_response_encode(const struct kp_leader_and_isr_response *m, int16_t version, struct kp_writer *w)
+kp_leader_and_isr_response_encode(const struct kp_leader_and_isr_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 7)
 		return -EPROTONOSUPPORT;

@@ -113,15 +113,18 @@ struct kp_leader_and_isr_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_leader_and_isr_request_leader_and_isr_partition_state_init(struct kp_leader_and_isr_request_leader_and_isr_partition_state *s);
+kp_leader_and_isr_request_leader_and_isr_partition_state_init(
+	struct kp_leader_and_isr_request_leader_and_isr_partition_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_leader_and_isr_request_leader_and_isr_topic_state_init(struct kp_leader_and_isr_request_leader_and_isr_topic_state *s);
+kp_leader_and_isr_request_leader_and_isr_topic_state_init(
+	struct kp_leader_and_isr_request_leader_and_isr_topic_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_leader_and_isr_request_leader_and_isr_live_leader_init(struct kp_leader_and_isr_request_leader_and_isr_live_leader *s);
+kp_leader_and_isr_request_leader_and_isr_live_leader_init(
+	struct kp_leader_and_isr_request_leader_and_isr_live_leader *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -135,7 +138,8 @@ kp_leader_and_isr_request_init(struct kp_leader_and_isr_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -144,7 +148,8 @@ kp_leader_and_isr_request_decode(struct kp_leader_and_isr_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_leader_and_isr_request_encode(const struct kp_leader_and_isr_request *m, int16_t version, struct kp_writer *w);
+kp_leader_and_isr_request_encode(const struct kp_leader_and_isr_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_leader_and_isr_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -196,11 +201,13 @@ struct kp_leader_and_isr_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_leader_and_isr_response_leader_and_isr_partition_error_init(struct kp_leader_and_isr_response_leader_and_isr_partition_error *s);
+kp_leader_and_isr_response_leader_and_isr_partition_error_init(
+	struct kp_leader_and_isr_response_leader_and_isr_partition_error *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_leader_and_isr_response_leader_and_isr_topic_error_init(struct kp_leader_and_isr_response_leader_and_isr_topic_error *s);
+kp_leader_and_isr_response_leader_and_isr_topic_error_init(
+	struct kp_leader_and_isr_response_leader_and_isr_topic_error *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -214,7 +221,8 @@ kp_leader_and_isr_response_init(struct kp_leader_and_isr_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -223,7 +231,8 @@ kp_leader_and_isr_response_decode(struct kp_leader_and_isr_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_leader_and_isr_response_encode(const struct kp_leader_and_isr_response *m, int16_t version, struct kp_writer *w);
+kp_leader_and_isr_response_encode(const struct kp_leader_and_isr_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_leader_and_isr_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

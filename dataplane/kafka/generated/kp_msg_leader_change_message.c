@@ -14,7 +14,8 @@ kp_leader_change_message_voter_init(struct kp_leader_change_message_voter *s)
 }
 
 static int
-kp_leader_change_message_voter_dec(struct kp_leader_change_message_voter *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_change_message_voter_dec(struct kp_leader_change_message_voter *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -66,7 +67,8 @@ kp_leader_change_message_voter_dec(struct kp_leader_change_message_voter *s, int
 }
 
 static void
-kp_leader_change_message_voter_enc(const struct kp_leader_change_message_voter *s, int16_t version, struct kp_writer *w)
+kp_leader_change_message_voter_enc(const struct kp_leader_change_message_voter *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -116,7 +118,8 @@ kp_leader_change_message_init(struct kp_leader_change_message *s)
 }
 
 static int
-kp_leader_change_message_dec(struct kp_leader_change_message *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_change_message_dec(struct kp_leader_change_message *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -137,11 +140,13 @@ kp_leader_change_message_dec(struct kp_leader_change_message *s, int16_t version
 		s->voters.count = n;
 		s->voters.items = NULL;
 		if (n > 0) {
-			s->voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->voters.items), 8);
+			s->voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->voters.items),
+				8);
 			if (s->voters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_leader_change_message_voter_dec(&s->voters.items[i], version, r, a);
+				rc = kp_leader_change_message_voter_dec(&s->voters.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -154,11 +159,13 @@ kp_leader_change_message_dec(struct kp_leader_change_message *s, int16_t version
 		s->granting_voters.count = n;
 		s->granting_voters.items = NULL;
 		if (n > 0) {
-			s->granting_voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->granting_voters.items), 8);
+			s->granting_voters.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->granting_voters.items), 8);
 			if (s->granting_voters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_leader_change_message_voter_dec(&s->granting_voters.items[i], version, r, a);
+				rc = kp_leader_change_message_voter_dec(
+					&s->granting_voters.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -199,7 +206,8 @@ kp_leader_change_message_dec(struct kp_leader_change_message *s, int16_t version
 }
 
 static void
-kp_leader_change_message_enc(const struct kp_leader_change_message *s, int16_t version, struct kp_writer *w)
+kp_leader_change_message_enc(const struct kp_leader_change_message *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -251,7 +259,8 @@ kp_leader_change_message_sz(const struct kp_leader_change_message *s, int16_t ve
 }
 
 int
-kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -261,7 +270,8 @@ kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t vers
 }
 
 int
-kp_leader_change_message_encode(const struct kp_leader_change_message *m, int16_t version, struct kp_writer *w)
+kp_leader_change_message_encode(const struct kp_leader_change_message *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -55,7 +55,8 @@ kp_leader_change_message_init(struct kp_leader_change_message *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -64,7 +65,8 @@ kp_leader_change_message_decode(struct kp_leader_change_message *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_leader_change_message_encode(const struct kp_leader_change_message *m, int16_t version, struct kp_writer *w);
+kp_leader_change_message_encode(const struct kp_leader_change_message *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_leader_change_message_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

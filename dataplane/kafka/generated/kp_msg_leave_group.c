@@ -18,7 +18,8 @@ kp_leave_group_request_member_identity_init(struct kp_leave_group_request_member
 }
 
 static int
-kp_leave_group_request_member_identity_dec(struct kp_leave_group_request_member_identity *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_request_member_identity_dec(struct kp_leave_group_request_member_identity *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -72,7 +73,8 @@ kp_leave_group_request_member_identity_dec(struct kp_leave_group_request_member_
 }
 
 static void
-kp_leave_group_request_member_identity_enc(const struct kp_leave_group_request_member_identity *s, int16_t version, struct kp_writer *w)
+kp_leave_group_request_member_identity_enc(const struct kp_leave_group_request_member_identity *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -94,7 +96,8 @@ kp_leave_group_request_member_identity_enc(const struct kp_leave_group_request_m
 }
 
 static size_t
-kp_leave_group_request_member_identity_sz(const struct kp_leave_group_request_member_identity *s, int16_t version)
+kp_leave_group_request_member_identity_sz(const struct kp_leave_group_request_member_identity *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -124,7 +127,8 @@ kp_leave_group_request_init(struct kp_leave_group_request *s)
 }
 
 static int
-kp_leave_group_request_dec(struct kp_leave_group_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_request_dec(struct kp_leave_group_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -152,11 +156,13 @@ kp_leave_group_request_dec(struct kp_leave_group_request *s, int16_t version, st
 			s->members.count = n;
 			s->members.items = NULL;
 			if (n > 0) {
-				s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+				s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->members.items), 8);
 				if (s->members.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_leave_group_request_member_identity_dec(&s->members.items[i], version, r, a);
+					rc = kp_leave_group_request_member_identity_dec(
+						&s->members.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -198,7 +204,8 @@ kp_leave_group_request_dec(struct kp_leave_group_request *s, int16_t version, st
 }
 
 static void
-kp_leave_group_request_enc(const struct kp_leave_group_request *s, int16_t version, struct kp_writer *w)
+kp_leave_group_request_enc(const struct kp_leave_group_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -211,7 +218,8 @@ kp_leave_group_request_enc(const struct kp_leave_group_request *s, int16_t versi
 	if (version >= 3) {
 		kp_wr_array_len(w, flex, false, s->members.count);
 		for (int32_t i = 0; i < s->members.count; i++)
-			kp_leave_group_request_member_identity_enc(&s->members.items[i], version, w);
+			kp_leave_group_request_member_identity_enc(&s->members.items[i], version,
+				w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -239,7 +247,8 @@ kp_leave_group_request_sz(const struct kp_leave_group_request *s, int16_t versio
 	if (version >= 3) {
 		sz += kp_array_len_size(flex, s->members.count);
 		for (int32_t i = 0; i < s->members.count; i++)
-			sz += kp_leave_group_request_member_identity_sz(&s->members.items[i], version);
+			sz += kp_leave_group_request_member_identity_sz(&s->members.items[i],
+				version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -252,7 +261,8 @@ kp_leave_group_request_sz(const struct kp_leave_group_request *s, int16_t versio
 }
 
 int
-kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -262,7 +272,8 @@ kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version,
 }
 
 int
-kp_leave_group_request_encode(const struct kp_leave_group_request *m, int16_t version, struct kp_writer *w)
+kp_leave_group_request_encode(const struct kp_leave_group_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -285,7 +296,8 @@ kp_leave_group_response_member_response_init(struct kp_leave_group_response_memb
 }
 
 static int
-kp_leave_group_response_member_response_dec(struct kp_leave_group_response_member_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_response_member_response_dec(struct kp_leave_group_response_member_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -335,7 +347,8 @@ kp_leave_group_response_member_response_dec(struct kp_leave_group_response_membe
 }
 
 static void
-kp_leave_group_response_member_response_enc(const struct kp_leave_group_response_member_response *s, int16_t version, struct kp_writer *w)
+kp_leave_group_response_member_response_enc(const struct kp_leave_group_response_member_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -355,7 +368,8 @@ kp_leave_group_response_member_response_enc(const struct kp_leave_group_response
 }
 
 static size_t
-kp_leave_group_response_member_response_sz(const struct kp_leave_group_response_member_response *s, int16_t version)
+kp_leave_group_response_member_response_sz(const struct kp_leave_group_response_member_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -383,7 +397,8 @@ kp_leave_group_response_init(struct kp_leave_group_response *s)
 }
 
 static int
-kp_leave_group_response_dec(struct kp_leave_group_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_response_dec(struct kp_leave_group_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -410,11 +425,13 @@ kp_leave_group_response_dec(struct kp_leave_group_response *s, int16_t version, 
 			s->members.count = n;
 			s->members.items = NULL;
 			if (n > 0) {
-				s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+				s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->members.items), 8);
 				if (s->members.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_leave_group_response_member_response_dec(&s->members.items[i], version, r, a);
+					rc = kp_leave_group_response_member_response_dec(
+						&s->members.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -456,7 +473,8 @@ kp_leave_group_response_dec(struct kp_leave_group_response *s, int16_t version, 
 }
 
 static void
-kp_leave_group_response_enc(const struct kp_leave_group_response *s, int16_t version, struct kp_writer *w)
+kp_leave_group_response_enc(const struct kp_leave_group_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -469,7 +487,8 @@ kp_leave_group_response_enc(const struct kp_leave_group_response *s, int16_t ver
 	if (version >= 3) {
 		kp_wr_array_len(w, flex, false, s->members.count);
 		for (int32_t i = 0; i < s->members.count; i++)
-			kp_leave_group_response_member_response_enc(&s->members.items[i], version, w);
+			kp_leave_group_response_member_response_enc(&s->members.items[i], version,
+				w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -497,7 +516,8 @@ kp_leave_group_response_sz(const struct kp_leave_group_response *s, int16_t vers
 	if (version >= 3) {
 		sz += kp_array_len_size(flex, s->members.count);
 		for (int32_t i = 0; i < s->members.count; i++)
-			sz += kp_leave_group_response_member_response_sz(&s->members.items[i], version);
+			sz += kp_leave_group_response_member_response_sz(&s->members.items[i],
+				version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -510,7 +530,8 @@ kp_leave_group_response_sz(const struct kp_leave_group_response *s, int16_t vers
 }
 
 int
-kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -520,7 +541,8 @@ kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t versio
 }
 
 int
-kp_leave_group_response_encode(const struct kp_leave_group_response *m, int16_t version, struct kp_writer *w)
+kp_leave_group_response_encode(const struct kp_leave_group_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

@@ -55,7 +55,8 @@ kp_leave_group_request_init(struct kp_leave_group_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -64,7 +65,8 @@ kp_leave_group_request_decode(struct kp_leave_group_request *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_leave_group_request_encode(const struct kp_leave_group_request *m, int16_t version, struct kp_writer *w);
+kp_leave_group_request_encode(const struct kp_leave_group_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_leave_group_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -118,7 +120,8 @@ kp_leave_group_response_init(struct kp_leave_group_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -127,7 +130,8 @@ kp_leave_group_response_decode(struct kp_leave_group_response *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_leave_group_response_encode(const struct kp_leave_group_response *m, int16_t version, struct kp_writer *w);
+kp_leave_group_response_encode(const struct kp_leave_group_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_leave_group_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

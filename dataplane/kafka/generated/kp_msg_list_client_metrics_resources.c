@@ -14,7 +14,8 @@ kp_list_client_metrics_resources_request_init(struct kp_list_client_metrics_reso
 }
 
 static int
-kp_list_client_metrics_resources_request_dec(struct kp_list_client_metrics_resources_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_request_dec(struct kp_list_client_metrics_resources_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -61,7 +62,9 @@ kp_list_client_metrics_resources_request_dec(struct kp_list_client_metrics_resou
 }
 
 static void
-kp_list_client_metrics_resources_request_enc(const struct kp_list_client_metrics_resources_request *s, int16_t version, struct kp_writer *w)
+kp_list_client_metrics_resources_request_enc(
+	const struct kp_list_client_metrics_resources_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -78,7 +81,8 @@ kp_list_client_metrics_resources_request_enc(const struct kp_list_client_metrics
 }
 
 static size_t
-kp_list_client_metrics_resources_request_sz(const struct kp_list_client_metrics_resources_request *s, int16_t version)
+kp_list_client_metrics_resources_request_sz(
+	const struct kp_list_client_metrics_resources_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -97,7 +101,8 @@ kp_list_client_metrics_resources_request_sz(const struct kp_list_client_metrics_
 }
 
 int
-kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_resources_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_resources_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -107,7 +112,9 @@ kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_re
 }
 
 int
-kp_list_client_metrics_resources_request_encode(const struct kp_list_client_metrics_resources_request *m, int16_t version, struct kp_writer *w)
+kp_list_client_metrics_resources_request_encode(
+	const struct kp_list_client_metrics_resources_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -116,7 +123,8 @@ kp_list_client_metrics_resources_request_encode(const struct kp_list_client_metr
 }
 
 int64_t
-kp_list_client_metrics_resources_request_size(const struct kp_list_client_metrics_resources_request *m, int16_t version)
+kp_list_client_metrics_resources_request_size(
+	const struct kp_list_client_metrics_resources_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -124,13 +132,16 @@ kp_list_client_metrics_resources_request_size(const struct kp_list_client_metric
 }
 
 void
-kp_list_client_metrics_resources_response_client_metrics_resource_init(struct kp_list_client_metrics_resources_response_client_metrics_resource *s)
+kp_list_client_metrics_resources_response_client_metrics_resource_init(
+	struct kp_list_client_metrics_resources_response_client_metrics_resource *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_client_metrics_resources_response_client_metrics_resource_dec(struct kp_list_client_metrics_resources_response_client_metrics_resource *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_response_client_metrics_resource_dec(
+	struct kp_list_client_metrics_resources_response_client_metrics_resource *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -178,7 +189,9 @@ kp_list_client_metrics_resources_response_client_metrics_resource_dec(struct kp_
 }
 
 static void
-kp_list_client_metrics_resources_response_client_metrics_resource_enc(const struct kp_list_client_metrics_resources_response_client_metrics_resource *s, int16_t version, struct kp_writer *w)
+kp_list_client_metrics_resources_response_client_metrics_resource_enc(
+	const struct kp_list_client_metrics_resources_response_client_metrics_resource *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -196,7 +209,9 @@ kp_list_client_metrics_resources_response_client_metrics_resource_enc(const stru
 }
 
 static size_t
-kp_list_client_metrics_resources_response_client_metrics_resource_sz(const struct kp_list_client_metrics_resources_response_client_metrics_resource *s, int16_t version)
+kp_list_client_metrics_resources_response_client_metrics_resource_sz(
+	const struct kp_list_client_metrics_resources_response_client_metrics_resource *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -222,7 +237,8 @@ kp_list_client_metrics_resources_response_init(struct kp_list_client_metrics_res
 }
 
 static int
-kp_list_client_metrics_resources_response_dec(struct kp_list_client_metrics_resources_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_response_dec(struct kp_list_client_metrics_resources_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -243,7 +259,8 @@ kp_list_client_metrics_resources_response_dec(struct kp_list_client_metrics_reso
 		s->client_metrics_resources.count = n;
 		s->client_metrics_resources.items = NULL;
 		if (n > 0) {
-			s->client_metrics_resources.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->client_metrics_resources.items), 8);
+			s->client_metrics_resources.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->client_metrics_resources.items), 8);
 			if (s->client_metrics_resources.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -288,7 +305,9 @@ kp_list_client_metrics_resources_response_dec(struct kp_list_client_metrics_reso
 }
 
 static void
-kp_list_client_metrics_resources_response_enc(const struct kp_list_client_metrics_resources_response *s, int16_t version, struct kp_writer *w)
+kp_list_client_metrics_resources_response_enc(
+	const struct kp_list_client_metrics_resources_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -298,7 +317,8 @@ kp_list_client_metrics_resources_response_enc(const struct kp_list_client_metric
 	kp_wr_int16(w, s->error_code);
 	kp_wr_array_len(w, flex, false, s->client_metrics_resources.count);
 	for (int32_t i = 0; i < s->client_metrics_resources.count; i++)
-		kp_list_client_metrics_resources_response_client_metrics_resource_enc(&s->client_metrics_resources.items[i], version, w);
+		kp_list_client_metrics_resources_response_client_metrics_resource_enc(
+			&s->client_metrics_resources.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -310,7 +330,8 @@ kp_list_client_metrics_resources_response_enc(const struct kp_list_client_metric
 }
 
 static size_t
-kp_list_client_metrics_resources_response_sz(const struct kp_list_client_metrics_resources_response *s, int16_t version)
+kp_list_client_metrics_resources_response_sz(
+	const struct kp_list_client_metrics_resources_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -322,7 +343,8 @@ kp_list_client_metrics_resources_response_sz(const struct kp_list_client_metrics
 	sz += 2;
 	sz += kp_array_len_size(flex, s->client_metrics_resources.count);
 	for (int32_t i = 0; i < s->client_metrics_resources.count; i++)
-		sz += kp_list_client_metrics_resources_response_client_metrics_resource_sz(&s->client_metrics_resources.items[i], version);
+		sz += kp_list_client_metrics_resources_response_client_metrics_resource_sz(
+			&s->client_metrics_resources.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -334,7 +356,9 @@ kp_list_client_metrics_resources_response_sz(const struct kp_list_client_metrics
 }
 
 int
-kp_list_client_metrics_resources_response_decode(struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_client_metrics_resources_response_decode(
+	struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -344,7 +368,9 @@ kp_list_client_metrics_resources_response_decode(struct kp_list_client_metrics_r
 }
 
 int
-kp_list_client_metrics_resources_response_encode(const struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_writer *w)
+kp_list_client_metrics_resources_response_encode(
+	const struct kp_list_client_metrics_resources_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -353,7 +379,8 @@ kp_list_client_metrics_resources_response_encode(const struct kp_list_client_met
 }
 
 int64_t
-kp_list_client_metrics_resources_response_size(const struct kp_list_client_metrics_resources_response *m, int16_t version)
+kp_list_client_metrics_resources_response_size(
+	const struct kp_list_client_metrics_resources_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

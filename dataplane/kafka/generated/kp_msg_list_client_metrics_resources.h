@@ -21,14 +21,16 @@ void
 kp_list_client_metrics_resources_request_init(struct kp_list_client_metrics_resources_request *s);
 
 /**
- * Decode a ListClientMetricsResourcesRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ListClientMetricsResourcesRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_resources_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_resources_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -37,11 +39,14 @@ kp_list_client_metrics_resources_request_decode(struct kp_list_client_metrics_re
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_client_metrics_resources_request_encode(const struct kp_list_client_metrics_resources_request *m, int16_t version, struct kp_writer *w);
+kp_list_client_metrics_resources_request_encode(
+	const struct kp_list_client_metrics_resources_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_client_metrics_resources_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_list_client_metrics_resources_request_size(const struct kp_list_client_metrics_resources_request *m, int16_t version);
+kp_list_client_metrics_resources_request_size(
+	const struct kp_list_client_metrics_resources_request *m, int16_t version);
 
 /* ClientMetricsResource: in ListClientMetricsResourcesResponse, used in versions 0. */
 struct kp_list_client_metrics_resources_response_client_metrics_resource {
@@ -73,21 +78,25 @@ struct kp_list_client_metrics_resources_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_client_metrics_resources_response_client_metrics_resource_init(struct kp_list_client_metrics_resources_response_client_metrics_resource *s);
+kp_list_client_metrics_resources_response_client_metrics_resource_init(
+	struct kp_list_client_metrics_resources_response_client_metrics_resource *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_list_client_metrics_resources_response_init(struct kp_list_client_metrics_resources_response *s);
 
 /**
- * Decode a ListClientMetricsResourcesResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ListClientMetricsResourcesResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_client_metrics_resources_response_decode(struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_client_metrics_resources_response_decode(
+	struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -96,10 +105,13 @@ kp_list_client_metrics_resources_response_decode(struct kp_list_client_metrics_r
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_client_metrics_resources_response_encode(const struct kp_list_client_metrics_resources_response *m, int16_t version, struct kp_writer *w);
+kp_list_client_metrics_resources_response_encode(
+	const struct kp_list_client_metrics_resources_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_client_metrics_resources_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_list_client_metrics_resources_response_size(const struct kp_list_client_metrics_resources_response *m, int16_t version);
+kp_list_client_metrics_resources_response_size(
+	const struct kp_list_client_metrics_resources_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_LIST_CLIENT_METRICS_RESOURCES_H */

@@ -14,7 +14,8 @@ kp_list_groups_request_init(struct kp_list_groups_request *s)
 }
 
 static int
-kp_list_groups_request_dec(struct kp_list_groups_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_groups_request_dec(struct kp_list_groups_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -38,7 +39,8 @@ kp_list_groups_request_dec(struct kp_list_groups_request *s, int16_t version, st
 			s->states_filter.count = n;
 			s->states_filter.items = NULL;
 			if (n > 0) {
-				s->states_filter.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->states_filter.items), 8);
+				s->states_filter.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->states_filter.items), 8);
 				if (s->states_filter.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -57,7 +59,8 @@ kp_list_groups_request_dec(struct kp_list_groups_request *s, int16_t version, st
 			s->types_filter.count = n;
 			s->types_filter.items = NULL;
 			if (n > 0) {
-				s->types_filter.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->types_filter.items), 8);
+				s->types_filter.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->types_filter.items), 8);
 				if (s->types_filter.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -103,7 +106,8 @@ kp_list_groups_request_dec(struct kp_list_groups_request *s, int16_t version, st
 }
 
 static void
-kp_list_groups_request_enc(const struct kp_list_groups_request *s, int16_t version, struct kp_writer *w)
+kp_list_groups_request_enc(const struct kp_list_groups_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -159,7 +163,8 @@ kp_list_groups_request_sz(const struct kp_list_groups_request *s, int16_t versio
 }
 
 int
-kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -169,7 +174,8 @@ kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version,
 }
 
 int
-kp_list_groups_request_encode(const struct kp_list_groups_request *m, int16_t version, struct kp_writer *w)
+kp_list_groups_request_encode(const struct kp_list_groups_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -192,7 +198,8 @@ kp_list_groups_response_listed_group_init(struct kp_list_groups_response_listed_
 }
 
 static int
-kp_list_groups_response_listed_group_dec(struct kp_list_groups_response_listed_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_groups_response_listed_group_dec(struct kp_list_groups_response_listed_group *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -251,7 +258,8 @@ kp_list_groups_response_listed_group_dec(struct kp_list_groups_response_listed_g
 }
 
 static void
-kp_list_groups_response_listed_group_enc(const struct kp_list_groups_response_listed_group *s, int16_t version, struct kp_writer *w)
+kp_list_groups_response_listed_group_enc(const struct kp_list_groups_response_listed_group *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -276,7 +284,8 @@ kp_list_groups_response_listed_group_enc(const struct kp_list_groups_response_li
 }
 
 static size_t
-kp_list_groups_response_listed_group_sz(const struct kp_list_groups_response_listed_group *s, int16_t version)
+kp_list_groups_response_listed_group_sz(const struct kp_list_groups_response_listed_group *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -309,7 +318,8 @@ kp_list_groups_response_init(struct kp_list_groups_response *s)
 }
 
 static int
-kp_list_groups_response_dec(struct kp_list_groups_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_groups_response_dec(struct kp_list_groups_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -333,11 +343,13 @@ kp_list_groups_response_dec(struct kp_list_groups_response *s, int16_t version, 
 		s->groups.count = n;
 		s->groups.items = NULL;
 		if (n > 0) {
-			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items),
+				8);
 			if (s->groups.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_groups_response_listed_group_dec(&s->groups.items[i], version, r, a);
+				rc = kp_list_groups_response_listed_group_dec(&s->groups.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -378,7 +390,8 @@ kp_list_groups_response_dec(struct kp_list_groups_response *s, int16_t version, 
 }
 
 static void
-kp_list_groups_response_enc(const struct kp_list_groups_response *s, int16_t version, struct kp_writer *w)
+kp_list_groups_response_enc(const struct kp_list_groups_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -428,7 +441,8 @@ kp_list_groups_response_sz(const struct kp_list_groups_response *s, int16_t vers
 }
 
 int
-kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -438,7 +452,8 @@ kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t versio
 }
 
 int
-kp_list_groups_response_encode(const struct kp_list_groups_response *m, int16_t version, struct kp_writer *w)
+kp_list_groups_response_encode(const struct kp_list_groups_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

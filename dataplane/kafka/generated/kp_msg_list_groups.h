@@ -38,7 +38,8 @@ kp_list_groups_request_init(struct kp_list_groups_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -47,7 +48,8 @@ kp_list_groups_request_decode(struct kp_list_groups_request *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_groups_request_encode(const struct kp_list_groups_request *m, int16_t version, struct kp_writer *w);
+kp_list_groups_request_encode(const struct kp_list_groups_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_groups_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -103,7 +105,8 @@ kp_list_groups_response_init(struct kp_list_groups_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -112,7 +115,8 @@ kp_list_groups_response_decode(struct kp_list_groups_response *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_groups_response_encode(const struct kp_list_groups_response *m, int16_t version, struct kp_writer *w);
+kp_list_groups_response_encode(const struct kp_list_groups_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_groups_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,7 +8,8 @@
 #include "kp_msg_list_offsets.h"
 
 void
-kp_list_offsets_request_list_offsets_partition_init(struct kp_list_offsets_request_list_offsets_partition *s)
+kp_list_offsets_request_list_offsets_partition_init(
+	struct kp_list_offsets_request_list_offsets_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->current_leader_epoch = -1;
@@ -16,7 +17,9 @@ kp_list_offsets_request_list_offsets_partition_init(struct kp_list_offsets_reque
 }
 
 static int
-kp_list_offsets_request_list_offsets_partition_dec(struct kp_list_offsets_request_list_offsets_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_request_list_offsets_partition_dec(
+	struct kp_list_offsets_request_list_offsets_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -73,7 +76,9 @@ kp_list_offsets_request_list_offsets_partition_dec(struct kp_list_offsets_reques
 }
 
 static void
-kp_list_offsets_request_list_offsets_partition_enc(const struct kp_list_offsets_request_list_offsets_partition *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_request_list_offsets_partition_enc(
+	const struct kp_list_offsets_request_list_offsets_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -98,7 +103,8 @@ kp_list_offsets_request_list_offsets_partition_enc(const struct kp_list_offsets_
 }
 
 static size_t
-kp_list_offsets_request_list_offsets_partition_sz(const struct kp_list_offsets_request_list_offsets_partition *s, int16_t version)
+kp_list_offsets_request_list_offsets_partition_sz(
+	const struct kp_list_offsets_request_list_offsets_partition *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -125,13 +131,15 @@ kp_list_offsets_request_list_offsets_partition_sz(const struct kp_list_offsets_r
 }
 
 void
-kp_list_offsets_request_list_offsets_topic_init(struct kp_list_offsets_request_list_offsets_topic *s)
+kp_list_offsets_request_list_offsets_topic_init(
+	struct kp_list_offsets_request_list_offsets_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_offsets_request_list_offsets_topic_dec(struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_request_list_offsets_topic_dec(struct kp_list_offsets_request_list_offsets_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -151,11 +159,13 @@ kp_list_offsets_request_list_offsets_topic_dec(struct kp_list_offsets_request_li
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_offsets_request_list_offsets_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_list_offsets_request_list_offsets_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -196,7 +206,9 @@ kp_list_offsets_request_list_offsets_topic_dec(struct kp_list_offsets_request_li
 }
 
 static void
-kp_list_offsets_request_list_offsets_topic_enc(const struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_request_list_offsets_topic_enc(
+	const struct kp_list_offsets_request_list_offsets_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -205,7 +217,8 @@ kp_list_offsets_request_list_offsets_topic_enc(const struct kp_list_offsets_requ
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_list_offsets_request_list_offsets_partition_enc(&s->partitions.items[i], version, w);
+		kp_list_offsets_request_list_offsets_partition_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -217,7 +230,8 @@ kp_list_offsets_request_list_offsets_topic_enc(const struct kp_list_offsets_requ
 }
 
 static size_t
-kp_list_offsets_request_list_offsets_topic_sz(const struct kp_list_offsets_request_list_offsets_topic *s, int16_t version)
+kp_list_offsets_request_list_offsets_topic_sz(
+	const struct kp_list_offsets_request_list_offsets_topic *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -228,7 +242,8 @@ kp_list_offsets_request_list_offsets_topic_sz(const struct kp_list_offsets_reque
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_list_offsets_request_list_offsets_partition_sz(&s->partitions.items[i], version);
+		sz += kp_list_offsets_request_list_offsets_partition_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -246,7 +261,8 @@ kp_list_offsets_request_init(struct kp_list_offsets_request *s)
 }
 
 static int
-kp_list_offsets_request_dec(struct kp_list_offsets_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_request_dec(struct kp_list_offsets_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -271,11 +287,13 @@ kp_list_offsets_request_dec(struct kp_list_offsets_request *s, int16_t version, 
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_offsets_request_list_offsets_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_list_offsets_request_list_offsets_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -319,7 +337,8 @@ kp_list_offsets_request_dec(struct kp_list_offsets_request *s, int16_t version, 
 }
 
 static void
-kp_list_offsets_request_enc(const struct kp_list_offsets_request *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_request_enc(const struct kp_list_offsets_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -375,7 +394,8 @@ kp_list_offsets_request_sz(const struct kp_list_offsets_request *s, int16_t vers
 }
 
 int
-kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 10)
 		return -EPROTONOSUPPORT;
@@ -385,7 +405,8 @@ kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t versio
 }
 
 int
-kp_list_offsets_request_encode(const struct kp_list_offsets_request *m, int16_t version, struct kp_writer *w)
+kp_list_offsets_request_encode(const struct kp_list_offsets_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 10)
 		return -EPROTONOSUPPORT;
@@ -402,7 +423,8 @@ kp_list_offsets_request_size(const struct kp_list_offsets_request *m, int16_t ve
 }
 
 void
-kp_list_offsets_response_list_offsets_partition_response_init(struct kp_list_offsets_response_list_offsets_partition_response *s)
+kp_list_offsets_response_list_offsets_partition_response_init(
+	struct kp_list_offsets_response_list_offsets_partition_response *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->timestamp = INT64_C(-1);
@@ -411,7 +433,9 @@ kp_list_offsets_response_list_offsets_partition_response_init(struct kp_list_off
 }
 
 static int
-kp_list_offsets_response_list_offsets_partition_response_dec(struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_response_list_offsets_partition_response_dec(
+	struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -438,7 +462,8 @@ kp_list_offsets_response_list_offsets_partition_response_dec(struct kp_list_offs
 			s->old_style_offsets.count = n;
 			s->old_style_offsets.items = NULL;
 			if (n > 0) {
-				s->old_style_offsets.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->old_style_offsets.items), 8);
+				s->old_style_offsets.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->old_style_offsets.items), 8);
 				if (s->old_style_offsets.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -493,7 +518,9 @@ kp_list_offsets_response_list_offsets_partition_response_dec(struct kp_list_offs
 }
 
 static void
-kp_list_offsets_response_list_offsets_partition_response_enc(const struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_response_list_offsets_partition_response_enc(
+	const struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -526,7 +553,8 @@ kp_list_offsets_response_list_offsets_partition_response_enc(const struct kp_lis
 }
 
 static size_t
-kp_list_offsets_response_list_offsets_partition_response_sz(const struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version)
+kp_list_offsets_response_list_offsets_partition_response_sz(
+	const struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -561,13 +589,16 @@ kp_list_offsets_response_list_offsets_partition_response_sz(const struct kp_list
 }
 
 void
-kp_list_offsets_response_list_offsets_topic_response_init(struct kp_list_offsets_response_list_offsets_topic_response *s)
+kp_list_offsets_response_list_offsets_topic_response_init(
+	struct kp_list_offsets_response_list_offsets_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_offsets_response_list_offsets_topic_response_dec(struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_response_list_offsets_topic_response_dec(
+	struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -587,11 +618,13 @@ kp_list_offsets_response_list_offsets_topic_response_dec(struct kp_list_offsets_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_offsets_response_list_offsets_partition_response_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_list_offsets_response_list_offsets_partition_response_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -632,7 +665,9 @@ kp_list_offsets_response_list_offsets_topic_response_dec(struct kp_list_offsets_
 }
 
 static void
-kp_list_offsets_response_list_offsets_topic_response_enc(const struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_response_list_offsets_topic_response_enc(
+	const struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -641,7 +676,8 @@ kp_list_offsets_response_list_offsets_topic_response_enc(const struct kp_list_of
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_list_offsets_response_list_offsets_partition_response_enc(&s->partitions.items[i], version, w);
+		kp_list_offsets_response_list_offsets_partition_response_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -653,7 +689,8 @@ kp_list_offsets_response_list_offsets_topic_response_enc(const struct kp_list_of
 }
 
 static size_t
-kp_list_offsets_response_list_offsets_topic_response_sz(const struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version)
+kp_list_offsets_response_list_offsets_topic_response_sz(
+	const struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -664,7 +701,8 @@ kp_list_offsets_response_list_offsets_topic_response_sz(const struct kp_list_off
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_list_offsets_response_list_offsets_partition_response_sz(&s->partitions.items[i], version);
+		sz += kp_list_offsets_response_list_offsets_partition_response_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -682,7 +720,8 @@ kp_list_offsets_response_init(struct kp_list_offsets_response *s)
 }
 
 static int
-kp_list_offsets_response_dec(struct kp_list_offsets_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_response_dec(struct kp_list_offsets_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -705,11 +744,13 @@ kp_list_offsets_response_dec(struct kp_list_offsets_response *s, int16_t version
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_offsets_response_list_offsets_topic_response_dec(&s->topics.items[i], version, r, a);
+				rc = kp_list_offsets_response_list_offsets_topic_response_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -750,7 +791,8 @@ kp_list_offsets_response_dec(struct kp_list_offsets_response *s, int16_t version
 }
 
 static void
-kp_list_offsets_response_enc(const struct kp_list_offsets_response *s, int16_t version, struct kp_writer *w)
+kp_list_offsets_response_enc(const struct kp_list_offsets_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -761,7 +803,8 @@ kp_list_offsets_response_enc(const struct kp_list_offsets_response *s, int16_t v
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_list_offsets_response_list_offsets_topic_response_enc(&s->topics.items[i], version, w);
+		kp_list_offsets_response_list_offsets_topic_response_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -786,7 +829,8 @@ kp_list_offsets_response_sz(const struct kp_list_offsets_response *s, int16_t ve
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_list_offsets_response_list_offsets_topic_response_sz(&s->topics.items[i], version);
+		sz += kp_list_offsets_response_list_offsets_topic_response_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -798,7 +842,8 @@ kp_list_offsets_response_sz(const struct kp_list_offsets_response *s, int16_t ve
 }
 
 int
-kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 10)
 		return -EPROTONOSUPPORT;
@@ -808,7 +853,8 @@ kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t vers
 }
 
 int
-kp_list_offsets_response_encode(const struct kp_list_offsets_response *m, int16_t version, struct kp_writer *w)
+kp_list_offsets_response_encode(const struct kp_list_offsets_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 10)
 		return -EPROTONOSUPPORT;

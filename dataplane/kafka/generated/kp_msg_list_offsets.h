@@ -74,11 +74,13 @@ struct kp_list_offsets_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_offsets_request_list_offsets_partition_init(struct kp_list_offsets_request_list_offsets_partition *s);
+kp_list_offsets_request_list_offsets_partition_init(
+	struct kp_list_offsets_request_list_offsets_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_offsets_request_list_offsets_topic_init(struct kp_list_offsets_request_list_offsets_topic *s);
+kp_list_offsets_request_list_offsets_topic_init(
+	struct kp_list_offsets_request_list_offsets_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -92,7 +94,8 @@ kp_list_offsets_request_init(struct kp_list_offsets_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -101,7 +104,8 @@ kp_list_offsets_request_decode(struct kp_list_offsets_request *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_offsets_request_encode(const struct kp_list_offsets_request *m, int16_t version, struct kp_writer *w);
+kp_list_offsets_request_encode(const struct kp_list_offsets_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_offsets_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -160,11 +164,13 @@ struct kp_list_offsets_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_offsets_response_list_offsets_partition_response_init(struct kp_list_offsets_response_list_offsets_partition_response *s);
+kp_list_offsets_response_list_offsets_partition_response_init(
+	struct kp_list_offsets_response_list_offsets_partition_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_offsets_response_list_offsets_topic_response_init(struct kp_list_offsets_response_list_offsets_topic_response *s);
+kp_list_offsets_response_list_offsets_topic_response_init(
+	struct kp_list_offsets_response_list_offsets_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -178,7 +184,8 @@ kp_list_offsets_response_init(struct kp_list_offsets_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -187,7 +194,8 @@ kp_list_offsets_response_decode(struct kp_list_offsets_response *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_offsets_response_encode(const struct kp_list_offsets_response *m, int16_t version, struct kp_writer *w);
+kp_list_offsets_response_encode(const struct kp_list_offsets_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_offsets_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

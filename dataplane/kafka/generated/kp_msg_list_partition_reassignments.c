@@ -8,13 +8,16 @@
 #include "kp_msg_list_partition_reassignments.h"
 
 void
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_init(struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s)
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_init(
+	struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_dec(struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_dec(
+	struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -34,7 +37,8 @@ kp_list_partition_reassignments_request_list_partition_reassignments_topics_dec(
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_list_partition_reassignments_request_list_partition_reassignments_topics_dec(
 }
 
 static void
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_enc(const struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_enc(
+	const struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +106,9 @@ kp_list_partition_reassignments_request_list_partition_reassignments_topics_enc(
 }
 
 static size_t
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_sz(const struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s, int16_t version)
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_sz(
+	const struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -132,7 +140,8 @@ kp_list_partition_reassignments_request_init(struct kp_list_partition_reassignme
 }
 
 static int
-kp_list_partition_reassignments_request_dec(struct kp_list_partition_reassignments_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_request_dec(struct kp_list_partition_reassignments_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -152,7 +161,8 @@ kp_list_partition_reassignments_request_dec(struct kp_list_partition_reassignmen
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -197,7 +207,8 @@ kp_list_partition_reassignments_request_dec(struct kp_list_partition_reassignmen
 }
 
 static void
-kp_list_partition_reassignments_request_enc(const struct kp_list_partition_reassignments_request *s, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_request_enc(const struct kp_list_partition_reassignments_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -206,7 +217,8 @@ kp_list_partition_reassignments_request_enc(const struct kp_list_partition_reass
 	kp_wr_int32(w, s->timeout_ms);
 	kp_wr_array_len(w, flex, true, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_list_partition_reassignments_request_list_partition_reassignments_topics_enc(&s->topics.items[i], version, w);
+		kp_list_partition_reassignments_request_list_partition_reassignments_topics_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -218,7 +230,8 @@ kp_list_partition_reassignments_request_enc(const struct kp_list_partition_reass
 }
 
 static size_t
-kp_list_partition_reassignments_request_sz(const struct kp_list_partition_reassignments_request *s, int16_t version)
+kp_list_partition_reassignments_request_sz(const struct kp_list_partition_reassignments_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -241,7 +254,8 @@ kp_list_partition_reassignments_request_sz(const struct kp_list_partition_reassi
 }
 
 int
-kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassignments_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassignments_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -251,7 +265,9 @@ kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassign
 }
 
 int
-kp_list_partition_reassignments_request_encode(const struct kp_list_partition_reassignments_request *m, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_request_encode(
+	const struct kp_list_partition_reassignments_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -260,7 +276,8 @@ kp_list_partition_reassignments_request_encode(const struct kp_list_partition_re
 }
 
 int64_t
-kp_list_partition_reassignments_request_size(const struct kp_list_partition_reassignments_request *m, int16_t version)
+kp_list_partition_reassignments_request_size(
+	const struct kp_list_partition_reassignments_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -268,13 +285,16 @@ kp_list_partition_reassignments_request_size(const struct kp_list_partition_reas
 }
 
 void
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_init(struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s)
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_init(
+	struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(
+	struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -294,7 +314,8 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(stru
 		s->replicas.count = n;
 		s->replicas.items = NULL;
 		if (n > 0) {
-			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replicas.items), 8);
+			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replicas.items), 8);
 			if (s->replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -311,7 +332,8 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(stru
 		s->adding_replicas.count = n;
 		s->adding_replicas.items = NULL;
 		if (n > 0) {
-			s->adding_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->adding_replicas.items), 8);
+			s->adding_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->adding_replicas.items), 8);
 			if (s->adding_replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -328,7 +350,8 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(stru
 		s->removing_replicas.count = n;
 		s->removing_replicas.items = NULL;
 		if (n > 0) {
-			s->removing_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->removing_replicas.items), 8);
+			s->removing_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->removing_replicas.items), 8);
 			if (s->removing_replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -373,7 +396,9 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_dec(stru
 }
 
 static void
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_enc(const struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_enc(
+	const struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -400,7 +425,9 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_enc(cons
 }
 
 static size_t
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_sz(const struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s, int16_t version)
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_sz(
+	const struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -429,13 +456,16 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_sz(const
 }
 
 void
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s)
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(
+	struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_dec(struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_dec(
+	struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -455,7 +485,8 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_dec(struct k
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -500,7 +531,9 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_dec(struct k
 }
 
 static void
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(const struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(
+	const struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -509,7 +542,8 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(const st
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_list_partition_reassignments_response_ongoing_partition_reassignment_enc(&s->partitions.items[i], version, w);
+		kp_list_partition_reassignments_response_ongoing_partition_reassignment_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -521,7 +555,9 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(const st
 }
 
 static size_t
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_sz(const struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s, int16_t version)
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_sz(
+	const struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -532,7 +568,8 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_sz(const str
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_list_partition_reassignments_response_ongoing_partition_reassignment_sz(&s->partitions.items[i], version);
+		sz += kp_list_partition_reassignments_response_ongoing_partition_reassignment_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -550,7 +587,8 @@ kp_list_partition_reassignments_response_init(struct kp_list_partition_reassignm
 }
 
 static int
-kp_list_partition_reassignments_response_dec(struct kp_list_partition_reassignments_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_response_dec(struct kp_list_partition_reassignments_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -572,7 +610,8 @@ kp_list_partition_reassignments_response_dec(struct kp_list_partition_reassignme
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -617,7 +656,9 @@ kp_list_partition_reassignments_response_dec(struct kp_list_partition_reassignme
 }
 
 static void
-kp_list_partition_reassignments_response_enc(const struct kp_list_partition_reassignments_response *s, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_response_enc(
+	const struct kp_list_partition_reassignments_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -628,7 +669,8 @@ kp_list_partition_reassignments_response_enc(const struct kp_list_partition_reas
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(&s->topics.items[i], version, w);
+		kp_list_partition_reassignments_response_ongoing_topic_reassignment_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -640,7 +682,8 @@ kp_list_partition_reassignments_response_enc(const struct kp_list_partition_reas
 }
 
 static size_t
-kp_list_partition_reassignments_response_sz(const struct kp_list_partition_reassignments_response *s, int16_t version)
+kp_list_partition_reassignments_response_sz(
+	const struct kp_list_partition_reassignments_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -653,7 +696,8 @@ kp_list_partition_reassignments_response_sz(const struct kp_list_partition_reass
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_list_partition_reassignments_response_ongoing_topic_reassignment_sz(&s->topics.items[i], version);
+		sz += kp_list_partition_reassignments_response_ongoing_topic_reassignment_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -665,7 +709,8 @@ kp_list_partition_reassignments_response_sz(const struct kp_list_partition_reass
 }
 
 int
-kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassignments_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassignments_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -675,7 +720,9 @@ kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassig
 }
 
 int
-kp_list_partition_reassignments_response_encode(const struct kp_list_partition_reassignments_response *m, int16_t version, struct kp_writer *w)
+kp_list_partition_reassignments_response_encode(
+	const struct kp_list_partition_reassignments_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -684,7 +731,8 @@ kp_list_partition_reassignments_response_encode(const struct kp_list_partition_r
 }
 
 int64_t
-kp_list_partition_reassignments_response_size(const struct kp_list_partition_reassignments_response *m, int16_t version)
+kp_list_partition_reassignments_response_size(
+	const struct kp_list_partition_reassignments_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

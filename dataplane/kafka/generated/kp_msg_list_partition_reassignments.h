@@ -40,21 +40,24 @@ struct kp_list_partition_reassignments_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_init(struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s);
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_init(
+	struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_list_partition_reassignments_request_init(struct kp_list_partition_reassignments_request *s);
 
 /**
- * Decode a ListPartitionReassignmentsRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ListPartitionReassignmentsRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassignments_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassignments_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -63,11 +66,14 @@ kp_list_partition_reassignments_request_decode(struct kp_list_partition_reassign
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_partition_reassignments_request_encode(const struct kp_list_partition_reassignments_request *m, int16_t version, struct kp_writer *w);
+kp_list_partition_reassignments_request_encode(
+	const struct kp_list_partition_reassignments_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_partition_reassignments_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_list_partition_reassignments_request_size(const struct kp_list_partition_reassignments_request *m, int16_t version);
+kp_list_partition_reassignments_request_size(
+	const struct kp_list_partition_reassignments_request *m, int16_t version);
 
 /* OngoingPartitionReassignment: in ListPartitionReassignmentsResponse, used in versions 0. */
 struct kp_list_partition_reassignments_response_ongoing_partition_reassignment {
@@ -122,25 +128,29 @@ struct kp_list_partition_reassignments_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_init(struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s);
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_init(
+	struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s);
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(
+	struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_list_partition_reassignments_response_init(struct kp_list_partition_reassignments_response *s);
 
 /**
- * Decode a ListPartitionReassignmentsResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ListPartitionReassignmentsResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassignments_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassignments_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -149,10 +159,13 @@ kp_list_partition_reassignments_response_decode(struct kp_list_partition_reassig
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_partition_reassignments_response_encode(const struct kp_list_partition_reassignments_response *m, int16_t version, struct kp_writer *w);
+kp_list_partition_reassignments_response_encode(
+	const struct kp_list_partition_reassignments_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_partition_reassignments_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_list_partition_reassignments_response_size(const struct kp_list_partition_reassignments_response *m, int16_t version);
+kp_list_partition_reassignments_response_size(
+	const struct kp_list_partition_reassignments_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_LIST_PARTITION_REASSIGNMENTS_H */

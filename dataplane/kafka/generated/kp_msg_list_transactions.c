@@ -15,7 +15,8 @@ kp_list_transactions_request_init(struct kp_list_transactions_request *s)
 }
 
 static int
-kp_list_transactions_request_dec(struct kp_list_transactions_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_transactions_request_dec(struct kp_list_transactions_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -35,7 +36,8 @@ kp_list_transactions_request_dec(struct kp_list_transactions_request *s, int16_t
 		s->state_filters.count = n;
 		s->state_filters.items = NULL;
 		if (n > 0) {
-			s->state_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->state_filters.items), 8);
+			s->state_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->state_filters.items), 8);
 			if (s->state_filters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -52,7 +54,8 @@ kp_list_transactions_request_dec(struct kp_list_transactions_request *s, int16_t
 		s->producer_id_filters.count = n;
 		s->producer_id_filters.items = NULL;
 		if (n > 0) {
-			s->producer_id_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->producer_id_filters.items), 8);
+			s->producer_id_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->producer_id_filters.items), 8);
 			if (s->producer_id_filters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -100,7 +103,8 @@ kp_list_transactions_request_dec(struct kp_list_transactions_request *s, int16_t
 }
 
 static void
-kp_list_transactions_request_enc(const struct kp_list_transactions_request *s, int16_t version, struct kp_writer *w)
+kp_list_transactions_request_enc(const struct kp_list_transactions_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -154,7 +158,8 @@ kp_list_transactions_request_sz(const struct kp_list_transactions_request *s, in
 }
 
 int
-kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -164,7 +169,8 @@ kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int1
 }
 
 int
-kp_list_transactions_request_encode(const struct kp_list_transactions_request *m, int16_t version, struct kp_writer *w)
+kp_list_transactions_request_encode(const struct kp_list_transactions_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -181,13 +187,16 @@ kp_list_transactions_request_size(const struct kp_list_transactions_request *m, 
 }
 
 void
-kp_list_transactions_response_transaction_state_init(struct kp_list_transactions_response_transaction_state *s)
+kp_list_transactions_response_transaction_state_init(
+	struct kp_list_transactions_response_transaction_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_list_transactions_response_transaction_state_dec(struct kp_list_transactions_response_transaction_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_transactions_response_transaction_state_dec(
+	struct kp_list_transactions_response_transaction_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -237,7 +246,9 @@ kp_list_transactions_response_transaction_state_dec(struct kp_list_transactions_
 }
 
 static void
-kp_list_transactions_response_transaction_state_enc(const struct kp_list_transactions_response_transaction_state *s, int16_t version, struct kp_writer *w)
+kp_list_transactions_response_transaction_state_enc(
+	const struct kp_list_transactions_response_transaction_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -257,7 +268,8 @@ kp_list_transactions_response_transaction_state_enc(const struct kp_list_transac
 }
 
 static size_t
-kp_list_transactions_response_transaction_state_sz(const struct kp_list_transactions_response_transaction_state *s, int16_t version)
+kp_list_transactions_response_transaction_state_sz(
+	const struct kp_list_transactions_response_transaction_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -285,7 +297,8 @@ kp_list_transactions_response_init(struct kp_list_transactions_response *s)
 }
 
 static int
-kp_list_transactions_response_dec(struct kp_list_transactions_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_transactions_response_dec(struct kp_list_transactions_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -306,7 +319,8 @@ kp_list_transactions_response_dec(struct kp_list_transactions_response *s, int16
 		s->unknown_state_filters.count = n;
 		s->unknown_state_filters.items = NULL;
 		if (n > 0) {
-			s->unknown_state_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->unknown_state_filters.items), 8);
+			s->unknown_state_filters.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->unknown_state_filters.items), 8);
 			if (s->unknown_state_filters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -323,11 +337,13 @@ kp_list_transactions_response_dec(struct kp_list_transactions_response *s, int16
 		s->transaction_states.count = n;
 		s->transaction_states.items = NULL;
 		if (n > 0) {
-			s->transaction_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->transaction_states.items), 8);
+			s->transaction_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->transaction_states.items), 8);
 			if (s->transaction_states.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_list_transactions_response_transaction_state_dec(&s->transaction_states.items[i], version, r, a);
+				rc = kp_list_transactions_response_transaction_state_dec(
+					&s->transaction_states.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -368,7 +384,8 @@ kp_list_transactions_response_dec(struct kp_list_transactions_response *s, int16
 }
 
 static void
-kp_list_transactions_response_enc(const struct kp_list_transactions_response *s, int16_t version, struct kp_writer *w)
+kp_list_transactions_response_enc(const struct kp_list_transactions_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -381,7 +398,8 @@ kp_list_transactions_response_enc(const struct kp_list_transactions_response *s,
 		kp_wr_str(w, flex, false, &s->unknown_state_filters.items[i]);
 	kp_wr_array_len(w, flex, false, s->transaction_states.count);
 	for (int32_t i = 0; i < s->transaction_states.count; i++)
-		kp_list_transactions_response_transaction_state_enc(&s->transaction_states.items[i], version, w);
+		kp_list_transactions_response_transaction_state_enc(&s->transaction_states.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -408,7 +426,8 @@ kp_list_transactions_response_sz(const struct kp_list_transactions_response *s, 
 		sz += kp_str_size(flex, &s->unknown_state_filters.items[i]);
 	sz += kp_array_len_size(flex, s->transaction_states.count);
 	for (int32_t i = 0; i < s->transaction_states.count; i++)
-		sz += kp_list_transactions_response_transaction_state_sz(&s->transaction_states.items[i], version);
+		sz += kp_list_transactions_response_transaction_state_sz(
+			&s->transaction_states.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -420,7 +439,8 @@ kp_list_transactions_response_sz(const struct kp_list_transactions_response *s, 
 }
 
 int
-kp_list_transactions_response_decode(struct kp_list_transactions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_list_transactions_response_decode(struct kp_list_transactions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -430,7 +450,8 @@ kp_list_transactions_response_decode(struct kp_list_transactions_response *m, in
 }
 
 int
-kp_list_transactions_response_encode(const struct kp_list_transactions_response *m, int16_t version, struct kp_writer *w)
+kp_list_transactions_response_encode(const struct kp_list_transactions_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -43,7 +43,8 @@ kp_list_transactions_request_init(struct kp_list_transactions_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -52,7 +53,8 @@ kp_list_transactions_request_decode(struct kp_list_transactions_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_transactions_request_encode(const struct kp_list_transactions_request *m, int16_t version, struct kp_writer *w);
+kp_list_transactions_request_encode(const struct kp_list_transactions_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_transactions_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -97,7 +99,8 @@ struct kp_list_transactions_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_list_transactions_response_transaction_state_init(struct kp_list_transactions_response_transaction_state *s);
+kp_list_transactions_response_transaction_state_init(
+	struct kp_list_transactions_response_transaction_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -111,7 +114,8 @@ kp_list_transactions_response_init(struct kp_list_transactions_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_list_transactions_response_decode(struct kp_list_transactions_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_list_transactions_response_decode(struct kp_list_transactions_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -120,7 +124,8 @@ kp_list_transactions_response_decode(struct kp_list_transactions_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_list_transactions_response_encode(const struct kp_list_transactions_response *m, int16_t version, struct kp_writer *w);
+kp_list_transactions_response_encode(const struct kp_list_transactions_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_list_transactions_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

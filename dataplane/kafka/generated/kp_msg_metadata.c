@@ -8,13 +8,15 @@
 #include "kp_msg_metadata.h"
 
 void
-kp_metadata_request_metadata_request_topic_init(struct kp_metadata_request_metadata_request_topic *s)
+kp_metadata_request_metadata_request_topic_init(
+	struct kp_metadata_request_metadata_request_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_metadata_request_metadata_request_topic_dec(struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_request_metadata_request_topic_dec(struct kp_metadata_request_metadata_request_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -66,7 +68,9 @@ kp_metadata_request_metadata_request_topic_dec(struct kp_metadata_request_metada
 }
 
 static void
-kp_metadata_request_metadata_request_topic_enc(const struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_writer *w)
+kp_metadata_request_metadata_request_topic_enc(
+	const struct kp_metadata_request_metadata_request_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -87,7 +91,8 @@ kp_metadata_request_metadata_request_topic_enc(const struct kp_metadata_request_
 }
 
 static size_t
-kp_metadata_request_metadata_request_topic_sz(const struct kp_metadata_request_metadata_request_topic *s, int16_t version)
+kp_metadata_request_metadata_request_topic_sz(
+	const struct kp_metadata_request_metadata_request_topic *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -117,7 +122,8 @@ kp_metadata_request_init(struct kp_metadata_request *s)
 }
 
 static int
-kp_metadata_request_dec(struct kp_metadata_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_request_dec(struct kp_metadata_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -139,11 +145,13 @@ kp_metadata_request_dec(struct kp_metadata_request *s, int16_t version, struct k
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_metadata_request_metadata_request_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_metadata_request_metadata_request_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -253,7 +261,8 @@ kp_metadata_request_sz(const struct kp_metadata_request *s, int16_t version)
 }
 
 int
-kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 12)
 		return -EPROTONOSUPPORT;
@@ -263,7 +272,8 @@ kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struc
 }
 
 int
-kp_metadata_request_encode(const struct kp_metadata_request *m, int16_t version, struct kp_writer *w)
+kp_metadata_request_encode(const struct kp_metadata_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 12)
 		return -EPROTONOSUPPORT;
@@ -280,7 +290,8 @@ kp_metadata_request_size(const struct kp_metadata_request *m, int16_t version)
 }
 
 void
-kp_metadata_response_metadata_response_broker_init(struct kp_metadata_response_metadata_response_broker *s)
+kp_metadata_response_metadata_response_broker_init(
+	struct kp_metadata_response_metadata_response_broker *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->rack.ptr = NULL;
@@ -288,7 +299,9 @@ kp_metadata_response_metadata_response_broker_init(struct kp_metadata_response_m
 }
 
 static int
-kp_metadata_response_metadata_response_broker_dec(struct kp_metadata_response_metadata_response_broker *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_response_metadata_response_broker_dec(
+	struct kp_metadata_response_metadata_response_broker *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -343,7 +356,9 @@ kp_metadata_response_metadata_response_broker_dec(struct kp_metadata_response_me
 }
 
 static void
-kp_metadata_response_metadata_response_broker_enc(const struct kp_metadata_response_metadata_response_broker *s, int16_t version, struct kp_writer *w)
+kp_metadata_response_metadata_response_broker_enc(
+	const struct kp_metadata_response_metadata_response_broker *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -366,7 +381,8 @@ kp_metadata_response_metadata_response_broker_enc(const struct kp_metadata_respo
 }
 
 static size_t
-kp_metadata_response_metadata_response_broker_sz(const struct kp_metadata_response_metadata_response_broker *s, int16_t version)
+kp_metadata_response_metadata_response_broker_sz(
+	const struct kp_metadata_response_metadata_response_broker *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -391,14 +407,17 @@ kp_metadata_response_metadata_response_broker_sz(const struct kp_metadata_respon
 }
 
 void
-kp_metadata_response_metadata_response_partition_init(struct kp_metadata_response_metadata_response_partition *s)
+kp_metadata_response_metadata_response_partition_init(
+	struct kp_metadata_response_metadata_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->leader_epoch = -1;
 }
 
 static int
-kp_metadata_response_metadata_response_partition_dec(struct kp_metadata_response_metadata_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_response_metadata_response_partition_dec(
+	struct kp_metadata_response_metadata_response_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -426,7 +445,8 @@ kp_metadata_response_metadata_response_partition_dec(struct kp_metadata_response
 		s->replica_nodes.count = n;
 		s->replica_nodes.items = NULL;
 		if (n > 0) {
-			s->replica_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replica_nodes.items), 8);
+			s->replica_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replica_nodes.items), 8);
 			if (s->replica_nodes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -443,7 +463,8 @@ kp_metadata_response_metadata_response_partition_dec(struct kp_metadata_response
 		s->isr_nodes.count = n;
 		s->isr_nodes.items = NULL;
 		if (n > 0) {
-			s->isr_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->isr_nodes.items), 8);
+			s->isr_nodes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->isr_nodes.items), 8);
 			if (s->isr_nodes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -461,7 +482,8 @@ kp_metadata_response_metadata_response_partition_dec(struct kp_metadata_response
 			s->offline_replicas.count = n;
 			s->offline_replicas.items = NULL;
 			if (n > 0) {
-				s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->offline_replicas.items), 8);
+				s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->offline_replicas.items), 8);
 				if (s->offline_replicas.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -507,7 +529,9 @@ kp_metadata_response_metadata_response_partition_dec(struct kp_metadata_response
 }
 
 static void
-kp_metadata_response_metadata_response_partition_enc(const struct kp_metadata_response_metadata_response_partition *s, int16_t version, struct kp_writer *w)
+kp_metadata_response_metadata_response_partition_enc(
+	const struct kp_metadata_response_metadata_response_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -541,7 +565,8 @@ kp_metadata_response_metadata_response_partition_enc(const struct kp_metadata_re
 }
 
 static size_t
-kp_metadata_response_metadata_response_partition_sz(const struct kp_metadata_response_metadata_response_partition *s, int16_t version)
+kp_metadata_response_metadata_response_partition_sz(
+	const struct kp_metadata_response_metadata_response_partition *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -577,14 +602,17 @@ kp_metadata_response_metadata_response_partition_sz(const struct kp_metadata_res
 }
 
 void
-kp_metadata_response_metadata_response_topic_init(struct kp_metadata_response_metadata_response_topic *s)
+kp_metadata_response_metadata_response_topic_init(
+	struct kp_metadata_response_metadata_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->topic_authorized_operations = INT32_MIN;
 }
 
 static int
-kp_metadata_response_metadata_response_topic_dec(struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_response_metadata_response_topic_dec(
+	struct kp_metadata_response_metadata_response_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -614,11 +642,13 @@ kp_metadata_response_metadata_response_topic_dec(struct kp_metadata_response_met
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_metadata_response_metadata_response_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_metadata_response_metadata_response_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -662,7 +692,9 @@ kp_metadata_response_metadata_response_topic_dec(struct kp_metadata_response_met
 }
 
 static void
-kp_metadata_response_metadata_response_topic_enc(const struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_writer *w)
+kp_metadata_response_metadata_response_topic_enc(
+	const struct kp_metadata_response_metadata_response_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -678,7 +710,8 @@ kp_metadata_response_metadata_response_topic_enc(const struct kp_metadata_respon
 	}
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_metadata_response_metadata_response_partition_enc(&s->partitions.items[i], version, w);
+		kp_metadata_response_metadata_response_partition_enc(&s->partitions.items[i],
+			version, w);
 	if (version >= 8) {
 		kp_wr_int32(w, s->topic_authorized_operations);
 	}
@@ -693,7 +726,8 @@ kp_metadata_response_metadata_response_topic_enc(const struct kp_metadata_respon
 }
 
 static size_t
-kp_metadata_response_metadata_response_topic_sz(const struct kp_metadata_response_metadata_response_topic *s, int16_t version)
+kp_metadata_response_metadata_response_topic_sz(
+	const struct kp_metadata_response_metadata_response_topic *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -711,7 +745,8 @@ kp_metadata_response_metadata_response_topic_sz(const struct kp_metadata_respons
 	}
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_metadata_response_metadata_response_partition_sz(&s->partitions.items[i], version);
+		sz += kp_metadata_response_metadata_response_partition_sz(&s->partitions.items[i],
+			version);
 	if (version >= 8) {
 		sz += 4;
 	}
@@ -736,7 +771,8 @@ kp_metadata_response_init(struct kp_metadata_response *s)
 }
 
 static int
-kp_metadata_response_dec(struct kp_metadata_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_response_dec(struct kp_metadata_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -763,11 +799,13 @@ kp_metadata_response_dec(struct kp_metadata_response *s, int16_t version, struct
 		s->brokers.count = n;
 		s->brokers.items = NULL;
 		if (n > 0) {
-			s->brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->brokers.items), 8);
+			s->brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->brokers.items),
+				8);
 			if (s->brokers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_metadata_response_metadata_response_broker_dec(&s->brokers.items[i], version, r, a);
+				rc = kp_metadata_response_metadata_response_broker_dec(
+					&s->brokers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -786,11 +824,13 @@ kp_metadata_response_dec(struct kp_metadata_response *s, int16_t version, struct
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_metadata_response_metadata_response_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_metadata_response_metadata_response_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -882,7 +922,8 @@ kp_metadata_response_sz(const struct kp_metadata_response *s, int16_t version)
 	}
 	sz += kp_array_len_size(flex, s->brokers.count);
 	for (int32_t i = 0; i < s->brokers.count; i++)
-		sz += kp_metadata_response_metadata_response_broker_sz(&s->brokers.items[i], version);
+		sz += kp_metadata_response_metadata_response_broker_sz(&s->brokers.items[i],
+			version);
 	if (version >= 2) {
 		sz += kp_str_size(flex, &s->cluster_id);
 	}
@@ -906,7 +947,8 @@ kp_metadata_response_sz(const struct kp_metadata_response *s, int16_t version)
 }
 
 int
-kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 12)
 		return -EPROTONOSUPPORT;
@@ -916,7 +958,8 @@ kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, str
 }
 
 int
-kp_metadata_response_encode(const struct kp_metadata_response *m, int16_t version, struct kp_writer *w)
+kp_metadata_response_encode(const struct kp_metadata_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 12)
 		return -EPROTONOSUPPORT;

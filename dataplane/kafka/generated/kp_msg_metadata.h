@@ -44,7 +44,8 @@ struct kp_metadata_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_metadata_request_metadata_request_topic_init(struct kp_metadata_request_metadata_request_topic *s);
+kp_metadata_request_metadata_request_topic_init(
+	struct kp_metadata_request_metadata_request_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -58,7 +59,8 @@ kp_metadata_request_init(struct kp_metadata_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -67,7 +69,8 @@ kp_metadata_request_decode(struct kp_metadata_request *m, int16_t version, struc
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_metadata_request_encode(const struct kp_metadata_request *m, int16_t version, struct kp_writer *w);
+kp_metadata_request_encode(const struct kp_metadata_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_metadata_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -178,15 +181,18 @@ struct kp_metadata_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_metadata_response_metadata_response_broker_init(struct kp_metadata_response_metadata_response_broker *s);
+kp_metadata_response_metadata_response_broker_init(
+	struct kp_metadata_response_metadata_response_broker *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_metadata_response_metadata_response_partition_init(struct kp_metadata_response_metadata_response_partition *s);
+kp_metadata_response_metadata_response_partition_init(
+	struct kp_metadata_response_metadata_response_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_metadata_response_metadata_response_topic_init(struct kp_metadata_response_metadata_response_topic *s);
+kp_metadata_response_metadata_response_topic_init(
+	struct kp_metadata_response_metadata_response_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -200,7 +206,8 @@ kp_metadata_response_init(struct kp_metadata_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -209,7 +216,8 @@ kp_metadata_response_decode(struct kp_metadata_response *m, int16_t version, str
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_metadata_response_encode(const struct kp_metadata_response *m, int16_t version, struct kp_writer *w);
+kp_metadata_response_encode(const struct kp_metadata_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_metadata_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,7 +8,8 @@
 #include "kp_msg_offset_commit.h"
 
 void
-kp_offset_commit_request_offset_commit_request_partition_init(struct kp_offset_commit_request_offset_commit_request_partition *s)
+kp_offset_commit_request_offset_commit_request_partition_init(
+	struct kp_offset_commit_request_offset_commit_request_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->committed_leader_epoch = -1;
@@ -16,7 +17,9 @@ kp_offset_commit_request_offset_commit_request_partition_init(struct kp_offset_c
 }
 
 static int
-kp_offset_commit_request_offset_commit_request_partition_dec(struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_request_offset_commit_request_partition_dec(
+	struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -74,7 +77,9 @@ kp_offset_commit_request_offset_commit_request_partition_dec(struct kp_offset_co
 }
 
 static void
-kp_offset_commit_request_offset_commit_request_partition_enc(const struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_request_offset_commit_request_partition_enc(
+	const struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -100,7 +105,8 @@ kp_offset_commit_request_offset_commit_request_partition_enc(const struct kp_off
 }
 
 static size_t
-kp_offset_commit_request_offset_commit_request_partition_sz(const struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version)
+kp_offset_commit_request_offset_commit_request_partition_sz(
+	const struct kp_offset_commit_request_offset_commit_request_partition *s, int16_t version)
 {
 	const bool flex = (version >= 8);
 
@@ -128,13 +134,16 @@ kp_offset_commit_request_offset_commit_request_partition_sz(const struct kp_offs
 }
 
 void
-kp_offset_commit_request_offset_commit_request_topic_init(struct kp_offset_commit_request_offset_commit_request_topic *s)
+kp_offset_commit_request_offset_commit_request_topic_init(
+	struct kp_offset_commit_request_offset_commit_request_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_commit_request_offset_commit_request_topic_dec(struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_request_offset_commit_request_topic_dec(
+	struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -154,11 +163,13 @@ kp_offset_commit_request_offset_commit_request_topic_dec(struct kp_offset_commit
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_commit_request_offset_commit_request_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_commit_request_offset_commit_request_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -199,7 +210,9 @@ kp_offset_commit_request_offset_commit_request_topic_dec(struct kp_offset_commit
 }
 
 static void
-kp_offset_commit_request_offset_commit_request_topic_enc(const struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_request_offset_commit_request_topic_enc(
+	const struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -208,7 +221,8 @@ kp_offset_commit_request_offset_commit_request_topic_enc(const struct kp_offset_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_commit_request_offset_commit_request_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_commit_request_offset_commit_request_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -220,7 +234,8 @@ kp_offset_commit_request_offset_commit_request_topic_enc(const struct kp_offset_
 }
 
 static size_t
-kp_offset_commit_request_offset_commit_request_topic_sz(const struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version)
+kp_offset_commit_request_offset_commit_request_topic_sz(
+	const struct kp_offset_commit_request_offset_commit_request_topic *s, int16_t version)
 {
 	const bool flex = (version >= 8);
 
@@ -231,7 +246,8 @@ kp_offset_commit_request_offset_commit_request_topic_sz(const struct kp_offset_c
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_commit_request_offset_commit_request_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_commit_request_offset_commit_request_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -253,7 +269,8 @@ kp_offset_commit_request_init(struct kp_offset_commit_request *s)
 }
 
 static int
-kp_offset_commit_request_dec(struct kp_offset_commit_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_request_dec(struct kp_offset_commit_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -291,11 +308,13 @@ kp_offset_commit_request_dec(struct kp_offset_commit_request *s, int16_t version
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_commit_request_offset_commit_request_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_commit_request_offset_commit_request_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -336,7 +355,8 @@ kp_offset_commit_request_dec(struct kp_offset_commit_request *s, int16_t version
 }
 
 static void
-kp_offset_commit_request_enc(const struct kp_offset_commit_request *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_request_enc(const struct kp_offset_commit_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -357,7 +377,8 @@ kp_offset_commit_request_enc(const struct kp_offset_commit_request *s, int16_t v
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_commit_request_offset_commit_request_topic_enc(&s->topics.items[i], version, w);
+		kp_offset_commit_request_offset_commit_request_topic_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -392,7 +413,8 @@ kp_offset_commit_request_sz(const struct kp_offset_commit_request *s, int16_t ve
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_commit_request_offset_commit_request_topic_sz(&s->topics.items[i], version);
+		sz += kp_offset_commit_request_offset_commit_request_topic_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -404,7 +426,8 @@ kp_offset_commit_request_sz(const struct kp_offset_commit_request *s, int16_t ve
 }
 
 int
-kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -414,7 +437,8 @@ kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t vers
 }
 
 int
-kp_offset_commit_request_encode(const struct kp_offset_commit_request *m, int16_t version, struct kp_writer *w)
+kp_offset_commit_request_encode(const struct kp_offset_commit_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -431,13 +455,16 @@ kp_offset_commit_request_size(const struct kp_offset_commit_request *m, int16_t 
 }
 
 void
-kp_offset_commit_response_offset_commit_response_partition_init(struct kp_offset_commit_response_offset_commit_response_partition *s)
+kp_offset_commit_response_offset_commit_response_partition_init(
+	struct kp_offset_commit_response_offset_commit_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_commit_response_offset_commit_response_partition_dec(struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_response_offset_commit_response_partition_dec(
+	struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -486,7 +513,9 @@ kp_offset_commit_response_offset_commit_response_partition_dec(struct kp_offset_
 }
 
 static void
-kp_offset_commit_response_offset_commit_response_partition_enc(const struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_response_offset_commit_response_partition_enc(
+	const struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -505,7 +534,8 @@ kp_offset_commit_response_offset_commit_response_partition_enc(const struct kp_o
 }
 
 static size_t
-kp_offset_commit_response_offset_commit_response_partition_sz(const struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version)
+kp_offset_commit_response_offset_commit_response_partition_sz(
+	const struct kp_offset_commit_response_offset_commit_response_partition *s, int16_t version)
 {
 	const bool flex = (version >= 8);
 
@@ -526,13 +556,16 @@ kp_offset_commit_response_offset_commit_response_partition_sz(const struct kp_of
 }
 
 void
-kp_offset_commit_response_offset_commit_response_topic_init(struct kp_offset_commit_response_offset_commit_response_topic *s)
+kp_offset_commit_response_offset_commit_response_topic_init(
+	struct kp_offset_commit_response_offset_commit_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_commit_response_offset_commit_response_topic_dec(struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_response_offset_commit_response_topic_dec(
+	struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -552,11 +585,13 @@ kp_offset_commit_response_offset_commit_response_topic_dec(struct kp_offset_comm
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_commit_response_offset_commit_response_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_commit_response_offset_commit_response_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -597,7 +632,9 @@ kp_offset_commit_response_offset_commit_response_topic_dec(struct kp_offset_comm
 }
 
 static void
-kp_offset_commit_response_offset_commit_response_topic_enc(const struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_response_offset_commit_response_topic_enc(
+	const struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -606,7 +643,8 @@ kp_offset_commit_response_offset_commit_response_topic_enc(const struct kp_offse
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_commit_response_offset_commit_response_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_commit_response_offset_commit_response_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -618,7 +656,8 @@ kp_offset_commit_response_offset_commit_response_topic_enc(const struct kp_offse
 }
 
 static size_t
-kp_offset_commit_response_offset_commit_response_topic_sz(const struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version)
+kp_offset_commit_response_offset_commit_response_topic_sz(
+	const struct kp_offset_commit_response_offset_commit_response_topic *s, int16_t version)
 {
 	const bool flex = (version >= 8);
 
@@ -629,7 +668,8 @@ kp_offset_commit_response_offset_commit_response_topic_sz(const struct kp_offset
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_commit_response_offset_commit_response_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_commit_response_offset_commit_response_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -647,7 +687,8 @@ kp_offset_commit_response_init(struct kp_offset_commit_response *s)
 }
 
 static int
-kp_offset_commit_response_dec(struct kp_offset_commit_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_response_dec(struct kp_offset_commit_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 8);
 
@@ -670,11 +711,13 @@ kp_offset_commit_response_dec(struct kp_offset_commit_response *s, int16_t versi
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_commit_response_offset_commit_response_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_commit_response_offset_commit_response_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -715,7 +758,8 @@ kp_offset_commit_response_dec(struct kp_offset_commit_response *s, int16_t versi
 }
 
 static void
-kp_offset_commit_response_enc(const struct kp_offset_commit_response *s, int16_t version, struct kp_writer *w)
+kp_offset_commit_response_enc(const struct kp_offset_commit_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 8);
 
@@ -726,7 +770,8 @@ kp_offset_commit_response_enc(const struct kp_offset_commit_response *s, int16_t
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_commit_response_offset_commit_response_topic_enc(&s->topics.items[i], version, w);
+		kp_offset_commit_response_offset_commit_response_topic_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -751,7 +796,8 @@ kp_offset_commit_response_sz(const struct kp_offset_commit_response *s, int16_t 
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_commit_response_offset_commit_response_topic_sz(&s->topics.items[i], version);
+		sz += kp_offset_commit_response_offset_commit_response_topic_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -763,7 +809,8 @@ kp_offset_commit_response_sz(const struct kp_offset_commit_response *s, int16_t 
 }
 
 int
-kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -773,7 +820,8 @@ kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t ve
 }
 
 int
-kp_offset_commit_response_encode(const struct kp_offset_commit_response *m, int16_t version, struct kp_writer *w)
+kp_offset_commit_response_encode(const struct kp_offset_commit_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;

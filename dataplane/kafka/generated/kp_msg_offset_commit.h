@@ -72,11 +72,13 @@ struct kp_offset_commit_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_commit_request_offset_commit_request_partition_init(struct kp_offset_commit_request_offset_commit_request_partition *s);
+kp_offset_commit_request_offset_commit_request_partition_init(
+	struct kp_offset_commit_request_offset_commit_request_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_commit_request_offset_commit_request_topic_init(struct kp_offset_commit_request_offset_commit_request_topic *s);
+kp_offset_commit_request_offset_commit_request_topic_init(
+	struct kp_offset_commit_request_offset_commit_request_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -90,7 +92,8 @@ kp_offset_commit_request_init(struct kp_offset_commit_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -99,7 +102,8 @@ kp_offset_commit_request_decode(struct kp_offset_commit_request *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_commit_request_encode(const struct kp_offset_commit_request *m, int16_t version, struct kp_writer *w);
+kp_offset_commit_request_encode(const struct kp_offset_commit_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_offset_commit_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -150,11 +154,13 @@ struct kp_offset_commit_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_commit_response_offset_commit_response_partition_init(struct kp_offset_commit_response_offset_commit_response_partition *s);
+kp_offset_commit_response_offset_commit_response_partition_init(
+	struct kp_offset_commit_response_offset_commit_response_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_commit_response_offset_commit_response_topic_init(struct kp_offset_commit_response_offset_commit_response_topic *s);
+kp_offset_commit_response_offset_commit_response_topic_init(
+	struct kp_offset_commit_response_offset_commit_response_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -168,7 +174,8 @@ kp_offset_commit_response_init(struct kp_offset_commit_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -177,7 +184,8 @@ kp_offset_commit_response_decode(struct kp_offset_commit_response *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_commit_response_encode(const struct kp_offset_commit_response *m, int16_t version, struct kp_writer *w);
+kp_offset_commit_response_encode(const struct kp_offset_commit_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_offset_commit_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

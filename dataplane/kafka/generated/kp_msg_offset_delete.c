@@ -8,13 +8,16 @@
 #include "kp_msg_offset_delete.h"
 
 void
-kp_offset_delete_request_offset_delete_request_partition_init(struct kp_offset_delete_request_offset_delete_request_partition *s)
+kp_offset_delete_request_offset_delete_request_partition_init(
+	struct kp_offset_delete_request_offset_delete_request_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_delete_request_offset_delete_request_partition_dec(struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_request_offset_delete_request_partition_dec(
+	struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -29,7 +32,9 @@ kp_offset_delete_request_offset_delete_request_partition_dec(struct kp_offset_de
 }
 
 static void
-kp_offset_delete_request_offset_delete_request_partition_enc(const struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_request_offset_delete_request_partition_enc(
+	const struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -39,7 +44,8 @@ kp_offset_delete_request_offset_delete_request_partition_enc(const struct kp_off
 }
 
 static size_t
-kp_offset_delete_request_offset_delete_request_partition_sz(const struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version)
+kp_offset_delete_request_offset_delete_request_partition_sz(
+	const struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -52,13 +58,16 @@ kp_offset_delete_request_offset_delete_request_partition_sz(const struct kp_offs
 }
 
 void
-kp_offset_delete_request_offset_delete_request_topic_init(struct kp_offset_delete_request_offset_delete_request_topic *s)
+kp_offset_delete_request_offset_delete_request_topic_init(
+	struct kp_offset_delete_request_offset_delete_request_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_delete_request_offset_delete_request_topic_dec(struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_request_offset_delete_request_topic_dec(
+	struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -76,11 +85,13 @@ kp_offset_delete_request_offset_delete_request_topic_dec(struct kp_offset_delete
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_delete_request_offset_delete_request_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_delete_request_offset_delete_request_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -90,7 +101,9 @@ kp_offset_delete_request_offset_delete_request_topic_dec(struct kp_offset_delete
 }
 
 static void
-kp_offset_delete_request_offset_delete_request_topic_enc(const struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_request_offset_delete_request_topic_enc(
+	const struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -99,11 +112,13 @@ kp_offset_delete_request_offset_delete_request_topic_enc(const struct kp_offset_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_delete_request_offset_delete_request_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_delete_request_offset_delete_request_partition_enc(
+			&s->partitions.items[i], version, w);
 }
 
 static size_t
-kp_offset_delete_request_offset_delete_request_topic_sz(const struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version)
+kp_offset_delete_request_offset_delete_request_topic_sz(
+	const struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -114,7 +129,8 @@ kp_offset_delete_request_offset_delete_request_topic_sz(const struct kp_offset_d
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_delete_request_offset_delete_request_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_delete_request_offset_delete_request_partition_sz(
+			&s->partitions.items[i], version);
 	return sz;
 }
 
@@ -125,7 +141,8 @@ kp_offset_delete_request_init(struct kp_offset_delete_request *s)
 }
 
 static int
-kp_offset_delete_request_dec(struct kp_offset_delete_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_request_dec(struct kp_offset_delete_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -143,11 +160,13 @@ kp_offset_delete_request_dec(struct kp_offset_delete_request *s, int16_t version
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_delete_request_offset_delete_request_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_delete_request_offset_delete_request_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -157,7 +176,8 @@ kp_offset_delete_request_dec(struct kp_offset_delete_request *s, int16_t version
 }
 
 static void
-kp_offset_delete_request_enc(const struct kp_offset_delete_request *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_request_enc(const struct kp_offset_delete_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -166,7 +186,8 @@ kp_offset_delete_request_enc(const struct kp_offset_delete_request *s, int16_t v
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_delete_request_offset_delete_request_topic_enc(&s->topics.items[i], version, w);
+		kp_offset_delete_request_offset_delete_request_topic_enc(&s->topics.items[i],
+			version, w);
 }
 
 static size_t
@@ -181,12 +202,14 @@ kp_offset_delete_request_sz(const struct kp_offset_delete_request *s, int16_t ve
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_delete_request_offset_delete_request_topic_sz(&s->topics.items[i], version);
+		sz += kp_offset_delete_request_offset_delete_request_topic_sz(&s->topics.items[i],
+			version);
 	return sz;
 }
 
 int
-kp_offset_delete_request_decode(struct kp_offset_delete_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_request_decode(struct kp_offset_delete_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -196,7 +219,8 @@ kp_offset_delete_request_decode(struct kp_offset_delete_request *m, int16_t vers
 }
 
 int
-kp_offset_delete_request_encode(const struct kp_offset_delete_request *m, int16_t version, struct kp_writer *w)
+kp_offset_delete_request_encode(const struct kp_offset_delete_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -213,13 +237,16 @@ kp_offset_delete_request_size(const struct kp_offset_delete_request *m, int16_t 
 }
 
 void
-kp_offset_delete_response_offset_delete_response_partition_init(struct kp_offset_delete_response_offset_delete_response_partition *s)
+kp_offset_delete_response_offset_delete_response_partition_init(
+	struct kp_offset_delete_response_offset_delete_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_delete_response_offset_delete_response_partition_dec(struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_response_offset_delete_response_partition_dec(
+	struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -235,7 +262,9 @@ kp_offset_delete_response_offset_delete_response_partition_dec(struct kp_offset_
 }
 
 static void
-kp_offset_delete_response_offset_delete_response_partition_enc(const struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_response_offset_delete_response_partition_enc(
+	const struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -246,7 +275,8 @@ kp_offset_delete_response_offset_delete_response_partition_enc(const struct kp_o
 }
 
 static size_t
-kp_offset_delete_response_offset_delete_response_partition_sz(const struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version)
+kp_offset_delete_response_offset_delete_response_partition_sz(
+	const struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -260,13 +290,16 @@ kp_offset_delete_response_offset_delete_response_partition_sz(const struct kp_of
 }
 
 void
-kp_offset_delete_response_offset_delete_response_topic_init(struct kp_offset_delete_response_offset_delete_response_topic *s)
+kp_offset_delete_response_offset_delete_response_topic_init(
+	struct kp_offset_delete_response_offset_delete_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_delete_response_offset_delete_response_topic_dec(struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_response_offset_delete_response_topic_dec(
+	struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -284,11 +317,13 @@ kp_offset_delete_response_offset_delete_response_topic_dec(struct kp_offset_dele
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_delete_response_offset_delete_response_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_delete_response_offset_delete_response_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -298,7 +333,9 @@ kp_offset_delete_response_offset_delete_response_topic_dec(struct kp_offset_dele
 }
 
 static void
-kp_offset_delete_response_offset_delete_response_topic_enc(const struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_response_offset_delete_response_topic_enc(
+	const struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -307,11 +344,13 @@ kp_offset_delete_response_offset_delete_response_topic_enc(const struct kp_offse
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_delete_response_offset_delete_response_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_delete_response_offset_delete_response_partition_enc(
+			&s->partitions.items[i], version, w);
 }
 
 static size_t
-kp_offset_delete_response_offset_delete_response_topic_sz(const struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version)
+kp_offset_delete_response_offset_delete_response_topic_sz(
+	const struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -322,7 +361,8 @@ kp_offset_delete_response_offset_delete_response_topic_sz(const struct kp_offset
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_delete_response_offset_delete_response_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_delete_response_offset_delete_response_partition_sz(
+			&s->partitions.items[i], version);
 	return sz;
 }
 
@@ -333,7 +373,8 @@ kp_offset_delete_response_init(struct kp_offset_delete_response *s)
 }
 
 static int
-kp_offset_delete_response_dec(struct kp_offset_delete_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_response_dec(struct kp_offset_delete_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -352,11 +393,13 @@ kp_offset_delete_response_dec(struct kp_offset_delete_response *s, int16_t versi
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_delete_response_offset_delete_response_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_delete_response_offset_delete_response_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -366,7 +409,8 @@ kp_offset_delete_response_dec(struct kp_offset_delete_response *s, int16_t versi
 }
 
 static void
-kp_offset_delete_response_enc(const struct kp_offset_delete_response *s, int16_t version, struct kp_writer *w)
+kp_offset_delete_response_enc(const struct kp_offset_delete_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -376,7 +420,8 @@ kp_offset_delete_response_enc(const struct kp_offset_delete_response *s, int16_t
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_delete_response_offset_delete_response_topic_enc(&s->topics.items[i], version, w);
+		kp_offset_delete_response_offset_delete_response_topic_enc(&s->topics.items[i],
+			version, w);
 }
 
 static size_t
@@ -392,12 +437,14 @@ kp_offset_delete_response_sz(const struct kp_offset_delete_response *s, int16_t 
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_delete_response_offset_delete_response_topic_sz(&s->topics.items[i], version);
+		sz += kp_offset_delete_response_offset_delete_response_topic_sz(&s->topics.items[i],
+			version);
 	return sz;
 }
 
 int
-kp_offset_delete_response_decode(struct kp_offset_delete_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_delete_response_decode(struct kp_offset_delete_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -407,7 +454,8 @@ kp_offset_delete_response_decode(struct kp_offset_delete_response *m, int16_t ve
 }
 
 int
-kp_offset_delete_response_encode(const struct kp_offset_delete_response *m, int16_t version, struct kp_writer *w)
+kp_offset_delete_response_encode(const struct kp_offset_delete_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

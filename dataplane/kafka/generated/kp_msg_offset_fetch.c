@@ -8,13 +8,16 @@
 #include "kp_msg_offset_fetch.h"
 
 void
-kp_offset_fetch_request_offset_fetch_request_topic_init(struct kp_offset_fetch_request_offset_fetch_request_topic *s)
+kp_offset_fetch_request_offset_fetch_request_topic_init(
+	struct kp_offset_fetch_request_offset_fetch_request_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_fetch_request_offset_fetch_request_topic_dec(struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_request_offset_fetch_request_topic_dec(
+	struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -34,7 +37,8 @@ kp_offset_fetch_request_offset_fetch_request_topic_dec(struct kp_offset_fetch_re
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_offset_fetch_request_offset_fetch_request_topic_dec(struct kp_offset_fetch_re
 }
 
 static void
-kp_offset_fetch_request_offset_fetch_request_topic_enc(const struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_request_offset_fetch_request_topic_enc(
+	const struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -100,7 +106,8 @@ kp_offset_fetch_request_offset_fetch_request_topic_enc(const struct kp_offset_fe
 }
 
 static size_t
-kp_offset_fetch_request_offset_fetch_request_topic_sz(const struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version)
+kp_offset_fetch_request_offset_fetch_request_topic_sz(
+	const struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -123,13 +130,16 @@ kp_offset_fetch_request_offset_fetch_request_topic_sz(const struct kp_offset_fet
 }
 
 void
-kp_offset_fetch_request_offset_fetch_request_topics_init(struct kp_offset_fetch_request_offset_fetch_request_topics *s)
+kp_offset_fetch_request_offset_fetch_request_topics_init(
+	struct kp_offset_fetch_request_offset_fetch_request_topics *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_fetch_request_offset_fetch_request_topics_dec(struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_request_offset_fetch_request_topics_dec(
+	struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -149,7 +159,8 @@ kp_offset_fetch_request_offset_fetch_request_topics_dec(struct kp_offset_fetch_r
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -194,7 +205,9 @@ kp_offset_fetch_request_offset_fetch_request_topics_dec(struct kp_offset_fetch_r
 }
 
 static void
-kp_offset_fetch_request_offset_fetch_request_topics_enc(const struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_request_offset_fetch_request_topics_enc(
+	const struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -215,7 +228,8 @@ kp_offset_fetch_request_offset_fetch_request_topics_enc(const struct kp_offset_f
 }
 
 static size_t
-kp_offset_fetch_request_offset_fetch_request_topics_sz(const struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version)
+kp_offset_fetch_request_offset_fetch_request_topics_sz(
+	const struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -238,7 +252,8 @@ kp_offset_fetch_request_offset_fetch_request_topics_sz(const struct kp_offset_fe
 }
 
 void
-kp_offset_fetch_request_offset_fetch_request_group_init(struct kp_offset_fetch_request_offset_fetch_request_group *s)
+kp_offset_fetch_request_offset_fetch_request_group_init(
+	struct kp_offset_fetch_request_offset_fetch_request_group *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->member_id.ptr = NULL;
@@ -247,7 +262,9 @@ kp_offset_fetch_request_offset_fetch_request_group_init(struct kp_offset_fetch_r
 }
 
 static int
-kp_offset_fetch_request_offset_fetch_request_group_dec(struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_request_offset_fetch_request_group_dec(
+	struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -276,11 +293,13 @@ kp_offset_fetch_request_offset_fetch_request_group_dec(struct kp_offset_fetch_re
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_fetch_request_offset_fetch_request_topics_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_fetch_request_offset_fetch_request_topics_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -321,7 +340,9 @@ kp_offset_fetch_request_offset_fetch_request_group_dec(struct kp_offset_fetch_re
 }
 
 static void
-kp_offset_fetch_request_offset_fetch_request_group_enc(const struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_request_offset_fetch_request_group_enc(
+	const struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -336,7 +357,8 @@ kp_offset_fetch_request_offset_fetch_request_group_enc(const struct kp_offset_fe
 	}
 	kp_wr_array_len(w, flex, true, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_fetch_request_offset_fetch_request_topics_enc(&s->topics.items[i], version, w);
+		kp_offset_fetch_request_offset_fetch_request_topics_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -348,7 +370,8 @@ kp_offset_fetch_request_offset_fetch_request_group_enc(const struct kp_offset_fe
 }
 
 static size_t
-kp_offset_fetch_request_offset_fetch_request_group_sz(const struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version)
+kp_offset_fetch_request_offset_fetch_request_group_sz(
+	const struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -365,7 +388,8 @@ kp_offset_fetch_request_offset_fetch_request_group_sz(const struct kp_offset_fet
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_fetch_request_offset_fetch_request_topics_sz(&s->topics.items[i], version);
+		sz += kp_offset_fetch_request_offset_fetch_request_topics_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -383,7 +407,8 @@ kp_offset_fetch_request_init(struct kp_offset_fetch_request *s)
 }
 
 static int
-kp_offset_fetch_request_dec(struct kp_offset_fetch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_request_dec(struct kp_offset_fetch_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -413,11 +438,13 @@ kp_offset_fetch_request_dec(struct kp_offset_fetch_request *s, int16_t version, 
 			s->topics.count = n;
 			s->topics.items = NULL;
 			if (n > 0) {
-				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topics.items), 8);
 				if (s->topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_offset_fetch_request_offset_fetch_request_topic_dec(&s->topics.items[i], version, r, a);
+					rc = kp_offset_fetch_request_offset_fetch_request_topic_dec(
+						&s->topics.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -432,11 +459,13 @@ kp_offset_fetch_request_dec(struct kp_offset_fetch_request *s, int16_t version, 
 			s->groups.count = n;
 			s->groups.items = NULL;
 			if (n > 0) {
-				s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+				s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->groups.items), 8);
 				if (s->groups.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_offset_fetch_request_offset_fetch_request_group_dec(&s->groups.items[i], version, r, a);
+					rc = kp_offset_fetch_request_offset_fetch_request_group_dec(
+						&s->groups.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -481,7 +510,8 @@ kp_offset_fetch_request_dec(struct kp_offset_fetch_request *s, int16_t version, 
 }
 
 static void
-kp_offset_fetch_request_enc(const struct kp_offset_fetch_request *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_request_enc(const struct kp_offset_fetch_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -493,12 +523,14 @@ kp_offset_fetch_request_enc(const struct kp_offset_fetch_request *s, int16_t ver
 	if (version <= 7) {
 		kp_wr_array_len(w, flex, (version >= 2), s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			kp_offset_fetch_request_offset_fetch_request_topic_enc(&s->topics.items[i], version, w);
+			kp_offset_fetch_request_offset_fetch_request_topic_enc(&s->topics.items[i],
+				version, w);
 	}
 	if (version >= 8) {
 		kp_wr_array_len(w, flex, false, s->groups.count);
 		for (int32_t i = 0; i < s->groups.count; i++)
-			kp_offset_fetch_request_offset_fetch_request_group_enc(&s->groups.items[i], version, w);
+			kp_offset_fetch_request_offset_fetch_request_group_enc(&s->groups.items[i],
+				version, w);
 	}
 	if (version >= 7) {
 		kp_wr_bool(w, s->require_stable);
@@ -528,12 +560,14 @@ kp_offset_fetch_request_sz(const struct kp_offset_fetch_request *s, int16_t vers
 	if (version <= 7) {
 		sz += kp_array_len_size(flex, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			sz += kp_offset_fetch_request_offset_fetch_request_topic_sz(&s->topics.items[i], version);
+			sz += kp_offset_fetch_request_offset_fetch_request_topic_sz(
+				&s->topics.items[i], version);
 	}
 	if (version >= 8) {
 		sz += kp_array_len_size(flex, s->groups.count);
 		for (int32_t i = 0; i < s->groups.count; i++)
-			sz += kp_offset_fetch_request_offset_fetch_request_group_sz(&s->groups.items[i], version);
+			sz += kp_offset_fetch_request_offset_fetch_request_group_sz(
+				&s->groups.items[i], version);
 	}
 	if (version >= 7) {
 		sz += 1;
@@ -549,7 +583,8 @@ kp_offset_fetch_request_sz(const struct kp_offset_fetch_request *s, int16_t vers
 }
 
 int
-kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -559,7 +594,8 @@ kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t versio
 }
 
 int
-kp_offset_fetch_request_encode(const struct kp_offset_fetch_request *m, int16_t version, struct kp_writer *w)
+kp_offset_fetch_request_encode(const struct kp_offset_fetch_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -576,14 +612,17 @@ kp_offset_fetch_request_size(const struct kp_offset_fetch_request *m, int16_t ve
 }
 
 void
-kp_offset_fetch_response_offset_fetch_response_partition_init(struct kp_offset_fetch_response_offset_fetch_response_partition *s)
+kp_offset_fetch_response_offset_fetch_response_partition_init(
+	struct kp_offset_fetch_response_offset_fetch_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->committed_leader_epoch = -1;
 }
 
 static int
-kp_offset_fetch_response_offset_fetch_response_partition_dec(struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_offset_fetch_response_partition_dec(
+	struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -638,7 +677,9 @@ kp_offset_fetch_response_offset_fetch_response_partition_dec(struct kp_offset_fe
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_partition_enc(const struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_offset_fetch_response_partition_enc(
+	const struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -662,7 +703,8 @@ kp_offset_fetch_response_offset_fetch_response_partition_enc(const struct kp_off
 }
 
 static size_t
-kp_offset_fetch_response_offset_fetch_response_partition_sz(const struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version)
+kp_offset_fetch_response_offset_fetch_response_partition_sz(
+	const struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -688,13 +730,16 @@ kp_offset_fetch_response_offset_fetch_response_partition_sz(const struct kp_offs
 }
 
 void
-kp_offset_fetch_response_offset_fetch_response_topic_init(struct kp_offset_fetch_response_offset_fetch_response_topic *s)
+kp_offset_fetch_response_offset_fetch_response_topic_init(
+	struct kp_offset_fetch_response_offset_fetch_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_fetch_response_offset_fetch_response_topic_dec(struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_offset_fetch_response_topic_dec(
+	struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -714,11 +759,13 @@ kp_offset_fetch_response_offset_fetch_response_topic_dec(struct kp_offset_fetch_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_fetch_response_offset_fetch_response_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_fetch_response_offset_fetch_response_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -759,7 +806,9 @@ kp_offset_fetch_response_offset_fetch_response_topic_dec(struct kp_offset_fetch_
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_topic_enc(const struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_offset_fetch_response_topic_enc(
+	const struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -768,7 +817,8 @@ kp_offset_fetch_response_offset_fetch_response_topic_enc(const struct kp_offset_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_fetch_response_offset_fetch_response_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_fetch_response_offset_fetch_response_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -780,7 +830,8 @@ kp_offset_fetch_response_offset_fetch_response_topic_enc(const struct kp_offset_
 }
 
 static size_t
-kp_offset_fetch_response_offset_fetch_response_topic_sz(const struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version)
+kp_offset_fetch_response_offset_fetch_response_topic_sz(
+	const struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -791,7 +842,8 @@ kp_offset_fetch_response_offset_fetch_response_topic_sz(const struct kp_offset_f
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_fetch_response_offset_fetch_response_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_fetch_response_offset_fetch_response_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -803,14 +855,17 @@ kp_offset_fetch_response_offset_fetch_response_topic_sz(const struct kp_offset_f
 }
 
 void
-kp_offset_fetch_response_offset_fetch_response_partitions_init(struct kp_offset_fetch_response_offset_fetch_response_partitions *s)
+kp_offset_fetch_response_offset_fetch_response_partitions_init(
+	struct kp_offset_fetch_response_offset_fetch_response_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->committed_leader_epoch = -1;
 }
 
 static int
-kp_offset_fetch_response_offset_fetch_response_partitions_dec(struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_offset_fetch_response_partitions_dec(
+	struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -862,7 +917,9 @@ kp_offset_fetch_response_offset_fetch_response_partitions_dec(struct kp_offset_f
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_partitions_enc(const struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_offset_fetch_response_partitions_enc(
+	const struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -884,7 +941,8 @@ kp_offset_fetch_response_offset_fetch_response_partitions_enc(const struct kp_of
 }
 
 static size_t
-kp_offset_fetch_response_offset_fetch_response_partitions_sz(const struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version)
+kp_offset_fetch_response_offset_fetch_response_partitions_sz(
+	const struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -908,13 +966,16 @@ kp_offset_fetch_response_offset_fetch_response_partitions_sz(const struct kp_off
 }
 
 void
-kp_offset_fetch_response_offset_fetch_response_topics_init(struct kp_offset_fetch_response_offset_fetch_response_topics *s)
+kp_offset_fetch_response_offset_fetch_response_topics_init(
+	struct kp_offset_fetch_response_offset_fetch_response_topics *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_fetch_response_offset_fetch_response_topics_dec(struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_offset_fetch_response_topics_dec(
+	struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -934,11 +995,13 @@ kp_offset_fetch_response_offset_fetch_response_topics_dec(struct kp_offset_fetch
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_fetch_response_offset_fetch_response_partitions_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_fetch_response_offset_fetch_response_partitions_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -979,7 +1042,9 @@ kp_offset_fetch_response_offset_fetch_response_topics_dec(struct kp_offset_fetch
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_topics_enc(const struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_offset_fetch_response_topics_enc(
+	const struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -988,7 +1053,8 @@ kp_offset_fetch_response_offset_fetch_response_topics_enc(const struct kp_offset
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_fetch_response_offset_fetch_response_partitions_enc(&s->partitions.items[i], version, w);
+		kp_offset_fetch_response_offset_fetch_response_partitions_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -1000,7 +1066,8 @@ kp_offset_fetch_response_offset_fetch_response_topics_enc(const struct kp_offset
 }
 
 static size_t
-kp_offset_fetch_response_offset_fetch_response_topics_sz(const struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version)
+kp_offset_fetch_response_offset_fetch_response_topics_sz(
+	const struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -1011,7 +1078,8 @@ kp_offset_fetch_response_offset_fetch_response_topics_sz(const struct kp_offset_
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_fetch_response_offset_fetch_response_partitions_sz(&s->partitions.items[i], version);
+		sz += kp_offset_fetch_response_offset_fetch_response_partitions_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -1023,13 +1091,16 @@ kp_offset_fetch_response_offset_fetch_response_topics_sz(const struct kp_offset_
 }
 
 void
-kp_offset_fetch_response_offset_fetch_response_group_init(struct kp_offset_fetch_response_offset_fetch_response_group *s)
+kp_offset_fetch_response_offset_fetch_response_group_init(
+	struct kp_offset_fetch_response_offset_fetch_response_group *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_fetch_response_offset_fetch_response_group_dec(struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_offset_fetch_response_group_dec(
+	struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1049,11 +1120,13 @@ kp_offset_fetch_response_offset_fetch_response_group_dec(struct kp_offset_fetch_
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_fetch_response_offset_fetch_response_topics_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_fetch_response_offset_fetch_response_topics_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1095,7 +1168,9 @@ kp_offset_fetch_response_offset_fetch_response_group_dec(struct kp_offset_fetch_
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_group_enc(const struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_offset_fetch_response_group_enc(
+	const struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1104,7 +1179,8 @@ kp_offset_fetch_response_offset_fetch_response_group_enc(const struct kp_offset_
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_fetch_response_offset_fetch_response_topics_enc(&s->topics.items[i], version, w);
+		kp_offset_fetch_response_offset_fetch_response_topics_enc(&s->topics.items[i],
+			version, w);
 	kp_wr_int16(w, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1117,7 +1193,8 @@ kp_offset_fetch_response_offset_fetch_response_group_enc(const struct kp_offset_
 }
 
 static size_t
-kp_offset_fetch_response_offset_fetch_response_group_sz(const struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version)
+kp_offset_fetch_response_offset_fetch_response_group_sz(
+	const struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -1128,7 +1205,8 @@ kp_offset_fetch_response_offset_fetch_response_group_sz(const struct kp_offset_f
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_fetch_response_offset_fetch_response_topics_sz(&s->topics.items[i], version);
+		sz += kp_offset_fetch_response_offset_fetch_response_topics_sz(&s->topics.items[i],
+			version);
 	sz += 2;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1147,7 +1225,8 @@ kp_offset_fetch_response_init(struct kp_offset_fetch_response *s)
 }
 
 static int
-kp_offset_fetch_response_dec(struct kp_offset_fetch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_dec(struct kp_offset_fetch_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -1176,7 +1255,8 @@ kp_offset_fetch_response_dec(struct kp_offset_fetch_response *s, int16_t version
 			s->topics.count = n;
 			s->topics.items = NULL;
 			if (n > 0) {
-				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topics.items), 8);
 				if (s->topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -1198,7 +1278,8 @@ kp_offset_fetch_response_dec(struct kp_offset_fetch_response *s, int16_t version
 			s->groups.count = n;
 			s->groups.items = NULL;
 			if (n > 0) {
-				s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+				s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->groups.items), 8);
 				if (s->groups.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -1244,7 +1325,8 @@ kp_offset_fetch_response_dec(struct kp_offset_fetch_response *s, int16_t version
 }
 
 static void
-kp_offset_fetch_response_enc(const struct kp_offset_fetch_response *s, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_enc(const struct kp_offset_fetch_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -1256,7 +1338,8 @@ kp_offset_fetch_response_enc(const struct kp_offset_fetch_response *s, int16_t v
 	if (version <= 7) {
 		kp_wr_array_len(w, flex, false, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			kp_offset_fetch_response_offset_fetch_response_topic_enc(&s->topics.items[i], version, w);
+			kp_offset_fetch_response_offset_fetch_response_topic_enc(
+				&s->topics.items[i], version, w);
 	}
 	if (version >= 2 && version <= 7) {
 		kp_wr_int16(w, s->error_code);
@@ -1264,7 +1347,8 @@ kp_offset_fetch_response_enc(const struct kp_offset_fetch_response *s, int16_t v
 	if (version >= 8) {
 		kp_wr_array_len(w, flex, false, s->groups.count);
 		for (int32_t i = 0; i < s->groups.count; i++)
-			kp_offset_fetch_response_offset_fetch_response_group_enc(&s->groups.items[i], version, w);
+			kp_offset_fetch_response_offset_fetch_response_group_enc(
+				&s->groups.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1291,7 +1375,8 @@ kp_offset_fetch_response_sz(const struct kp_offset_fetch_response *s, int16_t ve
 	if (version <= 7) {
 		sz += kp_array_len_size(flex, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			sz += kp_offset_fetch_response_offset_fetch_response_topic_sz(&s->topics.items[i], version);
+			sz += kp_offset_fetch_response_offset_fetch_response_topic_sz(
+				&s->topics.items[i], version);
 	}
 	if (version >= 2 && version <= 7) {
 		sz += 2;
@@ -1299,7 +1384,8 @@ kp_offset_fetch_response_sz(const struct kp_offset_fetch_response *s, int16_t ve
 	if (version >= 8) {
 		sz += kp_array_len_size(flex, s->groups.count);
 		for (int32_t i = 0; i < s->groups.count; i++)
-			sz += kp_offset_fetch_response_offset_fetch_response_group_sz(&s->groups.items[i], version);
+			sz += kp_offset_fetch_response_offset_fetch_response_group_sz(
+				&s->groups.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -1312,7 +1398,8 @@ kp_offset_fetch_response_sz(const struct kp_offset_fetch_response *s, int16_t ve
 }
 
 int
-kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;
@@ -1322,7 +1409,8 @@ kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t vers
 }
 
 int
-kp_offset_fetch_response_encode(const struct kp_offset_fetch_response *m, int16_t version, struct kp_writer *w)
+kp_offset_fetch_response_encode(const struct kp_offset_fetch_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 9)
 		return -EPROTONOSUPPORT;

@@ -87,15 +87,18 @@ struct kp_offset_fetch_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_request_offset_fetch_request_topic_init(struct kp_offset_fetch_request_offset_fetch_request_topic *s);
+kp_offset_fetch_request_offset_fetch_request_topic_init(
+	struct kp_offset_fetch_request_offset_fetch_request_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_request_offset_fetch_request_topics_init(struct kp_offset_fetch_request_offset_fetch_request_topics *s);
+kp_offset_fetch_request_offset_fetch_request_topics_init(
+	struct kp_offset_fetch_request_offset_fetch_request_topics *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_request_offset_fetch_request_group_init(struct kp_offset_fetch_request_offset_fetch_request_group *s);
+kp_offset_fetch_request_offset_fetch_request_group_init(
+	struct kp_offset_fetch_request_offset_fetch_request_group *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -109,7 +112,8 @@ kp_offset_fetch_request_init(struct kp_offset_fetch_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -118,7 +122,8 @@ kp_offset_fetch_request_decode(struct kp_offset_fetch_request *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_fetch_request_encode(const struct kp_offset_fetch_request *m, int16_t version, struct kp_writer *w);
+kp_offset_fetch_request_encode(const struct kp_offset_fetch_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_offset_fetch_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -232,23 +237,28 @@ struct kp_offset_fetch_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_response_offset_fetch_response_partition_init(struct kp_offset_fetch_response_offset_fetch_response_partition *s);
+kp_offset_fetch_response_offset_fetch_response_partition_init(
+	struct kp_offset_fetch_response_offset_fetch_response_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_response_offset_fetch_response_topic_init(struct kp_offset_fetch_response_offset_fetch_response_topic *s);
+kp_offset_fetch_response_offset_fetch_response_topic_init(
+	struct kp_offset_fetch_response_offset_fetch_response_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_response_offset_fetch_response_partitions_init(struct kp_offset_fetch_response_offset_fetch_response_partitions *s);
+kp_offset_fetch_response_offset_fetch_response_partitions_init(
+	struct kp_offset_fetch_response_offset_fetch_response_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_response_offset_fetch_response_topics_init(struct kp_offset_fetch_response_offset_fetch_response_topics *s);
+kp_offset_fetch_response_offset_fetch_response_topics_init(
+	struct kp_offset_fetch_response_offset_fetch_response_topics *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_fetch_response_offset_fetch_response_group_init(struct kp_offset_fetch_response_offset_fetch_response_group *s);
+kp_offset_fetch_response_offset_fetch_response_group_init(
+	struct kp_offset_fetch_response_offset_fetch_response_group *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -262,7 +272,8 @@ kp_offset_fetch_response_init(struct kp_offset_fetch_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -271,7 +282,8 @@ kp_offset_fetch_response_decode(struct kp_offset_fetch_response *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_fetch_response_encode(const struct kp_offset_fetch_response *m, int16_t version, struct kp_writer *w);
+kp_offset_fetch_response_encode(const struct kp_offset_fetch_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_offset_fetch_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,14 +8,17 @@
 #include "kp_msg_offset_for_leader_epoch.h"
 
 void
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s)
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->current_leader_epoch = -1;
 }
 
 static int
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_dec(struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_dec(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -68,7 +71,9 @@ kp_offset_for_leader_epoch_request_offset_for_leader_partition_dec(struct kp_off
 }
 
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_enc(const struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_enc(
+	const struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -90,7 +95,9 @@ kp_offset_for_leader_epoch_request_offset_for_leader_partition_enc(const struct 
 }
 
 static size_t
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_sz(const struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version)
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_sz(
+	const struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -114,13 +121,16 @@ kp_offset_for_leader_epoch_request_offset_for_leader_partition_sz(const struct k
 }
 
 void
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s)
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -140,7 +150,8 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(struct kp_offset_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -185,7 +196,9 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(struct kp_offset_
 }
 
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(const struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(
+	const struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -194,7 +207,8 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(const struct kp_o
 	kp_wr_str(w, flex, false, &s->topic);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_for_leader_epoch_request_offset_for_leader_partition_enc(&s->partitions.items[i], version, w);
+		kp_offset_for_leader_epoch_request_offset_for_leader_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -206,7 +220,8 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(const struct kp_o
 }
 
 static size_t
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_sz(const struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version)
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_sz(
+	const struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -217,7 +232,8 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_sz(const struct kp_of
 	sz += kp_str_size(flex, &s->topic);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_for_leader_epoch_request_offset_for_leader_partition_sz(&s->partitions.items[i], version);
+		sz += kp_offset_for_leader_epoch_request_offset_for_leader_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -236,7 +252,8 @@ kp_offset_for_leader_epoch_request_init(struct kp_offset_for_leader_epoch_reques
 }
 
 static int
-kp_offset_for_leader_epoch_request_dec(struct kp_offset_for_leader_epoch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_dec(struct kp_offset_for_leader_epoch_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -259,11 +276,13 @@ kp_offset_for_leader_epoch_request_dec(struct kp_offset_for_leader_epoch_request
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_offset_for_leader_epoch_request_offset_for_leader_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -304,7 +323,8 @@ kp_offset_for_leader_epoch_request_dec(struct kp_offset_for_leader_epoch_request
 }
 
 static void
-kp_offset_for_leader_epoch_request_enc(const struct kp_offset_for_leader_epoch_request *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_request_enc(const struct kp_offset_for_leader_epoch_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -315,7 +335,8 @@ kp_offset_for_leader_epoch_request_enc(const struct kp_offset_for_leader_epoch_r
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(&s->topics.items[i], version, w);
+		kp_offset_for_leader_epoch_request_offset_for_leader_topic_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -327,7 +348,8 @@ kp_offset_for_leader_epoch_request_enc(const struct kp_offset_for_leader_epoch_r
 }
 
 static size_t
-kp_offset_for_leader_epoch_request_sz(const struct kp_offset_for_leader_epoch_request *s, int16_t version)
+kp_offset_for_leader_epoch_request_sz(const struct kp_offset_for_leader_epoch_request *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -340,7 +362,8 @@ kp_offset_for_leader_epoch_request_sz(const struct kp_offset_for_leader_epoch_re
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_for_leader_epoch_request_offset_for_leader_topic_sz(&s->topics.items[i], version);
+		sz += kp_offset_for_leader_epoch_request_offset_for_leader_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -352,7 +375,8 @@ kp_offset_for_leader_epoch_request_sz(const struct kp_offset_for_leader_epoch_re
 }
 
 int
-kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -362,7 +386,8 @@ kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_requ
 }
 
 int
-kp_offset_for_leader_epoch_request_encode(const struct kp_offset_for_leader_epoch_request *m, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_request_encode(const struct kp_offset_for_leader_epoch_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -371,7 +396,8 @@ kp_offset_for_leader_epoch_request_encode(const struct kp_offset_for_leader_epoc
 }
 
 int64_t
-kp_offset_for_leader_epoch_request_size(const struct kp_offset_for_leader_epoch_request *m, int16_t version)
+kp_offset_for_leader_epoch_request_size(const struct kp_offset_for_leader_epoch_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -379,7 +405,8 @@ kp_offset_for_leader_epoch_request_size(const struct kp_offset_for_leader_epoch_
 }
 
 void
-kp_offset_for_leader_epoch_response_epoch_end_offset_init(struct kp_offset_for_leader_epoch_response_epoch_end_offset *s)
+kp_offset_for_leader_epoch_response_epoch_end_offset_init(
+	struct kp_offset_for_leader_epoch_response_epoch_end_offset *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->leader_epoch = -1;
@@ -387,7 +414,9 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_init(struct kp_offset_for_l
 }
 
 static int
-kp_offset_for_leader_epoch_response_epoch_end_offset_dec(struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_epoch_end_offset_dec(
+	struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -441,7 +470,9 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_dec(struct kp_offset_for_le
 }
 
 static void
-kp_offset_for_leader_epoch_response_epoch_end_offset_enc(const struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_response_epoch_end_offset_enc(
+	const struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -464,7 +495,8 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_enc(const struct kp_offset_
 }
 
 static size_t
-kp_offset_for_leader_epoch_response_epoch_end_offset_sz(const struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version)
+kp_offset_for_leader_epoch_response_epoch_end_offset_sz(
+	const struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -489,13 +521,16 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_sz(const struct kp_offset_f
 }
 
 void
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s)
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_dec(struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_dec(
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -515,11 +550,13 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_dec(struct kp
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_offset_for_leader_epoch_response_epoch_end_offset_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_offset_for_leader_epoch_response_epoch_end_offset_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -560,7 +597,9 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_dec(struct kp
 }
 
 static void
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(const struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(
+	const struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -569,7 +608,8 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(const str
 	kp_wr_str(w, flex, false, &s->topic);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_offset_for_leader_epoch_response_epoch_end_offset_enc(&s->partitions.items[i], version, w);
+		kp_offset_for_leader_epoch_response_epoch_end_offset_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -581,7 +621,9 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(const str
 }
 
 static size_t
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_sz(const struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version)
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_sz(
+	const struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -592,7 +634,8 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_sz(const stru
 	sz += kp_str_size(flex, &s->topic);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_offset_for_leader_epoch_response_epoch_end_offset_sz(&s->partitions.items[i], version);
+		sz += kp_offset_for_leader_epoch_response_epoch_end_offset_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -610,7 +653,8 @@ kp_offset_for_leader_epoch_response_init(struct kp_offset_for_leader_epoch_respo
 }
 
 static int
-kp_offset_for_leader_epoch_response_dec(struct kp_offset_for_leader_epoch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_dec(struct kp_offset_for_leader_epoch_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -633,7 +677,8 @@ kp_offset_for_leader_epoch_response_dec(struct kp_offset_for_leader_epoch_respon
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -678,7 +723,8 @@ kp_offset_for_leader_epoch_response_dec(struct kp_offset_for_leader_epoch_respon
 }
 
 static void
-kp_offset_for_leader_epoch_response_enc(const struct kp_offset_for_leader_epoch_response *s, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_response_enc(const struct kp_offset_for_leader_epoch_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -689,7 +735,8 @@ kp_offset_for_leader_epoch_response_enc(const struct kp_offset_for_leader_epoch_
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(&s->topics.items[i], version, w);
+		kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -701,7 +748,8 @@ kp_offset_for_leader_epoch_response_enc(const struct kp_offset_for_leader_epoch_
 }
 
 static size_t
-kp_offset_for_leader_epoch_response_sz(const struct kp_offset_for_leader_epoch_response *s, int16_t version)
+kp_offset_for_leader_epoch_response_sz(const struct kp_offset_for_leader_epoch_response *s,
+	int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -714,7 +762,8 @@ kp_offset_for_leader_epoch_response_sz(const struct kp_offset_for_leader_epoch_r
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_sz(&s->topics.items[i], version);
+		sz += kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -726,7 +775,8 @@ kp_offset_for_leader_epoch_response_sz(const struct kp_offset_for_leader_epoch_r
 }
 
 int
-kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -736,7 +786,8 @@ kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_res
 }
 
 int
-kp_offset_for_leader_epoch_response_encode(const struct kp_offset_for_leader_epoch_response *m, int16_t version, struct kp_writer *w)
+kp_offset_for_leader_epoch_response_encode(const struct kp_offset_for_leader_epoch_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -745,7 +796,8 @@ kp_offset_for_leader_epoch_response_encode(const struct kp_offset_for_leader_epo
 }
 
 int64_t
-kp_offset_for_leader_epoch_response_size(const struct kp_offset_for_leader_epoch_response *m, int16_t version)
+kp_offset_for_leader_epoch_response_size(const struct kp_offset_for_leader_epoch_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

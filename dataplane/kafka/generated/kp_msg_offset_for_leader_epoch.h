@@ -61,11 +61,13 @@ struct kp_offset_for_leader_epoch_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s);
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s);
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -79,7 +81,8 @@ kp_offset_for_leader_epoch_request_init(struct kp_offset_for_leader_epoch_reques
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -88,11 +91,13 @@ kp_offset_for_leader_epoch_request_decode(struct kp_offset_for_leader_epoch_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_for_leader_epoch_request_encode(const struct kp_offset_for_leader_epoch_request *m, int16_t version, struct kp_writer *w);
+kp_offset_for_leader_epoch_request_encode(const struct kp_offset_for_leader_epoch_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_offset_for_leader_epoch_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_offset_for_leader_epoch_request_size(const struct kp_offset_for_leader_epoch_request *m, int16_t version);
+kp_offset_for_leader_epoch_request_size(const struct kp_offset_for_leader_epoch_request *m,
+	int16_t version);
 
 /* EpochEndOffset: in OffsetForLeaderEpochResponse, used in versions 0,1,2,3,4. */
 struct kp_offset_for_leader_epoch_response_epoch_end_offset {
@@ -143,25 +148,29 @@ struct kp_offset_for_leader_epoch_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_for_leader_epoch_response_epoch_end_offset_init(struct kp_offset_for_leader_epoch_response_epoch_end_offset *s);
+kp_offset_for_leader_epoch_response_epoch_end_offset_init(
+	struct kp_offset_for_leader_epoch_response_epoch_end_offset *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_offset_for_leader_epoch_response_init(struct kp_offset_for_leader_epoch_response *s);
 
 /**
- * Decode a OffsetForLeaderEpochResponse of the given version from r. Strings, bytes and records in m
+ * Decode a OffsetForLeaderEpochResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-4; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -170,10 +179,12 @@ kp_offset_for_leader_epoch_response_decode(struct kp_offset_for_leader_epoch_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_offset_for_leader_epoch_response_encode(const struct kp_offset_for_leader_epoch_response *m, int16_t version, struct kp_writer *w);
+kp_offset_for_leader_epoch_response_encode(const struct kp_offset_for_leader_epoch_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_offset_for_leader_epoch_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_offset_for_leader_epoch_response_size(const struct kp_offset_for_leader_epoch_response *m, int16_t version);
+kp_offset_for_leader_epoch_response_size(const struct kp_offset_for_leader_epoch_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_OFFSET_FOR_LEADER_EPOCH_H */

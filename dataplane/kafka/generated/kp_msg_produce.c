@@ -14,7 +14,8 @@ kp_produce_request_partition_produce_data_init(struct kp_produce_request_partiti
 }
 
 static int
-kp_produce_request_partition_produce_data_dec(struct kp_produce_request_partition_produce_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_request_partition_produce_data_dec(struct kp_produce_request_partition_produce_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -63,7 +64,9 @@ kp_produce_request_partition_produce_data_dec(struct kp_produce_request_partitio
 }
 
 static void
-kp_produce_request_partition_produce_data_enc(const struct kp_produce_request_partition_produce_data *s, int16_t version, struct kp_writer *w)
+kp_produce_request_partition_produce_data_enc(
+	const struct kp_produce_request_partition_produce_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -82,7 +85,8 @@ kp_produce_request_partition_produce_data_enc(const struct kp_produce_request_pa
 }
 
 static size_t
-kp_produce_request_partition_produce_data_sz(const struct kp_produce_request_partition_produce_data *s, int16_t version)
+kp_produce_request_partition_produce_data_sz(
+	const struct kp_produce_request_partition_produce_data *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -109,7 +113,8 @@ kp_produce_request_topic_produce_data_init(struct kp_produce_request_topic_produ
 }
 
 static int
-kp_produce_request_topic_produce_data_dec(struct kp_produce_request_topic_produce_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_request_topic_produce_data_dec(struct kp_produce_request_topic_produce_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -129,11 +134,13 @@ kp_produce_request_topic_produce_data_dec(struct kp_produce_request_topic_produc
 		s->partition_data.count = n;
 		s->partition_data.items = NULL;
 		if (n > 0) {
-			s->partition_data.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_data.items), 8);
+			s->partition_data.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_data.items), 8);
 			if (s->partition_data.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_produce_request_partition_produce_data_dec(&s->partition_data.items[i], version, r, a);
+				rc = kp_produce_request_partition_produce_data_dec(
+					&s->partition_data.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -174,7 +181,8 @@ kp_produce_request_topic_produce_data_dec(struct kp_produce_request_topic_produc
 }
 
 static void
-kp_produce_request_topic_produce_data_enc(const struct kp_produce_request_topic_produce_data *s, int16_t version, struct kp_writer *w)
+kp_produce_request_topic_produce_data_enc(const struct kp_produce_request_topic_produce_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -183,7 +191,8 @@ kp_produce_request_topic_produce_data_enc(const struct kp_produce_request_topic_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partition_data.count);
 	for (int32_t i = 0; i < s->partition_data.count; i++)
-		kp_produce_request_partition_produce_data_enc(&s->partition_data.items[i], version, w);
+		kp_produce_request_partition_produce_data_enc(&s->partition_data.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -195,7 +204,8 @@ kp_produce_request_topic_produce_data_enc(const struct kp_produce_request_topic_
 }
 
 static size_t
-kp_produce_request_topic_produce_data_sz(const struct kp_produce_request_topic_produce_data *s, int16_t version)
+kp_produce_request_topic_produce_data_sz(const struct kp_produce_request_topic_produce_data *s,
+	int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -206,7 +216,8 @@ kp_produce_request_topic_produce_data_sz(const struct kp_produce_request_topic_p
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partition_data.count);
 	for (int32_t i = 0; i < s->partition_data.count; i++)
-		sz += kp_produce_request_partition_produce_data_sz(&s->partition_data.items[i], version);
+		sz += kp_produce_request_partition_produce_data_sz(&s->partition_data.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -226,7 +237,8 @@ kp_produce_request_init(struct kp_produce_request *s)
 }
 
 static int
-kp_produce_request_dec(struct kp_produce_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_request_dec(struct kp_produce_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -252,11 +264,13 @@ kp_produce_request_dec(struct kp_produce_request *s, int16_t version, struct kp_
 		s->topic_data.count = n;
 		s->topic_data.items = NULL;
 		if (n > 0) {
-			s->topic_data.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_data.items), 8);
+			s->topic_data.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_data.items), 8);
 			if (s->topic_data.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_produce_request_topic_produce_data_dec(&s->topic_data.items[i], version, r, a);
+				rc = kp_produce_request_topic_produce_data_dec(
+					&s->topic_data.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -349,7 +363,8 @@ kp_produce_request_sz(const struct kp_produce_request *s, int16_t version)
 }
 
 int
-kp_produce_request_decode(struct kp_produce_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_request_decode(struct kp_produce_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 11)
 		return -EPROTONOSUPPORT;
@@ -376,7 +391,8 @@ kp_produce_request_size(const struct kp_produce_request *m, int16_t version)
 }
 
 void
-kp_produce_response_batch_index_and_error_message_init(struct kp_produce_response_batch_index_and_error_message *s)
+kp_produce_response_batch_index_and_error_message_init(
+	struct kp_produce_response_batch_index_and_error_message *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->batch_index_error_message.ptr = NULL;
@@ -384,7 +400,9 @@ kp_produce_response_batch_index_and_error_message_init(struct kp_produce_respons
 }
 
 static int
-kp_produce_response_batch_index_and_error_message_dec(struct kp_produce_response_batch_index_and_error_message *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_batch_index_and_error_message_dec(
+	struct kp_produce_response_batch_index_and_error_message *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -433,7 +451,9 @@ kp_produce_response_batch_index_and_error_message_dec(struct kp_produce_response
 }
 
 static void
-kp_produce_response_batch_index_and_error_message_enc(const struct kp_produce_response_batch_index_and_error_message *s, int16_t version, struct kp_writer *w)
+kp_produce_response_batch_index_and_error_message_enc(
+	const struct kp_produce_response_batch_index_and_error_message *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -452,7 +472,8 @@ kp_produce_response_batch_index_and_error_message_enc(const struct kp_produce_re
 }
 
 static size_t
-kp_produce_response_batch_index_and_error_message_sz(const struct kp_produce_response_batch_index_and_error_message *s, int16_t version)
+kp_produce_response_batch_index_and_error_message_sz(
+	const struct kp_produce_response_batch_index_and_error_message *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -481,7 +502,8 @@ kp_produce_response_leader_id_and_epoch_init(struct kp_produce_response_leader_i
 }
 
 static bool
-kp_produce_response_leader_id_and_epoch_is_default(const struct kp_produce_response_leader_id_and_epoch *s)
+kp_produce_response_leader_id_and_epoch_is_default(
+	const struct kp_produce_response_leader_id_and_epoch *s)
 {
 	return !(s->leader_id != -1)
 	       && !(s->leader_epoch != -1)
@@ -489,7 +511,8 @@ kp_produce_response_leader_id_and_epoch_is_default(const struct kp_produce_respo
 }
 
 static int
-kp_produce_response_leader_id_and_epoch_dec(struct kp_produce_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_leader_id_and_epoch_dec(struct kp_produce_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -538,7 +561,8 @@ kp_produce_response_leader_id_and_epoch_dec(struct kp_produce_response_leader_id
 }
 
 static void
-kp_produce_response_leader_id_and_epoch_enc(const struct kp_produce_response_leader_id_and_epoch *s, int16_t version, struct kp_writer *w)
+kp_produce_response_leader_id_and_epoch_enc(const struct kp_produce_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -557,7 +581,8 @@ kp_produce_response_leader_id_and_epoch_enc(const struct kp_produce_response_lea
 }
 
 static size_t
-kp_produce_response_leader_id_and_epoch_sz(const struct kp_produce_response_leader_id_and_epoch *s, int16_t version)
+kp_produce_response_leader_id_and_epoch_sz(const struct kp_produce_response_leader_id_and_epoch *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -578,7 +603,8 @@ kp_produce_response_leader_id_and_epoch_sz(const struct kp_produce_response_lead
 }
 
 void
-kp_produce_response_partition_produce_response_init(struct kp_produce_response_partition_produce_response *s)
+kp_produce_response_partition_produce_response_init(
+	struct kp_produce_response_partition_produce_response *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->log_append_time_ms = INT64_C(-1);
@@ -589,7 +615,9 @@ kp_produce_response_partition_produce_response_init(struct kp_produce_response_p
 }
 
 static int
-kp_produce_response_partition_produce_response_dec(struct kp_produce_response_partition_produce_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_partition_produce_response_dec(
+	struct kp_produce_response_partition_produce_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -626,11 +654,13 @@ kp_produce_response_partition_produce_response_dec(struct kp_produce_response_pa
 			s->record_errors.count = n;
 			s->record_errors.items = NULL;
 			if (n > 0) {
-				s->record_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->record_errors.items), 8);
+				s->record_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->record_errors.items), 8);
 				if (s->record_errors.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_produce_response_batch_index_and_error_message_dec(&s->record_errors.items[i], version, r, a);
+					rc = kp_produce_response_batch_index_and_error_message_dec(
+						&s->record_errors.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -665,7 +695,8 @@ kp_produce_response_partition_produce_response_dec(struct kp_produce_response_pa
 			kp_reader_init(&sub, r->p, tsz);
 			r->p += tsz;
 			if (tag == 0 && (version >= 10)) {
-				rc = kp_produce_response_leader_id_and_epoch_dec(&s->current_leader, version, (&sub), a);
+				rc = kp_produce_response_leader_id_and_epoch_dec(&s->current_leader,
+					version, (&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -684,7 +715,9 @@ kp_produce_response_partition_produce_response_dec(struct kp_produce_response_pa
 }
 
 static void
-kp_produce_response_partition_produce_response_enc(const struct kp_produce_response_partition_produce_response *s, int16_t version, struct kp_writer *w)
+kp_produce_response_partition_produce_response_enc(
+	const struct kp_produce_response_partition_produce_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -702,7 +735,8 @@ kp_produce_response_partition_produce_response_enc(const struct kp_produce_respo
 	if (version >= 8) {
 		kp_wr_array_len(w, flex, false, s->record_errors.count);
 		for (int32_t i = 0; i < s->record_errors.count; i++)
-			kp_produce_response_batch_index_and_error_message_enc(&s->record_errors.items[i], version, w);
+			kp_produce_response_batch_index_and_error_message_enc(
+				&s->record_errors.items[i], version, w);
 	}
 	if (version >= 8) {
 		kp_wr_str(w, flex, true, &s->error_message);
@@ -710,14 +744,17 @@ kp_produce_response_partition_produce_response_enc(const struct kp_produce_respo
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 10) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_produce_response_leader_id_and_epoch_is_default(&s->current_leader));
+		bool put0 = (version >= 10) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_produce_response_leader_id_and_epoch_is_default(
+			&s->current_leader));
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
 		if (put0) {
 			size_t vs = 0;
 
-			vs += kp_produce_response_leader_id_and_epoch_sz(&s->current_leader, version);
+			vs += kp_produce_response_leader_id_and_epoch_sz(&s->current_leader,
+				version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_produce_response_leader_id_and_epoch_enc(&s->current_leader, version, w);
@@ -728,7 +765,8 @@ kp_produce_response_partition_produce_response_enc(const struct kp_produce_respo
 }
 
 static size_t
-kp_produce_response_partition_produce_response_sz(const struct kp_produce_response_partition_produce_response *s, int16_t version)
+kp_produce_response_partition_produce_response_sz(
+	const struct kp_produce_response_partition_produce_response *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -748,7 +786,8 @@ kp_produce_response_partition_produce_response_sz(const struct kp_produce_respon
 	if (version >= 8) {
 		sz += kp_array_len_size(flex, s->record_errors.count);
 		for (int32_t i = 0; i < s->record_errors.count; i++)
-			sz += kp_produce_response_batch_index_and_error_message_sz(&s->record_errors.items[i], version);
+			sz += kp_produce_response_batch_index_and_error_message_sz(
+				&s->record_errors.items[i], version);
 	}
 	if (version >= 8) {
 		sz += kp_str_size(flex, &s->error_message);
@@ -758,10 +797,13 @@ kp_produce_response_partition_produce_response_sz(const struct kp_produce_respon
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 10) && ((s->tags_present & (UINT32_C(1) << 0)) || !kp_produce_response_leader_id_and_epoch_is_default(&s->current_leader))) {
+		if ((version >= 10) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_produce_response_leader_id_and_epoch_is_default(
+			&s->current_leader))) {
 			size_t vs = 0;
 
-			vs += kp_produce_response_leader_id_and_epoch_sz(&s->current_leader, version);
+			vs += kp_produce_response_leader_id_and_epoch_sz(&s->current_leader,
+				version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -771,13 +813,15 @@ kp_produce_response_partition_produce_response_sz(const struct kp_produce_respon
 }
 
 void
-kp_produce_response_topic_produce_response_init(struct kp_produce_response_topic_produce_response *s)
+kp_produce_response_topic_produce_response_init(
+	struct kp_produce_response_topic_produce_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_produce_response_topic_produce_response_dec(struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_topic_produce_response_dec(struct kp_produce_response_topic_produce_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -797,11 +841,13 @@ kp_produce_response_topic_produce_response_dec(struct kp_produce_response_topic_
 		s->partition_responses.count = n;
 		s->partition_responses.items = NULL;
 		if (n > 0) {
-			s->partition_responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_responses.items), 8);
+			s->partition_responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_responses.items), 8);
 			if (s->partition_responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_produce_response_partition_produce_response_dec(&s->partition_responses.items[i], version, r, a);
+				rc = kp_produce_response_partition_produce_response_dec(
+					&s->partition_responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -842,7 +888,9 @@ kp_produce_response_topic_produce_response_dec(struct kp_produce_response_topic_
 }
 
 static void
-kp_produce_response_topic_produce_response_enc(const struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_writer *w)
+kp_produce_response_topic_produce_response_enc(
+	const struct kp_produce_response_topic_produce_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 9);
 
@@ -851,7 +899,8 @@ kp_produce_response_topic_produce_response_enc(const struct kp_produce_response_
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partition_responses.count);
 	for (int32_t i = 0; i < s->partition_responses.count; i++)
-		kp_produce_response_partition_produce_response_enc(&s->partition_responses.items[i], version, w);
+		kp_produce_response_partition_produce_response_enc(&s->partition_responses.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -863,7 +912,8 @@ kp_produce_response_topic_produce_response_enc(const struct kp_produce_response_
 }
 
 static size_t
-kp_produce_response_topic_produce_response_sz(const struct kp_produce_response_topic_produce_response *s, int16_t version)
+kp_produce_response_topic_produce_response_sz(
+	const struct kp_produce_response_topic_produce_response *s, int16_t version)
 {
 	const bool flex = (version >= 9);
 
@@ -874,7 +924,8 @@ kp_produce_response_topic_produce_response_sz(const struct kp_produce_response_t
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partition_responses.count);
 	for (int32_t i = 0; i < s->partition_responses.count; i++)
-		sz += kp_produce_response_partition_produce_response_sz(&s->partition_responses.items[i], version);
+		sz += kp_produce_response_partition_produce_response_sz(
+			&s->partition_responses.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -894,7 +945,8 @@ kp_produce_response_node_endpoint_init(struct kp_produce_response_node_endpoint 
 }
 
 static int
-kp_produce_response_node_endpoint_dec(struct kp_produce_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_node_endpoint_dec(struct kp_produce_response_node_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -945,7 +997,8 @@ kp_produce_response_node_endpoint_dec(struct kp_produce_response_node_endpoint *
 }
 
 static void
-kp_produce_response_node_endpoint_enc(const struct kp_produce_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_produce_response_node_endpoint_enc(const struct kp_produce_response_node_endpoint *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -966,7 +1019,8 @@ kp_produce_response_node_endpoint_enc(const struct kp_produce_response_node_endp
 }
 
 static size_t
-kp_produce_response_node_endpoint_sz(const struct kp_produce_response_node_endpoint *s, int16_t version)
+kp_produce_response_node_endpoint_sz(const struct kp_produce_response_node_endpoint *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -995,7 +1049,8 @@ kp_produce_response_init(struct kp_produce_response *s)
 }
 
 static int
-kp_produce_response_dec(struct kp_produce_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_dec(struct kp_produce_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 9);
 
@@ -1018,11 +1073,13 @@ kp_produce_response_dec(struct kp_produce_response *s, int16_t version, struct k
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_produce_response_topic_produce_response_dec(&s->responses.items[i], version, r, a);
+				rc = kp_produce_response_topic_produce_response_dec(
+					&s->responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1063,11 +1120,15 @@ kp_produce_response_dec(struct kp_produce_response *s, int16_t version, struct k
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
-							rc = kp_produce_response_node_endpoint_dec(&s->node_endpoints.items[i], version, (&sub), a);
+							rc = kp_produce_response_node_endpoint_dec(
+								&s->node_endpoints.items[i],
+								version, (&sub), a);
 							if (rc != 0)
 								return rc;
 						}
@@ -1104,7 +1165,8 @@ kp_produce_response_enc(const struct kp_produce_response *s, int16_t version, st
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 10) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 10) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -1113,12 +1175,14 @@ kp_produce_response_enc(const struct kp_produce_response *s, int16_t version, st
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_produce_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_produce_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_produce_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_produce_response_node_endpoint_enc(&s->node_endpoints.items[i],
+					version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -1136,7 +1200,8 @@ kp_produce_response_sz(const struct kp_produce_response *s, int16_t version)
 	(void)version;
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_produce_response_topic_produce_response_sz(&s->responses.items[i], version);
+		sz += kp_produce_response_topic_produce_response_sz(&s->responses.items[i],
+			version);
 	if (version >= 1) {
 		sz += 4;
 	}
@@ -1145,12 +1210,14 @@ kp_produce_response_sz(const struct kp_produce_response *s, int16_t version)
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 10) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 10) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_produce_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_produce_response_node_endpoint_sz(
+					&s->node_endpoints.items[i], version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -1160,7 +1227,8 @@ kp_produce_response_sz(const struct kp_produce_response *s, int16_t version)
 }
 
 int
-kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 11)
 		return -EPROTONOSUPPORT;
@@ -1170,7 +1238,8 @@ kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struc
 }
 
 int
-kp_produce_response_encode(const struct kp_produce_response *m, int16_t version, struct kp_writer *w)
+kp_produce_response_encode(const struct kp_produce_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 11)
 		return -EPROTONOSUPPORT;

@@ -81,7 +81,8 @@ kp_produce_request_init(struct kp_produce_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_produce_request_decode(struct kp_produce_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_produce_request_decode(struct kp_produce_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -219,7 +220,8 @@ struct kp_produce_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_produce_response_batch_index_and_error_message_init(struct kp_produce_response_batch_index_and_error_message *s);
+kp_produce_response_batch_index_and_error_message_init(
+	struct kp_produce_response_batch_index_and_error_message *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -227,11 +229,13 @@ kp_produce_response_leader_id_and_epoch_init(struct kp_produce_response_leader_i
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_produce_response_partition_produce_response_init(struct kp_produce_response_partition_produce_response *s);
+kp_produce_response_partition_produce_response_init(
+	struct kp_produce_response_partition_produce_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_produce_response_topic_produce_response_init(struct kp_produce_response_topic_produce_response *s);
+kp_produce_response_topic_produce_response_init(
+	struct kp_produce_response_topic_produce_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -249,7 +253,8 @@ kp_produce_response_init(struct kp_produce_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -258,7 +263,8 @@ kp_produce_response_decode(struct kp_produce_response *m, int16_t version, struc
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_produce_response_encode(const struct kp_produce_response *m, int16_t version, struct kp_writer *w);
+kp_produce_response_encode(const struct kp_produce_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_produce_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_push_telemetry_request_init(struct kp_push_telemetry_request *s)
 }
 
 static int
-kp_push_telemetry_request_dec(struct kp_push_telemetry_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_push_telemetry_request_dec(struct kp_push_telemetry_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -66,7 +67,8 @@ kp_push_telemetry_request_dec(struct kp_push_telemetry_request *s, int16_t versi
 }
 
 static void
-kp_push_telemetry_request_enc(const struct kp_push_telemetry_request *s, int16_t version, struct kp_writer *w)
+kp_push_telemetry_request_enc(const struct kp_push_telemetry_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -112,7 +114,8 @@ kp_push_telemetry_request_sz(const struct kp_push_telemetry_request *s, int16_t 
 }
 
 int
-kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -122,7 +125,8 @@ kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t ve
 }
 
 int
-kp_push_telemetry_request_encode(const struct kp_push_telemetry_request *m, int16_t version, struct kp_writer *w)
+kp_push_telemetry_request_encode(const struct kp_push_telemetry_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -145,7 +149,8 @@ kp_push_telemetry_response_init(struct kp_push_telemetry_response *s)
 }
 
 static int
-kp_push_telemetry_response_dec(struct kp_push_telemetry_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_push_telemetry_response_dec(struct kp_push_telemetry_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -194,7 +199,8 @@ kp_push_telemetry_response_dec(struct kp_push_telemetry_response *s, int16_t ver
 }
 
 static void
-kp_push_telemetry_response_enc(const struct kp_push_telemetry_response *s, int16_t version, struct kp_writer *w)
+kp_push_telemetry_response_enc(const struct kp_push_telemetry_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -234,7 +240,8 @@ kp_push_telemetry_response_sz(const struct kp_push_telemetry_response *s, int16_
 }
 
 int
-kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -244,7 +251,8 @@ kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t 
 }
 
 int
-kp_push_telemetry_response_encode(const struct kp_push_telemetry_response *m, int16_t version, struct kp_writer *w)
+kp_push_telemetry_response_encode(const struct kp_push_telemetry_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

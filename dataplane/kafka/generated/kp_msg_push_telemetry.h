@@ -38,7 +38,8 @@ kp_push_telemetry_request_init(struct kp_push_telemetry_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -47,7 +48,8 @@ kp_push_telemetry_request_decode(struct kp_push_telemetry_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_push_telemetry_request_encode(const struct kp_push_telemetry_request *m, int16_t version, struct kp_writer *w);
+kp_push_telemetry_request_encode(const struct kp_push_telemetry_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_push_telemetry_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -78,7 +80,8 @@ kp_push_telemetry_response_init(struct kp_push_telemetry_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -87,7 +90,8 @@ kp_push_telemetry_response_decode(struct kp_push_telemetry_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_push_telemetry_response_encode(const struct kp_push_telemetry_response *m, int16_t version, struct kp_writer *w);
+kp_push_telemetry_response_encode(const struct kp_push_telemetry_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_push_telemetry_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

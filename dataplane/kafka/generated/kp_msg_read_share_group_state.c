@@ -8,13 +8,16 @@
 #include "kp_msg_read_share_group_state.h"
 
 void
-kp_read_share_group_state_request_partition_data_init(struct kp_read_share_group_state_request_partition_data *s)
+kp_read_share_group_state_request_partition_data_init(
+	struct kp_read_share_group_state_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_request_partition_data_dec(struct kp_read_share_group_state_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_request_partition_data_dec(
+	struct kp_read_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +66,9 @@ kp_read_share_group_state_request_partition_data_dec(struct kp_read_share_group_
 }
 
 static void
-kp_read_share_group_state_request_partition_data_enc(const struct kp_read_share_group_state_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_request_partition_data_enc(
+	const struct kp_read_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -82,7 +87,8 @@ kp_read_share_group_state_request_partition_data_enc(const struct kp_read_share_
 }
 
 static size_t
-kp_read_share_group_state_request_partition_data_sz(const struct kp_read_share_group_state_request_partition_data *s, int16_t version)
+kp_read_share_group_state_request_partition_data_sz(
+	const struct kp_read_share_group_state_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -103,13 +109,16 @@ kp_read_share_group_state_request_partition_data_sz(const struct kp_read_share_g
 }
 
 void
-kp_read_share_group_state_request_read_state_data_init(struct kp_read_share_group_state_request_read_state_data *s)
+kp_read_share_group_state_request_read_state_data_init(
+	struct kp_read_share_group_state_request_read_state_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_request_read_state_data_dec(struct kp_read_share_group_state_request_read_state_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_request_read_state_data_dec(
+	struct kp_read_share_group_state_request_read_state_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -129,11 +138,13 @@ kp_read_share_group_state_request_read_state_data_dec(struct kp_read_share_group
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_read_share_group_state_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -174,7 +185,9 @@ kp_read_share_group_state_request_read_state_data_dec(struct kp_read_share_group
 }
 
 static void
-kp_read_share_group_state_request_read_state_data_enc(const struct kp_read_share_group_state_request_read_state_data *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_request_read_state_data_enc(
+	const struct kp_read_share_group_state_request_read_state_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -183,7 +196,8 @@ kp_read_share_group_state_request_read_state_data_enc(const struct kp_read_share
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_read_share_group_state_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_read_share_group_state_request_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -195,7 +209,8 @@ kp_read_share_group_state_request_read_state_data_enc(const struct kp_read_share
 }
 
 static size_t
-kp_read_share_group_state_request_read_state_data_sz(const struct kp_read_share_group_state_request_read_state_data *s, int16_t version)
+kp_read_share_group_state_request_read_state_data_sz(
+	const struct kp_read_share_group_state_request_read_state_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -206,7 +221,8 @@ kp_read_share_group_state_request_read_state_data_sz(const struct kp_read_share_
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_read_share_group_state_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_read_share_group_state_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -224,7 +240,8 @@ kp_read_share_group_state_request_init(struct kp_read_share_group_state_request 
 }
 
 static int
-kp_read_share_group_state_request_dec(struct kp_read_share_group_state_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_request_dec(struct kp_read_share_group_state_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -244,11 +261,13 @@ kp_read_share_group_state_request_dec(struct kp_read_share_group_state_request *
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_request_read_state_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_read_share_group_state_request_read_state_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -289,7 +308,8 @@ kp_read_share_group_state_request_dec(struct kp_read_share_group_state_request *
 }
 
 static void
-kp_read_share_group_state_request_enc(const struct kp_read_share_group_state_request *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_request_enc(const struct kp_read_share_group_state_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -298,7 +318,8 @@ kp_read_share_group_state_request_enc(const struct kp_read_share_group_state_req
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_read_share_group_state_request_read_state_data_enc(&s->topics.items[i], version, w);
+		kp_read_share_group_state_request_read_state_data_enc(&s->topics.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -310,7 +331,8 @@ kp_read_share_group_state_request_enc(const struct kp_read_share_group_state_req
 }
 
 static size_t
-kp_read_share_group_state_request_sz(const struct kp_read_share_group_state_request *s, int16_t version)
+kp_read_share_group_state_request_sz(const struct kp_read_share_group_state_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -321,7 +343,8 @@ kp_read_share_group_state_request_sz(const struct kp_read_share_group_state_requ
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_read_share_group_state_request_read_state_data_sz(&s->topics.items[i], version);
+		sz += kp_read_share_group_state_request_read_state_data_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -333,7 +356,8 @@ kp_read_share_group_state_request_sz(const struct kp_read_share_group_state_requ
 }
 
 int
-kp_read_share_group_state_request_decode(struct kp_read_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_request_decode(struct kp_read_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -343,7 +367,8 @@ kp_read_share_group_state_request_decode(struct kp_read_share_group_state_reques
 }
 
 int
-kp_read_share_group_state_request_encode(const struct kp_read_share_group_state_request *m, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_request_encode(const struct kp_read_share_group_state_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -352,7 +377,8 @@ kp_read_share_group_state_request_encode(const struct kp_read_share_group_state_
 }
 
 int64_t
-kp_read_share_group_state_request_size(const struct kp_read_share_group_state_request *m, int16_t version)
+kp_read_share_group_state_request_size(const struct kp_read_share_group_state_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -360,13 +386,16 @@ kp_read_share_group_state_request_size(const struct kp_read_share_group_state_re
 }
 
 void
-kp_read_share_group_state_response_state_batch_init(struct kp_read_share_group_state_response_state_batch *s)
+kp_read_share_group_state_response_state_batch_init(
+	struct kp_read_share_group_state_response_state_batch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_response_state_batch_dec(struct kp_read_share_group_state_response_state_batch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_state_batch_dec(
+	struct kp_read_share_group_state_response_state_batch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -417,7 +446,9 @@ kp_read_share_group_state_response_state_batch_dec(struct kp_read_share_group_st
 }
 
 static void
-kp_read_share_group_state_response_state_batch_enc(const struct kp_read_share_group_state_response_state_batch *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_response_state_batch_enc(
+	const struct kp_read_share_group_state_response_state_batch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -438,7 +469,8 @@ kp_read_share_group_state_response_state_batch_enc(const struct kp_read_share_gr
 }
 
 static size_t
-kp_read_share_group_state_response_state_batch_sz(const struct kp_read_share_group_state_response_state_batch *s, int16_t version)
+kp_read_share_group_state_response_state_batch_sz(
+	const struct kp_read_share_group_state_response_state_batch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -461,7 +493,8 @@ kp_read_share_group_state_response_state_batch_sz(const struct kp_read_share_gro
 }
 
 void
-kp_read_share_group_state_response_partition_result_init(struct kp_read_share_group_state_response_partition_result *s)
+kp_read_share_group_state_response_partition_result_init(
+	struct kp_read_share_group_state_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -469,7 +502,9 @@ kp_read_share_group_state_response_partition_result_init(struct kp_read_share_gr
 }
 
 static int
-kp_read_share_group_state_response_partition_result_dec(struct kp_read_share_group_state_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_partition_result_dec(
+	struct kp_read_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -493,11 +528,13 @@ kp_read_share_group_state_response_partition_result_dec(struct kp_read_share_gro
 		s->state_batches.count = n;
 		s->state_batches.items = NULL;
 		if (n > 0) {
-			s->state_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->state_batches.items), 8);
+			s->state_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->state_batches.items), 8);
 			if (s->state_batches.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_response_state_batch_dec(&s->state_batches.items[i], version, r, a);
+				rc = kp_read_share_group_state_response_state_batch_dec(
+					&s->state_batches.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -538,7 +575,9 @@ kp_read_share_group_state_response_partition_result_dec(struct kp_read_share_gro
 }
 
 static void
-kp_read_share_group_state_response_partition_result_enc(const struct kp_read_share_group_state_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_response_partition_result_enc(
+	const struct kp_read_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -551,7 +590,8 @@ kp_read_share_group_state_response_partition_result_enc(const struct kp_read_sha
 	kp_wr_int64(w, s->start_offset);
 	kp_wr_array_len(w, flex, false, s->state_batches.count);
 	for (int32_t i = 0; i < s->state_batches.count; i++)
-		kp_read_share_group_state_response_state_batch_enc(&s->state_batches.items[i], version, w);
+		kp_read_share_group_state_response_state_batch_enc(&s->state_batches.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -563,7 +603,8 @@ kp_read_share_group_state_response_partition_result_enc(const struct kp_read_sha
 }
 
 static size_t
-kp_read_share_group_state_response_partition_result_sz(const struct kp_read_share_group_state_response_partition_result *s, int16_t version)
+kp_read_share_group_state_response_partition_result_sz(
+	const struct kp_read_share_group_state_response_partition_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -578,7 +619,8 @@ kp_read_share_group_state_response_partition_result_sz(const struct kp_read_shar
 	sz += 8;
 	sz += kp_array_len_size(flex, s->state_batches.count);
 	for (int32_t i = 0; i < s->state_batches.count; i++)
-		sz += kp_read_share_group_state_response_state_batch_sz(&s->state_batches.items[i], version);
+		sz += kp_read_share_group_state_response_state_batch_sz(&s->state_batches.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -590,13 +632,16 @@ kp_read_share_group_state_response_partition_result_sz(const struct kp_read_shar
 }
 
 void
-kp_read_share_group_state_response_read_state_result_init(struct kp_read_share_group_state_response_read_state_result *s)
+kp_read_share_group_state_response_read_state_result_init(
+	struct kp_read_share_group_state_response_read_state_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_response_read_state_result_dec(struct kp_read_share_group_state_response_read_state_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_read_state_result_dec(
+	struct kp_read_share_group_state_response_read_state_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -616,11 +661,13 @@ kp_read_share_group_state_response_read_state_result_dec(struct kp_read_share_gr
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_response_partition_result_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_read_share_group_state_response_partition_result_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -661,7 +708,9 @@ kp_read_share_group_state_response_read_state_result_dec(struct kp_read_share_gr
 }
 
 static void
-kp_read_share_group_state_response_read_state_result_enc(const struct kp_read_share_group_state_response_read_state_result *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_response_read_state_result_enc(
+	const struct kp_read_share_group_state_response_read_state_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -670,7 +719,8 @@ kp_read_share_group_state_response_read_state_result_enc(const struct kp_read_sh
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_read_share_group_state_response_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_read_share_group_state_response_partition_result_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -682,7 +732,8 @@ kp_read_share_group_state_response_read_state_result_enc(const struct kp_read_sh
 }
 
 static size_t
-kp_read_share_group_state_response_read_state_result_sz(const struct kp_read_share_group_state_response_read_state_result *s, int16_t version)
+kp_read_share_group_state_response_read_state_result_sz(
+	const struct kp_read_share_group_state_response_read_state_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -693,7 +744,8 @@ kp_read_share_group_state_response_read_state_result_sz(const struct kp_read_sha
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_read_share_group_state_response_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_read_share_group_state_response_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -711,7 +763,8 @@ kp_read_share_group_state_response_init(struct kp_read_share_group_state_respons
 }
 
 static int
-kp_read_share_group_state_response_dec(struct kp_read_share_group_state_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_dec(struct kp_read_share_group_state_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -730,11 +783,13 @@ kp_read_share_group_state_response_dec(struct kp_read_share_group_state_response
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_response_read_state_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_read_share_group_state_response_read_state_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -775,7 +830,8 @@ kp_read_share_group_state_response_dec(struct kp_read_share_group_state_response
 }
 
 static void
-kp_read_share_group_state_response_enc(const struct kp_read_share_group_state_response *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_response_enc(const struct kp_read_share_group_state_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -783,7 +839,8 @@ kp_read_share_group_state_response_enc(const struct kp_read_share_group_state_re
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_read_share_group_state_response_read_state_result_enc(&s->results.items[i], version, w);
+		kp_read_share_group_state_response_read_state_result_enc(&s->results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -795,7 +852,8 @@ kp_read_share_group_state_response_enc(const struct kp_read_share_group_state_re
 }
 
 static size_t
-kp_read_share_group_state_response_sz(const struct kp_read_share_group_state_response *s, int16_t version)
+kp_read_share_group_state_response_sz(const struct kp_read_share_group_state_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -805,7 +863,8 @@ kp_read_share_group_state_response_sz(const struct kp_read_share_group_state_res
 	(void)version;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_read_share_group_state_response_read_state_result_sz(&s->results.items[i], version);
+		sz += kp_read_share_group_state_response_read_state_result_sz(&s->results.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -817,7 +876,8 @@ kp_read_share_group_state_response_sz(const struct kp_read_share_group_state_res
 }
 
 int
-kp_read_share_group_state_response_decode(struct kp_read_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_response_decode(struct kp_read_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -827,7 +887,8 @@ kp_read_share_group_state_response_decode(struct kp_read_share_group_state_respo
 }
 
 int
-kp_read_share_group_state_response_encode(const struct kp_read_share_group_state_response *m, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_response_encode(const struct kp_read_share_group_state_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -836,7 +897,8 @@ kp_read_share_group_state_response_encode(const struct kp_read_share_group_state
 }
 
 int64_t
-kp_read_share_group_state_response_size(const struct kp_read_share_group_state_response *m, int16_t version)
+kp_read_share_group_state_response_size(const struct kp_read_share_group_state_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

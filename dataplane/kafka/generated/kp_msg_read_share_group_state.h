@@ -52,11 +52,13 @@ struct kp_read_share_group_state_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_request_partition_data_init(struct kp_read_share_group_state_request_partition_data *s);
+kp_read_share_group_state_request_partition_data_init(
+	struct kp_read_share_group_state_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_request_read_state_data_init(struct kp_read_share_group_state_request_read_state_data *s);
+kp_read_share_group_state_request_read_state_data_init(
+	struct kp_read_share_group_state_request_read_state_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -70,7 +72,8 @@ kp_read_share_group_state_request_init(struct kp_read_share_group_state_request 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_read_share_group_state_request_decode(struct kp_read_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_read_share_group_state_request_decode(struct kp_read_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -79,11 +82,13 @@ kp_read_share_group_state_request_decode(struct kp_read_share_group_state_reques
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_read_share_group_state_request_encode(const struct kp_read_share_group_state_request *m, int16_t version, struct kp_writer *w);
+kp_read_share_group_state_request_encode(const struct kp_read_share_group_state_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_read_share_group_state_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_read_share_group_state_request_size(const struct kp_read_share_group_state_request *m, int16_t version);
+kp_read_share_group_state_request_size(const struct kp_read_share_group_state_request *m,
+	int16_t version);
 
 /* StateBatch: in ReadShareGroupStateResponse, used in versions 0. */
 struct kp_read_share_group_state_response_state_batch {
@@ -152,15 +157,18 @@ struct kp_read_share_group_state_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_response_state_batch_init(struct kp_read_share_group_state_response_state_batch *s);
+kp_read_share_group_state_response_state_batch_init(
+	struct kp_read_share_group_state_response_state_batch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_response_partition_result_init(struct kp_read_share_group_state_response_partition_result *s);
+kp_read_share_group_state_response_partition_result_init(
+	struct kp_read_share_group_state_response_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_response_read_state_result_init(struct kp_read_share_group_state_response_read_state_result *s);
+kp_read_share_group_state_response_read_state_result_init(
+	struct kp_read_share_group_state_response_read_state_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -174,7 +182,8 @@ kp_read_share_group_state_response_init(struct kp_read_share_group_state_respons
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_read_share_group_state_response_decode(struct kp_read_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_read_share_group_state_response_decode(struct kp_read_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -183,10 +192,12 @@ kp_read_share_group_state_response_decode(struct kp_read_share_group_state_respo
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_read_share_group_state_response_encode(const struct kp_read_share_group_state_response *m, int16_t version, struct kp_writer *w);
+kp_read_share_group_state_response_encode(const struct kp_read_share_group_state_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_read_share_group_state_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_read_share_group_state_response_size(const struct kp_read_share_group_state_response *m, int16_t version);
+kp_read_share_group_state_response_size(const struct kp_read_share_group_state_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_READ_SHARE_GROUP_STATE_H */

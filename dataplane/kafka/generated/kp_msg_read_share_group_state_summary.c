@@ -8,13 +8,16 @@
 #include "kp_msg_read_share_group_state_summary.h"
 
 void
-kp_read_share_group_state_summary_request_partition_data_init(struct kp_read_share_group_state_summary_request_partition_data *s)
+kp_read_share_group_state_summary_request_partition_data_init(
+	struct kp_read_share_group_state_summary_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_summary_request_partition_data_dec(struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_request_partition_data_dec(
+	struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +66,9 @@ kp_read_share_group_state_summary_request_partition_data_dec(struct kp_read_shar
 }
 
 static void
-kp_read_share_group_state_summary_request_partition_data_enc(const struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_request_partition_data_enc(
+	const struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -82,7 +87,8 @@ kp_read_share_group_state_summary_request_partition_data_enc(const struct kp_rea
 }
 
 static size_t
-kp_read_share_group_state_summary_request_partition_data_sz(const struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version)
+kp_read_share_group_state_summary_request_partition_data_sz(
+	const struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -103,13 +109,16 @@ kp_read_share_group_state_summary_request_partition_data_sz(const struct kp_read
 }
 
 void
-kp_read_share_group_state_summary_request_read_state_summary_data_init(struct kp_read_share_group_state_summary_request_read_state_summary_data *s)
+kp_read_share_group_state_summary_request_read_state_summary_data_init(
+	struct kp_read_share_group_state_summary_request_read_state_summary_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_summary_request_read_state_summary_data_dec(struct kp_read_share_group_state_summary_request_read_state_summary_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_request_read_state_summary_data_dec(
+	struct kp_read_share_group_state_summary_request_read_state_summary_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -129,11 +138,13 @@ kp_read_share_group_state_summary_request_read_state_summary_data_dec(struct kp_
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_read_share_group_state_summary_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_read_share_group_state_summary_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -174,7 +185,9 @@ kp_read_share_group_state_summary_request_read_state_summary_data_dec(struct kp_
 }
 
 static void
-kp_read_share_group_state_summary_request_read_state_summary_data_enc(const struct kp_read_share_group_state_summary_request_read_state_summary_data *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_request_read_state_summary_data_enc(
+	const struct kp_read_share_group_state_summary_request_read_state_summary_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -183,7 +196,8 @@ kp_read_share_group_state_summary_request_read_state_summary_data_enc(const stru
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_read_share_group_state_summary_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_read_share_group_state_summary_request_partition_data_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -195,7 +209,9 @@ kp_read_share_group_state_summary_request_read_state_summary_data_enc(const stru
 }
 
 static size_t
-kp_read_share_group_state_summary_request_read_state_summary_data_sz(const struct kp_read_share_group_state_summary_request_read_state_summary_data *s, int16_t version)
+kp_read_share_group_state_summary_request_read_state_summary_data_sz(
+	const struct kp_read_share_group_state_summary_request_read_state_summary_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -206,7 +222,8 @@ kp_read_share_group_state_summary_request_read_state_summary_data_sz(const struc
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_read_share_group_state_summary_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_read_share_group_state_summary_request_partition_data_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -224,7 +241,8 @@ kp_read_share_group_state_summary_request_init(struct kp_read_share_group_state_
 }
 
 static int
-kp_read_share_group_state_summary_request_dec(struct kp_read_share_group_state_summary_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_request_dec(struct kp_read_share_group_state_summary_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -244,7 +262,8 @@ kp_read_share_group_state_summary_request_dec(struct kp_read_share_group_state_s
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -289,7 +308,9 @@ kp_read_share_group_state_summary_request_dec(struct kp_read_share_group_state_s
 }
 
 static void
-kp_read_share_group_state_summary_request_enc(const struct kp_read_share_group_state_summary_request *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_request_enc(
+	const struct kp_read_share_group_state_summary_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -298,7 +319,8 @@ kp_read_share_group_state_summary_request_enc(const struct kp_read_share_group_s
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_read_share_group_state_summary_request_read_state_summary_data_enc(&s->topics.items[i], version, w);
+		kp_read_share_group_state_summary_request_read_state_summary_data_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -310,7 +332,8 @@ kp_read_share_group_state_summary_request_enc(const struct kp_read_share_group_s
 }
 
 static size_t
-kp_read_share_group_state_summary_request_sz(const struct kp_read_share_group_state_summary_request *s, int16_t version)
+kp_read_share_group_state_summary_request_sz(
+	const struct kp_read_share_group_state_summary_request *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -321,7 +344,8 @@ kp_read_share_group_state_summary_request_sz(const struct kp_read_share_group_st
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_read_share_group_state_summary_request_read_state_summary_data_sz(&s->topics.items[i], version);
+		sz += kp_read_share_group_state_summary_request_read_state_summary_data_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -333,7 +357,9 @@ kp_read_share_group_state_summary_request_sz(const struct kp_read_share_group_st
 }
 
 int
-kp_read_share_group_state_summary_request_decode(struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_request_decode(
+	struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -343,7 +369,9 @@ kp_read_share_group_state_summary_request_decode(struct kp_read_share_group_stat
 }
 
 int
-kp_read_share_group_state_summary_request_encode(const struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_request_encode(
+	const struct kp_read_share_group_state_summary_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -352,7 +380,8 @@ kp_read_share_group_state_summary_request_encode(const struct kp_read_share_grou
 }
 
 int64_t
-kp_read_share_group_state_summary_request_size(const struct kp_read_share_group_state_summary_request *m, int16_t version)
+kp_read_share_group_state_summary_request_size(
+	const struct kp_read_share_group_state_summary_request *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -360,7 +389,8 @@ kp_read_share_group_state_summary_request_size(const struct kp_read_share_group_
 }
 
 void
-kp_read_share_group_state_summary_response_partition_result_init(struct kp_read_share_group_state_summary_response_partition_result *s)
+kp_read_share_group_state_summary_response_partition_result_init(
+	struct kp_read_share_group_state_summary_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -368,7 +398,9 @@ kp_read_share_group_state_summary_response_partition_result_init(struct kp_read_
 }
 
 static int
-kp_read_share_group_state_summary_response_partition_result_dec(struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_response_partition_result_dec(
+	struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -420,7 +452,9 @@ kp_read_share_group_state_summary_response_partition_result_dec(struct kp_read_s
 }
 
 static void
-kp_read_share_group_state_summary_response_partition_result_enc(const struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_response_partition_result_enc(
+	const struct kp_read_share_group_state_summary_response_partition_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -442,7 +476,9 @@ kp_read_share_group_state_summary_response_partition_result_enc(const struct kp_
 }
 
 static size_t
-kp_read_share_group_state_summary_response_partition_result_sz(const struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version)
+kp_read_share_group_state_summary_response_partition_result_sz(
+	const struct kp_read_share_group_state_summary_response_partition_result *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -466,13 +502,16 @@ kp_read_share_group_state_summary_response_partition_result_sz(const struct kp_r
 }
 
 void
-kp_read_share_group_state_summary_response_read_state_summary_result_init(struct kp_read_share_group_state_summary_response_read_state_summary_result *s)
+kp_read_share_group_state_summary_response_read_state_summary_result_init(
+	struct kp_read_share_group_state_summary_response_read_state_summary_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_summary_response_read_state_summary_result_dec(struct kp_read_share_group_state_summary_response_read_state_summary_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_response_read_state_summary_result_dec(
+	struct kp_read_share_group_state_summary_response_read_state_summary_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -492,7 +531,8 @@ kp_read_share_group_state_summary_response_read_state_summary_result_dec(struct 
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -537,7 +577,9 @@ kp_read_share_group_state_summary_response_read_state_summary_result_dec(struct 
 }
 
 static void
-kp_read_share_group_state_summary_response_read_state_summary_result_enc(const struct kp_read_share_group_state_summary_response_read_state_summary_result *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_response_read_state_summary_result_enc(
+	const struct kp_read_share_group_state_summary_response_read_state_summary_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -546,7 +588,8 @@ kp_read_share_group_state_summary_response_read_state_summary_result_enc(const s
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_read_share_group_state_summary_response_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_read_share_group_state_summary_response_partition_result_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -558,7 +601,9 @@ kp_read_share_group_state_summary_response_read_state_summary_result_enc(const s
 }
 
 static size_t
-kp_read_share_group_state_summary_response_read_state_summary_result_sz(const struct kp_read_share_group_state_summary_response_read_state_summary_result *s, int16_t version)
+kp_read_share_group_state_summary_response_read_state_summary_result_sz(
+	const struct kp_read_share_group_state_summary_response_read_state_summary_result *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -569,7 +614,8 @@ kp_read_share_group_state_summary_response_read_state_summary_result_sz(const st
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_read_share_group_state_summary_response_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_read_share_group_state_summary_response_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -581,13 +627,15 @@ kp_read_share_group_state_summary_response_read_state_summary_result_sz(const st
 }
 
 void
-kp_read_share_group_state_summary_response_init(struct kp_read_share_group_state_summary_response *s)
+kp_read_share_group_state_summary_response_init(
+	struct kp_read_share_group_state_summary_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_read_share_group_state_summary_response_dec(struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_response_dec(struct kp_read_share_group_state_summary_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -606,7 +654,8 @@ kp_read_share_group_state_summary_response_dec(struct kp_read_share_group_state_
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -651,7 +700,9 @@ kp_read_share_group_state_summary_response_dec(struct kp_read_share_group_state_
 }
 
 static void
-kp_read_share_group_state_summary_response_enc(const struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_response_enc(
+	const struct kp_read_share_group_state_summary_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -659,7 +710,8 @@ kp_read_share_group_state_summary_response_enc(const struct kp_read_share_group_
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_read_share_group_state_summary_response_read_state_summary_result_enc(&s->results.items[i], version, w);
+		kp_read_share_group_state_summary_response_read_state_summary_result_enc(
+			&s->results.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -671,7 +723,8 @@ kp_read_share_group_state_summary_response_enc(const struct kp_read_share_group_
 }
 
 static size_t
-kp_read_share_group_state_summary_response_sz(const struct kp_read_share_group_state_summary_response *s, int16_t version)
+kp_read_share_group_state_summary_response_sz(
+	const struct kp_read_share_group_state_summary_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -681,7 +734,8 @@ kp_read_share_group_state_summary_response_sz(const struct kp_read_share_group_s
 	(void)version;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_read_share_group_state_summary_response_read_state_summary_result_sz(&s->results.items[i], version);
+		sz += kp_read_share_group_state_summary_response_read_state_summary_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -693,7 +747,9 @@ kp_read_share_group_state_summary_response_sz(const struct kp_read_share_group_s
 }
 
 int
-kp_read_share_group_state_summary_response_decode(struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_read_share_group_state_summary_response_decode(
+	struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -703,7 +759,9 @@ kp_read_share_group_state_summary_response_decode(struct kp_read_share_group_sta
 }
 
 int
-kp_read_share_group_state_summary_response_encode(const struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_writer *w)
+kp_read_share_group_state_summary_response_encode(
+	const struct kp_read_share_group_state_summary_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -712,7 +770,8 @@ kp_read_share_group_state_summary_response_encode(const struct kp_read_share_gro
 }
 
 int64_t
-kp_read_share_group_state_summary_response_size(const struct kp_read_share_group_state_summary_response *m, int16_t version)
+kp_read_share_group_state_summary_response_size(
+	const struct kp_read_share_group_state_summary_response *m, int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

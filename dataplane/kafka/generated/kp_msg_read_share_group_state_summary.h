@@ -52,25 +52,30 @@ struct kp_read_share_group_state_summary_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_summary_request_partition_data_init(struct kp_read_share_group_state_summary_request_partition_data *s);
+kp_read_share_group_state_summary_request_partition_data_init(
+	struct kp_read_share_group_state_summary_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_summary_request_read_state_summary_data_init(struct kp_read_share_group_state_summary_request_read_state_summary_data *s);
+kp_read_share_group_state_summary_request_read_state_summary_data_init(
+	struct kp_read_share_group_state_summary_request_read_state_summary_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_read_share_group_state_summary_request_init(struct kp_read_share_group_state_summary_request *s);
 
 /**
- * Decode a ReadShareGroupStateSummaryRequest of the given version from r. Strings, bytes and records in m
+ * Decode a ReadShareGroupStateSummaryRequest of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_read_share_group_state_summary_request_decode(struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_read_share_group_state_summary_request_decode(
+	struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -79,11 +84,14 @@ kp_read_share_group_state_summary_request_decode(struct kp_read_share_group_stat
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_read_share_group_state_summary_request_encode(const struct kp_read_share_group_state_summary_request *m, int16_t version, struct kp_writer *w);
+kp_read_share_group_state_summary_request_encode(
+	const struct kp_read_share_group_state_summary_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_read_share_group_state_summary_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_read_share_group_state_summary_request_size(const struct kp_read_share_group_state_summary_request *m, int16_t version);
+kp_read_share_group_state_summary_request_size(
+	const struct kp_read_share_group_state_summary_request *m, int16_t version);
 
 /* PartitionResult: in ReadShareGroupStateSummaryResponse, used in versions 0. */
 struct kp_read_share_group_state_summary_response_partition_result {
@@ -131,25 +139,31 @@ struct kp_read_share_group_state_summary_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_summary_response_partition_result_init(struct kp_read_share_group_state_summary_response_partition_result *s);
+kp_read_share_group_state_summary_response_partition_result_init(
+	struct kp_read_share_group_state_summary_response_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_summary_response_read_state_summary_result_init(struct kp_read_share_group_state_summary_response_read_state_summary_result *s);
+kp_read_share_group_state_summary_response_read_state_summary_result_init(
+	struct kp_read_share_group_state_summary_response_read_state_summary_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_read_share_group_state_summary_response_init(struct kp_read_share_group_state_summary_response *s);
+kp_read_share_group_state_summary_response_init(
+	struct kp_read_share_group_state_summary_response *s);
 
 /**
- * Decode a ReadShareGroupStateSummaryResponse of the given version from r. Strings, bytes and records in m
+ * Decode a ReadShareGroupStateSummaryResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_read_share_group_state_summary_response_decode(struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_read_share_group_state_summary_response_decode(
+	struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -158,10 +172,13 @@ kp_read_share_group_state_summary_response_decode(struct kp_read_share_group_sta
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_read_share_group_state_summary_response_encode(const struct kp_read_share_group_state_summary_response *m, int16_t version, struct kp_writer *w);
+kp_read_share_group_state_summary_response_encode(
+	const struct kp_read_share_group_state_summary_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_read_share_group_state_summary_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_read_share_group_state_summary_response_size(const struct kp_read_share_group_state_summary_response *m, int16_t version);
+kp_read_share_group_state_summary_response_size(
+	const struct kp_read_share_group_state_summary_response *m, int16_t version);
 
 #endif /* SLP_KP_MSG_READ_SHARE_GROUP_STATE_SUMMARY_H */

@@ -14,7 +14,8 @@ kp_remove_raft_voter_request_init(struct kp_remove_raft_voter_request *s)
 }
 
 static int
-kp_remove_raft_voter_request_dec(struct kp_remove_raft_voter_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_remove_raft_voter_request_dec(struct kp_remove_raft_voter_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_remove_raft_voter_request_dec(struct kp_remove_raft_voter_request *s, int16_t
 }
 
 static void
-kp_remove_raft_voter_request_enc(const struct kp_remove_raft_voter_request *s, int16_t version, struct kp_writer *w)
+kp_remove_raft_voter_request_enc(const struct kp_remove_raft_voter_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -106,7 +108,8 @@ kp_remove_raft_voter_request_sz(const struct kp_remove_raft_voter_request *s, in
 }
 
 int
-kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -116,7 +119,8 @@ kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int1
 }
 
 int
-kp_remove_raft_voter_request_encode(const struct kp_remove_raft_voter_request *m, int16_t version, struct kp_writer *w)
+kp_remove_raft_voter_request_encode(const struct kp_remove_raft_voter_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -139,7 +143,8 @@ kp_remove_raft_voter_response_init(struct kp_remove_raft_voter_response *s)
 }
 
 static int
-kp_remove_raft_voter_response_dec(struct kp_remove_raft_voter_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_remove_raft_voter_response_dec(struct kp_remove_raft_voter_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -189,7 +194,8 @@ kp_remove_raft_voter_response_dec(struct kp_remove_raft_voter_response *s, int16
 }
 
 static void
-kp_remove_raft_voter_response_enc(const struct kp_remove_raft_voter_response *s, int16_t version, struct kp_writer *w)
+kp_remove_raft_voter_response_enc(const struct kp_remove_raft_voter_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -231,7 +237,8 @@ kp_remove_raft_voter_response_sz(const struct kp_remove_raft_voter_response *s, 
 }
 
 int
-kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -241,7 +248,8 @@ kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, in
 }
 
 int
-kp_remove_raft_voter_response_encode(const struct kp_remove_raft_voter_response *m, int16_t version, struct kp_writer *w)
+kp_remove_raft_voter_response_encode(const struct kp_remove_raft_voter_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -34,7 +34,8 @@ kp_remove_raft_voter_request_init(struct kp_remove_raft_voter_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -43,7 +44,8 @@ kp_remove_raft_voter_request_decode(struct kp_remove_raft_voter_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_remove_raft_voter_request_encode(const struct kp_remove_raft_voter_request *m, int16_t version, struct kp_writer *w);
+kp_remove_raft_voter_request_encode(const struct kp_remove_raft_voter_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_remove_raft_voter_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -76,7 +78,8 @@ kp_remove_raft_voter_response_init(struct kp_remove_raft_voter_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -85,7 +88,8 @@ kp_remove_raft_voter_response_decode(struct kp_remove_raft_voter_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_remove_raft_voter_response_encode(const struct kp_remove_raft_voter_response *m, int16_t version, struct kp_writer *w);
+kp_remove_raft_voter_response_encode(const struct kp_remove_raft_voter_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_remove_raft_voter_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

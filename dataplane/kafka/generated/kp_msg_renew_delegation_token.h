@@ -32,7 +32,8 @@ kp_renew_delegation_token_request_init(struct kp_renew_delegation_token_request 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_renew_delegation_token_request_decode(struct kp_renew_delegation_token_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_renew_delegation_token_request_decode(struct kp_renew_delegation_token_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +42,13 @@ kp_renew_delegation_token_request_decode(struct kp_renew_delegation_token_reques
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_renew_delegation_token_request_encode(const struct kp_renew_delegation_token_request *m, int16_t version, struct kp_writer *w);
+kp_renew_delegation_token_request_encode(const struct kp_renew_delegation_token_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_renew_delegation_token_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_renew_delegation_token_request_size(const struct kp_renew_delegation_token_request *m, int16_t version);
+kp_renew_delegation_token_request_size(const struct kp_renew_delegation_token_request *m,
+	int16_t version);
 
 /* RenewDelegationTokenResponse (response, API key 39), versions 0-2, flexible 2+. */
 struct kp_renew_delegation_token_response {
@@ -67,14 +70,16 @@ void
 kp_renew_delegation_token_response_init(struct kp_renew_delegation_token_response *s);
 
 /**
- * Decode a RenewDelegationTokenResponse of the given version from r. Strings, bytes and records in m
+ * Decode a RenewDelegationTokenResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0-2; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_renew_delegation_token_response_decode(struct kp_renew_delegation_token_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_renew_delegation_token_response_decode(struct kp_renew_delegation_token_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,10 +88,12 @@ kp_renew_delegation_token_response_decode(struct kp_renew_delegation_token_respo
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_renew_delegation_token_response_encode(const struct kp_renew_delegation_token_response *m, int16_t version, struct kp_writer *w);
+kp_renew_delegation_token_response_encode(const struct kp_renew_delegation_token_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_renew_delegation_token_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_renew_delegation_token_response_size(const struct kp_renew_delegation_token_response *m, int16_t version);
+kp_renew_delegation_token_response_size(const struct kp_renew_delegation_token_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_RENEW_DELEGATION_TOKEN_H */

@@ -13,7 +13,8 @@ kp_request_header_init(struct kp_request_header *s)
 }
 
 static int
-kp_request_header_dec(struct kp_request_header *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_request_header_dec(struct kp_request_header *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -116,7 +117,8 @@ kp_request_header_sz(const struct kp_request_header *s, int16_t version)
 }
 
 int
-kp_request_header_decode(struct kp_request_header *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_request_header_decode(struct kp_request_header *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

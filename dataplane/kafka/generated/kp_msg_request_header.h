@@ -35,7 +35,8 @@ kp_request_header_init(struct kp_request_header *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_request_header_decode(struct kp_request_header *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_request_header_decode(struct kp_request_header *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).

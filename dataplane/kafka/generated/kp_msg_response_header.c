@@ -13,7 +13,8 @@ kp_response_header_init(struct kp_response_header *s)
 }
 
 static int
-kp_response_header_dec(struct kp_response_header *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_response_header_dec(struct kp_response_header *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -99,7 +100,8 @@ kp_response_header_sz(const struct kp_response_header *s, int16_t version)
 }
 
 int
-kp_response_header_decode(struct kp_response_header *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_response_header_decode(struct kp_response_header *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

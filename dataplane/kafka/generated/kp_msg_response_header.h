@@ -29,7 +29,8 @@ kp_response_header_init(struct kp_response_header *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_response_header_decode(struct kp_response_header *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_response_header_decode(struct kp_response_header *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).

@@ -14,7 +14,8 @@ kp_sasl_authenticate_request_init(struct kp_sasl_authenticate_request *s)
 }
 
 static int
-kp_sasl_authenticate_request_dec(struct kp_sasl_authenticate_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_authenticate_request_dec(struct kp_sasl_authenticate_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -62,7 +63,8 @@ kp_sasl_authenticate_request_dec(struct kp_sasl_authenticate_request *s, int16_t
 }
 
 static void
-kp_sasl_authenticate_request_enc(const struct kp_sasl_authenticate_request *s, int16_t version, struct kp_writer *w)
+kp_sasl_authenticate_request_enc(const struct kp_sasl_authenticate_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -100,7 +102,8 @@ kp_sasl_authenticate_request_sz(const struct kp_sasl_authenticate_request *s, in
 }
 
 int
-kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -110,7 +113,8 @@ kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int1
 }
 
 int
-kp_sasl_authenticate_request_encode(const struct kp_sasl_authenticate_request *m, int16_t version, struct kp_writer *w)
+kp_sasl_authenticate_request_encode(const struct kp_sasl_authenticate_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -133,7 +137,8 @@ kp_sasl_authenticate_response_init(struct kp_sasl_authenticate_response *s)
 }
 
 static int
-kp_sasl_authenticate_response_dec(struct kp_sasl_authenticate_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_authenticate_response_dec(struct kp_sasl_authenticate_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -187,7 +192,8 @@ kp_sasl_authenticate_response_dec(struct kp_sasl_authenticate_response *s, int16
 }
 
 static void
-kp_sasl_authenticate_response_enc(const struct kp_sasl_authenticate_response *s, int16_t version, struct kp_writer *w)
+kp_sasl_authenticate_response_enc(const struct kp_sasl_authenticate_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -235,7 +241,8 @@ kp_sasl_authenticate_response_sz(const struct kp_sasl_authenticate_response *s, 
 }
 
 int
-kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -245,7 +252,8 @@ kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, in
 }
 
 int
-kp_sasl_authenticate_response_encode(const struct kp_sasl_authenticate_response *m, int16_t version, struct kp_writer *w)
+kp_sasl_authenticate_response_encode(const struct kp_sasl_authenticate_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

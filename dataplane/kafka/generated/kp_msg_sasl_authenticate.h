@@ -30,7 +30,8 @@ kp_sasl_authenticate_request_init(struct kp_sasl_authenticate_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -39,7 +40,8 @@ kp_sasl_authenticate_request_decode(struct kp_sasl_authenticate_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sasl_authenticate_request_encode(const struct kp_sasl_authenticate_request *m, int16_t version, struct kp_writer *w);
+kp_sasl_authenticate_request_encode(const struct kp_sasl_authenticate_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sasl_authenticate_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -74,7 +76,8 @@ kp_sasl_authenticate_response_init(struct kp_sasl_authenticate_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -83,7 +86,8 @@ kp_sasl_authenticate_response_decode(struct kp_sasl_authenticate_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sasl_authenticate_response_encode(const struct kp_sasl_authenticate_response *m, int16_t version, struct kp_writer *w);
+kp_sasl_authenticate_response_encode(const struct kp_sasl_authenticate_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sasl_authenticate_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -14,7 +14,8 @@ kp_sasl_handshake_request_init(struct kp_sasl_handshake_request *s)
 }
 
 static int
-kp_sasl_handshake_request_dec(struct kp_sasl_handshake_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_handshake_request_dec(struct kp_sasl_handshake_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -29,7 +30,8 @@ kp_sasl_handshake_request_dec(struct kp_sasl_handshake_request *s, int16_t versi
 }
 
 static void
-kp_sasl_handshake_request_enc(const struct kp_sasl_handshake_request *s, int16_t version, struct kp_writer *w)
+kp_sasl_handshake_request_enc(const struct kp_sasl_handshake_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -52,7 +54,8 @@ kp_sasl_handshake_request_sz(const struct kp_sasl_handshake_request *s, int16_t 
 }
 
 int
-kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -62,7 +65,8 @@ kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t ve
 }
 
 int
-kp_sasl_handshake_request_encode(const struct kp_sasl_handshake_request *m, int16_t version, struct kp_writer *w)
+kp_sasl_handshake_request_encode(const struct kp_sasl_handshake_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -85,7 +89,8 @@ kp_sasl_handshake_response_init(struct kp_sasl_handshake_response *s)
 }
 
 static int
-kp_sasl_handshake_response_dec(struct kp_sasl_handshake_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_handshake_response_dec(struct kp_sasl_handshake_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -103,7 +108,8 @@ kp_sasl_handshake_response_dec(struct kp_sasl_handshake_response *s, int16_t ver
 		s->mechanisms.count = n;
 		s->mechanisms.items = NULL;
 		if (n > 0) {
-			s->mechanisms.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->mechanisms.items), 8);
+			s->mechanisms.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->mechanisms.items), 8);
 			if (s->mechanisms.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -117,7 +123,8 @@ kp_sasl_handshake_response_dec(struct kp_sasl_handshake_response *s, int16_t ver
 }
 
 static void
-kp_sasl_handshake_response_enc(const struct kp_sasl_handshake_response *s, int16_t version, struct kp_writer *w)
+kp_sasl_handshake_response_enc(const struct kp_sasl_handshake_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -146,7 +153,8 @@ kp_sasl_handshake_response_sz(const struct kp_sasl_handshake_response *s, int16_
 }
 
 int
-kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -156,7 +164,8 @@ kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t 
 }
 
 int
-kp_sasl_handshake_response_encode(const struct kp_sasl_handshake_response *m, int16_t version, struct kp_writer *w)
+kp_sasl_handshake_response_encode(const struct kp_sasl_handshake_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -28,7 +28,8 @@ kp_sasl_handshake_request_init(struct kp_sasl_handshake_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -37,7 +38,8 @@ kp_sasl_handshake_request_decode(struct kp_sasl_handshake_request *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sasl_handshake_request_encode(const struct kp_sasl_handshake_request *m, int16_t version, struct kp_writer *w);
+kp_sasl_handshake_request_encode(const struct kp_sasl_handshake_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sasl_handshake_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -63,7 +65,8 @@ kp_sasl_handshake_response_init(struct kp_sasl_handshake_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -72,7 +75,8 @@ kp_sasl_handshake_response_decode(struct kp_sasl_handshake_response *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sasl_handshake_response_encode(const struct kp_sasl_handshake_response *m, int16_t version, struct kp_writer *w);
+kp_sasl_handshake_response_encode(const struct kp_sasl_handshake_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sasl_handshake_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_share_acknowledge.h"
 
 void
-kp_share_acknowledge_request_acknowledgement_batch_init(struct kp_share_acknowledge_request_acknowledgement_batch *s)
+kp_share_acknowledge_request_acknowledgement_batch_init(
+	struct kp_share_acknowledge_request_acknowledgement_batch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_acknowledge_request_acknowledgement_batch_dec(struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_request_acknowledgement_batch_dec(
+	struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -35,7 +38,8 @@ kp_share_acknowledge_request_acknowledgement_batch_dec(struct kp_share_acknowled
 		s->acknowledge_types.count = n;
 		s->acknowledge_types.items = NULL;
 		if (n > 0) {
-			s->acknowledge_types.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->acknowledge_types.items), 8);
+			s->acknowledge_types.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->acknowledge_types.items), 8);
 			if (s->acknowledge_types.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -80,7 +84,9 @@ kp_share_acknowledge_request_acknowledgement_batch_dec(struct kp_share_acknowled
 }
 
 static void
-kp_share_acknowledge_request_acknowledgement_batch_enc(const struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_request_acknowledgement_batch_enc(
+	const struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -102,7 +108,8 @@ kp_share_acknowledge_request_acknowledgement_batch_enc(const struct kp_share_ack
 }
 
 static size_t
-kp_share_acknowledge_request_acknowledgement_batch_sz(const struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version)
+kp_share_acknowledge_request_acknowledgement_batch_sz(
+	const struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -126,13 +133,16 @@ kp_share_acknowledge_request_acknowledgement_batch_sz(const struct kp_share_ackn
 }
 
 void
-kp_share_acknowledge_request_acknowledge_partition_init(struct kp_share_acknowledge_request_acknowledge_partition *s)
+kp_share_acknowledge_request_acknowledge_partition_init(
+	struct kp_share_acknowledge_request_acknowledge_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_acknowledge_request_acknowledge_partition_dec(struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_request_acknowledge_partition_dec(
+	struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -152,11 +162,13 @@ kp_share_acknowledge_request_acknowledge_partition_dec(struct kp_share_acknowled
 		s->acknowledgement_batches.count = n;
 		s->acknowledgement_batches.items = NULL;
 		if (n > 0) {
-			s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->acknowledgement_batches.items), 8);
+			s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->acknowledgement_batches.items), 8);
 			if (s->acknowledgement_batches.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_acknowledge_request_acknowledgement_batch_dec(&s->acknowledgement_batches.items[i], version, r, a);
+				rc = kp_share_acknowledge_request_acknowledgement_batch_dec(
+					&s->acknowledgement_batches.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -197,7 +209,9 @@ kp_share_acknowledge_request_acknowledge_partition_dec(struct kp_share_acknowled
 }
 
 static void
-kp_share_acknowledge_request_acknowledge_partition_enc(const struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_request_acknowledge_partition_enc(
+	const struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -206,7 +220,8 @@ kp_share_acknowledge_request_acknowledge_partition_enc(const struct kp_share_ack
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_array_len(w, flex, false, s->acknowledgement_batches.count);
 	for (int32_t i = 0; i < s->acknowledgement_batches.count; i++)
-		kp_share_acknowledge_request_acknowledgement_batch_enc(&s->acknowledgement_batches.items[i], version, w);
+		kp_share_acknowledge_request_acknowledgement_batch_enc(
+			&s->acknowledgement_batches.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -218,7 +233,8 @@ kp_share_acknowledge_request_acknowledge_partition_enc(const struct kp_share_ack
 }
 
 static size_t
-kp_share_acknowledge_request_acknowledge_partition_sz(const struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version)
+kp_share_acknowledge_request_acknowledge_partition_sz(
+	const struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -229,7 +245,8 @@ kp_share_acknowledge_request_acknowledge_partition_sz(const struct kp_share_ackn
 	sz += 4;
 	sz += kp_array_len_size(flex, s->acknowledgement_batches.count);
 	for (int32_t i = 0; i < s->acknowledgement_batches.count; i++)
-		sz += kp_share_acknowledge_request_acknowledgement_batch_sz(&s->acknowledgement_batches.items[i], version);
+		sz += kp_share_acknowledge_request_acknowledgement_batch_sz(
+			&s->acknowledgement_batches.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -241,13 +258,16 @@ kp_share_acknowledge_request_acknowledge_partition_sz(const struct kp_share_ackn
 }
 
 void
-kp_share_acknowledge_request_acknowledge_topic_init(struct kp_share_acknowledge_request_acknowledge_topic *s)
+kp_share_acknowledge_request_acknowledge_topic_init(
+	struct kp_share_acknowledge_request_acknowledge_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_acknowledge_request_acknowledge_topic_dec(struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_request_acknowledge_topic_dec(
+	struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -267,11 +287,13 @@ kp_share_acknowledge_request_acknowledge_topic_dec(struct kp_share_acknowledge_r
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_acknowledge_request_acknowledge_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_share_acknowledge_request_acknowledge_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -312,7 +334,9 @@ kp_share_acknowledge_request_acknowledge_topic_dec(struct kp_share_acknowledge_r
 }
 
 static void
-kp_share_acknowledge_request_acknowledge_topic_enc(const struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_request_acknowledge_topic_enc(
+	const struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -321,7 +345,8 @@ kp_share_acknowledge_request_acknowledge_topic_enc(const struct kp_share_acknowl
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_share_acknowledge_request_acknowledge_partition_enc(&s->partitions.items[i], version, w);
+		kp_share_acknowledge_request_acknowledge_partition_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -333,7 +358,8 @@ kp_share_acknowledge_request_acknowledge_topic_enc(const struct kp_share_acknowl
 }
 
 static size_t
-kp_share_acknowledge_request_acknowledge_topic_sz(const struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version)
+kp_share_acknowledge_request_acknowledge_topic_sz(
+	const struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -344,7 +370,8 @@ kp_share_acknowledge_request_acknowledge_topic_sz(const struct kp_share_acknowle
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_share_acknowledge_request_acknowledge_partition_sz(&s->partitions.items[i], version);
+		sz += kp_share_acknowledge_request_acknowledge_partition_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -364,7 +391,8 @@ kp_share_acknowledge_request_init(struct kp_share_acknowledge_request *s)
 }
 
 static int
-kp_share_acknowledge_request_dec(struct kp_share_acknowledge_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_request_dec(struct kp_share_acknowledge_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -386,11 +414,13 @@ kp_share_acknowledge_request_dec(struct kp_share_acknowledge_request *s, int16_t
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_acknowledge_request_acknowledge_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_share_acknowledge_request_acknowledge_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -431,7 +461,8 @@ kp_share_acknowledge_request_dec(struct kp_share_acknowledge_request *s, int16_t
 }
 
 static void
-kp_share_acknowledge_request_enc(const struct kp_share_acknowledge_request *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_request_enc(const struct kp_share_acknowledge_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -467,7 +498,8 @@ kp_share_acknowledge_request_sz(const struct kp_share_acknowledge_request *s, in
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_share_acknowledge_request_acknowledge_topic_sz(&s->topics.items[i], version);
+		sz += kp_share_acknowledge_request_acknowledge_topic_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -479,7 +511,8 @@ kp_share_acknowledge_request_sz(const struct kp_share_acknowledge_request *s, in
 }
 
 int
-kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -489,7 +522,8 @@ kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int1
 }
 
 int
-kp_share_acknowledge_request_encode(const struct kp_share_acknowledge_request *m, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_request_encode(const struct kp_share_acknowledge_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -506,13 +540,16 @@ kp_share_acknowledge_request_size(const struct kp_share_acknowledge_request *m, 
 }
 
 void
-kp_share_acknowledge_response_leader_id_and_epoch_init(struct kp_share_acknowledge_response_leader_id_and_epoch *s)
+kp_share_acknowledge_response_leader_id_and_epoch_init(
+	struct kp_share_acknowledge_response_leader_id_and_epoch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_acknowledge_response_leader_id_and_epoch_dec(struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_leader_id_and_epoch_dec(
+	struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -561,7 +598,9 @@ kp_share_acknowledge_response_leader_id_and_epoch_dec(struct kp_share_acknowledg
 }
 
 static void
-kp_share_acknowledge_response_leader_id_and_epoch_enc(const struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_leader_id_and_epoch_enc(
+	const struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -580,7 +619,8 @@ kp_share_acknowledge_response_leader_id_and_epoch_enc(const struct kp_share_ackn
 }
 
 static size_t
-kp_share_acknowledge_response_leader_id_and_epoch_sz(const struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version)
+kp_share_acknowledge_response_leader_id_and_epoch_sz(
+	const struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -601,7 +641,8 @@ kp_share_acknowledge_response_leader_id_and_epoch_sz(const struct kp_share_ackno
 }
 
 void
-kp_share_acknowledge_response_partition_data_init(struct kp_share_acknowledge_response_partition_data *s)
+kp_share_acknowledge_response_partition_data_init(
+	struct kp_share_acknowledge_response_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -610,7 +651,9 @@ kp_share_acknowledge_response_partition_data_init(struct kp_share_acknowledge_re
 }
 
 static int
-kp_share_acknowledge_response_partition_data_dec(struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_partition_data_dec(
+	struct kp_share_acknowledge_response_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -625,7 +668,8 @@ kp_share_acknowledge_response_partition_data_dec(struct kp_share_acknowledge_res
 	s->partition_index = kp_rd_int32(r);
 	s->error_code = kp_rd_int16(r);
 	kp_rd_str(r, flex, true, &s->error_message);
-	rc = kp_share_acknowledge_response_leader_id_and_epoch_dec(&s->current_leader, version, r, a);
+	rc = kp_share_acknowledge_response_leader_id_and_epoch_dec(&s->current_leader, version, r,
+		a);
 	if (rc != 0)
 		return rc;
 	if (flex) {
@@ -663,7 +707,9 @@ kp_share_acknowledge_response_partition_data_dec(struct kp_share_acknowledge_res
 }
 
 static void
-kp_share_acknowledge_response_partition_data_enc(const struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_partition_data_enc(
+	const struct kp_share_acknowledge_response_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -684,7 +730,8 @@ kp_share_acknowledge_response_partition_data_enc(const struct kp_share_acknowled
 }
 
 static size_t
-kp_share_acknowledge_response_partition_data_sz(const struct kp_share_acknowledge_response_partition_data *s, int16_t version)
+kp_share_acknowledge_response_partition_data_sz(
+	const struct kp_share_acknowledge_response_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -707,13 +754,16 @@ kp_share_acknowledge_response_partition_data_sz(const struct kp_share_acknowledg
 }
 
 void
-kp_share_acknowledge_response_share_acknowledge_topic_response_init(struct kp_share_acknowledge_response_share_acknowledge_topic_response *s)
+kp_share_acknowledge_response_share_acknowledge_topic_response_init(
+	struct kp_share_acknowledge_response_share_acknowledge_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_acknowledge_response_share_acknowledge_topic_response_dec(struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_share_acknowledge_topic_response_dec(
+	struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -733,11 +783,13 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_dec(struct kp_sha
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_acknowledge_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_share_acknowledge_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -778,7 +830,9 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_dec(struct kp_sha
 }
 
 static void
-kp_share_acknowledge_response_share_acknowledge_topic_response_enc(const struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_share_acknowledge_topic_response_enc(
+	const struct kp_share_acknowledge_response_share_acknowledge_topic_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -787,7 +841,8 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_enc(const struct 
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_share_acknowledge_response_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_share_acknowledge_response_partition_data_enc(&s->partitions.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -799,7 +854,9 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_enc(const struct 
 }
 
 static size_t
-kp_share_acknowledge_response_share_acknowledge_topic_response_sz(const struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version)
+kp_share_acknowledge_response_share_acknowledge_topic_response_sz(
+	const struct kp_share_acknowledge_response_share_acknowledge_topic_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -810,7 +867,8 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_sz(const struct k
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_share_acknowledge_response_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_share_acknowledge_response_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -822,7 +880,8 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_sz(const struct k
 }
 
 void
-kp_share_acknowledge_response_node_endpoint_init(struct kp_share_acknowledge_response_node_endpoint *s)
+kp_share_acknowledge_response_node_endpoint_init(
+	struct kp_share_acknowledge_response_node_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->rack.ptr = NULL;
@@ -830,7 +889,9 @@ kp_share_acknowledge_response_node_endpoint_init(struct kp_share_acknowledge_res
 }
 
 static int
-kp_share_acknowledge_response_node_endpoint_dec(struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_node_endpoint_dec(
+	struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -881,7 +942,9 @@ kp_share_acknowledge_response_node_endpoint_dec(struct kp_share_acknowledge_resp
 }
 
 static void
-kp_share_acknowledge_response_node_endpoint_enc(const struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_node_endpoint_enc(
+	const struct kp_share_acknowledge_response_node_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -902,7 +965,8 @@ kp_share_acknowledge_response_node_endpoint_enc(const struct kp_share_acknowledg
 }
 
 static size_t
-kp_share_acknowledge_response_node_endpoint_sz(const struct kp_share_acknowledge_response_node_endpoint *s, int16_t version)
+kp_share_acknowledge_response_node_endpoint_sz(
+	const struct kp_share_acknowledge_response_node_endpoint *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -933,7 +997,8 @@ kp_share_acknowledge_response_init(struct kp_share_acknowledge_response *s)
 }
 
 static int
-kp_share_acknowledge_response_dec(struct kp_share_acknowledge_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_dec(struct kp_share_acknowledge_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -955,7 +1020,8 @@ kp_share_acknowledge_response_dec(struct kp_share_acknowledge_response *s, int16
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -972,11 +1038,13 @@ kp_share_acknowledge_response_dec(struct kp_share_acknowledge_response *s, int16
 		s->node_endpoints.count = n;
 		s->node_endpoints.items = NULL;
 		if (n > 0) {
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->node_endpoints.items), 8);
 			if (s->node_endpoints.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_acknowledge_response_node_endpoint_dec(&s->node_endpoints.items[i], version, r, a);
+				rc = kp_share_acknowledge_response_node_endpoint_dec(
+					&s->node_endpoints.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1017,7 +1085,8 @@ kp_share_acknowledge_response_dec(struct kp_share_acknowledge_response *s, int16
 }
 
 static void
-kp_share_acknowledge_response_enc(const struct kp_share_acknowledge_response *s, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_enc(const struct kp_share_acknowledge_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1028,10 +1097,12 @@ kp_share_acknowledge_response_enc(const struct kp_share_acknowledge_response *s,
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_share_acknowledge_response_share_acknowledge_topic_response_enc(&s->responses.items[i], version, w);
+		kp_share_acknowledge_response_share_acknowledge_topic_response_enc(
+			&s->responses.items[i], version, w);
 	kp_wr_array_len(w, flex, false, s->node_endpoints.count);
 	for (int32_t i = 0; i < s->node_endpoints.count; i++)
-		kp_share_acknowledge_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+		kp_share_acknowledge_response_node_endpoint_enc(&s->node_endpoints.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -1056,10 +1127,12 @@ kp_share_acknowledge_response_sz(const struct kp_share_acknowledge_response *s, 
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_share_acknowledge_response_share_acknowledge_topic_response_sz(&s->responses.items[i], version);
+		sz += kp_share_acknowledge_response_share_acknowledge_topic_response_sz(
+			&s->responses.items[i], version);
 	sz += kp_array_len_size(flex, s->node_endpoints.count);
 	for (int32_t i = 0; i < s->node_endpoints.count; i++)
-		sz += kp_share_acknowledge_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+		sz += kp_share_acknowledge_response_node_endpoint_sz(&s->node_endpoints.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -1071,7 +1144,8 @@ kp_share_acknowledge_response_sz(const struct kp_share_acknowledge_response *s, 
 }
 
 int
-kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -1081,7 +1155,8 @@ kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, in
 }
 
 int
-kp_share_acknowledge_response_encode(const struct kp_share_acknowledge_response *m, int16_t version, struct kp_writer *w)
+kp_share_acknowledge_response_encode(const struct kp_share_acknowledge_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

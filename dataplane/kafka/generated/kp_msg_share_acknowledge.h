@@ -76,15 +76,18 @@ struct kp_share_acknowledge_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_request_acknowledgement_batch_init(struct kp_share_acknowledge_request_acknowledgement_batch *s);
+kp_share_acknowledge_request_acknowledgement_batch_init(
+	struct kp_share_acknowledge_request_acknowledgement_batch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_request_acknowledge_partition_init(struct kp_share_acknowledge_request_acknowledge_partition *s);
+kp_share_acknowledge_request_acknowledge_partition_init(
+	struct kp_share_acknowledge_request_acknowledge_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_request_acknowledge_topic_init(struct kp_share_acknowledge_request_acknowledge_topic *s);
+kp_share_acknowledge_request_acknowledge_topic_init(
+	struct kp_share_acknowledge_request_acknowledge_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -98,7 +101,8 @@ kp_share_acknowledge_request_init(struct kp_share_acknowledge_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -107,7 +111,8 @@ kp_share_acknowledge_request_decode(struct kp_share_acknowledge_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_acknowledge_request_encode(const struct kp_share_acknowledge_request *m, int16_t version, struct kp_writer *w);
+kp_share_acknowledge_request_encode(const struct kp_share_acknowledge_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_share_acknowledge_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -206,19 +211,23 @@ struct kp_share_acknowledge_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_response_leader_id_and_epoch_init(struct kp_share_acknowledge_response_leader_id_and_epoch *s);
+kp_share_acknowledge_response_leader_id_and_epoch_init(
+	struct kp_share_acknowledge_response_leader_id_and_epoch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_response_partition_data_init(struct kp_share_acknowledge_response_partition_data *s);
+kp_share_acknowledge_response_partition_data_init(
+	struct kp_share_acknowledge_response_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_response_share_acknowledge_topic_response_init(struct kp_share_acknowledge_response_share_acknowledge_topic_response *s);
+kp_share_acknowledge_response_share_acknowledge_topic_response_init(
+	struct kp_share_acknowledge_response_share_acknowledge_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_acknowledge_response_node_endpoint_init(struct kp_share_acknowledge_response_node_endpoint *s);
+kp_share_acknowledge_response_node_endpoint_init(
+	struct kp_share_acknowledge_response_node_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -232,7 +241,8 @@ kp_share_acknowledge_response_init(struct kp_share_acknowledge_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -241,7 +251,8 @@ kp_share_acknowledge_response_decode(struct kp_share_acknowledge_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_acknowledge_response_encode(const struct kp_share_acknowledge_response *m, int16_t version, struct kp_writer *w);
+kp_share_acknowledge_response_encode(const struct kp_share_acknowledge_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_share_acknowledge_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_share_fetch.h"
 
 void
-kp_share_fetch_request_acknowledgement_batch_init(struct kp_share_fetch_request_acknowledgement_batch *s)
+kp_share_fetch_request_acknowledgement_batch_init(
+	struct kp_share_fetch_request_acknowledgement_batch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_fetch_request_acknowledgement_batch_dec(struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_acknowledgement_batch_dec(
+	struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -35,7 +38,8 @@ kp_share_fetch_request_acknowledgement_batch_dec(struct kp_share_fetch_request_a
 		s->acknowledge_types.count = n;
 		s->acknowledge_types.items = NULL;
 		if (n > 0) {
-			s->acknowledge_types.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->acknowledge_types.items), 8);
+			s->acknowledge_types.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->acknowledge_types.items), 8);
 			if (s->acknowledge_types.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -80,7 +84,9 @@ kp_share_fetch_request_acknowledgement_batch_dec(struct kp_share_fetch_request_a
 }
 
 static void
-kp_share_fetch_request_acknowledgement_batch_enc(const struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_acknowledgement_batch_enc(
+	const struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -102,7 +108,8 @@ kp_share_fetch_request_acknowledgement_batch_enc(const struct kp_share_fetch_req
 }
 
 static size_t
-kp_share_fetch_request_acknowledgement_batch_sz(const struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version)
+kp_share_fetch_request_acknowledgement_batch_sz(
+	const struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -132,7 +139,8 @@ kp_share_fetch_request_fetch_partition_init(struct kp_share_fetch_request_fetch_
 }
 
 static int
-kp_share_fetch_request_fetch_partition_dec(struct kp_share_fetch_request_fetch_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_fetch_partition_dec(struct kp_share_fetch_request_fetch_partition *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -153,11 +161,13 @@ kp_share_fetch_request_fetch_partition_dec(struct kp_share_fetch_request_fetch_p
 		s->acknowledgement_batches.count = n;
 		s->acknowledgement_batches.items = NULL;
 		if (n > 0) {
-			s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->acknowledgement_batches.items), 8);
+			s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->acknowledgement_batches.items), 8);
 			if (s->acknowledgement_batches.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_request_acknowledgement_batch_dec(&s->acknowledgement_batches.items[i], version, r, a);
+				rc = kp_share_fetch_request_acknowledgement_batch_dec(
+					&s->acknowledgement_batches.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -198,7 +208,8 @@ kp_share_fetch_request_fetch_partition_dec(struct kp_share_fetch_request_fetch_p
 }
 
 static void
-kp_share_fetch_request_fetch_partition_enc(const struct kp_share_fetch_request_fetch_partition *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_fetch_partition_enc(const struct kp_share_fetch_request_fetch_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -208,7 +219,8 @@ kp_share_fetch_request_fetch_partition_enc(const struct kp_share_fetch_request_f
 	kp_wr_int32(w, s->partition_max_bytes);
 	kp_wr_array_len(w, flex, false, s->acknowledgement_batches.count);
 	for (int32_t i = 0; i < s->acknowledgement_batches.count; i++)
-		kp_share_fetch_request_acknowledgement_batch_enc(&s->acknowledgement_batches.items[i], version, w);
+		kp_share_fetch_request_acknowledgement_batch_enc(
+			&s->acknowledgement_batches.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -220,7 +232,8 @@ kp_share_fetch_request_fetch_partition_enc(const struct kp_share_fetch_request_f
 }
 
 static size_t
-kp_share_fetch_request_fetch_partition_sz(const struct kp_share_fetch_request_fetch_partition *s, int16_t version)
+kp_share_fetch_request_fetch_partition_sz(const struct kp_share_fetch_request_fetch_partition *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -232,7 +245,8 @@ kp_share_fetch_request_fetch_partition_sz(const struct kp_share_fetch_request_fe
 	sz += 4;
 	sz += kp_array_len_size(flex, s->acknowledgement_batches.count);
 	for (int32_t i = 0; i < s->acknowledgement_batches.count; i++)
-		sz += kp_share_fetch_request_acknowledgement_batch_sz(&s->acknowledgement_batches.items[i], version);
+		sz += kp_share_fetch_request_acknowledgement_batch_sz(
+			&s->acknowledgement_batches.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -250,7 +264,8 @@ kp_share_fetch_request_fetch_topic_init(struct kp_share_fetch_request_fetch_topi
 }
 
 static int
-kp_share_fetch_request_fetch_topic_dec(struct kp_share_fetch_request_fetch_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_fetch_topic_dec(struct kp_share_fetch_request_fetch_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -270,11 +285,13 @@ kp_share_fetch_request_fetch_topic_dec(struct kp_share_fetch_request_fetch_topic
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_request_fetch_partition_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_share_fetch_request_fetch_partition_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -315,7 +332,8 @@ kp_share_fetch_request_fetch_topic_dec(struct kp_share_fetch_request_fetch_topic
 }
 
 static void
-kp_share_fetch_request_fetch_topic_enc(const struct kp_share_fetch_request_fetch_topic *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_fetch_topic_enc(const struct kp_share_fetch_request_fetch_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -336,7 +354,8 @@ kp_share_fetch_request_fetch_topic_enc(const struct kp_share_fetch_request_fetch
 }
 
 static size_t
-kp_share_fetch_request_fetch_topic_sz(const struct kp_share_fetch_request_fetch_topic *s, int16_t version)
+kp_share_fetch_request_fetch_topic_sz(const struct kp_share_fetch_request_fetch_topic *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -365,7 +384,8 @@ kp_share_fetch_request_forgotten_topic_init(struct kp_share_fetch_request_forgot
 }
 
 static int
-kp_share_fetch_request_forgotten_topic_dec(struct kp_share_fetch_request_forgotten_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_forgotten_topic_dec(struct kp_share_fetch_request_forgotten_topic *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -385,7 +405,8 @@ kp_share_fetch_request_forgotten_topic_dec(struct kp_share_fetch_request_forgott
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -430,7 +451,8 @@ kp_share_fetch_request_forgotten_topic_dec(struct kp_share_fetch_request_forgott
 }
 
 static void
-kp_share_fetch_request_forgotten_topic_enc(const struct kp_share_fetch_request_forgotten_topic *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_forgotten_topic_enc(const struct kp_share_fetch_request_forgotten_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -451,7 +473,8 @@ kp_share_fetch_request_forgotten_topic_enc(const struct kp_share_fetch_request_f
 }
 
 static size_t
-kp_share_fetch_request_forgotten_topic_sz(const struct kp_share_fetch_request_forgotten_topic *s, int16_t version)
+kp_share_fetch_request_forgotten_topic_sz(const struct kp_share_fetch_request_forgotten_topic *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -483,7 +506,8 @@ kp_share_fetch_request_init(struct kp_share_fetch_request *s)
 }
 
 static int
-kp_share_fetch_request_dec(struct kp_share_fetch_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_dec(struct kp_share_fetch_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -508,11 +532,13 @@ kp_share_fetch_request_dec(struct kp_share_fetch_request *s, int16_t version, st
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_request_fetch_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_share_fetch_request_fetch_topic_dec(&s->topics.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -525,11 +551,13 @@ kp_share_fetch_request_dec(struct kp_share_fetch_request *s, int16_t version, st
 		s->forgotten_topics_data.count = n;
 		s->forgotten_topics_data.items = NULL;
 		if (n > 0) {
-			s->forgotten_topics_data.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->forgotten_topics_data.items), 8);
+			s->forgotten_topics_data.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->forgotten_topics_data.items), 8);
 			if (s->forgotten_topics_data.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_request_forgotten_topic_dec(&s->forgotten_topics_data.items[i], version, r, a);
+				rc = kp_share_fetch_request_forgotten_topic_dec(
+					&s->forgotten_topics_data.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -570,7 +598,8 @@ kp_share_fetch_request_dec(struct kp_share_fetch_request *s, int16_t version, st
 }
 
 static void
-kp_share_fetch_request_enc(const struct kp_share_fetch_request *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_enc(const struct kp_share_fetch_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -587,7 +616,8 @@ kp_share_fetch_request_enc(const struct kp_share_fetch_request *s, int16_t versi
 		kp_share_fetch_request_fetch_topic_enc(&s->topics.items[i], version, w);
 	kp_wr_array_len(w, flex, false, s->forgotten_topics_data.count);
 	for (int32_t i = 0; i < s->forgotten_topics_data.count; i++)
-		kp_share_fetch_request_forgotten_topic_enc(&s->forgotten_topics_data.items[i], version, w);
+		kp_share_fetch_request_forgotten_topic_enc(&s->forgotten_topics_data.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -618,7 +648,8 @@ kp_share_fetch_request_sz(const struct kp_share_fetch_request *s, int16_t versio
 		sz += kp_share_fetch_request_fetch_topic_sz(&s->topics.items[i], version);
 	sz += kp_array_len_size(flex, s->forgotten_topics_data.count);
 	for (int32_t i = 0; i < s->forgotten_topics_data.count; i++)
-		sz += kp_share_fetch_request_forgotten_topic_sz(&s->forgotten_topics_data.items[i], version);
+		sz += kp_share_fetch_request_forgotten_topic_sz(&s->forgotten_topics_data.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -630,7 +661,8 @@ kp_share_fetch_request_sz(const struct kp_share_fetch_request *s, int16_t versio
 }
 
 int
-kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -640,7 +672,8 @@ kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version,
 }
 
 int
-kp_share_fetch_request_encode(const struct kp_share_fetch_request *m, int16_t version, struct kp_writer *w)
+kp_share_fetch_request_encode(const struct kp_share_fetch_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -657,13 +690,16 @@ kp_share_fetch_request_size(const struct kp_share_fetch_request *m, int16_t vers
 }
 
 void
-kp_share_fetch_response_leader_id_and_epoch_init(struct kp_share_fetch_response_leader_id_and_epoch *s)
+kp_share_fetch_response_leader_id_and_epoch_init(
+	struct kp_share_fetch_response_leader_id_and_epoch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_fetch_response_leader_id_and_epoch_dec(struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_leader_id_and_epoch_dec(
+	struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -712,7 +748,9 @@ kp_share_fetch_response_leader_id_and_epoch_dec(struct kp_share_fetch_response_l
 }
 
 static void
-kp_share_fetch_response_leader_id_and_epoch_enc(const struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_leader_id_and_epoch_enc(
+	const struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -731,7 +769,8 @@ kp_share_fetch_response_leader_id_and_epoch_enc(const struct kp_share_fetch_resp
 }
 
 static size_t
-kp_share_fetch_response_leader_id_and_epoch_sz(const struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version)
+kp_share_fetch_response_leader_id_and_epoch_sz(
+	const struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -758,7 +797,8 @@ kp_share_fetch_response_acquired_records_init(struct kp_share_fetch_response_acq
 }
 
 static int
-kp_share_fetch_response_acquired_records_dec(struct kp_share_fetch_response_acquired_records *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_acquired_records_dec(struct kp_share_fetch_response_acquired_records *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -808,7 +848,9 @@ kp_share_fetch_response_acquired_records_dec(struct kp_share_fetch_response_acqu
 }
 
 static void
-kp_share_fetch_response_acquired_records_enc(const struct kp_share_fetch_response_acquired_records *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_acquired_records_enc(
+	const struct kp_share_fetch_response_acquired_records *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -828,7 +870,8 @@ kp_share_fetch_response_acquired_records_enc(const struct kp_share_fetch_respons
 }
 
 static size_t
-kp_share_fetch_response_acquired_records_sz(const struct kp_share_fetch_response_acquired_records *s, int16_t version)
+kp_share_fetch_response_acquired_records_sz(
+	const struct kp_share_fetch_response_acquired_records *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -861,7 +904,8 @@ kp_share_fetch_response_partition_data_init(struct kp_share_fetch_response_parti
 }
 
 static int
-kp_share_fetch_response_partition_data_dec(struct kp_share_fetch_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_partition_data_dec(struct kp_share_fetch_response_partition_data *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -889,11 +933,13 @@ kp_share_fetch_response_partition_data_dec(struct kp_share_fetch_response_partit
 		s->acquired_records.count = n;
 		s->acquired_records.items = NULL;
 		if (n > 0) {
-			s->acquired_records.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->acquired_records.items), 8);
+			s->acquired_records.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->acquired_records.items), 8);
 			if (s->acquired_records.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_response_acquired_records_dec(&s->acquired_records.items[i], version, r, a);
+				rc = kp_share_fetch_response_acquired_records_dec(
+					&s->acquired_records.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -934,7 +980,8 @@ kp_share_fetch_response_partition_data_dec(struct kp_share_fetch_response_partit
 }
 
 static void
-kp_share_fetch_response_partition_data_enc(const struct kp_share_fetch_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_partition_data_enc(const struct kp_share_fetch_response_partition_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -949,7 +996,8 @@ kp_share_fetch_response_partition_data_enc(const struct kp_share_fetch_response_
 	kp_wr_bytes(w, flex, true, &s->records);
 	kp_wr_array_len(w, flex, false, s->acquired_records.count);
 	for (int32_t i = 0; i < s->acquired_records.count; i++)
-		kp_share_fetch_response_acquired_records_enc(&s->acquired_records.items[i], version, w);
+		kp_share_fetch_response_acquired_records_enc(&s->acquired_records.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -961,7 +1009,8 @@ kp_share_fetch_response_partition_data_enc(const struct kp_share_fetch_response_
 }
 
 static size_t
-kp_share_fetch_response_partition_data_sz(const struct kp_share_fetch_response_partition_data *s, int16_t version)
+kp_share_fetch_response_partition_data_sz(const struct kp_share_fetch_response_partition_data *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -978,7 +1027,8 @@ kp_share_fetch_response_partition_data_sz(const struct kp_share_fetch_response_p
 	sz += kp_bytes_size(flex, &s->records);
 	sz += kp_array_len_size(flex, s->acquired_records.count);
 	for (int32_t i = 0; i < s->acquired_records.count; i++)
-		sz += kp_share_fetch_response_acquired_records_sz(&s->acquired_records.items[i], version);
+		sz += kp_share_fetch_response_acquired_records_sz(&s->acquired_records.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -990,13 +1040,16 @@ kp_share_fetch_response_partition_data_sz(const struct kp_share_fetch_response_p
 }
 
 void
-kp_share_fetch_response_share_fetchable_topic_response_init(struct kp_share_fetch_response_share_fetchable_topic_response *s)
+kp_share_fetch_response_share_fetchable_topic_response_init(
+	struct kp_share_fetch_response_share_fetchable_topic_response *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_fetch_response_share_fetchable_topic_response_dec(struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_share_fetchable_topic_response_dec(
+	struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1016,11 +1069,13 @@ kp_share_fetch_response_share_fetchable_topic_response_dec(struct kp_share_fetch
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_share_fetch_response_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1061,7 +1116,9 @@ kp_share_fetch_response_share_fetchable_topic_response_dec(struct kp_share_fetch
 }
 
 static void
-kp_share_fetch_response_share_fetchable_topic_response_enc(const struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_share_fetchable_topic_response_enc(
+	const struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1082,7 +1139,8 @@ kp_share_fetch_response_share_fetchable_topic_response_enc(const struct kp_share
 }
 
 static size_t
-kp_share_fetch_response_share_fetchable_topic_response_sz(const struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version)
+kp_share_fetch_response_share_fetchable_topic_response_sz(
+	const struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -1113,7 +1171,8 @@ kp_share_fetch_response_node_endpoint_init(struct kp_share_fetch_response_node_e
 }
 
 static int
-kp_share_fetch_response_node_endpoint_dec(struct kp_share_fetch_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_node_endpoint_dec(struct kp_share_fetch_response_node_endpoint *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1164,7 +1223,8 @@ kp_share_fetch_response_node_endpoint_dec(struct kp_share_fetch_response_node_en
 }
 
 static void
-kp_share_fetch_response_node_endpoint_enc(const struct kp_share_fetch_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_node_endpoint_enc(const struct kp_share_fetch_response_node_endpoint *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1185,7 +1245,8 @@ kp_share_fetch_response_node_endpoint_enc(const struct kp_share_fetch_response_n
 }
 
 static size_t
-kp_share_fetch_response_node_endpoint_sz(const struct kp_share_fetch_response_node_endpoint *s, int16_t version)
+kp_share_fetch_response_node_endpoint_sz(const struct kp_share_fetch_response_node_endpoint *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -1216,7 +1277,8 @@ kp_share_fetch_response_init(struct kp_share_fetch_response *s)
 }
 
 static int
-kp_share_fetch_response_dec(struct kp_share_fetch_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_dec(struct kp_share_fetch_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -1238,11 +1300,13 @@ kp_share_fetch_response_dec(struct kp_share_fetch_response *s, int16_t version, 
 		s->responses.count = n;
 		s->responses.items = NULL;
 		if (n > 0) {
-			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->responses.items), 8);
+			s->responses.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->responses.items), 8);
 			if (s->responses.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_response_share_fetchable_topic_response_dec(&s->responses.items[i], version, r, a);
+				rc = kp_share_fetch_response_share_fetchable_topic_response_dec(
+					&s->responses.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1255,11 +1319,13 @@ kp_share_fetch_response_dec(struct kp_share_fetch_response *s, int16_t version, 
 		s->node_endpoints.count = n;
 		s->node_endpoints.items = NULL;
 		if (n > 0) {
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->node_endpoints.items), 8);
 			if (s->node_endpoints.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_fetch_response_node_endpoint_dec(&s->node_endpoints.items[i], version, r, a);
+				rc = kp_share_fetch_response_node_endpoint_dec(
+					&s->node_endpoints.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -1300,7 +1366,8 @@ kp_share_fetch_response_dec(struct kp_share_fetch_response *s, int16_t version, 
 }
 
 static void
-kp_share_fetch_response_enc(const struct kp_share_fetch_response *s, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_enc(const struct kp_share_fetch_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -1311,7 +1378,8 @@ kp_share_fetch_response_enc(const struct kp_share_fetch_response *s, int16_t ver
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		kp_share_fetch_response_share_fetchable_topic_response_enc(&s->responses.items[i], version, w);
+		kp_share_fetch_response_share_fetchable_topic_response_enc(&s->responses.items[i],
+			version, w);
 	kp_wr_array_len(w, flex, false, s->node_endpoints.count);
 	for (int32_t i = 0; i < s->node_endpoints.count; i++)
 		kp_share_fetch_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
@@ -1339,10 +1407,12 @@ kp_share_fetch_response_sz(const struct kp_share_fetch_response *s, int16_t vers
 	sz += kp_str_size(flex, &s->error_message);
 	sz += kp_array_len_size(flex, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)
-		sz += kp_share_fetch_response_share_fetchable_topic_response_sz(&s->responses.items[i], version);
+		sz += kp_share_fetch_response_share_fetchable_topic_response_sz(
+			&s->responses.items[i], version);
 	sz += kp_array_len_size(flex, s->node_endpoints.count);
 	for (int32_t i = 0; i < s->node_endpoints.count; i++)
-		sz += kp_share_fetch_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+		sz += kp_share_fetch_response_node_endpoint_sz(&s->node_endpoints.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -1354,7 +1424,8 @@ kp_share_fetch_response_sz(const struct kp_share_fetch_response *s, int16_t vers
 }
 
 int
-kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -1364,7 +1435,8 @@ kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t versio
 }
 
 int
-kp_share_fetch_response_encode(const struct kp_share_fetch_response *m, int16_t version, struct kp_writer *w)
+kp_share_fetch_response_encode(const struct kp_share_fetch_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

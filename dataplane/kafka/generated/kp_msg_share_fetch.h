@@ -107,7 +107,8 @@ struct kp_share_fetch_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_fetch_request_acknowledgement_batch_init(struct kp_share_fetch_request_acknowledgement_batch *s);
+kp_share_fetch_request_acknowledgement_batch_init(
+	struct kp_share_fetch_request_acknowledgement_batch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -133,7 +134,8 @@ kp_share_fetch_request_init(struct kp_share_fetch_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -142,7 +144,8 @@ kp_share_fetch_request_decode(struct kp_share_fetch_request *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_fetch_request_encode(const struct kp_share_fetch_request *m, int16_t version, struct kp_writer *w);
+kp_share_fetch_request_encode(const struct kp_share_fetch_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_share_fetch_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -272,7 +275,8 @@ struct kp_share_fetch_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_fetch_response_leader_id_and_epoch_init(struct kp_share_fetch_response_leader_id_and_epoch *s);
+kp_share_fetch_response_leader_id_and_epoch_init(
+	struct kp_share_fetch_response_leader_id_and_epoch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -284,7 +288,8 @@ kp_share_fetch_response_partition_data_init(struct kp_share_fetch_response_parti
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_fetch_response_share_fetchable_topic_response_init(struct kp_share_fetch_response_share_fetchable_topic_response *s);
+kp_share_fetch_response_share_fetchable_topic_response_init(
+	struct kp_share_fetch_response_share_fetchable_topic_response *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -302,7 +307,8 @@ kp_share_fetch_response_init(struct kp_share_fetch_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -311,7 +317,8 @@ kp_share_fetch_response_decode(struct kp_share_fetch_response *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_fetch_response_encode(const struct kp_share_fetch_response *m, int16_t version, struct kp_writer *w);
+kp_share_fetch_response_encode(const struct kp_share_fetch_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_share_fetch_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

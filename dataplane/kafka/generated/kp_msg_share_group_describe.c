@@ -14,7 +14,8 @@ kp_share_group_describe_request_init(struct kp_share_group_describe_request *s)
 }
 
 static int
-kp_share_group_describe_request_dec(struct kp_share_group_describe_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_request_dec(struct kp_share_group_describe_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -33,7 +34,8 @@ kp_share_group_describe_request_dec(struct kp_share_group_describe_request *s, i
 		s->group_ids.count = n;
 		s->group_ids.items = NULL;
 		if (n > 0) {
-			s->group_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->group_ids.items), 8);
+			s->group_ids.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->group_ids.items), 8);
 			if (s->group_ids.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +81,8 @@ kp_share_group_describe_request_dec(struct kp_share_group_describe_request *s, i
 }
 
 static void
-kp_share_group_describe_request_enc(const struct kp_share_group_describe_request *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_request_enc(const struct kp_share_group_describe_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -123,7 +126,8 @@ kp_share_group_describe_request_sz(const struct kp_share_group_describe_request 
 }
 
 int
-kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -133,7 +137,8 @@ kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m
 }
 
 int
-kp_share_group_describe_request_encode(const struct kp_share_group_describe_request *m, int16_t version, struct kp_writer *w)
+kp_share_group_describe_request_encode(const struct kp_share_group_describe_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -142,7 +147,8 @@ kp_share_group_describe_request_encode(const struct kp_share_group_describe_requ
 }
 
 int64_t
-kp_share_group_describe_request_size(const struct kp_share_group_describe_request *m, int16_t version)
+kp_share_group_describe_request_size(const struct kp_share_group_describe_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -150,13 +156,16 @@ kp_share_group_describe_request_size(const struct kp_share_group_describe_reques
 }
 
 void
-kp_share_group_describe_response_topic_partitions_init(struct kp_share_group_describe_response_topic_partitions *s)
+kp_share_group_describe_response_topic_partitions_init(
+	struct kp_share_group_describe_response_topic_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_group_describe_response_topic_partitions_dec(struct kp_share_group_describe_response_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_topic_partitions_dec(
+	struct kp_share_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -177,7 +186,8 @@ kp_share_group_describe_response_topic_partitions_dec(struct kp_share_group_desc
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -222,7 +232,9 @@ kp_share_group_describe_response_topic_partitions_dec(struct kp_share_group_desc
 }
 
 static void
-kp_share_group_describe_response_topic_partitions_enc(const struct kp_share_group_describe_response_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_topic_partitions_enc(
+	const struct kp_share_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -244,7 +256,8 @@ kp_share_group_describe_response_topic_partitions_enc(const struct kp_share_grou
 }
 
 static size_t
-kp_share_group_describe_response_topic_partitions_sz(const struct kp_share_group_describe_response_topic_partitions *s, int16_t version)
+kp_share_group_describe_response_topic_partitions_sz(
+	const struct kp_share_group_describe_response_topic_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -268,13 +281,16 @@ kp_share_group_describe_response_topic_partitions_sz(const struct kp_share_group
 }
 
 void
-kp_share_group_describe_response_assignment_init(struct kp_share_group_describe_response_assignment *s)
+kp_share_group_describe_response_assignment_init(
+	struct kp_share_group_describe_response_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_group_describe_response_assignment_dec(struct kp_share_group_describe_response_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_assignment_dec(
+	struct kp_share_group_describe_response_assignment *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -293,11 +309,13 @@ kp_share_group_describe_response_assignment_dec(struct kp_share_group_describe_r
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_group_describe_response_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_share_group_describe_response_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -338,7 +356,9 @@ kp_share_group_describe_response_assignment_dec(struct kp_share_group_describe_r
 }
 
 static void
-kp_share_group_describe_response_assignment_enc(const struct kp_share_group_describe_response_assignment *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_assignment_enc(
+	const struct kp_share_group_describe_response_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -346,7 +366,8 @@ kp_share_group_describe_response_assignment_enc(const struct kp_share_group_desc
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_share_group_describe_response_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_share_group_describe_response_topic_partitions_enc(&s->topic_partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -358,7 +379,8 @@ kp_share_group_describe_response_assignment_enc(const struct kp_share_group_desc
 }
 
 static size_t
-kp_share_group_describe_response_assignment_sz(const struct kp_share_group_describe_response_assignment *s, int16_t version)
+kp_share_group_describe_response_assignment_sz(
+	const struct kp_share_group_describe_response_assignment *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -368,7 +390,8 @@ kp_share_group_describe_response_assignment_sz(const struct kp_share_group_descr
 	(void)version;
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_share_group_describe_response_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_share_group_describe_response_topic_partitions_sz(
+			&s->topic_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -389,7 +412,8 @@ kp_share_group_describe_response_member_init(struct kp_share_group_describe_resp
 }
 
 static int
-kp_share_group_describe_response_member_dec(struct kp_share_group_describe_response_member *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_member_dec(struct kp_share_group_describe_response_member *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -413,7 +437,8 @@ kp_share_group_describe_response_member_dec(struct kp_share_group_describe_respo
 		s->subscribed_topic_names.count = n;
 		s->subscribed_topic_names.items = NULL;
 		if (n > 0) {
-			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->subscribed_topic_names.items), 8);
+			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->subscribed_topic_names.items), 8);
 			if (s->subscribed_topic_names.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -461,7 +486,8 @@ kp_share_group_describe_response_member_dec(struct kp_share_group_describe_respo
 }
 
 static void
-kp_share_group_describe_response_member_enc(const struct kp_share_group_describe_response_member *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_member_enc(const struct kp_share_group_describe_response_member *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -487,7 +513,8 @@ kp_share_group_describe_response_member_enc(const struct kp_share_group_describe
 }
 
 static size_t
-kp_share_group_describe_response_member_sz(const struct kp_share_group_describe_response_member *s, int16_t version)
+kp_share_group_describe_response_member_sz(const struct kp_share_group_describe_response_member *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -515,7 +542,8 @@ kp_share_group_describe_response_member_sz(const struct kp_share_group_describe_
 }
 
 void
-kp_share_group_describe_response_described_group_init(struct kp_share_group_describe_response_described_group *s)
+kp_share_group_describe_response_described_group_init(
+	struct kp_share_group_describe_response_described_group *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -524,7 +552,9 @@ kp_share_group_describe_response_described_group_init(struct kp_share_group_desc
 }
 
 static int
-kp_share_group_describe_response_described_group_dec(struct kp_share_group_describe_response_described_group *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_described_group_dec(
+	struct kp_share_group_describe_response_described_group *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -550,11 +580,13 @@ kp_share_group_describe_response_described_group_dec(struct kp_share_group_descr
 		s->members.count = n;
 		s->members.items = NULL;
 		if (n > 0) {
-			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items), 8);
+			s->members.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->members.items),
+				8);
 			if (s->members.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_group_describe_response_member_dec(&s->members.items[i], version, r, a);
+				rc = kp_share_group_describe_response_member_dec(
+					&s->members.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -596,7 +628,9 @@ kp_share_group_describe_response_described_group_dec(struct kp_share_group_descr
 }
 
 static void
-kp_share_group_describe_response_described_group_enc(const struct kp_share_group_describe_response_described_group *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_described_group_enc(
+	const struct kp_share_group_describe_response_described_group *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -624,7 +658,8 @@ kp_share_group_describe_response_described_group_enc(const struct kp_share_group
 }
 
 static size_t
-kp_share_group_describe_response_described_group_sz(const struct kp_share_group_describe_response_described_group *s, int16_t version)
+kp_share_group_describe_response_described_group_sz(
+	const struct kp_share_group_describe_response_described_group *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -660,7 +695,8 @@ kp_share_group_describe_response_init(struct kp_share_group_describe_response *s
 }
 
 static int
-kp_share_group_describe_response_dec(struct kp_share_group_describe_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_dec(struct kp_share_group_describe_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -680,11 +716,13 @@ kp_share_group_describe_response_dec(struct kp_share_group_describe_response *s,
 		s->groups.count = n;
 		s->groups.items = NULL;
 		if (n > 0) {
-			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items), 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->groups.items),
+				8);
 			if (s->groups.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_group_describe_response_described_group_dec(&s->groups.items[i], version, r, a);
+				rc = kp_share_group_describe_response_described_group_dec(
+					&s->groups.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -725,7 +763,8 @@ kp_share_group_describe_response_dec(struct kp_share_group_describe_response *s,
 }
 
 static void
-kp_share_group_describe_response_enc(const struct kp_share_group_describe_response *s, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_enc(const struct kp_share_group_describe_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -734,7 +773,8 @@ kp_share_group_describe_response_enc(const struct kp_share_group_describe_respon
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->groups.count);
 	for (int32_t i = 0; i < s->groups.count; i++)
-		kp_share_group_describe_response_described_group_enc(&s->groups.items[i], version, w);
+		kp_share_group_describe_response_described_group_enc(&s->groups.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -746,7 +786,8 @@ kp_share_group_describe_response_enc(const struct kp_share_group_describe_respon
 }
 
 static size_t
-kp_share_group_describe_response_sz(const struct kp_share_group_describe_response *s, int16_t version)
+kp_share_group_describe_response_sz(const struct kp_share_group_describe_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -757,7 +798,8 @@ kp_share_group_describe_response_sz(const struct kp_share_group_describe_respons
 	sz += 4;
 	sz += kp_array_len_size(flex, s->groups.count);
 	for (int32_t i = 0; i < s->groups.count; i++)
-		sz += kp_share_group_describe_response_described_group_sz(&s->groups.items[i], version);
+		sz += kp_share_group_describe_response_described_group_sz(&s->groups.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -769,7 +811,8 @@ kp_share_group_describe_response_sz(const struct kp_share_group_describe_respons
 }
 
 int
-kp_share_group_describe_response_decode(struct kp_share_group_describe_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_describe_response_decode(struct kp_share_group_describe_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -779,7 +822,8 @@ kp_share_group_describe_response_decode(struct kp_share_group_describe_response 
 }
 
 int
-kp_share_group_describe_response_encode(const struct kp_share_group_describe_response *m, int16_t version, struct kp_writer *w)
+kp_share_group_describe_response_encode(const struct kp_share_group_describe_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -788,7 +832,8 @@ kp_share_group_describe_response_encode(const struct kp_share_group_describe_res
 }
 
 int64_t
-kp_share_group_describe_response_size(const struct kp_share_group_describe_response *m, int16_t version)
+kp_share_group_describe_response_size(const struct kp_share_group_describe_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -32,7 +32,8 @@ kp_share_group_describe_request_init(struct kp_share_group_describe_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,11 +42,13 @@ kp_share_group_describe_request_decode(struct kp_share_group_describe_request *m
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_group_describe_request_encode(const struct kp_share_group_describe_request *m, int16_t version, struct kp_writer *w);
+kp_share_group_describe_request_encode(const struct kp_share_group_describe_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_share_group_describe_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_share_group_describe_request_size(const struct kp_share_group_describe_request *m, int16_t version);
+kp_share_group_describe_request_size(const struct kp_share_group_describe_request *m,
+	int16_t version);
 
 /* TopicPartitions: in ShareGroupDescribeResponse, used in versions 0. */
 struct kp_share_group_describe_response_topic_partitions {
@@ -147,11 +150,13 @@ struct kp_share_group_describe_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_group_describe_response_topic_partitions_init(struct kp_share_group_describe_response_topic_partitions *s);
+kp_share_group_describe_response_topic_partitions_init(
+	struct kp_share_group_describe_response_topic_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_group_describe_response_assignment_init(struct kp_share_group_describe_response_assignment *s);
+kp_share_group_describe_response_assignment_init(
+	struct kp_share_group_describe_response_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -159,7 +164,8 @@ kp_share_group_describe_response_member_init(struct kp_share_group_describe_resp
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_group_describe_response_described_group_init(struct kp_share_group_describe_response_described_group *s);
+kp_share_group_describe_response_described_group_init(
+	struct kp_share_group_describe_response_described_group *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -173,7 +179,8 @@ kp_share_group_describe_response_init(struct kp_share_group_describe_response *s
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_group_describe_response_decode(struct kp_share_group_describe_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_group_describe_response_decode(struct kp_share_group_describe_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -182,10 +189,12 @@ kp_share_group_describe_response_decode(struct kp_share_group_describe_response 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_group_describe_response_encode(const struct kp_share_group_describe_response *m, int16_t version, struct kp_writer *w);
+kp_share_group_describe_response_encode(const struct kp_share_group_describe_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_share_group_describe_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_share_group_describe_response_size(const struct kp_share_group_describe_response *m, int16_t version);
+kp_share_group_describe_response_size(const struct kp_share_group_describe_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_SHARE_GROUP_DESCRIBE_H */

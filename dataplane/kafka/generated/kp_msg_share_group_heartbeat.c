@@ -18,7 +18,8 @@ kp_share_group_heartbeat_request_init(struct kp_share_group_heartbeat_request *s
 }
 
 static int
-kp_share_group_heartbeat_request_dec(struct kp_share_group_heartbeat_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_request_dec(struct kp_share_group_heartbeat_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -41,7 +42,8 @@ kp_share_group_heartbeat_request_dec(struct kp_share_group_heartbeat_request *s,
 		s->subscribed_topic_names.count = n;
 		s->subscribed_topic_names.items = NULL;
 		if (n > 0) {
-			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->subscribed_topic_names.items), 8);
+			s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->subscribed_topic_names.items), 8);
 			if (s->subscribed_topic_names.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -86,7 +88,8 @@ kp_share_group_heartbeat_request_dec(struct kp_share_group_heartbeat_request *s,
 }
 
 static void
-kp_share_group_heartbeat_request_enc(const struct kp_share_group_heartbeat_request *s, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_request_enc(const struct kp_share_group_heartbeat_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -110,7 +113,8 @@ kp_share_group_heartbeat_request_enc(const struct kp_share_group_heartbeat_reque
 }
 
 static size_t
-kp_share_group_heartbeat_request_sz(const struct kp_share_group_heartbeat_request *s, int16_t version)
+kp_share_group_heartbeat_request_sz(const struct kp_share_group_heartbeat_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -136,7 +140,8 @@ kp_share_group_heartbeat_request_sz(const struct kp_share_group_heartbeat_reques
 }
 
 int
-kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -146,7 +151,8 @@ kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request 
 }
 
 int
-kp_share_group_heartbeat_request_encode(const struct kp_share_group_heartbeat_request *m, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_request_encode(const struct kp_share_group_heartbeat_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -155,7 +161,8 @@ kp_share_group_heartbeat_request_encode(const struct kp_share_group_heartbeat_re
 }
 
 int64_t
-kp_share_group_heartbeat_request_size(const struct kp_share_group_heartbeat_request *m, int16_t version)
+kp_share_group_heartbeat_request_size(const struct kp_share_group_heartbeat_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -163,13 +170,16 @@ kp_share_group_heartbeat_request_size(const struct kp_share_group_heartbeat_requ
 }
 
 void
-kp_share_group_heartbeat_response_topic_partitions_init(struct kp_share_group_heartbeat_response_topic_partitions *s)
+kp_share_group_heartbeat_response_topic_partitions_init(
+	struct kp_share_group_heartbeat_response_topic_partitions *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_group_heartbeat_response_topic_partitions_dec(struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_response_topic_partitions_dec(
+	struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -189,7 +199,8 @@ kp_share_group_heartbeat_response_topic_partitions_dec(struct kp_share_group_hea
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -234,7 +245,9 @@ kp_share_group_heartbeat_response_topic_partitions_dec(struct kp_share_group_hea
 }
 
 static void
-kp_share_group_heartbeat_response_topic_partitions_enc(const struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_response_topic_partitions_enc(
+	const struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -255,7 +268,8 @@ kp_share_group_heartbeat_response_topic_partitions_enc(const struct kp_share_gro
 }
 
 static size_t
-kp_share_group_heartbeat_response_topic_partitions_sz(const struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version)
+kp_share_group_heartbeat_response_topic_partitions_sz(
+	const struct kp_share_group_heartbeat_response_topic_partitions *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -278,13 +292,16 @@ kp_share_group_heartbeat_response_topic_partitions_sz(const struct kp_share_grou
 }
 
 void
-kp_share_group_heartbeat_response_assignment_init(struct kp_share_group_heartbeat_response_assignment *s)
+kp_share_group_heartbeat_response_assignment_init(
+	struct kp_share_group_heartbeat_response_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_share_group_heartbeat_response_assignment_dec(struct kp_share_group_heartbeat_response_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_response_assignment_dec(
+	struct kp_share_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -303,11 +320,13 @@ kp_share_group_heartbeat_response_assignment_dec(struct kp_share_group_heartbeat
 		s->topic_partitions.count = n;
 		s->topic_partitions.items = NULL;
 		if (n > 0) {
-			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_partitions.items), 8);
+			s->topic_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->topic_partitions.items), 8);
 			if (s->topic_partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_share_group_heartbeat_response_topic_partitions_dec(&s->topic_partitions.items[i], version, r, a);
+				rc = kp_share_group_heartbeat_response_topic_partitions_dec(
+					&s->topic_partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -348,7 +367,9 @@ kp_share_group_heartbeat_response_assignment_dec(struct kp_share_group_heartbeat
 }
 
 static void
-kp_share_group_heartbeat_response_assignment_enc(const struct kp_share_group_heartbeat_response_assignment *s, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_response_assignment_enc(
+	const struct kp_share_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -356,7 +377,8 @@ kp_share_group_heartbeat_response_assignment_enc(const struct kp_share_group_hea
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		kp_share_group_heartbeat_response_topic_partitions_enc(&s->topic_partitions.items[i], version, w);
+		kp_share_group_heartbeat_response_topic_partitions_enc(
+			&s->topic_partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -368,7 +390,8 @@ kp_share_group_heartbeat_response_assignment_enc(const struct kp_share_group_hea
 }
 
 static size_t
-kp_share_group_heartbeat_response_assignment_sz(const struct kp_share_group_heartbeat_response_assignment *s, int16_t version)
+kp_share_group_heartbeat_response_assignment_sz(
+	const struct kp_share_group_heartbeat_response_assignment *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -378,7 +401,8 @@ kp_share_group_heartbeat_response_assignment_sz(const struct kp_share_group_hear
 	(void)version;
 	sz += kp_array_len_size(flex, s->topic_partitions.count);
 	for (int32_t i = 0; i < s->topic_partitions.count; i++)
-		sz += kp_share_group_heartbeat_response_topic_partitions_sz(&s->topic_partitions.items[i], version);
+		sz += kp_share_group_heartbeat_response_topic_partitions_sz(
+			&s->topic_partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -400,7 +424,8 @@ kp_share_group_heartbeat_response_init(struct kp_share_group_heartbeat_response 
 }
 
 static int
-kp_share_group_heartbeat_response_dec(struct kp_share_group_heartbeat_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_response_dec(struct kp_share_group_heartbeat_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -464,7 +489,8 @@ kp_share_group_heartbeat_response_dec(struct kp_share_group_heartbeat_response *
 }
 
 static void
-kp_share_group_heartbeat_response_enc(const struct kp_share_group_heartbeat_response *s, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_response_enc(const struct kp_share_group_heartbeat_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -497,7 +523,8 @@ kp_share_group_heartbeat_response_enc(const struct kp_share_group_heartbeat_resp
 }
 
 static size_t
-kp_share_group_heartbeat_response_sz(const struct kp_share_group_heartbeat_response *s, int16_t version)
+kp_share_group_heartbeat_response_sz(const struct kp_share_group_heartbeat_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -526,7 +553,8 @@ kp_share_group_heartbeat_response_sz(const struct kp_share_group_heartbeat_respo
 }
 
 int
-kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -536,7 +564,8 @@ kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_respons
 }
 
 int
-kp_share_group_heartbeat_response_encode(const struct kp_share_group_heartbeat_response *m, int16_t version, struct kp_writer *w)
+kp_share_group_heartbeat_response_encode(const struct kp_share_group_heartbeat_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -545,7 +574,8 @@ kp_share_group_heartbeat_response_encode(const struct kp_share_group_heartbeat_r
 }
 
 int64_t
-kp_share_group_heartbeat_response_size(const struct kp_share_group_heartbeat_response *m, int16_t version)
+kp_share_group_heartbeat_response_size(const struct kp_share_group_heartbeat_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -47,7 +47,8 @@ kp_share_group_heartbeat_request_init(struct kp_share_group_heartbeat_request *s
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -56,11 +57,13 @@ kp_share_group_heartbeat_request_decode(struct kp_share_group_heartbeat_request 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_group_heartbeat_request_encode(const struct kp_share_group_heartbeat_request *m, int16_t version, struct kp_writer *w);
+kp_share_group_heartbeat_request_encode(const struct kp_share_group_heartbeat_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_share_group_heartbeat_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_share_group_heartbeat_request_size(const struct kp_share_group_heartbeat_request *m, int16_t version);
+kp_share_group_heartbeat_request_size(const struct kp_share_group_heartbeat_request *m,
+	int16_t version);
 
 /* TopicPartitions: in ShareGroupHeartbeatResponse, used in versions 0. */
 struct kp_share_group_heartbeat_response_topic_partitions {
@@ -116,11 +119,13 @@ struct kp_share_group_heartbeat_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_group_heartbeat_response_topic_partitions_init(struct kp_share_group_heartbeat_response_topic_partitions *s);
+kp_share_group_heartbeat_response_topic_partitions_init(
+	struct kp_share_group_heartbeat_response_topic_partitions *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_share_group_heartbeat_response_assignment_init(struct kp_share_group_heartbeat_response_assignment *s);
+kp_share_group_heartbeat_response_assignment_init(
+	struct kp_share_group_heartbeat_response_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -134,7 +139,8 @@ kp_share_group_heartbeat_response_init(struct kp_share_group_heartbeat_response 
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -143,10 +149,12 @@ kp_share_group_heartbeat_response_decode(struct kp_share_group_heartbeat_respons
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_share_group_heartbeat_response_encode(const struct kp_share_group_heartbeat_response *m, int16_t version, struct kp_writer *w);
+kp_share_group_heartbeat_response_encode(const struct kp_share_group_heartbeat_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_share_group_heartbeat_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_share_group_heartbeat_response_size(const struct kp_share_group_heartbeat_response *m, int16_t version);
+kp_share_group_heartbeat_response_size(const struct kp_share_group_heartbeat_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_SHARE_GROUP_HEARTBEAT_H */

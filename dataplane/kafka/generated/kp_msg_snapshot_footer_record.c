@@ -14,7 +14,8 @@ kp_snapshot_footer_record_init(struct kp_snapshot_footer_record *s)
 }
 
 static int
-kp_snapshot_footer_record_dec(struct kp_snapshot_footer_record *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_snapshot_footer_record_dec(struct kp_snapshot_footer_record *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +63,8 @@ kp_snapshot_footer_record_dec(struct kp_snapshot_footer_record *s, int16_t versi
 }
 
 static void
-kp_snapshot_footer_record_enc(const struct kp_snapshot_footer_record *s, int16_t version, struct kp_writer *w)
+kp_snapshot_footer_record_enc(const struct kp_snapshot_footer_record *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +102,8 @@ kp_snapshot_footer_record_sz(const struct kp_snapshot_footer_record *s, int16_t 
 }
 
 int
-kp_snapshot_footer_record_decode(struct kp_snapshot_footer_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_snapshot_footer_record_decode(struct kp_snapshot_footer_record *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -110,7 +113,8 @@ kp_snapshot_footer_record_decode(struct kp_snapshot_footer_record *m, int16_t ve
 }
 
 int
-kp_snapshot_footer_record_encode(const struct kp_snapshot_footer_record *m, int16_t version, struct kp_writer *w)
+kp_snapshot_footer_record_encode(const struct kp_snapshot_footer_record *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

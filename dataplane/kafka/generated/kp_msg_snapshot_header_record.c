@@ -14,7 +14,8 @@ kp_snapshot_header_record_init(struct kp_snapshot_header_record *s)
 }
 
 static int
-kp_snapshot_header_record_dec(struct kp_snapshot_header_record *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_snapshot_header_record_dec(struct kp_snapshot_header_record *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +64,8 @@ kp_snapshot_header_record_dec(struct kp_snapshot_header_record *s, int16_t versi
 }
 
 static void
-kp_snapshot_header_record_enc(const struct kp_snapshot_header_record *s, int16_t version, struct kp_writer *w)
+kp_snapshot_header_record_enc(const struct kp_snapshot_header_record *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -103,7 +105,8 @@ kp_snapshot_header_record_sz(const struct kp_snapshot_header_record *s, int16_t 
 }
 
 int
-kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -113,7 +116,8 @@ kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t ve
 }
 
 int
-kp_snapshot_header_record_encode(const struct kp_snapshot_header_record *m, int16_t version, struct kp_writer *w)
+kp_snapshot_header_record_encode(const struct kp_snapshot_header_record *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

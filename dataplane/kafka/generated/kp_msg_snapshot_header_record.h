@@ -32,7 +32,8 @@ kp_snapshot_header_record_init(struct kp_snapshot_header_record *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -41,7 +42,8 @@ kp_snapshot_header_record_decode(struct kp_snapshot_header_record *m, int16_t ve
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_snapshot_header_record_encode(const struct kp_snapshot_header_record *m, int16_t version, struct kp_writer *w);
+kp_snapshot_header_record_encode(const struct kp_snapshot_header_record *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_snapshot_header_record_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

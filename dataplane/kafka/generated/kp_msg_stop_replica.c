@@ -8,13 +8,16 @@
 #include "kp_msg_stop_replica.h"
 
 void
-kp_stop_replica_request_stop_replica_partition_v0_init(struct kp_stop_replica_request_stop_replica_partition_v0 *s)
+kp_stop_replica_request_stop_replica_partition_v0_init(
+	struct kp_stop_replica_request_stop_replica_partition_v0 *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_stop_replica_request_stop_replica_partition_v0_dec(struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_stop_replica_partition_v0_dec(
+	struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = false;
 
@@ -30,7 +33,9 @@ kp_stop_replica_request_stop_replica_partition_v0_dec(struct kp_stop_replica_req
 }
 
 static void
-kp_stop_replica_request_stop_replica_partition_v0_enc(const struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_stop_replica_partition_v0_enc(
+	const struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = false;
 
@@ -41,7 +46,8 @@ kp_stop_replica_request_stop_replica_partition_v0_enc(const struct kp_stop_repli
 }
 
 static size_t
-kp_stop_replica_request_stop_replica_partition_v0_sz(const struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version)
+kp_stop_replica_request_stop_replica_partition_v0_sz(
+	const struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version)
 {
 	const bool flex = false;
 
@@ -55,13 +61,16 @@ kp_stop_replica_request_stop_replica_partition_v0_sz(const struct kp_stop_replic
 }
 
 void
-kp_stop_replica_request_stop_replica_topic_v1_init(struct kp_stop_replica_request_stop_replica_topic_v1 *s)
+kp_stop_replica_request_stop_replica_topic_v1_init(
+	struct kp_stop_replica_request_stop_replica_topic_v1 *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_stop_replica_request_stop_replica_topic_v1_dec(struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_stop_replica_topic_v1_dec(
+	struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -81,7 +90,8 @@ kp_stop_replica_request_stop_replica_topic_v1_dec(struct kp_stop_replica_request
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -126,7 +136,9 @@ kp_stop_replica_request_stop_replica_topic_v1_dec(struct kp_stop_replica_request
 }
 
 static void
-kp_stop_replica_request_stop_replica_topic_v1_enc(const struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_stop_replica_topic_v1_enc(
+	const struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -147,7 +159,8 @@ kp_stop_replica_request_stop_replica_topic_v1_enc(const struct kp_stop_replica_r
 }
 
 static size_t
-kp_stop_replica_request_stop_replica_topic_v1_sz(const struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version)
+kp_stop_replica_request_stop_replica_topic_v1_sz(
+	const struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -170,14 +183,17 @@ kp_stop_replica_request_stop_replica_topic_v1_sz(const struct kp_stop_replica_re
 }
 
 void
-kp_stop_replica_request_stop_replica_partition_state_init(struct kp_stop_replica_request_stop_replica_partition_state *s)
+kp_stop_replica_request_stop_replica_partition_state_init(
+	struct kp_stop_replica_request_stop_replica_partition_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->leader_epoch = -1;
 }
 
 static int
-kp_stop_replica_request_stop_replica_partition_state_dec(struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_stop_replica_partition_state_dec(
+	struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -227,7 +243,9 @@ kp_stop_replica_request_stop_replica_partition_state_dec(struct kp_stop_replica_
 }
 
 static void
-kp_stop_replica_request_stop_replica_partition_state_enc(const struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_stop_replica_partition_state_enc(
+	const struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -247,7 +265,8 @@ kp_stop_replica_request_stop_replica_partition_state_enc(const struct kp_stop_re
 }
 
 static size_t
-kp_stop_replica_request_stop_replica_partition_state_sz(const struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version)
+kp_stop_replica_request_stop_replica_partition_state_sz(
+	const struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -269,13 +288,16 @@ kp_stop_replica_request_stop_replica_partition_state_sz(const struct kp_stop_rep
 }
 
 void
-kp_stop_replica_request_stop_replica_topic_state_init(struct kp_stop_replica_request_stop_replica_topic_state *s)
+kp_stop_replica_request_stop_replica_topic_state_init(
+	struct kp_stop_replica_request_stop_replica_topic_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_stop_replica_request_stop_replica_topic_state_dec(struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_stop_replica_topic_state_dec(
+	struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -295,11 +317,13 @@ kp_stop_replica_request_stop_replica_topic_state_dec(struct kp_stop_replica_requ
 		s->partition_states.count = n;
 		s->partition_states.items = NULL;
 		if (n > 0) {
-			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_states.items), 8);
+			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_states.items), 8);
 			if (s->partition_states.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_stop_replica_request_stop_replica_partition_state_dec(&s->partition_states.items[i], version, r, a);
+				rc = kp_stop_replica_request_stop_replica_partition_state_dec(
+					&s->partition_states.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -340,7 +364,9 @@ kp_stop_replica_request_stop_replica_topic_state_dec(struct kp_stop_replica_requ
 }
 
 static void
-kp_stop_replica_request_stop_replica_topic_state_enc(const struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_stop_replica_topic_state_enc(
+	const struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -349,7 +375,8 @@ kp_stop_replica_request_stop_replica_topic_state_enc(const struct kp_stop_replic
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_array_len(w, flex, false, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		kp_stop_replica_request_stop_replica_partition_state_enc(&s->partition_states.items[i], version, w);
+		kp_stop_replica_request_stop_replica_partition_state_enc(
+			&s->partition_states.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -361,7 +388,8 @@ kp_stop_replica_request_stop_replica_topic_state_enc(const struct kp_stop_replic
 }
 
 static size_t
-kp_stop_replica_request_stop_replica_topic_state_sz(const struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version)
+kp_stop_replica_request_stop_replica_topic_state_sz(
+	const struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -372,7 +400,8 @@ kp_stop_replica_request_stop_replica_topic_state_sz(const struct kp_stop_replica
 	sz += kp_str_size(flex, &s->topic_name);
 	sz += kp_array_len_size(flex, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		sz += kp_stop_replica_request_stop_replica_partition_state_sz(&s->partition_states.items[i], version);
+		sz += kp_stop_replica_request_stop_replica_partition_state_sz(
+			&s->partition_states.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -391,7 +420,8 @@ kp_stop_replica_request_init(struct kp_stop_replica_request *s)
 }
 
 static int
-kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -431,11 +461,13 @@ kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, 
 			s->ungrouped_partitions.count = n;
 			s->ungrouped_partitions.items = NULL;
 			if (n > 0) {
-				s->ungrouped_partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->ungrouped_partitions.items), 8);
+				s->ungrouped_partitions.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->ungrouped_partitions.items), 8);
 				if (s->ungrouped_partitions.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_stop_replica_request_stop_replica_partition_v0_dec(&s->ungrouped_partitions.items[i], version, r, a);
+					rc = kp_stop_replica_request_stop_replica_partition_v0_dec(
+						&s->ungrouped_partitions.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -450,11 +482,13 @@ kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, 
 			s->topics.count = n;
 			s->topics.items = NULL;
 			if (n > 0) {
-				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+				s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topics.items), 8);
 				if (s->topics.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_stop_replica_request_stop_replica_topic_v1_dec(&s->topics.items[i], version, r, a);
+					rc = kp_stop_replica_request_stop_replica_topic_v1_dec(
+						&s->topics.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -469,11 +503,13 @@ kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, 
 			s->topic_states.count = n;
 			s->topic_states.items = NULL;
 			if (n > 0) {
-				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_states.items), 8);
+				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topic_states.items), 8);
 				if (s->topic_states.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
-					rc = kp_stop_replica_request_stop_replica_topic_state_dec(&s->topic_states.items[i], version, r, a);
+					rc = kp_stop_replica_request_stop_replica_topic_state_dec(
+						&s->topic_states.items[i], version, r, a);
 					if (rc != 0)
 						return rc;
 				}
@@ -515,7 +551,8 @@ kp_stop_replica_request_dec(struct kp_stop_replica_request *s, int16_t version, 
 }
 
 static void
-kp_stop_replica_request_enc(const struct kp_stop_replica_request *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_enc(const struct kp_stop_replica_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -535,17 +572,20 @@ kp_stop_replica_request_enc(const struct kp_stop_replica_request *s, int16_t ver
 	if (version <= 0) {
 		kp_wr_array_len(w, flex, false, s->ungrouped_partitions.count);
 		for (int32_t i = 0; i < s->ungrouped_partitions.count; i++)
-			kp_stop_replica_request_stop_replica_partition_v0_enc(&s->ungrouped_partitions.items[i], version, w);
+			kp_stop_replica_request_stop_replica_partition_v0_enc(
+				&s->ungrouped_partitions.items[i], version, w);
 	}
 	if (version >= 1 && version <= 2) {
 		kp_wr_array_len(w, flex, false, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			kp_stop_replica_request_stop_replica_topic_v1_enc(&s->topics.items[i], version, w);
+			kp_stop_replica_request_stop_replica_topic_v1_enc(&s->topics.items[i],
+				version, w);
 	}
 	if (version >= 3) {
 		kp_wr_array_len(w, flex, false, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			kp_stop_replica_request_stop_replica_topic_state_enc(&s->topic_states.items[i], version, w);
+			kp_stop_replica_request_stop_replica_topic_state_enc(
+				&s->topic_states.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -580,17 +620,20 @@ kp_stop_replica_request_sz(const struct kp_stop_replica_request *s, int16_t vers
 	if (version <= 0) {
 		sz += kp_array_len_size(flex, s->ungrouped_partitions.count);
 		for (int32_t i = 0; i < s->ungrouped_partitions.count; i++)
-			sz += kp_stop_replica_request_stop_replica_partition_v0_sz(&s->ungrouped_partitions.items[i], version);
+			sz += kp_stop_replica_request_stop_replica_partition_v0_sz(
+				&s->ungrouped_partitions.items[i], version);
 	}
 	if (version >= 1 && version <= 2) {
 		sz += kp_array_len_size(flex, s->topics.count);
 		for (int32_t i = 0; i < s->topics.count; i++)
-			sz += kp_stop_replica_request_stop_replica_topic_v1_sz(&s->topics.items[i], version);
+			sz += kp_stop_replica_request_stop_replica_topic_v1_sz(&s->topics.items[i],
+				version);
 	}
 	if (version >= 3) {
 		sz += kp_array_len_size(flex, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			sz += kp_stop_replica_request_stop_replica_topic_state_sz(&s->topic_states.items[i], version);
+			sz += kp_stop_replica_request_stop_replica_topic_state_sz(
+				&s->topic_states.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -603,7 +646,8 @@ kp_stop_replica_request_sz(const struct kp_stop_replica_request *s, int16_t vers
 }
 
 int
-kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -613,7 +657,8 @@ kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t versio
 }
 
 int
-kp_stop_replica_request_encode(const struct kp_stop_replica_request *m, int16_t version, struct kp_writer *w)
+kp_stop_replica_request_encode(const struct kp_stop_replica_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -630,13 +675,16 @@ kp_stop_replica_request_size(const struct kp_stop_replica_request *m, int16_t ve
 }
 
 void
-kp_stop_replica_response_stop_replica_partition_error_init(struct kp_stop_replica_response_stop_replica_partition_error *s)
+kp_stop_replica_response_stop_replica_partition_error_init(
+	struct kp_stop_replica_response_stop_replica_partition_error *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_stop_replica_response_stop_replica_partition_error_dec(struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_response_stop_replica_partition_error_dec(
+	struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -686,7 +734,9 @@ kp_stop_replica_response_stop_replica_partition_error_dec(struct kp_stop_replica
 }
 
 static void
-kp_stop_replica_response_stop_replica_partition_error_enc(const struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_response_stop_replica_partition_error_enc(
+	const struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -706,7 +756,8 @@ kp_stop_replica_response_stop_replica_partition_error_enc(const struct kp_stop_r
 }
 
 static size_t
-kp_stop_replica_response_stop_replica_partition_error_sz(const struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version)
+kp_stop_replica_response_stop_replica_partition_error_sz(
+	const struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version)
 {
 	const bool flex = (version >= 2);
 
@@ -734,7 +785,8 @@ kp_stop_replica_response_init(struct kp_stop_replica_response *s)
 }
 
 static int
-kp_stop_replica_response_dec(struct kp_stop_replica_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_response_dec(struct kp_stop_replica_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 2);
 
@@ -754,11 +806,13 @@ kp_stop_replica_response_dec(struct kp_stop_replica_response *s, int16_t version
 		s->partition_errors.count = n;
 		s->partition_errors.items = NULL;
 		if (n > 0) {
-			s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_errors.items), 8);
+			s->partition_errors.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_errors.items), 8);
 			if (s->partition_errors.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_stop_replica_response_stop_replica_partition_error_dec(&s->partition_errors.items[i], version, r, a);
+				rc = kp_stop_replica_response_stop_replica_partition_error_dec(
+					&s->partition_errors.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -799,7 +853,8 @@ kp_stop_replica_response_dec(struct kp_stop_replica_response *s, int16_t version
 }
 
 static void
-kp_stop_replica_response_enc(const struct kp_stop_replica_response *s, int16_t version, struct kp_writer *w)
+kp_stop_replica_response_enc(const struct kp_stop_replica_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 2);
 
@@ -808,7 +863,8 @@ kp_stop_replica_response_enc(const struct kp_stop_replica_response *s, int16_t v
 	kp_wr_int16(w, s->error_code);
 	kp_wr_array_len(w, flex, false, s->partition_errors.count);
 	for (int32_t i = 0; i < s->partition_errors.count; i++)
-		kp_stop_replica_response_stop_replica_partition_error_enc(&s->partition_errors.items[i], version, w);
+		kp_stop_replica_response_stop_replica_partition_error_enc(
+			&s->partition_errors.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -831,7 +887,8 @@ kp_stop_replica_response_sz(const struct kp_stop_replica_response *s, int16_t ve
 	sz += 2;
 	sz += kp_array_len_size(flex, s->partition_errors.count);
 	for (int32_t i = 0; i < s->partition_errors.count; i++)
-		sz += kp_stop_replica_response_stop_replica_partition_error_sz(&s->partition_errors.items[i], version);
+		sz += kp_stop_replica_response_stop_replica_partition_error_sz(
+			&s->partition_errors.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -843,7 +900,8 @@ kp_stop_replica_response_sz(const struct kp_stop_replica_response *s, int16_t ve
 }
 
 int
-kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -853,7 +911,8 @@ kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t vers
 }
 
 int
-kp_stop_replica_response_encode(const struct kp_stop_replica_response *m, int16_t version, struct kp_writer *w)
+kp_stop_replica_response_encode(const struct kp_stop_replica_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

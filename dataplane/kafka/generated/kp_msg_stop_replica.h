@@ -94,19 +94,23 @@ struct kp_stop_replica_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_stop_replica_request_stop_replica_partition_v0_init(struct kp_stop_replica_request_stop_replica_partition_v0 *s);
+kp_stop_replica_request_stop_replica_partition_v0_init(
+	struct kp_stop_replica_request_stop_replica_partition_v0 *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_stop_replica_request_stop_replica_topic_v1_init(struct kp_stop_replica_request_stop_replica_topic_v1 *s);
+kp_stop_replica_request_stop_replica_topic_v1_init(
+	struct kp_stop_replica_request_stop_replica_topic_v1 *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_stop_replica_request_stop_replica_partition_state_init(struct kp_stop_replica_request_stop_replica_partition_state *s);
+kp_stop_replica_request_stop_replica_partition_state_init(
+	struct kp_stop_replica_request_stop_replica_partition_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_stop_replica_request_stop_replica_topic_state_init(struct kp_stop_replica_request_stop_replica_topic_state *s);
+kp_stop_replica_request_stop_replica_topic_state_init(
+	struct kp_stop_replica_request_stop_replica_topic_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -120,7 +124,8 @@ kp_stop_replica_request_init(struct kp_stop_replica_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -129,7 +134,8 @@ kp_stop_replica_request_decode(struct kp_stop_replica_request *m, int16_t versio
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_stop_replica_request_encode(const struct kp_stop_replica_request *m, int16_t version, struct kp_writer *w);
+kp_stop_replica_request_encode(const struct kp_stop_replica_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_stop_replica_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -164,7 +170,8 @@ struct kp_stop_replica_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_stop_replica_response_stop_replica_partition_error_init(struct kp_stop_replica_response_stop_replica_partition_error *s);
+kp_stop_replica_response_stop_replica_partition_error_init(
+	struct kp_stop_replica_response_stop_replica_partition_error *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -178,7 +185,8 @@ kp_stop_replica_response_init(struct kp_stop_replica_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -187,7 +195,8 @@ kp_stop_replica_response_decode(struct kp_stop_replica_response *m, int16_t vers
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_stop_replica_response_encode(const struct kp_stop_replica_response *m, int16_t version, struct kp_writer *w);
+kp_stop_replica_response_encode(const struct kp_stop_replica_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_stop_replica_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_sync_group.h"
 
 void
-kp_sync_group_request_sync_group_request_assignment_init(struct kp_sync_group_request_sync_group_request_assignment *s)
+kp_sync_group_request_sync_group_request_assignment_init(
+	struct kp_sync_group_request_sync_group_request_assignment *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_sync_group_request_sync_group_request_assignment_dec(struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sync_group_request_sync_group_request_assignment_dec(
+	struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -63,7 +66,9 @@ kp_sync_group_request_sync_group_request_assignment_dec(struct kp_sync_group_req
 }
 
 static void
-kp_sync_group_request_sync_group_request_assignment_enc(const struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kp_writer *w)
+kp_sync_group_request_sync_group_request_assignment_enc(
+	const struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -82,7 +87,8 @@ kp_sync_group_request_sync_group_request_assignment_enc(const struct kp_sync_gro
 }
 
 static size_t
-kp_sync_group_request_sync_group_request_assignment_sz(const struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version)
+kp_sync_group_request_sync_group_request_assignment_sz(
+	const struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version)
 {
 	const bool flex = (version >= 4);
 
@@ -115,7 +121,8 @@ kp_sync_group_request_init(struct kp_sync_group_request *s)
 }
 
 static int
-kp_sync_group_request_dec(struct kp_sync_group_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sync_group_request_dec(struct kp_sync_group_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -152,11 +159,13 @@ kp_sync_group_request_dec(struct kp_sync_group_request *s, int16_t version, stru
 		s->assignments.count = n;
 		s->assignments.items = NULL;
 		if (n > 0) {
-			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->assignments.items), 8);
+			s->assignments.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->assignments.items), 8);
 			if (s->assignments.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_sync_group_request_sync_group_request_assignment_dec(&s->assignments.items[i], version, r, a);
+				rc = kp_sync_group_request_sync_group_request_assignment_dec(
+					&s->assignments.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -197,7 +206,8 @@ kp_sync_group_request_dec(struct kp_sync_group_request *s, int16_t version, stru
 }
 
 static void
-kp_sync_group_request_enc(const struct kp_sync_group_request *s, int16_t version, struct kp_writer *w)
+kp_sync_group_request_enc(const struct kp_sync_group_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -217,7 +227,8 @@ kp_sync_group_request_enc(const struct kp_sync_group_request *s, int16_t version
 	}
 	kp_wr_array_len(w, flex, false, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		kp_sync_group_request_sync_group_request_assignment_enc(&s->assignments.items[i], version, w);
+		kp_sync_group_request_sync_group_request_assignment_enc(&s->assignments.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -251,7 +262,8 @@ kp_sync_group_request_sz(const struct kp_sync_group_request *s, int16_t version)
 	}
 	sz += kp_array_len_size(flex, s->assignments.count);
 	for (int32_t i = 0; i < s->assignments.count; i++)
-		sz += kp_sync_group_request_sync_group_request_assignment_sz(&s->assignments.items[i], version);
+		sz += kp_sync_group_request_sync_group_request_assignment_sz(
+			&s->assignments.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -263,7 +275,8 @@ kp_sync_group_request_sz(const struct kp_sync_group_request *s, int16_t version)
 }
 
 int
-kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -273,7 +286,8 @@ kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, s
 }
 
 int
-kp_sync_group_request_encode(const struct kp_sync_group_request *m, int16_t version, struct kp_writer *w)
+kp_sync_group_request_encode(const struct kp_sync_group_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -300,7 +314,8 @@ kp_sync_group_response_init(struct kp_sync_group_response *s)
 }
 
 static int
-kp_sync_group_response_dec(struct kp_sync_group_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sync_group_response_dec(struct kp_sync_group_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = (version >= 4);
 
@@ -363,7 +378,8 @@ kp_sync_group_response_dec(struct kp_sync_group_response *s, int16_t version, st
 }
 
 static void
-kp_sync_group_response_enc(const struct kp_sync_group_response *s, int16_t version, struct kp_writer *w)
+kp_sync_group_response_enc(const struct kp_sync_group_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 4);
 
@@ -421,7 +437,8 @@ kp_sync_group_response_sz(const struct kp_sync_group_response *s, int16_t versio
 }
 
 int
-kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;
@@ -431,7 +448,8 @@ kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version,
 }
 
 int
-kp_sync_group_response_encode(const struct kp_sync_group_response *m, int16_t version, struct kp_writer *w)
+kp_sync_group_response_encode(const struct kp_sync_group_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 5)
 		return -EPROTONOSUPPORT;

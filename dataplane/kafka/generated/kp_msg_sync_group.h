@@ -50,7 +50,8 @@ struct kp_sync_group_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_sync_group_request_sync_group_request_assignment_init(struct kp_sync_group_request_sync_group_request_assignment *s);
+kp_sync_group_request_sync_group_request_assignment_init(
+	struct kp_sync_group_request_sync_group_request_assignment *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -64,7 +65,8 @@ kp_sync_group_request_init(struct kp_sync_group_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -73,7 +75,8 @@ kp_sync_group_request_decode(struct kp_sync_group_request *m, int16_t version, s
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sync_group_request_encode(const struct kp_sync_group_request *m, int16_t version, struct kp_writer *w);
+kp_sync_group_request_encode(const struct kp_sync_group_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sync_group_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -110,7 +113,8 @@ kp_sync_group_response_init(struct kp_sync_group_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -119,7 +123,8 @@ kp_sync_group_response_decode(struct kp_sync_group_response *m, int16_t version,
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_sync_group_response_encode(const struct kp_sync_group_response *m, int16_t version, struct kp_writer *w);
+kp_sync_group_response_encode(const struct kp_sync_group_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_sync_group_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,14 +8,17 @@
 #include "kp_msg_txn_offset_commit.h"
 
 void
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s)
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->committed_leader_epoch = -1;
 }
 
 static int
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_dec(struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_dec(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -69,7 +72,9 @@ kp_txn_offset_commit_request_txn_offset_commit_request_partition_dec(struct kp_t
 }
 
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_enc(const struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_enc(
+	const struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -92,7 +97,9 @@ kp_txn_offset_commit_request_txn_offset_commit_request_partition_enc(const struc
 }
 
 static size_t
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_sz(const struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version)
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_sz(
+	const struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -117,13 +124,16 @@ kp_txn_offset_commit_request_txn_offset_commit_request_partition_sz(const struct
 }
 
 void
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s)
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_dec(struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_dec(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -143,7 +153,8 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_dec(struct kp_txn_o
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -188,7 +199,9 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_dec(struct kp_txn_o
 }
 
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(const struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(
+	const struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -197,7 +210,8 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(const struct kp
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_txn_offset_commit_request_txn_offset_commit_request_partition_enc(&s->partitions.items[i], version, w);
+		kp_txn_offset_commit_request_txn_offset_commit_request_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -209,7 +223,9 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(const struct kp
 }
 
 static size_t
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_sz(const struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version)
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_sz(
+	const struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -220,7 +236,8 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_sz(const struct kp_
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_txn_offset_commit_request_txn_offset_commit_request_partition_sz(&s->partitions.items[i], version);
+		sz += kp_txn_offset_commit_request_txn_offset_commit_request_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -241,7 +258,8 @@ kp_txn_offset_commit_request_init(struct kp_txn_offset_commit_request *s)
 }
 
 static int
-kp_txn_offset_commit_request_dec(struct kp_txn_offset_commit_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_request_dec(struct kp_txn_offset_commit_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -278,7 +296,8 @@ kp_txn_offset_commit_request_dec(struct kp_txn_offset_commit_request *s, int16_t
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -323,7 +342,8 @@ kp_txn_offset_commit_request_dec(struct kp_txn_offset_commit_request *s, int16_t
 }
 
 static void
-kp_txn_offset_commit_request_enc(const struct kp_txn_offset_commit_request *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_request_enc(const struct kp_txn_offset_commit_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -344,7 +364,8 @@ kp_txn_offset_commit_request_enc(const struct kp_txn_offset_commit_request *s, i
 	}
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(&s->topics.items[i], version, w);
+		kp_txn_offset_commit_request_txn_offset_commit_request_topic_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -379,7 +400,8 @@ kp_txn_offset_commit_request_sz(const struct kp_txn_offset_commit_request *s, in
 	}
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_txn_offset_commit_request_txn_offset_commit_request_topic_sz(&s->topics.items[i], version);
+		sz += kp_txn_offset_commit_request_txn_offset_commit_request_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -391,7 +413,8 @@ kp_txn_offset_commit_request_sz(const struct kp_txn_offset_commit_request *s, in
 }
 
 int
-kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -401,7 +424,8 @@ kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int1
 }
 
 int
-kp_txn_offset_commit_request_encode(const struct kp_txn_offset_commit_request *m, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_request_encode(const struct kp_txn_offset_commit_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -418,13 +442,16 @@ kp_txn_offset_commit_request_size(const struct kp_txn_offset_commit_request *m, 
 }
 
 void
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s)
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_dec(struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_dec(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -473,7 +500,9 @@ kp_txn_offset_commit_response_txn_offset_commit_response_partition_dec(struct kp
 }
 
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_enc(const struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_enc(
+	const struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -492,7 +521,9 @@ kp_txn_offset_commit_response_txn_offset_commit_response_partition_enc(const str
 }
 
 static size_t
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_sz(const struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version)
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_sz(
+	const struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -513,13 +544,16 @@ kp_txn_offset_commit_response_txn_offset_commit_response_partition_sz(const stru
 }
 
 void
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s)
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_dec(struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_dec(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -539,7 +573,8 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_dec(struct kp_txn
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -584,7 +619,9 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_dec(struct kp_txn
 }
 
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(const struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(
+	const struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -593,7 +630,8 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(const struct 
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_txn_offset_commit_response_txn_offset_commit_response_partition_enc(&s->partitions.items[i], version, w);
+		kp_txn_offset_commit_response_txn_offset_commit_response_partition_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -605,7 +643,9 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(const struct 
 }
 
 static size_t
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_sz(const struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version)
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_sz(
+	const struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+	int16_t version)
 {
 	const bool flex = (version >= 3);
 
@@ -616,7 +656,8 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_sz(const struct k
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_txn_offset_commit_response_txn_offset_commit_response_partition_sz(&s->partitions.items[i], version);
+		sz += kp_txn_offset_commit_response_txn_offset_commit_response_partition_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -634,7 +675,8 @@ kp_txn_offset_commit_response_init(struct kp_txn_offset_commit_response *s)
 }
 
 static int
-kp_txn_offset_commit_response_dec(struct kp_txn_offset_commit_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_response_dec(struct kp_txn_offset_commit_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 3);
 
@@ -654,7 +696,8 @@ kp_txn_offset_commit_response_dec(struct kp_txn_offset_commit_response *s, int16
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -699,7 +742,8 @@ kp_txn_offset_commit_response_dec(struct kp_txn_offset_commit_response *s, int16
 }
 
 static void
-kp_txn_offset_commit_response_enc(const struct kp_txn_offset_commit_response *s, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_response_enc(const struct kp_txn_offset_commit_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 3);
 
@@ -708,7 +752,8 @@ kp_txn_offset_commit_response_enc(const struct kp_txn_offset_commit_response *s,
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(&s->topics.items[i], version, w);
+		kp_txn_offset_commit_response_txn_offset_commit_response_topic_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -731,7 +776,8 @@ kp_txn_offset_commit_response_sz(const struct kp_txn_offset_commit_response *s, 
 	sz += 4;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_txn_offset_commit_response_txn_offset_commit_response_topic_sz(&s->topics.items[i], version);
+		sz += kp_txn_offset_commit_response_txn_offset_commit_response_topic_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -743,7 +789,8 @@ kp_txn_offset_commit_response_sz(const struct kp_txn_offset_commit_response *s, 
 }
 
 int
-kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;
@@ -753,7 +800,8 @@ kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, in
 }
 
 int
-kp_txn_offset_commit_response_encode(const struct kp_txn_offset_commit_response *m, int16_t version, struct kp_writer *w)
+kp_txn_offset_commit_response_encode(const struct kp_txn_offset_commit_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 4)
 		return -EPROTONOSUPPORT;

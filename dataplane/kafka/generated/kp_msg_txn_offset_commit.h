@@ -71,11 +71,13 @@ struct kp_txn_offset_commit_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s);
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s);
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -89,7 +91,8 @@ kp_txn_offset_commit_request_init(struct kp_txn_offset_commit_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -98,7 +101,8 @@ kp_txn_offset_commit_request_decode(struct kp_txn_offset_commit_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_txn_offset_commit_request_encode(const struct kp_txn_offset_commit_request *m, int16_t version, struct kp_writer *w);
+kp_txn_offset_commit_request_encode(const struct kp_txn_offset_commit_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_txn_offset_commit_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -149,11 +153,13 @@ struct kp_txn_offset_commit_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s);
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s);
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -167,7 +173,8 @@ kp_txn_offset_commit_response_init(struct kp_txn_offset_commit_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -176,7 +183,8 @@ kp_txn_offset_commit_response_decode(struct kp_txn_offset_commit_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_txn_offset_commit_response_encode(const struct kp_txn_offset_commit_response *m, int16_t version, struct kp_writer *w);
+kp_txn_offset_commit_response_encode(const struct kp_txn_offset_commit_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_txn_offset_commit_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

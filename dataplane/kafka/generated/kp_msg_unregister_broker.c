@@ -14,7 +14,8 @@ kp_unregister_broker_request_init(struct kp_unregister_broker_request *s)
 }
 
 static int
-kp_unregister_broker_request_dec(struct kp_unregister_broker_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_unregister_broker_request_dec(struct kp_unregister_broker_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -62,7 +63,8 @@ kp_unregister_broker_request_dec(struct kp_unregister_broker_request *s, int16_t
 }
 
 static void
-kp_unregister_broker_request_enc(const struct kp_unregister_broker_request *s, int16_t version, struct kp_writer *w)
+kp_unregister_broker_request_enc(const struct kp_unregister_broker_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -100,7 +102,8 @@ kp_unregister_broker_request_sz(const struct kp_unregister_broker_request *s, in
 }
 
 int
-kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -110,7 +113,8 @@ kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int1
 }
 
 int
-kp_unregister_broker_request_encode(const struct kp_unregister_broker_request *m, int16_t version, struct kp_writer *w)
+kp_unregister_broker_request_encode(const struct kp_unregister_broker_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -133,7 +137,8 @@ kp_unregister_broker_response_init(struct kp_unregister_broker_response *s)
 }
 
 static int
-kp_unregister_broker_response_dec(struct kp_unregister_broker_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_unregister_broker_response_dec(struct kp_unregister_broker_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -183,7 +188,8 @@ kp_unregister_broker_response_dec(struct kp_unregister_broker_response *s, int16
 }
 
 static void
-kp_unregister_broker_response_enc(const struct kp_unregister_broker_response *s, int16_t version, struct kp_writer *w)
+kp_unregister_broker_response_enc(const struct kp_unregister_broker_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -225,7 +231,8 @@ kp_unregister_broker_response_sz(const struct kp_unregister_broker_response *s, 
 }
 
 int
-kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -235,7 +242,8 @@ kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, in
 }
 
 int
-kp_unregister_broker_response_encode(const struct kp_unregister_broker_response *m, int16_t version, struct kp_writer *w)
+kp_unregister_broker_response_encode(const struct kp_unregister_broker_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

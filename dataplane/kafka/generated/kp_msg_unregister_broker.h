@@ -30,7 +30,8 @@ kp_unregister_broker_request_init(struct kp_unregister_broker_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -39,7 +40,8 @@ kp_unregister_broker_request_decode(struct kp_unregister_broker_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_unregister_broker_request_encode(const struct kp_unregister_broker_request *m, int16_t version, struct kp_writer *w);
+kp_unregister_broker_request_encode(const struct kp_unregister_broker_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_unregister_broker_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -75,7 +77,8 @@ kp_unregister_broker_response_init(struct kp_unregister_broker_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -84,7 +87,8 @@ kp_unregister_broker_response_decode(struct kp_unregister_broker_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_unregister_broker_response_encode(const struct kp_unregister_broker_response *m, int16_t version, struct kp_writer *w);
+kp_unregister_broker_response_encode(const struct kp_unregister_broker_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_unregister_broker_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,14 +8,17 @@
 #include "kp_msg_update_features.h"
 
 void
-kp_update_features_request_feature_update_key_init(struct kp_update_features_request_feature_update_key *s)
+kp_update_features_request_feature_update_key_init(
+	struct kp_update_features_request_feature_update_key *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->upgrade_type = 1;
 }
 
 static int
-kp_update_features_request_feature_update_key_dec(struct kp_update_features_request_feature_update_key *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_request_feature_update_key_dec(
+	struct kp_update_features_request_feature_update_key *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -72,7 +75,9 @@ kp_update_features_request_feature_update_key_dec(struct kp_update_features_requ
 }
 
 static void
-kp_update_features_request_feature_update_key_enc(const struct kp_update_features_request_feature_update_key *s, int16_t version, struct kp_writer *w)
+kp_update_features_request_feature_update_key_enc(
+	const struct kp_update_features_request_feature_update_key *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -97,7 +102,8 @@ kp_update_features_request_feature_update_key_enc(const struct kp_update_feature
 }
 
 static size_t
-kp_update_features_request_feature_update_key_sz(const struct kp_update_features_request_feature_update_key *s, int16_t version)
+kp_update_features_request_feature_update_key_sz(
+	const struct kp_update_features_request_feature_update_key *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -131,7 +137,8 @@ kp_update_features_request_init(struct kp_update_features_request *s)
 }
 
 static int
-kp_update_features_request_dec(struct kp_update_features_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_request_dec(struct kp_update_features_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -152,11 +159,13 @@ kp_update_features_request_dec(struct kp_update_features_request *s, int16_t ver
 		s->feature_updates.count = n;
 		s->feature_updates.items = NULL;
 		if (n > 0) {
-			s->feature_updates.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->feature_updates.items), 8);
+			s->feature_updates.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->feature_updates.items), 8);
 			if (s->feature_updates.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_update_features_request_feature_update_key_dec(&s->feature_updates.items[i], version, r, a);
+				rc = kp_update_features_request_feature_update_key_dec(
+					&s->feature_updates.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -200,7 +209,8 @@ kp_update_features_request_dec(struct kp_update_features_request *s, int16_t ver
 }
 
 static void
-kp_update_features_request_enc(const struct kp_update_features_request *s, int16_t version, struct kp_writer *w)
+kp_update_features_request_enc(const struct kp_update_features_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -209,7 +219,8 @@ kp_update_features_request_enc(const struct kp_update_features_request *s, int16
 	kp_wr_int32(w, s->timeout_ms);
 	kp_wr_array_len(w, flex, false, s->feature_updates.count);
 	for (int32_t i = 0; i < s->feature_updates.count; i++)
-		kp_update_features_request_feature_update_key_enc(&s->feature_updates.items[i], version, w);
+		kp_update_features_request_feature_update_key_enc(&s->feature_updates.items[i],
+			version, w);
 	if (version >= 1) {
 		kp_wr_bool(w, s->validate_only);
 	}
@@ -235,7 +246,8 @@ kp_update_features_request_sz(const struct kp_update_features_request *s, int16_
 	sz += 4;
 	sz += kp_array_len_size(flex, s->feature_updates.count);
 	for (int32_t i = 0; i < s->feature_updates.count; i++)
-		sz += kp_update_features_request_feature_update_key_sz(&s->feature_updates.items[i], version);
+		sz += kp_update_features_request_feature_update_key_sz(&s->feature_updates.items[i],
+			version);
 	if (version >= 1) {
 		sz += 1;
 	}
@@ -250,7 +262,8 @@ kp_update_features_request_sz(const struct kp_update_features_request *s, int16_
 }
 
 int
-kp_update_features_request_decode(struct kp_update_features_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_request_decode(struct kp_update_features_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -260,7 +273,8 @@ kp_update_features_request_decode(struct kp_update_features_request *m, int16_t 
 }
 
 int
-kp_update_features_request_encode(const struct kp_update_features_request *m, int16_t version, struct kp_writer *w)
+kp_update_features_request_encode(const struct kp_update_features_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -277,13 +291,16 @@ kp_update_features_request_size(const struct kp_update_features_request *m, int1
 }
 
 void
-kp_update_features_response_updatable_feature_result_init(struct kp_update_features_response_updatable_feature_result *s)
+kp_update_features_response_updatable_feature_result_init(
+	struct kp_update_features_response_updatable_feature_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_features_response_updatable_feature_result_dec(struct kp_update_features_response_updatable_feature_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_response_updatable_feature_result_dec(
+	struct kp_update_features_response_updatable_feature_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -333,7 +350,9 @@ kp_update_features_response_updatable_feature_result_dec(struct kp_update_featur
 }
 
 static void
-kp_update_features_response_updatable_feature_result_enc(const struct kp_update_features_response_updatable_feature_result *s, int16_t version, struct kp_writer *w)
+kp_update_features_response_updatable_feature_result_enc(
+	const struct kp_update_features_response_updatable_feature_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -353,7 +372,8 @@ kp_update_features_response_updatable_feature_result_enc(const struct kp_update_
 }
 
 static size_t
-kp_update_features_response_updatable_feature_result_sz(const struct kp_update_features_response_updatable_feature_result *s, int16_t version)
+kp_update_features_response_updatable_feature_result_sz(
+	const struct kp_update_features_response_updatable_feature_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -381,7 +401,8 @@ kp_update_features_response_init(struct kp_update_features_response *s)
 }
 
 static int
-kp_update_features_response_dec(struct kp_update_features_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_response_dec(struct kp_update_features_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -406,7 +427,8 @@ kp_update_features_response_dec(struct kp_update_features_response *s, int16_t v
 			s->results.count = n;
 			s->results.items = NULL;
 			if (n > 0) {
-				s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+				s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->results.items), 8);
 				if (s->results.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -452,7 +474,8 @@ kp_update_features_response_dec(struct kp_update_features_response *s, int16_t v
 }
 
 static void
-kp_update_features_response_enc(const struct kp_update_features_response *s, int16_t version, struct kp_writer *w)
+kp_update_features_response_enc(const struct kp_update_features_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -464,7 +487,8 @@ kp_update_features_response_enc(const struct kp_update_features_response *s, int
 	if (version <= 1) {
 		kp_wr_array_len(w, flex, false, s->results.count);
 		for (int32_t i = 0; i < s->results.count; i++)
-			kp_update_features_response_updatable_feature_result_enc(&s->results.items[i], version, w);
+			kp_update_features_response_updatable_feature_result_enc(
+				&s->results.items[i], version, w);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -491,7 +515,8 @@ kp_update_features_response_sz(const struct kp_update_features_response *s, int1
 	if (version <= 1) {
 		sz += kp_array_len_size(flex, s->results.count);
 		for (int32_t i = 0; i < s->results.count; i++)
-			sz += kp_update_features_response_updatable_feature_result_sz(&s->results.items[i], version);
+			sz += kp_update_features_response_updatable_feature_result_sz(
+				&s->results.items[i], version);
 	}
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -504,7 +529,8 @@ kp_update_features_response_sz(const struct kp_update_features_response *s, int1
 }
 
 int
-kp_update_features_response_decode(struct kp_update_features_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_features_response_decode(struct kp_update_features_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;
@@ -514,7 +540,8 @@ kp_update_features_response_decode(struct kp_update_features_response *m, int16_
 }
 
 int
-kp_update_features_response_encode(const struct kp_update_features_response *m, int16_t version, struct kp_writer *w)
+kp_update_features_response_encode(const struct kp_update_features_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 2)
 		return -EPROTONOSUPPORT;

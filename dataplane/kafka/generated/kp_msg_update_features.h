@@ -55,7 +55,8 @@ struct kp_update_features_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_features_request_feature_update_key_init(struct kp_update_features_request_feature_update_key *s);
+kp_update_features_request_feature_update_key_init(
+	struct kp_update_features_request_feature_update_key *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -69,7 +70,8 @@ kp_update_features_request_init(struct kp_update_features_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_features_request_decode(struct kp_update_features_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_features_request_decode(struct kp_update_features_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -78,7 +80,8 @@ kp_update_features_request_decode(struct kp_update_features_request *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_features_request_encode(const struct kp_update_features_request *m, int16_t version, struct kp_writer *w);
+kp_update_features_request_encode(const struct kp_update_features_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_features_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -125,7 +128,8 @@ struct kp_update_features_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_features_response_updatable_feature_result_init(struct kp_update_features_response_updatable_feature_result *s);
+kp_update_features_response_updatable_feature_result_init(
+	struct kp_update_features_response_updatable_feature_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -139,7 +143,8 @@ kp_update_features_response_init(struct kp_update_features_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_features_response_decode(struct kp_update_features_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_features_response_decode(struct kp_update_features_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -148,7 +153,8 @@ kp_update_features_response_decode(struct kp_update_features_response *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_features_response_encode(const struct kp_update_features_response *m, int16_t version, struct kp_writer *w);
+kp_update_features_response_encode(const struct kp_update_features_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_features_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -8,13 +8,16 @@
 #include "kp_msg_update_metadata.h"
 
 void
-kp_update_metadata_request_update_metadata_partition_state_init(struct kp_update_metadata_request_update_metadata_partition_state *s)
+kp_update_metadata_request_update_metadata_partition_state_init(
+	struct kp_update_metadata_request_update_metadata_partition_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_metadata_request_update_metadata_partition_state_dec(struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_update_metadata_partition_state_dec(
+	struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -62,7 +65,8 @@ kp_update_metadata_request_update_metadata_partition_state_dec(struct kp_update_
 		s->replicas.count = n;
 		s->replicas.items = NULL;
 		if (n > 0) {
-			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->replicas.items), 8);
+			s->replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->replicas.items), 8);
 			if (s->replicas.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -80,7 +84,8 @@ kp_update_metadata_request_update_metadata_partition_state_dec(struct kp_update_
 			s->offline_replicas.count = n;
 			s->offline_replicas.items = NULL;
 			if (n > 0) {
-				s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->offline_replicas.items), 8);
+				s->offline_replicas.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->offline_replicas.items), 8);
 				if (s->offline_replicas.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -126,7 +131,9 @@ kp_update_metadata_request_update_metadata_partition_state_dec(struct kp_update_
 }
 
 static void
-kp_update_metadata_request_update_metadata_partition_state_enc(const struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_update_metadata_partition_state_enc(
+	const struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -162,7 +169,8 @@ kp_update_metadata_request_update_metadata_partition_state_enc(const struct kp_u
 }
 
 static size_t
-kp_update_metadata_request_update_metadata_partition_state_sz(const struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version)
+kp_update_metadata_request_update_metadata_partition_state_sz(
+	const struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -200,13 +208,16 @@ kp_update_metadata_request_update_metadata_partition_state_sz(const struct kp_up
 }
 
 void
-kp_update_metadata_request_update_metadata_topic_state_init(struct kp_update_metadata_request_update_metadata_topic_state *s)
+kp_update_metadata_request_update_metadata_topic_state_init(
+	struct kp_update_metadata_request_update_metadata_topic_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_metadata_request_update_metadata_topic_state_dec(struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_update_metadata_topic_state_dec(
+	struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -230,11 +241,13 @@ kp_update_metadata_request_update_metadata_topic_state_dec(struct kp_update_meta
 		s->partition_states.count = n;
 		s->partition_states.items = NULL;
 		if (n > 0) {
-			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_states.items), 8);
+			s->partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_states.items), 8);
 			if (s->partition_states.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_update_metadata_request_update_metadata_partition_state_dec(&s->partition_states.items[i], version, r, a);
+				rc = kp_update_metadata_request_update_metadata_partition_state_dec(
+					&s->partition_states.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -275,7 +288,9 @@ kp_update_metadata_request_update_metadata_topic_state_dec(struct kp_update_meta
 }
 
 static void
-kp_update_metadata_request_update_metadata_topic_state_enc(const struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_update_metadata_topic_state_enc(
+	const struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -287,7 +302,8 @@ kp_update_metadata_request_update_metadata_topic_state_enc(const struct kp_updat
 	}
 	kp_wr_array_len(w, flex, false, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		kp_update_metadata_request_update_metadata_partition_state_enc(&s->partition_states.items[i], version, w);
+		kp_update_metadata_request_update_metadata_partition_state_enc(
+			&s->partition_states.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -299,7 +315,8 @@ kp_update_metadata_request_update_metadata_topic_state_enc(const struct kp_updat
 }
 
 static size_t
-kp_update_metadata_request_update_metadata_topic_state_sz(const struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version)
+kp_update_metadata_request_update_metadata_topic_state_sz(
+	const struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -313,7 +330,8 @@ kp_update_metadata_request_update_metadata_topic_state_sz(const struct kp_update
 	}
 	sz += kp_array_len_size(flex, s->partition_states.count);
 	for (int32_t i = 0; i < s->partition_states.count; i++)
-		sz += kp_update_metadata_request_update_metadata_partition_state_sz(&s->partition_states.items[i], version);
+		sz += kp_update_metadata_request_update_metadata_partition_state_sz(
+			&s->partition_states.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -325,13 +343,16 @@ kp_update_metadata_request_update_metadata_topic_state_sz(const struct kp_update
 }
 
 void
-kp_update_metadata_request_update_metadata_endpoint_init(struct kp_update_metadata_request_update_metadata_endpoint *s)
+kp_update_metadata_request_update_metadata_endpoint_init(
+	struct kp_update_metadata_request_update_metadata_endpoint *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_metadata_request_update_metadata_endpoint_dec(struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_update_metadata_endpoint_dec(
+	struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -386,7 +407,9 @@ kp_update_metadata_request_update_metadata_endpoint_dec(struct kp_update_metadat
 }
 
 static void
-kp_update_metadata_request_update_metadata_endpoint_enc(const struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_update_metadata_endpoint_enc(
+	const struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -409,7 +432,8 @@ kp_update_metadata_request_update_metadata_endpoint_enc(const struct kp_update_m
 }
 
 static size_t
-kp_update_metadata_request_update_metadata_endpoint_sz(const struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version)
+kp_update_metadata_request_update_metadata_endpoint_sz(
+	const struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -434,13 +458,16 @@ kp_update_metadata_request_update_metadata_endpoint_sz(const struct kp_update_me
 }
 
 void
-kp_update_metadata_request_update_metadata_broker_init(struct kp_update_metadata_request_update_metadata_broker *s)
+kp_update_metadata_request_update_metadata_broker_init(
+	struct kp_update_metadata_request_update_metadata_broker *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_metadata_request_update_metadata_broker_dec(struct kp_update_metadata_request_update_metadata_broker *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_update_metadata_broker_dec(
+	struct kp_update_metadata_request_update_metadata_broker *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -474,7 +501,8 @@ kp_update_metadata_request_update_metadata_broker_dec(struct kp_update_metadata_
 			s->endpoints.count = n;
 			s->endpoints.items = NULL;
 			if (n > 0) {
-				s->endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->endpoints.items), 8);
+				s->endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->endpoints.items), 8);
 				if (s->endpoints.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -523,7 +551,9 @@ kp_update_metadata_request_update_metadata_broker_dec(struct kp_update_metadata_
 }
 
 static void
-kp_update_metadata_request_update_metadata_broker_enc(const struct kp_update_metadata_request_update_metadata_broker *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_update_metadata_broker_enc(
+	const struct kp_update_metadata_request_update_metadata_broker *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -539,7 +569,8 @@ kp_update_metadata_request_update_metadata_broker_enc(const struct kp_update_met
 	if (version >= 1) {
 		kp_wr_array_len(w, flex, false, s->endpoints.count);
 		for (int32_t i = 0; i < s->endpoints.count; i++)
-			kp_update_metadata_request_update_metadata_endpoint_enc(&s->endpoints.items[i], version, w);
+			kp_update_metadata_request_update_metadata_endpoint_enc(
+				&s->endpoints.items[i], version, w);
 	}
 	if (version >= 2) {
 		kp_wr_str(w, flex, true, &s->rack);
@@ -555,7 +586,8 @@ kp_update_metadata_request_update_metadata_broker_enc(const struct kp_update_met
 }
 
 static size_t
-kp_update_metadata_request_update_metadata_broker_sz(const struct kp_update_metadata_request_update_metadata_broker *s, int16_t version)
+kp_update_metadata_request_update_metadata_broker_sz(
+	const struct kp_update_metadata_request_update_metadata_broker *s, int16_t version)
 {
 	const bool flex = (version >= 6);
 
@@ -573,7 +605,8 @@ kp_update_metadata_request_update_metadata_broker_sz(const struct kp_update_meta
 	if (version >= 1) {
 		sz += kp_array_len_size(flex, s->endpoints.count);
 		for (int32_t i = 0; i < s->endpoints.count; i++)
-			sz += kp_update_metadata_request_update_metadata_endpoint_sz(&s->endpoints.items[i], version);
+			sz += kp_update_metadata_request_update_metadata_endpoint_sz(
+				&s->endpoints.items[i], version);
 	}
 	if (version >= 2) {
 		sz += kp_str_size(flex, &s->rack);
@@ -596,7 +629,8 @@ kp_update_metadata_request_init(struct kp_update_metadata_request *s)
 }
 
 static int
-kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -632,7 +666,8 @@ kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t ver
 			s->ungrouped_partition_states.count = n;
 			s->ungrouped_partition_states.items = NULL;
 			if (n > 0) {
-				s->ungrouped_partition_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->ungrouped_partition_states.items), 8);
+				s->ungrouped_partition_states.items = kp_arena_alloc(a, (
+					size_t)n * sizeof(*s->ungrouped_partition_states.items), 8);
 				if (s->ungrouped_partition_states.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -651,7 +686,8 @@ kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t ver
 			s->topic_states.count = n;
 			s->topic_states.items = NULL;
 			if (n > 0) {
-				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topic_states.items), 8);
+				s->topic_states.items = kp_arena_alloc(a, (size_t)n * sizeof(
+					*s->topic_states.items), 8);
 				if (s->topic_states.items == NULL)
 					return -ENOMEM;
 				for (int32_t i = 0; i < n; i++) {
@@ -669,11 +705,13 @@ kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t ver
 		s->live_brokers.count = n;
 		s->live_brokers.items = NULL;
 		if (n > 0) {
-			s->live_brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->live_brokers.items), 8);
+			s->live_brokers.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->live_brokers.items), 8);
 			if (s->live_brokers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_update_metadata_request_update_metadata_broker_dec(&s->live_brokers.items[i], version, r, a);
+				rc = kp_update_metadata_request_update_metadata_broker_dec(
+					&s->live_brokers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -721,7 +759,8 @@ kp_update_metadata_request_dec(struct kp_update_metadata_request *s, int16_t ver
 }
 
 static void
-kp_update_metadata_request_enc(const struct kp_update_metadata_request *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_enc(const struct kp_update_metadata_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -738,20 +777,24 @@ kp_update_metadata_request_enc(const struct kp_update_metadata_request *s, int16
 	if (version <= 4) {
 		kp_wr_array_len(w, flex, false, s->ungrouped_partition_states.count);
 		for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++)
-			kp_update_metadata_request_update_metadata_partition_state_enc(&s->ungrouped_partition_states.items[i], version, w);
+			kp_update_metadata_request_update_metadata_partition_state_enc(
+				&s->ungrouped_partition_states.items[i], version, w);
 	}
 	if (version >= 5) {
 		kp_wr_array_len(w, flex, false, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			kp_update_metadata_request_update_metadata_topic_state_enc(&s->topic_states.items[i], version, w);
+			kp_update_metadata_request_update_metadata_topic_state_enc(
+				&s->topic_states.items[i], version, w);
 	}
 	kp_wr_array_len(w, flex, false, s->live_brokers.count);
 	for (int32_t i = 0; i < s->live_brokers.count; i++)
-		kp_update_metadata_request_update_metadata_broker_enc(&s->live_brokers.items[i], version, w);
+		kp_update_metadata_request_update_metadata_broker_enc(&s->live_brokers.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 8) && ((s->tags_present & (UINT32_C(1) << 0)) || s->type != 0);
+		bool put0 = (version >= 8) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->type != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -788,16 +831,19 @@ kp_update_metadata_request_sz(const struct kp_update_metadata_request *s, int16_
 	if (version <= 4) {
 		sz += kp_array_len_size(flex, s->ungrouped_partition_states.count);
 		for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++)
-			sz += kp_update_metadata_request_update_metadata_partition_state_sz(&s->ungrouped_partition_states.items[i], version);
+			sz += kp_update_metadata_request_update_metadata_partition_state_sz(
+				&s->ungrouped_partition_states.items[i], version);
 	}
 	if (version >= 5) {
 		sz += kp_array_len_size(flex, s->topic_states.count);
 		for (int32_t i = 0; i < s->topic_states.count; i++)
-			sz += kp_update_metadata_request_update_metadata_topic_state_sz(&s->topic_states.items[i], version);
+			sz += kp_update_metadata_request_update_metadata_topic_state_sz(
+				&s->topic_states.items[i], version);
 	}
 	sz += kp_array_len_size(flex, s->live_brokers.count);
 	for (int32_t i = 0; i < s->live_brokers.count; i++)
-		sz += kp_update_metadata_request_update_metadata_broker_sz(&s->live_brokers.items[i], version);
+		sz += kp_update_metadata_request_update_metadata_broker_sz(
+			&s->live_brokers.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -816,7 +862,8 @@ kp_update_metadata_request_sz(const struct kp_update_metadata_request *s, int16_
 }
 
 int
-kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 8)
 		return -EPROTONOSUPPORT;
@@ -826,7 +873,8 @@ kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t 
 }
 
 int
-kp_update_metadata_request_encode(const struct kp_update_metadata_request *m, int16_t version, struct kp_writer *w)
+kp_update_metadata_request_encode(const struct kp_update_metadata_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 8)
 		return -EPROTONOSUPPORT;
@@ -849,7 +897,8 @@ kp_update_metadata_response_init(struct kp_update_metadata_response *s)
 }
 
 static int
-kp_update_metadata_response_dec(struct kp_update_metadata_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_response_dec(struct kp_update_metadata_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 6);
 
@@ -897,7 +946,8 @@ kp_update_metadata_response_dec(struct kp_update_metadata_response *s, int16_t v
 }
 
 static void
-kp_update_metadata_response_enc(const struct kp_update_metadata_response *s, int16_t version, struct kp_writer *w)
+kp_update_metadata_response_enc(const struct kp_update_metadata_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 6);
 
@@ -935,7 +985,8 @@ kp_update_metadata_response_sz(const struct kp_update_metadata_response *s, int1
 }
 
 int
-kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 8)
 		return -EPROTONOSUPPORT;
@@ -945,7 +996,8 @@ kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_
 }
 
 int
-kp_update_metadata_response_encode(const struct kp_update_metadata_response *m, int16_t version, struct kp_writer *w)
+kp_update_metadata_response_encode(const struct kp_update_metadata_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 8)
 		return -EPROTONOSUPPORT;

@@ -125,19 +125,23 @@ struct kp_update_metadata_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_metadata_request_update_metadata_partition_state_init(struct kp_update_metadata_request_update_metadata_partition_state *s);
+kp_update_metadata_request_update_metadata_partition_state_init(
+	struct kp_update_metadata_request_update_metadata_partition_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_metadata_request_update_metadata_topic_state_init(struct kp_update_metadata_request_update_metadata_topic_state *s);
+kp_update_metadata_request_update_metadata_topic_state_init(
+	struct kp_update_metadata_request_update_metadata_topic_state *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_metadata_request_update_metadata_endpoint_init(struct kp_update_metadata_request_update_metadata_endpoint *s);
+kp_update_metadata_request_update_metadata_endpoint_init(
+	struct kp_update_metadata_request_update_metadata_endpoint *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_metadata_request_update_metadata_broker_init(struct kp_update_metadata_request_update_metadata_broker *s);
+kp_update_metadata_request_update_metadata_broker_init(
+	struct kp_update_metadata_request_update_metadata_broker *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -151,7 +155,8 @@ kp_update_metadata_request_init(struct kp_update_metadata_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -160,7 +165,8 @@ kp_update_metadata_request_decode(struct kp_update_metadata_request *m, int16_t 
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_metadata_request_encode(const struct kp_update_metadata_request *m, int16_t version, struct kp_writer *w);
+kp_update_metadata_request_encode(const struct kp_update_metadata_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_metadata_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -186,7 +192,8 @@ kp_update_metadata_response_init(struct kp_update_metadata_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -195,7 +202,8 @@ kp_update_metadata_response_decode(struct kp_update_metadata_response *m, int16_
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_metadata_response_encode(const struct kp_update_metadata_response *m, int16_t version, struct kp_writer *w);
+kp_update_metadata_response_encode(const struct kp_update_metadata_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_metadata_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

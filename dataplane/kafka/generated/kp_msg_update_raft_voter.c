@@ -14,7 +14,8 @@ kp_update_raft_voter_request_listener_init(struct kp_update_raft_voter_request_l
 }
 
 static int
-kp_update_raft_voter_request_listener_dec(struct kp_update_raft_voter_request_listener *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_request_listener_dec(struct kp_update_raft_voter_request_listener *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -64,7 +65,8 @@ kp_update_raft_voter_request_listener_dec(struct kp_update_raft_voter_request_li
 }
 
 static void
-kp_update_raft_voter_request_listener_enc(const struct kp_update_raft_voter_request_listener *s, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_request_listener_enc(const struct kp_update_raft_voter_request_listener *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -84,7 +86,8 @@ kp_update_raft_voter_request_listener_enc(const struct kp_update_raft_voter_requ
 }
 
 static size_t
-kp_update_raft_voter_request_listener_sz(const struct kp_update_raft_voter_request_listener *s, int16_t version)
+kp_update_raft_voter_request_listener_sz(const struct kp_update_raft_voter_request_listener *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -106,13 +109,16 @@ kp_update_raft_voter_request_listener_sz(const struct kp_update_raft_voter_reque
 }
 
 void
-kp_update_raft_voter_request_k_raft_version_feature_init(struct kp_update_raft_voter_request_k_raft_version_feature *s)
+kp_update_raft_voter_request_k_raft_version_feature_init(
+	struct kp_update_raft_voter_request_k_raft_version_feature *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_update_raft_voter_request_k_raft_version_feature_dec(struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_request_k_raft_version_feature_dec(
+	struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -161,7 +167,9 @@ kp_update_raft_voter_request_k_raft_version_feature_dec(struct kp_update_raft_vo
 }
 
 static void
-kp_update_raft_voter_request_k_raft_version_feature_enc(const struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_request_k_raft_version_feature_enc(
+	const struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -180,7 +188,8 @@ kp_update_raft_voter_request_k_raft_version_feature_enc(const struct kp_update_r
 }
 
 static size_t
-kp_update_raft_voter_request_k_raft_version_feature_sz(const struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version)
+kp_update_raft_voter_request_k_raft_version_feature_sz(
+	const struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -208,7 +217,8 @@ kp_update_raft_voter_request_init(struct kp_update_raft_voter_request *s)
 }
 
 static int
-kp_update_raft_voter_request_dec(struct kp_update_raft_voter_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_request_dec(struct kp_update_raft_voter_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -231,17 +241,20 @@ kp_update_raft_voter_request_dec(struct kp_update_raft_voter_request *s, int16_t
 		s->listeners.count = n;
 		s->listeners.items = NULL;
 		if (n > 0) {
-			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->listeners.items), 8);
+			s->listeners.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->listeners.items), 8);
 			if (s->listeners.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_update_raft_voter_request_listener_dec(&s->listeners.items[i], version, r, a);
+				rc = kp_update_raft_voter_request_listener_dec(
+					&s->listeners.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
 		}
 	}
-	rc = kp_update_raft_voter_request_k_raft_version_feature_dec(&s->k_raft_version_feature, version, r, a);
+	rc = kp_update_raft_voter_request_k_raft_version_feature_dec(&s->k_raft_version_feature,
+		version, r, a);
 	if (rc != 0)
 		return rc;
 	if (flex) {
@@ -279,7 +292,8 @@ kp_update_raft_voter_request_dec(struct kp_update_raft_voter_request *s, int16_t
 }
 
 static void
-kp_update_raft_voter_request_enc(const struct kp_update_raft_voter_request *s, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_request_enc(const struct kp_update_raft_voter_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -292,7 +306,8 @@ kp_update_raft_voter_request_enc(const struct kp_update_raft_voter_request *s, i
 	kp_wr_array_len(w, flex, false, s->listeners.count);
 	for (int32_t i = 0; i < s->listeners.count; i++)
 		kp_update_raft_voter_request_listener_enc(&s->listeners.items[i], version, w);
-	kp_update_raft_voter_request_k_raft_version_feature_enc(&s->k_raft_version_feature, version, w);
+	kp_update_raft_voter_request_k_raft_version_feature_enc(&s->k_raft_version_feature, version,
+		w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -319,7 +334,8 @@ kp_update_raft_voter_request_sz(const struct kp_update_raft_voter_request *s, in
 	sz += kp_array_len_size(flex, s->listeners.count);
 	for (int32_t i = 0; i < s->listeners.count; i++)
 		sz += kp_update_raft_voter_request_listener_sz(&s->listeners.items[i], version);
-	sz += kp_update_raft_voter_request_k_raft_version_feature_sz(&s->k_raft_version_feature, version);
+	sz += kp_update_raft_voter_request_k_raft_version_feature_sz(&s->k_raft_version_feature,
+		version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -331,7 +347,8 @@ kp_update_raft_voter_request_sz(const struct kp_update_raft_voter_request *s, in
 }
 
 int
-kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -341,7 +358,8 @@ kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int1
 }
 
 int
-kp_update_raft_voter_request_encode(const struct kp_update_raft_voter_request *m, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_request_encode(const struct kp_update_raft_voter_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -358,7 +376,8 @@ kp_update_raft_voter_request_size(const struct kp_update_raft_voter_request *m, 
 }
 
 void
-kp_update_raft_voter_response_current_leader_init(struct kp_update_raft_voter_response_current_leader *s)
+kp_update_raft_voter_response_current_leader_init(
+	struct kp_update_raft_voter_response_current_leader *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->leader_id = -1;
@@ -366,7 +385,8 @@ kp_update_raft_voter_response_current_leader_init(struct kp_update_raft_voter_re
 }
 
 static bool
-kp_update_raft_voter_response_current_leader_is_default(const struct kp_update_raft_voter_response_current_leader *s)
+kp_update_raft_voter_response_current_leader_is_default(
+	const struct kp_update_raft_voter_response_current_leader *s)
 {
 	return !(s->leader_id != -1)
 	       && !(s->leader_epoch != -1)
@@ -376,7 +396,9 @@ kp_update_raft_voter_response_current_leader_is_default(const struct kp_update_r
 }
 
 static int
-kp_update_raft_voter_response_current_leader_dec(struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_response_current_leader_dec(
+	struct kp_update_raft_voter_response_current_leader *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -427,7 +449,9 @@ kp_update_raft_voter_response_current_leader_dec(struct kp_update_raft_voter_res
 }
 
 static void
-kp_update_raft_voter_response_current_leader_enc(const struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_response_current_leader_enc(
+	const struct kp_update_raft_voter_response_current_leader *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -448,7 +472,8 @@ kp_update_raft_voter_response_current_leader_enc(const struct kp_update_raft_vot
 }
 
 static size_t
-kp_update_raft_voter_response_current_leader_sz(const struct kp_update_raft_voter_response_current_leader *s, int16_t version)
+kp_update_raft_voter_response_current_leader_sz(
+	const struct kp_update_raft_voter_response_current_leader *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -478,7 +503,8 @@ kp_update_raft_voter_response_init(struct kp_update_raft_voter_response *s)
 }
 
 static int
-kp_update_raft_voter_response_dec(struct kp_update_raft_voter_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_response_dec(struct kp_update_raft_voter_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -519,7 +545,8 @@ kp_update_raft_voter_response_dec(struct kp_update_raft_voter_response *s, int16
 			kp_reader_init(&sub, r->p, tsz);
 			r->p += tsz;
 			if (tag == 0) {
-				rc = kp_update_raft_voter_response_current_leader_dec(&s->current_leader, version, (&sub), a);
+				rc = kp_update_raft_voter_response_current_leader_dec(
+					&s->current_leader, version, (&sub), a);
 				if (rc != 0)
 					return rc;
 				if (sub.err || sub.p != sub.end) {
@@ -538,7 +565,8 @@ kp_update_raft_voter_response_dec(struct kp_update_raft_voter_response *s, int16
 }
 
 static void
-kp_update_raft_voter_response_enc(const struct kp_update_raft_voter_response *s, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_response_enc(const struct kp_update_raft_voter_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -549,17 +577,21 @@ kp_update_raft_voter_response_enc(const struct kp_update_raft_voter_response *s,
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = ((s->tags_present & (UINT32_C(1) << 0)) || !kp_update_raft_voter_response_current_leader_is_default(&s->current_leader));
+		bool put0 = ((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_update_raft_voter_response_current_leader_is_default(
+			&s->current_leader));
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
 		if (put0) {
 			size_t vs = 0;
 
-			vs += kp_update_raft_voter_response_current_leader_sz(&s->current_leader, version);
+			vs += kp_update_raft_voter_response_current_leader_sz(&s->current_leader,
+				version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
-			kp_update_raft_voter_response_current_leader_enc(&s->current_leader, version, w);
+			kp_update_raft_voter_response_current_leader_enc(&s->current_leader,
+				version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -582,10 +614,13 @@ kp_update_raft_voter_response_sz(const struct kp_update_raft_voter_response *s, 
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if (((s->tags_present & (UINT32_C(1) << 0)) || !kp_update_raft_voter_response_current_leader_is_default(&s->current_leader))) {
+		if (((s->tags_present & (UINT32_C(
+			1) << 0)) || !kp_update_raft_voter_response_current_leader_is_default(
+			&s->current_leader))) {
 			size_t vs = 0;
 
-			vs += kp_update_raft_voter_response_current_leader_sz(&s->current_leader, version);
+			vs += kp_update_raft_voter_response_current_leader_sz(&s->current_leader,
+				version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -595,7 +630,8 @@ kp_update_raft_voter_response_sz(const struct kp_update_raft_voter_response *s, 
 }
 
 int
-kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -605,7 +641,8 @@ kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, in
 }
 
 int
-kp_update_raft_voter_response_encode(const struct kp_update_raft_voter_response *m, int16_t version, struct kp_writer *w)
+kp_update_raft_voter_response_encode(const struct kp_update_raft_voter_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

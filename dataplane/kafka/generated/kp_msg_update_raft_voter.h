@@ -61,7 +61,8 @@ kp_update_raft_voter_request_listener_init(struct kp_update_raft_voter_request_l
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_raft_voter_request_k_raft_version_feature_init(struct kp_update_raft_voter_request_k_raft_version_feature *s);
+kp_update_raft_voter_request_k_raft_version_feature_init(
+	struct kp_update_raft_voter_request_k_raft_version_feature *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -75,7 +76,8 @@ kp_update_raft_voter_request_init(struct kp_update_raft_voter_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -84,7 +86,8 @@ kp_update_raft_voter_request_decode(struct kp_update_raft_voter_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_raft_voter_request_encode(const struct kp_update_raft_voter_request *m, int16_t version, struct kp_writer *w);
+kp_update_raft_voter_request_encode(const struct kp_update_raft_voter_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_raft_voter_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -123,7 +126,8 @@ struct kp_update_raft_voter_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_update_raft_voter_response_current_leader_init(struct kp_update_raft_voter_response_current_leader *s);
+kp_update_raft_voter_response_current_leader_init(
+	struct kp_update_raft_voter_response_current_leader *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -137,7 +141,8 @@ kp_update_raft_voter_response_init(struct kp_update_raft_voter_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -146,7 +151,8 @@ kp_update_raft_voter_response_decode(struct kp_update_raft_voter_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_update_raft_voter_response_encode(const struct kp_update_raft_voter_response *m, int16_t version, struct kp_writer *w);
+kp_update_raft_voter_response_encode(const struct kp_update_raft_voter_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_update_raft_voter_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

@@ -13,7 +13,8 @@ kp_vote_request_partition_data_init(struct kp_vote_request_partition_data *s)
 }
 
 static int
-kp_vote_request_partition_data_dec(struct kp_vote_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_request_partition_data_dec(struct kp_vote_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -73,7 +74,8 @@ kp_vote_request_partition_data_dec(struct kp_vote_request_partition_data *s, int
 }
 
 static void
-kp_vote_request_partition_data_enc(const struct kp_vote_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_vote_request_partition_data_enc(const struct kp_vote_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -137,7 +139,8 @@ kp_vote_request_topic_data_init(struct kp_vote_request_topic_data *s)
 }
 
 static int
-kp_vote_request_topic_data_dec(struct kp_vote_request_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_request_topic_data_dec(struct kp_vote_request_topic_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -157,11 +160,13 @@ kp_vote_request_topic_data_dec(struct kp_vote_request_topic_data *s, int16_t ver
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_vote_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_vote_request_partition_data_dec(&s->partitions.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -202,7 +207,8 @@ kp_vote_request_topic_data_dec(struct kp_vote_request_topic_data *s, int16_t ver
 }
 
 static void
-kp_vote_request_topic_data_enc(const struct kp_vote_request_topic_data *s, int16_t version, struct kp_writer *w)
+kp_vote_request_topic_data_enc(const struct kp_vote_request_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -255,7 +261,8 @@ kp_vote_request_init(struct kp_vote_request *s)
 }
 
 static int
-kp_vote_request_dec(struct kp_vote_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_request_dec(struct kp_vote_request *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -279,11 +286,13 @@ kp_vote_request_dec(struct kp_vote_request *s, int16_t version, struct kp_reader
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_vote_request_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_vote_request_topic_data_dec(&s->topics.items[i], version, r,
+					a);
 				if (rc != 0)
 					return rc;
 			}
@@ -374,7 +383,8 @@ kp_vote_request_sz(const struct kp_vote_request *s, int16_t version)
 }
 
 int
-kp_vote_request_decode(struct kp_vote_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_request_decode(struct kp_vote_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -407,7 +417,8 @@ kp_vote_response_partition_data_init(struct kp_vote_response_partition_data *s)
 }
 
 static int
-kp_vote_response_partition_data_dec(struct kp_vote_response_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_response_partition_data_dec(struct kp_vote_response_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -459,7 +470,8 @@ kp_vote_response_partition_data_dec(struct kp_vote_response_partition_data *s, i
 }
 
 static void
-kp_vote_response_partition_data_enc(const struct kp_vote_response_partition_data *s, int16_t version, struct kp_writer *w)
+kp_vote_response_partition_data_enc(const struct kp_vote_response_partition_data *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -511,7 +523,8 @@ kp_vote_response_topic_data_init(struct kp_vote_response_topic_data *s)
 }
 
 static int
-kp_vote_response_topic_data_dec(struct kp_vote_response_topic_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_response_topic_data_dec(struct kp_vote_response_topic_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -531,11 +544,13 @@ kp_vote_response_topic_data_dec(struct kp_vote_response_topic_data *s, int16_t v
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_vote_response_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_vote_response_partition_data_dec(&s->partitions.items[i],
+					version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -576,7 +591,8 @@ kp_vote_response_topic_data_dec(struct kp_vote_response_topic_data *s, int16_t v
 }
 
 static void
-kp_vote_response_topic_data_enc(const struct kp_vote_response_topic_data *s, int16_t version, struct kp_writer *w)
+kp_vote_response_topic_data_enc(const struct kp_vote_response_topic_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -626,7 +642,8 @@ kp_vote_response_node_endpoint_init(struct kp_vote_response_node_endpoint *s)
 }
 
 static int
-kp_vote_response_node_endpoint_dec(struct kp_vote_response_node_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_response_node_endpoint_dec(struct kp_vote_response_node_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -676,7 +693,8 @@ kp_vote_response_node_endpoint_dec(struct kp_vote_response_node_endpoint *s, int
 }
 
 static void
-kp_vote_response_node_endpoint_enc(const struct kp_vote_response_node_endpoint *s, int16_t version, struct kp_writer *w)
+kp_vote_response_node_endpoint_enc(const struct kp_vote_response_node_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -724,7 +742,8 @@ kp_vote_response_init(struct kp_vote_response *s)
 }
 
 static int
-kp_vote_response_dec(struct kp_vote_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_response_dec(struct kp_vote_response *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -747,11 +766,13 @@ kp_vote_response_dec(struct kp_vote_response *s, int16_t version, struct kp_read
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_vote_response_topic_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_vote_response_topic_data_dec(&s->topics.items[i], version,
+					r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -789,11 +810,15 @@ kp_vote_response_dec(struct kp_vote_response *s, int16_t version, struct kp_read
 					s->node_endpoints.count = n;
 					s->node_endpoints.items = NULL;
 					if (n > 0) {
-						s->node_endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->node_endpoints.items), 8);
+						s->node_endpoints.items = kp_arena_alloc(a, (
+							size_t)n * sizeof(*s->node_endpoints.items),
+							8);
 						if (s->node_endpoints.items == NULL)
 							return -ENOMEM;
 						for (int32_t i = 0; i < n; i++) {
-							rc = kp_vote_response_node_endpoint_dec(&s->node_endpoints.items[i], version, (&sub), a);
+							rc = kp_vote_response_node_endpoint_dec(
+								&s->node_endpoints.items[i],
+								version, (&sub), a);
 							if (rc != 0)
 								return rc;
 						}
@@ -828,7 +853,8 @@ kp_vote_response_enc(const struct kp_vote_response *s, int16_t version, struct k
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
-		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0);
+		bool put0 = (version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0);
 
 		ntag += put0;
 		kp_wr_uvarint(w, ntag);
@@ -837,12 +863,14 @@ kp_vote_response_enc(const struct kp_vote_response *s, int16_t version, struct k
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_vote_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_vote_response_node_endpoint_sz(&s->node_endpoints.items[i],
+					version);
 			kp_wr_uvarint(w, 0);
 			kp_wr_uvarint(w, (uint32_t)vs);
 			kp_wr_array_len(w, true, false, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				kp_vote_response_node_endpoint_enc(&s->node_endpoints.items[i], version, w);
+				kp_vote_response_node_endpoint_enc(&s->node_endpoints.items[i],
+					version, w);
 		}
 		while (u < s->unknown_tags.count)
 			kp_wr_raw_tag(w, &s->unknown_tags.items[u++]);
@@ -867,12 +895,14 @@ kp_vote_response_sz(const struct kp_vote_response *s, int16_t version)
 
 		for (uint32_t u = 0; u < s->unknown_tags.count; u++)
 			sz += kp_raw_tag_size(&s->unknown_tags.items[u]);
-		if ((version >= 1) && ((s->tags_present & (UINT32_C(1) << 0)) || s->node_endpoints.count != 0)) {
+		if ((version >= 1) && ((s->tags_present & (UINT32_C(
+			1) << 0)) || s->node_endpoints.count != 0)) {
 			size_t vs = 0;
 
 			vs += kp_array_len_size(true, s->node_endpoints.count);
 			for (int32_t i = 0; i < s->node_endpoints.count; i++)
-				vs += kp_vote_response_node_endpoint_sz(&s->node_endpoints.items[i], version);
+				vs += kp_vote_response_node_endpoint_sz(&s->node_endpoints.items[i],
+					version);
 			sz += kp_uvarint_size(0) + kp_uvarint_size((uint32_t)vs) + vs;
 			ntag++;
 		}
@@ -882,7 +912,8 @@ kp_vote_response_sz(const struct kp_vote_response *s, int16_t version)
 }
 
 int
-kp_vote_response_decode(struct kp_vote_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_vote_response_decode(struct kp_vote_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

@@ -81,7 +81,8 @@ kp_vote_request_init(struct kp_vote_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_vote_request_decode(struct kp_vote_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_vote_request_decode(struct kp_vote_request *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -187,7 +188,8 @@ kp_vote_response_init(struct kp_vote_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_vote_response_decode(struct kp_vote_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_vote_response_decode(struct kp_vote_response *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).

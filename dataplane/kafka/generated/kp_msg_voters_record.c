@@ -13,7 +13,8 @@ kp_voters_record_endpoint_init(struct kp_voters_record_endpoint *s)
 }
 
 static int
-kp_voters_record_endpoint_dec(struct kp_voters_record_endpoint *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_voters_record_endpoint_dec(struct kp_voters_record_endpoint *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -63,7 +64,8 @@ kp_voters_record_endpoint_dec(struct kp_voters_record_endpoint *s, int16_t versi
 }
 
 static void
-kp_voters_record_endpoint_enc(const struct kp_voters_record_endpoint *s, int16_t version, struct kp_writer *w)
+kp_voters_record_endpoint_enc(const struct kp_voters_record_endpoint *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -111,7 +113,8 @@ kp_voters_record_k_raft_version_feature_init(struct kp_voters_record_k_raft_vers
 }
 
 static int
-kp_voters_record_k_raft_version_feature_dec(struct kp_voters_record_k_raft_version_feature *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_voters_record_k_raft_version_feature_dec(struct kp_voters_record_k_raft_version_feature *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -160,7 +163,8 @@ kp_voters_record_k_raft_version_feature_dec(struct kp_voters_record_k_raft_versi
 }
 
 static void
-kp_voters_record_k_raft_version_feature_enc(const struct kp_voters_record_k_raft_version_feature *s, int16_t version, struct kp_writer *w)
+kp_voters_record_k_raft_version_feature_enc(const struct kp_voters_record_k_raft_version_feature *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -179,7 +183,8 @@ kp_voters_record_k_raft_version_feature_enc(const struct kp_voters_record_k_raft
 }
 
 static size_t
-kp_voters_record_k_raft_version_feature_sz(const struct kp_voters_record_k_raft_version_feature *s, int16_t version)
+kp_voters_record_k_raft_version_feature_sz(const struct kp_voters_record_k_raft_version_feature *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -207,7 +212,8 @@ kp_voters_record_voter_init(struct kp_voters_record_voter *s)
 }
 
 static int
-kp_voters_record_voter_dec(struct kp_voters_record_voter *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_voters_record_voter_dec(struct kp_voters_record_voter *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -228,11 +234,13 @@ kp_voters_record_voter_dec(struct kp_voters_record_voter *s, int16_t version, st
 		s->endpoints.count = n;
 		s->endpoints.items = NULL;
 		if (n > 0) {
-			s->endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->endpoints.items), 8);
+			s->endpoints.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->endpoints.items), 8);
 			if (s->endpoints.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_voters_record_endpoint_dec(&s->endpoints.items[i], version, r, a);
+				rc = kp_voters_record_endpoint_dec(&s->endpoints.items[i], version,
+					r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -276,7 +284,8 @@ kp_voters_record_voter_dec(struct kp_voters_record_voter *s, int16_t version, st
 }
 
 static void
-kp_voters_record_voter_enc(const struct kp_voters_record_voter *s, int16_t version, struct kp_writer *w)
+kp_voters_record_voter_enc(const struct kp_voters_record_voter *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -330,7 +339,8 @@ kp_voters_record_init(struct kp_voters_record *s)
 }
 
 static int
-kp_voters_record_dec(struct kp_voters_record *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_voters_record_dec(struct kp_voters_record *s, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -350,7 +360,8 @@ kp_voters_record_dec(struct kp_voters_record *s, int16_t version, struct kp_read
 		s->voters.count = n;
 		s->voters.items = NULL;
 		if (n > 0) {
-			s->voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->voters.items), 8);
+			s->voters.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->voters.items),
+				8);
 			if (s->voters.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -439,7 +450,8 @@ kp_voters_record_sz(const struct kp_voters_record *s, int16_t version)
 }
 
 int
-kp_voters_record_decode(struct kp_voters_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_voters_record_decode(struct kp_voters_record *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

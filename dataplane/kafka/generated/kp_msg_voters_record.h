@@ -89,7 +89,8 @@ kp_voters_record_init(struct kp_voters_record *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_voters_record_decode(struct kp_voters_record *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_voters_record_decode(struct kp_voters_record *m, int16_t version, struct kp_reader *r,
+	struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).

@@ -8,13 +8,16 @@
 #include "kp_msg_write_share_group_state.h"
 
 void
-kp_write_share_group_state_request_state_batch_init(struct kp_write_share_group_state_request_state_batch *s)
+kp_write_share_group_state_request_state_batch_init(
+	struct kp_write_share_group_state_request_state_batch *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_share_group_state_request_state_batch_dec(struct kp_write_share_group_state_request_state_batch *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_state_batch_dec(
+	struct kp_write_share_group_state_request_state_batch *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -65,7 +68,9 @@ kp_write_share_group_state_request_state_batch_dec(struct kp_write_share_group_s
 }
 
 static void
-kp_write_share_group_state_request_state_batch_enc(const struct kp_write_share_group_state_request_state_batch *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_request_state_batch_enc(
+	const struct kp_write_share_group_state_request_state_batch *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -86,7 +91,8 @@ kp_write_share_group_state_request_state_batch_enc(const struct kp_write_share_g
 }
 
 static size_t
-kp_write_share_group_state_request_state_batch_sz(const struct kp_write_share_group_state_request_state_batch *s, int16_t version)
+kp_write_share_group_state_request_state_batch_sz(
+	const struct kp_write_share_group_state_request_state_batch *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -109,13 +115,16 @@ kp_write_share_group_state_request_state_batch_sz(const struct kp_write_share_gr
 }
 
 void
-kp_write_share_group_state_request_partition_data_init(struct kp_write_share_group_state_request_partition_data *s)
+kp_write_share_group_state_request_partition_data_init(
+	struct kp_write_share_group_state_request_partition_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_share_group_state_request_partition_data_dec(struct kp_write_share_group_state_request_partition_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_partition_data_dec(
+	struct kp_write_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -138,11 +147,13 @@ kp_write_share_group_state_request_partition_data_dec(struct kp_write_share_grou
 		s->state_batches.count = n;
 		s->state_batches.items = NULL;
 		if (n > 0) {
-			s->state_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->state_batches.items), 8);
+			s->state_batches.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->state_batches.items), 8);
 			if (s->state_batches.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_share_group_state_request_state_batch_dec(&s->state_batches.items[i], version, r, a);
+				rc = kp_write_share_group_state_request_state_batch_dec(
+					&s->state_batches.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -183,7 +194,9 @@ kp_write_share_group_state_request_partition_data_dec(struct kp_write_share_grou
 }
 
 static void
-kp_write_share_group_state_request_partition_data_enc(const struct kp_write_share_group_state_request_partition_data *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_request_partition_data_enc(
+	const struct kp_write_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -195,7 +208,8 @@ kp_write_share_group_state_request_partition_data_enc(const struct kp_write_shar
 	kp_wr_int64(w, s->start_offset);
 	kp_wr_array_len(w, flex, false, s->state_batches.count);
 	for (int32_t i = 0; i < s->state_batches.count; i++)
-		kp_write_share_group_state_request_state_batch_enc(&s->state_batches.items[i], version, w);
+		kp_write_share_group_state_request_state_batch_enc(&s->state_batches.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -207,7 +221,8 @@ kp_write_share_group_state_request_partition_data_enc(const struct kp_write_shar
 }
 
 static size_t
-kp_write_share_group_state_request_partition_data_sz(const struct kp_write_share_group_state_request_partition_data *s, int16_t version)
+kp_write_share_group_state_request_partition_data_sz(
+	const struct kp_write_share_group_state_request_partition_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -221,7 +236,8 @@ kp_write_share_group_state_request_partition_data_sz(const struct kp_write_share
 	sz += 8;
 	sz += kp_array_len_size(flex, s->state_batches.count);
 	for (int32_t i = 0; i < s->state_batches.count; i++)
-		sz += kp_write_share_group_state_request_state_batch_sz(&s->state_batches.items[i], version);
+		sz += kp_write_share_group_state_request_state_batch_sz(&s->state_batches.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -233,13 +249,16 @@ kp_write_share_group_state_request_partition_data_sz(const struct kp_write_share
 }
 
 void
-kp_write_share_group_state_request_write_state_data_init(struct kp_write_share_group_state_request_write_state_data *s)
+kp_write_share_group_state_request_write_state_data_init(
+	struct kp_write_share_group_state_request_write_state_data *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_share_group_state_request_write_state_data_dec(struct kp_write_share_group_state_request_write_state_data *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_write_state_data_dec(
+	struct kp_write_share_group_state_request_write_state_data *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -259,11 +278,13 @@ kp_write_share_group_state_request_write_state_data_dec(struct kp_write_share_gr
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_share_group_state_request_partition_data_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_write_share_group_state_request_partition_data_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -304,7 +325,9 @@ kp_write_share_group_state_request_write_state_data_dec(struct kp_write_share_gr
 }
 
 static void
-kp_write_share_group_state_request_write_state_data_enc(const struct kp_write_share_group_state_request_write_state_data *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_request_write_state_data_enc(
+	const struct kp_write_share_group_state_request_write_state_data *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -313,7 +336,8 @@ kp_write_share_group_state_request_write_state_data_enc(const struct kp_write_sh
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_write_share_group_state_request_partition_data_enc(&s->partitions.items[i], version, w);
+		kp_write_share_group_state_request_partition_data_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -325,7 +349,8 @@ kp_write_share_group_state_request_write_state_data_enc(const struct kp_write_sh
 }
 
 static size_t
-kp_write_share_group_state_request_write_state_data_sz(const struct kp_write_share_group_state_request_write_state_data *s, int16_t version)
+kp_write_share_group_state_request_write_state_data_sz(
+	const struct kp_write_share_group_state_request_write_state_data *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -336,7 +361,8 @@ kp_write_share_group_state_request_write_state_data_sz(const struct kp_write_sha
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_write_share_group_state_request_partition_data_sz(&s->partitions.items[i], version);
+		sz += kp_write_share_group_state_request_partition_data_sz(&s->partitions.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -354,7 +380,8 @@ kp_write_share_group_state_request_init(struct kp_write_share_group_state_reques
 }
 
 static int
-kp_write_share_group_state_request_dec(struct kp_write_share_group_state_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_dec(struct kp_write_share_group_state_request *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -374,11 +401,13 @@ kp_write_share_group_state_request_dec(struct kp_write_share_group_state_request
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_share_group_state_request_write_state_data_dec(&s->topics.items[i], version, r, a);
+				rc = kp_write_share_group_state_request_write_state_data_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -419,7 +448,8 @@ kp_write_share_group_state_request_dec(struct kp_write_share_group_state_request
 }
 
 static void
-kp_write_share_group_state_request_enc(const struct kp_write_share_group_state_request *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_request_enc(const struct kp_write_share_group_state_request *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -428,7 +458,8 @@ kp_write_share_group_state_request_enc(const struct kp_write_share_group_state_r
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_write_share_group_state_request_write_state_data_enc(&s->topics.items[i], version, w);
+		kp_write_share_group_state_request_write_state_data_enc(&s->topics.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -440,7 +471,8 @@ kp_write_share_group_state_request_enc(const struct kp_write_share_group_state_r
 }
 
 static size_t
-kp_write_share_group_state_request_sz(const struct kp_write_share_group_state_request *s, int16_t version)
+kp_write_share_group_state_request_sz(const struct kp_write_share_group_state_request *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -451,7 +483,8 @@ kp_write_share_group_state_request_sz(const struct kp_write_share_group_state_re
 	sz += kp_str_size(flex, &s->group_id);
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_write_share_group_state_request_write_state_data_sz(&s->topics.items[i], version);
+		sz += kp_write_share_group_state_request_write_state_data_sz(&s->topics.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -463,7 +496,8 @@ kp_write_share_group_state_request_sz(const struct kp_write_share_group_state_re
 }
 
 int
-kp_write_share_group_state_request_decode(struct kp_write_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_request_decode(struct kp_write_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -473,7 +507,8 @@ kp_write_share_group_state_request_decode(struct kp_write_share_group_state_requ
 }
 
 int
-kp_write_share_group_state_request_encode(const struct kp_write_share_group_state_request *m, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_request_encode(const struct kp_write_share_group_state_request *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -482,7 +517,8 @@ kp_write_share_group_state_request_encode(const struct kp_write_share_group_stat
 }
 
 int64_t
-kp_write_share_group_state_request_size(const struct kp_write_share_group_state_request *m, int16_t version)
+kp_write_share_group_state_request_size(const struct kp_write_share_group_state_request *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -490,7 +526,8 @@ kp_write_share_group_state_request_size(const struct kp_write_share_group_state_
 }
 
 void
-kp_write_share_group_state_response_partition_result_init(struct kp_write_share_group_state_response_partition_result *s)
+kp_write_share_group_state_response_partition_result_init(
+	struct kp_write_share_group_state_response_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->error_message.ptr = NULL;
@@ -498,7 +535,9 @@ kp_write_share_group_state_response_partition_result_init(struct kp_write_share_
 }
 
 static int
-kp_write_share_group_state_response_partition_result_dec(struct kp_write_share_group_state_response_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_response_partition_result_dec(
+	struct kp_write_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -548,7 +587,9 @@ kp_write_share_group_state_response_partition_result_dec(struct kp_write_share_g
 }
 
 static void
-kp_write_share_group_state_response_partition_result_enc(const struct kp_write_share_group_state_response_partition_result *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_response_partition_result_enc(
+	const struct kp_write_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -568,7 +609,8 @@ kp_write_share_group_state_response_partition_result_enc(const struct kp_write_s
 }
 
 static size_t
-kp_write_share_group_state_response_partition_result_sz(const struct kp_write_share_group_state_response_partition_result *s, int16_t version)
+kp_write_share_group_state_response_partition_result_sz(
+	const struct kp_write_share_group_state_response_partition_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -590,13 +632,16 @@ kp_write_share_group_state_response_partition_result_sz(const struct kp_write_sh
 }
 
 void
-kp_write_share_group_state_response_write_state_result_init(struct kp_write_share_group_state_response_write_state_result *s)
+kp_write_share_group_state_response_write_state_result_init(
+	struct kp_write_share_group_state_response_write_state_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_share_group_state_response_write_state_result_dec(struct kp_write_share_group_state_response_write_state_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_response_write_state_result_dec(
+	struct kp_write_share_group_state_response_write_state_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -616,11 +661,13 @@ kp_write_share_group_state_response_write_state_result_dec(struct kp_write_share
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_share_group_state_response_partition_result_dec(&s->partitions.items[i], version, r, a);
+				rc = kp_write_share_group_state_response_partition_result_dec(
+					&s->partitions.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -661,7 +708,9 @@ kp_write_share_group_state_response_write_state_result_dec(struct kp_write_share
 }
 
 static void
-kp_write_share_group_state_response_write_state_result_enc(const struct kp_write_share_group_state_response_write_state_result *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_response_write_state_result_enc(
+	const struct kp_write_share_group_state_response_write_state_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -670,7 +719,8 @@ kp_write_share_group_state_response_write_state_result_enc(const struct kp_write
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_write_share_group_state_response_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_write_share_group_state_response_partition_result_enc(&s->partitions.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -682,7 +732,8 @@ kp_write_share_group_state_response_write_state_result_enc(const struct kp_write
 }
 
 static size_t
-kp_write_share_group_state_response_write_state_result_sz(const struct kp_write_share_group_state_response_write_state_result *s, int16_t version)
+kp_write_share_group_state_response_write_state_result_sz(
+	const struct kp_write_share_group_state_response_write_state_result *s, int16_t version)
 {
 	const bool flex = true;
 
@@ -693,7 +744,8 @@ kp_write_share_group_state_response_write_state_result_sz(const struct kp_write_
 	sz += 16;
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_write_share_group_state_response_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_write_share_group_state_response_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -711,7 +763,8 @@ kp_write_share_group_state_response_init(struct kp_write_share_group_state_respo
 }
 
 static int
-kp_write_share_group_state_response_dec(struct kp_write_share_group_state_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_response_dec(struct kp_write_share_group_state_response *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = true;
 
@@ -730,11 +783,13 @@ kp_write_share_group_state_response_dec(struct kp_write_share_group_state_respon
 		s->results.count = n;
 		s->results.items = NULL;
 		if (n > 0) {
-			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items), 8);
+			s->results.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->results.items),
+				8);
 			if (s->results.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_share_group_state_response_write_state_result_dec(&s->results.items[i], version, r, a);
+				rc = kp_write_share_group_state_response_write_state_result_dec(
+					&s->results.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -775,7 +830,8 @@ kp_write_share_group_state_response_dec(struct kp_write_share_group_state_respon
 }
 
 static void
-kp_write_share_group_state_response_enc(const struct kp_write_share_group_state_response *s, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_response_enc(const struct kp_write_share_group_state_response *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = true;
 
@@ -783,7 +839,8 @@ kp_write_share_group_state_response_enc(const struct kp_write_share_group_state_
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		kp_write_share_group_state_response_write_state_result_enc(&s->results.items[i], version, w);
+		kp_write_share_group_state_response_write_state_result_enc(&s->results.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -795,7 +852,8 @@ kp_write_share_group_state_response_enc(const struct kp_write_share_group_state_
 }
 
 static size_t
-kp_write_share_group_state_response_sz(const struct kp_write_share_group_state_response *s, int16_t version)
+kp_write_share_group_state_response_sz(const struct kp_write_share_group_state_response *s,
+	int16_t version)
 {
 	const bool flex = true;
 
@@ -805,7 +863,8 @@ kp_write_share_group_state_response_sz(const struct kp_write_share_group_state_r
 	(void)version;
 	sz += kp_array_len_size(flex, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)
-		sz += kp_write_share_group_state_response_write_state_result_sz(&s->results.items[i], version);
+		sz += kp_write_share_group_state_response_write_state_result_sz(
+			&s->results.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -817,7 +876,8 @@ kp_write_share_group_state_response_sz(const struct kp_write_share_group_state_r
 }
 
 int
-kp_write_share_group_state_response_decode(struct kp_write_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_share_group_state_response_decode(struct kp_write_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -827,7 +887,8 @@ kp_write_share_group_state_response_decode(struct kp_write_share_group_state_res
 }
 
 int
-kp_write_share_group_state_response_encode(const struct kp_write_share_group_state_response *m, int16_t version, struct kp_writer *w)
+kp_write_share_group_state_response_encode(const struct kp_write_share_group_state_response *m,
+	int16_t version, struct kp_writer *w)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;
@@ -836,7 +897,8 @@ kp_write_share_group_state_response_encode(const struct kp_write_share_group_sta
 }
 
 int64_t
-kp_write_share_group_state_response_size(const struct kp_write_share_group_state_response *m, int16_t version)
+kp_write_share_group_state_response_size(const struct kp_write_share_group_state_response *m,
+	int16_t version)
 {
 	if (version < 0 || version > 0)
 		return -EPROTONOSUPPORT;

@@ -77,15 +77,18 @@ struct kp_write_share_group_state_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_share_group_state_request_state_batch_init(struct kp_write_share_group_state_request_state_batch *s);
+kp_write_share_group_state_request_state_batch_init(
+	struct kp_write_share_group_state_request_state_batch *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_share_group_state_request_partition_data_init(struct kp_write_share_group_state_request_partition_data *s);
+kp_write_share_group_state_request_partition_data_init(
+	struct kp_write_share_group_state_request_partition_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_share_group_state_request_write_state_data_init(struct kp_write_share_group_state_request_write_state_data *s);
+kp_write_share_group_state_request_write_state_data_init(
+	struct kp_write_share_group_state_request_write_state_data *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -99,7 +102,8 @@ kp_write_share_group_state_request_init(struct kp_write_share_group_state_reques
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_write_share_group_state_request_decode(struct kp_write_share_group_state_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_write_share_group_state_request_decode(struct kp_write_share_group_state_request *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -108,11 +112,13 @@ kp_write_share_group_state_request_decode(struct kp_write_share_group_state_requ
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_write_share_group_state_request_encode(const struct kp_write_share_group_state_request *m, int16_t version, struct kp_writer *w);
+kp_write_share_group_state_request_encode(const struct kp_write_share_group_state_request *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_write_share_group_state_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_write_share_group_state_request_size(const struct kp_write_share_group_state_request *m, int16_t version);
+kp_write_share_group_state_request_size(const struct kp_write_share_group_state_request *m,
+	int16_t version);
 
 /* PartitionResult: in WriteShareGroupStateResponse, used in versions 0. */
 struct kp_write_share_group_state_response_partition_result {
@@ -156,25 +162,29 @@ struct kp_write_share_group_state_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_share_group_state_response_partition_result_init(struct kp_write_share_group_state_response_partition_result *s);
+kp_write_share_group_state_response_partition_result_init(
+	struct kp_write_share_group_state_response_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_share_group_state_response_write_state_result_init(struct kp_write_share_group_state_response_write_state_result *s);
+kp_write_share_group_state_response_write_state_result_init(
+	struct kp_write_share_group_state_response_write_state_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
 kp_write_share_group_state_response_init(struct kp_write_share_group_state_response *s);
 
 /**
- * Decode a WriteShareGroupStateResponse of the given version from r. Strings, bytes and records in m
+ * Decode a WriteShareGroupStateResponse of the given version from r. Strings,
+	bytes and records in m
  * borrow r's buffer; arrays and nullable structs come from a.
  *
  * @return 0; -EPROTONOSUPPORT for a version outside 0; -EPROTO for malformed
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_write_share_group_state_response_decode(struct kp_write_share_group_state_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_write_share_group_state_response_decode(struct kp_write_share_group_state_response *m,
+	int16_t version, struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -183,10 +193,12 @@ kp_write_share_group_state_response_decode(struct kp_write_share_group_state_res
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_write_share_group_state_response_encode(const struct kp_write_share_group_state_response *m, int16_t version, struct kp_writer *w);
+kp_write_share_group_state_response_encode(const struct kp_write_share_group_state_response *m,
+	int16_t version, struct kp_writer *w);
 
 /** Bytes kp_write_share_group_state_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
-kp_write_share_group_state_response_size(const struct kp_write_share_group_state_response *m, int16_t version);
+kp_write_share_group_state_response_size(const struct kp_write_share_group_state_response *m,
+	int16_t version);
 
 #endif /* SLP_KP_MSG_WRITE_SHARE_GROUP_STATE_H */

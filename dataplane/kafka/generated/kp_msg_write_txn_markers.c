@@ -8,13 +8,16 @@
 #include "kp_msg_write_txn_markers.h"
 
 void
-kp_write_txn_markers_request_writable_txn_marker_topic_init(struct kp_write_txn_markers_request_writable_txn_marker_topic *s)
+kp_write_txn_markers_request_writable_txn_marker_topic_init(
+	struct kp_write_txn_markers_request_writable_txn_marker_topic *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_txn_markers_request_writable_txn_marker_topic_dec(struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_request_writable_txn_marker_topic_dec(
+	struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -34,7 +37,8 @@ kp_write_txn_markers_request_writable_txn_marker_topic_dec(struct kp_write_txn_m
 		s->partition_indexes.count = n;
 		s->partition_indexes.items = NULL;
 		if (n > 0) {
-			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partition_indexes.items), 8);
+			s->partition_indexes.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partition_indexes.items), 8);
 			if (s->partition_indexes.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -79,7 +83,9 @@ kp_write_txn_markers_request_writable_txn_marker_topic_dec(struct kp_write_txn_m
 }
 
 static void
-kp_write_txn_markers_request_writable_txn_marker_topic_enc(const struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_request_writable_txn_marker_topic_enc(
+	const struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -100,7 +106,8 @@ kp_write_txn_markers_request_writable_txn_marker_topic_enc(const struct kp_write
 }
 
 static size_t
-kp_write_txn_markers_request_writable_txn_marker_topic_sz(const struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version)
+kp_write_txn_markers_request_writable_txn_marker_topic_sz(
+	const struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -123,13 +130,16 @@ kp_write_txn_markers_request_writable_txn_marker_topic_sz(const struct kp_write_
 }
 
 void
-kp_write_txn_markers_request_writable_txn_marker_init(struct kp_write_txn_markers_request_writable_txn_marker *s)
+kp_write_txn_markers_request_writable_txn_marker_init(
+	struct kp_write_txn_markers_request_writable_txn_marker *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_txn_markers_request_writable_txn_marker_dec(struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_request_writable_txn_marker_dec(
+	struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -151,11 +161,13 @@ kp_write_txn_markers_request_writable_txn_marker_dec(struct kp_write_txn_markers
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_txn_markers_request_writable_txn_marker_topic_dec(&s->topics.items[i], version, r, a);
+				rc = kp_write_txn_markers_request_writable_txn_marker_topic_dec(
+					&s->topics.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -197,7 +209,9 @@ kp_write_txn_markers_request_writable_txn_marker_dec(struct kp_write_txn_markers
 }
 
 static void
-kp_write_txn_markers_request_writable_txn_marker_enc(const struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_request_writable_txn_marker_enc(
+	const struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -208,7 +222,8 @@ kp_write_txn_markers_request_writable_txn_marker_enc(const struct kp_write_txn_m
 	kp_wr_bool(w, s->transaction_result);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_write_txn_markers_request_writable_txn_marker_topic_enc(&s->topics.items[i], version, w);
+		kp_write_txn_markers_request_writable_txn_marker_topic_enc(&s->topics.items[i],
+			version, w);
 	kp_wr_int32(w, s->coordinator_epoch);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -221,7 +236,8 @@ kp_write_txn_markers_request_writable_txn_marker_enc(const struct kp_write_txn_m
 }
 
 static size_t
-kp_write_txn_markers_request_writable_txn_marker_sz(const struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version)
+kp_write_txn_markers_request_writable_txn_marker_sz(
+	const struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -234,7 +250,8 @@ kp_write_txn_markers_request_writable_txn_marker_sz(const struct kp_write_txn_ma
 	sz += 1;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_write_txn_markers_request_writable_txn_marker_topic_sz(&s->topics.items[i], version);
+		sz += kp_write_txn_markers_request_writable_txn_marker_topic_sz(&s->topics.items[i],
+			version);
 	sz += 4;
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -253,7 +270,8 @@ kp_write_txn_markers_request_init(struct kp_write_txn_markers_request *s)
 }
 
 static int
-kp_write_txn_markers_request_dec(struct kp_write_txn_markers_request *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_request_dec(struct kp_write_txn_markers_request *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -272,11 +290,13 @@ kp_write_txn_markers_request_dec(struct kp_write_txn_markers_request *s, int16_t
 		s->markers.count = n;
 		s->markers.items = NULL;
 		if (n > 0) {
-			s->markers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->markers.items), 8);
+			s->markers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->markers.items),
+				8);
 			if (s->markers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_txn_markers_request_writable_txn_marker_dec(&s->markers.items[i], version, r, a);
+				rc = kp_write_txn_markers_request_writable_txn_marker_dec(
+					&s->markers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -317,7 +337,8 @@ kp_write_txn_markers_request_dec(struct kp_write_txn_markers_request *s, int16_t
 }
 
 static void
-kp_write_txn_markers_request_enc(const struct kp_write_txn_markers_request *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_request_enc(const struct kp_write_txn_markers_request *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -325,7 +346,8 @@ kp_write_txn_markers_request_enc(const struct kp_write_txn_markers_request *s, i
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->markers.count);
 	for (int32_t i = 0; i < s->markers.count; i++)
-		kp_write_txn_markers_request_writable_txn_marker_enc(&s->markers.items[i], version, w);
+		kp_write_txn_markers_request_writable_txn_marker_enc(&s->markers.items[i], version,
+			w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -347,7 +369,8 @@ kp_write_txn_markers_request_sz(const struct kp_write_txn_markers_request *s, in
 	(void)version;
 	sz += kp_array_len_size(flex, s->markers.count);
 	for (int32_t i = 0; i < s->markers.count; i++)
-		sz += kp_write_txn_markers_request_writable_txn_marker_sz(&s->markers.items[i], version);
+		sz += kp_write_txn_markers_request_writable_txn_marker_sz(&s->markers.items[i],
+			version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -359,7 +382,8 @@ kp_write_txn_markers_request_sz(const struct kp_write_txn_markers_request *s, in
 }
 
 int
-kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -369,7 +393,8 @@ kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int1
 }
 
 int
-kp_write_txn_markers_request_encode(const struct kp_write_txn_markers_request *m, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_request_encode(const struct kp_write_txn_markers_request *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -386,13 +411,16 @@ kp_write_txn_markers_request_size(const struct kp_write_txn_markers_request *m, 
 }
 
 void
-kp_write_txn_markers_response_writable_txn_marker_partition_result_init(struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s)
+kp_write_txn_markers_response_writable_txn_marker_partition_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_txn_markers_response_writable_txn_marker_partition_result_dec(struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_response_writable_txn_marker_partition_result_dec(
+	struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s,
+	int16_t version, struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -441,7 +469,9 @@ kp_write_txn_markers_response_writable_txn_marker_partition_result_dec(struct kp
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_partition_result_enc(const struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_response_writable_txn_marker_partition_result_enc(
+	const struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -460,7 +490,9 @@ kp_write_txn_markers_response_writable_txn_marker_partition_result_enc(const str
 }
 
 static size_t
-kp_write_txn_markers_response_writable_txn_marker_partition_result_sz(const struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version)
+kp_write_txn_markers_response_writable_txn_marker_partition_result_sz(
+	const struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -481,13 +513,16 @@ kp_write_txn_markers_response_writable_txn_marker_partition_result_sz(const stru
 }
 
 void
-kp_write_txn_markers_response_writable_txn_marker_topic_result_init(struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s)
+kp_write_txn_markers_response_writable_txn_marker_topic_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_txn_markers_response_writable_txn_marker_topic_result_dec(struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_response_writable_txn_marker_topic_result_dec(
+	struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -507,7 +542,8 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_dec(struct kp_wri
 		s->partitions.count = n;
 		s->partitions.items = NULL;
 		if (n > 0) {
-			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->partitions.items), 8);
+			s->partitions.items = kp_arena_alloc(a, (size_t)n * sizeof(
+				*s->partitions.items), 8);
 			if (s->partitions.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -552,7 +588,9 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_dec(struct kp_wri
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(const struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(
+	const struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s,
+	int16_t version, struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -561,7 +599,8 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(const struct 
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_array_len(w, flex, false, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		kp_write_txn_markers_response_writable_txn_marker_partition_result_enc(&s->partitions.items[i], version, w);
+		kp_write_txn_markers_response_writable_txn_marker_partition_result_enc(
+			&s->partitions.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -573,7 +612,9 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(const struct 
 }
 
 static size_t
-kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(const struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version)
+kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(
+	const struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s,
+	int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -584,7 +625,8 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(const struct k
 	sz += kp_str_size(flex, &s->name);
 	sz += kp_array_len_size(flex, s->partitions.count);
 	for (int32_t i = 0; i < s->partitions.count; i++)
-		sz += kp_write_txn_markers_response_writable_txn_marker_partition_result_sz(&s->partitions.items[i], version);
+		sz += kp_write_txn_markers_response_writable_txn_marker_partition_result_sz(
+			&s->partitions.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -596,13 +638,16 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(const struct k
 }
 
 void
-kp_write_txn_markers_response_writable_txn_marker_result_init(struct kp_write_txn_markers_response_writable_txn_marker_result *s)
+kp_write_txn_markers_response_writable_txn_marker_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_result *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
 static int
-kp_write_txn_markers_response_writable_txn_marker_result_dec(struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_response_writable_txn_marker_result_dec(
+	struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -622,7 +667,8 @@ kp_write_txn_markers_response_writable_txn_marker_result_dec(struct kp_write_txn
 		s->topics.count = n;
 		s->topics.items = NULL;
 		if (n > 0) {
-			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items), 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->topics.items),
+				8);
 			if (s->topics.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
@@ -667,7 +713,9 @@ kp_write_txn_markers_response_writable_txn_marker_result_dec(struct kp_write_txn
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_result_enc(const struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_response_writable_txn_marker_result_enc(
+	const struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -676,7 +724,8 @@ kp_write_txn_markers_response_writable_txn_marker_result_enc(const struct kp_wri
 	kp_wr_int64(w, s->producer_id);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(&s->topics.items[i], version, w);
+		kp_write_txn_markers_response_writable_txn_marker_topic_result_enc(
+			&s->topics.items[i], version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -688,7 +737,8 @@ kp_write_txn_markers_response_writable_txn_marker_result_enc(const struct kp_wri
 }
 
 static size_t
-kp_write_txn_markers_response_writable_txn_marker_result_sz(const struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version)
+kp_write_txn_markers_response_writable_txn_marker_result_sz(
+	const struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version)
 {
 	const bool flex = (version >= 1);
 
@@ -699,7 +749,8 @@ kp_write_txn_markers_response_writable_txn_marker_result_sz(const struct kp_writ
 	sz += 8;
 	sz += kp_array_len_size(flex, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
-		sz += kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(&s->topics.items[i], version);
+		sz += kp_write_txn_markers_response_writable_txn_marker_topic_result_sz(
+			&s->topics.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -717,7 +768,8 @@ kp_write_txn_markers_response_init(struct kp_write_txn_markers_response *s)
 }
 
 static int
-kp_write_txn_markers_response_dec(struct kp_write_txn_markers_response *s, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_response_dec(struct kp_write_txn_markers_response *s, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	const bool flex = (version >= 1);
 
@@ -736,11 +788,13 @@ kp_write_txn_markers_response_dec(struct kp_write_txn_markers_response *s, int16
 		s->markers.count = n;
 		s->markers.items = NULL;
 		if (n > 0) {
-			s->markers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->markers.items), 8);
+			s->markers.items = kp_arena_alloc(a, (size_t)n * sizeof(*s->markers.items),
+				8);
 			if (s->markers.items == NULL)
 				return -ENOMEM;
 			for (int32_t i = 0; i < n; i++) {
-				rc = kp_write_txn_markers_response_writable_txn_marker_result_dec(&s->markers.items[i], version, r, a);
+				rc = kp_write_txn_markers_response_writable_txn_marker_result_dec(
+					&s->markers.items[i], version, r, a);
 				if (rc != 0)
 					return rc;
 			}
@@ -781,7 +835,8 @@ kp_write_txn_markers_response_dec(struct kp_write_txn_markers_response *s, int16
 }
 
 static void
-kp_write_txn_markers_response_enc(const struct kp_write_txn_markers_response *s, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_response_enc(const struct kp_write_txn_markers_response *s, int16_t version,
+	struct kp_writer *w)
 {
 	const bool flex = (version >= 1);
 
@@ -789,7 +844,8 @@ kp_write_txn_markers_response_enc(const struct kp_write_txn_markers_response *s,
 	(void)version;
 	kp_wr_array_len(w, flex, false, s->markers.count);
 	for (int32_t i = 0; i < s->markers.count; i++)
-		kp_write_txn_markers_response_writable_txn_marker_result_enc(&s->markers.items[i], version, w);
+		kp_write_txn_markers_response_writable_txn_marker_result_enc(&s->markers.items[i],
+			version, w);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -811,7 +867,8 @@ kp_write_txn_markers_response_sz(const struct kp_write_txn_markers_response *s, 
 	(void)version;
 	sz += kp_array_len_size(flex, s->markers.count);
 	for (int32_t i = 0; i < s->markers.count; i++)
-		sz += kp_write_txn_markers_response_writable_txn_marker_result_sz(&s->markers.items[i], version);
+		sz += kp_write_txn_markers_response_writable_txn_marker_result_sz(
+			&s->markers.items[i], version);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 
@@ -823,7 +880,8 @@ kp_write_txn_markers_response_sz(const struct kp_write_txn_markers_response *s, 
 }
 
 int
-kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a)
+kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;
@@ -833,7 +891,8 @@ kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, in
 }
 
 int
-kp_write_txn_markers_response_encode(const struct kp_write_txn_markers_response *m, int16_t version, struct kp_writer *w)
+kp_write_txn_markers_response_encode(const struct kp_write_txn_markers_response *m, int16_t version,
+	struct kp_writer *w)
 {
 	if (version < 0 || version > 1)
 		return -EPROTONOSUPPORT;

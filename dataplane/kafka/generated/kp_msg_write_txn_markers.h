@@ -62,11 +62,13 @@ struct kp_write_txn_markers_request {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_txn_markers_request_writable_txn_marker_topic_init(struct kp_write_txn_markers_request_writable_txn_marker_topic *s);
+kp_write_txn_markers_request_writable_txn_marker_topic_init(
+	struct kp_write_txn_markers_request_writable_txn_marker_topic *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_txn_markers_request_writable_txn_marker_init(struct kp_write_txn_markers_request_writable_txn_marker *s);
+kp_write_txn_markers_request_writable_txn_marker_init(
+	struct kp_write_txn_markers_request_writable_txn_marker *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -80,7 +82,8 @@ kp_write_txn_markers_request_init(struct kp_write_txn_markers_request *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -89,7 +92,8 @@ kp_write_txn_markers_request_decode(struct kp_write_txn_markers_request *m, int1
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_write_txn_markers_request_encode(const struct kp_write_txn_markers_request *m, int16_t version, struct kp_writer *w);
+kp_write_txn_markers_request_encode(const struct kp_write_txn_markers_request *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_write_txn_markers_request_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t
@@ -150,15 +154,18 @@ struct kp_write_txn_markers_response {
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_txn_markers_response_writable_txn_marker_partition_result_init(struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s);
+kp_write_txn_markers_response_writable_txn_marker_partition_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_txn_markers_response_writable_txn_marker_topic_result_init(struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s);
+kp_write_txn_markers_response_writable_txn_marker_topic_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
-kp_write_txn_markers_response_writable_txn_marker_result_init(struct kp_write_txn_markers_response_writable_txn_marker_result *s);
+kp_write_txn_markers_response_writable_txn_marker_result_init(
+	struct kp_write_txn_markers_response_writable_txn_marker_result *s);
 
 /** Set every field of s to its schema default (arrays empty or null). */
 void
@@ -172,7 +179,8 @@ kp_write_txn_markers_response_init(struct kp_write_txn_markers_response *s);
  *   input; -ENOMEM when the arena is full.
  */
 int
-kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, int16_t version, struct kp_reader *r, struct kp_arena *a);
+kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, int16_t version,
+	struct kp_reader *r, struct kp_arena *a);
 
 /**
  * Encode m as the given version into w (m is only read).
@@ -181,7 +189,8 @@ kp_write_txn_markers_response_decode(struct kp_write_txn_markers_response *m, in
  *   for null in a non-nullable field or an over-long string.
  */
 int
-kp_write_txn_markers_response_encode(const struct kp_write_txn_markers_response *m, int16_t version, struct kp_writer *w);
+kp_write_txn_markers_response_encode(const struct kp_write_txn_markers_response *m, int16_t version,
+	struct kp_writer *w);
 
 /** Bytes kp_write_txn_markers_response_encode() writes for m, or -EPROTONOSUPPORT. */
 int64_t

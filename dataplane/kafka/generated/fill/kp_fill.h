@@ -101,367 +101,534 @@ kp_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struc
 void
 kp_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_list_offsets_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_offsets_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_offsets_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_offsets_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_metadata_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_leader_and_isr_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_leader_and_isr_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_leader_and_isr_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_leader_and_isr_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_stop_replica_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_stop_replica_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_stop_replica_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_stop_replica_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_metadata_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_metadata_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_controlled_shutdown_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_controlled_shutdown_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_controlled_shutdown_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_controlled_shutdown_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_find_coordinator_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_find_coordinator_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_find_coordinator_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_find_coordinator_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_join_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_join_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_join_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_leave_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_leave_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_leave_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_leave_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_sync_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_sync_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_sync_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_sasl_handshake_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_sasl_handshake_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_sasl_handshake_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_sasl_handshake_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_api_versions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_api_versions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_api_versions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_api_versions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_records_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_records_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_records_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_records_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_init_producer_id_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_init_producer_id_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_init_producer_id_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_init_producer_id_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_for_leader_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_for_leader_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_for_leader_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_for_leader_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_partitions_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_partitions_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_partitions_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_partitions_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_offsets_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_offsets_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_offsets_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_offsets_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_end_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_end_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_write_txn_markers_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_write_txn_markers_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_write_txn_markers_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_write_txn_markers_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_txn_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_txn_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_txn_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_txn_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_replica_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_replica_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_replica_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_replica_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_sasl_authenticate_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_sasl_authenticate_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_sasl_authenticate_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_sasl_authenticate_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_create_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_create_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_renew_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_renew_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_renew_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_renew_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_expire_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_expire_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_expire_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_expire_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_elect_leaders_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_elect_leaders_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_elect_leaders_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_elect_leaders_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_incremental_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_incremental_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_incremental_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_incremental_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_delete_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_delete_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_offset_delete_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_offset_delete_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_user_scram_credentials_response_fill_random(void *m, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a);
 void
-kp_alter_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_vote_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_vote_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_begin_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_begin_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_begin_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_begin_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_end_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_end_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_end_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_end_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_quorum_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_quorum_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_quorum_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_quorum_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_partition_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_partition_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_alter_partition_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_alter_partition_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_features_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_features_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_features_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_features_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_envelope_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_envelope_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_fetch_snapshot_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_fetch_snapshot_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_fetch_snapshot_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_fetch_snapshot_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_cluster_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_cluster_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_cluster_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_cluster_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_producers_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_producers_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_producers_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_producers_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_broker_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_broker_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_broker_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_broker_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_broker_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_broker_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_broker_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_broker_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_unregister_broker_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_unregister_broker_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_unregister_broker_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_unregister_broker_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_allocate_producer_ids_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_allocate_producer_ids_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_allocate_producer_ids_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_allocate_producer_ids_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_controller_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_controller_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_controller_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_controller_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_get_telemetry_subscriptions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_get_telemetry_subscriptions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_get_telemetry_subscriptions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_get_telemetry_subscriptions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_push_telemetry_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_push_telemetry_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_push_telemetry_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_push_telemetry_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_assign_replicas_to_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_assign_replicas_to_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_assign_replicas_to_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_assign_replicas_to_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_client_metrics_resources_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_client_metrics_resources_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_list_client_metrics_resources_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_list_client_metrics_resources_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_topic_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_topic_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_describe_topic_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_describe_topic_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_acknowledge_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_acknowledge_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_share_acknowledge_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_share_acknowledge_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_add_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_add_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_remove_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_remove_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_remove_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_remove_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_update_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_update_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_initialize_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_initialize_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_initialize_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_initialize_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_read_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_read_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_read_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_read_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_write_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_write_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_write_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_write_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_delete_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_delete_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_read_share_group_state_summary_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_read_share_group_state_summary_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_read_share_group_state_summary_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_read_share_group_state_summary_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_protocol_assignment_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_protocol_assignment_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_consumer_protocol_subscription_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_consumer_protocol_subscription_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_default_principal_data_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_default_principal_data_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_k_raft_version_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_k_raft_version_record_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_leader_change_message_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_leader_change_message_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_request_header_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
 kp_response_header_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 void
-kp_snapshot_footer_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_snapshot_footer_record_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
-kp_snapshot_header_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
+kp_snapshot_header_record_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a);
 void
 kp_voters_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a);
 

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_add_offsets_to_txn_request_fill(struct kp_add_offsets_to_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_offsets_to_txn_request_fill(struct kp_add_offsets_to_txn_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_offsets_to_txn_request_fill(struct kp_add_offsets_to_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_offsets_to_txn_request_fill(struct kp_add_offsets_to_txn_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -29,17 +31,20 @@ kp_add_offsets_to_txn_request_fill(struct kp_add_offsets_to_txn_request *s, int1
 }
 
 void
-kp_add_offsets_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_offsets_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_offsets_to_txn_request_init(m);
 	kp_add_offsets_to_txn_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_add_offsets_to_txn_response_fill(struct kp_add_offsets_to_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_offsets_to_txn_response_fill(struct kp_add_offsets_to_txn_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_offsets_to_txn_response_fill(struct kp_add_offsets_to_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_offsets_to_txn_response_fill(struct kp_add_offsets_to_txn_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -55,7 +60,8 @@ kp_add_offsets_to_txn_response_fill(struct kp_add_offsets_to_txn_response *s, in
 }
 
 void
-kp_add_offsets_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_offsets_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_offsets_to_txn_response_init(m);
 	kp_add_offsets_to_txn_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -30,7 +37,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kp_add_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -42,7 +50,9 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kp_add_
 }
 
 static void
-kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(
+	struct kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -60,12 +70,15 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct k
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(&s->topics.items[i]);
-			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(
+				&s->topics.items[i]);
+			kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -73,7 +86,8 @@ kp_add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct k
 }
 
 static void
-kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -88,7 +102,9 @@ kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s
 			s->transactions.items = NULL;
 		} else {
 			s->transactions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->transactions.items = kp_arena_alloc(a, (size_t)s->transactions.count * sizeof(*s->transactions.items) + 1, 8);
+			s->transactions.items = kp_arena_alloc(a, (
+				size_t)s->transactions.count * sizeof(*s->transactions.items) + 1,
+				8);
 			if (s->transactions.items == NULL)
 				s->transactions.count = 0;
 			for (int32_t i = 0; i < s->transactions.count; i++) {
@@ -111,13 +127,19 @@ kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s
 			s->v3_and_below_topics.count = -1;
 			s->v3_and_below_topics.items = NULL;
 		} else {
-			s->v3_and_below_topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->v3_and_below_topics.items = kp_arena_alloc(a, (size_t)s->v3_and_below_topics.count * sizeof(*s->v3_and_below_topics.items) + 1, 8);
+			s->v3_and_below_topics.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->v3_and_below_topics.items = kp_arena_alloc(a, (
+				size_t)s->v3_and_below_topics.count * sizeof(
+				*s->v3_and_below_topics.items) + 1, 8);
 			if (s->v3_and_below_topics.items == NULL)
 				s->v3_and_below_topics.count = 0;
 			for (int32_t i = 0; i < s->v3_and_below_topics.count; i++) {
-				kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(&s->v3_and_below_topics.items[i]);
-				kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->v3_and_below_topics.items[i], version, rng, a, depth + 1);
+				kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(
+					&s->v3_and_below_topics.items[i]);
+				kp_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(
+					&s->v3_and_below_topics.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -126,23 +148,33 @@ kp_add_partitions_to_txn_request_fill(struct kp_add_partitions_to_txn_request *s
 }
 
 void
-kp_add_partitions_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_partitions_to_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_partitions_to_txn_request_init(m);
 	kp_add_partitions_to_txn_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -158,7 +190,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(st
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -173,7 +207,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct
 		s->results_by_partition.items = NULL;
 	} else {
 		s->results_by_partition.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results_by_partition.items = kp_arena_alloc(a, (size_t)s->results_by_partition.count * sizeof(*s->results_by_partition.items) + 1, 8);
+		s->results_by_partition.items = kp_arena_alloc(a, (
+			size_t)s->results_by_partition.count * sizeof(
+			*s->results_by_partition.items) + 1, 8);
 		if (s->results_by_partition.items == NULL)
 			s->results_by_partition.count = 0;
 		for (int32_t i = 0; i < s->results_by_partition.count; i++) {
@@ -186,7 +222,9 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct
 }
 
 static void
-kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(
+	struct kp_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -201,12 +239,15 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kp_ad
 		s->topic_results.items = NULL;
 	} else {
 		s->topic_results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_results.items = kp_arena_alloc(a, (size_t)s->topic_results.count * sizeof(*s->topic_results.items) + 1, 8);
+		s->topic_results.items = kp_arena_alloc(a, (size_t)s->topic_results.count * sizeof(
+			*s->topic_results.items) + 1, 8);
 		if (s->topic_results.items == NULL)
 			s->topic_results.count = 0;
 		for (int32_t i = 0; i < s->topic_results.count; i++) {
-			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(&s->topic_results.items[i]);
-			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->topic_results.items[i], version, rng, a, depth + 1);
+			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(
+				&s->topic_results.items[i]);
+			kp_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(
+				&s->topic_results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -214,7 +255,8 @@ kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kp_ad
 }
 
 static void
-kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -232,13 +274,19 @@ kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response 
 			s->results_by_transaction.count = -1;
 			s->results_by_transaction.items = NULL;
 		} else {
-			s->results_by_transaction.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->results_by_transaction.items = kp_arena_alloc(a, (size_t)s->results_by_transaction.count * sizeof(*s->results_by_transaction.items) + 1, 8);
+			s->results_by_transaction.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->results_by_transaction.items = kp_arena_alloc(a, (
+				size_t)s->results_by_transaction.count * sizeof(
+				*s->results_by_transaction.items) + 1, 8);
 			if (s->results_by_transaction.items == NULL)
 				s->results_by_transaction.count = 0;
 			for (int32_t i = 0; i < s->results_by_transaction.count; i++) {
-				kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(&s->results_by_transaction.items[i]);
-				kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(&s->results_by_transaction.items[i], version, rng, a, depth + 1);
+				kp_add_partitions_to_txn_response_add_partitions_to_txn_result_init(
+					&s->results_by_transaction.items[i]);
+				kp_add_partitions_to_txn_response_add_partitions_to_txn_result_fill(
+					&s->results_by_transaction.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -247,8 +295,11 @@ kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response 
 			s->results_by_topic_v3_and_below.count = -1;
 			s->results_by_topic_v3_and_below.items = NULL;
 		} else {
-			s->results_by_topic_v3_and_below.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->results_by_topic_v3_and_below.items = kp_arena_alloc(a, (size_t)s->results_by_topic_v3_and_below.count * sizeof(*s->results_by_topic_v3_and_below.items) + 1, 8);
+			s->results_by_topic_v3_and_below.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->results_by_topic_v3_and_below.items = kp_arena_alloc(a, (
+				size_t)s->results_by_topic_v3_and_below.count * sizeof(
+				*s->results_by_topic_v3_and_below.items) + 1, 8);
 			if (s->results_by_topic_v3_and_below.items == NULL)
 				s->results_by_topic_v3_and_below.count = 0;
 			for (int32_t i = 0; i < s->results_by_topic_v3_and_below.count; i++) {
@@ -262,7 +313,8 @@ kp_add_partitions_to_txn_response_fill(struct kp_add_partitions_to_txn_response 
 }
 
 void
-kp_add_partitions_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_partitions_to_txn_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_partitions_to_txn_response_init(m);
 	kp_add_partitions_to_txn_response_fill(m, version, rng, a, 0);

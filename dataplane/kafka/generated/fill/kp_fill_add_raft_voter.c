@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_add_raft_voter_request_listener_fill(struct kp_add_raft_voter_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_raft_voter_request_listener_fill(struct kp_add_raft_voter_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_raft_voter_request_listener_fill(struct kp_add_raft_voter_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_raft_voter_request_listener_fill(struct kp_add_raft_voter_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,7 +33,8 @@ kp_add_raft_voter_request_listener_fill(struct kp_add_raft_voter_request_listene
 }
 
 static void
-kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -48,12 +52,14 @@ kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t vers
 		s->listeners.items = NULL;
 	} else {
 		s->listeners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(*s->listeners.items) + 1, 8);
+		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(
+			*s->listeners.items) + 1, 8);
 		if (s->listeners.items == NULL)
 			s->listeners.count = 0;
 		for (int32_t i = 0; i < s->listeners.count; i++) {
 			kp_add_raft_voter_request_listener_init(&s->listeners.items[i]);
-			kp_add_raft_voter_request_listener_fill(&s->listeners.items[i], version, rng, a, depth + 1);
+			kp_add_raft_voter_request_listener_fill(&s->listeners.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -61,17 +67,20 @@ kp_add_raft_voter_request_fill(struct kp_add_raft_voter_request *s, int16_t vers
 }
 
 void
-kp_add_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_raft_voter_request_init(m);
 	kp_add_raft_voter_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_add_raft_voter_response_fill(struct kp_add_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_add_raft_voter_response_fill(struct kp_add_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_add_raft_voter_response_fill(struct kp_add_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_add_raft_voter_response_fill(struct kp_add_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -88,7 +97,8 @@ kp_add_raft_voter_response_fill(struct kp_add_raft_voter_response *s, int16_t ve
 }
 
 void
-kp_add_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_add_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_add_raft_voter_response_init(m);
 	kp_add_raft_voter_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_allocate_producer_ids_request_fill(struct kp_allocate_producer_ids_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_allocate_producer_ids_request_fill(struct kp_allocate_producer_ids_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_allocate_producer_ids_request_fill(struct kp_allocate_producer_ids_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_allocate_producer_ids_request_fill(struct kp_allocate_producer_ids_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -27,17 +29,20 @@ kp_allocate_producer_ids_request_fill(struct kp_allocate_producer_ids_request *s
 }
 
 void
-kp_allocate_producer_ids_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_allocate_producer_ids_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_allocate_producer_ids_request_init(m);
 	kp_allocate_producer_ids_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_allocate_producer_ids_response_fill(struct kp_allocate_producer_ids_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_allocate_producer_ids_response_fill(struct kp_allocate_producer_ids_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_allocate_producer_ids_response_fill(struct kp_allocate_producer_ids_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_allocate_producer_ids_response_fill(struct kp_allocate_producer_ids_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -55,7 +60,8 @@ kp_allocate_producer_ids_response_fill(struct kp_allocate_producer_ids_response 
 }
 
 void
-kp_allocate_producer_ids_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_allocate_producer_ids_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_allocate_producer_ids_response_init(m);
 	kp_allocate_producer_ids_response_fill(m, version, rng, a, 0);

@@ -8,16 +8,23 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_client_quotas_request_entity_data_fill(struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_request_entity_data_fill(
+	struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_alter_client_quotas_request_op_data_fill(struct kp_alter_client_quotas_request_op_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_request_op_data_fill(struct kp_alter_client_quotas_request_op_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_request_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_request_entry_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_client_quotas_request_entity_data_fill(struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_request_entity_data_fill(
+	struct kp_alter_client_quotas_request_entity_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -33,7 +40,8 @@ kp_alter_client_quotas_request_entity_data_fill(struct kp_alter_client_quotas_re
 }
 
 static void
-kp_alter_client_quotas_request_op_data_fill(struct kp_alter_client_quotas_request_op_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_request_op_data_fill(struct kp_alter_client_quotas_request_op_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -50,7 +58,8 @@ kp_alter_client_quotas_request_op_data_fill(struct kp_alter_client_quotas_reques
 }
 
 static void
-kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_request_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_request_entry_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -64,12 +73,14 @@ kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_req
 		s->entity.items = NULL;
 	} else {
 		s->entity.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(*s->entity.items) + 1, 8);
+		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(
+			*s->entity.items) + 1, 8);
 		if (s->entity.items == NULL)
 			s->entity.count = 0;
 		for (int32_t i = 0; i < s->entity.count; i++) {
 			kp_alter_client_quotas_request_entity_data_init(&s->entity.items[i]);
-			kp_alter_client_quotas_request_entity_data_fill(&s->entity.items[i], version, rng, a, depth + 1);
+			kp_alter_client_quotas_request_entity_data_fill(&s->entity.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -77,12 +88,14 @@ kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_req
 		s->ops.items = NULL;
 	} else {
 		s->ops.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->ops.items = kp_arena_alloc(a, (size_t)s->ops.count * sizeof(*s->ops.items) + 1, 8);
+		s->ops.items = kp_arena_alloc(a, (size_t)s->ops.count * sizeof(*s->ops.items) + 1,
+			8);
 		if (s->ops.items == NULL)
 			s->ops.count = 0;
 		for (int32_t i = 0; i < s->ops.count; i++) {
 			kp_alter_client_quotas_request_op_data_init(&s->ops.items[i]);
-			kp_alter_client_quotas_request_op_data_fill(&s->ops.items[i], version, rng, a, depth + 1);
+			kp_alter_client_quotas_request_op_data_fill(&s->ops.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -90,7 +103,8 @@ kp_alter_client_quotas_request_entry_data_fill(struct kp_alter_client_quotas_req
 }
 
 static void
-kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -104,12 +118,14 @@ kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, in
 		s->entries.items = NULL;
 	} else {
 		s->entries.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(*s->entries.items) + 1, 8);
+		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(
+			*s->entries.items) + 1, 8);
 		if (s->entries.items == NULL)
 			s->entries.count = 0;
 		for (int32_t i = 0; i < s->entries.count; i++) {
 			kp_alter_client_quotas_request_entry_data_init(&s->entries.items[i]);
-			kp_alter_client_quotas_request_entry_data_fill(&s->entries.items[i], version, rng, a, depth + 1);
+			kp_alter_client_quotas_request_entry_data_fill(&s->entries.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	s->validate_only = (kp_rng_next(rng) & 1) != 0;
@@ -118,21 +134,29 @@ kp_alter_client_quotas_request_fill(struct kp_alter_client_quotas_request *s, in
 }
 
 void
-kp_alter_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_client_quotas_request_init(m);
 	kp_alter_client_quotas_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_client_quotas_response_entity_data_fill(struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_response_entity_data_fill(
+	struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_alter_client_quotas_response_entry_data_fill(struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_response_entry_data_fill(
+	struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_client_quotas_response_entity_data_fill(struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_response_entity_data_fill(
+	struct kp_alter_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -148,7 +172,9 @@ kp_alter_client_quotas_response_entity_data_fill(struct kp_alter_client_quotas_r
 }
 
 static void
-kp_alter_client_quotas_response_entry_data_fill(struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_response_entry_data_fill(
+	struct kp_alter_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -164,12 +190,14 @@ kp_alter_client_quotas_response_entry_data_fill(struct kp_alter_client_quotas_re
 		s->entity.items = NULL;
 	} else {
 		s->entity.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(*s->entity.items) + 1, 8);
+		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(
+			*s->entity.items) + 1, 8);
 		if (s->entity.items == NULL)
 			s->entity.count = 0;
 		for (int32_t i = 0; i < s->entity.count; i++) {
 			kp_alter_client_quotas_response_entity_data_init(&s->entity.items[i]);
-			kp_alter_client_quotas_response_entity_data_fill(&s->entity.items[i], version, rng, a, depth + 1);
+			kp_alter_client_quotas_response_entity_data_fill(&s->entity.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -177,7 +205,8 @@ kp_alter_client_quotas_response_entry_data_fill(struct kp_alter_client_quotas_re
 }
 
 static void
-kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -192,12 +221,14 @@ kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, 
 		s->entries.items = NULL;
 	} else {
 		s->entries.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(*s->entries.items) + 1, 8);
+		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(
+			*s->entries.items) + 1, 8);
 		if (s->entries.items == NULL)
 			s->entries.count = 0;
 		for (int32_t i = 0; i < s->entries.count; i++) {
 			kp_alter_client_quotas_response_entry_data_init(&s->entries.items[i]);
-			kp_alter_client_quotas_response_entry_data_fill(&s->entries.items[i], version, rng, a, depth + 1);
+			kp_alter_client_quotas_response_entry_data_fill(&s->entries.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -205,7 +236,8 @@ kp_alter_client_quotas_response_fill(struct kp_alter_client_quotas_response *s, 
 }
 
 void
-kp_alter_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_client_quotas_response_init(m);
 	kp_alter_client_quotas_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,19 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_configs_request_alterable_config_fill(struct kp_alter_configs_request_alterable_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_configs_request_alterable_config_fill(struct kp_alter_configs_request_alterable_config *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_configs_request_alter_configs_resource_fill(struct kp_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_configs_request_alter_configs_resource_fill(
+	struct kp_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_configs_request_alterable_config_fill(struct kp_alter_configs_request_alterable_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_configs_request_alterable_config_fill(struct kp_alter_configs_request_alterable_config *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -31,7 +36,9 @@ kp_alter_configs_request_alterable_config_fill(struct kp_alter_configs_request_a
 }
 
 static void
-kp_alter_configs_request_alter_configs_resource_fill(struct kp_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_configs_request_alter_configs_resource_fill(
+	struct kp_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -47,12 +54,14 @@ kp_alter_configs_request_alter_configs_resource_fill(struct kp_alter_configs_req
 		s->configs.items = NULL;
 	} else {
 		s->configs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(*s->configs.items) + 1, 8);
+		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(
+			*s->configs.items) + 1, 8);
 		if (s->configs.items == NULL)
 			s->configs.count = 0;
 		for (int32_t i = 0; i < s->configs.count; i++) {
 			kp_alter_configs_request_alterable_config_init(&s->configs.items[i]);
-			kp_alter_configs_request_alterable_config_fill(&s->configs.items[i], version, rng, a, depth + 1);
+			kp_alter_configs_request_alterable_config_fill(&s->configs.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -60,7 +69,8 @@ kp_alter_configs_request_alter_configs_resource_fill(struct kp_alter_configs_req
 }
 
 static void
-kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -74,12 +84,15 @@ kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t versio
 		s->resources.items = NULL;
 	} else {
 		s->resources.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(*s->resources.items) + 1, 8);
+		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(
+			*s->resources.items) + 1, 8);
 		if (s->resources.items == NULL)
 			s->resources.count = 0;
 		for (int32_t i = 0; i < s->resources.count; i++) {
-			kp_alter_configs_request_alter_configs_resource_init(&s->resources.items[i]);
-			kp_alter_configs_request_alter_configs_resource_fill(&s->resources.items[i], version, rng, a, depth + 1);
+			kp_alter_configs_request_alter_configs_resource_init(
+				&s->resources.items[i]);
+			kp_alter_configs_request_alter_configs_resource_fill(&s->resources.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	s->validate_only = (kp_rng_next(rng) & 1) != 0;
@@ -88,19 +101,25 @@ kp_alter_configs_request_fill(struct kp_alter_configs_request *s, int16_t versio
 }
 
 void
-kp_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_configs_request_init(m);
 	kp_alter_configs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_configs_response_alter_configs_resource_response_fill(struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_configs_response_alter_configs_resource_response_fill(
+	struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_configs_response_alter_configs_resource_response_fill(struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_configs_response_alter_configs_resource_response_fill(
+	struct kp_alter_configs_response_alter_configs_resource_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -118,7 +137,8 @@ kp_alter_configs_response_alter_configs_resource_response_fill(struct kp_alter_c
 }
 
 static void
-kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -133,12 +153,15 @@ kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t vers
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_alter_configs_response_alter_configs_resource_response_init(&s->responses.items[i]);
-			kp_alter_configs_response_alter_configs_resource_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_alter_configs_response_alter_configs_resource_response_init(
+				&s->responses.items[i]);
+			kp_alter_configs_response_alter_configs_resource_response_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -146,7 +169,8 @@ kp_alter_configs_response_fill(struct kp_alter_configs_response *s, int16_t vers
 }
 
 void
-kp_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_configs_response_init(m);
 	kp_alter_configs_response_fill(m, version, rng, a, 0);

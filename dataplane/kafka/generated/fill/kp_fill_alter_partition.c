@@ -8,16 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_partition_request_broker_state_fill(struct kp_alter_partition_request_broker_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_request_broker_state_fill(struct kp_alter_partition_request_broker_state *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_partition_request_broker_state_fill(struct kp_alter_partition_request_broker_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_request_broker_state_fill(struct kp_alter_partition_request_broker_state *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +38,8 @@ kp_alter_partition_request_broker_state_fill(struct kp_alter_partition_request_b
 }
 
 static void
-kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -50,7 +56,8 @@ kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request
 			s->new_isr.items = NULL;
 		} else {
 			s->new_isr.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->new_isr.items = kp_arena_alloc(a, (size_t)s->new_isr.count * sizeof(*s->new_isr.items) + 1, 8);
+			s->new_isr.items = kp_arena_alloc(a, (size_t)s->new_isr.count * sizeof(
+				*s->new_isr.items) + 1, 8);
 			if (s->new_isr.items == NULL)
 				s->new_isr.count = 0;
 			for (int32_t i = 0; i < s->new_isr.count; i++) {
@@ -63,13 +70,19 @@ kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request
 			s->new_isr_with_epochs.count = -1;
 			s->new_isr_with_epochs.items = NULL;
 		} else {
-			s->new_isr_with_epochs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->new_isr_with_epochs.items = kp_arena_alloc(a, (size_t)s->new_isr_with_epochs.count * sizeof(*s->new_isr_with_epochs.items) + 1, 8);
+			s->new_isr_with_epochs.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->new_isr_with_epochs.items = kp_arena_alloc(a, (
+				size_t)s->new_isr_with_epochs.count * sizeof(
+				*s->new_isr_with_epochs.items) + 1, 8);
 			if (s->new_isr_with_epochs.items == NULL)
 				s->new_isr_with_epochs.count = 0;
 			for (int32_t i = 0; i < s->new_isr_with_epochs.count; i++) {
-				kp_alter_partition_request_broker_state_init(&s->new_isr_with_epochs.items[i]);
-				kp_alter_partition_request_broker_state_fill(&s->new_isr_with_epochs.items[i], version, rng, a, depth + 1);
+				kp_alter_partition_request_broker_state_init(
+					&s->new_isr_with_epochs.items[i]);
+				kp_alter_partition_request_broker_state_fill(
+					&s->new_isr_with_epochs.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -82,7 +95,8 @@ kp_alter_partition_request_partition_data_fill(struct kp_alter_partition_request
 }
 
 static void
-kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -102,12 +116,14 @@ kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_top
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_alter_partition_request_partition_data_init(&s->partitions.items[i]);
-			kp_alter_partition_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_request_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -115,7 +131,8 @@ kp_alter_partition_request_topic_data_fill(struct kp_alter_partition_request_top
 }
 
 static void
-kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -131,12 +148,14 @@ kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t ve
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_alter_partition_request_topic_data_init(&s->topics.items[i]);
-			kp_alter_partition_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_request_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -144,21 +163,28 @@ kp_alter_partition_request_fill(struct kp_alter_partition_request *s, int16_t ve
 }
 
 void
-kp_alter_partition_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_partition_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_partition_request_init(m);
 	kp_alter_partition_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_partition_response_partition_data_fill(struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_response_partition_data_fill(
+	struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_partition_response_partition_data_fill(struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_response_partition_data_fill(
+	struct kp_alter_partition_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -176,7 +202,8 @@ kp_alter_partition_response_partition_data_fill(struct kp_alter_partition_respon
 		s->isr.items = NULL;
 	} else {
 		s->isr.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1, 8);
+		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1,
+			8);
 		if (s->isr.items == NULL)
 			s->isr.count = 0;
 		for (int32_t i = 0; i < s->isr.count; i++) {
@@ -192,7 +219,8 @@ kp_alter_partition_response_partition_data_fill(struct kp_alter_partition_respon
 }
 
 static void
-kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -212,12 +240,14 @@ kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_t
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_alter_partition_response_partition_data_init(&s->partitions.items[i]);
-			kp_alter_partition_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -225,7 +255,8 @@ kp_alter_partition_response_topic_data_fill(struct kp_alter_partition_response_t
 }
 
 static void
-kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -241,12 +272,14 @@ kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_alter_partition_response_topic_data_init(&s->topics.items[i]);
-			kp_alter_partition_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_response_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -254,7 +287,8 @@ kp_alter_partition_response_fill(struct kp_alter_partition_response *s, int16_t 
 }
 
 void
-kp_alter_partition_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_partition_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_partition_response_init(m);
 	kp_alter_partition_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_partition_reassignments_request_reassignable_partition_fill(struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_request_reassignable_partition_fill(
+	struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_reassignments_request_reassignable_topic_fill(struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_request_reassignable_topic_fill(
+	struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassignments_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassignments_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_partition_reassignments_request_reassignable_partition_fill(struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_request_reassignable_partition_fill(
+	struct kp_alter_partition_reassignments_request_reassignable_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,7 +37,8 @@ kp_alter_partition_reassignments_request_reassignable_partition_fill(struct kp_a
 		s->replicas.items = NULL;
 	} else {
 		s->replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(*s->replicas.items) + 1, 8);
+		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(
+			*s->replicas.items) + 1, 8);
 		if (s->replicas.items == NULL)
 			s->replicas.count = 0;
 		for (int32_t i = 0; i < s->replicas.count; i++) {
@@ -42,7 +50,9 @@ kp_alter_partition_reassignments_request_reassignable_partition_fill(struct kp_a
 }
 
 static void
-kp_alter_partition_reassignments_request_reassignable_topic_fill(struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_request_reassignable_topic_fill(
+	struct kp_alter_partition_reassignments_request_reassignable_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -57,12 +67,15 @@ kp_alter_partition_reassignments_request_reassignable_topic_fill(struct kp_alter
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_alter_partition_reassignments_request_reassignable_partition_init(&s->partitions.items[i]);
-			kp_alter_partition_reassignments_request_reassignable_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_reassignments_request_reassignable_partition_init(
+				&s->partitions.items[i]);
+			kp_alter_partition_reassignments_request_reassignable_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -70,7 +83,8 @@ kp_alter_partition_reassignments_request_reassignable_topic_fill(struct kp_alter
 }
 
 static void
-kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassignments_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassignments_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -85,12 +99,15 @@ kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassign
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_alter_partition_reassignments_request_reassignable_topic_init(&s->topics.items[i]);
-			kp_alter_partition_reassignments_request_reassignable_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_reassignments_request_reassignable_topic_init(
+				&s->topics.items[i]);
+			kp_alter_partition_reassignments_request_reassignable_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -98,21 +115,29 @@ kp_alter_partition_reassignments_request_fill(struct kp_alter_partition_reassign
 }
 
 void
-kp_alter_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_partition_reassignments_request_init(m);
 	kp_alter_partition_reassignments_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_partition_reassignments_response_reassignable_partition_response_fill(struct kp_alter_partition_reassignments_response_reassignable_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_response_reassignable_partition_response_fill(
+	struct kp_alter_partition_reassignments_response_reassignable_partition_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_reassignments_response_reassignable_topic_response_fill(struct kp_alter_partition_reassignments_response_reassignable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_response_reassignable_topic_response_fill(
+	struct kp_alter_partition_reassignments_response_reassignable_topic_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassignments_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassignments_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_partition_reassignments_response_reassignable_partition_response_fill(struct kp_alter_partition_reassignments_response_reassignable_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_response_reassignable_partition_response_fill(
+	struct kp_alter_partition_reassignments_response_reassignable_partition_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -129,7 +154,9 @@ kp_alter_partition_reassignments_response_reassignable_partition_response_fill(s
 }
 
 static void
-kp_alter_partition_reassignments_response_reassignable_topic_response_fill(struct kp_alter_partition_reassignments_response_reassignable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_response_reassignable_topic_response_fill(
+	struct kp_alter_partition_reassignments_response_reassignable_topic_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -144,7 +171,8 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_fill(struc
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -157,7 +185,8 @@ kp_alter_partition_reassignments_response_reassignable_topic_response_fill(struc
 }
 
 static void
-kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassignments_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassignments_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -174,12 +203,15 @@ kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassig
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_alter_partition_reassignments_response_reassignable_topic_response_init(&s->responses.items[i]);
-			kp_alter_partition_reassignments_response_reassignable_topic_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_alter_partition_reassignments_response_reassignable_topic_response_init(
+				&s->responses.items[i]);
+			kp_alter_partition_reassignments_response_reassignable_topic_response_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -187,7 +219,8 @@ kp_alter_partition_reassignments_response_fill(struct kp_alter_partition_reassig
 }
 
 void
-kp_alter_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_partition_reassignments_response_init(m);
 	kp_alter_partition_reassignments_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -30,7 +37,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(struct kp_alt
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -42,7 +50,9 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(struct kp_alt
 }
 
 static void
-kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(
+	struct kp_alter_replica_log_dirs_request_alter_replica_log_dir *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -57,12 +67,15 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(struct kp_alter_rep
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(&s->topics.items[i]);
-			kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(
+				&s->topics.items[i]);
+			kp_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -70,7 +83,8 @@ kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(struct kp_alter_rep
 }
 
 static void
-kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -84,12 +98,15 @@ kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request 
 		s->dirs.items = NULL;
 	} else {
 		s->dirs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->dirs.items = kp_arena_alloc(a, (size_t)s->dirs.count * sizeof(*s->dirs.items) + 1, 8);
+		s->dirs.items = kp_arena_alloc(a, (size_t)s->dirs.count * sizeof(
+			*s->dirs.items) + 1, 8);
 		if (s->dirs.items == NULL)
 			s->dirs.count = 0;
 		for (int32_t i = 0; i < s->dirs.count; i++) {
-			kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(&s->dirs.items[i]);
-			kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(&s->dirs.items[i], version, rng, a, depth + 1);
+			kp_alter_replica_log_dirs_request_alter_replica_log_dir_init(
+				&s->dirs.items[i]);
+			kp_alter_replica_log_dirs_request_alter_replica_log_dir_fill(
+				&s->dirs.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -97,21 +114,29 @@ kp_alter_replica_log_dirs_request_fill(struct kp_alter_replica_log_dirs_request 
 }
 
 void
-kp_alter_replica_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_replica_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_replica_log_dirs_request_init(m);
 	kp_alter_replica_log_dirs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_fill(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_fill(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_fill(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_fill(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -127,7 +152,9 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_fill(s
 }
 
 static void
-kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(
+	struct kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -142,7 +169,8 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(struc
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -155,7 +183,8 @@ kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(struc
 }
 
 static void
-kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -170,12 +199,15 @@ kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_respons
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(&s->results.items[i]);
-			kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(
+				&s->results.items[i]);
+			kp_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -183,7 +215,8 @@ kp_alter_replica_log_dirs_response_fill(struct kp_alter_replica_log_dirs_respons
 }
 
 void
-kp_alter_replica_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_replica_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_replica_log_dirs_response_init(m);
 	kp_alter_replica_log_dirs_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(
+	struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(
+	struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credentials_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(
+	struct kp_alter_user_scram_credentials_request_scram_credential_deletion *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -31,7 +38,9 @@ kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(struct kp
 }
 
 static void
-kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(
+	struct kp_alter_user_scram_credentials_request_scram_credential_upsertion *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -50,7 +59,8 @@ kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(struct k
 }
 
 static void
-kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credentials_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -64,12 +74,15 @@ kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credenti
 		s->deletions.items = NULL;
 	} else {
 		s->deletions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->deletions.items = kp_arena_alloc(a, (size_t)s->deletions.count * sizeof(*s->deletions.items) + 1, 8);
+		s->deletions.items = kp_arena_alloc(a, (size_t)s->deletions.count * sizeof(
+			*s->deletions.items) + 1, 8);
 		if (s->deletions.items == NULL)
 			s->deletions.count = 0;
 		for (int32_t i = 0; i < s->deletions.count; i++) {
-			kp_alter_user_scram_credentials_request_scram_credential_deletion_init(&s->deletions.items[i]);
-			kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(&s->deletions.items[i], version, rng, a, depth + 1);
+			kp_alter_user_scram_credentials_request_scram_credential_deletion_init(
+				&s->deletions.items[i]);
+			kp_alter_user_scram_credentials_request_scram_credential_deletion_fill(
+				&s->deletions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -77,12 +90,15 @@ kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credenti
 		s->upsertions.items = NULL;
 	} else {
 		s->upsertions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->upsertions.items = kp_arena_alloc(a, (size_t)s->upsertions.count * sizeof(*s->upsertions.items) + 1, 8);
+		s->upsertions.items = kp_arena_alloc(a, (size_t)s->upsertions.count * sizeof(
+			*s->upsertions.items) + 1, 8);
 		if (s->upsertions.items == NULL)
 			s->upsertions.count = 0;
 		for (int32_t i = 0; i < s->upsertions.count; i++) {
-			kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(&s->upsertions.items[i]);
-			kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(&s->upsertions.items[i], version, rng, a, depth + 1);
+			kp_alter_user_scram_credentials_request_scram_credential_upsertion_init(
+				&s->upsertions.items[i]);
+			kp_alter_user_scram_credentials_request_scram_credential_upsertion_fill(
+				&s->upsertions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -90,19 +106,25 @@ kp_alter_user_scram_credentials_request_fill(struct kp_alter_user_scram_credenti
 }
 
 void
-kp_alter_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_user_scram_credentials_request_init(m);
 	kp_alter_user_scram_credentials_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_fill(struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_fill(
+	struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credentials_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_fill(struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_fill(
+	struct kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -119,7 +141,8 @@ kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_fil
 }
 
 static void
-kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credentials_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -134,7 +157,8 @@ kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credent
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
@@ -147,7 +171,8 @@ kp_alter_user_scram_credentials_response_fill(struct kp_alter_user_scram_credent
 }
 
 void
-kp_alter_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_alter_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_alter_user_scram_credentials_response_init(m);
 	kp_alter_user_scram_credentials_response_fill(m, version, rng, a, 0);

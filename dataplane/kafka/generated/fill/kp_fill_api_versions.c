@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_api_versions_request_fill(struct kp_api_versions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_api_versions_request_fill(struct kp_api_versions_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_api_versions_request_fill(struct kp_api_versions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_api_versions_request_fill(struct kp_api_versions_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -31,23 +33,31 @@ kp_api_versions_request_fill(struct kp_api_versions_request *s, int16_t version,
 }
 
 void
-kp_api_versions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_api_versions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_api_versions_request_init(m);
 	kp_api_versions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_api_versions_response_api_version_fill(struct kp_api_versions_response_api_version *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_api_versions_response_api_version_fill(struct kp_api_versions_response_api_version *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_api_versions_response_supported_feature_key_fill(struct kp_api_versions_response_supported_feature_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_api_versions_response_supported_feature_key_fill(
+	struct kp_api_versions_response_supported_feature_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_api_versions_response_finalized_feature_key_fill(struct kp_api_versions_response_finalized_feature_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_api_versions_response_finalized_feature_key_fill(
+	struct kp_api_versions_response_finalized_feature_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_api_versions_response_api_version_fill(struct kp_api_versions_response_api_version *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_api_versions_response_api_version_fill(struct kp_api_versions_response_api_version *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -64,7 +74,9 @@ kp_api_versions_response_api_version_fill(struct kp_api_versions_response_api_ve
 }
 
 static void
-kp_api_versions_response_supported_feature_key_fill(struct kp_api_versions_response_supported_feature_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_api_versions_response_supported_feature_key_fill(
+	struct kp_api_versions_response_supported_feature_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -81,7 +93,9 @@ kp_api_versions_response_supported_feature_key_fill(struct kp_api_versions_respo
 }
 
 static void
-kp_api_versions_response_finalized_feature_key_fill(struct kp_api_versions_response_finalized_feature_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_api_versions_response_finalized_feature_key_fill(
+	struct kp_api_versions_response_finalized_feature_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -98,7 +112,8 @@ kp_api_versions_response_finalized_feature_key_fill(struct kp_api_versions_respo
 }
 
 static void
-kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -113,12 +128,14 @@ kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t versio
 		s->api_keys.items = NULL;
 	} else {
 		s->api_keys.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->api_keys.items = kp_arena_alloc(a, (size_t)s->api_keys.count * sizeof(*s->api_keys.items) + 1, 8);
+		s->api_keys.items = kp_arena_alloc(a, (size_t)s->api_keys.count * sizeof(
+			*s->api_keys.items) + 1, 8);
 		if (s->api_keys.items == NULL)
 			s->api_keys.count = 0;
 		for (int32_t i = 0; i < s->api_keys.count; i++) {
 			kp_api_versions_response_api_version_init(&s->api_keys.items[i]);
-			kp_api_versions_response_api_version_fill(&s->api_keys.items[i], version, rng, a, depth + 1);
+			kp_api_versions_response_api_version_fill(&s->api_keys.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -129,13 +146,19 @@ kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t versio
 			s->supported_features.count = -1;
 			s->supported_features.items = NULL;
 		} else {
-			s->supported_features.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->supported_features.items = kp_arena_alloc(a, (size_t)s->supported_features.count * sizeof(*s->supported_features.items) + 1, 8);
+			s->supported_features.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->supported_features.items = kp_arena_alloc(a, (
+				size_t)s->supported_features.count * sizeof(
+				*s->supported_features.items) + 1, 8);
 			if (s->supported_features.items == NULL)
 				s->supported_features.count = 0;
 			for (int32_t i = 0; i < s->supported_features.count; i++) {
-				kp_api_versions_response_supported_feature_key_init(&s->supported_features.items[i]);
-				kp_api_versions_response_supported_feature_key_fill(&s->supported_features.items[i], version, rng, a, depth + 1);
+				kp_api_versions_response_supported_feature_key_init(
+					&s->supported_features.items[i]);
+				kp_api_versions_response_supported_feature_key_fill(
+					&s->supported_features.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -147,26 +170,38 @@ kp_api_versions_response_fill(struct kp_api_versions_response *s, int16_t versio
 			s->finalized_features.count = -1;
 			s->finalized_features.items = NULL;
 		} else {
-			s->finalized_features.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->finalized_features.items = kp_arena_alloc(a, (size_t)s->finalized_features.count * sizeof(*s->finalized_features.items) + 1, 8);
+			s->finalized_features.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->finalized_features.items = kp_arena_alloc(a, (
+				size_t)s->finalized_features.count * sizeof(
+				*s->finalized_features.items) + 1, 8);
 			if (s->finalized_features.items == NULL)
 				s->finalized_features.count = 0;
 			for (int32_t i = 0; i < s->finalized_features.count; i++) {
-				kp_api_versions_response_finalized_feature_key_init(&s->finalized_features.items[i]);
-				kp_api_versions_response_finalized_feature_key_fill(&s->finalized_features.items[i], version, rng, a, depth + 1);
+				kp_api_versions_response_finalized_feature_key_init(
+					&s->finalized_features.items[i]);
+				kp_api_versions_response_finalized_feature_key_fill(
+					&s->finalized_features.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
 	if (version >= 3) {
 		s->zk_migration_ready = (kp_rng_next(rng) & 1) != 0;
 	}
-	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 3) ? UINT32_C(1) << 0 : 0) | ((version >= 3) ? UINT32_C(1) << 1 : 0) | ((version >= 3) ? UINT32_C(1) << 2 : 0) | ((version >= 3) ? UINT32_C(1) << 3 : 0));
+	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 3) ? UINT32_C(1) << 0 : 0) | ((
+		version >= 3) ? UINT32_C(1) << 1 : 0) | ((version >= 3) ? UINT32_C(1) << 2 : 0) | ((
+		version >= 3) ? UINT32_C(1) << 3 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 3) ? UINT32_C(1) << 0 : 0) | ((version >= 3) ? UINT32_C(1) << 1 : 0) | ((version >= 3) ? UINT32_C(1) << 2 : 0) | ((version >= 3) ? UINT32_C(1) << 3 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 3) ? UINT32_C(
+			1) << 0 : 0) | ((version >= 3) ? UINT32_C(1) << 1 : 0) | ((
+			version >= 3) ? UINT32_C(1) << 2 : 0) | ((version >= 3) ? UINT32_C(
+			1) << 3 : 0));
 }
 
 void
-kp_api_versions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_api_versions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_api_versions_response_init(m);
 	kp_api_versions_response_fill(m, version, rng, a, 0);

@@ -8,16 +8,25 @@
 #include "kp_fill.h"
 
 static void
-kp_assign_replicas_to_dirs_request_partition_data_fill(struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_request_partition_data_fill(
+	struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_request_topic_data_fill(struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_request_topic_data_fill(
+	struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_request_directory_data_fill(struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_request_directory_data_fill(
+	struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_assign_replicas_to_dirs_request_partition_data_fill(struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_request_partition_data_fill(
+	struct kp_assign_replicas_to_dirs_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -32,7 +41,9 @@ kp_assign_replicas_to_dirs_request_partition_data_fill(struct kp_assign_replicas
 }
 
 static void
-kp_assign_replicas_to_dirs_request_topic_data_fill(struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_request_topic_data_fill(
+	struct kp_assign_replicas_to_dirs_request_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -47,12 +58,15 @@ kp_assign_replicas_to_dirs_request_topic_data_fill(struct kp_assign_replicas_to_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_assign_replicas_to_dirs_request_partition_data_init(&s->partitions.items[i]);
-			kp_assign_replicas_to_dirs_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_request_partition_data_init(
+				&s->partitions.items[i]);
+			kp_assign_replicas_to_dirs_request_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -60,7 +74,9 @@ kp_assign_replicas_to_dirs_request_topic_data_fill(struct kp_assign_replicas_to_
 }
 
 static void
-kp_assign_replicas_to_dirs_request_directory_data_fill(struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_request_directory_data_fill(
+	struct kp_assign_replicas_to_dirs_request_directory_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -75,12 +91,14 @@ kp_assign_replicas_to_dirs_request_directory_data_fill(struct kp_assign_replicas
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_assign_replicas_to_dirs_request_topic_data_init(&s->topics.items[i]);
-			kp_assign_replicas_to_dirs_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_request_topic_data_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -88,7 +106,8 @@ kp_assign_replicas_to_dirs_request_directory_data_fill(struct kp_assign_replicas
 }
 
 static void
-kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -104,12 +123,15 @@ kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_reques
 		s->directories.items = NULL;
 	} else {
 		s->directories.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->directories.items = kp_arena_alloc(a, (size_t)s->directories.count * sizeof(*s->directories.items) + 1, 8);
+		s->directories.items = kp_arena_alloc(a, (size_t)s->directories.count * sizeof(
+			*s->directories.items) + 1, 8);
 		if (s->directories.items == NULL)
 			s->directories.count = 0;
 		for (int32_t i = 0; i < s->directories.count; i++) {
-			kp_assign_replicas_to_dirs_request_directory_data_init(&s->directories.items[i]);
-			kp_assign_replicas_to_dirs_request_directory_data_fill(&s->directories.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_request_directory_data_init(
+				&s->directories.items[i]);
+			kp_assign_replicas_to_dirs_request_directory_data_fill(
+				&s->directories.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -117,23 +139,33 @@ kp_assign_replicas_to_dirs_request_fill(struct kp_assign_replicas_to_dirs_reques
 }
 
 void
-kp_assign_replicas_to_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_assign_replicas_to_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_assign_replicas_to_dirs_request_init(m);
 	kp_assign_replicas_to_dirs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_assign_replicas_to_dirs_response_partition_data_fill(struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_response_partition_data_fill(
+	struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_response_topic_data_fill(struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_response_topic_data_fill(
+	struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_response_directory_data_fill(struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_response_directory_data_fill(
+	struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_assign_replicas_to_dirs_response_partition_data_fill(struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_response_partition_data_fill(
+	struct kp_assign_replicas_to_dirs_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -149,7 +181,9 @@ kp_assign_replicas_to_dirs_response_partition_data_fill(struct kp_assign_replica
 }
 
 static void
-kp_assign_replicas_to_dirs_response_topic_data_fill(struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_response_topic_data_fill(
+	struct kp_assign_replicas_to_dirs_response_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -164,12 +198,15 @@ kp_assign_replicas_to_dirs_response_topic_data_fill(struct kp_assign_replicas_to
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_assign_replicas_to_dirs_response_partition_data_init(&s->partitions.items[i]);
-			kp_assign_replicas_to_dirs_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_response_partition_data_init(
+				&s->partitions.items[i]);
+			kp_assign_replicas_to_dirs_response_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -177,7 +214,9 @@ kp_assign_replicas_to_dirs_response_topic_data_fill(struct kp_assign_replicas_to
 }
 
 static void
-kp_assign_replicas_to_dirs_response_directory_data_fill(struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_response_directory_data_fill(
+	struct kp_assign_replicas_to_dirs_response_directory_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -192,12 +231,14 @@ kp_assign_replicas_to_dirs_response_directory_data_fill(struct kp_assign_replica
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_assign_replicas_to_dirs_response_topic_data_init(&s->topics.items[i]);
-			kp_assign_replicas_to_dirs_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_response_topic_data_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -205,7 +246,8 @@ kp_assign_replicas_to_dirs_response_directory_data_fill(struct kp_assign_replica
 }
 
 static void
-kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -221,12 +263,15 @@ kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_respo
 		s->directories.items = NULL;
 	} else {
 		s->directories.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->directories.items = kp_arena_alloc(a, (size_t)s->directories.count * sizeof(*s->directories.items) + 1, 8);
+		s->directories.items = kp_arena_alloc(a, (size_t)s->directories.count * sizeof(
+			*s->directories.items) + 1, 8);
 		if (s->directories.items == NULL)
 			s->directories.count = 0;
 		for (int32_t i = 0; i < s->directories.count; i++) {
-			kp_assign_replicas_to_dirs_response_directory_data_init(&s->directories.items[i]);
-			kp_assign_replicas_to_dirs_response_directory_data_fill(&s->directories.items[i], version, rng, a, depth + 1);
+			kp_assign_replicas_to_dirs_response_directory_data_init(
+				&s->directories.items[i]);
+			kp_assign_replicas_to_dirs_response_directory_data_fill(
+				&s->directories.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -234,7 +279,8 @@ kp_assign_replicas_to_dirs_response_fill(struct kp_assign_replicas_to_dirs_respo
 }
 
 void
-kp_assign_replicas_to_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_assign_replicas_to_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_assign_replicas_to_dirs_response_init(m);
 	kp_assign_replicas_to_dirs_response_fill(m, version, rng, a, 0);

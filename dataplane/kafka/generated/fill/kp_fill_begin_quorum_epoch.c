@@ -8,16 +8,24 @@
 #include "kp_fill.h"
 
 static void
-kp_begin_quorum_epoch_request_partition_data_fill(struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_request_partition_data_fill(
+	struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_request_leader_endpoint_fill(struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_request_leader_endpoint_fill(
+	struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_begin_quorum_epoch_request_partition_data_fill(struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_request_partition_data_fill(
+	struct kp_begin_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -37,7 +45,8 @@ kp_begin_quorum_epoch_request_partition_data_fill(struct kp_begin_quorum_epoch_r
 }
 
 static void
-kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -52,12 +61,14 @@ kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_reque
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_begin_quorum_epoch_request_partition_data_init(&s->partitions.items[i]);
-			kp_begin_quorum_epoch_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_begin_quorum_epoch_request_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -65,7 +76,9 @@ kp_begin_quorum_epoch_request_topic_data_fill(struct kp_begin_quorum_epoch_reque
 }
 
 static void
-kp_begin_quorum_epoch_request_leader_endpoint_fill(struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_request_leader_endpoint_fill(
+	struct kp_begin_quorum_epoch_request_leader_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -82,7 +95,8 @@ kp_begin_quorum_epoch_request_leader_endpoint_fill(struct kp_begin_quorum_epoch_
 }
 
 static void
-kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -100,12 +114,14 @@ kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int1
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_begin_quorum_epoch_request_topic_data_init(&s->topics.items[i]);
-			kp_begin_quorum_epoch_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_begin_quorum_epoch_request_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -113,13 +129,18 @@ kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int1
 			s->leader_endpoints.count = -1;
 			s->leader_endpoints.items = NULL;
 		} else {
-			s->leader_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->leader_endpoints.items = kp_arena_alloc(a, (size_t)s->leader_endpoints.count * sizeof(*s->leader_endpoints.items) + 1, 8);
+			s->leader_endpoints.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->leader_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->leader_endpoints.count * sizeof(
+				*s->leader_endpoints.items) + 1, 8);
 			if (s->leader_endpoints.items == NULL)
 				s->leader_endpoints.count = 0;
 			for (int32_t i = 0; i < s->leader_endpoints.count; i++) {
-				kp_begin_quorum_epoch_request_leader_endpoint_init(&s->leader_endpoints.items[i]);
-				kp_begin_quorum_epoch_request_leader_endpoint_fill(&s->leader_endpoints.items[i], version, rng, a, depth + 1);
+				kp_begin_quorum_epoch_request_leader_endpoint_init(
+					&s->leader_endpoints.items[i]);
+				kp_begin_quorum_epoch_request_leader_endpoint_fill(
+					&s->leader_endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -128,23 +149,32 @@ kp_begin_quorum_epoch_request_fill(struct kp_begin_quorum_epoch_request *s, int1
 }
 
 void
-kp_begin_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_begin_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_begin_quorum_epoch_request_init(m);
 	kp_begin_quorum_epoch_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_begin_quorum_epoch_response_partition_data_fill(struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_response_partition_data_fill(
+	struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_response_node_endpoint_fill(struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_response_node_endpoint_fill(
+	struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_begin_quorum_epoch_response_partition_data_fill(struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_response_partition_data_fill(
+	struct kp_begin_quorum_epoch_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -162,7 +192,8 @@ kp_begin_quorum_epoch_response_partition_data_fill(struct kp_begin_quorum_epoch_
 }
 
 static void
-kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -177,12 +208,14 @@ kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_resp
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_begin_quorum_epoch_response_partition_data_init(&s->partitions.items[i]);
-			kp_begin_quorum_epoch_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_begin_quorum_epoch_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -190,7 +223,9 @@ kp_begin_quorum_epoch_response_topic_data_fill(struct kp_begin_quorum_epoch_resp
 }
 
 static void
-kp_begin_quorum_epoch_response_node_endpoint_fill(struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_response_node_endpoint_fill(
+	struct kp_begin_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -207,7 +242,8 @@ kp_begin_quorum_epoch_response_node_endpoint_fill(struct kp_begin_quorum_epoch_r
 }
 
 static void
-kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -222,12 +258,14 @@ kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, in
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_begin_quorum_epoch_response_topic_data_init(&s->topics.items[i]);
-			kp_begin_quorum_epoch_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_begin_quorum_epoch_response_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -236,22 +274,28 @@ kp_begin_quorum_epoch_response_fill(struct kp_begin_quorum_epoch_response *s, in
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
-				kp_begin_quorum_epoch_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_begin_quorum_epoch_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_begin_quorum_epoch_response_node_endpoint_init(
+					&s->node_endpoints.items[i]);
+				kp_begin_quorum_epoch_response_node_endpoint_fill(
+					&s->node_endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void
-kp_begin_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_begin_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_begin_quorum_epoch_response_init(m);
 	kp_begin_quorum_epoch_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,8 +32,11 @@ kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t 
 			s->offline_log_dirs.count = -1;
 			s->offline_log_dirs.items = NULL;
 		} else {
-			s->offline_log_dirs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->offline_log_dirs.items = kp_arena_alloc(a, (size_t)s->offline_log_dirs.count * sizeof(*s->offline_log_dirs.items) + 1, 8);
+			s->offline_log_dirs.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->offline_log_dirs.items = kp_arena_alloc(a, (
+				size_t)s->offline_log_dirs.count * sizeof(
+				*s->offline_log_dirs.items) + 1, 8);
 			if (s->offline_log_dirs.items == NULL)
 				s->offline_log_dirs.count = 0;
 			for (int32_t i = 0; i < s->offline_log_dirs.count; i++) {
@@ -41,21 +46,25 @@ kp_broker_heartbeat_request_fill(struct kp_broker_heartbeat_request *s, int16_t 
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void
-kp_broker_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_broker_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_broker_heartbeat_request_init(m);
 	kp_broker_heartbeat_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_broker_heartbeat_response_fill(struct kp_broker_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_heartbeat_response_fill(struct kp_broker_heartbeat_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_broker_heartbeat_response_fill(struct kp_broker_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_heartbeat_response_fill(struct kp_broker_heartbeat_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -74,7 +83,8 @@ kp_broker_heartbeat_response_fill(struct kp_broker_heartbeat_response *s, int16_
 }
 
 void
-kp_broker_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_broker_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_broker_heartbeat_response_init(m);
 	kp_broker_heartbeat_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,18 @@
 #include "kp_fill.h"
 
 static void
-kp_broker_registration_request_listener_fill(struct kp_broker_registration_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_registration_request_listener_fill(struct kp_broker_registration_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_broker_registration_request_feature_fill(struct kp_broker_registration_request_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_registration_request_feature_fill(struct kp_broker_registration_request_feature *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_broker_registration_request_fill(struct kp_broker_registration_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_registration_request_fill(struct kp_broker_registration_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_broker_registration_request_listener_fill(struct kp_broker_registration_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_registration_request_listener_fill(struct kp_broker_registration_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +37,8 @@ kp_broker_registration_request_listener_fill(struct kp_broker_registration_reque
 }
 
 static void
-kp_broker_registration_request_feature_fill(struct kp_broker_registration_request_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_registration_request_feature_fill(struct kp_broker_registration_request_feature *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -50,7 +55,8 @@ kp_broker_registration_request_feature_fill(struct kp_broker_registration_reques
 }
 
 static void
-kp_broker_registration_request_fill(struct kp_broker_registration_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_registration_request_fill(struct kp_broker_registration_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -67,12 +73,14 @@ kp_broker_registration_request_fill(struct kp_broker_registration_request *s, in
 		s->listeners.items = NULL;
 	} else {
 		s->listeners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(*s->listeners.items) + 1, 8);
+		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(
+			*s->listeners.items) + 1, 8);
 		if (s->listeners.items == NULL)
 			s->listeners.count = 0;
 		for (int32_t i = 0; i < s->listeners.count; i++) {
 			kp_broker_registration_request_listener_init(&s->listeners.items[i]);
-			kp_broker_registration_request_listener_fill(&s->listeners.items[i], version, rng, a, depth + 1);
+			kp_broker_registration_request_listener_fill(&s->listeners.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -80,12 +88,14 @@ kp_broker_registration_request_fill(struct kp_broker_registration_request *s, in
 		s->features.items = NULL;
 	} else {
 		s->features.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->features.items = kp_arena_alloc(a, (size_t)s->features.count * sizeof(*s->features.items) + 1, 8);
+		s->features.items = kp_arena_alloc(a, (size_t)s->features.count * sizeof(
+			*s->features.items) + 1, 8);
 		if (s->features.items == NULL)
 			s->features.count = 0;
 		for (int32_t i = 0; i < s->features.count; i++) {
 			kp_broker_registration_request_feature_init(&s->features.items[i]);
-			kp_broker_registration_request_feature_fill(&s->features.items[i], version, rng, a, depth + 1);
+			kp_broker_registration_request_feature_fill(&s->features.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	kp_fill_str(&s->rack, rng, true);
@@ -98,7 +108,8 @@ kp_broker_registration_request_fill(struct kp_broker_registration_request *s, in
 			s->log_dirs.items = NULL;
 		} else {
 			s->log_dirs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->log_dirs.items = kp_arena_alloc(a, (size_t)s->log_dirs.count * sizeof(*s->log_dirs.items) + 1, 8);
+			s->log_dirs.items = kp_arena_alloc(a, (size_t)s->log_dirs.count * sizeof(
+				*s->log_dirs.items) + 1, 8);
 			if (s->log_dirs.items == NULL)
 				s->log_dirs.count = 0;
 			for (int32_t i = 0; i < s->log_dirs.count; i++) {
@@ -114,17 +125,20 @@ kp_broker_registration_request_fill(struct kp_broker_registration_request *s, in
 }
 
 void
-kp_broker_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_broker_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_broker_registration_request_init(m);
 	kp_broker_registration_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_broker_registration_response_fill(struct kp_broker_registration_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_broker_registration_response_fill(struct kp_broker_registration_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_broker_registration_response_fill(struct kp_broker_registration_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_broker_registration_response_fill(struct kp_broker_registration_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -141,7 +155,8 @@ kp_broker_registration_response_fill(struct kp_broker_registration_response *s, 
 }
 
 void
-kp_broker_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_broker_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_broker_registration_response_init(m);
 	kp_broker_registration_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -25,7 +27,8 @@ kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_reques
 		s->group_ids.items = NULL;
 	} else {
 		s->group_ids.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->group_ids.items = kp_arena_alloc(a, (size_t)s->group_ids.count * sizeof(*s->group_ids.items) + 1, 8);
+		s->group_ids.items = kp_arena_alloc(a, (size_t)s->group_ids.count * sizeof(
+			*s->group_ids.items) + 1, 8);
 		if (s->group_ids.items == NULL)
 			s->group_ids.count = 0;
 		for (int32_t i = 0; i < s->group_ids.count; i++) {
@@ -38,25 +41,37 @@ kp_consumer_group_describe_request_fill(struct kp_consumer_group_describe_reques
 }
 
 void
-kp_consumer_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_group_describe_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_group_describe_request_init(m);
 	kp_consumer_group_describe_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_consumer_group_describe_response_topic_partitions_fill(struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_response_topic_partitions_fill(
+	struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_describe_response_assignment_fill(struct kp_consumer_group_describe_response_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_response_assignment_fill(
+	struct kp_consumer_group_describe_response_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_describe_response_member_fill(struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_response_member_fill(
+	struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_consumer_group_describe_response_described_group_fill(struct kp_consumer_group_describe_response_described_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_response_described_group_fill(
+	struct kp_consumer_group_describe_response_described_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_group_describe_response_topic_partitions_fill(struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_response_topic_partitions_fill(
+	struct kp_consumer_group_describe_response_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -72,7 +87,8 @@ kp_consumer_group_describe_response_topic_partitions_fill(struct kp_consumer_gro
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -84,7 +100,9 @@ kp_consumer_group_describe_response_topic_partitions_fill(struct kp_consumer_gro
 }
 
 static void
-kp_consumer_group_describe_response_assignment_fill(struct kp_consumer_group_describe_response_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_response_assignment_fill(
+	struct kp_consumer_group_describe_response_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -98,12 +116,16 @@ kp_consumer_group_describe_response_assignment_fill(struct kp_consumer_group_des
 		s->topic_partitions.items = NULL;
 	} else {
 		s->topic_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_partitions.items = kp_arena_alloc(a, (size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1, 8);
+		s->topic_partitions.items = kp_arena_alloc(a, (
+			size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1,
+			8);
 		if (s->topic_partitions.items == NULL)
 			s->topic_partitions.count = 0;
 		for (int32_t i = 0; i < s->topic_partitions.count; i++) {
-			kp_consumer_group_describe_response_topic_partitions_init(&s->topic_partitions.items[i]);
-			kp_consumer_group_describe_response_topic_partitions_fill(&s->topic_partitions.items[i], version, rng, a, depth + 1);
+			kp_consumer_group_describe_response_topic_partitions_init(
+				&s->topic_partitions.items[i]);
+			kp_consumer_group_describe_response_topic_partitions_fill(
+				&s->topic_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -111,7 +133,9 @@ kp_consumer_group_describe_response_assignment_fill(struct kp_consumer_group_des
 }
 
 static void
-kp_consumer_group_describe_response_member_fill(struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_response_member_fill(
+	struct kp_consumer_group_describe_response_member *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -131,7 +155,9 @@ kp_consumer_group_describe_response_member_fill(struct kp_consumer_group_describ
 		s->subscribed_topic_names.items = NULL;
 	} else {
 		s->subscribed_topic_names.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)s->subscribed_topic_names.count * sizeof(*s->subscribed_topic_names.items) + 1, 8);
+		s->subscribed_topic_names.items = kp_arena_alloc(a, (
+			size_t)s->subscribed_topic_names.count * sizeof(
+			*s->subscribed_topic_names.items) + 1, 8);
 		if (s->subscribed_topic_names.items == NULL)
 			s->subscribed_topic_names.count = 0;
 		for (int32_t i = 0; i < s->subscribed_topic_names.count; i++) {
@@ -139,14 +165,18 @@ kp_consumer_group_describe_response_member_fill(struct kp_consumer_group_describ
 		}
 	}
 	kp_fill_str(&s->subscribed_topic_regex, rng, true);
-	kp_consumer_group_describe_response_assignment_fill(&s->assignment, version, rng, a, depth + 1);
-	kp_consumer_group_describe_response_assignment_fill(&s->target_assignment, version, rng, a, depth + 1);
+	kp_consumer_group_describe_response_assignment_fill(&s->assignment, version, rng, a,
+		depth + 1);
+	kp_consumer_group_describe_response_assignment_fill(&s->target_assignment, version, rng, a,
+		depth + 1);
 	if (flex && kp_rng_next(rng) % 4 == 0)
 		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0);
 }
 
 static void
-kp_consumer_group_describe_response_described_group_fill(struct kp_consumer_group_describe_response_described_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_response_described_group_fill(
+	struct kp_consumer_group_describe_response_described_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -167,12 +197,14 @@ kp_consumer_group_describe_response_described_group_fill(struct kp_consumer_grou
 		s->members.items = NULL;
 	} else {
 		s->members.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(*s->members.items) + 1, 8);
+		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(
+			*s->members.items) + 1, 8);
 		if (s->members.items == NULL)
 			s->members.count = 0;
 		for (int32_t i = 0; i < s->members.count; i++) {
 			kp_consumer_group_describe_response_member_init(&s->members.items[i]);
-			kp_consumer_group_describe_response_member_fill(&s->members.items[i], version, rng, a, depth + 1);
+			kp_consumer_group_describe_response_member_fill(&s->members.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	s->authorized_operations = (int32_t)kp_rng_next(rng);
@@ -181,7 +213,8 @@ kp_consumer_group_describe_response_described_group_fill(struct kp_consumer_grou
 }
 
 static void
-kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -196,12 +229,15 @@ kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_respo
 		s->groups.items = NULL;
 	} else {
 		s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+			*s->groups.items) + 1, 8);
 		if (s->groups.items == NULL)
 			s->groups.count = 0;
 		for (int32_t i = 0; i < s->groups.count; i++) {
-			kp_consumer_group_describe_response_described_group_init(&s->groups.items[i]);
-			kp_consumer_group_describe_response_described_group_fill(&s->groups.items[i], version, rng, a, depth + 1);
+			kp_consumer_group_describe_response_described_group_init(
+				&s->groups.items[i]);
+			kp_consumer_group_describe_response_described_group_fill(
+				&s->groups.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -209,7 +245,8 @@ kp_consumer_group_describe_response_fill(struct kp_consumer_group_describe_respo
 }
 
 void
-kp_consumer_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_group_describe_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_group_describe_response_init(m);
 	kp_consumer_group_describe_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_consumer_group_heartbeat_request_topic_partitions_fill(struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_heartbeat_request_topic_partitions_fill(
+	struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_group_heartbeat_request_topic_partitions_fill(struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_heartbeat_request_topic_partitions_fill(
+	struct kp_consumer_group_heartbeat_request_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,7 +33,8 @@ kp_consumer_group_heartbeat_request_topic_partitions_fill(struct kp_consumer_gro
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -40,7 +46,8 @@ kp_consumer_group_heartbeat_request_topic_partitions_fill(struct kp_consumer_gro
 }
 
 static void
-kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -60,7 +67,9 @@ kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_requ
 		s->subscribed_topic_names.items = NULL;
 	} else {
 		s->subscribed_topic_names.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->subscribed_topic_names.items = kp_arena_alloc(a, (size_t)s->subscribed_topic_names.count * sizeof(*s->subscribed_topic_names.items) + 1, 8);
+		s->subscribed_topic_names.items = kp_arena_alloc(a, (
+			size_t)s->subscribed_topic_names.count * sizeof(
+			*s->subscribed_topic_names.items) + 1, 8);
 		if (s->subscribed_topic_names.items == NULL)
 			s->subscribed_topic_names.count = 0;
 		for (int32_t i = 0; i < s->subscribed_topic_names.count; i++) {
@@ -76,12 +85,16 @@ kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_requ
 		s->topic_partitions.items = NULL;
 	} else {
 		s->topic_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_partitions.items = kp_arena_alloc(a, (size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1, 8);
+		s->topic_partitions.items = kp_arena_alloc(a, (
+			size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1,
+			8);
 		if (s->topic_partitions.items == NULL)
 			s->topic_partitions.count = 0;
 		for (int32_t i = 0; i < s->topic_partitions.count; i++) {
-			kp_consumer_group_heartbeat_request_topic_partitions_init(&s->topic_partitions.items[i]);
-			kp_consumer_group_heartbeat_request_topic_partitions_fill(&s->topic_partitions.items[i], version, rng, a, depth + 1);
+			kp_consumer_group_heartbeat_request_topic_partitions_init(
+				&s->topic_partitions.items[i]);
+			kp_consumer_group_heartbeat_request_topic_partitions_fill(
+				&s->topic_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -89,21 +102,29 @@ kp_consumer_group_heartbeat_request_fill(struct kp_consumer_group_heartbeat_requ
 }
 
 void
-kp_consumer_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_group_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_group_heartbeat_request_init(m);
 	kp_consumer_group_heartbeat_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_consumer_group_heartbeat_response_topic_partitions_fill(struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_heartbeat_response_topic_partitions_fill(
+	struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_heartbeat_response_assignment_fill(struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_heartbeat_response_assignment_fill(
+	struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_group_heartbeat_response_topic_partitions_fill(struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_heartbeat_response_topic_partitions_fill(
+	struct kp_consumer_group_heartbeat_response_topic_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -118,7 +139,8 @@ kp_consumer_group_heartbeat_response_topic_partitions_fill(struct kp_consumer_gr
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -130,7 +152,9 @@ kp_consumer_group_heartbeat_response_topic_partitions_fill(struct kp_consumer_gr
 }
 
 static void
-kp_consumer_group_heartbeat_response_assignment_fill(struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_heartbeat_response_assignment_fill(
+	struct kp_consumer_group_heartbeat_response_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -144,12 +168,16 @@ kp_consumer_group_heartbeat_response_assignment_fill(struct kp_consumer_group_he
 		s->topic_partitions.items = NULL;
 	} else {
 		s->topic_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_partitions.items = kp_arena_alloc(a, (size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1, 8);
+		s->topic_partitions.items = kp_arena_alloc(a, (
+			size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1,
+			8);
 		if (s->topic_partitions.items == NULL)
 			s->topic_partitions.count = 0;
 		for (int32_t i = 0; i < s->topic_partitions.count; i++) {
-			kp_consumer_group_heartbeat_response_topic_partitions_init(&s->topic_partitions.items[i]);
-			kp_consumer_group_heartbeat_response_topic_partitions_fill(&s->topic_partitions.items[i], version, rng, a, depth + 1);
+			kp_consumer_group_heartbeat_response_topic_partitions_init(
+				&s->topic_partitions.items[i]);
+			kp_consumer_group_heartbeat_response_topic_partitions_fill(
+				&s->topic_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -157,7 +185,8 @@ kp_consumer_group_heartbeat_response_assignment_fill(struct kp_consumer_group_he
 }
 
 static void
-kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -177,7 +206,8 @@ kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_res
 		s->assignment = kp_arena_alloc(a, sizeof(*s->assignment), 8);
 		if (s->assignment != NULL) {
 			kp_consumer_group_heartbeat_response_assignment_init(s->assignment);
-			kp_consumer_group_heartbeat_response_assignment_fill(s->assignment, version, rng, a, depth + 1);
+			kp_consumer_group_heartbeat_response_assignment_fill(s->assignment, version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -185,7 +215,8 @@ kp_consumer_group_heartbeat_response_fill(struct kp_consumer_group_heartbeat_res
 }
 
 void
-kp_consumer_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_group_heartbeat_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_group_heartbeat_response_init(m);
 	kp_consumer_group_heartbeat_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_consumer_protocol_assignment_topic_partition_fill(struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_protocol_assignment_topic_partition_fill(
+	struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_protocol_assignment_fill(struct kp_consumer_protocol_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_protocol_assignment_fill(struct kp_consumer_protocol_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_protocol_assignment_topic_partition_fill(struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_protocol_assignment_topic_partition_fill(
+	struct kp_consumer_protocol_assignment_topic_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -28,7 +33,8 @@ kp_consumer_protocol_assignment_topic_partition_fill(struct kp_consumer_protocol
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -38,7 +44,8 @@ kp_consumer_protocol_assignment_topic_partition_fill(struct kp_consumer_protocol
 }
 
 static void
-kp_consumer_protocol_assignment_fill(struct kp_consumer_protocol_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_protocol_assignment_fill(struct kp_consumer_protocol_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -52,19 +59,24 @@ kp_consumer_protocol_assignment_fill(struct kp_consumer_protocol_assignment *s, 
 		s->assigned_partitions.items = NULL;
 	} else {
 		s->assigned_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->assigned_partitions.items = kp_arena_alloc(a, (size_t)s->assigned_partitions.count * sizeof(*s->assigned_partitions.items) + 1, 8);
+		s->assigned_partitions.items = kp_arena_alloc(a, (
+			size_t)s->assigned_partitions.count * sizeof(
+			*s->assigned_partitions.items) + 1, 8);
 		if (s->assigned_partitions.items == NULL)
 			s->assigned_partitions.count = 0;
 		for (int32_t i = 0; i < s->assigned_partitions.count; i++) {
-			kp_consumer_protocol_assignment_topic_partition_init(&s->assigned_partitions.items[i]);
-			kp_consumer_protocol_assignment_topic_partition_fill(&s->assigned_partitions.items[i], version, rng, a, depth + 1);
+			kp_consumer_protocol_assignment_topic_partition_init(
+				&s->assigned_partitions.items[i]);
+			kp_consumer_protocol_assignment_topic_partition_fill(
+				&s->assigned_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	kp_fill_bytes(&s->user_data, rng, true);
 }
 
 void
-kp_consumer_protocol_assignment_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_protocol_assignment_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_protocol_assignment_init(m);
 	kp_consumer_protocol_assignment_fill(m, version, rng, a, 0);

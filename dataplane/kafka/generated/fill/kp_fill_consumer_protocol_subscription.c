@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_consumer_protocol_subscription_topic_partition_fill(struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_protocol_subscription_topic_partition_fill(
+	struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_consumer_protocol_subscription_topic_partition_fill(struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_protocol_subscription_topic_partition_fill(
+	struct kp_consumer_protocol_subscription_topic_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -28,7 +33,8 @@ kp_consumer_protocol_subscription_topic_partition_fill(struct kp_consumer_protoc
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -38,7 +44,8 @@ kp_consumer_protocol_subscription_topic_partition_fill(struct kp_consumer_protoc
 }
 
 static void
-kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -52,7 +59,8 @@ kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
@@ -65,13 +73,18 @@ kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription 
 			s->owned_partitions.count = -1;
 			s->owned_partitions.items = NULL;
 		} else {
-			s->owned_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->owned_partitions.items = kp_arena_alloc(a, (size_t)s->owned_partitions.count * sizeof(*s->owned_partitions.items) + 1, 8);
+			s->owned_partitions.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->owned_partitions.items = kp_arena_alloc(a, (
+				size_t)s->owned_partitions.count * sizeof(
+				*s->owned_partitions.items) + 1, 8);
 			if (s->owned_partitions.items == NULL)
 				s->owned_partitions.count = 0;
 			for (int32_t i = 0; i < s->owned_partitions.count; i++) {
-				kp_consumer_protocol_subscription_topic_partition_init(&s->owned_partitions.items[i]);
-				kp_consumer_protocol_subscription_topic_partition_fill(&s->owned_partitions.items[i], version, rng, a, depth + 1);
+				kp_consumer_protocol_subscription_topic_partition_init(
+					&s->owned_partitions.items[i]);
+				kp_consumer_protocol_subscription_topic_partition_fill(
+					&s->owned_partitions.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -84,7 +97,8 @@ kp_consumer_protocol_subscription_fill(struct kp_consumer_protocol_subscription 
 }
 
 void
-kp_consumer_protocol_subscription_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_consumer_protocol_subscription_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_consumer_protocol_subscription_init(m);
 	kp_consumer_protocol_subscription_fill(m, version, rng, a, 0);

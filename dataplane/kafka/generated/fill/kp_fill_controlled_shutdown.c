@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_controlled_shutdown_request_fill(struct kp_controlled_shutdown_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controlled_shutdown_request_fill(struct kp_controlled_shutdown_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_controlled_shutdown_request_fill(struct kp_controlled_shutdown_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controlled_shutdown_request_fill(struct kp_controlled_shutdown_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -29,19 +31,25 @@ kp_controlled_shutdown_request_fill(struct kp_controlled_shutdown_request *s, in
 }
 
 void
-kp_controlled_shutdown_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_controlled_shutdown_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_controlled_shutdown_request_init(m);
 	kp_controlled_shutdown_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_controlled_shutdown_response_remaining_partition_fill(struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controlled_shutdown_response_remaining_partition_fill(
+	struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_controlled_shutdown_response_remaining_partition_fill(struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controlled_shutdown_response_remaining_partition_fill(
+	struct kp_controlled_shutdown_response_remaining_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -57,7 +65,8 @@ kp_controlled_shutdown_response_remaining_partition_fill(struct kp_controlled_sh
 }
 
 static void
-kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -72,12 +81,16 @@ kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, 
 		s->remaining_partitions.items = NULL;
 	} else {
 		s->remaining_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->remaining_partitions.items = kp_arena_alloc(a, (size_t)s->remaining_partitions.count * sizeof(*s->remaining_partitions.items) + 1, 8);
+		s->remaining_partitions.items = kp_arena_alloc(a, (
+			size_t)s->remaining_partitions.count * sizeof(
+			*s->remaining_partitions.items) + 1, 8);
 		if (s->remaining_partitions.items == NULL)
 			s->remaining_partitions.count = 0;
 		for (int32_t i = 0; i < s->remaining_partitions.count; i++) {
-			kp_controlled_shutdown_response_remaining_partition_init(&s->remaining_partitions.items[i]);
-			kp_controlled_shutdown_response_remaining_partition_fill(&s->remaining_partitions.items[i], version, rng, a, depth + 1);
+			kp_controlled_shutdown_response_remaining_partition_init(
+				&s->remaining_partitions.items[i]);
+			kp_controlled_shutdown_response_remaining_partition_fill(
+				&s->remaining_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -85,7 +98,8 @@ kp_controlled_shutdown_response_fill(struct kp_controlled_shutdown_response *s, 
 }
 
 void
-kp_controlled_shutdown_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_controlled_shutdown_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_controlled_shutdown_response_init(m);
 	kp_controlled_shutdown_response_fill(m, version, rng, a, 0);

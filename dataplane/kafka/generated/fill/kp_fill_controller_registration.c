@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_controller_registration_request_listener_fill(struct kp_controller_registration_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controller_registration_request_listener_fill(
+	struct kp_controller_registration_request_listener *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_controller_registration_request_feature_fill(struct kp_controller_registration_request_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controller_registration_request_feature_fill(
+	struct kp_controller_registration_request_feature *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_controller_registration_request_fill(struct kp_controller_registration_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controller_registration_request_fill(struct kp_controller_registration_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_controller_registration_request_listener_fill(struct kp_controller_registration_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controller_registration_request_listener_fill(
+	struct kp_controller_registration_request_listener *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +40,9 @@ kp_controller_registration_request_listener_fill(struct kp_controller_registrati
 }
 
 static void
-kp_controller_registration_request_feature_fill(struct kp_controller_registration_request_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controller_registration_request_feature_fill(
+	struct kp_controller_registration_request_feature *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -50,7 +59,8 @@ kp_controller_registration_request_feature_fill(struct kp_controller_registratio
 }
 
 static void
-kp_controller_registration_request_fill(struct kp_controller_registration_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controller_registration_request_fill(struct kp_controller_registration_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -67,12 +77,14 @@ kp_controller_registration_request_fill(struct kp_controller_registration_reques
 		s->listeners.items = NULL;
 	} else {
 		s->listeners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(*s->listeners.items) + 1, 8);
+		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(
+			*s->listeners.items) + 1, 8);
 		if (s->listeners.items == NULL)
 			s->listeners.count = 0;
 		for (int32_t i = 0; i < s->listeners.count; i++) {
 			kp_controller_registration_request_listener_init(&s->listeners.items[i]);
-			kp_controller_registration_request_listener_fill(&s->listeners.items[i], version, rng, a, depth + 1);
+			kp_controller_registration_request_listener_fill(&s->listeners.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -80,12 +92,14 @@ kp_controller_registration_request_fill(struct kp_controller_registration_reques
 		s->features.items = NULL;
 	} else {
 		s->features.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->features.items = kp_arena_alloc(a, (size_t)s->features.count * sizeof(*s->features.items) + 1, 8);
+		s->features.items = kp_arena_alloc(a, (size_t)s->features.count * sizeof(
+			*s->features.items) + 1, 8);
 		if (s->features.items == NULL)
 			s->features.count = 0;
 		for (int32_t i = 0; i < s->features.count; i++) {
 			kp_controller_registration_request_feature_init(&s->features.items[i]);
-			kp_controller_registration_request_feature_fill(&s->features.items[i], version, rng, a, depth + 1);
+			kp_controller_registration_request_feature_fill(&s->features.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -93,17 +107,20 @@ kp_controller_registration_request_fill(struct kp_controller_registration_reques
 }
 
 void
-kp_controller_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_controller_registration_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_controller_registration_request_init(m);
 	kp_controller_registration_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_controller_registration_response_fill(struct kp_controller_registration_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_controller_registration_response_fill(struct kp_controller_registration_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_controller_registration_response_fill(struct kp_controller_registration_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_controller_registration_response_fill(struct kp_controller_registration_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -120,7 +137,8 @@ kp_controller_registration_response_fill(struct kp_controller_registration_respo
 }
 
 void
-kp_controller_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_controller_registration_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_controller_registration_response_init(m);
 	kp_controller_registration_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_create_acls_request_acl_creation_fill(struct kp_create_acls_request_acl_creation *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_acls_request_acl_creation_fill(struct kp_create_acls_request_acl_creation *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_acls_request_fill(struct kp_create_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_acls_request_fill(struct kp_create_acls_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_create_acls_request_acl_creation_fill(struct kp_create_acls_request_acl_creation *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_acls_request_acl_creation_fill(struct kp_create_acls_request_acl_creation *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -36,7 +39,8 @@ kp_create_acls_request_acl_creation_fill(struct kp_create_acls_request_acl_creat
 }
 
 static void
-kp_create_acls_request_fill(struct kp_create_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_acls_request_fill(struct kp_create_acls_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -50,12 +54,14 @@ kp_create_acls_request_fill(struct kp_create_acls_request *s, int16_t version, s
 		s->creations.items = NULL;
 	} else {
 		s->creations.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->creations.items = kp_arena_alloc(a, (size_t)s->creations.count * sizeof(*s->creations.items) + 1, 8);
+		s->creations.items = kp_arena_alloc(a, (size_t)s->creations.count * sizeof(
+			*s->creations.items) + 1, 8);
 		if (s->creations.items == NULL)
 			s->creations.count = 0;
 		for (int32_t i = 0; i < s->creations.count; i++) {
 			kp_create_acls_request_acl_creation_init(&s->creations.items[i]);
-			kp_create_acls_request_acl_creation_fill(&s->creations.items[i], version, rng, a, depth + 1);
+			kp_create_acls_request_acl_creation_fill(&s->creations.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -70,12 +76,17 @@ kp_create_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
 }
 
 static void
-kp_create_acls_response_acl_creation_result_fill(struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_acls_response_acl_creation_result_fill(
+	struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_create_acls_response_acl_creation_result_fill(struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_acls_response_acl_creation_result_fill(
+	struct kp_create_acls_response_acl_creation_result *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -91,7 +102,8 @@ kp_create_acls_response_acl_creation_result_fill(struct kp_create_acls_response_
 }
 
 static void
-kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -106,12 +118,14 @@ kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version,
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
 			kp_create_acls_response_acl_creation_result_init(&s->results.items[i]);
-			kp_create_acls_response_acl_creation_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_create_acls_response_acl_creation_result_fill(&s->results.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -119,7 +133,8 @@ kp_create_acls_response_fill(struct kp_create_acls_response *s, int16_t version,
 }
 
 void
-kp_create_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_acls_response_init(m);
 	kp_create_acls_response_fill(m, version, rng, a, 0);

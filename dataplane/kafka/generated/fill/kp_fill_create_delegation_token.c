@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_create_delegation_token_request_creatable_renewers_fill(struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_delegation_token_request_creatable_renewers_fill(
+	struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_delegation_token_request_fill(struct kp_create_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_delegation_token_request_fill(struct kp_create_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_delegation_token_request_creatable_renewers_fill(struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_delegation_token_request_creatable_renewers_fill(
+	struct kp_create_delegation_token_request_creatable_renewers *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -29,7 +34,8 @@ kp_create_delegation_token_request_creatable_renewers_fill(struct kp_create_dele
 }
 
 static void
-kp_create_delegation_token_request_fill(struct kp_create_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_delegation_token_request_fill(struct kp_create_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -49,12 +55,15 @@ kp_create_delegation_token_request_fill(struct kp_create_delegation_token_reques
 		s->renewers.items = NULL;
 	} else {
 		s->renewers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->renewers.items = kp_arena_alloc(a, (size_t)s->renewers.count * sizeof(*s->renewers.items) + 1, 8);
+		s->renewers.items = kp_arena_alloc(a, (size_t)s->renewers.count * sizeof(
+			*s->renewers.items) + 1, 8);
 		if (s->renewers.items == NULL)
 			s->renewers.count = 0;
 		for (int32_t i = 0; i < s->renewers.count; i++) {
-			kp_create_delegation_token_request_creatable_renewers_init(&s->renewers.items[i]);
-			kp_create_delegation_token_request_creatable_renewers_fill(&s->renewers.items[i], version, rng, a, depth + 1);
+			kp_create_delegation_token_request_creatable_renewers_init(
+				&s->renewers.items[i]);
+			kp_create_delegation_token_request_creatable_renewers_fill(
+				&s->renewers.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->max_lifetime_ms = (int64_t)kp_rng_next(rng);
@@ -63,17 +72,20 @@ kp_create_delegation_token_request_fill(struct kp_create_delegation_token_reques
 }
 
 void
-kp_create_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_delegation_token_request_init(m);
 	kp_create_delegation_token_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_create_delegation_token_response_fill(struct kp_create_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_delegation_token_response_fill(struct kp_create_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_delegation_token_response_fill(struct kp_create_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_delegation_token_response_fill(struct kp_create_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -102,7 +114,8 @@ kp_create_delegation_token_response_fill(struct kp_create_delegation_token_respo
 }
 
 void
-kp_create_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_delegation_token_response_init(m);
 	kp_create_delegation_token_response_fill(m, version, rng, a, 0);

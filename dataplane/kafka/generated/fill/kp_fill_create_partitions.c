@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_create_partitions_request_create_partitions_assignment_fill(struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_partitions_request_create_partitions_assignment_fill(
+	struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_partitions_request_create_partitions_topic_fill(struct kp_create_partitions_request_create_partitions_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_partitions_request_create_partitions_topic_fill(
+	struct kp_create_partitions_request_create_partitions_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_partitions_request_create_partitions_assignment_fill(struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_partitions_request_create_partitions_assignment_fill(
+	struct kp_create_partitions_request_create_partitions_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -29,7 +36,8 @@ kp_create_partitions_request_create_partitions_assignment_fill(struct kp_create_
 		s->broker_ids.items = NULL;
 	} else {
 		s->broker_ids.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->broker_ids.items = kp_arena_alloc(a, (size_t)s->broker_ids.count * sizeof(*s->broker_ids.items) + 1, 8);
+		s->broker_ids.items = kp_arena_alloc(a, (size_t)s->broker_ids.count * sizeof(
+			*s->broker_ids.items) + 1, 8);
 		if (s->broker_ids.items == NULL)
 			s->broker_ids.count = 0;
 		for (int32_t i = 0; i < s->broker_ids.count; i++) {
@@ -41,7 +49,9 @@ kp_create_partitions_request_create_partitions_assignment_fill(struct kp_create_
 }
 
 static void
-kp_create_partitions_request_create_partitions_topic_fill(struct kp_create_partitions_request_create_partitions_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_partitions_request_create_partitions_topic_fill(
+	struct kp_create_partitions_request_create_partitions_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -57,12 +67,15 @@ kp_create_partitions_request_create_partitions_topic_fill(struct kp_create_parti
 		s->assignments.items = NULL;
 	} else {
 		s->assignments.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(*s->assignments.items) + 1, 8);
+		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(
+			*s->assignments.items) + 1, 8);
 		if (s->assignments.items == NULL)
 			s->assignments.count = 0;
 		for (int32_t i = 0; i < s->assignments.count; i++) {
-			kp_create_partitions_request_create_partitions_assignment_init(&s->assignments.items[i]);
-			kp_create_partitions_request_create_partitions_assignment_fill(&s->assignments.items[i], version, rng, a, depth + 1);
+			kp_create_partitions_request_create_partitions_assignment_init(
+				&s->assignments.items[i]);
+			kp_create_partitions_request_create_partitions_assignment_fill(
+				&s->assignments.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -70,7 +83,8 @@ kp_create_partitions_request_create_partitions_topic_fill(struct kp_create_parti
 }
 
 static void
-kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -84,12 +98,15 @@ kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_create_partitions_request_create_partitions_topic_init(&s->topics.items[i]);
-			kp_create_partitions_request_create_partitions_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_create_partitions_request_create_partitions_topic_init(
+				&s->topics.items[i]);
+			kp_create_partitions_request_create_partitions_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->timeout_ms = (int32_t)kp_rng_next(rng);
@@ -99,19 +116,25 @@ kp_create_partitions_request_fill(struct kp_create_partitions_request *s, int16_
 }
 
 void
-kp_create_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_partitions_request_init(m);
 	kp_create_partitions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_create_partitions_response_create_partitions_topic_result_fill(struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_partitions_response_create_partitions_topic_result_fill(
+	struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_partitions_response_create_partitions_topic_result_fill(struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_partitions_response_create_partitions_topic_result_fill(
+	struct kp_create_partitions_response_create_partitions_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -128,7 +151,8 @@ kp_create_partitions_response_create_partitions_topic_result_fill(struct kp_crea
 }
 
 static void
-kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -143,12 +167,15 @@ kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int1
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_create_partitions_response_create_partitions_topic_result_init(&s->results.items[i]);
-			kp_create_partitions_response_create_partitions_topic_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_create_partitions_response_create_partitions_topic_result_init(
+				&s->results.items[i]);
+			kp_create_partitions_response_create_partitions_topic_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -156,7 +183,8 @@ kp_create_partitions_response_fill(struct kp_create_partitions_response *s, int1
 }
 
 void
-kp_create_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_partitions_response_init(m);
 	kp_create_partitions_response_fill(m, version, rng, a, 0);

@@ -8,16 +8,24 @@
 #include "kp_fill.h"
 
 static void
-kp_create_topics_request_creatable_replica_assignment_fill(struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_request_creatable_replica_assignment_fill(
+	struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_topics_request_creatable_topic_config_fill(struct kp_create_topics_request_creatable_topic_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_request_creatable_topic_config_fill(
+	struct kp_create_topics_request_creatable_topic_config *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_creatable_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_creatable_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_topics_request_creatable_replica_assignment_fill(struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_request_creatable_replica_assignment_fill(
+	struct kp_create_topics_request_creatable_replica_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -32,7 +40,8 @@ kp_create_topics_request_creatable_replica_assignment_fill(struct kp_create_topi
 		s->broker_ids.items = NULL;
 	} else {
 		s->broker_ids.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->broker_ids.items = kp_arena_alloc(a, (size_t)s->broker_ids.count * sizeof(*s->broker_ids.items) + 1, 8);
+		s->broker_ids.items = kp_arena_alloc(a, (size_t)s->broker_ids.count * sizeof(
+			*s->broker_ids.items) + 1, 8);
 		if (s->broker_ids.items == NULL)
 			s->broker_ids.count = 0;
 		for (int32_t i = 0; i < s->broker_ids.count; i++) {
@@ -44,7 +53,9 @@ kp_create_topics_request_creatable_replica_assignment_fill(struct kp_create_topi
 }
 
 static void
-kp_create_topics_request_creatable_topic_config_fill(struct kp_create_topics_request_creatable_topic_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_request_creatable_topic_config_fill(
+	struct kp_create_topics_request_creatable_topic_config *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -60,7 +71,8 @@ kp_create_topics_request_creatable_topic_config_fill(struct kp_create_topics_req
 }
 
 static void
-kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_creatable_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_creatable_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -77,12 +89,15 @@ kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_cr
 		s->assignments.items = NULL;
 	} else {
 		s->assignments.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(*s->assignments.items) + 1, 8);
+		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(
+			*s->assignments.items) + 1, 8);
 		if (s->assignments.items == NULL)
 			s->assignments.count = 0;
 		for (int32_t i = 0; i < s->assignments.count; i++) {
-			kp_create_topics_request_creatable_replica_assignment_init(&s->assignments.items[i]);
-			kp_create_topics_request_creatable_replica_assignment_fill(&s->assignments.items[i], version, rng, a, depth + 1);
+			kp_create_topics_request_creatable_replica_assignment_init(
+				&s->assignments.items[i]);
+			kp_create_topics_request_creatable_replica_assignment_fill(
+				&s->assignments.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -90,12 +105,14 @@ kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_cr
 		s->configs.items = NULL;
 	} else {
 		s->configs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(*s->configs.items) + 1, 8);
+		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(
+			*s->configs.items) + 1, 8);
 		if (s->configs.items == NULL)
 			s->configs.count = 0;
 		for (int32_t i = 0; i < s->configs.count; i++) {
 			kp_create_topics_request_creatable_topic_config_init(&s->configs.items[i]);
-			kp_create_topics_request_creatable_topic_config_fill(&s->configs.items[i], version, rng, a, depth + 1);
+			kp_create_topics_request_creatable_topic_config_fill(&s->configs.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -103,7 +120,8 @@ kp_create_topics_request_creatable_topic_fill(struct kp_create_topics_request_cr
 }
 
 static void
-kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -117,12 +135,14 @@ kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t versio
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_create_topics_request_creatable_topic_init(&s->topics.items[i]);
-			kp_create_topics_request_creatable_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_create_topics_request_creatable_topic_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	s->timeout_ms = (int32_t)kp_rng_next(rng);
@@ -134,21 +154,29 @@ kp_create_topics_request_fill(struct kp_create_topics_request *s, int16_t versio
 }
 
 void
-kp_create_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_topics_request_init(m);
 	kp_create_topics_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_create_topics_response_creatable_topic_configs_fill(struct kp_create_topics_response_creatable_topic_configs *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_response_creatable_topic_configs_fill(
+	struct kp_create_topics_response_creatable_topic_configs *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_topics_response_creatable_topic_result_fill(struct kp_create_topics_response_creatable_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_response_creatable_topic_result_fill(
+	struct kp_create_topics_response_creatable_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_create_topics_response_creatable_topic_configs_fill(struct kp_create_topics_response_creatable_topic_configs *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_response_creatable_topic_configs_fill(
+	struct kp_create_topics_response_creatable_topic_configs *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -167,7 +195,9 @@ kp_create_topics_response_creatable_topic_configs_fill(struct kp_create_topics_r
 }
 
 static void
-kp_create_topics_response_creatable_topic_result_fill(struct kp_create_topics_response_creatable_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_response_creatable_topic_result_fill(
+	struct kp_create_topics_response_creatable_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -199,22 +229,27 @@ kp_create_topics_response_creatable_topic_result_fill(struct kp_create_topics_re
 			s->configs.items = NULL;
 		} else {
 			s->configs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(*s->configs.items) + 1, 8);
+			s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(
+				*s->configs.items) + 1, 8);
 			if (s->configs.items == NULL)
 				s->configs.count = 0;
 			for (int32_t i = 0; i < s->configs.count; i++) {
-				kp_create_topics_response_creatable_topic_configs_init(&s->configs.items[i]);
-				kp_create_topics_response_creatable_topic_configs_fill(&s->configs.items[i], version, rng, a, depth + 1);
+				kp_create_topics_response_creatable_topic_configs_init(
+					&s->configs.items[i]);
+				kp_create_topics_response_creatable_topic_configs_fill(
+					&s->configs.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 5) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 5) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 5) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 static void
-kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -231,12 +266,14 @@ kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t vers
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_create_topics_response_creatable_topic_result_init(&s->topics.items[i]);
-			kp_create_topics_response_creatable_topic_result_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_create_topics_response_creatable_topic_result_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -244,7 +281,8 @@ kp_create_topics_response_fill(struct kp_create_topics_response *s, int16_t vers
 }
 
 void
-kp_create_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_create_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_create_topics_response_init(m);
 	kp_create_topics_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_default_principal_data_fill(struct kp_default_principal_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_default_principal_data_fill(struct kp_default_principal_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_default_principal_data_fill(struct kp_default_principal_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_default_principal_data_fill(struct kp_default_principal_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,7 +30,8 @@ kp_default_principal_data_fill(struct kp_default_principal_data *s, int16_t vers
 }
 
 void
-kp_default_principal_data_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_default_principal_data_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_default_principal_data_init(m);
 	kp_default_principal_data_fill(m, version, rng, a, 0);

@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_delete_acls_request_delete_acls_filter_fill(struct kp_delete_acls_request_delete_acls_filter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_acls_request_delete_acls_filter_fill(struct kp_delete_acls_request_delete_acls_filter *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_acls_request_fill(struct kp_delete_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_acls_request_fill(struct kp_delete_acls_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_delete_acls_request_delete_acls_filter_fill(struct kp_delete_acls_request_delete_acls_filter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_acls_request_delete_acls_filter_fill(struct kp_delete_acls_request_delete_acls_filter *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -36,7 +39,8 @@ kp_delete_acls_request_delete_acls_filter_fill(struct kp_delete_acls_request_del
 }
 
 static void
-kp_delete_acls_request_fill(struct kp_delete_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_acls_request_fill(struct kp_delete_acls_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -50,12 +54,14 @@ kp_delete_acls_request_fill(struct kp_delete_acls_request *s, int16_t version, s
 		s->filters.items = NULL;
 	} else {
 		s->filters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->filters.items = kp_arena_alloc(a, (size_t)s->filters.count * sizeof(*s->filters.items) + 1, 8);
+		s->filters.items = kp_arena_alloc(a, (size_t)s->filters.count * sizeof(
+			*s->filters.items) + 1, 8);
 		if (s->filters.items == NULL)
 			s->filters.count = 0;
 		for (int32_t i = 0; i < s->filters.count; i++) {
 			kp_delete_acls_request_delete_acls_filter_init(&s->filters.items[i]);
-			kp_delete_acls_request_delete_acls_filter_fill(&s->filters.items[i], version, rng, a, depth + 1);
+			kp_delete_acls_request_delete_acls_filter_fill(&s->filters.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -70,14 +76,21 @@ kp_delete_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
 }
 
 static void
-kp_delete_acls_response_delete_acls_matching_acl_fill(struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_acls_response_delete_acls_matching_acl_fill(
+	struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_acls_response_delete_acls_filter_result_fill(struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_acls_response_delete_acls_filter_result_fill(
+	struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_delete_acls_response_delete_acls_matching_acl_fill(struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_acls_response_delete_acls_matching_acl_fill(
+	struct kp_delete_acls_response_delete_acls_matching_acl *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -102,7 +115,9 @@ kp_delete_acls_response_delete_acls_matching_acl_fill(struct kp_delete_acls_resp
 }
 
 static void
-kp_delete_acls_response_delete_acls_filter_result_fill(struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_acls_response_delete_acls_filter_result_fill(
+	struct kp_delete_acls_response_delete_acls_filter_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -118,12 +133,15 @@ kp_delete_acls_response_delete_acls_filter_result_fill(struct kp_delete_acls_res
 		s->matching_acls.items = NULL;
 	} else {
 		s->matching_acls.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->matching_acls.items = kp_arena_alloc(a, (size_t)s->matching_acls.count * sizeof(*s->matching_acls.items) + 1, 8);
+		s->matching_acls.items = kp_arena_alloc(a, (size_t)s->matching_acls.count * sizeof(
+			*s->matching_acls.items) + 1, 8);
 		if (s->matching_acls.items == NULL)
 			s->matching_acls.count = 0;
 		for (int32_t i = 0; i < s->matching_acls.count; i++) {
-			kp_delete_acls_response_delete_acls_matching_acl_init(&s->matching_acls.items[i]);
-			kp_delete_acls_response_delete_acls_matching_acl_fill(&s->matching_acls.items[i], version, rng, a, depth + 1);
+			kp_delete_acls_response_delete_acls_matching_acl_init(
+				&s->matching_acls.items[i]);
+			kp_delete_acls_response_delete_acls_matching_acl_fill(
+				&s->matching_acls.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -131,7 +149,8 @@ kp_delete_acls_response_delete_acls_filter_result_fill(struct kp_delete_acls_res
 }
 
 static void
-kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -146,12 +165,15 @@ kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version,
 		s->filter_results.items = NULL;
 	} else {
 		s->filter_results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->filter_results.items = kp_arena_alloc(a, (size_t)s->filter_results.count * sizeof(*s->filter_results.items) + 1, 8);
+		s->filter_results.items = kp_arena_alloc(a, (
+			size_t)s->filter_results.count * sizeof(*s->filter_results.items) + 1, 8);
 		if (s->filter_results.items == NULL)
 			s->filter_results.count = 0;
 		for (int32_t i = 0; i < s->filter_results.count; i++) {
-			kp_delete_acls_response_delete_acls_filter_result_init(&s->filter_results.items[i]);
-			kp_delete_acls_response_delete_acls_filter_result_fill(&s->filter_results.items[i], version, rng, a, depth + 1);
+			kp_delete_acls_response_delete_acls_filter_result_init(
+				&s->filter_results.items[i]);
+			kp_delete_acls_response_delete_acls_filter_result_fill(
+				&s->filter_results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -159,7 +181,8 @@ kp_delete_acls_response_fill(struct kp_delete_acls_response *s, int16_t version,
 }
 
 void
-kp_delete_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_acls_response_init(m);
 	kp_delete_acls_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -25,7 +27,8 @@ kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t versio
 		s->groups_names.items = NULL;
 	} else {
 		s->groups_names.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->groups_names.items = kp_arena_alloc(a, (size_t)s->groups_names.count * sizeof(*s->groups_names.items) + 1, 8);
+		s->groups_names.items = kp_arena_alloc(a, (size_t)s->groups_names.count * sizeof(
+			*s->groups_names.items) + 1, 8);
 		if (s->groups_names.items == NULL)
 			s->groups_names.count = 0;
 		for (int32_t i = 0; i < s->groups_names.count; i++) {
@@ -37,19 +40,25 @@ kp_delete_groups_request_fill(struct kp_delete_groups_request *s, int16_t versio
 }
 
 void
-kp_delete_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_groups_request_init(m);
 	kp_delete_groups_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_delete_groups_response_deletable_group_result_fill(struct kp_delete_groups_response_deletable_group_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_groups_response_deletable_group_result_fill(
+	struct kp_delete_groups_response_deletable_group_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_groups_response_deletable_group_result_fill(struct kp_delete_groups_response_deletable_group_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_groups_response_deletable_group_result_fill(
+	struct kp_delete_groups_response_deletable_group_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -65,7 +74,8 @@ kp_delete_groups_response_deletable_group_result_fill(struct kp_delete_groups_re
 }
 
 static void
-kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -80,12 +90,14 @@ kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t vers
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
 			kp_delete_groups_response_deletable_group_result_init(&s->results.items[i]);
-			kp_delete_groups_response_deletable_group_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_delete_groups_response_deletable_group_result_fill(&s->results.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -93,7 +105,8 @@ kp_delete_groups_response_fill(struct kp_delete_groups_response *s, int16_t vers
 }
 
 void
-kp_delete_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_groups_response_init(m);
 	kp_delete_groups_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_delete_records_request_delete_records_partition_fill(struct kp_delete_records_request_delete_records_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_request_delete_records_partition_fill(
+	struct kp_delete_records_request_delete_records_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_records_request_delete_records_topic_fill(struct kp_delete_records_request_delete_records_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_request_delete_records_topic_fill(
+	struct kp_delete_records_request_delete_records_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_records_request_delete_records_partition_fill(struct kp_delete_records_request_delete_records_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_request_delete_records_partition_fill(
+	struct kp_delete_records_request_delete_records_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -31,7 +38,9 @@ kp_delete_records_request_delete_records_partition_fill(struct kp_delete_records
 }
 
 static void
-kp_delete_records_request_delete_records_topic_fill(struct kp_delete_records_request_delete_records_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_request_delete_records_topic_fill(
+	struct kp_delete_records_request_delete_records_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -46,12 +55,15 @@ kp_delete_records_request_delete_records_topic_fill(struct kp_delete_records_req
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_delete_records_request_delete_records_partition_init(&s->partitions.items[i]);
-			kp_delete_records_request_delete_records_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_delete_records_request_delete_records_partition_init(
+				&s->partitions.items[i]);
+			kp_delete_records_request_delete_records_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -59,7 +71,8 @@ kp_delete_records_request_delete_records_topic_fill(struct kp_delete_records_req
 }
 
 static void
-kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -73,12 +86,14 @@ kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t vers
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_delete_records_request_delete_records_topic_init(&s->topics.items[i]);
-			kp_delete_records_request_delete_records_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_delete_records_request_delete_records_topic_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	s->timeout_ms = (int32_t)kp_rng_next(rng);
@@ -87,21 +102,29 @@ kp_delete_records_request_fill(struct kp_delete_records_request *s, int16_t vers
 }
 
 void
-kp_delete_records_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_records_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_records_request_init(m);
 	kp_delete_records_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_delete_records_response_delete_records_partition_result_fill(struct kp_delete_records_response_delete_records_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_response_delete_records_partition_result_fill(
+	struct kp_delete_records_response_delete_records_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_records_response_delete_records_topic_result_fill(struct kp_delete_records_response_delete_records_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_response_delete_records_topic_result_fill(
+	struct kp_delete_records_response_delete_records_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_records_response_delete_records_partition_result_fill(struct kp_delete_records_response_delete_records_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_response_delete_records_partition_result_fill(
+	struct kp_delete_records_response_delete_records_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -118,7 +141,9 @@ kp_delete_records_response_delete_records_partition_result_fill(struct kp_delete
 }
 
 static void
-kp_delete_records_response_delete_records_topic_result_fill(struct kp_delete_records_response_delete_records_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_response_delete_records_topic_result_fill(
+	struct kp_delete_records_response_delete_records_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -133,12 +158,15 @@ kp_delete_records_response_delete_records_topic_result_fill(struct kp_delete_rec
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_delete_records_response_delete_records_partition_result_init(&s->partitions.items[i]);
-			kp_delete_records_response_delete_records_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_delete_records_response_delete_records_partition_result_init(
+				&s->partitions.items[i]);
+			kp_delete_records_response_delete_records_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -146,7 +174,8 @@ kp_delete_records_response_delete_records_topic_result_fill(struct kp_delete_rec
 }
 
 static void
-kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -161,12 +190,15 @@ kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t ve
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_delete_records_response_delete_records_topic_result_init(&s->topics.items[i]);
-			kp_delete_records_response_delete_records_topic_result_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_delete_records_response_delete_records_topic_result_init(
+				&s->topics.items[i]);
+			kp_delete_records_response_delete_records_topic_result_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -174,7 +206,8 @@ kp_delete_records_response_fill(struct kp_delete_records_response *s, int16_t ve
 }
 
 void
-kp_delete_records_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_records_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_records_response_init(m);
 	kp_delete_records_response_fill(m, version, rng, a, 0);

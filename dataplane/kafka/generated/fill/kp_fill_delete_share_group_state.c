@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_delete_share_group_state_request_partition_data_fill(struct kp_delete_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_request_partition_data_fill(
+	struct kp_delete_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_share_group_state_request_delete_state_data_fill(struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_request_delete_state_data_fill(
+	struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_share_group_state_request_partition_data_fill(struct kp_delete_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_request_partition_data_fill(
+	struct kp_delete_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,7 +37,9 @@ kp_delete_share_group_state_request_partition_data_fill(struct kp_delete_share_g
 }
 
 static void
-kp_delete_share_group_state_request_delete_state_data_fill(struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_request_delete_state_data_fill(
+	struct kp_delete_share_group_state_request_delete_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -45,12 +54,15 @@ kp_delete_share_group_state_request_delete_state_data_fill(struct kp_delete_shar
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_delete_share_group_state_request_partition_data_init(&s->partitions.items[i]);
-			kp_delete_share_group_state_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_delete_share_group_state_request_partition_data_init(
+				&s->partitions.items[i]);
+			kp_delete_share_group_state_request_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -58,7 +70,8 @@ kp_delete_share_group_state_request_delete_state_data_fill(struct kp_delete_shar
 }
 
 static void
-kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -73,12 +86,15 @@ kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_requ
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_delete_share_group_state_request_delete_state_data_init(&s->topics.items[i]);
-			kp_delete_share_group_state_request_delete_state_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_delete_share_group_state_request_delete_state_data_init(
+				&s->topics.items[i]);
+			kp_delete_share_group_state_request_delete_state_data_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -86,21 +102,29 @@ kp_delete_share_group_state_request_fill(struct kp_delete_share_group_state_requ
 }
 
 void
-kp_delete_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_share_group_state_request_init(m);
 	kp_delete_share_group_state_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_delete_share_group_state_response_partition_result_fill(struct kp_delete_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_response_partition_result_fill(
+	struct kp_delete_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_share_group_state_response_delete_state_result_fill(struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_response_delete_state_result_fill(
+	struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_share_group_state_response_partition_result_fill(struct kp_delete_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_response_partition_result_fill(
+	struct kp_delete_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -117,7 +141,9 @@ kp_delete_share_group_state_response_partition_result_fill(struct kp_delete_shar
 }
 
 static void
-kp_delete_share_group_state_response_delete_state_result_fill(struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_response_delete_state_result_fill(
+	struct kp_delete_share_group_state_response_delete_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -132,12 +158,15 @@ kp_delete_share_group_state_response_delete_state_result_fill(struct kp_delete_s
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_delete_share_group_state_response_partition_result_init(&s->partitions.items[i]);
-			kp_delete_share_group_state_response_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_delete_share_group_state_response_partition_result_init(
+				&s->partitions.items[i]);
+			kp_delete_share_group_state_response_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -145,7 +174,8 @@ kp_delete_share_group_state_response_delete_state_result_fill(struct kp_delete_s
 }
 
 static void
-kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -159,12 +189,15 @@ kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_res
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_delete_share_group_state_response_delete_state_result_init(&s->results.items[i]);
-			kp_delete_share_group_state_response_delete_state_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_delete_share_group_state_response_delete_state_result_init(
+				&s->results.items[i]);
+			kp_delete_share_group_state_response_delete_state_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -172,7 +205,8 @@ kp_delete_share_group_state_response_fill(struct kp_delete_share_group_state_res
 }
 
 void
-kp_delete_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_share_group_state_response_init(m);
 	kp_delete_share_group_state_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_delete_topics_request_delete_topic_state_fill(struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_topics_request_delete_topic_state_fill(
+	struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_topics_request_delete_topic_state_fill(struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_topics_request_delete_topic_state_fill(
+	struct kp_delete_topics_request_delete_topic_state *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -29,7 +34,8 @@ kp_delete_topics_request_delete_topic_state_fill(struct kp_delete_topics_request
 }
 
 static void
-kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -44,12 +50,15 @@ kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t versio
 			s->topics.items = NULL;
 		} else {
 			s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+				*s->topics.items) + 1, 8);
 			if (s->topics.items == NULL)
 				s->topics.count = 0;
 			for (int32_t i = 0; i < s->topics.count; i++) {
-				kp_delete_topics_request_delete_topic_state_init(&s->topics.items[i]);
-				kp_delete_topics_request_delete_topic_state_fill(&s->topics.items[i], version, rng, a, depth + 1);
+				kp_delete_topics_request_delete_topic_state_init(
+					&s->topics.items[i]);
+				kp_delete_topics_request_delete_topic_state_fill(
+					&s->topics.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -59,7 +68,8 @@ kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t versio
 			s->topic_names.items = NULL;
 		} else {
 			s->topic_names.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topic_names.items = kp_arena_alloc(a, (size_t)s->topic_names.count * sizeof(*s->topic_names.items) + 1, 8);
+			s->topic_names.items = kp_arena_alloc(a, (
+				size_t)s->topic_names.count * sizeof(*s->topic_names.items) + 1, 8);
 			if (s->topic_names.items == NULL)
 				s->topic_names.count = 0;
 			for (int32_t i = 0; i < s->topic_names.count; i++) {
@@ -73,19 +83,25 @@ kp_delete_topics_request_fill(struct kp_delete_topics_request *s, int16_t versio
 }
 
 void
-kp_delete_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_topics_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_topics_request_init(m);
 	kp_delete_topics_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_delete_topics_response_deletable_topic_result_fill(struct kp_delete_topics_response_deletable_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_topics_response_deletable_topic_result_fill(
+	struct kp_delete_topics_response_deletable_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_delete_topics_response_deletable_topic_result_fill(struct kp_delete_topics_response_deletable_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_topics_response_deletable_topic_result_fill(
+	struct kp_delete_topics_response_deletable_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -107,7 +123,8 @@ kp_delete_topics_response_deletable_topic_result_fill(struct kp_delete_topics_re
 }
 
 static void
-kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -124,12 +141,15 @@ kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t vers
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_delete_topics_response_deletable_topic_result_init(&s->responses.items[i]);
-			kp_delete_topics_response_deletable_topic_result_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_delete_topics_response_deletable_topic_result_init(
+				&s->responses.items[i]);
+			kp_delete_topics_response_deletable_topic_result_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -137,7 +157,8 @@ kp_delete_topics_response_fill(struct kp_delete_topics_response *s, int16_t vers
 }
 
 void
-kp_delete_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_delete_topics_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_delete_topics_response_init(m);
 	kp_delete_topics_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_acls_request_fill(struct kp_describe_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_acls_request_fill(struct kp_describe_acls_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_acls_request_fill(struct kp_describe_acls_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_acls_request_fill(struct kp_describe_acls_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -34,21 +36,27 @@ kp_describe_acls_request_fill(struct kp_describe_acls_request *s, int16_t versio
 }
 
 void
-kp_describe_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_acls_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_acls_request_init(m);
 	kp_describe_acls_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_acls_response_acl_description_fill(struct kp_describe_acls_response_acl_description *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_acls_response_acl_description_fill(struct kp_describe_acls_response_acl_description *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_acls_response_describe_acls_resource_fill(struct kp_describe_acls_response_describe_acls_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_acls_response_describe_acls_resource_fill(
+	struct kp_describe_acls_response_describe_acls_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_acls_response_acl_description_fill(struct kp_describe_acls_response_acl_description *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_acls_response_acl_description_fill(struct kp_describe_acls_response_acl_description *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -66,7 +74,9 @@ kp_describe_acls_response_acl_description_fill(struct kp_describe_acls_response_
 }
 
 static void
-kp_describe_acls_response_describe_acls_resource_fill(struct kp_describe_acls_response_describe_acls_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_acls_response_describe_acls_resource_fill(
+	struct kp_describe_acls_response_describe_acls_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -85,12 +95,14 @@ kp_describe_acls_response_describe_acls_resource_fill(struct kp_describe_acls_re
 		s->acls.items = NULL;
 	} else {
 		s->acls.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acls.items = kp_arena_alloc(a, (size_t)s->acls.count * sizeof(*s->acls.items) + 1, 8);
+		s->acls.items = kp_arena_alloc(a, (size_t)s->acls.count * sizeof(
+			*s->acls.items) + 1, 8);
 		if (s->acls.items == NULL)
 			s->acls.count = 0;
 		for (int32_t i = 0; i < s->acls.count; i++) {
 			kp_describe_acls_response_acl_description_init(&s->acls.items[i]);
-			kp_describe_acls_response_acl_description_fill(&s->acls.items[i], version, rng, a, depth + 1);
+			kp_describe_acls_response_acl_description_fill(&s->acls.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -98,7 +110,8 @@ kp_describe_acls_response_describe_acls_resource_fill(struct kp_describe_acls_re
 }
 
 static void
-kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -115,12 +128,15 @@ kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t vers
 		s->resources.items = NULL;
 	} else {
 		s->resources.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(*s->resources.items) + 1, 8);
+		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(
+			*s->resources.items) + 1, 8);
 		if (s->resources.items == NULL)
 			s->resources.count = 0;
 		for (int32_t i = 0; i < s->resources.count; i++) {
-			kp_describe_acls_response_describe_acls_resource_init(&s->resources.items[i]);
-			kp_describe_acls_response_describe_acls_resource_fill(&s->resources.items[i], version, rng, a, depth + 1);
+			kp_describe_acls_response_describe_acls_resource_init(
+				&s->resources.items[i]);
+			kp_describe_acls_response_describe_acls_resource_fill(
+				&s->resources.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -128,7 +144,8 @@ kp_describe_acls_response_fill(struct kp_describe_acls_response *s, int16_t vers
 }
 
 void
-kp_describe_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_acls_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_acls_response_init(m);
 	kp_describe_acls_response_fill(m, version, rng, a, 0);

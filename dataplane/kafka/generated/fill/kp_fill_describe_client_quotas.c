@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_client_quotas_request_component_data_fill(struct kp_describe_client_quotas_request_component_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_request_component_data_fill(
+	struct kp_describe_client_quotas_request_component_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_client_quotas_request_component_data_fill(struct kp_describe_client_quotas_request_component_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_request_component_data_fill(
+	struct kp_describe_client_quotas_request_component_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -30,7 +35,8 @@ kp_describe_client_quotas_request_component_data_fill(struct kp_describe_client_
 }
 
 static void
-kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -44,12 +50,15 @@ kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request 
 		s->components.items = NULL;
 	} else {
 		s->components.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->components.items = kp_arena_alloc(a, (size_t)s->components.count * sizeof(*s->components.items) + 1, 8);
+		s->components.items = kp_arena_alloc(a, (size_t)s->components.count * sizeof(
+			*s->components.items) + 1, 8);
 		if (s->components.items == NULL)
 			s->components.count = 0;
 		for (int32_t i = 0; i < s->components.count; i++) {
-			kp_describe_client_quotas_request_component_data_init(&s->components.items[i]);
-			kp_describe_client_quotas_request_component_data_fill(&s->components.items[i], version, rng, a, depth + 1);
+			kp_describe_client_quotas_request_component_data_init(
+				&s->components.items[i]);
+			kp_describe_client_quotas_request_component_data_fill(
+				&s->components.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->strict = (kp_rng_next(rng) & 1) != 0;
@@ -58,23 +67,33 @@ kp_describe_client_quotas_request_fill(struct kp_describe_client_quotas_request 
 }
 
 void
-kp_describe_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_client_quotas_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_client_quotas_request_init(m);
 	kp_describe_client_quotas_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_client_quotas_response_entity_data_fill(struct kp_describe_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_response_entity_data_fill(
+	struct kp_describe_client_quotas_response_entity_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_client_quotas_response_value_data_fill(struct kp_describe_client_quotas_response_value_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_response_value_data_fill(
+	struct kp_describe_client_quotas_response_value_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_client_quotas_response_entry_data_fill(struct kp_describe_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_response_entry_data_fill(
+	struct kp_describe_client_quotas_response_entry_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_client_quotas_response_entity_data_fill(struct kp_describe_client_quotas_response_entity_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_response_entity_data_fill(
+	struct kp_describe_client_quotas_response_entity_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -90,7 +109,9 @@ kp_describe_client_quotas_response_entity_data_fill(struct kp_describe_client_qu
 }
 
 static void
-kp_describe_client_quotas_response_value_data_fill(struct kp_describe_client_quotas_response_value_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_response_value_data_fill(
+	struct kp_describe_client_quotas_response_value_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -106,7 +127,9 @@ kp_describe_client_quotas_response_value_data_fill(struct kp_describe_client_quo
 }
 
 static void
-kp_describe_client_quotas_response_entry_data_fill(struct kp_describe_client_quotas_response_entry_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_response_entry_data_fill(
+	struct kp_describe_client_quotas_response_entry_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -120,12 +143,14 @@ kp_describe_client_quotas_response_entry_data_fill(struct kp_describe_client_quo
 		s->entity.items = NULL;
 	} else {
 		s->entity.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(*s->entity.items) + 1, 8);
+		s->entity.items = kp_arena_alloc(a, (size_t)s->entity.count * sizeof(
+			*s->entity.items) + 1, 8);
 		if (s->entity.items == NULL)
 			s->entity.count = 0;
 		for (int32_t i = 0; i < s->entity.count; i++) {
 			kp_describe_client_quotas_response_entity_data_init(&s->entity.items[i]);
-			kp_describe_client_quotas_response_entity_data_fill(&s->entity.items[i], version, rng, a, depth + 1);
+			kp_describe_client_quotas_response_entity_data_fill(&s->entity.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -133,12 +158,14 @@ kp_describe_client_quotas_response_entry_data_fill(struct kp_describe_client_quo
 		s->values.items = NULL;
 	} else {
 		s->values.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->values.items = kp_arena_alloc(a, (size_t)s->values.count * sizeof(*s->values.items) + 1, 8);
+		s->values.items = kp_arena_alloc(a, (size_t)s->values.count * sizeof(
+			*s->values.items) + 1, 8);
 		if (s->values.items == NULL)
 			s->values.count = 0;
 		for (int32_t i = 0; i < s->values.count; i++) {
 			kp_describe_client_quotas_response_value_data_init(&s->values.items[i]);
-			kp_describe_client_quotas_response_value_data_fill(&s->values.items[i], version, rng, a, depth + 1);
+			kp_describe_client_quotas_response_value_data_fill(&s->values.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -146,7 +173,8 @@ kp_describe_client_quotas_response_entry_data_fill(struct kp_describe_client_quo
 }
 
 static void
-kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -163,12 +191,14 @@ kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_respons
 		s->entries.items = NULL;
 	} else {
 		s->entries.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(*s->entries.items) + 1, 8);
+		s->entries.items = kp_arena_alloc(a, (size_t)s->entries.count * sizeof(
+			*s->entries.items) + 1, 8);
 		if (s->entries.items == NULL)
 			s->entries.count = 0;
 		for (int32_t i = 0; i < s->entries.count; i++) {
 			kp_describe_client_quotas_response_entry_data_init(&s->entries.items[i]);
-			kp_describe_client_quotas_response_entry_data_fill(&s->entries.items[i], version, rng, a, depth + 1);
+			kp_describe_client_quotas_response_entry_data_fill(&s->entries.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -176,7 +206,8 @@ kp_describe_client_quotas_response_fill(struct kp_describe_client_quotas_respons
 }
 
 void
-kp_describe_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_client_quotas_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_client_quotas_response_init(m);
 	kp_describe_client_quotas_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_cluster_request_fill(struct kp_describe_cluster_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_cluster_request_fill(struct kp_describe_cluster_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_cluster_request_fill(struct kp_describe_cluster_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_cluster_request_fill(struct kp_describe_cluster_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -29,19 +31,25 @@ kp_describe_cluster_request_fill(struct kp_describe_cluster_request *s, int16_t 
 }
 
 void
-kp_describe_cluster_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_cluster_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_cluster_request_init(m);
 	kp_describe_cluster_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_cluster_response_describe_cluster_broker_fill(struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_cluster_response_describe_cluster_broker_fill(
+	struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_cluster_response_describe_cluster_broker_fill(struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_cluster_response_describe_cluster_broker_fill(
+	struct kp_describe_cluster_response_describe_cluster_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -59,7 +67,8 @@ kp_describe_cluster_response_describe_cluster_broker_fill(struct kp_describe_clu
 }
 
 static void
-kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -81,12 +90,15 @@ kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_
 		s->brokers.items = NULL;
 	} else {
 		s->brokers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->brokers.items = kp_arena_alloc(a, (size_t)s->brokers.count * sizeof(*s->brokers.items) + 1, 8);
+		s->brokers.items = kp_arena_alloc(a, (size_t)s->brokers.count * sizeof(
+			*s->brokers.items) + 1, 8);
 		if (s->brokers.items == NULL)
 			s->brokers.count = 0;
 		for (int32_t i = 0; i < s->brokers.count; i++) {
-			kp_describe_cluster_response_describe_cluster_broker_init(&s->brokers.items[i]);
-			kp_describe_cluster_response_describe_cluster_broker_fill(&s->brokers.items[i], version, rng, a, depth + 1);
+			kp_describe_cluster_response_describe_cluster_broker_init(
+				&s->brokers.items[i]);
+			kp_describe_cluster_response_describe_cluster_broker_fill(
+				&s->brokers.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->cluster_authorized_operations = (int32_t)kp_rng_next(rng);
@@ -95,7 +107,8 @@ kp_describe_cluster_response_fill(struct kp_describe_cluster_response *s, int16_
 }
 
 void
-kp_describe_cluster_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_cluster_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_cluster_response_init(m);
 	kp_describe_cluster_response_fill(m, version, rng, a, 0);

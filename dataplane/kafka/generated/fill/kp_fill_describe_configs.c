@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_configs_request_describe_configs_resource_fill(struct kp_describe_configs_request_describe_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_request_describe_configs_resource_fill(
+	struct kp_describe_configs_request_describe_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_configs_request_describe_configs_resource_fill(struct kp_describe_configs_request_describe_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_request_describe_configs_resource_fill(
+	struct kp_describe_configs_request_describe_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -29,7 +34,9 @@ kp_describe_configs_request_describe_configs_resource_fill(struct kp_describe_co
 		s->configuration_keys.items = NULL;
 	} else {
 		s->configuration_keys.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->configuration_keys.items = kp_arena_alloc(a, (size_t)s->configuration_keys.count * sizeof(*s->configuration_keys.items) + 1, 8);
+		s->configuration_keys.items = kp_arena_alloc(a, (
+			size_t)s->configuration_keys.count * sizeof(
+			*s->configuration_keys.items) + 1, 8);
 		if (s->configuration_keys.items == NULL)
 			s->configuration_keys.count = 0;
 		for (int32_t i = 0; i < s->configuration_keys.count; i++) {
@@ -41,7 +48,8 @@ kp_describe_configs_request_describe_configs_resource_fill(struct kp_describe_co
 }
 
 static void
-kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -55,12 +63,15 @@ kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t 
 		s->resources.items = NULL;
 	} else {
 		s->resources.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(*s->resources.items) + 1, 8);
+		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(
+			*s->resources.items) + 1, 8);
 		if (s->resources.items == NULL)
 			s->resources.count = 0;
 		for (int32_t i = 0; i < s->resources.count; i++) {
-			kp_describe_configs_request_describe_configs_resource_init(&s->resources.items[i]);
-			kp_describe_configs_request_describe_configs_resource_fill(&s->resources.items[i], version, rng, a, depth + 1);
+			kp_describe_configs_request_describe_configs_resource_init(
+				&s->resources.items[i]);
+			kp_describe_configs_request_describe_configs_resource_fill(
+				&s->resources.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -74,23 +85,33 @@ kp_describe_configs_request_fill(struct kp_describe_configs_request *s, int16_t 
 }
 
 void
-kp_describe_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_configs_request_init(m);
 	kp_describe_configs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_configs_response_describe_configs_synonym_fill(struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_response_describe_configs_synonym_fill(
+	struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_configs_response_describe_configs_resource_result_fill(struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_response_describe_configs_resource_result_fill(
+	struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_configs_response_describe_configs_result_fill(struct kp_describe_configs_response_describe_configs_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_response_describe_configs_result_fill(
+	struct kp_describe_configs_response_describe_configs_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_configs_response_describe_configs_synonym_fill(struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_response_describe_configs_synonym_fill(
+	struct kp_describe_configs_response_describe_configs_synonym *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -107,7 +128,9 @@ kp_describe_configs_response_describe_configs_synonym_fill(struct kp_describe_co
 }
 
 static void
-kp_describe_configs_response_describe_configs_resource_result_fill(struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_response_describe_configs_resource_result_fill(
+	struct kp_describe_configs_response_describe_configs_resource_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -132,12 +155,15 @@ kp_describe_configs_response_describe_configs_resource_result_fill(struct kp_des
 			s->synonyms.items = NULL;
 		} else {
 			s->synonyms.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->synonyms.items = kp_arena_alloc(a, (size_t)s->synonyms.count * sizeof(*s->synonyms.items) + 1, 8);
+			s->synonyms.items = kp_arena_alloc(a, (size_t)s->synonyms.count * sizeof(
+				*s->synonyms.items) + 1, 8);
 			if (s->synonyms.items == NULL)
 				s->synonyms.count = 0;
 			for (int32_t i = 0; i < s->synonyms.count; i++) {
-				kp_describe_configs_response_describe_configs_synonym_init(&s->synonyms.items[i]);
-				kp_describe_configs_response_describe_configs_synonym_fill(&s->synonyms.items[i], version, rng, a, depth + 1);
+				kp_describe_configs_response_describe_configs_synonym_init(
+					&s->synonyms.items[i]);
+				kp_describe_configs_response_describe_configs_synonym_fill(
+					&s->synonyms.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -152,7 +178,9 @@ kp_describe_configs_response_describe_configs_resource_result_fill(struct kp_des
 }
 
 static void
-kp_describe_configs_response_describe_configs_result_fill(struct kp_describe_configs_response_describe_configs_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_response_describe_configs_result_fill(
+	struct kp_describe_configs_response_describe_configs_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -170,12 +198,15 @@ kp_describe_configs_response_describe_configs_result_fill(struct kp_describe_con
 		s->configs.items = NULL;
 	} else {
 		s->configs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(*s->configs.items) + 1, 8);
+		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(
+			*s->configs.items) + 1, 8);
 		if (s->configs.items == NULL)
 			s->configs.count = 0;
 		for (int32_t i = 0; i < s->configs.count; i++) {
-			kp_describe_configs_response_describe_configs_resource_result_init(&s->configs.items[i]);
-			kp_describe_configs_response_describe_configs_resource_result_fill(&s->configs.items[i], version, rng, a, depth + 1);
+			kp_describe_configs_response_describe_configs_resource_result_init(
+				&s->configs.items[i]);
+			kp_describe_configs_response_describe_configs_resource_result_fill(
+				&s->configs.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -183,7 +214,8 @@ kp_describe_configs_response_describe_configs_result_fill(struct kp_describe_con
 }
 
 static void
-kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -198,12 +230,15 @@ kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_describe_configs_response_describe_configs_result_init(&s->results.items[i]);
-			kp_describe_configs_response_describe_configs_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_describe_configs_response_describe_configs_result_init(
+				&s->results.items[i]);
+			kp_describe_configs_response_describe_configs_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -211,7 +246,8 @@ kp_describe_configs_response_fill(struct kp_describe_configs_response *s, int16_
 }
 
 void
-kp_describe_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_configs_response_init(m);
 	kp_describe_configs_response_fill(m, version, rng, a, 0);

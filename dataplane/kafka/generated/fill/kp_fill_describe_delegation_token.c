@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_delegation_token_request_describe_delegation_token_owner_fill(struct kp_describe_delegation_token_request_describe_delegation_token_owner *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_delegation_token_request_describe_delegation_token_owner_fill(
+	struct kp_describe_delegation_token_request_describe_delegation_token_owner *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_delegation_token_request_describe_delegation_token_owner_fill(struct kp_describe_delegation_token_request_describe_delegation_token_owner *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_delegation_token_request_describe_delegation_token_owner_fill(
+	struct kp_describe_delegation_token_request_describe_delegation_token_owner *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -29,7 +34,8 @@ kp_describe_delegation_token_request_describe_delegation_token_owner_fill(struct
 }
 
 static void
-kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -43,12 +49,15 @@ kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_re
 		s->owners.items = NULL;
 	} else {
 		s->owners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->owners.items = kp_arena_alloc(a, (size_t)s->owners.count * sizeof(*s->owners.items) + 1, 8);
+		s->owners.items = kp_arena_alloc(a, (size_t)s->owners.count * sizeof(
+			*s->owners.items) + 1, 8);
 		if (s->owners.items == NULL)
 			s->owners.count = 0;
 		for (int32_t i = 0; i < s->owners.count; i++) {
-			kp_describe_delegation_token_request_describe_delegation_token_owner_init(&s->owners.items[i]);
-			kp_describe_delegation_token_request_describe_delegation_token_owner_fill(&s->owners.items[i], version, rng, a, depth + 1);
+			kp_describe_delegation_token_request_describe_delegation_token_owner_init(
+				&s->owners.items[i]);
+			kp_describe_delegation_token_request_describe_delegation_token_owner_fill(
+				&s->owners.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -56,21 +65,29 @@ kp_describe_delegation_token_request_fill(struct kp_describe_delegation_token_re
 }
 
 void
-kp_describe_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_delegation_token_request_init(m);
 	kp_describe_delegation_token_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_delegation_token_response_described_delegation_token_renewer_fill(struct kp_describe_delegation_token_response_described_delegation_token_renewer *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_delegation_token_response_described_delegation_token_renewer_fill(
+	struct kp_describe_delegation_token_response_described_delegation_token_renewer *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_delegation_token_response_described_delegation_token_fill(struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_delegation_token_response_described_delegation_token_fill(
+	struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_delegation_token_response_described_delegation_token_renewer_fill(struct kp_describe_delegation_token_response_described_delegation_token_renewer *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_delegation_token_response_described_delegation_token_renewer_fill(
+	struct kp_describe_delegation_token_response_described_delegation_token_renewer *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -86,7 +103,9 @@ kp_describe_delegation_token_response_described_delegation_token_renewer_fill(st
 }
 
 static void
-kp_describe_delegation_token_response_described_delegation_token_fill(struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_delegation_token_response_described_delegation_token_fill(
+	struct kp_describe_delegation_token_response_described_delegation_token *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -113,7 +132,8 @@ kp_describe_delegation_token_response_described_delegation_token_fill(struct kp_
 		s->renewers.items = NULL;
 	} else {
 		s->renewers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->renewers.items = kp_arena_alloc(a, (size_t)s->renewers.count * sizeof(*s->renewers.items) + 1, 8);
+		s->renewers.items = kp_arena_alloc(a, (size_t)s->renewers.count * sizeof(
+			*s->renewers.items) + 1, 8);
 		if (s->renewers.items == NULL)
 			s->renewers.count = 0;
 		for (int32_t i = 0; i < s->renewers.count; i++) {
@@ -126,7 +146,8 @@ kp_describe_delegation_token_response_described_delegation_token_fill(struct kp_
 }
 
 static void
-kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -141,12 +162,15 @@ kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_r
 		s->tokens.items = NULL;
 	} else {
 		s->tokens.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->tokens.items = kp_arena_alloc(a, (size_t)s->tokens.count * sizeof(*s->tokens.items) + 1, 8);
+		s->tokens.items = kp_arena_alloc(a, (size_t)s->tokens.count * sizeof(
+			*s->tokens.items) + 1, 8);
 		if (s->tokens.items == NULL)
 			s->tokens.count = 0;
 		for (int32_t i = 0; i < s->tokens.count; i++) {
-			kp_describe_delegation_token_response_described_delegation_token_init(&s->tokens.items[i]);
-			kp_describe_delegation_token_response_described_delegation_token_fill(&s->tokens.items[i], version, rng, a, depth + 1);
+			kp_describe_delegation_token_response_described_delegation_token_init(
+				&s->tokens.items[i]);
+			kp_describe_delegation_token_response_described_delegation_token_fill(
+				&s->tokens.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->throttle_time_ms = (int32_t)kp_rng_next(rng);
@@ -155,7 +179,8 @@ kp_describe_delegation_token_response_fill(struct kp_describe_delegation_token_r
 }
 
 void
-kp_describe_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_delegation_token_response_init(m);
 	kp_describe_delegation_token_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -25,7 +27,8 @@ kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t ve
 		s->groups.items = NULL;
 	} else {
 		s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+			*s->groups.items) + 1, 8);
 		if (s->groups.items == NULL)
 			s->groups.count = 0;
 		for (int32_t i = 0; i < s->groups.count; i++) {
@@ -40,21 +43,29 @@ kp_describe_groups_request_fill(struct kp_describe_groups_request *s, int16_t ve
 }
 
 void
-kp_describe_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_groups_request_init(m);
 	kp_describe_groups_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_groups_response_described_group_member_fill(struct kp_describe_groups_response_described_group_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_groups_response_described_group_member_fill(
+	struct kp_describe_groups_response_described_group_member *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_groups_response_described_group_fill(struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_groups_response_described_group_fill(
+	struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_groups_response_described_group_member_fill(struct kp_describe_groups_response_described_group_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_groups_response_described_group_member_fill(
+	struct kp_describe_groups_response_described_group_member *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -76,7 +87,9 @@ kp_describe_groups_response_described_group_member_fill(struct kp_describe_group
 }
 
 static void
-kp_describe_groups_response_described_group_fill(struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_groups_response_described_group_fill(
+	struct kp_describe_groups_response_described_group *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -95,12 +108,15 @@ kp_describe_groups_response_described_group_fill(struct kp_describe_groups_respo
 		s->members.items = NULL;
 	} else {
 		s->members.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(*s->members.items) + 1, 8);
+		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(
+			*s->members.items) + 1, 8);
 		if (s->members.items == NULL)
 			s->members.count = 0;
 		for (int32_t i = 0; i < s->members.count; i++) {
-			kp_describe_groups_response_described_group_member_init(&s->members.items[i]);
-			kp_describe_groups_response_described_group_member_fill(&s->members.items[i], version, rng, a, depth + 1);
+			kp_describe_groups_response_described_group_member_init(
+				&s->members.items[i]);
+			kp_describe_groups_response_described_group_member_fill(
+				&s->members.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 3) {
@@ -111,7 +127,8 @@ kp_describe_groups_response_described_group_fill(struct kp_describe_groups_respo
 }
 
 static void
-kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 5);
 
@@ -128,12 +145,14 @@ kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t 
 		s->groups.items = NULL;
 	} else {
 		s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+			*s->groups.items) + 1, 8);
 		if (s->groups.items == NULL)
 			s->groups.count = 0;
 		for (int32_t i = 0; i < s->groups.count; i++) {
 			kp_describe_groups_response_described_group_init(&s->groups.items[i]);
-			kp_describe_groups_response_described_group_fill(&s->groups.items[i], version, rng, a, depth + 1);
+			kp_describe_groups_response_described_group_fill(&s->groups.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -141,7 +160,8 @@ kp_describe_groups_response_fill(struct kp_describe_groups_response *s, int16_t 
 }
 
 void
-kp_describe_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_groups_response_init(m);
 	kp_describe_groups_response_fill(m, version, rng, a, 0);

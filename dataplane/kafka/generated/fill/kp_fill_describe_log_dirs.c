@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_log_dirs_request_describable_log_dir_topic_fill(struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_request_describable_log_dir_topic_fill(
+	struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_log_dirs_request_describable_log_dir_topic_fill(struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_request_describable_log_dir_topic_fill(
+	struct kp_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -28,7 +33,8 @@ kp_describe_log_dirs_request_describable_log_dir_topic_fill(struct kp_describe_l
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -40,7 +46,8 @@ kp_describe_log_dirs_request_describable_log_dir_topic_fill(struct kp_describe_l
 }
 
 static void
-kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -54,12 +61,15 @@ kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_describe_log_dirs_request_describable_log_dir_topic_init(&s->topics.items[i]);
-			kp_describe_log_dirs_request_describable_log_dir_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_log_dirs_request_describable_log_dir_topic_init(
+				&s->topics.items[i]);
+			kp_describe_log_dirs_request_describable_log_dir_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -67,23 +77,33 @@ kp_describe_log_dirs_request_fill(struct kp_describe_log_dirs_request *s, int16_
 }
 
 void
-kp_describe_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_log_dirs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_log_dirs_request_init(m);
 	kp_describe_log_dirs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_partition_fill(struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_response_describe_log_dirs_partition_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_log_dirs_response_describe_log_dirs_topic_fill(struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_response_describe_log_dirs_topic_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_log_dirs_response_describe_log_dirs_result_fill(struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_response_describe_log_dirs_result_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_partition_fill(struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_response_describe_log_dirs_partition_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -101,7 +121,9 @@ kp_describe_log_dirs_response_describe_log_dirs_partition_fill(struct kp_describ
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_topic_fill(struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_response_describe_log_dirs_topic_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -116,12 +138,15 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_fill(struct kp_describe_lo
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_describe_log_dirs_response_describe_log_dirs_partition_init(&s->partitions.items[i]);
-			kp_describe_log_dirs_response_describe_log_dirs_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_describe_log_dirs_response_describe_log_dirs_partition_init(
+				&s->partitions.items[i]);
+			kp_describe_log_dirs_response_describe_log_dirs_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -129,7 +154,9 @@ kp_describe_log_dirs_response_describe_log_dirs_topic_fill(struct kp_describe_lo
 }
 
 static void
-kp_describe_log_dirs_response_describe_log_dirs_result_fill(struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_response_describe_log_dirs_result_fill(
+	struct kp_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -145,12 +172,15 @@ kp_describe_log_dirs_response_describe_log_dirs_result_fill(struct kp_describe_l
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_describe_log_dirs_response_describe_log_dirs_topic_init(&s->topics.items[i]);
-			kp_describe_log_dirs_response_describe_log_dirs_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_log_dirs_response_describe_log_dirs_topic_init(
+				&s->topics.items[i]);
+			kp_describe_log_dirs_response_describe_log_dirs_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 4) {
@@ -164,7 +194,8 @@ kp_describe_log_dirs_response_describe_log_dirs_result_fill(struct kp_describe_l
 }
 
 static void
-kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -182,12 +213,15 @@ kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int1
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_describe_log_dirs_response_describe_log_dirs_result_init(&s->results.items[i]);
-			kp_describe_log_dirs_response_describe_log_dirs_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_describe_log_dirs_response_describe_log_dirs_result_init(
+				&s->results.items[i]);
+			kp_describe_log_dirs_response_describe_log_dirs_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -195,7 +229,8 @@ kp_describe_log_dirs_response_fill(struct kp_describe_log_dirs_response *s, int1
 }
 
 void
-kp_describe_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_log_dirs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_log_dirs_response_init(m);
 	kp_describe_log_dirs_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_producers_request_topic_request_fill(struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_request_topic_request_fill(
+	struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_producers_request_topic_request_fill(struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_request_topic_request_fill(
+	struct kp_describe_producers_request_topic_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,7 +33,9 @@ kp_describe_producers_request_topic_request_fill(struct kp_describe_producers_re
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -40,7 +47,8 @@ kp_describe_producers_request_topic_request_fill(struct kp_describe_producers_re
 }
 
 static void
-kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -54,12 +62,14 @@ kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int1
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_describe_producers_request_topic_request_init(&s->topics.items[i]);
-			kp_describe_producers_request_topic_request_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_producers_request_topic_request_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -67,23 +77,33 @@ kp_describe_producers_request_fill(struct kp_describe_producers_request *s, int1
 }
 
 void
-kp_describe_producers_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_producers_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_producers_request_init(m);
 	kp_describe_producers_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_producers_response_producer_state_fill(struct kp_describe_producers_response_producer_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_response_producer_state_fill(
+	struct kp_describe_producers_response_producer_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_producers_response_partition_response_fill(struct kp_describe_producers_response_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_response_partition_response_fill(
+	struct kp_describe_producers_response_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_producers_response_topic_response_fill(struct kp_describe_producers_response_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_response_topic_response_fill(
+	struct kp_describe_producers_response_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_producers_response_fill(struct kp_describe_producers_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_producers_response_fill(struct kp_describe_producers_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_producers_response_producer_state_fill(struct kp_describe_producers_response_producer_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_response_producer_state_fill(
+	struct kp_describe_producers_response_producer_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -103,7 +123,9 @@ kp_describe_producers_response_producer_state_fill(struct kp_describe_producers_
 }
 
 static void
-kp_describe_producers_response_partition_response_fill(struct kp_describe_producers_response_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_response_partition_response_fill(
+	struct kp_describe_producers_response_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -120,12 +142,16 @@ kp_describe_producers_response_partition_response_fill(struct kp_describe_produc
 		s->active_producers.items = NULL;
 	} else {
 		s->active_producers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->active_producers.items = kp_arena_alloc(a, (size_t)s->active_producers.count * sizeof(*s->active_producers.items) + 1, 8);
+		s->active_producers.items = kp_arena_alloc(a, (
+			size_t)s->active_producers.count * sizeof(*s->active_producers.items) + 1,
+			8);
 		if (s->active_producers.items == NULL)
 			s->active_producers.count = 0;
 		for (int32_t i = 0; i < s->active_producers.count; i++) {
-			kp_describe_producers_response_producer_state_init(&s->active_producers.items[i]);
-			kp_describe_producers_response_producer_state_fill(&s->active_producers.items[i], version, rng, a, depth + 1);
+			kp_describe_producers_response_producer_state_init(
+				&s->active_producers.items[i]);
+			kp_describe_producers_response_producer_state_fill(
+				&s->active_producers.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -133,7 +159,9 @@ kp_describe_producers_response_partition_response_fill(struct kp_describe_produc
 }
 
 static void
-kp_describe_producers_response_topic_response_fill(struct kp_describe_producers_response_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_response_topic_response_fill(
+	struct kp_describe_producers_response_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -148,12 +176,15 @@ kp_describe_producers_response_topic_response_fill(struct kp_describe_producers_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_describe_producers_response_partition_response_init(&s->partitions.items[i]);
-			kp_describe_producers_response_partition_response_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_describe_producers_response_partition_response_init(
+				&s->partitions.items[i]);
+			kp_describe_producers_response_partition_response_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -161,7 +192,8 @@ kp_describe_producers_response_topic_response_fill(struct kp_describe_producers_
 }
 
 static void
-kp_describe_producers_response_fill(struct kp_describe_producers_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_producers_response_fill(struct kp_describe_producers_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -176,12 +208,14 @@ kp_describe_producers_response_fill(struct kp_describe_producers_response *s, in
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_describe_producers_response_topic_response_init(&s->topics.items[i]);
-			kp_describe_producers_response_topic_response_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_producers_response_topic_response_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -189,7 +223,8 @@ kp_describe_producers_response_fill(struct kp_describe_producers_response *s, in
 }
 
 void
-kp_describe_producers_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_producers_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_producers_response_init(m);
 	kp_describe_producers_response_fill(m, version, rng, a, 0);

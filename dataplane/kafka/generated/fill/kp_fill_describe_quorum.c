@@ -8,14 +8,18 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_quorum_request_partition_data_fill(struct kp_describe_quorum_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_request_partition_data_fill(struct kp_describe_quorum_request_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_quorum_request_partition_data_fill(struct kp_describe_quorum_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_request_partition_data_fill(struct kp_describe_quorum_request_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,7 +34,8 @@ kp_describe_quorum_request_partition_data_fill(struct kp_describe_quorum_request
 }
 
 static void
-kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -45,12 +50,14 @@ kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_top
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_describe_quorum_request_partition_data_init(&s->partitions.items[i]);
-			kp_describe_quorum_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_request_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -58,7 +65,8 @@ kp_describe_quorum_request_topic_data_fill(struct kp_describe_quorum_request_top
 }
 
 static void
-kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -72,12 +80,14 @@ kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t ve
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_describe_quorum_request_topic_data_init(&s->topics.items[i]);
-			kp_describe_quorum_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_request_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -85,27 +95,36 @@ kp_describe_quorum_request_fill(struct kp_describe_quorum_request *s, int16_t ve
 }
 
 void
-kp_describe_quorum_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_quorum_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_quorum_request_init(m);
 	kp_describe_quorum_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_quorum_response_replica_state_fill(struct kp_describe_quorum_response_replica_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_replica_state_fill(struct kp_describe_quorum_response_replica_state *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_response_partition_data_fill(struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_partition_data_fill(
+	struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_response_listener_fill(struct kp_describe_quorum_response_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_listener_fill(struct kp_describe_quorum_response_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_quorum_response_replica_state_fill(struct kp_describe_quorum_response_replica_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_replica_state_fill(struct kp_describe_quorum_response_replica_state *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -130,7 +149,9 @@ kp_describe_quorum_response_replica_state_fill(struct kp_describe_quorum_respons
 }
 
 static void
-kp_describe_quorum_response_partition_data_fill(struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_partition_data_fill(
+	struct kp_describe_quorum_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -152,12 +173,14 @@ kp_describe_quorum_response_partition_data_fill(struct kp_describe_quorum_respon
 		s->current_voters.items = NULL;
 	} else {
 		s->current_voters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->current_voters.items = kp_arena_alloc(a, (size_t)s->current_voters.count * sizeof(*s->current_voters.items) + 1, 8);
+		s->current_voters.items = kp_arena_alloc(a, (
+			size_t)s->current_voters.count * sizeof(*s->current_voters.items) + 1, 8);
 		if (s->current_voters.items == NULL)
 			s->current_voters.count = 0;
 		for (int32_t i = 0; i < s->current_voters.count; i++) {
 			kp_describe_quorum_response_replica_state_init(&s->current_voters.items[i]);
-			kp_describe_quorum_response_replica_state_fill(&s->current_voters.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_response_replica_state_fill(&s->current_voters.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -165,12 +188,14 @@ kp_describe_quorum_response_partition_data_fill(struct kp_describe_quorum_respon
 		s->observers.items = NULL;
 	} else {
 		s->observers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->observers.items = kp_arena_alloc(a, (size_t)s->observers.count * sizeof(*s->observers.items) + 1, 8);
+		s->observers.items = kp_arena_alloc(a, (size_t)s->observers.count * sizeof(
+			*s->observers.items) + 1, 8);
 		if (s->observers.items == NULL)
 			s->observers.count = 0;
 		for (int32_t i = 0; i < s->observers.count; i++) {
 			kp_describe_quorum_response_replica_state_init(&s->observers.items[i]);
-			kp_describe_quorum_response_replica_state_fill(&s->observers.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_response_replica_state_fill(&s->observers.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -178,7 +203,8 @@ kp_describe_quorum_response_partition_data_fill(struct kp_describe_quorum_respon
 }
 
 static void
-kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -193,12 +219,14 @@ kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_t
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_describe_quorum_response_partition_data_init(&s->partitions.items[i]);
-			kp_describe_quorum_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -206,7 +234,8 @@ kp_describe_quorum_response_topic_data_fill(struct kp_describe_quorum_response_t
 }
 
 static void
-kp_describe_quorum_response_listener_fill(struct kp_describe_quorum_response_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_listener_fill(struct kp_describe_quorum_response_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -223,7 +252,8 @@ kp_describe_quorum_response_listener_fill(struct kp_describe_quorum_response_lis
 }
 
 static void
-kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -238,12 +268,14 @@ kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s
 		s->listeners.items = NULL;
 	} else {
 		s->listeners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(*s->listeners.items) + 1, 8);
+		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(
+			*s->listeners.items) + 1, 8);
 		if (s->listeners.items == NULL)
 			s->listeners.count = 0;
 		for (int32_t i = 0; i < s->listeners.count; i++) {
 			kp_describe_quorum_response_listener_init(&s->listeners.items[i]);
-			kp_describe_quorum_response_listener_fill(&s->listeners.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_response_listener_fill(&s->listeners.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -251,7 +283,8 @@ kp_describe_quorum_response_node_fill(struct kp_describe_quorum_response_node *s
 }
 
 static void
-kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -269,12 +302,14 @@ kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_describe_quorum_response_topic_data_init(&s->topics.items[i]);
-			kp_describe_quorum_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_quorum_response_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 2) {
@@ -283,12 +318,14 @@ kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t 
 			s->nodes.items = NULL;
 		} else {
 			s->nodes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->nodes.items = kp_arena_alloc(a, (size_t)s->nodes.count * sizeof(*s->nodes.items) + 1, 8);
+			s->nodes.items = kp_arena_alloc(a, (size_t)s->nodes.count * sizeof(
+				*s->nodes.items) + 1, 8);
 			if (s->nodes.items == NULL)
 				s->nodes.count = 0;
 			for (int32_t i = 0; i < s->nodes.count; i++) {
 				kp_describe_quorum_response_node_init(&s->nodes.items[i]);
-				kp_describe_quorum_response_node_fill(&s->nodes.items[i], version, rng, a, depth + 1);
+				kp_describe_quorum_response_node_fill(&s->nodes.items[i], version,
+					rng, a, depth + 1);
 			}
 		}
 	}
@@ -297,7 +334,8 @@ kp_describe_quorum_response_fill(struct kp_describe_quorum_response *s, int16_t 
 }
 
 void
-kp_describe_quorum_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_quorum_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_quorum_response_init(m);
 	kp_describe_quorum_response_fill(m, version, rng, a, 0);

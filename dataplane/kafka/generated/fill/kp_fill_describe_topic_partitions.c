@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_topic_partitions_request_topic_request_fill(struct kp_describe_topic_partitions_request_topic_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_request_topic_request_fill(
+	struct kp_describe_topic_partitions_request_topic_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_topic_partitions_request_cursor_fill(struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_request_cursor_fill(
+	struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_topic_partitions_request_topic_request_fill(struct kp_describe_topic_partitions_request_topic_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_request_topic_request_fill(
+	struct kp_describe_topic_partitions_request_topic_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,7 +37,9 @@ kp_describe_topic_partitions_request_topic_request_fill(struct kp_describe_topic
 }
 
 static void
-kp_describe_topic_partitions_request_cursor_fill(struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_request_cursor_fill(
+	struct kp_describe_topic_partitions_request_cursor *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -46,7 +55,8 @@ kp_describe_topic_partitions_request_cursor_fill(struct kp_describe_topic_partit
 }
 
 static void
-kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -60,12 +70,15 @@ kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_re
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_describe_topic_partitions_request_topic_request_init(&s->topics.items[i]);
-			kp_describe_topic_partitions_request_topic_request_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_topic_partitions_request_topic_request_init(
+				&s->topics.items[i]);
+			kp_describe_topic_partitions_request_topic_request_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	s->response_partition_limit = (int32_t)kp_rng_next(rng);
@@ -74,7 +87,8 @@ kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_re
 		s->cursor = kp_arena_alloc(a, sizeof(*s->cursor), 8);
 		if (s->cursor != NULL) {
 			kp_describe_topic_partitions_request_cursor_init(s->cursor);
-			kp_describe_topic_partitions_request_cursor_fill(s->cursor, version, rng, a, depth + 1);
+			kp_describe_topic_partitions_request_cursor_fill(s->cursor, version, rng, a,
+				depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -82,23 +96,31 @@ kp_describe_topic_partitions_request_fill(struct kp_describe_topic_partitions_re
 }
 
 void
-kp_describe_topic_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_topic_partitions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_topic_partitions_request_init(m);
 	kp_describe_topic_partitions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_fill(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_fill(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_fill(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_fill(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_topic_partitions_response_cursor_fill(struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_response_cursor_fill(
+	struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_fill(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_partition_fill(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -116,7 +138,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->replica_nodes.items = NULL;
 	} else {
 		s->replica_nodes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replica_nodes.items = kp_arena_alloc(a, (size_t)s->replica_nodes.count * sizeof(*s->replica_nodes.items) + 1, 8);
+		s->replica_nodes.items = kp_arena_alloc(a, (size_t)s->replica_nodes.count * sizeof(
+			*s->replica_nodes.items) + 1, 8);
 		if (s->replica_nodes.items == NULL)
 			s->replica_nodes.count = 0;
 		for (int32_t i = 0; i < s->replica_nodes.count; i++) {
@@ -128,7 +151,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->isr_nodes.items = NULL;
 	} else {
 		s->isr_nodes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->isr_nodes.items = kp_arena_alloc(a, (size_t)s->isr_nodes.count * sizeof(*s->isr_nodes.items) + 1, 8);
+		s->isr_nodes.items = kp_arena_alloc(a, (size_t)s->isr_nodes.count * sizeof(
+			*s->isr_nodes.items) + 1, 8);
 		if (s->isr_nodes.items == NULL)
 			s->isr_nodes.count = 0;
 		for (int32_t i = 0; i < s->isr_nodes.count; i++) {
@@ -139,8 +163,11 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->eligible_leader_replicas.count = -1;
 		s->eligible_leader_replicas.items = NULL;
 	} else {
-		s->eligible_leader_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->eligible_leader_replicas.items = kp_arena_alloc(a, (size_t)s->eligible_leader_replicas.count * sizeof(*s->eligible_leader_replicas.items) + 1, 8);
+		s->eligible_leader_replicas.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->eligible_leader_replicas.items = kp_arena_alloc(a, (
+			size_t)s->eligible_leader_replicas.count * sizeof(
+			*s->eligible_leader_replicas.items) + 1, 8);
 		if (s->eligible_leader_replicas.items == NULL)
 			s->eligible_leader_replicas.count = 0;
 		for (int32_t i = 0; i < s->eligible_leader_replicas.count; i++) {
@@ -152,7 +179,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->last_known_elr.items = NULL;
 	} else {
 		s->last_known_elr.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->last_known_elr.items = kp_arena_alloc(a, (size_t)s->last_known_elr.count * sizeof(*s->last_known_elr.items) + 1, 8);
+		s->last_known_elr.items = kp_arena_alloc(a, (
+			size_t)s->last_known_elr.count * sizeof(*s->last_known_elr.items) + 1, 8);
 		if (s->last_known_elr.items == NULL)
 			s->last_known_elr.count = 0;
 		for (int32_t i = 0; i < s->last_known_elr.count; i++) {
@@ -164,7 +192,9 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 		s->offline_replicas.items = NULL;
 	} else {
 		s->offline_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->offline_replicas.items = kp_arena_alloc(a, (size_t)s->offline_replicas.count * sizeof(*s->offline_replicas.items) + 1, 8);
+		s->offline_replicas.items = kp_arena_alloc(a, (
+			size_t)s->offline_replicas.count * sizeof(*s->offline_replicas.items) + 1,
+			8);
 		if (s->offline_replicas.items == NULL)
 			s->offline_replicas.count = 0;
 		for (int32_t i = 0; i < s->offline_replicas.count; i++) {
@@ -176,7 +206,9 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 }
 
 static void
-kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_fill(struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_fill(
+	struct kp_describe_topic_partitions_response_describe_topic_partitions_response_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -194,7 +226,8 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_f
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -208,7 +241,9 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_f
 }
 
 static void
-kp_describe_topic_partitions_response_cursor_fill(struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_response_cursor_fill(
+	struct kp_describe_topic_partitions_response_cursor *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -224,7 +259,8 @@ kp_describe_topic_partitions_response_cursor_fill(struct kp_describe_topic_parti
 }
 
 static void
-kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -239,7 +275,8 @@ kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_r
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
@@ -252,7 +289,8 @@ kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_r
 		s->next_cursor = kp_arena_alloc(a, sizeof(*s->next_cursor), 8);
 		if (s->next_cursor != NULL) {
 			kp_describe_topic_partitions_response_cursor_init(s->next_cursor);
-			kp_describe_topic_partitions_response_cursor_fill(s->next_cursor, version, rng, a, depth + 1);
+			kp_describe_topic_partitions_response_cursor_fill(s->next_cursor, version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -260,7 +298,8 @@ kp_describe_topic_partitions_response_fill(struct kp_describe_topic_partitions_r
 }
 
 void
-kp_describe_topic_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_topic_partitions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_topic_partitions_response_init(m);
 	kp_describe_topic_partitions_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -25,7 +27,9 @@ kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s
 		s->transactional_ids.items = NULL;
 	} else {
 		s->transactional_ids.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->transactional_ids.items = kp_arena_alloc(a, (size_t)s->transactional_ids.count * sizeof(*s->transactional_ids.items) + 1, 8);
+		s->transactional_ids.items = kp_arena_alloc(a, (
+			size_t)s->transactional_ids.count * sizeof(*s->transactional_ids.items) + 1,
+			8);
 		if (s->transactional_ids.items == NULL)
 			s->transactional_ids.count = 0;
 		for (int32_t i = 0; i < s->transactional_ids.count; i++) {
@@ -37,21 +41,29 @@ kp_describe_transactions_request_fill(struct kp_describe_transactions_request *s
 }
 
 void
-kp_describe_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_transactions_request_init(m);
 	kp_describe_transactions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_transactions_response_topic_data_fill(struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_transactions_response_topic_data_fill(
+	struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_describe_transactions_response_transaction_state_fill(struct kp_describe_transactions_response_transaction_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_transactions_response_transaction_state_fill(
+	struct kp_describe_transactions_response_transaction_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_transactions_response_fill(struct kp_describe_transactions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_transactions_response_fill(struct kp_describe_transactions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_describe_transactions_response_topic_data_fill(struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_transactions_response_topic_data_fill(
+	struct kp_describe_transactions_response_topic_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -66,7 +78,8 @@ kp_describe_transactions_response_topic_data_fill(struct kp_describe_transaction
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -78,7 +91,9 @@ kp_describe_transactions_response_topic_data_fill(struct kp_describe_transaction
 }
 
 static void
-kp_describe_transactions_response_transaction_state_fill(struct kp_describe_transactions_response_transaction_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_transactions_response_transaction_state_fill(
+	struct kp_describe_transactions_response_transaction_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -99,12 +114,14 @@ kp_describe_transactions_response_transaction_state_fill(struct kp_describe_tran
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_describe_transactions_response_topic_data_init(&s->topics.items[i]);
-			kp_describe_transactions_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_describe_transactions_response_topic_data_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -112,7 +129,8 @@ kp_describe_transactions_response_transaction_state_fill(struct kp_describe_tran
 }
 
 static void
-kp_describe_transactions_response_fill(struct kp_describe_transactions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_transactions_response_fill(struct kp_describe_transactions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -127,12 +145,16 @@ kp_describe_transactions_response_fill(struct kp_describe_transactions_response 
 		s->transaction_states.items = NULL;
 	} else {
 		s->transaction_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->transaction_states.items = kp_arena_alloc(a, (size_t)s->transaction_states.count * sizeof(*s->transaction_states.items) + 1, 8);
+		s->transaction_states.items = kp_arena_alloc(a, (
+			size_t)s->transaction_states.count * sizeof(
+			*s->transaction_states.items) + 1, 8);
 		if (s->transaction_states.items == NULL)
 			s->transaction_states.count = 0;
 		for (int32_t i = 0; i < s->transaction_states.count; i++) {
-			kp_describe_transactions_response_transaction_state_init(&s->transaction_states.items[i]);
-			kp_describe_transactions_response_transaction_state_fill(&s->transaction_states.items[i], version, rng, a, depth + 1);
+			kp_describe_transactions_response_transaction_state_init(
+				&s->transaction_states.items[i]);
+			kp_describe_transactions_response_transaction_state_fill(
+				&s->transaction_states.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -140,7 +162,8 @@ kp_describe_transactions_response_fill(struct kp_describe_transactions_response 
 }
 
 void
-kp_describe_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_transactions_response_init(m);
 	kp_describe_transactions_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,18 @@
 #include "kp_fill.h"
 
 static void
-kp_describe_user_scram_credentials_request_user_name_fill(struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_user_scram_credentials_request_user_name_fill(
+	struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_user_scram_credentials_request_fill(struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_user_scram_credentials_request_fill(
+	struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_describe_user_scram_credentials_request_user_name_fill(struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_user_scram_credentials_request_user_name_fill(
+	struct kp_describe_user_scram_credentials_request_user_name *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,7 +34,9 @@ kp_describe_user_scram_credentials_request_user_name_fill(struct kp_describe_use
 }
 
 static void
-kp_describe_user_scram_credentials_request_fill(struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_user_scram_credentials_request_fill(
+	struct kp_describe_user_scram_credentials_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -42,12 +50,15 @@ kp_describe_user_scram_credentials_request_fill(struct kp_describe_user_scram_cr
 		s->users.items = NULL;
 	} else {
 		s->users.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->users.items = kp_arena_alloc(a, (size_t)s->users.count * sizeof(*s->users.items) + 1, 8);
+		s->users.items = kp_arena_alloc(a, (size_t)s->users.count * sizeof(
+			*s->users.items) + 1, 8);
 		if (s->users.items == NULL)
 			s->users.count = 0;
 		for (int32_t i = 0; i < s->users.count; i++) {
-			kp_describe_user_scram_credentials_request_user_name_init(&s->users.items[i]);
-			kp_describe_user_scram_credentials_request_user_name_fill(&s->users.items[i], version, rng, a, depth + 1);
+			kp_describe_user_scram_credentials_request_user_name_init(
+				&s->users.items[i]);
+			kp_describe_user_scram_credentials_request_user_name_fill(
+				&s->users.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -55,21 +66,29 @@ kp_describe_user_scram_credentials_request_fill(struct kp_describe_user_scram_cr
 }
 
 void
-kp_describe_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_user_scram_credentials_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_describe_user_scram_credentials_request_init(m);
 	kp_describe_user_scram_credentials_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_describe_user_scram_credentials_response_credential_info_fill(struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_user_scram_credentials_response_credential_info_fill(
+	struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_fill(struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_fill(
+	struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_describe_user_scram_credentials_response_fill(struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_describe_user_scram_credentials_response_fill(
+	struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_describe_user_scram_credentials_response_credential_info_fill(struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_user_scram_credentials_response_credential_info_fill(
+	struct kp_describe_user_scram_credentials_response_credential_info *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -85,7 +104,8 @@ kp_describe_user_scram_credentials_response_credential_info_fill(struct kp_descr
 }
 
 static void
-kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_fill(struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result_fill(
+	struct kp_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -102,12 +122,16 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 		s->credential_infos.items = NULL;
 	} else {
 		s->credential_infos.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->credential_infos.items = kp_arena_alloc(a, (size_t)s->credential_infos.count * sizeof(*s->credential_infos.items) + 1, 8);
+		s->credential_infos.items = kp_arena_alloc(a, (
+			size_t)s->credential_infos.count * sizeof(*s->credential_infos.items) + 1,
+			8);
 		if (s->credential_infos.items == NULL)
 			s->credential_infos.count = 0;
 		for (int32_t i = 0; i < s->credential_infos.count; i++) {
-			kp_describe_user_scram_credentials_response_credential_info_init(&s->credential_infos.items[i]);
-			kp_describe_user_scram_credentials_response_credential_info_fill(&s->credential_infos.items[i], version, rng, a, depth + 1);
+			kp_describe_user_scram_credentials_response_credential_info_init(
+				&s->credential_infos.items[i]);
+			kp_describe_user_scram_credentials_response_credential_info_fill(
+				&s->credential_infos.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -115,7 +139,9 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 }
 
 static void
-kp_describe_user_scram_credentials_response_fill(struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_describe_user_scram_credentials_response_fill(
+	struct kp_describe_user_scram_credentials_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -132,7 +158,8 @@ kp_describe_user_scram_credentials_response_fill(struct kp_describe_user_scram_c
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
@@ -145,7 +172,8 @@ kp_describe_user_scram_credentials_response_fill(struct kp_describe_user_scram_c
 }
 
 void
-kp_describe_user_scram_credentials_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_describe_user_scram_credentials_response_fill_random(void *m, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a)
 {
 	kp_describe_user_scram_credentials_response_init(m);
 	kp_describe_user_scram_credentials_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_topic_partitions *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_topic_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_topic_partitions *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -28,7 +31,8 @@ kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_t
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -40,7 +44,8 @@ kp_elect_leaders_request_topic_partitions_fill(struct kp_elect_leaders_request_t
 }
 
 static void
-kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -57,12 +62,16 @@ kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t versio
 		s->topic_partitions.items = NULL;
 	} else {
 		s->topic_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_partitions.items = kp_arena_alloc(a, (size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1, 8);
+		s->topic_partitions.items = kp_arena_alloc(a, (
+			size_t)s->topic_partitions.count * sizeof(*s->topic_partitions.items) + 1,
+			8);
 		if (s->topic_partitions.items == NULL)
 			s->topic_partitions.count = 0;
 		for (int32_t i = 0; i < s->topic_partitions.count; i++) {
-			kp_elect_leaders_request_topic_partitions_init(&s->topic_partitions.items[i]);
-			kp_elect_leaders_request_topic_partitions_fill(&s->topic_partitions.items[i], version, rng, a, depth + 1);
+			kp_elect_leaders_request_topic_partitions_init(
+				&s->topic_partitions.items[i]);
+			kp_elect_leaders_request_topic_partitions_fill(
+				&s->topic_partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->timeout_ms = (int32_t)kp_rng_next(rng);
@@ -71,21 +80,29 @@ kp_elect_leaders_request_fill(struct kp_elect_leaders_request *s, int16_t versio
 }
 
 void
-kp_elect_leaders_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_elect_leaders_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_elect_leaders_request_init(m);
 	kp_elect_leaders_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_elect_leaders_response_partition_result_fill(struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_elect_leaders_response_partition_result_fill(
+	struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_elect_leaders_response_replica_election_result_fill(struct kp_elect_leaders_response_replica_election_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_elect_leaders_response_replica_election_result_fill(
+	struct kp_elect_leaders_response_replica_election_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_elect_leaders_response_partition_result_fill(struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_elect_leaders_response_partition_result_fill(
+	struct kp_elect_leaders_response_partition_result *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -102,7 +119,9 @@ kp_elect_leaders_response_partition_result_fill(struct kp_elect_leaders_response
 }
 
 static void
-kp_elect_leaders_response_replica_election_result_fill(struct kp_elect_leaders_response_replica_election_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_elect_leaders_response_replica_election_result_fill(
+	struct kp_elect_leaders_response_replica_election_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -117,12 +136,16 @@ kp_elect_leaders_response_replica_election_result_fill(struct kp_elect_leaders_r
 		s->partition_result.items = NULL;
 	} else {
 		s->partition_result.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_result.items = kp_arena_alloc(a, (size_t)s->partition_result.count * sizeof(*s->partition_result.items) + 1, 8);
+		s->partition_result.items = kp_arena_alloc(a, (
+			size_t)s->partition_result.count * sizeof(*s->partition_result.items) + 1,
+			8);
 		if (s->partition_result.items == NULL)
 			s->partition_result.count = 0;
 		for (int32_t i = 0; i < s->partition_result.count; i++) {
-			kp_elect_leaders_response_partition_result_init(&s->partition_result.items[i]);
-			kp_elect_leaders_response_partition_result_fill(&s->partition_result.items[i], version, rng, a, depth + 1);
+			kp_elect_leaders_response_partition_result_init(
+				&s->partition_result.items[i]);
+			kp_elect_leaders_response_partition_result_fill(
+				&s->partition_result.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -130,7 +153,8 @@ kp_elect_leaders_response_replica_election_result_fill(struct kp_elect_leaders_r
 }
 
 static void
-kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -147,13 +171,18 @@ kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t vers
 		s->replica_election_results.count = -1;
 		s->replica_election_results.items = NULL;
 	} else {
-		s->replica_election_results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replica_election_results.items = kp_arena_alloc(a, (size_t)s->replica_election_results.count * sizeof(*s->replica_election_results.items) + 1, 8);
+		s->replica_election_results.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->replica_election_results.items = kp_arena_alloc(a, (
+			size_t)s->replica_election_results.count * sizeof(
+			*s->replica_election_results.items) + 1, 8);
 		if (s->replica_election_results.items == NULL)
 			s->replica_election_results.count = 0;
 		for (int32_t i = 0; i < s->replica_election_results.count; i++) {
-			kp_elect_leaders_response_replica_election_result_init(&s->replica_election_results.items[i]);
-			kp_elect_leaders_response_replica_election_result_fill(&s->replica_election_results.items[i], version, rng, a, depth + 1);
+			kp_elect_leaders_response_replica_election_result_init(
+				&s->replica_election_results.items[i]);
+			kp_elect_leaders_response_replica_election_result_fill(
+				&s->replica_election_results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -161,7 +190,8 @@ kp_elect_leaders_response_fill(struct kp_elect_leaders_response *s, int16_t vers
 }
 
 void
-kp_elect_leaders_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_elect_leaders_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_elect_leaders_response_init(m);
 	kp_elect_leaders_response_fill(m, version, rng, a, 0);

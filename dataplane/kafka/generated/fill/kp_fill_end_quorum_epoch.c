@@ -8,18 +8,26 @@
 #include "kp_fill.h"
 
 static void
-kp_end_quorum_epoch_request_replica_info_fill(struct kp_end_quorum_epoch_request_replica_info *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_request_replica_info_fill(struct kp_end_quorum_epoch_request_replica_info *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_request_partition_data_fill(struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_request_partition_data_fill(
+	struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_request_leader_endpoint_fill(struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_request_leader_endpoint_fill(
+	struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_end_quorum_epoch_request_replica_info_fill(struct kp_end_quorum_epoch_request_replica_info *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_request_replica_info_fill(struct kp_end_quorum_epoch_request_replica_info *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -35,7 +43,9 @@ kp_end_quorum_epoch_request_replica_info_fill(struct kp_end_quorum_epoch_request
 }
 
 static void
-kp_end_quorum_epoch_request_partition_data_fill(struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_request_partition_data_fill(
+	struct kp_end_quorum_epoch_request_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -52,8 +62,11 @@ kp_end_quorum_epoch_request_partition_data_fill(struct kp_end_quorum_epoch_reque
 			s->preferred_successors.count = -1;
 			s->preferred_successors.items = NULL;
 		} else {
-			s->preferred_successors.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->preferred_successors.items = kp_arena_alloc(a, (size_t)s->preferred_successors.count * sizeof(*s->preferred_successors.items) + 1, 8);
+			s->preferred_successors.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->preferred_successors.items = kp_arena_alloc(a, (
+				size_t)s->preferred_successors.count * sizeof(
+				*s->preferred_successors.items) + 1, 8);
 			if (s->preferred_successors.items == NULL)
 				s->preferred_successors.count = 0;
 			for (int32_t i = 0; i < s->preferred_successors.count; i++) {
@@ -66,13 +79,19 @@ kp_end_quorum_epoch_request_partition_data_fill(struct kp_end_quorum_epoch_reque
 			s->preferred_candidates.count = -1;
 			s->preferred_candidates.items = NULL;
 		} else {
-			s->preferred_candidates.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->preferred_candidates.items = kp_arena_alloc(a, (size_t)s->preferred_candidates.count * sizeof(*s->preferred_candidates.items) + 1, 8);
+			s->preferred_candidates.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->preferred_candidates.items = kp_arena_alloc(a, (
+				size_t)s->preferred_candidates.count * sizeof(
+				*s->preferred_candidates.items) + 1, 8);
 			if (s->preferred_candidates.items == NULL)
 				s->preferred_candidates.count = 0;
 			for (int32_t i = 0; i < s->preferred_candidates.count; i++) {
-				kp_end_quorum_epoch_request_replica_info_init(&s->preferred_candidates.items[i]);
-				kp_end_quorum_epoch_request_replica_info_fill(&s->preferred_candidates.items[i], version, rng, a, depth + 1);
+				kp_end_quorum_epoch_request_replica_info_init(
+					&s->preferred_candidates.items[i]);
+				kp_end_quorum_epoch_request_replica_info_fill(
+					&s->preferred_candidates.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -81,7 +100,8 @@ kp_end_quorum_epoch_request_partition_data_fill(struct kp_end_quorum_epoch_reque
 }
 
 static void
-kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -96,12 +116,14 @@ kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_t
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_end_quorum_epoch_request_partition_data_init(&s->partitions.items[i]);
-			kp_end_quorum_epoch_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_end_quorum_epoch_request_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -109,7 +131,9 @@ kp_end_quorum_epoch_request_topic_data_fill(struct kp_end_quorum_epoch_request_t
 }
 
 static void
-kp_end_quorum_epoch_request_leader_endpoint_fill(struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_request_leader_endpoint_fill(
+	struct kp_end_quorum_epoch_request_leader_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -126,7 +150,8 @@ kp_end_quorum_epoch_request_leader_endpoint_fill(struct kp_end_quorum_epoch_requ
 }
 
 static void
-kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -141,12 +166,14 @@ kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_end_quorum_epoch_request_topic_data_init(&s->topics.items[i]);
-			kp_end_quorum_epoch_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_end_quorum_epoch_request_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -154,13 +181,18 @@ kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t 
 			s->leader_endpoints.count = -1;
 			s->leader_endpoints.items = NULL;
 		} else {
-			s->leader_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->leader_endpoints.items = kp_arena_alloc(a, (size_t)s->leader_endpoints.count * sizeof(*s->leader_endpoints.items) + 1, 8);
+			s->leader_endpoints.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->leader_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->leader_endpoints.count * sizeof(
+				*s->leader_endpoints.items) + 1, 8);
 			if (s->leader_endpoints.items == NULL)
 				s->leader_endpoints.count = 0;
 			for (int32_t i = 0; i < s->leader_endpoints.count; i++) {
-				kp_end_quorum_epoch_request_leader_endpoint_init(&s->leader_endpoints.items[i]);
-				kp_end_quorum_epoch_request_leader_endpoint_fill(&s->leader_endpoints.items[i], version, rng, a, depth + 1);
+				kp_end_quorum_epoch_request_leader_endpoint_init(
+					&s->leader_endpoints.items[i]);
+				kp_end_quorum_epoch_request_leader_endpoint_fill(
+					&s->leader_endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -169,23 +201,32 @@ kp_end_quorum_epoch_request_fill(struct kp_end_quorum_epoch_request *s, int16_t 
 }
 
 void
-kp_end_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_end_quorum_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_end_quorum_epoch_request_init(m);
 	kp_end_quorum_epoch_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_end_quorum_epoch_response_partition_data_fill(struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_response_partition_data_fill(
+	struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_response_node_endpoint_fill(struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_response_node_endpoint_fill(
+	struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_end_quorum_epoch_response_partition_data_fill(struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_response_partition_data_fill(
+	struct kp_end_quorum_epoch_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -203,7 +244,8 @@ kp_end_quorum_epoch_response_partition_data_fill(struct kp_end_quorum_epoch_resp
 }
 
 static void
-kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response_topic_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -218,12 +260,14 @@ kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_end_quorum_epoch_response_partition_data_init(&s->partitions.items[i]);
-			kp_end_quorum_epoch_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_end_quorum_epoch_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -231,7 +275,9 @@ kp_end_quorum_epoch_response_topic_data_fill(struct kp_end_quorum_epoch_response
 }
 
 static void
-kp_end_quorum_epoch_response_node_endpoint_fill(struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_response_node_endpoint_fill(
+	struct kp_end_quorum_epoch_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -248,7 +294,8 @@ kp_end_quorum_epoch_response_node_endpoint_fill(struct kp_end_quorum_epoch_respo
 }
 
 static void
-kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -263,12 +310,14 @@ kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_end_quorum_epoch_response_topic_data_init(&s->topics.items[i]);
-			kp_end_quorum_epoch_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_end_quorum_epoch_response_topic_data_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -277,22 +326,28 @@ kp_end_quorum_epoch_response_fill(struct kp_end_quorum_epoch_response *s, int16_
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
-				kp_end_quorum_epoch_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_end_quorum_epoch_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_end_quorum_epoch_response_node_endpoint_init(
+					&s->node_endpoints.items[i]);
+				kp_end_quorum_epoch_response_node_endpoint_fill(
+					&s->node_endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void
-kp_end_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_end_quorum_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_end_quorum_epoch_response_init(m);
 	kp_end_quorum_epoch_response_fill(m, version, rng, a, 0);

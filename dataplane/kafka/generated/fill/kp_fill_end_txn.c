@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_end_txn_request_fill(struct kp_end_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_txn_request_fill(struct kp_end_txn_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_end_txn_request_fill(struct kp_end_txn_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_txn_request_fill(struct kp_end_txn_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -36,10 +38,12 @@ kp_end_txn_request_fill_random(void *m, int16_t version, struct kp_rng *rng, str
 }
 
 static void
-kp_end_txn_response_fill(struct kp_end_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_end_txn_response_fill(struct kp_end_txn_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_end_txn_response_fill(struct kp_end_txn_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_end_txn_response_fill(struct kp_end_txn_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_envelope_request_fill(struct kp_envelope_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_envelope_request_fill(struct kp_envelope_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_envelope_request_fill(struct kp_envelope_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_envelope_request_fill(struct kp_envelope_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -35,10 +37,12 @@ kp_envelope_request_fill_random(void *m, int16_t version, struct kp_rng *rng, st
 }
 
 static void
-kp_envelope_response_fill(struct kp_envelope_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_envelope_response_fill(struct kp_envelope_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_envelope_response_fill(struct kp_envelope_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_envelope_response_fill(struct kp_envelope_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 

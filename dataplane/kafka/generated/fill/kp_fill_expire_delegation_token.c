@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_expire_delegation_token_request_fill(struct kp_expire_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_expire_delegation_token_request_fill(struct kp_expire_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_expire_delegation_token_request_fill(struct kp_expire_delegation_token_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_expire_delegation_token_request_fill(struct kp_expire_delegation_token_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -27,17 +29,20 @@ kp_expire_delegation_token_request_fill(struct kp_expire_delegation_token_reques
 }
 
 void
-kp_expire_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_expire_delegation_token_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_expire_delegation_token_request_init(m);
 	kp_expire_delegation_token_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_expire_delegation_token_response_fill(struct kp_expire_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_expire_delegation_token_response_fill(struct kp_expire_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_expire_delegation_token_response_fill(struct kp_expire_delegation_token_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_expire_delegation_token_response_fill(struct kp_expire_delegation_token_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -54,7 +59,8 @@ kp_expire_delegation_token_response_fill(struct kp_expire_delegation_token_respo
 }
 
 void
-kp_expire_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_expire_delegation_token_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_expire_delegation_token_response_init(m);
 	kp_expire_delegation_token_response_fill(m, version, rng, a, 0);

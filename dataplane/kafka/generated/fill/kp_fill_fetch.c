@@ -7,18 +7,24 @@
 #include "kp_fill.h"
 
 static void
-kp_fetch_request_replica_state_fill(struct kp_fetch_request_replica_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_request_replica_state_fill(struct kp_fetch_request_replica_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_request_fetch_partition_fill(struct kp_fetch_request_fetch_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_request_fetch_partition_fill(struct kp_fetch_request_fetch_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_fetch_request_replica_state_fill(struct kp_fetch_request_replica_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_request_replica_state_fill(struct kp_fetch_request_replica_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -34,7 +40,8 @@ kp_fetch_request_replica_state_fill(struct kp_fetch_request_replica_state *s, in
 }
 
 static void
-kp_fetch_request_fetch_partition_fill(struct kp_fetch_request_fetch_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_request_fetch_partition_fill(struct kp_fetch_request_fetch_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -60,11 +67,13 @@ kp_fetch_request_fetch_partition_fill(struct kp_fetch_request_fetch_partition *s
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 17) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 17) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 17) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 static void
-kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -84,12 +93,14 @@ kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_fetch_request_fetch_partition_init(&s->partitions.items[i]);
-			kp_fetch_request_fetch_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_fetch_request_fetch_partition_fill(&s->partitions.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -97,7 +108,8 @@ kp_fetch_request_fetch_topic_fill(struct kp_fetch_request_fetch_topic *s, int16_
 }
 
 static void
-kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -117,7 +129,8 @@ kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -129,7 +142,8 @@ kp_fetch_request_forgotten_topic_fill(struct kp_fetch_request_forgotten_topic *s
 }
 
 static void
-kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -166,12 +180,14 @@ kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_fetch_request_fetch_topic_init(&s->topics.items[i]);
-			kp_fetch_request_fetch_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_fetch_request_fetch_topic_fill(&s->topics.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
 	if (version >= 7) {
@@ -179,22 +195,30 @@ kp_fetch_request_fill(struct kp_fetch_request *s, int16_t version, struct kp_rng
 			s->forgotten_topics_data.count = -1;
 			s->forgotten_topics_data.items = NULL;
 		} else {
-			s->forgotten_topics_data.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->forgotten_topics_data.items = kp_arena_alloc(a, (size_t)s->forgotten_topics_data.count * sizeof(*s->forgotten_topics_data.items) + 1, 8);
+			s->forgotten_topics_data.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->forgotten_topics_data.items = kp_arena_alloc(a, (
+				size_t)s->forgotten_topics_data.count * sizeof(
+				*s->forgotten_topics_data.items) + 1, 8);
 			if (s->forgotten_topics_data.items == NULL)
 				s->forgotten_topics_data.count = 0;
 			for (int32_t i = 0; i < s->forgotten_topics_data.count; i++) {
-				kp_fetch_request_forgotten_topic_init(&s->forgotten_topics_data.items[i]);
-				kp_fetch_request_forgotten_topic_fill(&s->forgotten_topics_data.items[i], version, rng, a, depth + 1);
+				kp_fetch_request_forgotten_topic_init(
+					&s->forgotten_topics_data.items[i]);
+				kp_fetch_request_forgotten_topic_fill(
+					&s->forgotten_topics_data.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
 	if (version >= 11) {
 		kp_fill_str(&s->rack_id, rng, false);
 	}
-	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 12) ? UINT32_C(1) << 0 : 0) | ((version >= 15) ? UINT32_C(1) << 1 : 0));
+	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 12) ? UINT32_C(1) << 0 : 0) | (
+		(version >= 15) ? UINT32_C(1) << 1 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 12) ? UINT32_C(1) << 0 : 0) | ((version >= 15) ? UINT32_C(1) << 1 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 12) ? UINT32_C(
+			1) << 0 : 0) | ((version >= 15) ? UINT32_C(1) << 1 : 0));
 }
 
 void
@@ -205,24 +229,34 @@ kp_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struc
 }
 
 static void
-kp_fetch_response_epoch_end_offset_fill(struct kp_fetch_response_epoch_end_offset *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_epoch_end_offset_fill(struct kp_fetch_response_epoch_end_offset *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_leader_id_and_epoch_fill(struct kp_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_leader_id_and_epoch_fill(struct kp_fetch_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_snapshot_id_fill(struct kp_fetch_response_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_snapshot_id_fill(struct kp_fetch_response_snapshot_id *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_aborted_transaction_fill(struct kp_fetch_response_aborted_transaction *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_aborted_transaction_fill(struct kp_fetch_response_aborted_transaction *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_fetchable_topic_response_fill(struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_fetchable_topic_response_fill(
+	struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_fetch_response_node_endpoint_fill(struct kp_fetch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_node_endpoint_fill(struct kp_fetch_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_fetch_response_epoch_end_offset_fill(struct kp_fetch_response_epoch_end_offset *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_epoch_end_offset_fill(struct kp_fetch_response_epoch_end_offset *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -238,7 +272,8 @@ kp_fetch_response_epoch_end_offset_fill(struct kp_fetch_response_epoch_end_offse
 }
 
 static void
-kp_fetch_response_leader_id_and_epoch_fill(struct kp_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_leader_id_and_epoch_fill(struct kp_fetch_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -254,7 +289,8 @@ kp_fetch_response_leader_id_and_epoch_fill(struct kp_fetch_response_leader_id_an
 }
 
 static void
-kp_fetch_response_snapshot_id_fill(struct kp_fetch_response_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_snapshot_id_fill(struct kp_fetch_response_snapshot_id *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -270,7 +306,8 @@ kp_fetch_response_snapshot_id_fill(struct kp_fetch_response_snapshot_id *s, int1
 }
 
 static void
-kp_fetch_response_aborted_transaction_fill(struct kp_fetch_response_aborted_transaction *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_aborted_transaction_fill(struct kp_fetch_response_aborted_transaction *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -286,7 +323,8 @@ kp_fetch_response_aborted_transaction_fill(struct kp_fetch_response_aborted_tran
 }
 
 static void
-kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -305,10 +343,12 @@ kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s
 		s->log_start_offset = (int64_t)kp_rng_next(rng);
 	}
 	if (version >= 12) {
-		kp_fetch_response_epoch_end_offset_fill(&s->diverging_epoch, version, rng, a, depth + 1);
+		kp_fetch_response_epoch_end_offset_fill(&s->diverging_epoch, version, rng, a,
+			depth + 1);
 	}
 	if (version >= 12) {
-		kp_fetch_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a, depth + 1);
+		kp_fetch_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a,
+			depth + 1);
 	}
 	if (version >= 12) {
 		kp_fetch_response_snapshot_id_fill(&s->snapshot_id, version, rng, a, depth + 1);
@@ -318,13 +358,19 @@ kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s
 			s->aborted_transactions.count = -1;
 			s->aborted_transactions.items = NULL;
 		} else {
-			s->aborted_transactions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->aborted_transactions.items = kp_arena_alloc(a, (size_t)s->aborted_transactions.count * sizeof(*s->aborted_transactions.items) + 1, 8);
+			s->aborted_transactions.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->aborted_transactions.items = kp_arena_alloc(a, (
+				size_t)s->aborted_transactions.count * sizeof(
+				*s->aborted_transactions.items) + 1, 8);
 			if (s->aborted_transactions.items == NULL)
 				s->aborted_transactions.count = 0;
 			for (int32_t i = 0; i < s->aborted_transactions.count; i++) {
-				kp_fetch_response_aborted_transaction_init(&s->aborted_transactions.items[i]);
-				kp_fetch_response_aborted_transaction_fill(&s->aborted_transactions.items[i], version, rng, a, depth + 1);
+				kp_fetch_response_aborted_transaction_init(
+					&s->aborted_transactions.items[i]);
+				kp_fetch_response_aborted_transaction_fill(
+					&s->aborted_transactions.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -332,13 +378,18 @@ kp_fetch_response_partition_data_fill(struct kp_fetch_response_partition_data *s
 		s->preferred_read_replica = (int32_t)kp_rng_next(rng);
 	}
 	kp_fill_bytes(&s->records, rng, true);
-	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 12) ? UINT32_C(1) << 0 : 0) | ((version >= 12) ? UINT32_C(1) << 1 : 0) | ((version >= 12) ? UINT32_C(1) << 2 : 0));
+	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 12) ? UINT32_C(1) << 0 : 0) | (
+		(version >= 12) ? UINT32_C(1) << 1 : 0) | ((version >= 12) ? UINT32_C(1) << 2 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 12) ? UINT32_C(1) << 0 : 0) | ((version >= 12) ? UINT32_C(1) << 1 : 0) | ((version >= 12) ? UINT32_C(1) << 2 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 12) ? UINT32_C(
+			1) << 0 : 0) | ((version >= 12) ? UINT32_C(1) << 1 : 0) | ((
+			version >= 12) ? UINT32_C(1) << 2 : 0));
 }
 
 static void
-kp_fetch_response_fetchable_topic_response_fill(struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_fetchable_topic_response_fill(
+	struct kp_fetch_response_fetchable_topic_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -358,12 +409,14 @@ kp_fetch_response_fetchable_topic_response_fill(struct kp_fetch_response_fetchab
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_fetch_response_partition_data_init(&s->partitions.items[i]);
-			kp_fetch_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_fetch_response_partition_data_fill(&s->partitions.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -371,7 +424,8 @@ kp_fetch_response_fetchable_topic_response_fill(struct kp_fetch_response_fetchab
 }
 
 static void
-kp_fetch_response_node_endpoint_fill(struct kp_fetch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_node_endpoint_fill(struct kp_fetch_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -389,7 +443,8 @@ kp_fetch_response_node_endpoint_fill(struct kp_fetch_response_node_endpoint *s, 
 }
 
 static void
-kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 12);
 
@@ -412,12 +467,14 @@ kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_r
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
 			kp_fetch_response_fetchable_topic_response_init(&s->responses.items[i]);
-			kp_fetch_response_fetchable_topic_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_fetch_response_fetchable_topic_response_fill(&s->responses.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 16) {
@@ -426,18 +483,22 @@ kp_fetch_response_fill(struct kp_fetch_response *s, int16_t version, struct kp_r
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
 				kp_fetch_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_fetch_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_fetch_response_node_endpoint_fill(&s->node_endpoints.items[i],
+					version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 16) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 16) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 16) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void

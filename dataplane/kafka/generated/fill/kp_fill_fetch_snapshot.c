@@ -8,16 +8,22 @@
 #include "kp_fill.h"
 
 static void
-kp_fetch_snapshot_request_snapshot_id_fill(struct kp_fetch_snapshot_request_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_request_snapshot_id_fill(struct kp_fetch_snapshot_request_snapshot_id *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_request_partition_snapshot_fill(struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_request_partition_snapshot_fill(
+	struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_topic_snapshot *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_fetch_snapshot_request_snapshot_id_fill(struct kp_fetch_snapshot_request_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_request_snapshot_id_fill(struct kp_fetch_snapshot_request_snapshot_id *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +39,9 @@ kp_fetch_snapshot_request_snapshot_id_fill(struct kp_fetch_snapshot_request_snap
 }
 
 static void
-kp_fetch_snapshot_request_partition_snapshot_fill(struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_request_partition_snapshot_fill(
+	struct kp_fetch_snapshot_request_partition_snapshot *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -51,11 +59,13 @@ kp_fetch_snapshot_request_partition_snapshot_fill(struct kp_fetch_snapshot_reque
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 static void
-kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_topic_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_topic_snapshot *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -70,12 +80,14 @@ kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_t
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_fetch_snapshot_request_partition_snapshot_init(&s->partitions.items[i]);
-			kp_fetch_snapshot_request_partition_snapshot_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_fetch_snapshot_request_partition_snapshot_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -83,7 +95,8 @@ kp_fetch_snapshot_request_topic_snapshot_fill(struct kp_fetch_snapshot_request_t
 }
 
 static void
-kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -100,12 +113,14 @@ kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t vers
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_fetch_snapshot_request_topic_snapshot_init(&s->topics.items[i]);
-			kp_fetch_snapshot_request_topic_snapshot_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_fetch_snapshot_request_topic_snapshot_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & ((true ? UINT32_C(1) << 0 : 0));
@@ -114,27 +129,37 @@ kp_fetch_snapshot_request_fill(struct kp_fetch_snapshot_request *s, int16_t vers
 }
 
 void
-kp_fetch_snapshot_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_fetch_snapshot_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_fetch_snapshot_request_init(m);
 	kp_fetch_snapshot_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_fetch_snapshot_response_snapshot_id_fill(struct kp_fetch_snapshot_response_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_snapshot_id_fill(struct kp_fetch_snapshot_response_snapshot_id *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_response_leader_id_and_epoch_fill(struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_leader_id_and_epoch_fill(
+	struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_response_partition_snapshot_fill(struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_partition_snapshot_fill(
+	struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response_topic_snapshot *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_response_node_endpoint_fill(struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_node_endpoint_fill(struct kp_fetch_snapshot_response_node_endpoint *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_fetch_snapshot_response_snapshot_id_fill(struct kp_fetch_snapshot_response_snapshot_id *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_snapshot_id_fill(struct kp_fetch_snapshot_response_snapshot_id *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -150,7 +175,9 @@ kp_fetch_snapshot_response_snapshot_id_fill(struct kp_fetch_snapshot_response_sn
 }
 
 static void
-kp_fetch_snapshot_response_leader_id_and_epoch_fill(struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_leader_id_and_epoch_fill(
+	struct kp_fetch_snapshot_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -166,7 +193,9 @@ kp_fetch_snapshot_response_leader_id_and_epoch_fill(struct kp_fetch_snapshot_res
 }
 
 static void
-kp_fetch_snapshot_response_partition_snapshot_fill(struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_partition_snapshot_fill(
+	struct kp_fetch_snapshot_response_partition_snapshot *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -178,7 +207,8 @@ kp_fetch_snapshot_response_partition_snapshot_fill(struct kp_fetch_snapshot_resp
 	s->index = (int32_t)kp_rng_next(rng);
 	s->error_code = (int16_t)kp_rng_next(rng);
 	kp_fetch_snapshot_response_snapshot_id_fill(&s->snapshot_id, version, rng, a, depth + 1);
-	kp_fetch_snapshot_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a, depth + 1);
+	kp_fetch_snapshot_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a,
+		depth + 1);
 	s->size = (int64_t)kp_rng_next(rng);
 	s->position = (int64_t)kp_rng_next(rng);
 	kp_fill_bytes(&s->unaligned_records, rng, false);
@@ -188,7 +218,8 @@ kp_fetch_snapshot_response_partition_snapshot_fill(struct kp_fetch_snapshot_resp
 }
 
 static void
-kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response_topic_snapshot *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response_topic_snapshot *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -203,12 +234,14 @@ kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_fetch_snapshot_response_partition_snapshot_init(&s->partitions.items[i]);
-			kp_fetch_snapshot_response_partition_snapshot_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_fetch_snapshot_response_partition_snapshot_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -216,7 +249,8 @@ kp_fetch_snapshot_response_topic_snapshot_fill(struct kp_fetch_snapshot_response
 }
 
 static void
-kp_fetch_snapshot_response_node_endpoint_fill(struct kp_fetch_snapshot_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_node_endpoint_fill(struct kp_fetch_snapshot_response_node_endpoint *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -233,7 +267,8 @@ kp_fetch_snapshot_response_node_endpoint_fill(struct kp_fetch_snapshot_response_
 }
 
 static void
-kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -249,12 +284,14 @@ kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t ve
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_fetch_snapshot_response_topic_snapshot_init(&s->topics.items[i]);
-			kp_fetch_snapshot_response_topic_snapshot_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_fetch_snapshot_response_topic_snapshot_fill(&s->topics.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -263,22 +300,28 @@ kp_fetch_snapshot_response_fill(struct kp_fetch_snapshot_response *s, int16_t ve
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
-				kp_fetch_snapshot_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_fetch_snapshot_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_fetch_snapshot_response_node_endpoint_init(
+					&s->node_endpoints.items[i]);
+				kp_fetch_snapshot_response_node_endpoint_fill(
+					&s->node_endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void
-kp_fetch_snapshot_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_fetch_snapshot_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_fetch_snapshot_response_init(m);
 	kp_fetch_snapshot_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -31,8 +33,11 @@ kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t 
 			s->coordinator_keys.count = -1;
 			s->coordinator_keys.items = NULL;
 		} else {
-			s->coordinator_keys.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->coordinator_keys.items = kp_arena_alloc(a, (size_t)s->coordinator_keys.count * sizeof(*s->coordinator_keys.items) + 1, 8);
+			s->coordinator_keys.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->coordinator_keys.items = kp_arena_alloc(a, (
+				size_t)s->coordinator_keys.count * sizeof(
+				*s->coordinator_keys.items) + 1, 8);
 			if (s->coordinator_keys.items == NULL)
 				s->coordinator_keys.count = 0;
 			for (int32_t i = 0; i < s->coordinator_keys.count; i++) {
@@ -45,19 +50,23 @@ kp_find_coordinator_request_fill(struct kp_find_coordinator_request *s, int16_t 
 }
 
 void
-kp_find_coordinator_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_find_coordinator_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_find_coordinator_request_init(m);
 	kp_find_coordinator_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_find_coordinator_response_coordinator_fill(struct kp_find_coordinator_response_coordinator *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_find_coordinator_response_coordinator_fill(struct kp_find_coordinator_response_coordinator *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_find_coordinator_response_coordinator_fill(struct kp_find_coordinator_response_coordinator *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_find_coordinator_response_coordinator_fill(struct kp_find_coordinator_response_coordinator *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -77,7 +86,8 @@ kp_find_coordinator_response_coordinator_fill(struct kp_find_coordinator_respons
 }
 
 static void
-kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -110,12 +120,16 @@ kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_
 			s->coordinators.items = NULL;
 		} else {
 			s->coordinators.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->coordinators.items = kp_arena_alloc(a, (size_t)s->coordinators.count * sizeof(*s->coordinators.items) + 1, 8);
+			s->coordinators.items = kp_arena_alloc(a, (
+				size_t)s->coordinators.count * sizeof(*s->coordinators.items) + 1,
+				8);
 			if (s->coordinators.items == NULL)
 				s->coordinators.count = 0;
 			for (int32_t i = 0; i < s->coordinators.count; i++) {
-				kp_find_coordinator_response_coordinator_init(&s->coordinators.items[i]);
-				kp_find_coordinator_response_coordinator_fill(&s->coordinators.items[i], version, rng, a, depth + 1);
+				kp_find_coordinator_response_coordinator_init(
+					&s->coordinators.items[i]);
+				kp_find_coordinator_response_coordinator_fill(
+					&s->coordinators.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -124,7 +138,8 @@ kp_find_coordinator_response_fill(struct kp_find_coordinator_response *s, int16_
 }
 
 void
-kp_find_coordinator_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_find_coordinator_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_find_coordinator_response_init(m);
 	kp_find_coordinator_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_get_telemetry_subscriptions_request_fill(struct kp_get_telemetry_subscriptions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_get_telemetry_subscriptions_request_fill(struct kp_get_telemetry_subscriptions_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_get_telemetry_subscriptions_request_fill(struct kp_get_telemetry_subscriptions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_get_telemetry_subscriptions_request_fill(struct kp_get_telemetry_subscriptions_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -26,17 +28,20 @@ kp_get_telemetry_subscriptions_request_fill(struct kp_get_telemetry_subscription
 }
 
 void
-kp_get_telemetry_subscriptions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_get_telemetry_subscriptions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_get_telemetry_subscriptions_request_init(m);
 	kp_get_telemetry_subscriptions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptions_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptions_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -53,8 +58,11 @@ kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptio
 		s->accepted_compression_types.count = -1;
 		s->accepted_compression_types.items = NULL;
 	} else {
-		s->accepted_compression_types.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->accepted_compression_types.items = kp_arena_alloc(a, (size_t)s->accepted_compression_types.count * sizeof(*s->accepted_compression_types.items) + 1, 8);
+		s->accepted_compression_types.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->accepted_compression_types.items = kp_arena_alloc(a, (
+			size_t)s->accepted_compression_types.count * sizeof(
+			*s->accepted_compression_types.items) + 1, 8);
 		if (s->accepted_compression_types.items == NULL)
 			s->accepted_compression_types.count = 0;
 		for (int32_t i = 0; i < s->accepted_compression_types.count; i++) {
@@ -69,7 +77,9 @@ kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptio
 		s->requested_metrics.items = NULL;
 	} else {
 		s->requested_metrics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->requested_metrics.items = kp_arena_alloc(a, (size_t)s->requested_metrics.count * sizeof(*s->requested_metrics.items) + 1, 8);
+		s->requested_metrics.items = kp_arena_alloc(a, (
+			size_t)s->requested_metrics.count * sizeof(*s->requested_metrics.items) + 1,
+			8);
 		if (s->requested_metrics.items == NULL)
 			s->requested_metrics.count = 0;
 		for (int32_t i = 0; i < s->requested_metrics.count; i++) {
@@ -81,7 +91,8 @@ kp_get_telemetry_subscriptions_response_fill(struct kp_get_telemetry_subscriptio
 }
 
 void
-kp_get_telemetry_subscriptions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_get_telemetry_subscriptions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_get_telemetry_subscriptions_response_init(m);
 	kp_get_telemetry_subscriptions_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_heartbeat_request_fill(struct kp_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_heartbeat_request_fill(struct kp_heartbeat_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_heartbeat_request_fill(struct kp_heartbeat_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_heartbeat_request_fill(struct kp_heartbeat_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -38,10 +40,12 @@ kp_heartbeat_request_fill_random(void *m, int16_t version, struct kp_rng *rng, s
 }
 
 static void
-kp_heartbeat_response_fill(struct kp_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_heartbeat_response_fill(struct kp_heartbeat_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_heartbeat_response_fill(struct kp_heartbeat_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_heartbeat_response_fill(struct kp_heartbeat_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_incremental_alter_configs_request_alterable_config_fill(struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_incremental_alter_configs_request_alterable_config_fill(
+	struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_incremental_alter_configs_request_alter_configs_resource_fill(struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_incremental_alter_configs_request_alter_configs_resource_fill(
+	struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_incremental_alter_configs_request_alterable_config_fill(struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_incremental_alter_configs_request_alterable_config_fill(
+	struct kp_incremental_alter_configs_request_alterable_config *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -32,7 +39,9 @@ kp_incremental_alter_configs_request_alterable_config_fill(struct kp_incremental
 }
 
 static void
-kp_incremental_alter_configs_request_alter_configs_resource_fill(struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_incremental_alter_configs_request_alter_configs_resource_fill(
+	struct kp_incremental_alter_configs_request_alter_configs_resource *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -48,12 +57,15 @@ kp_incremental_alter_configs_request_alter_configs_resource_fill(struct kp_incre
 		s->configs.items = NULL;
 	} else {
 		s->configs.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(*s->configs.items) + 1, 8);
+		s->configs.items = kp_arena_alloc(a, (size_t)s->configs.count * sizeof(
+			*s->configs.items) + 1, 8);
 		if (s->configs.items == NULL)
 			s->configs.count = 0;
 		for (int32_t i = 0; i < s->configs.count; i++) {
-			kp_incremental_alter_configs_request_alterable_config_init(&s->configs.items[i]);
-			kp_incremental_alter_configs_request_alterable_config_fill(&s->configs.items[i], version, rng, a, depth + 1);
+			kp_incremental_alter_configs_request_alterable_config_init(
+				&s->configs.items[i]);
+			kp_incremental_alter_configs_request_alterable_config_fill(
+				&s->configs.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -61,7 +73,8 @@ kp_incremental_alter_configs_request_alter_configs_resource_fill(struct kp_incre
 }
 
 static void
-kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -75,12 +88,15 @@ kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_re
 		s->resources.items = NULL;
 	} else {
 		s->resources.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(*s->resources.items) + 1, 8);
+		s->resources.items = kp_arena_alloc(a, (size_t)s->resources.count * sizeof(
+			*s->resources.items) + 1, 8);
 		if (s->resources.items == NULL)
 			s->resources.count = 0;
 		for (int32_t i = 0; i < s->resources.count; i++) {
-			kp_incremental_alter_configs_request_alter_configs_resource_init(&s->resources.items[i]);
-			kp_incremental_alter_configs_request_alter_configs_resource_fill(&s->resources.items[i], version, rng, a, depth + 1);
+			kp_incremental_alter_configs_request_alter_configs_resource_init(
+				&s->resources.items[i]);
+			kp_incremental_alter_configs_request_alter_configs_resource_fill(
+				&s->resources.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->validate_only = (kp_rng_next(rng) & 1) != 0;
@@ -89,19 +105,25 @@ kp_incremental_alter_configs_request_fill(struct kp_incremental_alter_configs_re
 }
 
 void
-kp_incremental_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_incremental_alter_configs_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_incremental_alter_configs_request_init(m);
 	kp_incremental_alter_configs_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_incremental_alter_configs_response_alter_configs_resource_response_fill(struct kp_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_incremental_alter_configs_response_alter_configs_resource_response_fill(
+	struct kp_incremental_alter_configs_response_alter_configs_resource_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_incremental_alter_configs_response_alter_configs_resource_response_fill(struct kp_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_incremental_alter_configs_response_alter_configs_resource_response_fill(
+	struct kp_incremental_alter_configs_response_alter_configs_resource_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -119,7 +141,8 @@ kp_incremental_alter_configs_response_alter_configs_resource_response_fill(struc
 }
 
 static void
-kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -134,12 +157,15 @@ kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_r
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_incremental_alter_configs_response_alter_configs_resource_response_init(&s->responses.items[i]);
-			kp_incremental_alter_configs_response_alter_configs_resource_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_incremental_alter_configs_response_alter_configs_resource_response_init(
+				&s->responses.items[i]);
+			kp_incremental_alter_configs_response_alter_configs_resource_response_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -147,7 +173,8 @@ kp_incremental_alter_configs_response_fill(struct kp_incremental_alter_configs_r
 }
 
 void
-kp_incremental_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_incremental_alter_configs_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_incremental_alter_configs_response_init(m);
 	kp_incremental_alter_configs_response_fill(m, version, rng, a, 0);

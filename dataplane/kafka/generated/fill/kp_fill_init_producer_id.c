@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_init_producer_id_request_fill(struct kp_init_producer_id_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_init_producer_id_request_fill(struct kp_init_producer_id_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_init_producer_id_request_fill(struct kp_init_producer_id_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_init_producer_id_request_fill(struct kp_init_producer_id_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -33,17 +35,20 @@ kp_init_producer_id_request_fill(struct kp_init_producer_id_request *s, int16_t 
 }
 
 void
-kp_init_producer_id_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_init_producer_id_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_init_producer_id_request_init(m);
 	kp_init_producer_id_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_init_producer_id_response_fill(struct kp_init_producer_id_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_init_producer_id_response_fill(struct kp_init_producer_id_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_init_producer_id_response_fill(struct kp_init_producer_id_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_init_producer_id_response_fill(struct kp_init_producer_id_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -61,7 +66,8 @@ kp_init_producer_id_response_fill(struct kp_init_producer_id_response *s, int16_
 }
 
 void
-kp_init_producer_id_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_init_producer_id_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_init_producer_id_response_init(m);
 	kp_init_producer_id_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_initialize_share_group_state_request_partition_data_fill(struct kp_initialize_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_request_partition_data_fill(
+	struct kp_initialize_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_initialize_share_group_state_request_initialize_state_data_fill(struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_request_initialize_state_data_fill(
+	struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_state_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_initialize_share_group_state_request_partition_data_fill(struct kp_initialize_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_request_partition_data_fill(
+	struct kp_initialize_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -32,7 +39,9 @@ kp_initialize_share_group_state_request_partition_data_fill(struct kp_initialize
 }
 
 static void
-kp_initialize_share_group_state_request_initialize_state_data_fill(struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_request_initialize_state_data_fill(
+	struct kp_initialize_share_group_state_request_initialize_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -47,12 +56,15 @@ kp_initialize_share_group_state_request_initialize_state_data_fill(struct kp_ini
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_initialize_share_group_state_request_partition_data_init(&s->partitions.items[i]);
-			kp_initialize_share_group_state_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_initialize_share_group_state_request_partition_data_init(
+				&s->partitions.items[i]);
+			kp_initialize_share_group_state_request_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -60,7 +72,8 @@ kp_initialize_share_group_state_request_initialize_state_data_fill(struct kp_ini
 }
 
 static void
-kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_state_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -75,12 +88,15 @@ kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_st
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_initialize_share_group_state_request_initialize_state_data_init(&s->topics.items[i]);
-			kp_initialize_share_group_state_request_initialize_state_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_initialize_share_group_state_request_initialize_state_data_init(
+				&s->topics.items[i]);
+			kp_initialize_share_group_state_request_initialize_state_data_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -88,21 +104,29 @@ kp_initialize_share_group_state_request_fill(struct kp_initialize_share_group_st
 }
 
 void
-kp_initialize_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_initialize_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_initialize_share_group_state_request_init(m);
 	kp_initialize_share_group_state_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_initialize_share_group_state_response_partition_result_fill(struct kp_initialize_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_response_partition_result_fill(
+	struct kp_initialize_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_initialize_share_group_state_response_initialize_state_result_fill(struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_response_initialize_state_result_fill(
+	struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_initialize_share_group_state_response_partition_result_fill(struct kp_initialize_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_response_partition_result_fill(
+	struct kp_initialize_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -119,7 +143,9 @@ kp_initialize_share_group_state_response_partition_result_fill(struct kp_initial
 }
 
 static void
-kp_initialize_share_group_state_response_initialize_state_result_fill(struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_response_initialize_state_result_fill(
+	struct kp_initialize_share_group_state_response_initialize_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -134,12 +160,15 @@ kp_initialize_share_group_state_response_initialize_state_result_fill(struct kp_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_initialize_share_group_state_response_partition_result_init(&s->partitions.items[i]);
-			kp_initialize_share_group_state_response_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_initialize_share_group_state_response_partition_result_init(
+				&s->partitions.items[i]);
+			kp_initialize_share_group_state_response_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -147,7 +176,8 @@ kp_initialize_share_group_state_response_initialize_state_result_fill(struct kp_
 }
 
 static void
-kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -161,12 +191,15 @@ kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_s
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_initialize_share_group_state_response_initialize_state_result_init(&s->results.items[i]);
-			kp_initialize_share_group_state_response_initialize_state_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_initialize_share_group_state_response_initialize_state_result_init(
+				&s->results.items[i]);
+			kp_initialize_share_group_state_response_initialize_state_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -174,7 +207,8 @@ kp_initialize_share_group_state_response_fill(struct kp_initialize_share_group_s
 }
 
 void
-kp_initialize_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_initialize_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_initialize_share_group_state_response_init(m);
 	kp_initialize_share_group_state_response_fill(m, version, rng, a, 0);

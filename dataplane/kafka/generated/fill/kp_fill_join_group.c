@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_join_group_request_join_group_request_protocol_fill(struct kp_join_group_request_join_group_request_protocol *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_join_group_request_join_group_request_protocol_fill(
+	struct kp_join_group_request_join_group_request_protocol *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_join_group_request_fill(struct kp_join_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_join_group_request_fill(struct kp_join_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_join_group_request_join_group_request_protocol_fill(struct kp_join_group_request_join_group_request_protocol *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_join_group_request_join_group_request_protocol_fill(
+	struct kp_join_group_request_join_group_request_protocol *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -29,7 +34,8 @@ kp_join_group_request_join_group_request_protocol_fill(struct kp_join_group_requ
 }
 
 static void
-kp_join_group_request_fill(struct kp_join_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_join_group_request_fill(struct kp_join_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -53,12 +59,15 @@ kp_join_group_request_fill(struct kp_join_group_request *s, int16_t version, str
 		s->protocols.items = NULL;
 	} else {
 		s->protocols.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->protocols.items = kp_arena_alloc(a, (size_t)s->protocols.count * sizeof(*s->protocols.items) + 1, 8);
+		s->protocols.items = kp_arena_alloc(a, (size_t)s->protocols.count * sizeof(
+			*s->protocols.items) + 1, 8);
 		if (s->protocols.items == NULL)
 			s->protocols.count = 0;
 		for (int32_t i = 0; i < s->protocols.count; i++) {
-			kp_join_group_request_join_group_request_protocol_init(&s->protocols.items[i]);
-			kp_join_group_request_join_group_request_protocol_fill(&s->protocols.items[i], version, rng, a, depth + 1);
+			kp_join_group_request_join_group_request_protocol_init(
+				&s->protocols.items[i]);
+			kp_join_group_request_join_group_request_protocol_fill(
+				&s->protocols.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 8) {
@@ -76,12 +85,17 @@ kp_join_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng, 
 }
 
 static void
-kp_join_group_response_join_group_response_member_fill(struct kp_join_group_response_join_group_response_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_join_group_response_join_group_response_member_fill(
+	struct kp_join_group_response_join_group_response_member *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_join_group_response_fill(struct kp_join_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_join_group_response_fill(struct kp_join_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_join_group_response_join_group_response_member_fill(struct kp_join_group_response_join_group_response_member *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_join_group_response_join_group_response_member_fill(
+	struct kp_join_group_response_join_group_response_member *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -100,7 +114,8 @@ kp_join_group_response_join_group_response_member_fill(struct kp_join_group_resp
 }
 
 static void
-kp_join_group_response_fill(struct kp_join_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_join_group_response_fill(struct kp_join_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -128,12 +143,15 @@ kp_join_group_response_fill(struct kp_join_group_response *s, int16_t version, s
 		s->members.items = NULL;
 	} else {
 		s->members.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(*s->members.items) + 1, 8);
+		s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(
+			*s->members.items) + 1, 8);
 		if (s->members.items == NULL)
 			s->members.count = 0;
 		for (int32_t i = 0; i < s->members.count; i++) {
-			kp_join_group_response_join_group_response_member_init(&s->members.items[i]);
-			kp_join_group_response_join_group_response_member_fill(&s->members.items[i], version, rng, a, depth + 1);
+			kp_join_group_response_join_group_response_member_init(
+				&s->members.items[i]);
+			kp_join_group_response_join_group_response_member_fill(&s->members.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)

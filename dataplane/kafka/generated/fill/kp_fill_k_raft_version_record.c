@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_k_raft_version_record_fill(struct kp_k_raft_version_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_k_raft_version_record_fill(struct kp_k_raft_version_record *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_k_raft_version_record_fill(struct kp_k_raft_version_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_k_raft_version_record_fill(struct kp_k_raft_version_record *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -27,7 +29,8 @@ kp_k_raft_version_record_fill(struct kp_k_raft_version_record *s, int16_t versio
 }
 
 void
-kp_k_raft_version_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_k_raft_version_record_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_k_raft_version_record_init(m);
 	kp_k_raft_version_record_fill(m, version, rng, a, 0);

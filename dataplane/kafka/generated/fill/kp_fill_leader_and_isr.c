@@ -8,16 +8,25 @@
 #include "kp_fill.h"
 
 static void
-kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_request_leader_and_isr_partition_state_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_and_isr_request_leader_and_isr_topic_state_fill(struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_request_leader_and_isr_topic_state_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_and_isr_request_leader_and_isr_live_leader_fill(struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_request_leader_and_isr_live_leader_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_request_leader_and_isr_partition_state_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -38,7 +47,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_a
 		s->isr.items = NULL;
 	} else {
 		s->isr.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1, 8);
+		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1,
+			8);
 		if (s->isr.items == NULL)
 			s->isr.count = 0;
 		for (int32_t i = 0; i < s->isr.count; i++) {
@@ -51,7 +61,8 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_a
 		s->replicas.items = NULL;
 	} else {
 		s->replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(*s->replicas.items) + 1, 8);
+		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(
+			*s->replicas.items) + 1, 8);
 		if (s->replicas.items == NULL)
 			s->replicas.count = 0;
 		for (int32_t i = 0; i < s->replicas.count; i++) {
@@ -63,8 +74,11 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_a
 			s->adding_replicas.count = -1;
 			s->adding_replicas.items = NULL;
 		} else {
-			s->adding_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->adding_replicas.items = kp_arena_alloc(a, (size_t)s->adding_replicas.count * sizeof(*s->adding_replicas.items) + 1, 8);
+			s->adding_replicas.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->adding_replicas.items = kp_arena_alloc(a, (
+				size_t)s->adding_replicas.count * sizeof(
+				*s->adding_replicas.items) + 1, 8);
 			if (s->adding_replicas.items == NULL)
 				s->adding_replicas.count = 0;
 			for (int32_t i = 0; i < s->adding_replicas.count; i++) {
@@ -77,8 +91,11 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_a
 			s->removing_replicas.count = -1;
 			s->removing_replicas.items = NULL;
 		} else {
-			s->removing_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->removing_replicas.items = kp_arena_alloc(a, (size_t)s->removing_replicas.count * sizeof(*s->removing_replicas.items) + 1, 8);
+			s->removing_replicas.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->removing_replicas.items = kp_arena_alloc(a, (
+				size_t)s->removing_replicas.count * sizeof(
+				*s->removing_replicas.items) + 1, 8);
 			if (s->removing_replicas.items == NULL)
 				s->removing_replicas.count = 0;
 			for (int32_t i = 0; i < s->removing_replicas.count; i++) {
@@ -97,7 +114,9 @@ kp_leader_and_isr_request_leader_and_isr_partition_state_fill(struct kp_leader_a
 }
 
 static void
-kp_leader_and_isr_request_leader_and_isr_topic_state_fill(struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_request_leader_and_isr_topic_state_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -115,12 +134,16 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_fill(struct kp_leader_and_i
 		s->partition_states.items = NULL;
 	} else {
 		s->partition_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_states.items = kp_arena_alloc(a, (size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1, 8);
+		s->partition_states.items = kp_arena_alloc(a, (
+			size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1,
+			8);
 		if (s->partition_states.items == NULL)
 			s->partition_states.count = 0;
 		for (int32_t i = 0; i < s->partition_states.count; i++) {
-			kp_leader_and_isr_request_leader_and_isr_partition_state_init(&s->partition_states.items[i]);
-			kp_leader_and_isr_request_leader_and_isr_partition_state_fill(&s->partition_states.items[i], version, rng, a, depth + 1);
+			kp_leader_and_isr_request_leader_and_isr_partition_state_init(
+				&s->partition_states.items[i]);
+			kp_leader_and_isr_request_leader_and_isr_partition_state_fill(
+				&s->partition_states.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -128,7 +151,9 @@ kp_leader_and_isr_request_leader_and_isr_topic_state_fill(struct kp_leader_and_i
 }
 
 static void
-kp_leader_and_isr_request_leader_and_isr_live_leader_fill(struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_request_leader_and_isr_live_leader_fill(
+	struct kp_leader_and_isr_request_leader_and_isr_live_leader *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -145,7 +170,8 @@ kp_leader_and_isr_request_leader_and_isr_live_leader_fill(struct kp_leader_and_i
 }
 
 static void
-kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -170,13 +196,19 @@ kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t vers
 			s->ungrouped_partition_states.count = -1;
 			s->ungrouped_partition_states.items = NULL;
 		} else {
-			s->ungrouped_partition_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->ungrouped_partition_states.items = kp_arena_alloc(a, (size_t)s->ungrouped_partition_states.count * sizeof(*s->ungrouped_partition_states.items) + 1, 8);
+			s->ungrouped_partition_states.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->ungrouped_partition_states.items = kp_arena_alloc(a, (
+				size_t)s->ungrouped_partition_states.count * sizeof(
+				*s->ungrouped_partition_states.items) + 1, 8);
 			if (s->ungrouped_partition_states.items == NULL)
 				s->ungrouped_partition_states.count = 0;
 			for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++) {
-				kp_leader_and_isr_request_leader_and_isr_partition_state_init(&s->ungrouped_partition_states.items[i]);
-				kp_leader_and_isr_request_leader_and_isr_partition_state_fill(&s->ungrouped_partition_states.items[i], version, rng, a, depth + 1);
+				kp_leader_and_isr_request_leader_and_isr_partition_state_init(
+					&s->ungrouped_partition_states.items[i]);
+				kp_leader_and_isr_request_leader_and_isr_partition_state_fill(
+					&s->ungrouped_partition_states.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -186,12 +218,16 @@ kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t vers
 			s->topic_states.items = NULL;
 		} else {
 			s->topic_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topic_states.items = kp_arena_alloc(a, (size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1, 8);
+			s->topic_states.items = kp_arena_alloc(a, (
+				size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1,
+				8);
 			if (s->topic_states.items == NULL)
 				s->topic_states.count = 0;
 			for (int32_t i = 0; i < s->topic_states.count; i++) {
-				kp_leader_and_isr_request_leader_and_isr_topic_state_init(&s->topic_states.items[i]);
-				kp_leader_and_isr_request_leader_and_isr_topic_state_fill(&s->topic_states.items[i], version, rng, a, depth + 1);
+				kp_leader_and_isr_request_leader_and_isr_topic_state_init(
+					&s->topic_states.items[i]);
+				kp_leader_and_isr_request_leader_and_isr_topic_state_fill(
+					&s->topic_states.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -200,12 +236,15 @@ kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t vers
 		s->live_leaders.items = NULL;
 	} else {
 		s->live_leaders.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->live_leaders.items = kp_arena_alloc(a, (size_t)s->live_leaders.count * sizeof(*s->live_leaders.items) + 1, 8);
+		s->live_leaders.items = kp_arena_alloc(a, (size_t)s->live_leaders.count * sizeof(
+			*s->live_leaders.items) + 1, 8);
 		if (s->live_leaders.items == NULL)
 			s->live_leaders.count = 0;
 		for (int32_t i = 0; i < s->live_leaders.count; i++) {
-			kp_leader_and_isr_request_leader_and_isr_live_leader_init(&s->live_leaders.items[i]);
-			kp_leader_and_isr_request_leader_and_isr_live_leader_fill(&s->live_leaders.items[i], version, rng, a, depth + 1);
+			kp_leader_and_isr_request_leader_and_isr_live_leader_init(
+				&s->live_leaders.items[i]);
+			kp_leader_and_isr_request_leader_and_isr_live_leader_fill(
+				&s->live_leaders.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -213,21 +252,29 @@ kp_leader_and_isr_request_fill(struct kp_leader_and_isr_request *s, int16_t vers
 }
 
 void
-kp_leader_and_isr_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_leader_and_isr_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_leader_and_isr_request_init(m);
 	kp_leader_and_isr_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_leader_and_isr_response_leader_and_isr_partition_error_fill(struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_response_leader_and_isr_partition_error_fill(
+	struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_and_isr_response_leader_and_isr_topic_error_fill(struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_response_leader_and_isr_topic_error_fill(
+	struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_leader_and_isr_response_leader_and_isr_partition_error_fill(struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_response_leader_and_isr_partition_error_fill(
+	struct kp_leader_and_isr_response_leader_and_isr_partition_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -246,7 +293,9 @@ kp_leader_and_isr_response_leader_and_isr_partition_error_fill(struct kp_leader_
 }
 
 static void
-kp_leader_and_isr_response_leader_and_isr_topic_error_fill(struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_response_leader_and_isr_topic_error_fill(
+	struct kp_leader_and_isr_response_leader_and_isr_topic_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -261,12 +310,16 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_fill(struct kp_leader_and_
 		s->partition_errors.items = NULL;
 	} else {
 		s->partition_errors.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_errors.items = kp_arena_alloc(a, (size_t)s->partition_errors.count * sizeof(*s->partition_errors.items) + 1, 8);
+		s->partition_errors.items = kp_arena_alloc(a, (
+			size_t)s->partition_errors.count * sizeof(*s->partition_errors.items) + 1,
+			8);
 		if (s->partition_errors.items == NULL)
 			s->partition_errors.count = 0;
 		for (int32_t i = 0; i < s->partition_errors.count; i++) {
-			kp_leader_and_isr_response_leader_and_isr_partition_error_init(&s->partition_errors.items[i]);
-			kp_leader_and_isr_response_leader_and_isr_partition_error_fill(&s->partition_errors.items[i], version, rng, a, depth + 1);
+			kp_leader_and_isr_response_leader_and_isr_partition_error_init(
+				&s->partition_errors.items[i]);
+			kp_leader_and_isr_response_leader_and_isr_partition_error_fill(
+				&s->partition_errors.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -274,7 +327,8 @@ kp_leader_and_isr_response_leader_and_isr_topic_error_fill(struct kp_leader_and_
 }
 
 static void
-kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -289,13 +343,18 @@ kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t ve
 			s->partition_errors.count = -1;
 			s->partition_errors.items = NULL;
 		} else {
-			s->partition_errors.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->partition_errors.items = kp_arena_alloc(a, (size_t)s->partition_errors.count * sizeof(*s->partition_errors.items) + 1, 8);
+			s->partition_errors.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->partition_errors.items = kp_arena_alloc(a, (
+				size_t)s->partition_errors.count * sizeof(
+				*s->partition_errors.items) + 1, 8);
 			if (s->partition_errors.items == NULL)
 				s->partition_errors.count = 0;
 			for (int32_t i = 0; i < s->partition_errors.count; i++) {
-				kp_leader_and_isr_response_leader_and_isr_partition_error_init(&s->partition_errors.items[i]);
-				kp_leader_and_isr_response_leader_and_isr_partition_error_fill(&s->partition_errors.items[i], version, rng, a, depth + 1);
+				kp_leader_and_isr_response_leader_and_isr_partition_error_init(
+					&s->partition_errors.items[i]);
+				kp_leader_and_isr_response_leader_and_isr_partition_error_fill(
+					&s->partition_errors.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -305,12 +364,15 @@ kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t ve
 			s->topics.items = NULL;
 		} else {
 			s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+				*s->topics.items) + 1, 8);
 			if (s->topics.items == NULL)
 				s->topics.count = 0;
 			for (int32_t i = 0; i < s->topics.count; i++) {
-				kp_leader_and_isr_response_leader_and_isr_topic_error_init(&s->topics.items[i]);
-				kp_leader_and_isr_response_leader_and_isr_topic_error_fill(&s->topics.items[i], version, rng, a, depth + 1);
+				kp_leader_and_isr_response_leader_and_isr_topic_error_init(
+					&s->topics.items[i]);
+				kp_leader_and_isr_response_leader_and_isr_topic_error_fill(
+					&s->topics.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -319,7 +381,8 @@ kp_leader_and_isr_response_fill(struct kp_leader_and_isr_response *s, int16_t ve
 }
 
 void
-kp_leader_and_isr_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_leader_and_isr_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_leader_and_isr_response_init(m);
 	kp_leader_and_isr_response_fill(m, version, rng, a, 0);

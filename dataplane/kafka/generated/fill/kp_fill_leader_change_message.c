@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_leader_change_message_voter_fill(struct kp_leader_change_message_voter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_change_message_voter_fill(struct kp_leader_change_message_voter *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_leader_change_message_voter_fill(struct kp_leader_change_message_voter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_change_message_voter_fill(struct kp_leader_change_message_voter *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -31,7 +34,8 @@ kp_leader_change_message_voter_fill(struct kp_leader_change_message_voter *s, in
 }
 
 static void
-kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -47,12 +51,14 @@ kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t versio
 		s->voters.items = NULL;
 	} else {
 		s->voters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->voters.items = kp_arena_alloc(a, (size_t)s->voters.count * sizeof(*s->voters.items) + 1, 8);
+		s->voters.items = kp_arena_alloc(a, (size_t)s->voters.count * sizeof(
+			*s->voters.items) + 1, 8);
 		if (s->voters.items == NULL)
 			s->voters.count = 0;
 		for (int32_t i = 0; i < s->voters.count; i++) {
 			kp_leader_change_message_voter_init(&s->voters.items[i]);
-			kp_leader_change_message_voter_fill(&s->voters.items[i], version, rng, a, depth + 1);
+			kp_leader_change_message_voter_fill(&s->voters.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -60,12 +66,14 @@ kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t versio
 		s->granting_voters.items = NULL;
 	} else {
 		s->granting_voters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->granting_voters.items = kp_arena_alloc(a, (size_t)s->granting_voters.count * sizeof(*s->granting_voters.items) + 1, 8);
+		s->granting_voters.items = kp_arena_alloc(a, (
+			size_t)s->granting_voters.count * sizeof(*s->granting_voters.items) + 1, 8);
 		if (s->granting_voters.items == NULL)
 			s->granting_voters.count = 0;
 		for (int32_t i = 0; i < s->granting_voters.count; i++) {
 			kp_leader_change_message_voter_init(&s->granting_voters.items[i]);
-			kp_leader_change_message_voter_fill(&s->granting_voters.items[i], version, rng, a, depth + 1);
+			kp_leader_change_message_voter_fill(&s->granting_voters.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -73,7 +81,8 @@ kp_leader_change_message_fill(struct kp_leader_change_message *s, int16_t versio
 }
 
 void
-kp_leader_change_message_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_leader_change_message_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_leader_change_message_init(m);
 	kp_leader_change_message_fill(m, version, rng, a, 0);

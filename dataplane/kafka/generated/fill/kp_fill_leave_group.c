@@ -8,12 +8,15 @@
 #include "kp_fill.h"
 
 static void
-kp_leave_group_request_member_identity_fill(struct kp_leave_group_request_member_identity *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leave_group_request_member_identity_fill(struct kp_leave_group_request_member_identity *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leave_group_request_fill(struct kp_leave_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leave_group_request_fill(struct kp_leave_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_leave_group_request_member_identity_fill(struct kp_leave_group_request_member_identity *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leave_group_request_member_identity_fill(struct kp_leave_group_request_member_identity *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -32,7 +35,8 @@ kp_leave_group_request_member_identity_fill(struct kp_leave_group_request_member
 }
 
 static void
-kp_leave_group_request_fill(struct kp_leave_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leave_group_request_fill(struct kp_leave_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -51,12 +55,14 @@ kp_leave_group_request_fill(struct kp_leave_group_request *s, int16_t version, s
 			s->members.items = NULL;
 		} else {
 			s->members.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(*s->members.items) + 1, 8);
+			s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(
+				*s->members.items) + 1, 8);
 			if (s->members.items == NULL)
 				s->members.count = 0;
 			for (int32_t i = 0; i < s->members.count; i++) {
 				kp_leave_group_request_member_identity_init(&s->members.items[i]);
-				kp_leave_group_request_member_identity_fill(&s->members.items[i], version, rng, a, depth + 1);
+				kp_leave_group_request_member_identity_fill(&s->members.items[i],
+					version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -72,12 +78,15 @@ kp_leave_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
 }
 
 static void
-kp_leave_group_response_member_response_fill(struct kp_leave_group_response_member_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leave_group_response_member_response_fill(struct kp_leave_group_response_member_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_leave_group_response_member_response_fill(struct kp_leave_group_response_member_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leave_group_response_member_response_fill(struct kp_leave_group_response_member_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -94,7 +103,8 @@ kp_leave_group_response_member_response_fill(struct kp_leave_group_response_memb
 }
 
 static void
-kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -113,12 +123,14 @@ kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version,
 			s->members.items = NULL;
 		} else {
 			s->members.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(*s->members.items) + 1, 8);
+			s->members.items = kp_arena_alloc(a, (size_t)s->members.count * sizeof(
+				*s->members.items) + 1, 8);
 			if (s->members.items == NULL)
 				s->members.count = 0;
 			for (int32_t i = 0; i < s->members.count; i++) {
 				kp_leave_group_response_member_response_init(&s->members.items[i]);
-				kp_leave_group_response_member_response_fill(&s->members.items[i], version, rng, a, depth + 1);
+				kp_leave_group_response_member_response_fill(&s->members.items[i],
+					version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -127,7 +139,8 @@ kp_leave_group_response_fill(struct kp_leave_group_response *s, int16_t version,
 }
 
 void
-kp_leave_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_leave_group_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_leave_group_response_init(m);
 	kp_leave_group_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_list_client_metrics_resources_request_fill(struct kp_list_client_metrics_resources_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_client_metrics_resources_request_fill(struct kp_list_client_metrics_resources_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_client_metrics_resources_request_fill(struct kp_list_client_metrics_resources_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_client_metrics_resources_request_fill(struct kp_list_client_metrics_resources_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -25,19 +27,25 @@ kp_list_client_metrics_resources_request_fill(struct kp_list_client_metrics_reso
 }
 
 void
-kp_list_client_metrics_resources_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_client_metrics_resources_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_client_metrics_resources_request_init(m);
 	kp_list_client_metrics_resources_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_list_client_metrics_resources_response_client_metrics_resource_fill(struct kp_list_client_metrics_resources_response_client_metrics_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_client_metrics_resources_response_client_metrics_resource_fill(
+	struct kp_list_client_metrics_resources_response_client_metrics_resource *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_resources_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_resources_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_client_metrics_resources_response_client_metrics_resource_fill(struct kp_list_client_metrics_resources_response_client_metrics_resource *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_client_metrics_resources_response_client_metrics_resource_fill(
+	struct kp_list_client_metrics_resources_response_client_metrics_resource *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -52,7 +60,8 @@ kp_list_client_metrics_resources_response_client_metrics_resource_fill(struct kp
 }
 
 static void
-kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_resources_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_resources_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -67,13 +76,18 @@ kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_res
 		s->client_metrics_resources.count = -1;
 		s->client_metrics_resources.items = NULL;
 	} else {
-		s->client_metrics_resources.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->client_metrics_resources.items = kp_arena_alloc(a, (size_t)s->client_metrics_resources.count * sizeof(*s->client_metrics_resources.items) + 1, 8);
+		s->client_metrics_resources.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->client_metrics_resources.items = kp_arena_alloc(a, (
+			size_t)s->client_metrics_resources.count * sizeof(
+			*s->client_metrics_resources.items) + 1, 8);
 		if (s->client_metrics_resources.items == NULL)
 			s->client_metrics_resources.count = 0;
 		for (int32_t i = 0; i < s->client_metrics_resources.count; i++) {
-			kp_list_client_metrics_resources_response_client_metrics_resource_init(&s->client_metrics_resources.items[i]);
-			kp_list_client_metrics_resources_response_client_metrics_resource_fill(&s->client_metrics_resources.items[i], version, rng, a, depth + 1);
+			kp_list_client_metrics_resources_response_client_metrics_resource_init(
+				&s->client_metrics_resources.items[i]);
+			kp_list_client_metrics_resources_response_client_metrics_resource_fill(
+				&s->client_metrics_resources.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -81,7 +95,8 @@ kp_list_client_metrics_resources_response_fill(struct kp_list_client_metrics_res
 }
 
 void
-kp_list_client_metrics_resources_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_client_metrics_resources_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_client_metrics_resources_response_init(m);
 	kp_list_client_metrics_resources_response_fill(m, version, rng, a, 0);

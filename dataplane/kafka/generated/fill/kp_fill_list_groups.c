@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -26,7 +28,9 @@ kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, s
 			s->states_filter.items = NULL;
 		} else {
 			s->states_filter.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->states_filter.items = kp_arena_alloc(a, (size_t)s->states_filter.count * sizeof(*s->states_filter.items) + 1, 8);
+			s->states_filter.items = kp_arena_alloc(a, (
+				size_t)s->states_filter.count * sizeof(*s->states_filter.items) + 1,
+				8);
 			if (s->states_filter.items == NULL)
 				s->states_filter.count = 0;
 			for (int32_t i = 0; i < s->states_filter.count; i++) {
@@ -40,7 +44,9 @@ kp_list_groups_request_fill(struct kp_list_groups_request *s, int16_t version, s
 			s->types_filter.items = NULL;
 		} else {
 			s->types_filter.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->types_filter.items = kp_arena_alloc(a, (size_t)s->types_filter.count * sizeof(*s->types_filter.items) + 1, 8);
+			s->types_filter.items = kp_arena_alloc(a, (
+				size_t)s->types_filter.count * sizeof(*s->types_filter.items) + 1,
+				8);
 			if (s->types_filter.items == NULL)
 				s->types_filter.count = 0;
 			for (int32_t i = 0; i < s->types_filter.count; i++) {
@@ -60,12 +66,15 @@ kp_list_groups_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
 }
 
 static void
-kp_list_groups_response_listed_group_fill(struct kp_list_groups_response_listed_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_groups_response_listed_group_fill(struct kp_list_groups_response_listed_group *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_list_groups_response_listed_group_fill(struct kp_list_groups_response_listed_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_groups_response_listed_group_fill(struct kp_list_groups_response_listed_group *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -87,7 +96,8 @@ kp_list_groups_response_listed_group_fill(struct kp_list_groups_response_listed_
 }
 
 static void
-kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -105,12 +115,14 @@ kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version,
 		s->groups.items = NULL;
 	} else {
 		s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+		s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+			*s->groups.items) + 1, 8);
 		if (s->groups.items == NULL)
 			s->groups.count = 0;
 		for (int32_t i = 0; i < s->groups.count; i++) {
 			kp_list_groups_response_listed_group_init(&s->groups.items[i]);
-			kp_list_groups_response_listed_group_fill(&s->groups.items[i], version, rng, a, depth + 1);
+			kp_list_groups_response_listed_group_fill(&s->groups.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -118,7 +130,8 @@ kp_list_groups_response_fill(struct kp_list_groups_response *s, int16_t version,
 }
 
 void
-kp_list_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_groups_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_groups_response_init(m);
 	kp_list_groups_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_list_offsets_request_list_offsets_partition_fill(struct kp_list_offsets_request_list_offsets_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_request_list_offsets_partition_fill(
+	struct kp_list_offsets_request_list_offsets_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_offsets_request_list_offsets_topic_fill(struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_request_list_offsets_topic_fill(
+	struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_list_offsets_request_list_offsets_partition_fill(struct kp_list_offsets_request_list_offsets_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_request_list_offsets_partition_fill(
+	struct kp_list_offsets_request_list_offsets_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -37,7 +44,9 @@ kp_list_offsets_request_list_offsets_partition_fill(struct kp_list_offsets_reque
 }
 
 static void
-kp_list_offsets_request_list_offsets_topic_fill(struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_request_list_offsets_topic_fill(
+	struct kp_list_offsets_request_list_offsets_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -52,12 +61,15 @@ kp_list_offsets_request_list_offsets_topic_fill(struct kp_list_offsets_request_l
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_list_offsets_request_list_offsets_partition_init(&s->partitions.items[i]);
-			kp_list_offsets_request_list_offsets_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_list_offsets_request_list_offsets_partition_init(
+				&s->partitions.items[i]);
+			kp_list_offsets_request_list_offsets_partition_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -65,7 +77,8 @@ kp_list_offsets_request_list_offsets_topic_fill(struct kp_list_offsets_request_l
 }
 
 static void
-kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -83,12 +96,14 @@ kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version,
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_list_offsets_request_list_offsets_topic_init(&s->topics.items[i]);
-			kp_list_offsets_request_list_offsets_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_list_offsets_request_list_offsets_topic_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 10) {
@@ -99,21 +114,29 @@ kp_list_offsets_request_fill(struct kp_list_offsets_request *s, int16_t version,
 }
 
 void
-kp_list_offsets_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_offsets_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_offsets_request_init(m);
 	kp_list_offsets_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_list_offsets_response_list_offsets_partition_response_fill(struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_response_list_offsets_partition_response_fill(
+	struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_offsets_response_list_offsets_topic_response_fill(struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_response_list_offsets_topic_response_fill(
+	struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_offsets_response_list_offsets_partition_response_fill(struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_response_list_offsets_partition_response_fill(
+	struct kp_list_offsets_response_list_offsets_partition_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -129,8 +152,11 @@ kp_list_offsets_response_list_offsets_partition_response_fill(struct kp_list_off
 			s->old_style_offsets.count = -1;
 			s->old_style_offsets.items = NULL;
 		} else {
-			s->old_style_offsets.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->old_style_offsets.items = kp_arena_alloc(a, (size_t)s->old_style_offsets.count * sizeof(*s->old_style_offsets.items) + 1, 8);
+			s->old_style_offsets.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->old_style_offsets.items = kp_arena_alloc(a, (
+				size_t)s->old_style_offsets.count * sizeof(
+				*s->old_style_offsets.items) + 1, 8);
 			if (s->old_style_offsets.items == NULL)
 				s->old_style_offsets.count = 0;
 			for (int32_t i = 0; i < s->old_style_offsets.count; i++) {
@@ -152,7 +178,9 @@ kp_list_offsets_response_list_offsets_partition_response_fill(struct kp_list_off
 }
 
 static void
-kp_list_offsets_response_list_offsets_topic_response_fill(struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_response_list_offsets_topic_response_fill(
+	struct kp_list_offsets_response_list_offsets_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -167,12 +195,15 @@ kp_list_offsets_response_list_offsets_topic_response_fill(struct kp_list_offsets
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_list_offsets_response_list_offsets_partition_response_init(&s->partitions.items[i]);
-			kp_list_offsets_response_list_offsets_partition_response_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_list_offsets_response_list_offsets_partition_response_init(
+				&s->partitions.items[i]);
+			kp_list_offsets_response_list_offsets_partition_response_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -180,7 +211,8 @@ kp_list_offsets_response_list_offsets_topic_response_fill(struct kp_list_offsets
 }
 
 static void
-kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -197,12 +229,15 @@ kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t versio
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_list_offsets_response_list_offsets_topic_response_init(&s->topics.items[i]);
-			kp_list_offsets_response_list_offsets_topic_response_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_list_offsets_response_list_offsets_topic_response_init(
+				&s->topics.items[i]);
+			kp_list_offsets_response_list_offsets_topic_response_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -210,7 +245,8 @@ kp_list_offsets_response_fill(struct kp_list_offsets_response *s, int16_t versio
 }
 
 void
-kp_list_offsets_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_offsets_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_offsets_response_init(m);
 	kp_list_offsets_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill(struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill(
+	struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignments_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignments_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill(struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill(
+	struct kp_list_partition_reassignments_request_list_partition_reassignments_topics *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,7 +33,9 @@ kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -40,7 +47,8 @@ kp_list_partition_reassignments_request_list_partition_reassignments_topics_fill
 }
 
 static void
-kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignments_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignments_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -55,7 +63,8 @@ kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignme
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
@@ -68,21 +77,29 @@ kp_list_partition_reassignments_request_fill(struct kp_list_partition_reassignme
 }
 
 void
-kp_list_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_partition_reassignments_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_partition_reassignments_request_init(m);
 	kp_list_partition_reassignments_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(
+	struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(
+	struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignments_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignments_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(
+	struct kp_list_partition_reassignments_response_ongoing_partition_reassignment *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -97,7 +114,8 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(str
 		s->replicas.items = NULL;
 	} else {
 		s->replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(*s->replicas.items) + 1, 8);
+		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(
+			*s->replicas.items) + 1, 8);
 		if (s->replicas.items == NULL)
 			s->replicas.count = 0;
 		for (int32_t i = 0; i < s->replicas.count; i++) {
@@ -109,7 +127,8 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(str
 		s->adding_replicas.items = NULL;
 	} else {
 		s->adding_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->adding_replicas.items = kp_arena_alloc(a, (size_t)s->adding_replicas.count * sizeof(*s->adding_replicas.items) + 1, 8);
+		s->adding_replicas.items = kp_arena_alloc(a, (
+			size_t)s->adding_replicas.count * sizeof(*s->adding_replicas.items) + 1, 8);
 		if (s->adding_replicas.items == NULL)
 			s->adding_replicas.count = 0;
 		for (int32_t i = 0; i < s->adding_replicas.count; i++) {
@@ -121,7 +140,9 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(str
 		s->removing_replicas.items = NULL;
 	} else {
 		s->removing_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->removing_replicas.items = kp_arena_alloc(a, (size_t)s->removing_replicas.count * sizeof(*s->removing_replicas.items) + 1, 8);
+		s->removing_replicas.items = kp_arena_alloc(a, (
+			size_t)s->removing_replicas.count * sizeof(*s->removing_replicas.items) + 1,
+			8);
 		if (s->removing_replicas.items == NULL)
 			s->removing_replicas.count = 0;
 		for (int32_t i = 0; i < s->removing_replicas.count; i++) {
@@ -133,7 +154,9 @@ kp_list_partition_reassignments_response_ongoing_partition_reassignment_fill(str
 }
 
 static void
-kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(
+	struct kp_list_partition_reassignments_response_ongoing_topic_reassignment *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -148,7 +171,8 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(struct 
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -161,7 +185,8 @@ kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(struct 
 }
 
 static void
-kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignments_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignments_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -178,12 +203,15 @@ kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignm
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(&s->topics.items[i]);
-			kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_list_partition_reassignments_response_ongoing_topic_reassignment_init(
+				&s->topics.items[i]);
+			kp_list_partition_reassignments_response_ongoing_topic_reassignment_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -191,7 +219,8 @@ kp_list_partition_reassignments_response_fill(struct kp_list_partition_reassignm
 }
 
 void
-kp_list_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_partition_reassignments_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_partition_reassignments_response_init(m);
 	kp_list_partition_reassignments_response_fill(m, version, rng, a, 0);

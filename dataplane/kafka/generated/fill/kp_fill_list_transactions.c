@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -25,7 +27,8 @@ kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_
 		s->state_filters.items = NULL;
 	} else {
 		s->state_filters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->state_filters.items = kp_arena_alloc(a, (size_t)s->state_filters.count * sizeof(*s->state_filters.items) + 1, 8);
+		s->state_filters.items = kp_arena_alloc(a, (size_t)s->state_filters.count * sizeof(
+			*s->state_filters.items) + 1, 8);
 		if (s->state_filters.items == NULL)
 			s->state_filters.count = 0;
 		for (int32_t i = 0; i < s->state_filters.count; i++) {
@@ -37,7 +40,9 @@ kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_
 		s->producer_id_filters.items = NULL;
 	} else {
 		s->producer_id_filters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->producer_id_filters.items = kp_arena_alloc(a, (size_t)s->producer_id_filters.count * sizeof(*s->producer_id_filters.items) + 1, 8);
+		s->producer_id_filters.items = kp_arena_alloc(a, (
+			size_t)s->producer_id_filters.count * sizeof(
+			*s->producer_id_filters.items) + 1, 8);
 		if (s->producer_id_filters.items == NULL)
 			s->producer_id_filters.count = 0;
 		for (int32_t i = 0; i < s->producer_id_filters.count; i++) {
@@ -52,19 +57,25 @@ kp_list_transactions_request_fill(struct kp_list_transactions_request *s, int16_
 }
 
 void
-kp_list_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_transactions_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_transactions_request_init(m);
 	kp_list_transactions_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_list_transactions_response_transaction_state_fill(struct kp_list_transactions_response_transaction_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_transactions_response_transaction_state_fill(
+	struct kp_list_transactions_response_transaction_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_list_transactions_response_transaction_state_fill(struct kp_list_transactions_response_transaction_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_transactions_response_transaction_state_fill(
+	struct kp_list_transactions_response_transaction_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -81,7 +92,8 @@ kp_list_transactions_response_transaction_state_fill(struct kp_list_transactions
 }
 
 static void
-kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -97,7 +109,9 @@ kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int1
 		s->unknown_state_filters.items = NULL;
 	} else {
 		s->unknown_state_filters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->unknown_state_filters.items = kp_arena_alloc(a, (size_t)s->unknown_state_filters.count * sizeof(*s->unknown_state_filters.items) + 1, 8);
+		s->unknown_state_filters.items = kp_arena_alloc(a, (
+			size_t)s->unknown_state_filters.count * sizeof(
+			*s->unknown_state_filters.items) + 1, 8);
 		if (s->unknown_state_filters.items == NULL)
 			s->unknown_state_filters.count = 0;
 		for (int32_t i = 0; i < s->unknown_state_filters.count; i++) {
@@ -109,12 +123,16 @@ kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int1
 		s->transaction_states.items = NULL;
 	} else {
 		s->transaction_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->transaction_states.items = kp_arena_alloc(a, (size_t)s->transaction_states.count * sizeof(*s->transaction_states.items) + 1, 8);
+		s->transaction_states.items = kp_arena_alloc(a, (
+			size_t)s->transaction_states.count * sizeof(
+			*s->transaction_states.items) + 1, 8);
 		if (s->transaction_states.items == NULL)
 			s->transaction_states.count = 0;
 		for (int32_t i = 0; i < s->transaction_states.count; i++) {
-			kp_list_transactions_response_transaction_state_init(&s->transaction_states.items[i]);
-			kp_list_transactions_response_transaction_state_fill(&s->transaction_states.items[i], version, rng, a, depth + 1);
+			kp_list_transactions_response_transaction_state_init(
+				&s->transaction_states.items[i]);
+			kp_list_transactions_response_transaction_state_fill(
+				&s->transaction_states.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -122,7 +140,8 @@ kp_list_transactions_response_fill(struct kp_list_transactions_response *s, int1
 }
 
 void
-kp_list_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_list_transactions_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_list_transactions_response_init(m);
 	kp_list_transactions_response_fill(m, version, rng, a, 0);

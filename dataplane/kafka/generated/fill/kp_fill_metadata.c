@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_metadata_request_metadata_request_topic_fill(struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_request_metadata_request_topic_fill(
+	struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_metadata_request_fill(struct kp_metadata_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_request_fill(struct kp_metadata_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_metadata_request_metadata_request_topic_fill(struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_request_metadata_request_topic_fill(
+	struct kp_metadata_request_metadata_request_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -31,7 +36,8 @@ kp_metadata_request_metadata_request_topic_fill(struct kp_metadata_request_metad
 }
 
 static void
-kp_metadata_request_fill(struct kp_metadata_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_request_fill(struct kp_metadata_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -45,12 +51,14 @@ kp_metadata_request_fill(struct kp_metadata_request *s, int16_t version, struct 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_metadata_request_metadata_request_topic_init(&s->topics.items[i]);
-			kp_metadata_request_metadata_request_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_metadata_request_metadata_request_topic_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 4) {
@@ -74,16 +82,25 @@ kp_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng, st
 }
 
 static void
-kp_metadata_response_metadata_response_broker_fill(struct kp_metadata_response_metadata_response_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_response_metadata_response_broker_fill(
+	struct kp_metadata_response_metadata_response_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_response_metadata_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_response_metadata_response_partition_fill(
+	struct kp_metadata_response_metadata_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_metadata_response_metadata_response_topic_fill(struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_response_metadata_response_topic_fill(
+	struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_metadata_response_metadata_response_broker_fill(struct kp_metadata_response_metadata_response_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_response_metadata_response_broker_fill(
+	struct kp_metadata_response_metadata_response_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -103,7 +120,9 @@ kp_metadata_response_metadata_response_broker_fill(struct kp_metadata_response_m
 }
 
 static void
-kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_response_metadata_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_response_metadata_response_partition_fill(
+	struct kp_metadata_response_metadata_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -123,7 +142,8 @@ kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_respons
 		s->replica_nodes.items = NULL;
 	} else {
 		s->replica_nodes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replica_nodes.items = kp_arena_alloc(a, (size_t)s->replica_nodes.count * sizeof(*s->replica_nodes.items) + 1, 8);
+		s->replica_nodes.items = kp_arena_alloc(a, (size_t)s->replica_nodes.count * sizeof(
+			*s->replica_nodes.items) + 1, 8);
 		if (s->replica_nodes.items == NULL)
 			s->replica_nodes.count = 0;
 		for (int32_t i = 0; i < s->replica_nodes.count; i++) {
@@ -135,7 +155,8 @@ kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_respons
 		s->isr_nodes.items = NULL;
 	} else {
 		s->isr_nodes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->isr_nodes.items = kp_arena_alloc(a, (size_t)s->isr_nodes.count * sizeof(*s->isr_nodes.items) + 1, 8);
+		s->isr_nodes.items = kp_arena_alloc(a, (size_t)s->isr_nodes.count * sizeof(
+			*s->isr_nodes.items) + 1, 8);
 		if (s->isr_nodes.items == NULL)
 			s->isr_nodes.count = 0;
 		for (int32_t i = 0; i < s->isr_nodes.count; i++) {
@@ -147,8 +168,11 @@ kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_respons
 			s->offline_replicas.count = -1;
 			s->offline_replicas.items = NULL;
 		} else {
-			s->offline_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->offline_replicas.items = kp_arena_alloc(a, (size_t)s->offline_replicas.count * sizeof(*s->offline_replicas.items) + 1, 8);
+			s->offline_replicas.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->offline_replicas.items = kp_arena_alloc(a, (
+				size_t)s->offline_replicas.count * sizeof(
+				*s->offline_replicas.items) + 1, 8);
 			if (s->offline_replicas.items == NULL)
 				s->offline_replicas.count = 0;
 			for (int32_t i = 0; i < s->offline_replicas.count; i++) {
@@ -161,7 +185,9 @@ kp_metadata_response_metadata_response_partition_fill(struct kp_metadata_respons
 }
 
 static void
-kp_metadata_response_metadata_response_topic_fill(struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_response_metadata_response_topic_fill(
+	struct kp_metadata_response_metadata_response_topic *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -183,12 +209,15 @@ kp_metadata_response_metadata_response_topic_fill(struct kp_metadata_response_me
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_metadata_response_metadata_response_partition_init(&s->partitions.items[i]);
-			kp_metadata_response_metadata_response_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_metadata_response_metadata_response_partition_init(
+				&s->partitions.items[i]);
+			kp_metadata_response_metadata_response_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 8) {
@@ -199,7 +228,8 @@ kp_metadata_response_metadata_response_topic_fill(struct kp_metadata_response_me
 }
 
 static void
-kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -216,12 +246,14 @@ kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struc
 		s->brokers.items = NULL;
 	} else {
 		s->brokers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->brokers.items = kp_arena_alloc(a, (size_t)s->brokers.count * sizeof(*s->brokers.items) + 1, 8);
+		s->brokers.items = kp_arena_alloc(a, (size_t)s->brokers.count * sizeof(
+			*s->brokers.items) + 1, 8);
 		if (s->brokers.items == NULL)
 			s->brokers.count = 0;
 		for (int32_t i = 0; i < s->brokers.count; i++) {
 			kp_metadata_response_metadata_response_broker_init(&s->brokers.items[i]);
-			kp_metadata_response_metadata_response_broker_fill(&s->brokers.items[i], version, rng, a, depth + 1);
+			kp_metadata_response_metadata_response_broker_fill(&s->brokers.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 2) {
@@ -235,12 +267,14 @@ kp_metadata_response_fill(struct kp_metadata_response *s, int16_t version, struc
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_metadata_response_metadata_response_topic_init(&s->topics.items[i]);
-			kp_metadata_response_metadata_response_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_metadata_response_metadata_response_topic_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 8 && version <= 10) {

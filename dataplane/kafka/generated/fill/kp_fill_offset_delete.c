@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_offset_delete_request_offset_delete_request_partition_fill(struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_request_offset_delete_request_partition_fill(
+	struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_delete_request_offset_delete_request_topic_fill(struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_request_offset_delete_request_topic_fill(
+	struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_delete_request_fill(struct kp_offset_delete_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_request_fill(struct kp_offset_delete_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_offset_delete_request_offset_delete_request_partition_fill(struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_request_offset_delete_request_partition_fill(
+	struct kp_offset_delete_request_offset_delete_request_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -28,7 +35,9 @@ kp_offset_delete_request_offset_delete_request_partition_fill(struct kp_offset_d
 }
 
 static void
-kp_offset_delete_request_offset_delete_request_topic_fill(struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_request_offset_delete_request_topic_fill(
+	struct kp_offset_delete_request_offset_delete_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -43,18 +52,22 @@ kp_offset_delete_request_offset_delete_request_topic_fill(struct kp_offset_delet
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_delete_request_offset_delete_request_partition_init(&s->partitions.items[i]);
-			kp_offset_delete_request_offset_delete_request_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_delete_request_offset_delete_request_partition_init(
+				&s->partitions.items[i]);
+			kp_offset_delete_request_offset_delete_request_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 }
 
 static void
-kp_offset_delete_request_fill(struct kp_offset_delete_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_request_fill(struct kp_offset_delete_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -69,32 +82,43 @@ kp_offset_delete_request_fill(struct kp_offset_delete_request *s, int16_t versio
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_delete_request_offset_delete_request_topic_init(&s->topics.items[i]);
-			kp_offset_delete_request_offset_delete_request_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_delete_request_offset_delete_request_topic_init(
+				&s->topics.items[i]);
+			kp_offset_delete_request_offset_delete_request_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 }
 
 void
-kp_offset_delete_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_delete_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_delete_request_init(m);
 	kp_offset_delete_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_offset_delete_response_offset_delete_response_partition_fill(struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_response_offset_delete_response_partition_fill(
+	struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_delete_response_offset_delete_response_topic_fill(struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_response_offset_delete_response_topic_fill(
+	struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_delete_response_fill(struct kp_offset_delete_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_delete_response_fill(struct kp_offset_delete_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_offset_delete_response_offset_delete_response_partition_fill(struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_response_offset_delete_response_partition_fill(
+	struct kp_offset_delete_response_offset_delete_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -108,7 +132,9 @@ kp_offset_delete_response_offset_delete_response_partition_fill(struct kp_offset
 }
 
 static void
-kp_offset_delete_response_offset_delete_response_topic_fill(struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_response_offset_delete_response_topic_fill(
+	struct kp_offset_delete_response_offset_delete_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -123,18 +149,22 @@ kp_offset_delete_response_offset_delete_response_topic_fill(struct kp_offset_del
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_delete_response_offset_delete_response_partition_init(&s->partitions.items[i]);
-			kp_offset_delete_response_offset_delete_response_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_delete_response_offset_delete_response_partition_init(
+				&s->partitions.items[i]);
+			kp_offset_delete_response_offset_delete_response_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 }
 
 static void
-kp_offset_delete_response_fill(struct kp_offset_delete_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_delete_response_fill(struct kp_offset_delete_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -150,18 +180,22 @@ kp_offset_delete_response_fill(struct kp_offset_delete_response *s, int16_t vers
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_delete_response_offset_delete_response_topic_init(&s->topics.items[i]);
-			kp_offset_delete_response_offset_delete_response_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_delete_response_offset_delete_response_topic_init(
+				&s->topics.items[i]);
+			kp_offset_delete_response_offset_delete_response_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 }
 
 void
-kp_offset_delete_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_delete_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_delete_response_init(m);
 	kp_offset_delete_response_fill(m, version, rng, a, 0);

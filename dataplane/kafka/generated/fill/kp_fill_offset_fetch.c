@@ -8,16 +8,25 @@
 #include "kp_fill.h"
 
 static void
-kp_offset_fetch_request_offset_fetch_request_topic_fill(struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_request_offset_fetch_request_topic_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_request_offset_fetch_request_topics_fill(struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_request_offset_fetch_request_topics_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_request_offset_fetch_request_group_fill(struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_request_offset_fetch_request_group_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_offset_fetch_request_offset_fetch_request_topic_fill(struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_request_offset_fetch_request_topic_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -32,7 +41,9 @@ kp_offset_fetch_request_offset_fetch_request_topic_fill(struct kp_offset_fetch_r
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -44,7 +55,9 @@ kp_offset_fetch_request_offset_fetch_request_topic_fill(struct kp_offset_fetch_r
 }
 
 static void
-kp_offset_fetch_request_offset_fetch_request_topics_fill(struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_request_offset_fetch_request_topics_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_topics *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -59,7 +72,9 @@ kp_offset_fetch_request_offset_fetch_request_topics_fill(struct kp_offset_fetch_
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -71,7 +86,9 @@ kp_offset_fetch_request_offset_fetch_request_topics_fill(struct kp_offset_fetch_
 }
 
 static void
-kp_offset_fetch_request_offset_fetch_request_group_fill(struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_request_offset_fetch_request_group_fill(
+	struct kp_offset_fetch_request_offset_fetch_request_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -92,12 +109,15 @@ kp_offset_fetch_request_offset_fetch_request_group_fill(struct kp_offset_fetch_r
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_fetch_request_offset_fetch_request_topics_init(&s->topics.items[i]);
-			kp_offset_fetch_request_offset_fetch_request_topics_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_fetch_request_offset_fetch_request_topics_init(
+				&s->topics.items[i]);
+			kp_offset_fetch_request_offset_fetch_request_topics_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -105,7 +125,8 @@ kp_offset_fetch_request_offset_fetch_request_group_fill(struct kp_offset_fetch_r
 }
 
 static void
-kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -123,12 +144,15 @@ kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version,
 			s->topics.items = NULL;
 		} else {
 			s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+				*s->topics.items) + 1, 8);
 			if (s->topics.items == NULL)
 				s->topics.count = 0;
 			for (int32_t i = 0; i < s->topics.count; i++) {
-				kp_offset_fetch_request_offset_fetch_request_topic_init(&s->topics.items[i]);
-				kp_offset_fetch_request_offset_fetch_request_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+				kp_offset_fetch_request_offset_fetch_request_topic_init(
+					&s->topics.items[i]);
+				kp_offset_fetch_request_offset_fetch_request_topic_fill(
+					&s->topics.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -138,12 +162,15 @@ kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version,
 			s->groups.items = NULL;
 		} else {
 			s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+				*s->groups.items) + 1, 8);
 			if (s->groups.items == NULL)
 				s->groups.count = 0;
 			for (int32_t i = 0; i < s->groups.count; i++) {
-				kp_offset_fetch_request_offset_fetch_request_group_init(&s->groups.items[i]);
-				kp_offset_fetch_request_offset_fetch_request_group_fill(&s->groups.items[i], version, rng, a, depth + 1);
+				kp_offset_fetch_request_offset_fetch_request_group_init(
+					&s->groups.items[i]);
+				kp_offset_fetch_request_offset_fetch_request_group_fill(
+					&s->groups.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -155,27 +182,41 @@ kp_offset_fetch_request_fill(struct kp_offset_fetch_request *s, int16_t version,
 }
 
 void
-kp_offset_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_fetch_request_init(m);
 	kp_offset_fetch_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_partition_fill(struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_offset_fetch_response_partition_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_response_offset_fetch_response_topic_fill(struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_offset_fetch_response_topic_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_response_offset_fetch_response_partitions_fill(struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_offset_fetch_response_partitions_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_response_offset_fetch_response_topics_fill(struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_offset_fetch_response_topics_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_response_offset_fetch_response_group_fill(struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_offset_fetch_response_group_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_offset_fetch_response_offset_fetch_response_partition_fill(struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_offset_fetch_response_partition_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -196,7 +237,9 @@ kp_offset_fetch_response_offset_fetch_response_partition_fill(struct kp_offset_f
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_topic_fill(struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_offset_fetch_response_topic_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -211,12 +254,15 @@ kp_offset_fetch_response_offset_fetch_response_topic_fill(struct kp_offset_fetch
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_fetch_response_offset_fetch_response_partition_init(&s->partitions.items[i]);
-			kp_offset_fetch_response_offset_fetch_response_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_fetch_response_offset_fetch_response_partition_init(
+				&s->partitions.items[i]);
+			kp_offset_fetch_response_offset_fetch_response_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -224,7 +270,9 @@ kp_offset_fetch_response_offset_fetch_response_topic_fill(struct kp_offset_fetch
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_partitions_fill(struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_offset_fetch_response_partitions_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -243,7 +291,9 @@ kp_offset_fetch_response_offset_fetch_response_partitions_fill(struct kp_offset_
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_topics_fill(struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_offset_fetch_response_topics_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_topics *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -258,12 +308,15 @@ kp_offset_fetch_response_offset_fetch_response_topics_fill(struct kp_offset_fetc
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_fetch_response_offset_fetch_response_partitions_init(&s->partitions.items[i]);
-			kp_offset_fetch_response_offset_fetch_response_partitions_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_fetch_response_offset_fetch_response_partitions_init(
+				&s->partitions.items[i]);
+			kp_offset_fetch_response_offset_fetch_response_partitions_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -271,7 +324,9 @@ kp_offset_fetch_response_offset_fetch_response_topics_fill(struct kp_offset_fetc
 }
 
 static void
-kp_offset_fetch_response_offset_fetch_response_group_fill(struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_offset_fetch_response_group_fill(
+	struct kp_offset_fetch_response_offset_fetch_response_group *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -286,12 +341,15 @@ kp_offset_fetch_response_offset_fetch_response_group_fill(struct kp_offset_fetch
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_fetch_response_offset_fetch_response_topics_init(&s->topics.items[i]);
-			kp_offset_fetch_response_offset_fetch_response_topics_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_fetch_response_offset_fetch_response_topics_init(
+				&s->topics.items[i]);
+			kp_offset_fetch_response_offset_fetch_response_topics_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->error_code = (int16_t)kp_rng_next(rng);
@@ -300,7 +358,8 @@ kp_offset_fetch_response_offset_fetch_response_group_fill(struct kp_offset_fetch
 }
 
 static void
-kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -318,12 +377,15 @@ kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t versio
 			s->topics.items = NULL;
 		} else {
 			s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+				*s->topics.items) + 1, 8);
 			if (s->topics.items == NULL)
 				s->topics.count = 0;
 			for (int32_t i = 0; i < s->topics.count; i++) {
-				kp_offset_fetch_response_offset_fetch_response_topic_init(&s->topics.items[i]);
-				kp_offset_fetch_response_offset_fetch_response_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+				kp_offset_fetch_response_offset_fetch_response_topic_init(
+					&s->topics.items[i]);
+				kp_offset_fetch_response_offset_fetch_response_topic_fill(
+					&s->topics.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -336,12 +398,15 @@ kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t versio
 			s->groups.items = NULL;
 		} else {
 			s->groups.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(*s->groups.items) + 1, 8);
+			s->groups.items = kp_arena_alloc(a, (size_t)s->groups.count * sizeof(
+				*s->groups.items) + 1, 8);
 			if (s->groups.items == NULL)
 				s->groups.count = 0;
 			for (int32_t i = 0; i < s->groups.count; i++) {
-				kp_offset_fetch_response_offset_fetch_response_group_init(&s->groups.items[i]);
-				kp_offset_fetch_response_offset_fetch_response_group_fill(&s->groups.items[i], version, rng, a, depth + 1);
+				kp_offset_fetch_response_offset_fetch_response_group_init(
+					&s->groups.items[i]);
+				kp_offset_fetch_response_offset_fetch_response_group_fill(
+					&s->groups.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -350,7 +415,8 @@ kp_offset_fetch_response_fill(struct kp_offset_fetch_response *s, int16_t versio
 }
 
 void
-kp_offset_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_fetch_response_init(m);
 	kp_offset_fetch_response_fill(m, version, rng, a, 0);

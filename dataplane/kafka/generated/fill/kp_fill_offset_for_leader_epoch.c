@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -34,7 +41,9 @@ kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kp_of
 }
 
 static void
-kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(
+	struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -49,12 +58,15 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kp_offset
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(&s->partitions.items[i]);
-			kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_for_leader_epoch_request_offset_for_leader_partition_init(
+				&s->partitions.items[i]);
+			kp_offset_for_leader_epoch_request_offset_for_leader_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -62,7 +74,8 @@ kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kp_offset
 }
 
 static void
-kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -79,12 +92,15 @@ kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_reques
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(&s->topics.items[i]);
-			kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_for_leader_epoch_request_offset_for_leader_topic_init(
+				&s->topics.items[i]);
+			kp_offset_for_leader_epoch_request_offset_for_leader_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -92,21 +108,29 @@ kp_offset_for_leader_epoch_request_fill(struct kp_offset_for_leader_epoch_reques
 }
 
 void
-kp_offset_for_leader_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_for_leader_epoch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_for_leader_epoch_request_init(m);
 	kp_offset_for_leader_epoch_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_offset_for_leader_epoch_response_epoch_end_offset_fill(struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_response_epoch_end_offset_fill(
+	struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_offset_for_leader_epoch_response_epoch_end_offset_fill(struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_response_epoch_end_offset_fill(
+	struct kp_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -126,7 +150,9 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_fill(struct kp_offset_for_l
 }
 
 static void
-kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -141,12 +167,15 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct k
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_offset_for_leader_epoch_response_epoch_end_offset_init(&s->partitions.items[i]);
-			kp_offset_for_leader_epoch_response_epoch_end_offset_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_offset_for_leader_epoch_response_epoch_end_offset_init(
+				&s->partitions.items[i]);
+			kp_offset_for_leader_epoch_response_epoch_end_offset_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -154,7 +183,8 @@ kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct k
 }
 
 static void
-kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -171,12 +201,15 @@ kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_respo
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(&s->topics.items[i]);
-			kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(
+				&s->topics.items[i]);
+			kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -184,7 +217,8 @@ kp_offset_for_leader_epoch_response_fill(struct kp_offset_for_leader_epoch_respo
 }
 
 void
-kp_offset_for_leader_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_offset_for_leader_epoch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_offset_for_leader_epoch_response_init(m);
 	kp_offset_for_leader_epoch_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,18 @@
 #include "kp_fill.h"
 
 static void
-kp_produce_request_partition_produce_data_fill(struct kp_produce_request_partition_produce_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_request_partition_produce_data_fill(struct kp_produce_request_partition_produce_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produce_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produce_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_request_fill(struct kp_produce_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_request_fill(struct kp_produce_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_produce_request_partition_produce_data_fill(struct kp_produce_request_partition_produce_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_request_partition_produce_data_fill(struct kp_produce_request_partition_produce_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -31,7 +35,8 @@ kp_produce_request_partition_produce_data_fill(struct kp_produce_request_partiti
 }
 
 static void
-kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produce_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produce_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -46,12 +51,14 @@ kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produ
 		s->partition_data.items = NULL;
 	} else {
 		s->partition_data.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_data.items = kp_arena_alloc(a, (size_t)s->partition_data.count * sizeof(*s->partition_data.items) + 1, 8);
+		s->partition_data.items = kp_arena_alloc(a, (
+			size_t)s->partition_data.count * sizeof(*s->partition_data.items) + 1, 8);
 		if (s->partition_data.items == NULL)
 			s->partition_data.count = 0;
 		for (int32_t i = 0; i < s->partition_data.count; i++) {
 			kp_produce_request_partition_produce_data_init(&s->partition_data.items[i]);
-			kp_produce_request_partition_produce_data_fill(&s->partition_data.items[i], version, rng, a, depth + 1);
+			kp_produce_request_partition_produce_data_fill(&s->partition_data.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -59,7 +66,8 @@ kp_produce_request_topic_produce_data_fill(struct kp_produce_request_topic_produ
 }
 
 static void
-kp_produce_request_fill(struct kp_produce_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_request_fill(struct kp_produce_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -78,12 +86,14 @@ kp_produce_request_fill(struct kp_produce_request *s, int16_t version, struct kp
 		s->topic_data.items = NULL;
 	} else {
 		s->topic_data.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topic_data.items = kp_arena_alloc(a, (size_t)s->topic_data.count * sizeof(*s->topic_data.items) + 1, 8);
+		s->topic_data.items = kp_arena_alloc(a, (size_t)s->topic_data.count * sizeof(
+			*s->topic_data.items) + 1, 8);
 		if (s->topic_data.items == NULL)
 			s->topic_data.count = 0;
 		for (int32_t i = 0; i < s->topic_data.count; i++) {
 			kp_produce_request_topic_produce_data_init(&s->topic_data.items[i]);
-			kp_produce_request_topic_produce_data_fill(&s->topic_data.items[i], version, rng, a, depth + 1);
+			kp_produce_request_topic_produce_data_fill(&s->topic_data.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -98,20 +108,31 @@ kp_produce_request_fill_random(void *m, int16_t version, struct kp_rng *rng, str
 }
 
 static void
-kp_produce_response_batch_index_and_error_message_fill(struct kp_produce_response_batch_index_and_error_message *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_batch_index_and_error_message_fill(
+	struct kp_produce_response_batch_index_and_error_message *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_response_leader_id_and_epoch_fill(struct kp_produce_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_leader_id_and_epoch_fill(struct kp_produce_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_response_partition_produce_response_fill(struct kp_produce_response_partition_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_partition_produce_response_fill(
+	struct kp_produce_response_partition_produce_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_response_topic_produce_response_fill(struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_topic_produce_response_fill(
+	struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_produce_response_node_endpoint_fill(struct kp_produce_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_node_endpoint_fill(struct kp_produce_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_produce_response_batch_index_and_error_message_fill(struct kp_produce_response_batch_index_and_error_message *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_batch_index_and_error_message_fill(
+	struct kp_produce_response_batch_index_and_error_message *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -127,7 +148,8 @@ kp_produce_response_batch_index_and_error_message_fill(struct kp_produce_respons
 }
 
 static void
-kp_produce_response_leader_id_and_epoch_fill(struct kp_produce_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_leader_id_and_epoch_fill(struct kp_produce_response_leader_id_and_epoch *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -143,7 +165,9 @@ kp_produce_response_leader_id_and_epoch_fill(struct kp_produce_response_leader_i
 }
 
 static void
-kp_produce_response_partition_produce_response_fill(struct kp_produce_response_partition_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_partition_produce_response_fill(
+	struct kp_produce_response_partition_produce_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -167,12 +191,16 @@ kp_produce_response_partition_produce_response_fill(struct kp_produce_response_p
 			s->record_errors.items = NULL;
 		} else {
 			s->record_errors.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->record_errors.items = kp_arena_alloc(a, (size_t)s->record_errors.count * sizeof(*s->record_errors.items) + 1, 8);
+			s->record_errors.items = kp_arena_alloc(a, (
+				size_t)s->record_errors.count * sizeof(*s->record_errors.items) + 1,
+				8);
 			if (s->record_errors.items == NULL)
 				s->record_errors.count = 0;
 			for (int32_t i = 0; i < s->record_errors.count; i++) {
-				kp_produce_response_batch_index_and_error_message_init(&s->record_errors.items[i]);
-				kp_produce_response_batch_index_and_error_message_fill(&s->record_errors.items[i], version, rng, a, depth + 1);
+				kp_produce_response_batch_index_and_error_message_init(
+					&s->record_errors.items[i]);
+				kp_produce_response_batch_index_and_error_message_fill(
+					&s->record_errors.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -180,15 +208,19 @@ kp_produce_response_partition_produce_response_fill(struct kp_produce_response_p
 		kp_fill_str(&s->error_message, rng, true);
 	}
 	if (version >= 10) {
-		kp_produce_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a, depth + 1);
+		kp_produce_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a,
+			depth + 1);
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 10) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 10) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 10) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 static void
-kp_produce_response_topic_produce_response_fill(struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_topic_produce_response_fill(
+	struct kp_produce_response_topic_produce_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -203,12 +235,16 @@ kp_produce_response_topic_produce_response_fill(struct kp_produce_response_topic
 		s->partition_responses.items = NULL;
 	} else {
 		s->partition_responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_responses.items = kp_arena_alloc(a, (size_t)s->partition_responses.count * sizeof(*s->partition_responses.items) + 1, 8);
+		s->partition_responses.items = kp_arena_alloc(a, (
+			size_t)s->partition_responses.count * sizeof(
+			*s->partition_responses.items) + 1, 8);
 		if (s->partition_responses.items == NULL)
 			s->partition_responses.count = 0;
 		for (int32_t i = 0; i < s->partition_responses.count; i++) {
-			kp_produce_response_partition_produce_response_init(&s->partition_responses.items[i]);
-			kp_produce_response_partition_produce_response_fill(&s->partition_responses.items[i], version, rng, a, depth + 1);
+			kp_produce_response_partition_produce_response_init(
+				&s->partition_responses.items[i]);
+			kp_produce_response_partition_produce_response_fill(
+				&s->partition_responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -216,7 +252,8 @@ kp_produce_response_topic_produce_response_fill(struct kp_produce_response_topic
 }
 
 static void
-kp_produce_response_node_endpoint_fill(struct kp_produce_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_node_endpoint_fill(struct kp_produce_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -234,7 +271,8 @@ kp_produce_response_node_endpoint_fill(struct kp_produce_response_node_endpoint 
 }
 
 static void
-kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 9);
 
@@ -248,12 +286,14 @@ kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct 
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
 			kp_produce_response_topic_produce_response_init(&s->responses.items[i]);
-			kp_produce_response_topic_produce_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_produce_response_topic_produce_response_fill(&s->responses.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -265,18 +305,22 @@ kp_produce_response_fill(struct kp_produce_response *s, int16_t version, struct 
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
 				kp_produce_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_produce_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_produce_response_node_endpoint_fill(&s->node_endpoints.items[i],
+					version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 10) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 10) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 10) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void

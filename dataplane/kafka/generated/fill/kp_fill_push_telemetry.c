@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_push_telemetry_request_fill(struct kp_push_telemetry_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_push_telemetry_request_fill(struct kp_push_telemetry_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_push_telemetry_request_fill(struct kp_push_telemetry_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_push_telemetry_request_fill(struct kp_push_telemetry_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -30,17 +32,20 @@ kp_push_telemetry_request_fill(struct kp_push_telemetry_request *s, int16_t vers
 }
 
 void
-kp_push_telemetry_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_push_telemetry_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_push_telemetry_request_init(m);
 	kp_push_telemetry_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_push_telemetry_response_fill(struct kp_push_telemetry_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_push_telemetry_response_fill(struct kp_push_telemetry_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_push_telemetry_response_fill(struct kp_push_telemetry_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_push_telemetry_response_fill(struct kp_push_telemetry_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -56,7 +61,8 @@ kp_push_telemetry_response_fill(struct kp_push_telemetry_response *s, int16_t ve
 }
 
 void
-kp_push_telemetry_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_push_telemetry_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_push_telemetry_response_init(m);
 	kp_push_telemetry_response_fill(m, version, rng, a, 0);

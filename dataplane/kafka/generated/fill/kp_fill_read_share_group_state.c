@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_read_share_group_state_request_partition_data_fill(struct kp_read_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_request_partition_data_fill(
+	struct kp_read_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_request_read_state_data_fill(struct kp_read_share_group_state_request_read_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_request_read_state_data_fill(
+	struct kp_read_share_group_state_request_read_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_read_share_group_state_request_partition_data_fill(struct kp_read_share_group_state_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_request_partition_data_fill(
+	struct kp_read_share_group_state_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -31,7 +38,9 @@ kp_read_share_group_state_request_partition_data_fill(struct kp_read_share_group
 }
 
 static void
-kp_read_share_group_state_request_read_state_data_fill(struct kp_read_share_group_state_request_read_state_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_request_read_state_data_fill(
+	struct kp_read_share_group_state_request_read_state_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -46,12 +55,15 @@ kp_read_share_group_state_request_read_state_data_fill(struct kp_read_share_grou
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_read_share_group_state_request_partition_data_init(&s->partitions.items[i]);
-			kp_read_share_group_state_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_request_partition_data_init(
+				&s->partitions.items[i]);
+			kp_read_share_group_state_request_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -59,7 +71,8 @@ kp_read_share_group_state_request_read_state_data_fill(struct kp_read_share_grou
 }
 
 static void
-kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -74,12 +87,14 @@ kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request 
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_read_share_group_state_request_read_state_data_init(&s->topics.items[i]);
-			kp_read_share_group_state_request_read_state_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_request_read_state_data_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -87,23 +102,33 @@ kp_read_share_group_state_request_fill(struct kp_read_share_group_state_request 
 }
 
 void
-kp_read_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_read_share_group_state_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_read_share_group_state_request_init(m);
 	kp_read_share_group_state_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_read_share_group_state_response_state_batch_fill(struct kp_read_share_group_state_response_state_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_response_state_batch_fill(
+	struct kp_read_share_group_state_response_state_batch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_response_partition_result_fill(struct kp_read_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_response_partition_result_fill(
+	struct kp_read_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_response_read_state_result_fill(struct kp_read_share_group_state_response_read_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_response_read_state_result_fill(
+	struct kp_read_share_group_state_response_read_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_response_fill(struct kp_read_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_response_fill(struct kp_read_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_read_share_group_state_response_state_batch_fill(struct kp_read_share_group_state_response_state_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_response_state_batch_fill(
+	struct kp_read_share_group_state_response_state_batch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -121,7 +146,9 @@ kp_read_share_group_state_response_state_batch_fill(struct kp_read_share_group_s
 }
 
 static void
-kp_read_share_group_state_response_partition_result_fill(struct kp_read_share_group_state_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_response_partition_result_fill(
+	struct kp_read_share_group_state_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -140,12 +167,15 @@ kp_read_share_group_state_response_partition_result_fill(struct kp_read_share_gr
 		s->state_batches.items = NULL;
 	} else {
 		s->state_batches.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->state_batches.items = kp_arena_alloc(a, (size_t)s->state_batches.count * sizeof(*s->state_batches.items) + 1, 8);
+		s->state_batches.items = kp_arena_alloc(a, (size_t)s->state_batches.count * sizeof(
+			*s->state_batches.items) + 1, 8);
 		if (s->state_batches.items == NULL)
 			s->state_batches.count = 0;
 		for (int32_t i = 0; i < s->state_batches.count; i++) {
-			kp_read_share_group_state_response_state_batch_init(&s->state_batches.items[i]);
-			kp_read_share_group_state_response_state_batch_fill(&s->state_batches.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_response_state_batch_init(
+				&s->state_batches.items[i]);
+			kp_read_share_group_state_response_state_batch_fill(
+				&s->state_batches.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -153,7 +183,9 @@ kp_read_share_group_state_response_partition_result_fill(struct kp_read_share_gr
 }
 
 static void
-kp_read_share_group_state_response_read_state_result_fill(struct kp_read_share_group_state_response_read_state_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_response_read_state_result_fill(
+	struct kp_read_share_group_state_response_read_state_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -168,12 +200,15 @@ kp_read_share_group_state_response_read_state_result_fill(struct kp_read_share_g
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_read_share_group_state_response_partition_result_init(&s->partitions.items[i]);
-			kp_read_share_group_state_response_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_response_partition_result_init(
+				&s->partitions.items[i]);
+			kp_read_share_group_state_response_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -181,7 +216,8 @@ kp_read_share_group_state_response_read_state_result_fill(struct kp_read_share_g
 }
 
 static void
-kp_read_share_group_state_response_fill(struct kp_read_share_group_state_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_response_fill(struct kp_read_share_group_state_response *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -195,12 +231,15 @@ kp_read_share_group_state_response_fill(struct kp_read_share_group_state_respons
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_read_share_group_state_response_read_state_result_init(&s->results.items[i]);
-			kp_read_share_group_state_response_read_state_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_response_read_state_result_init(
+				&s->results.items[i]);
+			kp_read_share_group_state_response_read_state_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -208,7 +247,8 @@ kp_read_share_group_state_response_fill(struct kp_read_share_group_state_respons
 }
 
 void
-kp_read_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_read_share_group_state_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_read_share_group_state_response_init(m);
 	kp_read_share_group_state_response_fill(m, version, rng, a, 0);

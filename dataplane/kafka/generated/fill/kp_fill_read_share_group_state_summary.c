@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_read_share_group_state_summary_request_partition_data_fill(struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_request_partition_data_fill(
+	struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_summary_request_read_state_summary_data_fill(struct kp_read_share_group_state_summary_request_read_state_summary_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_request_read_state_summary_data_fill(
+	struct kp_read_share_group_state_summary_request_read_state_summary_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_summary_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_summary_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_read_share_group_state_summary_request_partition_data_fill(struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_request_partition_data_fill(
+	struct kp_read_share_group_state_summary_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -31,7 +38,9 @@ kp_read_share_group_state_summary_request_partition_data_fill(struct kp_read_sha
 }
 
 static void
-kp_read_share_group_state_summary_request_read_state_summary_data_fill(struct kp_read_share_group_state_summary_request_read_state_summary_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_request_read_state_summary_data_fill(
+	struct kp_read_share_group_state_summary_request_read_state_summary_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -46,12 +55,15 @@ kp_read_share_group_state_summary_request_read_state_summary_data_fill(struct kp
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_read_share_group_state_summary_request_partition_data_init(&s->partitions.items[i]);
-			kp_read_share_group_state_summary_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_summary_request_partition_data_init(
+				&s->partitions.items[i]);
+			kp_read_share_group_state_summary_request_partition_data_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -59,7 +71,8 @@ kp_read_share_group_state_summary_request_read_state_summary_data_fill(struct kp
 }
 
 static void
-kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_summary_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_summary_request *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -74,12 +87,15 @@ kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_read_share_group_state_summary_request_read_state_summary_data_init(&s->topics.items[i]);
-			kp_read_share_group_state_summary_request_read_state_summary_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_summary_request_read_state_summary_data_init(
+				&s->topics.items[i]);
+			kp_read_share_group_state_summary_request_read_state_summary_data_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -87,21 +103,30 @@ kp_read_share_group_state_summary_request_fill(struct kp_read_share_group_state_
 }
 
 void
-kp_read_share_group_state_summary_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_read_share_group_state_summary_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_read_share_group_state_summary_request_init(m);
 	kp_read_share_group_state_summary_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_read_share_group_state_summary_response_partition_result_fill(struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_response_partition_result_fill(
+	struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_summary_response_read_state_summary_result_fill(struct kp_read_share_group_state_summary_response_read_state_summary_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_response_read_state_summary_result_fill(
+	struct kp_read_share_group_state_summary_response_read_state_summary_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_read_share_group_state_summary_response_fill(struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_read_share_group_state_summary_response_fill(
+	struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_read_share_group_state_summary_response_partition_result_fill(struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_response_partition_result_fill(
+	struct kp_read_share_group_state_summary_response_partition_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -120,7 +145,9 @@ kp_read_share_group_state_summary_response_partition_result_fill(struct kp_read_
 }
 
 static void
-kp_read_share_group_state_summary_response_read_state_summary_result_fill(struct kp_read_share_group_state_summary_response_read_state_summary_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_response_read_state_summary_result_fill(
+	struct kp_read_share_group_state_summary_response_read_state_summary_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -135,12 +162,15 @@ kp_read_share_group_state_summary_response_read_state_summary_result_fill(struct
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_read_share_group_state_summary_response_partition_result_init(&s->partitions.items[i]);
-			kp_read_share_group_state_summary_response_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_summary_response_partition_result_init(
+				&s->partitions.items[i]);
+			kp_read_share_group_state_summary_response_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -148,7 +178,9 @@ kp_read_share_group_state_summary_response_read_state_summary_result_fill(struct
 }
 
 static void
-kp_read_share_group_state_summary_response_fill(struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_read_share_group_state_summary_response_fill(
+	struct kp_read_share_group_state_summary_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -162,12 +194,15 @@ kp_read_share_group_state_summary_response_fill(struct kp_read_share_group_state
 		s->results.items = NULL;
 	} else {
 		s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+		s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+			*s->results.items) + 1, 8);
 		if (s->results.items == NULL)
 			s->results.count = 0;
 		for (int32_t i = 0; i < s->results.count; i++) {
-			kp_read_share_group_state_summary_response_read_state_summary_result_init(&s->results.items[i]);
-			kp_read_share_group_state_summary_response_read_state_summary_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+			kp_read_share_group_state_summary_response_read_state_summary_result_init(
+				&s->results.items[i]);
+			kp_read_share_group_state_summary_response_read_state_summary_result_fill(
+				&s->results.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -175,7 +210,8 @@ kp_read_share_group_state_summary_response_fill(struct kp_read_share_group_state
 }
 
 void
-kp_read_share_group_state_summary_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_read_share_group_state_summary_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_read_share_group_state_summary_response_init(m);
 	kp_read_share_group_state_summary_response_fill(m, version, rng, a, 0);

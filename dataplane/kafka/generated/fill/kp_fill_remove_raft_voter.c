@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_remove_raft_voter_request_fill(struct kp_remove_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_remove_raft_voter_request_fill(struct kp_remove_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_remove_raft_voter_request_fill(struct kp_remove_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_remove_raft_voter_request_fill(struct kp_remove_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -28,17 +30,20 @@ kp_remove_raft_voter_request_fill(struct kp_remove_raft_voter_request *s, int16_
 }
 
 void
-kp_remove_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_remove_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_remove_raft_voter_request_init(m);
 	kp_remove_raft_voter_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_remove_raft_voter_response_fill(struct kp_remove_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_remove_raft_voter_response_fill(struct kp_remove_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_remove_raft_voter_response_fill(struct kp_remove_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_remove_raft_voter_response_fill(struct kp_remove_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -55,7 +60,8 @@ kp_remove_raft_voter_response_fill(struct kp_remove_raft_voter_response *s, int1
 }
 
 void
-kp_remove_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_remove_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_remove_raft_voter_response_init(m);
 	kp_remove_raft_voter_response_fill(m, version, rng, a, 0);

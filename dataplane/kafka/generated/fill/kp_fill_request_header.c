@@ -7,10 +7,12 @@
 #include "kp_fill.h"
 
 static void
-kp_request_header_fill(struct kp_request_header *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_request_header_fill(struct kp_request_header *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_request_header_fill(struct kp_request_header *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_request_header_fill(struct kp_request_header *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_sasl_authenticate_request_fill(struct kp_sasl_authenticate_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sasl_authenticate_request_fill(struct kp_sasl_authenticate_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_sasl_authenticate_request_fill(struct kp_sasl_authenticate_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sasl_authenticate_request_fill(struct kp_sasl_authenticate_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -26,17 +28,20 @@ kp_sasl_authenticate_request_fill(struct kp_sasl_authenticate_request *s, int16_
 }
 
 void
-kp_sasl_authenticate_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_sasl_authenticate_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_sasl_authenticate_request_init(m);
 	kp_sasl_authenticate_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_sasl_authenticate_response_fill(struct kp_sasl_authenticate_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sasl_authenticate_response_fill(struct kp_sasl_authenticate_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_sasl_authenticate_response_fill(struct kp_sasl_authenticate_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sasl_authenticate_response_fill(struct kp_sasl_authenticate_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -56,7 +61,8 @@ kp_sasl_authenticate_response_fill(struct kp_sasl_authenticate_response *s, int1
 }
 
 void
-kp_sasl_authenticate_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_sasl_authenticate_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_sasl_authenticate_response_init(m);
 	kp_sasl_authenticate_response_fill(m, version, rng, a, 0);

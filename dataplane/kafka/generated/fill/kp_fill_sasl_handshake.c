@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_sasl_handshake_request_fill(struct kp_sasl_handshake_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sasl_handshake_request_fill(struct kp_sasl_handshake_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_sasl_handshake_request_fill(struct kp_sasl_handshake_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sasl_handshake_request_fill(struct kp_sasl_handshake_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -24,17 +26,20 @@ kp_sasl_handshake_request_fill(struct kp_sasl_handshake_request *s, int16_t vers
 }
 
 void
-kp_sasl_handshake_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_sasl_handshake_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_sasl_handshake_request_init(m);
 	kp_sasl_handshake_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -49,7 +54,8 @@ kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t ve
 		s->mechanisms.items = NULL;
 	} else {
 		s->mechanisms.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->mechanisms.items = kp_arena_alloc(a, (size_t)s->mechanisms.count * sizeof(*s->mechanisms.items) + 1, 8);
+		s->mechanisms.items = kp_arena_alloc(a, (size_t)s->mechanisms.count * sizeof(
+			*s->mechanisms.items) + 1, 8);
 		if (s->mechanisms.items == NULL)
 			s->mechanisms.count = 0;
 		for (int32_t i = 0; i < s->mechanisms.count; i++) {
@@ -59,7 +65,8 @@ kp_sasl_handshake_response_fill(struct kp_sasl_handshake_response *s, int16_t ve
 }
 
 void
-kp_sasl_handshake_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_sasl_handshake_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_sasl_handshake_response_init(m);
 	kp_sasl_handshake_response_fill(m, version, rng, a, 0);

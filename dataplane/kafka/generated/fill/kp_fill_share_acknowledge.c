@@ -8,16 +8,25 @@
 #include "kp_fill.h"
 
 static void
-kp_share_acknowledge_request_acknowledgement_batch_fill(struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_request_acknowledgement_batch_fill(
+	struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_request_acknowledge_partition_fill(struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_request_acknowledge_partition_fill(
+	struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_request_acknowledge_topic_fill(struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_request_acknowledge_topic_fill(
+	struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_share_acknowledge_request_acknowledgement_batch_fill(struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_request_acknowledgement_batch_fill(
+	struct kp_share_acknowledge_request_acknowledgement_batch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +42,9 @@ kp_share_acknowledge_request_acknowledgement_batch_fill(struct kp_share_acknowle
 		s->acknowledge_types.items = NULL;
 	} else {
 		s->acknowledge_types.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acknowledge_types.items = kp_arena_alloc(a, (size_t)s->acknowledge_types.count * sizeof(*s->acknowledge_types.items) + 1, 8);
+		s->acknowledge_types.items = kp_arena_alloc(a, (
+			size_t)s->acknowledge_types.count * sizeof(*s->acknowledge_types.items) + 1,
+			8);
 		if (s->acknowledge_types.items == NULL)
 			s->acknowledge_types.count = 0;
 		for (int32_t i = 0; i < s->acknowledge_types.count; i++) {
@@ -45,7 +56,9 @@ kp_share_acknowledge_request_acknowledgement_batch_fill(struct kp_share_acknowle
 }
 
 static void
-kp_share_acknowledge_request_acknowledge_partition_fill(struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_request_acknowledge_partition_fill(
+	struct kp_share_acknowledge_request_acknowledge_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -59,13 +72,18 @@ kp_share_acknowledge_request_acknowledge_partition_fill(struct kp_share_acknowle
 		s->acknowledgement_batches.count = -1;
 		s->acknowledgement_batches.items = NULL;
 	} else {
-		s->acknowledgement_batches.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)s->acknowledgement_batches.count * sizeof(*s->acknowledgement_batches.items) + 1, 8);
+		s->acknowledgement_batches.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->acknowledgement_batches.items = kp_arena_alloc(a, (
+			size_t)s->acknowledgement_batches.count * sizeof(
+			*s->acknowledgement_batches.items) + 1, 8);
 		if (s->acknowledgement_batches.items == NULL)
 			s->acknowledgement_batches.count = 0;
 		for (int32_t i = 0; i < s->acknowledgement_batches.count; i++) {
-			kp_share_acknowledge_request_acknowledgement_batch_init(&s->acknowledgement_batches.items[i]);
-			kp_share_acknowledge_request_acknowledgement_batch_fill(&s->acknowledgement_batches.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_request_acknowledgement_batch_init(
+				&s->acknowledgement_batches.items[i]);
+			kp_share_acknowledge_request_acknowledgement_batch_fill(
+				&s->acknowledgement_batches.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -73,7 +91,9 @@ kp_share_acknowledge_request_acknowledge_partition_fill(struct kp_share_acknowle
 }
 
 static void
-kp_share_acknowledge_request_acknowledge_topic_fill(struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_request_acknowledge_topic_fill(
+	struct kp_share_acknowledge_request_acknowledge_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -88,12 +108,15 @@ kp_share_acknowledge_request_acknowledge_topic_fill(struct kp_share_acknowledge_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_share_acknowledge_request_acknowledge_partition_init(&s->partitions.items[i]);
-			kp_share_acknowledge_request_acknowledge_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_request_acknowledge_partition_init(
+				&s->partitions.items[i]);
+			kp_share_acknowledge_request_acknowledge_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -101,7 +124,8 @@ kp_share_acknowledge_request_acknowledge_topic_fill(struct kp_share_acknowledge_
 }
 
 static void
-kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -118,12 +142,14 @@ kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_share_acknowledge_request_acknowledge_topic_init(&s->topics.items[i]);
-			kp_share_acknowledge_request_acknowledge_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_request_acknowledge_topic_fill(&s->topics.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -131,25 +157,37 @@ kp_share_acknowledge_request_fill(struct kp_share_acknowledge_request *s, int16_
 }
 
 void
-kp_share_acknowledge_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_share_acknowledge_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_share_acknowledge_request_init(m);
 	kp_share_acknowledge_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_share_acknowledge_response_leader_id_and_epoch_fill(struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_response_leader_id_and_epoch_fill(
+	struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_response_partition_data_fill(struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_response_partition_data_fill(
+	struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_response_share_acknowledge_topic_response_fill(struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_response_share_acknowledge_topic_response_fill(
+	struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_response_node_endpoint_fill(struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_response_node_endpoint_fill(
+	struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_share_acknowledge_response_leader_id_and_epoch_fill(struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_response_leader_id_and_epoch_fill(
+	struct kp_share_acknowledge_response_leader_id_and_epoch *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -165,7 +203,9 @@ kp_share_acknowledge_response_leader_id_and_epoch_fill(struct kp_share_acknowled
 }
 
 static void
-kp_share_acknowledge_response_partition_data_fill(struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_response_partition_data_fill(
+	struct kp_share_acknowledge_response_partition_data *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -177,13 +217,16 @@ kp_share_acknowledge_response_partition_data_fill(struct kp_share_acknowledge_re
 	s->partition_index = (int32_t)kp_rng_next(rng);
 	s->error_code = (int16_t)kp_rng_next(rng);
 	kp_fill_str(&s->error_message, rng, true);
-	kp_share_acknowledge_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a, depth + 1);
+	kp_share_acknowledge_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a,
+		depth + 1);
 	if (flex && kp_rng_next(rng) % 4 == 0)
 		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0);
 }
 
 static void
-kp_share_acknowledge_response_share_acknowledge_topic_response_fill(struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_response_share_acknowledge_topic_response_fill(
+	struct kp_share_acknowledge_response_share_acknowledge_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -198,12 +241,14 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_fill(struct kp_sh
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_share_acknowledge_response_partition_data_init(&s->partitions.items[i]);
-			kp_share_acknowledge_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -211,7 +256,9 @@ kp_share_acknowledge_response_share_acknowledge_topic_response_fill(struct kp_sh
 }
 
 static void
-kp_share_acknowledge_response_node_endpoint_fill(struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_response_node_endpoint_fill(
+	struct kp_share_acknowledge_response_node_endpoint *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -229,7 +276,8 @@ kp_share_acknowledge_response_node_endpoint_fill(struct kp_share_acknowledge_res
 }
 
 static void
-kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -246,12 +294,15 @@ kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int1
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_share_acknowledge_response_share_acknowledge_topic_response_init(&s->responses.items[i]);
-			kp_share_acknowledge_response_share_acknowledge_topic_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_response_share_acknowledge_topic_response_init(
+				&s->responses.items[i]);
+			kp_share_acknowledge_response_share_acknowledge_topic_response_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -259,12 +310,15 @@ kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int1
 		s->node_endpoints.items = NULL;
 	} else {
 		s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+		s->node_endpoints.items = kp_arena_alloc(a, (
+			size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
 		if (s->node_endpoints.items == NULL)
 			s->node_endpoints.count = 0;
 		for (int32_t i = 0; i < s->node_endpoints.count; i++) {
-			kp_share_acknowledge_response_node_endpoint_init(&s->node_endpoints.items[i]);
-			kp_share_acknowledge_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+			kp_share_acknowledge_response_node_endpoint_init(
+				&s->node_endpoints.items[i]);
+			kp_share_acknowledge_response_node_endpoint_fill(
+				&s->node_endpoints.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -272,7 +326,8 @@ kp_share_acknowledge_response_fill(struct kp_share_acknowledge_response *s, int1
 }
 
 void
-kp_share_acknowledge_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_share_acknowledge_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_share_acknowledge_response_init(m);
 	kp_share_acknowledge_response_fill(m, version, rng, a, 0);

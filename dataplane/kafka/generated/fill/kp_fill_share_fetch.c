@@ -8,18 +8,26 @@
 #include "kp_fill.h"
 
 static void
-kp_share_fetch_request_acknowledgement_batch_fill(struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_request_acknowledgement_batch_fill(
+	struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_partition *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgotten_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgotten_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_share_fetch_request_acknowledgement_batch_fill(struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_request_acknowledgement_batch_fill(
+	struct kp_share_fetch_request_acknowledgement_batch *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -35,7 +43,9 @@ kp_share_fetch_request_acknowledgement_batch_fill(struct kp_share_fetch_request_
 		s->acknowledge_types.items = NULL;
 	} else {
 		s->acknowledge_types.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acknowledge_types.items = kp_arena_alloc(a, (size_t)s->acknowledge_types.count * sizeof(*s->acknowledge_types.items) + 1, 8);
+		s->acknowledge_types.items = kp_arena_alloc(a, (
+			size_t)s->acknowledge_types.count * sizeof(*s->acknowledge_types.items) + 1,
+			8);
 		if (s->acknowledge_types.items == NULL)
 			s->acknowledge_types.count = 0;
 		for (int32_t i = 0; i < s->acknowledge_types.count; i++) {
@@ -47,7 +57,8 @@ kp_share_fetch_request_acknowledgement_batch_fill(struct kp_share_fetch_request_
 }
 
 static void
-kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_partition *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -62,13 +73,18 @@ kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_
 		s->acknowledgement_batches.count = -1;
 		s->acknowledgement_batches.items = NULL;
 	} else {
-		s->acknowledgement_batches.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acknowledgement_batches.items = kp_arena_alloc(a, (size_t)s->acknowledgement_batches.count * sizeof(*s->acknowledgement_batches.items) + 1, 8);
+		s->acknowledgement_batches.count = (int32_t)(kp_rng_next(rng) % (
+			depth < 2 ? 5 : 3));
+		s->acknowledgement_batches.items = kp_arena_alloc(a, (
+			size_t)s->acknowledgement_batches.count * sizeof(
+			*s->acknowledgement_batches.items) + 1, 8);
 		if (s->acknowledgement_batches.items == NULL)
 			s->acknowledgement_batches.count = 0;
 		for (int32_t i = 0; i < s->acknowledgement_batches.count; i++) {
-			kp_share_fetch_request_acknowledgement_batch_init(&s->acknowledgement_batches.items[i]);
-			kp_share_fetch_request_acknowledgement_batch_fill(&s->acknowledgement_batches.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_request_acknowledgement_batch_init(
+				&s->acknowledgement_batches.items[i]);
+			kp_share_fetch_request_acknowledgement_batch_fill(
+				&s->acknowledgement_batches.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -76,7 +92,8 @@ kp_share_fetch_request_fetch_partition_fill(struct kp_share_fetch_request_fetch_
 }
 
 static void
-kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -91,12 +108,14 @@ kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topi
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_share_fetch_request_fetch_partition_init(&s->partitions.items[i]);
-			kp_share_fetch_request_fetch_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_request_fetch_partition_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -104,7 +123,8 @@ kp_share_fetch_request_fetch_topic_fill(struct kp_share_fetch_request_fetch_topi
 }
 
 static void
-kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgotten_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgotten_topic *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -119,7 +139,8 @@ kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgot
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
@@ -131,7 +152,8 @@ kp_share_fetch_request_forgotten_topic_fill(struct kp_share_fetch_request_forgot
 }
 
 static void
-kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -151,12 +173,14 @@ kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, s
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_share_fetch_request_fetch_topic_init(&s->topics.items[i]);
-			kp_share_fetch_request_fetch_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_request_fetch_topic_fill(&s->topics.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -164,12 +188,16 @@ kp_share_fetch_request_fill(struct kp_share_fetch_request *s, int16_t version, s
 		s->forgotten_topics_data.items = NULL;
 	} else {
 		s->forgotten_topics_data.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->forgotten_topics_data.items = kp_arena_alloc(a, (size_t)s->forgotten_topics_data.count * sizeof(*s->forgotten_topics_data.items) + 1, 8);
+		s->forgotten_topics_data.items = kp_arena_alloc(a, (
+			size_t)s->forgotten_topics_data.count * sizeof(
+			*s->forgotten_topics_data.items) + 1, 8);
 		if (s->forgotten_topics_data.items == NULL)
 			s->forgotten_topics_data.count = 0;
 		for (int32_t i = 0; i < s->forgotten_topics_data.count; i++) {
-			kp_share_fetch_request_forgotten_topic_init(&s->forgotten_topics_data.items[i]);
-			kp_share_fetch_request_forgotten_topic_fill(&s->forgotten_topics_data.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_request_forgotten_topic_init(
+				&s->forgotten_topics_data.items[i]);
+			kp_share_fetch_request_forgotten_topic_fill(
+				&s->forgotten_topics_data.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -184,20 +212,30 @@ kp_share_fetch_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
 }
 
 static void
-kp_share_fetch_response_leader_id_and_epoch_fill(struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_leader_id_and_epoch_fill(
+	struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_share_fetch_response_acquired_records_fill(struct kp_share_fetch_response_acquired_records *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_acquired_records_fill(struct kp_share_fetch_response_acquired_records *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_response_share_fetchable_topic_response_fill(struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_share_fetchable_topic_response_fill(
+	struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_response_node_endpoint_fill(struct kp_share_fetch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_node_endpoint_fill(struct kp_share_fetch_response_node_endpoint *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_share_fetch_response_leader_id_and_epoch_fill(struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_leader_id_and_epoch_fill(
+	struct kp_share_fetch_response_leader_id_and_epoch *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -213,7 +251,8 @@ kp_share_fetch_response_leader_id_and_epoch_fill(struct kp_share_fetch_response_
 }
 
 static void
-kp_share_fetch_response_acquired_records_fill(struct kp_share_fetch_response_acquired_records *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_acquired_records_fill(struct kp_share_fetch_response_acquired_records *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -230,7 +269,8 @@ kp_share_fetch_response_acquired_records_fill(struct kp_share_fetch_response_acq
 }
 
 static void
-kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_partition_data *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -244,19 +284,24 @@ kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_parti
 	kp_fill_str(&s->error_message, rng, true);
 	s->acknowledge_error_code = (int16_t)kp_rng_next(rng);
 	kp_fill_str(&s->acknowledge_error_message, rng, true);
-	kp_share_fetch_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a, depth + 1);
+	kp_share_fetch_response_leader_id_and_epoch_fill(&s->current_leader, version, rng, a,
+		depth + 1);
 	kp_fill_bytes(&s->records, rng, true);
 	if (false && kp_rng_next(rng) % 6 == 0) {
 		s->acquired_records.count = -1;
 		s->acquired_records.items = NULL;
 	} else {
 		s->acquired_records.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->acquired_records.items = kp_arena_alloc(a, (size_t)s->acquired_records.count * sizeof(*s->acquired_records.items) + 1, 8);
+		s->acquired_records.items = kp_arena_alloc(a, (
+			size_t)s->acquired_records.count * sizeof(*s->acquired_records.items) + 1,
+			8);
 		if (s->acquired_records.items == NULL)
 			s->acquired_records.count = 0;
 		for (int32_t i = 0; i < s->acquired_records.count; i++) {
-			kp_share_fetch_response_acquired_records_init(&s->acquired_records.items[i]);
-			kp_share_fetch_response_acquired_records_fill(&s->acquired_records.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_response_acquired_records_init(
+				&s->acquired_records.items[i]);
+			kp_share_fetch_response_acquired_records_fill(&s->acquired_records.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -264,7 +309,9 @@ kp_share_fetch_response_partition_data_fill(struct kp_share_fetch_response_parti
 }
 
 static void
-kp_share_fetch_response_share_fetchable_topic_response_fill(struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_share_fetchable_topic_response_fill(
+	struct kp_share_fetch_response_share_fetchable_topic_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -279,12 +326,14 @@ kp_share_fetch_response_share_fetchable_topic_response_fill(struct kp_share_fetc
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_share_fetch_response_partition_data_init(&s->partitions.items[i]);
-			kp_share_fetch_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_response_partition_data_fill(&s->partitions.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -292,7 +341,8 @@ kp_share_fetch_response_share_fetchable_topic_response_fill(struct kp_share_fetc
 }
 
 static void
-kp_share_fetch_response_node_endpoint_fill(struct kp_share_fetch_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_node_endpoint_fill(struct kp_share_fetch_response_node_endpoint *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -310,7 +360,8 @@ kp_share_fetch_response_node_endpoint_fill(struct kp_share_fetch_response_node_e
 }
 
 static void
-kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -327,12 +378,15 @@ kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version,
 		s->responses.items = NULL;
 	} else {
 		s->responses.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(*s->responses.items) + 1, 8);
+		s->responses.items = kp_arena_alloc(a, (size_t)s->responses.count * sizeof(
+			*s->responses.items) + 1, 8);
 		if (s->responses.items == NULL)
 			s->responses.count = 0;
 		for (int32_t i = 0; i < s->responses.count; i++) {
-			kp_share_fetch_response_share_fetchable_topic_response_init(&s->responses.items[i]);
-			kp_share_fetch_response_share_fetchable_topic_response_fill(&s->responses.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_response_share_fetchable_topic_response_init(
+				&s->responses.items[i]);
+			kp_share_fetch_response_share_fetchable_topic_response_fill(
+				&s->responses.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (false && kp_rng_next(rng) % 6 == 0) {
@@ -340,12 +394,14 @@ kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version,
 		s->node_endpoints.items = NULL;
 	} else {
 		s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+		s->node_endpoints.items = kp_arena_alloc(a, (
+			size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
 		if (s->node_endpoints.items == NULL)
 			s->node_endpoints.count = 0;
 		for (int32_t i = 0; i < s->node_endpoints.count; i++) {
 			kp_share_fetch_response_node_endpoint_init(&s->node_endpoints.items[i]);
-			kp_share_fetch_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+			kp_share_fetch_response_node_endpoint_fill(&s->node_endpoints.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -353,7 +409,8 @@ kp_share_fetch_response_fill(struct kp_share_fetch_response *s, int16_t version,
 }
 
 void
-kp_share_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_share_fetch_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_share_fetch_response_init(m);
 	kp_share_fetch_response_fill(m, version, rng, a, 0);

@@ -8,10 +8,12 @@
 #include "kp_fill.h"
 
 static void
-kp_snapshot_footer_record_fill(struct kp_snapshot_footer_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_snapshot_footer_record_fill(struct kp_snapshot_footer_record *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_snapshot_footer_record_fill(struct kp_snapshot_footer_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_snapshot_footer_record_fill(struct kp_snapshot_footer_record *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -26,7 +28,8 @@ kp_snapshot_footer_record_fill(struct kp_snapshot_footer_record *s, int16_t vers
 }
 
 void
-kp_snapshot_footer_record_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_snapshot_footer_record_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_snapshot_footer_record_init(m);
 	kp_snapshot_footer_record_fill(m, version, rng, a, 0);

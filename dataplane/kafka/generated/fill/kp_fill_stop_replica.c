@@ -8,18 +8,29 @@
 #include "kp_fill.h"
 
 static void
-kp_stop_replica_request_stop_replica_partition_v0_fill(struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_request_stop_replica_partition_v0_fill(
+	struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_stop_replica_request_stop_replica_topic_v1_fill(struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_request_stop_replica_topic_v1_fill(
+	struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_stop_replica_request_stop_replica_partition_state_fill(struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_request_stop_replica_partition_state_fill(
+	struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_stop_replica_request_stop_replica_topic_state_fill(struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_request_stop_replica_topic_state_fill(
+	struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_stop_replica_request_stop_replica_partition_v0_fill(struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_request_stop_replica_partition_v0_fill(
+	struct kp_stop_replica_request_stop_replica_partition_v0 *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = false;
 
@@ -33,7 +44,9 @@ kp_stop_replica_request_stop_replica_partition_v0_fill(struct kp_stop_replica_re
 }
 
 static void
-kp_stop_replica_request_stop_replica_topic_v1_fill(struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_request_stop_replica_topic_v1_fill(
+	struct kp_stop_replica_request_stop_replica_topic_v1 *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -48,7 +61,9 @@ kp_stop_replica_request_stop_replica_topic_v1_fill(struct kp_stop_replica_reques
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -60,7 +75,9 @@ kp_stop_replica_request_stop_replica_topic_v1_fill(struct kp_stop_replica_reques
 }
 
 static void
-kp_stop_replica_request_stop_replica_partition_state_fill(struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_request_stop_replica_partition_state_fill(
+	struct kp_stop_replica_request_stop_replica_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -77,7 +94,9 @@ kp_stop_replica_request_stop_replica_partition_state_fill(struct kp_stop_replica
 }
 
 static void
-kp_stop_replica_request_stop_replica_topic_state_fill(struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_request_stop_replica_topic_state_fill(
+	struct kp_stop_replica_request_stop_replica_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -92,12 +111,16 @@ kp_stop_replica_request_stop_replica_topic_state_fill(struct kp_stop_replica_req
 		s->partition_states.items = NULL;
 	} else {
 		s->partition_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_states.items = kp_arena_alloc(a, (size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1, 8);
+		s->partition_states.items = kp_arena_alloc(a, (
+			size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1,
+			8);
 		if (s->partition_states.items == NULL)
 			s->partition_states.count = 0;
 		for (int32_t i = 0; i < s->partition_states.count; i++) {
-			kp_stop_replica_request_stop_replica_partition_state_init(&s->partition_states.items[i]);
-			kp_stop_replica_request_stop_replica_partition_state_fill(&s->partition_states.items[i], version, rng, a, depth + 1);
+			kp_stop_replica_request_stop_replica_partition_state_init(
+				&s->partition_states.items[i]);
+			kp_stop_replica_request_stop_replica_partition_state_fill(
+				&s->partition_states.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -105,7 +128,8 @@ kp_stop_replica_request_stop_replica_topic_state_fill(struct kp_stop_replica_req
 }
 
 static void
-kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -130,13 +154,19 @@ kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version,
 			s->ungrouped_partitions.count = -1;
 			s->ungrouped_partitions.items = NULL;
 		} else {
-			s->ungrouped_partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->ungrouped_partitions.items = kp_arena_alloc(a, (size_t)s->ungrouped_partitions.count * sizeof(*s->ungrouped_partitions.items) + 1, 8);
+			s->ungrouped_partitions.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->ungrouped_partitions.items = kp_arena_alloc(a, (
+				size_t)s->ungrouped_partitions.count * sizeof(
+				*s->ungrouped_partitions.items) + 1, 8);
 			if (s->ungrouped_partitions.items == NULL)
 				s->ungrouped_partitions.count = 0;
 			for (int32_t i = 0; i < s->ungrouped_partitions.count; i++) {
-				kp_stop_replica_request_stop_replica_partition_v0_init(&s->ungrouped_partitions.items[i]);
-				kp_stop_replica_request_stop_replica_partition_v0_fill(&s->ungrouped_partitions.items[i], version, rng, a, depth + 1);
+				kp_stop_replica_request_stop_replica_partition_v0_init(
+					&s->ungrouped_partitions.items[i]);
+				kp_stop_replica_request_stop_replica_partition_v0_fill(
+					&s->ungrouped_partitions.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -146,12 +176,15 @@ kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version,
 			s->topics.items = NULL;
 		} else {
 			s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+			s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+				*s->topics.items) + 1, 8);
 			if (s->topics.items == NULL)
 				s->topics.count = 0;
 			for (int32_t i = 0; i < s->topics.count; i++) {
-				kp_stop_replica_request_stop_replica_topic_v1_init(&s->topics.items[i]);
-				kp_stop_replica_request_stop_replica_topic_v1_fill(&s->topics.items[i], version, rng, a, depth + 1);
+				kp_stop_replica_request_stop_replica_topic_v1_init(
+					&s->topics.items[i]);
+				kp_stop_replica_request_stop_replica_topic_v1_fill(
+					&s->topics.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -161,12 +194,16 @@ kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version,
 			s->topic_states.items = NULL;
 		} else {
 			s->topic_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topic_states.items = kp_arena_alloc(a, (size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1, 8);
+			s->topic_states.items = kp_arena_alloc(a, (
+				size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1,
+				8);
 			if (s->topic_states.items == NULL)
 				s->topic_states.count = 0;
 			for (int32_t i = 0; i < s->topic_states.count; i++) {
-				kp_stop_replica_request_stop_replica_topic_state_init(&s->topic_states.items[i]);
-				kp_stop_replica_request_stop_replica_topic_state_fill(&s->topic_states.items[i], version, rng, a, depth + 1);
+				kp_stop_replica_request_stop_replica_topic_state_init(
+					&s->topic_states.items[i]);
+				kp_stop_replica_request_stop_replica_topic_state_fill(
+					&s->topic_states.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -175,19 +212,25 @@ kp_stop_replica_request_fill(struct kp_stop_replica_request *s, int16_t version,
 }
 
 void
-kp_stop_replica_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_stop_replica_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_stop_replica_request_init(m);
 	kp_stop_replica_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_stop_replica_response_stop_replica_partition_error_fill(struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_response_stop_replica_partition_error_fill(
+	struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_stop_replica_response_stop_replica_partition_error_fill(struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_response_stop_replica_partition_error_fill(
+	struct kp_stop_replica_response_stop_replica_partition_error *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -204,7 +247,8 @@ kp_stop_replica_response_stop_replica_partition_error_fill(struct kp_stop_replic
 }
 
 static void
-kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 2);
 
@@ -219,12 +263,16 @@ kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t versio
 		s->partition_errors.items = NULL;
 	} else {
 		s->partition_errors.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_errors.items = kp_arena_alloc(a, (size_t)s->partition_errors.count * sizeof(*s->partition_errors.items) + 1, 8);
+		s->partition_errors.items = kp_arena_alloc(a, (
+			size_t)s->partition_errors.count * sizeof(*s->partition_errors.items) + 1,
+			8);
 		if (s->partition_errors.items == NULL)
 			s->partition_errors.count = 0;
 		for (int32_t i = 0; i < s->partition_errors.count; i++) {
-			kp_stop_replica_response_stop_replica_partition_error_init(&s->partition_errors.items[i]);
-			kp_stop_replica_response_stop_replica_partition_error_fill(&s->partition_errors.items[i], version, rng, a, depth + 1);
+			kp_stop_replica_response_stop_replica_partition_error_init(
+				&s->partition_errors.items[i]);
+			kp_stop_replica_response_stop_replica_partition_error_fill(
+				&s->partition_errors.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -232,7 +280,8 @@ kp_stop_replica_response_fill(struct kp_stop_replica_response *s, int16_t versio
 }
 
 void
-kp_stop_replica_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_stop_replica_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_stop_replica_response_init(m);
 	kp_stop_replica_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_sync_group_request_sync_group_request_assignment_fill(struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sync_group_request_sync_group_request_assignment_fill(
+	struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_sync_group_request_fill(struct kp_sync_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sync_group_request_fill(struct kp_sync_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_sync_group_request_sync_group_request_assignment_fill(struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sync_group_request_sync_group_request_assignment_fill(
+	struct kp_sync_group_request_sync_group_request_assignment *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -29,7 +34,8 @@ kp_sync_group_request_sync_group_request_assignment_fill(struct kp_sync_group_re
 }
 
 static void
-kp_sync_group_request_fill(struct kp_sync_group_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sync_group_request_fill(struct kp_sync_group_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 
@@ -55,12 +61,15 @@ kp_sync_group_request_fill(struct kp_sync_group_request *s, int16_t version, str
 		s->assignments.items = NULL;
 	} else {
 		s->assignments.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(*s->assignments.items) + 1, 8);
+		s->assignments.items = kp_arena_alloc(a, (size_t)s->assignments.count * sizeof(
+			*s->assignments.items) + 1, 8);
 		if (s->assignments.items == NULL)
 			s->assignments.count = 0;
 		for (int32_t i = 0; i < s->assignments.count; i++) {
-			kp_sync_group_request_sync_group_request_assignment_init(&s->assignments.items[i]);
-			kp_sync_group_request_sync_group_request_assignment_fill(&s->assignments.items[i], version, rng, a, depth + 1);
+			kp_sync_group_request_sync_group_request_assignment_init(
+				&s->assignments.items[i]);
+			kp_sync_group_request_sync_group_request_assignment_fill(
+				&s->assignments.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -75,10 +84,12 @@ kp_sync_group_request_fill_random(void *m, int16_t version, struct kp_rng *rng, 
 }
 
 static void
-kp_sync_group_response_fill(struct kp_sync_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_sync_group_response_fill(struct kp_sync_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_sync_group_response_fill(struct kp_sync_group_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_sync_group_response_fill(struct kp_sync_group_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 4);
 

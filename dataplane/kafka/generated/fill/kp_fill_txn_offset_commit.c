@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -35,7 +42,9 @@ kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kp_
 }
 
 static void
-kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(
+	struct kp_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -50,12 +59,15 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kp_txn_
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(&s->partitions.items[i]);
-			kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_txn_offset_commit_request_txn_offset_commit_request_partition_init(
+				&s->partitions.items[i]);
+			kp_txn_offset_commit_request_txn_offset_commit_request_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -63,7 +75,8 @@ kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kp_txn_
 }
 
 static void
-kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -90,12 +103,15 @@ kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(&s->topics.items[i]);
-			kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_txn_offset_commit_request_txn_offset_commit_request_topic_init(
+				&s->topics.items[i]);
+			kp_txn_offset_commit_request_txn_offset_commit_request_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -103,21 +119,29 @@ kp_txn_offset_commit_request_fill(struct kp_txn_offset_commit_request *s, int16_
 }
 
 void
-kp_txn_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_txn_offset_commit_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_txn_offset_commit_request_init(m);
 	kp_txn_offset_commit_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -133,7 +157,9 @@ kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct k
 }
 
 static void
-kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(
+	struct kp_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -148,12 +174,15 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kp_tx
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(&s->partitions.items[i]);
-			kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_txn_offset_commit_response_txn_offset_commit_response_partition_init(
+				&s->partitions.items[i]);
+			kp_txn_offset_commit_response_txn_offset_commit_response_partition_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -161,7 +190,8 @@ kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kp_tx
 }
 
 static void
-kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 3);
 
@@ -176,12 +206,15 @@ kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int1
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(&s->topics.items[i]);
-			kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_txn_offset_commit_response_txn_offset_commit_response_topic_init(
+				&s->topics.items[i]);
+			kp_txn_offset_commit_response_txn_offset_commit_response_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -189,7 +222,8 @@ kp_txn_offset_commit_response_fill(struct kp_txn_offset_commit_response *s, int1
 }
 
 void
-kp_txn_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_txn_offset_commit_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_txn_offset_commit_response_init(m);
 	kp_txn_offset_commit_response_fill(m, version, rng, a, 0);

@@ -8,12 +8,17 @@
 #include "kp_fill.h"
 
 static void
-kp_update_features_request_feature_update_key_fill(struct kp_update_features_request_feature_update_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_features_request_feature_update_key_fill(
+	struct kp_update_features_request_feature_update_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_features_request_fill(struct kp_update_features_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_features_request_fill(struct kp_update_features_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_features_request_feature_update_key_fill(struct kp_update_features_request_feature_update_key *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_features_request_feature_update_key_fill(
+	struct kp_update_features_request_feature_update_key *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -35,7 +40,8 @@ kp_update_features_request_feature_update_key_fill(struct kp_update_features_req
 }
 
 static void
-kp_update_features_request_fill(struct kp_update_features_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_features_request_fill(struct kp_update_features_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -50,12 +56,15 @@ kp_update_features_request_fill(struct kp_update_features_request *s, int16_t ve
 		s->feature_updates.items = NULL;
 	} else {
 		s->feature_updates.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->feature_updates.items = kp_arena_alloc(a, (size_t)s->feature_updates.count * sizeof(*s->feature_updates.items) + 1, 8);
+		s->feature_updates.items = kp_arena_alloc(a, (
+			size_t)s->feature_updates.count * sizeof(*s->feature_updates.items) + 1, 8);
 		if (s->feature_updates.items == NULL)
 			s->feature_updates.count = 0;
 		for (int32_t i = 0; i < s->feature_updates.count; i++) {
-			kp_update_features_request_feature_update_key_init(&s->feature_updates.items[i]);
-			kp_update_features_request_feature_update_key_fill(&s->feature_updates.items[i], version, rng, a, depth + 1);
+			kp_update_features_request_feature_update_key_init(
+				&s->feature_updates.items[i]);
+			kp_update_features_request_feature_update_key_fill(
+				&s->feature_updates.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -66,19 +75,25 @@ kp_update_features_request_fill(struct kp_update_features_request *s, int16_t ve
 }
 
 void
-kp_update_features_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_features_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_features_request_init(m);
 	kp_update_features_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_update_features_response_updatable_feature_result_fill(struct kp_update_features_response_updatable_feature_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_features_response_updatable_feature_result_fill(
+	struct kp_update_features_response_updatable_feature_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_features_response_fill(struct kp_update_features_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_features_response_fill(struct kp_update_features_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_features_response_updatable_feature_result_fill(struct kp_update_features_response_updatable_feature_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_features_response_updatable_feature_result_fill(
+	struct kp_update_features_response_updatable_feature_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -95,7 +110,8 @@ kp_update_features_response_updatable_feature_result_fill(struct kp_update_featu
 }
 
 static void
-kp_update_features_response_fill(struct kp_update_features_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_features_response_fill(struct kp_update_features_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -113,12 +129,15 @@ kp_update_features_response_fill(struct kp_update_features_response *s, int16_t 
 			s->results.items = NULL;
 		} else {
 			s->results.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(*s->results.items) + 1, 8);
+			s->results.items = kp_arena_alloc(a, (size_t)s->results.count * sizeof(
+				*s->results.items) + 1, 8);
 			if (s->results.items == NULL)
 				s->results.count = 0;
 			for (int32_t i = 0; i < s->results.count; i++) {
-				kp_update_features_response_updatable_feature_result_init(&s->results.items[i]);
-				kp_update_features_response_updatable_feature_result_fill(&s->results.items[i], version, rng, a, depth + 1);
+				kp_update_features_response_updatable_feature_result_init(
+					&s->results.items[i]);
+				kp_update_features_response_updatable_feature_result_fill(
+					&s->results.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -127,7 +146,8 @@ kp_update_features_response_fill(struct kp_update_features_response *s, int16_t 
 }
 
 void
-kp_update_features_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_features_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_features_response_init(m);
 	kp_update_features_response_fill(m, version, rng, a, 0);

@@ -8,18 +8,29 @@
 #include "kp_fill.h"
 
 static void
-kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_request_update_metadata_partition_state_fill(
+	struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_metadata_request_update_metadata_topic_state_fill(struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_request_update_metadata_topic_state_fill(
+	struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_metadata_request_update_metadata_endpoint_fill(struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_request_update_metadata_endpoint_fill(
+	struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_metadata_request_update_metadata_broker_fill(struct kp_update_metadata_request_update_metadata_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_request_update_metadata_broker_fill(
+	struct kp_update_metadata_request_update_metadata_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_request_update_metadata_partition_state_fill(
+	struct kp_update_metadata_request_update_metadata_partition_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -40,7 +51,8 @@ kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update
 		s->isr.items = NULL;
 	} else {
 		s->isr.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1, 8);
+		s->isr.items = kp_arena_alloc(a, (size_t)s->isr.count * sizeof(*s->isr.items) + 1,
+			8);
 		if (s->isr.items == NULL)
 			s->isr.count = 0;
 		for (int32_t i = 0; i < s->isr.count; i++) {
@@ -53,7 +65,8 @@ kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update
 		s->replicas.items = NULL;
 	} else {
 		s->replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(*s->replicas.items) + 1, 8);
+		s->replicas.items = kp_arena_alloc(a, (size_t)s->replicas.count * sizeof(
+			*s->replicas.items) + 1, 8);
 		if (s->replicas.items == NULL)
 			s->replicas.count = 0;
 		for (int32_t i = 0; i < s->replicas.count; i++) {
@@ -65,8 +78,11 @@ kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update
 			s->offline_replicas.count = -1;
 			s->offline_replicas.items = NULL;
 		} else {
-			s->offline_replicas.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->offline_replicas.items = kp_arena_alloc(a, (size_t)s->offline_replicas.count * sizeof(*s->offline_replicas.items) + 1, 8);
+			s->offline_replicas.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->offline_replicas.items = kp_arena_alloc(a, (
+				size_t)s->offline_replicas.count * sizeof(
+				*s->offline_replicas.items) + 1, 8);
 			if (s->offline_replicas.items == NULL)
 				s->offline_replicas.count = 0;
 			for (int32_t i = 0; i < s->offline_replicas.count; i++) {
@@ -79,7 +95,9 @@ kp_update_metadata_request_update_metadata_partition_state_fill(struct kp_update
 }
 
 static void
-kp_update_metadata_request_update_metadata_topic_state_fill(struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_request_update_metadata_topic_state_fill(
+	struct kp_update_metadata_request_update_metadata_topic_state *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -97,12 +115,16 @@ kp_update_metadata_request_update_metadata_topic_state_fill(struct kp_update_met
 		s->partition_states.items = NULL;
 	} else {
 		s->partition_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_states.items = kp_arena_alloc(a, (size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1, 8);
+		s->partition_states.items = kp_arena_alloc(a, (
+			size_t)s->partition_states.count * sizeof(*s->partition_states.items) + 1,
+			8);
 		if (s->partition_states.items == NULL)
 			s->partition_states.count = 0;
 		for (int32_t i = 0; i < s->partition_states.count; i++) {
-			kp_update_metadata_request_update_metadata_partition_state_init(&s->partition_states.items[i]);
-			kp_update_metadata_request_update_metadata_partition_state_fill(&s->partition_states.items[i], version, rng, a, depth + 1);
+			kp_update_metadata_request_update_metadata_partition_state_init(
+				&s->partition_states.items[i]);
+			kp_update_metadata_request_update_metadata_partition_state_fill(
+				&s->partition_states.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -110,7 +132,9 @@ kp_update_metadata_request_update_metadata_topic_state_fill(struct kp_update_met
 }
 
 static void
-kp_update_metadata_request_update_metadata_endpoint_fill(struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_request_update_metadata_endpoint_fill(
+	struct kp_update_metadata_request_update_metadata_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -130,7 +154,9 @@ kp_update_metadata_request_update_metadata_endpoint_fill(struct kp_update_metada
 }
 
 static void
-kp_update_metadata_request_update_metadata_broker_fill(struct kp_update_metadata_request_update_metadata_broker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_request_update_metadata_broker_fill(
+	struct kp_update_metadata_request_update_metadata_broker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -152,12 +178,15 @@ kp_update_metadata_request_update_metadata_broker_fill(struct kp_update_metadata
 			s->endpoints.items = NULL;
 		} else {
 			s->endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->endpoints.items = kp_arena_alloc(a, (size_t)s->endpoints.count * sizeof(*s->endpoints.items) + 1, 8);
+			s->endpoints.items = kp_arena_alloc(a, (size_t)s->endpoints.count * sizeof(
+				*s->endpoints.items) + 1, 8);
 			if (s->endpoints.items == NULL)
 				s->endpoints.count = 0;
 			for (int32_t i = 0; i < s->endpoints.count; i++) {
-				kp_update_metadata_request_update_metadata_endpoint_init(&s->endpoints.items[i]);
-				kp_update_metadata_request_update_metadata_endpoint_fill(&s->endpoints.items[i], version, rng, a, depth + 1);
+				kp_update_metadata_request_update_metadata_endpoint_init(
+					&s->endpoints.items[i]);
+				kp_update_metadata_request_update_metadata_endpoint_fill(
+					&s->endpoints.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -169,7 +198,8 @@ kp_update_metadata_request_update_metadata_broker_fill(struct kp_update_metadata
 }
 
 static void
-kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -194,13 +224,19 @@ kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t ve
 			s->ungrouped_partition_states.count = -1;
 			s->ungrouped_partition_states.items = NULL;
 		} else {
-			s->ungrouped_partition_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->ungrouped_partition_states.items = kp_arena_alloc(a, (size_t)s->ungrouped_partition_states.count * sizeof(*s->ungrouped_partition_states.items) + 1, 8);
+			s->ungrouped_partition_states.count = (int32_t)(kp_rng_next(rng) % (
+				depth < 2 ? 5 : 3));
+			s->ungrouped_partition_states.items = kp_arena_alloc(a, (
+				size_t)s->ungrouped_partition_states.count * sizeof(
+				*s->ungrouped_partition_states.items) + 1, 8);
 			if (s->ungrouped_partition_states.items == NULL)
 				s->ungrouped_partition_states.count = 0;
 			for (int32_t i = 0; i < s->ungrouped_partition_states.count; i++) {
-				kp_update_metadata_request_update_metadata_partition_state_init(&s->ungrouped_partition_states.items[i]);
-				kp_update_metadata_request_update_metadata_partition_state_fill(&s->ungrouped_partition_states.items[i], version, rng, a, depth + 1);
+				kp_update_metadata_request_update_metadata_partition_state_init(
+					&s->ungrouped_partition_states.items[i]);
+				kp_update_metadata_request_update_metadata_partition_state_fill(
+					&s->ungrouped_partition_states.items[i], version, rng, a,
+					depth + 1);
 			}
 		}
 	}
@@ -210,12 +246,16 @@ kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t ve
 			s->topic_states.items = NULL;
 		} else {
 			s->topic_states.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->topic_states.items = kp_arena_alloc(a, (size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1, 8);
+			s->topic_states.items = kp_arena_alloc(a, (
+				size_t)s->topic_states.count * sizeof(*s->topic_states.items) + 1,
+				8);
 			if (s->topic_states.items == NULL)
 				s->topic_states.count = 0;
 			for (int32_t i = 0; i < s->topic_states.count; i++) {
-				kp_update_metadata_request_update_metadata_topic_state_init(&s->topic_states.items[i]);
-				kp_update_metadata_request_update_metadata_topic_state_fill(&s->topic_states.items[i], version, rng, a, depth + 1);
+				kp_update_metadata_request_update_metadata_topic_state_init(
+					&s->topic_states.items[i]);
+				kp_update_metadata_request_update_metadata_topic_state_fill(
+					&s->topic_states.items[i], version, rng, a, depth + 1);
 			}
 		}
 	}
@@ -224,31 +264,38 @@ kp_update_metadata_request_fill(struct kp_update_metadata_request *s, int16_t ve
 		s->live_brokers.items = NULL;
 	} else {
 		s->live_brokers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->live_brokers.items = kp_arena_alloc(a, (size_t)s->live_brokers.count * sizeof(*s->live_brokers.items) + 1, 8);
+		s->live_brokers.items = kp_arena_alloc(a, (size_t)s->live_brokers.count * sizeof(
+			*s->live_brokers.items) + 1, 8);
 		if (s->live_brokers.items == NULL)
 			s->live_brokers.count = 0;
 		for (int32_t i = 0; i < s->live_brokers.count; i++) {
-			kp_update_metadata_request_update_metadata_broker_init(&s->live_brokers.items[i]);
-			kp_update_metadata_request_update_metadata_broker_fill(&s->live_brokers.items[i], version, rng, a, depth + 1);
+			kp_update_metadata_request_update_metadata_broker_init(
+				&s->live_brokers.items[i]);
+			kp_update_metadata_request_update_metadata_broker_fill(
+				&s->live_brokers.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 8) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 8) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 8) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void
-kp_update_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_metadata_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_metadata_request_init(m);
 	kp_update_metadata_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_update_metadata_response_fill(struct kp_update_metadata_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_metadata_response_fill(struct kp_update_metadata_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_metadata_response_fill(struct kp_update_metadata_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_metadata_response_fill(struct kp_update_metadata_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 6);
 
@@ -263,7 +310,8 @@ kp_update_metadata_response_fill(struct kp_update_metadata_response *s, int16_t 
 }
 
 void
-kp_update_metadata_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_metadata_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_metadata_response_init(m);
 	kp_update_metadata_response_fill(m, version, rng, a, 0);

@@ -8,14 +8,19 @@
 #include "kp_fill.h"
 
 static void
-kp_update_raft_voter_request_listener_fill(struct kp_update_raft_voter_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_raft_voter_request_listener_fill(struct kp_update_raft_voter_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_raft_voter_request_k_raft_version_feature_fill(struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_raft_voter_request_k_raft_version_feature_fill(
+	struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_update_raft_voter_request_fill(struct kp_update_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_raft_voter_request_fill(struct kp_update_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_raft_voter_request_listener_fill(struct kp_update_raft_voter_request_listener *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_raft_voter_request_listener_fill(struct kp_update_raft_voter_request_listener *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -32,7 +37,9 @@ kp_update_raft_voter_request_listener_fill(struct kp_update_raft_voter_request_l
 }
 
 static void
-kp_update_raft_voter_request_k_raft_version_feature_fill(struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_raft_voter_request_k_raft_version_feature_fill(
+	struct kp_update_raft_voter_request_k_raft_version_feature *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -48,7 +55,8 @@ kp_update_raft_voter_request_k_raft_version_feature_fill(struct kp_update_raft_v
 }
 
 static void
-kp_update_raft_voter_request_fill(struct kp_update_raft_voter_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_raft_voter_request_fill(struct kp_update_raft_voter_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -66,33 +74,42 @@ kp_update_raft_voter_request_fill(struct kp_update_raft_voter_request *s, int16_
 		s->listeners.items = NULL;
 	} else {
 		s->listeners.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(*s->listeners.items) + 1, 8);
+		s->listeners.items = kp_arena_alloc(a, (size_t)s->listeners.count * sizeof(
+			*s->listeners.items) + 1, 8);
 		if (s->listeners.items == NULL)
 			s->listeners.count = 0;
 		for (int32_t i = 0; i < s->listeners.count; i++) {
 			kp_update_raft_voter_request_listener_init(&s->listeners.items[i]);
-			kp_update_raft_voter_request_listener_fill(&s->listeners.items[i], version, rng, a, depth + 1);
+			kp_update_raft_voter_request_listener_fill(&s->listeners.items[i], version,
+				rng, a, depth + 1);
 		}
 	}
-	kp_update_raft_voter_request_k_raft_version_feature_fill(&s->k_raft_version_feature, version, rng, a, depth + 1);
+	kp_update_raft_voter_request_k_raft_version_feature_fill(&s->k_raft_version_feature,
+		version, rng, a, depth + 1);
 	if (flex && kp_rng_next(rng) % 4 == 0)
 		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0);
 }
 
 void
-kp_update_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_raft_voter_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_raft_voter_request_init(m);
 	kp_update_raft_voter_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_update_raft_voter_response_current_leader_fill(struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_raft_voter_response_current_leader_fill(
+	struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_update_raft_voter_response_fill(struct kp_update_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_update_raft_voter_response_fill(struct kp_update_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_update_raft_voter_response_current_leader_fill(struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_raft_voter_response_current_leader_fill(
+	struct kp_update_raft_voter_response_current_leader *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -110,7 +127,8 @@ kp_update_raft_voter_response_current_leader_fill(struct kp_update_raft_voter_re
 }
 
 static void
-kp_update_raft_voter_response_fill(struct kp_update_raft_voter_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_update_raft_voter_response_fill(struct kp_update_raft_voter_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -121,14 +139,16 @@ kp_update_raft_voter_response_fill(struct kp_update_raft_voter_response *s, int1
 	(void)depth;
 	s->throttle_time_ms = (int32_t)kp_rng_next(rng);
 	s->error_code = (int16_t)kp_rng_next(rng);
-	kp_update_raft_voter_response_current_leader_fill(&s->current_leader, version, rng, a, depth + 1);
+	kp_update_raft_voter_response_current_leader_fill(&s->current_leader, version, rng, a,
+		depth + 1);
 	s->tags_present = (uint32_t)kp_rng_next(rng) & ((true ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
 		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | (true ? UINT32_C(1) << 0 : 0));
 }
 
 void
-kp_update_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_update_raft_voter_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_update_raft_voter_response_init(m);
 	kp_update_raft_voter_response_fill(m, version, rng, a, 0);

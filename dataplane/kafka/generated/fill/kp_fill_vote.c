@@ -7,14 +7,18 @@
 #include "kp_fill.h"
 
 static void
-kp_vote_request_partition_data_fill(struct kp_vote_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_request_partition_data_fill(struct kp_vote_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_vote_request_fill(struct kp_vote_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_request_fill(struct kp_vote_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_vote_request_partition_data_fill(struct kp_vote_request_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_request_partition_data_fill(struct kp_vote_request_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -39,7 +43,8 @@ kp_vote_request_partition_data_fill(struct kp_vote_request_partition_data *s, in
 }
 
 static void
-kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -54,12 +59,14 @@ kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t ve
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_vote_request_partition_data_init(&s->partitions.items[i]);
-			kp_vote_request_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_vote_request_partition_data_fill(&s->partitions.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -67,7 +74,8 @@ kp_vote_request_topic_data_fill(struct kp_vote_request_topic_data *s, int16_t ve
 }
 
 static void
-kp_vote_request_fill(struct kp_vote_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_request_fill(struct kp_vote_request *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -85,12 +93,14 @@ kp_vote_request_fill(struct kp_vote_request *s, int16_t version, struct kp_rng *
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_vote_request_topic_data_init(&s->topics.items[i]);
-			kp_vote_request_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_vote_request_topic_data_fill(&s->topics.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -105,16 +115,21 @@ kp_vote_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct
 }
 
 static void
-kp_vote_response_partition_data_fill(struct kp_vote_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_response_partition_data_fill(struct kp_vote_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_vote_response_node_endpoint_fill(struct kp_vote_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_response_node_endpoint_fill(struct kp_vote_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_vote_response_partition_data_fill(struct kp_vote_response_partition_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_response_partition_data_fill(struct kp_vote_response_partition_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -133,7 +148,8 @@ kp_vote_response_partition_data_fill(struct kp_vote_response_partition_data *s, 
 }
 
 static void
-kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -148,12 +164,14 @@ kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t 
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
 			kp_vote_response_partition_data_init(&s->partitions.items[i]);
-			kp_vote_response_partition_data_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_vote_response_partition_data_fill(&s->partitions.items[i], version, rng,
+				a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -161,7 +179,8 @@ kp_vote_response_topic_data_fill(struct kp_vote_response_topic_data *s, int16_t 
 }
 
 static void
-kp_vote_response_node_endpoint_fill(struct kp_vote_response_node_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_response_node_endpoint_fill(struct kp_vote_response_node_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -178,7 +197,8 @@ kp_vote_response_node_endpoint_fill(struct kp_vote_response_node_endpoint *s, in
 }
 
 static void
-kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -193,12 +213,14 @@ kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
 			kp_vote_response_topic_data_init(&s->topics.items[i]);
-			kp_vote_response_topic_data_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_vote_response_topic_data_fill(&s->topics.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
 	if (version >= 1) {
@@ -207,18 +229,22 @@ kp_vote_response_fill(struct kp_vote_response *s, int16_t version, struct kp_rng
 			s->node_endpoints.items = NULL;
 		} else {
 			s->node_endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-			s->node_endpoints.items = kp_arena_alloc(a, (size_t)s->node_endpoints.count * sizeof(*s->node_endpoints.items) + 1, 8);
+			s->node_endpoints.items = kp_arena_alloc(a, (
+				size_t)s->node_endpoints.count * sizeof(
+				*s->node_endpoints.items) + 1, 8);
 			if (s->node_endpoints.items == NULL)
 				s->node_endpoints.count = 0;
 			for (int32_t i = 0; i < s->node_endpoints.count; i++) {
 				kp_vote_response_node_endpoint_init(&s->node_endpoints.items[i]);
-				kp_vote_response_node_endpoint_fill(&s->node_endpoints.items[i], version, rng, a, depth + 1);
+				kp_vote_response_node_endpoint_fill(&s->node_endpoints.items[i],
+					version, rng, a, depth + 1);
 			}
 		}
 	}
 	s->tags_present = (uint32_t)kp_rng_next(rng) & (((version >= 1) ? UINT32_C(1) << 0 : 0));
 	if (flex && kp_rng_next(rng) % 4 == 0)
-		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(1) << 0 : 0));
+		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0 | ((version >= 1) ? UINT32_C(
+			1) << 0 : 0));
 }
 
 void

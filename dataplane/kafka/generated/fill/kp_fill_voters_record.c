@@ -7,16 +7,21 @@
 #include "kp_fill.h"
 
 static void
-kp_voters_record_endpoint_fill(struct kp_voters_record_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_voters_record_endpoint_fill(struct kp_voters_record_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_voters_record_k_raft_version_feature_fill(struct kp_voters_record_k_raft_version_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_voters_record_k_raft_version_feature_fill(struct kp_voters_record_k_raft_version_feature *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_voters_record_voter_fill(struct kp_voters_record_voter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_voters_record_voter_fill(struct kp_voters_record_voter *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 static void
-kp_voters_record_fill(struct kp_voters_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_voters_record_fill(struct kp_voters_record *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth);
 
 static void
-kp_voters_record_endpoint_fill(struct kp_voters_record_endpoint *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_voters_record_endpoint_fill(struct kp_voters_record_endpoint *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -33,7 +38,8 @@ kp_voters_record_endpoint_fill(struct kp_voters_record_endpoint *s, int16_t vers
 }
 
 static void
-kp_voters_record_k_raft_version_feature_fill(struct kp_voters_record_k_raft_version_feature *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_voters_record_k_raft_version_feature_fill(struct kp_voters_record_k_raft_version_feature *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -49,7 +55,8 @@ kp_voters_record_k_raft_version_feature_fill(struct kp_voters_record_k_raft_vers
 }
 
 static void
-kp_voters_record_voter_fill(struct kp_voters_record_voter *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_voters_record_voter_fill(struct kp_voters_record_voter *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -65,21 +72,25 @@ kp_voters_record_voter_fill(struct kp_voters_record_voter *s, int16_t version, s
 		s->endpoints.items = NULL;
 	} else {
 		s->endpoints.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->endpoints.items = kp_arena_alloc(a, (size_t)s->endpoints.count * sizeof(*s->endpoints.items) + 1, 8);
+		s->endpoints.items = kp_arena_alloc(a, (size_t)s->endpoints.count * sizeof(
+			*s->endpoints.items) + 1, 8);
 		if (s->endpoints.items == NULL)
 			s->endpoints.count = 0;
 		for (int32_t i = 0; i < s->endpoints.count; i++) {
 			kp_voters_record_endpoint_init(&s->endpoints.items[i]);
-			kp_voters_record_endpoint_fill(&s->endpoints.items[i], version, rng, a, depth + 1);
+			kp_voters_record_endpoint_fill(&s->endpoints.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
-	kp_voters_record_k_raft_version_feature_fill(&s->k_raft_version_feature, version, rng, a, depth + 1);
+	kp_voters_record_k_raft_version_feature_fill(&s->k_raft_version_feature, version, rng, a,
+		depth + 1);
 	if (flex && kp_rng_next(rng) % 4 == 0)
 		kp_fill_unknown_tags(&s->unknown_tags, rng, a, 0);
 }
 
 static void
-kp_voters_record_fill(struct kp_voters_record *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_voters_record_fill(struct kp_voters_record *s, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a, int depth)
 {
 	const bool flex = true;
 
@@ -94,12 +105,14 @@ kp_voters_record_fill(struct kp_voters_record *s, int16_t version, struct kp_rng
 		s->voters.items = NULL;
 	} else {
 		s->voters.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->voters.items = kp_arena_alloc(a, (size_t)s->voters.count * sizeof(*s->voters.items) + 1, 8);
+		s->voters.items = kp_arena_alloc(a, (size_t)s->voters.count * sizeof(
+			*s->voters.items) + 1, 8);
 		if (s->voters.items == NULL)
 			s->voters.count = 0;
 		for (int32_t i = 0; i < s->voters.count; i++) {
 			kp_voters_record_voter_init(&s->voters.items[i]);
-			kp_voters_record_voter_fill(&s->voters.items[i], version, rng, a, depth + 1);
+			kp_voters_record_voter_fill(&s->voters.items[i], version, rng, a,
+				depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)

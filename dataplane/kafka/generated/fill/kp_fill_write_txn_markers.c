@@ -8,14 +8,21 @@
 #include "kp_fill.h"
 
 static void
-kp_write_txn_markers_request_writable_txn_marker_topic_fill(struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_request_writable_txn_marker_topic_fill(
+	struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_write_txn_markers_request_writable_txn_marker_fill(struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_request_writable_txn_marker_fill(
+	struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_write_txn_markers_request_writable_txn_marker_topic_fill(struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_request_writable_txn_marker_topic_fill(
+	struct kp_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -30,7 +37,9 @@ kp_write_txn_markers_request_writable_txn_marker_topic_fill(struct kp_write_txn_
 		s->partition_indexes.items = NULL;
 	} else {
 		s->partition_indexes.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partition_indexes.items = kp_arena_alloc(a, (size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1, 8);
+		s->partition_indexes.items = kp_arena_alloc(a, (
+			size_t)s->partition_indexes.count * sizeof(*s->partition_indexes.items) + 1,
+			8);
 		if (s->partition_indexes.items == NULL)
 			s->partition_indexes.count = 0;
 		for (int32_t i = 0; i < s->partition_indexes.count; i++) {
@@ -42,7 +51,9 @@ kp_write_txn_markers_request_writable_txn_marker_topic_fill(struct kp_write_txn_
 }
 
 static void
-kp_write_txn_markers_request_writable_txn_marker_fill(struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_request_writable_txn_marker_fill(
+	struct kp_write_txn_markers_request_writable_txn_marker *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -59,12 +70,15 @@ kp_write_txn_markers_request_writable_txn_marker_fill(struct kp_write_txn_marker
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_write_txn_markers_request_writable_txn_marker_topic_init(&s->topics.items[i]);
-			kp_write_txn_markers_request_writable_txn_marker_topic_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_write_txn_markers_request_writable_txn_marker_topic_init(
+				&s->topics.items[i]);
+			kp_write_txn_markers_request_writable_txn_marker_topic_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	s->coordinator_epoch = (int32_t)kp_rng_next(rng);
@@ -73,7 +87,8 @@ kp_write_txn_markers_request_writable_txn_marker_fill(struct kp_write_txn_marker
 }
 
 static void
-kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -87,12 +102,14 @@ kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_
 		s->markers.items = NULL;
 	} else {
 		s->markers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->markers.items = kp_arena_alloc(a, (size_t)s->markers.count * sizeof(*s->markers.items) + 1, 8);
+		s->markers.items = kp_arena_alloc(a, (size_t)s->markers.count * sizeof(
+			*s->markers.items) + 1, 8);
 		if (s->markers.items == NULL)
 			s->markers.count = 0;
 		for (int32_t i = 0; i < s->markers.count; i++) {
 			kp_write_txn_markers_request_writable_txn_marker_init(&s->markers.items[i]);
-			kp_write_txn_markers_request_writable_txn_marker_fill(&s->markers.items[i], version, rng, a, depth + 1);
+			kp_write_txn_markers_request_writable_txn_marker_fill(&s->markers.items[i],
+				version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -100,23 +117,33 @@ kp_write_txn_markers_request_fill(struct kp_write_txn_markers_request *s, int16_
 }
 
 void
-kp_write_txn_markers_request_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_write_txn_markers_request_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_write_txn_markers_request_init(m);
 	kp_write_txn_markers_request_fill(m, version, rng, a, 0);
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_write_txn_markers_response_writable_txn_marker_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_response_writable_txn_marker_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 static void
-kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth);
+kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth);
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_partition_result *s,
+	int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -132,7 +159,9 @@ kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(struct k
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -147,12 +176,15 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kp_wr
 		s->partitions.items = NULL;
 	} else {
 		s->partitions.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(*s->partitions.items) + 1, 8);
+		s->partitions.items = kp_arena_alloc(a, (size_t)s->partitions.count * sizeof(
+			*s->partitions.items) + 1, 8);
 		if (s->partitions.items == NULL)
 			s->partitions.count = 0;
 		for (int32_t i = 0; i < s->partitions.count; i++) {
-			kp_write_txn_markers_response_writable_txn_marker_partition_result_init(&s->partitions.items[i]);
-			kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(&s->partitions.items[i], version, rng, a, depth + 1);
+			kp_write_txn_markers_response_writable_txn_marker_partition_result_init(
+				&s->partitions.items[i]);
+			kp_write_txn_markers_response_writable_txn_marker_partition_result_fill(
+				&s->partitions.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -160,7 +192,9 @@ kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kp_wr
 }
 
 static void
-kp_write_txn_markers_response_writable_txn_marker_result_fill(struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_response_writable_txn_marker_result_fill(
+	struct kp_write_txn_markers_response_writable_txn_marker_result *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -175,12 +209,15 @@ kp_write_txn_markers_response_writable_txn_marker_result_fill(struct kp_write_tx
 		s->topics.items = NULL;
 	} else {
 		s->topics.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(*s->topics.items) + 1, 8);
+		s->topics.items = kp_arena_alloc(a, (size_t)s->topics.count * sizeof(
+			*s->topics.items) + 1, 8);
 		if (s->topics.items == NULL)
 			s->topics.count = 0;
 		for (int32_t i = 0; i < s->topics.count; i++) {
-			kp_write_txn_markers_response_writable_txn_marker_topic_result_init(&s->topics.items[i]);
-			kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(&s->topics.items[i], version, rng, a, depth + 1);
+			kp_write_txn_markers_response_writable_txn_marker_topic_result_init(
+				&s->topics.items[i]);
+			kp_write_txn_markers_response_writable_txn_marker_topic_result_fill(
+				&s->topics.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -188,7 +225,8 @@ kp_write_txn_markers_response_writable_txn_marker_result_fill(struct kp_write_tx
 }
 
 static void
-kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int16_t version, struct kp_rng *rng, struct kp_arena *a, int depth)
+kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int16_t version,
+	struct kp_rng *rng, struct kp_arena *a, int depth)
 {
 	const bool flex = (version >= 1);
 
@@ -202,12 +240,15 @@ kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int1
 		s->markers.items = NULL;
 	} else {
 		s->markers.count = (int32_t)(kp_rng_next(rng) % (depth < 2 ? 5 : 3));
-		s->markers.items = kp_arena_alloc(a, (size_t)s->markers.count * sizeof(*s->markers.items) + 1, 8);
+		s->markers.items = kp_arena_alloc(a, (size_t)s->markers.count * sizeof(
+			*s->markers.items) + 1, 8);
 		if (s->markers.items == NULL)
 			s->markers.count = 0;
 		for (int32_t i = 0; i < s->markers.count; i++) {
-			kp_write_txn_markers_response_writable_txn_marker_result_init(&s->markers.items[i]);
-			kp_write_txn_markers_response_writable_txn_marker_result_fill(&s->markers.items[i], version, rng, a, depth + 1);
+			kp_write_txn_markers_response_writable_txn_marker_result_init(
+				&s->markers.items[i]);
+			kp_write_txn_markers_response_writable_txn_marker_result_fill(
+				&s->markers.items[i], version, rng, a, depth + 1);
 		}
 	}
 	if (flex && kp_rng_next(rng) % 4 == 0)
@@ -215,7 +256,8 @@ kp_write_txn_markers_response_fill(struct kp_write_txn_markers_response *s, int1
 }
 
 void
-kp_write_txn_markers_response_fill_random(void *m, int16_t version, struct kp_rng *rng, struct kp_arena *a)
+kp_write_txn_markers_response_fill_random(void *m, int16_t version, struct kp_rng *rng,
+	struct kp_arena *a)
 {
 	kp_write_txn_markers_response_init(m);
 	kp_write_txn_markers_response_fill(m, version, rng, a, 0);
