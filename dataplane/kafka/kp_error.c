@@ -32,6 +32,10 @@ kp_error_from_errno(int neg_errno)
 		return KP_ERR_MESSAGE_TOO_LARGE;
 	case -E2BIG:
 		return KP_ERR_RECORD_LIST_TOO_LARGE;
+	case -ENXIO:
+		return KP_ERR_OFFSET_OUT_OF_RANGE;
+	case -EIO:
+		return KP_ERR_KAFKA_STORAGE_ERROR;
 	default:
 		return KP_ERR_UNKNOWN_SERVER_ERROR;
 	}

@@ -17,6 +17,8 @@
  *   -ERANGE           INVALID_TIMESTAMP           timestamp out of the allowed range
  *   -EMSGSIZE         MESSAGE_TOO_LARGE           batch above message.max.bytes
  *   -E2BIG            RECORD_LIST_TOO_LARGE       decompressed size over the bound
+ *   -ENXIO            OFFSET_OUT_OF_RANGE         fetch or lookup outside the log
+ *   -EIO              KAFKA_STORAGE_ERROR         the log's disk failed
  *   anything else     UNKNOWN_SERVER_ERROR
  */
 #ifndef SLP_KP_ERROR_H

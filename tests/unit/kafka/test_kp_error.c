@@ -20,6 +20,9 @@ test_errno_mapping(void **state)
 	assert_int_equal(kp_error_from_errno(-ENOTSUP), KP_ERR_UNSUPPORTED_COMPRESSION_TYPE);
 	assert_int_equal(kp_error_from_errno(-EILSEQ), KP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT);
 	assert_int_equal(kp_error_from_errno(-EMSGSIZE), KP_ERR_MESSAGE_TOO_LARGE);
+	assert_int_equal(kp_error_from_errno(-E2BIG), KP_ERR_RECORD_LIST_TOO_LARGE);
+	assert_int_equal(kp_error_from_errno(-ENXIO), KP_ERR_OFFSET_OUT_OF_RANGE);
+	assert_int_equal(kp_error_from_errno(-EIO), KP_ERR_KAFKA_STORAGE_ERROR);
 	assert_int_equal(kp_error_from_errno(-ENOMEM), KP_ERR_UNKNOWN_SERVER_ERROR);
 }
 
