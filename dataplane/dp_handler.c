@@ -48,6 +48,13 @@ int
 dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
 	int32_t correlation_id, int16_t error)
 {
+	return dp_handler_api_versions_encode_apis(buf, cap, version, correlation_id, error, NULL);
+}
+
+int
+dp_handler_api_versions_encode_apis(uint8_t *buf, uint32_t cap, int16_t version,
+	int32_t correlation_id, int16_t error, const struct dp_handler_apis *apis)
+{
 	const struct kp_api_desc *d = kp_api_lookup(API_KEY_API_VERSIONS);
 	struct kp_response_header rh;
 	struct kp_api_versions_response resp;
@@ -63,8 +70,15 @@ dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
 	rh.correlation_id = correlation_id;
 	kp_api_versions_response_init(&resp);
 	resp.error_code = error;
-	resp.api_keys.items = (struct kp_api_versions_response_api_version *)(uintptr_t)served_apis;
-	resp.api_keys.count = (int32_t)(sizeof(served_apis) / sizeof(served_apis[0]));
+	if (apis != NULL) {
+		resp.api_keys.items =
+			(struct kp_api_versions_response_api_version *)(uintptr_t)apis->apis;
+		resp.api_keys.count = apis->n_apis;
+	} else {
+		resp.api_keys.items =
+			(struct kp_api_versions_response_api_version *)(uintptr_t)served_apis;
+		resp.api_keys.count = (int32_t)(sizeof(served_apis) / sizeof(served_apis[0]));
+	}
 	resp.throttle_time_ms = 0;
 	kp_writer_init(&w, buf + 4, cap - 4);
 	rc = kp_response_header_encode(&rh, kp_api_response_header_version(d, version), &w);
@@ -82,7 +96,7 @@ dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
 
 static int
 api_versions(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
-	struct kp_reader *r, struct kp_arena *a)
+	struct kp_reader *r, struct kp_arena *a, const struct dp_handler_apis *apis)
 {
 	const struct kp_api_desc *d = kp_api_lookup(API_KEY_API_VERSIONS);
 	int16_t version = h->request_api_version;
@@ -112,8 +126,8 @@ api_versions(struct dp_conn *conn, uint64_t req, const struct kp_request_header 
 	buf = dp_conn_resp_alloc(conn);
 	if (buf == NULL)
 		return -EAGAIN;
-	n = dp_handler_api_versions_encode(buf, conn->env->resp_buf_size, version,
-		h->correlation_id, error);
+	n = dp_handler_api_versions_encode_apis(buf, conn->env->resp_buf_size, version,
+		h->correlation_id, error, apis);
 	if (n < 0) {
 		dp_conn_resp_free(conn->env->resp_pool, buf);
 		return n;
@@ -126,6 +140,7 @@ dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *f
 	uint32_t len)
 {
 	_Alignas(64) uint8_t scratch[DP_HANDLER_ARENA_BYTES];
+	const struct dp_handler_apis *apis = arg;
 	struct kp_request_header h;
 	struct kp_reader r;
 	struct kp_arena a;
@@ -146,7 +161,13 @@ dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *f
 		return -EPROTO;
 	}
 	if (h.request_api_key == API_KEY_API_VERSIONS)
-		return api_versions(conn, req, &h, &r, &a);
+		return api_versions(conn, req, &h, &r, &a, apis);
+	if (apis != NULL && apis->serve != NULL) {
+		for (int32_t i = 0; i < apis->n_apis; i++) {
+			if (apis->apis[i].api_key == h.request_api_key)
+				return apis->serve(apis->serve_arg, conn, req, &h, &r);
+		}
+	}
 	/* UNFINISHED: every other API comes with the Kafka request handlers. */
 	dp_conn_peer_name(conn, peer, sizeof(peer));
 	dp_log(DP_LOG_INFO, "closing %s: %s (API key %d) v%d is not served yet", peer,

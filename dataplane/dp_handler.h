@@ -17,13 +17,32 @@
 #include <stdint.h>
 
 #include "dp_conn.h"
+#include "kp_api.h"
 
 /** ApiVersions versions served. */
 #define DP_HANDLER_API_VERSIONS_MIN 0
 #define DP_HANDLER_API_VERSIONS_MAX 4
 
 /**
+ * Called for every API other than ApiVersions when dp_handler_frame() gets a
+ * struct dp_handler_apis: @h is decoded, @r is positioned at the request
+ * body (borrowing the frame). Same return values as dp_handler_frame().
+ */
+typedef int (*dp_handler_serve_fn)(void *arg, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r);
+
+/** What the broker serves: advertised in ApiVersions and dispatched to @serve. */
+struct dp_handler_apis {
+	const struct kp_api_versions_response_api_version *apis; /* includes ApiVersions */
+	int32_t n_apis;
+	dp_handler_serve_fn serve;
+	void *serve_arg;
+};
+
+/**
  * Handle one request frame (see dp_conn_handler_fn). @frame is borrowed.
+ * @arg: NULL (ApiVersions only) or a struct dp_handler_apis (borrowed, must
+ * outlive the transport).
  *
  * @return 0 (answered), -EAGAIN (no response buffer free now), -EPROTO for a
  *         malformed header, -EPROTONOSUPPORT for an API not served: the
@@ -41,5 +60,9 @@ int dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_
  */
 int dp_handler_api_versions_encode(uint8_t *buf, uint32_t cap, int16_t version,
 	int32_t correlation_id, int16_t error);
+
+/** As dp_handler_api_versions_encode(), advertising @apis (NULL: ApiVersions only). */
+int dp_handler_api_versions_encode_apis(uint8_t *buf, uint32_t cap, int16_t version,
+	int32_t correlation_id, int16_t error, const struct dp_handler_apis *apis);
 
 #endif /* SLP_DP_HANDLER_H */

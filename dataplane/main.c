@@ -11,8 +11,10 @@
  * dataplane.shutdown.timeout.ms), runs the storage shutdown hook and exits 0.
  * A second signal stops at once.
  *
- * UNFINISHED: storage writers and the DPDK TCP transport are later work;
- * the request handler answers ApiVersions only (see dp_handler.h).
+ * Storage: one engine (dataplane/broker/dp_broker.h) runs as a poller on
+ * the main lcore, next to the net worker(s) there; the request handlers call
+ * into it directly. UNFINISHED: storage writers on their own lcores
+ * (dataplane.storage.lcores) and the DPDK TCP transport are later work.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,8 +32,10 @@
 #include <rte_lcore.h>
 #include <rte_version.h>
 
+#include "dp_broker.h"
 #include "dp_config.h"
 #include "dp_handler.h"
+#include "dp_requests.h"
 #include "dp_log.h"
 #include "dp_reactor.h"
 #include "net_kernel.h"
@@ -48,6 +52,9 @@ enum main_state {
 
 static volatile sig_atomic_t g_signals;
 static volatile sig_atomic_t g_last_signal;
+
+/* The broker: storage engine, topics, logs. Owned by the main lcore. */
+static struct dp_broker g_broker;
 
 struct main_ctl {
 	const struct dp_config *cfg;
@@ -81,15 +88,18 @@ usage(FILE *out)
 }
 
 /*
- * Storage shutdown hook: flush every partition and write the clean-shutdown
- * marker. UNFINISHED: storage/ has no writers yet, so there is nothing to
- * flush; the storage change calls its flush and marker code from here.
+ * Storage shutdown hook, on the main lcore (the engine's owner): close every
+ * partition's log (pending appends complete, fdatasync, indexes, the
+ * clean-shutdown marker) and the engine.
  */
 static void
 storage_shutdown_hook(const struct dp_config *cfg)
 {
-	dp_log(DP_LOG_DEBUG, "storage shutdown hook: no storage writers yet (log.dirs=%s)",
-		cfg->log_dirs);
+	if (dp_broker_stop(&g_broker) < 0)
+		dp_log(DP_LOG_ERROR, "storage: some logs did not close cleanly (log.dirs=%s)",
+			cfg->log_dirs);
+	else
+		dp_log(DP_LOG_INFO, "storage: every log closed cleanly");
 }
 
 static int
@@ -270,6 +280,11 @@ main(int argc, char **argv)
 
 	if (dp_config_init(&cfg) < 0)
 		return 1;
+	dp_broker_init(&g_broker);
+	if (dp_config_delegate(&cfg, "storage.", dp_broker_storage_key, &g_broker) < 0) {
+		dp_config_free(&cfg);
+		return 1;
+	}
 	if (file != NULL && dp_config_load_file(&cfg, file, err, sizeof(err)) < 0)
 		goto config_error;
 	for (int i = 0; i < n_overrides; i++) {
@@ -341,10 +356,33 @@ main(int argc, char **argv)
 		dp_log(DP_LOG_ERROR, "reactors: %s", strerror(-rc));
 		goto eal_out;
 	}
-	/* UNFINISHED: storage writers register their pollers on cfg.storage_lcore[] here. */
-	rc = net_kernel_init(&cfg, dp_handler_frame, NULL);
+	/*
+	 * UNFINISHED (multi-lcore): one engine on the main lcore for every
+	 * partition; cfg.storage_lcore[] placement is not honoured yet, and the
+	 * handlers call the engine directly, so every net worker must share its
+	 * lcore. Per-writer engines and partition ownership go here.
+	 */
+	if (cfg.dp_storage_writers != 1 || cfg.storage_lcore[0] != rte_get_main_lcore())
+		dp_log(DP_LOG_WARN, "storage: one storage writer on the main lcore for now "
+				    "(dataplane.storage.writers/lcores not honoured yet)");
+	for (int64_t i = 0; i < cfg.dp_net_workers; i++) {
+		if (cfg.net_lcore[i] != rte_get_main_lcore())
+			dp_log(DP_LOG_WARN, "net worker %" PRId64 " is on lcore %u: it answers "
+					    "ApiVersions only; the other requests need the "
+					    "storage lcore (%u) for now",
+				i, cfg.net_lcore[i], rte_get_main_lcore());
+	}
+	rc = dp_broker_start(&g_broker, &cfg);
 	if (rc < 0)
 		goto reactors_out;
+	rc = dp_poller_register(rte_get_main_lcore(), "storage", dp_broker_poll, &g_broker, 0,
+		DP_POLLER_EVERY);
+	if (rc < 0)
+		goto broker_out;
+	rc = net_kernel_init(&cfg, dp_handler_frame,
+		(void *)(uintptr_t)dp_requests_init(&g_broker, &cfg));
+	if (rc < 0)
+		goto broker_out;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cfg = &cfg;
 	rc = dp_poller_register(rte_get_main_lcore(), "main.control", main_control_poll, &ctl,
@@ -355,6 +393,8 @@ main(int argc, char **argv)
 	rc = dp_reactors_run();
 	if (rc == 0)
 		dp_log(DP_LOG_INFO, "stopped cleanly");
+broker_out:
+	dp_broker_stop(&g_broker); /* nothing left to close after the shutdown hook */
 reactors_out:
 	net_kernel_fini();
 	dp_reactors_fini();

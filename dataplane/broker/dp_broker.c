@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_broker: storage engine, topic table and partition logs (see
+ * dp_broker.h).
+ *
+ * The topic table file is text, one topic per line:
+ *
+ *   <name> <topic id, 32 hex digits> <partitions>[ <key>=<value>]...
+ *
+ * Topic names cannot hold spaces (Kafka's rule), and config values given to
+ * CreateTopics that hold spaces or newlines are refused. The file is
+ * rewritten whole on every change (topic creation is rare): written to
+ * `.tmp`, fsynced, renamed over, and the directory fsynced, so a crash
+ * leaves the old or the new table. Everything here allocates, and only at
+ * start-up or topic creation, never on the produce or fetch path.
+ */
+#include "dp_broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dp_config.h"
+#include "dp_log.h"
+#include "stor_log.h"
+
+void
+dp_broker_init(struct dp_broker *b)
+{
+	memset(b, 0, sizeof(*b));
+	stor_engine_opts_init(&b->engine_opts);
+	stor_log_config_init(&b->log_cfg);
+	b->node_id = 1;
+	b->num_partitions = 1;
+}
+
+int
+dp_broker_storage_key(void *arg, const char *key, const char *value)
+{
+	struct dp_broker *b = arg;
+	int rc = stor_engine_opts_set(&b->engine_opts, key, value);
+
+	if (rc != -ENOENT)
+		return rc;
+	return stor_log_config_set(&b->log_cfg, key, value);
+}
+
+bool
+dp_broker_topic_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > DP_BROKER_TOPIC_NAME_MAX)
+		return false;
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+struct dp_topic *
+dp_broker_topic_find(struct dp_broker *b, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		struct dp_topic *t = b->topics[i];
+
+		if (strlen(t->name) == len && memcmp(t->name, name, len) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+/* Apply "k=v\nk=v" topic configs to @cfg. -EBADR on a bad one. */
+static int
+apply_configs(struct stor_log_config *cfg, const char *configs)
+{
+	char buf[DP_BROKER_CONFIGS_MAX];
+	char *save = NULL;
+
+	if (configs == NULL || configs[0] == '\0')
+		return 0;
+	if (strlen(configs) >= sizeof(buf))
+		return -EBADR;
+	strcpy(buf, configs);
+	for (char *kv = strtok_r(buf, "\n", &save); kv != NULL; kv = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(kv, '=');
+
+		if (eq == NULL || strchr(eq + 1, ' ') != NULL || strchr(kv, ' ') != NULL)
+			return -EBADR;
+		*eq = '\0';
+		if (stor_log_config_set(cfg, kv, eq + 1) < 0)
+			return -EBADR;
+	}
+	return 0;
+}
+
+static int
+open_partitions(struct dp_broker *b, struct dp_topic *t)
+{
+	struct stor_log_config cfg = b->log_cfg;
+	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
+	int rc = apply_configs(&cfg, t->configs);
+
+	if (rc < 0)
+		return rc;
+	for (int32_t p = 0; p < t->partitions; p++) {
+		int err = 0;
+
+		snprintf(path, sizeof(path), "%s/%s-%" PRId32, b->dir, t->name, p);
+		t->part[p].log = stor_log_open(b->engine, path, &cfg, &err);
+		if (t->part[p].log == NULL) {
+			dp_log(DP_LOG_ERROR, "opening log %s: %s", path, strerror(-err));
+			return err < 0 ? err : -EIO;
+		}
+		t->part[p].writer = 0;
+	}
+	return 0;
+}
+
+static void
+topic_free(struct dp_topic *t)
+{
+	if (t == NULL)
+		return;
+	if (t->part != NULL) {
+		for (int32_t p = 0; p < t->partitions; p++) {
+			if (t->part[p].log != NULL && stor_log_close(t->part[p].log) < 0)
+				dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
+		}
+	}
+	free(t->part);
+	free(t);
+}
+
+static struct dp_topic *
+topic_new(const char *name, size_t len, int32_t partitions)
+{
+	struct dp_topic *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	memcpy(t->name, name, len);
+	t->name[len] = '\0';
+	t->partitions = partitions;
+	t->part = calloc((size_t)partitions, sizeof(*t->part));
+	if (t->part == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Write @text to @dir/@name atomically. */
+static int
+write_atomic(const char *dir, const char *name, const char *text, size_t len)
+{
+	char path[4200];
+	char tmp[4210];
+	int fd;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static int
+topics_save(struct dp_broker *b)
+{
+	size_t cap = 4096;
+	size_t used = 0;
+	char *text;
+	int rc;
+
+	for (unsigned i = 0; i < b->n_topics; i++)
+		cap += DP_BROKER_TOPIC_NAME_MAX + 64 + strlen(b->topics[i]->configs);
+	text = malloc(cap);
+	if (text == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		const struct dp_topic *t = b->topics[i];
+
+		used += (size_t)snprintf(text + used, cap - used, "%s ", t->name);
+		for (int k = 0; k < 16; k++)
+			used += (size_t)snprintf(text + used, cap - used, "%02x", t->id[k]);
+		used += (size_t)snprintf(text + used, cap - used, " %" PRId32, t->partitions);
+		for (const char *c = t->configs; *c != '\0'; c++) {
+			if (c == t->configs || c[-1] == '\n')
+				text[used++] = ' ';
+			if (*c != '\n')
+				text[used++] = *c;
+		}
+		text[used++] = '\n';
+	}
+	rc = write_atomic(b->dir, DP_BROKER_TOPICS_FILE, text, used);
+	free(text);
+	return rc;
+}
+
+/* Parse one line of the topics file into a new topic (logs not opened). */
+static int
+topic_parse(char *line, struct dp_topic **out)
+{
+	char *save = NULL;
+	char *name = strtok_r(line, " ", &save);
+	char *id = strtok_r(NULL, " ", &save);
+	char *parts = strtok_r(NULL, " ", &save);
+	char *end = NULL;
+	struct dp_topic *t;
+	long n;
+	size_t used = 0;
+
+	if (name == NULL || id == NULL || parts == NULL || strlen(id) != 32 ||
+		!dp_broker_topic_name_valid(name, strlen(name)))
+		return -EINVAL;
+	n = strtol(parts, &end, 10);
+	if (*end != '\0' || n < 1 || n > DP_BROKER_MAX_PARTITIONS)
+		return -EINVAL;
+	t = topic_new(name, strlen(name), (int32_t)n);
+	if (t == NULL)
+		return -ENOMEM;
+	for (int k = 0; k < 16; k++) {
+		unsigned v;
+
+		if (sscanf(id + 2 * k, "%2x", &v) != 1) {
+			topic_free(t);
+			return -EINVAL;
+		}
+		t->id[k] = (uint8_t)v;
+	}
+	for (char *kv = strtok_r(NULL, " ", &save); kv != NULL; kv = strtok_r(NULL, " ", &save)) {
+		size_t l = strlen(kv);
+
+		if (used + l + 2 > sizeof(t->configs)) {
+			topic_free(t);
+			return -EINVAL;
+		}
+		if (used > 0)
+			t->configs[used++] = '\n';
+		memcpy(t->configs + used, kv, l + 1);
+		used += l;
+	}
+	*out = t;
+	return 0;
+}
+
+static int
+topics_load(struct dp_broker *b)
+{
+	char path[sizeof(b->dir) + 32];
+	char line[DP_BROKER_CONFIGS_MAX + DP_BROKER_TOPIC_NAME_MAX + 64];
+	unsigned lineno = 0;
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", b->dir, DP_BROKER_TOPICS_FILE);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct dp_topic *t = NULL;
+		size_t l = strlen(line);
+
+		lineno++;
+		if (l > 0 && line[l - 1] == '\n')
+			line[--l] = '\0';
+		if (l == 0)
+			continue;
+		rc = topic_parse(line, &t);
+		if (rc == 0 && b->n_topics == DP_BROKER_MAX_TOPICS)
+			rc = -ENOSPC;
+		if (rc < 0) {
+			topic_free(t);
+			dp_log(DP_LOG_ERROR, "%s:%u: unreadable topic entry", path, lineno);
+			break;
+		}
+		b->topics[b->n_topics++] = t;
+		rc = open_partitions(b, t);
+		if (rc < 0)
+			break;
+	}
+	fclose(f);
+	return rc;
+}
+
+static void
+cluster_id_new(char *out)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t r[16];
+	unsigned bits = 0;
+	uint32_t acc = 0;
+	int n = 0;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (uint8_t)rand();
+	}
+	/* Kafka's Uuid.toString(): URL-safe base64 without padding, 22 characters. */
+	for (int i = 0; i < 16; i++) {
+		acc = (acc << 8) | r[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			out[n++] = b64[(acc >> bits) & 63];
+		}
+	}
+	out[n++] = b64[(acc << (6 - bits)) & 63];
+	out[n] = '\0';
+}
+
+/* Read meta.properties (cluster.id; node.id must match) or write a new one. */
+static int
+meta_properties(struct dp_broker *b)
+{
+	char path[sizeof(b->dir) + 32];
+	char line[256];
+	FILE *f;
+	char text[256];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/meta.properties", b->dir);
+	f = fopen(path, "r");
+	if (f != NULL) {
+		long node = -1;
+
+		while (fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\r\n")] = '\0';
+			if (strncmp(line, "cluster.id=", 11) == 0 &&
+				strlen(line + 11) < sizeof(b->cluster_id))
+				strcpy(b->cluster_id, line + 11);
+			else if (strncmp(line, "node.id=", 8) == 0)
+				node = strtol(line + 8, NULL, 10);
+		}
+		fclose(f);
+		if (b->cluster_id[0] == '\0') {
+			dp_log(DP_LOG_ERROR, "%s: no cluster.id", path);
+			return -EINVAL;
+		}
+		if (node != b->node_id) {
+			dp_log(DP_LOG_ERROR, "%s: node.id=%ld but the configuration says %" PRId32,
+				path, node, b->node_id);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	cluster_id_new(b->cluster_id);
+	n = snprintf(text, sizeof(text), "#\n#Written by slipstream\nversion=1\ncluster.id=%s\n"
+		"node.id=%" PRId32 "\n", b->cluster_id, b->node_id);
+	return write_atomic(b->dir, "meta.properties", text, (size_t)n);
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char tmp[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, dir, len + 1);
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Broker-wide log.* settings from the dataplane configuration into the log config. */
+static void
+log_config_from(struct stor_log_config *lc, const struct dp_config *cfg)
+{
+	char v[32];
+
+#define SETI(key, val)                                                   \
+	do {                                                             \
+		snprintf(v, sizeof(v), "%" PRId64, (int64_t)(val));       \
+		if (stor_log_config_set(lc, key, v) < 0)                 \
+			dp_log(DP_LOG_WARN, "storage ignores %s=%s", key, v); \
+	} while (0)
+	SETI("log.segment.bytes", cfg->log_segment_bytes);
+	SETI("log.roll.ms", cfg->log_roll_ms);
+	SETI("log.retention.ms", cfg->log_retention_ms);
+	SETI("log.retention.bytes", cfg->log_retention_bytes);
+	SETI("log.flush.interval.messages", cfg->log_flush_interval_messages);
+	SETI("log.flush.interval.ms", cfg->log_flush_interval_ms);
+	SETI("log.index.interval.bytes", cfg->log_index_interval_bytes);
+	SETI("log.cleaner.delete.retention.ms", cfg->delete_retention_ms);
+#undef SETI
+	if (stor_log_config_set(lc, "log.cleanup.policy", cfg->log_cleanup_policy) < 0)
+		dp_log(DP_LOG_WARN, "storage ignores log.cleanup.policy=%s",
+			cfg->log_cleanup_policy);
+}
+
+int
+dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
+{
+	const char *dirs = cfg->log_dirs;
+	size_t first = strcspn(dirs, ",");
+	struct stor_log_config storage_keys = b->log_cfg;
+	int rc;
+
+	while (first > 0 && dirs[0] == ' ') {
+		dirs++;
+		first--;
+	}
+	if (first == 0 || first >= sizeof(b->dir)) {
+		dp_log(DP_LOG_ERROR, "log.dirs: no usable directory");
+		return -EINVAL;
+	}
+	memcpy(b->dir, dirs, first);
+	b->dir[first] = '\0';
+	b->node_id = (int32_t)cfg->node_id;
+	b->num_partitions = (int32_t)cfg->num_partitions;
+	b->auto_create = cfg->auto_create_topics_enable;
+	/* log.* from the dataplane table first, the storage.* log keys set by the delegate last. */
+	log_config_from(&b->log_cfg, cfg);
+	b->log_cfg.fsync_acks_all = storage_keys.fsync_acks_all;
+	b->log_cfg.max_pending = storage_keys.max_pending;
+	b->log_cfg.preallocate = cfg->log_preallocate || storage_keys.preallocate;
+
+	rc = mkdir_p(b->dir);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "log.dirs: cannot create %s: %s", b->dir, strerror(-rc));
+		return rc;
+	}
+	rc = meta_properties(b);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "%s/meta.properties: %s", b->dir, strerror(-rc));
+		return rc;
+	}
+	b->engine = stor_engine_create(&b->engine_opts);
+	if (b->engine == NULL) {
+		rc = -errno;
+		dp_log(DP_LOG_ERROR, "storage engine: %s", strerror(-rc));
+		return rc;
+	}
+	rc = topics_load(b);
+	if (rc < 0) {
+		dp_broker_stop(b);
+		return rc;
+	}
+	dp_log(DP_LOG_INFO, "storage: %s engine, log dir %s, cluster.id %s, %u topic(s)",
+		stor_engine_backend_name(b->engine), b->dir, b->cluster_id, b->n_topics);
+	return 0;
+}
+
+int
+dp_broker_poll(void *arg)
+{
+	struct dp_broker *b = arg;
+
+	return b->engine != NULL ? stor_engine_poll(b->engine) : 0;
+}
+
+int
+dp_broker_stop(struct dp_broker *b)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		struct dp_topic *t = b->topics[i];
+
+		for (int32_t p = 0; p < t->partitions; p++) {
+			int r;
+
+			if (t->part[p].log == NULL)
+				continue;
+			r = stor_log_close(t->part[p].log);
+			t->part[p].log = NULL;
+			if (r < 0) {
+				dp_log(DP_LOG_ERROR, "closing %s-%d: %s", t->name, p, strerror(-r));
+				if (rc == 0)
+					rc = r;
+			}
+		}
+		topic_free(t);
+		b->topics[i] = NULL;
+	}
+	b->n_topics = 0;
+	if (b->engine != NULL) {
+		stor_engine_drain(b->engine);
+		stor_engine_destroy(b->engine);
+		b->engine = NULL;
+	}
+	return rc;
+}
+
+int
+dp_broker_topic_check(struct dp_broker *b, const char *name, size_t len, int32_t partitions,
+	const char *configs)
+{
+	struct stor_log_config cfg = b->log_cfg;
+
+	if (!dp_broker_topic_name_valid(name, len))
+		return -EINVAL;
+	if (dp_broker_topic_find(b, name, len) != NULL)
+		return -EEXIST;
+	if (partitions < 1 || partitions > DP_BROKER_MAX_PARTITIONS)
+		return -EDOM;
+	if (configs != NULL && strlen(configs) >= DP_BROKER_CONFIGS_MAX)
+		return -EBADR;
+	if (apply_configs(&cfg, configs) < 0)
+		return -EBADR;
+	if (b->n_topics == DP_BROKER_MAX_TOPICS)
+		return -ENOSPC;
+	return 0;
+}
+
+int
+dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_t partitions,
+	const char *configs, struct dp_topic **out)
+{
+	struct dp_topic *t;
+	int rc = dp_broker_topic_check(b, name, len, partitions, configs);
+
+	if (rc < 0)
+		return rc;
+	t = topic_new(name, len, partitions);
+	if (t == NULL)
+		return -ENOMEM;
+	if (configs != NULL)
+		strcpy(t->configs, configs);
+	if (getrandom(t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
+		topic_free(t);
+		return -EIO;
+	}
+	t->id[6] = (uint8_t)((t->id[6] & 0x0f) | 0x40); /* version 4 */
+	t->id[8] = (uint8_t)((t->id[8] & 0x3f) | 0x80);
+	rc = open_partitions(b, t);
+	if (rc < 0) {
+		topic_free(t);
+		return rc;
+	}
+	b->topics[b->n_topics++] = t;
+	rc = topics_save(b);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_BROKER_TOPICS_FILE, strerror(-rc));
+		b->topics[--b->n_topics] = NULL;
+		topic_free(t);
+		return rc;
+	}
+	dp_log(DP_LOG_INFO, "created topic %s with %" PRId32 " partition(s)", t->name,
+		partitions);
+	if (out != NULL)
+		*out = t;
+	return 0;
+}

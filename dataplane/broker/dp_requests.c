@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_requests: Metadata and CreateTopics over dp_broker (see dp_requests.h).
+ *
+ * Every handler takes its response buffer first (so -EAGAIN, which makes
+ * the transport deliver the frame again later, comes before any side
+ * effect such as creating a topic), decodes the request with the generated
+ * codec into the module's arena, builds the response struct in the same
+ * arena and encodes it straight into the response buffer. A response that
+ * does not fit a response buffer (dataplane.response.buffer.bytes) closes
+ * the connection with a log line.
+ */
+#include "dp_requests.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_lcore.h>
+
+#include "dp_log.h"
+#include "kp_api.h"
+#include "kp_error.h"
+#include "net_kernel.h"
+
+#define API_KEY_METADATA 3
+#define API_KEY_API_VERSIONS 18
+#define API_KEY_CREATE_TOPICS 19
+#define REQ_ARENA_BYTES (512u * 1024u)
+
+static const struct kp_api_versions_response_api_version served[] = {
+	{.api_key = API_KEY_METADATA, .min_version = 0, .max_version = 12},
+	{.api_key = API_KEY_API_VERSIONS,
+		.min_version = DP_HANDLER_API_VERSIONS_MIN,
+		.max_version = DP_HANDLER_API_VERSIONS_MAX},
+	{.api_key = API_KEY_CREATE_TOPICS, .min_version = 0, .max_version = 7},
+};
+
+struct dp_requests {
+	struct dp_broker *b;
+	const struct dp_config *cfg;
+	struct dp_handler_apis apis;
+	char host[256]; /* advertised host and port, resolved at the first Metadata */
+	int32_t port;
+	unsigned lcore; /* the broker's (storage engine's) lcore */
+	struct kp_arena arena;
+	_Alignas(64) uint8_t arena_buf[REQ_ARENA_BYTES];
+};
+
+/* One per process: the broker runs on one lcore (dp_broker.h). */
+static struct dp_requests g_req;
+
+static void
+advertised_resolve(struct dp_requests *q)
+{
+	const struct dp_config *cfg = q->cfg;
+	const struct dp_listener *l = NULL;
+	unsigned li = 0;
+
+	if (q->port != 0)
+		return;
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		if (!cfg->listener[i].controller) {
+			l = &cfg->listener[i];
+			li = i;
+			break;
+		}
+	}
+	for (unsigned i = 0; l != NULL && i < cfg->n_advertised; i++) {
+		if (strcmp(cfg->advertised[i].name, l->name) == 0) {
+			snprintf(q->host, sizeof(q->host), "%s", cfg->advertised[i].host);
+			q->port = cfg->advertised[i].port;
+			break;
+		}
+	}
+	if (q->port == 0 && l != NULL) {
+		snprintf(q->host, sizeof(q->host), "%s", l->host);
+		q->port = l->port != 0 ? l->port : net_kernel_listener_port(li);
+	}
+	/* UNFINISHED: an all-interfaces listener should advertise the canonical host name. */
+	if (q->host[0] == '\0' || strcmp(q->host, "0.0.0.0") == 0)
+		snprintf(q->host, sizeof(q->host), "127.0.0.1");
+}
+
+static void
+close_log(struct dp_conn *conn, const char *what, const struct kp_request_header *h, int rc)
+{
+	char peer[80];
+
+	dp_conn_peer_name(conn, peer, sizeof(peer));
+	dp_log(DP_LOG_WARN, "closing %s: %s %s v%d request (%s)", peer, what,
+		kp_api_lookup(h->request_api_key)->name, h->request_api_version, strerror(-rc));
+}
+
+/* Encode header + @msg into @buf (taken by the caller) and reply. */
+static int
+reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h, uint8_t *buf,
+	const void *msg)
+{
+	const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
+	struct kp_response_header rh;
+	struct kp_writer w;
+	uint32_t n;
+	int rc;
+
+	kp_response_header_init(&rh);
+	rh.correlation_id = h->correlation_id;
+	kp_writer_init(&w, buf + 4, conn->env->resp_buf_size - 4);
+	rc = kp_response_header_encode(&rh,
+		kp_api_response_header_version(d, h->request_api_version), &w);
+	if (rc == 0)
+		rc = d->response.encode(msg, h->request_api_version, &w);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "cannot encode the response to a", h, rc);
+		return rc;
+	}
+	n = (uint32_t)kp_writer_len(&w);
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	return dp_conn_reply(conn, req, buf, n + 4, dp_conn_resp_free, conn->env->resp_pool);
+}
+
+static struct kp_str
+kstr(const char *s)
+{
+	return (struct kp_str){.ptr = s, .len = (int32_t)strlen(s)};
+}
+
+static int32_t *
+one_int32(struct kp_arena *a, int32_t v)
+{
+	int32_t *p = kp_arena_alloc(a, sizeof(*p), _Alignof(int32_t));
+
+	if (p != NULL)
+		*p = v;
+	return p;
+}
+
+/* Fill a Metadata topic entry for an existing topic. */
+static int
+metadata_topic_fill(struct dp_requests *q, struct kp_metadata_response_metadata_response_topic *rt,
+	const struct dp_topic *t)
+{
+	struct kp_arena *a = &q->arena;
+	int32_t *node = one_int32(a, q->b->node_id);
+	struct kp_metadata_response_metadata_response_partition *parts =
+		kp_arena_alloc(a, sizeof(*parts) * (size_t)t->partitions, 8);
+
+	if (node == NULL || parts == NULL)
+		return -ENOMEM;
+	rt->error_code = KP_ERR_NONE;
+	rt->name = kstr(t->name);
+	memcpy(rt->topic_id.b, t->id, 16);
+	rt->is_internal = false;
+	for (int32_t p = 0; p < t->partitions; p++) {
+		kp_metadata_response_metadata_response_partition_init(&parts[p]);
+		parts[p].error_code = KP_ERR_NONE;
+		parts[p].partition_index = p;
+		parts[p].leader_id = q->b->node_id;
+		parts[p].leader_epoch = 0;
+		parts[p].replica_nodes = (struct kp_array_int32){.items = node, .count = 1};
+		parts[p].isr_nodes = (struct kp_array_int32){.items = node, .count = 1};
+		parts[p].offline_replicas = (struct kp_array_int32){.items = NULL, .count = 0};
+	}
+	rt->partitions.items = parts;
+	rt->partitions.count = t->partitions;
+	return 0;
+}
+
+static struct dp_topic *
+topic_by_id(struct dp_broker *b, const struct kp_uuid *id)
+{
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		if (memcmp(b->topics[i]->id, id->b, 16) == 0)
+			return b->topics[i];
+	}
+	return NULL;
+}
+
+static int
+metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_metadata_request m;
+	struct kp_metadata_response resp;
+	struct kp_metadata_response_metadata_response_broker broker;
+	struct kp_metadata_response_metadata_response_topic *rts;
+	bool all;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_metadata_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	advertised_resolve(q);
+	/* v0: an empty list means every topic; v1+: null means every topic. */
+	all = m.topics.count < 0 || (v == 0 && m.topics.count == 0);
+	n = all ? (int32_t)b->n_topics : m.topics.count;
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(n > 0 ? n : 1), 8);
+	if (rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < n; i++) {
+		struct kp_metadata_response_metadata_response_topic *rt = &rts[i];
+		const struct kp_metadata_request_metadata_request_topic *want;
+		struct dp_topic *t;
+
+		kp_metadata_response_metadata_response_topic_init(rt);
+		if (all) {
+			if (metadata_topic_fill(q, rt, b->topics[i]) < 0)
+				goto nomem;
+			continue;
+		}
+		want = &m.topics.items[i];
+		if (want->name.len < 0) { /* v10+: by topic id */
+			t = topic_by_id(b, &want->topic_id);
+			if (t == NULL) {
+				rt->error_code = KP_ERR_UNKNOWN_TOPIC_ID;
+				rt->name = (struct kp_str){.ptr = NULL, .len = -1};
+				rt->topic_id = want->topic_id;
+				continue;
+			}
+		} else {
+			t = dp_broker_topic_find(b, want->name.ptr, (size_t)want->name.len);
+		}
+		if (t == NULL && b->auto_create && (v < 4 || m.allow_auto_topic_creation)) {
+			rc = dp_broker_topic_create(b, want->name.ptr, (size_t)want->name.len,
+				b->num_partitions, NULL, &t);
+			if (rc < 0 && rc != -EINVAL)
+				dp_log(DP_LOG_WARN, "auto-creating topic %.*s: %s", want->name.len,
+					want->name.ptr, strerror(-rc));
+			if (rc < 0)
+				t = NULL;
+		}
+		if (t == NULL) {
+			rt->name = want->name;
+			rt->error_code = dp_broker_topic_name_valid(want->name.ptr,
+						 (size_t)want->name.len) ?
+				KP_ERR_UNKNOWN_TOPIC_OR_PARTITION :
+				KP_ERR_INVALID_TOPIC_EXCEPTION;
+			continue;
+		}
+		if (metadata_topic_fill(q, rt, t) < 0)
+			goto nomem;
+	}
+	kp_metadata_response_init(&resp);
+	kp_metadata_response_metadata_response_broker_init(&broker);
+	broker.node_id = b->node_id;
+	broker.host = kstr(q->host);
+	broker.port = q->port;
+	resp.brokers.items = &broker;
+	resp.brokers.count = 1;
+	resp.cluster_id = kstr(b->cluster_id);
+	resp.controller_id = b->node_id;
+	resp.topics.items = rts;
+	resp.topics.count = n;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
+static int16_t
+create_error(int rc, const char **msg)
+{
+	switch (rc) {
+	case 0:
+		*msg = NULL;
+		return KP_ERR_NONE;
+	case -EEXIST:
+		*msg = "Topic already exists.";
+		return KP_ERR_TOPIC_ALREADY_EXISTS;
+	case -EINVAL:
+		*msg = "Topic name is illegal.";
+		return KP_ERR_INVALID_TOPIC_EXCEPTION;
+	case -EDOM:
+		*msg = "Number of partitions must be between 1 and 1024.";
+		return KP_ERR_INVALID_PARTITIONS;
+	case -EBADR:
+		*msg = "Invalid or unsupported topic config.";
+		return KP_ERR_INVALID_CONFIG;
+	default:
+		*msg = "Topic could not be created (see the broker log).";
+		return KP_ERR_UNKNOWN_SERVER_ERROR;
+	}
+}
+
+/* "k=v\nk=v" from the request's configs into @out. -EBADR when unrepresentable. */
+static int
+configs_join(const struct kp_create_topics_request_creatable_topic *ct, char *out, size_t cap)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int32_t i = 0; i < ct->configs.count; i++) {
+		const struct kp_create_topics_request_creatable_topic_config *c =
+			&ct->configs.items[i];
+
+		if (c->name.len <= 0 || c->value.len < 0 ||
+			used + (size_t)c->name.len + (size_t)c->value.len + 3 > cap ||
+			memchr(c->name.ptr, ' ', (size_t)c->name.len) != NULL ||
+			memchr(c->value.ptr, ' ', (size_t)c->value.len) != NULL ||
+			memchr(c->name.ptr, '\n', (size_t)c->name.len) != NULL ||
+			memchr(c->value.ptr, '\n', (size_t)c->value.len) != NULL ||
+			memchr(c->name.ptr, '=', (size_t)c->name.len) != NULL)
+			return -EBADR;
+		used += (size_t)snprintf(out + used, cap - used, "%s%.*s=%.*s", used ? "\n" : "",
+			c->name.len, c->name.ptr, c->value.len, c->value.ptr);
+	}
+	return 0;
+}
+
+static int
+create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_create_topics_request m;
+	struct kp_create_topics_response resp;
+	struct kp_create_topics_response_creatable_topic_result *res;
+	char configs[DP_BROKER_CONFIGS_MAX];
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_create_topics_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
+		8);
+	if (res == NULL) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "arena too small for a", h, -ENOMEM);
+		return -ENOMEM;
+	}
+	for (int32_t i = 0; i < m.topics.count; i++) {
+		const struct kp_create_topics_request_creatable_topic *ct = &m.topics.items[i];
+		int32_t parts = ct->num_partitions == -1 ? b->num_partitions : ct->num_partitions;
+		struct dp_topic *t = NULL;
+		const char *msg;
+		bool dup = false;
+
+		for (int32_t j = 0; j < i; j++) {
+			if (m.topics.items[j].name.len == ct->name.len &&
+				memcmp(m.topics.items[j].name.ptr, ct->name.ptr,
+					(size_t)ct->name.len) == 0)
+				dup = true;
+		}
+		kp_create_topics_response_creatable_topic_result_init(&res[i]);
+		res[i].name = ct->name;
+		if (dup) {
+			res[i].error_code = KP_ERR_INVALID_REQUEST;
+			res[i].error_message = kstr("Duplicate topic in the request.");
+			continue;
+		}
+		if (ct->replication_factor != -1 && ct->replication_factor != 1) {
+			res[i].error_code = KP_ERR_INVALID_REPLICATION_FACTOR;
+			res[i].error_message =
+				kstr("Replication factor must be 1 (a single broker).");
+			continue;
+		}
+		if (ct->assignments.count > 0) {
+			/* UNFINISHED: manual replica assignments. */
+			res[i].error_code = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
+			res[i].error_message = kstr("Replica assignments are not supported yet.");
+			continue;
+		}
+		rc = configs_join(ct, configs, sizeof(configs));
+		if (rc == 0 && m.validate_only)
+			rc = dp_broker_topic_check(b, ct->name.ptr, (size_t)ct->name.len, parts,
+				configs);
+		else if (rc == 0)
+			rc = dp_broker_topic_create(b, ct->name.ptr, (size_t)ct->name.len, parts,
+				configs, &t);
+		res[i].error_code = create_error(rc, &msg);
+		if (msg != NULL)
+			res[i].error_message = kstr(msg);
+		if (rc == 0) {
+			res[i].num_partitions = parts;
+			res[i].replication_factor = 1;
+			if (t != NULL)
+				memcpy(res[i].topic_id.b, t->id, 16);
+		}
+	}
+	kp_create_topics_response_init(&resp);
+	resp.topics.items = res;
+	resp.topics.count = m.topics.count;
+	return reply(conn, req, h, buf, &resp);
+}
+
+static int
+serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
+	struct kp_reader *r)
+{
+	struct dp_requests *q = arg;
+
+	if (rte_lcore_id() != q->lcore) {
+		/* UNFINISHED (multi-lcore): forward to the storage lcore by dp_msg_send(). */
+		close_log(conn, "no broker on this lcore for a", h, -EXDEV);
+		return -EPROTONOSUPPORT;
+	}
+	kp_arena_reset(&q->arena);
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+		if (served[i].api_key == h->request_api_key &&
+			(h->request_api_version < served[i].min_version ||
+				h->request_api_version > served[i].max_version)) {
+			close_log(conn, "unsupported version of a", h, -EPROTONOSUPPORT);
+			return -EPROTONOSUPPORT;
+		}
+	}
+	switch (h->request_api_key) {
+	case API_KEY_METADATA:
+		return metadata(q, conn, req, h, r);
+	case API_KEY_CREATE_TOPICS:
+		return create_topics(q, conn, req, h, r);
+	default:
+		return -EPROTONOSUPPORT;
+	}
+}
+
+const struct dp_handler_apis *
+dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
+{
+	struct dp_requests *q = &g_req;
+
+	q->b = b;
+	q->cfg = cfg;
+	q->lcore = rte_lcore_id();
+	q->host[0] = '\0';
+	q->port = 0;
+	kp_arena_init(&q->arena, q->arena_buf, sizeof(q->arena_buf));
+	q->apis.apis = served;
+	q->apis.n_apis = (int32_t)(sizeof(served) / sizeof(served[0]));
+	q->apis.serve = serve;
+	q->apis.serve_arg = q;
+	return &q->apis;
+}

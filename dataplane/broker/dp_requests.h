@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_requests: the Kafka request handlers on top of dp_broker (topics and
+ * partition logs), plugged into dp_handler_frame() as a struct
+ * dp_handler_apis: the table of served APIs advertised by ApiVersions and
+ * the dispatch of every other request.
+ *
+ * Served today: ApiVersions (dp_handler.c), Metadata v0-12 (with
+ * auto.create.topics.enable and num.partitions), CreateTopics v0-7 (with
+ * validate_only). Decoding uses one arena owned by this module (the
+ * broker's single lcore; see dp_broker.h), reset per request: nothing is
+ * allocated per request except on topic creation.
+ */
+#ifndef SLP_DP_REQUESTS_H
+#define SLP_DP_REQUESTS_H
+
+#include "dp_broker.h"
+#include "dp_config.h"
+#include "dp_handler.h"
+
+/**
+ * Bind the handlers to @b and @cfg (both borrowed, must outlive the
+ * transport). Call on the lcore that owns @b: requests arriving on other
+ * lcores are refused (connection closed) until they are forwarded there.
+ *
+ * @return the table to pass as dp_handler_frame()'s argument (static).
+ */
+const struct dp_handler_apis *dp_requests_init(struct dp_broker *b, const struct dp_config *cfg);
+
+#endif /* SLP_DP_REQUESTS_H */
