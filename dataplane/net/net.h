@@ -51,6 +51,9 @@ struct net_config {
 	uint32_t ipv4_gateway;		/**< next hop off-link, network order; 0 = none */
 	uint16_t mtu;			/**< IP MTU in bytes; 0 = 1500 */
 	struct rte_mempool *pool;	/**< pktmbuf pool for frames we build (required) */
+	/** Mbufs of pool that net_tcp_send leaves free for headers and
+	 * retransmissions, so send queues cannot starve output; 0 = size/8. */
+	uint32_t pool_reserve;
 	net_tx_burst_fn tx_fn;		/**< output (required) */
 	void *tx_arg;			/**< first argument of tx_fn */
 

@@ -40,6 +40,8 @@ config_fill(struct net_config *c)
 	 * headers and attach payload), so the data room must hold the headers. */
 	if (rte_pktmbuf_data_room_size(c->pool) < RTE_PKTMBUF_HEADROOM + NET_HDRS_MAX)
 		return -EINVAL;
+	if (c->pool_reserve == 0)
+		c->pool_reserve = c->pool->size / 8;
 	if (c->arp_entries == 0)
 		c->arp_entries = 256;
 	if (c->arp_timeout_us == 0)

@@ -680,6 +680,22 @@ net_tcp_send(struct net_tcp_conn *c, const void *data, uint32_t len)
 	if (!can_send(c))
 		return (c->flags & NET_TCPF_FIN_QUEUED) ? -EPIPE : -ENOTCONN;
 	len = NET_MIN(len, net_tcp_send_space(c));
+	if (len > 0) {
+		/* Leave pool_reserve mbufs for headers and retransmissions: a
+		 * send queue holding the whole pool could never be sent. One
+		 * count per call (it sums the per-lcore caches). */
+		uint32_t avail = rte_mempool_avail_count(st->cfg.pool);
+		uint32_t room = rte_pktmbuf_data_room_size(st->cfg.pool) - RTE_PKTMBUF_HEADROOM;
+		uint64_t cap;
+
+		if (avail <= st->cfg.pool_reserve)
+			return 0;
+		cap = (uint64_t)(avail - st->cfg.pool_reserve) * room;
+		if (c->sq_tail != NULL && (c->flags & NET_TCPF_SQ_TAIL_OURS))
+			cap += rte_pktmbuf_tailroom(c->sq_tail);
+		if (len > cap)
+			len = (uint32_t)cap;
+	}
 	while (done < len) {
 		struct rte_mbuf *t = c->sq_tail;
 		uint32_t room, n;

@@ -645,6 +645,39 @@ test_keepalive(void **state)
 	t_pair_fini(&p);
 }
 
+/* Failing allocations: the sender's pool is far too small for its send
+ * buffer and the frames in flight. Sends accept less, segments are not
+ * built when no mbuf is left, and the transfer still completes, with every
+ * mbuf returned. */
+static void
+test_pool_exhaustion(void **state)
+{
+	struct rte_mempool *small = rte_pktmbuf_pool_create("net_t_small", 127, 0, 0,
+		RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	struct t_pair p;
+	struct net_config ca;
+	const uint32_t total = 2u << 20;
+	uint32_t off = 0;
+	int r;
+
+	assert_non_null(small);
+	t_config(&ca, NULL, T_IP_A, 1);
+	ca.pool = small;
+	t_pair_init(&p, &ca, NULL);
+	t_pair_connect(&p, 9092);
+	for (r = 0; r < 20000 && p.app_b.rx_len < total; r++) {
+		off = push(p.app_a.conn, off, total);
+		t_pair_step(&p, 1000);
+	}
+	check_pattern(&p.app_b, total);
+	assert_true(A_STAT(&p, tx_no_mbuf) > 0);
+	t_pair_run(&p, 20, 50000);
+	assert_int_equal(p.app_a.acked, total);
+	t_pair_fini(&p);
+	assert_int_equal(rte_mempool_avail_count(small), 127);
+	rte_mempool_free(small);
+}
+
 int
 main(void)
 {
@@ -666,6 +699,7 @@ main(void)
 		cmocka_unit_test(test_rss_source_port),
 		cmocka_unit_test(test_send_buffer_limit),
 		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_pool_exhaustion),
 	};
 
 	if (t_eal_init() != 0) {
