@@ -20,6 +20,7 @@
  * back in the pool (no leak through queues, clones or reassembly).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,17 @@ static const struct net_tcp_ops ops = {
 	.closed = app_closed,
 };
 
+/* At exit: release EAL and remove its (empty) per-process runtime folder. */
+static void
+fini(void)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	rmdir(dir);
+}
+
 static int
 init_once(void)
 {
@@ -138,6 +150,7 @@ init_once(void)
 	done = -1;
 	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0)
 		return -1;
+	atexit(fini);
 	pool = rte_pktmbuf_pool_create("fuzz_net", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 		SOCKET_ID_ANY);
 	if (pool == NULL)

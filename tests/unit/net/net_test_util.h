@@ -10,6 +10,7 @@
 #ifndef SLP_NET_TEST_UTIL_H
 #define SLP_NET_TEST_UTIL_H
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +42,17 @@
 
 static struct rte_mempool *t_pool;
 
+/* At exit: release EAL and remove its (empty) per-process runtime folder. */
+static inline void
+t_eal_fini(void)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	rmdir(dir);
+}
+
 /* Start EAL in memory, no hugepages, no devices. 0 or -1 (skip). */
 static inline int
 t_eal_init(void)
@@ -54,6 +66,7 @@ t_eal_init(void)
 	snprintf(prefix, sizeof(prefix), "--file-prefix=nettest%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0)
 		return -1;
+	atexit(t_eal_fini);
 	t_pool = rte_pktmbuf_pool_create("net_test_pool", 16383, 0, 0,
 		RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	return t_pool == NULL ? -1 : 0;
