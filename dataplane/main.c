@@ -239,6 +239,7 @@ main(int argc, char **argv)
 	const char *file = NULL;
 	char *eal_argv[MAX_EAL_ARGS];
 	char eal_store[4096];
+	const struct dp_handler_apis *apis;
 	struct main_ctl ctl;
 	struct sigaction sa;
 	bool no_huge = false;
@@ -379,8 +380,13 @@ main(int argc, char **argv)
 		DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
-	rc = net_kernel_init(&cfg, dp_handler_frame,
-		(void *)(uintptr_t)dp_requests_init(&g_broker, &cfg));
+	apis = dp_requests_init(&g_broker, &cfg);
+	if (apis == NULL) {
+		dp_log(DP_LOG_ERROR, "request handlers: out of memory");
+		rc = -ENOMEM;
+		goto broker_out;
+	}
+	rc = net_kernel_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis);
 	if (rc < 0)
 		goto broker_out;
 	memset(&ctl, 0, sizeof(ctl));

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_lcore.h>
@@ -22,14 +23,27 @@
 #include "dp_log.h"
 #include "kp_api.h"
 #include "kp_error.h"
+#include "kp_batch.h"
 #include "net_kernel.h"
+#include "stor_log.h"
 
+#define API_KEY_PRODUCE 0
+#define API_KEY_FETCH 1
+#define API_KEY_LIST_OFFSETS 2
 #define API_KEY_METADATA 3
 #define API_KEY_API_VERSIONS 18
 #define API_KEY_CREATE_TOPICS 19
 #define REQ_ARENA_BYTES (512u * 1024u)
 
+/*
+ * Produce is advertised from v0 (librdkafka enables compression only when
+ * Produce v0 is advertised, librdkafka #4956) while magic 0/1 batches are
+ * refused with UNSUPPORTED_FOR_MESSAGE_FORMAT (docs/decisions.md).
+ */
 static const struct kp_api_versions_response_api_version served[] = {
+	{.api_key = API_KEY_PRODUCE, .min_version = 0, .max_version = 11},
+	{.api_key = API_KEY_FETCH, .min_version = 0, .max_version = 17},
+	{.api_key = API_KEY_LIST_OFFSETS, .min_version = 0, .max_version = 10},
 	{.api_key = API_KEY_METADATA, .min_version = 0, .max_version = 12},
 	{.api_key = API_KEY_API_VERSIONS,
 		.min_version = DP_HANDLER_API_VERSIONS_MIN,
@@ -409,6 +423,495 @@ create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	return reply(conn, req, h, buf, &resp);
 }
 
+/* ---- Produce ---------------------------------------------------------------------------- */
+
+/*
+ * A Produce request whose appends are in flight. The response is encoded
+ * into its buffer before the appends complete (the base offsets are known
+ * when stor_log_append() returns); the reply leaves when the last append
+ * completes, and dp_conn keeps the order with the connection's other
+ * responses. An append that fails at completion (the log took an I/O
+ * error) closes the connection instead of answering.
+ * UNFINISHED: answer KAFKA_STORAGE_ERROR for that partition instead.
+ */
+struct produce_ctx {
+	struct dp_conn *conn;
+	uint64_t req;
+	uint8_t *buf; /* encoded response, or NULL for acks=0 */
+	uint32_t len;
+	uint32_t pending; /* appends in flight + 1 while the handler runs */
+	bool failed;
+	struct produce_ctx *next_free;
+};
+
+#define PRODUCE_CTX_COUNT 4096
+static struct produce_ctx g_produce_ctx[PRODUCE_CTX_COUNT];
+static struct produce_ctx *g_produce_free;
+
+static void
+produce_ctx_put(struct produce_ctx *c)
+{
+	c->next_free = g_produce_free;
+	g_produce_free = c;
+}
+
+static void
+produce_finish(struct produce_ctx *c)
+{
+	if (c->failed) {
+		if (c->buf != NULL)
+			dp_conn_resp_free(c->conn->env->resp_pool, c->buf);
+		if (dp_conn_req_gen(c->req) == c->conn->gen) {
+			dp_log(DP_LOG_ERROR, "closing a connection: an append it produced failed");
+			dp_conn_close(c->conn);
+		}
+	} else if (c->buf != NULL) {
+		dp_conn_reply(c->conn, c->req, c->buf, c->len, dp_conn_resp_free,
+			c->conn->env->resp_pool);
+	} else {
+		dp_conn_reply(c->conn, c->req, NULL, 0, NULL, NULL);
+	}
+	produce_ctx_put(c);
+}
+
+static void
+produce_appended(void *arg, int rc, int64_t base_offset)
+{
+	struct produce_ctx *c = arg;
+
+	if (rc < 0)
+		c->failed = true;
+	if (--c->pending == 0)
+		produce_finish(c);
+}
+
+/* Append every batch of one partition's records. @return a Kafka error code. */
+static int16_t
+produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log *log,
+	const struct kp_bytes *records, unsigned flags, int64_t *base_offset)
+{
+	size_t off = 0;
+	size_t len = records->len > 0 ? (size_t)records->len : 0;
+	int rc;
+
+	*base_offset = -1;
+	if (len == 0)
+		return KP_ERR_CORRUPT_MESSAGE;
+	/* Validate every batch first: a request's partition is appended whole or not at all. */
+	while (off < len) {
+		struct kp_batch_header bh;
+
+		rc = kp_batch_validate(records->ptr + off, len - off, 0, &bh);
+		if (rc < 0)
+			return kp_error_from_errno(rc);
+		if ((int64_t)kp_batch_size(&bh) > q->cfg->message_max_bytes)
+			return KP_ERR_MESSAGE_TOO_LARGE;
+		off += kp_batch_size(&bh);
+	}
+	for (off = 0; off < len;) {
+		struct kp_batch_header bh;
+		int64_t base;
+
+		kp_batch_header_parse(records->ptr + off, len - off, &bh);
+		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
+		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags,
+			produce_appended, c, &base);
+		if (rc < 0) {
+			/* UNFINISHED: -EAGAIN (log or pool full) should hold the request back. */
+			return rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR : kp_error_from_errno(rc);
+		}
+		c->pending++;
+		if (*base_offset < 0)
+			*base_offset = base;
+		off += kp_batch_size(&bh);
+	}
+	return KP_ERR_NONE;
+}
+
+static int
+produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_produce_request m;
+	struct kp_produce_response resp;
+	struct kp_produce_response_topic_produce_response *rts;
+	struct produce_ctx *c;
+	uint8_t *buf = NULL;
+	unsigned flags = 0;
+	int rc;
+
+	if (g_produce_free == NULL)
+		return -EAGAIN; /* every context waits for appends: offered again later */
+	rc = kp_produce_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	if (m.acks != 0) {
+		buf = dp_conn_resp_alloc(conn);
+		if (buf == NULL)
+			return -EAGAIN;
+	}
+	if (m.transactional_id.len > 0) {
+		/* UNFINISHED: transactions. */
+		if (buf != NULL)
+			dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "transactional", h, -ENOTSUP);
+		return -EPROTONOSUPPORT;
+	}
+	if (m.acks == -1 && b->log_cfg.fsync_acks_all)
+		flags = STOR_APPEND_DURABLE;
+	c = g_produce_free;
+	g_produce_free = c->next_free;
+	c->conn = conn;
+	c->req = req;
+	c->buf = buf;
+	c->len = 0;
+	c->pending = 1;
+	c->failed = false;
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topic_data.count > 0 ?
+								 m.topic_data.count : 1), 8);
+	if (rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < m.topic_data.count; i++) {
+		const struct kp_produce_request_topic_produce_data *td = &m.topic_data.items[i];
+		struct dp_topic *t = dp_broker_topic_find(b, td->name.ptr, (size_t)td->name.len);
+		struct kp_produce_response_partition_produce_response *prs;
+		int32_t np = td->partition_data.count > 0 ? td->partition_data.count : 0;
+
+		kp_produce_response_topic_produce_response_init(&rts[i]);
+		rts[i].name = td->name;
+		prs = kp_arena_alloc(a, sizeof(*prs) * (size_t)(np > 0 ? np : 1), 8);
+		if (prs == NULL)
+			goto nomem;
+		rts[i].partition_responses.items = prs;
+		rts[i].partition_responses.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_produce_request_partition_produce_data *pd =
+				&td->partition_data.items[j];
+
+			kp_produce_response_partition_produce_response_init(&prs[j]);
+			prs[j].index = pd->index;
+			prs[j].base_offset = -1;
+			if (t == NULL || pd->index < 0 || pd->index >= t->partitions) {
+				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			prs[j].error_code = produce_partition(q, c, t->part[pd->index].log,
+				&pd->records, flags, &prs[j].base_offset);
+			prs[j].log_start_offset = stor_log_start_offset(t->part[pd->index].log);
+		}
+	}
+	if (buf != NULL) {
+		const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
+		struct kp_response_header rh;
+		struct kp_writer w;
+
+		kp_produce_response_init(&resp);
+		resp.responses.items = rts;
+		resp.responses.count = m.topic_data.count > 0 ? m.topic_data.count : 0;
+		kp_response_header_init(&rh);
+		rh.correlation_id = h->correlation_id;
+		kp_writer_init(&w, buf + 4, conn->env->resp_buf_size - 4);
+		rc = kp_response_header_encode(&rh, kp_api_response_header_version(d, v), &w);
+		if (rc == 0)
+			rc = kp_produce_response_encode(&resp, v, &w);
+		if (rc < 0) {
+			close_log(conn, "cannot encode the response to a", h, rc);
+			c->failed = true;
+		} else {
+			c->len = (uint32_t)kp_writer_len(&w) + 4;
+			buf[0] = (uint8_t)((c->len - 4) >> 24);
+			buf[1] = (uint8_t)((c->len - 4) >> 16);
+			buf[2] = (uint8_t)((c->len - 4) >> 8);
+			buf[3] = (uint8_t)(c->len - 4);
+		}
+	}
+	if (--c->pending == 0)
+		produce_finish(c);
+	return 0;
+nomem:
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	c->failed = true;
+	if (--c->pending == 0)
+		produce_finish(c);
+	return 0;
+}
+
+/* ---- Fetch ------------------------------------------------------------------------------ */
+
+#define FETCH_READ_AREA (4u * 1024u * 1024u)
+/* Bytes kept free in a response buffer for everything but the records. */
+#define FETCH_OVERHEAD_BASE 256u
+#define FETCH_OVERHEAD_PER_PARTITION 96u
+
+static uint8_t *g_read_area; /* 4 KiB aligned, carved per partition for disk reads */
+
+struct read_wait {
+	bool done;
+	int rc;
+};
+
+static void
+read_done(void *arg, struct stor_read *rd, int rc)
+{
+	struct read_wait *w = arg;
+
+	w->done = true;
+	w->rc = rc;
+}
+
+/*
+ * Read up to @max bytes at @offset. Disk reads are waited for here by
+ * polling the engine.
+ * UNFINISHED: that wait stalls the reactor for the read; the asynchronous
+ * form keeps a fetch context and answers from read_done().
+ */
+static int
+fetch_read(struct dp_requests *q, struct stor_log *log, struct stor_read *rd, int64_t offset,
+	size_t max, uint8_t **area, size_t *area_left)
+{
+	size_t need = stor_read_buf_size(max);
+	struct read_wait w = {false, 0};
+	int rc;
+
+	need = (need + 4095) & ~(size_t)4095;
+	if (need > *area_left)
+		return -ENOBUFS;
+	memset(rd, 0, sizeof(*rd));
+	rd->buf = *area;
+	rd->buf_size = need;
+	rc = stor_log_read(log, rd, offset, max, read_done, &w);
+	if (rc == -EINPROGRESS) {
+		while (!w.done)
+			stor_engine_poll(q->b->engine);
+		rc = w.rc;
+		if (rc < 0) {
+			stor_read_release(rd);
+			return rc;
+		}
+	} else if (rc < 0) {
+		return rc;
+	}
+	if (!rd->from_cache) {
+		*area += need;
+		*area_left -= need;
+	}
+	return 0;
+}
+
+static struct dp_topic *
+fetch_topic(struct dp_broker *b, int16_t v, const struct kp_fetch_request_fetch_topic *ft)
+{
+	if (v >= 13)
+		return topic_by_id(b, &ft->topic_id);
+	return dp_broker_topic_find(b, ft->topic.ptr, (size_t)ft->topic.len);
+}
+
+static int
+fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_fetch_request m;
+	struct kp_fetch_response resp;
+	struct kp_fetch_response_fetchable_topic_response *rts;
+	struct stor_read *reads;
+	uint32_t n_reads = 0;
+	uint32_t n_parts = 0;
+	uint8_t *area = g_read_area;
+	size_t area_left = FETCH_READ_AREA;
+	int64_t budget;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_fetch_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	for (int32_t i = 0; i < m.topics.count; i++)
+		n_parts += m.topics.items[i].partitions.count > 0 ?
+			(uint32_t)m.topics.items[i].partitions.count : 0;
+	budget = (int64_t)conn->env->resp_buf_size - FETCH_OVERHEAD_BASE -
+		(int64_t)n_parts * FETCH_OVERHEAD_PER_PARTITION;
+	if (v >= 3 && m.max_bytes < budget)
+		budget = m.max_bytes;
+	reads = kp_arena_alloc(a, sizeof(*reads) * (n_parts > 0 ? n_parts : 1), 8);
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
+		8);
+	if (reads == NULL || rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < m.topics.count; i++) {
+		const struct kp_fetch_request_fetch_topic *ft = &m.topics.items[i];
+		struct dp_topic *t = fetch_topic(b, v, ft);
+		struct kp_fetch_response_partition_data *pds;
+		int32_t np = ft->partitions.count > 0 ? ft->partitions.count : 0;
+
+		kp_fetch_response_fetchable_topic_response_init(&rts[i]);
+		rts[i].topic = ft->topic;
+		rts[i].topic_id = ft->topic_id;
+		pds = kp_arena_alloc(a, sizeof(*pds) * (size_t)(np > 0 ? np : 1), 8);
+		if (pds == NULL)
+			goto nomem;
+		rts[i].partitions.items = pds;
+		rts[i].partitions.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
+			struct stor_log *log;
+			size_t max;
+
+			kp_fetch_response_partition_data_init(&pds[j]);
+			pds[j].partition_index = fp->partition;
+			pds[j].records = (struct kp_bytes){.ptr = NULL, .len = 0};
+			if (t == NULL || fp->partition < 0 || fp->partition >= t->partitions) {
+				pds[j].error_code = v >= 13 && t == NULL ? KP_ERR_UNKNOWN_TOPIC_ID :
+					KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			log = t->part[fp->partition].log;
+			pds[j].high_watermark = stor_log_written_offset(log);
+			pds[j].last_stable_offset = pds[j].high_watermark;
+			pds[j].log_start_offset = stor_log_start_offset(log);
+			if (fp->fetch_offset == pds[j].high_watermark || budget <= 0)
+				continue;
+			max = (size_t)(fp->partition_max_bytes < budget ? fp->partition_max_bytes :
+									    budget);
+			if (max == 0)
+				continue;
+			rc = fetch_read(q, log, &reads[n_reads], fp->fetch_offset, max, &area,
+				&area_left);
+			if (rc == -ENXIO) {
+				pds[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+				continue;
+			}
+			if (rc == -ENOBUFS)
+				continue; /* UNFINISHED: a first batch above the budget is not sent */
+			if (rc < 0) {
+				pds[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
+			}
+			pds[j].records = (struct kp_bytes){.ptr = reads[n_reads].data,
+				.len = (int32_t)reads[n_reads].len};
+			budget -= (int64_t)reads[n_reads].len;
+			n_reads++;
+		}
+	}
+	/*
+	 * UNFINISHED: max_wait_ms / min_bytes long polling; an empty fetch is
+	 * answered at once. The records are copied into the response buffer
+	 * (zero-copy sends of tail-cache chunks come with refcounted buffers).
+	 */
+	kp_fetch_response_init(&resp);
+	resp.responses.items = rts;
+	resp.responses.count = m.topics.count > 0 ? m.topics.count : 0;
+	resp.session_id = 0;
+	rc = reply(conn, req, h, buf, &resp);
+	for (uint32_t k = 0; k < n_reads; k++)
+		stor_read_release(&reads[k]);
+	return rc;
+nomem:
+	for (uint32_t k = 0; k < n_reads; k++)
+		stor_read_release(&reads[k]);
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
+/* ---- ListOffsets ------------------------------------------------------------------------ */
+
+static int
+list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_list_offsets_request m;
+	struct kp_list_offsets_response resp;
+	struct kp_list_offsets_response_list_offsets_topic_response *rts;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_list_offsets_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
+		8);
+	if (rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < m.topics.count; i++) {
+		const struct kp_list_offsets_request_list_offsets_topic *lt = &m.topics.items[i];
+		struct dp_topic *t = dp_broker_topic_find(b, lt->name.ptr, (size_t)lt->name.len);
+		struct kp_list_offsets_response_list_offsets_partition_response *prs;
+		int32_t np = lt->partitions.count > 0 ? lt->partitions.count : 0;
+
+		kp_list_offsets_response_list_offsets_topic_response_init(&rts[i]);
+		rts[i].name = lt->name;
+		prs = kp_arena_alloc(a, sizeof(*prs) * (size_t)(np > 0 ? np : 1), 8);
+		if (prs == NULL)
+			goto nomem;
+		rts[i].partitions.items = prs;
+		rts[i].partitions.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_list_offsets_request_list_offsets_partition *lp =
+				&lt->partitions.items[j];
+			int64_t off = -1;
+			int64_t ts = -1;
+
+			kp_list_offsets_response_list_offsets_partition_response_init(&prs[j]);
+			prs[j].partition_index = lp->partition_index;
+			if (t == NULL || lp->partition_index < 0 ||
+				lp->partition_index >= t->partitions) {
+				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			rc = stor_log_offset_for_time(t->part[lp->partition_index].log,
+				lp->timestamp, &off, &ts);
+			if (rc < 0) {
+				prs[j].error_code = rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR :
+					kp_error_from_errno(rc);
+				continue;
+			}
+			prs[j].timestamp = lp->timestamp < 0 ? -1 : ts;
+			prs[j].offset = off;
+			prs[j].leader_epoch = 0;
+			if (v == 0) {
+				int64_t *o = kp_arena_alloc(a, sizeof(*o), 8);
+
+				if (o == NULL)
+					goto nomem;
+				*o = off;
+				prs[j].old_style_offsets =
+					(struct kp_array_int64){.items = o, .count = off >= 0};
+			}
+		}
+	}
+	kp_list_offsets_response_init(&resp);
+	resp.topics.items = rts;
+	resp.topics.count = m.topics.count > 0 ? m.topics.count : 0;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
 static int
 serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	struct kp_reader *r)
@@ -434,6 +937,12 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 		return metadata(q, conn, req, h, r);
 	case API_KEY_CREATE_TOPICS:
 		return create_topics(q, conn, req, h, r);
+	case API_KEY_PRODUCE:
+		return produce(q, conn, req, h, r);
+	case API_KEY_FETCH:
+		return fetch(q, conn, req, h, r);
+	case API_KEY_LIST_OFFSETS:
+		return list_offsets(q, conn, req, h, r);
 	default:
 		return -EPROTONOSUPPORT;
 	}
@@ -450,6 +959,13 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 	q->host[0] = '\0';
 	q->port = 0;
 	kp_arena_init(&q->arena, q->arena_buf, sizeof(q->arena_buf));
+	g_produce_free = NULL;
+	for (int i = PRODUCE_CTX_COUNT - 1; i >= 0; i--)
+		produce_ctx_put(&g_produce_ctx[i]);
+	if (g_read_area == NULL)
+		g_read_area = aligned_alloc(4096, FETCH_READ_AREA);
+	if (g_read_area == NULL)
+		return NULL;
 	q->apis.apis = served;
 	q->apis.n_apis = (int32_t)(sizeof(served) / sizeof(served[0]));
 	q->apis.serve = serve;
