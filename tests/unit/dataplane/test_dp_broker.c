@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_broker: the topic table and meta.properties across restarts (topic id,
+ * partition count and configs come back; cluster.id is stable; a different
+ * node.id is refused), topic creation errors (TOPIC_ALREADY_EXISTS,
+ * invalid names, INVALID_PARTITIONS, INVALID_CONFIG), validate-only checks
+ * that create nothing, partition logs opened and closed with the
+ * clean-shutdown marker, and the storage.* delegate. Runs the real storage
+ * engine (io_uring) in a temporary directory; no DPDK.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "dp_broker.h"
+#include "dp_config.h"
+#include "stor_log.h"
+
+static char g_dir[256];
+
+static void
+config_make(struct dp_config *cfg, const char *node_id)
+{
+	char err[DP_CONFIG_ERR_LEN];
+
+	memset(cfg, 0, sizeof(*cfg));
+	assert_int_equal(dp_config_init(cfg), 0);
+	assert_int_equal(dp_config_set(cfg, "log.dir", g_dir, "test", 1, err, sizeof(err)), 0);
+	assert_int_equal(dp_config_set(cfg, "node.id", node_id, "test", 2, err, sizeof(err)), 0);
+	assert_int_equal(dp_config_set(cfg, "num.partitions", "3", "test", 3, err, sizeof(err)),
+		0);
+	assert_int_equal(dp_config_finish(cfg, "test", err, sizeof(err)), 0);
+}
+
+static void
+broker_start(struct dp_broker *b, struct dp_config *cfg, const char *node_id, int want)
+{
+	config_make(cfg, node_id);
+	dp_broker_init(b);
+	assert_int_equal(dp_broker_storage_key(b, "storage.cache.chunks", "8"), 0);
+	assert_int_equal(dp_broker_storage_key(b, "storage.cache.chunk.bytes", "131072"), 0);
+	assert_int_equal(dp_broker_start(b, cfg), want);
+}
+
+static bool
+exists(const char *rel)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
+	return stat(path, &st) == 0;
+}
+
+static int
+setup(void **state)
+{
+	snprintf(g_dir, sizeof(g_dir), "/tmp/test_dp_broker.XXXXXX");
+	assert_non_null(mkdtemp(g_dir));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_topic_names(void **state)
+{
+	assert_true(dp_broker_topic_name_valid("a", 1));
+	assert_true(dp_broker_topic_name_valid("Orders_v2.eu-west", 17));
+	assert_true(dp_broker_topic_name_valid("...", 3));
+	assert_false(dp_broker_topic_name_valid("", 0));
+	assert_false(dp_broker_topic_name_valid(".", 1));
+	assert_false(dp_broker_topic_name_valid("..", 2));
+	assert_false(dp_broker_topic_name_valid("a b", 3));
+	assert_false(dp_broker_topic_name_valid("a/b", 3));
+	char longname[251];
+	memset(longname, 'x', sizeof(longname));
+	assert_true(dp_broker_topic_name_valid(longname, 249));
+	assert_false(dp_broker_topic_name_valid(longname, 250));
+}
+
+static void
+test_storage_delegate(void **state)
+{
+	struct dp_broker b;
+
+	dp_broker_init(&b);
+	assert_int_equal(dp_broker_storage_key(&b, "storage.cache.chunks", "9"), 0);
+	assert_int_equal(b.engine_opts.chunk_count, 9);
+	assert_int_equal(dp_broker_storage_key(&b, "storage.fsync.acks.all", "true"), 0);
+	assert_true(b.log_cfg.fsync_acks_all);
+	assert_int_equal(dp_broker_storage_key(&b, "storage.no.such.key", "1"), -ENOENT);
+	assert_int_equal(dp_broker_storage_key(&b, "storage.cache.chunks", "many"), -EINVAL);
+}
+
+static void
+test_table_survives_restart(void **state)
+{
+	struct dp_config cfg;
+	struct dp_broker b;
+	struct dp_topic *t = NULL;
+	uint8_t id[16];
+	char cluster[32];
+
+	broker_start(&b, &cfg, "4", 0);
+	assert_true(exists("meta.properties"));
+	assert_int_equal(b.n_topics, 0);
+	assert_int_equal(strlen(b.cluster_id), 22);
+	strcpy(cluster, b.cluster_id);
+
+	assert_int_equal(dp_broker_topic_create(&b, "orders", 6, 2, "retention.ms=1000\n"
+		"segment.bytes=1048576", &t), 0);
+	assert_non_null(t);
+	memcpy(id, t->id, 16);
+	assert_int_equal(id[6] >> 4, 4); /* UUID v4 */
+	assert_non_null(t->part[0].log);
+	assert_non_null(t->part[1].log);
+	assert_true(exists("orders-0") && exists("orders-1") && !exists("orders-2"));
+	assert_int_equal(dp_broker_topic_create(&b, "auto", 4, 3, NULL, NULL), 0);
+
+	/* Errors, and validate-only checks that create nothing. */
+	assert_int_equal(dp_broker_topic_create(&b, "orders", 6, 1, NULL, NULL), -EEXIST);
+	assert_int_equal(dp_broker_topic_create(&b, "bad name", 8, 1, NULL, NULL), -EINVAL);
+	assert_int_equal(dp_broker_topic_create(&b, "zero", 4, 0, NULL, NULL), -EDOM);
+	assert_int_equal(dp_broker_topic_create(&b, "huge", 4, DP_BROKER_MAX_PARTITIONS + 1,
+		NULL, NULL), -EDOM);
+	assert_int_equal(dp_broker_topic_create(&b, "cfg", 3, 1, "no.such.config=1", NULL),
+		-EBADR);
+	assert_int_equal(dp_broker_topic_create(&b, "cfg", 3, 1, "retention.ms=soon", NULL),
+		-EBADR);
+	assert_int_equal(dp_broker_topic_check(&b, "fresh", 5, 2, "retention.ms=5"), 0);
+	assert_int_equal(dp_broker_topic_check(&b, "auto", 4, 2, NULL), -EEXIST);
+	assert_null(dp_broker_topic_find(&b, "fresh", 5));
+	assert_null(dp_broker_topic_find(&b, "cfg", 3));
+	assert_false(exists("fresh-0") || exists("cfg-0") || exists("zero-0"));
+	assert_int_equal(b.n_topics, 2);
+	assert_int_equal(dp_broker_stop(&b), 0);
+	dp_config_free(&cfg);
+	assert_true(exists("orders-0/clean-shutdown"));
+	assert_true(exists("auto-2/clean-shutdown"));
+
+	/* Restart: same topics, ids, configs, cluster id; logs reopened. */
+	broker_start(&b, &cfg, "4", 0);
+	assert_string_equal(b.cluster_id, cluster);
+	assert_int_equal(b.n_topics, 2);
+	t = dp_broker_topic_find(&b, "orders", 6);
+	assert_non_null(t);
+	assert_int_equal(t->partitions, 2);
+	assert_memory_equal(t->id, id, 16);
+	assert_string_equal(t->configs, "retention.ms=1000\nsegment.bytes=1048576");
+	assert_non_null(t->part[1].log);
+	assert_int_equal(stor_log_end_offset(t->part[1].log), 0);
+	t = dp_broker_topic_find(&b, "auto", 4);
+	assert_non_null(t);
+	assert_int_equal(t->partitions, 3);
+	assert_null(dp_broker_topic_find(&b, "orde", 4));
+	assert_int_equal(dp_broker_stop(&b), 0);
+	dp_config_free(&cfg);
+
+	/* meta.properties says node.id=4: another node.id is refused. */
+	broker_start(&b, &cfg, "5", -EINVAL);
+	dp_config_free(&cfg);
+}
+
+static void
+test_corrupt_table_refused(void **state)
+{
+	struct dp_config cfg;
+	struct dp_broker b;
+	char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", g_dir, DP_BROKER_TOPICS_FILE);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("good 000102030405060708090a0b0c0d0e0f 1\nbad 0001 x\n", f);
+	fclose(f);
+	broker_start(&b, &cfg, "1", -EINVAL);
+	dp_config_free(&cfg);
+	assert_int_equal(b.n_topics, 0);
+	assert_null(b.engine);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_topic_names),
+		cmocka_unit_test(test_storage_delegate),
+		cmocka_unit_test_setup_teardown(test_table_survives_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_table_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
