@@ -389,6 +389,10 @@ main(int argc, char **argv)
 	rc = net_kernel_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis);
 	if (rc < 0)
 		goto broker_out;
+	rc = dp_poller_register(rte_get_main_lcore(), "fetch.wait", dp_requests_poll,
+		dp_requests_arg(), 0, DP_POLLER_EVERY);
+	if (rc < 0)
+		goto broker_out;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cfg = &cfg;
 	rc = dp_poller_register(rte_get_main_lcore(), "main.control", main_control_poll, &ctl,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_lcore.h>
 
 #include "dp_log.h"
@@ -64,6 +65,8 @@ struct dp_requests {
 
 /* One per process: the broker runs on one lcore (dp_broker.h). */
 static struct dp_requests g_req;
+
+static bool g_appended; /* an append completed since parked fetches last ran */
 
 static void
 advertised_resolve(struct dp_requests *q)
@@ -481,6 +484,7 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 
 	if (rc < 0)
 		c->failed = true;
+	g_appended = true; /* wakes parked fetches */
 	if (--c->pending == 0)
 		produce_finish(c);
 }
@@ -711,9 +715,14 @@ fetch_topic(struct dp_broker *b, int16_t v, const struct kp_fetch_request_fetch_
 	return dp_broker_topic_find(b, ft->topic.ptr, (size_t)ft->topic.len);
 }
 
+/*
+ * Serve a Fetch. With @may_wait, a fetch that found fewer than min_bytes and
+ * allows waiting (max_wait_ms > 0) answers nothing and returns 1: the
+ * caller parks it and runs it again on an append or at its deadline.
+ */
 static int
-fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r)
+fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r, bool may_wait)
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
@@ -727,6 +736,8 @@ fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *area = g_read_area;
 	size_t area_left = FETCH_READ_AREA;
 	int64_t budget;
+	int64_t found = 0;
+	bool errors = false;
 	uint8_t *buf;
 	int rc;
 
@@ -776,6 +787,7 @@ fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			if (t == NULL || fp->partition < 0 || fp->partition >= t->partitions) {
 				pds[j].error_code = v >= 13 && t == NULL ? KP_ERR_UNKNOWN_TOPIC_ID :
 					KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				errors = true;
 				continue;
 			}
 			log = t->part[fp->partition].log;
@@ -792,24 +804,32 @@ fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				&area_left);
 			if (rc == -ENXIO) {
 				pds[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+				errors = true;
 				continue;
 			}
 			if (rc == -ENOBUFS)
 				continue; /* UNFINISHED: a first batch above the budget is not sent */
 			if (rc < 0) {
 				pds[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				errors = true;
 				continue;
 			}
+			found += (int64_t)reads[n_reads].len;
 			pds[j].records = (struct kp_bytes){.ptr = reads[n_reads].data,
 				.len = (int32_t)reads[n_reads].len};
 			budget -= (int64_t)reads[n_reads].len;
 			n_reads++;
 		}
 	}
+	if (may_wait && !errors && m.max_wait_ms > 0 && found < (m.min_bytes > 1 ? m.min_bytes : 1)) {
+		for (uint32_t k = 0; k < n_reads; k++)
+			stor_read_release(&reads[k]);
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		return 1;
+	}
 	/*
-	 * UNFINISHED: max_wait_ms / min_bytes long polling; an empty fetch is
-	 * answered at once. The records are copied into the response buffer
-	 * (zero-copy sends of tail-cache chunks come with refcounted buffers).
+	 * The records are copied into the response buffer (zero-copy sends of
+	 * tail-cache chunks come with refcounted buffers).
 	 */
 	kp_fetch_response_init(&resp);
 	resp.responses.items = rts;
@@ -825,6 +845,106 @@ nomem:
 	dp_conn_resp_free(conn->env->resp_pool, buf);
 	close_log(conn, "arena too small for a", h, -ENOMEM);
 	return -ENOMEM;
+}
+
+/*
+ * Long poll: a Fetch that found less than min_bytes is parked with a copy of
+ * its header and body and run again when an append completes (any
+ * partition: a first cut, see dp_requests_poll) or at max_wait_ms.
+ */
+#define FETCH_WAITERS 256
+#define FETCH_WAIT_BODY 4096 /* larger fetch requests are answered without waiting */
+
+struct fetch_waiter {
+	bool used;
+	struct dp_conn *conn;
+	uint64_t req;
+	uint64_t deadline_tsc;
+	struct kp_request_header h;
+	uint32_t len;
+	uint8_t body[FETCH_WAIT_BODY];
+};
+
+static struct fetch_waiter g_waiters[FETCH_WAITERS];
+static unsigned g_n_waiting;
+
+static int
+fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	const uint8_t *body = r->p;
+	struct kp_reader saved = *r;
+	size_t len = (size_t)(r->end - r->p);
+	struct fetch_waiter *w = NULL;
+	int rc;
+
+	if (len <= FETCH_WAIT_BODY && g_n_waiting < FETCH_WAITERS) {
+		for (unsigned i = 0; i < FETCH_WAITERS && w == NULL; i++) {
+			if (!g_waiters[i].used)
+				w = &g_waiters[i];
+		}
+	}
+	rc = fetch_run(q, conn, req, h, r, w != NULL);
+	if (rc != 1)
+		return rc;
+	/* Park it: max_wait_ms is read again by the decode when it runs next. */
+	struct kp_fetch_request m;
+
+	kp_arena_reset(&q->arena);
+	kp_fetch_request_decode(&m, h->request_api_version, &saved, &q->arena);
+	w->used = true;
+	w->conn = conn;
+	w->req = req;
+	w->deadline_tsc = rte_rdtsc() + (uint64_t)m.max_wait_ms * rte_get_tsc_hz() / 1000;
+	w->h = *h;
+	w->h.client_id = (struct kp_str){.ptr = NULL, .len = -1};
+	memset(&w->h.unknown_tags, 0, sizeof(w->h.unknown_tags));
+	w->len = (uint32_t)len;
+	memcpy(w->body, body, len);
+	g_n_waiting++;
+	return 0;
+}
+
+int
+dp_requests_poll(void *arg)
+{
+	struct dp_requests *q = arg;
+	uint64_t now;
+	bool appended = g_appended;
+	int done = 0;
+
+	if (g_n_waiting == 0)
+		return 0;
+	now = rte_rdtsc();
+	g_appended = false;
+	for (unsigned i = 0; i < FETCH_WAITERS; i++) {
+		struct fetch_waiter *w = &g_waiters[i];
+		bool expired;
+		struct kp_reader r;
+		int rc;
+
+		if (!w->used)
+			continue;
+		if (dp_conn_req_gen(w->req) != w->conn->gen) { /* connection gone */
+			w->used = false;
+			g_n_waiting--;
+			continue;
+		}
+		expired = now >= w->deadline_tsc;
+		if (!expired && !appended)
+			continue;
+		kp_arena_reset(&q->arena);
+		kp_reader_init(&r, w->body, w->len);
+		rc = fetch_run(q, w->conn, w->req, &w->h, &r, !expired);
+		if (rc == 1 || rc == -EAGAIN)
+			continue; /* still nothing (or no response buffer): keep waiting */
+		if (rc < 0)
+			dp_conn_close(w->conn);
+		w->used = false;
+		g_n_waiting--;
+		done++;
+	}
+	return done;
 }
 
 /* ---- ListOffsets ------------------------------------------------------------------------ */
@@ -960,6 +1080,8 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 	q->port = 0;
 	kp_arena_init(&q->arena, q->arena_buf, sizeof(q->arena_buf));
 	g_produce_free = NULL;
+	memset(g_waiters, 0, sizeof(g_waiters));
+	g_n_waiting = 0;
 	for (int i = PRODUCE_CTX_COUNT - 1; i >= 0; i--)
 		produce_ctx_put(&g_produce_ctx[i]);
 	if (g_read_area == NULL)
@@ -971,4 +1093,10 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 	q->apis.serve = serve;
 	q->apis.serve_arg = q;
 	return &q->apis;
+}
+
+void *
+dp_requests_arg(void)
+{
+	return &g_req;
 }

@@ -27,4 +27,16 @@
  */
 const struct dp_handler_apis *dp_requests_init(struct dp_broker *b, const struct dp_config *cfg);
 
+/**
+ * Fetch long polling (dp_poller_fn, every iteration on the broker's lcore):
+ * runs parked fetches again after an append completed or at their
+ * max_wait_ms deadline. @arg is dp_requests_arg().
+ *
+ * @return fetches answered.
+ */
+int dp_requests_poll(void *arg);
+
+/** The argument for dp_requests_poll() (after dp_requests_init()). */
+void *dp_requests_arg(void);
+
 #endif /* SLP_DP_REQUESTS_H */

@@ -189,8 +189,38 @@ def raw_checks(b):
     corr, throttle, ntopics, nlen = struct.unpack(">iiih", r[:14])
     assert corr == 78 and ntopics == 1 and r[14:14 + nlen] == name
     off = 14 + nlen
-    nparts, part, err = struct.unpack(">iih", r[off:off + 10])
+    nparts, part, err, hw = struct.unpack(">iihq", r[off:off + 18])
     assert (nparts, part, err) == (1, 0, 1), (nparts, part, err)
+    assert hw > 0, hw
+
+    def fetch_at(offset, max_wait_ms, corr):
+        body = (struct.pack(">iiiib", -1, max_wait_ms, 1, 1 << 20, 0) + struct.pack(">i", 1) +
+                struct.pack(">h", len(name)) + name + struct.pack(">i", 1) +
+                struct.pack(">iqi", 0, offset, 1 << 20))
+        hdr = struct.pack(">hhih", 1, 4, corr, 2) + b"it"
+        s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+
+    # Long poll: nothing at the high watermark, so the answer comes at max_wait_ms.
+    t0 = time.monotonic()
+    fetch_at(hw, 400, 79)
+    r = recv_frame(s)
+    took = time.monotonic() - t0
+    assert struct.unpack(">i", r[:4])[0] == 79
+    assert 0.35 < took < 3, took
+    rec_len = struct.unpack(">i", r[off + 30:off + 34])[0]
+    assert rec_len == 0, rec_len
+    # An append wakes a parked fetch long before its max_wait_ms.
+    t0 = time.monotonic()
+    fetch_at(hw, 8000, 80)
+    time.sleep(0.3)
+    out = subprocess.run([KCAT, "-b", b.addr, "-P", "-t", "py-created", "-p", "0"],
+                         input="wake-up\n", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    r = recv_frame(s)
+    took = time.monotonic() - t0
+    assert struct.unpack(">i", r[:4])[0] == 80
+    assert took < 5, took
+    assert b"wake-up" in r
     s.close()
 
 
