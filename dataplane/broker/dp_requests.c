@@ -110,11 +110,20 @@ close_log(struct dp_conn *conn, const char *what, const struct kp_request_header
 		kp_api_lookup(h->request_api_key)->name, h->request_api_version, strerror(-rc));
 }
 
-/* Encode header + @msg into @buf (taken by the caller) and reply. */
+/* A response buffer: the worker's pool, or a large Fetch buffer. */
+struct resp_buf {
+	uint8_t *p;
+	uint32_t cap;
+	dp_resp_free_fn free_fn;
+	void *free_arg;
+};
+
+/* Encode header + @msg into @rb (taken by the caller) and reply. */
 static int
-reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h, uint8_t *buf,
-	const void *msg)
+reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
+	const struct resp_buf *rb, const void *msg)
 {
+	uint8_t *buf = rb->p;
 	const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
 	struct kp_response_header rh;
 	struct kp_writer w;
@@ -123,13 +132,13 @@ reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h, uin
 
 	kp_response_header_init(&rh);
 	rh.correlation_id = h->correlation_id;
-	kp_writer_init(&w, buf + 4, conn->env->resp_buf_size - 4);
+	kp_writer_init(&w, buf + 4, rb->cap - 4);
 	rc = kp_response_header_encode(&rh,
 		kp_api_response_header_version(d, h->request_api_version), &w);
 	if (rc == 0)
 		rc = d->response.encode(msg, h->request_api_version, &w);
 	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
+		rb->free_fn(rb->free_arg, buf);
 		close_log(conn, "cannot encode the response to a", h, rc);
 		return rc;
 	}
@@ -138,7 +147,17 @@ reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h, uin
 	buf[1] = (uint8_t)(n >> 16);
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
-	return dp_conn_reply(conn, req, buf, n + 4, dp_conn_resp_free, conn->env->resp_pool);
+	return dp_conn_reply(conn, req, buf, n + 4, rb->free_fn, rb->free_arg);
+}
+
+static int
+reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h, uint8_t *buf,
+	const void *msg)
+{
+	struct resp_buf rb = {buf, conn->env->resp_buf_size, dp_conn_resp_free,
+		conn->env->resp_pool};
+
+	return reply_buf(conn, req, h, &rb, msg);
 }
 
 static struct kp_str
@@ -654,6 +673,44 @@ nomem:
 
 static uint8_t *g_read_area; /* 4 KiB aligned, carved per partition for disk reads */
 
+/*
+ * Large Fetch response buffers, used when dataplane.response.buffer.bytes is
+ * smaller than the largest batch (message.max.bytes) plus headers, so any
+ * stored batch can be fetched. Allocated at start; a free stack (the
+ * broker's lcore only).
+ */
+#define FETCH_BIG_COUNT 8
+static uint8_t *g_big[FETCH_BIG_COUNT];
+static uint8_t *g_big_free[FETCH_BIG_COUNT];
+static unsigned g_n_big_free;
+static uint32_t g_big_bytes; /* 0: not used */
+
+static void
+big_free(void *arg, void *buf)
+{
+	g_big_free[g_n_big_free++] = buf;
+}
+
+/* A response buffer for a Fetch: a large one when needed and free, else the pool's. */
+static int
+fetch_buf_get(struct dp_conn *conn, struct resp_buf *rb)
+{
+	if (g_big_bytes > conn->env->resp_buf_size && g_n_big_free > 0) {
+		rb->p = g_big_free[--g_n_big_free];
+		rb->cap = g_big_bytes;
+		rb->free_fn = big_free;
+		rb->free_arg = NULL;
+		return 0;
+	}
+	rb->p = dp_conn_resp_alloc(conn);
+	if (rb->p == NULL)
+		return -EAGAIN;
+	rb->cap = conn->env->resp_buf_size;
+	rb->free_fn = dp_conn_resp_free;
+	rb->free_arg = conn->env->resp_pool;
+	return 0;
+}
+
 struct read_wait {
 	bool done;
 	int rc;
@@ -738,22 +795,21 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	int64_t budget;
 	int64_t found = 0;
 	bool errors = false;
-	uint8_t *buf;
+	struct resp_buf rb;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
+	if (fetch_buf_get(conn, &rb) < 0)
 		return -EAGAIN;
 	rc = kp_fetch_request_decode(&m, v, r, a);
 	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
+		rb.free_fn(rb.free_arg, rb.p);
 		close_log(conn, "malformed", h, rc);
 		return -EPROTO;
 	}
 	for (int32_t i = 0; i < m.topics.count; i++)
 		n_parts += m.topics.items[i].partitions.count > 0 ?
 			(uint32_t)m.topics.items[i].partitions.count : 0;
-	budget = (int64_t)conn->env->resp_buf_size - FETCH_OVERHEAD_BASE -
+	budget = (int64_t)rb.cap - FETCH_OVERHEAD_BASE -
 		(int64_t)n_parts * FETCH_OVERHEAD_PER_PARTITION;
 	if (v >= 3 && m.max_bytes < budget)
 		budget = m.max_bytes;
@@ -824,7 +880,7 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	if (may_wait && !errors && m.max_wait_ms > 0 && found < (m.min_bytes > 1 ? m.min_bytes : 1)) {
 		for (uint32_t k = 0; k < n_reads; k++)
 			stor_read_release(&reads[k]);
-		dp_conn_resp_free(conn->env->resp_pool, buf);
+		rb.free_fn(rb.free_arg, rb.p);
 		return 1;
 	}
 	/*
@@ -835,14 +891,14 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.responses.items = rts;
 	resp.responses.count = m.topics.count > 0 ? m.topics.count : 0;
 	resp.session_id = 0;
-	rc = reply(conn, req, h, buf, &resp);
+	rc = reply_buf(conn, req, h, &rb, &resp);
 	for (uint32_t k = 0; k < n_reads; k++)
 		stor_read_release(&reads[k]);
 	return rc;
 nomem:
 	for (uint32_t k = 0; k < n_reads; k++)
 		stor_read_release(&reads[k]);
-	dp_conn_resp_free(conn->env->resp_pool, buf);
+	rb.free_fn(rb.free_arg, rb.p);
 	close_log(conn, "arena too small for a", h, -ENOMEM);
 	return -ENOMEM;
 }
@@ -1088,6 +1144,20 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 		g_read_area = aligned_alloc(4096, FETCH_READ_AREA);
 	if (g_read_area == NULL)
 		return NULL;
+	g_big_bytes = 0;
+	g_n_big_free = 0;
+	if ((uint64_t)cfg->dp_response_buffer_bytes < (uint64_t)cfg->message_max_bytes + 65536) {
+		uint32_t bytes = (uint32_t)cfg->message_max_bytes + 65536;
+
+		for (int i = 0; i < FETCH_BIG_COUNT; i++) {
+			if (g_big[i] == NULL)
+				g_big[i] = malloc(bytes);
+			if (g_big[i] == NULL)
+				return NULL;
+			g_big_free[g_n_big_free++] = g_big[i];
+		}
+		g_big_bytes = bytes;
+	}
 	q->apis.apis = served;
 	q->apis.n_apis = (int32_t)(sizeof(served) / sizeof(served[0]));
 	q->apis.serve = serve;

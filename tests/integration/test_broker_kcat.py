@@ -31,8 +31,6 @@ listeners=PLAINTEXT://127.0.0.1:0
 dpdk.hugepages=off
 dpdk.memory.mb=256
 num.partitions=3
-dataplane.response.buffers=32
-dataplane.response.buffer.bytes=1048576
 storage.cache.chunks=16
 log.dir=%s
 """
@@ -130,6 +128,10 @@ def main():
 
         out = kcat(b, "-L", "-t", "it-topic")
         assert 'topic "it-topic" with 3 partitions' in out, out
+        # A batch far larger than a default response buffer (64 KiB) is fetched whole.
+        kcat(b, "-P", "-t", "it-big", "-K:", stdin="kbig:%s\nksmall:tail\n" % ("z" * 300000))
+        big = kcat(b, "-C", "-t", "it-big", "-o", "beginning", "-e", "-f", "%k %S\n").split("\n")
+        assert sorted(x for x in big if x) == ["kbig 300000", "ksmall 4"], big
         rows = consume(b, "it-topic")
         by_part = check(rows, values)
 
