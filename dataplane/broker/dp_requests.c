@@ -508,7 +508,14 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 		produce_finish(c);
 }
 
-/* Append every batch of one partition's records. @return a Kafka error code. */
+#define PRODUCE_FULL INT16_MIN
+
+/*
+ * Append every batch of one partition's records.
+ * @return a Kafka error code, or PRODUCE_FULL when storage takes no more
+ *         appends right now (nothing of this partition was appended only if
+ *         it failed on the first batch).
+ */
 static int16_t
 produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log *log,
 	const struct kp_bytes *records, unsigned flags, int64_t *base_offset)
@@ -539,10 +546,10 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log 
 		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
 		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags,
 			produce_appended, c, &base);
-		if (rc < 0) {
-			/* UNFINISHED: -EAGAIN (log or pool full) should hold the request back. */
+		if (rc == -EAGAIN)
+			return PRODUCE_FULL; /* too many appends in flight or no free chunk */
+		if (rc < 0)
 			return rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR : kp_error_from_errno(rc);
-		}
 		c->pending++;
 		if (*base_offset < 0)
 			*base_offset = base;
@@ -625,6 +632,17 @@ produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			}
 			prs[j].error_code = produce_partition(q, c, t->part[pd->index].log,
 				&pd->records, flags, &prs[j].base_offset);
+			if (prs[j].error_code == PRODUCE_FULL && c->pending == 1) {
+				/* Nothing of this request is appended: offer it again later. */
+				dp_log(DP_LOG_DEBUG, "produce to %.*s-%d held back: storage full",
+					td->name.len, td->name.ptr, pd->index);
+				if (buf != NULL)
+					dp_conn_resp_free(conn->env->resp_pool, buf);
+				produce_ctx_put(c);
+				return -EAGAIN;
+			}
+			if (prs[j].error_code == PRODUCE_FULL) /* partly appended: retriable */
+				prs[j].error_code = KP_ERR_REQUEST_TIMED_OUT;
 			prs[j].log_start_offset = stor_log_start_offset(t->part[pd->index].log);
 		}
 	}

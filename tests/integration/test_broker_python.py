@@ -45,6 +45,8 @@ dataplane.response.buffers=32
 dataplane.response.buffer.bytes=1048576
 storage.cache.chunks=24
 storage.fsync.acks.all=true
+# one append in flight per log: concurrent produce requests take the -EAGAIN path
+storage.log.max.pending=1
 log.dir=%s
 """
 
