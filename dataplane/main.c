@@ -380,6 +380,10 @@ main(int argc, char **argv)
 		DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
+	rc = dp_poller_register(rte_get_main_lcore(), "retention", dp_broker_retention_poll,
+		&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000, DP_POLLER_EVERY);
+	if (rc < 0)
+		goto broker_out;
 	apis = dp_requests_init(&g_broker, &cfg);
 	if (apis == NULL) {
 		dp_log(DP_LOG_ERROR, "request handlers: out of memory");

@@ -94,6 +94,15 @@ int dp_broker_start(struct dp_broker *b, const struct dp_config *cfg);
 int dp_broker_poll(void *arg);
 
 /**
+ * Retention (dp_poller_fn; main.c runs it every
+ * log.retention.check.interval.ms): stor_log_retention_run() on every
+ * partition's log with the wall clock. Owner thread only.
+ *
+ * @return segments deleted.
+ */
+int dp_broker_retention_poll(void *arg);
+
+/**
  * Clean shutdown on the owner thread: close every log (flush, indexes,
  * clean-shutdown marker), destroy the engine, free the topic table.
  *

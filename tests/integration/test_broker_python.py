@@ -47,6 +47,7 @@ storage.cache.chunks=24
 storage.fsync.acks.all=true
 # one append in flight per log: concurrent produce requests take the -EAGAIN path
 storage.log.max.pending=1
+log.retention.check.interval.ms=200
 log.dir=%s
 """
 
@@ -93,6 +94,8 @@ def admin_checks(b):
         (NewTopic("py-bad-config", 1, 1, config={"no.such.config": "1"}),
          KafkaError.INVALID_CONFIG),
         (NewTopic("py-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR),
+        (NewTopic("py-tiny-segments", 1, 1, config={"segment.bytes": "1024"}),
+         KafkaError.INVALID_CONFIG),
     ]
     for topic, want in cases:
         fs = a.create_topics([topic], request_timeout=10)
@@ -148,6 +151,29 @@ def produce_checks(b):
         time.sleep(0.2)
     missing = sorted(set(want) - set(got))
     assert got == want, (len(got), len(want), missing[:5], missing[-5:])
+
+
+def retention_checks(b):
+    """Topic configs reach the log: 4 KiB segments, 8 KiB retained."""
+    a = AdminClient({"bootstrap.servers": b.addr})
+    fs = a.create_topics([NewTopic("py-retained", 1, 1, config={
+        "segment.bytes": "4096", "retention.bytes": "8192"})], request_timeout=10)
+    fs["py-retained"].result(10)
+    p = Producer({"bootstrap.servers": b.addr, "linger.ms": 0})
+    for i in range(60):
+        p.produce("py-retained", value=("r%03d-" % i + "x" * 1000).encode())
+        assert p.flush(10) == 0
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run([KCAT, "-b", b.addr, "-C", "-t", "py-retained", "-o", "beginning",
+                              "-e", "-f", "%o\n"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        offs = [int(x) for x in out.stdout.split()]
+        if (offs and offs[0] > 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert offs[-1] == 59 and offs[0] > 0 and offs == list(range(offs[0], 60)), offs
+    assert "retention: " in b.text()
 
 
 def recv_frame(s):
@@ -237,6 +263,7 @@ def main():
         admin_checks(b)
         produce_checks(b)
         raw_checks(b)
+        retention_checks(b)
         b.proc.send_signal(signal.SIGTERM)
         assert b.proc.wait(15) == 0
         assert "every log closed cleanly" in b.text()
