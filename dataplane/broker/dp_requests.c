@@ -744,26 +744,100 @@ read_done(void *arg, struct stor_read *rd, int rc)
 }
 
 /*
- * Read up to @max bytes at @offset. Disk reads are waited for here by
- * polling the engine.
- * UNFINISHED: that wait stalls the reactor for the read; the asynchronous
- * form keeps a fetch context and answers from read_done().
+ * A Fetch waiting for disk reads: its request, response structs and read
+ * buffers live here (own arena and read area) until the last read
+ * completes; then the response is encoded and sent. A small pool taken at
+ * start; with none free, disk reads are waited for in the handler.
+ */
+#define FETCH_ASYNC_COUNT 8
+#define FETCH_ASYNC_ARENA (128u * 1024u)
+#define FETCH_ASYNC_AREA (2u * 1024u * 1024u)
+
+struct fetch_async {
+	bool used;
+	struct dp_conn *conn;
+	uint64_t req;
+	struct kp_request_header h;
+	struct resp_buf rb;
+	struct kp_fetch_response resp;
+	struct stor_read *reads;
+	uint32_t n_reads;
+	uint32_t pending; /* disk reads in flight */
+	bool failed;      /* the request was refused meanwhile: no reply */
+	struct kp_arena arena;
+	uint8_t *arena_buf;
+	uint8_t *area; /* 4 KiB aligned, FETCH_ASYNC_AREA bytes */
+};
+
+struct fetch_slot {
+	struct fetch_async *fa;
+	struct kp_fetch_response_partition_data *pd;
+};
+
+static struct fetch_async g_fa[FETCH_ASYNC_COUNT];
+
+static void
+fetch_async_finish(struct fetch_async *fa)
+{
+	if (fa->failed)
+		fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
+	else
+		reply_buf(fa->conn, fa->req, &fa->h, &fa->rb, &fa->resp);
+	for (uint32_t k = 0; k < fa->n_reads; k++)
+		stor_read_release(&fa->reads[k]);
+	fa->used = false;
+}
+
+static void
+fetch_slot_done(void *arg, struct stor_read *rd, int rc)
+{
+	struct fetch_slot *sl = arg;
+	struct fetch_async *fa = sl->fa;
+
+	if (rc < 0)
+		sl->pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+	else
+		sl->pd->records = (struct kp_bytes){.ptr = rd->data, .len = (int32_t)rd->len};
+	if (--fa->pending == 0)
+		fetch_async_finish(fa);
+}
+
+/*
+ * Read up to @max bytes at @offset into @pd's records. With @fa, a disk
+ * read completes later (returns 1; fetch_slot_done() fills @pd); without,
+ * it is waited for here by polling the engine (the reactor stalls for it).
  */
 static int
-fetch_read(struct dp_requests *q, struct stor_log *log, struct stor_read *rd, int64_t offset,
-	size_t max, uint8_t **area, size_t *area_left)
+fetch_read(struct dp_requests *q, struct fetch_async *fa,
+	struct kp_fetch_response_partition_data *pd, struct stor_log *log, struct stor_read *rd,
+	int64_t offset, size_t max, uint8_t **area, size_t *area_left)
 {
 	size_t need = stor_read_buf_size(max);
 	struct read_wait w = {false, 0};
+	struct fetch_slot *sl = NULL;
 	int rc;
 
 	need = (need + 4095) & ~(size_t)4095;
 	if (need > *area_left)
 		return -ENOBUFS;
+	if (fa != NULL) {
+		sl = kp_arena_alloc(&fa->arena, sizeof(*sl), 8);
+		if (sl == NULL)
+			return -ENOBUFS;
+		sl->fa = fa;
+		sl->pd = pd;
+	}
 	memset(rd, 0, sizeof(*rd));
 	rd->buf = *area;
 	rd->buf_size = need;
-	rc = stor_log_read(log, rd, offset, max, read_done, &w);
+	rc = stor_log_read(log, rd, offset, max, sl != NULL ? fetch_slot_done : read_done,
+		sl != NULL ? (void *)sl : (void *)&w);
+	if (rc == -EINPROGRESS && fa != NULL) {
+		fa->pending++;
+		*area += need;
+		*area_left -= need;
+		return 1;
+	}
 	if (rc == -EINPROGRESS) {
 		while (!w.done)
 			stor_engine_poll(q->b->engine);
@@ -779,6 +853,7 @@ fetch_read(struct dp_requests *q, struct stor_log *log, struct stor_read *rd, in
 		*area += need;
 		*area_left -= need;
 	}
+	pd->records = (struct kp_bytes){.ptr = rd->data, .len = (int32_t)rd->len};
 	return 0;
 }
 
@@ -795,8 +870,25 @@ fetch_topic(struct dp_broker *b, int16_t v, const struct kp_fetch_request_fetch_
  * allows waiting (max_wait_ms > 0) answers nothing and returns 1: the
  * caller parks it and runs it again on an append or at its deadline.
  */
+static int fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn,
+	uint64_t req, const struct kp_request_header *h, struct kp_reader *r, bool may_wait);
+
 static int
 fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r, bool may_wait)
+{
+	struct fetch_async *fa = NULL;
+
+	for (int i = 0; i < FETCH_ASYNC_COUNT && fa == NULL; i++) {
+		if (!g_fa[i].used)
+			fa = &g_fa[i];
+	}
+	return fetch_run_ctx(q, fa, conn, req, h, r, may_wait);
+}
+
+/* fetch_run() with @fa (NULL: disk reads are waited for in the handler). */
+static int
+fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn, uint64_t req,
 	const struct kp_request_header *h, struct kp_reader *r, bool may_wait)
 {
 	struct dp_broker *b = q->b;
@@ -818,6 +910,14 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 
 	if (fetch_buf_get(conn, &rb) < 0)
 		return -EAGAIN;
+	if (fa != NULL) {
+		kp_arena_init(&fa->arena, fa->arena_buf, FETCH_ASYNC_ARENA);
+		a = &fa->arena;
+		area = fa->area;
+		area_left = FETCH_ASYNC_AREA;
+		fa->pending = 0;
+		fa->failed = false;
+	}
 	rc = kp_fetch_request_decode(&m, v, r, a);
 	if (rc < 0) {
 		rb.free_fn(rb.free_arg, rb.p);
@@ -874,8 +974,14 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 									    budget);
 			if (max == 0)
 				continue;
-			rc = fetch_read(q, log, &reads[n_reads], fp->fetch_offset, max, &area,
-				&area_left);
+			rc = fetch_read(q, fa, &pds[j], log, &reads[n_reads], fp->fetch_offset, max,
+				&area, &area_left);
+			if (rc == 1) { /* disk read in flight: its size is known later */
+				found += (int64_t)max;
+				budget -= (int64_t)max;
+				n_reads++;
+				continue;
+			}
 			if (rc == -ENXIO) {
 				pds[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
 				errors = true;
@@ -889,13 +995,12 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				continue;
 			}
 			found += (int64_t)reads[n_reads].len;
-			pds[j].records = (struct kp_bytes){.ptr = reads[n_reads].data,
-				.len = (int32_t)reads[n_reads].len};
 			budget -= (int64_t)reads[n_reads].len;
 			n_reads++;
 		}
 	}
-	if (may_wait && !errors && m.max_wait_ms > 0 && found < (m.min_bytes > 1 ? m.min_bytes : 1)) {
+	if (may_wait && !errors && m.max_wait_ms > 0 && (fa == NULL || fa->pending == 0) &&
+		found < (m.min_bytes > 1 ? m.min_bytes : 1)) {
 		for (uint32_t k = 0; k < n_reads; k++)
 			stor_read_release(&reads[k]);
 		rb.free_fn(rb.free_arg, rb.p);
@@ -909,15 +1014,41 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.responses.items = rts;
 	resp.responses.count = m.topics.count > 0 ? m.topics.count : 0;
 	resp.session_id = 0;
+	if (fa != NULL && fa->pending > 0) {
+		/* Answered by fetch_slot_done() when the last disk read completes. */
+		dp_log(DP_LOG_DEBUG, "fetch waits for %u disk read(s)", fa->pending);
+		fa->used = true;
+		fa->conn = conn;
+		fa->req = req;
+		fa->h = *h;
+		fa->h.client_id = (struct kp_str){.ptr = NULL, .len = -1};
+		memset(&fa->h.unknown_tags, 0, sizeof(fa->h.unknown_tags));
+		fa->rb = rb;
+		fa->resp = resp;
+		fa->reads = reads;
+		fa->n_reads = n_reads;
+		return 0;
+	}
 	rc = reply_buf(conn, req, h, &rb, &resp);
 	for (uint32_t k = 0; k < n_reads; k++)
 		stor_read_release(&reads[k]);
 	return rc;
 nomem:
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	if (fa != NULL && fa->pending > 0) {
+		/* Reads in flight own their buffers: fetch_async_finish() drops it all. */
+		fa->used = true;
+		fa->failed = true;
+		fa->conn = conn;
+		fa->req = req;
+		fa->rb = rb;
+		fa->reads = reads;
+		fa->n_reads = n_reads;
+		return -ENOMEM;
+	}
 	for (uint32_t k = 0; k < n_reads; k++)
 		stor_read_release(&reads[k]);
 	rb.free_fn(rb.free_arg, rb.p);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
 	return -ENOMEM;
 }
 
@@ -1162,6 +1293,15 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 		g_read_area = aligned_alloc(4096, FETCH_READ_AREA);
 	if (g_read_area == NULL)
 		return NULL;
+	for (int i = 0; i < FETCH_ASYNC_COUNT; i++) {
+		g_fa[i].used = false;
+		if (g_fa[i].arena_buf == NULL)
+			g_fa[i].arena_buf = aligned_alloc(64, FETCH_ASYNC_ARENA);
+		if (g_fa[i].area == NULL)
+			g_fa[i].area = aligned_alloc(4096, FETCH_ASYNC_AREA);
+		if (g_fa[i].arena_buf == NULL || g_fa[i].area == NULL)
+			return NULL;
+	}
 	g_big_bytes = 0;
 	g_n_big_free = 0;
 	if ((uint64_t)cfg->dp_response_buffer_bytes < (uint64_t)cfg->message_max_bytes + 65536) {
