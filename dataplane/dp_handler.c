@@ -168,7 +168,7 @@ dp_handler_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *f
 				return apis->serve(apis->serve_arg, conn, req, &h, &r);
 		}
 	}
-	/* UNFINISHED: every other API comes with the Kafka request handlers. */
+	/* Not in the served table (or no table): close, as Kafka does. */
 	dp_conn_peer_name(conn, peer, sizeof(peer));
 	dp_log(DP_LOG_INFO, "closing %s: %s (API key %d) v%d is not served yet", peer,
 		kp_api_lookup(h.request_api_key)->name, h.request_api_key, h.request_api_version);

@@ -5,11 +5,12 @@
  *
  * Every complete request frame from any transport arrives at
  * dp_handler_frame() (a dp_conn_handler_fn). It reads the request header
- * with the generated codecs (dataplane/kafka) and dispatches on the API key.
- * UNFINISHED: only ApiVersions is answered so far (and advertised); the
- * handlers for Produce, Fetch, Metadata, ... come with storage, in
- * dataplane/kafka/, and replace this dispatch. Any other API key closes the
- * connection, which is what Kafka does for an API it does not know.
+ * with the generated codecs (dataplane/kafka) and dispatches on the API key:
+ * ApiVersions is answered here, advertising the table of a struct
+ * dp_handler_apis; every other API in that table goes to its serve function
+ * (the broker's handlers, dataplane/broker/dp_requests.h). Any other API key
+ * closes the connection, which is what Kafka does for an API it does not
+ * know.
  */
 #ifndef SLP_DP_HANDLER_H
 #define SLP_DP_HANDLER_H

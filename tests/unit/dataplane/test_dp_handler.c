@@ -126,6 +126,58 @@ test_header_paths(void **state)
 		-EAGAIN);
 }
 
+static int g_served_key = -1;
+
+static int
+serve_stub(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
+	struct kp_reader *r)
+{
+	(void)arg;
+	(void)conn;
+	(void)req;
+	(void)r;
+	g_served_key = h->request_api_key;
+	return 0;
+}
+
+/* A served table: ApiVersions advertises it; its keys reach serve, others close. */
+static void
+test_served_table(void **state)
+{
+	static const struct kp_api_versions_response_api_version apis[] = {
+		{.api_key = 3, .min_version = 0, .max_version = 12},
+		{.api_key = 18, .min_version = 0, .max_version = 4},
+	};
+	static const uint8_t want[] = {
+		0, 0, 0, 22,          /* size */
+		0, 0, 0, 5,           /* correlation id */
+		0, 0,                 /* error */
+		0, 0, 0, 2,           /* array of 2 */
+		0, 3, 0, 0, 0, 12,    /* Metadata 0..12 */
+		0, 18, 0, 0, 0, 4,    /* ApiVersions 0..4 */
+	};
+	static const uint8_t metadata[] = {0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0};
+	static const uint8_t produce[] = {0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff};
+	struct dp_handler_apis t = {.apis = apis, .n_apis = 2, .serve = serve_stub};
+	struct dp_conn_env env = {.max_inflight = 1, .max_pending_bytes = 1};
+	struct dp_conn_slot slot;
+	struct dp_conn conn;
+	uint8_t rx[16];
+	uint8_t buf[64];
+
+	(void)state;
+	assert_int_equal(dp_handler_api_versions_encode_apis(buf, sizeof(buf), 0, 5, 0, &t),
+		sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	dp_conn_setup(&conn, &ops, &env, rx, sizeof(rx), 100, &slot);
+	assert_int_equal(dp_handler_frame(&t, &conn, 0, metadata, sizeof(metadata)), 0);
+	assert_int_equal(g_served_key, 3);
+	g_served_key = -1;
+	assert_int_equal(dp_handler_frame(&t, &conn, 0, produce, sizeof(produce)),
+		-EPROTONOSUPPORT);
+	assert_int_equal(g_served_key, -1);
+}
+
 int
 main(void)
 {
@@ -135,6 +187,7 @@ main(void)
 		cmocka_unit_test(test_api_versions_v3),
 		cmocka_unit_test(test_api_versions_unsupported_is_v0),
 		cmocka_unit_test(test_header_paths),
+		cmocka_unit_test(test_served_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
