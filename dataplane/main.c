@@ -30,6 +30,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_version.h>
 
 #include "dp_broker.h"
@@ -68,6 +69,19 @@ on_signal(int sig)
 {
 	g_last_signal = sig;
 	g_signals++;
+}
+
+/* Storage chunk memory from DPDK's heap (hugepages when the EAL has them). */
+static void *
+chunk_alloc(void *ctx, size_t size, size_t align)
+{
+	return rte_malloc("stor_chunks", size, (unsigned)align);
+}
+
+static void
+chunk_free(void *ctx, void *ptr)
+{
+	rte_free(ptr);
 }
 
 static void
@@ -373,6 +387,8 @@ main(int argc, char **argv)
 					    "storage lcore (%u) for now",
 				i, cfg.net_lcore[i], rte_get_main_lcore());
 	}
+	g_broker.engine_opts.mem_alloc = chunk_alloc;
+	g_broker.engine_opts.mem_free = chunk_free;
 	rc = dp_broker_start(&g_broker, &cfg);
 	if (rc < 0)
 		goto reactors_out;

@@ -489,7 +489,9 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 	b->engine = stor_engine_create(&b->engine_opts);
 	if (b->engine == NULL) {
 		rc = -errno;
-		dp_log(DP_LOG_ERROR, "storage engine: %s", strerror(-rc));
+		dp_log(DP_LOG_ERROR, "storage engine: %s (%u chunks of %zu bytes: see "
+				     "storage.cache.chunks, storage.cache.chunk.bytes, dpdk.memory.mb)",
+			strerror(-rc), b->engine_opts.chunk_count, b->engine_opts.chunk_bytes);
 		return rc;
 	}
 	rc = topics_load(b);
