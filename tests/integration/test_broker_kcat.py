@@ -15,11 +15,11 @@ a timeout, the whole test takes a few seconds.
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+
+import slp_broker
 
 SLIPSTREAM = sys.argv[1]
 KCAT = shutil.which("kcat")
@@ -36,41 +36,8 @@ log.dir=%s
 """
 
 
-class Broker:
-    def __init__(self, tmp, logdir):
-        self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
-        with open(self.conf, "w") as f:
-            f.write(CONFIG % logdir)
-        self.log_path = self.conf + ".log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", self.text())
-            if m and "started;" in self.text():
-                self.port = int(m.group(1))
-                self.addr = "127.0.0.1:%d" % self.port
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.proc.kill()
-        self.proc.wait(5)
-        raise RuntimeError("broker did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise
+def Broker(tmp, logdir):
+    return slp_broker.Broker(SLIPSTREAM, CONFIG % logdir, tmp)
 
 
 def kcat(b, *args, stdin=None):

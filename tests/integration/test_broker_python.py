@@ -18,7 +18,6 @@ Usage: test_broker_python.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
 Exit 77 (skipped) without confluent_kafka or kcat.
 """
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import slp_broker
 
 SLIPSTREAM = sys.argv[1]
 KCAT = shutil.which("kcat")
@@ -52,32 +53,8 @@ log.dir=%s
 """
 
 
-class Broker:
-    def __init__(self, tmp):
-        self.conf = os.path.join(tmp, "server.properties")
-        with open(self.conf, "w") as f:
-            f.write(CONFIG % os.path.join(tmp, "logs"))
-        self.log_path = self.conf + ".log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", self.text())
-            if m and "started;" in self.text():
-                self.port = int(m.group(1))
-                self.addr = "127.0.0.1:%d" % self.port
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.proc.kill()
-        self.proc.wait(5)
-        raise RuntimeError("broker did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
+def Broker(tmp):
+    return slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
 
 
 def admin_checks(b):

@@ -16,7 +16,6 @@ Usage: test_dataplane_kernel.py PATH/TO/slipstream
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 import traceback
+
+import slp_broker
 
 SLIPSTREAM = sys.argv[1] if len(sys.argv) > 1 else "build/dataplane/slipstream"
 BASE_CONFIG = """
@@ -44,51 +45,9 @@ dataplane.log.level=debug
 """
 
 
-class Broker:
-    def __init__(self, extra="", tmp=None):
-        self.tmp = tmp
-        self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
-        with open(self.conf, "w") as f:
-            # Each broker keeps its partition logs in its own directory.
-            f.write(BASE_CONFIG + "log.dir=%s-logs\n" % self.conf + extra)
-        self.log_path = self.conf + ".log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", self.text())
-            if m and "started;" in self.text():
-                self.port = int(m.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("broker did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def connect(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def stop(self, timeout=10):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+def Broker(extra="", tmp=None):
+    # Each broker keeps its partition logs in its own directory.
+    return slp_broker.Broker(SLIPSTREAM, BASE_CONFIG + "log.dir=@CONF@-logs\n" + extra, tmp)
 
 
 def request(api_key, version, corr, body=b"", flexible=False, client_id=b"it"):
