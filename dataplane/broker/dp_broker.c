@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,32 @@ apply_configs(struct stor_log_config *cfg, const char *configs)
 }
 
 static int
-open_partitions(struct dp_broker *b, struct dp_topic *t)
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/* Remove @dir/@name-@p for every p in [from, to): partition directories. */
+static void
+partition_dirs_remove(const struct dp_broker *b, const char *name, int32_t from, int32_t to)
+{
+	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
+	struct stat st;
+
+	for (int32_t p = from; p < to; p++) {
+		snprintf(path, sizeof(path), "%s/%s-%" PRId32, b->dir, name, p);
+		if (stat(path, &st) < 0)
+			continue;
+		if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			dp_log(DP_LOG_WARN, "removing %s: %s", path, strerror(errno));
+	}
+}
+
+/* Open the logs of partitions [from, t->partitions) of @t. */
+static int
+open_partitions_from(struct dp_broker *b, struct dp_topic *t, int32_t from)
 {
 	struct stor_log_config cfg = b->log_cfg;
 	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
@@ -114,7 +140,7 @@ open_partitions(struct dp_broker *b, struct dp_topic *t)
 
 	if (rc < 0)
 		return rc;
-	for (int32_t p = 0; p < t->partitions; p++) {
+	for (int32_t p = from; p < t->partitions; p++) {
 		int err = 0;
 
 		snprintf(path, sizeof(path), "%s/%s-%" PRId32, b->dir, t->name, p);
@@ -126,6 +152,12 @@ open_partitions(struct dp_broker *b, struct dp_topic *t)
 		t->part[p].writer = 0;
 	}
 	return 0;
+}
+
+static int
+open_partitions(struct dp_broker *b, struct dp_topic *t)
+{
+	return open_partitions_from(b, t, 0);
 }
 
 static void
@@ -618,6 +650,8 @@ dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_
 	}
 	t->id[6] = (uint8_t)((t->id[6] & 0x0f) | 0x40); /* version 4 */
 	t->id[8] = (uint8_t)((t->id[8] & 0x3f) | 0x80);
+	/* Leftovers of a deleted topic of that name (or a failed creation) start empty. */
+	partition_dirs_remove(b, t->name, 0, partitions);
 	rc = open_partitions(b, t);
 	if (rc < 0) {
 		/*
@@ -640,5 +674,72 @@ dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_
 		partitions);
 	if (out != NULL)
 		*out = t;
+	return 0;
+}
+
+int
+dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t)
+{
+	unsigned i;
+	int32_t parts = t->partitions;
+	char name[DP_BROKER_TOPIC_NAME_MAX + 1];
+	int rc;
+
+	for (i = 0; i < b->n_topics && b->topics[i] != t; i++)
+		;
+	if (i == b->n_topics)
+		return -ENOENT;
+	memmove(&b->topics[i], &b->topics[i + 1], sizeof(b->topics[0]) * (b->n_topics - i - 1));
+	b->n_topics--;
+	rc = topics_save(b);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_BROKER_TOPICS_FILE, strerror(-rc));
+		memmove(&b->topics[i + 1], &b->topics[i], sizeof(b->topics[0]) * (b->n_topics - i));
+		b->topics[i] = t;
+		b->n_topics++;
+		return rc;
+	}
+	b->topics[b->n_topics] = NULL;
+	snprintf(name, sizeof(name), "%s", t->name);
+	topic_free(t); /* closes the logs */
+	partition_dirs_remove(b, name, 0, parts);
+	dp_log(DP_LOG_INFO, "deleted topic %s", name);
+	return 0;
+}
+
+int
+dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partitions,
+	bool validate_only)
+{
+	struct dp_partition *part;
+	int32_t old = t->partitions;
+	int rc;
+
+	if (partitions <= old || partitions > DP_BROKER_MAX_PARTITIONS)
+		return -EDOM;
+	if (validate_only)
+		return 0;
+	part = realloc(t->part, sizeof(*part) * (size_t)partitions);
+	if (part == NULL)
+		return -ENOMEM;
+	memset(&part[old], 0, sizeof(*part) * (size_t)(partitions - old));
+	t->part = part;
+	partition_dirs_remove(b, t->name, old, partitions);
+	t->partitions = partitions;
+	rc = open_partitions_from(b, t, old);
+	if (rc == 0)
+		rc = topics_save(b);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "adding partitions to %s: %s", t->name, strerror(-rc));
+		for (int32_t p = old; p < partitions; p++) {
+			if (t->part[p].log != NULL)
+				stor_log_close(t->part[p].log);
+			t->part[p].log = NULL;
+		}
+		t->partitions = old;
+		partition_dirs_remove(b, t->name, old, partitions);
+		return rc;
+	}
+	dp_log(DP_LOG_INFO, "topic %s now has %" PRId32 " partitions", t->name, partitions);
 	return 0;
 }

@@ -140,4 +140,27 @@ int dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, in
 int dp_broker_topic_check(struct dp_broker *b, const char *name, size_t len, int32_t partitions,
 	const char *configs);
 
+/**
+ * Delete @t (found in @b's table): close its partitions' logs, rewrite the
+ * topic table without it (atomically), then remove its partition
+ * directories. @t is freed. The caller must hold no reads on its logs and
+ * no pointer to it afterwards.
+ *
+ * @return 0; an I/O -errno writing the table (the topic is then kept, logs
+ *         still open). A directory that cannot be removed is logged only
+ *         (the table no longer names it; a re-created topic of the same name
+ *         removes it first).
+ */
+int dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t);
+
+/**
+ * Grow @t to @partitions partitions (CreatePartitions): open the new logs
+ * and persist the table. With @validate_only, check only.
+ *
+ * @return 0; -EDOM (not more than today, or above the maximum:
+ *         INVALID_PARTITIONS), or an I/O -errno (nothing changed).
+ */
+int dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partitions,
+	bool validate_only);
+
 #endif /* SLP_DP_BROKER_H */

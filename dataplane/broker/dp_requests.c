@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dp_requests: Metadata and CreateTopics over dp_broker (see dp_requests.h).
+ * dp_requests: the Kafka request handlers over dp_broker (see dp_requests.h).
  *
  * Every handler takes its response buffer first (so -EAGAIN, which makes
  * the transport deliver the frame again later, comes before any side
@@ -34,6 +34,8 @@
 #define API_KEY_METADATA 3
 #define API_KEY_API_VERSIONS 18
 #define API_KEY_CREATE_TOPICS 19
+#define API_KEY_DELETE_TOPICS 20
+#define API_KEY_CREATE_PARTITIONS 37
 #define REQ_ARENA_BYTES (512u * 1024u)
 
 /*
@@ -50,6 +52,8 @@ static const struct kp_api_versions_response_api_version served[] = {
 		.min_version = DP_HANDLER_API_VERSIONS_MIN,
 		.max_version = DP_HANDLER_API_VERSIONS_MAX},
 	{.api_key = API_KEY_CREATE_TOPICS, .min_version = 0, .max_version = 7},
+	{.api_key = API_KEY_DELETE_TOPICS, .min_version = 0, .max_version = 6},
+	{.api_key = API_KEY_CREATE_PARTITIONS, .min_version = 0, .max_version = 3},
 };
 
 struct dp_requests {
@@ -1237,6 +1241,181 @@ nomem:
 	return -ENOMEM;
 }
 
+/* ---- DeleteTopics, CreatePartitions ----------------------------------------------------- */
+
+/*
+ * Asynchronous Fetch disk reads hold references into logs: let them finish
+ * (their responses leave) before a log is closed. Bounded by the reads in
+ * flight (at most FETCH_ASYNC_COUNT fetches).
+ */
+static void
+fetch_async_drain(struct dp_requests *q)
+{
+	for (;;) {
+		bool busy = false;
+
+		for (int i = 0; i < FETCH_ASYNC_COUNT; i++)
+			busy = busy || g_fa[i].used;
+		if (!busy)
+			return;
+		stor_engine_poll(q->b->engine);
+	}
+}
+
+static int
+delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_delete_topics_request m;
+	struct kp_delete_topics_response resp;
+	struct kp_delete_topics_response_deletable_topic_result *res;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_delete_topics_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = v >= 6 ? m.topics.count : m.topic_names.count;
+	if (n < 0)
+		n = 0;
+	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
+	if (res == NULL) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "arena too small for a", h, -ENOMEM);
+		return -ENOMEM;
+	}
+	fetch_async_drain(q);
+	for (int32_t i = 0; i < n; i++) {
+		struct dp_topic *t;
+		struct kp_str name;
+
+		kp_delete_topics_response_deletable_topic_result_init(&res[i]);
+		if (v >= 6 && m.topics.items[i].name.len < 0) {
+			res[i].topic_id = m.topics.items[i].topic_id;
+			res[i].name = (struct kp_str){.ptr = NULL, .len = -1};
+			t = topic_by_id(b, &m.topics.items[i].topic_id);
+			if (t == NULL) {
+				res[i].error_code = KP_ERR_UNKNOWN_TOPIC_ID;
+				continue;
+			}
+		} else {
+			name = v >= 6 ? m.topics.items[i].name : m.topic_names.items[i];
+			res[i].name = name;
+			t = dp_broker_topic_find(b, name.ptr, (size_t)name.len);
+			if (t == NULL) {
+				res[i].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+		}
+		/* The topic is freed: keep its name and id in the arena for the answer. */
+		name.len = (int32_t)strlen(t->name);
+		name.ptr = kp_arena_alloc(a, (size_t)name.len + 1, 1);
+		if (name.ptr == NULL) {
+			res[i].error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+			continue;
+		}
+		memcpy((char *)name.ptr, t->name, (size_t)name.len + 1);
+		res[i].name = name;
+		memcpy(res[i].topic_id.b, t->id, 16);
+		rc = dp_broker_topic_delete(b, t);
+		if (rc < 0) {
+			res[i].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			res[i].error_message = kstr("Topic table could not be written.");
+		}
+	}
+	kp_delete_topics_response_init(&resp);
+	resp.responses.items = res;
+	resp.responses.count = n;
+	return reply(conn, req, h, buf, &resp);
+}
+
+static int
+create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_create_partitions_request m;
+	struct kp_create_partitions_response resp;
+	struct kp_create_partitions_response_create_partitions_topic_result *res;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_create_partitions_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = m.topics.count > 0 ? m.topics.count : 0;
+	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
+	if (res == NULL) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "arena too small for a", h, -ENOMEM);
+		return -ENOMEM;
+	}
+	for (int32_t i = 0; i < n; i++) {
+		const struct kp_create_partitions_request_create_partitions_topic *ct =
+			&m.topics.items[i];
+		struct dp_topic *t = dp_broker_topic_find(b, ct->name.ptr, (size_t)ct->name.len);
+		bool dup = false;
+
+		for (int32_t j = 0; j < i; j++) {
+			if (m.topics.items[j].name.len == ct->name.len &&
+				memcmp(m.topics.items[j].name.ptr, ct->name.ptr,
+					(size_t)ct->name.len) == 0)
+				dup = true;
+		}
+		kp_create_partitions_response_create_partitions_topic_result_init(&res[i]);
+		res[i].name = ct->name;
+		if (dup) {
+			res[i].error_code = KP_ERR_INVALID_REQUEST;
+			res[i].error_message = kstr("Duplicate topic in the request.");
+			continue;
+		}
+		if (t == NULL) {
+			res[i].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			res[i].error_message = kstr("Unknown topic.");
+			continue;
+		}
+		if (ct->assignments.count > 0) {
+			/* UNFINISHED: manual replica assignments. */
+			res[i].error_code = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
+			res[i].error_message = kstr("Replica assignments are not supported yet.");
+			continue;
+		}
+		rc = dp_broker_partitions_add(b, t, ct->count, m.validate_only);
+		if (rc == -EDOM) {
+			res[i].error_code = KP_ERR_INVALID_PARTITIONS;
+			res[i].error_message = kstr(ct->count <= t->partitions ?
+				"Number of partitions can only be increased." :
+				"Number of partitions must be at most 1024.");
+		} else if (rc < 0) {
+			res[i].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			res[i].error_message = kstr("Partitions could not be added (broker log).");
+		}
+	}
+	kp_create_partitions_response_init(&resp);
+	resp.results.items = res;
+	resp.results.count = n;
+	return reply(conn, req, h, buf, &resp);
+}
+
 static int
 serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	struct kp_reader *r)
@@ -1268,6 +1447,10 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 		return fetch(q, conn, req, h, r);
 	case API_KEY_LIST_OFFSETS:
 		return list_offsets(q, conn, req, h, r);
+	case API_KEY_DELETE_TOPICS:
+		return delete_topics(q, conn, req, h, r);
+	case API_KEY_CREATE_PARTITIONS:
+		return create_partitions(q, conn, req, h, r);
 	default:
 		return -EPROTONOSUPPORT;
 	}

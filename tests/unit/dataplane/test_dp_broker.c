@@ -5,7 +5,8 @@
  * node.id is refused), topic creation errors (TOPIC_ALREADY_EXISTS,
  * invalid names, INVALID_PARTITIONS, INVALID_CONFIG), validate-only checks
  * that create nothing, partition logs opened and closed with the
- * clean-shutdown marker, and the storage.* delegate. Runs the real storage
+ * clean-shutdown marker, topic deletion (logs closed, directories removed,
+ * table rewritten) and partition growth, and the storage.* delegate. Runs the real storage
  * engine (io_uring) in a temporary directory; no DPDK.
  */
 #include <errno.h>
@@ -178,6 +179,77 @@ test_table_survives_restart(void **state)
 }
 
 static void
+touch(const char *rel)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", g_dir, rel);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("x", f);
+	fclose(f);
+}
+
+/* Delete closes the logs, removes the directories and rewrites the table; add partitions. */
+static void
+test_delete_and_add_partitions(void **state)
+{
+	struct dp_config cfg;
+	struct dp_broker b;
+	struct dp_topic *t = NULL;
+	uint8_t id[16];
+
+	broker_start(&b, &cfg, "1", 0);
+	assert_int_equal(dp_broker_topic_create(&b, "gone", 4, 2, "retention.ms=1000", &t), 0);
+	memcpy(id, t->id, 16);
+	assert_int_equal(dp_broker_topic_create(&b, "kept", 4, 1, NULL, NULL), 0);
+	assert_int_equal(dp_broker_topic_create(&b, "grow", 4, 1, NULL, NULL), 0);
+	touch("gone-1/stray-file");
+	assert_int_equal(dp_broker_topic_delete(&b, t), 0);
+	assert_null(dp_broker_topic_find(&b, "gone", 4));
+	assert_int_equal(b.n_topics, 2);
+	assert_false(exists("gone-0") || exists("gone-1"));
+	assert_true(exists("kept-0") && exists("grow-0"));
+
+	/* Partitions: only more, at most the maximum; validate-only changes nothing. */
+	t = dp_broker_topic_find(&b, "grow", 4);
+	assert_int_equal(dp_broker_partitions_add(&b, t, 1, false), -EDOM);
+	assert_int_equal(dp_broker_partitions_add(&b, t, 0, false), -EDOM);
+	assert_int_equal(dp_broker_partitions_add(&b, t, DP_BROKER_MAX_PARTITIONS + 1, false),
+		-EDOM);
+	assert_int_equal(dp_broker_partitions_add(&b, t, 3, true), 0);
+	assert_int_equal(t->partitions, 1);
+	assert_false(exists("grow-1"));
+	touch("grow-2-stale"); /* not a partition directory: left alone */
+	assert_int_equal(dp_broker_partitions_add(&b, t, 3, false), 0);
+	assert_int_equal(t->partitions, 3);
+	assert_non_null(t->part[0].log);
+	assert_non_null(t->part[2].log);
+	assert_true(exists("grow-1") && exists("grow-2") && exists("grow-2-stale"));
+	assert_int_equal(dp_broker_stop(&b), 0);
+	dp_config_free(&cfg);
+
+	/* Restart: the deletion and the new partitions were persisted. */
+	broker_start(&b, &cfg, "1", 0);
+	assert_int_equal(b.n_topics, 2);
+	assert_null(dp_broker_topic_find(&b, "gone", 4));
+	t = dp_broker_topic_find(&b, "grow", 4);
+	assert_non_null(t);
+	assert_int_equal(t->partitions, 3);
+	assert_non_null(t->part[2].log);
+	assert_false(exists("gone-0"));
+
+	/* Re-created under the same name: a new id, leftover files gone. */
+	assert_int_equal(dp_broker_topic_create(&b, "gone", 4, 1, NULL, &t), 0);
+	assert_memory_not_equal(t->id, id, 16);
+	assert_int_equal(stor_log_end_offset(t->part[0].log), 0);
+	assert_string_equal(t->configs, "");
+	assert_int_equal(dp_broker_stop(&b), 0);
+	dp_config_free(&cfg);
+}
+
+static void
 test_corrupt_table_refused(void **state)
 {
 	struct dp_config cfg;
@@ -204,6 +276,7 @@ main(void)
 		cmocka_unit_test(test_storage_delegate),
 		cmocka_unit_test_setup_teardown(test_table_survives_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_table_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_and_add_partitions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The broker's admin APIs with confluent_kafka's AdminClient and raw frames.
+
+Starts `slipstream` on 127.0.0.1 (port picked by the kernel, own log
+directory, auto.create.topics.enable=false so no client re-creates a deleted
+topic) and checks:
+- DeleteTopics (AdminClient, librdkafka's version): a topic with data is
+  deleted, its partition directories are gone, an unknown topic answers
+  UNKNOWN_TOPIC_OR_PARTITION; re-created under the same name it starts
+  empty (the first produced message gets offset 0);
+- DeleteTopics v6 by topic id and by name (raw frames): UNKNOWN_TOPIC_ID for
+  an unknown id, the name echoed for a deletion by id;
+- CreatePartitions (AdminClient): validate_only changes nothing, an
+  increase shows in Metadata, the same count or fewer is
+  INVALID_PARTITIONS, an unknown topic UNKNOWN_TOPIC_OR_PARTITION; the new
+  partition takes messages;
+- a restart keeps the deletions and the partition counts.
+
+Usage: test_broker_admin.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
+Exit 77 (skipped) without confluent_kafka.
+"""
+import os
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import time
+
+import slp_broker
+
+SLIPSTREAM = sys.argv[1]
+try:
+    from confluent_kafka import KafkaError, Producer
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+except ImportError:
+    Producer = None
+
+CONFIG = """
+listeners=PLAINTEXT://127.0.0.1:0
+dpdk.hugepages=off
+dpdk.memory.mb=256
+num.partitions=1
+auto.create.topics.enable=false
+dataplane.response.buffers=32
+dataplane.response.buffer.bytes=1048576
+storage.cache.chunks=24
+log.dir=%s
+"""
+
+
+def logs_dir(tmp):
+    return os.path.join(tmp, "logs")
+
+
+def Broker(tmp):
+    return slp_broker.Broker(SLIPSTREAM, CONFIG % logs_dir(tmp), tmp)
+
+
+def expect_error(futures, name, want):
+    try:
+        futures[name].result(10)
+    except Exception as e:  # KafkaException carrying a KafkaError
+        err = e.args[0]
+        assert err.code() == want, (name, err)
+        return
+    raise AssertionError("%s: succeeded, expected error %d" % (name, want))
+
+
+def produce(b, topic, values, partition=None):
+    p = Producer({"bootstrap.servers": b.addr, "acks": "all", "linger.ms": 1})
+    reports = []
+
+    def dr(err, msg):
+        assert err is None, err
+        reports.append((msg.partition(), msg.offset()))
+
+    for v in values:
+        if partition is None:
+            p.produce(topic, value=v, on_delivery=dr)
+        else:
+            p.produce(topic, value=v, partition=partition, on_delivery=dr)
+    assert p.flush(15) == 0
+    assert len(reports) == len(values), reports
+    return reports
+
+
+def topic_ids(tmp):
+    """name -> topic id bytes, from the broker's topic table file."""
+    ids = {}
+    with open(os.path.join(logs_dir(tmp), "__slipstream_topics")) as f:
+        for line in f:
+            parts = line.split()
+            ids[parts[0]] = bytes.fromhex(parts[1])
+    return ids
+
+
+def delete_checks(b, tmp):
+    a = AdminClient({"bootstrap.servers": b.addr})
+    for t in ("del-a", "del-b", "del-c", "del-d"):
+        a.create_topics([NewTopic(t, 2, 1)], request_timeout=10)[t].result(10)
+    offs = produce(b, "del-a", [b"m%d" % i for i in range(5)], partition=0)
+    assert [o for _, o in offs] == [0, 1, 2, 3, 4], offs
+    assert os.path.isdir(os.path.join(logs_dir(tmp), "del-a-0"))
+
+    fs = a.delete_topics(["del-a", "no-such-topic"], request_timeout=10)
+    fs["del-a"].result(10)
+    expect_error(fs, "no-such-topic", KafkaError.UNKNOWN_TOPIC_OR_PART)
+    md = a.list_topics(timeout=10)
+    assert "del-a" not in md.topics and "del-b" in md.topics, list(md.topics)
+    assert not os.path.exists(os.path.join(logs_dir(tmp), "del-a-0"))
+    assert not os.path.exists(os.path.join(logs_dir(tmp), "del-a-1"))
+    assert "del-a" not in topic_ids(tmp)
+
+    # Re-created: empty (offsets restart at 0).
+    a.create_topics([NewTopic("del-a", 1, 1)], request_timeout=10)["del-a"].result(10)
+    offs = produce(b, "del-a", [b"again"], partition=0)
+    assert offs == [(0, 0)], offs
+
+    # DeleteTopics v6 (raw): by id, by name, an unknown id.
+    ids = topic_ids(tmp)
+    unknown = bytes(range(16))
+    s = b.connect()
+    body = bytes([4])  # compact array of 3 topics
+    body += bytes([0]) + ids["del-b"] + bytes([0])             # null name, id
+    body += bytes([len("del-c") + 1]) + b"del-c" + bytes(16) + bytes([0])
+    body += bytes([0]) + unknown + bytes([0])
+    body += struct.pack(">i", 10000) + bytes([0])
+    hdr = struct.pack(">hhih", 20, 6, 91, 2) + b"it" + bytes([0])
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = recv_frame(s)
+    s.close()
+    assert struct.unpack(">i", r[:4])[0] == 91 and r[4] == 0  # header v1: no tags
+    pos = 5 + 4  # throttle_time_ms
+    assert r[pos] == 4, r
+    pos += 1
+    got = []
+    for _ in range(3):
+        n = r[pos] - 1
+        pos += 1
+        name = r[pos:pos + n].decode() if n >= 0 else None
+        pos += max(n, 0)
+        tid = r[pos:pos + 16]
+        pos += 16
+        err = struct.unpack(">h", r[pos:pos + 2])[0]
+        pos += 2
+        m = r[pos] - 1
+        pos += 1 + max(m, 0)
+        assert r[pos] == 0
+        pos += 1
+        got.append((name, tid, err))
+    assert got[0] == ("del-b", ids["del-b"], 0), got
+    assert got[1] == ("del-c", ids["del-c"], 0), got
+    assert got[2] == (None, unknown, 100), got  # UNKNOWN_TOPIC_ID
+    md = a.list_topics(timeout=10)
+    assert "del-b" not in md.topics and "del-c" not in md.topics and "del-d" in md.topics
+
+
+def recv_frame(s):
+    hdr = b""
+    while len(hdr) < 4:
+        chunk = s.recv(4 - len(hdr))
+        assert chunk, "connection closed"
+        hdr += chunk
+    n = struct.unpack(">i", hdr)[0]
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        assert chunk, "connection closed"
+        body += chunk
+    return body
+
+
+def partitions_checks(b, tmp):
+    a = AdminClient({"bootstrap.servers": b.addr})
+    a.create_topics([NewTopic("grow", 1, 1)], request_timeout=10)["grow"].result(10)
+    fs = a.create_partitions([NewPartitions("grow", 3)], validate_only=True,
+                             request_timeout=10)
+    fs["grow"].result(10)
+    assert len(a.list_topics(timeout=10).topics["grow"].partitions) == 1
+    assert not os.path.exists(os.path.join(logs_dir(tmp), "grow-1"))
+    fs = a.create_partitions([NewPartitions("grow", 3)], request_timeout=10)
+    fs["grow"].result(10)
+    deadline = time.monotonic() + 10
+    while len(a.list_topics(timeout=10).topics["grow"].partitions) != 3:
+        assert time.monotonic() < deadline, "partition count not updated"
+        time.sleep(0.2)
+    assert os.path.isdir(os.path.join(logs_dir(tmp), "grow-2"))
+    for count in (3, 2):
+        fs = a.create_partitions([NewPartitions("grow", count)], request_timeout=10)
+        expect_error(fs, "grow", KafkaError.INVALID_PARTITIONS)
+    fs = a.create_partitions([NewPartitions("no-such-topic", 4)], request_timeout=10)
+    expect_error(fs, "no-such-topic", KafkaError.UNKNOWN_TOPIC_OR_PART)
+    offs = produce(b, "grow", [b"p2-0", b"p2-1"], partition=2)
+    assert offs == [(2, 0), (2, 1)], offs
+
+
+def main():
+    if Producer is None:
+        print("SKIP: needs confluent_kafka (/usr/bin/python3)")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="slp-admin-")
+    b = None
+    try:
+        b = Broker(tmp)
+        delete_checks(b, tmp)
+        partitions_checks(b, tmp)
+        assert b.stop() == 0
+        b = Broker(tmp)
+        a = AdminClient({"bootstrap.servers": b.addr})
+        md = a.list_topics(timeout=10)
+        assert sorted(md.topics) == ["del-a", "del-d", "grow"], sorted(md.topics)
+        assert len(md.topics["grow"].partitions) == 3
+        assert b.stop() == 0
+        print("ok")
+        return 0
+    except Exception:
+        if b is not None:
+            sys.stderr.write("--- broker log ---\n" + b.text()[-4000:])
+        raise
+    finally:
+        if b is not None and b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
