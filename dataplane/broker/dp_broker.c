@@ -709,7 +709,7 @@ dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t)
 
 int
 dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partitions,
-	bool validate_only)
+                         bool validate_only)
 {
 	struct dp_partition *part;
 	int32_t old = t->partitions;
@@ -741,5 +741,63 @@ dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partit
 		return rc;
 	}
 	dp_log(DP_LOG_INFO, "topic %s now has %" PRId32 " partitions", t->name, partitions);
+	return 0;
+}
+
+int
+dp_broker_topic_log_config(const struct dp_broker *b, const struct dp_topic *t,
+                           struct stor_log_config *out)
+{
+	*out = b->log_cfg;
+	return apply_configs(out, t->configs);
+}
+
+/* Close every log of @t (holding no reads). */
+static void
+close_partitions(struct dp_topic *t)
+{
+	for (int32_t p = 0; p < t->partitions; p++) {
+		if (t->part[p].log != NULL && stor_log_close(t->part[p].log) < 0)
+			dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
+		t->part[p].log = NULL;
+	}
+}
+
+int
+dp_broker_topic_configs_set(struct dp_broker *b, struct dp_topic *t, const char *configs,
+                            bool validate_only)
+{
+	struct stor_log_config cfg = b->log_cfg;
+	char old[DP_BROKER_CONFIGS_MAX];
+	int rc;
+
+	if (strlen(configs) >= DP_BROKER_CONFIGS_MAX || apply_configs(&cfg, configs) < 0)
+		return -EBADR;
+	if (validate_only)
+		return 0;
+	strcpy(old, t->configs);
+	close_partitions(t);
+	strcpy(t->configs, configs);
+	rc = open_partitions(b, t);
+	if (rc == 0) {
+		rc = topics_save(b);
+		if (rc < 0)
+			dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_BROKER_TOPICS_FILE,
+			       strerror(-rc));
+	} else if (rc == -EINVAL) {
+		rc = -EBADR; /* a value the log refuses at open (segment.bytes below 4 KiB, ...) */
+	}
+	if (rc < 0) {
+		int rc2;
+
+		close_partitions(t);
+		strcpy(t->configs, old);
+		rc2 = open_partitions(b, t);
+		if (rc2 < 0)
+			dp_log(DP_LOG_ERROR, "reopening %s with its old config: %s", t->name,
+			       strerror(-rc2));
+		return rc;
+	}
+	dp_log(DP_LOG_INFO, "topic %s configs changed (logs reopened)", t->name);
 	return 0;
 }

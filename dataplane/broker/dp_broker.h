@@ -163,4 +163,27 @@ int dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t);
 int dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partitions,
 	bool validate_only);
 
+/**
+ * The effective log config of @t: the broker-wide one (log.* and storage.*
+ * keys) with the topic's configs applied.
+ *
+ * @return 0, or -EBADR (a stored config storage refuses: not expected).
+ */
+int dp_broker_topic_log_config(const struct dp_broker *b, const struct dp_topic *t,
+	struct stor_log_config *out);
+
+/**
+ * Replace @t's topic configs by @configs ("key=value" lines, '\n'
+ * separated, "" for none; borrowed). Storage has no call to change an open
+ * log's config, so the partition logs are closed and opened again with the
+ * new config (the caller must hold no reads on them), then the table is
+ * persisted. With @validate_only, only the keys and values are checked.
+ *
+ * @return 0; -EBADR (a key storage does not take, a bad value, or a value
+ *         the log refuses at open: INVALID_CONFIG; the old config is back in
+ *         force), or an I/O -errno.
+ */
+int dp_broker_topic_configs_set(struct dp_broker *b, struct dp_topic *t, const char *configs,
+	bool validate_only);
+
 #endif /* SLP_DP_BROKER_H */

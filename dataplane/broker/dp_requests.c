@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -35,6 +36,9 @@
 #define API_KEY_API_VERSIONS 18
 #define API_KEY_CREATE_TOPICS 19
 #define API_KEY_DELETE_TOPICS 20
+#define API_KEY_DESCRIBE_CONFIGS 32
+#define API_KEY_ALTER_CONFIGS 33
+#define API_KEY_INCREMENTAL_ALTER_CONFIGS 44
 #define API_KEY_CREATE_PARTITIONS 37
 #define REQ_ARENA_BYTES (512u * 1024u)
 
@@ -54,6 +58,9 @@ static const struct kp_api_versions_response_api_version served[] = {
 	{.api_key = API_KEY_CREATE_TOPICS, .min_version = 0, .max_version = 7},
 	{.api_key = API_KEY_DELETE_TOPICS, .min_version = 0, .max_version = 6},
 	{.api_key = API_KEY_CREATE_PARTITIONS, .min_version = 0, .max_version = 3},
+	{.api_key = API_KEY_DESCRIBE_CONFIGS, .min_version = 0, .max_version = 4},
+	{.api_key = API_KEY_ALTER_CONFIGS, .min_version = 0, .max_version = 2},
+	{.api_key = API_KEY_INCREMENTAL_ALTER_CONFIGS, .min_version = 0, .max_version = 1},
 };
 
 struct dp_requests {
@@ -1264,7 +1271,7 @@ fetch_async_drain(struct dp_requests *q)
 
 static int
 delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r)
+              const struct kp_request_header *h, struct kp_reader *r)
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
@@ -1341,7 +1348,7 @@ delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 
 static int
 create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r)
+                  const struct kp_request_header *h, struct kp_reader *r)
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
@@ -1371,14 +1378,14 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	}
 	for (int32_t i = 0; i < n; i++) {
 		const struct kp_create_partitions_request_create_partitions_topic *ct =
-			&m.topics.items[i];
+		        &m.topics.items[i];
 		struct dp_topic *t = dp_broker_topic_find(b, ct->name.ptr, (size_t)ct->name.len);
 		bool dup = false;
 
 		for (int32_t j = 0; j < i; j++) {
 			if (m.topics.items[j].name.len == ct->name.len &&
-				memcmp(m.topics.items[j].name.ptr, ct->name.ptr,
-					(size_t)ct->name.len) == 0)
+			    memcmp(m.topics.items[j].name.ptr, ct->name.ptr,
+			           (size_t)ct->name.len) == 0)
 				dup = true;
 		}
 		kp_create_partitions_response_create_partitions_topic_result_init(&res[i]);
@@ -1402,9 +1409,10 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		rc = dp_broker_partitions_add(b, t, ct->count, m.validate_only);
 		if (rc == -EDOM) {
 			res[i].error_code = KP_ERR_INVALID_PARTITIONS;
-			res[i].error_message = kstr(ct->count <= t->partitions ?
-				"Number of partitions can only be increased." :
-				"Number of partitions must be at most 1024.");
+			res[i].error_message =
+			        kstr(ct->count <= t->partitions
+			                     ? "Number of partitions can only be increased."
+			                     : "Number of partitions must be at most 1024.");
 		} else if (rc < 0) {
 			res[i].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			res[i].error_message = kstr("Partitions could not be added (broker log).");
@@ -1416,9 +1424,561 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	return reply(conn, req, h, buf, &resp);
 }
 
+/* ---- DescribeConfigs, AlterConfigs, IncrementalAlterConfigs ------------------------------ */
+
+#define RES_TOPIC 2
+#define RES_BROKER 4
+#define SRC_TOPIC 1   /* DYNAMIC_TOPIC_CONFIG */
+#define SRC_STATIC 4  /* STATIC_BROKER_CONFIG */
+#define SRC_DEFAULT 5 /* DEFAULT_CONFIG */
+#define CT_BOOLEAN 1
+#define CT_STRING 2
+#define CT_INT 3
+#define CT_LONG 5
+#define CT_LIST 7
+
+/* The topic configs storage takes (Kafka's topic-level names). */
+enum topic_key {
+	TK_SEGMENT_BYTES,
+	TK_SEGMENT_MS,
+	TK_RETENTION_MS,
+	TK_RETENTION_BYTES,
+	TK_FLUSH_MESSAGES,
+	TK_FLUSH_MS,
+	TK_INDEX_INTERVAL_BYTES,
+	TK_CLEANUP_POLICY,
+	TK_DELETE_RETENTION_MS,
+	TK_PREALLOCATE,
+	TK_COUNT,
+};
+
+static const struct {
+	const char *name;
+	int8_t type;
+} topic_keys[TK_COUNT] = {
+        [TK_SEGMENT_BYTES] = {"segment.bytes", CT_INT},
+        [TK_SEGMENT_MS] = {"segment.ms", CT_LONG},
+        [TK_RETENTION_MS] = {"retention.ms", CT_LONG},
+        [TK_RETENTION_BYTES] = {"retention.bytes", CT_LONG},
+        [TK_FLUSH_MESSAGES] = {"flush.messages", CT_LONG},
+        [TK_FLUSH_MS] = {"flush.ms", CT_LONG},
+        [TK_INDEX_INTERVAL_BYTES] = {"index.interval.bytes", CT_INT},
+        [TK_CLEANUP_POLICY] = {"cleanup.policy", CT_LIST},
+        [TK_DELETE_RETENTION_MS] = {"delete.retention.ms", CT_LONG},
+        [TK_PREALLOCATE] = {"preallocate", CT_BOOLEAN},
+};
+
+static int
+topic_key_find(const char *name, size_t len)
+{
+	for (int i = 0; i < TK_COUNT; i++) {
+		if (strlen(topic_keys[i].name) == len && memcmp(topic_keys[i].name, name, len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static void
+topic_key_value(const struct stor_log_config *c, int k, char *out, size_t cap)
+{
+	switch (k) {
+	case TK_SEGMENT_BYTES:
+		snprintf(out, cap, "%" PRIu64, c->segment_bytes);
+		break;
+	case TK_SEGMENT_MS:
+		snprintf(out, cap, "%" PRId64, c->roll_ms);
+		break;
+	case TK_RETENTION_MS:
+		snprintf(out, cap, "%" PRId64, c->retention_ms);
+		break;
+	case TK_RETENTION_BYTES:
+		snprintf(out, cap, "%" PRId64, c->retention_bytes);
+		break;
+	case TK_FLUSH_MESSAGES:
+		snprintf(out, cap, "%" PRId64, c->flush_messages);
+		break;
+	case TK_FLUSH_MS:
+		snprintf(out, cap, "%" PRId64, c->flush_ms);
+		break;
+	case TK_INDEX_INTERVAL_BYTES:
+		snprintf(out, cap, "%" PRIu32, c->index_interval_bytes);
+		break;
+	case TK_CLEANUP_POLICY:
+		snprintf(out, cap, "%s%s%s",
+		         (c->cleanup_policy & STOR_CLEANUP_COMPACT) ? "compact" : "",
+		         c->cleanup_policy == (STOR_CLEANUP_COMPACT | STOR_CLEANUP_DELETE) ? ","
+		                                                                           : "",
+		         (c->cleanup_policy & STOR_CLEANUP_DELETE) ? "delete" : "");
+		break;
+	case TK_DELETE_RETENTION_MS:
+		snprintf(out, cap, "%" PRId64, c->delete_retention_ms);
+		break;
+	default:
+		snprintf(out, cap, "%s", c->preallocate ? "true" : "false");
+		break;
+	}
+}
+
+/* Is @key set in the topic's "k=v\nk=v" configs? */
+static bool
+topic_config_has(const struct dp_topic *t, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *c = t->configs; *c != '\0';) {
+		const char *nl = strchr(c, '\n');
+
+		if (strncmp(c, key, n) == 0 && c[n] == '=')
+			return true;
+		if (nl == NULL)
+			break;
+		c = nl + 1;
+	}
+	return false;
+}
+
+static char *
+arena_strdup(struct kp_arena *a, const char *s, size_t n)
+{
+	char *p = kp_arena_alloc(a, n + 1, 1);
+
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static bool
+key_wanted(const struct kp_array_str *keys, const char *name)
+{
+	if (keys->count < 0)
+		return true;
+	for (int32_t i = 0; i < keys->count; i++) {
+		if ((size_t)keys->items[i].len == strlen(name) &&
+		    memcmp(keys->items[i].ptr, name, strlen(name)) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+describe_topic(struct dp_requests *q, const struct dp_topic *t, const struct kp_array_str *keys,
+               struct kp_describe_configs_response_describe_configs_result *res)
+{
+	struct kp_arena *a = &q->arena;
+	struct stor_log_config c;
+	struct kp_describe_configs_response_describe_configs_resource_result *e =
+	        kp_arena_alloc(a, sizeof(*e) * TK_COUNT, 8);
+	int32_t n = 0;
+
+	if (e == NULL)
+		return -ENOMEM;
+	if (dp_broker_topic_log_config(q->b, t, &c) < 0)
+		return -EBADR;
+	for (int k = 0; k < TK_COUNT; k++) {
+		char val[64];
+		char *v;
+		bool set = topic_config_has(t, topic_keys[k].name);
+
+		if (!key_wanted(keys, topic_keys[k].name))
+			continue;
+		topic_key_value(&c, k, val, sizeof(val));
+		v = arena_strdup(a, val, strlen(val));
+		if (v == NULL)
+			return -ENOMEM;
+		kp_describe_configs_response_describe_configs_resource_result_init(&e[n]);
+		e[n].name = kstr(topic_keys[k].name);
+		e[n].value = kstr(v);
+		e[n].read_only = false;
+		e[n].is_default = !set;
+		e[n].config_source = set ? SRC_TOPIC : SRC_DEFAULT;
+		e[n].is_sensitive = false;
+		e[n].config_type = topic_keys[k].type;
+		e[n].documentation = (struct kp_str){.ptr = NULL, .len = -1};
+		n++;
+	}
+	res->configs.items = e;
+	res->configs.count = n;
+	return 0;
+}
+
+/*
+ * The broker resource: every dataplane key with its effective value, from
+ * dp_config_print() (set or derived: STATIC_BROKER_CONFIG, else
+ * DEFAULT_CONFIG), all read-only. Allocates (a memory stream): admin path.
+ */
+static int
+describe_broker(struct dp_requests *q, const struct kp_array_str *keys,
+                struct kp_describe_configs_response_describe_configs_result *res)
+{
+	struct kp_arena *a = &q->arena;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int32_t n = 0;
+	int32_t cap = 0;
+	int8_t src = SRC_STATIC;
+	struct kp_describe_configs_response_describe_configs_resource_result *e;
+	int rc = 0;
+
+	if (f == NULL)
+		return -ENOMEM;
+	dp_config_print(q->cfg, f);
+	fclose(f);
+	for (size_t i = 0; i < len; i++)
+		cap += text[i] == '\n';
+	e = kp_arena_alloc(a, sizeof(*e) * (size_t)(cap > 0 ? cap : 1), 8);
+	if (e == NULL) {
+		free(text);
+		return -ENOMEM;
+	}
+	for (char *line = text; line != NULL && *line != '\0';) {
+		char *nl = strchr(line, '\n');
+		char *eq;
+
+		if (nl != NULL)
+			*nl = '\0';
+		if (strcmp(line, "# Defaults:") == 0)
+			src = SRC_DEFAULT;
+		eq = strchr(line, '=');
+		if (line[0] != '#' && eq != NULL) {
+			char *name = arena_strdup(a, line, (size_t)(eq - line));
+			char *val = arena_strdup(a, eq + 1, strlen(eq + 1));
+
+			if (name == NULL || val == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (key_wanted(keys, name)) {
+				kp_describe_configs_response_describe_configs_resource_result_init(
+				        &e[n]);
+				e[n].name = kstr(name);
+				e[n].value = kstr(val);
+				e[n].read_only = true;
+				e[n].is_default = src == SRC_DEFAULT;
+				e[n].config_source = src;
+				e[n].is_sensitive = false;
+				e[n].config_type = CT_STRING; /* UNFINISHED: the key's own type */
+				e[n].documentation = (struct kp_str){.ptr = NULL, .len = -1};
+				n++;
+			}
+		}
+		line = nl != NULL ? nl + 1 : NULL;
+	}
+	free(text);
+	res->configs.items = e;
+	res->configs.count = n;
+	return rc;
+}
+
+static bool
+broker_name_ok(struct dp_requests *q, struct kp_str name)
+{
+	char id[16];
+
+	snprintf(id, sizeof(id), "%" PRId32, q->b->node_id);
+	return name.len == 0 ||
+	       ((size_t)name.len == strlen(id) && memcmp(name.ptr, id, (size_t)name.len) == 0);
+}
+
+static int
+describe_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+                 const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_describe_configs_request m;
+	struct kp_describe_configs_response resp;
+	struct kp_describe_configs_response_describe_configs_result *res;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_describe_configs_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = m.resources.count > 0 ? m.resources.count : 0;
+	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
+	if (res == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < n; i++) {
+		const struct kp_describe_configs_request_describe_configs_resource *rr =
+		        &m.resources.items[i];
+		struct dp_topic *t;
+
+		kp_describe_configs_response_describe_configs_result_init(&res[i]);
+		res[i].resource_type = rr->resource_type;
+		res[i].resource_name = rr->resource_name;
+		res[i].configs.count = 0;
+		if (rr->resource_type == RES_TOPIC) {
+			t = dp_broker_topic_find(q->b, rr->resource_name.ptr,
+			                         (size_t)rr->resource_name.len);
+			if (t == NULL) {
+				res[i].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				res[i].error_message = kstr("Unknown topic.");
+				continue;
+			}
+			rc = describe_topic(q, t, &rr->configuration_keys, &res[i]);
+		} else if (rr->resource_type == RES_BROKER &&
+		           broker_name_ok(q, rr->resource_name)) {
+			rc = describe_broker(q, &rr->configuration_keys, &res[i]);
+		} else {
+			res[i].error_code = KP_ERR_INVALID_REQUEST;
+			res[i].error_message = kstr("Unsupported resource type or unknown broker.");
+			continue;
+		}
+		if (rc == -ENOMEM)
+			goto nomem;
+		if (rc < 0) {
+			res[i].error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+			res[i].configs.count = 0;
+		}
+	}
+	kp_describe_configs_response_init(&resp);
+	resp.results.items = res;
+	resp.results.count = n;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
+/* One config change of an (Incremental)AlterConfigs resource. */
+struct cfg_op {
+	struct kp_str name;
+	struct kp_str value; /* len -1: null */
+	int8_t op;           /* 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT */
+};
+
+/*
+ * Apply @ops to @t's configs (@replace: AlterConfigs, the ops are the whole
+ * new set) and hand the result to dp_broker_topic_configs_set().
+ * @return a Kafka error code; *msg set with it.
+ */
+static int16_t
+topic_configs_alter(struct dp_requests *q, struct dp_topic *t, const struct cfg_op *ops,
+                    int32_t n_ops, bool replace, bool validate_only, const char **msg)
+{
+	char vals[TK_COUNT][DP_BROKER_CONFIGS_MAX / 4];
+	bool set[TK_COUNT] = {false};
+	char out[DP_BROKER_CONFIGS_MAX];
+	size_t used = 0;
+	int rc;
+
+	*msg = NULL;
+	/* The current configs (unless replaced); only topic_keys[] names are kept. */
+	for (int k = 0; !replace && k < TK_COUNT; k++) {
+		const char *c = t->configs;
+		size_t kl = strlen(topic_keys[k].name);
+
+		while (c != NULL && *c != '\0') {
+			const char *nl = strchr(c, '\n');
+			size_t ll = nl != NULL ? (size_t)(nl - c) : strlen(c);
+
+			if (ll > kl && strncmp(c, topic_keys[k].name, kl) == 0 && c[kl] == '=' &&
+			    ll - kl - 1 < sizeof(vals[k])) {
+				memcpy(vals[k], c + kl + 1, ll - kl - 1);
+				vals[k][ll - kl - 1] = '\0';
+				set[k] = true;
+			}
+			c = nl != NULL ? nl + 1 : NULL;
+		}
+	}
+	for (int32_t i = 0; i < n_ops; i++) {
+		int k = topic_key_find(ops[i].name.ptr,
+		                       (size_t)(ops[i].name.len > 0 ? ops[i].name.len : 0));
+
+		for (int32_t j = 0; j < i; j++) {
+			if (ops[j].name.len == ops[i].name.len &&
+			    memcmp(ops[j].name.ptr, ops[i].name.ptr, (size_t)ops[i].name.len) ==
+			            0) {
+				*msg = "A config named twice.";
+				return KP_ERR_INVALID_REQUEST;
+			}
+		}
+		if (k < 0) {
+			*msg = "Unknown topic config (or one storage does not take).";
+			return KP_ERR_INVALID_CONFIG;
+		}
+		if (ops[i].op == 2 || ops[i].op == 3) {
+			/* UNFINISHED: APPEND/SUBTRACT on cleanup.policy. */
+			*msg = "APPEND and SUBTRACT are not supported.";
+			return KP_ERR_INVALID_REQUEST;
+		}
+		if (ops[i].op == 1 || ops[i].value.len < 0) {
+			set[k] = false;
+			continue;
+		}
+		if (ops[i].op != 0) {
+			*msg = "Unknown config operation.";
+			return KP_ERR_INVALID_REQUEST;
+		}
+		if ((size_t)ops[i].value.len >= sizeof(vals[k]) || ops[i].value.len == 0 ||
+		    memchr(ops[i].value.ptr, ' ', (size_t)ops[i].value.len) != NULL ||
+		    memchr(ops[i].value.ptr, '\n', (size_t)ops[i].value.len) != NULL) {
+			*msg = "Invalid config value.";
+			return KP_ERR_INVALID_CONFIG;
+		}
+		memcpy(vals[k], ops[i].value.ptr, (size_t)ops[i].value.len);
+		vals[k][ops[i].value.len] = '\0';
+		set[k] = true;
+	}
+	out[0] = '\0';
+	for (int k = 0; k < TK_COUNT; k++) {
+		if (!set[k])
+			continue;
+		if (used + strlen(topic_keys[k].name) + strlen(vals[k]) + 3 > sizeof(out)) {
+			*msg = "Configs too long.";
+			return KP_ERR_INVALID_CONFIG;
+		}
+		used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s=%s",
+		                         used ? "\n" : "", topic_keys[k].name, vals[k]);
+	}
+	if (!validate_only)
+		fetch_async_drain(q);
+	rc = dp_broker_topic_configs_set(q->b, t, out, validate_only);
+	if (rc == -EBADR) {
+		*msg = "Invalid config value.";
+		return KP_ERR_INVALID_CONFIG;
+	}
+	if (rc < 0) {
+		*msg = "Configs could not be changed (see the broker log).";
+		return KP_ERR_KAFKA_STORAGE_ERROR;
+	}
+	return KP_ERR_NONE;
+}
+
+/* One resource of an (Incremental)AlterConfigs request. */
+static int16_t
+alter_resource(struct dp_requests *q, int8_t type, struct kp_str name, const struct cfg_op *ops,
+               int32_t n_ops, bool replace, bool validate_only, const char **msg)
+{
+	struct dp_topic *t;
+
+	*msg = NULL;
+	if (type == RES_BROKER) {
+		*msg = "Broker configs are read-only (static configuration file).";
+		return KP_ERR_INVALID_REQUEST;
+	}
+	if (type != RES_TOPIC) {
+		*msg = "Unsupported resource type.";
+		return KP_ERR_INVALID_REQUEST;
+	}
+	t = dp_broker_topic_find(q->b, name.ptr, (size_t)name.len);
+	if (t == NULL) {
+		*msg = "Unknown topic.";
+		return KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	}
+	return topic_configs_alter(q, t, ops, n_ops, replace, validate_only, msg);
+}
+
+static int
+alter_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+              const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	bool incremental = h->request_api_key == API_KEY_INCREMENTAL_ALTER_CONFIGS;
+	struct kp_alter_configs_request m;
+	struct kp_incremental_alter_configs_request mi;
+	struct kp_alter_configs_response resp;
+	struct kp_alter_configs_response_alter_configs_resource_response *res;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = incremental ? kp_incremental_alter_configs_request_decode(&mi, v, r, a)
+	                 : kp_alter_configs_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = incremental ? mi.resources.count : m.resources.count;
+	if (n < 0)
+		n = 0;
+	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
+	if (res == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < n; i++) {
+		int8_t type = incremental ? mi.resources.items[i].resource_type
+		                          : m.resources.items[i].resource_type;
+		struct kp_str name = incremental ? mi.resources.items[i].resource_name
+		                                 : m.resources.items[i].resource_name;
+		int32_t n_ops = incremental ? mi.resources.items[i].configs.count
+		                            : m.resources.items[i].configs.count;
+		struct cfg_op *ops;
+		const char *msg;
+
+		if (n_ops < 0)
+			n_ops = 0;
+		ops = kp_arena_alloc(a, sizeof(*ops) * (size_t)(n_ops > 0 ? n_ops : 1), 8);
+		if (ops == NULL)
+			goto nomem;
+		for (int32_t j = 0; j < n_ops; j++) {
+			if (incremental) {
+				ops[j].name = mi.resources.items[i].configs.items[j].name;
+				ops[j].value = mi.resources.items[i].configs.items[j].value;
+				ops[j].op = mi.resources.items[i].configs.items[j].config_operation;
+			} else {
+				ops[j].name = m.resources.items[i].configs.items[j].name;
+				ops[j].value = m.resources.items[i].configs.items[j].value;
+				ops[j].op = 0;
+			}
+		}
+		kp_alter_configs_response_alter_configs_resource_response_init(&res[i]);
+		res[i].resource_type = type;
+		res[i].resource_name = name;
+		res[i].error_code =
+		        alter_resource(q, type, name, ops, n_ops, !incremental,
+		                       incremental ? mi.validate_only : m.validate_only, &msg);
+		if (msg != NULL)
+			res[i].error_message = kstr(msg);
+	}
+	kp_alter_configs_response_init(&resp);
+	resp.responses.items = res;
+	resp.responses.count = n;
+	if (incremental) {
+		struct kp_incremental_alter_configs_response ri;
+		struct kp_incremental_alter_configs_response_alter_configs_resource_response *rs =
+		        kp_arena_alloc(a, sizeof(*rs) * (size_t)(n > 0 ? n : 1), 8);
+
+		if (rs == NULL)
+			goto nomem;
+		for (int32_t i = 0; i < n; i++) {
+			kp_incremental_alter_configs_response_alter_configs_resource_response_init(
+			        &rs[i]);
+			rs[i].error_code = res[i].error_code;
+			rs[i].error_message = res[i].error_message;
+			rs[i].resource_type = res[i].resource_type;
+			rs[i].resource_name = res[i].resource_name;
+		}
+		kp_incremental_alter_configs_response_init(&ri);
+		ri.responses.items = rs;
+		ri.responses.count = n;
+		return reply(conn, req, h, buf, &ri);
+	}
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
 static int
 serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
-	struct kp_reader *r)
+      struct kp_reader *r)
 {
 	struct dp_requests *q = arg;
 
@@ -1451,6 +2011,11 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 		return delete_topics(q, conn, req, h, r);
 	case API_KEY_CREATE_PARTITIONS:
 		return create_partitions(q, conn, req, h, r);
+	case API_KEY_DESCRIBE_CONFIGS:
+		return describe_configs(q, conn, req, h, r);
+	case API_KEY_ALTER_CONFIGS:
+	case API_KEY_INCREMENTAL_ALTER_CONFIGS:
+		return alter_configs(q, conn, req, h, r);
 	default:
 		return -EPROTONOSUPPORT;
 	}

@@ -9,7 +9,8 @@
  * auto.create.topics.enable and num.partitions), CreateTopics v0-7 (with
  * validate_only), Produce v0-11, Fetch v0-17, ListOffsets v0-10,
  * DeleteTopics v0-6 (v6 also by topic id), CreatePartitions v0-3 (with
- * validate_only). Decoding uses one arena owned by this module (the
+ * validate_only), DescribeConfigs v0-4, AlterConfigs v0-2 and
+ * IncrementalAlterConfigs v0-1 (topic configs). Decoding uses one arena owned by this module (the
  * broker's single lcore; see dp_broker.h), reset per request: nothing is
  * allocated per request except on topic creation.
  */

@@ -14,7 +14,15 @@ topic) and checks:
   increase shows in Metadata, the same count or fewer is
   INVALID_PARTITIONS, an unknown topic UNKNOWN_TOPIC_OR_PARTITION; the new
   partition takes messages;
-- a restart keeps the deletions and the partition counts.
+- DescribeConfigs (AdminClient): a topic's storage configs with effective
+  values, DYNAMIC_TOPIC_CONFIG for the ones set, DEFAULT_CONFIG otherwise;
+  the broker's keys read-only (STATIC_BROKER_CONFIG for keys set in the
+  file); AlterConfigs (AdminClient) replaces the set, validate_only changes
+  nothing, unknown keys and values the log refuses are INVALID_CONFIG, the
+  broker resource is refused; a new segment.bytes takes effect on the open
+  log (more segment files after producing); IncrementalAlterConfigs v0 (raw)
+  SET and DELETE, APPEND answered INVALID_REQUEST;
+- a restart keeps the deletions, the partition counts and the configs.
 
 Usage: test_broker_admin.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
 Exit 77 (skipped) without confluent_kafka.
@@ -32,7 +40,7 @@ import slp_broker
 SLIPSTREAM = sys.argv[1]
 try:
     from confluent_kafka import KafkaError, Producer
-    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 except ImportError:
     Producer = None
 
@@ -195,6 +203,100 @@ def partitions_checks(b, tmp):
     assert offs == [(2, 0), (2, 1)], offs
 
 
+def describe(a, res):
+    fs = a.describe_configs([res], request_timeout=10)
+    return fs[res].result(10)
+
+
+def incremental_alter(b, topic, ops, validate_only=False):
+    """IncrementalAlterConfigs v0 (raw): ops = [(name, op, value or None)]. -> error code."""
+    s = b.connect()
+    body = struct.pack(">ib", 1, 2) + struct.pack(">h", len(topic)) + topic.encode()
+    body += struct.pack(">i", len(ops))
+    for name, op, value in ops:
+        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">b", op)
+        body += struct.pack(">h", -1) if value is None else \
+            struct.pack(">h", len(value)) + value.encode()
+    body += struct.pack(">b", 1 if validate_only else 0)
+    hdr = struct.pack(">hhih", 44, 0, 7, 2) + b"it"
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = recv_frame(s)
+    s.close()
+    corr, throttle, n, err = struct.unpack(">iiih", r[:14])
+    assert corr == 7 and n == 1, r
+    return err
+
+
+def configs_checks(b, tmp):
+    a = AdminClient({"bootstrap.servers": b.addr})
+    a.create_topics([NewTopic("cfg", 1, 1, config={"retention.ms": "3600000"})],
+                    request_timeout=10)["cfg"].result(10)
+    topic = ConfigResource(ConfigResource.Type.TOPIC, "cfg")
+    got = describe(a, topic)
+    for name in ("segment.bytes", "segment.ms", "retention.ms", "retention.bytes",
+                 "cleanup.policy", "flush.messages", "flush.ms", "delete.retention.ms"):
+        assert name in got, sorted(got)
+        assert not got[name].is_read_only
+    assert got["retention.ms"].value == "3600000"
+    assert got["retention.ms"].source == 1, got["retention.ms"]  # DYNAMIC_TOPIC_CONFIG
+    assert got["segment.bytes"].source == 5  # DEFAULT_CONFIG
+    assert got["segment.bytes"].value.isdigit()
+    assert got["cleanup.policy"].value == "delete"
+
+    broker = ConfigResource(ConfigResource.Type.BROKER,
+                            str(list(a.list_topics(timeout=10).brokers)[0]))
+    got = describe(a, broker)
+    assert got["num.partitions"].value == "1" and got["num.partitions"].is_read_only
+    assert got["num.partitions"].source == 4  # STATIC_BROKER_CONFIG
+    assert got["auto.create.topics.enable"].value == "false"
+    assert any(e.source == 5 for e in got.values())  # keys left at their defaults
+
+    # AlterConfigs replaces the set; validate_only changes nothing.
+    topic = ConfigResource(ConfigResource.Type.TOPIC, "cfg", set_config={"retention.ms": "5"})
+    a.alter_configs([topic], validate_only=True, request_timeout=10)[topic].result(10)
+    assert describe(a, topic)["retention.ms"].value == "3600000"
+    topic = ConfigResource(ConfigResource.Type.TOPIC, "cfg",
+                           set_config={"segment.bytes": "4096"})
+    a.alter_configs([topic], request_timeout=10)[topic].result(10)
+    got = describe(a, topic)
+    assert got["segment.bytes"].value == "4096" and got["segment.bytes"].source == 1
+    assert got["retention.ms"].source == 5, got["retention.ms"]
+    for bad in ({"no.such.config": "1"}, {"segment.bytes": "1024"},
+                {"retention.ms": "soon"}):
+        topic = ConfigResource(ConfigResource.Type.TOPIC, "cfg", set_config=bad)
+        expect_error(a.alter_configs([topic], request_timeout=10), topic,
+                     KafkaError.INVALID_CONFIG)
+    assert describe(a, topic)["segment.bytes"].value == "4096"
+    broker = ConfigResource(ConfigResource.Type.BROKER, broker.name,
+                            set_config={"num.partitions": "3"})
+    expect_error(a.alter_configs([broker], request_timeout=10), broker,
+                 KafkaError.INVALID_REQUEST)
+    nosuch = ConfigResource(ConfigResource.Type.TOPIC, "no-such-topic",
+                            set_config={"retention.ms": "5"})
+    expect_error(a.alter_configs([nosuch], request_timeout=10), nosuch,
+                 KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+    # The open log took 4 KiB segments: producing ~20 KB (one batch each) rolls several.
+    p = Producer({"bootstrap.servers": b.addr, "acks": "all", "linger.ms": 0})
+    for _ in range(20):
+        p.produce("cfg", value=bytes(1000), partition=0)
+        assert p.flush(15) == 0
+    segs = [f for f in os.listdir(os.path.join(logs_dir(tmp), "cfg-0")) if f.endswith(".log")]
+    assert len(segs) >= 3, segs
+
+    # IncrementalAlterConfigs v0: SET and DELETE; APPEND refused.
+    assert incremental_alter(b, "cfg", [("retention.ms", 0, "7200000"),
+                                        ("segment.bytes", 1, None)]) == 0
+    got = describe(a, topic)
+    assert got["retention.ms"].value == "7200000" and got["retention.ms"].source == 1
+    assert got["segment.bytes"].source == 5
+    assert incremental_alter(b, "cfg", [("retention.ms", 0, "1")], validate_only=True) == 0
+    assert describe(a, topic)["retention.ms"].value == "7200000"
+    assert incremental_alter(b, "cfg", [("cleanup.policy", 2, "compact")]) == 42
+    assert incremental_alter(b, "cfg", [("bogus.key", 0, "1")]) == 40  # INVALID_CONFIG
+    assert incremental_alter(b, "nope", [("retention.ms", 0, "1")]) == 3
+
+
 def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
@@ -205,12 +307,15 @@ def main():
         b = Broker(tmp)
         delete_checks(b, tmp)
         partitions_checks(b, tmp)
+        configs_checks(b, tmp)
         assert b.stop() == 0
         b = Broker(tmp)
         a = AdminClient({"bootstrap.servers": b.addr})
         md = a.list_topics(timeout=10)
-        assert sorted(md.topics) == ["del-a", "del-d", "grow"], sorted(md.topics)
+        assert sorted(md.topics) == ["cfg", "del-a", "del-d", "grow"], sorted(md.topics)
         assert len(md.topics["grow"].partitions) == 3
+        got = describe(a, ConfigResource(ConfigResource.Type.TOPIC, "cfg"))
+        assert got["retention.ms"].value == "7200000" and got["retention.ms"].source == 1
         assert b.stop() == 0
         print("ok")
         return 0

@@ -240,6 +240,30 @@ test_delete_and_add_partitions(void **state)
 	assert_non_null(t->part[2].log);
 	assert_false(exists("gone-0"));
 
+	/* Configs: checked, replaced (logs reopened), persisted; refused ones change nothing. */
+	t = dp_broker_topic_find(&b, "kept", 4);
+	assert_int_equal(dp_broker_topic_configs_set(&b, t, "no.such.key=1", false), -EBADR);
+	assert_int_equal(dp_broker_topic_configs_set(&b, t, "segment.bytes=1024", false), -EBADR);
+	assert_string_equal(t->configs, "");
+	assert_non_null(t->part[0].log);
+	assert_int_equal(dp_broker_topic_configs_set(&b, t, "retention.ms=5", true), 0);
+	assert_string_equal(t->configs, "");
+	assert_int_equal(dp_broker_topic_configs_set(&b, t, "retention.ms=5\nsegment.bytes=8192",
+		false), 0);
+	assert_non_null(t->part[0].log);
+	{
+		struct stor_log_config lc;
+
+		assert_int_equal(dp_broker_topic_log_config(&b, t, &lc), 0);
+		assert_int_equal(lc.retention_ms, 5);
+		assert_int_equal(lc.segment_bytes, 8192);
+	}
+	assert_int_equal(dp_broker_stop(&b), 0);
+	dp_config_free(&cfg);
+	broker_start(&b, &cfg, "1", 0);
+	t = dp_broker_topic_find(&b, "kept", 4);
+	assert_string_equal(t->configs, "retention.ms=5\nsegment.bytes=8192");
+
 	/* Re-created under the same name: a new id, leftover files gone. */
 	assert_int_equal(dp_broker_topic_create(&b, "gone", 4, 1, NULL, &t), 0);
 	assert_memory_not_equal(t->id, id, 16);
