@@ -14,8 +14,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <string.h>
 
@@ -35,6 +37,10 @@
 #define API_KEY_METADATA 3
 #define API_KEY_API_VERSIONS 18
 #define API_KEY_CREATE_TOPICS 19
+#define API_KEY_DELETE_RECORDS 21
+#define API_KEY_OFFSET_FOR_LEADER_EPOCH 23
+#define API_KEY_DESCRIBE_LOG_DIRS 35
+#define API_KEY_DESCRIBE_CLUSTER 60
 #define API_KEY_DELETE_TOPICS 20
 #define API_KEY_DESCRIBE_CONFIGS 32
 #define API_KEY_ALTER_CONFIGS 33
@@ -61,6 +67,10 @@ static const struct kp_api_versions_response_api_version served[] = {
 	{.api_key = API_KEY_DESCRIBE_CONFIGS, .min_version = 0, .max_version = 4},
 	{.api_key = API_KEY_ALTER_CONFIGS, .min_version = 0, .max_version = 2},
 	{.api_key = API_KEY_INCREMENTAL_ALTER_CONFIGS, .min_version = 0, .max_version = 1},
+	{.api_key = API_KEY_DESCRIBE_CLUSTER, .min_version = 0, .max_version = 1},
+	{.api_key = API_KEY_DELETE_RECORDS, .min_version = 0, .max_version = 2},
+	{.api_key = API_KEY_DESCRIBE_LOG_DIRS, .min_version = 0, .max_version = 4},
+	{.api_key = API_KEY_OFFSET_FOR_LEADER_EPOCH, .min_version = 0, .max_version = 4},
 };
 
 struct dp_requests {
@@ -1976,6 +1986,320 @@ nomem:
 	return -ENOMEM;
 }
 
+/* ---- DescribeCluster, DeleteRecords, DescribeLogDirs, OffsetForLeaderEpoch --------------- */
+
+static int
+describe_cluster(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+                 const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct kp_describe_cluster_request m;
+	struct kp_describe_cluster_response resp;
+	struct kp_describe_cluster_response_describe_cluster_broker broker;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_describe_cluster_request_decode(&m, h->request_api_version, r, &q->arena);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	advertised_resolve(q);
+	kp_describe_cluster_response_init(&resp);
+	resp.endpoint_type = m.endpoint_type;
+	resp.cluster_id = kstr(q->b->cluster_id);
+	resp.controller_id = q->b->node_id;
+	/* No authorizer: authorized operations are not reported (INT32_MIN, "omitted"). */
+	resp.cluster_authorized_operations = INT32_MIN;
+	if (h->request_api_version >= 1 && m.endpoint_type != 1) {
+		/* A broker describes brokers; controllers are the control process's. */
+		resp.error_code = KP_ERR_UNSUPPORTED_ENDPOINT_TYPE;
+		resp.error_message = kstr("Only brokers (endpoint type 1) are described here.");
+		resp.controller_id = -1;
+		return reply(conn, req, h, buf, &resp);
+	}
+	kp_describe_cluster_response_describe_cluster_broker_init(&broker);
+	broker.broker_id = q->b->node_id;
+	broker.host = kstr(q->host);
+	broker.port = q->port;
+	broker.rack = (struct kp_str){.ptr = NULL, .len = -1};
+	resp.brokers.items = &broker;
+	resp.brokers.count = 1;
+	return reply(conn, req, h, buf, &resp);
+}
+
+static int
+delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+               const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct kp_arena *a = &q->arena;
+	struct kp_delete_records_request m;
+	struct kp_delete_records_response resp;
+	struct kp_delete_records_response_delete_records_topic_result *rts;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_delete_records_request_decode(&m, h->request_api_version, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = m.topics.count > 0 ? m.topics.count : 0;
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(n > 0 ? n : 1), 8);
+	if (rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < n; i++) {
+		const struct kp_delete_records_request_delete_records_topic *dt =
+		        &m.topics.items[i];
+		struct dp_topic *t = dp_broker_topic_find(q->b, dt->name.ptr, (size_t)dt->name.len);
+		struct kp_delete_records_response_delete_records_partition_result *prs;
+		int32_t np = dt->partitions.count > 0 ? dt->partitions.count : 0;
+
+		kp_delete_records_response_delete_records_topic_result_init(&rts[i]);
+		rts[i].name = dt->name;
+		prs = kp_arena_alloc(a, sizeof(*prs) * (size_t)(np > 0 ? np : 1), 8);
+		if (prs == NULL)
+			goto nomem;
+		rts[i].partitions.items = prs;
+		rts[i].partitions.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_delete_records_request_delete_records_partition *dp =
+			        &dt->partitions.items[j];
+			struct stor_log *log;
+			int64_t hw;
+			int64_t off;
+
+			kp_delete_records_response_delete_records_partition_result_init(&prs[j]);
+			prs[j].partition_index = dp->partition_index;
+			prs[j].low_watermark = -1;
+			if (t == NULL || dp->partition_index < 0 ||
+			    dp->partition_index >= t->partitions) {
+				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			log = t->part[dp->partition_index].log;
+			hw = stor_log_written_offset(log);
+			off = dp->offset == -1 ? hw : dp->offset; /* -1: the high watermark */
+			if (off < 0 || off > hw) {
+				prs[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+				prs[j].low_watermark = stor_log_start_offset(log);
+				continue;
+			}
+			rc = off > stor_log_start_offset(log) ? stor_log_delete_records(log, off)
+			                                      : 0;
+			if (rc < 0)
+				prs[j].error_code = rc == -ENXIO ? KP_ERR_OFFSET_OUT_OF_RANGE
+				                                 : KP_ERR_KAFKA_STORAGE_ERROR;
+			prs[j].low_watermark = stor_log_start_offset(log);
+		}
+	}
+	kp_delete_records_response_init(&resp);
+	resp.topics.items = rts;
+	resp.topics.count = n;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
+/* Fill @rt with the partitions of @t that @want names (NULL: all). */
+static int
+log_dirs_topic(struct kp_arena *a, struct dp_topic *t, const struct kp_array_int32 *want,
+               struct kp_describe_log_dirs_response_describe_log_dirs_topic *rt)
+{
+	struct kp_describe_log_dirs_response_describe_log_dirs_partition *ps;
+	int32_t n = 0;
+	int32_t cap = want != NULL ? (want->count > 0 ? want->count : 0) : t->partitions;
+
+	kp_describe_log_dirs_response_describe_log_dirs_topic_init(rt);
+	rt->name = kstr(t->name);
+	ps = kp_arena_alloc(a, sizeof(*ps) * (size_t)(cap > 0 ? cap : 1), 8);
+	if (ps == NULL)
+		return -ENOMEM;
+	for (int32_t i = 0; i < cap; i++) {
+		int32_t p = want != NULL ? want->items[i] : i;
+
+		if (p < 0 || p >= t->partitions)
+			continue; /* Kafka leaves out partitions this broker does not hold */
+		kp_describe_log_dirs_response_describe_log_dirs_partition_init(&ps[n]);
+		ps[n].partition_index = p;
+		ps[n].partition_size = (int64_t)stor_log_size_bytes(t->part[p].log);
+		ps[n].offset_lag = 0;
+		ps[n].is_future_key = false;
+		n++;
+	}
+	rt->partitions.items = ps;
+	rt->partitions.count = n;
+	return 0;
+}
+
+static int
+describe_log_dirs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+                  const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_broker *b = q->b;
+	struct kp_arena *a = &q->arena;
+	struct kp_describe_log_dirs_request m;
+	struct kp_describe_log_dirs_response resp;
+	struct kp_describe_log_dirs_response_describe_log_dirs_result dir;
+	struct kp_describe_log_dirs_response_describe_log_dirs_topic *rts;
+	struct statvfs sv;
+	char *path;
+	int32_t n = 0;
+	int32_t cap;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_describe_log_dirs_request_decode(&m, h->request_api_version, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	cap = m.topics.count < 0 ? (int32_t)b->n_topics : m.topics.count;
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(cap > 0 ? cap : 1), 8);
+	path = kp_arena_alloc(a, PATH_MAX, 1);
+	if (rts == NULL || path == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < cap; i++) {
+		struct dp_topic *t;
+		const struct kp_array_int32 *want = NULL;
+
+		if (m.topics.count < 0) {
+			t = b->topics[i];
+		} else {
+			t = dp_broker_topic_find(b, m.topics.items[i].topic.ptr,
+			                         (size_t)m.topics.items[i].topic.len);
+			want = &m.topics.items[i].partitions;
+		}
+		if (t == NULL)
+			continue; /* Kafka leaves out topics this broker does not hold */
+		if (log_dirs_topic(a, t, want, &rts[n]) < 0)
+			goto nomem;
+		n++;
+	}
+	kp_describe_log_dirs_response_describe_log_dirs_result_init(&dir);
+	dir.error_code = KP_ERR_NONE;
+	dir.log_dir = kstr(realpath(b->dir, path) != NULL ? path : b->dir);
+	dir.topics.items = rts;
+	dir.topics.count = n;
+	if (statvfs(b->dir, &sv) == 0) {
+		dir.total_bytes = (int64_t)((uint64_t)sv.f_blocks * sv.f_frsize);
+		dir.usable_bytes = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
+	}
+	kp_describe_log_dirs_response_init(&resp);
+	resp.error_code = KP_ERR_NONE;
+	resp.results.items = &dir;
+	resp.results.count = 1;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
+/*
+ * OffsetForLeaderEpoch: one broker, always leader, epoch 0. The log's
+ * leader-epoch checkpoint is asked first; a log without one (nothing
+ * assigns epochs yet) is all epoch 0, ending at the log end offset.
+ */
+static int
+offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+                        const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct kp_arena *a = &q->arena;
+	int16_t v = h->request_api_version;
+	struct kp_offset_for_leader_epoch_request m;
+	struct kp_offset_for_leader_epoch_response resp;
+	struct kp_offset_for_leader_epoch_response_offset_for_leader_topic_result *rts;
+	int32_t n;
+	uint8_t *buf;
+	int rc;
+
+	buf = dp_conn_resp_alloc(conn);
+	if (buf == NULL)
+		return -EAGAIN;
+	rc = kp_offset_for_leader_epoch_request_decode(&m, v, r, a);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	n = m.topics.count > 0 ? m.topics.count : 0;
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(n > 0 ? n : 1), 8);
+	if (rts == NULL)
+		goto nomem;
+	for (int32_t i = 0; i < n; i++) {
+		const struct kp_offset_for_leader_epoch_request_offset_for_leader_topic *lt =
+		        &m.topics.items[i];
+		struct dp_topic *t =
+		        dp_broker_topic_find(q->b, lt->topic.ptr, (size_t)lt->topic.len);
+		struct kp_offset_for_leader_epoch_response_epoch_end_offset *ps;
+		int32_t np = lt->partitions.count > 0 ? lt->partitions.count : 0;
+
+		kp_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(&rts[i]);
+		rts[i].topic = lt->topic;
+		ps = kp_arena_alloc(a, sizeof(*ps) * (size_t)(np > 0 ? np : 1), 8);
+		if (ps == NULL)
+			goto nomem;
+		rts[i].partitions.items = ps;
+		rts[i].partitions.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_offset_for_leader_epoch_request_offset_for_leader_partition
+			        *lp = &lt->partitions.items[j];
+			struct stor_log *log;
+			int32_t epoch = -1;
+			int64_t end = -1;
+
+			kp_offset_for_leader_epoch_response_epoch_end_offset_init(&ps[j]);
+			ps[j].partition = lp->partition;
+			ps[j].leader_epoch = -1;
+			ps[j].end_offset = -1;
+			if (t == NULL || lp->partition < 0 || lp->partition >= t->partitions) {
+				ps[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			if (v >= 2 && lp->current_leader_epoch > 0) {
+				ps[j].error_code = KP_ERR_UNKNOWN_LEADER_EPOCH;
+				continue;
+			}
+			if (lp->leader_epoch < 0)
+				continue; /* no such epoch: -1, -1 */
+			log = t->part[lp->partition].log;
+			rc = stor_log_epoch_end_offset(log, lp->leader_epoch, &epoch, &end);
+			if (rc == -ENOENT) {
+				epoch = 0;
+				end = stor_log_end_offset(log);
+			} else if (rc < 0) {
+				ps[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
+			}
+			ps[j].leader_epoch = epoch;
+			ps[j].end_offset = end;
+		}
+	}
+	kp_offset_for_leader_epoch_response_init(&resp);
+	resp.topics.items = rts;
+	resp.topics.count = n;
+	return reply(conn, req, h, buf, &resp);
+nomem:
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
 static int
 serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
       struct kp_reader *r)
@@ -2016,6 +2340,14 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	case API_KEY_ALTER_CONFIGS:
 	case API_KEY_INCREMENTAL_ALTER_CONFIGS:
 		return alter_configs(q, conn, req, h, r);
+	case API_KEY_DESCRIBE_CLUSTER:
+		return describe_cluster(q, conn, req, h, r);
+	case API_KEY_DELETE_RECORDS:
+		return delete_records(q, conn, req, h, r);
+	case API_KEY_DESCRIBE_LOG_DIRS:
+		return describe_log_dirs(q, conn, req, h, r);
+	case API_KEY_OFFSET_FOR_LEADER_EPOCH:
+		return offset_for_leader_epoch(q, conn, req, h, r);
 	default:
 		return -EPROTONOSUPPORT;
 	}

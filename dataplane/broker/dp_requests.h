@@ -10,9 +10,12 @@
  * validate_only), Produce v0-11, Fetch v0-17, ListOffsets v0-10,
  * DeleteTopics v0-6 (v6 also by topic id), CreatePartitions v0-3 (with
  * validate_only), DescribeConfigs v0-4, AlterConfigs v0-2 and
- * IncrementalAlterConfigs v0-1 (topic configs). Decoding uses one arena owned by this module (the
- * broker's single lcore; see dp_broker.h), reset per request: nothing is
- * allocated per request except on topic creation.
+ * IncrementalAlterConfigs v0-1 (topic configs), DescribeCluster v0-1,
+ * DeleteRecords v0-2, DescribeLogDirs v0-4, OffsetForLeaderEpoch v0-4.
+ * Decoding uses one arena owned by this module (the broker's single lcore;
+ * see dp_broker.h), reset per request: nothing is allocated per request
+ * except on topic creation, deletion, partition and config changes and the
+ * broker resource of DescribeConfigs (admin requests).
  */
 #ifndef SLP_DP_REQUESTS_H
 #define SLP_DP_REQUESTS_H

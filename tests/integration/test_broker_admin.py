@@ -22,6 +22,12 @@ topic) and checks:
   broker resource is refused; a new segment.bytes takes effect on the open
   log (more segment files after producing); IncrementalAlterConfigs v0 (raw)
   SET and DELETE, APPEND answered INVALID_REQUEST;
+- raw frames: OffsetForLeaderEpoch v2 (epoch 0 ends at the log end offset;
+  UNKNOWN_LEADER_EPOCH for a newer current epoch; unknown partition),
+  DeleteRecords v0 (log start offset raised, then kcat reads from there;
+  past the high watermark OFFSET_OUT_OF_RANGE), DescribeLogDirs v1 (the
+  absolute log directory, partition sizes), DescribeCluster v1 (cluster id,
+  this broker's port; controllers UNSUPPORTED_ENDPOINT_TYPE);
 - a restart keeps the deletions, the partition counts and the configs.
 
 Usage: test_broker_admin.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
@@ -31,6 +37,7 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -297,6 +304,109 @@ def configs_checks(b, tmp):
     assert incremental_alter(b, "nope", [("retention.ms", 0, "1")]) == 3
 
 
+def kstr(x):
+    return struct.pack(">h", len(x)) + x.encode()
+
+
+def raw(b, key, ver, body, flexible=False):
+    """One request; the response body after the correlation id (and tags when flexible)."""
+    s = b.connect()
+    hdr = struct.pack(">hhi", key, ver, 1234) + kstr("it") + (bytes([0]) if flexible else b"")
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = recv_frame(s)
+    s.close()
+    assert struct.unpack(">i", r[:4])[0] == 1234
+    if flexible:
+        assert r[4] == 0
+        return r[5:]
+    return r[4:]
+
+
+def records_checks(b, tmp):
+    a = AdminClient({"bootstrap.servers": b.addr})
+    a.create_topics([NewTopic("recs", 1, 1)], request_timeout=10)["recs"].result(10)
+    produce(b, "recs", [b"r%d" % i for i in range(10)], partition=0)
+
+    # OffsetForLeaderEpoch v2: [topic [partition current_epoch epoch]].
+    def olep(partition, current, epoch):
+        body = struct.pack(">i", 1) + kstr("recs") + struct.pack(">i", 1)
+        body += struct.pack(">iii", partition, current, epoch)
+        r = raw(b, 23, 2, body)
+        throttle, nt = struct.unpack(">ii", r[:8])
+        n = struct.unpack(">h", r[8:10])[0]
+        assert nt == 1 and r[10:10 + n] == b"recs"
+        pos = 10 + n
+        assert struct.unpack(">i", r[pos:pos + 4])[0] == 1
+        return struct.unpack(">hiiq", r[pos + 4:pos + 22])
+    assert olep(0, 0, 0) == (0, 0, 0, 10), olep(0, 0, 0)
+    assert olep(0, -1, 3) == (0, 0, 0, 10)
+    assert olep(0, 1, 0)[0] == 75  # UNKNOWN_LEADER_EPOCH
+    assert olep(7, -1, 0)[0] == 3
+
+    # DeleteRecords v0: [topic [partition offset]] timeout.
+    def delrec(topic, partition, offset):
+        body = struct.pack(">i", 1) + kstr(topic) + struct.pack(">i", 1)
+        body += struct.pack(">iq", partition, offset) + struct.pack(">i", 5000)
+        r = raw(b, 21, 0, body)
+        n = struct.unpack(">h", r[8:10])[0]
+        assert r[10:10 + n] == topic.encode()
+        pos = 10 + n + 4
+        part, low, err = struct.unpack(">iqh", r[pos:pos + 14])
+        assert part == partition
+        return low, err
+    assert delrec("recs", 0, 4) == (4, 0)
+    assert delrec("recs", 0, 2) == (4, 0)  # below the start: nothing to do
+    assert delrec("recs", 0, 11)[1] == 1   # past the high watermark
+    assert delrec("nope", 0, 1)[1] == 3
+    kcat = shutil.which("kcat")
+    if kcat is not None:
+        out = subprocess.run([kcat, "-b", b.addr, "-C", "-t", "recs", "-o", "beginning",
+                              "-e", "-f", "%o %s\n"], capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split("\n")[0] == "4 r4", out.stdout
+        assert len(out.stdout.split()) == 12, out.stdout
+
+    # DescribeLogDirs v1: null topics = all.
+    r = raw(b, 35, 1, struct.pack(">i", -1))
+    assert struct.unpack(">i", r[4:8])[0] == 1
+    err, n = struct.unpack(">hh", r[8:12])
+    assert err == 0
+    assert r[12:12 + n].decode() == os.path.realpath(logs_dir(tmp)), r[12:12 + n]
+    pos = 12 + n
+    sizes = {}
+    for _ in range(struct.unpack(">i", r[pos:pos + 4])[0]):
+        pos += 4
+        n = struct.unpack(">h", r[pos:pos + 2])[0]
+        name = r[pos + 2:pos + 2 + n].decode()
+        pos += 2 + n
+        np = struct.unpack(">i", r[pos:pos + 4])[0]
+        for _ in range(np):
+            part, size, lag, fut = struct.unpack(">iqq?", r[pos + 4:pos + 25])
+            sizes[(name, part)] = size
+            assert lag == 0 and not fut
+            pos += 21
+    assert sizes[("recs", 0)] > 0, sizes
+    assert ("grow", 2) in sizes and ("cfg", 0) in sizes, sizes
+
+    # DescribeCluster v1 (flexible): include_authorized_operations, endpoint_type.
+    r = raw(b, 60, 1, bytes([0, 1, 0]), flexible=True)
+    throttle, err = struct.unpack(">ih", r[:6])
+    assert err == 0 and r[6] == 0 and r[7] == 1  # null message, brokers
+    n = r[8] - 1
+    assert n == 22, r
+    pos = 9 + n
+    controller, nb = struct.unpack(">ib", r[pos:pos + 5])
+    assert nb == 2, r  # compact array of 1
+    node = struct.unpack(">i", r[pos + 5:pos + 9])[0]
+    assert controller == node
+    n = r[pos + 9] - 1
+    assert r[pos + 10:pos + 10 + n] == b"127.0.0.1"
+    assert struct.unpack(">i", r[pos + 10 + n:pos + 14 + n])[0] == b.port
+    r = raw(b, 60, 1, bytes([0, 2, 0]), flexible=True)
+    assert struct.unpack(">h", r[4:6])[0] == 115  # UNSUPPORTED_ENDPOINT_TYPE
+
+
 def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
@@ -308,11 +418,12 @@ def main():
         delete_checks(b, tmp)
         partitions_checks(b, tmp)
         configs_checks(b, tmp)
+        records_checks(b, tmp)
         assert b.stop() == 0
         b = Broker(tmp)
         a = AdminClient({"bootstrap.servers": b.addr})
         md = a.list_topics(timeout=10)
-        assert sorted(md.topics) == ["cfg", "del-a", "del-d", "grow"], sorted(md.topics)
+        assert sorted(md.topics) == ["cfg", "del-a", "del-d", "grow", "recs"], sorted(md.topics)
         assert len(md.topics["grow"].partitions) == 3
         got = describe(a, ConfigResource(ConfigResource.Type.TOPIC, "cfg"))
         assert got["retention.ms"].value == "7200000" and got["retention.ms"].source == 1
