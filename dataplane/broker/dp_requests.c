@@ -187,6 +187,13 @@ kstr(const char *s)
 	return (struct kp_str){.ptr = s, .len = (int32_t)strlen(s)};
 }
 
+/* A null nullable string (the generated _init() leaves an empty one). */
+static struct kp_str
+kstr_null(void)
+{
+	return (struct kp_str){.ptr = NULL, .len = -1};
+}
+
 static int32_t *
 one_int32(struct kp_arena *a, int32_t v)
 {
@@ -1317,6 +1324,7 @@ delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		struct kp_str name;
 
 		kp_delete_topics_response_deletable_topic_result_init(&res[i]);
+		res[i].error_message = kstr_null();
 		if (v >= 6 && m.topics.items[i].name.len < 0) {
 			res[i].topic_id = m.topics.items[i].topic_id;
 			res[i].name = (struct kp_str){.ptr = NULL, .len = -1};
@@ -1399,6 +1407,7 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				dup = true;
 		}
 		kp_create_partitions_response_create_partitions_topic_result_init(&res[i]);
+		res[i].error_message = kstr_null();
 		res[i].name = ct->name;
 		if (dup) {
 			res[i].error_code = KP_ERR_INVALID_REQUEST;
@@ -1724,6 +1733,7 @@ describe_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		struct dp_topic *t;
 
 		kp_describe_configs_response_describe_configs_result_init(&res[i]);
+		res[i].error_message = kstr_null();
 		res[i].resource_type = rr->resource_type;
 		res[i].resource_name = rr->resource_name;
 		res[i].configs.count = 0;
@@ -1948,6 +1958,7 @@ alter_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			}
 		}
 		kp_alter_configs_response_alter_configs_resource_response_init(&res[i]);
+		res[i].error_message = kstr_null();
 		res[i].resource_type = type;
 		res[i].resource_name = name;
 		res[i].error_code =
@@ -2009,6 +2020,7 @@ describe_cluster(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	}
 	advertised_resolve(q);
 	kp_describe_cluster_response_init(&resp);
+	resp.error_message = kstr_null();
 	resp.endpoint_type = m.endpoint_type;
 	resp.cluster_id = kstr(q->b->cluster_id);
 	resp.controller_id = q->b->node_id;

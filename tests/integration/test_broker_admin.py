@@ -303,6 +303,16 @@ def configs_checks(b, tmp):
     assert incremental_alter(b, "cfg", [("bogus.key", 0, "1")]) == 40  # INVALID_CONFIG
     assert incremental_alter(b, "nope", [("retention.ms", 0, "1")]) == 3
 
+    # DescribeConfigs v4 (flexible), one key asked for.
+    body = bytes([2, 2, 4]) + b"cfg" + bytes([2, 13]) + b"retention.ms" + bytes([0])
+    body += bytes([0, 0, 0])
+    r = raw(b, 32, 4, body, flexible=True)
+    assert r[4] == 2 and struct.unpack(">h", r[5:7])[0] == 0 and r[7] == 0, r
+    assert r[8] == 2 and r[9:13] == bytes([4]) + b"cfg" and r[13] == 2, r  # one config
+    assert r[14:27] == bytes([13]) + b"retention.ms" and r[27:35] == bytes([8]) + b"7200000"
+    read_only, source, sensitive, synonyms, ctype, doc = struct.unpack(">?b?bbb", r[35:41])
+    assert (read_only, source, sensitive, synonyms, ctype, doc) == (False, 1, False, 1, 5, 0)
+
 
 def kstr(x):
     return struct.pack(">h", len(x)) + x.encode()
@@ -388,6 +398,33 @@ def records_checks(b, tmp):
             pos += 21
     assert sizes[("recs", 0)] > 0, sizes
     assert ("grow", 2) in sizes and ("cfg", 0) in sizes, sizes
+
+    # Flexible versions: OffsetForLeaderEpoch v4, DeleteRecords v2, DescribeLogDirs v4.
+    def cstr(x):
+        return bytes([len(x) + 1]) + x.encode()
+    body = struct.pack(">i", -1) + bytes([2]) + cstr("recs") + bytes([2])
+    body += struct.pack(">iii", 0, 0, 0) + bytes([0, 0, 0])
+    r = raw(b, 23, 4, body, flexible=True)
+    assert r[4] == 2 and r[5:10] == cstr("recs") and r[10] == 2, r
+    assert struct.unpack(">hiiq", r[11:29]) == (0, 0, 0, 10), r
+
+    body = bytes([2]) + cstr("recs") + bytes([2]) + struct.pack(">iq", 0, -1) + bytes([0, 0])
+    body += struct.pack(">i", 5000) + bytes([0])
+    r = raw(b, 21, 2, body, flexible=True)
+    assert r[4] == 2 and r[5:10] == cstr("recs") and r[10] == 2, r
+    assert struct.unpack(">iqh", r[11:25]) == (0, 10, 0), r  # -1: up to the high watermark
+
+    body = bytes([2]) + cstr("recs") + bytes([2]) + struct.pack(">i", 0) + bytes([0, 0])
+    r = raw(b, 35, 4, body, flexible=True)
+    assert struct.unpack(">h", r[4:6])[0] == 0 and r[6] == 2, r
+    assert struct.unpack(">h", r[7:9])[0] == 0
+    n = r[9] - 1
+    pos = 10 + n
+    assert r[pos] == 2 and r[pos + 1:pos + 6] == cstr("recs") and r[pos + 6] == 2, r
+    part, size, lag, fut = struct.unpack(">iqq?", r[pos + 7:pos + 28])
+    assert part == 0 and size > 0
+    total, usable = struct.unpack(">qq", r[pos + 30:pos + 46])
+    assert total > 0 and 0 <= usable <= total, (total, usable)
 
     # DescribeCluster v1 (flexible): include_authorized_operations, endpoint_type.
     r = raw(b, 60, 1, bytes([0, 1, 0]), flexible=True)
