@@ -444,6 +444,21 @@ def records_checks(b, tmp):
     assert struct.unpack(">h", r[4:6])[0] == 115  # UNSUPPORTED_ENDPOINT_TYPE
 
 
+def api_versions_checks(b):
+    """ApiVersions v0 advertises every admin API with the versions the schemas define."""
+    r = raw(b, 18, 0, b"")
+    err, n = struct.unpack(">hi", r[:6])
+    assert err == 0
+    got = {}
+    for i in range(n):
+        key, lo, hi = struct.unpack(">hhh", r[6 + 6 * i:12 + 6 * i])
+        got[key] = (lo, hi)
+    want = {20: (0, 6), 37: (0, 3), 32: (0, 4), 33: (0, 2), 44: (0, 1), 60: (0, 1),
+            21: (0, 2), 35: (0, 4), 23: (0, 4)}
+    for key, versions in want.items():
+        assert got.get(key) == versions, (key, got.get(key))
+
+
 def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
@@ -452,6 +467,7 @@ def main():
     b = None
     try:
         b = Broker(tmp)
+        api_versions_checks(b)
         delete_checks(b, tmp)
         partitions_checks(b, tmp)
         configs_checks(b, tmp)
