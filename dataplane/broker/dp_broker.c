@@ -793,9 +793,14 @@ dp_broker_topic_configs_set(struct dp_broker *b, struct dp_topic *t, const char 
 		close_partitions(t);
 		strcpy(t->configs, old);
 		rc2 = open_partitions(b, t);
+		/*
+		 * Partitions whose log did not reopen stay offline (log NULL):
+		 * the request handlers answer KAFKA_STORAGE_ERROR for them until
+		 * a restart or another config change reopens them.
+		 */
 		if (rc2 < 0)
-			dp_log(DP_LOG_ERROR, "reopening %s with its old config: %s", t->name,
-			       strerror(-rc2));
+			dp_log(DP_LOG_ERROR, "reopening %s with its old config: %s (partitions offline)",
+			       t->name, strerror(-rc2));
 		return rc;
 	}
 	dp_log(DP_LOG_INFO, "topic %s configs changed (logs reopened)", t->name);

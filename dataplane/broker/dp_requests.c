@@ -658,6 +658,10 @@ produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
+			if (t->part[pd->index].log == NULL) { /* offline: see dp_broker_topic_configs_set */
+				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
+			}
 			prs[j].error_code = produce_partition(q, c, t->part[pd->index].log,
 				&pd->records, flags, &prs[j].base_offset);
 			if (prs[j].error_code == PRODUCE_FULL && c->pending == 1) {
@@ -993,6 +997,11 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 				continue;
 			}
 			log = t->part[fp->partition].log;
+			if (log == NULL) { /* offline: see dp_broker_topic_configs_set */
+				pds[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				errors = true;
+				continue;
+			}
 			pds[j].high_watermark = stor_log_written_offset(log);
 			pds[j].last_stable_offset = pds[j].high_watermark;
 			pds[j].log_start_offset = stor_log_start_offset(log);
@@ -1232,6 +1241,10 @@ list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			if (t == NULL || lp->partition_index < 0 ||
 				lp->partition_index >= t->partitions) {
 				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			if (t->part[lp->partition_index].log == NULL) { /* offline */
+				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
 			rc = stor_log_offset_for_time(t->part[lp->partition_index].log,
@@ -2098,6 +2111,10 @@ delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				continue;
 			}
 			log = t->part[dp->partition_index].log;
+			if (log == NULL) { /* offline */
+				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
+			}
 			hw = stor_log_written_offset(log);
 			off = dp->offset == -1 ? hw : dp->offset; /* -1: the high watermark */
 			if (off < 0 || off > hw) {
@@ -2140,7 +2157,7 @@ log_dirs_topic(struct kp_arena *a, struct dp_topic *t, const struct kp_array_int
 	for (int32_t i = 0; i < cap; i++) {
 		int32_t p = want != NULL ? want->items[i] : i;
 
-		if (p < 0 || p >= t->partitions)
+		if (p < 0 || p >= t->partitions || t->part[p].log == NULL)
 			continue; /* Kafka leaves out partitions this broker does not hold */
 		kp_describe_log_dirs_response_describe_log_dirs_partition_init(&ps[n]);
 		ps[n].partition_index = p;
@@ -2290,6 +2307,10 @@ offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint64_t re
 			if (lp->leader_epoch < 0)
 				continue; /* no such epoch: -1, -1 */
 			log = t->part[lp->partition].log;
+			if (log == NULL) { /* offline */
+				ps[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
+			}
 			rc = stor_log_epoch_end_offset(log, lp->leader_epoch, &epoch, &end);
 			if (rc == -ENOENT) {
 				epoch = 0;
