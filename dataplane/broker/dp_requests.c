@@ -131,6 +131,41 @@ close_log(struct dp_conn *conn, const char *what, const struct kp_request_header
 		kp_api_lookup(h->request_api_key)->name, h->request_api_version, strerror(-rc));
 }
 
+/*
+ * The common start of a handler: take a response buffer first, so that
+ * -EAGAIN (the transport offers the frame again later) comes before any side
+ * effect, then decode the body into @m through the API table. A malformed
+ * body returns the buffer, closes the connection with a log line and gives
+ * -EPROTO. @m is the generated request struct of h's api key.
+ */
+static int
+request_begin(struct dp_requests *q, struct dp_conn *conn, const struct kp_request_header *h,
+              struct kp_reader *r, void *m, uint8_t **buf)
+{
+	int rc;
+
+	*buf = dp_conn_resp_alloc(conn);
+	if (*buf == NULL)
+		return -EAGAIN;
+	rc = kp_api_lookup(h->request_api_key)->request.decode(m, h->request_api_version, r,
+	                                                        &q->arena);
+	if (rc < 0) {
+		dp_conn_resp_free(conn->env->resp_pool, *buf);
+		close_log(conn, "malformed", h, rc);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The common failure of a handler whose arena ran out: free @buf, close, -ENOMEM. */
+static int
+request_nomem(struct dp_conn *conn, const struct kp_request_header *h, uint8_t *buf)
+{
+	dp_conn_resp_free(conn->env->resp_pool, buf);
+	close_log(conn, "arena too small for a", h, -ENOMEM);
+	return -ENOMEM;
+}
+
 /* A response buffer: the worker's pool, or a large Fetch buffer. */
 struct resp_buf {
 	uint8_t *p;
@@ -261,15 +296,9 @@ metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_metadata_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	advertised_resolve(q);
 	/* v0: an empty list means every topic; v1+: null means every topic. */
 	all = m.topics.count < 0 || (v == 0 && m.topics.count == 0);
@@ -333,9 +362,7 @@ metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.topics.count = n;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 static int16_t
@@ -394,7 +421,6 @@ create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
-	int16_t v = h->request_api_version;
 	struct kp_create_topics_request m;
 	struct kp_create_topics_response resp;
 	struct kp_create_topics_response_creatable_topic_result *res;
@@ -402,15 +428,9 @@ create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_create_topics_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
 		8);
 	if (res == NULL) {
@@ -1204,15 +1224,9 @@ list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_list_offsets_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
 		8);
 	if (rts == NULL)
@@ -1273,9 +1287,7 @@ list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.topics.count = m.topics.count > 0 ? m.topics.count : 0;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 /* ---- DeleteTopics, CreatePartitions ----------------------------------------------------- */
@@ -1313,15 +1325,9 @@ delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_delete_topics_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	n = v >= 6 ? m.topics.count : m.topic_names.count;
 	if (n < 0)
 		n = 0;
@@ -1383,7 +1389,6 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
-	int16_t v = h->request_api_version;
 	struct kp_create_partitions_request m;
 	struct kp_create_partitions_response resp;
 	struct kp_create_partitions_response_create_partitions_topic_result *res;
@@ -1391,15 +1396,9 @@ create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_create_partitions_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	n = m.topics.count > 0 ? m.topics.count : 0;
 	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
 	if (res == NULL) {
@@ -1719,7 +1718,6 @@ describe_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
                  const struct kp_request_header *h, struct kp_reader *r)
 {
 	struct kp_arena *a = &q->arena;
-	int16_t v = h->request_api_version;
 	struct kp_describe_configs_request m;
 	struct kp_describe_configs_response resp;
 	struct kp_describe_configs_response_describe_configs_result *res;
@@ -1727,15 +1725,9 @@ describe_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_describe_configs_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	n = m.resources.count > 0 ? m.resources.count : 0;
 	res = kp_arena_alloc(a, sizeof(*res) * (size_t)(n > 0 ? n : 1), 8);
 	if (res == NULL)
@@ -1779,9 +1771,7 @@ describe_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.results.count = n;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 /* One config change of an (Incremental)AlterConfigs resource. */
@@ -2005,9 +1995,7 @@ alter_configs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	}
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 /* ---- DescribeCluster, DeleteRecords, DescribeLogDirs, OffsetForLeaderEpoch --------------- */
@@ -2022,15 +2010,9 @@ describe_cluster(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_describe_cluster_request_decode(&m, h->request_api_version, r, &q->arena);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	advertised_resolve(q);
 	kp_describe_cluster_response_init(&resp);
 	resp.error_message = kstr_null();
@@ -2068,15 +2050,9 @@ delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_delete_records_request_decode(&m, h->request_api_version, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	n = m.topics.count > 0 ? m.topics.count : 0;
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(n > 0 ? n : 1), 8);
 	if (rts == NULL)
@@ -2135,9 +2111,7 @@ delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.topics.count = n;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 /* Fill @rt with the partitions of @t that @want names (NULL: all). */
@@ -2188,15 +2162,9 @@ describe_log_dirs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_describe_log_dirs_request_decode(&m, h->request_api_version, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	cap = m.topics.count < 0 ? (int32_t)b->n_topics : m.topics.count;
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(cap > 0 ? cap : 1), 8);
 	path = kp_arena_alloc(a, PATH_MAX, 1);
@@ -2234,9 +2202,7 @@ describe_log_dirs(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	resp.results.count = 1;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 /*
@@ -2257,15 +2223,9 @@ offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint64_t re
 	uint8_t *buf;
 	int rc;
 
-	buf = dp_conn_resp_alloc(conn);
-	if (buf == NULL)
-		return -EAGAIN;
-	rc = kp_offset_for_leader_epoch_request_decode(&m, v, r, a);
-	if (rc < 0) {
-		dp_conn_resp_free(conn->env->resp_pool, buf);
-		close_log(conn, "malformed", h, rc);
-		return -EPROTO;
-	}
+	rc = request_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
 	n = m.topics.count > 0 ? m.topics.count : 0;
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(n > 0 ? n : 1), 8);
 	if (rts == NULL)
@@ -2328,9 +2288,7 @@ offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint64_t re
 	resp.topics.count = n;
 	return reply(conn, req, h, buf, &resp);
 nomem:
-	dp_conn_resp_free(conn->env->resp_pool, buf);
-	close_log(conn, "arena too small for a", h, -ENOMEM);
-	return -ENOMEM;
+	return request_nomem(conn, h, buf);
 }
 
 static int
