@@ -147,6 +147,12 @@ struct net_stats {
 	uint64_t tx_frames;
 	uint64_t tx_dropped;		/* output function refused them */
 	uint64_t tx_no_mbuf;		/* pool empty */
+	/* SACK loss recovery (RFC 2018, RFC 6675) */
+	uint64_t tcp_sack_recoveries;	/* recoveries entered with a scoreboard */
+	uint64_t tcp_sack_retransmits;	/* segments resent from the scoreboard */
+	uint64_t tcp_sack_blocks_ignored; /* empty, old or beyond SND.MAX */
+	uint64_t tcp_sack_sb_full;	/* ranges not recorded: scoreboard full */
+	uint64_t tcp_sack_skipped_bytes; /* SACKed bytes not resent after an RTO */
 };
 
 /**

@@ -178,6 +178,18 @@ struct net_tcp_conn {
 static_assert(sizeof(struct net_tcp_conn) <= 4 * RTE_CACHE_LINE_SIZE,
 	"net_tcp_conn grew past four cache lines");
 
+/* Sender SACK scoreboard of one connection (net_tcp_sack.c), in st->sb at
+ * the connection's index. */
+#define NET_TCP_SB_MAX 16
+struct net_tcp_sb {
+	uint32_t high_rxt;		/* RFC 6675 HighRxt: after the highest byte resent */
+	uint32_t sacked;		/* bytes in blk */
+	uint32_t n;			/* ranges in blk */
+	struct {
+		uint32_t start, end;	/* [start, end), sorted, disjoint, not adjacent */
+	} blk[NET_TCP_SB_MAX];
+};
+
 struct net_tcp_listener {
 	uint16_t port;			/* network order; 0 = free slot */
 	uint32_t backlog;		/* max SYN-RECEIVED */
@@ -212,6 +224,7 @@ struct net_stack {
 	uint32_t timer_head;		/* connections with an armed timer */
 	struct net_tcp_listener *listeners;
 	struct net_tcp_ooo *ooo;	/* max_conns * ooo_max_segs slots */
+	struct net_tcp_sb *sb;		/* max_conns SACK scoreboards */
 	uint16_t next_port;		/* ephemeral port cursor (host order) */
 	uint64_t next_timer_us;		/* earliest TCP deadline (lower bound), 0 = none */
 	uint64_t challenge_ack_sec;	/* second of the current challenge-ACK budget */
@@ -263,6 +276,28 @@ uint16_t net_tcp_our_mss(const struct net_stack *st);
 void net_tcp_sq_drop(struct net_tcp_conn *c, uint32_t bytes);
 void net_tcp_keepalive_arm(struct net_stack *st, struct net_tcp_conn *c);
 
+/* net_tcp_sack.c: sender scoreboard and RFC 6675 decisions */
+struct net_tcp_sb *net_tcp_sb(const struct net_stack *st, const struct net_tcp_conn *c);
+void net_tcp_sack_reset(struct net_stack *st, struct net_tcp_conn *c);
+/* Record SACK blocks ([left, right) pairs, host order) of an ACK whose
+ * cumulative ACK is ack; returns the bytes newly SACKed. */
+uint32_t net_tcp_sack_update(struct net_stack *st, struct net_tcp_conn *c, uint32_t ack,
+	const uint32_t (*blk)[2], uint32_t nblk);
+/* Drop what SND.UNA now covers. */
+void net_tcp_sack_trim(struct net_stack *st, struct net_tcp_conn *c);
+bool net_tcp_sack_is_lost(const struct net_stack *st, const struct net_tcp_conn *c,
+	uint32_t seq);
+uint32_t net_tcp_sack_pipe(const struct net_stack *st, const struct net_tcp_conn *c);
+/* NextSeg rule 1 (lost_only) or rule 3: 0 and the segment, or -1. */
+int net_tcp_sack_next_rtx(const struct net_stack *st, const struct net_tcp_conn *c,
+	bool lost_only, uint32_t *seq, uint32_t *len);
+/* First unSACKed byte at or after seq; *limit = start of the next range. */
+uint32_t net_tcp_sack_skip(const struct net_stack *st, const struct net_tcp_conn *c,
+	uint32_t seq, uint32_t *limit);
+/* SACKed bytes below seq. */
+uint32_t net_tcp_sack_below(const struct net_stack *st, const struct net_tcp_conn *c,
+	uint32_t seq);
+
 /* net_tcp_output.c */
 void net_tcp_output(struct net_stack *st, struct net_tcp_conn *c);
 int net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
@@ -272,6 +307,9 @@ void net_tcp_send_rst_reply(struct net_stack *st, const struct rte_ipv4_hdr *ip,
 	const struct rte_tcp_hdr *th, uint32_t seglen);
 uint32_t net_tcp_rcv_window(const struct net_stack *st, const struct net_tcp_conn *c);
 void net_tcp_retransmit_head(struct net_stack *st, struct net_tcp_conn *c);
+/* Resend the unSACKed segment at seq (at most one MSS, not into a SACKed
+ * range) and move HighRxt past it; returns the bytes sent. */
+uint32_t net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq);
 static inline uint32_t
 net_tcp_ts_now(const struct net_stack *st, const struct net_tcp_conn *c)
 {

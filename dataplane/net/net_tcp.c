@@ -84,7 +84,9 @@ net_tcp_init(struct net_stack *st)
 		sizeof(*st->listeners) * st->cfg.max_listeners, RTE_CACHE_LINE_SIZE);
 	st->ooo = rte_zmalloc("net_tcp_ooo",
 		sizeof(*st->ooo) * (size_t)n * st->cfg.ooo_max_segs, RTE_CACHE_LINE_SIZE);
-	if (st->conns == NULL || st->hash == NULL || st->listeners == NULL || st->ooo == NULL)
+	st->sb = rte_zmalloc("net_tcp_sb", sizeof(*st->sb) * n, RTE_CACHE_LINE_SIZE);
+	if (st->conns == NULL || st->hash == NULL || st->listeners == NULL || st->ooo == NULL ||
+			st->sb == NULL)
 		return -ENOMEM;
 	st->hash_mask = buckets - 1;
 	for (uint32_t i = 0; i < buckets; i++)
@@ -138,6 +140,8 @@ net_tcp_fini(struct net_stack *st)
 	rte_free(st->hash);
 	rte_free(st->listeners);
 	rte_free(st->ooo);
+	rte_free(st->sb);
+	st->sb = NULL;
 	st->conns = NULL;
 	st->hash = NULL;
 	st->listeners = NULL;
@@ -215,6 +219,7 @@ net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
 	st->free_head = c->hash_next;
 	ooo = c->ooo;
 	memset(c, 0, sizeof(*c));
+	memset(&st->sb[i], 0, sizeof(st->sb[i]));
 	c->ooo = ooo;
 	c->st = st;
 	c->raddr = raddr;
@@ -411,6 +416,16 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 	c->dupacks = 0;
 	c->bytes_acked = 0;
 	c->snd_nxt = c->snd_una;
+	if (c->flags & NET_TCPF_SACK_OK) {
+		/* RFC 6675 section 5.1: go back N, but skip what the scoreboard
+		 * says the peer holds (net_tcp_output). RFC 2018 section 8 lets
+		 * a receiver renege on SACKed data: a second expiry in a row
+		 * forgets the scoreboard so such data is sent again. */
+		if (c->backoff >= 2)
+			net_tcp_sack_reset(st, c);
+		else
+			net_tcp_sb(st, c)->high_rxt = c->snd_una;
+	}
 	net_tcp_pending(st, c);
 }
 

@@ -30,11 +30,15 @@
 
 #define TS_24_DAYS_S (24u * 24 * 3600)
 
+#define OPT_SACK 5
+
 struct tcp_opts {
 	uint16_t mss;
 	uint8_t ws;
 	bool mss_ok, ws_ok, sack_ok, ts_ok;
 	uint32_t tsval, tsecr;
+	uint32_t nsack;			/* SACK blocks (RFC 2018), not on a SYN */
+	uint32_t sack[4][2];		/* [left, right), host order */
 };
 
 /* A segment being processed. */
@@ -95,9 +99,24 @@ parse_opts(const uint8_t *p, uint32_t n, bool syn, struct tcp_opts *o)
 				o->ts_ok = true;
 			}
 			break;
+		case OPT_SACK:
+			/* RFC 2018 section 3: 2 + 8n bytes, n = 1..4; a
+			 * malformed block list is ignored as a whole. */
+			if (!syn && olen >= 10 && (olen - 2) % 8 == 0 && o->nsack == 0) {
+				uint32_t nb = NET_MIN((uint32_t)(olen - 2) / 8, 4u);
+
+				for (uint32_t k = 0; k < nb; k++) {
+					const uint8_t *b = p + i + 2 + 8 * k;
+
+					o->sack[k][0] = ((uint32_t)b[0] << 24) |
+						((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+					o->sack[k][1] = ((uint32_t)b[4] << 24) |
+						((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7];
+				}
+				o->nsack = nb;
+			}
+			break;
 		default:
-			/* SACK blocks (kind 5) are parsed by nobody yet: the
-			 * sender-side scoreboard is not implemented. */
 			break;
 		}
 		i += olen;
@@ -346,6 +365,12 @@ cc_ack(struct net_stack *st, struct net_tcp_conn *c, uint32_t acked)
 	uint32_t mss = c->mss;
 
 	if (c->flags & NET_TCPF_IN_RECOVERY) {
+		if ((c->flags & NET_TCPF_SACK_OK) && SEQ_LT(c->snd_una, c->recover)) {
+			/* RFC 6675: a partial ACK changes nothing but the
+			 * scoreboard and the pipe; net_tcp_output sends what
+			 * cwnd - pipe allows (NextSeg). */
+			return;
+		}
 		if (SEQ_GEQ(c->snd_una, c->recover)) {
 			/* RFC 6582 section 3.2 step 3, full acknowledgment:
 			 * deflate to min(ssthresh, max(FlightSize, SMSS) + SMSS). */
@@ -392,12 +417,39 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 {
 	uint32_t mss = c->mss;
 
-	c->dupacks++;
+	if (c->dupacks < UINT8_MAX)
+		c->dupacks++;
 	if (c->flags & NET_TCPF_IN_RECOVERY) {
 		/* RFC 6582 step 4 / RFC 5681 (4): inflate for each segment that
-		 * left the network. */
-		c->cwnd += mss;
+		 * left the network. With SACK the pipe estimate does that. */
+		if (!(c->flags & NET_TCPF_SACK_OK))
+			c->cwnd += mss;
 		net_tcp_pending(st, c);
+		return;
+	}
+	if (c->flags & NET_TCPF_SACK_OK) {
+		/* RFC 6675 section 5: enter loss recovery on the DupThresh'th
+		 * duplicate, or earlier when the scoreboard already says the
+		 * first unacknowledged byte is lost; not for losses of a window
+		 * already recovered (RFC 6675 (4.a), "HighACK > RecoveryPoint"). */
+		if ((c->dupacks >= 3 || net_tcp_sack_is_lost(st, c, c->snd_una)) &&
+				SEQ_GT(c->snd_una, c->recover)) {
+			uint32_t pipe = net_tcp_sack_pipe(st, c);
+
+			c->recover = c->snd_max;
+			/* (4.2): ssthresh = cwnd = FlightSize / 2. */
+			c->ssthresh = NET_MAX(pipe / 2, 2 * mss);
+			c->cwnd = c->ssthresh;
+			c->flags |= NET_TCPF_IN_RECOVERY;
+			c->bytes_acked = 0;
+			net_tcp_sb(st, c)->high_rxt = c->snd_una;
+			st->stats.tcp_sack_recoveries++;
+			st->stats.tcp_fast_retransmits++;
+			/* (4.3): the first unacknowledged segment goes now, the
+			 * rest by NextSeg as the pipe allows. */
+			net_tcp_sack_retransmit(st, c, c->snd_una);
+			net_tcp_pending(st, c);
+		}
 		return;
 	}
 	/* RFC 5681 section 3.2 on the third duplicate, unless the ACK does not
@@ -462,6 +514,11 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		c->snd_una = s->ack;
 		if (SEQ_LT(c->snd_nxt, c->snd_una))
 			c->snd_nxt = c->snd_una;
+		if (c->flags & NET_TCPF_SACK_OK) {
+			net_tcp_sack_trim(st, c);
+			if (s->o.nsack > 0)
+				net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
+		}
 		/* RFC 6298 (5.2) and (5.3). */
 		if (c->snd_una == c->snd_max) {
 			if (!(c->flags & NET_TCPF_PERSIST))
@@ -478,13 +535,19 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 			c->ops->sent(c->arg, c, data_acked);
 		net_tcp_pending(st, c);
 	} else if (s->ack == c->snd_una) {
+		uint32_t sacked = 0;
+
+		if ((c->flags & NET_TCPF_SACK_OK) && s->o.nsack > 0)
+			sacked = net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
 		/* RFC 5681 section 2, duplicate ACK: no data, no SYN/FIN, same
-		 * window, data outstanding. */
+		 * window, data outstanding; with SACK (RFC 6675 section 2) it
+		 * must also SACK new data. */
 		if (s->len == 0 && !(s->flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG)) &&
-				new_wnd == c->snd_wnd && c->snd_max != c->snd_una)
+				new_wnd == c->snd_wnd && c->snd_max != c->snd_una &&
+				(!(c->flags & NET_TCPF_SACK_OK) || sacked > 0))
 			dupack(st, c);
-		else
-			c->dupacks = 0;
+		else if (!(c->flags & NET_TCPF_SACK_OK))
+			c->dupacks = 0;	/* with SACK only a cumulative ACK resets it */
 	}
 	/* Window update: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
 	 * SND.WL2 =< SEG.ACK). */

@@ -371,6 +371,55 @@ net_tcp_retransmit_head(struct net_stack *st, struct net_tcp_conn *c)
 	net_tcp_xmit(st, c, c->snd_una, len, flags);
 }
 
+uint32_t
+net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq)
+{
+	uint32_t end = net_tcp_data_end(c), limit;
+	uint32_t len;
+
+	seq = net_tcp_sack_skip(st, c, seq, &limit);
+	if (!SEQ_LT(seq, end))
+		return 0;
+	len = NET_MIN(end - seq, (uint32_t)c->mss);
+	if (SEQ_LT(limit, seq + len))
+		len = limit - seq;
+	/* Karn: nothing retransmitted is timed. */
+	c->flags &= ~NET_TCPF_RTT_TIMING;
+	if (net_tcp_xmit(st, c, seq, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) != 0)
+		return 0;
+	st->stats.tcp_sack_retransmits++;
+	if (SEQ_GT(seq + len, net_tcp_sb(st, c)->high_rxt))
+		net_tcp_sb(st, c)->high_rxt = seq + len;
+	arm_rtx(st, c);
+	return len;
+}
+
+/*
+ * RFC 6675 section 5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg's
+ * retransmissions. Rule 1 (lost holes) before new data, rule 3 (holes not
+ * yet deemed lost) only once no new data can go (rules_3). Returns whether
+ * anything was sent.
+ */
+static bool
+sack_recovery_output(struct net_stack *st, struct net_tcp_conn *c, bool rule_3)
+{
+	bool sent = false;
+
+	/* Each pass sends one segment or stops; bounded by the window. */
+	for (uint32_t k = 0; k < 1024; k++) {
+		uint32_t seq, len;
+
+		if (net_tcp_sack_pipe(st, c) + c->mss > c->cwnd)
+			break;
+		if (net_tcp_sack_next_rtx(st, c, !rule_3, &seq, &len) != 0)
+			break;
+		if (net_tcp_sack_retransmit(st, c, seq) == 0)
+			break;
+		sent = true;
+	}
+	return sent;
+}
+
 static void
 send_syn(struct net_stack *st, struct net_tcp_conn *c)
 {
@@ -394,7 +443,7 @@ send_syn(struct net_stack *st, struct net_tcp_conn *c)
 void
 net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 {
-	bool sent = false;
+	bool sent = false, sack_rec, sb_used;
 	uint32_t end;
 
 	switch (c->state) {
@@ -417,21 +466,46 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 	}
 
 	end = net_tcp_data_end(c);
+	sack_rec = (c->flags & (NET_TCPF_SACK_OK | NET_TCPF_IN_RECOVERY)) ==
+		(NET_TCPF_SACK_OK | NET_TCPF_IN_RECOVERY);
+	sb_used = (c->flags & NET_TCPF_SACK_OK) && net_tcp_sb(st, c)->n > 0;
+	if (sack_rec)
+		sent = sack_recovery_output(st, c, false);
 	for (;;) {
-		uint32_t flight = c->snd_nxt - c->snd_una;
-		uint32_t wnd = NET_MIN(c->snd_wnd, c->cwnd);
-		uint32_t avail = SEQ_LT(c->snd_nxt, end) ? end - c->snd_nxt : 0;
-		uint32_t usable = wnd > flight ? wnd - flight : 0;
-		uint32_t len = NET_MIN(NET_MIN(avail, usable), (uint32_t)c->mss);
+		uint32_t outstanding = c->snd_nxt - c->snd_una, pipe = outstanding;
+		uint32_t limit = 0, avail, rwnd, usable, len;
 		uint8_t flags = RTE_TCP_ACK_FLAG;
-		bool fin;
+		bool fin, cut = false;
 
+		if (sb_used && SEQ_LT(c->snd_nxt, c->snd_max)) {
+			/* Going back N after an RTO: skip SACKed ranges (RFC
+			 * 6675 section 5.1) and stop each segment at the next. */
+			uint32_t nx = net_tcp_sack_skip(st, c, c->snd_nxt, &limit);
+
+			st->stats.tcp_sack_skipped_bytes += nx - c->snd_nxt;
+			c->snd_nxt = nx;
+			if (SEQ_GT(c->snd_nxt, c->snd_max))
+				c->snd_max = c->snd_nxt;
+			outstanding = c->snd_nxt - c->snd_una;
+			pipe = outstanding - net_tcp_sack_below(st, c, c->snd_nxt);
+			cut = true;
+		} else if (sack_rec) {
+			pipe = net_tcp_sack_pipe(st, c);
+		}
+		avail = SEQ_LT(c->snd_nxt, end) ? end - c->snd_nxt : 0;
+		rwnd = c->snd_wnd > outstanding ? c->snd_wnd - outstanding : 0;
+		usable = NET_MIN(rwnd, c->cwnd > pipe ? c->cwnd - pipe : 0);
+		len = NET_MIN(NET_MIN(avail, usable), (uint32_t)c->mss);
+		if (cut && SEQ_LT(limit, c->snd_nxt + len))
+			len = limit - c->snd_nxt;
+		else
+			cut = false;
 		if (len == 0)
 			break;
 		/* Sender SWS avoidance: a short segment goes out only when it
 		 * ends the queued data or is at least half the largest window
-		 * the peer offered. */
-		if (len < c->mss && len < avail && len < c->max_snd_wnd / 2)
+		 * the peer offered (or it fills a hole before SACKed data). */
+		if (len < c->mss && len < avail && len < c->max_snd_wnd / 2 && !cut)
 			break;
 		fin = (c->flags & NET_TCPF_FIN_QUEUED) && c->snd_nxt + len == end;
 		if (fin)
@@ -459,6 +533,10 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 			c->snd_max = c->snd_nxt;
 		arm_rtx(st, c);
 	}
+	/* NextSeg rule 3: no new data could go, so resend holes not yet
+	 * deemed lost while the pipe allows. */
+	if (sack_rec && sack_recovery_output(st, c, true))
+		sent = true;
 	/* A FIN with no data left to carry it (RFC 9293 section 3.10.4). It
 	 * takes no window: a peer with a zero window still accepts it once
 	 * its window opens, and retransmission covers the rest. */

@@ -535,6 +535,10 @@ struct t_pair {
 	unsigned drop_next_a;		/* drop the next n frames a sends */
 	unsigned drop_next_b;
 	uint64_t delivered, dropped;
+	/* Optional per-frame hook, before the random impairments: sees every
+	 * frame a (from_a) or b sent; returning true drops it. */
+	bool (*frame_fn)(struct t_pair *p, const struct rte_mbuf *m, bool from_a);
+	void *frame_arg;
 };
 
 /* Move frames of q into st, with loss and reordering. */
@@ -547,6 +551,11 @@ t_deliver(struct t_pair *p, struct t_cap *q, struct net_stack *st, unsigned *dro
 	for (unsigned i = 0; i < q->n; i++) {
 		struct rte_mbuf *m = q->m[i];
 
+		if (p->frame_fn != NULL && p->frame_fn(p, m, q == &p->qa)) {
+			rte_pktmbuf_free(m);
+			p->dropped++;
+			continue;
+		}
 		if (*drop_next > 0) {
 			(*drop_next)--;
 			rte_pktmbuf_free(m);
