@@ -92,6 +92,10 @@ struct net_config {
 	bool no_timestamps;		/**< do not offer RFC 7323 timestamps */
 	bool no_window_scale;		/**< do not offer RFC 7323 window scale */
 	bool no_sack;			/**< do not offer RFC 2018 SACK-permitted */
+	/** Do not answer SYNs with SYN cookies when a listener's backlog is
+	 * full (they are then dropped and counted in tcp_syn_dropped). */
+	bool no_syncookies;
+	uint32_t syncookie_limit;	/**< cookie SYN-ACKs per second, stack-wide; 0 = 10000 */
 	uint16_t ephemeral_lo;		/**< active-open source ports; 0 = 32768 */
 	uint16_t ephemeral_hi;		/**< 0 = 60999 */
 	uint64_t seed;			/**< ISN secret and port choice seed (RFC 6528) */
@@ -153,6 +157,11 @@ struct net_stats {
 	uint64_t tcp_sack_blocks_ignored; /* empty, old or beyond SND.MAX */
 	uint64_t tcp_sack_sb_full;	/* ranges not recorded: scoreboard full */
 	uint64_t tcp_sack_skipped_bytes; /* SACKed bytes not resent after an RTO */
+	/* SYN cookies (backlog full) */
+	uint64_t tcp_syncookies_sent;
+	uint64_t tcp_syncookies_ok;	/* connections made from a valid cookie */
+	uint64_t tcp_syncookies_failed;	/* ACKs to a listener with a bad or old cookie */
+	uint64_t tcp_syncookies_limited; /* SYNs dropped: cookie budget of the second spent */
 };
 
 /**

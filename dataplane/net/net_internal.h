@@ -78,6 +78,7 @@ struct net_arp_entry {
 #define NET_TCPF_PERSIST	0x20000	/* rtx_deadline is the persist timer (RFC 9293 3.8.6.1) */
 #define NET_TCPF_TIMER_LIST	0x40000	/* on the stack's timer list */
 #define NET_TCPF_USER		0x80000	/* the user has the handle (connected or accepted) */
+#define NET_TCPF_SYNCOOKIE	0x100000 /* template of a cookie SYN-ACK (no table entry) */
 
 /* One out-of-order segment (whole mbuf chain, headers stripped). */
 struct net_tcp_ooo {
@@ -228,6 +229,8 @@ struct net_stack {
 	uint16_t next_port;		/* ephemeral port cursor (host order) */
 	uint64_t next_timer_us;		/* earliest TCP deadline (lower bound), 0 = none */
 	uint64_t challenge_ack_sec;	/* second of the current challenge-ACK budget */
+	uint64_t syncookie_sec;		/* second of the current SYN cookie budget */
+	uint32_t syncookies;		/* cookie SYN-ACKs sent in that second */
 	uint32_t challenge_acks;	/* sent in that second */
 	uint32_t tcp_rcv_wscale;	/* shift that makes rcvbuf fit in 16 bits */
 	uint64_t isn_key[2];
@@ -272,6 +275,11 @@ void net_tcp_arm(struct net_stack *st, uint64_t *deadline, uint64_t at);
 void net_tcp_set_state(struct net_stack *st, struct net_tcp_conn *c, enum net_tcp_state s);
 void net_tcp_finish(struct net_stack *st, struct net_tcp_conn *c, int status);
 uint32_t net_tcp_isn(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport);
+uint32_t net_tcp_ts_offset(const struct net_stack *st, uint32_t raddr, uint16_t rport,
+	uint16_t lport);
+/* SYN cookies (net_tcp_input.c): the cookie ISS for a SYN, and the TSval of a
+ * cookie SYN-ACK (options of the connection in its low 6 bits). */
+uint32_t net_tcp_cookie_tsval(const struct net_tcp_conn *c, uint32_t ts_now);
 uint16_t net_tcp_our_mss(const struct net_stack *st);
 void net_tcp_sq_drop(struct net_tcp_conn *c, uint32_t bytes);
 void net_tcp_keepalive_arm(struct net_stack *st, struct net_tcp_conn *c);

@@ -89,6 +89,8 @@ config_fill(struct net_config *c)
 		c->keepalive_probes = 9;
 	if (c->challenge_ack_limit == 0)
 		c->challenge_ack_limit = 1000;
+	if (c->syncookie_limit == 0)
+		c->syncookie_limit = 10000;
 	if (c->ephemeral_lo == 0)
 		c->ephemeral_lo = 32768;
 	if (c->ephemeral_hi == 0)

@@ -178,6 +178,14 @@ net_tcp_isn(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport
 	return f + (uint32_t)(st->now_us / 4);
 }
 
+/* RFC 7323 section 5.4: a per-connection offset of the TSval clock. */
+uint32_t
+net_tcp_ts_offset(const struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
+{
+	return (uint32_t)rte_jhash_2words(raddr, ((uint32_t)rport << 16) | lport,
+		(uint32_t)st->isn_key[1]);
+}
+
 static void
 timer_list_add(struct net_stack *st, struct net_tcp_conn *c)
 {
@@ -231,8 +239,7 @@ net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
 	c->rto_us = (uint32_t)st->cfg.rto_initial_us;
 	c->ssthresh = UINT32_MAX / 2;	/* RFC 5681 section 3.1: arbitrarily high */
 	c->peer_mss = 536;		/* RFC 9293 section 3.7.1 default */
-	c->ts_offset = (uint32_t)rte_jhash_2words(raddr, ((uint32_t)rport << 16) | lport,
-		(uint32_t)st->isn_key[1]);
+	c->ts_offset = net_tcp_ts_offset(st, raddr, rport, lport);
 	h = tuple_hash(st, raddr, rport, lport);
 	c->hash_next = st->hash[h];
 	st->hash[h] = i;

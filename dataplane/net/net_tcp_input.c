@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <rte_byteorder.h>
+#include <rte_jhash.h>
 
 #include "net_internal.h"
 
@@ -670,6 +671,183 @@ syn_sent_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 	net_tcp_pending(st, c);
 }
 
+/*
+ * SYN cookies, used only while a listener's SYN backlog is full: the SYN
+ * gets a SYN-ACK whose ISS encodes what the connection needs, and no table
+ * entry; the handshake's ACK (SEG.ACK = ISS + 1) rebuilds it. The ISS is
+ *   bits 31-27  t: a counter of 2^26 us (67 s) periods, mod 32
+ *   bits 26-24  index of the MSS in cookie_mss (the largest not above the
+ *               peer's)
+ *   bits 23-0   keyed hash of the 4-tuple, the peer's ISN and t
+ * A cookie is accepted during the period it was made in and the next one.
+ * Window scale and SACK-permitted cannot fit: with timestamps they travel in
+ * the low 6 bits of our SYN-ACK's TSval, which the ACK echoes (TSecr); a SYN
+ * without timestamps gets a SYN-ACK offering only the MSS (no window scale,
+ * no SACK, no timestamps), as Linux does. Cookie SYN-ACKs are limited to
+ * syncookie_limit a second.
+ */
+#define COOKIE_T_SHIFT 26
+#define COOKIE_TS_NOWS 0xfu
+#define COOKIE_TS_SACK 0x10u
+static const uint16_t cookie_mss[8] = { 536, 1200, 1360, 1440, 1460, 4036, 8000, 8960 };
+
+static uint32_t
+cookie_hash(const struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport,
+	uint32_t peer_isn, uint32_t t)
+{
+	uint32_t w[5] = { raddr, st->cfg.ipv4_addr, ((uint32_t)rport << 16) | lport, peer_isn, t };
+
+	return rte_jhash_32b(w, 5, (uint32_t)st->isn_key[0] ^ (uint32_t)(st->isn_key[1] >> 32)) &
+		0xffffff;
+}
+
+static uint32_t
+cookie_make(const struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport,
+	uint32_t peer_isn, uint32_t mss_idx)
+{
+	uint32_t t = (uint32_t)(st->now_us >> COOKIE_T_SHIFT) & 31;
+
+	return (t << 27) | (mss_idx << 24) | cookie_hash(st, raddr, rport, lport, peer_isn, t);
+}
+
+uint32_t
+net_tcp_cookie_tsval(const struct net_tcp_conn *c, uint32_t ts_now)
+{
+	uint32_t bits = (c->flags & NET_TCPF_WS_OK) ? c->snd_wscale : COOKIE_TS_NOWS;
+
+	if (c->flags & NET_TCPF_SACK_OK)
+		bits |= COOKIE_TS_SACK;
+	/* Below the clock, so later TSvals of the connection never go back. */
+	return ((ts_now - 64) & ~0x3fu) | bits;
+}
+
+/* Answer a SYN with a cookie SYN-ACK, built from a template connection
+ * that is never entered in the table. */
+static void
+syncookie_send(struct net_stack *st, const struct seg *s, const struct rte_ipv4_hdr *ip,
+	const struct rte_tcp_hdr *th)
+{
+	struct net_tcp_conn t;
+	uint64_t sec = st->now_us / (1000 * 1000);
+	uint32_t mss_idx = 0;
+	uint16_t peer = s->o.mss_ok ? s->o.mss : 536;
+
+	if (sec != st->syncookie_sec) {
+		st->syncookie_sec = sec;
+		st->syncookies = 0;
+	}
+	if (st->syncookies >= st->cfg.syncookie_limit) {
+		st->stats.tcp_syncookies_limited++;
+		st->stats.tcp_syn_dropped++;
+		return;
+	}
+	st->syncookies++;
+	while (mss_idx + 1 < RTE_DIM(cookie_mss) && cookie_mss[mss_idx + 1] <= peer)
+		mss_idx++;
+	memset(&t, 0, sizeof(t));
+	t.st = st;
+	t.raddr = ip->src_addr;
+	t.laddr = st->cfg.ipv4_addr;
+	t.rport = th->src_port;
+	t.lport = th->dst_port;
+	t.state = NET_TCP_SYN_RECEIVED;
+	t.flags = NET_TCPF_SYNCOOKIE;
+	t.listener = NET_NO_LISTENER;
+	t.irs = s->seq;
+	t.rcv_nxt = s->seq + 1;
+	t.rcv_adv = t.rcv_nxt;
+	t.iss = cookie_make(st, t.raddr, t.rport, t.lport, s->seq, mss_idx);
+	t.snd_una = t.snd_nxt = t.snd_max = t.iss;
+	t.sq_seq = t.iss + 1;
+	t.ts_offset = net_tcp_ts_offset(st, t.raddr, t.rport, t.lport);
+	if (s->o.ts_ok && !st->cfg.no_timestamps) {
+		t.flags |= NET_TCPF_TS_OK;
+		t.ts_recent = s->o.tsval;
+		if (s->o.ws_ok && !st->cfg.no_window_scale) {
+			t.flags |= NET_TCPF_WS_OK;
+			t.snd_wscale = s->o.ws;
+			t.rcv_wscale = (uint8_t)st->tcp_rcv_wscale;
+		}
+		if (s->o.sack_ok && !st->cfg.no_sack)
+			t.flags |= NET_TCPF_SACK_OK;
+	}
+	st->stats.tcp_syncookies_sent++;
+	net_tcp_xmit(st, &t, t.iss, 0, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG);
+}
+
+static void conn_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
+	const struct rte_ipv4_hdr *ip, const struct rte_tcp_hdr *th);
+
+/*
+ * An ACK to a listener with no connection: a cookie handshake's ACK? If the
+ * cookie is valid, make the connection (SYN-RECEIVED, as if its SYN had
+ * been kept) and process the ACK, with any data, through conn_input, which
+ * completes the handshake. Returns 0 when the segment was consumed, -1 when
+ * it is not a valid cookie (the caller resets).
+ */
+static int
+syncookie_ack(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_ipv4_hdr *ip,
+	const struct rte_tcp_hdr *th)
+{
+	struct net_tcp_listener *l = &st->listeners[li];
+	uint32_t iss = s->ack - 1, irs = s->seq - 1;
+	uint32_t t = iss >> 27, now_t = (uint32_t)(st->now_us >> COOKIE_T_SHIFT) & 31;
+	struct net_tcp_conn *c;
+
+	if (s->flags & (RTE_TCP_SYN_FLAG | RTE_TCP_RST_FLAG))
+		return -1;
+	if ((t != now_t && t != ((now_t - 1) & 31)) ||
+			(iss & 0xffffff) != cookie_hash(st, ip->src_addr, th->src_port,
+				th->dst_port, irs, t)) {
+		st->stats.tcp_syncookies_failed++;
+		return -1;
+	}
+	c = net_tcp_conn_new(st, ip->src_addr, th->src_port, th->dst_port);
+	if (c == NULL) {
+		st->stats.tcp_syn_dropped++;
+		return 0;	/* the peer retransmits; no RST */
+	}
+	st->stats.tcp_syncookies_ok++;
+	c->state = NET_TCP_SYN_RECEIVED;
+	c->flags |= NET_TCPF_PASSIVE;
+	c->listener = (uint16_t)li;
+	l->syn_rcvd++;
+	c->ops = l->ops;
+	c->arg = l->arg;
+	c->irs = irs;
+	c->rcv_nxt = s->seq;
+	/* The window our SYN-ACK offered (unscaled, rcv_held 0). */
+	c->rcv_adv = c->rcv_nxt + NET_MIN(st->cfg.rcvbuf_bytes, 65535u);
+	c->iss = iss;
+	c->snd_una = iss;
+	c->snd_nxt = c->snd_max = iss + 1;
+	c->sq_seq = iss + 1;
+	c->recover = iss;
+	c->peer_mss = cookie_mss[(iss >> 24) & 7];
+	if (s->o.ts_ok && !st->cfg.no_timestamps) {
+		uint32_t bits = s->o.tsecr & 0x3f;
+
+		c->flags |= NET_TCPF_TS_OK;
+		c->ts_recent = s->o.tsval;
+		c->ts_recent_s = (uint32_t)(st->now_us / 1000000);
+		c->last_ack_sent = c->rcv_nxt;
+		if ((bits & COOKIE_TS_NOWS) != COOKIE_TS_NOWS && !st->cfg.no_window_scale) {
+			c->flags |= NET_TCPF_WS_OK;
+			c->snd_wscale = (uint8_t)NET_MIN(bits & COOKIE_TS_NOWS, 14u);
+			c->rcv_wscale = (uint8_t)st->tcp_rcv_wscale;
+		}
+		if ((bits & COOKIE_TS_SACK) && !st->cfg.no_sack)
+			c->flags |= NET_TCPF_SACK_OK;
+	}
+	set_mss(st, c);
+	c->snd_wnd = s->wnd << c->snd_wscale;
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = s->seq;
+	c->snd_wl2 = s->ack;
+	conn_input(st, c, s, ip, th);
+	return 0;
+}
+
 static void
 listen_input(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_ipv4_hdr *ip,
 	const struct rte_tcp_hdr *th)
@@ -681,14 +859,23 @@ listen_input(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_
 	if (s->flags & RTE_TCP_RST_FLAG)
 		return;
 	if (s->flags & RTE_TCP_ACK_FLAG) {
-		/* No SYN cookies: an ACK for an unknown connection is reset. */
-		net_tcp_send_rst_reply(st, ip, th, s->len);
+		/* An ACK for an unknown connection is reset, unless it
+		 * completes a cookie handshake. */
+		if (st->cfg.no_syncookies || syncookie_ack(st, li, s, ip, th) != 0)
+			net_tcp_send_rst_reply(st, ip, th, s->len);
 		return;
 	}
 	if (!(s->flags & RTE_TCP_SYN_FLAG))
 		return;
-	if (l->syn_rcvd >= l->backlog || st->free_head == NET_NONE) {
+	if (st->free_head == NET_NONE) {
 		st->stats.tcp_syn_dropped++;
+		return;
+	}
+	if (l->syn_rcvd >= l->backlog) {
+		if (st->cfg.no_syncookies)
+			st->stats.tcp_syn_dropped++;
+		else
+			syncookie_send(st, s, ip, th);
 		return;
 	}
 	c = net_tcp_conn_new(st, ip->src_addr, th->src_port, th->dst_port);

@@ -82,7 +82,9 @@ write_opts(struct net_stack *st, struct net_tcp_conn *c, uint8_t *o, uint8_t fla
 			}
 		}
 		if (ts) {
-			uint32_t v = rte_cpu_to_be_32(net_tcp_ts_now(st, c));
+			uint32_t now = net_tcp_ts_now(st, c);
+			uint32_t v = rte_cpu_to_be_32((c->flags & NET_TCPF_SYNCOOKIE) ?
+				net_tcp_cookie_tsval(c, now) : now);
 			uint32_t e = rte_cpu_to_be_32((flags & RTE_TCP_ACK_FLAG) ? c->ts_recent : 0);
 
 			if (!sack) {

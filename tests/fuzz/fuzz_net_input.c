@@ -14,7 +14,12 @@
  *         mutations reach the protocol code past the checksum checks;
  *   0x08  advance the clock by 300 ms first (timers run);
  *   0x10  the application sends 3000 bytes on its connection afterwards;
- *   0x20  the application closes its connection afterwards.
+ *   0x20  the application closes its connection afterwards;
+ *   0x40  with 0x01: also rewrite the edges of SACK blocks (option kind 5)
+ *         the same way, so a corpus can SACK data the stack sent (the
+ *         sender scoreboard and RFC 6675 recovery).
+ * SYN cookies are reached with five SYNs to port 9092 (backlog 4) and an
+ * ACK of the fifth SYN-ACK (ctl 0x01 with a field of 0).
  * Oracles besides the sanitizers: every frame the stack emits has correct
  * IPv4 and TCP/ICMP checksums, and after the stack is freed every mbuf is
  * back in the pool (no leak through queues, clones or reassembly).
@@ -196,9 +201,39 @@ fail:
 	return NULL;
 }
 
+/* ctl 0x40: each SACK block edge = last_end + edge. */
+static void
+fix_sack(struct rte_tcp_hdr *th, uint32_t avail)
+{
+	uint32_t doff = (th->data_off >> 4) * 4u, i = 0, n;
+	uint8_t *o = (uint8_t *)(th + 1);
+
+	if (doff < 20 || doff > avail)
+		return;
+	n = doff - 20;
+	while (i < n && o[i] != 0) {
+		if (o[i] == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n || o[i + 1] < 2 || i + o[i + 1] > n)
+			return;
+		if (o[i] == 5) {
+			for (uint32_t k = i + 2; k + 4 <= i + o[i + 1]; k += 4) {
+				uint32_t e;
+
+				memcpy(&e, o + k, 4);
+				e = rte_cpu_to_be_32(last_end + rte_be_to_cpu_32(e));
+				memcpy(o + k, &e, 4);
+			}
+		}
+		i += o[i + 1];
+	}
+}
+
 /* ctl 0x01: ack = last_end + field, checksum recomputed. */
 static void
-fix_ack(uint8_t *f, uint32_t len)
+fix_ack(uint8_t *f, uint32_t len, bool sack)
 {
 	struct rte_ipv4_hdr *ip;
 	struct rte_tcp_hdr *th;
@@ -213,6 +248,8 @@ fix_ack(uint8_t *f, uint32_t len)
 		return;
 	th = (struct rte_tcp_hdr *)(f + 14 + hl);
 	th->recv_ack = rte_cpu_to_be_32(last_end + rte_be_to_cpu_32(th->recv_ack));
+	if (sack)
+		fix_sack(th, tl - hl);
 	if (hl == 20) {
 		th->cksum = 0;
 		th->cksum = rte_ipv4_udptcp_cksum(ip, th);
@@ -265,7 +302,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(frame, data + off, len);
 		off += len;
 		if (ctl & 0x01)
-			fix_ack(frame, len);
+			fix_ack(frame, len, (ctl & 0x40) != 0);
 		if (ctl & 0x08)
 			now += 300 * 1000;
 		m = make_frame(frame, len, (ctl & 0x02) != 0);
@@ -295,11 +332,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "records %d: rx %" PRIu64 " arp %" PRIu64 " icmp %" PRIu64
 			" tcp %" PRIu64 " bad-ip %" PRIu64 " frag %" PRIu64 " no-conn %" PRIu64
 			" ooo %" PRIu64 " challenge %" PRIu64 " rst-rx %" PRIu64 " rto %" PRIu64
-			" probes %" PRIu64 " tx %" PRIu64 "\n", records, s->rx_frames, s->rx_arp,
-			s->rx_icmp, s->rx_tcp, s->rx_bad_ipv4, s->rx_ip_fragments,
+			" probes %" PRIu64 " tx %" PRIu64 " sack-rec %" PRIu64 " sack-rtx %" PRIu64
+			" cookies %" PRIu64 "/%" PRIu64 "/%" PRIu64 "\n", records, s->rx_frames,
+			s->rx_arp, s->rx_icmp, s->rx_tcp, s->rx_bad_ipv4, s->rx_ip_fragments,
 			s->rx_tcp_no_conn, s->tcp_ooo_queued, s->tcp_challenge_acks,
 			s->tcp_rst_rx, s->tcp_rto_expiries, s->tcp_zero_window_probes,
-			s->tx_frames);
+			s->tx_frames, s->tcp_sack_recoveries, s->tcp_sack_retransmits,
+			s->tcp_syncookies_sent, s->tcp_syncookies_ok, s->tcp_syncookies_failed);
 	}
 	net_stack_free(st);
 	if (rte_mempool_avail_count(pool) != avail) {

@@ -16,7 +16,7 @@ US_MAC = bytes([2, 0, 0, 0, 0, 1])
 PEER_MAC = bytes([2, 0, 0, 0, 0, 2])
 US_IP = bytes([198, 18, 0, 1])
 PEER_IP = bytes([198, 18, 0, 2])
-FIX_ACK, SPLIT, CK_GOOD, TICK, APP_SEND, APP_CLOSE = 1, 2, 4, 8, 16, 32
+FIX_ACK, SPLIT, CK_GOOD, TICK, APP_SEND, APP_CLOSE, FIX_SACK = 1, 2, 4, 8, 16, 32, 64
 SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
 
 
@@ -83,6 +83,20 @@ def data_seg(seq, data, flags=ACK | PSH, sport=40000, tsv=3, win=512, opts=True)
                            opts=ts(tsv) if opts else b'', data=data)))
 
 
+def sack_ack(blocks, ackoff, tsv, sport=40000):
+    """ACK at last_end + ackoff with SACK blocks given as offsets from
+    last_end (FIX_ACK | FIX_SACK makes them absolute)."""
+    o = bytes([1, 1, 8, 10]) + struct.pack('!II', tsv, 0)
+    o += bytes([1, 1, 5, 2 + 8 * len(blocks)])
+    for l, r in blocks:
+        o += struct.pack('!II', l & 0xffffffff, r & 0xffffffff)
+    return eth(ipv4(6, tcp(sport, 9092, 1001, ackoff & 0xffffffff, ACK, win=512, opts=o)))
+
+
+def syn(sport, seq):
+    return rec(eth(ipv4(6, tcp(sport, 9092, seq, 0, SYN, opts=SYN_OPTS))))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     files = {
@@ -123,6 +137,22 @@ def main():
             rec(data_seg(1001, b'x', ACK), FIX_ACK | APP_SEND | APP_CLOSE),
             rec(data_seg(1002, b'', ACK, tsv=9), TICK),
             rec(data_seg(1002, b'', ACK, tsv=9), TICK | CK_GOOD)],
+        # 3000 bytes out (1448 + 1448 + 104); the first segment is SACKed
+        # missing three times (recovery), then a bogus block, then all acked.
+        'sack_recovery': handshake() + [
+            rec(data_seg(1001, b'', ACK, tsv=3), FIX_ACK | APP_SEND),
+            rec(sack_ack([(-1552, -104)], -3000, 4), FIX_ACK | FIX_SACK),
+            rec(sack_ack([(-1552, 0)], -3000, 5), FIX_ACK | FIX_SACK),
+            rec(sack_ack([(-1552, 0), (-9000, -8000)], -3000, 6), FIX_ACK | FIX_SACK),
+            rec(sack_ack([(-2000, 0)], -3000, 7), FIX_ACK | FIX_SACK | TICK),
+            rec(sack_ack([], 0, 8), FIX_ACK)],
+        # Backlog 4 full: the fifth SYN gets a cookie; its ACK (with data)
+        # makes the connection; a forged cookie ACK is reset.
+        'syncookie': [rec(arp_request())] + [syn(41000 + k, 7000 * k) for k in range(5)] + [
+            rec(eth(ipv4(6, tcp(41004, 9092, 28001, 0, ACK | PSH, win=512, opts=ts(2),
+                                data=b'cookie'))), FIX_ACK),
+            rec(eth(ipv4(6, tcp(41009, 9092, 5, 77, ACK, win=512, opts=ts(2))))),
+            rec(data_seg(28007, b'', ACK, sport=41004, tsv=3), FIX_ACK | APP_CLOSE)],
     }
     for name, recs in files.items():
         with open(os.path.join(OUT, name), 'wb') as f:

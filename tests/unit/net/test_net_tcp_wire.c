@@ -546,6 +546,7 @@ test_syn_backlog(void **state)
 		struct net_config c;
 
 		t_config(&c, &cap, T_IP_A, 1);
+		c.no_syncookies = true;	/* the drop path; cookies are tested below */
 		stack_new(&c);
 	}
 	assert_int_equal(net_tcp_listen(st, 9093, 2, &t_ops, &app), 0);
@@ -586,6 +587,257 @@ test_syn_backlog(void **state)
 	assert_int_equal(cap.n, 1);
 	assert_int_equal(net_tcp_conn_count(st), 3);
 	RTE_SET_USED(o);
+}
+
+/* The TCP frame the stack sent to dport (others, e.g. SYN-ACK
+ * retransmissions of other connections, are ignored); all cleared. */
+static void
+take_to(uint16_t dport, struct t_pkt *p)
+{
+	bool found = false;
+
+	for (unsigned i = 0; i < cap.n; i++) {
+		struct t_pkt k;
+
+		t_parse(cap.m[i], &k);
+		if (k.is_tcp && k.dport == dport) {
+			assert_false(found);
+			assert_true(k.cksum_ok);
+			*p = k;
+			found = true;
+		}
+	}
+	assert_true(found);
+	t_cap_clear(&cap);
+}
+
+/* Refresh the stack's ARP entry for the peer. */
+static void
+teach_arp(void)
+{
+	struct rte_ether_addr zero = { { 0 } }, bcast;
+	uint8_t b[128];
+	struct rte_mbuf *m;
+	uint32_t n;
+
+	memset(&bcast, 0xff, sizeof(bcast));
+	n = t_arp_bytes(b, RTE_ARP_OP_REQUEST, &mac_peer, T_IP_B, &zero, T_IP_A, &bcast);
+	m = t_frame(b, n);
+	net_stack_input(st, &m, 1, now);
+	t_cap_clear(&cap);
+}
+
+/* A SYN from sport with MSS 1460 and, when full, SACK-permitted,
+ * timestamps (TSval tsval) and window scale 7, to port. */
+static void
+cookie_syn(uint16_t port, uint16_t sport, uint32_t seq, bool full, uint32_t tsval)
+{
+	uint8_t o[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10 };
+	uint32_t v = rte_cpu_to_be_32(tsval), z = 0;
+	struct t_seg s;
+
+	memcpy(o + 8, &v, 4);
+	memcpy(o + 12, &z, 4);
+	o[16] = 1;
+	o[17] = 3;
+	o[18] = 3;
+	o[19] = 7;
+	memset(&s, 0, sizeof(s));
+	s.src = T_IP_B;
+	s.dst = T_IP_A;
+	s.sport = sport;
+	s.dport = port;
+	s.seq = seq;
+	s.flags = RTE_TCP_SYN_FLAG;
+	s.win = 65535;
+	s.opts = o;
+	s.optlen = full ? 20 : 4;
+	peer_send(&s);
+}
+
+/* The handshake's ACK (with data when len > 0) for a SYN-ACK p. */
+static void
+cookie_ack(uint16_t port, uint16_t sport, uint32_t seq, const struct t_pkt *p, uint32_t ack,
+	uint32_t tsval, const void *data, uint32_t len)
+{
+	uint8_t o[12];
+	struct t_seg s;
+
+	memset(&s, 0, sizeof(s));
+	s.src = T_IP_B;
+	s.dst = T_IP_A;
+	s.sport = sport;
+	s.dport = port;
+	s.seq = seq;
+	s.ack = ack;
+	s.flags = RTE_TCP_ACK_FLAG | (len > 0 ? RTE_TCP_PSH_FLAG : 0);
+	s.win = 512;
+	if (p->ts_ok) {
+		s.opts = o;
+		s.optlen = ts_opt(o, tsval, p->tsval);
+	}
+	s.data = data;
+	s.len = len;
+	peer_send(&s);
+}
+
+/* Backlog 1 taken: the next SYN gets a cookie SYN-ACK and no table entry;
+ * its ACK, carrying data, makes the connection with the options the SYN
+ * asked for (carried in the TSval), the MSS from the cookie, and delivers
+ * the data. */
+static void
+test_syncookie_handshake(void **state)
+{
+	struct net_tcp_info info;
+	struct t_pkt p;
+
+	assert_int_equal(net_tcp_listen(st, 9094, 1, &t_ops, &app), 0);
+	cookie_syn(9094, 2000, 5000, true, 777);
+	one_tcp(&p);	/* the normal SYN-ACK: backlog now full */
+	assert_int_equal(net_tcp_conn_count(st), 1);
+	cookie_syn(9094, 2001, 70000, true, 888);
+	one_tcp(&p);
+	assert_int_equal(p.flags, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG);
+	assert_int_equal(p.ack, 70001);
+	assert_true(p.mss_ok && p.sackp && p.ts_ok && p.ws_ok);
+	assert_int_equal(p.mss, 1460);
+	assert_int_equal(p.tsecr, 888);
+	assert_int_equal(p.tsval & 0x3f, 7 | 0x10);	/* wscale 7, SACK */
+	assert_int_equal(net_tcp_conn_count(st), 1);
+	assert_int_equal(net_stack_stats(st)->tcp_syncookies_sent, 1);
+	assert_int_equal(net_stack_stats(st)->tcp_syn_dropped, 0);
+	now += 30 * 1000 * 1000;	/* still valid half a minute later */
+	teach_arp();
+	cookie_ack(9094, 2001, 70001, &p, p.seq + 1, 889, "hello", 5);
+	assert_int_equal(net_stack_stats(st)->tcp_syncookies_ok, 1);
+	assert_int_equal(app.accepted, 1);
+	assert_int_equal(net_tcp_conn_count(st), 2);
+	assert_int_equal(app.rx_len, 5);
+	assert_memory_equal(app.rx, "hello", 5);
+	net_tcp_conn_info(app.conn, &info);
+	assert_int_equal(info.state, NET_TCP_ESTABLISHED);
+	assert_true(info.ts_ok && info.sack_ok && info.ws_ok);
+	assert_int_equal(info.snd_wscale, 7);
+	assert_int_equal(info.snd_wnd, 512u << 7);
+	assert_int_equal(info.mss, 1460 - 12);
+	assert_int_equal(info.rport, 2001);
+	/* The data is acknowledged (delayed or not), and the connection
+	 * answers like any other. */
+	net_stack_poll(st, now + 50 * 1000);
+	take_to(2001, &p);
+	assert_int_equal(p.ack, 70006);
+	assert_int_equal(net_tcp_send(app.conn, "world", 5), 5);
+	net_stack_poll(st, now + 60 * 1000);
+	take_to(2001, &p);
+	assert_int_equal(p.len, 5);
+	assert_memory_equal(t_payload(&p), "world", 5);
+}
+
+/* A SYN without timestamps gets a cookie SYN-ACK offering the MSS only. */
+static void
+test_syncookie_no_ts(void **state)
+{
+	struct net_tcp_info info;
+	struct t_pkt p;
+
+	assert_int_equal(net_tcp_listen(st, 9094, 1, &t_ops, &app), 0);
+	cookie_syn(9094, 2000, 5000, false, 0);
+	one_tcp(&p);
+	cookie_syn(9094, 2001, 9000, false, 0);
+	one_tcp(&p);
+	assert_true(p.mss_ok);
+	assert_false(p.sackp || p.ts_ok || p.ws_ok);
+	cookie_ack(9094, 2001, 9001, &p, p.seq + 1, 0, NULL, 0);
+	assert_int_equal(app.accepted, 1);
+	net_tcp_conn_info(app.conn, &info);
+	assert_false(info.ts_ok || info.sack_ok || info.ws_ok);
+	assert_int_equal(info.mss, 1460);
+	assert_int_equal(info.snd_wnd, 512);
+}
+
+/* Wrong cookie, wrong peer ISN, expired cookie: reset, counted, no entry. */
+static void
+test_syncookie_bad(void **state)
+{
+	struct t_pkt p, r;
+
+	assert_int_equal(net_tcp_listen(st, 9094, 1, &t_ops, &app), 0);
+	cookie_syn(9094, 2000, 5000, true, 777);
+	one_tcp(&p);
+	cookie_syn(9094, 2001, 70000, true, 888);
+	one_tcp(&p);
+	cookie_ack(9094, 2001, 70001, &p, p.seq + 2, 889, NULL, 0);
+	one_tcp(&r);
+	assert_true(r.flags & RTE_TCP_RST_FLAG);
+	cookie_ack(9094, 2001, 70002, &p, p.seq + 1, 889, NULL, 0);
+	one_tcp(&r);
+	assert_true(r.flags & RTE_TCP_RST_FLAG);
+	cookie_ack(9094, 2002, 70001, &p, p.seq + 1, 889, NULL, 0);	/* other port */
+	one_tcp(&r);
+	assert_true(r.flags & RTE_TCP_RST_FLAG);
+	assert_int_equal(net_stack_stats(st)->tcp_syncookies_failed, 3);
+	/* Two periods of 2^26 us later the cookie is too old. */
+	now += 2 * (1ull << 26);
+	teach_arp();
+	cookie_ack(9094, 2001, 70001, &p, p.seq + 1, 889, NULL, 0);
+	take_to(2001, &r);
+	assert_true(r.flags & RTE_TCP_RST_FLAG);
+	assert_int_equal(net_stack_stats(st)->tcp_syncookies_failed, 4);
+	assert_int_equal(net_stack_stats(st)->tcp_syncookies_ok, 0);
+	assert_int_equal(app.accepted, 0);
+	assert_int_equal(net_tcp_conn_count(st), 1);
+}
+
+/* A bounded SYN flood (20,000 SYNs from distinct ports and ISNs in 1 s) on a
+ * listener with backlog 16 and a cookie budget of 5,000 a second: the table
+ * holds the backlog only, the budget caps the SYN-ACKs, the rest is dropped
+ * and counted; then a client still completes a handshake by cookie. */
+static void
+test_syn_flood(void **state)
+{
+	const struct net_stats *ns;
+	uint32_t synacks = 0;
+	struct t_pkt p;
+
+	teardown(state);
+	{
+		struct net_config c;
+
+		t_config(&c, &cap, T_IP_A, 1);
+		c.max_conns = 256;
+		c.syncookie_limit = 5000;
+		stack_new(&c);
+	}
+	assert_int_equal(net_tcp_listen(st, 9094, 16, &t_ops, &app), 0);
+	for (uint32_t i = 0; i < 20000; i++) {
+		cookie_syn(9094, (uint16_t)(1024 + i), i * 2654435761u, (i & 1) != 0, i);
+		for (unsigned k = 0; k < cap.n; k++) {
+			struct t_pkt q;
+
+			/* SYN-ACKs to the flood, not retransmissions of the
+			 * 16 in the backlog. */
+			t_parse(cap.m[k], &q);
+			if (q.is_tcp && q.dport == 1024 + i)
+				synacks++;
+		}
+		t_cap_clear(&cap);
+		if (i % 1000 == 999)
+			now += 50 * 1000;	/* 1 s of flood in all */
+	}
+	ns = net_stack_stats(st);
+	assert_int_equal(net_tcp_conn_count(st), 16);
+	assert_int_equal(ns->tcp_syncookies_sent + 16, synacks);
+	/* Two budget seconds at most. */
+	assert_true(ns->tcp_syncookies_sent <= 2 * 5000);
+	assert_int_equal(ns->tcp_syncookies_limited, 20000 - synacks);
+	assert_int_equal(ns->tcp_syn_dropped, ns->tcp_syncookies_limited);
+	assert_true(ns->tcp_syncookies_limited > 0);
+	now += 1000 * 1000;	/* new budget */
+	cookie_syn(9094, 60000, 123456, true, 5);
+	take_to(60000, &p);
+	cookie_ack(9094, 60000, 123457, &p, p.seq + 1, 6, NULL, 0);
+	assert_int_equal(app.accepted, 1);
+	assert_int_equal(net_tcp_conn_count(st), 17);
 }
 
 static void
@@ -768,6 +1020,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_checksum_offload_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_checksum_offload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syncookie_handshake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syncookie_no_ts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syncookie_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syn_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_ack_retransmit_then_give_up, setup,
 			teardown),
