@@ -137,6 +137,35 @@ dp_conn_deliver(struct dp_conn *conn)
 }
 
 int
+dp_conn_deliver_frame(struct dp_conn *conn, const uint8_t *frame, uint32_t len)
+{
+	struct dp_conn_env *env = conn->env;
+	uint64_t req;
+	int rc;
+
+	conn->rx_stalled = false;
+	if (conn->closing || env->draining || dp_conn_inflight(conn) >= env->max_inflight)
+		return 0;
+	req = (uint64_t)conn->gen << 32 | conn->tail;
+	memset(slot_at(conn, conn->tail), 0, sizeof(struct dp_conn_slot));
+	slot_at(conn, conn->tail)->state = DP_CONN_SLOT_PENDING;
+	conn->tail++;
+	rc = env->handler(env->handler_arg, conn, req, frame, len);
+	if (rc == -EAGAIN) {
+		conn->tail--;
+		slot_at(conn, conn->tail)->state = 0;
+		conn->rx_stalled = true;
+		return 0;
+	}
+	if (rc < 0) {
+		env->n_handler_closed++;
+		return rc;
+	}
+	env->n_frames++;
+	return 1;
+}
+
+int
 dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
 	dp_resp_free_fn free_fn, void *free_arg)
 {

@@ -181,6 +181,20 @@ dp_conn_may_read(const struct dp_conn *conn)
 int dp_conn_deliver(struct dp_conn *conn);
 
 /**
+ * Hand one complete frame that lies outside the receive buffer (a transport
+ * parsing in place, e.g. in a received mbuf) to the handler, taking a slot as
+ * dp_conn_deliver() does. Call only while the receive buffer holds no bytes
+ * (dp_frame_buffered() == 0), so frames keep their order. The caller has
+ * checked the size prefix (0 < @len <= rx.max_frame). @frame is borrowed
+ * until this returns.
+ *
+ * @return 1 when the handler took it; 0 when it was not taken now (no slot,
+ *         draining, closing, or the handler said -EAGAIN: rx_stalled is then
+ *         set): offer it again later; or the handler's error (close).
+ */
+int dp_conn_deliver_frame(struct dp_conn *conn, const uint8_t *frame, uint32_t len);
+
+/**
  * Complete request @req with @len bytes at @buf (len 0: no response, as for
  * acks=0). Ownership of @buf passes to the connection, which calls
  * @free_fn(@free_arg, buf) once the bytes are sent or dropped; when @req is

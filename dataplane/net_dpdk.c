@@ -1,0 +1,1324 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_dpdk: the userspace TCP stack on a DPDK port, driven by the reactors
+ * (see net_dpdk.h).
+ *
+ * Per worker, every iteration:
+ *   nd_poll (poller)      rx burst -> net_stack_input; the TCP callbacks
+ *                         queue received mbufs on their connection and mark
+ *                         it touched
+ *   nd_end (end poller)   for each touched connection: send ready responses,
+ *                         deliver frames (in place, or copied when they span
+ *                         mbufs), send again, reap it when closed by flag;
+ *                         then net_stack_poll (timers, output)
+ *   nd_idle (every ~s)    close connections idle too long
+ * A connection is touched by received data, a FIN, acknowledged bytes
+ * (send space), a reply (dp_conn_ops.kick) or dp_conn_close(); a flag keeps
+ * it on the list once.
+ *
+ * Received bytes wait as a list of mbuf segments (rx_head..rx_tail, linked
+ * by ->next) with rx_off consumed in the first; the TCP window is given back
+ * (net_tcp_recved) as bytes are delivered or copied, so a connection whose
+ * reading is paused closes its window instead of growing memory.
+ *
+ * A response sent by extbuf is taken from its slot (the slot's free_fn is
+ * cleared and kept in an nd_ext, which carries the rte_mbuf_ext_shared_info):
+ * the connection holds one reference while the response is being queued and
+ * each mbuf attached to it holds one; the last release gives the buffer back
+ * through the saved free_fn, on this worker's lcore.
+ */
+#include "net_dpdk.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rte_bus.h>
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_memory.h>
+
+#include "dp_log.h"
+#include "dp_reactor.h"
+#include "net.h"
+#include "net_port.h"
+#include "net_tcp.h"
+
+#define ND_RX_BURST 32
+#define ND_IOV_MAX 16
+#define ND_EXT_CHUNK 32768u   /* bytes per extbuf mbuf (buf_len is 16 bits) */
+#define ND_BACKLOG 1024
+
+struct nd_worker;
+
+/* A response buffer lent to mbufs (extbuf). */
+struct nd_ext {
+	struct rte_mbuf_ext_shared_info shinfo;
+	void *buf;
+	dp_resp_free_fn free_fn;
+	void *free_arg;
+	struct nd_worker *w;
+	uint32_t idx;
+};
+
+struct nd_conn {
+	struct dp_conn base;           /* first: dp_conn pointers cast back */
+	struct net_tcp_conn *tcp;      /* NULL once the stack closed it */
+	struct nd_worker *w;
+	uint32_t idx;
+	bool in_use;
+	bool touched;
+	bool stalled;
+	struct rte_mbuf *rx_head;      /* received segments not consumed yet */
+	struct rte_mbuf *rx_tail;
+	uint32_t rx_off;               /* bytes of rx_head consumed */
+	uint32_t rx_bytes;             /* bytes waiting in the segments */
+	uint32_t copy_left;            /* bytes of a spanning frame still to copy */
+	struct nd_ext *tx_ext;         /* head response lent to mbufs, our reference */
+	uint32_t tx_ext_seq;           /* its slot counter */
+	uint32_t peer_addr;            /* network order */
+	uint16_t peer_port;
+};
+
+struct nd_worker {
+	unsigned int index;
+	unsigned int lcore;
+	struct net_stack *st;
+	struct net_port_queue q;
+	struct dp_conn_env env;
+	struct nd_conn *conns;
+	uint32_t max_conns;
+	uint32_t *free_stack;
+	uint32_t n_free;
+	uint32_t *touched;
+	uint32_t n_touched;
+	uint32_t *stalled;
+	uint32_t n_stalled;
+	uint8_t *rx_mem;
+	struct dp_conn_slot *slot_mem;
+	struct dp_bufstack large;
+	void **large_items;
+	struct nd_ext *ext_mem;
+	uint32_t *ext_free;
+	uint32_t n_ext;
+	uint32_t n_ext_free;
+	uint64_t idle_tsc;
+	uint64_t published_pending;
+	struct net_dpdk_stats stats;
+} __rte_cache_aligned;
+
+static struct nd_worker *g_workers;
+static unsigned int g_n_workers;
+static const struct dp_config *g_cfg;
+static struct rte_mempool *g_pool;
+static uint16_t g_port_id;
+static bool g_port_started;
+static bool g_port_probed;         /* we created the vdev: remove it at fini */
+static bool g_port_dma;            /* a PCI device: extbuf needs DPDK memory */
+static char g_dev_name[RTE_DEV_NAME_MAX_LEN];
+static char g_addr_text[INET_ADDRSTRLEN];
+static struct net_port_info g_info;
+
+static void nd_kick(struct dp_conn *conn);
+static void nd_peer_name(const struct dp_conn *conn, char *buf, size_t len);
+
+static const struct dp_conn_ops nd_ops = {
+	.kick = nd_kick,
+	.peer_name = nd_peer_name,
+};
+
+static void
+why_set(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+why_set(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+bool
+net_dpdk_device_is_pci(const char *device)
+{
+	unsigned int a, b, c, d;
+	char tail;
+
+	if (sscanf(device, "%x:%x:%x.%x%c", &a, &b, &c, &d, &tail) == 4)
+		return true;
+	return sscanf(device, "%x:%x.%x%c", &a, &b, &c, &tail) == 3;
+}
+
+/* The device name: the vdev string up to its first comma. */
+static void
+device_name(const char *device, char *out, size_t len)
+{
+	size_t n = strcspn(device, ",");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, device, n);
+	out[n] = '\0';
+}
+
+/* Value of "key=" in a vdev argument string, or "" (written to @out). */
+static void
+device_arg(const char *device, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = strchr(device, ',');
+
+	out[0] = '\0';
+	while (p != NULL) {
+		p++;
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			size_t n = strcspn(p + kl + 1, ",");
+
+			if (n >= len)
+				n = len - 1;
+			memcpy(out, p + kl + 1, n);
+			out[n] = '\0';
+			return;
+		}
+		p = strchr(p, ',');
+	}
+}
+
+static bool
+is_tap(const char *device)
+{
+	return strncmp(device, "net_tap", 7) == 0;
+}
+
+/* A listener host the DPDK port may serve: empty, any, loopback or the port's own. */
+static bool
+host_servable(const char *host, uint32_t addr)
+{
+	struct in_addr a;
+
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a) != 1)
+		return false;
+	return (ntohl(a.s_addr) >> 24) == 127 || a.s_addr == addr;
+}
+
+int
+net_dpdk_precheck(const struct dp_config *cfg, char *why, size_t why_len)
+{
+	bool any = false;
+
+	if (geteuid() != 0) {
+		why_set(why, why_len, "not running as root");
+		return -EPERM;
+	}
+	if (is_tap(cfg->dp_port_device)) {
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+		if (fd < 0) {
+			why_set(why, why_len, "no TAP support (/dev/net/tun: %s)", strerror(errno));
+			return -ENODEV;
+		}
+		close(fd);
+	}
+	for (unsigned int i = 0; i < cfg->n_listeners; i++) {
+		if (cfg->listener[i].controller)
+			continue;
+		if (cfg->listener[i].port == 0) {
+			why_set(why, why_len, "listener %s has port 0 (the DPDK transport needs "
+					      "a fixed port)", cfg->listener[i].name);
+			return -EINVAL;
+		}
+		any = true;
+	}
+	if (!any) {
+		why_set(why, why_len, "no listener to serve");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- the kernel side of a TAP port --- */
+
+static int
+tap_configure(const char *ifname, const char *addr_prefix, char *why, size_t why_len)
+{
+	char addr[INET_ADDRSTRLEN];
+	const char *slash = strchr(addr_prefix, '/');
+	struct sockaddr_in sin;
+	struct ifreq ifr;
+	unsigned long plen = 24;
+	size_t al = slash != NULL ? (size_t)(slash - addr_prefix) : strlen(addr_prefix);
+	int fd;
+	int rc = 0;
+
+	if (al >= sizeof(addr)) {
+		why_set(why, why_len, "dataplane.port.tap.address '%s' is not a.b.c.d/len",
+			addr_prefix);
+		return -EINVAL;
+	}
+	memcpy(addr, addr_prefix, al);
+	addr[al] = '\0';
+	if (slash != NULL) {
+		char *end;
+
+		plen = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || end == slash + 1 || plen > 32)
+			plen = 99;
+	}
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (plen > 32 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		why_set(why, why_len, "dataplane.port.tap.address '%s' is not a.b.c.d/len",
+			addr_prefix);
+		return -EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		why_set(why, why_len, "socket: %s", strerror(errno));
+		return rc;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	memcpy(&ifr.ifr_addr, &sin, sizeof(sin));
+	if (ioctl(fd, SIOCSIFADDR, &ifr) < 0)
+		goto fail;
+	sin.sin_addr.s_addr = plen == 0 ? 0 : htonl(0xffffffffu << (32 - plen));
+	memcpy(&ifr.ifr_netmask, &sin, sizeof(sin));
+	if (ioctl(fd, SIOCSIFNETMASK, &ifr) < 0)
+		goto fail;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		goto fail;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	rc = -errno;
+	why_set(why, why_len, "configuring %s as %s: %s", ifname, addr_prefix, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/* --- connections --- */
+
+/*
+ * IOVA of @addr for an extbuf mbuf, or RTE_BAD_IOVA (send a copy). A virtual
+ * device (TAP, af_packet, memif, ring) copies from the virtual address and
+ * does no DMA, so any buffer fits; a PCI NIC needs DPDK memory with an IOVA
+ * (response pool buffers are; the broker's malloc'ed large Fetch buffers are
+ * not and are copied).
+ */
+static rte_iova_t
+nd_iova(const void *addr)
+{
+	const struct rte_memseg *ms;
+
+	if (!g_port_dma)
+		return (rte_iova_t)(uintptr_t)addr;
+	ms = rte_mem_virt2memseg(addr, NULL);
+	if (ms == NULL)
+		return RTE_BAD_IOVA;
+	if (rte_eal_iova_mode() == RTE_IOVA_VA)
+		return (rte_iova_t)(uintptr_t)addr;
+	if (ms->iova == RTE_BAD_IOVA)
+		return RTE_BAD_IOVA;
+	return ms->iova + (rte_iova_t)((uintptr_t)addr - (uintptr_t)ms->addr);
+}
+
+static void
+nd_peer_name(const struct dp_conn *conn, char *buf, size_t len)
+{
+	const struct nd_conn *c = (const struct nd_conn *)(const void *)conn;
+	char host[INET_ADDRSTRLEN] = "?";
+	struct in_addr a = {.s_addr = c->peer_addr};
+
+	inet_ntop(AF_INET, &a, host, sizeof(host));
+	snprintf(buf, len, "%s:%u", host, c->peer_port);
+}
+
+static void
+nd_touch(struct nd_conn *c)
+{
+	if (!c->touched) {
+		c->touched = true;
+		c->w->touched[c->w->n_touched++] = c->idx;
+	}
+}
+
+static void
+nd_kick(struct dp_conn *conn)
+{
+	nd_touch((struct nd_conn *)(void *)conn);
+}
+
+/* Last reference to a lent response buffer dropped (any mbuf free or ours). */
+static void
+nd_ext_free_cb(void *addr, void *opaque)
+{
+	struct nd_ext *e = opaque;
+	struct nd_worker *w = e->w;
+
+	if (e->free_fn != NULL)
+		e->free_fn(e->free_arg, e->buf);
+	e->buf = NULL;
+	e->free_fn = NULL;
+	w->ext_free[w->n_ext_free++] = e->idx;
+}
+
+static void
+nd_ext_put(struct nd_ext *e)
+{
+	if (rte_mbuf_ext_refcnt_update(&e->shinfo, -1) == 0)
+		nd_ext_free_cb(e->buf, e);
+}
+
+/* Drop the connection's reference to its lent head response, if any. */
+static void
+nd_tx_ext_release(struct nd_conn *c)
+{
+	if (c->tx_ext != NULL) {
+		nd_ext_put(c->tx_ext);
+		c->tx_ext = NULL;
+	}
+}
+
+static void
+nd_rx_consume(struct nd_conn *c, uint32_t n)
+{
+	c->rx_bytes -= n;
+	c->rx_off += n;
+	while (c->rx_head != NULL && c->rx_off >= c->rx_head->data_len) {
+		struct rte_mbuf *seg = c->rx_head;
+
+		c->rx_off -= seg->data_len;
+		c->rx_head = seg->next;
+		seg->next = NULL;
+		seg->nb_segs = 1;
+		rte_pktmbuf_free_seg(seg);
+	}
+	if (c->rx_head == NULL)
+		c->rx_tail = NULL;
+	if (c->tcp != NULL)
+		net_tcp_recved(c->tcp, n);
+}
+
+static void
+nd_rx_drop_all(struct nd_conn *c)
+{
+	while (c->rx_head != NULL) {
+		struct rte_mbuf *seg = c->rx_head;
+
+		c->rx_head = seg->next;
+		seg->next = NULL;
+		seg->nb_segs = 1;
+		rte_pktmbuf_free_seg(seg);
+	}
+	c->rx_tail = NULL;
+	c->rx_off = 0;
+	c->rx_bytes = 0;
+	c->copy_left = 0;
+}
+
+/* Copy @n waiting bytes (from rx_off) into @dst, without consuming them. */
+static void
+nd_rx_peek(const struct nd_conn *c, uint8_t *dst, uint32_t n)
+{
+	const struct rte_mbuf *seg = c->rx_head;
+	uint32_t off = c->rx_off;
+
+	while (n > 0 && seg != NULL) {
+		uint32_t take = seg->data_len - off;
+
+		if (take > n)
+			take = n;
+		memcpy(dst, rte_pktmbuf_mtod_offset(seg, const uint8_t *, off), take);
+		dst += take;
+		n -= take;
+		seg = seg->next;
+		off = 0;
+	}
+}
+
+/*
+ * Feed waiting bytes to the Kafka layer: frames whole in the first segment
+ * are handed over in place; a frame that spans segments (or has a bad size,
+ * which dp_conn_deliver reports) is copied into the receive buffer.
+ *
+ * @return 0, or a negative errno (the caller closes the connection).
+ */
+static int
+nd_rx(struct nd_conn *c)
+{
+	struct dp_conn *b = &c->base;
+	struct nd_worker *w = c->w;
+	int rc;
+
+	for (;;) {
+		if (b->closing || b->rx_stalled)
+			return 0;
+		if (dp_frame_buffered(&b->rx) > 0 || c->copy_left > 0) {
+			/* Copy path: the rest of a spanning frame, then deliver it. */
+			while (c->copy_left > 0 && c->rx_head != NULL) {
+				uint8_t *p;
+				uint32_t space = dp_frame_rx_space(&b->rx, &p);
+				uint32_t n = c->rx_head->data_len - c->rx_off;
+
+				if (space == 0)
+					break;
+				if (n > space)
+					n = space;
+				if (n > c->copy_left)
+					n = c->copy_left;
+				memcpy(p, rte_pktmbuf_mtod_offset(c->rx_head, const uint8_t *,
+					c->rx_off), n);
+				dp_frame_rx_commit(&b->rx, n);
+				c->copy_left -= n;
+				w->stats.rx_bytes_copied += n;
+				nd_rx_consume(c, n);
+			}
+			if (!dp_conn_may_read(b))
+				return 0;
+			rc = dp_conn_deliver(b);
+			if (rc < 0)
+				return rc;
+			if (dp_frame_buffered(&b->rx) > 0) {
+				uint8_t *p;
+
+				/* Waiting for a slot, a large buffer or more bytes. */
+				if (c->copy_left == 0 || c->rx_head == NULL || b->rx_stalled ||
+					dp_frame_rx_space(&b->rx, &p) == 0)
+					return 0;
+				continue;
+			}
+			continue;
+		}
+		/* Nothing buffered: the next frame starts at rx_off. */
+		if (c->rx_bytes < 4 || !dp_conn_may_read(b))
+			return 0;
+		{
+			uint8_t hdr[4];
+			uint32_t avail = c->rx_head->data_len - c->rx_off;
+			int32_t size;
+
+			nd_rx_peek(c, hdr, 4);
+			size = (int32_t)((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+				(uint32_t)hdr[2] << 8 | hdr[3]);
+			if (size > 0 && (uint32_t)size <= b->rx.max_frame &&
+				avail >= 4 + (uint32_t)size) {
+				const uint8_t *p = rte_pktmbuf_mtod_offset(c->rx_head,
+					const uint8_t *, c->rx_off);
+
+				rc = dp_conn_deliver_frame(b, p + 4, (uint32_t)size);
+				if (rc < 0)
+					return rc;
+				if (rc == 0)
+					return 0;
+				w->stats.rx_frames_inplace++;
+				nd_rx_consume(c, 4 + (uint32_t)size);
+				continue;
+			}
+			if (size <= 0 || (uint32_t)size > b->rx.max_frame) {
+				c->copy_left = 4; /* dp_conn_deliver reports the size */
+			} else {
+				c->copy_left = 4 + (uint32_t)size;
+				w->stats.rx_frames_copied++;
+			}
+		}
+	}
+}
+
+/* Lend the head response (slot @seq) to mbufs: take its buffer from the slot. */
+static struct nd_ext *
+nd_ext_take(struct nd_conn *c, uint32_t seq)
+{
+	struct nd_worker *w = c->w;
+	struct dp_conn_slot *s = &c->base.slots[seq & c->base.slot_mask];
+	struct nd_ext *e;
+
+	if (w->n_ext_free == 0)
+		return NULL;
+	e = &w->ext_mem[w->ext_free[--w->n_ext_free]];
+	e->buf = (void *)(uintptr_t)s->buf;
+	e->free_fn = s->free_fn;
+	e->free_arg = s->free_arg;
+	s->free_fn = NULL; /* released through e from now on */
+	e->shinfo.free_cb = nd_ext_free_cb;
+	e->shinfo.fcb_opaque = e;
+	rte_mbuf_ext_refcnt_set(&e->shinfo, 1); /* the connection's reference */
+	return e;
+}
+
+/*
+ * Queue @len bytes at @p (inside the lent response) as a chain of extbuf
+ * mbufs. @return bytes queued (0 when no mbuf was free), or a negative errno.
+ */
+static int
+nd_send_ext(struct nd_conn *c, struct nd_ext *e, const uint8_t *p, uint32_t len)
+{
+	struct rte_mbuf *head = NULL;
+	struct rte_mbuf *last = NULL;
+	uint32_t done = 0;
+
+	while (done < len) {
+		uint32_t n = RTE_MIN(len - done, ND_EXT_CHUNK);
+		struct rte_mbuf *m = rte_pktmbuf_alloc(g_pool);
+		void *addr = (void *)(uintptr_t)(p + done);
+
+		if (m == NULL)
+			break;
+		rte_mbuf_ext_refcnt_update(&e->shinfo, 1);
+		rte_pktmbuf_attach_extbuf(m, addr, nd_iova(addr), (uint16_t)n,
+			&e->shinfo);
+		m->data_len = (uint16_t)n;
+		m->pkt_len = n;
+		if (head == NULL) {
+			head = m;
+		} else {
+			last->next = m;
+			head->nb_segs++;
+			head->pkt_len += n;
+		}
+		last = m;
+		done += n;
+	}
+	if (head == NULL)
+		return 0;
+	{
+		int rc = net_tcp_send_mbuf(c->tcp, head);
+
+		return rc < 0 ? rc : (int)done;
+	}
+}
+
+/*
+ * Send ready responses while the TCP send queue has room. @closing: a last
+ * attempt before closing (earlier requests still get their answers).
+ */
+static void
+nd_flush(struct nd_conn *c, bool closing)
+{
+	struct dp_conn *b = &c->base;
+	struct nd_worker *w = c->w;
+
+	while (b->tx_ready && c->tcp != NULL && (closing || !b->closing)) {
+		struct iovec iov[ND_IOV_MAX];
+		uint32_t space = net_tcp_send_space(c->tcp);
+		uint32_t head = b->head;
+		int n = dp_conn_tx_iov(b, iov, ND_IOV_MAX);
+		int sent = 0;
+
+		if (n == 0) {
+			dp_conn_tx_done(b, 0); /* empty responses (acks=0) */
+			if (b->head == head)
+				break;
+			continue;
+		}
+		if (space == 0)
+			break;
+		if (iov[0].iov_len + b->head_sent >= ND_EXTBUF_MIN &&
+			nd_iova(iov[0].iov_base) != RTE_BAD_IOVA &&
+			(c->tx_ext != NULL || w->n_ext_free > 0)) {
+			uint32_t len = (uint32_t)RTE_MIN((size_t)space, iov[0].iov_len);
+
+			if (c->tx_ext == NULL) {
+				c->tx_ext = nd_ext_take(c, head);
+				c->tx_ext_seq = head;
+			}
+			sent = nd_send_ext(c, c->tx_ext, iov[0].iov_base, len);
+			if (sent > 0)
+				w->stats.tx_bytes_extbuf += (uint32_t)sent;
+		} else {
+			/* Copy: as many ready responses as fit. */
+			for (int i = 0; i < n && space > 0; i++) {
+				uint32_t len = (uint32_t)RTE_MIN((size_t)space, iov[i].iov_len);
+				int rc;
+
+				/* The next response goes by extbuf: stop here. */
+				if (i > 0 && iov[i].iov_len >= ND_EXTBUF_MIN)
+					break;
+				rc = net_tcp_send(c->tcp, iov[i].iov_base, len);
+				if (rc < 0) {
+					sent = rc;
+					break;
+				}
+				sent += rc;
+				space -= (uint32_t)rc;
+				if ((uint32_t)rc < len)
+					break;
+			}
+			if (sent > 0)
+				w->stats.tx_bytes_copied += (uint32_t)sent;
+		}
+		if (sent < 0) {
+			b->closing = true;
+			break;
+		}
+		if (sent == 0)
+			break; /* no mbuf or no room: acknowledged bytes touch us again */
+		b->last_active_tsc = rte_rdtsc();
+		dp_conn_tx_done(b, (size_t)sent);
+		if (c->tx_ext != NULL && b->head != c->tx_ext_seq)
+			nd_tx_ext_release(c); /* the lent response is wholly queued */
+	}
+}
+
+static void
+nd_reap(struct nd_worker *w, struct nd_conn *c)
+{
+	if (DP_LOG_ENABLED(DP_LOG_DEBUG)) {
+		char name[80];
+
+		nd_peer_name(&c->base, name, sizeof(name));
+		dp_log(DP_LOG_DEBUG, "closed %s", name);
+	}
+	if (c->tcp != NULL) {
+		net_tcp_conn_set_arg(c->tcp, NULL);
+		if (c->rx_bytes > 0)
+			net_tcp_abort(c->tcp); /* unread data: RST, as a kernel close does */
+		else
+			net_tcp_close(c->tcp);
+		c->tcp = NULL;
+	}
+	nd_rx_drop_all(c);
+	nd_tx_ext_release(c);
+	dp_conn_reset(&c->base);
+	c->in_use = false;
+	w->free_stack[w->n_free++] = c->idx;
+	w->stats.closed++;
+}
+
+/* --- TCP callbacks (inside net_stack_input / net_stack_poll) --- */
+
+static int
+nd_tcp_accept(void *arg, struct net_tcp_conn *tcp)
+{
+	struct nd_worker *w = arg;
+	struct net_tcp_info info;
+	struct nd_conn *c;
+
+	if (w->env.draining || w->n_free == 0) {
+		dp_log(DP_LOG_WARN, "refusing a connection: %s",
+			w->env.draining ? "shutting down" :
+					  "dataplane.max.connections reached on this worker");
+		return -1;
+	}
+	c = &w->conns[w->free_stack[--w->n_free]];
+	c->in_use = true;
+	c->tcp = tcp;
+	net_tcp_conn_info(tcp, &info);
+	c->peer_addr = info.raddr;
+	c->peer_port = info.rport;
+	c->base.last_active_tsc = rte_rdtsc();
+	net_tcp_conn_set_arg(tcp, c);
+	w->stats.accepted++;
+	if (DP_LOG_ENABLED(DP_LOG_DEBUG)) {
+		char name[80];
+
+		nd_peer_name(&c->base, name, sizeof(name));
+		dp_log(DP_LOG_DEBUG, "connection from %s on worker %u", name, w->index);
+	}
+	return 0;
+}
+
+static void
+nd_tcp_data(void *arg, struct net_tcp_conn *tcp, struct rte_mbuf *m, uint32_t len)
+{
+	struct nd_conn *c = arg;
+	struct rte_mbuf *last;
+
+	if (c == NULL || c->base.closing) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	last = rte_pktmbuf_lastseg(m);
+	if (c->rx_tail == NULL)
+		c->rx_head = m;
+	else
+		c->rx_tail->next = m;
+	c->rx_tail = last;
+	c->rx_bytes += len;
+	c->base.last_active_tsc = rte_rdtsc();
+	nd_touch(c);
+}
+
+static void
+nd_tcp_eof(void *arg, struct net_tcp_conn *tcp)
+{
+	struct nd_conn *c = arg;
+
+	if (c == NULL)
+		return;
+	/* Kafka clients do not half-close: answer what was asked, then close. */
+	c->base.closing = true;
+	nd_touch(c);
+}
+
+static void
+nd_tcp_sent(void *arg, struct net_tcp_conn *tcp, uint32_t bytes)
+{
+	struct nd_conn *c = arg;
+
+	if (c != NULL && c->base.tx_ready)
+		nd_touch(c);
+}
+
+static void
+nd_tcp_closed(void *arg, struct net_tcp_conn *tcp, int status)
+{
+	struct nd_conn *c = arg;
+
+	if (c == NULL)
+		return;
+	if (status != 0 && DP_LOG_ENABLED(DP_LOG_DEBUG)) {
+		char name[80];
+
+		nd_peer_name(&c->base, name, sizeof(name));
+		dp_log(DP_LOG_DEBUG, "%s: %s", name, strerror(-status));
+	}
+	c->tcp = NULL; /* the handle is gone once we return */
+	c->base.closing = true;
+	nd_touch(c);
+}
+
+static const struct net_tcp_ops nd_tcp_ops = {
+	.accept = nd_tcp_accept,
+	.data = nd_tcp_data,
+	.eof = nd_tcp_eof,
+	.sent = nd_tcp_sent,
+	.closed = nd_tcp_closed,
+};
+
+/* --- pollers --- */
+
+static int
+nd_poll(void *arg)
+{
+	struct nd_worker *w = arg;
+	struct rte_mbuf *pkts[ND_RX_BURST];
+	uint16_t n = rte_eth_rx_burst(w->q.port_id, w->q.queue_id, pkts, ND_RX_BURST);
+
+	if (n > 0)
+		net_stack_input(w->st, pkts, n, net_port_now_us());
+	return n;
+}
+
+static int
+nd_end(void *arg)
+{
+	struct nd_worker *w = arg;
+	int work = 0;
+
+	for (uint32_t i = 0; i < w->n_stalled; i++) {
+		struct nd_conn *c = &w->conns[w->stalled[i]];
+
+		c->stalled = false;
+		if (c->in_use) {
+			c->base.rx_stalled = false;
+			nd_touch(c);
+		}
+	}
+	w->n_stalled = 0;
+
+	/* The list may grow while it is walked (a reply to a frame delivered here). */
+	for (uint32_t i = 0; i < w->n_touched; i++) {
+		struct nd_conn *c = &w->conns[w->touched[i]];
+
+		work++;
+		if (!c->in_use)
+			continue;
+		if (!c->base.closing) {
+			nd_flush(c, false);
+			if (nd_rx(c) < 0)
+				c->base.closing = true;
+			else
+				nd_flush(c, false);
+		}
+		if (c->base.closing) {
+			nd_flush(c, true);
+			c->touched = false;
+			nd_reap(w, c);
+			continue;
+		}
+		if (c->base.rx_stalled && !c->stalled) {
+			c->stalled = true;
+			w->stalled[w->n_stalled++] = c->idx;
+		}
+	}
+	for (uint32_t i = 0; i < w->n_touched; i++)
+		w->conns[w->touched[i]].touched = false;
+	w->n_touched = 0;
+
+	net_stack_poll(w->st, net_port_now_us());
+
+	if (w->env.draining) {
+		uint64_t pending = 0;
+
+		for (uint32_t i = 0; i < w->max_conns; i++) {
+			if (w->conns[i].in_use)
+				pending += dp_conn_inflight(&w->conns[i].base);
+		}
+		__atomic_store_n(&w->published_pending, pending, __ATOMIC_RELAXED);
+	}
+	return work;
+}
+
+static int
+nd_idle(void *arg)
+{
+	struct nd_worker *w = arg;
+	uint64_t now = rte_rdtsc();
+	int n = 0;
+
+	for (uint32_t i = 0; i < w->max_conns; i++) {
+		struct nd_conn *c = &w->conns[i];
+
+		if (!c->in_use || c->base.closing || dp_conn_inflight(&c->base) != 0)
+			continue;
+		if (now - c->base.last_active_tsc > w->idle_tsc) {
+			char name[80];
+
+			nd_peer_name(&c->base, name, sizeof(name));
+			dp_log(DP_LOG_INFO, "closing %s: idle for over %" PRId64
+				" ms (connections.max.idle.ms)", name, g_cfg->connections_max_idle_ms);
+			dp_conn_close(&c->base);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* --- set-up --- */
+
+static int
+nd_worker_init(struct nd_worker *w, unsigned int index, unsigned int lcore,
+	dp_conn_handler_fn handler, void *handler_arg)
+{
+	const struct dp_config *cfg = g_cfg;
+	int socket = (int)rte_lcore_to_socket_id(lcore);
+	uint32_t rx_cap = (uint32_t)cfg->dp_conn_rx_buffer_bytes;
+	uint32_t inflight = dp_conn_slot_count((uint32_t)cfg->dp_conn_max_inflight);
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	w->index = index;
+	w->lcore = lcore;
+	w->max_conns = (uint32_t)cfg->dp_max_connections;
+	w->env.handler = handler;
+	w->env.handler_arg = handler_arg;
+	w->env.large = &w->large;
+	w->env.max_inflight = (uint32_t)cfg->dp_conn_max_inflight;
+	w->env.max_pending_bytes = (uint64_t)cfg->dp_conn_max_pending_bytes;
+	w->env.resp_buf_size = (uint32_t)cfg->dp_response_buffer_bytes;
+	snprintf(name, sizeof(name), "nd_resp_%u", index);
+	w->env.resp_pool = rte_mempool_create(name, (unsigned int)cfg->dp_response_buffers,
+		(unsigned int)cfg->dp_response_buffer_bytes, 0, 0, NULL, NULL, NULL, NULL, socket,
+		RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+	w->n_ext = (uint32_t)cfg->dp_response_buffers + w->max_conns;
+	w->conns = rte_zmalloc_socket("nd_conns", sizeof(struct nd_conn) * w->max_conns,
+		RTE_CACHE_LINE_SIZE, socket);
+	w->free_stack = rte_malloc_socket("nd_free", sizeof(uint32_t) * w->max_conns, 0, socket);
+	w->touched = rte_malloc_socket("nd_touched", sizeof(uint32_t) * w->max_conns, 0, socket);
+	w->stalled = rte_malloc_socket("nd_stalled", sizeof(uint32_t) * w->max_conns, 0, socket);
+	w->rx_mem = rte_malloc_socket("nd_rx", (size_t)rx_cap * w->max_conns, RTE_CACHE_LINE_SIZE,
+		socket);
+	w->slot_mem = rte_zmalloc_socket("nd_slots",
+		sizeof(struct dp_conn_slot) * inflight * w->max_conns, RTE_CACHE_LINE_SIZE, socket);
+	w->large_items = rte_zmalloc_socket("nd_large",
+		sizeof(void *) * ((size_t)cfg->dp_frame_large_buffers + 1), 0, socket);
+	w->ext_mem = rte_zmalloc_socket("nd_ext", sizeof(struct nd_ext) * w->n_ext,
+		RTE_CACHE_LINE_SIZE, socket);
+	w->ext_free = rte_malloc_socket("nd_ext_free", sizeof(uint32_t) * w->n_ext, 0, socket);
+	if (w->env.resp_pool == NULL || w->conns == NULL || w->free_stack == NULL ||
+		w->touched == NULL || w->stalled == NULL || w->rx_mem == NULL ||
+		w->slot_mem == NULL || w->large_items == NULL || w->ext_mem == NULL ||
+		w->ext_free == NULL)
+		return -ENOMEM;
+	w->large.items = w->large_items;
+	w->large.size = (uint32_t)cfg->dp_frame_large_bytes;
+	for (int64_t i = 0; i < cfg->dp_frame_large_buffers; i++) {
+		void *b = rte_malloc_socket("nd_large_buf", w->large.size, RTE_CACHE_LINE_SIZE,
+			socket);
+
+		if (b == NULL)
+			return -ENOMEM;
+		w->large.items[w->large.n++] = b;
+		w->large.cap++;
+	}
+	for (uint32_t i = 0; i < w->n_ext; i++) {
+		w->ext_mem[i].idx = i;
+		w->ext_mem[i].w = w;
+		w->ext_free[i] = w->n_ext - 1 - i;
+	}
+	w->n_ext_free = w->n_ext;
+	for (uint32_t i = 0; i < w->max_conns; i++) {
+		struct nd_conn *c = &w->conns[i];
+
+		dp_conn_setup(&c->base, &nd_ops, &w->env, w->rx_mem + (size_t)rx_cap * i, rx_cap,
+			cfg->max_frame_bytes, w->slot_mem + (size_t)inflight * i);
+		c->idx = i;
+		c->w = w;
+		w->free_stack[i] = w->max_conns - 1 - i;
+	}
+	w->n_free = w->max_conns;
+	if (cfg->connections_max_idle_ms >= 0)
+		w->idle_tsc = (uint64_t)cfg->connections_max_idle_ms * rte_get_tsc_hz() / 1000;
+	return 0;
+}
+
+static int
+parse_ipv4(const char *key, const char *text, bool empty_ok, uint32_t *out, char *why,
+	size_t why_len)
+{
+	struct in_addr a;
+
+	if (empty_ok && text[0] == '\0') {
+		*out = 0;
+		return 0;
+	}
+	if (inet_pton(AF_INET, text, &a) != 1) {
+		why_set(why, why_len, "%s: '%s' is not an IPv4 address", key, text);
+		return -EINVAL;
+	}
+	*out = a.s_addr;
+	return 0;
+}
+
+/* Find the port, probing the vdev when it does not exist yet. */
+static int
+nd_port_attach(const char *device, char *why, size_t why_len)
+{
+	int rc;
+
+	device_name(device, g_dev_name, sizeof(g_dev_name));
+	g_port_dma = net_dpdk_device_is_pci(device);
+	if (rte_eth_dev_get_port_by_name(g_dev_name, &g_port_id) == 0)
+		return 0;
+	if (net_dpdk_device_is_pci(device)) {
+		why_set(why, why_len, "PCI device %s is not a DPDK port (bound to vfio-pci? give "
+				      "the full DDDD:BB:DD.F address)", device);
+		return -ENODEV;
+	}
+	rc = rte_dev_probe(device);
+	if (rc < 0) {
+		why_set(why, why_len, "cannot create DPDK device '%s': %s", device,
+			strerror(-rc));
+		return rc;
+	}
+	g_port_probed = true;
+	if (rte_eth_dev_get_port_by_name(g_dev_name, &g_port_id) != 0) {
+		why_set(why, why_len, "device '%s' made no ethdev port named %s", device,
+			g_dev_name);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+int
+net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *handler_arg,
+	char *why, size_t why_len)
+{
+	struct net_port_conf pc;
+	uint32_t addr, mask, gw;
+	uint16_t mtu = (uint16_t)cfg->dp_port_mtu;
+	unsigned int n_mbufs;
+	uint16_t room;
+	bool trusted;
+	int rc;
+
+	g_cfg = cfg;
+	rc = parse_ipv4("dataplane.port.ipv4.address", cfg->dp_port_ipv4_address, false, &addr,
+		why, why_len);
+	if (rc == 0)
+		rc = parse_ipv4("dataplane.port.ipv4.netmask", cfg->dp_port_ipv4_netmask, false,
+			&mask, why, why_len);
+	if (rc == 0)
+		rc = parse_ipv4("dataplane.port.ipv4.gateway", cfg->dp_port_ipv4_gateway, true,
+			&gw, why, why_len);
+	if (rc < 0)
+		return rc;
+	if (addr == 0) {
+		why_set(why, why_len, "dataplane.port.ipv4.address must not be 0.0.0.0");
+		return -EINVAL;
+	}
+	snprintf(g_addr_text, sizeof(g_addr_text), "%s", cfg->dp_port_ipv4_address);
+	for (unsigned int i = 0; i < cfg->n_listeners; i++) {
+		const struct dp_listener *l = &cfg->listener[i];
+
+		if (l->controller)
+			continue;
+		if (l->port == 0) {
+			why_set(why, why_len, "listener %s: the DPDK transport needs a fixed port",
+				l->name);
+			return -EINVAL;
+		}
+		if (!host_servable(l->host, addr)) {
+			why_set(why, why_len, "listener %s: host %s is not the DPDK port's address "
+					      "%s (dataplane.port.ipv4.address)", l->name, l->host,
+				g_addr_text);
+			return -EINVAL;
+		}
+	}
+
+	g_n_workers = (unsigned int)cfg->dp_net_workers;
+	g_workers = rte_zmalloc("nd_workers", sizeof(struct nd_worker) * g_n_workers,
+		RTE_CACHE_LINE_SIZE);
+	if (g_workers == NULL) {
+		why_set(why, why_len, "out of DPDK memory (dpdk.memory.mb)");
+		return -ENOMEM;
+	}
+	rc = nd_port_attach(cfg->dp_port_device, why, why_len);
+	if (rc < 0)
+		goto fail;
+
+	/* One frame per mbuf: the data room holds the largest frame. */
+	room = (uint16_t)RTE_MAX((unsigned int)RTE_MBUF_DEFAULT_BUF_SIZE,
+		RTE_PKTMBUF_HEADROOM + mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 4u);
+	n_mbufs = (unsigned int)cfg->dp_port_mbufs * g_n_workers;
+	g_pool = rte_pktmbuf_pool_create("nd_mbufs", n_mbufs, 256, 0, room,
+		(int)rte_socket_id());
+	if (g_pool == NULL) {
+		rc = -ENOMEM;
+		why_set(why, why_len, "cannot allocate %u packet buffers of %u bytes "
+				      "(dataplane.port.mbufs, dpdk.memory.mb)", n_mbufs, room);
+		goto fail;
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.nb_queues = (uint16_t)g_n_workers;
+	pc.mtu = mtu == 1500 ? 0 : mtu;
+	pc.pool = g_pool;
+	rc = net_port_setup(g_port_id, &pc, &g_info);
+	if (rc < 0) {
+		why_set(why, why_len, "port %s: setup failed: %s", g_dev_name, strerror(-rc));
+		goto fail;
+	}
+	g_port_started = true;
+	if (is_tap(cfg->dp_port_device) && cfg->dp_port_tap_address[0] != '\0') {
+		char ifname[IFNAMSIZ];
+
+		device_arg(cfg->dp_port_device, "iface", ifname, sizeof(ifname));
+		if (ifname[0] == '\0') {
+			dp_log(DP_LOG_WARN, "dataplane.port.tap.address ignored: the device has no "
+					    "iface= name");
+		} else {
+			rc = tap_configure(ifname, cfg->dp_port_tap_address, why, why_len);
+			if (rc < 0)
+				goto fail;
+		}
+	}
+	trusted = cfg->dp_port_rx_cksum_trusted ||
+		(g_info.driver != NULL && strstr(g_info.driver, "af_packet") != NULL);
+
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		struct nd_worker *w = &g_workers[i];
+		struct net_config nc;
+
+		rc = nd_worker_init(w, i, cfg->net_lcore[i], handler, handler_arg);
+		if (rc < 0) {
+			why_set(why, why_len, "net worker %u: %s (dpdk.memory.mb, "
+					      "dataplane.max.connections and the buffer sizes decide "
+					      "the memory needed)", i, strerror(-rc));
+			goto fail;
+		}
+		w->q.port_id = g_port_id;
+		w->q.queue_id = (uint16_t)i;
+		memset(&nc, 0, sizeof(nc));
+		nc.ipv4_addr = addr;
+		nc.ipv4_mask = mask;
+		nc.ipv4_gateway = gw;
+		nc.pool = g_pool;
+		net_port_worker_config(&nc, &g_info, &w->q, mtu);
+		nc.rx_l4_cksum_trusted = trusted;
+		nc.max_conns = RTE_MIN(2 * w->max_conns, 1u << 24); /* room for TIME-WAIT */
+		nc.max_listeners = DP_CONFIG_MAX_LISTENERS;
+		nc.seed = rte_rdtsc() ^ ((uint64_t)getpid() << 32) ^ i;
+		w->st = net_stack_create(&nc);
+		if (w->st == NULL) {
+			rc = -errno;
+			why_set(why, why_len, "net worker %u: stack: %s", i, strerror(errno));
+			goto fail;
+		}
+		for (unsigned int j = 0; j < cfg->n_listeners; j++) {
+			if (cfg->listener[j].controller)
+				continue;
+			rc = net_tcp_listen(w->st, cfg->listener[j].port, ND_BACKLOG, &nd_tcp_ops,
+				w);
+			if (rc < 0) {
+				why_set(why, why_len, "listener %s: %s", cfg->listener[j].name,
+					strerror(-rc));
+				goto fail;
+			}
+		}
+		net_stack_start(w->st, net_port_now_us());
+	}
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		struct nd_worker *w = &g_workers[i];
+		char name[32];
+
+		snprintf(name, sizeof(name), "dpdk%u.rx", i);
+		rc = dp_poller_register(w->lcore, name, nd_poll, w, 0, DP_POLLER_EVERY);
+		if (rc == 0) {
+			snprintf(name, sizeof(name), "dpdk%u.end", i);
+			rc = dp_poller_register(w->lcore, name, nd_end, w, 0, DP_POLLER_END);
+		}
+		if (rc == 0 && w->idle_tsc != 0) {
+			uint64_t period_ms = (uint64_t)cfg->connections_max_idle_ms / 4;
+
+			if (period_ms > 1000)
+				period_ms = 1000;
+			if (period_ms < 10)
+				period_ms = 10;
+			snprintf(name, sizeof(name), "dpdk%u.idle", i);
+			rc = dp_poller_register(w->lcore, name, nd_idle, w, period_ms * 1000,
+				DP_POLLER_EVERY);
+		}
+		if (rc < 0) {
+			why_set(why, why_len, "pollers: %s", strerror(-rc));
+			goto fail;
+		}
+	}
+	for (unsigned int j = 0; j < cfg->n_listeners; j++) {
+		if (!cfg->listener[j].controller)
+			dp_log(DP_LOG_INFO, "listening on %s://%s:%u (DPDK port %s, driver %s, "
+					    "%u queue(s)%s%s)", cfg->listener[j].name, g_addr_text,
+				cfg->listener[j].port, g_dev_name,
+				g_info.driver != NULL ? g_info.driver : "?", g_info.nb_queues,
+				g_info.tx_cksum_offload ? ", tx checksum offload" : "",
+				trusted ? ", rx checksums trusted" : "");
+	}
+	return 0;
+fail:
+	net_dpdk_fini();
+	return rc < 0 ? rc : -EINVAL;
+}
+
+const char *
+net_dpdk_address(void)
+{
+	return g_addr_text;
+}
+
+static void
+nd_drain_msg(void *arg)
+{
+	struct nd_worker *w = arg;
+
+	__atomic_store_n(&w->published_pending, UINT64_MAX, __ATOMIC_RELAXED);
+	w->env.draining = true; /* accept refuses from now on */
+	for (uint32_t i = 0; i < w->max_conns; i++) {
+		if (w->conns[i].in_use)
+			nd_touch(&w->conns[i]);
+	}
+	if (w->index == 0)
+		dp_log(DP_LOG_INFO, "stopped accepting connections");
+}
+
+int
+net_dpdk_drain_begin(void)
+{
+	int rc = 0;
+
+	for (unsigned int i = 0; i < g_n_workers; i++)
+		__atomic_store_n(&g_workers[i].published_pending, UINT64_MAX, __ATOMIC_RELAXED);
+	for (unsigned int i = 0; rc == 0 && i < g_n_workers; i++)
+		rc = dp_msg_send(g_workers[i].lcore, nd_drain_msg, &g_workers[i]);
+	return rc;
+}
+
+uint64_t
+net_dpdk_drain_pending(void)
+{
+	uint64_t total = 0;
+
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		uint64_t p = __atomic_load_n(&g_workers[i].published_pending, __ATOMIC_RELAXED);
+
+		if (p == UINT64_MAX)
+			return UINT64_MAX;
+		total += p;
+	}
+	return total;
+}
+
+int
+net_dpdk_stats_get(unsigned int i, struct net_dpdk_stats *out)
+{
+	if (i >= g_n_workers || g_workers == NULL)
+		return -EINVAL;
+	*out = g_workers[i].stats;
+	return 0;
+}
+
+void
+net_dpdk_fini(void)
+{
+	if (g_workers != NULL) {
+		for (unsigned int i = 0; i < g_n_workers; i++) {
+			struct nd_worker *w = &g_workers[i];
+
+			if (w->st != NULL)
+				dp_log(DP_LOG_INFO, "dpdk worker %u: %" PRIu64 " connections, frames "
+						    "%" PRIu64 " in place / %" PRIu64 " copied, "
+						    "response bytes %" PRIu64 " extbuf / %" PRIu64
+						    " copied", i, w->stats.accepted,
+					w->stats.rx_frames_inplace, w->stats.rx_frames_copied,
+					w->stats.tx_bytes_extbuf, w->stats.tx_bytes_copied);
+			if (w->conns != NULL) {
+				for (uint32_t j = 0; j < w->max_conns; j++) {
+					if (w->conns[j].in_use)
+						nd_reap(w, &w->conns[j]);
+				}
+			}
+			/* Frees queued mbufs: lent responses go back to their pools here. */
+			net_stack_free(w->st);
+			w->st = NULL;
+			for (uint32_t j = 0; j < w->large.n; j++)
+				rte_free(w->large.items[j]);
+			rte_mempool_free(w->env.resp_pool);
+			rte_free(w->ext_free);
+			rte_free(w->ext_mem);
+			rte_free(w->large_items);
+			rte_free(w->slot_mem);
+			rte_free(w->rx_mem);
+			rte_free(w->stalled);
+			rte_free(w->touched);
+			rte_free(w->free_stack);
+			rte_free(w->conns);
+		}
+		rte_free(g_workers);
+		g_workers = NULL;
+	}
+	g_n_workers = 0;
+	if (g_port_started) {
+		rte_eth_dev_stop(g_port_id);
+		rte_eth_dev_close(g_port_id); /* a TAP's kernel interface goes with it */
+		g_port_started = false;
+	}
+	if (g_port_probed) {
+		rte_eal_hotplug_remove("vdev", g_dev_name);
+		g_port_probed = false;
+	}
+	rte_mempool_free(g_pool);
+	g_pool = NULL;
+}
