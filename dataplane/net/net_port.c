@@ -12,6 +12,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
+#include "net_impair.h"
 #include "net_internal.h"
 
 #define NET_PORT_BURST 32
@@ -132,11 +133,22 @@ net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
 	}
 }
 
+static uint16_t
+port_raw_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct net_port_queue *q = arg;
+
+	return rte_eth_tx_burst(q->port_id, q->queue_id, pkts, n);
+}
+
 uint16_t
 net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n)
 {
 	const struct net_port_queue *q = arg;
 
+	if (q->impair != NULL)
+		return net_impair_tx(q->impair, pkts, n, net_impair_now(q->impair), port_raw_tx,
+			arg);
 	return rte_eth_tx_burst(q->port_id, q->queue_id, pkts, n);
 }
 
@@ -146,9 +158,13 @@ net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now
 	struct rte_mbuf *pkts[NET_PORT_BURST];
 	uint16_t n = rte_eth_rx_burst(q->port_id, q->queue_id, pkts, NET_PORT_BURST);
 
+	if (q->impair != NULL)
+		n = net_impair_rx(q->impair, pkts, n, NET_PORT_BURST, now_us);
 	if (n > 0)
 		net_stack_input(st, pkts, n, now_us);
 	net_stack_poll(st, now_us);
+	if (q->impair != NULL)
+		net_impair_tx_flush(q->impair, now_us, port_raw_tx, (void *)(uintptr_t)q);
 	return n;
 }
 

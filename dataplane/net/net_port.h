@@ -53,10 +53,15 @@ struct net_port_info {
 	const char *driver;		/**< PMD name (borrowed from DPDK) */
 };
 
+struct net_impair;
+
 /** One worker's queue pair: the tx_arg of net_port_tx_burst. */
 struct net_port_queue {
 	uint16_t port_id;
 	uint16_t queue_id;
+	/** Test impairments (net_impair.h) on this queue's frames, both
+	 * directions; NULL (the default) = none. */
+	struct net_impair *impair;
 };
 
 /**
@@ -83,7 +88,9 @@ net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n);
 
 /**
  * One worker iteration: receive a burst on q, run it through the stack,
- * then net_stack_poll. Returns the number of frames received (0 = idle).
+ * then net_stack_poll (and, with q->impair, send the transmit frames whose
+ * impairment delay is over). Returns the number of frames given to the
+ * stack (0 = idle).
  */
 uint16_t
 net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now_us);
