@@ -1,0 +1,1512 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The load generator's workers: producer and consumer connections driven by
+ * one event loop per thread, and the sampling/stopping logic of a run (see
+ * lg_run.h for the model).
+ *
+ * Per connection, requests live in slots (max_inflight for producers, one
+ * for consumers): a slot owns its encoded request frame and, for Produce,
+ * the batches the frame was encoded from, so a retry re-encodes the same
+ * batches. Slots in flight form a FIFO in send order; Kafka answers a
+ * connection's requests in order, so a response always belongs to the FIFO
+ * head (anything else is a protocol error and ends the run). Connections
+ * that fail are flagged and closed when the worker exits, never inside a
+ * transport callback.
+ */
+#include "lg_run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kp_compress.h"
+#include "kp_error.h"
+
+#define LG_STAMP_LEN 16			   /* 8 bytes due time (ns, LE) + 8 bytes magic */
+#define LG_MAX_PARTS_PER_REQ 64		   /* partitions in one Produce request, at most */
+#define LG_POOL_LEN (64u << 10)		   /* value bytes records are cut from */
+#define LG_ARENA_BYTES (4u << 20)	   /* decoded responses (Fetch of many partitions) */
+#define LG_RBUF_MAX (256u << 20)	   /* largest response frame accepted */
+#define LG_POLL_MAX_US 20000		   /* stop flags are seen within this */
+#define LG_IOV_MAX 16
+
+static const uint8_t lg_magic[8] = {'S', 'L', 'P', 'L', 'O', 'A', 'D', '1'};
+
+/* ---- shared state ---------------------------------------------------------- */
+
+struct lg_shared {
+	const struct lg_config *cfg;
+	struct lg_versions v;
+	int32_t partitions;
+	const char *host;
+	uint16_t port;
+	int64_t t0; /* start, CLOCK_MONOTONIC ns */
+	const int64_t *start_offsets;
+	atomic_int stop_produce;
+	atomic_int stop_all;
+	atomic_uint_fast64_t claimed; /* records claimed from cfg->count */
+	atomic_uint_fast64_t errors;
+	pthread_mutex_t err_lock;
+	char first_error[256];
+};
+
+struct lg_part_ref {
+	int32_t partition;
+	uint32_t records;
+	uint64_t bytes; /* payload bytes (key + value) */
+	int attempts;
+	bool retry;
+	bool answered;
+};
+
+struct lg_slot {
+	uint8_t *req; /* the encoded frame, size prefix included */
+	size_t req_len;
+	size_t req_cap;
+	uint8_t *batches; /* Produce: nparts * batch_cap bytes the frame was encoded from */
+	struct kp_produce_request_partition_produce_data *pd;
+	struct lg_part_ref *parts;
+	uint32_t nparts;
+	int32_t corr;
+	int64_t queued_ns;
+	int64_t retry_at;
+	bool expect_response;
+};
+
+struct lg_worker;
+
+struct lg_conn {
+	struct lg_worker *w;
+	struct lg_tconn *tc;
+	bool producer;
+	bool failed;
+	bool exhausted; /* producer: the record budget is spent */
+	int32_t *parts;
+	uint32_t nparts;
+	struct lg_slot *slots;
+	uint32_t nslots;
+	uint32_t *freelist;
+	uint32_t nfree;
+	uint32_t *fifo; /* ring of slot indexes in send order */
+	uint32_t fhead;
+	uint32_t fcount;
+	uint32_t nsent;	 /* fifo entries from the head completely written */
+	size_t send_off; /* bytes of fifo[nsent] already written */
+	uint32_t *retryq;
+	uint32_t nretry;
+	uint8_t *rbuf;
+	size_t rcap;
+	size_t rlen;
+	int32_t corr;
+	/* producer */
+	uint64_t gen; /* records scheduled so far */
+	int64_t interval_ns;
+	uint32_t rr;
+	uint32_t rpb; /* records per batch */
+	size_t batch_cap;
+	/* consumer */
+	int64_t *fetch_off;
+	struct kp_fetch_request_fetch_partition *fparts;
+	int64_t fetch_retry_at;
+};
+
+struct lg_worker {
+	struct lg_shared *sh;
+	uint32_t id;
+	const struct lg_config *cfg;
+	pthread_t th;
+	struct lg_transport *t;
+	struct lg_conn *conns;
+	uint32_t nconns;
+	int64_t wake_at; /* earliest time a producer has work (rate, linger, retry) */
+	/* counters read by the sampling thread */
+	atomic_uint_fast64_t acked, acked_bytes, sent, failed, retried, preq, wire_out;
+	atomic_uint_fast64_t consumed, consumed_bytes, unstamped, freq;
+	atomic_int producers_idle;
+	atomic_int done;
+	int64_t first_send_ns, last_ack_ns, first_fetch_ns, last_consume_ns;
+	pthread_mutex_t lock; /* guards iv_ack, iv_e2e */
+	struct lg_hist iv_ack, iv_e2e;
+	struct lg_hist ack, e2e; /* totals; read after join */
+	int64_t *acked_end;
+	int64_t *consumed_end;
+	uint64_t *consumed_pp;
+	int32_t *pidx; /* partition -> index in its consumer connection */
+	uint8_t *pool;
+	uint32_t pool_pos;
+	uint8_t *cscratch;
+	size_t cscratch_cap;
+	uint8_t *dscratch;
+	size_t dscratch_cap;
+	uint8_t *arena_buf;
+	struct kp_arena arena;
+	uint32_t key_seq;
+	bool stamps; /* record end-to-end latency (e2e, or consume --from-latest) */
+};
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t
+realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+lg_error(struct lg_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+lg_error(struct lg_shared *sh, const char *fmt, ...)
+{
+	va_list ap;
+
+	atomic_fetch_add(&sh->errors, 1);
+	pthread_mutex_lock(&sh->err_lock);
+	if (sh->first_error[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(sh->first_error, sizeof(sh->first_error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&sh->err_lock);
+}
+
+/* A connection that can no longer be trusted ends the run. */
+static void
+conn_fail(struct lg_conn *c, const char *what, int err)
+{
+	if (c->failed)
+		return;
+	c->failed = true;
+	lg_error(c->w->sh, "connection to %s:%u: %s: %s", c->w->sh->host, c->w->sh->port, what,
+		 err ? strerror(-err) : "protocol error");
+	atomic_store(&c->w->sh->stop_all, 1);
+}
+
+static const char *
+mode_names[] = {"produce", "consume", "e2e", "tcp-baseline"};
+
+const char *
+lg_mode_name(enum lg_mode mode)
+{
+	return (unsigned)mode < 4 ? mode_names[mode] : "unknown";
+}
+
+void
+lg_config_defaults(struct lg_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mode = LG_MODE_PRODUCE;
+	cfg->transport = &lg_tcp_ops;
+	snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+	cfg->port = 9092;
+	snprintf(cfg->topic, sizeof(cfg->topic), "slipstream-load");
+	cfg->partitions = 1;
+	cfg->replication = -1;
+	cfg->create = true;
+	cfg->record_size = 1024;
+	cfg->batch_size = 16384;
+	cfg->linger_us = 5000;
+	cfg->acks = 1;
+	cfg->codec = KP_COMPRESSION_NONE;
+	cfg->connections = 1;
+	cfg->threads = 1;
+	cfg->max_inflight = 5;
+	cfg->duration_s = 10;
+	cfg->request_timeout_ms = 30000;
+	cfg->retries = 3;
+	cfg->retry_backoff_ms = 100;
+	cfg->fetch_max_wait_ms = 100;
+	cfg->fetch_max_bytes = 8 << 20;
+	cfg->partition_max_bytes = 1 << 20;
+	cfg->drain_s = 5;
+	cfg->progress = true;
+	cfg->produce_version = 9;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+static void
+slot_free(struct lg_conn *c, struct lg_slot *s)
+{
+	c->freelist[c->nfree++] = (uint32_t)(s - c->slots);
+}
+
+static void
+fifo_push(struct lg_conn *c, struct lg_slot *s)
+{
+	c->fifo[(c->fhead + c->fcount) % c->nslots] = (uint32_t)(s - c->slots);
+	c->fcount++;
+}
+
+static struct lg_slot *
+fifo_head(struct lg_conn *c)
+{
+	return &c->slots[c->fifo[c->fhead]];
+}
+
+static void
+fifo_pop(struct lg_conn *c)
+{
+	c->fhead = (c->fhead + 1) % c->nslots;
+	c->fcount--;
+	c->nsent--;
+}
+
+static void
+produce_acked(struct lg_conn *c, struct lg_part_ref *pr, int64_t base_offset, int64_t now)
+{
+	struct lg_worker *w = c->w;
+
+	atomic_fetch_add_explicit(&w->acked, pr->records, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->acked_bytes, pr->bytes, memory_order_relaxed);
+	if (base_offset >= 0 && base_offset + pr->records > w->acked_end[pr->partition])
+		w->acked_end[pr->partition] = base_offset + pr->records;
+	w->last_ack_ns = now;
+}
+
+/* Write what the socket takes; acks=0 requests are done once written. */
+static void
+conn_flush(struct lg_conn *c)
+{
+	struct lg_worker *w = c->w;
+	const struct lg_transport_ops *ops = w->cfg->transport;
+
+	while (!c->failed && c->nsent < c->fcount) {
+		struct iovec iov[LG_IOV_MAX];
+		int n = 0;
+		for (uint32_t i = c->nsent; i < c->fcount && n < LG_IOV_MAX; i++) {
+			struct lg_slot *s = &c->slots[c->fifo[(c->fhead + i) % c->nslots]];
+			size_t off = i == c->nsent ? c->send_off : 0;
+			iov[n].iov_base = s->req + off;
+			iov[n].iov_len = s->req_len - off;
+			n++;
+		}
+		ssize_t got = ops->writev(c->tc, iov, n);
+		if (got < 0) {
+			conn_fail(c, "send", (int)got);
+			return;
+		}
+		if (got == 0) {
+			ops->want_write(c->tc, true);
+			return;
+		}
+		atomic_fetch_add_explicit(&w->wire_out, (uint64_t)got, memory_order_relaxed);
+		size_t left = (size_t)got;
+		while (left > 0) {
+			struct lg_slot *s = &c->slots[c->fifo[(c->fhead + c->nsent) % c->nslots]];
+			size_t rem = s->req_len - c->send_off;
+			if (left < rem) {
+				c->send_off += left;
+				break;
+			}
+			left -= rem;
+			c->send_off = 0;
+			c->nsent++;
+			if (!s->expect_response) {
+				/* acks=0: never answered; written is all we learn. */
+				int64_t now = now_ns();
+				for (uint32_t j = 0; j < s->nparts; j++)
+					produce_acked(c, &s->parts[j], -1, now);
+				fifo_pop(c);
+				slot_free(c, s);
+			}
+		}
+	}
+	ops->want_write(c->tc, false);
+}
+
+/* ---- producing ------------------------------------------------------------- */
+
+/* Fill one batch of @n records into @dst; returns its size or a negative errno. */
+static int64_t
+build_batch(struct lg_worker *w, uint8_t *dst, size_t cap, uint32_t n, int64_t stamp0,
+	    int64_t step, uint64_t *payload)
+{
+	const struct lg_config *cfg = w->cfg;
+	struct kp_batch_builder b;
+	int64_t ts = realtime_ms();
+	size_t size;
+	int rc;
+
+	rc = kp_batch_builder_start(&b, dst, cap, cfg->codec);
+	if (rc < 0)
+		return rc;
+	b.scratch = w->cscratch;
+	b.scratch_cap = w->cscratch_cap;
+	*payload = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		char key[16];
+		size_t klen = 0;
+		uint32_t span = LG_POOL_LEN;
+		uint8_t *val = w->pool + (w->pool_pos % span);
+		w->pool_pos += 61; /* a different cut of the pool per record */
+		if (cfg->record_size >= LG_STAMP_LEN) {
+			uint64_t due = (uint64_t)(stamp0 + (int64_t)k * step);
+			memcpy(val, &due, 8);
+			memcpy(val + 8, lg_magic, 8);
+		}
+		if (cfg->keys) {
+			snprintf(key, sizeof(key), "%08x", w->key_seq++ % cfg->keys);
+			klen = 8;
+		}
+		rc = kp_batch_builder_add(&b, ts, cfg->keys ? key : NULL, klen, val, cfg->record_size,
+					  NULL, 0);
+		if (rc < 0)
+			return rc;
+		*payload += klen + cfg->record_size;
+	}
+	rc = kp_batch_builder_finish(&b, &size);
+	return rc < 0 ? rc : (int64_t)size;
+}
+
+static int
+produce_encode(struct lg_conn *c, struct lg_slot *s)
+{
+	const struct lg_config *cfg = c->w->cfg;
+	struct kp_produce_request req;
+	struct kp_produce_request_topic_produce_data td;
+
+	kp_produce_request_init(&req);
+	kp_produce_request_topic_produce_data_init(&td);
+	req.transactional_id.ptr = NULL;
+	req.transactional_id.len = -1;
+	req.acks = cfg->acks;
+	req.timeout_ms = cfg->request_timeout_ms;
+	td.name.ptr = cfg->topic;
+	td.name.len = (int32_t)strlen(cfg->topic);
+	td.partition_data.items = s->pd;
+	td.partition_data.count = (int32_t)s->nparts;
+	req.topic_data.items = &td;
+	req.topic_data.count = 1;
+	s->corr = c->corr++;
+	return lg_kafka_request_encode(s->req, s->req_cap, LG_API_PRODUCE, c->w->sh->v.produce,
+				       s->corr, &req, &s->req_len);
+}
+
+/* Records this connection may put in a request now; 0 with w->wake_at set when later. */
+static uint64_t
+produce_due(struct lg_conn *c, int64_t now)
+{
+	const struct lg_config *cfg = c->w->cfg;
+	uint32_t np = c->nparts < LG_MAX_PARTS_PER_REQ ? c->nparts : LG_MAX_PARTS_PER_REQ;
+	uint64_t want = (uint64_t)np * c->rpb;
+
+	if (cfg->rate <= 0)
+		return want;
+	int64_t elapsed = now - c->w->sh->t0;
+	uint64_t sched = elapsed < 0 ? 0 : (uint64_t)(elapsed / c->interval_ns) + 1;
+	int64_t oldest = c->w->sh->t0 + (int64_t)c->gen * c->interval_ns;
+	if (sched <= c->gen) {
+		if (oldest < c->w->wake_at)
+			c->w->wake_at = oldest;
+		return 0;
+	}
+	uint64_t due = sched - c->gen;
+	if (due < want && now - oldest < (int64_t)cfg->linger_us * 1000) {
+		int64_t at = oldest + (int64_t)cfg->linger_us * 1000;
+		/* Also wake when the batch would be full. */
+		int64_t full = c->w->sh->t0 + (int64_t)(c->gen + want - 1) * c->interval_ns;
+		if (full < at)
+			at = full;
+		if (at < c->w->wake_at)
+			c->w->wake_at = at;
+		return 0;
+	}
+	return due < want ? due : want;
+}
+
+static void
+produce_fill(struct lg_conn *c, int64_t now)
+{
+	struct lg_worker *w = c->w;
+	struct lg_shared *sh = w->sh;
+	const struct lg_config *cfg = w->cfg;
+
+	if (c->failed)
+		return;
+	/* Retries first, once their backoff has passed. */
+	for (uint32_t i = 0; i < c->nretry;) {
+		struct lg_slot *s = &c->slots[c->retryq[i]];
+		if (s->retry_at > now) {
+			if (s->retry_at < w->wake_at)
+				w->wake_at = s->retry_at;
+			i++;
+			continue;
+		}
+		c->retryq[i] = c->retryq[--c->nretry];
+		int rc = produce_encode(c, s);
+		if (rc < 0) {
+			conn_fail(c, "encode retry", rc);
+			return;
+		}
+		s->queued_ns = now;
+		fifo_push(c, s);
+	}
+	while (c->nfree > 0 && !c->exhausted && !atomic_load_explicit(&sh->stop_produce,
+								       memory_order_relaxed)) {
+		uint64_t due = produce_due(c, now);
+		if (due == 0)
+			return;
+		if (cfg->count > 0) {
+			uint64_t prev = atomic_fetch_add(&sh->claimed, due);
+			if (prev >= cfg->count) {
+				c->exhausted = true;
+				return;
+			}
+			if (prev + due > cfg->count)
+				due = cfg->count - prev;
+		}
+		int64_t stamp0 = now, step = 0;
+		if (cfg->rate > 0) {
+			stamp0 = sh->t0 + (int64_t)c->gen * c->interval_ns;
+			step = c->interval_ns;
+		}
+		c->gen += due;
+		struct lg_slot *s = &c->slots[c->freelist[--c->nfree]];
+		s->nparts = 0;
+		s->expect_response = cfg->acks != 0;
+		uint64_t left = due;
+		for (uint32_t i = 0; i < c->nparts && left > 0 && s->nparts < LG_MAX_PARTS_PER_REQ;
+		     i++) {
+			uint32_t n = left < c->rpb ? (uint32_t)left : c->rpb;
+			uint32_t j = s->nparts;
+			uint8_t *dst = s->batches + (size_t)j * c->batch_cap;
+			uint64_t payload;
+			int64_t size = build_batch(w, dst, c->batch_cap, n, stamp0, step, &payload);
+			if (size < 0) {
+				conn_fail(c, "build batch", (int)size);
+				return;
+			}
+			stamp0 += (int64_t)n * step;
+			s->parts[j] = (struct lg_part_ref){
+				.partition = c->parts[(c->rr + i) % c->nparts],
+				.records = n,
+				.bytes = payload,
+			};
+			kp_produce_request_partition_produce_data_init(&s->pd[j]);
+			s->pd[j].index = s->parts[j].partition;
+			s->pd[j].records.ptr = dst;
+			s->pd[j].records.len = (int32_t)size;
+			s->nparts++;
+			left -= n;
+		}
+		c->rr = (c->rr + s->nparts) % c->nparts;
+		int rc = produce_encode(c, s);
+		if (rc < 0) {
+			conn_fail(c, "encode Produce", rc);
+			return;
+		}
+		s->queued_ns = now;
+		if (w->first_send_ns == 0)
+			w->first_send_ns = now;
+		fifo_push(c, s);
+		atomic_fetch_add_explicit(&w->sent, due, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->preq, 1, memory_order_relaxed);
+	}
+}
+
+static void
+record_latency(struct lg_worker *w, struct lg_hist *total, struct lg_hist *iv, uint64_t ns)
+{
+	lg_hist_record(total, ns);
+	pthread_mutex_lock(&w->lock);
+	lg_hist_record(iv, ns);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void
+produce_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, size_t len,
+		 int64_t now)
+{
+	struct lg_worker *w = c->w;
+	const struct lg_config *cfg = w->cfg;
+	struct kp_produce_response r;
+	int32_t corr;
+	int rc;
+
+	record_latency(w, &w->ack, &w->iv_ack, (uint64_t)(now - s->queued_ns));
+	if (cfg->mode == LG_MODE_TCP_BASELINE) {
+		/* The sink answers with a bare header: every record counts as acknowledged. */
+		for (uint32_t j = 0; j < s->nparts; j++)
+			produce_acked(c, &s->parts[j], -1, now);
+		slot_free(c, s);
+		return;
+	}
+	kp_arena_reset(&w->arena);
+	rc = lg_kafka_response_decode(frame, len, LG_API_PRODUCE, w->sh->v.produce, &r, &w->arena,
+				      &corr);
+	if (rc < 0) {
+		conn_fail(c, "decode Produce response", rc);
+		return;
+	}
+	for (uint32_t j = 0; j < s->nparts; j++) {
+		s->parts[j].answered = false;
+		s->parts[j].retry = false;
+	}
+	for (int32_t t = 0; t < r.responses.count; t++) {
+		const struct kp_produce_response_topic_produce_response *tr = &r.responses.items[t];
+		for (int32_t p = 0; p < tr->partition_responses.count; p++) {
+			const struct kp_produce_response_partition_produce_response *pr =
+				&tr->partition_responses.items[p];
+			for (uint32_t j = 0; j < s->nparts; j++) {
+				struct lg_part_ref *ref = &s->parts[j];
+				if (ref->partition != pr->index || ref->answered)
+					continue;
+				ref->answered = true;
+				if (pr->error_code == 0) {
+					produce_acked(c, ref, pr->base_offset, now);
+				} else if (lg_kafka_retriable(pr->error_code) &&
+					   ref->attempts < cfg->retries) {
+					ref->retry = true;
+					ref->attempts++;
+					atomic_fetch_add_explicit(&w->retried, 1,
+								  memory_order_relaxed);
+				} else {
+					atomic_fetch_add_explicit(&w->failed, ref->records,
+								  memory_order_relaxed);
+					lg_error(w->sh, "Produce %s/%d: %s", cfg->topic, ref->partition,
+						 kp_error_name(pr->error_code));
+				}
+				break;
+			}
+		}
+	}
+	uint32_t keep = 0;
+	for (uint32_t j = 0; j < s->nparts; j++) {
+		if (!s->parts[j].answered) {
+			atomic_fetch_add_explicit(&w->failed, s->parts[j].records,
+						  memory_order_relaxed);
+			lg_error(w->sh, "Produce %s/%d: no answer for the partition", cfg->topic,
+				 s->parts[j].partition);
+			continue;
+		}
+		if (!s->parts[j].retry)
+			continue;
+		s->parts[keep] = s->parts[j];
+		s->pd[keep] = s->pd[j];
+		keep++;
+	}
+	s->nparts = keep;
+	if (keep == 0) {
+		slot_free(c, s);
+		return;
+	}
+	s->retry_at = now + (int64_t)cfg->retry_backoff_ms * 1000000;
+	c->retryq[c->nretry++] = (uint32_t)(s - c->slots);
+}
+
+/* ---- consuming ------------------------------------------------------------- */
+
+static void
+fetch_fill(struct lg_conn *c, int64_t now)
+{
+	struct lg_worker *w = c->w;
+	const struct lg_config *cfg = w->cfg;
+	struct kp_fetch_request req;
+	struct kp_fetch_request_fetch_topic ft;
+
+	if (c->failed || c->fcount > 0 || c->nretry > 0)
+		return;
+	if (now < c->fetch_retry_at) {
+		if (c->fetch_retry_at < w->wake_at)
+			w->wake_at = c->fetch_retry_at;
+		return;
+	}
+	struct lg_slot *s = &c->slots[0];
+	kp_fetch_request_init(&req);
+	kp_fetch_request_fetch_topic_init(&ft);
+	req.replica_id = -1;
+	req.max_wait_ms = cfg->fetch_max_wait_ms;
+	req.min_bytes = 1;
+	req.max_bytes = cfg->fetch_max_bytes;
+	req.isolation_level = 0;
+	req.session_id = 0;
+	req.session_epoch = -1; /* no fetch session: every request is a full fetch */
+	ft.topic.ptr = cfg->topic;
+	ft.topic.len = (int32_t)strlen(cfg->topic);
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		kp_fetch_request_fetch_partition_init(&c->fparts[i]);
+		c->fparts[i].partition = c->parts[i];
+		c->fparts[i].current_leader_epoch = -1;
+		c->fparts[i].fetch_offset = c->fetch_off[i];
+		c->fparts[i].last_fetched_epoch = -1;
+		c->fparts[i].log_start_offset = -1;
+		c->fparts[i].partition_max_bytes = cfg->partition_max_bytes;
+	}
+	ft.partitions.items = c->fparts;
+	ft.partitions.count = (int32_t)c->nparts;
+	req.topics.items = &ft;
+	req.topics.count = 1;
+	s->corr = c->corr++;
+	s->expect_response = true;
+	s->nparts = 0;
+	int rc = lg_kafka_request_encode(s->req, s->req_cap, LG_API_FETCH, w->sh->v.fetch, s->corr,
+					 &req, &s->req_len);
+	if (rc < 0) {
+		conn_fail(c, "encode Fetch", rc);
+		return;
+	}
+	s->queued_ns = now;
+	if (w->first_fetch_ns == 0)
+		w->first_fetch_ns = now;
+	c->nfree = 0;
+	fifo_push(c, s);
+	atomic_fetch_add_explicit(&w->freq, 1, memory_order_relaxed);
+}
+
+/* Count the records at or after *@off in the batches of one partition; advance *@off. */
+static int
+fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t *p, size_t rem,
+	      int64_t now)
+{
+	struct lg_worker *w = c->w;
+	uint64_t n = 0, bytes = 0, unstamped = 0;
+
+	while (rem >= KP_BATCH_LOG_OVERHEAD) {
+		uint32_t be;
+		memcpy(&be, p + 8, 4);
+		int32_t bl = (int32_t)__builtin_bswap32(be);
+		if (bl < 0)
+			return -EBADMSG;
+		size_t total = KP_BATCH_LOG_OVERHEAD + (size_t)bl;
+		if (total > rem)
+			break; /* a partial batch at the end of the response: fetched again */
+		struct kp_batch_header h;
+		int rc = kp_batch_header_parse(p, rem, &h);
+		if (rc < 0)
+			return rc;
+		int64_t last = h.base_offset + h.last_offset_delta;
+		if (last >= *off) {
+			if (!(h.attributes & KP_BATCH_ATTR_CONTROL)) {
+				struct kp_record_iter it;
+				struct kp_record r;
+				rc = kp_batch_record_iter_init(NULL, &it, p, &h, w->dscratch,
+							       w->dscratch_cap);
+				if (rc < 0)
+					return rc;
+				while ((rc = kp_record_iter_next(&it, &r)) == 1) {
+					if (h.base_offset + r.offset_delta < *off)
+						continue;
+					n++;
+					bytes += (uint64_t)(r.key_len > 0 ? r.key_len : 0) +
+						 (uint64_t)(r.value_len > 0 ? r.value_len : 0);
+					uint64_t due;
+					if (!w->stamps) {
+						/* reading old records: their age is no latency */
+					} else if (r.value_len >= LG_STAMP_LEN &&
+					    memcmp(r.value + 8, lg_magic, 8) == 0) {
+						memcpy(&due, r.value, 8);
+						if ((int64_t)due <= now)
+							record_latency(w, &w->e2e, &w->iv_e2e,
+								       (uint64_t)(now - (int64_t)due));
+						else
+							record_latency(w, &w->e2e, &w->iv_e2e, 0);
+					} else {
+						unstamped++;
+					}
+				}
+				if (rc < 0)
+					return rc;
+			}
+			*off = last + 1;
+		}
+		p += total;
+		rem -= total;
+	}
+	if (n > 0) {
+		w->consumed_pp[partition] += n;
+		atomic_fetch_add_explicit(&w->consumed, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->consumed_bytes, bytes, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->unstamped, unstamped, memory_order_relaxed);
+		w->last_consume_ns = now;
+	}
+	return 0;
+}
+
+static void
+fetch_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, size_t len,
+	       int64_t now)
+{
+	struct lg_worker *w = c->w;
+	const struct lg_config *cfg = w->cfg;
+	struct kp_fetch_response r;
+	int32_t corr;
+	bool backoff = false;
+	int rc;
+
+	c->nfree = 1;
+	(void)s;
+	kp_arena_reset(&w->arena);
+	rc = lg_kafka_response_decode(frame, len, LG_API_FETCH, w->sh->v.fetch, &r, &w->arena,
+				      &corr);
+	if (rc < 0) {
+		conn_fail(c, "decode Fetch response", rc);
+		return;
+	}
+	if (r.error_code != 0) {
+		if (!lg_kafka_retriable(r.error_code)) {
+			lg_error(w->sh, "Fetch: %s", kp_error_name(r.error_code));
+			c->failed = true;
+			atomic_store(&w->sh->stop_all, 1);
+			return;
+		}
+		backoff = true;
+	}
+	for (int32_t t = 0; t < r.responses.count; t++) {
+		const struct kp_fetch_response_fetchable_topic_response *tr = &r.responses.items[t];
+		for (int32_t i = 0; i < tr->partitions.count; i++) {
+			const struct kp_fetch_response_partition_data *pd = &tr->partitions.items[i];
+			int32_t p = pd->partition_index;
+			if (p < 0 || p >= w->sh->partitions || w->pidx[p] < 0)
+				continue;
+			int64_t *off = &c->fetch_off[w->pidx[p]];
+			if (pd->error_code != 0) {
+				if (lg_kafka_retriable(pd->error_code)) {
+					backoff = true;
+					continue;
+				}
+				lg_error(w->sh, "Fetch %s/%d at %" PRId64 ": %s", cfg->topic, p,
+					 *off, kp_error_name(pd->error_code));
+				c->failed = true;
+				atomic_store(&w->sh->stop_all, 1);
+				return;
+			}
+			if (pd->records.len <= 0)
+				continue;
+			rc = fetch_records(c, p, off, pd->records.ptr, (size_t)pd->records.len, now);
+			if (rc < 0) {
+				lg_error(w->sh, "Fetch %s/%d: bad batch at %" PRId64 ": %s",
+					 cfg->topic, p, *off, strerror(-rc));
+				c->failed = true;
+				atomic_store(&w->sh->stop_all, 1);
+				return;
+			}
+			w->consumed_end[p] = *off;
+		}
+	}
+	if (backoff)
+		c->fetch_retry_at = now + (int64_t)cfg->retry_backoff_ms * 1000000;
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+static void
+conn_frame(struct lg_conn *c, const uint8_t *frame, size_t len, int64_t now)
+{
+	if (c->nsent == 0 || len < 4) {
+		conn_fail(c, "response without a request", 0);
+		return;
+	}
+	struct lg_slot *s = fifo_head(c);
+	uint32_t be;
+	memcpy(&be, frame, 4);
+	if ((int32_t)__builtin_bswap32(be) != s->corr) {
+		conn_fail(c, "response out of order (correlation id)", 0);
+		return;
+	}
+	fifo_pop(c);
+	if (c->producer)
+		produce_response(c, s, frame, len, now);
+	else
+		fetch_response(c, s, frame, len, now);
+}
+
+static void
+conn_read(struct lg_conn *c)
+{
+	const struct lg_transport_ops *ops = c->w->cfg->transport;
+
+	for (int rounds = 0; rounds < 8 && !c->failed; rounds++) {
+		if (c->rlen == c->rcap) {
+			/* Only when a frame larger than the buffer is being read. */
+			size_t ncap = c->rcap * 2;
+			uint8_t *nb = ncap <= LG_RBUF_MAX ? realloc(c->rbuf, ncap) : NULL;
+			if (nb == NULL) {
+				conn_fail(c, "response too large", -EMSGSIZE);
+				return;
+			}
+			c->rbuf = nb;
+			c->rcap = ncap;
+		}
+		ssize_t n = ops->read(c->tc, c->rbuf + c->rlen, c->rcap - c->rlen);
+		if (n < 0) {
+			conn_fail(c, "receive", (int)n);
+			return;
+		}
+		if (n == 0)
+			break;
+		c->rlen += (size_t)n;
+		int64_t now = now_ns();
+		size_t pos = 0;
+		while (c->rlen - pos >= 4 && !c->failed) {
+			uint32_t be;
+			memcpy(&be, c->rbuf + pos, 4);
+			uint32_t sz = __builtin_bswap32(be);
+			if (sz > LG_RBUF_MAX - 4) {
+				conn_fail(c, "response frame size", -EMSGSIZE);
+				return;
+			}
+			if (c->rlen - pos - 4 < sz) {
+				if ((size_t)sz + 4 > c->rcap) {
+					size_t ncap = c->rcap;
+					while (ncap < (size_t)sz + 4)
+						ncap *= 2;
+					uint8_t *nb = realloc(c->rbuf, ncap);
+					if (nb == NULL) {
+						conn_fail(c, "receive buffer", -ENOMEM);
+						return;
+					}
+					c->rbuf = nb;
+					c->rcap = ncap;
+				}
+				break;
+			}
+			conn_frame(c, c->rbuf + pos + 4, sz, now);
+			pos += 4 + (size_t)sz;
+		}
+		if (pos > 0) {
+			memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+			c->rlen -= pos;
+		}
+	}
+}
+
+static void
+conn_ready(void *arg, bool readable, bool writable)
+{
+	struct lg_conn *c = arg;
+
+	if (c->failed)
+		return;
+	if (readable)
+		conn_read(c);
+	if (writable && !c->failed)
+		conn_flush(c);
+}
+
+/* ---- the worker loop ------------------------------------------------------- */
+
+static void *
+worker_main(void *arg)
+{
+	struct lg_worker *w = arg;
+	struct lg_shared *sh = w->sh;
+	const struct lg_config *cfg = w->cfg;
+	const struct lg_transport_ops *ops = cfg->transport;
+	int rc;
+
+	if (cfg->ncpus > 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cfg->cpus[w->id % cfg->ncpus], &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set); /* best effort */
+	}
+	for (uint32_t i = 0; i < w->nconns; i++) {
+		rc = ops->connect(w->t, sh->host, sh->port, &w->conns[i], &w->conns[i].tc);
+		if (rc < 0) {
+			w->conns[i].tc = NULL;
+			conn_fail(&w->conns[i], "connect", rc);
+		}
+	}
+	while (!atomic_load(&sh->stop_all)) {
+		int64_t now = now_ns();
+		bool idle = true;
+		w->wake_at = now + (int64_t)LG_POLL_MAX_US * 1000;
+		for (uint32_t i = 0; i < w->nconns; i++) {
+			struct lg_conn *c = &w->conns[i];
+			if (c->failed)
+				continue;
+			if (c->producer)
+				produce_fill(c, now);
+			else
+				fetch_fill(c, now);
+			if (c->nsent < c->fcount)
+				conn_flush(c);
+			if (c->producer && (c->fcount > 0 || c->nretry > 0))
+				idle = false;
+			if (c->producer && !c->exhausted && !atomic_load(&sh->stop_produce))
+				idle = false;
+			/* A request unanswered for too long ends the run: never hang. */
+			if (c->fcount > 0 && c->nsent > 0) {
+				int64_t limit = (int64_t)cfg->request_timeout_ms * 1000000;
+				if (!c->producer)
+					limit += (int64_t)cfg->fetch_max_wait_ms * 1000000;
+				if (now - fifo_head(c)->queued_ns > limit) {
+					c->failed = true;
+					lg_error(sh, "request timed out after %d ms",
+						 cfg->request_timeout_ms);
+					atomic_store(&sh->stop_all, 1);
+				}
+			}
+		}
+		atomic_store(&w->producers_idle, idle);
+		int64_t wait = (w->wake_at - now_ns()) / 1000;
+		if (wait < 0)
+			wait = 0;
+		rc = ops->poll(w->t, wait, conn_ready);
+		if (rc < 0) {
+			lg_error(sh, "poll: %s", strerror(-rc));
+			atomic_store(&sh->stop_all, 1);
+		}
+	}
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* ---- set-up and the sampling loop ------------------------------------------ */
+
+static int
+conn_init(struct lg_worker *w, struct lg_conn *c, bool producer, uint32_t nslots)
+{
+	const struct lg_config *cfg = w->cfg;
+	uint32_t klen = cfg->keys ? 8 : 0;
+
+	c->w = w;
+	c->producer = producer;
+	c->corr = 1;
+	c->nslots = nslots;
+	c->slots = calloc(nslots, sizeof(*c->slots));
+	c->freelist = calloc(nslots, sizeof(uint32_t));
+	c->fifo = calloc(nslots, sizeof(uint32_t));
+	c->retryq = calloc(nslots, sizeof(uint32_t));
+	c->rcap = producer ? (64u << 10) : (size_t)cfg->fetch_max_bytes + (64u << 10);
+	c->rbuf = malloc(c->rcap);
+	if (!c->slots || !c->freelist || !c->fifo || !c->retryq || !c->rbuf)
+		return -ENOMEM;
+	uint32_t np = c->nparts < LG_MAX_PARTS_PER_REQ ? c->nparts : LG_MAX_PARTS_PER_REQ;
+	if (producer) {
+		uint32_t per = cfg->record_size + klen + 16;
+		c->rpb = cfg->batch_size > KP_BATCH_HEADER_SIZE + per
+				 ? (cfg->batch_size - KP_BATCH_HEADER_SIZE) / per
+				 : 1;
+		c->batch_cap = KP_BATCH_HEADER_SIZE + (size_t)c->rpb * (per + 16) + 64;
+		if (cfg->rate > 0) {
+			double conns = (double)cfg->connections;
+			c->interval_ns = (int64_t)(1e9 * conns / cfg->rate);
+			if (c->interval_ns < 1)
+				c->interval_ns = 1;
+		}
+	} else {
+		c->fetch_off = calloc(c->nparts, sizeof(int64_t));
+		c->fparts = calloc(c->nparts, sizeof(*c->fparts));
+		if (!c->fetch_off || !c->fparts)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < c->nparts; i++) {
+			c->fetch_off[i] = w->sh->start_offsets[c->parts[i]];
+			w->pidx[c->parts[i]] = (int32_t)i;
+			w->consumed_end[c->parts[i]] = c->fetch_off[i];
+		}
+	}
+	for (uint32_t i = 0; i < nslots; i++) {
+		struct lg_slot *s = &c->slots[i];
+		if (producer) {
+			s->req_cap = (size_t)np * (c->batch_cap + 64) + 1024 + strlen(cfg->topic);
+			s->batches = malloc((size_t)np * c->batch_cap);
+			s->pd = calloc(np, sizeof(*s->pd));
+			s->parts = calloc(np, sizeof(*s->parts));
+			if (!s->batches || !s->pd || !s->parts)
+				return -ENOMEM;
+		} else {
+			s->req_cap = 1024 + strlen(cfg->topic) + (size_t)c->nparts * 64;
+		}
+		s->req = malloc(s->req_cap);
+		if (s->req == NULL)
+			return -ENOMEM;
+		c->freelist[c->nfree++] = i;
+	}
+	return 0;
+}
+
+static void
+conn_free(struct lg_conn *c)
+{
+	for (uint32_t i = 0; c->slots && i < c->nslots; i++) {
+		free(c->slots[i].req);
+		free(c->slots[i].batches);
+		free(c->slots[i].pd);
+		free(c->slots[i].parts);
+	}
+	free(c->slots);
+	free(c->freelist);
+	free(c->fifo);
+	free(c->retryq);
+	free(c->rbuf);
+	free(c->parts);
+	free(c->fetch_off);
+	free(c->fparts);
+}
+
+static int
+worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
+{
+	const struct lg_config *cfg = sh->cfg;
+	int32_t np = sh->partitions;
+
+	w->sh = sh;
+	w->cfg = cfg;
+	w->stamps = cfg->mode == LG_MODE_E2E || (cfg->mode == LG_MODE_CONSUME && cfg->from_latest);
+	pthread_mutex_init(&w->lock, NULL);
+	lg_hist_reset(&w->iv_ack);
+	lg_hist_reset(&w->iv_e2e);
+	lg_hist_reset(&w->ack);
+	lg_hist_reset(&w->e2e);
+	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
+	w->acked_end = malloc((size_t)np * sizeof(int64_t));
+	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
+	w->consumed_pp = calloc((size_t)np, sizeof(uint64_t));
+	w->pidx = malloc((size_t)np * sizeof(int32_t));
+	w->pool = malloc(LG_POOL_LEN + cfg->record_size + 64);
+	w->cscratch_cap = kp_compress_bound(cfg->codec == KP_COMPRESSION_NONE ? KP_COMPRESSION_LZ4
+									   : cfg->codec,
+					    cfg->batch_size * 2 + cfg->record_size + 4096);
+	w->cscratch = malloc(w->cscratch_cap);
+	w->dscratch_cap = KP_BATCH_MAX_RECORDS_BYTES;
+	w->dscratch = malloc(w->dscratch_cap); /* pages committed only as used */
+	w->arena_buf = malloc(LG_ARENA_BYTES);
+	w->t = cfg->transport->create();
+	if (!w->conns || !w->acked_end || !w->consumed_end || !w->consumed_pp || !w->pidx ||
+	    !w->pool || !w->cscratch || !w->dscratch || !w->arena_buf || !w->t)
+		return -ENOMEM;
+	kp_arena_init(&w->arena, w->arena_buf, LG_ARENA_BYTES);
+	for (int32_t i = 0; i < np; i++) {
+		w->acked_end[i] = -1;
+		w->consumed_end[i] = -1;
+		w->pidx[i] = -1;
+	}
+	/* Word salad: compresses like text (about 2x with lz4), not like zeros. */
+	static const char *words[] = {"stream", "broker", "offset", "record", "topic",
+				      "latency", "kernel", "bypass", "append", "segment",
+				      "fetch", "produce", "replica", "leader", "batch", "queue"};
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t pos = 0, cap = LG_POOL_LEN + cfg->record_size + 64;
+	while (pos < cap) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		const char *wd = words[x % 16];
+		size_t l = strlen(wd);
+		for (size_t k = 0; k < l && pos < cap; k++)
+			w->pool[pos++] = (uint8_t)wd[k];
+		if (pos < cap)
+			w->pool[pos++] = ' ';
+	}
+	return 0;
+}
+
+static void
+worker_free(struct lg_worker *w)
+{
+	for (uint32_t i = 0; i < w->nconns; i++)
+		conn_free(&w->conns[i]);
+	if (w->t)
+		w->cfg->transport->destroy(w->t);
+	free(w->conns);
+	free(w->acked_end);
+	free(w->consumed_end);
+	free(w->consumed_pp);
+	free(w->pidx);
+	free(w->pool);
+	free(w->cscratch);
+	free(w->dscratch);
+	free(w->arena_buf);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* Partitions of connection @i of @n over @np partitions. */
+static int
+assign_parts(uint32_t i, uint32_t n, int32_t np, int32_t **out, uint32_t *count)
+{
+	uint32_t k = 0;
+	int32_t *p;
+
+	if (n > (uint32_t)np) {
+		p = malloc(sizeof(int32_t));
+		if (p == NULL)
+			return -ENOMEM;
+		p[0] = (int32_t)(i % (uint32_t)np);
+		*out = p;
+		*count = 1;
+		return 0;
+	}
+	p = malloc(((size_t)np / n + 1) * sizeof(int32_t));
+	if (p == NULL)
+		return -ENOMEM;
+	for (int32_t q = 0; q < np; q++)
+		if ((uint32_t)q % n == i)
+			p[k++] = q;
+	*out = p;
+	*count = k;
+	return 0;
+}
+
+static uint64_t
+sum_counter(struct lg_worker *ws, uint32_t n, size_t off)
+{
+	uint64_t s = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		s += atomic_load_explicit((atomic_uint_fast64_t *)((char *)&ws[i] + off),
+					  memory_order_relaxed);
+	return s;
+}
+
+#define SUM(field) sum_counter(ws, nw, offsetof(struct lg_worker, field))
+
+static int
+setup_broker(const struct lg_config *cfg, struct lg_shared *sh, struct lg_result *res,
+	     int64_t **start)
+{
+	struct lg_sync s;
+	char err[256] = "";
+	int32_t actual = 0;
+	int rc;
+
+	rc = lg_sync_open(&s, cfg->transport, cfg->host, cfg->port, cfg->request_timeout_ms);
+	if (rc < 0) {
+		snprintf(res->first_error, sizeof(res->first_error), "%.160s:%u: %.80s", cfg->host,
+			 cfg->port, rc == -EPROTONOSUPPORT ? "the broker lacks an API version we need"
+							   : strerror(-rc));
+		return rc;
+	}
+	sh->v = s.v;
+	rc = lg_sync_ensure_topic(&s, cfg->topic, cfg->partitions, cfg->replication,
+				  cfg->create && cfg->mode != LG_MODE_CONSUME, &actual, err,
+				  sizeof(err));
+	if (rc < 0)
+		goto out;
+	sh->partitions = actual;
+	*start = calloc((size_t)actual, sizeof(int64_t));
+	if (*start == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	int64_t ts = (cfg->mode == LG_MODE_CONSUME && !cfg->from_latest) ? -2 : -1;
+	rc = lg_sync_list_offsets(&s, cfg->topic, actual, ts, *start, err, sizeof(err));
+out:
+	if (rc < 0)
+		snprintf(res->first_error, sizeof(res->first_error), "%s", err);
+	lg_sync_close(&s);
+	return rc;
+}
+
+static void
+progress_line(const struct lg_config *cfg, const struct lg_second *sec, double dt)
+{
+	bool prod = cfg->mode != LG_MODE_CONSUME;
+	bool cons = cfg->mode == LG_MODE_CONSUME || cfg->mode == LG_MODE_E2E;
+
+	fprintf(stderr, "[%6.1fs]", sec->t);
+	if (prod)
+		fprintf(stderr, " produced %10.0f rec/s %8.2f MB/s p99 %8.1f us", sec->prod_records / dt,
+			(double)sec->prod_bytes / dt / 1e6, (double)sec->ack_p99_ns / 1e3);
+	if (cons)
+		fprintf(stderr, " | consumed %10.0f rec/s %8.2f MB/s", sec->cons_records / dt,
+			(double)sec->cons_bytes / dt / 1e6);
+	if (cfg->mode == LG_MODE_E2E)
+		fprintf(stderr, " e2e p99 %8.1f us", (double)sec->e2e_p99_ns / 1e3);
+	fputc('\n', stderr);
+}
+
+int
+lg_run(const struct lg_config *cfg, struct lg_result *res)
+{
+	struct lg_shared sh;
+	struct lg_sink *sink = NULL;
+	struct lg_worker *ws = NULL;
+	int64_t *start = NULL;
+	uint32_t nw = cfg->threads ? cfg->threads : 1;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&sh, 0, sizeof(sh));
+	lg_hist_reset(&res->ack);
+	lg_hist_reset(&res->e2e);
+	pthread_mutex_init(&sh.err_lock, NULL);
+	sh.cfg = cfg;
+	sh.host = cfg->host;
+	sh.port = cfg->port;
+
+	bool producing = cfg->mode != LG_MODE_CONSUME;
+	bool consuming = cfg->mode == LG_MODE_CONSUME || cfg->mode == LG_MODE_E2E;
+	if (cfg->mode == LG_MODE_TCP_BASELINE) {
+		rc = lg_sink_start(&sink, &sh.port);
+		if (rc < 0) {
+			snprintf(res->first_error, sizeof(res->first_error), "sink: %s",
+				 strerror(-rc));
+			goto out;
+		}
+		sh.host = "127.0.0.1";
+		sh.v.produce = cfg->produce_version;
+		sh.partitions = cfg->partitions > 0 ? cfg->partitions : 1;
+		start = calloc((size_t)sh.partitions, sizeof(int64_t));
+		if (start == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	} else {
+		rc = setup_broker(cfg, &sh, res, &start);
+		if (rc < 0)
+			goto out;
+	}
+	sh.start_offsets = start;
+	res->partitions = sh.partitions;
+	res->versions = sh.v;
+
+	uint32_t npc = producing ? (cfg->connections ? cfg->connections : 1) : 0;
+	uint32_t ncc = 0;
+	if (consuming) {
+		ncc = cfg->consumer_connections ? cfg->consumer_connections
+						: (cfg->connections ? cfg->connections : 1);
+		if (ncc > (uint32_t)sh.partitions)
+			ncc = (uint32_t)sh.partitions;
+	}
+	ws = calloc(nw, sizeof(*ws));
+	if (ws == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < nw; i++) {
+		uint32_t mine = 0;
+		for (uint32_t k = 0; k < npc + ncc; k++)
+			mine += (k < npc ? k : k - npc) % nw == i;
+		ws[i].id = i;
+		rc = worker_init(&ws[i], &sh, mine);
+		if (rc < 0)
+			goto nomem;
+	}
+	for (uint32_t k = 0; k < npc + ncc; k++) {
+		bool prod = k < npc;
+		uint32_t idx = prod ? k : k - npc;
+		struct lg_worker *w = &ws[idx % nw];
+		struct lg_conn *c = &w->conns[w->nconns];
+		rc = assign_parts(idx, prod ? npc : ncc, sh.partitions, &c->parts, &c->nparts);
+		if (rc == 0)
+			rc = conn_init(w, c, prod, prod ? (cfg->max_inflight ? cfg->max_inflight : 1) : 1);
+		w->nconns++;
+		if (rc < 0)
+			goto nomem;
+	}
+
+	sh.t0 = now_ns();
+	uint32_t started = 0;
+	for (; started < nw; started++) {
+		rc = pthread_create(&ws[started].th, NULL, worker_main, &ws[started]);
+		if (rc != 0) {
+			rc = -rc;
+			atomic_store(&sh.stop_all, 1);
+			snprintf(res->first_error, sizeof(res->first_error), "pthread_create: %s",
+				 strerror(-rc));
+			break;
+		}
+	}
+
+	/* Sample once a second; decide when to stop. */
+	uint32_t cap_sec = 64;
+	res->seconds = calloc(cap_sec, sizeof(*res->seconds));
+	struct lg_hist *iv_ack = malloc(sizeof(*iv_ack));
+	struct lg_hist *iv_e2e = malloc(sizeof(*iv_e2e));
+	if (res->seconds == NULL || iv_ack == NULL || iv_e2e == NULL) {
+		atomic_store(&sh.stop_all, 1);
+		lg_error(&sh, "out of memory");
+	}
+	uint64_t last_ack = 0, last_ab = 0, last_cons = 0, last_cb = 0;
+	int64_t last_t = sh.t0, prod_done_at = 0, produce_stop_at = 0;
+	double hard = (cfg->duration_s > 0 ? cfg->duration_s : 600) + cfg->drain_s +
+		      cfg->request_timeout_ms / 1000.0 + 10;
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000};
+		nanosleep(&ts, NULL);
+		int64_t now = now_ns();
+		double t = (double)(now - sh.t0) / 1e9;
+		bool stopping = atomic_load(&sh.stop_all);
+		if (now - last_t >= 1000000000 || stopping) {
+			double dt = (double)(now - last_t) / 1e9;
+			uint64_t a = SUM(acked), ab = SUM(acked_bytes), cr = SUM(consumed),
+				 cb = SUM(consumed_bytes);
+			if (iv_ack && iv_e2e && res->seconds && dt > 0.2) {
+				lg_hist_reset(iv_ack);
+				lg_hist_reset(iv_e2e);
+				for (uint32_t i = 0; i < nw; i++) {
+					pthread_mutex_lock(&ws[i].lock);
+					lg_hist_merge(iv_ack, &ws[i].iv_ack);
+					lg_hist_merge(iv_e2e, &ws[i].iv_e2e);
+					lg_hist_reset(&ws[i].iv_ack);
+					lg_hist_reset(&ws[i].iv_e2e);
+					pthread_mutex_unlock(&ws[i].lock);
+				}
+				if (res->nseconds == cap_sec) {
+					struct lg_second *ns =
+						realloc(res->seconds, 2 * cap_sec * sizeof(*ns));
+					if (ns != NULL) {
+						res->seconds = ns;
+						cap_sec *= 2;
+					}
+				}
+				if (res->nseconds < cap_sec) {
+					struct lg_second *sec = &res->seconds[res->nseconds++];
+					sec->t = t;
+					sec->prod_records = a - last_ack;
+					sec->prod_bytes = ab - last_ab;
+					sec->cons_records = cr - last_cons;
+					sec->cons_bytes = cb - last_cb;
+					sec->ack_p99_ns = lg_hist_percentile(iv_ack, 99);
+					sec->e2e_p99_ns = lg_hist_percentile(iv_e2e, 99);
+					/* per-second rates in the series */
+					if (cfg->progress)
+						progress_line(cfg, sec, dt);
+					sec->prod_records = (uint64_t)llround(sec->prod_records / dt);
+					sec->prod_bytes = (uint64_t)llround(sec->prod_bytes / dt);
+					sec->cons_records = (uint64_t)llround(sec->cons_records / dt);
+					sec->cons_bytes = (uint64_t)llround(sec->cons_bytes / dt);
+				}
+				last_ack = a;
+				last_ab = ab;
+				last_cons = cr;
+				last_cb = cb;
+				last_t = now;
+			}
+		}
+		if (stopping)
+			break;
+		if (producing && !atomic_load(&sh.stop_produce) && cfg->duration_s > 0 &&
+		    t >= cfg->duration_s) {
+			atomic_store(&sh.stop_produce, 1);
+			produce_stop_at = now;
+		}
+		bool prod_done = producing;
+		for (uint32_t i = 0; i < nw && prod_done; i++)
+			prod_done = atomic_load(&ws[i].producers_idle);
+		if (producing && prod_done && prod_done_at == 0) {
+			prod_done_at = now;
+			atomic_store(&sh.stop_produce, 1);
+		}
+		if (cfg->mode == LG_MODE_PRODUCE || cfg->mode == LG_MODE_TCP_BASELINE) {
+			if (prod_done)
+				atomic_store(&sh.stop_all, 1);
+		} else if (cfg->mode == LG_MODE_E2E) {
+			if (prod_done && (SUM(consumed) >= SUM(acked) ||
+					  (double)(now - prod_done_at) / 1e9 > cfg->drain_s))
+				atomic_store(&sh.stop_all, 1);
+		} else {
+			if ((cfg->count > 0 && SUM(consumed) >= cfg->count) ||
+			    (cfg->duration_s > 0 && t >= cfg->duration_s))
+				atomic_store(&sh.stop_all, 1);
+		}
+		if (producing && produce_stop_at && !prod_done &&
+		    (double)(now - produce_stop_at) / 1e9 > cfg->request_timeout_ms / 1000.0 + 1)
+			atomic_store(&sh.stop_all, 1); /* in-flight requests never answered */
+		if (t > hard) {
+			res->timed_out = true;
+			lg_error(&sh, "hard deadline of %.0f s reached", hard);
+			atomic_store(&sh.stop_all, 1);
+		}
+	}
+	free(iv_ack);
+	free(iv_e2e);
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(ws[i].th, NULL);
+
+	/* Totals. */
+	res->sent_records = SUM(sent);
+	res->acked_records = SUM(acked);
+	res->acked_bytes = SUM(acked_bytes);
+	res->failed_records = SUM(failed);
+	res->retried_batches = SUM(retried);
+	res->produce_requests = SUM(preq);
+	res->wire_bytes_out = SUM(wire_out);
+	res->consumed_records = SUM(consumed);
+	res->consumed_bytes = SUM(consumed_bytes);
+	res->unstamped_records = SUM(unstamped);
+	res->fetch_requests = SUM(freq);
+	int64_t fs = 0, la = 0, ff = 0, lc = 0;
+	res->start_offsets = calloc((size_t)sh.partitions, sizeof(int64_t));
+	res->acked_end = calloc((size_t)sh.partitions, sizeof(int64_t));
+	res->consumed_end = calloc((size_t)sh.partitions, sizeof(int64_t));
+	res->consumed_per_partition = calloc((size_t)sh.partitions, sizeof(uint64_t));
+	if (!res->start_offsets || !res->acked_end || !res->consumed_end ||
+	    !res->consumed_per_partition) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int32_t p = 0; p < sh.partitions; p++) {
+		res->start_offsets[p] = start[p];
+		res->acked_end[p] = -1;
+		res->consumed_end[p] = -1;
+	}
+	for (uint32_t i = 0; i < nw; i++) {
+		struct lg_worker *w = &ws[i];
+		lg_hist_merge(&res->ack, &w->ack);
+		lg_hist_merge(&res->e2e, &w->e2e);
+		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
+			fs = w->first_send_ns;
+		if (w->last_ack_ns > la)
+			la = w->last_ack_ns;
+		if (w->first_fetch_ns && (ff == 0 || w->first_fetch_ns < ff))
+			ff = w->first_fetch_ns;
+		if (w->last_consume_ns > lc)
+			lc = w->last_consume_ns;
+		for (int32_t p = 0; p < sh.partitions; p++) {
+			if (w->acked_end[p] > res->acked_end[p])
+				res->acked_end[p] = w->acked_end[p];
+			if (w->consumed_end[p] > res->consumed_end[p])
+				res->consumed_end[p] = w->consumed_end[p];
+			res->consumed_per_partition[p] += w->consumed_pp[p];
+		}
+	}
+	res->elapsed_s = fs && la > fs ? (double)(la - fs) / 1e9 : 0;
+	res->consume_elapsed_s = ff && lc > ff ? (double)(lc - ff) / 1e9 : 0;
+	res->errors = atomic_load(&sh.errors);
+	if (sh.first_error[0])
+		snprintf(res->first_error, sizeof(res->first_error), "%s", sh.first_error);
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(res->first_error, sizeof(res->first_error), "out of memory setting up");
+	rc = -ENOMEM;
+out:
+	if (ws != NULL) {
+		for (uint32_t i = 0; i < nw; i++)
+			if (ws[i].sh != NULL)
+				worker_free(&ws[i]);
+		free(ws);
+	}
+	free(start);
+	if (sink != NULL)
+		lg_sink_stop(sink);
+	pthread_mutex_destroy(&sh.err_lock);
+	return rc;
+}
+
+void
+lg_result_free(struct lg_result *res)
+{
+	free(res->start_offsets);
+	free(res->acked_end);
+	free(res->consumed_end);
+	free(res->consumed_per_partition);
+	free(res->seconds);
+	res->start_offsets = NULL;
+	res->acked_end = NULL;
+	res->consumed_end = NULL;
+	res->consumed_per_partition = NULL;
+	res->seconds = NULL;
+}

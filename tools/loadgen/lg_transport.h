@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The load generator's transport: the few operations its connections need,
+ * behind a table of function pointers, so the byte streams can run over
+ * kernel sockets (lg_tcp.c, the only transport built today) or over
+ * Slipstream's own stack.
+ *
+ * One transport instance belongs to one worker thread and drives all of that
+ * thread's connections: lg_transport_ops.poll waits (at most @timeout_us) and
+ * calls back once per connection that became readable or writable. The
+ * kernel transport does that with epoll over non-blocking sockets.
+ *
+ * Where the DPDK transport plugs in (not built yet): a second ops table, say
+ * lg_memif.c, whose create() brings up an EAL port over net_memif and the
+ * dataplane/net TCP stack (net_tcp_*) in the worker thread, whose connect()
+ * opens a net_tcp connection to the broker's memif address, whose
+ * writev()/read() copy into and out of that stack's mbufs, and whose poll()
+ * runs one rx/tx burst plus the TCP timers and reports the connections with
+ * data or send window, returning without sleeping. lg_run.c only calls these
+ * ops, so nothing else changes; lg_transport_by_name() is the switch
+ * (--transport).
+ */
+#ifndef SLP_LG_TRANSPORT_H
+#define SLP_LG_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct lg_transport;
+struct lg_tconn;
+
+/* Called by poll for a connection with news; @arg is what connect was given. */
+typedef void (*lg_ready_fn)(void *arg, bool readable, bool writable);
+
+struct lg_transport_ops {
+	const char *name; /* "tcp" */
+
+	/** A transport for the calling thread, or NULL (errno set). */
+	struct lg_transport *(*create)(void);
+
+	/** Close every connection still open and free @t. */
+	void (*destroy)(struct lg_transport *t);
+
+	/**
+	 * Start a connection to @host:@port (an IPv4 literal or a name resolved
+	 * once); completes in the background: the first writable report means
+	 * it is up, a failure shows as an error from writev/read.
+	 * @param arg  handed back to the poll callback for this connection.
+	 * @return 0 and *@out, or a negative errno.
+	 */
+	int (*connect)(struct lg_transport *t, const char *host, uint16_t port, void *arg,
+		       struct lg_tconn **out);
+
+	/**
+	 * Send as much of @iov (borrowed for the call) as fits without waiting.
+	 * @return bytes taken (possibly 0), or a negative errno (-EPIPE, ...).
+	 */
+	ssize_t (*writev)(struct lg_tconn *c, const struct iovec *iov, int iovcnt);
+
+	/**
+	 * Receive into @buf (borrowed, @cap bytes) without waiting.
+	 * @return bytes (> 0), 0 when nothing is there, -ECONNRESET when the
+	 *   peer closed, or another negative errno.
+	 */
+	ssize_t (*read)(struct lg_tconn *c, void *buf, size_t cap);
+
+	/** Ask for (or stop asking for) writable reports on @c. */
+	void (*want_write)(struct lg_tconn *c, bool on);
+
+	/**
+	 * Wait up to @timeout_us (0: do not wait) and call @cb for every
+	 * connection that became readable or writable.
+	 * @return connections reported, or a negative errno.
+	 */
+	int (*poll)(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb);
+
+	/** Close @c now; it is not reported again. */
+	void (*close)(struct lg_tconn *c);
+};
+
+/** The kernel socket transport (epoll, non-blocking TCP, TCP_NODELAY). */
+extern const struct lg_transport_ops lg_tcp_ops;
+
+/** The ops table called @name ("tcp"), or NULL. */
+const struct lg_transport_ops *
+lg_transport_by_name(const char *name);
+
+#endif /* SLP_LG_TRANSPORT_H */
