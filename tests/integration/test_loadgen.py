@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+"""slipstream-load against the broker: produce, consume, end to end.
+
+Starts `slipstream` on 127.0.0.1 (port picked by the kernel, log directory
+of its own), then with the load generator:
+  1. produces exactly N records (--count) to a new 3-partition topic over 2
+     connections with keys and lz4; the JSON report says N acknowledged, none
+     failed, and the broker's log end offsets (kcat -Q, librdkafka) equal the
+     acknowledged end offsets per partition and sum to N;
+  2. consumes them back (--count N, from the earliest offsets): exactly N
+     records, each partition read up to its log end offset;
+  3. runs a short rate-limited end-to-end run (zstd, acks=all): every
+     acknowledged record consumed once, an end-to-end histogram with one
+     value per record whose buckets add up to its count, percentiles in
+     order; the log end offsets again agree with the report;
+  4. plots (PNG and SVG) when gnuplot is installed;
+  5. bounded failures: a port nobody listens on and a missing topic with
+     --no-create end quickly with exit status 1 and a message.
+
+Usage: test_loadgen.py PATH_TO_SLIPSTREAM PATH_TO_SLIPSTREAM_LOAD.
+Every subprocess has a timeout; the whole test takes about 10 seconds.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import slp_broker
+
+SLIPSTREAM = sys.argv[1]
+LOAD = sys.argv[2]
+KCAT = shutil.which("kcat")
+N = 30000
+
+CONFIG = """
+listeners=PLAINTEXT://127.0.0.1:0
+dpdk.hugepages=off
+dpdk.memory.mb=256
+num.partitions=1
+storage.cache.chunks=16
+log.dir=%s
+"""
+
+
+def load(b, *args, expect=0, timeout=60):
+    r = subprocess.run([LOAD, "-b", b.addr if b else "127.0.0.1:9", "-q"] + list(args),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == expect, "slipstream-load %s: rc %d\n%s\n%s\n--- broker ---\n%s" % (
+        " ".join(args), r.returncode, r.stdout, r.stderr[-3000:],
+        b.text()[-3000:] if b else "")
+    return r
+
+
+def end_offsets(b, topic, n):
+    args = [KCAT, "-b", b.addr, "-Q"]
+    for p in range(n):
+        args += ["-t", "%s:%d:-1" % (topic, p)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    offs = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(\S+) \[(\d+)\] offset (-?\d+)", line)
+        if m and m.group(1) == topic:
+            offs[int(m.group(2))] = int(m.group(3))
+    assert sorted(offs) == list(range(n)), r.stdout
+    return offs
+
+
+def check_hist(h):
+    buckets = h["buckets"]
+    assert sum(c for _, _, c in buckets) == h["count"], h["count"]
+    lows = [lo for lo, _, _ in buckets]
+    assert lows == sorted(lows) and all(lo <= hi for lo, hi, _ in buckets)
+    if h["count"]:
+        pct = [h["percentiles"][k] for k in ("50", "90", "99", "99.9", "99.99", "100")]
+        assert pct == sorted(pct), pct
+        assert h["min"] <= pct[0] and pct[-1] == h["max"]
+
+
+def main():
+    if KCAT is None:
+        print("SKIP: no kcat")
+        sys.exit(77)
+    with tempfile.TemporaryDirectory(prefix="loadgen-it-") as tmp:
+        b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
+        try:
+            run(b, tmp)
+        finally:
+            b.kill()
+    print("ok")
+
+
+def run(b, tmp):
+    # 1. produce exactly N
+    rep = os.path.join(tmp, "produce.json")
+    load(b, "-t", "lg", "-p", "3", "-c", "2", "-n", str(N), "-s", "200", "--batch-size", "4096",
+         "-k", "50", "-z", "lz4", "-i", "8", "--json", rep)
+    r = json.load(open(rep))
+    assert r["result"]["acked_records"] == N, r["result"]
+    assert r["result"]["sent_records"] == N and r["result"]["failed_records"] == 0
+    assert r["result"]["errors"] == 0 and r["result"]["acked_bytes"] == N * (200 + 8)
+    check_hist(r["latency"]["produce_ack"])
+    assert r["latency"]["produce_ack"]["count"] == r["result"]["produce_requests"]
+    offs = end_offsets(b, "lg", 3)
+    assert sum(offs.values()) == N, offs
+    for p in r["partitions"]:
+        assert p["start_offset"] == 0
+        assert p["acked_end_offset"] == offs[p["partition"]], (p, offs)
+
+    # 2. consume them back
+    rep = os.path.join(tmp, "consume.json")
+    load(b, "--mode", "consume", "-t", "lg", "-n", str(N), "-d", "20", "--json", rep)
+    r = json.load(open(rep))
+    assert r["result"]["consumed_records"] == N, r["result"]
+    assert r["result"]["consumed_bytes"] == N * (200 + 8)
+    for p in r["partitions"]:
+        assert p["consumed_end_offset"] == offs[p["partition"]], (p, offs)
+        assert p["consumed_records"] == offs[p["partition"]]
+    assert r["latency"]["e2e"]["count"] == 0  # old records: no latency
+
+    # 3. end to end, rate limited
+    rep = os.path.join(tmp, "e2e.json")
+    plots = os.path.join(tmp, "plots")
+    out = load(b, "--mode", "e2e", "-t", "lg2", "-p", "2", "-d", "2", "-r", "4000", "-s", "100",
+               "-z", "zstd", "-a", "all", "--linger-ms", "2", "--json", rep, "--plot", plots)
+    assert "MISSING" not in out.stdout, out.stdout
+    r = json.load(open(rep))
+    res = r["result"]
+    assert res["acked_records"] > 4000, res  # about 8000 in 2 s
+    assert res["consumed_records"] == res["acked_records"], res
+    e2e = r["latency"]["e2e"]
+    assert e2e["count"] == res["consumed_records"]
+    check_hist(e2e)
+    check_hist(r["latency"]["produce_ack"])
+    assert len(r["timeseries"]) >= 2
+    offs = end_offsets(b, "lg2", 2)
+    assert sum(offs.values()) == res["acked_records"], (offs, res)
+    for p in r["partitions"]:
+        assert p["acked_end_offset"] == offs[p["partition"]]
+        assert p["consumed_end_offset"] == offs[p["partition"]]
+    # 4. plots
+    if shutil.which("gnuplot"):
+        for name in ("throughput", "latency"):
+            with open(os.path.join(plots, name + ".png"), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+            with open(os.path.join(plots, name + ".svg")) as f:
+                assert "<svg" in f.read()
+
+    # 5. bounded failures
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    r = subprocess.run([LOAD, "-b", "127.0.0.1:%d" % port, "-q", "-d", "1",
+                        "--request-timeout-ms", "2000"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "slipstream-load:" in r.stderr, (r.returncode, r.stderr)
+    r = load(b, "--mode", "consume", "-t", "nosuchtopic", "--no-create", "-d", "1", expect=1)
+    assert "does not exist" in r.stderr, r.stderr
+
+
+if __name__ == "__main__":
+    main()
