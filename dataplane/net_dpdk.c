@@ -695,11 +695,9 @@ nd_reap(struct nd_worker *w, struct nd_conn *c)
 		dp_log(DP_LOG_DEBUG, "closed %s", name);
 	}
 	if (c->tcp != NULL) {
+		/* FIN after the responses queued by the last flush. */
 		net_tcp_conn_set_arg(c->tcp, NULL);
-		if (c->rx_bytes > 0)
-			net_tcp_abort(c->tcp); /* unread data: RST, as a kernel close does */
-		else
-			net_tcp_close(c->tcp);
+		net_tcp_close(c->tcp);
 		c->tcp = NULL;
 	}
 	nd_rx_drop_all(c);
@@ -813,6 +811,44 @@ static const struct net_tcp_ops nd_tcp_ops = {
 
 /* --- pollers --- */
 
+/* A copy of an ARP frame from another worker's queue; m->hash.usr is our index. */
+static void
+nd_arp_msg(void *arg)
+{
+	struct rte_mbuf *m = arg;
+
+	net_stack_input(g_workers[m->hash.usr].st, &m, 1, net_port_now_us());
+}
+
+/*
+ * RSS spreads TCP flows over the queues but ARP lands on one of them: every
+ * worker's stack needs the replies (and requests) to resolve its peers, so
+ * the worker that got one sends the others a copy.
+ */
+static void
+nd_arp_share(struct nd_worker *w, struct rte_mbuf *m)
+{
+	const struct rte_ether_hdr *eth;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(*eth))
+		return;
+	eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+		return;
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		struct rte_mbuf *c;
+
+		if (i == w->index)
+			continue;
+		c = rte_pktmbuf_copy(m, g_pool, 0, UINT32_MAX);
+		if (c == NULL)
+			continue;
+		c->hash.usr = i;
+		if (dp_msg_send(g_workers[i].lcore, nd_arp_msg, c) < 0)
+			rte_pktmbuf_free(c);
+	}
+}
+
 static int
 nd_poll(void *arg)
 {
@@ -820,8 +856,13 @@ nd_poll(void *arg)
 	struct rte_mbuf *pkts[ND_RX_BURST];
 	uint16_t n = rte_eth_rx_burst(w->q.port_id, w->q.queue_id, pkts, ND_RX_BURST);
 
-	if (n > 0)
+	if (n > 0) {
+		if (g_n_workers > 1) {
+			for (uint16_t i = 0; i < n; i++)
+				nd_arp_share(w, pkts[i]);
+		}
 		net_stack_input(w->st, pkts, n, net_port_now_us());
+	}
 	return n;
 }
 
@@ -1149,6 +1190,8 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		nc.ipv4_gateway = gw;
 		nc.pool = g_pool;
 		net_port_worker_config(&nc, &g_info, &w->q, mtu);
+		if (nc.rss_key != NULL && nc.rss_reta_size == 0)
+			nc.rss_key = NULL; /* no table to aim at (net_tap): any source port */
 		nc.rx_l4_cksum_trusted = trusted;
 		nc.max_conns = RTE_MIN(2 * w->max_conns, 1u << 24); /* room for TIME-WAIT */
 		nc.max_listeners = DP_CONFIG_MAX_LISTENERS;

@@ -3,9 +3,17 @@
 
 Writes a configuration file into the test's temporary directory (the text
 may name the file itself as @CONF@, e.g. for a log directory beside it),
-starts the binary, waits for "listening on PLAINTEXT://127.0.0.1:PORT" and
+starts the binary, waits for "listening on PLAINTEXT://HOST:PORT" and
 "started;" in its log (30 s at most), and stops it with SIGTERM or kills it.
-Only loopback addresses are used.
+
+Two transports. By default the kernel one, pinned with
+dataplane.transport=kernel (the broker's own default tries DPDK first), on
+loopback addresses only. With SLP_TRANSPORT=dpdk in the environment the
+broker runs the DPDK transport on a net_tap port instead: listeners become
+PLAINTEXT://198.18.0.2:9092 and the TAP's kernel side is 198.18.0.1/24. That
+mode expects to run inside a network namespace of its own (test_broker_dpdk.py
+runs each test script under `ip netns exec slp-dpdk-...`), so the TAP
+interface and addresses never meet another test's.
 """
 import os
 import re
@@ -15,12 +23,35 @@ import subprocess
 import time
 
 
+DPDK = os.environ.get("SLP_TRANSPORT") == "dpdk"
+DPDK_HOST = "198.18.0.2"
+DPDK_PORT = 9092
+
+
+def transport_config(conf_text):
+    """Pin the transport: kernel, or DPDK on a TAP port (SLP_TRANSPORT=dpdk)."""
+    if not DPDK:
+        if "dataplane.transport" in conf_text:
+            return conf_text
+        return "dataplane.transport=kernel\n" + conf_text
+    lines = [l for l in conf_text.split("\n")
+             if not re.match(r"\s*(listeners|dataplane\.transport|dpdk\.memory\.mb)\s*[=:]", l)]
+    return "\n".join([
+        "dataplane.transport=dpdk",
+        "listeners=PLAINTEXT://%s:%d" % (DPDK_HOST, DPDK_PORT),
+        "dataplane.port.device=net_tap0,iface=slipstream0",
+        "dataplane.port.ipv4.address=%s" % DPDK_HOST,
+        "dataplane.port.tap.address=198.18.0.1/24",
+        "dpdk.memory.mb=768",  # the port's packet buffers on top of the kernel tests' 256
+    ] + lines)
+
+
 class Broker:
     def __init__(self, slipstream, conf_text, tmp):
         self.tmp = tmp
         self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
         with open(self.conf, "w") as f:
-            f.write(conf_text.replace("@CONF@", self.conf))
+            f.write(transport_config(conf_text).replace("@CONF@", self.conf))
         self.log_path = self.conf + ".log"
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen([slipstream, self.conf], stdin=subprocess.DEVNULL,
@@ -28,10 +59,12 @@ class Broker:
         self.port = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            m = re.search(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", self.text())
+            m = re.search(r"listening on PLAINTEXT://(%s):(\d+)" % (
+                re.escape(DPDK_HOST) if DPDK else r"127\.0\.0\.1"), self.text())
             if m and "started;" in self.text():
-                self.port = int(m.group(1))
-                self.addr = "127.0.0.1:%d" % self.port
+                self.host = m.group(1)
+                self.port = int(m.group(2))
+                self.addr = "%s:%d" % (self.host, self.port)
                 return
             if self.proc.poll() is not None:
                 break
@@ -44,7 +77,7 @@ class Broker:
             return f.read()
 
     def connect(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s = socket.create_connection((self.host, self.port), timeout=5)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 

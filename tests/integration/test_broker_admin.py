@@ -438,7 +438,7 @@ def records_checks(b, tmp):
     node = struct.unpack(">i", r[pos + 5:pos + 9])[0]
     assert controller == node
     n = r[pos + 9] - 1
-    assert r[pos + 10:pos + 10 + n] == b"127.0.0.1"
+    assert r[pos + 10:pos + 10 + n] == b.host.encode()
     assert struct.unpack(">i", r[pos + 10 + n:pos + 14 + n])[0] == b.port
     r = raw(b, 60, 1, bytes([0, 2, 0]), flexible=True)
     assert struct.unpack(">h", r[4:6])[0] == 115  # UNSUPPORTED_ENDPOINT_TYPE

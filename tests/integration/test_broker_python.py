@@ -169,7 +169,7 @@ def recv_frame(s):
 
 
 def raw_checks(b):
-    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    s = socket.create_connection((b.host, b.port), timeout=5)
     # Produce v2: a magic 1 message set (one message, CRC not even checked first).
     msg = struct.pack(">bbq", 1, 0, 0) + struct.pack(">i", -1) + struct.pack(">i", 1) + b"x"
     entry = struct.pack(">qi", 0, len(msg) + 4) + struct.pack(">I", 0) + msg
