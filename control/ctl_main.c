@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * slipstream-control: the control-plane process.
+ *
+ * Reads the same server.properties as the dataplane (dp_config's parser
+ * and key table; keys of other modules are accepted and ignored here, keys
+ * under control.* are this process's), then:
+ *   1. connects to the dataplane's unix socket as a Kafka client and loads
+ *      __consumer_offsets into the group coordinator (ctl_store, ctl_coord);
+ *   2. once loaded, listens on control.socket.path for the dataplane, which
+ *      forwards the group APIs wrapped in Envelope requests (KIP-590's API
+ *      key 58: the client's request bytes and address inside, the client's
+ *      response bytes back), and answers them through the coordinator;
+ *   3. runs until SIGTERM/SIGINT (exit 0), unlinking its socket.
+ * Either process may restart on its own: the dataplane reconnects to this
+ * socket, this process reconnects to the dataplane's (state in memory kept;
+ * on a restart of this process it is reloaded from the topic).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl_coord.h"
+#include "ctl_loop.h"
+#include "ctl_store.h"
+#include "dp_config.h"
+#include "kp_api.h"
+#include "kp_error.h"
+
+#define CTL_VERSION "0.1.0"
+#define CTL_MAX_CONNS 16
+#define CTL_MAX_FRAME (64u << 20)
+#define K_ENVELOPE 58
+
+struct ctl_opts {
+	char socket_path[108];       /* control.socket.path */
+	char dataplane_path[108];    /* control.dataplane.socket.path */
+};
+
+struct chan_conn {
+	struct ctl_link link;
+	uint32_t id;                 /* 0: slot free */
+};
+
+struct ctl_main {
+	struct ctl_loop loop;
+	struct ctl_opts opts;
+	struct dp_config cfg;
+	struct ctl_coord *coord;
+	struct ctl_store *store;
+	int listen_fd;
+	struct chan_conn conns[CTL_MAX_CONNS];
+	uint32_t next_id;
+};
+
+static volatile int g_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static int
+ctl_config_key(void *arg, const char *key, const char *value)
+{
+	struct ctl_opts *o = arg;
+	char *dst = NULL;
+
+	if (strcmp(key, "control.socket.path") == 0)
+		dst = o->socket_path;
+	else if (strcmp(key, "control.dataplane.socket.path") == 0)
+		dst = o->dataplane_path;
+	else
+		return -ENOENT; /* other control.* keys (metrics) join this table */
+	if (strlen(value) >= sizeof(o->socket_path))
+		return -EINVAL; /* longer than a unix socket path may be */
+	snprintf(dst, sizeof(o->socket_path), "%s", value);
+	return 0;
+}
+
+/* Keys other modules of the dataplane own (storage.*): validated there. */
+static int
+ignore_key(void *arg, const char *key, const char *value)
+{
+	(void)arg;
+	(void)key;
+	(void)value;
+	return 0;
+}
+
+/*
+ * Default socket paths beside the first log directory: "<dir>.control.sock"
+ * and "<dir>.dataplane.sock", so two brokers with their own log.dirs never
+ * share them. The dataplane derives the same (dataplane/dp_ctl.c).
+ */
+static int
+default_path(char *dst, size_t cap, const char *log_dirs, const char *suffix)
+{
+	size_t n = strcspn(log_dirs, ",");
+	int w;
+
+	while (n > 1 && log_dirs[n - 1] == '/')
+		n--;
+	w = snprintf(dst, cap, "%.*s%s", (int)n, log_dirs, suffix);
+	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* ---- the channel from the dataplane ---------------------------------------- */
+
+static struct chan_conn *
+conn_by_id(struct ctl_main *m, uint32_t id)
+{
+	for (int i = 0; i < CTL_MAX_CONNS; i++) {
+		if (m->conns[i].id == id && id != 0)
+			return &m->conns[i];
+	}
+	return NULL;
+}
+
+static void conn_event(void *arg, int fd, uint32_t events);
+
+static void
+conn_close(struct ctl_main *m, struct chan_conn *c)
+{
+	fprintf(stderr, "control: dataplane channel closed\n");
+	ctl_loop_unwatch(&m->loop, c->link.fd);
+	ctl_link_close(&c->link);
+	c->id = 0;
+}
+
+static void
+conn_watch(struct ctl_main *m, struct chan_conn *c)
+{
+	uint32_t ev = EPOLLIN | (ctl_link_pending(&c->link) ? EPOLLOUT : 0);
+
+	ctl_loop_watch(&m->loop, c->link.fd, ev, conn_event, m);
+}
+
+/* Send an EnvelopeResponse v0 for @corr: @data (may be NULL) and @error. */
+static int
+send_envelope(struct ctl_main *m, struct chan_conn *c, int32_t corr, const uint8_t *data,
+	size_t len, int16_t error)
+{
+	const struct kp_api_desc *d = kp_api_lookup(K_ENVELOPE);
+	struct kp_response_header rh;
+	struct kp_envelope_response r;
+	struct kp_writer w;
+	size_t cap = len + 64;
+	uint8_t *buf = malloc(cap);
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	kp_response_header_init(&rh);
+	rh.correlation_id = corr;
+	kp_envelope_response_init(&r);
+	r.response_data.ptr = data;
+	r.response_data.len = data != NULL ? (int32_t)len : -1;
+	r.error_code = error;
+	kp_writer_init(&w, buf, cap);
+	rc = kp_response_header_encode(&rh, kp_api_response_header_version(d, 0), &w);
+	if (rc == 0)
+		rc = kp_envelope_response_encode(&r, 0, &w);
+	if (rc == 0)
+		rc = ctl_link_send(&c->link, buf, kp_writer_len(&w));
+	free(buf);
+	if (rc == 0)
+		rc = ctl_link_flush(&c->link);
+	return rc;
+}
+
+/* ctl_coord_respond_fn: token = connection id << 32 | envelope correlation id. */
+static void
+coord_respond(void *arg, uint64_t token, uint8_t *buf, size_t len)
+{
+	struct ctl_main *m = arg;
+	struct chan_conn *c = conn_by_id(m, (uint32_t)(token >> 32));
+
+	if (c != NULL) {
+		if (send_envelope(m, c, (int32_t)(uint32_t)token, buf, len, 0) < 0)
+			conn_close(m, c);
+		else
+			conn_watch(m, c);
+	}
+	free(buf);
+}
+
+static void
+client_host_text(const struct kp_bytes *addr, char *buf, size_t cap)
+{
+	const uint8_t *a = addr->ptr;
+
+	if (addr->len == 4) {
+		snprintf(buf, cap, "/%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+	} else if (addr->len == 16) {
+		int n = snprintf(buf, cap, "/");
+
+		for (int i = 0; i < 16 && n > 0 && (size_t)n < cap; i += 2)
+			n += snprintf(buf + n, cap - (size_t)n, "%s%x", i ? ":" : "",
+				(unsigned int)(a[i] << 8 | a[i + 1]));
+	} else {
+		snprintf(buf, cap, "/unknown");
+	}
+}
+
+static int
+handle_envelope(struct ctl_main *m, struct chan_conn *c, const uint8_t *frame, uint32_t len)
+{
+	struct kp_request_header h;
+	struct kp_envelope_request e;
+	struct kp_reader r;
+	struct kp_arena a;
+	uint8_t scratch[4096];
+	char host[64];
+	int rc;
+
+	kp_arena_init(&a, scratch, sizeof(scratch));
+	kp_reader_init(&r, frame, len);
+	rc = kp_request_header_read(&h, NULL, &r, &a);
+	if (rc < 0 || h.request_api_key != K_ENVELOPE || h.request_api_version != 0)
+		return -EPROTO;
+	rc = kp_envelope_request_decode(&e, 0, &r, &a);
+	if (rc < 0 || e.request_data.len <= 0)
+		return send_envelope(m, c, h.correlation_id, NULL, 0, KP_ERR_INVALID_REQUEST);
+	client_host_text(&e.client_host_address, host, sizeof(host));
+	rc = ctl_coord_request(m->coord, (uint64_t)c->id << 32 | (uint32_t)h.correlation_id,
+		e.request_data.ptr, (size_t)e.request_data.len, host, ctl_now_ms());
+	if (rc < 0)
+		return send_envelope(m, c, h.correlation_id, NULL, 0,
+			rc == -EPROTONOSUPPORT ? KP_ERR_UNSUPPORTED_VERSION :
+			rc == -ENOMEM ? KP_ERR_UNKNOWN_SERVER_ERROR : KP_ERR_INVALID_REQUEST);
+	return 0;
+}
+
+static void
+conn_event(void *arg, int fd, uint32_t events)
+{
+	struct ctl_main *m = arg;
+	struct chan_conn *c = NULL;
+	const uint8_t *frame;
+	uint32_t len;
+	uint32_t id;
+	int rc = 0;
+
+	for (int i = 0; i < CTL_MAX_CONNS; i++) {
+		if (m->conns[i].id != 0 && m->conns[i].link.fd == fd)
+			c = &m->conns[i];
+	}
+	if (c == NULL)
+		return;
+	id = c->id;
+	if (events & EPOLLOUT)
+		rc = ctl_link_flush(&c->link);
+	if (rc == 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		rc = ctl_link_read(&c->link);
+	while (rc == 0 && (rc = ctl_link_frame(&c->link, &frame, &len)) == 1) {
+		rc = handle_envelope(m, c, frame, len);
+		if (c->id != id)
+			return; /* closed while answering */
+		ctl_link_consume(&c->link, len);
+	}
+	if (rc < 0) {
+		conn_close(m, c);
+		return;
+	}
+	conn_watch(m, c);
+}
+
+static void
+listen_event(void *arg, int fd, uint32_t events)
+{
+	struct ctl_main *m = arg;
+
+	(void)events;
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct chan_conn *c = NULL;
+
+		if (cfd < 0)
+			return;
+		for (int i = 0; i < CTL_MAX_CONNS && c == NULL; i++) {
+			if (m->conns[i].id == 0)
+				c = &m->conns[i];
+		}
+		if (c == NULL) {
+			close(cfd);
+			continue;
+		}
+		ctl_link_init(&c->link, cfd, CTL_MAX_FRAME);
+		c->id = ++m->next_id ? m->next_id : ++m->next_id;
+		fprintf(stderr, "control: dataplane channel connected\n");
+		conn_watch(m, c);
+	}
+}
+
+/* The store finished loading: open the channel. */
+static void
+store_ready(void *arg)
+{
+	struct ctl_main *m = arg;
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->opts.socket_path);
+	unlink(m->opts.socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
+		ctl_loop_watch(&m->loop, fd, EPOLLIN, listen_event, m) < 0) {
+		fprintf(stderr, "control: cannot listen on %s: %s\n", m->opts.socket_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		g_stop = 1;
+		return;
+	}
+	m->listen_fd = fd;
+	fprintf(stderr, "control: ready; %u group(s); listening for the dataplane on %s\n",
+		ctl_coord_group_count(m->coord), m->opts.socket_path);
+}
+
+static void
+coord_tick(void *arg, int64_t now)
+{
+	struct ctl_main *m = arg;
+
+	ctl_coord_tick(m->coord, now);
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: slipstream-control [OPTIONS] [FILE]\n"
+		"Run Slipstream's control process (group coordinator, committed offsets) in the\n"
+		"foreground until SIGTERM or SIGINT. FILE is the broker's server.properties; its\n"
+		"control.* keys are this process's, the rest are read for shared settings\n"
+		"(log.dirs, group.*, offsets.*).\n"
+		"\n"
+		"  -h, --help             this text\n"
+		"      --version          print the version\n"
+		"      --override K=V     set key K to V after the file (repeatable)\n"
+		"\n"
+		"Keys of this process:\n"
+		"  control.socket.path            where it listens for the dataplane\n"
+		"                                 (default: <first log dir>.control.sock)\n"
+		"  control.dataplane.socket.path  the dataplane's unix socket it connects to\n"
+		"                                 (default: <first log dir>.dataplane.sock)\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"override", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct ctl_main m;
+	struct ctl_coord_cfg cc;
+	struct sigaction sa;
+	char err[DP_CONFIG_ERR_LEN];
+	const char *file = NULL;
+	const char *overrides[64];
+	int n_over = 0;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("slipstream-control %s\n", CTL_VERSION);
+			return 0;
+		case 'o':
+			if (n_over == 64) {
+				fprintf(stderr, "slipstream-control: too many --override options\n");
+				return 2;
+			}
+			overrides[n_over++] = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		file = argv[optind++];
+	if (dp_config_init(&m.cfg) < 0 ||
+		dp_config_delegate(&m.cfg, "control.", ctl_config_key, &m.opts) < 0 ||
+		dp_config_delegate(&m.cfg, "storage.", ignore_key, NULL) < 0)
+		return 1;
+	if (file != NULL && dp_config_load_file(&m.cfg, file, err, sizeof(err)) < 0)
+		goto config_error;
+	for (int i = 0; i < n_over; i++) {
+		char key[256];
+		const char *eq = strchr(overrides[i], '=');
+
+		if (eq == NULL || (size_t)(eq - overrides[i]) >= sizeof(key)) {
+			snprintf(err, sizeof(err), "--override: '%s' is not key=value", overrides[i]);
+			goto config_error;
+		}
+		memcpy(key, overrides[i], (size_t)(eq - overrides[i]));
+		key[eq - overrides[i]] = '\0';
+		if (dp_config_set(&m.cfg, key, eq + 1, "--override", 0, err, sizeof(err)) < 0)
+			goto config_error;
+	}
+	if (dp_config_finish(&m.cfg, file != NULL ? file : "--override", err, sizeof(err)) < 0)
+		goto config_error;
+	if ((m.opts.socket_path[0] == '\0' && default_path(m.opts.socket_path,
+		sizeof(m.opts.socket_path), m.cfg.log_dirs, ".control.sock") < 0) ||
+		(m.opts.dataplane_path[0] == '\0' && default_path(m.opts.dataplane_path,
+		sizeof(m.opts.dataplane_path), m.cfg.log_dirs, ".dataplane.sock") < 0)) {
+		snprintf(err, sizeof(err), "log.dirs is too long for the default socket paths; set "
+			"control.socket.path and control.dataplane.socket.path");
+		goto config_error;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	m.listen_fd = -1;
+	if (ctl_loop_init(&m.loop) < 0)
+		return 1;
+	memset(&cc, 0, sizeof(cc));
+	cc.n_partitions = (int32_t)m.cfg.offsets_topic_num_partitions;
+	cc.initial_rebalance_delay_ms = m.cfg.group_initial_rebalance_delay_ms;
+	cc.min_session_timeout_ms = m.cfg.group_min_session_timeout_ms;
+	cc.max_session_timeout_ms = m.cfg.group_max_session_timeout_ms;
+	cc.offsets_retention_ms = m.cfg.offsets_retention_minutes * 60000;
+	cc.retention_check_ms = cc.offsets_retention_ms < 600000 ? cc.offsets_retention_ms / 2 :
+								  600000;
+	cc.max_metadata_bytes = 4096;
+	m.store = ctl_store_create(&m.loop, m.opts.dataplane_path, cc.n_partitions, store_ready, &m);
+	m.coord = m.store != NULL ? ctl_coord_create(&cc, coord_respond, ctl_store_append, m.store) :
+				    NULL;
+	if (m.coord == NULL) {
+		fprintf(stderr, "control: out of memory\n");
+		return 1;
+	}
+	ctl_store_set_coord(m.store, m.coord);
+	/*
+	 * Other modules of this process (the metrics endpoint, ctl_http.h)
+	 * start here: ctl_loop_watch() for their sockets, ctl_loop_every() for
+	 * periodic work; ctl_coord.h's introspection reads group state.
+	 */
+	if (ctl_loop_every(&m.loop, 50, coord_tick, &m) < 0) {
+		fprintf(stderr, "control: start-up failed\n");
+		return 1;
+	}
+	fprintf(stderr, "control: slipstream-control %s started; loading %s through %s\n",
+		CTL_VERSION, CTL_OFFSETS_TOPIC, m.opts.dataplane_path);
+	ctl_loop_run(&m.loop, &g_stop);
+	fprintf(stderr, "control: stopping\n");
+	for (int i = 0; i < CTL_MAX_CONNS; i++) {
+		if (m.conns[i].id != 0)
+			conn_close(&m, &m.conns[i]);
+	}
+	if (m.listen_fd >= 0) {
+		ctl_loop_unwatch(&m.loop, m.listen_fd);
+		close(m.listen_fd);
+		unlink(m.opts.socket_path);
+	}
+	ctl_store_destroy(m.store);
+	ctl_coord_destroy(m.coord);
+	ctl_loop_fini(&m.loop);
+	dp_config_free(&m.cfg);
+	fprintf(stderr, "control: stopped cleanly\n");
+	return 0;
+
+config_error:
+	fprintf(stderr, "slipstream-control: %s\n", err);
+	dp_config_free(&m.cfg);
+	return 2;
+}
