@@ -462,6 +462,16 @@ nd_rx_peek(const struct nd_conn *c, uint8_t *dst, uint32_t n)
 	}
 }
 
+/* Could nd_rx() deliver more now (bytes wait and reading is allowed)? */
+static bool
+nd_rx_more(const struct nd_conn *c)
+{
+	const struct dp_conn *b = &c->base;
+
+	return !b->closing && !b->rx_stalled && dp_conn_may_read(b) &&
+		(c->rx_bytes >= 4 || (dp_frame_buffered(&b->rx) > 0 && c->copy_left == 0));
+}
+
 /*
  * Feed waiting bytes to the Kafka layer: frames whole in the first segment
  * are handed over in place; a frame that spans segments (or has a bad size,
@@ -891,11 +901,17 @@ nd_end(void *arg)
 		if (!c->in_use)
 			continue;
 		if (!c->base.closing) {
-			nd_flush(c, false);
-			if (nd_rx(c) < 0)
-				c->base.closing = true;
-			else
+			/* Sending frees slots, which lets more frames in: a few rounds. */
+			for (int round = 0; round < 4; round++) {
 				nd_flush(c, false);
+				if (nd_rx(c) < 0) {
+					c->base.closing = true;
+					break;
+				}
+				nd_flush(c, false);
+				if (!nd_rx_more(c))
+					break;
+			}
 		}
 		if (c->base.closing) {
 			nd_flush(c, true);
@@ -903,7 +919,8 @@ nd_end(void *arg)
 			nd_reap(w, c);
 			continue;
 		}
-		if (c->base.rx_stalled && !c->stalled) {
+		if ((c->base.rx_stalled || nd_rx_more(c)) && !c->stalled) {
+			/* Retried next iteration: waiting for a resource, or fairness. */
 			c->stalled = true;
 			w->stalled[w->n_stalled++] = c->idx;
 		}
