@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_metrics: the dataplane's counters in shared memory, written without
+ * locks on the hot path and read by the control process (control/ctl_metrics)
+ * for the Prometheus exposition.
+ *
+ * Segment: one file (default /dev/shm/slipstream-metrics-<node.id>, config
+ * key metrics.shm.path) holding a header and one block per dataplane lcore.
+ * Each block has exactly one writer, its lcore; readers add the blocks up.
+ * The file is written under a temporary name and renamed into place, so a
+ * reader sees either no file or a complete header; a restarted dataplane
+ * replaces the file (a new inode and start time), which a reader notices.
+ *
+ * Layout (all integers little-endian host order, offsets from the file start):
+ *
+ *   offset  size                      what
+ *   0       DP_METRICS_HEADER_BYTES   struct dp_metrics_header
+ *   4096    block_size * n_blocks     struct dp_metrics_block, one per lcore
+ *
+ * Consistency: every histogram and every topic-partition entry is a small
+ * seqlock. Its writer makes seq odd, updates the counters with relaxed
+ * 64-bit stores, makes seq even again (release); a reader copies the entry
+ * between two reads of seq and retries when they differ or are odd. So a
+ * histogram's count always equals the sum of its buckets and a partition's
+ * bytes and records belong to the same batches, and the entries are small
+ * enough (a few cache lines) that a reader gets through even while the
+ * writer updates millions of times a second. The writer never waits. The
+ * other counters are single monotonic words read as they are.
+ *
+ * Topic-partitions: each block has a table of DP_METRICS_MAX_TPS entries
+ * that its writer fills in on the first event of a partition (name first,
+ * then n_tps raised with release), so readers only look at published ones.
+ * Partitions beyond the table are counted in tp_overflow and not exported.
+ *
+ * Writers (dataplane): dp_metrics_create() at start-up, then the inline
+ * dp_metrics_*() calls below on any reactor lcore; they are no-ops on a
+ * thread without a block or when metrics are off. Readers (any process):
+ * dp_metrics_reader_open() and dp_metrics_snapshot(), which need neither
+ * DPDK nor the dataplane running (dp_metrics_read.c, linked by control/).
+ */
+#ifndef SLP_DP_METRICS_H
+#define SLP_DP_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
+#define DP_METRICS_VERSION 1
+#define DP_METRICS_HEADER_BYTES 4096
+/** API keys with their own counters (every key Kafka has defined so far fits). */
+#define DP_METRICS_APIS 96
+/** Latency histogram buckets; the last one is +Inf. */
+#define DP_METRICS_LAT_BUCKETS 20
+/** Topic-partitions each block tracks. */
+#define DP_METRICS_MAX_TPS 1024
+/** Longest topic name Kafka allows (249) plus NUL, rounded up. */
+#define DP_METRICS_TOPIC_BYTES 256
+/** Blocks (lcores) at most. */
+#define DP_METRICS_MAX_BLOCKS 128
+
+/** Upper bounds (inclusive, microseconds) of the first DP_METRICS_LAT_BUCKETS - 1 buckets. */
+extern const uint64_t dp_metrics_lat_bounds_us[DP_METRICS_LAT_BUCKETS - 1];
+
+/* A latency histogram. buckets[] are per bucket (not cumulative). */
+struct dp_metrics_hist {
+	uint64_t seq;	 /* seqlock: odd while the writer updates */
+	uint64_t count;	 /* events */
+	uint64_t sum_ns; /* total latency, nanoseconds */
+	uint64_t buckets[DP_METRICS_LAT_BUCKETS];
+};
+
+/* Traffic of one topic-partition on one lcore. */
+struct dp_metrics_tp {
+	char topic[DP_METRICS_TOPIC_BYTES]; /* NUL-terminated; written once before publishing */
+	int32_t partition;
+	uint32_t reserved;
+	uint64_t seq;		/* seqlock over the counters below */
+	uint64_t bytes_in;	/* record batch bytes appended by Produce */
+	uint64_t records_in;	/* records appended */
+	uint64_t bytes_out;	/* record batch bytes sent by Fetch */
+	uint64_t records_out;	/* records sent (as counted in the batch headers) */
+	int64_t log_end_offset; /* last seen by this lcore, -1 unknown (a gauge) */
+};
+
+/* One lcore's counters. Written by that lcore only. */
+struct dp_metrics_block {
+	uint32_t lcore;	      /* EAL lcore id */
+	uint32_t reserved;
+	uint64_t conn_accepted; /* client connections accepted */
+	uint64_t conn_closed;	/* and closed (open = accepted - closed) */
+	uint64_t busy_tsc;	/* reactor cycles with work (dp_reactor_stats) */
+	uint64_t idle_tsc;	/* reactor cycles without */
+	uint64_t iterations;
+	uint64_t tp_overflow;	/* events of partitions that found the table full */
+	uint64_t n_tps;		/* published entries of tps[] (release/acquire) */
+	struct dp_metrics_hist storage_write;		/* append submitted -> durable/acked */
+	struct dp_metrics_hist api[DP_METRICS_APIS];	/* request arrival -> response queued */
+	struct dp_metrics_tp tps[DP_METRICS_MAX_TPS];
+} __attribute__((aligned(64)));
+
+struct dp_metrics_header {
+	uint64_t magic;	      /* DP_METRICS_MAGIC, written last at creation */
+	uint32_t version;     /* DP_METRICS_VERSION */
+	uint32_t header_size; /* DP_METRICS_HEADER_BYTES */
+	uint64_t block_size;  /* sizeof(struct dp_metrics_block) of the writer */
+	uint32_t n_blocks;
+	uint32_t reserved;
+	int64_t node_id;
+	uint64_t tsc_hz;	/* reactor cycles per second (busy/idle to seconds) */
+	uint64_t start_unix_ms; /* when the dataplane created the segment */
+	int64_t pid;		/* the dataplane's */
+};
+
+_Static_assert(sizeof(struct dp_metrics_header) <= DP_METRICS_HEADER_BYTES, "header fits");
+_Static_assert(sizeof(struct dp_metrics_tp) == 312, "tp entry layout");
+
+/* ---- writer (dataplane) ------------------------------------------------ */
+
+/** The calling thread's block, or NULL (metrics off, or not a dataplane lcore). */
+extern __thread struct dp_metrics_block *dp_metrics_tls;
+/** Nanoseconds per TSC cycle, set by dp_metrics_create(). */
+extern double dp_metrics_ns_per_tsc;
+
+/**
+ * Create the segment at @path for @n lcores (ids in @lcores) and bind each
+ * lcore's block, which its reactor thread finds through dp_metrics_bind().
+ * Start-up code, single-threaded.
+ *
+ * @param path   file to create (the directory must exist); replaced if present
+ * @param tsc_hz cycles per second of the TSC the latencies are given in
+ * @return 0; -EINVAL (n 0 or above DP_METRICS_MAX_BLOCKS, path too long);
+ *   a negative errno from open/ftruncate/mmap/rename.
+ */
+int
+dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores, unsigned int n,
+	uint64_t tsc_hz);
+
+/** Unmap and remove the segment (at shutdown, after the reactors stopped). */
+void
+dp_metrics_destroy(void);
+
+/**
+ * Make @lcore's block the calling thread's (reactor threads call this once,
+ * tests call it by hand).
+ *
+ * @return 0, or -ENOENT when no segment exists or it has no block for @lcore
+ *   (the thread's calls then count nothing).
+ */
+int
+dp_metrics_bind(unsigned int lcore);
+
+/**
+ * Poller: copy the calling lcore's reactor accounting (dp_reactor_stats) into
+ * its block, binding the thread on the first call. Register it on every
+ * lcore with a period (the busy ratio needs no more than a few per second).
+ */
+int
+dp_metrics_reactor_poll(void *arg);
+
+/* Enter an update of the entry whose seqlock is *seq (the only writer). */
+static inline void
+dp_metrics_wbegin(uint64_t *seq)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* Leave it: readers may copy it again. */
+static inline void
+dp_metrics_wend(uint64_t *seq)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE);
+}
+
+/* x += n by the only writer, as one relaxed 64-bit store readers can load. */
+static inline void
+dp_metrics_add(uint64_t *x, uint64_t n)
+{
+	__atomic_store_n(x, *x + n, __ATOMIC_RELAXED);
+}
+
+static inline void
+dp_metrics_hist_add(struct dp_metrics_hist *h, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned int i = 0;
+
+	while (i < DP_METRICS_LAT_BUCKETS - 1 && us > dp_metrics_lat_bounds_us[i])
+		i++;
+	dp_metrics_wbegin(&h->seq);
+	dp_metrics_add(&h->count, 1);
+	dp_metrics_add(&h->sum_ns, ns);
+	dp_metrics_add(&h->buckets[i], 1);
+	dp_metrics_wend(&h->seq);
+}
+
+static inline uint64_t
+dp_metrics_tsc_to_ns(uint64_t cycles)
+{
+	return (uint64_t)((double)cycles * dp_metrics_ns_per_tsc);
+}
+
+/** A request of @api_key was answered @cycles (TSC) after it arrived. */
+static inline void
+dp_metrics_request(int16_t api_key, uint64_t cycles)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL || api_key < 0 || api_key >= DP_METRICS_APIS)
+		return;
+	dp_metrics_hist_add(&b->api[api_key], dp_metrics_tsc_to_ns(cycles));
+}
+
+/** A storage append took @cycles (TSC) from submission to completion. */
+static inline void
+dp_metrics_storage_write(uint64_t cycles)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	dp_metrics_hist_add(&b->storage_write, dp_metrics_tsc_to_ns(cycles));
+}
+
+/** A client connection was accepted. */
+static inline void
+dp_metrics_conn_accepted(void)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	dp_metrics_add(&b->conn_accepted, 1);
+}
+
+/** A client connection was closed. */
+static inline void
+dp_metrics_conn_closed(void)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	dp_metrics_add(&b->conn_closed, 1);
+}
+
+/**
+ * The calling lcore's entry for (@topic, @len bytes, @partition), added on
+ * first use (topic borrowed, copied). NULL when metrics are off, the name is
+ * too long or the table is full (counted in tp_overflow). Not inline: a
+ * hash lookup in the writer's private index.
+ */
+struct dp_metrics_tp *
+dp_metrics_tp_get(const char *topic, size_t len, int32_t partition);
+
+/**
+ * Produce appended @records records in @bytes batch bytes to a partition;
+ * @log_end_offset is its log end offset after the append (-1 unknown).
+ */
+static inline void
+dp_metrics_produce(const char *topic, size_t len, int32_t partition, uint64_t bytes,
+	uint64_t records, int64_t log_end_offset)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+	struct dp_metrics_tp *tp;
+
+	if (b == NULL || (tp = dp_metrics_tp_get(topic, len, partition)) == NULL)
+		return;
+	dp_metrics_wbegin(&tp->seq);
+	dp_metrics_add(&tp->bytes_in, bytes);
+	dp_metrics_add(&tp->records_in, records);
+	if (log_end_offset >= 0)
+		__atomic_store_n(&tp->log_end_offset, log_end_offset, __ATOMIC_RELAXED);
+	dp_metrics_wend(&tp->seq);
+}
+
+/**
+ * Fetch sent @records records in @bytes batch bytes of a partition whose
+ * log end offset (high watermark) is @log_end_offset (-1 unknown).
+ */
+static inline void
+dp_metrics_fetch(const char *topic, size_t len, int32_t partition, uint64_t bytes,
+	uint64_t records, int64_t log_end_offset)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+	struct dp_metrics_tp *tp;
+
+	if (b == NULL || (tp = dp_metrics_tp_get(topic, len, partition)) == NULL)
+		return;
+	dp_metrics_wbegin(&tp->seq);
+	dp_metrics_add(&tp->bytes_out, bytes);
+	dp_metrics_add(&tp->records_out, records);
+	if (log_end_offset >= 0)
+		__atomic_store_n(&tp->log_end_offset, log_end_offset, __ATOMIC_RELAXED);
+	dp_metrics_wend(&tp->seq);
+}
+
+/* ---- reader (any process) ---------------------------------------------- */
+
+struct dp_metrics_reader {
+	int fd;
+	const uint8_t *map; /* read-only mapping */
+	size_t map_len;
+	char path[256];
+	dev_t dev;	    /* identity of the mapped file, to notice a replacement */
+	ino_t ino;
+};
+
+/* A consistent copy of every block (heap memory, owned by the snapshot). */
+struct dp_metrics_snapshot {
+	struct dp_metrics_header hdr;
+	struct dp_metrics_block *blocks; /* hdr.n_blocks; tps beyond n_tps are not copied */
+};
+
+/**
+ * Map the segment at @path read-only. Validates magic, version and sizes.
+ *
+ * @return 0; -ENOENT (no dataplane has created it); -EPROTO (not a segment
+ *   of this layout version); another negative errno from open/mmap.
+ */
+int
+dp_metrics_reader_open(struct dp_metrics_reader *r, const char *path);
+
+/** Unmap and close. */
+void
+dp_metrics_reader_close(struct dp_metrics_reader *r);
+
+/**
+ * Copy every block into @out (allocated here; free with
+ * dp_metrics_snapshot_free), each histogram and partition entry consistent
+ * (see the file comment). When the file at the reader's path was replaced
+ * (dataplane restarted) the reader remaps it first. May wait up to 100 ms
+ * for an entry whose writer was preempted mid-update.
+ *
+ * @return 0; -ENOENT when the segment is gone; -EAGAIN when an entry stayed
+ *   mid-update for that long (a dataplane killed inside an update): nothing
+ *   is copied; -ENOMEM; -EPROTO.
+ */
+int
+dp_metrics_snapshot(struct dp_metrics_reader *r, struct dp_metrics_snapshot *out);
+
+/** Free a snapshot's blocks. */
+void
+dp_metrics_snapshot_free(struct dp_metrics_snapshot *s);
+
+#endif /* SLP_DP_METRICS_H */
