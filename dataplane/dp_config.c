@@ -183,8 +183,28 @@ static const struct dp_config_key keys[] = {
 		1, I32MAX, "Partitions of __transaction_state."),
 
 	/* Slipstream's dataplane. */
-	K_ENUM("dataplane.transport", dp_transport_name, "kernel", "kernel|dpdk",
-		"kernel: sockets with epoll; dpdk: the userspace TCP stack (not built yet)."),
+	K_ENUM("dataplane.transport", dp_transport_name, "auto", "auto|kernel|dpdk",
+		"kernel: sockets with epoll; dpdk: the userspace TCP stack on dataplane.port.device; "
+		"auto: dpdk, or kernel (saying why) where DPDK cannot start."),
+	K_STR("dataplane.port.device", dp_port_device, "net_tap0,iface=slipstream0",
+		"DPDK port of the dpdk transport: a vdev string (net_tap0,iface=NAME, "
+		"net_af_packet0,iface=VETH, net_memif0,...) or a PCI address bound to vfio-pci."),
+	K_STR("dataplane.port.ipv4.address", dp_port_ipv4_address, "198.18.0.2",
+		"IPv4 address of the DPDK port (the broker's address on that link)."),
+	K_STR("dataplane.port.ipv4.netmask", dp_port_ipv4_netmask, "255.255.255.0",
+		"Netmask of the DPDK port's subnet."),
+	K_STR("dataplane.port.ipv4.gateway", dp_port_ipv4_gateway, "",
+		"Next hop for addresses off the subnet; empty = none."),
+	K_INT("dataplane.port.mtu", dp_port_mtu, "1500", 576, 9000,
+		"IP MTU of the DPDK port (up to 9000, jumbo frames)."),
+	K_STR("dataplane.port.tap.address", dp_port_tap_address, "198.18.0.1/24",
+		"For a net_tap port: address/prefix the broker gives the kernel side of the TAP "
+		"interface (brought up too); empty = leave the interface alone."),
+	K_INT("dataplane.port.mbufs", dp_port_mbufs, "8192", 1024, 16777216,
+		"Packet buffers per net worker (receive, headers, send queues)."),
+	K_BOOL("dataplane.port.rx.checksum.trusted", dp_port_rx_cksum_trusted, "false",
+		"Accept received TCP checksums unverified (veth peers send partial ones); "
+		"on by itself for net_af_packet."),
 	K_STR("dataplane.lcores", dp_lcores, "",
 		"EAL core list the dataplane runs on (e.g. 0 or 0-3), the first being the main "
 		"lcore; empty = the first CPU this process may run on."),
@@ -1330,7 +1350,8 @@ dp_config_finish(struct dp_config *cfg, const char *where, char *err, size_t err
 		cfg->log_flush_interval_ms = cfg->log_flush_scheduler_interval_ms;
 
 	cfg->dp_transport = strcmp(cfg->dp_transport_name, "dpdk") == 0 ? DP_TRANSPORT_DPDK :
-									 DP_TRANSPORT_KERNEL;
+			    strcmp(cfg->dp_transport_name, "auto") == 0 ? DP_TRANSPORT_AUTO :
+									  DP_TRANSPORT_KERNEL;
 	n = dp_config_parse_listeners(cfg, cfg->listeners, cfg->listener, false, why, sizeof(why));
 	if (n < 0) {
 		seterr(err, errlen, where, line_of(cfg, "listeners"), "listeners: %s", why);

@@ -49,7 +49,8 @@ typedef int (*dp_config_delegate_fn)(void *arg, const char *key, const char *val
 
 enum dp_transport {
 	DP_TRANSPORT_KERNEL = 0, /* kernel sockets driven by epoll */
-	DP_TRANSPORT_DPDK = 1,   /* the userspace TCP stack (not built yet) */
+	DP_TRANSPORT_DPDK = 1,   /* the userspace TCP stack on a DPDK port (net_dpdk) */
+	DP_TRANSPORT_AUTO = 2,   /* DPDK when it can start, else kernel (main.c decides) */
 };
 
 /** One entry of `listeners` or `advertised.listeners`: NAME://host:port. */
@@ -141,6 +142,14 @@ struct dp_config {
 	char *dpdk_hugepages;            /* auto | on | off */
 	int64_t dpdk_memory_mb;
 	char *dpdk_file_prefix;
+	char *dp_port_device;            /* vdev string or PCI address */
+	char *dp_port_ipv4_address;      /* dotted quad; checked by net_dpdk */
+	char *dp_port_ipv4_netmask;
+	char *dp_port_ipv4_gateway;      /* "" = none */
+	int64_t dp_port_mtu;
+	char *dp_port_tap_address;       /* kernel side of a net_tap port, "a.b.c.d/len" or "" */
+	int64_t dp_port_mbufs;           /* per net worker */
+	bool dp_port_rx_cksum_trusted;
 
 	/* --- derived by dp_config_finish() --- */
 	struct dp_listener listener[DP_CONFIG_MAX_LISTENERS];

@@ -83,7 +83,12 @@ test_defaults_need_no_file(void **state)
 	assert_int_equal(c->cfg.log_roll_ms, 168LL * 3600 * 1000);
 	assert_int_equal(c->cfg.log_segment_bytes, 1073741824);
 	assert_string_equal(c->cfg.log_dirs, c->cfg.log_dir);
-	assert_int_equal(c->cfg.dp_transport, DP_TRANSPORT_KERNEL);
+	/* DPDK on the default TAP port, or kernel sockets where DPDK cannot start. */
+	assert_int_equal(c->cfg.dp_transport, DP_TRANSPORT_AUTO);
+	assert_string_equal(c->cfg.dp_port_device, "net_tap0,iface=slipstream0");
+	assert_string_equal(c->cfg.dp_port_ipv4_address, "198.18.0.2");
+	assert_string_equal(c->cfg.dp_port_tap_address, "198.18.0.1/24");
+	assert_int_equal(c->cfg.dp_port_mtu, 1500);
 	assert_int_equal(c->cfg.n_lcores, 1);
 	assert_int_equal(c->cfg.lcore[0], 0);
 	assert_int_equal(c->cfg.net_lcore[0], 0);
@@ -207,7 +212,9 @@ test_errors_name_file_and_line(void **state)
 		{"auto.create.topics.enable=yes",
 			"t.properties:1: auto.create.topics.enable: 'yes' is not true or false"},
 		{"dataplane.transport=rdma",
-			"t.properties:1: dataplane.transport: 'rdma' is not one of kernel|dpdk"},
+			"t.properties:1: dataplane.transport: 'rdma' is not one of auto|kernel|dpdk"},
+		{"dataplane.port.mtu=9001",
+			"t.properties:1: dataplane.port.mtu: 9001 is out of range [576, 9000]"},
 		{"log.cleanup.policy=delete, shred",
 			"t.properties:1: log.cleanup.policy: 'shred' is not one of delete|compact"},
 		{"dpdk.eal.args=\\u12", "t.properties:1: malformed \\uxxxx escape"},
