@@ -26,8 +26,9 @@
 
 /**
  * Bind the handlers to @b and @cfg (both borrowed, must outlive the
- * transport). Call on the lcore that owns @b: requests arriving on other
- * lcores are refused (connection closed) until they are forwarded there.
+ * transport). Call on the lcore that owns @b; requests arriving on net
+ * workers of other lcores are brought there by dp_hop (dataplane/dp_hop.h)
+ * (one reaching the handlers on another lcore closes its connection).
  *
  * @return the table to pass as dp_handler_frame()'s argument (static).
  */
