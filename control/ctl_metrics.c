@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_metrics: Prometheus text exposition of the dataplane counters and the
+ * consumer lag (see ctl_metrics.h). Families and their order:
+ *
+ *   slipstream_dataplane_up, _start_time_seconds, slipstream_metrics_scrapes_total
+ *   slipstream_requests_total{api}, slipstream_request_duration_seconds{api}
+ *   slipstream_connections_{accepted,closed}_total, slipstream_connections_open
+ *   slipstream_storage_write_duration_seconds
+ *   slipstream_lcore_{busy,idle}_seconds_total{lcore}, slipstream_lcore_busy_ratio{lcore}
+ *   slipstream_partition_{bytes,records}_{in,out}_total{topic,partition},
+ *   slipstream_partition_log_end_offset{topic,partition},
+ *   slipstream_metrics_partitions_untracked_total
+ *   slipstream_consumergroup_committed_offset{group,topic,partition},
+ *   slipstream_consumergroup_lag{group,topic,partition}
+ */
+#include "ctl_metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kp_api.h"
+
+void
+ctl_metrics_default_path(int64_t node_id, char *buf, size_t len)
+{
+	snprintf(buf, len, "/dev/shm/slipstream-metrics-%" PRId64, node_id);
+}
+
+int
+ctl_metrics_init(struct ctl_metrics *m, const char *shm_path)
+{
+	memset(m, 0, sizeof(*m));
+	m->reader.fd = -1;
+	if (strlen(shm_path) >= sizeof(m->shm_path))
+		return -EINVAL;
+	snprintf(m->shm_path, sizeof(m->shm_path), "%s", shm_path);
+	return 0;
+}
+
+void
+ctl_metrics_set_offsets(struct ctl_metrics *m, ctl_metrics_offsets_fn fn, void *arg)
+{
+	m->offsets = fn;
+	m->offsets_arg = arg;
+}
+
+void
+ctl_metrics_fini(struct ctl_metrics *m)
+{
+	if (m->reader_open)
+		dp_metrics_reader_close(&m->reader);
+	m->reader_open = false;
+}
+
+/* A label value with \, " and newline escaped (exposition format rule). */
+static void
+put_label(struct ctl_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\')
+			ctl_buf_append(b, "\\\\", 2);
+		else if (*s == '"')
+			ctl_buf_append(b, "\\\"", 2);
+		else if (*s == '\n')
+			ctl_buf_append(b, "\\n", 2);
+		else
+			ctl_buf_append(b, s, 1);
+	}
+}
+
+static void
+family(struct ctl_buf *b, const char *name, const char *type, const char *help)
+{
+	ctl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+hist_add(struct dp_metrics_hist *to, const struct dp_metrics_hist *h)
+{
+	to->count += h->count;
+	to->sum_ns += h->sum_ns;
+	for (int i = 0; i < DP_METRICS_LAT_BUCKETS; i++)
+		to->buckets[i] += h->buckets[i];
+}
+
+/* One histogram's samples; @labels is "" or 'api="Produce",'. */
+static void
+hist_samples(struct ctl_buf *b, const char *name, const char *labels,
+	const struct dp_metrics_hist *h)
+{
+	uint64_t cum = 0;
+
+	for (int i = 0; i < DP_METRICS_LAT_BUCKETS; i++) {
+		cum += h->buckets[i];
+		if (i < DP_METRICS_LAT_BUCKETS - 1)
+			ctl_buf_printf(b, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, labels,
+				(double)dp_metrics_lat_bounds_us[i] / 1e6, cum);
+		else
+			ctl_buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, labels,
+				cum);
+	}
+	if (*labels != '\0') {
+		/* labels end in ','; drop it inside {} */
+		int n = (int)strlen(labels) - 1;
+
+		ctl_buf_printf(b, "%s_sum{%.*s} %.9f\n", name, n, labels, (double)h->sum_ns / 1e9);
+		ctl_buf_printf(b, "%s_count{%.*s} %" PRIu64 "\n", name, n, labels, h->count);
+	} else {
+		ctl_buf_printf(b, "%s_sum %.9f\n", name, (double)h->sum_ns / 1e9);
+		ctl_buf_printf(b, "%s_count %" PRIu64 "\n", name, h->count);
+	}
+}
+
+/* 'api="Produce",' (with the comma a histogram's le follows). */
+static const char *
+api_label(char *buf, size_t len, int key)
+{
+	const struct kp_api_desc *d = kp_api_lookup((int16_t)key);
+
+	if (d != NULL && d->name != NULL)
+		snprintf(buf, len, "api=\"%s\",", d->name);
+	else
+		snprintf(buf, len, "api=\"%d\",", key);
+	return buf;
+}
+
+static int
+cmp_tp(const void *a, const void *b)
+{
+	const struct dp_metrics_tp *x = *(const struct dp_metrics_tp *const *)a;
+	const struct dp_metrics_tp *y = *(const struct dp_metrics_tp *const *)b;
+	int c = strcmp(x->topic, y->topic);
+
+	if (c != 0)
+		return c;
+	return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* The partitions of every block added up, sorted by (topic, partition). */
+struct tp_sum {
+	struct dp_metrics_tp *items; /* heap */
+	size_t n;
+};
+
+static int
+tp_merge(const struct dp_metrics_snapshot *snap, struct tp_sum *out)
+{
+	const struct dp_metrics_tp **all;
+	size_t total = 0, k = 0;
+
+	out->items = NULL;
+	out->n = 0;
+	for (uint32_t i = 0; i < snap->hdr.n_blocks; i++)
+		total += snap->blocks[i].n_tps;
+	if (total == 0)
+		return 0;
+	all = malloc(total * sizeof(*all));
+	out->items = malloc(total * sizeof(*out->items));
+	if (all == NULL || out->items == NULL) {
+		free(all);
+		free(out->items);
+		out->items = NULL;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < snap->hdr.n_blocks; i++) {
+		for (uint64_t j = 0; j < snap->blocks[i].n_tps; j++)
+			all[k++] = &snap->blocks[i].tps[j];
+	}
+	qsort(all, total, sizeof(*all), cmp_tp);
+	for (size_t i = 0; i < total; i++) {
+		struct dp_metrics_tp *last = out->n > 0 ? &out->items[out->n - 1] : NULL;
+
+		if (last == NULL || cmp_tp(&last, &all[i]) != 0) {
+			out->items[out->n++] = *all[i];
+			continue;
+		}
+		last->bytes_in += all[i]->bytes_in;
+		last->records_in += all[i]->records_in;
+		last->bytes_out += all[i]->bytes_out;
+		last->records_out += all[i]->records_out;
+		if (all[i]->log_end_offset > last->log_end_offset)
+			last->log_end_offset = all[i]->log_end_offset;
+	}
+	free(all);
+	return 0;
+}
+
+static const struct dp_metrics_tp *
+tp_find(const struct tp_sum *s, const char *topic, int32_t partition)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->items[mid].topic, topic);
+
+		if (c == 0)
+			c = (s->items[mid].partition > partition) - (s->items[mid].partition < partition);
+		if (c == 0)
+			return &s->items[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void
+tp_family(struct ctl_buf *b, const struct tp_sum *s, const char *name, const char *type,
+	const char *help, size_t field_off, bool skip_negative)
+{
+	family(b, name, type, help);
+	for (size_t i = 0; i < s->n; i++) {
+		int64_t v;
+
+		memcpy(&v, (const char *)&s->items[i] + field_off, sizeof(v));
+		if (skip_negative && v < 0)
+			continue;
+		ctl_buf_printf(b, "%s{topic=\"", name);
+		put_label(b, s->items[i].topic);
+		ctl_buf_printf(b, "\",partition=\"%d\"} %" PRIu64 "\n", s->items[i].partition,
+			(uint64_t)v);
+	}
+}
+
+/* The lag pass: one family per call, committed offsets or lag. */
+struct lag_ctx {
+	struct ctl_buf *b;
+	const struct tp_sum *tps;
+	bool lag; /* false: committed offsets */
+};
+
+static void
+lag_sample(void *arg, const char *group, const char *topic, int32_t partition, int64_t committed)
+{
+	struct lag_ctx *x = arg;
+	int64_t v = committed;
+
+	if (committed < 0)
+		return;
+	if (x->lag) {
+		const struct dp_metrics_tp *tp = tp_find(x->tps, topic, partition);
+
+		if (tp == NULL || tp->log_end_offset < 0)
+			return; /* log end unknown to the dataplane yet: no lag sample */
+		v = tp->log_end_offset > committed ? tp->log_end_offset - committed : 0;
+	}
+	ctl_buf_printf(x->b, "%s{group=\"",
+		x->lag ? "slipstream_consumergroup_lag" : "slipstream_consumergroup_committed_offset");
+	put_label(x->b, group);
+	ctl_buf_printf(x->b, "\",topic=\"");
+	put_label(x->b, topic);
+	ctl_buf_printf(x->b, "\",partition=\"%d\"} %" PRId64 "\n", partition, v);
+}
+
+int
+ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
+	void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
+{
+	struct dp_metrics_block sum;
+	struct tp_sum tps = {0};
+	char lbl[64];
+	int rc;
+
+	family(out, "slipstream_dataplane_up", "gauge",
+		"1 when the dataplane's metrics segment was read, else 0.");
+	ctl_buf_printf(out, "slipstream_dataplane_up %d\n", snap != NULL ? 1 : 0);
+	family(out, "slipstream_metrics_scrapes_total", "counter",
+		"Scrapes of /metrics answered by this control process.");
+	ctl_buf_printf(out, "slipstream_metrics_scrapes_total %" PRIu64 "\n", scrapes);
+	if (snap != NULL) {
+		const struct dp_metrics_header *h = &snap->hdr;
+		double hz = h->tsc_hz ? (double)h->tsc_hz : 1.0;
+
+		family(out, "slipstream_dataplane_start_time_seconds", "gauge",
+			"When the dataplane created its metrics segment (Unix time).");
+		ctl_buf_printf(out, "slipstream_dataplane_start_time_seconds %.3f\n",
+			(double)h->start_unix_ms / 1e3);
+		memset(&sum, 0, offsetof(struct dp_metrics_block, tps));
+		for (uint32_t i = 0; i < h->n_blocks; i++) {
+			const struct dp_metrics_block *b = &snap->blocks[i];
+
+			sum.conn_accepted += b->conn_accepted;
+			sum.conn_closed += b->conn_closed;
+			sum.tp_overflow += b->tp_overflow;
+			hist_add(&sum.storage_write, &b->storage_write);
+			for (int k = 0; k < DP_METRICS_APIS; k++)
+				hist_add(&sum.api[k], &b->api[k]);
+		}
+		family(out, "slipstream_requests_total", "counter",
+			"Kafka requests answered, by API.");
+		for (int k = 0; k < DP_METRICS_APIS; k++) {
+			if (sum.api[k].count == 0)
+				continue;
+			api_label(lbl, sizeof(lbl), k);
+			lbl[strlen(lbl) - 1] = '\0'; /* no trailing comma alone in {} */
+			ctl_buf_printf(out, "slipstream_requests_total{%s} %" PRIu64 "\n", lbl,
+				sum.api[k].count);
+		}
+		family(out, "slipstream_request_duration_seconds", "histogram",
+			"Time from a request's arrival to its response being queued, by API.");
+		for (int k = 0; k < DP_METRICS_APIS; k++) {
+			if (sum.api[k].count == 0)
+				continue;
+			hist_samples(out, "slipstream_request_duration_seconds",
+				api_label(lbl, sizeof(lbl), k), &sum.api[k]);
+		}
+		family(out, "slipstream_connections_accepted_total", "counter",
+			"Client connections accepted.");
+		ctl_buf_printf(out, "slipstream_connections_accepted_total %" PRIu64 "\n",
+			sum.conn_accepted);
+		family(out, "slipstream_connections_closed_total", "counter",
+			"Client connections closed.");
+		ctl_buf_printf(out, "slipstream_connections_closed_total %" PRIu64 "\n",
+			sum.conn_closed);
+		family(out, "slipstream_connections_open", "gauge", "Client connections open.");
+		ctl_buf_printf(out, "slipstream_connections_open %" PRIu64 "\n",
+			sum.conn_accepted >= sum.conn_closed ? sum.conn_accepted - sum.conn_closed : 0);
+		family(out, "slipstream_storage_write_duration_seconds", "histogram",
+			"Time from a storage append's submission to its completion.");
+		hist_samples(out, "slipstream_storage_write_duration_seconds", "",
+			&sum.storage_write);
+		family(out, "slipstream_lcore_busy_seconds_total", "counter",
+			"Reactor time spent in iterations that did work, by lcore.");
+		for (uint32_t i = 0; i < h->n_blocks; i++)
+			ctl_buf_printf(out, "slipstream_lcore_busy_seconds_total{lcore=\"%u\"} %.6f\n",
+				snap->blocks[i].lcore, (double)snap->blocks[i].busy_tsc / hz);
+		family(out, "slipstream_lcore_idle_seconds_total", "counter",
+			"Reactor time spent in iterations that found nothing to do, by lcore.");
+		for (uint32_t i = 0; i < h->n_blocks; i++)
+			ctl_buf_printf(out, "slipstream_lcore_idle_seconds_total{lcore=\"%u\"} %.6f\n",
+				snap->blocks[i].lcore, (double)snap->blocks[i].idle_tsc / hz);
+		family(out, "slipstream_lcore_busy_ratio", "gauge",
+			"Busy share of the reactor's time since start, by lcore (use rate() of the "
+			"seconds counters for a recent ratio).");
+		for (uint32_t i = 0; i < h->n_blocks; i++) {
+			const struct dp_metrics_block *b = &snap->blocks[i];
+			uint64_t all = b->busy_tsc + b->idle_tsc;
+
+			ctl_buf_printf(out, "slipstream_lcore_busy_ratio{lcore=\"%u\"} %.6f\n",
+				b->lcore, all ? (double)b->busy_tsc / (double)all : 0.0);
+		}
+		rc = tp_merge(snap, &tps);
+		if (rc < 0)
+			return rc;
+		tp_family(out, &tps, "slipstream_partition_bytes_in_total", "counter",
+			"Record batch bytes appended by Produce.",
+			offsetof(struct dp_metrics_tp, bytes_in), false);
+		tp_family(out, &tps, "slipstream_partition_records_in_total", "counter",
+			"Records appended by Produce.", offsetof(struct dp_metrics_tp, records_in),
+			false);
+		tp_family(out, &tps, "slipstream_partition_bytes_out_total", "counter",
+			"Record batch bytes sent by Fetch.", offsetof(struct dp_metrics_tp, bytes_out),
+			false);
+		tp_family(out, &tps, "slipstream_partition_records_out_total", "counter",
+			"Records sent by Fetch.", offsetof(struct dp_metrics_tp, records_out), false);
+		tp_family(out, &tps, "slipstream_partition_log_end_offset", "gauge",
+			"Log end offset last seen by Produce or Fetch.",
+			offsetof(struct dp_metrics_tp, log_end_offset), true);
+		family(out, "slipstream_metrics_partitions_untracked_total", "counter",
+			"Events of partitions beyond the per-lcore table (not in the partition "
+			"metrics).");
+		ctl_buf_printf(out, "slipstream_metrics_partitions_untracked_total %" PRIu64 "\n",
+			sum.tp_overflow);
+	}
+	if (offsets != NULL) {
+		struct lag_ctx x = {.b = out, .tps = &tps, .lag = false};
+
+		family(out, "slipstream_consumergroup_committed_offset", "gauge",
+			"Committed offset of a consumer group for a partition.");
+		rc = offsets(offsets_arg, lag_sample, &x);
+		if (rc == 0 && snap != NULL) {
+			x.lag = true;
+			family(out, "slipstream_consumergroup_lag", "gauge",
+				"Log end offset minus the group's committed offset (0 when ahead).");
+			rc = offsets(offsets_arg, lag_sample, &x);
+		}
+		if (rc < 0) {
+			free(tps.items);
+			return rc;
+		}
+	}
+	free(tps.items);
+	return out->err;
+}
+
+int
+ctl_metrics_http(void *arg, const struct ctl_http_request *req, struct ctl_buf *body,
+	const char **content_type)
+{
+	struct ctl_metrics *m = arg;
+	struct dp_metrics_snapshot snap;
+	bool have = false;
+	int rc;
+
+	(void)req;
+	if (!m->reader_open && dp_metrics_reader_open(&m->reader, m->shm_path) == 0)
+		m->reader_open = true;
+	if (m->reader_open && dp_metrics_snapshot(&m->reader, &snap) == 0)
+		have = true;
+	m->scrapes++;
+	rc = ctl_metrics_render(have ? &snap : NULL, m->offsets, m->offsets_arg, m->scrapes, body);
+	if (have)
+		dp_metrics_snapshot_free(&snap);
+	*content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return rc < 0 ? rc : 200;
+}
