@@ -541,14 +541,18 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		if ((c->flags & NET_TCPF_SACK_OK) && s->o.nsack > 0)
 			sacked = net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
 		/* RFC 5681 section 2, duplicate ACK: no data, no SYN/FIN, same
-		 * window, data outstanding; with SACK (RFC 6675 section 2) it
-		 * must also SACK new data. */
+		 * window, data outstanding. With SACK it must SACK new data
+		 * instead of keeping the window: new SACKed bytes are evidence
+		 * enough, and receivers that autotune their buffer (Linux)
+		 * change the window in nearly every ACK. */
 		if (s->len == 0 && !(s->flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG)) &&
-				new_wnd == c->snd_wnd && c->snd_max != c->snd_una &&
-				(!(c->flags & NET_TCPF_SACK_OK) || sacked > 0))
+				c->snd_max != c->snd_una &&
+				((c->flags & NET_TCPF_SACK_OK) ? sacked > 0 : new_wnd == c->snd_wnd))
 			dupack(st, c);
 		else if (!(c->flags & NET_TCPF_SACK_OK))
 			c->dupacks = 0;	/* with SACK only a cumulative ACK resets it */
+		if (sacked > 0)
+			net_tcp_pending(st, c);	/* the pipe shrank: maybe send */
 	}
 	/* Window update: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
 	 * SND.WL2 =< SEG.ACK). */
