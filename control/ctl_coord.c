@@ -247,8 +247,11 @@ respond_msg(struct ctl_coord *c, const struct parked *p, int16_t api_key, const 
 	int64_t size = d->response.size(msg, p->version);
 	uint8_t *buf;
 
-	if (size < 0)
+	if (size < 0) {
+		fprintf(stderr, "control: cannot encode %s v%d (%d); no answer sent\n", d->name,
+			p->version, (int)size);
 		return;
+	}
 	buf = malloc((size_t)size + 16);
 	if (buf == NULL)
 		return;
@@ -257,6 +260,8 @@ respond_msg(struct ctl_coord *c, const struct parked *p, int16_t api_key, const 
 	kp_writer_init(&w, buf, (size_t)size + 16);
 	if (kp_response_header_encode(&rh, kp_api_response_header_version(d, p->version), &w) < 0 ||
 		d->response.encode(msg, p->version, &w) < 0) {
+		fprintf(stderr, "control: cannot encode %s v%d; no answer sent\n", d->name,
+			p->version);
 		free(buf);
 		return;
 	}

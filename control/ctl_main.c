@@ -197,6 +197,15 @@ coord_respond(void *arg, uint64_t token, uint8_t *buf, size_t len)
 	free(buf);
 }
 
+/* ctl_coord_append_fn: the store does it. */
+static int
+coord_append(void *arg, int32_t partition, uint8_t *batch, size_t len, void *cookie)
+{
+	struct ctl_main *m = arg;
+
+	return ctl_store_append(m->store, partition, batch, len, cookie);
+}
+
 static void
 client_host_text(const struct kp_bytes *addr, char *buf, size_t cap)
 {
@@ -451,7 +460,7 @@ main(int argc, char **argv)
 								  600000;
 	cc.max_metadata_bytes = 4096;
 	m.store = ctl_store_create(&m.loop, m.opts.dataplane_path, cc.n_partitions, store_ready, &m);
-	m.coord = m.store != NULL ? ctl_coord_create(&cc, coord_respond, ctl_store_append, m.store) :
+	m.coord = m.store != NULL ? ctl_coord_create(&cc, coord_respond, coord_append, &m) :
 				    NULL;
 	if (m.coord == NULL) {
 		fprintf(stderr, "control: out of memory\n");

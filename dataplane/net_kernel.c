@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -38,6 +39,7 @@
 #include <rte_mempool.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 
 #define NK_EPOLL_BATCH 64
@@ -92,9 +94,10 @@ struct nk_worker {
 
 static struct nk_worker *g_workers;
 static unsigned int g_n_workers;
-static struct nk_listener g_listeners[DP_CONFIG_MAX_LISTENERS];
+static struct nk_listener g_listeners[DP_CONFIG_MAX_LISTENERS + 1]; /* + the unix one */
 static unsigned int g_n_listeners;
 static const struct dp_config *g_cfg;
+static char g_unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" = none */
 
 static void nk_kick(struct dp_conn *conn);
 static void nk_peer_name(const struct dp_conn *conn, char *buf, size_t len);
@@ -201,6 +204,7 @@ nk_adopt(struct nk_worker *w, int fd, const struct sockaddr_storage *peer, sockl
 		return;
 	}
 	w->n_accepted++;
+	dp_metrics_conn_accepted();
 	if (DP_LOG_ENABLED(DP_LOG_DEBUG)) {
 		sockaddr_text(peer, name, sizeof(name));
 		dp_log(DP_LOG_DEBUG, "connection from %s on worker %u", name, w->index);
@@ -402,6 +406,7 @@ nk_reap(struct nk_worker *w, struct nk_conn *c)
 	dp_conn_reset(&c->base);
 	w->free_stack[w->n_free++] = c->idx;
 	w->n_closed++;
+	dp_metrics_conn_closed();
 }
 
 static void
@@ -703,6 +708,46 @@ net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *h
 	return 0;
 }
 
+int
+net_kernel_listen_unix(const char *path)
+{
+	struct nk_listener *l = &g_listeners[g_n_listeners];
+	struct epoll_event ev;
+	struct sockaddr_un sa;
+	int fd;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path) || g_n_listeners > DP_CONFIG_MAX_LISTENERS)
+		return -ENAMETOOLONG;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		int rc = -errno;
+
+		dp_log(DP_LOG_ERROR, "unix listener %s: %s", path, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	l->fd = fd;
+	l->port = 0;
+	snprintf(l->name, sizeof(l->name), "UNIX");
+	ev.events = EPOLLIN;
+	ev.data.u64 = NK_LISTENER_TAG | g_n_listeners;
+	if (epoll_ctl(g_workers[0].epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		return -errno;
+	}
+	g_n_listeners++;
+	snprintf(g_unix_path, sizeof(g_unix_path), "%s", path);
+	dp_log(DP_LOG_INFO, "listening on unix:%s (the control process's way in)", path);
+	return 0;
+}
+
 uint16_t
 net_kernel_listener_port(unsigned int i)
 {
@@ -772,6 +817,9 @@ net_kernel_fini(void)
 		g_listeners[i].fd = -1;
 	}
 	g_n_listeners = 0;
+	if (g_unix_path[0] != '\0')
+		unlink(g_unix_path);
+	g_unix_path[0] = '\0';
 	if (g_workers == NULL)
 		return;
 	for (unsigned int i = 0; i < g_n_workers; i++) {

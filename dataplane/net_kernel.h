@@ -35,6 +35,17 @@
  */
 int net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *handler_arg);
 
+/**
+ * Also listen on the unix socket @path (replacing a stale file there): a
+ * local way in for the control process, a Kafka client of this broker
+ * (dataplane/dp_ctl.h). Its connections are ordinary connections on the
+ * workers. After net_kernel_init(); the file is removed by
+ * net_kernel_fini(). An empty @path does nothing.
+ *
+ * @return 0, or a negative errno (logged).
+ */
+int net_kernel_listen_unix(const char *path);
+
 /** Close the workers' connections and sockets and free their memory (after the reactors stop). */
 void net_kernel_fini(void);
 

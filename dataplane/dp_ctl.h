@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_ctl: the dataplane's side of the channel to the control process.
+ *
+ * The group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+ * OffsetCommit, OffsetFetch, OffsetDelete, DescribeGroups, ListGroups,
+ * DeleteGroups) belong to the control process (control/). dp_ctl wraps the
+ * broker's served-API table (dp_handler_apis): ApiVersions then advertises
+ * those APIs too, with the versions the control process implements, and
+ * their requests come here instead of to the broker. Each is forwarded over
+ * a unix socket (control.socket.path) inside an Envelope request (API key
+ * 58, KIP-590: the client's request bytes, header included, and the
+ * client's address), with the Envelope's own correlation id; the
+ * EnvelopeResponse carries the client's response bytes, which go back on
+ * the client connection through its request slot (dp_conn_reply), so they
+ * leave in order with that connection's other responses.
+ *
+ * FindCoordinator is answered here: the coordinator is this broker, at the
+ * address of the listener clients use. While the control process is away
+ * (not started, killed, restarting), FindCoordinator and every forwarded
+ * API answer COORDINATOR_NOT_AVAILABLE at once (requests in flight when it
+ * goes too), and a poller reconnects every DP_CTL_RETRY_MS. Nothing waits
+ * on it: produce and fetch never depend on the control process.
+ *
+ * Keys: control.* is delegated here by main.c (dp_config_delegate): this
+ * module reads control.socket.path and control.dataplane.socket.path (the
+ * unix listener of the kernel transport through which the control process
+ * reads and writes __consumer_offsets as a Kafka client), and accepts the
+ * other control.* keys unseen (the control process validates them).
+ *
+ * All state belongs to the main lcore (the broker's); a group request that
+ * arrives on another lcore answers COORDINATOR_NOT_AVAILABLE (UNFINISHED
+ * until requests are forwarded between lcores). Responses relayed from the
+ * control process are malloc'd buffers: group traffic is not the data path.
+ */
+#ifndef SLP_DP_CTL_H
+#define SLP_DP_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dp_config.h"
+#include "dp_handler.h"
+
+/** Reconnect period while the control process is away. */
+#define DP_CTL_RETRY_MS 250
+/** Forwarded requests in flight at most (more wait: the handler answers -EAGAIN). */
+#define DP_CTL_MAX_INFLIGHT 1024
+
+/** dp_config_delegate_fn for the "control." prefix (@arg unused). */
+int dp_ctl_config_key(void *arg, const char *key, const char *value);
+
+/**
+ * Resolve the socket paths from @cfg (after dp_config_finish): defaults are
+ * "<first log dir>.control.sock" and "<first log dir>.dataplane.sock", as
+ * the control process derives them.
+ * @return 0, or -ENAMETOOLONG (the reason has been logged).
+ */
+int dp_ctl_paths(const struct dp_config *cfg);
+
+/** The unix socket the kernel transport listens on for the control process. */
+const char *dp_ctl_dataplane_socket_path(void);
+
+/**
+ * Wrap @inner (the broker's table, borrowed, must outlive the transport):
+ * the returned table advertises and serves everything @inner does plus the
+ * group APIs and FindCoordinator. Registers the channel's poller on the main
+ * lcore; resolves the socket paths (dp_ctl_paths()). Start-up only.
+ *
+ * @return the table (static), or NULL (no memory, poller table full, paths
+ *         too long: logged).
+ */
+const struct dp_handler_apis *dp_ctl_init(const struct dp_config *cfg,
+	const struct dp_handler_apis *inner);
+
+/** Is the channel to the control process up? (Main lcore.) */
+bool dp_ctl_connected(void);
+
+/** Close the channel and free what dp_ctl_init() allocated (after the reactors stop). */
+void dp_ctl_fini(void);
+
+#endif /* SLP_DP_CTL_H */
