@@ -680,20 +680,25 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 {
 	struct lg_worker *w = c->w;
 	uint64_t n = 0, bytes = 0, unstamped = 0;
+	int rc = 0;
 
+	/* One lock per response for the interval histogram, not one per record. */
+	pthread_mutex_lock(&w->lock);
 	while (rem >= KP_BATCH_LOG_OVERHEAD) {
 		uint32_t be;
 		memcpy(&be, p + 8, 4);
 		int32_t bl = (int32_t)__builtin_bswap32(be);
-		if (bl < 0)
-			return -EBADMSG;
+		if (bl < 0) {
+			rc = -EBADMSG;
+			break;
+		}
 		size_t total = KP_BATCH_LOG_OVERHEAD + (size_t)bl;
 		if (total > rem)
 			break; /* a partial batch at the end of the response: fetched again */
 		struct kp_batch_header h;
-		int rc = kp_batch_header_parse(p, rem, &h);
+		rc = kp_batch_header_parse(p, rem, &h);
 		if (rc < 0)
-			return rc;
+			break;
 		int64_t last = h.base_offset + h.last_offset_delta;
 		if (last >= *off) {
 			if (!(h.attributes & KP_BATCH_ATTR_CONTROL)) {
@@ -702,7 +707,7 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 				rc = kp_batch_record_iter_init(NULL, &it, p, &h, w->dscratch,
 							       w->dscratch_cap);
 				if (rc < 0)
-					return rc;
+					break;
 				while ((rc = kp_record_iter_next(&it, &r)) == 1) {
 					if (h.base_offset + r.offset_delta < *off)
 						continue;
@@ -715,23 +720,27 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 					} else if (r.value_len >= LG_STAMP_LEN &&
 					    memcmp(r.value + 8, lg_magic, 8) == 0) {
 						memcpy(&due, r.value, 8);
-						if ((int64_t)due <= now)
-							record_latency(w, &w->e2e, &w->iv_e2e,
-								       (uint64_t)(now - (int64_t)due));
-						else
-							record_latency(w, &w->e2e, &w->iv_e2e, 0);
+						uint64_t lat = (int64_t)due <= now
+								       ? (uint64_t)(now - (int64_t)due)
+								       : 0;
+						lg_hist_record(&w->e2e, lat);
+						lg_hist_record(&w->iv_e2e, lat); /* lock held */
 					} else {
 						unstamped++;
 					}
 				}
 				if (rc < 0)
-					return rc;
+					break;
+				rc = 0;
 			}
 			*off = last + 1;
 		}
 		p += total;
 		rem -= total;
 	}
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0)
+		return rc;
 	if (n > 0) {
 		w->consumed_pp[partition] += n;
 		atomic_fetch_add_explicit(&w->consumed, n, memory_order_relaxed);
