@@ -21,7 +21,12 @@ own log directory, max.incremental.fetch.session.cache.slots=4) and checks:
   forget by id;
 - sessionless fetches (id 0, epoch -1) are unchanged: session id 0;
 - with all 4 slots held by young sessions of the same size, a new full fetch
-  is answered without a session (id 0), as Kafka's cache does.
+  is answered without a session (id 0), as Kafka's cache does;
+- (second broker, a tail cache of 256 KiB) 16 fetches of old data pipelined
+  on one connection, more than the 8 disk-read contexts: the extra ones are
+  deferred (the debug log says so) and all are answered in order with the
+  right records; with max.incremental.fetch.session.cache.slots=0 no
+  session is ever created.
 
 Usage: test_broker_fetch_session.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
 """
@@ -285,12 +290,75 @@ def session_checks(b):
     p.close()
 
 
+DISK_CONFIG = """\
+listeners=PLAINTEXT://127.0.0.1:0
+dpdk.hugepages=off
+dpdk.memory.mb=256
+num.partitions=1
+auto.create.topics.enable=true
+storage.cache.chunk.bytes=65536
+storage.cache.chunks=4
+dataplane.log.level=debug
+max.incremental.fetch.session.cache.slots=0
+log.dir=%s
+"""
+
+
+def disk_fetch_checks(b):
+    """16 fetches of old data pipelined on one connection: more than the 8 disk-read
+    contexts, so some are deferred (parked, run when a context frees) instead of
+    stalling the reactor; all are answered in order with the right records."""
+    c = Client(b)
+    create_topics(c, ["disk"])
+    n = 0
+    for i in range(40):
+        produce(c, "disk", 0, [b"%05d" % (n + k) + b"x" * 2000 for k in range(10)])
+        n += 10
+    reqs = []
+    for i in range(16):
+        off = (i * 23) % 300
+        c.corr += 1
+        body = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": 1 << 20,
+                "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
+                "Topics": [{"Topic": "disk", "Partitions": [
+                    {"Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": off,
+                     "LastFetchedEpoch": -1, "LogStartOffset": -1,
+                     "PartitionMaxBytes": 16384}]}],
+                "ForgottenTopicsData": [], "RackId": ""}
+        reqs.append((c.corr, off, kwire.encode_request(FETCH, 12, c.corr, "disk", body)))
+    c.s.sendall(b"".join(r[2] for r in reqs))
+    for corr, off, _ in reqs:
+        size = struct.unpack(">i", c.recv_exact(4))[0]
+        r = kwire.Reader(c.recv_exact(size))
+        assert r.int32() == corr
+        kwire.skip_tagged(r)
+        resp = kwire.read_struct(r, kwire.API[FETCH]["resp"], 12, True)
+        p = resp["Responses"][0]["Partitions"][0]
+        assert p["ErrorCode"] == 0 and p["HighWatermark"] == n, p
+        batches = kwire.split_batches(p["Records"])
+        first = kwire.batch_header(batches[0])
+        assert first["base_offset"] <= off <= first["base_offset"] + first[
+            "last_offset_delta"], (off, first)
+        recs = kwire.parse_records(batches[0][61:], first["records_count"])
+        assert recs[0]["value"][:5] == b"%05d" % first["base_offset"], recs[0]["value"][:8]
+    # No session slots: full fetches get no session, incremental ones no session found.
+    r = fetch(c, 12, 0, 0, [("disk", [(0, n)])])
+    assert r["ErrorCode"] == 0 and r["SessionId"] == 0, r
+    expect_top_error(fetch(c, 12, 12345, 1, []), ERR_SESSION_ID_NOT_FOUND)
+    c.close()
+    assert "fetch deferred: all 8 disk-read contexts busy" in b.text(), \
+        "no fetch was deferred (the test did not reach the ninth disk fetch)"
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="slp-fetchsess-")
     b = None
     try:
         b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
         session_checks(b)
+        assert b.stop() == 0
+        b = slp_broker.Broker(SLIPSTREAM, DISK_CONFIG % os.path.join(tmp, "logs2"), tmp)
+        disk_fetch_checks(b)
         assert b.stop() == 0
         print("ok")
         return 0

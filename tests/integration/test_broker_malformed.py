@@ -287,6 +287,7 @@ def main():
         got = []
         p.produce("after", value=b"x", on_delivery=lambda e, m: got.append(e))
         assert p.flush(15) == 0 and got == [None], got
+        del p
         assert b.stop() == 0
         print("ok")
         return 0
