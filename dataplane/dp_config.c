@@ -246,6 +246,9 @@ static const struct dp_config_key keys[] = {
 		"Memory for DPDK in MiB when running without hugepages (-m)."),
 	K_STR("dpdk.file.prefix", dpdk_file_prefix, "",
 		"EAL --file-prefix; empty = slipstream-<pid>, so instances do not collide."),
+	K_STR("metrics.shm.path", metrics_shm_path, "",
+		"Shared-memory file of the dataplane's counters, read by the control process "
+		"for /metrics; empty = /dev/shm/slipstream-metrics-<node.id>."),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -142,6 +142,7 @@ struct dp_config {
 	char *dpdk_hugepages;            /* auto | on | off */
 	int64_t dpdk_memory_mb;
 	char *dpdk_file_prefix;
+	char *metrics_shm_path;         /* "" = /dev/shm/slipstream-metrics-<node.id> */
 	char *dp_port_device;            /* vdev string or PCI address */
 	char *dp_port_ipv4_address;      /* dotted quad; checked by net_dpdk */
 	char *dp_port_ipv4_netmask;

@@ -13,9 +13,11 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_mempool.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 
 void
 dp_conn_setup(struct dp_conn *conn, const struct dp_conn_ops *ops, struct dp_conn_env *env,
@@ -114,6 +116,9 @@ dp_conn_deliver(struct dp_conn *conn)
 		req = (uint64_t)conn->gen << 32 | conn->tail;
 		memset(slot_at(conn, conn->tail), 0, sizeof(struct dp_conn_slot));
 		slot_at(conn, conn->tail)->state = DP_CONN_SLOT_PENDING;
+		slot_at(conn, conn->tail)->arrival_tsc = rte_rdtsc();
+		slot_at(conn, conn->tail)->api_key =
+			len >= 2 ? (int16_t)((uint16_t)frame[0] << 8 | frame[1]) : -1;
 		conn->tail++;
 		rc = env->handler(env->handler_arg, conn, req, frame, len);
 		if (rc == -EAGAIN) {
@@ -188,6 +193,9 @@ dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
 	s->len = len;
 	s->free_fn = free_fn;
 	s->free_arg = free_arg;
+	/* Slots taken by dp_conn_deliver() only (not dp_hop's proxies): counted once. */
+	if (s->arrival_tsc != 0)
+		dp_metrics_request(s->api_key, rte_rdtsc() - s->arrival_tsc);
 	s->state = DP_CONN_SLOT_DONE;
 	conn->pending_bytes += len;
 	if (seq == conn->head) {

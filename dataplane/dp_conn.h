@@ -95,6 +95,8 @@ struct dp_conn_slot {
 	uint8_t state;            /* enum dp_conn_slot_state */
 	dp_resp_free_fn free_fn;  /* may be NULL */
 	void *free_arg;
+	uint64_t arrival_tsc;     /* when the frame was delivered (request latency metric) */
+	int16_t api_key;          /* from the frame's first bytes, -1 if too short */
 };
 
 struct dp_conn {

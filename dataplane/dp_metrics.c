@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
+
+#include "dp_config.h"
+#include "dp_log.h"
 #include "dp_reactor.h"
 
 __thread struct dp_metrics_block *dp_metrics_tls;
@@ -232,5 +237,35 @@ dp_metrics_reactor_poll(void *arg)
 	__atomic_store_n(&b->busy_tsc, st.busy_tsc, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->idle_tsc, st.idle_tsc, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->iterations, st.iterations, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int
+dp_metrics_start(const struct dp_config *cfg)
+{
+	char path[256];
+	int rc;
+
+	if (cfg->metrics_shm_path != NULL && cfg->metrics_shm_path[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cfg->metrics_shm_path);
+	else
+		snprintf(path, sizeof(path), "/dev/shm/slipstream-metrics-%" PRId64, cfg->node_id);
+	rc = dp_metrics_create(path, cfg->node_id, cfg->lcore, cfg->n_lcores, rte_get_tsc_hz());
+	if (rc < 0) {
+		dp_log(DP_LOG_WARN, "metrics: cannot create %s (%s); running without metrics "
+				    "(metrics.shm.path)", path, strerror(-rc));
+		return rc;
+	}
+	for (unsigned int i = 0; i < cfg->n_lcores; i++) {
+		rc = dp_poller_register(cfg->lcore[i], "metrics", dp_metrics_reactor_poll,
+			(void *)(uintptr_t)cfg->lcore[i], 100000, DP_POLLER_EVERY);
+		if (rc < 0) {
+			dp_log(DP_LOG_WARN, "metrics: no poller on lcore %u (%s)", cfg->lcore[i],
+				strerror(-rc));
+			dp_metrics_destroy();
+			return rc;
+		}
+	}
+	dp_log(DP_LOG_INFO, "metrics: counters in %s", path);
 	return 0;
 }

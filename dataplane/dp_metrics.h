@@ -137,6 +137,20 @@ int
 dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores, unsigned int n,
 	uint64_t tsc_hz);
 
+struct dp_config;
+
+/**
+ * The dataplane's start-up: create the segment at cfg->metrics_shm_path
+ * (empty: /dev/shm/slipstream-metrics-<node.id>) for cfg's lcores with the
+ * TSC rate, and register dp_metrics_reactor_poll on each lcore (every
+ * 100 ms). After dp_reactors_init(), before dp_reactors_run(). Metrics are
+ * not essential: a failure is logged and the dataplane runs without them.
+ *
+ * @return 0 or the negative errno of the failure (logged).
+ */
+int
+dp_metrics_start(const struct dp_config *cfg);
+
 /** Unmap and remove the segment (at shutdown, after the reactors stopped). */
 void
 dp_metrics_destroy(void);

@@ -38,6 +38,7 @@
 #include "dp_handler.h"
 #include "dp_requests.h"
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 #include "net_kernel.h"
 
@@ -371,6 +372,7 @@ main(int argc, char **argv)
 		dp_log(DP_LOG_ERROR, "reactors: %s", strerror(-rc));
 		goto eal_out;
 	}
+	dp_metrics_start(&cfg); /* not fatal: logged */
 	/*
 	 * UNFINISHED (multi-lcore): one engine on the main lcore for every
 	 * partition; cfg.storage_lcore[] placement is not honoured yet, and the
@@ -427,6 +429,7 @@ broker_out:
 	dp_broker_stop(&g_broker); /* nothing left to close after the shutdown hook */
 reactors_out:
 	net_kernel_fini();
+	dp_metrics_destroy();
 	dp_reactors_fini();
 eal_out:
 	rte_eal_cleanup();
