@@ -79,6 +79,8 @@ struct net_arp_entry {
 #define NET_TCPF_TIMER_LIST	0x40000	/* on the stack's timer list */
 #define NET_TCPF_USER		0x80000	/* the user has the handle (connected or accepted) */
 #define NET_TCPF_SYNCOOKIE	0x100000 /* template of a cookie SYN-ACK (no table entry) */
+#define NET_TCPF_TLP_ARMED	0x200000 /* rtx_deadline is a tail loss probe timeout */
+#define NET_TCPF_TLP_SENT	0x400000 /* a probe is out, not yet acknowledged */
 
 /* One out-of-order segment (whole mbuf chain, headers stripped). */
 struct net_tcp_ooo {
@@ -315,6 +317,11 @@ void net_tcp_send_rst_reply(struct net_stack *st, const struct rte_ipv4_hdr *ip,
 	const struct rte_tcp_hdr *th, uint32_t seglen);
 uint32_t net_tcp_rcv_window(const struct net_stack *st, const struct net_tcp_conn *c);
 void net_tcp_retransmit_head(struct net_stack *st, struct net_tcp_conn *c);
+/* (Re)start the retransmission timer: the RTO, or the tail loss probe
+ * timeout (RFC 8985 section 7) when one applies. */
+void net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c);
+/* The probe timeout fired: send the probe, then arm the RTO. */
+void net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c);
 /* Resend the unSACKed segment at seq (at most one MSS, not into a SACKed
  * range) and move HighRxt past it; returns the bytes sent. */
 uint32_t net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq);

@@ -433,9 +433,22 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		 * duplicate, or earlier when the scoreboard already says the
 		 * first unacknowledged byte is lost; not for losses of a window
 		 * already recovered (RFC 6675 (4.a), "HighACK > RecoveryPoint"). */
-		if ((c->dupacks >= 3 || net_tcp_sack_is_lost(st, c, c->snd_una)) &&
+		uint32_t out = c->snd_max - c->snd_una, end = net_tcp_data_end(c);
+		uint32_t oseg = (out + mss - 1) / mss;
+		bool no_new = !SEQ_LT(c->snd_nxt, end) || c->snd_nxt - c->snd_una + mss > c->snd_wnd;
+		/* RFC 5827 early retransmit: fewer than four segments out and
+		 * nothing new to send: oseg - 1 duplicates are enough. After a
+		 * tail loss probe (RFC 8985), SACK of the probe shows holes. */
+		bool early = (oseg < 4 && no_new && c->dupacks >= NET_MAX(oseg - 1, 1u)) ||
+			(c->flags & NET_TCPF_TLP_SENT);
+
+		if ((c->dupacks >= 3 || early || net_tcp_sack_is_lost(st, c, c->snd_una)) &&
 				SEQ_GT(c->snd_una, c->recover)) {
 			uint32_t pipe = net_tcp_sack_pipe(st, c);
+
+			if (c->dupacks < 3)
+				st->stats.tcp_early_retransmits++;
+			c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_TLP_ARMED);
 
 			c->recover = c->snd_max;
 			/* (4.2): ssthresh = cwnd = FlightSize / 2. */
@@ -450,9 +463,13 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 			 * rest by NextSeg as the pipe allows. */
 			net_tcp_sack_retransmit(st, c, c->snd_una);
 			net_tcp_pending(st, c);
+			return;
 		}
-		return;
 	}
+	if (c->dupacks < 3)
+		net_tcp_pending(st, c);	/* limited transmit (RFC 3042) */
+	if (c->flags & NET_TCPF_SACK_OK)
+		return;
 	/* RFC 5681 section 3.2 on the third duplicate, unless the ACK does not
 	 * cover more than recover (RFC 6582 step 2: no new recovery for
 	 * losses of the window already recovered, e.g. after an RTO). */
@@ -520,13 +537,15 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 			if (s->o.nsack > 0)
 				net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
 		}
-		/* RFC 6298 (5.2) and (5.3). */
+		/* RFC 6298 (5.2) and (5.3); a probe is answered (RFC 8985). */
+		c->flags &= ~NET_TCPF_TLP_SENT;
 		if (c->snd_una == c->snd_max) {
-			if (!(c->flags & NET_TCPF_PERSIST))
+			if (!(c->flags & NET_TCPF_PERSIST)) {
 				c->rtx_deadline = 0;
+				c->flags &= ~NET_TCPF_TLP_ARMED;
+			}
 		} else {
-			c->flags &= ~NET_TCPF_PERSIST;
-			net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+			net_tcp_rtx_arm(st, c);
 		}
 		if (c->mss != 0 && acked > 0)
 			cc_ack(st, c, acked);

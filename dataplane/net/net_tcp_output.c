@@ -343,14 +343,69 @@ net_tcp_send_rst_reply(struct net_stack *st, const struct rte_ipv4_hdr *rip,
 	net_ipv4_output(st, m, rip->src_addr);
 }
 
+void
+net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c)
+{
+	uint64_t t = c->rto_us;
+
+	c->flags &= ~(NET_TCPF_PERSIST | NET_TCPF_TLP_ARMED);
+	/* RFC 8985 section 7.2: a probe timeout of 2 SRTT when SACK is on,
+	 * no recovery or probe is under way and the timer is not backed off.
+	 * The receiver's delayed-ACK time is always added (not only for one
+	 * segment in flight): peers like this stack delay the ACK of an odd
+	 * last segment, and a probe before it would be spurious. */
+	if ((c->flags & NET_TCPF_SACK_OK) &&
+			!(c->flags & (NET_TCPF_IN_RECOVERY | NET_TCPF_TLP_SENT)) &&
+			c->srtt_us != 0 && c->backoff == 0 && c->snd_nxt == c->snd_max &&
+			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT)) {
+		uint64_t pto = 2 * (uint64_t)c->srtt_us + st->cfg.delack_us;
+
+		if (pto < t) {
+			t = pto;
+			c->flags |= NET_TCPF_TLP_ARMED;
+		}
+	}
+	net_tcp_arm(st, &c->rtx_deadline, st->now_us + t);
+}
+
+void
+net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c)
+{
+	uint32_t end = net_tcp_data_end(c);
+	uint32_t hi = SEQ_LT(c->snd_max, end) ? c->snd_max : end;
+
+	c->flags &= ~NET_TCPF_TLP_ARMED;
+	c->rtx_deadline = 0;
+	/* RFC 8985 section 7.3: new data if the window lets one segment go,
+	 * else the last segment sent again. */
+	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt - c->snd_una + c->mss <= c->snd_wnd) {
+		uint32_t len = NET_MIN(end - c->snd_nxt, (uint32_t)c->mss);
+
+		if (net_tcp_xmit(st, c, c->snd_nxt, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) == 0) {
+			c->snd_nxt += len;
+			if (SEQ_GT(c->snd_nxt, c->snd_max))
+				c->snd_max = c->snd_nxt;
+			st->stats.tcp_tlp_probes++;
+			c->flags |= NET_TCPF_TLP_SENT;
+		}
+	} else if (SEQ_LT(c->snd_una, hi)) {
+		uint32_t len = NET_MIN(hi - c->snd_una, (uint32_t)c->mss);
+
+		c->flags &= ~NET_TCPF_RTT_TIMING;	/* Karn */
+		if (net_tcp_xmit(st, c, hi - len, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) == 0) {
+			st->stats.tcp_tlp_probes++;
+			c->flags |= NET_TCPF_TLP_SENT;
+		}
+	}
+	net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+}
+
 /* Arm the retransmission timer if it is not running (RFC 6298 (5.1)). */
 static void
 arm_rtx(struct net_stack *st, struct net_tcp_conn *c)
 {
-	if (c->rtx_deadline == 0 || (c->flags & NET_TCPF_PERSIST)) {
-		c->flags &= ~NET_TCPF_PERSIST;
-		net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
-	}
+	if (c->rtx_deadline == 0 || (c->flags & NET_TCPF_PERSIST))
+		net_tcp_rtx_arm(st, c);
 }
 
 /* Retransmit the first unacknowledged segment (fast retransmit, NewReno
@@ -475,7 +530,7 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 		sent = sack_recovery_output(st, c, false);
 	for (;;) {
 		uint32_t outstanding = c->snd_nxt - c->snd_una, pipe = outstanding;
-		uint32_t limit = 0, avail, rwnd, usable, len;
+		uint32_t limit = 0, avail, rwnd, usable, len, cwnd;
 		uint8_t flags = RTE_TCP_ACK_FLAG;
 		bool fin, cut = false;
 
@@ -496,7 +551,14 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 		}
 		avail = SEQ_LT(c->snd_nxt, end) ? end - c->snd_nxt : 0;
 		rwnd = c->snd_wnd > outstanding ? c->snd_wnd - outstanding : 0;
-		usable = NET_MIN(rwnd, c->cwnd > pipe ? c->cwnd - pipe : 0);
+		cwnd = c->cwnd;
+		/* RFC 3042 limited transmit: one new segment for each of the
+		 * first two duplicate ACKs, so a small window still gets the
+		 * ACKs fast retransmit needs. */
+		if (!(c->flags & NET_TCPF_IN_RECOVERY) && c->dupacks > 0 && c->dupacks < 3 &&
+				!SEQ_LT(c->snd_nxt, c->snd_max))
+			cwnd += (uint32_t)c->dupacks * c->mss;
+		usable = NET_MIN(rwnd, cwnd > pipe ? cwnd - pipe : 0);
 		len = NET_MIN(NET_MIN(avail, usable), (uint32_t)c->mss);
 		if (cut && SEQ_LT(limit, c->snd_nxt + len))
 			len = limit - c->snd_nxt;

@@ -419,6 +419,72 @@ test_random_loss(void **state)
 	assert_true(ms_s < ms_n);
 }
 
+/* A lost last segment (nothing after it to bring duplicate ACKs): the
+ * tail loss probe resends it after 2 SRTT + the delayed-ACK time, long
+ * before the 200 ms RTO; and a lost middle segment with only two after it
+ * is repaired by early retransmit (RFC 5827) after the probe's SACK. */
+static void
+test_tail_loss_probe(void **state)
+{
+	struct t_pair p;
+	struct wire w = { .drop_rtx_seg = -1 };
+	static const uint32_t last[] = { 0 };
+	const struct net_stats *s;
+	uint64_t t0;
+
+	t_pair_init(&p, NULL, NULL);
+	t_pair_connect(&p, 9092);
+	p.frame_fn = wire_frame;
+	p.frame_arg = &w;
+	/* Warm up so SRTT is measured (1 ms rounds). */
+	assert_int_equal(push(p.app_a.conn, 0, 10000), 10000);
+	t_pair_run(&p, 50, 1000);
+	assert_int_equal(p.app_a.acked, 10000);
+	/* One request of 1000 bytes, lost. */
+	w.armed = true;
+	w.base = w.max_end = p.app_a.conn->snd_nxt;
+	w.mss = p.app_a.conn->mss;
+	w.drop_segs = last;
+	w.ndrop = 1;
+	t0 = p.now;
+	assert_int_equal(push(p.app_a.conn, 10000, 11000), 11000);
+	while (p.app_a.acked < 11000 && p.now < t0 + 1000000)
+		t_pair_step(&p, 1000);
+	s = net_stack_stats(p.a);
+	print_message("single lost segment repaired after %" PRIu64 " ms, %" PRIu64
+		" probes, %" PRIu64 " RTO\n", (p.now - t0) / 1000, s->tcp_tlp_probes,
+		s->tcp_rto_expiries);
+	assert_int_equal(p.app_a.acked, 11000);
+	assert_int_equal(s->tcp_rto_expiries, 0);
+	assert_int_equal(s->tcp_tlp_probes, 1);
+	assert_true(p.now - t0 < 100000);	/* 2 SRTT + 40 ms, not 200 ms */
+	assert_int_equal(w.rtx_bytes, 1000);
+	/* Three segments, the first lost: the probe resends the last, its
+	 * SACK makes the first lost (early retransmit), no RTO. */
+	{
+		static const uint32_t first[] = { 0 };
+
+		w.base = w.max_end = p.app_a.conn->snd_nxt;
+		w.drop_segs = first;
+		w.rtx_bytes = 0;
+		t0 = p.now;
+		assert_int_equal(push(p.app_a.conn, 11000, 11000 + 3 * w.mss), 11000 + 3 * w.mss);
+		while (p.app_a.acked < 11000 + 3 * w.mss && p.now < t0 + 1000000)
+			t_pair_step(&p, 1000);
+		print_message("first of three lost: repaired after %" PRIu64 " ms, %" PRIu64
+			" early retransmits\n", (p.now - t0) / 1000, s->tcp_early_retransmits);
+		assert_int_equal(p.app_a.acked, 11000 + 3 * w.mss);
+		assert_int_equal(s->tcp_rto_expiries, 0);
+		assert_true(s->tcp_early_retransmits >= 1);
+		assert_true(p.now - t0 < 100000);
+	}
+	for (uint32_t i = 0; i < p.app_b.rx_len; i++) {
+		if (p.app_b.rx[i] != t_pattern(i))
+			fail_msg("byte %u differs", i);
+	}
+	t_pair_fini(&p);
+}
+
 int
 main(void)
 {
@@ -429,6 +495,7 @@ main(void)
 		cmocka_unit_test(test_four_losses_one_window),
 		cmocka_unit_test(test_lost_retransmission),
 		cmocka_unit_test(test_random_loss),
+		cmocka_unit_test(test_tail_loss_probe),
 	};
 
 	if (t_eal_init() != 0) {
