@@ -26,6 +26,7 @@
 #include "dp_config.h"
 #include "dp_log.h"
 #include "dp_reactor.h"
+#include "kp_batch.h"
 
 __thread struct dp_metrics_block *dp_metrics_tls;
 double dp_metrics_ns_per_tsc = 1.0;
@@ -268,4 +269,29 @@ dp_metrics_start(const struct dp_config *cfg)
 	}
 	dp_log(DP_LOG_INFO, "metrics: counters in %s", path);
 	return 0;
+}
+
+void
+dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
+	const uint8_t *records, size_t len, int64_t log_end_offset)
+{
+	uint64_t n = 0;
+	size_t off = 0;
+
+	if (dp_metrics_tls == NULL || records == NULL)
+		return;
+	while (off < len) {
+		struct kp_batch_header bh;
+
+		if (kp_batch_header_parse(records + off, len - off, &bh) < 0 ||
+			kp_batch_size(&bh) > len - off)
+			break; /* a partial batch at the end of a Fetch */
+		if (bh.records_count > 0)
+			n += (uint64_t)bh.records_count;
+		off += kp_batch_size(&bh);
+	}
+	if (in)
+		dp_metrics_produce(topic, tlen, partition, len, n, log_end_offset);
+	else
+		dp_metrics_fetch(topic, tlen, partition, len, n, log_end_offset);
 }

@@ -311,6 +311,16 @@ dp_metrics_fetch(const char *topic, size_t len, int32_t partition, uint64_t byte
 	dp_metrics_wend(&tp->seq);
 }
 
+/**
+ * Count record batches (@records, @len bytes, borrowed; a partial last batch
+ * counts its bytes but no records) as produced to (@in) or fetched from a
+ * partition: the bytes, the records of the batch headers, and @log_end_offset
+ * (-1 unknown). Not inline: walks the batch headers.
+ */
+void
+dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
+	const uint8_t *records, size_t len, int64_t log_end_offset);
+
 /* ---- reader (any process) ---------------------------------------------- */
 
 struct dp_metrics_reader {

@@ -19,6 +19,7 @@
 #include <rte_lcore.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_error.h"
@@ -41,6 +42,7 @@ struct produce_ctx {
 	uint32_t len;
 	uint32_t pending; /* appends in flight + 1 while the handler runs */
 	bool failed;
+	uint64_t submit_tsc; /* when the appends were submitted (storage write latency) */
 	struct produce_ctx *next_free;
 };
 
@@ -82,6 +84,7 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 	if (rc < 0)
 		c->failed = true;
 	dp_fetch_appended(); /* wakes parked fetches */
+	dp_metrics_storage_write(rte_rdtsc() - c->submit_tsc);
 	if (--c->pending == 0)
 		produce_finish(c);
 }
@@ -180,6 +183,7 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	c->len = 0;
 	c->pending = 1;
 	c->failed = false;
+	c->submit_tsc = rte_rdtsc();
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topic_data.count > 0 ?
 								 m.topic_data.count : 1), 8);
 	if (rts == NULL)
@@ -226,6 +230,10 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			if (prs[j].error_code == PRODUCE_FULL) /* partly appended: retriable */
 				prs[j].error_code = KP_ERR_REQUEST_TIMED_OUT;
 			prs[j].log_start_offset = stor_log_start_offset(t->part[pd->index].log);
+			if (prs[j].error_code == KP_ERR_NONE)
+				dp_metrics_batches(true, td->name.ptr, (size_t)td->name.len, pd->index,
+					pd->records.ptr, (size_t)pd->records.len,
+					stor_log_end_offset(t->part[pd->index].log));
 		}
 	}
 	if (buf != NULL) {

@@ -29,6 +29,7 @@
 #include <rte_lcore.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_error.h"
@@ -63,6 +64,33 @@ static const struct kp_api_versions_response_api_version served[] = {
 
 /* One per process: the broker runs on one lcore (dp_broker.h). */
 static struct dp_requests g_req;
+
+/* Bytes and records of each partition of a Fetch response, for the metrics. */
+static void
+fetch_metrics(const struct kp_fetch_response *m)
+{
+	for (int32_t i = 0; i < m->responses.count; i++) {
+		const struct kp_fetch_response_fetchable_topic_response *t = &m->responses.items[i];
+		struct kp_str name = t->topic;
+
+		if (name.len <= 0) { /* v13+: by id */
+			struct dp_topic *dt = dp_req_topic_by_id(g_req.b, &t->topic_id);
+
+			if (dt == NULL)
+				continue;
+			name.ptr = dt->name;
+			name.len = (int32_t)strlen(dt->name);
+		}
+		for (int32_t k = 0; k < t->partitions.count; k++) {
+			const struct kp_fetch_response_partition_data *pd = &t->partitions.items[k];
+
+			if (pd->records.len > 0)
+				dp_metrics_batches(false, name.ptr, (size_t)name.len,
+					pd->partition_index, pd->records.ptr, (size_t)pd->records.len,
+					pd->high_watermark);
+		}
+	}
+}
 
 void
 dp_req_advertised_resolve(struct dp_requests *q)
@@ -171,6 +199,8 @@ dp_req_reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	buf[1] = (uint8_t)(n >> 16);
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
+	if (h->request_api_key == KP_API_FETCH)
+		fetch_metrics(msg);
 	return dp_conn_reply(conn, req, buf, n + 4, rb->free_fn, rb->free_arg);
 }
 
