@@ -205,9 +205,8 @@ static int
 parse_args(int argc, char **argv, struct lg_config *cfg, const char **json, const char **plot)
 {
 	bool have_duration = false;
-	uint32_t u;
-	uint64_t u64;
-	double d;
+	uint32_t u = 0;
+	double d = 0;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "b:t:p:s:a:z:k:c:T:i:r:d:n:qh", options, NULL)) !=
@@ -370,7 +369,6 @@ parse_args(int argc, char **argv, struct lg_config *cfg, const char **json, cons
 		fprintf(stderr, "slipstream-load: unexpected argument %s\n", argv[optind]);
 		return -EINVAL;
 	}
-	(void)u64;
 	/* Always bounded: a count alone bounds producing; consuming keeps a duration. */
 	if (!have_duration && cfg->count > 0 && cfg->mode != LG_MODE_CONSUME)
 		cfg->duration_s = 0;

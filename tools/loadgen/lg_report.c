@@ -106,6 +106,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_u64(&j, "wire_bytes_out", res->wire_bytes_out);
 	lg_json_f64(&j, "records_per_s", rate(res->acked_records, res->elapsed_s));
 	lg_json_f64(&j, "mb_per_s", rate(res->acked_bytes, res->elapsed_s) / 1e6);
+	lg_json_f64(&j, "produce_requests_per_s", rate(res->produce_requests, res->elapsed_s));
 	lg_json_f64(&j, "consume_elapsed_s", res->consume_elapsed_s);
 	lg_json_u64(&j, "consumed_records", res->consumed_records);
 	lg_json_u64(&j, "consumed_bytes", res->consumed_bytes);
@@ -177,11 +178,12 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 		fprintf(f,
 			"  produced     %" PRIu64 " records acked (%" PRIu64 " sent, %" PRIu64
 			" failed, %" PRIu64 " batches retried) in %.2f s: %.0f records/s, "
-			"%.2f MB/s\n",
+			"%.2f MB/s, %.0f requests/s\n",
 			res->acked_records, res->sent_records, res->failed_records,
 			res->retried_batches, res->elapsed_s,
 			rate(res->acked_records, res->elapsed_s),
-			rate(res->acked_bytes, res->elapsed_s) / 1e6);
+			rate(res->acked_bytes, res->elapsed_s) / 1e6,
+			rate(res->produce_requests, res->elapsed_s));
 	if (cfg->mode == LG_MODE_CONSUME || cfg->mode == LG_MODE_E2E)
 		fprintf(f,
 			"  consumed     %" PRIu64 " records in %.2f s: %.0f records/s, %.2f MB/s\n",

@@ -8,7 +8,7 @@
  *
  * JSON layout (units in the names; latency values in nanoseconds):
  *   {"tool":"slipstream-load","mode":...,"config":{...},"versions":{...},
- *    "result":{"records_per_s":...,"mb_per_s":...,...},
+ *    "result":{"records_per_s":...,"mb_per_s":...,"produce_requests_per_s":...,...},
  *    "partitions":[{"partition":0,"start_offset":..,"acked_end_offset":..,
  *                   "consumed_end_offset":..,"consumed_records":..},...],
  *    "timeseries":[{"t_s":..,"produced_records_per_s":..,...},...],
