@@ -14,7 +14,13 @@
  * Storage: one engine (dataplane/broker/dp_broker.h) runs as a poller on
  * the main lcore, next to the net worker(s) there; the request handlers call
  * into it directly. UNFINISHED: storage writers on their own lcores
- * (dataplane.storage.lcores) and the DPDK TCP transport are later work.
+ * (dataplane.storage.lcores) are later work.
+ *
+ * Transport: dataplane.transport=dpdk runs the userspace TCP stack on a DPDK
+ * port (net_dpdk); kernel runs kernel sockets (net_kernel); auto (the
+ * default) tries DPDK on dataplane.port.device (a TAP interface slipstream0
+ * at 198.18.0.1/24 on the kernel side, the broker at 198.18.0.2) and, where
+ * it cannot start, says why in one line and serves kernel sockets instead.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +46,7 @@
 #include "dp_log.h"
 #include "dp_metrics.h"
 #include "dp_reactor.h"
+#include "net_dpdk.h"
 #include "net_kernel.h"
 
 #define SLIPSTREAM_VERSION "0.1.0"
@@ -53,6 +60,9 @@ enum main_state {
 };
 
 static volatile sig_atomic_t g_signals;
+
+/* The transport in use: net_dpdk when true, net_kernel otherwise. */
+static bool g_dpdk;
 static volatile sig_atomic_t g_last_signal;
 
 /* The broker: storage engine, topics, logs. Owned by the main lcore. */
@@ -92,7 +102,9 @@ usage(FILE *out)
 		"Usage: slipstream [OPTIONS] [FILE]\n"
 		"Run the Slipstream broker in the foreground until SIGTERM or SIGINT.\n"
 		"FILE is a server.properties-style configuration; without one every key has its\n"
-		"default and the broker serves PLAINTEXT on 127.0.0.1:9092 over kernel sockets.\n"
+		"default: the broker serves PLAINTEXT on 198.18.0.2:9092 over DPDK on a TAP\n"
+		"interface slipstream0 (198.18.0.1/24), or on 127.0.0.1:9092 over kernel sockets\n"
+		"where DPDK cannot start (dataplane.transport=auto).\n"
 		"\n"
 		"  -h, --help             this text and the table of configuration keys\n"
 		"      --version          print the version\n"
@@ -132,14 +144,14 @@ main_control_poll(void *arg)
 		dp_log(DP_LOG_INFO, "%s received: draining in-flight requests (up to %" PRId64
 			" ms)", g_last_signal == SIGINT ? "SIGINT" : "SIGTERM",
 			m->cfg->dp_shutdown_timeout_ms);
-		if (net_kernel_drain_begin() < 0)
+		if ((g_dpdk ? net_dpdk_drain_begin() : net_kernel_drain_begin()) < 0)
 			dp_log(DP_LOG_WARN, "could not reach every net worker; stopping anyway");
 		m->deadline_tsc = now + (uint64_t)m->cfg->dp_shutdown_timeout_ms *
 			rte_get_tsc_hz() / 1000;
 		m->state = MAIN_DRAINING;
 		return 1;
 	case MAIN_DRAINING: {
-		uint64_t pending = net_kernel_drain_pending();
+		uint64_t pending = g_dpdk ? net_dpdk_drain_pending() : net_kernel_drain_pending();
 		bool forced = signals != m->seen_signals;
 
 		if (pending != 0 && now < m->deadline_tsc && !forced)
@@ -159,6 +171,48 @@ main_control_poll(void *arg)
 		return 0;
 	}
 	return 0;
+}
+
+/* dataplane.transport=auto and DPDK cannot start: one line, then kernel sockets. */
+static void
+dpdk_fallback_log(const struct dp_config *cfg, const char *why)
+{
+	const struct dp_listener *l = &cfg->listener[0];
+
+	dp_log(DP_LOG_WARN, "DPDK transport not started (%s); serving kernel sockets on %s:%u "
+			    "instead (dataplane.transport=auto)",
+		why, l->host[0] != '\0' ? l->host : "0.0.0.0", l->port);
+}
+
+/*
+ * The DPDK transport serves the port's address: advertise it where the
+ * advertised host could not reach the port (empty, any or loopback), and say
+ * how to reach the broker.
+ */
+static void
+dpdk_advertise(struct dp_config *cfg)
+{
+	const char *addr = net_dpdk_address();
+
+	for (unsigned int i = 0; i < cfg->n_advertised; i++) {
+		const char *h = cfg->advertised[i].host;
+
+		if (h[0] == '\0' || strcmp(h, "0.0.0.0") == 0 || strncmp(h, "127.", 4) == 0 ||
+			strcmp(h, "localhost") == 0)
+			snprintf(cfg->advertised[i].host, sizeof(cfg->advertised[i].host), "%s",
+				addr);
+	}
+	for (unsigned int i = 0; i < cfg->n_listeners; i++) {
+		if (cfg->listener[i].controller)
+			continue;
+		dp_log(DP_LOG_INFO, "reach the broker with: kcat -b %s:%u -L%s%s%s", addr,
+			cfg->listener[i].port,
+			strncmp(cfg->dp_port_device, "net_tap", 7) == 0 ? "  (from this network "
+			"namespace; kernel side " : "",
+			strncmp(cfg->dp_port_device, "net_tap", 7) == 0 ? cfg->dp_port_tap_address : "",
+			strncmp(cfg->dp_port_device, "net_tap", 7) == 0 ? ")" : "");
+		break;
+	}
 }
 
 static unsigned long
@@ -185,7 +239,8 @@ free_hugepages(void)
 
 /* Build the EAL argument vector. Strings live in @store (start-up lifetime). */
 static int
-eal_args(const struct dp_config *cfg, char **argv, char *store, size_t store_len, bool *no_huge)
+eal_args(const struct dp_config *cfg, bool dpdk, char **argv, char *store, size_t store_len,
+	bool *no_huge)
 {
 	int argc = 0;
 	size_t used = 0;
@@ -219,8 +274,12 @@ eal_args(const struct dp_config *cfg, char **argv, char *store, size_t store_len
 	} else {
 		ADD("--in-memory");
 	}
-	if (cfg->dp_transport == DP_TRANSPORT_KERNEL)
-		ADD("--no-pci"); /* leave the machine's NICs alone */
+	if (dpdk && net_dpdk_device_is_pci(cfg->dp_port_device)) {
+		ADD("-a"); /* that NIC only */
+		ADD("%s", cfg->dp_port_device);
+	} else {
+		ADD("--no-pci"); /* leave the machine's NICs alone (vdevs are probed later) */
+	}
 	ADD("--no-telemetry");
 	ADD("--log-level=lib.eal:warning");
 	extra = store + used;
@@ -258,6 +317,7 @@ main(int argc, char **argv)
 	struct main_ctl ctl;
 	struct sigaction sa;
 	bool no_huge = false;
+	char why[256];
 	int eal_argc;
 	int rc;
 	int c;
@@ -324,11 +384,15 @@ main(int argc, char **argv)
 		return 0;
 	}
 	dp_log_set_level(cfg.dp_log_level);
-	if (cfg.dp_transport == DP_TRANSPORT_DPDK) {
-		dp_log(DP_LOG_ERROR, "dataplane.transport=dpdk: the DPDK TCP stack is not built "
-				     "yet; use dataplane.transport=kernel");
-		dp_config_free(&cfg);
-		return 2;
+	g_dpdk = cfg.dp_transport != DP_TRANSPORT_KERNEL;
+	if (g_dpdk && net_dpdk_precheck(&cfg, why, sizeof(why)) < 0) {
+		if (cfg.dp_transport == DP_TRANSPORT_DPDK) {
+			dp_log(DP_LOG_ERROR, "dataplane.transport=dpdk: %s", why);
+			dp_config_free(&cfg);
+			return 1;
+		}
+		dpdk_fallback_log(&cfg, why);
+		g_dpdk = false;
 	}
 
 	memset(&sa, 0, sizeof(sa));
@@ -338,7 +402,7 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	eal_argc = eal_args(&cfg, eal_argv, eal_store, sizeof(eal_store), &no_huge);
+	eal_argc = eal_args(&cfg, g_dpdk, eal_argv, eal_store, sizeof(eal_store), &no_huge);
 	if (eal_argc < 0) {
 		dp_log(DP_LOG_ERROR, "dpdk.eal.args: too many or too long EAL arguments");
 		dp_config_free(&cfg);
@@ -408,9 +472,24 @@ main(int argc, char **argv)
 		rc = -ENOMEM;
 		goto broker_out;
 	}
-	rc = net_kernel_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis);
-	if (rc < 0)
-		goto broker_out;
+	if (g_dpdk) {
+		rc = net_dpdk_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis, why,
+			sizeof(why));
+		if (rc == 0) {
+			dpdk_advertise(&cfg);
+		} else if (cfg.dp_transport == DP_TRANSPORT_DPDK) {
+			dp_log(DP_LOG_ERROR, "dataplane.transport=dpdk: %s", why);
+			goto broker_out;
+		} else {
+			dpdk_fallback_log(&cfg, why);
+			g_dpdk = false;
+		}
+	}
+	if (!g_dpdk) {
+		rc = net_kernel_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis);
+		if (rc < 0)
+			goto broker_out;
+	}
 	rc = dp_poller_register(rte_get_main_lcore(), "fetch.wait", dp_requests_poll,
 		dp_requests_arg(), 0, DP_POLLER_EVERY);
 	if (rc < 0)
@@ -428,7 +507,10 @@ main(int argc, char **argv)
 broker_out:
 	dp_broker_stop(&g_broker); /* nothing left to close after the shutdown hook */
 reactors_out:
-	net_kernel_fini();
+	if (g_dpdk)
+		net_dpdk_fini();
+	else
+		net_kernel_fini();
 	dp_metrics_destroy();
 	dp_reactors_fini();
 eal_out:
