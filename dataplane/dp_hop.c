@@ -458,6 +458,9 @@ proxy_deliver(struct hop_proxy *p, struct hop_desc *d)
 	uint64_t req = (uint64_t)c->gen << 32 | c->tail;
 	int rc;
 
+	/* A close by flag on the idle proxy (a stale reference) must not hit this request. */
+	c->closing = false;
+	c->tx_ready = false;
 	memset(s, 0, sizeof(*s));
 	s->state = DP_CONN_SLOT_PENDING;
 	c->tail++;
@@ -731,4 +734,29 @@ dp_hop_broker_stats_get(struct dp_hop_broker_stats *out)
 	out->resp_free = g_broker.env.resp_pool != NULL ?
 		rte_mempool_avail_count(g_broker.env.resp_pool) : 0;
 	out->late = stat_load(&g_broker.env.n_late_replies);
+}
+
+void
+dp_hop_log_stats(void)
+{
+	struct dp_hop_broker_stats bs;
+	double us_per_tsc = 1e6 / (double)rte_get_tsc_hz();
+
+	if (g_n_lcores == 0)
+		return;
+	for (unsigned int i = 0; i < g_n_lcores; i++) {
+		struct dp_hop_stats st;
+
+		dp_hop_stats_get(g_lcores[i].lcore, &st);
+		dp_log(DP_LOG_INFO, "hop from lcore %u: %" PRIu64 " request(s) hopped, %" PRIu64
+			" local; round trip avg %.1f us, max %.1f us; deferred %" PRIu64
+			" (descriptors) %" PRIu64 " (frame buffers) %" PRIu64 " (ring); %" PRIu64
+			" late, %" PRIu64 " closed", g_lcores[i].lcore, st.hopped, st.local,
+			st.hopped != 0 ? (double)st.rtt_tsc_sum * us_per_tsc / (double)st.hopped : 0.0,
+			(double)st.rtt_tsc_max * us_per_tsc, st.deferred_desc, st.deferred_buf,
+			st.deferred_ring, st.late, st.closed);
+	}
+	dp_hop_broker_stats_get(&bs);
+	dp_log(DP_LOG_INFO, "hop to lcore %u: %" PRIu64 " served, %" PRIu64 " handler deferral(s), "
+		"%" PRIu64 " outbox wait(s)", g_broker.lcore, bs.served, bs.deferred, bs.outbox_waits);
 }

@@ -138,4 +138,7 @@ int dp_hop_stats_get(unsigned int lcore, struct dp_hop_stats *out);
 /** Counters of the broker side. */
 void dp_hop_broker_stats_get(struct dp_hop_broker_stats *out);
 
+/** Log the counters (one info line per worker lcore, one for the broker). Any thread. */
+void dp_hop_log_stats(void);
+
 #endif /* SLP_DP_HOP_H */
