@@ -2712,3 +2712,19 @@ ctl_coord_group_count(const struct ctl_coord *c)
 {
 	return c->n_groups;
 }
+
+int
+ctl_coord_offsets_foreach(void *coord,
+	void (*fn)(void *arg, const char *group, const char *topic, int32_t partition,
+		int64_t committed),
+	void *arg)
+{
+	const struct ctl_coord *c = coord;
+
+	for (const struct group *g = c->groups; g != NULL; g = g->next) {
+		for (uint32_t i = 0; i < g->n_offsets; i++)
+			fn(arg, g->id, g->offsets[i].topic, g->offsets[i].partition,
+				g->offsets[i].offset);
+	}
+	return 0;
+}

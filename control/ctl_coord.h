@@ -123,5 +123,14 @@ int64_t ctl_coord_committed(const struct ctl_coord *c, const char *group, const 
 	int32_t partition);
 /** Number of groups known. */
 unsigned int ctl_coord_group_count(const struct ctl_coord *c);
+/**
+ * Call @fn once per committed offset of every group (strings borrowed for
+ * the call), for the metrics module's consumer lag (ctl_metrics_offsets_fn:
+ * @coord is the struct ctl_coord). @return 0.
+ */
+int ctl_coord_offsets_foreach(void *coord,
+	void (*fn)(void *arg, const char *group, const char *topic, int32_t partition,
+		int64_t committed),
+	void *arg);
 
 #endif /* SLP_CTL_COORD_H */

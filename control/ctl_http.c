@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_coord.h"
 #include "ctl_loop.h"
 #include "ctl_metrics.h"
 #include "dp_config.h"
@@ -601,7 +602,7 @@ int
 ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord *coord)
 {
 	const char *listen_at = g_http_listen;
-	const char *shm = getenv("SLIPSTREAM_METRICS_SHM");
+	const char *shm = cfg->metrics_shm_path;
 	char host[256], path[256];
 	uint16_t port;
 	int rc;
@@ -623,23 +624,18 @@ ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord 
 	rc = ctl_metrics_init(&g_http.metrics, shm);
 	if (rc < 0)
 		return rc;
-	/*
-	 * UNFINISHED: consumer lag needs the committed offsets of every group;
-	 * ctl_coord has no iteration yet. Once it has one of the shape
-	 * ctl_metrics_offsets_fn, pass it here:
-	 * ctl_metrics_set_offsets(&g_http.metrics, <foreach>, coord).
-	 */
-	(void)coord;
+	if (coord != NULL)
+		ctl_metrics_set_offsets(&g_http.metrics, ctl_coord_offsets_foreach, coord);
 	g_http.routes[0].path = "/metrics";
 	g_http.routes[0].fn = ctl_metrics_http;
 	g_http.routes[0].arg = &g_http.metrics;
 	g_http.srv = ctl_http_server_open(host, port, g_http.routes, 1, 10000);
 	if (g_http.srv == NULL) {
-		rc = -errno;
-		fprintf(stderr, "control: metrics: cannot listen on %s: %s\n", listen_at,
-			strerror(errno));
+		/* Not fatal: groups and offsets matter more than their metrics. */
+		fprintf(stderr, "control: metrics: cannot listen on %s (%s); running without "
+				"/metrics (control.metrics.listen)\n", listen_at, strerror(errno));
 		ctl_metrics_fini(&g_http.metrics);
-		return rc;
+		return 0;
 	}
 	g_http.loop = l;
 	rc = ctl_loop_watch(l, g_http.srv->lfd, 0x001 /* EPOLLIN */, http_listen_ready, NULL);

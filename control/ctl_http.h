@@ -138,13 +138,15 @@ ctl_http_config_key(void *arg, const char *key, const char *value);
 
 /**
  * Serve /metrics (ctl_metrics.h) on the control loop @l: listen on
- * control.metrics.listen and read the dataplane segment of node
- * @cfg->node_id (the dataplane's default path; $SLIPSTREAM_METRICS_SHM
- * overrides it, as it does for the dataplane). @coord: the committed offsets for consumer lag.
- * All borrowed until ctl_http_fini().
+ * control.metrics.listen and read the dataplane's segment at
+ * @cfg->metrics_shm_path (empty: the default path of @cfg->node_id, as the
+ * dataplane does). @coord (may be NULL): committed offsets for consumer lag.
+ * All borrowed until ctl_http_fini(). A listener that cannot be opened is
+ * logged and the process runs without /metrics.
  *
- * @return 0, or a negative errno when the listener cannot be opened.
+ * @return 0, or -EINVAL for a malformed control.metrics.listen.
  */
+
 int
 ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord *coord);
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ctl_coord.h"
+#include "ctl_http.h"
 #include "ctl_loop.h"
 #include "ctl_store.h"
 #include "dp_config.h"
@@ -83,7 +84,7 @@ ctl_config_key(void *arg, const char *key, const char *value)
 	else if (strcmp(key, "control.dataplane.socket.path") == 0)
 		dst = o->dataplane_path;
 	else
-		return -ENOENT; /* other control.* keys (metrics) join this table */
+		return ctl_http_config_key(NULL, key, value); /* control.metrics.* */
 	if (strlen(value) >= sizeof(o->socket_path))
 		return -EINVAL; /* longer than a unix socket path may be */
 	snprintf(dst, sizeof(o->socket_path), "%s", value);
@@ -472,7 +473,8 @@ main(int argc, char **argv)
 	 * start here: ctl_loop_watch() for their sockets, ctl_loop_every() for
 	 * periodic work; ctl_coord.h's introspection reads group state.
 	 */
-	if (ctl_loop_every(&m.loop, 50, coord_tick, &m) < 0) {
+	if (ctl_loop_every(&m.loop, 50, coord_tick, &m) < 0 ||
+		ctl_http_init(&m.loop, &m.cfg, m.coord) < 0) {
 		fprintf(stderr, "control: start-up failed\n");
 		return 1;
 	}
@@ -480,6 +482,7 @@ main(int argc, char **argv)
 		CTL_VERSION, CTL_OFFSETS_TOPIC, m.opts.dataplane_path);
 	ctl_loop_run(&m.loop, &g_stop);
 	fprintf(stderr, "control: stopping\n");
+	ctl_http_fini();
 	for (int i = 0; i < CTL_MAX_CONNS; i++) {
 		if (m.conns[i].id != 0)
 			conn_close(&m, &m.conns[i]);
