@@ -99,6 +99,8 @@ struct async_req {
 
 static struct async_req g_async[ASYNC_MAX]; /* broker lcore only */
 static unsigned int g_n_async;
+static struct dp_conn *g_kept_conn;      /* 'S': a connection pointer kept after the reply */
+static volatile int g_close_kept;        /* set by the test: close g_kept_conn (stale) */
 
 static int
 echo(struct dp_conn *conn, uint64_t req, const uint8_t *body, uint32_t len)
@@ -132,6 +134,9 @@ test_handler(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame
 		return echo(conn, req, frame + 3, len - 3);
 	case 'Z':
 		return dp_conn_reply(conn, req, NULL, 0, NULL, NULL);
+	case 'S':
+		g_kept_conn = conn;
+		return echo(conn, req, frame + 3, len - 3);
 	case 'C':
 		return -EPROTO;
 	case 'D':
@@ -167,6 +172,10 @@ async_poller(void *arg)
 	unsigned int done = 0;
 
 	(void)arg;
+	if (__atomic_load_n(&g_close_kept, __ATOMIC_ACQUIRE)) {
+		dp_conn_close(g_kept_conn); /* stale: its request was answered long ago */
+		__atomic_store_n(&g_close_kept, 0, __ATOMIC_RELEASE);
+	}
 	while (done < g_n_async) {
 		struct async_req *a = &g_async[done];
 
@@ -353,6 +362,7 @@ setup_opts(unsigned int n_worker_lcores)
 		g_conns[i].kicks = 0;
 	}
 	g_n_async = 0;
+	g_close_kept = 0;
 	g_handled = 0;
 	g_defer_left = 0;
 	g_wrong_lcore = 0;
@@ -615,6 +625,34 @@ test_broker_eagain_keeps_order(void **state)
 	assert_int_equal(bs.served, 3);
 }
 
+static bool
+kept_closed(void)
+{
+	return !__atomic_load_n(&g_close_kept, __ATOMIC_ACQUIRE);
+}
+
+/* Regression: a handler closing a proxy it kept after answering must not close a later request. */
+static void
+test_stale_close_is_ignored(void **state)
+{
+	struct tconn *c = &g_conns[6];
+
+	(void)state;
+	if (g_n_lc < 2)
+		skip();
+	push_frame(c, 3, 'S', "s1");
+	assert_int_equal(dp_conn_deliver(&c->base), 1);
+	assert_true(run_until(all_idle));
+	__atomic_store_n(&g_close_kept, 1, __ATOMIC_RELEASE);
+	assert_true(run_until(kept_closed));
+	/* The same descriptor (and proxy) serves the next request. */
+	push_frame(c, 3, 'E', "s2");
+	assert_int_equal(dp_conn_deliver(&c->base), 1);
+	assert_true(run_until(all_idle));
+	got_is(c, "s1|s2|");
+	assert_false(c->base.closing);
+}
+
 /* With every worker on the broker's lcore there is no hop: direct calls. */
 static void
 test_no_remote_worker_is_direct(void **state)
@@ -651,6 +689,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_handler_error_and_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_ring_defers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_eagain_keeps_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_close_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_remote_worker_is_direct, setup, teardown),
 	};
 	unsigned int id;
