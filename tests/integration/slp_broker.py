@@ -10,7 +10,9 @@ Two transports. By default the kernel one, pinned with
 dataplane.transport=kernel (the broker's own default tries DPDK first), on
 loopback addresses only. With SLP_TRANSPORT=dpdk in the environment the
 broker runs the DPDK transport on a net_tap port instead: listeners become
-PLAINTEXT://198.18.0.2:9092 and the TAP's kernel side is 198.18.0.1/24. That
+PLAINTEXT://198.18.0.2:9092 and the TAP's kernel side is 198.18.0.1/24 (with
+SLP_DPDK_PORT=af_packet: net_af_packet on veth0, whose peer veth1 the caller
+gave 198.18.0.1/24; the kernel's frames then carry partial checksums). That
 mode expects to run inside a network namespace of its own (test_broker_dpdk.py
 runs each test script under `ip netns exec slp-dpdk-...`), so the TAP
 interface and addresses never meet another test's.
@@ -24,6 +26,9 @@ import time
 
 
 DPDK = os.environ.get("SLP_TRANSPORT") == "dpdk"
+# The DPDK port: "tap" (net_tap, the broker makes slipstream0) or "af_packet"
+# (net_af_packet on veth0 of a veth pair the caller made, veth1 at 198.18.0.1/24).
+DPDK_PORT_KIND = os.environ.get("SLP_DPDK_PORT", "tap")
 DPDK_HOST = "198.18.0.2"
 DPDK_PORT = 9092
 
@@ -39,7 +44,9 @@ def transport_config(conf_text):
     return "\n".join([
         "dataplane.transport=dpdk",
         "listeners=PLAINTEXT://%s:%d" % (DPDK_HOST, DPDK_PORT),
-        "dataplane.port.device=net_tap0,iface=slipstream0",
+        "dataplane.port.device=%s" % ("net_af_packet0,iface=veth0"
+                                      if DPDK_PORT_KIND == "af_packet"
+                                      else "net_tap0,iface=slipstream0"),
         "dataplane.port.ipv4.address=%s" % DPDK_HOST,
         "dataplane.port.tap.address=198.18.0.1/24",
         "dpdk.memory.mb=768",  # the port's packet buffers on top of the kernel tests' 256

@@ -7,8 +7,11 @@ brings its loopback up and runs the script inside it with SLP_TRANSPORT=dpdk:
 slp_broker.Broker then starts the broker on a net_tap port (TAP interface
 slipstream0, kernel side 198.18.0.1/24, broker 198.18.0.2:9092) and the
 script's clients (kcat, confluent_kafka, raw sockets) reach it through the
-kernel's TCP over that TAP, all inside the namespace. The namespace is
-deleted afterwards, also when the script fails or times out.
+kernel's TCP over that TAP, all inside the namespace. Then the kcat script
+once more over net_af_packet on a veth pair in a fresh namespace (veth1 at
+198.18.0.1/24 with checksum offload on, so the broker receives the partial
+checksums a veth peer sends). The namespace is deleted afterwards, also when
+the script fails or times out.
 
 Needs root (namespaces, TAP); prints SKIP and exits 77 otherwise (meson's
 skip code). Bounded: each script runs at most 240 s.
@@ -26,13 +29,22 @@ SCRIPTS = sys.argv[2:] or ["test_broker_kcat.py", "test_broker_python.py"]
 PYTHON = "/usr/bin/python3"  # the one that sees confluent_kafka and kafka-python
 
 
-def run_in_netns(script):
+def ip(*args):
+    subprocess.run(["ip"] + list(args), check=True, timeout=10)
+
+
+def run_in_netns(script, port="tap"):
     ns = "slp-dpdk-" + secrets.token_hex(4)
-    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    ip("netns", "add", ns)
     try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=10)
-        env = dict(os.environ, SLP_TRANSPORT="dpdk")
-        print("=== %s in namespace %s (DPDK on net_tap)" % (script, ns), flush=True)
+        ip("-n", ns, "link", "set", "lo", "up")
+        if port == "af_packet":
+            ip("-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+            ip("-n", ns, "addr", "add", "198.18.0.1/24", "dev", "veth1")
+            ip("-n", ns, "link", "set", "veth0", "up")
+            ip("-n", ns, "link", "set", "veth1", "up")
+        env = dict(os.environ, SLP_TRANSPORT="dpdk", SLP_DPDK_PORT=port)
+        print("=== %s in namespace %s (DPDK on net_%s)" % (script, ns, port), flush=True)
         r = subprocess.run(["ip", "netns", "exec", ns, PYTHON, os.path.join(HERE, script),
                             SLIPSTREAM], env=env, timeout=240)
         return r.returncode
@@ -56,16 +68,17 @@ def main():
         print("SKIP: the DPDK transport tests need root and /dev/net/tun")
         return 77
     failed = []
-    for script in SCRIPTS:
-        rc = run_in_netns(script)
+    runs = [(s, "tap") for s in SCRIPTS] + [("test_broker_kcat.py", "af_packet")]
+    for script, port in runs:
+        rc = run_in_netns(script, port)
         if rc == 77:
             print("%s: skipped" % script)
         elif rc != 0:
-            failed.append(script)
+            failed.append("%s (net_%s)" % (script, port))
     if failed:
         print("FAILED over DPDK: %s" % ", ".join(failed))
         return 1
-    print("OK: %s over DPDK" % ", ".join(SCRIPTS))
+    print("OK over DPDK: %s" % ", ".join("%s (net_%s)" % r for r in runs))
     return 0
 
 
