@@ -73,6 +73,7 @@ struct ctl_store {
 	int64_t *end;
 	int64_t *next;
 	int64_t loaded_records;
+	bool round_progress;     /* some partition advanced in the last Fetch */
 	int64_t last_try_ms;
 };
 
@@ -173,22 +174,35 @@ send_create(struct ctl_store *s)
 {
 	struct kp_create_topics_request r;
 	struct kp_create_topics_request_creatable_topic t;
-	struct kp_create_topics_request_creatable_topic_config cfg;
+	/*
+	 * Kafka's settings for this topic: compacted, segment.bytes from
+	 * offsets.topic.segment.bytes (100 MiB). Not preallocated: the topic
+	 * sees a few records per commit, and a preallocated segment per
+	 * partition would cost segment.bytes of disk each (5 GiB for 50).
+	 */
+	static const char *const kv[][2] = {
+		{"cleanup.policy", "compact"},
+		{"segment.bytes", "104857600"},
+		{"preallocate", "false"},
+	};
+	struct kp_create_topics_request_creatable_topic_config cfg[3];
 
 	kp_create_topics_request_init(&r);
 	kp_create_topics_request_creatable_topic_init(&t);
-	kp_create_topics_request_creatable_topic_config_init(&cfg);
-	cfg.name.ptr = "cleanup.policy";
-	cfg.name.len = (int32_t)strlen(cfg.name.ptr);
-	cfg.value.ptr = "compact";
-	cfg.value.len = 7;
+	for (int i = 0; i < 3; i++) {
+		kp_create_topics_request_creatable_topic_config_init(&cfg[i]);
+		cfg[i].name.ptr = kv[i][0];
+		cfg[i].name.len = (int32_t)strlen(kv[i][0]);
+		cfg[i].value.ptr = kv[i][1];
+		cfg[i].value.len = (int32_t)strlen(kv[i][1]);
+	}
 	t.name.ptr = CTL_OFFSETS_TOPIC;
 	t.name.len = (int32_t)strlen(CTL_OFFSETS_TOPIC);
 	t.num_partitions = s->want_partitions;
 	t.replication_factor = 1;
 	t.assignments.count = 0;
-	t.configs.items = &cfg;
-	t.configs.count = 1;
+	t.configs.items = cfg;
+	t.configs.count = 3;
 	r.topics.items = &t;
 	r.topics.count = 1;
 	r.timeout_ms = 30000;
@@ -275,6 +289,15 @@ send_fetch(struct ctl_store *s)
 	ps = calloc((size_t)s->n_partitions, sizeof(*ps));
 	if (ps == NULL)
 		return -ENOMEM;
+	if (s->state == ST_FETCH && !s->round_progress) {
+		for (int32_t i = 0; i < s->n_partitions; i++) {
+			if (s->next[i] < s->end[i])
+				slog("%s-%d: nothing readable from offset %lld to %lld; loaded up to there",
+					CTL_OFFSETS_TOPIC, i, (long long)s->next[i], (long long)s->end[i]);
+			s->next[i] = s->end[i];
+		}
+	}
+	s->round_progress = false;
 	for (int32_t i = 0; i < s->n_partitions; i++) {
 		if (s->next[i] >= s->end[i])
 			continue;
@@ -338,10 +361,13 @@ load_records(struct ctl_store *s, int32_t p, const struct kp_bytes *records, int
 		pos += kp_batch_size(&h);
 		left -= kp_batch_size(&h);
 	}
-	if (!progress) {
-		/* Nothing at or after next (compaction gaps, or the end moved): done with it. */
-		s->next[p] = s->end[p];
-	}
+	if (progress)
+		s->round_progress = true;
+	/*
+	 * No batch for this partition in this response: the response may have
+	 * been full before its turn; it is asked again. A round in which no
+	 * partition advances ends the load (send_fetch).
+	 */
 	if (hw >= 0 && hw < s->end[p])
 		s->end[p] = hw;
 }

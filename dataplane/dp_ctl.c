@@ -404,30 +404,41 @@ out:
 	return rc;
 }
 
-/* The address clients reach this broker's coordinator at (see dp_ctl.h). */
+/*
+ * The address clients reach this broker's coordinator at: the one Metadata
+ * advertises for this broker (the same rule as dp_req_advertised_resolve():
+ * the first non-controller listener, its advertised host and port, else its
+ * own with the port actually bound). UNFINISHED: with several listeners the
+ * answer should be the one the client came in on.
+ */
 static void
-coordinator_address(const char **host, int32_t *port)
+coordinator_address(char *host, size_t cap, int32_t *port)
 {
 	const struct dp_config *cfg = g.cfg;
 	const struct dp_listener *l = NULL;
+	unsigned int li = 0;
 
-	*host = "localhost";
-	*port = net_kernel_listener_port(0);
+	*port = 0;
+	host[0] = '\0';
 	for (unsigned int i = 0; i < cfg->n_listeners && l == NULL; i++) {
-		if (!cfg->listener[i].controller)
+		if (!cfg->listener[i].controller) {
 			l = &cfg->listener[i];
-	}
-	if (l == NULL)
-		return;
-	for (unsigned int i = 0; i < cfg->n_advertised; i++) {
-		if (strcmp(cfg->advertised[i].name, l->name) == 0) {
-			*host = cfg->advertised[i].host;
-			*port = cfg->advertised[i].port;
-			return;
+			li = i;
 		}
 	}
-	if (l->host[0] != '\0' && strcmp(l->host, "0.0.0.0") != 0 && strcmp(l->host, "::") != 0)
-		*host = l->host;
+	for (unsigned int i = 0; l != NULL && i < cfg->n_advertised; i++) {
+		if (strcmp(cfg->advertised[i].name, l->name) == 0) {
+			snprintf(host, cap, "%s", cfg->advertised[i].host);
+			*port = cfg->advertised[i].port;
+			break;
+		}
+	}
+	if (*port == 0 && l != NULL) {
+		snprintf(host, cap, "%s", l->host);
+		*port = l->port != 0 ? l->port : net_kernel_listener_port(li);
+	}
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0)
+		snprintf(host, cap, "127.0.0.1");
 }
 
 static int
@@ -440,14 +451,14 @@ find_coordinator(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	struct kp_find_coordinator_response_coordinator cs[64];
 	int16_t v = h->request_api_version;
 	struct kp_arena a;
-	const char *host;
+	char host[256];
 	int32_t port;
 	int16_t err;
 
 	kp_arena_init(&a, scratch, sizeof(scratch));
 	if (kp_find_coordinator_request_decode(&q, v, r, &a) < 0)
 		return -EPROTO;
-	coordinator_address(&host, &port);
+	coordinator_address(host, sizeof(host), &port);
 	/* Groups only: transactions have no coordinator here yet. */
 	err = g.fd < 0 || q.key_type != 0 ? KP_ERR_COORDINATOR_NOT_AVAILABLE : KP_ERR_NONE;
 	kp_find_coordinator_response_init(&m);
@@ -841,7 +852,7 @@ dp_ctl_init(const struct dp_config *cfg, const struct dp_handler_apis *inner)
 
 	g.cfg = cfg;
 	g.inner = inner;
-	g.lcore = rte_get_main_lcore();
+	g.lcore = cfg->storage_lcore[0]; /* the broker's lcore: requests are handled there */
 	if (dp_ctl_paths(cfg) < 0)
 		return NULL;
 	g.table = calloc((size_t)inner->n_apis + N_CTL_APIS, sizeof(*g.table));

@@ -28,9 +28,9 @@
  * reads and writes __consumer_offsets as a Kafka client), and accepts the
  * other control.* keys unseen (the control process validates them).
  *
- * All state belongs to the main lcore (the broker's); a group request that
- * arrives on another lcore answers COORDINATOR_NOT_AVAILABLE (UNFINISHED
- * until requests are forwarded between lcores). Responses relayed from the
+ * All state belongs to the broker's lcore (dataplane.storage.lcores[0],
+ * where every request is handled); a group request that arrives on another
+ * lcore answers COORDINATOR_NOT_AVAILABLE. Responses relayed from the
  * control process are malloc'd buffers: group traffic is not the data path.
  */
 #ifndef SLP_DP_CTL_H
@@ -64,8 +64,8 @@ const char *dp_ctl_dataplane_socket_path(void);
 /**
  * Wrap @inner (the broker's table, borrowed, must outlive the transport):
  * the returned table advertises and serves everything @inner does plus the
- * group APIs and FindCoordinator. Registers the channel's poller on the main
- * lcore; resolves the socket paths (dp_ctl_paths()). Start-up only.
+ * group APIs and FindCoordinator. Registers the channel's poller on the
+ * broker's lcore; resolves the socket paths (dp_ctl_paths()). Start-up only.
  *
  * @return the table (static), or NULL (no memory, poller table full, paths
  *         too long: logged).
@@ -73,7 +73,7 @@ const char *dp_ctl_dataplane_socket_path(void);
 const struct dp_handler_apis *dp_ctl_init(const struct dp_config *cfg,
 	const struct dp_handler_apis *inner);
 
-/** Is the channel to the control process up? (Main lcore.) */
+/** Is the channel to the control process up? (The broker's lcore.) */
 bool dp_ctl_connected(void);
 
 /** Close the channel and free what dp_ctl_init() allocated (after the reactors stop). */
