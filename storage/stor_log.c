@@ -1986,6 +1986,64 @@ stor_log_offset_for_time(struct stor_log *log, int64_t ts, int64_t *offset, int6
 }
 
 /* ------------------------------------------------------------------------- */
+/* Batch headers (rebuilding state kept beside the log, e.g. producer state)  */
+
+int
+stor_log_batch_headers(struct stor_log *log, int64_t from, stor_batch_header_fn fn, void *arg)
+{
+	int rc = 0;
+
+	if (log->pend_count != 0)
+		return -EBUSY; /* only data in the files is walked */
+	for (unsigned i = 0; i < log->seg_count && rc == 0; i++) {
+		struct stor_segment *seg = log->segs[i];
+		uint64_t limit = seg_readable(log, seg);
+		uint64_t pos;
+		struct walker w;
+		int err = 0;
+
+		if (seg->next_offset <= from || limit == 0)
+			continue;
+		pos = idx_lookup(seg, from);
+		rc = walker_init(&w, log, seg, limit);
+		if (rc != 0)
+			return rc;
+		while (pos < limit) {
+			const uint8_t *p = walker_get(&w, pos, KP_BATCH_LOG_OVERHEAD, &err);
+			struct kp_batch_header h;
+			uint32_t size;
+
+			if (p == NULL)
+				break;
+			size = KP_BATCH_LOG_OVERHEAD + stor_be32_get(p + 8);
+			if (size < KP_BATCH_HEADER_SIZE || size > SCAN_MAX_BATCH) {
+				err = -EBADMSG; /* recovery validated every batch below limit */
+				break;
+			}
+			p = walker_get(&w, pos, size, &err);
+			if (p == NULL) {
+				if (err == 0)
+					err = -EBADMSG;
+				break;
+			}
+			err = kp_batch_header_parse(p, size, &h);
+			if (err != 0)
+				break;
+			pos += size;
+			if (h.base_offset + h.last_offset_delta < from)
+				continue;
+			rc = fn(arg, &h);
+			if (rc != 0)
+				break;
+		}
+		walker_fini(&w);
+		if (rc == 0 && err != 0)
+			rc = err;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Lifecycle                                                                   */
 
 int

@@ -186,6 +186,30 @@ uint64_t stor_log_size_bytes(const struct stor_log *log);
 int stor_log_offset_for_time(struct stor_log *log, int64_t timestamp, int64_t *offset,
                              int64_t *found_ts);
 
+struct kp_batch_header;
+
+/**
+ * Called by stor_log_batch_headers() for each batch, in offset order.
+ * @param h  the batch's header (baseOffset as stored); borrowed for the call.
+ * @return 0 to go on; anything else stops the walk and is returned.
+ */
+typedef int (*stor_batch_header_fn)(void *arg, const struct kp_batch_header *h);
+
+/**
+ * Walk the headers of every batch whose last offset is >= @from, up to the
+ * log end, oldest first, reading the segment files synchronously (a forward
+ * scan from the offset index entry at or below @from). Meant for rebuilding
+ * state derived from the batch headers right after stor_log_open() (the
+ * broker's producer state), not for the append path. Batches below the log
+ * start offset that are still in a segment are walked too.
+ *
+ * @return 0; -EBUSY (appends are pending: call it before the first append);
+ *         the first non-zero value @fn returned; -EBADMSG (a batch that does
+ *         not parse, not expected after recovery); an I/O -errno.
+ */
+int stor_log_batch_headers(struct stor_log *log, int64_t from, stor_batch_header_fn fn,
+                           void *arg);
+
 /**
  * Start a new segment now, e.g. before deleting an expired active one.
  * Does nothing on an empty active segment.

@@ -40,6 +40,8 @@ dp_broker_init(struct dp_broker *b)
 	stor_log_config_init(&b->log_cfg);
 	b->node_id = 1;
 	b->num_partitions = 1;
+	b->producers_max = DP_PRODUCERS_MAX_DEFAULT;
+	b->producer_expiration_ms = DP_PRODUCER_EXPIRATION_MS_DEFAULT;
 }
 
 int
@@ -130,6 +132,33 @@ partition_dirs_remove(const struct dp_broker *b, const char *name, int32_t from,
 	}
 }
 
+/* Wall clock in ms (producer.id.expiration.ms). */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Close a partition's log, its producer state first (snapshot at the log end). */
+static int
+part_close(struct dp_partition *pp)
+{
+	int rc = 0;
+
+	if (pp->log != NULL) {
+		dp_producers_close(pp->producers, pp->log);
+		rc = stor_log_close(pp->log);
+	} else {
+		dp_producers_free(pp->producers);
+	}
+	pp->producers = NULL;
+	pp->log = NULL;
+	return rc;
+}
+
 /* Open the logs of partitions [from, t->partitions) of @t. */
 static int
 open_partitions_from(struct dp_broker *b, struct dp_topic *t, int32_t from)
@@ -149,6 +178,12 @@ open_partitions_from(struct dp_broker *b, struct dp_topic *t, int32_t from)
 			dp_log(DP_LOG_ERROR, "opening log %s: %s", path, strerror(-err));
 			return err < 0 ? err : -EIO;
 		}
+		rc = dp_producers_open(t->part[p].log, b->producers_max, b->producer_expiration_ms,
+			wall_ms(), &t->part[p].producers);
+		if (rc < 0) {
+			dp_log(DP_LOG_ERROR, "producer state of %s: %s", path, strerror(-rc));
+			return rc;
+		}
 		t->part[p].writer = 0;
 	}
 	return 0;
@@ -167,7 +202,7 @@ topic_free(struct dp_topic *t)
 		return;
 	if (t->part != NULL) {
 		for (int32_t p = 0; p < t->partitions; p++) {
-			if (t->part[p].log != NULL && stor_log_close(t->part[p].log) < 0)
+			if (part_close(&t->part[p]) < 0)
 				dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
 		}
 	}
@@ -518,6 +553,11 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 		dp_log(DP_LOG_ERROR, "%s/meta.properties: %s", b->dir, strerror(-rc));
 		return rc;
 	}
+	rc = dp_pid_alloc_open(&b->pids, b->dir);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_PID_FILE, strerror(-rc));
+		return rc;
+	}
 	b->engine = stor_engine_create(&b->engine_opts);
 	if (b->engine == NULL) {
 		rc = -errno;
@@ -589,8 +629,7 @@ dp_broker_stop(struct dp_broker *b)
 
 			if (t->part[p].log == NULL)
 				continue;
-			r = stor_log_close(t->part[p].log);
-			t->part[p].log = NULL;
+			r = part_close(&t->part[p]);
 			if (r < 0) {
 				dp_log(DP_LOG_ERROR, "closing %s-%d: %s", t->name, p, strerror(-r));
 				if (rc == 0)
@@ -731,11 +770,8 @@ dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partit
 		rc = topics_save(b);
 	if (rc < 0) {
 		dp_log(DP_LOG_ERROR, "adding partitions to %s: %s", t->name, strerror(-rc));
-		for (int32_t p = old; p < partitions; p++) {
-			if (t->part[p].log != NULL)
-				stor_log_close(t->part[p].log);
-			t->part[p].log = NULL;
-		}
+		for (int32_t p = old; p < partitions; p++)
+			part_close(&t->part[p]);
 		t->partitions = old;
 		partition_dirs_remove(b, t->name, old, partitions);
 		return rc;
@@ -757,9 +793,8 @@ static void
 close_partitions(struct dp_topic *t)
 {
 	for (int32_t p = 0; p < t->partitions; p++) {
-		if (t->part[p].log != NULL && stor_log_close(t->part[p].log) < 0)
+		if (part_close(&t->part[p]) < 0)
 			dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
-		t->part[p].log = NULL;
 	}
 }
 

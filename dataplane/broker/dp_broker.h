@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp_producer.h"
 #include "stor_config.h"
 #include "stor_engine.h"
 
@@ -42,6 +43,7 @@ struct stor_log;
 
 struct dp_partition {
 	struct stor_log *log; /* NULL until opened */
+	struct dp_producers *producers; /* idempotent producer state (dp_producer.h), with log */
 	unsigned writer;      /* storage writer owning the log (always 0 today) */
 };
 
@@ -64,6 +66,9 @@ struct dp_broker {
 	struct stor_engine *engine;
 	struct dp_topic *topics[DP_BROKER_MAX_TOPICS];
 	unsigned n_topics;
+	struct dp_pid_alloc pids;        /* InitProducerId (dp_producer.h) */
+	uint32_t producers_max;          /* dataplane.producers.max, per partition */
+	int64_t producer_expiration_ms;  /* producer.id.expiration.ms */
 };
 
 /**

@@ -1,7 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dp_produce: the Produce handler (acks 0, 1 and all) over the partition
- * logs of dp_broker; part of the request handlers (dp_requests_int.h).
+ * logs of dp_broker, with the idempotent-producer checks of KIP-98 against
+ * each partition's producer state (dp_producer.h), and InitProducerId for
+ * idempotent producers; part of the request handlers (dp_requests_int.h).
+ *
+ * Idempotent batches (producerId >= 0), Kafka's rules (ProducerAppendInfo):
+ *   - an epoch below the producer's: INVALID_PRODUCER_EPOCH, in every
+ *     Produce version (Kafka 2.7+ answers Produce with it rather than
+ *     PRODUCER_FENCED since KAFKA-10687);
+ *   - a retry of one of the producer's last 5 batches (same epoch, same
+ *     first and last sequence): no append, NONE with the original base
+ *     offset, as Kafka does (librdkafka and the Java client would also take
+ *     DUPLICATE_SEQUENCE_NUMBER as success, but Kafka never sends it);
+ *   - a gap or an older sequence that is not cached, or a new epoch not
+ *     starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER;
+ *   - an unknown producer (new, expired or evicted) may start at any
+ *     sequence, as Kafka does since KIP-360; so Produce never answers
+ *     UNKNOWN_PRODUCER_ID (Kafka 2.5+ does not either);
+ *   - a producer id with a negative base sequence, or an idempotent batch
+ *     beside other batches of the partition: INVALID_RECORD.
+ * The state is updated when the append is submitted (the offsets are known
+ * then), so up to 5 pipelined requests of one producer check against each
+ * other; nothing here allocates.
  */
 #include "dp_requests_int.h"
 #include "dp_requests.h"
@@ -14,12 +35,14 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 
 #include "dp_log.h"
 #include "dp_metrics.h"
+#include "dp_producer.h"
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_error.h"
@@ -97,12 +120,57 @@ produce_appended(void *arg, int rc, int64_t base_offset)
  *         appends right now (nothing of this partition was appended only if
  *         it failed on the first batch).
  */
+/* Wall clock in ms: producer.id.expiration.ms against batch timestamps, as Kafka. */
+static int64_t
+produce_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The producer checks of an idempotent partition's single batch @bh.
+ * @return KP_ERR_NONE to append, a Kafka error, or PRODUCE_DUPLICATE with
+ *         *@dup_offset set.
+ */
+#define PRODUCE_DUPLICATE (INT16_MIN + 1)
 static int16_t
-produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log *log,
+produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *bh,
+	int64_t *dup_offset)
+{
+	struct dp_producer fresh = {.id = bh->producer_id, .epoch = -1};
+	const struct dp_producer *e;
+
+	if (ps == NULL)
+		return KP_ERR_KAFKA_STORAGE_ERROR;
+	e = dp_producers_find(ps, bh->producer_id);
+	switch (dp_producer_check(e != NULL ? e : &fresh, bh->producer_epoch, bh->base_sequence,
+		dp_producer_last_seq(bh->base_sequence, bh->last_offset_delta), dup_offset)) {
+	case DP_PRODUCER_APPEND:
+		return KP_ERR_NONE;
+	case DP_PRODUCER_DUPLICATE:
+		return PRODUCE_DUPLICATE;
+	case DP_PRODUCER_OUT_OF_ORDER:
+		return KP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+	case DP_PRODUCER_OLD_EPOCH:
+		return KP_ERR_INVALID_PRODUCER_EPOCH;
+	case DP_PRODUCER_BAD_SEQUENCE:
+	default:
+		return KP_ERR_INVALID_RECORD;
+	}
+}
+
+static int16_t
+produce_partition(struct dp_requests *q, struct produce_ctx *c, struct dp_partition *pp,
 	const struct kp_bytes *records, unsigned flags, int64_t *base_offset)
 {
+	struct stor_log *log = pp->log;
 	size_t off = 0;
 	size_t len = records->len > 0 ? (size_t)records->len : 0;
+	unsigned n_batches = 0;
+	bool idempotent = false;
 	int rc;
 
 	*base_offset = -1;
@@ -118,6 +186,22 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log 
 		if ((int64_t)kp_batch_size(&bh) > q->cfg->message_max_bytes)
 			return KP_ERR_MESSAGE_TOO_LARGE;
 		off += kp_batch_size(&bh);
+		n_batches++;
+		idempotent = idempotent || bh.producer_id >= 0;
+	}
+	if (idempotent) {
+		struct kp_batch_header bh;
+		int16_t err;
+
+		/* Kafka takes exactly one batch per partition from Produce v3+ (all of magic 2). */
+		if (n_batches != 1)
+			return KP_ERR_INVALID_RECORD;
+		kp_batch_header_parse(records->ptr, len, &bh);
+		err = produce_idempotent_check(pp->producers, &bh, base_offset);
+		if (err == PRODUCE_DUPLICATE)
+			return KP_ERR_NONE; /* the original's offset; nothing appended */
+		if (err != KP_ERR_NONE)
+			return err;
 	}
 	for (off = 0; off < len;) {
 		struct kp_batch_header bh;
@@ -135,6 +219,18 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct stor_log 
 		if (*base_offset < 0)
 			*base_offset = base;
 		off += kp_batch_size(&bh);
+		if (pp->producers == NULL)
+			continue;
+		/* A roll this batch caused: snapshot the state before it (Kafka's roll snapshot). */
+		dp_producers_roll_check(pp->producers, log, base);
+		if (bh.producer_id >= 0) {
+			struct dp_producer *e = dp_producers_get(pp->producers, bh.producer_id,
+				produce_wall_ms());
+
+			dp_producer_record(e, bh.producer_epoch, bh.base_sequence,
+				dp_producer_last_seq(bh.base_sequence, bh.last_offset_delta), base,
+				bh.max_timestamp);
+		}
 	}
 	return KP_ERR_NONE;
 }
@@ -216,7 +312,7 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
-			prs[j].error_code = produce_partition(q, c, t->part[pd->index].log,
+			prs[j].error_code = produce_partition(q, c, &t->part[pd->index],
 				&pd->records, flags, &prs[j].base_offset);
 			if (prs[j].error_code == PRODUCE_FULL && c->pending == 1) {
 				/* Nothing of this request is appended: offer it again later. */
@@ -278,4 +374,64 @@ dp_produce_init(void)
 	g_produce_free = NULL;
 	for (int i = PRODUCE_CTX_COUNT - 1; i >= 0; i--)
 		produce_ctx_put(&g_produce_ctx[i]);
+}
+
+/*
+ * InitProducerId v0-5 for idempotent producers (transactional_id null).
+ *
+ *   - no producer id and epoch (-1, -1; every v0-2 request): a new id from
+ *     the persisted block (dp_producer.h), epoch 0;
+ *   - v3+ with the producer's current id and epoch (KIP-360, the producer
+ *     lost track of a sequence and resets): the same id with the epoch
+ *     bumped, when the id is one this broker handed out and the epoch is
+ *     below 32766; otherwise (id not ours, epoch exhausted) a new id with
+ *     epoch 0, which is what Kafka's coordinator answers every idempotent
+ *     producer. Keeping the id spares the partitions' tables an entry per
+ *     reset; Produce fences the old epoch's in-flight batches either way;
+ *   - only one of the two set: INVALID_REQUEST, as Kafka.
+ * A transactional id belongs to the transaction coordinator, which will
+ * live in the control process and does not exist yet: an empty one is
+ * INVALID_REQUEST (Kafka's check), any other COORDINATOR_NOT_AVAILABLE, the
+ * answer Kafka gives while its coordinator is not available (clients look
+ * the coordinator up again and retry until their timeout).
+ */
+int
+dp_req_init_producer_id(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, struct kp_reader *r)
+{
+	struct dp_pid_alloc *pids = &q->b->pids;
+	struct kp_init_producer_id_request m;
+	struct kp_init_producer_id_response resp;
+	uint8_t *buf;
+	int rc;
+
+	rc = dp_req_begin(q, conn, h, r, &m, &buf);
+	if (rc < 0)
+		return rc;
+	kp_init_producer_id_response_init(&resp);
+	resp.producer_id = -1;
+	resp.producer_epoch = -1;
+	if (m.transactional_id.len == 0) {
+		resp.error_code = KP_ERR_INVALID_REQUEST;
+	} else if (m.transactional_id.len > 0) {
+		resp.error_code = KP_ERR_COORDINATOR_NOT_AVAILABLE;
+	} else if ((m.producer_id < 0) != (m.producer_epoch < 0)) {
+		resp.error_code = KP_ERR_INVALID_REQUEST;
+	} else if (m.producer_id >= 0 && m.producer_id < pids->next &&
+		m.producer_epoch < INT16_MAX - 1) {
+		resp.producer_id = m.producer_id;
+		resp.producer_epoch = (int16_t)(m.producer_epoch + 1);
+	} else {
+		rc = dp_pid_alloc_next(pids, &resp.producer_id);
+		if (rc < 0) {
+			resp.producer_id = -1;
+			resp.error_code = kp_error_from_errno(rc);
+		} else {
+			resp.producer_epoch = 0;
+		}
+	}
+	if (resp.error_code != KP_ERR_NONE)
+		dp_log(DP_LOG_DEBUG, "InitProducerId v%d: %s", h->request_api_version,
+			kp_error_name(resp.error_code));
+	return dp_req_reply(conn, req, h, buf, &resp);
 }

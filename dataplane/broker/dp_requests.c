@@ -60,6 +60,7 @@ static const struct kp_api_versions_response_api_version served[] = {
 	{.api_key = API_KEY_DELETE_RECORDS, .min_version = 0, .max_version = 2},
 	{.api_key = API_KEY_DESCRIBE_LOG_DIRS, .min_version = 0, .max_version = 4},
 	{.api_key = API_KEY_OFFSET_FOR_LEADER_EPOCH, .min_version = 0, .max_version = 4},
+	{.api_key = API_KEY_INIT_PRODUCER_ID, .min_version = 0, .max_version = 5},
 };
 
 /* One per process: the broker runs on one lcore (dp_broker.h). */
@@ -391,6 +392,8 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 		return dp_req_create_topics(q, conn, req, h, r);
 	case API_KEY_PRODUCE:
 		return dp_req_produce(q, conn, req, h, r);
+	case API_KEY_INIT_PRODUCER_ID:
+		return dp_req_init_producer_id(q, conn, req, h, r);
 	case API_KEY_FETCH:
 		return dp_req_fetch(q, conn, req, h, r);
 	case API_KEY_LIST_OFFSETS:

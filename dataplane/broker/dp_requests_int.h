@@ -32,6 +32,7 @@
 #define API_KEY_API_VERSIONS 18
 #define API_KEY_CREATE_TOPICS 19
 #define API_KEY_DELETE_RECORDS 21
+#define API_KEY_INIT_PRODUCER_ID 22
 #define API_KEY_OFFSET_FOR_LEADER_EPOCH 23
 #define API_KEY_DESCRIBE_LOG_DIRS 35
 #define API_KEY_DESCRIBE_CLUSTER 60
@@ -112,6 +113,7 @@ void dp_req_advertised_resolve(struct dp_requests *q);
 		const struct kp_request_header *h, struct kp_reader *r)
 
 DP_REQ_HANDLER(produce);                 /* dp_produce.c */
+DP_REQ_HANDLER(init_producer_id);        /* dp_produce.c */
 DP_REQ_HANDLER(fetch);                   /* dp_fetch.c */
 DP_REQ_HANDLER(list_offsets);            /* dp_fetch.c */
 DP_REQ_HANDLER(create_topics);           /* dp_admin.c, and below */
