@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: Apache-2.0
+"""/metrics under load: the dataplane's shared-memory counters over HTTP.
+
+Starts `slipstream` (metrics.shm.path in the test's directory) and
+`slipstream-metrics` reading that segment on 127.0.0.1 (port 0). A producer
+thread writes a known number of records to three partitions with
+confluent_kafka while the test scrapes /metrics every 50 ms. Every scrape is
+parsed strictly (text format 0.0.4: HELP and TYPE before the samples, each
+family once and contiguous, metric and label names, escapes, values;
+histogram buckets cumulative, +Inf equal to _count) and every counter
+series must never go down from one scrape to the next. Afterwards the
+partition counters must equal what was produced (records per partition,
+log end offsets equal to confluent_kafka's high watermarks), a consumer's
+reads show up in the records-out counters, request counters and latency
+histograms cover Produce and Fetch, connections open and close, and the
+storage write histogram counted the appends. The server answers 404 for
+another path and 405 for POST.
+
+With a slipstream-control binary, the control process serves the same
+endpoint (control.metrics.listen=127.0.0.1:0) and adds consumer lag: a
+group commits part of each partition and slipstream_consumergroup_lag must
+equal the high watermark minus the committed offset.
+
+Usage: test_metrics_scrape.py SLIPSTREAM SLIPSTREAM_METRICS [SLIPSTREAM_CONTROL]
+(run with /usr/bin/python3). Exit 77 (skipped) without confluent_kafka.
+"""
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import slp_broker
+
+SLIPSTREAM, METRICS = sys.argv[1], sys.argv[2]
+CONTROL = sys.argv[3] if len(sys.argv) > 3 else None
+try:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError:
+    Producer = None
+
+CONFIG = """
+listeners=PLAINTEXT://127.0.0.1:0
+dpdk.hugepages=off
+dpdk.memory.mb=256
+num.partitions=1
+storage.cache.chunks=24
+log.segment.bytes=4194304
+log.dir=%s
+offsets.topic.num.partitions=2
+group.initial.rebalance.delay.ms=100
+group.min.session.timeout.ms=1000
+metrics.shm.path=%s
+control.metrics.listen=127.0.0.1:0
+"""
+
+N_RECORDS = 20000
+TOPIC = "load"
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
+LABEL_ONE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse(text):
+    """Strict text-format parse: {(name, (label pairs)): value}, and {family: type}."""
+    assert text.endswith("\n"), "exposition must end with a newline"
+    types, helps, samples, done = {}, set(), {}, set()
+    cur = None
+    hist = {}
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            parts = line.split(" ", 3)
+            assert len(parts) == 4 and re.fullmatch(NAME, parts[2]), line
+            fam = parts[2]
+            if fam != cur:
+                assert fam not in done, "family %s declared twice" % fam
+                if cur is not None:
+                    done.add(cur)
+                cur = fam
+            if parts[1] == "HELP":
+                assert fam not in helps
+                helps.add(fam)
+            else:
+                assert fam not in types and parts[3] in ("counter", "gauge", "histogram"), line
+                types[fam] = parts[3]
+            continue
+        assert line and not line.startswith("#"), "unexpected line %r" % line
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        fam = name
+        if name not in types:
+            for suf in ("_bucket", "_sum", "_count"):
+                if name.endswith(suf) and types.get(name[:-len(suf)]) == "histogram":
+                    fam = name[:-len(suf)]
+        assert fam in types, "sample before its TYPE: %r" % line
+        assert fam == cur, "sample outside its family's block: %r" % line
+        pairs = tuple(LABEL_ONE.findall(labels))
+        v = float(value)
+        assert not math.isnan(v)
+        key = (name, pairs)
+        assert key not in samples, "duplicate series %r" % (key,)
+        samples[key] = v
+        if types[fam] == "counter":
+            assert v >= 0, line
+        if types[fam] == "histogram":
+            rest = tuple(p for p in pairs if p[0] != "le")
+            h = hist.setdefault((fam, rest), {"buckets": [], "count": None})
+            if name.endswith("_bucket"):
+                le = dict(pairs)["le"]
+                h["buckets"].append((float(le), v))
+            elif name.endswith("_count"):
+                h["count"] = v
+    for fam in types:
+        assert fam in helps, "no HELP for %s" % fam
+    for (fam, rest), h in hist.items():
+        b = h["buckets"]
+        assert b and b[-1][0] == float("inf"), (fam, rest)
+        assert all(b[i][0] < b[i + 1][0] and b[i][1] <= b[i + 1][1] for i in range(len(b) - 1))
+        assert b[-1][1] == h["count"], (fam, rest, b[-1], h["count"])
+    return samples, types
+
+
+def scrape(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def get(samples, name, **labels):
+    want = tuple(sorted(labels.items()))
+    for (n, pairs), v in samples.items():
+        if n == name and tuple(sorted(pairs)) == want:
+            return v
+    return None
+
+
+def check_monotonic(prev, cur, types):
+    for key, v in cur.items():
+        name = key[0]
+        fam = name
+        for suf in ("_bucket", "_sum", "_count", "_total"):
+            if name.endswith(suf) and name[:-len(suf)] in types:
+                fam = name[:-len(suf)]
+        kind = types.get(name) or types.get(fam)
+        if kind in ("counter", "histogram") and key in prev:
+            assert v >= prev[key], "counter went down: %r %s -> %s" % (key, prev[key], v)
+
+
+def start_metrics(shm):
+    log = tempfile.TemporaryFile(mode="w+")
+    p = subprocess.Popen([METRICS, "--shm", shm, "--listen", "127.0.0.1:0"],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log.seek(0)
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/metrics)", log.read())
+        if m:
+            return p, m.group(1)
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    p.kill()
+    log.seek(0)
+    raise RuntimeError("slipstream-metrics did not start: " + log.read())
+
+
+def http_status(url, method):
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
+def load_and_scrape(bs, url):
+    produced = {0: 0, 1: 0, 2: 0}
+    errors = []
+
+    def produce():
+        try:
+            p = Producer({"bootstrap.servers": bs, "linger.ms": 2, "batch.num.messages": 200})
+            for i in range(N_RECORDS):
+                part = i % 3
+                p.produce(TOPIC, value=b"x" * (10 + i % 90), key=b"%d" % i, partition=part)
+                produced[part] += 1
+                if i % 500 == 499:
+                    p.flush(30)
+                    time.sleep(0.02)  # spread the load over many scrapes
+            assert p.flush(30) == 0
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    prev, types, scrapes = {}, {}, 0
+    deadline = time.monotonic() + 60
+    while (t.is_alive() or scrapes < 5) and time.monotonic() < deadline:
+        cur, types = parse(scrape(url))
+        check_monotonic(prev, cur, types)
+        prev = cur
+        scrapes += 1
+        time.sleep(0.05)
+    t.join(60)
+    assert not t.is_alive() and not errors, errors
+    assert scrapes >= 5
+    return produced, prev, scrapes
+
+
+def main():
+    if Producer is None:
+        print("SKIP: needs confluent_kafka (/usr/bin/python3)")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="ops-metrics-")
+    shm = os.path.join(tmp, "metrics")
+    b = mp = ctl = None
+    try:
+        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (os.path.join(tmp, "logs"), shm), tmp)
+        bs = b.addr
+        mp, url = start_metrics(shm)
+        s0, types = parse(scrape(url))
+        assert get(s0, "slipstream_dataplane_up") == 1
+        assert 0 <= get(s0, "slipstream_lcore_busy_ratio", lcore="0") <= 1
+        assert http_status(url.replace("/metrics", "/other"), "GET")[0] == 404
+        st, hdrs = http_status(url, "POST")
+        assert st == 405 and hdrs.get("Allow") == "GET, HEAD", (st, hdrs)
+
+        admin = AdminClient({"bootstrap.servers": bs})
+        admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
+            TOPIC].result(timeout=10)
+        produced, last, scrapes = load_and_scrape(bs, url)
+        time.sleep(0.3)
+        s1, types = parse(scrape(url))
+        check_monotonic(last, s1, types)
+        c = Consumer({"bootstrap.servers": bs, "group.id": "metrics-reader",
+                      "enable.auto.commit": False})
+        total_in = 0
+        for part in range(3):
+            rin = get(s1, "slipstream_partition_records_in_total", topic=TOPIC,
+                      partition=str(part))
+            assert rin == produced[part], (part, rin, produced[part])
+            total_in += rin
+            hw = c.get_watermark_offsets(TopicPartition(TOPIC, part), timeout=10)[1]
+            assert hw == produced[part]
+            assert get(s1, "slipstream_partition_log_end_offset", topic=TOPIC,
+                       partition=str(part)) == hw
+            assert get(s1, "slipstream_partition_bytes_in_total", topic=TOPIC,
+                       partition=str(part)) > 10 * produced[part]
+        assert total_in == N_RECORDS
+        assert get(s1, "slipstream_requests_total", api="Produce") >= 1
+        assert get(s1, "slipstream_request_duration_seconds_count", api="Produce") == \
+            get(s1, "slipstream_requests_total", api="Produce")
+        assert get(s1, "slipstream_storage_write_duration_seconds_count") >= 1
+        assert get(s1, "slipstream_connections_accepted_total") >= 2
+        assert get(s1, "slipstream_connections_open") >= 1  # the consumer's and admin's
+        busy = get(s1, "slipstream_lcore_busy_seconds_total", lcore="0")
+        assert busy > get(s0, "slipstream_lcore_busy_seconds_total", lcore="0")
+
+        # Read everything back: records out cover the records in.
+        c.assign([TopicPartition(TOPIC, p, 0) for p in range(3)])
+        got, deadline = 0, time.monotonic() + 30
+        while got < N_RECORDS and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+        assert got == N_RECORDS
+        s2, types = parse(scrape(url))
+        check_monotonic(s1, s2, types)
+        out = sum(get(s2, "slipstream_partition_records_out_total", topic=TOPIC,
+                      partition=str(p)) for p in range(3))
+        assert out >= N_RECORDS, out
+        assert get(s2, "slipstream_requests_total", api="Fetch") >= 1
+        c.close()
+
+        if CONTROL is not None and os.path.exists(CONTROL):
+            ctl = lag_checks(b, bs)
+        else:
+            print("lag: no slipstream-control given; consumer lag not checked")
+        print("OK (%d scrapes under load)" % scrapes)
+        return 0
+    except Exception:
+        if b is not None:
+            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
+        raise
+    finally:
+        for p in (mp, ctl):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if b is not None:
+            b.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lag_checks(b, bs):
+    """The control process's /metrics: lag = high watermark - committed, per partition."""
+    log_path = b.conf + ".control.log"
+    log = open(log_path, "w")
+    ctl = subprocess.Popen([CONTROL, b.conf], stdin=subprocess.DEVNULL, stdout=log,
+                           stderr=subprocess.STDOUT)
+    url = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = open(log_path).read()
+        m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", text)
+        if m and "control: ready" in text and "control process connected" in b.text():
+            url = m.group(1)
+            break
+        assert ctl.poll() is None, text
+        time.sleep(0.05)
+    assert url, open(log_path).read()
+    c = Consumer({"bootstrap.servers": bs, "group.id": "lagging", "enable.auto.commit": False})
+    want = {0: 7, 1: 100, 2: 1500}
+    c.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in want.items()],
+             asynchronous=False)
+    his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in want}
+    c.close()
+    s, _ = parse(scrape(url))
+    assert get(s, "slipstream_dataplane_up") == 1
+    for p, o in want.items():
+        assert get(s, "slipstream_consumergroup_committed_offset", group="lagging", topic=TOPIC,
+                   partition=str(p)) == o
+        lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
+                  partition=str(p))
+        assert lag == his[p] - o, (p, lag, his[p], o)
+    return ctl
+
+
+if __name__ == "__main__":
+    sys.exit(main())
