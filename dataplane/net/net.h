@@ -159,6 +159,7 @@ struct net_stats {
 	uint64_t tcp_sack_skipped_bytes; /* SACKed bytes not resent after an RTO */
 	uint64_t tcp_tlp_probes;	/* tail loss probes sent (RFC 8985 section 7) */
 	uint64_t tcp_early_retransmits;	/* recoveries entered early (RFC 5827, TLP) */
+	uint64_t tcp_lost_retransmits;	/* resends found lost by later SACKs, resent again */
 	/* SYN cookies (backlog full) */
 	uint64_t tcp_syncookies_sent;
 	uint64_t tcp_syncookies_ok;	/* connections made from a valid cookie */

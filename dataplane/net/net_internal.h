@@ -181,11 +181,24 @@ struct net_tcp_conn {
 static_assert(sizeof(struct net_tcp_conn) <= 4 * RTE_CACHE_LINE_SIZE,
 	"net_tcp_conn grew past four cache lines");
 
-/* Sender SACK scoreboard of one connection (net_tcp_sack.c), in st->sb at
- * the connection's index. */
+/* Per-connection side data kept out of struct net_tcp_conn (which must stay
+ * within four cache lines), in st->sb at the connection's index: the
+ * sender's SACK scoreboard (net_tcp_sack.c) and the send-queue cursor. */
 #define NET_TCP_SB_MAX 16
 struct net_tcp_sb {
+	/* Send-queue cursor: an mbuf of the queue and the sequence number of
+	 * its first byte, where the last segment was built, so building the
+	 * next one does not walk the queue from its head. Valid while
+	 * sq_cur_seq is not below sq_seq (the mbuf is still queued). */
+	struct rte_mbuf *sq_cur;
+	uint32_t sq_cur_seq;
 	uint32_t high_rxt;		/* RFC 6675 HighRxt: after the highest byte resent */
+	/* Lost retransmission of the first hole: SND.MAX when SND.UNA's
+	 * segment was last resent (or when it became the first hole after a
+	 * resend); SACK of data beyond it, with SND.UNA unmoved, means the
+	 * resend was lost too. Valid while rxt_mark_on. */
+	uint32_t rxt_mark;
+	bool rxt_mark_on;
 	uint32_t sacked;		/* bytes in blk */
 	uint32_t n;			/* ranges in blk */
 	struct {

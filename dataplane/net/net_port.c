@@ -171,9 +171,11 @@ net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now
 uint64_t
 net_port_now_us(void)
 {
-	static uint64_t hz;
+	/* us = cycles * (2^32 * 10^6 / hz) / 2^32: one multiplication, no
+	 * 128-bit division (this runs on every poll). */
+	static uint64_t mult;
 
-	if (hz == 0)
-		hz = rte_get_tsc_hz();
-	return (uint64_t)((__uint128_t)rte_get_tsc_cycles() * 1000000u / hz);
+	if (mult == 0)
+		mult = (uint64_t)((((__uint128_t)1000000u) << 32) / rte_get_tsc_hz());
+	return (uint64_t)(((__uint128_t)rte_get_tsc_cycles() * mult) >> 32);
 }

@@ -124,6 +124,8 @@ conn_release_buffers(struct net_tcp_conn *c)
 	}
 	c->sq_head = c->sq_tail = NULL;
 	c->sq_bytes = 0;
+	if (c->st != NULL && c->st->sb != NULL)
+		c->st->sb[net_tcp_conn_index(c->st, c)].sq_cur = NULL;
 	for (uint32_t i = 0; i < c->ooo_segs; i++)
 		rte_pktmbuf_free(c->ooo[i].m);
 	c->ooo_segs = 0;
@@ -346,6 +348,8 @@ net_tcp_sq_drop(struct net_tcp_conn *c, uint32_t bytes)
 		bytes -= q->data_len;
 		c->sq_head = q->next;
 		q->next = NULL;
+		if (c->st->sb[net_tcp_conn_index(c->st, c)].sq_cur == q)
+			c->st->sb[net_tcp_conn_index(c->st, c)].sq_cur = NULL;
 		rte_pktmbuf_free_seg(q);
 	}
 	if (c->sq_head == NULL) {

@@ -367,9 +367,18 @@ cc_ack(struct net_stack *st, struct net_tcp_conn *c, uint32_t acked)
 
 	if (c->flags & NET_TCPF_IN_RECOVERY) {
 		if ((c->flags & NET_TCPF_SACK_OK) && SEQ_LT(c->snd_una, c->recover)) {
-			/* RFC 6675: a partial ACK changes nothing but the
-			 * scoreboard and the pipe; net_tcp_output sends what
-			 * cwnd - pipe allows (NextSeg). */
+			struct net_tcp_sb *sb = net_tcp_sb(st, c);
+
+			/* RFC 6675: a partial ACK changes the scoreboard and
+			 * the pipe; net_tcp_output sends what cwnd - pipe
+			 * allows (NextSeg). Like NewReno's partial ACK (RFC
+			 * 6582 step 3), the new first hole, when SACKed data
+			 * lies above it and it was not resent yet, is resent
+			 * now: with a small window IsLost may never hold for it
+			 * and the ACK clock would stop until the RTO. */
+			if (sb->n > 0 && !SEQ_LT(c->snd_una, sb->high_rxt) &&
+					SEQ_LT(c->snd_una, sb->blk[sb->n - 1].start))
+				net_tcp_sack_retransmit(st, c, c->snd_una);
 			return;
 		}
 		if (SEQ_GEQ(c->snd_una, c->recover)) {
@@ -442,8 +451,11 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		bool early = (oseg < 4 && no_new && c->dupacks >= NET_MAX(oseg - 1, 1u)) ||
 			(c->flags & NET_TCPF_TLP_SENT);
 
+		/* RFC 6675 section 5.1: after an RTO no new recovery until
+		 * HighACK >= RecoveryPoint (equal is enough: a loss right
+		 * after a recovered window is a new loss). */
 		if ((c->dupacks >= 3 || early || net_tcp_sack_is_lost(st, c, c->snd_una)) &&
-				SEQ_GT(c->snd_una, c->recover)) {
+				SEQ_GEQ(c->snd_una, c->recover)) {
 			uint32_t pipe = net_tcp_sack_pipe(st, c);
 
 			if (c->dupacks < 3)
@@ -460,8 +472,10 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 			st->stats.tcp_sack_recoveries++;
 			st->stats.tcp_fast_retransmits++;
 			/* (4.3): the first unacknowledged segment goes now, the
-			 * rest by NextSeg as the pipe allows. */
+			 * rest by NextSeg as the pipe allows. The timer restarts
+			 * (a probe timeout armed before is not an RTO). */
 			net_tcp_sack_retransmit(st, c, c->snd_una);
+			net_tcp_rtx_arm(st, c);
 			net_tcp_pending(st, c);
 			return;
 		}
@@ -484,6 +498,26 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		c->cwnd = c->ssthresh + 3 * mss;
 		net_tcp_pending(st, c);
 	}
+}
+
+/*
+ * In SACK recovery: data sent after the last resend of SND.UNA's segment
+ * has been SACKed, yet SND.UNA has not moved: that resend was lost as well
+ * (the idea of RACK, RFC 8985, for the first hole only). Resend it now
+ * rather than waiting for the RTO.
+ */
+static void
+lost_rtx_check(struct net_stack *st, struct net_tcp_conn *c)
+{
+	struct net_tcp_sb *sb = net_tcp_sb(st, c);
+
+	if (!(c->flags & NET_TCPF_IN_RECOVERY) || !sb->rxt_mark_on || sb->n == 0 ||
+			!SEQ_GT(sb->blk[sb->n - 1].end, sb->rxt_mark))
+		return;
+	st->stats.tcp_lost_retransmits++;
+	sb->rxt_mark_on = false;
+	net_tcp_sack_retransmit(st, c, c->snd_una);
+	net_tcp_pending(st, c);
 }
 
 /*
@@ -533,9 +567,17 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		if (SEQ_LT(c->snd_nxt, c->snd_una))
 			c->snd_nxt = c->snd_una;
 		if (c->flags & NET_TCPF_SACK_OK) {
+			struct net_tcp_sb *sb = net_tcp_sb(st, c);
+
 			net_tcp_sack_trim(st, c);
 			if (s->o.nsack > 0)
 				net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
+			/* The new first hole was resent already (below HighRxt):
+			 * watch for SACKs of data sent from now on. */
+			sb->rxt_mark_on = (c->flags & NET_TCPF_IN_RECOVERY) &&
+				SEQ_LT(c->snd_una, sb->high_rxt);
+			sb->rxt_mark = c->snd_max;
+			lost_rtx_check(st, c);
 		}
 		/* RFC 6298 (5.2) and (5.3); a probe is answered (RFC 8985). */
 		c->flags &= ~NET_TCPF_TLP_SENT;
@@ -557,8 +599,11 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 	} else if (s->ack == c->snd_una) {
 		uint32_t sacked = 0;
 
-		if ((c->flags & NET_TCPF_SACK_OK) && s->o.nsack > 0)
+		if ((c->flags & NET_TCPF_SACK_OK) && s->o.nsack > 0) {
 			sacked = net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
+			if (sacked > 0)
+				lost_rtx_check(st, c);
+		}
 		/* RFC 5681 section 2, duplicate ACK: no data, no SYN/FIN, same
 		 * window, data outstanding. With SACK it must SACK new data
 		 * instead of keeping the window: new SACKed bytes are evidence

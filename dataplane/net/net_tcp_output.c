@@ -170,13 +170,27 @@ static int
 attach_payload(struct net_stack *st, struct net_tcp_conn *c, struct rte_mbuf *hdr, uint32_t off,
 	uint32_t len)
 {
+	struct net_tcp_sb *sb = net_tcp_sb(st, c);
+	uint32_t seq = c->sq_seq + off, qseq = c->sq_seq;
 	struct rte_mbuf *q = c->sq_head;
 	struct rte_mbuf *last = hdr;
 
-	while (q != NULL && off >= q->data_len) {
-		off -= q->data_len;
+	/* Start from the cursor when the segment lies at or after it (new
+	 * data, the common case); retransmissions walk from the head. */
+	if (sb->sq_cur != NULL && SEQ_GEQ(sb->sq_cur_seq, c->sq_seq) &&
+			SEQ_GEQ(seq, sb->sq_cur_seq)) {
+		q = sb->sq_cur;
+		qseq = sb->sq_cur_seq;
+	}
+	while (q != NULL && SEQ_GEQ(seq, qseq + q->data_len)) {
+		qseq += q->data_len;
 		q = q->next;
 	}
+	if (q != NULL) {
+		sb->sq_cur = q;
+		sb->sq_cur_seq = qseq;
+	}
+	off = seq - qseq;
 	while (len > 0 && q != NULL) {
 		uint32_t take = NET_MIN(len, (uint32_t)q->data_len - off);
 		struct rte_mbuf *mi = rte_pktmbuf_alloc(st->cfg.pool);
@@ -350,12 +364,14 @@ net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c)
 
 	c->flags &= ~(NET_TCPF_PERSIST | NET_TCPF_TLP_ARMED);
 	/* RFC 8985 section 7.2: a probe timeout of 2 SRTT when SACK is on,
-	 * no recovery or probe is under way and the timer is not backed off.
-	 * The receiver's delayed-ACK time is always added (not only for one
-	 * segment in flight): peers like this stack delay the ACK of an odd
-	 * last segment, and a probe before it would be spurious. */
-	if ((c->flags & NET_TCPF_SACK_OK) &&
-			!(c->flags & (NET_TCPF_IN_RECOVERY | NET_TCPF_TLP_SENT)) &&
+	 * no probe is out and the timer is not backed off. The receiver's
+	 * delayed-ACK time is always added (not only for one segment in
+	 * flight): peers like this stack delay the ACK of an odd last segment,
+	 * and a probe before it would be spurious. In SACK recovery the same
+	 * timeout resends the first hole once more (its resend was probably
+	 * lost: with a small window no later SACK may ever tell), instead of
+	 * waiting for the RTO, which RACK (RFC 8985 section 6) would avoid. */
+	if ((c->flags & NET_TCPF_SACK_OK) && !(c->flags & NET_TCPF_TLP_SENT) &&
 			c->srtt_us != 0 && c->backoff == 0 && c->snd_nxt == c->snd_max &&
 			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT)) {
 		uint64_t pto = 2 * (uint64_t)c->srtt_us + st->cfg.delack_us;
@@ -376,6 +392,14 @@ net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c)
 
 	c->flags &= ~NET_TCPF_TLP_ARMED;
 	c->rtx_deadline = 0;
+	if (c->flags & NET_TCPF_IN_RECOVERY) {
+		/* The first hole's resend is overdue. */
+		if (net_tcp_sack_retransmit(st, c, c->snd_una) > 0)
+			st->stats.tcp_lost_retransmits++;
+		c->flags |= NET_TCPF_TLP_SENT;
+		net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+		return;
+	}
 	/* RFC 8985 section 7.3: new data if the window lets one segment go,
 	 * else the last segment sent again. */
 	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt - c->snd_una + c->mss <= c->snd_wnd) {
@@ -447,6 +471,10 @@ net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t s
 	st->stats.tcp_sack_retransmits++;
 	if (SEQ_GT(seq + len, net_tcp_sb(st, c)->high_rxt))
 		net_tcp_sb(st, c)->high_rxt = seq + len;
+	if (seq == c->snd_una) {
+		net_tcp_sb(st, c)->rxt_mark = c->snd_max;
+		net_tcp_sb(st, c)->rxt_mark_on = true;
+	}
 	arm_rtx(st, c);
 	return len;
 }
