@@ -141,6 +141,7 @@ struct op {
 	uint32_t n_groups;
 	int outstanding;
 	int err;
+	int64_t ts;             /* request time: the commit timestamp stored */
 };
 
 struct ctl_coord {
@@ -1672,6 +1673,7 @@ handle_commit(struct ctl_coord *c, struct parked *p, const struct kp_offset_comm
 	free(group);
 	if (o == NULL)
 		return;
+	o->ts = now;
 	for (int32_t t = 0; t < req->topics.count; t++)
 		n += (uint32_t)(req->topics.items[t].partitions.count > 0 ?
 			req->topics.items[t].partitions.count : 0);
@@ -1725,7 +1727,7 @@ commit_done(struct ctl_coord *c, struct op *o, int64_t now)
 
 		if (pt->error == KP_ERR_NONE && offset_set(g, pt->topic, strlen(pt->topic),
 			pt->partition, pt->offset, pt->leader_epoch, pt->metadata,
-			strlen(pt->metadata), now) < 0)
+			strlen(pt->metadata), o->ts) < 0)
 			pt->error = KP_ERR_UNKNOWN_SERVER_ERROR;
 	}
 	respond_commit(c, o);

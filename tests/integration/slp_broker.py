@@ -16,6 +16,12 @@ gave 198.18.0.1/24; the kernel's frames then carry partial checksums). That
 mode expects to run inside a network namespace of its own (test_broker_dpdk.py
 runs each test script under `ip netns exec slp-dpdk-...`), so the TAP
 interface and addresses never meet another test's.
+
+With control=PATH_TO_SLIPSTREAM_CONTROL the control process (consumer
+groups, committed offsets) runs beside the broker on the same configuration
+file: started after it, ready once it has loaded __consumer_offsets and the
+dataplane has connected to it. start_control(), stop_control() and
+kill_control() restart it on its own; stop() and kill() stop both.
 """
 import os
 import re
@@ -54,8 +60,11 @@ def transport_config(conf_text):
 
 
 class Broker:
-    def __init__(self, slipstream, conf_text, tmp):
+    def __init__(self, slipstream, conf_text, tmp, control=None):
         self.tmp = tmp
+        self.control = None
+        self.control_bin = control
+        self.control_runs = 0
         self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
         with open(self.conf, "w") as f:
             f.write(transport_config(conf_text).replace("@CONF@", self.conf))
@@ -72,6 +81,8 @@ class Broker:
                 self.host = m.group(1)
                 self.port = int(m.group(2))
                 self.addr = "%s:%d" % (self.host, self.port)
+                if control is not None:
+                    self.start_control()
                 return
             if self.proc.poll() is not None:
                 break
@@ -88,8 +99,50 @@ class Broker:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
+    def control_text(self):
+        with open(self.control_log_path) as f:
+            return f.read()
+
+    def start_control(self, timeout=30):
+        """Start the control process; wait until the dataplane is connected to it."""
+        self.control_runs += 1
+        self.control_log_path = "%s.control-%d.log" % (self.conf, self.control_runs)
+        connected = self.text().count("control process connected")
+        with open(self.control_log_path, "w") as log:
+            self.control = subprocess.Popen([self.control_bin, self.conf],
+                                            stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ("control: ready" in self.control_text() and
+                    self.text().count("control process connected") > connected):
+                return
+            if self.control.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("control process did not start:\n" + self.control_text() +
+                           "\n--- broker ---\n" + self.text()[-3000:])
+
+    def stop_control(self, timeout=15):
+        """SIGTERM to the control process; its exit code."""
+        if self.control is None or self.control.poll() is not None:
+            return None
+        self.control.send_signal(signal.SIGTERM)
+        try:
+            return self.control.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_control()
+            raise
+
+    def kill_control(self):
+        if self.control is not None and self.control.poll() is None:
+            self.control.kill()
+            self.control.wait(5)
+
     def stop(self, timeout=15):
         """SIGTERM, then the exit code; killed (and re-raised) past @timeout seconds."""
+        self.stop_control(timeout)
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -98,6 +151,7 @@ class Broker:
             raise
 
     def kill(self):
+        self.kill_control()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
