@@ -14,12 +14,13 @@
  * engine and every log: it must be the thread that runs dp_broker_poll()
  * (the reactor of the storage writer's lcore).
  *
- * UNFINISHED (multi-lcore): today a single engine on one lcore serves every
- * partition, and the request handlers call into it directly, so the net
- * worker must run on that same lcore. With several lcores each storage
- * writer will own an engine and a share of the partitions, and the net
- * workers will reach them by dp_msg_send(); the partition -> writer
- * ownership map goes into struct dp_partition (see `writer`).
+ * UNFINISHED (multi-lcore): a single engine on one lcore (the storage
+ * writer's) serves every partition, and the request handlers call into it
+ * directly; net workers on other lcores hand whole requests to that lcore
+ * (dataplane/dp_hop.h). With several writers each will own an engine and a
+ * share of the partitions, reached by partition-level messages; the
+ * partition -> writer ownership map goes into struct dp_partition (see
+ * `writer`) and docs/dataplane.md "Several lcores" has the plan.
  */
 #ifndef SLP_DP_BROKER_H
 #define SLP_DP_BROKER_H

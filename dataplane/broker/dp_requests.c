@@ -372,7 +372,7 @@ serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	struct dp_requests *q = arg;
 
 	if (rte_lcore_id() != q->lcore) {
-		/* UNFINISHED (multi-lcore): forward to the storage lcore by dp_msg_send(). */
+		/* dp_hop brings requests to this lcore: only a wiring mistake gets here. */
 		dp_req_close_log(conn, "no broker on this lcore for a", h, -EXDEV);
 		return -EPROTONOSUPPORT;
 	}
