@@ -14,7 +14,9 @@ log end offsets equal to confluent_kafka's high watermarks), a consumer's
 reads show up in the records-out counters, request counters and latency
 histograms cover Produce and Fetch, connections open and close, and the
 storage write histogram counted the appends. The server answers 404 for
-another path and 405 for POST.
+another path and 405 for POST. When the Debian package prometheus is
+installed, a real Prometheus server scrapes the endpoint and its query API
+must return the produced record counts per partition.
 
 With a slipstream-control binary, the control process serves the same
 endpoint (control.metrics.listen=127.0.0.1:0) and adds consumer lag: a
@@ -24,6 +26,7 @@ equal the high watermark minus the committed offset.
 Usage: test_metrics_scrape.py SLIPSTREAM SLIPSTREAM_METRICS [SLIPSTREAM_CONTROL]
 (run with /usr/bin/python3). Exit 77 (skipped) without confluent_kafka.
 """
+import json
 import math
 import os
 import re
@@ -284,6 +287,7 @@ def main():
         assert get(s2, "slipstream_requests_total", api="Fetch") >= 1
         c.close()
 
+        prometheus_checks(tmp, url, {p: produced[p] for p in range(3)})
         if CONTROL is not None and os.path.exists(CONTROL):
             ctl = lag_checks(b, bs)
         else:
@@ -305,6 +309,56 @@ def main():
         if b is not None:
             b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+PROMETHEUS_PORT = 19510  # this test's own port range (19500-19599)
+
+
+def prometheus_checks(tmp, url, produced):
+    """A real Prometheus server (Debian package prometheus) scrapes the endpoint."""
+    prom = shutil.which("prometheus")
+    if prom is None:
+        print("prometheus: not installed; real-server scrape not checked")
+        return
+    target = url[len("http://"):-len("/metrics")]
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: slipstream\n    static_configs:\n"
+                "      - targets: ['%s']\n" % target)
+    log = open(os.path.join(tmp, "prometheus.log"), "w")
+    p = subprocess.Popen([prom, "--config.file=" + cfg,
+                          "--storage.tsdb.path=" + os.path.join(tmp, "prom-data"),
+                          "--web.listen-address=127.0.0.1:%d" % PROMETHEUS_PORT],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    api = "http://127.0.0.1:%d/api/v1/query?query=" % PROMETHEUS_PORT
+    try:
+        deadline = time.monotonic() + 40
+        got = None
+        while time.monotonic() < deadline:
+            assert p.poll() is None, open(os.path.join(tmp, "prometheus.log")).read()
+            try:
+                with urllib.request.urlopen(api + "up", timeout=5) as r:
+                    up = json.loads(r.read())["data"]["result"]
+                q = urllib.request.quote('slipstream_partition_records_in_total{topic="%s"}' %
+                                         TOPIC)
+                with urllib.request.urlopen(api + q, timeout=5) as r:
+                    got = json.loads(r.read())["data"]["result"]
+                if up and up[0]["value"][1] == "1" and len(got) == 3:
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError):
+                pass
+            time.sleep(0.5)
+        assert got is not None and len(got) == 3, got
+        vals = {int(r["metric"]["partition"]): float(r["value"][1]) for r in got}
+        assert vals == {k: float(v) for k, v in produced.items()}, (vals, produced)
+        print("prometheus: scraped, %d partitions as produced" % len(vals))
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def lag_checks(b, bs):
