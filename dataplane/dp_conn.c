@@ -154,6 +154,9 @@ dp_conn_deliver_frame(struct dp_conn *conn, const uint8_t *frame, uint32_t len)
 	req = (uint64_t)conn->gen << 32 | conn->tail;
 	memset(slot_at(conn, conn->tail), 0, sizeof(struct dp_conn_slot));
 	slot_at(conn, conn->tail)->state = DP_CONN_SLOT_PENDING;
+	slot_at(conn, conn->tail)->arrival_tsc = rte_rdtsc();
+	slot_at(conn, conn->tail)->api_key =
+		len >= 2 ? (int16_t)((uint16_t)frame[0] << 8 | frame[1]) : -1;
 	conn->tail++;
 	rc = env->handler(env->handler_arg, conn, req, frame, len);
 	if (rc == -EAGAIN) {

@@ -55,6 +55,7 @@
 #include <rte_memory.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 #include "net.h"
 #include "net_port.h"
@@ -716,6 +717,7 @@ nd_reap(struct nd_worker *w, struct nd_conn *c)
 	c->in_use = false;
 	w->free_stack[w->n_free++] = c->idx;
 	w->stats.closed++;
+	dp_metrics_conn_closed();
 }
 
 /* --- TCP callbacks (inside net_stack_input / net_stack_poll) --- */
@@ -742,6 +744,7 @@ nd_tcp_accept(void *arg, struct net_tcp_conn *tcp)
 	c->base.last_active_tsc = rte_rdtsc();
 	net_tcp_conn_set_arg(tcp, c);
 	w->stats.accepted++;
+	dp_metrics_conn_accepted();
 	if (DP_LOG_ENABLED(DP_LOG_DEBUG)) {
 		char name[80];
 
