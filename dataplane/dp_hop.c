@@ -55,7 +55,7 @@ struct hop_desc {
 	int8_t cls;                  /* frame buffer class, -1 = none */
 	dp_msg_fn outbox_fn;         /* the message waiting for ring space */
 	/* Request (written by the worker before step 1). */
-	struct dp_conn *conn;        /* the real connection (worker's; never touched by the broker) */
+	struct dp_conn *conn;        /* the real connection (never read by the broker) */
 	uint64_t req;                /* its request token */
 	uint8_t *frame;              /* copy of the frame (worker's buffer) */
 	uint32_t len;                /* bytes */
@@ -190,7 +190,7 @@ outbox_flush(struct hop_outbox *ob, bool to_broker)
 	return n;
 }
 
-/* ---- worker side ------------------------------------------------------------------------------ */
+/* ---- worker side ----------------------------------------------------------------------------- */
 
 static void
 pending_publish(struct hop_lcore *L)
@@ -368,7 +368,7 @@ hop_worker_poll(void *arg)
 	return outbox_flush(&L->out, true);
 }
 
-/* ---- broker side ------------------------------------------------------------------------------ */
+/* ---- broker side ----------------------------------------------------------------------------- */
 
 static struct hop_proxy *
 proxy_of(struct hop_desc *d)
@@ -752,11 +752,13 @@ dp_hop_log_stats(void)
 			" local; round trip avg %.1f us, max %.1f us; deferred %" PRIu64
 			" (descriptors) %" PRIu64 " (frame buffers) %" PRIu64 " (ring); %" PRIu64
 			" late, %" PRIu64 " closed", g_lcores[i].lcore, st.hopped, st.local,
-			st.hopped != 0 ? (double)st.rtt_tsc_sum * us_per_tsc / (double)st.hopped : 0.0,
+			st.hopped != 0 ?
+				(double)st.rtt_tsc_sum * us_per_tsc / (double)st.hopped : 0.0,
 			(double)st.rtt_tsc_max * us_per_tsc, st.deferred_desc, st.deferred_buf,
 			st.deferred_ring, st.late, st.closed);
 	}
 	dp_hop_broker_stats_get(&bs);
 	dp_log(DP_LOG_INFO, "hop to lcore %u: %" PRIu64 " served, %" PRIu64 " handler deferral(s), "
-		"%" PRIu64 " outbox wait(s)", g_broker.lcore, bs.served, bs.deferred, bs.outbox_waits);
+		"%" PRIu64 " outbox wait(s)", g_broker.lcore, bs.served, bs.deferred,
+		bs.outbox_waits);
 }

@@ -196,7 +196,7 @@ async_poller(void *arg)
 	return (int)done;
 }
 
-/* ---- the worker side: connections on a fake transport ------------------------------------------ */
+/* ---- the worker side: connections on a fake transport ---------------------------------------- */
 
 struct tconn {
 	struct dp_conn base;
@@ -319,7 +319,7 @@ hop_drained(void)
 	return dp_hop_pending() == 0;
 }
 
-/* ---- fixture ---------------------------------------------------------------------------------- */
+/* ---- fixture --------------------------------------------------------------------------------- */
 
 static int
 setup_opts(unsigned int n_worker_lcores)
@@ -408,7 +408,7 @@ got_is(const struct tconn *c, const char *want)
 	assert_string_equal(buf, want);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static void
 test_in_order_now_and_later(void **state)
