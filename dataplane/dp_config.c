@@ -181,6 +181,9 @@ static const struct dp_config_key keys[] = {
 		"min.insync.replicas of __transaction_state."),
 	K_INT("transaction.state.log.num.partitions", transaction_state_log_num_partitions, "50",
 		1, I32MAX, "Partitions of __transaction_state."),
+	K_LONG("producer.id.expiration.ms", producer_id_expiration_ms, "86400000", -1, I64MAX,
+		"Forget an idempotent producer this long after its last batch's timestamp; "
+		"-1 = never."),
 
 	/* Slipstream's dataplane. */
 	K_ENUM("dataplane.transport", dp_transport_name, "auto", "auto|kernel|dpdk",
@@ -222,6 +225,9 @@ static const struct dp_config_key keys[] = {
 		"Receive buffer per connection; frames that fit are parsed in place."),
 	K_INT("dataplane.conn.max.inflight", dp_conn_max_inflight, "64", 1, 65536,
 		"Requests in flight per connection before reading pauses."),
+	K_INT("dataplane.producers.max", dp_producers_max, "128", 1, 1048576,
+		"Idempotent producers tracked per partition (144 bytes each, allocated when the "
+		"partition opens); a new one then replaces the one idle the longest."),
 	K_LONG("dataplane.conn.max.pending.bytes", dp_conn_max_pending_bytes, "4194304", 1, I64MAX,
 		"Unsent response bytes per connection before reading pauses."),
 	K_INT("dataplane.frame.large.bytes", dp_frame_large_bytes, "16777216", 64, I32MAX,

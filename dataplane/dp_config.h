@@ -116,6 +116,7 @@ struct dp_config {
 	int64_t transaction_state_log_replication_factor;
 	int64_t transaction_state_log_min_isr;
 	int64_t transaction_state_log_num_partitions;
+	int64_t producer_id_expiration_ms; /* -1 = never */
 	char *zookeeper_connect;
 	int64_t zookeeper_connection_timeout_ms;
 
@@ -130,6 +131,7 @@ struct dp_config {
 	int64_t dp_max_connections;      /* per net worker */
 	int64_t dp_conn_rx_buffer_bytes; /* per connection, holds small frames */
 	int64_t dp_conn_max_inflight;    /* requests per connection */
+	int64_t dp_producers_max;        /* idempotent producers per partition */
 	int64_t dp_conn_max_pending_bytes;
 	int64_t dp_frame_large_bytes;    /* one large-frame buffer */
 	int64_t dp_frame_large_buffers;  /* per net worker */

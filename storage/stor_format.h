@@ -11,9 +11,10 @@
  *     00000000000000000000.log        record batches, byte for byte as on the wire
  *     00000000000000000000.index      sparse offset index
  *     00000000000000000000.timeindex  sparse time index
- *     00000000000000000000.snapshot   producer-state snapshot (reserved: written by the
- *                                     idempotent-producer code, never by storage; storage
- *                                     deletes snapshots older than the log start offset)
+ *     00000000000000000000.snapshot   producer-state snapshot: written and loaded by the
+ *                                     broker (format in dataplane/broker/dp_producer.h),
+ *                                     never by storage; storage deletes <base>.snapshot
+ *                                     with the segment of that base
  *     leader-epoch-checkpoint         Kafka's text format, see below
  *     log-start-offset                Slipstream: the DeleteRecords low watermark
  *     clean-shutdown                  Slipstream: present only after a clean close

@@ -536,6 +536,8 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 	b->dir[first] = '\0';
 	b->node_id = (int32_t)cfg->node_id;
 	b->num_partitions = (int32_t)cfg->num_partitions;
+	b->producers_max = (uint32_t)cfg->dp_producers_max;
+	b->producer_expiration_ms = cfg->producer_id_expiration_ms;
 	b->auto_create = cfg->auto_create_topics_enable;
 	/* log.* from the dataplane table first, the storage.* log keys set by the delegate last. */
 	log_config_from(&b->log_cfg, cfg);

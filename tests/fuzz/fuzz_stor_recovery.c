@@ -5,7 +5,9 @@
  * leader-epoch checkpoint, all cut from the input) and the log is opened,
  * read from start to end through the engine, looked up by timestamp,
  * appended to, closed cleanly and opened again. Recovery must never crash,
- * and whatever it keeps must parse as batches with increasing offsets.
+ * and whatever it keeps must parse as batches with increasing offsets, also
+ * through the batch-header walk the broker rebuilds producer state with
+ * (stor_log_batch_headers), which must reach the log end.
  *
  * Input layout: a 10-byte header of 4 u16 little-endian lengths (index,
  * timeindex, marker, epochs; 0 = absent) and 2 spare bytes, those parts in
@@ -78,6 +80,21 @@ read_cb(void *arg, struct stor_read *rd, int rc)
 	done_reads = 1;
 }
 
+struct walk {
+	int64_t prev; /* last offset of the previous batch walked */
+};
+
+static int
+walk_cb(void *arg, const struct kp_batch_header *h)
+{
+	struct walk *w = arg;
+
+	if (h->base_offset <= w->prev || h->last_offset_delta < 0)
+		abort(); /* the walk met something recovery should not have kept */
+	w->prev = h->base_offset + h->last_offset_delta;
+	return 0;
+}
+
 static void
 exercise(struct stor_engine *e, struct stor_log *log)
 {
@@ -112,6 +129,14 @@ exercise(struct stor_engine *e, struct stor_log *log)
 	int64_t o;
 	stor_log_offset_for_time(log, 0, &o, NULL);
 	stor_log_offset_for_time(log, 1700000000000, &o, NULL);
+	struct walk w = {.prev = -1};
+	if (stor_log_batch_headers(log, 0, walk_cb, &w) != 0)
+		abort(); /* nothing is pending here and every kept batch parses */
+	if (w.prev >= 0 && w.prev + 1 != stor_log_end_offset(log))
+		abort();
+	w.prev = -1;
+	if (stor_log_batch_headers(log, stor_log_end_offset(log) / 2, walk_cb, &w) != 0)
+		abort();
 }
 
 int
