@@ -85,6 +85,7 @@ struct dp_config {
 	int64_t socket_send_buffer_bytes;    /* -1 = OS default */
 	int64_t socket_receive_buffer_bytes; /* -1 = OS default */
 	int64_t connections_max_idle_ms;     /* -1 = never reap */
+	int64_t max_incremental_fetch_session_cache_slots; /* KIP-227 sessions, 0 = none */
 	int64_t queued_max_requests;
 	int64_t num_network_threads;
 	int64_t num_io_threads;
