@@ -443,6 +443,10 @@ produce_fill(struct lg_conn *c, int64_t now)
 
 	if (c->failed)
 		return;
+	/* The duration ends producing here too, not only when the sampling thread
+	 * (which may be starved of CPU on a loaded machine) notices it. */
+	if (cfg->duration_s > 0 && now - sh->t0 >= (int64_t)(cfg->duration_s * 1e9))
+		atomic_store_explicit(&sh->stop_produce, 1, memory_order_relaxed);
 	/* Retries first, once their backoff has passed. */
 	for (uint32_t i = 0; i < c->nretry;) {
 		struct lg_slot *s = &c->slots[c->retryq[i]];
