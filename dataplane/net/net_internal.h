@@ -199,6 +199,10 @@ struct net_tcp_sb {
 	 * resend was lost too. Valid while rxt_mark_on. */
 	uint32_t rxt_mark;
 	bool rxt_mark_on;
+	/* Receive side: a sequence number of the most recently queued
+	 * out-of-order segment; its block goes first in our SACK option
+	 * (RFC 2018 section 4). */
+	uint32_t ooo_last_seq;
 	uint32_t sacked;		/* bytes in blk */
 	uint32_t n;			/* ranges in blk */
 	struct {

@@ -303,6 +303,7 @@ ooo_insert(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t 
 	c->ooo[i].m = m;
 	c->ooo_segs++;
 	st->stats.tcp_ooo_queued++;
+	net_tcp_sb(st, c)->ooo_last_seq = seq;
 	return;
 drop:
 	rte_pktmbuf_free(m);

@@ -121,35 +121,37 @@ write_opts(struct net_stack *st, struct net_tcp_conn *c, uint8_t *o, uint8_t fla
 	}
 	/* RFC 2018 section 4: SACK blocks for the out-of-order data we hold,
 	 * at most 3 with timestamps (40 bytes of options), 4 without. The
-	 * first block should be the most recently received; we report the
-	 * lowest blocks first, which RFC 2018 permits as an approximation. */
+	 * first block is the one holding the most recently received segment
+	 * (a sender learns of every new range at once, however many holes
+	 * there are); the others follow in ascending order (the RFC asks for
+	 * the most recently reported first: an approximation). */
 	if ((c->flags & NET_TCPF_SACK_OK) && c->ooo_segs > 0 &&
 			(flags & RTE_TCP_RST_FLAG) == 0) {
-		uint32_t max = ts ? 3 : 4, nb = 0;
-		uint32_t l = 0, r = 0;
+		uint32_t max = ts ? 3 : 4, nb = 0, nr = 0, first = 0;
+		uint32_t last = net_tcp_sb(st, c)->ooo_last_seq;
+		uint32_t rl[4], rr[4];	/* first block, then up to 3 others */
 		uint8_t *hdr = o + n;
 
-		n += 4;	/* NOP NOP kind len */
-		for (uint32_t i = 0; i < c->ooo_segs && nb < max; i++) {
-			const struct net_tcp_ooo *q = &c->ooo[i];
+		/* Merge the held segments into ranges; keep the range of the
+		 * last segment and the lowest others. */
+		for (uint32_t i = 0; i < c->ooo_segs;) {
+			uint32_t l = c->ooo[i].seq, r = l + c->ooo[i].len;
 
-			if (i > 0 && q->seq == r) {
-				r += q->len;	/* contiguous with the previous block */
-				continue;
+			for (i++; i < c->ooo_segs && c->ooo[i].seq == r; i++)
+				r += c->ooo[i].len;
+			if (SEQ_LEQ(l, last) && SEQ_LT(last, r)) {
+				rl[0] = l;
+				rr[0] = r;
+				first = 1;
+			} else if (nr < 3) {
+				rl[1 + nr] = l;
+				rr[1 + nr] = r;
+				nr++;
 			}
-			if (i > 0) {
-				uint32_t bl = rte_cpu_to_be_32(l), br = rte_cpu_to_be_32(r);
-
-				memcpy(o + n, &bl, 4);
-				memcpy(o + n + 4, &br, 4);
-				n += 8;
-				nb++;
-			}
-			l = q->seq;
-			r = q->seq + q->len;
 		}
-		if (nb < max) {
-			uint32_t bl = rte_cpu_to_be_32(l), br = rte_cpu_to_be_32(r);
+		n += 4;	/* NOP NOP kind len */
+		for (uint32_t k = first ? 0 : 1; k < 1 + nr && nb < max; k++) {
+			uint32_t bl = rte_cpu_to_be_32(rl[k]), br = rte_cpu_to_be_32(rr[k]);
 
 			memcpy(o + n, &bl, 4);
 			memcpy(o + n + 4, &br, 4);

@@ -986,6 +986,7 @@ main(int argc, char **argv)
 	cfg.rcvbuf_bytes = o.rcvbuf;
 	cfg.sndbuf_bytes = o.sndbuf;
 	cfg.no_syncookies = o.no_syncookies;
+	cfg.ooo_max_segs = 255;	/* a whole window of reordering at our MSS */
 	cfg.time_wait_us = 2 * 1000 * 1000;	/* short TIME-WAIT: a test tool */
 	cfg.seed = rte_rdtsc();
 	st = net_stack_create(&cfg);
