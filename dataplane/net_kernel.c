@@ -97,6 +97,7 @@ static unsigned int g_n_workers;
 static struct nk_listener g_listeners[DP_CONFIG_MAX_LISTENERS + 1]; /* + the unix one */
 static unsigned int g_n_listeners;
 static const struct dp_config *g_cfg;
+static bool g_local_only; /* net_kernel_init_local(): unix listener, one worker */
 static char g_unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" = none */
 
 static void nk_kick(struct dp_conn *conn);
@@ -647,7 +648,7 @@ net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *h
 	int rc;
 
 	g_cfg = cfg;
-	g_n_workers = (unsigned int)cfg->dp_net_workers;
+	g_n_workers = g_local_only ? 1 : (unsigned int)cfg->dp_net_workers;
 	g_workers = rte_zmalloc("nk_workers", sizeof(struct nk_worker) * g_n_workers,
 		RTE_CACHE_LINE_SIZE);
 	if (g_workers == NULL)
@@ -663,7 +664,7 @@ net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *h
 			return rc;
 		}
 	}
-	for (unsigned int i = 0; i < cfg->n_listeners; i++) {
+	for (unsigned int i = 0; i < cfg->n_listeners && !g_local_only; i++) {
 		struct epoll_event ev;
 		struct nk_listener *l = &g_listeners[g_n_listeners];
 
@@ -686,7 +687,8 @@ net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *h
 		char name[32];
 
 		snprintf(name, sizeof(name), "net%u.poll", i);
-		rc = dp_poller_register(w->lcore, name, nk_poll, w, 0, DP_POLLER_EVERY);
+		rc = dp_poller_register(w->lcore, name, nk_poll, w, g_local_only ? 1000 : 0,
+			DP_POLLER_EVERY);
 		if (rc == 0) {
 			snprintf(name, sizeof(name), "net%u.flush", i);
 			rc = dp_poller_register(w->lcore, name, nk_end, w, 0, DP_POLLER_END);
@@ -746,6 +748,13 @@ net_kernel_listen_unix(const char *path)
 	snprintf(g_unix_path, sizeof(g_unix_path), "%s", path);
 	dp_log(DP_LOG_INFO, "listening on unix:%s (the control process's way in)", path);
 	return 0;
+}
+
+int
+net_kernel_init_local(const struct dp_config *cfg, dp_conn_handler_fn handler, void *handler_arg)
+{
+	g_local_only = true;
+	return net_kernel_init(cfg, handler, handler_arg);
 }
 
 uint16_t

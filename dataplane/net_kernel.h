@@ -36,6 +36,15 @@
 int net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *handler_arg);
 
 /**
+ * As net_kernel_init(), for a dataplane whose clients use another transport
+ * (DPDK): one worker on net worker 0's lcore, polled every millisecond, no
+ * TCP listener; only net_kernel_listen_unix() connections (the control
+ * process) come in through it.
+ */
+int net_kernel_init_local(const struct dp_config *cfg, dp_conn_handler_fn handler,
+	void *handler_arg);
+
+/**
  * Also listen on the unix socket @path (replacing a stale file there): a
  * local way in for the control process, a Kafka client of this broker
  * (dataplane/dp_ctl.h). Its connections are ordinary connections on the
