@@ -17,12 +17,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TCP_MAX_EVENTS 64
 
 struct lg_transport {
 	int epfd;
+	bool pwait2; /* epoll_pwait2 works (cleared on ENOSYS) */
 	struct lg_tconn *conns; /* every open connection (for destroy) */
 };
 
@@ -47,6 +49,7 @@ tcp_create(void)
 		free(t);
 		return NULL;
 	}
+	t->pwait2 = true;
 	return t;
 }
 
@@ -179,8 +182,22 @@ static int
 tcp_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 {
 	struct epoll_event evs[TCP_MAX_EVENTS];
-	int ms = timeout_us <= 0 ? 0 : (int)((timeout_us + 999) / 1000);
-	int n = epoll_wait(t->epfd, evs, TCP_MAX_EVENTS, ms);
+	int n = -1;
+
+	/* Microsecond timeouts where the kernel has epoll_pwait2 (5.11+): with
+	 * epoll_wait's milliseconds a record due in 10 us would wait up to 1 ms
+	 * and that wait would show as broker latency. */
+	if (t->pwait2) {
+		struct timespec ts = {.tv_sec = timeout_us > 0 ? timeout_us / 1000000 : 0,
+				      .tv_nsec = timeout_us > 0 ? (timeout_us % 1000000) * 1000 : 0};
+		n = epoll_pwait2(t->epfd, evs, TCP_MAX_EVENTS, &ts, NULL);
+		if (n < 0 && errno == ENOSYS)
+			t->pwait2 = false;
+	}
+	if (!t->pwait2) {
+		int ms = timeout_us <= 0 ? 0 : (int)((timeout_us + 999) / 1000);
+		n = epoll_wait(t->epfd, evs, TCP_MAX_EVENTS, ms);
+	}
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
