@@ -40,6 +40,9 @@ def run_in_netns(script, port="tap"):
         ip("-n", ns, "link", "set", "lo", "up")
         if port == "af_packet":
             ip("-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+            # No TSO/GSO super-frames from the kernel side: af_packet's ring frames
+            # (2 KiB) would truncate them (docs/dataplane.md).
+            ip("-n", ns, "link", "set", "veth1", "gso_max_segs", "1")
             ip("-n", ns, "addr", "add", "198.18.0.1/24", "dev", "veth1")
             ip("-n", ns, "link", "set", "veth0", "up")
             ip("-n", ns, "link", "set", "veth1", "up")
