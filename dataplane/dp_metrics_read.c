@@ -36,15 +36,19 @@ int
 dp_metrics_reader_open(struct dp_metrics_reader *r, const char *path)
 {
 	const struct dp_metrics_header *h;
+	char copy[sizeof(r->path)];
+	size_t n = strlen(path);
 	struct stat st;
 	int rc;
 
+	/* Copied first: @path may be r->path itself (a remap in dp_metrics_snapshot). */
+	if (n >= sizeof(copy))
+		return -EINVAL;
+	memcpy(copy, path, n + 1);
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
-	if (strlen(path) >= sizeof(r->path))
-		return -EINVAL;
-	snprintf(r->path, sizeof(r->path), "%s", path);
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	memcpy(r->path, copy, n + 1);
+	r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0)
 		return -errno;
 	if (fstat(r->fd, &st) < 0) {
@@ -178,11 +182,8 @@ dp_metrics_snapshot(struct dp_metrics_reader *r, struct dp_metrics_snapshot *out
 	if (stat(r->path, &st) < 0)
 		return -errno;
 	if (r->map == NULL || st.st_ino != r->ino || st.st_dev != r->dev) {
-		char path[sizeof(r->path)];
-
-		memcpy(path, r->path, sizeof(path));
 		dp_metrics_reader_close(r);
-		rc = dp_metrics_reader_open(r, path);
+		rc = dp_metrics_reader_open(r, r->path);
 		if (rc < 0)
 			return rc;
 	}
