@@ -1153,6 +1153,21 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	if (rc < 0)
 		goto fail;
 
+	{
+		struct rte_eth_dev_info di;
+
+		/* A clearer reason than the EINVAL of rte_eth_dev_set_mtu (TAP and
+		 * af_packet take 1500 at most). */
+		if (rte_eth_dev_info_get(g_port_id, &di) == 0 &&
+			(mtu > di.max_mtu || (uint32_t)mtu + RTE_ETHER_HDR_LEN +
+				RTE_ETHER_CRC_LEN > di.max_rx_pktlen)) {
+			rc = -EINVAL;
+			why_set(why, why_len, "dataplane.port.mtu=%u is above what port %s takes "
+					      "(frames up to %u bytes)", mtu, g_dev_name,
+				di.max_rx_pktlen);
+			goto fail;
+		}
+	}
 	/* One frame per mbuf: the data room holds the largest frame. */
 	room = (uint16_t)RTE_MAX((unsigned int)RTE_MBUF_DEFAULT_BUF_SIZE,
 		RTE_PKTMBUF_HEADROOM + mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 4u);
