@@ -132,6 +132,7 @@ def run(b, tmp):
     res = r["result"]
     assert res["acked_records"] > 4000, res  # about 8000 in 2 s
     assert res["consumed_records"] == res["acked_records"], res
+    assert r["config"]["consumer_connections"] == 1 and r["partitions"][1]["partition"] == 1
     e2e = r["latency"]["e2e"]
     assert e2e["count"] == res["consumed_records"]
     check_hist(e2e)

@@ -80,7 +80,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_str(&j, "compression", kp_compression_name(cfg->codec));
 	lg_json_u64(&j, "keys", cfg->keys);
 	lg_json_u64(&j, "connections", cfg->connections);
-	lg_json_u64(&j, "consumer_connections", cfg->consumer_connections);
+	lg_json_u64(&j, "consumer_connections", res->consumer_connections);
 	lg_json_u64(&j, "threads", cfg->threads);
 	lg_json_u64(&j, "max_inflight", cfg->max_inflight);
 	lg_json_f64(&j, "rate_records_per_s", cfg->rate);

@@ -1292,6 +1292,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		if (ncc > (uint32_t)sh.partitions)
 			ncc = (uint32_t)sh.partitions;
 	}
+	res->consumer_connections = ncc;
 	ws = calloc(nw, sizeof(*ws));
 	if (ws == NULL) {
 		rc = -ENOMEM;

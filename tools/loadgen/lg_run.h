@@ -113,6 +113,7 @@ struct lg_result {
 	char first_error[256];
 	bool timed_out;		 /* the hard deadline ended the run */
 	int32_t partitions;
+	uint32_t consumer_connections; /* as used (the default resolved, capped at partitions) */
 	struct lg_versions versions;
 	int64_t *start_offsets;	 /* per partition: where consumers began */
 	int64_t *acked_end;	 /* per partition: highest acknowledged offset + 1; -1 none */
