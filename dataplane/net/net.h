@@ -77,7 +77,12 @@ struct net_config {
 	uint32_t max_listeners;		/**< listening ports; 0 = 8 */
 	uint32_t sndbuf_bytes;		/**< per-connection send queue limit; 0 = 256 KiB */
 	uint32_t rcvbuf_bytes;		/**< per-connection receive window; 0 = 256 KiB */
-	uint32_t ooo_max_segs;		/**< out-of-order segments kept per connection; 0 = 64 */
+	/** Out-of-order segments kept per connection (at most 255); 0 = a
+	 * receive window of MSS-sized segments (182 for the default 256 KiB
+	 * and MTU 1500; at least 64): with fewer, a loss in a large window
+	 * makes the receiver drop what it cannot hold and the sender resend
+	 * it. Memory: max_conns x this x 16 bytes. */
+	uint32_t ooo_max_segs;
 	uint64_t rto_min_us;		/**< RFC 6298 (2.4) lower bound; 0 = 200 ms */
 	uint64_t rto_max_us;		/**< RTO upper bound; 0 = 60 s */
 	uint64_t rto_initial_us;	/**< RFC 6298 (2.1) initial RTO; 0 = 1 s */

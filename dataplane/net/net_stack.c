@@ -62,8 +62,12 @@ config_fill(struct net_config *c)
 		c->rcvbuf_bytes = 256 * 1024;
 	if (c->rcvbuf_bytes > (1u << 30) || c->sndbuf_bytes > (1u << 30))
 		return -EINVAL;
-	if (c->ooo_max_segs == 0)
-		c->ooo_max_segs = 64;
+	if (c->ooo_max_segs == 0) {
+		/* A receive window's worth of MSS-sized segments. */
+		uint32_t segs = c->rcvbuf_bytes / (uint32_t)(c->mtu - NET_IP_HLEN - NET_TCP_HLEN) + 1;
+
+		c->ooo_max_segs = segs < 64 ? 64 : segs;
+	}
 	if (c->ooo_max_segs > 255)
 		c->ooo_max_segs = 255;
 	if (c->rto_min_us == 0)

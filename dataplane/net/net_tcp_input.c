@@ -409,8 +409,13 @@ cc_ack(struct net_stack *st, struct net_tcp_conn *c, uint32_t acked)
 	}
 	c->dupacks = 0;
 	if (c->cwnd < c->ssthresh) {
-		/* RFC 5681 equation (2), with RFC 3465's L = 1 SMSS. */
-		c->cwnd += NET_MIN(acked, (uint32_t)mss);
+		/* Slow start by the bytes acknowledged (RFC 3465 byte counting)
+		 * without its L limit: receivers coalesce ACKs of a burst (this
+		 * stack acknowledges once per input burst, Linux after GRO), and
+		 * growing by 1 SMSS per such stretch ACK would keep the window
+		 * small for a long time. As Linux does; ACK division gains a
+		 * sender nothing when growth is counted in bytes. */
+		c->cwnd = NET_MIN(c->cwnd + NET_MIN(acked, 1u << 30), c->ssthresh);
 	} else {
 		/* Congestion avoidance, byte counting (RFC 5681 section 3.1). */
 		c->bytes_acked += acked;
