@@ -159,7 +159,7 @@ ctl_http_parse(const char *buf, size_t len, struct ctl_http_request *req)
 	if (sp1[1] != '/')
 		return -EBADMSG; /* origin-form only; no proxy requests */
 	if (lend - sp2 - 1 != 8 || memcmp(sp2 + 1, "HTTP/", 5) != 0 || sp2[6] < '0' ||
-		sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
+	    sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
 		return -EBADMSG;
 	memcpy(req->method, p, (size_t)(sp1 - p));
 	{
@@ -246,7 +246,7 @@ mono_ms(void)
 
 struct ctl_http_server *
 ctl_http_server_open(const char *host, uint16_t port, const struct ctl_http_route *routes,
-	int n_routes, int timeout_ms)
+                     int n_routes, int timeout_ms)
 {
 	struct addrinfo hints, *res = NULL;
 	struct ctl_http_server *s;
@@ -281,13 +281,13 @@ ctl_http_server_open(const char *host, uint16_t port, const struct ctl_http_rout
 	}
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(s->lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(s->lfd, 64) < 0 ||
-		getsockname(s->lfd, (struct sockaddr *)&ss, &sl) < 0) {
+	    getsockname(s->lfd, (struct sockaddr *)&ss, &sl) < 0) {
 		err = errno;
 		goto fail;
 	}
 	freeaddrinfo(res);
-	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-						   ((struct sockaddr_in *)&ss)->sin_port);
+	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->timeout_ms = timeout_ms;
@@ -324,21 +324,29 @@ static const char *
 reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Internal Server Error";
 	}
 }
 
 /* Build the whole answer into c->out and switch to writing. */
 static void
 respond(struct ctl_http_client *c, int status, const char *ctype, const struct ctl_buf *body,
-	bool head_only)
+        bool head_only)
 {
 	const char *text = body != NULL && body->len > 0 ? body->p : "";
 	size_t blen = body != NULL ? body->len : 0;
@@ -352,10 +360,10 @@ respond(struct ctl_http_client *c, int status, const char *ctype, const struct c
 	}
 	ctl_buf_free(&c->out);
 	ctl_buf_printf(&c->out,
-		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		"Connection: close\r\nCache-Control: no-store\r\n%s\r\n",
-		status, reason(status), ctype, blen,
-		status == 405 ? "Allow: GET, HEAD\r\n" : "");
+	               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	               "Connection: close\r\nCache-Control: no-store\r\n%s\r\n",
+	               status, reason(status), ctype, blen,
+	               status == 405 ? "Allow: GET, HEAD\r\n" : "");
 	if (!head_only)
 		ctl_buf_append(&c->out, text, blen);
 	if (c->out.err != 0) {
@@ -431,7 +439,7 @@ static void
 client_write(struct ctl_http_client *c)
 {
 	ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-		MSG_DONTWAIT | MSG_NOSIGNAL);
+	                 MSG_DONTWAIT | MSG_NOSIGNAL);
 
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -614,7 +622,7 @@ ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord 
 		return 0;
 	if (split_listen(listen_at, host, sizeof(host), &port) < 0) {
 		fprintf(stderr, "control: metrics listen address '%s' is not host:port\n",
-			listen_at);
+		        listen_at);
 		return -EINVAL;
 	}
 	if (shm == NULL || *shm == '\0') {
@@ -632,8 +640,10 @@ ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord 
 	g_http.srv = ctl_http_server_open(host, port, g_http.routes, 1, 10000);
 	if (g_http.srv == NULL) {
 		/* Not fatal: groups and offsets matter more than their metrics. */
-		fprintf(stderr, "control: metrics: cannot listen on %s (%s); running without "
-				"/metrics (control.metrics.listen)\n", listen_at, strerror(errno));
+		fprintf(stderr,
+		        "control: metrics: cannot listen on %s (%s); running without "
+		        "/metrics (control.metrics.listen)\n",
+		        listen_at, strerror(errno));
 		ctl_metrics_fini(&g_http.metrics);
 		return 0;
 	}
@@ -646,7 +656,7 @@ ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord 
 		return rc;
 	}
 	fprintf(stderr, "control: metrics on http://%s:%u/metrics from %s\n", host,
-		ctl_http_server_port(g_http.srv), shm);
+	        ctl_http_server_port(g_http.srv), shm);
 	return 0;
 }
 

@@ -33,11 +33,11 @@
 
 /* A parsed request head. Strings are copies, NUL-terminated. */
 struct ctl_http_request {
-	char method[16];		 /* "GET" */
-	char path[CTL_HTTP_MAX_TARGET];	 /* target up to '?' */
+	char method[16];                 /* "GET" */
+	char path[CTL_HTTP_MAX_TARGET];  /* target up to '?' */
 	char query[CTL_HTTP_MAX_TARGET]; /* after '?', "" if none */
-	int minor;			 /* HTTP/1.<minor> */
-	size_t head_len;		 /* bytes of the head, through the blank line */
+	int minor;                       /* HTTP/1.<minor> */
+	size_t head_len;                 /* bytes of the head, through the blank line */
 };
 
 /**
@@ -49,8 +49,7 @@ struct ctl_http_request {
  *   within CTL_HTTP_MAX_REQUEST bytes or the target is too long;
  *   -EPROTONOSUPPORT for an HTTP version other than 1.0 or 1.1.
  */
-int
-ctl_http_parse(const char *buf, size_t len, struct ctl_http_request *req);
+int ctl_http_parse(const char *buf, size_t len, struct ctl_http_request *req);
 
 /* A growable text buffer for response bodies. */
 struct ctl_buf {
@@ -62,16 +61,13 @@ struct ctl_buf {
 };
 
 /** Append printf-formatted text. Failures set b->err; later appends do nothing. */
-void
-ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Append @n bytes. */
-void
-ctl_buf_append(struct ctl_buf *b, const char *s, size_t n);
+void ctl_buf_append(struct ctl_buf *b, const char *s, size_t n);
 
 /** Free the buffer's memory and reset it. */
-void
-ctl_buf_free(struct ctl_buf *b);
+void ctl_buf_free(struct ctl_buf *b);
 
 /**
  * A route's handler: fill @body (empty on entry) and set *@content_type (a
@@ -81,7 +77,7 @@ ctl_buf_free(struct ctl_buf *b);
  *   available); a negative errno answers 500.
  */
 typedef int (*ctl_http_handler_fn)(void *arg, const struct ctl_http_request *req,
-	struct ctl_buf *body, const char **content_type);
+                                   struct ctl_buf *body, const char **content_type);
 
 struct ctl_http_route {
 	const char *path; /* exact match, e.g. "/metrics" */
@@ -98,13 +94,12 @@ struct ctl_http_server;
  * @param timeout_ms  deadline for each connection's whole exchange
  * @return the server, or NULL with errno set (EADDRINUSE, EINVAL, ...).
  */
-struct ctl_http_server *
-ctl_http_server_open(const char *host, uint16_t port, const struct ctl_http_route *routes,
-	int n_routes, int timeout_ms);
+struct ctl_http_server *ctl_http_server_open(const char *host, uint16_t port,
+                                             const struct ctl_http_route *routes, int n_routes,
+                                             int timeout_ms);
 
 /** The port listened on. */
-uint16_t
-ctl_http_server_port(const struct ctl_http_server *s);
+uint16_t ctl_http_server_port(const struct ctl_http_server *s);
 
 /**
  * Run one round: wait up to @wait_ms for activity, accept, read, answer,
@@ -113,12 +108,10 @@ ctl_http_server_port(const struct ctl_http_server *s);
  * @return the number of requests answered this round (>= 0), or a negative
  *   errno when poll() itself failed (EINTR returns 0).
  */
-int
-ctl_http_server_poll(struct ctl_http_server *s, int wait_ms);
+int ctl_http_server_poll(struct ctl_http_server *s, int wait_ms);
 
 /** Close every connection and the listener; free the server. */
-void
-ctl_http_server_close(struct ctl_http_server *s);
+void ctl_http_server_close(struct ctl_http_server *s);
 
 /* ---- the control process's endpoint (ctl_main.c) ------------------------ */
 
@@ -133,8 +126,7 @@ struct ctl_coord;
  *
  * @return 0; -ENOENT for a key of another module; -EINVAL for a value too long.
  */
-int
-ctl_http_config_key(void *arg, const char *key, const char *value);
+int ctl_http_config_key(void *arg, const char *key, const char *value);
 
 /**
  * Serve /metrics (ctl_metrics.h) on the control loop @l: listen on
@@ -147,12 +139,10 @@ ctl_http_config_key(void *arg, const char *key, const char *value);
  * @return 0, or -EINVAL for a malformed control.metrics.listen.
  */
 
-int
-ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord *coord);
+int ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord *coord);
 
 /** Stop serving and free what ctl_http_init() set up. */
-void
-ctl_http_fini(void);
+void ctl_http_fini(void);
 
 /** Where ctl_http_init() listens unless told otherwise. */
 #define CTL_HTTP_DEFAULT_LISTEN "127.0.0.1:9644"

@@ -90,7 +90,7 @@ hist_add(struct dp_metrics_hist *to, const struct dp_metrics_hist *h)
 /* One histogram's samples; @labels is "" or 'api="Produce",'. */
 static void
 hist_samples(struct ctl_buf *b, const char *name, const char *labels,
-	const struct dp_metrics_hist *h)
+             const struct dp_metrics_hist *h)
 {
 	uint64_t cum = 0;
 
@@ -98,10 +98,10 @@ hist_samples(struct ctl_buf *b, const char *name, const char *labels,
 		cum += h->buckets[i];
 		if (i < DP_METRICS_LAT_BUCKETS - 1)
 			ctl_buf_printf(b, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, labels,
-				(double)dp_metrics_lat_bounds_us[i] / 1e6, cum);
+			               (double)dp_metrics_lat_bounds_us[i] / 1e6, cum);
 		else
 			ctl_buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, labels,
-				cum);
+			               cum);
 	}
 	if (*labels != '\0') {
 		/* labels end in ','; drop it inside {} */
@@ -199,7 +199,8 @@ tp_find(const struct tp_sum *s, const char *topic, int32_t partition)
 		int c = strcmp(s->items[mid].topic, topic);
 
 		if (c == 0)
-			c = (s->items[mid].partition > partition) - (s->items[mid].partition < partition);
+			c = (s->items[mid].partition > partition) -
+			    (s->items[mid].partition < partition);
 		if (c == 0)
 			return &s->items[mid];
 		if (c < 0)
@@ -212,7 +213,7 @@ tp_find(const struct tp_sum *s, const char *topic, int32_t partition)
 
 static void
 tp_family(struct ctl_buf *b, const struct tp_sum *s, const char *name, const char *type,
-	const char *help, size_t field_off, bool skip_negative)
+          const char *help, size_t field_off, bool skip_negative)
 {
 	family(b, name, type, help);
 	for (size_t i = 0; i < s->n; i++) {
@@ -224,7 +225,7 @@ tp_family(struct ctl_buf *b, const struct tp_sum *s, const char *name, const cha
 		ctl_buf_printf(b, "%s{topic=\"", name);
 		put_label(b, s->items[i].topic);
 		ctl_buf_printf(b, "\",partition=\"%d\"} %" PRIu64 "\n", s->items[i].partition,
-			(uint64_t)v);
+		               (uint64_t)v);
 	}
 }
 
@@ -251,7 +252,8 @@ lag_sample(void *arg, const char *group, const char *topic, int32_t partition, i
 		v = tp->log_end_offset > committed ? tp->log_end_offset - committed : 0;
 	}
 	ctl_buf_printf(x->b, "%s{group=\"",
-		x->lag ? "slipstream_consumergroup_lag" : "slipstream_consumergroup_committed_offset");
+	               x->lag ? "slipstream_consumergroup_lag"
+	                      : "slipstream_consumergroup_committed_offset");
 	put_label(x->b, group);
 	ctl_buf_printf(x->b, "\",topic=\"");
 	put_label(x->b, topic);
@@ -260,7 +262,7 @@ lag_sample(void *arg, const char *group, const char *topic, int32_t partition, i
 
 int
 ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
-	void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
+                   void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
 {
 	struct dp_metrics_block sum;
 	struct tp_sum tps = {0};
@@ -268,19 +270,19 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 	int rc;
 
 	family(out, "slipstream_dataplane_up", "gauge",
-		"1 when the dataplane's metrics segment was read, else 0.");
+	       "1 when the dataplane's metrics segment was read, else 0.");
 	ctl_buf_printf(out, "slipstream_dataplane_up %d\n", snap != NULL ? 1 : 0);
 	family(out, "slipstream_metrics_scrapes_total", "counter",
-		"Scrapes of /metrics answered by this control process.");
+	       "Scrapes of /metrics answered by this control process.");
 	ctl_buf_printf(out, "slipstream_metrics_scrapes_total %" PRIu64 "\n", scrapes);
 	if (snap != NULL) {
 		const struct dp_metrics_header *h = &snap->hdr;
 		double hz = h->tsc_hz ? (double)h->tsc_hz : 1.0;
 
 		family(out, "slipstream_dataplane_start_time_seconds", "gauge",
-			"When the dataplane created its metrics segment (Unix time).");
+		       "When the dataplane created its metrics segment (Unix time).");
 		ctl_buf_printf(out, "slipstream_dataplane_start_time_seconds %.3f\n",
-			(double)h->start_unix_ms / 1e3);
+		               (double)h->start_unix_ms / 1e3);
 		memset(&sum, 0, offsetof(struct dp_metrics_block, tps));
 		for (uint32_t i = 0; i < h->n_blocks; i++) {
 			const struct dp_metrics_block *b = &snap->blocks[i];
@@ -293,91 +295,96 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 				hist_add(&sum.api[k], &b->api[k]);
 		}
 		family(out, "slipstream_requests_total", "counter",
-			"Kafka requests answered, by API.");
+		       "Kafka requests answered, by API.");
 		for (int k = 0; k < DP_METRICS_APIS; k++) {
 			if (sum.api[k].count == 0)
 				continue;
 			api_label(lbl, sizeof(lbl), k);
 			lbl[strlen(lbl) - 1] = '\0'; /* no trailing comma alone in {} */
 			ctl_buf_printf(out, "slipstream_requests_total{%s} %" PRIu64 "\n", lbl,
-				sum.api[k].count);
+			               sum.api[k].count);
 		}
 		family(out, "slipstream_request_duration_seconds", "histogram",
-			"Time from a request's arrival to its response being queued, by API.");
+		       "Time from a request's arrival to its response being queued, by API.");
 		for (int k = 0; k < DP_METRICS_APIS; k++) {
 			if (sum.api[k].count == 0)
 				continue;
 			hist_samples(out, "slipstream_request_duration_seconds",
-				api_label(lbl, sizeof(lbl), k), &sum.api[k]);
+			             api_label(lbl, sizeof(lbl), k), &sum.api[k]);
 		}
 		family(out, "slipstream_connections_accepted_total", "counter",
-			"Client connections accepted.");
+		       "Client connections accepted.");
 		ctl_buf_printf(out, "slipstream_connections_accepted_total %" PRIu64 "\n",
-			sum.conn_accepted);
+		               sum.conn_accepted);
 		family(out, "slipstream_connections_closed_total", "counter",
-			"Client connections closed.");
+		       "Client connections closed.");
 		ctl_buf_printf(out, "slipstream_connections_closed_total %" PRIu64 "\n",
-			sum.conn_closed);
+		               sum.conn_closed);
 		family(out, "slipstream_connections_open", "gauge", "Client connections open.");
 		ctl_buf_printf(out, "slipstream_connections_open %" PRIu64 "\n",
-			sum.conn_accepted >= sum.conn_closed ? sum.conn_accepted - sum.conn_closed : 0);
+		               sum.conn_accepted >= sum.conn_closed
+		                       ? sum.conn_accepted - sum.conn_closed
+		                       : 0);
 		family(out, "slipstream_storage_write_duration_seconds", "histogram",
-			"Time from a storage append's submission to its completion.");
+		       "Time from a storage append's submission to its completion.");
 		hist_samples(out, "slipstream_storage_write_duration_seconds", "",
-			&sum.storage_write);
+		             &sum.storage_write);
 		family(out, "slipstream_lcore_busy_seconds_total", "counter",
-			"Reactor time spent in iterations that did work, by lcore.");
+		       "Reactor time spent in iterations that did work, by lcore.");
 		for (uint32_t i = 0; i < h->n_blocks; i++)
-			ctl_buf_printf(out, "slipstream_lcore_busy_seconds_total{lcore=\"%u\"} %.6f\n",
-				snap->blocks[i].lcore, (double)snap->blocks[i].busy_tsc / hz);
+			ctl_buf_printf(
+			        out, "slipstream_lcore_busy_seconds_total{lcore=\"%u\"} %.6f\n",
+			        snap->blocks[i].lcore, (double)snap->blocks[i].busy_tsc / hz);
 		family(out, "slipstream_lcore_idle_seconds_total", "counter",
-			"Reactor time spent in iterations that found nothing to do, by lcore.");
+		       "Reactor time spent in iterations that found nothing to do, by lcore.");
 		for (uint32_t i = 0; i < h->n_blocks; i++)
-			ctl_buf_printf(out, "slipstream_lcore_idle_seconds_total{lcore=\"%u\"} %.6f\n",
-				snap->blocks[i].lcore, (double)snap->blocks[i].idle_tsc / hz);
+			ctl_buf_printf(
+			        out, "slipstream_lcore_idle_seconds_total{lcore=\"%u\"} %.6f\n",
+			        snap->blocks[i].lcore, (double)snap->blocks[i].idle_tsc / hz);
 		family(out, "slipstream_lcore_busy_ratio", "gauge",
-			"Busy share of the reactor's time since start, by lcore (use rate() of the "
-			"seconds counters for a recent ratio).");
+		       "Busy share of the reactor's time since start, by lcore (use rate() of the "
+		       "seconds counters for a recent ratio).");
 		for (uint32_t i = 0; i < h->n_blocks; i++) {
 			const struct dp_metrics_block *b = &snap->blocks[i];
 			uint64_t all = b->busy_tsc + b->idle_tsc;
 
 			ctl_buf_printf(out, "slipstream_lcore_busy_ratio{lcore=\"%u\"} %.6f\n",
-				b->lcore, all ? (double)b->busy_tsc / (double)all : 0.0);
+			               b->lcore, all ? (double)b->busy_tsc / (double)all : 0.0);
 		}
 		rc = tp_merge(snap, &tps);
 		if (rc < 0)
 			return rc;
 		tp_family(out, &tps, "slipstream_partition_bytes_in_total", "counter",
-			"Record batch bytes appended by Produce.",
-			offsetof(struct dp_metrics_tp, bytes_in), false);
+		          "Record batch bytes appended by Produce.",
+		          offsetof(struct dp_metrics_tp, bytes_in), false);
 		tp_family(out, &tps, "slipstream_partition_records_in_total", "counter",
-			"Records appended by Produce.", offsetof(struct dp_metrics_tp, records_in),
-			false);
+		          "Records appended by Produce.",
+		          offsetof(struct dp_metrics_tp, records_in), false);
 		tp_family(out, &tps, "slipstream_partition_bytes_out_total", "counter",
-			"Record batch bytes sent by Fetch.", offsetof(struct dp_metrics_tp, bytes_out),
-			false);
+		          "Record batch bytes sent by Fetch.",
+		          offsetof(struct dp_metrics_tp, bytes_out), false);
 		tp_family(out, &tps, "slipstream_partition_records_out_total", "counter",
-			"Records sent by Fetch.", offsetof(struct dp_metrics_tp, records_out), false);
+		          "Records sent by Fetch.", offsetof(struct dp_metrics_tp, records_out),
+		          false);
 		tp_family(out, &tps, "slipstream_partition_log_end_offset", "gauge",
-			"Log end offset last seen by Produce or Fetch.",
-			offsetof(struct dp_metrics_tp, log_end_offset), true);
+		          "Log end offset last seen by Produce or Fetch.",
+		          offsetof(struct dp_metrics_tp, log_end_offset), true);
 		family(out, "slipstream_metrics_partitions_untracked_total", "counter",
-			"Events of partitions beyond the per-lcore table (not in the partition "
-			"metrics).");
+		       "Events of partitions beyond the per-lcore table (not in the partition "
+		       "metrics).");
 		ctl_buf_printf(out, "slipstream_metrics_partitions_untracked_total %" PRIu64 "\n",
-			sum.tp_overflow);
+		               sum.tp_overflow);
 	}
 	if (offsets != NULL) {
 		struct lag_ctx x = {.b = out, .tps = &tps, .lag = false};
 
 		family(out, "slipstream_consumergroup_committed_offset", "gauge",
-			"Committed offset of a consumer group for a partition.");
+		       "Committed offset of a consumer group for a partition.");
 		rc = offsets(offsets_arg, lag_sample, &x);
 		if (rc == 0 && snap != NULL) {
 			x.lag = true;
 			family(out, "slipstream_consumergroup_lag", "gauge",
-				"Log end offset minus the group's committed offset (0 when ahead).");
+			       "Log end offset minus the group's committed offset (0 when ahead).");
 			rc = offsets(offsets_arg, lag_sample, &x);
 		}
 		if (rc < 0) {
@@ -391,7 +398,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 
 int
 ctl_metrics_http(void *arg, const struct ctl_http_request *req, struct ctl_buf *body,
-	const char **content_type)
+                 const char **content_type)
 {
 	struct ctl_metrics *m = arg;
 	struct dp_metrics_snapshot snap;

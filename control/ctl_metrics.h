@@ -25,7 +25,7 @@
 
 /** Called once per committed offset by a ctl_metrics_offsets_fn. Strings borrowed. */
 typedef void (*ctl_metrics_offset_fn)(void *cb_arg, const char *group, const char *topic,
-	int32_t partition, int64_t committed);
+                                      int32_t partition, int64_t committed);
 
 /**
  * A source of committed offsets: calls @cb for every (group, topic,
@@ -39,28 +39,24 @@ struct ctl_metrics {
 	bool reader_open;
 	ctl_metrics_offsets_fn offsets; /* may be NULL: no lag metrics */
 	void *offsets_arg;
-	uint64_t scrapes;		/* answered /metrics requests */
+	uint64_t scrapes; /* answered /metrics requests */
 };
 
 /** The dataplane's default segment path for @node_id, into @buf. */
-void
-ctl_metrics_default_path(int64_t node_id, char *buf, size_t len);
+void ctl_metrics_default_path(int64_t node_id, char *buf, size_t len);
 
 /**
  * Prepare @m to read the segment at @shm_path (it need not exist yet).
  *
  * @return 0, or -EINVAL for a path that is too long.
  */
-int
-ctl_metrics_init(struct ctl_metrics *m, const char *shm_path);
+int ctl_metrics_init(struct ctl_metrics *m, const char *shm_path);
 
 /** Set the committed-offsets source for lag metrics (@fn may be NULL). */
-void
-ctl_metrics_set_offsets(struct ctl_metrics *m, ctl_metrics_offsets_fn fn, void *arg);
+void ctl_metrics_set_offsets(struct ctl_metrics *m, ctl_metrics_offsets_fn fn, void *arg);
 
 /** Unmap the segment. */
-void
-ctl_metrics_fini(struct ctl_metrics *m);
+void ctl_metrics_fini(struct ctl_metrics *m);
 
 /**
  * Write the exposition of @snap (NULL: dataplane down) and the lag from
@@ -68,13 +64,11 @@ ctl_metrics_fini(struct ctl_metrics *m);
  *
  * @return 0, or the buffer's error (-ENOMEM, -E2BIG).
  */
-int
-ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
-	void *offsets_arg, uint64_t scrapes, struct ctl_buf *out);
+int ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
+                       void *offsets_arg, uint64_t scrapes, struct ctl_buf *out);
 
 /** ctl_http_handler_fn for /metrics; @arg is a struct ctl_metrics. */
-int
-ctl_metrics_http(void *arg, const struct ctl_http_request *req, struct ctl_buf *body,
-	const char **content_type);
+int ctl_metrics_http(void *arg, const struct ctl_http_request *req, struct ctl_buf *body,
+                     const char **content_type);
 
 #endif /* SLP_CTL_METRICS_H */

@@ -33,27 +33,28 @@ on_signal(int sig)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: slipstream-metrics [--shm PATH | --node-id N] [--listen HOST:PORT]\n\n"
-		   "Serve a dataplane's counters at http://HOST:PORT/metrics (Prometheus text).\n\n"
-		   "  --shm PATH        the dataplane's metrics segment (default\n"
-		   "                    /dev/shm/slipstream-metrics-<node id>)\n"
-		   "  --node-id N       node.id of the dataplane (default 1)\n"
-		   "  --listen H:P      address to listen on (default %s; port 0: any)\n"
-		   "  --timeout-ms N    per-connection deadline (default 10000)\n"
-		   "  --help            this text\n",
-		CTL_HTTP_DEFAULT_LISTEN);
+	fprintf(f,
+	        "usage: slipstream-metrics [--shm PATH | --node-id N] [--listen HOST:PORT]\n\n"
+	        "Serve a dataplane's counters at http://HOST:PORT/metrics (Prometheus text).\n\n"
+	        "  --shm PATH        the dataplane's metrics segment (default\n"
+	        "                    /dev/shm/slipstream-metrics-<node id>)\n"
+	        "  --node-id N       node.id of the dataplane (default 1)\n"
+	        "  --listen H:P      address to listen on (default %s; port 0: any)\n"
+	        "  --timeout-ms N    per-connection deadline (default 10000)\n"
+	        "  --help            this text\n",
+	        CTL_HTTP_DEFAULT_LISTEN);
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"shm", required_argument, NULL, 's'},
-		{"node-id", required_argument, NULL, 'n'},
-		{"listen", required_argument, NULL, 'l'},
-		{"timeout-ms", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"shm", required_argument, NULL, 's'},
+	        {"node-id", required_argument, NULL, 'n'},
+	        {"listen", required_argument, NULL, 'l'},
+	        {"timeout-ms", required_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *shm = NULL, *listen_at = CTL_HTTP_DEFAULT_LISTEN, *colon;
 	struct ctl_http_route route;
@@ -83,7 +84,8 @@ main(int argc, char **argv)
 		case 't':
 			timeout_ms = strtol(optarg, &end, 10);
 			if (*end != '\0' || timeout_ms <= 0 || timeout_ms > 600000) {
-				fprintf(stderr, "slipstream-metrics: bad --timeout-ms '%s'\n", optarg);
+				fprintf(stderr, "slipstream-metrics: bad --timeout-ms '%s'\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -125,7 +127,7 @@ main(int argc, char **argv)
 	srv = ctl_http_server_open(host, (uint16_t)port, &route, 1, (int)timeout_ms);
 	if (srv == NULL) {
 		fprintf(stderr, "slipstream-metrics: cannot listen on %s: %s\n", listen_at,
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -134,8 +136,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	fprintf(stderr, "slipstream-metrics: listening on http://%s:%u/metrics, reading %s\n",
-		host, ctl_http_server_port(srv), shm);
+	fprintf(stderr, "slipstream-metrics: listening on http://%s:%u/metrics, reading %s\n", host,
+	        ctl_http_server_port(srv), shm);
 	while (!g_stop) {
 		int rc = ctl_http_server_poll(srv, 200);
 

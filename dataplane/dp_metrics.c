@@ -53,12 +53,12 @@ static struct dp_metrics_block *
 block_at(unsigned int i)
 {
 	return (struct dp_metrics_block *)(g_seg.map + DP_METRICS_HEADER_BYTES +
-					   (size_t)i * sizeof(struct dp_metrics_block));
+	                                   (size_t)i * sizeof(struct dp_metrics_block));
 }
 
 int
 dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores, unsigned int n,
-	uint64_t tsc_hz)
+                  uint64_t tsc_hz)
 {
 	struct dp_metrics_header *h;
 	char tmp[272];
@@ -67,7 +67,7 @@ dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores,
 	int fd, rc;
 
 	if (n == 0 || n > DP_METRICS_MAX_BLOCKS || strlen(path) >= sizeof(g_seg.path) ||
-		tsc_hz == 0)
+	    tsc_hz == 0)
 		return -EINVAL;
 	dp_metrics_destroy();
 	len = DP_METRICS_HEADER_BYTES + (size_t)n * sizeof(struct dp_metrics_block);
@@ -203,7 +203,7 @@ dp_metrics_tp_get(const char *topic, size_t len, int32_t partition)
 			break;
 		tp = &b->tps[e];
 		if (tp->partition == partition && memcmp(tp->topic, topic, len) == 0 &&
-			tp->topic[len] == '\0')
+		    tp->topic[len] == '\0')
 			return tp;
 		pos = (pos + 1) & (TP_INDEX_SLOTS - 1);
 	}
@@ -253,16 +253,18 @@ dp_metrics_start(const struct dp_config *cfg)
 		snprintf(path, sizeof(path), "/dev/shm/slipstream-metrics-%" PRId64, cfg->node_id);
 	rc = dp_metrics_create(path, cfg->node_id, cfg->lcore, cfg->n_lcores, rte_get_tsc_hz());
 	if (rc < 0) {
-		dp_log(DP_LOG_WARN, "metrics: cannot create %s (%s); running without metrics "
-				    "(metrics.shm.path)", path, strerror(-rc));
+		dp_log(DP_LOG_WARN,
+		       "metrics: cannot create %s (%s); running without metrics "
+		       "(metrics.shm.path)",
+		       path, strerror(-rc));
 		return rc;
 	}
 	for (unsigned int i = 0; i < cfg->n_lcores; i++) {
 		rc = dp_poller_register(cfg->lcore[i], "metrics", dp_metrics_reactor_poll,
-			(void *)(uintptr_t)cfg->lcore[i], 100000, DP_POLLER_EVERY);
+		                        (void *)(uintptr_t)cfg->lcore[i], 100000, DP_POLLER_EVERY);
 		if (rc < 0) {
 			dp_log(DP_LOG_WARN, "metrics: no poller on lcore %u (%s)", cfg->lcore[i],
-				strerror(-rc));
+			       strerror(-rc));
 			dp_metrics_destroy();
 			return rc;
 		}
@@ -273,7 +275,7 @@ dp_metrics_start(const struct dp_config *cfg)
 
 void
 dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
-	const uint8_t *records, size_t len, int64_t log_end_offset)
+                   const uint8_t *records, size_t len, int64_t log_end_offset)
 {
 	uint64_t n = 0;
 	size_t off = 0;
@@ -284,7 +286,7 @@ dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
 		struct kp_batch_header bh;
 
 		if (kp_batch_header_parse(records + off, len - off, &bh) < 0 ||
-			kp_batch_size(&bh) > len - off)
+		    kp_batch_size(&bh) > len - off)
 			break; /* a partial batch at the end of a Fetch */
 		if (bh.records_count > 0)
 			n += (uint64_t)bh.records_count;

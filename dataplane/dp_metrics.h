@@ -65,8 +65,8 @@ extern const uint64_t dp_metrics_lat_bounds_us[DP_METRICS_LAT_BUCKETS - 1];
 
 /* A latency histogram. buckets[] are per bucket (not cumulative). */
 struct dp_metrics_hist {
-	uint64_t seq;	 /* seqlock: odd while the writer updates */
-	uint64_t count;	 /* events */
+	uint64_t seq;    /* seqlock: odd while the writer updates */
+	uint64_t count;  /* events */
 	uint64_t sum_ns; /* total latency, nanoseconds */
 	uint64_t buckets[DP_METRICS_LAT_BUCKETS];
 };
@@ -76,41 +76,41 @@ struct dp_metrics_tp {
 	char topic[DP_METRICS_TOPIC_BYTES]; /* NUL-terminated; written once before publishing */
 	int32_t partition;
 	uint32_t reserved;
-	uint64_t seq;		/* seqlock over the counters below */
-	uint64_t bytes_in;	/* record batch bytes appended by Produce */
-	uint64_t records_in;	/* records appended */
-	uint64_t bytes_out;	/* record batch bytes sent by Fetch */
-	uint64_t records_out;	/* records sent (as counted in the batch headers) */
+	uint64_t seq;           /* seqlock over the counters below */
+	uint64_t bytes_in;      /* record batch bytes appended by Produce */
+	uint64_t records_in;    /* records appended */
+	uint64_t bytes_out;     /* record batch bytes sent by Fetch */
+	uint64_t records_out;   /* records sent (as counted in the batch headers) */
 	int64_t log_end_offset; /* last seen by this lcore, -1 unknown (a gauge) */
 };
 
 /* One lcore's counters. Written by that lcore only. */
 struct dp_metrics_block {
-	uint32_t lcore;	      /* EAL lcore id */
+	uint32_t lcore; /* EAL lcore id */
 	uint32_t reserved;
 	uint64_t conn_accepted; /* client connections accepted */
-	uint64_t conn_closed;	/* and closed (open = accepted - closed) */
-	uint64_t busy_tsc;	/* reactor cycles with work (dp_reactor_stats) */
-	uint64_t idle_tsc;	/* reactor cycles without */
+	uint64_t conn_closed;   /* and closed (open = accepted - closed) */
+	uint64_t busy_tsc;      /* reactor cycles with work (dp_reactor_stats) */
+	uint64_t idle_tsc;      /* reactor cycles without */
 	uint64_t iterations;
-	uint64_t tp_overflow;	/* events of partitions that found the table full */
-	uint64_t n_tps;		/* published entries of tps[] (release/acquire) */
-	struct dp_metrics_hist storage_write;		/* append submitted -> durable/acked */
-	struct dp_metrics_hist api[DP_METRICS_APIS];	/* request arrival -> response queued */
+	uint64_t tp_overflow;                 /* events of partitions that found the table full */
+	uint64_t n_tps;                       /* published entries of tps[] (release/acquire) */
+	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
+	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
 	struct dp_metrics_tp tps[DP_METRICS_MAX_TPS];
 } __attribute__((aligned(64)));
 
 struct dp_metrics_header {
-	uint64_t magic;	      /* DP_METRICS_MAGIC, written last at creation */
+	uint64_t magic;       /* DP_METRICS_MAGIC, written last at creation */
 	uint32_t version;     /* DP_METRICS_VERSION */
 	uint32_t header_size; /* DP_METRICS_HEADER_BYTES */
 	uint64_t block_size;  /* sizeof(struct dp_metrics_block) of the writer */
 	uint32_t n_blocks;
 	uint32_t reserved;
 	int64_t node_id;
-	uint64_t tsc_hz;	/* reactor cycles per second (busy/idle to seconds) */
+	uint64_t tsc_hz;        /* reactor cycles per second (busy/idle to seconds) */
 	uint64_t start_unix_ms; /* when the dataplane created the segment */
-	int64_t pid;		/* the dataplane's */
+	int64_t pid;            /* the dataplane's */
 };
 
 _Static_assert(sizeof(struct dp_metrics_header) <= DP_METRICS_HEADER_BYTES, "header fits");
@@ -133,9 +133,8 @@ extern double dp_metrics_ns_per_tsc;
  * @return 0; -EINVAL (n 0 or above DP_METRICS_MAX_BLOCKS, path too long);
  *   a negative errno from open/ftruncate/mmap/rename.
  */
-int
-dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores, unsigned int n,
-	uint64_t tsc_hz);
+int dp_metrics_create(const char *path, int64_t node_id, const unsigned int *lcores, unsigned int n,
+                      uint64_t tsc_hz);
 
 struct dp_config;
 
@@ -148,12 +147,10 @@ struct dp_config;
  *
  * @return 0 or the negative errno of the failure (logged).
  */
-int
-dp_metrics_start(const struct dp_config *cfg);
+int dp_metrics_start(const struct dp_config *cfg);
 
 /** Unmap and remove the segment (at shutdown, after the reactors stopped). */
-void
-dp_metrics_destroy(void);
+void dp_metrics_destroy(void);
 
 /**
  * Make @lcore's block the calling thread's (reactor threads call this once,
@@ -162,16 +159,14 @@ dp_metrics_destroy(void);
  * @return 0, or -ENOENT when no segment exists or it has no block for @lcore
  *   (the thread's calls then count nothing).
  */
-int
-dp_metrics_bind(unsigned int lcore);
+int dp_metrics_bind(unsigned int lcore);
 
 /**
  * Poller: copy the calling lcore's reactor accounting (dp_reactor_stats) into
  * its block, binding the thread on the first call. Register it on every
  * lcore with a period (the busy ratio needs no more than a few per second).
  */
-int
-dp_metrics_reactor_poll(void *arg);
+int dp_metrics_reactor_poll(void *arg);
 
 /* Enter an update of the entry whose seqlock is *seq (the only writer). */
 static inline void
@@ -266,8 +261,7 @@ dp_metrics_conn_closed(void)
  * too long or the table is full (counted in tp_overflow). Not inline: a
  * hash lookup in the writer's private index.
  */
-struct dp_metrics_tp *
-dp_metrics_tp_get(const char *topic, size_t len, int32_t partition);
+struct dp_metrics_tp *dp_metrics_tp_get(const char *topic, size_t len, int32_t partition);
 
 /**
  * Produce appended @records records in @bytes batch bytes to a partition;
@@ -275,7 +269,7 @@ dp_metrics_tp_get(const char *topic, size_t len, int32_t partition);
  */
 static inline void
 dp_metrics_produce(const char *topic, size_t len, int32_t partition, uint64_t bytes,
-	uint64_t records, int64_t log_end_offset)
+                   uint64_t records, int64_t log_end_offset)
 {
 	struct dp_metrics_block *b = dp_metrics_tls;
 	struct dp_metrics_tp *tp;
@@ -295,8 +289,8 @@ dp_metrics_produce(const char *topic, size_t len, int32_t partition, uint64_t by
  * log end offset (high watermark) is @log_end_offset (-1 unknown).
  */
 static inline void
-dp_metrics_fetch(const char *topic, size_t len, int32_t partition, uint64_t bytes,
-	uint64_t records, int64_t log_end_offset)
+dp_metrics_fetch(const char *topic, size_t len, int32_t partition, uint64_t bytes, uint64_t records,
+                 int64_t log_end_offset)
 {
 	struct dp_metrics_block *b = dp_metrics_tls;
 	struct dp_metrics_tp *tp;
@@ -317,9 +311,8 @@ dp_metrics_fetch(const char *topic, size_t len, int32_t partition, uint64_t byte
  * partition: the bytes, the records of the batch headers, and @log_end_offset
  * (-1 unknown). Not inline: walks the batch headers.
  */
-void
-dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
-	const uint8_t *records, size_t len, int64_t log_end_offset);
+void dp_metrics_batches(bool in, const char *topic, size_t tlen, int32_t partition,
+                        const uint8_t *records, size_t len, int64_t log_end_offset);
 
 /* ---- reader (any process) ---------------------------------------------- */
 
@@ -328,7 +321,7 @@ struct dp_metrics_reader {
 	const uint8_t *map; /* read-only mapping */
 	size_t map_len;
 	char path[256];
-	dev_t dev;	    /* identity of the mapped file, to notice a replacement */
+	dev_t dev; /* identity of the mapped file, to notice a replacement */
 	ino_t ino;
 };
 
@@ -344,12 +337,10 @@ struct dp_metrics_snapshot {
  * @return 0; -ENOENT (no dataplane has created it); -EPROTO (not a segment
  *   of this layout version); another negative errno from open/mmap.
  */
-int
-dp_metrics_reader_open(struct dp_metrics_reader *r, const char *path);
+int dp_metrics_reader_open(struct dp_metrics_reader *r, const char *path);
 
 /** Unmap and close. */
-void
-dp_metrics_reader_close(struct dp_metrics_reader *r);
+void dp_metrics_reader_close(struct dp_metrics_reader *r);
 
 /**
  * Copy every block into @out (allocated here; free with
@@ -362,11 +353,9 @@ dp_metrics_reader_close(struct dp_metrics_reader *r);
  *   mid-update for that long (a dataplane killed inside an update): nothing
  *   is copied; -ENOMEM; -EPROTO.
  */
-int
-dp_metrics_snapshot(struct dp_metrics_reader *r, struct dp_metrics_snapshot *out);
+int dp_metrics_snapshot(struct dp_metrics_reader *r, struct dp_metrics_snapshot *out);
 
 /** Free a snapshot's blocks. */
-void
-dp_metrics_snapshot_free(struct dp_metrics_snapshot *s);
+void dp_metrics_snapshot_free(struct dp_metrics_snapshot *s);
 
 #endif /* SLP_DP_METRICS_H */

@@ -20,8 +20,8 @@
 
 /* 50 us .. 60 s, roughly 1-2.5-5 per decade; the last bucket is +Inf. */
 const uint64_t dp_metrics_lat_bounds_us[DP_METRICS_LAT_BUCKETS - 1] = {
-	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-	1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
+        50,     100,    250,    500,     1000,    2500,    5000,     10000,    25000,    50000,
+        100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
 /*
@@ -70,10 +70,10 @@ dp_metrics_reader_open(struct dp_metrics_reader *r, const char *path)
 	r->ino = st.st_ino;
 	h = (const struct dp_metrics_header *)r->map;
 	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != DP_METRICS_MAGIC ||
-		h->version != DP_METRICS_VERSION || h->header_size != DP_METRICS_HEADER_BYTES ||
-		h->block_size != sizeof(struct dp_metrics_block) || h->n_blocks == 0 ||
-		h->n_blocks > DP_METRICS_MAX_BLOCKS ||
-		r->map_len < DP_METRICS_HEADER_BYTES + h->n_blocks * h->block_size) {
+	    h->version != DP_METRICS_VERSION || h->header_size != DP_METRICS_HEADER_BYTES ||
+	    h->block_size != sizeof(struct dp_metrics_block) || h->n_blocks == 0 ||
+	    h->n_blocks > DP_METRICS_MAX_BLOCKS ||
+	    r->map_len < DP_METRICS_HEADER_BYTES + h->n_blocks * h->block_size) {
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -133,7 +133,7 @@ copy_locked(void *dst, const void *src, const uint64_t *seq, size_t bytes)
 		sched_yield();
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) >
-			SNAPSHOT_WAIT_NS)
+		    SNAPSHOT_WAIT_NS)
 			return -EAGAIN;
 	}
 }
@@ -156,17 +156,18 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 	dst->tp_overflow = __atomic_load_n(&src->tp_overflow, __ATOMIC_RELAXED);
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
-		sizeof(struct dp_metrics_hist));
+	                 sizeof(struct dp_metrics_hist));
 	for (int k = 0; rc == 0 && k < DP_METRICS_APIS; k++)
 		rc = copy_locked(&dst->api[k], &src->api[k], &src->api[k].seq,
-			sizeof(struct dp_metrics_hist));
+		                 sizeof(struct dp_metrics_hist));
 	for (uint64_t i = 0; rc == 0 && i < n; i++) {
 		/* Names are written before n_tps is published (acquire above). */
 		memcpy(dst->tps[i].topic, src->tps[i].topic, DP_METRICS_TOPIC_BYTES);
 		dst->tps[i].topic[DP_METRICS_TOPIC_BYTES - 1] = '\0';
 		dst->tps[i].partition = src->tps[i].partition;
 		rc = copy_locked(&dst->tps[i].seq, &src->tps[i].seq, &src->tps[i].seq,
-			sizeof(struct dp_metrics_tp) - offsetof(struct dp_metrics_tp, seq));
+		                 sizeof(struct dp_metrics_tp) -
+		                         offsetof(struct dp_metrics_tp, seq));
 	}
 	return rc;
 }
@@ -193,8 +194,10 @@ dp_metrics_snapshot(struct dp_metrics_reader *r, struct dp_metrics_snapshot *out
 	if (out->blocks == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < h->n_blocks; i++) {
-		const struct dp_metrics_block *src = (const struct dp_metrics_block *)(r->map +
-			DP_METRICS_HEADER_BYTES + (size_t)i * sizeof(struct dp_metrics_block));
+		const struct dp_metrics_block *src =
+		        (const struct dp_metrics_block *)(r->map + DP_METRICS_HEADER_BYTES +
+		                                          (size_t)i *
+		                                                  sizeof(struct dp_metrics_block));
 
 		rc = copy_block(src, &out->blocks[i]);
 		if (rc < 0) {

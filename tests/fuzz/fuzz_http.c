@@ -17,8 +17,7 @@
 
 #include "ctl_http.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -50,8 +49,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (more != NULL) {
 			memcpy(more, buf, size);
 			memset(more + size, 'x', 16);
-			if (ctl_http_parse(more, size + 16, &r2) != 1 || r2.head_len != r.head_len ||
-				strcmp(r2.path, r.path) != 0 || strcmp(r2.query, r.query) != 0)
+			if (ctl_http_parse(more, size + 16, &r2) != 1 ||
+			    r2.head_len != r.head_len || strcmp(r2.path, r.path) != 0 ||
+			    strcmp(r2.query, r.query) != 0)
 				abort();
 			free(more);
 		}

@@ -17,7 +17,7 @@
 /* Options shared by every command. */
 struct adm_opts {
 	const char *bootstrap; /* --bootstrap-server host:port[,host:port] */
-	int timeout_ms;	       /* --timeout-ms, per request */
+	int timeout_ms;        /* --timeout-ms, per request */
 };
 
 /* getopt_long values of the shared options (above any short option character). */
@@ -31,13 +31,15 @@ enum {
 /* The shared long options, spliced into each command's table. */
 #define ADM_COMMON_LONGOPTS                                                                        \
 	{"bootstrap-server", required_argument, NULL, ADM_OPT_BOOTSTRAP},                          \
-		{"timeout-ms", required_argument, NULL, ADM_OPT_TIMEOUT},                          \
-		{"help", no_argument, NULL, ADM_OPT_HELP}
+	        {"timeout-ms", required_argument, NULL, ADM_OPT_TIMEOUT},                          \
+	{                                                                                          \
+		"help", no_argument, NULL, ADM_OPT_HELP                                            \
+	}
 
 #define ADM_COMMON_HELP                                                                            \
 	"  --bootstrap-server HOST:PORT[,HOST:PORT]  broker to connect to (required;\n"            \
 	"                             or the SLIPSTREAM_BOOTSTRAP environment variable)\n"         \
-	"  --timeout-ms N             bound on each request (default 30000)\n"                      \
+	"  --timeout-ms N             bound on each request (default 30000)\n"                     \
 	"  --help                     this text\n"
 
 /**
@@ -46,8 +48,7 @@ enum {
  * @return 1 when ch was a shared option and was taken, 0 when it is not a
  *   shared one, -1 after printing an error for a bad value.
  */
-int
-adm_common_opt(struct adm_opts *o, int ch, const char *arg);
+int adm_common_opt(struct adm_opts *o, int ch, const char *arg);
 
 /**
  * Check the shared options after parsing (bootstrap server given) and
@@ -55,12 +56,10 @@ adm_common_opt(struct adm_opts *o, int ch, const char *arg);
  *
  * @return ADM_EXIT_OK, ADM_EXIT_USAGE or ADM_EXIT_CONNECT.
  */
-int
-adm_connect(const struct adm_opts *o, struct adm_conn *c);
+int adm_connect(const struct adm_opts *o, struct adm_conn *c);
 
 /** Parse a decimal int64 (whole string). @return 0 or -EINVAL. */
-int
-adm_parse_i64(const char *s, int64_t *out);
+int adm_parse_i64(const char *s, int64_t *out);
 
 int adm_topics_list(int argc, char **argv);
 int adm_topics_describe(int argc, char **argv);

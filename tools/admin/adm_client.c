@@ -63,7 +63,7 @@ void
 adm_uuid_format(const struct kp_uuid *u, char out[23])
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	uint32_t acc = 0;
 	int bits = 0, o = 0;
 
@@ -178,7 +178,7 @@ split_addr(const char *addr, size_t len, char *host, size_t hcap, char *port, si
 		return -EINVAL;
 	colon = memrchr(addr, ':', len);
 	if (colon == NULL || colon == addr || (size_t)(addr + len - colon - 1) >= pcap ||
-		colon + 1 == addr + len)
+	    colon + 1 == addr + len)
 		return -EINVAL;
 	hl = (size_t)(colon - addr);
 	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
@@ -218,7 +218,7 @@ connect_one(struct adm_conn *c, const char *addr, size_t len)
 	rc = -ECONNREFUSED;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			ai->ai_protocol);
+		                ai->ai_protocol);
 		int one = 1, err = 0;
 		socklen_t el = sizeof(err);
 
@@ -376,7 +376,7 @@ adm_call(struct adm_conn *c, int16_t api_key, int16_t version, const void *req, 
 	body = d->request.size(req, version);
 	if (body < 0) {
 		fprintf(stderr, "Error: %s v%d: request does not encode (%s)\n", d->name, version,
-			strerror((int)-body));
+		        strerror((int)-body));
 		return (int)body;
 	}
 	cap = (size_t)body + 4 + 64 + (size_t)h.client_id.len;
@@ -389,7 +389,7 @@ adm_call(struct adm_conn *c, int16_t api_key, int16_t version, const void *req, 
 		rc = d->request.encode(req, version, &w);
 	if (rc < 0) {
 		fprintf(stderr, "Error: %s v%d: request does not encode (%s)\n", d->name, version,
-			strerror(-rc));
+		        strerror(-rc));
 		free(out);
 		return rc;
 	}
@@ -406,7 +406,8 @@ adm_call(struct adm_conn *c, int16_t api_key, int16_t version, const void *req, 
 		goto io_error;
 	n = (uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3];
 	if (n < 4 || n > ADM_MAX_FRAME) {
-		fprintf(stderr, "Error: %s: %s answered a frame of %u bytes\n", d->name, c->addr, n);
+		fprintf(stderr, "Error: %s: %s answered a frame of %u bytes\n", d->name, c->addr,
+		        n);
 		return -EPROTO;
 	}
 	frame = adm_alloc(c, n);
@@ -421,8 +422,8 @@ adm_call(struct adm_conn *c, int16_t api_key, int16_t version, const void *req, 
 	kp_arena_init(&a, arena_buf, (size_t)n * 8 + 65536);
 	rc = kp_response_header_decode(&rh, kp_api_response_header_version(d, version), &r, &a);
 	if (rc == 0 && rh.correlation_id != h.correlation_id) {
-		fprintf(stderr, "Error: %s: %s answered correlation id %d, expected %d\n",
-			d->name, c->addr, rh.correlation_id, h.correlation_id);
+		fprintf(stderr, "Error: %s: %s answered correlation id %d, expected %d\n", d->name,
+		        c->addr, rh.correlation_id, h.correlation_id);
 		return -EPROTO;
 	}
 	if (rc == 0)
@@ -436,21 +437,23 @@ adm_call(struct adm_conn *c, int16_t api_key, int16_t version, const void *req, 
 			rc = d->response.decode(resp, 0, &r, &a);
 	}
 	if (rc < 0) {
-		fprintf(stderr, "Error: %s v%d: the answer from %s does not decode (%s)\n",
-			d->name, version, c->addr, strerror(-rc));
+		fprintf(stderr, "Error: %s v%d: the answer from %s does not decode (%s)\n", d->name,
+		        version, c->addr, strerror(-rc));
 		return -EPROTO;
 	}
 	return 0;
 
 io_error:
 	if (rc == -ECONNRESET)
-		fprintf(stderr, "Error: %s v%d: %s closed the connection (it may not serve this "
-				"request)\n", d->name, version, c->addr);
+		fprintf(stderr,
+		        "Error: %s v%d: %s closed the connection (it may not serve this "
+		        "request)\n",
+		        d->name, version, c->addr);
 	else if (rc == -ETIMEDOUT)
-		fprintf(stderr, "Error: %s v%d: no answer from %s within %d ms\n", d->name,
-			version, c->addr, c->timeout_ms);
+		fprintf(stderr, "Error: %s v%d: no answer from %s within %d ms\n", d->name, version,
+		        c->addr, c->timeout_ms);
 	else
 		fprintf(stderr, "Error: %s v%d: %s: %s\n", d->name, version, c->addr,
-			strerror(-rc));
+		        strerror(-rc));
 	return rc;
 }

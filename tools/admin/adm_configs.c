@@ -32,10 +32,15 @@ enum {
 static const char *
 source_name(int8_t s)
 {
-	static const char *const names[] = {"UNKNOWN", "DYNAMIC_TOPIC_CONFIG",
-		"DYNAMIC_BROKER_CONFIG", "DYNAMIC_DEFAULT_BROKER_CONFIG", "STATIC_BROKER_CONFIG",
-		"DEFAULT_CONFIG", "DYNAMIC_BROKER_LOGGER_CONFIG", "CLIENT_METRICS_CONFIG",
-		"GROUP_CONFIG"};
+	static const char *const names[] = {"UNKNOWN",
+	                                    "DYNAMIC_TOPIC_CONFIG",
+	                                    "DYNAMIC_BROKER_CONFIG",
+	                                    "DYNAMIC_DEFAULT_BROKER_CONFIG",
+	                                    "STATIC_BROKER_CONFIG",
+	                                    "DEFAULT_CONFIG",
+	                                    "DYNAMIC_BROKER_LOGGER_CONFIG",
+	                                    "CLIENT_METRICS_CONFIG",
+	                                    "GROUP_CONFIG"};
 
 	return s >= 0 && (size_t)s < sizeof(names) / sizeof(names[0]) ? names[s] : "UNKNOWN";
 }
@@ -73,11 +78,11 @@ int
 adm_configs_describe(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"entity-type", required_argument, NULL, OPT_ENTITY_TYPE},
-		{"entity-name", required_argument, NULL, OPT_ENTITY_NAME},
-		{"all", no_argument, NULL, OPT_ALL},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"entity-type", required_argument, NULL, OPT_ENTITY_TYPE},
+	        {"entity-name", required_argument, NULL, OPT_ENTITY_NAME},
+	        {"all", no_argument, NULL, OPT_ALL},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_describe_configs_request_describe_configs_resource res;
 	struct kp_describe_configs_request req;
@@ -110,14 +115,17 @@ adm_configs_describe(int argc, char **argv)
 			all = true;
 			break;
 		case ADM_OPT_HELP:
-			printf("usage: %s --entity-type topics|brokers --entity-name NAME [--all]\n\n"
-			       "Show the configs set on a topic or broker (with --all, every config\n"
-			       "with its effective value); each with its synonyms and their sources.\n\n"
+			printf("usage: %s --entity-type topics|brokers --entity-name NAME "
+			       "[--all]\n\n"
+			       "Show the configs set on a topic or broker (with --all, every "
+			       "config\n"
+			       "with its effective value); each with its synonyms and their "
+			       "sources.\n\n"
 			       "  --entity-type topics|brokers\n"
 			       "  --entity-name NAME         topic name or broker id\n"
-			       "  --all                      every config, not only those set\n"
-				ADM_COMMON_HELP,
-				argv[0]);
+			       "  --all                      every config, not only those "
+			       "set\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
@@ -150,7 +158,7 @@ adm_configs_describe(int argc, char **argv)
 	}
 	for (int32_t i = 0; i < resp.results.count; i++) {
 		const struct kp_describe_configs_response_describe_configs_result *r =
-			&resp.results.items[i];
+		        &resp.results.items[i];
 		const char *tname = type == RES_TOPIC ? "topic" : "broker";
 		char what[300];
 
@@ -162,7 +170,7 @@ adm_configs_describe(int argc, char **argv)
 		printf("%s configs for %s %s are:\n", all ? "All" : "Dynamic", tname, name);
 		for (int32_t j = 0; j < r->configs.count; j++) {
 			const struct kp_describe_configs_response_describe_configs_resource_result
-				*e = &r->configs.items[j];
+			        *e = &r->configs.items[j];
 			int8_t src = e->config_source;
 
 			if (v == 0) /* v0 has is_default only */
@@ -174,10 +182,10 @@ adm_configs_describe(int argc, char **argv)
 			printf(" sensitive=%s synonyms={", e->is_sensitive ? "true" : "false");
 			for (int32_t k = 0; k < e->synonyms.count; k++) {
 				const struct kp_describe_configs_response_describe_configs_synonym
-					*s = &e->synonyms.items[k];
+				        *s = &e->synonyms.items[k];
 
 				printf("%s%s:%.*s=", k > 0 ? ", " : "", source_name(s->source),
-					s->name.len > 0 ? s->name.len : 0, s->name.ptr);
+				       s->name.len > 0 ? s->name.len : 0, s->name.ptr);
 				print_value(&s->value, e->is_sensitive);
 			}
 			printf("}\n");
@@ -267,13 +275,13 @@ int
 adm_configs_alter(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"entity-type", required_argument, NULL, OPT_ENTITY_TYPE},
-		{"entity-name", required_argument, NULL, OPT_ENTITY_NAME},
-		{"add-config", required_argument, NULL, OPT_ADD},
-		{"delete-config", required_argument, NULL, OPT_DELETE},
-		{"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"entity-type", required_argument, NULL, OPT_ENTITY_TYPE},
+	        {"entity-name", required_argument, NULL, OPT_ENTITY_NAME},
+	        {"add-config", required_argument, NULL, OPT_ADD},
+	        {"delete-config", required_argument, NULL, OPT_DELETE},
+	        {"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_incremental_alter_configs_request_alter_configs_resource res;
 	struct kp_incremental_alter_configs_request req;
@@ -317,16 +325,19 @@ adm_configs_alter(int argc, char **argv)
 			break;
 		case ADM_OPT_HELP:
 			printf("usage: %s --entity-type topics|brokers --entity-name NAME\n"
-			       "       [--add-config K=V[,K=V]] [--delete-config K[,K]] [options]\n\n"
-			       "Set or delete configs of one topic or broker; configs not named keep\n"
+			       "       [--add-config K=V[,K=V]] [--delete-config K[,K]] "
+			       "[options]\n\n"
+			       "Set or delete configs of one topic or broker; configs not named "
+			       "keep\n"
 			       "their values (IncrementalAlterConfigs). A value holding commas is\n"
 			       "written in brackets: --add-config 'k=[a,b]'.\n\n"
 			       "  --entity-type topics|brokers\n"
 			       "  --entity-name NAME         topic name or broker id\n"
 			       "  --add-config K=V,...       configs to set (repeatable)\n"
 			       "  --delete-config K,...      configs to return to their default\n"
-			       "  --validate-only            check only, change nothing\n" ADM_COMMON_HELP,
-				argv[0]);
+			       "  --validate-only            check only, change "
+			       "nothing\n" ADM_COMMON_HELP,
+			       argv[0]);
 			free(ops);
 			return ADM_EXIT_OK;
 		default:
@@ -336,7 +347,7 @@ adm_configs_alter(int argc, char **argv)
 	}
 	if (type < 0 || name == NULL || ops->n == 0 || optind < argc) {
 		fprintf(stderr, "Error: --entity-type, --entity-name and --add-config or "
-				"--delete-config are required\n");
+		                "--delete-config are required\n");
 		bad_opt(argv[0]);
 		goto usage;
 	}
@@ -366,17 +377,17 @@ adm_configs_alter(int argc, char **argv)
 	}
 	for (int32_t i = 0; i < resp.responses.count; i++) {
 		const struct kp_incremental_alter_configs_response_alter_configs_resource_response
-			*r = &resp.responses.items[i];
+		        *r = &resp.responses.items[i];
 		char what[300];
 
 		snprintf(what, sizeof(what), "altering configs of %s '%s'",
-			type == RES_TOPIC ? "topic" : "broker", name);
+		         type == RES_TOPIC ? "topic" : "broker", name);
 		if (r->error_code != 0)
 			kerr |= adm_report(what, r->error_code, &r->error_message);
 		else
 			printf("Completed %s config for %s %s.\n",
-				validate_only ? "validating" : "updating",
-				type == RES_TOPIC ? "topic" : "broker", name);
+			       validate_only ? "validating" : "updating",
+			       type == RES_TOPIC ? "topic" : "broker", name);
 	}
 	if (resp.responses.count == 0) {
 		fprintf(stderr, "Error: IncrementalAlterConfigs answered no result\n");

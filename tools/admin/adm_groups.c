@@ -46,13 +46,13 @@ enum {
 
 /* One (topic, partition) line of describe or reset-offsets. */
 struct row {
-	const char *topic;   /* kept by the bootstrap connection */
+	const char *topic; /* kept by the bootstrap connection */
 	int32_t partition;
-	int64_t committed;   /* -1: no committed offset */
-	int64_t leo;	     /* log end offset; -1: unknown */
-	int64_t target;	     /* reset-offsets: the new offset */
-	int16_t error;	     /* a Kafka error for this partition, 0 if none */
-	const char *member;  /* "-" when unassigned */
+	int64_t committed;  /* -1: no committed offset */
+	int64_t leo;        /* log end offset; -1: unknown */
+	int64_t target;     /* reset-offsets: the new offset */
+	int16_t error;      /* a Kafka error for this partition, 0 if none */
+	const char *member; /* "-" when unassigned */
 	const char *host;
 	const char *client;
 };
@@ -209,13 +209,13 @@ pool_get(struct pool *p, int32_t node_id)
 {
 	for (int32_t i = 0; i < p->md.brokers.count; i++) {
 		const struct kp_metadata_response_metadata_response_broker *b =
-			&p->md.brokers.items[i];
+		        &p->md.brokers.items[i];
 		char addr[300];
 
 		if (b->node_id != node_id)
 			continue;
 		snprintf(addr, sizeof(addr), "%.*s:%d", b->host.len > 0 ? b->host.len : 0,
-			b->host.ptr, b->port);
+		         b->host.ptr, b->port);
 		return pool_get_addr(p, node_id, addr);
 	}
 	fprintf(stderr, "Error: broker %d is not in the cluster metadata\n", node_id);
@@ -242,7 +242,7 @@ coordinator(struct pool *p, const char *group, struct adm_conn **out)
 	if (adm_report(what, resp.error_code, &resp.error_message) != 0)
 		return ADM_EXIT_KAFKA;
 	snprintf(addr, sizeof(addr), "%.*s:%d", resp.host.len > 0 ? resp.host.len : 0,
-		resp.host.ptr, resp.port);
+	         resp.host.ptr, resp.port);
 	*out = pool_get_addr(p, resp.node_id, addr);
 	return *out != NULL ? ADM_EXIT_OK : ADM_EXIT_CONNECT;
 }
@@ -250,7 +250,7 @@ coordinator(struct pool *p, const char *group, struct adm_conn **out)
 /* DescribeGroups of one group. 0 or an exit code (errors printed). */
 static int
 describe_group(struct adm_conn *coord, const char *group,
-	struct kp_describe_groups_response_described_group **out)
+               struct kp_describe_groups_response_described_group **out)
 {
 	struct kp_describe_groups_request req;
 	struct kp_describe_groups_response *resp;
@@ -270,7 +270,7 @@ describe_group(struct adm_conn *coord, const char *group,
 		return ADM_EXIT_CONNECT;
 	if (resp->groups.count != 1) {
 		fprintf(stderr, "Error: DescribeGroups answered %d groups for 1\n",
-			resp->groups.count);
+		        resp->groups.count);
 		return ADM_EXIT_CONNECT;
 	}
 	snprintf(what, sizeof(what), "describing group '%s'", group);
@@ -306,11 +306,11 @@ fetch_committed(struct adm_conn *coord, struct adm_conn *keep, const char *group
 		return ADM_EXIT_KAFKA;
 	for (int32_t i = 0; i < resp.topics.count; i++) {
 		const struct kp_offset_fetch_response_offset_fetch_response_topic *t =
-			&resp.topics.items[i];
+		        &resp.topics.items[i];
 
 		for (int32_t j = 0; j < t->partitions.count; j++) {
 			const struct kp_offset_fetch_response_offset_fetch_response_partition *pp =
-				&t->partitions.items[j];
+			        &t->partitions.items[j];
 			struct row *r;
 
 			if (pp->committed_offset < 0 && pp->error_code == 0)
@@ -328,7 +328,7 @@ fetch_committed(struct adm_conn *coord, struct adm_conn *keep, const char *group
 /* Add the partitions a member is assigned (ConsumerProtocolAssignment bytes). */
 static int
 add_assignment(struct rows *rs, struct adm_conn *keep,
-	const struct kp_describe_groups_response_described_group_member *m)
+               const struct kp_describe_groups_response_described_group_member *m)
 {
 	struct kp_consumer_protocol_assignment a;
 	struct kp_reader r;
@@ -354,11 +354,11 @@ add_assignment(struct rows *rs, struct adm_conn *keep,
 		return 0; /* not a consumer assignment: show the member without partitions */
 	for (int32_t i = 0; i < a.assigned_partitions.count; i++) {
 		const struct kp_consumer_protocol_assignment_topic_partition *tp =
-			&a.assigned_partitions.items[i];
+		        &a.assigned_partitions.items[i];
 
 		for (int32_t j = 0; j < tp->partitions.count; j++) {
-			struct row *row = rows_find_or_add(rs, keep, &tp->topic,
-				tp->partitions.items[j]);
+			struct row *row =
+			        rows_find_or_add(rs, keep, &tp->topic, tp->partitions.items[j]);
 
 			if (row == NULL)
 				return -ENOMEM;
@@ -399,7 +399,7 @@ list_offsets(struct pool *p, struct rows *rs, int64_t timestamp, bool into_leo)
 
 			for (int32_t t = 0; t < p->md.topics.count && leader == -2; t++) {
 				const struct kp_metadata_response_metadata_response_topic *mt =
-					&p->md.topics.items[t];
+				        &p->md.topics.items[t];
 
 				if (!str_is(&mt->name, r->topic))
 					continue;
@@ -445,22 +445,23 @@ list_offsets(struct pool *p, struct rows *rs, int64_t timestamp, bool into_leo)
 			return ADM_EXIT_CONNECT;
 		for (int32_t t = 0; t < resp.topics.count; t++) {
 			const struct kp_list_offsets_response_list_offsets_topic_response *rt =
-				&resp.topics.items[t];
+			        &resp.topics.items[t];
 
 			for (int32_t k = 0; k < rt->partitions.count; k++) {
-				const struct kp_list_offsets_response_list_offsets_partition_response
-					*rp = &rt->partitions.items[k];
+				const struct
+				        kp_list_offsets_response_list_offsets_partition_response
+				                *rp = &rt->partitions.items[k];
 				int64_t off = rp->offset;
 
 				if (v == 0)
-					off = rp->old_style_offsets.count > 0 ?
-						      rp->old_style_offsets.items[0] :
-						      -1;
+					off = rp->old_style_offsets.count > 0
+					              ? rp->old_style_offsets.items[0]
+					              : -1;
 				for (size_t i = 0; i < rs->n; i++) {
 					struct row *r = &rs->items[i];
 
 					if (r->partition != rp->partition_index ||
-						!str_is(&rt->name, r->topic))
+					    !str_is(&rt->name, r->topic))
 						continue;
 					if (rp->error_code != 0)
 						r->error = rp->error_code;
@@ -496,9 +497,9 @@ int
 adm_groups_list(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"state", no_argument, NULL, OPT_STATE},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"state", no_argument, NULL, OPT_STATE},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct adm_opts o = {0};
 	struct adm_conn c;
@@ -517,9 +518,9 @@ adm_groups_list(int argc, char **argv)
 		} else if (ch == ADM_OPT_HELP) {
 			printf("usage: %s [--state] [options]\n\n"
 			       "List the consumer groups of every broker in the cluster.\n\n"
-			       "  --state                    also print each group's state\n"
-				ADM_COMMON_HELP,
-				argv[0]);
+			       "  --state                    also print each group's "
+			       "state\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		} else {
 			return bad_opt(argv[0]);
@@ -566,12 +567,12 @@ adm_groups_list(int argc, char **argv)
 		}
 		for (int32_t i = 0; i < resp.groups.count; i++) {
 			const struct kp_list_groups_response_listed_group *g =
-				&resp.groups.items[i];
+			        &resp.groups.items[i];
 
 			if (state)
 				printf("%-40.*s %.*s\n", g->group_id.len, g->group_id.ptr,
-					v >= 4 && g->group_state.len > 0 ? g->group_state.len : 1,
-					v >= 4 && g->group_state.len > 0 ? g->group_state.ptr : "-");
+				       v >= 4 && g->group_state.len > 0 ? g->group_state.len : 1,
+				       v >= 4 && g->group_state.len > 0 ? g->group_state.ptr : "-");
 			else
 				printf("%.*s\n", g->group_id.len, g->group_id.ptr);
 		}
@@ -604,9 +605,9 @@ int
 adm_groups_describe(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"group", required_argument, NULL, OPT_GROUP},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"group", required_argument, NULL, OPT_GROUP},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_describe_groups_response_described_group *g = NULL;
 	struct adm_opts o = {0};
@@ -628,12 +629,14 @@ adm_groups_describe(int argc, char **argv)
 		} else if (ch == ADM_OPT_HELP) {
 			printf("usage: %s --group GROUP [options]\n\n"
 			       "Per partition the group has an offset for or is assigned: the\n"
-			       "committed offset, the log end offset, the lag between them and the\n"
-			       "member that owns it (consumer id, host, client id); '-' where there\n"
+			       "committed offset, the log end offset, the lag between them and "
+			       "the\n"
+			       "member that owns it (consumer id, host, client id); '-' where "
+			       "there\n"
 			       "is none.\n\n"
-			       "  --group GROUP              the consumer group (required)\n"
-				ADM_COMMON_HELP,
-				argv[0]);
+			       "  --group GROUP              the consumer group "
+			       "(required)\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		} else {
 			return bad_opt(argv[0]);
@@ -702,8 +705,8 @@ adm_groups_describe(int argc, char **argv)
 		wc = width(wc, rs.items[i].client);
 	}
 	printf("%-*s %-*s %-9s %-15s %-15s %-15s %-*s %-*s %s\n", wg, "GROUP", wt, "TOPIC",
-		"PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", wm, "CONSUMER-ID", wh, "HOST",
-		"CLIENT-ID");
+	       "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", wm, "CONSUMER-ID", wh,
+	       "HOST", "CLIENT-ID");
 	for (size_t i = 0; i < rs.n; i++) {
 		const struct row *r = &rs.items[i];
 		int64_t lag = r->committed >= 0 && r->leo >= 0 ? r->leo - r->committed : -1;
@@ -779,20 +782,20 @@ static int
 add_topic_arg(struct rows *rs, struct adm_conn *c, const char *arg, struct pool *p)
 {
 	const char *colon = strchr(arg, ':');
-	struct kp_str name = {.ptr = arg,
-		.len = (int32_t)(colon != NULL ? (size_t)(colon - arg) : strlen(arg))};
+	struct kp_str name = {
+	        .ptr = arg, .len = (int32_t)(colon != NULL ? (size_t)(colon - arg) : strlen(arg))};
 
 	if (name.len == 0)
 		return -EINVAL;
 	if (colon != NULL) {
-		char *list = adm_strdup(c, &(struct kp_str){.ptr = colon + 1,
-						   .len = (int32_t)strlen(colon + 1)});
+		char *list = adm_strdup(
+		        c, &(struct kp_str){.ptr = colon + 1, .len = (int32_t)strlen(colon + 1)});
 		char *save = NULL;
 
 		if (list == NULL)
 			return -ENOMEM;
 		for (char *tok = strtok_r(list, ",", &save); tok != NULL;
-			tok = strtok_r(NULL, ",", &save)) {
+		     tok = strtok_r(NULL, ",", &save)) {
 			int64_t part;
 
 			if (adm_parse_i64(tok, &part) < 0 || part < 0 || part > INT32_MAX)
@@ -804,7 +807,7 @@ add_topic_arg(struct rows *rs, struct adm_conn *c, const char *arg, struct pool 
 	}
 	for (int32_t t = 0; t < p->md.topics.count; t++) {
 		const struct kp_metadata_response_metadata_response_topic *mt =
-			&p->md.topics.items[t];
+		        &p->md.topics.items[t];
 
 		if (mt->name.len != name.len || memcmp(mt->name.ptr, name.ptr, (size_t)name.len))
 			continue;
@@ -816,14 +819,14 @@ add_topic_arg(struct rows *rs, struct adm_conn *c, const char *arg, struct pool 
 			return -ENOENT;
 		}
 		for (int32_t k = 0; k < mt->partitions.count; k++) {
-			if (rows_find_or_add(rs, c, &name, mt->partitions.items[k].partition_index) ==
-				NULL)
+			if (rows_find_or_add(rs, c, &name,
+			                     mt->partitions.items[k].partition_index) == NULL)
 				return -ENOMEM;
 		}
 		return 0;
 	}
 	fprintf(stderr, "Error: topic '%.*s': %s\n", name.len, name.ptr,
-		kp_error_name(KP_ERR_UNKNOWN_TOPIC_OR_PARTITION));
+	        kp_error_name(KP_ERR_UNKNOWN_TOPIC_OR_PARTITION));
 	return -ENOENT;
 }
 
@@ -877,13 +880,13 @@ commit_targets(struct adm_conn *coord, const char *group, struct rows *rs)
 		return ADM_EXIT_CONNECT;
 	for (int32_t t = 0; t < resp.topics.count; t++) {
 		for (int32_t k = 0; k < resp.topics.items[t].partitions.count; k++) {
-			const struct kp_offset_commit_response_offset_commit_response_partition *pp =
-				&resp.topics.items[t].partitions.items[k];
+			const struct kp_offset_commit_response_offset_commit_response_partition
+			        *pp = &resp.topics.items[t].partitions.items[k];
 			char what[400];
 
 			snprintf(what, sizeof(what), "committing %.*s-%d",
-				resp.topics.items[t].name.len, resp.topics.items[t].name.ptr,
-				pp->partition_index);
+			         resp.topics.items[t].name.len, resp.topics.items[t].name.ptr,
+			         pp->partition_index);
 			kerr |= adm_report(what, pp->error_code, NULL);
 		}
 	}
@@ -894,17 +897,17 @@ int
 adm_groups_reset_offsets(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"group", required_argument, NULL, OPT_GROUP},
-		{"topic", required_argument, NULL, OPT_TOPIC},
-		{"all-topics", no_argument, NULL, OPT_ALL_TOPICS},
-		{"to-earliest", no_argument, NULL, OPT_TO_EARLIEST},
-		{"to-latest", no_argument, NULL, OPT_TO_LATEST},
-		{"to-offset", required_argument, NULL, OPT_TO_OFFSET},
-		{"to-datetime", required_argument, NULL, OPT_TO_DATETIME},
-		{"execute", no_argument, NULL, OPT_EXECUTE},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"group", required_argument, NULL, OPT_GROUP},
+	        {"topic", required_argument, NULL, OPT_TOPIC},
+	        {"all-topics", no_argument, NULL, OPT_ALL_TOPICS},
+	        {"to-earliest", no_argument, NULL, OPT_TO_EARLIEST},
+	        {"to-latest", no_argument, NULL, OPT_TO_LATEST},
+	        {"to-offset", required_argument, NULL, OPT_TO_OFFSET},
+	        {"to-datetime", required_argument, NULL, OPT_TO_DATETIME},
+	        {"execute", no_argument, NULL, OPT_EXECUTE},
+	        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_describe_groups_response_described_group *g = NULL;
 	struct adm_opts o = {0};
@@ -955,8 +958,10 @@ adm_groups_reset_offsets(int argc, char **argv)
 		case OPT_TO_DATETIME:
 			want = RESET_DATETIME;
 			if (parse_datetime(optarg, &to_value) < 0) {
-				fprintf(stderr, "Error: --to-datetime takes YYYY-MM-DDTHH:MM:SS[.mmm]"
-						"[Z|+HH:MM|-HH:MM], not '%s'\n", optarg);
+				fprintf(stderr,
+				        "Error: --to-datetime takes YYYY-MM-DDTHH:MM:SS[.mmm]"
+				        "[Z|+HH:MM|-HH:MM], not '%s'\n",
+				        optarg);
 				return ADM_EXIT_USAGE;
 			}
 			break;
@@ -968,23 +973,32 @@ adm_groups_reset_offsets(int argc, char **argv)
 			break;
 		case ADM_OPT_HELP:
 			printf("usage: %s --group GROUP (--topic T[:P,P]... | --all-topics)\n"
-			       "       (--to-earliest | --to-latest | --to-offset N | --to-datetime D)\n"
+			       "       (--to-earliest | --to-latest | --to-offset N | "
+			       "--to-datetime D)\n"
 			       "       [--execute] [options]\n\n"
-			       "Show (dry run, the default) or commit (--execute) new offsets for a\n"
-			       "group. The group must have no active members. --to-offset is held to\n"
-			       "each partition's earliest..latest; --to-datetime takes the first offset\n"
-			       "with a timestamp at or after D (the log end when there is none).\n\n"
+			       "Show (dry run, the default) or commit (--execute) new offsets for "
+			       "a\n"
+			       "group. The group must have no active members. --to-offset is held "
+			       "to\n"
+			       "each partition's earliest..latest; --to-datetime takes the first "
+			       "offset\n"
+			       "with a timestamp at or after D (the log end when there is "
+			       "none).\n\n"
 			       "  --group GROUP              the consumer group (required)\n"
-			       "  --topic T | T:P,P          a topic (all partitions) or some partitions\n"
-			       "  --all-topics               every topic the group has offsets for\n"
+			       "  --topic T | T:P,P          a topic (all partitions) or some "
+			       "partitions\n"
+			       "  --all-topics               every topic the group has offsets "
+			       "for\n"
 			       "  --to-earliest              the log start\n"
 			       "  --to-latest                the log end\n"
 			       "  --to-offset N              offset N\n"
-			       "  --to-datetime D            YYYY-MM-DDTHH:MM:SS[.mmm][Z|+HH:MM]; no\n"
+			       "  --to-datetime D            YYYY-MM-DDTHH:MM:SS[.mmm][Z|+HH:MM]; "
+			       "no\n"
 			       "                             zone means UTC\n"
-			       "  --execute                  commit the offsets (default: dry run)\n"
+			       "  --execute                  commit the offsets (default: dry "
+			       "run)\n"
 			       "  --dry-run                  only show them\n" ADM_COMMON_HELP,
-				argv[0]);
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
@@ -992,16 +1006,16 @@ adm_groups_reset_offsets(int argc, char **argv)
 		if (want != RESET_NONE) {
 			if (to != RESET_NONE) {
 				fprintf(stderr, "Error: give one of --to-earliest, --to-latest, "
-						"--to-offset, --to-datetime\n");
+				                "--to-offset, --to-datetime\n");
 				return ADM_EXIT_USAGE;
 			}
 			to = want;
 		}
 	}
 	if (group == NULL || to == RESET_NONE || (n_topic_args == 0) == !all_topics ||
-		optind < argc) {
+	    optind < argc) {
 		fprintf(stderr, "Error: --group, one --to-* option and either --topic or "
-				"--all-topics are required\n");
+		                "--all-topics are required\n");
 		return bad_opt(argv[0]);
 	}
 	rc = adm_connect(&o, &c);
@@ -1026,8 +1040,8 @@ adm_groups_reset_offsets(int argc, char **argv)
 		for (int i = 0; i < n_topic_args; i++) {
 			const char *colon = strchr(topic_args[i], ':');
 			struct kp_str s = {.ptr = topic_args[i],
-				.len = (int32_t)(colon ? (size_t)(colon - topic_args[i]) :
-							 strlen(topic_args[i]))};
+			                   .len = (int32_t)(colon ? (size_t)(colon - topic_args[i])
+			                                          : strlen(topic_args[i]))};
 
 			bare[i] = adm_strdup(&c, &s);
 		}
@@ -1042,9 +1056,10 @@ adm_groups_reset_offsets(int argc, char **argv)
 	if (rc != 0)
 		goto out;
 	if (!str_is(&g->group_state, "Empty") && !str_is(&g->group_state, "Dead")) {
-		fprintf(stderr, "Error: Assignments can only be reset if the group '%s' is "
-				"inactive, but the current state is %.*s.\n",
-			group, g->group_state.len > 0 ? g->group_state.len : 0, g->group_state.ptr);
+		fprintf(stderr,
+		        "Error: Assignments can only be reset if the group '%s' is "
+		        "inactive, but the current state is %.*s.\n",
+		        group, g->group_state.len > 0 ? g->group_state.len : 0, g->group_state.ptr);
 		rc = ADM_EXIT_KAFKA;
 		goto out;
 	}
@@ -1070,7 +1085,7 @@ adm_groups_reset_offsets(int argc, char **argv)
 
 			if (e == -EINVAL) {
 				fprintf(stderr, "Error: --topic '%s' is not TOPIC or TOPIC:P,P\n",
-					topic_args[i]);
+				        topic_args[i]);
 				rc = ADM_EXIT_USAGE;
 				goto out;
 			}
@@ -1128,10 +1143,11 @@ adm_groups_reset_offsets(int argc, char **argv)
 			char what[400];
 
 			snprintf(what, sizeof(what), "offsets of %s-%d", rs.items[i].topic,
-				rs.items[i].partition);
-			adm_report(what, rs.items[i].error != 0 ? rs.items[i].error :
-								   KP_ERR_UNKNOWN_SERVER_ERROR,
-				NULL);
+			         rs.items[i].partition);
+			adm_report(what,
+			           rs.items[i].error != 0 ? rs.items[i].error
+			                                  : KP_ERR_UNKNOWN_SERVER_ERROR,
+			           NULL);
 			rc = ADM_EXIT_KAFKA;
 		}
 	}
@@ -1144,12 +1160,12 @@ adm_groups_reset_offsets(int argc, char **argv)
 	printf("%-*s %-*s %-9s %s\n", wg, "GROUP", wt, "TOPIC", "PARTITION", "NEW-OFFSET");
 	for (size_t i = 0; i < rs.n; i++)
 		printf("%-*s %-*s %-9d %" PRId64 "\n", wg, group, wt, rs.items[i].topic,
-			rs.items[i].partition, rs.items[i].target);
+		       rs.items[i].partition, rs.items[i].target);
 	if (execute)
 		rc = commit_targets(coord, group, &rs);
 	else
 		fprintf(stderr, "Dry run: nothing committed; add --execute to commit these "
-				"offsets.\n");
+		                "offsets.\n");
 out:
 	pool_fini(p);
 	free(p);
@@ -1161,9 +1177,9 @@ int
 adm_groups_delete(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"group", required_argument, NULL, OPT_GROUP},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"group", required_argument, NULL, OPT_GROUP},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct adm_opts o = {0};
 	struct adm_conn c;
@@ -1183,9 +1199,9 @@ adm_groups_delete(int argc, char **argv)
 			printf("usage: %s --group GROUP [--group GROUP]... [options]\n\n"
 			       "Delete consumer groups and their committed offsets. A group with\n"
 			       "active members is not deleted (NON_EMPTY_GROUP).\n\n"
-			       "  --group GROUP              a group to delete (repeatable)\n"
-				ADM_COMMON_HELP,
-				argv[0]);
+			       "  --group GROUP              a group to delete "
+			       "(repeatable)\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		} else {
 			return bad_opt(argv[0]);

@@ -25,17 +25,17 @@ struct adm_cmd {
 };
 
 static const struct adm_cmd cmds[] = {
-	{"topics", "list", adm_topics_list, "list topic names"},
-	{"topics", "describe", adm_topics_describe, "partitions, leaders, replicas, configs"},
-	{"topics", "create", adm_topics_create, "create a topic"},
-	{"topics", "alter", adm_topics_alter, "add partitions to a topic"},
-	{"topics", "delete", adm_topics_delete, "delete topics"},
-	{"configs", "describe", adm_configs_describe, "show topic or broker configs"},
-	{"configs", "alter", adm_configs_alter, "set or delete configs (incremental)"},
-	{"groups", "list", adm_groups_list, "list consumer groups"},
-	{"groups", "describe", adm_groups_describe, "offsets, log end offsets, lag, members"},
-	{"groups", "reset-offsets", adm_groups_reset_offsets, "move a group's committed offsets"},
-	{"groups", "delete", adm_groups_delete, "delete consumer groups"},
+        {"topics", "list", adm_topics_list, "list topic names"},
+        {"topics", "describe", adm_topics_describe, "partitions, leaders, replicas, configs"},
+        {"topics", "create", adm_topics_create, "create a topic"},
+        {"topics", "alter", adm_topics_alter, "add partitions to a topic"},
+        {"topics", "delete", adm_topics_delete, "delete topics"},
+        {"configs", "describe", adm_configs_describe, "show topic or broker configs"},
+        {"configs", "alter", adm_configs_alter, "set or delete configs (incremental)"},
+        {"groups", "list", adm_groups_list, "list consumer groups"},
+        {"groups", "describe", adm_groups_describe, "offsets, log end offsets, lag, members"},
+        {"groups", "reset-offsets", adm_groups_reset_offsets, "move a group's committed offsets"},
+        {"groups", "delete", adm_groups_delete, "delete consumer groups"},
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -49,10 +49,10 @@ usage(FILE *f, const char *only_group)
 		fprintf(f, "  %-8s %-14s %s\n", cmds[i].group, cmds[i].action, cmds[i].summary);
 	}
 	fprintf(f, "\n'slipstream-admin <command> <action> --help' shows the options of one.\n"
-		   "Every action needs --bootstrap-server HOST:PORT (or SLIPSTREAM_BOOTSTRAP).\n\n"
-		   "Exit codes: 0 done; 1 the broker returned a Kafka error (named on stderr);\n"
-		   "2 bad command line; 3 connection failed, timed out or an answer did not\n"
-		   "decode; 4 the broker does not serve an API the action needs.\n");
+	           "Every action needs --bootstrap-server HOST:PORT (or SLIPSTREAM_BOOTSTRAP).\n\n"
+	           "Exit codes: 0 done; 1 the broker returned a Kafka error (named on stderr);\n"
+	           "2 bad command line; 3 connection failed, timed out or an answer did not\n"
+	           "decode; 4 the broker does not serve an API the action needs.\n");
 }
 
 int
@@ -112,7 +112,7 @@ main(int argc, char **argv)
 	bool group_known = false;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-		strcmp(argv[1], "help") == 0) {
+	    strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? ADM_EXIT_USAGE : ADM_EXIT_OK;
 	}
@@ -125,19 +125,19 @@ main(int argc, char **argv)
 			char prog[64];
 
 			snprintf(prog, sizeof(prog), "slipstream-admin %s %s", cmds[i].group,
-				cmds[i].action);
+			         cmds[i].action);
 			argv[2] = prog;
 			return cmds[i].fn(argc - 2, argv + 2);
 		}
 	}
 	if (group_known && argc >= 3 &&
-		(strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
 		usage(stdout, argv[1]);
 		return ADM_EXIT_OK;
 	}
 	if (group_known)
 		fprintf(stderr, "Error: %s: unknown or missing action%s%s\n\n", argv[1],
-			argc >= 3 ? " " : "", argc >= 3 ? argv[2] : "");
+		        argc >= 3 ? " " : "", argc >= 3 ? argv[2] : "");
 	else
 		fprintf(stderr, "Error: unknown command '%s'\n\n", argv[1]);
 	usage(stderr, group_known ? argv[1] : NULL);

@@ -85,9 +85,9 @@ int
 adm_topics_list(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"exclude-internal", no_argument, NULL, OPT_EXCLUDE_INTERNAL},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"exclude-internal", no_argument, NULL, OPT_EXCLUDE_INTERNAL},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct adm_opts o = {0};
 	struct kp_metadata_response md;
@@ -106,8 +106,9 @@ adm_topics_list(int argc, char **argv)
 			exclude_internal = true;
 		} else if (ch == ADM_OPT_HELP) {
 			printf("usage: %s [options]\n\nPrint the name of every topic, sorted.\n\n"
-			       "  --exclude-internal         leave out internal topics\n" ADM_COMMON_HELP,
-				argv[0]);
+			       "  --exclude-internal         leave out internal "
+			       "topics\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		} else {
 			return bad_opt(argv[0]);
@@ -146,7 +147,8 @@ cmp_part(const void *a, const void *b)
 {
 	const struct kp_metadata_response_metadata_response_partition *x = a, *y = b;
 
-	return (x->partition_index > y->partition_index) - (x->partition_index < y->partition_index);
+	return (x->partition_index > y->partition_index) -
+	       (x->partition_index < y->partition_index);
 }
 
 static int
@@ -191,11 +193,11 @@ topic_configs(struct adm_conn *c, const struct kp_str *topic)
 	req.resources.items = &res;
 	req.resources.count = 1;
 	if (adm_call(c, KP_API_DESCRIBE_CONFIGS, v, &req, &resp) < 0 || resp.results.count != 1 ||
-		resp.results.items[0].error_code != 0)
+	    resp.results.items[0].error_code != 0)
 		return "";
 	for (int32_t i = 0; i < resp.results.items[0].configs.count; i++) {
 		const struct kp_describe_configs_response_describe_configs_resource_result *e =
-			&resp.results.items[0].configs.items[i];
+		        &resp.results.items[0].configs.items[i];
 
 		cap += (size_t)(e->name.len > 0 ? e->name.len : 0) +
 		       (size_t)(e->value.len > 0 ? e->value.len : 0) + 2;
@@ -205,15 +207,15 @@ topic_configs(struct adm_conn *c, const struct kp_str *topic)
 		return "";
 	for (int32_t i = 0; i < resp.results.items[0].configs.count; i++) {
 		const struct kp_describe_configs_response_describe_configs_resource_result *e =
-			&resp.results.items[0].configs.items[i];
+		        &resp.results.items[0].configs.items[i];
 		/* v0 has is_default instead of a source. */
 		bool dynamic = v >= 1 ? e->config_source == 1 : !e->is_default;
 
 		if (!dynamic)
 			continue;
 		len += (size_t)snprintf(out + len, cap - len, "%s%.*s=%.*s", len > 0 ? "," : "",
-			e->name.len > 0 ? e->name.len : 0, e->name.ptr,
-			e->value.len > 0 ? e->value.len : 0, e->value.ptr);
+		                        e->name.len > 0 ? e->name.len : 0, e->name.ptr,
+		                        e->value.len > 0 ? e->value.len : 0, e->value.ptr);
 	}
 	return out;
 }
@@ -222,10 +224,10 @@ int
 adm_topics_describe(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"topic", required_argument, NULL, OPT_TOPIC},
-		{"exclude-internal", no_argument, NULL, OPT_EXCLUDE_INTERNAL},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"topic", required_argument, NULL, OPT_TOPIC},
+	        {"exclude-internal", no_argument, NULL, OPT_EXCLUDE_INTERNAL},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct adm_opts o = {0};
 	struct kp_metadata_response md;
@@ -253,11 +255,13 @@ adm_topics_describe(int argc, char **argv)
 			break;
 		case ADM_OPT_HELP:
 			printf("usage: %s [--topic NAME]... [options]\n\n"
-			       "Partitions, leader, replicas, in-sync replicas and the configs set on\n"
+			       "Partitions, leader, replicas, in-sync replicas and the configs set "
+			       "on\n"
 			       "each topic (all topics when no --topic is given).\n\n"
 			       "  --topic NAME               a topic to describe (repeatable)\n"
-			       "  --exclude-internal         leave out internal topics\n" ADM_COMMON_HELP,
-				argv[0]);
+			       "  --exclude-internal         leave out internal "
+			       "topics\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
@@ -275,14 +279,14 @@ adm_topics_describe(int argc, char **argv)
 		goto out;
 	if (md.topics.count > 0)
 		qsort(md.topics.items, (size_t)md.topics.count, sizeof(md.topics.items[0]),
-			cmp_topic);
+		      cmp_topic);
 	for (int32_t i = 0; i < md.topics.count; i++) {
 		struct kp_metadata_response_metadata_response_topic *t = &md.topics.items[i];
 		char what[300], id[23];
 		int rf = t->partitions.count > 0 ? t->partitions.items[0].replica_nodes.count : 0;
 
 		snprintf(what, sizeof(what), "topic '%.*s'", t->name.len > 0 ? t->name.len : 0,
-			t->name.ptr);
+		         t->name.ptr);
 		if (t->error_code != 0) {
 			kerr |= adm_report(what, t->error_code, NULL);
 			continue;
@@ -292,17 +296,17 @@ adm_topics_describe(int argc, char **argv)
 		adm_uuid_format(&t->topic_id, id);
 		printf("Topic: %.*s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\t"
 		       "Configs: %s\n",
-			t->name.len, t->name.ptr, id, t->partitions.count, rf,
-			topic_configs(&c, &t->name));
+		       t->name.len, t->name.ptr, id, t->partitions.count, rf,
+		       topic_configs(&c, &t->name));
 		if (t->partitions.count > 0)
 			qsort(t->partitions.items, (size_t)t->partitions.count,
-				sizeof(t->partitions.items[0]), cmp_part);
+			      sizeof(t->partitions.items[0]), cmp_part);
 		for (int32_t p = 0; p < t->partitions.count; p++) {
 			const struct kp_metadata_response_metadata_response_partition *pp =
-				&t->partitions.items[p];
+			        &t->partitions.items[p];
 
 			printf("\tTopic: %.*s\tPartition: %d\tLeader: %d", t->name.len, t->name.ptr,
-				pp->partition_index, pp->leader_id);
+			       pp->partition_index, pp->leader_id);
 			print_nodes("Replicas", &pp->replica_nodes);
 			print_nodes("Isr", &pp->isr_nodes);
 			if (pp->error_code != 0)
@@ -336,14 +340,14 @@ int
 adm_topics_create(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"topic", required_argument, NULL, OPT_TOPIC},
-		{"partitions", required_argument, NULL, OPT_PARTITIONS},
-		{"replication-factor", required_argument, NULL, OPT_RF},
-		{"config", required_argument, NULL, OPT_CONFIG},
-		{"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
-		{"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"topic", required_argument, NULL, OPT_TOPIC},
+	        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+	        {"replication-factor", required_argument, NULL, OPT_RF},
+	        {"config", required_argument, NULL, OPT_CONFIG},
+	        {"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
+	        {"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_create_topics_request_creatable_topic_config cfgs[MAX_NAMES];
 	struct kp_create_topics_request_creatable_topic t;
@@ -369,7 +373,7 @@ adm_topics_create(int argc, char **argv)
 			break;
 		case OPT_PARTITIONS:
 			if (adm_parse_i64(optarg, &partitions) < 0 || partitions < 1 ||
-				partitions > INT32_MAX) {
+			    partitions > INT32_MAX) {
 				fprintf(stderr, "Error: --partitions must be a positive number\n");
 				return ADM_EXIT_USAGE;
 			}
@@ -403,17 +407,19 @@ adm_topics_create(int argc, char **argv)
 			       "                             num.partitions)\n"
 			       "  --replication-factor N     replicas (default: the broker's)\n"
 			       "  --config KEY=VALUE         a topic config (repeatable)\n"
-			       "  --if-not-exists            succeed when the topic exists already\n"
-			       "  --validate-only            check only, create nothing\n" ADM_COMMON_HELP,
-				argv[0]);
+			       "  --if-not-exists            succeed when the topic exists "
+			       "already\n"
+			       "  --validate-only            check only, create "
+			       "nothing\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
 		}
 	}
 	if (topic == NULL || optind < argc) {
-		fprintf(stderr, "Error: %s\n", topic == NULL ? "--topic is required" :
-								"unexpected argument");
+		fprintf(stderr, "Error: %s\n",
+		        topic == NULL ? "--topic is required" : "unexpected argument");
 		return bad_opt(argv[0]);
 	}
 	rc = adm_connect(&o, &c);
@@ -452,7 +458,7 @@ adm_topics_create(int argc, char **argv)
 	}
 	if (resp.topics.count != 1) {
 		fprintf(stderr, "Error: CreateTopics answered %d results for 1 topic\n",
-			resp.topics.count);
+		        resp.topics.count);
 		rc = ADM_EXIT_CONNECT;
 		goto out;
 	}
@@ -463,7 +469,7 @@ adm_topics_create(int argc, char **argv)
 
 		snprintf(what, sizeof(what), "creating topic '%s'", topic);
 		rc = adm_report(what, resp.topics.items[0].error_code,
-			&resp.topics.items[0].error_message);
+		                &resp.topics.items[0].error_message);
 	} else {
 		printf("%s topic %s.\n", validate_only ? "Validated" : "Created", topic);
 	}
@@ -476,11 +482,11 @@ int
 adm_topics_alter(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"topic", required_argument, NULL, OPT_TOPIC},
-		{"partitions", required_argument, NULL, OPT_PARTITIONS},
-		{"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"topic", required_argument, NULL, OPT_TOPIC},
+	        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+	        {"validate-only", no_argument, NULL, OPT_VALIDATE_ONLY},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_create_partitions_request_create_partitions_topic t;
 	struct kp_create_partitions_request req;
@@ -505,7 +511,7 @@ adm_topics_alter(int argc, char **argv)
 			break;
 		case OPT_PARTITIONS:
 			if (adm_parse_i64(optarg, &partitions) < 0 || partitions < 1 ||
-				partitions > INT32_MAX) {
+			    partitions > INT32_MAX) {
 				fprintf(stderr, "Error: --partitions must be a positive number\n");
 				return ADM_EXIT_USAGE;
 			}
@@ -518,8 +524,9 @@ adm_topics_alter(int argc, char **argv)
 			       "Raise a topic's partition count to N (Kafka cannot lower it).\n\n"
 			       "  --topic NAME               the topic (required)\n"
 			       "  --partitions N             the new total count (required)\n"
-			       "  --validate-only            check only, change nothing\n" ADM_COMMON_HELP,
-				argv[0]);
+			       "  --validate-only            check only, change "
+			       "nothing\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
@@ -552,7 +559,7 @@ adm_topics_alter(int argc, char **argv)
 	}
 	if (resp.results.count != 1) {
 		fprintf(stderr, "Error: CreatePartitions answered %d results for 1 topic\n",
-			resp.results.count);
+		        resp.results.count);
 		rc = ADM_EXIT_CONNECT;
 		goto out;
 	}
@@ -561,10 +568,10 @@ adm_topics_alter(int argc, char **argv)
 
 		snprintf(what, sizeof(what), "altering topic '%s'", topic);
 		rc = adm_report(what, resp.results.items[0].error_code,
-			&resp.results.items[0].error_message);
+		                &resp.results.items[0].error_message);
 	} else {
 		printf("%s topic %s: %" PRId64 " partitions.\n",
-			validate_only ? "Validated" : "Altered", topic, partitions);
+		       validate_only ? "Validated" : "Altered", topic, partitions);
 	}
 out:
 	adm_conn_close(&c);
@@ -575,10 +582,10 @@ int
 adm_topics_delete(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"topic", required_argument, NULL, OPT_TOPIC},
-		{"if-exists", no_argument, NULL, OPT_IF_EXISTS},
-		ADM_COMMON_LONGOPTS,
-		{NULL, 0, NULL, 0},
+	        {"topic", required_argument, NULL, OPT_TOPIC},
+	        {"if-exists", no_argument, NULL, OPT_IF_EXISTS},
+	        ADM_COMMON_LONGOPTS,
+	        {NULL, 0, NULL, 0},
 	};
 	struct kp_delete_topics_request_delete_topic_state states[MAX_NAMES];
 	struct kp_str strs[MAX_NAMES];
@@ -612,9 +619,9 @@ adm_topics_delete(int argc, char **argv)
 			printf("usage: %s --topic NAME [--topic NAME]... [options]\n\n"
 			       "Delete topics and their data.\n\n"
 			       "  --topic NAME               a topic to delete (repeatable)\n"
-			       "  --if-exists                succeed for topics that do not exist\n"
-				ADM_COMMON_HELP,
-				argv[0]);
+			       "  --if-exists                succeed for topics that do not "
+			       "exist\n" ADM_COMMON_HELP,
+			       argv[0]);
 			return ADM_EXIT_OK;
 		default:
 			return bad_opt(argv[0]);
@@ -653,18 +660,18 @@ adm_topics_delete(int argc, char **argv)
 	}
 	for (int32_t i = 0; i < resp.responses.count; i++) {
 		const struct kp_delete_topics_response_deletable_topic_result *r =
-			&resp.responses.items[i];
+		        &resp.responses.items[i];
 		char what[300];
 
 		snprintf(what, sizeof(what), "deleting topic '%.*s'",
-			r->name.len > 0 ? r->name.len : 0, r->name.ptr);
+		         r->name.len > 0 ? r->name.len : 0, r->name.ptr);
 		if (r->error_code == KP_ERR_UNKNOWN_TOPIC_OR_PARTITION && if_exists)
 			continue;
 		if (r->error_code != 0)
 			kerr |= adm_report(what, r->error_code, &r->error_message);
 		else
 			printf("Deleted topic %.*s.\n", r->name.len > 0 ? r->name.len : 0,
-				r->name.ptr);
+			       r->name.ptr);
 	}
 	rc = kerr;
 out:

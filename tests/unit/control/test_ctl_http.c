@@ -28,7 +28,8 @@
 static void
 test_parse_complete(void **state)
 {
-	static const char req[] = "GET /metrics?x=1&y HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\nBODY";
+	static const char req[] =
+	        "GET /metrics?x=1&y HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\nBODY";
 	struct ctl_http_request r;
 
 	(void)state;
@@ -62,20 +63,20 @@ static void
 test_parse_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"GET/metrics HTTP/1.1\r\n\r\n",		 /* no space */
-		"GET  /metrics HTTP/1.1\r\n\r\n",	 /* empty target */
-		"G(T /metrics HTTP/1.1\r\n\r\n",	 /* not a token */
-		"GET metrics HTTP/1.1\r\n\r\n",		 /* not origin-form */
-		"GET /me\x01trics HTTP/1.1\r\n\r\n",	 /* control byte in the target */
-		"GET /metrics HTTP/1.1 \r\n\r\n",	 /* trailing space */
-		"GET /metrics HTTX/1.1\r\n\r\n",	 /* not HTTP */
-		"GET /metrics HTTP/11\r\n\r\n",		 /* no dot */
-		"GET /metrics HTTP/1.1\r\nNoColon\r\n\r\n",
-		"GET /metrics HTTP/1.1\r\n: empty-name\r\n\r\n",
-		"GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n",
-		"GET /metrics HTTP/1.1\r\nA: b\r\n continued\r\n\r\n", /* obs-fold */
-		"GET /metrics HTTP/1.1\r\nA: b\x01\r\n\r\n",
-		"VERYLONGMETHODNAME / HTTP/1.1\r\n\r\n",
+	        "GET/metrics HTTP/1.1\r\n\r\n",      /* no space */
+	        "GET  /metrics HTTP/1.1\r\n\r\n",    /* empty target */
+	        "G(T /metrics HTTP/1.1\r\n\r\n",     /* not a token */
+	        "GET metrics HTTP/1.1\r\n\r\n",      /* not origin-form */
+	        "GET /me\x01trics HTTP/1.1\r\n\r\n", /* control byte in the target */
+	        "GET /metrics HTTP/1.1 \r\n\r\n",    /* trailing space */
+	        "GET /metrics HTTX/1.1\r\n\r\n",     /* not HTTP */
+	        "GET /metrics HTTP/11\r\n\r\n",      /* no dot */
+	        "GET /metrics HTTP/1.1\r\nNoColon\r\n\r\n",
+	        "GET /metrics HTTP/1.1\r\n: empty-name\r\n\r\n",
+	        "GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n",
+	        "GET /metrics HTTP/1.1\r\nA: b\r\n continued\r\n\r\n", /* obs-fold */
+	        "GET /metrics HTTP/1.1\r\nA: b\x01\r\n\r\n",
+	        "VERYLONGMETHODNAME / HTTP/1.1\r\n\r\n",
 	};
 	struct ctl_http_request r;
 
@@ -140,8 +141,8 @@ broken(void *arg, const struct ctl_http_request *req, struct ctl_buf *body, cons
 }
 
 static const struct ctl_http_route g_routes[] = {
-	{"/metrics", hello, "world"},
-	{"/broken", broken, NULL},
+        {"/metrics", hello, "world"},
+        {"/broken", broken, NULL},
 };
 
 static int
@@ -356,15 +357,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_complete),
-		cmocka_unit_test(test_parse_partial),
-		cmocka_unit_test(test_parse_malformed),
-		cmocka_unit_test(test_parse_too_large),
-		cmocka_unit_test(test_server_answers),
-		cmocka_unit_test(test_server_oversized_head),
-		cmocka_unit_test(test_server_deadline),
-		cmocka_unit_test(test_server_more_clients_than_slots),
-		cmocka_unit_test(test_buf_limit),
+	        cmocka_unit_test(test_parse_complete),
+	        cmocka_unit_test(test_parse_partial),
+	        cmocka_unit_test(test_parse_malformed),
+	        cmocka_unit_test(test_parse_too_large),
+	        cmocka_unit_test(test_server_answers),
+	        cmocka_unit_test(test_server_oversized_head),
+	        cmocka_unit_test(test_server_deadline),
+	        cmocka_unit_test(test_server_more_clients_than_slots),
+	        cmocka_unit_test(test_buf_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,13 +38,13 @@ static bool
 name_ok(const char *s, size_t n)
 {
 	if (n == 0 || !(s[0] == '_' || s[0] == ':' || (s[0] >= 'a' && s[0] <= 'z') ||
-			       (s[0] >= 'A' && s[0] <= 'Z')))
+	                (s[0] >= 'A' && s[0] <= 'Z')))
 		return false;
 	for (size_t i = 1; i < n; i++) {
 		char c = s[i];
 
 		if (!(c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			    (c >= '0' && c <= '9')))
+		      (c >= '0' && c <= '9')))
 			return false;
 	}
 	return true;
@@ -75,7 +75,7 @@ fam_of_sample(struct family *f, int n, const char *name, size_t len)
 		if (fl == len && memcmp(f[i].name, name, len) == 0)
 			return &f[i];
 		if (strcmp(f[i].type, "histogram") != 0 || len <= fl ||
-			memcmp(f[i].name, name, fl) != 0)
+		    memcmp(f[i].name, name, fl) != 0)
 			continue;
 		for (int k = 0; k < 3; k++) {
 			if (len - fl == strlen(suf[k]) && memcmp(name + fl, suf[k], len - fl) == 0)
@@ -124,8 +124,9 @@ check_format(const char *text)
 				f->has_help = true;
 			} else {
 				assert_false(f->has_type);
-				assert_true(strcmp(sp + 1, "counter") == 0 || strcmp(sp + 1, "gauge") == 0 ||
-					    strcmp(sp + 1, "histogram") == 0);
+				assert_true(strcmp(sp + 1, "counter") == 0 ||
+				            strcmp(sp + 1, "gauge") == 0 ||
+				            strcmp(sp + 1, "histogram") == 0);
 				snprintf(f->type, sizeof(f->type), "%s", sp + 1);
 				f->has_type = true;
 			}
@@ -144,7 +145,8 @@ check_format(const char *text)
 			if (f == NULL || !f->has_type)
 				fail_msg("sample before its TYPE: %s", line);
 			if (f != cur)
-				fail_msg("sample of %s outside its family block: %s", f->name, line);
+				fail_msg("sample of %s outside its family block: %s", f->name,
+				         line);
 			if (*q == '{') {
 				q++;
 				while (*q != '}') {
@@ -162,7 +164,8 @@ check_format(const char *text)
 						assert_true(*q != '\0' && *q != '\n');
 						if (*q == '\\') {
 							q++;
-							assert_true(*q == '\\' || *q == '"' || *q == 'n');
+							assert_true(*q == '\\' || *q == '"' ||
+							            *q == 'n');
 						}
 						assert_true(vl < sizeof(val) - 1);
 						val[vl++] = *q++;
@@ -173,7 +176,8 @@ check_format(const char *text)
 						snprintf(le, sizeof(le), "%s", val);
 					else
 						lw += (size_t)snprintf(labels_wo_le + lw,
-							sizeof(labels_wo_le) - lw, "%s=%s,", lname, val);
+						                       sizeof(labels_wo_le) - lw,
+						                       "%s=%s,", lname, val);
 					if (*q == ',')
 						q++;
 					else
@@ -243,7 +247,7 @@ hist_put(struct dp_metrics_hist *h, int bucket, uint64_t n, uint64_t ns_each)
 
 static void
 tp_put(struct dp_metrics_block *b, const char *topic, int32_t part, uint64_t bin, uint64_t rin,
-	uint64_t bout, uint64_t rout, int64_t leo)
+       uint64_t bout, uint64_t rout, int64_t leo)
 {
 	struct dp_metrics_tp *tp = &b->tps[b->n_tps++];
 
@@ -270,9 +274,9 @@ make_snapshot(void)
 	s.blocks = g_blocks;
 	g_blocks[0].lcore = 0;
 	g_blocks[1].lcore = 2;
-	hist_put(&g_blocks[0].api[0], 0, 3, 20000);	/* Produce: 3 x 20 us */
-	hist_put(&g_blocks[1].api[0], 4, 2, 800000);	/* and 2 x 0.8 ms on lcore 2 */
-	hist_put(&g_blocks[0].api[18], 0, 1, 1000);	/* ApiVersions */
+	hist_put(&g_blocks[0].api[0], 0, 3, 20000);  /* Produce: 3 x 20 us */
+	hist_put(&g_blocks[1].api[0], 4, 2, 800000); /* and 2 x 0.8 ms on lcore 2 */
+	hist_put(&g_blocks[0].api[18], 0, 1, 1000);  /* ApiVersions */
 	hist_put(&g_blocks[1].storage_write, 2, 4, 200000);
 	g_blocks[0].conn_accepted = 5;
 	g_blocks[0].conn_closed = 2;
@@ -307,48 +311,48 @@ test_render_dataplane(void **state)
 	assert_true(sample(t, "slipstream_requests_total{api=\"ApiVersions\"}") == 1);
 	assert_false(has(t, "api=\"Fetch\"")); /* APIs never called are left out */
 	assert_true(sample(t, "slipstream_request_duration_seconds_bucket{api=\"Produce\","
-			      "le=\"5e-05\"}") == 3);
+	                      "le=\"5e-05\"}") == 3);
 	assert_true(sample(t, "slipstream_request_duration_seconds_bucket{api=\"Produce\","
-			      "le=\"0.0005\"}") == 3);
+	                      "le=\"0.0005\"}") == 3);
 	assert_true(sample(t, "slipstream_request_duration_seconds_bucket{api=\"Produce\","
-			      "le=\"0.001\"}") == 5);
+	                      "le=\"0.001\"}") == 5);
 	assert_true(sample(t, "slipstream_request_duration_seconds_bucket{api=\"Produce\","
-			      "le=\"+Inf\"}") == 5);
+	                      "le=\"+Inf\"}") == 5);
 	assert_true(sample(t, "slipstream_request_duration_seconds_count{api=\"Produce\"}") == 5);
 	assert_float_equal(sample(t, "slipstream_request_duration_seconds_sum{api=\"Produce\"}"),
-		0.00166, 1e-9);
+	                   0.00166, 1e-9);
 	assert_true(sample(t, "slipstream_connections_accepted_total") == 6);
 	assert_true(sample(t, "slipstream_connections_closed_total") == 2);
 	assert_true(sample(t, "slipstream_connections_open") == 4);
 	assert_true(sample(t, "slipstream_storage_write_duration_seconds_count") == 4);
 	assert_true(sample(t, "slipstream_storage_write_duration_seconds_bucket{le=\"0.00025\"}") ==
-		    4);
+	            4);
 	assert_true(sample(t, "slipstream_lcore_busy_seconds_total{lcore=\"0\"}") == 0.25);
 	assert_true(sample(t, "slipstream_lcore_idle_seconds_total{lcore=\"0\"}") == 0.75);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"0\"}") == 0.25);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"2\"}") == 0);
 	/* orders-0 appears on both lcores: added up; its log end the highest seen. */
 	assert_true(sample(t, "slipstream_partition_bytes_in_total{topic=\"orders\","
-			      "partition=\"0\"}") == 120);
+	                      "partition=\"0\"}") == 120);
 	assert_true(sample(t, "slipstream_partition_records_in_total{topic=\"orders\","
-			      "partition=\"0\"}") == 12);
+	                      "partition=\"0\"}") == 12);
 	assert_true(sample(t, "slipstream_partition_bytes_out_total{topic=\"orders\","
-			      "partition=\"0\"}") == 50);
+	                      "partition=\"0\"}") == 50);
 	assert_true(sample(t, "slipstream_partition_records_out_total{topic=\"orders\","
-			      "partition=\"0\"}") == 5);
+	                      "partition=\"0\"}") == 5);
 	assert_true(sample(t, "slipstream_partition_log_end_offset{topic=\"orders\","
-			      "partition=\"0\"}") == 12);
+	                      "partition=\"0\"}") == 12);
 	assert_true(sample(t, "slipstream_partition_records_in_total{topic=\"orders\","
-			      "partition=\"1\"}") == 10);
+	                      "partition=\"1\"}") == 10);
 	/* audit-0's log end is unknown: no gauge sample, counters still there. */
 	assert_true(sample(t, "slipstream_partition_records_in_total{topic=\"audit\","
-			      "partition=\"0\"}") == 1);
+	                      "partition=\"0\"}") == 1);
 	assert_false(has(t, "slipstream_partition_log_end_offset{topic=\"audit\""));
 	/* Sorted: audit before orders, partition 0 before 1. */
 	assert_true(strstr(t, "bytes_in_total{topic=\"audit\"") <
-		    strstr(t, "bytes_in_total{topic=\"orders\",partition=\"0\""));
+	            strstr(t, "bytes_in_total{topic=\"orders\",partition=\"0\""));
 	assert_true(strstr(t, "bytes_in_total{topic=\"orders\",partition=\"0\"") <
-		    strstr(t, "bytes_in_total{topic=\"orders\",partition=\"1\""));
+	            strstr(t, "bytes_in_total{topic=\"orders\",partition=\"1\""));
 	assert_true(sample(t, "slipstream_metrics_partitions_untracked_total") == 9);
 	assert_false(has(t, "consumergroup")); /* no offsets source */
 	ctl_buf_free(&b);
@@ -358,11 +362,11 @@ static int
 offsets(void *arg, ctl_metrics_offset_fn cb, void *cb_arg)
 {
 	(void)arg;
-	cb(cb_arg, "g1", "orders", 0, 7);	  /* lag 12 - 7 = 5 */
-	cb(cb_arg, "g1", "orders", 1, 11);	  /* committed past the known end: lag 0 */
+	cb(cb_arg, "g1", "orders", 0, 7);             /* lag 12 - 7 = 5 */
+	cb(cb_arg, "g1", "orders", 1, 11);            /* committed past the known end: lag 0 */
 	cb(cb_arg, "we\"ird\\g\nx", "orders", 0, 12); /* escaped labels, lag 0 */
-	cb(cb_arg, "g2", "unseen", 3, 4);	  /* no log end known: committed only */
-	cb(cb_arg, "g3", "orders", 0, -1);	  /* nothing committed: no samples */
+	cb(cb_arg, "g2", "unseen", 3, 4);             /* no log end known: committed only */
+	cb(cb_arg, "g3", "orders", 0, -1);            /* nothing committed: no samples */
 	return 0;
 }
 
@@ -378,15 +382,15 @@ test_render_lag(void **state)
 	t = b.p;
 	check_format(t);
 	assert_true(sample(t, "slipstream_consumergroup_committed_offset{group=\"g1\","
-			      "topic=\"orders\",partition=\"0\"}") == 7);
+	                      "topic=\"orders\",partition=\"0\"}") == 7);
 	assert_true(sample(t, "slipstream_consumergroup_lag{group=\"g1\",topic=\"orders\","
-			      "partition=\"0\"}") == 5);
+	                      "partition=\"0\"}") == 5);
 	assert_true(sample(t, "slipstream_consumergroup_lag{group=\"g1\",topic=\"orders\","
-			      "partition=\"1\"}") == 0);
+	                      "partition=\"1\"}") == 0);
 	assert_true(sample(t, "slipstream_consumergroup_lag{group=\"we\\\"ird\\\\g\\nx\","
-			      "topic=\"orders\",partition=\"0\"}") == 0);
+	                      "topic=\"orders\",partition=\"0\"}") == 0);
 	assert_true(sample(t, "slipstream_consumergroup_committed_offset{group=\"g2\","
-			      "topic=\"unseen\",partition=\"3\"}") == 4);
+	                      "topic=\"unseen\",partition=\"3\"}") == 4);
 	assert_false(has(t, "slipstream_consumergroup_lag{group=\"g2\""));
 	assert_false(has(t, "group=\"g3\""));
 	ctl_buf_free(&b);
@@ -407,7 +411,7 @@ test_render_down(void **state)
 	assert_false(has(t, "slipstream_partition_"));
 	/* Committed offsets are the control process's own: still exported; lag is not. */
 	assert_true(sample(t, "slipstream_consumergroup_committed_offset{group=\"g1\","
-			      "topic=\"orders\",partition=\"0\"}") == 7);
+	                      "topic=\"orders\",partition=\"0\"}") == 7);
 	assert_false(has(t, "slipstream_consumergroup_lag"));
 	ctl_buf_free(&b);
 }
@@ -440,7 +444,7 @@ test_http_handler_over_segment(void **state)
 	assert_true(sample(b.p, "slipstream_dataplane_up") == 1);
 	assert_true(sample(b.p, "slipstream_requests_total{api=\"Metadata\"}") == 1);
 	assert_true(sample(b.p, "slipstream_partition_records_in_total{topic=\"t\","
-				"partition=\"0\"}") == 2);
+	                        "partition=\"0\"}") == 2);
 	assert_true(sample(b.p, "slipstream_metrics_scrapes_total") == 2);
 	ctl_buf_free(&b);
 	dp_metrics_destroy();
@@ -455,10 +459,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_render_dataplane),
-		cmocka_unit_test(test_render_lag),
-		cmocka_unit_test(test_render_down),
-		cmocka_unit_test(test_http_handler_over_segment),
+	        cmocka_unit_test(test_render_dataplane),
+	        cmocka_unit_test(test_render_lag),
+	        cmocka_unit_test(test_render_down),
+	        cmocka_unit_test(test_http_handler_over_segment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

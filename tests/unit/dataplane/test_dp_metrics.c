@@ -107,14 +107,14 @@ test_histogram_bounds(void **state)
 
 	(void)state;
 	assert_int_equal(dp_metrics_bind(3), 0);
-	dp_metrics_request(3, 40000);		 /* 40 us: first bucket */
-	dp_metrics_request(3, 50000);		 /* 50 us: still the first (bounds inclusive) */
-	dp_metrics_request(3, 51000);		 /* 51 us: second */
-	dp_metrics_request(3, 1000000);		 /* 1 ms: the 1000 us bucket (index 4) */
+	dp_metrics_request(3, 40000);            /* 40 us: first bucket */
+	dp_metrics_request(3, 50000);            /* 50 us: still the first (bounds inclusive) */
+	dp_metrics_request(3, 51000);            /* 51 us: second */
+	dp_metrics_request(3, 1000000);          /* 1 ms: the 1000 us bucket (index 4) */
 	dp_metrics_request(3, 3600000000000ull); /* an hour: +Inf */
-	dp_metrics_request(-1, 1);		 /* ignored: no such API */
-	dp_metrics_request(DP_METRICS_APIS, 1);	 /* ignored */
-	dp_metrics_storage_write(2000000);	 /* 2 ms: the 2500 us bucket (index 5) */
+	dp_metrics_request(-1, 1);               /* ignored: no such API */
+	dp_metrics_request(DP_METRICS_APIS, 1);  /* ignored */
+	dp_metrics_storage_write(2000000);       /* 2 ms: the 2500 us bucket (index 5) */
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_closed();
@@ -224,7 +224,7 @@ writer(void *arg)
 	while (!__atomic_load_n(&g_writer_stop, __ATOMIC_RELAXED)) {
 		dp_metrics_request(0, (i % 97) * 7919);
 		dp_metrics_produce("load", 4, (int32_t)(i % 3), 10 * (1 + i % 5), 1 + i % 5,
-			(int64_t)i);
+		                   (int64_t)i);
 		i++;
 	}
 	return NULL;
@@ -282,7 +282,8 @@ test_stuck_writer(void **state)
 	(void)state;
 	assert_int_equal(dp_metrics_bind(0), 0);
 	assert_int_equal(dp_metrics_reader_open(&r, g_path), 0);
-	dp_metrics_wbegin(&dp_metrics_tls->api[2].seq); /* as if the dataplane died inside an update */
+	dp_metrics_wbegin(
+	        &dp_metrics_tls->api[2].seq); /* as if the dataplane died inside an update */
 	assert_int_equal(dp_metrics_snapshot(&r, &s), -EAGAIN);
 	assert_null(s.blocks);
 	dp_metrics_wend(&dp_metrics_tls->api[2].seq);
@@ -350,14 +351,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_header_and_blocks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_bounds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unbound_thread, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stuck_writer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_replaced_and_removed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_a_segment, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_header_and_blocks, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_histogram_bounds, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unbound_thread, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_stuck_writer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_replaced_and_removed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_a_segment, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
