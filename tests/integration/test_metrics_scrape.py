@@ -373,31 +373,36 @@ def lag_checks(b, bs):
         out.write(f.read() + "\ncontrol.metrics.listen=127.0.0.1:0\n")
     ctl = subprocess.Popen([CONTROL, conf], stdin=subprocess.DEVNULL, stdout=log,
                            stderr=subprocess.STDOUT)
-    url = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = open(log_path).read()
-        m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", text)
-        if m and "control: ready" in text and "control process connected" in b.text():
-            url = m.group(1)
-            break
-        assert ctl.poll() is None, text
-        time.sleep(0.05)
-    assert url, open(log_path).read()
-    c = Consumer({"bootstrap.servers": bs, "group.id": "lagging", "enable.auto.commit": False})
-    want = {0: 7, 1: 100, 2: 1500}
-    c.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in want.items()],
-             asynchronous=False)
-    his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in want}
-    c.close()
-    s, _ = parse(scrape(url))
-    assert get(s, "slipstream_dataplane_up") == 1
-    for p, o in want.items():
-        assert get(s, "slipstream_consumergroup_committed_offset", group="lagging", topic=TOPIC,
-                   partition=str(p)) == o
-        lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
-                  partition=str(p))
-        assert lag == his[p] - o, (p, lag, his[p], o)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            text = open(log_path).read()
+            m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", text)
+            if m and "control: ready" in text and "control process connected" in b.text():
+                url = m.group(1)
+                break
+            assert ctl.poll() is None, text
+            time.sleep(0.05)
+        assert url, open(log_path).read()
+        c = Consumer({"bootstrap.servers": bs, "group.id": "lagging", "enable.auto.commit": False})
+        want = {0: 7, 1: 100, 2: 1500}
+        c.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in want.items()],
+                 asynchronous=False)
+        his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in want}
+        c.close()
+        s, _ = parse(scrape(url))
+        assert get(s, "slipstream_dataplane_up") == 1
+        for p, o in want.items():
+            assert get(s, "slipstream_consumergroup_committed_offset", group="lagging", topic=TOPIC,
+                       partition=str(p)) == o
+            lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
+                      partition=str(p))
+            assert lag == his[p] - o, (p, lag, his[p], o)
+    except BaseException:
+        ctl.kill()
+        ctl.wait(5)
+        raise
     return ctl
 
 
