@@ -154,7 +154,7 @@ struct net_stats {
 	uint64_t arp_replies_tx;
 	uint64_t arp_held_dropped;	/* frames waiting for ARP replaced or expired */
 	uint64_t tx_frames;
-	uint64_t tx_dropped;		/* output function refused them */
+	uint64_t tx_dropped;		/* output batch full and the device full: frame dropped */
 	uint64_t tx_no_mbuf;		/* pool empty */
 	/* SACK loss recovery (RFC 2018, RFC 6675) */
 	uint64_t tcp_sack_recoveries;	/* recoveries entered with a scoreboard */
@@ -165,6 +165,7 @@ struct net_stats {
 	uint64_t tcp_tlp_probes;	/* tail loss probes sent (RFC 8985 section 7) */
 	uint64_t tcp_early_retransmits;	/* recoveries entered early (RFC 5827, TLP) */
 	uint64_t tcp_lost_retransmits;	/* resends found lost by later SACKs, resent again */
+	uint64_t tx_full;		/* flushes the device did not take whole (frames kept) */
 	/* SYN cookies (backlog full) */
 	uint64_t tcp_syncookies_sent;
 	uint64_t tcp_syncookies_ok;	/* connections made from a valid cookie */

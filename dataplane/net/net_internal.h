@@ -81,6 +81,7 @@ struct net_arp_entry {
 #define NET_TCPF_SYNCOOKIE	0x100000 /* template of a cookie SYN-ACK (no table entry) */
 #define NET_TCPF_TLP_ARMED	0x200000 /* rtx_deadline is a tail loss probe timeout */
 #define NET_TCPF_TLP_SENT	0x400000 /* a probe is out, not yet acknowledged */
+#define NET_TCPF_TX_WAIT	0x800000 /* on st->tx_wait_head: output stopped, device full */
 
 /* One out-of-order segment (whole mbuf chain, headers stripped). */
 struct net_tcp_ooo {
@@ -203,6 +204,7 @@ struct net_tcp_sb {
 	 * out-of-order segment; its block goes first in our SACK option
 	 * (RFC 2018 section 4). */
 	uint32_t ooo_last_seq;
+	uint32_t tx_wait_next;		/* list of connections waiting for the device */
 	uint32_t sacked;		/* bytes in blk */
 	uint32_t n;			/* ranges in blk */
 	struct {
@@ -241,6 +243,7 @@ struct net_stack {
 	uint32_t free_head;		/* free list through hash_next */
 	uint32_t nconns;
 	uint32_t pending_head;		/* connections with queued output */
+	uint32_t tx_wait_head;		/* connections whose output waits for tx room */
 	uint32_t timer_head;		/* connections with an armed timer */
 	struct net_tcp_listener *listeners;
 	struct net_tcp_ooo *ooo;	/* max_conns * ooo_max_segs slots */
@@ -257,7 +260,12 @@ struct net_stack {
 
 /* net_stack.c */
 void net_tx_enqueue(struct net_stack *st, struct rte_mbuf *m);
+/* Hand the batch to tx_fn; frames it does not take stay for the next
+ * flush (TCP stops sending data meanwhile: net_tcp_tx_room). */
 void net_tx_flush(struct net_stack *st);
+/* net_tcp_output.c: false (and the connection put on the tx wait list)
+ * when the output batch is full and the device takes nothing. */
+bool net_tcp_tx_room(struct net_stack *st, struct net_tcp_conn *c);
 uint16_t net_ipv4_cksum_mbuf(const struct rte_mbuf *m, uint32_t l4_off, uint32_t l4_len,
 	const struct rte_ipv4_hdr *ip);
 

@@ -181,11 +181,13 @@ net_tx_flush(struct net_stack *st)
 	if (sent > st->tx_n)
 		sent = st->tx_n;
 	st->stats.tx_frames += sent;
-	for (uint16_t i = sent; i < st->tx_n; i++) {
-		rte_pktmbuf_free(st->tx[i]);
-		st->stats.tx_dropped++;
-	}
-	st->tx_n = 0;
+	/* The device is full: keep the rest, in order, for the next flush
+	 * (TCP stops adding data segments meanwhile). */
+	if (sent > 0 && sent < st->tx_n)
+		memmove(&st->tx[0], &st->tx[sent], (size_t)(st->tx_n - sent) * sizeof(st->tx[0]));
+	st->tx_n = (uint16_t)(st->tx_n - sent);
+	if (st->tx_n > 0)
+		st->stats.tx_full++;
 }
 
 void
@@ -193,6 +195,12 @@ net_tx_enqueue(struct net_stack *st, struct rte_mbuf *m)
 {
 	if (st->tx_n == NET_TX_BATCH)
 		net_tx_flush(st);
+	if (st->tx_n == NET_TX_BATCH) {
+		/* Still full: a control frame (ACK, RST, ARP) is dropped. */
+		rte_pktmbuf_free(m);
+		st->stats.tx_dropped++;
+		return;
+	}
 	st->tx[st->tx_n++] = m;
 }
 

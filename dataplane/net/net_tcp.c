@@ -98,6 +98,7 @@ net_tcp_init(struct net_stack *st)
 	st->free_head = 0;
 	st->pending_head = NET_NONE;
 	st->timer_head = NET_NONE;
+	st->tx_wait_head = NET_NONE;
 	st->isn_key[0] = splitmix64(&s);
 	st->isn_key[1] = splitmix64(&s);
 	st->next_port = (uint16_t)(st->cfg.ephemeral_lo +
@@ -250,6 +251,8 @@ net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
 	return c;
 }
 
+static void tx_wait_del(struct net_stack *st, struct net_tcp_conn *c);
+
 static void
 conn_free(struct net_stack *st, struct net_tcp_conn *c)
 {
@@ -261,6 +264,7 @@ conn_free(struct net_stack *st, struct net_tcp_conn *c)
 	if (*pp == i)
 		*pp = c->hash_next;
 	timer_list_del(st, c);
+	tx_wait_del(st, c);
 	conn_release_buffers(c);
 	if (c->state == NET_TCP_SYN_RECEIVED && c->listener != NET_NO_LISTENER &&
 			st->listeners[c->listener].syn_rcvd > 0)
@@ -553,9 +557,42 @@ send_rst_conn(struct net_stack *st, struct net_tcp_conn *c)
 		net_tcp_xmit(st, c, c->snd_max, 0, RTE_TCP_RST_FLAG);
 }
 
+/* Output stopped on a full device resumes once the batch has room. */
+static void
+tx_wait_resume(struct net_stack *st)
+{
+	if (st->tx_wait_head == NET_NONE)
+		return;
+	net_tx_flush(st);
+	if (st->tx_n == NET_TX_BATCH)
+		return;
+	while (st->tx_wait_head != NET_NONE) {
+		struct net_tcp_conn *c = &st->conns[st->tx_wait_head];
+
+		st->tx_wait_head = st->sb[st->tx_wait_head].tx_wait_next;
+		c->flags &= ~NET_TCPF_TX_WAIT;
+		net_tcp_pending(st, c);
+	}
+}
+
+static void
+tx_wait_del(struct net_stack *st, struct net_tcp_conn *c)
+{
+	uint32_t i = net_tcp_conn_index(st, c), *pp = &st->tx_wait_head;
+
+	if (!(c->flags & NET_TCPF_TX_WAIT))
+		return;
+	while (*pp != NET_NONE && *pp != i)
+		pp = &st->sb[*pp].tx_wait_next;
+	if (*pp == i)
+		*pp = st->sb[i].tx_wait_next;
+	c->flags &= ~NET_TCPF_TX_WAIT;
+}
+
 void
 net_tcp_poll(struct net_stack *st)
 {
+	tx_wait_resume(st);
 	run_timers(st);
 	while (st->pending_head != NET_NONE) {
 		struct net_tcp_conn *c = &st->conns[st->pending_head];

@@ -481,6 +481,22 @@ net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t s
 	return len;
 }
 
+bool
+net_tcp_tx_room(struct net_stack *st, struct net_tcp_conn *c)
+{
+	if (st->tx_n < NET_TX_BATCH)
+		return true;
+	net_tx_flush(st);
+	if (st->tx_n < NET_TX_BATCH)
+		return true;
+	if (!(c->flags & NET_TCPF_TX_WAIT)) {
+		c->flags |= NET_TCPF_TX_WAIT;
+		net_tcp_sb(st, c)->tx_wait_next = st->tx_wait_head;
+		st->tx_wait_head = net_tcp_conn_index(st, c);
+	}
+	return false;
+}
+
 /*
  * RFC 6675 section 5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg's
  * retransmissions. Rule 1 (lost holes) before new data, rule 3 (holes not
@@ -499,6 +515,8 @@ sack_recovery_output(struct net_stack *st, struct net_tcp_conn *c, bool rule_3)
 		if (net_tcp_sack_pipe(st, c) + c->mss > c->cwnd)
 			break;
 		if (net_tcp_sack_next_rtx(st, c, !rule_3, &seq, &len) != 0)
+			break;
+		if (!net_tcp_tx_room(st, c))
 			break;
 		if (net_tcp_sack_retransmit(st, c, seq) == 0)
 			break;
@@ -606,6 +624,8 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 			flags |= RTE_TCP_FIN_FLAG;
 		if (c->snd_nxt + len == end)
 			flags |= RTE_TCP_PSH_FLAG;
+		if (!net_tcp_tx_room(st, c))
+			break;	/* resumed by net_tcp_poll when the device drains */
 		if (SEQ_LT(c->snd_nxt, c->snd_max)) {
 			st->stats.tcp_retransmits++;
 		} else if (!(c->flags & NET_TCPF_RTT_TIMING)) {

@@ -490,6 +490,40 @@ test_tail_loss_probe(void **state)
 	t_pair_fini(&p);
 }
 
+/* A device that stops taking frames for a while (tx ring full): the
+ * stack keeps its batch, stops adding data segments, resumes when the
+ * device drains; nothing is dropped or resent. */
+static void
+test_tx_backpressure(void **state)
+{
+	const uint32_t total = 1u << 20;
+	const struct net_stats *s;
+	struct t_pair p;
+	uint32_t off = 0;
+	unsigned r;
+
+	t_pair_init(&p, NULL, NULL);
+	t_pair_connect(&p, 9092);
+	for (r = 0; r < 20000 && p.app_b.rx_len < total; r++) {
+		off = push(p.app_a.conn, off, total);
+		if (r == 5 || r == 40)
+			p.qa.refuse = 300;	/* 300 flush attempts refused */
+		t_pair_step(&p, 100);
+	}
+	s = net_stack_stats(p.a);
+	print_message("1 MiB with a stalling device: %u rounds, %" PRIu64 " full flushes, %"
+		PRIu64 " dropped\n", r, s->tx_full, s->tx_dropped);
+	assert_int_equal(p.app_b.rx_len, total);
+	for (uint32_t i = 0; i < total; i++) {
+		if (p.app_b.rx[i] != t_pattern(i))
+			fail_msg("byte %u differs", i);
+	}
+	assert_true(s->tx_full > 0);
+	assert_int_equal(s->tx_dropped, 0);
+	assert_int_equal(s->tcp_retransmits + s->tcp_fast_retransmits + s->tcp_tlp_probes, 0);
+	t_pair_fini(&p);
+}
+
 int
 main(void)
 {
@@ -501,6 +535,7 @@ main(void)
 		cmocka_unit_test(test_lost_retransmission),
 		cmocka_unit_test(test_random_loss),
 		cmocka_unit_test(test_tail_loss_probe),
+		cmocka_unit_test(test_tx_backpressure),
 	};
 
 	if (t_eal_init() != 0) {
