@@ -227,6 +227,7 @@ host_servable(const char *host, uint32_t addr)
 int
 net_dpdk_precheck(const struct dp_config *cfg, char *why, size_t why_len)
 {
+	char ifname[IFNAMSIZ];
 	bool any = false;
 
 	if (geteuid() != 0) {
@@ -241,6 +242,13 @@ net_dpdk_precheck(const struct dp_config *cfg, char *why, size_t why_len)
 			return -ENODEV;
 		}
 		close(fd);
+		/* A second TAP of that name would join the first as another queue. */
+		device_arg(cfg->dp_port_device, "iface", ifname, sizeof(ifname));
+		if (ifname[0] != '\0' && if_nametoindex(ifname) != 0) {
+			why_set(why, why_len, "interface %s exists already (another broker in this "
+					      "network namespace?)", ifname);
+			return -EEXIST;
+		}
 	}
 	for (unsigned int i = 0; i < cfg->n_listeners; i++) {
 		if (cfg->listener[i].controller)

@@ -13,15 +13,27 @@ once more over net_af_packet on a veth pair in a fresh namespace (veth1 at
 checksums a veth peer sends). The namespace is deleted afterwards, also when
 the script fails or times out.
 
+Then the default (no configuration file, dataplane.transport=auto) in a
+namespace of its own: the broker comes up on net_tap at 198.18.0.2:9092 and
+prints the kcat line; a second broker there cannot have the TAP name and
+falls back to kernel sockets with one line saying why; run as `nobody` it
+falls back because it is not root; each stops with exit 0 on SIGTERM and the
+TAP interface goes with the first.
+
 Needs root (namespaces, TAP); prints SKIP and exits 77 otherwise (meson's
 skip code). Bounded: each script runs at most 240 s.
 
 Usage: test_broker_dpdk.py PATH_TO_SLIPSTREAM [SCRIPT...]
 """
 import os
+import re
 import secrets
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLIPSTREAM = sys.argv[1]
@@ -66,6 +78,99 @@ def run_in_netns(script, port="tap"):
         subprocess.run(["ip", "netns", "delete", ns], timeout=10)
 
 
+def start(cmd, log_path, want, timeout=30):
+    """Start @cmd logging to @log_path; wait for every regex in @want. (proc, text)."""
+    log = open(log_path, "w+")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        with open(log_path) as f:
+            text = f.read()
+        if all(re.search(w, text) for w in want):
+            return proc, text
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(5)
+    raise AssertionError("%s: wanted %r\n%s" % (cmd, want, text))
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(15)
+    assert rc == 0, rc
+
+
+def default_and_fallback():
+    ns = "slp-dpdk-" + secrets.token_hex(4)
+    tmp = tempfile.mkdtemp(prefix="slp-dpdk-default-")
+    os.chmod(tmp, 0o777)  # the `nobody` run writes its logs here
+    kcat = shutil.which("kcat")
+    procs = []
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "link", "set", "lo", "up")
+        base = ["ip", "netns", "exec", ns, SLIPSTREAM, "--override", "dpdk.hugepages=off",
+                "--override", "dpdk.memory.mb=768"]
+        # No file: DPDK on net_tap, the kernel side configured by the broker.
+        a, text = start(base + ["--override", "log.dir=%s/a" % tmp], os.path.join(tmp, "a.log"),
+                        [r"listening on PLAINTEXT://198\.18\.0\.2:9092 \(DPDK port net_tap0",
+                         r"reach the broker with: kcat -b 198\.18\.0\.2:9092 -L", "started;"])
+        procs.append(a)
+        addr = subprocess.run(["ip", "-n", ns, "-4", "addr", "show", "slipstream0"],
+                              capture_output=True, text=True, timeout=10).stdout
+        assert "198.18.0.1/24" in addr and "UP" in addr, addr
+        if kcat:
+            out = subprocess.run(["ip", "netns", "exec", ns, kcat, "-b", "198.18.0.2:9092",
+                                  "-L", "-m", "10"], capture_output=True, text=True,
+                                 timeout=30).stdout
+            assert "broker 1 at 198.18.0.2:9092" in out, out
+        # The TAP name is taken: one line why, then kernel sockets on the listener.
+        b, text = start(base + ["--override", "log.dir=%s/b" % tmp, "--override",
+                                "listeners=PLAINTEXT://127.0.0.1:19092"],
+                        os.path.join(tmp, "b.log"),
+                        [r"DPDK transport not started \(interface slipstream0 exists "
+                         r"already .*\); serving kernel sockets on "
+                         r"127\.0\.0\.1:19092 instead", r"listening on PLAINTEXT://127\.0\.0\.1:19092",
+                         "started;"])
+        procs.append(b)
+        assert len(re.findall("DPDK transport not started", text)) == 1, text
+        if kcat:
+            out = subprocess.run(["ip", "netns", "exec", ns, kcat, "-b", "127.0.0.1:19092",
+                                  "-L", "-m", "10"], capture_output=True, text=True,
+                                 timeout=30).stdout
+            assert "broker 1 at 127.0.0.1:19092" in out, out
+        # Not root: the same fallback, for that reason.
+        c, text = start(["ip", "netns", "exec", ns, "setpriv", "--reuid=nobody", "--regid=nogroup",
+                         "--clear-groups", SLIPSTREAM,
+                         "--override", "dpdk.hugepages=off", "--override", "dpdk.memory.mb=256",
+                         "--override", "log.dir=%s/c" % tmp, "--override",
+                         "listeners=PLAINTEXT://127.0.0.1:19093"], os.path.join(tmp, "c.log"),
+                        [r"DPDK transport not started \(not running as root\); serving kernel "
+                         r"sockets on 127\.0\.0\.1:19093 instead", "started;"])
+        procs.append(c)
+        for p in reversed(procs):
+            stop(p)
+        procs = []
+        links = subprocess.run(["ip", "-n", ns, "link"], capture_output=True, text=True,
+                               timeout=10).stdout
+        assert "slipstream0" not in links, links
+        print("ok: default on net_tap, fallback when the TAP is taken and when not root")
+        return 0
+    except AssertionError as e:
+        print("FAIL default_and_fallback: %s" % e, flush=True)
+        return 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        subprocess.run(["ip", "netns", "delete", ns], timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         print("SKIP: the DPDK transport tests need root and /dev/net/tun")
@@ -78,6 +183,8 @@ def main():
             print("%s: skipped" % script)
         elif rc != 0:
             failed.append("%s (net_%s)" % (script, port))
+    if default_and_fallback() != 0:
+        failed.append("default_and_fallback")
     if failed:
         print("FAILED over DPDK: %s" % ", ".join(failed))
         return 1
