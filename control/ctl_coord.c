@@ -952,6 +952,8 @@ complete_join(struct ctl_coord *c, struct group *g, int64_t now)
 		g->members[i]->assignment_len = 0;
 	}
 	set_state(g, CTL_GROUP_COMPLETING, now);
+	/* Members that do not send SyncGroup within the rebalance timeout are removed. */
+	g->rebalance_deadline_ms = now + max_rebalance_timeout(g);
 	for (uint32_t i = 0; i < g->n_members; i++) {
 		struct member *m = g->members[i];
 
@@ -2365,6 +2367,19 @@ ctl_coord_tick(struct ctl_coord *c, int64_t now)
 				struct member *m = g->members[i];
 
 				if (!m->join.active && !m->sync.active && m->deadline_ms <= now)
+					member_remove(c, g, i, KP_ERR_UNKNOWN_MEMBER_ID);
+				else
+					i++;
+			}
+			if (g->n_members != before)
+				after_member_gone(c, g, now);
+		}
+		if (g->state == CTL_GROUP_COMPLETING && g->rebalance_deadline_ms <= now) {
+			/* Kafka's pending-sync timeout: whoever has not synced is out. */
+			uint32_t before = g->n_members;
+
+			for (uint32_t i = 0; i < g->n_members;) {
+				if (!g->members[i]->sync.active)
 					member_remove(c, g, i, KP_ERR_UNKNOWN_MEMBER_ID);
 				else
 					i++;

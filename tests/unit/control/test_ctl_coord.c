@@ -703,6 +703,58 @@ test_delete_non_empty_and_list(void **state)
 	ctl_coord_destroy(c);
 }
 
+/* A leader that never sends SyncGroup is removed at the rebalance timeout. */
+static void
+test_pending_sync_timeout(void **state)
+{
+	struct ctl_coord *c = coord();
+	int64_t now = 1000000;
+	struct kp_join_group_response *r;
+	char *a;
+	char *b;
+
+	(void)state;
+	reset();
+	assert_int_equal(join(c, 1, 7, "p", "", NULL, 60000, now), 0);
+	r = resp(1, 11, 7);
+	a = dup(r->member_id);
+	assert_int_equal(join(c, 2, 7, "p", "", NULL, 60000, now), 0);
+	r = resp(2, 11, 7);
+	b = dup(r->member_id);
+	assert_int_equal(join(c, 3, 7, "p", a, NULL, 60000, now), 0);
+	assert_int_equal(join(c, 4, 7, "p", b, NULL, 60000, now), 0);
+	now += 3000;
+	ctl_coord_tick(c, now);
+	r = resp(3, 11, 7);
+	assert_non_null(r);
+	assert_int_equal(r->members.count, 2); /* a leads */
+	assert_non_null(resp(4, 11, 7));
+	/* b syncs and waits; a never does. */
+	assert_int_equal(sync_req(c, 5, "p", 1, b, NULL, NULL, 0, now), 0);
+	now += 9999;
+	ctl_coord_tick(c, now);
+	assert_null(resp(5, 14, 3));
+	now += 1;
+	ctl_coord_tick(c, now);
+	/* a is gone; b is told to rejoin and becomes the leader of generation 2. */
+	{
+		struct kp_sync_group_response *s = resp(5, 14, 3);
+
+		assert_non_null(s);
+		assert_int_equal(s->error_code, KP_ERR_REBALANCE_IN_PROGRESS);
+	}
+	assert_int_equal(ctl_coord_group_members(c, "p"), 1);
+	assert_int_equal(join(c, 6, 7, "p", b, NULL, 60000, now), 0);
+	r = resp(6, 11, 7);
+	assert_non_null(r);
+	assert_int_equal(r->generation_id, 2);
+	assert_int_equal(r->leader.len, (int32_t)strlen(b));
+	free(a);
+	free(b);
+	reset();
+	ctl_coord_destroy(c);
+}
+
 static void
 test_join_errors(void **state)
 {
@@ -803,6 +855,7 @@ main(void)
 		cmocka_unit_test(test_commit_fetch_reload),
 		cmocka_unit_test(test_retention_and_delete),
 		cmocka_unit_test(test_delete_non_empty_and_list),
+		cmocka_unit_test(test_pending_sync_timeout),
 		cmocka_unit_test(test_join_errors),
 		cmocka_unit_test(test_records),
 	};
