@@ -2,7 +2,7 @@
 /*
  * dp_ctl: forwarding the group APIs to the control process (see dp_ctl.h).
  *
- * One unix-socket connection, owned by the main lcore, driven by a poller
+ * One unix-socket connection, owned by the broker's lcore, driven by a poller
  * every millisecond (non-blocking connect, send, recv: control-plane
  * traffic, so a few syscalls per millisecond on that lcore). Forwarded
  * requests sit in a table of DP_CTL_MAX_INFLIGHT slots; an Envelope's
