@@ -544,7 +544,6 @@ static char g_http_listen[272];
 
 static struct {
 	struct ctl_http_server *srv;
-	struct ctl_loop *loop;
 	struct ctl_metrics metrics;
 	struct ctl_http_route routes[1];
 } g_http;
@@ -568,14 +567,6 @@ http_tick(void *arg, int64_t now_ms)
 	(void)now_ms;
 	if (g_http.srv != NULL)
 		ctl_http_server_poll(g_http.srv, 0);
-}
-
-static void
-http_listen_ready(void *arg, int fd, uint32_t events)
-{
-	(void)fd;
-	(void)events;
-	http_tick(arg, 0);
 }
 
 /* "host:port" (IPv6 in brackets) into host and port. */
@@ -647,10 +638,11 @@ ctl_http_init(struct ctl_loop *l, const struct dp_config *cfg, struct ctl_coord 
 		ctl_metrics_fini(&g_http.metrics);
 		return 0;
 	}
-	g_http.loop = l;
-	rc = ctl_loop_watch(l, g_http.srv->lfd, 0x001 /* EPOLLIN */, http_listen_ready, NULL);
-	if (rc == 0)
-		rc = ctl_loop_every(l, 20, http_tick, NULL);
+	/*
+	 * Polled every 20 ms rather than watched: a level-triggered listener
+	 * whose connections wait for a free slot would spin the loop.
+	 */
+	rc = ctl_loop_every(l, 20, http_tick, NULL);
 	if (rc < 0) {
 		ctl_http_fini();
 		return rc;
@@ -664,9 +656,7 @@ void
 ctl_http_fini(void)
 {
 	if (g_http.srv != NULL) {
-		if (g_http.loop != NULL)
-			ctl_loop_unwatch(g_http.loop, g_http.srv->lfd);
-		ctl_http_server_close(g_http.srv);
+		ctl_http_server_close(g_http.srv); /* the timer then finds no server */
 		ctl_metrics_fini(&g_http.metrics);
 	}
 	memset(&g_http, 0, sizeof(g_http));
