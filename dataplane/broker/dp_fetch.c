@@ -20,6 +20,7 @@
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 
+#include "dp_fetch_session.h"
 #include "dp_log.h"
 #include "kp_api.h"
 #include "kp_batch.h"
@@ -210,25 +211,297 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	return 0;
 }
 
+/*
+ * Fetch sessions (KIP-227, Fetch v7+): how a request relates to the cache,
+ * resolved once when it first runs (a parked fetch keeps the outcome).
+ */
+enum fetch_mode {
+	FETCH_MODE_NEW = 0,      /* not resolved yet */
+	FETCH_MODE_SESSIONLESS,  /* v0-6, session id 0 and epoch -1, a close, or an emptied session */
+	FETCH_MODE_FULL,         /* epoch 0: answered in full, then a session is created */
+	FETCH_MODE_INCREMENTAL,  /* the session's partitions; only changed ones answered */
+};
+
+/* Session slots come from max.incremental.fetch.session.cache.slots; entries per slot on average. */
+#define FETCH_SESSION_PARTS_PER_SLOT 8u
+#define FETCH_SESSION_PARTS_MIN 1024u
+#define FETCH_SESSION_PARTS_MAX 65536u
+
+static struct dp_fetch_session_cache *g_sessions;
+
+static uint64_t
+now_ms(void)
+{
+	uint64_t per_ms = rte_get_tsc_hz() / 1000;
+
+	return rte_rdtsc() / (per_ms > 0 ? per_ms : 1);
+}
+
+/* One partition to read, from the request or from a session. */
+struct fetch_item {
+	uint32_t group;          /* response topic: the request topic, or a run of a session's */
+	struct kp_str topic;     /* v0-12 name (borrowed from the request or copied to the arena) */
+	struct kp_uuid topic_id; /* v13+ */
+	int32_t partition;
+	int64_t fetch_offset;
+	int32_t max_bytes;
+	struct dp_fetch_session_part *sp; /* incremental: the session's entry */
+};
+
 static struct dp_topic *
-fetch_topic(struct dp_broker *b, int16_t v, const struct kp_fetch_request_fetch_topic *ft)
+fetch_item_topic(struct dp_broker *b, int16_t v, const struct fetch_item *it)
 {
 	if (v >= 13)
-		return dp_req_topic_by_id(b, &ft->topic_id);
-	return dp_broker_topic_find(b, ft->topic.ptr, (size_t)ft->topic.len);
+		return dp_req_topic_by_id(b, &it->topic_id);
+	return dp_broker_topic_find(b, it->topic.ptr, (size_t)it->topic.len);
+}
+
+static bool
+fetch_privileged(int16_t v, const struct kp_fetch_request *m)
+{
+	return (v >= 15 ? m->replica_state.replica_id : m->replica_id) >= 0;
 }
 
 /*
- * Serve a Fetch. With @may_wait, a fetch that found fewer than min_bytes and
- * allows waiting (max_wait_ms > 0) answers nothing and returns 1: the
- * caller parks it and runs it again on an append or at its deadline.
+ * Resolve the request's session (KafkaApis/FetchManager.newContext): a full
+ * fetch closes the session it names; an incremental one is checked against
+ * the session's epoch and topic-id use, then its partitions are added or
+ * updated and its forgotten ones removed, and the epoch moves on. Runs once
+ * per request (*@mode is FETCH_MODE_NEW the first time).
+ * @return 0 with *@mode and *@sp set, or a Kafka error code for the
+ *         top-level error of a response without partitions.
+ */
+static int16_t
+fetch_session_resolve(int16_t v, const struct kp_fetch_request *m, enum fetch_mode *mode,
+	struct dp_fetch_session **sp)
+{
+	struct dp_fetch_session *s;
+	bool first = *mode == FETCH_MODE_NEW;
+
+	*sp = NULL;
+	if (v < 7) {
+		*mode = FETCH_MODE_SESSIONLESS;
+		return 0;
+	}
+	if (m->session_epoch == DP_FETCH_SESSION_INITIAL_EPOCH ||
+		m->session_epoch == DP_FETCH_SESSION_FINAL_EPOCH) {
+		if (first && m->session_id != DP_FETCH_SESSION_INVALID_ID && g_sessions != NULL) {
+			s = dp_fetch_session_find(g_sessions, m->session_id);
+			if (s != NULL)
+				dp_fetch_session_remove(g_sessions, s);
+		}
+		*mode = m->session_epoch == DP_FETCH_SESSION_FINAL_EPOCH ? FETCH_MODE_SESSIONLESS :
+									     FETCH_MODE_FULL;
+		return 0;
+	}
+	if (g_sessions == NULL) /* max.incremental.fetch.session.cache.slots=0 */
+		return KP_ERR_FETCH_SESSION_ID_NOT_FOUND;
+	if (!first) {
+		if (*mode != FETCH_MODE_INCREMENTAL)
+			return 0;
+		/* Parked: the session was updated then; it must still be there, unchanged. */
+		s = dp_fetch_session_find(g_sessions, m->session_id);
+		if (s == NULL)
+			return KP_ERR_FETCH_SESSION_ID_NOT_FOUND;
+		if (s->epoch != dp_fetch_session_next_epoch(m->session_epoch))
+			return KP_ERR_INVALID_FETCH_SESSION_EPOCH;
+		*sp = s;
+		return 0;
+	}
+	s = dp_fetch_session_find(g_sessions, m->session_id);
+	if (s == NULL)
+		return KP_ERR_FETCH_SESSION_ID_NOT_FOUND;
+	if (s->epoch != m->session_epoch)
+		return KP_ERR_INVALID_FETCH_SESSION_EPOCH;
+	if (s->topic_ids != (v >= 13))
+		return KP_ERR_FETCH_SESSION_TOPIC_ID_ERROR;
+	for (int32_t i = 0; i < m->topics.count; i++) {
+		const struct kp_fetch_request_fetch_topic *ft = &m->topics.items[i];
+
+		for (int32_t j = 0; j < ft->partitions.count; j++) {
+			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
+			int rc = dp_fetch_session_part_upsert(g_sessions, s, &ft->topic_id,
+				ft->topic.ptr, ft->topic.len > 0 ? (size_t)ft->topic.len : 0,
+				fp->partition, fp->fetch_offset, fp->partition_max_bytes, NULL);
+
+			if (rc < 0) {
+				/*
+				 * No partition entry left (or a name longer than Kafka allows):
+				 * the session is dropped; the client's next full fetch gets
+				 * a session if entries are free again, else fetches
+				 * sessionless.
+				 */
+				dp_log(DP_LOG_WARN, "fetch session %" PRId32 " dropped: %s",
+					s->id, rc == -ENOSPC ? "no partition entry left" :
+							       "topic name too long");
+				dp_fetch_session_remove(g_sessions, s);
+				return KP_ERR_FETCH_SESSION_ID_NOT_FOUND;
+			}
+		}
+	}
+	for (int32_t i = 0; i < m->forgotten_topics_data.count; i++) {
+		const struct kp_fetch_request_forgotten_topic *ft = &m->forgotten_topics_data.items[i];
+
+		for (int32_t j = 0; j < ft->partitions.count; j++)
+			dp_fetch_session_part_forget(g_sessions, s, &ft->topic_id, ft->topic.ptr,
+				ft->topic.len > 0 ? (size_t)ft->topic.len : 0,
+				ft->partitions.items[j]);
+	}
+	if (s->size == 0) {
+		/* Kafka closes an emptied session and answers without one. */
+		dp_fetch_session_remove(g_sessions, s);
+		*mode = FETCH_MODE_SESSIONLESS;
+		return 0;
+	}
+	dp_fetch_session_touch(s, now_ms());
+	s->epoch = dp_fetch_session_next_epoch(s->epoch);
+	*mode = FETCH_MODE_INCREMENTAL;
+	*sp = s;
+	return 0;
+}
+
+/* The request's partitions as items (NULL: arena full). */
+static struct fetch_item *
+fetch_items_request(const struct kp_fetch_request *m, struct kp_arena *a, uint32_t *n)
+{
+	struct fetch_item *items;
+	uint32_t k = 0;
+
+	for (int32_t i = 0; i < m->topics.count; i++)
+		k += m->topics.items[i].partitions.count > 0 ?
+			(uint32_t)m->topics.items[i].partitions.count : 0;
+	items = kp_arena_alloc(a, sizeof(*items) * (k > 0 ? k : 1), 8);
+	if (items == NULL)
+		return NULL;
+	k = 0;
+	for (int32_t i = 0; i < m->topics.count; i++) {
+		const struct kp_fetch_request_fetch_topic *ft = &m->topics.items[i];
+
+		for (int32_t j = 0; j < ft->partitions.count; j++) {
+			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
+
+			items[k] = (struct fetch_item){.group = (uint32_t)i, .topic = ft->topic,
+				.topic_id = ft->topic_id, .partition = fp->partition,
+				.fetch_offset = fp->fetch_offset,
+				.max_bytes = fp->partition_max_bytes};
+			k++;
+		}
+	}
+	*n = k;
+	return items;
+}
+
+/*
+ * A session's partitions as items, in the session's order, a new group at
+ * each change of topic; names are copied into @a (the session may change
+ * before an asynchronous response is encoded). NULL: arena full.
+ */
+static struct fetch_item *
+fetch_items_session(struct dp_fetch_session *s, struct kp_arena *a, uint32_t *n,
+	uint32_t *n_groups)
+{
+	struct fetch_item *items = kp_arena_alloc(a, sizeof(*items) * (s->size > 0 ? s->size : 1),
+		8);
+	struct dp_fetch_session_part *p;
+	uint32_t k = 0;
+	uint32_t g = 0;
+
+	if (items == NULL)
+		return NULL;
+	for (p = dp_fetch_session_part_at(g_sessions, s->head); p != NULL;
+		p = dp_fetch_session_part_at(g_sessions, p->next)) {
+		struct fetch_item *it = &items[k];
+		bool same = false;
+
+		if (k > 0) {
+			const struct fetch_item *prev = &items[k - 1];
+
+			same = s->topic_ids ?
+				memcmp(prev->topic_id.b, p->topic_id.b, sizeof(p->topic_id.b)) == 0 :
+				(prev->topic.len == p->name_len &&
+					memcmp(prev->topic.ptr, p->name, p->name_len) == 0);
+		}
+		if (k > 0 && !same)
+			g++;
+		memset(it, 0, sizeof(*it));
+		it->group = g;
+		if (same) {
+			it->topic = items[k - 1].topic;
+		} else if (!s->topic_ids) {
+			char *name = kp_arena_alloc(a, p->name_len > 0 ? p->name_len : 1, 1);
+
+			if (name == NULL)
+				return NULL;
+			memcpy(name, p->name, p->name_len);
+			it->topic = (struct kp_str){.ptr = name, .len = p->name_len};
+		} else {
+			it->topic = dp_req_str_null();
+		}
+		it->topic_id = p->topic_id;
+		it->partition = p->partition;
+		it->fetch_offset = p->fetch_offset;
+		it->max_bytes = p->max_bytes;
+		it->sp = p;
+		k++;
+	}
+	*n = k;
+	*n_groups = k > 0 ? g + 1 : 0;
+	return items;
+}
+
+/*
+ * What a parked fetch waits on: the logs it read and their high watermarks
+ * then. An append wakes only the fetches watching its log (see
+ * dp_requests_poll); a fetch of more partitions than this wakes on any.
+ */
+#define FETCH_WATCH 16
+
+struct fetch_watch {
+	uint32_t n;     /* entries used; FETCH_WATCH + 1: too many, any append wakes it */
+	bool retry;     /* its last run found no response buffer: run it at the next poll */
+	struct {
+		struct stor_log *log; /* valid while parked: dp_fetch_drain() clears the list */
+		int64_t hw;
+	} e[FETCH_WATCH];
+};
+
+/* Whether an append may have given @wt's fetch something new. */
+static bool
+fetch_watch_hit(const struct fetch_watch *wt)
+{
+	if (wt->retry || wt->n > FETCH_WATCH)
+		return true;
+	for (uint32_t i = 0; i < wt->n; i++) {
+		if (stor_log_written_offset(wt->e[i].log) != wt->e[i].hw)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Serve a Fetch. With @may_wait, a fetch that found fewer than min_bytes
+ * and allows waiting (max_wait_ms > 0) answers nothing and returns 1, with
+ * @watch (non-NULL then) listing the logs it read: the caller parks it and
+ * runs it again on an append to one of them or at its deadline. *@mode: the request's session outcome (FETCH_MODE_NEW before
+ * the first run; kept by the caller for the next runs of a parked fetch).
  */
 static int fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn,
-	uint64_t req, const struct kp_request_header *h, struct kp_reader *r, bool may_wait);
+	uint64_t req, const struct kp_request_header *h, struct kp_reader *r,
+	struct fetch_watch *watch, bool may_wait, enum fetch_mode *mode);
 
+/* fetch_run(): every asynchronous context is busy; the caller parks the fetch and retries. */
+#define FETCH_DEFERRED 2
+
+/*
+ * fetch_run_ctx() with a free asynchronous context. With none free and
+ * @watch (the caller can park it), nothing is done and FETCH_DEFERRED
+ * returned, so a disk read never stalls the reactor; without @watch the
+ * disk reads are waited for in the handler.
+ */
 static int
 fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r, bool may_wait)
+	const struct kp_request_header *h, struct kp_reader *r, struct fetch_watch *watch,
+	bool may_wait, enum fetch_mode *mode)
 {
 	struct fetch_async *fa = NULL;
 
@@ -236,13 +509,44 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		if (!g_fa[i].used)
 			fa = &g_fa[i];
 	}
-	return fetch_run_ctx(q, fa, conn, req, h, r, may_wait);
+	if (fa == NULL && watch != NULL)
+		return FETCH_DEFERRED;
+	return fetch_run_ctx(q, fa, conn, req, h, r, watch, may_wait, mode);
+}
+
+/* A full fetch was answered: cache its partitions and what was sent. @return the session id or 0. */
+static int32_t
+fetch_session_create(int16_t v, const struct kp_fetch_request *m, const struct fetch_item *items,
+	const struct kp_fetch_response_partition_data *pds, uint32_t n)
+{
+	struct dp_fetch_session *s;
+
+	if (g_sessions == NULL)
+		return 0;
+	s = dp_fetch_session_new(g_sessions, fetch_privileged(v, m), v >= 13, n, now_ms());
+	if (s == NULL)
+		return 0;
+	for (uint32_t k = 0; k < n; k++) {
+		struct dp_fetch_session_part *p;
+		int rc = dp_fetch_session_part_upsert(g_sessions, s, &items[k].topic_id,
+			items[k].topic.ptr, items[k].topic.len > 0 ? (size_t)items[k].topic.len : 0,
+			items[k].partition, items[k].fetch_offset, items[k].max_bytes, &p);
+
+		if (rc < 0) { /* no entries left: no session (the client fetches sessionless) */
+			dp_fetch_session_remove(g_sessions, s);
+			return 0;
+		}
+		dp_fetch_session_part_sent(p, pds[k].high_watermark, pds[k].last_stable_offset,
+			pds[k].log_start_offset);
+	}
+	return s->id;
 }
 
 /* fetch_run() with @fa (NULL: disk reads are waited for in the handler). */
 static int
 fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r, bool may_wait)
+	const struct kp_request_header *h, struct kp_reader *r, struct fetch_watch *watch,
+	bool may_wait, enum fetch_mode *mode)
 {
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
@@ -250,13 +554,21 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 	struct kp_fetch_request m;
 	struct kp_fetch_response resp;
 	struct kp_fetch_response_fetchable_topic_response *rts;
-	struct stor_read *reads;
+	struct kp_fetch_response_partition_data *pds;
+	struct dp_fetch_session *sess = NULL;
+	struct fetch_item *items = NULL;
+	struct stor_read *reads = NULL;
+	struct dp_topic *t = NULL;
+	uint32_t n_items = 0;
+	uint32_t n_groups = 0;
+	uint32_t n_kept = 0;
+	uint32_t n_rts = 0;
 	uint32_t n_reads = 0;
-	uint32_t n_parts = 0;
 	uint8_t *area = g_read_area;
 	size_t area_left = FETCH_READ_AREA;
 	int64_t budget;
 	int64_t found = 0;
+	int16_t top_error;
 	bool errors = false;
 	struct resp_buf rb;
 	int rc;
@@ -277,84 +589,103 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		dp_req_close_log(conn, "malformed", h, rc);
 		return -EPROTO;
 	}
-	for (int32_t i = 0; i < m.topics.count; i++)
-		n_parts += m.topics.items[i].partitions.count > 0 ?
-			(uint32_t)m.topics.items[i].partitions.count : 0;
+	/* From here on no -EAGAIN: the session was changed, the request must be answered. */
+	top_error = fetch_session_resolve(v, &m, mode, &sess);
+	if (top_error != 0) {
+		errors = true;
+	} else if (*mode == FETCH_MODE_INCREMENTAL) {
+		items = fetch_items_session(sess, a, &n_items, &n_groups);
+	} else {
+		items = fetch_items_request(&m, a, &n_items);
+		n_groups = m.topics.count > 0 ? (uint32_t)m.topics.count : 0;
+	}
+	if (top_error == 0 && items == NULL)
+		goto nomem;
 	budget = (int64_t)rb.cap - FETCH_OVERHEAD_BASE -
-		(int64_t)n_parts * FETCH_OVERHEAD_PER_PARTITION;
+		(int64_t)n_items * FETCH_OVERHEAD_PER_PARTITION;
 	if (v >= 3 && m.max_bytes < budget)
 		budget = m.max_bytes;
-	reads = kp_arena_alloc(a, sizeof(*reads) * (n_parts > 0 ? n_parts : 1), 8);
-	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topics.count > 0 ? m.topics.count : 1),
-		8);
-	if (reads == NULL || rts == NULL)
+	reads = kp_arena_alloc(a, sizeof(*reads) * (n_items > 0 ? n_items : 1), 8);
+	pds = kp_arena_alloc(a, sizeof(*pds) * (n_items > 0 ? n_items : 1), 8);
+	rts = kp_arena_alloc(a, sizeof(*rts) * (n_groups > 0 ? n_groups : 1), 8);
+	if (reads == NULL || pds == NULL || rts == NULL)
 		goto nomem;
-	for (int32_t i = 0; i < m.topics.count; i++) {
-		const struct kp_fetch_request_fetch_topic *ft = &m.topics.items[i];
-		struct dp_topic *t = fetch_topic(b, v, ft);
-		struct kp_fetch_response_partition_data *pds;
-		int32_t np = ft->partitions.count > 0 ? ft->partitions.count : 0;
+	if (watch != NULL) {
+		watch->n = 0;
+		watch->retry = false;
+	}
+	for (uint32_t k = 0; k < n_items; k++) {
+		const struct fetch_item *it = &items[k];
+		/* Incremental responses leave out unchanged partitions: this slot is reused. */
+		struct kp_fetch_response_partition_data *pd = &pds[n_kept];
+		bool has_records = false;
+		struct stor_log *log;
+		size_t max;
 
-		kp_fetch_response_fetchable_topic_response_init(&rts[i]);
-		rts[i].topic = ft->topic;
-		rts[i].topic_id = ft->topic_id;
-		pds = kp_arena_alloc(a, sizeof(*pds) * (size_t)(np > 0 ? np : 1), 8);
-		if (pds == NULL)
-			goto nomem;
-		rts[i].partitions.items = pds;
-		rts[i].partitions.count = np;
-		for (int32_t j = 0; j < np; j++) {
-			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
-			struct stor_log *log;
-			size_t max;
-
-			kp_fetch_response_partition_data_init(&pds[j]);
-			pds[j].partition_index = fp->partition;
-			pds[j].records = (struct kp_bytes){.ptr = NULL, .len = 0};
-			if (t == NULL || fp->partition < 0 || fp->partition >= t->partitions) {
-				pds[j].error_code = v >= 13 && t == NULL ? KP_ERR_UNKNOWN_TOPIC_ID :
-					KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-				errors = true;
-				continue;
-			}
-			log = t->part[fp->partition].log;
-			if (log == NULL) { /* offline: see dp_broker_topic_configs_set */
-				pds[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
-				errors = true;
-				continue;
-			}
-			pds[j].high_watermark = stor_log_written_offset(log);
-			pds[j].last_stable_offset = pds[j].high_watermark;
-			pds[j].log_start_offset = stor_log_start_offset(log);
-			if (fp->fetch_offset == pds[j].high_watermark || budget <= 0)
-				continue;
-			max = (size_t)(fp->partition_max_bytes < budget ? fp->partition_max_bytes :
-									    budget);
-			if (max == 0)
-				continue;
-			rc = fetch_read(q, fa, &pds[j], log, &reads[n_reads], fp->fetch_offset, max,
-				&area, &area_left);
-			if (rc == 1) { /* disk read in flight: its size is known later */
-				found += (int64_t)max;
-				budget -= (int64_t)max;
-				n_reads++;
-				continue;
-			}
-			if (rc == -ENXIO) {
-				pds[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
-				errors = true;
-				continue;
-			}
-			if (rc == -ENOBUFS)
-				continue; /* UNFINISHED: a first batch above the budget is not sent */
-			if (rc < 0) {
-				pds[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
-				errors = true;
-				continue;
-			}
-			found += (int64_t)reads[n_reads].len;
-			budget -= (int64_t)reads[n_reads].len;
+		if (k == 0 || it->group != items[k - 1].group)
+			t = fetch_item_topic(b, v, it);
+		kp_fetch_response_partition_data_init(pd);
+		pd->partition_index = it->partition;
+		pd->high_watermark = -1; /* Kafka's INVALID_HIGH_WATERMARK for errors */
+		pd->records = (struct kp_bytes){.ptr = NULL, .len = 0};
+		if (t == NULL || it->partition < 0 || it->partition >= t->partitions) {
+			pd->error_code = v >= 13 && t == NULL ? KP_ERR_UNKNOWN_TOPIC_ID :
+				KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			goto next;
+		}
+		log = t->part[it->partition].log;
+		if (log == NULL) { /* offline: see dp_broker_topic_configs_set */
+			pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			goto next;
+		}
+		pd->high_watermark = stor_log_written_offset(log);
+		if (watch != NULL && watch->n < FETCH_WATCH) {
+			watch->e[watch->n].log = log;
+			watch->e[watch->n].hw = pd->high_watermark;
+			watch->n++;
+		} else if (watch != NULL) {
+			watch->n = FETCH_WATCH + 1;
+		}
+		pd->last_stable_offset = pd->high_watermark;
+		pd->log_start_offset = stor_log_start_offset(log);
+		if (it->fetch_offset == pd->high_watermark || budget <= 0)
+			goto next;
+		max = (size_t)(it->max_bytes < budget ? it->max_bytes : budget);
+		if (it->max_bytes <= 0 || max == 0)
+			goto next;
+		rc = fetch_read(q, fa, pd, log, &reads[n_reads], it->fetch_offset, max, &area,
+			&area_left);
+		if (rc == 1) { /* disk read in flight: its size is known later */
+			found += (int64_t)max;
+			budget -= (int64_t)max;
 			n_reads++;
+			has_records = true;
+			goto next;
+		}
+		if (rc == -ENXIO) {
+			pd->error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+			goto next;
+		}
+		if (rc == -ENOBUFS)
+			goto next; /* UNFINISHED: a first batch above the budget is not sent */
+		if (rc < 0) {
+			pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			goto next;
+		}
+		found += (int64_t)reads[n_reads].len;
+		budget -= (int64_t)reads[n_reads].len;
+		has_records = reads[n_reads].len > 0;
+		n_reads++;
+next:
+		if (pd->error_code != 0)
+			errors = true;
+		/* A read in flight always keeps its slot: it fills pd later. */
+		if (*mode != FETCH_MODE_INCREMENTAL ||
+			dp_fetch_session_part_must_respond(it->sp, pd->error_code, has_records,
+				pd->high_watermark, pd->last_stable_offset, pd->log_start_offset)) {
+			if (n_kept != k)
+				items[n_kept] = *it; /* items[0..n_kept) now describe pds */
+			n_kept++;
 		}
 	}
 	if (may_wait && !errors && m.max_wait_ms > 0 && (fa == NULL || fa->pending == 0) &&
@@ -365,13 +696,46 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		return 1;
 	}
 	/*
+	 * The response: one topic per request topic (sessionless and full
+	 * fetches, empty ones included), or one per run of a session's partitions
+	 * of a topic that has partitions to answer (incremental).
+	 */
+	for (uint32_t k = 0, g = 0; g < n_groups; g++) {
+		uint32_t first = k;
+
+		while (k < n_kept && items[k].group == g)
+			k++;
+		if (k == first && *mode == FETCH_MODE_INCREMENTAL)
+			continue;
+		kp_fetch_response_fetchable_topic_response_init(&rts[n_rts]);
+		if (*mode == FETCH_MODE_INCREMENTAL) {
+			rts[n_rts].topic = items[first].topic;
+			rts[n_rts].topic_id = items[first].topic_id;
+		} else {
+			rts[n_rts].topic = m.topics.items[g].topic;
+			rts[n_rts].topic_id = m.topics.items[g].topic_id;
+		}
+		rts[n_rts].partitions.items = &pds[first];
+		rts[n_rts].partitions.count = (int32_t)(k - first);
+		n_rts++;
+	}
+	/*
 	 * The records are copied into the response buffer (zero-copy sends of
 	 * tail-cache chunks come with refcounted buffers).
 	 */
 	kp_fetch_response_init(&resp);
+	resp.error_code = top_error;
 	resp.responses.items = rts;
-	resp.responses.count = m.topics.count > 0 ? m.topics.count : 0;
+	resp.responses.count = (int32_t)n_rts;
 	resp.session_id = 0;
+	if (*mode == FETCH_MODE_FULL) {
+		resp.session_id = fetch_session_create(v, &m, items, pds, n_kept);
+	} else if (*mode == FETCH_MODE_INCREMENTAL && sess != NULL) {
+		resp.session_id = sess->id;
+		for (uint32_t k = 0; k < n_kept; k++)
+			dp_fetch_session_part_sent(items[k].sp, pds[k].high_watermark,
+				pds[k].last_stable_offset, pds[k].log_start_offset);
+	}
 	if (fa != NULL && fa->pending > 0) {
 		/* Answered by fetch_slot_done() when the last disk read completes. */
 		dp_log(DP_LOG_DEBUG, "fetch waits for %u disk read(s)", fa->pending);
@@ -423,6 +787,8 @@ struct fetch_waiter {
 	struct dp_conn *conn;
 	uint64_t req;
 	uint64_t deadline_tsc;
+	enum fetch_mode mode; /* its session outcome, resolved at the first run */
+	struct fetch_watch watch;
 	struct kp_request_header h;
 	uint32_t len;
 	uint8_t body[FETCH_WAIT_BODY];
@@ -439,6 +805,7 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	struct kp_reader saved = *r;
 	size_t len = (size_t)(r->end - r->p);
 	struct fetch_waiter *w = NULL;
+	enum fetch_mode mode = FETCH_MODE_NEW;
 	int rc;
 
 	if (len <= FETCH_WAIT_BODY && g_n_waiting < FETCH_WAITERS) {
@@ -447,18 +814,27 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				w = &g_waiters[i];
 		}
 	}
-	rc = fetch_run(q, conn, req, h, r, w != NULL);
-	if (rc != 1)
+	rc = fetch_run(q, conn, req, h, r, w != NULL ? &w->watch : NULL, w != NULL, &mode);
+	if (rc != 1 && rc != FETCH_DEFERRED)
 		return rc;
 	/* Park it: max_wait_ms is read again by the decode when it runs next. */
 	struct kp_fetch_request m;
 
 	kp_arena_reset(&q->arena);
-	kp_fetch_request_decode(&m, h->request_api_version, &saved, &q->arena);
+	if (kp_fetch_request_decode(&m, h->request_api_version, &saved, &q->arena) < 0 ||
+		m.max_wait_ms < 0)
+		m.max_wait_ms = 0; /* deferred unread: its next run answers (or closes) at once */
 	w->used = true;
 	w->conn = conn;
 	w->req = req;
 	w->deadline_tsc = rte_rdtsc() + (uint64_t)m.max_wait_ms * rte_get_tsc_hz() / 1000;
+	w->mode = mode;
+	w->watch.retry = rc == FETCH_DEFERRED; /* not run yet: again at the next poll */
+	if (rc == FETCH_DEFERRED) {
+		w->watch.n = 0;
+		dp_log(DP_LOG_DEBUG, "fetch deferred: all %d disk-read contexts busy",
+			FETCH_ASYNC_COUNT);
+	}
 	w->h = *h;
 	w->h.client_id = (struct kp_str){.ptr = NULL, .len = -1};
 	memset(&w->h.unknown_tags, 0, sizeof(w->h.unknown_tags));
@@ -494,13 +870,18 @@ dp_requests_poll(void *arg)
 			continue;
 		}
 		expired = now >= w->deadline_tsc;
-		if (!expired && !appended)
+		if (!expired && !w->watch.retry && (!appended || !fetch_watch_hit(&w->watch)))
 			continue;
 		kp_arena_reset(&q->arena);
 		kp_reader_init(&r, w->body, w->len);
-		rc = fetch_run(q, w->conn, w->req, &w->h, &r, !expired);
-		if (rc == 1 || rc == -EAGAIN)
-			continue; /* still nothing (or no response buffer): keep waiting */
+		rc = fetch_run(q, w->conn, w->req, &w->h, &r, &w->watch, !expired, &w->mode);
+		if (rc == 1)
+			continue; /* still nothing: keep waiting (the watch list was refreshed) */
+		if (rc == -EAGAIN || rc == FETCH_DEFERRED) {
+			/* no response buffer, or no free disk-read context: again at the next poll */
+			w->watch.retry = true;
+			continue;
+		}
 		if (rc < 0)
 			dp_conn_close(w->conn);
 		w->used = false;
@@ -594,11 +975,15 @@ nomem:
 /*
  * Asynchronous Fetch disk reads hold references into logs: let them finish
  * (their responses leave) before a log is closed. Bounded by the reads in
- * flight (at most FETCH_ASYNC_COUNT fetches).
+ * flight (at most FETCH_ASYNC_COUNT fetches). Parked fetches stop watching
+ * logs by pointer (they run again on the next append and look again).
  */
 void
 dp_fetch_drain(struct dp_requests *q)
 {
+	/* Parked fetches watch logs by pointer: make them wake on any append instead. */
+	for (unsigned i = 0; i < FETCH_WAITERS; i++)
+		g_waiters[i].watch.n = FETCH_WATCH + 1;
 	for (;;) {
 		bool busy = false;
 
@@ -627,6 +1012,19 @@ dp_fetch_init(const struct dp_config *cfg)
 		if (g_fa[i].area == NULL)
 			g_fa[i].area = aligned_alloc(4096, FETCH_ASYNC_AREA);
 		if (g_fa[i].arena_buf == NULL || g_fa[i].area == NULL)
+			return -ENOMEM;
+	}
+	dp_fetch_session_cache_destroy(g_sessions);
+	g_sessions = NULL;
+	if (cfg->max_incremental_fetch_session_cache_slots > 0) {
+		uint64_t slots = (uint64_t)cfg->max_incremental_fetch_session_cache_slots;
+		uint64_t parts = slots * FETCH_SESSION_PARTS_PER_SLOT;
+
+		parts = parts < FETCH_SESSION_PARTS_MIN ? FETCH_SESSION_PARTS_MIN : parts;
+		parts = parts > FETCH_SESSION_PARTS_MAX ? FETCH_SESSION_PARTS_MAX : parts;
+		g_sessions = dp_fetch_session_cache_create((uint32_t)slots, (uint32_t)parts,
+			DP_FETCH_SESSION_EVICTION_MS, rte_rdtsc());
+		if (g_sessions == NULL)
 			return -ENOMEM;
 	}
 	g_big_bytes = 0;
