@@ -93,6 +93,28 @@ fetch_metrics(const struct kp_fetch_response *m)
 	}
 }
 
+int
+dp_requests_metrics_poll(void *arg)
+{
+	struct dp_broker *b = g_req.b;
+
+	(void)arg;
+	if (b == NULL || dp_metrics_tls == NULL)
+		return 0;
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		const struct dp_topic *t = b->topics[i];
+
+		if (t == NULL)
+			continue;
+		for (int32_t p = 0; p < t->partitions; p++) {
+			if (t->part[p].log != NULL)
+				dp_metrics_produce(t->name, strlen(t->name), p, 0, 0,
+					stor_log_end_offset(t->part[p].log));
+		}
+	}
+	return 0;
+}
+
 void
 dp_req_advertised_resolve(struct dp_requests *q)
 {

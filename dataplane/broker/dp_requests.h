@@ -46,4 +46,12 @@ int dp_requests_poll(void *arg);
 /** The argument for dp_requests_poll() (after dp_requests_init()). */
 void *dp_requests_arg(void);
 
+/**
+ * Metrics (dp_poller_fn, periodic on the broker's lcore): publish every open
+ * partition's log end offset to dp_metrics, so consumer lag is known for
+ * partitions no client has produced to or fetched from since the start.
+ * @arg unused. @return 0 (never counted as work).
+ */
+int dp_requests_metrics_poll(void *arg);
+
 #endif /* SLP_DP_REQUESTS_H */

@@ -8,7 +8,8 @@ confluent_kafka while the test scrapes /metrics every 50 ms. Every scrape is
 parsed strictly (text format 0.0.4: HELP and TYPE before the samples, each
 family once and contiguous, metric and label names, escapes, values;
 histogram buckets cumulative, +Inf equal to _count) and every counter
-series must never go down from one scrape to the next. Afterwards the
+series must never go down from one scrape to the next. A new topic's log
+end offsets appear before any client touches it. Afterwards the
 partition counters must equal what was produced (records per partition,
 log end offsets equal to confluent_kafka's high watermarks), a consumer's
 reads show up in the records-out counters, request counters and latency
@@ -243,6 +244,18 @@ def main():
         admin = AdminClient({"bootstrap.servers": bs})
         admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
             TOPIC].result(timeout=10)
+        # Log end offsets of open partitions are published (every second)
+        # before any client produces to or fetches from them.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            s, _ = parse(scrape(url))
+            leos = [get(s, "slipstream_partition_log_end_offset", topic=TOPIC, partition=str(p))
+                    for p in range(3)]
+            if leos == [0, 0, 0]:
+                break
+            time.sleep(0.2)
+        assert leos == [0, 0, 0], leos
+        assert get(s, "slipstream_partition_records_in_total", topic=TOPIC, partition="0") == 0
         produced, last, scrapes = load_and_scrape(bs, url)
         time.sleep(0.3)
         s1, types = parse(scrape(url))
