@@ -1323,6 +1323,14 @@ dp_config_check_lcores(struct dp_config *cfg, const char *where, char *err, size
 		false, cfg->net_lcore, where, err, errlen);
 	if (rc < 0)
 		return rc;
+	if (cfg->dp_storage_writers != 1) {
+		/* UNFINISHED: several writers each owning a share of the partitions (dp_hop.h). */
+		seterr(err, errlen, where, line_of(cfg, "dataplane.storage.writers"),
+			"dataplane.storage.writers: %" PRId64 " writers; exactly 1 is supported so "
+			"far (the broker runs on dataplane.storage.lcores[0])",
+			cfg->dp_storage_writers);
+		return -EINVAL;
+	}
 	return place_role(cfg, "dataplane.storage.lcores", cfg->dp_storage_lcores,
 		cfg->dp_storage_writers, true, cfg->storage_lcore, where, err, errlen);
 }

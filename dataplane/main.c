@@ -12,9 +12,10 @@
  * A second signal stops at once.
  *
  * Storage: one engine (dataplane/broker/dp_broker.h) runs as a poller on
- * the main lcore, next to the net worker(s) there; the request handlers call
- * into it directly. UNFINISHED: storage writers on their own lcores
- * (dataplane.storage.lcores) are later work.
+ * the storage writer's lcore (dataplane.storage.lcores[0]) with the request
+ * handlers and the shutdown control; net workers on other lcores hand their
+ * requests over by dp_hop (dataplane/dp_hop.h). UNFINISHED: several storage
+ * writers (dataplane.storage.writers > 1 is refused at start).
  *
  * Transport: dataplane.transport=dpdk runs the userspace TCP stack on a DPDK
  * port (net_dpdk); kernel runs kernel sockets (net_kernel); auto (the
@@ -42,6 +43,7 @@
 #include "dp_broker.h"
 #include "dp_config.h"
 #include "dp_handler.h"
+#include "dp_hop.h"
 #include "dp_requests.h"
 #include "dp_log.h"
 #include "dp_metrics.h"
@@ -65,8 +67,9 @@ static volatile sig_atomic_t g_signals;
 static bool g_dpdk;
 static volatile sig_atomic_t g_last_signal;
 
-/* The broker: storage engine, topics, logs. Owned by the main lcore. */
+/* The broker: storage engine, topics, logs. Owned by the storage writer's lcore. */
 static struct dp_broker g_broker;
+static const struct dp_handler_apis *g_apis;
 
 struct main_ctl {
 	const struct dp_config *cfg;
@@ -152,6 +155,9 @@ main_control_poll(void *arg)
 		return 1;
 	case MAIN_DRAINING: {
 		uint64_t pending = g_dpdk ? net_dpdk_drain_pending() : net_kernel_drain_pending();
+
+		if (pending == 0)
+			pending = dp_hop_pending(); /* requests (or their buffers) on the way back */
 		bool forced = signals != m->seen_signals;
 
 		if (pending != 0 && now < m->deadline_tsc && !forced)
@@ -213,6 +219,72 @@ dpdk_advertise(struct dp_config *cfg)
 			strncmp(cfg->dp_port_device, "net_tap", 7) == 0 ? ")" : "");
 		break;
 	}
+}
+
+/* Run @fn(@arg) on @lcore (start-up and after the reactors stopped: lcores are idle). */
+static int
+run_on_lcore(unsigned int lcore, int (*fn)(void *), void *arg)
+{
+	int rc;
+
+	if (lcore == rte_lcore_id())
+		return fn(arg);
+	rc = rte_eal_remote_launch(fn, arg, lcore);
+	if (rc < 0)
+		return rc;
+	return rte_eal_wait_lcore(lcore);
+}
+
+/* On the storage writer's lcore, which becomes the owner of the engine and every log. */
+static int
+broker_start_here(void *arg)
+{
+	const struct dp_config *cfg = arg;
+	int rc = dp_broker_start(&g_broker, cfg);
+
+	if (rc < 0)
+		return rc;
+	g_apis = dp_requests_init(&g_broker, cfg);
+	if (g_apis == NULL) {
+		dp_log(DP_LOG_ERROR, "request handlers: out of memory");
+		dp_broker_stop(&g_broker);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The request hop (dp_hop.h) for net workers off the broker's lcore: sized
+ * like a net worker's pools, large frames limited to two copies in flight.
+ */
+static int
+hop_init(const struct dp_config *cfg, unsigned int broker_lcore,
+	const struct dp_handler_apis *apis)
+{
+	uint32_t rx = RTE_MAX((uint32_t)cfg->dp_conn_rx_buffer_bytes, DP_HOP_SMALL_FRAME);
+	uint32_t n = (uint32_t)RTE_MIN(cfg->dp_response_buffers, 1024);
+	struct dp_hop_opts o = {
+		.broker_lcore = broker_lcore,
+		.lcores = cfg->net_lcore,
+		.n_lcores = (unsigned int)cfg->dp_net_workers,
+		.descs = n,
+		.frame_bytes = {DP_HOP_SMALL_FRAME, rx, RTE_MAX(cfg->max_frame_bytes, rx)},
+		.frame_count = {n, 32, (uint32_t)RTE_MIN(cfg->dp_frame_large_buffers, 2)},
+		.resp_buf_bytes = (uint32_t)cfg->dp_response_buffer_bytes,
+		.resp_bufs = (uint32_t)cfg->dp_response_buffers,
+		.handler = dp_handler_frame,
+		.handler_arg = (void *)(uintptr_t)apis,
+	};
+
+	return dp_hop_init(&o);
+}
+
+static int
+broker_stop_here(void *arg)
+{
+	(void)arg;
+	dp_broker_stop(&g_broker);
+	return 0;
 }
 
 static unsigned long
@@ -317,6 +389,7 @@ main(int argc, char **argv)
 	struct main_ctl ctl;
 	struct sigaction sa;
 	bool no_huge = false;
+	unsigned int broker_lcore = 0;
 	char why[256];
 	int eal_argc;
 	int rc;
@@ -438,42 +511,30 @@ main(int argc, char **argv)
 	}
 	dp_metrics_start(&cfg); /* not fatal: logged */
 	/*
-	 * UNFINISHED (multi-lcore): one engine on the main lcore for every
-	 * partition; cfg.storage_lcore[] placement is not honoured yet, and the
-	 * handlers call the engine directly, so every net worker must share its
-	 * lcore. Per-writer engines and partition ownership go here.
+	 * The broker (engine, logs, handlers, shutdown control) lives on the
+	 * storage writer's lcore; net workers elsewhere hop their requests to
+	 * it (dp_hop). UNFINISHED: one storage writer (dp_config refuses more).
 	 */
-	if (cfg.dp_storage_writers != 1 || cfg.storage_lcore[0] != rte_get_main_lcore())
-		dp_log(DP_LOG_WARN, "storage: one storage writer on the main lcore for now "
-				    "(dataplane.storage.writers/lcores not honoured yet)");
-	for (int64_t i = 0; i < cfg.dp_net_workers; i++) {
-		if (cfg.net_lcore[i] != rte_get_main_lcore())
-			dp_log(DP_LOG_WARN, "net worker %" PRId64 " is on lcore %u: it answers "
-					    "ApiVersions only; the other requests need the "
-					    "storage lcore (%u) for now",
-				i, cfg.net_lcore[i], rte_get_main_lcore());
-	}
+	broker_lcore = cfg.storage_lcore[0];
 	g_broker.engine_opts.mem_alloc = chunk_alloc;
 	g_broker.engine_opts.mem_free = chunk_free;
-	rc = dp_broker_start(&g_broker, &cfg);
+	rc = run_on_lcore(broker_lcore, broker_start_here, &cfg);
 	if (rc < 0)
 		goto reactors_out;
-	rc = dp_poller_register(rte_get_main_lcore(), "storage", dp_broker_poll, &g_broker, 0,
+	rc = dp_poller_register(broker_lcore, "storage", dp_broker_poll, &g_broker, 0,
 		DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
-	rc = dp_poller_register(rte_get_main_lcore(), "retention", dp_broker_retention_poll,
+	rc = dp_poller_register(broker_lcore, "retention", dp_broker_retention_poll,
 		&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000, DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
-	apis = dp_requests_init(&g_broker, &cfg);
-	if (apis == NULL) {
-		dp_log(DP_LOG_ERROR, "request handlers: out of memory");
-		rc = -ENOMEM;
+	apis = g_apis;
+	rc = hop_init(&cfg, broker_lcore, apis);
+	if (rc < 0)
 		goto broker_out;
-	}
 	if (g_dpdk) {
-		rc = net_dpdk_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis, why,
+		rc = net_dpdk_init(&cfg, dp_hop_frame, (void *)(uintptr_t)apis, why,
 			sizeof(why));
 		if (rc == 0) {
 			dpdk_advertise(&cfg);
@@ -486,11 +547,11 @@ main(int argc, char **argv)
 		}
 	}
 	if (!g_dpdk) {
-		rc = net_kernel_init(&cfg, dp_handler_frame, (void *)(uintptr_t)apis);
+		rc = net_kernel_init(&cfg, dp_hop_frame, (void *)(uintptr_t)apis);
 		if (rc < 0)
 			goto broker_out;
 	}
-	rc = dp_poller_register(rte_get_main_lcore(), "fetch.wait", dp_requests_poll,
+	rc = dp_poller_register(broker_lcore, "fetch.wait", dp_requests_poll,
 		dp_requests_arg(), 0, DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
@@ -498,22 +559,25 @@ main(int argc, char **argv)
 		NULL, 1000000, DP_POLLER_EVERY); /* not fatal: metrics only */
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cfg = &cfg;
-	rc = dp_poller_register(rte_get_main_lcore(), "main.control", main_control_poll, &ctl,
+	rc = dp_poller_register(broker_lcore, "main.control", main_control_poll, &ctl,
 		10000, DP_POLLER_EVERY);
 	if (rc < 0)
 		goto reactors_out;
 	dp_log(DP_LOG_INFO, "started; stop with SIGTERM or SIGINT");
 	rc = dp_reactors_run();
+	dp_hop_log_stats();
 	if (rc == 0)
 		dp_log(DP_LOG_INFO, "stopped cleanly");
 broker_out:
-	dp_broker_stop(&g_broker); /* nothing left to close after the shutdown hook */
+	/* Nothing left to close after the shutdown hook; on its owner's lcore. */
+	run_on_lcore(broker_lcore, broker_stop_here, NULL);
 reactors_out:
 	if (g_dpdk)
 		net_dpdk_fini();
 	else
 		net_kernel_fini();
 	dp_metrics_destroy();
+	dp_hop_fini(); /* after the transport: reaped connections release hopped responses */
 	dp_reactors_fini();
 eal_out:
 	rte_eal_cleanup();

@@ -275,6 +275,13 @@ test_finish_errors_name_the_key_line(void **state)
 			"t.properties:1: dataplane.net.lcores: lcore 5 is not in dataplane.lcores"},
 		{"dataplane.lcores=0-1\ndataplane.net.workers=2\ndataplane.net.lcores=1",
 			"t.properties:3: dataplane.net.lcores: 1 lcores given for 2 workers"},
+		/* UNFINISHED: one storage writer only (several writers owning partitions). */
+		{"dataplane.lcores=0-1\n\ndataplane.storage.writers=2",
+			"t.properties:3: dataplane.storage.writers: 2 writers; exactly 1 is supported "
+			"so far (the broker runs on dataplane.storage.lcores[0])"},
+		{"dataplane.storage.writers=0",
+			"t.properties:1: dataplane.storage.writers: 0 writers; exactly 1 is supported "
+			"so far (the broker runs on dataplane.storage.lcores[0])"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -318,15 +325,14 @@ test_placement(void **state)
 	struct ctx *c = *state;
 
 	assert_int_equal(load_finish(c, "dataplane.lcores=0-2,5\ndataplane.net.workers=3\n"
-					"dataplane.storage.writers=2\n"),
+					"dataplane.storage.writers=1\n"),
 		0);
 	assert_int_equal(c->cfg.n_lcores, 4);
 	assert_int_equal(c->cfg.lcore[3], 5);
-	/* Net workers from the first lcore, storage writers from the last. */
+	/* Net workers from the first lcore, the storage writer from the last. */
 	assert_int_equal(c->cfg.net_lcore[0], 0);
 	assert_int_equal(c->cfg.net_lcore[2], 2);
 	assert_int_equal(c->cfg.storage_lcore[0], 5);
-	assert_int_equal(c->cfg.storage_lcore[1], 2);
 }
 
 static void
