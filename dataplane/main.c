@@ -555,7 +555,7 @@ main(int argc, char **argv)
 		dp_requests_arg(), 0, DP_POLLER_EVERY);
 	if (rc < 0)
 		goto broker_out;
-	(void)dp_poller_register(rte_get_main_lcore(), "metrics.leo", dp_requests_metrics_poll,
+	(void)dp_poller_register(broker_lcore, "metrics.leo", dp_requests_metrics_poll,
 		NULL, 1000000, DP_POLLER_EVERY); /* not fatal: metrics only */
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cfg = &cfg;
