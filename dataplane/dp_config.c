@@ -176,8 +176,9 @@ static const struct dp_config_key keys[] = {
 		"Keep committed offsets of an empty group this long."),
 	K_INT("offsets.topic.replication.factor", offsets_topic_replication_factor, "1", 1, 32767,
 		"Replicas of __consumer_offsets (Kafka's default 3 needs 3 brokers)."),
-	K_INT("offsets.topic.num.partitions", offsets_topic_num_partitions, "50", 1, I32MAX,
-		"Partitions of __consumer_offsets."),
+	K_INT("offsets.topic.num.partitions", offsets_topic_num_partitions, "8", 1, I32MAX,
+		"Partitions of __consumer_offsets (Kafka: 50; each open partition holds a "
+		"storage tail-cache chunk, see storage.cache.chunks)."),
 	K_INT("transaction.state.log.replication.factor", transaction_state_log_replication_factor,
 		"1", 1, 32767, "Replicas of __transaction_state."),
 	K_INT("transaction.state.log.min.isr", transaction_state_log_min_isr, "1", 1, I32MAX,

@@ -42,6 +42,7 @@
 
 #include "dp_broker.h"
 #include "dp_config.h"
+#include "dp_ctl.h"
 #include "dp_handler.h"
 #include "dp_hop.h"
 #include "dp_requests.h"
@@ -434,6 +435,10 @@ main(int argc, char **argv)
 		dp_config_free(&cfg);
 		return 1;
 	}
+	if (dp_config_delegate(&cfg, "control.", dp_ctl_config_key, NULL) < 0) {
+		dp_config_free(&cfg);
+		return 1;
+	}
 	if (file != NULL && dp_config_load_file(&cfg, file, err, sizeof(err)) < 0)
 		goto config_error;
 	for (int i = 0; i < n_overrides; i++) {
@@ -530,6 +535,13 @@ main(int argc, char **argv)
 	if (rc < 0)
 		goto broker_out;
 	apis = g_apis;
+	if (apis != NULL)
+		apis = dp_ctl_init(&cfg, apis); /* group APIs go to the control process */
+	if (apis == NULL) {
+		dp_log(DP_LOG_ERROR, "request handlers: out of memory");
+		rc = -ENOMEM;
+		goto broker_out;
+	}
 	rc = hop_init(&cfg, broker_lcore, apis);
 	if (rc < 0)
 		goto broker_out;
@@ -546,11 +558,13 @@ main(int argc, char **argv)
 			g_dpdk = false;
 		}
 	}
-	if (!g_dpdk) {
-		rc = net_kernel_init(&cfg, dp_hop_frame, (void *)(uintptr_t)apis);
-		if (rc < 0)
-			goto broker_out;
-	}
+	/* Kernel sockets: the clients' transport, or (DPDK) only the control process's way in. */
+	rc = g_dpdk ? net_kernel_init_local(&cfg, dp_hop_frame, (void *)(uintptr_t)apis) :
+		      net_kernel_init(&cfg, dp_hop_frame, (void *)(uintptr_t)apis);
+	if (rc == 0) /* the control process, a Kafka client of this broker, comes in here */
+		rc = net_kernel_listen_unix(dp_ctl_dataplane_socket_path());
+	if (rc < 0)
+		goto broker_out;
 	rc = dp_poller_register(broker_lcore, "fetch.wait", dp_requests_poll,
 		dp_requests_arg(), 0, DP_POLLER_EVERY);
 	if (rc < 0)
@@ -574,8 +588,8 @@ broker_out:
 reactors_out:
 	if (g_dpdk)
 		net_dpdk_fini();
-	else
-		net_kernel_fini();
+	net_kernel_fini();
+	dp_ctl_fini();
 	dp_metrics_destroy();
 	dp_hop_fini(); /* after the transport: reaped connections release hopped responses */
 	dp_reactors_fini();
