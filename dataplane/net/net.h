@@ -154,7 +154,7 @@ struct net_stats {
 	uint64_t arp_replies_tx;
 	uint64_t arp_held_dropped;	/* frames waiting for ARP replaced or expired */
 	uint64_t tx_frames;
-	uint64_t tx_dropped;		/* output batch full and the device full: frame dropped */
+	uint64_t tx_dropped;		/* batch and device full: frame dropped */
 	uint64_t tx_no_mbuf;		/* pool empty */
 	/* SACK loss recovery (RFC 2018, RFC 6675) */
 	uint64_t tcp_sack_recoveries;	/* recoveries entered with a scoreboard */

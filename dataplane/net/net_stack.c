@@ -64,7 +64,8 @@ config_fill(struct net_config *c)
 		return -EINVAL;
 	if (c->ooo_max_segs == 0) {
 		/* A receive window's worth of MSS-sized segments. */
-		uint32_t segs = c->rcvbuf_bytes / (uint32_t)(c->mtu - NET_IP_HLEN - NET_TCP_HLEN) + 1;
+		uint32_t mss = (uint32_t)(c->mtu - NET_IP_HLEN - NET_TCP_HLEN);
+		uint32_t segs = c->rcvbuf_bytes / mss + 1;
 
 		c->ooo_max_segs = segs < 64 ? 64 : segs;
 	}

@@ -107,12 +107,11 @@ parse_opts(const uint8_t *p, uint32_t n, bool syn, struct tcp_opts *o)
 				uint32_t nb = NET_MIN((uint32_t)(olen - 2) / 8, 4u);
 
 				for (uint32_t k = 0; k < nb; k++) {
-					const uint8_t *b = p + i + 2 + 8 * k;
+					uint32_t e[2];
 
-					o->sack[k][0] = ((uint32_t)b[0] << 24) |
-						((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-					o->sack[k][1] = ((uint32_t)b[4] << 24) |
-						((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7];
+					memcpy(e, p + i + 2 + 8 * k, sizeof(e));
+					o->sack[k][0] = rte_be_to_cpu_32(e[0]);
+					o->sack[k][1] = rte_be_to_cpu_32(e[1]);
 				}
 				o->nsack = nb;
 			}
@@ -450,7 +449,8 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		 * already recovered (RFC 6675 (4.a), "HighACK > RecoveryPoint"). */
 		uint32_t out = c->snd_max - c->snd_una, end = net_tcp_data_end(c);
 		uint32_t oseg = (out + mss - 1) / mss;
-		bool no_new = !SEQ_LT(c->snd_nxt, end) || c->snd_nxt - c->snd_una + mss > c->snd_wnd;
+		bool no_new = !SEQ_LT(c->snd_nxt, end) ||
+			c->snd_nxt - c->snd_una + mss > c->snd_wnd;
 		/* RFC 5827 early retransmit: fewer than four segments out and
 		 * nothing new to send: oseg - 1 duplicates are enough. After a
 		 * tail loss probe (RFC 8985), SACK of the probe shows holes. */
@@ -617,7 +617,8 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		 * change the window in nearly every ACK. */
 		if (s->len == 0 && !(s->flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG)) &&
 				c->snd_max != c->snd_una &&
-				((c->flags & NET_TCPF_SACK_OK) ? sacked > 0 : new_wnd == c->snd_wnd))
+				((c->flags & NET_TCPF_SACK_OK) ? sacked > 0 :
+				new_wnd == c->snd_wnd))
 			dupack(st, c);
 		else if (!(c->flags & NET_TCPF_SACK_OK))
 			c->dupacks = 0;	/* with SACK only a cumulative ACK resets it */

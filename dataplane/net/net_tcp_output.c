@@ -406,8 +406,9 @@ net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c)
 	 * else the last segment sent again. */
 	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt - c->snd_una + c->mss <= c->snd_wnd) {
 		uint32_t len = NET_MIN(end - c->snd_nxt, (uint32_t)c->mss);
+		uint8_t fl = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
 
-		if (net_tcp_xmit(st, c, c->snd_nxt, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) == 0) {
+		if (net_tcp_xmit(st, c, c->snd_nxt, len, fl) == 0) {
 			c->snd_nxt += len;
 			if (SEQ_GT(c->snd_nxt, c->snd_max))
 				c->snd_max = c->snd_nxt;

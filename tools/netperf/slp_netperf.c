@@ -277,9 +277,10 @@ static void
 srv_start_mode(struct np_conn *c)
 {
 	const uint8_t *h = c->hdr;
+	uint32_t magic;
 
-	if (((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3]) != NP_MAGIC ||
-			h[4] < NP_ECHO || h[4] > NP_SOURCE) {
+	memcpy(&magic, h, 4);
+	if (ntohl(magic) != NP_MAGIC || h[4] < NP_ECHO || h[4] > NP_SOURCE) {
 		R.bad_header++;
 		net_tcp_abort(c->c);
 		c->closing = true;
@@ -759,7 +760,8 @@ print_stats_json(const char *role, double secs, const char *impair_desc)
 		printf("\"round_trips\":%" PRIu64 ",\"rtt_per_s\":%.1f,\"p50_us\":%.2f,"
 			"\"p99_us\":%.2f,\"bytes\":%" PRIu64 ",\"gbit_s\":%.4f,\"cycles\":%" PRIu64
 			",\"max_open\":%" PRIu64 ",", R.msgs, secs > 0 ? (double)R.msgs / secs : 0,
-			p50, p99, bulk ? o.bytes : 0, bulk && secs > 0 ? (double)o.bytes * 8 / secs / 1e9 : 0,
+			p50, p99, bulk ? o.bytes : 0,
+			bulk && secs > 0 ? (double)o.bytes * 8 / secs / 1e9 : 0,
 			R.cycles_done, R.max_open);
 	} else {
 		printf("\"accepted\":%" PRIu64 ",\"max_open\":%" PRIu64 ",\"open\":%" PRIu64
@@ -774,7 +776,8 @@ print_stats_json(const char *role, double secs, const char *impair_desc)
 		",\"timeouts\":%" PRIu64 ",\"bad_data\":%" PRIu64 ",\"conn_count\":%u,",
 		R.closed_ok, R.resets, R.refused, R.timeouts, R.bad_data, net_tcp_conn_count(st));
 	printf("\"stack\":{\"rx_frames\":%" PRIu64 ",\"tx_frames\":%" PRIu64
-		",\"rx_bad_eth\":%" PRIu64 ",\"rx_bad_ipv4\":%" PRIu64 ",\"rx_ip_fragments\":%" PRIu64
+		",\"rx_bad_eth\":%" PRIu64 ",\"rx_bad_ipv4\":%" PRIu64
+		",\"rx_ip_fragments\":%" PRIu64
 		",\"rx_unknown_proto\":%" PRIu64 ",\"rx_tcp_bad\":%" PRIu64 ",\"rx_tcp_no_conn\":%" PRIu64
 		",\"tcp_syn_dropped\":%" PRIu64 ",\"tcp_out_of_window\":%" PRIu64
 		",\"tcp_challenge_acks\":%" PRIu64 ",\"tcp_rst_rx\":%" PRIu64 ",\"tcp_rst_tx\":%" PRIu64
