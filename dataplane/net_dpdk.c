@@ -971,7 +971,8 @@ nd_idle(void *arg)
 
 			nd_peer_name(&c->base, name, sizeof(name));
 			dp_log(DP_LOG_INFO, "closing %s: idle for over %" PRId64
-				" ms (connections.max.idle.ms)", name, g_cfg->connections_max_idle_ms);
+				" ms (connections.max.idle.ms)", name,
+				g_cfg->connections_max_idle_ms);
 			dp_conn_close(&c->base);
 			n++;
 		}
@@ -1221,8 +1222,8 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		rc = nd_worker_init(w, i, cfg->net_lcore[i], handler, handler_arg);
 		if (rc < 0) {
 			why_set(why, why_len, "net worker %u: %s (dpdk.memory.mb, "
-					      "dataplane.max.connections and the buffer sizes decide "
-					      "the memory needed)", i, strerror(-rc));
+				"dataplane.max.connections and the buffer sizes decide the memory "
+				"needed)", i, strerror(-rc));
 			goto fail;
 		}
 		w->q.port_id = g_port_id;
@@ -1364,10 +1365,11 @@ net_dpdk_fini(void)
 			struct nd_worker *w = &g_workers[i];
 
 			if (w->st != NULL)
-				dp_log(DP_LOG_INFO, "dpdk worker %u: %" PRIu64 " connections, frames "
-						    "%" PRIu64 " in place / %" PRIu64 " copied, "
-						    "response bytes %" PRIu64 " extbuf / %" PRIu64
-						    " copied", i, w->stats.accepted,
+				dp_log(DP_LOG_INFO, "dpdk worker %u: %" PRIu64 " connections, "
+					"frames %" PRIu64 " in place / %" PRIu64 " copied, "
+					"response bytes %" PRIu64 " extbuf / %" PRIu64
+					" copied", i,
+					w->stats.accepted,
 					w->stats.rx_frames_inplace, w->stats.rx_frames_copied,
 					w->stats.tx_bytes_extbuf, w->stats.tx_bytes_copied);
 			if (w->conns != NULL) {

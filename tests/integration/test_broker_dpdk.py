@@ -133,8 +133,8 @@ def default_and_fallback():
                         os.path.join(tmp, "b.log"),
                         [r"DPDK transport not started \(interface slipstream0 exists "
                          r"already .*\); serving kernel sockets on "
-                         r"127\.0\.0\.1:19092 instead", r"listening on PLAINTEXT://127\.0\.0\.1:19092",
-                         "started;"])
+                         r"127\.0\.0\.1:19092 instead",
+                         r"listening on PLAINTEXT://127\.0\.0\.1:19092", "started;"])
         procs.append(b)
         assert len(re.findall("DPDK transport not started", text)) == 1, text
         if kcat:
