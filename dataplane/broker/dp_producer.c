@@ -294,7 +294,8 @@ snap_list(const char *dir, int64_t **out)
 		v[n++] = off;
 	}
 	closedir(d);
-	qsort(v, (size_t)n, sizeof(*v), cmp_desc);
+	if (n > 1)
+		qsort(v, (size_t)n, sizeof(*v), cmp_desc);
 	*out = v;
 	return n;
 }
