@@ -217,12 +217,12 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
  */
 enum fetch_mode {
 	FETCH_MODE_NEW = 0,      /* not resolved yet */
-	FETCH_MODE_SESSIONLESS,  /* v0-6, session id 0 and epoch -1, a close, or an emptied session */
+	FETCH_MODE_SESSIONLESS,  /* v0-6, id 0 and epoch -1, a close, or an emptied session */
 	FETCH_MODE_FULL,         /* epoch 0: answered in full, then a session is created */
 	FETCH_MODE_INCREMENTAL,  /* the session's partitions; only changed ones answered */
 };
 
-/* Session slots come from max.incremental.fetch.session.cache.slots; entries per slot on average. */
+/* Slots: max.incremental.fetch.session.cache.slots; partition entries per slot on average. */
 #define FETCH_SESSION_PARTS_PER_SLOT 8u
 #define FETCH_SESSION_PARTS_MIN 1024u
 #define FETCH_SESSION_PARTS_MAX 65536u
@@ -319,7 +319,8 @@ fetch_session_resolve(int16_t v, const struct kp_fetch_request *m, enum fetch_mo
 		const struct kp_fetch_request_fetch_topic *ft = &m->topics.items[i];
 
 		for (int32_t j = 0; j < ft->partitions.count; j++) {
-			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
+			const struct kp_fetch_request_fetch_partition *fp =
+				&ft->partitions.items[j];
 			int rc = dp_fetch_session_part_upsert(g_sessions, s, &ft->topic_id,
 				ft->topic.ptr, ft->topic.len > 0 ? (size_t)ft->topic.len : 0,
 				fp->partition, fp->fetch_offset, fp->partition_max_bytes, NULL);
@@ -340,7 +341,8 @@ fetch_session_resolve(int16_t v, const struct kp_fetch_request *m, enum fetch_mo
 		}
 	}
 	for (int32_t i = 0; i < m->forgotten_topics_data.count; i++) {
-		const struct kp_fetch_request_forgotten_topic *ft = &m->forgotten_topics_data.items[i];
+		const struct kp_fetch_request_forgotten_topic *ft =
+			&m->forgotten_topics_data.items[i];
 
 		for (int32_t j = 0; j < ft->partitions.count; j++)
 			dp_fetch_session_part_forget(g_sessions, s, &ft->topic_id, ft->topic.ptr,
@@ -378,7 +380,8 @@ fetch_items_request(const struct kp_fetch_request *m, struct kp_arena *a, uint32
 		const struct kp_fetch_request_fetch_topic *ft = &m->topics.items[i];
 
 		for (int32_t j = 0; j < ft->partitions.count; j++) {
-			const struct kp_fetch_request_fetch_partition *fp = &ft->partitions.items[j];
+			const struct kp_fetch_request_fetch_partition *fp =
+				&ft->partitions.items[j];
 
 			items[k] = (struct fetch_item){.group = (uint32_t)i, .topic = ft->topic,
 				.topic_id = ft->topic_id, .partition = fp->partition,
@@ -416,10 +419,11 @@ fetch_items_session(struct dp_fetch_session *s, struct kp_arena *a, uint32_t *n,
 		if (k > 0) {
 			const struct fetch_item *prev = &items[k - 1];
 
-			same = s->topic_ids ?
-				memcmp(prev->topic_id.b, p->topic_id.b, sizeof(p->topic_id.b)) == 0 :
-				(prev->topic.len == p->name_len &&
-					memcmp(prev->topic.ptr, p->name, p->name_len) == 0);
+			if (s->topic_ids)
+				same = memcmp(prev->topic_id.b, p->topic_id.b, 16) == 0;
+			else
+				same = prev->topic.len == p->name_len &&
+					memcmp(prev->topic.ptr, p->name, p->name_len) == 0;
 		}
 		if (k > 0 && !same)
 			g++;
@@ -482,8 +486,9 @@ fetch_watch_hit(const struct fetch_watch *wt)
  * Serve a Fetch. With @may_wait, a fetch that found fewer than min_bytes
  * and allows waiting (max_wait_ms > 0) answers nothing and returns 1, with
  * @watch (non-NULL then) listing the logs it read: the caller parks it and
- * runs it again on an append to one of them or at its deadline. *@mode: the request's session outcome (FETCH_MODE_NEW before
- * the first run; kept by the caller for the next runs of a parked fetch).
+ * runs it again on an append to one of them or at its deadline. *@mode:
+ * the request's session outcome (FETCH_MODE_NEW before the first run; kept
+ * by the caller for the next runs of a parked fetch).
  */
 static int fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn,
 	uint64_t req, const struct kp_request_header *h, struct kp_reader *r,
@@ -514,7 +519,7 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	return fetch_run_ctx(q, fa, conn, req, h, r, watch, may_wait, mode);
 }
 
-/* A full fetch was answered: cache its partitions and what was sent. @return the session id or 0. */
+/* A full fetch was answered: cache its partitions and what was sent. @return its id or 0. */
 static int32_t
 fetch_session_create(int16_t v, const struct kp_fetch_request *m, const struct fetch_item *items,
 	const struct kp_fetch_response_partition_data *pds, uint32_t n)
@@ -878,7 +883,7 @@ dp_requests_poll(void *arg)
 		if (rc == 1)
 			continue; /* still nothing: keep waiting (the watch list was refreshed) */
 		if (rc == -EAGAIN || rc == FETCH_DEFERRED) {
-			/* no response buffer, or no free disk-read context: again at the next poll */
+			/* no response buffer, or no free disk-read context: again next poll */
 			w->watch.retry = true;
 			continue;
 		}

@@ -298,8 +298,9 @@ void
 dp_fetch_session_part_forget(struct dp_fetch_session_cache *c, struct dp_fetch_session *s,
 	const struct kp_uuid *id, const char *name, size_t len, int32_t partition)
 {
-	struct dp_fetch_session_part *p = dp_fetch_session_part_find(c, s, id, name, len, partition);
+	struct dp_fetch_session_part *p;
 
+	p = dp_fetch_session_part_find(c, s, id, name, len, partition);
 	if (p != NULL)
 		part_unlink(c, s, (int32_t)(p - c->parts));
 }

@@ -76,7 +76,7 @@ struct dp_fetch_session_cache {
 	uint32_t slots;               /* max.incremental.fetch.session.cache.slots */
 	uint32_t used;                /* sessions in use */
 	uint32_t n_parts;             /* entries of the partition pool */
-	int32_t free_part;            /* head of the pool's free list (through .next), -1 if empty */
+	int32_t free_part;            /* head of the pool's free list (via .next), -1 if empty */
 	uint32_t parts_free;          /* entries on the free list */
 	uint64_t eviction_ms;         /* see the file comment */
 	uint64_t rng;                 /* xorshift state for session ids */

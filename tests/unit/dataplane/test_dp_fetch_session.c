@@ -35,7 +35,8 @@ add_parts(struct dp_fetch_session_cache *c, struct dp_fetch_session *s, int n)
 	struct kp_uuid z = uuid_of(0);
 
 	for (int i = 0; i < n; i++)
-		assert_int_equal(dp_fetch_session_part_upsert(c, s, &z, "t", 1, i, 0, 1024, NULL), 0);
+		assert_int_equal(dp_fetch_session_part_upsert(c, s, &z, "t", 1, i, 0, 1024, NULL),
+			0);
 }
 
 static void
