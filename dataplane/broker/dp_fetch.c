@@ -246,6 +246,7 @@ struct fetch_item {
 	int64_t fetch_offset;
 	int32_t max_bytes;
 	struct dp_fetch_session_part *sp; /* incremental: the session's entry */
+	bool has_records;        /* answered with records (or a disk read in flight) */
 };
 
 static struct dp_topic *
@@ -690,6 +691,7 @@ next:
 				pd->high_watermark, pd->last_stable_offset, pd->log_start_offset)) {
 			if (n_kept != k)
 				items[n_kept] = *it; /* items[0..n_kept) now describe pds */
+			items[n_kept].has_records = has_records;
 			n_kept++;
 		}
 	}
@@ -737,9 +739,13 @@ next:
 		resp.session_id = fetch_session_create(v, &m, items, pds, n_kept);
 	} else if (*mode == FETCH_MODE_INCREMENTAL && sess != NULL) {
 		resp.session_id = sess->id;
-		for (uint32_t k = 0; k < n_kept; k++)
+		for (uint32_t k = 0; k < n_kept; k++) {
 			dp_fetch_session_part_sent(items[k].sp, pds[k].high_watermark,
 				pds[k].last_stable_offset, pds[k].log_start_offset);
+			/* Kafka's fairness: what returned records goes behind the others. */
+			if (items[k].has_records)
+				dp_fetch_session_part_move_last(g_sessions, sess, items[k].sp);
+		}
 	}
 	if (fa != NULL && fa->pending > 0) {
 		/* Answered by fetch_slot_done() when the last disk read completes. */

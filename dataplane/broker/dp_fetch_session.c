@@ -305,6 +305,26 @@ dp_fetch_session_part_forget(struct dp_fetch_session_cache *c, struct dp_fetch_s
 		part_unlink(c, s, (int32_t)(p - c->parts));
 }
 
+void
+dp_fetch_session_part_move_last(struct dp_fetch_session_cache *c, struct dp_fetch_session *s,
+	struct dp_fetch_session_part *p)
+{
+	int32_t i = (int32_t)(p - c->parts);
+
+	if (s->tail == i)
+		return;
+	/* Unlink (not the tail, so p->next >= 0), then append. */
+	if (p->prev >= 0)
+		c->parts[p->prev].next = p->next;
+	else
+		s->head = p->next;
+	c->parts[p->next].prev = p->prev;
+	p->prev = s->tail;
+	p->next = -1;
+	c->parts[s->tail].next = i;
+	s->tail = i;
+}
+
 bool
 dp_fetch_session_part_must_respond(const struct dp_fetch_session_part *p, int16_t error,
 	bool has_records, int64_t high_watermark, int64_t last_stable_offset,

@@ -171,6 +171,15 @@ dp_fetch_session_part_must_respond(const struct dp_fetch_session_part *p, int16_
 	bool has_records, int64_t high_watermark, int64_t last_stable_offset,
 	int64_t log_start_offset);
 
+/**
+ * Move @p to the end of @s's order: Kafka's incremental fetch moves a
+ * partition that returned records behind the others, so partitions that
+ * got nothing come first in the next response (fairness under max_bytes).
+ */
+void
+dp_fetch_session_part_move_last(struct dp_fetch_session_cache *c, struct dp_fetch_session *s,
+	struct dp_fetch_session_part *p);
+
 /** Remember what a response sent for @p. */
 void
 dp_fetch_session_part_sent(struct dp_fetch_session_part *p, int64_t high_watermark,

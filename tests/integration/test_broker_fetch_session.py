@@ -17,6 +17,8 @@ own log directory, max.incremental.fetch.session.cache.slots=4) and checks:
   FETCH_SESSION_TOPIC_ID_ERROR (all top-level, session id 0, no topics) and
   none of them changes the session; epoch -1 closes it; a full fetch naming
   a session replaces it;
+- partitions that returned records move behind the others in the next
+  incremental responses (Kafka's fairness rule), topics repeated as needed;
 - v13 sessions name topics by id (UNKNOWN_TOPIC_ID for an unknown one) and
   forget by id;
 - sessionless fetches (id 0, epoch -1) are unchanged: session id 0;
@@ -273,6 +275,27 @@ def session_checks(b):
     assert r["SessionId"] == sid and answered(r, 13) == {}, r
     fetch(c, 13, sid, -1, [])  # close it
 
+    # Fairness: a partition that returned records moves behind the others of the session.
+    def order(resp):
+        return [(t["Topic"], p["PartitionIndex"]) for t in resp["Responses"]
+                for p in t["Partitions"]]
+    ends = {k: v[1] for k, v in answered(fetch(c, 12, 0, -1, [
+        ("sa", [(0, 0), (1, 0)]), ("sb", [(0, 0)])])).items()}
+    r = fetch(c, 12, 0, 0, [("sa", [(0, ends[("sa", 0)]), (1, ends[("sa", 1)])]),
+                            ("sb", [(0, ends[("sb", 0)])])])
+    sid = r["SessionId"]
+    assert sid > 0 and order(r) == [("sa", 0), ("sa", 1), ("sb", 0)], r
+    produce(p, "sa", 0, [b"f0"])
+    r = fetch(c, 12, sid, 1, [])
+    assert order(r) == [("sa", 0)], r
+    produce(p, "sa", 0, [b"f1"])
+    produce(p, "sa", 1, [b"f2"])
+    produce(p, "sb", 0, [b"f3"])
+    r = fetch(c, 12, sid, 2, [("sa", [(0, ends[("sa", 0)] + 1)])])
+    assert order(r) == [("sa", 1), ("sb", 0), ("sa", 0)], order(r)
+    assert [t["Topic"] for t in r["Responses"]] == ["sa", "sb", "sa"], r
+    fetch(c, 12, sid, -1, [])  # close it
+
     # The cache holds 4 sessions: with 4 young ones of one partition, a fifth gets none.
     held = []
     for i in range(4):
@@ -282,7 +305,7 @@ def session_checks(b):
     assert len(set(held)) == 4, held
     r = fetch(c, 12, 0, 0, [("sa", [(0, 0)])])
     assert r["ErrorCode"] == 0 and r["SessionId"] == 0, r
-    assert answered(r) == {("sa", 0): (0, 4, 4)}, r
+    assert answered(r) == {("sa", 0): (0, 6, 6)}, r  # a0-a3, f0, f1
     for s in held:  # all still usable
         r = fetch(c, 12, s, 1, [])
         assert r["ErrorCode"] == 0 and r["SessionId"] == s, r

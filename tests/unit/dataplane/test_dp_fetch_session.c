@@ -137,6 +137,50 @@ test_parts_order_update_forget(void **state)
 }
 
 static void
+check_order(struct dp_fetch_session_cache *c, struct dp_fetch_session *s, const int32_t *want,
+	int n)
+{
+	struct dp_fetch_session_part *p;
+	int k = 0;
+
+	for (p = dp_fetch_session_part_at(c, s->head); p != NULL;
+		p = dp_fetch_session_part_at(c, p->next)) {
+		assert_true(k < n);
+		assert_int_equal(p->partition, want[k]);
+		k++;
+	}
+	assert_int_equal(k, n);
+	/* And backwards through prev. */
+	for (p = dp_fetch_session_part_at(c, s->tail); p != NULL;
+		p = dp_fetch_session_part_at(c, p->prev))
+		assert_int_equal(p->partition, want[--k]);
+	assert_int_equal(k, 0);
+}
+
+static void
+test_move_last(void **state)
+{
+	struct dp_fetch_session_cache *c = dp_fetch_session_cache_create(1, 8, EVICT, 3);
+	struct dp_fetch_session *s = dp_fetch_session_new(c, false, false, 4, 0);
+	struct kp_uuid z = uuid_of(0);
+	const int32_t o1[] = {1, 2, 3, 0};
+	const int32_t o2[] = {1, 3, 0, 2};
+	const int32_t o3[] = {3, 0, 2, 1};
+
+	(void)state;
+	add_parts(c, s, 4);
+	dp_fetch_session_part_move_last(c, s, dp_fetch_session_part_find(c, s, &z, "t", 1, 0));
+	check_order(c, s, o1, 4);
+	dp_fetch_session_part_move_last(c, s, dp_fetch_session_part_find(c, s, &z, "t", 1, 2));
+	check_order(c, s, o2, 4);
+	dp_fetch_session_part_move_last(c, s, dp_fetch_session_part_find(c, s, &z, "t", 1, 2));
+	check_order(c, s, o2, 4); /* already last */
+	dp_fetch_session_part_move_last(c, s, dp_fetch_session_part_find(c, s, &z, "t", 1, 1));
+	check_order(c, s, o3, 4);
+	dp_fetch_session_cache_destroy(c);
+}
+
+static void
 test_topic_ids(void **state)
 {
 	struct dp_fetch_session_cache *c = dp_fetch_session_cache_create(2, 8, EVICT, 3);
@@ -295,6 +339,7 @@ main(void)
 		cmocka_unit_test(test_zero_slots),
 		cmocka_unit_test(test_next_epoch),
 		cmocka_unit_test(test_parts_order_update_forget),
+		cmocka_unit_test(test_move_last),
 		cmocka_unit_test(test_topic_ids),
 		cmocka_unit_test(test_pool_exhausted),
 		cmocka_unit_test(test_must_respond),
