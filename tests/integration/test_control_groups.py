@@ -23,7 +23,9 @@ real clients against them:
 - kcat -G, kafka-python and kafkajs group consumers (each skipped with a
   message when the client is not installed).
 
-Usage: test_control_groups.py PATH_TO_SLIPSTREAM PATH_TO_SLIPSTREAM_CONTROL.
+Usage: test_control_groups.py PATH_TO_SLIPSTREAM [PATH_TO_SLIPSTREAM_CONTROL] [test_...]
+(the control binary defaults to the build's control/slipstream-control; naming
+test functions runs only those).
 (Internally also: test_control_groups.py --member JSON, one group member.)
 Every wait is bounded; the whole test takes about a minute.
 """
@@ -430,13 +432,18 @@ def test_kafkajs(b):
 
 def main():
     import slp_broker
-    slipstream, control = sys.argv[1], sys.argv[2]
+    slipstream = sys.argv[1]
+    # The control binary: argv[2], else the build's (so scripts that pass only the
+    # dataplane's path, like test_broker_dpdk.py, can run this one too).
+    control = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("test_") else \
+        os.path.join(os.path.dirname(os.path.abspath(slipstream)), "..", "control",
+                     "slipstream-control")
     tmp = tempfile.mkdtemp(prefix="ctl-it-")
     logdir = os.path.join(tmp, "logs")
     b = slp_broker.Broker(slipstream, CONFIG % logdir, tmp, control=control)
     ok = False
     try:
-        only = sys.argv[3:]
+        only = [a for a in sys.argv[2:] if a.startswith("test_")]
         tests = [test_groups, test_static, test_cooperative, test_at_least_once,
                  test_two_groups, test_control_restart, test_kcat, test_kafka_python,
                  test_kafkajs]
