@@ -865,6 +865,8 @@ dp_requests_poll(void *arg)
 
 	if (g_n_waiting == 0)
 		return 0;
+	if (q->b->engine == NULL)
+		return 0; /* dp_broker_stop() ran (shutdown): the logs waiters watch are gone */
 	now = rte_rdtsc();
 	g_appended = false;
 	for (unsigned i = 0; i < FETCH_WAITERS; i++) {
