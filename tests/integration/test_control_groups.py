@@ -19,6 +19,8 @@ real clients against them:
 - two groups on one topic keep independent offsets;
 - the control process killed (SIGKILL) mid-run: produce keeps working, the
   consumer carries on once it is back, no committed offset lost;
+- the dataplane restarted while the control process runs: both reconnect,
+  committed offsets kept, the group carries on;
 - both processes restarted on the same directory: committed offsets kept;
 - kcat -G, kafka-python and kafkajs group consumers (each skipped with a
   message when the client is not installed).
@@ -368,6 +370,60 @@ def test_control_restart(b):
     print("control process SIGKILL and restart: ok")
 
 
+def restart_dataplane(b, timeout=30):
+    """Stop the dataplane alone (SIGTERM) and start it again on the same file; the
+    control process keeps running and both reconnect."""
+    import re
+    import slp_broker
+    b.proc.send_signal(signal.SIGTERM)
+    assert b.proc.wait(20) == 0, "dataplane exit code"
+    b.log_path = b.conf + ".restarted-%d.log" % time.monotonic_ns()
+    b.log = open(b.log_path, "w+")
+    b.proc = subprocess.Popen([b.proc.args[0], b.conf], stdin=subprocess.DEVNULL,
+                              stdout=b.log, stderr=subprocess.STDOUT)
+    host = re.escape(slp_broker.DPDK_HOST) if slp_broker.DPDK else r"127\.0\.0\.1"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        t = b.text()
+        m = re.search(r"listening on PLAINTEXT://(%s):(\d+)" % host, t)
+        if m and "started;" in t and "control process connected" in t and \
+                b.control_text().count("dataplane connection back") >= 1:
+            b.host, b.port = m.group(1), int(m.group(2))
+            b.addr = "%s:%d" % (b.host, b.port)
+            return
+        assert b.proc.poll() is None, "dataplane did not restart:\n" + t
+        time.sleep(0.1)
+    raise AssertionError("dataplane and control did not reconnect:\n" + b.text()[-2000:] +
+                         "\n--- control ---\n" + b.control_text()[-2000:])
+
+
+def test_dataplane_restart(b):
+    """The dataplane restarts under a running control process: offsets kept, groups work."""
+    bs = b.addr
+    create_topic(bs, "d-topic")
+    produce(bs, "d-topic", ["d%d" % i for i in range(20)])
+    m = Member(bs, "gd", "d-topic")
+    try:
+        wait_for("gd read all", lambda: len(m.messages()) >= 20, 30)
+    finally:
+        m.stop()
+    before = committed(bs, "gd", "d-topic")
+    assert sum(before.values()) == 20, before
+    restart_dataplane(b)
+    bs = b.addr
+    assert committed(bs, "gd", "d-topic") == before
+    produce(bs, "d-topic", ["e%d" % i for i in range(20)])
+    m = Member(bs, "gd", "d-topic")
+    try:
+        wait_for("gd read the new ones", lambda: len(m.messages()) >= 20, 30)
+        time.sleep(0.5)
+        assert sorted(v for _, _, v in m.messages()) == sorted("e%d" % i for i in range(20))
+    finally:
+        m.stop()
+    assert sum(committed(bs, "gd", "d-topic").values()) == 40
+    print("dataplane restart under a running control process: ok")
+
+
 def test_kcat(b):
     kcat = shutil.which("kcat")
     if not kcat:
@@ -445,8 +501,8 @@ def main():
     try:
         only = [a for a in sys.argv[2:] if a.startswith("test_")]
         tests = [test_groups, test_static, test_cooperative, test_at_least_once,
-                 test_two_groups, test_control_restart, test_kcat, test_kafka_python,
-                 test_kafkajs]
+                 test_two_groups, test_control_restart, test_dataplane_restart, test_kcat,
+                 test_kafka_python, test_kafkajs]
         for t in tests:
             if not only or t.__name__ in only:
                 t(b)
