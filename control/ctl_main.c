@@ -468,6 +468,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	ctl_store_set_coord(m.store, m.coord);
+	ctl_store_set_idle(m.store, m.cfg.connections_max_idle_ms);
 	/*
 	 * Other modules of this process (the metrics endpoint, ctl_http.h)
 	 * start here: ctl_loop_watch() for their sockets, ctl_loop_every() for

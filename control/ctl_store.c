@@ -31,9 +31,11 @@
 #define K_LIST_OFFSETS 2
 #define K_METADATA 3
 #define K_CREATE_TOPICS 19
+#define K_API_VERSIONS 18
 
 #define STORE_MAX_FRAME (64u << 20)
 #define STORE_RETRY_MS 300
+#define STORE_KEEPALIVE_MS 60000 /* at most; see ctl_store_set_idle() */
 #define STORE_FETCH_MAX_BYTES (8 << 20)
 #define STORE_FETCH_PART_BYTES (1 << 20)
 
@@ -75,6 +77,8 @@ struct ctl_store {
 	int64_t loaded_records;
 	bool round_progress;     /* some partition advanced in the last Fetch */
 	int64_t last_try_ms;
+	int64_t last_send_ms;    /* keepalive: an ApiVersions when idle keepalive_ms */
+	int64_t keepalive_ms;
 };
 
 static void store_event(void *arg, int fd, uint32_t events);
@@ -155,6 +159,7 @@ store_send(struct ctl_store *s, int16_t key, int16_t version, const void *msg, v
 		free(f);
 		return rc;
 	}
+	s->last_send_ms = ctl_now_ms();
 	f->corr = h.correlation_id;
 	f->api_key = key;
 	f->version = version;
@@ -386,6 +391,8 @@ handle_response(struct ctl_store *s, struct inflight *f, struct kp_reader *r, st
 	if (rc < 0)
 		return rc;
 	switch (f->api_key) {
+	case K_API_VERSIONS:
+		return 0; /* keepalive */
 	case K_PRODUCE: {
 		struct kp_produce_response *m = msg;
 		int err = 0;
@@ -554,6 +561,15 @@ store_timer(void *arg, int64_t now)
 	struct sockaddr_un sa;
 	int fd;
 
+	if (s->state == ST_READY && s->head == NULL && now - s->last_send_ms > s->keepalive_ms) {
+		/* The dataplane closes connections idle for connections.max.idle.ms. */
+		struct kp_api_versions_request av;
+
+		kp_api_versions_request_init(&av);
+		if (store_send(s, K_API_VERSIONS, 0, &av, NULL) < 0)
+			store_down(s, "send");
+		return;
+	}
 	if (s->state != ST_DOWN || now - s->last_try_ms < STORE_RETRY_MS)
 		return;
 	s->last_try_ms = now;
@@ -589,6 +605,7 @@ ctl_store_create(struct ctl_loop *l, const char *path, int32_t partitions, ctl_s
 	s->ready_arg = ready_arg;
 	s->link.fd = -1;
 	s->state = ST_DOWN;
+	s->keepalive_ms = STORE_KEEPALIVE_MS;
 	if (ctl_loop_every(l, 100, store_timer, s) < 0) {
 		free(s);
 		return NULL;
@@ -640,6 +657,13 @@ ctl_store_append(void *arg, int32_t partition, uint8_t *batch, size_t len, void 
 		return rc;
 	}
 	return 0;
+}
+
+void
+ctl_store_set_idle(struct ctl_store *s, int64_t idle_ms)
+{
+	if (idle_ms > 0 && idle_ms / 3 < STORE_KEEPALIVE_MS)
+		s->keepalive_ms = idle_ms / 3;
 }
 
 int32_t

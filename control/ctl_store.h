@@ -45,6 +45,13 @@ void ctl_store_set_coord(struct ctl_store *s, struct ctl_coord *c);
 /** ctl_coord_append_fn: @arg is the store. */
 int ctl_store_append(void *arg, int32_t partition, uint8_t *batch, size_t len, void *cookie);
 
+/**
+ * The dataplane closes connections idle for @idle_ms (connections.max.idle.ms,
+ * -1 never): the store sends a keepalive (ApiVersions) when idle a third of
+ * that, 60 s at most.
+ */
+void ctl_store_set_idle(struct ctl_store *s, int64_t idle_ms);
+
 /** The partition count of the topic (known once ready), else the configured one. */
 int32_t ctl_store_partitions(const struct ctl_store *s);
 
