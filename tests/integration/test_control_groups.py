@@ -17,8 +17,10 @@ real clients against them:
 - at-least-once: commit after processing, SIGKILL the consumer mid-stream,
   restart: every message seen, offsets resume from the last commit;
 - two groups on one topic keep independent offsets;
-- the control process killed (SIGKILL) mid-run: produce keeps working, the
-  consumer carries on once it is back, no committed offset lost;
+- the control process killed (SIGKILL) mid-run: group requests answer
+  COORDINATOR_NOT_AVAILABLE at once in their own shapes (raw frames), produce
+  keeps working, the consumer carries on once it is back, no committed offset
+  lost;
 - the dataplane restarted while the control process runs: both reconnect,
   committed offsets kept, the group carries on;
 - both processes restarted on the same directory: committed offsets kept;
@@ -347,6 +349,60 @@ def test_two_groups(b):
     print("two groups, independent offsets: ok")
 
 
+def kafka_call(sock, key, ver, corr, body):
+    """One request (header v1: non-flexible versions only) and its raw response body."""
+    import struct
+    cid = b"raw"
+    frame = struct.pack(">hhih", key, ver, corr, len(cid)) + cid + body
+    sock.sendall(struct.pack(">i", len(frame)) + frame)
+    size = struct.unpack(">i", recv_exact(sock, 4))[0]
+    data = recv_exact(sock, size)
+    assert struct.unpack(">i", data[:4])[0] == corr
+    return data[4:]
+
+
+def recv_exact(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        assert chunk, "connection closed"
+        out += chunk
+    return out
+
+
+def check_control_away(b):
+    """With the control process gone, group requests answer COORDINATOR_NOT_AVAILABLE (15)
+    at once, in each request's own shape: nothing hangs."""
+    import struct
+
+    def s(x):
+        return struct.pack(">h", len(x)) + x
+
+    sock = b.connect()
+    try:
+        r = kafka_call(sock, 10, 0, 1, s(b"gk"))  # FindCoordinator v0
+        assert struct.unpack(">h", r[:2])[0] == 15, r
+        # OffsetCommit v2: group, generation, member, retention, [topic [partition offset md]]
+        body = (s(b"gk") + struct.pack(">i", -1) + s(b"") + struct.pack(">q", -1) +
+                struct.pack(">i", 1) + s(b"k-topic") + struct.pack(">i", 2) +
+                struct.pack(">iq", 0, 5) + s(b"") + struct.pack(">iq", 3, 6) + s(b""))
+        r = kafka_call(sock, 8, 2, 2, body)
+        # [topics: name, [partitions: index, error]]
+        assert struct.unpack(">i", r[:4])[0] == 1
+        off = 4 + 2 + len(b"k-topic")
+        assert struct.unpack(">i", r[off:off + 4])[0] == 2
+        parts = [struct.unpack(">ih", r[off + 4 + 6 * i:off + 10 + 6 * i]) for i in range(2)]
+        assert parts == [(0, 15), (3, 15)], parts
+        # Heartbeat v0: group, generation, member -> error
+        r = kafka_call(sock, 12, 0, 3, s(b"gk") + struct.pack(">i", 1) + s(b"m"))
+        assert struct.unpack(">h", r[:2])[0] == 15, r
+        # ListGroups v0 -> error, []
+        r = kafka_call(sock, 16, 0, 4, b"")
+        assert struct.unpack(">hi", r[:6]) == (15, 0), r
+    finally:
+        sock.close()
+
+
 def test_control_restart(b):
     bs = b.addr
     create_topic(bs, "k-topic")
@@ -357,7 +413,11 @@ def test_control_restart(b):
         time.sleep(1)
         before = committed(bs, "gk", "k-topic")
         assert sum(before.values()) == 40, before
+        closed = b.text().count("control process channel")
         b.kill_control()
+        wait_for("the dataplane to see the control process gone",
+                 lambda: b.text().count("control process channel") > closed, 10)
+        check_control_away(b)
         produce(bs, "k-topic", ["l%d" % i for i in range(40)])  # the dataplane serves alone
         time.sleep(1)
         b.start_control()
