@@ -12,7 +12,8 @@
  *   - a retry of one of the producer's last 5 batches (same epoch, same
  *     first and last sequence): no append, NONE with the original base
  *     offset, as Kafka does (librdkafka and the Java client would also take
- *     DUPLICATE_SEQUENCE_NUMBER as success, but Kafka never sends it);
+ *     DUPLICATE_SEQUENCE_NUMBER as success, but Kafka never sends it); while
+ *     the original is not yet written, REQUEST_TIMED_OUT (retriable);
  *   - a gap or an older sequence that is not cached, or a new epoch not
  *     starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER;
  *   - an unknown producer (new, expired or evicted) may start at any
@@ -198,6 +199,18 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct dp_partit
 			return KP_ERR_INVALID_RECORD;
 		kp_batch_header_parse(records->ptr, len, &bh);
 		err = produce_idempotent_check(pp->producers, &bh, base_offset);
+		if (err == PRODUCE_DUPLICATE &&
+			*base_offset + bh.last_offset_delta >= stor_log_written_offset(log)) {
+			/*
+			 * A retry of a batch whose append is still in flight (the
+			 * client gave up on the first request): success now could
+			 * acknowledge bytes a crash then loses. Retriable; the
+			 * client retries with the same sequence, a duplicate once
+			 * written. UNFINISHED: park the response until it is.
+			 */
+			*base_offset = -1;
+			return KP_ERR_REQUEST_TIMED_OUT;
+		}
 		if (err == PRODUCE_DUPLICATE)
 			return KP_ERR_NONE; /* the original's offset; nothing appended */
 		if (err != KP_ERR_NONE)
