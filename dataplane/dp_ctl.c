@@ -228,8 +228,14 @@ reply_error(struct dp_conn *conn, uint64_t req, int16_t api_key, int16_t version
 	if (rq == NULL || rs == NULL)
 		goto out;
 	rc = d->request.decode(rq, version, &r, &a);
-	if (rc < 0)
+	if (rc < 0) {
+		char peer[80];
+
+		dp_conn_peer_name(conn, peer, sizeof(peer));
+		dp_log(DP_LOG_WARN, "closing %s: malformed %s v%d request (%s)", peer, d->name,
+			version, strerror(-rc));
 		goto out;
+	}
 	d->response.init(rs);
 	rc = -ENOMEM;
 	switch (api_key) {
