@@ -273,7 +273,7 @@ def main():
         assert r[2] == "answered" and len(r[3]) == 2, r
         assert struct.unpack(">ih", r[3][0][:6]) == (99, 35), r[3][0][:6]
         # The valid request before the garbage was answered before the close.
-        assert by_name["valid then garbage"][3] == "eof after 1 responses", \
+        assert by_name["valid then garbage"][3].endswith(" after 1 responses"), \
             by_name["valid then garbage"]
         # Every connection the broker closed (not on EOF) left a line naming it.
         time.sleep(0.3)
