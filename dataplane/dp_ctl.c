@@ -228,14 +228,8 @@ reply_error(struct dp_conn *conn, uint64_t req, int16_t api_key, int16_t version
 	if (rq == NULL || rs == NULL)
 		goto out;
 	rc = d->request.decode(rq, version, &r, &a);
-	if (rc < 0) {
-		char peer[80];
-
-		dp_conn_peer_name(conn, peer, sizeof(peer));
-		dp_log(DP_LOG_WARN, "closing %s: malformed %s v%d request (%s)", peer, d->name,
-			version, strerror(-rc));
+	if (rc < 0)
 		goto out;
-	}
 	d->response.init(rs);
 	rc = -ENOMEM;
 	switch (api_key) {
@@ -837,6 +831,9 @@ static int
 dp_ctl_serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	struct kp_reader *r)
 {
+	char peer[80];
+	int rc = 0;
+
 	(void)arg;
 	if (!is_ctl_api(h->request_api_key))
 		return g.inner->serve(g.inner->serve_arg, conn, req, h, r);
@@ -844,11 +841,21 @@ dp_ctl_serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_requ
 		if (ctl_apis[i].api_key == h->request_api_key &&
 			(h->request_api_version < ctl_apis[i].min_version ||
 				h->request_api_version > ctl_apis[i].max_version))
-			return -EPROTONOSUPPORT;
+			rc = -EPROTONOSUPPORT;
 	}
-	if (h->request_api_key == K_FIND_COORDINATOR)
-		return find_coordinator(conn, req, h, r);
-	return forward(conn, req, h, r);
+	if (rc == 0 && h->request_api_key == K_FIND_COORDINATOR)
+		rc = find_coordinator(conn, req, h, r);
+	else if (rc == 0)
+		rc = forward(conn, req, h, r);
+	if (rc < 0 && rc != -EAGAIN) {
+		/* The transport closes the connection: say why. */
+		dp_conn_peer_name(conn, peer, sizeof(peer));
+		dp_log(DP_LOG_WARN, "closing %s: %s %s v%d request (%s)", peer,
+			rc == -EPROTONOSUPPORT ? "unsupported version of a" : "malformed",
+			kp_api_lookup(h->request_api_key)->name, h->request_api_version,
+			strerror(-rc));
+	}
+	return rc;
 }
 
 const struct dp_handler_apis *
