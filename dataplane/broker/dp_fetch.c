@@ -126,6 +126,7 @@ struct fetch_async {
 struct fetch_slot {
 	struct fetch_async *fa;
 	struct kp_fetch_response_partition_data *pd;
+	size_t max; /* a read longer than this is dropped (see fetch_read) */
 };
 
 static struct fetch_async g_fa[FETCH_ASYNC_COUNT];
@@ -150,7 +151,7 @@ fetch_slot_done(void *arg, struct stor_read *rd, int rc)
 
 	if (rc < 0)
 		sl->pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
-	else
+	else if (rd->len <= sl->max)
 		sl->pd->records = (struct kp_bytes){.ptr = rd->data, .len = (int32_t)rd->len};
 	if (--fa->pending == 0)
 		fetch_async_finish(fa);
@@ -160,11 +161,15 @@ fetch_slot_done(void *arg, struct stor_read *rd, int rc)
  * Read up to @max bytes at @offset into @pd's records. With @fa, a disk
  * read completes later (returns 1; fetch_slot_done() fills @pd); without,
  * it is waited for here by polling the engine (the reactor stalls for it).
+ * The log returns at least one whole batch even above @max (KIP-74); only
+ * the first records of a response (@first) may do that, as in Kafka: a
+ * later partition whose first batch is above @max answers no records, so
+ * the response keeps within its buffer.
  */
 static int
 fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	struct kp_fetch_response_partition_data *pd, struct stor_log *log, struct stor_read *rd,
-	int64_t offset, size_t max, uint8_t **area, size_t *area_left)
+	int64_t offset, size_t max, bool first, uint8_t **area, size_t *area_left)
 {
 	size_t need = stor_read_buf_size(max);
 	struct read_wait w = {false, 0};
@@ -180,6 +185,7 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 			return -ENOBUFS;
 		sl->fa = fa;
 		sl->pd = pd;
+		sl->max = first ? SIZE_MAX : max;
 	}
 	memset(rd, 0, sizeof(*rd));
 	rd->buf = *area;
@@ -202,6 +208,10 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 		}
 	} else if (rc < 0) {
 		return rc;
+	}
+	if (!first && rd->len > max) {
+		stor_read_release(rd);
+		return -ENOBUFS;
 	}
 	if (!rd->from_cache) {
 		*area += need;
@@ -659,8 +669,8 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		max = (size_t)(it->max_bytes < budget ? it->max_bytes : budget);
 		if (it->max_bytes <= 0 || max == 0)
 			goto next;
-		rc = fetch_read(q, fa, pd, log, &reads[n_reads], it->fetch_offset, max, &area,
-			&area_left);
+		rc = fetch_read(q, fa, pd, log, &reads[n_reads], it->fetch_offset, max, found == 0,
+			&area, &area_left);
 		if (rc == 1) { /* disk read in flight: its size is known later */
 			found += (int64_t)max;
 			budget -= (int64_t)max;
