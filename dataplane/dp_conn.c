@@ -269,3 +269,17 @@ dp_conn_resp_free(void *arg, void *buf)
 {
 	rte_mempool_put((struct rte_mempool *)arg, buf);
 }
+
+int
+dp_conn_reap_idle(struct dp_conn *conn, uint64_t now, uint64_t idle_tsc, int64_t idle_ms)
+{
+	char name[80];
+
+	if (conn->closing || dp_conn_inflight(conn) != 0 || now - conn->last_active_tsc <= idle_tsc)
+		return 0;
+	dp_conn_peer_name(conn, name, sizeof(name));
+	dp_log(DP_LOG_INFO, "closing %s: idle for over %" PRId64 " ms (connections.max.idle.ms)",
+		name, idle_ms);
+	dp_conn_close(conn);
+	return 1;
+}

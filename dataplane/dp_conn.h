@@ -234,6 +234,16 @@ void *dp_conn_resp_alloc(struct dp_conn *conn);
 /** dp_resp_free_fn for buffers of dp_conn_resp_alloc(); @arg is the pool. */
 void dp_conn_resp_free(void *arg, void *buf);
 
+/**
+ * Idle reaping (connections.max.idle.ms), for the transports' idle pollers:
+ * close @conn with a log line when it is open, has no request in flight and
+ * was last active more than @idle_tsc TSC cycles before @now (@idle_ms is
+ * the configured value, for the log).
+ *
+ * @return 1 when it was closed, else 0.
+ */
+int dp_conn_reap_idle(struct dp_conn *conn, uint64_t now, uint64_t idle_tsc, int64_t idle_ms);
+
 /** Write "addr:port" of the peer into @buf. */
 static inline void
 dp_conn_peer_name(const struct dp_conn *conn, char *buf, size_t len)

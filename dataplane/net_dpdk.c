@@ -962,20 +962,9 @@ nd_idle(void *arg)
 	int n = 0;
 
 	for (uint32_t i = 0; i < w->max_conns; i++) {
-		struct nd_conn *c = &w->conns[i];
-
-		if (!c->in_use || c->base.closing || dp_conn_inflight(&c->base) != 0)
-			continue;
-		if (now - c->base.last_active_tsc > w->idle_tsc) {
-			char name[80];
-
-			nd_peer_name(&c->base, name, sizeof(name));
-			dp_log(DP_LOG_INFO, "closing %s: idle for over %" PRId64
-				" ms (connections.max.idle.ms)", name,
+		if (w->conns[i].in_use)
+			n += dp_conn_reap_idle(&w->conns[i].base, now, w->idle_tsc,
 				g_cfg->connections_max_idle_ms);
-			dp_conn_close(&c->base);
-			n++;
-		}
 	}
 	return n;
 }

@@ -499,19 +499,9 @@ nk_idle(void *arg)
 	int n = 0;
 
 	for (uint32_t i = 0; i < w->max_conns; i++) {
-		struct nk_conn *c = &w->conns[i];
-
-		if (!c->in_use || c->base.closing || dp_conn_inflight(&c->base) != 0)
-			continue;
-		if (now - c->base.last_active_tsc > w->idle_tsc) {
-			char name[80];
-
-			nk_peer_name(&c->base, name, sizeof(name));
-			dp_log(DP_LOG_INFO, "closing %s: idle for over %" PRId64
-				" ms (connections.max.idle.ms)", name, g_cfg->connections_max_idle_ms);
-			dp_conn_close(&c->base);
-			n++;
-		}
+		if (w->conns[i].in_use)
+			n += dp_conn_reap_idle(&w->conns[i].base, now, w->idle_tsc,
+				g_cfg->connections_max_idle_ms);
 	}
 	return n;
 }
