@@ -6,9 +6,16 @@
  * Chunk pool: chunk_count chunks of chunk_bytes, allocated once through the
  * allocator hook and registered with the backend as fixed buffers. A chunk
  * is free, held by a log (its active chunk or a sealed one kept as read
- * cache), or reclaimable: sealed, fully written and not referenced by a
- * read. Reclaimable chunks stay readable until another log needs a chunk,
- * which takes the least recently released one.
+ * cache), or reclaimable: every byte in it written (the write completed, so
+ * a read of its range from the file returns the same bytes) and not
+ * referenced by a read (a Fetch response pinning it holds a reference).
+ * Reclaimable chunks stay readable until another log needs a chunk, which
+ * takes the least recently released one. That includes a log's active
+ * chunk once its appends are written: an idle log holds no chunk, only a
+ * copy of its partial last block (stor_log_chunk_evict()), so the pool is
+ * sized for throughput, not for the number of open logs. A log whose chunk
+ * was taken reads that range from disk and gets a chunk back at its next
+ * append.
  */
 #include "stor_engine.h"
 
@@ -26,7 +33,7 @@ stor_engine_opts_init(struct stor_engine_opts *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->queue_depth = 256;
-	opts->max_files = 1024;
+	opts->max_files = 0; /* from RLIMIT_NOFILE when the engine is created */
 	opts->direct = STOR_DIRECT_AUTO;
 	opts->chunk_bytes = (1u << 20) + 8192; /* message.max.bytes (1 MiB + 12) + a block */
 	opts->chunk_count = 64;
@@ -77,6 +84,12 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 		if (parse_u64(value, 2 * STOR_BLOCK_SIZE, 1u << 30, &x) != 0 || x % STOR_BLOCK_SIZE)
 			return -EINVAL;
 		opts->chunk_bytes = (size_t)x;
+		return 0;
+	}
+	if (strcmp(key, "storage.io.max.files") == 0) {
+		if (parse_u64(value, 0, 1u << 20, &x) != 0)
+			return -EINVAL;
+		opts->max_files = (unsigned)x;
 		return 0;
 	}
 	if (strcmp(key, "storage.cache.chunks") == 0) {
@@ -248,6 +261,17 @@ stor_engine_chunks_available(const struct stor_engine *e)
 }
 
 void
+stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
+{
+	out->chunks = e->opts.chunk_count;
+	out->chunks_free = e->free_count;
+	out->chunks_reclaim = e->reclaim_count;
+	out->steals = e->steals;
+	out->active_steals = e->active_steals;
+	out->logs = e->log_count;
+}
+
+void
 stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c)
 {
 	if (c->in_lru) {
@@ -260,7 +284,8 @@ stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c)
 void
 stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c)
 {
-	if (c->in_lru || c->log == NULL || !c->sealed || c->refs != 0 || c->written != c->fill)
+	/* Active chunks too: their log keeps the partial block when one is taken. */
+	if (c->in_lru || c->log == NULL || c->orphan || c->refs != 0 || c->written != c->fill)
 		return;
 	TAILQ_INSERT_TAIL(&e->reclaim, c, lru_link);
 	c->in_lru = true;
@@ -293,9 +318,18 @@ stor_chunk_get(struct stor_engine *e, struct stor_log *log)
 		TAILQ_REMOVE(&e->free, c, lru_link);
 		e->free_count--;
 	} else {
-		c = TAILQ_FIRST(&e->reclaim);
+		/* Least recently released first; skip one whose log cannot keep its tail. */
+		TAILQ_FOREACH(c, &e->reclaim, lru_link)
+		{
+			int rc = stor_log_chunk_evict(c->log, c);
+			if (rc == 1)
+				e->active_steals++;
+			if (rc >= 0)
+				break;
+		}
 		if (c == NULL)
 			return NULL;
+		e->steals++;
 		stor_chunk_unlru(e, c);
 		TAILQ_REMOVE(&c->log->chunks, c, log_link);
 		c->log->chunk_count--;

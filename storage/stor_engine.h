@@ -11,8 +11,10 @@
  * a linked fdatasync where a durable append or the flush policy asks for
  * one) and hands them all to the kernel with a single submission.
  *
- * Nothing here takes a lock, sleeps or allocates after stor_engine_create():
- * the chunk pool is sized by the options. Storage does not depend on DPDK;
+ * Nothing here takes a lock or sleeps, and the chunk pool is sized by the
+ * options at stor_engine_create(); after it only small per-log buffers are
+ * allocated (the copy of a partial last block kept while a log has no chunk,
+ * index and pending-append arrays growing with use). Storage does not depend on DPDK;
  * the dataplane passes rte_malloc through the allocator hook so chunks live
  * in hugepage memory, and tests use the default aligned_alloc.
  */
@@ -43,14 +45,16 @@ typedef void (*stor_mem_free_fn)(void *ctx, void *ptr);
 
 struct stor_engine_opts {
 	unsigned queue_depth;         /* io_uring SQ entries (default 256) */
-	unsigned max_files;           /* fixed-file slots (default 1024) */
+	unsigned max_files;           /* fixed-file slots, one per open segment (default 0:
+	                                 the RLIMIT_NOFILE soft limit, see stor_io.h) */
 	int sqpoll;                   /* storage.io.sqpoll: IORING_SETUP_SQPOLL */
 	enum stor_direct_mode direct; /* storage.direct.io */
 	size_t chunk_bytes;           /* tail-cache chunk, multiple of 4 KiB; the largest batch a
 	                                 log takes is chunk_bytes - 4 KiB (default 1 MiB + 8 KiB,
 	                                 so Kafka's default message.max.bytes fits) */
-	unsigned chunk_count;         /* chunks in the pool (default 64); every open log
-	                                 holds at least one */
+	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
+	                                 throughput, not for the number of logs (an idle
+	                                 log's chunk is taken back, see stor_engine.c) */
 	stor_mem_alloc_fn mem_alloc;  /* chunk memory; default aligned_alloc */
 	stor_mem_free_fn mem_free;
 	void *mem_ctx;
@@ -69,6 +73,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
  *   storage.direct.io          auto | true | false
  *   storage.io.sqpoll          true | false
  *   storage.io.queue.depth     SQ entries
+ *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
  *   storage.cache.chunk.bytes  tail-cache chunk size (multiple of 4096)
  *   storage.cache.chunks       chunks in the pool
  *
@@ -119,5 +124,17 @@ const char *stor_engine_backend_name(const struct stor_engine *engine);
 
 /** Chunks of the pool not held by any log (free or reclaimable). */
 unsigned stor_engine_chunks_available(const struct stor_engine *engine);
+
+struct stor_engine_stats {
+	unsigned chunks;         /* in the pool */
+	unsigned chunks_free;    /* held by no log */
+	unsigned chunks_reclaim; /* held as cache only: written, unreferenced, may be taken */
+	uint64_t steals;         /* chunks taken from one log for another (LRU) */
+	uint64_t active_steals;  /* of them, a log's active chunk (its partial block kept) */
+	unsigned logs;           /* open logs */
+};
+
+/** Pool and log counts for metrics, benchmarks and tests. */
+void stor_engine_stats(const struct stor_engine *engine, struct stor_engine_stats *out);
 
 #endif /* SLP_STOR_ENGINE_H */

@@ -106,11 +106,20 @@ struct stor_log {
 	struct stor_segment **segs; /* oldest first; the last is active */
 	unsigned seg_count, seg_cap;
 
-	struct stor_chunk_list chunks; /* oldest first; the last is the active chunk */
+	struct stor_chunk_list chunks; /* oldest first; the last may be the active chunk */
 	unsigned chunk_count;
+	/*
+	 * While the log has no active chunk (an idle log's was taken back by the
+	 * pool, or none was taken since open): the bytes of the active segment's
+	 * partial last block, [tail_end & ~4095, tail_end). NULL when that
+	 * block is empty or the active chunk holds it.
+	 */
+	uint8_t *tail_copy;
+	uint64_t tail_end; /* active segment size the copy was made at */
 
-	/* Pending appends: a ring of cfg.max_pending entries. */
+	/* Pending appends: a ring of pend_cap entries, grown up to cfg.max_pending. */
 	struct stor_pending *pend;
+	uint32_t pend_cap;
 	uint32_t pend_head, pend_count;
 	uint32_t pend_durable; /* durable appends among them */
 
@@ -156,6 +165,7 @@ struct stor_engine {
 	struct stor_log_list all;
 	unsigned log_count;
 	uint64_t last_timer_ms; /* flush.ms timers last looked at */
+	uint64_t steals, active_steals; /* stor_engine_stats() */
 };
 
 /* Engine services for the log (stor_engine.c). */
@@ -171,6 +181,14 @@ int64_t stor_wall_ms(void);
 
 /* Log services for the engine (stor_log.c). */
 int stor_log_issue_io(struct stor_log *log);
+/*
+ * @c (reclaimable) is about to be taken from @log. When it is the log's
+ * active chunk, keep a copy of the segment's partial last block, which the
+ * next write of that block must carry. Returns 1 when the active chunk goes
+ * (tail kept), 0 for any other chunk, -ENOMEM when the copy cannot be made
+ * (the chunk must not be taken).
+ */
+int stor_log_chunk_evict(struct stor_log *log, struct stor_chunk *c);
 
 /* Segment helpers shared with the compactor (stor_log.c). */
 void stor_segment_path(char *buf, size_t size, const char *dir, int64_t base, const char *suffix);

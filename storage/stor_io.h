@@ -96,7 +96,7 @@ struct stor_backend {
 
 struct stor_uring_opts {
 	unsigned queue_depth; /* SQ entries; CQ is twice that */
-	unsigned max_files;   /* fixed-file slots */
+	unsigned max_files;   /* fixed-file slots; 0: stor_uring_auto_max_files() */
 	int sqpoll;           /* non-zero: IORING_SETUP_SQPOLL (kernel thread polls the SQ) */
 	unsigned sqpoll_idle_ms;
 };
@@ -110,5 +110,15 @@ struct stor_uring_opts {
  * @return the backend, or NULL with errno set.
  */
 struct stor_backend *stor_uring_create(const struct stor_uring_opts *opts, const char **why);
+
+#define STOR_URING_MAX_FILES 262144u /* largest automatic fixed-file table */
+
+/**
+ * The fixed-file table size used when none is configured: the process's
+ * RLIMIT_NOFILE soft limit (the kernel refuses a larger table), at least 64
+ * and at most STOR_URING_MAX_FILES. Every open segment holds one slot, so a
+ * broker raises its limit before it creates the engine.
+ */
+unsigned stor_uring_auto_max_files(void);
 
 #endif /* SLP_STOR_IO_H */

@@ -41,6 +41,8 @@
 #define SCAN_WINDOW (4u << 20)
 #define SCAN_MAX_BATCH (256u << 20) /* larger batch lengths are corruption */
 #define INDEX_MAX_ENTRIES ((10u << 20) / STOR_INDEX_ENTRY_SIZE) /* segment.index.bytes default */
+#define INDEX_INITIAL 32 /* entries an active segment starts with; grown up to its cap */
+#define PEND_INITIAL 16  /* pending-append slots a log starts with */
 
 static struct stor_segment *
 active_seg(const struct stor_log *log)
@@ -177,6 +179,52 @@ active_index_cap(const struct stor_log_config *cfg)
 	uint64_t cap = cfg->segment_bytes / per + 2;
 
 	return cap > INDEX_MAX_ENTRIES ? INDEX_MAX_ENTRIES : (uint32_t)cap;
+}
+
+static uint32_t
+min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Room for one more index entry in the active segment: the arrays grow by
+ * doubling up to active_index_cap() (an idle partition holds a few hundred
+ * bytes, not the megabytes a 1 GiB segment's index may need). At the cap
+ * need_roll() rolls instead.
+ */
+static int
+idx_room(struct stor_log *log, struct stor_segment *seg)
+{
+	uint32_t cap = active_index_cap(&log->cfg);
+
+	if (seg->idx_count < seg->idx_cap && seg->tidx_count < seg->tidx_cap)
+		return 0;
+	if (seg->idx_cap >= cap || seg->tidx_cap >= cap)
+		return 0;
+	return idx_reserve(seg, min_u32(cap, seg->idx_cap * 2 + INDEX_INITIAL),
+	                   min_u32(cap, seg->tidx_cap * 2 + INDEX_INITIAL));
+}
+
+/* Grow the pending ring (full, below cfg.max_pending), keeping its order. */
+static int
+pend_grow(struct stor_log *log)
+{
+	uint32_t cap = log->pend_cap * 2;
+	struct stor_pending *p;
+
+	if (cap > log->cfg.max_pending)
+		cap = log->cfg.max_pending;
+	p = malloc((size_t)cap * sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < log->pend_count; i++)
+		p[i] = log->pend[(log->pend_head + i) % log->pend_cap];
+	free(log->pend);
+	log->pend = p;
+	log->pend_cap = cap;
+	log->pend_head = 0;
+	return 0;
 }
 
 static void
@@ -869,7 +917,8 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	uint32_t cap = active_index_cap(&log->cfg);
 	int rc;
 
-	rc = idx_reserve(seg, cap, cap);
+	rc = idx_reserve(seg, min_u32(cap, seg->idx_count + INDEX_INITIAL),
+	                 min_u32(cap, seg->tidx_count + INDEX_INITIAL));
 	if (rc != 0)
 		return rc;
 	if (log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
@@ -897,26 +946,83 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	}
 	seg->sealed = false;
 	seg->finalized = false;
-	if (chunk_for_append(log, seg, 0) == NULL)
-		return -ENOBUFS;
+	/* No chunk yet: the first append takes one (an idle log holds none). */
+	free(log->tail_copy);
+	log->tail_copy = NULL;
 	return 0;
 }
 
-/* Load the partial last block of the active segment into a fresh chunk. */
+/*
+ * Read the written partial last block of @seg into @dst (its first
+ * seg->size % 4 KiB bytes). Blocking: at open, or as a fallback.
+ */
 static int
-load_tail_block(struct stor_log *log, struct stor_segment *seg)
+tail_read(struct stor_log *log, struct stor_segment *seg, uint8_t *dst)
 {
-	struct stor_chunk *c = TAILQ_LAST(&log->chunks, stor_chunk_list);
 	struct stor_backend *be = log->engine->be;
-	uint32_t head = (uint32_t)(seg->size - c->file_off);
+	uint64_t blk = STOR_ALIGN_DOWN(seg->size);
+	uint32_t head = (uint32_t)(seg->size - blk);
+	uint8_t *b;
 
 	if (head == 0)
 		return 0;
-	int64_t n = be->ops->pread(be, seg->handle, c->mem, STOR_BLOCK_SIZE, c->file_off);
+	b = aligned_alloc(STOR_BLOCK_SIZE, STOR_BLOCK_SIZE); /* O_DIRECT alignment */
+	if (b == NULL)
+		return -ENOMEM;
+	int64_t n = be->ops->pread(be, seg->handle, b, STOR_BLOCK_SIZE, blk);
+	if (n >= (int64_t)head)
+		memcpy(dst, b, head);
+	free(b);
 	if (n < (int64_t)head)
 		return n < 0 ? (int)n : -EIO;
-	memset(c->mem + head, 0, STOR_BLOCK_SIZE - head);
 	return 0;
+}
+
+/* At open: keep the active segment's partial last block for the first append. */
+static int
+load_tail_copy(struct stor_log *log, struct stor_segment *seg)
+{
+	uint32_t head = (uint32_t)(seg->size - STOR_ALIGN_DOWN(seg->size));
+	int rc;
+
+	if (head == 0)
+		return 0;
+	log->tail_copy = malloc(head);
+	if (log->tail_copy == NULL)
+		return -ENOMEM;
+	rc = tail_read(log, seg, log->tail_copy);
+	if (rc != 0) {
+		free(log->tail_copy);
+		log->tail_copy = NULL;
+		return rc;
+	}
+	log->tail_end = seg->size;
+	return 0;
+}
+
+int
+stor_log_chunk_evict(struct stor_log *log, struct stor_chunk *c)
+{
+	struct stor_segment *seg = active_seg(log);
+	uint64_t blk = STOR_ALIGN_DOWN(seg->size);
+	uint32_t head = (uint32_t)(seg->size - blk);
+	uint8_t *copy;
+
+	if (c->sealed || c->seg != seg || c != TAILQ_LAST(&log->chunks, stor_chunk_list))
+		return 0; /* not the active chunk: a cache of written data only */
+	if (head != 0) {
+		/* The active chunk ends at the segment's end (appends go there). */
+		if (c->file_off > blk || c->file_off + c->fill != seg->size)
+			return -EINVAL;
+		copy = malloc(head);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, c->mem + (blk - c->file_off), head);
+		free(log->tail_copy);
+		log->tail_copy = copy;
+		log->tail_end = seg->size;
+	}
+	return 1;
 }
 
 /* baseTimestamp of the segment's first batch, -1 when it has none (roll.ms). */
@@ -1004,9 +1110,11 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	TAILQ_INIT(&log->chunks);
 	log->direct = engine->opts.direct != STOR_DIRECT_OFF;
 	log->dir = strdup(dir);
-	log->pend = calloc(cfg->max_pending ? cfg->max_pending : 1, sizeof(*log->pend));
 	if (log->cfg.max_pending == 0)
 		log->cfg.max_pending = 1;
+	/* Grown with use (pend_grow()): an idle log holds a small ring. */
+	log->pend_cap = log->cfg.max_pending < PEND_INITIAL ? log->cfg.max_pending : PEND_INITIAL;
+	log->pend = calloc(log->pend_cap, sizeof(*log->pend));
 	if (log->dir == NULL || log->pend == NULL) {
 		rc = -ENOMEM;
 		goto fail;
@@ -1150,7 +1258,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	rc = seg_activate(log, act, false);
 	if (rc != 0)
 		goto fail;
-	rc = load_tail_block(log, act);
+	rc = load_tail_copy(log, act);
 	if (rc != 0)
 		goto fail;
 
@@ -1171,6 +1279,7 @@ fail:
 	free(log->segs);
 	free(log->epochs);
 	free(log->pend);
+	free(log->tail_copy);
 	free(log->dir);
 	free(log);
 	*err = rc;
@@ -1183,25 +1292,46 @@ fail:
 /*
  * The chunk the next @need bytes go to: the active one if they fit, else a
  * new one that starts with a copy of the partial last block (the bytes the
- * next write of that block must carry unchanged).
+ * next write of that block must carry unchanged), taken from the active
+ * chunk or, when the pool took that back, from the log's tail copy.
  */
 static struct stor_chunk *
 chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need)
 {
 	struct stor_engine *e = log->engine;
 	struct stor_chunk *old = TAILQ_LAST(&log->chunks, stor_chunk_list);
+	bool active = old != NULL && !old->sealed && old->seg == seg;
 
-	if (old != NULL && !old->sealed && old->seg == seg &&
-	    (size_t)old->fill + need <= e->opts.chunk_bytes)
+	if (active && (size_t)old->fill + need <= e->opts.chunk_bytes)
 		return old;
+	if (active)
+		stor_chunk_unlru(e, old); /* it hands its partial block over: not to be taken */
 	struct stor_chunk *c = stor_chunk_get(e, log);
-	if (c == NULL)
+	if (c == NULL) {
+		if (active)
+			stor_chunk_maybe_reclaimable(e, old);
 		return NULL;
+	}
 	c->seg = seg;
 	c->file_off = STOR_ALIGN_DOWN(seg->size);
 	uint32_t head = (uint32_t)(seg->size - c->file_off);
-	if (head != 0 && old != NULL && old != c && old->seg == seg && old->file_off <= c->file_off)
-		memcpy(c->mem, old->mem + (c->file_off - old->file_off), head);
+	if (head != 0) {
+		int rc = 0;
+		if (active)
+			memcpy(c->mem, old->mem + (c->file_off - old->file_off), head);
+		else if (log->tail_copy != NULL && log->tail_end == seg->size)
+			memcpy(c->mem, log->tail_copy, head);
+		else
+			rc = tail_read(log, seg, c->mem); /* not expected: written, so on disk */
+		if (rc != 0) {
+			stor_chunk_put(e, c);
+			if (active)
+				stor_chunk_maybe_reclaimable(e, old);
+			return NULL;
+		}
+	}
+	free(log->tail_copy);
+	log->tail_copy = NULL;
 	c->head = c->fill = c->written = head;
 	if (old != NULL && old != c && !old->sealed) {
 		old->sealed = true;
@@ -1293,10 +1423,18 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 		return -EBADMSG;
 	if (len > log->engine->opts.chunk_bytes - STOR_BLOCK_SIZE || len > log->cfg.segment_bytes)
 		return -EMSGSIZE;
-	if (log->pend_count == log->cfg.max_pending)
-		return -EAGAIN;
+	if (log->pend_count == log->pend_cap) {
+		if (log->pend_cap >= log->cfg.max_pending)
+			return -EAGAIN;
+		rc = pend_grow(log);
+		if (rc != 0)
+			return rc;
+	}
 	uint32_t size = (uint32_t)len;
 	seg = active_seg(log);
+	rc = idx_room(log, seg);
+	if (rc != 0)
+		return rc;
 	if (need_roll(log, seg, size, h.max_timestamp)) {
 		if (stor_engine_chunks_available(log->engine) == 0)
 			return -EAGAIN; /* the new segment needs a chunk: retry after a poll */
@@ -1308,6 +1446,7 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	c = chunk_for_append(log, seg, size);
 	if (c == NULL)
 		return -EAGAIN; /* every chunk is being written or read: retry after a poll */
+	stor_chunk_unlru(log->engine, c); /* an idle active chunk: not to be taken now */
 
 	uint64_t pos = seg->size;
 	int64_t base = log->next_offset;
@@ -1329,7 +1468,7 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	log->next_offset = last + 1;
 	log->appended_lpos += size;
 
-	uint32_t slot = (log->pend_head + log->pend_count) % log->cfg.max_pending;
+	uint32_t slot = (log->pend_head + log->pend_count) % log->pend_cap;
 	struct stor_pending *p = &log->pend[slot];
 	p->end_lpos = log->appended_lpos;
 	p->base_offset = base;
@@ -1362,7 +1501,7 @@ complete_pending(struct stor_log *log)
 		if (p->durable && p->end_lpos > log->synced_lpos)
 			break;
 		struct stor_pending done = *p;
-		log->pend_head = (log->pend_head + 1) % log->cfg.max_pending;
+		log->pend_head = (log->pend_head + 1) % log->pend_cap;
 		log->pend_count--;
 		if (done.durable)
 			log->pend_durable--;
@@ -1383,7 +1522,7 @@ log_fail(struct stor_log *log, int rc, const char *what)
 	log->failed = rc;
 	while (log->pend_count != 0) {
 		struct stor_pending done = log->pend[log->pend_head];
-		log->pend_head = (log->pend_head + 1) % log->cfg.max_pending;
+		log->pend_head = (log->pend_head + 1) % log->pend_cap;
 		log->pend_count--;
 		if (done.cb != NULL)
 			done.cb(done.cb_arg, rc, done.base_offset);
@@ -2231,6 +2370,7 @@ log_free(struct stor_log *log)
 	free(log->segs);
 	free(log->epochs);
 	free(log->pend);
+	free(log->tail_copy);
 	free(log->dir);
 	free(log);
 }

@@ -18,6 +18,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ struct stor_uring {
 	struct io_uring ring;
 	int *fds; /* handle -> fd, -1 when free */
 	unsigned max_files;
+	unsigned next_slot; /* where the search for a free slot starts */
 	unsigned cq_entries;
 	unsigned inflight; /* queued + submitted, not reaped */
 	int fixed_files;   /* 1: the files table is registered */
@@ -43,13 +45,16 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 {
 	struct stor_uring *u = to_uring(be);
 	int oflags = O_RDWR | O_CLOEXEC;
-	unsigned slot;
+	unsigned slot = 0;
 	int fd;
 
-	for (slot = 0; slot < u->max_files; slot++)
+	/* From the last slot taken: opening 10,000 partitions stays linear. */
+	for (unsigned i = 0; i < u->max_files; i++) {
+		slot = (u->next_slot + i) % u->max_files;
 		if (u->fds[slot] < 0)
 			break;
-	if (slot == u->max_files)
+	}
+	if (u->fds[slot] >= 0)
 		return -EMFILE;
 	if (flags & STOR_OPEN_CREATE)
 		oflags |= O_CREAT;
@@ -66,6 +71,7 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 		}
 	}
 	u->fds[slot] = fd;
+	u->next_slot = (slot + 1) % u->max_files;
 	*handle = (int)slot;
 	return 0;
 }
@@ -310,6 +316,22 @@ static const struct stor_backend_ops uring_ops = {
         .destroy = uring_destroy,
 };
 
+unsigned
+stor_uring_auto_max_files(void)
+{
+	struct rlimit rl;
+	rlim_t n = 1024;
+
+	/* The kernel refuses a fixed-file table larger than RLIMIT_NOFILE. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = rl.rlim_cur;
+	if (n < 64)
+		n = 64;
+	if (n > STOR_URING_MAX_FILES)
+		n = STOR_URING_MAX_FILES;
+	return (unsigned)n;
+}
+
 struct stor_backend *
 stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 {
@@ -323,7 +345,7 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	if (u == NULL)
 		return NULL;
 	u->be.ops = &uring_ops;
-	u->max_files = opts->max_files ? opts->max_files : 1024;
+	u->max_files = opts->max_files ? opts->max_files : stor_uring_auto_max_files();
 	u->fds = malloc(sizeof(int) * u->max_files);
 	if (u->fds == NULL) {
 		free(u);
