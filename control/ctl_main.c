@@ -15,6 +15,16 @@
  * Either process may restart on its own: the dataplane reconnects to this
  * socket, this process reconnects to the dataplane's (state in memory kept;
  * on a restart of this process it is reloaded from the topic).
+ *
+ * Cluster metadata (topics, partitions, configs, brokers) is this process's
+ * too: a Raft log (ctl_raft, libraft) applied to ctl_meta's state machine.
+ * The topic mutations the dataplane forwards are served by ctl_admin. The
+ * channel opens once the log is applied (and the legacy topic table
+ * imported); each dataplane that connects first gets the whole state (a
+ * FULL batch of records inside an EnvelopeResponse with correlation id -1),
+ * then every committed record the same way (DELTA), before the answer of
+ * the request that made it. Group requests that arrive before
+ * __consumer_offsets is loaded answer COORDINATOR_NOT_AVAILABLE.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,12 +35,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl_admin.h"
 #include "ctl_coord.h"
 #include "ctl_http.h"
 #include "ctl_loop.h"
+#include "ctl_meta.h"
+#include "ctl_raft.h"
 #include "ctl_store.h"
 #include "dp_config.h"
 #include "kp_api.h"
@@ -40,10 +54,13 @@
 #define CTL_MAX_CONNS 16
 #define CTL_MAX_FRAME (64u << 20)
 #define K_ENVELOPE 58
+#define META_PUSH_CORR (-1) /* EnvelopeResponses carrying metadata batches */
 
 struct ctl_opts {
 	char socket_path[108];       /* control.socket.path */
 	char dataplane_path[108];    /* control.dataplane.socket.path */
+	char meta_dir[4096];         /* control.metadata.dir */
+	unsigned snapshot_threshold; /* control.metadata.snapshot.threshold */
 };
 
 struct chan_conn {
@@ -57,6 +74,10 @@ struct ctl_main {
 	struct dp_config cfg;
 	struct ctl_coord *coord;
 	struct ctl_store *store;
+	struct ctl_meta_state *meta;
+	struct ctl_raft *raft;
+	struct ctl_admin *admin;
+	bool store_loaded;
 	int listen_fd;
 	struct chan_conn conns[CTL_MAX_CONNS];
 	uint32_t next_id;
@@ -79,6 +100,23 @@ ctl_config_key(void *arg, const char *key, const char *value)
 	struct ctl_opts *o = arg;
 	char *dst = NULL;
 
+	if (strcmp(key, "control.metadata.dir") == 0) {
+		if (strlen(value) >= sizeof(o->meta_dir))
+			return -EINVAL;
+		snprintf(o->meta_dir, sizeof(o->meta_dir), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "control.metadata.snapshot.threshold") == 0) {
+		char *end = NULL;
+		long v = strtol(value, &end, 10);
+
+		if (*value == '\0' || *end != '\0' || v < 2 || v > 1000000)
+			return -EINVAL;
+		o->snapshot_threshold = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "control.metadata") == 0)
+		return strcmp(value, "controller") == 0 || strcmp(value, "local") == 0 ? 0 : -EINVAL;
 	if (strcmp(key, "control.socket.path") == 0)
 		dst = o->socket_path;
 	else if (strcmp(key, "control.dataplane.socket.path") == 0)
@@ -207,6 +245,105 @@ coord_append(void *arg, int32_t partition, uint8_t *batch, size_t len, void *coo
 	return ctl_store_append(m->store, partition, batch, len, cookie);
 }
 
+/* ---- cluster metadata ------------------------------------------------------------------ */
+
+/* Send the batch in @b to @c as a metadata push. */
+static int
+meta_send(struct ctl_main *m, struct chan_conn *c, const struct ctl_meta_buf *b)
+{
+	int rc = send_envelope(m, c, META_PUSH_CORR, b->p, b->len, 0);
+
+	if (rc == 0)
+		conn_watch(m, c);
+	return rc;
+}
+
+/* The whole state to a dataplane that just connected. */
+static int
+meta_send_full(struct ctl_main *m, struct chan_conn *c)
+{
+	struct ctl_meta_buf b = {0};
+	int rc = ctl_meta_snapshot(m->meta, &b);
+
+	if (rc == 0)
+		rc = meta_send(m, c, &b);
+	ctl_meta_buf_free(&b);
+	return rc;
+}
+
+/* ctl_raft_applied_fn: push what changed to every connected dataplane. */
+static void
+meta_applied(void *arg, const uint8_t *rec, size_t len, int rc)
+{
+	struct ctl_main *m = arg;
+	struct ctl_meta_buf b = {0};
+
+	if (rc != 0)
+		return; /* refused by the state: nothing changed */
+	if (rec == NULL) {
+		if (ctl_meta_snapshot(m->meta, &b) < 0)
+			b.err = -ENOMEM;
+	} else {
+		ctl_meta_batch_begin(&b, CTL_META_BATCH_DELTA);
+		ctl_meta_batch_add(&b, 0, rec, len);
+	}
+	for (int i = 0; i < CTL_MAX_CONNS; i++) {
+		if (m->conns[i].id == 0)
+			continue;
+		/* A dataplane that misses a change must start over from a FULL batch. */
+		if (b.err || meta_send(m, &m->conns[i], &b) < 0)
+			conn_close(m, &m->conns[i]);
+	}
+	ctl_meta_buf_free(&b);
+}
+
+static int
+meta_propose(void *arg, const uint8_t *rec, size_t len, ctl_raft_done_fn done, void *done_arg)
+{
+	struct ctl_main *m = arg;
+
+	return ctl_raft_propose(m->raft, rec, len, done, done_arg);
+}
+
+static bool
+meta_is_leader(void *arg)
+{
+	struct ctl_main *m = arg;
+
+	return ctl_raft_is_leader(m->raft);
+}
+
+static int
+meta_barrier(void *arg, ctl_raft_done_fn done, void *done_arg)
+{
+	struct ctl_main *m = arg;
+
+	return ctl_raft_barrier(m->raft, done, done_arg);
+}
+
+/* This broker's registration: its listeners, advertised address where one is set. */
+static void
+meta_self(const struct dp_config *cfg, struct ctl_meta_broker *br)
+{
+	memset(br, 0, sizeof(*br));
+	br->node_id = (int32_t)cfg->node_id;
+	for (unsigned int i = 0; i < cfg->n_listeners && br->n_listeners < CTL_META_MAX_LISTENERS;
+		i++) {
+		const struct dp_listener *l = &cfg->listener[i];
+		struct ctl_meta_listener *o = &br->listeners[br->n_listeners++];
+
+		snprintf(o->name, sizeof(o->name), "%s", l->name);
+		snprintf(o->host, sizeof(o->host), "%s", l->host);
+		o->port = l->port;
+		for (unsigned int j = 0; j < cfg->n_advertised; j++) {
+			if (strcmp(cfg->advertised[j].name, l->name) == 0) {
+				snprintf(o->host, sizeof(o->host), "%s", cfg->advertised[j].host);
+				o->port = cfg->advertised[j].port;
+			}
+		}
+	}
+}
+
 static void
 client_host_text(const struct kp_bytes *addr, char *buf, size_t cap)
 {
@@ -244,6 +381,24 @@ handle_envelope(struct ctl_main *m, struct chan_conn *c, const uint8_t *frame, u
 	rc = kp_envelope_request_decode(&e, 0, &r, &a);
 	if (rc < 0 || e.request_data.len <= 0)
 		return send_envelope(m, c, h.correlation_id, NULL, 0, KP_ERR_INVALID_REQUEST);
+	if (e.request_data.len >= 2) {
+		int16_t key = (int16_t)(e.request_data.ptr[0] << 8 | e.request_data.ptr[1]);
+
+		if (ctl_admin_serves(key)) {
+			rc = ctl_admin_request(m->admin,
+				(uint64_t)c->id << 32 | (uint32_t)h.correlation_id, e.request_data.ptr,
+				(size_t)e.request_data.len);
+			if (rc < 0)
+				return send_envelope(m, c, h.correlation_id, NULL, 0,
+					rc == -EPROTONOSUPPORT ? KP_ERR_UNSUPPORTED_VERSION :
+					rc == -ENOMEM ? KP_ERR_UNKNOWN_SERVER_ERROR :
+					KP_ERR_INVALID_REQUEST);
+			return 0;
+		}
+	}
+	if (!m->store_loaded) /* the dataplane answers in the request's shape */
+		return send_envelope(m, c, h.correlation_id, NULL, 0,
+			KP_ERR_COORDINATOR_NOT_AVAILABLE);
 	client_host_text(&e.client_host_address, host, sizeof(host));
 	rc = ctl_coord_request(m->coord, (uint64_t)c->id << 32 | (uint32_t)h.correlation_id,
 		e.request_data.ptr, (size_t)e.request_data.len, host, ctl_now_ms());
@@ -311,13 +466,17 @@ listen_event(void *arg, int fd, uint32_t events)
 		ctl_link_init(&c->link, cfd, CTL_MAX_FRAME);
 		c->id = ++m->next_id ? m->next_id : ++m->next_id;
 		fprintf(stderr, "control: dataplane channel connected\n");
+		if (meta_send_full(m, c) < 0) {
+			conn_close(m, c);
+			continue;
+		}
 		conn_watch(m, c);
 	}
 }
 
-/* The store finished loading: open the channel. */
+/* The metadata log is applied (and the legacy table imported): open the channel. */
 static void
-store_ready(void *arg)
+meta_ready(void *arg)
 {
 	struct ctl_main *m = arg;
 	struct sockaddr_un sa;
@@ -338,6 +497,16 @@ store_ready(void *arg)
 		return;
 	}
 	m->listen_fd = fd;
+	fprintf(stderr, "control: listening for the dataplane on %s\n", m->opts.socket_path);
+}
+
+/* The store finished loading __consumer_offsets: groups are served. */
+static void
+store_ready(void *arg)
+{
+	struct ctl_main *m = arg;
+
+	m->store_loaded = true;
 	fprintf(stderr, "control: ready; %u group(s); listening for the dataplane on %s\n",
 		ctl_coord_group_count(m->coord), m->opts.socket_path);
 }
@@ -348,6 +517,7 @@ coord_tick(void *arg, int64_t now)
 	struct ctl_main *m = arg;
 
 	ctl_coord_tick(m->coord, now);
+	ctl_admin_poll(m->admin);
 }
 
 static void
@@ -382,6 +552,9 @@ main(int argc, char **argv)
 	};
 	static struct ctl_main m;
 	struct ctl_coord_cfg cc;
+	struct ctl_admin_cfg ac;
+	struct ctl_raft_cfg rc_cfg;
+	char log_dir[4096];
 	struct sigaction sa;
 	char err[DP_CONFIG_ERR_LEN];
 	const char *file = NULL;
@@ -441,6 +614,15 @@ main(int argc, char **argv)
 		goto config_error;
 	}
 
+	snprintf(log_dir, sizeof(log_dir), "%.*s", (int)strcspn(m.cfg.log_dirs, ","),
+		m.cfg.log_dirs);
+	if (m.opts.meta_dir[0] == '\0' && (size_t)snprintf(m.opts.meta_dir,
+		sizeof(m.opts.meta_dir), "%s/__slipstream_metadata", log_dir) >=
+		sizeof(m.opts.meta_dir)) {
+		snprintf(err, sizeof(err), "log.dirs is too long; set control.metadata.dir");
+		goto config_error;
+	}
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -469,6 +651,34 @@ main(int argc, char **argv)
 	}
 	ctl_store_set_coord(m.store, m.coord);
 	ctl_store_set_idle(m.store, m.cfg.connections_max_idle_ms);
+
+	/* The metadata log: its state, Raft, the admin APIs on it. */
+	memset(&ac, 0, sizeof(ac));
+	ac.node_id = (int32_t)m.cfg.node_id;
+	ac.num_partitions = (int32_t)m.cfg.num_partitions;
+	ac.default_replication_factor = (int16_t)m.cfg.default_replication_factor;
+	ac.legacy_dir = log_dir;
+	meta_self(&m.cfg, &ac.self);
+	memset(&rc_cfg, 0, sizeof(rc_cfg));
+	rc_cfg.dir = m.opts.meta_dir;
+	rc_cfg.node_id = (int32_t)m.cfg.node_id;
+	rc_cfg.voters = m.cfg.controller_quorum_voters;
+	rc_cfg.snapshot_threshold = m.opts.snapshot_threshold;
+	m.meta = ctl_meta_state_create();
+	m.admin = m.meta != NULL ? ctl_admin_create(&ac, m.meta, meta_propose,
+		coord_respond, &m) : NULL;
+	if (m.admin == NULL) {
+		fprintf(stderr, "control: out of memory\n");
+		return 1;
+	}
+	if (mkdir(log_dir, 0755) < 0 && errno != EEXIST)
+		fprintf(stderr, "control: cannot create %s: %s\n", log_dir, strerror(errno));
+	m.raft = ctl_raft_create(&m.loop, &rc_cfg, m.meta, meta_applied, &m);
+	if (m.raft == NULL) {
+		fprintf(stderr, "control: the metadata log in %s does not open\n", m.opts.meta_dir);
+		return 1;
+	}
+	ctl_admin_start(m.admin, meta_is_leader, meta_barrier, meta_ready);
 	/*
 	 * Other modules of this process (the metrics endpoint, ctl_http.h)
 	 * start here: ctl_loop_watch() for their sockets, ctl_loop_every() for
@@ -484,6 +694,8 @@ main(int argc, char **argv)
 	ctl_loop_run(&m.loop, &g_stop);
 	fprintf(stderr, "control: stopping\n");
 	ctl_http_fini();
+	ctl_raft_destroy(m.raft); /* pending admin requests answer NOT_CONTROLLER */
+	m.raft = NULL;
 	for (int i = 0; i < CTL_MAX_CONNS; i++) {
 		if (m.conns[i].id != 0)
 			conn_close(&m, &m.conns[i]);
@@ -495,6 +707,8 @@ main(int argc, char **argv)
 	}
 	ctl_store_destroy(m.store);
 	ctl_coord_destroy(m.coord);
+	ctl_admin_destroy(m.admin);
+	ctl_meta_state_destroy(m.meta);
 	ctl_loop_fini(&m.loop);
 	dp_config_free(&m.cfg);
 	fprintf(stderr, "control: stopped cleanly\n");
