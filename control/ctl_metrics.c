@@ -6,6 +6,7 @@
  *   slipstream_dataplane_up, _start_time_seconds, slipstream_metrics_scrapes_total
  *   slipstream_requests_total{api}, slipstream_request_duration_seconds{api}
  *   slipstream_connections_{accepted,closed}_total, slipstream_connections_open
+ *   slipstream_fetch_record_bytes_total{transport,path}
  *   slipstream_storage_write_duration_seconds
  *   slipstream_lcore_{busy,idle}_seconds_total{lcore}, slipstream_lcore_busy_ratio{lcore}
  *   slipstream_partition_{bytes,records}_{in,out}_total{topic,partition},
@@ -290,6 +291,10 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			sum.conn_accepted += b->conn_accepted;
 			sum.conn_closed += b->conn_closed;
 			sum.tp_overflow += b->tp_overflow;
+			for (int t = 0; t < DP_METRICS_TRANSPORTS; t++) {
+				sum.fetch_rec_ref[t] += b->fetch_rec_ref[t];
+				sum.fetch_rec_copied[t] += b->fetch_rec_copied[t];
+			}
 			hist_add(&sum.storage_write, &b->storage_write);
 			for (int k = 0; k < DP_METRICS_APIS; k++)
 				hist_add(&sum.api[k], &b->api[k]);
@@ -325,6 +330,22 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		               sum.conn_accepted >= sum.conn_closed
 		                       ? sum.conn_accepted - sum.conn_closed
 		                       : 0);
+		family(out, "slipstream_fetch_record_bytes_total", "counter",
+		       "Fetch record bytes sent, by transport: in place from the storage tail "
+		       "cache (reference), or from a buffer of the broker's (copy: a disk read "
+		       "or a copy).");
+		for (int t = 0; t < DP_METRICS_TRANSPORTS; t++) {
+			const char *tr = t == DP_METRICS_TR_KERNEL ? "kernel" : "dpdk";
+
+			ctl_buf_printf(out,
+			               "slipstream_fetch_record_bytes_total{transport=\"%s\","
+			               "path=\"reference\"} %" PRIu64 "\n",
+			               tr, sum.fetch_rec_ref[t]);
+			ctl_buf_printf(out,
+			               "slipstream_fetch_record_bytes_total{transport=\"%s\","
+			               "path=\"copy\"} %" PRIu64 "\n",
+			               tr, sum.fetch_rec_copied[t]);
+		}
 		family(out, "slipstream_storage_write_duration_seconds", "histogram",
 		       "Time from a storage append's submission to its completion.");
 		hist_samples(out, "slipstream_storage_write_duration_seconds", "",

@@ -62,6 +62,8 @@ dp_conn_reset(struct dp_conn *conn)
 	conn->head = 0;
 	conn->tail = 0;
 	conn->head_sent = 0;
+	conn->head_seg = 0;
+	conn->head_seg_off = 0;
 	conn->pending_bytes = 0;
 	conn->closing = false;
 	conn->tx_ready = false;
@@ -173,8 +175,8 @@ dp_conn_deliver_frame(struct dp_conn *conn, const uint8_t *frame, uint32_t len)
 	return 1;
 }
 
-int
-dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
+static int
+reply_slot(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len, bool sg,
 	dp_resp_free_fn free_fn, void *free_arg)
 {
 	uint32_t seq = (uint32_t)req;
@@ -194,6 +196,7 @@ dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
 	}
 	s->buf = buf;
 	s->len = len;
+	s->sg = sg;
 	s->free_fn = free_fn;
 	s->free_arg = free_arg;
 	/* Slots taken by dp_conn_deliver() only (not dp_hop's proxies): counted once. */
@@ -209,7 +212,21 @@ dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
 }
 
 int
-dp_conn_tx_iov(const struct dp_conn *conn, struct iovec *iov, int max)
+dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t len,
+	dp_resp_free_fn free_fn, void *free_arg)
+{
+	return reply_slot(conn, req, buf, len, false, free_fn, free_arg);
+}
+
+int
+dp_conn_reply_sg(struct dp_conn *conn, uint64_t req, const struct dp_sg *sg,
+	dp_resp_free_fn free_fn, void *free_arg)
+{
+	return reply_slot(conn, req, sg, sg->len, true, free_fn, free_arg);
+}
+
+int
+dp_conn_tx_segs(const struct dp_conn *conn, struct iovec *iov, uint32_t *flags, int max)
 {
 	uint32_t off = conn->head_sent;
 	int n = 0;
@@ -219,9 +236,28 @@ dp_conn_tx_iov(const struct dp_conn *conn, struct iovec *iov, int max)
 
 		if (s->state != DP_CONN_SLOT_DONE)
 			break;
-		if (s->len > off) {
+		if (s->sg) {
+			const struct dp_sg *sg = s->buf;
+			/* The head resumes at its cached segment; later responses at 0. */
+			uint32_t k = seq == conn->head ? conn->head_seg : 0;
+			uint32_t koff = seq == conn->head ? conn->head_seg_off : 0;
+
+			for (; k < sg->n && n < max; k++, koff = 0) {
+				const struct dp_seg *g = &sg->segs[k];
+
+				if (g->len <= koff)
+					continue;
+				iov[n].iov_base = (uint8_t *)(uintptr_t)g->p + koff;
+				iov[n].iov_len = g->len - koff;
+				if (flags != NULL)
+					flags[n] = g->flags;
+				n++;
+			}
+		} else if (s->len > off) {
 			iov[n].iov_base = (uint8_t *)(uintptr_t)s->buf + off;
 			iov[n].iov_len = s->len - off;
+			if (flags != NULL)
+				flags[n] = 0;
 			n++;
 		}
 		off = 0;
@@ -229,8 +265,39 @@ dp_conn_tx_iov(const struct dp_conn *conn, struct iovec *iov, int max)
 	return n;
 }
 
+int
+dp_conn_tx_iov(const struct dp_conn *conn, struct iovec *iov, int max)
+{
+	return dp_conn_tx_segs(conn, iov, NULL, max);
+}
+
+/* Advance the head scatter-gather response's segment cursor by @n bytes (< what is left). */
+static void
+sg_advance(struct dp_conn *conn, const struct dp_sg *sg, size_t n, struct dp_tx_records *rec)
+{
+	while (n > 0 && conn->head_seg < sg->n) {
+		const struct dp_seg *g = &sg->segs[conn->head_seg];
+		size_t left = g->len - conn->head_seg_off;
+		size_t take = n < left ? n : left;
+
+		if (rec != NULL && (g->flags & DP_SEG_RECORDS)) {
+			if (g->flags & DP_SEG_BORROWED)
+				rec->borrowed += take;
+			else
+				rec->owned += take;
+		}
+		n -= take;
+		if (take == left) {
+			conn->head_seg++;
+			conn->head_seg_off = 0;
+		} else {
+			conn->head_seg_off += (uint32_t)take;
+		}
+	}
+}
+
 void
-dp_conn_tx_done(struct dp_conn *conn, size_t n)
+dp_conn_tx_done_records(struct dp_conn *conn, size_t n, struct dp_tx_records *rec)
 {
 	while (conn->head != conn->tail) {
 		struct dp_conn_slot *s = slot_at(conn, conn->head);
@@ -240,18 +307,30 @@ dp_conn_tx_done(struct dp_conn *conn, size_t n)
 			break;
 		left = s->len - conn->head_sent;
 		if (n < left) {
+			if (s->sg)
+				sg_advance(conn, s->buf, n, rec);
 			conn->head_sent += (uint32_t)n;
 			conn->pending_bytes -= n;
 			break;
 		}
+		if (s->sg)
+			sg_advance(conn, s->buf, left, rec);
 		n -= left;
 		conn->pending_bytes -= left;
 		conn->head_sent = 0;
+		conn->head_seg = 0;
+		conn->head_seg_off = 0;
 		slot_release(s);
 		conn->head++;
 	}
 	conn->tx_ready = conn->head != conn->tail &&
 		slot_at(conn, conn->head)->state == DP_CONN_SLOT_DONE;
+}
+
+void
+dp_conn_tx_done(struct dp_conn *conn, size_t n)
+{
+	dp_conn_tx_done_records(conn, n, NULL);
 }
 
 void *

@@ -33,6 +33,40 @@ struct dp_conn;
 /** Releases a response buffer once sent (or dropped). */
 typedef void (*dp_resp_free_fn)(void *arg, void *buf);
 
+/*
+ * Scatter-gather responses. A response may be a sequence of segments instead
+ * of one buffer: bytes the responder encoded (owned with the response) and
+ * bytes it borrowed from elsewhere (records in the storage tail cache, a disk
+ * read buffer), sent in place without a copy. Every segment stays valid until
+ * the response's free function runs: for the kernel transport once the last
+ * byte was written, for the DPDK transport once the peer acknowledged it (the
+ * mbufs attached to the bytes are freed), on either at the connection's reset
+ * if that comes first. The free function is the one place that drops the
+ * borrowed references, on the lcore that took them (dp_hop sends it home).
+ */
+#define DP_SEG_RECORDS 0x1u  /* Kafka record bytes (counted as Fetch record bytes) */
+#define DP_SEG_BORROWED 0x2u /* borrowed bytes: the broker made no copy of them */
+
+/** One segment of a scatter-gather response. */
+struct dp_seg {
+	const uint8_t *p; /* the bytes (owned by the response's responder) */
+	uint32_t len;     /* bytes, > 0 */
+	uint32_t flags;   /* DP_SEG_* */
+};
+
+/** A scatter-gather response: @n segments sent in order, @len bytes in all. */
+struct dp_sg {
+	struct dp_seg *segs;
+	uint32_t n;
+	uint32_t len; /* sum of the segments' lengths */
+};
+
+/** Record bytes a transport wrote, by how they left (dp_conn_tx_done_records()). */
+struct dp_tx_records {
+	uint64_t borrowed; /* in DP_SEG_BORROWED segments */
+	uint64_t owned;    /* in record segments the broker copied into its own buffer */
+};
+
 /**
  * The request handler. @frame is borrowed until the handler returns; the
  * handler answers now or later with dp_conn_reply(conn, req, ...).
@@ -90,9 +124,11 @@ enum dp_conn_slot_state {
 };
 
 struct dp_conn_slot {
-	const void *buf;          /* response bytes (borrowed from the responder until freed) */
+	const void *buf;          /* response bytes, or its struct dp_sg when @sg (borrowed from
+	                           * the responder until freed; passed to free_fn) */
 	uint32_t len;             /* bytes */
 	uint8_t state;            /* enum dp_conn_slot_state */
+	bool sg;                  /* @buf is a struct dp_sg */
 	dp_resp_free_fn free_fn;  /* may be NULL */
 	void *free_arg;
 	uint64_t arrival_tsc;     /* when the frame was delivered (request latency metric) */
@@ -108,6 +144,8 @@ struct dp_conn {
 	uint32_t head;               /* oldest slot in use (counter, index = head % n) */
 	uint32_t tail;               /* next slot to use */
 	uint32_t head_sent;          /* bytes of the head response already sent */
+	uint32_t head_seg;           /* scatter-gather head: its first segment not wholly sent */
+	uint32_t head_seg_off;       /* bytes of that segment sent */
 	uint32_t gen;                /* bumped at each dp_conn_reset() */
 	uint64_t pending_bytes;      /* bytes of DONE responses not yet sent */
 	uint64_t last_active_tsc;    /* last byte in or out */
@@ -208,18 +246,43 @@ int dp_conn_reply(struct dp_conn *conn, uint64_t req, const void *buf, uint32_t 
 	dp_resp_free_fn free_fn, void *free_arg);
 
 /**
+ * dp_conn_reply() for a scatter-gather response: @sg (and the segments it
+ * lists) is borrowed from the responder until the connection calls
+ * @free_fn(@free_arg, sg) (see "Scatter-gather responses"); when @req is
+ * stale that happens before this returns. @sg->len is the response's size.
+ *
+ * @return as dp_conn_reply().
+ */
+int dp_conn_reply_sg(struct dp_conn *conn, uint64_t req, const struct dp_sg *sg,
+	dp_resp_free_fn free_fn, void *free_arg);
+
+/**
  * The ready bytes, in order, for a gathering write: responses at the head
- * that are DONE, from the first unsent byte.
+ * that are DONE, from the first unsent byte; one iovec per segment of a
+ * scatter-gather response.
  *
  * @return iovecs filled (<= @max); 0 when nothing is ready.
  */
 int dp_conn_tx_iov(const struct dp_conn *conn, struct iovec *iov, int max);
 
 /**
+ * dp_conn_tx_iov() that also gives each iovec's segment flags (DP_SEG_*; 0 for
+ * a plain response) in @flags[]: transports choose per segment how to send it.
+ */
+int dp_conn_tx_segs(const struct dp_conn *conn, struct iovec *iov, uint32_t *flags, int max);
+
+/**
  * Record that @n bytes from dp_conn_tx_iov() were sent; releases the
  * responses fully sent (and empty ones behind them).
  */
 void dp_conn_tx_done(struct dp_conn *conn, size_t n);
+
+/**
+ * dp_conn_tx_done() that also adds the record bytes among the @n to @rec
+ * (borrowed ones and ones in the broker's own buffers), for the transports'
+ * Fetch zero-copy counters.
+ */
+void dp_conn_tx_done_records(struct dp_conn *conn, size_t n, struct dp_tx_records *rec);
 
 /**
  * Take a response buffer from the worker's pool (env->resp_buf_size bytes).

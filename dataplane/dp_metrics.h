@@ -47,7 +47,7 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 1
+#define DP_METRICS_VERSION 2 /* 2: Fetch record bytes by transport */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -57,6 +57,14 @@
 #define DP_METRICS_MAX_TPS 1024
 /** Longest topic name Kafka allows (249) plus NUL, rounded up. */
 #define DP_METRICS_TOPIC_BYTES 256
+/** Transports with their own Fetch record counters (enum dp_metrics_transport). */
+#define DP_METRICS_TRANSPORTS 2
+
+enum dp_metrics_transport {
+	DP_METRICS_TR_KERNEL = 0, /* kernel sockets (net_kernel) */
+	DP_METRICS_TR_DPDK = 1,   /* the DPDK TCP stack (net_dpdk) */
+};
+
 /** Blocks (lcores) at most. */
 #define DP_METRICS_MAX_BLOCKS 128
 
@@ -95,6 +103,14 @@ struct dp_metrics_block {
 	uint64_t iterations;
 	uint64_t tp_overflow;                 /* events of partitions that found the table full */
 	uint64_t n_tps;                       /* published entries of tps[] (release/acquire) */
+	/*
+	 * Fetch record bytes sent, by transport: in place from the storage tail
+	 * cache (written from or attached to the cache chunk, no copy by the
+	 * broker), and from a buffer of the broker's (a disk read buffer, a copy
+	 * into a response buffer, or into the TCP send queue).
+	 */
+	uint64_t fetch_rec_ref[DP_METRICS_TRANSPORTS];
+	uint64_t fetch_rec_copied[DP_METRICS_TRANSPORTS];
 	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
 	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
 	struct dp_metrics_tp tps[DP_METRICS_MAX_TPS];
@@ -231,6 +247,20 @@ dp_metrics_storage_write(uint64_t cycles)
 	if (b == NULL)
 		return;
 	dp_metrics_hist_add(&b->storage_write, dp_metrics_tsc_to_ns(cycles));
+}
+
+/** A transport sent Fetch record bytes: @ref without a copy, @copied copied by the broker. */
+static inline void
+dp_metrics_fetch_records(enum dp_metrics_transport tr, uint64_t ref, uint64_t copied)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL || (unsigned int)tr >= DP_METRICS_TRANSPORTS || (ref | copied) == 0)
+		return;
+	if (ref != 0)
+		dp_metrics_add(&b->fetch_rec_ref[tr], ref);
+	if (copied != 0)
+		dp_metrics_add(&b->fetch_rec_copied[tr], copied);
 }
 
 /** A client connection was accepted. */

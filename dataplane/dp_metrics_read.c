@@ -154,6 +154,11 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 	dst->idle_tsc = __atomic_load_n(&src->idle_tsc, __ATOMIC_RELAXED);
 	dst->iterations = __atomic_load_n(&src->iterations, __ATOMIC_RELAXED);
 	dst->tp_overflow = __atomic_load_n(&src->tp_overflow, __ATOMIC_RELAXED);
+	for (int t = 0; t < DP_METRICS_TRANSPORTS; t++) {
+		dst->fetch_rec_ref[t] = __atomic_load_n(&src->fetch_rec_ref[t], __ATOMIC_RELAXED);
+		dst->fetch_rec_copied[t] =
+			__atomic_load_n(&src->fetch_rec_copied[t], __ATOMIC_RELAXED);
+	}
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
 	                 sizeof(struct dp_metrics_hist));

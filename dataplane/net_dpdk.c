@@ -633,6 +633,20 @@ nd_send_ext(struct nd_conn *c, struct nd_ext *e, const uint8_t *p, uint32_t len)
 }
 
 /*
+ * Whether bytes go by extbuf (attached, no copy) rather than copied into the
+ * send queue: a response of at least ND_EXTBUF_MIN bytes (@len counts what of
+ * it was sent), and every borrowed segment of a scatter-gather response
+ * (Fetch records in the tail cache) whatever its size, so no record byte is
+ * copied. Attaching needs an IOVA (nd_iova) and a free nd_ext, checked by
+ * the caller.
+ */
+static bool
+nd_ext_wanted(size_t len, uint32_t flags)
+{
+	return (flags & DP_SEG_BORROWED) != 0 || len >= ND_EXTBUF_MIN;
+}
+
+/*
  * Send ready responses while the TCP send queue has room. @closing: a last
  * attempt before closing (earlier requests still get their answers).
  */
@@ -644,10 +658,13 @@ nd_flush(struct nd_conn *c, bool closing)
 
 	while (b->tx_ready && c->tcp != NULL && (closing || !b->closing)) {
 		struct iovec iov[ND_IOV_MAX];
+		uint32_t flags[ND_IOV_MAX];
+		struct dp_tx_records rec = {0, 0};
 		uint32_t space = net_tcp_send_space(c->tcp);
 		uint32_t head = b->head;
-		int n = dp_conn_tx_iov(b, iov, ND_IOV_MAX);
+		int n = dp_conn_tx_segs(b, iov, flags, ND_IOV_MAX);
 		int sent = 0;
+		bool by_ext = false;
 
 		if (n == 0) {
 			dp_conn_tx_done(b, 0); /* empty responses (acks=0) */
@@ -657,7 +674,7 @@ nd_flush(struct nd_conn *c, bool closing)
 		}
 		if (space == 0)
 			break;
-		if (iov[0].iov_len + b->head_sent >= ND_EXTBUF_MIN &&
+		if (nd_ext_wanted(iov[0].iov_len + b->head_sent, flags[0]) &&
 			nd_iova(iov[0].iov_base) != RTE_BAD_IOVA &&
 			(c->tx_ext != NULL || w->n_ext_free > 0)) {
 			uint32_t len = (uint32_t)RTE_MIN((size_t)space, iov[0].iov_len);
@@ -669,14 +686,15 @@ nd_flush(struct nd_conn *c, bool closing)
 			sent = nd_send_ext(c, c->tx_ext, iov[0].iov_base, len);
 			if (sent > 0)
 				w->stats.tx_bytes_extbuf += (uint32_t)sent;
+			by_ext = true;
 		} else {
 			/* Copy: as many ready responses as fit. */
 			for (int i = 0; i < n && space > 0; i++) {
 				uint32_t len = (uint32_t)RTE_MIN((size_t)space, iov[i].iov_len);
 				int rc;
 
-				/* The next response goes by extbuf: stop here. */
-				if (i > 0 && iov[i].iov_len >= ND_EXTBUF_MIN)
+				/* The next response or borrowed segment goes by extbuf: stop here. */
+				if (i > 0 && nd_ext_wanted(iov[i].iov_len, flags[i]))
 					break;
 				rc = net_tcp_send(c->tcp, iov[i].iov_base, len);
 				if (rc < 0) {
@@ -698,7 +716,12 @@ nd_flush(struct nd_conn *c, bool closing)
 		if (sent == 0)
 			break; /* no mbuf or no room: acknowledged bytes touch us again */
 		b->last_active_tsc = rte_rdtsc();
-		dp_conn_tx_done(b, (size_t)sent);
+		dp_conn_tx_done_records(b, (size_t)sent, &rec);
+		/* Attached: borrowed record bytes leave without a copy; copied: all of them. */
+		if (by_ext)
+			dp_metrics_fetch_records(DP_METRICS_TR_DPDK, rec.borrowed, rec.owned);
+		else
+			dp_metrics_fetch_records(DP_METRICS_TR_DPDK, 0, rec.borrowed + rec.owned);
 		if (c->tx_ext != NULL && b->head != c->tx_ext_seq)
 			nd_tx_ext_release(c); /* the lent response is wholly queued */
 	}

@@ -462,11 +462,26 @@ kp_tags_add(struct kp_tags *t, uint32_t tag, const uint8_t *data, uint32_t len, 
 /* ---- writer -------------------------------------------------------------- */
 
 /* Writer into a caller buffer with a fixed capacity, with one sticky error. */
+/*
+ * A bytes field left out of the output by reference (zero-copy encoding,
+ * kp_writer_set_refs()): its @len bytes at @ptr belong at output offset @off,
+ * after the length prefix that was written.
+ */
+struct kp_wr_ref {
+	size_t off;         /* kp_writer_len() where the bytes go */
+	const uint8_t *ptr; /* borrowed from the message */
+	size_t len;
+};
+
 struct kp_writer {
 	uint8_t *start; /* the caller's buffer (borrowed) */
 	uint8_t *p;	/* next byte to write */
 	uint8_t *end;	/* one past the last writable byte */
 	int err;	/* 0, -ENOBUFS when full, -EINVAL for an unencodable value */
+	struct kp_wr_ref *refs; /* NULL: bytes fields are copied (the default) */
+	uint32_t n_refs;        /* used entries of refs */
+	uint32_t max_refs;      /* entries of refs; one more fails with -ENOBUFS */
+	size_t ref_bytes;       /* sum of the refs' lengths */
 };
 
 /** Start writing into buf (cap bytes, borrowed). */
@@ -477,6 +492,27 @@ kp_writer_init(struct kp_writer *w, void *buf, size_t cap)
 	w->p = w->start;
 	w->end = w->start + cap;
 	w->err = 0;
+	w->refs = NULL;
+	w->n_refs = 0;
+	w->max_refs = 0;
+	w->ref_bytes = 0;
+}
+
+/**
+ * Leave non-empty bytes/records fields out of the output from here on: each
+ * writes its length prefix and is listed in @refs (@max entries, borrowed)
+ * instead of being copied, so a transport can send the fields in place
+ * (Fetch records from the storage tail cache). The full encoding is the
+ * output with each ref's bytes inserted at its offset, kp_writer_len() +
+ * ref_bytes long.
+ */
+static inline void
+kp_writer_set_refs(struct kp_writer *w, struct kp_wr_ref *refs, uint32_t max)
+{
+	w->refs = refs;
+	w->n_refs = 0;
+	w->max_refs = max;
+	w->ref_bytes = 0;
 }
 
 /** Bytes written so far. */
@@ -679,6 +715,16 @@ kp_wr_bytes(struct kp_writer *w, bool flex, bool nullable, const struct kp_bytes
 		kp_wr_uvarint(w, (uint32_t)b->len + 1);
 	else
 		kp_wr_int32(w, b->len);
+	if (w->refs != NULL && b->len > 0 && w->err == 0) {
+		if (w->n_refs == w->max_refs) {
+			kp_writer_fail(w, -ENOBUFS);
+			return;
+		}
+		w->refs[w->n_refs++] = (struct kp_wr_ref){.off = (size_t)(w->p - w->start),
+			.ptr = (const uint8_t *)b->ptr, .len = (size_t)b->len};
+		w->ref_bytes += (size_t)b->len;
+		return;
+	}
 	kp_wr_raw(w, b->ptr, (size_t)b->len);
 }
 
