@@ -11,6 +11,17 @@
  * a copy of the client's request, so that it can still be answered with
  * COORDINATOR_NOT_AVAILABLE in the request's own shape when the control
  * process goes away before answering.
+ *
+ * Cluster metadata (control.metadata=controller; the default, local, keeps the
+ * broker's topic table its own, for a dataplane run without the control
+ * process, as the tests of the dataplane alone and the benchmarks do): the topic
+ * mutations (CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
+ * IncrementalAlterConfigs) are forwarded the same way and answered by the
+ * control process after its metadata log committed them; while it is away
+ * they answer NOT_CONTROLLER. The control process pushes metadata batches
+ * as EnvelopeResponses with correlation id -1 (never one of ours): they go
+ * to the hook dp_meta registered (dataplane/broker/dp_meta.h) before any
+ * later answer is relayed, so a client that hears "created" finds the topic.
  */
 #include "dp_ctl.h"
 
@@ -44,6 +55,12 @@
 #define K_DELETE_GROUPS 42
 #define K_OFFSET_DELETE 47
 #define K_ENVELOPE 58
+#define K_CREATE_TOPICS 19
+#define K_DELETE_TOPICS 20
+#define K_ALTER_CONFIGS 33
+#define K_CREATE_PARTITIONS 37
+#define K_INCREMENTAL_ALTER_CONFIGS 44
+#define META_PUSH_CORR (-1)
 
 #define DP_CTL_SLOT_BITS 10
 #define DP_CTL_MAX_OUT (16u << 20)
@@ -100,8 +117,11 @@ static struct {
 	uint32_t n_inflight;
 	unsigned int lcore;
 	bool said_away;
+	bool meta_local;            /* control.metadata=local */
+	int (*meta_hook)(void *arg, const uint8_t *buf, size_t len);
+	void *meta_hook_arg;
 	struct fwd fwd[DP_CTL_MAX_INFLIGHT];
-} g = {.fd = -1};
+} g = {.fd = -1, .meta_local = true};
 
 int
 dp_ctl_config_key(void *arg, const char *key, const char *value)
@@ -109,6 +129,12 @@ dp_ctl_config_key(void *arg, const char *key, const char *value)
 	char *dst = NULL;
 
 	(void)arg;
+	if (strcmp(key, "control.metadata") == 0) {
+		if (strcmp(value, "local") != 0 && strcmp(value, "controller") != 0)
+			return -EINVAL;
+		g.meta_local = strcmp(value, "local") == 0;
+		return 0;
+	}
 	if (strcmp(key, "control.socket.path") == 0)
 		dst = g.socket_path;
 	else if (strcmp(key, "control.dataplane.socket.path") == 0)
@@ -158,6 +184,34 @@ bool
 dp_ctl_connected(void)
 {
 	return g.fd >= 0;
+}
+
+bool
+dp_ctl_metadata_local(void)
+{
+	return g.meta_local;
+}
+
+void
+dp_ctl_meta_hook(int (*fn)(void *arg, const uint8_t *buf, size_t len), void *arg)
+{
+	g.meta_hook = fn;
+	g.meta_hook_arg = arg;
+}
+
+static bool
+is_meta_api(int16_t key)
+{
+	return key == K_CREATE_TOPICS || key == K_DELETE_TOPICS || key == K_ALTER_CONFIGS ||
+		key == K_CREATE_PARTITIONS || key == K_INCREMENTAL_ALTER_CONFIGS;
+}
+
+/* What a forwarded request answers while the control process is away. */
+static int16_t
+away_error(int16_t key)
+{
+	/* NOT_CONTROLLER: retriable; Kafka's clients refresh metadata and retry. */
+	return is_meta_api(key) ? KP_ERR_NOT_CONTROLLER : KP_ERR_COORDINATOR_NOT_AVAILABLE;
 }
 
 static void
@@ -394,6 +448,115 @@ reply_error(struct dp_conn *conn, uint64_t req, int16_t api_key, int16_t version
 		}
 		break;
 	}
+	case K_CREATE_TOPICS: {
+		struct kp_create_topics_request *q = rq;
+		struct kp_create_topics_response *m = rs;
+		int32_t nt = q->topics.count > 0 ? q->topics.count : 0;
+
+		m->topics.items = kp_arena_alloc(&a, sizeof(*m->topics.items) * (size_t)(nt + 1), 8);
+		if (m->topics.items == NULL)
+			goto out;
+		m->topics.count = nt;
+		for (int32_t i = 0; i < nt; i++) {
+			kp_create_topics_response_creatable_topic_result_init(&m->topics.items[i]);
+			m->topics.items[i].name = q->topics.items[i].name;
+			m->topics.items[i].error_code = err;
+			m->topics.items[i].error_message.ptr = NULL;
+			m->topics.items[i].error_message.len = -1;
+		}
+		break;
+	}
+	case K_DELETE_TOPICS: {
+		struct kp_delete_topics_request *q = rq;
+		struct kp_delete_topics_response *m = rs;
+		int32_t nt = version >= 6 ? q->topics.count : q->topic_names.count;
+
+		if (nt < 0)
+			nt = 0;
+		m->responses.items = kp_arena_alloc(&a,
+			sizeof(*m->responses.items) * (size_t)(nt + 1), 8);
+		if (m->responses.items == NULL)
+			goto out;
+		m->responses.count = nt;
+		for (int32_t i = 0; i < nt; i++) {
+			struct kp_delete_topics_response_deletable_topic_result *dr =
+				&m->responses.items[i];
+
+			kp_delete_topics_response_deletable_topic_result_init(dr);
+			dr->error_code = err;
+			dr->error_message.ptr = NULL;
+			dr->error_message.len = -1;
+			if (version >= 6) {
+				dr->name = q->topics.items[i].name;
+				dr->topic_id = q->topics.items[i].topic_id;
+			} else {
+				dr->name = q->topic_names.items[i];
+			}
+		}
+		break;
+	}
+	case K_CREATE_PARTITIONS: {
+		struct kp_create_partitions_request *q = rq;
+		struct kp_create_partitions_response *m = rs;
+		int32_t nt = q->topics.count > 0 ? q->topics.count : 0;
+
+		m->results.items = kp_arena_alloc(&a, sizeof(*m->results.items) * (size_t)(nt + 1),
+			8);
+		if (m->results.items == NULL)
+			goto out;
+		m->results.count = nt;
+		for (int32_t i = 0; i < nt; i++) {
+			kp_create_partitions_response_create_partitions_topic_result_init(
+				&m->results.items[i]);
+			m->results.items[i].name = q->topics.items[i].name;
+			m->results.items[i].error_code = err;
+			m->results.items[i].error_message.ptr = NULL;
+			m->results.items[i].error_message.len = -1;
+		}
+		break;
+	}
+	case K_ALTER_CONFIGS: {
+		struct kp_alter_configs_request *q = rq;
+		struct kp_alter_configs_response *m = rs;
+		int32_t nr = q->resources.count > 0 ? q->resources.count : 0;
+
+		m->responses.items = kp_arena_alloc(&a,
+			sizeof(*m->responses.items) * (size_t)(nr + 1), 8);
+		if (m->responses.items == NULL)
+			goto out;
+		m->responses.count = nr;
+		for (int32_t i = 0; i < nr; i++) {
+			kp_alter_configs_response_alter_configs_resource_response_init(
+				&m->responses.items[i]);
+			m->responses.items[i].error_code = err;
+			m->responses.items[i].error_message.ptr = NULL;
+			m->responses.items[i].error_message.len = -1;
+			m->responses.items[i].resource_type = q->resources.items[i].resource_type;
+			m->responses.items[i].resource_name = q->resources.items[i].resource_name;
+		}
+		break;
+	}
+	case K_INCREMENTAL_ALTER_CONFIGS: {
+		struct kp_incremental_alter_configs_request *q = rq;
+		struct kp_incremental_alter_configs_response *m = rs;
+		int32_t nr = q->resources.count > 0 ? q->resources.count : 0;
+
+		m->responses.items = kp_arena_alloc(&a,
+			sizeof(*m->responses.items) * (size_t)(nr + 1), 8);
+		if (m->responses.items == NULL)
+			goto out;
+		m->responses.count = nr;
+		for (int32_t i = 0; i < nr; i++) {
+			kp_incremental_alter_configs_response_alter_configs_resource_response_init(
+				&m->responses.items[i]);
+			m->responses.items[i].error_code = err;
+			m->responses.items[i].error_message.ptr = NULL;
+			m->responses.items[i].error_message.len = -1;
+			m->responses.items[i].resource_type = q->resources.items[i].resource_type;
+			m->responses.items[i].resource_name = q->resources.items[i].resource_name;
+		}
+		break;
+	}
 	default:
 		rc = -EPROTONOSUPPORT;
 		goto out;
@@ -405,14 +568,14 @@ out:
 }
 
 /*
- * The address clients reach this broker's coordinator at: the one Metadata
- * advertises for this broker (the same rule as dp_req_advertised_resolve():
- * the first non-controller listener, its advertised host and port, else its
- * own with the port actually bound). UNFINISHED: with several listeners the
- * answer should be the one the client came in on.
+ * The address clients reach this broker's coordinator at, as Kafka answers
+ * it: this broker's endpoint on the listener the request came in on (its
+ * advertised.listeners entry of that name, else the listener's own host and
+ * the port actually bound). A connection with no listener (the unix socket)
+ * gets the first non-controller listener's.
  */
 static void
-coordinator_address(char *host, size_t cap, int32_t *port)
+coordinator_address(const struct dp_conn *conn, char *host, size_t cap, int32_t *port)
 {
 	const struct dp_config *cfg = g.cfg;
 	const struct dp_listener *l = NULL;
@@ -420,6 +583,11 @@ coordinator_address(char *host, size_t cap, int32_t *port)
 
 	*port = 0;
 	host[0] = '\0';
+	if (conn->listener >= 0 && (unsigned int)conn->listener < cfg->n_listeners &&
+		!cfg->listener[conn->listener].controller) {
+		li = (unsigned int)conn->listener;
+		l = &cfg->listener[li];
+	}
 	for (unsigned int i = 0; i < cfg->n_listeners && l == NULL; i++) {
 		if (!cfg->listener[i].controller) {
 			l = &cfg->listener[i];
@@ -458,7 +626,7 @@ find_coordinator(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	kp_arena_init(&a, scratch, sizeof(scratch));
 	if (kp_find_coordinator_request_decode(&q, v, r, &a) < 0)
 		return -EPROTO;
-	coordinator_address(host, sizeof(host), &port);
+	coordinator_address(conn, host, sizeof(host), &port);
 	/* Groups only: transactions have no coordinator here yet. */
 	err = g.fd < 0 || q.key_type != 0 ? KP_ERR_COORDINATOR_NOT_AVAILABLE : KP_ERR_NONE;
 	kp_find_coordinator_response_init(&m);
@@ -512,10 +680,13 @@ ctl_away(const char *why)
 
 		if (!f->used)
 			continue;
-		reply_error(f->conn, f->req, f->api_key, f->version, f->client_corr, f->body,
-			f->body_len, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+		if (f->conn != NULL)
+			reply_error(f->conn, f->req, f->api_key, f->version, f->client_corr,
+				f->body, f->body_len, away_error(f->api_key));
 		fwd_release(f);
 	}
+	if (g.meta_hook != NULL)
+		g.meta_hook(g.meta_hook_arg, NULL, 0); /* the next FULL batch starts over */
 	g.next_try_tsc = rte_rdtsc() + rte_get_tsc_hz() / 1000 * DP_CTL_RETRY_MS;
 }
 
@@ -596,9 +767,11 @@ forward(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	size_t start;
 	int rc;
 
+	if ((g.fd < 0 || rte_lcore_id() != g.lcore) && conn == NULL)
+		return -ENOTCONN;
 	if (g.fd < 0 || rte_lcore_id() != g.lcore)
 		return reply_error(conn, req, h->request_api_key, h->request_api_version,
-			h->correlation_id, r->p, (uint32_t)body_len, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+			h->correlation_id, r->p, (uint32_t)body_len, away_error(h->request_api_key));
 	if (g.n_inflight == DP_CTL_MAX_INFLIGHT || g.out_len > DP_CTL_MAX_OUT)
 		return -EAGAIN;
 	for (uint32_t i = 0; i < DP_CTL_MAX_INFLIGHT; i++) {
@@ -639,7 +812,7 @@ forward(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	e.request_principal.ptr = NULL;
 	e.request_principal.len = -1;
 	e.client_host_address.ptr = addr;
-	e.client_host_address.len = peer_address(conn, addr);
+	e.client_host_address.len = conn != NULL ? peer_address(conn, addr) : 0;
 	kp_request_header_init(&eh);
 	eh.request_api_key = K_ENVELOPE;
 	eh.request_api_version = 0;
@@ -706,13 +879,22 @@ relay(const uint8_t *frame, uint32_t len)
 		kp_api_lookup(K_ENVELOPE), 0), &r, &a) < 0 ||
 		kp_envelope_response_decode(&e, 0, &r, &a) < 0)
 		return -EPROTO;
+	if (rh.correlation_id == META_PUSH_CORR) {
+		if (g.meta_hook == NULL || e.response_data.len < 0)
+			return 0;
+		return g.meta_hook(g.meta_hook_arg, e.response_data.ptr,
+			(size_t)e.response_data.len) < 0 ? -EPROTO : 0;
+	}
 	f = &g.fwd[(uint32_t)rh.correlation_id % DP_CTL_MAX_INFLIGHT];
 	if (!f->used || f->corr != rh.correlation_id)
 		return 0; /* answered already (the channel went away and came back) */
+	if (f->conn == NULL) {
+		fwd_release(f); /* our own request (auto-creation): the push says the rest */
+		return 0;
+	}
 	if (e.error_code != 0 || e.response_data.len < 4) {
 		reply_error(f->conn, f->req, f->api_key, f->version, f->client_corr, f->body,
-			f->body_len, e.error_code != 0 ? e.error_code :
-							KP_ERR_COORDINATOR_NOT_AVAILABLE);
+			f->body_len, e.error_code != 0 ? e.error_code : away_error(f->api_key));
 		fwd_release(f);
 		return 0;
 	}
@@ -728,7 +910,7 @@ relay(const uint8_t *frame, uint32_t len)
 		dp_conn_reply(f->conn, f->req, buf, n + 4, free_buf, NULL);
 	} else {
 		reply_error(f->conn, f->req, f->api_key, f->version, f->client_corr, f->body,
-			f->body_len, KP_ERR_COORDINATOR_NOT_AVAILABLE);
+			f->body_len, away_error(f->api_key));
 	}
 	fwd_release(f);
 	return 0;
@@ -817,6 +999,42 @@ dp_ctl_poll(void *arg)
 	return work;
 }
 
+int
+dp_ctl_topic_autocreate(const char *name, size_t len)
+{
+	struct kp_request_header h;
+	struct kp_create_topics_request q;
+	struct kp_create_topics_request_creatable_topic t;
+	struct kp_reader r;
+	struct kp_writer w;
+	uint8_t body[512];
+	int rc;
+
+	if (g.meta_local || g.fd < 0 || rte_lcore_id() != g.lcore)
+		return -ENOTCONN;
+	kp_create_topics_request_init(&q);
+	kp_create_topics_request_creatable_topic_init(&t);
+	t.name.ptr = name;
+	t.name.len = (int32_t)len;
+	t.num_partitions = -1;     /* num.partitions of the control process */
+	t.replication_factor = -1;
+	q.topics.items = &t;
+	q.topics.count = 1;
+	q.timeout_ms = 30000;
+	kp_writer_init(&w, body, sizeof(body));
+	if (kp_create_topics_request_encode(&q, 4, &w) < 0 || w.err)
+		return -EINVAL;
+	kp_request_header_init(&h);
+	h.request_api_key = K_CREATE_TOPICS;
+	h.request_api_version = 4;
+	h.correlation_id = 0;
+	h.client_id.ptr = "slipstream-dataplane";
+	h.client_id.len = (int32_t)strlen(h.client_id.ptr);
+	kp_reader_init(&r, body, kp_writer_len(&w));
+	rc = forward(NULL, 0, &h, &r);
+	return rc < 0 ? rc : -EINPROGRESS;
+}
+
 static bool
 is_ctl_api(int16_t key)
 {
@@ -835,6 +1053,26 @@ dp_ctl_serve(void *arg, struct dp_conn *conn, uint64_t req, const struct kp_requ
 	int rc = 0;
 
 	(void)arg;
+	if (!g.meta_local && is_meta_api(h->request_api_key)) {
+		/* The broker's table gives the versions; the control process serves them. */
+		rc = -EPROTONOSUPPORT;
+		for (int32_t i = 0; i < g.inner->n_apis; i++) {
+			if (g.inner->apis[i].api_key == h->request_api_key &&
+				h->request_api_version >= g.inner->apis[i].min_version &&
+				h->request_api_version <= g.inner->apis[i].max_version)
+				rc = 0;
+		}
+		if (rc == 0)
+			rc = forward(conn, req, h, r);
+		if (rc < 0 && rc != -EAGAIN) {
+			dp_conn_peer_name(conn, peer, sizeof(peer));
+			dp_log(DP_LOG_WARN, "closing %s: %s %s v%d request (%s)", peer,
+				rc == -EPROTONOSUPPORT ? "unsupported version of a" : "malformed",
+				kp_api_lookup(h->request_api_key)->name, h->request_api_version,
+				strerror(-rc));
+		}
+		return rc;
+	}
 	if (!is_ctl_api(h->request_api_key))
 		return g.inner->serve(g.inner->serve_arg, conn, req, h, r);
 	for (size_t i = 0; i < N_CTL_APIS; i++) {

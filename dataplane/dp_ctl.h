@@ -37,6 +37,7 @@
 #define SLP_DP_CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dp_config.h"
@@ -75,6 +76,25 @@ const struct dp_handler_apis *dp_ctl_init(const struct dp_config *cfg,
 
 /** Is the channel to the control process up? (The broker's lcore.) */
 bool dp_ctl_connected(void);
+
+/** control.metadata=local: the broker's topic table is its own (no control process). */
+bool dp_ctl_metadata_local(void);
+
+/**
+ * Where metadata batches pushed by the control process go (dp_meta): @fn
+ * gets each batch (borrowed), and (NULL, 0) when the channel closes; a
+ * negative return drops the channel. Start-up only.
+ */
+void dp_ctl_meta_hook(int (*fn)(void *arg, const uint8_t *buf, size_t len), void *arg);
+
+/**
+ * Ask the control process to create topic @name (@len bytes; Metadata's
+ * auto-creation) with its num.partitions. Nobody waits for the answer: the
+ * topic arrives with the metadata push. The broker's lcore only.
+ * @return -EINPROGRESS (sent), -ENOTCONN (away, or local mode), -EAGAIN (no
+ *         slot), -EINVAL.
+ */
+int dp_ctl_topic_autocreate(const char *name, size_t len);
 
 /** Close the channel and free what dp_ctl_init() allocated (after the reactors stop). */
 void dp_ctl_fini(void);
