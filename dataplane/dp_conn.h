@@ -154,6 +154,8 @@ struct dp_conn {
 	bool rx_stalled;             /* a complete frame waits for a resource (large buffer,
 	                              * handler -EAGAIN): retry without a read event */
 	void *user;                  /* the Kafka layer's per-connection state */
+	int16_t listener;            /* index in dp_config's listener[] it came in on (set by
+	                              * the transport at accept); -1: none (unix socket) */
 };
 
 /**

@@ -772,6 +772,14 @@ nd_tcp_accept(void *arg, struct net_tcp_conn *tcp)
 	net_tcp_conn_info(tcp, &info);
 	c->peer_addr = info.raddr;
 	c->peer_port = info.rport;
+	c->base.listener = -1;
+	for (unsigned int i = 0; i < g_cfg->n_listeners; i++) {
+		/* One address on the port, fixed listener ports: the local port says which. */
+		if (!g_cfg->listener[i].controller && g_cfg->listener[i].port == info.lport) {
+			c->base.listener = (int16_t)i;
+			break;
+		}
+	}
 	c->base.last_active_tsc = rte_rdtsc();
 	net_tcp_conn_set_arg(tcp, c);
 	w->stats.accepted++;
