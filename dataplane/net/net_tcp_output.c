@@ -216,11 +216,29 @@ attach_payload(struct net_stack *st, struct net_tcp_conn *c, struct rte_mbuf *hd
 	return len == 0 ? 0 : -EINVAL;
 }
 
+/*
+ * Whether a segment before the last holds an odd number of bytes. DPDK
+ * 22.11's TAP PMD, offloading the TCP checksum in software, adds up each
+ * segment as if it started at an even offset, so such a packet leaves with a
+ * bad checksum and the peer drops it (every retransmission too). Fetch
+ * responses attach record sets of any length in place (scatter-gather
+ * responses), so these packets occur; they get their checksum here.
+ */
+static bool
+odd_inner_segment(const struct rte_mbuf *m)
+{
+	for (; m != NULL && m->next != NULL; m = m->next) {
+		if (m->data_len & 1)
+			return true;
+	}
+	return false;
+}
+
 static void
 fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 	struct rte_tcp_hdr *th, uint32_t tcp_len)
 {
-	if (st->cfg.tx_cksum_offload) {
+	if (st->cfg.tx_cksum_offload && !odd_inner_segment(m)) {
 		m->l2_len = NET_ETH_HLEN;
 		m->l3_len = NET_IP_HLEN;
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM |
