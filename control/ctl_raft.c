@@ -387,15 +387,24 @@ ctl_raft_propose(struct ctl_raft *r, const uint8_t *rec, size_t len, ctl_raft_do
 
 	if (!ctl_raft_is_leader(r))
 		return -ENOTCONN;
+	/*
+	 * raft_uv's segment format keeps entry data 8-byte aligned and its
+	 * loader steps over each entry by its length rounded up to 8: an entry
+	 * of another length reads back as garbage. Pad with zeros (records
+	 * ignore trailing bytes, ctl_meta.h).
+	 */
+	buf.len = (len + 7) & ~(size_t)7;
+	if (buf.len == 0)
+		buf.len = 8;
 	p = calloc(1, sizeof(*p));
-	buf.base = raft_malloc(len ? len : 1);
+	buf.base = raft_malloc(buf.len);
 	if (p == NULL || buf.base == NULL) {
 		free(p);
 		raft_free(buf.base);
 		return -ENOMEM;
 	}
+	memset(buf.base, 0, buf.len);
 	memcpy(buf.base, rec, len);
-	buf.len = len;
 	p->done = done;
 	p->arg = arg;
 	p->req.apply.data = p;
