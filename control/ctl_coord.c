@@ -2296,16 +2296,24 @@ ctl_coord_append_done(struct ctl_coord *c, void *cookie, int err, int64_t now_ms
 	op_free(o);
 }
 
-/* offsets.retention.minutes: offsets of groups without members expire (KIP-211). */
+/*
+ * offsets.retention.minutes, KIP-211's rules as Kafka's GroupMetadata applies
+ * them: an Empty group's offsets expire a retention period after the later of
+ * their commit and the group becoming empty; a Stable "consumer" group keeps
+ * the offsets of the topics its members subscribe to and loses the others a
+ * retention period after their commit. Other states keep everything.
+ */
 static void
 expire_offsets(struct ctl_coord *c, int64_t now)
 {
 	for (struct group *g = c->groups, *next; g != NULL; g = next) {
+		bool stable_consumer = g->state == CTL_GROUP_STABLE && g->protocol_type != NULL &&
+			strcmp(g->protocol_type, "consumer") == 0;
 		struct op *o;
 		uint32_t n = 0;
 
 		next = g->next;
-		if (g->state != CTL_GROUP_EMPTY)
+		if (g->state != CTL_GROUP_EMPTY && !stable_consumer)
 			continue;
 		o = op_new(OP_FIRE, 0, NULL, g->id);
 		if (o == NULL)
@@ -2319,9 +2327,12 @@ expire_offsets(struct ctl_coord *c, int64_t now)
 			const struct offset *of = &g->offsets[i];
 			int64_t base = of->commit_ts;
 
-			if (g->protocol_type != NULL && g->state_ts > base)
+			if (!stable_consumer && g->protocol_type != NULL && g->state_ts > base)
 				base = g->state_ts;
 			if (base + c->cfg.offsets_retention_ms > now)
+				continue;
+			if (stable_consumer && group_subscribes(g, &(struct kp_str){of->topic,
+				(int32_t)strlen(of->topic)}))
 				continue;
 			o->parts[n].topic = strdup(of->topic);
 			o->parts[n].partition = of->partition;

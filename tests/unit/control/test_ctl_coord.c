@@ -641,6 +641,71 @@ test_retention_and_delete(void **state)
 	ctl_coord_destroy(replay);
 }
 
+/*
+ * KIP-211 for a Stable consumer group: offsets of a topic no member subscribes
+ * to expire a retention period after their commit; the subscribed topic's stay.
+ */
+static void
+test_retention_stable_unsubscribed(void **state)
+{
+	struct ctl_coord_cfg cfg = {
+		.n_partitions = 50,
+		.initial_rebalance_delay_ms = 3000,
+		.min_session_timeout_ms = 6000,
+		.max_session_timeout_ms = 300000,
+		.offsets_retention_ms = 60000,
+		.retention_check_ms = 1000,
+	};
+	struct ctl_coord *c = ctl_coord_create(&cfg, fake_respond, fake_append, NULL);
+	struct ctl_coord *replay = coord();
+	/* ConsumerProtocolSubscription v0: topics ["t"], no user data. */
+	static const uint8_t sub_v0[] = {0, 0, 0, 0, 0, 1, 0, 1, 't', 0xff, 0xff, 0xff, 0xff};
+	const struct kp_bytes saved = g_proto.metadata;
+	const char *to[1];
+	const char *as[1] = {"A"};
+	int64_t now = 5000000;
+	int64_t t0 = now;
+	uint64_t token = 100;
+	char *id;
+
+	(void)state;
+	assert_non_null(c);
+	reset();
+	g_proto.metadata.ptr = sub_v0;
+	g_proto.metadata.len = (int32_t)sizeof(sub_v0);
+	assert_int_equal(commit(c, 1, "s", "t", 0, 5, "", now), 0);
+	assert_int_equal(commit(c, 2, "s", "gone", 0, 6, "", now), 0);
+	complete_appends(c, 0, now, replay);
+	reset();
+	id = join_alone(c, "s", &now);
+	to[0] = id;
+	assert_int_equal(sync_req(c, 3, "s", 1, id, to, as, 1, now), 0);
+	complete_appends(c, 0, now, replay);
+	assert_int_equal(ctl_coord_group_state(c, "s"), CTL_GROUP_STABLE);
+	reset();
+	/* The member heartbeats throughout; the group stays Stable. */
+	while (now < t0 + 62000) {
+		now += 2000;
+		assert_int_equal(heartbeat_error(c, token++, "s", 1, id, now), 0);
+		ctl_coord_tick(c, now);
+		complete_appends(c, 0, now, replay);
+		reset();
+		if (now < t0 + 59000)
+			assert_int_equal(ctl_coord_committed(c, "s", "gone", 0), 6);
+	}
+	assert_int_equal(ctl_coord_group_state(c, "s"), CTL_GROUP_STABLE);
+	assert_int_equal(ctl_coord_committed(c, "s", "gone", 0), -1);
+	assert_int_equal(ctl_coord_committed(c, "s", "t", 0), 5);
+	/* The tombstone reached the topic: a reload agrees. */
+	assert_int_equal(ctl_coord_committed(replay, "s", "gone", 0), -1);
+	assert_int_equal(ctl_coord_committed(replay, "s", "t", 0), 5);
+	g_proto.metadata = saved;
+	free(id);
+	reset();
+	ctl_coord_destroy(c);
+	ctl_coord_destroy(replay);
+}
+
 static void
 test_delete_non_empty_and_list(void **state)
 {
@@ -855,6 +920,7 @@ main(void)
 		cmocka_unit_test(test_static_member),
 		cmocka_unit_test(test_commit_fetch_reload),
 		cmocka_unit_test(test_retention_and_delete),
+		cmocka_unit_test(test_retention_stable_unsubscribed),
 		cmocka_unit_test(test_delete_non_empty_and_list),
 		cmocka_unit_test(test_pending_sync_timeout),
 		cmocka_unit_test(test_join_errors),
