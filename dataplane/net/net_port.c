@@ -32,6 +32,13 @@ symmetric_key(uint8_t *key)
 	}
 }
 
+/* A driver whose transmit checksum offload is wrong for multi-segment frames. */
+static bool
+tx_cksum_broken(const char *driver)
+{
+	return driver != NULL && strcmp(driver, "net_tap") == 0;
+}
+
 int
 net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_port_info *info)
 {
@@ -72,7 +79,16 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 		ec.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
 		info->rx_cksum_offload = true;
 	}
-	if ((di.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) ==
+	/*
+	 * Not on net_tap: its "offload" is software in the PMD (no gain), and
+	 * DPDK 22.11's sums each segment of a chain on its own, so a segment of
+	 * odd length before another one gives a wrong TCP checksum; the kernel
+	 * drops such a segment and every retransmission of it (a stalled
+	 * connection, seen as a consumer that stops). Our software checksum
+	 * handles chains.
+	 */
+	if (!tx_cksum_broken(di.driver_name) &&
+		(di.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) ==
 			(RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) {
 		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 		info->tx_cksum_offload = true;
