@@ -268,6 +268,8 @@ void net_tx_flush(struct net_stack *st);
 bool net_tcp_tx_room(struct net_stack *st, struct net_tcp_conn *c);
 uint16_t net_ipv4_cksum_mbuf(const struct rte_mbuf *m, uint32_t l4_off, uint32_t l4_len,
 	const struct rte_ipv4_hdr *ip);
+/* rte_raw_cksum_mbuf without its odd-offset bug (0, or -1 for a bad range). */
+int net_raw_cksum_mbuf(const struct rte_mbuf *m, uint32_t off, uint32_t len, uint16_t *cksum);
 
 /* net_arp.c */
 int net_arp_init(struct net_stack *st);

@@ -66,7 +66,7 @@ icmp_input(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, ui
 
 	st->stats.rx_icmp++;
 	if (l4_len < sizeof(*icmp) || rte_pktmbuf_data_len(m) < l4_off + sizeof(*icmp) ||
-			rte_raw_cksum_mbuf(m, l4_off, l4_len, &sum) != 0 || sum != 0xffff) {
+			net_raw_cksum_mbuf(m, l4_off, l4_len, &sum) != 0 || sum != 0xffff) {
 		st->stats.rx_icmp_bad++;
 		goto drop;
 	}
@@ -76,7 +76,7 @@ icmp_input(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, ui
 	/* Reply in place: the frame is ours and the headers are contiguous. */
 	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
 	icmp->icmp_cksum = 0;
-	if (rte_raw_cksum_mbuf(m, l4_off, l4_len, &sum) != 0)
+	if (net_raw_cksum_mbuf(m, l4_off, l4_len, &sum) != 0)
 		goto drop;
 	icmp->icmp_cksum = (uint16_t)~sum;
 	if (icmp->icmp_cksum == 0)

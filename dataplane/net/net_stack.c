@@ -206,6 +206,48 @@ net_tx_enqueue(struct net_stack *st, struct rte_mbuf *m)
 }
 
 /*
+ * The ones' complement sum (not complemented) of len bytes of m from off,
+ * over any number of segments. DPDK 22.11's rte_raw_cksum_mbuf truncates a
+ * segment's 32-bit partial sum to 16 bits before byte-swapping it when the
+ * bytes before that segment are odd in number, so a chain split at an odd
+ * offset (a response header copied, then record batches attached as an
+ * external buffer) got a wrong checksum about half the time: each segment's
+ * sum is folded to 16 bits here before the swap (RFC 1071 2(B)).
+ */
+int
+net_raw_cksum_mbuf(const struct rte_mbuf *m, uint32_t off, uint32_t len, uint16_t *cksum)
+{
+	const struct rte_mbuf *seg = m;
+	uint64_t sum = 0;
+	uint32_t done = 0;
+
+	if (off + len < off || off + len > rte_pktmbuf_pkt_len(m))
+		return -1;
+	while (seg != NULL && off >= seg->data_len) {
+		off -= seg->data_len;
+		seg = seg->next;
+	}
+	while (done < len) {
+		if (seg == NULL)
+			return -1;
+		uint32_t n = RTE_MIN((uint32_t)seg->data_len - off, len - done);
+		uint32_t s = __rte_raw_cksum_reduce(
+			__rte_raw_cksum(rte_pktmbuf_mtod_offset(seg, const void *, off), n, 0));
+
+		if (done & 1)
+			s = rte_bswap16((uint16_t)s);
+		sum += s;
+		done += n;
+		off = 0;
+		seg = seg->next;
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	*cksum = (uint16_t)sum;
+	return 0;
+}
+
+/*
  * Internet checksum of the IPv4 pseudo-header plus l4_len bytes of m from
  * l4_off, over any number of segments. Returns the value to store in the
  * header (complemented), or 0xffff-complement semantics as the caller needs:
@@ -229,7 +271,7 @@ net_ipv4_cksum_mbuf(const struct rte_mbuf *m, uint32_t l4_off, uint32_t l4_len,
 	uint16_t raw = 0;
 	uint32_t sum;
 
-	if (rte_raw_cksum_mbuf(m, l4_off, l4_len, &raw) != 0)
+	if (net_raw_cksum_mbuf(m, l4_off, l4_len, &raw) != 0)
 		return 0xffff;	/* bad range: a value that never verifies (see callers) */
 	sum = (uint32_t)raw + rte_raw_cksum(&ph, sizeof(ph));
 	sum = (sum & 0xffff) + (sum >> 16);

@@ -6,7 +6,8 @@
  * prints the summary and writes the JSON report and plots asked for
  * (lg_report.c). Speaks Kafka through Slipstream's own codecs, so it works
  * against any Kafka-compatible broker and later over Slipstream's own
- * network stack (lg_transport.h says where that plugs in).
+ * network stack: --transport memif runs our TCP/IP stack on a net_memif
+ * port to the broker (lg_memif.c), the same Kafka client code over it.
  *
  * Exit status: 0 run completed without errors (and, end to end, every
  * acknowledged record was consumed); 1 errors or missing records; 2 usage.
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "kp_compress.h"
+#include "lg_memif.h"
 #include "lg_report.h"
 #include "lg_run.h"
 
@@ -55,7 +57,16 @@ usage(FILE *f)
 		"      --fetch-max-bytes B      (default 8 MiB)\n"
 		"      --partition-max-bytes B  (default 1 MiB)\n"
 		"      --drain S          e2e: seconds consumers may lag after producing (default 5)\n"
-		"      --transport NAME   tcp (default; the DPDK transport is not built yet)\n"
+		"      --transport NAME   tcp (kernel sockets, default) or memif (our TCP/IP stack\n"
+		"                         on a net_memif port; -b is the broker's memif address)\n"
+		"      --memif-socket PATH  the broker's memif socket (dataplane.port.device socket=)\n"
+		"      --memif-ip A.B.C.D/LEN  our address (default: the broker's /24, host 1 or 2)\n"
+		"      --memif-idle-us US sleep US after 256 idle polls (default 0: busy poll)\n"
+		"      --memif-bufs B     TCP send/receive buffer per connection (default 2 MiB)\n"
+		"      --memif-mbufs N    packet buffers (default 65535)\n"
+		"      --memif-memory-mb M  EAL memory (default 512)\n"
+		"      --memif-huge       EAL memory from hugepages (default: --no-huge)\n"
+		"      --eal-args \"ARGS\"  more EAL arguments for the memif transport\n"
 		"      --produce-version V  tcp-baseline: Produce version of the bytes (default 9)\n"
 		"      --json FILE        write the JSON report (full latency histograms)\n"
 		"      --plot DIR         write gnuplot data and script, render PNG and SVG\n"
@@ -118,6 +129,14 @@ enum {
 	OPT_JSON,
 	OPT_PLOT,
 	OPT_MODE,
+	OPT_MEMIF_SOCKET,
+	OPT_MEMIF_IP,
+	OPT_MEMIF_IDLE,
+	OPT_MEMIF_BUFS,
+	OPT_MEMIF_MBUFS,
+	OPT_MEMIF_MEM,
+	OPT_MEMIF_HUGE,
+	OPT_EAL_ARGS,
 };
 
 static const struct option options[] = {
@@ -149,6 +168,14 @@ static const struct option options[] = {
 	{"partition-max-bytes", required_argument, NULL, OPT_PART_MAX},
 	{"drain", required_argument, NULL, OPT_DRAIN},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
+	{"memif-socket", required_argument, NULL, OPT_MEMIF_SOCKET},
+	{"memif-ip", required_argument, NULL, OPT_MEMIF_IP},
+	{"memif-idle-us", required_argument, NULL, OPT_MEMIF_IDLE},
+	{"memif-bufs", required_argument, NULL, OPT_MEMIF_BUFS},
+	{"memif-mbufs", required_argument, NULL, OPT_MEMIF_MBUFS},
+	{"memif-memory-mb", required_argument, NULL, OPT_MEMIF_MEM},
+	{"memif-huge", no_argument, NULL, OPT_MEMIF_HUGE},
+	{"eal-args", required_argument, NULL, OPT_EAL_ARGS},
 	{"produce-version", required_argument, NULL, OPT_PRODUCE_VERSION},
 	{"json", required_argument, NULL, OPT_JSON},
 	{"plot", required_argument, NULL, OPT_PLOT},
@@ -202,7 +229,17 @@ parse_cpus(const char *s, struct lg_config *cfg)
 }
 
 static int
-parse_args(int argc, char **argv, struct lg_config *cfg, const char **json, const char **plot)
+copy_opt(char *dst, size_t cap, const char *src)
+{
+	if (strlen(src) >= cap)
+		return -EINVAL;
+	snprintf(dst, cap, "%s", src);
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *mc,
+	   const char **json, const char **plot)
 {
 	bool have_duration = false;
 	uint32_t u = 0;
@@ -333,10 +370,38 @@ parse_args(int argc, char **argv, struct lg_config *cfg, const char **json, cons
 		case OPT_TRANSPORT:
 			cfg->transport = lg_transport_by_name(optarg);
 			if (cfg->transport == NULL) {
-				fprintf(stderr, "slipstream-load: transport %s is not built "
-						"(only tcp)\n", optarg);
+				fprintf(stderr, "slipstream-load: no transport %s (tcp, memif)\n",
+					optarg);
 				return -EINVAL;
 			}
+			break;
+		case OPT_MEMIF_SOCKET:
+			rc = copy_opt(mc->socket, sizeof(mc->socket), optarg);
+			break;
+		case OPT_MEMIF_IP:
+			rc = copy_opt(mc->ip, sizeof(mc->ip), optarg);
+			break;
+		case OPT_MEMIF_IDLE:
+			rc = parse_u32(optarg, 1000000, &mc->idle_us);
+			break;
+		case OPT_MEMIF_BUFS:
+			rc = parse_u32(optarg, 64u << 20, &mc->bufs);
+			if (mc->bufs < 65536)
+				rc = -EINVAL;
+			break;
+		case OPT_MEMIF_MBUFS:
+			rc = parse_u32(optarg, 4u << 20, &mc->mbufs);
+			if (mc->mbufs < 1024)
+				rc = -EINVAL;
+			break;
+		case OPT_MEMIF_MEM:
+			rc = parse_u32(optarg, 1u << 20, &mc->memory_mb);
+			break;
+		case OPT_MEMIF_HUGE:
+			mc->huge = true;
+			break;
+		case OPT_EAL_ARGS:
+			rc = copy_opt(mc->eal_args, sizeof(mc->eal_args), optarg);
 			break;
 		case OPT_PRODUCE_VERSION:
 			rc = parse_u32(optarg, 11, &u);
@@ -382,6 +447,27 @@ parse_args(int argc, char **argv, struct lg_config *cfg, const char **json, cons
 	}
 	if (cfg->mode == LG_MODE_TCP_BASELINE && cfg->acks == 0)
 		cfg->acks = 1; /* the sink always answers */
+	if (cfg->transport == &lg_memif_ops) {
+		if (mc->socket[0] == '\0') {
+			fprintf(stderr, "slipstream-load: --transport memif needs --memif-socket\n");
+			return -EINVAL;
+		}
+		if (cfg->threads != 1) {
+			fprintf(stderr, "slipstream-load: --transport memif runs one worker thread "
+					"(one stack on one memif queue): --threads 1\n");
+			return -EINVAL;
+		}
+		if (cfg->mode == LG_MODE_TCP_BASELINE) {
+			fprintf(stderr, "slipstream-load: tcp-baseline is a kernel loopback baseline; "
+					"it does not run over memif\n");
+			return -EINVAL;
+		}
+		mc->cpu = cfg->ncpus > 0 ? cfg->cpus[0] : -1;
+		if (lg_memif_configure(mc) < 0) {
+			fprintf(stderr, "slipstream-load: bad --memif-socket %s\n", mc->socket);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -389,12 +475,14 @@ int
 main(int argc, char **argv)
 {
 	struct lg_config cfg;
+	struct lg_memif_conf mc;
 	struct lg_result *res;
 	const char *json = NULL, *plot = NULL;
 	int status = 0;
 
 	lg_config_defaults(&cfg);
-	if (parse_args(argc, argv, &cfg, &json, &plot) < 0) {
+	memset(&mc, 0, sizeof(mc));
+	if (parse_args(argc, argv, &cfg, &mc, &json, &plot) < 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -402,6 +490,8 @@ main(int argc, char **argv)
 	if (res == NULL)
 		return 1;
 	int rc = lg_run(&cfg, res);
+	if (cfg.transport == &lg_memif_ops)
+		lg_memif_shutdown(cfg.progress);
 	if (rc < 0) {
 		fprintf(stderr, "slipstream-load: %s\n",
 			res->first_error[0] ? res->first_error : strerror(-rc));

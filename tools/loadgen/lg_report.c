@@ -115,6 +115,9 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_f64(&j, "consume_mb_per_s", rate(res->consumed_bytes, res->consume_elapsed_s) / 1e6);
 	lg_json_u64(&j, "unstamped_records", res->unstamped_records);
 	lg_json_u64(&j, "fetch_requests", res->fetch_requests);
+	lg_json_u64(&j, "crc_errors", res->crc_errors);
+	lg_json_u64(&j, "seq_checked", res->seq_checked);
+	lg_json_u64(&j, "seq_errors", res->seq_errors);
 	lg_json_u64(&j, "errors", res->errors);
 	lg_json_str(&j, "first_error", res->first_error[0] ? res->first_error : NULL);
 	lg_json_bool(&j, "timed_out", res->timed_out);
@@ -190,6 +193,11 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 			res->consumed_records, res->consume_elapsed_s,
 			rate(res->consumed_records, res->consume_elapsed_s),
 			rate(res->consumed_bytes, res->consume_elapsed_s) / 1e6);
+	if (cfg->mode == LG_MODE_CONSUME || cfg->mode == LG_MODE_E2E)
+		fprintf(f,
+			"  verified     every batch's CRC-32C (%" PRIu64 " bad), %" PRIu64
+			" record sequences in order per partition (%" PRIu64 " breaks)\n",
+			res->crc_errors, res->seq_checked, res->seq_errors);
 	summary_hist(f, "produce ack", &res->ack);
 	summary_hist(f, "end-to-end", &res->e2e);
 	if (res->errors)

@@ -27,19 +27,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kp_compress.h"
 #include "kp_error.h"
+#include "lg_check.h"
 
-#define LG_STAMP_LEN 16			   /* 8 bytes due time (ns, LE) + 8 bytes magic */
 #define LG_MAX_PARTS_PER_REQ 64		   /* partitions in one Produce request, at most */
 #define LG_POOL_LEN (64u << 10)		   /* value bytes records are cut from */
 #define LG_ARENA_BYTES (4u << 20)	   /* decoded responses (Fetch of many partitions) */
 #define LG_RBUF_MAX (256u << 20)	   /* largest response frame accepted */
 #define LG_POLL_MAX_US 20000		   /* stop flags are seen within this */
 #define LG_IOV_MAX 16
-
-static const uint8_t lg_magic[8] = {'S', 'L', 'P', 'L', 'O', 'A', 'D', '1'};
 
 /* ---- shared state ---------------------------------------------------------- */
 
@@ -50,6 +49,7 @@ struct lg_shared {
 	const char *host;
 	uint16_t port;
 	int64_t t0; /* start, CLOCK_MONOTONIC ns */
+	uint32_t run; /* random per run: sequences of this run (lg_check.h) */
 	const int64_t *start_offsets;
 	atomic_int stop_produce;
 	atomic_int stop_all;
@@ -89,6 +89,8 @@ struct lg_conn {
 	struct lg_tconn *tc;
 	bool producer;
 	bool failed;
+	uint32_t index; /* producer: connection index, in the records' stamps */
+	uint64_t *seq;	/* producer: next sequence per owned partition (by index in parts) */
 	bool exhausted; /* producer: the record budget is spent */
 	int32_t *parts;
 	uint32_t nparts;
@@ -131,6 +133,7 @@ struct lg_worker {
 	/* counters read by the sampling thread */
 	atomic_uint_fast64_t acked, acked_bytes, sent, failed, retried, preq, wire_out;
 	atomic_uint_fast64_t consumed, consumed_bytes, unstamped, freq;
+	atomic_uint_fast64_t crc_errors, seq_errors, seq_checked;
 	atomic_int producers_idle;
 	atomic_int done;
 	int64_t first_send_ns, last_ack_ns, first_fetch_ns, last_consume_ns;
@@ -151,6 +154,8 @@ struct lg_worker {
 	struct kp_arena arena;
 	uint32_t key_seq;
 	bool stamps; /* record end-to-end latency (e2e, or consume --from-latest) */
+	bool from_start; /* consumers begin where this run's (or every) record is: seq 0 first */
+	struct lg_seqtab seqtab;
 };
 
 static int64_t
@@ -338,9 +343,10 @@ conn_flush(struct lg_conn *c)
 
 /* Fill one batch of @n records into @dst; returns its size or a negative errno. */
 static int64_t
-build_batch(struct lg_worker *w, uint8_t *dst, size_t cap, uint32_t n, int64_t stamp0,
-	    int64_t step, uint64_t *payload)
+build_batch(struct lg_conn *c, uint32_t pi, uint8_t *dst, size_t cap, uint32_t n,
+	    int64_t stamp0, int64_t step, uint64_t *payload)
 {
+	struct lg_worker *w = c->w;
 	const struct lg_config *cfg = w->cfg;
 	struct kp_batch_builder b;
 	int64_t ts = realtime_ms();
@@ -359,11 +365,8 @@ build_batch(struct lg_worker *w, uint8_t *dst, size_t cap, uint32_t n, int64_t s
 		uint32_t span = LG_POOL_LEN;
 		uint8_t *val = w->pool + (w->pool_pos % span);
 		w->pool_pos += 61; /* a different cut of the pool per record */
-		if (cfg->record_size >= LG_STAMP_LEN) {
-			uint64_t due = (uint64_t)(stamp0 + (int64_t)k * step);
-			memcpy(val, &due, 8);
-			memcpy(val + 8, lg_magic, 8);
-		}
+		lg_stamp_write(val, cfg->record_size, (uint64_t)(stamp0 + (int64_t)k * step),
+			       w->sh->run, c->index, c->parts[pi], c->seq[pi]++);
 		if (cfg->keys) {
 			snprintf(key, sizeof(key), "%08x", w->key_seq++ % cfg->keys);
 			klen = 8;
@@ -495,7 +498,8 @@ produce_fill(struct lg_conn *c, int64_t now)
 			uint32_t j = s->nparts;
 			uint8_t *dst = s->batches + (size_t)j * c->batch_cap;
 			uint64_t payload;
-			int64_t size = build_batch(w, dst, c->batch_cap, n, stamp0, step, &payload);
+			int64_t size = build_batch(c, (c->rr + i) % c->nparts, dst, c->batch_cap, n,
+						   stamp0, step, &payload);
 			if (size < 0) {
 				conn_fail(c, "build batch", (int)size);
 				return;
@@ -677,6 +681,35 @@ fetch_fill(struct lg_conn *c, int64_t now)
 	atomic_fetch_add_explicit(&w->freq, 1, memory_order_relaxed);
 }
 
+/* The sequence of a record read at @offset of @partition (lg_check.h). */
+static void
+check_seq(struct lg_worker *w, int32_t partition, int64_t offset, const struct lg_stamp *st)
+{
+	uint64_t want;
+	enum lg_seq_result r = lg_seq_check(&w->seqtab, partition, st, w->from_start, &want);
+
+	atomic_fetch_add_explicit(&w->seq_checked, 1, memory_order_relaxed);
+	if (r == LG_SEQ_OK || r == LG_SEQ_FIRST)
+		return;
+	atomic_fetch_add_explicit(&w->seq_errors, 1, memory_order_relaxed);
+	switch (r) {
+	case LG_SEQ_WRONG_PART:
+		lg_error(w->sh, "Fetch %s/%d at %" PRId64 ": record written to partition %d",
+			 w->cfg->topic, partition, offset, st->partition);
+		break;
+	case LG_SEQ_GAP:
+	case LG_SEQ_BACKWARDS:
+		lg_error(w->sh, "Fetch %s/%d at %" PRId64 ": producer %u record %" PRIu64
+			 " where %" PRIu64 " was due (%s)", w->cfg->topic, partition, offset,
+			 st->conn, st->seq, want, r == LG_SEQ_GAP ? "records missing"
+							      : "duplicate or reordered");
+		break;
+	default:
+		lg_error(w->sh, "sequence table: out of memory");
+		break;
+	}
+}
+
 /* Count the records at or after *@off in the batches of one partition; advance *@off. */
 static int
 fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t *p, size_t rem,
@@ -705,6 +738,14 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 			break;
 		int64_t last = h.base_offset + h.last_offset_delta;
 		if (last >= *off) {
+			/* Every batch consumed is checked against its CRC-32C. */
+			if (kp_batch_crc_check(p, &h) < 0) {
+				atomic_fetch_add_explicit(&w->crc_errors, 1, memory_order_relaxed);
+				lg_error(w->sh, "Fetch %s/%d: CRC mismatch in the batch at offset %" PRId64,
+					 w->cfg->topic, partition, h.base_offset);
+				rc = -EBADMSG;
+				break;
+			}
 			if (!(h.attributes & KP_BATCH_ATTR_CONTROL)) {
 				struct kp_record_iter it;
 				struct kp_record r;
@@ -718,15 +759,16 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 					n++;
 					bytes += (uint64_t)(r.key_len > 0 ? r.key_len : 0) +
 						 (uint64_t)(r.value_len > 0 ? r.value_len : 0);
-					uint64_t due;
+					struct lg_stamp st;
+					bool stamped = lg_stamp_read(r.value, r.value_len, &st);
+					if (stamped && st.has_seq)
+						check_seq(w, partition, h.base_offset + r.offset_delta,
+							  &st);
 					if (!w->stamps) {
 						/* reading old records: their age is no latency */
-					} else if (r.value_len >= LG_STAMP_LEN &&
-					    memcmp(r.value + 8, lg_magic, 8) == 0) {
-						memcpy(&due, r.value, 8);
-						uint64_t lat = (int64_t)due <= now
-								       ? (uint64_t)(now - (int64_t)due)
-								       : 0;
+					} else if (stamped) {
+						int64_t due = (int64_t)st.due_ns;
+						uint64_t lat = due <= now ? (uint64_t)(now - due) : 0;
 						lg_hist_record(&w->e2e, lat);
 						lg_hist_record(&w->iv_e2e, lat); /* lock held */
 					} else {
@@ -1007,6 +1049,9 @@ conn_init(struct lg_worker *w, struct lg_conn *c, bool producer, uint32_t nslots
 		return -ENOMEM;
 	uint32_t np = c->nparts < LG_MAX_PARTS_PER_REQ ? c->nparts : LG_MAX_PARTS_PER_REQ;
 	if (producer) {
+		c->seq = calloc(c->nparts ? c->nparts : 1, sizeof(uint64_t));
+		if (c->seq == NULL)
+			return -ENOMEM;
 		uint32_t per = cfg->record_size + klen + 16;
 		c->rpb = cfg->batch_size > KP_BATCH_HEADER_SIZE + per
 				 ? (cfg->batch_size - KP_BATCH_HEADER_SIZE) / per
@@ -1066,6 +1111,7 @@ conn_free(struct lg_conn *c)
 	free(c->parts);
 	free(c->fetch_off);
 	free(c->fparts);
+	free(c->seq);
 }
 
 static int
@@ -1077,6 +1123,8 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	w->sh = sh;
 	w->cfg = cfg;
 	w->stamps = cfg->mode == LG_MODE_E2E || (cfg->mode == LG_MODE_CONSUME && cfg->from_latest);
+	w->from_start = cfg->mode == LG_MODE_E2E || (cfg->mode == LG_MODE_CONSUME && !cfg->from_latest);
+	lg_seqtab_init(&w->seqtab);
 	pthread_mutex_init(&w->lock, NULL);
 	lg_hist_reset(&w->iv_ack);
 	lg_hist_reset(&w->iv_e2e);
@@ -1141,6 +1189,7 @@ worker_free(struct lg_worker *w)
 	free(w->cscratch);
 	free(w->dscratch);
 	free(w->arena_buf);
+	lg_seqtab_free(&w->seqtab);
 	pthread_mutex_destroy(&w->lock);
 }
 
@@ -1312,6 +1361,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		uint32_t idx = prod ? k : k - npc;
 		struct lg_worker *w = &ws[idx % nw];
 		struct lg_conn *c = &w->conns[w->nconns];
+		c->index = idx;
 		rc = assign_parts(idx, prod ? npc : ncc, sh.partitions, &c->parts, &c->nparts);
 		if (rc == 0)
 			rc = conn_init(w, c, prod, prod ? (cfg->max_inflight ? cfg->max_inflight : 1) : 1);
@@ -1321,6 +1371,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	}
 
 	sh.t0 = now_ns();
+	sh.run = (uint32_t)(sh.t0 ^ (sh.t0 >> 32) ^ ((int64_t)getpid() << 16) ^ realtime_ms());
 	uint32_t started = 0;
 	for (; started < nw; started++) {
 		rc = pthread_create(&ws[started].th, NULL, worker_main, &ws[started]);
@@ -1451,6 +1502,9 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	res->consumed_bytes = SUM(consumed_bytes);
 	res->unstamped_records = SUM(unstamped);
 	res->fetch_requests = SUM(freq);
+	res->crc_errors = SUM(crc_errors);
+	res->seq_errors = SUM(seq_errors);
+	res->seq_checked = SUM(seq_checked);
 	int64_t fs = 0, la = 0, ff = 0, lc = 0;
 	res->start_offsets = calloc((size_t)sh.partitions, sizeof(int64_t));
 	res->acked_end = calloc((size_t)sh.partitions, sizeof(int64_t));

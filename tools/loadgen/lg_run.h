@@ -109,6 +109,9 @@ struct lg_result {
 	uint64_t consumed_bytes;
 	uint64_t unstamped_records; /* consumed records without our stamp (not in e2e) */
 	uint64_t fetch_requests;
+	uint64_t crc_errors;	 /* consumed batches whose CRC-32C did not match */
+	uint64_t seq_errors;	 /* sequenced records out of order, missing or misplaced */
+	uint64_t seq_checked;	 /* consumed records whose sequence was checked (lg_check.h) */
 	uint64_t errors;	 /* protocol/transport errors and final produce errors */
 	char first_error[256];
 	bool timed_out;		 /* the hard deadline ended the run */

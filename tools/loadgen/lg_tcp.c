@@ -6,6 +6,7 @@
  * send), so a report is never lost between two polls.
  */
 #include "lg_transport.h"
+#include "lg_memif.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -228,5 +229,7 @@ lg_transport_by_name(const char *name)
 {
 	if (strcmp(name, "tcp") == 0)
 		return &lg_tcp_ops;
+	if (strcmp(name, "memif") == 0)
+		return &lg_memif_ops;
 	return NULL;
 }

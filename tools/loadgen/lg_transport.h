@@ -2,23 +2,17 @@
 /*
  * The load generator's transport: the few operations its connections need,
  * behind a table of function pointers, so the byte streams can run over
- * kernel sockets (lg_tcp.c, the only transport built today) or over
- * Slipstream's own stack.
+ * kernel sockets (lg_tcp.c) or over Slipstream's own stack (lg_memif.c).
  *
  * One transport instance belongs to one worker thread and drives all of that
  * thread's connections: lg_transport_ops.poll waits (at most @timeout_us) and
  * calls back once per connection that became readable or writable. The
  * kernel transport does that with epoll over non-blocking sockets.
  *
- * Where the DPDK transport plugs in (not built yet): a second ops table, say
- * lg_memif.c, whose create() brings up an EAL port over net_memif and the
- * dataplane/net TCP stack (net_tcp_*) in the worker thread, whose connect()
- * opens a net_tcp connection to the broker's memif address, whose
- * writev()/read() copy into and out of that stack's mbufs, and whose poll()
- * runs one rx/tx burst plus the TCP timers and reports the connections with
- * data or send window, returning without sleeping. lg_run.c only calls these
- * ops, so nothing else changes; lg_transport_by_name() is the switch
- * (--transport).
+ * The DPDK transport (lg_memif.c, lg_memif.h) is the second ops table: our
+ * TCP/IP stack on a net_memif port to the broker, polled without sleeping.
+ * lg_run.c only calls these ops; lg_transport_by_name() is the switch
+ * (--transport tcp|memif).
  */
 #ifndef SLP_LG_TRANSPORT_H
 #define SLP_LG_TRANSPORT_H
@@ -36,7 +30,7 @@ struct lg_tconn;
 typedef void (*lg_ready_fn)(void *arg, bool readable, bool writable);
 
 struct lg_transport_ops {
-	const char *name; /* "tcp" */
+	const char *name; /* "tcp", "memif" */
 
 	/** A transport for the calling thread, or NULL (errno set). */
 	struct lg_transport *(*create)(void);
@@ -84,7 +78,7 @@ struct lg_transport_ops {
 /** The kernel socket transport (epoll, non-blocking TCP, TCP_NODELAY). */
 extern const struct lg_transport_ops lg_tcp_ops;
 
-/** The ops table called @name ("tcp"), or NULL. */
+/** The ops table called @name ("tcp", "memif"), or NULL. */
 const struct lg_transport_ops *
 lg_transport_by_name(const char *name);
 

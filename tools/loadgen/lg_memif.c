@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The memif transport of the load generator (see lg_memif.h): the
+ * lg_transport_ops of lg_transport.h over Slipstream's TCP/IP stack
+ * (dataplane/net) on a net_memif port, the way tools/netperf runs the stack
+ * as a client (active opens, one queue, busy polling).
+ *
+ * Receive: the stack's data callback hands over mbuf chains; they are kept
+ * in one list per connection and read() copies out of them, frees what it
+ * consumed and gives the window back (net_tcp_recved), so an unread
+ * response closes the TCP window instead of growing memory. Transmit:
+ * writev() copies into the stack's send queue (net_tcp_send) as far as the
+ * send buffer takes; the frames leave on the next poll. poll() runs rx
+ * bursts, the stack's timers and output (net_port_poll) until a connection
+ * has news or the timeout passes; reports are level-triggered, as the
+ * kernel transport's epoll: readable while bytes, EOF or an error wait,
+ * writable while asked for and the send buffer has room.
+ *
+ * Connections closed by the user are detached and freed by the stack's
+ * closed callback; destroy() closes every connection and polls (bounded)
+ * until their FINs are exchanged, then aborts what is left.
+ */
+#include "lg_memif.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "net.h"
+#include "net_port.h"
+#include "net_tcp.h"
+
+#define MF_MAX_EAL_ARGS 48
+#define MF_IDLE_POLLS 256
+#define MF_CLOSE_WAIT_US 500000 /* destroy: how long FINs may take */
+
+/* The one stack of the process. */
+static struct {
+	struct lg_memif_conf conf;
+	bool configured;
+	bool eal_up;
+	bool port_up;
+	uint16_t port_id;
+	struct rte_mempool *pool;
+	struct net_port_info info;
+	struct net_port_queue q;
+	struct net_stack *st;
+	uint32_t addr, mask; /* ours, network order */
+	struct lg_transport *active;
+	uint32_t closing; /* connections closed by the user, stack not done with them */
+	struct lg_tconn *detached; /* those connections (freed at shutdown if still there) */
+	char desc[320];
+} mf;
+
+struct lg_transport {
+	struct lg_tconn *conns; /* open, in the user's hands */
+	uint32_t idle;
+};
+
+struct lg_tconn {
+	struct lg_transport *t;
+	struct net_tcp_conn *tc; /* NULL once the stack closed it */
+	void *arg;
+	bool up;
+	bool eof;
+	bool want_out;
+	bool detached; /* the user closed it; freed by the closed callback */
+	int err;       /* negative errno once failed or closed by the peer */
+	struct rte_mbuf *rx_head; /* received segments, linked through ->next */
+	struct rte_mbuf *rx_tail;
+	uint32_t rx_off; /* bytes of rx_head already read */
+	uint64_t rx_bytes;
+	struct lg_tconn *next;
+	struct lg_tconn *prev;
+};
+
+static void
+list_del(struct lg_tconn **head, struct lg_tconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static void
+list_add(struct lg_tconn **head, struct lg_tconn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+static uint64_t
+mf_now_us(void)
+{
+	return net_port_now_us();
+}
+
+/* ---- configuration and start-up ------------------------------------------- */
+
+int
+lg_memif_configure(const struct lg_memif_conf *conf)
+{
+	if (mf.eal_up)
+		return -EBUSY;
+	if (conf->socket[0] == '\0')
+		return -EINVAL;
+	if (strchr(conf->socket, ',') != NULL || strchr(conf->socket, ' ') != NULL)
+		return -EINVAL; /* it goes into a devargs string */
+	mf.conf = *conf;
+	if (mf.conf.mbufs == 0)
+		mf.conf.mbufs = 65535;
+	if (mf.conf.memory_mb == 0)
+		mf.conf.memory_mb = 512;
+	if (mf.conf.bufs == 0)
+		mf.conf.bufs = 2u << 20;
+	if (mf.conf.max_conns == 0)
+		mf.conf.max_conns = 4096;
+	if (mf.conf.link_wait_ms == 0)
+		mf.conf.link_wait_ms = 10000;
+	mf.configured = true;
+	return 0;
+}
+
+static int
+parse_prefix(const char *s, uint32_t *addr, uint32_t *mask)
+{
+	char a[32];
+	const char *slash = strchr(s, '/');
+	size_t al = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long plen = 24;
+	struct in_addr in;
+
+	if (al >= sizeof(a))
+		return -EINVAL;
+	memcpy(a, s, al);
+	a[al] = '\0';
+	if (slash != NULL) {
+		char *end;
+		plen = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || end == slash + 1 || plen < 1 || plen > 30)
+			return -EINVAL;
+	}
+	if (inet_pton(AF_INET, a, &in) != 1)
+		return -EINVAL;
+	*addr = in.s_addr;
+	*mask = htonl(0xffffffffu << (32 - plen));
+	return 0;
+}
+
+/* Our address: configured, or the broker's /24 with host part 1 (2 if that is the broker). */
+static int
+mf_pick_address(uint32_t broker)
+{
+	if (mf.conf.ip[0] != '\0')
+		return parse_prefix(mf.conf.ip, &mf.addr, &mf.mask);
+	uint32_t h = ntohl(broker);
+	mf.mask = htonl(0xffffff00u);
+	mf.addr = htonl((h & 0xffffff00u) | ((h & 0xffu) == 1 ? 2u : 1u));
+	return 0;
+}
+
+static int
+mf_first_cpu(void)
+{
+	cpu_set_t set;
+
+	if (mf.conf.cpu >= 0)
+		return mf.conf.cpu;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				return i;
+	return 0;
+}
+
+static int
+mf_eal_init(void)
+{
+	static char store[2048];
+	char *argv[MF_MAX_EAL_ARGS];
+	size_t used = 0;
+	int argc = 0;
+	cpu_set_t saved;
+	bool have_saved;
+
+#define MF_ADD(...)                                                                        \
+	do {                                                                               \
+		int k_ = snprintf(store + used, sizeof(store) - used, __VA_ARGS__);        \
+		if (k_ < 0 || (size_t)k_ >= sizeof(store) - used || argc >= MF_MAX_EAL_ARGS - 1) \
+			return -E2BIG;                                                     \
+		argv[argc++] = store + used;                                               \
+		used += (size_t)k_ + 1;                                                    \
+	} while (0)
+
+	MF_ADD("slipstream-load");
+	MF_ADD("-l");
+	MF_ADD("%d", mf_first_cpu());
+	MF_ADD("--no-pci");
+	MF_ADD("--no-telemetry");
+	MF_ADD("--log-level=error");
+	if (mf.conf.file_prefix[0] != '\0')
+		MF_ADD("--file-prefix=%s", mf.conf.file_prefix);
+	else
+		MF_ADD("--file-prefix=slipstream-load-%d", (int)getpid());
+	if (!mf.conf.huge)
+		MF_ADD("--no-huge");
+	MF_ADD("-m");
+	MF_ADD("%u", mf.conf.memory_mb);
+	MF_ADD("--vdev=net_memif0,role=client,socket=%s,mac=02:73:6c:70:4c:47",
+	       mf.conf.socket);
+	/* Extra arguments, split on spaces. */
+	char extra[sizeof(mf.conf.eal_args)];
+	char *save = NULL;
+	snprintf(extra, sizeof(extra), "%s", mf.conf.eal_args);
+	for (char *tok = strtok_r(extra, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		MF_ADD("%s", tok);
+	argv[argc] = NULL;
+#undef MF_ADD
+
+	/* The EAL pins the calling thread to its lcore; the caller's thread (the
+	 * load generator's sampling thread) keeps the CPUs it had. */
+	have_saved = pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved) == 0;
+	int rc = rte_eal_init(argc, argv);
+	if (have_saved)
+		pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
+	if (rc < 0) {
+		fprintf(stderr, "slipstream-load: DPDK EAL did not start: %s\n",
+			rte_strerror(rte_errno));
+		return -ENODEV;
+	}
+	mf.eal_up = true;
+	return 0;
+}
+
+static int
+mf_start(uint32_t broker)
+{
+	struct net_port_conf pc;
+	struct net_config nc;
+	int rc;
+
+	if (!mf.configured) {
+		fprintf(stderr, "slipstream-load: the memif transport needs --memif-socket\n");
+		return -EINVAL;
+	}
+	rc = mf_pick_address(broker);
+	if (rc < 0) {
+		fprintf(stderr, "slipstream-load: --memif-ip '%s' is not a.b.c.d/len\n",
+			mf.conf.ip);
+		return rc;
+	}
+	rc = mf_eal_init();
+	if (rc < 0)
+		return rc;
+	rc = rte_eth_dev_get_port_by_name("net_memif0", &mf.port_id);
+	if (rc != 0) {
+		fprintf(stderr, "slipstream-load: no memif port (is librte_net_memif installed?)\n");
+		return -ENODEV;
+	}
+	mf.pool = rte_pktmbuf_pool_create("lg_mbufs", mf.conf.mbufs, 256, 0,
+					  RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (mf.pool == NULL) {
+		fprintf(stderr, "slipstream-load: cannot allocate %u packet buffers (--memif-mbufs, "
+				"--memif-memory-mb): %s\n", mf.conf.mbufs, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.pool = mf.pool;
+	rc = net_port_setup(mf.port_id, &pc, &mf.info);
+	if (rc != 0) {
+		fprintf(stderr, "slipstream-load: memif port setup: %s\n", strerror(-rc));
+		return rc;
+	}
+	mf.port_up = true;
+	memset(&mf.q, 0, sizeof(mf.q));
+	mf.q.port_id = mf.port_id;
+	memset(&nc, 0, sizeof(nc));
+	net_port_worker_config(&nc, &mf.info, &mf.q, 0);
+	nc.ipv4_addr = mf.addr;
+	nc.ipv4_mask = mf.mask;
+	nc.pool = mf.pool;
+	nc.max_conns = mf.conf.max_conns;
+	nc.rcvbuf_bytes = mf.conf.bufs;
+	nc.sndbuf_bytes = mf.conf.bufs;
+	nc.time_wait_us = 2 * 1000 * 1000; /* a client with fresh ports each run */
+	nc.seed = rte_rdtsc() ^ ((uint64_t)getpid() << 32);
+	mf.st = net_stack_create(&nc);
+	if (mf.st == NULL) {
+		rc = -errno;
+		fprintf(stderr, "slipstream-load: network stack: %s\n", strerror(errno));
+		return rc ? rc : -ENOMEM;
+	}
+	/* The link comes up once the broker's side (memif server) has us. */
+	uint64_t deadline = mf_now_us() + (uint64_t)mf.conf.link_wait_ms * 1000;
+	struct rte_eth_link link;
+	for (;;) {
+		memset(&link, 0, sizeof(link));
+		rte_eth_link_get_nowait(mf.port_id, &link);
+		if (link.link_status == RTE_ETH_LINK_UP)
+			break;
+		if (mf_now_us() > deadline) {
+			fprintf(stderr, "slipstream-load: memif link on %s did not come up within "
+					"%u ms (is the broker serving a memif port on that socket?)\n",
+				mf.conf.socket, mf.conf.link_wait_ms);
+			return -ENETDOWN;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	net_stack_start(mf.st, mf_now_us());
+	return 0;
+}
+
+void
+lg_memif_describe(char *buf, size_t len)
+{
+	if (mf.st == NULL) {
+		if (len > 0)
+			buf[0] = '\0';
+		return;
+	}
+	const struct net_stats *s = net_stack_stats(mf.st);
+	snprintf(buf, len,
+		 "memif stack: rx %" PRIu64 " tx %" PRIu64 " frames, retransmits %" PRIu64
+		 " (fast %" PRIu64 ", rto %" PRIu64 "), tx full %" PRIu64 ", tx dropped %" PRIu64
+		 ", no mbuf %" PRIu64 ", rst rx %" PRIu64 " tx %" PRIu64 ", bad tcp %" PRIu64
+		 ", out of window %" PRIu64 ", out of order %" PRIu64,
+		 s->rx_frames, s->tx_frames, s->tcp_retransmits, s->tcp_fast_retransmits,
+		 s->tcp_rto_expiries, s->tx_full, s->tx_dropped, s->tx_no_mbuf, s->tcp_rst_rx,
+		 s->tcp_rst_tx, s->rx_tcp_bad, s->tcp_out_of_window, s->tcp_ooo_queued);
+}
+
+void
+lg_memif_shutdown(bool verbose)
+{
+	if (mf.st != NULL) {
+		/* Let the last ACKs and FINs out. */
+		for (int k = 0; k < 1000; k++)
+			net_port_poll(mf.st, &mf.q, mf_now_us());
+		if (verbose) {
+			lg_memif_describe(mf.desc, sizeof(mf.desc));
+			fprintf(stderr, "slipstream-load: %s\n", mf.desc);
+		}
+		net_stack_free(mf.st); /* no callbacks: free what was still closing */
+		mf.st = NULL;
+		while (mf.detached != NULL) {
+			struct lg_tconn *c = mf.detached;
+			list_del(&mf.detached, c);
+			free(c);
+		}
+		mf.closing = 0;
+	}
+	if (mf.port_up) {
+		rte_eth_dev_stop(mf.port_id);
+		rte_eth_dev_close(mf.port_id);
+		mf.port_up = false;
+	}
+	if (mf.eal_up) {
+		rte_eal_cleanup();
+		mf.eal_up = false;
+	}
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void
+rx_free(struct lg_tconn *c)
+{
+	struct rte_mbuf *m = c->rx_head;
+
+	while (m != NULL) {
+		struct rte_mbuf *n = m->next;
+		m->next = NULL;
+		m->nb_segs = 1;
+		rte_pktmbuf_free_seg(m);
+		m = n;
+	}
+	c->rx_head = c->rx_tail = NULL;
+	c->rx_off = 0;
+	c->rx_bytes = 0;
+}
+
+static void
+mf_connected(void *arg, struct net_tcp_conn *tc)
+{
+	struct lg_tconn *c = arg;
+
+	(void)tc;
+	c->up = true;
+}
+
+static void
+mf_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
+{
+	struct lg_tconn *c = arg;
+
+	if (c->detached) {
+		rte_pktmbuf_free(m);
+		net_tcp_recved(tc, len);
+		return;
+	}
+	/* Append the chain's segments to ours (one list, freed segment by segment). */
+	if (c->rx_tail != NULL)
+		c->rx_tail->next = m;
+	else
+		c->rx_head = m;
+	struct rte_mbuf *s = m;
+	while (s->next != NULL)
+		s = s->next;
+	c->rx_tail = s;
+	c->rx_bytes += len;
+}
+
+static void
+mf_eof(void *arg, struct net_tcp_conn *tc)
+{
+	struct lg_tconn *c = arg;
+
+	(void)tc;
+	c->eof = true;
+}
+
+static void
+mf_closed(void *arg, struct net_tcp_conn *tc, int status)
+{
+	struct lg_tconn *c = arg;
+
+	(void)tc;
+	c->tc = NULL;
+	if (c->detached) {
+		mf.closing--;
+		list_del(&mf.detached, c);
+		rx_free(c);
+		free(c);
+		return;
+	}
+	c->err = status < 0 ? status : -ECONNRESET;
+}
+
+static const struct net_tcp_ops mf_tcp_ops = {
+	.connected = mf_connected,
+	.data = mf_data,
+	.eof = mf_eof,
+	.closed = mf_closed,
+};
+
+/* ---- the ops ---------------------------------------------------------------- */
+
+static struct lg_transport *
+mf_create(void)
+{
+	struct lg_transport *t;
+
+	if (mf.active != NULL) {
+		errno = EBUSY; /* one thread at a time: --threads 1 */
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	mf.active = t;
+	return t;
+}
+
+static void
+mf_close(struct lg_tconn *c)
+{
+	if (c == NULL)
+		return;
+	list_del(&c->t->conns, c);
+	rx_free(c);
+	if (c->tc == NULL) {
+		free(c);
+		return;
+	}
+	c->detached = true;
+	c->t = NULL;
+	mf.closing++;
+	list_add(&mf.detached, c);
+	if (net_tcp_close(c->tc) != 0)
+		net_tcp_abort(c->tc);
+}
+
+static void
+mf_destroy(struct lg_transport *t)
+{
+	if (t == NULL)
+		return;
+	while (t->conns)
+		mf_close(t->conns);
+	/* Bounded: FINs both ways, else abort (the closed callbacks free them). */
+	if (mf.st != NULL) {
+		uint64_t deadline = mf_now_us() + MF_CLOSE_WAIT_US;
+		while (mf.closing > 0 && mf_now_us() < deadline)
+			net_port_poll(mf.st, &mf.q, mf_now_us());
+	}
+	/* A connection still closing (the broker did not answer our FIN in
+	 * time) stays with the stack: its timers finish it, and the closed
+	 * callback frees it, or lg_memif_shutdown() frees it with the stack. */
+	if (mf.active == t)
+		mf.active = NULL;
+	free(t);
+}
+
+static int
+mf_connect(struct lg_transport *t, const char *host, uint16_t port, void *arg,
+	   struct lg_tconn **out)
+{
+	struct in_addr a;
+	int rc;
+
+	if (inet_pton(AF_INET, host, &a) != 1)
+		return -EHOSTUNREACH; /* the broker's memif address, as an IPv4 literal */
+	if (mf.st == NULL) {
+		rc = mf_start(a.s_addr);
+		if (rc < 0)
+			return rc;
+	}
+	if (rte_lcore_id() == LCORE_ID_ANY)
+		rte_thread_register(); /* a mempool cache for this thread; best effort */
+	struct lg_tconn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->t = t;
+	c->arg = arg;
+	c->want_out = true; /* the first writable report says the connection is up */
+	rc = net_tcp_connect(mf.st, a.s_addr, port, &mf_tcp_ops, c, &c->tc);
+	if (rc != 0) {
+		free(c);
+		return rc < 0 ? rc : -EADDRNOTAVAIL;
+	}
+	list_add(&t->conns, c);
+	*out = c;
+	return 0;
+}
+
+static ssize_t
+mf_writev(struct lg_tconn *c, const struct iovec *iov, int iovcnt)
+{
+	ssize_t total = 0;
+
+	if (c->err)
+		return c->err == -ECONNRESET ? -EPIPE : c->err;
+	if (!c->up || c->tc == NULL)
+		return 0;
+	for (int i = 0; i < iovcnt; i++) {
+		size_t len = iov[i].iov_len;
+		if (len > UINT32_MAX / 2)
+			len = UINT32_MAX / 2;
+		int r = net_tcp_send(c->tc, iov[i].iov_base, (uint32_t)len);
+		if (r < 0)
+			return total > 0 ? total : (ssize_t)r;
+		total += r;
+		if ((size_t)r < len)
+			break;
+	}
+	return total;
+}
+
+static ssize_t
+mf_read(struct lg_tconn *c, void *buf, size_t cap)
+{
+	uint8_t *dst = buf;
+	size_t got = 0;
+
+	while (got < cap && c->rx_head != NULL) {
+		struct rte_mbuf *m = c->rx_head;
+		uint32_t avail = m->data_len - c->rx_off;
+		size_t n = avail < cap - got ? avail : cap - got;
+		memcpy(dst + got, rte_pktmbuf_mtod_offset(m, const uint8_t *, c->rx_off), n);
+		got += n;
+		c->rx_off += (uint32_t)n;
+		if (c->rx_off == m->data_len) {
+			c->rx_head = m->next;
+			if (c->rx_head == NULL)
+				c->rx_tail = NULL;
+			m->next = NULL;
+			m->nb_segs = 1;
+			rte_pktmbuf_free_seg(m);
+			c->rx_off = 0;
+		}
+	}
+	if (got > 0) {
+		c->rx_bytes -= got;
+		if (c->tc != NULL)
+			net_tcp_recved(c->tc, (uint32_t)got);
+		return (ssize_t)got;
+	}
+	if (c->err)
+		return c->err;
+	if (c->eof)
+		return -ECONNRESET;
+	return 0;
+}
+
+static void
+mf_want_write(struct lg_tconn *c, bool on)
+{
+	c->want_out = on;
+}
+
+/* Level-triggered reports, as epoll gives them. */
+static int
+mf_report(struct lg_transport *t, lg_ready_fn cb)
+{
+	int n = 0;
+	struct lg_tconn *c = t->conns;
+
+	while (c != NULL) {
+		struct lg_tconn *next = c->next; /* cb does not close (lg_run.c), but be safe */
+		bool rd = c->rx_bytes > 0 || c->eof || c->err;
+		bool wr = c->want_out &&
+			  (c->err || (c->up && c->tc != NULL && net_tcp_send_space(c->tc) > 0));
+		if (rd || wr) {
+			cb(c->arg, rd, wr);
+			n++;
+		}
+		c = next;
+	}
+	return n;
+}
+
+static int
+mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
+{
+	if (mf.st == NULL)
+		return 0;
+	uint64_t now = mf_now_us();
+	uint64_t deadline = now + (uint64_t)(timeout_us > 0 ? timeout_us : 0);
+
+	for (;;) {
+		uint16_t got = net_port_poll(mf.st, &mf.q, now);
+		int n = mf_report(t, cb);
+		if (n > 0)
+			return n;
+		now = mf_now_us();
+		if (now >= deadline)
+			return 0;
+		if (got > 0 || mf.conf.idle_us == 0) {
+			t->idle = 0;
+			continue;
+		}
+		if (++t->idle >= MF_IDLE_POLLS) {
+			uint64_t us = mf.conf.idle_us;
+			if (us > deadline - now)
+				us = deadline - now;
+			struct timespec ts = {0, (long)us * 1000};
+			nanosleep(&ts, NULL);
+			t->idle = 0;
+			now = mf_now_us();
+		}
+	}
+}
+
+const struct lg_transport_ops lg_memif_ops = {
+	.name = "memif",
+	.create = mf_create,
+	.destroy = mf_destroy,
+	.connect = mf_connect,
+	.writev = mf_writev,
+	.read = mf_read,
+	.want_write = mf_want_write,
+	.poll = mf_poll,
+	.close = mf_close,
+};

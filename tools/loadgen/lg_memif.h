@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The load generator's DPDK transport: Slipstream's own TCP/IP stack
+ * (dataplane/net) on a net_memif port whose peer is the broker's memif port,
+ * so the whole path from load generator to broker runs without the kernel.
+ *
+ * One stack instance per process, on one memif queue pair: the transport
+ * serves one thread at a time (the set-up client on the main thread, then
+ * the single worker thread; --threads must be 1). The loadgen is the memif
+ * client (role=client); the broker's port (dataplane.port.device =
+ * net_memif0,role=server,socket=PATH) is the server. The EAL starts on the
+ * first lg_memif_ops.create() with ordinary memory (--no-huge) unless
+ * hugepages are asked for, and is torn down by lg_memif_shutdown().
+ */
+#ifndef SLP_LG_MEMIF_H
+#define SLP_LG_MEMIF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lg_transport.h"
+
+struct lg_memif_conf {
+	char socket[256];	/* memif control socket path (the broker's socket=) */
+	char ip[32];		/* our address "a.b.c.d/len"; "" = derived from the broker's */
+	char eal_args[512];	/* extra EAL arguments, space separated */
+	char file_prefix[64];	/* EAL --file-prefix; "" = slipstream-load-PID */
+	int cpu;		/* the EAL lcore (the worker's CPU); -1 = the first allowed */
+	uint32_t mbufs;		/* packet buffers; 0 = 65535 */
+	uint32_t memory_mb;	/* EAL memory (-m); 0 = 512 */
+	uint32_t bufs;		/* TCP send and receive buffer per connection; 0 = 2 MiB */
+	uint32_t max_conns;	/* connection table; 0 = 4096 */
+	uint32_t idle_us;	/* sleep this long after 256 idle polls; 0 = busy poll */
+	uint32_t link_wait_ms;	/* how long to wait for the memif link; 0 = 10 s */
+	bool huge;		/* use hugepages (default: --no-huge) */
+};
+
+/** The DPDK (memif) transport; configure it first. */
+extern const struct lg_transport_ops lg_memif_ops;
+
+/**
+ * Set the memif transport's parameters (copied) before its first create().
+ * @return 0, -EINVAL (no socket path, bad address), -EBUSY (already started).
+ */
+int
+lg_memif_configure(const struct lg_memif_conf *conf);
+
+/**
+ * Stop the port and the EAL if they were started (end of the process).
+ * Prints the stack's counters to stderr when @verbose.
+ */
+void
+lg_memif_shutdown(bool verbose);
+
+/** One line of the stack's counters (retransmits, drops) into @buf; "" before start. */
+void
+lg_memif_describe(char *buf, size_t len);
+
+#endif /* SLP_LG_MEMIF_H */
