@@ -285,10 +285,18 @@ mf_start(uint32_t broker)
 	}
 	memset(&pc, 0, sizeof(pc));
 	pc.pool = mf.pool;
-	rc = net_port_setup(mf.port_id, &pc, &mf.info);
+	/* A memif client's start fails while nobody serves the socket: retry
+	 * (the broker may be starting) until the link wait is over. */
+	uint64_t deadline = mf_now_us() + (uint64_t)mf.conf.link_wait_ms * 1000;
+	while ((rc = net_port_setup(mf.port_id, &pc, &mf.info)) != 0 && mf_now_us() < deadline) {
+		struct timespec ts = {0, 500 * 1000000};
+		nanosleep(&ts, NULL);
+	}
 	if (rc != 0) {
-		fprintf(stderr, "slipstream-load: memif port setup: %s\n", strerror(-rc));
-		return rc;
+		fprintf(stderr, "slipstream-load: memif port on %s did not come up within %u ms (%s): "
+				"is the broker serving a memif port on that socket?\n",
+			mf.conf.socket, mf.conf.link_wait_ms, strerror(-rc));
+		return -ENETDOWN;
 	}
 	mf.port_up = true;
 	memset(&mf.q, 0, sizeof(mf.q));
@@ -310,7 +318,6 @@ mf_start(uint32_t broker)
 		return rc ? rc : -ENOMEM;
 	}
 	/* The link comes up once the broker's side (memif server) has us. */
-	uint64_t deadline = mf_now_us() + (uint64_t)mf.conf.link_wait_ms * 1000;
 	struct rte_eth_link link;
 	for (;;) {
 		memset(&link, 0, sizeof(link));
@@ -319,7 +326,7 @@ mf_start(uint32_t broker)
 			break;
 		if (mf_now_us() > deadline) {
 			fprintf(stderr, "slipstream-load: memif link on %s did not come up within "
-					"%u ms (is the broker serving a memif port on that socket?)\n",
+					"%u ms: is the broker serving a memif port on that socket?\n",
 				mf.conf.socket, mf.conf.link_wait_ms);
 			return -ENETDOWN;
 		}

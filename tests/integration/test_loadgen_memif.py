@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: Apache-2.0
+"""slipstream-load over memif: the whole path without the kernel.
+
+Starts `slipstream` with the DPDK transport on a net_memif port (memif
+server, socket /tmp/memif-it-PID.sock, broker at 198.18.48.2:19900 in its own
+TCP/IP stack) and runs the load generator with --transport memif (memif
+client, our stack at 198.18.48.1), each run a new process on the same port:
+  1. produces exactly N records (--count) to a new 3-partition topic over 2
+     connections with keys and lz4: N acknowledged, none failed;
+  2. consumes them back from the earliest offsets: exactly N records, every
+     batch's CRC-32C checked, every record's sequence checked in order per
+     partition (lg_check.h: no gap, duplicate, reordering or misplaced
+     record), each partition read up to the offset the producer was given;
+  3. end to end at a fixed rate (acks=all, zstd, 4 partitions): every
+     acknowledged record consumed once and sequence-checked, one latency
+     value per record, percentiles in order;
+  4. flat out for a moment (1 KiB records, 16 KiB batches, 8 partitions):
+     same checks, and a throughput figure printed (not asserted: the
+     machine is shared);
+  5. a memif socket nobody serves: the load generator gives up within its
+     link wait and says why.
+The broker is stopped with SIGTERM and must exit 0.
+
+No hugepages needed: memif copies between its shared rings and the mbufs,
+so both processes run DPDK on ordinary memory (--no-huge). Needs root (the
+broker's DPDK transport); prints SKIP and exits 77 otherwise. Both sides
+poll with a short idle sleep so the test does not hog a shared machine.
+
+Usage: test_loadgen_memif.py PATH_TO_SLIPSTREAM PATH_TO_SLIPSTREAM_LOAD
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SLIPSTREAM = sys.argv[1]
+LOAD = sys.argv[2]
+BROKER = "198.18.48.2:19900"
+N = 30000
+
+CONFIG = """
+listeners=PLAINTEXT://198.18.48.2:19900
+log.dir={logs}
+dataplane.transport=dpdk
+dataplane.port.device=net_memif0,role=server,socket={sock},mac=02:73:6c:70:00:02
+dataplane.port.ipv4.address=198.18.48.2
+dataplane.port.ipv4.netmask=255.255.255.0
+dataplane.port.tap.address=
+dataplane.net.workers=1
+dataplane.poll.idle.sleep.us=50
+dpdk.hugepages=off
+dpdk.memory.mb=768
+dpdk.file.prefix=memif-it-{pid}
+num.partitions=1
+storage.cache.chunks=16
+"""
+
+
+class Broker:
+    def __init__(self, tmp, sock):
+        self.conf = os.path.join(tmp, "server.properties")
+        with open(self.conf, "w") as f:
+            f.write(CONFIG.format(logs=os.path.join(tmp, "logs"), sock=sock, pid=os.getpid()))
+        self.log_path = self.conf + ".log"
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            t = self.text()
+            if re.search(r"listening on PLAINTEXT://198\.18\.48\.2:19900 \(DPDK port", t) and \
+                    "started;" in t:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("broker did not start:\n" + self.text()[-3000:])
+
+    def text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def load(b, sock, *args, expect=0, timeout=120):
+    cmd = [LOAD, "--transport", "memif", "--memif-socket", sock, "--memif-idle-us", "50",
+           "-b", BROKER, "-q"] + list(args)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == expect, "slipstream-load %s: rc %d\n%s\n%s\n--- broker ---\n%s" % (
+        " ".join(args), r.returncode, r.stdout, r.stderr[-3000:],
+        b.text()[-3000:] if b else "")
+    return r
+
+
+def check_hist(h):
+    buckets = h["buckets"]
+    assert sum(c for _, _, c in buckets) == h["count"], h["count"]
+    if h["count"]:
+        pct = [h["percentiles"][k] for k in ("50", "90", "99", "99.9", "99.99", "100")]
+        assert pct == sorted(pct), pct
+        assert h["min"] <= pct[0] and pct[-1] == h["max"]
+
+
+def checked_consume(r, n):
+    res = r["result"]
+    assert res["errors"] == 0, res
+    assert res["consumed_records"] == n, res
+    assert res["crc_errors"] == 0 and res["seq_errors"] == 0, res
+    assert res["seq_checked"] == n, res  # every record carried a sequence
+
+
+def run(b, tmp, sock):
+    # 1. produce exactly N
+    rep = os.path.join(tmp, "produce.json")
+    load(b, sock, "-t", "mf", "-p", "3", "-c", "2", "-n", str(N), "-s", "200",
+         "--batch-size", "4096", "-k", "50", "-z", "lz4", "-i", "8", "--json", rep)
+    r = json.load(open(rep))
+    assert r["result"]["acked_records"] == N, r["result"]
+    assert r["result"]["sent_records"] == N and r["result"]["failed_records"] == 0
+    assert r["result"]["errors"] == 0 and r["result"]["acked_bytes"] == N * (200 + 8)
+    check_hist(r["latency"]["produce_ack"])
+    acked = {p["partition"]: p["acked_end_offset"] for p in r["partitions"]}
+    assert sum(acked.values()) == N, acked
+    print("1. produced %d over memif" % N, flush=True)
+
+    # 2. consume them back, every batch CRC-checked, every sequence in order
+    rep = os.path.join(tmp, "consume.json")
+    out = load(b, sock, "--mode", "consume", "-t", "mf", "-n", str(N), "-d", "60",
+               "--json", rep).stdout
+    assert "verified" in out and "(0 bad)" in out and "(0 breaks)" in out, out
+    r = json.load(open(rep))
+    checked_consume(r, N)
+    for p in r["partitions"]:
+        assert p["consumed_end_offset"] == acked[p["partition"]], (p, acked)
+        assert p["consumed_records"] == acked[p["partition"]], (p, acked)
+    print("2. consumed %d, CRC and order checked" % N, flush=True)
+
+    # 3. end to end at a fixed rate
+    rep = os.path.join(tmp, "e2e.json")
+    load(b, sock, "--mode", "e2e", "-t", "mf-e2e", "-p", "4", "-s", "100", "-r", "5000",
+         "-d", "2", "--linger-ms", "1", "-a", "all", "-z", "zstd", "--json", rep)
+    r = json.load(open(rep))
+    res = r["result"]
+    assert res["acked_records"] > 5000, res
+    checked_consume(r, res["acked_records"])
+    assert r["latency"]["e2e"]["count"] == res["consumed_records"]
+    check_hist(r["latency"]["e2e"])
+    e = r["latency"]["e2e"]["percentiles"]
+    print("3. e2e %d records at 5000/s: p50 %.0f us, p99 %.0f us" % (
+        res["consumed_records"], e["50"] / 1e3, e["99"] / 1e3), flush=True)
+
+    # 4. flat out, briefly
+    rep = os.path.join(tmp, "flat.json")
+    load(b, sock, "--mode", "e2e", "-t", "mf-flat", "-p", "8", "-s", "1024",
+         "--batch-size", "16384", "-d", "2", "--fetch-max-bytes", "1048576", "--json", rep)
+    r = json.load(open(rep))
+    res = r["result"]
+    assert res["acked_records"] > 0, res
+    checked_consume(r, res["acked_records"])
+    print("4. flat out: %.1f MB/s acknowledged, all consumed and checked" % res["mb_per_s"],
+          flush=True)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: the broker's DPDK transport needs root")
+        sys.exit(77)
+    sock = "/tmp/memif-it-%d.sock" % os.getpid()
+    with tempfile.TemporaryDirectory(prefix="memif-it-") as tmp:
+        b = Broker(tmp, sock)
+        try:
+            run(b, tmp, sock)
+            rc = b.stop()
+            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
+        finally:
+            b.kill()
+        print("--- broker ---\n" + "\n".join(
+            l for l in b.text().splitlines() if "dpdk worker" in l), flush=True)
+    # 5. nobody serves this socket: bounded failure with a reason
+    t0 = time.monotonic()
+    r = load(None, "/tmp/memif-it-%d-none.sock" % os.getpid(), "-t", "x", "-n", "10",
+             expect=1, timeout=60)
+    assert "is the broker serving a memif port" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 40
+    print("5. no memif server: failed in %.1f s with a reason" % (time.monotonic() - t0))
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
