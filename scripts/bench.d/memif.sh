@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+#
+# The memif hook of scripts/bench (sourced by it): the broker serves on a
+# net_memif port (DPDK transport, memif server) and slipstream-load reaches
+# it with --transport memif (our TCP/IP stack, memif client), so the
+# produce_ram, small_produce, fetch_tail and e2e rows run without the kernel
+# on the path (small_produce also runs the same broker over kernel sockets
+# for its 3x limit). Without this file every row uses kernel sockets.
+#
+# The socket is /tmp/memif-bench-PID.sock (PID of scripts/bench), the
+# broker's address 198.18.48.2:9092 inside its own stack (no kernel
+# interface, so nothing else on the machine sees it), the load generator's
+# 198.18.48.1. memif copies between its shared rings and mbufs, so no DMA:
+# hugepages when enough are free, else ordinary memory. DPDK's heap holds the
+# tail cache and the connection buffers too: 2 GiB covers the largest row
+# (fetch_tail's 512 cache chunks).
+#
+# BENCH_MEMIF_MB=N sets dpdk.memory.mb; BENCH_MEMIF_IDLE_US=U lets both sides
+# sleep U us when idle (default 0: both busy-poll their own core).
+
+bench_memif_sock=/tmp/memif-bench-$$.sock
+
+bench_memif_broker_conf() {
+	local mb=${BENCH_MEMIF_MB:-2048} free
+	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+	echo "dataplane.transport=dpdk"
+	echo "listeners=PLAINTEXT://198.18.48.2:9092"
+	echo "dataplane.port.device=net_memif0,role=server,socket=$bench_memif_sock,mac=02:73:6c:70:00:02"
+	echo "dataplane.port.ipv4.address=198.18.48.2"
+	echo "dataplane.port.ipv4.netmask=255.255.255.0"
+	echo "dataplane.port.tap.address="
+	echo "dataplane.port.mbufs=32768"
+	echo "dataplane.poll.idle.sleep.us=${BENCH_MEMIF_IDLE_US:-0}"
+	if [ -z "${BENCH_NO_HUGE:-}" ] && [ "$free" -ge $((mb / 2 + 64)) ]; then
+		echo "dpdk.hugepages=on"
+	else
+		echo "dpdk.hugepages=off"
+	fi
+	echo "dpdk.memory.mb=$mb"
+}
+
+bench_memif_load_args() {
+	printf '%s\n' --transport memif --memif-socket "$bench_memif_sock" -b 198.18.48.2:9092 \
+		--memif-idle-us "${BENCH_MEMIF_IDLE_US:-0}"
+}
