@@ -66,6 +66,7 @@ struct hop_desc {
 	bool replied;
 	const void *buf;             /* response bytes (broker-owned memory) */
 	uint32_t resp_len;
+	bool resp_sg;                /* buf is a struct dp_sg (scatter-gather response) */
 	dp_resp_free_fn free_fn;     /* runs on the broker lcore (step 3) */
 	void *free_arg;
 };
@@ -277,6 +278,7 @@ dp_hop_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame
 	d->replied = false;
 	d->buf = NULL;
 	d->resp_len = 0;
+	d->resp_sg = false;
 	d->free_fn = NULL;
 	d->free_arg = NULL;
 	d->state = HOP_AT_BROKER;
@@ -311,6 +313,17 @@ hop_resp_release(void *arg, void *buf)
 	hop_send(&L->out, g_broker.lcore, d, hop_release_msg, &L->stats.outbox_waits);
 }
 
+/* The hopped response on the real connection, plain or scatter-gather. */
+static void
+hop_conn_reply(struct dp_conn *conn, uint64_t req, struct hop_desc *d, dp_resp_free_fn free_fn,
+	void *free_arg)
+{
+	if (d->resp_sg)
+		dp_conn_reply_sg(conn, req, d->buf, free_fn, free_arg);
+	else
+		dp_conn_reply(conn, req, d->buf, d->resp_len, free_fn, free_arg);
+}
+
 /* Step 2, on the worker lcore. */
 static void
 hop_reply_msg(void *arg)
@@ -337,10 +350,10 @@ hop_reply_msg(void *arg)
 		 * From here @d belongs to the real connection until
 		 * hop_resp_release() runs (at once for a stale token).
 		 */
-		dp_conn_reply(conn, req, d->buf, d->resp_len, hop_resp_release, d);
+		hop_conn_reply(conn, req, d, hop_resp_release, d);
 	} else {
 		if (d->replied)
-			dp_conn_reply(conn, req, d->buf, d->resp_len, NULL, NULL);
+			hop_conn_reply(conn, req, d, NULL, NULL);
 		desc_home(L, d);
 	}
 	if (close && live) {
@@ -396,6 +409,7 @@ proxy_finish(struct hop_proxy *p)
 		d->replied = true;
 		d->buf = s->buf;
 		d->resp_len = s->len;
+		d->resp_sg = s->sg;
 		d->free_fn = s->free_fn;
 		d->free_arg = s->free_arg;
 	}

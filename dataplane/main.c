@@ -126,6 +126,7 @@ usage(FILE *out)
 static void
 storage_shutdown_hook(const struct dp_config *cfg)
 {
+	dp_fetch_zc_detach(); /* responses still being sent: no reference into a closed log */
 	if (dp_broker_stop(&g_broker) < 0)
 		dp_log(DP_LOG_ERROR, "storage: some logs did not close cleanly (log.dirs=%s)",
 			cfg->log_dirs);
@@ -284,6 +285,7 @@ static int
 broker_stop_here(void *arg)
 {
 	(void)arg;
+	dp_fetch_zc_detach();
 	dp_broker_stop(&g_broker);
 	return 0;
 }

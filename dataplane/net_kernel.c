@@ -351,6 +351,7 @@ nk_flush(struct nk_conn *c, bool closing)
 {
 	while (c->base.tx_ready && !c->want_out && (closing || !c->base.closing)) {
 		struct iovec iov[NK_IOV_MAX];
+		struct dp_tx_records rec = {0, 0};
 		struct msghdr msg;
 		size_t total = 0;
 		ssize_t sent;
@@ -382,7 +383,9 @@ nk_flush(struct nk_conn *c, bool closing)
 			break;
 		}
 		c->base.last_active_tsc = rte_rdtsc();
-		dp_conn_tx_done(&c->base, (size_t)sent);
+		/* Straight from the segments: record bytes in the broker's buffers only if copied. */
+		dp_conn_tx_done_records(&c->base, (size_t)sent, &rec);
+		dp_metrics_fetch_records(DP_METRICS_TR_KERNEL, rec.borrowed, rec.owned);
 		if ((size_t)sent < total) {
 			c->want_out = true;
 			break;

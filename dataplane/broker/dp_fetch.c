@@ -118,6 +118,7 @@ struct fetch_async {
 	uint32_t n_reads;
 	uint32_t pending; /* disk reads in flight */
 	bool failed;      /* the request was refused meanwhile: no reply */
+	bool held;        /* a response being sent references its read area (fetch_zc) */
 	struct kp_arena arena;
 	uint8_t *arena_buf;
 	uint8_t *area; /* 4 KiB aligned, FETCH_ASYNC_AREA bytes */
@@ -131,16 +132,233 @@ struct fetch_slot {
 
 static struct fetch_async g_fa[FETCH_ASYNC_COUNT];
 
+/*
+ * Zero-copy Fetch responses. The response is encoded with its records fields
+ * left out (kp_writer_set_refs) and sent as a scatter-gather response
+ * (dp_conn_reply_sg): the owned segments are the encoded bytes in the
+ * response buffer, and each records field is a segment of its own that
+ * points at the bytes where they are:
+ *
+ *   tail cache      in the cache chunk (DP_SEG_BORROWED): the read's chunk
+ *                   reference is kept until the response is freed
+ *   async disk read in the fetch_async's read area, which is held (not reused)
+ *                   until then: the read is the one copy
+ *   sync disk read  in the shared read area, which the next Fetch reuses: copied
+ *                   into the response buffer behind the encoded bytes
+ *
+ * The response buffer starts with a struct fetch_zc (the sg descriptor, the
+ * reads whose references are dropped at the end, the held fetch_async), then
+ * the segment array, the encoded bytes and the copies. The transport calls
+ * fetch_zc_free() when it is done with the bytes (written, or acknowledged by
+ * the peer); dp_hop brings that back to this lcore, so references are
+ * dropped on the lcore that took them.
+ *
+ * Outstanding responses are listed: before logs are closed (dp_fetch_drain,
+ * dp_fetch_zc_detach) each one copies the borrowed bytes it still holds into
+ * its own buffer and drops its references, so no closed log is referenced.
+ */
+struct fetch_zc {
+	struct fetch_zc *prev;    /* outstanding responses (g_zc) */
+	struct fetch_zc *next;
+	struct resp_buf rb;       /* the buffer this heads; freed last */
+	struct fetch_async *fa;   /* held for its read area, or NULL */
+	struct stor_read *reads;  /* n_reads completed reads (copies), released at the end */
+	uint32_t n_reads;
+	bool detached;            /* references dropped early (fetch_zc_detach_one) */
+	uint8_t *spare;           /* free bytes of the buffer behind the copies */
+	uint8_t *end;             /* end of the buffer */
+	struct dp_sg sg;
+};
+
+/* Response buffer bytes a read takes in a zero-copy response (its copy, segments, ref). */
+#define FETCH_ZC_PER_READ \
+	(sizeof(struct stor_read) + 2 * sizeof(struct dp_seg) + sizeof(struct kp_wr_ref))
+/* Record bytes of one response sent in place (before max_bytes): chunks it pins. */
+#define FETCH_ZC_MAX_BYTES (8 * 1048576)
+
+static struct fetch_zc *g_zc;  /* outstanding zero-copy responses (this lcore's) */
+static uint32_t g_zc_count;
+
+static void
+fetch_zc_unhold(struct fetch_zc *z)
+{
+	if (z->fa != NULL) {
+		z->fa->held = false;
+		z->fa = NULL;
+	}
+}
+
+/* Copy what @z still borrows into its own buffer where it fits; drop its references. */
+static void
+fetch_zc_detach_one(struct fetch_zc *z)
+{
+	if (z->detached)
+		return;
+	for (uint32_t i = 0; i < z->sg.n; i++) {
+		struct dp_seg *g = &z->sg.segs[i];
+
+		if (!(g->flags & DP_SEG_BORROWED) || (size_t)(z->end - z->spare) < g->len)
+			continue;
+		/*
+		 * Same bytes, new place: a transport on another lcore may read the
+		 * pointer meanwhile and sends the same bytes either way.
+		 */
+		memcpy(z->spare, g->p, g->len);
+		__atomic_store_n(&g->p, (const uint8_t *)z->spare, __ATOMIC_RELEASE);
+		z->spare += g->len;
+	}
+	for (uint32_t k = 0; k < z->n_reads; k++)
+		stor_read_release(&z->reads[k]);
+	z->detached = true;
+}
+
+/* dp_resp_free_fn of a zero-copy response: the transport is done with its bytes. */
+static void
+fetch_zc_free(void *arg, void *buf)
+{
+	struct fetch_zc *z = arg;
+	struct resp_buf rb = z->rb;
+
+	(void)buf;
+	if (!z->detached) {
+		for (uint32_t k = 0; k < z->n_reads; k++)
+			stor_read_release(&z->reads[k]);
+	}
+	fetch_zc_unhold(z);
+	if (z->prev != NULL)
+		z->prev->next = z->next;
+	else
+		g_zc = z->next;
+	if (z->next != NULL)
+		z->next->prev = z->prev;
+	g_zc_count--;
+	rb.free_fn(rb.free_arg, rb.p);
+}
+
+void
+dp_fetch_zc_detach(void)
+{
+	for (struct fetch_zc *z = g_zc; z != NULL; z = z->next)
+		fetch_zc_detach_one(z);
+}
+
+uint32_t
+dp_fetch_zc_outstanding(void)
+{
+	return g_zc_count;
+}
+
+/*
+ * Encode and send a Fetch response zero-copy (above). Consumes @rb and the
+ * @n_reads completed @reads (their references move to the response or are
+ * dropped here); @fa, when the reads used its area, is held until the
+ * response is freed. Falls back to dp_req_reply_buf() (records copied into
+ * the buffer) when the descriptor does not fit the buffer.
+ */
+static int
+fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
+	const struct resp_buf *rb, const struct kp_fetch_response *resp, struct stor_read *reads,
+	uint32_t n_reads, struct fetch_async *fa)
+{
+	const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
+	uint8_t *end = rb->p + rb->cap;
+	struct fetch_zc *z = (struct fetch_zc *)(void *)rb->p;
+	struct stor_read *keep = (struct stor_read *)(void *)(z + 1);
+	struct dp_seg *segs = (struct dp_seg *)(void *)(keep + n_reads);
+	struct kp_wr_ref *refs = (struct kp_wr_ref *)(void *)(segs + 2 * (size_t)n_reads + 1);
+	uint8_t *out = (uint8_t *)(refs + n_reads);
+	uint8_t *spare;
+	struct kp_response_header rh;
+	struct kp_writer w;
+	bool use_fa = false;
+	uint32_t n_segs = 0;
+	uint32_t k = 0;
+	size_t pos = 0;
+	size_t body;
+	size_t total;
+	int rc;
+
+	if (d == NULL || out + 64 > end)
+		goto copy;
+	kp_response_header_init(&rh);
+	rh.correlation_id = h->correlation_id;
+	kp_writer_init(&w, out + 4, (size_t)(end - out - 4));
+	kp_writer_set_refs(&w, refs, n_reads);
+	rc = kp_response_header_encode(&rh,
+		kp_api_response_header_version(d, h->request_api_version), &w);
+	if (rc == 0)
+		rc = d->response.encode(resp, h->request_api_version, &w);
+	if (rc < 0)
+		goto copy;
+	body = kp_writer_len(&w);
+	total = body + w.ref_bytes;
+	if (total > INT32_MAX)
+		goto copy;
+	spare = out + 4 + body;
+	for (uint32_t i = 0; i < w.n_refs; i++) {
+		const struct kp_wr_ref *r = &refs[i];
+
+		if (4 + r->off > pos)
+			segs[n_segs++] = (struct dp_seg){out + pos, (uint32_t)(4 + r->off - pos), 0};
+		pos = 4 + r->off;
+		/* Records come from the reads in response order. */
+		while (k < n_reads && reads[k].data != r->ptr)
+			k++;
+		if (k < n_reads && reads[k].from_cache) {
+			segs[n_segs++] = (struct dp_seg){r->ptr, (uint32_t)r->len,
+				DP_SEG_RECORDS | DP_SEG_BORROWED};
+		} else if (fa != NULL && r->ptr >= fa->area && r->ptr + r->len <= fa->area +
+			FETCH_ASYNC_AREA) {
+			segs[n_segs++] = (struct dp_seg){r->ptr, (uint32_t)r->len, DP_SEG_RECORDS};
+			use_fa = true;
+		} else {
+			if ((size_t)(end - spare) < r->len)
+				goto copy;
+			memcpy(spare, r->ptr, r->len);
+			segs[n_segs++] = (struct dp_seg){spare, (uint32_t)r->len, DP_SEG_RECORDS};
+			spare += r->len;
+		}
+	}
+	if (4 + body > pos)
+		segs[n_segs++] = (struct dp_seg){out + pos, (uint32_t)(4 + body - pos), 0};
+	out[0] = (uint8_t)(total >> 24);
+	out[1] = (uint8_t)(total >> 16);
+	out[2] = (uint8_t)(total >> 8);
+	out[3] = (uint8_t)total;
+	/* Completed reads may move: nothing refers to them but their owner. */
+	if (n_reads > 0)
+		memcpy(keep, reads, sizeof(*reads) * n_reads);
+	*z = (struct fetch_zc){.rb = *rb, .fa = use_fa ? fa : NULL, .reads = keep,
+		.n_reads = n_reads, .spare = spare, .end = end,
+		.sg = {.segs = segs, .n = n_segs, .len = (uint32_t)(total + 4)}};
+	if (use_fa)
+		fa->held = true;
+	z->next = g_zc;
+	if (g_zc != NULL)
+		g_zc->prev = z;
+	g_zc = z;
+	g_zc_count++;
+	dp_req_fetch_metrics(resp);
+	return dp_conn_reply_sg(conn, req, &z->sg, fetch_zc_free, z);
+copy:
+	rc = dp_req_reply_buf(conn, req, h, rb, resp);
+	for (uint32_t j = 0; j < n_reads; j++)
+		stor_read_release(&reads[j]);
+	return rc;
+}
+
 static void
 fetch_async_finish(struct fetch_async *fa)
 {
-	if (fa->failed)
-		fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
-	else
-		dp_req_reply_buf(fa->conn, fa->req, &fa->h, &fa->rb, &fa->resp);
+	fa->used = false;
+	if (!fa->failed) {
+		fetch_reply(fa->conn, fa->req, &fa->h, &fa->rb, &fa->resp, fa->reads, fa->n_reads,
+			fa);
+		return;
+	}
+	fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
 	for (uint32_t k = 0; k < fa->n_reads; k++)
 		stor_read_release(&fa->reads[k]);
-	fa->used = false;
 }
 
 static void
@@ -522,7 +740,7 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	struct fetch_async *fa = NULL;
 
 	for (int i = 0; i < FETCH_ASYNC_COUNT && fa == NULL; i++) {
-		if (!g_fa[i].used)
+		if (!g_fa[i].used && !g_fa[i].held)
 			fa = &g_fa[i];
 	}
 	if (fa == NULL && watch != NULL)
@@ -583,6 +801,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 	uint8_t *area = g_read_area;
 	size_t area_left = FETCH_READ_AREA;
 	int64_t budget;
+	int64_t room; /* response buffer bytes left for zero-copy descriptors */
 	int64_t found = 0;
 	int16_t top_error;
 	bool errors = false;
@@ -617,8 +836,14 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 	}
 	if (top_error == 0 && items == NULL)
 		goto nomem;
-	budget = (int64_t)rb.cap - FETCH_OVERHEAD_BASE -
+	room = (int64_t)rb.cap - FETCH_OVERHEAD_BASE - (int64_t)sizeof(struct fetch_zc) - 128 -
 		(int64_t)n_items * FETCH_OVERHEAD_PER_PARTITION;
+	/*
+	 * With an asynchronous context the records take no room in the buffer
+	 * (sent in place: fetch_reply), only their descriptor (room); without,
+	 * disk reads are copied into it and count against both.
+	 */
+	budget = fa != NULL ? FETCH_ZC_MAX_BYTES : room;
 	if (v >= 3 && m.max_bytes < budget)
 		budget = m.max_bytes;
 	reads = kp_arena_alloc(a, sizeof(*reads) * (n_items > 0 ? n_items : 1), 8);
@@ -664,7 +889,8 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		}
 		pd->last_stable_offset = pd->high_watermark;
 		pd->log_start_offset = stor_log_start_offset(log);
-		if (it->fetch_offset == pd->high_watermark || budget <= 0)
+		if (it->fetch_offset == pd->high_watermark || budget <= 0 ||
+			room < (int64_t)FETCH_ZC_PER_READ)
 			goto next;
 		max = (size_t)(it->max_bytes < budget ? it->max_bytes : budget);
 		if (it->max_bytes <= 0 || max == 0)
@@ -674,6 +900,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		if (rc == 1) { /* disk read in flight: its size is known later */
 			found += (int64_t)max;
 			budget -= (int64_t)max;
+			room -= (int64_t)FETCH_ZC_PER_READ;
 			n_reads++;
 			has_records = true;
 			goto next;
@@ -690,6 +917,9 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		}
 		found += (int64_t)reads[n_reads].len;
 		budget -= (int64_t)reads[n_reads].len;
+		room -= (int64_t)FETCH_ZC_PER_READ;
+		if (fa == NULL)
+			budget -= (int64_t)FETCH_ZC_PER_READ; /* copies and descriptors share room */
 		has_records = reads[n_reads].len > 0;
 		n_reads++;
 next:
@@ -736,10 +966,7 @@ next:
 		rts[n_rts].partitions.count = (int32_t)(k - first);
 		n_rts++;
 	}
-	/*
-	 * The records are copied into the response buffer (zero-copy sends of
-	 * tail-cache chunks come with refcounted buffers).
-	 */
+	/* Records go out in place where they can (fetch_reply, "Zero-copy Fetch responses"). */
 	kp_fetch_response_init(&resp);
 	resp.error_code = top_error;
 	resp.responses.items = rts;
@@ -772,10 +999,7 @@ next:
 		fa->n_reads = n_reads;
 		return 0;
 	}
-	rc = dp_req_reply_buf(conn, req, h, &rb, &resp);
-	for (uint32_t k = 0; k < n_reads; k++)
-		stor_read_release(&reads[k]);
-	return rc;
+	return fetch_reply(conn, req, h, &rb, &resp, reads, n_reads, NULL);
 nomem:
 	dp_req_close_log(conn, "arena too small for a", h, -ENOMEM);
 	if (fa != NULL && fa->pending > 0) {
@@ -1013,9 +1237,11 @@ dp_fetch_drain(struct dp_requests *q)
 		for (int i = 0; i < FETCH_ASYNC_COUNT; i++)
 			busy = busy || g_fa[i].used;
 		if (!busy)
-			return;
+			break;
 		stor_engine_poll(q->b->engine);
 	}
+	/* Responses still being sent reference logs too (fetch_zc). */
+	dp_fetch_zc_detach();
 }
 
 int

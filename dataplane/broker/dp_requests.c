@@ -67,8 +67,8 @@ static const struct kp_api_versions_response_api_version served[] = {
 static struct dp_requests g_req;
 
 /* Bytes and records of each partition of a Fetch response, for the metrics. */
-static void
-fetch_metrics(const struct kp_fetch_response *m)
+void
+dp_req_fetch_metrics(const struct kp_fetch_response *m)
 {
 	for (int32_t i = 0; i < m->responses.count; i++) {
 		const struct kp_fetch_response_fetchable_topic_response *t = &m->responses.items[i];
@@ -223,7 +223,7 @@ dp_req_reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
 	if (h->request_api_key == KP_API_FETCH)
-		fetch_metrics(msg);
+		dp_req_fetch_metrics(msg);
 	return dp_conn_reply(conn, req, buf, n + 4, rb->free_fn, rb->free_arg);
 }
 

@@ -47,6 +47,18 @@ int dp_requests_poll(void *arg);
 void *dp_requests_arg(void);
 
 /**
+ * Zero-copy Fetch responses still being sent hold storage references (tail
+ * cache chunks, segments): each copies what it borrows into its own buffer
+ * where that fits and drops its references. Call on the broker's lcore
+ * before logs are closed (dp_fetch_drain() does, and the shutdown before
+ * dp_broker_stop()); the responses are still sent.
+ */
+void dp_fetch_zc_detach(void);
+
+/** Zero-copy Fetch responses not yet released by their transport (tests, logs). */
+uint32_t dp_fetch_zc_outstanding(void);
+
+/**
  * Metrics (dp_poller_fn, periodic on the broker's lcore): publish every open
  * partition's log end offset to dp_metrics, so consumer lag is known for
  * partitions no client has produced to or fetched from since the start.

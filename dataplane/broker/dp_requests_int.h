@@ -132,6 +132,9 @@ void dp_produce_init(void);
 /** Fetch's buffers and parked-fetch table (dp_fetch.c), at dp_requests_init(). @return 0, -ENOMEM. */
 int dp_fetch_init(const struct dp_config *cfg);
 
+/** Count a Fetch response's bytes and records per partition (metrics); @m borrowed. */
+void dp_req_fetch_metrics(const struct kp_fetch_response *m);
+
 /** An append completed: parked fetches run again at the next dp_requests_poll(). */
 void dp_fetch_appended(void);
 
