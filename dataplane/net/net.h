@@ -171,6 +171,18 @@ struct net_stats {
 	uint64_t tcp_syncookies_ok;	/* connections made from a valid cookie */
 	uint64_t tcp_syncookies_failed;	/* ACKs to a listener with a bad or old cookie */
 	uint64_t tcp_syncookies_limited; /* SYNs dropped: cookie budget of the second spent */
+	/* Bytes, finer drop reasons and opens (exported as metrics by net_dpdk) */
+	uint64_t rx_bytes;		/* bytes of the frames received (Ethernet header on) */
+	uint64_t tx_bytes;		/* bytes of the frames the device took */
+	uint64_t rx_ip_cksum_bad;	/* of rx_bad_ipv4: the header checksum */
+	uint64_t rx_tcp_cksum_bad;	/* of rx_tcp_bad: the checksum */
+	uint64_t tcp_active_opens;	/* SYN-SENT -> ESTABLISHED */
+	uint64_t tcp_passive_opens;	/* SYN-RECEIVED -> ESTABLISHED */
+	/* Gauges: connections in the table, by state (their sum is the table's use) */
+	uint64_t tcp_conns_syn;		/* SYN-SENT, SYN-RECEIVED */
+	uint64_t tcp_conns_established;
+	uint64_t tcp_conns_closing;	/* FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK */
+	uint64_t tcp_conns_time_wait;
 };
 
 /**

@@ -131,6 +131,7 @@ net_ipv4_input(struct net_stack *st, struct rte_mbuf *m)
 		/* BAD, UNKNOWN and NONE: check in software (a header is small). */
 		if (rte_raw_cksum(ip, hlen) != 0xffff) {
 			st->stats.rx_bad_ipv4++;
+			st->stats.rx_ip_cksum_bad++;
 			goto drop;
 		}
 	}

@@ -174,14 +174,20 @@ net_stack_stats(const struct net_stack *st)
 void
 net_tx_flush(struct net_stack *st)
 {
+	uint32_t len[NET_TX_BATCH];
 	uint16_t sent;
 
 	if (st->tx_n == 0)
 		return;
+	/* Lengths first: what the device takes may be freed before it returns. */
+	for (uint16_t i = 0; i < st->tx_n; i++)
+		len[i] = rte_pktmbuf_pkt_len(st->tx[i]);
 	sent = st->cfg.tx_fn(st->cfg.tx_arg, st->tx, st->tx_n);
 	if (sent > st->tx_n)
 		sent = st->tx_n;
 	st->stats.tx_frames += sent;
+	for (uint16_t i = 0; i < sent; i++)
+		st->stats.tx_bytes += len[i];
 	/* The device is full: keep the rest, in order, for the next flush
 	 * (TCP stops adding data segments meanwhile). */
 	if (sent > 0 && sent < st->tx_n)
@@ -286,6 +292,7 @@ eth_input(struct net_stack *st, struct rte_mbuf *m)
 	uint16_t type;
 
 	st->stats.rx_frames++;
+	st->stats.rx_bytes += rte_pktmbuf_pkt_len(m);
 	/* Headers must be in the first segment: every parser below checks its
 	 * header against data_len of the first segment, never pkt_len. */
 	if (rte_pktmbuf_data_len(m) < NET_ETH_HLEN) {

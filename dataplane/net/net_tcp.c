@@ -253,6 +253,42 @@ net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t 
 
 static void tx_wait_del(struct net_stack *st, struct net_tcp_conn *c);
 
+/* The gauge of connections in state @s (NULL: CLOSED and LISTEN, not counted). */
+static uint64_t *
+state_gauge(struct net_stack *st, uint8_t s)
+{
+	switch (s) {
+	case NET_TCP_SYN_SENT:
+	case NET_TCP_SYN_RECEIVED:
+		return &st->stats.tcp_conns_syn;
+	case NET_TCP_ESTABLISHED:
+		return &st->stats.tcp_conns_established;
+	case NET_TCP_FIN_WAIT_1:
+	case NET_TCP_FIN_WAIT_2:
+	case NET_TCP_CLOSE_WAIT:
+	case NET_TCP_CLOSING:
+	case NET_TCP_LAST_ACK:
+		return &st->stats.tcp_conns_closing;
+	case NET_TCP_TIME_WAIT:
+		return &st->stats.tcp_conns_time_wait;
+	default:
+		return NULL;
+	}
+}
+
+/* Move the connection from the gauge of state @from to that of @to. */
+static void
+state_count(struct net_stack *st, uint8_t from, uint8_t to)
+{
+	uint64_t *g = state_gauge(st, from);
+
+	if (g != NULL && *g > 0)
+		(*g)--;
+	g = state_gauge(st, to);
+	if (g != NULL)
+		(*g)++;
+}
+
 static void
 conn_free(struct net_stack *st, struct net_tcp_conn *c)
 {
@@ -269,6 +305,7 @@ conn_free(struct net_stack *st, struct net_tcp_conn *c)
 	if (c->state == NET_TCP_SYN_RECEIVED && c->listener != NET_NO_LISTENER &&
 			st->listeners[c->listener].syn_rcvd > 0)
 		st->listeners[c->listener].syn_rcvd--;
+	state_count(st, c->state, NET_TCP_CLOSED);
 	c->state = NET_TCP_CLOSED;
 	c->flags = 0;
 	c->hash_next = st->free_head;
@@ -305,6 +342,11 @@ net_tcp_set_state(struct net_stack *st, struct net_tcp_conn *c, enum net_tcp_sta
 	if ((c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT) &&
 			s != NET_TCP_ESTABLISHED && s != NET_TCP_CLOSE_WAIT)
 		c->tw_deadline = 0;	/* it was the keepalive timer */
+	if (s == NET_TCP_ESTABLISHED && c->state == NET_TCP_SYN_SENT)
+		st->stats.tcp_active_opens++;
+	else if (s == NET_TCP_ESTABLISHED && c->state == NET_TCP_SYN_RECEIVED)
+		st->stats.tcp_passive_opens++;
+	state_count(st, c->state, (uint8_t)s);
 	c->state = (uint8_t)s;
 	if (s == NET_TCP_TIME_WAIT) {
 		/* RFC 9293 section 3.10.7.4: 2 MSL, then CLOSED. Other timers
@@ -686,7 +728,7 @@ net_tcp_connect(struct net_stack *st, uint32_t raddr, uint16_t rport,
 	c->ops = ops;
 	c->arg = arg;
 	c->flags |= NET_TCPF_USER;
-	c->state = NET_TCP_SYN_SENT;
+	net_tcp_set_state(st, c, NET_TCP_SYN_SENT);
 	c->iss = net_tcp_isn(st, raddr, rp, c->lport);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->sq_seq = c->iss + 1;

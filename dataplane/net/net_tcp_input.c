@@ -883,7 +883,7 @@ syncookie_ack(struct net_stack *st, uint32_t li, struct seg *s, const struct rte
 		return 0;	/* the peer retransmits; no RST */
 	}
 	st->stats.tcp_syncookies_ok++;
-	c->state = NET_TCP_SYN_RECEIVED;
+	net_tcp_set_state(st, c, NET_TCP_SYN_RECEIVED);
 	c->flags |= NET_TCPF_PASSIVE;
 	c->listener = (uint16_t)li;
 	l->syn_rcvd++;
@@ -958,7 +958,7 @@ listen_input(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_
 		st->stats.tcp_syn_dropped++;
 		return;
 	}
-	c->state = NET_TCP_SYN_RECEIVED;
+	net_tcp_set_state(st, c, NET_TCP_SYN_RECEIVED);
 	c->flags |= NET_TCPF_PASSIVE;
 	c->listener = (uint16_t)li;
 	l->syn_rcvd++;
@@ -1275,6 +1275,7 @@ net_tcp_input(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip_
 			(l4f == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN && !st->cfg.rx_l4_cksum_trusted &&
 			net_ipv4_cksum_mbuf(m, l4_off, l4_len, &ip) != 0)) {
 		st->stats.rx_tcp_bad++;
+		st->stats.rx_tcp_cksum_bad++;
 		goto drop;
 	}
 	if (th.src_port == 0 || th.dst_port == 0) {

@@ -199,6 +199,7 @@ test_ipv4_validation(void **state)
 	ip->hdr_checksum ^= 0x0101;
 	input_bytes(c, n);
 	assert_int_equal(s->rx_bad_ipv4, 1);
+	assert_int_equal(s->rx_ip_cksum_bad, 1);
 
 	/* The RX_IP_CKSUM_GOOD flag skips the software check. */
 	{
@@ -241,6 +242,7 @@ test_ipv4_validation(void **state)
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	input_bytes(c, n);
 	assert_int_equal(s->rx_bad_ipv4, 6);
+	assert_int_equal(s->rx_ip_cksum_bad, 1);	/* the other five were not checksums */
 
 	/* Fragments: MF set, or a non-zero offset. */
 	memcpy(c, b, n);

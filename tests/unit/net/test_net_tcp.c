@@ -197,6 +197,66 @@ test_fin_both_sides_time_wait(void **state)
 	t_pair_fini(&p);
 }
 
+/*
+ * The counters net_dpdk exports as metrics: bytes and frames equal on both
+ * ends of a lossless link, opens by side, and the connection gauges through
+ * SYN, ESTABLISHED, the closing states and TIME-WAIT back to zero.
+ */
+static void
+test_counters_bytes_opens_gauges(void **state)
+{
+	struct t_pair p;
+	struct net_tcp_conn *c;
+
+	t_pair_init(&p, NULL, NULL);
+	assert_int_equal(net_tcp_listen(p.b, 9092, 16, &t_ops, &p.app_b), 0);
+	assert_int_equal(net_tcp_connect(p.a, T_IP_B, 9092, &t_ops, &p.app_a, &c), 0);
+	p.app_a.conn = c;
+	assert_int_equal(A_STAT(&p, tcp_conns_syn), 1);	/* SYN-SENT */
+	assert_int_equal(A_STAT(&p, tcp_conns_established), 0);
+	t_pair_run(&p, 10, 100);
+	assert_int_equal(p.app_b.accepted, 1);
+	assert_int_equal(A_STAT(&p, tcp_active_opens), 1);
+	assert_int_equal(A_STAT(&p, tcp_passive_opens), 0);
+	assert_int_equal(B_STAT(&p, tcp_passive_opens), 1);
+	assert_int_equal(B_STAT(&p, tcp_active_opens), 0);
+	assert_int_equal(A_STAT(&p, tcp_conns_syn), 0);
+	assert_int_equal(B_STAT(&p, tcp_conns_syn), 0);
+	assert_int_equal(A_STAT(&p, tcp_conns_established), 1);
+	assert_int_equal(B_STAT(&p, tcp_conns_established), 1);
+
+	push(p.app_a.conn, 0, 100000);
+	t_pair_run(&p, 40, 1000);
+	check_pattern(&p.app_b, 100000);
+	/* Every frame one side sent, the other received, byte for byte. */
+	assert_int_equal(A_STAT(&p, tx_frames), B_STAT(&p, rx_frames));
+	assert_int_equal(B_STAT(&p, tx_frames), A_STAT(&p, rx_frames));
+	assert_int_equal(A_STAT(&p, tx_bytes), B_STAT(&p, rx_bytes));
+	assert_int_equal(B_STAT(&p, tx_bytes), A_STAT(&p, rx_bytes));
+	/* At least the payload and one Ethernet/IPv4/TCP header per frame. */
+	assert_true(A_STAT(&p, tx_bytes) >= 100000 + 54 * A_STAT(&p, tx_frames) - 54 * 2);
+	assert_true(B_STAT(&p, tx_bytes) >= 54 * B_STAT(&p, tx_frames) - 54);
+
+	assert_int_equal(net_tcp_close(p.app_a.conn), 0);
+	assert_int_equal(A_STAT(&p, tcp_conns_closing), 1);	/* FIN-WAIT-1 */
+	assert_int_equal(A_STAT(&p, tcp_conns_established), 0);
+	t_pair_run(&p, 5, 100);
+	assert_int_equal(B_STAT(&p, tcp_conns_closing), 1);	/* CLOSE-WAIT */
+	assert_int_equal(net_tcp_close(p.app_b.conn), 0);
+	t_pair_run(&p, 5, 100);
+	assert_int_equal(A_STAT(&p, tcp_conns_time_wait), 1);
+	assert_int_equal(A_STAT(&p, tcp_conns_closing), 0);
+	assert_int_equal(B_STAT(&p, tcp_conns_closing), 0);
+	assert_int_equal(B_STAT(&p, tcp_conns_established), 0);
+	assert_int_equal(net_tcp_conn_count(p.b), 0);
+	t_pair_run(&p, 30, 100000);	/* 2 MSL (2 s here) */
+	assert_int_equal(net_tcp_conn_count(p.a), 0);
+	assert_int_equal(A_STAT(&p, tcp_conns_time_wait), 0);
+	assert_int_equal(A_STAT(&p, tcp_conns_syn) + A_STAT(&p, tcp_conns_established) +
+		A_STAT(&p, tcp_conns_closing), 0);
+	t_pair_fini(&p);
+}
+
 static void
 test_simultaneous_close(void **state)
 {
@@ -692,6 +752,7 @@ main(void)
 		cmocka_unit_test(test_data_both_ways),
 		cmocka_unit_test(test_fin_both_sides_time_wait),
 		cmocka_unit_test(test_simultaneous_close),
+		cmocka_unit_test(test_counters_bytes_opens_gauges),
 		cmocka_unit_test(test_rto_retransmission_and_backoff),
 		cmocka_unit_test(test_fast_retransmit),
 		cmocka_unit_test(test_out_of_order_sack_blocks),

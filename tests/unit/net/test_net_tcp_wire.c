@@ -470,11 +470,13 @@ test_checksum_offload_flags(void **state)
 	peer_send_ol(&s, 0);
 	assert_int_equal(app.rx_len, 0);
 	assert_int_equal(stats->rx_tcp_bad, 1);
+	assert_int_equal(stats->rx_tcp_cksum_bad, 1);
 	/* BAD from the NIC: dropped even if the bytes were right. */
 	s.bad_cksum = false;
 	peer_send_ol(&s, RTE_MBUF_F_RX_L4_CKSUM_BAD);
 	assert_int_equal(app.rx_len, 0);
 	assert_int_equal(stats->rx_tcp_bad, 2);
+	assert_int_equal(stats->rx_tcp_cksum_bad, 2);
 	/* NONE: partial checksum, data verified by the sender (a veth peer's
 	 * checksum offload): accepted whatever the field says. */
 	s.bad_cksum = true;
@@ -1002,6 +1004,7 @@ test_malformed_tcp(void **state)
 		net_stack_input(st, &m, 1, now);
 	}
 	assert_int_equal(stats->rx_tcp_bad, 2);
+	assert_int_equal(stats->rx_tcp_cksum_bad, 0);	/* malformed, not checksums */
 	assert_int_equal(cap.n, 0);
 }
 
