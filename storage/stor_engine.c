@@ -92,6 +92,12 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 		opts->max_files = (unsigned)x;
 		return 0;
 	}
+	if (strcmp(key, "storage.max.open.files") == 0) {
+		if (parse_u64(value, 0, 1u << 24, &x) != 0 || (x != 0 && x < 16))
+			return -EINVAL;
+		opts->max_open_files = (unsigned)x;
+		return 0;
+	}
 	if (strcmp(key, "storage.cache.chunks") == 0) {
 		if (parse_u64(value, 1, 16384, &x) != 0)
 			return -EINVAL;
@@ -181,6 +187,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 	TAILQ_INIT(&e->reclaim);
 	TAILQ_INIT(&e->dirty);
 	TAILQ_INIT(&e->all);
+	TAILQ_INIT(&e->files);
 
 	if (opts->backend != NULL) {
 		e->be = opts->backend;
@@ -269,6 +276,56 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->steals = e->steals;
 	out->active_steals = e->active_steals;
 	out->logs = e->log_count;
+	out->open_files = e->open_files;
+	out->file_reopens = e->file_reopens;
+	out->file_closes = e->file_closes;
+}
+
+void
+stor_file_opened(struct stor_engine *e, struct stor_log *log, struct stor_segment *seg)
+{
+	seg->flog = log;
+	TAILQ_INSERT_TAIL(&e->files, seg, file_link);
+	e->open_files++;
+}
+
+void
+stor_file_closed(struct stor_engine *e, struct stor_segment *seg)
+{
+	TAILQ_REMOVE(&e->files, seg, file_link);
+	e->open_files--;
+	seg->flog = NULL;
+}
+
+/* A file nothing holds: no read of it, its log with no I/O in flight or queued. */
+static bool
+file_idle(const struct stor_segment *seg)
+{
+	const struct stor_log *log = seg->flog;
+
+	return seg->refs == 0 && !log->io_busy && !log->alloc_busy && !log->on_dirty;
+}
+
+void
+stor_engine_trim_files(struct stor_engine *e, unsigned room)
+{
+	unsigned max = e->opts.max_open_files, looked = 0;
+	struct stor_segment *seg, *next;
+
+	if (max == 0)
+		return;
+	/* Bounded walk: busy files at the head are skipped, at most 256 per call. */
+	for (seg = TAILQ_FIRST(&e->files); seg != NULL && e->open_files + room > max &&
+	                                   looked < 256;
+	     seg = next, looked++) {
+		next = TAILQ_NEXT(seg, file_link);
+		if (!file_idle(seg))
+			continue;
+		e->be->ops->close(e->be, seg->handle);
+		seg->handle = -1;
+		stor_file_closed(e, seg);
+		e->file_closes++;
+	}
 }
 
 void
@@ -365,6 +422,8 @@ stor_engine_poll(struct stor_engine *e)
 	int work;
 
 	work = e->be->ops->poll(e->be, 256);
+	if (e->opts.max_open_files != 0 && e->open_files > e->opts.max_open_files)
+		stor_engine_trim_files(e, 0);
 	/* flush.ms: look at the timers once per millisecond, not per tick. */
 	uint64_t now = stor_mono_ms();
 	if (now != e->last_timer_ms) {

@@ -52,6 +52,9 @@ struct stor_engine_opts {
 	size_t chunk_bytes;           /* tail-cache chunk, multiple of 4 KiB; the largest batch a
 	                                 log takes is chunk_bytes - 4 KiB (default 1 MiB + 8 KiB,
 	                                 so Kafka's default message.max.bytes fits) */
+	unsigned max_open_files;      /* segment files kept open (0: no limit); past it the
+	                                 least recently used idle ones are closed and
+	                                 reopened at their next use */
 	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
 	                                 throughput, not for the number of logs (an idle
 	                                 log's chunk is taken back, see stor_engine.c) */
@@ -74,6 +77,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
  *   storage.io.sqpoll          true | false
  *   storage.io.queue.depth     SQ entries
  *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
+ *   storage.max.open.files     segment files kept open (0: no limit)
  *   storage.cache.chunk.bytes  tail-cache chunk size (multiple of 4096)
  *   storage.cache.chunks       chunks in the pool
  *
@@ -132,6 +136,9 @@ struct stor_engine_stats {
 	uint64_t steals;         /* chunks taken from one log for another (LRU) */
 	uint64_t active_steals;  /* of them, a log's active chunk (its partial block kept) */
 	unsigned logs;           /* open logs */
+	unsigned open_files;     /* segment files open now */
+	uint64_t file_reopens;   /* segment files opened again after being closed for the limit */
+	uint64_t file_closes;    /* closed for the limit */
 };
 
 /** Pool and log counts for metrics, benchmarks and tests. */

@@ -65,6 +65,8 @@ struct stor_segment {
 	bool finalized;          /* sealed, written, synced, trimmed, indexes on disk */
 	bool deleted;            /* unlinked, freed when refs drop to 0 */
 	uint32_t refs;           /* disk reads in flight or held */
+	struct stor_log *flog;   /* owner of the open file (handle >= 0) */
+	TAILQ_ENTRY(stor_segment) file_link; /* engine->files, least recently used first */
 	int64_t max_timestamp;   /* largest batch maxTimestamp, -1 when none */
 	int64_t max_ts_offset;   /* last offset of the batch that carried it */
 	int64_t first_timestamp; /* base timestamp of the first batch, -1 when none (roll.ms) */
@@ -152,6 +154,7 @@ struct stor_log {
 };
 
 TAILQ_HEAD(stor_log_list, stor_log);
+TAILQ_HEAD(stor_seg_list, stor_segment);
 
 struct stor_engine {
 	struct stor_backend *be;
@@ -166,6 +169,9 @@ struct stor_engine {
 	unsigned log_count;
 	uint64_t last_timer_ms; /* flush.ms timers last looked at */
 	uint64_t steals, active_steals; /* stor_engine_stats() */
+	struct stor_seg_list files;     /* segments with an open file, LRU first */
+	unsigned open_files;
+	uint64_t file_reopens, file_closes;
 };
 
 /* Engine services for the log (stor_engine.c). */
@@ -176,6 +182,17 @@ void stor_chunk_put(struct stor_engine *e, struct stor_chunk *c);
 void stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c);
 void stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c);
 void stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log);
+/*
+ * Open segment files: at most opts.max_open_files (0: no limit). The file
+ * of a segment no I/O or read holds is closed, least recently used first,
+ * when the engine is over that (stor_engine_trim_files(), from the poll and
+ * before an open); stor_seg_file() reopens it at its next use.
+ */
+void stor_engine_trim_files(struct stor_engine *e, unsigned room);
+void stor_file_opened(struct stor_engine *e, struct stor_log *log, struct stor_segment *seg);
+void stor_file_closed(struct stor_engine *e, struct stor_segment *seg);
+/* The segment's file, opened again if it was closed; touched as recently used. */
+int stor_seg_file(struct stor_log *log, struct stor_segment *seg);
 uint64_t stor_mono_ms(void);
 int64_t stor_wall_ms(void);
 

@@ -424,15 +424,17 @@ stor_seg_new(int64_t base)
 void
 stor_seg_free(struct stor_log *log, struct stor_segment *seg)
 {
-	if (seg->handle >= 0)
+	if (seg->handle >= 0) {
 		log->engine->be->ops->close(log->engine->be, seg->handle);
+		stor_file_closed(log->engine, seg);
+	}
 	free(seg->idx);
 	free(seg->tidx);
 	free(seg);
 }
 
-int
-stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
+static int
+seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
 {
 	struct stor_backend *be = log->engine->be;
 	char path[PATH_MAX];
@@ -450,6 +452,36 @@ stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
 		         "%s: O_DIRECT not supported here, using buffered I/O", log->dir);
 	}
 	return be->ops->open(be, path, flags, &seg->handle);
+}
+
+int
+stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create)
+{
+	stor_engine_trim_files(log->engine, 1);
+	int rc = seg_open_file(log, seg, create);
+	if (rc == 0)
+		stor_file_opened(log->engine, log, seg);
+	else
+		seg->handle = -1;
+	return rc;
+}
+
+int
+stor_seg_file(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_engine *e = log->engine;
+
+	if (seg->handle >= 0) {
+		if (TAILQ_NEXT(seg, file_link) != NULL) {
+			TAILQ_REMOVE(&e->files, seg, file_link);
+			TAILQ_INSERT_TAIL(&e->files, seg, file_link);
+		}
+		return 0;
+	}
+	int rc = stor_seg_open_file(log, seg, false);
+	if (rc == 0)
+		e->file_reopens++;
+	return rc;
 }
 
 static int
@@ -525,7 +557,9 @@ walker_get(struct walker *w, uint64_t pos, size_t need, int *err)
 	size_t want = w->cap;
 	if (start + want > STOR_ALIGN_UP(w->limit))
 		want = STOR_ALIGN_UP(w->limit) - start;
-	int64_t n = be->ops->pread(be, w->seg->handle, w->buf, want, start);
+	int64_t n = stor_seg_file(w->log, w->seg);
+	if (n == 0)
+		n = be->ops->pread(be, w->seg->handle, w->buf, want, start);
 	if (n < 0) {
 		*err = (int)n;
 		return NULL;
@@ -917,6 +951,9 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	uint32_t cap = active_index_cap(&log->cfg);
 	int rc;
 
+	rc = stor_seg_file(log, seg);
+	if (rc != 0)
+		return rc;
 	rc = idx_reserve(seg, min_u32(cap, seg->idx_count + INDEX_INITIAL),
 	                 min_u32(cap, seg->tidx_count + INDEX_INITIAL));
 	if (rc != 0)
@@ -966,6 +1003,9 @@ tail_read(struct stor_log *log, struct stor_segment *seg, uint8_t *dst)
 
 	if (head == 0)
 		return 0;
+	int rc = stor_seg_file(log, seg);
+	if (rc != 0)
+		return rc;
 	b = aligned_alloc(STOR_BLOCK_SIZE, STOR_BLOCK_SIZE); /* O_DIRECT alignment */
 	if (b == NULL)
 		return -ENOMEM;
@@ -1034,7 +1074,7 @@ seg_first_timestamp(struct stor_log *log, struct stor_segment *seg)
 	int64_t ts = -1;
 	uint8_t *b;
 
-	if (seg->size < KP_BATCH_HEADER_SIZE)
+	if (seg->size < KP_BATCH_HEADER_SIZE || stor_seg_file(log, seg) != 0)
 		return -1;
 	b = aligned_alloc(STOR_BLOCK_SIZE, STOR_BLOCK_SIZE);
 	if (b == NULL)
@@ -1060,7 +1100,9 @@ recover_active(struct stor_log *log, struct stor_segment *seg)
 	uint64_t fsize;
 	int rc;
 
-	rc = be->ops->size(be, seg->handle, &fsize);
+	rc = stor_seg_file(log, seg);
+	if (rc == 0)
+		rc = be->ops->size(be, seg->handle, &fsize);
 	if (rc != 0)
 		return rc;
 	rc = seg_scan(log, seg, fsize, &r);
@@ -1559,7 +1601,10 @@ static void
 seg_finalize(struct stor_log *log, struct stor_segment *seg)
 {
 	struct stor_backend *be = log->engine->be;
-	int rc = be->ops->truncate(be, seg->handle, seg->size);
+	int rc = stor_seg_file(log, seg);
+
+	if (rc == 0)
+		rc = be->ops->truncate(be, seg->handle, seg->size);
 
 	if (rc == 0)
 		rc = stor_index_write_files(log->dir, seg, "");
@@ -1679,6 +1724,11 @@ stor_log_issue_io(struct stor_log *log)
 		/* Its trim must not race its own preallocation (which would regrow it). */
 		if (log->alloc_busy && log->areq.file == lws->handle)
 			return 0;
+		rc = stor_seg_file(log, lws);
+		if (rc != 0) {
+			log_fail(log, rc, "reopening a segment");
+			return 0;
+		}
 		log->sreq.file = lws->handle;
 		log->w_seg = lws;
 		log->w_sync_lpos = lws->lpos_base + lws->size;
@@ -1697,6 +1747,12 @@ stor_log_issue_io(struct stor_log *log)
 		uint32_t aend = (uint32_t)STOR_ALIGN_UP(end);
 		bool is_tail = TAILQ_NEXT(c, log_link) == NULL;
 		bool sync = is_tail && sync_wanted(log);
+
+		rc = stor_seg_file(log, seg);
+		if (rc != 0) {
+			log_fail(log, rc, "reopening a segment");
+			return 0;
+		}
 
 		/* The padding of the last block: zeros, never stale bytes of an old batch. */
 		memset(c->mem + end, 0, aend - end);
@@ -1730,6 +1786,11 @@ stor_log_issue_io(struct stor_log *log)
 	}
 	if (sync_wanted(log) && log->synced_lpos < log->written_lpos) {
 		/* Older segments were synced at roll: only the active one can be behind. */
+		rc = stor_seg_file(log, active_seg(log));
+		if (rc != 0) {
+			log_fail(log, rc, "reopening a segment");
+			return 0;
+		}
 		log->sreq.file = active_seg(log)->handle;
 		log->w_seg = active_seg(log);
 		log->w_sync_lpos = log->written_lpos;
@@ -1867,7 +1928,10 @@ read_submit(struct stor_read *rd, uint64_t pos)
 	uint64_t limit = seg_readable(log, rd->seg);
 	uint64_t start = STOR_ALIGN_DOWN(pos);
 	uint64_t len = STOR_ALIGN_UP(limit) - start;
+	int rc = stor_seg_file(log, rd->seg);
 
+	if (rc != 0)
+		return rc;
 	if (len > rd->buf_size)
 		len = rd->buf_size;
 	rd->pos = start;
@@ -2387,6 +2451,8 @@ stor_log_close(struct stor_log *log)
 	log_wait_idle(log);
 	rc = log->failed;
 	act = active_seg(log);
+	if (rc == 0)
+		rc = stor_seg_file(log, act);
 	if (rc == 0 && log->synced_lpos < log->written_lpos) {
 		struct stor_io_req *reqs[1] = {&log->sreq};
 		log->sreq = (struct stor_io_req){.op = STOR_IO_FDATASYNC,

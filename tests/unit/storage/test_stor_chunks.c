@@ -8,7 +8,8 @@
  * read of the taken range goes to disk and returns the same bytes. Many
  * logs (more than chunks) run on a pool of a few chunks, O_DIRECT where the
  * build directory's file system takes it, across a crash and a clean
- * restart.
+ * restart. Also the open-file budget (storage.max.open.files): more segment
+ * files than the budget, idle ones closed and reopened at their next use.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -319,6 +320,71 @@ test_ping_pong_one_chunk(void **state)
 	free(root);
 }
 
+/*
+ * 40 logs of 2+ segments under a budget of 16 open files: after a poll at
+ * most 16 are open, every append and read reopens what it needs, and the
+ * data reads back, also after a clean restart under the same budget.
+ */
+static void
+test_file_budget(void **state)
+{
+	struct stor_engine_opts o;
+	char *root = tu_tmpdir("");
+	struct stor_log *logs[NLOGS];
+	static struct lmodel m[NLOGS];
+	struct stor_engine_stats st;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	stor_engine_opts_init(&o);
+	o.chunk_bytes = 64 << 10;
+	o.chunk_count = 4;
+	assert_int_equal(stor_engine_opts_set(&o, "storage.max.open.files", "16"), 0);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.max.open.files", "3"), -EINVAL);
+	struct stor_engine *e = stor_engine_create(&o);
+	assert_non_null(e);
+	for (int i = 0; i < NLOGS; i++)
+		logs[i] = lopen(e, root, i);
+	for (int r = 0; r < 3; r++) {
+		for (int i = 0; i < NLOGS; i++) {
+			struct tu_ack ack = {0};
+			assert_int_equal(lappend(logs[i], &m[i], 2, 500 + (size_t)r * 111,
+			                         (unsigned)(i * 10 + r), &ack),
+			                 0);
+			assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+			assert_int_equal(ack.rc, 0);
+			if (r == 1)
+				assert_int_equal(stor_log_roll(logs[i]), 0); /* a second segment */
+		}
+	}
+	stor_engine_poll(e);
+	stor_engine_stats(e, &st);
+	assert_true(st.open_files <= 16);
+	assert_true(st.file_closes > 0);
+	assert_true(st.file_reopens > 0);
+	for (int i = 0; i < NLOGS; i++) {
+		assert_int_equal(stor_log_segment_count(logs[i]), 2);
+		lverify(e, logs[i], &m[i], NULL);
+	}
+	for (int i = 0; i < NLOGS; i++)
+		assert_int_equal(stor_log_close(logs[i]), 0);
+	for (int i = 0; i < NLOGS; i++)
+		logs[i] = lopen(e, root, i);
+	stor_engine_poll(e);
+	stor_engine_stats(e, &st);
+	assert_true(st.open_files <= 16);
+	for (int i = 0; i < NLOGS; i++) {
+		lverify(e, logs[i], &m[i], NULL);
+		assert_int_equal(stor_log_close(logs[i]), 0);
+		lmodel_free(&m[i]);
+	}
+	stor_engine_stats(e, &st);
+	assert_int_equal(st.open_files, 0);
+	stor_engine_destroy(e);
+	tu_rm_rf(root);
+	free(root);
+}
+
 /* storage.io.max.files: parsed; 0 means the RLIMIT_NOFILE soft limit. */
 static void
 test_max_files_option(void **state)
@@ -345,6 +411,7 @@ main(void)
 	        cmocka_unit_test(test_pinned_not_taken_then_disk),
 	        cmocka_unit_test(test_ping_pong_one_chunk),
 	        cmocka_unit_test(test_max_files_option),
+	        cmocka_unit_test(test_file_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
