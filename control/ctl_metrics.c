@@ -12,6 +12,8 @@
  *   slipstream_partition_{bytes,records}_{in,out}_total{topic,partition},
  *   slipstream_partition_log_end_offset{topic,partition},
  *   slipstream_metrics_partitions_untracked_total
+ *   slipstream_net_* {port,worker[,reason|kind|result|state]}: the DPDK TCP/IP stack
+ *   of each net worker; slipstream_dpdk_* {port,worker,path}: its transport
  *   slipstream_consumergroup_committed_offset{group,topic,partition},
  *   slipstream_consumergroup_lag{group,topic,partition}
  */
@@ -261,6 +263,136 @@ lag_sample(void *arg, const char *group, const char *topic, int32_t partition, i
 	ctl_buf_printf(x->b, "\",partition=\"%d\"} %" PRId64 "\n", partition, v);
 }
 
+/*
+ * The net worker counters (enum dp_metrics_net_counter) as families: entries
+ * of one family are consecutive; @label is "" or a whole label pair.
+ */
+struct net_sample {
+	int idx;
+	const char *family;
+	const char *type;
+	const char *help; /* on the family's first entry */
+	const char *label;
+};
+
+static const struct net_sample net_samples[] = {
+	{DP_NET_RX_PACKETS, "slipstream_net_rx_packets_total", "counter",
+	 "Frames received by the DPDK TCP/IP stack, by port and net worker.", ""},
+	{DP_NET_RX_BYTES, "slipstream_net_rx_bytes_total", "counter",
+	 "Bytes of the frames received (Ethernet header included).", ""},
+	{DP_NET_TX_PACKETS, "slipstream_net_tx_packets_total", "counter",
+	 "Frames the port took for sending.", ""},
+	{DP_NET_TX_BYTES, "slipstream_net_tx_bytes_total", "counter",
+	 "Bytes of the frames the port took (Ethernet header included).", ""},
+	{DP_NET_DROP_ETH, "slipstream_net_rx_dropped_total", "counter",
+	 "Received frames dropped, by reason (*_malformed and header_split: malformed; "
+	 "*_checksum: checksum errors).", "reason=\"ethernet\""},
+	{DP_NET_DROP_ETHERTYPE, NULL, NULL, NULL, "reason=\"ethertype\""},
+	{DP_NET_DROP_ARP_MALFORMED, NULL, NULL, NULL, "reason=\"arp_malformed\""},
+	{DP_NET_DROP_IP_MALFORMED, NULL, NULL, NULL, "reason=\"ipv4_malformed\""},
+	{DP_NET_DROP_IP_CHECKSUM, NULL, NULL, NULL, "reason=\"ipv4_checksum\""},
+	{DP_NET_DROP_IP_NOT_FOR_US, NULL, NULL, NULL, "reason=\"ipv4_not_for_us\""},
+	{DP_NET_DROP_IP_FRAGMENT, NULL, NULL, NULL, "reason=\"ipv4_fragment\""},
+	{DP_NET_DROP_IP_PROTOCOL, NULL, NULL, NULL, "reason=\"ipv4_protocol\""},
+	{DP_NET_DROP_HEADER_SPLIT, NULL, NULL, NULL, "reason=\"header_split\""},
+	{DP_NET_DROP_ICMP_MALFORMED, NULL, NULL, NULL, "reason=\"icmp_malformed\""},
+	{DP_NET_DROP_TCP_MALFORMED, NULL, NULL, NULL, "reason=\"tcp_malformed\""},
+	{DP_NET_DROP_TCP_CHECKSUM, NULL, NULL, NULL, "reason=\"tcp_checksum\""},
+	{DP_NET_DROP_TCP_NO_CONN, NULL, NULL, NULL, "reason=\"tcp_no_connection\""},
+	{DP_NET_DROP_TCP_WINDOW, NULL, NULL, NULL, "reason=\"tcp_out_of_window\""},
+	{DP_NET_DROP_TCP_PAWS, NULL, NULL, NULL, "reason=\"tcp_paws\""},
+	{DP_NET_DROP_TCP_SYN, NULL, NULL, NULL, "reason=\"tcp_syn\""},
+	{DP_NET_DROP_TCP_OOO, NULL, NULL, NULL, "reason=\"tcp_out_of_order_full\""},
+	{DP_NET_TX_DROP_FULL, "slipstream_net_tx_dropped_total", "counter",
+	 "Frames not sent, by reason.", "reason=\"device_full\""},
+	{DP_NET_TX_DROP_NO_MBUF, NULL, NULL, NULL, "reason=\"no_mbuf\""},
+	{DP_NET_TX_DROP_ARP, NULL, NULL, NULL, "reason=\"arp_unresolved\""},
+	{DP_NET_TCP_RETRANS_RTO, "slipstream_net_tcp_retransmits_total", "counter",
+	 "TCP segments sent again, by cause: timeout (RTO), fast (NewReno), sack "
+	 "(scoreboard holes), lost_retransmit (a resend found lost).", "kind=\"timeout\""},
+	{DP_NET_TCP_RETRANS_FAST, NULL, NULL, NULL, "kind=\"fast\""},
+	{DP_NET_TCP_RETRANS_SACK, NULL, NULL, NULL, "kind=\"sack\""},
+	{DP_NET_TCP_RETRANS_LOST, NULL, NULL, NULL, "kind=\"lost_retransmit\""},
+	{DP_NET_TCP_TLP, "slipstream_net_tcp_tail_loss_probes_total", "counter",
+	 "Tail loss probes sent (RFC 8985 section 7).", ""},
+	{DP_NET_TCP_RTO, "slipstream_net_tcp_rto_expiries_total", "counter",
+	 "Retransmission timer expiries.", ""},
+	{DP_NET_TCP_SACK_RECOVERIES, "slipstream_net_tcp_sack_recoveries_total", "counter",
+	 "Loss recoveries entered with a SACK scoreboard (RFC 6675).", ""},
+	{DP_NET_TCP_EARLY_RETRANS, "slipstream_net_tcp_early_recoveries_total", "counter",
+	 "Recoveries entered early (RFC 5827 early retransmit, a probe's SACK).", ""},
+	{DP_NET_TCP_ZERO_WINDOW_PROBES, "slipstream_net_tcp_zero_window_probes_total",
+	 "counter", "Persist probes sent to a peer advertising a zero window.", ""},
+	{DP_NET_TCP_KEEPALIVE_PROBES, "slipstream_net_tcp_keepalive_probes_total", "counter",
+	 "Keepalive probes sent.", ""},
+	{DP_NET_TCP_CHALLENGE_ACKS, "slipstream_net_tcp_challenge_acks_total", "counter",
+	 "Challenge ACKs sent (RFC 5961).", ""},
+	{DP_NET_TCP_RST_RX, "slipstream_net_tcp_resets_total", "counter",
+	 "RST segments received (in) and sent (out).", "direction=\"in\""},
+	{DP_NET_TCP_RST_TX, NULL, NULL, NULL, "direction=\"out\""},
+	{DP_NET_TCP_OOO_QUEUED, "slipstream_net_tcp_out_of_order_segments_total", "counter",
+	 "Out-of-order segments kept until the hole filled.", ""},
+	{DP_NET_TCP_COOKIES_SENT, "slipstream_net_tcp_syncookies_total", "counter",
+	 "SYN cookies: sent in SYN-ACKs, accepted (connections made), failed (bad or old "
+	 "cookies), limited (SYNs dropped: budget of the second spent).",
+	 "result=\"sent\""},
+	{DP_NET_TCP_COOKIES_OK, NULL, NULL, NULL, "result=\"accepted\""},
+	{DP_NET_TCP_COOKIES_FAILED, NULL, NULL, NULL, "result=\"failed\""},
+	{DP_NET_TCP_COOKIES_LIMITED, NULL, NULL, NULL, "result=\"limited\""},
+	{DP_NET_TCP_OPENS_ACTIVE, "slipstream_net_tcp_opens_total", "counter",
+	 "TCP connections established, by side (active: we connected; passive: accepted).",
+	 "side=\"active\""},
+	{DP_NET_TCP_OPENS_PASSIVE, NULL, NULL, NULL, "side=\"passive\""},
+	{DP_NET_CONN_SYN, "slipstream_net_tcp_connections", "gauge",
+	 "TCP connections in the stack's table, by state (syn: SYN-SENT/RECEIVED; closing: "
+	 "FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK).", "state=\"syn\""},
+	{DP_NET_CONN_ESTABLISHED, NULL, NULL, NULL, "state=\"established\""},
+	{DP_NET_CONN_CLOSING, NULL, NULL, NULL, "state=\"closing\""},
+	{DP_NET_CONN_TIME_WAIT, NULL, NULL, NULL, "state=\"time_wait\""},
+	{DP_NET_DPDK_FRAMES_INPLACE, "slipstream_dpdk_request_frames_total", "counter",
+	 "Kafka request frames over DPDK: read in place in a packet buffer, or copied "
+	 "because they spanned several.", "path=\"in_place\""},
+	{DP_NET_DPDK_FRAMES_COPIED, NULL, NULL, NULL, "path=\"copied\""},
+	{DP_NET_DPDK_TX_EXTBUF, "slipstream_dpdk_response_bytes_total", "counter",
+	 "Kafka response bytes over DPDK: sent from their buffer (extbuf) or copied into "
+	 "the send queue.", "path=\"extbuf\""},
+	{DP_NET_DPDK_TX_COPIED, NULL, NULL, NULL, "path=\"copied\""},
+};
+
+_Static_assert(sizeof(net_samples) / sizeof(net_samples[0]) == DP_NET_COUNTERS,
+               "every net counter rendered");
+
+/* The slipstream_net_* and slipstream_dpdk_* families, one sample per net worker. */
+static void
+net_families(struct ctl_buf *out, const struct dp_metrics_snapshot *snap)
+{
+	const char *fam = NULL;
+	bool any = false;
+
+	for (uint32_t i = 0; i < snap->hdr.n_blocks; i++)
+		any |= snap->blocks[i].net.worker != 0;
+	if (!any)
+		return;
+	for (size_t k = 0; k < sizeof(net_samples) / sizeof(net_samples[0]); k++) {
+		const struct net_sample *s = &net_samples[k];
+
+		if (s->family != NULL) {
+			fam = s->family;
+			family(out, fam, s->type, s->help);
+		}
+		for (uint32_t i = 0; i < snap->hdr.n_blocks; i++) {
+			const struct dp_metrics_net *n = &snap->blocks[i].net;
+
+			if (n->worker == 0)
+				continue;
+			ctl_buf_printf(out, "%s{port=\"", fam);
+			put_label(out, n->port);
+			ctl_buf_printf(out, "\",worker=\"%u\"%s%s} %" PRIu64 "\n", n->worker - 1,
+			               s->label[0] != '\0' ? "," : "", s->label, n->v[s->idx]);
+		}
+	}
+}
+
 int
 ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
                    void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
@@ -395,6 +527,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		       "metrics).");
 		ctl_buf_printf(out, "slipstream_metrics_partitions_untracked_total %" PRIu64 "\n",
 		               sum.tp_overflow);
+		net_families(out, snap);
 	}
 	if (offsets != NULL) {
 		struct lag_ctx x = {.b = out, .tps = &tps, .lag = false};

@@ -172,6 +172,24 @@ dp_metrics_bind(unsigned int lcore)
 }
 
 /* FNV-1a over the name, mixed with the partition. */
+void
+dp_metrics_net_publish(unsigned int worker, const char *port, const uint64_t *v, unsigned int n)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	if (n > DP_METRICS_NET_MAX)
+		n = DP_METRICS_NET_MAX;
+	if (b->net.worker != worker + 1) {
+		/* First publication (or another worker on this lcore): name, then worker. */
+		snprintf(b->net.port, sizeof(b->net.port), "%s", port != NULL ? port : "");
+		__atomic_store_n(&b->net.worker, worker + 1, __ATOMIC_RELEASE);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		__atomic_store_n(&b->net.v[i], v[i], __ATOMIC_RELAXED);
+}
+
 static uint32_t
 tp_hash(const char *topic, size_t len, int32_t partition)
 {

@@ -47,7 +47,7 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 2 /* 2: Fetch record bytes by transport */
+#define DP_METRICS_VERSION 3 /* 2: Fetch record bytes by transport; 3: net stack counters */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -67,6 +67,86 @@ enum dp_metrics_transport {
 
 /** Blocks (lcores) at most. */
 #define DP_METRICS_MAX_BLOCKS 128
+
+/**
+ * Counters of the TCP/IP stack of a DPDK net worker and of its transport
+ * (net_dpdk), indexes of dp_metrics_net.v[]. All are monotonic counters but
+ * the DP_NET_CONN_* gauges. Rendered as slipstream_net_* and slipstream_dpdk_*
+ * by ctl_metrics; the meaning of each is in docs/net-stack.md ("Counters").
+ */
+enum dp_metrics_net_counter {
+	DP_NET_RX_PACKETS,
+	DP_NET_RX_BYTES,
+	DP_NET_TX_PACKETS,
+	DP_NET_TX_BYTES,
+	/* received frames dropped, by reason */
+	DP_NET_DROP_ETH,           /* truncated, VLAN-tagged or not our MAC */
+	DP_NET_DROP_ETHERTYPE,     /* neither ARP nor IPv4 */
+	DP_NET_DROP_ARP_MALFORMED,
+	DP_NET_DROP_IP_MALFORMED,  /* version, IHL, lengths, TTL, source */
+	DP_NET_DROP_IP_CHECKSUM,
+	DP_NET_DROP_IP_NOT_FOR_US,
+	DP_NET_DROP_IP_FRAGMENT,
+	DP_NET_DROP_IP_PROTOCOL,   /* neither ICMP nor TCP */
+	DP_NET_DROP_HEADER_SPLIT,  /* headers not in the first segment */
+	DP_NET_DROP_ICMP_MALFORMED,
+	DP_NET_DROP_TCP_MALFORMED, /* header length, ports */
+	DP_NET_DROP_TCP_CHECKSUM,
+	DP_NET_DROP_TCP_NO_CONN,   /* no connection (answered with RST) */
+	DP_NET_DROP_TCP_WINDOW,    /* outside the receive window */
+	DP_NET_DROP_TCP_PAWS,
+	DP_NET_DROP_TCP_SYN,       /* SYN backlog, table or cookie budget full */
+	DP_NET_DROP_TCP_OOO,       /* out-of-order queue full */
+	/* frames not sent, by reason */
+	DP_NET_TX_DROP_FULL,       /* device and output batch full */
+	DP_NET_TX_DROP_NO_MBUF,
+	DP_NET_TX_DROP_ARP,        /* held for an ARP reply that never came */
+	/* TCP retransmissions and recovery */
+	DP_NET_TCP_RETRANS_RTO,    /* segments resent after a timeout */
+	DP_NET_TCP_RETRANS_FAST,   /* NewReno fast retransmits */
+	DP_NET_TCP_RETRANS_SACK,   /* segments resent from the SACK scoreboard */
+	DP_NET_TCP_RETRANS_LOST,   /* resends found lost and resent again */
+	DP_NET_TCP_TLP,            /* tail loss probes */
+	DP_NET_TCP_RTO,            /* retransmission timer expiries */
+	DP_NET_TCP_SACK_RECOVERIES,
+	DP_NET_TCP_EARLY_RETRANS,
+	DP_NET_TCP_ZERO_WINDOW_PROBES,
+	DP_NET_TCP_KEEPALIVE_PROBES,
+	DP_NET_TCP_CHALLENGE_ACKS,
+	DP_NET_TCP_RST_RX,
+	DP_NET_TCP_RST_TX,
+	DP_NET_TCP_OOO_QUEUED,
+	/* SYN cookies */
+	DP_NET_TCP_COOKIES_SENT,
+	DP_NET_TCP_COOKIES_OK,
+	DP_NET_TCP_COOKIES_FAILED,
+	DP_NET_TCP_COOKIES_LIMITED,
+	/* connections */
+	DP_NET_TCP_OPENS_ACTIVE,
+	DP_NET_TCP_OPENS_PASSIVE,
+	DP_NET_CONN_SYN,           /* gauge: SYN-SENT, SYN-RECEIVED */
+	DP_NET_CONN_ESTABLISHED,   /* gauge */
+	DP_NET_CONN_CLOSING,       /* gauge: FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK */
+	DP_NET_CONN_TIME_WAIT,     /* gauge */
+	/* the transport under the Kafka layer (net_dpdk_stats) */
+	DP_NET_DPDK_FRAMES_INPLACE, /* request frames read in place in an mbuf */
+	DP_NET_DPDK_FRAMES_COPIED,  /* request frames that spanned mbufs, copied */
+	DP_NET_DPDK_TX_EXTBUF,      /* response bytes sent from their buffer */
+	DP_NET_DPDK_TX_COPIED,      /* response bytes copied into the send queue */
+	DP_NET_COUNTERS
+};
+
+/** Slots of dp_metrics_net.v (room for counters added later). */
+#define DP_METRICS_NET_MAX 64
+_Static_assert(DP_NET_COUNTERS <= DP_METRICS_NET_MAX, "net counters fit");
+
+/* The net worker (DPDK TCP stack) on a block's lcore, if any. */
+struct dp_metrics_net {
+	uint32_t worker;   /* net worker index + 1, published (release) after port; 0: none */
+	uint32_t reserved;
+	char port[32];     /* DPDK device name, NUL-terminated */
+	uint64_t v[DP_METRICS_NET_MAX]; /* enum dp_metrics_net_counter */
+};
 
 /** Upper bounds (inclusive, microseconds) of the first DP_METRICS_LAT_BUCKETS - 1 buckets. */
 extern const uint64_t dp_metrics_lat_bounds_us[DP_METRICS_LAT_BUCKETS - 1];
@@ -111,6 +191,7 @@ struct dp_metrics_block {
 	 */
 	uint64_t fetch_rec_ref[DP_METRICS_TRANSPORTS];
 	uint64_t fetch_rec_copied[DP_METRICS_TRANSPORTS];
+	struct dp_metrics_net net; /* the DPDK net worker's stack on this lcore */
 	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
 	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
 	struct dp_metrics_tp tps[DP_METRICS_MAX_TPS];
@@ -262,6 +343,13 @@ dp_metrics_fetch_records(enum dp_metrics_transport tr, uint64_t ref, uint64_t co
 	if (copied != 0)
 		dp_metrics_add(&b->fetch_rec_copied[tr], copied);
 }
+
+/**
+ * Publish the counters of DPDK net worker @worker (port @port, borrowed) on
+ * the calling lcore's block: @n values in enum dp_metrics_net_counter order
+ * (borrowed). A no-op without a block. The worker's periodic poller calls it.
+ */
+void dp_metrics_net_publish(unsigned int worker, const char *port, const uint64_t *v, unsigned int n);
 
 /** A client connection was accepted. */
 static inline void

@@ -159,6 +159,14 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 		dst->fetch_rec_copied[t] =
 			__atomic_load_n(&src->fetch_rec_copied[t], __ATOMIC_RELAXED);
 	}
+	dst->net.worker = __atomic_load_n(&src->net.worker, __ATOMIC_ACQUIRE);
+	if (dst->net.worker != 0) {
+		/* The name is written before worker is published (acquire above). */
+		memcpy(dst->net.port, src->net.port, sizeof(dst->net.port));
+		dst->net.port[sizeof(dst->net.port) - 1] = '\0';
+		for (int i = 0; i < DP_METRICS_NET_MAX; i++)
+			dst->net.v[i] = __atomic_load_n(&src->net.v[i], __ATOMIC_RELAXED);
+	}
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
 	                 sizeof(struct dp_metrics_hist));

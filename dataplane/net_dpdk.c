@@ -1000,6 +1000,70 @@ nd_idle(void *arg)
 	return n;
 }
 
+/* Poller (every 100 ms): the stack's and the transport's counters into dp_metrics. */
+static int
+nd_metrics(void *arg)
+{
+	struct nd_worker *w = arg;
+	const struct net_stats *s = net_stack_stats(w->st);
+	uint64_t v[DP_NET_COUNTERS];
+
+	v[DP_NET_RX_PACKETS] = s->rx_frames;
+	v[DP_NET_RX_BYTES] = s->rx_bytes;
+	v[DP_NET_TX_PACKETS] = s->tx_frames;
+	v[DP_NET_TX_BYTES] = s->tx_bytes;
+	v[DP_NET_DROP_ETH] = s->rx_bad_eth;
+	v[DP_NET_DROP_ETHERTYPE] = s->rx_unknown_ethertype;
+	v[DP_NET_DROP_ARP_MALFORMED] = s->rx_bad_arp;
+	v[DP_NET_DROP_IP_MALFORMED] = s->rx_bad_ipv4 - s->rx_ip_cksum_bad;
+	v[DP_NET_DROP_IP_CHECKSUM] = s->rx_ip_cksum_bad;
+	v[DP_NET_DROP_IP_NOT_FOR_US] = s->rx_ip_not_for_us;
+	v[DP_NET_DROP_IP_FRAGMENT] = s->rx_ip_fragments;
+	v[DP_NET_DROP_IP_PROTOCOL] = s->rx_unknown_proto;
+	v[DP_NET_DROP_HEADER_SPLIT] = s->rx_multiseg_hdr;
+	v[DP_NET_DROP_ICMP_MALFORMED] = s->rx_icmp_bad;
+	v[DP_NET_DROP_TCP_MALFORMED] = s->rx_tcp_bad - s->rx_tcp_cksum_bad;
+	v[DP_NET_DROP_TCP_CHECKSUM] = s->rx_tcp_cksum_bad;
+	v[DP_NET_DROP_TCP_NO_CONN] = s->rx_tcp_no_conn;
+	v[DP_NET_DROP_TCP_WINDOW] = s->tcp_out_of_window;
+	v[DP_NET_DROP_TCP_PAWS] = s->tcp_paws_rejected;
+	v[DP_NET_DROP_TCP_SYN] = s->tcp_syn_dropped;
+	v[DP_NET_DROP_TCP_OOO] = s->tcp_ooo_dropped;
+	v[DP_NET_TX_DROP_FULL] = s->tx_dropped;
+	v[DP_NET_TX_DROP_NO_MBUF] = s->tx_no_mbuf;
+	v[DP_NET_TX_DROP_ARP] = s->arp_held_dropped;
+	v[DP_NET_TCP_RETRANS_RTO] = s->tcp_retransmits;
+	v[DP_NET_TCP_RETRANS_FAST] = s->tcp_fast_retransmits;
+	v[DP_NET_TCP_RETRANS_SACK] = s->tcp_sack_retransmits;
+	v[DP_NET_TCP_RETRANS_LOST] = s->tcp_lost_retransmits;
+	v[DP_NET_TCP_TLP] = s->tcp_tlp_probes;
+	v[DP_NET_TCP_RTO] = s->tcp_rto_expiries;
+	v[DP_NET_TCP_SACK_RECOVERIES] = s->tcp_sack_recoveries;
+	v[DP_NET_TCP_EARLY_RETRANS] = s->tcp_early_retransmits;
+	v[DP_NET_TCP_ZERO_WINDOW_PROBES] = s->tcp_zero_window_probes;
+	v[DP_NET_TCP_KEEPALIVE_PROBES] = s->tcp_keepalive_probes;
+	v[DP_NET_TCP_CHALLENGE_ACKS] = s->tcp_challenge_acks;
+	v[DP_NET_TCP_RST_RX] = s->tcp_rst_rx;
+	v[DP_NET_TCP_RST_TX] = s->tcp_rst_tx;
+	v[DP_NET_TCP_OOO_QUEUED] = s->tcp_ooo_queued;
+	v[DP_NET_TCP_COOKIES_SENT] = s->tcp_syncookies_sent;
+	v[DP_NET_TCP_COOKIES_OK] = s->tcp_syncookies_ok;
+	v[DP_NET_TCP_COOKIES_FAILED] = s->tcp_syncookies_failed;
+	v[DP_NET_TCP_COOKIES_LIMITED] = s->tcp_syncookies_limited;
+	v[DP_NET_TCP_OPENS_ACTIVE] = s->tcp_active_opens;
+	v[DP_NET_TCP_OPENS_PASSIVE] = s->tcp_passive_opens;
+	v[DP_NET_CONN_SYN] = s->tcp_conns_syn;
+	v[DP_NET_CONN_ESTABLISHED] = s->tcp_conns_established;
+	v[DP_NET_CONN_CLOSING] = s->tcp_conns_closing;
+	v[DP_NET_CONN_TIME_WAIT] = s->tcp_conns_time_wait;
+	v[DP_NET_DPDK_FRAMES_INPLACE] = w->stats.rx_frames_inplace;
+	v[DP_NET_DPDK_FRAMES_COPIED] = w->stats.rx_frames_copied;
+	v[DP_NET_DPDK_TX_EXTBUF] = w->stats.tx_bytes_extbuf;
+	v[DP_NET_DPDK_TX_COPIED] = w->stats.tx_bytes_copied;
+	dp_metrics_net_publish(w->index, g_dev_name, v, DP_NET_COUNTERS);
+	return 0;
+}
+
 /* --- set-up --- */
 
 static int
@@ -1288,6 +1352,11 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		if (rc == 0) {
 			snprintf(name, sizeof(name), "dpdk%u.end", i);
 			rc = dp_poller_register(w->lcore, name, nd_end, w, 0, DP_POLLER_END);
+		}
+		if (rc == 0) {
+			snprintf(name, sizeof(name), "dpdk%u.metrics", i);
+			rc = dp_poller_register(w->lcore, name, nd_metrics, w, 100 * 1000,
+				DP_POLLER_EVERY);
 		}
 		if (rc == 0 && w->idle_tsc != 0) {
 			uint64_t period_ms = (uint64_t)cfg->connections_max_idle_ms / 4;

@@ -8,7 +8,8 @@
  * partitions merged across lcores (counters summed, log end offset the
  * highest), the busy ratio, consumer lag (0 when the commit is ahead, no
  * lag sample for a partition the dataplane has not seen, escaped group
- * names), a dataplane that is down. Last, the HTTP handler over a real
+ * names), a dataplane that is down, the DPDK net workers' stack counters
+ * (one sample per worker, none without a worker). Last, the HTTP handler over a real
  * segment created with dp_metrics_create().
  */
 #include <errno.h>
@@ -355,6 +356,57 @@ test_render_dataplane(void **state)
 	            strstr(t, "bytes_in_total{topic=\"orders\",partition=\"1\""));
 	assert_true(sample(t, "slipstream_metrics_partitions_untracked_total") == 9);
 	assert_false(has(t, "consumergroup")); /* no offsets source */
+	assert_false(has(t, "slipstream_net_")); /* no DPDK net worker */
+	ctl_buf_free(&b);
+}
+
+static void
+test_render_net(void **state)
+{
+	struct dp_metrics_snapshot s = make_snapshot();
+	struct ctl_buf b = {0};
+	const char *t;
+
+	(void)state;
+	/* Net workers 0 and 1 on lcores 0 and 2. */
+	g_blocks[0].net.worker = 1;
+	g_blocks[1].net.worker = 2;
+	snprintf(g_blocks[0].net.port, sizeof(g_blocks[0].net.port), "net_tap0");
+	snprintf(g_blocks[1].net.port, sizeof(g_blocks[1].net.port), "net_tap0");
+	g_blocks[0].net.v[DP_NET_RX_PACKETS] = 100;
+	g_blocks[1].net.v[DP_NET_RX_PACKETS] = 7;
+	g_blocks[0].net.v[DP_NET_TX_BYTES] = 123456;
+	g_blocks[0].net.v[DP_NET_DROP_TCP_CHECKSUM] = 3;
+	g_blocks[1].net.v[DP_NET_DROP_IP_MALFORMED] = 4;
+	g_blocks[0].net.v[DP_NET_TCP_RETRANS_SACK] = 9;
+	g_blocks[0].net.v[DP_NET_TCP_COOKIES_OK] = 2;
+	g_blocks[1].net.v[DP_NET_CONN_TIME_WAIT] = 11;
+	g_blocks[0].net.v[DP_NET_DPDK_TX_EXTBUF] = 65536;
+	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
+	t = b.p;
+	check_format(t);
+	assert_true(sample(t, "slipstream_net_rx_packets_total{port=\"net_tap0\",worker=\"0\"}") ==
+	            100);
+	assert_true(sample(t, "slipstream_net_rx_packets_total{port=\"net_tap0\",worker=\"1\"}") ==
+	            7);
+	assert_true(sample(t, "slipstream_net_tx_bytes_total{port=\"net_tap0\",worker=\"0\"}") ==
+	            123456);
+	assert_true(sample(t, "slipstream_net_rx_dropped_total{port=\"net_tap0\",worker=\"0\","
+	                      "reason=\"tcp_checksum\"}") == 3);
+	assert_true(sample(t, "slipstream_net_rx_dropped_total{port=\"net_tap0\",worker=\"1\","
+	                      "reason=\"ipv4_malformed\"}") == 4);
+	assert_true(sample(t, "slipstream_net_rx_dropped_total{port=\"net_tap0\",worker=\"1\","
+	                      "reason=\"tcp_checksum\"}") == 0);
+	assert_true(sample(t, "slipstream_net_tcp_retransmits_total{port=\"net_tap0\","
+	                      "worker=\"0\",kind=\"sack\"}") == 9);
+	assert_true(sample(t, "slipstream_net_tcp_syncookies_total{port=\"net_tap0\","
+	                      "worker=\"0\",result=\"accepted\"}") == 2);
+	assert_true(sample(t, "slipstream_net_tcp_connections{port=\"net_tap0\",worker=\"1\","
+	                      "state=\"time_wait\"}") == 11);
+	assert_true(sample(t, "slipstream_dpdk_response_bytes_total{port=\"net_tap0\","
+	                      "worker=\"0\",path=\"extbuf\"}") == 65536);
+	assert_true(has(t, "# TYPE slipstream_net_tcp_connections gauge"));
+	assert_true(has(t, "# TYPE slipstream_net_rx_dropped_total counter"));
 	ctl_buf_free(&b);
 }
 
@@ -460,6 +512,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_render_dataplane),
+	        cmocka_unit_test(test_render_net),
 	        cmocka_unit_test(test_render_lag),
 	        cmocka_unit_test(test_render_down),
 	        cmocka_unit_test(test_http_handler_over_segment),

@@ -6,7 +6,8 @@
  * a thread without a block, a snapshot that stays consistent while a writer
  * thread updates (count = sum of buckets, bytes = 10 x records, monotonic),
  * a writer stuck mid-update (-EAGAIN), a replaced segment (remapped) and a
- * removed one. No EAL needed: threads bind to blocks with dp_metrics_bind().
+ * removed one; a net worker's stack counters published on its block and
+ * absent on the others. No EAL needed: threads bind to blocks with dp_metrics_bind().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -190,6 +191,33 @@ test_partitions(void **state)
 }
 
 static void
+test_net_counters(void **state)
+{
+	struct dp_metrics_reader r;
+	struct dp_metrics_snapshot s;
+	uint64_t v[DP_NET_COUNTERS];
+
+	(void)state;
+	for (int i = 0; i < DP_NET_COUNTERS; i++)
+		v[i] = 1000 + (uint64_t)i;
+	assert_int_equal(dp_metrics_bind(3), 0);
+	dp_metrics_net_publish(1, "net_tap0", v, DP_NET_COUNTERS);
+	v[DP_NET_RX_PACKETS] = 5000; /* a later publication replaces the values */
+	dp_metrics_net_publish(1, "net_tap0", v, DP_NET_COUNTERS);
+	assert_int_equal(dp_metrics_reader_open(&r, g_path), 0);
+	assert_int_equal(dp_metrics_snapshot(&r, &s), 0);
+	assert_int_equal(s.blocks[0].net.worker, 0); /* lcore 0 runs no stack */
+	assert_int_equal(s.blocks[1].net.worker, 2);
+	assert_string_equal(s.blocks[1].net.port, "net_tap0");
+	assert_int_equal(s.blocks[1].net.v[DP_NET_RX_PACKETS], 5000);
+	assert_int_equal(s.blocks[1].net.v[DP_NET_DROP_TCP_CHECKSUM], 1000 + DP_NET_DROP_TCP_CHECKSUM);
+	assert_int_equal(s.blocks[1].net.v[DP_NET_COUNTERS - 1], 1000 + DP_NET_COUNTERS - 1);
+	assert_int_equal(s.blocks[1].net.v[DP_NET_COUNTERS], 0); /* spare slots */
+	dp_metrics_snapshot_free(&s);
+	dp_metrics_reader_close(&r);
+}
+
+static void
 test_unbound_thread(void **state)
 {
 	struct dp_metrics_reader r;
@@ -200,12 +228,14 @@ test_unbound_thread(void **state)
 	dp_metrics_request(0, 100);
 	dp_metrics_conn_accepted();
 	dp_metrics_produce("x", 1, 0, 1, 1, 1);
+	dp_metrics_net_publish(0, "p", (const uint64_t[]){1, 2}, 2);
 	assert_int_equal(dp_metrics_reader_open(&r, g_path), 0);
 	assert_int_equal(dp_metrics_snapshot(&r, &s), 0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(s.blocks[i].api[0].count, 0);
 		assert_int_equal(s.blocks[i].conn_accepted, 0);
 		assert_int_equal(s.blocks[i].n_tps, 0);
+		assert_int_equal(s.blocks[i].net.worker, 0);
 	}
 	dp_metrics_snapshot_free(&s);
 	dp_metrics_reader_close(&r);
@@ -354,6 +384,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_header_and_blocks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_histogram_bounds, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_net_counters, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unbound_thread, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup,
 	                                        teardown),
