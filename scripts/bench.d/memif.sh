@@ -16,8 +16,13 @@
 # tail cache and the connection buffers too: 2 GiB covers the largest row
 # (fetch_tail's 512 cache chunks).
 #
-# BENCH_MEMIF_MB=N sets dpdk.memory.mb; BENCH_MEMIF_IDLE_US=U lets both sides
-# sleep U us when idle (default 0: both busy-poll their own core).
+# BENCH_MEMIF_MB=N sets dpdk.memory.mb. BENCH_MEMIF_IDLE_US=U lets both sides
+# sleep U us when idle (dataplane.poll.idle.sleep.us, --memif-idle-us);
+# default 20. Set 0 on a machine whose two cores are the benchmark's alone:
+# both sides then busy-poll. On a shared VM busy polling loses: when one side
+# is descheduled the other spins and the scheduler then penalises it (1 KiB
+# produce over memif measured 21 MB/s busy-polling and 260 MB/s with 20 us
+# sleeps at load average 12 on 2 vCPUs, docs/benchmarks.md).
 
 bench_memif_sock=/tmp/memif-bench-$$.sock
 
@@ -31,7 +36,7 @@ bench_memif_broker_conf() {
 	echo "dataplane.port.ipv4.netmask=255.255.255.0"
 	echo "dataplane.port.tap.address="
 	echo "dataplane.port.mbufs=32768"
-	echo "dataplane.poll.idle.sleep.us=${BENCH_MEMIF_IDLE_US:-0}"
+	echo "dataplane.poll.idle.sleep.us=${BENCH_MEMIF_IDLE_US:-20}"
 	if [ -z "${BENCH_NO_HUGE:-}" ] && [ "$free" -ge $((mb / 2 + 64)) ]; then
 		echo "dpdk.hugepages=on"
 	else
@@ -42,5 +47,5 @@ bench_memif_broker_conf() {
 
 bench_memif_load_args() {
 	printf '%s\n' --transport memif --memif-socket "$bench_memif_sock" -b 198.18.48.2:9092 \
-		--memif-idle-us "${BENCH_MEMIF_IDLE_US:-0}"
+		--memif-idle-us "${BENCH_MEMIF_IDLE_US:-20}"
 }
