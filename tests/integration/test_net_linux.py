@@ -60,10 +60,14 @@ MIB = 1 << 20
 BULK = 1024 * MIB if FULL else 32 * MIB
 CYCLES = 100000 if FULL else 10000
 CONNS = 1000
-TAG = "slp-nh-%d" % os.getpid()
+# Names and subnet: NET_LINUX_PREFIX (namespaces, veths; 6 characters at most)
+# and NET_LINUX_SUBNET (the third octet) keep concurrent runs apart.
+PREFIX = os.environ.get("NET_LINUX_PREFIX", "")[:6]
+TAG = "%s-%d" % (PREFIX or "slp-nh", os.getpid())
 NS_DP, NS_LX = TAG + "-dp", TAG + "-lx"
-IF_DP, IF_LX = "nhd%d" % (os.getpid() % 100000), "nhl%d" % (os.getpid() % 100000)
-SUBNET = 10 + os.getpid() % 200
+IF_DP, IF_LX = ("%s%d%s" % (PREFIX or "nh", os.getpid() % 100000, side) if PREFIX
+                else "nh%s%d" % (side, os.getpid() % 100000) for side in ("d", "l"))
+SUBNET = int(os.environ.get("NET_LINUX_SUBNET", 10 + os.getpid() % 200))
 IP_LX, IP_DP = "198.18.%d.1" % SUBNET, "198.18.%d.2" % SUBNET
 SPOOF = "198.18.%d.99" % SUBNET
 PORT = 5201
