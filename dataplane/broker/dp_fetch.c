@@ -395,6 +395,14 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	int rc;
 
 	need = (need + 4095) & ~(size_t)4095;
+	/*
+	 * Zero-copy budgets reach max_bytes: ask for what the area left can hold
+	 * (a tail-cache hit uses none of it, a disk read fills it).
+	 */
+	while (need > *area_left && max > 4096) {
+		max = need - *area_left < max - 4096 ? max - (need - *area_left) : 4096;
+		need = (stor_read_buf_size(max) + 4095) & ~(size_t)4095;
+	}
 	if (need > *area_left)
 		return -ENOBUFS;
 	if (fa != NULL) {
