@@ -33,6 +33,7 @@ struct lg_memif_conf {
 	uint32_t max_conns;	/* connection table; 0 = 4096 */
 	uint32_t idle_us;	/* sleep this long after 256 idle polls; 0 = busy poll */
 	uint32_t link_wait_ms;	/* how long to wait for the memif link; 0 = 10 s */
+	uint32_t delack_us;	/* TCP delayed-ACK timeout; 0 = 200 us */
 	bool huge;		/* use hugepages (default: --no-huge) */
 };
 
