@@ -142,6 +142,7 @@ struct stor_log {
 
 	struct stor_io_req areq; /* asynchronous preallocation of a new segment */
 	bool alloc_busy;
+	bool prealloc_pending; /* the active segment is preallocated at its first append */
 
 	bool on_dirty; /* on engine->dirty */
 	TAILQ_ENTRY(stor_log) dirty_link;

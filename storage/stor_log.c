@@ -958,7 +958,13 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	                 min_u32(cap, seg->tidx_count + INDEX_INITIAL));
 	if (rc != 0)
 		return rc;
-	if (log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
+	/*
+	 * At open, not now: an idle partition reserves no segment.bytes of disk
+	 * (10,000 partitions x 1 GiB would); its first append queues it.
+	 */
+	log->prealloc_pending = !async && log->cfg.preallocate &&
+		seg->size < log->cfg.segment_bytes;
+	if (async && log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
 		uint64_t len = STOR_ALIGN_UP(log->cfg.segment_bytes);
 		rc = -EAGAIN;
 		if (async && !log->alloc_busy) {
@@ -1382,6 +1388,32 @@ chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need)
 	return c;
 }
 
+/*
+ * The active segment's deferred preallocation, asynchronous like a roll's
+ * (fallocate mode 0 keeps bytes a write put there first). A full queue
+ * leaves it for the next append.
+ */
+static void
+prealloc_first_append(struct stor_log *log, struct stor_segment *seg)
+{
+	struct stor_backend *be = log->engine->be;
+	struct stor_io_req *reqs[1] = {&log->areq};
+
+	if (stor_seg_file(log, seg) != 0)
+		return;
+	log->areq = (struct stor_io_req){.op = STOR_IO_FALLOCATE,
+	                                 .buf_index = -1,
+	                                 .file = seg->handle,
+	                                 .off = 0,
+	                                 .len = (uint32_t)STOR_ALIGN_UP(log->cfg.segment_bytes),
+	                                 .done = alloc_done,
+	                                 .ctx = log};
+	if (be->ops->queue(be, reqs, 1) == 0) {
+		log->alloc_busy = true;
+		log->prealloc_pending = false;
+	}
+}
+
 static bool
 need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t max_ts)
 {
@@ -1489,6 +1521,8 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	if (c == NULL)
 		return -EAGAIN; /* every chunk is being written or read: retry after a poll */
 	stor_chunk_unlru(log->engine, c); /* an idle active chunk: not to be taken now */
+	if (log->prealloc_pending && !log->alloc_busy)
+		prealloc_first_append(log, seg);
 
 	uint64_t pos = seg->size;
 	int64_t base = log->next_offset;

@@ -98,7 +98,7 @@ lopen(struct stor_engine *e, const char *root, int i)
 	return log;
 }
 
-/* Opening logs takes no chunk: an idle log holds none. */
+/* Opening logs takes no chunk and reserves no disk: an idle log holds neither. */
 static void
 test_open_takes_no_chunk(void **state)
 {
@@ -114,6 +114,20 @@ test_open_takes_no_chunk(void **state)
 	assert_int_equal(st.logs, NLOGS);
 	assert_int_equal(st.chunks, 2);
 	assert_int_equal(st.chunks_free, 2);
+	/* Nor any disk: preallocation waits for the first append. */
+	char path[4200];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/t-0/%020d.log", root, 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	struct lmodel m = {0};
+	struct tu_ack ack = {0};
+	assert_int_equal(lappend(logs[0], &m, 1, 100, 1, &ack), 0);
+	assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+	stor_engine_drain(e);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 1 << 20); /* segment.bytes reserved now */
+	lmodel_free(&m);
 	for (int i = 0; i < NLOGS; i++)
 		assert_int_equal(stor_log_close(logs[i]), 0);
 	stor_engine_destroy(e);
