@@ -23,7 +23,9 @@ TAP interface goes with the first.
 Needs root (namespaces, TAP); prints SKIP and exits 77 otherwise (meson's
 skip code). Bounded: each script runs at most 240 s.
 
-Usage: test_broker_dpdk.py PATH_TO_SLIPSTREAM [SCRIPT...]
+Usage: test_broker_dpdk.py PATH_TO_SLIPSTREAM [SCRIPT[+ARG...]...]
+(a script's own arguments after the slipstream path follow its name, joined
+by "+", e.g. test_loadgen.py+build/tools/loadgen/slipstream-load)
 """
 import os
 import re
@@ -59,9 +61,10 @@ def run_in_netns(script, port="tap"):
             ip("-n", ns, "link", "set", "veth0", "up")
             ip("-n", ns, "link", "set", "veth1", "up")
         env = dict(os.environ, SLP_TRANSPORT="dpdk", SLP_DPDK_PORT=port)
-        print("=== %s in namespace %s (DPDK on net_%s)" % (script, ns, port), flush=True)
-        r = subprocess.run(["ip", "netns", "exec", ns, PYTHON, os.path.join(HERE, script),
-                            SLIPSTREAM], env=env, timeout=240)
+        name, *args = script.split("+")
+        print("=== %s in namespace %s (DPDK on net_%s)" % (name, ns, port), flush=True)
+        r = subprocess.run(["ip", "netns", "exec", ns, PYTHON, os.path.join(HERE, name),
+                            SLIPSTREAM] + args, env=env, timeout=240)
         return r.returncode
     except subprocess.TimeoutExpired:
         print("%s: timed out" % script, flush=True)
@@ -182,13 +185,13 @@ def main():
         if rc == 77:
             print("%s: skipped" % script)
         elif rc != 0:
-            failed.append("%s (net_%s)" % (script, port))
+            failed.append("%s (net_%s)" % (script.split("+")[0], port))
     if default_and_fallback() != 0:
         failed.append("default_and_fallback")
     if failed:
         print("FAILED over DPDK: %s" % ", ".join(failed))
         return 1
-    print("OK over DPDK: %s" % ", ".join("%s (net_%s)" % r for r in runs))
+    print("OK over DPDK: %s" % ", ".join("%s (net_%s)" % (s.split("+")[0], p) for s, p in runs))
     return 0
 
 
