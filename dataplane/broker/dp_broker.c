@@ -30,6 +30,7 @@
 
 #include "dp_config.h"
 #include "dp_log.h"
+#include "dp_requests.h"
 #include "stor_log.h"
 
 void
@@ -150,6 +151,7 @@ part_close(struct dp_partition *pp)
 
 	if (pp->log != NULL) {
 		dp_producers_close(pp->producers, pp->log);
+		dp_fetch_zc_detach_log(pp->log); /* responses still sending its bytes */
 		rc = stor_log_close(pp->log);
 	} else {
 		dp_producers_free(pp->producers);

@@ -153,9 +153,11 @@ static struct fetch_async g_fa[FETCH_ASYNC_COUNT];
  * the peer); dp_hop brings that back to this lcore, so references are
  * dropped on the lcore that took them.
  *
- * Outstanding responses are listed: before logs are closed (dp_fetch_drain,
- * dp_fetch_zc_detach) each one copies the borrowed bytes it still holds into
- * its own buffer and drops its references, so no closed log is referenced.
+ * Outstanding responses are listed: before a log is closed (part_close in
+ * dp_broker.c, the shutdown) each response holding a read of it copies the
+ * bytes that read lent into its own buffer where they fit and drops the
+ * read's references (dp_fetch_zc_detach_log), so no closed log is referenced.
+ * Other logs' references stay: their chunks must not be reused while unsent.
  */
 struct fetch_zc {
 	struct fetch_zc *prev;    /* outstanding responses (g_zc) */
@@ -164,7 +166,6 @@ struct fetch_zc {
 	struct fetch_async *fa;   /* held for its read area, or NULL */
 	struct stor_read *reads;  /* n_reads completed reads (copies), released at the end */
 	uint32_t n_reads;
-	bool detached;            /* references dropped early (fetch_zc_detach_one) */
 	uint8_t *spare;           /* free bytes of the buffer behind the copies */
 	uint8_t *end;             /* end of the buffer */
 	struct dp_sg sg;
@@ -176,8 +177,9 @@ struct fetch_zc {
 /* Record bytes of one response sent in place (before max_bytes): chunks it pins. */
 #define FETCH_ZC_MAX_BYTES (8 * 1048576)
 
-static struct fetch_zc *g_zc;  /* outstanding zero-copy responses (this lcore's) */
+static struct fetch_zc *g_zc;  /* outstanding zero-copy responses (g_zc_lcore's) */
 static uint32_t g_zc_count;
+static unsigned int g_zc_lcore; /* the lcore that encodes Fetch responses (writer 0's) */
 
 static void
 fetch_zc_unhold(struct fetch_zc *z)
@@ -188,28 +190,39 @@ fetch_zc_unhold(struct fetch_zc *z)
 	}
 }
 
-/* Copy what @z still borrows into its own buffer where it fits; drop its references. */
+/*
+ * Before @log closes (NULL: every log): each read of it in @z moves the
+ * bytes it lent into @z's own buffer where they fit, then drops its
+ * references (a second release is a no-op). Bytes that do not fit stay where
+ * they are: the chunk memory lives as long as the engine, but a chunk freed
+ * with its log may take other bytes before they are sent (docs/gaps.md).
+ */
 static void
-fetch_zc_detach_one(struct fetch_zc *z)
+fetch_zc_detach_one(struct fetch_zc *z, const struct stor_log *log)
 {
-	if (z->detached)
-		return;
-	for (uint32_t i = 0; i < z->sg.n; i++) {
-		struct dp_seg *g = &z->sg.segs[i];
+	for (uint32_t k = 0; k < z->n_reads; k++) {
+		struct stor_read *rd = &z->reads[k];
 
-		if (!(g->flags & DP_SEG_BORROWED) || (size_t)(z->end - z->spare) < g->len)
+		/* The log a read came from (a field storage keeps for its release). */
+		if (log != NULL && rd->log != log)
 			continue;
-		/*
-		 * Same bytes, new place: a transport on another lcore may read the
-		 * pointer meanwhile and sends the same bytes either way.
-		 */
-		memcpy(z->spare, g->p, g->len);
-		__atomic_store_n(&g->p, (const uint8_t *)z->spare, __ATOMIC_RELEASE);
-		z->spare += g->len;
+		for (uint32_t i = 0; rd->data != NULL && i < z->sg.n; i++) {
+			struct dp_seg *g = &z->sg.segs[i];
+
+			if (!(g->flags & DP_SEG_BORROWED) || g->p < rd->data ||
+				g->p >= rd->data + rd->len || (size_t)(z->end - z->spare) < g->len)
+				continue;
+			/*
+			 * Same bytes, new place: a transport on another lcore may
+			 * read the pointer meanwhile and sends the same bytes
+			 * either way.
+			 */
+			memcpy(z->spare, g->p, g->len);
+			__atomic_store_n(&g->p, (const uint8_t *)z->spare, __ATOMIC_RELEASE);
+			z->spare += g->len;
+		}
+		stor_read_release(rd);
 	}
-	for (uint32_t k = 0; k < z->n_reads; k++)
-		stor_read_release(&z->reads[k]);
-	z->detached = true;
 }
 
 /* dp_resp_free_fn of a zero-copy response: the transport is done with its bytes. */
@@ -220,10 +233,8 @@ fetch_zc_free(void *arg, void *buf)
 	struct resp_buf rb = z->rb;
 
 	(void)buf;
-	if (!z->detached) {
-		for (uint32_t k = 0; k < z->n_reads; k++)
-			stor_read_release(&z->reads[k]);
-	}
+	for (uint32_t k = 0; k < z->n_reads; k++)
+		stor_read_release(&z->reads[k]); /* no-op for reads detached already */
 	fetch_zc_unhold(z);
 	if (z->prev != NULL)
 		z->prev->next = z->next;
@@ -236,10 +247,19 @@ fetch_zc_free(void *arg, void *buf)
 }
 
 void
+dp_fetch_zc_detach_log(const struct stor_log *log)
+{
+	/* Only this lcore's logs are read in place (other writers' reads are copies). */
+	if (g_zc == NULL || rte_lcore_id() != g_zc_lcore)
+		return;
+	for (struct fetch_zc *z = g_zc; z != NULL; z = z->next)
+		fetch_zc_detach_one(z, log);
+}
+
+void
 dp_fetch_zc_detach(void)
 {
-	for (struct fetch_zc *z = g_zc; z != NULL; z = z->next)
-		fetch_zc_detach_one(z);
+	dp_fetch_zc_detach_log(NULL);
 }
 
 uint32_t
@@ -338,6 +358,7 @@ fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *
 		g_zc->prev = z;
 	g_zc = z;
 	g_zc_count++;
+	g_zc_lcore = rte_lcore_id();
 	dp_req_fetch_metrics(resp);
 	return dp_conn_reply_sg(conn, req, &z->sg, fetch_zc_free, z);
 copy:
@@ -1248,8 +1269,6 @@ dp_fetch_drain(struct dp_requests *q)
 			break;
 		stor_engine_poll(q->b->engine);
 	}
-	/* Responses still being sent reference logs too (fetch_zc). */
-	dp_fetch_zc_detach();
 }
 
 int

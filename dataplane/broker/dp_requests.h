@@ -48,11 +48,16 @@ void *dp_requests_arg(void);
 
 /**
  * Zero-copy Fetch responses still being sent hold storage references (tail
- * cache chunks, segments): each copies what it borrows into its own buffer
- * where that fits and drops its references. Call on the broker's lcore
- * before logs are closed (dp_fetch_drain() does, and the shutdown before
- * dp_broker_stop()); the responses are still sent.
+ * cache chunks, segments): before @log is closed, each response holding a
+ * read of it copies the bytes it lent into its own buffer where they fit and
+ * drops that read's references; the responses are still sent. Call on the
+ * log's owner lcore right before stor_log_close() (a no-op on an lcore that
+ * encodes no Fetch responses).
  */
+struct stor_log;
+void dp_fetch_zc_detach_log(const struct stor_log *log);
+
+/** dp_fetch_zc_detach_log() for every log (the shutdown, before dp_broker_stop()). */
 void dp_fetch_zc_detach(void);
 
 /** Zero-copy Fetch responses not yet released by their transport (tests, logs). */
