@@ -14,6 +14,7 @@
 #include "kp_error.h"
 
 #define SYNC_BUF_CAP (4u << 20) /* a Metadata or ListOffsets answer for thousands of partitions */
+#define LG_SYNC_ARENA (16u << 20) /* decoded Metadata of 10,000s of partitions */
 
 int
 lg_kafka_request_encode(uint8_t *buf, size_t cap, int16_t api_key, int16_t version,
@@ -216,11 +217,12 @@ lg_sync_open(struct lg_sync *s, const struct lg_transport_ops *ops, const char *
 	s->ops = ops;
 	s->timeout_ms = timeout_ms;
 	s->corr = 1;
-	kp_arena_init(&s->arena, s->arena_buf, sizeof(s->arena_buf));
+	s->arena_buf = malloc(LG_SYNC_ARENA);
+	kp_arena_init(&s->arena, s->arena_buf, s->arena_buf != NULL ? LG_SYNC_ARENA : 0);
 	s->cap = SYNC_BUF_CAP;
 	s->buf = malloc(s->cap);
 	s->t = ops->create();
-	if (s->buf == NULL || s->t == NULL) {
+	if (s->buf == NULL || s->arena_buf == NULL || s->t == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -265,9 +267,11 @@ lg_sync_close(struct lg_sync *s)
 	if (s->t)
 		s->ops->destroy(s->t); /* closes s->c */
 	free(s->buf);
+	free(s->arena_buf);
 	s->t = NULL;
 	s->c = NULL;
 	s->buf = NULL;
+	s->arena_buf = NULL;
 }
 
 static int

@@ -79,7 +79,7 @@ struct lg_sync {
 	size_t cap;
 	int timeout_ms; /* per call */
 	struct lg_versions v;
-	uint8_t arena_buf[1 << 16];
+	uint8_t *arena_buf; /* owned, LG_SYNC_ARENA bytes: Metadata of 10,000s of partitions */
 	struct kp_arena arena;
 	int c_ready, c_readable; /* poll callback scratch */
 };
