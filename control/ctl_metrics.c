@@ -464,7 +464,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		                       : 0);
 		family(out, "slipstream_fetch_record_bytes_total", "counter",
 		       "Fetch record bytes sent, by transport: in place from the storage tail "
-		       "cache (reference), or from a buffer of the broker's (copy: a disk read "
+		       "cache (reference), or from a buffer of the broker's (copied: a disk read "
 		       "or a copy).");
 		for (int t = 0; t < DP_METRICS_TRANSPORTS; t++) {
 			const char *tr = t == DP_METRICS_TR_KERNEL ? "kernel" : "dpdk";
@@ -475,7 +475,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			               tr, sum.fetch_rec_ref[t]);
 			ctl_buf_printf(out,
 			               "slipstream_fetch_record_bytes_total{transport=\"%s\","
-			               "path=\"copy\"} %" PRIu64 "\n",
+			               "path=\"copied\"} %" PRIu64 "\n",
 			               tr, sum.fetch_rec_copied[t]);
 		}
 		family(out, "slipstream_storage_write_duration_seconds", "histogram",

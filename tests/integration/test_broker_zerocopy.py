@@ -9,7 +9,7 @@ confluent_kafka consumer (assigned partitions, from offset 0) and with kcat,
 checking every key and value in order. The tail cache still holds all of it,
 so the transport must have sent every Fetch record byte in place:
 
-  slipstream_fetch_record_bytes_total{transport=T,path="copy"} == 0
+  slipstream_fetch_record_bytes_total{transport=T,path="copied"} == 0
   slipstream_fetch_record_bytes_total{transport=T,path="reference"}
       == sum of slipstream_partition_bytes_out_total (the record bytes Fetch
          answered with) > 0
@@ -108,7 +108,7 @@ def fetch_counters(url):
     ref = s.get(("slipstream_fetch_record_bytes_total",
                  'transport="%s",path="reference"' % TRANSPORT))
     copy = s.get(("slipstream_fetch_record_bytes_total",
-                  'transport="%s",path="copy"' % TRANSPORT))
+                  'transport="%s",path="copied"' % TRANSPORT))
     out = sum(v for (n, _), v in s.items() if n == "slipstream_partition_bytes_out_total")
     assert ref is not None and copy is not None, "no fetch record counters: %r" % sorted(s)[:20]
     return ref, copy, out
