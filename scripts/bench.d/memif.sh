@@ -36,6 +36,7 @@ bench_memif_broker_conf() {
 	echo "dataplane.port.ipv4.netmask=255.255.255.0"
 	echo "dataplane.port.tap.address="
 	echo "dataplane.port.mbufs=32768"
+	echo "dataplane.port.rx.checksum.trusted=true"
 	echo "dataplane.poll.idle.sleep.us=${BENCH_MEMIF_IDLE_US:-20}"
 	if [ -z "${BENCH_NO_HUGE:-}" ] && [ "$free" -ge $((mb / 2 + 64)) ]; then
 		echo "dpdk.hugepages=on"
