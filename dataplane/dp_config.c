@@ -219,7 +219,7 @@ static const struct dp_config_key keys[] = {
 		"Net worker pollers (connections are spread over them)."),
 	K_STR("dataplane.net.lcores", dp_net_lcores, "",
 		"Comma list placing each net worker on an lcore; empty = round robin from the first."),
-	K_INT("dataplane.storage.writers", dp_storage_writers, "1", 0, 128,
+	K_INT("dataplane.storage.writers", dp_storage_writers, "1", 1, 64,
 		"Storage writer pollers (partitions are spread over them)."),
 	K_STR("dataplane.storage.lcores", dp_storage_lcores, "",
 		"Comma list placing each storage writer; empty = round robin from the last lcore."),
@@ -1324,14 +1324,6 @@ dp_config_check_lcores(struct dp_config *cfg, const char *where, char *err, size
 		false, cfg->net_lcore, where, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (cfg->dp_storage_writers != 1) {
-		/* UNFINISHED: several writers each owning a share of the partitions (dp_hop.h). */
-		seterr(err, errlen, where, line_of(cfg, "dataplane.storage.writers"),
-			"dataplane.storage.writers: %" PRId64 " writers; exactly 1 is supported so "
-			"far (the broker runs on dataplane.storage.lcores[0])",
-			cfg->dp_storage_writers);
-		return -EINVAL;
-	}
 	return place_role(cfg, "dataplane.storage.lcores", cfg->dp_storage_lcores,
 		cfg->dp_storage_writers, true, cfg->storage_lcore, where, err, errlen);
 }

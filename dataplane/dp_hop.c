@@ -610,7 +610,7 @@ dp_hop_init(const struct dp_hop_opts *o)
 	g_handler = o->handler;
 	g_handler_arg = o->handler_arg;
 	for (unsigned int i = 0; i < o->n_lcores; i++) {
-		bool seen = o->lcores[i] == o->broker_lcore;
+		bool seen = o->lcores[i] == o->broker_lcore && !o->hop_all;
 
 		if (o->lcores[i] >= RTE_MAX_LCORE)
 			return -EINVAL;

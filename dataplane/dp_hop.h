@@ -37,10 +37,11 @@
  * retried by a poller. Descriptors not home are counted for the SIGTERM
  * drain (dp_hop_pending()).
  *
- * UNFINISHED (stage 2, see docs/dataplane.md "Several lcores"): whole
- * requests hop to the one broker lcore. Several storage writers each owning
- * a share of the partitions need Produce/Fetch split per partition on the
- * worker, with partition-level append/read messages to the owning writer.
+ * Several storage writers: whole requests still hop to the one broker lcore
+ * (writer 0, the metadata owner), which splits Produce and Fetch per
+ * partition owner (dataplane/broker/dp_produce.c, dp_fetch.c). With
+ * `hop_all` the broker lcore's own workers hop too (messages to itself), so
+ * a handler may hand the frame to other lcores until it replies.
  */
 #ifndef SLP_DP_HOP_H
 #define SLP_DP_HOP_H
@@ -66,6 +67,9 @@ struct dp_hop_opts {
 	uint32_t frame_count[DP_HOP_FRAME_CLASSES]; /* buffers of each class per worker lcore */
 	uint32_t resp_buf_bytes;       /* broker-side response buffer size */
 	uint32_t resp_bufs;            /* broker-side response buffers per worker lcore */
+	bool hop_all;                  /* hop the broker lcore's own workers' requests too, so
+	                                * every handled frame lives until its reply (several
+	                                * storage writers: Produce hands it to other lcores) */
 	dp_conn_handler_fn handler;    /* the inner handler (dp_handler_frame) */
 	void *handler_arg;             /* borrowed; must outlive the transport */
 };

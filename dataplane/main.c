@@ -11,11 +11,11 @@
  * dataplane.shutdown.timeout.ms), runs the storage shutdown hook and exits 0.
  * A second signal stops at once.
  *
- * Storage: one engine (dataplane/broker/dp_broker.h) runs as a poller on
- * the storage writer's lcore (dataplane.storage.lcores[0]) with the request
+ * Storage: dataplane.storage.writers engines (dataplane/broker/dp_broker.h),
+ * each a poller on its writer's lcore (dataplane.storage.lcores[w]) owning a
+ * share of the partitions; writer 0's lcore also runs the request
  * handlers and the shutdown control; net workers on other lcores hand their
- * requests over by dp_hop (dataplane/dp_hop.h). UNFINISHED: several storage
- * writers (dataplane.storage.writers > 1 is refused at start).
+ * requests over by dp_hop (dataplane/dp_hop.h).
  *
  * Transport: dataplane.transport=dpdk runs the userspace TCP stack on a DPDK
  * port (net_dpdk); kernel runs kernel sockets (net_kernel); auto (the
@@ -278,6 +278,9 @@ hop_init(const struct dp_config *cfg, unsigned int broker_lcore,
 		.handler_arg = (void *)(uintptr_t)apis,
 	};
 
+	/* A writer off the broker's lcore: Produce frames must live until the reply. */
+	for (int64_t w = 1; w < cfg->dp_storage_writers; w++)
+		o.hop_all = o.hop_all || cfg->storage_lcore[w] != broker_lcore;
 	return dp_hop_init(&o);
 }
 
@@ -288,6 +291,39 @@ broker_stop_here(void *arg)
 	dp_fetch_zc_detach();
 	dp_broker_stop(&g_broker);
 	return 0;
+}
+
+static int
+writers_start_here(void *arg)
+{
+	(void)arg;
+	return dp_broker_writers_start_here(&g_broker);
+}
+
+static int
+writers_stop_here(void *arg)
+{
+	(void)arg;
+	dp_broker_writers_stop_here(&g_broker);
+	return 0;
+}
+
+/* The distinct lcores of the storage writers other than @broker_lcore; @return how many. */
+static unsigned int
+writer_lcores_other(const struct dp_config *cfg, unsigned int broker_lcore, unsigned int *out)
+{
+	unsigned int n = 0;
+
+	for (int64_t w = 0; w < cfg->dp_storage_writers; w++) {
+		unsigned int l = cfg->storage_lcore[w];
+		bool seen = l == broker_lcore;
+
+		for (unsigned int i = 0; i < n && !seen; i++)
+			seen = out[i] == l;
+		if (!seen)
+			out[n++] = l;
+	}
+	return n;
 }
 
 static unsigned long
@@ -393,6 +429,8 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	bool no_huge = false;
 	unsigned int broker_lcore = 0;
+	unsigned int wl[DP_CONFIG_MAX_LCORES + 1]; /* writer lcores other than the broker's */
+	unsigned int n_wl = 0;
 	char why[256];
 	int eal_argc;
 	int rc;
@@ -518,22 +556,37 @@ main(int argc, char **argv)
 	}
 	dp_metrics_start(&cfg); /* not fatal: logged */
 	/*
-	 * The broker (engine, logs, handlers, shutdown control) lives on the
-	 * storage writer's lcore; net workers elsewhere hop their requests to
-	 * it (dp_hop). UNFINISHED: one storage writer (dp_config refuses more).
+	 * The broker (topic table, handlers, shutdown control) lives on storage
+	 * writer 0's lcore; net workers elsewhere hop their requests to it
+	 * (dp_hop); each writer's engine and logs live on that writer's lcore.
 	 */
 	broker_lcore = cfg.storage_lcore[0];
 	g_broker.engine_opts.mem_alloc = chunk_alloc;
 	g_broker.engine_opts.mem_free = chunk_free;
+	rc = dp_broker_writers_set(&g_broker, (unsigned int)cfg.dp_storage_writers,
+		cfg.storage_lcore);
+	if (rc < 0) {
+		dp_log(DP_LOG_ERROR, "dataplane.storage.writers: at most %d", DP_BROKER_MAX_WRITERS);
+		goto reactors_out;
+	}
+	n_wl = writer_lcores_other(&cfg, broker_lcore, wl);
+	/* Writer 0's lcore loads the table and starts the writers placed there, then the others. */
 	rc = run_on_lcore(broker_lcore, broker_start_here, &cfg);
 	if (rc < 0)
 		goto reactors_out;
-	rc = dp_poller_register(broker_lcore, "storage", dp_broker_poll, &g_broker, 0,
-		DP_POLLER_EVERY);
+	for (unsigned int i = 0; i < n_wl && rc == 0; i++)
+		rc = run_on_lcore(wl[i], writers_start_here, NULL);
 	if (rc < 0)
 		goto broker_out;
-	rc = dp_poller_register(broker_lcore, "retention", dp_broker_retention_poll,
-		&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000, DP_POLLER_EVERY);
+	wl[n_wl] = broker_lcore;
+	for (unsigned int i = 0; i <= n_wl && rc == 0; i++) {
+		rc = dp_poller_register(wl[i], "storage", dp_broker_poll, &g_broker, 0,
+			DP_POLLER_EVERY);
+		if (rc == 0)
+			rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll,
+				&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000,
+				DP_POLLER_EVERY);
+	}
 	if (rc < 0)
 		goto broker_out;
 	apis = g_apis;
@@ -585,7 +638,13 @@ main(int argc, char **argv)
 	if (rc == 0)
 		dp_log(DP_LOG_INFO, "stopped cleanly");
 broker_out:
-	/* Nothing left to close after the shutdown hook; on its owner's lcore. */
+	/*
+	 * Nothing left to close after the shutdown hook; otherwise each writer
+	 * closes its logs on its own lcore (the reactors are not running), then
+	 * writer 0's lcore frees the table.
+	 */
+	for (unsigned int i = 0; i < n_wl; i++)
+		run_on_lcore(wl[i], writers_stop_here, NULL);
 	run_on_lcore(broker_lcore, broker_stop_here, NULL);
 reactors_out:
 	if (g_dpdk)

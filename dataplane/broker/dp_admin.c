@@ -885,6 +885,74 @@ dp_req_describe_cluster(struct dp_requests *q, struct dp_conn *conn, uint64_t re
 	return dp_req_reply(conn, req, h, buf, &resp);
 }
 
+/*
+ * Partition operations of the admin handlers, run on the partition's owner
+ * (dp_broker_exec: a direct call for a writer on this lcore).
+ */
+struct dr_call {
+	struct dp_partition *pp;
+	int64_t offset; /* DeleteRecords' offset; -1: the high watermark */
+	int16_t err;
+	int64_t low;
+};
+
+static int
+dr_run(void *arg)
+{
+	struct dr_call *c = arg;
+	struct stor_log *log = c->pp->log;
+	int64_t hw = stor_log_written_offset(log);
+	int64_t off = c->offset == -1 ? hw : c->offset;
+	int rc;
+
+	if (off < 0 || off > hw) {
+		c->err = KP_ERR_OFFSET_OUT_OF_RANGE;
+		c->low = stor_log_start_offset(log);
+		return 0;
+	}
+	rc = off > stor_log_start_offset(log) ? stor_log_delete_records(log, off) : 0;
+	if (rc < 0)
+		c->err = rc == -ENXIO ? KP_ERR_OFFSET_OUT_OF_RANGE : KP_ERR_KAFKA_STORAGE_ERROR;
+	c->low = stor_log_start_offset(log);
+	dp_part_publish(c->pp);
+	return 0;
+}
+
+struct size_call {
+	struct stor_log *log;
+	uint64_t bytes;
+};
+
+static int
+size_run(void *arg)
+{
+	struct size_call *c = arg;
+
+	c->bytes = stor_log_size_bytes(c->log);
+	return 0;
+}
+
+struct epoch_call {
+	struct stor_log *log;
+	int32_t want;
+	int32_t epoch;
+	int64_t end;
+};
+
+static int
+epoch_run(void *arg)
+{
+	struct epoch_call *c = arg;
+	int rc = stor_log_epoch_end_offset(c->log, c->want, &c->epoch, &c->end);
+
+	if (rc == -ENOENT) {
+		c->epoch = 0;
+		c->end = stor_log_end_offset(c->log);
+		return 0;
+	}
+	return rc;
+}
+
 int
 dp_req_delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
                const struct kp_request_header *h, struct kp_reader *r)
@@ -922,8 +990,7 @@ dp_req_delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			const struct kp_delete_records_request_delete_records_partition *dp =
 			        &dt->partitions.items[j];
 			struct stor_log *log;
-			int64_t hw;
-			int64_t off;
+			struct dr_call dc;
 
 			kp_delete_records_response_delete_records_partition_result_init(&prs[j]);
 			prs[j].partition_index = dp->partition_index;
@@ -938,19 +1005,10 @@ dp_req_delete_records(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
-			hw = stor_log_written_offset(log);
-			off = dp->offset == -1 ? hw : dp->offset; /* -1: the high watermark */
-			if (off < 0 || off > hw) {
-				prs[j].error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
-				prs[j].low_watermark = stor_log_start_offset(log);
-				continue;
-			}
-			rc = off > stor_log_start_offset(log) ? stor_log_delete_records(log, off)
-			                                      : 0;
-			if (rc < 0)
-				prs[j].error_code = rc == -ENXIO ? KP_ERR_OFFSET_OUT_OF_RANGE
-				                                 : KP_ERR_KAFKA_STORAGE_ERROR;
-			prs[j].low_watermark = stor_log_start_offset(log);
+			dc = (struct dr_call){&t->part[dp->partition_index], dp->offset, 0, -1};
+			(void)dp_broker_exec(q->b, t->part[dp->partition_index].writer, dr_run, &dc);
+			prs[j].error_code = dc.err;
+			prs[j].low_watermark = dc.low;
 		}
 	}
 	kp_delete_records_response_init(&resp);
@@ -963,7 +1021,8 @@ nomem:
 
 /* Fill @rt with the partitions of @t that @want names (NULL: all). */
 static int
-log_dirs_topic(struct kp_arena *a, struct dp_topic *t, const struct kp_array_int32 *want,
+log_dirs_topic(struct dp_broker *b, struct kp_arena *a, struct dp_topic *t,
+	const struct kp_array_int32 *want,
                struct kp_describe_log_dirs_response_describe_log_dirs_topic *rt)
 {
 	struct kp_describe_log_dirs_response_describe_log_dirs_partition *ps;
@@ -982,7 +1041,10 @@ log_dirs_topic(struct kp_arena *a, struct dp_topic *t, const struct kp_array_int
 			continue; /* Kafka leaves out partitions this broker does not hold */
 		kp_describe_log_dirs_response_describe_log_dirs_partition_init(&ps[n]);
 		ps[n].partition_index = p;
-		ps[n].partition_size = (int64_t)stor_log_size_bytes(t->part[p].log);
+		struct size_call sc = {t->part[p].log, 0};
+
+		(void)dp_broker_exec(b, t->part[p].writer, size_run, &sc);
+		ps[n].partition_size = (int64_t)sc.bytes;
 		ps[n].offset_lag = 0;
 		ps[n].is_future_key = false;
 		n++;
@@ -1030,7 +1092,7 @@ dp_req_describe_log_dirs(struct dp_requests *q, struct dp_conn *conn, uint64_t r
 		}
 		if (t == NULL)
 			continue; /* Kafka leaves out topics this broker does not hold */
-		if (log_dirs_topic(a, t, want, &rts[n]) < 0)
+		if (log_dirs_topic(b, a, t, want, &rts[n]) < 0)
 			goto nomem;
 		n++;
 	}
@@ -1098,6 +1160,7 @@ dp_req_offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint
 			struct stor_log *log;
 			int32_t epoch = -1;
 			int64_t end = -1;
+			struct epoch_call ec;
 
 			kp_offset_for_leader_epoch_response_epoch_end_offset_init(&ps[j]);
 			ps[j].partition = lp->partition;
@@ -1118,11 +1181,11 @@ dp_req_offset_for_leader_epoch(struct dp_requests *q, struct dp_conn *conn, uint
 				ps[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
-			rc = stor_log_epoch_end_offset(log, lp->leader_epoch, &epoch, &end);
-			if (rc == -ENOENT) {
-				epoch = 0;
-				end = stor_log_end_offset(log);
-			} else if (rc < 0) {
+			ec = (struct epoch_call){log, lp->leader_epoch, -1, -1};
+			rc = dp_broker_exec(q->b, t->part[lp->partition].writer, epoch_run, &ec);
+			epoch = ec.epoch;
+			end = ec.end;
+			if (rc < 0) {
 				ps[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}

@@ -28,8 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_lcore.h>
+#include <rte_pause.h>
+
 #include "dp_config.h"
 #include "dp_log.h"
+#include "dp_reactor.h"
 #include "dp_requests.h"
 #include "stor_log.h"
 
@@ -43,6 +47,199 @@ dp_broker_init(struct dp_broker *b)
 	b->num_partitions = 1;
 	b->producers_max = DP_PRODUCERS_MAX_DEFAULT;
 	b->producer_expiration_ms = DP_PRODUCER_EXPIRATION_MS_DEFAULT;
+	b->n_writers = 1;
+	b->writers[0].lcore = LCORE_ID_ANY; /* the lcore of dp_broker_start() */
+}
+
+int
+dp_broker_writers_set(struct dp_broker *b, unsigned n, const unsigned *lcores)
+{
+	if (n == 0 || n > DP_BROKER_MAX_WRITERS)
+		return -EINVAL;
+	b->n_writers = n;
+	for (unsigned w = 0; w < n; w++)
+		b->writers[w].lcore = lcores[w];
+	return 0;
+}
+
+unsigned
+dp_broker_owner(const uint8_t id[16], int32_t partition, unsigned n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a over the topic id and the partition index */
+	uint32_t p = (uint32_t)partition;
+
+	if (n <= 1)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ id[i]) * 16777619u;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ ((p >> (8 * i)) & 0xff)) * 16777619u;
+	h ^= h >> 15; /* FNV's low bits mix poorly: fold the high ones in before the modulo */
+	return h % n;
+}
+
+bool
+dp_broker_writer_local(const struct dp_broker *b, unsigned w)
+{
+	return b->n_writers == 1 || b->writers[w].lcore == rte_lcore_id();
+}
+
+struct exec_call {
+	int (*fn)(void *);
+	void *arg;
+	int rc;
+	int done;
+};
+
+static void
+exec_msg(void *arg)
+{
+	struct exec_call *c = arg;
+
+	c->rc = c->fn(c->arg);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+}
+
+int
+dp_broker_exec(struct dp_broker *b, unsigned w, int (*fn)(void *), void *arg)
+{
+	struct exec_call c = {.fn = fn, .arg = arg};
+	int rc;
+
+	if (dp_broker_writer_local(b, w))
+		return fn(arg);
+	while ((rc = dp_msg_send(b->writers[w].lcore, exec_msg, &c)) == -ENOBUFS)
+		rte_pause();
+	if (rc < 0)
+		return rc;
+	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE))
+		rte_pause();
+	return c.rc;
+}
+
+/*
+ * Per-lcore outboxes of dp_broker_post(): messages that met a full ring,
+ * sent again in order by dp_broker_poll() on that lcore. Each is touched by
+ * its own lcore only.
+ */
+#define OUTBOX_CAP 8192u
+
+struct outbox_msg {
+	unsigned lcore;
+	void (*fn)(void *);
+	void *arg;
+};
+
+struct outbox {
+	struct outbox_msg m[OUTBOX_CAP];
+	unsigned head;
+	unsigned n;
+};
+
+static struct outbox *g_outbox[RTE_MAX_LCORE];
+
+int
+dp_broker_post(unsigned lcore, void (*fn)(void *), void *arg)
+{
+	unsigned self = rte_lcore_id();
+	struct outbox *o = self < RTE_MAX_LCORE ? g_outbox[self] : NULL;
+
+	if ((o == NULL || o->n == 0) && dp_msg_send(lcore, fn, arg) == 0)
+		return 0;
+	if (o == NULL && self < RTE_MAX_LCORE) {
+		o = calloc(1, sizeof(*o)); /* once per lcore, at the first full ring */
+		g_outbox[self] = o;
+	}
+	if (o == NULL || o->n == OUTBOX_CAP) {
+		dp_log(DP_LOG_ERROR, "lcore %u: outbox full, a message to lcore %u is lost", self,
+			lcore);
+		return -ENOBUFS;
+	}
+	o->m[(o->head + o->n) % OUTBOX_CAP] = (struct outbox_msg){lcore, fn, arg};
+	o->n++;
+	return 0;
+}
+
+/* Send what the calling lcore's outbox holds, in order, until a ring is full. */
+static int
+outbox_flush(void)
+{
+	unsigned self = rte_lcore_id();
+	struct outbox *o = self < RTE_MAX_LCORE ? g_outbox[self] : NULL;
+	int sent = 0;
+
+	while (o != NULL && o->n > 0) {
+		struct outbox_msg *m = &o->m[o->head];
+
+		if (dp_msg_send(m->lcore, m->fn, m->arg) < 0)
+			break;
+		o->head = (o->head + 1) % OUTBOX_CAP;
+		o->n--;
+		sent++;
+	}
+	return sent;
+}
+
+void
+dp_part_publish(struct dp_partition *pp)
+{
+	if (pp->log == NULL)
+		return;
+	__atomic_store_n(&pp->pub_end, stor_log_end_offset(pp->log), __ATOMIC_RELEASE);
+	__atomic_store_n(&pp->pub_written, stor_log_written_offset(pp->log), __ATOMIC_RELEASE);
+	__atomic_store_n(&pp->pub_start, stor_log_start_offset(pp->log), __ATOMIC_RELEASE);
+}
+
+int64_t
+dp_part_end(const struct dp_broker *b, const struct dp_partition *pp)
+{
+	if (pp->log != NULL && dp_broker_writer_local(b, pp->writer))
+		return stor_log_end_offset(pp->log);
+	return __atomic_load_n(&pp->pub_end, __ATOMIC_ACQUIRE);
+}
+
+int64_t
+dp_part_written(const struct dp_broker *b, const struct dp_partition *pp)
+{
+	if (pp->log != NULL && dp_broker_writer_local(b, pp->writer))
+		return stor_log_written_offset(pp->log);
+	return __atomic_load_n(&pp->pub_written, __ATOMIC_ACQUIRE);
+}
+
+int64_t
+dp_part_start(const struct dp_broker *b, const struct dp_partition *pp)
+{
+	if (pp->log != NULL && dp_broker_writer_local(b, pp->writer))
+		return stor_log_start_offset(pp->log);
+	return __atomic_load_n(&pp->pub_start, __ATOMIC_ACQUIRE);
+}
+
+/* The owned list of writer @w (its lcore only). */
+static int
+owned_add(struct dp_writer *wr, struct dp_partition *pp)
+{
+	if (wr->n_owned == wr->cap_owned) {
+		unsigned cap = wr->cap_owned > 0 ? wr->cap_owned * 2 : 64;
+		struct dp_partition **o = realloc(wr->owned, sizeof(*o) * cap);
+
+		if (o == NULL)
+			return -ENOMEM;
+		wr->owned = o;
+		wr->cap_owned = cap;
+	}
+	wr->owned[wr->n_owned++] = pp;
+	return 0;
+}
+
+static void
+owned_remove(struct dp_writer *wr, struct dp_partition *pp)
+{
+	for (unsigned i = 0; i < wr->n_owned; i++) {
+		if (wr->owned[i] == pp) {
+			wr->owned[i] = wr->owned[--wr->n_owned];
+			return;
+		}
+	}
 }
 
 int
@@ -143,15 +340,22 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Close a partition's log, its producer state first (snapshot at the log end). */
+/* Close a partition's log, its producer state first (snapshot at the log end). Owner only. */
 static int
-part_close(struct dp_partition *pp)
+part_close(struct dp_broker *b, struct dp_writer *wr, struct dp_partition *pp)
 {
 	int rc = 0;
 
 	if (pp->log != NULL) {
+		owned_remove(wr, pp);
 		dp_producers_close(pp->producers, pp->log);
-		dp_fetch_zc_detach_log(pp->log); /* responses still sending its bytes */
+		/*
+		 * Responses still sending its bytes live on writer 0's lcore (the
+		 * handlers'); a log of a writer elsewhere lends them nothing (its
+		 * reads are copied on the owner, dp_fetch.c), so only here.
+		 */
+		if (dp_broker_writer_local(b, 0))
+			dp_fetch_zc_detach_log(pp->log);
 		rc = stor_log_close(pp->log);
 	} else {
 		dp_producers_free(pp->producers);
@@ -161,34 +365,111 @@ part_close(struct dp_partition *pp)
 	return rc;
 }
 
-/* Open the logs of partitions [from, t->partitions) of @t. */
-static int
-open_partitions_from(struct dp_broker *b, struct dp_topic *t, int32_t from)
-{
-	struct stor_log_config cfg = b->log_cfg;
-	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
-	int rc = apply_configs(&cfg, t->configs);
+/* Partitions [from, to) of a topic, as seen by one writer (dp_broker_exec). */
+struct part_op {
+	struct dp_broker *b;
+	struct dp_topic *t;
+	unsigned w;
+	int32_t from;
+	int32_t to;
+	const struct stor_log_config *cfg;
+};
 
-	if (rc < 0)
-		return rc;
-	for (int32_t p = from; p < t->partitions; p++) {
+/* On writer op->w's lcore: open its partitions among [from, to). */
+static int
+op_open(void *arg)
+{
+	struct part_op *op = arg;
+	struct dp_broker *b = op->b;
+	struct dp_writer *wr = &b->writers[op->w];
+	struct dp_topic *t = op->t;
+	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
+	int rc;
+
+	for (int32_t p = op->from; p < op->to; p++) {
+		struct dp_partition *pp = &t->part[p];
 		int err = 0;
 
+		if (pp->writer != op->w)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s-%" PRId32, b->dir, t->name, p);
-		t->part[p].log = stor_log_open(b->engine, path, &cfg, &err);
-		if (t->part[p].log == NULL) {
+		pp->log = stor_log_open(wr->engine, path, op->cfg, &err);
+		if (pp->log == NULL) {
 			dp_log(DP_LOG_ERROR, "opening log %s: %s", path, strerror(-err));
 			return err < 0 ? err : -EIO;
 		}
-		rc = dp_producers_open(t->part[p].log, b->producers_max, b->producer_expiration_ms,
-			wall_ms(), &t->part[p].producers);
+		rc = owned_add(wr, pp);
+		if (rc == 0)
+			rc = dp_producers_open(pp->log, b->producers_max, b->producer_expiration_ms,
+				wall_ms(), &pp->producers);
 		if (rc < 0) {
 			dp_log(DP_LOG_ERROR, "producer state of %s: %s", path, strerror(-rc));
 			return rc;
 		}
-		t->part[p].writer = 0;
+		dp_part_publish(pp);
 	}
 	return 0;
+}
+
+/* On writer op->w's lcore: close its partitions among [from, to). @return the first error. */
+static int
+op_close(void *arg)
+{
+	struct part_op *op = arg;
+	struct dp_writer *wr = &op->b->writers[op->w];
+	int rc = 0;
+
+	for (int32_t p = op->from; p < op->to; p++) {
+		int r;
+
+		if (op->t->part[p].writer != op->w)
+			continue;
+		r = part_close(op->b, wr, &op->t->part[p]);
+		if (r < 0) {
+			dp_log(DP_LOG_WARN, "closing %s-%d: %s", op->t->name, p, strerror(-r));
+			if (rc == 0)
+				rc = r;
+		}
+	}
+	return rc;
+}
+
+/*
+ * Run @fn for partitions [from, to) of @t on every started writer (the
+ * partition-level half of a topic-table change: the one place where table
+ * changes reach the other writers). @return the first error.
+ */
+static int
+parts_each_writer(struct dp_broker *b, struct dp_topic *t, int32_t from, int32_t to,
+	const struct stor_log_config *cfg, int (*fn)(void *))
+{
+	int rc = 0;
+
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct part_op op = {b, t, w, from, to, cfg};
+		int r;
+
+		if (b->writers[w].engine == NULL)
+			continue; /* not started (start-up: it opens its own) or stopped */
+		r = dp_broker_exec(b, w, fn, &op);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Open the logs of partitions [from, t->partitions) of @t on their owners. */
+static int
+open_partitions_from(struct dp_broker *b, struct dp_topic *t, int32_t from)
+{
+	struct stor_log_config cfg = b->log_cfg;
+	int rc = apply_configs(&cfg, t->configs);
+
+	if (rc < 0)
+		return rc;
+	for (int32_t p = from; p < t->partitions; p++)
+		t->part[p].writer = dp_broker_owner(t->id, p, b->n_writers);
+	return parts_each_writer(b, t, from, t->partitions, &cfg, op_open);
 }
 
 static int
@@ -197,17 +478,20 @@ open_partitions(struct dp_broker *b, struct dp_topic *t)
 	return open_partitions_from(b, t, 0);
 }
 
+/* Close the logs of partitions [from, to) of @t on their owners. */
+static int
+close_partitions_range(struct dp_broker *b, struct dp_topic *t, int32_t from, int32_t to)
+{
+	return parts_each_writer(b, t, from, to, NULL, op_close);
+}
+
 static void
-topic_free(struct dp_topic *t)
+topic_free(struct dp_broker *b, struct dp_topic *t)
 {
 	if (t == NULL)
 		return;
-	if (t->part != NULL) {
-		for (int32_t p = 0; p < t->partitions; p++) {
-			if (part_close(&t->part[p]) < 0)
-				dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
-		}
-	}
+	if (b != NULL && t->part != NULL)
+		(void)close_partitions_range(b, t, 0, t->partitions);
 	free(t->part);
 	free(t);
 }
@@ -222,7 +506,8 @@ topic_new(const char *name, size_t len, int32_t partitions)
 	memcpy(t->name, name, len);
 	t->name[len] = '\0';
 	t->partitions = partitions;
-	t->part = calloc((size_t)partitions, sizeof(*t->part));
+	/* Room for the maximum: owners keep pointers to entries, so they never move. */
+	t->part = calloc(DP_BROKER_MAX_PARTITIONS, sizeof(*t->part));
 	if (t->part == NULL) {
 		free(t);
 		return NULL;
@@ -340,7 +625,7 @@ topic_parse(char *line, struct dp_topic **out)
 		unsigned v;
 
 		if (sscanf(id + 2 * k, "%2x", &v) != 1) {
-			topic_free(t);
+			topic_free(NULL, t);
 			return -EINVAL;
 		}
 		t->id[k] = (uint8_t)v;
@@ -349,7 +634,7 @@ topic_parse(char *line, struct dp_topic **out)
 		size_t l = strlen(kv);
 
 		if (used + l + 2 > sizeof(t->configs)) {
-			topic_free(t);
+			topic_free(NULL, t);
 			return -EINVAL;
 		}
 		if (used > 0)
@@ -387,7 +672,7 @@ topics_load(struct dp_broker *b)
 		if (rc == 0 && b->n_topics == DP_BROKER_MAX_TOPICS)
 			rc = -ENOSPC;
 		if (rc < 0) {
-			topic_free(t);
+			topic_free(b, t);
 			dp_log(DP_LOG_ERROR, "%s:%u: unreadable topic entry", path, lineno);
 			break;
 		}
@@ -518,6 +803,8 @@ log_config_from(struct stor_log_config *lc, const struct dp_config *cfg)
 			cfg->log_cleanup_policy);
 }
 
+static int writers_start_engines(struct dp_broker *b);
+
 int
 dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 {
@@ -562,14 +849,14 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 		dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_PID_FILE, strerror(-rc));
 		return rc;
 	}
-	b->engine = stor_engine_create(&b->engine_opts);
-	if (b->engine == NULL) {
-		rc = -errno;
-		dp_log(DP_LOG_ERROR, "storage engine: %s (%u chunks of %zu bytes: see "
-				     "storage.cache.chunks, storage.cache.chunk.bytes, dpdk.memory.mb)",
-			strerror(-rc), b->engine_opts.chunk_count, b->engine_opts.chunk_bytes);
+	if (b->n_writers == 1)
+		b->writers[0].lcore = rte_lcore_id();
+	rc = writers_start_engines(b);
+	if (rc < 0) {
+		dp_broker_stop(b);
 		return rc;
 	}
+	b->engine = b->writers[0].engine;
 	rc = topics_load(b);
 	if (rc < 0) {
 		dp_broker_stop(b);
@@ -584,8 +871,13 @@ int
 dp_broker_poll(void *arg)
 {
 	struct dp_broker *b = arg;
+	int work = outbox_flush();
 
-	return b->engine != NULL ? stor_engine_poll(b->engine) : 0;
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		if (b->writers[w].engine != NULL && dp_broker_writer_local(b, w))
+			work += stor_engine_poll(b->writers[w].engine);
+	}
+	return work;
 }
 
 int
@@ -598,21 +890,22 @@ dp_broker_retention_poll(void *arg)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	for (unsigned i = 0; i < b->n_topics; i++) {
-		struct dp_topic *t = b->topics[i];
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct dp_writer *wr = &b->writers[w];
 
-		for (int32_t p = 0; p < t->partitions; p++) {
-			int rc;
+		if (wr->engine == NULL || !dp_broker_writer_local(b, w))
+			continue;
+		for (unsigned i = 0; i < wr->n_owned; i++) {
+			struct dp_partition *pp = wr->owned[i];
+			int rc = stor_log_retention_run(pp->log, now_ms);
 
-			if (t->part[p].log == NULL)
-				continue;
-			rc = stor_log_retention_run(t->part[p].log, now_ms);
 			if (rc > 0) {
-				dp_log(DP_LOG_INFO, "retention: %d segment(s) of %s-%d deleted", rc,
-					t->name, p);
+				dp_log(DP_LOG_INFO, "retention: %d segment(s) of %s deleted", rc,
+					stor_log_dir(pp->log));
 				deleted += rc;
+				dp_part_publish(pp);
 			} else if (rc < 0) {
-				dp_log(DP_LOG_WARN, "retention of %s-%d: %s", t->name, p,
+				dp_log(DP_LOG_WARN, "retention of %s: %s", stor_log_dir(pp->log),
 					strerror(-rc));
 			}
 		}
@@ -620,35 +913,145 @@ dp_broker_retention_poll(void *arg)
 	return deleted;
 }
 
+/* On writer @w's lcore: close every log it owns, destroy its engine. */
+static int
+writer_stop(struct dp_broker *b, unsigned w)
+{
+	struct dp_writer *wr = &b->writers[w];
+	int rc = 0;
+
+	while (wr->n_owned > 0) {
+		struct dp_partition *pp = wr->owned[wr->n_owned - 1];
+		char dir[4300];
+		int r;
+
+		snprintf(dir, sizeof(dir), "%s", stor_log_dir(pp->log));
+		r = part_close(b, wr, pp);
+		if (r < 0) {
+			dp_log(DP_LOG_ERROR, "closing %s: %s", dir, strerror(-r));
+			if (rc == 0)
+				rc = r;
+		}
+	}
+	free(wr->owned);
+	wr->owned = NULL;
+	wr->cap_owned = 0;
+	if (wr->engine != NULL) {
+		stor_engine_drain(wr->engine);
+		stor_engine_destroy(wr->engine);
+		wr->engine = NULL;
+	}
+	if (w == 0)
+		b->engine = NULL;
+	return rc;
+}
+
+struct writer_arg {
+	struct dp_broker *b;
+	unsigned w;
+};
+
+static int
+op_writer_stop(void *arg)
+{
+	struct writer_arg *a = arg;
+
+	return writer_stop(a->b, a->w);
+}
+
+int
+dp_broker_writers_stop_here(struct dp_broker *b)
+{
+	int rc = 0;
+
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		int r;
+
+		if (b->writers[w].engine == NULL || !dp_broker_writer_local(b, w))
+			continue;
+		r = writer_stop(b, w);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Create the engines of the writers on the calling lcore that have none. */
+static int
+writers_start_engines(struct dp_broker *b)
+{
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct dp_writer *wr = &b->writers[w];
+
+		if (wr->engine != NULL || !dp_broker_writer_local(b, w))
+			continue;
+		wr->engine = stor_engine_create(&b->engine_opts);
+		if (wr->engine == NULL) {
+			int rc = -errno;
+
+			dp_log(DP_LOG_ERROR, "storage engine of writer %u: %s (%u chunks of %zu "
+				"bytes per writer: see storage.cache.chunks, "
+				"storage.cache.chunk.bytes, dpdk.memory.mb)", w, strerror(-rc),
+				b->engine_opts.chunk_count, b->engine_opts.chunk_bytes);
+			return rc < 0 ? rc : -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+dp_broker_writers_start_here(struct dp_broker *b)
+{
+	bool mine[DP_BROKER_MAX_WRITERS];
+	unsigned opened = 0;
+	int rc;
+
+	for (unsigned w = 0; w < b->n_writers; w++)
+		mine[w] = b->writers[w].engine == NULL && dp_broker_writer_local(b, w);
+	rc = writers_start_engines(b);
+	for (unsigned w = 0; w < b->n_writers && rc == 0; w++) {
+		if (!mine[w])
+			continue;
+		for (unsigned i = 0; i < b->n_topics && rc == 0; i++) {
+			struct dp_topic *t = b->topics[i];
+			struct stor_log_config cfg = b->log_cfg;
+			struct part_op op = {b, t, w, 0, t->partitions, &cfg};
+
+			rc = apply_configs(&cfg, t->configs);
+			if (rc == 0)
+				rc = op_open(&op);
+		}
+		opened += b->writers[w].n_owned;
+	}
+	if (rc < 0) {
+		dp_broker_writers_stop_here(b);
+		return rc;
+	}
+	dp_log(DP_LOG_INFO, "storage: writer(s) on lcore %u opened %u partition log(s)",
+		rte_lcore_id(), opened);
+	return 0;
+}
+
 int
 dp_broker_stop(struct dp_broker *b)
 {
 	int rc = 0;
 
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct writer_arg a = {b, w};
+		int r;
+
+		if (b->writers[w].engine == NULL)
+			continue;
+		r = dp_broker_exec(b, w, op_writer_stop, &a);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
 	for (unsigned i = 0; i < b->n_topics; i++) {
-		struct dp_topic *t = b->topics[i];
-
-		for (int32_t p = 0; p < t->partitions; p++) {
-			int r;
-
-			if (t->part[p].log == NULL)
-				continue;
-			r = part_close(&t->part[p]);
-			if (r < 0) {
-				dp_log(DP_LOG_ERROR, "closing %s-%d: %s", t->name, p, strerror(-r));
-				if (rc == 0)
-					rc = r;
-			}
-		}
-		topic_free(t);
+		topic_free(b, b->topics[i]); /* every log is closed: frees only */
 		b->topics[i] = NULL;
 	}
 	b->n_topics = 0;
-	if (b->engine != NULL) {
-		stor_engine_drain(b->engine);
-		stor_engine_destroy(b->engine);
-		b->engine = NULL;
-	}
 	return rc;
 }
 
@@ -688,7 +1091,7 @@ dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_
 	if (configs != NULL)
 		strcpy(t->configs, configs);
 	if (getrandom(t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
-		topic_free(t);
+		topic_free(b, t);
 		return -EIO;
 	}
 	t->id[6] = (uint8_t)((t->id[6] & 0x0f) | 0x40); /* version 4 */
@@ -702,7 +1105,7 @@ dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_
 		 * (segment.bytes below 4 KiB, ...). UNFINISHED: the partition
 		 * directories opened so far are left behind, empty.
 		 */
-		topic_free(t);
+		topic_free(b, t);
 		return rc == -EINVAL ? -EBADR : rc;
 	}
 	b->topics[b->n_topics++] = t;
@@ -710,7 +1113,7 @@ dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_
 	if (rc < 0) {
 		dp_log(DP_LOG_ERROR, "%s/%s: %s", b->dir, DP_BROKER_TOPICS_FILE, strerror(-rc));
 		b->topics[--b->n_topics] = NULL;
-		topic_free(t);
+		topic_free(b, t);
 		return rc;
 	}
 	dp_log(DP_LOG_INFO, "created topic %s with %" PRId32 " partition(s)", t->name,
@@ -744,7 +1147,7 @@ dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t)
 	}
 	b->topics[b->n_topics] = NULL;
 	snprintf(name, sizeof(name), "%s", t->name);
-	topic_free(t); /* closes the logs */
+	topic_free(b, t); /* closes the logs, each on its owner */
 	partition_dirs_remove(b, name, 0, parts);
 	dp_log(DP_LOG_INFO, "deleted topic %s", name);
 	return 0;
@@ -754,7 +1157,6 @@ int
 dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partitions,
                          bool validate_only)
 {
-	struct dp_partition *part;
 	int32_t old = t->partitions;
 	int rc;
 
@@ -762,11 +1164,8 @@ dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partit
 		return -EDOM;
 	if (validate_only)
 		return 0;
-	part = realloc(t->part, sizeof(*part) * (size_t)partitions);
-	if (part == NULL)
-		return -ENOMEM;
-	memset(&part[old], 0, sizeof(*part) * (size_t)(partitions - old));
-	t->part = part;
+	/* t->part has room for DP_BROKER_MAX_PARTITIONS (topic_new): entries never move. */
+	memset(&t->part[old], 0, sizeof(t->part[0]) * (size_t)(partitions - old));
 	partition_dirs_remove(b, t->name, old, partitions);
 	t->partitions = partitions;
 	rc = open_partitions_from(b, t, old);
@@ -774,8 +1173,7 @@ dp_broker_partitions_add(struct dp_broker *b, struct dp_topic *t, int32_t partit
 		rc = topics_save(b);
 	if (rc < 0) {
 		dp_log(DP_LOG_ERROR, "adding partitions to %s: %s", t->name, strerror(-rc));
-		for (int32_t p = old; p < partitions; p++)
-			part_close(&t->part[p]);
+		(void)close_partitions_range(b, t, old, partitions);
 		t->partitions = old;
 		partition_dirs_remove(b, t->name, old, partitions);
 		return rc;
@@ -792,14 +1190,11 @@ dp_broker_topic_log_config(const struct dp_broker *b, const struct dp_topic *t,
 	return apply_configs(out, t->configs);
 }
 
-/* Close every log of @t (holding no reads). */
+/* Close every log of @t (holding no reads), each on its owner. */
 static void
-close_partitions(struct dp_topic *t)
+close_partitions(struct dp_broker *b, struct dp_topic *t)
 {
-	for (int32_t p = 0; p < t->partitions; p++) {
-		if (part_close(&t->part[p]) < 0)
-			dp_log(DP_LOG_WARN, "closing %s-%d: I/O error", t->name, p);
-	}
+	(void)close_partitions_range(b, t, 0, t->partitions);
 }
 
 int
@@ -815,7 +1210,7 @@ dp_broker_topic_configs_set(struct dp_broker *b, struct dp_topic *t, const char 
 	if (validate_only)
 		return 0;
 	strcpy(old, t->configs);
-	close_partitions(t);
+	close_partitions(b, t);
 	strcpy(t->configs, configs);
 	rc = open_partitions(b, t);
 	if (rc == 0) {
@@ -829,7 +1224,7 @@ dp_broker_topic_configs_set(struct dp_broker *b, struct dp_topic *t, const char 
 	if (rc < 0) {
 		int rc2;
 
-		close_partitions(t);
+		close_partitions(b, t);
 		strcpy(t->configs, old);
 		rc2 = open_partitions(b, t);
 		/*

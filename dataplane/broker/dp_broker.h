@@ -8,19 +8,26 @@
  * `__slipstream_topics` (one text line per topic, rewritten atomically with
  * write + fsync + rename + directory fsync), next to Kafka's
  * `meta.properties` (version, cluster.id, node.id) so the cluster id is
- * stable across restarts. dp_broker_start() loads both, opens every
- * partition's log (`<dir>/<topic>-<partition>`, Kafka's layout) and creates
- * the storage engine on the calling thread, which becomes the owner of the
- * engine and every log: it must be the thread that runs dp_broker_poll()
- * (the reactor of the storage writer's lcore).
+ * stable across restarts. dp_broker_start() loads both, creates the
+ * storage engine of every writer placed on the calling thread's lcore and
+ * opens their partitions' logs (`<dir>/<topic>-<partition>`, Kafka's
+ * layout); that thread becomes their owner: it must be the one that runs
+ * dp_broker_poll() (the reactor of that lcore).
  *
- * UNFINISHED (multi-lcore): a single engine on one lcore (the storage
- * writer's) serves every partition, and the request handlers call into it
- * directly; net workers on other lcores hand whole requests to that lcore
- * (dataplane/dp_hop.h). With several writers each will own an engine and a
- * share of the partitions, reached by partition-level messages; the
- * partition -> writer ownership map goes into struct dp_partition (see
- * `writer`) and docs/dataplane.md "Several lcores" has the plan.
+ * Several storage writers (dataplane.storage.writers = M): writer w runs on
+ * dataplane.storage.lcores[w] with an engine of its own (own tail-cache
+ * pool, own io_uring) and owns the partitions whose dp_broker_owner() (a
+ * hash of topic id and partition index, so a restart with the same M finds
+ * the same owner) is w: their logs are opened, appended to, read, trimmed
+ * and closed on that lcore only, together with their idempotent producer
+ * state. Writer 0 is the metadata owner: the topic table, the request
+ * handlers and every table change run there; a change that touches
+ * partitions (open, close, reopen) runs on each owner through
+ * dp_broker_exec() (a reactor message; the caller waits for it, admin only).
+ * The hot path (Produce, Fetch) reaches owners by asynchronous messages (see
+ * dp_produce.c, dp_fetch.c); what writer 0 reads of a remote partition
+ * without a message (log end, written and start offsets) its owner
+ * publishes with atomic stores (dp_part_publish()).
  */
 #ifndef SLP_DP_BROKER_H
 #define SLP_DP_BROKER_H
@@ -43,9 +50,24 @@ struct stor_log;
 #define DP_BROKER_TOPICS_FILE "__slipstream_topics"
 
 struct dp_partition {
-	struct stor_log *log; /* NULL until opened */
+	struct stor_log *log; /* NULL until opened; set and used on the owner's lcore */
 	struct dp_producers *producers; /* idempotent producer state (dp_producer.h), with log */
-	unsigned writer;      /* storage writer owning the log (always 0 today) */
+	unsigned writer;      /* storage writer owning the log: dp_broker_owner() */
+	/* Published by the owner (dp_part_publish), read anywhere (dp_part_*()). */
+	int64_t pub_end;      /* log end offset */
+	int64_t pub_written;  /* written offset (the high watermark) */
+	int64_t pub_start;    /* log start offset */
+};
+
+#define DP_BROKER_MAX_WRITERS 64
+
+/* One storage writer: its lcore, its engine and the partitions it owns. */
+struct dp_writer {
+	unsigned lcore;             /* dataplane.storage.lcores[w] */
+	struct stor_engine *engine; /* created and used on @lcore only */
+	struct dp_partition **owned; /* its open partitions (retention); owner's lcore only */
+	unsigned n_owned;
+	unsigned cap_owned;
 };
 
 struct dp_topic {
@@ -64,7 +86,9 @@ struct dp_broker {
 	bool auto_create;        /* auto.create.topics.enable */
 	struct stor_engine_opts engine_opts; /* storage.* engine keys */
 	struct stor_log_config log_cfg;       /* broker-wide log.* and storage.* log keys */
-	struct stor_engine *engine;
+	struct stor_engine *engine;      /* writers[0].engine (single-writer code and tests) */
+	unsigned n_writers;              /* 1 unless dp_broker_writers_set() */
+	struct dp_writer writers[DP_BROKER_MAX_WRITERS];
 	struct dp_topic *topics[DP_BROKER_MAX_TOPICS];
 	unsigned n_topics;
 	struct dp_pid_alloc pids;        /* InitProducerId (dp_producer.h) */
@@ -96,21 +120,87 @@ int dp_broker_storage_key(void *arg, const char *key, const char *value);
  */
 int dp_broker_start(struct dp_broker *b, const struct dp_config *cfg);
 
-/** One storage tick (dp_poller_fn): stor_engine_poll(). Owner thread only. */
+/**
+ * Use @n storage writers on @lcores (before dp_broker_start()). Without this
+ * call there is one writer on the lcore that calls dp_broker_start().
+ *
+ * @return 0, -EINVAL (@n is 0 or above DP_BROKER_MAX_WRITERS).
+ */
+int dp_broker_writers_set(struct dp_broker *b, unsigned n, const unsigned *lcores);
+
+/** The writer owning partition @partition of the topic with id @id among @n writers. */
+unsigned dp_broker_owner(const uint8_t id[16], int32_t partition, unsigned n);
+
+/**
+ * Start every writer placed on the calling lcore that dp_broker_start() did
+ * not start (it starts those on its own lcore): create its engine and open
+ * its partitions. main.c runs it on each other writer lcore after
+ * dp_broker_start(), before the reactors run.
+ *
+ * @return 0, or -errno (logged).
+ */
+int dp_broker_writers_start_here(struct dp_broker *b);
+
+/**
+ * Close the logs and destroy the engines of every writer placed on the
+ * calling lcore (start-up error paths, before or after the reactors ran).
+ * @return 0, or the first error met.
+ */
+int dp_broker_writers_stop_here(struct dp_broker *b);
+
+/** True when writer @w's logs may be used from the calling thread. */
+bool dp_broker_writer_local(const struct dp_broker *b, unsigned w);
+
+/**
+ * Run @fn(@arg) on writer @w's lcore and return its result: a direct call
+ * when the writer is local, else a reactor message the caller waits for
+ * (spinning; for admin changes and shutdown on writer 0's lcore only, never
+ * on the produce or fetch path; a writer never waits for another, so this
+ * cannot deadlock). The reactors must be running for a remote writer.
+ */
+int dp_broker_exec(struct dp_broker *b, unsigned w, int (*fn)(void *), void *arg);
+
+/**
+ * Send @fn(@arg) to run on @lcore's reactor; a full ring parks it in the
+ * calling lcore's outbox, sent again by dp_broker_poll() (writers) so
+ * nothing is lost. For completions that must arrive (sub-request done).
+ * @return 0, or -ENOBUFS (outbox full too: not expected, logged).
+ */
+int dp_broker_post(unsigned lcore, void (*fn)(void *), void *arg);
+
+/** Publish @pp's offsets (owner's lcore, after anything that moves them). */
+void dp_part_publish(struct dp_partition *pp);
+
+/**
+ * Log end, written (high watermark) and start offsets of @pp: from the log
+ * when its writer is local, else as its owner last published them.
+ */
+int64_t dp_part_end(const struct dp_broker *b, const struct dp_partition *pp);
+int64_t dp_part_written(const struct dp_broker *b, const struct dp_partition *pp);
+int64_t dp_part_start(const struct dp_broker *b, const struct dp_partition *pp);
+
+/**
+ * One storage tick (dp_poller_fn): stor_engine_poll() of every writer on the
+ * calling lcore, and that lcore's outbox (dp_broker_post). @arg is the broker.
+ */
 int dp_broker_poll(void *arg);
 
 /**
  * Retention (dp_poller_fn; main.c runs it every
- * log.retention.check.interval.ms): stor_log_retention_run() on every
- * partition's log with the wall clock. Owner thread only.
+ * log.retention.check.interval.ms on every writer lcore):
+ * stor_log_retention_run() on every partition of the writers on the calling
+ * lcore, with the wall clock.
  *
  * @return segments deleted.
  */
 int dp_broker_retention_poll(void *arg);
 
 /**
- * Clean shutdown on the owner thread: close every log (flush, indexes,
- * clean-shutdown marker), destroy the engine, free the topic table.
+ * Clean shutdown on writer 0's lcore: every writer (through
+ * dp_broker_exec() for remote ones, reactors running, or already stopped by
+ * dp_broker_writers_stop_here()) closes its logs (flush, indexes,
+ * clean-shutdown marker) and destroys its engine; then the topic table is
+ * freed.
  *
  * @return 0, or the first error met (logged).
  */

@@ -22,6 +22,7 @@
 
 #include "dp_fetch_session.h"
 #include "dp_log.h"
+#include "dp_reactor.h"
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_error.h"
@@ -116,7 +117,8 @@ struct fetch_async {
 	struct kp_fetch_response resp;
 	struct stor_read *reads;
 	uint32_t n_reads;
-	uint32_t pending; /* disk reads in flight */
+	uint32_t pending; /* disk reads in flight, remote reads included */
+	uint32_t remote;  /* of which reads on another writer's lcore */
 	bool failed;      /* the request was refused meanwhile: no reply */
 	bool held;        /* a response being sent references its read area (fetch_zc) */
 	struct kp_arena arena;
@@ -128,6 +130,14 @@ struct fetch_slot {
 	struct fetch_async *fa;
 	struct kp_fetch_response_partition_data *pd;
 	size_t max; /* a read longer than this is dropped (see fetch_read) */
+	/* A read on the owner's lcore (several writers; see remote_read_run). */
+	struct stor_log *log;
+	struct stor_read *rd;
+	int64_t offset;
+	size_t max_bytes;
+	int rc;
+	int64_t hw;    /* the owner's written offset when the read completed */
+	int64_t start; /* and its log start offset */
 };
 
 static struct fetch_async g_fa[FETCH_ASYNC_COUNT];
@@ -397,6 +407,202 @@ fetch_slot_done(void *arg, struct stor_read *rd, int rc)
 }
 
 /*
+ * Several writers: a partition owned by a writer on another lcore is read
+ * there (remote_read_run, a reactor message) into this fetch's read area;
+ * a tail-cache hit is copied into that area on the owner, which then drops
+ * its references (chunk, segment), so writer 0 never touches another
+ * engine's cache. The result comes back by message (remote_read_back) and
+ * completes the slot like a disk read. Reads whose owner has not released
+ * them yet are counted (dp_fetch_drain waits for them before logs close).
+ */
+static uint32_t g_remote_inflight; /* atomic: sent, not yet released by the owner */
+static struct dp_broker *g_fetch_b;
+
+/* On writer 0's lcore: the owner's answer. */
+static void
+remote_read_back(void *arg)
+{
+	struct fetch_slot *sl = arg;
+	struct fetch_async *fa = sl->fa;
+
+	sl->fa->remote--;
+	if (sl->rc == -ENXIO) {
+		sl->pd->error_code = KP_ERR_OFFSET_OUT_OF_RANGE;
+	} else if (sl->rc == -ENOBUFS) {
+		/* a first batch above the read area: answered without records */
+	} else if (sl->rc < 0) {
+		sl->pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+	} else if (sl->rd->len <= sl->max) {
+		sl->pd->records = (struct kp_bytes){.ptr = sl->rd->data,
+			.len = (int32_t)sl->rd->len};
+		/* The read may have seen appends the published offsets did not yet show. */
+		if (sl->hw > sl->pd->high_watermark) {
+			sl->pd->high_watermark = sl->hw;
+			sl->pd->last_stable_offset = sl->hw;
+		}
+		sl->pd->log_start_offset = sl->start;
+	}
+	if (--fa->pending == 0)
+		fetch_async_finish(fa);
+}
+
+/* On the owner: keep the bytes in the caller's buffer, drop the references, answer. */
+static void
+remote_read_complete(struct fetch_slot *sl, int rc, bool release)
+{
+	struct stor_read *rd = sl->rd;
+	const uint8_t *data = rd->data;
+	size_t len = rd->len;
+
+	if (rc == 0 && len > 0 && rd->from_cache) {
+		if (len > rd->buf_size) {
+			rc = -ENOBUFS;
+		} else {
+			memcpy(rd->buf, data, len);
+			data = rd->buf;
+		}
+	}
+	sl->hw = stor_log_written_offset(sl->log);
+	sl->start = stor_log_start_offset(sl->log);
+	if (release)
+		stor_read_release(rd);
+	rd->data = rc == 0 ? data : NULL;
+	rd->len = rc == 0 ? len : 0;
+	rd->from_cache = 0;
+	sl->rc = rc;
+	__atomic_fetch_sub(&g_remote_inflight, 1, __ATOMIC_RELEASE);
+	(void)dp_broker_post(g_fetch_b->writers[0].lcore, remote_read_back, sl);
+}
+
+static void
+remote_read_done(void *arg, struct stor_read *rd, int rc)
+{
+	(void)rd;
+	remote_read_complete(arg, rc, true);
+}
+
+/* On the owner's lcore. */
+static void
+remote_read_run(void *arg)
+{
+	struct fetch_slot *sl = arg;
+	int rc;
+
+	if (sl->log == NULL) { /* not expected: closed meanwhile */
+		sl->rd->data = NULL;
+		sl->rd->len = 0;
+		sl->rc = -EIO;
+		__atomic_fetch_sub(&g_remote_inflight, 1, __ATOMIC_RELEASE);
+		(void)dp_broker_post(g_fetch_b->writers[0].lcore, remote_read_back, sl);
+		return;
+	}
+	rc = stor_log_read(sl->log, sl->rd, sl->offset, sl->max_bytes, remote_read_done, sl);
+	if (rc != -EINPROGRESS)
+		remote_read_complete(sl, rc, rc == 0); /* an error holds nothing to release */
+}
+
+/* The synchronous form, on the owner (dp_broker_exec): no asynchronous context was free. */
+struct remote_sync {
+	struct dp_broker *b;
+	unsigned writer;
+	struct fetch_slot sl;
+	bool done;
+};
+
+static void
+remote_sync_done(void *arg, struct stor_read *rd, int rc)
+{
+	struct remote_sync *rs = arg;
+
+	(void)rd;
+	rs->sl.rc = rc;
+	rs->done = true;
+}
+
+static int
+remote_sync_run(void *arg)
+{
+	struct remote_sync *rs = arg;
+	struct fetch_slot *sl = &rs->sl;
+	int rc = stor_log_read(sl->log, sl->rd, sl->offset, sl->max_bytes, remote_sync_done, rs);
+	bool release = rc == 0 || rc == -EINPROGRESS;
+
+	if (rc == -EINPROGRESS) {
+		while (!rs->done)
+			stor_engine_poll(rs->b->writers[rs->writer].engine);
+		rc = sl->rc;
+	}
+	if (rc == 0 && sl->rd->len > 0 && sl->rd->from_cache) {
+		if (sl->rd->len > sl->rd->buf_size) {
+			rc = -ENOBUFS;
+		} else {
+			memcpy(sl->rd->buf, sl->rd->data, sl->rd->len);
+			sl->rd->data = sl->rd->buf;
+		}
+	}
+	sl->hw = stor_log_written_offset(sl->log);
+	sl->start = stor_log_start_offset(sl->log);
+	if (release) {
+		const uint8_t *data = sl->rd->data;
+		size_t len = sl->rd->len;
+
+		stor_read_release(sl->rd);
+		sl->rd->data = data;
+		sl->rd->len = len;
+	}
+	sl->rd->from_cache = 0;
+	return rc;
+}
+
+/* fetch_read() of a partition whose owner is on another lcore. */
+static int
+fetch_read_remote(struct dp_requests *q, struct fetch_async *fa,
+	struct kp_fetch_response_partition_data *pd, struct dp_partition *pp, struct stor_read *rd,
+	int64_t offset, size_t max, bool first, size_t need, uint8_t **area, size_t *area_left)
+{
+	struct fetch_slot *sl;
+	int rc;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->buf = *area;
+	rd->buf_size = need;
+	if (fa == NULL) {
+		struct remote_sync rs = {.b = q->b, .writer = pp->writer};
+
+		rs.sl = (struct fetch_slot){.pd = pd, .max = first ? SIZE_MAX : max, .log = pp->log,
+			.rd = rd, .offset = offset, .max_bytes = max};
+		rc = dp_broker_exec(q->b, pp->writer, remote_sync_run, &rs);
+		if (rc < 0)
+			return rc;
+		if (!first && rd->len > max)
+			return -ENOBUFS;
+		*area += need;
+		*area_left -= need;
+		if (rs.sl.hw > pd->high_watermark) {
+			pd->high_watermark = rs.sl.hw;
+			pd->last_stable_offset = rs.sl.hw;
+		}
+		pd->records = (struct kp_bytes){.ptr = rd->data, .len = (int32_t)rd->len};
+		return 0;
+	}
+	sl = kp_arena_alloc(&fa->arena, sizeof(*sl), 8);
+	if (sl == NULL)
+		return -ENOBUFS;
+	*sl = (struct fetch_slot){.fa = fa, .pd = pd, .max = first ? SIZE_MAX : max,
+		.log = pp->log, .rd = rd, .offset = offset, .max_bytes = max};
+	__atomic_fetch_add(&g_remote_inflight, 1, __ATOMIC_RELAXED);
+	if (dp_msg_send(q->b->writers[pp->writer].lcore, remote_read_run, sl) != 0) {
+		__atomic_fetch_sub(&g_remote_inflight, 1, __ATOMIC_RELAXED);
+		return -ENOBUFS; /* ring full: no records for it this time */
+	}
+	fa->pending++;
+	fa->remote++;
+	*area += need;
+	*area_left -= need;
+	return 1;
+}
+
+/*
  * Read up to @max bytes at @offset into @pd's records. With @fa, a disk
  * read completes later (returns 1; fetch_slot_done() fills @pd); without,
  * it is waited for here by polling the engine (the reactor stalls for it).
@@ -407,9 +613,10 @@ fetch_slot_done(void *arg, struct stor_read *rd, int rc)
  */
 static int
 fetch_read(struct dp_requests *q, struct fetch_async *fa,
-	struct kp_fetch_response_partition_data *pd, struct stor_log *log, struct stor_read *rd,
+	struct kp_fetch_response_partition_data *pd, struct dp_partition *pp, struct stor_read *rd,
 	int64_t offset, size_t max, bool first, uint8_t **area, size_t *area_left)
 {
+	struct stor_log *log = pp->log;
 	size_t need = stor_read_buf_size(max);
 	struct read_wait w = {false, 0};
 	struct fetch_slot *sl = NULL;
@@ -426,6 +633,9 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	}
 	if (need > *area_left)
 		return -ENOBUFS;
+	if (!dp_broker_writer_local(q->b, pp->writer))
+		return fetch_read_remote(q, fa, pd, pp, rd, offset, max, first, need, area,
+			area_left);
 	if (fa != NULL) {
 		sl = kp_arena_alloc(&fa->arena, sizeof(*sl), 8);
 		if (sl == NULL)
@@ -447,7 +657,7 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	}
 	if (rc == -EINPROGRESS) {
 		while (!w.done)
-			stor_engine_poll(q->b->engine);
+			stor_engine_poll(q->b->writers[pp->writer].engine);
 		rc = w.rc;
 		if (rc < 0) {
 			stor_read_release(rd);
@@ -722,7 +932,7 @@ struct fetch_watch {
 	uint32_t n;     /* entries used; FETCH_WATCH + 1: too many, any append wakes it */
 	bool retry;     /* its last run found no response buffer: run it at the next poll */
 	struct {
-		struct stor_log *log; /* valid while parked: dp_fetch_drain() clears the list */
+		struct dp_partition *pp; /* valid while parked: dp_fetch_drain() clears the list */
 		int64_t hw;
 	} e[FETCH_WATCH];
 };
@@ -734,7 +944,7 @@ fetch_watch_hit(const struct fetch_watch *wt)
 	if (wt->retry || wt->n > FETCH_WATCH)
 		return true;
 	for (uint32_t i = 0; i < wt->n; i++) {
-		if (stor_log_written_offset(wt->e[i].log) != wt->e[i].hw)
+		if (dp_part_written(g_fetch_b, wt->e[i].pp) != wt->e[i].hw)
 			return true;
 	}
 	return false;
@@ -845,6 +1055,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		area = fa->area;
 		area_left = FETCH_ASYNC_AREA;
 		fa->pending = 0;
+		fa->remote = 0;
 		fa->failed = false;
 	}
 	rc = kp_fetch_request_decode(&m, v, r, a);
@@ -889,7 +1100,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		/* Incremental responses leave out unchanged partitions: this slot is reused. */
 		struct kp_fetch_response_partition_data *pd = &pds[n_kept];
 		bool has_records = false;
-		struct stor_log *log;
+		struct dp_partition *pp;
 		size_t max;
 
 		if (k == 0 || it->group != items[k - 1].group)
@@ -903,28 +1114,28 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 				KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 			goto next;
 		}
-		log = t->part[it->partition].log;
-		if (log == NULL) { /* offline: see dp_broker_topic_configs_set */
+		pp = &t->part[it->partition];
+		if (pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
 			pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			goto next;
 		}
-		pd->high_watermark = stor_log_written_offset(log);
+		pd->high_watermark = dp_part_written(b, pp);
 		if (watch != NULL && watch->n < FETCH_WATCH) {
-			watch->e[watch->n].log = log;
+			watch->e[watch->n].pp = pp;
 			watch->e[watch->n].hw = pd->high_watermark;
 			watch->n++;
 		} else if (watch != NULL) {
 			watch->n = FETCH_WATCH + 1;
 		}
 		pd->last_stable_offset = pd->high_watermark;
-		pd->log_start_offset = stor_log_start_offset(log);
+		pd->log_start_offset = dp_part_start(b, pp);
 		if (it->fetch_offset == pd->high_watermark || budget <= 0 ||
 			room < (int64_t)FETCH_ZC_PER_READ)
 			goto next;
 		max = (size_t)(it->max_bytes < budget ? it->max_bytes : budget);
 		if (it->max_bytes <= 0 || max == 0)
 			goto next;
-		rc = fetch_read(q, fa, pd, log, &reads[n_reads], it->fetch_offset, max, found == 0,
+		rc = fetch_read(q, fa, pd, pp, &reads[n_reads], it->fetch_offset, max, found == 0,
 			&area, &area_left);
 		if (rc == 1) { /* disk read in flight: its size is known later */
 			found += (int64_t)max;
@@ -1169,6 +1380,22 @@ dp_requests_poll(void *arg)
 
 /* ---- ListOffsets ------------------------------------------------------------------------ */
 
+/* stor_log_offset_for_time() on the partition's owner (dp_broker_exec: reads a few KiB). */
+struct oft_call {
+	struct stor_log *log;
+	int64_t timestamp;
+	int64_t off;
+	int64_t ts;
+};
+
+static int
+oft_run(void *arg)
+{
+	struct oft_call *c = arg;
+
+	return stor_log_offset_for_time(c->log, c->timestamp, &c->off, &c->ts);
+}
+
 int
 dp_req_list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	const struct kp_request_header *h, struct kp_reader *r)
@@ -1219,8 +1446,11 @@ dp_req_list_offsets(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
-			rc = stor_log_offset_for_time(t->part[lp->partition_index].log,
-				lp->timestamp, &off, &ts);
+			struct oft_call oc = {t->part[lp->partition_index].log, lp->timestamp, -1, -1};
+
+			rc = dp_broker_exec(b, t->part[lp->partition_index].writer, oft_run, &oc);
+			off = oc.off;
+			ts = oc.ts;
 			if (rc < 0) {
 				prs[j].error_code = rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR :
 					kp_error_from_errno(rc);
@@ -1263,17 +1493,23 @@ dp_fetch_drain(struct dp_requests *q)
 	for (;;) {
 		bool busy = false;
 
+		/* Reads on other lcores hold nothing here once released by their owner. */
 		for (int i = 0; i < FETCH_ASYNC_COUNT; i++)
-			busy = busy || g_fa[i].used;
+			busy = busy || (g_fa[i].used && g_fa[i].pending > g_fa[i].remote);
+		busy = busy || __atomic_load_n(&g_remote_inflight, __ATOMIC_ACQUIRE) > 0;
 		if (!busy)
 			break;
-		stor_engine_poll(q->b->engine);
+		for (unsigned w = 0; w < q->b->n_writers; w++) {
+			if (q->b->writers[w].engine != NULL && dp_broker_writer_local(q->b, w))
+				stor_engine_poll(q->b->writers[w].engine);
+		}
 	}
 }
 
 int
-dp_fetch_init(const struct dp_config *cfg)
+dp_fetch_init(struct dp_broker *b, const struct dp_config *cfg)
 {
+	g_fetch_b = b;
 	memset(g_waiters, 0, sizeof(g_waiters));
 	g_n_waiting = 0;
 	g_appended = false;

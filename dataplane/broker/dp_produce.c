@@ -42,6 +42,7 @@
 #include <rte_lcore.h>
 
 #include "dp_log.h"
+#include "dp_reactor.h"
 #include "dp_metrics.h"
 #include "dp_producer.h"
 #include "kp_api.h"
@@ -164,8 +165,9 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 }
 
 static int16_t
-produce_partition(struct dp_requests *q, struct produce_ctx *c, struct dp_partition *pp,
-	const struct kp_bytes *records, unsigned flags, int64_t *base_offset)
+produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32_t *pending,
+	struct dp_partition *pp, const struct kp_bytes *records, unsigned flags,
+	int64_t *base_offset)
 {
 	struct stor_log *log = pp->log;
 	size_t off = 0;
@@ -222,13 +224,14 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct dp_partit
 
 		kp_batch_header_parse(records->ptr + off, len - off, &bh);
 		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
-		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags,
-			produce_appended, c, &base);
+		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags, cb, cb_arg,
+			&base);
 		if (rc == -EAGAIN)
 			return PRODUCE_FULL; /* too many appends in flight or no free chunk */
 		if (rc < 0)
 			return rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR : kp_error_from_errno(rc);
-		c->pending++;
+		(*pending)++;
+		dp_part_publish(pp);
 		if (*base_offset < 0)
 			*base_offset = base;
 		off += kp_batch_size(&bh);
@@ -246,6 +249,354 @@ produce_partition(struct dp_requests *q, struct produce_ctx *c, struct dp_partit
 		}
 	}
 	return KP_ERR_NONE;
+}
+
+/*
+ * Several storage writers: a Produce whose partitions are not all owned by
+ * writers on this lcore is split into one sub-request per owning writer,
+ * each run on its owner's lcore (validation, producer checks, appends, all
+ * against the partition's own log and producer state), joined here by a
+ * counter. The response structs live in the split's own arena (the request
+ * arena is reset by the next request); the records are read by the owners
+ * from the request frame, which lives until the reply (dp_hop hop_all).
+ * The response is encoded when every sub-request is done (its appends
+ * completed), so it leaves in order with the connection's others as usual.
+ */
+#define SPLIT_COUNT 256
+#define SPLIT_ARENA (64u * 1024u)
+
+struct produce_split;
+
+struct split_item {
+	struct kp_produce_response_partition_produce_response *pr; /* result, filled by the owner */
+	struct dp_partition *pp;
+	struct kp_bytes records; /* in the request frame */
+	const char *topic;       /* for metrics, in the split arena */
+	int32_t topic_len;
+	int64_t leo;             /* the log end offset after the append (owner), for metrics */
+};
+
+struct produce_sub {
+	struct produce_split *sp;
+	struct dp_requests *q;
+	unsigned writer;
+	struct split_item *items;
+	uint32_t n_items;
+	uint32_t pending; /* owner side: appends in flight + 1 while running */
+	bool failed;      /* an append failed at completion */
+};
+
+struct produce_split {
+	bool used;
+	struct dp_requests *q;
+	struct dp_conn *conn;
+	uint64_t req;
+	struct kp_request_header h;
+	uint8_t *buf; /* encoded response, or NULL for acks=0 */
+	unsigned flags;
+	struct kp_produce_response resp;
+	uint32_t pending; /* sub-requests not done + 1 while the handler runs */
+	bool failed;
+	uint64_t submit_tsc;
+	struct split_item *items;
+	uint32_t n_items;
+	struct produce_sub subs[DP_BROKER_MAX_WRITERS];
+	struct kp_arena arena;
+	uint8_t *arena_buf;
+	struct produce_split *next_free;
+};
+
+static struct produce_split *g_split;
+static struct produce_split *g_split_free;
+
+static void
+split_finish(struct produce_split *sp)
+{
+	struct dp_conn *conn = sp->conn;
+
+	if (!sp->failed && sp->buf != NULL) {
+		const struct kp_api_desc *d = kp_api_lookup(sp->h.request_api_key);
+		int16_t v = sp->h.request_api_version;
+		struct kp_response_header rh;
+		struct kp_writer w;
+		int rc;
+
+		kp_response_header_init(&rh);
+		rh.correlation_id = sp->h.correlation_id;
+		kp_writer_init(&w, sp->buf + 4, conn->env->resp_buf_size - 4);
+		rc = kp_response_header_encode(&rh, kp_api_response_header_version(d, v), &w);
+		if (rc == 0)
+			rc = kp_produce_response_encode(&sp->resp, v, &w);
+		if (rc < 0) {
+			dp_req_close_log(conn, "cannot encode the response to a", &sp->h, rc);
+			sp->failed = true;
+		} else {
+			uint32_t len = (uint32_t)kp_writer_len(&w);
+
+			sp->buf[0] = (uint8_t)(len >> 24);
+			sp->buf[1] = (uint8_t)(len >> 16);
+			sp->buf[2] = (uint8_t)(len >> 8);
+			sp->buf[3] = (uint8_t)len;
+			dp_conn_reply(conn, sp->req, sp->buf, len + 4, dp_conn_resp_free,
+				conn->env->resp_pool);
+		}
+	} else if (!sp->failed) {
+		dp_conn_reply(conn, sp->req, NULL, 0, NULL, NULL);
+	}
+	if (sp->failed) {
+		if (sp->buf != NULL)
+			dp_conn_resp_free(conn->env->resp_pool, sp->buf);
+		if (dp_conn_req_gen(sp->req) == conn->gen) {
+			dp_log(DP_LOG_ERROR, "closing a connection: an append it produced failed");
+			dp_conn_close(conn);
+		}
+	}
+	/* Partition pointers are not used here: a topic may be deleted once its subs are done. */
+	for (unsigned w = 0; w < sp->q->b->n_writers; w++) {
+		for (uint32_t k = 0; k < sp->subs[w].n_items; k++) {
+			struct split_item *it = &sp->subs[w].items[k];
+
+			if (it->pr->error_code == KP_ERR_NONE)
+				dp_metrics_batches(true, it->topic, (size_t)it->topic_len,
+					it->pr->index, it->records.ptr, (size_t)it->records.len,
+					it->leo);
+		}
+	}
+	dp_metrics_storage_write(rte_rdtsc() - sp->submit_tsc);
+	sp->used = false;
+	sp->next_free = g_split_free;
+	g_split_free = sp;
+}
+
+/* On writer 0's lcore: one owner finished its share. */
+static void
+split_sub_done(void *arg)
+{
+	struct produce_sub *sub = arg;
+	struct produce_split *sp = sub->sp;
+
+	if (sub->failed)
+		sp->failed = true;
+	dp_fetch_appended(); /* wakes parked fetches: their partitions may have moved */
+	if (--sp->pending == 0)
+		split_finish(sp);
+}
+
+/* On the owner: the sub-request is over (every append completed). */
+static void
+sub_over(struct produce_sub *sub)
+{
+	struct dp_broker *b = sub->q->b;
+
+	for (uint32_t k = 0; k < sub->n_items; k++)
+		dp_part_publish(sub->items[k].pp);
+	if (dp_broker_writer_local(b, 0))
+		split_sub_done(sub);
+	else
+		(void)dp_broker_post(b->writers[0].lcore, split_sub_done, sub);
+}
+
+static void
+sub_appended(void *arg, int rc, int64_t base_offset)
+{
+	struct produce_sub *sub = arg;
+
+	(void)base_offset;
+	if (rc < 0)
+		sub->failed = true;
+	if (--sub->pending == 0)
+		sub_over(sub);
+}
+
+/* On the owner's lcore: validate, check and append each of its partitions. */
+static void
+sub_run(void *arg)
+{
+	struct produce_sub *sub = arg;
+
+	sub->pending = 1;
+	sub->failed = false;
+	for (uint32_t k = 0; k < sub->n_items; k++) {
+		struct split_item *it = &sub->items[k];
+		struct kp_produce_response_partition_produce_response *pr = it->pr;
+
+		if (it->pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
+			pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			continue;
+		}
+		pr->error_code = produce_partition(sub->q, sub_appended, sub, &sub->pending, it->pp,
+			&it->records, sub->sp->flags, &pr->base_offset);
+		if (pr->error_code == PRODUCE_FULL) /* storage busy: retriable */
+			pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
+		pr->log_start_offset = stor_log_start_offset(it->pp->log);
+		it->leo = stor_log_end_offset(it->pp->log);
+	}
+	if (--sub->pending == 0)
+		sub_over(sub);
+}
+
+/* True when some partition of @m is owned by a writer on another lcore. */
+static bool
+produce_needs_split(struct dp_broker *b, const struct kp_produce_request *m)
+{
+	if (b->n_writers < 2)
+		return false;
+	for (int32_t i = 0; i < m->topic_data.count; i++) {
+		const struct kp_produce_request_topic_produce_data *td = &m->topic_data.items[i];
+		struct dp_topic *t = dp_broker_topic_find(b, td->name.ptr, (size_t)td->name.len);
+
+		for (int32_t j = 0; t != NULL && j < td->partition_data.count; j++) {
+			int32_t p = td->partition_data.items[j].index;
+
+			if (p >= 0 && p < t->partitions && !dp_broker_writer_local(b, t->part[p].writer))
+				return true;
+		}
+	}
+	return false;
+}
+
+static int
+produce_split(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
+	const struct kp_request_header *h, const struct kp_produce_request *m, uint8_t *buf,
+	unsigned flags)
+{
+	struct dp_broker *b = q->b;
+	struct produce_split *sp = g_split_free;
+	struct kp_arena *a;
+	struct kp_produce_response_topic_produce_response *rts;
+	uint32_t per_writer[DP_BROKER_MAX_WRITERS] = {0};
+	uint32_t n = 0;
+	bool sent = false;
+	int err = -EAGAIN;
+
+	if (sp == NULL) {
+		if (buf != NULL)
+			dp_conn_resp_free(conn->env->resp_pool, buf);
+		return -EAGAIN; /* every split is in flight: offered again later */
+	}
+	g_split_free = sp->next_free;
+	a = &sp->arena;
+	kp_arena_init(a, sp->arena_buf, SPLIT_ARENA);
+	sp->used = true;
+	sp->q = q;
+	sp->conn = conn;
+	sp->req = req;
+	sp->h = *h;
+	sp->h.client_id = (struct kp_str){.ptr = NULL, .len = -1};
+	memset(&sp->h.unknown_tags, 0, sizeof(sp->h.unknown_tags));
+	sp->buf = buf;
+	sp->flags = flags;
+	sp->pending = 1;
+	sp->failed = false;
+	sp->submit_tsc = rte_rdtsc();
+	for (int32_t i = 0; i < m->topic_data.count; i++)
+		n += m->topic_data.items[i].partition_data.count > 0 ?
+			(uint32_t)m->topic_data.items[i].partition_data.count : 0;
+	sp->items = kp_arena_alloc(a, sizeof(*sp->items) * (n > 0 ? n : 1), 8);
+	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m->topic_data.count > 0 ?
+		m->topic_data.count : 1), 8);
+	if (sp->items == NULL || rts == NULL)
+		goto nomem;
+	/* Pass 1: responses, and how many partitions each writer gets. */
+	n = 0;
+	for (int32_t i = 0; i < m->topic_data.count; i++) {
+		const struct kp_produce_request_topic_produce_data *td = &m->topic_data.items[i];
+		struct dp_topic *t = dp_broker_topic_find(b, td->name.ptr, (size_t)td->name.len);
+		int32_t np = td->partition_data.count > 0 ? td->partition_data.count : 0;
+		struct kp_produce_response_partition_produce_response *prs;
+		char *name = kp_arena_alloc(a, td->name.len > 0 ? (size_t)td->name.len : 1, 1);
+
+		prs = kp_arena_alloc(a, sizeof(*prs) * (size_t)(np > 0 ? np : 1), 8);
+		if (prs == NULL || name == NULL)
+			goto nomem;
+		if (td->name.len > 0)
+			memcpy(name, td->name.ptr, (size_t)td->name.len);
+		kp_produce_response_topic_produce_response_init(&rts[i]);
+		rts[i].name = (struct kp_str){.ptr = name, .len = td->name.len};
+		rts[i].partition_responses.items = prs;
+		rts[i].partition_responses.count = np;
+		for (int32_t j = 0; j < np; j++) {
+			const struct kp_produce_request_partition_produce_data *pd =
+				&td->partition_data.items[j];
+			struct split_item *it = &sp->items[n++];
+
+			kp_produce_response_partition_produce_response_init(&prs[j]);
+			prs[j].index = pd->index;
+			prs[j].base_offset = -1;
+			*it = (struct split_item){.pr = &prs[j], .records = pd->records,
+				.topic = name, .topic_len = td->name.len};
+			if (t == NULL || pd->index < 0 || pd->index >= t->partitions) {
+				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			it->pp = &t->part[pd->index];
+			per_writer[it->pp->writer]++;
+		}
+	}
+	sp->n_items = n;
+	kp_produce_response_init(&sp->resp);
+	sp->resp.responses.items = rts;
+	sp->resp.responses.count = m->topic_data.count > 0 ? m->topic_data.count : 0;
+	/* Pass 2: each writer's items, contiguous, in request order. */
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct produce_sub *sub = &sp->subs[w];
+
+		*sub = (struct produce_sub){.sp = sp, .q = q, .writer = w};
+		if (per_writer[w] == 0)
+			continue;
+		sub->items = kp_arena_alloc(a, sizeof(*sub->items) * per_writer[w], 8);
+		if (sub->items == NULL)
+			goto nomem;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		struct split_item *it = &sp->items[k];
+
+		if (it->pp != NULL) {
+			struct produce_sub *sub = &sp->subs[it->pp->writer];
+
+			sub->items[sub->n_items++] = *it;
+		}
+	}
+	/* Remote owners first (a full ring before anything was sent: offered again). */
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct produce_sub *sub = &sp->subs[w];
+
+		if (sub->n_items == 0 || dp_broker_writer_local(b, w))
+			continue;
+		if (dp_msg_send(b->writers[w].lcore, sub_run, sub) == 0) {
+			sp->pending++;
+			sent = true;
+			continue;
+		}
+		if (!sent) {
+			dp_log(DP_LOG_DEBUG, "produce held back: the ring to writer %u is full", w);
+			goto again;
+		}
+		for (uint32_t k = 0; k < sub->n_items; k++)
+			sub->items[k].pr->error_code = KP_ERR_REQUEST_TIMED_OUT; /* retriable */
+	}
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct produce_sub *sub = &sp->subs[w];
+
+		if (sub->n_items == 0 || !dp_broker_writer_local(b, w))
+			continue;
+		sp->pending++;
+		sub_run(sub);
+	}
+	if (--sp->pending == 0)
+		split_finish(sp);
+	return 0;
+nomem:
+	dp_req_close_log(conn, "arena too small for a", h, -ENOMEM);
+	err = -ENOMEM;
+again:
+	/* Nothing was sent to another lcore yet (allocations all come first). */
+	if (buf != NULL)
+		dp_conn_resp_free(conn->env->resp_pool, buf);
+	sp->used = false;
+	sp->next_free = g_split_free;
+	g_split_free = sp;
+	return err;
 }
 
 int
@@ -284,6 +635,8 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	}
 	if (m.acks == -1 && b->log_cfg.fsync_acks_all)
 		flags = STOR_APPEND_DURABLE;
+	if (produce_needs_split(b, &m))
+		return produce_split(q, conn, req, h, &m, buf, flags);
 	c = g_produce_free;
 	g_produce_free = c->next_free;
 	c->conn = conn;
@@ -325,8 +678,8 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}
-			prs[j].error_code = produce_partition(q, c, &t->part[pd->index],
-				&pd->records, flags, &prs[j].base_offset);
+			prs[j].error_code = produce_partition(q, produce_appended, c, &c->pending,
+				&t->part[pd->index], &pd->records, flags, &prs[j].base_offset);
 			if (prs[j].error_code == PRODUCE_FULL && c->pending == 1) {
 				/* Nothing of this request is appended: offer it again later. */
 				dp_log(DP_LOG_DEBUG, "produce to %.*s-%d held back: storage full",
@@ -381,12 +734,26 @@ nomem:
 	return 0;
 }
 
-void
-dp_produce_init(void)
+int
+dp_produce_init(const struct dp_broker *b)
 {
 	g_produce_free = NULL;
 	for (int i = PRODUCE_CTX_COUNT - 1; i >= 0; i--)
 		produce_ctx_put(&g_produce_ctx[i]);
+	g_split_free = NULL;
+	if (b->n_writers < 2 || g_split != NULL)
+		return 0;
+	g_split = calloc(SPLIT_COUNT, sizeof(*g_split));
+	if (g_split == NULL)
+		return -ENOMEM;
+	for (int i = SPLIT_COUNT - 1; i >= 0; i--) {
+		g_split[i].arena_buf = malloc(SPLIT_ARENA);
+		if (g_split[i].arena_buf == NULL)
+			return -ENOMEM;
+		g_split[i].next_free = g_split_free;
+		g_split_free = &g_split[i];
+	}
+	return 0;
 }
 
 /*

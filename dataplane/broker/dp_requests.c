@@ -109,7 +109,7 @@ dp_requests_metrics_poll(void *arg)
 		for (int32_t p = 0; p < t->partitions; p++) {
 			if (t->part[p].log != NULL)
 				dp_metrics_produce(t->name, strlen(t->name), p, 0, 0,
-					stor_log_end_offset(t->part[p].log));
+					dp_part_end(b, &t->part[p]));
 		}
 	}
 	return 0;
@@ -453,8 +453,7 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 	q->host[0] = '\0';
 	q->port = 0;
 	kp_arena_init(&q->arena, q->arena_buf, sizeof(q->arena_buf));
-	dp_produce_init();
-	if (dp_fetch_init(cfg) < 0)
+	if (dp_produce_init(b) < 0 || dp_fetch_init(b, cfg) < 0)
 		return NULL;
 	q->apis.apis = served;
 	q->apis.n_apis = (int32_t)(sizeof(served) / sizeof(served[0]));

@@ -126,11 +126,14 @@ DP_REQ_HANDLER(delete_records);
 DP_REQ_HANDLER(describe_log_dirs);
 DP_REQ_HANDLER(offset_for_leader_epoch);
 
-/** Produce's context pool (dp_produce.c), at dp_requests_init(). */
-void dp_produce_init(void);
+/**
+ * Produce's context pool (dp_produce.c), at dp_requests_init(); with several
+ * writers also the split contexts (allocated once). @return 0, -ENOMEM.
+ */
+int dp_produce_init(const struct dp_broker *b);
 
 /** Fetch's buffers and parked-fetch table (dp_fetch.c), at dp_requests_init(). @return 0, -ENOMEM. */
-int dp_fetch_init(const struct dp_config *cfg);
+int dp_fetch_init(struct dp_broker *b, const struct dp_config *cfg);
 
 /** Count a Fetch response's bytes and records per partition (metrics); @m borrowed. */
 void dp_req_fetch_metrics(const struct kp_fetch_response *m);

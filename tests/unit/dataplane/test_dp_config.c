@@ -275,13 +275,12 @@ test_finish_errors_name_the_key_line(void **state)
 			"t.properties:1: dataplane.net.lcores: lcore 5 is not in dataplane.lcores"},
 		{"dataplane.lcores=0-1\ndataplane.net.workers=2\ndataplane.net.lcores=1",
 			"t.properties:3: dataplane.net.lcores: 1 lcores given for 2 workers"},
-		/* UNFINISHED: one storage writer only (several writers owning partitions). */
-		{"dataplane.lcores=0-1\n\ndataplane.storage.writers=2",
-			"t.properties:3: dataplane.storage.writers: 2 writers; exactly 1 is supported "
-			"so far (the broker runs on dataplane.storage.lcores[0])"},
 		{"dataplane.storage.writers=0",
-			"t.properties:1: dataplane.storage.writers: 0 writers; exactly 1 is supported "
-			"so far (the broker runs on dataplane.storage.lcores[0])"},
+			"t.properties:1: dataplane.storage.writers: 0 is out of range [1, 64]"},
+		{"dataplane.storage.writers=65",
+			"t.properties:1: dataplane.storage.writers: 65 is out of range [1, 64]"},
+		{"dataplane.lcores=0-1\ndataplane.storage.writers=2\ndataplane.storage.lcores=1",
+			"t.properties:3: dataplane.storage.lcores: 1 lcores given for 2 workers"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -347,6 +346,24 @@ test_explicit_placement(void **state)
 	assert_int_equal(c->cfg.net_lcore[0], 1);
 	assert_int_equal(c->cfg.net_lcore[1], 1);
 	assert_int_equal(c->cfg.storage_lcore[0], 0);
+}
+
+static void
+test_writers_placement(void **state)
+{
+	struct ctx *c = *state;
+
+	/* Several storage writers: round robin from the last lcore, or as placed. */
+	assert_int_equal(load_finish(c, "dataplane.lcores=0-1\ndataplane.storage.writers=3\n"), 0);
+	assert_int_equal(c->cfg.dp_storage_writers, 3);
+	assert_int_equal(c->cfg.storage_lcore[0], 1);
+	assert_int_equal(c->cfg.storage_lcore[1], 0);
+	assert_int_equal(c->cfg.storage_lcore[2], 1);
+	dp_config_free(&c->cfg);
+	dp_config_init(&c->cfg);
+	assert_int_equal(load_finish(c, "dataplane.lcores=0\ndataplane.storage.writers=2\n"), 0);
+	assert_int_equal(c->cfg.storage_lcore[0], 0);
+	assert_int_equal(c->cfg.storage_lcore[1], 0);
 }
 
 static void
@@ -603,6 +620,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_placement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explicit_placement, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writers_placement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kafka_stock_file_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_loads_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
