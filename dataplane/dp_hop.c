@@ -61,6 +61,7 @@ struct hop_desc {
 	uint32_t len;                /* bytes */
 	uint64_t sent_tsc;
 	char peer[HOP_PEER_LEN];     /* the peer's name, for the broker's log lines */
+	int16_t listener;            /* the connection's listener (FindCoordinator answers it) */
 	/* Result (written by the broker before step 2). */
 	int status;                  /* 0, or a negative errno: close the connection */
 	bool replied;
@@ -284,6 +285,7 @@ dp_hop_frame(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame
 	d->state = HOP_AT_BROKER;
 	memcpy(copy, frame, len);
 	dp_conn_peer_name(conn, d->peer, sizeof(d->peer));
+	d->listener = conn->listener;
 	d->sent_tsc = rte_rdtsc();
 	/*
 	 * Step 1 never waits in the outbox: a full ring is backpressure
@@ -474,6 +476,7 @@ proxy_deliver(struct hop_proxy *p, struct hop_desc *d)
 
 	/* A close by flag on the idle proxy (a stale reference) must not hit this request. */
 	c->closing = false;
+	c->listener = d->listener;
 	c->tx_ready = false;
 	memset(s, 0, sizeof(*s));
 	s->state = DP_CONN_SLOT_PENDING;
