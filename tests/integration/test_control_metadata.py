@@ -23,6 +23,7 @@ is away must answer NOT_CONTROLLER, 41, at once).
 """
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -199,7 +200,7 @@ def main():
     from kafka.admin import KafkaAdminClient
 
     slipstream, control = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="raft-it-")
+    tmp = tempfile.mkdtemp(prefix="ctl-meta-it-")
     logdir = os.path.join(tmp, "logs")
     conf = CONFIG % logdir
 
@@ -317,12 +318,14 @@ def main():
         check(config_of(b, "m-a", "retention.ms")[0] == "3600000", "m-a's config survives")
         check(partitions_of(b, "m-a") == 4, "m-a's partitions survive")
         check(len(consume(b, "legacy-a", 0, 5)) == 5, "imported data still there")
+        check(b.stop_control() == 0, "control process stopped cleanly (exit 0)")
         check(b.stop() == 0, "stopped cleanly")
     except BaseException:
         print(b.text()[-4000:])
         print(b.control_text()[-4000:])
         b.kill()
         raise
+    shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 
 
