@@ -693,7 +693,7 @@ nd_flush(struct nd_conn *c, bool closing)
 				uint32_t len = (uint32_t)RTE_MIN((size_t)space, iov[i].iov_len);
 				int rc;
 
-				/* The next response or borrowed segment goes by extbuf: stop here. */
+				/* The next response or borrowed segment goes by extbuf. */
 				if (i > 0 && nd_ext_wanted(iov[i].iov_len, flags[i]))
 					break;
 				rc = net_tcp_send(c->tcp, iov[i].iov_base, len);

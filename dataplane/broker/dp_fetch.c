@@ -329,7 +329,8 @@ fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *
 		const struct kp_wr_ref *r = &refs[i];
 
 		if (4 + r->off > pos)
-			segs[n_segs++] = (struct dp_seg){out + pos, (uint32_t)(4 + r->off - pos), 0};
+			segs[n_segs++] = (struct dp_seg){out + pos,
+				(uint32_t)(4 + r->off - pos), 0};
 		pos = 4 + r->off;
 		/* Records come from the reads in response order. */
 		while (k < n_reads && reads[k].data != r->ptr)
@@ -1159,7 +1160,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		budget -= (int64_t)reads[n_reads].len;
 		room -= (int64_t)FETCH_ZC_PER_READ;
 		if (fa == NULL)
-			budget -= (int64_t)FETCH_ZC_PER_READ; /* copies and descriptors share room */
+			budget -= (int64_t)FETCH_ZC_PER_READ; /* copies, descriptors: one room */
 		has_records = reads[n_reads].len > 0;
 		n_reads++;
 next:

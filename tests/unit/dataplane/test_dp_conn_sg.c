@@ -335,11 +335,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_segments_in_order_through_partial_writes, setup,
+		cmocka_unit_test_setup_teardown(test_segments_in_order_through_partial_writes,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_flags_and_iov_limit, setup,
 			teardown),
-		cmocka_unit_test_setup_teardown(test_segment_flags_and_iov_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mixed_with_plain_out_of_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_early_close_releases_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mixed_with_plain_out_of_order, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_early_close_releases_once, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
