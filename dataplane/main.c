@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -224,6 +225,49 @@ dpdk_advertise(struct dp_config *cfg)
 }
 
 /* Run @fn(@arg) on @lcore (start-up and after the reactors stopped: lcores are idle). */
+/*
+ * Open files: every connection is a socket and every open segment a file
+ * (and a slot of the storage engine's fixed-file table, sized from this
+ * limit). Raise the soft limit to what the configured connections and
+ * 10,000s of partitions want, the hard one too when allowed, and give the
+ * storage engines what the connections leave (storage.max.open.files, unless
+ * set: past it idle segment files are closed and reopened at their next
+ * use). Before the engines are created.
+ */
+static void
+raise_nofile(const struct dp_config *cfg)
+{
+	rlim_t conns = (rlim_t)cfg->dp_net_workers * (rlim_t)cfg->dp_max_connections;
+	rlim_t want = conns + 65536;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		struct rlimit up = {want, want};
+		bool low = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want;
+
+		/* A higher hard limit needs CAP_SYS_RESOURCE; else up to the hard one. */
+		if (!low || setrlimit(RLIMIT_NOFILE, &up) != 0) {
+			rl.rlim_cur = low ? rl.rlim_max : want;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		getrlimit(RLIMIT_NOFILE, &rl);
+		dp_log(rl.rlim_cur < want ? DP_LOG_WARN : DP_LOG_INFO,
+			"open files: RLIMIT_NOFILE %llu (%llu wanted: dataplane.max.connections "
+			"and segment files)",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)want);
+	}
+	if (g_broker.engine_opts.max_open_files == 0) {
+		/* What the connections leave, less 512 for listeners, rings, logs and tools. */
+		rlim_t left = rl.rlim_cur > conns + 512 + 64 ? rl.rlim_cur - conns - 512 : 64;
+
+		left /= cfg->dp_storage_writers > 0 ? (rlim_t)cfg->dp_storage_writers : 1;
+		g_broker.engine_opts.max_open_files = left > (1u << 24) ? 1u << 24 :
+			(unsigned int)(left < 64 ? 64 : left);
+	}
+}
+
 static int
 run_on_lcore(unsigned int lcore, int (*fn)(void *), void *arg)
 {
@@ -513,6 +557,7 @@ main(int argc, char **argv)
 		g_dpdk = false;
 	}
 
+	raise_nofile(&cfg);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
