@@ -227,6 +227,10 @@ static const struct dp_config_key keys[] = {
 		"Connections per net worker (preallocated)."),
 	K_INT("dataplane.conn.rx.buffer.bytes", dp_conn_rx_buffer_bytes, "65536", 64, 67108864,
 		"Receive buffer per connection; frames that fit are parsed in place."),
+	K_INT("dataplane.conn.rx.buffers", dp_conn_rx_buffers, "1024", 0, 1048576,
+		"Receive buffers per net worker (kernel transport), shared: a connection holds one "
+		"only while it has unparsed bytes, so idle connections cost none; 0 = one per "
+		"connection, allocated up front."),
 	K_INT("dataplane.conn.max.inflight", dp_conn_max_inflight, "64", 1, 65536,
 		"Requests in flight per connection before reading pauses."),
 	K_INT("dataplane.producers.max", dp_producers_max, "128", 1, 1048576,

@@ -131,6 +131,7 @@ struct dp_config {
 	char *dp_storage_lcores;
 	int64_t dp_max_connections;      /* per net worker */
 	int64_t dp_conn_rx_buffer_bytes; /* per connection, holds small frames */
+	int64_t dp_conn_rx_buffers;      /* shared per net worker; 0 = one per connection */
 	int64_t dp_conn_max_inflight;    /* requests per connection */
 	int64_t dp_producers_max;        /* idempotent producers per partition */
 	int64_t dp_conn_max_pending_bytes;

@@ -57,6 +57,7 @@ struct nk_conn {
 	bool touched;                  /* on the worker's touched list */
 	bool stalled;                  /* on the worker's stalled list */
 	bool want_out;                 /* last write was short: wait for EPOLLOUT */
+	bool rx_waiting;               /* readable, but no shared receive buffer was free */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct nk_worker *w;
@@ -81,7 +82,9 @@ struct nk_worker {
 	uint32_t n_touched;
 	uint32_t *stalled;             /* indexes with a frame waiting for a resource */
 	uint32_t n_stalled;
-	uint8_t *rx_mem;               /* max_conns * rx_cap */
+	uint8_t *rx_mem;               /* rx_bufs.cap (or max_conns) * rx_cap */
+	struct dp_bufstack rx_bufs;    /* shared receive buffers; cap 0: one per connection */
+	uint64_t n_rx_waits;           /* reads put off for want of a receive buffer */
 	struct dp_conn_slot *slot_mem; /* max_conns * dp_conn_slot_count(max_inflight) */
 	struct dp_bufstack large;
 	void **large_items;
@@ -265,9 +268,51 @@ nk_accept(struct nk_worker *w, struct nk_listener *l)
 	return n;
 }
 
+/*
+ * Shared receive buffers (dataplane.conn.rx.buffers): a connection takes one
+ * when it has bytes to read and gives it back once every byte in it was
+ * parsed and handed over (frames are borrowed only while the handler runs),
+ * so an idle connection holds none. Returns false when none is free: the
+ * read waits (EPOLLIN stays on, so it is retried at the next poll).
+ */
+static bool
+nk_rx_take(struct nk_worker *w, struct nk_conn *c)
+{
+	struct dp_frame *fr = &c->base.rx;
+
+	if (fr->buf != NULL)
+		return true;
+	if (w->rx_bufs.n == 0) {
+		if (!c->rx_waiting)
+			w->n_rx_waits++;
+		c->rx_waiting = true;
+		return false;
+	}
+	c->rx_waiting = false;
+	fr->buf = w->rx_bufs.items[--w->rx_bufs.n];
+	fr->cap = w->rx_bufs.size;
+	fr->head = fr->tail = 0;
+	return true;
+}
+
+static void
+nk_rx_give_back(struct nk_worker *w, struct nk_conn *c)
+{
+	struct dp_frame *fr = &c->base.rx;
+
+	if (w->rx_bufs.cap == 0 || fr->buf == NULL || fr->head != fr->tail || fr->large != NULL)
+		return;
+	w->rx_bufs.items[w->rx_bufs.n++] = fr->buf;
+	fr->buf = NULL;
+	fr->cap = 0;
+	fr->head = fr->tail = 0;
+}
+
 static void
 nk_read(struct nk_worker *w, struct nk_conn *c)
 {
+	if (!nk_rx_take(w, c))
+		return;
 	for (int i = 0; i < NK_READS_PER_EVENT && dp_conn_may_read(&c->base); i++) {
 		uint8_t *p;
 		uint32_t space = dp_frame_rx_space(&c->base.rx, &p);
@@ -406,8 +451,10 @@ nk_reap(struct nk_worker *w, struct nk_conn *c)
 	c->fd = -1;
 	c->in_use = false;
 	c->want_out = false;
+	c->rx_waiting = false;
 	c->events = 0;
 	dp_conn_reset(&c->base);
+	nk_rx_give_back(w, c); /* emptied by the reset */
 	w->free_stack[w->n_free++] = c->idx;
 	w->n_closed++;
 	dp_metrics_conn_closed();
@@ -420,8 +467,8 @@ nk_update_interest(struct nk_worker *w, struct nk_conn *c)
 	uint8_t *p;
 
 	if (dp_conn_may_read(&c->base) && !c->base.rx_stalled &&
-		dp_frame_rx_space(&c->base.rx, &p) > 0)
-		want |= EPOLLIN;
+		(c->base.rx.buf == NULL || dp_frame_rx_space(&c->base.rx, &p) > 0))
+		want |= EPOLLIN; /* no buffer: one is taken when bytes come */
 	if (c->want_out)
 		want |= EPOLLOUT;
 	if (want != c->events) {
@@ -476,6 +523,7 @@ nk_end(void *arg)
 			c->stalled = true;
 			w->stalled[w->n_stalled++] = c->idx;
 		}
+		nk_rx_give_back(w, c);
 		nk_update_interest(w, c);
 	}
 	for (uint32_t i = 0; i < w->n_touched; i++)
@@ -568,11 +616,15 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	int socket = (int)rte_lcore_to_socket_id(lcore);
 	uint32_t rx_cap = (uint32_t)cfg->dp_conn_rx_buffer_bytes;
 	uint32_t inflight = dp_conn_slot_count((uint32_t)cfg->dp_conn_max_inflight);
+	uint32_t n_rx;
 	char name[RTE_MEMPOOL_NAMESIZE];
 
 	w->index = index;
 	w->lcore = lcore;
 	w->max_conns = (uint32_t)cfg->dp_max_connections;
+	/* Shared receive buffers when fewer than connections; else one each, as before. */
+	n_rx = cfg->dp_conn_rx_buffers > 0 && cfg->dp_conn_rx_buffers < cfg->dp_max_connections ?
+		(uint32_t)cfg->dp_conn_rx_buffers : w->max_conns;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd < 0)
 		return -errno;
@@ -591,16 +643,24 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	w->free_stack = rte_malloc_socket("nk_free", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->touched = rte_malloc_socket("nk_touched", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->stalled = rte_malloc_socket("nk_stalled", sizeof(uint32_t) * w->max_conns, 0, socket);
-	w->rx_mem = rte_malloc_socket("nk_rx", (size_t)rx_cap * w->max_conns, RTE_CACHE_LINE_SIZE,
-		socket);
+	w->rx_mem = rte_malloc_socket("nk_rx", (size_t)rx_cap * n_rx, RTE_CACHE_LINE_SIZE, socket);
+	if (n_rx < w->max_conns)
+		w->rx_bufs.items = rte_malloc_socket("nk_rx_items", sizeof(void *) * n_rx, 0, socket);
 	w->slot_mem = rte_zmalloc_socket("nk_slots",
 		sizeof(struct dp_conn_slot) * inflight * w->max_conns, RTE_CACHE_LINE_SIZE, socket);
 	w->large_items = rte_zmalloc_socket("nk_large",
 		sizeof(void *) * ((size_t)cfg->dp_frame_large_buffers + 1), 0, socket);
 	if (w->env.resp_pool == NULL || w->conns == NULL || w->free_stack == NULL ||
 		w->touched == NULL || w->stalled == NULL || w->rx_mem == NULL ||
-		w->slot_mem == NULL || w->large_items == NULL)
+		w->slot_mem == NULL || w->large_items == NULL ||
+		(n_rx < w->max_conns && w->rx_bufs.items == NULL))
 		return -ENOMEM;
+	if (n_rx < w->max_conns) {
+		w->rx_bufs.size = rx_cap;
+		for (uint32_t i = 0; i < n_rx; i++)
+			w->rx_bufs.items[w->rx_bufs.n++] = w->rx_mem + (size_t)rx_cap * i;
+		w->rx_bufs.cap = n_rx;
+	}
 	w->large.items = w->large_items;
 	w->large.size = (uint32_t)cfg->dp_frame_large_bytes;
 	for (int64_t i = 0; i < cfg->dp_frame_large_buffers; i++) {
@@ -615,8 +675,10 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	for (uint32_t i = 0; i < w->max_conns; i++) {
 		struct nk_conn *c = &w->conns[i];
 
-		dp_conn_setup(&c->base, &nk_ops, &w->env, w->rx_mem + (size_t)rx_cap * i, rx_cap,
-			cfg->max_frame_bytes, w->slot_mem + (size_t)inflight * i);
+		dp_conn_setup(&c->base, &nk_ops, &w->env,
+			w->rx_bufs.cap ? NULL : w->rx_mem + (size_t)rx_cap * i,
+			w->rx_bufs.cap ? 0 : rx_cap, cfg->max_frame_bytes,
+			w->slot_mem + (size_t)inflight * i);
 		c->fd = -1;
 		c->idx = i;
 		c->w = w;
@@ -841,6 +903,7 @@ net_kernel_fini(void)
 		rte_free(w->large_items);
 		rte_free(w->slot_mem);
 		rte_free(w->rx_mem);
+		rte_free(w->rx_bufs.items);
 		rte_free(w->stalled);
 		rte_free(w->touched);
 		rte_free(w->free_stack);

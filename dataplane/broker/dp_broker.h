@@ -45,7 +45,7 @@ struct stor_log;
 
 #define DP_BROKER_TOPIC_NAME_MAX 249 /* Kafka's limit */
 #define DP_BROKER_MAX_TOPICS 1024
-#define DP_BROKER_MAX_PARTITIONS 1024 /* per topic */
+#define DP_BROKER_MAX_PARTITIONS 16384 /* per topic (entries allocated at creation) */
 #define DP_BROKER_CONFIGS_MAX 1024     /* bytes of "k=v,k=v" topic configs */
 #define DP_BROKER_TOPICS_FILE "__slipstream_topics"
 

@@ -193,6 +193,13 @@ dp_req_nomem(struct dp_conn *conn, const struct kp_request_header *h, uint8_t *b
 }
 
 
+static void
+reply_heap_free(void *arg, void *buf)
+{
+	(void)arg;
+	free(buf);
+}
+
 /* Encode header + @msg into @rb (taken by the caller) and reply. */
 int
 dp_req_reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
@@ -202,6 +209,7 @@ dp_req_reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 	const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
 	struct kp_response_header rh;
 	struct kp_writer w;
+	struct resp_buf big;
 	uint32_t n;
 	int rc;
 
@@ -212,6 +220,23 @@ dp_req_reply_buf(struct dp_conn *conn, uint64_t req, const struct kp_request_hea
 		kp_api_response_header_version(d, h->request_api_version), &w);
 	if (rc == 0)
 		rc = d->response.encode(msg, h->request_api_version, &w);
+	if (rc == -ENOBUFS && rb->free_fn != reply_heap_free &&
+		h->request_api_key != KP_API_FETCH) {
+		/*
+		 * Larger than the buffer (Metadata or ListOffsets over thousands of
+		 * partitions): once more into a heap buffer of the exact size.
+		 */
+		int64_t need = d->response.size(msg, h->request_api_version);
+
+		if (need > 0 && need < INT32_MAX - 64) {
+			big = (struct resp_buf){malloc((size_t)need + 64), (uint32_t)need + 64,
+				reply_heap_free, NULL};
+			if (big.p != NULL) {
+				rb->free_fn(rb->free_arg, buf);
+				return dp_req_reply_buf(conn, req, h, &big, msg);
+			}
+		}
+	}
 	if (rc < 0) {
 		rb->free_fn(rb->free_arg, buf);
 		dp_req_close_log(conn, "cannot encode the response to a", h, rc);

@@ -41,7 +41,7 @@
 #define API_KEY_ALTER_CONFIGS 33
 #define API_KEY_INCREMENTAL_ALTER_CONFIGS 44
 #define API_KEY_CREATE_PARTITIONS 37
-#define REQ_ARENA_BYTES (512u * 1024u)
+#define REQ_ARENA_BYTES (8u << 20) /* Metadata of 10,000s of partitions; paged in as used */
 
 struct dp_requests {
 	struct dp_broker *b;
