@@ -67,7 +67,7 @@ def admin_checks(b):
     fs["py-validate"].result(10)
     cases = [
         (NewTopic("py-created", 1, 1), KafkaError.TOPIC_ALREADY_EXISTS),
-        (NewTopic("py-too-many", 5000, 1), KafkaError.INVALID_PARTITIONS),
+        (NewTopic("py-too-many", 20000, 1), KafkaError.INVALID_PARTITIONS),
         (NewTopic("py-bad-config", 1, 1, config={"no.such.config": "1"}),
          KafkaError.INVALID_CONFIG),
         (NewTopic("py-rf3", 1, 3), KafkaError.INVALID_REPLICATION_FACTOR),
