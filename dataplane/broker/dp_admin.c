@@ -42,7 +42,7 @@ create_error(int rc, const char **msg)
 		*msg = "Topic name is illegal.";
 		return KP_ERR_INVALID_TOPIC_EXCEPTION;
 	case -EDOM:
-		*msg = "Number of partitions must be between 1 and 1024.";
+		*msg = "Number of partitions must be between 1 and 16384.";
 		return KP_ERR_INVALID_PARTITIONS;
 	case -EBADR:
 		*msg = "Invalid or unsupported topic config.";
@@ -290,7 +290,7 @@ dp_req_create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t r
 			res[i].error_message =
 			        dp_req_str(ct->count <= t->partitions
 			                     ? "Number of partitions can only be increased."
-			                     : "Number of partitions must be at most 1024.");
+			                     : "Number of partitions must be at most 16384.");
 		} else if (rc < 0) {
 			res[i].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			res[i].error_message = dp_req_str("Partitions could not be added (broker log).");
