@@ -174,6 +174,8 @@ static const struct dp_config_key keys[] = {
 		"Largest session timeout a member may ask for."),
 	K_INT("offsets.retention.minutes", offsets_retention_minutes, "10080", 1, I32MAX,
 		"Keep committed offsets of an empty group this long."),
+	K_LONG("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms, "600000",
+		1, I64MAX, "How often expired committed offsets are looked for."),
 	K_INT("offsets.topic.replication.factor", offsets_topic_replication_factor, "1", 1, 32767,
 		"Replicas of __consumer_offsets (Kafka's default 3 needs 3 brokers)."),
 	K_INT("offsets.topic.num.partitions", offsets_topic_num_partitions, "8", 1, I32MAX,

@@ -112,6 +112,7 @@ struct dp_config {
 	int64_t group_min_session_timeout_ms;
 	int64_t group_max_session_timeout_ms;
 	int64_t offsets_retention_minutes;
+	int64_t offsets_retention_check_interval_ms;
 	int64_t offsets_topic_replication_factor;
 	int64_t offsets_topic_num_partitions;
 	int64_t transaction_state_log_replication_factor;
