@@ -66,6 +66,7 @@ struct nk_conn {
 struct nk_listener {
 	int fd;                        /* -1 when closed */
 	uint16_t port;                 /* bound port */
+	int16_t cfg_index;             /* in dp_config's listener[]; -1: the unix one */
 	char name[32];
 };
 
@@ -177,7 +178,8 @@ nk_set_sockopts(int fd)
 
 /* Take ownership of socket @fd on worker @w (runs on w's lcore). */
 static void
-nk_adopt(struct nk_worker *w, int fd, const struct sockaddr_storage *peer, socklen_t peer_len)
+nk_adopt(struct nk_worker *w, int fd, const struct sockaddr_storage *peer, socklen_t peer_len,
+	int16_t listener)
 {
 	struct epoll_event ev;
 	struct nk_conn *c;
@@ -197,6 +199,7 @@ nk_adopt(struct nk_worker *w, int fd, const struct sockaddr_storage *peer, sockl
 	c->want_out = false;
 	c->peer = *peer;
 	c->peer_len = peer_len;
+	c->base.listener = listener;
 	c->base.last_active_tsc = rte_rdtsc();
 	c->events = EPOLLIN;
 	ev.events = EPOLLIN;
@@ -215,19 +218,20 @@ nk_adopt(struct nk_worker *w, int fd, const struct sockaddr_storage *peer, sockl
 	}
 }
 
-/* A socket handed over by the acceptor: arg packs (worker << 32 | fd). */
+/* A socket handed over by the acceptor: arg packs (worker << 40 | (listener + 1) << 32 | fd). */
 static void
 nk_adopt_msg(void *arg)
 {
 	uint64_t v = (uint64_t)(uintptr_t)arg;
-	struct nk_worker *w = &g_workers[v >> 32];
+	struct nk_worker *w = &g_workers[v >> 40];
+	int16_t listener = (int16_t)((v >> 32 & 0xff) - 1);
 	int fd = (int)(uint32_t)v;
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
 
 	memset(&peer, 0, sizeof(peer));
 	getpeername(fd, (struct sockaddr *)&peer, &len);
-	nk_adopt(w, fd, &peer, len);
+	nk_adopt(w, fd, &peer, len, listener);
 }
 
 static int
@@ -253,9 +257,10 @@ nk_accept(struct nk_worker *w, struct nk_listener *l)
 		dst = &g_workers[w->rr_next];
 		w->rr_next = (w->rr_next + 1) % g_n_workers;
 		if (dst == w) {
-			nk_adopt(w, fd, &peer, len);
+			nk_adopt(w, fd, &peer, len, l->cfg_index);
 		} else {
-			uint64_t v = (uint64_t)dst->index << 32 | (uint32_t)fd;
+			uint64_t v = (uint64_t)dst->index << 40 |
+				(uint64_t)(uint8_t)(l->cfg_index + 1) << 32 | (uint32_t)fd;
 			int rc = dp_msg_send(dst->lcore, nk_adopt_msg, (void *)(uintptr_t)v);
 
 			if (rc < 0) {
@@ -731,6 +736,7 @@ net_kernel_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *h
 		rc = nk_listen(&cfg->listener[i], l);
 		if (rc < 0)
 			return rc;
+		l->cfg_index = (int16_t)i;
 		ev.events = EPOLLIN;
 		ev.data.u64 = NK_LISTENER_TAG | g_n_listeners;
 		if (epoll_ctl(g_workers[0].epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
@@ -792,6 +798,7 @@ net_kernel_listen_unix(const char *path)
 	}
 	l->fd = fd;
 	l->port = 0;
+	l->cfg_index = -1;
 	snprintf(l->name, sizeof(l->name), "UNIX");
 	ev.events = EPOLLIN;
 	ev.data.u64 = NK_LISTENER_TAG | g_n_listeners;
@@ -815,7 +822,11 @@ net_kernel_init_local(const struct dp_config *cfg, dp_conn_handler_fn handler, v
 uint16_t
 net_kernel_listener_port(unsigned int i)
 {
-	return i < g_n_listeners ? g_listeners[i].port : 0;
+	for (unsigned int j = 0; j < g_n_listeners; j++) {
+		if (g_listeners[j].cfg_index == (int)i)
+			return g_listeners[j].port;
+	}
+	return 0;
 }
 
 static void

@@ -58,7 +58,10 @@ int net_kernel_listen_unix(const char *path);
 /** Close the workers' connections and sockets and free their memory (after the reactors stop). */
 void net_kernel_fini(void);
 
-/** The port listener @i is bound to (useful when it was configured as 0), or 0. */
+/**
+ * The port listener @i (an index in dp_config's listener[]) is bound to (useful
+ * when it was configured as 0), or 0.
+ */
 uint16_t net_kernel_listener_port(unsigned int i);
 
 /**
