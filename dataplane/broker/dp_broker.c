@@ -1080,22 +1080,34 @@ int
 dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, int32_t partitions,
 	const char *configs, struct dp_topic **out)
 {
+	uint8_t id[16];
+
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
+		return -EIO;
+	id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* version 4 */
+	id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+	return dp_broker_topic_create_id(b, name, len, partitions, configs, id, out);
+}
+
+int
+dp_broker_topic_create_id(struct dp_broker *b, const char *name, size_t len,
+	int32_t partitions, const char *configs, const uint8_t id[16], struct dp_topic **out)
+{
 	struct dp_topic *t;
 	int rc = dp_broker_topic_check(b, name, len, partitions, configs);
 
 	if (rc < 0)
 		return rc;
+	for (unsigned i = 0; i < b->n_topics; i++) {
+		if (memcmp(b->topics[i]->id, id, 16) == 0)
+			return -EEXIST;
+	}
 	t = topic_new(name, len, partitions);
 	if (t == NULL)
 		return -ENOMEM;
 	if (configs != NULL)
 		strcpy(t->configs, configs);
-	if (getrandom(t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
-		topic_free(b, t);
-		return -EIO;
-	}
-	t->id[6] = (uint8_t)((t->id[6] & 0x0f) | 0x40); /* version 4 */
-	t->id[8] = (uint8_t)((t->id[8] & 0x3f) | 0x80);
+	memcpy(t->id, id, 16);
 	/* Leftovers of a deleted topic of that name (or a failed creation) start empty. */
 	partition_dirs_remove(b, t->name, 0, partitions);
 	rc = open_partitions(b, t);

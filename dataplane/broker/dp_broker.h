@@ -230,6 +230,14 @@ int dp_broker_topic_create(struct dp_broker *b, const char *name, size_t len, in
 	const char *configs, struct dp_topic **out);
 
 /**
+ * dp_broker_topic_create() with the topic id given (@id, copied): the
+ * control process's metadata log chose it (dp_meta.h). Also -EEXIST when a
+ * topic has that id.
+ */
+int dp_broker_topic_create_id(struct dp_broker *b, const char *name, size_t len,
+	int32_t partitions, const char *configs, const uint8_t id[16], struct dp_topic **out);
+
+/**
  * Check what dp_broker_topic_create() would check, creating nothing
  * (CreateTopics validate_only). Same return values.
  */

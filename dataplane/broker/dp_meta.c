@@ -22,16 +22,6 @@
 #include "dp_requests.h"
 #include "dp_requests_int.h"
 
-/*
- * dp_broker_topic_create_id() lands in dp_broker.c with the storage writers'
- * change to that file; until it is in every tree this builds from, a weak
- * reference lets the broker fall back to a random id (logged).
- * UNFINISHED: drop the weak reference once dp_broker.c has it everywhere.
- */
-int dp_broker_topic_create_id(struct dp_broker *b, const char *name, size_t len,
-	int32_t partitions, const char *configs, const uint8_t id[16], struct dp_topic **out)
-	__attribute__((weak));
-
 static struct {
 	struct dp_broker *b;
 	struct ctl_meta_state *state;
@@ -138,15 +128,8 @@ dp_meta_reconcile(struct dp_broker *b)
 		struct dp_topic *t = topic_by_id(b, mt->id);
 
 		if (t == NULL) {
-			if (dp_broker_topic_create_id == NULL) {
-				dp_log(DP_LOG_WARN, "metadata: topic %s created with an id of its own "
-					"(this build's dp_broker cannot take the log's)", mt->name);
-				rc = dp_broker_topic_create(b, mt->name, strlen(mt->name), mt->n_parts,
-					mt->configs, NULL);
-			} else {
-				rc = dp_broker_topic_create_id(b, mt->name, strlen(mt->name),
-					mt->n_parts, mt->configs, mt->id, NULL);
-			}
+			rc = dp_broker_topic_create_id(b, mt->name, strlen(mt->name), mt->n_parts,
+				mt->configs, mt->id, NULL);
 			if (rc < 0) {
 				dp_log(DP_LOG_ERROR, "metadata: creating topic %s: %s", mt->name,
 					strerror(-rc));
