@@ -525,10 +525,11 @@ usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: slipstream-control [OPTIONS] [FILE]\n"
-		"Run Slipstream's control process (group coordinator, committed offsets) in the\n"
-		"foreground until SIGTERM or SIGINT. FILE is the broker's server.properties; its\n"
-		"control.* keys are this process's, the rest are read for shared settings\n"
-		"(log.dirs, group.*, offsets.*).\n"
+		"Run Slipstream's control process (group coordinator, committed offsets, cluster\n"
+		"metadata) in the foreground until SIGTERM or SIGINT. FILE is the broker's\n"
+		"server.properties; its control.* keys are this process's, the rest are read\n"
+		"for shared settings (log.dirs, node.id, group.*, offsets.*, num.partitions,\n"
+		"controller.quorum.voters).\n"
 		"\n"
 		"  -h, --help             this text\n"
 		"      --version          print the version\n"
@@ -538,7 +539,10 @@ usage(FILE *out)
 		"  control.socket.path            where it listens for the dataplane\n"
 		"                                 (default: <first log dir>.control.sock)\n"
 		"  control.dataplane.socket.path  the dataplane's unix socket it connects to\n"
-		"                                 (default: <first log dir>.dataplane.sock)\n");
+		"                                 (default: <first log dir>.dataplane.sock)\n"
+		"  control.metadata.dir           the cluster metadata log (Raft)\n"
+		"                                 (default: <first log dir>/__slipstream_metadata)\n"
+		"  control.metadata.snapshot.threshold  log entries between snapshots (1024)\n");
 }
 
 int
@@ -639,8 +643,7 @@ main(int argc, char **argv)
 	cc.min_session_timeout_ms = m.cfg.group_min_session_timeout_ms;
 	cc.max_session_timeout_ms = m.cfg.group_max_session_timeout_ms;
 	cc.offsets_retention_ms = m.cfg.offsets_retention_minutes * 60000;
-	cc.retention_check_ms = cc.offsets_retention_ms < 600000 ? cc.offsets_retention_ms / 2 :
-								  600000;
+	cc.retention_check_ms = m.cfg.offsets_retention_check_interval_ms;
 	cc.max_metadata_bytes = 4096;
 	m.store = ctl_store_create(&m.loop, m.opts.dataplane_path, cc.n_partitions, store_ready, &m);
 	m.coord = m.store != NULL ? ctl_coord_create(&cc, coord_respond, coord_append, &m) :

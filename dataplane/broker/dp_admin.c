@@ -860,7 +860,7 @@ dp_req_describe_cluster(struct dp_requests *q, struct dp_conn *conn, uint64_t re
 	rc = dp_req_begin(q, conn, h, r, &m, &buf);
 	if (rc < 0)
 		return rc;
-	dp_req_advertised_resolve(q);
+	dp_req_advertised_resolve(q, conn);
 	kp_describe_cluster_response_init(&resp);
 	resp.error_message = dp_req_str_null();
 	resp.endpoint_type = m.endpoint_type;

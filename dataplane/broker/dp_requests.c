@@ -29,6 +29,7 @@
 #include <rte_lcore.h>
 
 #include "dp_log.h"
+#include "dp_meta.h"
 #include "dp_metrics.h"
 #include "kp_api.h"
 #include "kp_batch.h"
@@ -116,19 +117,24 @@ dp_requests_metrics_poll(void *arg)
 }
 
 void
-dp_req_advertised_resolve(struct dp_requests *q)
+dp_req_advertised_resolve(struct dp_requests *q, const struct dp_conn *conn)
 {
 	const struct dp_config *cfg = q->cfg;
 	const struct dp_listener *l = NULL;
 	unsigned li = 0;
 
-	if (q->port != 0)
-		return;
-	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+	/* Kafka's rule: this broker's endpoint on the listener the request came in on. */
+	q->host[0] = '\0';
+	q->port = 0;
+	if (conn != NULL && conn->listener >= 0 && (unsigned)conn->listener < cfg->n_listeners &&
+		!cfg->listener[conn->listener].controller) {
+		li = (unsigned)conn->listener;
+		l = &cfg->listener[li];
+	}
+	for (unsigned i = 0; i < cfg->n_listeners && l == NULL; i++) {
 		if (!cfg->listener[i].controller) {
 			l = &cfg->listener[i];
 			li = i;
-			break;
 		}
 	}
 	for (unsigned i = 0; l != NULL && i < cfg->n_advertised; i++) {
@@ -345,7 +351,7 @@ metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	rc = dp_req_begin(q, conn, h, r, &m, &buf);
 	if (rc < 0)
 		return rc;
-	dp_req_advertised_resolve(q);
+	dp_req_advertised_resolve(q, conn);
 	/* v0: an empty list means every topic; v1+: null means every topic. */
 	all = m.topics.count < 0 || (v == 0 && m.topics.count == 0);
 	n = all ? (int32_t)b->n_topics : m.topics.count;
@@ -375,10 +381,11 @@ metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		} else {
 			t = dp_broker_topic_find(b, want->name.ptr, (size_t)want->name.len);
 		}
+		rc = 0;
 		if (t == NULL && b->auto_create && (v < 4 || m.allow_auto_topic_creation)) {
-			rc = dp_broker_topic_create(b, want->name.ptr, (size_t)want->name.len,
-				b->num_partitions, NULL, &t);
-			if (rc < 0 && rc != -EINVAL)
+			/* dp_meta: here (local) or by the control process (LEADER_NOT_AVAILABLE). */
+			rc = dp_meta_autocreate(b, want->name.ptr, (size_t)want->name.len, &t);
+			if (rc < 0 && rc != -EINVAL && rc != -EINPROGRESS && rc != -ENOTCONN)
 				dp_log(DP_LOG_WARN, "auto-creating topic %.*s: %s", want->name.len,
 					want->name.ptr, strerror(-rc));
 			if (rc < 0)
@@ -386,10 +393,11 @@ metadata(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		}
 		if (t == NULL) {
 			rt->name = want->name;
-			rt->error_code = dp_broker_topic_name_valid(want->name.ptr,
-						 (size_t)want->name.len) ?
-				KP_ERR_UNKNOWN_TOPIC_OR_PARTITION :
-				KP_ERR_INVALID_TOPIC_EXCEPTION;
+			rt->error_code = !dp_broker_topic_name_valid(want->name.ptr,
+						  (size_t)want->name.len) ?
+				KP_ERR_INVALID_TOPIC_EXCEPTION :
+				rc == -EINPROGRESS || rc == -ENOTCONN || rc == -EAGAIN ?
+				KP_ERR_LEADER_NOT_AVAILABLE : KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 			continue;
 		}
 		if (metadata_topic_fill(q, rt, t) < 0)
@@ -478,7 +486,7 @@ dp_requests_init(struct dp_broker *b, const struct dp_config *cfg)
 	q->host[0] = '\0';
 	q->port = 0;
 	kp_arena_init(&q->arena, q->arena_buf, sizeof(q->arena_buf));
-	if (dp_produce_init(b) < 0 || dp_fetch_init(b, cfg) < 0)
+	if (dp_produce_init(b) < 0 || dp_fetch_init(b, cfg) < 0 || dp_meta_init(b) < 0)
 		return NULL;
 	q->apis.apis = served;
 	q->apis.n_apis = (int32_t)(sizeof(served) / sizeof(served[0]));

@@ -103,8 +103,12 @@ int32_t *dp_req_one_int32(struct kp_arena *a, int32_t v);
 /** The topic with id @id, or NULL. */
 struct dp_topic *dp_req_topic_by_id(struct dp_broker *b, const struct kp_uuid *id);
 
-/** Fill q->host/q->port from advertised.listeners (once). */
-void dp_req_advertised_resolve(struct dp_requests *q);
+/**
+ * Fill q->host/q->port with this broker's endpoint on the listener @conn came
+ * in on (its advertised.listeners entry, else its own host and bound port);
+ * the first listener's for a connection without one (the unix socket).
+ */
+void dp_req_advertised_resolve(struct dp_requests *q, const struct dp_conn *conn);
 
 /* ---- handlers (one file each group) ---- */
 

@@ -18,7 +18,8 @@ runs each test script under `ip netns exec slp-dpdk-...`), so the TAP
 interface and addresses never meet another test's.
 
 With control=PATH_TO_SLIPSTREAM_CONTROL the control process (consumer
-groups, committed offsets) runs beside the broker on the same configuration
+groups, committed offsets, the topic metadata log: control.metadata=controller
+unless the text sets it) runs beside the broker on the same configuration
 file: started after it, ready once it has loaded __consumer_offsets and the
 dataplane has connected to it. start_control(), stop_control() and
 kill_control() restart it on its own; stop() and kill() stop both.
@@ -66,6 +67,10 @@ class Broker:
         self.control_bin = control
         self.control_runs = 0
         self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
+        if control is not None and not re.search(r"^\s*control\.metadata\s*[=:]", conf_text,
+                                                 re.M):
+            # Topics live in the control process's metadata log (as scripts/run runs it).
+            conf_text = "control.metadata=controller\n" + conf_text
         with open(self.conf, "w") as f:
             f.write(transport_config(conf_text).replace("@CONF@", self.conf))
         self.log_path = self.conf + ".log"
