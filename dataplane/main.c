@@ -253,7 +253,8 @@ raise_nofile(const struct dp_config *cfg)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 		getrlimit(RLIMIT_NOFILE, &rl);
-		dp_log(rl.rlim_cur < want ? DP_LOG_WARN : DP_LOG_INFO,
+		/* Short of segment files only: storage closes idle ones (info). */
+		dp_log(rl.rlim_cur < conns + 512 + 1024 ? DP_LOG_WARN : DP_LOG_INFO,
 			"open files: RLIMIT_NOFILE %llu (%llu wanted: dataplane.max.connections "
 			"and segment files)",
 			(unsigned long long)rl.rlim_cur, (unsigned long long)want);

@@ -269,9 +269,14 @@ def client_across_restarts(tmp, port, b):
                   "retry.backoff.ms": 100, "reconnect.backoff.max.ms": 500,
                   "socket.timeout.ms": 10000})
     done = threading.Event()
+    stop_at = time.monotonic() + 240
 
     def run():
         for i in range(n):
+            # At most 300 records unacknowledged: the kill below must land
+            # mid-stream, not after a burst delivered the rest at once.
+            while i - delivered[0] - len(errors) > 300 and time.monotonic() < stop_at:
+                p.poll(0.05)
             while True:
                 try:
                     p.produce(topic, value=b"%d" % i, partition=i % parts,
