@@ -275,7 +275,7 @@ error_for(int16_t api_key, int rc, const char **msg)
 		*msg = "The partition count changed concurrently; retry.";
 		return KP_ERR_INVALID_PARTITIONS;
 	case -EDOM:
-		*msg = "Number of partitions must be between 1 and 1024.";
+		*msg = "Number of partitions must be between 1 and " CTL_META_PARTITIONS_TEXT ".";
 		return KP_ERR_INVALID_PARTITIONS;
 	case -EBADR:
 		*msg = "Invalid or unsupported topic config.";
@@ -394,7 +394,8 @@ create_topics(struct ctl_admin *a, struct pend *p, const struct kp_create_topics
 		}
 		if (parts < 1 || parts > CTL_META_MAX_PARTITIONS) {
 			set_err(&res[i].error_code, &res[i].error_message, KP_ERR_INVALID_PARTITIONS,
-				"Number of partitions must be between 1 and 1024.");
+				"Number of partitions must be between 1 and "
+				CTL_META_PARTITIONS_TEXT ".");
 			continue;
 		}
 		if (rf < 1 || (uint32_t)rf > brokers || rf > CTL_META_MAX_REPLICAS) {
@@ -561,8 +562,9 @@ create_partitions(struct ctl_admin *a, struct pend *p, const struct kp_create_pa
 		}
 		if (ct->count <= t->n_parts || ct->count > CTL_META_MAX_PARTITIONS) {
 			set_err(&res[i].error_code, &res[i].error_message, KP_ERR_INVALID_PARTITIONS,
-				ct->count <= t->n_parts ? "Number of partitions can only be increased." :
-							  "Number of partitions must be at most 1024.");
+				ct->count <= t->n_parts ?
+				"Number of partitions can only be increased." :
+				"Number of partitions must be at most " CTL_META_PARTITIONS_TEXT ".");
 			continue;
 		}
 		if (m->validate_only)
@@ -788,6 +790,110 @@ fail:
 	free(p->mem);
 	free(p);
 	return rc;
+}
+
+/* ---- the dataplane's import of a topic created in local mode ------------------------------- */
+
+struct import_wait {
+	struct ctl_admin *a;
+	uint64_t token;
+};
+
+static void
+import_answer(struct ctl_admin *a, uint64_t token, int16_t err)
+{
+	uint8_t *buf = malloc(2);
+
+	if (buf == NULL)
+		return; /* the dataplane's slot is answered when the channel closes */
+	buf[0] = (uint8_t)((uint16_t)err >> 8);
+	buf[1] = (uint8_t)err;
+	a->respond(a->arg, token, buf, 2);
+}
+
+static void
+import_done(void *arg, int rc)
+{
+	struct import_wait *w = arg;
+	const char *msg;
+	int16_t err = error_for(CTL_META_IMPORT_API, rc, &msg);
+
+	fprintf(stderr, "control: import of a topic from the dataplane: %s\n",
+		rc == 0 ? "done" : msg != NULL ? msg : "failed");
+	import_answer(w->a, w->token, err);
+	free(w);
+}
+
+int
+ctl_admin_import(struct ctl_admin *a, uint64_t token, const uint8_t *buf, size_t len)
+{
+	struct ctl_meta_rec r;
+	struct ctl_meta_topic t;
+	struct ctl_meta_buf b = {0};
+	struct import_wait *w;
+	int16_t err = KP_ERR_NONE;
+	size_t used = 0;
+	int rc = ctl_meta_rec_decode(buf, len, &r);
+
+	if (rc < 0)
+		return rc == -ENOMEM ? -ENOMEM : -EPROTO;
+	if (r.type != CTL_META_TOPIC) {
+		ctl_meta_rec_release(&r);
+		return -EPROTO;
+	}
+	memset(&t, 0, sizeof(t));
+	if (!name_valid(r.name.ptr, r.name.len))
+		err = KP_ERR_INVALID_TOPIC_EXCEPTION;
+	else if (r.n_parts < 1 || r.n_parts > CTL_META_MAX_PARTITIONS)
+		err = KP_ERR_INVALID_PARTITIONS;
+	else if (ctl_meta_topic_by_id(a->state, r.id) != NULL ||
+		ctl_meta_topic_find(a->state, r.name.ptr, (size_t)r.name.len) != NULL)
+		err = KP_ERR_TOPIC_ALREADY_EXISTS;
+	else if (ctl_meta_topic_deleted(a->state, r.id))
+		err = KP_ERR_UNKNOWN_TOPIC_ID; /* deleted through the log: not brought back */
+	for (int32_t i = 0; i < r.n_ops && err == KP_ERR_NONE; i++) {
+		struct kp_str k = {.ptr = r.ops[i].key.ptr, .len = r.ops[i].key.len};
+		struct kp_str v = {.ptr = r.ops[i].value.ptr, .len = r.ops[i].value.len};
+
+		if (!config_valid(k, v, true) ||
+			used + (size_t)k.len + (size_t)v.len + 3 > sizeof(t.configs)) {
+			err = KP_ERR_INVALID_CONFIG;
+			break;
+		}
+		used += (size_t)snprintf(t.configs + used, sizeof(t.configs) - used, "%s%.*s=%.*s",
+			used ? "\n" : "", k.len, k.ptr, v.len, v.ptr);
+	}
+	if (err != KP_ERR_NONE) {
+		fprintf(stderr, "control: import of topic %.*s from the dataplane refused (%s)\n",
+			(int)(r.name.len > 0 ? r.name.len : 0), r.name.ptr, kp_error_name(err));
+		ctl_meta_rec_release(&r);
+		import_answer(a, token, err);
+		return 0;
+	}
+	memcpy(t.id, r.id, 16);
+	memcpy(t.name, r.name.ptr, (size_t)r.name.len);
+	t.n_parts = r.n_parts;
+	t.parts = calloc((size_t)r.n_parts, sizeof(*t.parts));
+	w = malloc(sizeof(*w));
+	if (t.parts == NULL || w == NULL) {
+		free(t.parts);
+		free(w);
+		ctl_meta_rec_release(&r);
+		return -ENOMEM;
+	}
+	place(a, t.parts, 0, t.n_parts, 1);
+	ctl_meta_enc_topic(&b, &t);
+	free(t.parts);
+	fprintf(stderr, "control: importing topic %s (%d partitions) from the dataplane's table\n",
+		t.name, t.n_parts);
+	ctl_meta_rec_release(&r);
+	w->a = a;
+	w->token = token;
+	rc = b.err ? b.err : a->propose(a->arg, b.p, b.len, import_done, w);
+	ctl_meta_buf_free(&b);
+	if (rc < 0)
+		import_done(w, rc);
+	return 0;
 }
 
 /* ---- legacy import ------------------------------------------------------------------------- */

@@ -88,6 +88,19 @@ bool ctl_admin_ready(const struct ctl_admin *a);
 int ctl_admin_request(struct ctl_admin *a, uint64_t token, const uint8_t *frame, size_t len);
 
 /**
+ * Serve the dataplane's import of a topic the log lacks (CTL_META_IMPORT_API,
+ * ctl_meta.h): @rec (@len bytes, borrowed for the call) is its TOPIC record.
+ * The topic is validated (name, partition count, configs; its id and name
+ * not in the log, its id not one the log deleted) and appended with its id,
+ * name and configs, the partitions placed as CreateTopics places them (one
+ * replica). The answer through @respond is 2 bytes: the Kafka error code
+ * (0; TOPIC_ALREADY_EXISTS; UNKNOWN_TOPIC_ID for a deleted id; INVALID_*;
+ * NOT_CONTROLLER), after the commit.
+ * @return 0; -EPROTO (not a TOPIC record); -ENOMEM.
+ */
+int ctl_admin_import(struct ctl_admin *a, uint64_t token, const uint8_t *rec, size_t len);
+
+/**
  * Import the legacy topic table file @path (the dataplane's
  * `__slipstream_topics` format: "name hexid partitions k=v k=v" lines) as
  * TOPIC records into @out (a DELTA batch of them, begun at @out->len).

@@ -24,7 +24,14 @@
  * FULL batch of records inside an EnvelopeResponse with correlation id -1),
  * then every committed record the same way (DELTA), before the answer of
  * the request that made it. Group requests that arrive before
- * __consumer_offsets is loaded answer COORDINATOR_NOT_AVAILABLE.
+ * __consumer_offsets is loaded answer COORDINATOR_LOAD_IN_PROGRESS, as Kafka's
+ * (Heartbeat: NONE, as Kafka's).
+ *
+ * Start-up order: the metadata log first (its channel opens when it is
+ * applied), then __consumer_offsets, whose loading starts when the first
+ * dataplane has connected to that channel: in controller mode the store's
+ * CreateTopics goes through the dataplane to this process's ctl_admin, so
+ * sent earlier it could only answer NOT_CONTROLLER.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -54,6 +61,7 @@
 #define CTL_MAX_CONNS 16
 #define CTL_MAX_FRAME (64u << 20)
 #define K_ENVELOPE 58
+#define K_HEARTBEAT 12
 #define META_PUSH_CORR (-1) /* EnvelopeResponses carrying metadata batches */
 
 struct ctl_opts {
@@ -362,6 +370,44 @@ client_host_text(const struct kp_bytes *addr, char *buf, size_t cap)
 	}
 }
 
+/*
+ * A group request while __consumer_offsets is still loading: Kafka's
+ * COORDINATOR_LOAD_IN_PROGRESS (14, retriable), which the dataplane puts in
+ * the request's own shape. Heartbeat answers NONE, as Kafka's GroupCoordinator
+ * answers it "blindly" while loading: the member's group comes back with the
+ * load and fresh session timers, so nothing is gained by making it rejoin.
+ */
+static int
+answer_loading(struct ctl_main *m, struct chan_conn *c, int32_t corr, const uint8_t *inner,
+	size_t len)
+{
+	const struct kp_api_desc *d = kp_api_lookup(K_HEARTBEAT);
+	struct kp_request_header h;
+	struct kp_response_header rh;
+	struct kp_heartbeat_response hb;
+	struct kp_reader r;
+	struct kp_writer w;
+	struct kp_arena a;
+	uint8_t scratch[1024];
+	uint8_t out[64];
+
+	kp_arena_init(&a, scratch, sizeof(scratch));
+	kp_reader_init(&r, inner, len);
+	if (kp_request_header_read(&h, NULL, &r, &a) < 0 || h.request_api_key != K_HEARTBEAT ||
+		!kp_api_version_supported(d, h.request_api_version))
+		return send_envelope(m, c, corr, NULL, 0, KP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+	kp_response_header_init(&rh);
+	rh.correlation_id = h.correlation_id;
+	kp_heartbeat_response_init(&hb);
+	hb.error_code = KP_ERR_NONE;
+	kp_writer_init(&w, out, sizeof(out));
+	if (kp_response_header_encode(&rh, kp_api_response_header_version(d,
+		h.request_api_version), &w) < 0 ||
+		kp_heartbeat_response_encode(&hb, h.request_api_version, &w) < 0 || w.err)
+		return send_envelope(m, c, corr, NULL, 0, KP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+	return send_envelope(m, c, corr, out, kp_writer_len(&w), 0);
+}
+
 static int
 handle_envelope(struct ctl_main *m, struct chan_conn *c, const uint8_t *frame, uint32_t len)
 {
@@ -384,6 +430,18 @@ handle_envelope(struct ctl_main *m, struct chan_conn *c, const uint8_t *frame, u
 	if (e.request_data.len >= 2) {
 		int16_t key = (int16_t)(e.request_data.ptr[0] << 8 | e.request_data.ptr[1]);
 
+		if (key == CTL_META_IMPORT_API) {
+			/* The dataplane's own request: key, version, correlation id, the record. */
+			rc = e.request_data.len > 8 ? ctl_admin_import(m->admin,
+				(uint64_t)c->id << 32 | (uint32_t)h.correlation_id,
+				e.request_data.ptr + 8, (size_t)e.request_data.len - 8) : -EPROTO;
+			if (rc < 0)
+				return send_envelope(m, c, h.correlation_id, NULL, 0,
+					rc == -ENOMEM ? KP_ERR_UNKNOWN_SERVER_ERROR :
+					KP_ERR_INVALID_REQUEST);
+			return 0;
+		}
+
 		if (ctl_admin_serves(key)) {
 			rc = ctl_admin_request(m->admin,
 				(uint64_t)c->id << 32 | (uint32_t)h.correlation_id, e.request_data.ptr,
@@ -396,9 +454,9 @@ handle_envelope(struct ctl_main *m, struct chan_conn *c, const uint8_t *frame, u
 			return 0;
 		}
 	}
-	if (!m->store_loaded) /* the dataplane answers in the request's shape */
-		return send_envelope(m, c, h.correlation_id, NULL, 0,
-			KP_ERR_COORDINATOR_NOT_AVAILABLE);
+	if (!m->store_loaded)
+		return answer_loading(m, c, h.correlation_id, e.request_data.ptr,
+			(size_t)e.request_data.len);
 	client_host_text(&e.client_host_address, host, sizeof(host));
 	rc = ctl_coord_request(m->coord, (uint64_t)c->id << 32 | (uint32_t)h.correlation_id,
 		e.request_data.ptr, (size_t)e.request_data.len, host, ctl_now_ms());
@@ -471,6 +529,8 @@ listen_event(void *arg, int fd, uint32_t events)
 			continue;
 		}
 		conn_watch(m, c);
+		/* The dataplane can forward the store's CreateTopics now (see the top). */
+		ctl_store_start(m->store);
 	}
 }
 

@@ -225,6 +225,17 @@ ctl_meta_enc_imported(struct ctl_meta_buf *b)
 	put_head(b, CTL_META_IMPORTED);
 }
 
+void
+ctl_meta_enc_deleted(struct ctl_meta_buf *b, const struct ctl_meta_state *s)
+{
+	uint32_t first = s->n_deleted < CTL_META_MAX_DELETED ? 0 : s->deleted_at;
+
+	put_head(b, CTL_META_DELETED);
+	put_u32(b, s->n_deleted);
+	for (uint32_t i = 0; i < s->n_deleted; i++)
+		put_raw(b, s->deleted[(first + i) % CTL_META_MAX_DELETED], 16);
+}
+
 /* ---- decoder ------------------------------------------------------------------------------- */
 
 static void
@@ -399,6 +410,14 @@ ctl_meta_rec_decode(const uint8_t *buf, size_t len, struct ctl_meta_rec *rec)
 		break;
 	}
 	case CTL_META_IMPORTED:
+		break;
+	case CTL_META_DELETED:
+		rec->n_ids = kp_rd_uint32(&r);
+		if (r.err || rec->n_ids > CTL_META_MAX_DELETED)
+			return -EPROTO;
+		rec->ids = kp_rd_take(&r, (size_t)rec->n_ids * 16);
+		if (rec->ids == NULL && rec->n_ids > 0)
+			return -EPROTO;
 		break;
 	default:
 		return -EPROTONOSUPPORT;
@@ -689,6 +708,25 @@ ctl_meta_topic_by_id(const struct ctl_meta_state *s, const uint8_t id[16])
 	return NULL;
 }
 
+static void
+deleted_add(struct ctl_meta_state *s, const uint8_t id[16])
+{
+	memcpy(s->deleted[s->deleted_at], id, 16);
+	s->deleted_at = (s->deleted_at + 1) % CTL_META_MAX_DELETED;
+	if (s->n_deleted < CTL_META_MAX_DELETED)
+		s->n_deleted++;
+}
+
+bool
+ctl_meta_topic_deleted(const struct ctl_meta_state *s, const uint8_t id[16])
+{
+	for (uint32_t i = 0; i < s->n_deleted; i++) {
+		if (memcmp(s->deleted[i], id, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
 const struct ctl_meta_broker *
 ctl_meta_broker_find(const struct ctl_meta_state *s, int32_t node_id)
 {
@@ -791,6 +829,7 @@ apply_delete(struct ctl_meta_state *s, const struct ctl_meta_rec *r)
 	for (uint32_t i = 0; i < s->n_topics; i++) {
 		if (memcmp(s->topics[i]->id, r->id, 16) != 0)
 			continue;
+		deleted_add(s, r->id);
 		topic_free(s->topics[i]);
 		memmove(&s->topics[i], &s->topics[i + 1],
 			sizeof(s->topics[0]) * (s->n_topics - i - 1));
@@ -842,6 +881,12 @@ ctl_meta_apply(struct ctl_meta_state *s, const uint8_t *buf, size_t len)
 	case CTL_META_IMPORTED:
 		s->imported = true;
 		break;
+	case CTL_META_DELETED:
+		s->n_deleted = 0;
+		s->deleted_at = 0;
+		for (uint32_t i = 0; i < r.n_ids; i++)
+			deleted_add(s, r.ids + 16 * (size_t)i);
+		break;
 	default:
 		rc = -EPROTONOSUPPORT;
 	}
@@ -871,6 +916,11 @@ ctl_meta_snapshot(const struct ctl_meta_state *s, struct ctl_meta_buf *b)
 	if (s->imported) {
 		rec.len = 0;
 		ctl_meta_enc_imported(&rec);
+		ctl_meta_batch_add(b, start, rec.p, rec.len);
+	}
+	if (s->n_deleted > 0) {
+		rec.len = 0;
+		ctl_meta_enc_deleted(&rec, s);
 		ctl_meta_batch_add(b, start, rec.p, rec.len);
 	}
 	if (rec.err && b->err == 0)

@@ -28,6 +28,9 @@
  *     BROKER       node_id:int32 rack:str (0xffff: null)
  *                  n_listeners:uint8 n x { name:str host:str port:int32 }
  *     IMPORTED     (empty) the legacy topic table (__slipstream_topics) was imported
+ *     DELETED      n:uint32 (at most CTL_META_MAX_DELETED) n x id[16]: the ids of the
+ *                  topics deleted last, oldest first (snapshots: the state's memory
+ *                  of deletions, replaced by the record's)
  *
  * Trailing bytes after a body are ignored (a later minor addition); a
  * record whose body is short or whose counts lie is -EPROTO.
@@ -55,12 +58,43 @@
 #define CTL_META_VERSION 1
 #define CTL_META_NAME_MAX 249        /* Kafka's topic-name limit */
 #define CTL_META_MAX_TOPICS 1024     /* as the dataplane's table */
-#define CTL_META_MAX_PARTITIONS 1024 /* per topic */
+/*
+ * Partitions per topic: the dataplane's limit (DP_BROKER_MAX_PARTITIONS,
+ * checked in dp_meta.c). A topic's partitions travel in its one TOPIC record,
+ * so creating a topic is one atomic log entry (KRaft writes a TopicRecord and
+ * one PartitionRecord per partition in one batch for the same reason). The
+ * record is bounded: at most 16384 x (5 + 4 x CTL_META_MAX_REPLICAS) bytes of
+ * partitions plus names and configs, CTL_META_REC_MAX, below libraft's 8 MiB
+ * segments and the channel's 64 MiB frames.
+ */
+#define CTL_META_MAX_PARTITIONS 16384
+#define CTL_META_PARTITIONS_TEXT "16384" /* for error messages */
 #define CTL_META_MAX_REPLICAS 16
 #define CTL_META_CONFIGS_MAX 1024    /* bytes of "k=v\nk=v" */
 #define CTL_META_MAX_BROKERS 64
 #define CTL_META_MAX_LISTENERS 8
+/*
+ * Ids of deleted topics the state remembers (the newest): a dataplane that
+ * was away when a topic was deleted tells a topic deleted through the log
+ * (its id is here: delete it) from one the log never had (created in local
+ * mode: import it, dp_meta.c).
+ */
+#define CTL_META_MAX_DELETED 4096
+/*
+ * The private API key of the dataplane's import request (inside an Envelope,
+ * like the forwarded admin APIs): a TOPIC record of a topic its table has and
+ * the log does not (created in control.metadata=local mode), for the control
+ * process to append as it is. Never a Kafka key, and the dataplane forwards
+ * no client request with it. Inner frame: key:int16 version:int16 (0)
+ * correlation id:int32, then the record; answered with an EnvelopeResponse
+ * without data whose error code says the outcome (0, TOPIC_ALREADY_EXISTS ...).
+ */
+#define CTL_META_IMPORT_API 32100
 #define CTL_META_STR_MAX 255         /* listener names, hosts, racks, config keys/values */
+/** The largest record (a TOPIC record with every bound reached), bytes. */
+#define CTL_META_REC_MAX (64 + CTL_META_NAME_MAX + \
+	CTL_META_MAX_PARTITIONS * (5 + 4 * CTL_META_MAX_REPLICAS) + 2 + \
+	CTL_META_CONFIGS_MAX * 3)
 
 enum ctl_meta_type {
 	CTL_META_TOPIC = 1,
@@ -69,6 +103,7 @@ enum ctl_meta_type {
 	CTL_META_TOPIC_DELETE = 4,
 	CTL_META_BROKER = 5,
 	CTL_META_IMPORTED = 6,
+	CTL_META_DELETED = 7,
 };
 
 enum ctl_meta_batch_kind {
@@ -128,6 +163,8 @@ struct ctl_meta_rec {
 	int32_t n_ops;                /* TOPIC (as SET ops), CONFIGS */
 	struct ctl_meta_cfg_op *ops;
 	struct ctl_meta_broker broker; /* BROKER */
+	uint32_t n_ids;               /* DELETED */
+	const uint8_t *ids;           /* DELETED: n_ids x 16 bytes, borrowed */
 };
 
 struct ctl_meta_topic {
@@ -145,6 +182,10 @@ struct ctl_meta_state {
 	struct ctl_meta_broker brokers[CTL_META_MAX_BROKERS];
 	uint32_t n_brokers;
 	bool imported;       /* a CTL_META_IMPORTED record was applied */
+	/* Deleted topic ids, a ring: the newest CTL_META_MAX_DELETED. */
+	uint8_t deleted[CTL_META_MAX_DELETED][16];
+	uint32_t n_deleted;  /* entries used (at most CTL_META_MAX_DELETED) */
+	uint32_t deleted_at; /* next slot to write (the oldest once full) */
 	uint64_t applied;    /* records applied since creation or the last restore */
 };
 
@@ -194,6 +235,9 @@ void ctl_meta_enc_broker(struct ctl_meta_buf *b, const struct ctl_meta_broker *b
 /** Append an IMPORTED record. */
 void ctl_meta_enc_imported(struct ctl_meta_buf *b);
 
+/** Append a DELETED record of @s's remembered deleted ids (oldest first). */
+void ctl_meta_enc_deleted(struct ctl_meta_buf *b, const struct ctl_meta_state *s);
+
 /* ---- batches ---------------------------------------------------------------------------- */
 
 /** Start a batch of @kind in @b (empty, or appended to). Records follow with ..._batch_add. */
@@ -241,7 +285,7 @@ int ctl_meta_apply(struct ctl_meta_state *s, const uint8_t *buf, size_t len);
 
 /**
  * The whole state as a FULL batch (BROKER records, TOPIC records in table
- * order, IMPORTED if set), appended to @b. @return 0 or -ENOMEM.
+ * order, IMPORTED if set, DELETED if any), appended to @b. @return 0 or -ENOMEM.
  */
 int ctl_meta_snapshot(const struct ctl_meta_state *s, struct ctl_meta_buf *b);
 
@@ -258,6 +302,9 @@ struct ctl_meta_topic *ctl_meta_topic_find(const struct ctl_meta_state *s, const
 
 /** The topic with id @id, or NULL. */
 struct ctl_meta_topic *ctl_meta_topic_by_id(const struct ctl_meta_state *s, const uint8_t id[16]);
+
+/** Was a topic with id @id deleted (one of the newest CTL_META_MAX_DELETED deletions)? */
+bool ctl_meta_topic_deleted(const struct ctl_meta_state *s, const uint8_t id[16]);
 
 /** The broker @node_id, or NULL. */
 const struct ctl_meta_broker *ctl_meta_broker_find(const struct ctl_meta_state *s,

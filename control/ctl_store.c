@@ -76,6 +76,8 @@ struct ctl_store {
 	int64_t *next;
 	int64_t loaded_records;
 	bool round_progress;     /* some partition advanced in the last Fetch */
+	bool started;            /* ctl_store_start() called: connecting allowed */
+	bool retrying;           /* down for an expected retry: the next connect is not news */
 	int64_t last_try_ms;
 	int64_t last_send_ms;    /* keepalive: an ApiVersions when idle keepalive_ms */
 	int64_t keepalive_ms;
@@ -103,8 +105,9 @@ store_down(struct ctl_store *s, const char *why)
 {
 	int64_t now = ctl_now_ms();
 
-	if (s->state != ST_DOWN)
+	if (s->state != ST_DOWN && why != NULL) /* NULL: an expected retry, said elsewhere */
 		slog("dataplane connection %s lost (%s); reconnecting", s->path, why);
+	s->retrying = why == NULL;
 	if (s->link.fd >= 0) {
 		ctl_loop_unwatch(s->loop, s->link.fd);
 		ctl_link_close(&s->link);
@@ -409,6 +412,15 @@ handle_response(struct ctl_store *s, struct inflight *f, struct kp_reader *r, st
 		struct kp_create_topics_response *m = msg;
 		int16_t e = m->topics.count == 1 ? m->topics.items[0].error_code : -1;
 
+		if (e == KP_ERR_NOT_CONTROLLER) {
+			/*
+			 * Expected for a moment after a restart of the dataplane: its
+			 * channel to this process is not connected yet (it retries every
+			 * 250 ms), so the creation it forwards to the metadata log
+			 * answers NOT_CONTROLLER. Retried quietly after STORE_RETRY_MS.
+			 */
+			return -EAGAIN;
+		}
 		if (e != KP_ERR_NONE && e != KP_ERR_TOPIC_ALREADY_EXISTS) {
 			slog("creating %s failed (error %d)", CTL_OFFSETS_TOPIC, e);
 			return -EIO;
@@ -547,7 +559,7 @@ store_event(void *arg, int fd, uint32_t events)
 		rc = 0;
 	}
 	if (rc < 0) {
-		store_down(s, "error");
+		store_down(s, rc == -EAGAIN ? NULL : "error");
 		return;
 	}
 	if (s->link.fd >= 0)
@@ -570,7 +582,7 @@ store_timer(void *arg, int64_t now)
 			store_down(s, "send");
 		return;
 	}
-	if (s->state != ST_DOWN || now - s->last_try_ms < STORE_RETRY_MS)
+	if (!s->started || s->state != ST_DOWN || now - s->last_try_ms < STORE_RETRY_MS)
 		return;
 	s->last_try_ms = now;
 	memset(&sa, 0, sizeof(sa));
@@ -584,7 +596,8 @@ store_timer(void *arg, int64_t now)
 		return;
 	}
 	ctl_link_init(&s->link, fd, STORE_MAX_FRAME);
-	fprintf(stderr, "control: connected to the dataplane at %s\n", s->path);
+	if (!s->retrying)
+		fprintf(stderr, "control: connected to the dataplane at %s\n", s->path);
 	if (send_create(s) < 0)
 		store_down(s, "send");
 }
@@ -611,6 +624,12 @@ ctl_store_create(struct ctl_loop *l, const char *path, int32_t partitions, ctl_s
 		return NULL;
 	}
 	return s;
+}
+
+void
+ctl_store_start(struct ctl_store *s)
+{
+	s->started = true;
 }
 
 void

@@ -39,6 +39,14 @@ typedef void (*ctl_store_ready_fn)(void *arg);
 struct ctl_store *ctl_store_create(struct ctl_loop *l, const char *path, int32_t partitions,
 	ctl_store_ready_fn ready, void *ready_arg);
 
+/**
+ * Let the store connect (it is created held): the control process calls it
+ * once the dataplane is connected to its channel, so that the topic's
+ * creation, forwarded by a dataplane in controller mode, can be served.
+ * Later calls do nothing.
+ */
+void ctl_store_start(struct ctl_store *s);
+
 /** Give the store its coordinator (loads go there; completions too). */
 void ctl_store_set_coord(struct ctl_store *s, struct ctl_coord *c);
 

@@ -750,21 +750,89 @@ peer_address(struct dp_conn *conn, uint8_t *out)
 	return inet_pton(AF_INET, name, out) == 1 ? 4 : 0;
 }
 
+/* A free forwarding slot (its index in *@slot), or NULL. */
+static struct fwd *
+slot_take(uint32_t *slot)
+{
+	if (g.n_inflight == DP_CTL_MAX_INFLIGHT || g.out_len > DP_CTL_MAX_OUT)
+		return NULL;
+	for (uint32_t i = 0; i < DP_CTL_MAX_INFLIGHT; i++) {
+		*slot = (g.next_slot + i) % DP_CTL_MAX_INFLIGHT;
+		if (!g.fwd[*slot].used) {
+			g.next_slot = *slot + 1;
+			return &g.fwd[*slot];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Queue an Envelope of @inner (@inner_len bytes: a request header and body,
+ * borrowed) for slot @slot, with the client's address @addr (@addr_len
+ * bytes, 0: none), and record @f as in flight: api key @key, version
+ * @version, the client's @conn, @req and @client_corr; @body (malloc'd, the
+ * request body, consumed on success) for answering it in its shape later.
+ * @return 0, -EAGAIN (no memory), -EPROTO.
+ */
+static int
+queue_envelope(struct fwd *f, uint32_t slot, const uint8_t *inner, size_t inner_len,
+	const uint8_t *addr, int32_t addr_len)
+{
+	struct kp_request_header eh;
+	struct kp_envelope_request e;
+	struct kp_writer w;
+	size_t start;
+	int rc;
+
+	kp_envelope_request_init(&e);
+	e.request_data.ptr = inner;
+	e.request_data.len = (int32_t)inner_len;
+	e.request_principal.ptr = NULL;
+	e.request_principal.len = -1;
+	e.client_host_address.ptr = addr;
+	e.client_host_address.len = addr_len;
+	kp_request_header_init(&eh);
+	eh.request_api_key = K_ENVELOPE;
+	eh.request_api_version = 0;
+	g.seq = (g.seq + 1) & 0x1fffff;
+	eh.correlation_id = (int32_t)(g.seq << DP_CTL_SLOT_BITS | slot);
+	eh.client_id.ptr = "slipstream-dataplane";
+	eh.client_id.len = (int32_t)strlen(eh.client_id.ptr);
+	if (grow(&g.out, &g.out_cap, g.out_len + inner_len + 256) < 0)
+		return -EAGAIN;
+	start = g.out_len;
+	kp_writer_init(&w, g.out + start + 4, g.out_cap - start - 4);
+	rc = kp_request_header_write(&eh, &w);
+	if (rc == 0)
+		rc = kp_envelope_request_encode(&e, 0, &w);
+	if (rc < 0 || w.err)
+		return -EPROTO;
+	{
+		uint32_t n = (uint32_t)kp_writer_len(&w);
+
+		g.out[start] = (uint8_t)(n >> 24);
+		g.out[start + 1] = (uint8_t)(n >> 16);
+		g.out[start + 2] = (uint8_t)(n >> 8);
+		g.out[start + 3] = (uint8_t)n;
+		g.out_len = start + 4 + n;
+	}
+	f->used = true;
+	f->corr = eh.correlation_id;
+	g.n_inflight++;
+	return 0;
+}
+
 static int
 forward(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	struct kp_reader *r)
 {
-	const struct kp_api_desc *env = kp_api_lookup(K_ENVELOPE);
 	size_t body_len = kp_reader_remaining(r);
-	struct kp_request_header eh;
-	struct kp_envelope_request e;
 	struct kp_writer w;
 	uint8_t addr[16];
 	uint8_t *inner;
 	size_t inner_cap;
 	struct fwd *f = NULL;
 	uint32_t slot = 0;
-	size_t start;
 	int rc;
 
 	if ((g.fd < 0 || rte_lcore_id() != g.lcore) && conn == NULL)
@@ -772,18 +840,9 @@ forward(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 	if (g.fd < 0 || rte_lcore_id() != g.lcore)
 		return reply_error(conn, req, h->request_api_key, h->request_api_version,
 			h->correlation_id, r->p, (uint32_t)body_len, away_error(h->request_api_key));
-	if (g.n_inflight == DP_CTL_MAX_INFLIGHT || g.out_len > DP_CTL_MAX_OUT)
-		return -EAGAIN;
-	for (uint32_t i = 0; i < DP_CTL_MAX_INFLIGHT; i++) {
-		slot = (g.next_slot + i) % DP_CTL_MAX_INFLIGHT;
-		if (!g.fwd[slot].used) {
-			f = &g.fwd[slot];
-			break;
-		}
-	}
+	f = slot_take(&slot);
 	if (f == NULL)
 		return -EAGAIN;
-	g.next_slot = slot + 1;
 	/* The client's frame again: its header (as decoded) and body. */
 	inner_cap = body_len + 1024 + (h->client_id.len > 0 ? (size_t)h->client_id.len : 0);
 	for (uint32_t i = 0; i < h->unknown_tags.count; i++)
@@ -806,59 +865,41 @@ forward(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
 		f->body = NULL;
 		return -EPROTO;
 	}
-	kp_envelope_request_init(&e);
-	e.request_data.ptr = inner;
-	e.request_data.len = (int32_t)kp_writer_len(&w);
-	e.request_principal.ptr = NULL;
-	e.request_principal.len = -1;
-	e.client_host_address.ptr = addr;
-	e.client_host_address.len = conn != NULL ? peer_address(conn, addr) : 0;
-	kp_request_header_init(&eh);
-	eh.request_api_key = K_ENVELOPE;
-	eh.request_api_version = 0;
-	g.seq = (g.seq + 1) & 0x1fffff;
-	eh.correlation_id = (int32_t)(g.seq << DP_CTL_SLOT_BITS | slot);
-	eh.client_id.ptr = "slipstream-dataplane";
-	eh.client_id.len = (int32_t)strlen(eh.client_id.ptr);
-	if (grow(&g.out, &g.out_cap, g.out_len + (size_t)e.request_data.len + 256) < 0) {
-		free(inner);
-		free(f->body);
-		f->body = NULL;
-		return -EAGAIN;
-	}
-	start = g.out_len;
-	kp_writer_init(&w, g.out + start + 4, g.out_cap - start - 4);
-	rc = kp_request_header_write(&eh, &w);
-	if (rc == 0)
-		rc = kp_envelope_request_encode(&e, 0, &w);
+	rc = queue_envelope(f, slot, inner, kp_writer_len(&w), addr,
+		conn != NULL ? peer_address(conn, addr) : 0);
 	free(inner);
-	if (rc < 0 || w.err) {
+	if (rc < 0) {
 		free(f->body);
 		f->body = NULL;
-		return -EPROTO;
+		return rc;
 	}
-	{
-		uint32_t n = (uint32_t)kp_writer_len(&w);
-
-		g.out[start] = (uint8_t)(n >> 24);
-		g.out[start + 1] = (uint8_t)(n >> 16);
-		g.out[start + 2] = (uint8_t)(n >> 8);
-		g.out[start + 3] = (uint8_t)n;
-		g.out_len = start + 4 + n;
-	}
-	(void)env;
-	f->used = true;
-	f->corr = eh.correlation_id;
 	f->conn = conn;
 	f->req = req;
 	f->api_key = h->request_api_key;
 	f->version = h->request_api_version;
 	f->client_corr = h->correlation_id;
 	f->body_len = (uint32_t)body_len;
-	g.n_inflight++;
 	if (flush_out() < 0)
 		ctl_away("send failed"); /* answers this request too */
 	return 0;
+}
+
+/* The control process's answer to a topic import (a 2-byte error code). */
+static void
+import_answered(const struct fwd *f, const struct kp_envelope_response *e)
+{
+	const char *name = f->body != NULL ? (const char *)f->body : "?";
+	int16_t err = e->error_code;
+
+	if (err == 0 && e->response_data.len >= 2)
+		err = (int16_t)(e->response_data.ptr[0] << 8 | e->response_data.ptr[1]);
+	else if (err == 0)
+		err = KP_ERR_UNKNOWN_SERVER_ERROR;
+	if (err == KP_ERR_NONE)
+		dp_log(DP_LOG_INFO, "metadata: topic %s imported into the metadata log", name);
+	else
+		dp_log(DP_LOG_ERROR, "metadata: the control process did not import topic %s (%s); "
+			"it is kept here", name, kp_error_name(err));
 }
 
 /* One EnvelopeResponse from the control process. */
@@ -889,7 +930,10 @@ relay(const uint8_t *frame, uint32_t len)
 	if (!f->used || f->corr != rh.correlation_id)
 		return 0; /* answered already (the channel went away and came back) */
 	if (f->conn == NULL) {
-		fwd_release(f); /* our own request (auto-creation): the push says the rest */
+		/* Our own request (auto-creation, import): the push says the rest. */
+		if (f->api_key == DP_CTL_IMPORT_API)
+			import_answered(f, &e);
+		fwd_release(f);
 		return 0;
 	}
 	if (e.error_code != 0 || e.response_data.len < 4) {
@@ -1033,6 +1077,47 @@ dp_ctl_topic_autocreate(const char *name, size_t len)
 	kp_reader_init(&r, body, kp_writer_len(&w));
 	rc = forward(NULL, 0, &h, &r);
 	return rc < 0 ? rc : -EINPROGRESS;
+}
+
+int
+dp_ctl_topic_import(const char *name, const uint8_t *rec, size_t len)
+{
+	struct fwd *f;
+	uint8_t *inner;
+	uint32_t slot = 0;
+	int rc;
+
+	if (g.meta_local || g.fd < 0 || rte_lcore_id() != g.lcore)
+		return -ENOTCONN;
+	f = slot_take(&slot);
+	if (f == NULL)
+		return -EAGAIN;
+	inner = malloc(8 + len);
+	f->body = (uint8_t *)strdup(name); /* for the log line of the answer */
+	if (inner == NULL || f->body == NULL) {
+		free(inner);
+		free(f->body);
+		f->body = NULL;
+		return -EAGAIN;
+	}
+	/* key, version 0, correlation id 0 (CTL_META_IMPORT_API's inner frame), the record */
+	inner[0] = (uint8_t)(DP_CTL_IMPORT_API >> 8);
+	inner[1] = (uint8_t)DP_CTL_IMPORT_API;
+	memset(inner + 2, 0, 6);
+	memcpy(inner + 8, rec, len);
+	rc = queue_envelope(f, slot, inner, 8 + len, NULL, 0);
+	free(inner);
+	if (rc < 0) {
+		free(f->body);
+		f->body = NULL;
+		return rc;
+	}
+	f->conn = NULL;
+	f->api_key = DP_CTL_IMPORT_API;
+	f->body_len = (uint32_t)strlen(name);
+	if (flush_out() < 0)
+		ctl_away("send failed");
+	return -EINPROGRESS;
 }
 
 static bool

@@ -96,6 +96,19 @@ void dp_ctl_meta_hook(int (*fn)(void *arg, const uint8_t *buf, size_t len), void
  */
 int dp_ctl_topic_autocreate(const char *name, size_t len);
 
+/** control/ctl_meta.h's CTL_META_IMPORT_API (dp_meta.c checks they agree). */
+#define DP_CTL_IMPORT_API 32100
+
+/**
+ * Ask the control process to import topic @name of the broker's table, which
+ * the metadata log lacks: @rec (@len bytes, borrowed, copied) is its ctl_meta
+ * TOPIC record, sent as a DP_CTL_IMPORT_API request. The answer is only
+ * logged; the topic arrives in the copy with the push that follows its
+ * commit. The broker's lcore only.
+ * @return -EINPROGRESS (sent), -ENOTCONN (away, or local mode), -EAGAIN (no slot).
+ */
+int dp_ctl_topic_import(const char *name, const uint8_t *rec, size_t len);
+
 /** Close the channel and free what dp_ctl_init() allocated (after the reactors stop). */
 void dp_ctl_fini(void);
 

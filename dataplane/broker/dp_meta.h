@@ -10,8 +10,9 @@
  * committed record (control/ctl_meta.h batches, relayed by dp_ctl). dp_meta
  * applies them to a ctl_meta_state, then dp_meta_reconcile() makes the
  * broker's table match it: topics it lacks are created with their ids,
- * topics the state no longer has are deleted (their logs closed and
- * removed), partition counts grow, changed configs are set. The broker's
+ * topics the log deleted are deleted (their logs closed and removed),
+ * topics the log never had (created in local mode) are kept and sent to be
+ * imported into the log, partition counts grow, changed configs are set. The broker's
  * `__slipstream_topics` file stays the dataplane's durable copy, so a
  * dataplane restarted while the control process is away serves the topics
  * it last knew.

@@ -191,6 +191,147 @@ test_lying_counts(void **state)
 	assert_int_equal(ctl_meta_rec_decode(rec, sizeof(rec), &r), -EPROTO);
 }
 
+/*
+ * The dataplane's partition limit in one record: a topic of
+ * CTL_META_MAX_PARTITIONS partitions with CTL_META_MAX_REPLICAS replicas each
+ * (the largest TOPIC record) encodes within CTL_META_REC_MAX, decodes and
+ * applies; one partition more is refused on both paths.
+ */
+static void
+test_partition_limit(void **state)
+{
+	struct ctl_meta_state *s = ctl_meta_state_create();
+	struct ctl_meta_buf b = {0};
+	struct ctl_meta_topic t;
+	struct ctl_meta_topic *got;
+	struct ctl_meta_part one = {.leader = 1, .n_replicas = 1, .replicas = {1}};
+	struct ctl_meta_rec r;
+	char cfg[CTL_META_CONFIGS_MAX];
+	size_t used = 0;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(CTL_META_MAX_PARTITIONS, 16384);
+	memset(&t, 0, sizeof(t));
+	make_id(t.id, 9);
+	memset(t.name, 'w', CTL_META_NAME_MAX);
+	t.n_parts = CTL_META_MAX_PARTITIONS;
+	t.parts = calloc((size_t)t.n_parts, sizeof(*t.parts));
+	assert_non_null(t.parts);
+	for (int32_t i = 0; i < t.n_parts; i++) {
+		t.parts[i].leader = i;
+		t.parts[i].n_replicas = CTL_META_MAX_REPLICAS;
+		for (int k = 0; k < CTL_META_MAX_REPLICAS; k++)
+			t.parts[i].replicas[k] = i + k;
+	}
+	/* Configs filling the text limit with the shortest lines (the most bytes encoded). */
+	for (int n = 0; used + 5 < sizeof(cfg); n++) {
+		used += (size_t)snprintf(cfg + used, sizeof(cfg) - used, "%s%c%c=", used ? "\n" : "",
+			'a' + n % 26, 'a' + n / 26);
+	}
+	snprintf(t.configs, sizeof(t.configs), "%s", cfg);
+	ctl_meta_enc_topic(&b, &t);
+	assert_int_equal(b.err, 0);
+	assert_true(b.len <= CTL_META_REC_MAX);
+	assert_true(b.len > (size_t)CTL_META_MAX_PARTITIONS * (5 + 4 * CTL_META_MAX_REPLICAS));
+	assert_int_equal(ctl_meta_apply(s, b.p, b.len), 0);
+	got = ctl_meta_topic_by_id(s, t.id);
+	assert_non_null(got);
+	assert_int_equal(got->n_parts, CTL_META_MAX_PARTITIONS);
+	assert_int_equal(got->parts[16383].leader, 16383);
+	assert_int_equal(got->parts[16383].replicas[15], 16383 + 15);
+	/* One more through a PARTITIONS record: over the limit. */
+	b.len = 0;
+	ctl_meta_enc_partitions(&b, t.id, CTL_META_MAX_PARTITIONS, 1, &one);
+	assert_int_equal(apply_buf(s, &b), -EDOM);
+	assert_int_equal(got->n_parts, CTL_META_MAX_PARTITIONS);
+	/* A TOPIC record of limit + 1 partitions does not decode. */
+	t.parts = realloc(t.parts, sizeof(*t.parts) * (CTL_META_MAX_PARTITIONS + 1));
+	assert_non_null(t.parts);
+	t.parts[CTL_META_MAX_PARTITIONS] = one;
+	t.n_parts = CTL_META_MAX_PARTITIONS + 1;
+	make_id(t.id, 10);
+	t.name[0] = 'v';
+	b.len = 0;
+	ctl_meta_enc_topic(&b, &t);
+	assert_int_equal(b.err, 0);
+	assert_int_equal(ctl_meta_rec_decode(b.p, b.len, &r), -EPROTO);
+	assert_int_equal(apply_buf(s, &b), -EPROTO);
+	assert_int_equal(s->n_topics, 1);
+	free(t.parts);
+	ctl_meta_buf_free(&b);
+	ctl_meta_state_destroy(s);
+}
+
+/*
+ * Deleted topic ids: remembered by TOPIC_DELETE, the newest
+ * CTL_META_MAX_DELETED kept, carried by a snapshot (a DELETED record) and
+ * restored in order; a DELETED record that lies about its count is refused.
+ */
+static void
+test_deleted_ids(void **state)
+{
+	struct ctl_meta_state *s = ctl_meta_state_create();
+	struct ctl_meta_state *r = ctl_meta_state_create();
+	struct ctl_meta_buf b = {0};
+	struct ctl_meta_buf snap = {0};
+	struct ctl_meta_rec rec;
+	uint8_t id[16];
+	uint8_t first[16];
+	int n = CTL_META_MAX_DELETED + 3;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(r);
+	for (int i = 0; i < n; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "d%d", i);
+		enc_topic(&b, 1, name, 1, 1, "");
+		memset(b.p + 2, 0, 16);
+		memcpy(b.p + 2, &i, sizeof(i)); /* a distinct id per topic */
+		memcpy(id, b.p + 2, 16);
+		if (i == 0)
+			memcpy(first, id, 16);
+		assert_int_equal(apply_buf(s, &b), 0);
+		assert_false(ctl_meta_topic_deleted(s, id));
+		b.len = 0;
+		ctl_meta_enc_topic_delete(&b, id, name);
+		assert_int_equal(apply_buf(s, &b), 0);
+		assert_true(ctl_meta_topic_deleted(s, id));
+	}
+	assert_int_equal(s->n_deleted, CTL_META_MAX_DELETED);
+	assert_false(ctl_meta_topic_deleted(s, first)); /* the oldest forgotten */
+	assert_int_equal(ctl_meta_snapshot(s, &snap), 0);
+	assert_int_equal(ctl_meta_restore(r, snap.p, snap.len), 0);
+	assert_int_equal(r->n_deleted, CTL_META_MAX_DELETED);
+	assert_true(ctl_meta_topic_deleted(r, id));
+	assert_false(ctl_meta_topic_deleted(r, first));
+	/* Restored oldest first: the next deletion pushes out the same id in both. */
+	memcpy(id, s->deleted[s->deleted_at], 16);
+	assert_true(ctl_meta_topic_deleted(r, id));
+	enc_topic(&b, 200, "x", 1, 1, "");
+	assert_int_equal(apply_buf(s, &b), 0);
+	assert_int_equal(apply_buf(r, &b), 0);
+	b.len = 0;
+	make_id(first, 200);
+	ctl_meta_enc_topic_delete(&b, first, "x");
+	assert_int_equal(apply_buf(s, &b), 0);
+	assert_int_equal(apply_buf(r, &b), 0);
+	assert_false(ctl_meta_topic_deleted(s, id));
+	assert_false(ctl_meta_topic_deleted(r, id));
+	/* A DELETED record whose count is beyond its bytes or the limit. */
+	b.len = 0;
+	ctl_meta_enc_deleted(&b, s);
+	assert_int_equal(ctl_meta_rec_decode(b.p, b.len - 1, &rec), -EPROTO);
+	b.p[2] = 0x7f;
+	assert_int_equal(ctl_meta_rec_decode(b.p, b.len, &rec), -EPROTO);
+	ctl_meta_buf_free(&b);
+	ctl_meta_buf_free(&snap);
+	ctl_meta_state_destroy(s);
+	ctl_meta_state_destroy(r);
+}
+
 static void
 test_apply_rules(void **state)
 {
@@ -393,6 +534,8 @@ main(void)
 		cmocka_unit_test(test_topic_round_trip),
 		cmocka_unit_test(test_other_records_round_trip),
 		cmocka_unit_test(test_lying_counts),
+		cmocka_unit_test(test_partition_limit),
+		cmocka_unit_test(test_deleted_ids),
 		cmocka_unit_test(test_apply_rules),
 		cmocka_unit_test(test_brokers),
 		cmocka_unit_test(test_snapshot_restore),

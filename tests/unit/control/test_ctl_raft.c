@@ -210,11 +210,80 @@ test_propose_snapshot_reopen(void **state)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * The largest TOPIC record (the dataplane's 16384 partitions, 16 replicas
+ * each: about 1.1 MB) commits as one entry, and comes back from the entries
+ * after a reopen and from a snapshot.
+ */
+static void
+test_largest_record(void **state)
+{
+	char dir[] = "/tmp/raft-unit-XXXXXX";
+	struct ctl_meta_buf b = {0};
+	struct ctl_meta_topic t;
+	struct ctl_meta_topic *got;
+	struct run r;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	memset(&t, 0, sizeof(t));
+	memset(t.id, 0xab, 16);
+	snprintf(t.name, sizeof(t.name), "wide");
+	t.n_parts = CTL_META_MAX_PARTITIONS;
+	t.parts = calloc((size_t)t.n_parts, sizeof(*t.parts));
+	assert_non_null(t.parts);
+	for (int32_t i = 0; i < t.n_parts; i++) {
+		t.parts[i].leader = 1;
+		t.parts[i].n_replicas = CTL_META_MAX_REPLICAS;
+		for (int k = 0; k < CTL_META_MAX_REPLICAS; k++)
+			t.parts[i].replicas[k] = (i + k) % 64;
+	}
+	ctl_meta_enc_topic(&b, &t);
+	free(t.parts);
+	assert_int_equal(b.err, 0);
+	assert_true(b.len > 1000000 && b.len <= CTL_META_REC_MAX);
+
+	open_log(&r, dir);
+	r.results[0] = 1;
+	assert_int_equal(ctl_raft_propose(r.raft, b.p, b.len, on_done, &r.results[0]), 0);
+	run_until(&r, &r.results[0], 1);
+	assert_int_equal(r.results[0], 0);
+	close_log(&r);
+
+	/* From the entries. */
+	open_log(&r, dir);
+	got = ctl_meta_topic_find(r.state, "wide", 4);
+	assert_non_null(got);
+	assert_int_equal(got->n_parts, CTL_META_MAX_PARTITIONS);
+	assert_int_equal(got->parts[CTL_META_MAX_PARTITIONS - 1].replicas[15],
+		(CTL_META_MAX_PARTITIONS - 1 + 15) % 64);
+	/* Past the snapshot threshold (4): the next open restores a snapshot holding it. */
+	for (int i = 0; i < 5; i++) {
+		topic_rec(&b, i);
+		r.results[i] = 1;
+		assert_int_equal(ctl_raft_propose(r.raft, b.p, b.len, on_done, &r.results[i]), 0);
+	}
+	run_until(&r, &r.results[4], 1);
+	assert_int_equal(r.results[4], 0);
+	close_log(&r);
+	assert_true(count_snapshots(dir) >= 1);
+	open_log(&r, dir);
+	assert_true(r.restored >= 1);
+	got = ctl_meta_topic_find(r.state, "wide", 4);
+	assert_non_null(got);
+	assert_int_equal(got->n_parts, CTL_META_MAX_PARTITIONS);
+	assert_int_equal(r.state->n_topics, 6);
+	close_log(&r);
+	ctl_meta_buf_free(&b);
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_propose_snapshot_reopen),
+		cmocka_unit_test(test_largest_record),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
