@@ -14,8 +14,10 @@
  *   net_kernel_idle (every ~s)    close connections idle too long
  * A connection is "touched" (queued for the end poller) by any event, by a
  * reply (dp_conn_ops.kick) or by dp_conn_close(); a flag keeps it on the
- * list once. Epoll is level-triggered; EPOLLIN is dropped while a
- * connection may not read, EPOLLOUT is set only after a short write.
+ * list once. The end poller walks the list in passes (see nk_end): a
+ * connection touched again after it was walked is walked again. Epoll is
+ * level-triggered; EPOLLIN is dropped while a connection may not read,
+ * EPOLLOUT is set only after a short write.
  */
 #include "net_kernel.h"
 
@@ -47,6 +49,7 @@
 #define NK_READS_PER_EVENT 4   /* fairness: bounded reads per connection per poll */
 #define NK_IOV_MAX 64
 #define NK_LISTENER_TAG (1ULL << 63)
+#define NK_END_PASSES 8        /* walks of the touched list per iteration; the rest waits */
 
 struct nk_conn {
 	struct dp_conn base;           /* first: dp_conn pointers cast back */
@@ -79,8 +82,9 @@ struct nk_worker {
 	uint32_t max_conns;
 	uint32_t *free_stack;          /* indexes of free connections */
 	uint32_t n_free;
-	uint32_t *touched;             /* indexes touched this iteration */
+	uint32_t *touched;             /* indexes touched, not walked yet (each once: flag) */
 	uint32_t n_touched;
+	uint32_t *walk;                /* the list being walked (swapped with touched) */
 	uint32_t *stalled;             /* indexes with a frame waiting for a resource */
 	uint32_t n_stalled;
 	uint8_t *rx_mem;               /* rx_bufs.cap (or max_conns) * rx_cap */
@@ -486,6 +490,32 @@ nk_update_interest(struct nk_worker *w, struct nk_conn *c)
 	}
 }
 
+/* The end poller's work on one touched connection. */
+static void
+nk_walk_one(struct nk_worker *w, struct nk_conn *c)
+{
+	if (!c->base.closing)
+		nk_flush(c, false);
+	if (!c->base.closing && dp_conn_may_read(&c->base) &&
+		dp_frame_buffered(&c->base.rx) > 0) {
+		if (dp_conn_deliver(&c->base) < 0)
+			c->base.closing = true;
+		else
+			nk_flush(c, false);
+	}
+	if (c->base.closing) {
+		nk_flush(c, true);
+		nk_reap(w, c);
+		return;
+	}
+	if (c->base.rx_stalled && !c->stalled) {
+		c->stalled = true;
+		w->stalled[w->n_stalled++] = c->idx;
+	}
+	nk_rx_give_back(w, c);
+	nk_update_interest(w, c);
+}
+
 static int
 nk_end(void *arg)
 {
@@ -502,38 +532,33 @@ nk_end(void *arg)
 	}
 	w->n_stalled = 0;
 
-	/* The list may grow while it is walked (a reply to a frame delivered here). */
-	for (uint32_t i = 0; i < w->n_touched; i++) {
-		struct nk_conn *c = &w->conns[w->touched[i]];
+	/*
+	 * A frame held back and delivered here runs its handler inside the walk,
+	 * and the handler may complete requests of other connections (closing a
+	 * log completes the appends in flight on it), touching connections
+	 * already walked. So the list is walked in passes: each pass takes the
+	 * list and leaves an empty one for the touches it causes, and a
+	 * connection's flag is cleared as it is taken, so that a later touch
+	 * queues it again. A touch during the walk is never lost; what is still
+	 * queued after the last pass is walked in the next iteration.
+	 */
+	for (int pass = 0; pass < NK_END_PASSES && w->n_touched > 0; pass++) {
+		uint32_t *list = w->touched;
+		uint32_t n = w->n_touched;
 
-		work++;
-		if (!c->in_use)
-			continue;
-		if (!c->base.closing)
-			nk_flush(c, false);
-		if (!c->base.closing && dp_conn_may_read(&c->base) &&
-			dp_frame_buffered(&c->base.rx) > 0) {
-			if (dp_conn_deliver(&c->base) < 0)
-				c->base.closing = true;
-			else
-				nk_flush(c, false);
-		}
-		if (c->base.closing) {
-			nk_flush(c, true);
+		w->touched = w->walk;
+		w->walk = list;
+		w->n_touched = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			struct nk_conn *c = &w->conns[list[i]];
+
 			c->touched = false;
-			nk_reap(w, c);
-			continue;
+			work++;
+			if (!c->in_use)
+				continue;
+			nk_walk_one(w, c);
 		}
-		if (c->base.rx_stalled && !c->stalled) {
-			c->stalled = true;
-			w->stalled[w->n_stalled++] = c->idx;
-		}
-		nk_rx_give_back(w, c);
-		nk_update_interest(w, c);
 	}
-	for (uint32_t i = 0; i < w->n_touched; i++)
-		w->conns[w->touched[i]].touched = false;
-	w->n_touched = 0;
 
 	if (w->env.draining) {
 		uint64_t pending = 0;
@@ -647,6 +672,7 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 		RTE_CACHE_LINE_SIZE, socket);
 	w->free_stack = rte_malloc_socket("nk_free", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->touched = rte_malloc_socket("nk_touched", sizeof(uint32_t) * w->max_conns, 0, socket);
+	w->walk = rte_malloc_socket("nk_walk", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->stalled = rte_malloc_socket("nk_stalled", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->rx_mem = rte_malloc_socket("nk_rx", (size_t)rx_cap * n_rx, RTE_CACHE_LINE_SIZE, socket);
 	if (n_rx < w->max_conns)
@@ -656,7 +682,7 @@ nk_worker_init(struct nk_worker *w, unsigned int index, unsigned int lcore,
 	w->large_items = rte_zmalloc_socket("nk_large",
 		sizeof(void *) * ((size_t)cfg->dp_frame_large_buffers + 1), 0, socket);
 	if (w->env.resp_pool == NULL || w->conns == NULL || w->free_stack == NULL ||
-		w->touched == NULL || w->stalled == NULL || w->rx_mem == NULL ||
+		w->touched == NULL || w->walk == NULL || w->stalled == NULL || w->rx_mem == NULL ||
 		w->slot_mem == NULL || w->large_items == NULL ||
 		(n_rx < w->max_conns && w->rx_bufs.items == NULL))
 		return -ENOMEM;
@@ -917,6 +943,7 @@ net_kernel_fini(void)
 		rte_free(w->rx_bufs.items);
 		rte_free(w->stalled);
 		rte_free(w->touched);
+		rte_free(w->walk);
 		rte_free(w->free_stack);
 		rte_free(w->conns);
 	}
