@@ -183,6 +183,9 @@ struct net_stats {
 	uint64_t tcp_conns_established;
 	uint64_t tcp_conns_closing;	/* FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK */
 	uint64_t tcp_conns_time_wait;
+	/* RACK (RFC 8985), appended */
+	uint64_t tcp_rack_lost;		/* log entries (bursts) RACK deemed lost */
+	uint64_t tcp_rack_reo_timeouts;	/* reordering timer expiries */
 };
 
 /**

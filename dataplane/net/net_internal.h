@@ -82,6 +82,7 @@ struct net_arp_entry {
 #define NET_TCPF_TLP_ARMED	0x200000 /* rtx_deadline is a tail loss probe timeout */
 #define NET_TCPF_TLP_SENT	0x400000 /* a probe is out, not yet acknowledged */
 #define NET_TCPF_TX_WAIT	0x800000 /* on st->tx_wait_head: output stopped, device full */
+#define NET_TCPF_REO_ARMED	0x1000000 /* rtx_deadline is RACK's reordering timer (RFC 8985 6.3) */
 
 /* One out-of-order segment (whole mbuf chain, headers stripped). */
 struct net_tcp_ooo {
@@ -182,9 +183,28 @@ struct net_tcp_conn {
 static_assert(sizeof(struct net_tcp_conn) <= 4 * RTE_CACHE_LINE_SIZE,
 	"net_tcp_conn grew past four cache lines");
 
+/*
+ * RACK transmission log (net_tcp_rack.c): what was sent when. Sorted by
+ * sequence, contiguous ([xl[i].start, xl[i].end) then xl[i+1] from
+ * xl[i].end), ending at the end of the data sent; each entry is a range
+ * whose latest transmission was at one time t. Segments sent in one burst
+ * (one now_us) share an entry. Bytes below xl[0].start and above SND.UNA
+ * (entries merged away when the log was full, or sent before it started)
+ * are "untracked": RFC 6675's DupThresh rule decides for them.
+ */
+#define NET_TCP_XL_MAX 32
+#define NET_XL_RTX	0x1		/* the latest transmission was a retransmission */
+#define NET_XL_LOST	0x2		/* RACK deemed the latest transmission lost */
+struct net_tcp_xl {
+	uint32_t start, end;
+	uint32_t t;			/* low 32 bits of the microsecond clock at sending */
+	uint32_t flags;			/* NET_XL_* */
+};
+
 /* Per-connection side data kept out of struct net_tcp_conn (which must stay
  * within four cache lines), in st->sb at the connection's index: the
- * sender's SACK scoreboard (net_tcp_sack.c) and the send-queue cursor. */
+ * sender's SACK scoreboard (net_tcp_sack.c), the send-queue cursor, RACK's
+ * state and transmission log and PRR's counters (net_tcp_rack.c). */
 #define NET_TCP_SB_MAX 16
 struct net_tcp_sb {
 	/* Send-queue cursor: an mbuf of the queue and the sequence number of
@@ -210,6 +230,23 @@ struct net_tcp_sb {
 	struct {
 		uint32_t start, end;	/* [start, end), sorted, disjoint, not adjacent */
 	} blk[NET_TCP_SB_MAX];
+	/* RACK (RFC 8985 section 6.1): the most recently sent segment
+	 * delivered (its time and end), the RTT measured on it, the highest
+	 * end delivered (FACK), the smallest RTT seen (not windowed). */
+	uint32_t rack_xmit_t;
+	uint32_t rack_end;
+	uint32_t rack_rtt;
+	uint32_t rack_fack;
+	uint32_t min_rtt;		/* microseconds, 0 = no sample yet */
+	bool rack_valid;		/* something delivered: the fields above are set */
+	bool rack_reord;		/* reordering seen (RACK.reordering_seen) */
+	/* PRR (RFC 6937 section 3): bytes delivered and sent in this recovery,
+	 * the flight when it began. */
+	uint32_t prr_delivered;
+	uint32_t prr_out;
+	uint32_t recover_fs;
+	uint32_t nxl;			/* entries in xl */
+	struct net_tcp_xl xl[NET_TCP_XL_MAX];
 };
 
 struct net_tcp_listener {
@@ -334,6 +371,32 @@ uint32_t net_tcp_sack_skip(const struct net_stack *st, const struct net_tcp_conn
 /* SACKed bytes below seq. */
 uint32_t net_tcp_sack_below(const struct net_stack *st, const struct net_tcp_conn *c,
 	uint32_t seq);
+
+/* net_tcp_rack.c: RACK-TLP loss detection (RFC 8985) and PRR (RFC 6937) */
+/* A data segment [seq, seq + len) is being sent (new or again). */
+void net_tcp_rack_sent(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len);
+/* Drop the log below SND.UNA. */
+void net_tcp_rack_trim(struct net_stack *st, struct net_tcp_conn *c);
+/* Before the scoreboard takes the ACK: record what it newly delivers
+ * (cumulatively up to ack, or by its SACK blocks). Returns an RTT sample in
+ * microseconds from the newly acknowledged bytes never sent twice (0: none). */
+uint32_t net_tcp_rack_deliver(struct net_stack *st, struct net_tcp_conn *c, uint32_t ack,
+	const uint32_t (*blk)[2], uint32_t nblk, bool ts_ok, uint32_t tsecr);
+/* After an ACK: mark lost what RACK deems lost (and arm the reordering
+ * timer for the rest), enter recovery when something is lost, and set the
+ * window by PRR while in recovery. delivered: bytes this ACK delivered. */
+void net_tcp_rack_after_ack(struct net_stack *st, struct net_tcp_conn *c, uint32_t delivered);
+/* The reordering timer fired. */
+void net_tcp_rack_reo_fire(struct net_stack *st, struct net_tcp_conn *c);
+/* The log entry for seq: its flags with NET_XL_TRACKED, and the end of the
+ * entry; or 0 (untracked) and the start of the next entry (at most hi). */
+#define NET_XL_TRACKED	0x100
+uint32_t net_tcp_rack_class(const struct net_stack *st, const struct net_tcp_conn *c,
+	uint32_t seq, uint32_t hi, uint32_t *flags);
+/* Enter SACK loss recovery (RFC 6675 section 5 (4), PRR's start). */
+void net_tcp_sack_enter_recovery(struct net_stack *st, struct net_tcp_conn *c);
+/* RFC 6298 with one RTT sample (microseconds); also RACK's min RTT. */
+void net_tcp_rtt_sample(struct net_stack *st, struct net_tcp_conn *c, uint32_t r);
 
 /* net_tcp_output.c */
 void net_tcp_output(struct net_stack *st, struct net_tcp_conn *c);

@@ -415,6 +415,10 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 		net_tcp_tlp_fire(st, c);
 		return;
 	}
+	if (c->flags & NET_TCPF_REO_ARMED) {
+		net_tcp_rack_reo_fire(st, c);
+		return;
+	}
 	if (c->flags & NET_TCPF_PERSIST) {
 		/* Persist timer: probe the window (RFC 9293 section 3.8.6.1).
 		 * The probe is a zero-length segment one below SND.UNA, which
@@ -445,7 +449,7 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 		return;
 	}
 	c->rtx_deadline = 0;
-	c->flags &= ~NET_TCPF_TLP_SENT;
+	c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_REO_ARMED);
 	st->stats.tcp_rto_expiries++;
 	c->retries++;
 	if (c->state == NET_TCP_SYN_SENT || c->state == NET_TCP_SYN_RECEIVED) {

@@ -195,11 +195,14 @@ challenge_ack(struct net_stack *st, struct net_tcp_conn *c)
 }
 
 /* RFC 6298 section 2 with G = 1 ms. */
-static void
-rtt_sample(struct net_stack *st, struct net_tcp_conn *c, uint32_t r)
+void
+net_tcp_rtt_sample(struct net_stack *st, struct net_tcp_conn *c, uint32_t r)
 {
+	struct net_tcp_sb *sb = net_tcp_sb(st, c);
 	uint64_t rto;
 
+	if (sb->min_rtt == 0 || r < sb->min_rtt)
+		sb->min_rtt = r;	/* RACK.min_RTT (RFC 8985 6.2 step 1) */
 	if (c->srtt_us == 0 && c->rttvar_us == 0) {
 		c->srtt_us = r;			/* (2.2) */
 		c->rttvar_us = r / 2;
@@ -383,10 +386,15 @@ cc_ack(struct net_stack *st, struct net_tcp_conn *c, uint32_t acked)
 		}
 		if (SEQ_GEQ(c->snd_una, c->recover)) {
 			/* RFC 6582 section 3.2 step 3, full acknowledgment:
-			 * deflate to min(ssthresh, max(FlightSize, SMSS) + SMSS). */
+			 * deflate to min(ssthresh, max(FlightSize, SMSS) + SMSS).
+			 * With SACK, PRR ends recovery at ssthresh (RFC 6937
+			 * section 3), which its sending rule has approached. */
 			uint32_t flight = c->snd_max - c->snd_una;
 
-			c->cwnd = NET_MIN(c->ssthresh, NET_MAX(flight, mss) + mss);
+			if (c->flags & NET_TCPF_SACK_OK)
+				c->cwnd = c->ssthresh;
+			else
+				c->cwnd = NET_MIN(c->ssthresh, NET_MAX(flight, mss) + mss);
 			c->flags &= ~NET_TCPF_IN_RECOVERY;
 			c->dupacks = 0;
 			c->bytes_acked = 0;
@@ -462,27 +470,9 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		 * after a recovered window is a new loss). */
 		if ((c->dupacks >= 3 || early || net_tcp_sack_is_lost(st, c, c->snd_una)) &&
 				SEQ_GEQ(c->snd_una, c->recover)) {
-			uint32_t pipe = net_tcp_sack_pipe(st, c);
-
 			if (c->dupacks < 3)
 				st->stats.tcp_early_retransmits++;
-			c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_TLP_ARMED);
-
-			c->recover = c->snd_max;
-			/* (4.2): ssthresh = cwnd = FlightSize / 2. */
-			c->ssthresh = NET_MAX(pipe / 2, 2 * mss);
-			c->cwnd = c->ssthresh;
-			c->flags |= NET_TCPF_IN_RECOVERY;
-			c->bytes_acked = 0;
-			net_tcp_sb(st, c)->high_rxt = c->snd_una;
-			st->stats.tcp_sack_recoveries++;
-			st->stats.tcp_fast_retransmits++;
-			/* (4.3): the first unacknowledged segment goes now, the
-			 * rest by NextSeg as the pipe allows. The timer restarts
-			 * (a probe timeout armed before is not an RTO). */
-			net_tcp_sack_retransmit(st, c, c->snd_una);
-			net_tcp_rtx_arm(st, c);
-			net_tcp_pending(st, c);
+			net_tcp_sack_enter_recovery(st, c);
 			return;
 		}
 	}
@@ -504,6 +494,35 @@ dupack(struct net_stack *st, struct net_tcp_conn *c)
 		c->cwnd = c->ssthresh + 3 * mss;
 		net_tcp_pending(st, c);
 	}
+}
+
+void
+net_tcp_sack_enter_recovery(struct net_stack *st, struct net_tcp_conn *c)
+{
+	struct net_tcp_sb *sb = net_tcp_sb(st, c);
+	uint32_t flight = c->snd_max - c->snd_una;
+
+	c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_TLP_ARMED);
+	c->recover = c->snd_max;
+	/* (4.2) with RFC 5681 equation (4): ssthresh = max(FlightSize / 2,
+	 * 2 SMSS). cwnd follows PRR (RFC 6937) from here, one ACK at a time
+	 * (net_tcp_rack_after_ack); until then it is ssthresh. */
+	c->ssthresh = NET_MAX(flight / 2, 2u * c->mss);
+	c->cwnd = c->ssthresh;
+	c->flags |= NET_TCPF_IN_RECOVERY;
+	c->bytes_acked = 0;
+	sb->high_rxt = c->snd_una;
+	sb->prr_delivered = 0;
+	sb->prr_out = 0;
+	sb->recover_fs = flight;
+	st->stats.tcp_sack_recoveries++;
+	st->stats.tcp_fast_retransmits++;
+	/* (4.3): the first unacknowledged segment goes now, the rest by
+	 * NextSeg as the pipe allows. The timer restarts (a probe timeout
+	 * armed before is not an RTO). */
+	net_tcp_sack_retransmit(st, c, c->snd_una);
+	net_tcp_rtx_arm(st, c);
+	net_tcp_pending(st, c);
 }
 
 /*
@@ -551,7 +570,16 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		/* The SYN's sequence number is not data for the congestion
 		 * window. */
 		uint32_t acked = s->ack - c->snd_una - (c->snd_una == c->iss ? 1 : 0);
-		uint32_t data_acked = 0;
+		uint32_t data_acked = 0, sacked_before = 0, old_una = c->snd_una, r = 0;
+		bool sack = (c->flags & NET_TCPF_SACK_OK) != 0;
+
+		if (sack) {
+			/* RACK (RFC 8985) sees what the ACK delivers before the
+			 * scoreboard takes it. */
+			sacked_before = net_tcp_sb(st, c)->sacked;
+			r = net_tcp_rack_deliver(st, c, s->ack, s->o.sack, s->o.nsack,
+				s->o.ts_ok && (c->flags & NET_TCPF_TS_OK), s->o.tsecr);
+		}
 
 		if (SEQ_GT(s->ack, c->sq_seq)) {
 			uint32_t end = net_tcp_data_end(c);
@@ -559,11 +587,25 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 			data_acked = (SEQ_LT(s->ack, end) ? s->ack : end) - c->sq_seq;
 			net_tcp_sq_drop(c, data_acked);
 		}
-		/* RFC 6298 section 3 / Karn: sample only a segment never sent
-		 * twice (timing is cancelled on retransmission). */
-		if ((c->flags & NET_TCPF_RTT_TIMING) && SEQ_GT(s->ack, c->rtt_seq)) {
+		/* RTT samples from every ACK that advances SND.UNA: with SACK,
+		 * the transmission log's time of the data it acknowledges (in
+		 * microseconds; data sent twice gives none); without, the
+		 * timestamp echo (RFC 7323 section 4.1, 1 ms clock, valid for
+		 * retransmitted data too); else RFC 6298 section 3 / Karn: one
+		 * timed segment never sent twice. */
+		if (!sack && (c->flags & NET_TCPF_TS_OK) && s->o.ts_ok && s->o.tsecr != 0 &&
+				c->state != NET_TCP_SYN_RECEIVED) {
+			uint32_t d = net_tcp_ts_now(st, c) - s->o.tsecr;
+
+			if (d < 60000)	/* ms; an older echo is not a sample */
+				r = NET_MAX(d, 1u) * 1000;
+		}
+		if (r != 0) {
 			c->flags &= ~NET_TCPF_RTT_TIMING;
-			rtt_sample(st, c, (uint32_t)NET_MIN(st->now_us - c->rtt_start_us,
+			net_tcp_rtt_sample(st, c, r);
+		} else if ((c->flags & NET_TCPF_RTT_TIMING) && SEQ_GT(s->ack, c->rtt_seq)) {
+			c->flags &= ~NET_TCPF_RTT_TIMING;
+			net_tcp_rtt_sample(st, c, (uint32_t)NET_MIN(st->now_us - c->rtt_start_us,
 				(uint64_t)UINT32_MAX / 8));
 		}
 		c->backoff = 0;
@@ -576,6 +618,7 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 			struct net_tcp_sb *sb = net_tcp_sb(st, c);
 
 			net_tcp_sack_trim(st, c);
+			net_tcp_rack_trim(st, c);
 			if (s->o.nsack > 0)
 				net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
 			/* The new first hole was resent already (below HighRxt):
@@ -590,13 +633,21 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		if (c->snd_una == c->snd_max) {
 			if (!(c->flags & NET_TCPF_PERSIST)) {
 				c->rtx_deadline = 0;
-				c->flags &= ~NET_TCPF_TLP_ARMED;
+				c->flags &= ~(NET_TCPF_TLP_ARMED | NET_TCPF_REO_ARMED);
 			}
 		} else {
 			net_tcp_rtx_arm(st, c);
 		}
 		if (c->mss != 0 && acked > 0)
 			cc_ack(st, c, acked);
+		if (sack && c->mss != 0) {
+			/* RFC 6937 DeliveredData: SND.UNA's advance plus the
+			 * change in SACKed bytes. */
+			int64_t d = (int64_t)(c->snd_una - old_una) +
+				(int64_t)net_tcp_sb(st, c)->sacked - (int64_t)sacked_before;
+
+			net_tcp_rack_after_ack(st, c, d > 0 ? (uint32_t)d : 0);
+		}
 		if (data_acked > 0 && (c->flags & NET_TCPF_USER) &&
 				!(c->flags & NET_TCPF_USER_GONE) && c->ops != NULL &&
 				c->ops->sent != NULL)
@@ -606,6 +657,14 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		uint32_t sacked = 0;
 
 		if ((c->flags & NET_TCPF_SACK_OK) && s->o.nsack > 0) {
+			uint32_t r = net_tcp_rack_deliver(st, c, s->ack, s->o.sack, s->o.nsack,
+				s->o.ts_ok && (c->flags & NET_TCPF_TS_OK), s->o.tsecr);
+
+			/* An RTT sample from SACKed data only updates RACK's
+			 * minimum; SRTT keeps to cumulative ACKs. */
+			if (r != 0 && (net_tcp_sb(st, c)->min_rtt == 0 ||
+					r < net_tcp_sb(st, c)->min_rtt))
+				net_tcp_sb(st, c)->min_rtt = r;
 			sacked = net_tcp_sack_update(st, c, s->ack, s->o.sack, s->o.nsack);
 			if (sacked > 0)
 				lost_rtx_check(st, c);
@@ -622,6 +681,8 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 			dupack(st, c);
 		else if (!(c->flags & NET_TCPF_SACK_OK))
 			c->dupacks = 0;	/* with SACK only a cumulative ACK resets it */
+		if ((c->flags & NET_TCPF_SACK_OK) && c->mss != 0 && c->snd_max != c->snd_una)
+			net_tcp_rack_after_ack(st, c, sacked);
 		if (sacked > 0)
 			net_tcp_pending(st, c);	/* the pipe shrank: maybe send */
 	}
@@ -725,7 +786,7 @@ syn_sent_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s,
 	c->snd_wl2 = s->ack;
 	if (ack) {
 		if ((c->flags & NET_TCPF_RTT_TIMING) && c->retries == 0)
-			rtt_sample(st, c, (uint32_t)NET_MIN(st->now_us - c->rtt_start_us,
+			net_tcp_rtt_sample(st, c, (uint32_t)NET_MIN(st->now_us - c->rtt_start_us,
 				(uint64_t)UINT32_MAX / 8));
 		c->flags &= ~NET_TCPF_RTT_TIMING;
 		c->snd_una = s->ack;

@@ -34,6 +34,9 @@
 #define OPT_SACK 5
 #define OPT_TS 8
 
+/* Smallest tail loss probe timeout (Linux: TCP_TIMEOUT_MIN, 2 ms). */
+#define NET_TCP_PTO_MIN_US 2000u
+
 uint32_t
 net_tcp_rcv_window(const struct net_stack *st, const struct net_tcp_conn *c)
 {
@@ -316,6 +319,8 @@ net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_
 	fill_cksum(st, m, ip, th, NET_TCP_HLEN + optlen + len);
 	if (flags & RTE_TCP_RST_FLAG)
 		st->stats.tcp_rst_tx++;
+	else if (len > 0)
+		net_tcp_rack_sent(st, c, seq, len);
 	net_ipv4_output(st, m, c->raddr);
 	return 0;
 fail:
@@ -382,19 +387,26 @@ net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c)
 {
 	uint64_t t = c->rto_us;
 
-	c->flags &= ~(NET_TCPF_PERSIST | NET_TCPF_TLP_ARMED);
+	c->flags &= ~(NET_TCPF_PERSIST | NET_TCPF_TLP_ARMED | NET_TCPF_REO_ARMED);
 	/* RFC 8985 section 7.2: a probe timeout of 2 SRTT when SACK is on,
-	 * no probe is out and the timer is not backed off. The receiver's
-	 * delayed-ACK time is always added (not only for one segment in
-	 * flight): peers like this stack delay the ACK of an odd last segment,
-	 * and a probe before it would be spurious. In SACK recovery the same
-	 * timeout resends the first hole once more (its resend was probably
-	 * lost: with a small window no later SACK may ever tell), instead of
-	 * waiting for the RTO, which RACK (RFC 8985 section 6) would avoid. */
+	 * no probe is out and the timer is not backed off, plus the
+	 * receiver's worst-case delayed-ACK time when one segment is in
+	 * flight (its ACK may be delayed), at least NET_TCP_PTO_MIN_US (as
+	 * Linux: a timer a few microseconds long would only race the ACK).
+	 * SRTT comes from every ACK (net_tcp_rack_deliver), so delayed ACKs
+	 * do not inflate it. In SACK recovery the same timeout resends the
+	 * first hole once more (its resend was probably lost: with a small
+	 * window no later SACK may ever tell) instead of waiting for the RTO;
+	 * RFC 8985 arms no probe in recovery. */
 	if ((c->flags & NET_TCPF_SACK_OK) && !(c->flags & NET_TCPF_TLP_SENT) &&
 			c->srtt_us != 0 && c->backoff == 0 && c->snd_nxt == c->snd_max &&
-			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT)) {
-		uint64_t pto = 2 * (uint64_t)c->srtt_us + st->cfg.delack_us;
+			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT ||
+			c->state == NET_TCP_FIN_WAIT_1 || c->state == NET_TCP_CLOSING ||
+			c->state == NET_TCP_LAST_ACK)) {
+		uint64_t pto = NET_MAX(2 * (uint64_t)c->srtt_us, (uint64_t)NET_TCP_PTO_MIN_US);
+
+		if (c->snd_max - c->snd_una <= c->mss)
+			pto += st->cfg.delack_us;
 
 		if (pto < t) {
 			t = pto;
@@ -688,6 +700,7 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt == c->snd_una && c->rtx_deadline == 0) {
 		uint64_t t = (uint64_t)c->rto_us << NET_MIN(c->persist_backoff, (uint8_t)16);
 
+		c->flags &= ~(NET_TCPF_TLP_ARMED | NET_TCPF_REO_ARMED);
 		c->flags |= NET_TCPF_PERSIST;
 		net_tcp_arm(st, &c->rtx_deadline, st->now_us + NET_MIN(t, st->cfg.rto_max_us));
 	}

@@ -23,6 +23,12 @@
  *    above HighRxt below the highest SACKed byte). Rule 4 (rescue
  *    retransmission) is not done.
  *
+ * RACK (net_tcp_rack.c) refines "lost" for the bytes its transmission log
+ * tracks: a range RACK marked lost is lost wherever it lies (also a resend
+ * below HighRxt, or data above the highest SACKed byte); a resend not marked
+ * lost is in flight (counted once in the pipe, not offered again); data
+ * never resent is lost when RACK or DupThresh says so.
+ *
  * When the scoreboard is full, a new disjoint range is not recorded (the
  * data is then retransmitted although the peer holds it: wasteful, never
  * wrong). Ranges below SND.UNA are dropped as SND.UNA moves.
@@ -159,11 +165,22 @@ hole_lost(const struct net_tcp_sb *sb, uint32_t i, uint32_t sacked_above, uint32
 	return i < sb->n && (sacked_above > (DUP_THRESH - 1) * mss || sb->n - i >= DUP_THRESH);
 }
 
+/* Is a run of bytes of the same log entry lost? hl: the DupThresh answer
+ * for its hole. RACK's mark decides, and DupThresh for bytes never resent;
+ * untracked bytes have only DupThresh. */
+static bool
+run_lost(uint32_t f, bool hl)
+{
+	if (f & NET_XL_TRACKED)
+		return (f & NET_XL_LOST) || (!(f & NET_XL_RTX) && hl);
+	return hl;
+}
+
 bool
 net_tcp_sack_is_lost(const struct net_stack *st, const struct net_tcp_conn *c, uint32_t seq)
 {
 	const struct net_tcp_sb *sb = net_tcp_sb(st, c);
-	uint32_t above = sb->sacked, i = 0;
+	uint32_t above = sb->sacked, i = 0, f;
 
 	while (i < sb->n && SEQ_LEQ(sb->blk[i].end, seq)) {
 		above -= sb->blk[i].end - sb->blk[i].start;
@@ -171,7 +188,8 @@ net_tcp_sack_is_lost(const struct net_stack *st, const struct net_tcp_conn *c, u
 	}
 	if (i < sb->n && SEQ_LEQ(sb->blk[i].start, seq))
 		return false;	/* SACKed itself */
-	return hole_lost(sb, i, above, c->mss);
+	net_tcp_rack_class(st, c, seq, seq + 1, &f);
+	return run_lost(f, hole_lost(sb, i, above, c->mss));
 }
 
 uint32_t
@@ -182,12 +200,24 @@ net_tcp_sack_pipe(const struct net_stack *st, const struct net_tcp_conn *c)
 
 	for (uint32_t i = 0; i <= sb->n; i++) {
 		uint32_t hi = i < sb->n ? sb->blk[i].start : c->snd_max;
+		bool hl = hole_lost(sb, i, above, c->mss);
 
-		if (SEQ_LT(lo, hi)) {
-			if (!hole_lost(sb, i, above, c->mss))
-				pipe += hi - lo;
-			if (SEQ_LT(lo, sb->high_rxt))
-				pipe += (SEQ_LT(sb->high_rxt, hi) ? sb->high_rxt : hi) - lo;
+		/* Run by run: a tracked byte is in flight unless lost (a resend
+		 * not deemed lost counts once); an untracked one as RFC 6675
+		 * says, once unless lost and once more if below HighRxt. */
+		for (uint32_t seq = lo, f, e; SEQ_LT(seq, hi); seq = e) {
+			e = net_tcp_rack_class(st, c, seq, hi, &f);
+			if (f & NET_XL_TRACKED) {
+				if (!run_lost(f, hl))
+					pipe += e - seq;
+				continue;
+			}
+			if (SEQ_LT(seq, sb->high_rxt) && SEQ_LT(sb->high_rxt, e))
+				e = sb->high_rxt;
+			if (!hl)
+				pipe += e - seq;
+			if (SEQ_LT(seq, sb->high_rxt))
+				pipe += e - seq;
 		}
 		if (i < sb->n) {
 			above -= sb->blk[i].end - sb->blk[i].start;
@@ -202,20 +232,40 @@ net_tcp_sack_next_rtx(const struct net_stack *st, const struct net_tcp_conn *c, 
 	uint32_t *seq, uint32_t *len)
 {
 	const struct net_tcp_sb *sb = net_tcp_sb(st, c);
-	uint32_t above = sb->sacked, lo = c->snd_una;
+	uint32_t above = sb->sacked, lo = c->snd_una, dend = net_tcp_data_end(c);
 
-	/* Holes below the highest SACKed byte only (rules 1 and 3). */
-	for (uint32_t i = 0; i < sb->n; i++) {
-		uint32_t hi = sb->blk[i].start;
-		uint32_t from = SEQ_LT(lo, sb->high_rxt) ? sb->high_rxt : lo;
+	/* Rule 1: lost bytes, those RACK marked anywhere (a lost resend below
+	 * HighRxt, a lost tail above the highest SACKed byte), the others at or
+	 * above HighRxt. Rule 3: bytes not resent at or above HighRxt, below
+	 * the highest SACKed byte. */
+	for (uint32_t i = 0; i <= sb->n; i++) {
+		uint32_t hi = i < sb->n ? sb->blk[i].start : (SEQ_LT(c->snd_max, dend) ?
+			c->snd_max : dend);
+		bool hl = hole_lost(sb, i, above, c->mss);
 
-		if (SEQ_LT(from, hi) && (!lost_only || hole_lost(sb, i, above, c->mss))) {
-			*seq = from;
-			*len = NET_MIN(hi - from, (uint32_t)c->mss);
-			return 0;
+		for (uint32_t s = lo, f, e; SEQ_LT(s, hi); s = e) {
+			uint32_t from = SEQ_LT(s, sb->high_rxt) ? sb->high_rxt : s;
+			bool ok;
+
+			e = net_tcp_rack_class(st, c, s, hi, &f);
+			if ((f & NET_XL_TRACKED) && run_lost(f, hl)) {
+				from = s;
+				ok = true;
+			} else if (f & NET_XL_TRACKED) {
+				ok = !lost_only && i < sb->n && !(f & NET_XL_RTX);
+			} else {
+				ok = lost_only ? hl : i < sb->n;
+			}
+			if (ok && SEQ_LT(from, e)) {
+				*seq = from;
+				*len = NET_MIN(e - from, (uint32_t)c->mss);
+				return 0;
+			}
 		}
-		above -= sb->blk[i].end - sb->blk[i].start;
-		lo = sb->blk[i].end;
+		if (i < sb->n) {
+			above -= sb->blk[i].end - sb->blk[i].start;
+			lo = sb->blk[i].end;
+		}
 	}
 	return -1;
 }

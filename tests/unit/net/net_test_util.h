@@ -522,6 +522,27 @@ t_rand(uint64_t *s)
 	return (uint32_t)(*s >> 32);
 }
 
+/* Send pattern bytes [off, total) on c as far as the send buffer allows;
+ * returns the new offset. */
+static inline uint32_t
+t_push(struct net_tcp_conn *c, uint32_t off, uint32_t total)
+{
+	uint8_t buf[8192];
+
+	while (off < total) {
+		uint32_t n = total - off < sizeof(buf) ? total - off : (uint32_t)sizeof(buf);
+		int r;
+
+		for (uint32_t i = 0; i < n; i++)
+			buf[i] = t_pattern(off + i);
+		r = net_tcp_send(c, buf, n);
+		if (r <= 0)
+			break;
+		off += (uint32_t)r;
+	}
+	return off;
+}
+
 /* ---- two stacks on a fake link ---- */
 
 struct t_pair {

@@ -22,26 +22,6 @@ a_stat(struct t_pair *p, size_t off)
 #define B_STAT(p, f) (*(const uint64_t *)((const uint8_t *)net_stack_stats((p)->b) + \
 	offsetof(struct net_stats, f)))
 
-/* Send len pattern bytes from off on c, as far as the send buffer allows. */
-static uint32_t
-push(struct net_tcp_conn *c, uint32_t off, uint32_t total)
-{
-	uint8_t buf[16384];
-
-	while (off < total) {
-		uint32_t n = total - off < sizeof(buf) ? total - off : (uint32_t)sizeof(buf);
-		int r;
-
-		for (uint32_t i = 0; i < n; i++)
-			buf[i] = t_pattern(off + i);
-		r = net_tcp_send(c, buf, n);
-		if (r <= 0)
-			break;
-		off += (uint32_t)r;
-	}
-	return off;
-}
-
 static void
 check_pattern(const struct t_app *a, uint32_t len)
 {
@@ -60,7 +40,7 @@ transfer(struct t_pair *p, uint32_t total, unsigned max_rounds, uint64_t step)
 	unsigned r;
 
 	for (r = 0; r < max_rounds && p->app_b.rx_len < total; r++) {
-		off = push(p->app_a.conn, off, total);
+		off = t_push(p->app_a.conn, off, total);
 		t_pair_step(p, step);
 	}
 	return r;
@@ -141,8 +121,8 @@ test_data_both_ways(void **state)
 	t_pair_init(&p, NULL, NULL);
 	t_pair_connect(&p, 9092);
 	for (int r = 0; r < 2000 && (p.app_b.rx_len < na || p.app_a.rx_len < nb); r++) {
-		oa = push(p.app_a.conn, oa, na);
-		ob = push(p.app_b.conn, ob, nb);
+		oa = t_push(p.app_a.conn, oa, na);
+		ob = t_push(p.app_b.conn, ob, nb);
 		t_pair_step(&p, 100);
 	}
 	check_pattern(&p.app_b, na);
@@ -165,7 +145,7 @@ test_fin_both_sides_time_wait(void **state)
 
 	t_pair_init(&p, NULL, NULL);
 	t_pair_connect(&p, 9092);
-	push(p.app_a.conn, 0, 5000);
+	t_push(p.app_a.conn, 0, 5000);
 	assert_int_equal(net_tcp_close(p.app_a.conn), 0);
 	assert_int_equal(net_tcp_send(p.app_a.conn, "x", 1), -EPIPE);
 	t_pair_run(&p, 5, 100);
@@ -175,7 +155,7 @@ test_fin_both_sides_time_wait(void **state)
 	assert_int_equal(net_tcp_conn_state(p.app_b.conn), NET_TCP_CLOSE_WAIT);
 	assert_int_equal(net_tcp_conn_state(p.app_a.conn), NET_TCP_FIN_WAIT_2);
 	/* b can still send in CLOSE-WAIT. */
-	push(p.app_b.conn, 0, 3000);
+	t_push(p.app_b.conn, 0, 3000);
 	assert_int_equal(net_tcp_close(p.app_b.conn), 0);
 	assert_int_equal(net_tcp_conn_state(p.app_b.conn), NET_TCP_LAST_ACK);
 	t_pair_run(&p, 5, 100);
@@ -225,7 +205,7 @@ test_counters_bytes_opens_gauges(void **state)
 	assert_int_equal(A_STAT(&p, tcp_conns_established), 1);
 	assert_int_equal(B_STAT(&p, tcp_conns_established), 1);
 
-	push(p.app_a.conn, 0, 100000);
+	t_push(p.app_a.conn, 0, 100000);
 	t_pair_run(&p, 40, 1000);
 	check_pattern(&p.app_b, 100000);
 	/* Every frame one side sent, the other received, byte for byte. */
@@ -298,7 +278,7 @@ test_rto_retransmission_and_backoff(void **state)
 	net_tcp_conn_info(p.app_a.conn, &i);
 	rto = i.rto_us;
 	assert_int_equal(rto, 200000);	/* tiny RTT: the 200 ms floor */
-	push(p.app_a.conn, 0, 1000);
+	t_push(p.app_a.conn, 0, 1000);
 	p.drop_next_a = 1;		/* the only data segment is lost */
 	t0 = p.now;
 	t_pair_step(&p, 100);
@@ -462,7 +442,7 @@ test_zero_window_and_persist_probe(void **state)
 	p.app_b.no_recved = true;	/* b's application does not read */
 	t_pair_connect(&p, 9092);
 	for (int r = 0; r < 1000; r++) {
-		off = push(p.app_a.conn, off, total);
+		off = t_push(p.app_a.conn, off, total);
 		t_pair_step(&p, 1000);
 	}
 	/* b took exactly its buffer (the last bytes after sender SWS
@@ -484,7 +464,7 @@ test_zero_window_and_persist_probe(void **state)
 		uint64_t probes = A_STAT(&p, tcp_zero_window_probes);
 
 		for (int r = 0; r < 20000 && p.app_b.rx_len < total; r++) {
-			off = push(p.app_a.conn, off, total);
+			off = t_push(p.app_a.conn, off, total);
 			t_pair_step(&p, 1000);
 		}
 		assert_true(A_STAT(&p, tcp_zero_window_probes) > probes);
@@ -694,7 +674,7 @@ test_keepalive(void **state)
 	assert_int_equal(p.app_a.closes, 0);
 	assert_int_equal(net_tcp_conn_state(p.app_a.conn), NET_TCP_ESTABLISHED);
 	/* Traffic postpones the next probe. */
-	push(p.app_b.conn, 0, 100);
+	t_push(p.app_b.conn, 0, 100);
 	t_pair_run(&p, 60, 100000);
 	assert_int_equal(A_STAT(&p, tcp_keepalive_probes), 2);
 	/* The peer vanishes: 3 unanswered probes, then abort. */
@@ -731,7 +711,7 @@ test_pool_exhaustion(void **state)
 	t_pair_init(&p, &ca, NULL);
 	t_pair_connect(&p, 9092);
 	for (r = 0; r < 20000 && p.app_b.rx_len < total; r++) {
-		off = push(p.app_a.conn, off, total);
+		off = t_push(p.app_a.conn, off, total);
 		t_pair_step(&p, 1000);
 	}
 	check_pattern(&p.app_b, total);

@@ -251,25 +251,6 @@ wire_frame(struct t_pair *p, const struct rte_mbuf *m, bool from_a)
 	return false;
 }
 
-static uint32_t
-push(struct net_tcp_conn *c, uint32_t off, uint32_t total)
-{
-	uint8_t buf[8192];
-
-	while (off < total) {
-		uint32_t n = total - off < sizeof(buf) ? total - off : (uint32_t)sizeof(buf);
-		int r;
-
-		for (uint32_t i = 0; i < n; i++)
-			buf[i] = t_pattern(off + i);
-		r = net_tcp_send(c, buf, n);
-		if (r <= 0)
-			break;
-		off += (uint32_t)r;
-	}
-	return off;
-}
-
 struct run_result {
 	uint64_t rtx_bytes;
 	uint64_t ms;			/* simulated time of the measured part */
@@ -303,7 +284,7 @@ run_transfer(bool sack, struct wire *w, uint64_t seed, unsigned loss_pm, uint32_
 	p.frame_arg = w;
 	/* Warm up the congestion window without loss. */
 	for (r = 0; r < 10000 && p.app_a.acked < warm; r++) {
-		off = push(p.app_a.conn, off, warm);
+		off = t_push(p.app_a.conn, off, warm);
 		t_pair_step(&p, 1000);
 	}
 	assert_int_equal(p.app_a.acked, warm);
@@ -316,7 +297,7 @@ run_transfer(bool sack, struct wire *w, uint64_t seed, unsigned loss_pm, uint32_
 	t0 = p.now;
 	/* At most 10 simulated minutes. */
 	for (r = 0; r < 600000 && p.app_a.acked < (uint64_t)warm + total; r++) {
-		off = push(p.app_a.conn, off, warm + total);
+		off = t_push(p.app_a.conn, off, warm + total);
 		t_pair_step(&p, 1000);
 	}
 	res->ms = (p.now - t0) / 1000;
@@ -442,7 +423,7 @@ test_tail_loss_probe(void **state)
 	p.frame_fn = wire_frame;
 	p.frame_arg = &w;
 	/* Warm up so SRTT is measured (1 ms rounds). */
-	assert_int_equal(push(p.app_a.conn, 0, 10000), 10000);
+	assert_int_equal(t_push(p.app_a.conn, 0, 10000), 10000);
 	t_pair_run(&p, 50, 1000);
 	assert_int_equal(p.app_a.acked, 10000);
 	/* One request of 1000 bytes, lost. */
@@ -452,7 +433,7 @@ test_tail_loss_probe(void **state)
 	w.drop_segs = last;
 	w.ndrop = 1;
 	t0 = p.now;
-	assert_int_equal(push(p.app_a.conn, 10000, 11000), 11000);
+	assert_int_equal(t_push(p.app_a.conn, 10000, 11000), 11000);
 	while (p.app_a.acked < 11000 && p.now < t0 + 1000000)
 		t_pair_step(&p, 1000);
 	s = net_stack_stats(p.a);
@@ -464,8 +445,8 @@ test_tail_loss_probe(void **state)
 	assert_int_equal(s->tcp_tlp_probes, 1);
 	assert_true(p.now - t0 < 100000);	/* 2 SRTT + 40 ms, not 200 ms */
 	assert_int_equal(w.rtx_bytes, 1000);
-	/* Three segments, the first lost: the probe resends the last, its
-	 * SACK makes the first lost (early retransmit), no RTO. */
+	/* Three segments, the first lost: the SACKs of the other two make it
+	 * lost (RACK, or early retransmit), no RTO. */
 	{
 		static const uint32_t first[] = { 0 };
 
@@ -473,14 +454,15 @@ test_tail_loss_probe(void **state)
 		w.drop_segs = first;
 		w.rtx_bytes = 0;
 		t0 = p.now;
-		assert_int_equal(push(p.app_a.conn, 11000, 11000 + 3 * w.mss), 11000 + 3 * w.mss);
+		assert_int_equal(t_push(p.app_a.conn, 11000, 11000 + 3 * w.mss), 11000 + 3 * w.mss);
 		while (p.app_a.acked < 11000 + 3 * w.mss && p.now < t0 + 1000000)
 			t_pair_step(&p, 1000);
 		print_message("first of three lost: repaired after %" PRIu64 " ms, %" PRIu64
-			" early retransmits\n", (p.now - t0) / 1000, s->tcp_early_retransmits);
+			" early retransmits, %" PRIu64 " RACK marks\n", (p.now - t0) / 1000,
+			s->tcp_early_retransmits, s->tcp_rack_lost);
 		assert_int_equal(p.app_a.acked, 11000 + 3 * w.mss);
 		assert_int_equal(s->tcp_rto_expiries, 0);
-		assert_true(s->tcp_early_retransmits >= 1);
+		assert_true(s->tcp_early_retransmits + s->tcp_rack_lost >= 1);
 		assert_true(p.now - t0 < 100000);
 	}
 	for (uint32_t i = 0; i < p.app_b.rx_len; i++) {
@@ -505,7 +487,7 @@ test_tx_backpressure(void **state)
 	t_pair_init(&p, NULL, NULL);
 	t_pair_connect(&p, 9092);
 	for (r = 0; r < 20000 && p.app_b.rx_len < total; r++) {
-		off = push(p.app_a.conn, off, total);
+		off = t_push(p.app_a.conn, off, total);
 		if (r == 5 || r == 40)
 			p.qa.refuse = 300;	/* 300 flush attempts refused */
 		t_pair_step(&p, 100);
