@@ -832,7 +832,7 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 	log_config_from(&b->log_cfg, cfg);
 	b->log_cfg.fsync_acks_all = storage_keys.fsync_acks_all;
 	b->log_cfg.max_pending = storage_keys.max_pending;
-	b->log_cfg.preallocate = cfg->log_preallocate || storage_keys.preallocate;
+	b->log_cfg.preallocate = cfg->log_preallocate; /* our default true, not Kafka's false */
 
 	rc = mkdir_p(b->dir);
 	if (rc < 0) {
