@@ -5,8 +5,9 @@ Two layouts on the CPUs this process may use:
 - "two": lcores a,b; net workers on a and b; writer 0 (the metadata owner, the request
   handlers) on b, writer 1 on a: Produce and Fetch of writer 1's partitions are split off
   to lcore a by message, and lcore b's own worker hops to itself (hop_all);
-- "one": a single lcore hosting the net worker and both writers (direct calls); its admin
-  rounds run after the producers (a net_kernel bug, see run_layout).
+- "one": a single lcore hosting the net worker and both writers (direct calls): an admin
+  request that closes logs runs inside the transport's end-of-iteration walk and
+  completes other connections' appends there (the lost wake-up net_kernel had).
 
 For each: a topic of 12 partitions (spread over both owners); six kcat producers (codecs,
 acks=all), a confluent_kafka producer (acks=all) and an idempotent confluent_kafka producer
@@ -152,19 +153,12 @@ def run_layout(name, lcores, workers, tmp):
         threads.append(threading.Thread(target=L.py_producer, args=(b, errors)))
         threads.append(threading.Thread(target=idem_producer, args=(b, errors, idem)))
         adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
-        # KNOWN BUG (net_kernel, not the writers): with the handlers on a net worker's own
-        # lcore ("one"), an admin request that closes logs completes other connections'
-        # appends inside the transport's end-of-iteration walk, and the kick of a connection
-        # already walked is lost (its responses wait for its next event). Until net_kernel
-        # re-touches such connections, "one" runs its admin rounds after the producers.
-        concurrent = name != "one"
-        for t in threads + ([adm] if concurrent else []):
+        # The admin rounds run while the producers write, in both layouts.
+        for t in threads + [adm]:
             t.start()
         for t in threads:
             t.join(180)
-        if not concurrent:
-            adm.start()
-        stop.set() if concurrent else None
+        stop.set()
         adm.join(90)
         if any(t.is_alive() for t in threads + [adm]):
             fail(b, "%s: a client thread did not finish" % name)
