@@ -246,6 +246,7 @@ struct net_tcp_sb {
 	uint32_t prr_out;
 	uint32_t recover_fs;
 	uint32_t nxl;			/* entries in xl */
+	uint8_t tlp_n;			/* probes since SND.UNA last moved (NET_TCP_TLP_MAX) */
 	struct net_tcp_xl xl[NET_TCP_XL_MAX];
 };
 

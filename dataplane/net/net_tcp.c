@@ -450,6 +450,7 @@ rto_expired(struct net_stack *st, struct net_tcp_conn *c)
 	}
 	c->rtx_deadline = 0;
 	c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_REO_ARMED);
+	st->sb[net_tcp_conn_index(st, c)].tlp_n = 0;
 	st->stats.tcp_rto_expiries++;
 	c->retries++;
 	if (c->state == NET_TCP_SYN_SENT || c->state == NET_TCP_SYN_RECEIVED) {

@@ -503,6 +503,7 @@ net_tcp_sack_enter_recovery(struct net_stack *st, struct net_tcp_conn *c)
 	uint32_t flight = c->snd_max - c->snd_una;
 
 	c->flags &= ~(NET_TCPF_TLP_SENT | NET_TCPF_TLP_ARMED);
+	sb->tlp_n = 0;
 	c->recover = c->snd_max;
 	/* (4.2) with RFC 5681 equation (4): ssthresh = max(FlightSize / 2,
 	 * 2 SMSS). cwnd follows PRR (RFC 6937) from here, one ACK at a time
@@ -630,6 +631,8 @@ ack_input(struct net_stack *st, struct net_tcp_conn *c, struct seg *s)
 		}
 		/* RFC 6298 (5.2) and (5.3); a probe is answered (RFC 8985). */
 		c->flags &= ~NET_TCPF_TLP_SENT;
+		if (sack)
+			net_tcp_sb(st, c)->tlp_n = 0;
 		if (c->snd_una == c->snd_max) {
 			if (!(c->flags & NET_TCPF_PERSIST)) {
 				c->rtx_deadline = 0;

@@ -36,6 +36,8 @@
 
 /* Smallest tail loss probe timeout (Linux: TCP_TIMEOUT_MIN, 2 ms). */
 #define NET_TCP_PTO_MIN_US 2000u
+/* Tail loss probes before the RTO takes over (see net_tcp_tlp_fire). */
+#define NET_TCP_TLP_MAX 3u
 
 uint32_t
 net_tcp_rcv_window(const struct net_stack *st, const struct net_tcp_conn *c)
@@ -398,7 +400,7 @@ net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c)
 	 * first hole once more (its resend was probably lost: with a small
 	 * window no later SACK may ever tell) instead of waiting for the RTO;
 	 * RFC 8985 arms no probe in recovery. */
-	if ((c->flags & NET_TCPF_SACK_OK) && !(c->flags & NET_TCPF_TLP_SENT) &&
+	if ((c->flags & NET_TCPF_SACK_OK) && net_tcp_sb(st, c)->tlp_n < NET_TCP_TLP_MAX &&
 			c->srtt_us != 0 && c->backoff == 0 && c->snd_nxt == c->snd_max &&
 			(c->state == NET_TCP_ESTABLISHED || c->state == NET_TCP_CLOSE_WAIT ||
 			c->state == NET_TCP_FIN_WAIT_1 || c->state == NET_TCP_CLOSING ||
@@ -407,6 +409,7 @@ net_tcp_rtx_arm(struct net_stack *st, struct net_tcp_conn *c)
 
 		if (c->snd_max - c->snd_una <= c->mss)
 			pto += st->cfg.delack_us;
+		pto <<= net_tcp_sb(st, c)->tlp_n;
 
 		if (pto < t) {
 			t = pto;
@@ -424,17 +427,38 @@ net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c)
 
 	c->flags &= ~NET_TCPF_TLP_ARMED;
 	c->rtx_deadline = 0;
+	if (!net_tcp_tx_room(st, c)) {
+		/* The device takes nothing: what seems unanswered may not have
+		 * left yet. Wait another probe timeout. */
+		net_tcp_rtx_arm(st, c);
+		return;
+	}
 	if (c->flags & NET_TCPF_IN_RECOVERY) {
 		/* The first hole's resend is overdue. */
 		if (net_tcp_sack_retransmit(st, c, c->snd_una) > 0)
 			st->stats.tcp_lost_retransmits++;
 		c->flags |= NET_TCPF_TLP_SENT;
-		net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+		net_tcp_sb(st, c)->tlp_n++;
+		c->rtx_deadline = 0;
+		net_tcp_rtx_arm(st, c);
 		return;
 	}
-	/* RFC 8985 section 7.3: new data if the window lets one segment go,
-	 * else the last segment sent again. */
-	if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt - c->snd_una + c->mss <= c->snd_wnd) {
+	/* RFC 8985 section 7.3 prefers new data and falls back to the last
+	 * segment sent again. Here the last segment goes first: a receiver
+	 * that delays its ACKs (Linux does, up to 200 ms, when its window
+	 * would not grow) delays the ACK of new in-order data too, and the
+	 * RTO fires before it; a duplicate is answered at once (RFC 5681
+	 * section 4.2), with a D-SACK if it arrived before. New data only
+	 * when nothing sent is unacknowledged (a FIN alone). */
+	if (SEQ_LT(c->snd_una, hi)) {
+		uint32_t len = NET_MIN(hi - c->snd_una, (uint32_t)c->mss);
+
+		c->flags &= ~NET_TCPF_RTT_TIMING;	/* Karn */
+		if (net_tcp_xmit(st, c, hi - len, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) == 0) {
+			st->stats.tcp_tlp_probes++;
+			c->flags |= NET_TCPF_TLP_SENT;
+		}
+	} else if (SEQ_LT(c->snd_nxt, end) && c->snd_nxt - c->snd_una + c->mss <= c->snd_wnd) {
 		uint32_t len = NET_MIN(end - c->snd_nxt, (uint32_t)c->mss);
 		uint8_t fl = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
 
@@ -445,16 +469,14 @@ net_tcp_tlp_fire(struct net_stack *st, struct net_tcp_conn *c)
 			st->stats.tcp_tlp_probes++;
 			c->flags |= NET_TCPF_TLP_SENT;
 		}
-	} else if (SEQ_LT(c->snd_una, hi)) {
-		uint32_t len = NET_MIN(hi - c->snd_una, (uint32_t)c->mss);
-
-		c->flags &= ~NET_TCPF_RTT_TIMING;	/* Karn */
-		if (net_tcp_xmit(st, c, hi - len, len, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG) == 0) {
-			st->stats.tcp_tlp_probes++;
-			c->flags |= NET_TCPF_TLP_SENT;
-		}
 	}
-	net_tcp_arm(st, &c->rtx_deadline, st->now_us + c->rto_us);
+	/* Unanswered, the probe is repeated (the timeout doubling) up to
+	 * NET_TCP_TLP_MAX times before the RTO: a probe or its ACK lost while
+	 * the peer delays its ACKs would otherwise cost the 200 ms RTO. RFC
+	 * 8985 sends one. */
+	net_tcp_sb(st, c)->tlp_n++;
+	c->rtx_deadline = 0;
+	net_tcp_rtx_arm(st, c);
 }
 
 /* Arm the retransmission timer if it is not running (RFC 6298 (5.1)). */
@@ -579,7 +601,7 @@ send_syn(struct net_stack *st, struct net_tcp_conn *c)
 void
 net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 {
-	bool sent = false, sack_rec, sb_used;
+	bool sent = false, sack_rec, sb_used, new_data = false;
 	uint32_t end;
 
 	switch (c->state) {
@@ -677,7 +699,13 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 		if (SEQ_GT(c->snd_nxt, c->snd_max))
 			c->snd_max = c->snd_nxt;
 		arm_rtx(st, c);
+		new_data = true;
 	}
+	/* RFC 8985 section 7.2: the probe timeout restarts after new data is
+	 * sent, with the flight as it now is (armed when the first segment
+	 * left, it would still add the one-segment delayed-ACK allowance). */
+	if (new_data && (c->flags & NET_TCPF_TLP_ARMED))
+		net_tcp_rtx_arm(st, c);
 	/* NextSeg rule 3: no new data could go, so resend holes not yet
 	 * deemed lost while the pipe allows. */
 	if (sack_rec && sack_recovery_output(st, c, true))

@@ -263,7 +263,7 @@ test_rack_lost_resend_later_hole(void **state)
 
 /* The last three segments of a burst lost after SACKed data, and the first
  * hole too: the resend of the first hole, once delivered, shows the tail
- * (sent before it) lost; no RTO. */
+ * (sent before it) lost, or a probe finds it; no RTO. */
 static void
 test_rack_lost_tail_in_recovery(void **state)
 {
@@ -278,8 +278,9 @@ test_rack_lost_tail_in_recovery(void **state)
 		" bytes resent\n", r.ms, r.rto, r.tlp, r.rack_lost, w.rtx_bytes);
 	assert_int_equal(r.rto, 0);
 	assert_true(r.rack_lost >= 1);
-	assert_int_equal(w.rtx_bytes, 4 * w.mss);
-	assert_true(r.ms < 100);
+	/* The four lost segments, at most one probe more. */
+	assert_true(w.rtx_bytes >= 4 * w.mss && w.rtx_bytes <= 5 * w.mss);
+	assert_true(r.ms < 200);
 }
 
 /* One loss in a large window: PRR (RFC 6937) paces sending during recovery
