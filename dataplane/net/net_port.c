@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * net_port: ethdev port setup for the stack (queues, symmetric RSS,
- * checksum offloads) and the per-worker glue (output function, poll step,
- * TSC clock). See net_port.h.
+ * net_port: ethdev port setup for the stack (queues, symmetric RSS with
+ * the redirection table programmed, checksum offloads) and the per-worker
+ * glue (output function that drops while the link is down, poll step, TSC
+ * clock). See net_port.h.
  */
 #include "net_port.h"
 
@@ -24,12 +25,99 @@
  * Session Monitoring with Symmetric Receive-side Scaling").
  */
 static void
-symmetric_key(uint8_t *key)
+symmetric_key(uint8_t *key, unsigned int len)
 {
-	for (unsigned i = 0; i < NET_PORT_RSS_KEY_LEN; i += 2) {
-		key[i] = 0x6d;
-		key[i + 1] = 0x5a;
+	for (unsigned i = 0; i < len; i++)
+		key[i] = (i & 1) ? 0x5a : 0x6d;
+}
+
+/* Largest key (bytes) and redirection table (entries) we program. */
+#define NET_PORT_KEY_MAX 64
+#define NET_PORT_RETA_MAX 2048
+#define NET_PORT_RETA_GROUPS (NET_PORT_RETA_MAX / RTE_ETH_RETA_GROUP_SIZE)
+
+/*
+ * Program the redirection table as the stack's source-port choice assumes
+ * (entry i -> queue i mod nq), and read it back: a driver may accept an
+ * update it does not apply. A table that cannot be written but reads back
+ * as that layout already is accepted.
+ *
+ * @return 0, -ENOTSUP (no table), -E2BIG, -EIO (reads back otherwise), or
+ *         the ethdev call's negative errno.
+ */
+static int
+port_reta_program(uint16_t port_id, uint16_t reta_size, uint16_t nq)
+{
+	struct rte_eth_rss_reta_entry64 reta[NET_PORT_RETA_GROUPS];
+	const unsigned int g = RTE_ETH_RETA_GROUP_SIZE;
+	unsigned int groups = (reta_size + g - 1u) / g;
+	int rc, update_rc;
+
+	if (reta_size == 0)
+		return -ENOTSUP;
+	if (reta_size > NET_PORT_RETA_MAX)
+		return -E2BIG;
+	memset(reta, 0, sizeof(reta[0]) * groups);
+	for (unsigned int i = 0; i < reta_size; i++) {
+		reta[i / g].mask |= UINT64_C(1) << (i % g);
+		reta[i / g].reta[i % g] = (uint16_t)(i % nq);
 	}
+	update_rc = rte_eth_dev_rss_reta_update(port_id, reta, reta_size);
+	for (unsigned int i = 0; i < groups; i++) {
+		memset(reta[i].reta, 0xff, sizeof(reta[i].reta));
+		reta[i].mask = UINT64_MAX;
+	}
+	rc = rte_eth_dev_rss_reta_query(port_id, reta, reta_size);
+	if (rc == -ENOTSUP)
+		return update_rc; /* written (or not) but not readable: trust the update */
+	if (rc != 0)
+		return rc;
+	for (unsigned int i = 0; i < reta_size; i++) {
+		if (reta[i / g].reta[i % g] != i % nq)
+			return update_rc != 0 ? update_rc : -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Install the symmetric key (of the port's key size) unless the port
+ * reports it already, and read it back.
+ *
+ * @return 0, -ENOTSUP (a key size we cannot fill), -EIO (reads back
+ *         otherwise), or the ethdev call's negative errno.
+ */
+static int
+port_key_install(uint16_t port_id, uint8_t key_len, uint64_t rss_hf)
+{
+	uint8_t want[NET_PORT_KEY_MAX], got[NET_PORT_KEY_MAX];
+	struct rte_eth_rss_conf c;
+	int rc, update_rc;
+
+	if (key_len < NET_PORT_RSS_KEY_LEN || key_len > NET_PORT_KEY_MAX)
+		return -ENOTSUP;
+	symmetric_key(want, key_len);
+	memset(&c, 0, sizeof(c));
+	c.rss_key = got;
+	c.rss_key_len = key_len;
+	rc = rte_eth_dev_rss_hash_conf_get(port_id, &c);
+	if (rc == 0 && memcmp(got, want, key_len) == 0)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	c.rss_key = want;
+	c.rss_key_len = key_len;
+	c.rss_hf = rss_hf;
+	update_rc = rte_eth_dev_rss_hash_update(port_id, &c);
+	if (update_rc != 0)
+		return update_rc;
+	memset(&c, 0, sizeof(c));
+	c.rss_key = got;
+	c.rss_key_len = key_len;
+	rc = rte_eth_dev_rss_hash_conf_get(port_id, &c);
+	if (rc == -ENOTSUP)
+		return 0; /* accepted, not readable: trust the update */
+	if (rc != 0)
+		return rc;
+	return memcmp(got, want, key_len) == 0 ? 0 : -EIO;
 }
 
 /* A driver whose transmit checksum offload is wrong for multi-segment frames. */
@@ -45,6 +133,8 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 	struct rte_eth_conf ec;
 	struct rte_eth_dev_info di;
 	struct rte_eth_txconf txc;
+	uint8_t key[NET_PORT_KEY_MAX];
+	uint8_t key_len;
 	uint16_t nq, nb_rxd, nb_txd;
 	int socket, rc;
 
@@ -64,11 +154,17 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 		socket = (int)rte_socket_id();
 
 	memset(&ec, 0, sizeof(ec));
-	symmetric_key(info->rss_key);
+	symmetric_key(info->rss_key, NET_PORT_RSS_KEY_LEN);
+	key_len = di.hash_key_size != 0 ? di.hash_key_size : NET_PORT_RSS_KEY_LEN;
+	symmetric_key(key, RTE_MIN((unsigned int)key_len, (unsigned int)NET_PORT_KEY_MAX));
+	info->rss_reta_err = -ENOTSUP;
+	info->rss_key_err = -ENOTSUP;
 	if (nq > 1 && (di.flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_TCP) != 0) {
 		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		ec.rx_adv_conf.rss_conf.rss_key = info->rss_key;
-		ec.rx_adv_conf.rss_conf.rss_key_len = NET_PORT_RSS_KEY_LEN;
+		if (key_len <= NET_PORT_KEY_MAX) {
+			ec.rx_adv_conf.rss_conf.rss_key = key;
+			ec.rx_adv_conf.rss_conf.rss_key_len = key_len;
+		}
 		ec.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_IPV4) &
 			di.flow_type_rss_offloads;
 		info->rss = true;
@@ -122,6 +218,17 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 	rc = rte_eth_dev_start(port_id);
 	if (rc != 0)
 		return rc;
+	/*
+	 * The table and key the stack's active opens aim at (net.h): written
+	 * after start (some drivers apply them only to a started port) and
+	 * read back. Without a table (net_tap: the kernel picks the queue)
+	 * there is nothing to aim at, and no key is written either.
+	 */
+	if (info->rss && info->reta_size != 0) {
+		info->rss_reta_err = port_reta_program(port_id, info->reta_size, nq);
+		info->rss_key_err = port_key_install(port_id, key_len,
+			ec.rx_adv_conf.rss_conf.rss_hf);
+	}
 	rc = rte_eth_macaddr_get(port_id, &info->mac);
 	if (rc != 0)
 		return rc;
@@ -139,7 +246,7 @@ net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
 	cfg->tx_fn = net_port_tx_burst;
 	cfg->tx_arg = q;
 	cfg->tx_cksum_offload = info->tx_cksum_offload;
-	if (info->rss) {
+	if (net_port_rss_aimed(info)) {
 		cfg->rss_key = info->rss_key;
 		cfg->rss_reta_size = info->reta_size;
 		cfg->rss_nb_queues = info->nb_queues;
@@ -160,8 +267,14 @@ port_raw_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 uint16_t
 net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n)
 {
-	const struct net_port_queue *q = arg;
+	struct net_port_queue *q = arg;
 
+	if (q->link_down != NULL && __atomic_load_n(q->link_down, __ATOMIC_RELAXED)) {
+		/* Nowhere to go: drop here (counted) rather than fill the device ring. */
+		rte_pktmbuf_free_bulk(pkts, n);
+		q->tx_link_down += n;
+		return n;
+	}
 	if (q->impair != NULL)
 		return net_impair_tx(q->impair, pkts, n, net_impair_now(q->impair), port_raw_tx,
 			arg);

@@ -11,9 +11,15 @@
  * caller fills each worker's net_config. net_port_worker_config does that
  * filling; net_port_tx_burst is the stack's output function.
  *
- * UNFINISHED: the dataplane's worker loop (reactor poller) that calls
- * net_port_poll is the subject of the transport integration; link state
- * changes and port stop/close are not handled here.
+ * With several queues and a redirection table, the table is programmed as
+ * entry i -> queue i % queues and the symmetric key installed, each read
+ * back (net_port_info.rss_reta_err / rss_key_err say what did not work);
+ * only then does net_port_worker_config give the stack the key to aim its
+ * active opens' source ports with (net_port_rss_aimed).
+ *
+ * Link state is polled by the caller (dataplane/net_dpdk.c, through
+ * rte_eth_link_get_nowait); a queue's link_down flag makes the output
+ * function drop and count. Port stop/close are the caller's.
  */
 #ifndef SLP_NET_PORT_H
 #define SLP_NET_PORT_H
@@ -47,6 +53,13 @@ struct net_port_info {
 	uint16_t nb_queues;
 	bool rss;			/**< RSS configured (nb_queues > 1 and supported) */
 	uint16_t reta_size;		/**< redirection table entries (RSS only) */
+	/** 0: the table is entry i -> queue i % nb_queues (written and read
+	 * back); else why not (-ENOTSUP: no table or no RSS, -EIO: it reads
+	 * back otherwise, or the ethdev call's errno). */
+	int rss_reta_err;
+	/** 0: the port hashes with rss_key (the symmetric key, written or
+	 * found, and read back where the driver can); else why not, as above. */
+	int rss_key_err;
 	uint8_t rss_key[NET_PORT_RSS_KEY_LEN];
 	bool rx_cksum_offload;		/**< port verifies IPv4/TCP checksums on receive */
 	bool tx_cksum_offload;		/**< port computes IPv4/TCP checksums on transmit */
@@ -59,6 +72,12 @@ struct net_impair;
 struct net_port_queue {
 	uint16_t port_id;
 	uint16_t queue_id;
+	/** Link state watch (NULL = not watched): while *link_down is true
+	 * (read relaxed; written by whoever polls the link), net_port_tx_burst
+	 * frees the frames instead of sending them and counts them in
+	 * tx_link_down. Borrowed; must outlive the queue. */
+	const bool *link_down;
+	uint64_t tx_link_down;		/**< frames dropped while the link was down */
 	/** Test impairments (net_impair.h) on this queue's frames, both
 	 * directions; NULL (the default) = none. */
 	struct net_impair *impair;
@@ -74,15 +93,31 @@ int
 net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_port_info *info);
 
 /**
+ * Can active opens aim their replies at a queue: RSS on several queues
+ * with the redirection table programmed and the symmetric key in place?
+ */
+static inline bool
+net_port_rss_aimed(const struct net_port_info *info)
+{
+	return info->rss && info->reta_size != 0 && info->rss_reta_err == 0 &&
+		info->rss_key_err == 0;
+}
+
+/**
  * Fill the port-related fields of a worker's stack configuration: MAC,
- * MTU, output function (net_port_tx_burst on q), offloads, RSS key and
- * queue. q and info are borrowed and must outlive the stack.
+ * MTU, output function (net_port_tx_burst on q), offloads, and (when
+ * net_port_rss_aimed) RSS key, table size and queue; else rss_key NULL.
+ * q and info are borrowed and must outlive the stack.
  */
 void
 net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
 	struct net_port_queue *q, uint16_t mtu);
 
-/** net_tx_burst_fn over rte_eth_tx_burst; arg is a struct net_port_queue. */
+/**
+ * net_tx_burst_fn over rte_eth_tx_burst; arg is a struct net_port_queue.
+ * Consumes the frames it returns as sent; while the queue's link is down
+ * that is all of them (freed, counted in tx_link_down).
+ */
 uint16_t
 net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n);
 

@@ -9,8 +9,9 @@ starts the binary, waits for "listening on PLAINTEXT://HOST:PORT" and
 Two transports. By default the kernel one, pinned with
 dataplane.transport=kernel (the broker's own default tries DPDK first), on
 loopback addresses only. With SLP_TRANSPORT=dpdk in the environment the
-broker runs the DPDK transport on a net_tap port instead: listeners become
-PLAINTEXT://198.18.0.2:9092 and the TAP's kernel side is 198.18.0.1/24 (with
+broker runs the DPDK transport on a net_tap port instead: the listener
+becomes PLAINTEXT://198.18.0.2:9092 (several listeners keep their names and
+fixed ports on 198.18.0.2) and the TAP's kernel side is 198.18.0.1/24 (with
 SLP_DPDK_PORT=af_packet: net_af_packet on veth0, whose peer veth1 the caller
 gave 198.18.0.1/24; the kernel's frames then carry partial checksums). That
 mode expects to run inside a network namespace of its own (test_broker_dpdk.py
@@ -46,17 +47,33 @@ def transport_config(conf_text):
         if "dataplane.transport" in conf_text:
             return conf_text
         return "dataplane.transport=kernel\n" + conf_text
+    # One listener becomes PLAINTEXT://198.18.0.2:9092; several keep their names and
+    # fixed ports on that address (a port 0 becomes 9092 + its index). A test's own
+    # memory size stays when it is above the port's needs.
+    listeners = "PLAINTEXT://%s:%d" % (DPDK_HOST, DPDK_PORT)
+    memory_mb = 768  # the port's packet buffers on top of the kernel tests' 256
+    for l in conf_text.split("\n"):
+        m = re.match(r"\s*listeners\s*[=:]\s*(\S+,\S+)", l)
+        if m:
+            out = []
+            for i, e in enumerate(m.group(1).split(",")):
+                name, port = re.match(r"([A-Za-z0-9_]+)://.*:(\d+)$", e).groups()
+                out.append("%s://%s:%d" % (name, DPDK_HOST, int(port) or DPDK_PORT + i))
+            listeners = ",".join(out)
+        m = re.match(r"\s*dpdk\.memory\.mb\s*[=:]\s*(\d+)", l)
+        if m:
+            memory_mb = max(memory_mb, int(m.group(1)))
     lines = [l for l in conf_text.split("\n")
              if not re.match(r"\s*(listeners|dataplane\.transport|dpdk\.memory\.mb)\s*[=:]", l)]
     return "\n".join([
         "dataplane.transport=dpdk",
-        "listeners=PLAINTEXT://%s:%d" % (DPDK_HOST, DPDK_PORT),
+        "listeners=" + listeners,
         "dataplane.port.device=%s" % ("net_af_packet0,iface=veth0"
                                       if DPDK_PORT_KIND == "af_packet"
                                       else "net_tap0,iface=slipstream0"),
         "dataplane.port.ipv4.address=%s" % DPDK_HOST,
         "dataplane.port.tap.address=198.18.0.1/24",
-        "dpdk.memory.mb=768",  # the port's packet buffers on top of the kernel tests' 256
+        "dpdk.memory.mb=%d" % memory_mb,
     ] + lines)
 
 

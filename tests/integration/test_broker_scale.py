@@ -32,10 +32,12 @@ import slp_broker  # noqa: E402
 import slp_scale  # noqa: E402
 
 SLIPSTREAM = sys.argv[1]
-CONNS = int(os.environ.get("SCALE_TEST_CONNS", "2000"))
-TOPICS = 20
+# Over DPDK (test_broker_dpdk.py) a reduced size: 500 connections through the
+# TAP, 5 x 100 partitions, and the port's buffers in a larger pool.
+CONNS = int(os.environ.get("SCALE_TEST_CONNS", "500" if slp_broker.DPDK else "2000"))
+TOPICS = 5 if slp_broker.DPDK else 20
 PARTS = 100
-POOL_MB = 512
+POOL_MB = 1024 if slp_broker.DPDK else 512
 PER_CONN_MAX = 16 * 1024
 PER_PART_MAX = 64 * 1024
 

@@ -291,9 +291,9 @@ def main():
         b.proc = subprocess.Popen([b.proc.args[0], b.conf], stdin=subprocess.DEVNULL,
                                   stdout=b.log, stderr=subprocess.STDOUT)
         wait_for(lambda: b.text().count("started;") >= 2, "dataplane restarted", 30)
-        m = re.findall(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", b.text())
+        m = re.findall(r"listening on PLAINTEXT://%s:(\d+)" % re.escape(b.host), b.text())
         b.port = int(m[-1])
-        b.addr = "127.0.0.1:%d" % b.port
+        b.addr = "%s:%d" % (b.host, b.port)
         check(partitions_of(b, "m-a") == 4 and partitions_of(b, "m-c") == 1,
               "restarted dataplane serves its copy without the control process")
         check(len(consume(b, "m-a", 3, 20)) == 20, "and its data")

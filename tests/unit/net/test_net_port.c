@@ -7,10 +7,15 @@
  * over them; the symmetric RSS key is checked to hash both directions of a
  * flow alike. The same transfer, both ways at once, through the impairment
  * layer on both ports' queues (loss, duplication, reordering, corruption,
- * delay), checked byte for byte.
+ * delay), checked byte for byte. On net_null ports (a redirection table and
+ * key in software): the table and the symmetric key net_port_setup programs,
+ * read back, and active opens whose replies come back to their worker's
+ * queue (a bitwise Toeplitz, checked against Microsoft's test vector). The
+ * output function while the link is down.
  */
 #include <inttypes.h>
 
+#include <rte_dev.h>
 #include <rte_ethdev.h>
 #include <rte_eth_ring.h>
 #include <rte_ring.h>
@@ -290,6 +295,270 @@ test_symmetric_rss_key(void **state)
 	}
 }
 
+/*
+ * Toeplitz hash written out bit by bit (independent of rte_softrss): for each
+ * input bit set, XOR in the 32-bit window of the key starting at that bit.
+ */
+static uint32_t
+toeplitz(const uint8_t *key, const uint8_t *data, unsigned int len)
+{
+	uint32_t h = 0;
+	uint32_t v = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 |
+		key[3];
+
+	for (unsigned int i = 0; i < len; i++) {
+		for (int b = 7; b >= 0; b--) {
+			if (data[i] & (1u << b))
+				h ^= v;
+			v = v << 1 | ((key[i + 4] >> b) & 1u);
+		}
+	}
+	return h;
+}
+
+/* The hash a NIC computes for an IPv4/TCP frame (addresses, ports host order). */
+static uint32_t
+toeplitz_v4(const uint8_t *key, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport)
+{
+	uint8_t d[12] = {
+		(uint8_t)(src >> 24), (uint8_t)(src >> 16), (uint8_t)(src >> 8), (uint8_t)src,
+		(uint8_t)(dst >> 24), (uint8_t)(dst >> 16), (uint8_t)(dst >> 8), (uint8_t)dst,
+		(uint8_t)(sport >> 8), (uint8_t)sport, (uint8_t)(dport >> 8), (uint8_t)dport,
+	};
+
+	return toeplitz(key, d, sizeof(d));
+}
+
+static void
+test_toeplitz_reference(void **state)
+{
+	/* Microsoft's RSS verification key and first IPv4/TCP vector (also in
+	 * DPDK's test_thash.c): 66.9.149.187:2794 -> 161.142.100.80:1766. */
+	static const uint8_t ms_key[40] = {
+		0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67,
+		0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+		0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30,
+		0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+	};
+
+	assert_int_equal(toeplitz_v4(ms_key, T_IPH(66, 9, 149, 187), T_IPH(161, 142, 100, 80),
+		2794, 1766), 0x51ccc178);
+}
+
+/* A net_null port (it has a 128-entry table and a 40-byte key in software). */
+static uint16_t
+null_port(const char *name)
+{
+	uint16_t port;
+
+	assert_int_equal(rte_dev_probe(name), 0);
+	assert_int_equal(rte_eth_dev_get_port_by_name(name, &port), 0);
+	return port;
+}
+
+static void
+null_port_close(const char *name, uint16_t port)
+{
+	assert_int_equal(rte_eth_dev_stop(port), 0);
+	assert_int_equal(rte_eth_dev_close(port), 0);
+	assert_int_equal(rte_eal_hotplug_remove("vdev", name), 0);
+}
+
+/* The port's redirection table, read back: entry i in @out[i]. */
+static void
+reta_read(uint16_t port, uint16_t *out, uint16_t size)
+{
+	struct rte_eth_rss_reta_entry64 reta[2];
+
+	assert_true(size <= 128);
+	memset(reta, 0, sizeof(reta));
+	reta[0].mask = reta[1].mask = UINT64_MAX;
+	assert_int_equal(rte_eth_dev_rss_reta_query(port, reta, size), 0);
+	for (uint16_t i = 0; i < size; i++)
+		out[i] = reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
+}
+
+static void
+test_rss_table_programmed(void **state)
+{
+	const char *name = "net_null_rss0";
+	uint16_t port = null_port(name);
+	struct net_port_conf pc = { .pool = t_pool, .nb_queues = 4 };
+	struct rte_eth_rss_reta_entry64 reta[2];
+	struct rte_eth_conf ec;
+	struct rte_eth_rss_conf rc;
+	struct net_port_info info;
+	uint8_t key[40], got[40];
+	uint16_t table[128];
+
+	/* Start from another key and a table sending everything to queue 1. */
+	memset(&ec, 0, sizeof(ec));
+	ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+	ec.rx_adv_conf.rss_conf.rss_hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP;
+	assert_int_equal(rte_eth_dev_configure(port, 2, 2, &ec), 0);
+	for (unsigned int i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	rc = (struct rte_eth_rss_conf){ .rss_key = key, .rss_key_len = sizeof(key),
+		.rss_hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP };
+	assert_int_equal(rte_eth_dev_rss_hash_update(port, &rc), 0);
+	memset(reta, 0, sizeof(reta));
+	for (int g = 0; g < 2; g++) {
+		reta[g].mask = UINT64_MAX;
+		for (int i = 0; i < RTE_ETH_RETA_GROUP_SIZE; i++)
+			reta[g].reta[i] = 1;
+	}
+	assert_int_equal(rte_eth_dev_rss_reta_update(port, reta, 128), 0);
+
+	assert_int_equal(net_port_setup(port, &pc, &info), 0);
+	assert_true(info.rss);
+	assert_int_equal(info.nb_queues, 4);
+	assert_int_equal(info.reta_size, 128);
+	assert_int_equal(info.rss_reta_err, 0);
+	assert_int_equal(info.rss_key_err, 0);
+	assert_true(net_port_rss_aimed(&info));
+	/* Read back on our own: the table spreads over the 4 queues, the key is
+	 * the symmetric one the stack got. */
+	reta_read(port, table, 128);
+	for (uint16_t i = 0; i < 128; i++)
+		assert_int_equal(table[i], i % 4);
+	rc = (struct rte_eth_rss_conf){ .rss_key = got, .rss_key_len = sizeof(got) };
+	assert_int_equal(rte_eth_dev_rss_hash_conf_get(port, &rc), 0);
+	assert_memory_equal(got, info.rss_key, sizeof(got));
+	for (unsigned int i = 0; i < sizeof(got); i++)
+		assert_int_equal(got[i], (i & 1) ? 0x5a : 0x6d);
+	null_port_close(name, port);
+}
+
+/*
+ * Active opens on 4 workers of one port: each source port the stack picks
+ * must bring the reply (remote -> us) to the worker's queue through the
+ * table the port holds, and the first direction (us -> remote) hashes the
+ * same with the symmetric key. Hashes by the bitwise Toeplitz above, the
+ * table and key as read back from the port.
+ */
+static void
+test_rss_active_open_both_directions(void **state)
+{
+	const char *name = "net_null_rss1";
+	uint16_t port = null_port(name);
+	struct net_port_conf pc = { .pool = t_pool, .nb_queues = 4 };
+	struct net_port_info info;
+	struct rte_eth_rss_conf rc;
+	struct t_app app;
+	uint8_t key[40];
+	uint16_t table[128];
+	unsigned int hits[4] = {0};
+
+	assert_int_equal(net_port_setup(port, &pc, &info), 0);
+	assert_true(net_port_rss_aimed(&info));
+	reta_read(port, table, 128);
+	rc = (struct rte_eth_rss_conf){ .rss_key = key, .rss_key_len = sizeof(key) };
+	assert_int_equal(rte_eth_dev_rss_hash_conf_get(port, &rc), 0);
+	t_app_init(&app);
+	for (uint16_t q = 0; q < 4; q++) {
+		struct net_port_queue pq = { .port_id = port, .queue_id = q };
+		struct net_config c;
+		struct net_stack *st;
+
+		t_config(&c, NULL, T_IP_A, 1);
+		net_port_worker_config(&c, &info, &pq, 1500);
+		assert_non_null(c.rss_key);
+		assert_int_equal(c.rss_queue, q);
+		st = net_stack_create(&c);
+		assert_non_null(st);
+		for (int k = 0; k < 16; k++) {
+			struct net_tcp_conn *conn;
+			struct net_tcp_info i;
+			uint32_t back, out;
+
+			assert_int_equal(net_tcp_connect(st, T_IP_B, 9092, &t_ops, &app, &conn),
+				0);
+			net_tcp_conn_info(conn, &i);
+			back = toeplitz_v4(key, T_IPH(198, 18, 0, 2), T_IPH(198, 18, 0, 1), 9092,
+				i.lport);
+			out = toeplitz_v4(key, T_IPH(198, 18, 0, 1), T_IPH(198, 18, 0, 2), i.lport,
+				9092);
+			assert_int_equal(back, out);
+			assert_int_equal(table[back % 128], q);
+			hits[q]++;
+		}
+		net_stack_free(st);
+	}
+	t_app_fini(&app);
+	for (int q = 0; q < 4; q++)
+		assert_int_equal(hits[q], 16);
+	null_port_close(name, port);
+}
+
+/* Without a table to aim at (one queue here), the stack gets no key. */
+static void
+test_rss_not_aimed(void **state)
+{
+	struct net_port_info info;
+	struct net_port_queue q = { .port_id = 0, .queue_id = 0 };
+	struct net_config c;
+
+	memset(&info, 0, sizeof(info));
+	info.rss = true;
+	info.nb_queues = 2;
+	info.reta_size = 0;	/* net_tap: the kernel picks the queue */
+	t_config(&c, NULL, T_IP_A, 1);
+	net_port_worker_config(&c, &info, &q, 1500);
+	assert_null(c.rss_key);
+	info.reta_size = 128;
+	info.rss_reta_err = -ENOTSUP;
+	net_port_worker_config(&c, &info, &q, 1500);
+	assert_null(c.rss_key);
+	info.rss_reta_err = 0;
+	info.rss_key_err = -EIO;
+	net_port_worker_config(&c, &info, &q, 1500);
+	assert_null(c.rss_key);
+	info.rss_key_err = 0;
+	net_port_worker_config(&c, &info, &q, 1500);
+	assert_non_null(c.rss_key);
+}
+
+/* While the link is down the output function frees and counts; then sends again. */
+static void
+test_link_down_drops(void **state)
+{
+	struct rte_ring *r = rte_ring_create("net_t_link", 64, SOCKET_ID_ANY,
+		RING_F_SP_ENQ | RING_F_SC_DEQ);
+	struct net_port_conf pc = { .pool = t_pool };
+	struct net_port_info info;
+	struct net_port_queue q;
+	struct rte_mbuf *m[5];
+	bool down = true;
+	unsigned int avail;
+	int p;
+
+	assert_non_null(r);
+	p = rte_eth_from_rings("net_t_link", &r, 1, &r, 1, SOCKET_ID_ANY);
+	assert_true(p >= 0);
+	assert_int_equal(net_port_setup((uint16_t)p, &pc, &info), 0);
+	q = (struct net_port_queue){ .port_id = (uint16_t)p, .link_down = &down };
+	avail = rte_mempool_avail_count(t_pool);
+	assert_int_equal(rte_pktmbuf_alloc_bulk(t_pool, m, 5), 0);
+	assert_int_equal(net_port_tx_burst(&q, m, 5), 5);
+	assert_int_equal(q.tx_link_down, 5);
+	assert_int_equal(rte_ring_count(r), 0);
+	assert_int_equal(rte_mempool_avail_count(t_pool), avail); /* freed */
+	down = false;
+	assert_int_equal(rte_pktmbuf_alloc_bulk(t_pool, m, 5), 0);
+	for (int i = 0; i < 5; i++)
+		assert_non_null(rte_pktmbuf_append(m[i], 60));
+	assert_int_equal(net_port_tx_burst(&q, m, 5), 5);
+	assert_int_equal(q.tx_link_down, 5);
+	assert_int_equal(rte_ring_count(r), 5);
+	assert_int_equal(rte_eth_dev_stop((uint16_t)p), 0);
+	{
+		struct rte_mbuf *x;
+
+		while (rte_ring_dequeue(r, (void **)&x) == 0)
+			rte_pktmbuf_free(x);
+	}
+}
+
 static void
 test_tsc_clock(void **state)
 {
@@ -308,6 +577,11 @@ main(void)
 		cmocka_unit_test(test_ring_ports_tcp_transfer),
 		cmocka_unit_test(test_ring_ports_impaired),
 		cmocka_unit_test(test_symmetric_rss_key),
+		cmocka_unit_test(test_toeplitz_reference),
+		cmocka_unit_test(test_rss_table_programmed),
+		cmocka_unit_test(test_rss_active_open_both_directions),
+		cmocka_unit_test(test_rss_not_aimed),
+		cmocka_unit_test(test_link_down_drops),
 		cmocka_unit_test(test_tsc_clock),
 	};
 
