@@ -31,11 +31,14 @@
 
 /* An append completed since parked fetches last ran. */
 static bool g_appended;
+/* Appends completed so far (a fetch whose reads were in flight meanwhile runs again). */
+static uint64_t g_append_seq;
 
 void
 dp_fetch_appended(void)
 {
 	g_appended = true;
+	g_append_seq++;
 }
 
 
@@ -103,10 +106,18 @@ read_done(void *arg, struct stor_read *rd, int rc)
  * buffers live here (own arena and read area) until the last read
  * completes; then the response is encoded and sent. A small pool taken at
  * start; with none free, disk reads are waited for in the handler.
+ *
+ * The arena is as large as the request arena (REQ_ARENA_BYTES), so a Fetch
+ * the handler can decode fits its context too (about 1.3 KiB per partition:
+ * 2,000 partitions take under 3 MiB). It is allocated once and, like the
+ * request arena, paged in as used: an idle context costs address space, and
+ * a context keeps the pages its largest Fetch touched.
  */
 #define FETCH_ASYNC_COUNT 8
-#define FETCH_ASYNC_ARENA (128u * 1024u)
+#define FETCH_ASYNC_ARENA REQ_ARENA_BYTES
 #define FETCH_ASYNC_AREA (2u * 1024u * 1024u)
+
+struct fetch_waiter;
 
 struct fetch_async {
 	bool used;
@@ -121,6 +132,15 @@ struct fetch_async {
 	uint32_t remote;  /* of which reads on another writer's lcore */
 	bool failed;      /* the request was refused meanwhile: no reply */
 	bool held;        /* a response being sent references its read area (fetch_zc) */
+	/*
+	 * The long-poll slot holding the request body the response borrows from
+	 * (NULL: none was free; the body is the frame). When the reads bring
+	 * fewer than min_bytes (wait_bytes > 0), the fetch parks again instead of
+	 * answering (fetch_async_finish).
+	 */
+	struct fetch_waiter *waiter;
+	int32_t wait_bytes; /* min_bytes when it may still wait, else 0 */
+	uint64_t append_seq; /* g_append_seq when it ran */
 	struct kp_arena arena;
 	uint8_t *arena_buf;
 	uint8_t *area; /* 4 KiB aligned, FETCH_ASYNC_AREA bytes */
@@ -379,18 +399,52 @@ copy:
 	return rc;
 }
 
+static bool fetch_waiter_repark(struct fetch_waiter *w, int64_t found, int32_t min_bytes,
+	uint64_t append_seq);
+static void fetch_waiter_done(struct fetch_waiter *w);
+
+/* Record bytes of a response. */
+static int64_t
+fetch_resp_bytes(const struct kp_fetch_response *resp)
+{
+	int64_t n = 0;
+
+	for (int32_t t = 0; t < resp->responses.count; t++) {
+		const struct kp_fetch_response_fetchable_topic_response *rt =
+			&resp->responses.items[t];
+
+		for (int32_t p = 0; p < rt->partitions.count; p++)
+			n += rt->partitions.items[p].records.len > 0 ?
+				rt->partitions.items[p].records.len : 0;
+	}
+	return n;
+}
+
 static void
 fetch_async_finish(struct fetch_async *fa)
 {
+	struct fetch_waiter *w = fa->waiter;
+
 	fa->used = false;
+	fa->waiter = NULL;
+	if (!fa->failed && w != NULL && fa->wait_bytes > 0 &&
+		fetch_waiter_repark(w, fetch_resp_bytes(&fa->resp), fa->wait_bytes, fa->append_seq)) {
+		/* Too few bytes after all: waits again for appends or its deadline. */
+		fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
+		for (uint32_t k = 0; k < fa->n_reads; k++)
+			stor_read_release(&fa->reads[k]);
+		return;
+	}
 	if (!fa->failed) {
 		fetch_reply(fa->conn, fa->req, &fa->h, &fa->rb, &fa->resp, fa->reads, fa->n_reads,
 			fa);
-		return;
+	} else {
+		fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
+		for (uint32_t k = 0; k < fa->n_reads; k++)
+			stor_read_release(&fa->reads[k]);
 	}
-	fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
-	for (uint32_t k = 0; k < fa->n_reads; k++)
-		stor_read_release(&fa->reads[k]);
+	if (w != NULL)
+		fetch_waiter_done(w); /* after the reply: the response borrowed its body */
 }
 
 static void
@@ -952,19 +1006,51 @@ fetch_watch_hit(const struct fetch_watch *wt)
 }
 
 /*
+ * Long poll: a Fetch that found less than min_bytes is parked with a copy of
+ * its header and body and run again when an append completes (any
+ * partition: a first cut, see dp_requests_poll) or at max_wait_ms.
+ */
+#define FETCH_WAITERS 256
+#define FETCH_WAIT_BODY 4096 /* larger fetch requests are answered without waiting */
+
+struct fetch_waiter {
+	bool used;
+	bool inflight; /* its run waits for reads (fetch_async): the body is borrowed */
+	struct dp_conn *conn;
+	uint64_t req;
+	uint64_t deadline_tsc;
+	enum fetch_mode mode; /* its session outcome, resolved at the first run */
+	struct fetch_watch watch;
+	struct kp_request_header h;
+	uint32_t len;
+	uint8_t body[FETCH_WAIT_BODY];
+};
+
+static struct fetch_waiter g_waiters[FETCH_WAITERS];
+static unsigned g_n_waiting;
+
+/*
  * Serve a Fetch. With @may_wait, a fetch that found fewer than min_bytes
  * and allows waiting (max_wait_ms > 0) answers nothing and returns 1, with
- * @watch (non-NULL then) listing the logs it read: the caller parks it and
- * runs it again on an append to one of them or at its deadline. *@mode:
- * the request's session outcome (FETCH_MODE_NEW before the first run; kept
- * by the caller for the next runs of a parked fetch).
+ * @wt's watch (@wt non-NULL then) listing the logs it read: the caller parks
+ * it and runs it again on an append to one of them or at its deadline.
+ * Reads that complete later (disk, other writers' partitions) count as
+ * enough bytes here; with @wt the fetch returns FETCH_INFLIGHT and @wt stays
+ * taken until they complete: the caller keeps the request body in @wt (the
+ * response borrows from it) and fetch_async_finish() answers, or parks it
+ * again when they brought fewer than min_bytes (sessionless fetches only:
+ * a session has recorded what the response sent). *@mode: the request's
+ * session outcome (FETCH_MODE_NEW before the first run; kept by the caller
+ * for the next runs of a parked fetch).
  */
 static int fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn,
 	uint64_t req, const struct kp_request_header *h, struct kp_reader *r,
-	struct fetch_watch *watch, bool may_wait, enum fetch_mode *mode);
+	struct fetch_waiter *wt, bool may_wait, enum fetch_mode *mode);
 
 /* fetch_run(): every asynchronous context is busy; the caller parks the fetch and retries. */
 #define FETCH_DEFERRED 2
+/* fetch_run(): answered when its reads complete; its waiter slot stays taken until then. */
+#define FETCH_INFLIGHT 3
 
 /*
  * fetch_run_ctx() with a free asynchronous context. With none free and
@@ -974,7 +1060,7 @@ static int fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct d
  */
 static int
 fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r, struct fetch_watch *watch,
+	const struct kp_request_header *h, struct kp_reader *r, struct fetch_waiter *wt,
 	bool may_wait, enum fetch_mode *mode)
 {
 	struct fetch_async *fa = NULL;
@@ -983,9 +1069,9 @@ fetch_run(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		if (!g_fa[i].used && !g_fa[i].held)
 			fa = &g_fa[i];
 	}
-	if (fa == NULL && watch != NULL)
+	if (fa == NULL && wt != NULL)
 		return FETCH_DEFERRED;
-	return fetch_run_ctx(q, fa, conn, req, h, r, watch, may_wait, mode);
+	return fetch_run_ctx(q, fa, conn, req, h, r, wt, may_wait, mode);
 }
 
 /* A full fetch was answered: cache its partitions and what was sent. @return its id or 0. */
@@ -1019,9 +1105,10 @@ fetch_session_create(int16_t v, const struct kp_fetch_request *m, const struct f
 /* fetch_run() with @fa (NULL: disk reads are waited for in the handler). */
 static int
 fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *conn, uint64_t req,
-	const struct kp_request_header *h, struct kp_reader *r, struct fetch_watch *watch,
+	const struct kp_request_header *h, struct kp_reader *r, struct fetch_waiter *wt,
 	bool may_wait, enum fetch_mode *mode)
 {
+	struct fetch_watch *watch = wt != NULL ? &wt->watch : NULL;
 	struct dp_broker *b = q->b;
 	struct kp_arena *a = &q->arena;
 	int16_t v = h->request_api_version;
@@ -1058,6 +1145,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 		fa->pending = 0;
 		fa->remote = 0;
 		fa->failed = false;
+		fa->append_seq = g_append_seq;
 	}
 	rc = kp_fetch_request_decode(&m, v, r, a);
 	if (rc < 0) {
@@ -1238,6 +1326,14 @@ next:
 		fa->resp = resp;
 		fa->reads = reads;
 		fa->n_reads = n_reads;
+		fa->waiter = wt;
+		fa->wait_bytes = 0;
+		if (may_wait && !errors && m.max_wait_ms > 0 && *mode == FETCH_MODE_SESSIONLESS)
+			fa->wait_bytes = m.min_bytes > 1 ? m.min_bytes : 1;
+		if (wt != NULL) {
+			wt->inflight = true;
+			return FETCH_INFLIGHT;
+		}
 		return 0;
 	}
 	return fetch_reply(conn, req, h, &rb, &resp, reads, n_reads, NULL);
@@ -1247,6 +1343,7 @@ nomem:
 		/* Reads in flight own their buffers: fetch_async_finish() drops it all. */
 		fa->used = true;
 		fa->failed = true;
+		fa->waiter = NULL;
 		fa->conn = conn;
 		fa->req = req;
 		fa->rb = rb;
@@ -1260,38 +1357,74 @@ nomem:
 	return -ENOMEM;
 }
 
+
 /*
- * Long poll: a Fetch that found less than min_bytes is parked with a copy of
- * its header and body and run again when an append completes (any
- * partition: a first cut, see dp_requests_poll) or at max_wait_ms.
+ * A debug line per park (@what: "parked", or "parked again" when an append
+ * woke it with still too little): what wakes it. Tests wait for these lines
+ * before they append, so they know the fetch waits in the broker. @m may be
+ * NULL (min_bytes and max_wait_ms not known then).
  */
-#define FETCH_WAITERS 256
-#define FETCH_WAIT_BODY 4096 /* larger fetch requests are answered without waiting */
+static void
+fetch_park_log(const struct fetch_waiter *w, const struct kp_fetch_request *m, const char *what)
+{
+	unsigned others = 0;
 
-struct fetch_waiter {
-	bool used;
-	struct dp_conn *conn;
-	uint64_t req;
-	uint64_t deadline_tsc;
-	enum fetch_mode mode; /* its session outcome, resolved at the first run */
-	struct fetch_watch watch;
-	struct kp_request_header h;
-	uint32_t len;
-	uint8_t body[FETCH_WAIT_BODY];
-};
+	if (!DP_LOG_ENABLED(DP_LOG_DEBUG))
+		return;
+	if (w->watch.retry) {
+		dp_log(DP_LOG_DEBUG, "fetch %s: runs again at the next poll", what);
+		return;
+	}
+	if (w->watch.n > FETCH_WATCH) {
+		dp_log(DP_LOG_DEBUG, "fetch %s: more than %d partitions, any append wakes it",
+			what, FETCH_WATCH);
+		return;
+	}
+	for (uint32_t i = 0; i < w->watch.n; i++)
+		others += w->watch.e[i].pp->writer != 0;
+	dp_log(DP_LOG_DEBUG, "fetch %s: watches %u partition(s), %u of writers other than 0"
+		"; min_bytes %" PRId32 ", max_wait_ms %" PRId32, what, w->watch.n, others,
+		m != NULL ? m->min_bytes : -1, m != NULL ? m->max_wait_ms : -1);
+}
 
-static struct fetch_waiter g_waiters[FETCH_WAITERS];
-static unsigned g_n_waiting;
+/* The fetch of @w was answered (or its connection is gone): free the slot. */
+static void
+fetch_waiter_done(struct fetch_waiter *w)
+{
+	w->used = false;
+	w->inflight = false;
+	g_n_waiting--;
+}
+
+/*
+ * The reads of @w's fetch completed with @found record bytes: park it again
+ * when that is below @min_bytes and it may still wait. Appends completed
+ * while the reads were in flight (g_append_seq moved past @append_seq) woke
+ * nobody for it: it then runs again at the next poll. @return whether it
+ * was parked (nothing to answer now).
+ */
+static bool
+fetch_waiter_repark(struct fetch_waiter *w, int64_t found, int32_t min_bytes,
+	uint64_t append_seq)
+{
+	w->inflight = false;
+	if (found >= min_bytes || rte_rdtsc() >= w->deadline_tsc ||
+		dp_conn_req_gen(w->req) != w->conn->gen)
+		return false;
+	w->watch.retry = append_seq != g_append_seq;
+	fetch_park_log(w, NULL, "parked again");
+	return true;
+}
 
 int
 dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	const struct kp_request_header *h, struct kp_reader *r)
 {
-	const uint8_t *body = r->p;
-	struct kp_reader saved = *r;
 	size_t len = (size_t)(r->end - r->p);
 	struct fetch_waiter *w = NULL;
 	enum fetch_mode mode = FETCH_MODE_NEW;
+	struct kp_fetch_request m;
+	struct kp_reader body;
 	int rc;
 
 	if (len <= FETCH_WAIT_BODY && g_n_waiting < FETCH_WAITERS) {
@@ -1300,14 +1433,23 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 				w = &g_waiters[i];
 		}
 	}
-	rc = fetch_run(q, conn, req, h, r, w != NULL ? &w->watch : NULL, w != NULL, &mode);
-	if (rc != 1 && rc != FETCH_DEFERRED)
+	if (w != NULL) {
+		/* Decoded from the slot's copy: a parked or in-flight fetch borrows from it. */
+		w->len = (uint32_t)len;
+		memcpy(w->body, r->p, len);
+		kp_reader_init(&body, w->body, w->len);
+		r = &body;
+		w->watch.n = 0;
+		w->watch.retry = false;
+		w->inflight = false;
+	}
+	rc = fetch_run(q, conn, req, h, r, w, w != NULL, &mode);
+	if (rc != 1 && rc != FETCH_DEFERRED && rc != FETCH_INFLIGHT)
 		return rc;
-	/* Park it: max_wait_ms is read again by the decode when it runs next. */
-	struct kp_fetch_request m;
-
+	/* Park it (or keep its slot while its reads complete): max_wait_ms is read again. */
 	kp_arena_reset(&q->arena);
-	if (kp_fetch_request_decode(&m, h->request_api_version, &saved, &q->arena) < 0 ||
+	kp_reader_init(&body, w->body, w->len);
+	if (kp_fetch_request_decode(&m, h->request_api_version, &body, &q->arena) < 0 ||
 		m.max_wait_ms < 0)
 		m.max_wait_ms = 0; /* deferred unread: its next run answers (or closes) at once */
 	w->used = true;
@@ -1324,9 +1466,9 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	w->h = *h;
 	w->h.client_id = (struct kp_str){.ptr = NULL, .len = -1};
 	memset(&w->h.unknown_tags, 0, sizeof(w->h.unknown_tags));
-	w->len = (uint32_t)len;
-	memcpy(w->body, body, len);
 	g_n_waiting++;
+	if (rc != FETCH_INFLIGHT)
+		fetch_park_log(w, &m, "parked");
 	return 0;
 }
 
@@ -1350,11 +1492,10 @@ dp_requests_poll(void *arg)
 		struct kp_reader r;
 		int rc;
 
-		if (!w->used)
-			continue;
+		if (!w->used || w->inflight)
+			continue; /* free, or its reads complete first (fetch_async_finish) */
 		if (dp_conn_req_gen(w->req) != w->conn->gen) { /* connection gone */
-			w->used = false;
-			g_n_waiting--;
+			fetch_waiter_done(w);
 			continue;
 		}
 		expired = now >= w->deadline_tsc;
@@ -1362,18 +1503,22 @@ dp_requests_poll(void *arg)
 			continue;
 		kp_arena_reset(&q->arena);
 		kp_reader_init(&r, w->body, w->len);
-		rc = fetch_run(q, w->conn, w->req, &w->h, &r, &w->watch, !expired, &w->mode);
-		if (rc == 1)
-			continue; /* still nothing: keep waiting (the watch list was refreshed) */
+		rc = fetch_run(q, w->conn, w->req, &w->h, &r, w, !expired, &w->mode);
+		if (rc == 1) {
+			/* still too little: keep waiting (the watch list was refreshed) */
+			fetch_park_log(w, NULL, "parked again");
+			continue;
+		}
 		if (rc == -EAGAIN || rc == FETCH_DEFERRED) {
 			/* no response buffer, or no free disk-read context: again next poll */
 			w->watch.retry = true;
 			continue;
 		}
+		if (rc == FETCH_INFLIGHT)
+			continue; /* answered (or parked again) when its reads complete */
 		if (rc < 0)
 			dp_conn_close(w->conn);
-		w->used = false;
-		g_n_waiting--;
+		fetch_waiter_done(w);
 		done++;
 	}
 	return done;
