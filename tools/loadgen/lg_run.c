@@ -72,7 +72,22 @@ struct lg_slot {
 	uint8_t *req; /* the encoded frame, size prefix included */
 	size_t req_len;
 	size_t req_cap;
+	struct lg_conn *conn;
+	/* req lent to the transport (send_ref): while txref->held the slot is
+	 * neither reused nor re-encoded; a slot done before its buffer came
+	 * back waits with free_pending. Heap-allocated so that a buffer still
+	 * lent when the connection is freed can be left to the transport. */
+	struct lg_tx_ref *txref;
+	bool free_pending;
 	uint8_t *batches; /* Produce: nparts * batch_cap bytes the frame was encoded from */
+	/* Produce without compression or keys: batch j of batches, built once
+	 * with tmpl_n[j] records (0: not yet) of tmpl_size[j] bytes whose
+	 * values start at val_off[j * rpb + k], is patched for the next request
+	 * with as many records (stamps, timestamps, CRC) instead of rebuilt.
+	 * NULL when every batch is built record by record. */
+	uint32_t *tmpl_n;
+	uint32_t *tmpl_size;
+	uint32_t *val_off;
 	struct kp_produce_request_partition_produce_data *pd;
 	struct lg_part_ref *parts;
 	uint32_t nparts;
@@ -252,7 +267,25 @@ lg_config_defaults(struct lg_config *cfg)
 static void
 slot_free(struct lg_conn *c, struct lg_slot *s)
 {
+	if (s->txref != NULL && s->txref->held) {
+		s->free_pending = true; /* slot_tx_done frees it */
+		return;
+	}
 	c->freelist[c->nfree++] = (uint32_t)(s - c->slots);
+}
+
+/* The transport gave a lent request buffer back (lg_tx_ref.done). */
+static void
+slot_tx_done(struct lg_tx_ref *ref)
+{
+	struct lg_slot *s = ref->arg;
+
+	if (s == NULL)
+		return; /* its connection is gone; the buffer was left to us (conn_free) */
+	if (s->free_pending) {
+		s->free_pending = false;
+		slot_free(s->conn, s);
+	}
 }
 
 static void
@@ -296,16 +329,24 @@ conn_flush(struct lg_conn *c)
 	const struct lg_transport_ops *ops = w->cfg->transport;
 
 	while (!c->failed && c->nsent < c->fcount) {
-		struct iovec iov[LG_IOV_MAX];
-		int n = 0;
-		for (uint32_t i = c->nsent; i < c->fcount && n < LG_IOV_MAX; i++) {
-			struct lg_slot *s = &c->slots[c->fifo[(c->fhead + i) % c->nslots]];
-			size_t off = i == c->nsent ? c->send_off : 0;
-			iov[n].iov_base = s->req + off;
-			iov[n].iov_len = s->req_len - off;
-			n++;
+		ssize_t got;
+		if (ops->send_ref != NULL) {
+			/* By reference: the slot's frame is not copied (memif). */
+			struct lg_slot *s = &c->slots[c->fifo[(c->fhead + c->nsent) % c->nslots]];
+			got = ops->send_ref(c->tc, s->req + c->send_off, s->req_len - c->send_off,
+					    s->txref);
+		} else {
+			struct iovec iov[LG_IOV_MAX];
+			int n = 0;
+			for (uint32_t i = c->nsent; i < c->fcount && n < LG_IOV_MAX; i++) {
+				struct lg_slot *s = &c->slots[c->fifo[(c->fhead + i) % c->nslots]];
+				size_t off = i == c->nsent ? c->send_off : 0;
+				iov[n].iov_base = s->req + off;
+				iov[n].iov_len = s->req_len - off;
+				n++;
+			}
+			got = ops->writev(c->tc, iov, n);
 		}
-		ssize_t got = ops->writev(c->tc, iov, n);
 		if (got < 0) {
 			conn_fail(c, "send", (int)got);
 			return;
@@ -341,10 +382,73 @@ conn_flush(struct lg_conn *c)
 
 /* ---- producing ------------------------------------------------------------- */
 
-/* Fill one batch of @n records into @dst; returns its size or a negative errno. */
+static void
+put64be(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/*
+ * Remember where the values of the batch just built at @dst (@size bytes,
+ * @n records) start, so that the next one with as many records is patched
+ * (template_patch). Nothing is remembered if the batch does not parse back.
+ */
+static void
+template_learn(struct lg_conn *c, struct lg_slot *s, uint32_t j, const uint8_t *dst, size_t size,
+	       uint32_t n)
+{
+	struct kp_batch_header h;
+	struct kp_record_iter it;
+	struct kp_record rec;
+	uint32_t *vo = s->val_off + (size_t)j * c->rpb;
+
+	s->tmpl_n[j] = 0;
+	if (n > c->rpb || kp_batch_header_parse(dst, size, &h) < 0 || h.records_count != (int32_t)n)
+		return;
+	kp_record_iter_init(&it, dst + KP_BATCH_HEADER_SIZE, size - KP_BATCH_HEADER_SIZE,
+			    h.records_count);
+	for (uint32_t k = 0; k < n; k++) {
+		if (kp_record_iter_next(&it, &rec) != 1 || rec.value == NULL)
+			return;
+		vo[k] = (uint32_t)(rec.value - dst);
+	}
+	s->tmpl_n[j] = n;
+	s->tmpl_size[j] = (uint32_t)size;
+}
+
+/*
+ * The batch at @dst keeps its layout (same records, same sizes); what a new
+ * batch changes is written over it: each value's stamp (due time, run,
+ * connection, partition, sequence), the batch timestamps (every record's
+ * delta is 0) and the CRC. The rest of each value is the filler of the
+ * first build. Saves copying every value and encoding every record.
+ */
 static int64_t
-build_batch(struct lg_conn *c, uint32_t pi, uint8_t *dst, size_t cap, uint32_t n,
-	    int64_t stamp0, int64_t step, uint64_t *payload)
+template_patch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8_t *dst,
+	       uint32_t n, int64_t stamp0, int64_t step, int64_t ts, uint64_t *payload)
+{
+	struct lg_worker *w = c->w;
+	const struct lg_config *cfg = w->cfg;
+	const uint32_t *vo = s->val_off + (size_t)j * c->rpb;
+
+	for (uint32_t k = 0; k < n; k++)
+		lg_stamp_write(dst + vo[k], cfg->record_size, (uint64_t)(stamp0 + (int64_t)k * step),
+			       w->sh->run, c->index, c->parts[pi], c->seq[pi]++);
+	put64be(dst + 27, (uint64_t)ts); /* baseTimestamp */
+	put64be(dst + 35, (uint64_t)ts); /* maxTimestamp */
+	kp_batch_crc_update(dst, s->tmpl_size[j]);
+	*payload = (uint64_t)n * cfg->record_size;
+	return s->tmpl_size[j];
+}
+
+/* Fill one batch of @n records into @dst (batch @j of slot @s); returns its size or a
+ * negative errno. */
+static int64_t
+build_batch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8_t *dst,
+	    size_t cap, uint32_t n, int64_t stamp0, int64_t step, uint64_t *payload)
 {
 	struct lg_worker *w = c->w;
 	const struct lg_config *cfg = w->cfg;
@@ -352,6 +456,9 @@ build_batch(struct lg_conn *c, uint32_t pi, uint8_t *dst, size_t cap, uint32_t n
 	int64_t ts = realtime_ms();
 	size_t size;
 	int rc;
+
+	if (s->tmpl_n != NULL && s->tmpl_n[j] == n)
+		return template_patch(c, s, j, pi, dst, n, stamp0, step, ts, payload);
 
 	rc = kp_batch_builder_start(&b, dst, cap, cfg->codec);
 	if (rc < 0)
@@ -378,7 +485,11 @@ build_batch(struct lg_conn *c, uint32_t pi, uint8_t *dst, size_t cap, uint32_t n
 		*payload += klen + cfg->record_size;
 	}
 	rc = kp_batch_builder_finish(&b, &size);
-	return rc < 0 ? rc : (int64_t)size;
+	if (rc < 0)
+		return rc;
+	if (s->tmpl_n != NULL)
+		template_learn(c, s, j, dst, size, n);
+	return (int64_t)size;
 }
 
 static int
@@ -453,9 +564,12 @@ produce_fill(struct lg_conn *c, int64_t now)
 	/* Retries first, once their backoff has passed. */
 	for (uint32_t i = 0; i < c->nretry;) {
 		struct lg_slot *s = &c->slots[c->retryq[i]];
-		if (s->retry_at > now) {
-			if (s->retry_at < w->wake_at)
-				w->wake_at = s->retry_at;
+		if (s->retry_at > now || (s->txref != NULL && s->txref->held)) {
+			/* Not yet; or its frame is still lent to the transport (the
+			 * retry re-encodes it in place): look again at the next poll. */
+			int64_t at = s->retry_at > now ? s->retry_at : now + 100000;
+			if (at < w->wake_at)
+				w->wake_at = at;
 			i++;
 			continue;
 		}
@@ -498,8 +612,8 @@ produce_fill(struct lg_conn *c, int64_t now)
 			uint32_t j = s->nparts;
 			uint8_t *dst = s->batches + (size_t)j * c->batch_cap;
 			uint64_t payload;
-			int64_t size = build_batch(c, (c->rr + i) % c->nparts, dst, c->batch_cap, n,
-						   stamp0, step, &payload);
+			int64_t size = build_batch(c, s, j, (c->rr + i) % c->nparts, dst, c->batch_cap,
+						   n, stamp0, step, &payload);
 			if (size < 0) {
 				conn_fail(c, "build batch", (int)size);
 				return;
@@ -1083,12 +1197,23 @@ conn_init(struct lg_worker *w, struct lg_conn *c, bool producer, uint32_t nslots
 			s->parts = calloc(np, sizeof(*s->parts));
 			if (!s->batches || !s->pd || !s->parts)
 				return -ENOMEM;
+			if (cfg->codec == KP_COMPRESSION_NONE && cfg->keys == 0) {
+				s->tmpl_n = calloc(np, sizeof(*s->tmpl_n));
+				s->tmpl_size = calloc(np, sizeof(*s->tmpl_size));
+				s->val_off = calloc((size_t)np * c->rpb, sizeof(*s->val_off));
+				if (!s->tmpl_n || !s->tmpl_size || !s->val_off)
+					return -ENOMEM;
+			}
 		} else {
 			s->req_cap = 1024 + strlen(cfg->topic) + (size_t)c->nparts * 64;
 		}
 		s->req = malloc(s->req_cap);
-		if (s->req == NULL)
+		s->conn = c;
+		s->txref = calloc(1, sizeof(*s->txref));
+		if (s->req == NULL || s->txref == NULL)
 			return -ENOMEM;
+		s->txref->done = slot_tx_done;
+		s->txref->arg = s;
 		c->freelist[c->nfree++] = i;
 	}
 	return 0;
@@ -1098,8 +1223,21 @@ static void
 conn_free(struct lg_conn *c)
 {
 	for (uint32_t i = 0; c->slots && i < c->nslots; i++) {
-		free(c->slots[i].req);
+		struct lg_tx_ref *ref = c->slots[i].txref;
+		if (ref != NULL && ref->held) {
+			/* A connection the stack still holds (closing when the transport
+			 * was destroyed): its queue references this frame. Left to the
+			 * transport, which returns it to the detached ref (a no-op), or
+			 * to the end of the process. */
+			ref->arg = NULL;
+		} else {
+			free(c->slots[i].req);
+			free(ref);
+		}
 		free(c->slots[i].batches);
+		free(c->slots[i].tmpl_n);
+		free(c->slots[i].tmpl_size);
+		free(c->slots[i].val_off);
 		free(c->slots[i].pd);
 		free(c->slots[i].parts);
 	}
@@ -1176,10 +1314,12 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 static void
 worker_free(struct lg_worker *w)
 {
-	for (uint32_t i = 0; i < w->nconns; i++)
-		conn_free(&w->conns[i]);
+	/* The transport first: closing its connections returns the request
+	 * buffers their send queues still reference (send_ref). */
 	if (w->t)
 		w->cfg->transport->destroy(w->t);
+	for (uint32_t i = 0; i < w->nconns; i++)
+		conn_free(&w->conns[i]);
 	free(w->conns);
 	free(w->acked_end);
 	free(w->consumed_end);

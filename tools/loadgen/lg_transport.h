@@ -10,7 +10,9 @@
  * kernel transport does that with epoll over non-blocking sockets.
  *
  * The DPDK transport (lg_memif.c, lg_memif.h) is the second ops table: our
- * TCP/IP stack on a net_memif port to the broker, polled without sleeping.
+ * TCP/IP stack on a net_memif port to the broker, polled without sleeping;
+ * it also sends requests by reference (send_ref), without copying them
+ * into the stack's send queue.
  * lg_run.c only calls these ops; lg_transport_by_name() is the switch
  * (--transport tcp|memif).
  */
@@ -28,6 +30,21 @@ struct lg_tconn;
 
 /* Called by poll for a connection with news; @arg is what connect was given. */
 typedef void (*lg_ready_fn)(void *arg, bool readable, bool writable);
+
+/*
+ * A buffer lent to a transport by send_ref (below). The caller owns the
+ * struct and the buffer; the transport keeps them until it calls
+ * done(ref) (on the worker's thread, from inside poll, send_ref, close or
+ * destroy). held is true from the first send_ref until done: the buffer
+ * must not be written or freed while it is. priv is the transport's (the
+ * memif one keeps DPDK's external-buffer refcount there).
+ */
+struct lg_tx_ref {
+	void (*done)(struct lg_tx_ref *ref);
+	void *arg;	/* the caller's */
+	bool held;	/* the transport still references the buffer */
+	uint64_t priv[4];
+};
 
 struct lg_transport_ops {
 	const char *name; /* "tcp", "memif" */
@@ -53,6 +70,17 @@ struct lg_transport_ops {
 	 * @return bytes taken (possibly 0), or a negative errno (-EPIPE, ...).
 	 */
 	ssize_t (*writev)(struct lg_tconn *c, const struct iovec *iov, int iovcnt);
+
+	/**
+	 * Optional (NULL: use writev). Queue the first bytes of @buf for sending
+	 * without copying them: the transport references @buf until it calls
+	 * @ref->done. Successive calls with the same @ref may lend further
+	 * parts of the same buffer.
+	 * @return bytes taken (a prefix of @len, possibly 0 when the send buffer
+	 *   is full), or a negative errno (-EPIPE, ...).
+	 */
+	ssize_t (*send_ref)(struct lg_tconn *c, const void *buf, size_t len,
+			    struct lg_tx_ref *ref);
 
 	/**
 	 * Receive into @buf (borrowed, @cap bytes) without waiting.

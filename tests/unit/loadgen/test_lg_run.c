@@ -10,7 +10,12 @@
  *  - a non-retriable error (MESSAGE_TOO_LARGE): every record counted as
  *    failed, no retry, the run still ends;
  *  - a broker that never answers Produce: the run ends with a timeout error
- *    shortly after request_timeout_ms, it does not hang.
+ *    shortly after request_timeout_ms, it does not hang;
+ *  - every record of every batch read back (MOCK_CHECK_STAMPS): batches
+ *    after the first of each request slot are patched copies of it
+ *    (lg_run.c's templates), so each record must still carry its own
+ *    partition and the next sequence number, due times must not go back,
+ *    and the batch must validate (CRC-32C over the patched bytes).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,9 +38,10 @@
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "kp_error.h"
+#include "lg_check.h"
 #include "lg_run.h"
 
-enum mock_mode { MOCK_RETRY_ONCE, MOCK_TOO_LARGE, MOCK_SILENT };
+enum mock_mode { MOCK_RETRY_ONCE, MOCK_TOO_LARGE, MOCK_SILENT, MOCK_CHECK_STAMPS };
 
 #define MOCK_PARTS 2
 #define MOCK_CONNS 8
@@ -51,7 +57,40 @@ struct mock {
 	uint64_t first_attempts_refused; /* MOCK_RETRY_ONCE: batches answered with an error */
 	uint32_t refused[MOCK_PARTS][256];	  /* RETRY_ONCE: CRCs of batches refused once */
 	int nrefused[MOCK_PARTS];
+	/* MOCK_CHECK_STAMPS */
+	uint64_t next_seq[MOCK_PARTS];	  /* sequence the next record must carry */
+	uint64_t last_due[MOCK_PARTS];
+	uint64_t records_checked;
+	uint64_t stamp_errors;		  /* records with a wrong stamp */
+	int64_t last_base_ts[MOCK_PARTS];
 };
+
+/* MOCK_CHECK_STAMPS: every record of a (validated) batch for @partition. */
+static void
+mock_check_stamps(struct mock *m, int32_t partition, const uint8_t *batch,
+		  const struct kp_batch_header *bh)
+{
+	struct kp_record_iter it;
+	struct kp_record rec;
+	struct lg_stamp st;
+
+	if (bh->base_timestamp < m->last_base_ts[partition] || bh->max_timestamp != bh->base_timestamp)
+		m->stamp_errors++;
+	m->last_base_ts[partition] = bh->base_timestamp;
+	kp_record_iter_init(&it, kp_batch_records(batch), kp_batch_records_len(bh),
+			    bh->records_count);
+	while (kp_record_iter_next(&it, &rec) == 1) {
+		m->records_checked++;
+		if (!lg_stamp_read(rec.value, rec.value_len, &st) || !st.has_seq ||
+		    st.partition != partition || st.seq != m->next_seq[partition] ||
+		    st.due_ns < m->last_due[partition] || rec.timestamp_delta != 0) {
+			m->stamp_errors++;
+			continue;
+		}
+		m->next_seq[partition]++;
+		m->last_due[partition] = st.due_ns;
+	}
+}
 
 static int
 read_full(int fd, void *buf, size_t n)
@@ -194,6 +233,12 @@ mock_request(struct mock *m, int fd, const uint8_t *frame, size_t len)
 		assert_int_equal(kp_batch_validate(pd->records.ptr, (size_t)pd->records.len, 1, &bh),
 				 0);
 		m->produce_batches++;
+		if (m->mode == MOCK_CHECK_STAMPS) {
+			mock_check_stamps(m, pd->index, pd->records.ptr, &bh);
+			p[i].base_offset = m->end[pd->index];
+			m->end[pd->index] += bh.records_count;
+			continue;
+		}
 		if (m->mode == MOCK_TOO_LARGE) {
 			p[i].error_code = KP_ERR_MESSAGE_TOO_LARGE;
 			p[i].base_offset = -1;
@@ -356,6 +401,28 @@ test_retry_once(void **state)
 }
 
 static void
+test_patched_batches_carry_fresh_stamps(void **state)
+{
+	struct mock *m = mock_start(MOCK_CHECK_STAMPS);
+	struct lg_result *res = calloc(1, sizeof(*res));
+	struct lg_config cfg;
+	(void)state;
+
+	config_for(&cfg, m);
+	cfg.count = 6000; /* 12 records per batch: about 250 requests over 4 slots */
+	assert_int_equal(lg_run(&cfg, res), 0);
+	assert_int_equal(res->errors, 0);
+	assert_int_equal(res->acked_records, 6000);
+	assert_int_equal(m->records_checked, 6000);
+	assert_int_equal(m->stamp_errors, 0);
+	assert_int_equal(m->next_seq[0] + m->next_seq[1], 6000);
+	assert_int_equal(m->end[0] + m->end[1], 6000);
+	lg_result_free(res);
+	free(res);
+	mock_stop(m);
+}
+
+static void
 test_non_retriable(void **state)
 {
 	struct mock *m = mock_start(MOCK_TOO_LARGE);
@@ -427,6 +494,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retry_once),
+		cmocka_unit_test(test_patched_batches_carry_fresh_stamps),
 		cmocka_unit_test(test_non_retriable),
 		cmocka_unit_test(test_silent_broker_times_out),
 		cmocka_unit_test(test_refused_connection),
