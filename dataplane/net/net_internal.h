@@ -82,7 +82,7 @@ struct net_arp_entry {
 #define NET_TCPF_TLP_ARMED	0x200000 /* rtx_deadline is a tail loss probe timeout */
 #define NET_TCPF_TLP_SENT	0x400000 /* a probe is out, not yet acknowledged */
 #define NET_TCPF_TX_WAIT	0x800000 /* on st->tx_wait_head: output stopped, device full */
-#define NET_TCPF_REO_ARMED	0x1000000 /* rtx_deadline is RACK's reordering timer (RFC 8985 6.3) */
+#define NET_TCPF_REO_ARMED	0x1000000 /* rtx_deadline is RACK's reordering timer */
 
 /* One out-of-order segment (whole mbuf chain, headers stripped). */
 struct net_tcp_ooo {
@@ -246,7 +246,7 @@ struct net_tcp_sb {
 	uint32_t prr_out;
 	uint32_t recover_fs;
 	uint32_t nxl;			/* entries in xl */
-	uint8_t tlp_n;			/* probes since SND.UNA last moved (NET_TCP_TLP_MAX) */
+	uint8_t tlp_n;			/* probes since SND.UNA last moved */
 	struct net_tcp_xl xl[NET_TCP_XL_MAX];
 };
 

@@ -256,11 +256,12 @@ deliver_range(struct net_stack *st, struct net_tcp_conn *c, uint32_t l, uint32_t
 		rack_update(sb, st, c, e, b, ts_ok, tsecr);
 		if (!(e->flags & NET_XL_RTX)) {
 			uint32_t lim, x = net_tcp_sack_skip(st, c, a, &lim);
+			uint32_t piece_end = SEQ_LT(lim, b) ? lim : b;
 
 			/* Step 3: a never-resent segment delivered below the
 			 * highest one delivered before was reordered (the
 			 * lowest newly delivered piece of the entry decides). */
-			if (sb->rack_valid && SEQ_LT(x, b) && SEQ_LT(SEQ_LT(lim, b) ? lim : b, fack))
+			if (sb->rack_valid && SEQ_LT(x, b) && SEQ_LT(piece_end, fack))
 				sb->rack_reord = true;
 			if (!*found || tdiff(e->t, *newest) > 0)
 				*newest = e->t;
