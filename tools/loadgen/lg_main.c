@@ -66,6 +66,8 @@ usage(FILE *f)
 		"      --memif-mbufs N    packet buffers (default 65535)\n"
 		"      --memif-memory-mb M  EAL memory (default 512)\n"
 		"      --memif-huge       EAL memory from hugepages (default: --no-huge)\n"
+		"      --memif-no-tx-cksum  send TCP segments without their checksum (only for a\n"
+		"                         broker that trusts memif's: rx.checksum.trusted=true)\n"
 		"      --eal-args \"ARGS\"  more EAL arguments for the memif transport\n"
 		"      --produce-version V  tcp-baseline: Produce version of the bytes (default 9)\n"
 		"      --json FILE        write the JSON report (full latency histograms)\n"
@@ -136,6 +138,7 @@ enum {
 	OPT_MEMIF_MBUFS,
 	OPT_MEMIF_MEM,
 	OPT_MEMIF_HUGE,
+	OPT_MEMIF_NO_TX_CKSUM,
 	OPT_EAL_ARGS,
 };
 
@@ -175,6 +178,7 @@ static const struct option options[] = {
 	{"memif-mbufs", required_argument, NULL, OPT_MEMIF_MBUFS},
 	{"memif-memory-mb", required_argument, NULL, OPT_MEMIF_MEM},
 	{"memif-huge", no_argument, NULL, OPT_MEMIF_HUGE},
+	{"memif-no-tx-cksum", no_argument, NULL, OPT_MEMIF_NO_TX_CKSUM},
 	{"eal-args", required_argument, NULL, OPT_EAL_ARGS},
 	{"produce-version", required_argument, NULL, OPT_PRODUCE_VERSION},
 	{"json", required_argument, NULL, OPT_JSON},
@@ -399,6 +403,9 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 			break;
 		case OPT_MEMIF_HUGE:
 			mc->huge = true;
+			break;
+		case OPT_MEMIF_NO_TX_CKSUM:
+			mc->no_tx_cksum = true;
 			break;
 		case OPT_EAL_ARGS:
 			rc = copy_opt(mc->eal_args, sizeof(mc->eal_args), optarg);

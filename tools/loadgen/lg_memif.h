@@ -35,6 +35,11 @@ struct lg_memif_conf {
 	uint32_t link_wait_ms;	/* how long to wait for the memif link; 0 = 10 s */
 	uint32_t delack_us;	/* TCP delayed-ACK timeout; 0 = 200 us */
 	bool huge;		/* use hugepages (default: --no-huge) */
+	/* Leave the TCP checksum of sent segments to a peer that does not check
+	 * it (the broker's dataplane.port.rx.checksum.trusted=true): the stack
+	 * runs as if the port offloaded it and only the IPv4 header checksum is
+	 * filled in here. A broker that verifies drops every segment. */
+	bool no_tx_cksum;
 };
 
 /** The DPDK (memif) transport; configure it first. */
