@@ -307,6 +307,7 @@ static const struct net_sample net_samples[] = {
 	 "Frames not sent, by reason.", "reason=\"device_full\""},
 	{DP_NET_TX_DROP_NO_MBUF, NULL, NULL, NULL, "reason=\"no_mbuf\""},
 	{DP_NET_TX_DROP_ARP, NULL, NULL, NULL, "reason=\"arp_unresolved\""},
+	{DP_NET_TX_DROP_LINK_DOWN, NULL, NULL, NULL, "reason=\"link_down\""},
 	{DP_NET_TCP_RETRANS_RTO, "slipstream_net_tcp_retransmits_total", "counter",
 	 "TCP segments sent again, by cause: timeout (RTO), fast (NewReno), sack "
 	 "(scoreboard holes), lost_retransmit (a resend found lost).", "kind=\"timeout\""},
@@ -357,6 +358,8 @@ static const struct net_sample net_samples[] = {
 	 "Kafka response bytes over DPDK: sent from their buffer (extbuf) or copied into "
 	 "the send queue.", "path=\"extbuf\""},
 	{DP_NET_DPDK_TX_COPIED, NULL, NULL, NULL, "path=\"copied\""},
+	{DP_NET_DPDK_LINK_UP, "slipstream_dpdk_link_up", "gauge",
+	 "1 while the DPDK port's link is up, 0 while it is down (polled every 200 ms).", ""},
 };
 
 _Static_assert(sizeof(net_samples) / sizeof(net_samples[0]) == DP_NET_COUNTERS,
@@ -383,8 +386,17 @@ net_families(struct ctl_buf *out, const struct dp_metrics_snapshot *snap)
 		for (uint32_t i = 0; i < snap->hdr.n_blocks; i++) {
 			const struct dp_metrics_net *n = &snap->blocks[i].net;
 
-			if (n->worker == 0)
+			/* The link gauge is the port's: net worker 0's copy, no worker label. */
+			bool per_port = s->idx == DP_NET_DPDK_LINK_UP;
+
+			if (n->worker == 0 || (per_port && n->worker != 1))
 				continue;
+			if (per_port) {
+				ctl_buf_printf(out, "%s{port=\"", fam);
+				put_label(out, n->port);
+				ctl_buf_printf(out, "\"} %" PRIu64 "\n", n->v[s->idx]);
+				continue;
+			}
 			ctl_buf_printf(out, "%s{port=\"", fam);
 			put_label(out, n->port);
 			ctl_buf_printf(out, "\",worker=\"%u\"%s%s} %" PRIu64 "\n", n->worker - 1,

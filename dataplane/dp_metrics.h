@@ -47,7 +47,8 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 3 /* 2: Fetch record bytes by transport; 3: net stack counters */
+#define DP_METRICS_VERSION 4 /* 2: Fetch record bytes by transport; 3: net stack counters;
+			      * 4: link state, link-down drops */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -133,6 +134,8 @@ enum dp_metrics_net_counter {
 	DP_NET_DPDK_FRAMES_COPIED,  /* request frames that spanned mbufs, copied */
 	DP_NET_DPDK_TX_EXTBUF,      /* response bytes sent from their buffer */
 	DP_NET_DPDK_TX_COPIED,      /* response bytes copied into the send queue */
+	DP_NET_TX_DROP_LINK_DOWN,   /* frames dropped because the port's link was down */
+	DP_NET_DPDK_LINK_UP,        /* gauge: 1 while the port's link is up (per port) */
 	DP_NET_COUNTERS
 };
 

@@ -27,6 +27,9 @@
  * each mbuf attached to it holds one; the last release gives the buffer back
  * through the saved free_fn, on this worker's lcore.
  */
+/* rte_intr_instance_alloc() and its setters (experimental in DPDK 22.11): see
+ * nd_intr_thread_park(). */
+#define ALLOW_EXPERIMENTAL_API 1
 #include "net_dpdk.h"
 
 #include <arpa/inet.h>
@@ -40,11 +43,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stddef.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_bus.h>
+#include <rte_interrupts.h>
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
@@ -65,6 +73,7 @@
 #define ND_IOV_MAX 16
 #define ND_EXT_CHUNK 32768u   /* bytes per extbuf mbuf (buf_len is 16 bits) */
 #define ND_BACKLOG 1024
+#define ND_LINK_POLL_US 200000 /* link state poll period */
 
 struct nd_worker;
 
@@ -135,6 +144,10 @@ static bool g_port_dma;            /* a PCI device: extbuf needs DPDK memory */
 static char g_dev_name[RTE_DEV_NAME_MAX_LEN];
 static char g_addr_text[INET_ADDRSTRLEN];
 static struct net_port_info g_info;
+/* Link state, polled by worker 0 (nd_link); read relaxed by every worker's output. */
+static bool g_link_down;
+static bool g_link_checked;        /* nd_link ran once (owned by worker 0's lcore) */
+static bool g_in_init;             /* net_dpdk_init running: a failure keeps the process */
 
 static void nd_kick(struct dp_conn *conn);
 static void nd_peer_name(const struct dp_conn *conn, char *buf, size_t len);
@@ -760,10 +773,15 @@ nd_tcp_accept(void *arg, struct net_tcp_conn *tcp)
 	struct net_tcp_info info;
 	struct nd_conn *c;
 
-	if (w->env.draining || w->n_free == 0) {
-		dp_log(DP_LOG_WARN, "refusing a connection: %s",
-			w->env.draining ? "shutting down" :
-					  "dataplane.max.connections reached on this worker");
+	if (w->env.draining) {
+		/* A client reconnecting during the drain: expected (the kernel transport
+		 * has closed its listeners by then and logs nothing). */
+		dp_log(DP_LOG_DEBUG, "refusing a connection: shutting down");
+		return -1;
+	}
+	if (w->n_free == 0) {
+		dp_log(DP_LOG_WARN, "refusing a connection: dataplane.max.connections reached "
+			"on this worker");
 		return -1;
 	}
 	c = &w->conns[w->free_stack[--w->n_free]];
@@ -1000,6 +1018,52 @@ nd_idle(void *arg)
 	return n;
 }
 
+/*
+ * Poller of worker 0 (every ND_LINK_POLL_US): the port's link state. While
+ * it is down every worker's output function drops frames (counted as
+ * link_down); TCP's timers resend once it is back, and worker 0 announces
+ * its address again (gratuitous ARP: the peer flushed its neighbour entry
+ * when its side went down). rte_eth_link_get_nowait is a syscall on some
+ * PMDs (net_tap asks the kernel for the interface flags), hence the low
+ * rate. Ports that do not track their link (net_af_packet) always say up.
+ */
+static int
+nd_link(void *arg)
+{
+	struct nd_worker *w = arg;
+	struct rte_eth_link link;
+	bool down;
+
+	memset(&link, 0, sizeof(link));
+	if (rte_eth_link_get_nowait(g_port_id, &link) != 0)
+		return 0;
+	down = link.link_status == RTE_ETH_LINK_DOWN;
+	if (g_link_checked && down == __atomic_load_n(&g_link_down, __ATOMIC_RELAXED))
+		return 0;
+	__atomic_store_n(&g_link_down, down, __ATOMIC_RELAXED);
+	if (down) {
+		/* Down at start (a memif port before its peer, a cable) is not a change, and
+		 * a memif peer leaving is routine (a load generator's run ends). */
+		bool routine = !g_link_checked || strncmp(g_dev_name, "net_memif", 9) == 0;
+
+		dp_log(routine ? DP_LOG_INFO : DP_LOG_WARN, "port %s: link down%s; frames to send "
+			"are dropped (counted) until it is up", g_dev_name,
+			g_link_checked ? "" : " at start");
+	} else {
+		if (link.link_speed == RTE_ETH_SPEED_NUM_NONE ||
+			link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN)
+			dp_log(DP_LOG_INFO, "port %s: Link up", g_dev_name);
+		else
+			dp_log(DP_LOG_INFO, "port %s: Link up at %u Mbit/s, %s duplex", g_dev_name,
+				link.link_speed, link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX ?
+				"full" : "half");
+		if (g_link_checked)
+			net_stack_start(w->st, net_port_now_us()); /* gratuitous ARP */
+	}
+	g_link_checked = true;
+	return 1;
+}
+
 /* Poller (every 100 ms): the stack's and the transport's counters into dp_metrics. */
 static int
 nd_metrics(void *arg)
@@ -1060,6 +1124,8 @@ nd_metrics(void *arg)
 	v[DP_NET_DPDK_FRAMES_COPIED] = w->stats.rx_frames_copied;
 	v[DP_NET_DPDK_TX_EXTBUF] = w->stats.tx_bytes_extbuf;
 	v[DP_NET_DPDK_TX_COPIED] = w->stats.tx_bytes_copied;
+	v[DP_NET_TX_DROP_LINK_DOWN] = w->q.tx_link_down;
+	v[DP_NET_DPDK_LINK_UP] = __atomic_load_n(&g_link_down, __ATOMIC_RELAXED) ? 0 : 1;
 	dp_metrics_net_publish(w->index, g_dev_name, v, DP_NET_COUNTERS);
 	return 0;
 }
@@ -1159,6 +1225,41 @@ parse_ipv4(const char *key, const char *text, bool empty_ok, uint32_t *out, char
 	return 0;
 }
 
+/*
+ * Say how flows reach the workers when there are several queues: RSS with
+ * the table and symmetric key the stack's active opens aim at, or why not
+ * (then active opens take any source port, and a reply may land on another
+ * worker's queue: fine for the broker, which only accepts connections).
+ * An info line either way: the fallback is the normal case on net_tap.
+ */
+static void
+nd_rss_log(void)
+{
+	const char *drv = g_info.driver != NULL ? g_info.driver : "?";
+
+	if (g_info.nb_queues <= 1)
+		return;
+	if (!g_info.rss) {
+		dp_log(DP_LOG_INFO, "port %s: %u queues without RSS (driver %s): the device "
+			"picks each flow's queue", g_dev_name, g_info.nb_queues, drv);
+	} else if (net_port_rss_aimed(&g_info)) {
+		dp_log(DP_LOG_INFO, "port %s: RSS over %u queues, redirection table of %u "
+			"entries programmed (entry i -> queue i mod %u), symmetric key installed",
+			g_dev_name, g_info.nb_queues, g_info.reta_size, g_info.nb_queues);
+	} else if (g_info.reta_size == 0) {
+		dp_log(DP_LOG_INFO, "port %s: RSS over %u queues without a redirection table "
+			"(driver %s: the device picks each flow's queue); active opens choose "
+			"any source port", g_dev_name, g_info.nb_queues, drv);
+	} else {
+		dp_log(DP_LOG_INFO, "port %s: RSS over %u queues but %s%s%s%s (driver %s); "
+			"active opens choose any source port", g_dev_name, g_info.nb_queues,
+			g_info.rss_reta_err != 0 ? "redirection table not programmed: " : "",
+			g_info.rss_reta_err != 0 ? strerror(-g_info.rss_reta_err) : "",
+			g_info.rss_reta_err != 0 && g_info.rss_key_err != 0 ? ", " : "",
+			g_info.rss_key_err != 0 ? "symmetric key not installed" : "", drv);
+	}
+}
+
 /* Find the port, probing the vdev when it does not exist yet. */
 static int
 nd_port_attach(const char *device, char *why, size_t why_len)
@@ -1242,6 +1343,7 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		why_set(why, why_len, "out of DPDK memory (dpdk.memory.mb)");
 		return -ENOMEM;
 	}
+	g_in_init = true; /* from here failures go through net_dpdk_fini() */
 	rc = nd_port_attach(cfg->dp_port_device, why, why_len);
 	if (rc < 0)
 		goto fail;
@@ -1296,6 +1398,7 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 				goto fail;
 		}
 	}
+	nd_rss_log();
 	trusted = cfg->dp_port_rx_cksum_trusted ||
 		(g_info.driver != NULL && strstr(g_info.driver, "af_packet") != NULL);
 
@@ -1312,14 +1415,13 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		}
 		w->q.port_id = g_port_id;
 		w->q.queue_id = (uint16_t)i;
+		w->q.link_down = &g_link_down;
 		memset(&nc, 0, sizeof(nc));
 		nc.ipv4_addr = addr;
 		nc.ipv4_mask = mask;
 		nc.ipv4_gateway = gw;
 		nc.pool = g_pool;
 		net_port_worker_config(&nc, &g_info, &w->q, mtu);
-		if (nc.rss_key != NULL && nc.rss_reta_size == 0)
-			nc.rss_key = NULL; /* no table to aim at (net_tap): any source port */
 		nc.rx_l4_cksum_trusted = trusted;
 		nc.max_conns = RTE_MIN(2 * w->max_conns, 1u << 24); /* room for TIME-WAIT */
 		nc.max_listeners = DP_CONFIG_MAX_LISTENERS;
@@ -1353,6 +1455,11 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 			snprintf(name, sizeof(name), "dpdk%u.end", i);
 			rc = dp_poller_register(w->lcore, name, nd_end, w, 0, DP_POLLER_END);
 		}
+		if (rc == 0 && i == 0) {
+			snprintf(name, sizeof(name), "dpdk%u.link", i);
+			rc = dp_poller_register(w->lcore, name, nd_link, w, ND_LINK_POLL_US,
+				DP_POLLER_EVERY);
+		}
 		if (rc == 0) {
 			snprintf(name, sizeof(name), "dpdk%u.metrics", i);
 			rc = dp_poller_register(w->lcore, name, nd_metrics, w, 100 * 1000,
@@ -1383,9 +1490,11 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 				g_info.tx_cksum_offload ? ", tx checksum offload" : "",
 				trusted ? ", rx checksums trusted" : "");
 	}
+	g_in_init = false;
 	return 0;
 fail:
 	net_dpdk_fini();
+	g_in_init = false;
 	return rc < 0 ? rc : -EINVAL;
 }
 
@@ -1446,6 +1555,121 @@ net_dpdk_stats_get(unsigned int i, struct net_dpdk_stats *out)
 	return 0;
 }
 
+/*
+ * DPDK 22.11's memif PMD frees its listening socket when the last device on
+ * it closes (memif_socket_remove_device) without unregistering the socket's
+ * interrupt callback, and leaves its descriptor open. A client that connects
+ * after that (a load generator waiting for its link connects again every few
+ * milliseconds) has the EAL interrupt thread run the callback on freed
+ * memory: it spins on "Failed to accept connection request on socket fd -1"
+ * and dies with SIGSEGV once that memory is reused or unmapped (the crash at
+ * SIGTERM seen under scripts/bench; reproduced with clients connecting while
+ * the broker stops: 9 of 20 stops). A client halfway through its handshake
+ * races the port's close the same way (its control channel's callback runs
+ * while the device is freed: 2 of 30 stops with the listener quieted alone).
+ *
+ * So at exit, before a memif port stops, (1) the interrupt thread is parked
+ * for good in a callback of our own (an eventfd source; the process is on its
+ * way out and nothing later needs that thread: memif sends its disconnect
+ * synchronously, and rte_eal_cleanup only unregisters the alarm source, which
+ * is not the active one), so no callback of the PMD runs again, and (2) the
+ * PMD's listening socket, found among our descriptors (a listening AF_UNIX
+ * socket bound to the device's socket= name, abstract or not), is replaced in
+ * place by that eventfd (dup2), so clients get ECONNREFUSED at once. After a
+ * failed start (the kernel transport may follow) only (2) is done.
+ */
+static int g_intr_parked;
+
+static void
+nd_intr_park_cb(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&g_intr_parked, 1, __ATOMIC_RELEASE);
+	for (;;)
+		usleep(100000); /* until the process exits */
+}
+
+static void
+nd_intr_thread_park(void)
+{
+	uint64_t deadline = rte_get_timer_cycles() + 2 * rte_get_timer_hz();
+	struct rte_intr_handle *ih = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK); /* readable from the start */
+
+	if (ih == NULL || fd < 0 || rte_intr_fd_set(ih, fd) != 0 ||
+		rte_intr_type_set(ih, RTE_INTR_HANDLE_EXT) != 0 ||
+		rte_intr_callback_register(ih, nd_intr_park_cb, NULL) != 0) {
+		dp_log(DP_LOG_WARN, "port %s: could not park the interrupt thread before closing",
+			g_dev_name);
+		if (fd >= 0)
+			close(fd);
+		rte_intr_instance_free(ih);
+		return;
+	}
+	while (!__atomic_load_n(&g_intr_parked, __ATOMIC_ACQUIRE) &&
+		rte_get_timer_cycles() < deadline)
+		rte_delay_us_sleep(1000);
+	if (!__atomic_load_n(&g_intr_parked, __ATOMIC_ACQUIRE))
+		dp_log(DP_LOG_WARN, "port %s: the interrupt thread did not park within 2 s",
+			g_dev_name);
+	/* ih and fd stay: the parked callback is theirs until the process exits. */
+}
+
+static void
+nd_memif_listener_quiet(void)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char role[16];
+	struct dirent *de;
+	DIR *d;
+	int quiet, n = 0;
+
+	device_arg(g_cfg->dp_port_device, "role", role, sizeof(role));
+	if (strcmp(role, "client") == 0)
+		return;
+	device_arg(g_cfg->dp_port_device, "socket", path, sizeof(path));
+	if (path[0] == '\0')
+		snprintf(path, sizeof(path), "/run/memif.sock"); /* the PMD's default */
+	d = opendir("/proc/self/fd");
+	quiet = eventfd(0, EFD_CLOEXEC);
+	if (d == NULL || quiet < 0)
+		goto out;
+	while ((de = readdir(d)) != NULL) {
+		struct sockaddr_un sun;
+		socklen_t len = sizeof(sun);
+		socklen_t al = sizeof(int);
+		int fd = atoi(de->d_name);
+		int acc = 0;
+		size_t plen;
+		bool match;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(d) || fd == quiet)
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || acc == 0)
+			continue;
+		memset(&sun, 0, sizeof(sun));
+		if (getsockname(fd, (struct sockaddr *)&sun, &len) != 0 || sun.sun_family != AF_UNIX ||
+			len <= offsetof(struct sockaddr_un, sun_path))
+			continue;
+		plen = len - offsetof(struct sockaddr_un, sun_path);
+		if (sun.sun_path[0] == '\0') /* abstract: "\0name", length-delimited */
+			match = plen - 1 == strlen(path) && memcmp(sun.sun_path + 1, path, plen - 1) == 0;
+		else
+			match = strnlen(sun.sun_path, plen) == strlen(path) &&
+				strncmp(sun.sun_path, path, plen) == 0;
+		if (match && dup2(quiet, fd) >= 0)
+			n++;
+	}
+	if (n > 0)
+		dp_log(DP_LOG_DEBUG, "port %s: memif listener %s closed before the port", g_dev_name,
+			path);
+out:
+	if (quiet >= 0)
+		close(quiet);
+	if (d != NULL)
+		closedir(d);
+}
+
 void
 net_dpdk_fini(void)
 {
@@ -1487,6 +1711,12 @@ net_dpdk_fini(void)
 		g_workers = NULL;
 	}
 	g_n_workers = 0;
+	if ((g_port_started || g_port_probed) && g_cfg != NULL &&
+		strncmp(g_dev_name, "net_memif", 9) == 0) {
+		if (!g_in_init)
+			nd_intr_thread_park();
+		nd_memif_listener_quiet();
+	}
 	if (g_port_started) {
 		rte_eth_dev_stop(g_port_id);
 		rte_eth_dev_close(g_port_id); /* a TAP's kernel interface goes with it */
@@ -1498,4 +1728,6 @@ net_dpdk_fini(void)
 	}
 	rte_mempool_free(g_pool);
 	g_pool = NULL;
+	g_link_down = false;
+	g_link_checked = false;
 }

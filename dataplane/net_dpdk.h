@@ -29,9 +29,11 @@
  * window closes) while slots or unsent bytes are over their bounds,
  * connections.max.idle.ms reaping, and a drain on SIGTERM.
  *
- * UNFINISHED: with several net workers, ARP replies reach the worker of
- * queue 0 only (RSS does not hash ARP), so the other workers cannot resolve
- * a peer they have not heard from; link state changes are not watched.
+ * ARP frames land on one queue; the worker that receives one copies it to
+ * the others (reactor messages). Worker 0 polls the port's link state every
+ * 200 ms (logged, exported as slipstream_dpdk_link_up); while it is down
+ * every worker's output drops frames (counted) and TCP's timers resend once
+ * it is up again.
  */
 #ifndef SLP_NET_DPDK_H
 #define SLP_NET_DPDK_H

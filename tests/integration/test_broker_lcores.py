@@ -279,7 +279,10 @@ def run_layout(name, a, b_cpu, net, storage, tmp):
     if "storage: every log closed cleanly" not in text or "stopped cleanly" not in text:
         fail(b, "%s: no clean shutdown" % name)
     hops = re.findall(r"hop from lcore \d+: (\d+) request\(s\) hopped.*", text)
-    if not hops or int(hops[0]) < 100:
+    # Over DPDK on net_tap the kernel picks each connection's queue (worker) by its own
+    # flow hash: in "shared" only worker 1's connections hop, and it may get few of them.
+    least = 1 if slp_broker.DPDK and name == "shared" else 100
+    if not hops or int(hops[0]) < least:
         fail(b, "%s: too few requests hopped between lcores: %s" % (name, hops))
     for l in re.findall(r"hop (?:from|to) lcore .*", text):
         print("%s: %s" % (name, l))

@@ -382,6 +382,9 @@ test_render_net(void **state)
 	g_blocks[0].net.v[DP_NET_TCP_COOKIES_OK] = 2;
 	g_blocks[1].net.v[DP_NET_CONN_TIME_WAIT] = 11;
 	g_blocks[0].net.v[DP_NET_DPDK_TX_EXTBUF] = 65536;
+	g_blocks[0].net.v[DP_NET_TX_DROP_LINK_DOWN] = 5;
+	g_blocks[0].net.v[DP_NET_DPDK_LINK_UP] = 0;
+	g_blocks[1].net.v[DP_NET_DPDK_LINK_UP] = 1; /* worker 1's copy is not rendered */
 	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
 	t = b.p;
 	check_format(t);
@@ -405,6 +408,14 @@ test_render_net(void **state)
 	                      "state=\"time_wait\"}") == 11);
 	assert_true(sample(t, "slipstream_dpdk_response_bytes_total{port=\"net_tap0\","
 	                      "worker=\"0\",path=\"extbuf\"}") == 65536);
+	assert_true(sample(t, "slipstream_net_tx_dropped_total{port=\"net_tap0\",worker=\"0\","
+	                      "reason=\"link_down\"}") == 5);
+	/* The link gauge: one sample per port (net worker 0's), no worker label. */
+	assert_true(sample(t, "slipstream_dpdk_link_up{port=\"net_tap0\"}") == 0);
+	assert_false(has(t, "slipstream_dpdk_link_up{port=\"net_tap0\",worker"));
+	assert_null(strstr(strstr(t, "\nslipstream_dpdk_link_up{") + 1,
+	                   "\nslipstream_dpdk_link_up{")); /* one sample */
+	assert_true(has(t, "# TYPE slipstream_dpdk_link_up gauge"));
 	assert_true(has(t, "# TYPE slipstream_net_tcp_connections gauge"));
 	assert_true(has(t, "# TYPE slipstream_net_rx_dropped_total counter"));
 	ctl_buf_free(&b);
