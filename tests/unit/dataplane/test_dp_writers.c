@@ -8,7 +8,8 @@
  * owner and joined (one response, every partition answered, offsets right);
  * a Fetch of all 16 reads writer 1's partitions on its lcore and returns
  * every record; a long-poll Fetch of one of writer 1's partitions is woken by
- * an append there; an idempotent producer's retry of a batch owned by
+ * an append there, and one with min_bytes above a batch parks again until
+ * enough arrived; an idempotent producer's retry of a batch owned by
  * writer 1 gets the original offset and a gap OUT_OF_ORDER_SEQUENCE_NUMBER;
  * deleting the topic closes writer 1's logs on its lcore; stopping closes
  * every log cleanly. Real storage engines (io_uring) in a temporary
@@ -438,6 +439,96 @@ test_long_poll_woken_by_remote_append(void **state)
 	produce_check(&part, 1, 6, 6);
 }
 
+/* Poll until writer 1 published @part's written offset @want (its append completed). */
+static void
+wait_written(int part, int64_t want)
+{
+	uint64_t deadline = rte_rdtsc() + rte_get_tsc_hz() * 10;
+
+	while (dp_part_written(&g_b, &topic()->part[part]) < want && rte_rdtsc() < deadline) {
+		dp_reactor_poll_once(g_lc[0]);
+		service();
+	}
+	assert_int_equal(dp_part_written(&g_b, &topic()->part[part]), want);
+}
+
+/*
+ * min_bytes on a partition of writer 1: its reads complete later (on writer 1's
+ * lcore), so the fetch must count what they brought and park again while that is
+ * below min_bytes (it used to answer with the first batch).
+ */
+static void
+test_long_poll_min_bytes_remote(void **state)
+{
+	struct dp_topic *t = topic();
+	struct kp_fetch_request m;
+	struct kp_fetch_request_fetch_topic ft;
+	struct kp_fetch_request_fetch_partition fp;
+	struct kp_fetch_response resp;
+	struct kp_reader r;
+	uint8_t scratch[512];
+	size_t one;
+	int part = -1;
+	int n = 0;
+
+	(void)state;
+	for (int p = PARTS - 1; p >= 0 && part < 0; p--) {
+		if (t->part[p].writer == 1)
+			part = p; /* the last of writer 1's: the previous test appended to the first */
+	}
+	assert_true(part >= 0);
+	one = make_batch(scratch, sizeof(scratch), part, 20, 2, -1, 0); /* as produce_send's */
+	kp_fetch_request_init(&m);
+	kp_fetch_request_fetch_topic_init(&ft);
+	kp_fetch_request_fetch_partition_init(&fp);
+	m.replica_id = -1;
+	m.max_wait_ms = 20000;
+	m.min_bytes = (int32_t)(2 * one + 1); /* three batches are enough, two are not */
+	m.max_bytes = 1 << 20;
+	ft.topic = (struct kp_str){.ptr = "t", .len = 1};
+	fp.partition = part;
+	fp.fetch_offset = 6; /* the log end */
+	fp.partition_max_bytes = 64 * 1024;
+	ft.partitions.items = &fp;
+	ft.partitions.count = 1;
+	m.topics.items = &ft;
+	m.topics.count = 1;
+	send_request(1, 1, FETCH_V, 9, enc_fetch, &m);
+	assert_int_equal(run_for(1, 300), 0); /* parked */
+	for (int k = 0; k < 2; k++) {
+		produce_send(&part, 1, 20 + 2 * k, 2);
+		wait_written(part, 8 + 2 * k);
+		/* Woken, read on writer 1, too few bytes: parked again (nothing sent). */
+		assert_int_equal(run_for(1, 500), 0);
+	}
+	produce_send(&part, 1, 24, 2);
+	assert_true(run_for(8, 10000) >= 8);
+	take_response(9, &r);
+	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
+	assert_int_equal(kp_fetch_response_decode(&resp, FETCH_V, &r, &g_arena), 0);
+	{
+		const struct kp_fetch_response_partition_data *pd =
+			&resp.responses.items[0].partitions.items[0];
+		const uint8_t *p = pd->records.ptr;
+		size_t left = pd->records.len > 0 ? (size_t)pd->records.len : 0;
+
+		assert_int_equal(pd->error_code, KP_ERR_NONE);
+		assert_true(pd->records.len >= m.min_bytes);
+		while (left > 0) {
+			struct kp_batch_header bh;
+
+			assert_int_equal(kp_batch_validate(p, left, 0, &bh), 0);
+			assert_int_equal(bh.base_offset, 6 + n);
+			n += bh.records_count;
+			p += kp_batch_size(&bh);
+			left -= kp_batch_size(&bh);
+		}
+	}
+	assert_int_equal(n, 6); /* the three batches, answered together */
+	for (int k = 0; k < 3; k++)
+		produce_check(&part, 1, 20 + 2 * k, 6 + 2 * k);
+}
+
 /* One idempotent batch (producer 4242, @seq) to @part; @return its answer's error, *@base. */
 static int16_t
 produce_idem(int part, int32_t seq, int64_t *base)
@@ -596,6 +687,7 @@ main(void)
 		cmocka_unit_test(test_owners_spread),
 		cmocka_unit_test(test_produce_split_and_fetch),
 		cmocka_unit_test(test_long_poll_woken_by_remote_append),
+		cmocka_unit_test(test_long_poll_min_bytes_remote),
 		cmocka_unit_test(test_idempotent_on_remote_owner),
 		cmocka_unit_test(test_delete_closes_remote_logs),
 	};
