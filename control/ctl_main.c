@@ -51,11 +51,13 @@
 #include "ctl_http.h"
 #include "ctl_loop.h"
 #include "ctl_meta.h"
+#include "ctl_metrics.h"
 #include "ctl_raft.h"
 #include "ctl_store.h"
 #include "dp_config.h"
 #include "kp_api.h"
 #include "kp_error.h"
+#include "kp_wire.h"
 
 #define CTL_VERSION "0.1.0"
 #define CTL_MAX_CONNS 16
@@ -752,6 +754,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "control: start-up failed\n");
 		return 1;
 	}
+	/* Error codes in the responses this process encodes: slipstream_requests_errors_total. */
+	kp_error_hook = ctl_metrics_count_error;
 	fprintf(stderr, "control: slipstream-control %s started; loading %s through %s\n",
 		CTL_VERSION, CTL_OFFSETS_TOPIC, m.opts.dataplane_path);
 	ctl_loop_run(&m.loop, &g_stop);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kp_api.h"
+#include "kp_error.h"
 
 void
 ctl_metrics_default_path(int64_t node_id, char *buf, size_t len)
@@ -405,6 +406,47 @@ net_families(struct ctl_buf *out, const struct dp_metrics_snapshot *snap)
 	}
 }
 
+/* The control process's own responses (group and admin APIs): ctl_metrics_count_error(). */
+static uint64_t ctl_api_errors[DP_METRICS_APIS][DP_METRICS_ERRORS];
+
+void
+ctl_metrics_count_error(int16_t api_key, int16_t code)
+{
+	if (api_key >= 0 && api_key < DP_METRICS_APIS && code >= -1 && code < DP_METRICS_ERRORS - 1)
+		ctl_api_errors[api_key][code + 1]++;
+}
+
+/*
+ * slipstream_requests_errors_total{api,error}: the dataplane's counts (@dp,
+ * NULL without a segment) plus this process's own.
+ */
+static void
+errors_family(struct ctl_buf *out, uint64_t (*dp)[DP_METRICS_ERRORS])
+{
+	char lbl[64];
+
+	family(out, "slipstream_requests_errors_total", "counter",
+	       "Error codes in responses, by API and error, NONE included: each ErrorCode "
+	       "field (top level, per topic, partition, group) counts once, as Kafka's "
+	       "RequestMetrics ErrorsPerSec.");
+	for (int k = 0; k < DP_METRICS_APIS; k++) {
+		for (int e = 0; e < DP_METRICS_ERRORS; e++) {
+			uint64_t n = ctl_api_errors[k][e] + (dp != NULL ? dp[k][e] : 0);
+			const char *name = kp_error_name((int16_t)(e - 1));
+
+			if (n == 0)
+				continue;
+			api_label(lbl, sizeof(lbl), k);
+			ctl_buf_printf(out, "slipstream_requests_errors_total{%serror=\"", lbl);
+			if (strcmp(name, "UNKNOWN") == 0 || name[0] == '\0')
+				ctl_buf_printf(out, "%d", e - 1);
+			else
+				put_label(out, name);
+			ctl_buf_printf(out, "\"} %" PRIu64 "\n", n);
+		}
+	}
+}
+
 int
 ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
                    void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
@@ -442,6 +484,9 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			hist_add(&sum.storage_write, &b->storage_write);
 			for (int k = 0; k < DP_METRICS_APIS; k++)
 				hist_add(&sum.api[k], &b->api[k]);
+			for (int k = 0; k < DP_METRICS_APIS; k++)
+				for (int e = 0; e < DP_METRICS_ERRORS; e++)
+					sum.api_errors[k][e] += b->api_errors[k][e];
 		}
 		family(out, "slipstream_requests_total", "counter",
 		       "Kafka requests answered, by API.");
@@ -461,6 +506,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			hist_samples(out, "slipstream_request_duration_seconds",
 			             api_label(lbl, sizeof(lbl), k), &sum.api[k]);
 		}
+		errors_family(out, sum.api_errors);
 		family(out, "slipstream_connections_accepted_total", "counter",
 		       "Client connections accepted.");
 		ctl_buf_printf(out, "slipstream_connections_accepted_total %" PRIu64 "\n",
@@ -540,6 +586,8 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		ctl_buf_printf(out, "slipstream_metrics_partitions_untracked_total %" PRIu64 "\n",
 		               sum.tp_overflow);
 		net_families(out, snap);
+	} else {
+		errors_family(out, NULL);
 	}
 	if (offsets != NULL) {
 		struct lag_ctx x = {.b = out, .tps = &tps, .lag = false};

@@ -59,6 +59,13 @@ void ctl_metrics_set_offsets(struct ctl_metrics *m, ctl_metrics_offsets_fn fn, v
 void ctl_metrics_fini(struct ctl_metrics *m);
 
 /**
+ * Count an error code in a response this process encoded (@api_key, @code;
+ * NONE included): the control process installs it as kp_error_hook, and the
+ * counts join the dataplane's in slipstream_requests_errors_total. Single thread.
+ */
+void ctl_metrics_count_error(int16_t api_key, int16_t code);
+
+/**
  * Write the exposition of @snap (NULL: dataplane down) and the lag from
  * @offsets (NULL: none) into @out. Pure: no I/O, for tests.
  *

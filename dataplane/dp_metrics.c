@@ -27,6 +27,7 @@
 #include "dp_log.h"
 #include "dp_reactor.h"
 #include "kp_batch.h"
+#include "kp_wire.h"
 
 __thread struct dp_metrics_block *dp_metrics_tls;
 double dp_metrics_ns_per_tsc = 1.0;
@@ -149,6 +150,7 @@ dp_metrics_destroy(void)
 
 	if (g_seg.map == NULL)
 		return;
+	kp_error_hook = NULL;
 	/* Another dataplane with the same path may have replaced the file since. */
 	if (stat(g_seg.path, &st) == 0 && st.st_dev == g_seg.dev && st.st_ino == g_seg.ino)
 		unlink(g_seg.path);
@@ -287,6 +289,7 @@ dp_metrics_start(const struct dp_config *cfg)
 			return rc;
 		}
 	}
+	kp_error_hook = dp_metrics_api_error; /* the generated response encoders count errors */
 	dp_log(DP_LOG_INFO, "metrics: counters in %s", path);
 	return 0;
 }

@@ -47,8 +47,8 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 4 /* 2: Fetch record bytes by transport; 3: net stack counters;
-			      * 4: link state, link-down drops */
+#define DP_METRICS_VERSION 5 /* 2: Fetch record bytes by transport; 3: net stack counters;
+			      * 4: link state, link-down drops; 5: errors by API */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -65,6 +65,12 @@ enum dp_metrics_transport {
 	DP_METRICS_TR_KERNEL = 0, /* kernel sockets (net_kernel) */
 	DP_METRICS_TR_DPDK = 1,   /* the DPDK TCP stack (net_dpdk) */
 };
+
+/**
+ * Error codes with their own counter per API: Kafka's -1 (UNKNOWN_SERVER_ERROR)
+ * to 126, at index code + 1 (every code Kafka has defined so far fits).
+ */
+#define DP_METRICS_ERRORS 128
 
 /** Blocks (lcores) at most. */
 #define DP_METRICS_MAX_BLOCKS 128
@@ -197,6 +203,8 @@ struct dp_metrics_block {
 	struct dp_metrics_net net; /* the DPDK net worker's stack on this lcore */
 	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
 	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
+	/* ErrorCode fields written in responses, by API and code + 1 (kp_error_seen) */
+	uint64_t api_errors[DP_METRICS_APIS][DP_METRICS_ERRORS];
 	struct dp_metrics_tp tps[DP_METRICS_MAX_TPS];
 } __attribute__((aligned(64)));
 
@@ -320,6 +328,22 @@ dp_metrics_request(int16_t api_key, uint64_t cycles)
 	if (b == NULL || api_key < 0 || api_key >= DP_METRICS_APIS)
 		return;
 	dp_metrics_hist_add(&b->api[api_key], dp_metrics_tsc_to_ns(cycles));
+}
+
+/**
+ * A response of @api_key carried error code @code (NONE included): the
+ * kp_error_hook the dataplane installs (dp_metrics_start), called by the
+ * generated encoders once per ErrorCode field.
+ */
+static inline void
+dp_metrics_api_error(int16_t api_key, int16_t code)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL || api_key < 0 || api_key >= DP_METRICS_APIS || code < -1 ||
+		code >= DP_METRICS_ERRORS - 1)
+		return;
+	dp_metrics_add(&b->api_errors[api_key][code + 1], 1);
 }
 
 /** A storage append took @cycles (TSC) from submission to completion. */

@@ -167,6 +167,10 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 		for (int i = 0; i < DP_METRICS_NET_MAX; i++)
 			dst->net.v[i] = __atomic_load_n(&src->net.v[i], __ATOMIC_RELAXED);
 	}
+	for (int k = 0; k < DP_METRICS_APIS; k++)
+		for (int e = 0; e < DP_METRICS_ERRORS; e++)
+			dst->api_errors[k][e] =
+				__atomic_load_n(&src->api_errors[k][e], __ATOMIC_RELAXED);
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
 	                 sizeof(struct dp_metrics_hist));

@@ -6,6 +6,8 @@
  */
 #include "kp_wire.h"
 
+kp_error_hook_fn kp_error_hook;
+
 void
 kp_arena_init(struct kp_arena *a, void *buf, size_t cap)
 {

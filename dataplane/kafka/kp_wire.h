@@ -49,6 +49,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* ---- error codes in responses ------------------------------------------ */
+
+/*
+ * The per-API error counters (Kafka's RequestMetrics ErrorsPerSec): the
+ * generated encoder of every response message calls kp_error_seen(api key,
+ * code) for each ErrorCode field it writes (the top-level one, and each
+ * topic's, partition's, group's ... one: what Kafka's errorCounts() counts),
+ * NONE included. The hook is NULL (nothing counted) until a process sets it,
+ * once, before any response is encoded; it runs on the encoding thread, so a
+ * per-thread counter needs no lock. A response encoded twice (a retry into a
+ * larger buffer) is counted twice.
+ */
+typedef void (*kp_error_hook_fn)(int16_t api_key, int16_t code);
+extern kp_error_hook_fn kp_error_hook;
+
+static inline void
+kp_error_seen(int16_t api_key, int16_t code)
+{
+	if (kp_error_hook != NULL)
+		kp_error_hook(api_key, code);
+}
+
 /* ---- value types ------------------------------------------------------ */
 
 /* A string borrowed from a frame (or from the caller when encoding). len -1: null. */

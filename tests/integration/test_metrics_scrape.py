@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,16 @@ def main():
         assert get(s2, "slipstream_requests_total", api="Fetch") >= 1
         c.close()
 
+        # Per-API error counters: every ErrorCode in a response, NONE included.
+        assert get(s2, "slipstream_requests_errors_total", api="Produce", error="NONE") >= 1
+        unknown = dict(api="ListOffsets", error="UNKNOWN_TOPIC_OR_PARTITION")
+        before = get(s2, "slipstream_requests_errors_total", **unknown) or 0
+        assert list_offsets_raw(b, TOPIC, 99) == 3  # a partition the topic does not have
+        s3, types = parse(scrape(url))
+        check_monotonic(s2, s3, types)
+        assert get(s3, "slipstream_requests_errors_total", **unknown) == before + 1, \
+            (before, get(s3, "slipstream_requests_errors_total", **unknown))
+
         prometheus_checks(tmp, url, {p: produced[p] for p in range(3)})
         if CONTROL is None or not os.path.exists(CONTROL):
             print("lag: no slipstream-control given; consumer lag not checked")
@@ -325,6 +336,26 @@ def main():
         if b is not None:
             b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def list_offsets_raw(b, topic, partition):
+    """ListOffsets v1 (latest) for one partition on a new connection: its error code."""
+    name = topic.encode()
+    body = struct.pack(">ii", -1, 1) + struct.pack(">h", len(name)) + name
+    body += struct.pack(">iiq", 1, partition, -1)
+    frame = struct.pack(">hhih", 2, 1, 5, 7) + b"metrics" + body
+    s = b.connect()
+    try:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            assert chunk, "closed"
+            data += chunk
+    finally:
+        s.close()
+    # size, correlation id, topic count, name, partition count, partition, error code
+    return struct.unpack(">h", data[4 + 4 + 4 + 2 + len(name) + 4 + 4:][:2])[0]
 
 
 PROMETHEUS_PORT = 19510  # this test's own port range (19500-19599)
@@ -412,6 +443,8 @@ def lag_checks(b, bs):
             lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
                       partition=str(p))
             assert lag == his[p] - o, (p, lag, his[p], o)
+        # The control process's own responses join the error counters (its OffsetCommit).
+        assert get(s, "slipstream_requests_errors_total", api="OffsetCommit", error="NONE") >= 3
     except BaseException:
         ctl.kill()
         ctl.wait(5)

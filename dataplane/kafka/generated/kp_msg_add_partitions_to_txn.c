@@ -952,6 +952,7 @@ kp_add_partitions_to_txn_response_enc(const struct kp_add_partitions_to_txn_resp
 	kp_wr_int32(w, s->throttle_time_ms);
 	if (version >= 4) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(24, s->error_code);
 	}
 	if (version >= 4) {
 		kp_wr_array_len(w, flex, false, s->results_by_transaction.count);

@@ -204,6 +204,7 @@ kp_allocate_producer_ids_response_enc(const struct kp_allocate_producer_ids_resp
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(67, s->error_code);
 	kp_wr_int64(w, s->producer_id_start);
 	kp_wr_int32(w, s->producer_id_len);
 	if (flex) {

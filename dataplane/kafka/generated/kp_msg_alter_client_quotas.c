@@ -685,6 +685,7 @@ kp_alter_client_quotas_response_entry_data_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(49, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->entity.count);
 	for (int32_t i = 0; i < s->entity.count; i++)

@@ -668,6 +668,7 @@ kp_alter_partition_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(56, s->error_code);
 	kp_wr_int32(w, s->leader_id);
 	kp_wr_int32(w, s->leader_epoch);
 	kp_wr_array_len(w, flex, false, s->isr.count);
@@ -942,6 +943,7 @@ kp_alter_partition_response_enc(const struct kp_alter_partition_response *s, int
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(56, s->error_code);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
 		kp_alter_partition_response_topic_data_enc(&s->topics.items[i], version, w);

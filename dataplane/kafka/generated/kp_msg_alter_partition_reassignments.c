@@ -481,6 +481,7 @@ kp_alter_partition_reassignments_response_reassignable_partition_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(45, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -727,6 +728,7 @@ kp_alter_partition_reassignments_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(45, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)

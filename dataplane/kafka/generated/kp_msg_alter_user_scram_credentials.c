@@ -464,6 +464,7 @@ kp_alter_user_scram_credentials_response_alter_user_scram_credentials_result_enc
 	(void)version;
 	kp_wr_str(w, flex, false, &s->user);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(51, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

@@ -617,6 +617,7 @@ kp_api_versions_response_enc(const struct kp_api_versions_response *s, int16_t v
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(18, s->error_code);
 	kp_wr_array_len(w, flex, false, s->api_keys.count);
 	for (int32_t i = 0; i < s->api_keys.count; i++)
 		kp_api_versions_response_api_version_enc(&s->api_keys.items[i], version, w);

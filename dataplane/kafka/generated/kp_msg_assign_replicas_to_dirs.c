@@ -579,6 +579,7 @@ kp_assign_replicas_to_dirs_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(73, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -945,6 +946,7 @@ kp_assign_replicas_to_dirs_response_enc(const struct kp_assign_replicas_to_dirs_
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(73, s->error_code);
 	kp_wr_array_len(w, flex, false, s->directories.count);
 	for (int32_t i = 0; i < s->directories.count; i++)
 		kp_assign_replicas_to_dirs_response_directory_data_enc(&s->directories.items[i],

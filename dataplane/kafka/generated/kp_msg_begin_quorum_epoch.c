@@ -615,6 +615,7 @@ kp_begin_quorum_epoch_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(53, s->error_code);
 	kp_wr_int32(w, s->leader_id);
 	kp_wr_int32(w, s->leader_epoch);
 	if (flex) {
@@ -989,6 +990,7 @@ kp_begin_quorum_epoch_response_enc(const struct kp_begin_quorum_epoch_response *
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(53, s->error_code);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
 		kp_begin_quorum_epoch_response_topic_data_enc(&s->topics.items[i], version, w);

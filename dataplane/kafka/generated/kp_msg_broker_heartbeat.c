@@ -267,6 +267,7 @@ kp_broker_heartbeat_response_enc(const struct kp_broker_heartbeat_response *s, i
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(63, s->error_code);
 	kp_wr_bool(w, s->is_caught_up);
 	kp_wr_bool(w, s->is_fenced);
 	kp_wr_bool(w, s->should_shut_down);

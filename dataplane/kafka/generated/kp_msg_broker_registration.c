@@ -515,6 +515,7 @@ kp_broker_registration_response_enc(const struct kp_broker_registration_response
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(62, s->error_code);
 	kp_wr_int64(w, s->broker_epoch);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

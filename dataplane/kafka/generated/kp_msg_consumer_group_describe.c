@@ -657,6 +657,7 @@ kp_consumer_group_describe_response_described_group_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(69, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_str(w, flex, false, &s->group_state);

@@ -677,6 +677,7 @@ kp_consumer_group_heartbeat_response_enc(const struct kp_consumer_group_heartbea
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(68, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_str(w, flex, true, &s->member_id);
 	kp_wr_int32(w, s->member_epoch);

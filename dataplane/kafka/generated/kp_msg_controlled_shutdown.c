@@ -325,6 +325,7 @@ kp_controlled_shutdown_response_enc(const struct kp_controlled_shutdown_response
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(7, s->error_code);
 	kp_wr_array_len(w, flex, false, s->remaining_partitions.count);
 	for (int32_t i = 0; i < s->remaining_partitions.count; i++)
 		kp_controlled_shutdown_response_remaining_partition_enc(

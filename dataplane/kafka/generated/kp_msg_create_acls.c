@@ -341,6 +341,7 @@ kp_create_acls_response_acl_creation_result_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(30, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

@@ -364,6 +364,7 @@ kp_create_delegation_token_response_enc(const struct kp_create_delegation_token_
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(38, s->error_code);
 	kp_wr_str(w, flex, false, &s->principal_type);
 	kp_wr_str(w, flex, false, &s->principal_name);
 	if (version >= 3) {

@@ -479,6 +479,7 @@ kp_create_partitions_response_create_partitions_topic_result_enc(
 	(void)version;
 	kp_wr_str(w, flex, false, &s->name);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(37, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

@@ -779,6 +779,7 @@ kp_create_topics_response_creatable_topic_result_enc(
 		kp_wr_uuid(w, &s->topic_id);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(19, s->error_code);
 	if (version >= 1) {
 		kp_wr_str(w, flex, true, &s->error_message);
 	}

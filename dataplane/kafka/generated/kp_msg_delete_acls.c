@@ -353,6 +353,7 @@ kp_delete_acls_response_delete_acls_matching_acl_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(31, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_int8(w, s->resource_type);
 	kp_wr_str(w, flex, false, &s->resource_name);
@@ -491,6 +492,7 @@ kp_delete_acls_response_delete_acls_filter_result_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(31, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->matching_acls.count);
 	for (int32_t i = 0; i < s->matching_acls.count; i++)

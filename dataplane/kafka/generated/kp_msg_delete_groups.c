@@ -220,6 +220,7 @@ kp_delete_groups_response_deletable_group_result_enc(
 	(void)version;
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(42, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

@@ -453,6 +453,7 @@ kp_delete_records_response_delete_records_partition_result_enc(
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int64(w, s->low_watermark);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(21, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

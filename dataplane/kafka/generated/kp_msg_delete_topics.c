@@ -383,6 +383,7 @@ kp_delete_topics_response_deletable_topic_result_enc(
 		kp_wr_uuid(w, &s->topic_id);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(20, s->error_code);
 	if (version >= 5) {
 		kp_wr_str(w, flex, true, &s->error_message);
 	}

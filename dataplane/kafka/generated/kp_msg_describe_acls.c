@@ -483,6 +483,7 @@ kp_describe_acls_response_enc(const struct kp_describe_acls_response *s, int16_t
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(29, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->resources.count);
 	for (int32_t i = 0; i < s->resources.count; i++)

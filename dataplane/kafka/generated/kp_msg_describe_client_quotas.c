@@ -698,6 +698,7 @@ kp_describe_client_quotas_response_enc(const struct kp_describe_client_quotas_re
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(48, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, true, s->entries.count);
 	for (int32_t i = 0; i < s->entries.count; i++)

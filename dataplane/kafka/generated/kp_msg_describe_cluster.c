@@ -348,6 +348,7 @@ kp_describe_cluster_response_enc(const struct kp_describe_cluster_response *s, i
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(60, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (version >= 1) {
 		kp_wr_int8(w, s->endpoint_type);

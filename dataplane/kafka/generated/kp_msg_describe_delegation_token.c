@@ -607,6 +607,7 @@ kp_describe_delegation_token_response_enc(const struct kp_describe_delegation_to
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(41, s->error_code);
 	kp_wr_array_len(w, flex, false, s->tokens.count);
 	for (int32_t i = 0; i < s->tokens.count; i++)
 		kp_describe_delegation_token_response_described_delegation_token_enc(

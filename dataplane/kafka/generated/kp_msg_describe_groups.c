@@ -379,6 +379,7 @@ kp_describe_groups_response_described_group_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(15, s->error_code);
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_str(w, flex, false, &s->group_state);
 	kp_wr_str(w, flex, false, &s->protocol_type);

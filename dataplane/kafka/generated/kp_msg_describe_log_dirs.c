@@ -605,6 +605,7 @@ kp_describe_log_dirs_response_describe_log_dirs_result_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(35, s->error_code);
 	kp_wr_str(w, flex, false, &s->log_dir);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
@@ -747,6 +748,7 @@ kp_describe_log_dirs_response_enc(const struct kp_describe_log_dirs_response *s,
 	kp_wr_int32(w, s->throttle_time_ms);
 	if (version >= 3) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(35, s->error_code);
 	}
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)

@@ -481,6 +481,7 @@ kp_describe_producers_response_partition_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(61, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->active_producers.count);
 	for (int32_t i = 0; i < s->active_producers.count; i++)

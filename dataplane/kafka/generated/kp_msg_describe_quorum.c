@@ -614,6 +614,7 @@ kp_describe_quorum_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(55, s->error_code);
 	if (version >= 2) {
 		kp_wr_str(w, flex, true, &s->error_message);
 	}
@@ -1125,6 +1126,7 @@ kp_describe_quorum_response_enc(const struct kp_describe_quorum_response *s, int
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(55, s->error_code);
 	if (version >= 2) {
 		kp_wr_str(w, flex, true, &s->error_message);
 	}

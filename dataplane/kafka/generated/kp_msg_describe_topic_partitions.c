@@ -547,6 +547,7 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_partiti
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(75, s->error_code);
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int32(w, s->leader_id);
 	kp_wr_int32(w, s->leader_epoch);
@@ -703,6 +704,7 @@ kp_describe_topic_partitions_response_describe_topic_partitions_response_topic_e
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(75, s->error_code);
 	kp_wr_str(w, flex, true, &s->name);
 	kp_wr_uuid(w, &s->topic_id);
 	kp_wr_bool(w, s->is_internal);

@@ -367,6 +367,7 @@ kp_describe_transactions_response_transaction_state_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(65, s->error_code);
 	kp_wr_str(w, flex, false, &s->transactional_id);
 	kp_wr_str(w, flex, false, &s->transaction_state);
 	kp_wr_int32(w, s->transaction_timeout_ms);

@@ -445,6 +445,7 @@ kp_describe_user_scram_credentials_response_describe_user_scram_credentials_resu
 	(void)version;
 	kp_wr_str(w, flex, false, &s->user);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(50, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->credential_infos.count);
 	for (int32_t i = 0; i < s->credential_infos.count; i++)
@@ -575,6 +576,7 @@ kp_describe_user_scram_credentials_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(50, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->results.count);
 	for (int32_t i = 0; i < s->results.count; i++)

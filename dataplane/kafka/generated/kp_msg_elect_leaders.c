@@ -357,6 +357,7 @@ kp_elect_leaders_response_partition_result_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_id);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(43, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -605,6 +606,7 @@ kp_elect_leaders_response_enc(const struct kp_elect_leaders_response *s, int16_t
 	kp_wr_int32(w, s->throttle_time_ms);
 	if (version >= 1) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(43, s->error_code);
 	}
 	kp_wr_array_len(w, flex, false, s->replica_election_results.count);
 	for (int32_t i = 0; i < s->replica_election_results.count; i++)

@@ -757,6 +757,7 @@ kp_end_quorum_epoch_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(54, s->error_code);
 	kp_wr_int32(w, s->leader_id);
 	kp_wr_int32(w, s->leader_epoch);
 	if (flex) {
@@ -1129,6 +1130,7 @@ kp_end_quorum_epoch_response_enc(const struct kp_end_quorum_epoch_response *s, i
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(54, s->error_code);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
 		kp_end_quorum_epoch_response_topic_data_enc(&s->topics.items[i], version, w);

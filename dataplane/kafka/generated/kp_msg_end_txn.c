@@ -212,6 +212,7 @@ kp_end_txn_response_enc(const struct kp_end_txn_response *s, int16_t version, st
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(26, s->error_code);
 	if (version >= 5) {
 		kp_wr_int64(w, s->producer_id);
 	}

@@ -202,6 +202,7 @@ kp_envelope_response_enc(const struct kp_envelope_response *s, int16_t version, 
 	(void)version;
 	kp_wr_bytes(w, flex, true, &s->response_data);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(58, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

@@ -1427,6 +1427,7 @@ kp_fetch_response_partition_data_enc(const struct kp_fetch_response_partition_da
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(1, s->error_code);
 	kp_wr_int64(w, s->high_watermark);
 	if (version >= 4) {
 		kp_wr_int64(w, s->last_stable_offset);
@@ -1930,6 +1931,7 @@ kp_fetch_response_enc(const struct kp_fetch_response *s, int16_t version, struct
 	}
 	if (version >= 7) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(1, s->error_code);
 	}
 	if (version >= 7) {
 		kp_wr_int32(w, s->session_id);

@@ -845,6 +845,7 @@ kp_fetch_snapshot_response_partition_snapshot_enc(
 	(void)version;
 	kp_wr_int32(w, s->index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(59, s->error_code);
 	kp_fetch_snapshot_response_snapshot_id_enc(&s->snapshot_id, version, w);
 	kp_wr_int64(w, s->size);
 	kp_wr_int64(w, s->position);
@@ -1247,6 +1248,7 @@ kp_fetch_snapshot_response_enc(const struct kp_fetch_snapshot_response *s, int16
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(59, s->error_code);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
 		kp_fetch_snapshot_response_topic_snapshot_enc(&s->topics.items[i], version, w);

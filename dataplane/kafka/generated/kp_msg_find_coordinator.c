@@ -254,6 +254,7 @@ kp_find_coordinator_response_coordinator_enc(
 	kp_wr_str(w, flex, false, &s->host);
 	kp_wr_int32(w, s->port);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(10, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -407,6 +408,7 @@ kp_find_coordinator_response_enc(const struct kp_find_coordinator_response *s, i
 	}
 	if (version <= 3) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(10, s->error_code);
 	}
 	if (version >= 1 && version <= 3) {
 		kp_wr_str(w, flex, true, &s->error_message);

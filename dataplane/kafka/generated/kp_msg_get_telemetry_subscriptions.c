@@ -240,6 +240,7 @@ kp_get_telemetry_subscriptions_response_enc(const struct kp_get_telemetry_subscr
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(71, s->error_code);
 	kp_wr_uuid(w, &s->client_instance_id);
 	kp_wr_int32(w, s->subscription_id);
 	kp_wr_array_len(w, flex, false, s->accepted_compression_types.count);

@@ -219,6 +219,7 @@ kp_heartbeat_response_enc(const struct kp_heartbeat_response *s, int16_t version
 		kp_wr_int32(w, s->throttle_time_ms);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(12, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

@@ -461,6 +461,7 @@ kp_incremental_alter_configs_response_alter_configs_resource_response_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(44, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_int8(w, s->resource_type);
 	kp_wr_str(w, flex, false, &s->resource_name);

@@ -224,6 +224,7 @@ kp_init_producer_id_response_enc(const struct kp_init_producer_id_response *s, i
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(22, s->error_code);
 	kp_wr_int64(w, s->producer_id);
 	kp_wr_int16(w, s->producer_epoch);
 	if (flex) {

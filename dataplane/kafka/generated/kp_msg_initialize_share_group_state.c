@@ -461,6 +461,7 @@ kp_initialize_share_group_state_response_partition_result_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(83, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

@@ -524,6 +524,7 @@ kp_join_group_response_enc(const struct kp_join_group_response *s, int16_t versi
 		kp_wr_int32(w, s->throttle_time_ms);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(11, s->error_code);
 	kp_wr_int32(w, s->generation_id);
 	if (version >= 7) {
 		kp_wr_str(w, flex, true, &s->protocol_type);

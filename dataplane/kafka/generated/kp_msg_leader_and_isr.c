@@ -827,6 +827,7 @@ kp_leader_and_isr_response_leader_and_isr_partition_error_enc(
 	}
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(4, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -1095,6 +1096,7 @@ kp_leader_and_isr_response_enc(const struct kp_leader_and_isr_response *s, int16
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(4, s->error_code);
 	if (version <= 4) {
 		kp_wr_array_len(w, flex, false, s->partition_errors.count);
 		for (int32_t i = 0; i < s->partition_errors.count; i++)

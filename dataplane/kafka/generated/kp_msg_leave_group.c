@@ -357,6 +357,7 @@ kp_leave_group_response_member_response_enc(const struct kp_leave_group_response
 	kp_wr_str(w, flex, false, &s->member_id);
 	kp_wr_str(w, flex, true, &s->group_instance_id);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(13, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -484,6 +485,7 @@ kp_leave_group_response_enc(const struct kp_leave_group_response *s, int16_t ver
 		kp_wr_int32(w, s->throttle_time_ms);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(13, s->error_code);
 	if (version >= 3) {
 		kp_wr_array_len(w, flex, false, s->members.count);
 		for (int32_t i = 0; i < s->members.count; i++)

@@ -315,6 +315,7 @@ kp_list_client_metrics_resources_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(74, s->error_code);
 	kp_wr_array_len(w, flex, false, s->client_metrics_resources.count);
 	for (int32_t i = 0; i < s->client_metrics_resources.count; i++)
 		kp_list_client_metrics_resources_response_client_metrics_resource_enc(

@@ -401,6 +401,7 @@ kp_list_groups_response_enc(const struct kp_list_groups_response *s, int16_t ver
 		kp_wr_int32(w, s->throttle_time_ms);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(16, s->error_code);
 	kp_wr_array_len(w, flex, false, s->groups.count);
 	for (int32_t i = 0; i < s->groups.count; i++)
 		kp_list_groups_response_listed_group_enc(&s->groups.items[i], version, w);

@@ -528,6 +528,7 @@ kp_list_offsets_response_list_offsets_partition_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(2, s->error_code);
 	if (version <= 0) {
 		kp_wr_array_len(w, flex, false, s->old_style_offsets.count);
 		for (int32_t i = 0; i < s->old_style_offsets.count; i++)

@@ -393,6 +393,7 @@ kp_list_transactions_response_enc(const struct kp_list_transactions_response *s,
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(66, s->error_code);
 	kp_wr_array_len(w, flex, false, s->unknown_state_filters.count);
 	for (int32_t i = 0; i < s->unknown_state_filters.count; i++)
 		kp_wr_str(w, flex, false, &s->unknown_state_filters.items[i]);

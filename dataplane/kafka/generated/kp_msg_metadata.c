@@ -538,6 +538,7 @@ kp_metadata_response_metadata_response_partition_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(3, s->error_code);
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int32(w, s->leader_id);
 	if (version >= 7) {
@@ -701,6 +702,7 @@ kp_metadata_response_metadata_response_topic_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(3, s->error_code);
 	kp_wr_str(w, flex, (version >= 12), &s->name);
 	if (version >= 10) {
 		kp_wr_uuid(w, &s->topic_id);

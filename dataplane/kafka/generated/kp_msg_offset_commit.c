@@ -523,6 +523,7 @@ kp_offset_commit_response_offset_commit_response_partition_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(8, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

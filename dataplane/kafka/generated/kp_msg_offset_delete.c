@@ -272,6 +272,7 @@ kp_offset_delete_response_offset_delete_response_partition_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(47, s->error_code);
 }
 
 static size_t
@@ -417,6 +418,7 @@ kp_offset_delete_response_enc(const struct kp_offset_delete_response *s, int16_t
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(47, s->error_code);
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)

@@ -692,6 +692,7 @@ kp_offset_fetch_response_offset_fetch_response_partition_enc(
 	}
 	kp_wr_str(w, flex, true, &s->metadata);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(9, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -930,6 +931,7 @@ kp_offset_fetch_response_offset_fetch_response_partitions_enc(
 	kp_wr_int32(w, s->committed_leader_epoch);
 	kp_wr_str(w, flex, true, &s->metadata);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(9, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -1182,6 +1184,7 @@ kp_offset_fetch_response_offset_fetch_response_group_enc(
 		kp_offset_fetch_response_offset_fetch_response_topics_enc(&s->topics.items[i],
 			version, w);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(9, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -1343,6 +1346,7 @@ kp_offset_fetch_response_enc(const struct kp_offset_fetch_response *s, int16_t v
 	}
 	if (version >= 2 && version <= 7) {
 		kp_wr_int16(w, s->error_code);
+		kp_error_seen(9, s->error_code);
 	}
 	if (version >= 8) {
 		kp_wr_array_len(w, flex, false, s->groups.count);

@@ -479,6 +479,7 @@ kp_offset_for_leader_epoch_response_epoch_end_offset_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(23, s->error_code);
 	kp_wr_int32(w, s->partition);
 	if (version >= 1) {
 		kp_wr_int32(w, s->leader_epoch);

@@ -725,6 +725,7 @@ kp_produce_response_partition_produce_response_enc(
 	(void)version;
 	kp_wr_int32(w, s->index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(0, s->error_code);
 	kp_wr_int64(w, s->base_offset);
 	if (version >= 2) {
 		kp_wr_int64(w, s->log_append_time_ms);

@@ -208,6 +208,7 @@ kp_push_telemetry_response_enc(const struct kp_push_telemetry_response *s, int16
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(72, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

@@ -462,6 +462,7 @@ kp_read_share_group_state_summary_response_partition_result_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(87, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_int32(w, s->state_epoch);
 	kp_wr_int64(w, s->start_offset);

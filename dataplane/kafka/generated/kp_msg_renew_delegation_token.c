@@ -201,6 +201,7 @@ kp_renew_delegation_token_response_enc(const struct kp_renew_delegation_token_re
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(39, s->error_code);
 	kp_wr_int64(w, s->expiry_timestamp_ms);
 	kp_wr_int32(w, s->throttle_time_ms);
 	if (flex) {

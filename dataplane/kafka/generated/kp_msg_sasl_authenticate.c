@@ -200,6 +200,7 @@ kp_sasl_authenticate_response_enc(const struct kp_sasl_authenticate_response *s,
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(36, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_bytes(w, flex, false, &s->auth_bytes);
 	if (version >= 1) {

@@ -131,6 +131,7 @@ kp_sasl_handshake_response_enc(const struct kp_sasl_handshake_response *s, int16
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(17, s->error_code);
 	kp_wr_array_len(w, flex, false, s->mechanisms.count);
 	for (int32_t i = 0; i < s->mechanisms.count; i++)
 		kp_wr_str(w, flex, false, &s->mechanisms.items[i]);

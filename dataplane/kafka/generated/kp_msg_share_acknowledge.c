@@ -717,6 +717,7 @@ kp_share_acknowledge_response_partition_data_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(79, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_share_acknowledge_response_leader_id_and_epoch_enc(&s->current_leader, version, w);
 	if (flex) {
@@ -1094,6 +1095,7 @@ kp_share_acknowledge_response_enc(const struct kp_share_acknowledge_response *s,
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(79, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)

@@ -989,6 +989,7 @@ kp_share_fetch_response_partition_data_enc(const struct kp_share_fetch_response_
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(78, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_int16(w, s->acknowledge_error_code);
 	kp_wr_str(w, flex, true, &s->acknowledge_error_message);
@@ -1375,6 +1376,7 @@ kp_share_fetch_response_enc(const struct kp_share_fetch_response *s, int16_t ver
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(78, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_array_len(w, flex, false, s->responses.count);
 	for (int32_t i = 0; i < s->responses.count; i++)

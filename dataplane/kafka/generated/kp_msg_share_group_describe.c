@@ -637,6 +637,7 @@ kp_share_group_describe_response_described_group_enc(
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(77, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_str(w, flex, false, &s->group_id);
 	kp_wr_str(w, flex, false, &s->group_state);

@@ -498,6 +498,7 @@ kp_share_group_heartbeat_response_enc(const struct kp_share_group_heartbeat_resp
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(76, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	kp_wr_str(w, flex, true, &s->member_id);
 	kp_wr_int32(w, s->member_epoch);

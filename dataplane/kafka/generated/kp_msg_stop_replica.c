@@ -745,6 +745,7 @@ kp_stop_replica_response_stop_replica_partition_error_enc(
 	kp_wr_str(w, flex, false, &s->topic_name);
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(5, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;
@@ -861,6 +862,7 @@ kp_stop_replica_response_enc(const struct kp_stop_replica_response *s, int16_t v
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(5, s->error_code);
 	kp_wr_array_len(w, flex, false, s->partition_errors.count);
 	for (int32_t i = 0; i < s->partition_errors.count; i++)
 		kp_stop_replica_response_stop_replica_partition_error_enc(

@@ -389,6 +389,7 @@ kp_sync_group_response_enc(const struct kp_sync_group_response *s, int16_t versi
 		kp_wr_int32(w, s->throttle_time_ms);
 	}
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(14, s->error_code);
 	if (version >= 5) {
 		kp_wr_str(w, flex, true, &s->protocol_type);
 	}

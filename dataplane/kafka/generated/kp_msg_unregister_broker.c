@@ -197,6 +197,7 @@ kp_unregister_broker_response_enc(const struct kp_unregister_broker_response *s,
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(64, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

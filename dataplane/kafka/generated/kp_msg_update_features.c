@@ -360,6 +360,7 @@ kp_update_features_response_updatable_feature_result_enc(
 	(void)version;
 	kp_wr_str(w, flex, false, &s->feature);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(57, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
@@ -483,6 +484,7 @@ kp_update_features_response_enc(const struct kp_update_features_response *s, int
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(57, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (version <= 1) {
 		kp_wr_array_len(w, flex, false, s->results.count);

@@ -954,6 +954,7 @@ kp_update_metadata_response_enc(const struct kp_update_metadata_response *s, int
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(6, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

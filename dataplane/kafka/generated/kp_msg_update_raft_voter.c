@@ -574,6 +574,7 @@ kp_update_raft_voter_response_enc(const struct kp_update_raft_voter_response *s,
 	(void)version;
 	kp_wr_int32(w, s->throttle_time_ms);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(82, s->error_code);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;
 		uint32_t u = 0;

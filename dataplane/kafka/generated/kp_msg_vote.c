@@ -479,6 +479,7 @@ kp_vote_response_partition_data_enc(const struct kp_vote_response_partition_data
 	(void)version;
 	kp_wr_int32(w, s->partition_index);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(52, s->error_code);
 	kp_wr_int32(w, s->leader_id);
 	kp_wr_int32(w, s->leader_epoch);
 	kp_wr_bool(w, s->vote_granted);
@@ -847,6 +848,7 @@ kp_vote_response_enc(const struct kp_vote_response *s, int16_t version, struct k
 	(void)flex;
 	(void)version;
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(52, s->error_code);
 	kp_wr_array_len(w, flex, false, s->topics.count);
 	for (int32_t i = 0; i < s->topics.count; i++)
 		kp_vote_response_topic_data_enc(&s->topics.items[i], version, w);

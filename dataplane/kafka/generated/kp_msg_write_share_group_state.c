@@ -597,6 +597,7 @@ kp_write_share_group_state_response_partition_result_enc(
 	(void)version;
 	kp_wr_int32(w, s->partition);
 	kp_wr_int16(w, s->error_code);
+	kp_error_seen(85, s->error_code);
 	kp_wr_str(w, flex, true, &s->error_message);
 	if (flex) {
 		uint32_t ntag = s->unknown_tags.count;

@@ -360,6 +360,53 @@ test_render_dataplane(void **state)
 	ctl_buf_free(&b);
 }
 
+/*
+ * slipstream_requests_errors_total{api,error}: the dataplane's per-lcore
+ * counts added up, plus the control process's own (ctl_metrics_count_error);
+ * codes without a name by number; the family also without a dataplane.
+ */
+static void
+test_render_errors(void **state)
+{
+	struct dp_metrics_snapshot s = make_snapshot();
+	struct ctl_buf b = {0};
+	const char *t;
+
+	(void)state;
+	g_blocks[0].api_errors[0][0 + 1] = 7;  /* Produce NONE */
+	g_blocks[1].api_errors[0][0 + 1] = 2;
+	g_blocks[1].api_errors[0][3 + 1] = 4;  /* Produce UNKNOWN_TOPIC_OR_PARTITION */
+	g_blocks[0].api_errors[1][-1 + 1] = 1; /* Fetch UNKNOWN_SERVER_ERROR */
+	g_blocks[0].api_errors[1][126 + 1] = 1; /* a code without a name */
+	ctl_metrics_count_error(11, 25);       /* JoinGroup UNKNOWN_MEMBER_ID, twice */
+	ctl_metrics_count_error(11, 25);
+	ctl_metrics_count_error(11, 500);      /* out of range: not counted */
+	ctl_metrics_count_error(-1, 0);
+	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
+	t = b.p;
+	check_format(t);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"Produce\",error=\"NONE\"}") ==
+	            9);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"Produce\","
+	                      "error=\"UNKNOWN_TOPIC_OR_PARTITION\"}") == 4);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"Fetch\","
+	                      "error=\"UNKNOWN_SERVER_ERROR\"}") == 1);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"Fetch\",error=\"126\"}") ==
+	            1);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"JoinGroup\","
+	                      "error=\"UNKNOWN_MEMBER_ID\"}") == 2);
+	assert_false(has(t, "api=\"Metadata\",error")); /* nothing counted: no sample */
+	ctl_buf_free(&b);
+	/* No dataplane: the control process's own counts still. */
+	assert_int_equal(ctl_metrics_render(NULL, NULL, NULL, 2, &b), 0);
+	t = b.p;
+	check_format(t);
+	assert_true(sample(t, "slipstream_requests_errors_total{api=\"JoinGroup\","
+	                      "error=\"UNKNOWN_MEMBER_ID\"}") == 2);
+	assert_false(has(t, "api=\"Produce\",error"));
+	ctl_buf_free(&b);
+}
+
 static void
 test_render_net(void **state)
 {
@@ -523,6 +570,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_render_dataplane),
+	        cmocka_unit_test(test_render_errors),
 	        cmocka_unit_test(test_render_net),
 	        cmocka_unit_test(test_render_lag),
 	        cmocka_unit_test(test_render_down),

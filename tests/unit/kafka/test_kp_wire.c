@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "kp_api.h"
 #include "kp_wire.h"
 
 static void
@@ -332,6 +333,79 @@ test_arena(void **state)
 	assert_int_equal(kp_tags_add(&t2, 1, mem, 1, 1000, &a), -ENOMEM);
 }
 
+/* kp_error_seen(): every ErrorCode field a response encoder writes, for its API. */
+static int16_t g_seen_api[16];
+static int16_t g_seen_code[16];
+static int g_seen;
+
+static void
+seen(int16_t api_key, int16_t code)
+{
+	if (g_seen < 16) {
+		g_seen_api[g_seen] = api_key;
+		g_seen_code[g_seen] = code;
+	}
+	g_seen++;
+}
+
+static void
+test_error_hook(void **state)
+{
+	struct kp_produce_response pr;
+	struct kp_produce_response_topic_produce_response t;
+	struct kp_produce_response_partition_produce_response p[2];
+	struct kp_offset_fetch_response of;
+	uint8_t buf[1024];
+	struct kp_writer w;
+
+	(void)state;
+	kp_produce_response_init(&pr);
+	kp_produce_response_topic_produce_response_init(&t);
+	kp_produce_response_partition_produce_response_init(&p[0]);
+	kp_produce_response_partition_produce_response_init(&p[1]);
+	p[1].index = 1;
+	p[1].error_code = 3;
+	t.name = (struct kp_str){.ptr = "t", .len = 1};
+	t.partition_responses.items = p;
+	t.partition_responses.count = 2;
+	pr.responses.items = &t;
+	pr.responses.count = 1;
+	kp_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(kp_produce_response_encode(&pr, 9, &w), 0); /* no hook: nothing */
+	kp_error_hook = seen;
+	kp_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(kp_produce_response_encode(&pr, 9, &w), 0);
+	assert_int_equal(g_seen, 2);
+	assert_int_equal(g_seen_api[0], 0);
+	assert_int_equal(g_seen_code[0], 0);
+	assert_int_equal(g_seen_code[1], 3);
+	/* A field absent in the version is not counted: OffsetFetch's top-level error is v2+. */
+	kp_offset_fetch_response_init(&of);
+	of.error_code = 16;
+	g_seen = 0;
+	kp_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(kp_offset_fetch_response_encode(&of, 1, &w), 0);
+	assert_int_equal(g_seen, 0);
+	kp_writer_init(&w, buf, sizeof(buf));
+	assert_int_equal(kp_offset_fetch_response_encode(&of, 2, &w), 0);
+	assert_int_equal(g_seen, 1);
+	assert_int_equal(g_seen_api[0], 9);
+	assert_int_equal(g_seen_code[0], 16);
+	/* Requests are not counted. */
+	g_seen = 0;
+	kp_writer_init(&w, buf, sizeof(buf));
+	{
+		struct kp_heartbeat_request hb;
+
+		kp_heartbeat_request_init(&hb);
+		hb.group_id = (struct kp_str){.ptr = "g", .len = 1};
+		hb.member_id = (struct kp_str){.ptr = "m", .len = 1};
+		assert_int_equal(kp_heartbeat_request_encode(&hb, 0, &w), 0);
+	}
+	assert_int_equal(g_seen, 0);
+	kp_error_hook = NULL;
+}
+
 int
 main(void)
 {
@@ -344,6 +418,7 @@ main(void)
 		cmocka_unit_test(test_bytes_and_arrays),
 		cmocka_unit_test(test_writer_errors),
 		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_error_hook),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
