@@ -150,6 +150,12 @@ def run(b, tmp):
     assert e2e["count"] == res["consumed_records"]
     check_hist(e2e)
     check_hist(r["latency"]["produce_ack"])
+    # The send lag: one per request built (retries are not), never below the linger
+    # unless its batch filled first (4000/s over 2 partitions: 40 records in 2 ms).
+    lag = r["latency"]["send_lag"]
+    check_hist(lag)
+    assert 0 < lag["count"] <= res["produce_requests"], (lag["count"], res)
+    assert lag["percentiles"]["50"] >= 1000000, lag  # ns: a record waits for its batch
     assert len(r["timeseries"]) >= 2
     offs = end_offsets(b, "lg2", 2)
     assert sum(offs.values()) == res["acked_records"], (offs, res)

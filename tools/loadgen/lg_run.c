@@ -155,6 +155,7 @@ struct lg_worker {
 	pthread_mutex_t lock; /* guards iv_ack, iv_e2e */
 	struct lg_hist iv_ack, iv_e2e;
 	struct lg_hist ack, e2e; /* totals; read after join */
+	struct lg_hist lag;	 /* --rate: due time to queued, per request (worker only) */
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -600,6 +601,9 @@ produce_fill(struct lg_conn *c, int64_t now)
 		if (cfg->rate > 0) {
 			stamp0 = sh->t0 + (int64_t)c->gen * c->interval_ns;
 			step = c->interval_ns;
+			/* How far producing runs behind the schedule (linger included): e2e
+			 * counts from the due time, so a stall shows here first. */
+			lg_hist_record(&w->lag, now > stamp0 ? (uint64_t)(now - stamp0) : 0);
 		}
 		c->gen += due;
 		struct lg_slot *s = &c->slots[c->freelist[--c->nfree]];
@@ -1268,6 +1272,7 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	lg_hist_reset(&w->iv_e2e);
 	lg_hist_reset(&w->ack);
 	lg_hist_reset(&w->e2e);
+	lg_hist_reset(&w->lag);
 	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
 	w->acked_end = malloc((size_t)np * sizeof(int64_t));
 	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
@@ -1442,6 +1447,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	memset(&sh, 0, sizeof(sh));
 	lg_hist_reset(&res->ack);
 	lg_hist_reset(&res->e2e);
+	lg_hist_reset(&res->lag);
 	pthread_mutex_init(&sh.err_lock, NULL);
 	sh.cfg = cfg;
 	sh.host = cfg->host;
@@ -1664,6 +1670,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		struct lg_worker *w = &ws[i];
 		lg_hist_merge(&res->ack, &w->ack);
 		lg_hist_merge(&res->e2e, &w->e2e);
+		lg_hist_merge(&res->lag, &w->lag);
 		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
 			fs = w->first_send_ns;
 		if (w->last_ack_ns > la)

@@ -124,6 +124,7 @@ struct lg_result {
 	uint64_t *consumed_per_partition;
 	struct lg_hist ack;	 /* produce request latency (ns) */
 	struct lg_hist e2e;	 /* record due time to consumer receipt (ns) */
+	struct lg_hist lag;	 /* --rate: a request's oldest record, due time to queued (ns) */
 	struct lg_second *seconds;
 	uint32_t nseconds;
 };
