@@ -735,14 +735,14 @@ append_group_metadata(struct ctl_coord *c, struct group *g, struct op *o, bool t
 		}
 		v.members = ms;
 		v.n_members = (int32_t)g->n_members;
-		vsize = ctl_rec_group_size(&v);
+		vsize = ctl_rec_group_size(&v, c->cfg.group_value_version);
 		vbuf = malloc(vsize);
 		if (vbuf == NULL) {
 			free(ms);
 			return -ENOMEM;
 		}
 		kp_writer_init(&vw, vbuf, vsize);
-		ctl_rec_group_encode(&vw, &v);
+		ctl_rec_group_encode(&vw, &v, c->cfg.group_value_version);
 		if (vw.err) {
 			free(ms);
 			free(vbuf);
@@ -1576,7 +1576,7 @@ append_parts(struct ctl_coord *c, struct op *o, const char *group, bool tombston
 			v.commit_ts = now;
 			v.expire_ts = -1;
 			kp_writer_init(&w, bufs[i] + kcap, vcap);
-			ctl_rec_offset_encode(&w, &v);
+			ctl_rec_offset_encode(&w, &v, c->cfg.offset_value_version);
 			recs[n].value = bufs[i] + kcap;
 			recs[n].value_len = kp_writer_len(&w);
 		}
@@ -2580,6 +2580,11 @@ ctl_coord_create(const struct ctl_coord_cfg *cfg, ctl_coord_respond_fn respond,
 		c->cfg.max_metadata_bytes = 4096;
 	if (c->cfg.retention_check_ms <= 0)
 		c->cfg.retention_check_ms = 600000;
+	if (c->cfg.offset_value_version < 1 || c->cfg.offset_value_version > 3 ||
+		c->cfg.group_value_version < 0 || c->cfg.group_value_version > 3) {
+		c->cfg.group_value_version = 3;
+		c->cfg.offset_value_version = 3;
+	}
 	c->respond = respond;
 	c->append = append;
 	c->arg = arg;

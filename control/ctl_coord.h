@@ -58,6 +58,13 @@ struct ctl_coord_cfg {
 	int64_t offsets_retention_ms;        /* offsets.retention.minutes * 60000 */
 	int64_t retention_check_ms;          /* how often expired offsets are looked for */
 	int32_t max_metadata_bytes;          /* offset.metadata.max.bytes (Kafka: 4096) */
+	/*
+	 * Record value versions written (ctl_rec_versions_for() of
+	 * control.inter.broker.protocol.version): GroupMetadataValue 0-3 and
+	 * OffsetCommitValue 1-3. offset_value_version 0: both 3 (Kafka 2.3+).
+	 */
+	int16_t group_value_version;
+	int16_t offset_value_version;
 };
 
 enum ctl_group_state {

@@ -53,6 +53,7 @@
 #include "ctl_meta.h"
 #include "ctl_metrics.h"
 #include "ctl_raft.h"
+#include "ctl_records.h"
 #include "ctl_store.h"
 #include "dp_config.h"
 #include "kp_api.h"
@@ -71,6 +72,8 @@ struct ctl_opts {
 	char dataplane_path[108];    /* control.dataplane.socket.path */
 	char meta_dir[4096];         /* control.metadata.dir */
 	unsigned snapshot_threshold; /* control.metadata.snapshot.threshold */
+	int16_t group_value_version; /* control.inter.broker.protocol.version (ctl_records.h) */
+	int16_t offset_value_version; /* 0: not set (the newest) */
 };
 
 struct chan_conn {
@@ -127,6 +130,9 @@ ctl_config_key(void *arg, const char *key, const char *value)
 	}
 	if (strcmp(key, "control.metadata") == 0)
 		return strcmp(value, "controller") == 0 || strcmp(value, "local") == 0 ? 0 : -EINVAL;
+	if (strcmp(key, "control.inter.broker.protocol.version") == 0)
+		return ctl_rec_versions_for(value, &o->group_value_version,
+			&o->offset_value_version);
 	if (strcmp(key, "control.socket.path") == 0)
 		dst = o->socket_path;
 	else if (strcmp(key, "control.dataplane.socket.path") == 0)
@@ -604,7 +610,11 @@ usage(FILE *out)
 		"                                 (default: <first log dir>.dataplane.sock)\n"
 		"  control.metadata.dir           the cluster metadata log (Raft)\n"
 		"                                 (default: <first log dir>/__slipstream_metadata)\n"
-		"  control.metadata.snapshot.threshold  log entries between snapshots (1024)\n");
+		"  control.metadata.snapshot.threshold  log entries between snapshots (1024)\n"
+		"  control.inter.broker.protocol.version  the __consumer_offsets record versions\n"
+		"                                 of that Kafka version (\"2.2\": GroupMetadataValue\n"
+		"                                 v2, for tools such as Burrow 1.2.1; default: the\n"
+		"                                 newest, v3)\n");
 }
 
 int
@@ -707,6 +717,8 @@ main(int argc, char **argv)
 	cc.offsets_retention_ms = m.cfg.offsets_retention_minutes * 60000;
 	cc.retention_check_ms = m.cfg.offsets_retention_check_interval_ms;
 	cc.max_metadata_bytes = 4096;
+	cc.group_value_version = m.opts.group_value_version;
+	cc.offset_value_version = m.opts.offset_value_version;
 	m.store = ctl_store_create(&m.loop, m.opts.dataplane_path, cc.n_partitions, store_ready, &m);
 	m.coord = m.store != NULL ? ctl_coord_create(&cc, coord_respond, coord_append, &m) :
 				    NULL;

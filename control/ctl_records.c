@@ -8,6 +8,7 @@
 #include "ctl_records.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Skip a tagged-field section (flexible versions). */
@@ -158,7 +159,7 @@ ctl_rec_group_key_encode(struct kp_writer *w, const struct kp_str *group)
 }
 
 void
-ctl_rec_offset_encode(struct kp_writer *w, const struct ctl_rec_offset *v)
+ctl_rec_offset_encode(struct kp_writer *w, const struct ctl_rec_offset *v, int16_t version)
 {
 	struct kp_str md = v->metadata;
 
@@ -166,31 +167,45 @@ ctl_rec_offset_encode(struct kp_writer *w, const struct ctl_rec_offset *v)
 		md.ptr = "";
 		md.len = 0;
 	}
-	kp_wr_int16(w, 3);
+	if (version < 1 || version > 3) {
+		kp_writer_fail(w, -EINVAL);
+		return;
+	}
+	kp_wr_int16(w, version);
 	kp_wr_int64(w, v->offset);
-	kp_wr_int32(w, v->leader_epoch);
+	if (version >= 3)
+		kp_wr_int32(w, v->leader_epoch);
 	kp_wr_str(w, false, false, &md);
 	kp_wr_int64(w, v->commit_ts);
+	if (version == 1)
+		kp_wr_int64(w, v->expire_ts);
 }
 
 void
-ctl_rec_group_encode(struct kp_writer *w, const struct ctl_rec_group *v)
+ctl_rec_group_encode(struct kp_writer *w, const struct ctl_rec_group *v, int16_t version)
 {
-	kp_wr_int16(w, 3);
+	if (version < 0 || version > 3) {
+		kp_writer_fail(w, -EINVAL);
+		return;
+	}
+	kp_wr_int16(w, version);
 	kp_wr_str(w, false, false, &v->protocol_type);
 	kp_wr_int32(w, v->generation);
 	kp_wr_str(w, false, true, &v->protocol);
 	kp_wr_str(w, false, true, &v->leader);
-	kp_wr_int64(w, v->state_ts);
+	if (version >= 2)
+		kp_wr_int64(w, v->state_ts);
 	kp_wr_int32(w, v->n_members);
 	for (int32_t i = 0; i < v->n_members; i++) {
 		const struct ctl_rec_member *m = &v->members[i];
 
 		kp_wr_str(w, false, false, &m->member_id);
-		kp_wr_str(w, false, true, &m->instance_id);
+		if (version >= 3)
+			kp_wr_str(w, false, true, &m->instance_id);
 		kp_wr_str(w, false, false, &m->client_id);
 		kp_wr_str(w, false, false, &m->client_host);
-		kp_wr_int32(w, m->rebalance_timeout_ms);
+		if (version >= 1)
+			kp_wr_int32(w, m->rebalance_timeout_ms);
 		kp_wr_int32(w, m->session_timeout_ms);
 		kp_wr_bytes(w, false, false, &m->subscription);
 		kp_wr_bytes(w, false, false, &m->assignment);
@@ -210,19 +225,85 @@ bytes_size(const struct kp_bytes *b)
 }
 
 size_t
-ctl_rec_group_size(const struct ctl_rec_group *v)
+ctl_rec_group_size(const struct ctl_rec_group *v, int16_t version)
 {
 	size_t n = 2 + str_size(&v->protocol_type) + 4 + str_size(&v->protocol) +
-		str_size(&v->leader) + 8 + 4;
+		str_size(&v->leader) + (version >= 2 ? 8 : 0) + 4;
 
 	for (int32_t i = 0; i < v->n_members; i++) {
 		const struct ctl_rec_member *m = &v->members[i];
 
-		n += str_size(&m->member_id) + str_size(&m->instance_id) +
-			str_size(&m->client_id) + str_size(&m->client_host) + 8 +
-			bytes_size(&m->subscription) + bytes_size(&m->assignment);
+		n += str_size(&m->member_id) + (version >= 3 ? str_size(&m->instance_id) : 0) +
+			str_size(&m->client_id) + str_size(&m->client_host) +
+			(version >= 1 ? 8 : 4) + bytes_size(&m->subscription) +
+			bytes_size(&m->assignment);
 	}
 	return n;
+}
+
+/* "2.2", "0.10.1-IV0", "3.7-IV4": (major, minor, micro, IV; no IV: the release's last). */
+static int
+ibp_parse(const char *s, int v[4])
+{
+	int n = 0;
+	const char *p = s;
+
+	v[0] = v[1] = v[2] = 0;
+	v[3] = 1000;
+	while (n < 3) {
+		char *end;
+		long x = strtol(p, &end, 10);
+
+		if (end == p || x < 0 || x > 1000)
+			return -EINVAL;
+		v[n++] = (int)x;
+		p = end;
+		if (*p != '.')
+			break;
+		p++;
+	}
+	if (n < 2)
+		return -EINVAL;
+	if (*p == '-') {
+		char *end;
+		long x;
+
+		if (strncmp(p, "-IV", 3) != 0)
+			return -EINVAL;
+		x = strtol(p + 3, &end, 10);
+		if (end == p + 3 || x < 0 || x > 999)
+			return -EINVAL;
+		v[3] = (int)x;
+		p = end;
+	}
+	return *p == '\0' ? 0 : -EINVAL;
+}
+
+/* @v before @major.@minor-IV@iv? */
+static bool
+ibp_before(const int v[4], int major, int minor, int micro, int iv)
+{
+	const int w[4] = {major, minor, micro, iv};
+
+	for (int i = 0; i < 4; i++) {
+		if (v[i] != w[i])
+			return v[i] < w[i];
+	}
+	return false;
+}
+
+int
+ctl_rec_versions_for(const char *ibp, int16_t *group_version, int16_t *offset_version)
+{
+	int v[4];
+
+	if (ibp_parse(ibp, v) < 0)
+		return -EINVAL;
+	/* Kafka's GroupMetadataManager: the value versions each protocol version writes. */
+	*group_version = ibp_before(v, 0, 10, 1, 0) ? 0 : ibp_before(v, 2, 1, 0, 0) ? 1 :
+		ibp_before(v, 2, 3, 0, 0) ? 2 : 3;
+	*offset_version = ibp_before(v, 2, 1, 0, 0) ? 1 : ibp_before(v, 2, 1, 0, 1) ? 2 : 3;
+	return 0;
 }
 
 int32_t

@@ -12,8 +12,10 @@
  *         a null value (tombstone) deletes the key (compaction removes both).
  *
  * Slipstream writes OffsetCommitKey v1, OffsetCommitValue v3 and
- * GroupMetadataValue v3 (the versions Kafka 2.3-3.x write; not flexible),
- * and reads every version. Decoders borrow the record bytes; member arrays
+ * GroupMetadataValue v3 (the versions Kafka 2.3-3.x write; not flexible), or
+ * the older values an older inter.broker.protocol.version writes
+ * (control.inter.broker.protocol.version: tools that do not read v3, such as
+ * Burrow 1.2.1, read GroupMetadataValue v2), and reads every version. Decoders borrow the record bytes; member arrays
  * of a group value come from the caller's arena.
  */
 #ifndef SLP_CTL_RECORDS_H
@@ -94,14 +96,30 @@ void ctl_rec_offset_key_encode(struct kp_writer *w, const struct kp_str *group,
 /** Encode GroupMetadataKey v2 into @w. */
 void ctl_rec_group_key_encode(struct kp_writer *w, const struct kp_str *group);
 
-/** Encode OffsetCommitValue v3 into @w. */
-void ctl_rec_offset_encode(struct kp_writer *w, const struct ctl_rec_offset *v);
+/**
+ * Encode OffsetCommitValue @version (1-3; 3 is what Kafka 2.1+ writes, 1
+ * carries @v's expire_ts) into @w; another version fails @w with -EINVAL.
+ */
+void ctl_rec_offset_encode(struct kp_writer *w, const struct ctl_rec_offset *v, int16_t version);
 
-/** Encode GroupMetadataValue v3 into @w. */
-void ctl_rec_group_encode(struct kp_writer *w, const struct ctl_rec_group *v);
+/**
+ * Encode GroupMetadataValue @version (0-3; 3 is what Kafka 2.3+ writes: v2
+ * lacks the members' group.instance.id, v1 the current state timestamp, v0
+ * the rebalance timeouts) into @w; another version fails @w with -EINVAL.
+ */
+void ctl_rec_group_encode(struct kp_writer *w, const struct ctl_rec_group *v, int16_t version);
 
-/** Bytes ctl_rec_group_encode() writes for @v. */
-size_t ctl_rec_group_size(const struct ctl_rec_group *v);
+/** Bytes ctl_rec_group_encode() writes for @v as @version. */
+size_t ctl_rec_group_size(const struct ctl_rec_group *v, int16_t version);
+
+/**
+ * The value versions Kafka writes under inter.broker.protocol.version @ibp
+ * ("2.2", "2.1-IV0", "3.7"; no IV: that release's last): GroupMetadataValue
+ * 0 before 0.10.1, 1 before 2.1, 2 before 2.3, else 3; OffsetCommitValue 1
+ * before 2.1, 2 for 2.1-IV0, else 3.
+ * @return 0, or -EINVAL (@ibp does not parse; nothing set).
+ */
+int ctl_rec_versions_for(const char *ibp, int16_t *group_version, int16_t *offset_version);
 
 /**
  * The partition of __consumer_offsets a group's records go to, as Kafka

@@ -70,9 +70,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ctl_rec_offset v;
 
 		if (ctl_rec_offset_decode(data + 1, size - 1, &v) == 0 && size >= 3 && data[1] == 0 &&
-			data[2] == 3) {
+			data[2] >= 1 && data[2] <= 3) {
 			kp_writer_init(&w, out, sizeof(out));
-			ctl_rec_offset_encode(&w, &v);
+			ctl_rec_offset_encode(&w, &v, data[2]);
 			if (w.err == 0 && memcmp(out, data + 1, kp_writer_len(&w)) != 0)
 				abort();
 		}
@@ -82,10 +82,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ctl_rec_group v;
 
 		if (ctl_rec_group_decode(data + 1, size - 1, &v, &a) == 0 && size >= 3 &&
-			data[1] == 0 && data[2] == 3) {
+			data[1] == 0 && data[2] <= 3) {
 			kp_writer_init(&w, out, sizeof(out));
-			ctl_rec_group_encode(&w, &v);
-			if (w.err == 0 && (kp_writer_len(&w) != ctl_rec_group_size(&v) ||
+			ctl_rec_group_encode(&w, &v, data[2]);
+			if (w.err == 0 && (kp_writer_len(&w) != ctl_rec_group_size(&v, data[2]) ||
 				memcmp(out, data + 1, kp_writer_len(&w)) != 0))
 				abort();
 		}

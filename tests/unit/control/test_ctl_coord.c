@@ -891,7 +891,7 @@ test_records(void **state)
 	v.commit_ts = 99;
 	v.expire_ts = -1;
 	kp_writer_init(&w, buf, sizeof(buf));
-	ctl_rec_offset_encode(&w, &v);
+	ctl_rec_offset_encode(&w, &v, 3);
 	assert_int_equal(ctl_rec_offset_decode(buf, kp_writer_len(&w), &out), 0);
 	assert_int_equal(out.offset, 1234);
 	assert_int_equal(out.leader_epoch, 3);
@@ -908,7 +908,90 @@ test_records(void **state)
 		assert_int_equal(out.commit_ts, 7);
 		assert_int_equal(out.expire_ts, 8);
 		assert_int_equal(ctl_rec_offset_decode(v1, sizeof(v1) - 1, &out), -EPROTO);
+		/* ... and written back the same. */
+		assert_int_equal(ctl_rec_offset_decode(v1, sizeof(v1), &out), 0);
+		kp_writer_init(&w, buf, sizeof(buf));
+		ctl_rec_offset_encode(&w, &out, 1);
+		assert_int_equal(kp_writer_len(&w), sizeof(v1));
+		assert_memory_equal(buf, v1, sizeof(v1));
 	}
+}
+
+/*
+ * Older value versions (control.inter.broker.protocol.version): each
+ * GroupMetadataValue version writes its own fields, its size is what it
+ * writes, it decodes back; the protocol versions map as Kafka maps them.
+ */
+static void
+test_record_versions(void **state)
+{
+	struct ctl_rec_member m = {
+		.member_id = S("m-1"), .instance_id = S("static-1"), .client_id = S("c"),
+		.client_host = S("/127.0.0.1"), .rebalance_timeout_ms = 60000,
+		.session_timeout_ms = 10000,
+		.subscription = {.ptr = (const uint8_t *)"sub", .len = 3},
+		.assignment = {.ptr = (const uint8_t *)"asg", .len = 3},
+	};
+	struct ctl_rec_group g = {
+		.protocol_type = S("consumer"), .generation = 4, .protocol = S("range"),
+		.leader = S("m-1"), .state_ts = 1234, .members = &m, .n_members = 1,
+	};
+	struct ctl_rec_group out;
+	uint8_t mem[4096];
+	uint8_t buf[512];
+	struct kp_writer w;
+	struct kp_arena a;
+	int16_t gv = -1;
+	int16_t ov = -1;
+	size_t prev = 0;
+
+	(void)state;
+	for (int16_t v = 0; v <= 3; v++) {
+		kp_writer_init(&w, buf, sizeof(buf));
+		ctl_rec_group_encode(&w, &g, v);
+		assert_int_equal(w.err, 0);
+		assert_int_equal(kp_writer_len(&w), ctl_rec_group_size(&g, v));
+		assert_true(kp_writer_len(&w) > prev); /* each version adds a field */
+		prev = kp_writer_len(&w);
+		assert_int_equal(buf[1], v);
+		kp_arena_init(&a, mem, sizeof(mem));
+		assert_int_equal(ctl_rec_group_decode(buf, kp_writer_len(&w), &out, &a), 0);
+		assert_int_equal(out.n_members, 1);
+		assert_int_equal(out.members[0].client_host.len, 10);
+		assert_int_equal(out.members[0].session_timeout_ms, 10000);
+		assert_int_equal(out.members[0].rebalance_timeout_ms, v >= 1 ? 60000 : -1);
+		assert_int_equal(out.members[0].instance_id.len, v >= 3 ? 8 : -1);
+		assert_int_equal(out.state_ts, v >= 2 ? 1234 : -1);
+		assert_int_equal(out.members[0].assignment.len, 3);
+	}
+	kp_writer_init(&w, buf, sizeof(buf));
+	ctl_rec_group_encode(&w, &g, 4);
+	assert_int_equal(w.err, -EINVAL);
+
+	assert_int_equal(ctl_rec_versions_for("3.7", &gv, &ov), 0);
+	assert_int_equal(gv, 3);
+	assert_int_equal(ov, 3);
+	assert_int_equal(ctl_rec_versions_for("2.3-IV0", &gv, &ov), 0);
+	assert_int_equal(gv, 3);
+	assert_int_equal(ctl_rec_versions_for("2.2", &gv, &ov), 0);
+	assert_int_equal(gv, 2);
+	assert_int_equal(ov, 3);
+	assert_int_equal(ctl_rec_versions_for("2.1-IV0", &gv, &ov), 0);
+	assert_int_equal(gv, 2);
+	assert_int_equal(ov, 2);
+	assert_int_equal(ctl_rec_versions_for("2.0", &gv, &ov), 0);
+	assert_int_equal(gv, 1);
+	assert_int_equal(ov, 1);
+	assert_int_equal(ctl_rec_versions_for("0.10.1-IV0", &gv, &ov), 0);
+	assert_int_equal(gv, 1);
+	assert_int_equal(ctl_rec_versions_for("0.10.0", &gv, &ov), 0);
+	assert_int_equal(gv, 0);
+	gv = ov = 9;
+	assert_int_equal(ctl_rec_versions_for("2", &gv, &ov), -EINVAL);
+	assert_int_equal(ctl_rec_versions_for("2.2-X", &gv, &ov), -EINVAL);
+	assert_int_equal(ctl_rec_versions_for("abc", &gv, &ov), -EINVAL);
+	assert_int_equal(ctl_rec_versions_for("2.2 ", &gv, &ov), -EINVAL);
+	assert_int_equal(gv, 9);
 }
 
 int
@@ -925,6 +1008,7 @@ main(void)
 		cmocka_unit_test(test_pending_sync_timeout),
 		cmocka_unit_test(test_join_errors),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_record_versions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
