@@ -14,7 +14,8 @@
  *   nd_idle (every ~s)    close connections idle too long
  * A connection is touched by received data, a FIN, acknowledged bytes
  * (send space), a reply (dp_conn_ops.kick) or dp_conn_close(); a flag keeps
- * it on the list once.
+ * it on the list once. nd_end walks the list in passes: a connection touched
+ * again after it was walked (by a handler run in the walk) is walked again.
  *
  * Received bytes wait as a list of mbuf segments (rx_head..rx_tail, linked
  * by ->next) with rx_off consumed in the first; the TCP window is given back
@@ -73,6 +74,7 @@
 #define ND_IOV_MAX 16
 #define ND_EXT_CHUNK 32768u   /* bytes per extbuf mbuf (buf_len is 16 bits) */
 #define ND_BACKLOG 1024
+#define ND_END_PASSES 8       /* walks of the touched list per iteration; the rest waits */
 #define ND_LINK_POLL_US 200000 /* link state poll period */
 
 struct nd_worker;
@@ -116,8 +118,9 @@ struct nd_worker {
 	uint32_t max_conns;
 	uint32_t *free_stack;
 	uint32_t n_free;
-	uint32_t *touched;
+	uint32_t *touched;             /* touched, not walked yet (each once: flag) */
 	uint32_t n_touched;
+	uint32_t *walk;                /* the list being walked (swapped with touched) */
 	uint32_t *stalled;
 	uint32_t n_stalled;
 	uint8_t *rx_mem;
@@ -936,6 +939,35 @@ nd_poll(void *arg)
 	return n;
 }
 
+/* The end poller's work on one touched connection. */
+static void
+nd_walk_one(struct nd_worker *w, struct nd_conn *c)
+{
+	if (!c->base.closing) {
+		/* Sending frees slots, which lets more frames in: a few rounds. */
+		for (int round = 0; round < 4; round++) {
+			nd_flush(c, false);
+			if (nd_rx(c) < 0) {
+				c->base.closing = true;
+				break;
+			}
+			nd_flush(c, false);
+			if (!nd_rx_more(c))
+				break;
+		}
+	}
+	if (c->base.closing) {
+		nd_flush(c, true);
+		nd_reap(w, c);
+		return;
+	}
+	if ((c->base.rx_stalled || nd_rx_more(c)) && !c->stalled) {
+		/* Retried next iteration: waiting for a resource, or fairness. */
+		c->stalled = true;
+		w->stalled[w->n_stalled++] = c->idx;
+	}
+}
+
 static int
 nd_end(void *arg)
 {
@@ -953,41 +985,32 @@ nd_end(void *arg)
 	}
 	w->n_stalled = 0;
 
-	/* The list may grow while it is walked (a reply to a frame delivered here). */
-	for (uint32_t i = 0; i < w->n_touched; i++) {
-		struct nd_conn *c = &w->conns[w->touched[i]];
+	/*
+	 * Frames delivered here run their handler inside the walk, and a handler
+	 * may complete requests of other connections (closing a log completes
+	 * the appends in flight on it), touching connections already walked. So
+	 * the list is walked in passes: each pass takes the list and leaves an
+	 * empty one for the touches it causes, and a connection's flag is cleared
+	 * as it is taken, so a later touch queues it again. What is still queued
+	 * after the last pass (and what net_stack_poll below touches) is walked
+	 * in the next iteration.
+	 */
+	for (int pass = 0; pass < ND_END_PASSES && w->n_touched > 0; pass++) {
+		uint32_t *list = w->touched;
+		uint32_t n = w->n_touched;
 
-		work++;
-		if (!c->in_use)
-			continue;
-		if (!c->base.closing) {
-			/* Sending frees slots, which lets more frames in: a few rounds. */
-			for (int round = 0; round < 4; round++) {
-				nd_flush(c, false);
-				if (nd_rx(c) < 0) {
-					c->base.closing = true;
-					break;
-				}
-				nd_flush(c, false);
-				if (!nd_rx_more(c))
-					break;
-			}
-		}
-		if (c->base.closing) {
-			nd_flush(c, true);
+		w->touched = w->walk;
+		w->walk = list;
+		w->n_touched = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			struct nd_conn *c = &w->conns[list[i]];
+
 			c->touched = false;
-			nd_reap(w, c);
-			continue;
-		}
-		if ((c->base.rx_stalled || nd_rx_more(c)) && !c->stalled) {
-			/* Retried next iteration: waiting for a resource, or fairness. */
-			c->stalled = true;
-			w->stalled[w->n_stalled++] = c->idx;
+			work++;
+			if (c->in_use)
+				nd_walk_one(w, c);
 		}
 	}
-	for (uint32_t i = 0; i < w->n_touched; i++)
-		w->conns[w->touched[i]].touched = false;
-	w->n_touched = 0;
 
 	net_stack_poll(w->st, net_port_now_us());
 
@@ -1160,6 +1183,7 @@ nd_worker_init(struct nd_worker *w, unsigned int index, unsigned int lcore,
 		RTE_CACHE_LINE_SIZE, socket);
 	w->free_stack = rte_malloc_socket("nd_free", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->touched = rte_malloc_socket("nd_touched", sizeof(uint32_t) * w->max_conns, 0, socket);
+	w->walk = rte_malloc_socket("nd_walk", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->stalled = rte_malloc_socket("nd_stalled", sizeof(uint32_t) * w->max_conns, 0, socket);
 	w->rx_mem = rte_malloc_socket("nd_rx", (size_t)rx_cap * w->max_conns, RTE_CACHE_LINE_SIZE,
 		socket);
@@ -1171,7 +1195,7 @@ nd_worker_init(struct nd_worker *w, unsigned int index, unsigned int lcore,
 		RTE_CACHE_LINE_SIZE, socket);
 	w->ext_free = rte_malloc_socket("nd_ext_free", sizeof(uint32_t) * w->n_ext, 0, socket);
 	if (w->env.resp_pool == NULL || w->conns == NULL || w->free_stack == NULL ||
-		w->touched == NULL || w->stalled == NULL || w->rx_mem == NULL ||
+		w->touched == NULL || w->walk == NULL || w->stalled == NULL || w->rx_mem == NULL ||
 		w->slot_mem == NULL || w->large_items == NULL || w->ext_mem == NULL ||
 		w->ext_free == NULL)
 		return -ENOMEM;
@@ -1704,6 +1728,7 @@ net_dpdk_fini(void)
 			rte_free(w->rx_mem);
 			rte_free(w->stalled);
 			rte_free(w->touched);
+			rte_free(w->walk);
 			rte_free(w->free_stack);
 			rte_free(w->conns);
 		}
