@@ -14,6 +14,9 @@
  *   slipstream_metrics_partitions_untracked_total
  *   slipstream_net_* {port,worker[,reason|kind|result|state]}: the DPDK TCP/IP stack
  *   of each net worker; slipstream_dpdk_* {port,worker,path}: its transport
+ *   slipstream_hop_* {lcore[,path|reason|side]}: the request hop (dp_hop), on the
+ *   lcores that have one
+ *   slipstream_storage_* {lcore[,state|kind]}: the storage writers' tail cache and files
  *   slipstream_consumergroup_committed_offset{group,topic,partition},
  *   slipstream_consumergroup_lag{group,topic,partition}
  */
@@ -447,6 +450,137 @@ errors_family(struct ctl_buf *out, uint64_t (*dp)[DP_METRICS_ERRORS])
 	}
 }
 
+/*
+ * The request hop's and the storage writers' counters, one sample per lcore:
+ * entries of one family are consecutive; @label is "" or a whole label pair.
+ */
+struct lcore_sample {
+	int idx;
+	const char *family;
+	const char *type;
+	const char *help;  /* on the family's first entry */
+	const char *label;
+	uint32_t side;     /* hop: DP_METRICS_HOP_* the value belongs to */
+	double scale;      /* 0: the integer as is; else multiplied (ns to seconds) */
+};
+
+static const struct lcore_sample hop_samples[] = {
+	{DP_HOP_M_HOPPED, "slipstream_hop_requests_total", "counter",
+	 "Requests of a net worker lcore, by path: hopped to the broker's lcore, or "
+	 "served there (ApiVersions).", "path=\"hopped\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_LOCAL, NULL, NULL, NULL, "path=\"local\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_DEFERRED_DESC, "slipstream_hop_deferred_total", "counter",
+	 "Requests put off (offered again later), by the resource that was short.",
+	 "reason=\"descriptor\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_DEFERRED_BUF, NULL, NULL, NULL, "reason=\"frame_buffer\"",
+	 DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_DEFERRED_RING, NULL, NULL, NULL, "reason=\"ring\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_CLOSED, "slipstream_hop_closed_total", "counter",
+	 "Hopped requests after which the broker closed the connection.", "",
+	 DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_LATE, "slipstream_hop_late_replies_total", "counter",
+	 "Replies that came back for connections closed meanwhile, by side.",
+	 "side=\"worker\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_BROKER_LATE, NULL, NULL, NULL, "side=\"broker\"", DP_METRICS_HOP_BROKER, 0},
+	{DP_HOP_M_RTT_NS_SUM, "slipstream_hop_round_trip_seconds_total", "counter",
+	 "Time from a request's hop out to its reply's return, summed (divide by the "
+	 "hopped requests for the mean).", "", DP_METRICS_HOP_WORKER, 1e-9},
+	{DP_HOP_M_RTT_NS_MAX, "slipstream_hop_round_trip_max_seconds", "gauge",
+	 "The longest hop round trip since start.", "", DP_METRICS_HOP_WORKER, 1e-9},
+	{DP_HOP_M_PENDING, "slipstream_hop_pending", "gauge",
+	 "Hop descriptors of a net worker lcore not home (requests queued, served or "
+	 "being sent).", "", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_OUTBOX_WAITS, "slipstream_hop_outbox_waits_total", "counter",
+	 "Messages between the lcores that met a full ring and waited, by side.",
+	 "side=\"worker\"", DP_METRICS_HOP_WORKER, 0},
+	{DP_HOP_M_BROKER_OUTBOX_WAITS, NULL, NULL, NULL, "side=\"broker\"",
+	 DP_METRICS_HOP_BROKER, 0},
+	{DP_HOP_M_SERVED, "slipstream_hop_served_total", "counter",
+	 "Hopped requests the broker's handlers took.", "", DP_METRICS_HOP_BROKER, 0},
+	{DP_HOP_M_BROKER_DEFERRED, "slipstream_hop_handler_deferred_total", "counter",
+	 "Hopped requests the broker's handlers put off (kept queued).", "",
+	 DP_METRICS_HOP_BROKER, 0},
+	{DP_HOP_M_QUEUED, "slipstream_hop_queued", "gauge",
+	 "Hopped requests waiting in the broker's queue.", "", DP_METRICS_HOP_BROKER, 0},
+	{DP_HOP_M_RESP_FREE, "slipstream_hop_response_buffers_free", "gauge",
+	 "The broker side's response buffers free.", "", DP_METRICS_HOP_BROKER, 0},
+};
+
+_Static_assert(sizeof(hop_samples) / sizeof(hop_samples[0]) == DP_HOP_M_COUNTERS,
+               "every hop counter rendered");
+
+static const struct lcore_sample storage_samples[] = {
+	{DP_STOR_M_CHUNKS, "slipstream_storage_cache_chunks", "gauge",
+	 "Storage tail-cache chunks of the writers on an lcore, by state: all of them, "
+	 "free (held by no log), reclaimable (cache only: written, unreferenced).",
+	 "state=\"total\"", 0, 0},
+	{DP_STOR_M_CHUNKS_FREE, NULL, NULL, NULL, "state=\"free\"", 0, 0},
+	{DP_STOR_M_CHUNKS_RECLAIM, NULL, NULL, NULL, "state=\"reclaimable\"", 0, 0},
+	{DP_STOR_M_STEALS, "slipstream_storage_cache_steals_total", "counter",
+	 "Tail-cache chunks taken from one partition log for another (least recently used), "
+	 "by kind: any chunk, or a log's active one.", "kind=\"any\"", 0, 0},
+	{DP_STOR_M_ACTIVE_STEALS, NULL, NULL, NULL, "kind=\"active\"", 0, 0},
+	{DP_STOR_M_LOGS, "slipstream_storage_logs_open", "gauge",
+	 "Partition logs open.", "", 0, 0},
+	{DP_STOR_M_OPEN_FILES, "slipstream_storage_files_open", "gauge",
+	 "Segment files open.", "", 0, 0},
+	{DP_STOR_M_FILE_REOPENS, "slipstream_storage_file_reopens_total", "counter",
+	 "Segment files opened again after being closed for storage.max.open.files.", "", 0, 0},
+	{DP_STOR_M_FILE_CLOSES, "slipstream_storage_file_closes_total", "counter",
+	 "Segment files closed for storage.max.open.files.", "", 0, 0},
+};
+
+_Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,
+               "every storage counter rendered");
+
+/* Families of @samples over the blocks that have them (@hop: dp_metrics_hop, else storage). */
+static void
+lcore_families(struct ctl_buf *out, const struct dp_metrics_snapshot *snap,
+               const struct lcore_sample *samples, size_t n, bool hop)
+{
+	const char *fam = NULL;
+
+	for (size_t k = 0; k < n; k++) {
+		const struct lcore_sample *s = &samples[k];
+		bool any = false;
+
+		if (s->family != NULL) {
+			fam = s->family;
+			/* A family only when some lcore has its side (several entries: the first's). */
+			for (uint32_t i = 0; i < snap->hdr.n_blocks; i++) {
+				const struct dp_metrics_block *b = &snap->blocks[i];
+
+				any |= hop ? (b->hop.sides & s->side) != 0 : b->storage.writers != 0;
+			}
+			for (size_t j = k + 1; hop && j < n && samples[j].family == NULL; j++) {
+				for (uint32_t i = 0; i < snap->hdr.n_blocks; i++)
+					any |= (snap->blocks[i].hop.sides & samples[j].side) != 0;
+			}
+			if (!any) {
+				fam = NULL;
+				continue;
+			}
+			family(out, fam, s->type, s->help);
+		}
+		if (fam == NULL)
+			continue;
+		for (uint32_t i = 0; i < snap->hdr.n_blocks; i++) {
+			const struct dp_metrics_block *b = &snap->blocks[i];
+			uint64_t v;
+
+			if (hop ? (b->hop.sides & s->side) == 0 : b->storage.writers == 0)
+				continue;
+			v = hop ? b->hop.v[s->idx] : b->storage.v[s->idx];
+			ctl_buf_printf(out, "%s{lcore=\"%u\"%s%s} ", fam, b->lcore,
+			               s->label[0] != '\0' ? "," : "", s->label);
+			if (s->scale != 0)
+				ctl_buf_printf(out, "%.9f\n", (double)v * s->scale);
+			else
+				ctl_buf_printf(out, "%" PRIu64 "\n", v);
+		}
+	}
+}
+
 int
 ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_fn offsets,
                    void *offsets_arg, uint64_t scrapes, struct ctl_buf *out)
@@ -586,6 +720,10 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		ctl_buf_printf(out, "slipstream_metrics_partitions_untracked_total %" PRIu64 "\n",
 		               sum.tp_overflow);
 		net_families(out, snap);
+		lcore_families(out, snap, hop_samples, sizeof(hop_samples) / sizeof(hop_samples[0]),
+		               true);
+		lcore_families(out, snap, storage_samples,
+		               sizeof(storage_samples) / sizeof(storage_samples[0]), false);
 	} else {
 		errors_family(out, NULL);
 	}

@@ -33,6 +33,7 @@
 #include <rte_mempool.h>
 
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 
 #define HOP_API_VERSIONS 18
@@ -600,9 +601,53 @@ hop_lcore_init(struct hop_lcore *L, unsigned int lcore, const struct dp_hop_opts
 	return 0;
 }
 
+/*
+ * Poller (every 100 ms) on each lcore with hop state: its counters into
+ * dp_metrics (the worker side and, on the broker's lcore, the broker side).
+ */
+static int
+hop_metrics_poll(void *arg)
+{
+	unsigned int lcore = rte_lcore_id();
+	uint64_t v[DP_HOP_M_COUNTERS];
+	struct dp_hop_stats st;
+	uint32_t sides = 0;
+
+	memset(v, 0, sizeof(v));
+	if (dp_hop_stats_get(lcore, &st) == 0) {
+		sides |= DP_METRICS_HOP_WORKER;
+		v[DP_HOP_M_HOPPED] = st.hopped;
+		v[DP_HOP_M_LOCAL] = st.local;
+		v[DP_HOP_M_DEFERRED_DESC] = st.deferred_desc;
+		v[DP_HOP_M_DEFERRED_BUF] = st.deferred_buf;
+		v[DP_HOP_M_DEFERRED_RING] = st.deferred_ring;
+		v[DP_HOP_M_CLOSED] = st.closed;
+		v[DP_HOP_M_LATE] = st.late;
+		v[DP_HOP_M_RTT_NS_SUM] = dp_metrics_tsc_to_ns(st.rtt_tsc_sum);
+		v[DP_HOP_M_RTT_NS_MAX] = dp_metrics_tsc_to_ns(st.rtt_tsc_max);
+		v[DP_HOP_M_PENDING] = st.pending;
+		v[DP_HOP_M_OUTBOX_WAITS] = st.outbox_waits;
+	}
+	if (lcore == g_broker.lcore) {
+		struct dp_hop_broker_stats bs;
+
+		dp_hop_broker_stats_get(&bs);
+		sides |= DP_METRICS_HOP_BROKER;
+		v[DP_HOP_M_SERVED] = bs.served;
+		v[DP_HOP_M_BROKER_DEFERRED] = bs.deferred;
+		v[DP_HOP_M_QUEUED] = bs.queued;
+		v[DP_HOP_M_BROKER_OUTBOX_WAITS] = bs.outbox_waits;
+		v[DP_HOP_M_RESP_FREE] = bs.resp_free;
+		v[DP_HOP_M_BROKER_LATE] = bs.late;
+	}
+	dp_metrics_hop_publish(sides, v, DP_HOP_M_COUNTERS);
+	return 0;
+}
+
 int
 dp_hop_init(const struct dp_hop_opts *o)
 {
+	bool broker_polled = false;
 	unsigned int uniq[RTE_MAX_LCORE];
 	unsigned int n = 0;
 	char name[RTE_MEMPOOL_NAMESIZE];
@@ -658,11 +703,18 @@ dp_hop_init(const struct dp_hop_opts *o)
 	for (unsigned int i = 0; i < n; i++) {
 		rc = dp_poller_register(uniq[i], "hop.out", hop_worker_poll, &g_lcores[i], 0,
 			DP_POLLER_EVERY);
+		if (rc == 0)
+			rc = dp_poller_register(uniq[i], "hop.metrics", hop_metrics_poll, NULL,
+				100000, DP_POLLER_EVERY);
 		if (rc < 0)
 			goto fail;
+		broker_polled |= uniq[i] == o->broker_lcore;
 	}
 	rc = dp_poller_register(o->broker_lcore, "hop.serve", hop_broker_poll, NULL, 0,
 		DP_POLLER_EVERY);
+	if (rc == 0 && !broker_polled)
+		rc = dp_poller_register(o->broker_lcore, "hop.metrics", hop_metrics_poll, NULL,
+			100000, DP_POLLER_EVERY);
 	if (rc < 0)
 		goto fail;
 	dp_log(DP_LOG_INFO, "requests hop from %u net worker lcore(s) to the broker on lcore %u "

@@ -192,6 +192,36 @@ dp_metrics_net_publish(unsigned int worker, const char *port, const uint64_t *v,
 		__atomic_store_n(&b->net.v[i], v[i], __ATOMIC_RELAXED);
 }
 
+void
+dp_metrics_hop_publish(uint32_t sides, const uint64_t *v, unsigned int n)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	if (n > DP_METRICS_HOP_MAX)
+		n = DP_METRICS_HOP_MAX;
+	for (unsigned int i = 0; i < n; i++)
+		__atomic_store_n(&b->hop.v[i], v[i], __ATOMIC_RELAXED);
+	if (b->hop.sides != sides)
+		__atomic_store_n(&b->hop.sides, sides, __ATOMIC_RELEASE); /* after the values */
+}
+
+void
+dp_metrics_storage_publish(unsigned int writers, const uint64_t *v, unsigned int n)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	if (n > DP_METRICS_STORAGE_MAX)
+		n = DP_METRICS_STORAGE_MAX;
+	for (unsigned int i = 0; i < n; i++)
+		__atomic_store_n(&b->storage.v[i], v[i], __ATOMIC_RELAXED);
+	if (b->storage.writers != writers)
+		__atomic_store_n(&b->storage.writers, writers, __ATOMIC_RELEASE); /* after the values */
+}
+
 static uint32_t
 tp_hash(const char *topic, size_t len, int32_t partition)
 {

@@ -47,8 +47,9 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 5 /* 2: Fetch record bytes by transport; 3: net stack counters;
-			      * 4: link state, link-down drops; 5: errors by API */
+#define DP_METRICS_VERSION 6 /* 2: Fetch record bytes by transport; 3: net stack counters;
+			      * 4: link state, link-down drops; 5: errors by API;
+			      * 6: request hop and storage writer counters */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -149,6 +150,74 @@ enum dp_metrics_net_counter {
 #define DP_METRICS_NET_MAX 64
 _Static_assert(DP_NET_COUNTERS <= DP_METRICS_NET_MAX, "net counters fit");
 
+/**
+ * The request hop's counters on a block's lcore (dp_hop_stats of a net worker
+ * lcore whose requests hop, dp_hop_broker_stats of the broker's lcore), indexes
+ * of dp_metrics_hop.v[]. Copied there by dp_hop's poller every 100 ms. Gauges:
+ * DP_HOP_M_PENDING, DP_HOP_M_QUEUED, DP_HOP_M_RESP_FREE, DP_HOP_M_RTT_NS_MAX.
+ */
+enum dp_metrics_hop_counter {
+	/* worker side (DP_METRICS_HOP_WORKER) */
+	DP_HOP_M_HOPPED,          /* requests sent to the broker lcore */
+	DP_HOP_M_LOCAL,           /* requests served without a hop (ApiVersions) */
+	DP_HOP_M_DEFERRED_DESC,   /* put off: no free descriptor */
+	DP_HOP_M_DEFERRED_BUF,    /* put off: no free frame buffer */
+	DP_HOP_M_DEFERRED_RING,   /* put off: the ring to the broker was full */
+	DP_HOP_M_CLOSED,          /* the broker asked to close the connection */
+	DP_HOP_M_LATE,            /* replies to connections closed meanwhile */
+	DP_HOP_M_RTT_NS_SUM,      /* hop round trips (request out, reply back), ns summed */
+	DP_HOP_M_RTT_NS_MAX,      /* the longest, ns */
+	DP_HOP_M_PENDING,         /* descriptors not home now */
+	DP_HOP_M_OUTBOX_WAITS,    /* buffer returns that met a full ring */
+	/* broker side (DP_METRICS_HOP_BROKER) */
+	DP_HOP_M_SERVED,          /* hopped requests the handler took */
+	DP_HOP_M_BROKER_DEFERRED, /* the handler said -EAGAIN (request kept queued) */
+	DP_HOP_M_QUEUED,          /* waiting in the broker's queue now */
+	DP_HOP_M_BROKER_OUTBOX_WAITS, /* replies and returns that met a full ring */
+	DP_HOP_M_RESP_FREE,       /* broker-side response buffers free now */
+	DP_HOP_M_BROKER_LATE,     /* replies whose proxied response had left */
+	DP_HOP_M_COUNTERS
+};
+
+#define DP_METRICS_HOP_WORKER 0x1u /* dp_metrics_hop.sides: worker-side counters valid */
+#define DP_METRICS_HOP_BROKER 0x2u /* broker-side counters valid */
+#define DP_METRICS_HOP_MAX 32
+_Static_assert(DP_HOP_M_COUNTERS <= DP_METRICS_HOP_MAX, "hop counters fit");
+
+struct dp_metrics_hop {
+	uint32_t sides;    /* DP_METRICS_HOP_*, published (release) after the first values */
+	uint32_t reserved;
+	uint64_t v[DP_METRICS_HOP_MAX]; /* enum dp_metrics_hop_counter */
+};
+
+/**
+ * The storage writers' engines on a block's lcore, added up (stor_engine_stats:
+ * the tail cache's chunk pool, open logs and files), indexes of
+ * dp_metrics_storage.v[]. Copied there by the broker's poller every 100 ms. DP_STOR_M_STEALS,
+ * _ACTIVE_STEALS, _FILE_REOPENS and _FILE_CLOSES are counters, the rest gauges.
+ */
+enum dp_metrics_storage_counter {
+	DP_STOR_M_CHUNKS,         /* tail-cache chunks in the pool */
+	DP_STOR_M_CHUNKS_FREE,    /* held by no log */
+	DP_STOR_M_CHUNKS_RECLAIM, /* held as cache only: written, unreferenced, may be taken */
+	DP_STOR_M_STEALS,         /* chunks taken from one log for another (LRU) */
+	DP_STOR_M_ACTIVE_STEALS,  /* of them, a log's active chunk */
+	DP_STOR_M_LOGS,           /* open partition logs */
+	DP_STOR_M_OPEN_FILES,     /* segment files open now */
+	DP_STOR_M_FILE_REOPENS,   /* segment files opened again after being closed for the limit */
+	DP_STOR_M_FILE_CLOSES,    /* closed for the limit (storage.max.open.files) */
+	DP_STOR_M_COUNTERS
+};
+
+#define DP_METRICS_STORAGE_MAX 16
+_Static_assert(DP_STOR_M_COUNTERS <= DP_METRICS_STORAGE_MAX, "storage counters fit");
+
+struct dp_metrics_storage {
+	uint32_t writers;  /* storage writers on this lcore, published (release); 0: none */
+	uint32_t reserved;
+	uint64_t v[DP_METRICS_STORAGE_MAX]; /* enum dp_metrics_storage_counter */
+};
+
 /* The net worker (DPDK TCP stack) on a block's lcore, if any. */
 struct dp_metrics_net {
 	uint32_t worker;   /* net worker index + 1, published (release) after port; 0: none */
@@ -201,6 +270,8 @@ struct dp_metrics_block {
 	uint64_t fetch_rec_ref[DP_METRICS_TRANSPORTS];
 	uint64_t fetch_rec_copied[DP_METRICS_TRANSPORTS];
 	struct dp_metrics_net net; /* the DPDK net worker's stack on this lcore */
+	struct dp_metrics_hop hop; /* the request hop's side(s) on this lcore */
+	struct dp_metrics_storage storage; /* the storage writer on this lcore */
 	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
 	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
 	/* ErrorCode fields written in responses, by API and code + 1 (kp_error_seen) */
@@ -377,6 +448,20 @@ dp_metrics_fetch_records(enum dp_metrics_transport tr, uint64_t ref, uint64_t co
  * (borrowed). A no-op without a block. The worker's periodic poller calls it.
  */
 void dp_metrics_net_publish(unsigned int worker, const char *port, const uint64_t *v, unsigned int n);
+
+/**
+ * Publish the request hop's counters of the calling lcore: @sides
+ * (DP_METRICS_HOP_*) says which halves of @v are valid; @n values in enum
+ * dp_metrics_hop_counter order (borrowed). A no-op without a block.
+ */
+void dp_metrics_hop_publish(uint32_t sides, const uint64_t *v, unsigned int n);
+
+/**
+ * Publish the counters of the @writers storage writers on the calling lcore
+ * (their sums): @n values in enum dp_metrics_storage_counter order
+ * (borrowed). A no-op without a block.
+ */
+void dp_metrics_storage_publish(unsigned int writers, const uint64_t *v, unsigned int n);
 
 /** A client connection was accepted. */
 static inline void

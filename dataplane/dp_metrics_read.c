@@ -171,6 +171,16 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 		for (int e = 0; e < DP_METRICS_ERRORS; e++)
 			dst->api_errors[k][e] =
 				__atomic_load_n(&src->api_errors[k][e], __ATOMIC_RELAXED);
+	dst->hop.sides = __atomic_load_n(&src->hop.sides, __ATOMIC_ACQUIRE);
+	if (dst->hop.sides != 0) {
+		for (int i = 0; i < DP_METRICS_HOP_MAX; i++)
+			dst->hop.v[i] = __atomic_load_n(&src->hop.v[i], __ATOMIC_RELAXED);
+	}
+	dst->storage.writers = __atomic_load_n(&src->storage.writers, __ATOMIC_ACQUIRE);
+	if (dst->storage.writers != 0) {
+		for (int i = 0; i < DP_METRICS_STORAGE_MAX; i++)
+			dst->storage.v[i] = __atomic_load_n(&src->storage.v[i], __ATOMIC_RELAXED);
+	}
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
 	                 sizeof(struct dp_metrics_hist));

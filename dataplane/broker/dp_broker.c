@@ -28,11 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <rte_pause.h>
 
 #include "dp_config.h"
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 #include "dp_requests.h"
 #include "stor_log.h"
@@ -867,11 +869,49 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 	return 0;
 }
 
+/* The storage engines' counters of the writers on the calling lcore into dp_metrics. */
+static void
+storage_metrics_publish(struct dp_broker *b)
+{
+	uint64_t v[DP_STOR_M_COUNTERS];
+	unsigned n = 0;
+
+	memset(v, 0, sizeof(v));
+	for (unsigned w = 0; w < b->n_writers; w++) {
+		struct stor_engine_stats st;
+
+		if (b->writers[w].engine == NULL || !dp_broker_writer_local(b, w))
+			continue;
+		stor_engine_stats(b->writers[w].engine, &st);
+		v[DP_STOR_M_CHUNKS] += st.chunks;
+		v[DP_STOR_M_CHUNKS_FREE] += st.chunks_free;
+		v[DP_STOR_M_CHUNKS_RECLAIM] += st.chunks_reclaim;
+		v[DP_STOR_M_STEALS] += st.steals;
+		v[DP_STOR_M_ACTIVE_STEALS] += st.active_steals;
+		v[DP_STOR_M_LOGS] += st.logs;
+		v[DP_STOR_M_OPEN_FILES] += st.open_files;
+		v[DP_STOR_M_FILE_REOPENS] += st.file_reopens;
+		v[DP_STOR_M_FILE_CLOSES] += st.file_closes;
+		n++;
+	}
+	if (n > 0)
+		dp_metrics_storage_publish(n, v, DP_STOR_M_COUNTERS);
+}
+
+/* When the calling lcore last published its storage counters (TSC). */
+static __thread uint64_t t_metrics_tsc;
+
 int
 dp_broker_poll(void *arg)
 {
 	struct dp_broker *b = arg;
 	int work = outbox_flush();
+	uint64_t now = rte_rdtsc();
+
+	if (now - t_metrics_tsc >= rte_get_tsc_hz() / 10) { /* every 100 ms */
+		t_metrics_tsc = now;
+		storage_metrics_publish(b);
+	}
 
 	for (unsigned w = 0; w < b->n_writers; w++) {
 		if (b->writers[w].engine != NULL && dp_broker_writer_local(b, w))
@@ -913,14 +953,42 @@ dp_broker_retention_poll(void *arg)
 	return deleted;
 }
 
-/* On writer @w's lcore: close every log it owns, destroy its engine. */
+/*
+ * On writer @w's lcore: close every log it owns, destroy its engine. The
+ * logs close together (stor_log_close_many: their final syncs in flight at
+ * once, one syncfs for the markers and the producer snapshots written
+ * unsynced before them), not one after another (2,000 logs took 8 s).
+ */
 static int
 writer_stop(struct dp_broker *b, unsigned w)
 {
 	struct dp_writer *wr = &b->writers[w];
+	struct stor_log **logs = wr->n_owned > 0 ? malloc(sizeof(*logs) * wr->n_owned) : NULL;
+	unsigned n = 0;
 	int rc = 0;
 
-	while (wr->n_owned > 0) {
+	while (logs != NULL && wr->n_owned > 0) {
+		struct dp_partition *pp = wr->owned[wr->n_owned - 1];
+
+		owned_remove(wr, pp);
+		dp_producers_close_unsynced(pp->producers, pp->log);
+		if (dp_broker_writer_local(b, 0))
+			dp_fetch_zc_detach_log(pp->log); /* as part_close() */
+		logs[n++] = pp->log;
+		pp->producers = NULL;
+		pp->log = NULL;
+	}
+	if (n > 0) {
+		uint64_t t0 = rte_get_timer_cycles();
+
+		rc = stor_log_close_many(logs, n, NULL); /* failures logged by storage */
+		dp_log(rc < 0 ? DP_LOG_ERROR : DP_LOG_INFO,
+			"storage: writer %u closed %u log(s) in %.2f s%s%s", w, n,
+			(double)(rte_get_timer_cycles() - t0) / (double)rte_get_timer_hz(),
+			rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+	}
+	free(logs);
+	while (wr->n_owned > 0) { /* no memory for the array: one by one */
 		struct dp_partition *pp = wr->owned[wr->n_owned - 1];
 		char dir[4300];
 		int r;

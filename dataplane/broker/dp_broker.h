@@ -181,7 +181,9 @@ int64_t dp_part_start(const struct dp_broker *b, const struct dp_partition *pp);
 
 /**
  * One storage tick (dp_poller_fn): stor_engine_poll() of every writer on the
- * calling lcore, and that lcore's outbox (dp_broker_post). @arg is the broker.
+ * calling lcore, and that lcore's outbox (dp_broker_post); every 100 ms, the
+ * engines' counters (tail-cache chunks, open logs and files) into dp_metrics.
+ * @arg is the broker.
  */
 int dp_broker_poll(void *arg);
 

@@ -8,8 +8,13 @@ confluent_kafka while the test scrapes /metrics every 50 ms. Every scrape is
 parsed strictly (text format 0.0.4: HELP and TYPE before the samples, each
 family once and contiguous, metric and label names, escapes, values;
 histogram buckets cumulative, +Inf equal to _count) and every counter
-series must never go down from one scrape to the next. A new topic's log
-end offsets appear before any client touches it. Afterwards the
+series must never go down from one scrape to the next. With two CPUs (kernel
+transport) the net worker and the storage writer run on different lcores, so
+every request but ApiVersions hops between them: the hop counters
+(slipstream_hop_*) must account for the Produce requests and settle with
+every hopped request served; the storage writer's tail-cache gauges
+(slipstream_storage_*) show storage.cache.chunks and the open logs. A new
+topic's log end offsets appear before any client touches it. Afterwards the
 partition counters must equal what was produced (records per partition,
 log end offsets equal to confluent_kafka's high watermarks), a consumer's
 reads show up in the records-out counters, request counters and latency
@@ -56,7 +61,7 @@ except ImportError:
 CONFIG = """
 listeners=PLAINTEXT://127.0.0.1:0
 dpdk.hugepages=off
-dpdk.memory.mb=256
+dpdk.memory.mb=%d
 num.partitions=1
 storage.cache.chunks=24
 log.segment.bytes=4194304
@@ -65,6 +70,7 @@ offsets.topic.num.partitions=2
 group.initial.rebalance.delay.ms=100
 group.min.session.timeout.ms=1000
 metrics.shm.path=%s
+%s
 """
 
 N_RECORDS = 20000
@@ -232,12 +238,25 @@ def main():
     shm = os.path.join(tmp, "metrics")
     b = mp = ctl = None
     try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (os.path.join(tmp, "logs"), shm), tmp)
+        cpus = sorted(os.sched_getaffinity(0))
+        net_lc, stor_lc = cpus[0], cpus[0]
+        layout = ""
+        if len(cpus) >= 2 and not slp_broker.DPDK:
+            # Requests hop from the net worker's lcore to the storage writer's.
+            net_lc, stor_lc = cpus[0], cpus[1]
+            layout = ("dataplane.lcores=%d,%d\ndataplane.net.lcores=%d\n"
+                      "dataplane.storage.lcores=%d" % (net_lc, stor_lc, net_lc, stor_lc))
+        # The hop's buffers want more than the 256 MiB of one lcore.
+        conf = CONFIG % (768 if layout else 256, os.path.join(tmp, "logs"), shm, layout)
+        b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
         bs = b.addr
         mp, url = start_metrics(shm)
         s0, types = parse(scrape(url))
         assert get(s0, "slipstream_dataplane_up") == 1
-        assert 0 <= get(s0, "slipstream_lcore_busy_ratio", lcore="0") <= 1
+        lc0 = "0" if not layout else str(net_lc)
+        if get(s0, "slipstream_lcore_busy_ratio", lcore=lc0) is None:
+            lc0 = str(cpus[0])  # the dataplane's first lcore is the first CPU it may use
+        assert 0 <= get(s0, "slipstream_lcore_busy_ratio", lcore=lc0) <= 1
         assert http_status(url.replace("/metrics", "/other"), "GET")[0] == 404
         st, hdrs = http_status(url, "POST")
         assert st == 405 and hdrs.get("Allow") == "GET, HEAD", (st, hdrs)
@@ -282,8 +301,9 @@ def main():
         assert get(s1, "slipstream_storage_write_duration_seconds_count") >= 1
         assert get(s1, "slipstream_connections_accepted_total") >= 2
         assert get(s1, "slipstream_connections_open") >= 1  # the consumer's and admin's
-        busy = get(s1, "slipstream_lcore_busy_seconds_total", lcore="0")
-        assert busy > get(s0, "slipstream_lcore_busy_seconds_total", lcore="0")
+        busy = get(s1, "slipstream_lcore_busy_seconds_total", lcore=lc0)
+        assert busy > get(s0, "slipstream_lcore_busy_seconds_total", lcore=lc0)
+        hop_and_storage_checks(url, layout != "", str(net_lc), str(stor_lc))
 
         # Read everything back: records out cover the records in.
         c.assign([TopicPartition(TOPIC, p, 0) for p in range(3)])
@@ -356,6 +376,43 @@ def list_offsets_raw(b, topic, partition):
         s.close()
     # size, correlation id, topic count, name, partition count, partition, error code
     return struct.unpack(">h", data[4 + 4 + 4 + 2 + len(name) + 4 + 4:][:2])[0]
+
+
+def hop_and_storage_checks(url, apart, net_lc, stor_lc):
+    """The request hop's and the storage writer's counters after the load."""
+    # Published every 100 ms: wait until the hop has settled (nothing pending, every
+    # hopped request served) and the storage gauges show the open logs.
+    deadline = time.monotonic() + 20
+    while True:
+        s, _ = parse(scrape(url))
+        chunks = get(s, "slipstream_storage_cache_chunks", lcore=stor_lc, state="total")
+        logs = get(s, "slipstream_storage_logs_open", lcore=stor_lc)
+        hopped = get(s, "slipstream_hop_requests_total", lcore=net_lc, path="hopped")
+        served = get(s, "slipstream_hop_served_total", lcore=stor_lc)
+        pending = get(s, "slipstream_hop_pending", lcore=net_lc)
+        settled = logs is not None and logs >= 3 and (
+            not apart or (pending == 0 and hopped is not None and hopped == served))
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert chunks == 24, chunks  # storage.cache.chunks
+    free = get(s, "slipstream_storage_cache_chunks", lcore=stor_lc, state="free")
+    assert free is not None and 0 <= free < 24, free  # three partitions hold chunks
+    assert logs is not None and logs >= 3, logs
+    assert get(s, "slipstream_storage_files_open", lcore=stor_lc) >= 3
+    if not apart:
+        assert hopped is None, "hop counters without a hop"
+        print("hop: one lcore, no hop counters (checked absent); storage: %d chunks" % chunks)
+        return
+    produce = get(s, "slipstream_requests_total", api="Produce")
+    assert pending == 0 and hopped == served, (pending, hopped, served)
+    assert hopped >= produce, (hopped, produce)  # every Produce hopped
+    # ApiVersions is answered on the net worker lcore.
+    assert get(s, "slipstream_hop_requests_total", lcore=net_lc, path="local") >= 1
+    assert get(s, "slipstream_hop_round_trip_seconds_total", lcore=net_lc) > 0
+    assert get(s, "slipstream_hop_queued", lcore=stor_lc) == 0
+    print("hop: %d requests hopped and served (%d Produce); storage: %d chunks, %d logs" % (
+        hopped, produce, chunks, logs))
 
 
 PROMETHEUS_PORT = 19510  # this test's own port range (19500-19599)

@@ -468,6 +468,74 @@ test_render_net(void **state)
 	ctl_buf_free(&b);
 }
 
+static void
+test_render_hop_storage(void **state)
+{
+	struct dp_metrics_snapshot s = make_snapshot();
+	struct ctl_buf b = {0};
+	const char *t;
+
+	(void)state;
+	/* Nothing published: no hop or storage family. */
+	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
+	assert_false(has(b.p, "slipstream_hop_"));
+	assert_false(has(b.p, "slipstream_storage_cache"));
+	ctl_buf_free(&b);
+
+	/* A net worker on lcore 0 hops to the broker and its writers on lcore 2. */
+	g_blocks[0].hop.sides = DP_METRICS_HOP_WORKER;
+	g_blocks[0].hop.v[DP_HOP_M_HOPPED] = 40;
+	g_blocks[0].hop.v[DP_HOP_M_LOCAL] = 2;
+	g_blocks[0].hop.v[DP_HOP_M_DEFERRED_RING] = 3;
+	g_blocks[0].hop.v[DP_HOP_M_RTT_NS_SUM] = 1500000000;
+	g_blocks[0].hop.v[DP_HOP_M_PENDING] = 1;
+	g_blocks[0].hop.v[DP_HOP_M_SERVED] = 99; /* not its side: not rendered */
+	g_blocks[1].hop.sides = DP_METRICS_HOP_BROKER;
+	g_blocks[1].hop.v[DP_HOP_M_SERVED] = 39;
+	g_blocks[1].hop.v[DP_HOP_M_QUEUED] = 1;
+	g_blocks[1].hop.v[DP_HOP_M_BROKER_LATE] = 4;
+	g_blocks[1].storage.writers = 2;
+	g_blocks[1].storage.v[DP_STOR_M_CHUNKS] = 64;
+	g_blocks[1].storage.v[DP_STOR_M_CHUNKS_FREE] = 50;
+	g_blocks[1].storage.v[DP_STOR_M_STEALS] = 7;
+	g_blocks[1].storage.v[DP_STOR_M_ACTIVE_STEALS] = 1;
+	g_blocks[1].storage.v[DP_STOR_M_LOGS] = 12;
+	g_blocks[1].storage.v[DP_STOR_M_OPEN_FILES] = 13;
+	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
+	t = b.p;
+	check_format(t);
+	assert_true(sample(t, "slipstream_hop_requests_total{lcore=\"0\",path=\"hopped\"}") == 40);
+	assert_true(sample(t, "slipstream_hop_requests_total{lcore=\"0\",path=\"local\"}") == 2);
+	assert_true(sample(t, "slipstream_hop_deferred_total{lcore=\"0\",reason=\"ring\"}") == 3);
+	assert_true(sample(t, "slipstream_hop_deferred_total{lcore=\"0\",reason=\"descriptor\"}")
+	            == 0);
+	assert_true(sample(t, "slipstream_hop_round_trip_seconds_total{lcore=\"0\"}") == 1.5);
+	assert_true(sample(t, "slipstream_hop_pending{lcore=\"0\"}") == 1);
+	assert_true(sample(t, "slipstream_hop_served_total{lcore=\"2\"}") == 39);
+	assert_false(has(t, "slipstream_hop_served_total{lcore=\"0\"}"));
+	assert_false(has(t, "slipstream_hop_requests_total{lcore=\"2\""));
+	assert_true(sample(t, "slipstream_hop_queued{lcore=\"2\"}") == 1);
+	assert_true(sample(t, "slipstream_hop_late_replies_total{lcore=\"2\",side=\"broker\"}")
+	            == 4);
+	assert_true(sample(t, "slipstream_hop_late_replies_total{lcore=\"0\",side=\"worker\"}")
+	            == 0);
+	assert_true(has(t, "# TYPE slipstream_hop_pending gauge"));
+	assert_true(has(t, "# TYPE slipstream_hop_requests_total counter"));
+	assert_true(sample(t, "slipstream_storage_cache_chunks{lcore=\"2\",state=\"total\"}") ==
+	            64);
+	assert_true(sample(t, "slipstream_storage_cache_chunks{lcore=\"2\",state=\"free\"}") ==
+	            50);
+	assert_true(sample(t, "slipstream_storage_cache_steals_total{lcore=\"2\",kind=\"any\"}") ==
+	            7);
+	assert_true(sample(t, "slipstream_storage_cache_steals_total{lcore=\"2\","
+	                      "kind=\"active\"}") == 1);
+	assert_true(sample(t, "slipstream_storage_logs_open{lcore=\"2\"}") == 12);
+	assert_true(sample(t, "slipstream_storage_files_open{lcore=\"2\"}") == 13);
+	assert_false(has(t, "slipstream_storage_logs_open{lcore=\"0\"}"));
+	assert_true(has(t, "# TYPE slipstream_storage_cache_chunks gauge"));
+	ctl_buf_free(&b);
+}
+
 static int
 offsets(void *arg, ctl_metrics_offset_fn cb, void *cb_arg)
 {
@@ -549,6 +617,16 @@ test_http_handler_over_segment(void **state)
 	assert_int_equal(dp_metrics_bind(0), 0);
 	dp_metrics_request(3, 2000);
 	dp_metrics_produce("t", 1, 0, 64, 2, 2);
+	{
+		uint64_t hv[DP_HOP_M_COUNTERS] = {0}, sv[DP_STOR_M_COUNTERS] = {0};
+
+		hv[DP_HOP_M_HOPPED] = 5;
+		hv[DP_HOP_M_SERVED] = 5;
+		sv[DP_STOR_M_CHUNKS] = 24;
+		dp_metrics_hop_publish(DP_METRICS_HOP_WORKER | DP_METRICS_HOP_BROKER, hv,
+		                       DP_HOP_M_COUNTERS);
+		dp_metrics_storage_publish(1, sv, DP_STOR_M_COUNTERS);
+	}
 	assert_int_equal(ctl_metrics_http(&m, NULL, &b, &ctype), 200);
 	check_format(b.p);
 	assert_true(sample(b.p, "slipstream_dataplane_up") == 1);
@@ -556,6 +634,11 @@ test_http_handler_over_segment(void **state)
 	assert_true(sample(b.p, "slipstream_partition_records_in_total{topic=\"t\","
 	                        "partition=\"0\"}") == 2);
 	assert_true(sample(b.p, "slipstream_metrics_scrapes_total") == 2);
+	assert_true(sample(b.p, "slipstream_hop_requests_total{lcore=\"0\",path=\"hopped\"}") ==
+	            5);
+	assert_true(sample(b.p, "slipstream_hop_served_total{lcore=\"0\"}") == 5);
+	assert_true(sample(b.p, "slipstream_storage_cache_chunks{lcore=\"0\",state=\"total\"}")
+	            == 24);
 	ctl_buf_free(&b);
 	dp_metrics_destroy();
 	assert_int_equal(ctl_metrics_http(&m, NULL, &b, &ctype), 200);
@@ -572,6 +655,7 @@ main(void)
 	        cmocka_unit_test(test_render_dataplane),
 	        cmocka_unit_test(test_render_errors),
 	        cmocka_unit_test(test_render_net),
+	        cmocka_unit_test(test_render_hop_storage),
 	        cmocka_unit_test(test_render_lag),
 	        cmocka_unit_test(test_render_down),
 	        cmocka_unit_test(test_http_handler_over_segment),
