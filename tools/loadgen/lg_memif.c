@@ -73,7 +73,15 @@ static struct {
 struct lg_transport {
 	struct lg_tconn *conns; /* open, in the user's hands */
 	uint32_t idle;
+	/* What poll may have to report, so that it walks the connections only
+	 * then (with 64 connections the walk per poll was a fifth of the load
+	 * generator's cycles): news counts events since the last walk and
+	 * connections left readable by it; n_want the connections asking for
+	 * writable reports. */
+	uint32_t news;
+	uint32_t n_want;
 };
+
 
 struct lg_tconn {
 	struct lg_transport *t;
@@ -91,6 +99,14 @@ struct lg_tconn {
 	struct lg_tconn *next;
 	struct lg_tconn *prev;
 };
+
+/* Something to report on @c (unless detached) at the next poll. */
+static inline void
+mf_news(struct lg_tconn *c)
+{
+	if (c->t != NULL)
+		c->t->news++;
+}
 
 static void
 list_del(struct lg_tconn **head, struct lg_tconn *c)
@@ -472,6 +488,7 @@ mf_connected(void *arg, struct net_tcp_conn *tc)
 
 	(void)tc;
 	c->up = true;
+	mf_news(c);
 }
 
 static void
@@ -494,6 +511,7 @@ mf_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 		s = s->next;
 	c->rx_tail = s;
 	c->rx_bytes += len;
+	mf_news(c);
 }
 
 static void
@@ -503,6 +521,7 @@ mf_eof(void *arg, struct net_tcp_conn *tc)
 
 	(void)tc;
 	c->eof = true;
+	mf_news(c);
 }
 
 static void
@@ -520,6 +539,7 @@ mf_closed(void *arg, struct net_tcp_conn *tc, int status)
 		return;
 	}
 	c->err = status < 0 ? status : -ECONNRESET;
+	mf_news(c);
 }
 
 static const struct net_tcp_ops mf_tcp_ops = {
@@ -553,6 +573,9 @@ mf_close(struct lg_tconn *c)
 	if (c == NULL)
 		return;
 	list_del(&c->t->conns, c);
+	if (c->want_out)
+		c->t->n_want--;
+	c->want_out = false;
 	rx_free(c);
 	if (c->tc == NULL) {
 		free(c);
@@ -609,6 +632,7 @@ mf_connect(struct lg_transport *t, const char *host, uint16_t port, void *arg,
 	c->t = t;
 	c->arg = arg;
 	c->want_out = true; /* the first writable report says the connection is up */
+	t->n_want++;
 	rc = net_tcp_connect(mf.st, a.s_addr, port, &mf_tcp_ops, c, &c->tc);
 	if (rc != 0) {
 		free(c);
@@ -754,6 +778,12 @@ mf_read(struct lg_tconn *c, void *buf, size_t cap)
 static void
 mf_want_write(struct lg_tconn *c, bool on)
 {
+	if (c->want_out != on && c->t != NULL) {
+		if (on)
+			c->t->n_want++;
+		else
+			c->t->n_want--;
+	}
 	c->want_out = on;
 }
 
@@ -764,6 +794,9 @@ mf_report(struct lg_transport *t, lg_ready_fn cb)
 	int n = 0;
 	struct lg_tconn *c = t->conns;
 
+	if (t->news == 0 && t->n_want == 0)
+		return 0; /* nothing received, nothing waits for room */
+	t->news = 0;
 	while (c != NULL) {
 		struct lg_tconn *next = c->next; /* cb does not close (lg_run.c), but be safe */
 		bool rd = c->rx_bytes > 0 || c->eof || c->err;
@@ -772,6 +805,9 @@ mf_report(struct lg_transport *t, lg_ready_fn cb)
 		if (rd || wr) {
 			cb(c->arg, rd, wr);
 			n++;
+			/* Level-triggered: still readable after the callback, still news. */
+			if (c->t == t && (c->rx_bytes > 0 || c->eof || c->err))
+				t->news++;
 		}
 		c = next;
 	}
@@ -783,11 +819,6 @@ mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 {
 	if (mf.st == NULL)
 		return 0;
-	/* The worker thread is not one the EAL started: without an lcore id
-	 * every mbuf allocation and free goes to the pool's shared ring
-	 * instead of a per-lcore cache. Register it (once per thread). */
-	if (rte_lcore_id() == LCORE_ID_ANY)
-		(void)rte_thread_register(); /* best effort: the ring works too */
 	uint64_t now = mf_now_us();
 	uint64_t deadline = now + (uint64_t)(timeout_us > 0 ? timeout_us : 0);
 
