@@ -3,9 +3,12 @@
  * dp_meta: metadata batches from the control process applied to a real
  * broker's topic table (storage in a temporary directory): a FULL batch
  * creates topics with the log's ids, partitions and configs; DELTA batches
- * grow, re-configure and delete (directories removed); a FULL batch with a
- * name under another id replaces the topic; a DELTA before any FULL batch,
- * and a batch that does not decode, are refused; local mode ignores pushes.
+ * grow, re-configure and delete (directories removed); a topic the log
+ * never had (created in local mode) is kept (its import is sent when the
+ * channel is up: not here), one whose id the log says it deleted is
+ * deleted; a FULL batch with a name under another id replaces the (empty)
+ * topic; a DELTA before any FULL batch, and a batch that does not decode,
+ * are refused; local mode ignores pushes.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -109,7 +112,7 @@ test_push_reconcile(void **state)
 	assert_int_equal(dp_meta_push((const uint8_t *)"SLMBxx", 6), -EPROTO);
 	assert_null(dp_broker_topic_find(&b, "a", 1));
 
-	/* FULL: a and b created with the log's ids; "stray" is not in the log. */
+	/* FULL: a and b created with the log's ids; "stray" is not in the log: kept. */
 	batch.len = 0;
 	ctl_meta_batch_begin(&batch, CTL_META_BATCH_FULL);
 	topic(&rec, 1, "a", 2, "retention.ms=1000");
@@ -125,9 +128,27 @@ test_push_reconcile(void **state)
 	assert_int_equal(t->partitions, 2);
 	assert_string_equal(t->configs, "retention.ms=1000");
 	assert_non_null(dp_broker_topic_find(&b, "b", 1));
+	assert_non_null(dp_broker_topic_find(&b, "stray", 5));
+	assert_true(exists("stray-0"));
+	assert_true(exists("a-1"));
+
+	/* The same FULL state remembering stray's id as deleted: stray goes. */
+	{
+		struct ctl_meta_state *gone = ctl_meta_state_create();
+
+		assert_non_null(gone);
+		memcpy(gone->deleted[0], dp_broker_topic_find(&b, "stray", 5)->id, 16);
+		gone->n_deleted = 1;
+		gone->deleted_at = 1;
+		rec.len = 0;
+		ctl_meta_enc_deleted(&rec, gone);
+		batch_add(&batch, &rec);
+		ctl_meta_state_destroy(gone);
+	}
+	assert_int_equal(dp_meta_push(batch.p, batch.len), 0);
 	assert_null(dp_broker_topic_find(&b, "stray", 5));
 	assert_false(exists("stray-0"));
-	assert_true(exists("a-1"));
+	assert_non_null(dp_broker_topic_find(&b, "a", 1));
 
 	/* DELTA: a grows and gets a config, b is deleted. */
 	batch.len = 0;
