@@ -1043,12 +1043,13 @@ nd_idle(void *arg)
 
 /*
  * Poller of worker 0 (every ND_LINK_POLL_US): the port's link state. While
- * it is down every worker's output function drops frames (counted as
- * link_down); TCP's timers resend once it is back, and worker 0 announces
- * its address again (gratuitous ARP: the peer flushed its neighbour entry
- * when its side went down). rte_eth_link_get_nowait is a syscall on some
- * PMDs (net_tap asks the kernel for the interface flags), hence the low
- * rate. Ports that do not track their link (net_af_packet) always say up.
+ * it is down every worker's output function drops (and counts as link_down)
+ * the frames the device refuses; TCP's timers resend once it is back, and
+ * worker 0 announces its address again (gratuitous ARP: the peer flushed
+ * its neighbour entry when its side went down). rte_eth_link_get_nowait is
+ * a syscall on some PMDs (net_tap asks the kernel for the interface flags),
+ * hence the low rate. Ports that do not track their link (net_af_packet)
+ * always say up.
  */
 static int
 nd_link(void *arg)

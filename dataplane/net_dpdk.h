@@ -32,8 +32,8 @@
  * ARP frames land on one queue; the worker that receives one copies it to
  * the others (reactor messages). Worker 0 polls the port's link state every
  * 200 ms (logged, exported as slipstream_dpdk_link_up); while it is down
- * every worker's output drops frames (counted) and TCP's timers resend once
- * it is up again.
+ * every worker's output drops (and counts) what the device refuses, and
+ * TCP's timers resend once it is up again.
  */
 #ifndef SLP_NET_DPDK_H
 #define SLP_NET_DPDK_H

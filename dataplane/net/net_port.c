@@ -270,9 +270,18 @@ net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n)
 	struct net_port_queue *q = arg;
 
 	if (q->link_down != NULL && __atomic_load_n(q->link_down, __ATOMIC_RELAXED)) {
-		/* Nowhere to go: drop here (counted) rather than fill the device ring. */
-		rte_pktmbuf_free_bulk(pkts, n);
-		q->tx_link_down += n;
+		/*
+		 * Down as last polled: what the device still takes goes (the flag lags
+		 * a link that came back by up to a poll period, and a reconnected memif
+		 * peer should not lose its first frames to that); the rest is dropped
+		 * here and counted, instead of waiting as "device full".
+		 */
+		uint16_t sent = port_raw_tx(arg, pkts, n);
+
+		if (sent < n) {
+			rte_pktmbuf_free_bulk(pkts + sent, (unsigned int)(n - sent));
+			q->tx_link_down += (uint64_t)(n - sent);
+		}
 		return n;
 	}
 	if (q->impair != NULL)

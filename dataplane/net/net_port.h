@@ -18,8 +18,9 @@
  * active opens' source ports with (net_port_rss_aimed).
  *
  * Link state is polled by the caller (dataplane/net_dpdk.c, through
- * rte_eth_link_get_nowait); a queue's link_down flag makes the output
- * function drop and count. Port stop/close are the caller's.
+ * rte_eth_link_get_nowait); while a queue's link_down flag is set, the
+ * output function drops and counts what the device refuses. Port
+ * stop/close are the caller's.
  */
 #ifndef SLP_NET_PORT_H
 #define SLP_NET_PORT_H
@@ -74,8 +75,9 @@ struct net_port_queue {
 	uint16_t queue_id;
 	/** Link state watch (NULL = not watched): while *link_down is true
 	 * (read relaxed; written by whoever polls the link), net_port_tx_burst
-	 * frees the frames instead of sending them and counts them in
-	 * tx_link_down. Borrowed; must outlive the queue. */
+	 * frees the frames the device does not take instead of leaving them to
+	 * the caller, and counts them in tx_link_down. Borrowed; must outlive
+	 * the queue. */
 	const bool *link_down;
 	uint64_t tx_link_down;		/**< frames dropped while the link was down */
 	/** Test impairments (net_impair.h) on this queue's frames, both
@@ -116,7 +118,8 @@ net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
 /**
  * net_tx_burst_fn over rte_eth_tx_burst; arg is a struct net_port_queue.
  * Consumes the frames it returns as sent; while the queue's link is down
- * that is all of them (freed, counted in tx_link_down).
+ * that is all of them (those the device refuses are freed and counted in
+ * tx_link_down).
  */
 uint16_t
 net_port_tx_burst(void *arg, struct rte_mbuf **pkts, uint16_t n);
