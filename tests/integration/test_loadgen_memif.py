@@ -21,7 +21,11 @@ client, our stack at 198.18.48.1), each run a new process on the same port:
      link wait and says why;
   6. four brokers stopped (SIGTERM) while a load generator connects to
      them: each exits 0 (DPDK's memif PMD crashed such exits; see
-     stop_while_connecting).
+     stop_while_connecting);
+  7. --memif-no-tx-cksum (TCP checksums left out): refused by a broker that
+     verifies checksums (the connection times out), and end to end flat out
+     against one with dataplane.port.rx.checksum.trusted=true, every record
+     consumed and checked.
 The broker is stopped with SIGTERM and must exit 0.
 
 No hugepages needed: memif copies between its shared rings and the mbufs,
@@ -64,10 +68,11 @@ storage.cache.chunks=16
 
 
 class Broker:
-    def __init__(self, tmp, sock):
+    def __init__(self, tmp, sock, extra=""):
         self.conf = os.path.join(tmp, "server.properties")
         with open(self.conf, "w") as f:
             f.write(CONFIG.format(logs=os.path.join(tmp, "logs"), sock=sock, pid=os.getpid()))
+            f.write(extra)
         self.log_path = self.conf + ".log"
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
@@ -204,6 +209,7 @@ def main():
     assert time.monotonic() - t0 < 40
     print("5. no memif server: failed in %.1f s with a reason" % (time.monotonic() - t0))
     stop_while_connecting(sock)
+    no_tx_cksum(sock)
     print("ok")
 
 
@@ -234,6 +240,38 @@ def stop_while_connecting(sock):
                 lg.wait(10)
                 b.kill()
     print("6. SIGTERM while a client connects: exit 0, 4 times")
+
+
+def no_tx_cksum(sock):
+    """7. --memif-no-tx-cksum: only a broker that trusts memif checksums takes it."""
+    with tempfile.TemporaryDirectory(prefix="memif-it-ck-") as tmp:
+        b = Broker(tmp, sock)  # verifies received TCP checksums (the default)
+        try:
+            t0 = time.monotonic()
+            r = load(b, sock, "-t", "ck", "-n", "10", "--request-timeout-ms", "3000",
+                     "--memif-no-tx-cksum", expect=1, timeout=60)
+            assert "timed out" in r.stderr, r.stderr
+            assert time.monotonic() - t0 < 40
+            rc = b.stop()
+            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
+        finally:
+            b.kill()
+    with tempfile.TemporaryDirectory(prefix="memif-it-ck-") as tmp:
+        b = Broker(tmp, sock, "dataplane.port.rx.checksum.trusted=true\n")
+        try:
+            rep = os.path.join(tmp, "nocksum.json")
+            load(b, sock, "--mode", "e2e", "-t", "ck", "-p", "4", "-s", "1024",
+                 "--batch-size", "16384", "-d", "2", "--memif-no-tx-cksum", "--json", rep)
+            r = json.load(open(rep))
+            res = r["result"]
+            assert res["acked_records"] > 0, res
+            checked_consume(r, res["acked_records"])
+            rc = b.stop()
+            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
+        finally:
+            b.kill()
+    print("7. --memif-no-tx-cksum: refused where checksums are verified; %d records end to end "
+          "where trusted, all checked" % res["acked_records"], flush=True)
 
 
 if __name__ == "__main__":
