@@ -1316,6 +1316,22 @@ next:
 	if (fa != NULL && fa->pending > 0) {
 		/* Answered by fetch_slot_done() when the last disk read completes. */
 		dp_log(DP_LOG_DEBUG, "fetch waits for %u disk read(s)", fa->pending);
+		/*
+		 * Without a waiter slot the request body is the transport's frame,
+		 * which the connection's next read may overwrite meanwhile: the topic
+		 * names the response borrows move into the context's arena (a slot
+		 * keeps the body it holds until the answer).
+		 */
+		for (uint32_t g = 0; wt == NULL && g < n_rts; g++) {
+			struct kp_str *tn = &rts[g].topic;
+			char *copy = tn->len > 0 ? kp_arena_alloc(&fa->arena, (size_t)tn->len, 1) :
+						   NULL;
+
+			if (copy != NULL) {
+				memcpy(copy, tn->ptr, (size_t)tn->len);
+				tn->ptr = copy;
+			}
+		}
 		fa->used = true;
 		fa->conn = conn;
 		fa->req = req;
