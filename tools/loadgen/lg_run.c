@@ -282,7 +282,7 @@ slot_tx_done(struct lg_tx_ref *ref)
 	struct lg_slot *s = ref->arg;
 
 	if (s == NULL)
-		return; /* its connection is gone; the buffer was left to us (conn_free) */
+		return; /* its connection was freed; conn_free left the buffer allocated */
 	if (s->free_pending) {
 		s->free_pending = false;
 		slot_free(s->conn, s);
