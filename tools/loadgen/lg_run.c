@@ -331,11 +331,17 @@ conn_flush(struct lg_conn *c)
 
 	while (!c->failed && c->nsent < c->fcount) {
 		ssize_t got;
-		if (ops->send_ref != NULL) {
+		struct lg_slot *h = &c->slots[c->fifo[(c->fhead + c->nsent) % c->nslots]];
+		if (ops->send_ref != NULL && h->expect_response) {
 			/* By reference: the slot's frame is not copied (memif). */
-			struct lg_slot *s = &c->slots[c->fifo[(c->fhead + c->nsent) % c->nslots]];
-			got = ops->send_ref(c->tc, s->req + c->send_off, s->req_len - c->send_off,
-					    s->txref);
+			got = ops->send_ref(c->tc, h->req + c->send_off, h->req_len - c->send_off,
+					    h->txref);
+		} else if (ops->send_ref != NULL) {
+			/* acks=0: no response frees the slot, only the peer's TCP ACK
+			 * would return a lent frame (delayed up to its ACK timer): copy,
+			 * so the slot is free once written. */
+			struct iovec one = {h->req + c->send_off, h->req_len - c->send_off};
+			got = ops->writev(c->tc, &one, 1);
 		} else {
 			struct iovec iov[LG_IOV_MAX];
 			int n = 0;
