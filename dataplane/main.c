@@ -226,13 +226,14 @@ dpdk_advertise(struct dp_config *cfg)
 
 /* Run @fn(@arg) on @lcore (start-up and after the reactors stopped: lcores are idle). */
 /*
- * Open files: every connection is a socket and every open segment a file
- * (and a slot of the storage engine's fixed-file table, sized from this
- * limit). Raise the soft limit to what the configured connections and
- * 10,000s of partitions want, the hard one too when allowed, and give the
- * storage engines what the connections leave (storage.max.open.files, unless
- * set: past it idle segment files are closed and reopened at their next
- * use). Before the engines are created.
+ * Open files: every connection is a socket and every open segment a slot of
+ * the storage engine's fixed-file table, sized from this limit (and no
+ * descriptor: the table holds the file). Raise the soft limit to what the
+ * configured connections and 10,000s of partitions want, the hard one too
+ * when allowed. Where the engine's files do hold descriptors (fixed files
+ * refused), they get what the connections leave (max_open_fds; past it, or
+ * past storage.max.open.files, idle segment files are closed and reopened at
+ * their next use). Before the engines are created.
  */
 static void
 raise_nofile(const struct dp_config *cfg)
@@ -259,12 +260,16 @@ raise_nofile(const struct dp_config *cfg)
 			"and segment files)",
 			(unsigned long long)rl.rlim_cur, (unsigned long long)want);
 	}
-	if (g_broker.engine_opts.max_open_files == 0) {
-		/* What the connections leave, less 512 for listeners, rings, logs and tools. */
+	{
+		/*
+		 * What the connections leave, less 512 for listeners, rings, logs and
+		 * tools: the descriptors segment files may hold where they hold any
+		 * (io_uring's fixed files do not; its table is the bound there).
+		 */
 		rlim_t left = rl.rlim_cur > conns + 512 + 64 ? rl.rlim_cur - conns - 512 : 64;
 
 		left /= cfg->dp_storage_writers > 0 ? (rlim_t)cfg->dp_storage_writers : 1;
-		g_broker.engine_opts.max_open_files = left > (1u << 24) ? 1u << 24 :
+		g_broker.engine_opts.max_open_fds = left > (1u << 24) ? 1u << 24 :
 			(unsigned int)(left < 64 ? 64 : left);
 	}
 }

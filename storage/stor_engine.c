@@ -20,11 +20,14 @@
 #include "stor_engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "stor_internal.h"
 
@@ -160,6 +163,23 @@ stor_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The open-file limit: the smallest that applies (0: none). */
+static unsigned
+engine_file_limit(const struct stor_engine_opts *o, const struct stor_backend *be)
+{
+	unsigned lim = o->max_open_files;
+
+	if (!be->no_fds && o->max_open_fds != 0 && (lim == 0 || o->max_open_fds < lim))
+		lim = o->max_open_fds;
+	/* A margin under the backend's table: a reopen trims before it opens. */
+	if (be->file_slots != 0) {
+		unsigned slots = be->file_slots > 32 ? be->file_slots - 16 : be->file_slots;
+		if (lim == 0 || slots < lim)
+			lim = slots;
+	}
+	return lim;
+}
+
 struct stor_engine *
 stor_engine_create(const struct stor_engine_opts *opts)
 {
@@ -186,6 +206,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 	TAILQ_INIT(&e->free);
 	TAILQ_INIT(&e->reclaim);
 	TAILQ_INIT(&e->dirty);
+	TAILQ_INIT(&e->timed);
 	TAILQ_INIT(&e->all);
 	TAILQ_INIT(&e->files);
 
@@ -203,6 +224,8 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		if (why[0] != '\0')
 			stor_msg(e, STOR_LOG_WARN, "io_uring: %s", why);
 	}
+
+	e->file_limit = engine_file_limit(&e->opts, e->be);
 
 	e->chunks = calloc(e->opts.chunk_count, sizeof(*e->chunks));
 	iov = calloc(e->opts.chunk_count, sizeof(*iov));
@@ -249,6 +272,8 @@ stor_engine_destroy(struct stor_engine *e)
 	stor_engine_drain(e);
 	if (e->log_count != 0)
 		stor_msg(e, STOR_LOG_ERR, "engine destroyed with %u logs open", e->log_count);
+	for (unsigned i = 0; i < e->n_fs; i++)
+		close(e->fs_fds[i]);
 	e->be->ops->destroy(e->be);
 	e->opts.mem_free(e->opts.mem_ctx, e->chunk_mem);
 	free(e->chunks);
@@ -267,6 +292,12 @@ stor_engine_chunks_available(const struct stor_engine *e)
 	return e->free_count + e->reclaim_count;
 }
 
+int
+stor_engine_files_hold_fds(const struct stor_engine *e)
+{
+	return !e->be->no_fds;
+}
+
 void
 stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 {
@@ -279,6 +310,8 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->open_files = e->open_files;
 	out->file_reopens = e->file_reopens;
 	out->file_closes = e->file_closes;
+	out->open_files_max = e->file_limit;
+	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;
 }
 
 void
@@ -309,7 +342,7 @@ file_idle(const struct stor_segment *seg)
 void
 stor_engine_trim_files(struct stor_engine *e, unsigned room)
 {
-	unsigned max = e->opts.max_open_files, looked = 0;
+	unsigned max = e->file_limit, looked = 0;
 	struct stor_segment *seg, *next;
 
 	if (max == 0)
@@ -415,6 +448,63 @@ stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log)
 	}
 }
 
+void
+stor_engine_unlink_deferred(struct stor_engine *e, struct stor_log *log, const char *dir)
+{
+	struct stat st;
+	unsigned k = 0;
+
+	if (stat(dir, &st) == 0) {
+		for (k = 0; k < e->n_fs && e->fs_devs[k] != st.st_dev; k++)
+			;
+		if (k == e->n_fs && e->n_fs < STOR_ENGINE_MAX_FS) {
+			int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (fd >= 0) {
+				e->fs_devs[e->n_fs] = st.st_dev;
+				e->fs_fds[e->n_fs++] = fd;
+			}
+		}
+	}
+	if (k == e->n_fs) {
+		/* Not tracked: durable now, as before. */
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+		return;
+	}
+	log->unlink_gen = ++e->unlinks;
+}
+
+int
+stor_engine_unlinks_settle(struct stor_engine *e)
+{
+	int rc = 0;
+
+	for (unsigned k = 0; k < e->n_fs; k++) {
+		if (syncfs(e->fs_fds[k]) != 0 && rc == 0)
+			rc = -errno;
+	}
+	if (rc != 0) {
+		stor_msg(e, STOR_LOG_ERR, "syncfs after opening logs: %s", strerror(-rc));
+		return rc;
+	}
+	e->unlinks_synced = e->unlinks;
+	return 0;
+}
+
+void
+stor_engine_timer_arm(struct stor_engine *e, struct stor_log *log)
+{
+	if (!log->on_timed && log->cfg.flush_ms != INT64_MAX) {
+		TAILQ_INSERT_TAIL(&e->timed, log, timed_link);
+		log->on_timed = true;
+	}
+}
+
 int
 stor_engine_poll(struct stor_engine *e)
 {
@@ -422,16 +512,25 @@ stor_engine_poll(struct stor_engine *e)
 	int work;
 
 	work = e->be->ops->poll(e->be, 256);
-	if (e->opts.max_open_files != 0 && e->open_files > e->opts.max_open_files)
+	if (e->file_limit != 0 && e->open_files > e->file_limit)
 		stor_engine_trim_files(e, 0);
-	/* flush.ms: look at the timers once per millisecond, not per tick. */
+	/*
+	 * flush.ms: look at the timers once per millisecond, not per tick, and
+	 * only at logs with one running (a walk over every log was 15-20% of the
+	 * reactor with 10,000 partitions open). A synced log leaves the list.
+	 */
 	uint64_t now = stor_mono_ms();
-	if (now != e->last_timer_ms) {
+	if (now != e->last_timer_ms && !TAILQ_EMPTY(&e->timed)) {
 		e->last_timer_ms = now;
-		TAILQ_FOREACH(log, &e->all, all_link)
-		if (log->oldest_unsynced_ms != 0 && log->cfg.flush_ms != INT64_MAX &&
-		    now - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms)
-			stor_engine_mark_dirty(e, log);
+		for (log = TAILQ_FIRST(&e->timed); log != NULL; log = next) {
+			next = TAILQ_NEXT(log, timed_link);
+			if (log->oldest_unsynced_ms == 0) {
+				TAILQ_REMOVE(&e->timed, log, timed_link);
+				log->on_timed = false;
+			} else if (now - log->oldest_unsynced_ms >= (uint64_t)log->cfg.flush_ms) {
+				stor_engine_mark_dirty(e, log);
+			}
+		}
 	}
 	/*
 	 * Gather: every dirty log queues at most one write (+ linked sync). A log

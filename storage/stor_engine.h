@@ -55,6 +55,10 @@ struct stor_engine_opts {
 	unsigned max_open_files;      /* segment files kept open (0: no limit); past it the
 	                                 least recently used idle ones are closed and
 	                                 reopened at their next use */
+	unsigned max_open_fds;        /* descriptors segment files may hold (0: no limit):
+	                                 a limit like max_open_files, but only for a
+	                                 backend whose open files hold descriptors (not
+	                                 io_uring with fixed files, see stor_io.h) */
 	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
 	                                 throughput, not for the number of logs (an idle
 	                                 log's chunk is taken back, see stor_engine.c) */
@@ -139,7 +143,18 @@ struct stor_engine_stats {
 	unsigned open_files;     /* segment files open now */
 	uint64_t file_reopens;   /* segment files opened again after being closed for the limit */
 	uint64_t file_closes;    /* closed for the limit */
+	unsigned open_files_max; /* the limit in force (max_open_files, max_open_fds, the
+	                            backend's table), 0: none */
+	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker removal awaits the
+	                              syncfs made before the first change to such a log */
 };
+
+/**
+ * 1 when the engine's open segment files hold file descriptors of the
+ * process (count against RLIMIT_NOFILE), 0 when they do not (io_uring with
+ * fixed files: the ring's table holds them).
+ */
+int stor_engine_files_hold_fds(const struct stor_engine *engine);
 
 /** Pool and log counts for metrics, benchmarks and tests. */
 void stor_engine_stats(const struct stor_engine *engine, struct stor_engine_stats *out);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "stor_config.h"
 #include "stor_engine.h"
@@ -145,11 +146,16 @@ struct stor_log {
 	bool prealloc_pending; /* the active segment is preallocated at its first append */
 
 	bool on_dirty; /* on engine->dirty */
+	bool on_timed; /* on engine->timed */
 	TAILQ_ENTRY(stor_log) dirty_link;
+	TAILQ_ENTRY(stor_log) timed_link;
 	TAILQ_ENTRY(stor_log) all_link;
 
 	struct stor_epoch_entry *epochs;
 	unsigned epoch_count, epoch_cap;
+
+	/* Its clean-shutdown marker's removal is durable once engine->unlinks_synced >= this. */
+	uint64_t unlink_gen;
 
 	/* Offset-to-written-lpos marks for written_offset: the pending ring gives it. */
 };
@@ -166,13 +172,32 @@ struct stor_engine {
 	struct stor_chunk_list reclaim; /* sealed, written, unreferenced; LRU order */
 	unsigned free_count, reclaim_count;
 	struct stor_log_list dirty; /* logs with a write or sync to issue */
+	/*
+	 * Logs with a flush.ms deadline running (finite flush.ms, unsynced
+	 * appends): the only ones the poll's timer check looks at, so 10,000
+	 * idle or flush.ms-less logs cost it nothing. Left lazily once synced.
+	 */
+	struct stor_log_list timed;
 	struct stor_log_list all;
 	unsigned log_count;
 	uint64_t last_timer_ms; /* flush.ms timers last looked at */
 	uint64_t steals, active_steals; /* stor_engine_stats() */
 	struct stor_seg_list files;     /* segments with an open file, LRU first */
 	unsigned open_files;
+	unsigned file_limit; /* open files allowed (stor_engine_create), 0: no limit */
 	uint64_t file_reopens, file_closes;
+	/*
+	 * Opens that removed a clean-shutdown marker without syncing the
+	 * directory: one syncfs(2) per file system (fs_fds) makes every removal
+	 * so far durable before the first change to any of those logs
+	 * (stor_engine_unlinks_settle()). A restart of 10,000 logs pays one
+	 * journal commit instead of one per log.
+	 */
+	uint64_t unlinks, unlinks_synced;
+#define STOR_ENGINE_MAX_FS 16
+	int fs_fds[STOR_ENGINE_MAX_FS];
+	dev_t fs_devs[STOR_ENGINE_MAX_FS];
+	unsigned n_fs;
 };
 
 /* Engine services for the log (stor_engine.c). */
@@ -183,8 +208,12 @@ void stor_chunk_put(struct stor_engine *e, struct stor_chunk *c);
 void stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c);
 void stor_chunk_unlru(struct stor_engine *e, struct stor_chunk *c);
 void stor_engine_mark_dirty(struct stor_engine *e, struct stor_log *log);
+/* The log's flush.ms deadline started (oldest_unsynced_ms set): watch it from the poll. */
+void stor_engine_timer_arm(struct stor_engine *e, struct stor_log *log);
 /*
- * Open segment files: at most opts.max_open_files (0: no limit). The file
+ * Open segment files: at most file_limit (0: no limit; the smallest of
+ * opts.max_open_files, opts.max_open_fds where files hold descriptors, and
+ * the backend's file_slots less a margin). The file
  * of a segment no I/O or read holds is closed, least recently used first,
  * when the engine is over that (stor_engine_trim_files(), from the poll and
  * before an open); stor_seg_file() reopens it at its next use.
@@ -194,6 +223,21 @@ void stor_file_opened(struct stor_engine *e, struct stor_log *log, struct stor_s
 void stor_file_closed(struct stor_engine *e, struct stor_segment *seg);
 /* The segment's file, opened again if it was closed; touched as recently used. */
 int stor_seg_file(struct stor_log *log, struct stor_segment *seg);
+/*
+ * After unlinking @log's clean-shutdown marker at open: make the removal
+ * durable later (0), or at once by fsync of the directory when the engine
+ * tracks too many file systems. Before any change to a log whose removal is
+ * not yet durable, stor_engine_unlinks_settle() (see stor_log_unlink_settled).
+ */
+void stor_engine_unlink_deferred(struct stor_engine *e, struct stor_log *log, const char *dir);
+int stor_engine_unlinks_settle(struct stor_engine *e);
+static inline int
+stor_log_unlink_settled(struct stor_log *log)
+{
+	if (log->unlink_gen <= log->engine->unlinks_synced)
+		return 0;
+	return stor_engine_unlinks_settle(log->engine);
+}
 uint64_t stor_mono_ms(void);
 int64_t stor_wall_ms(void);
 

@@ -92,6 +92,9 @@ struct stor_backend_ops {
 
 struct stor_backend {
 	const struct stor_backend_ops *ops;
+	unsigned file_slots; /* files it can hold open at once, 0: no bound of its own */
+	int no_fds;          /* 1: an open file holds no descriptor of the process (the
+	                        engine's descriptor budget, max_open_fds, does not apply) */
 };
 
 struct stor_uring_opts {
@@ -104,7 +107,9 @@ struct stor_uring_opts {
 /**
  * Create the io_uring backend. Fixed files and registered buffers are used
  * when the kernel allows them (registration failures, e.g. RLIMIT_MEMLOCK,
- * fall back to plain fds/buffers and are reported through @why).
+ * fall back to plain fds/buffers and are reported through @why). With fixed
+ * files an open file holds a slot of the ring's table and no descriptor
+ * (no_fds): synchronous operations reopen its path while they run.
  *
  * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
  * @return the backend, or NULL with errno set.
@@ -116,8 +121,8 @@ struct stor_backend *stor_uring_create(const struct stor_uring_opts *opts, const
 /**
  * The fixed-file table size used when none is configured: the process's
  * RLIMIT_NOFILE soft limit (the kernel refuses a larger table), at least 64
- * and at most STOR_URING_MAX_FILES. Every open segment holds one slot, so a
- * broker raises its limit before it creates the engine.
+ * and at most STOR_URING_MAX_FILES. Every open segment holds one slot (and
+ * no descriptor), so a broker raises its limit before it creates the engine.
  */
 unsigned stor_uring_auto_max_files(void);
 

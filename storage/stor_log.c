@@ -815,7 +815,7 @@ crc32c(const uint8_t *p, size_t n)
 }
 
 static int
-clean_marker_write(struct stor_log *log, const struct clean_marker *m)
+clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync)
 {
 	char path[PATH_MAX];
 	uint8_t b[STOR_CLEAN_SIZE];
@@ -829,7 +829,7 @@ clean_marker_write(struct stor_log *log, const struct clean_marker *m)
 	stor_be32_put(b + 40, m->max_ts_rel);
 	stor_be32_put(b + 44, crc32c(b, 44));
 	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_CLEAN);
-	return write_file_atomic(path, b, sizeof(b), true);
+	return write_file_atomic(path, b, sizeof(b), sync);
 }
 
 static int
@@ -1310,11 +1310,15 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	if (rc != 0)
 		goto fail;
 
-	/* From here on the marker would be stale. */
+	/*
+	 * From here on the marker would be stale. Its removal is made durable
+	 * before the log's first change, by one syncfs for every log opened
+	 * so far (stor_log_unlink_settled()), not by a directory fsync each.
+	 */
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", dir, STOR_FILE_CLEAN);
 	if (unlink(path) == 0)
-		fsync_dir(dir);
+		stor_engine_unlink_deferred(engine, log, dir);
 	TAILQ_INSERT_TAIL(&engine->all, log, all_link);
 	engine->log_count++;
 	return log;
@@ -1490,6 +1494,9 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 
 	if (log->failed)
 		return log->failed;
+	rc = stor_log_unlink_settled(log);
+	if (rc != 0)
+		return rc;
 	rc = kp_batch_header_parse(batch, len, &h);
 	if (rc != 0)
 		return rc;
@@ -1556,8 +1563,10 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 		log->pend_durable++;
 
 	log->unsynced_msgs += h.records_count > 0 ? h.records_count : 1;
-	if (log->oldest_unsynced_ms == 0)
+	if (log->oldest_unsynced_ms == 0) {
 		log->oldest_unsynced_ms = stor_mono_ms();
+		stor_engine_timer_arm(log->engine, log);
+	}
 	if (base_offset != NULL)
 		*base_offset = base;
 	stor_engine_mark_dirty(log->engine, log);
@@ -1619,15 +1628,24 @@ sync_wanted(const struct stor_log *log)
 	return false;
 }
 
+/*
+ * The oldest chunk with unwritten bytes. Writes go in chunk order, so the
+ * unwritten chunks are the newest ones: walk back from the newest (a log
+ * keeps up to the whole pool as read cache, and a walk from the oldest cost
+ * 5-9% of the reactor with 8 partitions sharing 2,048 chunks). Only the
+ * newest chunk may be clean with an unwritten one before it (just taken,
+ * nothing appended yet).
+ */
 static struct stor_chunk *
 first_dirty_chunk(struct stor_log *log)
 {
-	struct stor_chunk *c;
+	struct stor_chunk *c = TAILQ_LAST(&log->chunks, stor_chunk_list), *dirty = NULL;
 
-	TAILQ_FOREACH(c, &log->chunks, log_link)
-	if (c->written < c->fill)
-		return c;
-	return NULL;
+	if (c != NULL && c->written == c->fill)
+		c = TAILQ_PREV(c, stor_chunk_list, log_link);
+	for (; c != NULL && c->written < c->fill; c = TAILQ_PREV(c, stor_chunk_list, log_link))
+		dirty = c;
+	return dirty;
 }
 
 /* A sealed segment is finished: trim it and write its indexes (setup-like syscalls). */
@@ -1723,8 +1741,10 @@ sync_done(struct stor_io_req *req, int res)
 			log->synced_lpos = log->w_sync_lpos;
 		log->unsynced_msgs = 0;
 		log->oldest_unsynced_ms = 0;
-		if (log->synced_lpos < log->appended_lpos)
+		if (log->synced_lpos < log->appended_lpos) {
 			log->oldest_unsynced_ms = stor_mono_ms();
+			stor_engine_timer_arm(log->engine, log);
+		}
 		if (seg->sealed && !seg->finalized &&
 		    log->synced_lpos >= seg->lpos_base + seg->size)
 			seg_finalize(log, seg);
@@ -2286,8 +2306,13 @@ stor_log_batch_headers(struct stor_log *log, int64_t from, stor_batch_header_fn 
 int
 stor_log_roll(struct stor_log *log)
 {
+	int rc;
+
 	if (log->failed)
 		return log->failed;
+	rc = stor_log_unlink_settled(log);
+	if (rc != 0)
+		return rc;
 	if (active_seg(log)->size == 0)
 		return 0;
 	return log_roll_locked(log);
@@ -2360,6 +2385,10 @@ stor_log_retention_run(struct stor_log *log, int64_t now_ms)
 	bool by_policy = (log->cfg.cleanup_policy & STOR_CLEANUP_DELETE) != 0;
 	struct stor_segment *act = active_seg(log);
 	int deleted = 0;
+	int src = stor_log_unlink_settled(log);
+
+	if (src != 0)
+		return src;
 
 	/* An expired, non-empty active segment is rolled so that it can go next time. */
 	if (by_policy && log->cfg.retention_ms >= 0 && act->size > 0 && act->max_timestamp >= 0 &&
@@ -2400,6 +2429,9 @@ stor_log_delete_records(struct stor_log *log, int64_t offset)
 		return -ENXIO;
 	if (offset <= log->start_offset)
 		return 0;
+	int rc = stor_log_unlink_settled(log);
+	if (rc != 0)
+		return rc;
 	log->start_offset = offset;
 	return log_start_store(log);
 }
@@ -2455,6 +2487,8 @@ log_free(struct stor_log *log)
 
 	if (log->on_dirty)
 		TAILQ_REMOVE(&e->dirty, log, dirty_link);
+	if (log->on_timed)
+		TAILQ_REMOVE(&e->timed, log, timed_link);
 	TAILQ_REMOVE(&e->all, log, all_link);
 	e->log_count--;
 	while (!TAILQ_EMPTY(&log->chunks)) {
@@ -2473,18 +2507,14 @@ log_free(struct stor_log *log)
 	free(log);
 }
 
-int
-stor_log_close(struct stor_log *log)
+/* The final sync of a log whose flushes left its active segment behind (not expected). */
+static int
+close_sync_rest(struct stor_log *log)
 {
 	struct stor_backend *be = log->engine->be;
-	struct stor_segment *act;
-	int rc;
+	struct stor_segment *act = active_seg(log);
+	int rc = log->failed;
 
-	/* Make everything durable: a final sync like a durable append would get. */
-	log->unsynced_msgs = log->cfg.flush_messages;
-	log_wait_idle(log);
-	rc = log->failed;
-	act = active_seg(log);
 	if (rc == 0)
 		rc = stor_seg_file(log, act);
 	if (rc == 0 && log->synced_lpos < log->written_lpos) {
@@ -2504,8 +2534,24 @@ stor_log_close(struct stor_log *log)
 			while (log->io_busy)
 				be->ops->poll(be, 16);
 			rc = log->failed;
+		} else {
+			log->io_busy = false;
 		}
 	}
+	return rc;
+}
+
+/*
+ * Trim, write the indexes and the clean-shutdown marker, free. @durable:
+ * fsync the marker and the directory now; else the caller syncs the file
+ * system (stor_log_close_many()).
+ */
+static int
+close_finish(struct stor_log *log, int rc, bool durable)
+{
+	struct stor_backend *be = log->engine->be;
+	struct stor_segment *act = active_seg(log);
+
 	if (rc == 0)
 		rc = be->ops->truncate(be, act->handle, act->size);
 	if (rc == 0)
@@ -2520,12 +2566,116 @@ stor_log_close(struct stor_log *log)
 		                              ? (uint32_t)(act->max_ts_offset - act->base_offset)
 		                              : 0,
 		};
-		rc = clean_marker_write(log, &m);
-		if (rc == 0)
+		rc = clean_marker_write(log, &m, durable);
+		if (rc == 0 && durable)
 			fsync_dir(log->dir);
 	}
 	log_free(log);
 	return rc;
+}
+
+int
+stor_log_close(struct stor_log *log)
+{
+	/* Make everything durable: a final sync like a durable append would get. */
+	log->unsynced_msgs = log->cfg.flush_messages;
+	log_wait_idle(log);
+	return close_finish(log, close_sync_rest(log), true);
+}
+
+/* A log close_many still waits for: I/O in flight, writes or a sync to issue. */
+static bool
+log_closing_busy(struct stor_log *log)
+{
+	if (log->failed)
+		return false;
+	return log->io_busy || log->alloc_busy || log_has_io_work(log) || log->pend_count != 0;
+}
+
+#define CLOSE_MAX_FS 16 /* file systems one close_many syncs with syncfs(2) */
+
+int
+stor_log_close_many(struct stor_log **logs, unsigned n, int *rcs)
+{
+	struct stor_engine *e;
+	dev_t devs[CLOSE_MAX_FS];
+	int dev_fds[CLOSE_MAX_FS];
+	unsigned n_devs = 0;
+	int first = 0;
+
+	if (n == 0)
+		return 0;
+	e = logs[0]->engine;
+	/*
+	 * 1. Every log's last writes and a final fdatasync, all in flight
+	 * together: each tick's poll queues them for every dirty log at once.
+	 */
+	for (unsigned i = 0; i < n; i++) {
+		logs[i]->unsynced_msgs = logs[i]->cfg.flush_messages;
+		stor_engine_mark_dirty(e, logs[i]);
+	}
+	for (unsigned from = 0; from < n;) {
+		bool busy = false;
+
+		/* Logs found idle at the front stay idle: nothing appends during a close. */
+		while (from < n && !log_closing_busy(logs[from]))
+			from++;
+		for (unsigned i = from; i < n; i++) {
+			if (!log_closing_busy(logs[i]))
+				continue;
+			busy = true;
+			if (!logs[i]->io_busy)
+				stor_engine_mark_dirty(e, logs[i]);
+		}
+		if (!busy)
+			break;
+		if (stor_engine_poll(e) == 0)
+			stor_engine_wait(e, 1000);
+	}
+	stor_engine_drain(e);
+	/*
+	 * 2. Trims, indexes and markers log by log, the markers not synced one
+	 * by one; 3. one syncfs(2) per file system makes them all durable (one
+	 * journal commit instead of two fsyncs per log).
+	 */
+	for (unsigned i = 0; i < n; i++) {
+		struct stor_log *log = logs[i];
+		bool durable = false;
+		struct stat st;
+		unsigned k = 0;
+		int rc;
+
+		if (stat(log->dir, &st) != 0) {
+			durable = true;
+		} else {
+			for (k = 0; k < n_devs && devs[k] != st.st_dev; k++)
+				;
+			if (k == n_devs && n_devs < CLOSE_MAX_FS) {
+				int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (fd >= 0) {
+					devs[n_devs] = st.st_dev;
+					dev_fds[n_devs++] = fd;
+				}
+			}
+			durable = k == n_devs; /* no syncfs for it: sync this one */
+		}
+		rc = close_sync_rest(log);
+		if (rc != 0)
+			stor_msg(e, STOR_LOG_ERR, "%s: closing: %s", log->dir, strerror(-rc));
+		rc = close_finish(log, rc, durable);
+		if (rcs != NULL)
+			rcs[i] = rc;
+		if (rc != 0 && first == 0)
+			first = rc;
+	}
+	for (unsigned k = 0; k < n_devs; k++) {
+		if (syncfs(dev_fds[k]) != 0 && first == 0) {
+			first = -errno;
+			stor_msg(e, STOR_LOG_ERR, "syncfs at close: %s", strerror(errno));
+		}
+		close(dev_fds[k]);
+	}
+	return first;
 }
 
 void

@@ -111,6 +111,22 @@ struct stor_log *stor_log_open(struct stor_engine *engine, const char *dir,
 int stor_log_close(struct stor_log *log);
 
 /**
+ * Close @n logs of one engine cleanly, as stor_log_close() each does, with
+ * the I/O batched across them: the last writes and the final fdatasync of
+ * every log are in flight together (queued by the engine's poll as appends
+ * are), then log by log the trim, the indexes and the clean-shutdown marker
+ * without a sync of its own, and at the end one syncfs(2) per file system
+ * makes every marker durable (one journal commit, not two fsyncs per log).
+ * For shutdown with many partitions; blocking. Reads must be released
+ * first. Every log is freed, whatever the result.
+ *
+ * @param logs  the logs (the array is borrowed, the logs are consumed).
+ * @param rcs   if not NULL, receives each log's result (0 or -errno).
+ * @return 0 or the first error met (each failure is also logged).
+ */
+int stor_log_close_many(struct stor_log **logs, unsigned n, int *rcs);
+
+/**
  * Abandon the log without any flush, as a crash would (tests only): no
  * marker is written and in-flight I/O is waited for but nothing else.
  */

@@ -10,6 +10,15 @@
  * are registered buffers (write_fixed/read_fixed), which saves the kernel
  * an fget and a page pin per I/O; both fall back to plain fds and buffers
  * when registration is refused.
+ *
+ * With fixed files an open segment holds no file descriptor: its fd is
+ * closed once the ring's table holds the file, so RLIMIT_NOFILE bounds the
+ * sockets and the table (sized from that limit at creation) bounds the
+ * segment files, each on its own. 10,000 connections and 10,000 partitions
+ * fit under a limit of 20,000; with descriptors kept, segment files had to
+ * be closed and reopened on every append of a cyclic write pattern (20% of
+ * the reactor). The few synchronous setup operations (size, pread,
+ * truncate, allocate) open the path again for their duration.
  */
 #include "stor_io.h"
 
@@ -25,12 +34,14 @@
 struct stor_uring {
 	struct stor_backend be; /* first: cast target */
 	struct io_uring ring;
-	int *fds; /* handle -> fd, -1 when free */
+	int *fds;      /* handle -> fd, -1 when free or held by the ring only */
+	char **paths;  /* handle -> path, NULL when free */
+	int *oflags;   /* handle -> open(2) flags less O_CREAT (setup operations reopen) */
 	unsigned max_files;
 	unsigned next_slot; /* where the search for a free slot starts */
 	unsigned cq_entries;
 	unsigned inflight; /* queued + submitted, not reaped */
-	int fixed_files;   /* 1: the files table is registered */
+	int fixed_files;   /* 1: the files table is registered (and no fd is kept open) */
 	int fixed_bufs;    /* 1: buffers registered */
 };
 
@@ -46,31 +57,39 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 	struct stor_uring *u = to_uring(be);
 	int oflags = O_RDWR | O_CLOEXEC;
 	unsigned slot = 0;
+	char *copy;
 	int fd;
 
 	/* From the last slot taken: opening 10,000 partitions stays linear. */
 	for (unsigned i = 0; i < u->max_files; i++) {
 		slot = (u->next_slot + i) % u->max_files;
-		if (u->fds[slot] < 0)
+		if (u->paths[slot] == NULL)
 			break;
 	}
-	if (u->fds[slot] >= 0)
+	if (u->paths[slot] != NULL)
 		return -EMFILE;
-	if (flags & STOR_OPEN_CREATE)
-		oflags |= O_CREAT;
 	if (flags & STOR_OPEN_DIRECT)
 		oflags |= O_DIRECT;
-	fd = open(path, oflags, 0644);
-	if (fd < 0)
+	copy = strdup(path);
+	if (copy == NULL)
+		return -ENOMEM;
+	fd = open(path, oflags | ((flags & STOR_OPEN_CREATE) ? O_CREAT : 0), 0644);
+	if (fd < 0) {
+		free(copy);
 		return -errno;
+	}
 	if (u->fixed_files) {
 		int rc = io_uring_register_files_update(&u->ring, slot, &fd, 1);
+		close(fd); /* the table holds its own reference */
 		if (rc < 0) {
-			close(fd);
+			free(copy);
 			return rc;
 		}
+		fd = -1;
 	}
 	u->fds[slot] = fd;
+	u->paths[slot] = copy;
+	u->oflags[slot] = oflags;
 	u->next_slot = (slot + 1) % u->max_files;
 	*handle = (int)slot;
 	return 0;
@@ -80,26 +99,59 @@ static int
 uring_close(struct stor_backend *be, int handle)
 {
 	struct stor_uring *u = to_uring(be);
-	int fd;
+	int rc = 0;
 
-	if (handle < 0 || (unsigned)handle >= u->max_files || u->fds[handle] < 0)
+	if (handle < 0 || (unsigned)handle >= u->max_files || u->paths[handle] == NULL)
 		return -EBADF;
-	fd = u->fds[handle];
 	if (u->fixed_files) {
 		int none = -1;
-		io_uring_register_files_update(&u->ring, (unsigned)handle, &none, 1);
+
+		/* In-flight requests keep the file until they complete. */
+		rc = io_uring_register_files_update(&u->ring, (unsigned)handle, &none, 1);
+		rc = rc < 0 ? rc : 0;
 	}
+	if (u->fds[handle] >= 0 && close(u->fds[handle]) != 0 && rc == 0)
+		rc = -errno;
 	u->fds[handle] = -1;
-	return close(fd) == 0 ? 0 : -errno;
+	free(u->paths[handle]);
+	u->paths[handle] = NULL;
+	return rc;
+}
+
+/*
+ * A descriptor for a synchronous operation on @handle: the kept one, or
+ * the path opened again (*@tmp set; close it with setup_fd_done()).
+ */
+static int
+setup_fd(struct stor_uring *u, int handle, int *tmp)
+{
+	*tmp = -1;
+	if (handle < 0 || (unsigned)handle >= u->max_files || u->paths[handle] == NULL)
+		return -EBADF;
+	if (u->fds[handle] >= 0)
+		return u->fds[handle];
+	*tmp = open(u->paths[handle], u->oflags[handle]);
+	return *tmp >= 0 ? *tmp : -errno;
+}
+
+static void
+setup_fd_done(int tmp)
+{
+	if (tmp >= 0)
+		close(tmp);
 }
 
 static int
 uring_allocate(struct stor_backend *be, int handle, uint64_t size)
 {
-	struct stor_uring *u = to_uring(be);
-	int rc = posix_fallocate(u->fds[handle], 0, (off_t)size);
+	int tmp, fd = setup_fd(to_uring(be), handle, &tmp);
+	int rc;
 
+	if (fd < 0)
+		return fd;
 	/* posix_fallocate emulates with writes where fallocate is missing; fine at setup. */
+	rc = posix_fallocate(fd, 0, (off_t)size);
+	setup_fd_done(tmp);
 	return -rc;
 }
 
@@ -107,8 +159,18 @@ static int
 uring_truncate(struct stor_backend *be, int handle, uint64_t size)
 {
 	struct stor_uring *u = to_uring(be);
+	int tmp, fd, rc;
 
-	return ftruncate(u->fds[handle], (off_t)size) == 0 ? 0 : -errno;
+	/* By path where no descriptor is kept: one system call, not three. */
+	if (handle >= 0 && (unsigned)handle < u->max_files && u->paths[handle] != NULL &&
+	    u->fds[handle] < 0)
+		return truncate(u->paths[handle], (off_t)size) == 0 ? 0 : -errno;
+	fd = setup_fd(u, handle, &tmp);
+	if (fd < 0)
+		return fd;
+	rc = ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
+	setup_fd_done(tmp);
+	return rc;
 }
 
 static int
@@ -116,31 +178,48 @@ uring_size(struct stor_backend *be, int handle, uint64_t *size)
 {
 	struct stor_uring *u = to_uring(be);
 	struct stat st;
+	int tmp, fd, rc = 0;
 
-	if (fstat(u->fds[handle], &st) != 0)
-		return -errno;
-	*size = (uint64_t)st.st_size;
-	return 0;
+	if (handle >= 0 && (unsigned)handle < u->max_files && u->paths[handle] != NULL &&
+	    u->fds[handle] < 0) {
+		if (stat(u->paths[handle], &st) != 0)
+			return -errno;
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	fd = setup_fd(u, handle, &tmp);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) != 0)
+		rc = -errno;
+	else
+		*size = (uint64_t)st.st_size;
+	setup_fd_done(tmp);
+	return rc;
 }
 
 static int64_t
 uring_pread(struct stor_backend *be, int handle, void *buf, size_t len, uint64_t off)
 {
-	struct stor_uring *u = to_uring(be);
+	int tmp, fd = setup_fd(to_uring(be), handle, &tmp);
 	size_t done = 0;
 
+	if (fd < 0)
+		return fd;
 	while (done < len) {
-		ssize_t n = pread(u->fds[handle], (uint8_t *)buf + done, len - done,
-		                  (off_t)(off + done));
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			n = -errno;
+			setup_fd_done(tmp);
+			return n;
 		}
 		if (n == 0)
 			break;
 		done += (size_t)n;
 	}
+	setup_fd_done(tmp);
 	return (int64_t)done;
 }
 
@@ -291,11 +370,15 @@ uring_destroy(struct stor_backend *be)
 {
 	struct stor_uring *u = to_uring(be);
 
-	for (unsigned i = 0; i < u->max_files; i++)
+	for (unsigned i = 0; i < u->max_files; i++) {
 		if (u->fds[i] >= 0)
 			close(u->fds[i]);
+		free(u->paths[i]);
+	}
 	io_uring_queue_exit(&u->ring);
 	free(u->fds);
+	free(u->paths);
+	free(u->oflags);
 	free(u);
 }
 
@@ -347,7 +430,12 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	u->be.ops = &uring_ops;
 	u->max_files = opts->max_files ? opts->max_files : stor_uring_auto_max_files();
 	u->fds = malloc(sizeof(int) * u->max_files);
-	if (u->fds == NULL) {
+	u->paths = calloc(u->max_files, sizeof(char *));
+	u->oflags = calloc(u->max_files, sizeof(int));
+	if (u->fds == NULL || u->paths == NULL || u->oflags == NULL) {
+		free(u->fds);
+		free(u->paths);
+		free(u->oflags);
 		free(u);
 		errno = ENOMEM;
 		return NULL;
@@ -373,6 +461,8 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	}
 	if (rc < 0) {
 		free(u->fds);
+		free(u->paths);
+		free(u->oflags);
 		free(u);
 		errno = -rc;
 		return NULL;
@@ -381,5 +471,8 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
 	if (!u->fixed_files && why != NULL)
 		*why = "fixed files refused, using plain fds";
+	/* What the engine may keep open: the table, or descriptors under RLIMIT_NOFILE. */
+	u->be.file_slots = u->max_files;
+	u->be.no_fds = u->fixed_files;
 	return &u->be;
 }

@@ -953,14 +953,42 @@ dp_broker_retention_poll(void *arg)
 	return deleted;
 }
 
-/* On writer @w's lcore: close every log it owns, destroy its engine. */
+/*
+ * On writer @w's lcore: close every log it owns, destroy its engine. The
+ * logs close together (stor_log_close_many: their final syncs in flight at
+ * once, one syncfs for the markers and the producer snapshots written
+ * unsynced before them), not one after another (2,000 logs took 8 s).
+ */
 static int
 writer_stop(struct dp_broker *b, unsigned w)
 {
 	struct dp_writer *wr = &b->writers[w];
+	struct stor_log **logs = wr->n_owned > 0 ? malloc(sizeof(*logs) * wr->n_owned) : NULL;
+	unsigned n = 0;
 	int rc = 0;
 
-	while (wr->n_owned > 0) {
+	while (logs != NULL && wr->n_owned > 0) {
+		struct dp_partition *pp = wr->owned[wr->n_owned - 1];
+
+		owned_remove(wr, pp);
+		dp_producers_close_unsynced(pp->producers, pp->log);
+		if (dp_broker_writer_local(b, 0))
+			dp_fetch_zc_detach_log(pp->log); /* as part_close() */
+		logs[n++] = pp->log;
+		pp->producers = NULL;
+		pp->log = NULL;
+	}
+	if (n > 0) {
+		uint64_t t0 = rte_get_timer_cycles();
+
+		rc = stor_log_close_many(logs, n, NULL); /* failures logged by storage */
+		dp_log(rc < 0 ? DP_LOG_ERROR : DP_LOG_INFO,
+			"storage: writer %u closed %u log(s) in %.2f s%s%s", w, n,
+			(double)(rte_get_timer_cycles() - t0) / (double)rte_get_timer_hz(),
+			rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+	}
+	free(logs);
+	while (wr->n_owned > 0) { /* no memory for the array: one by one */
 		struct dp_partition *pp = wr->owned[wr->n_owned - 1];
 		char dir[4300];
 		int r;

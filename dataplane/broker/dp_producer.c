@@ -37,9 +37,12 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Write @path atomically and durably: tmp file, fsync, rename, directory fsync. */
+/*
+ * Write @path atomically: tmp file, rename; and, when @durable, durably:
+ * fsync before the rename, the directory's after.
+ */
 static int
-file_write_durable(const char *dir, const char *path, const void *data, size_t len)
+file_write(const char *dir, const char *path, const void *data, size_t len, bool durable)
 {
 	char tmp[PATH_MAX];
 	int fd, rc = 0;
@@ -51,7 +54,7 @@ file_write_durable(const char *dir, const char *path, const void *data, size_t l
 		return -errno;
 	if (write(fd, data, len) != (ssize_t)len)
 		rc = errno != 0 ? -errno : -EIO;
-	if (rc == 0 && fsync(fd) != 0)
+	if (rc == 0 && durable && fsync(fd) != 0)
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) != 0)
@@ -60,7 +63,13 @@ file_write_durable(const char *dir, const char *path, const void *data, size_t l
 		unlink(tmp);
 		return rc;
 	}
-	return fsync_dir(dir);
+	return durable ? fsync_dir(dir) : 0;
+}
+
+static int
+file_write_durable(const char *dir, const char *path, const void *data, size_t len)
+{
+	return file_write(dir, path, data, len, true);
 }
 
 /* ---- producer ids ---- */
@@ -300,8 +309,8 @@ snap_list(const char *dir, int64_t **out)
 	return n;
 }
 
-int
-dp_producers_snapshot(struct dp_producers *ps, int64_t offset)
+static int
+snapshot_write(struct dp_producers *ps, int64_t offset, bool durable)
 {
 	size_t len = DP_SNAP_HEADER + (size_t)ps->count * DP_SNAP_ENTRY + 4;
 	uint8_t *buf = calloc(1, len);
@@ -337,7 +346,7 @@ dp_producers_snapshot(struct dp_producers *ps, int64_t offset)
 	}
 	stor_be32_put(buf + len - 4, kp_crc32c(buf, len - 4));
 	snap_path(path, sizeof(path), ps->dir, offset, "");
-	rc = file_write_durable(ps->dir, path, buf, len);
+	rc = file_write(ps->dir, path, buf, len, durable);
 	free(buf);
 	if (rc < 0)
 		return rc;
@@ -522,20 +531,38 @@ dp_producers_free(struct dp_producers *ps)
 }
 
 int
-dp_producers_close(struct dp_producers *ps, struct stor_log *log)
+dp_producers_snapshot(struct dp_producers *ps, int64_t offset)
+{
+	return snapshot_write(ps, offset, true);
+}
+
+static int
+producers_close(struct dp_producers *ps, struct stor_log *log, bool durable)
 {
 	int rc = 0;
 
 	if (ps == NULL)
 		return 0;
 	if (log != NULL) {
-		rc = dp_producers_snapshot(ps, stor_log_end_offset(log));
+		rc = snapshot_write(ps, stor_log_end_offset(log), durable);
 		if (rc < 0)
 			dp_log(DP_LOG_WARN, "%s: writing the producer snapshot: %s", ps->dir,
 				strerror(-rc));
 	}
 	dp_producers_free(ps);
 	return rc;
+}
+
+int
+dp_producers_close(struct dp_producers *ps, struct stor_log *log)
+{
+	return producers_close(ps, log, true);
+}
+
+int
+dp_producers_close_unsynced(struct dp_producers *ps, struct stor_log *log)
+{
+	return producers_close(ps, log, false);
 }
 
 void

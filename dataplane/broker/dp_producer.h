@@ -158,6 +158,14 @@ int dp_producers_open(struct stor_log *log, uint32_t cap, int64_t expiration_ms,
  */
 int dp_producers_close(struct dp_producers *ps, struct stor_log *log);
 
+/**
+ * dp_producers_close() without the fsyncs: the snapshot is renamed into
+ * place but made durable by the caller (a shutdown closing many logs, whose
+ * stor_log_close_many() ends with a syncfs of the same file system). A
+ * snapshot lost to a power cut before that is rebuilt from the log.
+ */
+int dp_producers_close_unsynced(struct dp_producers *ps, struct stor_log *log);
+
 /** Free @ps without a snapshot (crash tests, error paths). NULL is fine. */
 void dp_producers_free(struct dp_producers *ps);
 

@@ -246,6 +246,8 @@ tu_backend_new(void)
 		free(t);
 		return NULL;
 	}
+	t->be.file_slots = t->inner->file_slots;
+	t->be.no_fds = t->inner->no_fds;
 	return t;
 }
 
