@@ -139,8 +139,8 @@ def ping_all(socks, timeout=120.0):
 def create_topics(bootstrap, names, partitions, timeout_s=300, configs=None):
     """CreateTopics through kafka-python (one request per 20 topics). The
     default topic config turns preallocation off: every partition written
-    would otherwise reserve segment.bytes of disk (and the broker-wide
-    log.preallocate=false is not honoured yet, docs/gaps.md)."""
+    would otherwise reserve segment.bytes of disk (the topic config keeps
+    this independent of the broker's log.preallocate)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     if configs is None:
         configs = {"preallocate": "false"}

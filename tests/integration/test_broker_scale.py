@@ -56,8 +56,9 @@ log.dir=%s
 
 def consume_all(addr, names, want_per_part):
     """Every partition's records from offset 0; returns {(topic, p): [values]}.
-    One consumer per topic (100 partitions): a Fetch naming thousands of
-    partitions is refused today (docs/gaps.md)."""
+    One consumer per topic (100 partitions), so each Fetch stays small (a
+    Fetch naming thousands of partitions is served since session 4, tested by
+    test_broker_fetch_wide.py)."""
     from confluent_kafka import Consumer, TopicPartition
     got = {}
     for t in names:
