@@ -248,14 +248,18 @@ def lifetimes(b):
         for i in range(400):
             p.produce(t, partition=0, value=value_of(5 + 8 * (i % 4)))
     assert p.flush(60) == 0
-    # A slow reader (4 KiB receive buffer) holds most of a ~1 MB response unsent.
+    # A slow reader (4 KiB receive buffer) holds most of a large response unsent.
     slow = raw_fetch(b, "zc-del", 4096)
     time.sleep(0.5)
     a = AdminClient({"bootstrap.servers": b.addr})
     for f in a.delete_topics(["zc-del"], operation_timeout=30).values():
         f.result(30)
     body = recv_response(slow)  # every byte still arrives, the size prefix holds
-    assert len(body) > 512 << 10, len(body)
+    # A Fetch reads one tail-cache chunk of the partition: how the 1.6 MB of
+    # appends fell into chunks depends on timing (190 KB to 1.6 MB seen), so
+    # the bound is only "far beyond what a 4 KiB window and the kernel's
+    # send buffer held when the topic was deleted".
+    assert len(body) > 64 << 10, len(body)
     slow.close()
     # Closed early: half read, or not read at all (reset with unsent bytes).
     for k in range(10):
