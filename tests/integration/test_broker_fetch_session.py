@@ -65,37 +65,9 @@ ERR_UNKNOWN_TOPIC_ID = 100
 ERR_SESSION_TOPIC_ID_ERROR = 106
 
 
-class Client:
-    """One connection; request() sends a frame and decodes the response body."""
-
-    def __init__(self, b):
-        self.s = b.connect()
-        self.s.settimeout(10)
-        self.corr = 0
-
-    def recv_exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.s.recv(n - len(out))
-            assert chunk, "connection closed"
-            out += chunk
-        return out
-
-    def request(self, key, ver, body):
-        self.corr += 1
-        self.s.sendall(kwire.encode_request(key, ver, self.corr, "fetch-it", body))
-        n = struct.unpack(">i", self.recv_exact(4))[0]
-        r = kwire.Reader(self.recv_exact(n))
-        assert r.int32() == self.corr
-        flex = kwire.is_flexible(key, ver)
-        if flex and key != 18:
-            kwire.skip_tagged(r)
-        out = kwire.read_struct(r, kwire.API[key]["resp"], ver, flex)
-        assert r.remaining() == 0, r.remaining()
-        return out
-
-    def close(self):
-        self.s.close()
+def Client(b):
+    """One connection to @b (kwire.Client)."""
+    return kwire.Client(b.connect(), "fetch-it", 10)
 
 
 def produce(c, topic, partition, values):

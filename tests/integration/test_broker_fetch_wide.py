@@ -19,7 +19,6 @@ Usage: test_broker_fetch_wide.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
 Exit 77 (skipped) without kafka-python. Bounded: socket timeouts, deadlines.
 """
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -52,38 +51,10 @@ metrics.shm.path=%s.metrics
 """
 
 
-class Client:
-    """One connection; request() sends a frame and decodes the response body."""
-
-    def __init__(self, b):
-        self.s = b.connect()
-        # Generous: creating 2,000 partition logs is slow on a busy disk.
-        self.s.settimeout(180)
-        self.corr = 0
-
-    def recv_exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.s.recv(n - len(out))
-            assert chunk, "connection closed by the broker"
-            out += chunk
-        return out
-
-    def request(self, key, ver, body):
-        self.corr += 1
-        self.s.sendall(kwire.encode_request(key, ver, self.corr, "wide-it", body))
-        n = struct.unpack(">i", self.recv_exact(4))[0]
-        r = kwire.Reader(self.recv_exact(n))
-        assert r.int32() == self.corr
-        flex = kwire.is_flexible(key, ver)
-        if flex and key != 18:
-            kwire.skip_tagged(r)
-        out = kwire.read_struct(r, kwire.API[key]["resp"], ver, flex)
-        assert r.remaining() == 0, r.remaining()
-        return out
-
-    def close(self):
-        self.s.close()
+def Client(b):
+    """One connection to @b (kwire.Client)."""
+    # Generous: creating 2,000 partition logs is slow on a busy disk.
+    return kwire.Client(b.connect(), "wide-it", 180)
 
 
 def value(p):

@@ -719,3 +719,37 @@ def build_batch(records, base_offset=0, timestamp_ms=0):
     head.int8(2)
     head.b += struct.pack(">I", crc32c(bytes(tail.b)))
     return bytes(head.b + tail.b)
+
+
+class Client:
+    """One connection @sock; request() sends a frame and decodes the response body."""
+
+    def __init__(self, sock, client_id, timeout):
+        self.s = sock
+        self.s.settimeout(timeout)
+        self.client_id = client_id
+        self.corr = 0
+
+    def recv_exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.s.recv(n - len(out))
+            assert chunk, "connection closed by the broker"
+            out += chunk
+        return out
+
+    def request(self, key, ver, body):
+        self.corr += 1
+        self.s.sendall(encode_request(key, ver, self.corr, self.client_id, body))
+        n = struct.unpack(">i", self.recv_exact(4))[0]
+        r = Reader(self.recv_exact(n))
+        assert r.int32() == self.corr
+        flex = is_flexible(key, ver)
+        if flex and key != 18:
+            skip_tagged(r)
+        out = read_struct(r, API[key]["resp"], ver, flex)
+        assert r.remaining() == 0, r.remaining()
+        return out
+
+    def close(self):
+        self.s.close()
