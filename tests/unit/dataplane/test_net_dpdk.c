@@ -21,42 +21,13 @@
  * after the peer acknowledged every byte, or at the reset of a connection
  * closed with the response half sent.
  */
-#include <errno.h>
-#include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include <rte_eal.h>
-#include <rte_ethdev.h>
-#include <rte_eth_ring.h>
-#include <rte_lcore.h>
-#include <rte_mbuf.h>
-#include <rte_ring.h>
-
-#include "dp_config.h"
-#include "dp_conn.h"
-#include "dp_reactor.h"
-#include "net.h"
+#include "dp_transport_test_util.h"
 #include "net_dpdk.h"
-#include "net_port.h"
-#include "net_tcp.h"
 
 #define T_MAX_INFLIGHT 4
 #define T_DEFER_MAX 64
 
 static struct dp_config g_cfg;
-static struct rte_ring *g_to_port;   /* the port's rx ring: client output */
-static struct rte_ring *g_from_port; /* the port's tx ring: client input */
-static struct rte_mempool *g_client_pool;
-static struct net_stack *g_client;
 static unsigned int g_lcore;
 
 /* The request handler's state. */
@@ -76,16 +47,8 @@ static struct {
 	uint32_t sg_released;
 } h;
 
-/* The client connection's state. */
-static struct {
-	struct net_tcp_conn *c;
-	bool connected;
-	bool closed;
-	bool eof;
-	uint8_t *rx;
-	size_t rx_len;
-	size_t rx_cap;
-} cl;
+/* The client connection. */
+static struct t_conn cl;
 
 static void
 big_free(void *arg, void *buf)
@@ -211,103 +174,26 @@ t_answer_deferred(void)
 	}
 }
 
-/* --- the client stack --- */
+/* --- the client --- */
 
-static uint16_t
-client_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
-{
-	return (uint16_t)rte_ring_enqueue_burst(g_to_port, (void **)pkts, n, NULL);
-}
-
-static void
-cl_connected(void *arg, struct net_tcp_conn *c)
-{
-	cl.connected = true;
-}
-
-static void
-cl_data(void *arg, struct net_tcp_conn *c, struct rte_mbuf *m, uint32_t len)
-{
-	uint32_t off = 0;
-
-	if (cl.rx_len + len > cl.rx_cap) {
-		cl.rx_cap = (cl.rx_len + len) * 2;
-		cl.rx = realloc(cl.rx, cl.rx_cap);
-		assert_non_null(cl.rx);
-	}
-	for (struct rte_mbuf *s = m; s != NULL; s = s->next) {
-		memcpy(cl.rx + cl.rx_len + off, rte_pktmbuf_mtod(s, const uint8_t *), s->data_len);
-		off += s->data_len;
-	}
-	assert_int_equal(off, len);
-	cl.rx_len += len;
-	rte_pktmbuf_free(m);
-	net_tcp_recved(c, len);
-}
-
-static void
-cl_eof(void *arg, struct net_tcp_conn *c)
-{
-	cl.eof = true;
-}
-
-static void
-cl_closed(void *arg, struct net_tcp_conn *c, int status)
-{
-	cl.closed = true;
-	cl.c = NULL;
-}
-
-static const struct net_tcp_ops cl_ops = {
-	.connected = cl_connected,
-	.data = cl_data,
-	.eof = cl_eof,
-	.closed = cl_closed,
-};
-
-/* One round: the broker's reactor, then the client's input and timers. */
 static void
 pump(void)
 {
-	struct rte_mbuf *pkts[64];
-	unsigned int n;
-
-	dp_reactor_poll_once(g_lcore);
-	while ((n = rte_ring_dequeue_burst(g_from_port, (void **)pkts, 64, NULL)) > 0)
-		net_stack_input(g_client, pkts, (uint16_t)n, net_port_now_us());
-	net_stack_poll(g_client, net_port_now_us());
+	t_ring_pump(g_lcore);
 }
 
-/* Pump until @cond or 5 s of wall time. */
-#define PUMP_UNTIL(cond)                                                              \
-	do {                                                                          \
-		uint64_t end_ = net_port_now_us() + 5000000;                          \
-		while (!(cond) && net_port_now_us() < end_)                           \
-			pump();                                                       \
-		assert_true(cond);                                                    \
-	} while (0)
+#define PUMP_UNTIL(cond) T_PUMP_UNTIL(pump(), cond)
 
 static void
 client_open(void)
 {
-	memset(&cl, 0, sizeof(cl));
-	assert_int_equal(net_tcp_connect(g_client, rte_cpu_to_be_32(0xc6120002), 9092, &cl_ops,
-		NULL, &cl.c), 0);
-	PUMP_UNTIL(cl.connected);
+	t_conn_open(&cl, g_lcore);
 }
 
 static void
 client_close(void)
 {
-	if (cl.c != NULL) {
-		net_tcp_close(cl.c);
-		PUMP_UNTIL(cl.closed);
-	}
-	/* Let the broker reap its side (FIN both ways). */
-	for (int i = 0; i < 20; i++)
-		pump();
-	free(cl.rx);
-	memset(&cl, 0, sizeof(cl));
+	t_conn_close(&cl, g_lcore);
 }
 
 /* Send all of @p (len bytes), pumping while the send queue is full. */
@@ -501,84 +387,48 @@ test_scatter_gather_extbuf(void **state)
 static int
 setup(void **state)
 {
-	char prefix[64];
-	char *argv[] = {
-		"test_net_dpdk", "--no-huge", "--no-pci", "-m", "256", "--no-shconf",
-		"--log-level=error", "--no-telemetry", "-l", "0", prefix, NULL,
-	};
-	const char *keys[][2] = {
-		{"dataplane.transport", "dpdk"},
-		{"listeners", "PLAINTEXT://198.18.0.2:9092"},
-		{"dataplane.port.ipv4.address", "198.18.0.2"},
-		{"dataplane.max.connections", "8"},
-		{"dataplane.conn.rx.buffer.bytes", "4096"},
-		{"dataplane.conn.max.inflight", "4"},
-		{"dataplane.frame.large.bytes", "1048576"},
-		{"dataplane.frame.large.buffers", "2"},
-		{"dataplane.response.buffer.bytes", "8192"},
-		{"dataplane.response.buffers", "64"},
-		{"dataplane.port.mbufs", "4096"},
-		{"dataplane.poll.idle.sleep.us", "0"},
-	};
-	struct rte_ring *rx, *tx;
-	struct net_config nc;
 	char name[RTE_ETH_NAME_MAX_LEN];
-	char err[DP_CONFIG_ERR_LEN];
 	char why[256];
 	unsigned int lcores[1];
-	int port;
 
-	snprintf(prefix, sizeof(prefix), "--file-prefix=tnd%d", (int)getpid());
-	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0) {
-		fprintf(stderr, "SKIP: EAL did not start\n");
-		exit(77);
+	t_eal_start("test_net_dpdk", "256", "tnd");
+	t_ring_port_create("tnd", name);
+	{
+		const char *const keys[][2] = {
+			{"dataplane.port.device", name},
+			{"dataplane.transport", "dpdk"},
+			{"listeners", "PLAINTEXT://198.18.0.2:9092"},
+			{"dataplane.port.ipv4.address", "198.18.0.2"},
+			{"dataplane.max.connections", "8"},
+			{"dataplane.conn.rx.buffer.bytes", "4096"},
+			{"dataplane.conn.max.inflight", "4"},
+			{"dataplane.frame.large.bytes", "1048576"},
+			{"dataplane.frame.large.buffers", "2"},
+			{"dataplane.response.buffer.bytes", "8192"},
+			{"dataplane.response.buffers", "64"},
+			{"dataplane.port.mbufs", "4096"},
+			{"dataplane.poll.idle.sleep.us", "0"},
+		};
+
+		t_config_load(&g_cfg, keys, RTE_DIM(keys));
 	}
-	rx = rte_ring_create("tnd_rx", 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	tx = rte_ring_create("tnd_tx", 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	assert_true(rx != NULL && tx != NULL);
-	g_to_port = rx;
-	g_from_port = tx;
-	port = rte_eth_from_rings("tnd", &rx, 1, &tx, 1, SOCKET_ID_ANY);
-	assert_true(port >= 0);
-	assert_int_equal(rte_eth_dev_get_name_by_port((uint16_t)port, name), 0);
-
-	assert_int_equal(dp_config_init(&g_cfg), 0);
-	assert_int_equal(dp_config_set(&g_cfg, "dataplane.port.device", name, "t", 1, err,
-		sizeof(err)), 0);
-	for (size_t i = 0; i < RTE_DIM(keys); i++)
-		assert_int_equal(dp_config_set(&g_cfg, keys[i][0], keys[i][1], "t", 1, err,
-			sizeof(err)), 0);
-	assert_int_equal(dp_config_finish(&g_cfg, "t", err, sizeof(err)), 0);
 	g_lcore = rte_lcore_id();
 	lcores[0] = g_lcore;
 	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
 	if (net_dpdk_init(&g_cfg, t_handler, NULL, why, sizeof(why)) < 0)
 		fail_msg("net_dpdk_init: %s", why);
-
-	g_client_pool = rte_pktmbuf_pool_create("tnd_client", 8191, 0, 0,
-		RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-	assert_non_null(g_client_pool);
-	memset(&nc, 0, sizeof(nc));
-	nc.ipv4_addr = rte_cpu_to_be_32(0xc6120001); /* 198.18.0.1 */
-	nc.pool = g_client_pool;
-	nc.tx_fn = client_tx;
-	nc.mac.addr_bytes[0] = 0x02;
-	nc.mac.addr_bytes[5] = 0x01;
-	nc.seed = 42;
-	g_client = net_stack_create(&nc);
-	assert_non_null(g_client);
-	net_stack_start(g_client, net_port_now_us());
+	t_client_start("tnd");
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	net_stack_free(g_client);
+	net_stack_free(t_client);
 	net_dpdk_fini();
 	dp_reactors_fini();
 	dp_config_free(&g_cfg);
-	rte_mempool_free(g_client_pool);
+	rte_mempool_free(t_client_pool);
 	rte_eal_cleanup();
 	return 0;
 }

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers shared by the transport tests of tests/unit/dataplane
+ * (test_net_kernel.c, test_net_dpdk.c, test_net_dpdk_walk.c), each of which
+ * runs a transport in one process with its reactor driven by hand
+ * (dp_reactor_poll_once) on the test's own lcore:
+ *
+ * - EAL start-up in memory (no hugepages, no devices) and a dp_config built
+ *   from a table of keys;
+ * - the "hold" handler of the end-poller walk tests: every request frame
+ *   (4 bytes: api key, a tag, a sequence number) is kept pending unless its
+ *   tag is 'X' ("cross"), which answers itself and every request held for
+ *   another connection from inside the handler; frame builders and response
+ *   readers for it;
+ * - for the DPDK transport, a net_ring port (its rx ring fed by the test, its
+ *   tx ring drained by it) and a client on a second instance of our TCP stack
+ *   (198.18.0.1 talking to the broker's 198.18.0.2:9092), with client
+ *   connections that collect what they receive.
+ *
+ * Everything is static inline (state marked unused), so each test includes
+ * what it uses; the ring port's functions need rte_net_ring only when used.
+ */
+#ifndef SLP_DP_TRANSPORT_TEST_UTIL_H
+#define SLP_DP_TRANSPORT_TEST_UTIL_H
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <rte_common.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_eth_ring.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dp_config.h"
+#include "dp_conn.h"
+#include "dp_reactor.h"
+#include "net.h"
+#include "net_port.h"
+#include "net_tcp.h"
+
+#define T_UNUSED __attribute__((unused))
+
+/* ---- time, EAL, configuration ---- */
+
+/* CLOCK_MONOTONIC in microseconds: the tests' deadlines. */
+static inline uint64_t
+t_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Run @step until @cond holds or 5 s of wall time have passed; then assert @cond. */
+#define T_PUMP_UNTIL(step, cond)                                                      \
+	do {                                                                          \
+		uint64_t end_ = t_now_us() + 5000000;                                 \
+		while (!(cond) && t_now_us() < end_)                                  \
+			step;                                                         \
+		assert_true(cond);                                                    \
+	} while (0)
+
+/*
+ * Start EAL in memory on lcore 0 with @mem_mb MiB and the file prefix
+ * <@tag><pid> (so parallel tests never share a runtime directory). Exits 77
+ * (skipped) when EAL does not start. @name is argv[0].
+ */
+static inline void
+t_eal_start(const char *name, const char *mem_mb, const char *tag)
+{
+	char prefix[64];
+	char *argv[] = {
+		(char *)name, "--no-huge", "--no-pci", "-m", (char *)mem_mb, "--no-shconf",
+		"--log-level=error", "--no-telemetry", "-l", "0", prefix, NULL,
+	};
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=%s%d", tag, (int)getpid());
+	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0) {
+		fprintf(stderr, "SKIP: EAL did not start\n");
+		exit(77);
+	}
+}
+
+/* Initialise @cfg with @n (key, value) pairs of @keys set in order; fails the test on an error. */
+static inline void
+t_config_load(struct dp_config *cfg, const char *const keys[][2], size_t n)
+{
+	char err[DP_CONFIG_ERR_LEN];
+
+	assert_int_equal(dp_config_init(cfg), 0);
+	for (size_t i = 0; i < n; i++)
+		if (dp_config_set(cfg, keys[i][0], keys[i][1], "t", 1, err, sizeof(err)) < 0)
+			fail_msg("config %s=%s: %s", keys[i][0], keys[i][1], err);
+	if (dp_config_finish(cfg, "t", err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+}
+
+/* ---- the hold handler ---- */
+
+#define T_HOLD_FRAME_LEN 4 /* api key (2 bytes), a tag, a sequence number */
+#define T_HOLD_MAX 16
+#define T_HOLD_RESP_LEN (4 + T_HOLD_FRAME_LEN) /* a response: size prefix, the frame */
+
+/* The handler's state: reset with memset before each test. */
+static struct {
+	uint32_t calls;
+	struct {
+		struct dp_conn *conn;
+		uint64_t req;
+		uint8_t frame[T_HOLD_FRAME_LEN];
+	} held[T_HOLD_MAX];
+	uint32_t n_held;
+} t_hold T_UNUSED;
+
+/* Answer request @req of @conn with a copy of its @frame (a pool response buffer). */
+static inline void
+t_hold_answer(struct dp_conn *conn, uint64_t req, const uint8_t *frame)
+{
+	uint8_t *buf = dp_conn_resp_alloc(conn);
+
+	assert_non_null(buf);
+	buf[0] = 0;
+	buf[1] = 0;
+	buf[2] = 0;
+	buf[3] = T_HOLD_FRAME_LEN;
+	memcpy(buf + 4, frame, T_HOLD_FRAME_LEN);
+	assert_int_equal(dp_conn_reply(conn, req, buf, T_HOLD_RESP_LEN, dp_conn_resp_free,
+		conn->env->resp_pool), 0);
+}
+
+/* Answer the held requests of @conn (all of them when NULL), or of every other when @others. */
+static inline void
+t_hold_answer_held(struct dp_conn *conn, bool others)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < t_hold.n_held; i++) {
+		bool match = conn == NULL || (others ? t_hold.held[i].conn != conn :
+						       t_hold.held[i].conn == conn);
+
+		if (match)
+			t_hold_answer(t_hold.held[i].conn, t_hold.held[i].req,
+				t_hold.held[i].frame);
+		else
+			t_hold.held[kept++] = t_hold.held[i];
+	}
+	t_hold.n_held = kept;
+}
+
+/* How many requests of @conn are held. */
+static inline uint32_t
+t_hold_count(const struct dp_conn *conn)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t_hold.n_held; i++)
+		n += t_hold.held[i].conn == conn;
+	return n;
+}
+
+/* The transport's handler (dp_conn's frame callback): @frame is borrowed, so it is copied. */
+static inline int
+t_hold_handler(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame, uint32_t len)
+{
+	(void)arg;
+	assert_int_equal(len, T_HOLD_FRAME_LEN);
+	t_hold.calls++;
+	if (frame[2] == 'X') {
+		t_hold_answer(conn, req, frame);
+		t_hold_answer_held(conn, true);
+		return 0;
+	}
+	assert_true(t_hold.n_held < T_HOLD_MAX);
+	t_hold.held[t_hold.n_held].conn = conn;
+	t_hold.held[t_hold.n_held].req = req;
+	memcpy(t_hold.held[t_hold.n_held].frame, frame, T_HOLD_FRAME_LEN);
+	t_hold.n_held++;
+	return 0;
+}
+
+/*
+ * The frames tagged by the characters of @tags (at most @cap / T_HOLD_RESP_LEN),
+ * sequence numbers from @seq, written to @out (caller's): their total length.
+ */
+static inline size_t
+t_hold_frames(uint8_t *out, size_t cap, const char *tags, uint8_t seq)
+{
+	size_t n = 0;
+
+	assert_true(strlen(tags) * T_HOLD_RESP_LEN <= cap);
+	for (const char *t = tags; *t != '\0'; t++, seq++) {
+		const uint8_t f[T_HOLD_RESP_LEN] = {0, 0, 0, T_HOLD_FRAME_LEN, 0, 18, (uint8_t)*t, seq};
+
+		memcpy(out + n, f, sizeof(f));
+		n += sizeof(f);
+	}
+	return n;
+}
+
+/* Assert that response @i of the @len bytes a client received at @rx is (@tag, @seq). */
+static inline void
+t_hold_check_response(const uint8_t *rx, size_t len, size_t i, char tag, uint8_t seq)
+{
+	const uint8_t *r = rx + i * T_HOLD_RESP_LEN;
+
+	assert_true((i + 1) * T_HOLD_RESP_LEN <= len);
+	assert_int_equal(r[0] | r[1] | r[2], 0);
+	assert_int_equal(r[3], T_HOLD_FRAME_LEN);
+	assert_int_equal(r[6], (uint8_t)tag);
+	assert_int_equal(r[7], seq);
+}
+
+/* ---- a net_ring port and a client TCP stack (the DPDK transport's tests) ---- */
+
+#define T_RING_BROKER_IP 0xc6120002u /* 198.18.0.2, host order */
+#define T_RING_CLIENT_IP 0xc6120001u /* 198.18.0.1 */
+
+static struct rte_ring *t_to_port T_UNUSED;   /* the port's rx ring: client output */
+static struct rte_ring *t_from_port T_UNUSED; /* the port's tx ring: client input */
+static struct rte_mempool *t_client_pool T_UNUSED;
+static struct net_stack *t_client T_UNUSED;
+
+/*
+ * A net_ring ethdev port named after @tag (rings "<tag>_rx", "<tag>_tx"); its
+ * device name (for dataplane.port.device) goes to @name (RTE_ETH_NAME_MAX_LEN).
+ */
+static inline void
+t_ring_port_create(const char *tag, char *name)
+{
+	char rname[RTE_RING_NAMESIZE];
+	struct rte_ring *rx, *tx;
+	int port;
+
+	snprintf(rname, sizeof(rname), "%s_rx", tag);
+	rx = rte_ring_create(rname, 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(rname, sizeof(rname), "%s_tx", tag);
+	tx = rte_ring_create(rname, 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	assert_true(rx != NULL && tx != NULL);
+	t_to_port = rx;
+	t_from_port = tx;
+	port = rte_eth_from_rings(tag, &rx, 1, &tx, 1, SOCKET_ID_ANY);
+	assert_true(port >= 0);
+	assert_int_equal(rte_eth_dev_get_name_by_port((uint16_t)port, name), 0);
+}
+
+static inline uint16_t
+t_client_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
+{
+	(void)arg;
+	return (uint16_t)rte_ring_enqueue_burst(t_to_port, (void **)pkts, n, NULL);
+}
+
+/*
+ * The client stack at 198.18.0.1, its output into the port's rx ring; pool
+ * "<tag>_client". At teardown: net_stack_free(t_client) first, and
+ * rte_mempool_free(t_client_pool) only after the transport has stopped (its
+ * port may still hold the client's mbufs).
+ */
+static inline void
+t_client_start(const char *tag)
+{
+	char pname[RTE_MEMPOOL_NAMESIZE];
+	struct net_config nc;
+
+	snprintf(pname, sizeof(pname), "%s_client", tag);
+	t_client_pool = rte_pktmbuf_pool_create(pname, 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+		SOCKET_ID_ANY);
+	assert_non_null(t_client_pool);
+	memset(&nc, 0, sizeof(nc));
+	nc.ipv4_addr = rte_cpu_to_be_32(T_RING_CLIENT_IP);
+	nc.pool = t_client_pool;
+	nc.tx_fn = t_client_tx;
+	nc.mac.addr_bytes[0] = 0x02;
+	nc.mac.addr_bytes[5] = 0x01;
+	nc.seed = 42;
+	t_client = net_stack_create(&nc);
+	assert_non_null(t_client);
+	net_stack_start(t_client, net_port_now_us());
+}
+
+/* The client's input (what the broker sent) and timers, no broker iteration. */
+static inline void
+t_client_pump(void)
+{
+	struct rte_mbuf *pkts[64];
+	unsigned int n;
+
+	while ((n = rte_ring_dequeue_burst(t_from_port, (void **)pkts, 64, NULL)) > 0)
+		net_stack_input(t_client, pkts, (uint16_t)n, net_port_now_us());
+	net_stack_poll(t_client, net_port_now_us());
+}
+
+/* One round: the broker's reactor on @lcore, then the client. */
+static inline void
+t_ring_pump(unsigned int lcore)
+{
+	dp_reactor_poll_once(lcore);
+	t_client_pump();
+}
+
+/* A client connection and what it received (rx malloc'ed, grown as needed). */
+struct t_conn {
+	struct net_tcp_conn *c; /* NULL once closed */
+	bool connected;
+	bool closed;
+	bool eof;
+	uint8_t *rx;
+	size_t rx_len;
+	size_t rx_cap;
+};
+
+static inline void
+t_conn_connected(void *arg, struct net_tcp_conn *c)
+{
+	(void)c;
+	((struct t_conn *)arg)->connected = true;
+}
+
+/* Consumes @m: its bytes are appended to the connection's rx. */
+static inline void
+t_conn_data(void *arg, struct net_tcp_conn *c, struct rte_mbuf *m, uint32_t len)
+{
+	struct t_conn *cl = arg;
+	uint32_t off = 0;
+
+	if (cl->rx_len + len > cl->rx_cap) {
+		cl->rx_cap = (cl->rx_len + len) * 2;
+		cl->rx = realloc(cl->rx, cl->rx_cap);
+		assert_non_null(cl->rx);
+	}
+	for (struct rte_mbuf *s = m; s != NULL; s = s->next) {
+		memcpy(cl->rx + cl->rx_len + off, rte_pktmbuf_mtod(s, const uint8_t *), s->data_len);
+		off += s->data_len;
+	}
+	assert_int_equal(off, len);
+	cl->rx_len += len;
+	rte_pktmbuf_free(m);
+	net_tcp_recved(c, len);
+}
+
+static inline void
+t_conn_eof(void *arg, struct net_tcp_conn *c)
+{
+	(void)c;
+	((struct t_conn *)arg)->eof = true;
+}
+
+static inline void
+t_conn_closed(void *arg, struct net_tcp_conn *c, int status)
+{
+	struct t_conn *cl = arg;
+
+	(void)c;
+	(void)status;
+	cl->closed = true;
+	cl->c = NULL;
+}
+
+static const struct net_tcp_ops t_conn_ops T_UNUSED = {
+	.connected = t_conn_connected,
+	.data = t_conn_data,
+	.eof = t_conn_eof,
+	.closed = t_conn_closed,
+};
+
+/* Connect @cl to the broker's 198.18.0.2:9092, pumping @lcore's reactor until established. */
+static inline void
+t_conn_open(struct t_conn *cl, unsigned int lcore)
+{
+	memset(cl, 0, sizeof(*cl));
+	assert_int_equal(net_tcp_connect(t_client, rte_cpu_to_be_32(T_RING_BROKER_IP), 9092,
+		&t_conn_ops, cl, &cl->c), 0);
+	T_PUMP_UNTIL(t_ring_pump(lcore), cl->connected);
+}
+
+/* Close @cl (if still open), wait for both sides to finish, free what it received. */
+static inline void
+t_conn_close(struct t_conn *cl, unsigned int lcore)
+{
+	if (cl->c != NULL) {
+		net_tcp_close(cl->c);
+		T_PUMP_UNTIL(t_ring_pump(lcore), cl->closed);
+	}
+	/* Let the broker reap its side (FIN both ways). */
+	for (int i = 0; i < 20; i++)
+		t_ring_pump(lcore);
+	free(cl->rx);
+	memset(cl, 0, sizeof(*cl));
+}
+
+#endif /* SLP_DP_TRANSPORT_TEST_UTIL_H */
