@@ -24,6 +24,21 @@
  * The state is updated when the append is submitted (the offsets are known
  * then), so up to 5 pipelined requests of one producer check against each
  * other; nothing here allocates.
+ *
+ * Out of tail-cache chunks (a partition holds one while it has unwritten
+ * appends, so storage.cache.chunks bounds the partitions written at once),
+ * stor_log_append() answers -EAGAIN. Kafka never fails a Produce for lack of
+ * buffer space, so the request is held back ("parked"): what was appended
+ * stays appended, the context remembers where it stopped (partition and
+ * byte offset within its records) and the results so far (in the tail of
+ * its response buffer), and the handler answers -EAGAIN. The transport keeps
+ * the frame and offers it again (the connection reads nothing more
+ * meanwhile, so no later request of it can append first, and its responses
+ * stay in order; other connections go on); each offer is a cheap check until
+ * an append completed or a chunk is available, then the request is decoded
+ * again (no copy: it borrows the frame as before) and appending resumes where
+ * it stopped. Past the request's timeout_ms the partitions not appended answer
+ * REQUEST_TIMED_OUT, what Kafka answers on a timeout.
  */
 #include "dp_requests_int.h"
 #include "dp_requests.h"
@@ -65,15 +80,36 @@ struct produce_ctx {
 	uint64_t req;
 	uint8_t *buf; /* encoded response, or NULL for acks=0 */
 	uint32_t len;
-	uint32_t pending; /* appends in flight + 1 while the handler runs */
+	uint32_t pending; /* appends in flight + 1 while the handler runs or it is parked */
 	bool failed;
+	bool dropped; /* parked, then its connection went: no reply */
+	bool parked;  /* held back: its frame is offered again (see the file comment) */
+	uint32_t next_part; /* parked: partitions (in request order) before this one are done */
+	uint32_t next_off;  /* parked: bytes of that partition's records already appended */
+	uint64_t deadline_tsc; /* parked: past it, the partitions left answer REQUEST_TIMED_OUT */
+	uint64_t progress;  /* parked: g_produce_progress when it last stopped */
 	uint64_t submit_tsc; /* when the appends were submitted (storage write latency) */
-	struct produce_ctx *next_free;
+	struct produce_ctx *next_free; /* free list; the parked list while parked */
+};
+
+/*
+ * A parked request's results so far, one per partition up to and including
+ * the one it stopped in (its base offset when some batch of it was
+ * appended), kept in the tail of its response buffer until the response is
+ * encoded there.
+ */
+struct produce_saved {
+	int64_t base_offset;
+	int64_t log_start_offset;
+	int16_t error_code;
 };
 
 #define PRODUCE_CTX_COUNT 4096
 static struct produce_ctx g_produce_ctx[PRODUCE_CTX_COUNT];
 static struct produce_ctx *g_produce_free;
+static struct produce_ctx *g_produce_parked; /* parked requests, newest first */
+static uint64_t g_produce_progress;          /* append completions so far (parked retries) */
+static struct dp_produce_stats g_produce_stats;
 
 static void
 produce_ctx_put(struct produce_ctx *c)
@@ -85,7 +121,9 @@ produce_ctx_put(struct produce_ctx *c)
 static void
 produce_finish(struct produce_ctx *c)
 {
-	if (c->failed) {
+	if (c->dropped) {
+		/* Its connection went while it was parked: the buffer went back then. */
+	} else if (c->failed) {
 		if (c->buf != NULL)
 			dp_conn_resp_free(c->conn->env->resp_pool, c->buf);
 		if (dp_conn_req_gen(c->req) == c->conn->gen) {
@@ -108,6 +146,7 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 
 	if (rc < 0)
 		c->failed = true;
+	g_produce_progress++; /* a chunk or a pending slot may have come free: parked ones retry */
 	dp_fetch_appended(); /* wakes parked fetches */
 	dp_metrics_storage_write(rte_rdtsc() - c->submit_tsc);
 	if (--c->pending == 0)
@@ -116,12 +155,6 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 
 #define PRODUCE_FULL INT16_MIN
 
-/*
- * Append every batch of one partition's records.
- * @return a Kafka error code, or PRODUCE_FULL when storage takes no more
- *         appends right now (nothing of this partition was appended only if
- *         it failed on the first batch).
- */
 /* Wall clock in ms: producer.id.expiration.ms against batch timestamps, as Kafka. */
 static int64_t
 produce_wall_ms(void)
@@ -164,10 +197,19 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 	}
 }
 
+/*
+ * Append every batch of one partition's records, from byte @*off_io of
+ * @records (0: all of them, validated and checked first; more: the rest of
+ * a partition a parked request stopped in, validated then, with
+ * *@base_offset still holding the first batch's offset).
+ * @return a Kafka error code, or PRODUCE_FULL when storage takes no more
+ *         appends right now: *@off_io is then where the first batch not
+ *         appended starts (0: nothing of this partition was appended).
+ */
 static int16_t
 produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32_t *pending,
 	struct dp_partition *pp, const struct kp_bytes *records, unsigned flags,
-	int64_t *base_offset)
+	int64_t *base_offset, size_t *off_io)
 {
 	struct stor_log *log = pp->log;
 	size_t off = 0;
@@ -176,6 +218,11 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 	bool idempotent = false;
 	int rc;
 
+	if (*off_io > 0 && *off_io < len) {
+		off = *off_io;
+		goto append;
+	}
+	*off_io = 0;
 	*base_offset = -1;
 	if (len == 0)
 		return KP_ERR_CORRUPT_MESSAGE;
@@ -218,7 +265,9 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 		if (err != KP_ERR_NONE)
 			return err;
 	}
-	for (off = 0; off < len;) {
+	off = 0;
+append:
+	while (off < len) {
 		struct kp_batch_header bh;
 		int64_t base;
 
@@ -226,8 +275,10 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
 		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags, cb, cb_arg,
 			&base);
-		if (rc == -EAGAIN)
+		if (rc == -EAGAIN) {
+			*off_io = off;
 			return PRODUCE_FULL; /* too many appends in flight or no free chunk */
+		}
 		if (rc < 0)
 			return rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR : kp_error_from_errno(rc);
 		(*pending)++;
@@ -424,9 +475,12 @@ sub_run(void *arg)
 			pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			continue;
 		}
+		size_t off = 0;
+
 		pr->error_code = produce_partition(sub->q, sub_appended, sub, &sub->pending, it->pp,
-			&it->records, sub->sp->flags, &pr->base_offset);
-		if (pr->error_code == PRODUCE_FULL) /* storage busy: retriable */
+			&it->records, sub->sp->flags, &pr->base_offset, &off);
+		/* Storage busy: retriable. UNFINISHED: park as the single-owner path does. */
+		if (pr->error_code == PRODUCE_FULL)
 			pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
 		pr->log_start_offset = stor_log_start_offset(it->pp->log);
 		it->leo = stor_log_end_offset(it->pp->log);
@@ -599,6 +653,98 @@ again:
 	return err;
 }
 
+/* The parked context of request @req of @conn, or NULL. */
+static struct produce_ctx *
+produce_parked_find(const struct dp_conn *conn, uint64_t req)
+{
+	for (struct produce_ctx *c = g_produce_parked; c != NULL; c = c->next_free)
+		if (c->conn == conn && c->req == req)
+			return c;
+	return NULL;
+}
+
+static void
+produce_unpark(struct produce_ctx *c)
+{
+	struct produce_ctx **pp = &g_produce_parked;
+
+	while (*pp != c)
+		pp = &(*pp)->next_free;
+	*pp = c->next_free;
+	c->next_free = NULL;
+	c->parked = false;
+}
+
+/*
+ * Give up a parked request whose frame will not be offered again: what it
+ * appended stays appended (and completes as usual), the response buffer goes
+ * back and nothing is replied (the connection is gone, or is being closed).
+ */
+static void
+produce_drop(struct produce_ctx *c)
+{
+	produce_unpark(c);
+	if (c->buf != NULL)
+		dp_conn_resp_free(c->conn->env->resp_pool, c->buf);
+	c->buf = NULL;
+	c->dropped = true;
+	g_produce_stats.dropped++;
+	if (--c->pending == 0)
+		produce_finish(c);
+}
+
+/* Drop parked requests of connections closed or reset since they parked. */
+static void
+produce_parked_sweep(void)
+{
+	struct produce_ctx *c = g_produce_parked;
+
+	while (c != NULL) {
+		struct produce_ctx *next = c->next_free;
+
+		if (dp_conn_req_gen(c->req) != c->conn->gen)
+			produce_drop(c);
+		c = next;
+	}
+}
+
+/*
+ * May parked request @c try again? When an append completed since it
+ * stopped (a chunk or a pending slot may be free), a chunk is available
+ * (a Fetch released one), or its time is up; otherwise the offer costs this
+ * check only.
+ */
+static bool
+produce_may_resume(const struct dp_broker *b, const struct produce_ctx *c)
+{
+	if (c->progress != g_produce_progress || rte_rdtsc() >= c->deadline_tsc)
+		return true;
+	for (unsigned w = 0; w < b->n_writers; w++)
+		if (dp_broker_writer_local(b, w) &&
+			stor_engine_chunks_available(b->writers[w].engine) > 0)
+			return true;
+	return false;
+}
+
+/* Where @n saved results live in response buffer @buf of @size bytes (its tail, aligned). */
+static struct produce_saved *
+produce_saved_at(uint8_t *buf, uint32_t size, uint32_t n)
+{
+	return (struct produce_saved *)(void *)(buf +
+		(((size_t)size - (size_t)n * sizeof(struct produce_saved)) & ~(size_t)7));
+}
+
+/* Can @c hold back, stopping in its partition @k (0-based, request order)? */
+static bool
+produce_can_park(const struct produce_ctx *c, uint32_t k)
+{
+	if (c->deadline_tsc == 0 || rte_rdtsc() >= c->deadline_tsc)
+		return false; /* timeout_ms 0, or spent */
+	if (c->buf == NULL)
+		return true; /* acks=0: no results to keep */
+	return ((size_t)k + 1) * sizeof(struct produce_saved) + 16 <= c->conn->env->resp_buf_size;
+}
+
 int
 dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	const struct kp_request_header *h, struct kp_reader *r)
@@ -609,17 +755,45 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	struct kp_produce_request m;
 	struct kp_produce_response resp;
 	struct kp_produce_response_topic_produce_response *rts;
-	struct produce_ctx *c;
+	struct kp_produce_response_partition_produce_response **flat;
+	struct produce_saved *saved = NULL;
+	struct produce_ctx *c = NULL;
 	uint8_t *buf = NULL;
 	unsigned flags = 0;
+	uint32_t n_parts = 0;
+	uint32_t n_saved = 0;
+	uint32_t idx = 0;
+	bool stopped = false;
+	bool timed_out = false;
 	int rc;
 
-	if (g_produce_free == NULL)
+	if (g_produce_parked != NULL) {
+		produce_parked_sweep();
+		c = produce_parked_find(conn, req);
+		if (c != NULL && !produce_may_resume(b, c))
+			return -EAGAIN; /* still held back: offered again later */
+	}
+	if (c == NULL && g_produce_free == NULL)
 		return -EAGAIN; /* every context waits for appends: offered again later */
 	rc = kp_produce_request_decode(&m, v, r, a);
 	if (rc < 0) {
+		if (c != NULL)
+			produce_drop(c); /* it decoded before: not expected */
 		dp_req_close_log(conn, "malformed", h, rc);
 		return -EPROTO;
+	}
+	if (m.acks == -1 && b->log_cfg.fsync_acks_all)
+		flags = STOR_APPEND_DURABLE;
+	if (c != NULL) {
+		/* A parked request offered again: on from where it stopped. */
+		produce_unpark(c);
+		g_produce_stats.resumed++;
+		buf = c->buf;
+		timed_out = rte_rdtsc() >= c->deadline_tsc;
+		n_saved = c->next_part + 1;
+		if (buf != NULL)
+			saved = produce_saved_at(buf, conn->env->resp_buf_size, n_saved);
+		goto run;
 	}
 	if (m.acks != 0) {
 		buf = dp_conn_resp_alloc(conn);
@@ -633,22 +807,32 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		dp_req_close_log(conn, "transactional", h, -ENOTSUP);
 		return -EPROTONOSUPPORT;
 	}
-	if (m.acks == -1 && b->log_cfg.fsync_acks_all)
-		flags = STOR_APPEND_DURABLE;
 	if (produce_needs_split(b, &m))
 		return produce_split(q, conn, req, h, &m, buf, flags);
 	c = g_produce_free;
 	g_produce_free = c->next_free;
+	c->next_free = NULL;
 	c->conn = conn;
 	c->req = req;
 	c->buf = buf;
 	c->len = 0;
 	c->pending = 1;
 	c->failed = false;
+	c->dropped = false;
+	c->parked = false;
+	c->next_part = 0;
+	c->next_off = 0;
 	c->submit_tsc = rte_rdtsc();
+	c->deadline_tsc = m.timeout_ms > 0 ?
+		c->submit_tsc + (uint64_t)m.timeout_ms * rte_get_tsc_hz() / 1000 : 0;
+run:
+	for (int32_t i = 0; i < m.topic_data.count; i++)
+		n_parts += m.topic_data.items[i].partition_data.count > 0 ?
+			(uint32_t)m.topic_data.items[i].partition_data.count : 0;
+	flat = kp_arena_alloc(a, sizeof(*flat) * (n_parts > 0 ? n_parts : 1), 8);
 	rts = kp_arena_alloc(a, sizeof(*rts) * (size_t)(m.topic_data.count > 0 ?
 								 m.topic_data.count : 1), 8);
-	if (rts == NULL)
+	if (rts == NULL || flat == NULL)
 		goto nomem;
 	for (int32_t i = 0; i < m.topic_data.count; i++) {
 		const struct kp_produce_request_topic_produce_data *td = &m.topic_data.items[i];
@@ -666,37 +850,88 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		for (int32_t j = 0; j < np; j++) {
 			const struct kp_produce_request_partition_produce_data *pd =
 				&td->partition_data.items[j];
+			struct kp_produce_response_partition_produce_response *pr = &prs[j];
+			uint32_t k = idx++;
+			struct dp_partition *pp;
+			size_t off = 0;
 
-			kp_produce_response_partition_produce_response_init(&prs[j]);
-			prs[j].index = pd->index;
-			prs[j].base_offset = -1;
+			kp_produce_response_partition_produce_response_init(pr);
+			pr->index = pd->index;
+			pr->base_offset = -1;
+			flat[k] = pr;
+			if (saved != NULL && k < n_saved) {
+				pr->error_code = saved[k].error_code;
+				pr->base_offset = saved[k].base_offset;
+				pr->log_start_offset = saved[k].log_start_offset;
+			}
+			if (k < c->next_part || stopped)
+				continue; /* done before it parked; or left for the next offer */
+			if (k == c->next_part)
+				off = c->next_off; /* where the partition it stopped in goes on */
+			if (timed_out) {
+				pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
+				pr->base_offset = -1;
+				g_produce_stats.timed_out++;
+				continue;
+			}
 			if (t == NULL || pd->index < 0 || pd->index >= t->partitions) {
-				prs[j].error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				pr->error_code = KP_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
-			if (t->part[pd->index].log == NULL) { /* offline: see dp_broker_topic_configs_set */
-				prs[j].error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+			pp = &t->part[pd->index];
+			if (!dp_broker_writer_local(b, pp->writer)) {
+				/* Only a partition added while the request was parked gets here. */
+				pr->error_code = KP_ERR_NOT_LEADER_OR_FOLLOWER;
 				continue;
 			}
-			prs[j].error_code = produce_partition(q, produce_appended, c, &c->pending,
-				&t->part[pd->index], &pd->records, flags, &prs[j].base_offset);
-			if (prs[j].error_code == PRODUCE_FULL && c->pending == 1) {
-				/* Nothing of this request is appended: offer it again later. */
-				dp_log(DP_LOG_DEBUG, "produce to %.*s-%d held back: storage full",
-					td->name.len, td->name.ptr, pd->index);
-				if (buf != NULL)
-					dp_conn_resp_free(conn->env->resp_pool, buf);
-				produce_ctx_put(c);
-				return -EAGAIN;
+			if (pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
+				pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+				continue;
 			}
-			if (prs[j].error_code == PRODUCE_FULL) /* partly appended: retriable */
-				prs[j].error_code = KP_ERR_REQUEST_TIMED_OUT;
-			prs[j].log_start_offset = stor_log_start_offset(t->part[pd->index].log);
-			if (prs[j].error_code == KP_ERR_NONE)
+			pr->error_code = produce_partition(q, produce_appended, c, &c->pending, pp,
+				&pd->records, flags, &pr->base_offset, &off);
+			if (pr->error_code == PRODUCE_FULL && produce_can_park(c, k)) {
+				/* Hold the rest back until storage frees a chunk (file comment). */
+				stopped = true;
+				c->next_part = k;
+				c->next_off = (uint32_t)off;
+				continue;
+			}
+			if (pr->error_code == PRODUCE_FULL) { /* timeout_ms is up: retriable */
+				pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
+				pr->base_offset = -1;
+				g_produce_stats.timed_out++;
+			}
+			pr->log_start_offset = stor_log_start_offset(pp->log);
+			if (pr->error_code == KP_ERR_NONE)
 				dp_metrics_batches(true, td->name.ptr, (size_t)td->name.len, pd->index,
 					pd->records.ptr, (size_t)pd->records.len,
-					stor_log_end_offset(t->part[pd->index].log));
+					stor_log_end_offset(pp->log));
 		}
+	}
+	if (stopped) {
+		if (buf != NULL) {
+			uint32_t n = c->next_part + 1;
+
+			saved = produce_saved_at(buf, conn->env->resp_buf_size, n);
+			for (uint32_t k = 0; k < n; k++)
+				saved[k] = (struct produce_saved){
+					.base_offset = flat[k]->base_offset,
+					.log_start_offset = flat[k]->log_start_offset,
+					.error_code = flat[k]->error_code};
+		}
+		if (n_saved == 0) {
+			g_produce_stats.parked++;
+			dp_log(DP_LOG_DEBUG, "produce held back: no tail-cache chunk for partition "
+				"%" PRIu32 " of %" PRIu32 " (%" PRIu32 " bytes in); resumes when "
+				"storage frees one, within timeout_ms %" PRId32, c->next_part + 1,
+				n_parts, c->next_off, m.timeout_ms);
+		}
+		c->parked = true;
+		c->progress = g_produce_progress;
+		c->next_free = g_produce_parked;
+		g_produce_parked = c;
+		return -EAGAIN; /* the transport keeps the frame and offers it again */
 	}
 	if (buf != NULL) {
 		const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
@@ -734,10 +969,24 @@ nomem:
 	return 0;
 }
 
+void
+dp_produce_stats_get(struct dp_produce_stats *out)
+{
+	unsigned n = 0;
+
+	for (const struct produce_ctx *c = g_produce_parked; c != NULL; c = c->next_free)
+		n++;
+	*out = g_produce_stats;
+	out->parked_now = n;
+}
+
 int
 dp_produce_init(const struct dp_broker *b)
 {
 	g_produce_free = NULL;
+	g_produce_parked = NULL;
+	g_produce_progress = 0;
+	memset(&g_produce_stats, 0, sizeof(g_produce_stats));
 	for (int i = PRODUCE_CTX_COUNT - 1; i >= 0; i--)
 		produce_ctx_put(&g_produce_ctx[i]);
 	g_split_free = NULL;

@@ -136,6 +136,18 @@ DP_REQ_HANDLER(offset_for_leader_epoch);
  */
 int dp_produce_init(const struct dp_broker *b);
 
+/* Produce requests held back for want of tail-cache chunks (dp_produce.c). */
+struct dp_produce_stats {
+	uint64_t parked;    /* requests held back (counted once each) */
+	uint64_t resumed;   /* offers of a held-back request that went on appending */
+	uint64_t timed_out; /* partitions answered REQUEST_TIMED_OUT: timeout_ms spent */
+	uint64_t dropped;   /* held back when their connection went */
+	unsigned parked_now; /* held back now */
+};
+
+/** Copy the counters into @out (the broker's lcore; tests). */
+void dp_produce_stats_get(struct dp_produce_stats *out);
+
 /** Fetch's buffers and parked-fetch table (dp_fetch.c), at dp_requests_init(). @return 0, -ENOMEM. */
 int dp_fetch_init(struct dp_broker *b, const struct dp_config *cfg);
 

@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Produce held back for want of tail-cache chunks (dp_produce.c): a broker
+ * with one storage writer on the test thread's lcore (EAL --no-huge), whose
+ * reactor the test drives by hand, and a pool of only 4 chunks of 64 KiB.
+ * The test is the transport: it offers a request frame with
+ * dp_conn_deliver_frame() and, while the handler says "not now" (-EAGAIN),
+ * polls the reactor and offers the same frame again, as net_kernel and
+ * net_dpdk do. Checked: a Produce to 12 partitions appends 4, holds back,
+ * and resumes as writes free chunks, answering every partition NONE in
+ * request order with the right offsets and every batch stored once and in
+ * order; a partition of several batches stopped part way goes on from its
+ * next batch; with every chunk pinned by reads, the request answers
+ * REQUEST_TIMED_OUT once its timeout_ms is spent, and appends once they are
+ * released; a request held back when its connection goes is dropped (its
+ * response buffer given back). Real storage (io_uring) in a temporary
+ * directory. Skips (77) when the EAL cannot start.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_mempool.h>
+
+#include "dp_broker.h"
+#include "dp_config.h"
+#include "dp_conn.h"
+#include "dp_handler.h"
+#include "dp_reactor.h"
+#include "dp_requests.h"
+#include "dp_requests_int.h"
+#include "kp_api.h"
+#include "kp_batch.h"
+#include "kp_error.h"
+#include "stor_engine.h"
+#include "stor_log.h"
+
+#define PARTS 12
+#define CHUNKS 4
+#define CHUNK_BYTES 65536
+#define RESP_BYTES (64u * 1024u)
+#define MAX_INFLIGHT 8
+#define PRODUCE_V 7
+#define FRAME_BYTES (512u * 1024u)
+#define BIG_VALUE 40000 /* one record: a batch fits a chunk, two do not */
+
+static unsigned int g_lc;
+static char g_dir[256];
+static struct dp_config g_cfg;
+static struct dp_broker g_b;
+static const struct dp_handler_apis *g_apis;
+static struct rte_mempool *g_pool;
+
+/* ---- a connection whose transport is the test ------------------------------------------------ */
+
+struct tconn {
+	struct dp_conn base;
+	uint8_t rx[4096];
+	struct dp_conn_slot slots[MAX_INFLIGHT];
+	uint8_t got[2 * RESP_BYTES]; /* responses received, concatenated */
+	size_t got_len;
+};
+
+static struct tconn g_c;
+static struct dp_conn_env g_env;
+
+static void
+t_kick(struct dp_conn *conn)
+{
+	(void)conn;
+}
+
+static void
+t_peer(const struct dp_conn *conn, char *buf, size_t len)
+{
+	(void)conn;
+	snprintf(buf, len, "test:1");
+}
+
+static const struct dp_conn_ops t_ops = {.kick = t_kick, .peer_name = t_peer};
+
+/* Take every ready response byte into got. */
+static void
+service(void)
+{
+	struct iovec iov[64];
+	int n;
+
+	while ((n = dp_conn_tx_iov(&g_c.base, iov, 64)) > 0 || g_c.base.tx_ready) {
+		size_t total = 0;
+
+		for (int i = 0; i < n; i++) {
+			assert_true(g_c.got_len + iov[i].iov_len <= sizeof(g_c.got));
+			memcpy(g_c.got + g_c.got_len, iov[i].iov_base, iov[i].iov_len);
+			g_c.got_len += iov[i].iov_len;
+			total += iov[i].iov_len;
+		}
+		if (n == 0) {
+			uint32_t head = g_c.base.head;
+
+			dp_conn_tx_done(&g_c.base, 0);
+			if (g_c.base.head == head)
+				break;
+			continue;
+		}
+		dp_conn_tx_done(&g_c.base, total);
+	}
+}
+
+static uint64_t
+ms_now(void)
+{
+	return rte_rdtsc() / (rte_get_tsc_hz() / 1000);
+}
+
+static uint8_t g_frame[FRAME_BYTES];
+static uint32_t g_frame_len;
+
+/*
+ * Offer the frame in g_frame as a transport does: until the handler takes
+ * it, poll the reactor (storage completions) and offer it again; at most
+ * @ms. @return how many offers were refused (0: taken at once).
+ */
+static unsigned
+deliver(unsigned ms)
+{
+	uint64_t deadline = ms_now() + ms;
+	unsigned refused = 0;
+	int rc;
+
+	while ((rc = dp_conn_deliver_frame(&g_c.base, g_frame, g_frame_len)) == 0) {
+		assert_true(g_c.base.rx_stalled); /* "offer it again later" */
+		assert_true(ms_now() < deadline);
+		refused++;
+		dp_reactor_poll_once(g_lc);
+	}
+	assert_int_equal(rc, 1);
+	return refused;
+}
+
+/* Poll until @n response bytes arrived (10 s at most). */
+static void
+run_until(size_t n)
+{
+	uint64_t deadline = ms_now() + 10000;
+
+	while (g_c.got_len < n) {
+		assert_true(ms_now() < deadline);
+		dp_reactor_poll_once(g_lc);
+		service();
+	}
+}
+
+/* Encode a request (header v1 + body) into g_frame. */
+static void
+frame_produce(int32_t corr, const struct kp_produce_request *m)
+{
+	struct kp_request_header h = {.request_api_key = 0, .request_api_version = PRODUCE_V,
+		.correlation_id = corr, .client_id = {.ptr = "t", .len = 1}};
+	struct kp_writer w;
+
+	kp_writer_init(&w, g_frame, sizeof(g_frame));
+	assert_int_equal(kp_request_header_encode(&h, 1, &w), 0);
+	assert_int_equal(kp_produce_request_encode(m, PRODUCE_V, &w), 0);
+	g_frame_len = (uint32_t)kp_writer_len(&w);
+}
+
+/* A batch of @n records "p<part>-<first + i>", or one record of BIG_VALUE bytes (@n < 0). */
+static size_t
+make_batch(uint8_t *buf, size_t cap, int part, int first, int n)
+{
+	static char big[BIG_VALUE];
+	struct kp_batch_builder bb;
+	size_t size = 0;
+	char v[32];
+
+	assert_int_equal(kp_batch_builder_start(&bb, buf, cap, KP_COMPRESSION_NONE), 0);
+	if (n < 0) {
+		memset(big, 'a' + first % 26, sizeof(big));
+		assert_int_equal(kp_batch_builder_add(&bb, 1000, NULL, 0, big, sizeof(big), NULL,
+			0), 0);
+	}
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(v, sizeof(v), "p%d-%d", part, first + i);
+
+		assert_int_equal(kp_batch_builder_add(&bb, 1000 + i, NULL, 0, v, (size_t)len, NULL,
+			0), 0);
+	}
+	assert_int_equal(kp_batch_builder_finish(&bb, &size), 0);
+	return size;
+}
+
+/* The records of each partition of a request (a copy of what was sent, to compare). */
+static uint8_t g_recs[PARTS][6 * (BIG_VALUE + 512)];
+static size_t g_recs_len[PARTS];
+static struct kp_produce_request_partition_produce_data g_pd[PARTS];
+
+/*
+ * Frame a Produce (acks -1, @timeout_ms) to the @np partitions @parts of
+ * topic "t": @nb batches each, of 3 records "p<part>-<first + i>" (or one
+ * big record each when @big).
+ */
+static void
+produce_frame(int32_t corr, const int *parts, int np, int first, int nb, bool big,
+	int32_t timeout_ms)
+{
+	struct kp_produce_request m;
+	struct kp_produce_request_topic_produce_data td;
+
+	kp_produce_request_init(&m);
+	kp_produce_request_topic_produce_data_init(&td);
+	m.acks = -1;
+	m.timeout_ms = timeout_ms;
+	td.name = (struct kp_str){.ptr = "t", .len = 1};
+	for (int i = 0; i < np; i++) {
+		g_recs_len[i] = 0;
+		for (int b = 0; b < nb; b++)
+			g_recs_len[i] += make_batch(g_recs[i] + g_recs_len[i],
+				sizeof(g_recs[i]) - g_recs_len[i], parts[i], first + 3 * b,
+				big ? -1 : 3);
+		kp_produce_request_partition_produce_data_init(&g_pd[i]);
+		g_pd[i].index = parts[i];
+		g_pd[i].records = (struct kp_bytes){.ptr = g_recs[i], .len = (int32_t)g_recs_len[i]};
+	}
+	td.partition_data.items = g_pd;
+	td.partition_data.count = np;
+	m.topic_data.items = &td;
+	m.topic_data.count = 1;
+	frame_produce(corr, &m);
+}
+
+static uint8_t g_resp[2 * RESP_BYTES];
+static struct kp_arena g_arena;
+static uint8_t g_arena_buf[1u << 20];
+
+/*
+ * Wait for the response to @corr: one partition per request partition, in
+ * request order, each with error @want_err and (when NONE) the base offset
+ * @want_base[i] (NULL: all 0).
+ */
+static void
+produce_check(int32_t corr, const int *parts, int np, int16_t want_err, const int64_t *want_base)
+{
+	struct kp_produce_response resp;
+	struct kp_reader r;
+	uint32_t size;
+
+	run_until(8);
+	size = (uint32_t)g_c.got[0] << 24 | (uint32_t)g_c.got[1] << 16 |
+		(uint32_t)g_c.got[2] << 8 | g_c.got[3];
+	run_until(4 + (size_t)size);
+	memcpy(g_resp, g_c.got + 4, size);
+	memmove(g_c.got, g_c.got + 4 + size, g_c.got_len - 4 - size);
+	g_c.got_len -= 4 + size;
+	assert_int_equal((int32_t)((uint32_t)g_resp[0] << 24 | (uint32_t)g_resp[1] << 16 |
+		(uint32_t)g_resp[2] << 8 | g_resp[3]), corr);
+	kp_reader_init(&r, g_resp + 4, size - 4);
+	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
+	assert_int_equal(kp_produce_response_decode(&resp, PRODUCE_V, &r, &g_arena), 0);
+	assert_int_equal(resp.responses.count, 1);
+	assert_int_equal(resp.responses.items[0].partition_responses.count, np);
+	for (int i = 0; i < np; i++) {
+		const struct kp_produce_response_partition_produce_response *pr =
+			&resp.responses.items[0].partition_responses.items[i];
+
+		assert_int_equal(pr->index, parts[i]);
+		assert_int_equal(pr->error_code, want_err);
+		assert_int_equal(pr->base_offset, want_err != KP_ERR_NONE ? -1 :
+			want_base != NULL ? want_base[i] : 0);
+	}
+}
+
+static struct stor_log *
+plog(int p)
+{
+	struct dp_topic *t = dp_broker_topic_find(&g_b, "t", 1);
+
+	assert_non_null(t);
+	assert_non_null(t->part[p].log);
+	return t->part[p].log;
+}
+
+struct rwait {
+	bool done;
+	int rc;
+};
+
+static void
+rdone(void *arg, struct stor_read *rd, int rc)
+{
+	struct rwait *w = arg;
+
+	(void)rd;
+	w->done = true;
+	w->rc = rc;
+}
+
+/* Read partition @p's batches from @offset (cache or disk) into @rd; waits. */
+static void
+read_at(struct stor_read *rd, void *buf, size_t cap, int p, int64_t offset)
+{
+	struct rwait w = {false, 0};
+	int rc;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->buf = buf;
+	rd->buf_size = cap;
+	rc = stor_log_read(plog(p), rd, offset, cap / 2, rdone, &w);
+	if (rc == -EINPROGRESS) {
+		while (!w.done)
+			stor_engine_poll(g_b.engine);
+		rc = w.rc;
+	}
+	assert_int_equal(rc, 0);
+}
+
+/* Partition @p holds, from @offset, exactly the @n_bytes of batches in @want (base offsets aside). */
+static void
+check_stored(int p, int64_t offset, const uint8_t *want, size_t n_bytes)
+{
+	static uint8_t buf[2u << 20] __attribute__((aligned(4096)));
+	size_t seen = 0;
+
+	while (seen < n_bytes) {
+		struct stor_read rd;
+		size_t k = 0;
+
+		read_at(&rd, buf, sizeof(buf), p, offset);
+		assert_true(rd.len > 0);
+		while (k < rd.len && seen < n_bytes) {
+			struct kp_batch_header bh;
+
+			assert_int_equal(kp_batch_header_parse(rd.data + k, rd.len - k, &bh), 0);
+			assert_int_equal(bh.base_offset, offset);
+			assert_true(seen + kp_batch_size(&bh) <= n_bytes);
+			/* Everything but the base offset, which the log assigned. */
+			assert_memory_equal(rd.data + k + 8, want + seen + 8, kp_batch_size(&bh) - 8);
+			seen += kp_batch_size(&bh);
+			k += kp_batch_size(&bh);
+			offset = bh.base_offset + bh.last_offset_delta + 1;
+		}
+		stor_read_release(&rd);
+	}
+	assert_int_equal(stor_log_end_offset(plog(p)), offset);
+}
+
+static void
+stats(struct dp_produce_stats *s)
+{
+	dp_produce_stats_get(s);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+static void
+test_more_partitions_than_chunks(void **state)
+{
+	struct dp_produce_stats s0, s1;
+	int parts[PARTS];
+	int64_t at[PARTS];
+	unsigned refused;
+
+	(void)state;
+	for (int i = 0; i < PARTS; i++)
+		parts[i] = PARTS - 1 - i; /* any order: answered in request order */
+	stats(&s0);
+	produce_frame(1, parts, PARTS, 0, 1, false, 30000);
+	refused = deliver(10000);
+	stats(&s1);
+	/* 12 partitions on 4 chunks: held back at least twice before it went through. */
+	assert_true(refused >= 2);
+	assert_int_equal(s1.parked, s0.parked + 1);
+	assert_true(s1.resumed >= s0.resumed + 2);
+	assert_int_equal(s1.timed_out, s0.timed_out);
+	assert_int_equal(s1.parked_now, 0);
+	produce_check(1, parts, PARTS, KP_ERR_NONE, NULL);
+	for (int i = 0; i < PARTS; i++)
+		check_stored(parts[i], 0, g_recs[i], g_recs_len[i]);
+
+	/* Again: offsets go on from 3 in every partition. */
+	for (int i = 0; i < PARTS; i++)
+		at[i] = 3;
+	produce_frame(2, parts, PARTS, 3, 1, false, 30000);
+	(void)deliver(10000);
+	produce_check(2, parts, PARTS, KP_ERR_NONE, at);
+	for (int i = 0; i < PARTS; i++)
+		check_stored(parts[i], 3, g_recs[i], g_recs_len[i]);
+}
+
+static void
+test_stops_inside_a_partition(void **state)
+{
+	struct dp_produce_stats s0, s1;
+	int parts[2] = {0, 1};
+	int64_t base[2] = {stor_log_end_offset(plog(0)), stor_log_end_offset(plog(1))};
+	unsigned refused;
+
+	(void)state;
+	stats(&s0);
+	/* 6 batches of one 40 KB record per partition: one chunk each, 4 chunks in the pool. */
+	produce_frame(3, parts, 2, 100, 6, true, 30000);
+	refused = deliver(10000);
+	stats(&s1);
+	assert_true(refused >= 2);
+	assert_int_equal(s1.parked, s0.parked + 1);
+	produce_check(3, parts, 2, KP_ERR_NONE, base);
+	for (int i = 0; i < 2; i++)
+		check_stored(parts[i], base[i], g_recs[i], g_recs_len[i]);
+}
+
+/* Pin every chunk: partitions 0-3 each get a batch, then a read of it holds its chunk. */
+static void
+pin_chunks(struct stor_read *rd, uint8_t (*bufs)[8192])
+{
+	int parts[CHUNKS] = {0, 1, 2, 3};
+	int64_t at[CHUNKS];
+
+	for (int i = 0; i < CHUNKS; i++)
+		at[i] = stor_log_end_offset(plog(i));
+	produce_frame(10, parts, CHUNKS, 0, 1, false, 30000);
+	assert_int_equal(deliver(10000), 0); /* a chunk each, from those reclaimable */
+	produce_check(10, parts, CHUNKS, KP_ERR_NONE, at);
+	for (int i = 0; i < CHUNKS; i++) {
+		read_at(&rd[i], bufs[i], 8192, i, at[i]);
+		assert_int_equal(rd[i].from_cache, 1);
+	}
+	assert_int_equal(stor_engine_chunks_available(g_b.engine), 0);
+}
+
+static void
+test_times_out_when_nothing_frees(void **state)
+{
+	static uint8_t bufs[CHUNKS][8192] __attribute__((aligned(4096)));
+	struct stor_read rd[CHUNKS];
+	struct dp_produce_stats s0, s1;
+	int parts[2] = {4, 5};
+	int64_t end[2] = {stor_log_end_offset(plog(4)), stor_log_end_offset(plog(5))};
+	uint64_t t0;
+
+	(void)state;
+	pin_chunks(rd, bufs);
+	stats(&s0);
+	produce_frame(11, parts, 2, 0, 1, false, 300);
+	t0 = ms_now();
+	assert_true(deliver(10000) > 0);
+	assert_true(ms_now() - t0 >= 290); /* held back for its timeout_ms */
+	produce_check(11, parts, 2, KP_ERR_REQUEST_TIMED_OUT, NULL);
+	stats(&s1);
+	assert_int_equal(s1.parked, s0.parked + 1);
+	assert_int_equal(s1.timed_out, s0.timed_out + 2);
+	assert_int_equal(stor_log_end_offset(plog(4)), end[0]); /* nothing appended */
+	assert_int_equal(stor_log_end_offset(plog(5)), end[1]);
+
+	/* Chunks released: the same request appends at once. */
+	for (int i = 0; i < CHUNKS; i++)
+		stor_read_release(&rd[i]);
+	produce_frame(12, parts, 2, 0, 1, false, 300);
+	(void)deliver(10000);
+	produce_check(12, parts, 2, KP_ERR_NONE, end);
+}
+
+static void
+test_dropped_when_the_connection_goes(void **state)
+{
+	static uint8_t bufs[CHUNKS][8192] __attribute__((aligned(4096)));
+	struct stor_read rd[CHUNKS];
+	struct dp_produce_stats s0, s1;
+	int parts[1] = {6};
+	int64_t end6 = stor_log_end_offset(plog(6));
+	unsigned avail = rte_mempool_avail_count(g_pool);
+
+	(void)state;
+	pin_chunks(rd, bufs);
+	stats(&s0);
+	produce_frame(20, parts, 1, 0, 1, false, 30000);
+	assert_int_equal(dp_conn_deliver_frame(&g_c.base, g_frame, g_frame_len), 0);
+	stats(&s1);
+	assert_int_equal(s1.parked, s0.parked + 1);
+	assert_int_equal(s1.parked_now, 1);
+	assert_int_equal(rte_mempool_avail_count(g_pool), avail - 1); /* its response buffer */
+
+	/* The connection goes (closed and reset by its transport); the chunks come free. */
+	dp_conn_reset(&g_c.base);
+	g_c.got_len = 0;
+	for (int i = 0; i < CHUNKS; i++)
+		stor_read_release(&rd[i]);
+	/* The next Produce finds it gone and drops it; its own appends go through. */
+	produce_frame(21, parts, 1, 0, 1, false, 30000);
+	assert_int_equal(deliver(10000), 0);
+	produce_check(21, parts, 1, KP_ERR_NONE, &end6);
+	stats(&s1);
+	assert_int_equal(s1.dropped, s0.dropped + 1);
+	assert_int_equal(s1.parked_now, 0);
+	check_stored(6, end6, g_recs[0], g_recs_len[0]); /* once: the dropped one appended nothing */
+	assert_int_equal(rte_mempool_avail_count(g_pool), avail);
+}
+
+/* ---- fixture --------------------------------------------------------------------------------- */
+
+static int
+group_setup(void **state)
+{
+	char err[DP_CONFIG_ERR_LEN];
+	char chunks[16];
+	char chunk_bytes[16];
+	unsigned lcores[1] = {g_lc};
+	struct dp_topic *t;
+
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/test_dp_produce.XXXXXX");
+	if (mkdtemp(g_dir) == NULL)
+		return -1;
+	if (dp_config_init(&g_cfg) < 0 ||
+		dp_config_set(&g_cfg, "log.dir", g_dir, "test", 1, err, sizeof(err)) < 0 ||
+		dp_config_set(&g_cfg, "log.segment.bytes", "8388608", "test", 2, err, sizeof(err)) < 0 ||
+		dp_config_finish(&g_cfg, "test", err, sizeof(err)) < 0)
+		return -1;
+	if (dp_reactors_init(lcores, 1, 1024, 0) < 0)
+		return -1;
+	dp_broker_init(&g_b);
+	snprintf(chunks, sizeof(chunks), "%d", CHUNKS);
+	snprintf(chunk_bytes, sizeof(chunk_bytes), "%d", CHUNK_BYTES);
+	if (dp_broker_storage_key(&g_b, "storage.cache.chunks", chunks) < 0 ||
+		dp_broker_storage_key(&g_b, "storage.cache.chunk.bytes", chunk_bytes) < 0 ||
+		dp_broker_start(&g_b, &g_cfg) < 0)
+		return -1;
+	if (dp_poller_register(g_lc, "storage", dp_broker_poll, &g_b, 0, DP_POLLER_EVERY) < 0)
+		return -1;
+	g_apis = dp_requests_init(&g_b, &g_cfg);
+	if (g_apis == NULL ||
+		dp_poller_register(g_lc, "fetch.wait", dp_requests_poll, dp_requests_arg(), 0,
+			DP_POLLER_EVERY) < 0)
+		return -1;
+	g_pool = rte_mempool_create("t_produce_resp", 16, RESP_BYTES, 0, 0, NULL, NULL, NULL, NULL,
+		(int)rte_socket_id(), RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+	if (g_pool == NULL)
+		return -1;
+	g_env.handler = dp_handler_frame;
+	g_env.handler_arg = (void *)(uintptr_t)g_apis;
+	g_env.max_inflight = MAX_INFLIGHT;
+	g_env.max_pending_bytes = UINT64_MAX;
+	g_env.resp_pool = g_pool;
+	g_env.resp_buf_size = RESP_BYTES;
+	dp_conn_setup(&g_c.base, &t_ops, &g_env, g_c.rx, sizeof(g_c.rx), FRAME_BYTES,
+		g_c.slots);
+	return dp_broker_topic_create(&g_b, "t", 1, PARTS, NULL, &t) == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	char cmd[300];
+	int rc;
+
+	(void)state;
+	rc = dp_broker_stop(&g_b);
+	dp_reactors_fini();
+	rte_mempool_free(g_pool);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	return rc == 0 && system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	char prefix[64];
+	char lcores[16];
+	char *eal[] = {"test_dp_produce", "-l", lcores, "--no-huge", "--no-shconf", "-m", "256",
+		"--no-pci", "--no-telemetry", prefix, "--log-level=lib.eal:error", NULL};
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_more_partitions_than_chunks),
+		cmocka_unit_test(test_stops_inside_a_partition),
+		cmocka_unit_test(test_times_out_when_nothing_frees),
+		cmocka_unit_test(test_dropped_when_the_connection_goes),
+	};
+	cpu_set_t set;
+	int cpu = -1;
+	int n;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=test_dp_produce_%d", (int)getpid());
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
+			if (CPU_ISSET(c, &set))
+				cpu = c;
+	}
+	if (cpu < 0)
+		cpu = 0;
+	snprintf(lcores, sizeof(lcores), "%d", cpu);
+	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])) - 1, eal) < 0) {
+		fprintf(stderr, "test_dp_produce: EAL did not start; skipping\n");
+		return 77;
+	}
+	g_lc = rte_lcore_id();
+	n = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	rte_eal_cleanup();
+	return n;
+}
