@@ -763,6 +763,7 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	uint32_t n_parts = 0;
 	uint32_t n_saved = 0;
 	uint32_t idx = 0;
+	uint32_t n_timed_out = 0;
 	bool stopped = false;
 	bool timed_out = false;
 	int rc;
@@ -871,7 +872,7 @@ run:
 			if (timed_out) {
 				pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
 				pr->base_offset = -1;
-				g_produce_stats.timed_out++;
+				n_timed_out++;
 				continue;
 			}
 			if (t == NULL || pd->index < 0 || pd->index >= t->partitions) {
@@ -900,7 +901,7 @@ run:
 			if (pr->error_code == PRODUCE_FULL) { /* timeout_ms is up: retriable */
 				pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
 				pr->base_offset = -1;
-				g_produce_stats.timed_out++;
+				n_timed_out++;
 			}
 			pr->log_start_offset = stor_log_start_offset(pp->log);
 			if (pr->error_code == KP_ERR_NONE)
@@ -908,6 +909,12 @@ run:
 					pd->records.ptr, (size_t)pd->records.len,
 					stor_log_end_offset(pp->log));
 		}
+	}
+	if (n_timed_out > 0) {
+		g_produce_stats.timed_out += n_timed_out;
+		dp_log(DP_LOG_INFO, "produce: %" PRIu32 " partition(s) answered REQUEST_TIMED_OUT: "
+			"no tail-cache chunk came free within timeout_ms %" PRId32
+			" (storage.cache.chunks)", n_timed_out, m.timeout_ms);
 	}
 	if (stopped) {
 		if (buf != NULL) {
