@@ -36,6 +36,9 @@ extern "C" {
 
 struct net_stack;
 
+/** Largest TSO payload: 65535 minus IPv4 and TCP headers with 40 bytes of options. */
+#define NET_TSO_MAX 65455u
+
 /**
  * Output function: send up to n frames. Consumes the frames it counts in its
  * return value (the first ones of pkts); the stack frees the others and
@@ -66,6 +69,22 @@ struct net_config {
 	bool rx_l4_cksum_trusted;
 	/** Port computes IPv4 and TCP checksums on transmit (offload flags set). */
 	bool tx_cksum_offload;
+
+	/* TCP segmentation offload. With tso_max set, new data may leave as one
+	 * frame of up to tso_max payload bytes (whole segments, or ending the
+	 * queued data), flagged RTE_MBUF_F_TX_TCP_SEG with tso_segsz and the
+	 * header lengths set, for the port to cut into segments; windows, SACK,
+	 * RACK's log and retransmissions stay per byte and per MSS. */
+	uint32_t tso_max;		/**< payload bytes per TSO frame (at most
+					 * NET_TSO_MAX); 0 = no TSO */
+	/** Largest frame (Ethernet header on, no FCS) a segment of the port's
+	 * TSO may make; 0 = MTU + 14. net_tap counts the Ethernet header in the
+	 * MTU here (DPDK 22.11): segments are cut shorter than the MSS. */
+	uint16_t tso_frame_max;
+	/** The port's TSO sums each mbuf of a segment as if it started at an
+	 * even offset (net_tap, DPDK 22.11): frames with an odd-length piece
+	 * before the last are not given to TSO. */
+	bool tso_even_pieces;
 
 	/* ARP */
 	uint32_t arp_entries;		/**< cache slots, rounded up to a power of 2; 0 = 256 */
@@ -153,7 +172,7 @@ struct net_stats {
 	uint64_t arp_requests_tx;
 	uint64_t arp_replies_tx;
 	uint64_t arp_held_dropped;	/* frames waiting for ARP replaced or expired */
-	uint64_t tx_frames;
+	uint64_t tx_frames;		/* frames on the wire (a TSO frame: its segments) */
 	uint64_t tx_dropped;		/* batch and device full: frame dropped */
 	uint64_t tx_no_mbuf;		/* pool empty */
 	/* SACK loss recovery (RFC 2018, RFC 6675) */
@@ -173,7 +192,7 @@ struct net_stats {
 	uint64_t tcp_syncookies_limited; /* SYNs dropped: cookie budget of the second spent */
 	/* Bytes, finer drop reasons and opens (exported as metrics by net_dpdk) */
 	uint64_t rx_bytes;		/* bytes of the frames received (Ethernet header on) */
-	uint64_t tx_bytes;		/* bytes of the frames the device took */
+	uint64_t tx_bytes;		/* bytes of the frames the device took (on the wire) */
 	uint64_t rx_ip_cksum_bad;	/* of rx_bad_ipv4: the header checksum */
 	uint64_t rx_tcp_cksum_bad;	/* of rx_tcp_bad: the checksum */
 	uint64_t tcp_active_opens;	/* SYN-SENT -> ESTABLISHED */
@@ -186,6 +205,10 @@ struct net_stats {
 	/* RACK (RFC 8985), appended */
 	uint64_t tcp_rack_lost;		/* log entries (bursts) RACK deemed lost */
 	uint64_t tcp_rack_reo_timeouts;	/* reordering timer expiries */
+	/* TSO (cfg.tso_max), appended */
+	uint64_t tcp_tso_frames;	/* TSO frames the device took */
+	uint64_t tcp_tso_segments;	/* segments those frames make on the wire */
+	uint64_t tcp_tso_fallbacks;	/* TSO-sized sends sent per MSS (piece rules) */
 };
 
 /**

@@ -120,6 +120,9 @@ port_key_install(uint16_t port_id, uint8_t key_len, uint64_t rss_hf)
 	return memcmp(got, want, key_len) == 0 ? 0 : -EIO;
 }
 
+#define NET_PORT_TSO_OFFLOADS (RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | \
+	RTE_ETH_TX_OFFLOAD_TCP_CKSUM)
+
 /* A driver whose transmit checksum offload is wrong for multi-segment frames. */
 static bool
 tx_cksum_broken(const char *driver)
@@ -189,6 +192,19 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 		info->tx_cksum_offload = true;
 	}
+	/*
+	 * TSO where asked for and offered, with the checksum offloads it needs
+	 * (the stack keeps computing the checksums of ordinary frames where
+	 * tx_cksum_offload is off, as on net_tap). net_tap segments in software
+	 * (librte_gso) and then sums each mbuf of a segment on its own, and it
+	 * refuses a segment size whose frame (Ethernet header included) exceeds
+	 * the MTU: the stack is told both (net_port_worker_config).
+	 */
+	if (conf->tso && (di.tx_offload_capa & NET_PORT_TSO_OFFLOADS) == NET_PORT_TSO_OFFLOADS) {
+		ec.txmode.offloads |= NET_PORT_TSO_OFFLOADS;
+		info->tso = true;
+		info->tso_quirks = tx_cksum_broken(di.driver_name);
+	}
 	/* Segments are chains (header mbuf + payload attached from the send
 	 * queue): ask for multi-segment transmit where the port lists it. */
 	if (di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
@@ -246,6 +262,9 @@ net_port_worker_config(struct net_config *cfg, const struct net_port_info *info,
 	cfg->tx_fn = net_port_tx_burst;
 	cfg->tx_arg = q;
 	cfg->tx_cksum_offload = info->tx_cksum_offload;
+	cfg->tso_max = info->tso ? NET_TSO_MAX : 0;
+	cfg->tso_frame_max = info->tso && info->tso_quirks ? (mtu != 0 ? mtu : 1500) : 0;
+	cfg->tso_even_pieces = info->tso && info->tso_quirks;
 	if (net_port_rss_aimed(info)) {
 		cfg->rss_key = info->rss_key;
 		cfg->rss_reta_size = info->reta_size;

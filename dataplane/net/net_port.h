@@ -45,6 +45,7 @@ struct net_port_conf {
 	uint16_t nb_rxd;		/**< rx descriptors per queue; 0 = 1024 */
 	uint16_t nb_txd;		/**< tx descriptors per queue; 0 = 1024 */
 	uint16_t mtu;			/**< 0 = leave the port's MTU (1500) */
+	bool tso;			/**< use TCP segmentation offload where offered */
 	struct rte_mempool *pool;	/**< rx mbufs (required) */
 };
 
@@ -64,6 +65,10 @@ struct net_port_info {
 	uint8_t rss_key[NET_PORT_RSS_KEY_LEN];
 	bool rx_cksum_offload;		/**< port verifies IPv4/TCP checksums on receive */
 	bool tx_cksum_offload;		/**< port computes IPv4/TCP checksums on transmit */
+	bool tso;			/**< TSO configured (asked for and offered) */
+	/** net_tap's TSO (DPDK 22.11): segment frames limited to the MTU with
+	 * the Ethernet header, each mbuf summed as if at an even offset. */
+	bool tso_quirks;
 	const char *driver;		/**< PMD name (borrowed from DPDK) */
 };
 
@@ -107,7 +112,8 @@ net_port_rss_aimed(const struct net_port_info *info)
 
 /**
  * Fill the port-related fields of a worker's stack configuration: MAC,
- * MTU, output function (net_port_tx_burst on q), offloads, and (when
+ * MTU, output function (net_port_tx_burst on q), offloads (TSO with the
+ * port's limits when info->tso), and (when
  * net_port_rss_aimed) RSS key, table size and queue; else rss_key NULL.
  * q and info are borrowed and must outlive the stack.
  */

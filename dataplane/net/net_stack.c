@@ -36,6 +36,10 @@ config_fill(struct net_config *c)
 		c->mtu = 1500;
 	if (c->mtu < 576 || c->mtu > 9000)
 		return -EINVAL;
+	/* A TSO frame's IPv4 total length must fit 16 bits with the largest
+	 * headers. */
+	if (c->tso_max > NET_TSO_MAX)
+		c->tso_max = NET_TSO_MAX;
 	/* A whole frame must fit one mbuf of the pool (we build single-segment
 	 * headers and attach payload), so the data room must hold the headers. */
 	if (rte_pktmbuf_data_room_size(c->pool) < RTE_PKTMBUF_HEADROOM + NET_HDRS_MAX)
@@ -175,19 +179,38 @@ void
 net_tx_flush(struct net_stack *st)
 {
 	uint32_t len[NET_TX_BATCH];
+	uint16_t segs[NET_TX_BATCH];
 	uint16_t sent;
 
 	if (st->tx_n == 0)
 		return;
-	/* Lengths first: what the device takes may be freed before it returns. */
-	for (uint16_t i = 0; i < st->tx_n; i++)
-		len[i] = rte_pktmbuf_pkt_len(st->tx[i]);
+	/* Lengths first: what the device takes may be freed before it returns.
+	 * A TSO frame counts as the frames it makes on the wire: its segments,
+	 * each with a copy of the headers. */
+	for (uint16_t i = 0; i < st->tx_n; i++) {
+		const struct rte_mbuf *m = st->tx[i];
+
+		len[i] = rte_pktmbuf_pkt_len(m);
+		segs[i] = 1;
+		if ((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) && m->tso_segsz != 0) {
+			uint32_t hdr = (uint32_t)(m->l2_len + m->l3_len + m->l4_len);
+			uint32_t n = (len[i] - hdr + m->tso_segsz - 1u) / m->tso_segsz;
+
+			segs[i] = (uint16_t)n;
+			len[i] += (n - 1u) * hdr;
+		}
+	}
 	sent = st->cfg.tx_fn(st->cfg.tx_arg, st->tx, st->tx_n);
 	if (sent > st->tx_n)
 		sent = st->tx_n;
-	st->stats.tx_frames += sent;
-	for (uint16_t i = 0; i < sent; i++)
+	for (uint16_t i = 0; i < sent; i++) {
+		st->stats.tx_frames += segs[i];
 		st->stats.tx_bytes += len[i];
+		if (segs[i] > 1) {
+			st->stats.tcp_tso_frames++;
+			st->stats.tcp_tso_segments += segs[i];
+		}
+	}
 	/* The device is full: keep the rest, in order, for the next flush
 	 * (TCP stops adding data segments meanwhile). */
 	if (sent > 0 && sent < st->tx_n)

@@ -241,8 +241,23 @@ odd_inner_segment(const struct rte_mbuf *m)
 
 static void
 fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
-	struct rte_tcp_hdr *th, uint32_t tcp_len)
+	struct rte_tcp_hdr *th, uint32_t tcp_len, uint32_t tso_segsz)
 {
+	if (tso_segsz != 0) {
+		/* TSO (rte_mbuf_core.h): header lengths, segment size, IPv4
+		 * header checksum and TCP checksum offloaded, the TCP checksum
+		 * field holding the pseudo-header sum without the length (what
+		 * rte_ipv4_phdr_cksum gives with RTE_MBUF_F_TX_TCP_SEG set). */
+		m->l2_len = NET_ETH_HLEN;
+		m->l3_len = NET_IP_HLEN;
+		m->l4_len = (uint64_t)((th->data_off >> 4) * 4u);
+		m->tso_segsz = (uint16_t)tso_segsz;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM |
+			RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM;
+		ip->hdr_checksum = 0;
+		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		return;
+	}
 	if (st->cfg.tx_cksum_offload && !odd_inner_segment(m)) {
 		m->l2_len = NET_ETH_HLEN;
 		m->l3_len = NET_IP_HLEN;
@@ -261,9 +276,9 @@ fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
  * seq (only when len > 0), flags. Carries our current ACK and window (when
  * ACK is set) and the options of the connection.
  */
-int
-net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
-	uint8_t flags)
+static int
+xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len, uint8_t flags,
+	uint32_t tso_segsz)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(st->cfg.pool);
 	uint8_t opts[NET_TCP_MAX_OPTS];
@@ -318,7 +333,7 @@ net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_
 		th->rx_win = 0;
 	}
 	memcpy(th + 1, opts, optlen);
-	fill_cksum(st, m, ip, th, NET_TCP_HLEN + optlen + len);
+	fill_cksum(st, m, ip, th, NET_TCP_HLEN + optlen + len, tso_segsz);
 	if (flags & RTE_TCP_RST_FLAG)
 		st->stats.tcp_rst_tx++;
 	else if (len > 0)
@@ -328,6 +343,104 @@ net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_
 fail:
 	rte_pktmbuf_free(m);
 	return -ENOMEM;
+}
+
+int
+net_tcp_xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
+	uint8_t flags)
+{
+	return xmit(st, c, seq, len, flags, 0);
+}
+
+/* Payload bytes per segment of a TSO frame: the MSS, or less where the
+ * port's segments may not reach MTU-sized frames (cfg.tso_frame_max). */
+static uint32_t
+tso_segsz(const struct net_stack *st, const struct net_tcp_conn *c)
+{
+	uint32_t fmax = st->cfg.tso_frame_max != 0 ? st->cfg.tso_frame_max :
+		(uint32_t)st->cfg.mtu + NET_ETH_HLEN;
+	uint32_t hdr = NET_ETH_HLEN + NET_IP_HLEN + NET_TCP_HLEN +
+		((c->flags & NET_TCPF_TS_OK) ? 12u : 0u);
+
+	if (fmax <= hdr)
+		return 0;
+	return NET_MIN((uint32_t)c->mss, fmax - hdr);
+}
+
+/*
+ * How much of [seq, seq + len) of the send queue one TSO frame may carry:
+ * at most NET_TSO_MAX_PIECES send-queue mbufs (each output segment of the
+ * port's segmentation takes a header and one mbuf per piece it covers:
+ * net_tap's segmentation pool holds 512), and with cfg.tso_even_pieces no
+ * piece of odd length before the last (net_tap's software checksum adds up
+ * each mbuf as if it began at an even offset: with even pieces and an even
+ * segment size every piece of every segment but its last is even, so the
+ * sums are right). *cut_odd tells whether an odd piece ended it.
+ */
+#define NET_TSO_MAX_PIECES 48u
+static uint32_t
+tso_fit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
+	bool *cut_odd)
+{
+	struct net_tcp_sb *sb = net_tcp_sb(st, c);
+	struct rte_mbuf *q = c->sq_head;
+	uint32_t qseq = c->sq_seq, off, done = 0, pieces = 0;
+
+	*cut_odd = false;
+	if (sb->sq_cur != NULL && SEQ_GEQ(sb->sq_cur_seq, c->sq_seq) &&
+			SEQ_GEQ(seq, sb->sq_cur_seq)) {
+		q = sb->sq_cur;
+		qseq = sb->sq_cur_seq;
+	}
+	while (q != NULL && SEQ_GEQ(seq, qseq + q->data_len)) {
+		qseq += q->data_len;
+		q = q->next;
+	}
+	off = seq - qseq;
+	while (done < len && q != NULL && pieces < NET_TSO_MAX_PIECES) {
+		uint32_t take = NET_MIN(len - done, (uint32_t)q->data_len - off);
+
+		done += take;
+		pieces++;
+		if (st->cfg.tso_even_pieces && (take & 1u) && done < len) {
+			*cut_odd = true;
+			break;
+		}
+		off = 0;
+		q = q->next;
+	}
+	return done;
+}
+
+/*
+ * The length of the next new-data frame when TSO may carry more than one
+ * MSS: room is what the windows allow, avail what is queued after
+ * SND.NXT. Whole segments, unless the frame ends the queued data or an odd
+ * piece (tso_fit) ends it. Sets *segsz (0: one ordinary segment of at most
+ * the MSS, the value returned).
+ */
+static uint32_t
+tso_len(struct net_stack *st, struct net_tcp_conn *c, uint32_t room, uint32_t avail,
+	uint32_t *segsz)
+{
+	uint32_t seg = tso_segsz(st, c), want, fit;
+	bool odd;
+
+	*segsz = 0;
+	want = NET_MIN(room, st->cfg.tso_max);
+	if (seg == 0 || want <= c->mss || (st->cfg.tso_even_pieces && (seg & 1u)))
+		return c->mss;
+	fit = tso_fit(st, c, c->snd_nxt, want, &odd);
+	if (!odd && fit < avail)
+		fit -= fit % seg;
+	if (fit <= c->mss || fit <= seg) {
+		/* One segment after all: an odd piece (or the piece limit)
+		 * came first. */
+		st->stats.tcp_tso_fallbacks++;
+		return c->mss;
+	}
+	*segsz = seg;
+	return fit;
 }
 
 void
@@ -379,7 +492,7 @@ net_tcp_send_rst_reply(struct net_stack *st, const struct rte_ipv4_hdr *rip,
 		th->recv_ack = rte_cpu_to_be_32(rte_be_to_cpu_32(rth->sent_seq) + seglen);
 		th->tcp_flags = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;
 	}
-	fill_cksum(st, m, ip, th, NET_TCP_HLEN);
+	fill_cksum(st, m, ip, th, NET_TCP_HLEN, 0);
 	st->stats.tcp_rst_tx++;
 	net_ipv4_output(st, m, rip->src_addr);
 }
@@ -631,7 +744,7 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 		sent = sack_recovery_output(st, c, false);
 	for (;;) {
 		uint32_t outstanding = c->snd_nxt - c->snd_una, pipe = outstanding;
-		uint32_t limit = 0, avail, rwnd, usable, len, cwnd;
+		uint32_t limit = 0, avail, rwnd, usable, len, cwnd, segsz;
 		uint8_t flags = RTE_TCP_ACK_FLAG;
 		bool fin, cut = false;
 
@@ -667,6 +780,13 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 			cut = false;
 		if (len == 0)
 			break;
+		/* TSO: new data beyond one MSS as one frame (not when resending,
+		 * in recovery, or while SACK blocks may lengthen the options). */
+		segsz = 0;
+		if (st->cfg.tso_max != 0 && len == c->mss && !cut &&
+				!SEQ_LT(c->snd_nxt, c->snd_max) &&
+				!(c->flags & NET_TCPF_IN_RECOVERY) && c->ooo_segs == 0)
+			len = tso_len(st, c, NET_MIN(avail, usable), avail, &segsz);
 		/* Sender SWS avoidance: a short segment goes out only when it
 		 * ends the queued data or is at least half the largest window
 		 * the peer offered (or it fills a hole before SACKed data). */
@@ -688,7 +808,7 @@ net_tcp_output(struct net_stack *st, struct net_tcp_conn *c)
 			c->rtt_seq = c->snd_nxt;
 			c->rtt_start_us = st->now_us;
 		}
-		if (net_tcp_xmit(st, c, c->snd_nxt, len, flags) != 0)
+		if (xmit(st, c, c->snd_nxt, len, flags, segsz) != 0)
 			break;
 		sent = true;
 		c->snd_nxt += len;

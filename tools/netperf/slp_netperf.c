@@ -73,6 +73,7 @@ struct np_opts {
 	uint32_t mbufs;
 	uint16_t port_id;
 	bool no_syncookies;
+	bool tso;
 };
 
 /* One connection of either role. */
@@ -789,7 +790,9 @@ print_stats_json(const char *role, double secs, const char *impair_desc)
 		",\"tcp_syncookies_limited\":%" PRIu64 ",\"tx_dropped\":%" PRIu64
 		",\"tx_no_mbuf\":%" PRIu64 ",\"rx_multiseg_hdr\":%" PRIu64 ",\"rx_ipv4\":%" PRIu64
 		",\"rx_ip_not_for_us\":%" PRIu64 ",\"rx_unknown_ethertype\":%" PRIu64
-		",\"rx_arp\":%" PRIu64 ",\"rx_icmp\":%" PRIu64 ",\"tcp_paws_rejected\":%" PRIu64 "},",
+		",\"rx_arp\":%" PRIu64 ",\"rx_icmp\":%" PRIu64 ",\"tcp_paws_rejected\":%" PRIu64
+		",\"tcp_tso_frames\":%" PRIu64 ",\"tcp_tso_segments\":%" PRIu64
+		",\"tcp_tso_fallbacks\":%" PRIu64 ",\"tcp_rack_lost\":%" PRIu64 "},",
 		s->rx_frames, s->tx_frames, s->rx_bad_eth, s->rx_bad_ipv4, s->rx_ip_fragments,
 		s->rx_unknown_proto, s->rx_tcp_bad, s->rx_tcp_no_conn, s->tcp_syn_dropped,
 		s->tcp_out_of_window, s->tcp_challenge_acks, s->tcp_rst_rx, s->tcp_rst_tx,
@@ -798,7 +801,8 @@ print_stats_json(const char *role, double secs, const char *impair_desc)
 		s->tcp_ooo_queued, s->tcp_syncookies_sent, s->tcp_syncookies_ok,
 		s->tcp_syncookies_failed, s->tcp_syncookies_limited, s->tx_dropped, s->tx_no_mbuf,
 		s->rx_multiseg_hdr, s->rx_ipv4, s->rx_ip_not_for_us, s->rx_unknown_ethertype,
-		s->rx_arp, s->rx_icmp, s->tcp_paws_rejected);
+		s->rx_arp, s->rx_icmp, s->tcp_paws_rejected, s->tcp_tso_frames,
+		s->tcp_tso_segments, s->tcp_tso_fallbacks, s->tcp_rack_lost);
 	printf("\"impair\":\"%s\"}\n", impair_desc);
 	fflush(stdout);
 }
@@ -823,7 +827,7 @@ usage(void)
 		"  [--mode echo|source|sink|cycles|conns] [--size S] [--count N] [--conns C]\n"
 		"  [--bytes B] [--duration SEC] [--trust-rx-cksum] [--impair SPEC]\n"
 		"  [--idle-us U] [--max-conns N] [--rcvbuf B] [--sndbuf B] [--backlog N]\n"
-		"  [--mbufs N] [--port-id ID] [--no-syncookies]\n");
+		"  [--mbufs N] [--port-id ID] [--no-syncookies] [--tso]\n");
 }
 
 static int
@@ -854,6 +858,7 @@ parse_opts(int argc, char **argv)
 		{ "mbufs", required_argument, NULL, 'N' },
 		{ "port-id", required_argument, NULL, 'D' },
 		{ "no-syncookies", no_argument, NULL, 'Z' },
+		{ "tso", no_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, bits;
@@ -903,6 +908,7 @@ parse_opts(int argc, char **argv)
 		case 'N': o.mbufs = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'D': o.port_id = (uint16_t)atoi(optarg); break;
 		case 'Z': o.no_syncookies = true; break;
+		case 'T': o.tso = true; break;
 		default: return -1;
 		}
 	}
@@ -958,6 +964,7 @@ main(int argc, char **argv)
 	memset(&pc, 0, sizeof(pc));
 	pc.pool = pool;
 	pc.mtu = o.mtu;
+	pc.tso = o.tso;
 	n = net_port_setup(o.port_id, &pc, &info);
 	if (n != 0) {
 		fprintf(stderr, "slipstream-netperf: port setup: %s\n", strerror(-n));
