@@ -23,13 +23,30 @@ groups, committed offsets, the topic metadata log: control.metadata=controller
 unless the text sets it) runs beside the broker on the same configuration
 file: started after it, ready once it has loaded __consumer_offsets and the
 dataplane has connected to it. start_control(), stop_control() and
-kill_control() restart it on its own; stop() and kill() stop both.
+kill_control() restart it on its own; stop_dataplane(), kill_dataplane() and
+start_dataplane() do the same for the dataplane (the control process, if
+running, stays up and both reconnect); stop() and kill() stop both.
+
+Nothing is shared between brokers, so tests may run in parallel: unless the
+text sets them, every Broker gets its own metrics.shm.path (beside its
+configuration file, read by its control process from the same file) and
+control.metrics.listen=127.0.0.1:0 (the dataplane ignores it). The control sockets lie
+beside the test's log directory (every test sets log.dir or log.dirs in its
+temporary directory); DPDK's file prefix is slipstream-<pid>.
+
+TestRun (a context manager) owns a test's temporary directory and the brokers
+and processes started in it: on an exception it prints the tail of each
+broker's (and control process's) log to stderr; in any case it kills them and
+removes the directory (kept with SLP_KEEP_TMP=1 in the environment).
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 
@@ -77,40 +94,87 @@ def transport_config(conf_text):
     ] + lines)
 
 
+def _has_key(conf_text, key):
+    return re.search(r"^\s*%s\s*[=:]" % re.escape(key), conf_text, re.M) is not None
+
+
 class Broker:
-    def __init__(self, slipstream, conf_text, tmp, control=None):
+    def __init__(self, slipstream, conf_text, tmp, control=None, start_timeout=30):
         self.tmp = tmp
+        self.slipstream = slipstream
         self.control = None
         self.control_bin = control
         self.control_runs = 0
         self.conf = os.path.join(tmp, "server-%d.properties" % time.monotonic_ns())
-        if control is not None and not re.search(r"^\s*control\.metadata\s*[=:]", conf_text,
-                                                 re.M):
+        if control is not None and not _has_key(conf_text, "control.metadata"):
             # Topics live in the control process's metadata log (as scripts/run runs it).
             conf_text = "control.metadata=controller\n" + conf_text
+        if not _has_key(conf_text, "metrics.shm.path"):
+            # Not /dev/shm/slipstream-metrics-<node.id>, which every test would share.
+            conf_text = "metrics.shm.path=%s.metrics\n" % self.conf + conf_text
+        if not _has_key(conf_text, "control.metrics.listen"):
+            # Not the fixed 127.0.0.1:9644 another test's control process may hold (the
+            # dataplane leaves the control process's keys to it).
+            conf_text = "control.metrics.listen=127.0.0.1:0\n" + conf_text
         with open(self.conf, "w") as f:
             f.write(transport_config(conf_text).replace("@CONF@", self.conf))
         self.log_path = self.conf + ".log"
         self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([slipstream, self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = None
         self.port = None
-        deadline = time.monotonic() + 30
+        self.start_dataplane(start_timeout)
+        if control is not None:
+            self.start_control()
+
+    def start_dataplane(self, timeout=30):
+        """Start the dataplane on this broker's file (again, after stop_dataplane() or
+        kill_dataplane()); wait until it listens and has started, up to @timeout s,
+        and, with the control process running, until both have reconnected. Sets
+        host, port and addr (port 0 listeners get a new port). Kills both and raises
+        RuntimeError if it does not start."""
+        before = self.text()
+        started = before.count("started;")
+        connected = before.count("control process connected")
+        control_up = self.control is not None and self.control.poll() is None
+        back = self.control_text().count("dataplane connection back") if control_up else 0
+        loaded = control_up and "__consumer_offsets loaded" in self.control_text()
+        self.proc = subprocess.Popen([self.slipstream, self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        host = re.escape(DPDK_HOST) if DPDK else r"127\.0\.0\.1"
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = re.search(r"listening on PLAINTEXT://(%s):(\d+)" % (
-                re.escape(DPDK_HOST) if DPDK else r"127\.0\.0\.1"), self.text())
-            if m and "started;" in self.text():
-                self.host = m.group(1)
-                self.port = int(m.group(2))
+            text = self.text()
+            m = re.findall(r"listening on PLAINTEXT://(%s):(\d+)" % host, text[len(before):])
+            if m and text.count("started;") > started and (not control_up or (
+                    text.count("control process connected") > connected and
+                    (not loaded or
+                     self.control_text().count("dataplane connection back") > back))):
+                self.host = m[-1][0]
+                self.port = int(m[-1][1])
                 self.addr = "%s:%d" % (self.host, self.port)
-                if control is not None:
-                    self.start_control()
                 return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
+        text = self.text()
         self.kill()
-        raise RuntimeError("broker did not start:\n" + self.text())
+        raise RuntimeError("broker did not start:\n" + text[len(before):][-6000:])
+
+    def stop_dataplane(self, timeout=30):
+        """SIGTERM to the dataplane alone (the control process keeps running): its exit
+        code; killed (and re-raised) past @timeout seconds."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_dataplane()
+            raise
+
+    def kill_dataplane(self):
+        """SIGKILL to the dataplane alone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def text(self):
         with open(self.log_path) as f:
@@ -121,12 +185,30 @@ class Broker:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
+    def control_metrics_url(self):
+        """The /metrics address the running control process logged (None if none)."""
+        m = re.search(r"metrics on (http://[^ ]+/metrics)", self.control_text())
+        return m.group(1) if m else None
+
     def control_text(self):
+        """The log of the last control process started ("" before the first)."""
+        if self.control_runs == 0:
+            return ""
         with open(self.control_log_path) as f:
             return f.read()
 
-    def start_control(self, timeout=30):
-        """Start the control process; wait until the dataplane is connected to it."""
+    def tail(self, n=6000):
+        """The ends of the dataplane's and the control process's logs, for a failure."""
+        out = "--- broker log (tail) ---\n" + self.text()[-n:]
+        if self.control_runs > 0:
+            out += "\n--- control log (tail) ---\n" + self.control_text()[-n:]
+        return out
+    def start_control(self, timeout=30, control=None):
+        """Start the control process (@control: its binary, for a Broker made without
+        one; the topics then stay where the file says, in local mode by default); wait
+        until it is ready and the dataplane is connected to it."""
+        if control is not None:
+            self.control_bin = control
         self.control_runs += 1
         self.control_log_path = "%s.control-%d.log" % (self.conf, self.control_runs)
         connected = self.text().count("control process connected")
@@ -165,15 +247,92 @@ class Broker:
     def stop(self, timeout=15):
         """SIGTERM, then the exit code; killed (and re-raised) past @timeout seconds."""
         self.stop_control(timeout)
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return self.stop_dataplane(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise
 
     def kill(self):
         self.kill_control()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        self.kill_dataplane()
+
+
+def start_metrics_server(binary, shm, timeout=30):
+    """slipstream-metrics (@binary) serving the segment @shm on 127.0.0.1, port 0: its
+    Popen and the /metrics URL it logged. Kills it and raises RuntimeError if it does
+    not say where it listens within @timeout seconds."""
+    log = tempfile.TemporaryFile(mode="w+")
+    p = subprocess.Popen([binary, "--shm", shm, "--listen", "127.0.0.1:0"],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.seek(0)
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/metrics)", log.read())
+        if m:
+            return p, m.group(1)
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    p.kill()
+    p.wait(5)
+    log.seek(0)
+    raise RuntimeError("slipstream-metrics did not start: " + log.read())
+
+
+class TestRun:
+    """A test's temporary directory (self.tmp, prefix @prefix) and the brokers and
+    processes started in it, as a context manager:
+
+        with slp_broker.TestRun("slp-foo-") as run:
+            b = run.broker(SLIPSTREAM, CONFIG % run.path("logs"))
+            ...
+
+    On an exception (not SystemExit) it writes the log tails of the brokers that
+    are still running, and of the last one started, to stderr, then lets the
+    exception go on; in any case it kills them, and the processes given to
+    process(), and removes the directory (unless SLP_KEEP_TMP=1)."""
+
+    def __init__(self, prefix, tail=6000, dir=None):
+        self.tmp = tempfile.mkdtemp(prefix=prefix, dir=dir)
+        self.brokers = []
+        self.procs = []
+        self.tail = tail
+
+    def path(self, *names):
+        return os.path.join(self.tmp, *names)
+
+    def broker(self, slipstream, conf_text, control=None, **kw):
+        """A Broker in this run's directory (see Broker)."""
+        b = Broker(slipstream, conf_text, self.tmp, control=control, **kw)
+        self.brokers.append(b)
+        return b
+
+    def process(self, proc):
+        """Kill the Popen @proc (if still running) when the run ends; returns it."""
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        try:
+            if etype is not None and not issubclass(etype, SystemExit):
+                for b in self.brokers:
+                    if b is self.brokers[-1] or (b.proc is not None and
+                                                 b.proc.poll() is None):
+                        sys.stderr.write(b.tail(self.tail) + "\n")
+                sys.stderr.flush()
+        finally:
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(5)
+            for b in self.brokers:
+                b.kill()
+            if os.environ.get("SLP_KEEP_TMP") == "1":
+                sys.stderr.write("kept %s\n" % self.tmp)
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return False

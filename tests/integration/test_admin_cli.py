@@ -29,10 +29,8 @@ Usage: test_admin_cli.py SLIPSTREAM SLIPSTREAM_ADMIN [SLIPSTREAM_CONTROL]
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import slp_broker
@@ -71,48 +69,6 @@ def run(*args, ok=(0,), timeout=60):
         raise AssertionError("slipstream-admin %s: exit %d\nstdout:\n%s\nstderr:\n%s" % (
             " ".join(args), p.returncode, p.stdout, p.stderr))
     return p.returncode, p.stdout, p.stderr
-
-
-def control_conf(broker):
-    """The broker's file plus the control process's own keys (the dataplane is not given them)."""
-    path = broker.conf + ".control.properties"
-    with open(broker.conf) as f, open(path, "w") as out:
-        out.write(f.read() + "\ncontrol.metrics.listen=127.0.0.1:0\n")
-    return path
-
-
-class Control:
-    """The control process on the broker's configuration file."""
-
-    def __init__(self, broker):
-        self.log_path = broker.conf + ".control.log"
-        connected = broker.text().count("control process connected")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([CONTROL, control_conf(broker)], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if ("control: ready" in self.text() and
-                    broker.text().count("control process connected") > connected):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("control process did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def usage_checks(bs):
@@ -343,11 +299,8 @@ def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="ops-admin-")
-    b = ctl = None
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (os.path.join(tmp, "logs"),
-                                                    os.path.join(tmp, "metrics")), tmp)
+    with slp_broker.TestRun("ops-admin-") as test_run:
+        b = test_run.broker(SLIPSTREAM, CONFIG % (test_run.path("logs"), test_run.path("metrics")))
         bs = b.addr
         admin = AdminClient({"bootstrap.servers": bs})
         usage_checks(bs)
@@ -361,22 +314,10 @@ def main():
             print("groups: this dataplane opens no channel for the control process; "
                   "group commands not checked")
         else:
-            ctl = Control(b)
+            b.start_control(control=CONTROL)
             group_checks(bs, admin)
         print("OK")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-4000:])
-        if ctl is not None:
-            sys.stderr.write("--- control log (tail) ---\n" + ctl.text()[-3000:])
-        raise
-    finally:
-        if ctl is not None:
-            ctl.stop()
-        if b is not None:
-            b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -74,21 +73,7 @@ def value_of(i):
 
 
 def start_metrics(shm):
-    log = tempfile.TemporaryFile(mode="w+")
-    p = subprocess.Popen([METRICS, "--shm", shm, "--listen", "127.0.0.1:0"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        log.seek(0)
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/metrics)", log.read())
-        if m:
-            return p, m.group(1)
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    p.kill()
-    log.seek(0)
-    raise RuntimeError("slipstream-metrics did not start: " + log.read())
+    return slp_broker.start_metrics_server(METRICS, shm)
 
 
 def scrape(url):
@@ -274,13 +259,12 @@ def main():
     if Producer is None or KCAT is None:
         print("SKIP: needs confluent_kafka and kcat")
         return 77
-    tmp = tempfile.mkdtemp(prefix="zerocopy-")
-    logdir = os.path.join(tmp, "logs")
-    shm = os.path.join(tmp, "metrics.shm")
-    b = slp_broker.Broker(SLIPSTREAM, CONFIG % (logdir, shm), tmp)
-    mp, url = None, None
-    try:
+    with slp_broker.TestRun("zerocopy-") as run:
+        logdir = run.path("logs")
+        shm = run.path("metrics.shm")
+        b = run.broker(SLIPSTREAM, CONFIG % (logdir, shm))
         mp, url = start_metrics(shm)
+        run.process(mp)
         sent = produce(b)
         want = expected(b, sent)
         got = consume_all(b)
@@ -304,8 +288,9 @@ def main():
         mp.kill()
         mp.wait(5)
         # Again from disk: the cache starts empty.
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (logdir, shm), tmp)
+        b = run.broker(SLIPSTREAM, CONFIG % (logdir, shm))
         mp, url = start_metrics(shm)
+        run.process(mp)
         got = consume_all(b)
         check(got, want)
         ref, copy, out = wait_counters(url, lambda r, c, o: o > 0 and r + c >= o, "disk fetch")
@@ -314,15 +299,6 @@ def main():
               flush=True)
         assert b.stop() == 0, b.text()[-3000:]
         no_sanitizer_reports(b)
-    except BaseException:
-        print("--- broker log ---\n" + b.text()[-4000:], flush=True)
-        raise
-    finally:
-        b.kill()
-        if mp is not None:
-            mp.kill()
-            mp.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
     print("OK")
     return 0
 

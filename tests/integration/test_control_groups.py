@@ -39,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -430,31 +429,11 @@ def test_control_restart(b):
     print("control process SIGKILL and restart: ok")
 
 
-def restart_dataplane(b, timeout=30):
+def restart_dataplane(b, timeout=60):
     """Stop the dataplane alone (SIGTERM) and start it again on the same file; the
     control process keeps running and both reconnect."""
-    import re
-    import slp_broker
-    b.proc.send_signal(signal.SIGTERM)
-    assert b.proc.wait(20) == 0, "dataplane exit code"
-    b.log_path = b.conf + ".restarted-%d.log" % time.monotonic_ns()
-    b.log = open(b.log_path, "w+")
-    b.proc = subprocess.Popen([b.proc.args[0], b.conf], stdin=subprocess.DEVNULL,
-                              stdout=b.log, stderr=subprocess.STDOUT)
-    host = re.escape(slp_broker.DPDK_HOST) if slp_broker.DPDK else r"127\.0\.0\.1"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        t = b.text()
-        m = re.search(r"listening on PLAINTEXT://(%s):(\d+)" % host, t)
-        if m and "started;" in t and "control process connected" in t and \
-                b.control_text().count("dataplane connection back") >= 1:
-            b.host, b.port = m.group(1), int(m.group(2))
-            b.addr = "%s:%d" % (b.host, b.port)
-            return
-        assert b.proc.poll() is None, "dataplane did not restart:\n" + t
-        time.sleep(0.1)
-    raise AssertionError("dataplane and control did not reconnect:\n" + b.text()[-2000:] +
-                         "\n--- control ---\n" + b.control_text()[-2000:])
+    assert b.stop_dataplane(20) == 0, "dataplane exit code"
+    b.start_dataplane(timeout)
 
 
 def test_dataplane_restart(b):
@@ -554,11 +533,9 @@ def main():
     control = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("test_") else \
         os.path.join(os.path.dirname(os.path.abspath(slipstream)), "..", "control",
                      "slipstream-control")
-    tmp = tempfile.mkdtemp(prefix="ctl-it-")
-    logdir = os.path.join(tmp, "logs")
-    b = slp_broker.Broker(slipstream, CONFIG % logdir, tmp, control=control)
-    ok = False
-    try:
+    with slp_broker.TestRun("ctl-it-") as run:
+        logdir = run.path("logs")
+        b = run.broker(slipstream, CONFIG % logdir, control=control)
         only = [a for a in sys.argv[2:] if a.startswith("test_")]
         tests = [test_groups, test_static, test_cooperative, test_at_least_once,
                  test_two_groups, test_control_restart, test_dataplane_restart, test_kcat,
@@ -570,23 +547,12 @@ def main():
         before = {g: committed(b.addr, g, t) for g, t in (("ga", "a-topic"),
                   ("gx", "t-topic")) if not only or "test_at_least_once" in only}
         assert b.stop() == 0, "dataplane exit code"
-        b = slp_broker.Broker(slipstream, CONFIG % logdir, tmp, control=control)
+        b = run.broker(slipstream, CONFIG % logdir, control=control)
         for g, off in before.items():
             t = {"ga": "a-topic", "gx": "t-topic"}[g]
             assert committed(b.addr, g, t) == off, (g, committed(b.addr, g, t), off)
         print("restart of both processes: offsets kept")
         assert b.stop() == 0
-        ok = True
-    finally:
-        if not ok:
-            print("--- broker ---\n" + b.text()[-4000:])
-            if b.control_bin:
-                try:
-                    print("--- control ---\n" + b.control_text()[-4000:])
-                except OSError:
-                    pass
-        b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
     print("OK")
 
 

@@ -22,13 +22,8 @@ is away must answer NOT_CONTROLLER, 41, at once).
    was snapshotted (control.metadata.snapshot.threshold=8) and the snapshot restored.
 """
 import os
-import re
-import shutil
-import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -200,21 +195,19 @@ def main():
     from kafka.admin import KafkaAdminClient
 
     slipstream, control = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="ctl-meta-it-")
-    logdir = os.path.join(tmp, "logs")
-    conf = CONFIG % logdir
+    with slp_broker.TestRun("ctl-meta-it-") as run:
+        tmp = run.tmp
+        logdir = os.path.join(tmp, "logs")
+        conf = CONFIG % logdir
 
-    # 1. A dataplane alone, then upgraded to the metadata log.
-    b = slp_broker.Broker(slipstream, conf, tmp)
-    try:
+        # 1. A dataplane alone, then upgraded to the metadata log.
+        b = run.broker(slipstream, conf)
         check(confluent_create(b, "legacy-a", 3, {"retention.ms": "777777"}) == 0,
               "local mode: legacy-a created by the dataplane")
         produce(b, "legacy-a", 5, tag="old")
         legacy = topic_ids(logdir)["legacy-a"]
-    finally:
         check(b.stop() == 0, "local dataplane stopped cleanly")
-    b = slp_broker.Broker(slipstream, conf, tmp, control=control)
-    try:
+        b = run.broker(slipstream, conf, control=control)
         check("importing 1 topic(s)" in b.control_text(), "the legacy table imported once")
         check(topic_ids(logdir)["legacy-a"] == legacy, "legacy-a kept its id, partitions, configs")
         check(partitions_of(b, "legacy-a") == 3, "legacy-a served with 3 partitions")
@@ -286,32 +279,20 @@ def main():
 
         # 4. The dataplane restarted while the control process is away.
         b.kill_control()
-        b.proc.terminate()
-        check(b.proc.wait(30) == 0, "dataplane stopped cleanly")
-        b.proc = subprocess.Popen([b.proc.args[0], b.conf], stdin=subprocess.DEVNULL,
-                                  stdout=b.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: b.text().count("started;") >= 2, "dataplane restarted", 30)
-        m = re.findall(r"listening on PLAINTEXT://%s:(\d+)" % re.escape(b.host), b.text())
-        b.port = int(m[-1])
-        b.addr = "%s:%d" % (b.host, b.port)
+        check(b.stop_dataplane() == 0, "dataplane stopped cleanly")
+        b.start_dataplane(60)
         check(partitions_of(b, "m-a") == 4 and partitions_of(b, "m-c") == 1,
               "restarted dataplane serves its copy without the control process")
         check(len(consume(b, "m-a", 3, 20)) == 20, "and its data")
         b.start_control()
         ids = topic_ids(logdir)
-    except BaseException:
-        print(b.text()[-4000:])
-        print(b.control_text()[-4000:])
-        b.kill()
-        raise
 
-    # 5. Both restarted.
-    check(b.stop() == 0, "both stopped cleanly")
-    meta = os.path.join(logdir, "__slipstream_metadata")
-    check(any(f.startswith("snapshot-") for f in os.listdir(meta)),
-          "the metadata log was snapshotted")
-    b = slp_broker.Broker(slipstream, conf, tmp, control=control)
-    try:
+        # 5. Both restarted.
+        check(b.stop() == 0, "both stopped cleanly")
+        meta = os.path.join(logdir, "__slipstream_metadata")
+        check(any(f.startswith("snapshot-") for f in os.listdir(meta)),
+              "the metadata log was snapshotted")
+        b = run.broker(slipstream, conf, control=control)
         check("metadata snapshot restored" in b.control_text(), "the snapshot restored")
         check("importing" not in b.control_text(), "no second import")
         check(topic_ids(logdir) == ids, "topics, ids, partitions, configs survive")
@@ -320,12 +301,6 @@ def main():
         check(len(consume(b, "legacy-a", 0, 5)) == 5, "imported data still there")
         check(b.stop_control() == 0, "control process stopped cleanly (exit 0)")
         check(b.stop() == 0, "stopped cleanly")
-    except BaseException:
-        print(b.text()[-4000:])
-        print(b.control_text()[-4000:])
-        b.kill()
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 
 

@@ -29,13 +29,11 @@ kafka-python's KafkaAdminClient) and raw frames where the exact error code matte
    with the normal control process back, OffsetFetch answers NONE.
 """
 import os
-import re
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -234,29 +232,23 @@ def main():
     import slp_broker
 
     slipstream, control = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="ctl-modes-it-")
-    logdir = os.path.join(tmp, "logs")
-    conf = CONFIG % logdir
-    local = "control.metadata=local\n" + conf
+    with slp_broker.TestRun("ctl-modes-it-") as run:
+        tmp = run.tmp
+        logdir = os.path.join(tmp, "logs")
+        conf = CONFIG % logdir
+        local = "control.metadata=local\n" + conf
 
-    # A first start with the control process (the one-time import happens here), and a
-    # topic "dup" that the log keeps.
-    b = slp_broker.Broker(slipstream, conf, tmp, control=control)
-    try:
+        # A first start with the control process (the one-time import happens here), and a
+        # topic "dup" that the log keeps.
+        b = run.broker(slipstream, conf, control=control)
         start_clean(b, "first start")
         create(b, "dup", 1)
         check(partitions_of(b, "dup") == 1, "dup created through the control process")
         dup_log_id = table(logdir)["dup"][0]
-    except BaseException:
-        print(b.text()[-4000:])
-        print(b.control_text()[-4000:])
-        b.kill()
-        raise
-    check(b.stop() == 0, "both stopped cleanly")
+        check(b.stop() == 0, "both stopped cleanly")
 
-    # 2. and 4.: the dataplane alone, in local mode.
-    b = slp_broker.Broker(slipstream, local, tmp)
-    try:
+        # 2. and 4.: the dataplane alone, in local mode.
+        b = run.broker(slipstream, local)
         create(b, "late", 2, {"retention.ms": "7654321"})
         create(b, "late-empty", 3)
         produce(b, "late", 5, partition=1, tag="late")
@@ -265,14 +257,9 @@ def main():
         produce(b, "dup", 3, tag="dup")
         ids = table(logdir)
         check(ids["dup"][0] != dup_log_id, "local mode: dup created again under another id")
-    except BaseException:
-        print(b.text()[-4000:])
-        b.kill()
-        raise
-    check(b.stop() == 0, "local dataplane stopped cleanly")
+        check(b.stop() == 0, "local dataplane stopped cleanly")
 
-    b = slp_broker.Broker(slipstream, conf, tmp, control=control)
-    try:
+        b = run.broker(slipstream, conf, control=control)
         start_clean(b, "controller mode again")
         for name in ("late", "late-empty"):
             wait_for(lambda: ("topic %s imported into the metadata log" % name) in b.text(),
@@ -314,22 +301,12 @@ def main():
         gone_id = table(logdir)["gone"][0]
         delete(b, "gone")
         wait_for(lambda: partitions_of(b, "gone") is None, "gone deleted", 30)
-        connected = b.text().count("control process connected")
-        b.proc.terminate()
-        check(b.proc.wait(30) == 0, "dataplane stopped")
+        check(b.stop_dataplane() == 0, "dataplane stopped")
         stale = table(os.path.join(saved))
         check(stale["gone"][0] == gone_id, "the saved table still has gone")
         shutil.copy(os.path.join(saved, "__slipstream_topics"), logdir)
         shutil.copytree(os.path.join(saved, "gone-0"), os.path.join(logdir, "gone-0"))
-        started = b.text().count("started;")
-        b.proc = subprocess.Popen([b.proc.args[0], b.conf], stdin=subprocess.DEVNULL,
-                                  stdout=b.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: b.text().count("started;") > started, "dataplane restarted", 60)
-        m = re.findall(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)", b.text())
-        b.port = int(m[-1])
-        b.addr = "127.0.0.1:%d" % b.port
-        wait_for(lambda: b.text().count("control process connected") > connected,
-                 "reconnected", 60)
+        b.start_dataplane(60)  # and reconnected to the control process
         wait_for(lambda: "gone" not in table(logdir), "gone deleted again at reconnection", 60)
         check(partitions_of(b, "gone") is None and "topic gone imported" not in b.text()
               and "topic gone is not in the metadata log" not in b.text(),
@@ -375,11 +352,11 @@ def main():
         b.stop_control()
         connected = b.text().count("control process connected")
         held_log = open(os.path.join(tmp, "held-control.log"), "w")
-        held = subprocess.Popen([control, b.conf, "--override",
+        held = run.process(subprocess.Popen([control, b.conf, "--override",
                                  "control.dataplane.socket.path=%s" %
                                  os.path.join(tmp, "no-such.sock")],
                                 stdin=subprocess.DEVNULL, stdout=held_log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT))
         try:
             wait_for(lambda: b.text().count("control process connected") > connected,
                      "the dataplane connected to the loading control process", 60)
@@ -405,12 +382,6 @@ def main():
         check(offset_fetch_v1(b, "g-modes", "cfg") == (0, 0),
               "loaded: OffsetFetch answers the committed offset")
         check(b.stop() == 0, "both stopped cleanly")
-    except BaseException:
-        print(b.text()[-6000:])
-        print(b.control_text()[-4000:])
-        b.kill()
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 
 

@@ -39,11 +39,9 @@ cannot be shorter than a minute).
 """
 import os
 import re
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import time
 
@@ -312,100 +310,90 @@ def main():
     if Consumer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="ctl-offsets-")
-    b = live = None
-    try:
-        b = slp_broker.Broker(sys.argv[1], CONFIG % os.path.join(tmp, "logs"), tmp,
-                              control=sys.argv[2])
-        assert re.search(r"listening on INTERNAL://%s:%d" % (re.escape(HOST), INTERNAL_PORT),
-                         b.text())
-        bs = "%s:%d" % (HOST, PLAIN_PORT)
-        bs_internal = "%s:%d" % (HOST, INTERNAL_PORT)
-        admin = AdminClient({"bootstrap.servers": bs})
-        admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
-            TOPIC].result(15)
-        del admin
-        p = Producer({"bootstrap.servers": bs})
-        for i in range(30):
-            p.produce(TOPIC, value=b"r%d" % i, partition=i % 3)
-        assert p.flush(30) == 0
-        del p
+    with slp_broker.TestRun("ctl-offsets-") as run:
+        b = run.broker(sys.argv[1], CONFIG % run.path("logs"), control=sys.argv[2])
+        live = None
+        try:
+            assert re.search(r"listening on INTERNAL://%s:%d" % (re.escape(HOST), INTERNAL_PORT),
+                             b.text())
+            bs = "%s:%d" % (HOST, PLAIN_PORT)
+            bs_internal = "%s:%d" % (HOST, INTERNAL_PORT)
+            admin = AdminClient({"bootstrap.servers": bs})
+            admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
+                TOPIC].result(15)
+            del admin
+            p = Producer({"bootstrap.servers": bs})
+            for i in range(30):
+                p.produce(TOPIC, value=b"r%d" % i, partition=i % 3)
+            assert p.flush(30) == 0
+            del p
 
-        t0 = time.monotonic()
-        commit(bs, "ret-standalone", {0: 5, 1: 6, 2: 7})
-        left = consumer(bs, "ret-left")
-        left.subscribe([TOPIC])
-        deadline = time.monotonic() + 30
-        while not left.assignment() and time.monotonic() < deadline:
-            left.poll(0.2)
-        assert len(left.assignment()) == 3
-        left.commit(offsets=[TopicPartition(TOPIC, q, 8) for q in range(3)], asynchronous=False)
-        live = LiveMember(bs, "ret-live")
-        live.start()
-        assert live.committed.wait(30), live.error
-        check_find_coordinator()
-        # Both listeners serve the group APIs (through the coordinator each one names).
-        assert committed(bs_internal, "ret-standalone") == {0: 5, 1: 6, 2: 7}
-        commit(bs_internal, "ret-internal", {0: 1, 1: 1, 2: 1})
-        assert committed(bs, "ret-internal") == {0: 1, 1: 1, 2: 1}
-        if slp_broker.DPDK:
+            t0 = time.monotonic()
+            commit(bs, "ret-standalone", {0: 5, 1: 6, 2: 7})
+            left = consumer(bs, "ret-left")
+            left.subscribe([TOPIC])
+            deadline = time.monotonic() + 30
+            while not left.assignment() and time.monotonic() < deadline:
+                left.poll(0.2)
+            assert len(left.assignment()) == 3
+            left.commit(offsets=[TopicPartition(TOPIC, q, 8) for q in range(3)], asynchronous=False)
+            live = LiveMember(bs, "ret-live")
+            live.start()
+            assert live.committed.wait(30), live.error
+            check_find_coordinator()
+            # Both listeners serve the group APIs (through the coordinator each one names).
+            assert committed(bs_internal, "ret-standalone") == {0: 5, 1: 6, 2: 7}
+            commit(bs_internal, "ret-internal", {0: 1, 1: 1, 2: 1})
+            assert committed(bs, "ret-internal") == {0: 1, 1: 1, 2: 1}
+            if slp_broker.DPDK:
+                live.stop()
+                live = None
+                print("OK (over DPDK: listeners and group APIs; retention runs over kernel "
+                      "sockets only)")
+                return 0
+
+            wait_until(t0 + 15)
+            left.close()  # LeaveGroup: ret-left is Empty from here
+            t_left = time.monotonic()
+            wait_until(t0 + 35)
+            t_late = time.monotonic()
+            commit(bs, "ret-late", {0: 2, 1: 2, 2: 2})
+
+            wait_until(t0 + 50)
+            assert committed(bs, "ret-standalone") == {0: 5, 1: 6, 2: 7}
+            assert "ret-standalone" in groups_listed(bs)
+            t_exp = poll_until("ret-standalone's offsets to expire",
+                               lambda: committed(bs, "ret-standalone") == NONE, t0 + 90)
+            assert t_exp >= t0 + 59.5, t_exp - t0
+            print("retention: ret-standalone expired %.1f s after its commit" % (t_exp - t0))
+            assert committed(bs, "ret-left") == {0: 8, 1: 8, 2: 8}
+            assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
+            assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
+            assert "ret-standalone" not in groups_listed(bs)
+            t_exp2 = poll_until("ret-left's offsets to expire",
+                                lambda: committed(bs, "ret-left") == NONE, t_left + 90)
+            assert t_exp2 >= t_left + 59.5, t_exp2 - t_left
+            print("retention: ret-left expired %.1f s after it became empty" % (t_exp2 - t_left))
+            assert time.monotonic() < t_late + 59.5, "too slow to check ret-late before its expiry"
+            assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
+            assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
+            check_tombstones(bs, ["ret-standalone", "ret-internal", "ret-left"])
+
+            b.stop_control()
+            b.start_control()
+            assert committed(bs, "ret-standalone") == NONE
+            assert committed(bs, "ret-left") == NONE
+            assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
+            if time.monotonic() < t_late + 59.5:
+                assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
             live.stop()
             live = None
-            print("OK (over DPDK: listeners and group APIs; retention runs over kernel "
-                  "sockets only)")
+            print("OK")
             return 0
-
-        wait_until(t0 + 15)
-        left.close()  # LeaveGroup: ret-left is Empty from here
-        t_left = time.monotonic()
-        wait_until(t0 + 35)
-        t_late = time.monotonic()
-        commit(bs, "ret-late", {0: 2, 1: 2, 2: 2})
-
-        wait_until(t0 + 50)
-        assert committed(bs, "ret-standalone") == {0: 5, 1: 6, 2: 7}
-        assert "ret-standalone" in groups_listed(bs)
-        t_exp = poll_until("ret-standalone's offsets to expire",
-                           lambda: committed(bs, "ret-standalone") == NONE, t0 + 90)
-        assert t_exp >= t0 + 59.5, t_exp - t0
-        print("retention: ret-standalone expired %.1f s after its commit" % (t_exp - t0))
-        assert committed(bs, "ret-left") == {0: 8, 1: 8, 2: 8}
-        assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
-        assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
-        assert "ret-standalone" not in groups_listed(bs)
-        t_exp2 = poll_until("ret-left's offsets to expire",
-                            lambda: committed(bs, "ret-left") == NONE, t_left + 90)
-        assert t_exp2 >= t_left + 59.5, t_exp2 - t_left
-        print("retention: ret-left expired %.1f s after it became empty" % (t_exp2 - t_left))
-        assert time.monotonic() < t_late + 59.5, "too slow to check ret-late before its expiry"
-        assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
-        assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
-        check_tombstones(bs, ["ret-standalone", "ret-internal", "ret-left"])
-
-        b.stop_control()
-        b.start_control()
-        assert committed(bs, "ret-standalone") == NONE
-        assert committed(bs, "ret-left") == NONE
-        assert committed(bs, "ret-live") == {0: 1, 1: 2, 2: 3}
-        if time.monotonic() < t_late + 59.5:
-            assert committed(bs, "ret-late") == {0: 2, 1: 2, 2: 2}
-        live.stop()
-        live = None
-        print("OK")
-        return 0
-    except BaseException:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
-            if b.control is not None:
-                sys.stderr.write("--- control log (tail) ---\n" + b.control_text()[-3000:])
-        raise
-    finally:
-        if live is not None:
-            live.halt.set()
-            live.join(30)
-        if b is not None:
-            b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if live is not None:
+                live.halt.set()
+                live.join(30)
 
 
 if __name__ == "__main__":

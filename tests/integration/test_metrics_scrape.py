@@ -42,7 +42,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -170,21 +169,7 @@ def check_monotonic(prev, cur, types):
 
 
 def start_metrics(shm):
-    log = tempfile.TemporaryFile(mode="w+")
-    p = subprocess.Popen([METRICS, "--shm", shm, "--listen", "127.0.0.1:0"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        log.seek(0)
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/metrics)", log.read())
-        if m:
-            return p, m.group(1)
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    p.kill()
-    log.seek(0)
-    raise RuntimeError("slipstream-metrics did not start: " + log.read())
+    return slp_broker.start_metrics_server(METRICS, shm)
 
 
 def http_status(url, method):
@@ -234,10 +219,9 @@ def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="ops-metrics-")
-    shm = os.path.join(tmp, "metrics")
-    b = mp = ctl = None
-    try:
+    with slp_broker.TestRun("ops-metrics-") as run:
+        tmp = run.tmp
+        shm = run.path("metrics")
         cpus = sorted(os.sched_getaffinity(0))
         net_lc, stor_lc = cpus[0], cpus[0]
         layout = ""
@@ -248,9 +232,10 @@ def main():
                       "dataplane.storage.lcores=%d" % (net_lc, stor_lc, net_lc, stor_lc))
         # The hop's buffers want more than the 256 MiB of one lcore.
         conf = CONFIG % (768 if layout else 256, os.path.join(tmp, "logs"), shm, layout)
-        b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
+        b = run.broker(SLIPSTREAM, conf)
         bs = b.addr
         mp, url = start_metrics(shm)
+        run.process(mp)
         s0, types = parse(scrape(url))
         assert get(s0, "slipstream_dataplane_up") == 1
         lc0 = "0" if not layout else str(net_lc)
@@ -338,24 +323,9 @@ def main():
             print("lag: this dataplane opens no channel for the control process; "
                   "consumer lag not checked")
         else:
-            ctl = lag_checks(b, bs)
+            lag_checks(b, bs)
         print("OK (%d scrapes under load)" % scrapes)
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
-        raise
-    finally:
-        for p in (mp, ctl):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        if b is not None:
-            b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def list_offsets_raw(b, topic, partition):
@@ -467,46 +437,25 @@ def prometheus_checks(tmp, url, produced):
 
 def lag_checks(b, bs):
     """The control process's /metrics: lag = high watermark - committed, per partition."""
-    log_path = b.conf + ".control.log"
-    log = open(log_path, "w")
-    conf = b.conf + ".control.properties"  # the control process's own key added
-    with open(b.conf) as f, open(conf, "w") as out:
-        out.write(f.read() + "\ncontrol.metrics.listen=127.0.0.1:0\n")
-    ctl = subprocess.Popen([CONTROL, conf], stdin=subprocess.DEVNULL, stdout=log,
-                           stderr=subprocess.STDOUT)
-    try:
-        url = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            text = open(log_path).read()
-            m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", text)
-            if m and "control: ready" in text and "control process connected" in b.text():
-                url = m.group(1)
-                break
-            assert ctl.poll() is None, text
-            time.sleep(0.05)
-        assert url, open(log_path).read()
-        c = Consumer({"bootstrap.servers": bs, "group.id": "lagging", "enable.auto.commit": False})
-        want = {0: 7, 1: 100, 2: 1500}
-        c.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in want.items()],
-                 asynchronous=False)
-        his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in want}
-        c.close()
-        s, _ = parse(scrape(url))
-        assert get(s, "slipstream_dataplane_up") == 1
-        for p, o in want.items():
-            assert get(s, "slipstream_consumergroup_committed_offset", group="lagging", topic=TOPIC,
-                       partition=str(p)) == o
-            lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
-                      partition=str(p))
-            assert lag == his[p] - o, (p, lag, his[p], o)
-        # The control process's own responses join the error counters (its OffsetCommit).
-        assert get(s, "slipstream_requests_errors_total", api="OffsetCommit", error="NONE") >= 3
-    except BaseException:
-        ctl.kill()
-        ctl.wait(5)
-        raise
-    return ctl
+    b.start_control(control=CONTROL)
+    url = b.control_metrics_url()
+    assert url, b.control_text()
+    c = Consumer({"bootstrap.servers": bs, "group.id": "lagging", "enable.auto.commit": False})
+    want = {0: 7, 1: 100, 2: 1500}
+    c.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in want.items()],
+             asynchronous=False)
+    his = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in want}
+    c.close()
+    s, _ = parse(scrape(url))
+    assert get(s, "slipstream_dataplane_up") == 1
+    for p, o in want.items():
+        assert get(s, "slipstream_consumergroup_committed_offset", group="lagging", topic=TOPIC,
+                   partition=str(p)) == o
+        lag = get(s, "slipstream_consumergroup_lag", group="lagging", topic=TOPIC,
+                  partition=str(p))
+        assert lag == his[p] - o, (p, lag, his[p], o)
+    # The control process's own responses join the error counters (its OffsetCommit).
+    assert get(s, "slipstream_requests_errors_total", api="OffsetCommit", error="NONE") >= 3
 
 
 if __name__ == "__main__":
