@@ -364,6 +364,14 @@ static const struct net_sample net_samples[] = {
 	{DP_NET_DPDK_TX_COPIED, NULL, NULL, NULL, "path=\"copied\""},
 	{DP_NET_DPDK_LINK_UP, "slipstream_dpdk_link_up", "gauge",
 	 "1 while the DPDK port's link is up, 0 while it is down (polled every 200 ms).", ""},
+	{DP_NET_TCP_RACK_LOST, "slipstream_net_tcp_rack_lost_total", "counter",
+	 "Transmission-log ranges (a burst or a resend) RACK deemed lost (RFC 8985).", ""},
+	{DP_NET_TCP_RACK_REO_TIMEOUTS, "slipstream_net_tcp_rack_reordering_timeouts_total",
+	 "counter", "Expiries of RACK's reordering timer.", ""},
+	{DP_NET_TSO_FRAMES, "slipstream_net_tso_frames_total", "counter",
+	 "Frames of up to 64 KiB handed to the port's TCP segmentation offload.", ""},
+	{DP_NET_TSO_SEGMENTS, "slipstream_net_tso_segments_total", "counter",
+	 "Segments the TSO frames made on the wire (also counted in tx_packets).", ""},
 };
 
 _Static_assert(sizeof(net_samples) / sizeof(net_samples[0]) == DP_NET_COUNTERS,

@@ -215,6 +215,9 @@ static const struct dp_config_key keys[] = {
 	K_BOOL("dataplane.port.rx.checksum.trusted", dp_port_rx_cksum_trusted, "false",
 		"Accept received TCP checksums unverified (veth peers send partial ones); "
 		"on by itself for net_af_packet."),
+	K_ENUM("dataplane.port.tso", dp_port_tso, "auto", "auto|on|off",
+		"TCP segmentation offload: auto = where the port offers it (net_tap does), on = "
+		"refuse to start without it, off = the stack cuts every segment."),
 	K_STR("dataplane.lcores", dp_lcores, "",
 		"EAL core list the dataplane runs on (e.g. 0 or 0-3), the first being the main "
 		"lcore; empty = the first CPU this process may run on."),

@@ -156,6 +156,7 @@ struct dp_config {
 	char *dp_port_tap_address;       /* kernel side of a net_tap port, "a.b.c.d/len" or "" */
 	int64_t dp_port_mbufs;           /* per net worker */
 	bool dp_port_rx_cksum_trusted;
+	char *dp_port_tso;               /* auto|on|off: TCP segmentation offload */
 
 	/* --- derived by dp_config_finish() --- */
 	struct dp_listener listener[DP_CONFIG_MAX_LISTENERS];

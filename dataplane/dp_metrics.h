@@ -143,6 +143,10 @@ enum dp_metrics_net_counter {
 	DP_NET_DPDK_TX_COPIED,      /* response bytes copied into the send queue */
 	DP_NET_TX_DROP_LINK_DOWN,   /* frames dropped because the port's link was down */
 	DP_NET_DPDK_LINK_UP,        /* gauge: 1 while the port's link is up (per port) */
+	DP_NET_TCP_RACK_LOST,       /* transmission-log ranges RACK deemed lost (RFC 8985) */
+	DP_NET_TCP_RACK_REO_TIMEOUTS, /* RACK reordering timer expiries */
+	DP_NET_TSO_FRAMES,          /* TSO frames the port took */
+	DP_NET_TSO_SEGMENTS,        /* segments those frames made on the wire */
 	DP_NET_COUNTERS
 };
 
