@@ -39,7 +39,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 import slp_broker
@@ -68,8 +67,8 @@ def logs_dir(tmp):
     return os.path.join(tmp, "logs")
 
 
-def Broker(tmp):
-    return slp_broker.Broker(SLIPSTREAM, CONFIG % logs_dir(tmp), tmp)
+def Broker(run):
+    return run.broker(SLIPSTREAM, CONFIG % logs_dir(run.tmp))
 
 
 def expect_error(futures, name, want):
@@ -463,17 +462,16 @@ def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-admin-")
-    b = None
-    try:
-        b = Broker(tmp)
+    with slp_broker.TestRun("slp-admin-") as run:
+        tmp = run.tmp
+        b = Broker(run)
         api_versions_checks(b)
         delete_checks(b, tmp)
         partitions_checks(b, tmp)
         configs_checks(b, tmp)
         records_checks(b, tmp)
         assert b.stop() == 0
-        b = Broker(tmp)
+        b = Broker(run)
         a = AdminClient({"bootstrap.servers": b.addr})
         md = a.list_topics(timeout=10)
         assert sorted(md.topics) == ["cfg", "del-a", "del-d", "grow", "recs"], sorted(md.topics)
@@ -483,15 +481,6 @@ def main():
         assert b.stop() == 0
         print("ok")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        if b is not None and b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import slp_broker
@@ -114,10 +113,9 @@ def main():
     if not have_js:
         print("SKIP: node or kafkajs (scripts/install-deps) missing")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-clients-")
-    b = None
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
+    with slp_broker.TestRun("slp-clients-") as run:
+        tmp = run.tmp
+        b = run.broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"))
         kafka_python_checks(b)
         print("ok kafka-python: admin, 4 codecs, assign() consumer")
         kafkajs_checks(b)
@@ -125,10 +123,6 @@ def main():
         rc = b.stop()
         assert rc == 0, "exit %s\n%s" % (rc, b.text()[-2000:])
         return 0
-    finally:
-        if b is not None:
-            b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

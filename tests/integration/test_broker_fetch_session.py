@@ -33,10 +33,8 @@ own log directory, max.incremental.fetch.session.cache.slots=4) and checks:
 Usage: test_broker_fetch_session.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
 """
 import os
-import shutil
 import struct
 import sys
-import tempfile
 import threading
 import time
 
@@ -346,25 +344,16 @@ def disk_fetch_checks(b):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="slp-fetchsess-")
-    b = None
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
+    with slp_broker.TestRun("slp-fetchsess-") as run:
+        tmp = run.tmp
+        b = run.broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"))
         session_checks(b)
         assert b.stop() == 0
-        b = slp_broker.Broker(SLIPSTREAM, DISK_CONFIG % os.path.join(tmp, "logs2"), tmp)
+        b = run.broker(SLIPSTREAM, DISK_CONFIG % os.path.join(tmp, "logs2"))
         disk_fetch_checks(b)
         assert b.stop() == 0
         print("ok")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        if b is not None:
-            b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Exit 77 (skipped) without kafka-python. Bounded: socket timeouts, deadlines.
 """
 import os
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,32 +156,27 @@ def main():
     if KafkaConsumer is None:
         print("SKIP: needs kafka-python (/usr/bin/python3)")
         return 77
-    with tempfile.TemporaryDirectory(prefix="wr-wide-") as tmp:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % ((os.path.join(tmp, "logs"),) * 2), tmp)
-        try:
-            c = Client(b)
-            create_topic(c)
-            for p in range(0, PARTS, EVERY):
-                produce(c, p)
-            rounds = {ver: read_all(c, ver) for ver in (4, 12)}
-            # A full fetch opening a session, then an incremental one with the same offsets:
-            # only partitions that have records at them are answered again.
-            r = fetch(c, 12, 0, 0)
-            assert r["ErrorCode"] == 0 and r["SessionId"] > 0, r["ErrorCode"]
-            check_answer(r, "v12 session", {})
-            r = fetch(c, 12, r["SessionId"], 1, parts=None)
-            assert r["ErrorCode"] == 0, r["ErrorCode"]
-            got = [p["PartitionIndex"] for t in r["Responses"] for p in t["Partitions"]]
-            assert got and all(p % EVERY == 0 for p in got), got[:20]
-            c.close()
-            consume_kafka_python(b)
-            print("OK: Fetches of %d partitions answered (v4 in %d, v12 in %d rounds, a "
-                  "session), kafka-python read %d records" % (
-                      PARTS, rounds[4], rounds[12], PARTS // EVERY))
-        except BaseException:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
-            b.kill()
-            raise
+    with slp_broker.TestRun("wr-wide-") as run:
+        b = run.broker(SLIPSTREAM, CONFIG % ((run.path("logs"),) * 2))
+        c = Client(b)
+        create_topic(c)
+        for p in range(0, PARTS, EVERY):
+            produce(c, p)
+        rounds = {ver: read_all(c, ver) for ver in (4, 12)}
+        # A full fetch opening a session, then an incremental one with the same offsets:
+        # only partitions that have records at them are answered again.
+        r = fetch(c, 12, 0, 0)
+        assert r["ErrorCode"] == 0 and r["SessionId"] > 0, r["ErrorCode"]
+        check_answer(r, "v12 session", {})
+        r = fetch(c, 12, r["SessionId"], 1, parts=None)
+        assert r["ErrorCode"] == 0, r["ErrorCode"]
+        got = [p["PartitionIndex"] for t in r["Responses"] for p in t["Partitions"]]
+        assert got and all(p % EVERY == 0 for p in got), got[:20]
+        c.close()
+        consume_kafka_python(b)
+        print("OK: Fetches of %d partitions answered (v4 in %d, v12 in %d rounds, a "
+              "session), kafka-python read %d records" % (
+                  PARTS, rounds[4], rounds[12], PARTS // EVERY))
         rc = b.stop(timeout=180)  # closing 2,000 logs one by one takes a while
         assert rc == 0, rc
     return 0

@@ -33,7 +33,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -70,8 +69,8 @@ ERR_OUT_OF_ORDER = 45
 ERR_INVALID_PRODUCER_EPOCH = 47
 
 
-def Broker(tmp, port):
-    return slp_broker.Broker(SLIPSTREAM, CONFIG % (port, os.path.join(tmp, "logs")), tmp)
+def Broker(test_run, port):
+    return test_run.broker(SLIPSTREAM, CONFIG % (port, os.path.join(test_run.tmp, "logs")))
 
 
 def free_port():
@@ -253,7 +252,7 @@ def after_restart_checks(b, state, what):
 
 # ---- confluent_kafka across restarts ------------------------------------------
 
-def client_across_restarts(tmp, port, b):
+def client_across_restarts(test_run, port, b):
     topic, n, parts = "idem-ck", 6000, 3
     create_topic(b.addr, topic, parts)
     errors, delivered = [], [0]
@@ -305,7 +304,7 @@ def client_across_restarts(tmp, port, b):
         else:
             brokers[-1].kill()
         time.sleep(0.5)
-        brokers.append(Broker(tmp, port))
+        brokers.append(Broker(test_run, port))
     th.join(180)
     assert done.is_set(), "producer did not finish; delivered %d" % delivered[0]
     assert not errors, errors[:5]
@@ -349,39 +348,28 @@ def main():
     if Producer is None or KCAT is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3) and kcat")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-idem-")
-    port = free_port()
-    b = None
-    state = {}
-    try:
-        b = Broker(tmp, port)
+    with slp_broker.TestRun("slp-idem-") as test_run:
+        port = free_port()
+        state = {}
+        b = Broker(test_run, port)
         create_topic(b.addr, "idem-raw", 1)
         raw_checks(b, state)
         print("ok raw: InitProducerId, duplicates, gaps, epochs, pipelined")
         assert b.stop() == 0
-        b = Broker(tmp, port)
+        b = Broker(test_run, port)
         after_restart_checks(b, state, "term")
         print("ok raw: producer state after SIGTERM")
         b.kill()
-        b = Broker(tmp, port)
+        b = Broker(test_run, port)
         after_restart_checks(b, state, "kill")
         print("ok raw: producer state after kill -9")
-        b, inits, n = client_across_restarts(tmp, port, b)
+        b, inits, n = client_across_restarts(test_run, port, b)
         print("ok confluent_kafka: %d idempotent records across SIGTERM and kill -9, "
               "no duplicate, no gap, order kept" % n)
         kafkajs_check(b)
         assert b.stop() == 0
         print("ok")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        if b is not None and b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

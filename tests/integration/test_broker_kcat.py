@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import slp_broker
 
@@ -36,8 +35,8 @@ log.dir=%s
 """
 
 
-def Broker(tmp, logdir):
-    return slp_broker.Broker(SLIPSTREAM, CONFIG % logdir, tmp)
+def Broker(run, logdir):
+    return run.broker(SLIPSTREAM, CONFIG % logdir)
 
 
 def kcat(b, *args, stdin=None):
@@ -79,11 +78,10 @@ def main():
     if KCAT is None:
         print("SKIP: no kcat")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-kcat-")
-    logdir = os.path.join(tmp, "logs")
-    b = None
-    try:
-        b = Broker(tmp, logdir)
+    with slp_broker.TestRun("slp-kcat-") as run:
+        tmp = run.tmp
+        logdir = os.path.join(tmp, "logs")
+        b = Broker(run, logdir)
         out = kcat(b, "-L")
         assert "broker 1 at %s" % b.addr in out, out
 
@@ -115,7 +113,7 @@ def main():
         cluster = re.search(r"cluster.id=(\S+)", meta).group(1)
 
         # Same directory again: the topic, its id and the data survive.
-        b = Broker(tmp, logdir)
+        b = Broker(run, logdir)
         out = kcat(b, "-L", "-t", "it-topic")
         assert 'topic "it-topic" with 3 partitions' in out, out
         rows2 = consume(b, "it-topic")
@@ -133,11 +131,6 @@ def main():
         print("ok: %d messages over %d partitions, consumed again after a restart" % (
             len(rows), len(by_part)))
         return 0
-    finally:
-        if b is not None and b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

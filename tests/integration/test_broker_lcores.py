@@ -27,7 +27,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -67,7 +66,8 @@ log.dir={logs}
 
 
 def fail(b, msg):
-    raise AssertionError("%s\n--- broker log (tail) ---\n%s" % (msg, b.text()[-6000:]))
+    """The test fails (slp_broker.TestRun prints @b's log tail)."""
+    raise AssertionError(msg)
 
 
 def kcat(b, *args, stdin=None, timeout=60):
@@ -207,53 +207,49 @@ def consume_assign(b):
     return rows
 
 
-def run_layout(name, a, b_cpu, net, storage, tmp):
-    logs = os.path.join(tmp, name, "logs")
+def run_layout(name, a, b_cpu, net, storage, run):
+    logs = run.path(name, "logs")
     os.makedirs(logs)
     conf = CONFIG.format(a=a, b=b_cpu, net=net, storage=storage, logs=logs)
-    b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
-    try:
-        text = b.text()
-        if "requests hop from" not in text:
-            fail(b, "%s: no request hop set up" % name)
-        admin = AdminClient({"bootstrap.servers": b.addr})
-        for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
-                                     request_timeout=15).values():
-            f.result(timeout=15)
+    b = run.broker(SLIPSTREAM, conf)
+    text = b.text()
+    if "requests hop from" not in text:
+        fail(b, "%s: no request hop set up" % name)
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
+                                 request_timeout=15).values():
+        f.result(timeout=15)
 
-        errors = []
-        counts = {}
-        stop = threading.Event()
-        threads = [threading.Thread(target=kcat_producer, args=(b, i, errors))
-                   for i in range(KCAT_PRODUCERS)]
-        threads.append(threading.Thread(target=py_producer, args=(b, errors)))
-        adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
-        for t in threads:
-            t.start()
-        adm.start()
-        for t in threads:
-            t.join(120)
-        stop.set()
-        adm.join(60)
-        if any(t.is_alive() for t in threads + [adm]):
-            fail(b, "%s: a client thread did not finish" % name)
-        if errors:
-            fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
-        if counts.get("admin", 0) < 1:
-            fail(b, "%s: no admin round completed" % name)
+    errors = []
+    counts = {}
+    stop = threading.Event()
+    threads = [threading.Thread(target=kcat_producer, args=(b, i, errors))
+               for i in range(KCAT_PRODUCERS)]
+    threads.append(threading.Thread(target=py_producer, args=(b, errors)))
+    adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
+    for t in threads:
+        t.start()
+    adm.start()
+    for t in threads:
+        t.join(120)
+    stop.set()
+    adm.join(60)
+    if any(t.is_alive() for t in threads + [adm]):
+        fail(b, "%s: a client thread did not finish" % name)
+    if errors:
+        fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
+    if counts.get("admin", 0) < 1:
+        fail(b, "%s: no admin round completed" % name)
 
-        check_records(b, consume_kcat(b), name + " kcat")
-        check_records(b, consume_assign(b), name + " assign()")
+    check_records(b, consume_kcat(b), name + " kcat")
+    check_records(b, consume_assign(b), name + " assign()")
 
-        workers = re.findall(r"connection from \S+ on worker (\d+)", b.text())
-        per = {w: workers.count(w) for w in set(workers)}
-        if set(per) != {"0", "1"}:
-            fail(b, "%s: connections did not reach both workers: %s" % (name, per))
-        print("%s: %d records, admin rounds %d, connections per worker %s" % (
-            name, len(expected_values()), counts["admin"], per))
-    except BaseException:
-        b.kill()
-        raise
+    workers = re.findall(r"connection from \S+ on worker (\d+)", b.text())
+    per = {w: workers.count(w) for w in set(workers)}
+    if set(per) != {"0", "1"}:
+        fail(b, "%s: connections did not reach both workers: %s" % (name, per))
+    print("%s: %d records, admin rounds %d, connections per worker %s" % (
+        name, len(expected_values()), counts["admin"], per))
     # SIGTERM while a consumer's long-poll fetches are parked on the broker lcore and a
     # producer is writing: the drain waits for them across the hop, then exit 0.
     tail = subprocess.Popen([KCAT, "-b", b.addr, "-C", "-t", TOPIC, "-o", "end", "-q",
@@ -300,9 +296,9 @@ def main():
         print("SKIP: needs two CPUs")
         return 77
     a, b_cpu = cpus[0], cpus[1]
-    with tempfile.TemporaryDirectory(prefix="mc-lcores-") as tmp:
-        run_layout("apart", a, b_cpu, "%d,%d" % (a, a), "%d" % b_cpu, tmp)
-        run_layout("shared", a, b_cpu, "%d,%d" % (a, b_cpu), "%d" % a, tmp)
+    with slp_broker.TestRun("mc-lcores-") as run:
+        run_layout("apart", a, b_cpu, "%d,%d" % (a, a), "%d" % b_cpu, run)
+        run_layout("shared", a, b_cpu, "%d,%d" % (a, b_cpu), "%d" % a, run)
     print("OK")
     return 0
 

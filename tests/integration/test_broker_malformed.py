@@ -27,11 +27,9 @@ Exit 77 (skipped) without confluent_kafka.
 import os
 import random
 import re
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -234,10 +232,9 @@ def main():
     if Producer is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-malformed-")
-    b = None
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
+    with slp_broker.TestRun("slp-malformed-") as run:
+        tmp = run.tmp
+        b = run.broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"))
         good = GoodClient(b)
         good.start()
         time.sleep(1.0)
@@ -291,14 +288,6 @@ def main():
         assert b.stop() == 0
         print("ok")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        if b is not None:
-            b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import slp_broker
@@ -46,7 +45,8 @@ metrics.shm.path={logs}.metrics
 
 
 def fail(b, msg):
-    raise AssertionError("%s\n--- broker log (tail) ---\n%s" % (msg, b.text()[-4000:]))
+    """The test fails (slp_broker.TestRun prints @b's log tail)."""
+    raise AssertionError(msg)
 
 
 def kcat(b, *args, stdin=None):
@@ -92,21 +92,17 @@ def check_topic(b, admin, logs, topic, want_prealloc):
     return segment_size(logs, topic)
 
 
-def run(tmp, name, extra, topics):
+def run(test_run, name, extra, topics):
     """@topics: (topic, topic configs, preallocated expected)."""
-    logs = os.path.join(tmp, name)
-    b = slp_broker.Broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra), tmp)
-    try:
-        admin = AdminClient({"bootstrap.servers": b.addr})
-        new = [NewTopic(t, 1, 1, config=c) for t, c, _ in topics]
-        for f in admin.create_topics(new, request_timeout=15).values():
-            f.result(timeout=15)
-        for topic, _, want in topics:
-            size = check_topic(b, admin, logs, topic, want)
-            print("%s: %s segment %d bytes" % (name, topic, size))
-    except BaseException:
-        b.kill()
-        raise
+    logs = test_run.path(name)
+    b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra))
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    new = [NewTopic(t, 1, 1, config=c) for t, c, _ in topics]
+    for f in admin.create_topics(new, request_timeout=15).values():
+        f.result(timeout=15)
+    for topic, _, want in topics:
+        size = check_topic(b, admin, logs, topic, want)
+        print("%s: %s segment %d bytes" % (name, topic, size))
     rc = b.stop()
     if rc != 0:
         fail(b, "%s: exit %s" % (name, rc))
@@ -116,10 +112,10 @@ def main():
     if KCAT is None or AdminClient is None:
         print("SKIP: needs kcat and confluent_kafka")
         return 77
-    with tempfile.TemporaryDirectory(prefix="wr-prealloc-") as tmp:
-        run(tmp, "broker-false", "log.preallocate=false",
+    with slp_broker.TestRun("wr-prealloc-") as test_run:
+        run(test_run, "broker-false", "log.preallocate=false",
             [("plain", {}, False), ("reserve", {"preallocate": "true"}, True)])
-        run(tmp, "broker-default", "",
+        run(test_run, "broker-default", "",
             [("plain", {}, True), ("small", {"preallocate": "false"}, False)])
     print("OK")
     return 0

@@ -24,7 +24,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 import slp_broker
@@ -53,8 +52,8 @@ log.dir=%s
 """
 
 
-def Broker(tmp):
-    return slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
+def Broker(run):
+    return run.broker(SLIPSTREAM, CONFIG % os.path.join(run.tmp, "logs"))
 
 
 def admin_checks(b):
@@ -233,10 +232,8 @@ def main():
     if Producer is None or KCAT is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3) and kcat")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-py-")
-    b = None
-    try:
-        b = Broker(tmp)
+    with slp_broker.TestRun("slp-py-") as run:
+        b = Broker(run)
         admin_checks(b)
         produce_checks(b)
         raw_checks(b)
@@ -246,15 +243,6 @@ def main():
         assert "every log closed cleanly" in b.text()
         print("ok")
         return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        if b is not None and b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait(5)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

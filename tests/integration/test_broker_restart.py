@@ -39,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -212,110 +211,104 @@ def main():
     if Producer is None or KCAT is None:
         print("SKIP: needs confluent_kafka (/usr/bin/python3) and kcat")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slp-restart-")
-    conf = CONFIG % os.path.join(tmp, "logs")
-    b = None
-    threads = []
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
-        a = AdminClient({"bootstrap.servers": b.addr})
-        for t, f in a.create_topics([NewTopic(t, 2, 1) for t in TOPICS]).items():
-            f.result(10)
-        phase = Phase()
-        p_all = ProducerThread(b.addr, "rs-all", "all", "all", phase)
-        p_one = ProducerThread(b.addr, "rs-one", "1", "one", phase)
-        kc = KcatFeeder(b.addr, phase, tmp)
-        cons = ConsumerThread(b.addr)
-        threads = [p_all, p_one, kc, cons]
-        for th in threads:
-            th.start()
+    with slp_broker.TestRun("slp-restart-") as run:
+        tmp = run.tmp
+        conf = CONFIG % os.path.join(tmp, "logs")
+        b = run.broker(SLIPSTREAM, conf)
+        threads = []
+        try:
+            a = AdminClient({"bootstrap.servers": b.addr})
+            for t, f in a.create_topics([NewTopic(t, 2, 1) for t in TOPICS]).items():
+                f.result(10)
+            phase = Phase()
+            p_all = ProducerThread(b.addr, "rs-all", "all", "all", phase)
+            p_one = ProducerThread(b.addr, "rs-one", "1", "one", phase)
+            kc = KcatFeeder(b.addr, phase, tmp)
+            cons = ConsumerThread(b.addr)
+            threads = [p_all, p_one, kc, cons]
+            for th in threads:
+                th.start()
 
-        time.sleep(PHASE_SECONDS)
-        # Graceful: SIGTERM answers what is in flight, flushes and exits 0.
-        with p_one.lock:
-            one_acked_before_term = set(p_one.acked)
-        assert b.stop() == 0, b.text()[-3000:]
-        term_log = b.text()
-        phase.set("B")
-        b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
+            time.sleep(PHASE_SECONDS)
+            # Graceful: SIGTERM answers what is in flight, flushes and exits 0.
+            with p_one.lock:
+                one_acked_before_term = set(p_one.acked)
+            assert b.stop() == 0, b.text()[-3000:]
+            term_log = b.text()
+            phase.set("B")
+            b = run.broker(SLIPSTREAM, conf)
 
-        time.sleep(PHASE_SECONDS)
-        os.kill(b.proc.pid, signal.SIGKILL)
-        b.proc.wait(10)
-        phase.set("C")
-        b = slp_broker.Broker(SLIPSTREAM, conf, tmp)
+            time.sleep(PHASE_SECONDS)
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(10)
+            phase.set("C")
+            b = run.broker(SLIPSTREAM, conf)
 
-        time.sleep(PHASE_SECONDS)
-        for th in (p_all, p_one, kc):
-            th.stop_flag.set()
-        for th in (p_all, p_one, kc):
-            th.join(90)
-            assert not th.is_alive(), "producer hung"
-        assert kc.proc.wait(90) == 0, open(kc.err_path).read()[-2000:]
-        kcat_err = open(kc.err_path).read()
-        assert "Delivery failed" not in kcat_err and "failed to deliver" not in kcat_err, \
-            kcat_err[-2000:]
-        for p in (p_all, p_one):
-            if p.error is not None:
-                raise p.error
-
-        stored, ends = read_all(b.addr)
-        wait_caught_up(cons, ends)
-        cons.stop_flag.set()
-        cons.join(30)
-        if cons.error is not None:
-            raise cons.error
-
-        counts = collections.Counter(v for k in stored for _, v in stored[k])
-        report = []
-        # acks=all, confluent-kafka: no acknowledged record missing; no duplicate from phase A.
-        assert not p_all.failed, p_all.failed[:5]
-        missing = [v for v in p_all.acked if counts[v] == 0]
-        assert not missing, ("acks=all records missing", len(missing), missing[:10])
-        dups = [v for v in p_all.acked if counts[v] > 1]
-        assert not [v for v in dups if v.startswith("all-A-")], dups[:10]
-        report.append("acks=all: %d acked, 0 missing, %d stored twice (retried over the "
-                      "kill -9)" % (len(p_all.acked), len(dups)))
-        # kcat (acks=all): it exited 0 without a delivery failure, so every line was acknowledged.
-        missing = [v for v in kc.lines if counts[v] == 0]
-        assert not missing, ("kcat records missing", len(missing), missing[:10])
-        report.append("kcat acks=all: %d lines, 0 missing" % len(kc.lines))
-        # acks=1: nothing acknowledged before the SIGTERM is lost; after kill -9, reported.
-        assert not p_one.failed, p_one.failed[:5]
-        lost_a = [v for v in one_acked_before_term if counts[v] == 0]
-        assert not lost_a, ("acks=1 records acknowledged before SIGTERM missing", lost_a[:10])
-        lost = [v for v in p_one.acked if counts[v] == 0]
-        report.append("acks=1: %d acked, %d missing after kill -9" % (len(p_one.acked),
-                                                                     len(lost)))
-        # The clients carried on after both restarts.
-        for p, name in ((p_all, "all"), (p_one, "one")):
-            assert any(ph == "C" for ph in p.acked.values()), name + ": nothing acked in C"
-            assert any(v.startswith(name + "-B-") for v in p.acked), name + ": nothing in B"
-        assert any(v.startswith("kcat-C-") for v in kc.lines)
-        # The running consumer saw exactly what is stored, in order.
-        for k in ends:
-            assert cons.got[k] == stored[k], (k, len(cons.got[k]), len(stored[k]),
-                                              cons.got[k][:3], stored[k][:3])
-        report.append("consumer: %d records across both restarts"
-                      % sum(len(v) for v in cons.got.values()))
-        assert "exiting" in term_log or "stopped" in term_log, term_log[-2000:]
-        assert b.stop() == 0
-        print("\n".join(report))
-        print("ok")
-        return 0
-    except Exception:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-4000:])
-        raise
-    finally:
-        for th in threads:
-            if hasattr(th, "stop_flag"):
+            time.sleep(PHASE_SECONDS)
+            for th in (p_all, p_one, kc):
                 th.stop_flag.set()
-        if threads and threads[2].proc.poll() is None:
-            threads[2].proc.kill()
-        if b is not None:
-            b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+            for th in (p_all, p_one, kc):
+                th.join(90)
+                assert not th.is_alive(), "producer hung"
+            assert kc.proc.wait(90) == 0, open(kc.err_path).read()[-2000:]
+            kcat_err = open(kc.err_path).read()
+            assert "Delivery failed" not in kcat_err and "failed to deliver" not in kcat_err, \
+                kcat_err[-2000:]
+            for p in (p_all, p_one):
+                if p.error is not None:
+                    raise p.error
+
+            stored, ends = read_all(b.addr)
+            wait_caught_up(cons, ends)
+            cons.stop_flag.set()
+            cons.join(30)
+            if cons.error is not None:
+                raise cons.error
+
+            counts = collections.Counter(v for k in stored for _, v in stored[k])
+            report = []
+            # acks=all, confluent-kafka: no acknowledged record missing; no duplicate from phase A.
+            assert not p_all.failed, p_all.failed[:5]
+            missing = [v for v in p_all.acked if counts[v] == 0]
+            assert not missing, ("acks=all records missing", len(missing), missing[:10])
+            dups = [v for v in p_all.acked if counts[v] > 1]
+            assert not [v for v in dups if v.startswith("all-A-")], dups[:10]
+            report.append("acks=all: %d acked, 0 missing, %d stored twice (retried over the "
+                          "kill -9)" % (len(p_all.acked), len(dups)))
+            # kcat (acks=all): it exited 0 without a delivery failure, so every line was
+            # acknowledged.
+            missing = [v for v in kc.lines if counts[v] == 0]
+            assert not missing, ("kcat records missing", len(missing), missing[:10])
+            report.append("kcat acks=all: %d lines, 0 missing" % len(kc.lines))
+            # acks=1: nothing acknowledged before the SIGTERM is lost; after kill -9, reported.
+            assert not p_one.failed, p_one.failed[:5]
+            lost_a = [v for v in one_acked_before_term if counts[v] == 0]
+            assert not lost_a, ("acks=1 records acknowledged before SIGTERM missing", lost_a[:10])
+            lost = [v for v in p_one.acked if counts[v] == 0]
+            report.append("acks=1: %d acked, %d missing after kill -9" % (len(p_one.acked),
+                                                                         len(lost)))
+            # The clients carried on after both restarts.
+            for p, name in ((p_all, "all"), (p_one, "one")):
+                assert any(ph == "C" for ph in p.acked.values()), name + ": nothing acked in C"
+                assert any(v.startswith(name + "-B-") for v in p.acked), name + ": nothing in B"
+            assert any(v.startswith("kcat-C-") for v in kc.lines)
+            # The running consumer saw exactly what is stored, in order.
+            for k in ends:
+                assert cons.got[k] == stored[k], (k, len(cons.got[k]), len(stored[k]),
+                                                  cons.got[k][:3], stored[k][:3])
+            report.append("consumer: %d records across both restarts"
+                          % sum(len(v) for v in cons.got.values()))
+            assert "exiting" in term_log or "stopped" in term_log, term_log[-2000:]
+            assert b.stop() == 0
+            print("\n".join(report))
+            print("ok")
+            return 0
+        finally:
+            for th in threads:
+                if hasattr(th, "stop_flag"):
+                    th.stop_flag.set()
+            if threads and threads[2].proc.poll() is None:
+                threads[2].proc.kill()
 
 
 if __name__ == "__main__":

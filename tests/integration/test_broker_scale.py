@@ -24,7 +24,6 @@ Usage: test_broker_scale.py PATH_TO_SLIPSTREAM. About a minute here.
 """
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -104,9 +103,9 @@ def check(got, names, rounds):
 
 def main():
     slp_scale.raise_nofile(CONNS + 1024)
-    with tempfile.TemporaryDirectory(prefix="scale-it-", dir="/tmp") as tmp:
-        logdir = os.path.join(tmp, "logs")
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (POOL_MB, CONNS + 200, logdir), tmp)
+    with slp_broker.TestRun("scale-it-", dir="/tmp") as run:
+        logdir = run.path("logs")
+        b = run.broker(SLIPSTREAM, CONFIG % (POOL_MB, CONNS + 200, logdir))
         socks = []
         try:
             pid = b.proc.pid
@@ -149,10 +148,6 @@ def main():
             assert rc == 0, "SIGTERM exit status %s\n%s" % (rc, b.text()[-3000:])
             print("SIGTERM with %d idle connections open: exit 0 after %.1f s"
                   % (CONNS, time.monotonic() - t0))
-        except BaseException:
-            print(b.text()[-5000:])
-            b.kill()
-            raise
         finally:
             for s in socks:
                 s.close()

@@ -24,7 +24,6 @@ Exit 77 (skipped) without kcat or confluent_kafka. Bounded: timeouts and counts 
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 
@@ -117,8 +116,8 @@ def consume_values(b, topic):
     return out.decode().splitlines()
 
 
-def start(conf, tmp):
-    return slp_broker.Broker(SLIPSTREAM, conf, tmp)
+def start(conf, run):
+    return run.broker(SLIPSTREAM, conf)
 
 
 def check_clean_stop(b, name):
@@ -132,102 +131,90 @@ def check_clean_stop(b, name):
         fail(b, "%s: error/warning lines:\n%s" % (name, "\n".join(bad[:10])))
 
 
-def run_layout(name, lcores, workers, tmp):
-    logs = os.path.join(tmp, name, "logs")
+def run_layout(name, lcores, workers, run):
+    logs = run.path(name, "logs")
     os.makedirs(logs)
     conf = CONFIG.format(lcores=lcores, workers=workers, logs=logs,
                          writers=os.environ.get("WR_WRITERS", "2"))
-    b = start(conf, tmp)
-    try:
-        admin = L.AdminClient({"bootstrap.servers": b.addr})
-        for f in admin.create_topics([L.NewTopic(L.TOPIC, PARTS, 1),
-                                      L.NewTopic(IDEM_TOPIC, 6, 1)],
-                                     request_timeout=15).values():
-            f.result(timeout=15)
-        errors = []
-        counts = {}
-        idem = []
-        stop = threading.Event()
-        threads = [threading.Thread(target=L.kcat_producer, args=(b, i, errors))
-                   for i in range(L.KCAT_PRODUCERS)]
-        threads.append(threading.Thread(target=L.py_producer, args=(b, errors)))
-        threads.append(threading.Thread(target=idem_producer, args=(b, errors, idem)))
-        adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
-        # The admin rounds run while the producers write, in both layouts.
-        for t in threads + [adm]:
-            t.start()
-        for t in threads:
-            t.join(180)
-        stop.set()
-        adm.join(90)
-        if any(t.is_alive() for t in threads + [adm]):
-            fail(b, "%s: a client thread did not finish" % name)
-        if errors:
-            fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
-        if counts.get("admin", 0) < 1:
-            fail(b, "%s: no admin round completed" % name)
-        L.check_records(b, L.consume_kcat(b), name + " kcat")
-        L.check_records(b, L.consume_assign(b), name + " assign()")
-        got = consume_values(b, IDEM_TOPIC)
-        if sorted(got) != sorted("i-%d" % n for n in range(IDEM_MESSAGES)) or \
-                len(idem) != IDEM_MESSAGES:
-            fail(b, "%s: idempotent topic: %d records read, %d delivered, want %d once" % (
-                name, len(got), len(idem), IDEM_MESSAGES))
-        print("%s: %d records, %d idempotent, admin rounds %d" % (
-            name, len(L.expected_values()), len(got), counts["admin"]))
-    except BaseException:
-        b.kill()
-        raise
+    b = start(conf, run)
+    admin = L.AdminClient({"bootstrap.servers": b.addr})
+    for f in admin.create_topics([L.NewTopic(L.TOPIC, PARTS, 1),
+                                  L.NewTopic(IDEM_TOPIC, 6, 1)],
+                                 request_timeout=15).values():
+        f.result(timeout=15)
+    errors = []
+    counts = {}
+    idem = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=L.kcat_producer, args=(b, i, errors))
+               for i in range(L.KCAT_PRODUCERS)]
+    threads.append(threading.Thread(target=L.py_producer, args=(b, errors)))
+    threads.append(threading.Thread(target=idem_producer, args=(b, errors, idem)))
+    adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
+    # The admin rounds run while the producers write, in both layouts.
+    for t in threads + [adm]:
+        t.start()
+    for t in threads:
+        t.join(180)
+    stop.set()
+    adm.join(90)
+    if any(t.is_alive() for t in threads + [adm]):
+        fail(b, "%s: a client thread did not finish" % name)
+    if errors:
+        fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
+    if counts.get("admin", 0) < 1:
+        fail(b, "%s: no admin round completed" % name)
+    L.check_records(b, L.consume_kcat(b), name + " kcat")
+    L.check_records(b, L.consume_assign(b), name + " assign()")
+    got = consume_values(b, IDEM_TOPIC)
+    if sorted(got) != sorted("i-%d" % n for n in range(IDEM_MESSAGES)) or \
+            len(idem) != IDEM_MESSAGES:
+        fail(b, "%s: idempotent topic: %d records read, %d delivered, want %d once" % (
+            name, len(got), len(idem), IDEM_MESSAGES))
+    print("%s: %d records, %d idempotent, admin rounds %d" % (
+        name, len(L.expected_values()), len(got), counts["admin"]))
     check_clean_stop(b, name)
 
     # Restart with the same writers: each opens its share again, every record is there once.
-    b = start(conf, tmp)
-    try:
-        opened = [int(n) for n in re.findall(
-            r"storage: writer\(s\) on lcore \d+ opened (\d+) partition log", b.text())]
-        if name == "two" and (len(opened) != 1 or not 0 < opened[0] < PARTS + 6):
-            fail(b, "%s: writer 1 should own a share of the %d partitions: %s" % (
-                name, PARTS + 6, opened))
-        L.check_records(b, L.consume_kcat(b), name + " after restart")
-        if sorted(consume_values(b, IDEM_TOPIC)) != sorted(
-                "i-%d" % n for n in range(IDEM_MESSAGES)):
-            fail(b, "%s: idempotent topic changed across the restart" % name)
+    b = start(conf, run)
+    opened = [int(n) for n in re.findall(
+        r"storage: writer\(s\) on lcore \d+ opened (\d+) partition log", b.text())]
+    if name == "two" and (len(opened) != 1 or not 0 < opened[0] < PARTS + 6):
+        fail(b, "%s: writer 1 should own a share of the %d partitions: %s" % (
+            name, PARTS + 6, opened))
+    L.check_records(b, L.consume_kcat(b), name + " after restart")
+    if sorted(consume_values(b, IDEM_TOPIC)) != sorted(
+            "i-%d" % n for n in range(IDEM_MESSAGES)):
+        fail(b, "%s: idempotent topic changed across the restart" % name)
 
-        # kill -9 while an acks=all producer writes: acknowledged records survive once.
-        acked = []
-        p = L.Producer({"bootstrap.servers": b.addr, "acks": "all", "linger.ms": 1,
-                        "message.timeout.ms": 5000, "retries": 0})
+    # kill -9 while an acks=all producer writes: acknowledged records survive once.
+    acked = []
+    p = L.Producer({"bootstrap.servers": b.addr, "acks": "all", "linger.ms": 1,
+                    "message.timeout.ms": 5000, "retries": 0})
 
-        def cb(err, msg):
-            if err is None:
-                acked.append(msg.value().decode())
+    def cb(err, msg):
+        if err is None:
+            acked.append(msg.value().decode())
 
-        deadline = time.monotonic() + 30
-        n = 0
-        while len(acked) < 800 and time.monotonic() < deadline:
-            p.produce("crash", key=b"c-%d" % (n % 11), value=b"c-%d" % n, callback=cb)
-            n += 1
-            p.poll(0.001 if n % 50 == 0 else 0)
-        b.kill()
-        p.flush(10)
-    except BaseException:
-        b.kill()
-        raise
+    deadline = time.monotonic() + 30
+    n = 0
+    while len(acked) < 800 and time.monotonic() < deadline:
+        p.produce("crash", key=b"c-%d" % (n % 11), value=b"c-%d" % n, callback=cb)
+        n += 1
+        p.poll(0.001 if n % 50 == 0 else 0)
+    b.kill()
+    p.flush(10)
     if len(acked) < 100:
         fail(b, "%s: only %d records acknowledged before the kill" % (name, len(acked)))
-    b = start(conf, tmp)
-    try:
-        got = consume_values(b, "crash")
-        dup = len(got) - len(set(got))
-        lost = set(acked) - set(got)
-        if dup or lost:
-            fail(b, "%s: after kill -9: %d duplicates, %d acknowledged records lost" % (
-                name, dup, len(lost)))
-        L.check_records(b, L.consume_kcat(b), name + " after kill -9")
-        print("%s: kill -9 with %d acknowledged records: all there once" % (name, len(acked)))
-    except BaseException:
-        b.kill()
-        raise
+    b = start(conf, run)
+    got = consume_values(b, "crash")
+    dup = len(got) - len(set(got))
+    lost = set(acked) - set(got)
+    if dup or lost:
+        fail(b, "%s: after kill -9: %d duplicates, %d acknowledged records lost" % (
+            name, dup, len(lost)))
+    L.check_records(b, L.consume_kcat(b), name + " after kill -9")
+    print("%s: kill -9 with %d acknowledged records: all there once" % (name, len(acked)))
     check_clean_stop(b, name + " (after kill -9)")
 
 
@@ -237,11 +224,11 @@ def main():
         return 77
     cpus = sorted(os.sched_getaffinity(0))
     only = sys.argv[2:]  # layout names to run (default: both)
-    with tempfile.TemporaryDirectory(prefix="wr-writers-") as tmp:
+    with slp_broker.TestRun("wr-writers-") as run:
         if len(cpus) >= 2 and (not only or "two" in only):
-            run_layout("two", "%d,%d" % (cpus[0], cpus[1]), 2, tmp)
+            run_layout("two", "%d,%d" % (cpus[0], cpus[1]), 2, run)
         if not only or "one" in only:
-            run_layout("one", "%d" % cpus[0], 1, tmp)
+            run_layout("one", "%d" % cpus[0], 1, run)
     print("OK")
     return 0
 

@@ -27,7 +27,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import slp_broker
 
@@ -85,12 +84,9 @@ def main():
     if KCAT is None:
         print("SKIP: no kcat")
         sys.exit(77)
-    with tempfile.TemporaryDirectory(prefix="loadgen-it-") as tmp:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % os.path.join(tmp, "logs"), tmp)
-        try:
-            run(b, tmp)
-        finally:
-            b.kill()
+    with slp_broker.TestRun("loadgen-it-") as test_run:
+        b = test_run.broker(SLIPSTREAM, CONFIG % test_run.path("logs"))
+        run(b, test_run.tmp)
     print("ok")
 
 
