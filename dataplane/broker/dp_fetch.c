@@ -22,6 +22,7 @@
 
 #include "dp_fetch_session.h"
 #include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 #include "kp_api.h"
 #include "kp_batch.h"
@@ -206,6 +207,8 @@ struct fetch_zc {
 	(sizeof(struct stor_read) + 2 * sizeof(struct dp_seg) + sizeof(struct kp_wr_ref))
 /* Record bytes of one response sent in place (before max_bytes): chunks it pins. */
 #define FETCH_ZC_MAX_BYTES (8 * 1048576)
+/* Further tail-cache reads one response may chain behind its partitions' first ones. */
+#define FETCH_CHAIN_READS 64u
 
 static struct fetch_zc *g_zc;  /* outstanding zero-copy responses (g_zc_lcore's) */
 static uint32_t g_zc_count;
@@ -305,9 +308,14 @@ dp_fetch_zc_outstanding(void)
  * response is freed. Falls back to dp_req_reply_buf() (records copied into
  * the buffer) when the descriptor does not fit the buffer.
  */
+static void fetch_chains_trim(struct kp_fetch_response *resp, const struct stor_read *reads,
+	uint32_t n_reads, bool restore);
+static void fetch_chains_metrics(struct kp_fetch_response *resp, const struct stor_read *reads,
+	uint32_t n_reads);
+
 static int
 fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *h,
-	const struct resp_buf *rb, const struct kp_fetch_response *resp, struct stor_read *reads,
+	const struct resp_buf *rb, struct kp_fetch_response *resp, struct stor_read *reads,
 	uint32_t n_reads, struct fetch_async *fa)
 {
 	const struct kp_api_desc *d = kp_api_lookup(h->request_api_key);
@@ -356,8 +364,20 @@ fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *
 		while (k < n_reads && reads[k].data != r->ptr)
 			k++;
 		if (k < n_reads && reads[k].from_cache) {
-			segs[n_segs++] = (struct dp_seg){r->ptr, (uint32_t)r->len,
-				DP_SEG_RECORDS | DP_SEG_BORROWED};
+			/* One segment per cache read: a partition's chained reads follow its first. */
+			size_t left = r->len;
+			uint32_t j = k;
+
+			do {
+				uint32_t n = (uint32_t)(reads[j].len < left ? reads[j].len : left);
+
+				segs[n_segs++] = (struct dp_seg){reads[j].data, n,
+					DP_SEG_RECORDS | DP_SEG_BORROWED};
+				left -= n;
+				j++;
+			} while (left > 0 && j < n_reads && reads[j].buf == NULL);
+			if (left > 0)
+				goto copy; /* not expected: the records field is the reads' sum */
 		} else if (fa != NULL && r->ptr >= fa->area && r->ptr + r->len <= fa->area +
 			FETCH_ASYNC_AREA) {
 			segs[n_segs++] = (struct dp_seg){r->ptr, (uint32_t)r->len, DP_SEG_RECORDS};
@@ -390,9 +410,11 @@ fetch_reply(struct dp_conn *conn, uint64_t req, const struct kp_request_header *
 	g_zc = z;
 	g_zc_count++;
 	g_zc_lcore = rte_lcore_id();
-	dp_req_fetch_metrics(resp);
+	fetch_chains_metrics(resp, reads, n_reads);
 	return dp_conn_reply_sg(conn, req, &z->sg, fetch_zc_free, z);
 copy:
+	/* A copy is contiguous: chained partitions answer their first read's bytes only. */
+	fetch_chains_trim(resp, reads, n_reads, false);
 	rc = dp_req_reply_buf(conn, req, h, rb, resp);
 	for (uint32_t j = 0; j < n_reads; j++)
 		stor_read_release(&reads[j]);
@@ -731,6 +753,167 @@ fetch_read(struct dp_requests *q, struct fetch_async *fa,
 	}
 	pd->records = (struct kp_bytes){.ptr = rd->data, .len = (int32_t)rd->len};
 	return 0;
+}
+
+/*
+ * A tail-cache read returns the batches of one chunk; Kafka returns up to
+ * partition_max_bytes from a segment. So after a cache hit (the last of
+ * @reads, @n_reads of them, room for @cap) the partition reads on from the
+ * cache, chunk after chunk, within its share @max and the response's
+ * @budget and @room: each further read is one more record segment sent by
+ * reference right behind the first (fetch_reply), and @pd's records span
+ * them all (ptr: the first read's bytes; len: the sum). Only fetch_reply,
+ * fetch_chains_trim and fetch_chains_metrics look past the first read: a
+ * chained read is told from a first one by its NULL buf. Cache hits only: a
+ * read with no buffer is refused before any disk read is queued (-EINVAL),
+ * so nothing waits here; a batch above what is left stays for the next
+ * Fetch (KIP-74's "at least one batch" holds for the first read only).
+ * @return the reads added.
+ */
+static uint32_t
+fetch_read_more(struct dp_partition *pp, struct kp_fetch_response_partition_data *pd,
+	struct stor_read *reads, uint32_t n_reads, uint32_t cap, size_t max, int64_t *budget,
+	int64_t *room, bool copies)
+{
+	const struct stor_read *first = &reads[n_reads - 1];
+	size_t total = first->len;
+	int64_t next = first->next_offset;
+	uint32_t n = 0;
+
+	while (n_reads + n < cap && total < max && *budget > 0 &&
+		*room >= (int64_t)FETCH_ZC_PER_READ) {
+		struct stor_read *rd = &reads[n_reads + n];
+		size_t want = max - total;
+		int rc;
+
+		if ((int64_t)want > *budget)
+			want = (size_t)*budget;
+		memset(rd, 0, sizeof(*rd)); /* buf NULL: from the cache or not at all */
+		rc = stor_log_read(pp->log, rd, next, want, NULL, NULL);
+		if (rc != 0)
+			break; /* not in the cache (-EINVAL), or out of range */
+		if (rd->len == 0 || !rd->from_cache || rd->len > want) {
+			stor_read_release(rd);
+			break;
+		}
+		total += rd->len;
+		next = rd->next_offset;
+		*budget -= (int64_t)rd->len;
+		*room -= (int64_t)FETCH_ZC_PER_READ;
+		if (copies)
+			*budget -= (int64_t)FETCH_ZC_PER_READ;
+		n++;
+	}
+	pd->records.len = (int32_t)total;
+	return n;
+}
+
+/*
+ * Walk @resp's partitions with records alongside @reads (both in response
+ * order) and call @fn for each partition whose records span chained reads
+ * (@k its first read, @end one past its last).
+ */
+static void
+fetch_chains_each(struct kp_fetch_response *resp, const struct stor_read *reads,
+	uint32_t n_reads, void (*fn)(void *arg, struct kp_str topic,
+		const struct kp_fetch_response_fetchable_topic_response *rt,
+		struct kp_fetch_response_partition_data *pd, uint32_t k, uint32_t end),
+	void *arg)
+{
+	uint32_t k = 0;
+
+	for (int32_t t = 0; t < resp->responses.count; t++) {
+		struct kp_fetch_response_fetchable_topic_response *rt = &resp->responses.items[t];
+
+		for (int32_t p = 0; p < rt->partitions.count; p++) {
+			struct kp_fetch_response_partition_data *pd = &rt->partitions.items[p];
+			uint32_t end;
+
+			if (pd->records.len <= 0 || pd->records.ptr == NULL)
+				continue;
+			while (k < n_reads && (reads[k].data != pd->records.ptr || reads[k].buf == NULL))
+				k++;
+			if (k == n_reads)
+				return;
+			for (end = k + 1; end < n_reads && reads[end].buf == NULL; end++)
+				;
+			if (end > k + 1)
+				fn(arg, rt->topic, rt, pd, k, end);
+			k = end;
+		}
+	}
+}
+
+struct chains_ctx {
+	const struct stor_read *reads;
+	bool restore;
+};
+
+static void
+chain_trim_one(void *arg, struct kp_str topic,
+	const struct kp_fetch_response_fetchable_topic_response *rt,
+	struct kp_fetch_response_partition_data *pd, uint32_t k, uint32_t end)
+{
+	struct chains_ctx *cx = arg;
+	size_t len = cx->reads[k].len;
+
+	(void)topic;
+	(void)rt;
+	for (uint32_t j = k + 1; cx->restore && j < end; j++)
+		len += cx->reads[j].len;
+	pd->records.len = (int32_t)len;
+}
+
+/*
+ * Set each chained partition's records to its first read only (@restore
+ * false), or back to all its reads (true). With a reference to a chained
+ * read still held, a trimmed partition's next chunks are simply sent again
+ * by the consumer's next Fetch.
+ */
+static void
+fetch_chains_trim(struct kp_fetch_response *resp, const struct stor_read *reads,
+	uint32_t n_reads, bool restore)
+{
+	struct chains_ctx cx = {.reads = reads, .restore = restore};
+
+	fetch_chains_each(resp, reads, n_reads, chain_trim_one, &cx);
+}
+
+static void
+chain_count_one(void *arg, struct kp_str topic,
+	const struct kp_fetch_response_fetchable_topic_response *rt,
+	struct kp_fetch_response_partition_data *pd, uint32_t k, uint32_t end)
+{
+	struct chains_ctx *cx = arg;
+
+	if (topic.len <= 0) { /* v13+: by id */
+		struct dp_topic *dt = dp_req_topic_by_id(g_fetch_b, &rt->topic_id);
+
+		if (dt == NULL)
+			return;
+		topic.ptr = dt->name;
+		topic.len = (int32_t)strlen(dt->name);
+	}
+	for (uint32_t j = k + 1; j < end; j++)
+		dp_metrics_batches(false, topic.ptr, (size_t)topic.len, pd->partition_index,
+			cx->reads[j].data, cx->reads[j].len, pd->high_watermark);
+}
+
+/*
+ * dp_req_fetch_metrics() walks a partition's records as one buffer: chained
+ * partitions are counted with their first read there and their other reads
+ * here, read by read.
+ */
+static void
+fetch_chains_metrics(struct kp_fetch_response *resp, const struct stor_read *reads,
+	uint32_t n_reads)
+{
+	struct chains_ctx cx = {.reads = reads, .restore = false};
+
+	fetch_chains_each(resp, reads, n_reads, chain_count_one, &cx);
+	fetch_chains_trim(resp, reads, n_reads, false);
+	dp_req_fetch_metrics(resp);
+	fetch_chains_trim(resp, reads, n_reads, true);
 }
 
 /*
@@ -1175,7 +1358,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 	budget = fa != NULL ? FETCH_ZC_MAX_BYTES : room;
 	if (v >= 3 && m.max_bytes < budget)
 		budget = m.max_bytes;
-	reads = kp_arena_alloc(a, sizeof(*reads) * (n_items > 0 ? n_items : 1), 8);
+	reads = kp_arena_alloc(a, sizeof(*reads) * (n_items + FETCH_CHAIN_READS), 8);
 	pds = kp_arena_alloc(a, sizeof(*pds) * (n_items > 0 ? n_items : 1), 8);
 	rts = kp_arena_alloc(a, sizeof(*rts) * (n_groups > 0 ? n_groups : 1), 8);
 	if (reads == NULL || pds == NULL || rts == NULL)
@@ -1251,6 +1434,14 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 			budget -= (int64_t)FETCH_ZC_PER_READ; /* copies, descriptors: one room */
 		has_records = reads[n_reads].len > 0;
 		n_reads++;
+		if (has_records && reads[n_reads - 1].from_cache) {
+			/* Up to partition_max_bytes: the next chunks too (fetch_read_more). */
+			size_t first_len = reads[n_reads - 1].len;
+
+			n_reads += fetch_read_more(pp, pd, reads, n_reads, n_items + FETCH_CHAIN_READS,
+				max, &budget, &room, fa == NULL);
+			found += (int64_t)((size_t)pd->records.len - first_len);
+		}
 next:
 		if (pd->error_code != 0)
 			errors = true;

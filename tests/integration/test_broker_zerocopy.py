@@ -15,7 +15,9 @@ so the transport must have sent every Fetch record byte in place:
          answered with) > 0
 
 with T the transport the broker runs (kernel, or dpdk when test_broker_dpdk.py
-runs this script with SLP_TRANSPORT=dpdk). Then the broker restarts on the
+runs this script with SLP_TRANSPORT=dpdk). Raw Fetch frames (kwire) then show
+one Fetch returning several consecutive tail-cache chunks of a partition (4 MB
+at once), within PartitionMaxBytes and MaxBytes. Then the broker restarts on the
 same log directory (empty cache): the records come back from disk (checked
 again) and the counters say so (copy > 0: a disk read lands in a buffer of the
 broker's; reference == 0).
@@ -222,6 +224,51 @@ def recv_response(s):
     return exact(n)
 
 
+CHUNK_BYTES = (1 << 20) + 8192  # storage.cache.chunk.bytes (default)
+
+
+def chained_fetch(b):
+    """
+    One Fetch returns more than one tail-cache chunk of a partition: consecutive
+    batches from the fetch offset up to PartitionMaxBytes (all 4 MB here, in
+    4-5 chunks), or up to the response's MaxBytes, never past either (but for
+    a first batch above them, KIP-74).
+    """
+    p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5, "batch.size": 65536})
+    for i in range(100):
+        p.produce("zc-chain", partition=0, value=value_of(7 + 8 * (i % 4)))  # 40 KB each
+    assert p.flush(60) == 0
+    c = kwire.Client(b.connect(), "zc-chain", 30)
+
+    def fetch(offset, part_max, max_bytes):
+        body = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": max_bytes,
+                "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
+                "Topics": [{"Topic": "zc-chain", "Partitions": [
+                    {"Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": offset,
+                     "LogStartOffset": -1, "PartitionMaxBytes": part_max}]}],
+                "ForgottenTopicsData": [], "RackId": ""}
+        pr = c.request(1, 11, body)["Responses"][0]["Partitions"][0]
+        assert pr["ErrorCode"] == 0, pr["ErrorCode"]
+        records = pr["Records"] or b""
+        nxt = offset
+        for batch in kwire.split_batches(records):  # whole batches, consecutive offsets
+            h = kwire.batch_header(batch)
+            assert h["base_offset"] == nxt, (h["base_offset"], nxt)
+            nxt = h["base_offset"] + h["last_offset_delta"] + 1
+        return len(records), nxt, pr["HighWatermark"]
+
+    size, nxt, hw = fetch(0, 8 << 20, 8 << 20)
+    assert hw == 100 and nxt == 100, (hw, nxt, size)  # everything, in one response
+    assert size > CHUNK_BYTES * 3, size
+    size, nxt, hw = fetch(0, 3 << 19, 8 << 20)  # 1.5 MiB a partition
+    assert CHUNK_BYTES // 2 < size <= 3 << 19 and 0 < nxt < 100, (size, nxt)
+    size2, nxt2, _ = fetch(nxt, 8 << 20, 2 << 20)  # 2 MiB a response, from there on
+    assert CHUNK_BYTES < size2 <= 2 << 20 and nxt < nxt2 < 100, (size2, nxt2)
+    c.close()
+    print("one Fetch: 4 MB over several chunks at once; 1.5 MiB and 2 MiB bounds kept",
+          flush=True)
+
+
 def lifetimes(b):
     """
     Responses whose bytes are still unsent when their topic is deleted, and
@@ -240,11 +287,12 @@ def lifetimes(b):
     for f in a.delete_topics(["zc-del"], operation_timeout=30).values():
         f.result(30)
     body = recv_response(slow)  # every byte still arrives, the size prefix holds
-    # A Fetch reads one tail-cache chunk of the partition: how the 1.6 MB of
-    # appends fell into chunks depends on timing (190 KB to 1.6 MB seen), so
-    # the bound is only "far beyond what a 4 KiB window and the kernel's
-    # send buffer held when the topic was deleted".
-    assert len(body) > 64 << 10, len(body)
+    # A Fetch reads the partition's tail-cache chunks one after another up to
+    # PartitionMaxBytes (8 MiB): all 400 records of some 4 KB (1.6 MB over two
+    # chunks, every chunk still cached) come in this one response (it was 64 KiB
+    # while a Fetch read one chunk), far beyond what a 4 KiB window and the
+    # kernel's send buffer held when the topic was deleted.
+    assert len(body) > 1400000, len(body)
     slow.close()
     # Closed early: half read, or not read at all (reset with unsent bytes).
     for k in range(10):
@@ -279,6 +327,7 @@ def main():
         assert ref == out, "by reference %d, Fetch answered %d" % (ref, out)
         print("tail cache: %d records checked, %d record bytes sent by reference, 0 copied"
               % (n, ref), flush=True)
+        chained_fetch(b)
         lifetimes(b)
         check(consume_all(b), want)
         print("slow reader across DeleteTopics and early closes: released, still serving",
