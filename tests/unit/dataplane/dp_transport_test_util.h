@@ -15,7 +15,8 @@
  * - for the DPDK transport, a net_ring port (its rx ring fed by the test, its
  *   tx ring drained by it) and a client on a second instance of our TCP stack
  *   (198.18.0.1 talking to the broker's 198.18.0.2:9092), with client
- *   connections that collect what they receive.
+ *   connections that collect what they receive; t_dpdk_start() and
+ *   t_dpdk_stop() set all of it up and down.
  *
  * Everything is static inline (state marked unused), so each test includes
  * what it uses; the ring port's functions need rte_net_ring only when used.
@@ -49,6 +50,7 @@
 #include "dp_conn.h"
 #include "dp_reactor.h"
 #include "net.h"
+#include "net_dpdk.h"
 #include "net_port.h"
 #include "net_tcp.h"
 
@@ -267,9 +269,8 @@ t_client_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 
 /*
  * The client stack at 198.18.0.1, its output into the port's rx ring; pool
- * "<tag>_client". At teardown: net_stack_free(t_client) first, and
- * rte_mempool_free(t_client_pool) only after the transport has stopped (its
- * port may still hold the client's mbufs).
+ * "<tag>_client". Freed by t_dpdk_stop(): the stack first, the pool only
+ * after the transport has stopped (its port may still hold the client's mbufs).
  */
 static inline void
 t_client_start(const char *tag)
@@ -311,6 +312,60 @@ t_ring_pump(unsigned int lcore)
 {
 	dp_reactor_poll_once(lcore);
 	t_client_pump();
+}
+
+/*
+ * The DPDK transport's tests' set-up: EAL (@mem_mb MiB, argv[0] @name), a
+ * net_ring port and the client stack named after @tag, @cfg with the
+ * transport's keys (the port, dpdk, PLAINTEXT://198.18.0.2:9092, 4096 mbufs,
+ * no idle sleep) followed by the test's @n @keys, one reactor on this lcore
+ * (its id to *@lcore), and net_dpdk with @handler. Undone by t_dpdk_stop().
+ */
+static inline void
+t_dpdk_start(struct dp_config *cfg, const char *name, const char *mem_mb, const char *tag,
+	const char *const keys[][2], size_t n, dp_conn_handler_fn handler, unsigned int *lcore)
+{
+	char dev[RTE_ETH_NAME_MAX_LEN];
+	const char *all[32][2] = {
+		{"dataplane.port.device", dev},
+		{"dataplane.transport", "dpdk"},
+		{"listeners", "PLAINTEXT://198.18.0.2:9092"},
+		{"dataplane.port.ipv4.address", "198.18.0.2"},
+		{"dataplane.port.mbufs", "4096"},
+		{"dataplane.poll.idle.sleep.us", "0"},
+	};
+	size_t k = 6;
+	char why[256];
+	unsigned int lcores[1];
+
+	assert_true(k + n <= RTE_DIM(all));
+	for (size_t i = 0; i < n; i++, k++) {
+		all[k][0] = keys[i][0];
+		all[k][1] = keys[i][1];
+	}
+	t_eal_start(name, mem_mb, tag);
+	t_ring_port_create(tag, dev);
+	t_config_load(cfg, all, k);
+	*lcore = rte_lcore_id();
+	lcores[0] = *lcore;
+	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
+	if (net_dpdk_init(cfg, handler, NULL, why, sizeof(why)) < 0)
+		fail_msg("net_dpdk_init: %s", why);
+	t_client_start(tag);
+}
+
+/* Undo t_dpdk_start(): the client stack, the transport (and its port), then the client's pool. */
+static inline void
+t_dpdk_stop(struct dp_config *cfg)
+{
+	net_stack_free(t_client);
+	net_dpdk_fini();
+	dp_reactors_fini();
+	dp_config_free(cfg);
+	rte_mempool_free(t_client_pool);
+	t_client = NULL;
+	t_client_pool = NULL;
+	rte_eal_cleanup();
 }
 
 /* A client connection and what it received (rx malloc'ed, grown as needed). */

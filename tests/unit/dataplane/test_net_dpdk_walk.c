@@ -17,7 +17,6 @@
  * for the client's ACK of earlier data to touch it again.
  */
 #include "dp_transport_test_util.h"
-#include "net_dpdk.h"
 
 static struct dp_config g_cfg;
 static unsigned int g_lcore;
@@ -102,49 +101,25 @@ test_touch_during_walk(void **state)
 static int
 setup(void **state)
 {
-	char name[RTE_ETH_NAME_MAX_LEN];
-	char why[256];
-	unsigned int lcores[1];
+	const char *const keys[][2] = {
+		{"dataplane.max.connections", "8"},
+		{"dataplane.conn.rx.buffer.bytes", "4096"},
+		{"dataplane.conn.max.inflight", "1"},
+		{"dataplane.frame.large.bytes", "65536"},
+		{"dataplane.frame.large.buffers", "1"},
+		{"dataplane.response.buffer.bytes", "1024"},
+		{"dataplane.response.buffers", "64"},
+	};
 
-	t_eal_start("test_net_dpdk_walk", "256", "tndw");
-	t_ring_port_create("tndw", name);
-	{
-		const char *const keys[][2] = {
-			{"dataplane.port.device", name},
-			{"dataplane.transport", "dpdk"},
-			{"listeners", "PLAINTEXT://198.18.0.2:9092"},
-			{"dataplane.port.ipv4.address", "198.18.0.2"},
-			{"dataplane.max.connections", "8"},
-			{"dataplane.conn.rx.buffer.bytes", "4096"},
-			{"dataplane.conn.max.inflight", "1"},
-			{"dataplane.frame.large.bytes", "65536"},
-			{"dataplane.frame.large.buffers", "1"},
-			{"dataplane.response.buffer.bytes", "1024"},
-			{"dataplane.response.buffers", "64"},
-			{"dataplane.port.mbufs", "4096"},
-			{"dataplane.poll.idle.sleep.us", "0"},
-		};
-
-		t_config_load(&g_cfg, keys, RTE_DIM(keys));
-	}
-	g_lcore = rte_lcore_id();
-	lcores[0] = g_lcore;
-	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
-	if (net_dpdk_init(&g_cfg, t_hold_handler, NULL, why, sizeof(why)) < 0)
-		fail_msg("net_dpdk_init: %s", why);
-	t_client_start("tndw");
+	t_dpdk_start(&g_cfg, "test_net_dpdk_walk", "256", "tndw", keys, RTE_DIM(keys), t_hold_handler,
+		&g_lcore);
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	net_stack_free(t_client);
-	net_dpdk_fini();
-	dp_reactors_fini();
-	dp_config_free(&g_cfg);
-	rte_mempool_free(t_client_pool);
-	rte_eal_cleanup();
+	t_dpdk_stop(&g_cfg);
 	return 0;
 }
 
