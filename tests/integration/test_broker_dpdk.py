@@ -133,8 +133,11 @@ def default_and_fallback():
         ip("-n", ns, "link", "set", "lo", "up")
         base = ["ip", "netns", "exec", ns, SLIPSTREAM, "--override", "dpdk.hugepages=off",
                 "--override", "dpdk.memory.mb=768"]
-        # No file: DPDK on net_tap, the kernel side configured by the broker.
-        a, text = start(base + ["--override", "log.dir=%s/a" % tmp], os.path.join(tmp, "a.log"),
+        # No file: DPDK on net_tap, the kernel side configured by the broker. Each broker
+        # gets its own metrics segment (/dev/shm is not in the network namespace).
+        a, text = start(base + ["--override", "log.dir=%s/a" % tmp, "--override",
+                                "metrics.shm.path=%s/a.metrics" % tmp],
+                        os.path.join(tmp, "a.log"),
                         [r"listening on PLAINTEXT://198\.18\.0\.2:9092 \(DPDK port net_tap0",
                          r"reach the broker with: kcat -b 198\.18\.0\.2:9092 -L", "started;"])
         procs.append(a)
@@ -148,6 +151,7 @@ def default_and_fallback():
             assert "broker 1 at 198.18.0.2:9092" in out, out
         # The TAP name is taken: one line why, then kernel sockets on the listener.
         b, text = start(base + ["--override", "log.dir=%s/b" % tmp, "--override",
+                                "metrics.shm.path=%s/b.metrics" % tmp, "--override",
                                 "listeners=PLAINTEXT://127.0.0.1:19092"],
                         os.path.join(tmp, "b.log"),
                         [r"DPDK transport not started \(interface slipstream0 exists "
@@ -166,6 +170,7 @@ def default_and_fallback():
                          "--clear-groups", SLIPSTREAM,
                          "--override", "dpdk.hugepages=off", "--override", "dpdk.memory.mb=256",
                          "--override", "log.dir=%s/c" % tmp, "--override",
+                         "metrics.shm.path=%s/c.metrics" % tmp, "--override",
                          "listeners=PLAINTEXT://127.0.0.1:19093"], os.path.join(tmp, "c.log"),
                         [r"DPDK transport not started \(not running as root\); serving kernel "
                          r"sockets on 127\.0\.0\.1:19093 instead", "started;"])

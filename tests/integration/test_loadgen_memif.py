@@ -62,6 +62,7 @@ dataplane.poll.idle.sleep.us=50
 dpdk.hugepages=off
 dpdk.memory.mb=768
 dpdk.file.prefix=memif-it-{pid}
+metrics.shm.path={logs}.metrics
 num.partitions=1
 storage.cache.chunks=16
 """
