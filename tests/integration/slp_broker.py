@@ -44,6 +44,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -256,6 +257,20 @@ class Broker:
     def kill(self):
         self.kill_control()
         self.kill_dataplane()
+
+
+def recv_frame(sock):
+    """One size-prefixed Kafka frame read from @sock: the bytes after the size.
+    ConnectionError if the peer closes first (the socket's timeout applies)."""
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("connection closed")
+            buf += chunk
+        return buf
+    return exact(struct.unpack(">i", exact(4))[0])
 
 
 def start_metrics_server(binary, shm, timeout=30):

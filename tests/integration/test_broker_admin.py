@@ -142,7 +142,7 @@ def delete_checks(b, tmp):
     body += struct.pack(">i", 10000) + bytes([0])
     hdr = struct.pack(">hhih", 20, 6, 91, 2) + b"it" + bytes([0])
     s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     s.close()
     assert struct.unpack(">i", r[:4])[0] == 91 and r[4] == 0  # header v1: no tags
     pos = 5 + 4  # throttle_time_ms
@@ -168,21 +168,6 @@ def delete_checks(b, tmp):
     assert got[2] == (None, unknown, 100), got  # UNKNOWN_TOPIC_ID
     md = a.list_topics(timeout=10)
     assert "del-b" not in md.topics and "del-c" not in md.topics and "del-d" in md.topics
-
-
-def recv_frame(s):
-    hdr = b""
-    while len(hdr) < 4:
-        chunk = s.recv(4 - len(hdr))
-        assert chunk, "connection closed"
-        hdr += chunk
-    n = struct.unpack(">i", hdr)[0]
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        assert chunk, "connection closed"
-        body += chunk
-    return body
 
 
 def partitions_checks(b, tmp):
@@ -226,7 +211,7 @@ def incremental_alter(b, topic, ops, validate_only=False):
     body += struct.pack(">b", 1 if validate_only else 0)
     hdr = struct.pack(">hhih", 44, 0, 7, 2) + b"it"
     s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     s.close()
     corr, throttle, n, err = struct.unpack(">iiih", r[:14])
     assert corr == 7 and n == 1, r
@@ -322,7 +307,7 @@ def raw(b, key, ver, body, flexible=False):
     s = b.connect()
     hdr = struct.pack(">hhi", key, ver, 1234) + kstr("it") + (bytes([0]) if flexible else b"")
     s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     s.close()
     assert struct.unpack(">i", r[:4])[0] == 1234
     if flexible:

@@ -152,21 +152,6 @@ def retention_checks(b):
     assert "retention: " in b.text()
 
 
-def recv_frame(s):
-    hdr = b""
-    while len(hdr) < 4:
-        chunk = s.recv(4 - len(hdr))
-        assert chunk, "connection closed"
-        hdr += chunk
-    n = struct.unpack(">i", hdr)[0]
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        assert chunk, "connection closed"
-        body += chunk
-    return body
-
-
 def raw_checks(b):
     s = socket.create_connection((b.host, b.port), timeout=5)
     # Produce v2: a magic 1 message set (one message, CRC not even checked first).
@@ -177,7 +162,7 @@ def raw_checks(b):
             name + struct.pack(">i", 1) + struct.pack(">ii", 0, len(entry)) + entry)
     hdr = struct.pack(">hhih", 0, 2, 77, 2) + b"it"
     s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     corr, ntopics, nlen = struct.unpack(">iih", r[:10])
     assert corr == 77 and ntopics == 1 and r[10:10 + nlen] == name
     off = 10 + nlen
@@ -189,7 +174,7 @@ def raw_checks(b):
             struct.pack(">iqi", 0, 1000000, 1 << 20))
     hdr = struct.pack(">hhih", 1, 4, 78, 2) + b"it"
     s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     corr, throttle, ntopics, nlen = struct.unpack(">iiih", r[:14])
     assert corr == 78 and ntopics == 1 and r[14:14 + nlen] == name
     off = 14 + nlen
@@ -207,7 +192,7 @@ def raw_checks(b):
     # Long poll: nothing at the high watermark, so the answer comes at max_wait_ms.
     t0 = time.monotonic()
     fetch_at(hw, 400, 79)
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     took = time.monotonic() - t0
     assert struct.unpack(">i", r[:4])[0] == 79
     assert 0.35 < took < 3, took
@@ -220,7 +205,7 @@ def raw_checks(b):
     out = subprocess.run([KCAT, "-b", b.addr, "-P", "-t", "py-created", "-p", "0"],
                          input="wake-up\n", capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    r = recv_frame(s)
+    r = slp_broker.recv_frame(s)
     took = time.monotonic() - t0
     assert struct.unpack(">i", r[:4])[0] == 80
     assert took < 5, took

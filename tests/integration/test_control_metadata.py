@@ -29,6 +29,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import slp_broker  # noqa: E402 (beside this file)
+
 CONFIG = """
 listeners=PLAINTEXT://127.0.0.1:0
 dpdk.hugepages=off
@@ -65,19 +67,7 @@ def request(b, api_key, version, body, timeout=10):
     try:
         frame = struct.pack(">hhi", api_key, version, 7) + kstr("meta-test") + body
         s.sendall(struct.pack(">i", len(frame)) + frame)
-        head = b""
-        while len(head) < 4:
-            chunk = s.recv(4 - len(head))
-            if not chunk:
-                raise ConnectionError("closed")
-            head += chunk
-        n = struct.unpack(">i", head)[0]
-        data = b""
-        while len(data) < n:
-            chunk = s.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
+        data = slp_broker.recv_frame(s)
         assert struct.unpack(">i", data[:4])[0] == 7
         return data[4:]
     finally:
@@ -190,7 +180,6 @@ def confluent_create(b, name, parts, config=None):
 # ---- the test -----------------------------------------------------------------------------
 
 def main():
-    import slp_broker
     from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType
     from kafka.admin import KafkaAdminClient
 

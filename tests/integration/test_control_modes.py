@@ -39,6 +39,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import slp_broker  # noqa: E402 (beside this file)
+
 CONFIG = """
 listeners=PLAINTEXT://127.0.0.1:0
 dpdk.hugepages=off
@@ -84,14 +86,9 @@ def request(b, api_key, version, body, timeout=15):
     try:
         frame = struct.pack(">hhi", api_key, version, 11) + kstr("modes-test") + body
         s.sendall(struct.pack(">i", len(frame)) + frame)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        assert struct.unpack(">i", data[4:8])[0] == 11
-        return data[8:]
+        data = slp_broker.recv_frame(s)
+        assert struct.unpack(">i", data[:4])[0] == 11
+        return data[4:]
     finally:
         s.close()
 
@@ -229,7 +226,6 @@ def main():
     except ImportError:
         print("SKIP: confluent_kafka or kafka-python missing")
         sys.exit(77)
-    import slp_broker
 
     slipstream, control = sys.argv[1], sys.argv[2]
     with slp_broker.TestRun("ctl-modes-it-") as run:
