@@ -4,7 +4,8 @@
 Writes a configuration file into the test's temporary directory (the text
 may name the file itself as @CONF@, e.g. for a log directory beside it),
 starts the binary, waits for "listening on PLAINTEXT://HOST:PORT" and
-"started;" in its log (30 s at most), and stops it with SIGTERM or kills it.
+"started;" in its log (start_timeout, 30 s by default), and stops it with
+SIGTERM or kills it.
 
 Two transports. By default the kernel one, pinned with
 dataplane.transport=kernel (the broker's own default tries DPDK first), on
@@ -30,9 +31,9 @@ running, stays up and both reconnect); stop() and kill() stop both.
 Nothing is shared between brokers, so tests may run in parallel: unless the
 text sets them, every Broker gets its own metrics.shm.path (beside its
 configuration file, read by its control process from the same file) and
-control.metrics.listen=127.0.0.1:0 (the dataplane ignores it). The control sockets lie
-beside the test's log directory (every test sets log.dir or log.dirs in its
-temporary directory); DPDK's file prefix is slipstream-<pid>.
+control.metrics.listen=127.0.0.1:0 (the dataplane ignores it). The control
+sockets lie beside the test's log directory (every test sets log.dir or
+log.dirs in its temporary directory); DPDK's file prefix is slipstream-<pid>.
 
 TestRun (a context manager) owns a test's temporary directory and the brokers
 and processes started in it: on an exception it prints the tail of each
