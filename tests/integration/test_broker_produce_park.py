@@ -215,7 +215,8 @@ def run(name, lcores, tmp):
     text = b.text()
     if rc != 0 or "storage: every log closed cleanly" not in text:
         fail(b, "%s: exit code %s, or no clean shutdown" % (name, rc))
-    bad = [l for l in text.splitlines() if re.search(r" slipstream (error|warn) ", l)]
+    bad = [l for l in text.splitlines() if re.search(
+        r" slipstream (error|warn) |AddressSanitizer|LeakSanitizer|runtime error:", l)]
     if bad:
         fail(b, "%s: error/warning lines:\n%s" % (name, "\n".join(bad[:10])))
 
