@@ -208,7 +208,8 @@ struct net_stats {
 	/* TSO (cfg.tso_max), appended */
 	uint64_t tcp_tso_frames;	/* TSO frames the device took */
 	uint64_t tcp_tso_segments;	/* segments those frames make on the wire */
-	uint64_t tcp_tso_fallbacks;	/* TSO-sized sends sent per MSS (piece rules) */
+	uint64_t tcp_tso_fallbacks;	/* sends of one MSS where the windows allowed TSO:
+					 * an odd piece or the piece limit came first */
 };
 
 /**

@@ -424,19 +424,21 @@ tso_len(struct net_stack *st, struct net_tcp_conn *c, uint32_t room, uint32_t av
 	uint32_t *segsz)
 {
 	uint32_t seg = tso_segsz(st, c), want, fit;
-	bool odd;
+	bool odd, cut;
 
 	*segsz = 0;
 	want = NET_MIN(room, st->cfg.tso_max);
 	if (seg == 0 || want <= c->mss || (st->cfg.tso_even_pieces && (seg & 1u)))
 		return c->mss;
 	fit = tso_fit(st, c, c->snd_nxt, want, &odd);
+	cut = fit < want;
 	if (!odd && fit < avail)
 		fit -= fit % seg;
 	if (fit <= c->mss || fit <= seg) {
-		/* One segment after all: an odd piece (or the piece limit)
-		 * came first. */
-		st->stats.tcp_tso_fallbacks++;
+		/* One segment after all: the windows allow less than two, or
+		 * an odd piece (or the piece limit) came first (counted). */
+		if (cut)
+			st->stats.tcp_tso_fallbacks++;
 		return c->mss;
 	}
 	*segsz = seg;
@@ -606,7 +608,12 @@ void
 net_tcp_retransmit_head(struct net_stack *st, struct net_tcp_conn *c)
 {
 	uint32_t end = net_tcp_data_end(c);
-	uint32_t len = SEQ_LT(c->snd_una, end) ? NET_MIN(end - c->snd_una, (uint32_t)c->mss) : 0;
+	/* Never past SND.MAX: bytes not yet sent are new data (the output
+	 * loop's), and the peer's ACK of them would be dropped as acknowledging
+	 * something not yet sent. Segments may be shorter than the MSS (the end
+	 * of the data at the time, or a TSO port's shorter segments). */
+	uint32_t hi = SEQ_LT(c->snd_max, end) ? c->snd_max : end;
+	uint32_t len = SEQ_LT(c->snd_una, hi) ? NET_MIN(hi - c->snd_una, (uint32_t)c->mss) : 0;
 	uint8_t flags = RTE_TCP_ACK_FLAG;
 
 	if ((c->flags & NET_TCPF_FIN_SENT) && c->snd_una + len == end && SEQ_GT(c->snd_max, end))
@@ -626,6 +633,9 @@ net_tcp_sack_retransmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t s
 	uint32_t end = net_tcp_data_end(c), limit;
 	uint32_t len;
 
+	/* Only what was sent (see net_tcp_retransmit_head). */
+	if (SEQ_LT(c->snd_max, end))
+		end = c->snd_max;
 	seq = net_tcp_sack_skip(st, c, seq, &limit);
 	if (!SEQ_LT(seq, end))
 		return 0;
