@@ -202,6 +202,8 @@ def run(name, lcores, tmp):
             fail(b, "%s: %d records read, %d produced" % (name, len(rows), total))
         check(b, rows)
         text = b.text()
+        if name == "apart" and "requests hop from" not in text:
+            fail(b, "apart: no request hop set up")
         held = text.count("produce held back")
         if held == 0:
             fail(b, "%s: no Produce was held back (4 chunks, 24 partitions)" % name)
