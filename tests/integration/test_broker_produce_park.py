@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -174,45 +173,41 @@ def check(b, rows):
         fail(b, "kcat keys: %d of %d" % (sum(1 for l in seqs if l[0] == "kc"), PARTITIONS))
 
 
-def run(name, lcores, tmp):
-    logs = os.path.join(tmp, name, "logs")
+def run(name, lcores, tr):
+    logs = tr.path(name, "logs")
     os.makedirs(logs)
-    b = slp_broker.Broker(SLIPSTREAM, CONFIG.format(lcores=lcores, logs=logs), tmp)
-    try:
-        admin = AdminClient({"bootstrap.servers": b.addr})
-        for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
-                                     request_timeout=15).values():
-            f.result(timeout=15)
-        del admin  # its connection would log a disconnect at the stop
-        errors = []
-        threads = [threading.Thread(target=py_producer, args=(b, n, s, errors))
-                   for n, s in PRODUCERS.items()]
-        threads.append(threading.Thread(target=kcat_producer, args=(b, errors)))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(150)
-        if any(t.is_alive() for t in threads):
-            fail(b, "%s: a producer did not finish in 150 s" % name)
-        if errors:
-            fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
-        total = PER_PARTITION * PARTITIONS * (len(PRODUCERS) + 1)
-        rows = consume_assign(b, total)
-        if len(rows) != total:
-            fail(b, "%s: %d records read, %d produced" % (name, len(rows), total))
-        check(b, rows)
-        text = b.text()
-        if name == "apart" and "requests hop from" not in text:
-            fail(b, "apart: no request hop set up")
-        held = text.count("produce held back")
-        if held == 0:
-            fail(b, "%s: no Produce was held back (4 chunks, 24 partitions)" % name)
-        if "answered REQUEST_TIMED_OUT" in text:
-            fail(b, "%s: a held-back Produce timed out" % name)
-        print("%s: %d records, %d Produce request(s) held back" % (name, total, held))
-    except BaseException:
-        b.kill()
-        raise
+    b = tr.broker(SLIPSTREAM, CONFIG.format(lcores=lcores, logs=logs))
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
+                                 request_timeout=15).values():
+        f.result(timeout=15)
+    del admin  # its connection would log a disconnect at the stop
+    errors = []
+    threads = [threading.Thread(target=py_producer, args=(b, n, s, errors))
+               for n, s in PRODUCERS.items()]
+    threads.append(threading.Thread(target=kcat_producer, args=(b, errors)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(150)
+    if any(t.is_alive() for t in threads):
+        fail(b, "%s: a producer did not finish in 150 s" % name)
+    if errors:
+        fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
+    total = PER_PARTITION * PARTITIONS * (len(PRODUCERS) + 1)
+    rows = consume_assign(b, total)
+    if len(rows) != total:
+        fail(b, "%s: %d records read, %d produced" % (name, len(rows), total))
+    check(b, rows)
+    text = b.text()
+    if name == "apart" and "requests hop from" not in text:
+        fail(b, "apart: no request hop set up")
+    held = text.count("produce held back")
+    if held == 0:
+        fail(b, "%s: no Produce was held back (4 chunks, 24 partitions)" % name)
+    if "answered REQUEST_TIMED_OUT" in text:
+        fail(b, "%s: a held-back Produce timed out" % name)
+    print("%s: %d records, %d Produce request(s) held back" % (name, total, held))
     rc = b.stop(60)
     text = b.text()
     if rc != 0 or "storage: every log closed cleanly" not in text:
@@ -228,11 +223,11 @@ def main():
         print("SKIP: needs kcat and confluent_kafka")
         return 77
     cpus = sorted(os.sched_getaffinity(0))
-    with tempfile.TemporaryDirectory(prefix="produce-park-") as tmp:
-        run("one-lcore", "dataplane.lcores=%d" % cpus[0], tmp)
+    with slp_broker.TestRun("produce-park-") as tr:
+        run("one-lcore", "dataplane.lcores=%d" % cpus[0], tr)
         if len(cpus) >= 2 and not slp_broker.DPDK:
             run("apart", "dataplane.lcores=%d,%d\ndataplane.net.lcores=%d\n"
-                "dataplane.storage.lcores=%d" % (cpus[0], cpus[1], cpus[0], cpus[1]), tmp)
+                "dataplane.storage.lcores=%d" % (cpus[0], cpus[1], cpus[0], cpus[1]), tr)
         else:
             print("apart: skipped (one CPU, or over DPDK)")
     print("OK")
