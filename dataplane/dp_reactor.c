@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -236,6 +237,10 @@ reactor_main(void *unused)
 		return 0; /* an EAL lcore the dataplane does not use */
 	dp_log(DP_LOG_DEBUG, "reactor up: %u poller(s), %u end poller(s)", r->n_pollers,
 		r->n_end);
+	/* The idle sleep ends when asked, not up to the default 50 us timer slack
+	 * later: the first request after a pause waits for it. */
+	if (g_idle_sleep_us != 0)
+		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	r->last_busy_tsc = rte_rdtsc();
 	while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
 		reactor_iterate(r);

@@ -264,6 +264,9 @@ struct net_stack {
 	uint64_t now_us;
 	struct net_stats stats;
 	uint16_t ip_id;
+	/* net_tcp_send: free mbufs counted at pool_avail_us, less those taken since */
+	uint32_t pool_avail;
+	uint64_t pool_avail_us;
 
 	/* output batch */
 	uint16_t tx_n;

@@ -66,6 +66,8 @@ usage(FILE *f)
 		"      --memif-mbufs N    packet buffers (default 65535)\n"
 		"      --memif-memory-mb M  EAL memory (default 512)\n"
 		"      --memif-huge       EAL memory from hugepages (default: --no-huge)\n"
+		"      --memif-mtu M      IP MTU of the memif link, 576-9000 (default 1500; the\n"
+		"                         broker's dataplane.port.mtu must be the same)\n"
 		"      --memif-no-tx-cksum  send TCP segments without their checksum (only for a\n"
 		"                         broker that trusts memif's: rx.checksum.trusted=true)\n"
 		"      --eal-args \"ARGS\"  more EAL arguments for the memif transport\n"
@@ -139,6 +141,7 @@ enum {
 	OPT_MEMIF_MEM,
 	OPT_MEMIF_HUGE,
 	OPT_MEMIF_NO_TX_CKSUM,
+	OPT_MEMIF_MTU,
 	OPT_EAL_ARGS,
 };
 
@@ -179,6 +182,7 @@ static const struct option options[] = {
 	{"memif-memory-mb", required_argument, NULL, OPT_MEMIF_MEM},
 	{"memif-huge", no_argument, NULL, OPT_MEMIF_HUGE},
 	{"memif-no-tx-cksum", no_argument, NULL, OPT_MEMIF_NO_TX_CKSUM},
+	{"memif-mtu", required_argument, NULL, OPT_MEMIF_MTU},
 	{"eal-args", required_argument, NULL, OPT_EAL_ARGS},
 	{"produce-version", required_argument, NULL, OPT_PRODUCE_VERSION},
 	{"json", required_argument, NULL, OPT_JSON},
@@ -406,6 +410,12 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 			break;
 		case OPT_MEMIF_NO_TX_CKSUM:
 			mc->no_tx_cksum = true;
+			break;
+		case OPT_MEMIF_MTU:
+			rc = parse_u32(optarg, 9000, &u);
+			if (rc == 0 && u < 576)
+				rc = -EINVAL;
+			mc->mtu = (uint16_t)u;
 			break;
 		case OPT_EAL_ARGS:
 			rc = copy_opt(mc->eal_args, sizeof(mc->eal_args), optarg);

@@ -34,6 +34,7 @@ struct lg_memif_conf {
 	uint32_t idle_us;	/* sleep this long after 256 idle polls; 0 = busy poll */
 	uint32_t link_wait_ms;	/* how long to wait for the memif link; 0 = 10 s */
 	uint32_t delack_us;	/* TCP delayed-ACK timeout; 0 = 200 us */
+	uint16_t mtu;		/* IP MTU of the link (the broker's dataplane.port.mtu); 0 = 1500 */
 	bool huge;		/* use hugepages (default: --no-huge) */
 	/* Leave the TCP checksum of sent segments to a peer that does not check
 	 * it (the broker's dataplane.port.rx.checksum.trusted=true): the stack

@@ -723,11 +723,60 @@ test_pool_exhaustion(void **state)
 	rte_mempool_free(small);
 }
 
+/* net_tcp_send's count of free mbufs is taken once per time step and
+ * lowered by what each call takes: calls within one step still stop at
+ * pool_reserve free mbufs, and mbufs taken elsewhere are seen from the next
+ * step on. */
+static void
+test_send_pool_reserve_per_step(void **state)
+{
+	struct rte_mempool *pool = rte_pktmbuf_pool_create("net_t_reserve", 512, 0, 0,
+		RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	struct rte_mbuf *held[512];
+	static uint8_t chunk[3000];
+	struct t_pair p;
+	struct net_config ca;
+	unsigned int n_held = 0, calls = 0;
+	int r;
+
+	(void)state;
+	assert_non_null(pool);
+	t_config(&ca, NULL, T_IP_A, 1);
+	ca.pool = pool;
+	ca.sndbuf_bytes = 4u << 20; /* the pool, not the buffer, limits */
+	t_pair_init(&p, &ca, NULL);
+	t_pair_connect(&p, 9092);
+	/* One time step: no poll between the calls. */
+	while ((r = net_tcp_send(p.app_a.conn, chunk, sizeof(chunk))) > 0)
+		assert_true(++calls < 1000);
+	assert_true(calls > 100);
+	assert_true(rte_mempool_avail_count(pool) >= 64); /* the reserve: size / 8 */
+	assert_true(rte_mempool_avail_count(pool) < 64 + 3);
+	t_pair_run(&p, 20, 50000); /* delivered and acknowledged: the mbufs come back */
+	assert_int_equal(rte_mempool_avail_count(pool), 512);
+	/* Someone else takes all but 100 within a step: the next step's sends see it. */
+	t_pair_step(&p, 1000);
+	assert_true(net_tcp_send(p.app_a.conn, chunk, 100) == 100);
+	while (rte_mempool_avail_count(pool) > 100)
+		held[n_held++] = rte_pktmbuf_alloc(pool);
+	t_pair_step(&p, 1000);
+	calls = 0;
+	while (net_tcp_send(p.app_a.conn, chunk, sizeof(chunk)) > 0)
+		assert_true(++calls < 1000);
+	assert_true(rte_mempool_avail_count(pool) >= 64);
+	rte_pktmbuf_free_bulk(held, n_held);
+	t_pair_run(&p, 20, 50000);
+	t_pair_fini(&p);
+	assert_int_equal(rte_mempool_avail_count(pool), 512);
+	rte_mempool_free(pool);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_and_options),
+		cmocka_unit_test(test_send_pool_reserve_per_step),
 		cmocka_unit_test(test_options_disabled),
 		cmocka_unit_test(test_data_both_ways),
 		cmocka_unit_test(test_fin_both_sides_time_wait),
