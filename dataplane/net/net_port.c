@@ -210,6 +210,9 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 	if (di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
 		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
+	/* The MTU is given at configure time too: a driver without an MTU
+	 * operation (net_ring) takes it only there. */
+	ec.rxmode.mtu = conf->mtu;
 	rc = rte_eth_dev_configure(port_id, nq, nq, &ec);
 	if (rc != 0)
 		return rc;
@@ -217,7 +220,11 @@ net_port_setup(uint16_t port_id, const struct net_port_conf *conf, struct net_po
 	if (rc != 0)
 		return rc;
 	if (conf->mtu != 0) {
+		uint16_t got = 0;
+
 		rc = rte_eth_dev_set_mtu(port_id, conf->mtu);
+		if (rc == -ENOTSUP && rte_eth_dev_get_mtu(port_id, &got) == 0 && got == conf->mtu)
+			rc = 0;
 		if (rc != 0)
 			return rc;
 	}
