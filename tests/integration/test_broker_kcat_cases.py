@@ -43,6 +43,7 @@ dpdk.hugepages=off
 dpdk.memory.mb=256
 num.partitions=4
 message.max.bytes=%d
+log.segment.bytes=8388608
 log.dir=%s
 """
 

@@ -3,7 +3,8 @@
 
 A partition holds a tail-cache chunk while it has unwritten appends, so
 storage.cache.chunks bounds the partitions written at once. The broker here
-has 4 chunks and a topic of 24 partitions. A Produce naming more partitions
+has 4 chunks and a topic of 24 partitions (8 MiB segments: each written
+partition preallocates one). A Produce naming more partitions
 than chunks are free is held back in the broker (dp_produce.c) and resumed
 as writes free chunks; it must never answer REQUEST_TIMED_OUT (which it did
 before, for the partitions past the last free chunk).
@@ -55,6 +56,7 @@ dpdk.memory.mb=512
 {lcores}
 dataplane.log.level=debug
 storage.cache.chunks=4
+log.segment.bytes=8388608
 log.dir={logs}
 """
 
