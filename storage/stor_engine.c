@@ -40,6 +40,7 @@ stor_engine_opts_init(struct stor_engine_opts *opts)
 	opts->direct = STOR_DIRECT_AUTO;
 	opts->chunk_bytes = (1u << 20) + 8192; /* message.max.bytes (1 MiB + 12) + a block */
 	opts->chunk_count = 64;
+	opts->io_workers = 64; /* docs/storage.md "Many partitions": the kernel's 8 on 2 CPUs */
 }
 
 static int
@@ -99,6 +100,12 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 		if (parse_u64(value, 0, 1u << 24, &x) != 0 || (x != 0 && x < 16))
 			return -EINVAL;
 		opts->max_open_files = (unsigned)x;
+		return 0;
+	}
+	if (strcmp(key, "storage.io.workers") == 0) {
+		if (parse_u64(value, 0, 4096, &x) != 0)
+			return -EINVAL;
+		opts->io_workers = (unsigned)x;
 		return 0;
 	}
 	if (strcmp(key, "storage.cache.chunks") == 0) {
@@ -217,6 +224,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		        .queue_depth = opts->queue_depth,
 		        .max_files = opts->max_files,
 		        .sqpoll = opts->sqpoll,
+		        .io_workers = opts->io_workers,
 		};
 		e->be = stor_uring_create(&uo, &why);
 		if (e->be == NULL)
@@ -312,6 +320,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->file_closes = e->file_closes;
 	out->open_files_max = e->file_limit;
 	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;
+	out->io_workers = e->be->io_workers;
 }
 
 void

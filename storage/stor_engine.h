@@ -59,6 +59,11 @@ struct stor_engine_opts {
 	                                 a limit like max_open_files, but only for a
 	                                 backend whose open files hold descriptors (not
 	                                 io_uring with fixed files, see stor_io.h) */
+	unsigned io_workers;          /* storage.io.workers: kernel threads that may run
+	                                 blocking writes at once (io_uring's bounded io-wq
+	                                 workers) raised to at least this (default 64; 0:
+	                                 the kernel's 4 x CPUs). A write that grows its
+	                                 file holds one until the device completes it */
 	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
 	                                 throughput, not for the number of logs (an idle
 	                                 log's chunk is taken back, see stor_engine.c) */
@@ -82,6 +87,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
  *   storage.io.queue.depth     SQ entries
  *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
  *   storage.max.open.files     segment files kept open (0: no limit)
+ *   storage.io.workers         blocking-write threads at least (0: kernel default)
  *   storage.cache.chunk.bytes  tail-cache chunk size (multiple of 4096)
  *   storage.cache.chunks       chunks in the pool
  *
@@ -147,6 +153,8 @@ struct stor_engine_stats {
 	                            backend's table), 0: none */
 	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker removal awaits the
 	                              syncfs made before the first change to such a log */
+	unsigned io_workers;       /* the backend's blocking-I/O thread limit in force
+	                              (io_uring's bounded io-wq workers), 0: not known */
 };
 
 /**

@@ -95,6 +95,8 @@ struct stor_backend {
 	unsigned file_slots; /* files it can hold open at once, 0: no bound of its own */
 	int no_fds;          /* 1: an open file holds no descriptor of the process (the
 	                        engine's descriptor budget, max_open_fds, does not apply) */
+	unsigned io_workers; /* kernel threads that may run blocking I/O at once (io_uring's
+	                        bounded io-wq workers), 0: not known */
 };
 
 struct stor_uring_opts {
@@ -102,6 +104,8 @@ struct stor_uring_opts {
 	unsigned max_files;   /* fixed-file slots; 0: stor_uring_auto_max_files() */
 	int sqpoll;           /* non-zero: IORING_SETUP_SQPOLL (kernel thread polls the SQ) */
 	unsigned sqpoll_idle_ms;
+	unsigned io_workers;  /* raise the ring's bounded io-wq workers to at least this
+	                         (0: the kernel's default, 4 x CPUs at most the SQ size) */
 };
 
 /**
@@ -110,6 +114,8 @@ struct stor_uring_opts {
  * fall back to plain fds/buffers and are reported through @why). With fixed
  * files an open file holds a slot of the ring's table and no descriptor
  * (no_fds): synchronous operations reopen its path while they run.
+ * io_workers raises the ring's bounded io-wq worker limit (a refusal is
+ * reported through @why; be->io_workers has the limit in force).
  *
  * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
  * @return the backend, or NULL with errno set.

@@ -19,6 +19,16 @@
  * be closed and reopened on every append of a cyclic write pattern (20% of
  * the reactor). The few synchronous setup operations (size, pread,
  * truncate, allocate) open the path again for their duration.
+ *
+ * Writes that grow a file (log.preallocate=false) or fill a hole are not
+ * done inline: ext4 answers the non-blocking attempt with EAGAIN, io_uring
+ * hands the write to an io-wq worker thread, and the worker waits for the
+ * device before it takes the next one (ext4 completes an extending direct
+ * write synchronously). The kernel allows 4 x CPUs such workers (8 on a
+ * 2-core machine), so with one 16 KiB write per partition at 10,000
+ * partitions at most 8 writes were at the device at once, whatever the
+ * queue depth: that, not the reactor's CPU, bounded wide produce (measured:
+ * docs/benchmarks.md "Scale"). uring_raise_workers() lifts the bound.
  */
 #include "stor_io.h"
 
@@ -415,6 +425,30 @@ stor_uring_auto_max_files(void)
 	return (unsigned)n;
 }
 
+/*
+ * Raise the ring's bounded io-wq worker limit to at least @want (never
+ * lower it: larger machines start higher). Returns the limit in force, 0
+ * when the kernel refuses the call (before 5.15).
+ */
+static unsigned
+uring_raise_workers(struct io_uring *ring, unsigned want)
+{
+	unsigned vals[2] = {0, 0}; /* 0, 0: read both limits without changing them */
+
+	if (io_uring_register_iowq_max_workers(ring, vals) < 0)
+		return 0;
+	if (vals[0] >= want)
+		return vals[0];
+	vals[0] = want;
+	vals[1] = 0; /* the unbounded (socket) limit unchanged */
+	if (io_uring_register_iowq_max_workers(ring, vals) < 0)
+		return 0;
+	vals[0] = vals[1] = 0;
+	if (io_uring_register_iowq_max_workers(ring, vals) < 0)
+		return 0;
+	return vals[0];
+}
+
 struct stor_backend *
 stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 {
@@ -471,6 +505,11 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
 	if (!u->fixed_files && why != NULL)
 		*why = "fixed files refused, using plain fds";
+	if (opts->io_workers != 0) {
+		u->be.io_workers = uring_raise_workers(&u->ring, opts->io_workers);
+		if (u->be.io_workers < opts->io_workers && why != NULL && (*why)[0] == '\0')
+			*why = "io-wq worker limit not raised, the kernel's default applies";
+	}
 	/* What the engine may keep open: the table, or descriptors under RLIMIT_NOFILE. */
 	u->be.file_slots = u->max_files;
 	u->be.no_fds = u->fixed_files;

@@ -14,7 +14,11 @@
  * open, no recovery scan); the reopen removes the markers and syncs their
  * removal once, before the first append to any of them. Logs live under
  * /dev/shm (the syncs counted are the requests queued, whatever the file
- * system makes of them).
+ * system makes of them). storage.io.workers: parsed, the ring's limit of
+ * blocking-write threads raised to it (read back from the kernel), and 200
+ * logs of growing O_DIRECT files written at once through those threads come
+ * back byte for byte after a clean restart (on the build tree's file
+ * system, where such writes go to the workers).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -22,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <liburing.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 
 #include "stor_test_util.h"
@@ -307,6 +313,149 @@ test_close_many(void **state)
 	free(root);
 }
 
+#define WIDE 200
+
+/* Whether this kernel reads io-wq worker limits back (5.15 and later), asked directly. */
+static bool
+kernel_takes_iowq_limit(void)
+{
+	struct io_uring ring;
+	unsigned vals[2] = {0, 0};
+	bool ok;
+
+	if (io_uring_queue_init(8, &ring, 0) != 0)
+		return false;
+	ok = io_uring_register_iowq_max_workers(&ring, vals) == 0 && vals[0] != 0;
+	io_uring_queue_exit(&ring);
+	return ok;
+}
+
+/* Records of log @i, append @round: a value pattern of its own. */
+static size_t
+wide_batch(uint8_t *buf, size_t cap, int i, int round)
+{
+	return tu_batch(buf, cap, 15, 1000 + round, 1000, (unsigned)(i * 7 + round), NULL);
+}
+
+static void
+test_io_workers(void **state)
+{
+	struct stor_engine_opts o;
+	struct stor_engine_stats st;
+	struct stor_log_config cfg;
+	static struct stor_log *logs[WIDE];
+	static struct tu_ack acks[WIDE];
+	static uint8_t batch[2][20000];
+	char *root = tu_tmpdir("");
+	size_t bsz = stor_read_buf_size(64 << 10);
+	uint8_t *rbuf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	char dir[4096];
+	int err = 0;
+
+	(void)state;
+	assert_non_null(root);
+	assert_non_null(rbuf);
+	stor_engine_opts_init(&o);
+	assert_int_equal(o.io_workers, 64);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "0"), 0);
+	assert_int_equal(o.io_workers, 0);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "4096"), 0);
+	assert_int_equal(o.io_workers, 4096);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "4097"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "-1"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "many"), -EINVAL);
+	assert_int_equal(o.io_workers, 4096);
+
+	/* 0: the kernel's default, not asked for. */
+	stor_engine_opts_init(&o);
+	o.io_workers = 0;
+	o.chunk_count = 4;
+	o.chunk_bytes = 64 << 10;
+	struct stor_engine *e = stor_engine_create(&o);
+	assert_non_null(e);
+	stor_engine_stats(e, &st);
+	assert_int_equal(st.io_workers, 0);
+	stor_engine_destroy(e);
+
+	stor_engine_opts_init(&o);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers", "96"), 0);
+	o.chunk_count = WIDE + 16;
+	o.chunk_bytes = 64 << 10;
+	e = stor_engine_create(&o);
+	assert_non_null(e);
+	stor_engine_stats(e, &st);
+	if (st.io_workers == 0 && !kernel_takes_iowq_limit()) {
+		print_message("the kernel does not take IORING_REGISTER_IOWQ_MAX_WORKERS\n");
+		stor_engine_destroy(e);
+		tu_rm_rf(root);
+		free(root);
+		free(rbuf);
+		skip();
+	}
+	/* At least what was asked (a machine with many CPUs may start higher). */
+	assert_true(st.io_workers >= 96);
+
+	stor_log_config_init(&cfg);
+	cfg.segment_bytes = 1 << 20;
+	cfg.roll_ms = -1;
+	cfg.preallocate = false; /* every write grows its file: the workers' case */
+	for (int i = 0; i < WIDE; i++) {
+		snprintf(dir, sizeof(dir), "%s/w-%d", root, i);
+		logs[i] = stor_log_open(e, dir, &cfg, &err);
+		assert_non_null(logs[i]);
+	}
+	for (int round = 0; round < 2; round++) {
+		/* One batch per log, all in flight together. */
+		int acked = 0;
+		for (int i = 0; i < WIDE; i++) {
+			size_t n = wide_batch(batch[0], sizeof(batch[0]), i, round);
+			assert_true(n > 0);
+			acks[i] = (struct tu_ack){0};
+			assert_int_equal(stor_log_append(logs[i], batch[0], n, 0, tu_ack_cb, &acks[i],
+			                                 NULL),
+			                 0);
+		}
+		time_t end = time(NULL) + 60;
+		while (acked < WIDE && time(NULL) < end) {
+			stor_engine_poll(e);
+			acked = 0;
+			for (int i = 0; i < WIDE; i++)
+				acked += acks[i].done;
+		}
+		assert_int_equal(acked, WIDE);
+		for (int i = 0; i < WIDE; i++) {
+			assert_int_equal(acks[i].rc, 0);
+			assert_int_equal(acks[i].base, round * 15);
+		}
+	}
+	assert_int_equal(stor_log_close_many(logs, WIDE, NULL), 0);
+
+	/* Back after a clean restart, byte for byte (the offsets rewritten by the log). */
+	for (int i = 0; i < WIDE; i++) {
+		struct stor_read rd = {.buf = rbuf, .buf_size = bsz};
+		size_t n0 = wide_batch(batch[0], sizeof(batch[0]), i, 0);
+		size_t n1 = wide_batch(batch[1], sizeof(batch[1]), i, 1);
+
+		snprintf(dir, sizeof(dir), "%s/w-%d", root, i);
+		logs[i] = stor_log_open(e, dir, &cfg, &err);
+		assert_non_null(logs[i]);
+		assert_int_equal(stor_log_end_offset(logs[i]), 30);
+		assert_int_equal(tu_read(e, logs[i], &rd, 0, 64 << 10), 0);
+		assert_int_equal(rd.len, n0 + n1);
+		assert_int_equal(rd.next_offset, 30);
+		kp_batch_set_base_offset(batch[1], 15);
+		/* baseOffset (8 bytes) and the rest of each batch. */
+		assert_memory_equal(rd.data, batch[0], n0);
+		assert_memory_equal(rd.data + n0, batch[1], n1);
+		stor_read_release(&rd);
+	}
+	assert_int_equal(stor_log_close_many(logs, WIDE, NULL), 0);
+	stor_engine_destroy(e);
+	tu_rm_rf(root);
+	free(root);
+	free(rbuf);
+}
+
 int
 main(void)
 {
@@ -314,6 +463,7 @@ main(void)
 	        cmocka_unit_test(test_flush_ms_among_many),
 	        cmocka_unit_test(test_files_hold_no_fds),
 	        cmocka_unit_test(test_close_many),
+	        cmocka_unit_test(test_io_workers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
