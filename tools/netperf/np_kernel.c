@@ -3,7 +3,7 @@
  * slipstream-netperf-kernel: the kernel TCP baseline and client of
  * scripts/bench-net. It speaks the protocol of np.h over kernel sockets:
  *
- *	slipstream-netperf-kernel --mode echo|source [--size S] [--count N]
+ *	slipstream-netperf-kernel --mode echo|source|sink [--size S] [--count N]
  *	                          [--bytes B] [--connect IP:PORT]
  *
  * Without --connect it starts its own np.h server (echo and sink) on
@@ -12,7 +12,9 @@
  * (the stack over net_tap, through the kernel's TCP on the other side).
  * echo: count round trips of size bytes on one connection (TCP_NODELAY,
  * blocking calls), rate and p50/p99 latency. source: bytes of the np.h
- * pattern to the server's checked sink, Gbit/s. One JSON line on stdout.
+ * pattern to the server's checked sink, Gbit/s. sink (with --connect only):
+ * bytes of the pattern from the server's source, checked here, Gbit/s. One
+ * JSON line on stdout.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -189,13 +191,15 @@ main(int argc, char **argv)
 		case 'b': bytes = strtoull(optarg, NULL, 0); break;
 		case 'c': conn = optarg; break;
 		default:
-			fprintf(stderr, "usage: slipstream-netperf-kernel --mode echo|source "
+			fprintf(stderr, "usage: slipstream-netperf-kernel --mode echo|source|sink "
 				"[--size S] [--count N] [--bytes B] [--connect IP:PORT]\n");
 			return 2;
 		}
 	}
 	if (size == 0 || size > 65536 || count == 0)
 		return 2;
+	if (strcmp(mode, "sink") == 0 && conn == NULL)
+		return 2;	/* the loopback server has no source */
 	for (uint32_t i = 0; i < NP_PAT_LEN; i++)
 		pat[i] = np_pattern(i);
 	memset(&sa, 0, sizeof(sa));
@@ -231,10 +235,11 @@ main(int argc, char **argv)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memcpy(h, &mg, 4);
-	h[4] = strcmp(mode, "echo") == 0 ? NP_ECHO : NP_SINK;
+	h[4] = strcmp(mode, "echo") == 0 ? NP_ECHO : strcmp(mode, "sink") == 0 ? NP_SOURCE :
+		NP_SINK;
 	h[5] = h[6] = h[7] = 0;
 	for (int i = 0; i < 8; i++)
-		h[8 + i] = (uint8_t)((h[4] == NP_SINK ? bytes : 0) >> (56 - 8 * i));
+		h[8 + i] = (uint8_t)((h[4] != NP_ECHO ? bytes : 0) >> (56 - 8 * i));
 	if (write_full(fd, h, sizeof(h)) != 0)
 		return 1;
 	if (h[4] == NP_ECHO) {
@@ -261,6 +266,44 @@ main(int argc, char **argv)
 			",\"rtt_per_s\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"seconds\":%.6f}\n",
 			count, (double)count * 1e9 / (double)(t1 - t0), (double)lat[count / 2] / 1000.0,
 			(double)lat[count * 99 / 100] / 1000.0, (double)(t1 - t0) / 1e9);
+	} else if (h[4] == NP_SOURCE) {
+		static uint8_t buf[1 << 20];
+		uint64_t off = 0;
+
+		t0 = ns_now();
+		for (;;) {
+			ssize_t r = read(fd, buf, sizeof(buf));
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				perror("slipstream-netperf-kernel: read");
+				return 1;
+			}
+			if (r == 0)
+				break;
+			for (ssize_t i = 0; i < r;) {
+				uint32_t k = (uint32_t)((off + (uint64_t)i) % NP_PATTERN_PERIOD);
+				size_t n = (size_t)(r - i) < 65536 ? (size_t)(r - i) : 65536;
+
+				if (memcmp(buf + i, pat + k, n) != 0) {
+					fprintf(stderr, "slipstream-netperf-kernel: byte mismatch near "
+						"offset %" PRIu64 "\n", off + (uint64_t)i);
+					return 1;
+				}
+				i += (ssize_t)n;
+			}
+			off += (uint64_t)r;
+		}
+		t1 = ns_now();
+		if (off != bytes) {
+			fprintf(stderr, "slipstream-netperf-kernel: %" PRIu64 " of %" PRIu64
+				" bytes\n", off, bytes);
+			return 1;
+		}
+		printf("{\"role\":\"kernel\",\"mode\":\"sink\",\"ok\":true,\"bytes\":%" PRIu64
+			",\"gbit_s\":%.4f,\"seconds\":%.6f}\n", bytes,
+			(double)bytes * 8 / ((double)(t1 - t0) / 1e9) / 1e9, (double)(t1 - t0) / 1e9);
 	} else {
 		uint64_t off = 0;
 		uint32_t rep[4];
