@@ -13,7 +13,8 @@
  *     first and last sequence): no append, NONE with the original base
  *     offset, as Kafka does (librdkafka and the Java client would also take
  *     DUPLICATE_SEQUENCE_NUMBER as success, but Kafka never sends it); while
- *     the original is not yet written, REQUEST_TIMED_OUT (retriable);
+ *     the original is not yet written, the request is held back until it
+ *     is (below);
  *   - a gap or an older sequence that is not cached, or a new epoch not
  *     starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER;
  *   - an unknown producer (new, expired or evicted) may start at any
@@ -253,12 +254,15 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 			/*
 			 * A retry of a batch whose append is still in flight (the
 			 * client gave up on the first request): success now could
-			 * acknowledge bytes a crash then loses. Retriable; the
-			 * client retries with the same sequence, a duplicate once
-			 * written. UNFINISHED: park the response until it is.
+			 * acknowledge bytes a crash then loses. Held back like a
+			 * request out of chunks (PRODUCE_FULL: nothing of it is
+			 * appended) until the original is written, when the same
+			 * check answers NONE with the original's offset; a split
+			 * sub-request, or the timeout, answers REQUEST_TIMED_OUT
+			 * (retriable) instead.
 			 */
 			*base_offset = -1;
-			return KP_ERR_REQUEST_TIMED_OUT;
+			return PRODUCE_FULL;
 		}
 		if (err == PRODUCE_DUPLICATE)
 			return KP_ERR_NONE; /* the original's offset; nothing appended */
@@ -929,10 +933,10 @@ run:
 		}
 		if (n_saved == 0) {
 			g_produce_stats.parked++;
-			dp_log(DP_LOG_DEBUG, "produce held back: no tail-cache chunk for partition "
-				"%" PRIu32 " of %" PRIu32 " (%" PRIu32 " bytes in); resumes when "
-				"storage frees one, within timeout_ms %" PRId32, c->next_part + 1,
-				n_parts, c->next_off, m.timeout_ms);
+			dp_log(DP_LOG_DEBUG, "produce held back at partition %" PRIu32 " of %" PRIu32
+				" (%" PRIu32 " bytes in): no tail-cache chunk free (or a retried batch "
+				"not written yet); resumes when storage frees one, within timeout_ms "
+				"%" PRId32, c->next_part + 1, n_parts, c->next_off, m.timeout_ms);
 		}
 		c->parked = true;
 		c->progress = g_produce_progress;

@@ -13,7 +13,8 @@
  * next batch; with every chunk pinned by reads, the request answers
  * REQUEST_TIMED_OUT once its timeout_ms is spent, and appends once they are
  * released; a request held back when its connection goes is dropped (its
- * response buffer given back). Real storage (io_uring) in a temporary
+ * response buffer given back); an idempotent retry of a batch still being
+ * written waits for it and gets the original's offset. Real storage (io_uring) in a temporary
  * directory. Skips (77) when the EAL cannot start.
  */
 #include <errno.h>
@@ -507,6 +508,60 @@ test_dropped_when_the_connection_goes(void **state)
 	assert_int_equal(rte_mempool_avail_count(g_pool), avail);
 }
 
+/*
+ * An idempotent producer's retry of a batch whose append is still in flight
+ * (not written: nothing polled the engine yet) is held back until the
+ * original is written, then answered NONE with the original's offset; the
+ * batch is stored once.
+ */
+static void
+test_retry_waits_for_the_original(void **state)
+{
+	struct dp_produce_stats s0, s1;
+	struct kp_batch_builder bb;
+	struct kp_produce_request m;
+	struct kp_produce_request_topic_produce_data td;
+	int parts[1] = {7};
+	int64_t base = stor_log_end_offset(plog(7));
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(kp_batch_builder_start(&bb, g_recs[0], sizeof(g_recs[0]),
+		KP_COMPRESSION_NONE), 0);
+	bb.producer_id = 4242;
+	bb.producer_epoch = 0;
+	bb.base_sequence = 0;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(kp_batch_builder_add(&bb, 1000 + i, NULL, 0, "idem", 4, NULL, 0), 0);
+	assert_int_equal(kp_batch_builder_finish(&bb, &len), 0);
+	g_recs_len[0] = len;
+	kp_produce_request_init(&m);
+	kp_produce_request_topic_produce_data_init(&td);
+	m.acks = -1;
+	m.timeout_ms = 30000;
+	td.name = (struct kp_str){.ptr = "t", .len = 1};
+	kp_produce_request_partition_produce_data_init(&g_pd[0]);
+	g_pd[0].index = 7;
+	g_pd[0].records = (struct kp_bytes){.ptr = g_recs[0], .len = (int32_t)len};
+	td.partition_data.items = g_pd;
+	td.partition_data.count = 1;
+	m.topic_data.items = &td;
+	m.topic_data.count = 1;
+
+	stats(&s0);
+	frame_produce(30, &m);
+	assert_int_equal(dp_conn_deliver_frame(&g_c.base, g_frame, g_frame_len), 1);
+	/* The retry, before the engine was polled: the original is not written. */
+	frame_produce(31, &m);
+	assert_true(deliver(10000) > 0);
+	stats(&s1);
+	assert_int_equal(s1.parked, s0.parked + 1);
+	assert_int_equal(s1.timed_out, s0.timed_out);
+	produce_check(30, parts, 1, KP_ERR_NONE, &base);
+	produce_check(31, parts, 1, KP_ERR_NONE, &base); /* the original's offset */
+	check_stored(7, base, g_recs[0], len);           /* once */
+}
+
 /* ---- fixture --------------------------------------------------------------------------------- */
 
 static int
@@ -584,6 +639,7 @@ main(void)
 		cmocka_unit_test(test_stops_inside_a_partition),
 		cmocka_unit_test(test_times_out_when_nothing_frees),
 		cmocka_unit_test(test_dropped_when_the_connection_goes),
+		cmocka_unit_test(test_retry_waits_for_the_original),
 	};
 	cpu_set_t set;
 	int cpu = -1;
