@@ -35,7 +35,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -307,116 +306,110 @@ def main():
     if missing:
         print("SKIP: needs " + ", ".join(missing))
         return 77
-    tmp = tempfile.mkdtemp(prefix="burrow-test-")
-    b = zk = burrow = None
-    burrow_log = None
-    try:
-        b = slp_broker.Broker(sys.argv[1], CONFIG % os.path.join(tmp, "logs"), tmp,
-                              control=sys.argv[2])
-        bs = b.addr
-        zk = start_zookeeper(tmp)
-        admin = AdminClient({"bootstrap.servers": bs})
-        admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
-            TOPIC].result(timeout=15)
-        p = Producer({"bootstrap.servers": bs})
-        for part, n in PRODUCED.items():
-            for i in range(n):
-                p.produce(TOPIC, value=b"v%d" % i, partition=part)
-        assert p.flush(30) == 0
-        assert watermarks(bs) == PRODUCED
-
-        # Group 1: offsets committed outside any generation (assign()/admin style).
-        c = Consumer({"bootstrap.servers": bs, "group.id": "burrow-assign",
-                      "enable.auto.commit": False})
-        c.commit(offsets=[TopicPartition(TOPIC, 0, 4), TopicPartition(TOPIC, 1, 15),
-                          TopicPartition(TOPIC, 2, 30)], asynchronous=False)
-        c.close()
-        # Group 2: a subscribed member (JoinGroup/SyncGroup: GroupMetadata records too).
-        subscribed_group(bs, "burrow-sub", {0: 10, 1: 12, 2: 25})
-        assert committed(bs, "burrow-assign") == {0: 4, 1: 15, 2: 30}
-        assert committed(bs, "burrow-sub") == {0: 10, 1: 12, 2: 25}
-
-        burrow, burrow_log = start_burrow(tmp, bs)
-        consumers = wait_for("Burrow to list both groups", lambda: set(
-            http_json("/v3/kafka/slp/consumer")["consumers"]) >= {"burrow-assign",
-                                                                  "burrow-sub"} and True, 45)
-        assert consumers
-        expect_burrow(bs, "burrow-assign")
-        expect_burrow(bs, "burrow-sub")
-        topic = wait_for("Burrow's topic offsets", lambda: http_json(
-            "/v3/kafka/slp/topic/" + TOPIC).get("offsets") == [10, 20, 30] and True, 30)
-        assert topic
-
-        # Live: five more records on partition 0 and a new commit of group 1.
-        for i in range(5):
-            p.produce(TOPIC, value=b"more%d" % i, partition=0)
-        assert p.flush(30) == 0
-        c = Consumer({"bootstrap.servers": bs, "group.id": "burrow-assign",
-                      "enable.auto.commit": False})
-        c.commit(offsets=[TopicPartition(TOPIC, 0, 12)], asynchronous=False)
-        c.close()
-        expect_burrow(bs, "burrow-assign")
-        assert burrow_lag("burrow-assign")[0] == (12, 3)
-        expect_burrow(bs, "burrow-sub")
-        assert burrow_lag("burrow-sub")[0] == (10, 5)
-
-        # Owners: a live member's partitions, from GroupMetadataValue v1 (IBP 2.0). Burrow
-        # keeps an owner only for partitions the group has offsets for when it reads the
-        # group's record: a first member commits and leaves, a second joins (a new
-        # generation's record, after the offsets).
-        first = LiveMember(bs, "burrow-live", "burrow-live-1")
+    with slp_broker.TestRun("burrow-test-") as run:
+        tmp = run.tmp
+        b = run.broker(sys.argv[1], CONFIG % run.path("logs"), control=sys.argv[2])
+        zk = burrow = None
+        burrow_log = None
         try:
-            assert first.committed.wait(60), "the live member did not read everything"
-        finally:
-            first.stop()
-        live = LiveMember(bs, "burrow-live", "burrow-live-2")
-        try:
-            # Burrow 1.2.1 keeps the member's host as the owner (its client id column
-            # stays empty: that version does not store it). Over DPDK the member
-            # comes from the TAP's kernel side.
-            host = "198.18.0.1" if slp_broker.DPDK else "127.0.0.1"
-            want = {p: "/" + host for p in PRODUCED}
-            seen = []
+            bs = b.addr
+            zk = start_zookeeper(tmp)
+            admin = AdminClient({"bootstrap.servers": bs})
+            admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[
+                TOPIC].result(timeout=15)
+            p = Producer({"bootstrap.servers": bs})
+            for part, n in PRODUCED.items():
+                for i in range(n):
+                    p.produce(TOPIC, value=b"v%d" % i, partition=part)
+            assert p.flush(30) == 0
+            assert watermarks(bs) == PRODUCED
 
-            def owners_ok():
-                o = burrow_owners("burrow-live")
-                seen[:] = [o]
-                o = {p: v[0] for p, v in o.items()} if o else o
-                return o == want
+            # Group 1: offsets committed outside any generation (assign()/admin style).
+            c = Consumer({"bootstrap.servers": bs, "group.id": "burrow-assign",
+                          "enable.auto.commit": False})
+            c.commit(offsets=[TopicPartition(TOPIC, 0, 4), TopicPartition(TOPIC, 1, 15),
+                              TopicPartition(TOPIC, 2, 30)], asynchronous=False)
+            c.close()
+            # Group 2: a subscribed member (JoinGroup/SyncGroup: GroupMetadata records too).
+            subscribed_group(bs, "burrow-sub", {0: 10, 1: 12, 2: 25})
+            assert committed(bs, "burrow-assign") == {0: 4, 1: 15, 2: 30}
+            assert committed(bs, "burrow-sub") == {0: 10, 1: 12, 2: 25}
 
+            burrow, burrow_log = start_burrow(tmp, bs)
+            consumers = wait_for("Burrow to list both groups", lambda: set(
+                http_json("/v3/kafka/slp/consumer")["consumers"]) >= {"burrow-assign",
+                                                                      "burrow-sub"} and True, 45)
+            assert consumers
+            expect_burrow(bs, "burrow-assign")
+            expect_burrow(bs, "burrow-sub")
+            topic = wait_for("Burrow's topic offsets", lambda: http_json(
+                "/v3/kafka/slp/topic/" + TOPIC).get("offsets") == [10, 20, 30] and True, 30)
+            assert topic
+
+            # Live: five more records on partition 0 and a new commit of group 1.
+            for i in range(5):
+                p.produce(TOPIC, value=b"more%d" % i, partition=0)
+            assert p.flush(30) == 0
+            c = Consumer({"bootstrap.servers": bs, "group.id": "burrow-assign",
+                          "enable.auto.commit": False})
+            c.commit(offsets=[TopicPartition(TOPIC, 0, 12)], asynchronous=False)
+            c.close()
+            expect_burrow(bs, "burrow-assign")
+            assert burrow_lag("burrow-assign")[0] == (12, 3)
+            expect_burrow(bs, "burrow-sub")
+            assert burrow_lag("burrow-sub")[0] == (10, 5)
+
+            # Owners: a live member's partitions, from GroupMetadataValue v1 (IBP 2.0). Burrow
+            # keeps an owner only for partitions the group has offsets for when it reads the
+            # group's record: a first member commits and leaves, a second joins (a new
+            # generation's record, after the offsets).
+            first = LiveMember(bs, "burrow-live", "burrow-live-1")
             try:
-                wait_for("Burrow's owners of burrow-live to be %s" % want, owners_ok, 45)
-            except AssertionError:
-                print("burrow: owners of burrow-live seen last: %r" % (seen,))
-                raise
-            print("burrow: burrow-live owners %s" % sorted(burrow_owners("burrow-live").items()))
-        finally:
-            live.stop()
-        text = open(burrow_log).read()
-        assert "value version" not in text, "Burrow failed to decode a record version"
-        del p, admin  # their connections go before the broker does
-        print("OK")
-        return 0
-    except BaseException:
-        if b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
-            if b.control is not None:
-                sys.stderr.write("--- control log (tail) ---\n" + b.control_text()[-3000:])
-        if burrow_log is not None:
-            sys.stderr.write("--- Burrow log (tail) ---\n" + open(burrow_log).read()[-3000:])
-        raise
-    finally:
-        for proc in (burrow, zk):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
+                assert first.committed.wait(60), "the live member did not read everything"
+            finally:
+                first.stop()
+            live = LiveMember(bs, "burrow-live", "burrow-live-2")
+            try:
+                # Burrow 1.2.1 keeps the member's host as the owner (its client id column
+                # stays empty: that version does not store it). Over DPDK the member
+                # comes from the TAP's kernel side.
+                host = "198.18.0.1" if slp_broker.DPDK else "127.0.0.1"
+                want = {p: "/" + host for p in PRODUCED}
+                seen = []
+
+                def owners_ok():
+                    o = burrow_owners("burrow-live")
+                    seen[:] = [o]
+                    o = {p: v[0] for p, v in o.items()} if o else o
+                    return o == want
+
                 try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-        if b is not None:
-            b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    wait_for("Burrow's owners of burrow-live to be %s" % want, owners_ok, 45)
+                except AssertionError:
+                    print("burrow: owners of burrow-live seen last: %r" % (seen,))
+                    raise
+                print("burrow: burrow-live owners %s" %
+                      sorted(burrow_owners("burrow-live").items()))
+            finally:
+                live.stop()
+            text = open(burrow_log).read()
+            assert "value version" not in text, "Burrow failed to decode a record version"
+            del p, admin  # their connections go before the broker does
+            print("OK")
+            return 0
+        except BaseException:
+            if burrow_log is not None:
+                sys.stderr.write("--- Burrow log (tail) ---\n" + open(burrow_log).read()[-3000:])
+            raise
+        finally:
+            for proc in (burrow, zk):
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
 
 
 if __name__ == "__main__":
