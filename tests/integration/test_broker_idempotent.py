@@ -90,23 +90,12 @@ def free_port():
 
 # ---- raw frames -------------------------------------------------------------
 
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("connection closed")
-        b += c
-    return b
-
-
 def send_req(s, key, ver, corr, body):
     s.sendall(kwire.encode_request(key, ver, corr, "it-idem", body))
 
 
 def recv_resp(s, key, ver, corr):
-    n = struct.unpack(">i", recv_exact(s, 4))[0]
-    r = kwire.Reader(recv_exact(s, n))
+    r = kwire.Reader(slp_broker.recv_frame(s))
     assert r.int32() == corr
     flex = kwire.is_flexible(key, ver)
     if flex and key != 18:

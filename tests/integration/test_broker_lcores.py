@@ -207,6 +207,27 @@ def consume_assign(b):
     return rows
 
 
+def run_clients(b, name, threads, adm, stop, errors, counts, timeout, adm_timeout,
+                fail_fn=None):
+    """Run the client @threads and the admin thread @adm (stopped through @stop once
+    the clients are done), each joined within its timeout in seconds; the test fails
+    (@fail_fn, else fail) if one is still running, reported @errors, or @counts shows
+    no admin round."""
+    fail_fn = fail_fn or fail
+    for t in threads + [adm]:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    stop.set()
+    adm.join(adm_timeout)
+    if any(t.is_alive() for t in threads + [adm]):
+        fail_fn(b, "%s: a client thread did not finish" % name)
+    if errors:
+        fail_fn(b, "%s: %s" % (name, "\n".join(errors[:10])))
+    if counts.get("admin", 0) < 1:
+        fail_fn(b, "%s: no admin round completed" % name)
+
+
 def run_layout(name, a, b_cpu, net, storage, run):
     logs = run.path(name, "logs")
     os.makedirs(logs)
@@ -227,19 +248,7 @@ def run_layout(name, a, b_cpu, net, storage, run):
                for i in range(KCAT_PRODUCERS)]
     threads.append(threading.Thread(target=py_producer, args=(b, errors)))
     adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
-    for t in threads:
-        t.start()
-    adm.start()
-    for t in threads:
-        t.join(120)
-    stop.set()
-    adm.join(60)
-    if any(t.is_alive() for t in threads + [adm]):
-        fail(b, "%s: a client thread did not finish" % name)
-    if errors:
-        fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
-    if counts.get("admin", 0) < 1:
-        fail(b, "%s: no admin round completed" % name)
+    run_clients(b, name, threads, adm, stop, errors, counts, 120, 60)
 
     check_records(b, consume_kcat(b), name + " kcat")
     check_records(b, consume_assign(b), name + " assign()")

@@ -152,18 +152,7 @@ def run_layout(name, lcores, workers, run):
     threads.append(threading.Thread(target=idem_producer, args=(b, errors, idem)))
     adm = threading.Thread(target=admin_loop, args=(b, stop, errors, counts))
     # The admin rounds run while the producers write, in both layouts.
-    for t in threads + [adm]:
-        t.start()
-    for t in threads:
-        t.join(180)
-    stop.set()
-    adm.join(90)
-    if any(t.is_alive() for t in threads + [adm]):
-        fail(b, "%s: a client thread did not finish" % name)
-    if errors:
-        fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
-    if counts.get("admin", 0) < 1:
-        fail(b, "%s: no admin round completed" % name)
+    L.run_clients(b, name, threads, adm, stop, errors, counts, 180, 90, fail)
     L.check_records(b, L.consume_kcat(b), name + " kcat")
     L.check_records(b, L.consume_assign(b), name + " assign()")
     got = consume_values(b, IDEM_TOPIC)
