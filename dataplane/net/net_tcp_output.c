@@ -274,7 +274,8 @@ fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 /*
  * Send one segment: seq, len payload bytes of the send queue starting at
  * seq (only when len > 0), flags. Carries our current ACK and window (when
- * ACK is set) and the options of the connection.
+ * ACK is set) and the options of the connection. With tso_segsz, a TSO frame
+ * the port cuts into segments of that many payload bytes (len > tso_segsz).
  */
 static int
 xmit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len, uint8_t flags,
@@ -436,7 +437,9 @@ tso_len(struct net_stack *st, struct net_tcp_conn *c, uint32_t room, uint32_t av
 		fit -= fit % seg;
 	if (fit <= c->mss || fit <= seg) {
 		/* One segment after all: the windows allow less than two, or
-		 * an odd piece (or the piece limit) came first (counted). */
+		 * an odd piece (or the piece limit) came first (counted). Never
+		 * flag a frame of one segment: librte_gso returns 0 for it and
+		 * net_tap then reports it sent without writing it. */
 		if (cut)
 			st->stats.tcp_tso_fallbacks++;
 		return c->mss;
