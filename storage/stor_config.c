@@ -5,6 +5,8 @@
  */
 #include "stor_config.h"
 
+#include "stor_format.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -144,6 +146,13 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 		return set_scaled(&cfg->delete_retention_ms, value, 1);
 	if (strcmp(k, "preallocate") == 0)
 		return parse_bool(value, &cfg->preallocate);
+	if (strcmp(key, "storage.preallocate.bytes") == 0) {
+		rc = parse_i64(value, &x);
+		if (rc != 0 || x < 0 || x > INT32_MAX || x % STOR_BLOCK_SIZE != 0)
+			return -EINVAL;
+		cfg->preallocate_bytes = (uint64_t)x;
+		return 0;
+	}
 	if (strcmp(key, "storage.fsync.acks.all") == 0)
 		return parse_bool(value, &cfg->fsync_acks_all);
 	if (strcmp(key, "storage.log.max.pending") == 0) {

@@ -37,6 +37,9 @@ struct stor_log_config {
 	uint32_t cleanup_policy;       /* enum stor_cleanup_policy bits */
 	int64_t delete_retention_ms;   /* delete.retention.ms: tombstone lifetime */
 	bool preallocate;              /* Slipstream default true (Kafka: log.preallocate=false) */
+	uint64_t preallocate_bytes;    /* storage.preallocate.bytes: with preallocate, reserve
+	                                  this much ahead of the data at a time (multiple of
+	                                  4 KiB); 0: the whole segment at its first append */
 	bool fsync_acks_all;           /* storage.fsync.acks.all */
 	uint32_t max_pending;          /* storage.log.max.pending: in-flight appends per log */
 };

@@ -144,6 +144,8 @@ struct stor_log {
 	struct stor_io_req areq; /* asynchronous preallocation of a new segment */
 	bool alloc_busy;
 	bool prealloc_pending; /* the active segment is preallocated at its first append */
+	uint64_t prealloc_end; /* active segment: file bytes reserved so far (the end of the
+	                          last fallocate queued), 0: none since it became active */
 
 	bool on_dirty; /* on engine->dirty */
 	bool on_timed; /* on engine->timed */

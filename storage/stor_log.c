@@ -923,6 +923,23 @@ list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
 static struct stor_chunk *chunk_for_append(struct stor_log *log, struct stor_segment *seg,
                                            uint32_t need);
 
+/*
+ * The end the active segment's reservation should reach once @need more
+ * bytes are appended: the whole segment, or with storage.preallocate.bytes
+ * that much past the data (at most the segment).
+ */
+static uint64_t
+prealloc_goal(const struct stor_log *log, const struct stor_segment *seg, uint32_t need)
+{
+	uint64_t full = STOR_ALIGN_UP(log->cfg.segment_bytes);
+	uint64_t step = log->cfg.preallocate_bytes;
+	uint64_t end = STOR_ALIGN_UP(seg->size + need);
+
+	if (step == 0 || end + step >= full)
+		return full;
+	return end + step;
+}
+
 static void
 alloc_done(struct stor_io_req *req, int res)
 {
@@ -964,8 +981,9 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	 */
 	log->prealloc_pending = !async && log->cfg.preallocate &&
 		seg->size < log->cfg.segment_bytes;
+	log->prealloc_end = 0;
 	if (async && log->cfg.preallocate && seg->size < log->cfg.segment_bytes) {
-		uint64_t len = STOR_ALIGN_UP(log->cfg.segment_bytes);
+		uint64_t len = prealloc_goal(log, seg, 0);
 		rc = -EAGAIN;
 		if (async && !log->alloc_busy) {
 			struct stor_io_req *reqs[1] = {&log->areq};
@@ -986,6 +1004,7 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 			rc = be->ops->allocate(be, seg->handle, len);
 		if (rc != 0 && rc != -EOPNOTSUPP)
 			return rc;
+		log->prealloc_end = len;
 	}
 	seg->sealed = false;
 	seg->finalized = false;
@@ -1393,29 +1412,54 @@ chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need)
 }
 
 /*
- * The active segment's deferred preallocation, asynchronous like a roll's
- * (fallocate mode 0 keeps bytes a write put there first). A full queue
- * leaves it for the next append.
+ * The active segment's preallocation, asynchronous like a roll's (fallocate
+ * mode 0 keeps bytes a write put there first): the whole segment at its
+ * first append, or with storage.preallocate.bytes (step) the next step
+ * whenever the data comes within half a step of the reserved end. A write
+ * inside the file's size into reserved blocks is cheaper for ext4 than one
+ * that grows the file: no inode size update and orphan entry per write, and
+ * no io-wq worker waiting for the device (docs/storage.md "Many
+ * partitions"); the step bounds the disk an idle partition holds. A full
+ * queue leaves it for the next append.
  */
 static void
-prealloc_first_append(struct stor_log *log, struct stor_segment *seg)
+prealloc_ahead(struct stor_log *log, struct stor_segment *seg, uint32_t need)
 {
 	struct stor_backend *be = log->engine->be;
 	struct stor_io_req *reqs[1] = {&log->areq};
+	uint64_t off = STOR_ALIGN_DOWN(seg->size), goal = prealloc_goal(log, seg, need);
 
-	if (stor_seg_file(log, seg) != 0)
+	if (log->prealloc_end > off)
+		off = log->prealloc_end;
+	if (goal <= off || stor_seg_file(log, seg) != 0)
 		return;
 	log->areq = (struct stor_io_req){.op = STOR_IO_FALLOCATE,
 	                                 .buf_index = -1,
 	                                 .file = seg->handle,
-	                                 .off = 0,
-	                                 .len = (uint32_t)STOR_ALIGN_UP(log->cfg.segment_bytes),
+	                                 .off = off,
+	                                 .len = (uint32_t)(goal - off),
 	                                 .done = alloc_done,
 	                                 .ctx = log};
 	if (be->ops->queue(be, reqs, 1) == 0) {
 		log->alloc_busy = true;
 		log->prealloc_pending = false;
+		log->prealloc_end = goal;
 	}
+}
+
+/* Whether an append of @need bytes to the active @seg should reserve more first. */
+static bool
+prealloc_due(const struct stor_log *log, const struct stor_segment *seg, uint32_t need)
+{
+	uint64_t step = log->cfg.preallocate_bytes;
+
+	if (log->alloc_busy)
+		return false;
+	if (log->prealloc_pending)
+		return true;
+	return step != 0 && log->cfg.preallocate && log->prealloc_end != 0 &&
+	       log->prealloc_end < STOR_ALIGN_UP(log->cfg.segment_bytes) &&
+	       seg->size + need + step / 2 > log->prealloc_end;
 }
 
 static bool
@@ -1528,8 +1572,8 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	if (c == NULL)
 		return -EAGAIN; /* every chunk is being written or read: retry after a poll */
 	stor_chunk_unlru(log->engine, c); /* an idle active chunk: not to be taken now */
-	if (log->prealloc_pending && !log->alloc_busy)
-		prealloc_first_append(log, seg);
+	if (prealloc_due(log, seg, size))
+		prealloc_ahead(log, seg, size);
 
 	uint64_t pos = seg->size;
 	int64_t base = log->next_offset;

@@ -18,7 +18,12 @@
  * blocking-write threads raised to it (read back from the kernel), and 200
  * logs of growing O_DIRECT files written at once through those threads come
  * back byte for byte after a clean restart (on the build tree's file
- * system, where such writes go to the workers).
+ * system, where such writes go to the workers). storage.preallocate.bytes:
+ * the active segment is reserved a step at a time, always at least half a
+ * step and at most a step (plus a block) past the data, with blocks really
+ * allocated; one reservation per half step or so, none past the segment;
+ * trimmed by a clean close, cut back to the data by a crash recovery, the
+ * data intact both ways; the whole segment at once without the option.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -456,6 +461,148 @@ test_io_workers(void **state)
 	free(rbuf);
 }
 
+#define STEP (64u << 10)
+
+static void
+seg_stat(const char *root, struct stat *st)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/pre/00000000000000000000.log", root);
+	assert_int_equal(stat(path, st), 0);
+}
+
+/* Open @root/pre with segments of 1 MiB, preallocated by @step (0: whole). */
+static struct stor_log *
+pre_open(struct stor_engine *e, const char *root, uint64_t step, struct tu_logcap *cap)
+{
+	struct stor_log_config cfg;
+	char dir[4096], v[32];
+	int err = 0;
+
+	stor_log_config_init(&cfg);
+	cfg.segment_bytes = 1 << 20;
+	cfg.roll_ms = -1;
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)step);
+	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", v), 0);
+	snprintf(dir, sizeof(dir), "%s/pre", root);
+	if (cap != NULL)
+		cap->len = 0;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	return log;
+}
+
+static void
+test_preallocate_steps(void **state)
+{
+	struct stor_log_config cfg;
+	struct tu_backend *wrap;
+	struct tu_logcap *cap = calloc(1, sizeof(*cap));
+	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 64 << 10, 8, cap);
+	char *root = tu_tmpdir("");
+	static uint8_t buf[20000];
+	size_t bsz = stor_read_buf_size(1 << 20);
+	uint8_t *rbuf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	uint64_t data = 0;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(e);
+	assert_non_null(root);
+	stor_log_config_init(&cfg);
+	assert_int_equal(cfg.preallocate_bytes, 0);
+	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "1000"), -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "-4096"), -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "8192"), 0);
+	assert_int_equal(cfg.preallocate_bytes, 8192);
+
+	struct stor_log *log = pre_open(e, root, STEP, cap);
+	unsigned allocs0 = wrap->allocs;
+	int n = 0;
+	/* 16 KiB batches up to the segment's end (the next one rolls). */
+	for (;;) {
+		size_t size = tu_batch(buf, sizeof(buf), 15, 1000 + n, 1000, (unsigned)n, NULL);
+		struct tu_ack ack = {0};
+
+		if (data + size > (1 << 20))
+			break;
+		assert_int_equal(stor_log_append(log, buf, size, 0, tu_ack_cb, &ack, NULL), 0);
+		assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+		assert_int_equal(ack.rc, 0);
+		stor_engine_drain(e); /* the reservation queued with it completed too */
+		data += size;
+		n++;
+		seg_stat(root, &st);
+		uint64_t want_min = data + STEP / 2 < (1 << 20) ? data + STEP / 2 : (1 << 20);
+		assert_true((uint64_t)st.st_size >= want_min);
+		assert_true((uint64_t)st.st_size <= data + STEP + STOR_BLOCK_SIZE);
+		assert_true((uint64_t)st.st_size <= (1 << 20));
+		/* Reserved, not a hole: the blocks are allocated. */
+		assert_true((uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size - STOR_BLOCK_SIZE);
+	}
+	assert_true(n >= 60);
+	/* About one reservation per half step of data, never one per append. */
+	unsigned allocs = wrap->allocs - allocs0;
+	assert_true(allocs >= (1u << 20) / STEP);
+	assert_true(allocs <= 2 * (1u << 20) / STEP + 1);
+	assert_true(allocs < (unsigned)n / 2);
+
+	/* A clean close trims the reservation; everything reads back. */
+	assert_int_equal(stor_log_close(log), 0);
+	seg_stat(root, &st);
+	assert_int_equal((uint64_t)st.st_size, data);
+	log = pre_open(e, root, STEP, cap);
+	assert_int_equal(stor_log_end_offset(log), 15 * n);
+	struct stor_read rd = {.buf = rbuf, .buf_size = bsz};
+	assert_int_equal(tu_read(e, log, &rd, 0, 1 << 20), 0);
+	assert_int_equal(rd.len, data);
+	assert_int_equal(rd.next_offset, 15 * n);
+	stor_read_release(&rd);
+
+	/* A crash with a reservation ahead of the data: recovery cuts back to the data. */
+	size_t size = tu_batch(buf, sizeof(buf), 15, 5000, 1000, 77, NULL);
+	struct tu_ack ack = {0};
+	assert_int_equal(stor_log_roll(log), 0);
+	assert_int_equal(stor_log_append(log, buf, size, 0, tu_ack_cb, &ack, NULL), 0);
+	assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+	assert_int_equal(ack.rc, 0);
+	stor_engine_drain(e);
+	int64_t leo = stor_log_end_offset(log);
+	stor_log_abandon(log);
+	log = pre_open(e, root, STEP, cap);
+	assert_int_equal(stor_log_end_offset(log), leo);
+	assert_int_equal(tu_read(e, log, &rd, leo - 15, 1 << 20), 0);
+	assert_int_equal(rd.len, size);
+	kp_batch_set_base_offset(buf, leo - 15);
+	assert_memory_equal(rd.data, buf, size);
+	stor_read_release(&rd);
+	assert_int_equal(stor_log_close(log), 0);
+	tu_rm_rf(root);
+
+	/* Without the option: the whole segment at the first append, once. */
+	assert_int_equal(mkdir(root, 0700), 0);
+	log = pre_open(e, root, 0, cap);
+	allocs0 = wrap->allocs;
+	for (int i = 0; i < 4; i++) {
+		size = tu_batch(buf, sizeof(buf), 15, 1000 + i, 1000, (unsigned)i, NULL);
+		ack = (struct tu_ack){0};
+		assert_int_equal(stor_log_append(log, buf, size, 0, tu_ack_cb, &ack, NULL), 0);
+		assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+		stor_engine_drain(e);
+	}
+	assert_int_equal(wrap->allocs - allocs0, 1);
+	seg_stat(root, &st);
+	assert_int_equal((uint64_t)st.st_size, 1 << 20);
+	assert_int_equal(stor_log_close(log), 0);
+
+	stor_engine_destroy(e);
+	tu_rm_rf(root);
+	free(root);
+	free(rbuf);
+	free(cap);
+}
+
 int
 main(void)
 {
@@ -464,6 +611,7 @@ main(void)
 	        cmocka_unit_test(test_files_hold_no_fds),
 	        cmocka_unit_test(test_close_many),
 	        cmocka_unit_test(test_io_workers),
+	        cmocka_unit_test(test_preallocate_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
