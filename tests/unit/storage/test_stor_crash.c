@@ -11,6 +11,8 @@
  * write completed into the kernel, which a process crash cannot undo. It
  * does not (and cannot, in a unit test) prove power-loss durability; that
  * needs STOR_APPEND_DURABLE, whose fdatasync ordering test_stor_log checks.
+ * Run with whole segments preallocated, with durable appends, and with
+ * segments reserved a step at a time (storage.preallocate.bytes).
  */
 #include <errno.h>
 #include <poll.h>
@@ -51,7 +53,7 @@ make_batch(uint8_t *buf, size_t cap, unsigned seq)
 }
 
 static void
-child_main(const char *dir, int fd, int durable)
+child_main(const char *dir, int fd, int durable, uint64_t prealloc_step)
 {
 	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 256 << 10, 64, NULL);
 	struct stor_log_config cfg;
@@ -62,6 +64,7 @@ child_main(const char *dir, int fd, int durable)
 	stor_log_config_init(&cfg);
 	cfg.segment_bytes = 2 << 20;
 	cfg.roll_ms = -1;
+	cfg.preallocate_bytes = prealloc_step;
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	if (log == NULL)
 		_exit(2);
@@ -85,8 +88,9 @@ child_main(const char *dir, int fd, int durable)
 	_exit(0);
 }
 
+/* @prealloc_step: the child's storage.preallocate.bytes (0: whole segments). */
 static void
-crash_run(int durable)
+crash_run(int durable, uint64_t prealloc_step)
 {
 	char *dir = tu_tmpdir("");
 	int fds[2];
@@ -98,7 +102,7 @@ crash_run(int durable)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);
-		child_main(dir, fds[1], durable);
+		child_main(dir, fds[1], durable, prealloc_step);
 	}
 	close(fds[1]);
 	/* Let it run until it acknowledged enough to have rolled a few segments. */
@@ -108,8 +112,12 @@ crash_run(int durable)
 		if (poll(&p, 1, 10000) <= 0)
 			fail_msg("child stalled after %zu acks", nacked);
 		ssize_t n = read(fds[0], &acked[nacked], sizeof(int64_t));
-		if (n != sizeof(int64_t))
-			fail_msg("child died after %zu acks", nacked);
+		if (n != sizeof(int64_t)) {
+			int st = 0;
+			waitpid(pid, &st, 0);
+			fail_msg("child died after %zu acks (exit status %d: 0 is its 10 s bound)",
+			         nacked, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		}
 		nacked++;
 	}
 	kill(pid, SIGKILL);
@@ -183,14 +191,22 @@ static void
 test_kill9_plain(void **state)
 {
 	(void)state;
-	crash_run(0);
+	crash_run(0, 0);
+}
+
+/* Segments reserved 64 KiB at a time: fallocates in flight at the kill too. */
+static void
+test_kill9_prealloc_steps(void **state)
+{
+	(void)state;
+	crash_run(0, 64 << 10);
 }
 
 static void
 test_kill9_durable(void **state)
 {
 	(void)state;
-	crash_run(1);
+	crash_run(1, 0);
 }
 
 int
@@ -199,6 +215,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_kill9_plain),
 	        cmocka_unit_test(test_kill9_durable),
+	        cmocka_unit_test(test_kill9_prealloc_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
