@@ -45,8 +45,10 @@ struct dp_reactor {
 	unsigned int index;            /* in the reactor set */
 	unsigned int n_pollers;
 	unsigned int n_end;
+	unsigned int n_idle;
 	struct dp_poller pollers[DP_REACTOR_MAX_POLLERS];
 	struct dp_poller end[DP_REACTOR_MAX_POLLERS];
+	struct dp_poller idle[DP_REACTOR_MAX_POLLERS]; /* DP_POLLER_IDLE */
 	struct rte_ring **in;          /* n_reactors rings, in[sender index] */
 	uint64_t last_busy_tsc;
 	struct dp_reactor_stats stats; /* written by this lcore only */
@@ -142,6 +144,10 @@ dp_poller_register(unsigned int lcore, const char *name, dp_poller_fn fn, void *
 		if (r->n_end == DP_REACTOR_MAX_POLLERS)
 			return -ENOSPC;
 		p = &r->end[r->n_end++];
+	} else if (when == DP_POLLER_IDLE) {
+		if (r->n_idle == DP_REACTOR_MAX_POLLERS)
+			return -ENOSPC;
+		p = &r->idle[r->n_idle++];
 	} else {
 		if (r->n_pollers == DP_REACTOR_MAX_POLLERS)
 			return -ENOSPC;
@@ -208,7 +214,15 @@ reactor_iterate(struct dp_reactor *r)
 		r->stats.busy_tsc += end - start;
 		r->last_busy_tsc = end;
 	} else {
-		if (g_idle_sleep_us != 0 && end - r->last_busy_tsc > g_idle_grace_tsc) {
+		int waited = 0;
+
+		/* A shared CPU (a sleep configured): wait for what is coming, if anything. */
+		for (unsigned int i = 0; g_idle_sleep_us != 0 && i < r->n_idle; i++)
+			waited += r->idle[i].fn(r->idle[i].arg);
+		if (waited > 0) {
+			r->stats.idle_waits++;
+			end = rte_rdtsc();
+		} else if (g_idle_sleep_us != 0 && end - r->last_busy_tsc > g_idle_grace_tsc) {
 			/* Off the hot path by definition: nothing to do for over 1 ms. */
 			usleep((useconds_t)g_idle_sleep_us);
 			end = rte_rdtsc();
@@ -282,5 +296,6 @@ dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out)
 	out->idle_tsc = __atomic_load_n(&r->stats.idle_tsc, __ATOMIC_RELAXED);
 	out->iterations = __atomic_load_n(&r->stats.iterations, __ATOMIC_RELAXED);
 	out->msgs = __atomic_load_n(&r->stats.msgs, __ATOMIC_RELAXED);
+	out->idle_waits = __atomic_load_n(&r->stats.idle_waits, __ATOMIC_RELAXED);
 	return 0;
 }

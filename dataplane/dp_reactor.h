@@ -16,7 +16,13 @@
  * Each iteration is accounted as busy (some poller or message did work) or
  * idle, in TSC cycles per lcore, for the metrics to export. An lcore idle
  * for more than 1 ms may sleep `dataplane.poll.idle.sleep.us` per iteration
- * (0 = spin, for appliances); any work resets that.
+ * (0 = spin, for appliances); any work resets that. With such a sleep
+ * configured (a CPU shared with other threads), "idle" pollers run in every
+ * iteration that found no work and may block briefly for something they know
+ * is coming: the storage writer waits on its io_uring for a write in flight,
+ * whose completion runs in a kernel io-wq thread on this CPU that a spinning
+ * reactor keeps waiting (docs/benchmarks.md, end to end). An idle poller that
+ * waited (returns > 0) replaces that iteration's sleep.
  *
  * Set-up (dp_reactors_init, poller registration before dp_reactors_run) is
  * single-threaded start-up code on the main lcore.
@@ -40,6 +46,8 @@ typedef void (*dp_msg_fn)(void *arg);
 enum dp_poller_when {
 	DP_POLLER_EVERY = 0, /* each iteration (or each period) */
 	DP_POLLER_END = 1,   /* each iteration, after every other poller */
+	DP_POLLER_IDLE = 2,  /* iterations without work, with an idle sleep set; may block
+	                      * briefly; returns > 0 when it waited (no sleep then) */
 };
 
 struct dp_reactor_stats {
@@ -47,6 +55,7 @@ struct dp_reactor_stats {
 	uint64_t idle_tsc;   /* cycles of iterations that did none (sleeps included) */
 	uint64_t iterations;
 	uint64_t msgs;       /* messages run */
+	uint64_t idle_waits; /* idle iterations in which an idle poller waited */
 };
 
 /**

@@ -637,6 +637,9 @@ main(int argc, char **argv)
 			rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll,
 				&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000,
 				DP_POLLER_EVERY);
+		if (rc == 0) /* with an idle sleep set: wait for writes in flight */
+			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
+				&g_broker, 0, DP_POLLER_IDLE);
 	}
 	if (rc < 0)
 		goto broker_out;

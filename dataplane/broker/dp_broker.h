@@ -188,6 +188,20 @@ int64_t dp_part_start(const struct dp_broker *b, const struct dp_partition *pp);
 int dp_broker_poll(void *arg);
 
 /**
+ * The storage writers' idle wait (a DP_POLLER_IDLE poller; main.c registers it
+ * on every writer lcore): when the reactor found nothing to do and a writer
+ * on the calling lcore has writes in flight, sleep on its io_uring until one
+ * completes, DP_BROKER_IDLE_WAIT_US at most, so the kernel io-wq thread that
+ * completes it gets this CPU. @arg is the broker.
+ *
+ * @return 1 when a completion is ready (dp_broker_poll() runs it next), else 0.
+ */
+int dp_broker_idle_wait(void *arg);
+
+/** Longest idle wait for a write (us): network input waits at most this long. */
+#define DP_BROKER_IDLE_WAIT_US 50
+
+/**
  * Retention (dp_poller_fn; main.c runs it every
  * log.retention.check.interval.ms on every writer lcore):
  * stor_log_retention_run() on every partition of the writers on the calling

@@ -3,7 +3,9 @@
  * dp_reactor on a real EAL (no hugepages needed: --no-huge): poller order
  * and periods, messages to the own lcore and between two lcores over the
  * SPSC rings, a full ring, sends from a non-EAL thread, busy/idle
- * accounting, and the stop flag. Skips (77) when the EAL cannot start.
+ * accounting, the stop flag, and idle pollers (only with an idle sleep set,
+ * only in iterations without work, a wait replacing the sleep). Skips (77)
+ * when the EAL cannot start.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -227,6 +229,92 @@ test_cross_lcore_ping_pong(void **state)
 	assert_int_equal(dp_reactor_stats_get(RTE_MAX_LCORE + 5, &st0), -EINVAL);
 }
 
+static int g_work;
+static int g_idle_calls;
+static int g_idle_ret;
+
+/* Busy (1) once per g_work set, idle otherwise. */
+static int
+one_shot(void *arg)
+{
+	(void)arg;
+	if (!g_work)
+		return 0;
+	g_work = 0;
+	return 1;
+}
+
+static int
+idle_poller(void *arg)
+{
+	(void)arg;
+	g_idle_calls++;
+	return g_idle_ret;
+}
+
+/* Reactors again with @idle_sleep_us, one_shot and idle_poller on lcore 0. */
+static void
+reinit(uint64_t idle_sleep_us)
+{
+	dp_reactors_fini();
+	assert_int_equal(dp_reactors_init(g_lcores, g_n_lcores, RING_SIZE, idle_sleep_us), 0);
+	assert_int_equal(dp_poller_register(g_lcores[0], "one_shot", one_shot, NULL, 0,
+				 DP_POLLER_EVERY),
+		0);
+	assert_int_equal(dp_poller_register(g_lcores[0], "idle", idle_poller, NULL, 0,
+				 DP_POLLER_IDLE),
+		0);
+	g_idle_calls = 0;
+	g_idle_ret = 0;
+}
+
+static void
+test_idle_pollers(void **state)
+{
+	struct dp_reactor_stats st0;
+	struct dp_reactor_stats st1;
+
+	(void)state;
+	/* Pure polling (sleep 0): idle pollers never run. */
+	reinit(0);
+	for (int i = 0; i < 10; i++) {
+		g_work = 1;
+		assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+		assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	}
+	assert_int_equal(g_idle_calls, 0);
+
+	/* A sleep set: they run in iterations without work, not in busy ones. */
+	reinit(20);
+	g_work = 1;
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+	assert_int_equal(g_idle_calls, 0);
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	assert_int_equal(g_idle_calls, 1);
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	assert_int_equal(g_idle_calls, 2);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st0), 0);
+	assert_int_equal(st0.idle_waits, 0);
+
+	/* Idle past the 1 ms grace, nothing waited for: the iteration sleeps 20 us. */
+	rte_delay_us_block(1500);
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st1), 0);
+	assert_int_equal(g_idle_calls, 3);
+	assert_int_equal(st1.idle_waits, 0);
+	assert_true(st1.idle_tsc - st0.idle_tsc >= rte_get_tsc_hz() / 1000000 * 20);
+
+	/* An idle poller that waited: counted, and its iteration does not sleep too. */
+	g_idle_ret = 1;
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st0), 0);
+	assert_int_equal(g_idle_calls, 4);
+	assert_int_equal(st0.idle_waits, 1);
+	assert_int_equal(dp_poller_register(RTE_MAX_LCORE + 1, "x", idle_poller, NULL, 0,
+				 DP_POLLER_IDLE),
+		-EINVAL);
+}
+
 int
 main(void)
 {
@@ -240,6 +328,7 @@ main(void)
 		cmocka_unit_test(test_self_messages_in_order),
 		cmocka_unit_test(test_send_from_non_eal_thread),
 		cmocka_unit_test(test_cross_lcore_ping_pong),
+		cmocka_unit_test(test_idle_pollers),
 	};
 	unsigned int id;
 	int rc;
