@@ -26,6 +26,7 @@ stor_log_config_init(struct stor_log_config *cfg)
 	cfg->cleanup_policy = STOR_CLEANUP_DELETE;
 	cfg->delete_retention_ms = 24ll * 3600 * 1000;
 	cfg->preallocate = true;
+	cfg->preallocate_bytes = STOR_PREALLOCATE_BYTES_DEFAULT;
 	cfg->fsync_acks_all = false;
 	cfg->max_pending = 4096;
 }

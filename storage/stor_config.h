@@ -26,6 +26,13 @@ enum stor_cleanup_policy {
 	STOR_CLEANUP_COMPACT = 1 << 1,
 };
 
+/*
+ * Default storage.preallocate.bytes: 64 MiB. A written partition holds at most
+ * that much disk beyond its data (not log.segment.bytes, 1 GiB by default);
+ * appends measured as fast as with whole segments (docs/storage.md).
+ */
+#define STOR_PREALLOCATE_BYTES_DEFAULT (64ull << 20)
+
 struct stor_log_config {
 	uint64_t segment_bytes;  /* log.segment.bytes; roll when the next batch would pass it */
 	int64_t roll_ms;         /* log.roll.ms; roll a segment older than this (-1: never) */
@@ -39,7 +46,8 @@ struct stor_log_config {
 	bool preallocate;              /* Slipstream default true (Kafka: log.preallocate=false) */
 	uint64_t preallocate_bytes;    /* storage.preallocate.bytes: with preallocate, reserve
 	                                  this much ahead of the data at a time (multiple of
-	                                  4 KiB); 0: the whole segment at its first append */
+	                                  4 KiB; default STOR_PREALLOCATE_BYTES_DEFAULT); 0: the
+	                                  whole segment at its first append */
 	bool fsync_acks_all;           /* storage.fsync.acks.all */
 	uint32_t max_pending;          /* storage.log.max.pending: in-flight appends per log */
 };

@@ -6,7 +6,9 @@
  *       One engine on this thread, PARTITIONS logs, 16 KiB batches of 1 KiB
  *       records, up to 8 appends in flight per partition; prints throughput
  *       of acknowledged bytes and append latency (call to completion)
- *       percentiles as key=value.
+ *       percentiles as key=value. Environment: STOR_BENCH_SEGMENT_MIB
+ *       (segment size, default 128), STOR_BENCH_PREALLOCATE_BYTES (the
+ *       storage.preallocate.bytes of every log; default: the library's).
  *   stor_bench fill    DIR MIB
  *       Append MIB of batches to one log, print "ready" once every append is
  *       acknowledged, then keep the process alive (the script kills it -9).
@@ -136,6 +138,14 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 		return 2;
 	stor_log_config_init(&cfg);
 	cfg.segment_bytes = 128u << 20;
+	if (getenv("STOR_BENCH_SEGMENT_MIB") != NULL)
+		cfg.segment_bytes = strtoull(getenv("STOR_BENCH_SEGMENT_MIB"), NULL, 10) << 20;
+	if (getenv("STOR_BENCH_PREALLOCATE_BYTES") != NULL &&
+	    stor_log_config_set(&cfg, "storage.preallocate.bytes",
+	                        getenv("STOR_BENCH_PREALLOCATE_BYTES")) != 0) {
+		fprintf(stderr, "STOR_BENCH_PREALLOCATE_BYTES: a multiple of 4096 expected\n");
+		return 2;
+	}
 	for (unsigned i = 0; i < parts; i++) {
 		snprintf(path, sizeof(path), "%s/bench-%u", dir, i);
 		p[i].log = stor_log_open(e, path, &cfg, &err);
@@ -188,9 +198,9 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	for (unsigned i = 0; i < parts; i++)
 		stor_log_close(p[i].log);
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
-	printf("partitions=%u durable=%d batch_bytes=%zu seconds=%.2f mib_acked=%.1f MBps=%.1f "
-	       "appends=%zu p50_us=%.1f p99_us=%.1f backend=%s\n",
-	       parts, durable, bsize, secs, (double)acked_at_stop / (1 << 20),
+	printf("partitions=%u durable=%d batch_bytes=%zu prealloc_step=%llu seconds=%.2f "
+	       "mib_acked=%.1f MBps=%.1f appends=%zu p50_us=%.1f p99_us=%.1f backend=%s\n",
+	       parts, durable, bsize, (unsigned long long)cfg.preallocate_bytes, secs, (double)acked_at_stop / (1 << 20),
 	       (double)acked_at_stop / secs / 1e6, nlat, nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
 	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e));
 	stor_engine_destroy(e);
@@ -220,6 +230,7 @@ cmd_fill(const char *dir, uint64_t mib)
 
 	stor_log_config_init(&cfg);
 	cfg.segment_bytes = 0x7fffffff; /* one 2 GiB segment: recovery scans all of it */
+	cfg.preallocate_bytes = 0;      /* preallocated whole, as the recovery row says */
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	if (log == NULL)
 		return 1;

@@ -511,7 +511,7 @@ test_preallocate_steps(void **state)
 	assert_non_null(e);
 	assert_non_null(root);
 	stor_log_config_init(&cfg);
-	assert_int_equal(cfg.preallocate_bytes, 0);
+	assert_int_equal(cfg.preallocate_bytes, STOR_PREALLOCATE_BYTES_DEFAULT);
 	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "1000"), -EINVAL);
 	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "-4096"), -EINVAL);
 	assert_int_equal(stor_log_config_set(&cfg, "storage.preallocate.bytes", "8192"), 0);
