@@ -156,7 +156,8 @@ static const struct dp_config_key keys[] = {
 	K_INT("log.index.interval.bytes", log_index_interval_bytes, "4096", 0, I32MAX,
 		"Bytes between offset index entries."),
 	K_BOOL("log.preallocate", log_preallocate, "true",
-		"Preallocate segment files (at the first append; Kafka's default: false)."),
+		"Preallocate the active segment from its first append, storage.preallocate.bytes "
+		"(default 64 MiB; 0: the whole segment) at a time (Kafka's default: false)."),
 	K_LIST("log.cleanup.policy", log_cleanup_policy, "delete", "delete|compact",
 		"delete, compact or both."),
 	K_ENUM("log.message.timestamp.type", log_message_timestamp_type, "CreateTime",
