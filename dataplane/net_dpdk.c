@@ -227,6 +227,12 @@ is_tap(const char *device)
 	return strncmp(device, "net_tap", 7) == 0;
 }
 
+static bool
+is_memif(const char *device)
+{
+	return strncmp(device, "net_memif", 9) == 0;
+}
+
 /* A listener host the DPDK port may serve: empty, any, loopback or the port's own. */
 static bool
 host_servable(const char *host, uint32_t addr)
@@ -1325,6 +1331,7 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	unsigned int n_mbufs;
 	uint16_t room;
 	bool trusted;
+	bool memif_mtu = false; /* an MTU the memif port does not claim (below) */
 	int rc;
 
 	g_cfg = cfg;
@@ -1377,8 +1384,17 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		struct rte_eth_dev_info di;
 
 		/* A clearer reason than the EINVAL of rte_eth_dev_set_mtu (TAP and
-		 * af_packet take 1500 at most). */
-		if (rte_eth_dev_info_get(g_port_id, &di) == 0 &&
+		 * af_packet take 1500 at most). memif is the exception: DPDK 22.11's
+		 * driver reports 1518-byte frames, yet its rings carry a frame of any
+		 * length as chained descriptors and neither end checks a length, so a
+		 * larger MTU is an agreement between the two stacks (the peer's MTU
+		 * must be the same): the stack gets it, the port keeps its own. */
+		if (is_memif(cfg->dp_port_device) && mtu > 1500) {
+			memif_mtu = true;
+			dp_log(DP_LOG_INFO, "port %s: MTU %u over memif (the driver claims 1500 "
+					    "but carries any frame; the peer must use %u too)",
+				g_dev_name, mtu, mtu);
+		} else if (rte_eth_dev_info_get(g_port_id, &di) == 0 &&
 			(mtu > di.max_mtu || (uint32_t)mtu + RTE_ETHER_HDR_LEN +
 				RTE_ETHER_CRC_LEN > di.max_rx_pktlen)) {
 			rc = -EINVAL;
@@ -1402,7 +1418,7 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	}
 	memset(&pc, 0, sizeof(pc));
 	pc.nb_queues = (uint16_t)g_n_workers;
-	pc.mtu = mtu == 1500 ? 0 : mtu;
+	pc.mtu = mtu == 1500 || memif_mtu ? 0 : mtu;
 	pc.pool = g_pool;
 	rc = net_port_setup(g_port_id, &pc, &g_info);
 	if (rc < 0) {
