@@ -27,7 +27,8 @@
  * each 12 + batchLength bytes, with no gap between them. baseOffset is the
  * offset assigned by the log; batches are in strictly increasing offset
  * order (a batch's baseOffset > the previous batch's lastOffset; equal + 1
- * unless compaction removed records). The active segment is preallocated to
+ * unless compaction removed records). The active segment is preallocated a
+ * step (storage.preallocate.bytes) past its data, at most to
  * log.segment.bytes, so its file is longer than its data: the bytes after
  * the last batch are zero (or, after a crash, a torn batch). A sealed
  * segment is truncated to its exact length when it is rolled.
