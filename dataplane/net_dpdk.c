@@ -1156,6 +1156,10 @@ nd_metrics(void *arg)
 	v[DP_NET_DPDK_TX_COPIED] = w->stats.tx_bytes_copied;
 	v[DP_NET_TX_DROP_LINK_DOWN] = w->q.tx_link_down;
 	v[DP_NET_DPDK_LINK_UP] = __atomic_load_n(&g_link_down, __ATOMIC_RELAXED) ? 0 : 1;
+	v[DP_NET_TCP_RACK_LOST] = s->tcp_rack_lost;
+	v[DP_NET_TCP_RACK_REO_TIMEOUTS] = s->tcp_rack_reo_timeouts;
+	v[DP_NET_TSO_FRAMES] = s->tcp_tso_frames;
+	v[DP_NET_TSO_SEGMENTS] = s->tcp_tso_segments;
 	dp_metrics_net_publish(w->index, g_dev_name, v, DP_NET_COUNTERS);
 	return 0;
 }
@@ -1420,9 +1424,17 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	pc.nb_queues = (uint16_t)g_n_workers;
 	pc.mtu = mtu == 1500 || memif_mtu ? 0 : mtu;
 	pc.pool = g_pool;
+	pc.tso = strcmp(cfg->dp_port_tso, "off") != 0;
 	rc = net_port_setup(g_port_id, &pc, &g_info);
 	if (rc < 0) {
 		why_set(why, why_len, "port %s: setup failed: %s", g_dev_name, strerror(-rc));
+		goto fail;
+	}
+	if (!g_info.tso && strcmp(cfg->dp_port_tso, "on") == 0) {
+		rc = -ENOTSUP;
+		why_set(why, why_len, "dataplane.port.tso=on but port %s (driver %s) offers no "
+			"TCP segmentation offload", g_dev_name,
+			g_info.driver != NULL ? g_info.driver : "?");
 		goto fail;
 	}
 	g_port_started = true;
@@ -1525,10 +1537,11 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	for (unsigned int j = 0; j < cfg->n_listeners; j++) {
 		if (!cfg->listener[j].controller)
 			dp_log(DP_LOG_INFO, "listening on %s://%s:%u (DPDK port %s, driver %s, "
-					    "%u queue(s)%s%s)", cfg->listener[j].name, g_addr_text,
+					    "%u queue(s)%s%s%s)", cfg->listener[j].name, g_addr_text,
 				cfg->listener[j].port, g_dev_name,
 				g_info.driver != NULL ? g_info.driver : "?", g_info.nb_queues,
 				g_info.tx_cksum_offload ? ", tx checksum offload" : "",
+				g_info.tso ? ", TSO" : "",
 				trusted ? ", rx checksums trusted" : "");
 	}
 	g_in_init = false;

@@ -19,10 +19,16 @@ test's directory, and slipstream-control beside it serving /metrics on
   answers;
 - frames and bytes: the stack's transmit counters equal what the kernel
   counted on slipstream0's receive side (the kernel's own statistics);
+- TSO (dataplane.port.tso=auto: net_tap offers it): a consumer reads 3 MiB
+  it produced before; slipstream_net_tso_frames_total rises, the segments
+  they made (slipstream_net_tso_segments_total) are at least two per frame,
+  and the transmit counters (segments on the wire) still equal the kernel's
+  receive counters;
 - under 10 % random loss of the broker's frames (nftables, netdev ingress
-  hook of slipstream0), a consumer reads 3 MiB it produced before: the
+  hook of slipstream0), the consumer reads the 3 MiB again: the
   retransmission counters (timeout, fast, sack, lost_retransmit, tail loss
-  probes) rise, and every record comes back.
+  probes) and RACK's lost count (slipstream_net_tcp_rack_lost_total) rise,
+  and every record comes back.
 Every counter series must not go down between scrapes.
 
 Needs root, /dev/net/tun, nft and confluent_kafka (/usr/bin/python3); exit 77
@@ -218,11 +224,46 @@ def kernel_rx():
     return tuple(int(open(base + k).read()) for k in ("rx_packets", "rx_bytes"))
 
 
+def tx_vs_kernel(sc):
+    """The stack's transmit counters against the kernel's receive side of the TAP
+    (equal once the connections are quiet: retried for 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        s = sc.scrape()
+        kp, kb = kernel_rx()
+        tp = net(s, "slipstream_net_tx_packets_total")
+        tb = net(s, "slipstream_net_tx_bytes_total")
+        if (tp, tb) == (kp, kb):
+            break
+        assert time.monotonic() < deadline, ("tx vs kernel rx", tp, tb, kp, kb)
+        time.sleep(0.2)
+    print("ok: stack tx = kernel rx on %s: %d frames, %d bytes" % (TAP, tp, tb))
+
+
 def retransmits(s):
     total = 0
     for kind in ("timeout", "fast", "sack", "lost_retransmit"):
         total += net(s, "slipstream_net_tcp_retransmits_total", 'kind="%s"' % kind)
     return total + net(s, "slipstream_net_tcp_tail_loss_probes_total")
+
+
+def read_back(b, Consumer, TopicPartition, n, value, group):
+    """Read records 0..n-1 of TOPIC (each must be value); returns how many came
+    within 120 s."""
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": group,
+                  "enable.auto.commit": False, "fetch.max.bytes": 1048576,
+                  "max.partition.fetch.bytes": 262144})
+    c.assign([TopicPartition(TOPIC, 0, 0)])
+    got = 0
+    deadline = time.monotonic() + 120
+    while got < n and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error() is not None:
+            continue
+        assert m.offset() == got and m.value() == value, (m.offset(), got)
+        got += 1
+    c.close()
+    return got
 
 
 def inner():
@@ -246,6 +287,10 @@ def inner():
         for fam, kind in (("slipstream_net_rx_dropped_total", "counter"),
                           ("slipstream_net_tcp_connections", "gauge"),
                           ("slipstream_net_tcp_retransmits_total", "counter"),
+                          ("slipstream_net_tcp_rack_lost_total", "counter"),
+                          ("slipstream_net_tcp_rack_reordering_timeouts_total", "counter"),
+                          ("slipstream_net_tso_frames_total", "counter"),
+                          ("slipstream_net_tso_segments_total", "counter"),
                           ("slipstream_dpdk_request_frames_total", "counter")):
             assert sc.types.get(fam) == kind, (fam, sc.types.get(fam))
         print("ok: slipstream_net_* at %s" % url)
@@ -303,18 +348,7 @@ def inner():
         so.close()
         print("ok: malformed frames counted by reason: %s" % sent)
 
-        # The stack's transmit counters against the kernel's receive side of the TAP.
-        deadline = time.monotonic() + 10
-        while True:
-            s = sc.scrape()
-            kp, kb = kernel_rx()
-            tp = net(s, "slipstream_net_tx_packets_total")
-            tb = net(s, "slipstream_net_tx_bytes_total")
-            if (tp, tb) == (kp, kb):
-                break
-            assert time.monotonic() < deadline, ("tx vs kernel rx", tp, tb, kp, kb)
-            time.sleep(0.2)
-        print("ok: stack tx = kernel rx on %s: %d frames, %d bytes" % (TAP, tp, tb))
+        tx_vs_kernel(sc)
 
         # Loss of the broker's frames: retransmissions counted, data intact.
         p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5, "acks": "all"})
@@ -328,35 +362,46 @@ def inner():
                 except BufferError:
                     p.poll(0.05)
         assert p.flush(60) == 0
+
+        # TSO (dataplane.port.tso=auto; net_tap offers it): a consumer reads the
+        # 3 MiB back without loss; the broker sent part of it as TSO frames,
+        # each cut into several segments on the wire.
+        s = sc.scrape()
+        tso_f0 = net(s, "slipstream_net_tso_frames_total")
+        tso_s0 = net(s, "slipstream_net_tso_segments_total")
+        assert read_back(b, Consumer, TopicPartition, n, value, "netm-tso") == n
+        s = wait_for(sc, lambda s: net(s, "slipstream_net_tso_frames_total") > tso_f0,
+                     "TSO frames")
+        tso_f = net(s, "slipstream_net_tso_frames_total") - tso_f0
+        tso_s = net(s, "slipstream_net_tso_segments_total") - tso_s0
+        assert tso_s >= 2 * tso_f, ("segments per TSO frame", tso_f, tso_s)
+        print("ok: %d records read back; %d TSO frames made %d segments" % (n, tso_f, tso_s))
+        # The segments are counted as the frames the kernel receives.
+        tx_vs_kernel(sc)
+
         s = sc.scrape()
         rtx0 = retransmits(s)
+        rack0 = net(s, "slipstream_net_tcp_rack_lost_total")
         nft = ("table netdev %s {\n  chain in { type filter hook ingress device %s priority 0; "
                "policy accept; numgen random mod 100 < 10 drop; }\n}\n" % (NFT_TABLE, TAP))
         r = subprocess.run(["nft", "-f", "-"], input=nft, capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
         try:
-            c = Consumer({"bootstrap.servers": b.addr, "group.id": "netm",
-                          "enable.auto.commit": False, "fetch.max.bytes": 1048576,
-                          "max.partition.fetch.bytes": 262144})
-            c.assign([TopicPartition(TOPIC, 0, 0)])
-            got = 0
-            deadline = time.monotonic() + 120
-            while got < n and time.monotonic() < deadline:
-                m = c.poll(0.2)
-                if m is None or m.error() is not None:
-                    continue
-                assert m.offset() == got and m.value() == value, (m.offset(), got)
-                got += 1
-            c.close()
+            got = read_back(b, Consumer, TopicPartition, n, value, "netm")
             assert got == n, ("records read under loss", got, n)
         finally:
             subprocess.run(["nft", "delete", "table", "netdev", NFT_TABLE], timeout=30)
         s = wait_for(sc, lambda s: retransmits(s) > rtx0, "retransmissions under loss")
+        # Some 10 % of about 2,200 segments lost: RACK finds some of them.
+        s = wait_for(sc, lambda s: net(s, "slipstream_net_tcp_rack_lost_total") > rack0,
+                     "RACK's lost count under loss")
         print("ok: %d records read under 10%% loss; retransmits %d -> %d (rto expiries %d, "
-              "sack recoveries %d)" % (n, rtx0, retransmits(s),
-                                       net(s, "slipstream_net_tcp_rto_expiries_total"),
-                                       net(s, "slipstream_net_tcp_sack_recoveries_total")))
+              "sack recoveries %d, RACK lost %d -> %d, reordering timeouts %d)"
+              % (n, rtx0, retransmits(s), net(s, "slipstream_net_tcp_rto_expiries_total"),
+                 net(s, "slipstream_net_tcp_sack_recoveries_total"), rack0,
+                 net(s, "slipstream_net_tcp_rack_lost_total"),
+                 net(s, "slipstream_net_tcp_rack_reordering_timeouts_total")))
         ctl.terminate()
         ctl.wait(15)
         assert b.stop() == 0
