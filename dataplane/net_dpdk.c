@@ -1100,7 +1100,7 @@ nd_metrics(void *arg)
 {
 	struct nd_worker *w = arg;
 	const struct net_stats *s = net_stack_stats(w->st);
-	uint64_t v[DP_NET_COUNTERS];
+	uint64_t v[DP_NET_COUNTERS] = {0}; /* a slot left unset reads 0, never stack bytes */
 
 	v[DP_NET_RX_PACKETS] = s->rx_frames;
 	v[DP_NET_RX_BYTES] = s->rx_bytes;

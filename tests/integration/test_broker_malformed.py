@@ -240,10 +240,23 @@ def main():
         time.sleep(1.0)
         acked_before = good.acked
         cases = corpus_cases() + crafted_cases() + mutated_cases(200)
+        # One pass of the bad traffic can end before the good producer's next
+        # acknowledgement on a loaded machine (0.2 s seen in CI): replay it
+        # until the good producer was served meanwhile (bounded: 10 passes
+        # or 60 s), so "others keep being served" is what is checked.
+        deadline = time.monotonic() + 60
+        passes = 0
         with ThreadPoolExecutor(max_workers=6) as ex:
-            results = list(ex.map(lambda c: run_case(b, *c), cases))
+            while True:
+                results = list(ex.map(lambda c: run_case(b, *c), cases))
+                passes += 1
+                if (good.acked > acked_before or passes >= 10 or
+                        time.monotonic() > deadline or b.proc.poll() is not None):
+                    break
         assert b.proc.poll() is None, "broker exited"
         progress = good.acked - acked_before
+        print("bad traffic: %d pass(es) of %d cases; the good producer got %d acks meanwhile" %
+              (passes, len(cases), progress))
         good.stop_flag.set()
         good.join(90)
         assert not good.is_alive(), "good client hung"
