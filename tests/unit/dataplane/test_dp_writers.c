@@ -76,60 +76,9 @@ remote_start(void *arg)
 	return dp_broker_writers_start_here(&g_b);
 }
 
-/* ---- a connection whose transport is the test ------------------------------------------------ */
+/* ---- a connection whose transport is the test: dp_conn_test_util.h ------------------------- */
 
-struct tconn {
-	struct dp_conn base;
-	uint8_t rx[4096];
-	struct dp_conn_slot slots[MAX_INFLIGHT];
-	uint8_t got[2 * RESP_BYTES]; /* responses received, concatenated */
-	size_t got_len;
-};
-
-static struct tconn g_c;
-static struct dp_conn_env g_env;
-
-static void
-t_kick(struct dp_conn *conn)
-{
-	(void)conn;
-}
-
-static void
-t_peer(const struct dp_conn *conn, char *buf, size_t len)
-{
-	(void)conn;
-	snprintf(buf, len, "test:1");
-}
-
-static const struct dp_conn_ops t_ops = {.kick = t_kick, .peer_name = t_peer};
-
-static void
-service(void)
-{
-	struct iovec iov[64];
-	int n;
-
-	while ((n = dp_conn_tx_iov(&g_c.base, iov, 64)) > 0 || g_c.base.tx_ready) {
-		size_t total = 0;
-
-		for (int i = 0; i < n; i++) {
-			assert_true(g_c.got_len + iov[i].iov_len <= sizeof(g_c.got));
-			memcpy(g_c.got + g_c.got_len, iov[i].iov_base, iov[i].iov_len);
-			g_c.got_len += iov[i].iov_len;
-			total += iov[i].iov_len;
-		}
-		if (n == 0) {
-			uint32_t head = g_c.base.head;
-
-			dp_conn_tx_done(&g_c.base, 0);
-			if (g_c.base.head == head)
-				break;
-			continue;
-		}
-		dp_conn_tx_done(&g_c.base, total);
-	}
-}
+#include "dp_conn_test_util.h"
 
 /* Poll writer 0's lcore until @n response bytes arrived or @ms passed. @return got_len. */
 static size_t
