@@ -171,6 +171,31 @@ write_opts(struct net_stack *st, struct net_tcp_conn *c, uint8_t *o, uint8_t fla
 	return n;
 }
 
+/*
+ * The send-queue mbuf holding sequence number @seq, and in *@qseq the
+ * sequence number of its first byte (NULL past the queue's end). Starts from
+ * the cursor when @seq lies at or after it (new data, the common case);
+ * retransmissions walk from the head. Does not move the cursor.
+ */
+static struct rte_mbuf *
+sq_seek(const struct net_tcp_sb *sb, const struct net_tcp_conn *c, uint32_t seq, uint32_t *qseq)
+{
+	struct rte_mbuf *q = c->sq_head;
+	uint32_t at = c->sq_seq;
+
+	if (sb->sq_cur != NULL && SEQ_GEQ(sb->sq_cur_seq, c->sq_seq) &&
+			SEQ_GEQ(seq, sb->sq_cur_seq)) {
+		q = sb->sq_cur;
+		at = sb->sq_cur_seq;
+	}
+	while (q != NULL && SEQ_GEQ(seq, at + q->data_len)) {
+		at += q->data_len;
+		q = q->next;
+	}
+	*qseq = at;
+	return q;
+}
+
 /* Attach len bytes of the send queue from byte offset off as indirect mbufs
  * chained after hdr. Returns 0 or -ENOMEM. */
 static int
@@ -178,21 +203,10 @@ attach_payload(struct net_stack *st, struct net_tcp_conn *c, struct rte_mbuf *hd
 	uint32_t len)
 {
 	struct net_tcp_sb *sb = net_tcp_sb(st, c);
-	uint32_t seq = c->sq_seq + off, qseq = c->sq_seq;
-	struct rte_mbuf *q = c->sq_head;
+	uint32_t seq = c->sq_seq + off, qseq;
+	struct rte_mbuf *q = sq_seek(sb, c, seq, &qseq);
 	struct rte_mbuf *last = hdr;
 
-	/* Start from the cursor when the segment lies at or after it (new
-	 * data, the common case); retransmissions walk from the head. */
-	if (sb->sq_cur != NULL && SEQ_GEQ(sb->sq_cur_seq, c->sq_seq) &&
-			SEQ_GEQ(seq, sb->sq_cur_seq)) {
-		q = sb->sq_cur;
-		qseq = sb->sq_cur_seq;
-	}
-	while (q != NULL && SEQ_GEQ(seq, qseq + q->data_len)) {
-		qseq += q->data_len;
-		q = q->next;
-	}
 	if (q != NULL) {
 		sb->sq_cur = q;
 		sb->sq_cur_seq = qseq;
@@ -383,20 +397,10 @@ static uint32_t
 tso_fit(struct net_stack *st, struct net_tcp_conn *c, uint32_t seq, uint32_t len,
 	bool *cut_odd)
 {
-	struct net_tcp_sb *sb = net_tcp_sb(st, c);
-	struct rte_mbuf *q = c->sq_head;
-	uint32_t qseq = c->sq_seq, off, done = 0, pieces = 0;
+	uint32_t qseq, off, done = 0, pieces = 0;
+	struct rte_mbuf *q = sq_seek(net_tcp_sb(st, c), c, seq, &qseq);
 
 	*cut_odd = false;
-	if (sb->sq_cur != NULL && SEQ_GEQ(sb->sq_cur_seq, c->sq_seq) &&
-			SEQ_GEQ(seq, sb->sq_cur_seq)) {
-		q = sb->sq_cur;
-		qseq = sb->sq_cur_seq;
-	}
-	while (q != NULL && SEQ_GEQ(seq, qseq + q->data_len)) {
-		qseq += q->data_len;
-		q = q->next;
-	}
 	off = seq - qseq;
 	while (done < len && q != NULL && pieces < NET_TSO_MAX_PIECES) {
 		uint32_t take = NET_MIN(len - done, (uint32_t)q->data_len - off);
