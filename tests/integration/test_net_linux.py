@@ -33,7 +33,6 @@ it). The namespaces are removed afterwards, also on failure. Exit 77
 
 Usage: test_net_linux.py PATH/TO/slipstream-netperf [--full] [--only NAME,...]
 """
-import ctypes
 import errno
 import fcntl
 import json
@@ -49,6 +48,9 @@ import sys
 import termios
 import time
 import traceback
+
+from netperf_wire import (REPORT, ECHO, SINK, SOURCE, F_RST, F_HALF, pattern, hdr, recv_exact,
+                          enter_netns)
 
 NETPERF = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") \
     else "build/tools/netperf/slipstream-netperf"
@@ -73,25 +75,6 @@ SUBNET = int(os.environ.get("NET_LINUX_SUBNET", 10 + os.getpid() % 200))
 IP_LX, IP_DP = "198.18.%d.1" % SUBNET, "198.18.%d.2" % SUBNET
 SPOOF = "198.18.%d.99" % SUBNET
 PORT = 5201
-MAGIC, REPORT = 0x534e5031, 0x534e5052
-ECHO, SINK, SOURCE = 1, 2, 3
-F_RST, F_HALF = 1, 2
-
-PERIOD = 65521
-_BLOCK = bytes(((j * 2654435761) & 0xffffffff) >> 24 for j in range(PERIOD))
-_TILE = _BLOCK * ((8 * MIB) // PERIOD + 2)
-
-
-def pattern(off, n):
-    """np_pattern bytes [off, off + n)."""
-    out = []
-    while n > 0:
-        k = off % PERIOD
-        take = min(n, len(_TILE) - k)
-        out.append(_TILE[k:k + take])
-        off += take
-        n -= take
-    return b"".join(out)
 
 
 def log(*a):
@@ -135,11 +118,7 @@ def teardown_net():
 
 def enter_lx():
     """Move this process (one thread so far) into the Linux-side namespace."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = os.open("/run/netns/" + NS_LX, os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        raise OSError(ctypes.get_errno(), "setns")
-    os.close(fd)
+    enter_netns(NS_LX)
 
 
 # ---- the DPDK side ----
@@ -202,10 +181,6 @@ def connect(timeout=20, rcvbuf=None):
     return s
 
 
-def hdr(mode, flags=0, pause_ms=0, nbytes=0):
-    return struct.pack("!IBBHQ", MAGIC, mode, flags, pause_ms, nbytes)
-
-
 def wait_acked(s, timeout=60):
     """Wait (bounded) until the peer acknowledged everything s sent, FIN included:
     Linux's SIOCOUTQ (unacknowledged + unsent bytes) reaches 0."""
@@ -217,16 +192,6 @@ def wait_acked(s, timeout=60):
         if time.time() > deadline:
             raise RuntimeError("%d bytes never acknowledged" % n)
         time.sleep(0.001)
-
-
-def recv_exact(s, n):
-    buf = bytearray()
-    while len(buf) < n:
-        d = s.recv(min(n - len(buf), MIB))
-        if not d:
-            raise RuntimeError("EOF after %d of %d bytes" % (len(buf), n))
-        buf += d
-    return bytes(buf)
 
 
 def echo(n=1000, size=100):

@@ -22,7 +22,6 @@ is bounded (socket timeouts 60 s; the whole run well under a minute here).
 
 Usage: test_net_tso.py PATH_TO_SLIPSTREAM_NETPERF
 """
-import ctypes
 import json
 import os
 import shutil
@@ -33,30 +32,15 @@ import subprocess
 import sys
 import time
 
+from netperf_wire import (MIB, REPORT, ECHO, SINK, SOURCE, pattern, hdr, recv_exact,
+                          enter_netns)
+
 NETPERF = sys.argv[1] if len(sys.argv) > 1 else ""
 PID = os.getpid()
 NS = "slpoff-tso-%d" % PID
 TAP = "offtso%d" % (PID % 100000)
 IP_LX, IP_DP, PORT = "198.18.31.1", "198.18.31.2", 5201
-MAGIC, REPORT = 0x534e5031, 0x534e5052
-ECHO, SINK, SOURCE = 1, 2, 3
-MIB = 1 << 20
-PERIOD = 65521
-_BLOCK = bytes(((j * 2654435761) & 0xffffffff) >> 24 for j in range(PERIOD))
-_TILE = _BLOCK * ((4 * MIB) // PERIOD + 2)
 NFT_TABLE = "slpofftso"
-
-
-def pattern(off, n):
-    """np_pattern bytes [off, off + n)."""
-    out = []
-    while n > 0:
-        k = off % PERIOD
-        take = min(n, len(_TILE) - k)
-        out.append(_TILE[k:k + take])
-        off += take
-        n -= take
-    return b"".join(out)
 
 
 def sh(cmd, check=True):
@@ -66,18 +50,6 @@ def sh(cmd, check=True):
     return r
 
 
-def enter_ns():
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = os.open("/run/netns/" + NS, os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        raise OSError(ctypes.get_errno(), "setns")
-    os.close(fd)
-
-
-def hdr(mode, nbytes=0):
-    return struct.pack("!IBBHQ", MAGIC, mode, 0, 0, nbytes)
-
-
 def connect():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(60)
@@ -85,19 +57,9 @@ def connect():
     return s
 
 
-def recv_exact(s, n):
-    buf = bytearray()
-    while len(buf) < n:
-        d = s.recv(min(n - len(buf), MIB))
-        if not d:
-            raise RuntimeError("EOF after %d of %d bytes" % (len(buf), n))
-        buf += d
-    return bytes(buf)
-
-
 def from_stack(nbytes):
     s = connect()
-    s.sendall(hdr(SOURCE, nbytes))
+    s.sendall(hdr(SOURCE, nbytes=nbytes))
     off = 0
     while True:
         d = s.recv(MIB)
@@ -113,7 +75,7 @@ def from_stack(nbytes):
 
 def to_stack(nbytes):
     s = connect()
-    s.sendall(hdr(SINK, nbytes))
+    s.sendall(hdr(SINK, nbytes=nbytes))
     off = 0
     while off < nbytes:
         n = min(4 * MIB, nbytes - off)
@@ -169,7 +131,7 @@ def main():
             print("test_net_tso: netperf on net_tap did not start (%r %s); skipped"
                   % (line, err.strip()[-500:]))
             return 77
-        enter_ns()
+        enter_netns(NS)
         sh(["ip", "addr", "add", IP_LX + "/24", "dev", TAP])
         sh(["ip", "link", "set", TAP, "up"])
         sh(["ip", "link", "set", "lo", "up"])
