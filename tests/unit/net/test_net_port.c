@@ -26,6 +26,30 @@
 #include "net_impair.h"
 #include "net_port.h"
 
+/*
+ * Stacks a (MAC ...:01) and b (...:02) from @ca and @cb, started at @now, b
+ * listening on 9092 and a's connection to it opened (*@c), their
+ * applications @app_a and @app_b.
+ */
+static void
+t_pair_start(struct net_config *ca, struct net_config *cb, struct net_stack **a,
+	struct net_stack **b, struct t_app *app_a, struct t_app *app_b, struct net_tcp_conn **c,
+	uint64_t now)
+{
+	t_mac(&ca->mac, 1);
+	t_mac(&cb->mac, 2);
+	*a = net_stack_create(ca);
+	*b = net_stack_create(cb);
+	assert_non_null(*a);
+	assert_non_null(*b);
+	t_app_init(app_a);
+	t_app_init(app_b);
+	net_stack_start(*a, now);
+	net_stack_start(*b, now);
+	assert_int_equal(net_tcp_listen(*b, 9092, 8, &t_ops, app_b), 0);
+	assert_int_equal(net_tcp_connect(*a, T_IP_B, 9092, &t_ops, app_a, c), 0);
+}
+
 static void
 test_ring_ports_tcp_transfer(void **state)
 {
@@ -63,18 +87,7 @@ test_ring_ports_tcp_transfer(void **state)
 	assert_true(rte_is_same_ether_addr(&ca.mac, &ia.mac));
 	assert_ptr_equal(ca.tx_fn, net_port_tx_burst);
 	/* net_ring gives every port the same MAC: tell them apart here. */
-	t_mac(&ca.mac, 1);
-	t_mac(&cb.mac, 2);
-	a = net_stack_create(&ca);
-	b = net_stack_create(&cb);
-	assert_non_null(a);
-	assert_non_null(b);
-	t_app_init(&app_a);
-	t_app_init(&app_b);
-	net_stack_start(a, now);
-	net_stack_start(b, now);
-	assert_int_equal(net_tcp_listen(b, 9092, 8, &t_ops, &app_b), 0);
-	assert_int_equal(net_tcp_connect(a, T_IP_B, 9092, &t_ops, &app_a, &c), 0);
+	t_pair_start(&ca, &cb, &a, &b, &app_a, &app_b, &c, now);
 	for (int r = 0; r < 5000 && app_b.rx_len < total; r++) {
 		if (app_a.connected) {
 			uint8_t buf[4096];
@@ -174,18 +187,7 @@ test_ring_ports_jumbo(void **state)
 	ca.pool = jp;
 	cb.pool = jp;
 	ca.sndbuf_bytes = cb.rcvbuf_bytes = 1u << 20;
-	t_mac(&ca.mac, 1);
-	t_mac(&cb.mac, 2);
-	a = net_stack_create(&ca);
-	b = net_stack_create(&cb);
-	assert_non_null(a);
-	assert_non_null(b);
-	t_app_init(&app_a);
-	t_app_init(&app_b);
-	net_stack_start(a, now);
-	net_stack_start(b, now);
-	assert_int_equal(net_tcp_listen(b, 9092, 8, &t_ops, &app_b), 0);
-	assert_int_equal(net_tcp_connect(a, T_IP_B, 9092, &t_ops, &app_a, &c), 0);
+	t_pair_start(&ca, &cb, &a, &b, &app_a, &app_b, &c, now);
 	for (int r = 0; r < 20000 && app_b.rx_len < total; r++) {
 		if (app_a.connected)
 			off = t_push(c, off, total);
@@ -292,18 +294,7 @@ test_ring_ports_impaired(void **state)
 	t_config(&cb, NULL, T_IP_B, 2);
 	net_port_worker_config(&ca, &ia, &qa, 1500);
 	net_port_worker_config(&cb, &ib, &qb, 1500);
-	t_mac(&ca.mac, 1);
-	t_mac(&cb.mac, 2);
-	a = net_stack_create(&ca);
-	b = net_stack_create(&cb);
-	assert_non_null(a);
-	assert_non_null(b);
-	t_app_init(&app_a);
-	t_app_init(&app_b);
-	net_stack_start(a, now);
-	net_stack_start(b, now);
-	assert_int_equal(net_tcp_listen(b, 9092, 8, &t_ops, &app_b), 0);
-	assert_int_equal(net_tcp_connect(a, T_IP_B, 9092, &t_ops, &app_a, &c), 0);
+	t_pair_start(&ca, &cb, &a, &b, &app_a, &app_b, &c, now);
 	/* At most 60 simulated seconds in 100 us steps. */
 	for (r = 0; r < 600000 && (app_b.rx_len < total || app_a.rx_len < total); r++) {
 		if (app_a.connected && off_a < total)
