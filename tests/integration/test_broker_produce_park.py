@@ -205,7 +205,11 @@ def run(name, lcores, tr):
     if name == "apart" and "requests hop from" not in text:
         fail(b, "apart: no request hop set up")
     held = text.count("produce held back")
-    if held == 0:
+    # Over net_tap (tens of thousands of packets/s) the writes can keep up
+    # with arrivals so that no chunk runs out (seen once in CI): there the
+    # count is reported; on kernel sockets it must happen (the hold-back
+    # itself is checked deterministically by test_dp_produce).
+    if held == 0 and not slp_broker.DPDK:
         fail(b, "%s: no Produce was held back (4 chunks, 24 partitions)" % name)
     if "answered REQUEST_TIMED_OUT" in text:
         fail(b, "%s: a held-back Produce timed out" % name)
