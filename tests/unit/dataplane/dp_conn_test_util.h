@@ -3,8 +3,9 @@
  * A connection whose transport is the test, shared by the broker tests of
  * tests/unit/dataplane that drive requests through dp_conn by hand
  * (test_dp_writers.c, test_dp_produce.c): the connection (g_c, its
- * environment g_env, no-op kick and a fixed peer name) and service(), which
- * takes every ready response byte into g_c.got.
+ * environment g_env, no-op kick and a fixed peer name), tconn_setup() and
+ * service(), which takes every ready response byte into g_c.got.
+ * dp_request_test_util.h builds the requests and reads the answers.
  *
  * Include it once per test file, after defining MAX_INFLIGHT (requests in
  * flight per connection) and RESP_BYTES (the response buffer size; got holds
@@ -13,11 +14,13 @@
 #ifndef SLP_TESTS_DP_CONN_TEST_UTIL_H
 #define SLP_TESTS_DP_CONN_TEST_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 
 #include "dp_conn.h"
+#include "dp_handler.h"
 
 #if !defined(MAX_INFLIGHT) || !defined(RESP_BYTES)
 #error "define MAX_INFLIGHT and RESP_BYTES before including dp_conn_test_util.h"
@@ -48,6 +51,23 @@ t_peer(const struct dp_conn *conn, char *buf, size_t len)
 }
 
 static const struct dp_conn_ops t_ops = {.kick = t_kick, .peer_name = t_peer};
+
+/*
+ * Set g_env up (dp_handler_frame with @handler_arg, MAX_INFLIGHT requests in
+ * flight, no bound on pending bytes, RESP_BYTES response buffers from @pool,
+ * the test's) and g_c on it, taking frames up to @max_frame bytes.
+ */
+static void
+tconn_setup(struct rte_mempool *pool, void *handler_arg, uint32_t max_frame)
+{
+	g_env.handler = dp_handler_frame;
+	g_env.handler_arg = handler_arg;
+	g_env.max_inflight = MAX_INFLIGHT;
+	g_env.max_pending_bytes = UINT64_MAX;
+	g_env.resp_pool = pool;
+	g_env.resp_buf_size = RESP_BYTES;
+	dp_conn_setup(&g_c.base, &t_ops, &g_env, g_c.rx, sizeof(g_c.rx), max_frame, g_c.slots);
+}
 
 /* Take every ready response byte into g_c.got. */
 static void

@@ -67,6 +67,7 @@ static struct rte_mempool *g_pool;
 /* ---- a connection whose transport is the test: dp_conn_test_util.h ------------------------- */
 
 #include "dp_conn_test_util.h"
+#include "dp_request_test_util.h"
 
 static uint64_t
 ms_now(void)
@@ -112,41 +113,29 @@ run_until(size_t n)
 	}
 }
 
-/* Encode a request (header v1 + body) into g_frame. */
+/* Encode Produce @m into g_frame. */
 static void
 frame_produce(int32_t corr, const struct kp_produce_request *m)
 {
-	struct kp_request_header h = {.request_api_key = 0, .request_api_version = PRODUCE_V,
-		.correlation_id = corr, .client_id = {.ptr = "t", .len = 1}};
-	struct kp_writer w;
-
-	kp_writer_init(&w, g_frame, sizeof(g_frame));
-	assert_int_equal(kp_request_header_encode(&h, 1, &w), 0);
-	assert_int_equal(kp_produce_request_encode(m, PRODUCE_V, &w), 0);
-	g_frame_len = (uint32_t)kp_writer_len(&w);
+	g_frame_len = t_frame(g_frame, sizeof(g_frame), 0, PRODUCE_V, corr, t_enc_produce, m);
 }
 
-/* A batch of @n records "p<part>-<first + i>", or one record of BIG_VALUE bytes (@n < 0). */
+/*
+ * A batch of @n records "p<part>-<first + i>" (t_batch), or one record of
+ * BIG_VALUE bytes (@n < 0).
+ */
 static size_t
 make_batch(uint8_t *buf, size_t cap, int part, int first, int n)
 {
 	static char big[BIG_VALUE];
 	struct kp_batch_builder bb;
 	size_t size = 0;
-	char v[32];
 
+	if (n >= 0)
+		return t_batch(buf, cap, part, first, n, -1, 0);
 	assert_int_equal(kp_batch_builder_start(&bb, buf, cap, KP_COMPRESSION_NONE), 0);
-	if (n < 0) {
-		memset(big, 'a' + first % 26, sizeof(big));
-		assert_int_equal(kp_batch_builder_add(&bb, 1000, NULL, 0, big, sizeof(big), NULL,
-			0), 0);
-	}
-	for (int i = 0; i < n; i++) {
-		int len = snprintf(v, sizeof(v), "p%d-%d", part, first + i);
-
-		assert_int_equal(kp_batch_builder_add(&bb, 1000 + i, NULL, 0, v, (size_t)len, NULL,
-			0), 0);
-	}
+	memset(big, 'a' + first % 26, sizeof(big));
+	assert_int_equal(kp_batch_builder_add(&bb, 1000, NULL, 0, big, sizeof(big), NULL, 0), 0);
 	assert_int_equal(kp_batch_builder_finish(&bb, &size), 0);
 	return size;
 }
@@ -168,67 +157,32 @@ produce_frame(int32_t corr, const int *parts, int np, int first, int nb, bool bi
 	struct kp_produce_request m;
 	struct kp_produce_request_topic_produce_data td;
 
-	kp_produce_request_init(&m);
-	kp_produce_request_topic_produce_data_init(&td);
-	m.acks = -1;
-	m.timeout_ms = timeout_ms;
-	td.name = (struct kp_str){.ptr = "t", .len = 1};
 	for (int i = 0; i < np; i++) {
 		g_recs_len[i] = 0;
 		for (int b = 0; b < nb; b++)
 			g_recs_len[i] += make_batch(g_recs[i] + g_recs_len[i],
 				sizeof(g_recs[i]) - g_recs_len[i], parts[i], first + 3 * b,
 				big ? -1 : 3);
-		kp_produce_request_partition_produce_data_init(&g_pd[i]);
-		g_pd[i].index = parts[i];
-		g_pd[i].records = (struct kp_bytes){.ptr = g_recs[i], .len = (int32_t)g_recs_len[i]};
+		t_produce_part(&g_pd[i], parts[i], g_recs[i], g_recs_len[i]);
 	}
-	td.partition_data.items = g_pd;
-	td.partition_data.count = np;
-	m.topic_data.items = &td;
-	m.topic_data.count = 1;
+	t_produce(&m, &td, g_pd, np, timeout_ms);
 	frame_produce(corr, &m);
 }
 
-static uint8_t g_resp[2 * RESP_BYTES];
-static struct kp_arena g_arena;
-static uint8_t g_arena_buf[1u << 20];
-
 /*
- * Wait for the response to @corr: one partition per request partition, in
- * request order, each with error @want_err and (when NONE) the base offset
- * @want_base[i] (NULL: all 0).
+ * Wait for the response to @corr and check it (t_produce_answer): one
+ * partition per request partition, in request order, each with error
+ * @want_err and (when NONE) the base offset @want_base[i] (NULL: all 0).
  */
 static void
 produce_check(int32_t corr, const int *parts, int np, int16_t want_err, const int64_t *want_base)
 {
-	struct kp_produce_response resp;
 	struct kp_reader r;
-	uint32_t size;
 
 	run_until(8);
-	size = (uint32_t)g_c.got[0] << 24 | (uint32_t)g_c.got[1] << 16 |
-		(uint32_t)g_c.got[2] << 8 | g_c.got[3];
-	run_until(4 + (size_t)size);
-	memcpy(g_resp, g_c.got + 4, size);
-	memmove(g_c.got, g_c.got + 4 + size, g_c.got_len - 4 - size);
-	g_c.got_len -= 4 + size;
-	assert_int_equal((int32_t)((uint32_t)g_resp[0] << 24 | (uint32_t)g_resp[1] << 16 |
-		(uint32_t)g_resp[2] << 8 | g_resp[3]), corr);
-	kp_reader_init(&r, g_resp + 4, size - 4);
-	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
-	assert_int_equal(kp_produce_response_decode(&resp, PRODUCE_V, &r, &g_arena), 0);
-	assert_int_equal(resp.responses.count, 1);
-	assert_int_equal(resp.responses.items[0].partition_responses.count, np);
-	for (int i = 0; i < np; i++) {
-		const struct kp_produce_response_partition_produce_response *pr =
-			&resp.responses.items[0].partition_responses.items[i];
-
-		assert_int_equal(pr->index, parts[i]);
-		assert_int_equal(pr->error_code, want_err);
-		assert_int_equal(pr->base_offset, want_err != KP_ERR_NONE ? -1 :
-			want_base != NULL ? want_base[i] : 0);
-	}
+	run_until(4 + (size_t)t_got_size());
+	t_take_response(corr, &r);
+	t_produce_answer(&r, parts, np, want_err, want_base);
 }
 
 static struct stor_log *
@@ -466,35 +420,17 @@ static void
 test_retry_waits_for_the_original(void **state)
 {
 	struct dp_produce_stats s0, s1;
-	struct kp_batch_builder bb;
 	struct kp_produce_request m;
 	struct kp_produce_request_topic_produce_data td;
 	int parts[1] = {7};
 	int64_t base = stor_log_end_offset(plog(7));
-	size_t len = 0;
+	size_t len;
 
 	(void)state;
-	assert_int_equal(kp_batch_builder_start(&bb, g_recs[0], sizeof(g_recs[0]),
-		KP_COMPRESSION_NONE), 0);
-	bb.producer_id = 4242;
-	bb.producer_epoch = 0;
-	bb.base_sequence = 0;
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(kp_batch_builder_add(&bb, 1000 + i, NULL, 0, "idem", 4, NULL, 0), 0);
-	assert_int_equal(kp_batch_builder_finish(&bb, &len), 0);
+	len = t_batch(g_recs[0], sizeof(g_recs[0]), 7, 0, 3, 4242, 0);
 	g_recs_len[0] = len;
-	kp_produce_request_init(&m);
-	kp_produce_request_topic_produce_data_init(&td);
-	m.acks = -1;
-	m.timeout_ms = 30000;
-	td.name = (struct kp_str){.ptr = "t", .len = 1};
-	kp_produce_request_partition_produce_data_init(&g_pd[0]);
-	g_pd[0].index = 7;
-	g_pd[0].records = (struct kp_bytes){.ptr = g_recs[0], .len = (int32_t)len};
-	td.partition_data.items = g_pd;
-	td.partition_data.count = 1;
-	m.topic_data.items = &td;
-	m.topic_data.count = 1;
+	t_produce_part(&g_pd[0], 7, g_recs[0], len);
+	t_produce(&m, &td, g_pd, 1, 30000);
 
 	stats(&s0);
 	frame_produce(30, &m);
@@ -550,14 +486,7 @@ group_setup(void **state)
 		(int)rte_socket_id(), RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
 	if (g_pool == NULL)
 		return -1;
-	g_env.handler = dp_handler_frame;
-	g_env.handler_arg = (void *)(uintptr_t)g_apis;
-	g_env.max_inflight = MAX_INFLIGHT;
-	g_env.max_pending_bytes = UINT64_MAX;
-	g_env.resp_pool = g_pool;
-	g_env.resp_buf_size = RESP_BYTES;
-	dp_conn_setup(&g_c.base, &t_ops, &g_env, g_c.rx, sizeof(g_c.rx), FRAME_BYTES,
-		g_c.slots);
+	tconn_setup(g_pool, (void *)(uintptr_t)g_apis, FRAME_BYTES);
 	return dp_broker_topic_create(&g_b, "t", 1, PARTS, NULL, &t) == 0 ? 0 : -1;
 }
 

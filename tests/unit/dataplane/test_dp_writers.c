@@ -79,6 +79,7 @@ remote_start(void *arg)
 /* ---- a connection whose transport is the test: dp_conn_test_util.h ------------------------- */
 
 #include "dp_conn_test_util.h"
+#include "dp_request_test_util.h"
 
 /* Poll writer 0's lcore until @n response bytes arrived or @ms passed. @return got_len. */
 static size_t
@@ -96,81 +97,16 @@ run_for(size_t n, unsigned ms)
 /* Requests keep their frames until answered (dp_hop hop_all does this in the broker). */
 static uint8_t g_frames[4][256 * 1024];
 
-/* Encode a request (header v1 + body) into frame slot @k; deliver it. */
+/* Encode a request into frame slot @k (t_frame); deliver it. */
 static void
-send_request(int k, int16_t key, int16_t v, int32_t corr,
-	int (*enc)(const void *m, int16_t v, struct kp_writer *w), const void *m)
+send_request(int k, int16_t key, int16_t v, int32_t corr, t_encode_fn enc, const void *m)
 {
-	struct kp_request_header h = {.request_api_key = key, .request_api_version = v,
-		.correlation_id = corr, .client_id = {.ptr = "t", .len = 1}};
-	struct kp_writer w;
+	uint32_t len = t_frame(g_frames[k], sizeof(g_frames[k]), key, v, corr, enc, m);
 
-	kp_writer_init(&w, g_frames[k], sizeof(g_frames[k]));
-	assert_int_equal(kp_request_header_encode(&h, 1, &w), 0);
-	assert_int_equal(enc(m, v, &w), 0);
-	assert_int_equal(dp_conn_deliver_frame(&g_c.base, g_frames[k], (uint32_t)kp_writer_len(&w)),
-		1);
-}
-
-static int
-enc_produce(const void *m, int16_t v, struct kp_writer *w)
-{
-	return kp_produce_request_encode(m, v, w);
-}
-
-static int
-enc_fetch(const void *m, int16_t v, struct kp_writer *w)
-{
-	return kp_fetch_request_encode(m, v, w);
-}
-
-/* The first response in got: size, correlation id, body reader. Consumes it. */
-static uint8_t g_resp[2 * RESP_BYTES];
-
-static void
-take_response(int32_t corr, struct kp_reader *r)
-{
-	uint32_t size;
-
-	assert_true(g_c.got_len >= 8);
-	size = (uint32_t)g_c.got[0] << 24 | (uint32_t)g_c.got[1] << 16 |
-		(uint32_t)g_c.got[2] << 8 | g_c.got[3];
-	assert_true(g_c.got_len >= 4 + size);
-	memcpy(g_resp, g_c.got + 4, size);
-	memmove(g_c.got, g_c.got + 4 + size, g_c.got_len - 4 - size);
-	g_c.got_len -= 4 + size;
-	assert_int_equal((int32_t)((uint32_t)g_resp[0] << 24 | (uint32_t)g_resp[1] << 16 |
-		(uint32_t)g_resp[2] << 8 | g_resp[3]), corr);
-	kp_reader_init(r, g_resp + 4, size - 4);
-}
-
-/* A batch of @n records "p<part>-<first + i>" (idempotent when @pid >= 0). */
-static size_t
-make_batch(uint8_t *buf, size_t cap, int part, int first, int n, int64_t pid, int32_t seq)
-{
-	struct kp_batch_builder bb;
-	size_t size = 0;
-	char v[32];
-
-	assert_int_equal(kp_batch_builder_start(&bb, buf, cap, KP_COMPRESSION_NONE), 0);
-	if (pid >= 0) {
-		bb.producer_id = pid;
-		bb.producer_epoch = 0;
-		bb.base_sequence = seq;
-	}
-	for (int i = 0; i < n; i++) {
-		int len = snprintf(v, sizeof(v), "p%d-%d", part, first + i);
-
-		assert_int_equal(kp_batch_builder_add(&bb, 1000 + i, NULL, 0, v, (size_t)len, NULL,
-			0), 0);
-	}
-	assert_int_equal(kp_batch_builder_finish(&bb, &size), 0);
-	return size;
+	assert_int_equal(dp_conn_deliver_frame(&g_c.base, g_frames[k], len), 1);
 }
 
 static uint8_t g_batches[PARTS][512];
-static struct kp_arena g_arena;
-static uint8_t g_arena_buf[1u << 20];
 
 /* Send a Produce of @n records to each partition in @parts (count @np). */
 static void
@@ -180,47 +116,27 @@ produce_send(const int *parts, int np, int first, int n)
 	struct kp_produce_request m;
 	struct kp_produce_request_topic_produce_data td;
 
-	kp_produce_request_init(&m);
-	kp_produce_request_topic_produce_data_init(&td);
-	m.acks = -1;
-	m.timeout_ms = 30000;
-	td.name = (struct kp_str){.ptr = "t", .len = 1};
 	for (int i = 0; i < np; i++) {
-		size_t len = make_batch(g_batches[i], sizeof(g_batches[i]), parts[i], first, n, -1,
-			0);
+		size_t len = t_batch(g_batches[i], sizeof(g_batches[i]), parts[i], first, n, -1, 0);
 
-		kp_produce_request_partition_produce_data_init(&pd[i]);
-		pd[i].index = parts[i];
-		pd[i].records = (struct kp_bytes){.ptr = g_batches[i], .len = (int32_t)len};
+		t_produce_part(&pd[i], parts[i], g_batches[i], len);
 	}
-	td.partition_data.items = pd;
-	td.partition_data.count = np;
-	m.topic_data.items = &td;
-	m.topic_data.count = 1;
-	send_request(0, 0, PRODUCE_V, 100 + first, enc_produce, &m);
+	t_produce(&m, &td, pd, np, 30000);
+	send_request(0, 0, PRODUCE_V, 100 + first, t_enc_produce, &m);
 }
 
 /* Its answer: one per partition, in request order, no error, base offset @want_base. */
 static void
 produce_check(const int *parts, int np, int first, int64_t want_base)
 {
-	struct kp_produce_response resp;
+	int64_t base[PARTS];
 	struct kp_reader r;
 
+	for (int i = 0; i < np; i++)
+		base[i] = want_base;
 	assert_true(run_for(8, 10000) >= 8);
-	take_response(100 + first, &r);
-	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
-	assert_int_equal(kp_produce_response_decode(&resp, PRODUCE_V, &r, &g_arena), 0);
-	assert_int_equal(resp.responses.count, 1);
-	assert_int_equal(resp.responses.items[0].partition_responses.count, np);
-	for (int i = 0; i < np; i++) {
-		const struct kp_produce_response_partition_produce_response *pr =
-			&resp.responses.items[0].partition_responses.items[i];
-
-		assert_int_equal(pr->index, parts[i]); /* in request order */
-		assert_int_equal(pr->error_code, KP_ERR_NONE);
-		assert_int_equal(pr->base_offset, want_base);
-	}
+	t_take_response(100 + first, &r);
+	t_produce_answer(&r, parts, np, KP_ERR_NONE, base);
 }
 
 static void
@@ -268,6 +184,7 @@ test_produce_split_and_fetch(void **state)
 	struct kp_fetch_request m;
 	struct kp_fetch_request_fetch_topic ft;
 	struct kp_fetch_request_fetch_partition fp[PARTS];
+	int all[PARTS];
 	struct kp_fetch_response resp;
 	struct kp_reader r;
 	struct dp_topic *t = topic();
@@ -282,26 +199,12 @@ test_produce_split_and_fetch(void **state)
 		assert_int_equal(dp_part_written(&g_b, &t->part[p]), 6);
 	}
 
-	kp_fetch_request_init(&m);
-	kp_fetch_request_fetch_topic_init(&ft);
-	m.replica_id = -1;
-	m.max_wait_ms = 0;
-	m.min_bytes = 1;
-	m.max_bytes = 1 << 20;
-	ft.topic = (struct kp_str){.ptr = "t", .len = 1};
-	for (int p = 0; p < PARTS; p++) {
-		kp_fetch_request_fetch_partition_init(&fp[p]);
-		fp[p].partition = p;
-		fp[p].fetch_offset = 0;
-		fp[p].partition_max_bytes = 64 * 1024;
-	}
-	ft.partitions.items = fp;
-	ft.partitions.count = PARTS;
-	m.topics.items = &ft;
-	m.topics.count = 1;
-	send_request(1, 1, FETCH_V, 7, enc_fetch, &m);
+	for (int p = 0; p < PARTS; p++)
+		all[p] = p;
+	t_fetch(&m, &ft, fp, all, PARTS, 0, 0, 1);
+	send_request(1, 1, FETCH_V, 7, t_enc_fetch, &m);
 	assert_true(run_for(8, 10000) >= 8);
-	take_response(7, &r);
+	t_take_response(7, &r);
 	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
 	assert_int_equal(kp_fetch_response_decode(&resp, FETCH_V, &r, &g_arena), 0);
 	assert_int_equal(resp.responses.count, 1);
@@ -358,29 +261,15 @@ test_long_poll_woken_by_remote_append(void **state)
 			part = p;
 	}
 	assert_true(part >= 0);
-	kp_fetch_request_init(&m);
-	kp_fetch_request_fetch_topic_init(&ft);
-	kp_fetch_request_fetch_partition_init(&fp);
-	m.replica_id = -1;
-	m.max_wait_ms = 20000;
-	m.min_bytes = 1;
-	m.max_bytes = 1 << 20;
-	ft.topic = (struct kp_str){.ptr = "t", .len = 1};
-	fp.partition = part;
-	fp.fetch_offset = 6; /* the log end: nothing yet */
-	fp.partition_max_bytes = 64 * 1024;
-	ft.partitions.items = &fp;
-	ft.partitions.count = 1;
-	m.topics.items = &ft;
-	m.topics.count = 1;
-	send_request(1, 1, FETCH_V, 8, enc_fetch, &m);
+	t_fetch(&m, &ft, &fp, &part, 1, 6, 20000, 1); /* from the log end: nothing yet */
+	send_request(1, 1, FETCH_V, 8, t_enc_fetch, &m);
 	assert_int_equal(run_for(1, 300), 0); /* parked */
 	t0 = rte_rdtsc();
 	/* Writer 1 appends: the parked fetch answers (first: responses keep request order). */
 	produce_send(&part, 1, 6, 2);
 	assert_true(run_for(8, 10000) >= 8);
 	assert_true(rte_rdtsc() - t0 < rte_get_tsc_hz() * 10);
-	take_response(8, &r);
+	t_take_response(8, &r);
 	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
 	assert_int_equal(kp_fetch_response_decode(&resp, FETCH_V, &r, &g_arena), 0);
 	assert_int_equal(resp.responses.items[0].partitions.items[0].high_watermark, 8);
@@ -426,23 +315,10 @@ test_long_poll_min_bytes_remote(void **state)
 			part = p; /* the last of writer 1's: the previous test appended to the first */
 	}
 	assert_true(part >= 0);
-	one = make_batch(scratch, sizeof(scratch), part, 20, 2, -1, 0); /* as produce_send's */
-	kp_fetch_request_init(&m);
-	kp_fetch_request_fetch_topic_init(&ft);
-	kp_fetch_request_fetch_partition_init(&fp);
-	m.replica_id = -1;
-	m.max_wait_ms = 20000;
-	m.min_bytes = (int32_t)(2 * one + 1); /* three batches are enough, two are not */
-	m.max_bytes = 1 << 20;
-	ft.topic = (struct kp_str){.ptr = "t", .len = 1};
-	fp.partition = part;
-	fp.fetch_offset = 6; /* the log end */
-	fp.partition_max_bytes = 64 * 1024;
-	ft.partitions.items = &fp;
-	ft.partitions.count = 1;
-	m.topics.items = &ft;
-	m.topics.count = 1;
-	send_request(1, 1, FETCH_V, 9, enc_fetch, &m);
+	one = t_batch(scratch, sizeof(scratch), part, 20, 2, -1, 0); /* as produce_send's */
+	/* From the log end; three batches are enough, two are not. */
+	t_fetch(&m, &ft, &fp, &part, 1, 6, 20000, (int32_t)(2 * one + 1));
+	send_request(1, 1, FETCH_V, 9, t_enc_fetch, &m);
 	assert_int_equal(run_for(1, 300), 0); /* parked */
 	for (int k = 0; k < 2; k++) {
 		produce_send(&part, 1, 20 + 2 * k, 2);
@@ -452,7 +328,7 @@ test_long_poll_min_bytes_remote(void **state)
 	}
 	produce_send(&part, 1, 24, 2);
 	assert_true(run_for(8, 10000) >= 8);
-	take_response(9, &r);
+	t_take_response(9, &r);
 	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
 	assert_int_equal(kp_fetch_response_decode(&resp, FETCH_V, &r, &g_arena), 0);
 	{
@@ -487,23 +363,13 @@ produce_idem(int part, int32_t seq, int64_t *base)
 	struct kp_produce_request_partition_produce_data pd;
 	struct kp_produce_response resp;
 	struct kp_reader r;
-	size_t len = make_batch(g_batches[0], sizeof(g_batches[0]), part, 100 + seq, 2, 4242, seq);
+	size_t len = t_batch(g_batches[0], sizeof(g_batches[0]), part, 100 + seq, 2, 4242, seq);
 
-	kp_produce_request_init(&m);
-	kp_produce_request_topic_produce_data_init(&td);
-	kp_produce_request_partition_produce_data_init(&pd);
-	m.acks = -1;
-	m.timeout_ms = 30000;
-	td.name = (struct kp_str){.ptr = "t", .len = 1};
-	pd.index = part;
-	pd.records = (struct kp_bytes){.ptr = g_batches[0], .len = (int32_t)len};
-	td.partition_data.items = &pd;
-	td.partition_data.count = 1;
-	m.topic_data.items = &td;
-	m.topic_data.count = 1;
-	send_request(2, 0, PRODUCE_V, 500 + seq, enc_produce, &m);
+	t_produce_part(&pd, part, g_batches[0], len);
+	t_produce(&m, &td, &pd, 1, 30000);
+	send_request(2, 0, PRODUCE_V, 500 + seq, t_enc_produce, &m);
 	assert_true(run_for(8, 10000) >= 8);
-	take_response(500 + seq, &r);
+	t_take_response(500 + seq, &r);
 	kp_arena_init(&g_arena, g_arena_buf, sizeof(g_arena_buf));
 	assert_int_equal(kp_produce_response_decode(&resp, PRODUCE_V, &r, &g_arena), 0);
 	*base = resp.responses.items[0].partition_responses.items[0].base_offset;
@@ -594,14 +460,7 @@ group_setup(void **state)
 		(int)rte_socket_id(), RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
 	if (g_pool == NULL)
 		return -1;
-	g_env.handler = dp_handler_frame;
-	g_env.handler_arg = (void *)(uintptr_t)g_apis;
-	g_env.max_inflight = MAX_INFLIGHT;
-	g_env.max_pending_bytes = UINT64_MAX;
-	g_env.resp_pool = g_pool;
-	g_env.resp_buf_size = RESP_BYTES;
-	dp_conn_setup(&g_c.base, &t_ops, &g_env, g_c.rx, sizeof(g_c.rx), sizeof(g_c.rx),
-		g_c.slots);
+	tconn_setup(g_pool, (void *)(uintptr_t)g_apis, sizeof(g_c.rx));
 	if (rte_eal_remote_launch(remote_main, NULL, g_lc[1]) < 0)
 		return -1;
 	return 0;
