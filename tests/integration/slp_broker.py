@@ -39,6 +39,10 @@ TestRun (a context manager) owns a test's temporary directory and the brokers
 and processes started in it: on an exception it prints the tail of each
 broker's (and control process's) log to stderr; in any case it kills them and
 removes the directory (kept with SLP_KEEP_TMP=1 in the environment).
+
+Shared checks: Broker.bad_lines() (error/warning and sanitizer lines),
+Broker.stop_clean() (SIGTERM, exit 0, every log closed cleanly, no bad line),
+assign_read() (every record of a topic through a confluent_kafka assign() consumer).
 """
 import os
 import re
@@ -94,6 +98,45 @@ def transport_config(conf_text):
         "dataplane.port.tap.address=198.18.0.1/24",
         "dpdk.memory.mb=%d" % memory_mb,
     ] + lines)
+
+
+# A log line that a test expecting a quiet run fails on: the broker's error and warning
+# levels, and what ASan/LSan/UBSan print in the sanitizer builds.
+BAD_LINE = re.compile(r" slipstream (error|warn) |AddressSanitizer|LeakSanitizer|runtime error:")
+
+
+def assign_read(b, topic, partitions, want=0, timeout=60, group="slp-assign"):
+    """Every record of partitions 0..@partitions-1 of @topic on broker @b, read from
+    offset 0 with a confluent_kafka consumer using assign(): until each partition is
+    at its end and at least @want records came, @timeout seconds at most. Rows
+    (partition, offset, key, value), bytes as they came; AssertionError on a consumer
+    error or when the end was not reached in time."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": group,
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        rows = []
+        eof = set()
+        deadline = time.monotonic() + timeout
+        while (len(eof) < partitions or len(rows) < want) and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    eof.add(m.partition())
+                    continue
+                raise AssertionError("assign() consumer: %s" % m.error())
+            eof.discard(m.partition())
+            rows.append((m.partition(), m.offset(), m.key(), m.value()))
+    finally:
+        c.close()
+    if len(eof) < partitions or len(rows) < want:
+        raise AssertionError("assign() consumer: not at the end of every partition in %d s "
+                             "(%d records)" % (timeout, len(rows)))
+    return rows
 
 
 def _has_key(conf_text, key):
@@ -198,6 +241,22 @@ class Broker:
             return ""
         with open(self.control_log_path) as f:
             return f.read()
+
+    def bad_lines(self, allow=None):
+        """The dataplane log's error and warning lines and sanitizer reports (a test
+        that expects none fails on them), but those matching the regex @allow."""
+        return [l for l in self.text().splitlines()
+                if BAD_LINE.search(l) and (allow is None or not re.search(allow, l))]
+
+    def stop_clean(self, what, timeout=15, allow=None):
+        """SIGTERM (stop()); AssertionError naming @what unless the exit code is 0, the
+        log says "every log closed cleanly" and it has no bad_lines(@allow)."""
+        rc = self.stop(timeout)
+        if rc != 0 or "storage: every log closed cleanly" not in self.text():
+            raise AssertionError("%s: exit code %s, or no clean shutdown" % (what, rc))
+        bad = self.bad_lines(allow)
+        if bad:
+            raise AssertionError("%s: error/warning lines:\n%s" % (what, "\n".join(bad[:10])))
 
     def tail(self, n=6000):
         """The ends of the dataplane's and the control process's logs, for a failure."""

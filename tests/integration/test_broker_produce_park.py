@@ -32,14 +32,13 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import slp_broker
 
 SLIPSTREAM = sys.argv[1]
 KCAT = shutil.which("kcat")
 try:
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 except ImportError:
     Producer = None
@@ -118,32 +117,6 @@ def kcat_producer(b, errors):
         errors.append("kcat: %s" % e)
 
 
-def consume_assign(b, total):
-    c = Consumer({"bootstrap.servers": b.addr, "group.id": "park-assign",
-                  "enable.auto.commit": False, "enable.partition.eof": True,
-                  "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-    rows = []
-    eof = set()
-    deadline = time.monotonic() + 120
-    while (len(eof) < PARTITIONS or len(rows) < total) and time.monotonic() < deadline:
-        m = c.poll(1.0)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                eof.add(m.partition())
-                continue
-            fail(b, "assign() consumer: %s" % m.error())
-        eof.discard(m.partition())
-        rows.append((m.partition(), m.offset(), m.key(), m.value()))
-    c.close()
-    if len(eof) < PARTITIONS:
-        fail(b, "assign() consumer: not at the end of every partition in 120 s "
-             "(%d records)" % len(rows))
-    return rows
-
-
 def check(b, rows):
     """Every producer's records once each, in its order within each partition."""
     seqs = {}
@@ -197,7 +170,8 @@ def run(name, lcores, tr):
     if errors:
         fail(b, "%s: %s" % (name, "\n".join(errors[:10])))
     total = PER_PARTITION * PARTITIONS * (len(PRODUCERS) + 1)
-    rows = consume_assign(b, total)
+    rows = slp_broker.assign_read(b, TOPIC, PARTITIONS, want=total, timeout=120,
+                                  group="park-assign")
     if len(rows) != total:
         fail(b, "%s: %d records read, %d produced" % (name, len(rows), total))
     check(b, rows)
@@ -214,14 +188,7 @@ def run(name, lcores, tr):
     if "answered REQUEST_TIMED_OUT" in text:
         fail(b, "%s: a held-back Produce timed out" % name)
     print("%s: %d records, %d Produce request(s) held back" % (name, total, held))
-    rc = b.stop(60)
-    text = b.text()
-    if rc != 0 or "storage: every log closed cleanly" not in text:
-        fail(b, "%s: exit code %s, or no clean shutdown" % (name, rc))
-    bad = [l for l in text.splitlines() if re.search(
-        r" slipstream (error|warn) |AddressSanitizer|LeakSanitizer|runtime error:", l)]
-    if bad:
-        fail(b, "%s: error/warning lines:\n%s" % (name, "\n".join(bad[:10])))
+    b.stop_clean(name, 60)
 
 
 def main():

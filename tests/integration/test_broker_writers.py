@@ -121,14 +121,7 @@ def start(conf, run):
 
 
 def check_clean_stop(b, name):
-    rc = b.stop()
-    text = b.text()
-    if rc != 0 or "storage: every log closed cleanly" not in text:
-        fail(b, "%s: no clean shutdown (exit %s)" % (name, rc))
-    bad = [l for l in text.splitlines() if re.search(r" slipstream (error|warn) ", l) and
-           "open files" not in l]
-    if bad:
-        fail(b, "%s: error/warning lines:\n%s" % (name, "\n".join(bad[:10])))
+    b.stop_clean(name, allow="open files")
 
 
 def run_layout(name, lcores, workers, run):
