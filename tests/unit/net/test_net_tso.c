@@ -220,14 +220,29 @@ t_config_tso(struct net_config *c)
 	c->tx_fn = tso_tx;
 }
 
-static void
-run_bulk(struct t_pair *p, uint32_t total)
+/* Queues pattern bytes from @off on, below @total, for stack a's connection;
+ * returns the new offset (t_push's shape, @arg the pusher's own). */
+typedef uint32_t (*push_fn)(struct t_pair *p, uint32_t off, uint32_t total, void *arg);
+
+static uint32_t
+push_copy(struct t_pair *p, uint32_t off, uint32_t total, void *arg)
 {
-	uint32_t off = 0;
+	(void)arg;
+	return t_push(p->app_a.conn, off, total);
+}
+
+/*
+ * Send pattern bytes [@from, @total) from a to b with @push (200000 rounds
+ * at most) and check that b received all of [0, @total) intact.
+ */
+static void
+run_bulk_with(struct t_pair *p, uint32_t from, uint32_t total, push_fn push, void *arg)
+{
+	uint32_t off = from;
 
 	for (unsigned r = 0; r < 200000 && p->app_b.rx_len < total; r++) {
 		if (off < total)
-			off = t_push(p->app_a.conn, off, total);
+			off = push(p, off, total, arg);
 		t_pair_step(p, 200);
 	}
 	assert_int_equal(p->app_b.rx_len, total);
@@ -235,6 +250,12 @@ run_bulk(struct t_pair *p, uint32_t total)
 		if (p->app_b.rx[i] != t_pattern(i))
 			fail_msg("byte %u differs", i);
 	}
+}
+
+static void
+run_bulk(struct t_pair *p, uint32_t total)
+{
+	run_bulk_with(p, 0, total, push_copy, NULL);
 }
 
 /*
@@ -324,6 +345,36 @@ odd_free_cb(void *addr, void *opaque)
 	(void)opaque;
 }
 
+/* The odd pieces' source: odd_src holds pattern bytes from @base on. */
+struct odd_push {
+	struct rte_mbuf_ext_shared_info *shinfo;
+	uint32_t base;
+};
+
+/* A push_fn queueing odd_src as 1001-byte external buffers (@total - base a multiple). */
+static uint32_t
+push_odd(struct t_pair *p, uint32_t off, uint32_t total, void *arg)
+{
+	struct odd_push *o = arg;
+
+	while (off < total) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(t_pool);
+		uint8_t *src = odd_src + (off - o->base);
+
+		assert_non_null(m);
+		rte_mbuf_ext_refcnt_update(o->shinfo, 1);
+		rte_pktmbuf_attach_extbuf(m, src, rte_mem_virt2iova(src), 1001, o->shinfo);
+		m->data_len = 1001;
+		m->pkt_len = 1001;
+		if (net_tcp_send_mbuf(p->app_a.conn, m) != 0) {
+			rte_pktmbuf_free(m);
+			break;
+		}
+		off += 1001;
+	}
+	return off;
+}
+
 static void
 test_tso_tap_limits(void **state)
 {
@@ -332,7 +383,7 @@ test_tso_tap_limits(void **state)
 	const struct net_stats *s;
 	struct tso_link l;
 	struct t_pair p;
-	uint32_t total = 0, even_total;
+	uint32_t even_total;
 
 	(void)state;
 	pair_create(&p, &l, NET_TSO_MAX, 1500, true, 1500);
@@ -350,29 +401,9 @@ test_tso_tap_limits(void **state)
 	{
 		uint32_t tso0 = l.tso_frames, seg0 = l.tso_segments;
 
-		for (unsigned r = 0; r < 200000 && p.app_b.rx_len < even_total + 200200u; r++) {
-			while (total < 200200u) {
-				struct rte_mbuf *m = rte_pktmbuf_alloc(t_pool);
+		struct odd_push o = {&shinfo, even_total};
 
-				assert_non_null(m);
-				rte_mbuf_ext_refcnt_update(&shinfo, 1);
-				rte_pktmbuf_attach_extbuf(m, odd_src + total,
-					rte_mem_virt2iova(odd_src + total), 1001, &shinfo);
-				m->data_len = 1001;
-				m->pkt_len = 1001;
-				if (net_tcp_send_mbuf(p.app_a.conn, m) != 0) {
-					rte_pktmbuf_free(m);
-					break;
-				}
-				total += 1001;
-			}
-			t_pair_step(&p, 200);
-		}
-		assert_int_equal(p.app_b.rx_len, even_total + 200200u);
-		for (uint32_t i = 0; i < p.app_b.rx_len; i++) {
-			if (p.app_b.rx[i] != t_pattern(i))
-				fail_msg("byte %u differs", i);
-		}
+		run_bulk_with(&p, even_total, even_total + 200200u, push_odd, &o);
 		s = net_stack_stats(p.a);
 		print_message("odd pieces: TSO frames %u more, fallbacks %" PRIu64 "\n",
 			l.tso_frames - tso0, s->tcp_tso_fallbacks);
@@ -405,20 +436,7 @@ test_tso_loss_resend_per_mss(void **state)
 	run_bulk(&p, 256u << 10);
 	tso_before = l.tso_frames;
 	l.drop_next_tso = true;
-	{
-		uint32_t off = 256u << 10, total = 1u << 20;
-
-		for (unsigned r = 0; r < 200000 && p.app_b.rx_len < total; r++) {
-			if (off < total)
-				off = t_push(p.app_a.conn, off, total);
-			t_pair_step(&p, 200);
-		}
-		assert_int_equal(p.app_b.rx_len, total);
-		for (uint32_t i = 0; i < total; i++) {
-			if (p.app_b.rx[i] != t_pattern(i))
-				fail_msg("byte %u differs", i);
-		}
-	}
+	run_bulk_with(&p, 256u << 10, 1u << 20, push_copy, NULL);
 	s = net_stack_stats(p.a);
 	print_message("dropped TSO frame seq %u len %u; sack rtx %" PRIu64 ", fast %" PRIu64
 		", rto %" PRIu64 ", largest plain payload %u\n", l.dropped_seq, l.dropped_len,
