@@ -224,6 +224,135 @@ popen_log(struct stor_engine *e, const char *dir, uint64_t segment, uint64_t ste
 	return log;
 }
 
+/* ---- a test's engine, model and directory --------------------------------- */
+
+struct pfix {
+	struct tu_logcap *cap;  /* the engine's log lines */
+	struct tu_backend *wrap; /* the counting backend under the engine */
+	struct stor_engine *e;
+	struct pmodel *m;        /* what was appended */
+	char *dir;               /* the log's directory (malloc'ed), under @base of pfix_init */
+	uint64_t segment, step;  /* log.segment.bytes and storage.preallocate.bytes */
+};
+
+static void
+pfix_init(struct pfix *f, const char *base, uint64_t segment, uint64_t step)
+{
+	f->cap = calloc(1, sizeof(*f->cap));
+	f->e = tu_engine(&f->wrap, STOR_DIRECT_AUTO, 64 << 10, 16, f->cap);
+	f->m = calloc(1, sizeof(*f->m));
+	f->dir = tu_tmpdir(base);
+	f->segment = segment;
+	f->step = step;
+	assert_non_null(f->e);
+	assert_non_null(f->m);
+	assert_non_null(f->dir);
+}
+
+static void
+pfix_fini(struct pfix *f)
+{
+	stor_engine_destroy(f->e);
+	pmodel_free(f->m);
+	free(f->m);
+	tu_rm_rf(f->dir);
+	free(f->dir);
+	free(f->cap);
+}
+
+/*
+ * Append batches of @nrec records (values of @vlen + (n % 5) * @vstep bytes,
+ * n the batch's number) until the model holds @bytes, one at least, polling
+ * the engine now and then but not draining; then wait for every ack and
+ * drain. @return the bytes appended in all.
+ */
+static uint64_t
+pappend_until(struct pfix *f, struct stor_log *log, uint64_t bytes, int nrec, size_t vlen,
+              size_t vstep)
+{
+	int n0 = f->m->n;
+
+	while (f->m->n == n0 || pbytes(f->m, 0, INT64_MAX) < bytes) {
+		pappend_retry(f->e, log, f->m, nrec, vlen + (size_t)(f->m->n % 5) * vstep);
+		if (f->m->n % 4 == 0)
+			stor_engine_poll(f->e);
+	}
+	pwait_acks(f->e, f->m);
+	stor_engine_drain(f->e);
+	return pbytes(f->m, 0, INT64_MAX);
+}
+
+/*
+ * The segment files from @bases (@nseg, ascending) hold the model's batches
+ * and zeros only; sealed ones (and the active one when @active_trimmed) are
+ * exactly their data, the active one otherwise within a step of it.
+ */
+static void
+check_files(const struct pfix *f, const int64_t *bases, unsigned nseg, bool active_trimmed)
+{
+	struct stat st;
+
+	for (unsigned i = 0; i < nseg; i++) {
+		int64_t to = i + 1 < nseg ? bases[i + 1] : INT64_MAX;
+		uint64_t data = pbytes(f->m, bases[i], to);
+
+		seg_stat(f->dir, bases[i], &st);
+		if (i + 1 < nseg || active_trimmed) {
+			assert_int_equal((uint64_t)st.st_size, data);
+		} else {
+			assert_true((uint64_t)st.st_size >= data);
+			assert_true((uint64_t)st.st_size <= ALIGN_UP(data) + f->step);
+		}
+		assert_true((uint64_t)st.st_blocks * 512 <=
+		            ALIGN_UP((uint64_t)st.st_size) + BLOCKS_SLACK);
+		check_file(f->dir, bases[i], f->m, data);
+	}
+}
+
+/* check_files() of @log's segments. @return their count. */
+static unsigned
+check_segments(const struct pfix *f, struct stor_log *log, bool active_trimmed)
+{
+	int64_t bases[64];
+	unsigned nseg = stor_log_segment_count(log);
+
+	assert_true(nseg <= sizeof(bases) / sizeof(bases[0]));
+	for (unsigned i = 0; i < nseg; i++)
+		bases[i] = stor_log_segment_base(log, i);
+	check_files(f, bases, nseg, active_trimmed);
+	return nseg;
+}
+
+/*
+ * Stop @log, cleanly (@clean: the close trims the active segment to its
+ * data) or as a crash would (its reservation left on disk), checking the
+ * files before and after opening it again: recovery or the close left every
+ * segment trimmed, and every batch reads back. @return the reopened log.
+ */
+static struct stor_log *
+prestart(struct pfix *f, struct stor_log *log, bool clean)
+{
+	int64_t bases[64];
+	unsigned nseg = stor_log_segment_count(log);
+
+	assert_true(nseg <= sizeof(bases) / sizeof(bases[0]));
+	for (unsigned i = 0; i < nseg; i++)
+		bases[i] = stor_log_segment_base(log, i);
+	if (clean) {
+		assert_int_equal(stor_log_close(log), 0);
+	} else {
+		stor_log_abandon(log);
+		f->cap->len = 0;
+		f->cap->text[0] = '\0';
+	}
+	check_files(f, bases, nseg, clean);
+	log = popen_log(f->e, f->dir, f->segment, f->step);
+	assert_int_equal(strstr(f->cap->text, "clean shutdown") != NULL, clean);
+	assert_int_equal(check_segments(f, log, true), nseg);
+	pverify(f->e, log, f->m);
+	return log;
+}
+
 /* ---- appends outrunning the reservation ---------------------------------- */
 
 #define OUT_STEP (128u << 10)
@@ -232,90 +361,56 @@ popen_log(struct stor_engine *e, const char *dir, uint64_t segment, uint64_t ste
 static void
 test_outrun(void **state)
 {
-	struct tu_logcap *cap = calloc(1, sizeof(*cap));
-	struct tu_backend *wrap;
-	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 64 << 10, 16, cap);
-	struct pmodel *m = calloc(1, sizeof(*m));
-	char *dir = tu_tmpdir("");
+	struct pfix f;
 	struct stat st;
+	uint64_t data;
 
 	(void)state;
-	assert_non_null(e);
-	assert_non_null(dir);
-	hold_ops = *wrap->be.ops;
+	pfix_init(&f, "", OUT_SEG, OUT_STEP);
+	hold_ops = *f.wrap->be.ops;
 	hold_ops.queue = hold_queue;
-	wrap->be.ops = &hold_ops;
+	f.wrap->be.ops = &hold_ops;
 
-	struct stor_log *log = popen_log(e, dir, OUT_SEG, OUT_STEP);
-	unsigned allocs0 = wrap->allocs;
+	struct stor_log *log = popen_log(f.e, f.dir, OUT_SEG, OUT_STEP);
+	unsigned allocs0 = f.wrap->allocs;
 	g_hold = 1;
 	/* About 600 KiB, over four steps, with the first step's fallocate held. */
-	while (pbytes(m, 0, INT64_MAX) < 600u << 10) {
-		pappend_retry(e, log, m, 10, 1000 + (size_t)m->n * 7);
-		if (m->n % 4 == 0)
-			stor_engine_poll(e);
-	}
-	pwait_acks(e, m);
-	stor_engine_drain(e);
-	uint64_t data = pbytes(m, 0, INT64_MAX);
+	data = pappend_until(&f, log, 600u << 10, 10, 1000, 97);
 	/* The first append queued the one fallocate; none more while it is in flight. */
-	assert_int_equal(wrap->allocs - allocs0, 1);
+	assert_int_equal(f.wrap->allocs - allocs0, 1);
 	assert_int_equal(g_n_held, 1);
 	assert_int_equal(g_held[0]->off, 0);
-	assert_true(g_held[0]->len <= ALIGN_UP(m->len[0]) + OUT_STEP);
+	assert_true(g_held[0]->len <= ALIGN_UP(f.m->len[0]) + OUT_STEP);
 	/* The writes grew the file: as long as the data (a block's padding at most). */
-	seg_stat(dir, 0, &st);
+	seg_stat(f.dir, 0, &st);
 	assert_true((uint64_t)st.st_size >= data && (uint64_t)st.st_size <= ALIGN_UP(data));
-	check_file(dir, 0, m, data);
-	pverify(e, log, m);
+	check_file(f.dir, 0, f.m, data);
+	pverify(f.e, log, f.m);
 
 	/* The step lands late, below the data: fallocate mode 0 keeps the bytes. */
-	hold_release(&wrap->be);
-	stor_engine_drain(e);
-	seg_stat(dir, 0, &st);
+	hold_release(&f.wrap->be);
+	stor_engine_drain(f.e);
+	seg_stat(f.dir, 0, &st);
 	assert_true((uint64_t)st.st_size >= data && (uint64_t)st.st_size <= ALIGN_UP(data));
-	check_file(dir, 0, m, data);
+	check_file(f.dir, 0, f.m, data);
 
 	/* The next append reserves a step past the data at once. */
-	pappend_retry(e, log, m, 10, 500);
-	pwait_acks(e, m);
-	stor_engine_drain(e);
-	data = pbytes(m, 0, INT64_MAX);
-	assert_int_equal(wrap->allocs - allocs0, 2);
-	seg_stat(dir, 0, &st);
+	data = pappend_until(&f, log, 0, 10, 500, 0);
+	assert_int_equal(f.wrap->allocs - allocs0, 2);
+	seg_stat(f.dir, 0, &st);
 	assert_int_equal((uint64_t)st.st_size, ALIGN_UP(data) + OUT_STEP);
 	assert_true((uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size - STOR_BLOCK_SIZE);
 	assert_true((uint64_t)st.st_blocks * 512 <= (uint64_t)st.st_size + BLOCKS_SLACK);
 
-	/* A crash: the batches, then zeros up to the reserved end. */
-	stor_log_abandon(log);
-	check_file(dir, 0, m, data);
-	log = popen_log(e, dir, OUT_SEG, OUT_STEP);
-	seg_stat(dir, 0, &st);
-	assert_int_equal((uint64_t)st.st_size, data); /* recovery cut the zeros */
-	pverify(e, log, m);
+	/* A crash: the batches, then zeros up to the reserved end; recovery cuts the zeros. */
+	log = prestart(&f, log, false);
 	/* Appends go on after the survivors, a step ahead again; a clean close trims. */
-	pappend_retry(e, log, m, 3, 200);
-	pwait_acks(e, m);
-	stor_engine_drain(e);
-	data = pbytes(m, 0, INT64_MAX);
-	seg_stat(dir, 0, &st);
+	data = pappend_until(&f, log, 0, 3, 200, 0);
+	seg_stat(f.dir, 0, &st);
 	assert_int_equal((uint64_t)st.st_size, ALIGN_UP(data) + OUT_STEP);
+	log = prestart(&f, log, true);
 	assert_int_equal(stor_log_close(log), 0);
-	seg_stat(dir, 0, &st);
-	assert_int_equal((uint64_t)st.st_size, data);
-	check_file(dir, 0, m, data);
-	log = popen_log(e, dir, OUT_SEG, OUT_STEP);
-	assert_non_null(strstr(cap->text, "clean shutdown"));
-	pverify(e, log, m);
-	assert_int_equal(stor_log_close(log), 0);
-
-	stor_engine_destroy(e);
-	pmodel_free(m);
-	free(m);
-	tu_rm_rf(dir);
-	free(dir);
-	free(cap);
+	pfix_fini(&f);
 }
 
 /* ---- rolls under a burst ------------------------------------------------- */
@@ -323,86 +418,33 @@ test_outrun(void **state)
 #define ROLL_STEP (64u << 10)
 #define ROLL_SEG (512u << 10)
 
-/* Sealed segments trimmed to their data, the active one within a step of it. */
-static void
-check_segments(struct stor_log *log, const char *dir, const struct pmodel *m, bool active_trimmed)
-{
-	unsigned nseg = stor_log_segment_count(log);
-	struct stat st;
-
-	for (unsigned i = 0; i < nseg; i++) {
-		int64_t from = stor_log_segment_base(log, i);
-		int64_t to = i + 1 < nseg ? stor_log_segment_base(log, i + 1) : INT64_MAX;
-		uint64_t data = pbytes(m, from, to);
-
-		seg_stat(dir, from, &st);
-		if (i + 1 < nseg || active_trimmed) {
-			assert_int_equal((uint64_t)st.st_size, data);
-		} else {
-			assert_true((uint64_t)st.st_size >= data);
-			assert_true((uint64_t)st.st_size <= ALIGN_UP(data) + ROLL_STEP);
-		}
-		assert_true((uint64_t)st.st_blocks * 512 <=
-		            ALIGN_UP((uint64_t)st.st_size) + BLOCKS_SLACK);
-		check_file(dir, from, m, data);
-	}
-}
-
 static void
 rolls(const char *base)
 {
-	struct tu_logcap *cap = calloc(1, sizeof(*cap));
-	struct tu_backend *wrap;
-	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 64 << 10, 16, cap);
-	struct pmodel *m = calloc(1, sizeof(*m));
-	char *dir = tu_tmpdir(base);
+	struct pfix f;
 
-	assert_non_null(e);
-	assert_non_null(dir);
-	struct stor_log *log = popen_log(e, dir, ROLL_SEG, ROLL_STEP);
-	unsigned allocs0 = wrap->allocs;
+	pfix_init(&f, base, ROLL_SEG, ROLL_STEP);
+	struct stor_log *log = popen_log(f.e, f.dir, ROLL_SEG, ROLL_STEP);
+	unsigned allocs0 = f.wrap->allocs;
 	/* About 2.5 MiB in batches of about 10 KiB: five segments, no drain between. */
-	while (pbytes(m, 0, INT64_MAX) < (5u * ROLL_SEG) - (ROLL_SEG / 2)) {
-		pappend_retry(e, log, m, 8, 1200 + (size_t)(m->n % 5) * 33);
-		if (m->n % 4 == 0)
-			stor_engine_poll(e);
-	}
-	pwait_acks(e, m);
-	stor_engine_drain(e);
+	uint64_t data = pappend_until(&f, log, (5u * ROLL_SEG) - (ROLL_SEG / 2), 8, 1200, 33);
 	unsigned nseg = stor_log_segment_count(log);
-	uint64_t data = pbytes(m, 0, INT64_MAX);
 	assert_true(nseg >= 4);
 	/* Steps, not one fallocate per append nor one per segment. */
-	unsigned allocs = wrap->allocs - allocs0;
+	unsigned allocs = f.wrap->allocs - allocs0;
 	assert_true(allocs >= nseg);
 	assert_true(allocs <= 2 * data / ROLL_STEP + nseg + 1);
-	assert_true(allocs < (unsigned)m->n / 2);
-	check_segments(log, dir, m, false);
-	pverify(e, log, m);
+	assert_true(allocs < (unsigned)f.m->n / 2);
+	check_segments(&f, log, false);
+	pverify(f.e, log, f.m);
 
 	/* A crash, then a clean restart: the same batches, the reservation trimmed. */
-	stor_log_abandon(log);
-	log = popen_log(e, dir, ROLL_SEG, ROLL_STEP);
-	check_segments(log, dir, m, true);
-	pverify(e, log, m);
-	for (int i = 0; i < 10; i++)
-		pappend_retry(e, log, m, 8, 1200);
-	pwait_acks(e, m);
-	stor_engine_drain(e);
-	check_segments(log, dir, m, false);
+	log = prestart(&f, log, false);
+	pappend_until(&f, log, data + 80000, 8, 1200, 0);
+	check_segments(&f, log, false);
+	log = prestart(&f, log, true);
 	assert_int_equal(stor_log_close(log), 0);
-	log = popen_log(e, dir, ROLL_SEG, ROLL_STEP);
-	assert_non_null(strstr(cap->text, "clean shutdown"));
-	check_segments(log, dir, m, true);
-	pverify(e, log, m);
-	assert_int_equal(stor_log_close(log), 0);
-
-	stor_engine_destroy(e);
-	pmodel_free(m);
-	free(m);
-	tu_rm_rf(dir);
-	free(dir);
-	free(cap);
+	pfix_fini(&f);
 }
 
 static void
