@@ -214,6 +214,24 @@ t_hold_frames(uint8_t *out, size_t cap, const char *tags, uint8_t seq)
 	return n;
 }
 
+/* How many whole responses are in the @rx_len bytes a client received. */
+static inline size_t
+t_hold_responses(size_t rx_len)
+{
+	return rx_len / T_HOLD_RESP_LEN;
+}
+
+/*
+ * The keys of the walk tests (test_net_kernel, test_net_dpdk_walk), for a
+ * key table: one request in flight per connection, so that later frames
+ * wait and are delivered by the end poller's walk; small buffers.
+ */
+#define T_WALK_KEYS                                                                   \
+	{"dataplane.max.connections", "16"}, {"dataplane.conn.rx.buffer.bytes", "4096"},  \
+	{"dataplane.conn.max.inflight", "1"}, {"dataplane.frame.large.bytes", "65536"},   \
+	{"dataplane.frame.large.buffers", "1"},                                           \
+	{"dataplane.response.buffer.bytes", "1024"}, {"dataplane.response.buffers", "64"}
+
 /* Assert that response @i of the @len bytes a client received at @rx is (@tag, @seq). */
 static inline void
 t_hold_check_response(const uint8_t *rx, size_t len, size_t i, char tag, uint8_t seq)

@@ -39,12 +39,6 @@ client_send(struct t_conn *cl, const char *tags, uint8_t seq)
 	assert_int_equal(net_tcp_send(cl->c, buf, (uint32_t)n), (int)n);
 }
 
-static size_t
-responses(const struct t_conn *cl)
-{
-	return cl->rx_len / T_HOLD_RESP_LEN;
-}
-
 /* --- tests --- */
 
 /*
@@ -75,7 +69,7 @@ test_touch_during_walk(void **state)
 	for (int i = 0; i < 50; i++)
 		pump();
 	assert_int_equal(t_hold.calls, 2);
-	assert_int_equal(responses(&a) + responses(&b), 0);
+	assert_int_equal(t_hold_responses(a.rx_len) + t_hold_responses(b.rx_len), 0);
 
 	t_hold_answer_held(cb, false);
 	t_hold_answer_held(ca, false);
@@ -85,8 +79,8 @@ test_touch_during_walk(void **state)
 	assert_int_equal(t_hold.calls, calls + 2);
 	assert_int_equal(t_hold.n_held, 0); /* B's second request was answered by A's 'X' */
 	t_client_pump();
-	assert_int_equal(responses(&a), 2);
-	assert_int_equal(responses(&b), 2);
+	assert_int_equal(t_hold_responses(a.rx_len), 2);
+	assert_int_equal(t_hold_responses(b.rx_len), 2);
 	t_hold_check_response(b.rx, b.rx_len, 0, 'H', 1);
 	t_hold_check_response(b.rx, b.rx_len, 1, 'H', 2);
 	t_hold_check_response(a.rx, a.rx_len, 0, 'H', 10);
@@ -101,15 +95,7 @@ test_touch_during_walk(void **state)
 static int
 setup(void **state)
 {
-	const char *const keys[][2] = {
-		{"dataplane.max.connections", "8"},
-		{"dataplane.conn.rx.buffer.bytes", "4096"},
-		{"dataplane.conn.max.inflight", "1"},
-		{"dataplane.frame.large.bytes", "65536"},
-		{"dataplane.frame.large.buffers", "1"},
-		{"dataplane.response.buffer.bytes", "1024"},
-		{"dataplane.response.buffers", "64"},
-	};
+	const char *const keys[][2] = {T_WALK_KEYS};
 
 	t_dpdk_start(&g_cfg, "test_net_dpdk_walk", "256", "tndw", keys, RTE_DIM(keys), t_hold_handler,
 		&g_lcore);

@@ -91,12 +91,6 @@ client_send(struct t_client *c, const char *tags, uint8_t seq)
 	}
 }
 
-static size_t
-responses(const struct t_client *c)
-{
-	return c->rx_len / T_HOLD_RESP_LEN;
-}
-
 /* --- tests --- */
 
 /*
@@ -135,7 +129,7 @@ test_touch_during_walk(void **state)
 	for (int i = 0; i < 20; i++)
 		pump(&a, &b);
 	assert_int_equal(t_hold.calls, 2);
-	assert_int_equal(responses(&a) + responses(&b), 0);
+	assert_int_equal(t_hold_responses(a.rx_len) + t_hold_responses(b.rx_len), 0);
 
 	/* Touch B, then A, outside the walk (as replies from another lcore would). */
 	t_hold_answer_held(cb, false);
@@ -146,7 +140,7 @@ test_touch_during_walk(void **state)
 	pump(&a, &b);
 	assert_int_equal(t_hold.calls, calls + 2);
 	assert_int_equal(t_hold_count(cb), 0); /* answered by A's 'X' */
-	PUMP_UNTIL(&a, &b, responses(&a) == 2 && responses(&b) == 2);
+	PUMP_UNTIL(&a, &b, t_hold_responses(a.rx_len) == 2 && t_hold_responses(b.rx_len) == 2);
 	t_hold_check_response(b.rx, b.rx_len, 0, 'H', 1);
 	t_hold_check_response(b.rx, b.rx_len, 1, 'H', 2);
 	t_hold_check_response(a.rx, a.rx_len, 0, 'H', 10);
@@ -185,10 +179,10 @@ test_many_touches_during_walk(void **state)
 	assert_int_equal(t_hold.n_held, 1);
 	assert_ptr_equal(t_hold.held[0].conn, conn[0]);
 	for (int i = 1; i < N; i++)
-		PUMP_UNTIL(&c[i], NULL, responses(&c[i]) == 2);
-	PUMP_UNTIL(&c[0], NULL, responses(&c[0]) == 1);
+		PUMP_UNTIL(&c[i], NULL, t_hold_responses(c[i].rx_len) == 2);
+	PUMP_UNTIL(&c[0], NULL, t_hold_responses(c[0].rx_len) == 1);
 	t_hold_answer_held(NULL, false);
-	PUMP_UNTIL(&c[0], NULL, responses(&c[0]) == 2);
+	PUMP_UNTIL(&c[0], NULL, t_hold_responses(c[0].rx_len) == 2);
 	for (int i = 0; i < N; i++) {
 		t_hold_check_response(c[i].rx, c[i].rx_len, 0, 'H', (uint8_t)(i * 10));
 		t_hold_check_response(c[i].rx, c[i].rx_len, 1, i % 2 == 0 ? 'H' : 'X',
@@ -212,14 +206,8 @@ setup(void **state)
 		const char *const keys[][2] = {
 			{"dataplane.lcores", lcore},
 			{"listeners", "PLAINTEXT://127.0.0.1:0"},
-			{"dataplane.max.connections", "16"},
-			{"dataplane.conn.rx.buffer.bytes", "4096"},
-			{"dataplane.conn.max.inflight", "1"},
-			{"dataplane.frame.large.bytes", "65536"},
-			{"dataplane.frame.large.buffers", "1"},
-			{"dataplane.response.buffer.bytes", "1024"},
-			{"dataplane.response.buffers", "64"},
 			{"dataplane.poll.idle.sleep.us", "0"},
+			T_WALK_KEYS,
 		};
 
 		t_config_load(&g_cfg, keys, RTE_DIM(keys));
