@@ -26,7 +26,8 @@ file: started after it, ready once it has loaded __consumer_offsets and the
 dataplane has connected to it. start_control(), stop_control() and
 kill_control() restart it on its own; stop_dataplane(), kill_dataplane() and
 start_dataplane() do the same for the dataplane (the control process, if
-running, stays up and both reconnect); stop() and kill() stop both.
+running, stays up and both reconnect); restart() stops and starts either or
+both; stop() and kill() stop both.
 
 Nothing is shared between brokers, so tests may run in parallel: unless the
 text sets them, every Broker gets its own metrics.shm.path (beside its
@@ -137,6 +138,17 @@ def assign_read(b, topic, partitions, want=0, timeout=60, group="slp-assign"):
         raise AssertionError("assign() consumer: not at the end of every partition in %d s "
                              "(%d records)" % (timeout, len(rows)))
     return rows
+
+
+def require(*modules):
+    """Exit 77 (the test is skipped) unless every Python module named is importable."""
+    import importlib
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            print("SKIP: %s missing" % name)
+            sys.exit(77)
 
 
 def _has_key(conf_text, key):
@@ -304,6 +316,30 @@ class Broker:
         if self.control is not None and self.control.poll() is None:
             self.control.kill()
             self.control.wait(5)
+
+    def restart(self, which="both", kill=False, stop_timeout=15, start_timeout=30):
+        """Stop @which ("dataplane", "control" or "both": the control process, if
+        running, then the dataplane) with SIGTERM, or SIGKILL with @kill, each within
+        @stop_timeout s, and start it again (the dataplane first), each within
+        @start_timeout s, until ready and connected as start_dataplane() and
+        start_control() wait. @return the exit code of the stop (the dataplane's for
+        "both"; None after a kill)."""
+        control = which in ("control", "both") and self.control_bin is not None
+        rc = None
+        if control:
+            if kill:
+                self.kill_control()
+            else:
+                rc = self.stop_control(stop_timeout)
+        if which in ("dataplane", "both"):
+            if kill:
+                self.kill_dataplane()
+            else:
+                rc = self.stop_dataplane(stop_timeout)
+            self.start_dataplane(start_timeout)
+        if control:
+            self.start_control(start_timeout)
+        return rc
 
     def stop(self, timeout=15):
         """SIGTERM, then the exit code; killed (and re-raised) past @timeout seconds."""

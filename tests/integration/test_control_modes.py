@@ -220,13 +220,7 @@ def start_clean(b, what):
 # ---- the test -------------------------------------------------------------------------------
 
 def main():
-    try:
-        import confluent_kafka  # noqa: F401
-        import kafka  # noqa: F401
-    except ImportError:
-        print("SKIP: confluent_kafka or kafka-python missing")
-        sys.exit(77)
-
+    slp_broker.require("confluent_kafka", "kafka")
     slipstream, control = sys.argv[1], sys.argv[2]
     with slp_broker.TestRun("ctl-modes-it-") as run:
         tmp = run.tmp
@@ -275,8 +269,7 @@ def main():
         check("topic dup imported" not in b.text(), "dup not imported")
 
         # In the log: a restart of the control process alone keeps them.
-        b.stop_control()
-        b.start_control()
+        check(b.restart("control") == 0, "control process restarted")
         start_clean(b, "control restarted")
         check(partitions_of(b, "late") == 2 and partitions_of(b, "late-empty") == 3,
               "late and late-empty still there after a restart of the control process")
