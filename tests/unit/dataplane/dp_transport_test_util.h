@@ -16,7 +16,8 @@
  *   tx ring drained by it) and a client on a second instance of our TCP stack
  *   (198.18.0.1 talking to the broker's 198.18.0.2:9092), with client
  *   connections that collect what they receive; t_dpdk_start() and
- *   t_dpdk_stop() set all of it up and down.
+ *   t_dpdk_stop() set all of it up and down, t_dpdk_refused() checks a
+ *   configuration net_dpdk must refuse.
  *
  * Everything is static inline (state marked unused), so each test includes
  * what it uses; the ring port's functions need rte_net_ring only when used.
@@ -82,6 +83,8 @@ t_now_us(void)
  * <@tag><pid> (so parallel tests never share a runtime directory). Exits 77
  * (skipped) when EAL does not start. @name is argv[0].
  */
+static bool t_eal_up T_UNUSED; /* EAL started (once per process: later calls return) */
+
 static inline void
 t_eal_start(const char *name, const char *mem_mb, const char *tag)
 {
@@ -91,11 +94,14 @@ t_eal_start(const char *name, const char *mem_mb, const char *tag)
 		"--log-level=error", "--no-telemetry", "-l", "0", prefix, NULL,
 	};
 
+	if (t_eal_up)
+		return;
 	snprintf(prefix, sizeof(prefix), "--file-prefix=%s%d", tag, (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0) {
 		fprintf(stderr, "SKIP: EAL did not start\n");
 		exit(77);
 	}
+	t_eal_up = true;
 }
 
 /* Initialise @cfg with @n (key, value) pairs of @keys set in order; fails the test on an error. */
@@ -333,17 +339,12 @@ t_ring_pump(unsigned int lcore)
 }
 
 /*
- * The DPDK transport's tests' set-up: EAL (@mem_mb MiB, argv[0] @name), a
- * net_ring port and the client stack named after @tag, @cfg with the
- * transport's keys (the port, dpdk, PLAINTEXT://198.18.0.2:9092, 4096 mbufs,
- * no idle sleep) followed by the test's @n @keys, one reactor on this lcore
- * (its id to *@lcore), and net_dpdk with @handler. Undone by t_dpdk_stop().
+ * @cfg with the transport's keys (port @dev, dpdk, PLAINTEXT://198.18.0.2:9092,
+ * 4096 mbufs, no idle sleep) followed by the test's @n @keys.
  */
 static inline void
-t_dpdk_start(struct dp_config *cfg, const char *name, const char *mem_mb, const char *tag,
-	const char *const keys[][2], size_t n, dp_conn_handler_fn handler, unsigned int *lcore)
+t_dpdk_config(struct dp_config *cfg, const char *dev, const char *const keys[][2], size_t n)
 {
-	char dev[RTE_ETH_NAME_MAX_LEN];
 	const char *all[32][2] = {
 		{"dataplane.port.device", dev},
 		{"dataplane.transport", "dpdk"},
@@ -353,23 +354,68 @@ t_dpdk_start(struct dp_config *cfg, const char *name, const char *mem_mb, const 
 		{"dataplane.poll.idle.sleep.us", "0"},
 	};
 	size_t k = 6;
-	char why[256];
-	unsigned int lcores[1];
 
 	assert_true(k + n <= RTE_DIM(all));
 	for (size_t i = 0; i < n; i++, k++) {
 		all[k][0] = keys[i][0];
 		all[k][1] = keys[i][1];
 	}
+	t_config_load(cfg, all, k);
+}
+
+/*
+ * The DPDK transport's tests' set-up: EAL (@mem_mb MiB, argv[0] @name), a
+ * net_ring port and the client stack named after @tag, @cfg from
+ * t_dpdk_config() with the test's @n @keys, one reactor on this lcore (its id
+ * to *@lcore), and net_dpdk with @handler. Undone by t_dpdk_stop().
+ */
+static inline void
+t_dpdk_start(struct dp_config *cfg, const char *name, const char *mem_mb, const char *tag,
+	const char *const keys[][2], size_t n, dp_conn_handler_fn handler, unsigned int *lcore)
+{
+	char dev[RTE_ETH_NAME_MAX_LEN];
+	char why[256];
+	unsigned int lcores[1];
+
 	t_eal_start(name, mem_mb, tag);
 	t_ring_port_create(tag, dev);
-	t_config_load(cfg, all, k);
+	t_dpdk_config(cfg, dev, keys, n);
 	*lcore = rte_lcore_id();
 	lcores[0] = *lcore;
 	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
 	if (net_dpdk_init(cfg, handler, NULL, why, sizeof(why)) < 0)
 		fail_msg("net_dpdk_init: %s", why);
 	t_client_start(tag);
+}
+
+/*
+ * net_dpdk refuses to start on a new net_ring port named after @tag (EAL up
+ * already, t_eal_start) with t_dpdk_config()'s keys and the test's @n @keys:
+ * net_dpdk_init() fails and its reason contains @want. Nothing stays set up
+ * but the port's rings.
+ */
+static inline void
+t_dpdk_refused(const char *tag, const char *const keys[][2], size_t n, dp_conn_handler_fn handler,
+	const char *want)
+{
+	char dev[RTE_ETH_NAME_MAX_LEN];
+	char why[256] = "";
+	struct dp_config cfg;
+	unsigned int lcores[1] = {rte_lcore_id()};
+	int rc;
+
+	t_ring_port_create(tag, dev);
+	t_dpdk_config(&cfg, dev, keys, n);
+	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
+	rc = net_dpdk_init(&cfg, handler, NULL, why, sizeof(why));
+	if (rc == 0)
+		net_dpdk_fini();
+	dp_reactors_fini();
+	dp_config_free(&cfg);
+	print_message("refused (%d): %s\n", rc, why);
+	assert_true(rc < 0);
+	if (strstr(why, want) == NULL)
+		fail_msg("net_dpdk_init's reason \"%s\" does not say \"%s\"", why, want);
 }
 
 /* Undo t_dpdk_start(): the client stack, the transport (and its port), then the client's pool. */

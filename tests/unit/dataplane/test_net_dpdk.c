@@ -19,7 +19,11 @@
  * the connection; scatter-gather responses (zero-copy Fetch) leave with
  * their borrowed odd-length segments attached in place, released once, only
  * after the peer acknowledged every byte, or at the reset of a connection
- * closed with the response half sent.
+ * closed with the response half sent. Before all of that (a group of its
+ * own, on a port of its own): configurations the transport must refuse to
+ * start with, saying why: dataplane.port.tso=on on a port without TSO
+ * (net_ring has none), dataplane.port.tx.checksum=skip on a port that is not
+ * memif.
  */
 #include "dp_transport_test_util.h"
 
@@ -381,6 +385,54 @@ test_scatter_gather_extbuf(void **state)
 	free(out);
 }
 
+/* --- refusals (EAL up, nothing else) --- */
+
+static void
+test_refuses_tso_on_without_tso(void **state)
+{
+	const char *const keys[][2] = {{"dataplane.port.tso", "on"}};
+
+	t_dpdk_refused("tndr1", keys, RTE_DIM(keys), t_handler,
+		"dataplane.port.tso=on but port net_ring_tndr1 (driver net_ring) offers no TCP "
+		"segmentation offload");
+}
+
+static void
+test_refuses_tx_checksum_skip_off_memif(void **state)
+{
+	const char *const keys[][2] = {{"dataplane.port.tx.checksum", "skip"}};
+
+	t_dpdk_refused("tndr2", keys, RTE_DIM(keys), t_handler,
+		"dataplane.port.tx.checksum=skip is for net_memif ports only");
+}
+
+/* The same keys with tso=auto: the transport starts (and stops) on such a port. */
+static void
+test_tso_auto_starts_without_tso(void **state)
+{
+	const char *const keys[][2] = {{"dataplane.port.tso", "auto"}};
+	char dev[RTE_ETH_NAME_MAX_LEN];
+	char why[256];
+	struct dp_config cfg;
+	unsigned int lcores[1] = {rte_lcore_id()};
+
+	t_ring_port_create("tndr3", dev);
+	t_dpdk_config(&cfg, dev, keys, RTE_DIM(keys));
+	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
+	if (net_dpdk_init(&cfg, t_handler, NULL, why, sizeof(why)) < 0)
+		fail_msg("net_dpdk_init: %s", why);
+	net_dpdk_fini();
+	dp_reactors_fini();
+	dp_config_free(&cfg);
+}
+
+static int
+refusals_setup(void **state)
+{
+	t_eal_start("test_net_dpdk", "256", "tnd");
+	return 0;
+}
+
 /* --- set-up --- */
 
 static int
@@ -419,5 +471,12 @@ main(void)
 		cmocka_unit_test(test_scatter_gather_extbuf),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest refusals[] = {
+		cmocka_unit_test(test_refuses_tso_on_without_tso),
+		cmocka_unit_test(test_refuses_tx_checksum_skip_off_memif),
+		cmocka_unit_test(test_tso_auto_starts_without_tso),
+	};
+	int failed = cmocka_run_group_tests_name("refusals", refusals, refusals_setup, NULL);
+
+	return failed + cmocka_run_group_tests(tests, setup, teardown);
 }
