@@ -151,6 +151,26 @@ stor_msg(struct stor_engine *e, int level, const char *fmt, ...)
 	e->opts.log_fn(e->opts.log_ctx, level, buf);
 }
 
+void
+stor_prealloc_failed(struct stor_engine *e, const char *dir, int res)
+{
+	uint64_t now = stor_mono_ms();
+	uint64_t missed;
+
+	e->prealloc_failures++;
+	if (e->prealloc_warn_ms != 0 && now - e->prealloc_warn_ms < STOR_PREALLOC_WARN_MS)
+		return;
+	missed = e->prealloc_failures - e->prealloc_failures_logged - 1;
+	e->prealloc_warn_ms = now != 0 ? now : 1;
+	e->prealloc_failures_logged = e->prealloc_failures;
+	if (missed == 0)
+		stor_msg(e, STOR_LOG_WARN, "%s: preallocation failed: %s (further failures: "
+		         "one warning a minute at most)", dir, strerror(-res));
+	else
+		stor_msg(e, STOR_LOG_WARN, "%s: preallocation failed: %s (and %llu more "
+		         "since the last warning)", dir, strerror(-res), (unsigned long long)missed);
+}
+
 uint64_t
 stor_mono_ms(void)
 {
@@ -321,6 +341,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->open_files_max = e->file_limit;
 	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;
 	out->io_workers = e->be->io_workers;
+	out->prealloc_failures = e->prealloc_failures;
 }
 
 void

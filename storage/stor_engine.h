@@ -155,6 +155,8 @@ struct stor_engine_stats {
 	                              syncfs made before the first change to such a log */
 	unsigned io_workers;       /* the backend's blocking-I/O thread limit in force
 	                              (io_uring's bounded io-wq workers), 0: not known */
+	uint64_t prealloc_failures; /* preallocation steps that failed (ENOSPC...): logged
+	                               once a minute at most */
 };
 
 /**

@@ -200,11 +200,23 @@ struct stor_engine {
 	int fs_fds[STOR_ENGINE_MAX_FS];
 	dev_t fs_devs[STOR_ENGINE_MAX_FS];
 	unsigned n_fs;
+	/* Failed preallocation steps (stor_prealloc_failed()): all, and when last logged. */
+	uint64_t prealloc_failures, prealloc_failures_logged;
+	uint64_t prealloc_warn_ms; /* stor_mono_ms() of the last warning, 0: none yet */
 };
 
 /* Engine services for the log (stor_engine.c). */
 void stor_msg(struct stor_engine *e, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/*
+ * A preallocation step of the log in @dir failed with @res (-errno): counted
+ * (stor_engine_stats) and warned about at most once every
+ * STOR_PREALLOC_WARN_MS per engine, the warning naming the failures not
+ * logged since the last one (on a full disk every written partition fails
+ * a step every few appends).
+ */
+#define STOR_PREALLOC_WARN_MS 60000u
+void stor_prealloc_failed(struct stor_engine *e, const char *dir, int res);
 struct stor_chunk *stor_chunk_get(struct stor_engine *e, struct stor_log *log);
 void stor_chunk_put(struct stor_engine *e, struct stor_chunk *c);
 void stor_chunk_maybe_reclaimable(struct stor_engine *e, struct stor_chunk *c);

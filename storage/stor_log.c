@@ -949,8 +949,7 @@ alloc_done(struct stor_io_req *req, int res)
 	stor_engine_mark_dirty(log->engine, log); /* a roll sync may wait for this */
 	/* Not fatal: writes past the reserved range still work, only slower. */
 	if (res < 0 && res != -EOPNOTSUPP)
-		stor_msg(log->engine, STOR_LOG_WARN, "%s: preallocation failed: %s", log->dir,
-		         strerror(-res));
+		stor_prealloc_failed(log->engine, log->dir, res);
 }
 
 /*

@@ -14,9 +14,13 @@
  * - rolls under a burst of appends (no drain between them): every sealed
  *   segment is trimmed to its data, the active one stays within a step of
  *   its data, everything reads back before and after a crash and a clean
- *   restart; on the build directory's file system (O_DIRECT) and on /dev/shm.
+ *   restart; on the build directory's file system (O_DIRECT) and on /dev/shm;
+ * - every step failing (ENOSPC, from a backend that fails its fallocates):
+ *   appends go on, the failures are counted, and the warning is logged once,
+ *   not once per step (STOR_PREALLOC_WARN_MS).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +50,42 @@ hold_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 		return 0;
 	}
 	return tu_queue(be, reqs, n);
+}
+
+/* ---- a backend whose fallocates fail (a full disk) ------------------------ */
+
+static struct stor_io_req *g_failing[8]; /* FALLOCATEs to complete with -ENOSPC */
+static unsigned g_n_failing;
+static struct stor_backend_ops enospc_ops; /* tu_ops with the three below */
+
+static int
+enospc_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
+{
+	if (n == 1 && reqs[0]->op == STOR_IO_FALLOCATE) {
+		assert_true(g_n_failing < sizeof(g_failing) / sizeof(g_failing[0]));
+		g_failing[g_n_failing++] = reqs[0];
+		tu_be(be)->allocs++;
+		return 0;
+	}
+	return tu_queue(be, reqs, n);
+}
+
+/* The failing requests complete at the next poll, as the kernel's would. */
+static int
+enospc_poll(struct stor_backend *be, unsigned max)
+{
+	unsigned n = g_n_failing;
+
+	g_n_failing = 0;
+	for (unsigned i = 0; i < n; i++)
+		g_failing[i]->done(g_failing[i], -ENOSPC);
+	return (int)n + tu_poll(be, max);
+}
+
+static unsigned
+enospc_inflight(struct stor_backend *be)
+{
+	return g_n_failing + tu_inflight(be);
 }
 
 /* Queue the held requests for real (they complete at the next polls). */
@@ -447,6 +487,72 @@ rolls(const char *base)
 	pfix_fini(&f);
 }
 
+/* ---- failing steps (ENOSPC) ---------------------------------------------- */
+
+static unsigned
+count_lines(const char *text, const char *what)
+{
+	unsigned n = 0;
+
+	for (const char *p = strstr(text, what); p != NULL; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+/*
+ * Every step of two logs fails: appends go on (writes grow the files), each
+ * failure is counted, and the warning is logged once (not once per step:
+ * per engine, at most one a minute), then the log closes cleanly.
+ */
+static void
+test_enospc_warns_once(void **state)
+{
+	struct pfix f, f2;
+	struct stor_engine_stats st;
+	struct stor_log *log, *log2;
+	uint64_t data;
+
+	(void)state;
+	pfix_init(&f, "", ROLL_SEG, ROLL_STEP);
+	enospc_ops = *f.wrap->be.ops;
+	enospc_ops.queue = enospc_queue;
+	enospc_ops.poll = enospc_poll;
+	enospc_ops.inflight = enospc_inflight;
+	f.wrap->be.ops = &enospc_ops;
+	log = popen_log(f.e, f.dir, ROLL_SEG, ROLL_STEP);
+	/* A second log on the same engine, its own model and directory. */
+	f2 = f;
+	f2.m = calloc(1, sizeof(*f2.m));
+	f2.dir = tu_tmpdir("");
+	assert_non_null(f2.m);
+	assert_non_null(f2.dir);
+	log2 = popen_log(f.e, f2.dir, ROLL_SEG, ROLL_STEP);
+
+	/* About 400 KiB each: six steps of 64 KiB or more, every one failing. */
+	data = pappend_until(&f, log, 400u << 10, 8, 1200, 33);
+	pappend_until(&f2, log2, 400u << 10, 8, 1200, 33);
+	stor_engine_stats(f.e, &st);
+	print_message("%" PRIu64 " failed steps; log:\n%s", st.prealloc_failures, f.cap->text);
+	assert_true(st.prealloc_failures >= 10);
+	assert_int_equal(st.prealloc_failures, f.wrap->allocs);
+	assert_int_equal(count_lines(f.cap->text, "preallocation failed"), 1);
+	assert_non_null(strstr(f.cap->text, "No space left on device (further failures: one "
+	                                    "warning a minute at most)"));
+	/* The data is whole: the writes grew the file past the failed reservations. */
+	check_segments(&f, log, false);
+	pverify(f.e, log, f.m);
+	pverify(f.e, log2, f2.m);
+	assert_true(data > 0);
+	assert_int_equal(stor_log_close(log2), 0);
+	log = prestart(&f, log, true);
+	assert_int_equal(stor_log_close(log), 0);
+	pmodel_free(f2.m);
+	free(f2.m);
+	tu_rm_rf(f2.dir);
+	free(f2.dir);
+	pfix_fini(&f);
+}
+
 static void
 test_rolls_disk(void **state)
 {
@@ -468,6 +574,7 @@ main(void)
 	        cmocka_unit_test(test_outrun),
 	        cmocka_unit_test(test_rolls_disk),
 	        cmocka_unit_test(test_rolls_shm),
+	        cmocka_unit_test(test_enospc_warns_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
