@@ -156,8 +156,12 @@ def _has_key(conf_text, key):
 
 
 class Broker:
-    def __init__(self, slipstream, conf_text, tmp, control=None, start_timeout=30):
+    def __init__(self, slipstream, conf_text, tmp, control=None, start_timeout=30,
+                 listen_host=None):
         self.tmp = tmp
+        # The address the listening line names (a regex): the transport's by default;
+        # a test giving its own DPDK port (memif) names the port's.
+        self.listen_host = listen_host or (re.escape(DPDK_HOST) if DPDK else r"127\.0\.0\.1")
         self.slipstream = slipstream
         self.control = None
         self.control_bin = control
@@ -197,7 +201,7 @@ class Broker:
         loaded = control_up and "__consumer_offsets loaded" in self.control_text()
         self.proc = subprocess.Popen([self.slipstream, self.conf], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        host = re.escape(DPDK_HOST) if DPDK else r"127\.0\.0\.1"
+        host = self.listen_host
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.text()
@@ -234,7 +238,7 @@ class Broker:
             self.proc.wait(5)
 
     def text(self):
-        with open(self.log_path) as f:
+        with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def connect(self):

@@ -33,7 +33,9 @@ client, our stack at 198.18.48.1), each run a new process on the same port:
      and checked.
 The broker is stopped with SIGTERM and must exit 0.
 
-No hugepages needed: memif copies between its shared rings and the mbufs,
+Brokers start and stop through slp_broker (TestRun: one temporary directory,
+every process killed and the log tails printed on a failure). No hugepages
+needed: memif copies between its shared rings and the mbufs,
 so both processes run DPDK on ordinary memory (--no-huge). Needs root (the
 broker's DPDK transport); prints SKIP and exits 77 otherwise. Both sides
 poll with a short idle sleep so the test does not hog a shared machine.
@@ -43,11 +45,11 @@ Usage: test_loadgen_memif.py PATH_TO_SLIPSTREAM PATH_TO_SLIPSTREAM_LOAD
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
+
+import slp_broker
 
 SLIPSTREAM = sys.argv[1]
 LOAD = sys.argv[2]
@@ -67,50 +69,22 @@ dataplane.poll.idle.sleep.us=50
 dpdk.hugepages=off
 dpdk.memory.mb=768
 dpdk.file.prefix=memif-it-{pid}
-metrics.shm.path={logs}.metrics
 num.partitions=1
 storage.cache.chunks=16
 """
 
 
-class Broker:
-    def __init__(self, tmp, sock, extra=""):
-        self.conf = os.path.join(tmp, "server.properties")
-        with open(self.conf, "w") as f:
-            f.write(CONFIG.format(logs=os.path.join(tmp, "logs"), sock=sock, pid=os.getpid()))
-            f.write(extra)
-        self.log_path = self.conf + ".log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([SLIPSTREAM, self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            t = self.text()
-            if re.search(r"listening on PLAINTEXT://198\.18\.48\.2:19900 \(DPDK port", t) and \
-                    "started;" in t:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("broker did not start:\n" + self.text()[-3000:])
+def broker(tr, name, sock, extra=""):
+    """A broker of run @tr (slp_broker.TestRun) on the memif port @sock, its logs in
+    logs-@name, @extra appended to its configuration; started (60 s at most)."""
+    conf = CONFIG.format(logs=tr.path("logs-" + name), sock=sock, pid=os.getpid()) + extra
+    return tr.broker(SLIPSTREAM, conf, start_timeout=60, listen_host=r"198\.18\.48\.2")
 
-    def text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+def stop(b):
+    """SIGTERM; the broker must exit 0 within 30 s."""
+    rc = b.stop(30)
+    assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
 
 
 def load(b, sock, *args, expect=0, timeout=120):
@@ -140,9 +114,9 @@ def checked_consume(r, n):
     assert res["seq_checked"] == n, res  # every record carried a sequence
 
 
-def run(b, tmp, sock):
+def run(b, tr, sock):
     # 1. produce exactly N
-    rep = os.path.join(tmp, "produce.json")
+    rep = tr.path("produce.json")
     load(b, sock, "-t", "mf", "-p", "3", "-c", "2", "-n", str(N), "-s", "200",
          "--batch-size", "4096", "-k", "50", "-z", "lz4", "-i", "8", "--json", rep)
     r = json.load(open(rep))
@@ -155,7 +129,7 @@ def run(b, tmp, sock):
     print("1. produced %d over memif" % N, flush=True)
 
     # 2. consume them back, every batch CRC-checked, every sequence in order
-    rep = os.path.join(tmp, "consume.json")
+    rep = tr.path("consume.json")
     out = load(b, sock, "--mode", "consume", "-t", "mf", "-n", str(N), "-d", "60",
                "--json", rep).stdout
     assert "verified" in out and "(0 bad)" in out and "(0 breaks)" in out, out
@@ -167,7 +141,7 @@ def run(b, tmp, sock):
     print("2. consumed %d, CRC and order checked" % N, flush=True)
 
     # 3. end to end at a fixed rate
-    rep = os.path.join(tmp, "e2e.json")
+    rep = tr.path("e2e.json")
     load(b, sock, "--mode", "e2e", "-t", "mf-e2e", "-p", "4", "-s", "100", "-r", "5000",
          "-d", "2", "--linger-ms", "1", "-a", "all", "-z", "zstd", "--json", rep)
     r = json.load(open(rep))
@@ -181,7 +155,7 @@ def run(b, tmp, sock):
         res["consumed_records"], e["50"] / 1e3, e["99"] / 1e3), flush=True)
 
     # 4. flat out, briefly
-    rep = os.path.join(tmp, "flat.json")
+    rep = tr.path("flat.json")
     load(b, sock, "--mode", "e2e", "-t", "mf-flat", "-p", "8", "-s", "1024",
          "--batch-size", "16384", "-d", "2", "--fetch-max-bytes", "1048576", "--json", rep)
     r = json.load(open(rep))
@@ -197,30 +171,26 @@ def main():
         print("SKIP: the broker's DPDK transport needs root")
         sys.exit(77)
     sock = "/tmp/memif-it-%d.sock" % os.getpid()
-    with tempfile.TemporaryDirectory(prefix="memif-it-") as tmp:
-        b = Broker(tmp, sock)
-        try:
-            run(b, tmp, sock)
-            rc = b.stop()
-            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
-        finally:
-            b.kill()
+    with slp_broker.TestRun("memif-it-") as tr:
+        b = broker(tr, "main", sock)
+        run(b, tr, sock)
+        stop(b)
         print("--- broker ---\n" + "\n".join(
             l for l in b.text().splitlines() if "dpdk worker" in l), flush=True)
-    # 5. nobody serves this socket: bounded failure with a reason
-    t0 = time.monotonic()
-    r = load(None, "/tmp/memif-it-%d-none.sock" % os.getpid(), "-t", "x", "-n", "10",
-             expect=1, timeout=60)
-    assert "is the broker serving a memif port" in r.stderr, r.stderr
-    assert time.monotonic() - t0 < 40
-    print("5. no memif server: failed in %.1f s with a reason" % (time.monotonic() - t0))
-    stop_while_connecting(sock)
-    no_tx_cksum(sock)
-    jumbo(sock)
+        # 5. nobody serves this socket: bounded failure with a reason
+        t0 = time.monotonic()
+        r = load(None, "/tmp/memif-it-%d-none.sock" % os.getpid(), "-t", "x", "-n", "10",
+                 expect=1, timeout=60)
+        assert "is the broker serving a memif port" in r.stderr, r.stderr
+        assert time.monotonic() - t0 < 40
+        print("5. no memif server: failed in %.1f s with a reason" % (time.monotonic() - t0))
+        stop_while_connecting(tr, sock)
+        no_tx_cksum(tr, sock)
+        jumbo(tr, sock)
     print("ok")
 
 
-def stop_while_connecting(sock):
+def stop_while_connecting(tr, sock):
     """6. SIGTERM while a load generator connects (its memif link not up yet): exit 0.
 
     DPDK 22.11's memif PMD left its listener's interrupt callback on freed memory when
@@ -230,90 +200,73 @@ def stop_while_connecting(sock):
     interleaving must end in exit 0.
     """
     for pause in (0.2, 0.4, 0.6, 0.8):
-        with tempfile.TemporaryDirectory(prefix="memif-it-stop-") as tmp:
-            b = Broker(tmp, sock)
-            lg = subprocess.Popen([LOAD, "--transport", "memif", "--memif-socket", sock,
-                                   "--memif-idle-us", "50", "-b", BROKER, "-q", "-t", "stop",
-                                   "-n", "1000000"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-            try:
-                time.sleep(pause)
-                rc = b.stop()
-                assert rc == 0, "broker exit %s with a client connecting\n%s" % (
-                    rc, b.text()[-3000:])
-            finally:
-                lg.kill()
-                lg.wait(10)
-                b.kill()
+        b = broker(tr, "stop-%.1f" % pause, sock)
+        lg = tr.process(subprocess.Popen([LOAD, "--transport", "memif", "--memif-socket", sock,
+                                          "--memif-idle-us", "50", "-b", BROKER, "-q", "-t",
+                                          "stop", "-n", "1000000"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL))
+        try:
+            time.sleep(pause)
+            rc = b.stop(30)
+            assert rc == 0, "broker exit %s with a client connecting\n%s" % (
+                rc, b.text()[-3000:])
+        finally:
+            lg.kill()
+            lg.wait(10)
     print("6. SIGTERM while a client connects: exit 0, 4 times")
 
 
-def no_tx_cksum(sock):
+def no_tx_cksum(tr, sock):
     """7. --memif-no-tx-cksum: only a broker that trusts memif checksums takes it."""
-    with tempfile.TemporaryDirectory(prefix="memif-it-ck-") as tmp:
-        b = Broker(tmp, sock)  # verifies received TCP checksums (the default)
-        try:
-            t0 = time.monotonic()
-            r = load(b, sock, "-t", "ck", "-n", "10", "--request-timeout-ms", "3000",
-                     "--memif-no-tx-cksum", expect=1, timeout=60)
-            assert "timed out" in r.stderr, r.stderr
-            assert time.monotonic() - t0 < 40
-            rc = b.stop()
-            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
-        finally:
-            b.kill()
-    with tempfile.TemporaryDirectory(prefix="memif-it-ck-") as tmp:
-        b = Broker(tmp, sock, "dataplane.port.rx.checksum.trusted=true\n")
-        try:
-            rep = os.path.join(tmp, "nocksum.json")
-            load(b, sock, "--mode", "e2e", "-t", "ck", "-p", "4", "-s", "1024",
-                 "--batch-size", "16384", "-d", "2", "--memif-no-tx-cksum", "--json", rep)
-            r = json.load(open(rep))
-            res = r["result"]
-            assert res["acked_records"] > 0, res
-            checked_consume(r, res["acked_records"])
-            rc = b.stop()
-            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
-        finally:
-            b.kill()
+    b = broker(tr, "ck-verify", sock)  # verifies received TCP checksums (the default)
+    t0 = time.monotonic()
+    r = load(b, sock, "-t", "ck", "-n", "10", "--request-timeout-ms", "3000",
+             "--memif-no-tx-cksum", expect=1, timeout=60)
+    assert "timed out" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 40
+    stop(b)
+    b = broker(tr, "ck-trusted", sock, "dataplane.port.rx.checksum.trusted=true\n")
+    rep = tr.path("nocksum.json")
+    load(b, sock, "--mode", "e2e", "-t", "ck", "-p", "4", "-s", "1024",
+         "--batch-size", "16384", "-d", "2", "--memif-no-tx-cksum", "--json", rep)
+    r = json.load(open(rep))
+    res = r["result"]
+    assert res["acked_records"] > 0, res
+    checked_consume(r, res["acked_records"])
+    stop(b)
     print("7. --memif-no-tx-cksum: refused where checksums are verified; %d records end to end "
           "where trusted, all checked" % res["acked_records"], flush=True)
 
 
-def jumbo(sock):
+def jumbo(tr, sock):
     """8. MTU 9000 on both stacks over memif: jumbo frames carry the records."""
-    with tempfile.TemporaryDirectory(prefix="memif-it-mtu-") as tmp:
-        b = Broker(tmp, sock, "dataplane.port.mtu=9000\n")
-        try:
-            rep = os.path.join(tmp, "jumbo.json")
-            # Not load(): without -q the stack's counters come on stderr at exit.
-            cmd = [LOAD, "--transport", "memif", "--memif-socket", sock, "--memif-idle-us",
-                   "50", "-b", BROKER, "--memif-mtu", "9000", "-t", "mtu", "-p", "4",
-                   "-n", str(N), "-s", "1024", "--batch-size", "16384", "-i", "4",
-                   "--json", rep]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, "slipstream-load: rc %d\n%s\n--- broker ---\n%s" % (
-                r.returncode, r.stderr[-3000:], b.text()[-3000:])
-            m = re.search(r"memif stack: rx (\d+) tx (\d+) frames", r.stderr)
-            assert m, r.stderr
-            res = json.load(open(rep))["result"]
-            assert res["acked_records"] == N and res["failed_records"] == 0, res
-            # Data segments of up to 8948 bytes and a few ACKs; at MTU 1500 no
-            # frame carries more than 1448 bytes of data.
-            per_frame = res["wire_bytes_out"] / int(m.group(2))
-            assert per_frame > 3000, (per_frame, m.group(0))
-            crep = os.path.join(tmp, "jumbo-consume.json")
-            cmd = cmd[:cmd.index("-t")] + ["--mode", "consume", "-t", "mtu", "-n", str(N),
-                                            "-d", "60", "-q", "--json", crep]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, "consume: rc %d\n%s" % (r.returncode, r.stderr[-3000:])
-            checked_consume(json.load(open(crep)), N)
-            assert "MTU 9000 over memif" in b.text(), b.text()[-3000:]
-            rc = b.stop()
-            assert rc == 0, "broker exit %s\n%s" % (rc, b.text()[-3000:])
-        finally:
-            b.kill()
+    b = broker(tr, "mtu", sock, "dataplane.port.mtu=9000\n")
+    rep = tr.path("jumbo.json")
+    # Not load(): without -q the stack's counters come on stderr at exit.
+    cmd = [LOAD, "--transport", "memif", "--memif-socket", sock, "--memif-idle-us",
+           "50", "-b", BROKER, "--memif-mtu", "9000", "-t", "mtu", "-p", "4",
+           "-n", str(N), "-s", "1024", "--batch-size", "16384", "-i", "4",
+           "--json", rep]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, "slipstream-load: rc %d\n%s\n--- broker ---\n%s" % (
+        r.returncode, r.stderr[-3000:], b.text()[-3000:])
+    m = re.search(r"memif stack: rx (\d+) tx (\d+) frames", r.stderr)
+    assert m, r.stderr
+    res = json.load(open(rep))["result"]
+    assert res["acked_records"] == N and res["failed_records"] == 0, res
+    # Data segments of up to 8948 bytes and a few ACKs; at MTU 1500 no
+    # frame carries more than 1448 bytes of data.
+    per_frame = res["wire_bytes_out"] / int(m.group(2))
+    assert per_frame > 3000, (per_frame, m.group(0))
+    crep = tr.path("jumbo-consume.json")
+    cmd = cmd[:cmd.index("-t")] + ["--mode", "consume", "-t", "mtu", "-n", str(N),
+                                    "-d", "60", "-q", "--json", crep]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, "consume: rc %d\n%s" % (r.returncode, r.stderr[-3000:])
+    checked_consume(json.load(open(crep)), N)
+    assert "MTU 9000 over memif" in b.text(), b.text()[-3000:]
+    stop(b)
     print("8. MTU 9000: %d records produced in frames of %.0f bytes on average, all consumed "
           "and checked" % (N, per_frame), flush=True)
 

@@ -4,8 +4,8 @@
 Creates a network namespace (slpdf-m-<random>) and runs itself inside it: the
 broker on a net_tap port (slp_broker with SLP_TRANSPORT=dpdk: TAP slipstream0,
 kernel side 198.18.0.1/24, broker 198.18.0.2:9092), metrics.shm.path in the
-test's directory, and slipstream-control beside it serving /metrics on
-127.0.0.1 (control.metrics.listen). Then, scraping /metrics:
+test's directory (slp_broker.TestRun), and slipstream-control beside it
+(control.metadata=local) serving /metrics on 127.0.0.1 (control.metrics.listen). Then, scraping /metrics:
 
 - the slipstream_net_* and slipstream_dpdk_* families are there for
   port="net_tap0", worker="0";
@@ -45,7 +45,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -58,12 +57,13 @@ PORT_LABEL = 'port="net_tap0",worker="0"'
 TOPIC = "netm"
 NFT_TABLE = "slpdfm"
 
+# The control process only serves /metrics here: topics stay the dataplane's.
 CONFIG = """
 dpdk.hugepages=off
 num.partitions=1
 auto.create.topics.enable=true
+control.metadata=local
 log.dir=%s
-metrics.shm.path=%s
 """
 
 
@@ -146,28 +146,6 @@ def wait_for(scraper, cond, what, seconds=20):
         time.sleep(0.1)
         s = scraper.scrape()
     return s
-
-
-def start_control(b):
-    """slipstream-control on a copy of the configuration with its metrics address."""
-    conf = b.conf + ".control.properties"
-    with open(b.conf) as f, open(conf, "w") as out:
-        out.write(f.read() + "\ncontrol.metrics.listen=127.0.0.1:0\n")
-    log_path = b.conf + ".control.log"
-    ctl = subprocess.Popen([CONTROL, conf], stdin=subprocess.DEVNULL,
-                           stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = open(log_path).read()
-        m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", text)
-        if m and "control: ready" in text and "control process connected" in b.text():
-            return ctl, m.group(1), log_path
-        if ctl.poll() is not None:
-            break
-        time.sleep(0.05)
-    ctl.kill()
-    ctl.wait(5)
-    raise AssertionError("control did not start:\n" + open(log_path).read()[-3000:])
 
 
 def api_versions(sock, corr):
@@ -273,14 +251,12 @@ def inner():
     except ImportError:
         print("SKIP: needs confluent_kafka (/usr/bin/python3)")
         return 77
-    tmp = tempfile.mkdtemp(prefix="slpdf-netm-")
-    b = ctl = None
-    ok = False
-    try:
-        b = slp_broker.Broker(SLIPSTREAM, CONFIG % (os.path.join(tmp, "logs"),
-                                                    os.path.join(tmp, "shm")), tmp)
+    with slp_broker.TestRun("slpdf-netm-") as run:
+        b = run.broker(SLIPSTREAM, CONFIG % run.path("logs"), control=CONTROL,
+                       start_timeout=60)
         assert slp_broker.DPDK, "run inside the namespace with SLP_TRANSPORT=dpdk"
-        ctl, url, ctl_log = start_control(b)
+        url = b.control_metrics_url()
+        assert url is not None, "no /metrics address in the control process's log"
         sc = Scraper(url)
         s = wait_for(sc, lambda s: net(s, "slipstream_net_rx_packets_total") is not None,
                      "slipstream_net_rx_packets_total for net_tap0 worker 0")
@@ -402,22 +378,9 @@ def inner():
                  net(s, "slipstream_net_tcp_sack_recoveries_total"), rack0,
                  net(s, "slipstream_net_tcp_rack_lost_total"),
                  net(s, "slipstream_net_tcp_rack_reordering_timeouts_total")))
-        ctl.terminate()
-        ctl.wait(15)
         assert b.stop() == 0
-        ok = True
         print("ok")
         return 0
-    finally:
-        if not ok and b is not None:
-            sys.stderr.write("--- broker log (tail) ---\n" + b.text()[-3000:])
-        if ctl is not None and ctl.poll() is None:
-            ctl.kill()
-            ctl.wait(5)
-        if b is not None:
-            b.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(inner() if os.environ.get("SLPDF_INNER") == "1" else outer())
