@@ -7,7 +7,7 @@
  *   slipstream_requests_total{api}, slipstream_request_duration_seconds{api}
  *   slipstream_connections_{accepted,closed}_total, slipstream_connections_open
  *   slipstream_fetch_record_bytes_total{transport,path}
- *   slipstream_storage_write_duration_seconds
+ *   slipstream_storage_write_duration_seconds, slipstream_fetch_wakeup_duration_seconds
  *   slipstream_lcore_{busy,idle}_seconds_total{lcore}, slipstream_lcore_busy_ratio{lcore}
  *   slipstream_partition_{bytes,records}_{in,out}_total{topic,partition},
  *   slipstream_partition_log_end_offset{topic,partition},
@@ -624,6 +624,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 				sum.fetch_rec_copied[t] += b->fetch_rec_copied[t];
 			}
 			hist_add(&sum.storage_write, &b->storage_write);
+			hist_add(&sum.fetch_wakeup, &b->fetch_wakeup);
 			for (int k = 0; k < DP_METRICS_APIS; k++)
 				hist_add(&sum.api[k], &b->api[k]);
 			for (int k = 0; k < DP_METRICS_APIS; k++)
@@ -682,6 +683,11 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 		       "Time from a storage append's submission to its completion.");
 		hist_samples(out, "slipstream_storage_write_duration_seconds", "",
 		             &sum.storage_write);
+		family(out, "slipstream_fetch_wakeup_duration_seconds", "histogram",
+		       "Time from the append completion that woke a parked Fetch to its response "
+		       "being queued.");
+		hist_samples(out, "slipstream_fetch_wakeup_duration_seconds", "",
+		             &sum.fetch_wakeup);
 		family(out, "slipstream_lcore_busy_seconds_total", "counter",
 		       "Reactor time spent in iterations that did work, by lcore.");
 		for (uint32_t i = 0; i < h->n_blocks; i++)

@@ -47,9 +47,10 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 6 /* 2: Fetch record bytes by transport; 3: net stack counters;
+#define DP_METRICS_VERSION 7 /* 2: Fetch record bytes by transport; 3: net stack counters;
 			      * 4: link state, link-down drops; 5: errors by API;
-			      * 6: request hop and storage writer counters */
+			      * 6: request hop and storage writer counters;
+			      * 7: parked Fetch wake-up histogram */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -277,6 +278,8 @@ struct dp_metrics_block {
 	struct dp_metrics_hop hop; /* the request hop's side(s) on this lcore */
 	struct dp_metrics_storage storage; /* the storage writer on this lcore */
 	struct dp_metrics_hist storage_write; /* append submitted -> durable/acked */
+	/* parked Fetch: the append completion that woke it -> its response queued */
+	struct dp_metrics_hist fetch_wakeup;
 	struct dp_metrics_hist api[DP_METRICS_APIS]; /* request arrival -> response queued */
 	/* ErrorCode fields written in responses, by API and code + 1 (kp_error_seen) */
 	uint64_t api_errors[DP_METRICS_APIS][DP_METRICS_ERRORS];
@@ -430,6 +433,20 @@ dp_metrics_storage_write(uint64_t cycles)
 	if (b == NULL)
 		return;
 	dp_metrics_hist_add(&b->storage_write, dp_metrics_tsc_to_ns(cycles));
+}
+
+/**
+ * A parked Fetch was answered @cycles (TSC) after the first append completion
+ * that could have given it data (the wake-up half of the end-to-end path).
+ */
+static inline void
+dp_metrics_fetch_wakeup(uint64_t cycles)
+{
+	struct dp_metrics_block *b = dp_metrics_tls;
+
+	if (b == NULL)
+		return;
+	dp_metrics_hist_add(&b->fetch_wakeup, dp_metrics_tsc_to_ns(cycles));
 }
 
 /** A transport sent Fetch record bytes: @ref without a copy, @copied copied by the broker. */

@@ -184,6 +184,9 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 	dst->n_tps = n;
 	rc = copy_locked(&dst->storage_write, &src->storage_write, &src->storage_write.seq,
 	                 sizeof(struct dp_metrics_hist));
+	if (rc == 0)
+		rc = copy_locked(&dst->fetch_wakeup, &src->fetch_wakeup, &src->fetch_wakeup.seq,
+		                 sizeof(struct dp_metrics_hist));
 	for (int k = 0; rc == 0 && k < DP_METRICS_APIS; k++)
 		rc = copy_locked(&dst->api[k], &src->api[k], &src->api[k].seq,
 		                 sizeof(struct dp_metrics_hist));

@@ -34,10 +34,14 @@
 static bool g_appended;
 /* Appends completed so far (a fetch whose reads were in flight meanwhile runs again). */
 static uint64_t g_append_seq;
+/* TSC of the first append since parked fetches last ran (g_appended set): a wake-up's start. */
+static uint64_t g_appended_tsc;
 
 void
 dp_fetch_appended(void)
 {
+	if (!g_appended)
+		g_appended_tsc = rte_rdtsc();
 	g_appended = true;
 	g_append_seq++;
 }
@@ -1685,17 +1689,20 @@ dp_requests_poll(void *arg)
 	struct dp_requests *q = arg;
 	uint64_t now;
 	bool appended = g_appended;
+	uint64_t appended_tsc = g_appended_tsc;
 	int done = 0;
 
-	if (g_n_waiting == 0)
+	if (g_n_waiting == 0) {
+		g_appended = false; /* nobody parked saw less: the next append restarts the clock */
 		return 0;
+	}
 	if (q->b->engine == NULL)
 		return 0; /* dp_broker_stop() ran (shutdown): the logs waiters watch are gone */
 	now = rte_rdtsc();
 	g_appended = false;
 	for (unsigned i = 0; i < FETCH_WAITERS; i++) {
 		struct fetch_waiter *w = &g_waiters[i];
-		bool expired;
+		bool expired, woken;
 		struct kp_reader r;
 		int rc;
 
@@ -1708,6 +1715,7 @@ dp_requests_poll(void *arg)
 		expired = now >= w->deadline_tsc;
 		if (!expired && !w->watch.retry && (!appended || !fetch_watch_hit(&w->watch)))
 			continue;
+		woken = !expired && !w->watch.retry; /* by an append to a log it watches */
 		kp_arena_reset(&q->arena);
 		kp_reader_init(&r, w->body, w->len);
 		rc = fetch_run(q, w->conn, w->req, &w->h, &r, w, !expired, &w->mode);
@@ -1725,6 +1733,8 @@ dp_requests_poll(void *arg)
 			continue; /* answered (or parked again) when its reads complete */
 		if (rc < 0)
 			dp_conn_close(w->conn);
+		else if (woken) /* answered from the cache: the append's wake-up to its response */
+			dp_metrics_fetch_wakeup(rte_rdtsc() - appended_tsc);
 		fetch_waiter_done(w);
 		done++;
 	}

@@ -19,7 +19,9 @@ partition counters must equal what was produced (records per partition,
 log end offsets equal to confluent_kafka's high watermarks), a consumer's
 reads show up in the records-out counters, request counters and latency
 histograms cover Produce and Fetch, connections open and close, and the
-storage write histogram counted the appends. The server answers 404 for
+storage write histogram counted the appends, and a consumer's Fetch parked at
+the log end and woken by an append counts in the Fetch wake-up histogram
+(slipstream_fetch_wakeup_duration_seconds). The server answers 404 for
 another path and 405 for POST. When the Debian package prometheus is
 installed, a real Prometheus server scrapes the endpoint and its query API
 must return the produced record counts per partition.
@@ -316,6 +318,7 @@ def main():
         assert get(s3, "slipstream_requests_errors_total", **unknown) == before + 1, \
             (before, get(s3, "slipstream_requests_errors_total", **unknown))
 
+        fetch_wakeup_checks(bs, url, s3)
         prometheus_checks(tmp, url, {p: produced[p] for p in range(3)})
         if CONTROL is None or not os.path.exists(CONTROL):
             print("lag: no slipstream-control given; consumer lag not checked")
@@ -386,6 +389,48 @@ def hop_and_storage_checks(url, apart, net_lc, stor_lc):
 
 
 PROMETHEUS_PORT = 19510  # this test's own port range (19500-19599)
+
+
+def fetch_wakeup_checks(bs, url, s_before):
+    """A consumer's Fetch parked at the log end and woken by an append counts in
+    slipstream_fetch_wakeup_duration_seconds. Its own topic, so the load topic's
+    counts stay as produced. librdkafka keeps a Fetch parked (fetch.wait.max.ms)
+    while it has nothing; a record produced while the consumer is caught up then
+    wakes it. A produce that beats the Fetch to the broker is answered without
+    parking, so try again (at most 10 records, each bounded)."""
+    wake = "wake"
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.create_topics([NewTopic(wake, num_partitions=1, replication_factor=1)])[
+        wake].result(timeout=10)
+    c = Consumer({"bootstrap.servers": bs, "group.id": "metrics-wake",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 5000})
+    c.assign([TopicPartition(wake, 0, 0)])
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 0})
+    p.list_topics(wake, timeout=10)  # metadata first: no second-long unknown-topic wait
+    n0 = get(s_before, "slipstream_fetch_wakeup_duration_seconds_count") or 0
+    n, got = n0, 0
+    try:
+        for i in range(10):
+            c.poll(0.5)  # caught up: its next Fetch waits in the broker
+            p.produce(wake, value=b"wake %d" % i, partition=0)
+            assert p.flush(10) == 0
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    got += 1
+                    break
+            assert got == i + 1, (i, got)
+            s, _ = parse(scrape(url))
+            n = get(s, "slipstream_fetch_wakeup_duration_seconds_count") or 0
+            if n > n0:
+                break
+    finally:
+        c.close()
+    assert n > n0, "no parked Fetch was woken by an append in %d tries" % got
+    # Woken and answered within the run (a wake-up is microseconds; 60 s bounds a bad clock).
+    assert 0 < get(s, "slipstream_fetch_wakeup_duration_seconds_sum") < 60 * n
+    print("fetch wake-up: %d counted after %d record(s)" % (n - n0, got))
 
 
 def prometheus_checks(tmp, url, produced):

@@ -279,6 +279,8 @@ make_snapshot(void)
 	hist_put(&g_blocks[1].api[0], 4, 2, 800000); /* and 2 x 0.8 ms on lcore 2 */
 	hist_put(&g_blocks[0].api[18], 0, 1, 1000);  /* ApiVersions */
 	hist_put(&g_blocks[1].storage_write, 2, 4, 200000);
+	hist_put(&g_blocks[0].fetch_wakeup, 0, 6, 10000); /* 6 x 10 us */
+	hist_put(&g_blocks[1].fetch_wakeup, 1, 1, 70000); /* and 1 x 70 us on lcore 2 */
 	g_blocks[0].conn_accepted = 5;
 	g_blocks[0].conn_closed = 2;
 	g_blocks[1].conn_accepted = 1;
@@ -328,6 +330,12 @@ test_render_dataplane(void **state)
 	assert_true(sample(t, "slipstream_storage_write_duration_seconds_count") == 4);
 	assert_true(sample(t, "slipstream_storage_write_duration_seconds_bucket{le=\"0.00025\"}") ==
 	            4);
+	/* Parked Fetch wake-ups, both lcores added up; buckets cumulative. */
+	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_count") == 7);
+	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"5e-05\"}") == 6);
+	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"0.0001\"}") ==
+	            7);
+	assert_float_equal(sample(t, "slipstream_fetch_wakeup_duration_seconds_sum"), 0.00013, 1e-9);
 	assert_true(sample(t, "slipstream_lcore_busy_seconds_total{lcore=\"0\"}") == 0.25);
 	assert_true(sample(t, "slipstream_lcore_idle_seconds_total{lcore=\"0\"}") == 0.75);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"0\"}") == 0.25);

@@ -116,6 +116,8 @@ test_histogram_bounds(void **state)
 	dp_metrics_request(-1, 1);               /* ignored: no such API */
 	dp_metrics_request(DP_METRICS_APIS, 1);  /* ignored */
 	dp_metrics_storage_write(2000000);       /* 2 ms: the 2500 us bucket (index 5) */
+	dp_metrics_fetch_wakeup(30000);          /* 30 us: the first bucket */
+	dp_metrics_fetch_wakeup(300000);         /* 300 us: the 500 us bucket (index 3) */
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_closed();
@@ -130,6 +132,11 @@ test_histogram_bounds(void **state)
 	assert_int_equal(h->buckets[DP_METRICS_LAT_BUCKETS - 1], 1);
 	assert_int_equal(bucket_sum(h), 5);
 	assert_int_equal(s.blocks[1].storage_write.buckets[5], 1);
+	assert_int_equal(s.blocks[1].fetch_wakeup.count, 2);
+	assert_int_equal(s.blocks[1].fetch_wakeup.sum_ns, 330000);
+	assert_int_equal(s.blocks[1].fetch_wakeup.buckets[0], 1);
+	assert_int_equal(s.blocks[1].fetch_wakeup.buckets[3], 1);
+	assert_int_equal(s.blocks[0].fetch_wakeup.count, 0);
 	assert_int_equal(s.blocks[1].conn_accepted, 2);
 	assert_int_equal(s.blocks[1].conn_closed, 1);
 	/* The other lcore's block saw none of it. */
