@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kp_compress.h"
 #include "lg_memif.h"
@@ -29,7 +31,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: slipstream-load [options]\n"
-		"  --mode MODE            produce (default), consume, e2e, tcp-baseline\n"
+		"  --mode MODE            produce (default), consume, e2e, tcp-baseline, sink\n"
 		"  -b, --broker HOST:PORT bootstrap broker (default 127.0.0.1:9092)\n"
 		"  -t, --topic NAME       topic (default slipstream-load; created when missing)\n"
 		"  -p, --partitions N     partitions when creating the topic (default 1)\n"
@@ -72,6 +74,9 @@ usage(FILE *f)
 		"                         broker that trusts memif's: rx.checksum.trusted=true)\n"
 		"      --eal-args \"ARGS\"  more EAL arguments for the memif transport\n"
 		"      --produce-version V  tcp-baseline: Produce version of the bytes (default 9)\n"
+		"  tcp-baseline over --transport memif talks to a sink in another process:\n"
+		"  slipstream-load --mode sink --transport memif --memif-socket PATH -b IP:PORT\n"
+		"  (the memif server, answering every frame at IP:PORT for --duration seconds)\n"
 		"      --json FILE        write the JSON report (full latency histograms)\n"
 		"      --plot DIR         write gnuplot data and script, render PNG and SVG\n"
 		"  -q, --quiet            no progress line\n");
@@ -245,6 +250,16 @@ copy_opt(char *dst, size_t cap, const char *src)
 	return 0;
 }
 
+static bool sink_mode; /* --mode sink: lg_memif_sink_run, not lg_run */
+static volatile int sink_stop;
+
+static void
+sink_signal(int sig)
+{
+	(void)sig;
+	sink_stop = 1;
+}
+
 static int
 parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *mc,
 	   const char **json, const char **plot)
@@ -267,6 +282,8 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 				cfg->mode = LG_MODE_E2E;
 			else if (strcmp(optarg, "tcp-baseline") == 0)
 				cfg->mode = LG_MODE_TCP_BASELINE;
+			else if (strcmp(optarg, "sink") == 0)
+				sink_mode = true;
 			else
 				rc = -EINVAL;
 			break;
@@ -464,6 +481,11 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 	}
 	if (cfg->mode == LG_MODE_TCP_BASELINE && cfg->acks == 0)
 		cfg->acks = 1; /* the sink always answers */
+	if (sink_mode && cfg->transport != &lg_memif_ops) {
+		fprintf(stderr, "slipstream-load: --mode sink runs over --transport memif (the kernel "
+				"sink is tcp-baseline's own)\n");
+		return -EINVAL;
+	}
 	if (cfg->transport == &lg_memif_ops) {
 		if (mc->socket[0] == '\0') {
 			fprintf(stderr, "slipstream-load: --transport memif needs --memif-socket\n");
@@ -474,11 +496,7 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 					"(one stack on one memif queue): --threads 1\n");
 			return -EINVAL;
 		}
-		if (cfg->mode == LG_MODE_TCP_BASELINE) {
-			fprintf(stderr, "slipstream-load: tcp-baseline is a kernel loopback baseline; "
-					"it does not run over memif\n");
-			return -EINVAL;
-		}
+		mc->server = sink_mode;
 		mc->cpu = cfg->ncpus > 0 ? cfg->cpus[0] : -1;
 		if (lg_memif_configure(mc) < 0) {
 			fprintf(stderr, "slipstream-load: bad --memif-socket %s\n", mc->socket);
@@ -502,6 +520,25 @@ main(int argc, char **argv)
 	if (parse_args(argc, argv, &cfg, &mc, &json, &plot) < 0) {
 		usage(stderr);
 		return 2;
+	}
+	if (sink_mode) {
+		uint64_t frames = 0, bytes = 0;
+		signal(SIGINT, sink_signal);
+		signal(SIGTERM, sink_signal);
+		int rc = lg_memif_sink_run(cfg.host, cfg.port, cfg.duration_s > 0 ? cfg.duration_s : 600,
+					   &sink_stop, &frames, &bytes);
+		if (rc < 0)
+			fprintf(stderr, "slipstream-load: sink on %s:%u: %s\n", cfg.host, cfg.port,
+				strerror(-rc));
+		else
+			printf("sink: answered %" PRIu64 " frames, %" PRIu64 " bytes read\n", frames,
+			       bytes);
+		/* No port teardown: DPDK 22.11's memif server faulted in its interrupt
+		 * thread when the port was closed while its client was leaving. The
+		 * process ends here; its memory goes with it (--no-huge). */
+		fflush(stdout);
+		unlink(mc.socket);
+		_exit(rc < 0 ? 1 : 0);
 	}
 	res = calloc(1, sizeof(*res));
 	if (res == NULL)

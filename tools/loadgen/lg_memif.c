@@ -81,6 +81,7 @@ struct lg_transport {
 	 * writable reports. */
 	uint32_t news;
 	uint32_t n_want;
+	uint64_t busy_cycles; /* TSC cycles of poll iterations that moved frames or reported */
 };
 
 
@@ -135,6 +136,17 @@ static uint64_t
 mf_now_us(void)
 {
 	return net_port_now_us();
+}
+
+/* Microseconds of @tsc, on net_port_now_us's scale (one multiplication). */
+static uint64_t
+mf_tsc_us(uint64_t tsc)
+{
+	static uint64_t mult;
+
+	if (mult == 0)
+		mult = (uint64_t)((((__uint128_t)1000000u) << 32) / rte_get_tsc_hz());
+	return (uint64_t)(((__uint128_t)tsc * mult) >> 32);
 }
 
 /* ---- configuration and start-up ------------------------------------------- */
@@ -265,8 +277,12 @@ mf_eal_init(void)
 	MF_ADD("%u", mf.conf.memory_mb);
 	/* The memif client lays out the shared rings: with a jumbo MTU each ring
 	 * buffer (bsize) holds a whole frame, one descriptor per frame. */
-	MF_ADD("--vdev=net_memif0,role=client,socket=%s,mac=02:73:6c:70:4c:47,bsize=%u",
-	       mf.conf.socket, mf_frame_room());
+	if (mf.conf.server)
+		MF_ADD("--vdev=net_memif0,role=server,socket=%s,mac=02:73:6c:70:4c:53",
+		       mf.conf.socket);
+	else
+		MF_ADD("--vdev=net_memif0,role=client,socket=%s,mac=02:73:6c:70:4c:47,bsize=%u",
+		       mf.conf.socket, mf_frame_room());
 	/* Extra arguments, split on spaces. */
 	char extra[sizeof(mf.conf.eal_args)];
 	char *save = NULL;
@@ -417,9 +433,10 @@ mf_start(uint32_t broker)
 		fprintf(stderr, "slipstream-load: network stack: %s\n", strerror(errno));
 		return rc ? rc : -ENOMEM;
 	}
-	/* The link comes up once the broker's side (memif server) has us. */
+	/* The link comes up once the broker's side (memif server) has us; a
+	 * server (the sink) waits for its client in its own loop. */
 	struct rte_eth_link link;
-	for (;;) {
+	while (!mf.conf.server) {
 		memset(&link, 0, sizeof(link));
 		rte_eth_link_get_nowait(mf.port_id, &link);
 		if (link.link_status == RTE_ETH_LINK_UP)
@@ -860,15 +877,21 @@ mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 {
 	if (mf.st == NULL)
 		return 0;
-	uint64_t now = mf_now_us();
+	/* One TSC read per iteration: the time for the stack and the busy count. */
+	uint64_t tsc = rte_get_tsc_cycles();
+	uint64_t now = mf_tsc_us(tsc);
 	uint64_t deadline = now + (uint64_t)(timeout_us > 0 ? timeout_us : 0);
 
 	for (;;) {
 		uint16_t got = net_port_poll(mf.st, &mf.q, now);
 		int n = mf_report(t, cb);
+		uint64_t end = rte_get_tsc_cycles();
+		if (got > 0 || n > 0)
+			t->busy_cycles += end - tsc;
 		if (n > 0)
 			return n;
-		now = mf_now_us();
+		tsc = end;
+		now = mf_tsc_us(tsc);
 		if (now >= deadline)
 			return 0;
 		if (got > 0 || mf.conf.idle_us == 0) {
@@ -883,9 +906,16 @@ mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 			struct timespec ts = {0, (long)us * 1000};
 			nanosleep(&ts, NULL);
 			t->idle = 0;
-			now = mf_now_us();
+			tsc = rte_get_tsc_cycles();
+			now = mf_tsc_us(tsc);
 		}
 	}
+}
+
+static uint64_t
+mf_busy_ns(struct lg_transport *t)
+{
+	return (uint64_t)((__uint128_t)t->busy_cycles * 1000000000u / rte_get_tsc_hz());
 }
 
 const struct lg_transport_ops lg_memif_ops = {
@@ -899,4 +929,252 @@ const struct lg_transport_ops lg_memif_ops = {
 	.want_write = mf_want_write,
 	.poll = mf_poll,
 	.close = mf_close,
+	.busy_ns = mf_busy_ns,
 };
+
+/* ---- the sink (lg_memif_sink_run) -------------------------------------------- */
+
+struct mf_sink;
+
+/* Both start with is_conn: a connection not yet accepted calls back with the
+ * listener's argument (the mf_sink), an accepted one with its mf_sink_conn. */
+struct mf_sink_conn {
+	bool is_conn; /* true */
+	struct mf_sink *sk;
+	struct net_tcp_conn *tc;
+	uint32_t need;	 /* bytes of the current frame still to skip (after its header) */
+	uint8_t hdr[12]; /* size, api key, version, correlation id */
+	uint32_t hdr_len;
+	uint8_t *out;	 /* answers the send buffer did not take yet */
+	uint32_t out_len, out_cap;
+	struct mf_sink_conn *next, *prev;
+};
+
+struct mf_sink {
+	bool is_conn; /* false */
+	struct mf_sink_conn *conns;
+	uint32_t pending; /* connections with answers left in out */
+	uint32_t accepted;
+	uint64_t frames, bytes;
+};
+
+static void
+sink_flush(struct mf_sink_conn *c)
+{
+	if (c->out_len == 0 || c->tc == NULL)
+		return;
+	int r = net_tcp_send(c->tc, c->out, c->out_len);
+	if (r <= 0)
+		return;
+	memmove(c->out, c->out + r, c->out_len - (uint32_t)r);
+	c->out_len -= (uint32_t)r;
+	if (c->out_len == 0)
+		c->sk->pending--;
+}
+
+static int
+sink_answer(struct mf_sink_conn *c, const uint8_t *corr)
+{
+	if (c->out_len + 8 > c->out_cap) {
+		uint32_t ncap = c->out_cap ? c->out_cap * 2 : 4096;
+		uint8_t *n = realloc(c->out, ncap);
+		if (n == NULL)
+			return -ENOMEM;
+		c->out = n;
+		c->out_cap = ncap;
+	}
+	if (c->out_len == 0)
+		c->sk->pending++;
+	uint8_t *p = c->out + c->out_len;
+	p[0] = p[1] = p[2] = 0;
+	p[3] = 4;
+	memcpy(p + 4, corr, 4);
+	c->out_len += 8;
+	return 0;
+}
+
+static int
+sink_accept(void *arg, struct net_tcp_conn *tc)
+{
+	struct mf_sink *sk = arg;
+	struct mf_sink_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->is_conn = true;
+	sk->accepted++;
+	c->sk = sk;
+	c->tc = tc;
+	c->next = sk->conns;
+	if (sk->conns != NULL)
+		sk->conns->prev = c;
+	sk->conns = c;
+	net_tcp_conn_set_arg(tc, c);
+	return 0;
+}
+
+/* Skip request bodies; answer each frame once its 12 header bytes are in. */
+static void
+sink_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
+{
+	struct mf_sink_conn *c = arg;
+
+	if (c != NULL && c->is_conn) {
+		c->sk->bytes += len;
+		for (struct rte_mbuf *s = m; s != NULL; s = s->next) {
+			const uint8_t *p = rte_pktmbuf_mtod(s, const uint8_t *);
+			uint32_t n = s->data_len;
+			while (n > 0) {
+				if (c->need > 0) {
+					uint32_t k = n < c->need ? n : c->need;
+					c->need -= k;
+					p += k;
+					n -= k;
+					continue;
+				}
+				uint32_t k = 12 - c->hdr_len < n ? 12 - c->hdr_len : n;
+				memcpy(c->hdr + c->hdr_len, p, k);
+				c->hdr_len += k;
+				p += k;
+				n -= k;
+				if (c->hdr_len < 12)
+					continue;
+				uint32_t be;
+				memcpy(&be, c->hdr, 4);
+				uint32_t size = ntohl(be);
+				c->hdr_len = 0;
+				c->need = size > 8 ? size - 8 : 0;
+				if (size < 8 || sink_answer(c, c->hdr + 8) < 0) {
+					net_tcp_abort(tc); /* not a Kafka request stream */
+					break;
+				}
+				c->sk->frames++;
+			}
+		}
+		sink_flush(c);
+	}
+	rte_pktmbuf_free(m);
+	net_tcp_recved(tc, len);
+}
+
+static void
+sink_sent(void *arg, struct net_tcp_conn *tc, uint32_t bytes)
+{
+	struct mf_sink_conn *c = arg;
+
+	(void)tc;
+	(void)bytes;
+	if (c != NULL && c->is_conn)
+		sink_flush(c);
+}
+
+static void
+sink_eof(void *arg, struct net_tcp_conn *tc)
+{
+	(void)arg;
+	net_tcp_close(tc);
+}
+
+static void
+sink_conn_free(struct mf_sink_conn *c)
+{
+	struct mf_sink *sk = c->sk;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sk->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->out_len > 0)
+		sk->pending--;
+	free(c->out);
+	free(c);
+}
+
+static void
+sink_closed(void *arg, struct net_tcp_conn *tc, int status)
+{
+	struct mf_sink_conn *c = arg;
+
+	(void)tc;
+	(void)status;
+	if (c != NULL && c->is_conn)
+		sink_conn_free(c);
+}
+
+static const struct net_tcp_ops mf_sink_ops = {
+	.accept = sink_accept,
+	.data = sink_data,
+	.sent = sink_sent,
+	.eof = sink_eof,
+	.closed = sink_closed,
+};
+
+int
+lg_memif_sink_run(const char *ip, uint16_t port, double duration_s, volatile int *stop,
+		  uint64_t *frames, uint64_t *bytes)
+{
+	struct mf_sink sk;
+	struct in_addr a;
+	uint32_t idle = 0;
+	int rc;
+
+	memset(&sk, 0, sizeof(sk));
+	if (!mf.configured || !mf.conf.server || inet_pton(AF_INET, ip, &a) != 1)
+		return -EINVAL;
+	if (mf.conf.ip[0] == '\0')
+		snprintf(mf.conf.ip, sizeof(mf.conf.ip), "%s/24", ip);
+	rc = mf_start(a.s_addr);
+	if (rc < 0)
+		return rc;
+	rc = net_tcp_listen(mf.st, port, 1024, &mf_sink_ops, &sk);
+	if (rc < 0)
+		return rc;
+	fprintf(stderr, "slipstream-load: sink listening on %s:%u (memif server on %s)\n", ip,
+		port, mf.conf.socket);
+	uint64_t now = mf_now_us();
+	uint64_t deadline = now + (uint64_t)(duration_s * 1e6);
+	/* One client's run: done once every connection it opened has closed
+	 * (before the client stops its memif port: DPDK 22.11's memif server
+	 * can fault polling a ring whose client just unmapped it). */
+	while (!*stop && now < deadline && !(sk.accepted > 0 && sk.conns == NULL)) {
+		uint16_t got = net_port_poll(mf.st, &mf.q, now);
+		if (sk.pending > 0)
+			for (struct mf_sink_conn *c = sk.conns; c != NULL; c = c->next)
+				sink_flush(c);
+		now = mf_now_us();
+		if (got > 0 || mf.conf.idle_us == 0) {
+			idle = 0;
+		} else if (++idle >= MF_IDLE_POLLS) {
+			mf_timer_slack();
+			struct timespec ts = {0, (long)mf.conf.idle_us * 1000};
+			nanosleep(&ts, NULL);
+			idle = 0;
+			now = mf_now_us();
+		}
+	}
+	/* The client leaves next: wait (without touching the rings) until its
+	 * memif connection is gone, so that neither side tears down a port the
+	 * other is still using (DPDK 22.11's memif faulted in both directions). */
+	if (sk.accepted > 0 && sk.conns == NULL) {
+		uint64_t until = mf_now_us() + 3000000;
+		struct rte_eth_link link;
+		do {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+			memset(&link, 0, sizeof(link));
+			rte_eth_link_get_nowait(mf.port_id, &link);
+		} while (link.link_status == RTE_ETH_LINK_UP && mf_now_us() < until);
+	}
+	/* The stack may still call back during shutdown: detach, then free. */
+	while (sk.conns != NULL) {
+		struct mf_sink_conn *c = sk.conns;
+		if (c->tc != NULL)
+			net_tcp_conn_set_arg(c->tc, NULL);
+		sink_conn_free(c);
+	}
+	*frames = sk.frames;
+	*bytes = sk.bytes;
+	return 0;
+}

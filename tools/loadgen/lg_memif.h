@@ -41,6 +41,9 @@ struct lg_memif_conf {
 	 * runs as if the port offloaded it and only the IPv4 header checksum is
 	 * filled in here. A broker that verifies drops every segment. */
 	bool no_tx_cksum;
+	/* lg_memif_sink_run: be the memif server (role=server) and listen,
+	 * instead of the client that connects to the broker's server. */
+	bool server;
 };
 
 /** The DPDK (memif) transport; configure it first. */
@@ -59,6 +62,24 @@ lg_memif_configure(const struct lg_memif_conf *conf);
  */
 void
 lg_memif_shutdown(bool verbose);
+
+/**
+ * The sink over memif: the memif server and a TCP listener on @ip:@port
+ * (IPv4 literal, host order port) of our stack, answering every
+ * length-prefixed request frame with an 8-byte frame (size 4, the request's
+ * correlation id) and doing nothing else, like the tcp-baseline sink
+ * (lg_sink.c) does over kernel loopback. A load generator in another process
+ * measures itself against it: `--mode tcp-baseline --transport memif -b
+ * @ip:@port`. Busy polls (idle sleeps as configured) on the calling thread
+ * until @duration_s passes, *@stop becomes nonzero (a signal handler's) or
+ * the connections of the first client have all closed (one run per sink).
+ * Needs lg_memif_configure() with server set first.
+ * @param frames  set to the request frames answered; @bytes to the bytes read.
+ * @return 0, or a negative errno (the port or the listener did not start).
+ */
+int
+lg_memif_sink_run(const char *ip, uint16_t port, double duration_s, volatile int *stop,
+		  uint64_t *frames, uint64_t *bytes);
 
 /** One line of the stack's counters (retransmits, drops) into @buf; "" before start. */
 void

@@ -56,6 +56,15 @@ rate(uint64_t n, double s)
 	return s > 0 ? (double)n / s : 0;
 }
 
+/* The workers' CPU time per MB of payload acknowledged plus consumed; 0 without either. */
+static double
+ms_per_mb(const struct lg_result *res, double s)
+{
+	double mb = (double)(res->acked_bytes + res->consumed_bytes) / 1e6;
+
+	return mb > 0 ? s * 1e3 / mb : 0;
+}
+
 int
 lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res)
 {
@@ -103,6 +112,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_u64(&j, "failed_records", res->failed_records);
 	lg_json_u64(&j, "retried_batches", res->retried_batches);
 	lg_json_u64(&j, "produce_requests", res->produce_requests);
+	lg_json_u64(&j, "produce_requests_patched", res->produce_requests_patched);
 	lg_json_u64(&j, "wire_bytes_out", res->wire_bytes_out);
 	lg_json_f64(&j, "records_per_s", rate(res->acked_records, res->elapsed_s));
 	lg_json_f64(&j, "mb_per_s", rate(res->acked_bytes, res->elapsed_s) / 1e6);
@@ -118,6 +128,10 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_u64(&j, "crc_errors", res->crc_errors);
 	lg_json_u64(&j, "seq_checked", res->seq_checked);
 	lg_json_u64(&j, "seq_errors", res->seq_errors);
+	lg_json_f64(&j, "worker_cpu_s", res->worker_cpu_s);
+	lg_json_f64(&j, "worker_cpu_ms_per_mb", ms_per_mb(res, res->worker_cpu_s));
+	lg_json_f64(&j, "worker_busy_s", res->worker_busy_s);
+	lg_json_f64(&j, "worker_busy_ms_per_mb", ms_per_mb(res, res->worker_busy_s));
 	lg_json_u64(&j, "errors", res->errors);
 	lg_json_str(&j, "first_error", res->first_error[0] ? res->first_error : NULL);
 	lg_json_bool(&j, "timed_out", res->timed_out);
@@ -199,6 +213,12 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 			"  verified     every batch's CRC-32C (%" PRIu64 " bad), %" PRIu64
 			" record sequences in order per partition (%" PRIu64 " breaks)\n",
 			res->crc_errors, res->seq_checked, res->seq_errors);
+	if (res->worker_cpu_s > 0)
+		fprintf(f, "  cpu          %.3f s in the worker threads: %.3f ms per MB produced or "
+			   "consumed\n", res->worker_cpu_s, ms_per_mb(res, res->worker_cpu_s));
+	if (res->worker_busy_s > 0)
+		fprintf(f, "  busy         %.3f s of it not spent polling idle: %.3f ms per MB\n",
+			res->worker_busy_s, ms_per_mb(res, res->worker_busy_s));
 	summary_hist(f, "produce ack", &res->ack);
 	summary_hist(f, "end-to-end", &res->e2e);
 	summary_hist(f, "send lag", &res->lag);

@@ -32,6 +32,7 @@
 #include "kp_compress.h"
 #include "kp_error.h"
 #include "lg_check.h"
+#include "lg_tmpl.h"
 
 #define LG_MAX_PARTS_PER_REQ 64		   /* partitions in one Produce request, at most */
 #define LG_POOL_LEN (64u << 10)		   /* value bytes records are cut from */
@@ -81,13 +82,18 @@ struct lg_slot {
 	bool free_pending;
 	uint8_t *batches; /* Produce: nparts * batch_cap bytes the frame was encoded from */
 	/* Produce without compression or keys: batch j of batches, built once
-	 * with tmpl_n[j] records (0: not yet) of tmpl_size[j] bytes whose
-	 * values start at val_off[j * rpb + k], is patched for the next request
-	 * with as many records (stamps, timestamps, CRC) instead of rebuilt.
-	 * NULL when every batch is built record by record. */
-	uint32_t *tmpl_n;
-	uint32_t *tmpl_size;
-	uint32_t *val_off;
+	 * record by record, is learned as tmpl[j] and patched (lg_tmpl.h:
+	 * stamps, timestamps, CRC) for the next request with as many records
+	 * instead of rebuilt. NULL when every batch is built record by record. */
+	struct lg_tmpl *tmpl;
+	/* The whole frame reused (flat out): when the last frame encoded holds
+	 * frame_parts batches, batch j at req + boff[j] for partition
+	 * fpart[j] with tmpl[j].n records, a request with the same batches
+	 * patches them there and the correlation id, with no encoding and no
+	 * copy of the batches into the frame. 0: the frame is not reusable. */
+	uint32_t frame_parts;
+	uint32_t *boff;
+	int32_t *fpart;
 	struct kp_produce_request_partition_produce_data *pd;
 	struct lg_part_ref *parts;
 	uint32_t nparts;
@@ -146,12 +152,14 @@ struct lg_worker {
 	uint32_t nconns;
 	int64_t wake_at; /* earliest time a producer has work (rate, linger, retry) */
 	/* counters read by the sampling thread */
-	atomic_uint_fast64_t acked, acked_bytes, sent, failed, retried, preq, wire_out;
+	atomic_uint_fast64_t acked, acked_bytes, sent, failed, retried, preq, preq_patched, wire_out;
 	atomic_uint_fast64_t consumed, consumed_bytes, unstamped, freq;
 	atomic_uint_fast64_t crc_errors, seq_errors, seq_checked;
 	atomic_int producers_idle;
 	atomic_int done;
 	int64_t first_send_ns, last_ack_ns, first_fetch_ns, last_consume_ns;
+	int64_t cpu_ns; /* the thread's CPU time in its loop (read after join) */
+	int64_t busy_ns; /* its loop outside poll plus poll's busy time; 0: not known */
 	pthread_mutex_t lock; /* guards iv_ack, iv_e2e */
 	struct lg_hist iv_ack, iv_e2e;
 	struct lg_hist ack, e2e; /* totals; read after join */
@@ -389,66 +397,36 @@ conn_flush(struct lg_conn *c)
 
 /* ---- producing ------------------------------------------------------------- */
 
-static void
-put64be(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
 /*
- * Remember where the values of the batch just built at @dst (@size bytes,
- * @n records) start, so that the next one with as many records is patched
- * (template_patch). Nothing is remembered if the batch does not parse back.
+ * Where the batches of the frame just encoded lie in it (s->boff), found by
+ * their bytes: each follows the previous one within a few fields (the
+ * partition index, a length prefix, tagged fields), the first after the
+ * request header and topic name. false when one is not found.
  */
-static void
-template_learn(struct lg_conn *c, struct lg_slot *s, uint32_t j, const uint8_t *dst, size_t size,
-	       uint32_t n)
+static bool
+frame_locate(struct lg_slot *s)
 {
-	struct kp_batch_header h;
-	struct kp_record_iter it;
-	struct kp_record rec;
-	uint32_t *vo = s->val_off + (size_t)j * c->rpb;
+	size_t pos = 0;
 
-	s->tmpl_n[j] = 0;
-	if (n > c->rpb || kp_batch_header_parse(dst, size, &h) < 0 || h.records_count != (int32_t)n)
-		return;
-	kp_record_iter_init(&it, dst + KP_BATCH_HEADER_SIZE, size - KP_BATCH_HEADER_SIZE,
-			    h.records_count);
-	for (uint32_t k = 0; k < n; k++) {
-		if (kp_record_iter_next(&it, &rec) != 1 || rec.value == NULL)
-			return;
-		vo[k] = (uint32_t)(rec.value - dst);
+	for (uint32_t j = 0; j < s->nparts; j++) {
+		const uint8_t *b = s->pd[j].records.ptr;
+		size_t len = (size_t)s->pd[j].records.len;
+		size_t lim = pos + 1024 + (j == 0 ? strlen(s->conn->w->cfg->topic) : 0);
+		bool found = false;
+		for (size_t q = pos; q <= lim && q + len <= s->req_len; q++) {
+			if (memcmp(s->req + q, b, KP_BATCH_HEADER_SIZE) == 0 &&
+			    memcmp(s->req + q, b, len) == 0) {
+				s->boff[j] = (uint32_t)q;
+				s->fpart[j] = s->parts[j].partition;
+				pos = q + len;
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
 	}
-	s->tmpl_n[j] = n;
-	s->tmpl_size[j] = (uint32_t)size;
-}
-
-/*
- * The batch at @dst keeps its layout (same records, same sizes); what a new
- * batch changes is written over it: each value's stamp (due time, run,
- * connection, partition, sequence), the batch timestamps (every record's
- * delta is 0) and the CRC. The rest of each value is the filler of the
- * first build. Saves copying every value and encoding every record.
- */
-static int64_t
-template_patch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8_t *dst,
-	       uint32_t n, int64_t stamp0, int64_t step, int64_t ts, uint64_t *payload)
-{
-	struct lg_worker *w = c->w;
-	const struct lg_config *cfg = w->cfg;
-	const uint32_t *vo = s->val_off + (size_t)j * c->rpb;
-
-	for (uint32_t k = 0; k < n; k++)
-		lg_stamp_write(dst + vo[k], cfg->record_size, (uint64_t)(stamp0 + (int64_t)k * step),
-			       w->sh->run, c->index, c->parts[pi], c->seq[pi]++);
-	put64be(dst + 27, (uint64_t)ts); /* baseTimestamp */
-	put64be(dst + 35, (uint64_t)ts); /* maxTimestamp */
-	kp_batch_crc_update(dst, s->tmpl_size[j]);
-	*payload = (uint64_t)n * cfg->record_size;
-	return s->tmpl_size[j];
+	return true;
 }
 
 /* Fill one batch of @n records into @dst (batch @j of slot @s); returns its size or a
@@ -464,8 +442,16 @@ build_batch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8
 	size_t size;
 	int rc;
 
-	if (s->tmpl_n != NULL && s->tmpl_n[j] == n)
-		return template_patch(c, s, j, pi, dst, n, stamp0, step, ts, payload);
+	if (s->tmpl != NULL && s->tmpl[j].n == n) {
+		struct lg_tmpl_stamp st = {
+			.due0 = (uint64_t)stamp0, .step = step, .run = w->sh->run,
+			.conn = c->index, .partition = c->parts[pi], .seq0 = c->seq[pi],
+		};
+		lg_tmpl_patch(&s->tmpl[j], dst, ts, &st);
+		c->seq[pi] += n;
+		*payload = (uint64_t)n * cfg->record_size;
+		return s->tmpl[j].size;
+	}
 
 	rc = kp_batch_builder_start(&b, dst, cap, cfg->codec);
 	if (rc < 0)
@@ -494,8 +480,8 @@ build_batch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8
 	rc = kp_batch_builder_finish(&b, &size);
 	if (rc < 0)
 		return rc;
-	if (s->tmpl_n != NULL)
-		template_learn(c, s, j, dst, size, n);
+	if (s->tmpl != NULL)
+		lg_tmpl_learn(&s->tmpl[j], dst, size, cfg->record_size);
 	return (int64_t)size;
 }
 
@@ -615,22 +601,55 @@ produce_fill(struct lg_conn *c, int64_t now)
 		struct lg_slot *s = &c->slots[c->freelist[--c->nfree]];
 		s->nparts = 0;
 		s->expect_response = cfg->acks != 0;
+		/* The batches: partition (index in c->parts) and records of each. */
+		uint32_t plan_pi[LG_MAX_PARTS_PER_REQ], plan_n[LG_MAX_PARTS_PER_REQ];
+		uint32_t nb = 0;
+		bool inplace = s->frame_parts > 0;
 		uint64_t left = due;
-		for (uint32_t i = 0; i < c->nparts && left > 0 && s->nparts < LG_MAX_PARTS_PER_REQ;
-		     i++) {
+		for (uint32_t i = 0; i < c->nparts && left > 0 && nb < LG_MAX_PARTS_PER_REQ; i++) {
 			uint32_t n = left < c->rpb ? (uint32_t)left : c->rpb;
-			uint32_t j = s->nparts;
+			uint32_t pi = (c->rr + i) % c->nparts;
+			if (inplace && (nb >= s->frame_parts || s->fpart[nb] != c->parts[pi] ||
+					s->tmpl[nb].n != n))
+				inplace = false;
+			plan_pi[nb] = pi;
+			plan_n[nb] = n;
+			nb++;
+			left -= n;
+		}
+		if (nb != s->frame_parts)
+			inplace = false;
+		int64_t ts = inplace ? realtime_ms() : 0;
+		bool full = s->tmpl != NULL;
+		for (uint32_t j = 0; j < nb; j++) {
+			uint32_t pi = plan_pi[j], n = plan_n[j];
 			uint8_t *dst = s->batches + (size_t)j * c->batch_cap;
 			uint64_t payload;
-			int64_t size = build_batch(c, s, j, (c->rr + i) % c->nparts, dst, c->batch_cap,
-						   n, stamp0, step, &payload);
-			if (size < 0) {
-				conn_fail(c, "build batch", (int)size);
-				return;
+			int64_t size;
+			if (inplace) {
+				/* Patched where the last frame has it; batches[j] is left
+				 * stale (valid, an older patch: a retry copies it back). */
+				struct lg_tmpl_stamp st = {
+					.due0 = (uint64_t)stamp0, .step = step, .run = sh->run,
+					.conn = c->index, .partition = c->parts[pi], .seq0 = c->seq[pi],
+				};
+				lg_tmpl_patch(&s->tmpl[j], s->req + s->boff[j], ts, &st);
+				c->seq[pi] += n;
+				payload = (uint64_t)n * cfg->record_size;
+				size = s->tmpl[j].size;
+			} else {
+				size = build_batch(c, s, j, pi, dst, c->batch_cap, n, stamp0, step,
+						   &payload);
+				if (size < 0) {
+					conn_fail(c, "build batch", (int)size);
+					return;
+				}
+				if (s->tmpl == NULL || n != c->rpb || s->tmpl[j].n != n)
+					full = false;
 			}
 			stamp0 += (int64_t)n * step;
 			s->parts[j] = (struct lg_part_ref){
-				.partition = c->parts[(c->rr + i) % c->nparts],
+				.partition = c->parts[pi],
 				.records = n,
 				.bytes = payload,
 			};
@@ -638,14 +657,23 @@ produce_fill(struct lg_conn *c, int64_t now)
 			s->pd[j].index = s->parts[j].partition;
 			s->pd[j].records.ptr = dst;
 			s->pd[j].records.len = (int32_t)size;
-			s->nparts++;
-			left -= n;
 		}
+		s->nparts = nb;
 		c->rr = (c->rr + s->nparts) % c->nparts;
-		int rc = produce_encode(c, s);
-		if (rc < 0) {
-			conn_fail(c, "encode Produce", rc);
-			return;
+		if (inplace) {
+			atomic_fetch_add_explicit(&w->preq_patched, 1, memory_order_relaxed);
+			s->corr = c->corr++;
+			uint32_t be = __builtin_bswap32((uint32_t)s->corr);
+			memcpy(s->req + 8, &be, 4); /* size, api key, version, correlation id */
+		} else {
+			int rc = produce_encode(c, s);
+			if (rc < 0) {
+				conn_fail(c, "encode Produce", rc);
+				return;
+			}
+			/* Full templated batches (flat out): the next request may reuse
+			 * this frame as it is. */
+			s->frame_parts = full && frame_locate(s) ? nb : 0;
 		}
 		s->queued_ns = now;
 		if (w->first_send_ns == 0)
@@ -723,6 +751,7 @@ produce_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, siz
 		}
 	}
 	uint32_t keep = 0;
+	bool in_frame = s->frame_parts > 0;
 	for (uint32_t j = 0; j < s->nparts; j++) {
 		if (!s->parts[j].answered) {
 			atomic_fetch_add_explicit(&w->failed, s->parts[j].records,
@@ -733,11 +762,16 @@ produce_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, siz
 		}
 		if (!s->parts[j].retry)
 			continue;
+		if (in_frame) /* the frame holds this request's bytes; batches[j] older ones */
+			memcpy((uint8_t *)(uintptr_t)s->pd[j].records.ptr, s->req + s->boff[j],
+			       (size_t)s->pd[j].records.len);
 		s->parts[keep] = s->parts[j];
 		s->pd[keep] = s->pd[j];
 		keep++;
 	}
 	s->nparts = keep;
+	if (keep > 0)
+		s->frame_parts = 0; /* the retry re-encodes the frame from batches[] */
 	if (keep == 0) {
 		slot_free(c, s);
 		return;
@@ -1106,6 +1140,9 @@ worker_main(void *arg)
 			conn_fail(&w->conns[i], "connect", rc);
 		}
 	}
+	struct timespec cpu0, cpu1;
+	int64_t work_ns = 0; /* the loop's time outside poll */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
 	while (!atomic_load(&sh->stop_all)) {
 		int64_t now = now_ns();
 		bool idle = true;
@@ -1138,7 +1175,9 @@ worker_main(void *arg)
 			}
 		}
 		atomic_store(&w->producers_idle, idle);
-		int64_t wait = (w->wake_at - now_ns()) / 1000;
+		int64_t before_poll = now_ns();
+		work_ns += before_poll - now;
+		int64_t wait = (w->wake_at - before_poll) / 1000;
 		if (wait < 0)
 			wait = 0;
 		rc = ops->poll(w->t, wait, conn_ready);
@@ -1147,6 +1186,10 @@ worker_main(void *arg)
 			atomic_store(&sh->stop_all, 1);
 		}
 	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+	w->cpu_ns = (int64_t)(cpu1.tv_sec - cpu0.tv_sec) * 1000000000 + (cpu1.tv_nsec - cpu0.tv_nsec);
+	if (ops->busy_ns != NULL)
+		w->busy_ns = work_ns + (int64_t)ops->busy_ns(w->t);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -1208,11 +1251,14 @@ conn_init(struct lg_worker *w, struct lg_conn *c, bool producer, uint32_t nslots
 			if (!s->batches || !s->pd || !s->parts)
 				return -ENOMEM;
 			if (cfg->codec == KP_COMPRESSION_NONE && cfg->keys == 0) {
-				s->tmpl_n = calloc(np, sizeof(*s->tmpl_n));
-				s->tmpl_size = calloc(np, sizeof(*s->tmpl_size));
-				s->val_off = calloc((size_t)np * c->rpb, sizeof(*s->val_off));
-				if (!s->tmpl_n || !s->tmpl_size || !s->val_off)
+				s->tmpl = calloc(np, sizeof(*s->tmpl));
+				s->boff = calloc(np, sizeof(*s->boff));
+				s->fpart = calloc(np, sizeof(*s->fpart));
+				if (!s->tmpl || !s->boff || !s->fpart)
 					return -ENOMEM;
+				for (uint32_t j = 0; j < np; j++)
+					if (lg_tmpl_init(&s->tmpl[j], c->rpb) < 0)
+						return -ENOMEM;
 			}
 		} else {
 			s->req_cap = 1024 + strlen(cfg->topic) + (size_t)c->nparts * 64;
@@ -1245,9 +1291,14 @@ conn_free(struct lg_conn *c)
 			free(ref);
 		}
 		free(c->slots[i].batches);
-		free(c->slots[i].tmpl_n);
-		free(c->slots[i].tmpl_size);
-		free(c->slots[i].val_off);
+		if (c->slots[i].tmpl != NULL) {
+			uint32_t np = c->nparts < LG_MAX_PARTS_PER_REQ ? c->nparts : LG_MAX_PARTS_PER_REQ;
+			for (uint32_t j = 0; j < np; j++)
+				lg_tmpl_free(&c->slots[i].tmpl[j]);
+		}
+		free(c->slots[i].tmpl);
+		free(c->slots[i].boff);
+		free(c->slots[i].fpart);
 		free(c->slots[i].pd);
 		free(c->slots[i].parts);
 	}
@@ -1462,13 +1513,17 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	bool producing = cfg->mode != LG_MODE_CONSUME;
 	bool consuming = cfg->mode == LG_MODE_CONSUME || cfg->mode == LG_MODE_E2E;
 	if (cfg->mode == LG_MODE_TCP_BASELINE) {
-		rc = lg_sink_start(&sink, &sh.port);
-		if (rc < 0) {
-			snprintf(res->first_error, sizeof(res->first_error), "sink: %s",
-				 strerror(-rc));
-			goto out;
+		/* Kernel sockets: our own sink on loopback; another transport
+		 * (memif) reaches a sink process at cfg's address (lg_memif.h). */
+		if (cfg->transport == &lg_tcp_ops) {
+			rc = lg_sink_start(&sink, &sh.port);
+			if (rc < 0) {
+				snprintf(res->first_error, sizeof(res->first_error), "sink: %s",
+					 strerror(-rc));
+				goto out;
+			}
+			sh.host = "127.0.0.1";
 		}
-		sh.host = "127.0.0.1";
 		sh.v.produce = cfg->produce_version;
 		sh.partitions = cfg->partitions > 0 ? cfg->partitions : 1;
 		start = calloc((size_t)sh.partitions, sizeof(int64_t));
@@ -1649,6 +1704,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	res->failed_records = SUM(failed);
 	res->retried_batches = SUM(retried);
 	res->produce_requests = SUM(preq);
+	res->produce_requests_patched = SUM(preq_patched);
 	res->wire_bytes_out = SUM(wire_out);
 	res->consumed_records = SUM(consumed);
 	res->consumed_bytes = SUM(consumed_bytes);
@@ -1685,6 +1741,8 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 			ff = w->first_fetch_ns;
 		if (w->last_consume_ns > lc)
 			lc = w->last_consume_ns;
+		res->worker_cpu_s += (double)w->cpu_ns / 1e9;
+		res->worker_busy_s += (double)w->busy_ns / 1e9;
 		for (int32_t p = 0; p < sh.partitions; p++) {
 			if (w->acked_end[p] > res->acked_end[p])
 				res->acked_end[p] = w->acked_end[p];

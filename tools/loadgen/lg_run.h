@@ -104,6 +104,7 @@ struct lg_result {
 	uint64_t failed_records; /* final errors after retries */
 	uint64_t retried_batches;
 	uint64_t produce_requests;
+	uint64_t produce_requests_patched; /* of those, their slot's last frame patched */
 	uint64_t wire_bytes_out; /* request bytes written, all connections */
 	uint64_t consumed_records;
 	uint64_t consumed_bytes;
@@ -112,6 +113,10 @@ struct lg_result {
 	uint64_t crc_errors;	 /* consumed batches whose CRC-32C did not match */
 	uint64_t seq_errors;	 /* sequenced records out of order, missing or misplaced */
 	uint64_t seq_checked;	 /* consumed records whose sequence was checked (lg_check.h) */
+	double worker_cpu_s;	 /* CPU time of the worker threads from their connections' start
+				  * (transport start-up before it not counted) to their end */
+	double worker_busy_s;	 /* of that, busy (work, not a busy-polling transport's idle
+				  * spin: lg_transport_ops.busy_ns); 0 when not known */
 	uint64_t errors;	 /* protocol/transport errors and final produce errors */
 	char first_error[256];
 	bool timed_out;		 /* the hard deadline ended the run */

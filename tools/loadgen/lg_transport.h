@@ -101,6 +101,14 @@ struct lg_transport_ops {
 
 	/** Close @c now; it is not reported again. */
 	void (*close)(struct lg_tconn *c);
+
+	/**
+	 * Optional (NULL: poll sleeps when idle, the thread's CPU time is its
+	 * work). Nanoseconds poll spent so far in iterations that received
+	 * frames or reported a connection (callbacks included), the rest being
+	 * a busy-polling transport's idle spin.
+	 */
+	uint64_t (*busy_ns)(struct lg_transport *t);
 };
 
 /** The kernel socket transport (epoll, non-blocking TCP, TCP_NODELAY). */
