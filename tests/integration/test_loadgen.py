@@ -151,6 +151,10 @@ def run(b, tmp):
     lag = r["latency"]["send_lag"]
     check_hist(lag)
     assert 0 < lag["count"] <= res["produce_requests"], (lag["count"], res)
+    # The consumer's Fetch round trips (queued to response): every Fetch answered.
+    frtt = r["latency"]["fetch_rtt"]
+    check_hist(frtt)
+    assert 0 < frtt["count"] <= res["fetch_requests"], (frtt["count"], res)
     assert lag["percentiles"]["50"] >= 1000000, lag  # ns: a record waits for its batch
     assert len(r["timeseries"]) >= 2
     offs = end_offsets(b, "lg2", 2)

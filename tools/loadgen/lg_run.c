@@ -164,6 +164,7 @@ struct lg_worker {
 	struct lg_hist iv_ack, iv_e2e;
 	struct lg_hist ack, e2e; /* totals; read after join */
 	struct lg_hist lag;	 /* --rate: due time to queued, per request (worker only) */
+	struct lg_hist frtt;	 /* consumers: a Fetch queued to its response (worker only) */
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -967,7 +968,8 @@ fetch_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, size_
 	int rc;
 
 	c->nfree = 1;
-	(void)s;
+	/* The consumer's side of e2e: a long poll's wait at the broker plus both trips. */
+	lg_hist_record(&w->frtt, now > s->queued_ns ? (uint64_t)(now - s->queued_ns) : 0);
 	kp_arena_reset(&w->arena);
 	rc = lg_kafka_response_decode(frame, len, LG_API_FETCH, w->sh->v.fetch, &r, &w->arena,
 				      &corr);
@@ -1330,6 +1332,7 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	lg_hist_reset(&w->ack);
 	lg_hist_reset(&w->e2e);
 	lg_hist_reset(&w->lag);
+	lg_hist_reset(&w->frtt);
 	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
 	w->acked_end = malloc((size_t)np * sizeof(int64_t));
 	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
@@ -1505,6 +1508,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	lg_hist_reset(&res->ack);
 	lg_hist_reset(&res->e2e);
 	lg_hist_reset(&res->lag);
+	lg_hist_reset(&res->fetch_rtt);
 	pthread_mutex_init(&sh.err_lock, NULL);
 	sh.cfg = cfg;
 	sh.host = cfg->host;
@@ -1733,6 +1737,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		lg_hist_merge(&res->ack, &w->ack);
 		lg_hist_merge(&res->e2e, &w->e2e);
 		lg_hist_merge(&res->lag, &w->lag);
+		lg_hist_merge(&res->fetch_rtt, &w->frtt);
 		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
 			fs = w->first_send_ns;
 		if (w->last_ack_ns > la)

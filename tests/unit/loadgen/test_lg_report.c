@@ -321,6 +321,8 @@ test_report_hist(void **state)
 	snprintf(cfg.topic, sizeof(cfg.topic), "we\"ird");
 	lg_hist_reset(&res->ack);
 	lg_hist_reset(&res->e2e);
+	lg_hist_reset(&res->fetch_rtt);
+	lg_hist_record(&res->fetch_rtt, 70); /* exact bucket [70,70] */
 	lg_hist_record(&res->ack, 1000); /* bucket [1000,1003] */
 	lg_hist_record(&res->ack, 1001);
 	lg_hist_record(&res->ack, 5);	 /* exact bucket [5,5] */
@@ -344,6 +346,8 @@ test_report_hist(void **state)
 				    "\"99.9\":1001,\"99.99\":1001,\"100\":1001}"));
 	assert_non_null(strstr(out, "\"buckets\":[[5,5,1],[1000,1003,2]]"));
 	assert_non_null(strstr(out, "\"e2e\":{\"unit\":\"ns\",\"count\":0,\"min\":0,\"max\":0,"));
+	assert_non_null(strstr(out, "\"fetch_rtt\":{\"unit\":\"ns\",\"count\":1,\"min\":70,"
+				    "\"max\":70,"));
 	assert_non_null(strstr(out, "{\"partition\":1,\"start_offset\":10,\"acked_end_offset\":80,"
 				    "\"consumed_end_offset\":-1,\"consumed_records\":0}"));
 	assert_non_null(strstr(out, "{\"t_s\":2,\"produced_records_per_s\":50,"
