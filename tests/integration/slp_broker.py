@@ -140,6 +140,32 @@ def assign_read(b, topic, partitions, want=0, timeout=60, group="slp-assign"):
     return rows
 
 
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing is bound to on @host now, drawn at random below the kernel's
+    ephemeral range (ip_local_port_range), so that neither another test's fixed choice
+    nor a client's outgoing connection is likely to take it before the test binds it,
+    also across restarts of the process listening there."""
+    import random
+    lo = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(20000, max(lo, 20001))
+        s = socket.socket()
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port found below %d" % lo)
+
+
 def require(*modules):
     """Exit 77 (the test is skipped) unless every Python module named is importable."""
     import importlib

@@ -23,13 +23,12 @@ read back with kcat: per partition the numbers are strictly increasing, with
 no duplicate and no gap. kafkajs with idempotent: true: a round trip.
 
 Usage: test_broker_idempotent.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
-Exit 77 (skipped) without confluent_kafka or kcat. Broker ports 19600-19699.
+Exit 77 (skipped) without confluent_kafka or kcat. The broker's port: slp_broker.free_port().
 """
 import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -71,21 +70,6 @@ ERR_INVALID_PRODUCER_EPOCH = 47
 
 def Broker(test_run, port):
     return test_run.broker(SLIPSTREAM, CONFIG % (port, os.path.join(test_run.tmp, "logs")))
-
-
-def free_port():
-    """A port of 19600-19699 nothing listens on now."""
-    for port in range(19600, 19700):
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port in 19600-19699")
 
 
 # ---- raw frames -------------------------------------------------------------
@@ -338,7 +322,7 @@ def main():
         print("SKIP: needs confluent_kafka (/usr/bin/python3) and kcat")
         return 77
     with slp_broker.TestRun("slp-idem-") as test_run:
-        port = free_port()
+        port = slp_broker.free_port()
         state = {}
         b = Broker(test_run, port)
         create_topic(b.addr, "idem-raw", 1)

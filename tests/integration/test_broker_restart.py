@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Restart the broker mid-stream, under load: SIGTERM then kill -9.
 
-Starts `slipstream` on 127.0.0.1:19710 (a fixed port, so clients reconnect to
-the restarted process; own log directory), creates topics rs-all and rs-one
+Starts `slipstream` on a free port of 127.0.0.1 (slp_broker.free_port(), kept
+across the restarts so that clients reconnect to the restarted process; own log
+directory), creates topics rs-all and rs-one
 (2 partitions each), then runs for the whole test, never restarted:
 - a confluent-kafka producer with acks=all (retries on, idempotence off) to
   rs-all, values "all-<phase>-<n>";
@@ -54,7 +55,7 @@ except ImportError:  # pragma: no cover
 
 SLIPSTREAM = sys.argv[1] if len(sys.argv) > 1 else "build/dataplane/slipstream"
 KCAT = shutil.which("kcat")
-PORT = 19710
+PORT = slp_broker.free_port()
 CONFIG = """\
 listeners=PLAINTEXT://127.0.0.1:%d
 dpdk.hugepages=off

@@ -2,13 +2,14 @@
 """Burrow (LinkedIn's lag monitor, Debian package `burrow`) reads our __consumer_offsets.
 
 Starts `slipstream` and `slipstream-control` on 127.0.0.1 (a port the kernel
-picks), a ZooKeeper server (Debian package `zookeeper`, started here on
-127.0.0.1:20021 with its own data directory: Burrow 1.2.1 refuses to start
+picks), a ZooKeeper server (Debian package `zookeeper`, started here on a
+free port of 127.0.0.1 with its own data directory: Burrow 1.2.1 refuses to start
 without one, it keeps its own coordination there) and Burrow 1.2.1 with its
 kafka cluster module (topic end offsets: Metadata, ListOffsets) and its kafka
 consumer module (reads __consumer_offsets from the start with sarama's
 consumer: Fetch, then decodes the OffsetCommit and GroupMetadata records
-itself). Burrow's HTTP API listens on 127.0.0.1:20022.
+itself). Burrow's HTTP API listens on another free port of 127.0.0.1
+(slp_broker.free_port() both).
 
 Checked, for two groups on a 3-partition topic with known end offsets (one
 committing through assign()-style commits, one a subscribed consumer group):
@@ -49,8 +50,10 @@ try:
 except ImportError:
     Consumer = None
 
-ZK_PORT = 20021
-BURROW_PORT = 20022
+ZK_PORT = slp_broker.free_port()
+BURROW_PORT = ZK_PORT
+while BURROW_PORT == ZK_PORT:
+    BURROW_PORT = slp_broker.free_port()
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 TOPIC = "burrow-lag"
 PRODUCED = {0: 10, 1: 20, 2: 30}

@@ -2,13 +2,13 @@
 """Committed-offset retention and FindCoordinator per listener.
 
 Starts `slipstream` and `slipstream-control` on two listeners,
-PLAINTEXT://127.0.0.1:20010 and INTERNAL://127.0.0.1:20011, the second
-advertised as localhost:20011, with offsets.retention.minutes=1 (the smallest
+PLAINTEXT://127.0.0.1:P and INTERNAL://127.0.0.1:I (two free ports,
+slp_broker.free_port()), the second advertised as localhost:I, with offsets.retention.minutes=1 (the smallest
 Kafka allows) and offsets.retention.check.interval.ms=500.
 
 FindCoordinator (raw frames, v0, v1, v3 and v4) and Metadata answer the
-endpoint of the listener the request came in on: 127.0.0.1:20010 on
-PLAINTEXT, localhost:20011 on INTERNAL (Kafka's rule with several
+endpoint of the listener the request came in on: 127.0.0.1:P on
+PLAINTEXT, localhost:I on INTERNAL (Kafka's rule with several
 listeners), and
 confluent-kafka commits and reads offsets through either.
 
@@ -55,8 +55,12 @@ try:
 except ImportError:
     Consumer = None
 
-PLAIN_PORT = 20010
-INTERNAL_PORT = 20011
+# Two listeners on ports of their own (several listeners cannot take port 0: the test
+# must know which is which).
+PLAIN_PORT = slp_broker.free_port()
+INTERNAL_PORT = PLAIN_PORT
+while INTERNAL_PORT == PLAIN_PORT:
+    INTERNAL_PORT = slp_broker.free_port()
 # Where clients connect, and the host each listener advertises.
 HOST = slp_broker.DPDK_HOST if slp_broker.DPDK else "127.0.0.1"
 INTERNAL_HOST = slp_broker.DPDK_HOST if slp_broker.DPDK else "localhost"

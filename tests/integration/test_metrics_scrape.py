@@ -388,7 +388,7 @@ def hop_and_storage_checks(url, apart, net_lc, stor_lc):
         hopped, produce, chunks, logs))
 
 
-PROMETHEUS_PORT = 19510  # this test's own port range (19500-19599)
+PROMETHEUS_PORT = slp_broker.free_port()
 
 
 def fetch_wakeup_checks(bs, url, s_before):
