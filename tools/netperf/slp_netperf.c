@@ -11,7 +11,8 @@
  * (echo, checked sink, pattern source, RST, half-close, a reader that
  * pauses). The client runs one workload against such a server:
  *	--mode echo      --conns C --count N --size S: N round trips of S bytes
- *	                 per connection; reports round trips/s, p50 and p99
+ *	                 per connection (N 0: for --duration seconds, then close);
+ *	                 reports round trips/s, p50, p99 and p99.9
  *	--mode source    --bytes B: sends B bytes to the server's sink (checked
  *	                 there, report read back); Gbit/s
  *	--mode sink      --bytes B: receives B bytes from the server's source,
@@ -24,8 +25,8 @@
  * failure. Results go to stdout as one JSON line; the server prints
  * "READY" when it listens and its JSON line (counters) on SIGINT/SIGTERM.
  * --impair SPEC applies net_impair (seeded, printed) to the port's queue.
- * --idle-us U sleeps U us after 256 idle polls (tests share cores); the
- * benchmark default 0 busy-polls.
+ * --idle-us U sleeps U us after 256 idle polls (tests share cores; 1 us
+ * timer slack, as the broker's reactor); the benchmark default 0 busy-polls.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/prctl.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -524,6 +526,7 @@ static const struct net_tcp_ops srv_ops = {
 
 static struct np_conn *lanes;
 static uint64_t started_conns, total_conns, t_start, t_end;
+static uint64_t echo_end_us; /* echo with --count 0: no new round trip after this (now_us) */
 static uint32_t closed_lanes;
 static bool all_open_done;
 
@@ -631,7 +634,8 @@ cli_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 			R.rtt_ns[R.nrtt++] = (rte_rdtsc() - c->t_send) * 1000000000ull / tsc_hz;
 		R.msgs++;
 		c->done_msgs++;
-		if (strcmp(o.mode, "echo") == 0 && c->done_msgs < o.count) {
+		if (strcmp(o.mode, "echo") == 0 &&
+				(o.count == 0 ? now_us() < echo_end_us : c->done_msgs < o.count)) {
 			cli_send_msg(c);
 		} else if (strcmp(o.mode, "conns") == 0) {
 			if (conns_all_echoed() && !all_open_done) {
@@ -751,17 +755,18 @@ print_stats_json(const char *role, double secs, const char *impair_desc)
 		role, o.server ? "serve" : o.mode, R.failed ? "false" : "true", R.why, secs);
 	if (!o.server) {
 		bool bulk = strcmp(o.mode, "source") == 0 || strcmp(o.mode, "sink") == 0;
-		double p50 = 0, p99 = 0;
+		double p50 = 0, p99 = 0, p999 = 0;
 
 		if (R.nrtt > 0) {
 			qsort(R.rtt_ns, R.nrtt, sizeof(R.rtt_ns[0]), cmp_u64);
 			p50 = (double)R.rtt_ns[R.nrtt / 2] / 1000.0;
 			p99 = (double)R.rtt_ns[(R.nrtt * 99) / 100] / 1000.0;
+			p999 = (double)R.rtt_ns[(R.nrtt * 999) / 1000] / 1000.0;
 		}
 		printf("\"round_trips\":%" PRIu64 ",\"rtt_per_s\":%.1f,\"p50_us\":%.2f,"
-			"\"p99_us\":%.2f,\"bytes\":%" PRIu64 ",\"gbit_s\":%.4f,\"cycles\":%" PRIu64
-			",\"max_open\":%" PRIu64 ",", R.msgs, secs > 0 ? (double)R.msgs / secs : 0,
-			p50, p99, bulk ? o.bytes : 0,
+			"\"p99_us\":%.2f,\"p999_us\":%.2f,\"bytes\":%" PRIu64 ",\"gbit_s\":%.4f,"
+			"\"cycles\":%" PRIu64 ",\"max_open\":%" PRIu64 ",", R.msgs,
+			secs > 0 ? (double)R.msgs / secs : 0, p50, p99, p999, bulk ? o.bytes : 0,
 			bulk && secs > 0 ? (double)o.bytes * 8 / secs / 1e9 : 0,
 			R.cycles_done, R.max_open);
 	} else {
@@ -1016,7 +1021,7 @@ main(int argc, char **argv)
 		printf("READY %s port %u driver %s\n", o.mode, o.port, info.driver);
 		fflush(stdout);
 	} else {
-		R.cap_rtt = strcmp(o.mode, "echo") == 0 ? o.count * o.conns :
+		R.cap_rtt = strcmp(o.mode, "echo") == 0 ? (o.count ? o.count : 4u << 20) * o.conns :
 			(strcmp(o.mode, "cycles") == 0 ? o.count : o.conns);
 		if (R.cap_rtt > 20u << 20)
 			R.cap_rtt = 20u << 20;
@@ -1028,7 +1033,17 @@ main(int argc, char **argv)
 		total_conns = strcmp(o.mode, "cycles") == 0 ? o.count : o.conns;
 	}
 	deadline = now_us() + (uint64_t)(o.duration * 1e6);
+	if (!o.server && strcmp(o.mode, "echo") == 0 && o.count == 0) {
+		/* --count 0: echo for --duration seconds, then close (10 s more for that). */
+		echo_end_us = deadline;
+		deadline += 10 * 1000 * 1000;
+	}
 	t_start = rte_rdtsc();
+	/* An idle sleep ends when asked, not up to the default 50 us timer slack later: the
+	 * broker's reactor and slipstream-load's memif transport do the same, so an echo
+	 * with --idle-us measures what their sleeps cost. */
+	if (o.idle_us != 0)
+		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	if (!o.server) {
 		struct rte_eth_link link;
 
