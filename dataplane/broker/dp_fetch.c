@@ -428,6 +428,7 @@ copy:
 static bool fetch_waiter_repark(struct fetch_waiter *w, int64_t found, int32_t min_bytes,
 	uint64_t append_seq);
 static void fetch_waiter_done(struct fetch_waiter *w);
+static void fetch_waiter_wakeup_count(const struct fetch_waiter *w);
 
 /* Record bytes of a response. */
 static int64_t
@@ -464,6 +465,8 @@ fetch_async_finish(struct fetch_async *fa)
 	if (!fa->failed) {
 		fetch_reply(fa->conn, fa->req, &fa->h, &fa->rb, &fa->resp, fa->reads, fa->n_reads,
 			fa);
+		if (w != NULL)
+			fetch_waiter_wakeup_count(w);
 	} else {
 		fa->rb.free_fn(fa->rb.free_arg, fa->rb.p);
 		for (uint32_t k = 0; k < fa->n_reads; k++)
@@ -1206,6 +1209,7 @@ struct fetch_waiter {
 	struct dp_conn *conn;
 	uint64_t req;
 	uint64_t deadline_tsc;
+	uint64_t woken_tsc; /* this run: the append completion that woke it; 0: not woken so */
 	enum fetch_mode mode; /* its session outcome, resolved at the first run */
 	struct fetch_watch watch;
 	struct kp_request_header h;
@@ -1598,6 +1602,14 @@ fetch_park_log(const struct fetch_waiter *w, const struct kp_fetch_request *m, c
 		m != NULL ? m->min_bytes : -1, m != NULL ? m->max_wait_ms : -1);
 }
 
+/* @w's fetch was answered: count its wake-up when an append woke it (the e2e path's half). */
+static void
+fetch_waiter_wakeup_count(const struct fetch_waiter *w)
+{
+	if (w->woken_tsc != 0)
+		dp_metrics_fetch_wakeup(rte_rdtsc() - w->woken_tsc);
+}
+
 /* The fetch of @w was answered (or its connection is gone): free the slot. */
 static void
 fetch_waiter_done(struct fetch_waiter *w)
@@ -1653,6 +1665,7 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		w->watch.n = 0;
 		w->watch.retry = false;
 		w->inflight = false;
+		w->woken_tsc = 0; /* its first run: nothing woke it */
 	}
 	rc = fetch_run(q, conn, req, h, r, w, w != NULL, &mode);
 	if (rc != 1 && rc != FETCH_DEFERRED && rc != FETCH_INFLIGHT)
@@ -1702,7 +1715,7 @@ dp_requests_poll(void *arg)
 	g_appended = false;
 	for (unsigned i = 0; i < FETCH_WAITERS; i++) {
 		struct fetch_waiter *w = &g_waiters[i];
-		bool expired, woken;
+		bool expired;
 		struct kp_reader r;
 		int rc;
 
@@ -1715,7 +1728,8 @@ dp_requests_poll(void *arg)
 		expired = now >= w->deadline_tsc;
 		if (!expired && !w->watch.retry && (!appended || !fetch_watch_hit(&w->watch)))
 			continue;
-		woken = !expired && !w->watch.retry; /* by an append to a log it watches */
+		/* Woken by an append to a log it watches (not its deadline, not a retry). */
+		w->woken_tsc = !expired && !w->watch.retry ? appended_tsc : 0;
 		kp_arena_reset(&q->arena);
 		kp_reader_init(&r, w->body, w->len);
 		rc = fetch_run(q, w->conn, w->req, &w->h, &r, w, !expired, &w->mode);
@@ -1733,8 +1747,8 @@ dp_requests_poll(void *arg)
 			continue; /* answered (or parked again) when its reads complete */
 		if (rc < 0)
 			dp_conn_close(w->conn);
-		else if (woken) /* answered from the cache: the append's wake-up to its response */
-			dp_metrics_fetch_wakeup(rte_rdtsc() - appended_tsc);
+		else
+			fetch_waiter_wakeup_count(w); /* answered here, from the cache */
 		fetch_waiter_done(w);
 		done++;
 	}

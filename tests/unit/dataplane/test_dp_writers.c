@@ -39,6 +39,7 @@
 #include "dp_config.h"
 #include "dp_conn.h"
 #include "dp_handler.h"
+#include "dp_metrics.h"
 #include "dp_reactor.h"
 #include "dp_requests.h"
 #include "kp_api.h"
@@ -54,6 +55,7 @@
 
 static unsigned int g_lc[2]; /* [0] test thread: writer 0; [1] writer 1 */
 static char g_dir[256];
+static char g_metrics[300]; /* the metrics segment, in g_dir */
 static struct dp_config g_cfg;
 static struct dp_broker g_b;
 static const struct dp_handler_apis *g_apis;
@@ -253,7 +255,7 @@ test_long_poll_woken_by_remote_append(void **state)
 	struct kp_fetch_response resp;
 	struct kp_reader r;
 	int part = -1;
-	uint64_t t0;
+	uint64_t t0, woken0, woken_ns0;
 
 	(void)state;
 	for (int p = 0; p < PARTS && part < 0; p++) {
@@ -264,6 +266,9 @@ test_long_poll_woken_by_remote_append(void **state)
 	t_fetch(&m, &ft, &fp, &part, 1, 6, 20000, 1); /* from the log end: nothing yet */
 	send_request(1, 1, FETCH_V, 8, t_enc_fetch, &m);
 	assert_int_equal(run_for(1, 300), 0); /* parked */
+	assert_non_null(dp_metrics_tls); /* lcore 0's block (group_setup) */
+	woken0 = dp_metrics_tls->fetch_wakeup.count;
+	woken_ns0 = dp_metrics_tls->fetch_wakeup.sum_ns;
 	t0 = rte_rdtsc();
 	/* Writer 1 appends: the parked fetch answers (first: responses keep request order). */
 	produce_send(&part, 1, 6, 2);
@@ -274,6 +279,10 @@ test_long_poll_woken_by_remote_append(void **state)
 	assert_int_equal(kp_fetch_response_decode(&resp, FETCH_V, &r, &g_arena), 0);
 	assert_int_equal(resp.responses.items[0].partitions.items[0].high_watermark, 8);
 	assert_true(resp.responses.items[0].partitions.items[0].records.len > 0);
+	/* Its wake-up counted once: from the append's completion here, within the wait. */
+	assert_int_equal(dp_metrics_tls->fetch_wakeup.count, woken0 + 1);
+	assert_true(dp_metrics_tls->fetch_wakeup.sum_ns - woken_ns0 <
+		dp_metrics_tsc_to_ns(rte_rdtsc() - t0));
 	produce_check(&part, 1, 6, 6);
 }
 
@@ -440,6 +449,11 @@ group_setup(void **state)
 		return -1;
 	if (dp_reactors_init(lcores, 2, 1024, 0) < 0)
 		return -1;
+	/* Metrics on: this thread runs lcore 0's reactor (the fetch wake-up histogram). */
+	snprintf(g_metrics, sizeof(g_metrics), "%s/metrics", g_dir);
+	if (dp_metrics_create(g_metrics, 0, lcores, 2, rte_get_tsc_hz()) < 0 ||
+		dp_metrics_bind(g_lc[0]) < 0)
+		return -1;
 	dp_broker_init(&g_b);
 	if (dp_broker_storage_key(&g_b, "storage.cache.chunks", "40") < 0 ||
 		dp_broker_storage_key(&g_b, "storage.cache.chunk.bytes", "131072") < 0 ||
@@ -480,6 +494,7 @@ group_teardown(void **state)
 	if (rc < 0 || g_b.writers[0].engine != NULL || g_b.writers[1].engine != NULL)
 		return -1;
 	dp_reactors_fini();
+	dp_metrics_destroy();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
