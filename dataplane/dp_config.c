@@ -216,6 +216,14 @@ static const struct dp_config_key keys[] = {
 	K_BOOL("dataplane.port.rx.checksum.trusted", dp_port_rx_cksum_trusted, "false",
 		"Accept received TCP checksums unverified (veth peers send partial ones); "
 		"on by itself for net_af_packet."),
+	K_ENUM("dataplane.port.tx.checksum", dp_port_tx_cksum, "compute", "compute|skip",
+		"TCP checksums of sent segments: compute = in software where the port does not "
+		"offload them, skip = leave them uncomputed for a peer that does not verify them "
+		"(net_memif ports only: a start on any other port is refused)."),
+	K_INT("dataplane.tcp.send.buffer.bytes", dp_tcp_send_buffer_bytes, "262144", 16384,
+		64 << 20, "DPDK transport: bytes a connection's TCP send queue holds (sent and "
+		"not yet acknowledged, or waiting for the window): one connection's Fetch "
+		"responses move at most this much per round trip."),
 	K_ENUM("dataplane.port.tso", dp_port_tso, "auto", "auto|on|off",
 		"TCP segmentation offload: auto = where the port offers it (net_tap does), on = "
 		"refuse to start without it, off = the stack cuts every segment."),

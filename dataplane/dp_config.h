@@ -156,6 +156,8 @@ struct dp_config {
 	char *dp_port_tap_address;       /* kernel side of a net_tap port, "a.b.c.d/len" or "" */
 	int64_t dp_port_mbufs;           /* per net worker */
 	bool dp_port_rx_cksum_trusted;
+	char *dp_port_tx_cksum;          /* compute|skip: TCP checksums sent (skip: memif only) */
+	int64_t dp_tcp_send_buffer_bytes; /* DPDK stack: send queue limit per connection */
 	char *dp_port_tso;               /* auto|on|off: TCP segmentation offload */
 
 	/* --- derived by dp_config_finish() --- */

@@ -1335,10 +1335,23 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	unsigned int n_mbufs;
 	uint16_t room;
 	bool trusted;
+	bool tx_skip = false; /* dataplane.port.tx.checksum=skip, in effect (below) */
 	bool memif_mtu = false; /* an MTU the memif port does not claim (below) */
 	int rc;
 
 	g_cfg = cfg;
+	/* tx.checksum=skip: only where the peer is a local process reading our
+	 * frames out of shared memory (memif), one the operator asserts does
+	 * not verify checksums (the load generator, which trusts memif's,
+	 * another Slipstream stack with rx.checksum.trusted). On a TAP,
+	 * af_packet or NIC port the frames reach a kernel or a wire that
+	 * verifies them: refused before the port is touched, as tso=on is
+	 * without TSO, rather than a broker whose every segment is dropped. */
+	if (strcmp(cfg->dp_port_tx_cksum, "skip") == 0 && !is_memif(cfg->dp_port_device)) {
+		why_set(why, why_len, "dataplane.port.tx.checksum=skip is for net_memif ports "
+			"only (device %s: its peer verifies TCP checksums)", cfg->dp_port_device);
+		return -EINVAL;
+	}
 	rc = parse_ipv4("dataplane.port.ipv4.address", cfg->dp_port_ipv4_address, false, &addr,
 		why, why_len);
 	if (rc == 0)
@@ -1452,6 +1465,8 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		}
 	}
 	nd_rss_log();
+	/* A port that offloads the checksums computes them anyway (above). */
+	tx_skip = strcmp(cfg->dp_port_tx_cksum, "skip") == 0 && !g_info.tx_cksum_offload;
 	trusted = cfg->dp_port_rx_cksum_trusted ||
 		(g_info.driver != NULL && strstr(g_info.driver, "af_packet") != NULL);
 
@@ -1476,6 +1491,8 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 		nc.pool = g_pool;
 		net_port_worker_config(&nc, &g_info, &w->q, mtu);
 		nc.rx_l4_cksum_trusted = trusted;
+		nc.tx_l4_cksum_skip = tx_skip;
+		nc.sndbuf_bytes = (uint32_t)cfg->dp_tcp_send_buffer_bytes;
 		nc.max_conns = RTE_MIN(2 * w->max_conns, 1u << 24); /* room for TIME-WAIT */
 		nc.max_listeners = DP_CONFIG_MAX_LISTENERS;
 		nc.seed = rte_rdtsc() ^ ((uint64_t)getpid() << 32) ^ i;
@@ -1537,10 +1554,11 @@ net_dpdk_init(const struct dp_config *cfg, dp_conn_handler_fn handler, void *han
 	for (unsigned int j = 0; j < cfg->n_listeners; j++) {
 		if (!cfg->listener[j].controller)
 			dp_log(DP_LOG_INFO, "listening on %s://%s:%u (DPDK port %s, driver %s, "
-					    "%u queue(s)%s%s%s)", cfg->listener[j].name, g_addr_text,
+					    "%u queue(s)%s%s%s%s)", cfg->listener[j].name, g_addr_text,
 				cfg->listener[j].port, g_dev_name,
 				g_info.driver != NULL ? g_info.driver : "?", g_info.nb_queues,
 				g_info.tx_cksum_offload ? ", tx checksum offload" : "",
+				tx_skip ? ", tx TCP checksums skipped" : "",
 				g_info.tso ? ", TSO" : "",
 				trusted ? ", rx checksums trusted" : "");
 	}

@@ -69,6 +69,13 @@ struct net_config {
 	bool rx_l4_cksum_trusted;
 	/** Port computes IPv4 and TCP checksums on transmit (offload flags set). */
 	bool tx_cksum_offload;
+	/** Leave the TCP checksum of sent segments uncomputed, for a peer that
+	 * does not verify it (a memif peer trusting received checksums): the
+	 * field holds the pseudo-header sum, as a partial checksum would, and
+	 * the payload is not read. The IPv4 header checksum is still computed.
+	 * tx_cksum_offload and TSO frames take precedence (the port fills the
+	 * checksum at no cost to the stack). */
+	bool tx_l4_cksum_skip;
 
 	/* TCP segmentation offload. With tso_max set, new data may leave as one
 	 * frame of up to tso_max payload bytes (whole segments, or ending the

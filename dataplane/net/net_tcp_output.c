@@ -281,6 +281,14 @@ fill_cksum(struct net_stack *st, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 		return;
 	}
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	if (st->cfg.tx_l4_cksum_skip) {
+		/* The peer does not verify it (cfg.tx_l4_cksum_skip): the
+		 * pseudo-header sum a partial checksum carries, not a pass
+		 * over every byte sent (13% of the broker serving Fetch over
+		 * memif). */
+		th->cksum = rte_ipv4_phdr_cksum(ip, 0);
+		return;
+	}
 	th->cksum = 0;
 	th->cksum = net_ipv4_cksum_mbuf(m, NET_ETH_HLEN + NET_IP_HLEN, tcp_len, ip);
 }

@@ -31,6 +31,11 @@ client, our stack at 198.18.48.1), each run a new process on the same port:
      produced, the load generator's frames averaging well above 1500 bytes
      (its stack's frame count against its wire bytes), all consumed back
      and checked.
+  9. dataplane.port.tx.checksum=skip (the broker's TCP checksums left out;
+     the load generator trusts memif's): the listening line says so (and
+     the default broker's does not), N records produced and consumed back,
+     every one checked; on a net_tap port the same key refuses the start
+     with its reason (before any TAP device is made).
 The broker is stopped with SIGTERM and must exit 0.
 
 Brokers start and stop through slp_broker (TestRun: one temporary directory,
@@ -175,6 +180,7 @@ def main():
         b = broker(tr, "main", sock)
         run(b, tr, sock)
         stop(b)
+        assert "tx TCP checksums skipped" not in b.text(), b.text()[-3000:]
         print("--- broker ---\n" + "\n".join(
             l for l in b.text().splitlines() if "dpdk worker" in l), flush=True)
         # 5. nobody serves this socket: bounded failure with a reason
@@ -187,6 +193,7 @@ def main():
         stop_while_connecting(tr, sock)
         no_tx_cksum(tr, sock)
         jumbo(tr, sock)
+        tx_cksum_skip(tr, sock)
     print("ok")
 
 
@@ -269,6 +276,37 @@ def jumbo(tr, sock):
     stop(b)
     print("8. MTU 9000: %d records produced in frames of %.0f bytes on average, all consumed "
           "and checked" % (N, per_frame), flush=True)
+
+
+def tx_cksum_skip(tr, sock):
+    """9. dataplane.port.tx.checksum=skip: over memif only; every record still checked."""
+    b = broker(tr, "tx-skip", sock, "dataplane.port.tx.checksum=skip\n"
+               "dataplane.port.rx.checksum.trusted=true\ndataplane.port.mtu=9000\n")
+    assert "tx TCP checksums skipped" in b.text(), b.text()[-3000:]
+    net = ["--memif-mtu", "9000", "--memif-no-tx-cksum"]
+    load(b, sock, "-t", "skip", "-p", "4", "-n", str(N), "-s", "1024", "--batch-size",
+         "16384", "-i", "4", *net)
+    rep = tr.path("skip-consume.json")
+    load(b, sock, "--mode", "consume", "-t", "skip", "-n", str(N), "-d", "60", "--json", rep,
+         *net)
+    checked_consume(json.load(open(rep)), N)
+    stop(b)
+    # Not on a port whose peer verifies checksums (a TAP's is the kernel).
+    conf = tr.path("tx-skip-tap.properties")
+    with open(conf, "w") as f:
+        f.write(CONFIG.format(logs=tr.path("logs-tx-skip-tap"), sock=sock, pid=os.getpid())
+                .replace("dataplane.port.device=net_memif0,role=server,socket=%s,"
+                         "mac=02:73:6c:70:00:02" % sock,
+                         "dataplane.port.device=net_tap0,iface=slpck%d" % (os.getpid() % 100000))
+                + "dataplane.port.tx.checksum=skip\nmetrics.shm.path=%s\n"
+                % tr.path("tx-skip-tap.shm"))
+    r = subprocess.run([SLIPSTREAM, conf], capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert "dataplane.port.tx.checksum=skip is for net_memif ports only" in out, out[-3000:]
+    assert not os.path.exists("/sys/class/net/slpck%d" % (os.getpid() % 100000))
+    print("9. tx.checksum=skip: %d records produced and consumed back over memif, all "
+          "checked; refused on net_tap" % N, flush=True)
 
 
 if __name__ == "__main__":
