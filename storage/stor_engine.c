@@ -168,7 +168,8 @@ stor_prealloc_failed(struct stor_engine *e, const char *dir, int res)
 		         "one warning a minute at most)", dir, strerror(-res));
 	else
 		stor_msg(e, STOR_LOG_WARN, "%s: preallocation failed: %s (and %llu more "
-		         "since the last warning)", dir, strerror(-res), (unsigned long long)missed);
+		         "since the last warning)", dir, strerror(-res),
+		         (unsigned long long)missed);
 }
 
 uint64_t
