@@ -5,7 +5,8 @@ Creates a network namespace (slpdf-m-<random>) and runs itself inside it: the
 broker on a net_tap port (slp_broker with SLP_TRANSPORT=dpdk: TAP slipstream0,
 kernel side 198.18.0.1/24, broker 198.18.0.2:9092), metrics.shm.path in the
 test's directory (slp_broker.TestRun), and slipstream-control beside it
-(control.metadata=local) serving /metrics on 127.0.0.1 (control.metrics.listen). Then, scraping /metrics:
+(control.metadata=local) serving /metrics on 127.0.0.1 (control.metrics.listen).
+Then, scraping /metrics:
 
 - the slipstream_net_* and slipstream_dpdk_* families are there for
   port="net_tap0", worker="0";
