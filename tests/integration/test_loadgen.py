@@ -151,6 +151,13 @@ def run(b, tmp):
     lag = r["latency"]["send_lag"]
     check_hist(lag)
     assert 0 < lag["count"] <= res["produce_requests"], (lag["count"], res)
+    # Per record: one per record sent, and the oldest record of a request is never
+    # less late than the request's figure says (the median record waits about half
+    # the linger of 2 ms).
+    rlag = r["latency"]["record_send_lag"]
+    check_hist(rlag)
+    assert rlag["count"] >= res["acked_records"], (rlag["count"], res)
+    assert rlag["max"] >= lag["max"] > 0, (rlag, lag)
     # The consumer's Fetch round trips (queued to response): every Fetch answered.
     frtt = r["latency"]["fetch_rtt"]
     check_hist(frtt)

@@ -169,6 +169,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_report_hist_json(&j, "e2e", &res->e2e);
 	lg_report_hist_json(&j, "send_lag", &res->lag);
 	lg_report_hist_json(&j, "fetch_rtt", &res->fetch_rtt);
+	lg_report_hist_json(&j, "record_send_lag", &res->record_lag);
 	lg_json_obj_end(&j);
 	lg_json_obj_end(&j);
 	return lg_json_finish(&j);
@@ -224,6 +225,7 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 	summary_hist(f, "end-to-end", &res->e2e);
 	summary_hist(f, "send lag", &res->lag);
 	summary_hist(f, "fetch rtt", &res->fetch_rtt);
+	summary_hist(f, "record lag", &res->record_lag);
 	if (res->errors)
 		fprintf(f, "  errors       %" PRIu64 " (first: %s)\n", res->errors, res->first_error);
 }

@@ -12,9 +12,12 @@
  *    "partitions":[{"partition":0,"start_offset":..,"acked_end_offset":..,
  *                   "consumed_end_offset":..,"consumed_records":..},...],
  *    "timeseries":[{"t_s":..,"produced_records_per_s":..,...},...],
- *    "latency":{"produce_ack":HIST,"e2e":HIST,"send_lag":HIST,"fetch_rtt":HIST}}
+ *    "latency":{"produce_ack":HIST,"e2e":HIST,"send_lag":HIST,"fetch_rtt":HIST,
+ *               "record_send_lag":HIST}}
  *   (send_lag, with --rate: per Produce, its oldest record's due time to the request
- *   queued: linger, and how far producing ran behind the schedule; fetch_rtt, when
+ *   queued: linger, and how far producing ran behind the schedule; record_send_lag the
+ *   same per record, as e2e counts them: the part of e2e spent before the request
+ *   left the producer; fetch_rtt, when
  *   consuming: per Fetch, queued to its response: the broker's long-poll wait and
  *   both trips)
  *   HIST = {"unit":"ns","count":..,"min":..,"max":..,"mean":..,

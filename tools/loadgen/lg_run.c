@@ -165,6 +165,7 @@ struct lg_worker {
 	struct lg_hist ack, e2e; /* totals; read after join */
 	struct lg_hist lag;	 /* --rate: due time to queued, per request (worker only) */
 	struct lg_hist frtt;	 /* consumers: a Fetch queued to its response (worker only) */
+	struct lg_hist rlag;	 /* --rate: due time to queued, per record (worker only) */
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -597,6 +598,12 @@ produce_fill(struct lg_conn *c, int64_t now)
 			/* How far producing runs behind the schedule (linger included): e2e
 			 * counts from the due time, so a stall shows here first. */
 			lg_hist_record(&w->lag, now > stamp0 ? (uint64_t)(now - stamp0) : 0);
+			/* The same per record: a stall makes every record due meanwhile late,
+			 * and one request then carries them all (e2e counts records). */
+			for (uint64_t k = 0; k < due; k++) {
+				int64_t at = stamp0 + (int64_t)k * step;
+				lg_hist_record(&w->rlag, now > at ? (uint64_t)(now - at) : 0);
+			}
 		}
 		c->gen += due;
 		struct lg_slot *s = &c->slots[c->freelist[--c->nfree]];
@@ -1333,6 +1340,7 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	lg_hist_reset(&w->e2e);
 	lg_hist_reset(&w->lag);
 	lg_hist_reset(&w->frtt);
+	lg_hist_reset(&w->rlag);
 	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
 	w->acked_end = malloc((size_t)np * sizeof(int64_t));
 	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
@@ -1509,6 +1517,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	lg_hist_reset(&res->e2e);
 	lg_hist_reset(&res->lag);
 	lg_hist_reset(&res->fetch_rtt);
+	lg_hist_reset(&res->record_lag);
 	pthread_mutex_init(&sh.err_lock, NULL);
 	sh.cfg = cfg;
 	sh.host = cfg->host;
@@ -1738,6 +1747,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		lg_hist_merge(&res->e2e, &w->e2e);
 		lg_hist_merge(&res->lag, &w->lag);
 		lg_hist_merge(&res->fetch_rtt, &w->frtt);
+		lg_hist_merge(&res->record_lag, &w->rlag);
 		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
 			fs = w->first_send_ns;
 		if (w->last_ack_ns > la)

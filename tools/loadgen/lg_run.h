@@ -131,6 +131,7 @@ struct lg_result {
 	struct lg_hist e2e;	 /* record due time to consumer receipt (ns) */
 	struct lg_hist lag;	 /* --rate: a request's oldest record, due time to queued (ns) */
 	struct lg_hist fetch_rtt; /* consumers: a Fetch queued to its response (ns) */
+	struct lg_hist record_lag; /* --rate: each record's due time to its request queued (ns) */
 	struct lg_second *seconds;
 	uint32_t nseconds;
 };
