@@ -8,7 +8,8 @@ checks: ApiVersions answers (v0, v3, pipelined, split byte by byte, large
 frames), the v0-form UNSUPPORTED_VERSION answer, connections closed for an
 oversized or invalid size prefix, garbage and an unknown API key, idle
 reaping, many connections, two net workers, configuration errors naming
-FILE:LINE, --print-config, and a clean exit 0 on SIGTERM. Every wait is
+FILE:LINE, --print-config, dataplane.port.tso=on refused on a port without
+TSO (net_ring, as root), and a clean exit 0 on SIGTERM. Every wait is
 bounded; the whole run takes seconds.
 
 Usage: test_dataplane_kernel.py PATH/TO/slipstream
@@ -323,6 +324,29 @@ def t_config_errors(tmp):
     assert "\nlisteners=PLAINTEXT://127.0.0.1:9092\n" in r.stdout
     r = subprocess.run([SLIPSTREAM, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "log.retention.hours" in r.stdout
+    return t_port_refusals(tmp)
+
+
+def t_port_refusals(tmp):
+    """DPDK port settings a port cannot honour: the broker exits 1 naming why (with
+    dataplane.transport=dpdk; auto would fall back to kernel sockets). On net_ring,
+    an in-process port (no device, no namespace), which has no TSO: tso=on."""
+    if os.geteuid() != 0:
+        return "(port refusals skipped: DPDK needs root)"
+    conf = os.path.join(tmp, "tso.properties")
+    with open(conf, "w") as f:
+        f.write("listeners=PLAINTEXT://198.18.0.2:9092\ndataplane.transport=dpdk\n"
+                "dataplane.port.device=net_ring0\ndataplane.port.ipv4.address=198.18.0.2\n"
+                "dataplane.port.tso=on\ndpdk.hugepages=off\ndpdk.memory.mb=256\n"
+                "dpdk.file.prefix=slp-dp-it-%d\nmetrics.shm.path=%s\nlog.dir=%s\n"
+                % (os.getpid(), os.path.join(tmp, "tso.metrics"), os.path.join(tmp, "tso")))
+    r = subprocess.run([SLIPSTREAM, conf], capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, (r.returncode, out[-2000:])
+    assert re.search(r" error .*dataplane\.transport=dpdk: dataplane\.port\.tso=on but port "
+                     r"net_ring0 \(driver net_ring\) offers no TCP segmentation offload", out), \
+        out[-2000:]
+    return "(tso=on on net_ring refused)"
 
 
 def main():
