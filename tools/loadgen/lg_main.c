@@ -540,6 +540,16 @@ main(int argc, char **argv)
 		unlink(mc.socket);
 		_exit(rc < 0 ? 1 : 0);
 	}
+	if (cfg.transport == &lg_memif_ops) {
+		int rc = lg_memif_start(cfg.host);
+		if (rc == -EHOSTUNREACH)
+			fprintf(stderr, "slipstream-load: over memif -b is the broker's IPv4 address in "
+					"its own stack, not %s\n", cfg.host);
+		if (rc < 0) {
+			lg_memif_shutdown(false);
+			return 1;
+		}
+	}
 	res = calloc(1, sizeof(*res));
 	if (res == NULL)
 		return 1;

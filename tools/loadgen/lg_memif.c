@@ -486,6 +486,18 @@ mf_start(uint32_t broker)
 	return 0;
 }
 
+int
+lg_memif_start(const char *peer)
+{
+	struct in_addr a;
+
+	if (mf.st != NULL)
+		return 0;
+	if (inet_pton(AF_INET, peer, &a) != 1)
+		return -EHOSTUNREACH;
+	return mf_start(a.s_addr);
+}
+
 void
 lg_memif_describe(char *buf, size_t len)
 {
@@ -1001,6 +1013,7 @@ struct mf_sink_conn {
 	uint32_t need;	 /* bytes of the current frame still to skip (after its header) */
 	uint8_t hdr[12]; /* size, api key, version, correlation id */
 	uint32_t hdr_len;
+	uint8_t corr[4]; /* of the frame being skipped: answered at its end */
 	uint8_t *out;	 /* answers the send buffer did not take yet */
 	uint32_t out_len, out_cap;
 	struct mf_sink_conn *next, *prev;
@@ -1069,7 +1082,8 @@ sink_accept(void *arg, struct net_tcp_conn *tc)
 	return 0;
 }
 
-/* Skip request bodies; answer each frame once its 12 header bytes are in. */
+/* Skip request bodies; answer each frame once all of it is in (a client may
+ * count a request as sent only when its last byte is written). */
 static void
 sink_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 {
@@ -1086,6 +1100,10 @@ sink_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 					c->need -= k;
 					p += k;
 					n -= k;
+					if (c->need == 0 && sink_answer(c, c->corr) < 0) {
+						net_tcp_abort(tc);
+						break;
+					}
 					continue;
 				}
 				uint32_t k = 12 - c->hdr_len < n ? 12 - c->hdr_len : n;
@@ -1099,12 +1117,17 @@ sink_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 				memcpy(&be, c->hdr, 4);
 				uint32_t size = ntohl(be);
 				c->hdr_len = 0;
-				c->need = size > 8 ? size - 8 : 0;
-				if (size < 8 || sink_answer(c, c->hdr + 8) < 0) {
+				if (size < 8) {
 					net_tcp_abort(tc); /* not a Kafka request stream */
 					break;
 				}
+				c->need = size - 8;
+				memcpy(c->corr, c->hdr + 8, 4);
 				c->sk->frames++;
+				if (c->need == 0 && sink_answer(c, c->corr) < 0) {
+					net_tcp_abort(tc);
+					break;
+				}
 			}
 		}
 		sink_flush(c);

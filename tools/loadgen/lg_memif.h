@@ -57,6 +57,17 @@ int
 lg_memif_configure(const struct lg_memif_conf *conf);
 
 /**
+ * Start the EAL, the port and the stack now (the first connect does it
+ * otherwise), for the peer at @peer (IPv4 literal; our address is derived
+ * from it unless configured), on the calling thread, waiting for the link.
+ * lg_main does it before a run so that start-up (seconds on a loaded
+ * machine) is not taken from the run's duration.
+ * @return 0, or a negative errno (the reason printed on stderr).
+ */
+int
+lg_memif_start(const char *peer);
+
+/**
  * Stop the port and the EAL if they were started (end of the process).
  * Prints the stack's counters to stderr when @verbose.
  */
