@@ -8,9 +8,11 @@
  * serves one thread at a time (the set-up client on the main thread, then
  * the single worker thread; --threads must be 1). The loadgen is the memif
  * client (role=client); the broker's port (dataplane.port.device =
- * net_memif0,role=server,socket=PATH) is the server. The EAL starts on the
- * first lg_memif_ops.create() with ordinary memory (--no-huge) unless
- * hugepages are asked for, and is torn down by lg_memif_shutdown().
+ * net_memif0,role=server,socket=PATH) is the server. The EAL starts in
+ * lg_memif_start() (or the first connect) with ordinary memory (--no-huge)
+ * unless hugepages are asked for, and is torn down by lg_memif_shutdown().
+ * lg_memif_sink_run() plays the other side: the memif server and a sink
+ * that answers every request, to measure the load generator alone.
  */
 #ifndef SLP_LG_MEMIF_H
 #define SLP_LG_MEMIF_H
