@@ -47,15 +47,15 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 7 /* 2: Fetch record bytes by transport; 3: net stack counters;
+#define DP_METRICS_VERSION 8 /* 2: Fetch record bytes by transport; 3: net stack counters;
 			      * 4: link state, link-down drops; 5: errors by API;
 			      * 6: request hop and storage writer counters;
-			      * 7: parked Fetch wake-up histogram */
+			      * 7: parked Fetch wake-up histogram; 8: buckets of 5, 10, 25 us */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
 /** Latency histogram buckets; the last one is +Inf. */
-#define DP_METRICS_LAT_BUCKETS 20
+#define DP_METRICS_LAT_BUCKETS 23
 /** Topic-partitions each block tracks. */
 #define DP_METRICS_MAX_TPS 1024
 /** Longest topic name Kafka allows (249) plus NUL, rounded up. */

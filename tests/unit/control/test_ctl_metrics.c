@@ -275,12 +275,13 @@ make_snapshot(void)
 	s.blocks = g_blocks;
 	g_blocks[0].lcore = 0;
 	g_blocks[1].lcore = 2;
-	hist_put(&g_blocks[0].api[0], 0, 3, 20000);  /* Produce: 3 x 20 us */
-	hist_put(&g_blocks[1].api[0], 4, 2, 800000); /* and 2 x 0.8 ms on lcore 2 */
+	/* Bucket indexes: 0 <= 5 us, 1 <= 10, 2 <= 25, 3 <= 50, 4 <= 100, 5 <= 250, 7 <= 1000. */
+	hist_put(&g_blocks[0].api[0], 2, 3, 20000);  /* Produce: 3 x 20 us */
+	hist_put(&g_blocks[1].api[0], 7, 2, 800000); /* and 2 x 0.8 ms on lcore 2 */
 	hist_put(&g_blocks[0].api[18], 0, 1, 1000);  /* ApiVersions */
-	hist_put(&g_blocks[1].storage_write, 2, 4, 200000);
-	hist_put(&g_blocks[0].fetch_wakeup, 0, 6, 10000); /* 6 x 10 us */
-	hist_put(&g_blocks[1].fetch_wakeup, 1, 1, 70000); /* and 1 x 70 us on lcore 2 */
+	hist_put(&g_blocks[1].storage_write, 5, 4, 200000);
+	hist_put(&g_blocks[0].fetch_wakeup, 1, 6, 10000); /* 6 x 10 us */
+	hist_put(&g_blocks[1].fetch_wakeup, 4, 1, 70000); /* and 1 x 70 us on lcore 2 */
 	g_blocks[0].conn_accepted = 5;
 	g_blocks[0].conn_closed = 2;
 	g_blocks[1].conn_accepted = 1;
@@ -332,6 +333,8 @@ test_render_dataplane(void **state)
 	            4);
 	/* Parked Fetch wake-ups, both lcores added up; buckets cumulative. */
 	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_count") == 7);
+	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"5e-06\"}") == 0);
+	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"1e-05\"}") == 6);
 	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"5e-05\"}") == 6);
 	assert_true(sample(t, "slipstream_fetch_wakeup_duration_seconds_bucket{le=\"0.0001\"}") ==
 	            7);

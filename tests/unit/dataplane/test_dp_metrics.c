@@ -108,34 +108,40 @@ test_histogram_bounds(void **state)
 
 	(void)state;
 	assert_int_equal(dp_metrics_bind(3), 0);
-	dp_metrics_request(3, 40000);            /* 40 us: first bucket */
-	dp_metrics_request(3, 50000);            /* 50 us: still the first (bounds inclusive) */
-	dp_metrics_request(3, 51000);            /* 51 us: second */
-	dp_metrics_request(3, 1000000);          /* 1 ms: the 1000 us bucket (index 4) */
+	dp_metrics_request(3, 40000);            /* 40 us: the 50 us bucket (index 3) */
+	dp_metrics_request(3, 50000);            /* 50 us: still that one (bounds inclusive) */
+	dp_metrics_request(3, 51000);            /* 51 us: the next */
+	dp_metrics_request(3, 1000000);          /* 1 ms: the 1000 us bucket (index 7) */
+	dp_metrics_request(3, 4000);             /* 4 us: the first (5 us) */
+	dp_metrics_request(3, 10000);            /* 10 us: the second (10 us, inclusive) */
 	dp_metrics_request(3, 3600000000000ull); /* an hour: +Inf */
 	dp_metrics_request(-1, 1);               /* ignored: no such API */
 	dp_metrics_request(DP_METRICS_APIS, 1);  /* ignored */
-	dp_metrics_storage_write(2000000);       /* 2 ms: the 2500 us bucket (index 5) */
-	dp_metrics_fetch_wakeup(30000);          /* 30 us: the first bucket */
-	dp_metrics_fetch_wakeup(300000);         /* 300 us: the 500 us bucket (index 3) */
+	dp_metrics_storage_write(2000000);       /* 2 ms: the 2500 us bucket (index 8) */
+	dp_metrics_fetch_wakeup(30000);          /* 30 us: the 50 us bucket (index 3) */
+	dp_metrics_fetch_wakeup(300000);         /* 300 us: the 500 us bucket (index 6) */
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_accepted();
 	dp_metrics_conn_closed();
 	assert_int_equal(dp_metrics_reader_open(&r, g_path), 0);
 	assert_int_equal(dp_metrics_snapshot(&r, &s), 0);
 	h = &s.blocks[1].api[3];
-	assert_int_equal(h->count, 5);
-	assert_int_equal(h->sum_ns, 40000 + 50000 + 51000 + 1000000 + 3600000000000ull);
-	assert_int_equal(h->buckets[0], 2);
+	assert_int_equal(h->count, 7);
+	assert_int_equal(h->sum_ns,
+		40000 + 50000 + 51000 + 1000000 + 3600000000000ull + 4000 + 10000);
+	assert_int_equal(h->buckets[0], 1);
 	assert_int_equal(h->buckets[1], 1);
+	assert_int_equal(h->buckets[2], 0);
+	assert_int_equal(h->buckets[3], 2);
 	assert_int_equal(h->buckets[4], 1);
+	assert_int_equal(h->buckets[7], 1);
 	assert_int_equal(h->buckets[DP_METRICS_LAT_BUCKETS - 1], 1);
-	assert_int_equal(bucket_sum(h), 5);
-	assert_int_equal(s.blocks[1].storage_write.buckets[5], 1);
+	assert_int_equal(bucket_sum(h), 7);
+	assert_int_equal(s.blocks[1].storage_write.buckets[8], 1);
 	assert_int_equal(s.blocks[1].fetch_wakeup.count, 2);
 	assert_int_equal(s.blocks[1].fetch_wakeup.sum_ns, 330000);
-	assert_int_equal(s.blocks[1].fetch_wakeup.buckets[0], 1);
 	assert_int_equal(s.blocks[1].fetch_wakeup.buckets[3], 1);
+	assert_int_equal(s.blocks[1].fetch_wakeup.buckets[6], 1);
 	assert_int_equal(s.blocks[0].fetch_wakeup.count, 0);
 	assert_int_equal(s.blocks[1].conn_accepted, 2);
 	assert_int_equal(s.blocks[1].conn_closed, 1);
