@@ -7,6 +7,9 @@
  *  - a retriable error (NOT_LEADER_OR_FOLLOWER) on the first attempt of
  *    every batch: each batch is sent again and acknowledged once, offsets
  *    end where the mock says;
+ *  - retriable errors on about half the batches: requests patched in place
+ *    (their slot's last frame reused) are refused too, and every refused
+ *    batch comes back byte for byte;
  *  - a non-retriable error (MESSAGE_TOO_LARGE): every record counted as
  *    failed, no retry, the run still ends;
  *  - a broker that never answers Produce: the run ends with a timeout error
@@ -42,7 +45,7 @@
 #include "lg_check.h"
 #include "lg_run.h"
 
-enum mock_mode { MOCK_RETRY_ONCE, MOCK_TOO_LARGE, MOCK_SILENT, MOCK_CHECK_STAMPS };
+enum mock_mode { MOCK_RETRY_ONCE, MOCK_RETRY_SOME, MOCK_TOO_LARGE, MOCK_SILENT, MOCK_CHECK_STAMPS };
 
 #define MOCK_PARTS 2
 #define MOCK_CONNS 8
@@ -246,11 +249,17 @@ mock_request(struct mock *m, int fd, const uint8_t *frame, size_t len)
 			continue;
 		}
 		/* RETRY_ONCE: refuse a batch the first time its CRC is seen (every
-		 * batch differs: records carry their due time in ns). */
+		 * batch differs: records carry their due time in ns); RETRY_SOME:
+		 * only those whose CRC is odd, about half. */
 		int *nr = &m->nrefused[pd->index];
 		int k = 0;
 		while (k < *nr && m->refused[pd->index][k] != bh.crc)
 			k++;
+		if (k == *nr && m->mode == MOCK_RETRY_SOME && !(bh.crc & 1)) {
+			p[i].base_offset = m->end[pd->index];
+			m->end[pd->index] += bh.records_count;
+			continue;
+		}
 		if (k == *nr) {
 			assert_true(*nr < 256);
 			m->refused[pd->index][(*nr)++] = bh.crc;
@@ -401,6 +410,38 @@ test_retry_once(void **state)
 	mock_stop(m);
 }
 
+/*
+ * About half the batches refused once: requests whose batches were all taken
+ * leave their slot's frame reusable, so later requests are patched in place
+ * and some of those are refused too; their batches must come back byte for
+ * byte (copied back out of the frame, not the slot's older batches): every
+ * refused CRC seen again, none left over.
+ */
+static void
+test_retry_patched_frames(void **state)
+{
+	struct mock *m = mock_start(MOCK_RETRY_SOME);
+	struct lg_result *res = calloc(1, sizeof(*res));
+	struct lg_config cfg;
+	(void)state;
+
+	config_for(&cfg, m);
+	cfg.count = 6000;
+	assert_int_equal(lg_run(&cfg, res), 0);
+	assert_int_equal(res->errors, 0);
+	assert_int_equal(res->acked_records, 6000);
+	assert_int_equal(res->failed_records, 0);
+	assert_true(res->produce_requests_patched > 0);
+	assert_true(m->first_attempts_refused > 0);
+	assert_int_equal(res->retried_batches, m->first_attempts_refused);
+	for (int p = 0; p < MOCK_PARTS; p++)
+		assert_int_equal(m->nrefused[p], 0); /* every refused batch came back */
+	assert_int_equal(m->end[0] + m->end[1], 6000);
+	lg_result_free(res);
+	free(res);
+	mock_stop(m);
+}
+
 static void
 test_patched_batches_carry_fresh_stamps(void **state)
 {
@@ -498,6 +539,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retry_once),
 		cmocka_unit_test(test_patched_batches_carry_fresh_stamps),
+		cmocka_unit_test(test_retry_patched_frames),
 		cmocka_unit_test(test_non_retriable),
 		cmocka_unit_test(test_silent_broker_times_out),
 		cmocka_unit_test(test_refused_connection),
