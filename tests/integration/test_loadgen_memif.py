@@ -36,8 +36,9 @@ client, our stack at 198.18.48.1), each run a new process on the same port:
   9. dataplane.port.tx.checksum=skip (the broker's TCP checksums left out;
      the load generator trusts memif's): the listening line says so (and
      the default broker's does not), N records produced and consumed back,
-     every one checked; on a net_tap port the same key refuses the start
-     with its reason (before any TAP device is made).
+     every one checked (with the bench's 2 MiB TCP send queue); on a net_tap
+     port the same key refuses the start with its reason (before any TAP
+     device is made).
   10. the load generator alone: tcp-baseline over memif against a
      `--mode sink` process, every request answered once, the sink exiting by
      itself after the client's run.
@@ -324,7 +325,8 @@ def jumbo(tr, sock):
 def tx_cksum_skip(tr, sock):
     """9. dataplane.port.tx.checksum=skip: over memif only; every record still checked."""
     b = broker(tr, "tx-skip", sock, "dataplane.port.tx.checksum=skip\n"
-               "dataplane.port.rx.checksum.trusted=true\ndataplane.port.mtu=9000\n")
+               "dataplane.port.rx.checksum.trusted=true\ndataplane.port.mtu=9000\n"
+               "dataplane.tcp.send.buffer.bytes=2097152\n")
     assert "tx TCP checksums skipped" in b.text(), b.text()[-3000:]
     net = ["--memif-mtu", "9000", "--memif-no-tx-cksum"]
     load(b, sock, "-t", "skip", "-p", "4", "-n", str(N), "-s", "1024", "--batch-size",
