@@ -72,6 +72,15 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 			return -EINVAL;
 		return 0;
 	}
+	if (strcmp(key, "storage.io.inline") == 0) {
+		if (strcmp(value, "auto") == 0)
+			opts->inline_io = STOR_INLINE_AUTO;
+		else if (strcmp(value, "false") == 0)
+			opts->inline_io = STOR_INLINE_OFF;
+		else
+			return -EINVAL;
+		return 0;
+	}
 	if (strcmp(key, "storage.io.sqpoll") == 0) {
 		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
 			return -EINVAL;
@@ -246,6 +255,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		        .max_files = opts->max_files,
 		        .sqpoll = opts->sqpoll,
 		        .io_workers = opts->io_workers,
+		        .inline_io = opts->inline_io,
 		};
 		e->be = stor_uring_create(&uo, &why);
 		if (e->be == NULL)
@@ -343,6 +353,8 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;
 	out->io_workers = e->be->io_workers;
 	out->prealloc_failures = e->prealloc_failures;
+	out->inline_files = e->be->inline_files;
+	out->inline_ios = e->be->inline_ios;
 }
 
 void
@@ -580,6 +592,13 @@ stor_engine_poll(struct stor_engine *e)
 	/* One system call for the whole tick (none under SQPOLL while it polls). */
 	if (e->be->ops->submit(e->be) < 0)
 		stor_msg(e, STOR_LOG_ERR, "%s: submit failed", e->be->ops->name);
+	/*
+	 * What completed during the submit (inline writes to tmpfs, buffered
+	 * writes the kernel finished in io_uring_enter) is acknowledged in this
+	 * tick, not the next one.
+	 */
+	if (e->be->ops->inflight(e->be) != 0)
+		work += e->be->ops->poll(e->be, 256);
 	return work;
 }
 

@@ -64,6 +64,10 @@ struct stor_engine_opts {
 	                                 workers) raised to at least this (default 64; 0:
 	                                 the kernel's 4 x CPUs). A write that grows its
 	                                 file holds one until the device completes it */
+	enum stor_inline_mode inline_io; /* storage.io.inline: auto (default) serves files on
+	                                 tmpfs/ramfs with pwrite/pread on the owner thread
+	                                 instead of io_uring's worker threads; false: the
+	                                 ring for everything (stor_io.h) */
 	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
 	                                 throughput, not for the number of logs (an idle
 	                                 log's chunk is taken back, see stor_engine.c) */
@@ -83,6 +87,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
 /**
  * Set an engine option from a server.properties key:
  *   storage.direct.io          auto | true | false
+ *   storage.io.inline          auto | false
  *   storage.io.sqpoll          true | false
  *   storage.io.queue.depth     SQ entries
  *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
@@ -157,6 +162,8 @@ struct stor_engine_stats {
 	                              (io_uring's bounded io-wq workers), 0: not known */
 	uint64_t prealloc_failures; /* preallocation steps that failed (ENOSPC...): logged
 	                               once a minute at most */
+	unsigned inline_files;      /* open segment files served inline (storage.io.inline) */
+	uint64_t inline_ios;        /* writes, reads and syncs served inline so far */
 };
 
 /**

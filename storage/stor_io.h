@@ -76,9 +76,18 @@ struct stor_backend_ops {
 	 * -EAGAIN: queue full, try after a poll.
 	 */
 	int (*queue)(struct stor_backend *be, struct stor_io_req **reqs, unsigned n);
-	/* Submit everything queued (one system call at most). Returns count or -errno. */
+	/*
+	 * Submit everything queued: one system call for the ring at most, plus
+	 * one pwrite/pread per request the backend runs inline (files on a
+	 * RAM-backed file system, see stor_uring_opts.inline_io). Returns the
+	 * count of requests handed to the ring or -errno.
+	 */
 	int (*submit)(struct stor_backend *be);
-	/* Reap up to @max completions, calling req->done for each. Returns count. */
+	/*
+	 * Reap up to @max completions, calling req->done for each (requests run
+	 * inline by submit complete here too, never inside queue or submit).
+	 * Returns count.
+	 */
 	int (*poll)(struct stor_backend *be, unsigned max);
 	/*
 	 * Sleep until a completion is ready or @timeout_us passed (interrupt
@@ -97,6 +106,23 @@ struct stor_backend {
 	                        engine's descriptor budget, max_open_fds, does not apply) */
 	unsigned io_workers; /* kernel threads that may run blocking I/O at once (io_uring's
 	                        bounded io-wq workers), 0: not known */
+	unsigned inline_files; /* open files whose I/O runs inline on the owner thread */
+	uint64_t inline_ios;   /* requests completed that way, since creation */
+};
+
+/*
+ * Which files the io_uring backend serves without the ring (storage.io.inline).
+ * io_uring has no non-blocking buffered write for tmpfs/ramfs (no
+ * FOP_BUFFER_WASYNC; their O_DIRECT is the same page-cache copy): every
+ * write would go to an io-wq worker thread, which must be scheduled (on the
+ * reactor's own CPU: it inherits the affinity), copy, and post a CQE the
+ * reactor sees a tick later. A plain pwrite on the owner thread is the same
+ * copy without the hand-off (docs/storage.md "How writes complete").
+ */
+enum stor_inline_mode {
+	STOR_INLINE_AUTO = 0, /* files on tmpfs/ramfs: pwrite/pread on the owner thread,
+	                         fdatasync completes at once (nothing to sync) */
+	STOR_INLINE_OFF = 1,  /* every request through io_uring */
 };
 
 struct stor_uring_opts {
@@ -106,6 +132,10 @@ struct stor_uring_opts {
 	unsigned sqpoll_idle_ms;
 	unsigned io_workers;  /* raise the ring's bounded io-wq workers to at least this
 	                         (0: the kernel's default, 4 x CPUs at most the SQ size) */
+	enum stor_inline_mode inline_io; /* storage.io.inline (default auto) */
+	unsigned inline_max_files; /* files served inline at once, each holding a descriptor
+	                              (0: half the RLIMIT_NOFILE soft limit); past it new
+	                              files go through the ring */
 };
 
 /**
@@ -116,6 +146,12 @@ struct stor_uring_opts {
  * (no_fds): synchronous operations reopen its path while they run.
  * io_workers raises the ring's bounded io-wq worker limit (a refusal is
  * reported through @why; be->io_workers has the limit in force).
+ *
+ * With inline_io = STOR_INLINE_AUTO, a file opened on tmpfs or ramfs keeps
+ * a descriptor and its writes and reads run as plain pwrite/pread in
+ * submit() (fdatasync as no system call at all), completed by the next
+ * poll(); fallocate still goes through the ring. A chain that mixes such
+ * requests with ring ones goes through the ring whole.
  *
  * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
  * @return the backend, or NULL with errno set.

@@ -29,17 +29,37 @@
  * partitions at most 8 writes were at the device at once, whatever the
  * queue depth: that, not the reactor's CPU, bounded wide produce (measured:
  * docs/benchmarks.md "Scale"). uring_raise_workers() lifts the bound.
+ *
+ * tmpfs and ramfs have no non-blocking buffered write at all (io_uring's
+ * NOWAIT attempt needs FOP_BUFFER_WASYNC, which they lack, and their
+ * O_DIRECT is the same page-cache copy), so every write to them went to an
+ * io-wq worker on the reactor's CPU: the copy plus a thread hand-off and a
+ * wake-up per write, on the acks=1 path. Files there are served inline
+ * instead (storage.io.inline=auto): submit() runs their writes and reads as
+ * pwrite/pread on the owner thread, in queue order, and the next poll()
+ * completes them; their fdatasync has nothing to do and costs no system
+ * call. Such a file keeps its descriptor (also with fixed files), at most
+ * inline_max at once; later ones go through the ring.
  */
 #include "stor_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/magic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+/* A request served inline: queued until submit() runs it, completed by poll(). */
+struct uring_inl {
+	struct stor_io_req *req;
+	int res; /* bytes or -errno, set by submit() */
+};
 
 struct stor_uring {
 	struct stor_backend be; /* first: cast target */
@@ -51,14 +71,36 @@ struct stor_uring {
 	unsigned next_slot; /* where the search for a free slot starts */
 	unsigned cq_entries;
 	unsigned inflight; /* queued + submitted, not reaped */
-	int fixed_files;   /* 1: the files table is registered (and no fd is kept open) */
+	int fixed_files;   /* 1: the files table is registered (and no fd is kept open but
+	                      for inline files) */
 	int fixed_bufs;    /* 1: buffers registered */
+	uint8_t *inl;      /* handle -> 1: its writes, reads and syncs run inline */
+	enum stor_inline_mode inline_mode;
+	unsigned inline_max; /* inline files open at once at most (each holds a descriptor) */
+	/*
+	 * Inline requests, a ring of cq_entries (inflight bounds it): [iq_head,
+	 * iq_done) ran and wait for poll(), [iq_done, iq_tail) wait for submit().
+	 * Free-running counters, indexed modulo iq_cap.
+	 */
+	struct uring_inl *iq;
+	unsigned iq_cap, iq_head, iq_done, iq_tail;
 };
 
 static struct stor_uring *
 to_uring(struct stor_backend *be)
 {
 	return (struct stor_uring *)be;
+}
+
+/* tmpfs or ramfs: the page cache is the storage, nothing below it to wait for. */
+static bool
+ram_backed(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 }
 
 static int
@@ -68,6 +110,7 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 	int oflags = O_RDWR | O_CLOEXEC;
 	unsigned slot = 0;
 	char *copy;
+	bool inl;
 	int fd;
 
 	/* From the last slot taken: opening 10,000 partitions stays linear. */
@@ -88,15 +131,22 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 		free(copy);
 		return -errno;
 	}
+	inl = u->inline_mode == STOR_INLINE_AUTO && u->be.inline_files < u->inline_max &&
+	      ram_backed(fd);
 	if (u->fixed_files) {
 		int rc = io_uring_register_files_update(&u->ring, slot, &fd, 1);
-		close(fd); /* the table holds its own reference */
+		/* The table holds its own reference; inline I/O needs the descriptor. */
+		if (rc < 0 || !inl) {
+			close(fd);
+			fd = -1;
+		}
 		if (rc < 0) {
 			free(copy);
 			return rc;
 		}
-		fd = -1;
 	}
+	u->inl[slot] = inl;
+	u->be.inline_files += inl;
 	u->fds[slot] = fd;
 	u->paths[slot] = copy;
 	u->oflags[slot] = oflags;
@@ -123,6 +173,8 @@ uring_close(struct stor_backend *be, int handle)
 	if (u->fds[handle] >= 0 && close(u->fds[handle]) != 0 && rc == 0)
 		rc = -errno;
 	u->fds[handle] = -1;
+	u->be.inline_files -= u->inl[handle];
+	u->inl[handle] = 0;
 	free(u->paths[handle]);
 	u->paths[handle] = NULL;
 	return rc;
@@ -289,13 +341,37 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	return 0;
 }
 
+/* Served inline: a write, read or sync of an inline file (fallocate stays on the ring). */
+static bool
+req_inline(const struct stor_uring *u, const struct stor_io_req *req)
+{
+	if (req->file < 0 || (unsigned)req->file >= u->max_files || !u->inl[req->file])
+		return false;
+	return req->op == STOR_IO_WRITE || req->op == STOR_IO_READ ||
+	       req->op == STOR_IO_FDATASYNC;
+}
+
 static int
 uring_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 {
 	struct stor_uring *u = to_uring(be);
+	unsigned k = 0;
 
+	if (u->inflight + n > u->cq_entries)
+		return -EAGAIN;
+	/* A chain runs inline whole or through the ring whole, so its links keep their order. */
+	while (k < n && req_inline(u, reqs[k]))
+		k++;
+	if (k == n && n != 0) {
+		for (unsigned i = 0; i < n; i++) {
+			u->iq[u->iq_tail % u->iq_cap] = (struct uring_inl){.req = reqs[i]};
+			u->iq_tail++;
+			u->inflight++;
+		}
+		return 0;
+	}
 	/* All or none: a linked chain must not be cut by a full SQ. */
-	if (u->inflight + n > u->cq_entries || io_uring_sq_space_left(&u->ring) < n)
+	if (io_uring_sq_space_left(&u->ring) < n)
 		return -EAGAIN;
 	for (unsigned i = 0; i < n; i++) {
 		int rc = uring_queue_one(u, reqs[i]);
@@ -305,12 +381,63 @@ uring_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 	return 0;
 }
 
+/* Run one inline request: the bytes moved (all of them unless an error) or -errno. */
+static int
+inline_run(struct stor_uring *u, const struct stor_io_req *req)
+{
+	int fd = u->fds[req->file];
+	uint32_t done = 0;
+
+	if (req->op == STOR_IO_FDATASYNC)
+		return 0; /* tmpfs/ramfs: the page cache is all there is (noop_fsync) */
+	while (done < req->len) {
+		ssize_t n = req->op == STOR_IO_WRITE
+		                    ? pwrite(fd, (const uint8_t *)req->buf + done, req->len - done,
+		                             (off_t)(req->off + done))
+		                    : pread(fd, (uint8_t *)req->buf + done, req->len - done,
+		                            (off_t)(req->off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break; /* a read at the end of the file: short, as the ring would say */
+		done += (uint32_t)n;
+	}
+	return (int)done;
+}
+
+/*
+ * Run the queued inline requests in order. As on the ring, a request linked
+ * to one that failed or came up short is cancelled (-ECANCELED).
+ */
+static void
+inline_submit(struct stor_uring *u)
+{
+	bool cancel = false;
+
+	for (; u->iq_done != u->iq_tail; u->iq_done++) {
+		struct uring_inl *q = &u->iq[u->iq_done % u->iq_cap];
+		const struct stor_io_req *req = q->req;
+
+		q->res = cancel ? -ECANCELED : inline_run(u, req);
+		if (req->link_next)
+			cancel = cancel || q->res < 0 ||
+			         (req->op != STOR_IO_FDATASYNC && q->res != (int)req->len);
+		else
+			cancel = false;
+		u->be.inline_ios++;
+	}
+}
+
 static int
 uring_submit(struct stor_backend *be)
 {
 	struct stor_uring *u = to_uring(be);
 	int rc;
 
+	if (u->iq_done != u->iq_tail)
+		inline_submit(u);
 	if (io_uring_sq_ready(&u->ring) == 0)
 		return 0;
 	do {
@@ -326,6 +453,15 @@ uring_poll(struct stor_backend *be, unsigned max)
 	struct io_uring_cqe *cqes[64];
 	int total = 0;
 
+	/* Inline requests submit() ran; those done() queues now wait for the next submit. */
+	while (u->iq_head != u->iq_done && (unsigned)total < max) {
+		struct uring_inl q = u->iq[u->iq_head % u->iq_cap];
+
+		u->iq_head++;
+		u->inflight--;
+		q.req->done(q.req, q.res);
+		total++;
+	}
 	while ((unsigned)total < max) {
 		unsigned want = max - (unsigned)total;
 		unsigned n = io_uring_peek_batch_cqe(&u->ring, cqes, want < 64 ? want : 64);
@@ -363,6 +499,11 @@ uring_wait(struct stor_backend *be, unsigned timeout_us)
 	};
 	struct io_uring_cqe *cqe;
 
+	/* Inline requests never wait: run the queued ones, poll() completes them. */
+	if (u->iq_head != u->iq_tail) {
+		inline_submit(u);
+		return 0;
+	}
 	if (u->inflight == 0)
 		return -ETIME;
 	/* Also submits anything queued; the CQE stays for poll() to reap. */
@@ -375,6 +516,8 @@ uring_inflight(struct stor_backend *be)
 	return to_uring(be)->inflight;
 }
 
+static void uring_free(struct stor_uring *u);
+
 static void
 uring_destroy(struct stor_backend *be)
 {
@@ -386,10 +529,7 @@ uring_destroy(struct stor_backend *be)
 		free(u->paths[i]);
 	}
 	io_uring_queue_exit(&u->ring);
-	free(u->fds);
-	free(u->paths);
-	free(u->oflags);
-	free(u);
+	uring_free(u);
 }
 
 static const struct stor_backend_ops uring_ops = {
@@ -449,9 +589,22 @@ uring_raise_workers(struct io_uring *ring, unsigned want)
 	return vals[0];
 }
 
+/* Free what stor_uring_create() allocated (the ring not initialised). */
+static void
+uring_free(struct stor_uring *u)
+{
+	free(u->fds);
+	free(u->paths);
+	free(u->oflags);
+	free(u->inl);
+	free(u->iq);
+	free(u);
+}
+
 struct stor_backend *
 stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 {
+	unsigned depth = opts->queue_depth ? opts->queue_depth : 256;
 	struct io_uring_params p;
 	struct stor_uring *u;
 	int rc;
@@ -466,42 +619,57 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	u->fds = malloc(sizeof(int) * u->max_files);
 	u->paths = calloc(u->max_files, sizeof(char *));
 	u->oflags = calloc(u->max_files, sizeof(int));
-	if (u->fds == NULL || u->paths == NULL || u->oflags == NULL) {
-		free(u->fds);
-		free(u->paths);
-		free(u->oflags);
-		free(u);
+	u->inl = calloc(u->max_files, 1);
+	if (u->fds == NULL || u->paths == NULL || u->oflags == NULL || u->inl == NULL) {
+		uring_free(u);
 		errno = ENOMEM;
 		return NULL;
 	}
 	for (unsigned i = 0; i < u->max_files; i++)
 		u->fds[i] = -1;
+	u->inline_mode = opts->inline_io;
+	u->inline_max = opts->inline_max_files;
+	if (u->inline_max == 0) {
+		struct rlimit rl;
+
+		/* Half the descriptors: the other half stays for sockets and the rest. */
+		u->inline_max = 512;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+			u->inline_max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur / 2 > (1u << 20)
+			                        ? 1u << 20
+			                        : (unsigned)(rl.rlim_cur / 2);
+	}
 
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_CQSIZE;
-	p.cq_entries = 2 * (opts->queue_depth ? opts->queue_depth : 256);
+	p.cq_entries = 2 * depth;
 	if (opts->sqpoll) {
 		p.flags |= IORING_SETUP_SQPOLL;
 		p.sq_thread_idle = opts->sqpoll_idle_ms ? opts->sqpoll_idle_ms : 100;
 	}
-	rc = io_uring_queue_init_params(opts->queue_depth ? opts->queue_depth : 256, &u->ring, &p);
+	rc = io_uring_queue_init_params(depth, &u->ring, &p);
 	if (rc < 0 && opts->sqpoll) {
 		/* SQPOLL needs privileges on older kernels: run without it. */
 		p.flags &= ~IORING_SETUP_SQPOLL;
-		rc = io_uring_queue_init_params(opts->queue_depth ? opts->queue_depth : 256,
-		                                &u->ring, &p);
+		rc = io_uring_queue_init_params(depth, &u->ring, &p);
 		if (why != NULL)
 			*why = "SQPOLL refused, polling from the reactor";
 	}
 	if (rc < 0) {
-		free(u->fds);
-		free(u->paths);
-		free(u->oflags);
-		free(u);
+		uring_free(u);
 		errno = -rc;
 		return NULL;
 	}
 	u->cq_entries = p.cq_entries;
+	/* inflight (ring and inline together) stays within cq_entries: the ring never fills. */
+	u->iq_cap = p.cq_entries;
+	u->iq = calloc(u->iq_cap, sizeof(*u->iq));
+	if (u->iq == NULL) {
+		io_uring_queue_exit(&u->ring);
+		uring_free(u);
+		errno = ENOMEM;
+		return NULL;
+	}
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
 	if (!u->fixed_files && why != NULL)
 		*why = "fixed files refused, using plain fds";

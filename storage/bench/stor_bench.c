@@ -8,7 +8,11 @@
  *       of acknowledged bytes and append latency (call to completion)
  *       percentiles as key=value. Environment: STOR_BENCH_SEGMENT_MIB
  *       (segment size, default 128), STOR_BENCH_PREALLOCATE_BYTES (the
- *       storage.preallocate.bytes of every log; default: the library's).
+ *       storage.preallocate.bytes of every log; default: the library's),
+ *       STOR_BENCH_ENGINE="key=value ..." (engine keys, stor_engine_opts_set,
+ *       e.g. "storage.io.inline=false storage.direct.io=false"). Also prints
+ *       the process's CPU time per MB acknowledged (io_uring's worker threads
+ *       included: they belong to the process) and the writes' mean size.
  *   stor_bench fill    DIR MIB
  *       Append MIB of batches to one log, print "ready" once every append is
  *       acknowledged, then keep the process alive (the script kills it -9).
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +104,17 @@ on_ack(void *arg, int rc, int64_t base)
 	o->t0 = 0;
 }
 
+/* CPU seconds of the whole process (all threads, io_uring's workers included). */
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -116,6 +132,22 @@ engine(unsigned parts)
 	o.chunk_bytes = 1u << 20;
 	o.chunk_count = parts * 3 + 8;
 	o.queue_depth = 512;
+	if (getenv("STOR_BENCH_ENGINE") != NULL) {
+		char buf[1024], *save = NULL;
+
+		snprintf(buf, sizeof(buf), "%s", getenv("STOR_BENCH_ENGINE"));
+		for (char *kv = strtok_r(buf, " ,", &save); kv != NULL;
+		     kv = strtok_r(NULL, " ,", &save)) {
+			char *eq = strchr(kv, '=');
+			if (eq == NULL)
+				return NULL;
+			*eq = '\0';
+			if (stor_engine_opts_set(&o, kv, eq + 1) != 0) {
+				fprintf(stderr, "STOR_BENCH_ENGINE: bad %s=%s\n", kv, eq + 1);
+				return NULL;
+			}
+		}
+	}
 	return stor_engine_create(&o);
 }
 
@@ -161,6 +193,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 		ops[i].acked = &acked;
 		ops[i].batch = bsize;
 	}
+	double cpu0 = cpu_s();
 	uint64_t t_start = now_ns(), t_end = t_start + (uint64_t)(seconds * 1e9);
 	uint64_t submitted = 0;
 	size_t next_op = 0;
@@ -192,6 +225,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 			stor_engine_wait(e, 1000); /* interrupt mode: sleep until a completion */
 	}
 	uint64_t t_stop = now_ns();
+	double cpu = cpu_s() - cpu0;
 	double secs = (double)(t_stop - t_start) / 1e9;
 	uint64_t acked_at_stop = acked;
 	stor_engine_drain(e);
@@ -199,10 +233,13 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 		stor_log_close(p[i].log);
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("partitions=%u durable=%d batch_bytes=%zu prealloc_step=%llu seconds=%.2f "
-	       "mib_acked=%.1f MBps=%.1f appends=%zu p50_us=%.1f p99_us=%.1f backend=%s\n",
-	       parts, durable, bsize, (unsigned long long)cfg.preallocate_bytes, secs, (double)acked_at_stop / (1 << 20),
-	       (double)acked_at_stop / secs / 1e6, nlat, nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
-	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e));
+	       "mib_acked=%.1f MBps=%.1f appends=%zu p50_us=%.1f p99_us=%.1f backend=%s "
+	       "cpu_ms_per_mb=%.3f\n",
+	       parts, durable, bsize, (unsigned long long)cfg.preallocate_bytes, secs,
+	       (double)acked_at_stop / (1 << 20), (double)acked_at_stop / secs / 1e6, nlat,
+	       nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
+	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e),
+	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0);
 	stor_engine_destroy(e);
 	free(lat);
 	free(batch);

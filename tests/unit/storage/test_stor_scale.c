@@ -177,6 +177,8 @@ test_files_hold_no_fds(void **state)
 	o.chunk_count = 8;
 	o.max_files = 512;
 	o.max_open_fds = 32; /* descriptors only: not for fixed files */
+	/* The ring's files: tmpfs files served inline keep a descriptor (test_stor_uring). */
+	o.inline_io = STOR_INLINE_OFF;
 	struct stor_engine *e = stor_engine_create(&o);
 	assert_non_null(e);
 	stor_engine_stats(e, &st);

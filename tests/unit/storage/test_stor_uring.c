@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the io_uring backend's inline path (storage.io.inline,
+ * stor_uring.c): files on tmpfs (/dev/shm) are written and read with
+ * pwrite/pread on the calling thread instead of io_uring's worker threads.
+ * - a write and its linked fdatasync: nothing happens at queue, the bytes
+ *   are in the file after submit, done() runs only from poll(), in queue
+ *   order across files; no io-wq worker thread exists in the process (a
+ *   buffered write to tmpfs through the ring always creates one: io-wq
+ *   belongs to the thread and its idle workers linger, so this case runs
+ *   first, before any test puts I/O on a ring);
+ * - storage.io.inline=false: the same requests through the ring (a worker
+ *   appears), the same bytes;
+ * - a failing write (EFAULT) cancels the request linked to it, as the ring
+ *   does; a read past the end comes back short; wait() runs queued inline
+ *   requests at once; a chain mixing an inline write and a fallocate goes
+ *   through the ring whole; at most inline_max_files files are inline; a
+ *   file on the build directory's file system is never inline;
+ * - through the engine: appends to logs on /dev/shm are acknowledged by the
+ *   same stor_engine_poll() that wrote them, read back before and after a
+ *   clean restart, the engine's stats count the inline files and requests,
+ *   and stor_engine_opts_set parses the key.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
+#include "stor_test_util.h"
+
+#define NFILES 3
+#define WLEN (16u << 10)
+
+/* Completions seen, in order. */
+static struct {
+	struct stor_io_req *req;
+	int res;
+} g_done[64];
+static unsigned g_ndone;
+
+static void
+on_done(struct stor_io_req *req, int res)
+{
+	assert_true(g_ndone < sizeof(g_done) / sizeof(g_done[0]));
+	g_done[g_ndone].req = req;
+	g_done[g_ndone].res = res;
+	g_ndone++;
+}
+
+/* io_uring's worker threads of this process ("iou-wrk-<tid>" in /proc). */
+static int
+io_workers_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[300], comm[64] = "";
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "iou-wrk", 7) == 0)
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool
+dev_shm_is_tmpfs(void)
+{
+	struct statfs sf;
+
+	return statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+static struct stor_backend *
+backend(enum stor_inline_mode mode, unsigned inline_max)
+{
+	struct stor_uring_opts uo = {
+	        .queue_depth = 32, .max_files = 64, .inline_io = mode,
+	        .inline_max_files = inline_max};
+	struct stor_backend *be = stor_uring_create(&uo, NULL);
+
+	assert_non_null(be);
+	return be;
+}
+
+static int
+bopen(struct stor_backend *be, const char *dir, int i)
+{
+	char path[4200];
+	int h = -1;
+
+	snprintf(path, sizeof(path), "%s/f%d", dir, i);
+	assert_int_equal(be->ops->open(be, path, STOR_OPEN_CREATE, &h), 0);
+	return h;
+}
+
+static void
+fill(uint8_t *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed * 31 + i * 7);
+}
+
+/* The file's bytes at [off, off + len) equal @want (read with a plain descriptor). */
+static void
+check_file(const char *dir, int i, uint64_t off, const uint8_t *want, size_t len)
+{
+	char path[4200];
+	uint8_t *got = malloc(len);
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/f%d", dir, i);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, got, len, (off_t)off), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	close(fd);
+	free(got);
+}
+
+/*
+ * A write + linked fdatasync per file on NFILES tmpfs files, in one submit:
+ * @inline_mode decides the path; both give the same bytes and completions.
+ */
+static void
+write_sync_round(enum stor_inline_mode mode)
+{
+	char *dir = tu_tmpdir("/dev/shm");
+	struct stor_backend *be = backend(mode, 0);
+	static struct stor_io_req w[NFILES], s[NFILES];
+	uint8_t *buf[NFILES];
+	int h[NFILES];
+
+	g_ndone = 0;
+	for (int i = 0; i < NFILES; i++) {
+		h[i] = bopen(be, dir, i);
+		buf[i] = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+		fill(buf[i], WLEN, (unsigned)i);
+	}
+	assert_int_equal(be->inline_files, mode == STOR_INLINE_AUTO ? NFILES : 0);
+	for (int i = 0; i < NFILES; i++) {
+		struct stor_io_req *chain[2] = {&w[i], &s[i]};
+
+		w[i] = (struct stor_io_req){.op = STOR_IO_WRITE, .link_next = 1, .buf_index = -1,
+		                            .file = h[i], .buf = buf[i], .len = WLEN,
+		                            .off = 4096u * (unsigned)i, .done = on_done};
+		s[i] = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1, .file = h[i],
+		                            .done = on_done};
+		assert_int_equal(be->ops->queue(be, chain, 2), 0);
+	}
+	assert_int_equal(be->ops->inflight(be), 2 * NFILES);
+	if (mode == STOR_INLINE_AUTO) {
+		uint64_t size = 1;
+
+		/* Queued only: no byte written, nothing completed. */
+		assert_int_equal(be->ops->size(be, h[0], &size), 0);
+		assert_int_equal(size, 0);
+		assert_int_equal(be->ops->poll(be, 64), 0);
+		assert_true(be->ops->submit(be) >= 0);
+		/* Written by submit, completed only by poll. */
+		assert_int_equal(g_ndone, 0);
+		assert_int_equal(be->ops->size(be, h[0], &size), 0);
+		assert_int_equal(size, WLEN);
+		assert_int_equal(be->ops->poll(be, 64), 2 * NFILES);
+		assert_int_equal(be->inline_ios, 2 * NFILES);
+	} else {
+		assert_true(be->ops->submit(be) >= 0);
+		while (g_ndone < 2 * NFILES) {
+			be->ops->wait(be, 100000);
+			be->ops->poll(be, 64);
+		}
+		assert_int_equal(be->inline_ios, 0);
+	}
+	assert_int_equal(g_ndone, 2 * NFILES);
+	assert_int_equal(be->ops->inflight(be), 0);
+	for (unsigned k = 0; k < g_ndone; k++) {
+		const struct stor_io_req *r = g_done[k].req;
+
+		assert_int_equal(g_done[k].res, r->op == STOR_IO_WRITE ? (int)WLEN : 0);
+	}
+	if (mode == STOR_INLINE_AUTO) {
+		/* Queue order: each file's write, then its sync. */
+		for (int i = 0; i < NFILES; i++) {
+			assert_ptr_equal(g_done[2 * i].req, &w[i]);
+			assert_ptr_equal(g_done[2 * i + 1].req, &s[i]);
+		}
+		/* No worker thread took any of it. */
+		assert_int_equal(io_workers_now(), 0);
+	} else {
+		/* tmpfs has no non-blocking buffered write: the ring handed them to io-wq. */
+		assert_true(io_workers_now() > 0);
+	}
+	for (int i = 0; i < NFILES; i++) {
+		check_file(dir, i, 4096u * (unsigned)i, buf[i], WLEN);
+		assert_int_equal(be->ops->close(be, h[i]), 0);
+		free(buf[i]);
+	}
+	assert_int_equal(be->inline_files, 0);
+	be->ops->destroy(be);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static void
+test_inline_write_sync(void **state)
+{
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	write_sync_round(STOR_INLINE_AUTO);
+}
+
+static void
+test_ring_write_sync(void **state)
+{
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	write_sync_round(STOR_INLINE_OFF);
+}
+
+/* A write that fails cancels its linked sync; an unlinked request after it still runs. */
+static void
+test_inline_link_cancel(void **state)
+{
+	char *dir;
+	struct stor_backend *be;
+	struct stor_io_req w, s, w2;
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+	int h;
+
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	dir = tu_tmpdir("/dev/shm");
+	be = backend(STOR_INLINE_AUTO, 0);
+	h = bopen(be, dir, 0);
+	fill(buf, WLEN, 9);
+	g_ndone = 0;
+	/* An unmapped source buffer: pwrite fails with EFAULT before copying a byte. */
+	w = (struct stor_io_req){.op = STOR_IO_WRITE, .link_next = 1, .buf_index = -1, .file = h,
+	                         .buf = (void *)(uintptr_t)4096, .len = WLEN, .done = on_done};
+	s = (struct stor_io_req){.op = STOR_IO_FDATASYNC, .buf_index = -1, .file = h,
+	                         .done = on_done};
+	w2 = (struct stor_io_req){.op = STOR_IO_WRITE, .buf_index = -1, .file = h, .buf = buf,
+	                          .len = WLEN, .off = WLEN, .done = on_done};
+	struct stor_io_req *chain[2] = {&w, &s}, *one[1] = {&w2};
+	assert_int_equal(be->ops->queue(be, chain, 2), 0);
+	assert_int_equal(be->ops->queue(be, one, 1), 0);
+	assert_true(be->ops->submit(be) >= 0);
+	assert_int_equal(be->ops->poll(be, 64), 3);
+	assert_int_equal(g_ndone, 3);
+	assert_ptr_equal(g_done[0].req, &w);
+	assert_int_equal(g_done[0].res, -EFAULT);
+	assert_ptr_equal(g_done[1].req, &s);
+	assert_int_equal(g_done[1].res, -ECANCELED);
+	assert_ptr_equal(g_done[2].req, &w2);
+	assert_int_equal(g_done[2].res, (int)WLEN);
+	check_file(dir, 0, WLEN, buf, WLEN);
+	be->ops->close(be, h);
+	be->ops->destroy(be);
+	free(buf);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/* Reads: whole, short at the end of the file; wait() runs queued requests at once. */
+static void
+test_inline_read_and_wait(void **state)
+{
+	char *dir;
+	struct stor_backend *be;
+	struct stor_io_req w, r1, r2;
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+	uint8_t *rb = aligned_alloc(STOR_BLOCK_SIZE, 2 * WLEN);
+	int h;
+
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	dir = tu_tmpdir("/dev/shm");
+	be = backend(STOR_INLINE_AUTO, 0);
+	h = bopen(be, dir, 0);
+	fill(buf, WLEN, 3);
+	g_ndone = 0;
+	w = (struct stor_io_req){.op = STOR_IO_WRITE, .buf_index = -1, .file = h, .buf = buf,
+	                         .len = WLEN, .done = on_done};
+	struct stor_io_req *one[1] = {&w};
+	assert_int_equal(be->ops->queue(be, one, 1), 0);
+	/* wait() with an inline request queued: no sleep, the request runs. */
+	assert_int_equal(be->ops->wait(be, 5000000), 0);
+	assert_int_equal(be->ops->poll(be, 64), 1);
+	assert_int_equal(g_done[0].res, (int)WLEN);
+	/* Nothing in flight: wait() says so at once. */
+	assert_int_equal(be->ops->wait(be, 5000000), -ETIME);
+
+	r1 = (struct stor_io_req){.op = STOR_IO_READ, .buf_index = -1, .file = h, .buf = rb,
+	                          .len = 8192, .off = 4096, .done = on_done};
+	r2 = (struct stor_io_req){.op = STOR_IO_READ, .buf_index = -1, .file = h, .buf = rb + WLEN,
+	                          .len = WLEN, .off = 8192, .done = on_done};
+	struct stor_io_req *two[2] = {&r1, &r2};
+	assert_int_equal(be->ops->queue(be, two, 2), 0);
+	assert_true(be->ops->submit(be) >= 0);
+	assert_int_equal(be->ops->poll(be, 1), 1); /* @max is kept */
+	assert_int_equal(be->ops->poll(be, 64), 1);
+	assert_int_equal(g_done[1].res, 8192);
+	assert_memory_equal(rb, buf + 4096, 8192);
+	assert_int_equal(g_done[2].res, (int)(WLEN - 8192)); /* short: the file ends */
+	assert_memory_equal(rb + WLEN, buf + 8192, WLEN - 8192);
+	assert_int_equal(be->inline_ios, 3);
+	be->ops->close(be, h);
+	be->ops->destroy(be);
+	free(buf);
+	free(rb);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+/*
+ * A chain of an inline write and a fallocate goes through the ring whole;
+ * past inline_max_files, files are the ring's; the build directory's file
+ * system (not RAM-backed) is never inline.
+ */
+static void
+test_inline_limits(void **state)
+{
+	char *dir, *disk;
+	struct stor_backend *be;
+	struct stor_io_req w, a;
+	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+	struct statfs sf;
+	int h0, h1, h2;
+
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	dir = tu_tmpdir("/dev/shm");
+	disk = tu_tmpdir("");
+	be = backend(STOR_INLINE_AUTO, 1);
+	h0 = bopen(be, dir, 0);
+	h1 = bopen(be, dir, 1);
+	assert_int_equal(be->inline_files, 1); /* the limit */
+	assert_int_equal(statfs(disk, &sf), 0);
+	h2 = bopen(be, disk, 2);
+	assert_int_equal(be->inline_files, 1);
+	if (sf.f_type != TMPFS_MAGIC && sf.f_type != RAMFS_MAGIC) {
+		/* Close the inline one: the disk file opened after it stays the ring's. */
+		assert_int_equal(be->ops->close(be, h2), 0);
+		assert_int_equal(be->ops->close(be, h0), 0);
+		assert_int_equal(be->inline_files, 0);
+		h2 = bopen(be, disk, 2);
+		assert_int_equal(be->inline_files, 0);
+		h0 = bopen(be, dir, 0);
+		assert_int_equal(be->inline_files, 1);
+	}
+	fill(buf, WLEN, 5);
+	g_ndone = 0;
+	w = (struct stor_io_req){.op = STOR_IO_WRITE, .link_next = 1, .buf_index = -1,
+	                         .file = h0, .buf = buf, .len = WLEN, .done = on_done};
+	a = (struct stor_io_req){.op = STOR_IO_FALLOCATE, .buf_index = -1, .file = h0,
+	                         .off = 0, .len = 4 * WLEN, .done = on_done};
+	struct stor_io_req *chain[2] = {&w, &a};
+	assert_int_equal(be->ops->queue(be, chain, 2), 0);
+	assert_true(be->ops->submit(be) >= 0);
+	while (g_ndone < 2) {
+		be->ops->wait(be, 100000);
+		be->ops->poll(be, 64);
+	}
+	assert_int_equal(be->inline_ios, 0); /* the ring did both */
+	assert_ptr_equal(g_done[0].req, &w);
+	assert_int_equal(g_done[0].res, (int)WLEN);
+	assert_ptr_equal(g_done[1].req, &a);
+	assert_int_equal(g_done[1].res, 0);
+	check_file(dir, 0, 0, buf, WLEN);
+	uint64_t size = 0;
+	assert_int_equal(be->ops->size(be, h0, &size), 0);
+	assert_int_equal(size, 4 * WLEN);
+	be->ops->close(be, h0);
+	be->ops->close(be, h1);
+	be->ops->close(be, h2);
+	assert_int_equal(be->inline_files, 0);
+	be->ops->destroy(be);
+	free(buf);
+	tu_rm_rf(dir);
+	tu_rm_rf(disk);
+	free(dir);
+	free(disk);
+}
+
+/* ---- through the engine ------------------------------------------------- */
+
+#define ELOGS 4
+#define EBATCHES 44 /* 40 in the first pass, 4 more after the restart */
+
+static unsigned g_acks;
+
+static void
+on_ack(void *arg, int rc, int64_t base)
+{
+	(void)arg;
+	(void)base;
+	assert_int_equal(rc, 0);
+	g_acks++;
+}
+
+/* Every batch of @log read back (tail cache or inline disk reads) equals what was appended. */
+static void
+check_log(struct stor_engine *e, struct stor_log *log, uint8_t (*want)[8192], const size_t *len,
+          int n)
+{
+	size_t bsz = stor_read_buf_size(64 << 10);
+	uint8_t *rbuf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
+	int64_t next = 0;
+	int k = 0;
+
+	while (next < stor_log_end_offset(log)) {
+		struct stor_read rd = {.buf = rbuf, .buf_size = bsz};
+		size_t pos = 0;
+
+		assert_int_equal(tu_read(e, log, &rd, next, 64 << 10), 0);
+		assert_true(rd.len > 0);
+		while (pos < rd.len) {
+			uint32_t blen = 12u + ((uint32_t)rd.data[pos + 8] << 24 |
+			                       (uint32_t)rd.data[pos + 9] << 16 |
+			                       (uint32_t)rd.data[pos + 10] << 8 | rd.data[pos + 11]);
+			assert_true(k < n);
+			assert_int_equal(blen, len[k]);
+			/* Past baseOffset (the log sets it), byte for byte. */
+			assert_memory_equal(rd.data + pos + 8, want[k] + 8, blen - 8);
+			pos += blen;
+			k++;
+		}
+		next = rd.next_offset;
+		stor_read_release(&rd);
+	}
+	assert_int_equal(k, n);
+	free(rbuf);
+}
+
+/*
+ * Four logs on /dev/shm, default options: every tick's appends (durable
+ * ones with their fdatasync) are acknowledged by the poll that wrote them
+ * (two when a roll's sync of the old segment comes first), read back before
+ * and after a clean restart.
+ */
+static void
+test_engine_inline(void **state)
+{
+	static uint8_t want[ELOGS][EBATCHES][8192];
+	static size_t wlen[ELOGS][EBATCHES];
+	struct stor_engine_opts o;
+	struct stor_engine_stats st;
+	struct stor_log_config cfg;
+	struct stor_log *logs[ELOGS];
+	char dir[4200];
+	char *root;
+	int err = 0, one_poll = 0;
+
+	(void)state;
+	stor_engine_opts_init(&o);
+	assert_int_equal(o.inline_io, STOR_INLINE_AUTO);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline", "false"), 0);
+	assert_int_equal(o.inline_io, STOR_INLINE_OFF);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline", "true"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline", "auto"), 0);
+	assert_int_equal(o.inline_io, STOR_INLINE_AUTO);
+	if (!dev_shm_is_tmpfs())
+		skip();
+	root = tu_tmpdir("/dev/shm");
+	o.chunk_bytes = 256 << 10;
+	o.chunk_count = 8;
+	for (int pass = 0; pass < 2; pass++) {
+		struct stor_engine *e = stor_engine_create(&o);
+		int from = pass == 0 ? 0 : 40, to = pass == 0 ? 40 : EBATCHES;
+
+		assert_non_null(e);
+		stor_log_config_init(&cfg);
+		cfg.segment_bytes = 64 << 10; /* two rolls per log in the first pass */
+		cfg.preallocate = false;
+		for (int i = 0; i < ELOGS; i++) {
+			snprintf(dir, sizeof(dir), "%s/p-%d", root, i);
+			logs[i] = stor_log_open(e, dir, &cfg, &err);
+			assert_non_null(logs[i]);
+		}
+		for (int k = from; k < to; k++) {
+			int polls = 0;
+
+			g_acks = 0;
+			for (int i = 0; i < ELOGS; i++) {
+				wlen[i][k] = tu_batch(want[i][k], sizeof(want[i][k]), 3, 1000 + k,
+				                      1000 + (size_t)(k * 7 % 200),
+				                      (unsigned)(k * ELOGS + i), NULL);
+				assert_true(wlen[i][k] > 0);
+				assert_int_equal(stor_log_append(logs[i], want[i][k], wlen[i][k],
+				                                 k % 2 ? STOR_APPEND_DURABLE : 0,
+				                                 on_ack, NULL, NULL),
+				                 0);
+			}
+			while (g_acks < ELOGS && polls < 2) {
+				stor_engine_poll(e);
+				polls++;
+			}
+			assert_int_equal(g_acks, ELOGS);
+			one_poll += polls == 1;
+		}
+		/* Through the ring (io-wq), the first poll would not have seen the writes done. */
+		assert_true(one_poll >= (pass == 0 ? 30 : 34));
+		stor_engine_stats(e, &st);
+		assert_true(st.inline_files >= ELOGS);
+		assert_true(st.inline_ios >= (uint64_t)(to - from) * ELOGS);
+		for (int i = 0; i < ELOGS; i++) {
+			check_log(e, logs[i], want[i], wlen[i], to);
+			assert_int_equal(stor_log_close(logs[i]), 0);
+		}
+		stor_engine_stats(e, &st);
+		assert_int_equal(st.inline_files, 0);
+		stor_engine_destroy(e);
+	}
+	tu_rm_rf(root);
+	free(root);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_inline_write_sync),
+	        cmocka_unit_test(test_ring_write_sync),
+	        cmocka_unit_test(test_inline_link_cancel),
+	        cmocka_unit_test(test_inline_read_and_wait),
+	        cmocka_unit_test(test_inline_limits),
+	        cmocka_unit_test(test_engine_inline),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
