@@ -12,7 +12,9 @@
  * pauses). The client runs one workload against such a server:
  *	--mode echo      --conns C --count N --size S: N round trips of S bytes
  *	                 per connection (N 0: for --duration seconds, then close);
- *	                 reports round trips/s, p50, p99 and p99.9
+ *	                 reports round trips/s, p50, p99 and p99.9; --rate R: R
+ *	                 round trips per second per connection, each timed from
+ *	                 when it was due (open loop, as slipstream-load's e2e)
  *	--mode source    --bytes B: sends B bytes to the server's sink (checked
  *	                 there, report read back); Gbit/s
  *	--mode sink      --bytes B: receives B bytes from the server's source,
@@ -69,6 +71,7 @@ struct np_opts {
 	bool trust_cksum;
 	const char *impair;
 	uint32_t idle_us;
+	double rate;	/* echo: round trips per second per connection, 0: back to back */
 	uint32_t max_conns;
 	uint32_t rcvbuf, sndbuf;
 	uint32_t backlog;
@@ -98,7 +101,9 @@ struct np_conn {
 	/* client */
 	uint64_t done_msgs;
 	uint32_t got;			/* bytes of the current echo / report */
-	uint64_t t_send;		/* TSC of the current request */
+	uint64_t t_send;		/* TSC of the current request (with --rate: when it was due) */
+	uint64_t due;			/* --rate: TSC the next request is due at */
+	bool due_wait;			/* --rate: the next request waits for its due time */
 	uint8_t report[16];
 };
 
@@ -557,6 +562,14 @@ cli_send_msg(struct np_conn *c)
 		memcpy(msg, pat, sizeof(msg));
 	c->got = 0;
 	c->t_send = rte_rdtsc();
+	if (o.rate > 0) {
+		/* Open loop: timed from when it was due, so a stall of either side
+		 * counts for every round trip due meanwhile, as a producer's records. */
+		if (c->due == 0)
+			c->due = c->t_send;
+		c->t_send = c->due;
+		c->due += (uint64_t)((double)tsc_hz / o.rate);
+	}
 	if (net_tcp_send(c->c, msg, o.size) != (int)o.size)
 		fail("no send space for a request");
 }
@@ -636,7 +649,10 @@ cli_data(void *arg, struct net_tcp_conn *tc, struct rte_mbuf *m, uint32_t len)
 		c->done_msgs++;
 		if (strcmp(o.mode, "echo") == 0 &&
 				(o.count == 0 ? now_us() < echo_end_us : c->done_msgs < o.count)) {
-			cli_send_msg(c);
+			if (o.rate > 0 && rte_rdtsc() < c->due)
+				c->due_wait = true; /* sent by the main loop when due */
+			else
+				cli_send_msg(c);
 		} else if (strcmp(o.mode, "conns") == 0) {
 			if (conns_all_echoed() && !all_open_done) {
 				all_open_done = true;
@@ -726,6 +742,19 @@ cli_next(uint32_t lane)
 		return;
 	}
 	started_conns++;
+}
+
+/* --rate: the earliest due time of a lane waiting to send (TSC), or UINT64_MAX. */
+static uint64_t
+cli_next_due(void)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (uint32_t i = 0; o.rate > 0 && i < o.conns; i++) {
+		if (lanes[i].due_wait && lanes[i].due < next)
+			next = lanes[i].due;
+	}
+	return next;
 }
 
 static bool
@@ -831,7 +860,7 @@ usage(void)
 		"  [--mask N] [--gw A.B.C.D] [--peer A.B.C.D] [--port P] [--mtu M]\n"
 		"  [--mode echo|source|sink|cycles|conns] [--size S] [--count N] [--conns C]\n"
 		"  [--bytes B] [--duration SEC] [--trust-rx-cksum] [--impair SPEC]\n"
-		"  [--idle-us U] [--max-conns N] [--rcvbuf B] [--sndbuf B] [--backlog N]\n"
+		"  [--idle-us U] [--rate R] [--max-conns N] [--rcvbuf B] [--sndbuf B] [--backlog N]\n"
 		"  [--mbufs N] [--port-id ID] [--no-syncookies] [--tso]\n");
 }
 
@@ -856,6 +885,7 @@ parse_opts(int argc, char **argv)
 		{ "trust-rx-cksum", no_argument, NULL, 't' },
 		{ "impair", required_argument, NULL, 'I' },
 		{ "idle-us", required_argument, NULL, 'u' },
+		{ "rate", required_argument, NULL, 'R' },
 		{ "max-conns", required_argument, NULL, 'x' },
 		{ "rcvbuf", required_argument, NULL, 'r' },
 		{ "sndbuf", required_argument, NULL, 'w' },
@@ -906,6 +936,7 @@ parse_opts(int argc, char **argv)
 		case 't': o.trust_cksum = true; break;
 		case 'I': o.impair = optarg; break;
 		case 'u': o.idle_us = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'R': o.rate = atof(optarg); break;
 		case 'x': o.max_conns = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'r': o.rcvbuf = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'w': o.sndbuf = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -1062,13 +1093,30 @@ main(int argc, char **argv)
 
 		if (net_port_poll(st, &q, t) == 0) {
 			if (o.idle_us != 0 && ++idle >= 256) {
-				struct timespec ts = { 0, (long)o.idle_us * 1000 };
+				uint64_t us = o.idle_us, next = cli_next_due();
+				struct timespec ts;
 
+				if (next != UINT64_MAX) { /* --rate: not past a request's due time */
+					uint64_t now = rte_rdtsc();
+					uint64_t left = next > now ? (next - now) * 1000000 / tsc_hz : 0;
+					us = left < us ? left : us;
+				}
+				ts = (struct timespec){ 0, (long)us * 1000 };
 				nanosleep(&ts, NULL);
 				idle = 0;
 			}
 		} else {
 			idle = 0;
+		}
+		if (!o.server && o.rate > 0) {
+			uint64_t now = rte_rdtsc();
+
+			for (uint32_t i = 0; i < o.conns; i++) {
+				if (lanes[i].due_wait && now >= lanes[i].due && !stop) {
+					lanes[i].due_wait = false;
+					cli_send_msg(&lanes[i]);
+				}
+			}
 		}
 		if (o.server) {
 			srv_poll_paused();
