@@ -355,6 +355,8 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->prealloc_failures = e->prealloc_failures;
 	out->inline_files = e->be->inline_files;
 	out->inline_ios = e->be->inline_ios;
+	out->writes = e->be->writes;
+	out->write_bytes = e->be->write_bytes;
 }
 
 void

@@ -164,6 +164,9 @@ struct stor_engine_stats {
 	                               once a minute at most */
 	unsigned inline_files;      /* open segment files served inline (storage.io.inline) */
 	uint64_t inline_ios;        /* writes, reads and syncs served inline so far */
+	uint64_t writes;            /* writes queued to the backend so far */
+	uint64_t write_bytes;       /* their bytes (block-aligned: padding and rewritten
+	                               partial blocks included) */
 };
 
 /**

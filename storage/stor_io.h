@@ -108,6 +108,8 @@ struct stor_backend {
 	                        bounded io-wq workers), 0: not known */
 	unsigned inline_files; /* open files whose I/O runs inline on the owner thread */
 	uint64_t inline_ios;   /* requests completed that way, since creation */
+	uint64_t writes;       /* STOR_IO_WRITE requests queued, since creation */
+	uint64_t write_bytes;  /* their bytes */
 };
 
 /*

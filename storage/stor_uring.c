@@ -334,6 +334,10 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	}
 	if (u->fixed_files)
 		sqe->flags |= IOSQE_FIXED_FILE;
+	if (req->op == STOR_IO_WRITE) {
+		u->be.writes++;
+		u->be.write_bytes += req->len;
+	}
 	if (req->link_next)
 		sqe->flags |= IOSQE_IO_LINK;
 	io_uring_sqe_set_data(sqe, req);
@@ -364,6 +368,10 @@ uring_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 		k++;
 	if (k == n && n != 0) {
 		for (unsigned i = 0; i < n; i++) {
+			if (reqs[i]->op == STOR_IO_WRITE) {
+				u->be.writes++;
+				u->be.write_bytes += reqs[i]->len;
+			}
 			u->iq[u->iq_tail % u->iq_cap] = (struct uring_inl){.req = reqs[i]};
 			u->iq_tail++;
 			u->inflight++;

@@ -228,18 +228,21 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	double cpu = cpu_s() - cpu0;
 	double secs = (double)(t_stop - t_start) / 1e9;
 	uint64_t acked_at_stop = acked;
+	struct stor_engine_stats st;
+	stor_engine_stats(e, &st);
 	stor_engine_drain(e);
 	for (unsigned i = 0; i < parts; i++)
 		stor_log_close(p[i].log);
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("partitions=%u durable=%d batch_bytes=%zu prealloc_step=%llu seconds=%.2f "
 	       "mib_acked=%.1f MBps=%.1f appends=%zu p50_us=%.1f p99_us=%.1f backend=%s "
-	       "cpu_ms_per_mb=%.3f\n",
+	       "cpu_ms_per_mb=%.3f writes=%" PRIu64 " mean_write_kib=%.1f\n",
 	       parts, durable, bsize, (unsigned long long)cfg.preallocate_bytes, secs,
 	       (double)acked_at_stop / (1 << 20), (double)acked_at_stop / secs / 1e6, nlat,
 	       nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
 	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e),
-	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0);
+	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0, st.writes,
+	       st.writes ? (double)st.write_bytes / (double)st.writes / 1024 : 0.0);
 	stor_engine_destroy(e);
 	free(lat);
 	free(batch);

@@ -113,6 +113,7 @@ struct tu_backend {
 	unsigned queued_now; /* since the last submit */
 	uint64_t bytes;      /* bytes written */
 	int misaligned;      /* a direct write was not block aligned */
+	uint8_t direct[256]; /* handle (< 256) -> opened with STOR_OPEN_DIRECT */
 };
 
 static inline struct tu_backend *
@@ -124,9 +125,14 @@ tu_be(struct stor_backend *be)
 static inline int
 tu_open(struct stor_backend *be, const char *path, unsigned flags, int *handle)
 {
+	int rc;
+
 	if ((flags & STOR_OPEN_DIRECT) && tu_be(be)->refuse_direct)
 		return -EINVAL;
-	return tu_be(be)->inner->ops->open(tu_be(be)->inner, path, flags, handle);
+	rc = tu_be(be)->inner->ops->open(tu_be(be)->inner, path, flags, handle);
+	if (rc == 0 && *handle >= 0 && *handle < 256)
+		tu_be(be)->direct[*handle] = (flags & STOR_OPEN_DIRECT) != 0;
+	return rc;
 }
 static inline int
 tu_close(struct stor_backend *be, int h)
@@ -174,8 +180,9 @@ tu_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 		if (reqs[i]->op == STOR_IO_WRITE) {
 			t->writes++;
 			t->bytes += reqs[i]->len;
-			if ((reqs[i]->len | reqs[i]->off | (uintptr_t)reqs[i]->buf) %
-			    STOR_BLOCK_SIZE)
+			/* Buffered writes need no alignment (the log writes only new bytes). */
+			if ((reqs[i]->file < 0 || reqs[i]->file >= 256 || t->direct[reqs[i]->file]) &&
+			    (reqs[i]->len | reqs[i]->off | (uintptr_t)reqs[i]->buf) % STOR_BLOCK_SIZE)
 				t->misaligned = 1;
 		}
 	}

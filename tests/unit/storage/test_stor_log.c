@@ -160,6 +160,14 @@ roundtrip(const char *base, enum stor_direct_mode mode, int expect_direct)
 	assert_int_equal(stor_log_written_offset(log), stor_log_end_offset(log));
 	assert_true(stor_log_segment_count(log) > 1);
 	assert_int_equal(wrap->misaligned, 0);
+	if (expect_direct == 0) {
+		uint64_t appended = 0;
+
+		/* Buffered: every byte written once, no block rewritten, no padding. */
+		for (int i = 0; i < m.n; i++)
+			appended += m.len[i];
+		assert_int_equal(wrap->bytes, appended);
+	}
 	/* Rolls (and the first append after open) preallocate the segment through
 	 * the ring (synchronously only when the previous fallocate is in flight). */
 	assert_true(wrap->allocs > 0 && wrap->allocs <= stor_log_segment_count(log));
