@@ -926,12 +926,14 @@ dp_broker_idle_wait(void *arg)
 	struct dp_broker *b = arg;
 
 	/*
-	 * tmpfs has no async buffered writes and O_DIRECT writes into unwritten
-	 * (preallocated) extents convert them: io_uring completes both in an
-	 * io-wq thread on this CPU. Sleeping here lets it run and wakes us at its
-	 * completion; spinning left it to the scheduler (broker Produce p99 1-2.5
-	 * ms against 0.25 ms waiting, docs/benchmarks.md). stor_engine_wait()
-	 * returns at once without writes in flight.
+	 * O_DIRECT writes into unwritten (preallocated) extents convert them, and
+	 * buffered writes to a disk file system rarely complete without blocking:
+	 * io_uring completes both in an io-wq thread on this CPU (tmpfs writes no
+	 * longer: storage.io.inline, docs/storage.md). Sleeping here lets it run
+	 * and wakes us at its completion; spinning left it to the scheduler
+	 * (broker Produce p99 1-2.5 ms against 0.25 ms waiting,
+	 * docs/benchmarks.md). stor_engine_wait() returns at once without writes
+	 * in flight.
 	 */
 	for (unsigned w = 0; w < b->n_writers; w++) {
 		if (b->writers[w].engine != NULL && dp_broker_writer_local(b, w) &&
