@@ -134,6 +134,35 @@ check_file(const char *dir, int i, uint64_t off, const uint8_t *want, size_t len
 	free(got);
 }
 
+/* One inline backend with file f0 open in a fresh /dev/shm directory, and a WLEN buffer. */
+struct ifix {
+	char *dir;
+	struct stor_backend *be;
+	uint8_t *buf; /* WLEN bytes filled from the seed */
+	int h;
+};
+
+static void
+ifix_open(struct ifix *f, unsigned seed)
+{
+	f->dir = tu_tmpdir("/dev/shm");
+	f->be = backend(STOR_INLINE_AUTO, 0);
+	f->h = bopen(f->be, f->dir, 0);
+	f->buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+	fill(f->buf, WLEN, seed);
+	g_ndone = 0;
+}
+
+static void
+ifix_close(struct ifix *f)
+{
+	f->be->ops->close(f->be, f->h);
+	f->be->ops->destroy(f->be);
+	free(f->buf);
+	tu_rm_rf(f->dir);
+	free(f->dir);
+}
+
 /*
  * A write + linked fdatasync per file on NFILES tmpfs files, in one submit:
  * @inline_mode decides the path; both give the same bytes and completions.
@@ -239,20 +268,16 @@ test_ring_write_sync(void **state)
 static void
 test_inline_link_cancel(void **state)
 {
-	char *dir;
-	struct stor_backend *be;
+	struct ifix f;
 	struct stor_io_req w, s, w2;
-	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
-	int h;
 
 	(void)state;
 	if (!dev_shm_is_tmpfs())
 		skip();
-	dir = tu_tmpdir("/dev/shm");
-	be = backend(STOR_INLINE_AUTO, 0);
-	h = bopen(be, dir, 0);
-	fill(buf, WLEN, 9);
-	g_ndone = 0;
+	ifix_open(&f, 9);
+	struct stor_backend *be = f.be;
+	uint8_t *buf = f.buf;
+	int h = f.h;
 	/* An unmapped source buffer: pwrite fails with EFAULT before copying a byte. */
 	w = (struct stor_io_req){.op = STOR_IO_WRITE, .link_next = 1, .buf_index = -1, .file = h,
 	                         .buf = (void *)(uintptr_t)4096, .len = WLEN, .done = on_done};
@@ -272,33 +297,26 @@ test_inline_link_cancel(void **state)
 	assert_int_equal(g_done[1].res, -ECANCELED);
 	assert_ptr_equal(g_done[2].req, &w2);
 	assert_int_equal(g_done[2].res, (int)WLEN);
-	check_file(dir, 0, WLEN, buf, WLEN);
-	be->ops->close(be, h);
-	be->ops->destroy(be);
-	free(buf);
-	tu_rm_rf(dir);
-	free(dir);
+	check_file(f.dir, 0, WLEN, buf, WLEN);
+	ifix_close(&f);
 }
 
 /* Reads: whole, short at the end of the file; wait() runs queued requests at once. */
 static void
 test_inline_read_and_wait(void **state)
 {
-	char *dir;
-	struct stor_backend *be;
+	struct ifix f;
 	struct stor_io_req w, r1, r2;
-	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
-	uint8_t *rb = aligned_alloc(STOR_BLOCK_SIZE, 2 * WLEN);
-	int h;
+	uint8_t *rb;
 
 	(void)state;
 	if (!dev_shm_is_tmpfs())
 		skip();
-	dir = tu_tmpdir("/dev/shm");
-	be = backend(STOR_INLINE_AUTO, 0);
-	h = bopen(be, dir, 0);
-	fill(buf, WLEN, 3);
-	g_ndone = 0;
+	ifix_open(&f, 3);
+	struct stor_backend *be = f.be;
+	uint8_t *buf = f.buf;
+	int h = f.h;
+	rb = aligned_alloc(STOR_BLOCK_SIZE, 2 * WLEN);
 	w = (struct stor_io_req){.op = STOR_IO_WRITE, .buf_index = -1, .file = h, .buf = buf,
 	                         .len = WLEN, .done = on_done};
 	struct stor_io_req *one[1] = {&w};
@@ -324,12 +342,8 @@ test_inline_read_and_wait(void **state)
 	assert_int_equal(g_done[2].res, (int)(WLEN - 8192)); /* short: the file ends */
 	assert_memory_equal(rb + WLEN, buf + 8192, WLEN - 8192);
 	assert_int_equal(be->inline_ios, 3);
-	be->ops->close(be, h);
-	be->ops->destroy(be);
-	free(buf);
 	free(rb);
-	tu_rm_rf(dir);
-	free(dir);
+	ifix_close(&f);
 }
 
 /*
