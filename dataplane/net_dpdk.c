@@ -545,14 +545,21 @@ nd_rx(struct nd_conn *c)
 			rc = dp_conn_deliver(b);
 			if (rc < 0)
 				return rc;
-			if (dp_frame_buffered(&b->rx) > 0) {
+			/*
+			 * A frame is still partly here: waiting for a slot, a large
+			 * buffer or more bytes. copy_left counts too: a large buffer
+			 * attached right after the size prefix holds no byte yet
+			 * (buffered is 0), and going round again with nothing to copy
+			 * spun the reactor forever (slipstream-load, 32 requests of
+			 * 123 KB in flight over memif, stopped at a segment that
+			 * ended just after a prefix).
+			 */
+			if (dp_frame_buffered(&b->rx) > 0 || c->copy_left > 0) {
 				uint8_t *p;
 
-				/* Waiting for a slot, a large buffer or more bytes. */
 				if (c->copy_left == 0 || c->rx_head == NULL || b->rx_stalled ||
 					dp_frame_rx_space(&b->rx, &p) == 0)
 					return 0;
-				continue;
 			}
 			continue;
 		}
