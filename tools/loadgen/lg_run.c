@@ -49,7 +49,9 @@ struct lg_shared {
 	int32_t partitions;
 	const char *host;
 	uint16_t port;
-	int64_t t0; /* start, CLOCK_MONOTONIC ns */
+	int64_t t0; /* start, CLOCK_MONOTONIC ns: set once every connection is up */
+	atomic_uint ready; /* workers whose connections are all up (or failed) */
+	atomic_int go;	   /* t0 is set: start producing and fetching */
 	uint32_t run; /* random per run: sequences of this run (lg_check.h) */
 	const int64_t *start_offsets;
 	atomic_int stop_produce;
@@ -110,6 +112,7 @@ struct lg_conn {
 	struct lg_tconn *tc;
 	bool producer;
 	bool failed;
+	bool up;	/* the transport reported it writable: connected */
 	uint32_t index; /* producer: connection index, in the records' stamps */
 	uint64_t *seq;	/* producer: next sequence per owned partition (by index in parts) */
 	bool exhausted; /* producer: the record budget is spent */
@@ -1119,6 +1122,8 @@ conn_ready(void *arg, bool readable, bool writable)
 
 	if (c->failed)
 		return;
+	if (writable)
+		c->up = true;
 	if (readable)
 		conn_read(c);
 	if (writable && !c->failed)
@@ -1149,6 +1154,22 @@ worker_main(void *arg)
 			conn_fail(&w->conns[i], "connect", rc);
 		}
 	}
+	/*
+	 * The run starts once every connection is up (the schedule of --rate and
+	 * the latencies count from then): records due during the handshakes
+	 * would all be late by the set-up time, which is not the broker's.
+	 */
+	bool up = false;
+	while (!up && !atomic_load(&sh->stop_all)) {
+		up = true;
+		for (uint32_t i = 0; i < w->nconns; i++)
+			up = up && (w->conns[i].up || w->conns[i].failed);
+		if (!up && ops->poll(w->t, 1000, conn_ready) < 0)
+			break;
+	}
+	atomic_fetch_add(&sh->ready, 1);
+	while (!atomic_load_explicit(&sh->go, memory_order_acquire) && !atomic_load(&sh->stop_all))
+		ops->poll(w->t, 1000, conn_ready);
 	struct timespec cpu0, cpu1;
 	int64_t work_ns = 0; /* the loop's time outside poll */
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
@@ -1603,6 +1624,20 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 			break;
 		}
 	}
+
+	/* Every connection up (or failed), or the connect timeout: the run starts. */
+	for (int64_t until = now_ns() + (int64_t)cfg->request_timeout_ms * 1000000;
+	     atomic_load(&sh.ready) < started && !atomic_load(&sh.stop_all);) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000};
+		if (now_ns() > until) {
+			lg_error(&sh, "connections not up after %d ms", cfg->request_timeout_ms);
+			atomic_store(&sh.stop_all, 1);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	sh.t0 = now_ns();
+	atomic_store_explicit(&sh.go, 1, memory_order_release);
 
 	/* Sample once a second; decide when to stop. */
 	uint32_t cap_sec = 64;
