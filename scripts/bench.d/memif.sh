@@ -67,8 +67,17 @@ bench_memif_load_args() {
 	printf '%s\n' --transport memif --memif-socket "$bench_memif_sock" -b 198.18.48.2:9092 \
 		--memif-idle-us "${BENCH_MEMIF_IDLE_US:-20}" --memif-no-tx-cksum \
 		--memif-mtu "${BENCH_MEMIF_MTU:-9000}"
+	# Its 512 MiB of EAL memory from hugepages too when enough are free (after the broker
+	# took its own: this runs once the broker is up).
+	local free
+	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+	if [ -z "${BENCH_NO_HUGE:-}" ] && [ "$free" -ge $((512 / 2 + 32)) ]; then
+		echo --memif-huge
+	fi
 }
 
 bench_memif_note() {
-	echo "over memif, MTU ${BENCH_MEMIF_MTU:-9000}"
+	local lg="ordinary memory"
+	[[ " ${load_net[*]:-} " == *" --memif-huge "* ]] && lg=hugepages
+	echo "over memif, MTU ${BENCH_MEMIF_MTU:-9000}, the load generator on $lg"
 }

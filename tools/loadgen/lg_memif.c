@@ -305,6 +305,8 @@ mf_eal_init(void)
 		MF_ADD("--file-prefix=slipstream-load-%d", (int)getpid());
 	if (!mf.conf.huge)
 		MF_ADD("--no-huge");
+	else
+		MF_ADD("--huge-unlink"); /* pages go back when the process ends, however it ends */
 	MF_ADD("-m");
 	MF_ADD("%u", mf.conf.memory_mb);
 	/* The memif client lays out the shared rings: with a jumbo MTU each ring
