@@ -24,8 +24,8 @@
 # of both stacks (receive, ACKs, timers) shrinks about 6x for bulk rows;
 # bench_memif_note prints it for the rows' notes.
 # BENCH_MEMIF_MB=N sets dpdk.memory.mb. BENCH_MEMIF_IDLE_US=U lets both sides
-# sleep U us when idle (dataplane.poll.idle.sleep.us, --memif-idle-us);
-# default 20. Set 0 on a machine whose two cores are the benchmark's alone:
+# sleep U us at a time once 1 ms passed without work (dataplane.poll.idle.sleep.us,
+# --memif-idle-us): under a row's load they spin; default 20. Set 0 on a machine whose two cores are the benchmark's alone:
 # both sides then busy-poll. On a shared VM busy polling loses: when one side
 # is descheduled the other spins and the scheduler then penalises it (1 KiB
 # produce over memif measured 21 MB/s busy-polling and 260 MB/s with 20 us

@@ -48,7 +48,10 @@
 #include "net_tcp.h"
 
 #define MF_MAX_EAL_ARGS 48
-#define MF_IDLE_POLLS 256
+/* --memif-idle-us: sleep only after this long without work, as the broker's reactor does
+ * (dp_reactor.c): a wake-up from a sleep costs 50-70 us on the 2-vCPU VM, so under load
+ * (events every few us) both sides spin and a pause gives the CPU back. */
+#define MF_IDLE_GRACE_US 1000
 #define MF_CLOSE_WAIT_US 500000 /* destroy: how long FINs may take */
 #define MF_EXT_PIECE 32768u	 /* send_ref: bytes per external-buffer mbuf (buf_len: 16 bits) */
 
@@ -73,7 +76,7 @@ static struct {
 
 struct lg_transport {
 	struct lg_tconn *conns; /* open, in the user's hands */
-	uint32_t idle;
+	uint64_t last_busy_us;	/* the last poll that received or reported something */
 	/* What poll may have to report, so that it visits only those
 	 * connections (a walk over 64 connections per poll was a fifth of the
 	 * load generator's cycles, then an eighth while only done when
@@ -958,24 +961,21 @@ mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 		uint64_t end = rte_get_tsc_cycles();
 		if (got > 0 || n > 0)
 			t->busy_cycles += end - tsc;
-		if (n > 0)
-			return n;
 		tsc = end;
 		now = mf_tsc_us(tsc);
+		if (got > 0 || n > 0 || mf.conf.idle_us == 0)
+			t->last_busy_us = now;
+		if (n > 0)
+			return n;
 		if (now >= deadline)
 			return 0;
-		if (got > 0 || mf.conf.idle_us == 0) {
-			t->idle = 0;
-			continue;
-		}
-		if (++t->idle >= MF_IDLE_POLLS) {
+		if (now - t->last_busy_us >= MF_IDLE_GRACE_US) {
 			uint64_t us = mf.conf.idle_us;
 			if (us > deadline - now)
 				us = deadline - now;
 			mf_timer_slack();
 			struct timespec ts = {0, (long)us * 1000};
 			nanosleep(&ts, NULL);
-			t->idle = 0;
 			tsc = rte_get_tsc_cycles();
 			now = mf_tsc_us(tsc);
 		}
@@ -1198,7 +1198,7 @@ lg_memif_sink_run(const char *ip, uint16_t port, double duration_s, volatile int
 {
 	struct mf_sink sk;
 	struct in_addr a;
-	uint32_t idle = 0;
+	uint64_t last_busy = 0;
 	int rc;
 
 	memset(&sk, 0, sizeof(sk));
@@ -1226,12 +1226,11 @@ lg_memif_sink_run(const char *ip, uint16_t port, double duration_s, volatile int
 				sink_flush(c);
 		now = mf_now_us();
 		if (got > 0 || mf.conf.idle_us == 0) {
-			idle = 0;
-		} else if (++idle >= MF_IDLE_POLLS) {
+			last_busy = now;
+		} else if (now - last_busy >= MF_IDLE_GRACE_US) {
 			mf_timer_slack();
 			struct timespec ts = {0, (long)mf.conf.idle_us * 1000};
 			nanosleep(&ts, NULL);
-			idle = 0;
 			now = mf_now_us();
 		}
 	}
