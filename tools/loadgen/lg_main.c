@@ -59,6 +59,8 @@ usage(FILE *f)
 		"      --fetch-max-bytes B      (default 8 MiB)\n"
 		"      --partition-max-bytes B  (default 1 MiB)\n"
 		"      --drain S          e2e: seconds consumers may lag after producing (default 5)\n"
+		"      --interval-ms MS   the time series' step: progress line, JSON, plots\n"
+		"                         (default 1000, at least 100)\n"
 		"      --transport NAME   tcp (kernel sockets, default) or memif (our TCP/IP stack\n"
 		"                         on a net_memif port; -b is the broker's memif address)\n"
 		"      --memif-socket PATH  the broker's memif socket (dataplane.port.device socket=)\n"
@@ -134,6 +136,7 @@ enum {
 	OPT_FETCH_MAX,
 	OPT_PART_MAX,
 	OPT_DRAIN,
+	OPT_INTERVAL,
 	OPT_TRANSPORT,
 	OPT_PRODUCE_VERSION,
 	OPT_JSON,
@@ -179,6 +182,7 @@ static const struct option options[] = {
 	{"fetch-max-bytes", required_argument, NULL, OPT_FETCH_MAX},
 	{"partition-max-bytes", required_argument, NULL, OPT_PART_MAX},
 	{"drain", required_argument, NULL, OPT_DRAIN},
+	{"interval-ms", required_argument, NULL, OPT_INTERVAL},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"memif-socket", required_argument, NULL, OPT_MEMIF_SOCKET},
 	{"memif-ip", required_argument, NULL, OPT_MEMIF_IP},
@@ -392,6 +396,11 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 			break;
 		case OPT_DRAIN:
 			rc = parse_double(optarg, &cfg->drain_s);
+			break;
+		case OPT_INTERVAL:
+			rc = parse_u32(optarg, 60000, &cfg->interval_ms);
+			if (rc == 0 && cfg->interval_ms < 100)
+				rc = -ERANGE;
 			break;
 		case OPT_TRANSPORT:
 			cfg->transport = lg_transport_by_name(optarg);

@@ -272,6 +272,7 @@ lg_config_defaults(struct lg_config *cfg)
 	cfg->fetch_max_bytes = 8 << 20;
 	cfg->partition_max_bytes = 1 << 20;
 	cfg->drain_s = 5;
+	cfg->interval_ms = 1000;
 	cfg->progress = true;
 	cfg->produce_version = 9;
 }
@@ -1639,7 +1640,8 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	sh.t0 = now_ns();
 	atomic_store_explicit(&sh.go, 1, memory_order_release);
 
-	/* Sample once a second; decide when to stop. */
+	/* Sample once an interval (a second by default); decide when to stop. */
+	int64_t step_ns = (int64_t)(cfg->interval_ms ? cfg->interval_ms : 1000) * 1000000;
 	uint32_t cap_sec = 64;
 	res->seconds = calloc(cap_sec, sizeof(*res->seconds));
 	struct lg_hist *iv_ack = malloc(sizeof(*iv_ack));
@@ -1653,16 +1655,17 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	double hard = (cfg->duration_s > 0 ? cfg->duration_s : 600) + cfg->drain_s +
 		      cfg->request_timeout_ms / 1000.0 + 10;
 	for (;;) {
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000};
+		struct timespec ts = {.tv_sec = 0,
+				      .tv_nsec = step_ns / 2 < 50000000 ? step_ns / 2 : 50000000};
 		nanosleep(&ts, NULL);
 		int64_t now = now_ns();
 		double t = (double)(now - sh.t0) / 1e9;
 		bool stopping = atomic_load(&sh.stop_all);
-		if (now - last_t >= 1000000000 || stopping) {
+		if (now - last_t >= step_ns || stopping) {
 			double dt = (double)(now - last_t) / 1e9;
 			uint64_t a = SUM(acked), ab = SUM(acked_bytes), cr = SUM(consumed),
 				 cb = SUM(consumed_bytes);
-			if (iv_ack && iv_e2e && res->seconds && dt > 0.2) {
+			if (iv_ack && iv_e2e && res->seconds && dt > 0.2 * (double)step_ns / 1e9) {
 				lg_hist_reset(iv_ack);
 				lg_hist_reset(iv_e2e);
 				for (uint32_t i = 0; i < nw; i++) {

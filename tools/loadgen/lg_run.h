@@ -78,13 +78,14 @@ struct lg_config {
 	int32_t fetch_max_bytes;
 	int32_t partition_max_bytes;
 	double drain_s;		/* after producing: time for consumers to catch up */
+	uint32_t interval_ms;	/* the time series' step (progress line, JSON, plots) */
 	bool progress;		/* print a line per second on stderr */
 	int16_t produce_version; /* tcp-baseline: the Produce version of the bytes streamed */
 	int cpus[64];		/* worker i runs on cpus[i % ncpus] when ncpus > 0 */
 	uint32_t ncpus;
 };
 
-/* One second of the run, as the progress line shows it. */
+/* One interval of the run (a second by default), as the progress line shows it. */
 struct lg_second {
 	double t;		/* seconds since the start */
 	uint64_t prod_records;	/* acknowledged in this second */
