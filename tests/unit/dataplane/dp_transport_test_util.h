@@ -522,4 +522,515 @@ t_conn_close(struct t_conn *cl, unsigned int lcore)
 	memset(cl, 0, sizeof(*cl));
 }
 
+/*
+ * ---- the framing property (test_net_dpdk_frames.c, test_net_kernel.c) ----
+ *
+ * Whatever the segmentation of a request stream, every frame reaches the
+ * handler once, in order, byte for byte, and its echo comes back in order.
+ * t_fp_round() builds, per client connection, a stream of frames of random
+ * sizes (1 byte to a few hundred KB: tiny, around the receive buffer, larger
+ * than it, up to dataplane.frame.large.bytes), the first of them a hello
+ * naming the connection, and sends it in random pieces through the
+ * transport test's t_fp_io.send (one segment, or one write: 1-byte pieces,
+ * a size prefix alone, a prefix split 1+3 / 2+2 / 3+1, pieces ending exactly
+ * at a frame boundary, pieces of several frames), running the broker's
+ * reactor (t_fp_io.pump) between them. t_fp_handler() checks each frame
+ * against the stream and answers with the frame itself (the echo), now, or
+ * later in random order (deferred: the slots fill up and reading pauses),
+ * or refuses it with -EAGAIN (offered again later); a response too large for
+ * a pool buffer is malloc'ed. The round ends when every client received its
+ * whole stream back, compared byte for byte.
+ *
+ * Everything is decided by one 64-bit seed (t_fp.seed), printed before each
+ * round and in every failure; an alarm (t_fp_alarm()) turns a reactor that
+ * never returns into a failure naming the seed. Set T_FP_SEED to replay a
+ * round.
+ */
+#include <signal.h>
+
+#define T_FP_MAX_CONNS 8
+#define T_FP_MAX_DEFER 256
+
+/* How a transport test plugs its clients in. */
+struct t_fp_io {
+	/*
+	 * Send up to @len bytes at @p (the stream, borrowed for the call) on
+	 * client @i as one piece: the transport keeps their end a boundary of
+	 * what the broker can receive (a segment, a write). @return bytes
+	 * taken, 0 when none can go now.
+	 */
+	size_t (*send)(unsigned int i, const uint8_t *p, size_t len);
+	/* One iteration of the broker's reactor, then the clients' receiving. */
+	void (*pump)(void);
+	/* What client @i received so far (@p borrowed until the next pump). */
+	size_t (*received)(unsigned int i, const uint8_t **p);
+};
+
+struct t_fp_conn {
+	uint8_t *tx;          /* the request stream: frames back to back (malloc) */
+	size_t tx_len;
+	size_t *start;        /* offset of frame k's size prefix; start[n_frames] = tx_len */
+	uint32_t n_frames;
+	size_t sent;          /* bytes of tx handed to t_fp_io.send */
+	size_t cut;           /* send no further (tx_len, or where a cut round stops) */
+	uint32_t next_frame;  /* first frame starting at or after sent (piece choice) */
+	uint32_t handled;     /* frames the handler took, in order */
+	size_t seen;          /* bytes the client had received at the last look */
+	struct dp_conn *conn; /* the broker's side (from the hello) */
+};
+
+static struct {
+	uint64_t seed;        /* of this round */
+	uint64_t rng;
+	unsigned int round;
+	unsigned int n_conns;
+	uint32_t rx_cap;      /* dataplane.conn.rx.buffer.bytes */
+	uint32_t max_size;    /* largest frame size sent */
+	bool cutting;         /* a cut round: late answers find their connection closed */
+	uint32_t cut_min;     /* a cut round sends at least this many bytes (0: 1) */
+	uint32_t pct_eagain;  /* handler answers: -EAGAIN, */
+	uint32_t pct_defer;   /* deferred, else now */
+	struct t_fp_conn c[T_FP_MAX_CONNS];
+	struct {
+		struct dp_conn *conn;
+		uint64_t req;
+		unsigned int ci;
+		uint32_t frame;
+	} deferred[T_FP_MAX_DEFER];
+	uint32_t n_deferred;
+	uint32_t big_live;    /* malloc'ed responses not freed yet */
+	struct dp_conn_env *env;
+	/* what happened (all rounds): the test checks every path was taken */
+	uint64_t n_eagain, n_defer, n_now, n_large_frames, n_pieces, n_tiny_pieces;
+} t_fp T_UNUSED;
+
+static inline uint64_t
+t_fp_rand(void)
+{
+	/* splitmix64 */
+	uint64_t z = (t_fp.rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static inline uint32_t
+t_fp_between(uint32_t lo, uint32_t hi)
+{
+	return lo + (uint32_t)(t_fp_rand() % ((uint64_t)hi - lo + 1));
+}
+
+static inline void
+t_fp_alarm_cb(int sig)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg),
+		"\nHANG: the reactor did not return (round %u, seed %llu; T_FP_SEED=%llu "
+		"replays it)\n", t_fp.round, (unsigned long long)t_fp.seed,
+		(unsigned long long)t_fp.seed);
+
+	(void)sig;
+	if (write(2, msg, (size_t)n) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/* Fail the test (naming the seed) if nothing returns within @s seconds; 0 disarms. */
+static inline void
+t_fp_alarm(unsigned int s)
+{
+	signal(SIGALRM, t_fp_alarm_cb);
+	alarm(s);
+}
+
+#define t_fp_fail(...)                                                                \
+	do {                                                                          \
+		fprintf(stderr, "round %u seed %llu: ", t_fp.round,                   \
+			(unsigned long long)t_fp.seed);                                \
+		fail_msg(__VA_ARGS__);                                                \
+	} while (0)
+
+/* A frame size: tiny, small, around the receive buffer, larger, huge. */
+static inline uint32_t
+t_fp_size(void)
+{
+	uint32_t r = t_fp_between(0, 99);
+	uint32_t cap = t_fp.rx_cap;
+	uint32_t size;
+
+	if (r < 25)
+		size = t_fp_between(1, 16);
+	else if (r < 45)
+		size = t_fp_between(17, cap / 2);
+	else if (r < 70)
+		size = t_fp_between(cap - 12, cap + 4); /* 4 + size around cap */
+	else if (r < 92)
+		size = t_fp_between(cap + 5, 16 * cap);
+	else
+		size = t_fp_between(16 * cap, t_fp.max_size);
+	return size < t_fp.max_size ? size : t_fp.max_size;
+}
+
+/* Build client @i's stream of @n frames (frame 0: the hello "FPHI" + be32 i). */
+static inline void
+t_fp_build(unsigned int i, uint32_t n)
+{
+	struct t_fp_conn *c = &t_fp.c[i];
+	uint32_t *sizes = malloc(n * sizeof(uint32_t));
+	size_t len = 0, off = 0;
+
+	assert_non_null(sizes);
+	memset(c, 0, sizeof(*c));
+	sizes[0] = 8;
+	len = 12;
+	for (uint32_t k = 1; k < n; k++) {
+		sizes[k] = t_fp_size();
+		len += 4 + (size_t)sizes[k];
+	}
+	c->tx = malloc(len);
+	c->start = malloc((n + 1) * sizeof(size_t));
+	assert_true(c->tx != NULL && c->start != NULL);
+	for (uint32_t k = 0; k < n; k++) {
+		uint8_t *f = c->tx + off;
+
+		c->start[k] = off;
+		f[0] = (uint8_t)(sizes[k] >> 24);
+		f[1] = (uint8_t)(sizes[k] >> 16);
+		f[2] = (uint8_t)(sizes[k] >> 8);
+		f[3] = (uint8_t)sizes[k];
+		if (k == 0) {
+			memcpy(f + 4, "FPHI", 4);
+			f[8] = 0;
+			f[9] = 0;
+			f[10] = 0;
+			f[11] = (uint8_t)i;
+		} else {
+			for (uint32_t b = 0; b < sizes[k]; b += 8) {
+				uint64_t v = t_fp_rand();
+
+				memcpy(f + 4 + b, &v, sizes[k] - b < 8 ? sizes[k] - b : 8);
+			}
+		}
+		off += 4 + (size_t)sizes[k];
+	}
+	c->start[n] = len;
+	c->tx_len = len;
+	c->n_frames = n;
+	free(sizes);
+}
+
+/* The end of client @i's next piece (> sent). */
+static inline size_t
+t_fp_piece_end(struct t_fp_conn *c)
+{
+	uint32_t r = t_fp_between(0, 99);
+	size_t end;
+
+	while (c->start[c->next_frame] < c->sent)
+		c->next_frame++;
+	if (r < 25) {
+		end = c->sent + t_fp_between(1, 8); /* 1-byte pieces and other tiny ones */
+	} else if (r < 60) {
+		/* At a frame start + 0..4: a boundary, a prefix split 1+3 / 2+2 /
+		 * 3+1, a prefix alone (when the piece before ended at the start). */
+		uint32_t k = c->next_frame;
+
+		end = c->start[k] + t_fp_between(0, 4);
+		if (end <= c->sent && k < c->n_frames)
+			end = c->start[k + 1] + t_fp_between(0, 4);
+	} else if (r < 88) {
+		end = c->sent + t_fp_between(1, 3000);
+	} else {
+		end = c->sent + t_fp_between(3001, 80000);
+	}
+	if (end <= c->sent)
+		end = c->sent + 1;
+	return end < c->cut ? end : c->cut;
+}
+
+static inline void
+t_fp_big_free(void *arg, void *buf)
+{
+	(void)arg;
+	free(buf);
+	t_fp.big_live--;
+}
+
+/* Answer frame @f of client @ci (request @req of @conn) with its echo; false: no buffer now. */
+static inline bool
+t_fp_answer(struct dp_conn *conn, uint64_t req, unsigned int ci, uint32_t f)
+{
+	const struct t_fp_conn *c = &t_fp.c[ci];
+	size_t total = c->start[f + 1] - c->start[f];
+	uint8_t *buf;
+	int rc;
+
+	if (total <= conn->env->resp_buf_size) {
+		buf = dp_conn_resp_alloc(conn);
+		if (buf == NULL)
+			return false;
+		memcpy(buf, c->tx + c->start[f], total);
+		rc = dp_conn_reply(conn, req, buf, (uint32_t)total, dp_conn_resp_free,
+			conn->env->resp_pool);
+	} else {
+		buf = malloc(total);
+		assert_non_null(buf);
+		memcpy(buf, c->tx + c->start[f], total);
+		t_fp.big_live++;
+		rc = dp_conn_reply(conn, req, buf, (uint32_t)total, t_fp_big_free, NULL);
+	}
+	if (rc != 0 && !(rc == -ENOTCONN && t_fp.cutting))
+		t_fp_fail("dp_conn_reply of frame %u of client %u: %d", f, ci, rc);
+	return true;
+}
+
+/* The request handler: check the frame against the stream, then echo, defer or refuse. */
+static inline int
+t_fp_handler(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame, uint32_t len)
+{
+	struct t_fp_conn *c = NULL;
+	unsigned int ci;
+	uint32_t f, r;
+
+	(void)arg;
+	for (ci = 0; ci < t_fp.n_conns; ci++) {
+		if (t_fp.c[ci].conn == conn) {
+			c = &t_fp.c[ci];
+			break;
+		}
+	}
+	if (c == NULL) {
+		if (len != 8 || memcmp(frame, "FPHI", 4) != 0 || frame[7] >= t_fp.n_conns)
+			t_fp_fail("the first frame of a connection is not a hello (%u bytes)", len);
+		ci = frame[7];
+		c = &t_fp.c[ci];
+		if (c->conn != NULL)
+			t_fp_fail("a second hello from client %u", ci);
+		c->conn = conn;
+		t_fp.env = conn->env;
+	}
+	f = c->handled;
+	if (f >= c->n_frames)
+		t_fp_fail("client %u: a frame after its last (%u bytes)", ci, len);
+	if (len != c->start[f + 1] - c->start[f] - 4 ||
+		memcmp(frame, c->tx + c->start[f] + 4, len) != 0)
+		t_fp_fail("client %u: frame %u of %u is not the one sent (%u bytes, sent %zu)", ci,
+			f, c->n_frames, len, c->start[f + 1] - c->start[f] - 4);
+	r = t_fp_between(0, 99);
+	if (r < t_fp.pct_eagain) {
+		t_fp.n_eagain++;
+		return -EAGAIN;
+	}
+	if (r < t_fp.pct_eagain + t_fp.pct_defer) {
+		if (t_fp.n_deferred == T_FP_MAX_DEFER)
+			t_fp_fail("more than %d requests deferred", T_FP_MAX_DEFER);
+		t_fp.deferred[t_fp.n_deferred].conn = conn;
+		t_fp.deferred[t_fp.n_deferred].req = req;
+		t_fp.deferred[t_fp.n_deferred].ci = ci;
+		t_fp.deferred[t_fp.n_deferred].frame = f;
+		t_fp.n_deferred++;
+		t_fp.n_defer++;
+	} else {
+		if (!t_fp_answer(conn, req, ci, f)) {
+			t_fp.n_eagain++;
+			return -EAGAIN; /* no response buffer: as a broker handler does */
+		}
+		t_fp.n_now++;
+	}
+	if (len > t_fp.rx_cap - 4)
+		t_fp.n_large_frames++;
+	c->handled++;
+	return 0;
+}
+
+/* Answer some deferred requests (all when @all), picked in random order. */
+static inline void
+t_fp_answer_deferred(bool all)
+{
+	uint32_t n = all ? t_fp.n_deferred : (t_fp.n_deferred > 0 ? t_fp_between(0, t_fp.n_deferred) : 0);
+
+	for (uint32_t k = 0; k < n && t_fp.n_deferred > 0; k++) {
+		uint32_t j = t_fp_between(0, t_fp.n_deferred - 1);
+
+		if (!t_fp_answer(t_fp.deferred[j].conn, t_fp.deferred[j].req, t_fp.deferred[j].ci,
+			    t_fp.deferred[j].frame))
+			return; /* no response buffer now: later */
+		t_fp.deferred[j] = t_fp.deferred[--t_fp.n_deferred];
+	}
+}
+
+/*
+ * One round with @seed: @n_conns clients (connected by the caller, indexes
+ * 0..n-1) each send @n_frames frames (hello included) in random pieces
+ * through @io and must get them all back, byte for byte, within @limit_s
+ * seconds. The caller then closes the clients, checks for leaks
+ * (t_fp_check_buffers()) and calls t_fp_free().
+ *
+ * A @cut round: each client stops at a random point of its stream (inside a
+ * frame, a prefix, a large frame...), the broker's reactor runs a random
+ * number of times more, and the round returns with requests in flight and
+ * bytes buffered: the caller closes or resets the clients, then
+ * t_fp_answer_deferred(true) answers what is left (late: their connections
+ * are gone), and checks that closing released everything.
+ */
+static inline void
+t_fp_round(const struct t_fp_io *io, uint64_t seed, unsigned int n_conns, uint32_t n_frames,
+	unsigned int limit_s, bool cut)
+{
+	uint64_t end = t_now_us() + (uint64_t)limit_s * 1000000;
+	uint32_t still = 0; /* iterations in a row that moved no byte */
+	bool done = false;
+
+	assert_true(n_conns <= T_FP_MAX_CONNS);
+	t_fp.seed = seed;
+	t_fp.rng = seed;
+	t_fp.n_conns = n_conns;
+	t_fp.n_deferred = 0;
+	fprintf(stderr, "round %u: seed %llu, %u clients, %u frames each\n", t_fp.round,
+		(unsigned long long)seed, n_conns, n_frames);
+	t_fp.cutting = cut;
+	for (unsigned int i = 0; i < n_conns; i++) {
+		t_fp_build(i, n_frames);
+		t_fp.c[i].cut = cut ? t_fp_between(t_fp.cut_min > 0 ? t_fp.cut_min : 1,
+					      (uint32_t)t_fp.c[i].tx_len) :
+				      t_fp.c[i].tx_len;
+	}
+	while (!done) {
+		bool moved = false;
+
+		done = true;
+		for (unsigned int i = 0; i < n_conns; i++) {
+			struct t_fp_conn *c = &t_fp.c[i];
+			uint32_t pieces = t_fp_between(1, 3);
+			const uint8_t *rx;
+			size_t got;
+
+			for (uint32_t k = 0; k < pieces && c->sent < c->cut; k++) {
+				size_t pend = t_fp_piece_end(c);
+				size_t n = io->send(i, c->tx + c->sent, pend - c->sent);
+
+				if (n == 0)
+					break;
+				t_fp.n_pieces++;
+				t_fp.n_tiny_pieces += n < 4;
+				c->sent += n;
+				moved = true;
+			}
+			got = io->received(i, &rx);
+			if (got != c->seen) {
+				c->seen = got;
+				moved = true;
+			}
+			if (got > c->tx_len)
+				t_fp_fail("client %u received %zu bytes for the %zu it sent", i, got,
+					c->tx_len);
+			if (c->sent < c->cut || (!cut && got < c->tx_len))
+				done = false;
+		}
+		if (t_fp_between(0, 3) == 0)
+			t_fp_answer_deferred(false);
+		/*
+		 * A cut round may stop for good before every client reached its
+		 * cut: clients stopped inside large frames hold every large buffer
+		 * (or inside frames, every shared receive buffer) until they close,
+		 * as a broker's are held by clients that stop mid-request.
+		 */
+		still = moved ? 0 : still + 1;
+		if (cut && still > 1000)
+			break;
+		if (t_now_us() > end) {
+			for (unsigned int i = 0; i < n_conns; i++) {
+				const uint8_t *rx;
+
+				fprintf(stderr, "client %u: sent %zu of %zu, handled %u of %u frames, "
+					"received %zu\n", i, t_fp.c[i].sent, t_fp.c[i].tx_len,
+					t_fp.c[i].handled, t_fp.c[i].n_frames, io->received(i, &rx));
+			}
+			t_fp_fail("not all echoed within %u s (%u deferred)", limit_s,
+				t_fp.n_deferred);
+		}
+		io->pump();
+	}
+	if (cut) {
+		for (uint32_t k = t_fp_between(0, 50); k > 0; k--) {
+			if (t_fp_between(0, 3) == 0)
+				t_fp_answer_deferred(false);
+			io->pump();
+		}
+	}
+	for (unsigned int i = 0; i < n_conns; i++) {
+		const uint8_t *rx;
+		size_t got = io->received(i, &rx);
+
+		if (cut) {
+			if (got > 0 && memcmp(rx, t_fp.c[i].tx, got) != 0)
+				t_fp_fail("client %u: the echo differs", i);
+			continue;
+		}
+		if (t_fp.c[i].handled != t_fp.c[i].n_frames)
+			t_fp_fail("client %u: %u of %u frames handled", i, t_fp.c[i].handled,
+				t_fp.c[i].n_frames);
+		for (size_t b = 0; b < got; b++) {
+			if (rx[b] != t_fp.c[i].tx[b])
+				t_fp_fail("client %u: echo byte %zu differs", i, b);
+		}
+	}
+	if (!cut && t_fp.n_deferred != 0)
+		t_fp_fail("%u requests still deferred", t_fp.n_deferred);
+}
+
+/* Are all large buffers and response buffers free again (t_fp_check_buffers())? */
+static inline bool
+t_fp_buffers_back(void)
+{
+	struct dp_conn_env *env = t_fp.env;
+
+	return env != NULL && t_fp.big_live == 0 &&
+		(env->large == NULL || env->large->n == env->large->cap) &&
+		(env->resp_pool == NULL ||
+			rte_mempool_avail_count(env->resp_pool) == env->resp_pool->size);
+}
+
+/*
+ * After the clients closed and the broker reaped them: no large buffer or
+ * response buffer is still taken (big responses freed once sent).
+ */
+static inline void
+t_fp_check_buffers(void)
+{
+	struct dp_conn_env *env = t_fp.env;
+
+	assert_non_null(env);
+	if (t_fp.big_live != 0)
+		t_fp_fail("%u malloc'ed responses not released", t_fp.big_live);
+	if (env->large != NULL && env->large->n != env->large->cap)
+		t_fp_fail("large buffers: %u of %u free", env->large->n, env->large->cap);
+	if (env->resp_pool != NULL &&
+		rte_mempool_avail_count(env->resp_pool) != env->resp_pool->size)
+		t_fp_fail("response buffers: %u of %u free",
+			rte_mempool_avail_count(env->resp_pool), env->resp_pool->size);
+}
+
+static inline void
+t_fp_free(void)
+{
+	for (unsigned int i = 0; i < t_fp.n_conns; i++) {
+		free(t_fp.c[i].tx);
+		free(t_fp.c[i].start);
+		memset(&t_fp.c[i], 0, sizeof(t_fp.c[i]));
+	}
+	t_fp.round++;
+}
+
+/* The first seed: T_FP_SEED from the environment, else @def. */
+static inline uint64_t
+t_fp_first_seed(uint64_t def)
+{
+	const char *s = getenv("T_FP_SEED");
+
+	return s != NULL && *s != '\0' ? strtoull(s, NULL, 0) : def;
+}
+
 #endif /* SLP_DP_TRANSPORT_TEST_UTIL_H */

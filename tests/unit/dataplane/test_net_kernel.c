@@ -17,6 +17,7 @@
 #include "dp_transport_test_util.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "net_kernel.h"
@@ -191,6 +192,235 @@ test_many_touches_during_walk(void **state)
 	}
 }
 
+/*
+ * --- the framing property (a group of its own: its keys and handler) ---
+ *
+ * dp_transport_test_util.h's t_fp_round() over loopback sockets: four
+ * clients (TCP_NODELAY) write their streams of random frames in random
+ * pieces, the broker's reactor running between the writes, so it reads
+ * whatever pieces have arrived, a size prefix alone or split, partial
+ * frames, several frames; into a 1 KiB receive buffer taken from two shared
+ * ones (dataplane.conn.rx.buffers), so connections also wait for one; two
+ * large buffers for four clients. The handler echoes now or later, or says
+ * -EAGAIN. Checked as for the DPDK transport (test_net_dpdk_frames.c), and
+ * that an idle connection gives its shared receive buffer back.
+ */
+#define T_FP_CONNS 4
+#define T_FP_FRAMES 40
+#define T_FP_MIN_ROUNDS 3
+#define T_FP_MAX_ROUNDS 200
+#define T_FP_ROUNDS_S 2 /* per test */
+#define T_FP_ROUND_LIMIT_S 20
+
+static struct {
+	int fd;
+	uint8_t *rx;
+	size_t rx_len;
+	size_t rx_cap;
+} fpc[T_FP_CONNS];
+static const char *g_fp_rx_buffers_key = "2"; /* dataplane.conn.rx.buffers of the group */
+static unsigned int g_fp_rx_buffers = 2;
+
+static size_t
+fp_send(unsigned int i, const uint8_t *p, size_t len)
+{
+	ssize_t n = send(fpc[i].fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0) {
+		assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+		return 0;
+	}
+	return (size_t)n;
+}
+
+static void
+fp_pump(void)
+{
+	dp_reactor_poll_once(g_lcore);
+	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		for (;;) {
+			ssize_t n;
+
+			if (fpc[i].rx_cap - fpc[i].rx_len < 65536) {
+				fpc[i].rx_cap = fpc[i].rx_cap * 2 + 65536;
+				fpc[i].rx = realloc(fpc[i].rx, fpc[i].rx_cap);
+				assert_non_null(fpc[i].rx);
+			}
+			n = recv(fpc[i].fd, fpc[i].rx + fpc[i].rx_len, fpc[i].rx_cap - fpc[i].rx_len,
+				MSG_DONTWAIT);
+			if (n <= 0) {
+				assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+				break;
+			}
+			fpc[i].rx_len += (size_t)n;
+		}
+	}
+}
+
+static size_t
+fp_received(unsigned int i, const uint8_t **p)
+{
+	*p = fpc[i].rx;
+	return fpc[i].rx_len;
+}
+
+static const struct t_fp_io fp_io = {
+	.send = fp_send,
+	.pump = fp_pump,
+	.received = fp_received,
+};
+
+static void
+fp_open(unsigned int i)
+{
+	struct sockaddr_in sa;
+	int one = 1;
+
+	memset(&fpc[i], 0, sizeof(fpc[i]));
+	fpc[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fpc[i].fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(g_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Loopback: the kernel completes the handshake before the broker accepts. */
+	assert_int_equal(connect(fpc[i].fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(setsockopt(fpc[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+}
+
+/* Every broker-side connection idle: no shared receive buffer or large buffer kept. */
+static bool
+fp_idle(void)
+{
+	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		const struct dp_conn *b = t_fp.c[i].conn;
+
+		if (b->rx.buf != NULL || b->rx.large != NULL || dp_conn_inflight(b) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool
+fp_all_known(void)
+{
+	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		if (t_fp.c[i].conn == NULL)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * One round (t_fp_round(), @cut or not); the clients close (a cut round
+ * resets some: SO_LINGER 0), and once the broker reaped them no buffer is
+ * left taken.
+ */
+static void
+fp_round(uint64_t seed, bool cut)
+{
+	uint32_t gen[T_FP_CONNS];
+
+	t_fp_alarm(T_FP_ROUND_LIMIT_S + 10);
+	for (unsigned int i = 0; i < T_FP_CONNS; i++)
+		fp_open(i);
+	t_fp_round(&fp_io, seed, T_FP_CONNS, T_FP_FRAMES, T_FP_ROUND_LIMIT_S, cut);
+	if (cut)
+		T_PUMP_UNTIL(fp_pump(), fp_all_known()); /* each sent its hello at least */
+	else
+		T_PUMP_UNTIL(fp_pump(), fp_idle()); /* idle: the shared buffer given back */
+	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		gen[i] = t_fp.c[i].conn->gen;
+		if (cut && t_fp_between(0, 1) == 0) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+			assert_int_equal(setsockopt(fpc[i].fd, SOL_SOCKET, SO_LINGER, &lg,
+				sizeof(lg)), 0);
+		}
+		close(fpc[i].fd);
+		free(fpc[i].rx);
+		memset(&fpc[i], 0, sizeof(fpc[i]));
+		fpc[i].fd = -1;
+	}
+	/*
+	 * Reaped: dp_conn_reset() bumps the generation. Deferred requests are
+	 * answered meanwhile (cut rounds: late, to connections closed or gone).
+	 */
+	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		const struct dp_conn *b = t_fp.c[i].conn;
+
+		uint64_t end = t_now_us() + 5000000;
+
+		/* Frames that came before the close are still delivered: answer them too. */
+		while (b->gen == gen[i] && t_now_us() < end) {
+			t_fp_answer_deferred(true);
+			dp_reactor_poll_once(g_lcore);
+		}
+		if (b->gen == gen[i])
+			t_fp_fail("client %u's connection not reaped: closing %d, rx_stalled %d, "
+				"in flight %u, buffered %u (head %u tail %u cap %u), large %p "
+				"(fill %u of %u), pending %llu, tx_ready %d", i, b->closing,
+				b->rx_stalled, dp_conn_inflight(b), dp_frame_buffered(&b->rx),
+				b->rx.head, b->rx.tail, b->rx.cap, (void *)b->rx.large,
+				b->rx.large_fill, b->rx.large_size,
+				(unsigned long long)b->pending_bytes, b->tx_ready);
+		assert_true(b->rx.large == NULL && (g_fp_rx_buffers == 0 || b->rx.buf == NULL));
+	}
+	/* Deferred by the poll that then reaped its connection: answered late. */
+	t_fp_answer_deferred(true);
+	assert_int_equal(t_fp.n_deferred, 0);
+	t_fp_check_buffers();
+	t_fp_alarm(0);
+	t_fp_free();
+}
+
+static void
+fp_rounds(bool cut)
+{
+	uint64_t seed = t_fp_first_seed(cut ? 100001 : 1);
+	uint64_t t_end = t_now_us() + T_FP_ROUNDS_S * 1000000ull;
+	unsigned int rounds = 0;
+
+	t_fp.rx_cap = 1024;     /* dataplane.conn.rx.buffer.bytes */
+	t_fp.max_size = 250000; /* under dataplane.frame.large.bytes */
+	t_fp.pct_eagain = 10;
+	t_fp.pct_defer = 35;
+	t_fp.cut_min = 12; /* the hello: a connection known to the handler */
+	t_fp.n_pieces = t_fp.n_tiny_pieces = t_fp.n_large_frames = 0;
+	t_fp.n_now = t_fp.n_defer = t_fp.n_eagain = 0;
+	while (rounds < T_FP_MAX_ROUNDS && (rounds < T_FP_MIN_ROUNDS || t_now_us() < t_end)) {
+		fp_round(seed + rounds, cut);
+		rounds++;
+	}
+	print_message("%u rounds: %llu pieces (%llu under 4 bytes), %llu frames through a large "
+		"buffer; handler: %llu now, %llu deferred, %llu -EAGAIN\n", rounds,
+		(unsigned long long)t_fp.n_pieces, (unsigned long long)t_fp.n_tiny_pieces,
+		(unsigned long long)t_fp.n_large_frames, (unsigned long long)t_fp.n_now,
+		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain);
+	assert_true(t_fp.n_large_frames > 0 && t_fp.n_tiny_pieces > 0);
+	assert_true(t_fp.n_now > 0 && t_fp.n_defer > 0 && t_fp.n_eagain > 0);
+}
+
+/* Whole streams, two shared receive buffers for four clients. */
+static void
+test_random_segmentation(void **state)
+{
+	fp_rounds(false);
+}
+
+/*
+ * Streams cut anywhere (after the hello), the clients then closing or
+ * resetting with frames half read, requests in flight, responses half sent:
+ * all released. A receive buffer per connection (a client stopped inside a
+ * frame keeps its shared buffer until it closes: two such would starve the
+ * others of theirs, by design).
+ */
+static void
+test_cut_streams(void **state)
+{
+	fp_rounds(true);
+}
+
 /* --- set-up --- */
 
 static int
@@ -226,7 +456,41 @@ teardown(void **state)
 	net_kernel_fini();
 	dp_reactors_fini();
 	dp_config_free(&g_cfg);
-	rte_eal_cleanup();
+	return 0;
+}
+
+/* The framing property's transport: its own keys and handler. */
+static int
+fp_setup(void **state)
+{
+	char lcore[16];
+	unsigned int lcores[1];
+
+	t_eal_start("test_net_kernel", "128", "tnk");
+	g_lcore = rte_lcore_id();
+	snprintf(lcore, sizeof(lcore), "%u", g_lcore);
+	{
+		const char *const keys[][2] = {
+			{"dataplane.lcores", lcore},
+			{"listeners", "PLAINTEXT://127.0.0.1:0"},
+			{"dataplane.poll.idle.sleep.us", "0"},
+			{"dataplane.max.connections", "16"},
+			{"dataplane.conn.rx.buffer.bytes", "1024"},
+			{"dataplane.conn.rx.buffers", g_fp_rx_buffers_key},
+			{"dataplane.conn.max.inflight", "4"},
+			{"dataplane.frame.large.bytes", "262144"},
+			{"dataplane.frame.large.buffers", "2"},
+			{"dataplane.response.buffer.bytes", "2048"},
+			{"dataplane.response.buffers", "16"},
+		};
+
+		t_config_load(&g_cfg, keys, RTE_DIM(keys));
+	}
+	lcores[0] = g_lcore;
+	assert_int_equal(dp_reactors_init(lcores, 1, 64, 0), 0);
+	assert_int_equal(net_kernel_init(&g_cfg, t_fp_handler, NULL), 0);
+	g_port = net_kernel_listener_port(0);
+	assert_true(g_port != 0);
 	return 0;
 }
 
@@ -238,5 +502,18 @@ main(void)
 		cmocka_unit_test(test_many_touches_during_walk),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest frames[] = {
+		cmocka_unit_test(test_random_segmentation),
+	};
+	const struct CMUnitTest cut[] = {
+		cmocka_unit_test(test_cut_streams),
+	};
+	int failed = cmocka_run_group_tests(tests, setup, teardown);
+
+	failed += cmocka_run_group_tests_name("frames", frames, fp_setup, teardown);
+	g_fp_rx_buffers_key = "0";
+	g_fp_rx_buffers = 0;
+	failed += cmocka_run_group_tests_name("cut frames", cut, fp_setup, teardown);
+	rte_eal_cleanup();
+	return failed;
 }

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * net_dpdk: request framing against random segmentation (a property test).
+ *
+ * The DPDK transport on a net_ring port, its reactor driven by hand, and
+ * four client connections on a second instance of our TCP stack (as in
+ * test_net_dpdk.c). Each round (dp_transport_test_util.h, t_fp_round) sends
+ * every client's stream of random frames in random pieces, each piece its
+ * own TCP segment (the next piece waits until the last has left the client
+ * whole), with the broker's reactor run between them: frames read in place
+ * in an mbuf, copied when they span mbufs, read through a large buffer when
+ * larger than the 1 KiB receive buffer; size prefixes alone or split across
+ * segments. The handler echoes each frame now or later (the four slots of
+ * dataplane.conn.max.inflight fill up), or refuses it with -EAGAIN; two
+ * large buffers for four clients run out; so do the sixteen response
+ * buffers.
+ *
+ * Checked: every frame reaches the handler once, in order, byte for byte,
+ * and its echo comes back in order; the reactor always returns (an alarm
+ * turns a hang, as the one fixed in 6f286e7, into a failure naming the
+ * seed); after the clients close, no mbuf of either pool, no large buffer,
+ * no response buffer is left taken. Rounds with consecutive seeds run for
+ * about T_ROUNDS_S seconds (at least T_MIN_ROUNDS rounds, at most
+ * T_MAX_ROUNDS); T_FP_SEED replays a failed round first.
+ */
+#include "dp_transport_test_util.h"
+
+#define T_CONNS 4
+#define T_FRAMES 40
+#define T_MIN_ROUNDS 3
+#define T_MAX_ROUNDS 200
+#define T_ROUNDS_S 2 /* per test */
+#define T_ROUND_LIMIT_S 20 /* one round's bound (a round takes about 20 ms here) */
+
+static struct dp_config g_cfg;
+static unsigned int g_lcore;
+static struct t_conn cls[T_CONNS];
+
+static void
+pump(void)
+{
+	t_ring_pump(g_lcore);
+}
+
+#define PUMP_UNTIL(cond) T_PUMP_UNTIL(pump(), cond)
+
+/*
+ * One piece, one segment: the client sends only when all it queued before
+ * has left, then sends the piece now (net_stack_poll runs its output), so
+ * the piece's end is a segment boundary (pieces above the MSS are cut).
+ */
+static size_t
+ring_send(unsigned int i, const uint8_t *p, size_t len)
+{
+	struct net_tcp_info info;
+	int rc;
+
+	net_tcp_conn_info(cls[i].c, &info);
+	if (info.snd_nxt - info.snd_una != info.queued_bytes)
+		return 0;
+	rc = net_tcp_send(cls[i].c, p, (uint32_t)(len < UINT32_MAX ? len : UINT32_MAX));
+	assert_true(rc >= 0);
+	net_stack_poll(t_client, net_port_now_us());
+	return (size_t)rc;
+}
+
+static size_t
+ring_received(unsigned int i, const uint8_t **p)
+{
+	*p = cls[i].rx;
+	return cls[i].rx_len;
+}
+
+static const struct t_fp_io ring_io = {
+	.send = ring_send,
+	.pump = pump,
+	.received = ring_received,
+};
+
+static struct net_dpdk_stats
+stats(void)
+{
+	struct net_dpdk_stats s;
+
+	assert_int_equal(net_dpdk_stats_get(0, &s), 0);
+	return s;
+}
+
+/* Every mbuf back in its pool: the broker's and the client's. */
+static bool
+pools_full(struct rte_mempool *bpool)
+{
+	return rte_mempool_avail_count(bpool) == bpool->size &&
+		rte_mempool_avail_count(t_client_pool) == t_client_pool->size;
+}
+
+/* Every client closed on both sides, the broker's reaped, nothing deferred. */
+static bool
+all_closed(uint64_t closed0)
+{
+	for (unsigned int i = 0; i < T_CONNS; i++) {
+		if (!cls[i].closed)
+			return false;
+	}
+	return stats().closed - closed0 == T_CONNS && t_fp.n_deferred == 0;
+}
+
+/*
+ * One round (t_fp_round(), @cut or not), then the clients close (a cut round
+ * resets some) and, once the broker reaped them: no buffer of any kind, no
+ * mbuf of either pool still taken.
+ */
+static void
+one_round(uint64_t seed, bool cut)
+{
+	struct rte_mempool *bpool = rte_mempool_lookup("nd_mbufs");
+	uint64_t closed0 = stats().closed;
+
+	assert_non_null(bpool);
+	t_fp_alarm(T_ROUND_LIMIT_S + 10);
+	for (unsigned int i = 0; i < T_CONNS; i++)
+		t_conn_open(&cls[i], g_lcore);
+	t_fp_round(&ring_io, seed, T_CONNS, T_FRAMES, T_ROUND_LIMIT_S, cut);
+	/*
+	 * Every client closes (a cut round resets some) at once: a FIN may wait
+	 * behind bytes the broker reads only once another client's large buffer
+	 * comes back. Deferred requests are answered meanwhile (cut rounds: late,
+	 * to connections closed or gone; frames that came before a FIN are still
+	 * delivered), and once more after the last reap.
+	 */
+	for (unsigned int i = 0; i < T_CONNS; i++) {
+		if (cut && t_fp_between(0, 1) == 0) {
+			net_tcp_abort(cls[i].c);
+			cls[i].c = NULL;
+		} else {
+			assert_int_equal(net_tcp_close(cls[i].c), 0);
+		}
+	}
+	T_PUMP_UNTIL((t_fp_answer_deferred(true), pump()), all_closed(closed0));
+	for (unsigned int i = 0; i < T_CONNS; i++) {
+		free(cls[i].rx);
+		memset(&cls[i], 0, sizeof(cls[i]));
+	}
+	/*
+	 * Responses are released once acknowledged, or when the broker's TCP
+	 * connection drops its send queue (a reset, the last ACK): then every
+	 * buffer and every mbuf of either pool is back.
+	 */
+	{
+		uint64_t end = t_now_us() + 10000000;
+
+		while (!(t_fp_buffers_back() && pools_full(bpool)) && t_now_us() < end)
+			pump();
+	}
+	t_fp_check_buffers();
+	if (!pools_full(bpool))
+		t_fp_fail("mbufs taken: broker %u of %u, client %u of %u",
+			bpool->size - rte_mempool_avail_count(bpool), bpool->size,
+			t_client_pool->size - rte_mempool_avail_count(t_client_pool),
+			t_client_pool->size);
+	t_fp_alarm(0);
+	t_fp_free();
+}
+
+static void
+run_rounds(bool cut)
+{
+	struct net_dpdk_stats s0 = stats(), s1;
+	uint64_t seed = t_fp_first_seed(cut ? 100001 : 1);
+	uint64_t t_end = t_now_us() + T_ROUNDS_S * 1000000ull;
+	unsigned int rounds = 0;
+
+	t_fp.rx_cap = 1024;     /* dataplane.conn.rx.buffer.bytes */
+	t_fp.max_size = 250000; /* under dataplane.frame.large.bytes */
+	t_fp.pct_eagain = 10;
+	t_fp.pct_defer = 35;
+	t_fp.n_pieces = t_fp.n_tiny_pieces = t_fp.n_large_frames = 0;
+	t_fp.n_now = t_fp.n_defer = t_fp.n_eagain = 0;
+	while (rounds < T_MAX_ROUNDS && (rounds < T_MIN_ROUNDS || t_now_us() < t_end)) {
+		one_round(seed + rounds, cut);
+		rounds++;
+	}
+	s1 = stats();
+	print_message("%u rounds: %llu pieces (%llu under 4 bytes), frames in place %llu, "
+		"copied %llu (%llu through a large buffer); handler: %llu now, %llu deferred, "
+		"%llu -EAGAIN\n", rounds, (unsigned long long)t_fp.n_pieces,
+		(unsigned long long)t_fp.n_tiny_pieces,
+		(unsigned long long)(s1.rx_frames_inplace - s0.rx_frames_inplace),
+		(unsigned long long)(s1.rx_frames_copied - s0.rx_frames_copied),
+		(unsigned long long)t_fp.n_large_frames, (unsigned long long)t_fp.n_now,
+		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain);
+	/* Each path was taken (else the property says little). */
+	assert_true(s1.rx_frames_inplace > s0.rx_frames_inplace);
+	assert_true(s1.rx_frames_copied > s0.rx_frames_copied);
+	assert_true(t_fp.n_large_frames > 0 && t_fp.n_tiny_pieces > 0);
+	assert_true(t_fp.n_now > 0 && t_fp.n_defer > 0 && t_fp.n_eagain > 0);
+}
+
+/* Whole streams: every frame echoed once, in order, byte for byte. */
+static void
+test_random_segmentation(void **state)
+{
+	run_rounds(false);
+}
+
+/*
+ * Streams cut anywhere, the clients then closing or resetting with frames
+ * half read (into the receive buffer, into a large buffer), requests in
+ * flight and responses half sent: all released.
+ */
+static void
+test_cut_streams(void **state)
+{
+	run_rounds(true);
+}
+
+static int
+setup(void **state)
+{
+	const char *const keys[][2] = {
+		{"dataplane.max.connections", "8"},
+		{"dataplane.conn.rx.buffer.bytes", "1024"},
+		{"dataplane.conn.max.inflight", "4"},
+		{"dataplane.frame.large.bytes", "262144"},
+		{"dataplane.frame.large.buffers", "2"},
+		{"dataplane.response.buffer.bytes", "2048"},
+		{"dataplane.response.buffers", "16"},
+	};
+
+	t_dpdk_start(&g_cfg, "test_net_dpdk_frames", "256", "tndf", keys, RTE_DIM(keys),
+		t_fp_handler, &g_lcore);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	t_dpdk_stop(&g_cfg);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_segmentation),
+		cmocka_unit_test(test_cut_streams),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
