@@ -246,8 +246,8 @@ fp_pump(void)
 				fpc[i].rx = realloc(fpc[i].rx, fpc[i].rx_cap);
 				assert_non_null(fpc[i].rx);
 			}
-			n = recv(fpc[i].fd, fpc[i].rx + fpc[i].rx_len, fpc[i].rx_cap - fpc[i].rx_len,
-				MSG_DONTWAIT);
+			n = recv(fpc[i].fd, fpc[i].rx + fpc[i].rx_len,
+				fpc[i].rx_cap - fpc[i].rx_len, MSG_DONTWAIT);
 			if (n <= 0) {
 				assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 				break;
