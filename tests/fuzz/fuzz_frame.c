@@ -108,8 +108,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (rc == 1) {
 				if (!have || rsize <= 0 || (uint64_t)rsize != flen ||
 					ref + 4 + flen > off)
-					FAIL("frame at %zu: %u bytes, the stream says %lld (%zu received)",
-						ref, flen, (long long)rsize, off);
+					FAIL("frame at %zu: %u bytes, the stream says %lld",
+						ref, flen, (long long)rsize);
 				if (memcmp(frame, stream + ref + 4, flen) != 0)
 					FAIL("frame at %zu: its bytes differ", ref);
 				ref += 4 + (size_t)flen;
