@@ -117,6 +117,17 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 		opts->io_workers = (unsigned)x;
 		return 0;
 	}
+	if (strcmp(key, "storage.io.workers.cpus") == 0) {
+		uint64_t mask[STOR_CPU_MASK_WORDS];
+
+		if (strlen(value) >= sizeof(opts->io_workers_cpus))
+			return -EINVAL;
+		if (value[strspn(value, " \t")] != '\0' &&
+		    stor_cpu_list_parse(value, mask, STOR_CPU_MASK_WORDS) < 0)
+			return -EINVAL;
+		snprintf(opts->io_workers_cpus, sizeof(opts->io_workers_cpus), "%s", value);
+		return 0;
+	}
 	if (strcmp(key, "storage.cache.chunks") == 0) {
 		if (parse_u64(value, 1, 16384, &x) != 0)
 			return -EINVAL;
@@ -255,6 +266,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		        .max_files = opts->max_files,
 		        .sqpoll = opts->sqpoll,
 		        .io_workers = opts->io_workers,
+		        .io_workers_cpus = opts->io_workers_cpus,
 		        .inline_io = opts->inline_io,
 		};
 		e->be = stor_uring_create(&uo, &why);

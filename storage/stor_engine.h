@@ -64,6 +64,10 @@ struct stor_engine_opts {
 	                                 workers) raised to at least this (default 64; 0:
 	                                 the kernel's 4 x CPUs). A write that grows its
 	                                 file holds one until the device completes it */
+	char io_workers_cpus[128];    /* storage.io.workers.cpus: CPU list for io_uring's io-wq
+	                                 workers (IORING_REGISTER_IOWQ_AFF), "" (default):
+	                                 they inherit the owner thread's affinity, i.e. run
+	                                 on the reactor's core */
 	enum stor_inline_mode inline_io; /* storage.io.inline: auto (default) serves files on
 	                                 tmpfs/ramfs with pwrite/pread on the owner thread
 	                                 instead of io_uring's worker threads; false: the
@@ -93,6 +97,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
  *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
  *   storage.max.open.files     segment files kept open (0: no limit)
  *   storage.io.workers         blocking-write threads at least (0: kernel default)
+ *   storage.io.workers.cpus    CPU list for those threads ("": the owner's CPUs)
  *   storage.cache.chunk.bytes  tail-cache chunk size (multiple of 4096)
  *   storage.cache.chunks       chunks in the pool
  *

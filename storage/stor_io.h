@@ -134,6 +134,9 @@ struct stor_uring_opts {
 	unsigned sqpoll_idle_ms;
 	unsigned io_workers;  /* raise the ring's bounded io-wq workers to at least this
 	                         (0: the kernel's default, 4 x CPUs at most the SQ size) */
+	const char *io_workers_cpus; /* CPU list ("2-3,6") the ring's io-wq workers may run on
+	                                (IORING_REGISTER_IOWQ_AFF); NULL or "": the creating
+	                                thread's affinity, which they inherit */
 	enum stor_inline_mode inline_io; /* storage.io.inline (default auto) */
 	unsigned inline_max_files; /* files served inline at once, each holding a descriptor
 	                              (0: half the RLIMIT_NOFILE soft limit); past it new
@@ -147,7 +150,9 @@ struct stor_uring_opts {
  * files an open file holds a slot of the ring's table and no descriptor
  * (no_fds): synchronous operations reopen its path while they run.
  * io_workers raises the ring's bounded io-wq worker limit (a refusal is
- * reported through @why; be->io_workers has the limit in force).
+ * reported through @why; be->io_workers has the limit in force);
+ * io_workers_cpus places those workers (a refusal is reported through
+ * @why; an unparsable list fails with EINVAL).
  *
  * With inline_io = STOR_INLINE_AUTO, a file opened on tmpfs or ramfs keeps
  * a descriptor and its writes and reads run as plain pwrite/pread in
@@ -161,6 +166,17 @@ struct stor_uring_opts {
 struct stor_backend *stor_uring_create(const struct stor_uring_opts *opts, const char **why);
 
 #define STOR_URING_MAX_FILES 262144u /* largest automatic fixed-file table */
+
+/**
+ * Parse a CPU list as in cpuset(7) ("0-3,8,10-11"; blanks around the
+ * parts allowed) into a bit mask of @mask_words 64-bit words (CPU n is bit
+ * n % 64 of word n / 64). The caller owns @mask.
+ *
+ * @return the number of CPUs in the list, or -EINVAL (empty, malformed, a
+ * range backwards, a CPU past the mask).
+ */
+int stor_cpu_list_parse(const char *list, uint64_t *mask, unsigned mask_words);
+#define STOR_CPU_MASK_WORDS 16u /* 1,024 CPUs: glibc's CPU_SETSIZE */
 
 /**
  * The fixed-file table size used when none is configured: the process's

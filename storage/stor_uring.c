@@ -47,6 +47,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,6 +598,64 @@ uring_raise_workers(struct io_uring *ring, unsigned want)
 	return vals[0];
 }
 
+int
+stor_cpu_list_parse(const char *list, uint64_t *mask, unsigned mask_words)
+{
+	const char *p = list;
+	unsigned long max = (unsigned long)mask_words * 64u;
+	int n = 0;
+
+	memset(mask, 0, sizeof(*mask) * mask_words);
+	for (;;) {
+		char *end;
+		unsigned long lo, hi;
+
+		p += strspn(p, " \t");
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		lo = strtoul(p, &end, 10);
+		p = end;
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (*p < '0' || *p > '9')
+				return -EINVAL;
+			hi = strtoul(p, &end, 10);
+			p = end;
+		}
+		if (lo > hi || hi >= max)
+			return -EINVAL;
+		for (unsigned long c = lo; c <= hi; c++) {
+			if (!(mask[c / 64] & (1ull << (c % 64))))
+				n++;
+			mask[c / 64] |= 1ull << (c % 64);
+		}
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return n;
+		if (*p != ',')
+			return -EINVAL;
+		p++;
+	}
+}
+
+/*
+ * Place the ring's io-wq workers on the CPUs of @mask (STOR_CPU_MASK_WORDS
+ * words, IORING_REGISTER_IOWQ_AFF; workers already running move too).
+ * Returns 0 or -errno.
+ */
+static int
+uring_workers_place(struct io_uring *ring, const uint64_t *mask)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (unsigned c = 0; c < STOR_CPU_MASK_WORDS * 64u && c < CPU_SETSIZE; c++)
+		if (mask[c / 64] & (1ull << (c % 64)))
+			CPU_SET(c, &set);
+	return io_uring_register_iowq_aff(ring, sizeof(set), &set);
+}
+
 /* Free what stor_uring_create() allocated (the ring not initialised). */
 static void
 uring_free(struct stor_uring *u)
@@ -685,6 +744,20 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 		u->be.io_workers = uring_raise_workers(&u->ring, opts->io_workers);
 		if (u->be.io_workers < opts->io_workers && why != NULL && (*why)[0] == '\0')
 			*why = "io-wq worker limit not raised, the kernel's default applies";
+	}
+	if (opts->io_workers_cpus != NULL &&
+	    opts->io_workers_cpus[strspn(opts->io_workers_cpus, " \t")] != '\0') {
+		uint64_t mask[STOR_CPU_MASK_WORDS];
+
+		if (stor_cpu_list_parse(opts->io_workers_cpus, mask, STOR_CPU_MASK_WORDS) < 0) {
+			io_uring_queue_exit(&u->ring);
+			uring_free(u);
+			errno = EINVAL;
+			return NULL;
+		}
+		if (uring_workers_place(&u->ring, mask) < 0 && why != NULL && (*why)[0] == '\0')
+			*why = "io-wq CPU list (storage.io.workers.cpus) refused, the workers "
+			       "run where the owner thread may";
 	}
 	/* What the engine may keep open: the table, or descriptors under RLIMIT_NOFILE. */
 	u->be.file_slots = u->max_files;

@@ -18,7 +18,10 @@
  * blocking-write threads raised to it (read back from the kernel), and 200
  * logs of growing O_DIRECT files written at once through those threads come
  * back byte for byte after a clean restart (on the build tree's file
- * system, where such writes go to the workers). storage.preallocate.bytes:
+ * system, where such writes go to the workers). storage.io.workers.cpus:
+ * CPU lists parsed (cpuset(7) syntax, bad ones refused), and an engine's
+ * workers placed on the one CPU named, not on all the process may use.
+ * storage.preallocate.bytes:
  * the active segment is reserved a step at a time, always at least half a
  * step and at most a step (plus a block) past the data, with blocks really
  * allocated; one reservation per half step or so, none past the segment;
@@ -33,6 +36,8 @@
 #include <cmocka.h>
 #include <liburing.h>
 #include <stdbool.h>
+#include <dirent.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include "stor_test_util.h"
@@ -463,6 +468,150 @@ test_io_workers(void **state)
 	free(rbuf);
 }
 
+/*
+ * The allowed CPUs of every io_uring worker thread of this process
+ * ("iou-wrk-*" in /proc/self/task), as masks: up to @max of them. Returns
+ * how many there are.
+ */
+static int
+io_worker_masks(uint64_t (*masks)[STOR_CPU_MASK_WORDS], int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[300], line[512] = "";
+		bool wrk = false;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue; /* the thread exited meanwhile */
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "Name:\tiou-wrk", 13) == 0)
+				wrk = true;
+			if (wrk && n < max && strncmp(line, "Cpus_allowed_list:", 18) == 0) {
+				line[strcspn(line, "\n")] = '\0';
+				assert_true(stor_cpu_list_parse(line + 18, masks[n],
+				                                STOR_CPU_MASK_WORDS) > 0);
+				n++;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * storage.io.workers.cpus: parsed as a cpuset(7) list; io_uring's workers
+ * of an engine configured with one CPU run there only, not on every CPU
+ * the process may use (what they inherit without the key).
+ */
+static void
+test_io_workers_cpus(void **state)
+{
+	struct stor_engine_opts o;
+	uint64_t m[STOR_CPU_MASK_WORDS];
+	static uint64_t wm[256][STOR_CPU_MASK_WORDS];
+
+	(void)state;
+	assert_int_equal(stor_cpu_list_parse("0-3,8", m, STOR_CPU_MASK_WORDS), 5);
+	assert_int_equal(m[0], 0x10full);
+	assert_int_equal(stor_cpu_list_parse(" 2 , 5-6,5 ", m, STOR_CPU_MASK_WORDS), 3);
+	assert_int_equal(m[0], 0x64ull);
+	assert_int_equal(stor_cpu_list_parse("1023", m, STOR_CPU_MASK_WORDS), 1);
+	assert_int_equal(m[15], 1ull << 63);
+	assert_int_equal(stor_cpu_list_parse("64", m, 1), -EINVAL);
+	assert_int_equal(stor_cpu_list_parse("1024", m, STOR_CPU_MASK_WORDS), -EINVAL);
+	const char *bad[] = {"", " ", "x", "3-1", "1,", ",1", "-1", "1-", "1 2", "0x1", "1;2"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(stor_cpu_list_parse(bad[i], m, STOR_CPU_MASK_WORDS), -EINVAL);
+
+	stor_engine_opts_init(&o);
+	assert_string_equal(o.io_workers_cpus, "");
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", "0-1,3"), 0);
+	assert_string_equal(o.io_workers_cpus, "0-1,3");
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", "1-"), -EINVAL);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", "5000"), -EINVAL);
+	assert_string_equal(o.io_workers_cpus, "0-1,3");
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", ""), 0);
+	assert_string_equal(o.io_workers_cpus, "");
+
+	/* The last CPU this process may run on; the workers would inherit them all. */
+	cpu_set_t mine;
+	int last = -1;
+	assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	for (int c = 0; c < CPU_SETSIZE && c < (int)STOR_CPU_MASK_WORDS * 64; c++)
+		if (CPU_ISSET(c, &mine))
+			last = c;
+	if (CPU_COUNT(&mine) < 2) {
+		print_message("one CPU allowed: a worker's placement cannot be told apart\n");
+		skip();
+	}
+	char list[16];
+	snprintf(list, sizeof(list), "%d", last);
+
+	/*
+	 * Through the engine: a log's first append reserves its segment with an
+	 * IORING_OP_FALLOCATE, which io_uring always hands to a worker.
+	 */
+	char *root = tu_tmpdir("");
+	struct stor_log_config cfg;
+	struct tu_ack ack = {0};
+	uint8_t batch[20000];
+	char dir[4096];
+	int err = 0;
+
+	assert_non_null(root);
+	stor_engine_opts_init(&o);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", list), 0);
+	o.chunk_count = 4;
+	o.chunk_bytes = 64 << 10;
+	struct stor_engine *e = stor_engine_create(&o);
+	assert_non_null(e);
+	stor_log_config_init(&cfg);
+	cfg.segment_bytes = 1 << 20;
+	cfg.roll_ms = -1;
+	snprintf(dir, sizeof(dir), "%s/aff", root);
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	size_t n = tu_batch(batch, sizeof(batch), 15, 1000, 1000, 3, NULL);
+	assert_int_equal(stor_log_append(log, batch, n, 0, tu_ack_cb, &ack, NULL), 0);
+	assert_int_equal(tu_poll_until(e, &ack.done, 1), 0);
+	assert_int_equal(ack.rc, 0);
+	assert_int_equal(stor_engine_drain(e), 0);
+
+	/*
+	 * This engine's workers are alive (they idle for a while before they
+	 * exit). Workers of rings destroyed by earlier tests may linger too,
+	 * with the process's CPUs: at least one worker must be on the CPU asked
+	 * for alone.
+	 */
+	int nw = io_worker_masks(wm, 256), placed = 0;
+	assert_true(nw > 0);
+	for (int i = 0; i < nw; i++) {
+		bool only_last = true;
+		for (unsigned w = 0; w < STOR_CPU_MASK_WORDS; w++) {
+			uint64_t want = w == (unsigned)last / 64 ? 1ull << (last % 64) : 0;
+			if (wm[i][w] != want)
+				only_last = false;
+		}
+		placed += only_last;
+	}
+	assert_true(placed >= 1);
+
+	assert_int_equal(stor_log_close(log), 0);
+	stor_engine_destroy(e);
+	tu_rm_rf(root);
+	free(root);
+}
+
 #define STEP (64u << 10)
 
 static void
@@ -613,6 +762,7 @@ main(void)
 	        cmocka_unit_test(test_files_hold_no_fds),
 	        cmocka_unit_test(test_close_many),
 	        cmocka_unit_test(test_io_workers),
+	        cmocka_unit_test(test_io_workers_cpus),
 	        cmocka_unit_test(test_preallocate_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
