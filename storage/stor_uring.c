@@ -647,12 +647,18 @@ stor_cpu_list_parse(const char *list, uint64_t *mask, unsigned mask_words)
 static int
 uring_workers_place(struct io_uring *ring, const uint64_t *mask)
 {
-	cpu_set_t set;
+	cpu_set_t set, mine;
 
 	CPU_ZERO(&set);
 	for (unsigned c = 0; c < STOR_CPU_MASK_WORDS * 64u && c < CPU_SETSIZE; c++)
 		if (mask[c / 64] & (1ull << (c % 64)))
 			CPU_SET(c, &set);
+	/* The kernel takes a list of CPUs that do not exist and leaves the workers where they were. */
+	if (sched_getaffinity(0, sizeof(mine), &mine) == 0) {
+		CPU_AND(&mine, &mine, &set);
+		if (CPU_COUNT(&mine) == 0)
+			return -EINVAL;
+	}
 	return io_uring_register_iowq_aff(ring, sizeof(set), &set);
 }
 
@@ -756,8 +762,8 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 			return NULL;
 		}
 		if (uring_workers_place(&u->ring, mask) < 0 && why != NULL && (*why)[0] == '\0')
-			*why = "io-wq CPU list (storage.io.workers.cpus) refused, the workers "
-			       "run where the owner thread may";
+			*why = "io-wq CPU list (storage.io.workers.cpus) names no CPU this process "
+			       "may use or was refused; the workers run where the owner thread may";
 	}
 	/* What the engine may keep open: the table, or descriptors under RLIMIT_NOFILE. */
 	u->be.file_slots = u->max_files;

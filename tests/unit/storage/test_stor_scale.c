@@ -508,10 +508,22 @@ io_worker_masks(uint64_t (*masks)[STOR_CPU_MASK_WORDS], int max)
 	return n;
 }
 
+static char g_warned[512];
+
+static void
+warn_keep(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	if (level <= STOR_LOG_WARN)
+		snprintf(g_warned, sizeof(g_warned), "%s", msg);
+}
+
 /*
- * storage.io.workers.cpus: parsed as a cpuset(7) list; io_uring's workers
- * of an engine configured with one CPU run there only, not on every CPU
- * the process may use (what they inherit without the key).
+ * storage.io.workers.cpus: parsed as a cpuset(7) list; a list naming no
+ * CPU the process may use is warned about (the kernel would take it and
+ * change nothing); io_uring's workers of an engine configured with one CPU
+ * run there only, not on every CPU the process may use (what they inherit
+ * without the key).
  */
 static void
 test_io_workers_cpus(void **state)
@@ -556,6 +568,20 @@ test_io_workers_cpus(void **state)
 	}
 	char list[16];
 	snprintf(list, sizeof(list), "%d", last);
+
+	/* A list without a CPU the process may use: the engine starts, and says so. */
+	if (!CPU_ISSET(1023, &mine)) {
+		stor_engine_opts_init(&o);
+		assert_int_equal(stor_engine_opts_set(&o, "storage.io.workers.cpus", "1023"), 0);
+		o.chunk_count = 2;
+		o.chunk_bytes = 64 << 10;
+		o.log_fn = warn_keep;
+		g_warned[0] = '\0';
+		struct stor_engine *e0 = stor_engine_create(&o);
+		assert_non_null(e0);
+		assert_non_null(strstr(g_warned, "storage.io.workers.cpus"));
+		stor_engine_destroy(e0);
+	}
 
 	/*
 	 * Through the engine: a log's first append reserves its segment with an
