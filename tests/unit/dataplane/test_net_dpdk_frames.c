@@ -10,7 +10,9 @@
  * whole), with the broker's reactor run between them: frames read in place
  * in an mbuf, copied when they span mbufs, read through a large buffer when
  * larger than the 1 KiB receive buffer; size prefixes alone or split across
- * segments. The handler echoes each frame now or later (the four slots of
+ * segments. A second test cuts the streams anywhere and closes or resets
+ * the clients there; a third has segments overtaken by later ones or lost
+ * and sent again. The handler echoes each frame now or later (the four slots of
  * dataplane.conn.max.inflight fill up), or refuses it with -EAGAIN; two
  * large buffers for four clients run out; so do the sixteen response
  * buffers.
@@ -36,9 +38,55 @@ static struct dp_config g_cfg;
 static unsigned int g_lcore;
 static struct t_conn cls[T_CONNS];
 
+/* Client segments held back by reorder_tx, to be overtaken by later ones. */
+#define T_HELD_MAX 8
+static struct rte_mbuf *g_held[T_HELD_MAX];
+static unsigned int g_n_held;
+static uint64_t g_reordered;
+static uint64_t g_lost;
+
+/* Put the held segments on the wire (behind those sent since). */
+static void
+release_held(void)
+{
+	unsigned int n = rte_ring_enqueue_burst(t_to_port, (void **)g_held, g_n_held, NULL);
+
+	assert_int_equal(n, g_n_held);
+	g_n_held = 0;
+}
+
+/*
+ * The client's output in reordering rounds: about one segment in seven is
+ * held back and overtaken by the next ones (the broker's TCP queues what
+ * came out of order and hands over the run of segments once the hole is
+ * filled, as one chain), one in 200 is lost (the client's TCP sends it
+ * again: a segment boundary of its own choosing).
+ */
+static uint16_t
+reorder_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
+{
+	(void)arg;
+	for (uint16_t i = 0; i < n; i++) {
+		if (t_fp_between(0, 999) < 5) {
+			rte_pktmbuf_free(pkts[i]); /* lost: sent again by the client's TCP */
+			g_lost++;
+			continue;
+		}
+		if (g_n_held < T_HELD_MAX && t_fp_between(0, 99) < 15) {
+			g_held[g_n_held++] = pkts[i];
+			g_reordered++;
+			continue;
+		}
+		assert_int_equal(rte_ring_enqueue(t_to_port, pkts[i]), 0);
+	}
+	return n;
+}
+
 static void
 pump(void)
 {
+	if (g_n_held > 0 && t_fp_between(0, 1) == 0)
+		release_held();
 	t_ring_pump(g_lcore);
 }
 
@@ -111,7 +159,7 @@ all_closed(uint64_t closed0)
  * mbuf of either pool still taken.
  */
 static void
-one_round(uint64_t seed, bool cut)
+one_round(uint64_t seed, bool cut, bool reorder)
 {
 	struct rte_mempool *bpool = rte_mempool_lookup("nd_mbufs");
 	uint64_t closed0 = stats().closed;
@@ -120,7 +168,10 @@ one_round(uint64_t seed, bool cut)
 	t_fp_alarm(T_ROUND_LIMIT_S + 10);
 	for (unsigned int i = 0; i < T_CONNS; i++)
 		t_conn_open(&cls[i], g_lcore);
+	t_client_tx_hook = reorder ? reorder_tx : NULL;
 	t_fp_round(&ring_io, seed, T_CONNS, T_FRAMES, T_ROUND_LIMIT_S, cut);
+	t_client_tx_hook = NULL;
+	release_held();
 	/*
 	 * Every client closes (a cut round resets some) at once: a FIN may wait
 	 * behind bytes the broker reads only once another client's large buffer
@@ -163,10 +214,10 @@ one_round(uint64_t seed, bool cut)
 }
 
 static void
-run_rounds(bool cut)
+run_rounds(bool cut, bool reorder)
 {
 	struct net_dpdk_stats s0 = stats(), s1;
-	uint64_t seed = t_fp_first_seed(cut ? 100001 : 1);
+	uint64_t seed = t_fp_first_seed(cut ? 100001 : reorder ? 200001 : 1);
 	uint64_t t_end = t_now_us() + T_ROUNDS_S * 1000000ull;
 	unsigned int rounds = 0;
 
@@ -177,30 +228,32 @@ run_rounds(bool cut)
 	t_fp.n_pieces = t_fp.n_tiny_pieces = t_fp.n_large_frames = 0;
 	t_fp.n_now = t_fp.n_defer = t_fp.n_eagain = 0;
 	while (rounds < T_MAX_ROUNDS && (rounds < T_MIN_ROUNDS || t_now_us() < t_end)) {
-		one_round(seed + rounds, cut);
+		one_round(seed + rounds, cut, reorder);
 		rounds++;
 	}
 	s1 = stats();
 	print_message("%u rounds: %llu pieces (%llu under 4 bytes), frames in place %llu, "
 		"copied %llu (%llu through a large buffer); handler: %llu now, %llu deferred, "
-		"%llu -EAGAIN\n", rounds, (unsigned long long)t_fp.n_pieces,
-		(unsigned long long)t_fp.n_tiny_pieces,
+		"%llu -EAGAIN; %llu segments overtaken, %llu lost\n", rounds,
+		(unsigned long long)t_fp.n_pieces, (unsigned long long)t_fp.n_tiny_pieces,
 		(unsigned long long)(s1.rx_frames_inplace - s0.rx_frames_inplace),
 		(unsigned long long)(s1.rx_frames_copied - s0.rx_frames_copied),
 		(unsigned long long)t_fp.n_large_frames, (unsigned long long)t_fp.n_now,
-		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain);
+		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain,
+		(unsigned long long)g_reordered, (unsigned long long)g_lost);
 	/* Each path was taken (else the property says little). */
 	assert_true(s1.rx_frames_inplace > s0.rx_frames_inplace);
 	assert_true(s1.rx_frames_copied > s0.rx_frames_copied);
 	assert_true(t_fp.n_large_frames > 0 && t_fp.n_tiny_pieces > 0);
 	assert_true(t_fp.n_now > 0 && t_fp.n_defer > 0 && t_fp.n_eagain > 0);
+	assert_true(!reorder || g_reordered > 0);
 }
 
 /* Whole streams: every frame echoed once, in order, byte for byte. */
 static void
 test_random_segmentation(void **state)
 {
-	run_rounds(false);
+	run_rounds(false, false);
 }
 
 /*
@@ -211,7 +264,14 @@ test_random_segmentation(void **state)
 static void
 test_cut_streams(void **state)
 {
-	run_rounds(true);
+	run_rounds(true, false);
+}
+
+/* Whole streams whose segments arrive out of order or are lost and sent again: the same. */
+static void
+test_reordered_segments(void **state)
+{
+	run_rounds(false, true);
 }
 
 static int
@@ -245,6 +305,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_segmentation),
 		cmocka_unit_test(test_cut_streams),
+		cmocka_unit_test(test_reordered_segments),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
