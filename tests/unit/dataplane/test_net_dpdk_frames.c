@@ -31,7 +31,7 @@
 #define T_FRAMES 40
 #define T_MIN_ROUNDS 3
 #define T_MAX_ROUNDS 200
-#define T_ROUNDS_S 2 /* per test */
+#define T_ROUNDS_S 1 /* per test */
 #define T_ROUND_LIMIT_S 20 /* one round's bound (a round takes about 20 ms here) */
 
 static struct dp_config g_cfg;

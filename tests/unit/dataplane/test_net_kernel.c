@@ -209,7 +209,7 @@ test_many_touches_during_walk(void **state)
 #define T_FP_FRAMES 40
 #define T_FP_MIN_ROUNDS 3
 #define T_FP_MAX_ROUNDS 200
-#define T_FP_ROUNDS_S 2 /* per test */
+#define T_FP_ROUNDS_S 1 /* per test */
 #define T_FP_ROUND_LIMIT_S 20
 
 static struct {
