@@ -449,7 +449,25 @@ struct t_conn {
 	uint8_t *rx;
 	size_t rx_len;
 	size_t rx_cap;
+	uint32_t window_held; /* bytes received, window not given back (t_conn_slow) */
 };
+
+/*
+ * Slow readers: while set, the clients keep the receive window of what they
+ * got until t_conn_give_window(), so the broker's responses wait in its
+ * send queue and its unsent bytes grow (dataplane.conn.max.pending.bytes).
+ */
+static bool t_conn_slow T_UNUSED;
+
+/* Give back the receive window @cl kept. */
+static inline void
+t_conn_give_window(struct t_conn *cl)
+{
+	if (cl->c != NULL && cl->window_held > 0) {
+		net_tcp_recved(cl->c, cl->window_held);
+		cl->window_held = 0;
+	}
+}
 
 static inline void
 t_conn_connected(void *arg, struct net_tcp_conn *c)
@@ -477,7 +495,10 @@ t_conn_data(void *arg, struct net_tcp_conn *c, struct rte_mbuf *m, uint32_t len)
 	assert_int_equal(off, len);
 	cl->rx_len += len;
 	rte_pktmbuf_free(m);
-	net_tcp_recved(c, len);
+	if (t_conn_slow)
+		cl->window_held += len;
+	else
+		net_tcp_recved(c, len);
 }
 
 static inline void

@@ -12,7 +12,9 @@
  * larger than the 1 KiB receive buffer; size prefixes alone or split across
  * segments. A second test cuts the streams anywhere and closes or resets
  * the clients there; a third has segments overtaken by later ones or lost
- * and sent again. The handler echoes each frame now or later (the four slots of
+ * and sent again; a fourth, clients that give their receive window back
+ * now and then, so the broker's unsent responses pause its reading
+ * (dataplane.conn.max.pending.bytes). The handler echoes each frame now or later (the four slots of
  * dataplane.conn.max.inflight fill up), or refuses it with -EAGAIN; two
  * large buffers for four clients run out; so do the sixteen response
  * buffers.
@@ -28,6 +30,9 @@
 #include "dp_transport_test_util.h"
 
 #define T_CONNS 4
+#define T_MAX_PENDING 65536 /* dataplane.conn.max.pending.bytes */
+#define T_STR_(x) #x
+#define T_STR(x) T_STR_(x)
 #define T_FRAMES 40
 #define T_MIN_ROUNDS 3
 #define T_MAX_ROUNDS 200
@@ -44,6 +49,7 @@ static struct rte_mbuf *g_held[T_HELD_MAX];
 static unsigned int g_n_held;
 static uint64_t g_reordered;
 static uint64_t g_lost;
+static uint64_t g_paused; /* pumps that found a connection's reading paused */
 
 /* Put the held segments on the wire (behind those sent since). */
 static void
@@ -87,6 +93,17 @@ pump(void)
 {
 	if (g_n_held > 0 && t_fp_between(0, 1) == 0)
 		release_held();
+	if (t_conn_slow) {
+		for (unsigned int i = 0; i < T_CONNS; i++) {
+			const struct dp_conn *b = t_fp.c[i].conn;
+
+			/* Reading paused for unsent response bytes (max.pending.bytes). */
+			if (b != NULL && b->pending_bytes >= T_MAX_PENDING)
+				g_paused++;
+			if (t_fp_between(0, 15) == 0)
+				t_conn_give_window(&cls[i]);
+		}
+	}
 	t_ring_pump(g_lcore);
 }
 
@@ -159,7 +176,7 @@ all_closed(uint64_t closed0)
  * mbuf of either pool still taken.
  */
 static void
-one_round(uint64_t seed, bool cut, bool reorder)
+one_round(uint64_t seed, bool cut, bool reorder, bool slow)
 {
 	struct rte_mempool *bpool = rte_mempool_lookup("nd_mbufs");
 	uint64_t closed0 = stats().closed;
@@ -169,9 +186,13 @@ one_round(uint64_t seed, bool cut, bool reorder)
 	for (unsigned int i = 0; i < T_CONNS; i++)
 		t_conn_open(&cls[i], g_lcore);
 	t_client_tx_hook = reorder ? reorder_tx : NULL;
+	t_conn_slow = slow;
 	t_fp_round(&ring_io, seed, T_CONNS, T_FRAMES, T_ROUND_LIMIT_S, cut);
 	t_client_tx_hook = NULL;
+	t_conn_slow = false;
 	release_held();
+	for (unsigned int i = 0; i < T_CONNS; i++)
+		t_conn_give_window(&cls[i]);
 	/*
 	 * Every client closes (a cut round resets some) at once: a FIN may wait
 	 * behind bytes the broker reads only once another client's large buffer
@@ -214,10 +235,10 @@ one_round(uint64_t seed, bool cut, bool reorder)
 }
 
 static void
-run_rounds(bool cut, bool reorder)
+run_rounds(bool cut, bool reorder, bool slow)
 {
 	struct net_dpdk_stats s0 = stats(), s1;
-	uint64_t seed = t_fp_first_seed(cut ? 100001 : reorder ? 200001 : 1);
+	uint64_t seed = t_fp_first_seed(cut ? 100001 : reorder ? 200001 : slow ? 300001 : 1);
 	uint64_t t_end = t_now_us() + T_ROUNDS_S * 1000000ull;
 	unsigned int rounds = 0;
 
@@ -227,33 +248,36 @@ run_rounds(bool cut, bool reorder)
 	t_fp.pct_defer = 35;
 	t_fp.n_pieces = t_fp.n_tiny_pieces = t_fp.n_large_frames = 0;
 	t_fp.n_now = t_fp.n_defer = t_fp.n_eagain = 0;
+	g_reordered = g_lost = g_paused = 0;
 	while (rounds < T_MAX_ROUNDS && (rounds < T_MIN_ROUNDS || t_now_us() < t_end)) {
-		one_round(seed + rounds, cut, reorder);
+		one_round(seed + rounds, cut, reorder, slow);
 		rounds++;
 	}
 	s1 = stats();
 	print_message("%u rounds: %llu pieces (%llu under 4 bytes), frames in place %llu, "
 		"copied %llu (%llu through a large buffer); handler: %llu now, %llu deferred, "
-		"%llu -EAGAIN; %llu segments overtaken, %llu lost\n", rounds,
+		"%llu -EAGAIN; %llu segments overtaken, %llu lost; reading paused %llu\n", rounds,
 		(unsigned long long)t_fp.n_pieces, (unsigned long long)t_fp.n_tiny_pieces,
 		(unsigned long long)(s1.rx_frames_inplace - s0.rx_frames_inplace),
 		(unsigned long long)(s1.rx_frames_copied - s0.rx_frames_copied),
 		(unsigned long long)t_fp.n_large_frames, (unsigned long long)t_fp.n_now,
 		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain,
-		(unsigned long long)g_reordered, (unsigned long long)g_lost);
+		(unsigned long long)g_reordered, (unsigned long long)g_lost,
+		(unsigned long long)g_paused);
 	/* Each path was taken (else the property says little). */
 	assert_true(s1.rx_frames_inplace > s0.rx_frames_inplace);
 	assert_true(s1.rx_frames_copied > s0.rx_frames_copied);
 	assert_true(t_fp.n_large_frames > 0 && t_fp.n_tiny_pieces > 0);
 	assert_true(t_fp.n_now > 0 && t_fp.n_defer > 0 && t_fp.n_eagain > 0);
-	assert_true(!reorder || g_reordered > 0);
+	assert_true(!reorder || (g_reordered > 0 && g_lost > 0));
+	assert_true(!slow || g_paused > 0);
 }
 
 /* Whole streams: every frame echoed once, in order, byte for byte. */
 static void
 test_random_segmentation(void **state)
 {
-	run_rounds(false, false);
+	run_rounds(false, false, false);
 }
 
 /*
@@ -264,14 +288,25 @@ test_random_segmentation(void **state)
 static void
 test_cut_streams(void **state)
 {
-	run_rounds(true, false);
+	run_rounds(true, false, false);
 }
 
 /* Whole streams whose segments arrive out of order or are lost and sent again: the same. */
 static void
 test_reordered_segments(void **state)
 {
-	run_rounds(false, true);
+	run_rounds(false, true, false);
+}
+
+/*
+ * Whole streams to slow readers (the clients give their receive window back
+ * now and then): responses wait in the broker's send queue, its unsent bytes
+ * pass dataplane.conn.max.pending.bytes and reading pauses until they leave.
+ */
+static void
+test_slow_readers(void **state)
+{
+	run_rounds(false, false, true);
 }
 
 static int
@@ -285,6 +320,7 @@ setup(void **state)
 		{"dataplane.frame.large.buffers", "2"},
 		{"dataplane.response.buffer.bytes", "2048"},
 		{"dataplane.response.buffers", "16"},
+		{"dataplane.conn.max.pending.bytes", T_STR(T_MAX_PENDING)},
 	};
 
 	t_dpdk_start(&g_cfg, "test_net_dpdk_frames", "256", "tndf", keys, RTE_DIM(keys),
@@ -306,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_random_segmentation),
 		cmocka_unit_test(test_cut_streams),
 		cmocka_unit_test(test_reordered_segments),
+		cmocka_unit_test(test_slow_readers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
