@@ -653,7 +653,7 @@ uring_workers_place(struct io_uring *ring, const uint64_t *mask)
 	for (unsigned c = 0; c < STOR_CPU_MASK_WORDS * 64u && c < CPU_SETSIZE; c++)
 		if (mask[c / 64] & (1ull << (c % 64)))
 			CPU_SET(c, &set);
-	/* The kernel takes a list of CPUs that do not exist and leaves the workers where they were. */
+	/* The kernel takes a list of absent CPUs and leaves the workers where they are. */
 	if (sched_getaffinity(0, sizeof(mine), &mine) == 0) {
 		CPU_AND(&mine, &mine, &set);
 		if (CPU_COUNT(&mine) == 0)
