@@ -202,7 +202,9 @@ test_many_touches_during_walk(void **state)
  * frames, several frames; into a 1 KiB receive buffer taken from two shared
  * ones (dataplane.conn.rx.buffers), so connections also wait for one; two
  * large buffers for four clients. The handler echoes now or later, or says
- * -EAGAIN. Checked as for the DPDK transport (test_net_dpdk_frames.c), and
+ * -EAGAIN. A second test has clients that read now and then only (reading
+ * pauses at dataplane.conn.max.pending.bytes); a third group cuts streams
+ * anywhere and closes or resets the clients there. Checked as for the DPDK transport (test_net_dpdk_frames.c), and
  * that an idle connection gives its shared receive buffer back.
  */
 #define T_FP_CONNS 4
@@ -219,6 +221,8 @@ static struct {
 	size_t rx_cap;
 } fpc[T_FP_CONNS];
 static const char *g_fp_rx_buffers_key = "2"; /* dataplane.conn.rx.buffers of the group */
+static bool g_fp_slow;    /* the clients read now and then only */
+static uint64_t g_fp_paused; /* pumps that found a connection's reading paused */
 static unsigned int g_fp_rx_buffers = 2;
 
 static size_t
@@ -238,6 +242,15 @@ fp_pump(void)
 {
 	dp_reactor_poll_once(g_lcore);
 	for (unsigned int i = 0; i < T_FP_CONNS; i++) {
+		if (g_fp_slow) {
+			const struct dp_conn *b = t_fp.c[i].conn;
+
+			/* Reading paused for unsent response bytes (max.pending.bytes). */
+			if (b != NULL && b->pending_bytes >= 65536)
+				g_fp_paused++;
+			if (t_fp_between(0, 15) != 0)
+				continue;
+		}
 		for (;;) {
 			ssize_t n;
 
@@ -377,7 +390,7 @@ fp_round(uint64_t seed, bool cut)
 static void
 fp_rounds(bool cut)
 {
-	uint64_t seed = t_fp_first_seed(cut ? 100001 : 1);
+	uint64_t seed = t_fp_first_seed(cut ? 100001 : g_fp_slow ? 300001 : 1);
 	uint64_t t_end = t_now_us() + T_FP_ROUNDS_S * 1000000ull;
 	unsigned int rounds = 0;
 
@@ -388,6 +401,7 @@ fp_rounds(bool cut)
 	t_fp.cut_min = 12; /* the hello: a connection known to the handler */
 	t_fp.n_pieces = t_fp.n_tiny_pieces = t_fp.n_large_frames = 0;
 	t_fp.n_now = t_fp.n_defer = t_fp.n_eagain = 0;
+	g_fp_paused = 0;
 	while (rounds < T_FP_MAX_ROUNDS && (rounds < T_FP_MIN_ROUNDS || t_now_us() < t_end)) {
 		fp_round(seed + rounds, cut);
 		rounds++;
@@ -399,6 +413,7 @@ fp_rounds(bool cut)
 		(unsigned long long)t_fp.n_defer, (unsigned long long)t_fp.n_eagain);
 	assert_true(t_fp.n_large_frames > 0 && t_fp.n_tiny_pieces > 0);
 	assert_true(t_fp.n_now > 0 && t_fp.n_defer > 0 && t_fp.n_eagain > 0);
+	assert_true(!g_fp_slow || g_fp_paused > 0);
 }
 
 /* Whole streams, two shared receive buffers for four clients. */
@@ -406,6 +421,19 @@ static void
 test_random_segmentation(void **state)
 {
 	fp_rounds(false);
+}
+
+/*
+ * Whole streams to clients that read now and then only: responses fill the
+ * sockets, the broker's unsent bytes pass dataplane.conn.max.pending.bytes
+ * and reading pauses until they leave.
+ */
+static void
+test_slow_readers(void **state)
+{
+	g_fp_slow = true;
+	fp_rounds(false);
+	g_fp_slow = false;
 }
 
 /*
@@ -482,6 +510,7 @@ fp_setup(void **state)
 			{"dataplane.frame.large.buffers", "2"},
 			{"dataplane.response.buffer.bytes", "2048"},
 			{"dataplane.response.buffers", "16"},
+			{"dataplane.conn.max.pending.bytes", "65536"},
 		};
 
 		t_config_load(&g_cfg, keys, RTE_DIM(keys));
@@ -504,6 +533,7 @@ main(void)
 
 	const struct CMUnitTest frames[] = {
 		cmocka_unit_test(test_random_segmentation),
+		cmocka_unit_test(test_slow_readers),
 	};
 	const struct CMUnitTest cut[] = {
 		cmocka_unit_test(test_cut_streams),
