@@ -604,6 +604,8 @@ struct t_fp_conn {
 	size_t cut;           /* send no further (tx_len, or where a cut round stops) */
 	uint32_t next_frame;  /* first frame starting at or after sent (piece choice) */
 	uint32_t handled;     /* frames the handler took, in order */
+	uint32_t bad;         /* a cut round's frame with a bad size prefix (0: none) */
+	uint32_t gen0;        /* the broker connection's generation at the hello */
 	size_t seen;          /* bytes the client had received at the last look */
 	struct dp_conn *conn; /* the broker's side (from the hello) */
 };
@@ -630,7 +632,7 @@ static struct {
 	uint32_t big_live;    /* malloc'ed responses not freed yet */
 	struct dp_conn_env *env;
 	/* what happened (all rounds): the test checks every path was taken */
-	uint64_t n_eagain, n_defer, n_now, n_large_frames, n_pieces, n_tiny_pieces;
+	uint64_t n_eagain, n_defer, n_now, n_large_frames, n_pieces, n_tiny_pieces, n_bad;
 } t_fp T_UNUSED;
 
 static inline uint64_t
@@ -845,6 +847,7 @@ t_fp_handler(void *arg, struct dp_conn *conn, uint64_t req, const uint8_t *frame
 		if (c->conn != NULL)
 			t_fp_fail("a second hello from client %u", ci);
 		c->conn = conn;
+		c->gen0 = conn->gen;
 		t_fp.env = conn->env;
 	}
 	f = c->handled;
@@ -899,6 +902,30 @@ t_fp_answer_deferred(bool all)
 }
 
 /*
+ * A cut round's client @c sends a bad size prefix (0, negative, or above
+ * dataplane.frame.large.bytes) in place of a frame's, and stops a few bytes
+ * after it: the broker must close the connection there.
+ */
+static inline void
+t_fp_bad_size(struct t_fp_conn *c)
+{
+	static const uint32_t bad[] = {0, 0xffffffffu, 0x80000000u, 0x7fffffffu, 0x00ffffffu};
+	uint32_t k = t_fp_between(1, c->n_frames - 1);
+	uint32_t v = bad[t_fp_between(0, RTE_DIM(bad) - 1)];
+	uint8_t *f = c->tx + c->start[k];
+
+	f[0] = (uint8_t)(v >> 24);
+	f[1] = (uint8_t)(v >> 16);
+	f[2] = (uint8_t)(v >> 8);
+	f[3] = (uint8_t)v;
+	c->bad = k;
+	c->cut = c->start[k] + 4 + t_fp_between(0, 16);
+	if (c->cut > c->tx_len)
+		c->cut = c->tx_len;
+	t_fp.n_bad++;
+}
+
+/*
  * One round with @seed: @n_conns clients (connected by the caller, indexes
  * 0..n-1) each send @n_frames frames (hello included) in random pieces
  * through @io and must get them all back, byte for byte, within @limit_s
@@ -933,6 +960,8 @@ t_fp_round(const struct t_fp_io *io, uint64_t seed, unsigned int n_conns, uint32
 		t_fp.c[i].cut = cut ? t_fp_between(t_fp.cut_min > 0 ? t_fp.cut_min : 1,
 					      (uint32_t)t_fp.c[i].tx_len) :
 				      t_fp.c[i].tx_len;
+		if (cut && n_frames > 1 && t_fp_between(0, 3) == 0)
+			t_fp_bad_size(&t_fp.c[i]);
 	}
 	while (!done) {
 		bool moved = false;
