@@ -67,6 +67,7 @@ usage(FILE *f)
 		"      --memif-ip A.B.C.D/LEN  our address (default: the broker's /24, host 1 or 2)\n"
 		"      --memif-idle-us US sleep US at a time after 1 ms without work (default 0:\n"
 		"                         busy poll)\n"
+		"      --memif-idle-grace-us G  without work for G us before a sleep (default 1000)\n"
 		"      --memif-bufs B     TCP send/receive buffer per connection (default 2 MiB)\n"
 		"      --memif-mbufs N    packet buffers (default 65535)\n"
 		"      --memif-memory-mb M  EAL memory (default 512)\n"
@@ -145,6 +146,7 @@ enum {
 	OPT_MEMIF_SOCKET,
 	OPT_MEMIF_IP,
 	OPT_MEMIF_IDLE,
+	OPT_MEMIF_GRACE,
 	OPT_MEMIF_BUFS,
 	OPT_MEMIF_MBUFS,
 	OPT_MEMIF_MEM,
@@ -187,6 +189,7 @@ static const struct option options[] = {
 	{"memif-socket", required_argument, NULL, OPT_MEMIF_SOCKET},
 	{"memif-ip", required_argument, NULL, OPT_MEMIF_IP},
 	{"memif-idle-us", required_argument, NULL, OPT_MEMIF_IDLE},
+	{"memif-idle-grace-us", required_argument, NULL, OPT_MEMIF_GRACE},
 	{"memif-bufs", required_argument, NULL, OPT_MEMIF_BUFS},
 	{"memif-mbufs", required_argument, NULL, OPT_MEMIF_MBUFS},
 	{"memif-memory-mb", required_argument, NULL, OPT_MEMIF_MEM},
@@ -418,6 +421,11 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 			break;
 		case OPT_MEMIF_IDLE:
 			rc = parse_u32(optarg, 1000000, &mc->idle_us);
+			break;
+		case OPT_MEMIF_GRACE:
+			rc = parse_u32(optarg, 10000000, &mc->idle_grace_us);
+			if (rc == 0 && mc->idle_grace_us == 0)
+				rc = -ERANGE;
 			break;
 		case OPT_MEMIF_BUFS:
 			rc = parse_u32(optarg, 64u << 20, &mc->bufs);

@@ -48,9 +48,10 @@
 #include "net_tcp.h"
 
 #define MF_MAX_EAL_ARGS 48
-/* --memif-idle-us: sleep only after this long without work, as the broker's reactor does
- * (dp_reactor.c): a wake-up from a sleep costs 50-70 us on the 2-vCPU VM, so under load
- * (events every few us) both sides spin and a pause gives the CPU back. */
+/* --memif-idle-us: sleep only after this long without work (--memif-idle-grace-us), as
+ * the broker's reactor does (dp_reactor.c): a wake-up from a sleep costs 50-70 us on the
+ * 2-vCPU VM, so under load (events every few us) both sides spin and a pause gives the CPU
+ * back. A short grace leaves the CPU to kernel work sooner (disk completions). */
 #define MF_IDLE_GRACE_US 1000
 #define MF_CLOSE_WAIT_US 500000 /* destroy: how long FINs may take */
 #define MF_EXT_PIECE 32768u	 /* send_ref: bytes per external-buffer mbuf (buf_len: 16 bits) */
@@ -945,6 +946,12 @@ mf_timer_slack(void)
 	}
 }
 
+static uint64_t
+mf_idle_grace_us(void)
+{
+	return mf.conf.idle_grace_us != 0 ? mf.conf.idle_grace_us : MF_IDLE_GRACE_US;
+}
+
 static int
 mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 {
@@ -969,7 +976,7 @@ mf_poll(struct lg_transport *t, int64_t timeout_us, lg_ready_fn cb)
 			return n;
 		if (now >= deadline)
 			return 0;
-		if (now - t->last_busy_us >= MF_IDLE_GRACE_US) {
+		if (now - t->last_busy_us >= mf_idle_grace_us()) {
 			uint64_t us = mf.conf.idle_us;
 			if (us > deadline - now)
 				us = deadline - now;
@@ -1227,7 +1234,7 @@ lg_memif_sink_run(const char *ip, uint16_t port, double duration_s, volatile int
 		now = mf_now_us();
 		if (got > 0 || mf.conf.idle_us == 0) {
 			last_busy = now;
-		} else if (now - last_busy >= MF_IDLE_GRACE_US) {
+		} else if (now - last_busy >= mf_idle_grace_us()) {
 			mf_timer_slack();
 			struct timespec ts = {0, (long)mf.conf.idle_us * 1000};
 			nanosleep(&ts, NULL);

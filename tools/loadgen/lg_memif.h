@@ -33,7 +33,9 @@ struct lg_memif_conf {
 	uint32_t memory_mb;	/* EAL memory (-m); 0 = 512 */
 	uint32_t bufs;		/* TCP send and receive buffer per connection; 0 = 2 MiB */
 	uint32_t max_conns;	/* connection table; 0 = 4096 */
-	uint32_t idle_us;	/* sleep this long at a time after 1 ms without work; 0 = busy poll */
+	uint32_t idle_us;	/* sleep this long at a time once idle_grace_us passed without
+				 * work; 0 = busy poll */
+	uint32_t idle_grace_us;	/* 0 = 1000 (the broker's reactor waits as long) */
 	uint32_t link_wait_ms;	/* how long to wait for the memif link; 0 = 10 s */
 	uint32_t delack_us;	/* TCP delayed-ACK timeout; 0 = 200 us */
 	uint16_t mtu;		/* IP MTU of the link (the broker's dataplane.port.mtu); 0 = 1500 */
