@@ -901,6 +901,19 @@ t_fp_answer_deferred(bool all)
 	}
 }
 
+/* The broker side of a connection, for a failure's report. */
+static inline void
+t_fp_conn_dump(const struct dp_conn *b)
+{
+	fprintf(stderr, "  broker side: closing %d, rx_stalled %d, in flight %u, buffered %u "
+		"(buf %s, head %u, tail %u, cap %u), large %s (%u of %u), pending %llu, "
+		"tx_ready %d\n", b->closing, b->rx_stalled, dp_conn_inflight(b),
+		dp_frame_buffered(&b->rx), b->rx.buf != NULL ? "yes" : "none", b->rx.head,
+		b->rx.tail, b->rx.cap, b->rx.large != NULL ? "attached" : "none",
+		b->rx.large_fill, b->rx.large_size, (unsigned long long)b->pending_bytes,
+		b->tx_ready);
+}
+
 /*
  * A cut round's client @c sends a bad size prefix (0, negative, or above
  * dataplane.frame.large.bytes) in place of a frame's, and stops a few bytes
@@ -1013,6 +1026,8 @@ t_fp_round(const struct t_fp_io *io, uint64_t seed, unsigned int n_conns, uint32
 				fprintf(stderr, "client %u: sent %zu of %zu, handled %u of %u "
 					"frames, received %zu\n", i, ci->sent, ci->tx_len,
 					ci->handled, ci->n_frames, io->received(i, &rx));
+				if (ci->conn != NULL)
+					t_fp_conn_dump(ci->conn);
 			}
 			t_fp_fail("not all echoed within %u s (%u deferred)", limit_s,
 				t_fp.n_deferred);
