@@ -372,6 +372,9 @@ static const struct net_sample net_samples[] = {
 	 "Frames of up to 64 KiB handed to the port's TCP segmentation offload.", ""},
 	{DP_NET_TSO_SEGMENTS, "slipstream_net_tso_segments_total", "counter",
 	 "Segments the TSO frames made on the wire (also counted in tx_packets).", ""},
+	{DP_NET_TCP_TIME_WAIT_REUSED, "slipstream_net_tcp_time_wait_reused_total", "counter",
+	 "TIME-WAIT entries ended early: the connection table was full and a new connection "
+	 "needed the room.", ""},
 };
 
 _Static_assert(sizeof(net_samples) / sizeof(net_samples[0]) == DP_NET_COUNTERS,

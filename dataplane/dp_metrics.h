@@ -148,6 +148,7 @@ enum dp_metrics_net_counter {
 	DP_NET_TCP_RACK_REO_TIMEOUTS, /* RACK reordering timer expiries */
 	DP_NET_TSO_FRAMES,          /* TSO frames the port took */
 	DP_NET_TSO_SEGMENTS,        /* segments those frames made on the wire */
+	DP_NET_TCP_TIME_WAIT_REUSED, /* TIME-WAIT entries ended early for a new connection */
 	DP_NET_COUNTERS
 };
 

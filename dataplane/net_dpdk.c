@@ -1167,6 +1167,7 @@ nd_metrics(void *arg)
 	v[DP_NET_TCP_RACK_REO_TIMEOUTS] = s->tcp_rack_reo_timeouts;
 	v[DP_NET_TSO_FRAMES] = s->tcp_tso_frames;
 	v[DP_NET_TSO_SEGMENTS] = s->tcp_tso_segments;
+	v[DP_NET_TCP_TIME_WAIT_REUSED] = s->tcp_time_wait_reused;
 	dp_metrics_net_publish(w->index, g_dev_name, v, DP_NET_COUNTERS);
 	return 0;
 }

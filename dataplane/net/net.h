@@ -197,6 +197,7 @@ struct net_stats {
 	uint64_t tcp_syncookies_ok;	/* connections made from a valid cookie */
 	uint64_t tcp_syncookies_failed;	/* ACKs to a listener with a bad or old cookie */
 	uint64_t tcp_syncookies_limited; /* SYNs dropped: cookie budget of the second spent */
+	uint64_t tcp_time_wait_reused;	/* TIME-WAIT entries ended early: the table was full */
 	/* Bytes, finer drop reasons and opens (exported as metrics by net_dpdk) */
 	uint64_t rx_bytes;		/* bytes of the frames received (Ethernet header on) */
 	uint64_t tx_bytes;		/* bytes of the frames the device took (on the wire) */

@@ -340,6 +340,8 @@ struct net_tcp_conn *net_tcp_conn_lookup(struct net_stack *st, uint32_t raddr, u
 	uint16_t rport, uint16_t lport);
 struct net_tcp_conn *net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport,
 	uint16_t lport);
+/* A free table entry, ending the TIME-WAIT nearest its end when none is: true if one is. */
+bool net_tcp_table_room(struct net_stack *st);
 void net_tcp_pending(struct net_stack *st, struct net_tcp_conn *c);
 void net_tcp_arm(struct net_stack *st, uint64_t *deadline, uint64_t at);
 void net_tcp_set_state(struct net_stack *st, struct net_tcp_conn *c, enum net_tcp_state s);

@@ -216,16 +216,52 @@ timer_list_del(struct net_stack *st, struct net_tcp_conn *c)
 	c->flags &= ~NET_TCPF_TIMER_LIST;
 }
 
+static void conn_free(struct net_stack *st, struct net_tcp_conn *c);
+
+bool
+net_tcp_table_room(struct net_stack *st)
+{
+	struct net_tcp_conn *best = NULL;
+
+	if (st->free_head != NET_NONE)
+		return true;
+	/*
+	 * Full: the TIME-WAIT entry nearest its end makes room (RFC 6191 lets a
+	 * new connection end a TIME-WAIT; Linux stops keeping them past
+	 * tcp_max_tw_buckets). Without this, connections the broker closed
+	 * itself (bad requests, idle ones) held the table for 2 MSL after
+	 * their end and new clients got no SYN-ACK. Entries still on a list
+	 * (output pending, reaping, waiting for the device) are left alone.
+	 */
+	if (st->stats.tcp_conns_time_wait == 0)
+		return false;
+	for (uint32_t i = 0; i < st->cfg.max_conns; i++) {
+		struct net_tcp_conn *c = &st->conns[i];
+
+		if (c->state != NET_TCP_TIME_WAIT || !(c->flags & NET_TCPF_USER_GONE) ||
+				(c->flags & (NET_TCPF_PENDING | NET_TCPF_REAP | NET_TCPF_TX_WAIT)))
+			continue;
+		if (best == NULL || c->tw_deadline < best->tw_deadline)
+			best = c;
+	}
+	if (best == NULL)
+		return false;
+	st->stats.tcp_time_wait_reused++;
+	conn_free(st, best);
+	return true;
+}
+
 /* Take a free entry and insert it in the hash under the 4-tuple. */
 struct net_tcp_conn *
 net_tcp_conn_new(struct net_stack *st, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
 	struct net_tcp_ooo *ooo;
 	struct net_tcp_conn *c;
-	uint32_t i = st->free_head, h;
+	uint32_t i, h;
 
-	if (i == NET_NONE)
+	if (!net_tcp_table_room(st))
 		return NULL;
+	i = st->free_head;
 	c = &st->conns[i];
 	st->free_head = c->hash_next;
 	ooo = c->ooo;
@@ -712,7 +748,7 @@ net_tcp_connect(struct net_stack *st, uint32_t raddr, uint16_t rport,
 	uint16_t rp = rte_cpu_to_be_16(rport);
 	struct net_tcp_conn *c = NULL;
 
-	if (st->free_head == NET_NONE)
+	if (!net_tcp_table_room(st))
 		return -ENOMEM;
 	for (uint32_t tries = 0; tries < range; tries++) {
 		uint16_t port = st->next_port;

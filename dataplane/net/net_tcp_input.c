@@ -1006,7 +1006,7 @@ listen_input(struct net_stack *st, uint32_t li, struct seg *s, const struct rte_
 	}
 	if (!(s->flags & RTE_TCP_SYN_FLAG))
 		return;
-	if (st->free_head == NET_NONE) {
+	if (!net_tcp_table_room(st)) {
 		st->stats.tcp_syn_dropped++;
 		return;
 	}

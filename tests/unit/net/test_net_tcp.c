@@ -5,7 +5,8 @@
  * next n frames, loss, reordering) and a fake clock: handshake and option
  * negotiation, data both ways, retransmission after RTO with backoff, fast
  * retransmit on three duplicate ACKs, out-of-order segments with SACK
- * blocks, FIN from both sides through TIME-WAIT, window scaling, the
+ * blocks, FIN from both sides through TIME-WAIT (and a full table ending one
+ * early for a new connection), window scaling, the
  * persist timer, zero-copy send of external buffers.
  */
 #include "net_test_util.h"
@@ -174,6 +175,50 @@ test_fin_both_sides_time_wait(void **state)
 	t_pair_run(&p, 15, 100000);
 	assert_int_equal(net_tcp_conn_count(p.a), 0);
 	assert_int_equal(p.app_a.closes, 1);
+	t_pair_fini(&p);
+}
+
+/*
+ * A full table whose entries are in TIME-WAIT still takes a new connection:
+ * the server closes 4 connections itself (its table holds 4), each stays in
+ * TIME-WAIT for 2 MSL, and the fifth client is answered at once by ending
+ * the TIME-WAIT nearest its end (it used to get no SYN-ACK until one ran out).
+ */
+static void
+test_time_wait_reused_when_full(void **state)
+{
+	struct net_config a, b;
+	struct t_pair p;
+
+	memset(&p, 0, sizeof(p));
+	t_config(&a, NULL, T_IP_A, 1);
+	t_config(&b, NULL, T_IP_B, 2);
+	b.max_conns = 4;
+	b.time_wait_us = 60ull * 1000 * 1000;
+	t_pair_init(&p, &a, &b);
+	assert_int_equal(net_tcp_listen(p.b, 9092, 16, &t_ops, &p.app_b), 0);
+	for (int i = 0; i < 5; i++) {
+		struct net_tcp_conn *c;
+		int accepted = p.app_b.accepted;
+
+		assert_int_equal(net_tcp_connect(p.a, T_IP_B, 9092, &t_ops, &p.app_a, &c), 0);
+		p.app_a.conn = c;
+		for (int k = 0; k < 50 && p.app_b.accepted == accepted; k++)
+			t_pair_step(&p, 100);
+		assert_int_equal(p.app_b.accepted, accepted + 1);
+		assert_int_equal(net_tcp_conn_state(c), NET_TCP_ESTABLISHED);
+		if (i == 4)
+			break;
+		/* The server closes first: its side ends in TIME-WAIT. */
+		assert_int_equal(net_tcp_close(p.app_b.conn), 0);
+		t_pair_run(&p, 5, 100);
+		assert_int_equal(net_tcp_close(c), 0);
+		t_pair_run(&p, 5, 100);
+		assert_int_equal(B_STAT(&p, tcp_conns_time_wait), (uint64_t)i + 1);
+	}
+	assert_int_equal(B_STAT(&p, tcp_time_wait_reused), 1);
+	assert_int_equal(B_STAT(&p, tcp_conns_time_wait), 3);
+	assert_int_equal(B_STAT(&p, tcp_syn_dropped), 0);
 	t_pair_fini(&p);
 }
 
@@ -780,6 +825,7 @@ main(void)
 		cmocka_unit_test(test_options_disabled),
 		cmocka_unit_test(test_data_both_ways),
 		cmocka_unit_test(test_fin_both_sides_time_wait),
+		cmocka_unit_test(test_time_wait_reused_when_full),
 		cmocka_unit_test(test_simultaneous_close),
 		cmocka_unit_test(test_counters_bytes_opens_gauges),
 		cmocka_unit_test(test_rto_retransmission_and_backoff),
