@@ -37,6 +37,7 @@
 #include "kp_api.h"
 #include "kp_batch.h"
 #include "lg_run.h"
+#include "lg_test_util.h"
 
 #define MOCK_PARTS 3
 #define MAX_CONNS 16
@@ -224,17 +225,8 @@ answer(struct lg_tconn *c, const uint8_t *frame, size_t len)
 	if (h.request_api_key == 18) {
 		struct kp_api_versions_response resp;
 		struct kp_api_versions_response_api_version keys[5];
-		const int16_t k[5][3] = {{0, 3, 9}, {1, 4, 12}, {2, 1, 7}, {3, 1, 12}, {18, 0, 3}};
 
-		kp_api_versions_response_init(&resp);
-		for (int i = 0; i < 5; i++) {
-			kp_api_versions_response_api_version_init(&keys[i]);
-			keys[i].api_key = k[i][0];
-			keys[i].min_version = k[i][1];
-			keys[i].max_version = k[i][2];
-		}
-		resp.api_keys.items = keys;
-		resp.api_keys.count = 5;
+		lg_test_api_versions(&resp, keys);
 		respond(c, 18, v, h.correlation_id, &resp);
 		return;
 	}
