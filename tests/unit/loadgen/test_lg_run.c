@@ -162,26 +162,7 @@ mock_request(struct mock *m, int fd, const uint8_t *frame, size_t len)
 		struct kp_metadata_response_metadata_response_broker br;
 		struct kp_metadata_response_metadata_response_topic t;
 		struct kp_metadata_response_metadata_response_partition p[MOCK_PARTS];
-		kp_metadata_response_init(&resp);
-		kp_metadata_response_metadata_response_broker_init(&br);
-		kp_metadata_response_metadata_response_topic_init(&t);
-		br.node_id = 1;
-		br.host.ptr = "127.0.0.1";
-		br.host.len = 9;
-		br.port = m->port;
-		t.name.ptr = "t";
-		t.name.len = 1;
-		for (int i = 0; i < MOCK_PARTS; i++) {
-			kp_metadata_response_metadata_response_partition_init(&p[i]);
-			p[i].partition_index = i;
-			p[i].leader_id = 1;
-		}
-		t.partitions.items = p;
-		t.partitions.count = MOCK_PARTS;
-		resp.brokers.items = &br;
-		resp.brokers.count = 1;
-		resp.topics.items = &t;
-		resp.topics.count = 1;
+		lg_test_metadata(&resp, &br, &t, p, MOCK_PARTS, m->port);
 		send_response(fd, 3, v, h.correlation_id, &resp);
 		return 0;
 	}
