@@ -393,7 +393,8 @@ file_idle(const struct stor_segment *seg)
 {
 	const struct stor_log *log = seg->flog;
 
-	return seg->refs == 0 && !log->io_busy && !log->alloc_busy && !log->on_dirty;
+	return seg->refs == 0 && !log->io_busy && !log->rsync_busy && !log->alloc_busy &&
+	       !log->on_dirty;
 }
 
 void

@@ -141,6 +141,19 @@ struct stor_log {
 	struct stor_segment *last_written_seg;
 	int64_t w_offset_end; /* next_offset covered when the write completes */
 
+	/*
+	 * Flush on roll, beside the writes: the segment sealed by the last roll
+	 * until its fdatasync (rsreq, holding a reference on it), trim and
+	 * indexes are done. The next segment's writes go on meanwhile; the
+	 * durable watermark (synced_lpos) stays at this segment's end until its
+	 * sync completes, what a later segment's syncs reached waits in
+	 * synced_ahead. One at a time: a roll waits for the previous one's.
+	 */
+	struct stor_segment *roll_seg;
+	struct stor_io_req rsreq;
+	bool rsync_busy;
+	uint64_t synced_ahead;
+
 	struct stor_io_req areq; /* asynchronous preallocation of a new segment */
 	bool alloc_busy;
 	bool prealloc_pending; /* the active segment is preallocated at its first append */

@@ -114,7 +114,20 @@ struct tu_backend {
 	uint64_t bytes;      /* bytes written */
 	int misaligned;      /* a direct write was not block aligned */
 	uint8_t direct[256]; /* handle (< 256) -> opened with STOR_OPEN_DIRECT */
+	int hold_syncs;      /* keep FDATASYNC requests queued alone (a roll's) until released */
+	unsigned n_held;
+	struct stor_io_req *held[16];
 };
+
+/* Hand the held syncs to the real backend (they complete at a later poll). */
+static inline void
+tu_release_syncs(struct tu_backend *t)
+{
+	for (unsigned i = 0; i < t->n_held; i++)
+		(void)t->inner->ops->queue(t->inner, &t->held[i], 1);
+	t->n_held = 0;
+	t->hold_syncs = 0;
+}
 
 static inline struct tu_backend *
 tu_be(struct stor_backend *be)
@@ -168,8 +181,14 @@ static inline int
 tu_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 {
 	struct tu_backend *t = tu_be(be);
-	int rc = t->inner->ops->queue(t->inner, reqs, n);
+	int rc;
 
+	if (t->hold_syncs && n == 1 && reqs[0]->op == STOR_IO_FDATASYNC && t->n_held < 16) {
+		t->held[t->n_held++] = reqs[0];
+		t->syncs++;
+		return 0;
+	}
+	rc = t->inner->ops->queue(t->inner, reqs, n);
 	if (rc != 0)
 		return rc;
 	for (unsigned i = 0; i < n; i++) {

@@ -410,7 +410,9 @@ test_inline_deleted_drained(void **state)
 		polls++;
 	}
 	assert_int_equal(deleted_fds(f.dir), 0);
-	assert_true(polls >= 3); /* 8 MiB in 2 MiB steps, one a millisecond */
+	/* 8 MiB in 2 MiB steps, at most one a poll: 4 steps, 2 of them perhaps taken by
+	 * the two polls above on a loaded machine (a millisecond between them). */
+	assert_true(polls >= 2);
 	ifix_close(&f);
 	free(big);
 }
