@@ -26,7 +26,8 @@
  * Snapshots: `<offset>.snapshot` in the partition directory holds the state
  * of every batch below <offset> (format below). One is written when a
  * segment rolls (named by the new segment's base offset, so storage deletes
- * it with that segment) and at clean close (named by the log end offset).
+ * it with that segment; not fsynced, the reactor does not wait for the
+ * disk) and at clean close (named by the log end offset, durable).
  * dp_producers_open() loads the newest valid snapshot not beyond the log
  * end, deletes those beyond it (left by a crash that truncated the log) and
  * corrupt ones, then rebuilds the rest from the batch headers between the
@@ -205,9 +206,10 @@ int dp_producers_snapshot(struct dp_producers *ps, int64_t offset);
 /**
  * Called after each append to @log: when the log rolled to a new segment
  * whose base is @batch_offset (the batch just appended opened it), write
- * the snapshot at that base before the batch is recorded. Cheap otherwise.
- * A failed snapshot write is logged only (the next roll or close writes
- * another; without one the state is rebuilt from the log).
+ * the snapshot at that base before the batch is recorded, without fsyncs
+ * (renamed into place; a power cut may lose it). Cheap otherwise. A failed
+ * or lost snapshot is logged only (the next roll or close writes another;
+ * without one the state is rebuilt from the older one or the log).
  */
 void dp_producers_roll_check(struct dp_producers *ps, struct stor_log *log, int64_t batch_offset);
 
