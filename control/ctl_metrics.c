@@ -539,6 +539,9 @@ static const struct lcore_sample storage_samples[] = {
 	 "Segment files opened again after being closed for storage.max.open.files.", "", 0, 0},
 	{DP_STOR_M_FILE_CLOSES, "slipstream_storage_file_closes_total", "counter",
 	 "Segment files closed for storage.max.open.files.", "", 0, 0},
+	{DP_STOR_M_SEGMENTS_RECYCLED, "slipstream_storage_segments_recycled_total", "counter",
+	 "New segments written into a file retention deleted (storage.segment.recycle, RAM "
+	 "file systems).", "", 0, 0},
 };
 
 _Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,

@@ -212,6 +212,7 @@ enum dp_metrics_storage_counter {
 	DP_STOR_M_OPEN_FILES,     /* segment files open now */
 	DP_STOR_M_FILE_REOPENS,   /* segment files opened again after being closed for the limit */
 	DP_STOR_M_FILE_CLOSES,    /* closed for the limit (storage.max.open.files) */
+	DP_STOR_M_SEGMENTS_RECYCLED, /* new segments written into a spare file */
 	DP_STOR_M_COUNTERS
 };
 

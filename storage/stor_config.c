@@ -29,6 +29,7 @@ stor_log_config_init(struct stor_log_config *cfg)
 	cfg->preallocate_bytes = STOR_PREALLOCATE_BYTES_DEFAULT;
 	cfg->fsync_acks_all = false;
 	cfg->max_pending = 4096;
+	cfg->segment_recycle = 1;
 }
 
 static int
@@ -156,6 +157,13 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 	}
 	if (strcmp(key, "storage.fsync.acks.all") == 0)
 		return parse_bool(value, &cfg->fsync_acks_all);
+	if (strcmp(key, "storage.segment.recycle") == 0) {
+		rc = parse_i64(value, &x);
+		if (rc != 0 || x < 0 || x > STOR_RECYCLE_MAX)
+			return -EINVAL;
+		cfg->segment_recycle = (uint32_t)x;
+		return 0;
+	}
 	if (strcmp(key, "storage.log.max.pending") == 0) {
 		rc = parse_i64(value, &x);
 		if (rc != 0 || x < 1 || x > (1 << 20))

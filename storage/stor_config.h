@@ -33,6 +33,9 @@ enum stor_cleanup_policy {
  */
 #define STOR_PREALLOCATE_BYTES_DEFAULT (64ull << 20)
 
+/* Most spare segment files a log keeps (storage.segment.recycle). */
+#define STOR_RECYCLE_MAX 8
+
 struct stor_log_config {
 	uint64_t segment_bytes;  /* log.segment.bytes; roll when the next batch would pass it */
 	int64_t roll_ms;         /* log.roll.ms; roll a segment older than this (-1: never) */
@@ -49,6 +52,10 @@ struct stor_log_config {
 	                                  4 KiB; default STOR_PREALLOCATE_BYTES_DEFAULT); 0: the
 	                                  whole segment at its first append */
 	bool fsync_acks_all;           /* storage.fsync.acks.all */
+	uint32_t segment_recycle;      /* storage.segment.recycle: segment files retention
+	                                  deleted that a log on a RAM file system keeps to
+	                                  write its next segments into (0..STOR_RECYCLE_MAX;
+	                                  default 1) */
 	uint32_t max_pending;          /* storage.log.max.pending: in-flight appends per log */
 };
 

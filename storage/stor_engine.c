@@ -360,6 +360,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->logs = e->log_count;
 	out->open_files = e->open_files;
 	out->file_reopens = e->file_reopens;
+	out->segments_recycled = e->segments_recycled;
 	out->file_closes = e->file_closes;
 	out->open_files_max = e->file_limit;
 	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;

@@ -159,6 +159,8 @@ struct stor_engine_stats {
 	unsigned open_files;     /* segment files open now */
 	uint64_t file_reopens;   /* segment files opened again after being closed for the limit */
 	uint64_t file_closes;    /* closed for the limit */
+	uint64_t segments_recycled; /* new segments written into a spare file
+	                               (storage.segment.recycle) */
 	unsigned open_files_max; /* the limit in force (max_open_files, max_open_fds, the
 	                            backend's table), 0: none */
 	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker removal awaits the

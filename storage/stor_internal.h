@@ -172,6 +172,20 @@ struct stor_log {
 	/* Its clean-shutdown marker's removal is durable once engine->unlinks_synced >= this. */
 	uint64_t unlink_gen;
 
+	/*
+	 * Segment recycling (storage.segment.recycle), on a RAM file system
+	 * only: files retention deleted, renamed <old base>.spare, the next
+	 * rolls renamed into place and written over. A fresh tmpfs page is an
+	 * allocation (and in a VM a host fault: 1-2 GB/s against 3.5 rewriting,
+	 * docs/storage.md); a spare keeps its pages. Its stale batches beyond
+	 * the data have offsets below the segment's base: recovery stops at
+	 * them. Not on disk: the rename would need a directory sync before a
+	 * durable append in the new segment could be acknowledged.
+	 */
+	bool ram_dir;
+	unsigned n_spares;
+	int64_t spares[STOR_RECYCLE_MAX]; /* their old bases, oldest first */
+
 	/* Offset-to-written-lpos marks for written_offset: the pending ring gives it. */
 };
 
@@ -201,6 +215,7 @@ struct stor_engine {
 	unsigned open_files;
 	unsigned file_limit; /* open files allowed (stor_engine_create), 0: no limit */
 	uint64_t file_reopens, file_closes;
+	uint64_t segments_recycled; /* new segments written into a spare file */
 	/*
 	 * Opens that removed a clean-shutdown marker without syncing the
 	 * directory: one syncfs(2) per file system (fs_fds) makes every removal

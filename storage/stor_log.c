@@ -38,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "kp_batch.h"
@@ -643,6 +645,11 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 			r->stop = "invalid batch (header or CRC)";
 			break;
 		}
+		if (h.base_offset < seg->base_offset) {
+			/* An older segment's batch: a recycled file's old bytes, or corruption. */
+			r->stop = "a batch of older offsets (a recycled file's old data)";
+			break;
+		}
 		if (h.base_offset < expect) {
 			r->stop = "offset not increasing";
 			break;
@@ -937,6 +944,23 @@ cmp_i64(const void *a, const void *b)
 }
 
 /* Base offsets of the *.log files in @dir; removes leftovers of interrupted work. */
+/*
+ * A spare segment file met at open (@name in the log's directory): kept for
+ * the next rolls while storage.segment.recycle allows one more, else deleted.
+ */
+static void
+spare_found(struct stor_log *log, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (log->ram_dir && log->n_spares < log->cfg.segment_recycle) {
+		log->spares[log->n_spares++] = strtoll(name, NULL, 10);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", log->dir, name);
+	unlink(path);
+}
+
 static int
 list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
 {
@@ -965,6 +989,10 @@ list_segments(struct stor_log *log, int64_t **bases, unsigned *count)
 			char path[PATH_MAX];
 			snprintf(path, sizeof(path), "%s/%s", log->dir, name);
 			unlink(path);
+			continue;
+		}
+		if (strcmp(suffix, ".spare") == 0) {
+			spare_found(log, name);
 			continue;
 		}
 		if (strcmp(suffix, ".log") != 0)
@@ -1260,6 +1288,9 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 	rc = mkdir_p(dir);
 	if (rc != 0)
 		goto fail;
+	struct statfs sf;
+	log->ram_dir = statfs(dir, &sf) == 0 &&
+	               (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 	log_start_load(log);
 	epochs_load(log);
 	rc = list_segments(log, &bases, &nbases);
@@ -1560,6 +1591,32 @@ need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t
 	return false;
 }
 
+/*
+ * Before a roll creates segment @base: rename the oldest spare file into its
+ * place, so that its writes go to pages that exist (storage.segment.recycle).
+ * Its old bytes stay past the data; seg_scan() stops at them (their offsets
+ * are below @base) and a close trims them. A failed rename drops the spare.
+ */
+static void
+spare_take(struct stor_log *log, int64_t base)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (log->n_spares == 0)
+		return;
+	stor_segment_path(from, sizeof(from), log->dir, log->spares[0], ".spare");
+	stor_segment_path(to, sizeof(to), log->dir, base, ".log");
+	log->n_spares--;
+	memmove(&log->spares[0], &log->spares[1], log->n_spares * sizeof(log->spares[0]));
+	if (rename(from, to) == 0) {
+		log->engine->segments_recycled++;
+		return;
+	}
+	stor_msg(log->engine, STOR_LOG_WARN, "%s: cannot reuse %s: %s", log->dir, from,
+	         strerror(errno));
+	unlink(from);
+}
+
 static int
 log_roll_locked(struct stor_log *log)
 {
@@ -1579,6 +1636,7 @@ log_roll_locked(struct stor_log *log)
 	seg = stor_seg_new(log->next_offset);
 	if (seg == NULL)
 		return -ENOMEM;
+	spare_take(log, seg->base_offset);
 	rc = stor_seg_open_file(log, seg, true);
 	if (rc == 0)
 		rc = log_push_seg(log, seg);
@@ -2576,14 +2634,35 @@ seg_release(struct stor_log *log, struct stor_segment *seg)
 		stor_seg_free(log, seg);
 }
 
+/*
+ * Retention's deletion of a segment on a RAM file system keeps its file as a
+ * spare (spare_take()) while storage.segment.recycle allows one more and no
+ * read holds the segment (a read in flight must not see new bytes).
+ */
+static bool
+seg_keep_spare(struct stor_log *log, struct stor_segment *seg)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (!log->ram_dir || log->n_spares >= log->cfg.segment_recycle || seg->refs != 0)
+		return false;
+	stor_segment_path(from, sizeof(from), log->dir, seg->base_offset, ".log");
+	stor_segment_path(to, sizeof(to), log->dir, seg->base_offset, ".spare");
+	if (rename(from, to) != 0)
+		return false;
+	log->spares[log->n_spares++] = seg->base_offset;
+	return true;
+}
+
 static void
-seg_delete(struct stor_log *log, unsigned i)
+seg_delete(struct stor_log *log, unsigned i, bool recycle)
 {
 	struct stor_segment *seg = log->segs[i];
 	char path[PATH_MAX];
 	static const char *const suffixes[] = {".log", ".index", ".timeindex", ".snapshot"};
+	unsigned k = recycle && seg_keep_spare(log, seg) ? 1 : 0;
 
-	for (unsigned k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
+	for (; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
 		stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, suffixes[k]);
 		unlink(path);
 	}
@@ -2664,7 +2743,7 @@ stor_log_retention_run(struct stor_log *log, int64_t now_ms)
 		if (!go)
 			break;
 		total -= seg->size;
-		seg_delete(log, 0);
+		seg_delete(log, 0, true);
 		deleted++;
 	}
 	if (log->start_offset < log->segs[0]->base_offset)

@@ -892,6 +892,7 @@ storage_metrics_publish(struct dp_broker *b)
 		v[DP_STOR_M_OPEN_FILES] += st.open_files;
 		v[DP_STOR_M_FILE_REOPENS] += st.file_reopens;
 		v[DP_STOR_M_FILE_CLOSES] += st.file_closes;
+		v[DP_STOR_M_SEGMENTS_RECYCLED] += st.segments_recycled;
 		n++;
 	}
 	if (n > 0)
