@@ -1597,24 +1597,38 @@ need_roll(struct stor_log *log, struct stor_segment *seg, uint32_t size, int64_t
  * Its old bytes stay past the data; seg_scan() stops at them (their offsets
  * are below @base) and a close trims them. A failed rename drops the spare.
  */
-static void
+static bool
 spare_take(struct stor_log *log, int64_t base)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
 	if (log->n_spares == 0)
-		return;
+		return false;
 	stor_segment_path(from, sizeof(from), log->dir, log->spares[0], ".spare");
 	stor_segment_path(to, sizeof(to), log->dir, base, ".log");
 	log->n_spares--;
 	memmove(&log->spares[0], &log->spares[1], log->n_spares * sizeof(log->spares[0]));
 	if (rename(from, to) == 0) {
 		log->engine->segments_recycled++;
-		return;
+		return true;
 	}
 	stor_msg(log->engine, STOR_LOG_WARN, "%s: cannot reuse %s: %s", log->dir, from,
 	         strerror(errno));
 	unlink(from);
+	return false;
+}
+
+/*
+ * A roll into a recycled file failed: the file goes (with its old bytes it
+ * would be a segment that does not validate, between two that do).
+ */
+static void
+spare_drop(struct stor_log *log, int64_t base)
+{
+	char path[PATH_MAX];
+
+	stor_segment_path(path, sizeof(path), log->dir, base, ".log");
+	unlink(path);
 }
 
 static int
@@ -1636,12 +1650,14 @@ log_roll_locked(struct stor_log *log)
 	seg = stor_seg_new(log->next_offset);
 	if (seg == NULL)
 		return -ENOMEM;
-	spare_take(log, seg->base_offset);
+	bool recycled = spare_take(log, seg->base_offset);
 	rc = stor_seg_open_file(log, seg, true);
 	if (rc == 0)
 		rc = log_push_seg(log, seg);
 	if (rc != 0) {
 		stor_seg_free(log, seg);
+		if (recycled)
+			spare_drop(log, log->next_offset);
 		return rc;
 	}
 	seg->lpos_base = old->lpos_base + old->size;
@@ -1652,6 +1668,8 @@ log_roll_locked(struct stor_log *log)
 		log->seg_count--;
 		old->sealed = false;
 		stor_seg_free(log, seg);
+		if (recycled)
+			spare_drop(log, log->next_offset);
 		return rc;
 	}
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
