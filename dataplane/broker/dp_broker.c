@@ -39,11 +39,26 @@
 #include "dp_requests.h"
 #include "stor_log.h"
 
+/* The storage engine's messages, as the dataplane's log lines (levels mapped, one write each). */
+static void
+storage_log(void *ctx, int level, const char *msg)
+{
+	enum dp_log_level l = level <= STOR_LOG_ERR    ? DP_LOG_ERROR
+	                      : level <= STOR_LOG_WARN ? DP_LOG_WARN
+	                      : level <= STOR_LOG_INFO ? DP_LOG_INFO
+	                                               : DP_LOG_DEBUG;
+
+	(void)ctx;
+	if (DP_LOG_ENABLED(l))
+		dp_log(l, "storage: %s", msg);
+}
+
 void
 dp_broker_init(struct dp_broker *b)
 {
 	memset(b, 0, sizeof(*b));
 	stor_engine_opts_init(&b->engine_opts);
+	b->engine_opts.log_fn = storage_log;
 	stor_log_config_init(&b->log_cfg);
 	b->node_id = 1;
 	b->num_partitions = 1;
