@@ -46,19 +46,36 @@ x2n_init(void)
 	}
 }
 
+/*
+ * The powers last computed, per thread: lg_tmpl_learn() asks for one per
+ * record of every batch it learns, and at linger 0 (a request's batches
+ * hold 1-6 records, a different count each time) it learns on most
+ * requests: the bitwise products were 13% of the load generator at 500,000
+ * records/s. Batch sizes repeat, so their trails do.
+ */
+#define XPOW_MEMO 256
+static __thread struct {
+	uint64_t n; /* n + 1: 0 is an empty entry */
+	uint32_t p;
+} xpow_memo[XPOW_MEMO];
+
 uint32_t
 lg_crc32c_xpow8n(uint64_t n)
 {
 	uint32_t p = 1u << 31; /* x^0 */
 	unsigned int k = 3;    /* 8n = n * 2^3 */
+	unsigned slot = (unsigned)((n * 0x9E3779B97F4A7C15ull) >> 56) % XPOW_MEMO;
 
+	if (xpow_memo[slot].n == n + 1)
+		return xpow_memo[slot].p;
 	pthread_once(&x2n_once, x2n_init);
-	while (n != 0 && k < 64) {
-		if (n & 1)
+	xpow_memo[slot].n = 0;
+	for (uint64_t m = n; m != 0 && k < 64; m >>= 1, k++) {
+		if (m & 1)
 			p = lg_crc32c_mulmod(x2n[k], p);
-		n >>= 1;
-		k++;
 	}
+	xpow_memo[slot].p = p;
+	xpow_memo[slot].n = n + 1;
 	return p;
 }
 
