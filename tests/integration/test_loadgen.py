@@ -173,6 +173,29 @@ def run(b, tmp):
     for p in r["partitions"]:
         assert p["acked_end_offset"] == offs[p["partition"]]
         assert p["consumed_end_offset"] == offs[p["partition"]]
+    # 3b. a warm-up: produced and consumed like the rest, left out of the latency totals
+    rep = os.path.join(tmp, "warm.json")
+    out = load(b, "--mode", "e2e", "-t", "lg3", "-p", "2", "-d", "1", "--warmup", "1",
+               "-r", "4000", "-s", "100", "--linger-ms", "0", "--interval-ms", "250",
+               "--json", rep)
+    assert "after a warm-up of 1.00 s" in out.stdout, out.stdout
+    r = json.load(open(rep))
+    res = r["result"]
+    assert r["config"]["warmup_s"] == 1 and r["config"]["duration_s"] == 1, r["config"]
+    # 2 s of producing at 4000/s: about 8000 records, all consumed; about half of
+    # them consumed after the warm-up, and only those carry an end-to-end latency.
+    assert res["acked_records"] > 6000 and res["consumed_records"] == res["acked_records"], res
+    n = r["latency"]["e2e"]["count"]
+    assert 0.3 * res["consumed_records"] < n < 0.7 * res["consumed_records"], (n, res)
+    assert 0.3 * res["produce_requests"] < r["latency"]["produce_ack"]["count"] \
+        < 0.7 * res["produce_requests"], (r["latency"]["produce_ack"], res)
+    assert r["timeseries"][-1]["t_s"] > 1.5, r["timeseries"]  # the series spans both
+    offs = end_offsets(b, "lg3", 2)
+    assert sum(offs.values()) == res["acked_records"], (offs, res)
+    r = subprocess.run([LOAD, "-b", "127.0.0.1:1", "-n", "10", "--warmup", "1", "-q"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "--warmup needs a --duration" in r.stderr, r.stderr
+
     # 4. plots
     if shutil.which("gnuplot"):
         for name in ("throughput", "latency"):

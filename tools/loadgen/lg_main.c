@@ -50,6 +50,8 @@ usage(FILE *f)
 		"  -i, --max-inflight N   Produce requests pipelined per connection (default 5)\n"
 		"  -r, --rate R           records/s over all producers (default 0: flat out)\n"
 		"  -d, --duration S       seconds of producing/consuming (default 10)\n"
+		"      --warmup S         run S seconds more first, left out of the latency\n"
+		"                         histograms (summary, JSON); counts and series keep them\n"
 		"  -n, --count N          records to produce (or consume); with no --duration\n"
 		"                         the count alone bounds produce/e2e runs (600 s at most)\n"
 		"      --from-latest      consume: start at the log end (default: earliest)\n"
@@ -137,6 +139,7 @@ enum {
 	OPT_FETCH_MAX,
 	OPT_PART_MAX,
 	OPT_DRAIN,
+	OPT_WARMUP,
 	OPT_INTERVAL,
 	OPT_TRANSPORT,
 	OPT_PRODUCE_VERSION,
@@ -184,6 +187,7 @@ static const struct option options[] = {
 	{"fetch-max-bytes", required_argument, NULL, OPT_FETCH_MAX},
 	{"partition-max-bytes", required_argument, NULL, OPT_PART_MAX},
 	{"drain", required_argument, NULL, OPT_DRAIN},
+	{"warmup", required_argument, NULL, OPT_WARMUP},
 	{"interval-ms", required_argument, NULL, OPT_INTERVAL},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"memif-socket", required_argument, NULL, OPT_MEMIF_SOCKET},
@@ -400,6 +404,11 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 		case OPT_DRAIN:
 			rc = parse_double(optarg, &cfg->drain_s);
 			break;
+		case OPT_WARMUP:
+			rc = parse_double(optarg, &cfg->warmup_s);
+			if (rc == 0 && cfg->warmup_s > 3600)
+				rc = -ERANGE;
+			break;
 		case OPT_INTERVAL:
 			rc = parse_u32(optarg, 60000, &cfg->interval_ms);
 			if (rc == 0 && cfg->interval_ms < 100)
@@ -491,6 +500,10 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 		cfg->duration_s = 0;
 	if (cfg->duration_s == 0 && cfg->count == 0) {
 		fprintf(stderr, "slipstream-load: give a --duration or a --count\n");
+		return -EINVAL;
+	}
+	if (cfg->warmup_s > 0 && cfg->duration_s == 0) {
+		fprintf(stderr, "slipstream-load: --warmup needs a --duration\n");
 		return -EINVAL;
 	}
 	if (cfg->mode == LG_MODE_E2E && cfg->record_size < 16) {

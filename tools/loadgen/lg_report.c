@@ -94,6 +94,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_u64(&j, "max_inflight", cfg->max_inflight);
 	lg_json_f64(&j, "rate_records_per_s", cfg->rate);
 	lg_json_f64(&j, "duration_s", cfg->duration_s);
+	lg_json_f64(&j, "warmup_s", cfg->warmup_s);
 	lg_json_u64(&j, "count", cfg->count);
 	lg_json_obj_end(&j);
 
@@ -221,6 +222,9 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 	if (res->worker_busy_s > 0)
 		fprintf(f, "  busy         %.3f s of it not spent polling idle: %.3f ms per MB\n",
 			res->worker_busy_s, ms_per_mb(res, res->worker_busy_s));
+	if (cfg->warmup_s > 0)
+		fprintf(f, "  latencies    after a warm-up of %.2f s (the counts above include it)\n",
+			cfg->warmup_s);
 	summary_hist(f, "produce ack", &res->ack);
 	summary_hist(f, "end-to-end", &res->e2e);
 	summary_hist(f, "send lag", &res->lag);

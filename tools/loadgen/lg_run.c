@@ -184,6 +184,7 @@ struct lg_worker {
 	uint32_t key_seq;
 	bool stamps; /* record end-to-end latency (e2e, or consume --from-latest) */
 	bool from_start; /* consumers begin where this run's (or every) record is: seq 0 first */
+	bool measuring;	 /* past --warmup: the latency totals count */
 	struct lg_seqtab seqtab;
 };
 
@@ -275,6 +276,13 @@ lg_config_defaults(struct lg_config *cfg)
 	cfg->interval_ms = 1000;
 	cfg->progress = true;
 	cfg->produce_version = 9;
+}
+
+/* Producing (or consuming) time, the warm-up included; 0: a count bounds the run. */
+static double
+run_seconds(const struct lg_config *cfg)
+{
+	return cfg->duration_s > 0 ? cfg->warmup_s + cfg->duration_s : 0;
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -558,7 +566,7 @@ produce_fill(struct lg_conn *c, int64_t now)
 		return;
 	/* The duration ends producing here too, not only when the sampling thread
 	 * (which may be starved of CPU on a loaded machine) notices it. */
-	if (cfg->duration_s > 0 && now - sh->t0 >= (int64_t)(cfg->duration_s * 1e9))
+	if (cfg->duration_s > 0 && now - sh->t0 >= (int64_t)(run_seconds(cfg) * 1e9))
 		atomic_store_explicit(&sh->stop_produce, 1, memory_order_relaxed);
 	/* Retries first, once their backoff has passed. */
 	for (uint32_t i = 0; i < c->nretry;) {
@@ -1174,9 +1182,21 @@ worker_main(void *arg)
 	struct timespec cpu0, cpu1;
 	int64_t work_ns = 0; /* the loop's time outside poll */
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+	int64_t measure_at = sh->t0 + (int64_t)(cfg->warmup_s * 1e9);
+	w->measuring = cfg->warmup_s <= 0;
 	while (!atomic_load(&sh->stop_all)) {
 		int64_t now = now_ns();
 		bool idle = true;
+		if (!w->measuring && now >= measure_at) {
+			/* The warm-up is over: the totals start again (this thread
+			 * alone writes them; the interval series keeps the warm-up). */
+			lg_hist_reset(&w->lag);
+			lg_hist_reset(&w->frtt);
+			lg_hist_reset(&w->rlag);
+			lg_hist_reset(&w->ack);
+			lg_hist_reset(&w->e2e);
+			w->measuring = true;
+		}
 		w->wake_at = now + (int64_t)LG_POLL_MAX_US * 1000;
 		for (uint32_t i = 0; i < w->nconns; i++) {
 			struct lg_conn *c = &w->conns[i];
@@ -1652,7 +1672,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	}
 	uint64_t last_ack = 0, last_ab = 0, last_cons = 0, last_cb = 0;
 	int64_t last_t = sh.t0, prod_done_at = 0, produce_stop_at = 0;
-	double hard = (cfg->duration_s > 0 ? cfg->duration_s : 600) + cfg->drain_s +
+	double hard = (cfg->duration_s > 0 ? run_seconds(cfg) : 600) + cfg->drain_s +
 		      cfg->request_timeout_ms / 1000.0 + 10;
 	for (;;) {
 		struct timespec ts = {.tv_sec = 0,
@@ -1711,7 +1731,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		if (stopping)
 			break;
 		if (producing && !atomic_load(&sh.stop_produce) && cfg->duration_s > 0 &&
-		    t >= cfg->duration_s) {
+		    t >= run_seconds(cfg)) {
 			atomic_store(&sh.stop_produce, 1);
 			produce_stop_at = now;
 		}
@@ -1731,7 +1751,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 				atomic_store(&sh.stop_all, 1);
 		} else {
 			if ((cfg->count > 0 && SUM(consumed) >= cfg->count) ||
-			    (cfg->duration_s > 0 && t >= cfg->duration_s))
+			    (cfg->duration_s > 0 && t >= run_seconds(cfg)))
 				atomic_store(&sh.stop_all, 1);
 		}
 		if (producing && produce_stop_at && !prod_done &&

@@ -69,6 +69,7 @@ struct lg_config {
 	uint32_t max_inflight;	/* Produce requests pipelined per connection */
 	double rate;		/* records/s over all producers; 0 flat out */
 	double duration_s;	/* producing (or consuming) time; 0: none (count bounds it) */
+	double warmup_s;	/* before the duration: run, but out of the latency totals */
 	uint64_t count;		/* records to produce (or consume); 0: none (duration bounds it) */
 	int request_timeout_ms;
 	int retries;		/* per batch, for retriable errors */
