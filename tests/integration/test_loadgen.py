@@ -6,7 +6,8 @@ of its own), then with the load generator:
   1. produces exactly N records (--count) to a new 3-partition topic over 2
      connections with keys and lz4; the JSON report says N acknowledged, none
      failed, and the broker's log end offsets (kcat -Q, librdkafka) equal the
-     acknowledged end offsets per partition and sum to N;
+     acknowledged end offsets per partition and sum to N; every record read back
+     (kcat) is in the partition Kafka's partitioner gives its key;
   2. consumes them back (--count N, from the earliest offsets): exactly N
      records, each partition read up to its log end offset;
   3. runs a short rate-limited end-to-end run (zstd, acks=all): every
@@ -106,6 +107,20 @@ def run(b, tmp):
     for p in r["partitions"]:
         assert p["start_offset"] == 0
         assert p["acked_end_offset"] == offs[p["partition"]], (p, offs)
+    # 1b. keyed records are where Kafka's default partitioner puts their keys: read
+    # back with kcat (librdkafka), hashed with kafka-python's murmur2 (its port of the
+    # Java client's), 50 keys over 3 partitions
+    from kafka.partitioner.default import murmur2
+    out = subprocess.run([KCAT, "-b", b.addr, "-C", "-t", "lg", "-e", "-q", "-f", "%p %k\n"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = {}
+    for line in out.stdout.splitlines():
+        part, key = line.split()
+        assert (murmur2(key.encode()) & 0x7fffffff) % 3 == int(part), (part, key)
+        seen.setdefault(int(part), set()).add(key)
+    assert sum(len(v) for v in seen.values()) == 50 and sorted(seen) == [0, 1, 2], seen
+    assert sum(1 for _ in out.stdout.splitlines()) == N
 
     # 2. consume them back
     rep = os.path.join(tmp, "consume.json")

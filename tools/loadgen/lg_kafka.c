@@ -87,6 +87,46 @@ lg_kafka_retriable(int16_t code)
 	}
 }
 
+/* Kafka's Utils.murmur2: MurmurHash2, 32-bit, seed 0x9747b28c, little-endian words. */
+static uint32_t
+murmur2(const uint8_t *p, size_t len)
+{
+	const uint32_t m = 0x5bd1e995;
+	uint32_t h = 0x9747b28c ^ (uint32_t)len;
+	size_t i = 0;
+
+	for (; i + 4 <= len; i += 4) {
+		uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+			     (uint32_t)p[i + 3] << 24;
+		k *= m;
+		k ^= k >> 24;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len - i) {
+	case 3:
+		h ^= (uint32_t)p[i + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)p[i + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= p[i];
+		h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return h;
+}
+
+int32_t
+lg_kafka_partition(const void *key, size_t len, int32_t npart)
+{
+	return (int32_t)((murmur2(key, len) & 0x7fffffffu) % (uint32_t)npart);
+}
+
 static int64_t
 sync_now_ms(void)
 {

@@ -69,6 +69,14 @@ lg_kafka_response_decode(const uint8_t *frame, size_t len, int16_t api_key, int1
 int
 lg_kafka_retriable(int16_t code);
 
+/**
+ * The partition of @npart that Kafka's default partitioner (the Java client's, and
+ * librdkafka's `murmur2_random`) gives a record with key @key: the key's murmur2
+ * hash with its sign bit cleared, modulo @npart (> 0).
+ */
+int32_t
+lg_kafka_partition(const void *key, size_t len, int32_t npart);
+
 /* A blocking client over one transport connection, for set-up only. */
 struct lg_sync {
 	const struct lg_transport_ops *ops;

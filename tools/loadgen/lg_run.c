@@ -60,6 +60,11 @@ struct lg_shared {
 	atomic_uint_fast64_t errors;
 	pthread_mutex_t err_lock;
 	char first_error[256];
+	/* --keys: key k is "%08x" of k; Kafka's default partitioner puts it in one
+	 * partition, and records of partition p take the keys of p in turn:
+	 * pkeys[pkey_off[p]] .. pkeys[pkey_off[p + 1] - 1]. */
+	uint32_t *pkeys;
+	uint32_t *pkey_off;
 };
 
 struct lg_part_ref {
@@ -181,7 +186,6 @@ struct lg_worker {
 	size_t dscratch_cap;
 	uint8_t *arena_buf;
 	struct kp_arena arena;
-	uint32_t key_seq;
 	bool stamps; /* record end-to-end latency (e2e, or consume --from-latest) */
 	bool from_start; /* consumers begin where this run's (or every) record is: seq 0 first */
 	bool measuring;	 /* past --warmup: the latency totals count */
@@ -478,11 +482,17 @@ build_batch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8
 		size_t klen = 0;
 		uint32_t span = LG_POOL_LEN;
 		uint8_t *val = w->pool + (w->pool_pos % span);
+		uint64_t seq = c->seq[pi]++;
+		int32_t part = c->parts[pi];
 		w->pool_pos += 61; /* a different cut of the pool per record */
 		lg_stamp_write(val, cfg->record_size, (uint64_t)(stamp0 + (int64_t)k * step),
-			       w->sh->run, c->index, c->parts[pi], c->seq[pi]++);
+			       w->sh->run, c->index, part, seq);
 		if (cfg->keys) {
-			snprintf(key, sizeof(key), "%08x", w->key_seq++ % cfg->keys);
+			/* A key Kafka's partitioner maps to this partition (only such
+			 * partitions are the connection's). */
+			const struct lg_shared *sh = w->sh;
+			uint32_t nk = sh->pkey_off[part + 1] - sh->pkey_off[part];
+			snprintf(key, sizeof(key), "%08x", sh->pkeys[sh->pkey_off[part] + seq % nk]);
 			klen = 8;
 		}
 		rc = kp_batch_builder_add(&b, ts, cfg->keys ? key : NULL, klen, val, cfg->record_size,
@@ -1475,6 +1485,36 @@ assign_parts(uint32_t i, uint32_t n, int32_t np, int32_t **out, uint32_t *count)
 	return 0;
 }
 
+/* sh->pkeys and sh->pkey_off for @keys keys over sh->partitions (a counting sort). */
+static int
+key_table(struct lg_shared *sh, uint32_t keys)
+{
+	int32_t np = sh->partitions;
+	int32_t *part = malloc((size_t)keys * sizeof(*part));
+	uint32_t *fill = calloc((size_t)np + 1, sizeof(*fill));
+
+	sh->pkeys = malloc((size_t)keys * sizeof(*sh->pkeys));
+	sh->pkey_off = calloc((size_t)np + 1, sizeof(*sh->pkey_off));
+	if (part == NULL || fill == NULL || sh->pkeys == NULL || sh->pkey_off == NULL) {
+		free(part);
+		free(fill);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < keys; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "%08x", k);
+		part[k] = lg_kafka_partition(key, 8, np);
+		sh->pkey_off[part[k] + 1]++;
+	}
+	for (int32_t p = 0; p < np; p++)
+		sh->pkey_off[p + 1] += sh->pkey_off[p];
+	for (uint32_t k = 0; k < keys; k++)
+		sh->pkeys[sh->pkey_off[part[k]] + fill[part[k]]++] = k;
+	free(part);
+	free(fill);
+	return 0;
+}
+
 static uint64_t
 sum_counter(struct lg_worker *ws, uint32_t n, size_t off)
 {
@@ -1594,6 +1634,11 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	sh.start_offsets = start;
 	res->partitions = sh.partitions;
 	res->versions = sh.v;
+	if (cfg->keys > 0) {
+		rc = key_table(&sh, cfg->keys);
+		if (rc < 0)
+			goto out;
+	}
 
 	uint32_t npc = producing ? (cfg->connections ? cfg->connections : 1) : 0;
 	uint32_t ncc = 0;
@@ -1625,8 +1670,18 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		struct lg_conn *c = &w->conns[w->nconns];
 		c->index = idx;
 		rc = assign_parts(idx, prod ? npc : ncc, sh.partitions, &c->parts, &c->nparts);
+		if (rc == 0 && prod && cfg->keys > 0) {
+			/* Keyed: only the partitions some key maps to get records. */
+			uint32_t kept = 0;
+			for (uint32_t i = 0; i < c->nparts; i++)
+				if (sh.pkey_off[c->parts[i] + 1] > sh.pkey_off[c->parts[i]])
+					c->parts[kept++] = c->parts[i];
+			c->nparts = kept;
+		}
 		if (rc == 0)
 			rc = conn_init(w, c, prod, prod ? (cfg->max_inflight ? cfg->max_inflight : 1) : 1);
+		if (rc == 0 && prod && c->nparts == 0)
+			c->exhausted = true; /* no key maps to its partitions: it sends nothing */
 		w->nconns++;
 		if (rc < 0)
 			goto nomem;
@@ -1842,6 +1897,8 @@ out:
 		free(ws);
 	}
 	free(start);
+	free(sh.pkeys);
+	free(sh.pkey_off);
 	if (sink != NULL)
 		lg_sink_stop(sink);
 	pthread_mutex_destroy(&sh.err_lock);

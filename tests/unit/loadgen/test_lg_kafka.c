@@ -152,6 +152,41 @@ test_retriable(void **state)
 	assert_false(lg_kafka_retriable(KP_ERR_OFFSET_OUT_OF_RANGE));
 }
 
+/*
+ * Kafka's default partitioner for keyed records. The hashes (sign bit cleared) are
+ * kafka-python's murmur2 (kafka.partitioner.default), a port of the Java client's
+ * Utils.murmur2; "kafka" and "giberish123456789" are also in librdkafka's murmur2
+ * unit test (0xd067cf64, 0x8f552b0c, before the sign bit is cleared).
+ */
+static void
+test_partition_murmur2(void **state)
+{
+	static const struct {
+		const char *key;
+		size_t len;
+		uint32_t positive; /* murmur2(key) & 0x7fffffff */
+		int32_t of8;
+	} v[] = {
+		{"", 0, 0x106e08d9u, 1},
+		{"a", 1, 0x22d0b27cu, 4},
+		{"ab", 2, 0x12d8262au, 2},
+		{"abc", 3, 0x1c94221bu, 3},
+		{"abcd", 4, 0x311ab5f4u, 4},
+		{"00000000", 8, 0x78a46fa3u, 3},
+		{"hello world", 11, 0x48d0c363u, 3},
+		{"kafka", 5, 0x5067cf64u, 4},
+		{"giberish123456789", 17, 0x0f552b0cu, 4},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		assert_int_equal(lg_kafka_partition(v[i].key, v[i].len, INT32_MAX),
+				 (int32_t)v[i].positive);
+		assert_int_equal(lg_kafka_partition(v[i].key, v[i].len, 8), v[i].of8);
+		assert_int_equal(lg_kafka_partition(v[i].key, v[i].len, 1), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -159,6 +194,7 @@ main(void)
 		cmocka_unit_test(test_produce_request_roundtrip),
 		cmocka_unit_test(test_response_decode),
 		cmocka_unit_test(test_retriable),
+		cmocka_unit_test(test_partition_murmur2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
