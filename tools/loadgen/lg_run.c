@@ -289,6 +289,13 @@ run_seconds(const struct lg_config *cfg)
 	return cfg->duration_s > 0 ? cfg->warmup_s + cfg->duration_s : 0;
 }
 
+/* --keys: the text of key @k (8 bytes and a NUL into @buf). */
+static void
+key_text(char buf[16], uint32_t k)
+{
+	snprintf(buf, 16, "%08x", k);
+}
+
 /* ---- sending --------------------------------------------------------------- */
 
 static void
@@ -492,7 +499,7 @@ build_batch(struct lg_conn *c, struct lg_slot *s, uint32_t j, uint32_t pi, uint8
 			 * partitions are the connection's). */
 			const struct lg_shared *sh = w->sh;
 			uint32_t nk = sh->pkey_off[part + 1] - sh->pkey_off[part];
-			snprintf(key, sizeof(key), "%08x", sh->pkeys[sh->pkey_off[part] + seq % nk]);
+			key_text(key, sh->pkeys[sh->pkey_off[part] + seq % nk]);
 			klen = 8;
 		}
 		rc = kp_batch_builder_add(&b, ts, cfg->keys ? key : NULL, klen, val, cfg->record_size,
@@ -1502,7 +1509,7 @@ key_table(struct lg_shared *sh, uint32_t keys)
 	}
 	for (uint32_t k = 0; k < keys; k++) {
 		char key[16];
-		snprintf(key, sizeof(key), "%08x", k);
+		key_text(key, k);
 		part[k] = lg_kafka_partition(key, 8, np);
 		sh->pkey_off[part[k] + 1]++;
 	}
