@@ -104,4 +104,11 @@ int dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out);
 /** Run one iteration of the calling lcore's reactor (tests drive reactors by hand). */
 int dp_reactor_poll_once(unsigned int lcore);
 
+/**
+ * The calling reactor's clock: the TSC when its current iteration started
+ * (pollers take "now" from here rather than reading the TSC each). Late by
+ * at most the iteration's own work so far. Off a reactor thread: rte_rdtsc().
+ */
+uint64_t dp_reactor_tsc(void);
+
 #endif /* SLP_DP_REACTOR_H */

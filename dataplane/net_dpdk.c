@@ -947,7 +947,7 @@ nd_poll(void *arg)
 			for (uint16_t i = 0; i < n; i++)
 				nd_arp_share(w, pkts[i]);
 		}
-		net_stack_input(w->st, pkts, n, net_port_now_us());
+		net_stack_input(w->st, pkts, n, net_port_tsc_us(dp_reactor_tsc()));
 	}
 	return n;
 }
@@ -1025,7 +1025,7 @@ nd_end(void *arg)
 		}
 	}
 
-	net_stack_poll(w->st, net_port_now_us());
+	net_stack_poll(w->st, net_port_tsc_us(dp_reactor_tsc()));
 
 	if (w->env.draining) {
 		uint64_t pending = 0;

@@ -333,7 +333,7 @@ net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now
 }
 
 uint64_t
-net_port_now_us(void)
+net_port_tsc_us(uint64_t tsc)
 {
 	/* us = cycles * (2^32 * 10^6 / hz) / 2^32: one multiplication, no
 	 * 128-bit division (this runs on every poll). */
@@ -341,5 +341,11 @@ net_port_now_us(void)
 
 	if (mult == 0)
 		mult = (uint64_t)((((__uint128_t)1000000u) << 32) / rte_get_tsc_hz());
-	return (uint64_t)(((__uint128_t)rte_get_tsc_cycles() * mult) >> 32);
+	return (uint64_t)(((__uint128_t)tsc * mult) >> 32);
+}
+
+uint64_t
+net_port_now_us(void)
+{
+	return net_port_tsc_us(rte_get_tsc_cycles());
 }

@@ -143,6 +143,10 @@ net_port_poll(struct net_stack *st, const struct net_port_queue *q, uint64_t now
 uint64_t
 net_port_now_us(void);
 
+/** The same clock for a TSC value already read (a reactor's, dp_reactor_tsc()). */
+uint64_t
+net_port_tsc_us(uint64_t tsc);
+
 #ifdef __cplusplus
 }
 #endif
