@@ -23,7 +23,8 @@
 # carries a 16 KiB batch in 2 segments instead of 12, so the per-segment work
 # of both stacks (receive, ACKs, timers) shrinks about 6x for bulk rows;
 # bench_memif_note prints it for the rows' notes.
-# BENCH_MEMIF_MB=N sets dpdk.memory.mb. BENCH_MEMIF_IDLE_US=U lets both sides
+# BENCH_MEMIF_COPY=1 keeps the load generator off memif's zero-copy mode
+# (used by default when it is on hugepages). BENCH_MEMIF_MB=N sets dpdk.memory.mb. BENCH_MEMIF_IDLE_US=U lets both sides
 # sleep U us at a time once 1 ms passed without work (dataplane.poll.idle.sleep.us,
 # --memif-idle-us): under a row's load they spin; default 20. Set 0 on a machine whose two cores are the benchmark's alone:
 # both sides then busy-poll. On a shared VM busy polling loses: when one side
@@ -73,11 +74,18 @@ bench_memif_load_args() {
 	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 	if [ -z "${BENCH_NO_HUGE:-}" ] && [ "$free" -ge $((512 / 2 + 32)) ]; then
 		echo --memif-huge
+		# On hugepages, memif's zero-copy client (BENCH_MEMIF_COPY=1: not): the broker
+		# copies frames straight into the load generator's mbufs and reads its frames from
+		# them, one copy per frame instead of two. The broker's work is the same; the load
+		# generator's consumer side lost its copy out of the ring (fetch_tail's consumer
+		# 15-25% faster by hand, session 11).
+		[ -z "${BENCH_MEMIF_COPY:-}" ] && echo --memif-zero-copy
 	fi
 }
 
 bench_memif_note() {
 	local lg="ordinary memory"
 	[[ " ${load_net[*]:-} " == *" --memif-huge "* ]] && lg=hugepages
+	[[ " ${load_net[*]:-} " == *" --memif-zero-copy "* ]] && lg="$lg, zero-copy"
 	echo "over memif, MTU ${BENCH_MEMIF_MTU:-9000}, the load generator on $lg"
 }

@@ -75,6 +75,9 @@ usage(FILE *f)
 		"      --memif-mbufs N    packet buffers (default 65535)\n"
 		"      --memif-memory-mb M  EAL memory (default 512)\n"
 		"      --memif-huge       EAL memory from hugepages (default: --no-huge)\n"
+		"      --memif-zero-copy  memif zero-copy client (needs --memif-huge): the broker\n"
+		"                         copies frames into this process's mbufs, requests are copied\n"
+		"                         into the send queue instead of lent\n"
 		"      --memif-mtu M      IP MTU of the memif link, 576-9000 (default 1500; the\n"
 		"                         broker's dataplane.port.mtu must be the same)\n"
 		"      --memif-no-tx-cksum  send TCP segments without their checksum (only for a\n"
@@ -155,6 +158,7 @@ enum {
 	OPT_MEMIF_MBUFS,
 	OPT_MEMIF_MEM,
 	OPT_MEMIF_HUGE,
+	OPT_MEMIF_ZERO_COPY,
 	OPT_MEMIF_NO_TX_CKSUM,
 	OPT_MEMIF_MTU,
 	OPT_EAL_ARGS,
@@ -199,6 +203,7 @@ static const struct option options[] = {
 	{"memif-mbufs", required_argument, NULL, OPT_MEMIF_MBUFS},
 	{"memif-memory-mb", required_argument, NULL, OPT_MEMIF_MEM},
 	{"memif-huge", no_argument, NULL, OPT_MEMIF_HUGE},
+	{"memif-zero-copy", no_argument, NULL, OPT_MEMIF_ZERO_COPY},
 	{"memif-no-tx-cksum", no_argument, NULL, OPT_MEMIF_NO_TX_CKSUM},
 	{"memif-mtu", required_argument, NULL, OPT_MEMIF_MTU},
 	{"eal-args", required_argument, NULL, OPT_EAL_ARGS},
@@ -453,6 +458,9 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 		case OPT_MEMIF_HUGE:
 			mc->huge = true;
 			break;
+		case OPT_MEMIF_ZERO_COPY:
+			mc->zero_copy = true;
+			break;
 		case OPT_MEMIF_NO_TX_CKSUM:
 			mc->no_tx_cksum = true;
 			break;
@@ -530,6 +538,11 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 		}
 		mc->server = sink_mode;
 		mc->cpu = cfg->ncpus > 0 ? cfg->cpus[0] : -1;
+		if (mc->zero_copy && (!mc->huge || mc->server)) {
+			fprintf(stderr, "slipstream-load: --memif-zero-copy needs --memif-huge and a "
+				"memif client (not --mode sink)\n");
+			return -EINVAL;
+		}
 		if (lg_memif_configure(mc) < 0) {
 			fprintf(stderr, "slipstream-load: bad --memif-socket %s\n", mc->socket);
 			return -EINVAL;

@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_memory.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_ip.h>
@@ -198,6 +200,8 @@ lg_memif_configure(const struct lg_memif_conf *conf)
 		return -EINVAL; /* it goes into a devargs string */
 	if (conf->mtu != 0 && (conf->mtu < 576 || conf->mtu > 9000))
 		return -EINVAL;
+	if (conf->zero_copy && (!conf->huge || conf->server))
+		return -EINVAL; /* memif shares hugepage files, and only a client's */
 	mf.conf = *conf;
 	if (mf.conf.mtu == 0)
 		mf.conf.mtu = 1500;
@@ -251,6 +255,34 @@ mf_pick_address(uint32_t broker)
 	uint32_t h = ntohl(broker);
 	mf.mask = htonl(0xffffff00u);
 	mf.addr = htonl((h & 0xffffff00u) | ((h & 0xffu) == 1 ? 2u : 1u));
+	return 0;
+}
+
+/*
+ * --memif-zero-copy: the hugepage file of a memseg list, unlinked once the EAL
+ * has it mapped and open (--huge-unlink does this, but the EAL refuses it with
+ * the --single-file-segments zero-copy needs). memif hands the peer the open
+ * descriptor, not the path; the pages go back when the process ends, however
+ * it ends, instead of staying in the hugetlbfs.
+ */
+static int
+mf_unlink_seg_file(const struct rte_memseg_list *msl, const struct rte_memseg *ms, void *arg)
+{
+	char link[64], path[PATH_MAX];
+	int fd = rte_memseg_get_fd_thread_unsafe(ms);
+	ssize_t n;
+
+	(void)msl;
+	(void)arg;
+	if (fd < 0)
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return 0;
+	path[n] = '\0';
+	if (strstr(path, " (deleted)") == NULL)
+		(void)unlink(path); /* once per list: its segments share the file */
 	return 0;
 }
 
@@ -309,7 +341,7 @@ mf_eal_init(void)
 		MF_ADD("--file-prefix=slipstream-load-%d", (int)getpid());
 	if (!mf.conf.huge)
 		MF_ADD("--no-huge");
-	else
+	else if (!mf.conf.zero_copy) /* the EAL refuses it with --single-file-segments */
 		MF_ADD("--huge-unlink"); /* pages go back when the process ends, however it ends */
 	MF_ADD("-m");
 	MF_ADD("%u", mf.conf.memory_mb);
@@ -319,8 +351,10 @@ mf_eal_init(void)
 		MF_ADD("--vdev=net_memif0,role=server,socket=%s,mac=02:73:6c:70:4c:53",
 		       mf.conf.socket);
 	else
-		MF_ADD("--vdev=net_memif0,role=client,socket=%s,mac=02:73:6c:70:4c:47,bsize=%u",
-		       mf.conf.socket, mf_frame_room());
+		MF_ADD("--vdev=net_memif0,role=client,socket=%s,mac=02:73:6c:70:4c:47,bsize=%u%s",
+		       mf.conf.socket, mf_frame_room(), mf.conf.zero_copy ? ",zero-copy=yes" : "");
+	if (mf.conf.zero_copy)
+		MF_ADD("--single-file-segments"); /* memif exposes the memsegs as its regions */
 	/* Extra arguments, split on spaces. */
 	char extra[sizeof(mf.conf.eal_args)];
 	char *save = NULL;
@@ -342,6 +376,8 @@ mf_eal_init(void)
 		return -ENODEV;
 	}
 	mf.eal_up = true;
+	if (mf.conf.zero_copy)
+		rte_memseg_walk(mf_unlink_seg_file, NULL);
 	return 0;
 }
 
@@ -789,6 +825,12 @@ mf_send_ref(struct lg_tconn *c, const void *buf, size_t len, struct lg_tx_ref *r
 	uint32_t space, n, off = 0;
 	uint16_t segs = 0;
 
+	if (mf.conf.zero_copy) {
+		/* Frames must be in the memif regions: copied, never held. */
+		struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+		(void)ref;
+		return mf_writev(c, &iov, 1);
+	}
 	if (c->err)
 		return c->err == -ECONNRESET ? -EPIPE : c->err;
 	if (!c->up || c->tc == NULL)

@@ -40,6 +40,10 @@ struct lg_memif_conf {
 	uint32_t delack_us;	/* TCP delayed-ACK timeout; 0 = 200 us */
 	uint16_t mtu;		/* IP MTU of the link (the broker's dataplane.port.mtu); 0 = 1500 */
 	bool huge;		/* use hugepages (default: --no-huge) */
+	/* memif zero-copy client (zero-copy=yes; needs huge): the server copies
+	 * straight into this process's mbufs and reads its frames from them;
+	 * frames must then live in the EAL's memory, so send_ref copies. */
+	bool zero_copy;
 	/* Leave the TCP checksum of sent segments to a peer that does not check
 	 * it (the broker's dataplane.port.rx.checksum.trusted=true): the stack
 	 * runs as if the port offloaded it and only the IPv4 header checksum is
