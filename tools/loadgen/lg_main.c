@@ -538,12 +538,13 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 		}
 		mc->server = sink_mode;
 		mc->cpu = cfg->ncpus > 0 ? cfg->cpus[0] : -1;
-		if (mc->zero_copy && (!mc->huge || mc->server)) {
+		int rc = lg_memif_configure(mc);
+		if (rc == -ENOTSUP) {
 			fprintf(stderr, "slipstream-load: --memif-zero-copy needs --memif-huge and a "
 				"memif client (not --mode sink)\n");
 			return -EINVAL;
 		}
-		if (lg_memif_configure(mc) < 0) {
+		if (rc < 0) {
 			fprintf(stderr, "slipstream-load: bad --memif-socket %s\n", mc->socket);
 			return -EINVAL;
 		}

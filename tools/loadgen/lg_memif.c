@@ -201,7 +201,7 @@ lg_memif_configure(const struct lg_memif_conf *conf)
 	if (conf->mtu != 0 && (conf->mtu < 576 || conf->mtu > 9000))
 		return -EINVAL;
 	if (conf->zero_copy && (!conf->huge || conf->server))
-		return -EINVAL; /* memif shares hugepage files, and only a client's */
+		return -ENOTSUP; /* memif shares hugepage files, and only a client's */
 	mf.conf = *conf;
 	if (mf.conf.mtu == 0)
 		mf.conf.mtu = 1500;

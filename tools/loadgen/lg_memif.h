@@ -59,7 +59,8 @@ extern const struct lg_transport_ops lg_memif_ops;
 
 /**
  * Set the memif transport's parameters (copied) before its first create().
- * @return 0, -EINVAL (no socket path, bad address), -EBUSY (already started).
+ * @return 0, -EINVAL (no socket path, bad address), -ENOTSUP (zero_copy without
+ *   huge, or as a server), -EBUSY (already started).
  */
 int
 lg_memif_configure(const struct lg_memif_conf *conf);
