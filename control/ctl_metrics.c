@@ -542,6 +542,14 @@ static const struct lcore_sample storage_samples[] = {
 	{DP_STOR_M_SEGMENTS_RECYCLED, "slipstream_storage_segments_recycled_total", "counter",
 	 "New segments written into a file retention deleted (storage.segment.recycle, RAM "
 	 "file systems).", "", 0, 0},
+	{DP_STOR_M_SEGMENTS_ROLLED, "slipstream_storage_segments_rolled_total", "counter",
+	 "Segment rolls (a partition log's new active segment).", "", 0, 0},
+	{DP_STOR_M_FLUSHES, "slipstream_storage_flushes_total", "counter",
+	 "fdatasyncs of segment files completed: a rolled segment's, durable appends', "
+	 "flush.ms and flush.messages (Kafka's LogFlushRateAndTimeMs).", "", 0, 0},
+	{DP_STOR_M_FLUSH_NS, "slipstream_storage_flush_seconds_total", "counter",
+	 "Time of those fdatasyncs from queue to completion (one linked to a write includes "
+	 "the write).", "", 0, 1e-9},
 };
 
 _Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,

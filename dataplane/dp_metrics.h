@@ -200,7 +200,8 @@ struct dp_metrics_hop {
  * The storage writers' engines on a block's lcore, added up (stor_engine_stats:
  * the tail cache's chunk pool, open logs and files), indexes of
  * dp_metrics_storage.v[]. Copied there by the broker's poller every 100 ms. DP_STOR_M_STEALS,
- * _ACTIVE_STEALS, _FILE_REOPENS and _FILE_CLOSES are counters, the rest gauges.
+ * _ACTIVE_STEALS, _FILE_REOPENS, _FILE_CLOSES, _SEGMENTS_RECYCLED, _SEGMENTS_ROLLED,
+ * _FLUSHES and _FLUSH_NS are counters, the rest gauges.
  */
 enum dp_metrics_storage_counter {
 	DP_STOR_M_CHUNKS,         /* tail-cache chunks in the pool */
@@ -213,6 +214,9 @@ enum dp_metrics_storage_counter {
 	DP_STOR_M_FILE_REOPENS,   /* segment files opened again after being closed for the limit */
 	DP_STOR_M_FILE_CLOSES,    /* closed for the limit (storage.max.open.files) */
 	DP_STOR_M_SEGMENTS_RECYCLED, /* new segments written into a spare file */
+	DP_STOR_M_SEGMENTS_ROLLED,   /* rolls: a new active segment */
+	DP_STOR_M_FLUSHES,           /* fdatasyncs completed */
+	DP_STOR_M_FLUSH_NS,          /* their time, queue to completion */
 	DP_STOR_M_COUNTERS
 };
 

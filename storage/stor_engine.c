@@ -202,6 +202,24 @@ stor_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t
+stor_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+stor_flush_done(struct stor_engine *e, uint64_t t0_ns)
+{
+	uint64_t now = stor_mono_ns();
+
+	e->flushes++;
+	e->flush_ns += now > t0_ns ? now - t0_ns : 0;
+}
+
 int64_t
 stor_wall_ms(void)
 {
@@ -361,6 +379,9 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->open_files = e->open_files;
 	out->file_reopens = e->file_reopens;
 	out->segments_recycled = e->segments_recycled;
+	out->segments_rolled = e->segments_rolled;
+	out->flushes = e->flushes;
+	out->flush_ns = e->flush_ns;
 	out->file_closes = e->file_closes;
 	out->open_files_max = e->file_limit;
 	out->unlinks_unsynced = e->unlinks - e->unlinks_synced;

@@ -161,6 +161,11 @@ struct stor_engine_stats {
 	uint64_t file_closes;    /* closed for the limit */
 	uint64_t segments_recycled; /* new segments written into a spare file
 	                               (storage.segment.recycle) */
+	uint64_t segments_rolled;   /* rolls: a new active segment */
+	uint64_t flushes;           /* fdatasyncs completed (a rolled segment's, durable
+	                               appends', flush.ms/flush.messages) */
+	uint64_t flush_ns;          /* their time from queue to completion (a sync linked to
+	                               a write includes the write) */
 	unsigned open_files_max; /* the limit in force (max_open_files, max_open_fds, the
 	                            backend's table), 0: none */
 	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker removal awaits the

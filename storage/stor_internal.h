@@ -132,6 +132,7 @@ struct stor_log {
 
 	/* The one write (and linked sync) in flight. */
 	struct stor_io_req wreq, sreq;
+	uint64_t sync_t0_ns;  /* stor_mono_ns() when sreq was queued */
 	bool io_busy;     /* a write or sync is in flight */
 	uint8_t io_parts; /* completions still expected (1 or 2) */
 	struct stor_chunk *w_chunk;
@@ -151,6 +152,7 @@ struct stor_log {
 	 */
 	struct stor_segment *roll_seg;
 	struct stor_io_req rsreq;
+	uint64_t rsync_t0_ns; /* stor_mono_ns() when rsreq was queued */
 	bool rsync_busy;
 	uint64_t synced_ahead;
 
@@ -216,6 +218,9 @@ struct stor_engine {
 	unsigned file_limit; /* open files allowed (stor_engine_create), 0: no limit */
 	uint64_t file_reopens, file_closes;
 	uint64_t segments_recycled; /* new segments written into a spare file */
+	uint64_t segments_rolled;   /* rolls (a new active segment) */
+	uint64_t flushes, flush_ns; /* fdatasyncs completed, and their time from queue to
+	                               completion (a linked one's includes its write) */
 	/*
 	 * Opens that removed a clean-shutdown marker without syncing the
 	 * directory: one syncfs(2) per file system (fs_fds) makes every removal
@@ -281,6 +286,10 @@ stor_log_unlink_settled(struct stor_log *log)
 	return stor_engine_unlinks_settle(log->engine);
 }
 uint64_t stor_mono_ms(void);
+/* CLOCK_MONOTONIC in ns (not the coarse clock: a flush's time). */
+uint64_t stor_mono_ns(void);
+/* A fdatasync queued at @t0_ns completed: the engine's flush counters. */
+void stor_flush_done(struct stor_engine *e, uint64_t t0_ns);
 int64_t stor_wall_ms(void);
 
 /* Log services for the engine (stor_log.c). */

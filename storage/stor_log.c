@@ -1672,6 +1672,7 @@ log_roll_locked(struct stor_log *log)
 			spare_drop(log, log->next_offset);
 		return rc;
 	}
+	log->engine->segments_rolled++;
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
 	         seg->base_offset);
 	stor_engine_mark_dirty(log->engine, log); /* the old one needs its sync */
@@ -1967,6 +1968,7 @@ sync_done(struct stor_io_req *req, int res)
 	struct stor_segment *seg = log->w_seg;
 
 	log->io_parts--;
+	stor_flush_done(log->engine, log->sync_t0_ns);
 	if (res < 0) {
 		log_fail(log, res, "fdatasync");
 	} else if (!log->failed) {
@@ -2006,6 +2008,7 @@ roll_sync_done(struct stor_io_req *req, int res)
 
 	log->rsync_busy = false;
 	log->roll_seg = NULL;
+	stor_flush_done(log->engine, log->rsync_t0_ns);
 	if (res < 0) {
 		log_fail(log, res, "fdatasync");
 	} else if (!log->failed) {
@@ -2066,6 +2069,7 @@ roll_sync_issue(struct stor_log *log)
 	seg->refs++; /* deleted meanwhile, its file stays open */
 	log->roll_seg = seg;
 	log->rsync_busy = true;
+	log->rsync_t0_ns = stor_mono_ns();
 	return 1;
 }
 
@@ -2136,6 +2140,8 @@ stor_log_issue_io(struct stor_log *log)
 		rc = be->ops->queue(be, reqs, sync ? 2 : 1);
 		if (rc != 0)
 			return rc;
+		if (sync)
+			log->sync_t0_ns = stor_mono_ns();
 		log->w_chunk = c;
 		log->w_end = end;
 		log->w_seg = seg;
@@ -2159,6 +2165,7 @@ stor_log_issue_io(struct stor_log *log)
 		rc = be->ops->queue(be, reqs, 1);
 		if (rc != 0)
 			return rc;
+		log->sync_t0_ns = stor_mono_ns();
 		log->io_busy = true;
 		log->io_parts = 1;
 		return 1;

@@ -912,6 +912,9 @@ storage_metrics_publish(struct dp_broker *b)
 		v[DP_STOR_M_FILE_REOPENS] += st.file_reopens;
 		v[DP_STOR_M_FILE_CLOSES] += st.file_closes;
 		v[DP_STOR_M_SEGMENTS_RECYCLED] += st.segments_recycled;
+		v[DP_STOR_M_SEGMENTS_ROLLED] += st.segments_rolled;
+		v[DP_STOR_M_FLUSHES] += st.flushes;
+		v[DP_STOR_M_FLUSH_NS] += st.flush_ns;
 		n++;
 	}
 	if (n > 0)

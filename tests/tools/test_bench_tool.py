@@ -9,7 +9,8 @@
   schedwatch  a thread that shares its CPU with a busy one is runnable but not
               running about half the time; a sleeping one almost never;
   row/render/doc/merge  rows into the tables between the markers of a document, a
-              --rows rerun replacing only its own rows, an unknown key refused.
+              --rows rerun replacing only its own rows, an unknown key refused;
+  prom        a family summed over its label sets, filtered by a label, scaled.
 
 Usage: test_bench_tool.py PATH_TO_BENCH_TOOL. Takes about 3 seconds.
 """
@@ -134,9 +135,27 @@ def test_tables(tmp):
     assert "beta from the run of run 1" in out, out
 
 
+def test_prom(tmp):
+    p = os.path.join(tmp, "m.prom")
+    with open(p, "w") as f:
+        f.write("# HELP x y\n"
+                "slipstream_storage_flush_seconds_total{lcore=\"0\"} 0.250000000\n"
+                "slipstream_storage_flush_seconds_total{lcore=\"1\"} 1.000000000\n"
+                "slipstream_storage_flushes_total{lcore=\"0\"} 7\n")
+    assert tool("prom", p, "slipstream_storage_flushes_total").stdout.strip() == "7"
+    # rounded as is, or scaled first (seconds to ms), over every lcore or one
+    assert tool("prom", p, "slipstream_storage_flush_seconds_total").stdout.strip() == "1"
+    assert tool("prom", p, "slipstream_storage_flush_seconds_total",
+                "--scale=1000").stdout.strip() == "1250"
+    assert tool("prom", p, "slipstream_storage_flush_seconds_total", "lcore=0",
+                "--scale=1000").stdout.strip() == "250"
+    assert tool("prom", p, "no_such_family").stdout.strip() == "0"
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="bench-tool-") as tmp:
-        for t in (test_series, test_hiccups, test_fiogaps, test_schedwatch, test_tables):
+        for t in (test_series, test_hiccups, test_fiogaps, test_schedwatch, test_tables,
+                  test_prom):
             t(tmp)
             print("ok", t.__name__)
 

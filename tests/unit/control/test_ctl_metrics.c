@@ -634,6 +634,8 @@ test_http_handler_over_segment(void **state)
 		hv[DP_HOP_M_HOPPED] = 5;
 		hv[DP_HOP_M_SERVED] = 5;
 		sv[DP_STOR_M_CHUNKS] = 24;
+		sv[DP_STOR_M_FLUSHES] = 3;
+		sv[DP_STOR_M_FLUSH_NS] = 1500000000ull;
 		dp_metrics_hop_publish(DP_METRICS_HOP_WORKER | DP_METRICS_HOP_BROKER, hv,
 		                       DP_HOP_M_COUNTERS);
 		dp_metrics_storage_publish(1, sv, DP_STOR_M_COUNTERS);
@@ -650,6 +652,8 @@ test_http_handler_over_segment(void **state)
 	assert_true(sample(b.p, "slipstream_hop_served_total{lcore=\"0\"}") == 5);
 	assert_true(sample(b.p, "slipstream_storage_cache_chunks{lcore=\"0\",state=\"total\"}")
 	            == 24);
+	assert_true(sample(b.p, "slipstream_storage_flushes_total{lcore=\"0\"}") == 3);
+	assert_true(sample(b.p, "slipstream_storage_flush_seconds_total{lcore=\"0\"}") == 1.5);
 	ctl_buf_free(&b);
 	dp_metrics_destroy();
 	assert_int_equal(ctl_metrics_http(&m, NULL, &b, &ctype), 200);
