@@ -13,7 +13,9 @@ transport) the net worker and the storage writer run on different lcores, so
 every request but ApiVersions hops between them: the hop counters
 (slipstream_hop_*) must account for the Produce requests and settle with
 every hopped request served; the storage writer's tail-cache gauges
-(slipstream_storage_*) show storage.cache.chunks and the open logs. A new
+(slipstream_storage_*) show storage.cache.chunks and the open logs, and
+log.flush.interval.messages=2000 makes the writer fdatasync, counted with its
+time (slipstream_storage_flushes_total, _flush_seconds_total). A new
 topic's log end offsets appear before any client touches it. Afterwards the
 partition counters must equal what was produced (records per partition,
 log end offsets equal to confluent_kafka's high watermarks), a consumer's
@@ -66,6 +68,7 @@ dpdk.memory.mb=%d
 num.partitions=1
 storage.cache.chunks=24
 log.segment.bytes=4194304
+log.flush.interval.messages=2000
 log.dir=%s
 offsets.topic.num.partitions=2
 group.initial.rebalance.delay.ms=100
@@ -373,6 +376,11 @@ def hop_and_storage_checks(url, apart, net_lc, stor_lc):
     assert free is not None and 0 <= free < 24, free  # three partitions hold chunks
     assert logs is not None and logs >= 3, logs
     assert get(s, "slipstream_storage_files_open", lcore=stor_lc) >= 3
+    # 20,000 records over three partitions with a flush every 2,000 messages: at least
+    # a few fdatasyncs, each taking some time; no roll at 4 MiB segments.
+    assert get(s, "slipstream_storage_flushes_total", lcore=stor_lc) >= 3
+    assert get(s, "slipstream_storage_flush_seconds_total", lcore=stor_lc) > 0
+    assert get(s, "slipstream_storage_segments_rolled_total", lcore=stor_lc) == 0
     if not apart:
         assert hopped is None, "hop counters without a hop"
         print("hop: one lcore, no hop counters (checked absent); storage: %d chunks" % chunks)
