@@ -986,18 +986,20 @@ test_roll_sync_beside_writes(void **state)
 	for (int i = 0; i < 2000; i++)
 		stor_engine_poll(e);
 	assert_int_equal(acks[d].done, 0); /* durable: not before the older segment is */
-	/* The engine's flush counters: one roll, no fdatasync completed while held; the
-	 * held one's time (at least the 20 ms it is held longer) once released. */
+	/* The engine's flush counters: one roll; the held sync's time (at least the 20 ms
+	 * it is held longer) counted once released. (Other syncs, the first segment's
+	 * before the roll or the durable append's own, may complete before: the ASan
+	 * build, slower, had them.) */
 	struct stor_engine_stats st;
 	stor_engine_stats(e, &st);
 	assert_int_equal(st.segments_rolled, 1);
-	assert_int_equal(st.flushes, 0);
+	uint64_t flushes0 = st.flushes, flush_ns0 = st.flush_ns;
 	usleep(20000);
 	tu_release_syncs(wrap);
 	wait_acks(e, &m);
 	stor_engine_stats(e, &st);
-	assert_true(st.flushes >= 2); /* the roll's and the durable append's */
-	assert_true(st.flush_ns >= 20000000ull);
+	assert_true(st.flushes >= flushes0 + 1); /* the held roll sync */
+	assert_true(st.flush_ns - flush_ns0 >= 20000000ull);
 	assert_int_equal(st.segments_rolled, 1);
 	assert_int_equal(access(path, F_OK), 0);
 	verify(e, log, &m, 0);
