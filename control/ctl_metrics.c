@@ -9,6 +9,7 @@
  *   slipstream_fetch_record_bytes_total{transport,path}
  *   slipstream_storage_write_duration_seconds, slipstream_fetch_wakeup_duration_seconds
  *   slipstream_lcore_{busy,idle}_seconds_total{lcore}, slipstream_lcore_busy_ratio{lcore}
+ *   slipstream_lcore_long_iterations_total{lcore,over}, _long_iteration_seconds_total{lcore}
  *   slipstream_partition_{bytes,records}_{in,out}_total{topic,partition},
  *   slipstream_partition_log_end_offset{topic,partition},
  *   slipstream_metrics_partitions_untracked_total
@@ -621,6 +622,7 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 	if (snap != NULL) {
 		const struct dp_metrics_header *h = &snap->hdr;
 		double hz = h->tsc_hz ? (double)h->tsc_hz : 1.0;
+		static const uint64_t long_us[DP_METRICS_LONG_N] = DP_METRICS_LONG_US;
 
 		family(out, "slipstream_dataplane_start_time_seconds", "gauge",
 		       "When the dataplane created its metrics segment (Unix time).");
@@ -714,6 +716,25 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			ctl_buf_printf(
 			        out, "slipstream_lcore_idle_seconds_total{lcore=\"%u\"} %.6f\n",
 			        snap->blocks[i].lcore, (double)snap->blocks[i].idle_tsc / hz);
+		family(out, "slipstream_lcore_long_iterations_total", "counter",
+		       "Reactor iterations that took at least `over` seconds, the idle sleep not "
+		       "counted: the lcore's own long work, or its thread not running (preempted, or "
+		       "a virtual CPU its host did not run); everything queued on the lcore waited "
+		       "as long. By lcore.");
+		for (uint32_t i = 0; i < h->n_blocks; i++)
+			for (int k = 0; k < DP_METRICS_LONG_N; k++)
+				ctl_buf_printf(out,
+				               "slipstream_lcore_long_iterations_total{lcore=\"%u\","
+				               "over=\"%g\"} %" PRIu64 "\n",
+				               snap->blocks[i].lcore, (double)long_us[k] / 1e6,
+				               snap->blocks[i].long_iters[k]);
+		family(out, "slipstream_lcore_long_iteration_seconds_total", "counter",
+		       "Time in reactor iterations of 100 us or more, by lcore.");
+		for (uint32_t i = 0; i < h->n_blocks; i++)
+			ctl_buf_printf(out,
+			               "slipstream_lcore_long_iteration_seconds_total{lcore=\"%u\"} "
+			               "%.6f\n",
+			               snap->blocks[i].lcore, (double)snap->blocks[i].long_tsc / hz);
 		family(out, "slipstream_lcore_busy_ratio", "gauge",
 		       "Busy share of the reactor's time since start, by lcore (use rate() of the "
 		       "seconds counters for a recent ratio).");

@@ -271,6 +271,8 @@ dp_metrics_tp_get(const char *topic, size_t len, int32_t partition)
 	return &b->tps[n];
 }
 
+_Static_assert(DP_METRICS_LONG_N == DP_REACTOR_LONG_N, "long iteration thresholds");
+
 int
 dp_metrics_reactor_poll(void *arg)
 {
@@ -288,15 +290,21 @@ dp_metrics_reactor_poll(void *arg)
 	__atomic_store_n(&b->busy_tsc, st.busy_tsc, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->idle_tsc, st.idle_tsc, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->iterations, st.iterations, __ATOMIC_RELAXED);
+	for (int k = 0; k < DP_METRICS_LONG_N; k++)
+		__atomic_store_n(&b->long_iters[k], st.long_iters[k], __ATOMIC_RELAXED);
+	__atomic_store_n(&b->long_tsc, st.long_tsc, __ATOMIC_RELAXED);
 	return 0;
 }
 
 int
 dp_metrics_start(const struct dp_config *cfg)
 {
+	static const uint64_t long_us[DP_METRICS_LONG_N] = DP_METRICS_LONG_US;
 	char path[256];
 	int rc;
 
+	if (memcmp(long_us, dp_reactor_long_us, sizeof(long_us)) != 0)
+		return -EINVAL; /* the segment's readers would mislabel the counters */
 	if (cfg->metrics_shm_path != NULL && cfg->metrics_shm_path[0] != '\0')
 		snprintf(path, sizeof(path), "%s", cfg->metrics_shm_path);
 	else

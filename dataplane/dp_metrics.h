@@ -47,15 +47,19 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 8 /* 2: Fetch record bytes by transport; 3: net stack counters;
+#define DP_METRICS_VERSION 9 /* 2: Fetch record bytes by transport; 3: net stack counters;
 			      * 4: link state, link-down drops; 5: errors by API;
 			      * 6: request hop and storage writer counters;
-			      * 7: parked Fetch wake-up histogram; 8: buckets of 5, 10, 25 us */
+			      * 7: parked Fetch wake-up histogram; 8: buckets of 5, 10, 25 us;
+			      * 9: long reactor iterations */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
 /** Latency histogram buckets; the last one is +Inf. */
 #define DP_METRICS_LAT_BUCKETS 23
+/** Thresholds (us) of the long reactor iteration counters: dp_reactor_long_us. */
+#define DP_METRICS_LONG_N 3
+#define DP_METRICS_LONG_US {100, 1000, 10000}
 /** Topic-partitions each block tracks. */
 #define DP_METRICS_MAX_TPS 1024
 /** Longest topic name Kafka allows (249) plus NUL, rounded up. */
@@ -270,6 +274,9 @@ struct dp_metrics_block {
 	uint64_t busy_tsc;      /* reactor cycles with work (dp_reactor_stats) */
 	uint64_t idle_tsc;      /* reactor cycles without */
 	uint64_t iterations;
+	/* iterations of at least 100 us, 1 ms, 10 ms (dp_reactor_stats.long_iters), their cycles */
+	uint64_t long_iters[DP_METRICS_LONG_N];
+	uint64_t long_tsc;
 	uint64_t tp_overflow;                 /* events of partitions that found the table full */
 	uint64_t n_tps;                       /* published entries of tps[] (release/acquire) */
 	/*

@@ -62,6 +62,9 @@ static volatile int g_stop;
 static uint64_t g_idle_sleep_us;
 static uint64_t g_idle_grace_tsc;              /* idle this long before sleeping */
 static __thread uint64_t t_iter_tsc;           /* this thread's reactor clock (dp_reactor_tsc) */
+static uint64_t g_long_tsc[DP_REACTOR_LONG_N];  /* dp_reactor_long_us in TSC cycles */
+
+const uint64_t dp_reactor_long_us[DP_REACTOR_LONG_N] = {100, 1000, 10000};
 
 int
 dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_size,
@@ -106,6 +109,8 @@ dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_s
 	}
 	g_idle_sleep_us = idle_sleep_us;
 	g_idle_grace_tsc = rte_get_tsc_hz() / 1000;
+	for (unsigned int k = 0; k < DP_REACTOR_LONG_N; k++)
+		g_long_tsc[k] = dp_reactor_long_us[k] * rte_get_tsc_hz() / 1000000;
 	g_stop = 0;
 	return 0;
 fail:
@@ -187,6 +192,14 @@ dp_msg_send(unsigned int lcore, dp_msg_fn fn, void *arg)
  * rdtsc (13 ns each on the 2-vCPU VM, four per iteration were half of an
  * idle iteration's cost; docs/benchmarks.md, session 11).
  */
+static void
+reactor_long(struct dp_reactor *r, uint64_t cycles)
+{
+	for (unsigned int k = 0; k < DP_REACTOR_LONG_N && cycles >= g_long_tsc[k]; k++)
+		r->stats.long_iters[k]++;
+	r->stats.long_tsc += cycles;
+}
+
 static int
 reactor_iterate(struct dp_reactor *r)
 {
@@ -222,6 +235,8 @@ reactor_iterate(struct dp_reactor *r)
 	end = rte_rdtsc();
 	r->next_start_tsc = end;
 	r->stats.iterations++;
+	if (unlikely(end - start >= g_long_tsc[0]))
+		reactor_long(r, end - start);
 	if (busy > 0) {
 		r->stats.busy_tsc += end - start;
 		r->last_busy_tsc = end;
@@ -318,5 +333,8 @@ dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out)
 	out->iterations = __atomic_load_n(&r->stats.iterations, __ATOMIC_RELAXED);
 	out->msgs = __atomic_load_n(&r->stats.msgs, __ATOMIC_RELAXED);
 	out->idle_waits = __atomic_load_n(&r->stats.idle_waits, __ATOMIC_RELAXED);
+	for (unsigned int k = 0; k < DP_REACTOR_LONG_N; k++)
+		out->long_iters[k] = __atomic_load_n(&r->stats.long_iters[k], __ATOMIC_RELAXED);
+	out->long_tsc = __atomic_load_n(&r->stats.long_tsc, __ATOMIC_RELAXED);
 	return 0;
 }

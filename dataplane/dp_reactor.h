@@ -50,12 +50,24 @@ enum dp_poller_when {
 	                      * briefly; returns > 0 when it waited (no sleep then) */
 };
 
+/** Long iterations are counted from each of these (microseconds), ascending. */
+#define DP_REACTOR_LONG_N 3
+extern const uint64_t dp_reactor_long_us[DP_REACTOR_LONG_N]; /* 100 us, 1 ms, 10 ms */
+
 struct dp_reactor_stats {
 	uint64_t busy_tsc;   /* cycles of iterations that did work */
 	uint64_t idle_tsc;   /* cycles of iterations that did none (sleeps included) */
 	uint64_t iterations;
 	uint64_t msgs;       /* messages run */
 	uint64_t idle_waits; /* idle iterations in which an idle poller waited */
+	/*
+	 * Iterations whose work (the idle sleep not included) took at least
+	 * dp_reactor_long_us[k]: the lcore's own long work, or its thread not
+	 * running meanwhile (preempted, or a virtual CPU the host did not run).
+	 * Every request and reply waiting on the lcore waited that long too.
+	 */
+	uint64_t long_iters[DP_REACTOR_LONG_N];
+	uint64_t long_tsc; /* cycles of the iterations counted in long_iters[0] */
 };
 
 /**

@@ -171,6 +171,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_report_hist_json(&j, "send_lag", &res->lag);
 	lg_report_hist_json(&j, "fetch_rtt", &res->fetch_rtt);
 	lg_report_hist_json(&j, "record_send_lag", &res->record_lag);
+	lg_report_hist_json(&j, "loop", &res->loop);
 	lg_json_obj_end(&j);
 	lg_json_obj_end(&j);
 	return lg_json_finish(&j);
@@ -230,6 +231,7 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 	summary_hist(f, "send lag", &res->lag);
 	summary_hist(f, "fetch rtt", &res->fetch_rtt);
 	summary_hist(f, "record lag", &res->record_lag);
+	summary_hist(f, "loop", &res->loop);
 	if (res->errors)
 		fprintf(f, "  errors       %" PRIu64 " (first: %s)\n", res->errors, res->first_error);
 }

@@ -174,6 +174,7 @@ struct lg_worker {
 	struct lg_hist lag;	 /* --rate: due time to queued, per request (worker only) */
 	struct lg_hist frtt;	 /* consumers: a Fetch queued to its response (worker only) */
 	struct lg_hist rlag;	 /* --rate: due time to queued, per record (worker only) */
+	struct lg_hist loop;	 /* an iteration's time beyond the wait it asked of poll */
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -1201,9 +1202,15 @@ worker_main(void *arg)
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
 	int64_t measure_at = sh->t0 + (int64_t)(cfg->warmup_s * 1e9);
 	w->measuring = cfg->warmup_s <= 0;
+	int64_t prev_at = 0; /* the last iteration's start plus the poll wait it allowed */
 	while (!atomic_load(&sh->stop_all)) {
 		int64_t now = now_ns();
 		bool idle = true;
+		/* How long the last iteration took beyond the wait it asked of poll:
+		 * its own work, and any time the thread did not run (a stall of the
+		 * load generator shows here, not in the broker's figures). */
+		if (prev_at != 0)
+			lg_hist_record(&w->loop, now > prev_at ? (uint64_t)(now - prev_at) : 0);
 		if (!w->measuring && now >= measure_at) {
 			/* The warm-up is over: the totals start again (this thread
 			 * alone writes them; the interval series keeps the warm-up). */
@@ -1248,6 +1255,7 @@ worker_main(void *arg)
 		int64_t wait = (w->wake_at - before_poll) / 1000;
 		if (wait < 0)
 			wait = 0;
+		prev_at = now + wait * 1000;
 		rc = ops->poll(w->t, wait, conn_ready);
 		if (rc < 0) {
 			lg_error(sh, "poll: %s", strerror(-rc));
@@ -1400,6 +1408,7 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	lg_hist_reset(&w->lag);
 	lg_hist_reset(&w->frtt);
 	lg_hist_reset(&w->rlag);
+	lg_hist_reset(&w->loop);
 	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
 	w->acked_end = malloc((size_t)np * sizeof(int64_t));
 	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
@@ -1607,6 +1616,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	lg_hist_reset(&res->lag);
 	lg_hist_reset(&res->fetch_rtt);
 	lg_hist_reset(&res->record_lag);
+	lg_hist_reset(&res->loop);
 	pthread_mutex_init(&sh.err_lock, NULL);
 	sh.cfg = cfg;
 	sh.host = cfg->host;
@@ -1868,6 +1878,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		lg_hist_merge(&res->lag, &w->lag);
 		lg_hist_merge(&res->fetch_rtt, &w->frtt);
 		lg_hist_merge(&res->record_lag, &w->rlag);
+		lg_hist_merge(&res->loop, &w->loop);
 		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
 			fs = w->first_send_ns;
 		if (w->last_ack_ns > la)

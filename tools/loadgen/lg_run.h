@@ -134,6 +134,7 @@ struct lg_result {
 	struct lg_hist lag;	 /* --rate: a request's oldest record, due time to queued (ns) */
 	struct lg_hist fetch_rtt; /* consumers: a Fetch queued to its response (ns) */
 	struct lg_hist record_lag; /* --rate: each record's due time to its request queued (ns) */
+	struct lg_hist loop;	 /* a worker iteration's time beyond the poll wait it allowed (ns) */
 	struct lg_second *seconds;
 	uint32_t nseconds;
 };

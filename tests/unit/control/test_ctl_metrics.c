@@ -289,6 +289,9 @@ make_snapshot(void)
 	g_blocks[0].idle_tsc = 750;
 	g_blocks[1].busy_tsc = 0;
 	g_blocks[1].idle_tsc = 0;
+	g_blocks[0].long_iters[0] = 7; /* 7 of at least 100 us, 2 of them over 1 ms */
+	g_blocks[0].long_iters[1] = 2;
+	g_blocks[0].long_tsc = 50;
 	g_blocks[1].tp_overflow = 9;
 	tp_put(&g_blocks[0], "orders", 1, 100, 10, 0, 0, 10);
 	tp_put(&g_blocks[0], "orders", 0, 50, 5, 20, 2, 5);
@@ -340,6 +343,16 @@ test_render_dataplane(void **state)
 	            7);
 	assert_float_equal(sample(t, "slipstream_fetch_wakeup_duration_seconds_sum"), 0.00013, 1e-9);
 	assert_true(sample(t, "slipstream_lcore_busy_seconds_total{lcore=\"0\"}") == 0.25);
+	assert_true(sample(t, "slipstream_lcore_long_iterations_total{lcore=\"0\",over=\"0.0001\"}") ==
+		    7);
+	assert_true(sample(t, "slipstream_lcore_long_iterations_total{lcore=\"0\",over=\"0.001\"}") ==
+		    2);
+	assert_true(sample(t, "slipstream_lcore_long_iterations_total{lcore=\"0\",over=\"0.01\"}") ==
+		    0);
+	assert_true(sample(t, "slipstream_lcore_long_iterations_total{lcore=\"2\",over=\"0.0001\"}") ==
+		    0);
+	assert_float_equal(sample(t, "slipstream_lcore_long_iteration_seconds_total{lcore=\"0\"}"),
+			   0.05, 1e-9);
 	assert_true(sample(t, "slipstream_lcore_idle_seconds_total{lcore=\"0\"}") == 0.75);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"0\"}") == 0.25);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"2\"}") == 0);

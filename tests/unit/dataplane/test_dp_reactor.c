@@ -322,6 +322,57 @@ test_idle_pollers(void **state)
 		-EINVAL);
 }
 
+static uint64_t g_spin_us;
+
+/* Works for g_spin_us (then 0) in its iteration. */
+static int
+spinner(void *arg)
+{
+	(void)arg;
+	if (g_spin_us == 0)
+		return 0;
+	rte_delay_us_block((unsigned int)g_spin_us);
+	g_spin_us = 0;
+	return 1;
+}
+
+static void
+test_long_iterations(void **state)
+{
+	struct dp_reactor_stats st0;
+	struct dp_reactor_stats st1;
+	uint64_t us = rte_get_tsc_hz() / 1000000;
+
+	(void)state;
+	dp_reactors_fini();
+	assert_int_equal(dp_reactors_init(g_lcores, g_n_lcores, RING_SIZE, 0), 0);
+	assert_int_equal(dp_poller_register(g_lcores[0], "spinner", spinner, NULL, 0,
+				 DP_POLLER_EVERY),
+		0);
+	assert_int_equal(dp_reactor_long_us[0], 100);
+	assert_int_equal(dp_reactor_long_us[1], 1000);
+	/* Short iterations are not counted (each could be preempted past 100 us on a
+	 * loaded machine: hence only a bound on the count). */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 0);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st0), 0);
+	assert_true(st0.long_iters[0] < 100);
+	/* One iteration of 300 us: at least 100 us, most likely under 1 ms. */
+	g_spin_us = 300;
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st1), 0);
+	assert_int_equal(st1.long_iters[0], st0.long_iters[0] + 1);
+	assert_true(st1.long_tsc - st0.long_tsc >= 300 * us);
+	/* And one of 1.2 ms: counted from 100 us and from 1 ms. */
+	g_spin_us = 1200;
+	assert_int_equal(dp_reactor_poll_once(g_lcores[0]), 1);
+	assert_int_equal(dp_reactor_stats_get(g_lcores[0], &st0), 0);
+	assert_int_equal(st0.long_iters[0], st1.long_iters[0] + 1);
+	assert_int_equal(st0.long_iters[1], st1.long_iters[1] + 1);
+	assert_true(st0.long_tsc - st1.long_tsc >= 1200 * us);
+	assert_true(st0.long_iters[2] <= st0.long_iters[1] && st0.long_iters[1] <= st0.long_iters[0]);
+}
+
 int
 main(void)
 {
@@ -336,6 +387,7 @@ main(void)
 		cmocka_unit_test(test_send_from_non_eal_thread),
 		cmocka_unit_test(test_cross_lcore_ping_pong),
 		cmocka_unit_test(test_idle_pollers),
+		cmocka_unit_test(test_long_iterations),
 	};
 	unsigned int id;
 	int rc;
