@@ -293,6 +293,14 @@ def main():
         assert get(s1, "slipstream_connections_open") >= 1  # the consumer's and admin's
         busy = get(s1, "slipstream_lcore_busy_seconds_total", lcore=lc0)
         assert busy > get(s0, "slipstream_lcore_busy_seconds_total", lcore=lc0)
+        # Long iterations: counted from 100 us, 1 ms, 10 ms (each count within the one
+        # before it), their time at least 100 us each.
+        longs = [get(s1, "slipstream_lcore_long_iterations_total", lcore=lc0, over=o)
+                 for o in ("0.0001", "0.001", "0.01")]
+        assert None not in longs and longs[0] >= longs[1] >= longs[2] >= 0, longs
+        long_s = get(s1, "slipstream_lcore_long_iteration_seconds_total", lcore=lc0)
+        assert long_s is not None and long_s >= 1e-4 * longs[0]
+        assert long_s <= busy + get(s1, "slipstream_lcore_idle_seconds_total", lcore=lc0)
         hop_and_storage_checks(url, layout != "", str(net_lc), str(stor_lc))
 
         # Read everything back: records out cover the records in.
