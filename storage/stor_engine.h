@@ -168,7 +168,7 @@ struct stor_engine_stats {
 	                               a write includes the write) */
 	unsigned open_files_max; /* the limit in force (max_open_files, max_open_fds, the
 	                            backend's table), 0: none */
-	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker removal awaits the
+	uint64_t unlinks_unsynced; /* opens whose clean-shutdown marker invalidation awaits the
 	                              syncfs made before the first change to such a log */
 	unsigned io_workers;       /* the backend's blocking-I/O thread limit in force
 	                              (io_uring's bounded io-wq workers), 0: not known */

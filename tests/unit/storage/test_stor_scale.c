@@ -38,7 +38,10 @@
 #include <stdbool.h>
 #include <dirent.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "stor_test_util.h"
 
@@ -304,20 +307,45 @@ test_close_many(void **state)
 		stor_read_release(&rd);
 	}
 	/*
-	 * The markers are gone, their removal not yet synced: the first change
-	 * to any log (an append) syncs every removal so far, once.
+	 * The markers are stale (invalidated in place: their magic zeroed), that
+	 * not yet synced: the first change to any log (an append) syncs every
+	 * invalidation so far, once.
 	 */
 	struct stor_engine_stats st;
 	stor_engine_stats(e, &st);
 	assert_int_equal(st.unlinks_unsynced, CLOSING);
 	snprintf(path, sizeof(path), "%s/p-0/%s", root, STOR_FILE_CLEAN);
-	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, STOR_CLEAN_SIZE);
+	{
+		uint8_t magic[4] = {1, 1, 1, 1};
+		int fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, magic, 4, 0), 4);
+		close(fd);
+		assert_true(magic[0] == 0 && magic[1] == 0 && magic[2] == 0 && magic[3] == 0);
+	}
 	sappend(e, logs[CLOSING - 1], 99);
 	stor_engine_stats(e, &st);
 	assert_int_equal(st.unlinks_unsynced, 0);
 	/* An empty batch is fine; the logs go again, without the array. */
 	assert_int_equal(stor_log_close_many(logs, 0, NULL), 0);
 	assert_int_equal(stor_log_close_many(logs, CLOSING, NULL), 0);
+	/* The stale marker replaced by a valid one. */
+	assert_int_equal(stat(path, &sb), 0);
+	{
+		char magic[5] = {0};
+		int fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, magic, 4, 0), 4);
+		close(fd);
+		assert_string_equal(magic, "SLPC");
+	}
+	/* And a third open is clean again. */
+	memset(cap, 0, sizeof(*cap));
+	logs[0] = sopen(e, root, 0, NULL);
+	assert_non_null(strstr(cap->text, "clean shutdown"));
+	assert_int_equal(stor_log_close(logs[0]), 0);
 	stor_engine_destroy(e);
 	free(rbuf);
 	free(cap);
