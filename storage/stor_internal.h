@@ -171,8 +171,17 @@ struct stor_log {
 	struct stor_epoch_entry *epochs;
 	unsigned epoch_count, epoch_cap;
 
-	/* Its clean-shutdown marker's removal is durable once engine->unlinks_synced >= this. */
+	/* Its clean-shutdown marker's invalidation is durable once engine->unlinks_synced >= this. */
 	uint64_t unlink_gen;
+	/*
+	 * Opened clean: the active segment as the marker and the index files on
+	 * disk describe it (base, size, index entries, end offset). A close that
+	 * finds it unchanged (an idle log) keeps those index files and restores
+	 * the marker in place. clean_base -1: not opened clean.
+	 */
+	int64_t clean_base, clean_next;
+	uint64_t clean_size;
+	uint32_t clean_idx, clean_tidx;
 
 	/*
 	 * Segment recycling (storage.segment.recycle), on a RAM file system

@@ -895,11 +895,14 @@ crc32c(const uint8_t *p, size_t n)
  * journal keeps in order with it). At the next open it is not unlinked but
  * made stale in place (clean_marker_invalidate): unlinking freed its ext4
  * inode and block, 150-280 us a log on the benchmark VM, 2.5 s of a
- * 10,000-log restart (docs/benchmarks.md, session 12). A close still
- * replaces it (and the index files) by rename: see docs/gaps.md.
+ * 10,000-log restart (docs/benchmarks.md, session 12). @in_place: a log idle
+ * since a clean open (its segment and index files on disk as the marker
+ * said) gets the marker back by a write into the stale file, no rename: were
+ * that write on disk before the close's trim of the preallocated tail, the
+ * sizes would not match and the log would be scanned, never trusted wrongly.
  */
 static int
-clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync)
+clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync, bool in_place)
 {
 	char path[PATH_MAX];
 	uint8_t b[STOR_CLEAN_SIZE];
@@ -913,6 +916,19 @@ clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync
 	stor_be32_put(b + 40, m->max_ts_rel);
 	stor_be32_put(b + 44, crc32c(b, 44));
 	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_CLEAN);
+	if (in_place) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		struct stat st;
+		bool done = false;
+
+		if (fd >= 0) {
+			done = fstat(fd, &st) == 0 && st.st_size == STOR_CLEAN_SIZE &&
+			       pwrite(fd, b, sizeof(b), 0) == (ssize_t)sizeof(b);
+			close(fd);
+		}
+		if (done)
+			return 0;
+	}
 	return write_file_atomic(path, b, sizeof(b), sync);
 }
 
@@ -1329,6 +1345,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 		goto fail;
 	marker = clean_marker_read(log, &m) == 0;
 	clean = marker;
+	log->clean_base = -1;
 
 	for (unsigned i = 0; i < nbases; i++) {
 		struct stor_segment *seg = stor_seg_new(bases[i]);
@@ -1383,6 +1400,11 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 			seg->first_timestamp = seg_first_timestamp(log, seg); /* for roll.ms */
 			stor_msg(engine, STOR_LOG_INFO, "%s: clean shutdown, next offset %" PRId64,
 			         dir, m.next_offset);
+			log->clean_base = seg->base_offset;
+			log->clean_next = m.next_offset;
+			log->clean_size = seg->size;
+			log->clean_idx = seg->idx_count;
+			log->clean_tidx = seg->tidx_count;
 			done = true;
 		}
 		while (!done) {
@@ -2938,9 +2960,14 @@ close_finish(struct stor_log *log, int rc, bool durable)
 	struct stor_backend *be = log->engine->be;
 	struct stor_segment *act = active_seg(log);
 
+	/* An idle log since a clean open: its index files on disk are these. */
+	bool idle = log->clean_base == act->base_offset && log->clean_next == log->next_offset &&
+	            log->clean_size == act->size && log->clean_idx == act->idx_count &&
+	            log->clean_tidx == act->tidx_count;
+
 	if (rc == 0)
 		rc = be->ops->truncate(be, act->handle, act->size);
-	if (rc == 0)
+	if (rc == 0 && !idle)
 		rc = stor_index_write_files(log->dir, act, "");
 	if (rc == 0) {
 		struct clean_marker m = {
@@ -2952,7 +2979,7 @@ close_finish(struct stor_log *log, int rc, bool durable)
 		                              ? (uint32_t)(act->max_ts_offset - act->base_offset)
 		                              : 0,
 		};
-		rc = clean_marker_write(log, &m, durable);
+		rc = clean_marker_write(log, &m, durable, idle && !durable);
 		if (rc == 0 && durable)
 			fsync_dir(log->dir);
 	}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dp_log.h"
@@ -309,6 +310,27 @@ snap_list(const char *dir, int64_t **out)
 	return n;
 }
 
+/* Whether @path holds exactly @len bytes equal to @buf. */
+static bool
+file_holds(const char *path, const uint8_t *buf, size_t len)
+{
+	struct stat st;
+	bool same = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && st.st_size == (off_t)len) {
+		uint8_t *cur = malloc(len);
+
+		same = cur != NULL && pread(fd, cur, len, 0) == (ssize_t)len &&
+			memcmp(cur, buf, len) == 0;
+		free(cur);
+	}
+	close(fd);
+	return same;
+}
+
 static int
 snapshot_write(struct dp_producers *ps, int64_t offset, bool durable)
 {
@@ -346,6 +368,17 @@ snapshot_write(struct dp_producers *ps, int64_t offset, bool durable)
 	}
 	stor_be32_put(buf + len - 4, kp_crc32c(buf, len - 4));
 	snap_path(path, sizeof(path), ps->dir, offset, "");
+	/*
+	 * Unsynced (a roll, or a shutdown's close that syncs the file system
+	 * after): where the same snapshot is on disk already (an idle partition
+	 * reopened and closed again), it stays. A new file and a rename per log
+	 * were a third of a 10,000-log shutdown on ext4 (docs/benchmarks.md,
+	 * session 12).
+	 */
+	if (!durable && file_holds(path, buf, len)) {
+		free(buf);
+		return 0;
+	}
 	rc = file_write(ps->dir, path, buf, len, durable);
 	free(buf);
 	if (rc < 0)

@@ -414,6 +414,34 @@ test_rebuild_and_snapshots(void **state)
 	assert_int_equal(stor_log_close(log), 0);
 	free(fake->dir);
 	free(fake);
+	/*
+	 * A shutdown's close (unsynced, the file system synced after): an idle
+	 * partition's snapshot, the same bytes, stays as it is (the same file); a
+	 * changed table replaces it.
+	 */
+	{
+		char path[512];
+		struct stat st0, st1;
+
+		log = log_open(e, 1 << 30);
+		leo = stor_log_end_offset(log);
+		snprintf(path, sizeof(path), "%s/p-0/%020lld.snapshot", g_dir, (long long)leo);
+		assert_int_equal(stat(path, &st0), 0);
+		assert_int_equal(dp_producers_open(log, 2, 86400000, t, &ps), 0);
+		assert_int_equal(dp_producers_close_unsynced(ps, log), 0);
+		assert_int_equal(stat(path, &st1), 0);
+		assert_int_equal(st1.st_ino, st0.st_ino);
+		assert_int_equal(dp_producers_open(log, 2, 86400000, t, &ps), 0);
+		record(dp_producers_find(ps, 8), 0, 1, 1, leo - 1);
+		dp_producers_find(ps, 8)->last_ts = t;
+		assert_int_equal(dp_producers_close_unsynced(ps, log), 0);
+		assert_int_equal(stat(path, &st1), 0);
+		assert_true(st1.st_ino != st0.st_ino);
+		assert_int_equal(dp_producers_open(log, 2, 86400000, t, &ps), 0);
+		expect_newest(ps, 8, 0, 1, 1, leo - 1);
+		dp_producers_free(ps);
+		assert_int_equal(stor_log_close(log), 0);
+	}
 	stor_engine_destroy(e);
 }
 

@@ -330,9 +330,26 @@ test_close_many(void **state)
 	assert_int_equal(st.unlinks_unsynced, 0);
 	/* An empty batch is fine; the logs go again, without the array. */
 	assert_int_equal(stor_log_close_many(logs, 0, NULL), 0);
+	/*
+	 * Every log but the last is idle since its clean open: its marker is
+	 * restored in place and its index files stay (the same inodes); the last
+	 * one, appended to, gets new ones by rename.
+	 */
+	char ipath[4300], lpath[4300];
+	struct stat isb, lsb;
+	snprintf(ipath, sizeof(ipath), "%s/p-0/00000000000000000000.index", root);
+	snprintf(lpath, sizeof(lpath), "%s/p-%d/%s", root, CLOSING - 1, STOR_FILE_CLEAN);
+	assert_int_equal(stat(ipath, &isb), 0);
+	assert_int_equal(stat(lpath, &lsb), 0);
+	ino_t ino = sb.st_ino, iino = isb.st_ino, lino = lsb.st_ino;
 	assert_int_equal(stor_log_close_many(logs, CLOSING, NULL), 0);
-	/* The stale marker replaced by a valid one. */
+	assert_int_equal(stat(ipath, &isb), 0);
+	assert_int_equal(isb.st_ino, iino);
+	assert_int_equal(stat(lpath, &lsb), 0);
+	assert_true(lsb.st_ino != lino);
+	/* The stale marker valid again, the same file. */
 	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_ino, ino);
 	{
 		char magic[5] = {0};
 		int fd = open(path, O_RDONLY);
@@ -341,10 +358,18 @@ test_close_many(void **state)
 		close(fd);
 		assert_string_equal(magic, "SLPC");
 	}
-	/* And a third open is clean again. */
+	/* And a third open is clean again, at the same ends (the last one's with its append). */
 	memset(cap, 0, sizeof(*cap));
 	logs[0] = sopen(e, root, 0, NULL);
 	assert_non_null(strstr(cap->text, "clean shutdown"));
+	assert_null(strstr(cap->text, "recovered"));
+	assert_int_equal(stor_log_end_offset(logs[0]), 2);
+	assert_int_equal(stor_log_close(logs[0]), 0);
+	memset(cap, 0, sizeof(*cap));
+	logs[0] = sopen(e, root, CLOSING - 1, NULL);
+	assert_non_null(strstr(cap->text, "clean shutdown"));
+	assert_null(strstr(cap->text, "recovered"));
+	assert_int_equal(stor_log_end_offset(logs[0]), 2 * (1 + (CLOSING - 1) % 3) + 2);
 	assert_int_equal(stor_log_close(logs[0]), 0);
 	stor_engine_destroy(e);
 	free(rbuf);
