@@ -142,6 +142,11 @@ mkdir_p(const char *dir)
 
 	if (n == 0 || n >= sizeof(tmp))
 		return -ENAMETOOLONG;
+	/* The directory itself first: one call where it or its parent exists. */
+	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
 	memcpy(tmp, dir, n + 1);
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
