@@ -326,8 +326,33 @@ tidx_lookup(const struct stor_segment *seg, int64_t ts)
 	return lo == 0 ? seg->base_offset : seg->base_offset + seg->tidx[lo - 1].rel_offset;
 }
 
-int
-stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix)
+/*
+ * Write @len bytes as the whole of @path: by a new file renamed over it, or,
+ * @in_place, into the file as it is (created if missing) and cut to @len. In
+ * place is for files nothing trusts until a later sync and marker say so (the
+ * active segment's indexes at a shutdown: stor_log_close_many()).
+ */
+static int
+file_write_whole(const char *path, const void *data, size_t len, bool in_place)
+{
+	int fd, rc = 0;
+
+	if (!in_place)
+		return write_file_atomic(path, data, len, false);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (len != 0 && pwrite(fd, data, len, 0) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	if (rc == 0 && ftruncate(fd, (off_t)len) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int
+index_files_write(const char *dir, const struct stor_segment *seg, const char *suffix,
+                  bool in_place)
 {
 	char path[PATH_MAX], name[32];
 	uint8_t *buf;
@@ -344,7 +369,7 @@ stor_index_write_files(const char *dir, const struct stor_segment *seg, const ch
 	}
 	snprintf(name, sizeof(name), ".index%s", suffix);
 	stor_segment_path(path, sizeof(path), dir, seg->base_offset, name);
-	rc = write_file_atomic(path, buf, n, false);
+	rc = file_write_whole(path, buf, n, in_place);
 	if (rc == 0) {
 		for (uint32_t i = 0; i < seg->tidx_count; i++) {
 			stor_be64_put(buf + i * 12, (uint64_t)seg->tidx[i].timestamp);
@@ -352,10 +377,16 @@ stor_index_write_files(const char *dir, const struct stor_segment *seg, const ch
 		}
 		snprintf(name, sizeof(name), ".timeindex%s", suffix);
 		stor_segment_path(path, sizeof(path), dir, seg->base_offset, name);
-		rc = write_file_atomic(path, buf, t, false);
+		rc = file_write_whole(path, buf, t, in_place);
 	}
 	free(buf);
 	return rc;
+}
+
+int
+stor_index_write_files(const char *dir, const struct stor_segment *seg, const char *suffix)
+{
+	return index_files_write(dir, seg, suffix, false);
 }
 
 /*
@@ -895,16 +926,16 @@ crc32c(const uint8_t *p, size_t n)
 }
 
 /*
- * The marker is created whole by rename at a clean close, after the segment
- * was synced and with its index files (renamed too, which ext4's ordered
- * journal keeps in order with it). At the next open it is not unlinked but
- * made stale in place (clean_marker_invalidate): unlinking freed its ext4
- * inode and block, 150-280 us a log on the benchmark VM, 2.5 s of a
- * 10,000-log restart (docs/benchmarks.md, session 12). @in_place: a log idle
- * since a clean open (its segment and index files on disk as the marker
- * said) gets the marker back by a write into the stale file, no rename: were
- * that write on disk before the close's trim of the preallocated tail, the
- * sizes would not match and the log would be scanned, never trusted wrongly.
+ * The marker: at a single log's close, created whole by rename and synced
+ * after the segment and its index files. At the next open it is not
+ * unlinked but made stale in place (clean_marker_invalidate): unlinking
+ * freed its ext4 inode and block, 150-280 us a log on the benchmark VM, 2.5
+ * s of a 10,000-log restart (docs/benchmarks.md, session 12). @in_place:
+ * written into the stale file, no rename (a shutdown's stor_log_close_many()
+ * does so once the segment, its trim and its index files are durable, or
+ * unchanged since a clean open). A write torn by a crash leaves a CRC that
+ * does not match; one on disk before the trim leaves sizes that do not: the
+ * log is then scanned, never trusted wrongly.
  */
 static int
 clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync, bool in_place)
@@ -2954,40 +2985,67 @@ close_sync_rest(struct stor_log *log)
 	return rc;
 }
 
+/* Idle since a clean open: the active segment and its index files on disk as the marker said. */
+static bool
+log_idle_since_open(const struct stor_log *log)
+{
+	const struct stor_segment *act = log->segs[log->seg_count - 1];
+
+	return log->clean_base == act->base_offset && log->clean_next == log->next_offset &&
+	       log->clean_size == act->size && log->clean_idx == act->idx_count &&
+	       log->clean_tidx == act->tidx_count;
+}
+
 /*
- * Trim, write the indexes and the clean-shutdown marker, free. @durable:
- * fsync the marker and the directory now; else the caller syncs the file
- * system (stor_log_close_many()).
+ * The first half of a close: trim the active segment's preallocated tail and
+ * write its index files (not for an idle log: they are on disk), by rename,
+ * or @in_place when nothing will trust them before a sync and the marker.
  */
 static int
-close_finish(struct stor_log *log, int rc, bool durable)
+close_files(struct stor_log *log, bool in_place)
 {
 	struct stor_backend *be = log->engine->be;
 	struct stor_segment *act = active_seg(log);
+	int rc = be->ops->truncate(be, act->handle, act->size);
 
-	/* An idle log since a clean open: its index files on disk are these. */
-	bool idle = log->clean_base == act->base_offset && log->clean_next == log->next_offset &&
-	            log->clean_size == act->size && log->clean_idx == act->idx_count &&
-	            log->clean_tidx == act->tidx_count;
+	if (rc == 0 && !log_idle_since_open(log))
+		rc = index_files_write(log->dir, act, "", in_place);
+	return rc;
+}
 
+/*
+ * The second half: the clean-shutdown marker, by rename, or @in_place into
+ * the stale file (only once what it describes is durable, or unchanged);
+ * @durable: fsync it and the directory now.
+ */
+static int
+close_mark(struct stor_log *log, bool durable, bool in_place)
+{
+	struct stor_segment *act = active_seg(log);
+	struct clean_marker m = {
+	        .next_offset = log->next_offset,
+	        .active_base = act->base_offset,
+	        .active_size = act->size,
+	        .max_ts = act->max_timestamp,
+	        .max_ts_rel = act->max_timestamp >= 0
+	                              ? (uint32_t)(act->max_ts_offset - act->base_offset)
+	                              : 0,
+	};
+	int rc = clean_marker_write(log, &m, durable, in_place);
+
+	if (rc == 0 && durable)
+		fsync_dir(log->dir);
+	return rc;
+}
+
+/* Trim, write the indexes and the clean-shutdown marker, each durable at once; free. */
+static int
+close_finish(struct stor_log *log, int rc)
+{
 	if (rc == 0)
-		rc = be->ops->truncate(be, act->handle, act->size);
-	if (rc == 0 && !idle)
-		rc = stor_index_write_files(log->dir, act, "");
-	if (rc == 0) {
-		struct clean_marker m = {
-		        .next_offset = log->next_offset,
-		        .active_base = act->base_offset,
-		        .active_size = act->size,
-		        .max_ts = act->max_timestamp,
-		        .max_ts_rel = act->max_timestamp >= 0
-		                              ? (uint32_t)(act->max_ts_offset - act->base_offset)
-		                              : 0,
-		};
-		rc = clean_marker_write(log, &m, durable, idle && !durable);
-		if (rc == 0 && durable)
-			fsync_dir(log->dir);
-	}
+		rc = close_files(log, false);
+	if (rc == 0)
+		rc = close_mark(log, true, false);
 	log_free(log);
 	return rc;
 }
@@ -2998,7 +3056,7 @@ stor_log_close(struct stor_log *log)
 	/* Make everything durable: a final sync like a durable append would get. */
 	log->unsynced_msgs = log->cfg.flush_messages;
 	log_wait_idle(log);
-	return close_finish(log, close_sync_rest(log), true);
+	return close_finish(log, close_sync_rest(log));
 }
 
 /* A log close_many still waits for: I/O in flight, writes or a sync to issue. */
@@ -3053,20 +3111,38 @@ stor_log_close_many(struct stor_log **logs, unsigned n, int *rcs)
 	}
 	stor_engine_drain(e);
 	/*
-	 * 2. Trims, indexes and markers log by log, the markers not synced one
-	 * by one; 3. one syncfs(2) per file system makes them all durable (one
-	 * journal commit instead of two fsyncs per log).
+	 * 2. Trims and index files log by log, written into the files as they
+	 * are (no new file per index: an ext4 inode created and one freed per
+	 * file were most of a 10,000-log shutdown); 3. one syncfs(2) per file
+	 * system makes them durable; 4. then the markers, in place too, and 5.
+	 * one more syncfs. Until 4 a log's marker is stale on disk (made so
+	 * before its first change), so a crash in between only costs a scan.
+	 * A log on a file system not tracked here (more than CLOSE_MAX_FS) is
+	 * closed whole and synced on its own.
 	 */
+	int *dev_of = malloc(n * sizeof(*dev_of));
+	int *rc_of = malloc(n * sizeof(*rc_of));
+	int dev_rc[CLOSE_MAX_FS];
+
+	if (dev_of == NULL || rc_of == NULL) {
+		free(dev_of);
+		free(rc_of);
+		for (unsigned i = 0; i < n; i++) {
+			int rc = close_finish(logs[i], close_sync_rest(logs[i]));
+			if (rcs != NULL)
+				rcs[i] = rc;
+			if (rc != 0 && first == 0)
+				first = rc;
+		}
+		return first;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct stor_log *log = logs[i];
-		bool durable = false;
 		struct stat st;
-		unsigned k = 0;
+		unsigned k = n_devs;
 		int rc;
 
-		if (stat(log->dir, &st) != 0) {
-			durable = true;
-		} else {
+		if (stat(log->dir, &st) == 0) {
 			for (k = 0; k < n_devs && devs[k] != st.st_dev; k++)
 				;
 			if (k == n_devs && n_devs < CLOSE_MAX_FS) {
@@ -3076,16 +3152,40 @@ stor_log_close_many(struct stor_log **logs, unsigned n, int *rcs)
 					dev_fds[n_devs++] = fd;
 				}
 			}
-			durable = k == n_devs; /* no syncfs for it: sync this one */
 		}
 		rc = close_sync_rest(log);
 		if (rc != 0)
 			stor_msg(e, STOR_LOG_ERR, "%s: closing: %s", log->dir, strerror(-rc));
-		rc = close_finish(log, rc, durable);
+		if (k == n_devs) {
+			/* No syncfs for it: closed and synced on its own. */
+			dev_of[i] = -1;
+			rc = close_finish(log, rc);
+		} else {
+			dev_of[i] = (int)k;
+			if (rc == 0)
+				rc = close_files(log, true);
+		}
+		rc_of[i] = rc;
+	}
+	for (unsigned k = 0; k < n_devs; k++) {
+		dev_rc[k] = syncfs(dev_fds[k]) == 0 ? 0 : -errno;
+		if (dev_rc[k] != 0)
+			stor_msg(e, STOR_LOG_ERR, "syncfs at close: %s", strerror(-dev_rc[k]));
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (dev_of[i] >= 0) {
+			struct stor_log *log = logs[i];
+			int rc = rc_of[i] != 0 ? rc_of[i] : dev_rc[dev_of[i]];
+
+			if (rc == 0)
+				rc = close_mark(log, false, true);
+			log_free(log);
+			rc_of[i] = rc;
+		}
 		if (rcs != NULL)
-			rcs[i] = rc;
-		if (rc != 0 && first == 0)
-			first = rc;
+			rcs[i] = rc_of[i];
+		if (rc_of[i] != 0 && first == 0)
+			first = rc_of[i];
 	}
 	for (unsigned k = 0; k < n_devs; k++) {
 		if (syncfs(dev_fds[k]) != 0 && first == 0) {
@@ -3094,6 +3194,8 @@ stor_log_close_many(struct stor_log **logs, unsigned n, int *rcs)
 		}
 		close(dev_fds[k]);
 	}
+	free(dev_of);
+	free(rc_of);
 	return first;
 }
 

@@ -114,9 +114,11 @@ int stor_log_close(struct stor_log *log);
  * Close @n logs of one engine cleanly, as stor_log_close() each does, with
  * the I/O batched across them: the last writes and the final fdatasync of
  * every log are in flight together (queued by the engine's poll as appends
- * are), then log by log the trim, the indexes and the clean-shutdown marker
- * without a sync of its own, and at the end one syncfs(2) per file system
- * makes every marker durable (one journal commit, not two fsyncs per log).
+ * are), then log by log the trim and the index files written into the files
+ * as they are, one syncfs(2) per file system, the clean-shutdown markers
+ * (also in place), and one more syncfs: two journal commits in all, not two
+ * fsyncs per log, and no file created or replaced per log (a log idle since
+ * a clean open has its index files left alone).
  * For shutdown with many partitions; blocking. Reads must be released
  * first. Every log is freed, whatever the result.
  *
