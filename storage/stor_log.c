@@ -329,8 +329,9 @@ tidx_lookup(const struct stor_segment *seg, int64_t ts)
 /*
  * Write @len bytes as the whole of @path: by a new file renamed over it, or,
  * @in_place, into the file as it is (created if missing) and cut to @len. In
- * place is for files nothing trusts until a later sync and marker say so (the
- * active segment's indexes at a shutdown: stor_log_close_many()).
+ * place is for files nothing trusts until a later sync and a valid marker say
+ * so, and for the marker once what it describes is durable (a shutdown:
+ * stor_log_close_many()).
  */
 static int
 file_write_whole(const char *path, const void *data, size_t len, bool in_place)
@@ -952,19 +953,8 @@ clean_marker_write(struct stor_log *log, const struct clean_marker *m, bool sync
 	stor_be32_put(b + 40, m->max_ts_rel);
 	stor_be32_put(b + 44, crc32c(b, 44));
 	snprintf(path, sizeof(path), "%s/%s", log->dir, STOR_FILE_CLEAN);
-	if (in_place) {
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
-		struct stat st;
-		bool done = false;
-
-		if (fd >= 0) {
-			done = fstat(fd, &st) == 0 && st.st_size == STOR_CLEAN_SIZE &&
-			       pwrite(fd, b, sizeof(b), 0) == (ssize_t)sizeof(b);
-			close(fd);
-		}
-		if (done)
-			return 0;
-	}
+	if (in_place)
+		return file_write_whole(path, b, sizeof(b), true);
 	return write_file_atomic(path, b, sizeof(b), sync);
 }
 
