@@ -42,12 +42,6 @@ static const struct {
 	{K_INCREMENTAL_ALTER_CONFIGS, 1},
 };
 
-/* Topic-level configs storage takes (as dataplane/broker/dp_admin.c describes them). */
-static const char *const topic_keys[] = {
-	"segment.bytes", "segment.ms", "retention.ms", "retention.bytes", "flush.messages",
-	"flush.ms", "index.interval.bytes", "cleanup.policy", "delete.retention.ms", "preallocate",
-};
-
 enum start_state {
 	ST_IDLE,
 	ST_WAIT_LEADER,
@@ -167,15 +161,12 @@ config_valid(struct kp_str key, struct kp_str value, bool is_set)
 	struct stor_log_config c;
 	char k[64];
 	char v[CTL_META_STR_MAX + 1];
-	bool known = false;
 
 	if (key.len <= 0 || (size_t)key.len >= sizeof(k))
 		return false;
 	memcpy(k, key.ptr, (size_t)key.len);
 	k[key.len] = '\0';
-	for (size_t i = 0; i < sizeof(topic_keys) / sizeof(topic_keys[0]); i++)
-		known |= strcmp(k, topic_keys[i]) == 0;
-	if (!known)
+	if (stor_topic_key_find(k, strlen(k)) < 0)
 		return false;
 	if (!is_set)
 		return true;
@@ -481,6 +472,14 @@ delete_topics(struct ctl_admin *a, struct pend *p, const struct kp_delete_topics
 
 		kp_delete_topics_response_deletable_topic_result_init(&res[i]);
 		res[i].error_message = null_str;
+		if (!a->cfg.delete_topic_enable) {
+			if (p->version >= 6)
+				res[i].topic_id = m->topics.items[i].topic_id;
+			res[i].name = p->version >= 6 ? m->topics.items[i].name :
+						       m->topic_names.items[i];
+			res[i].error_code = kp_error_topic_deletion_disabled(p->version);
+			continue;
+		}
 		if (p->version >= 6 && m->topics.items[i].name.len < 0) {
 			res[i].topic_id = m->topics.items[i].topic_id;
 			res[i].name = null_str;

@@ -47,6 +47,7 @@ struct ctl_admin_cfg {
 	int32_t node_id;           /* node.id */
 	int32_t num_partitions;    /* num.partitions: CreateTopics with -1 */
 	int16_t default_replication_factor; /* default.replication.factor */
+	bool delete_topic_enable;  /* delete.topic.enable: false refuses DeleteTopics */
 	const char *legacy_dir;    /* where __slipstream_topics may be (first log dir) */
 	struct ctl_meta_broker self; /* this broker's registration */
 };

@@ -734,6 +734,7 @@ main(int argc, char **argv)
 	ac.node_id = (int32_t)m.cfg.node_id;
 	ac.num_partitions = (int32_t)m.cfg.num_partitions;
 	ac.default_replication_factor = (int16_t)m.cfg.default_replication_factor;
+	ac.delete_topic_enable = m.cfg.delete_topic_enable;
 	ac.legacy_dir = log_dir;
 	meta_self(&m.cfg, &ac.self);
 	memset(&rc_cfg, 0, sizeof(rc_cfg));

@@ -106,6 +106,9 @@ struct dp_config {
 	bool log_preallocate;
 	char *log_cleanup_policy;
 	char *log_message_timestamp_type;
+	int64_t log_message_timestamp_before_max_ms;
+	int64_t log_message_timestamp_after_max_ms;
+	int64_t log_message_timestamp_difference_max_ms;
 	char *compression_type;
 	int64_t delete_retention_ms;
 	int64_t group_initial_rebalance_delay_ms;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,12 @@ stor_log_config_init(struct stor_log_config *cfg)
 	cfg->fsync_acks_all = false;
 	cfg->max_pending = 4096;
 	cfg->segment_recycle = 1;
+	cfg->max_message_bytes = 1048588;
+	cfg->log_append_time = false;
+	cfg->ts_before_max_ms = INT64_MAX;
+	cfg->ts_after_max_ms = INT64_MAX;
+	cfg->ts_difference_max_ms = INT64_MAX;
+	cfg->min_insync_replicas = 1;
 }
 
 static int
@@ -83,6 +90,18 @@ set_scaled(int64_t *dst, const char *value, int64_t scale)
 	if (x > INT64_MAX / scale)
 		return -EINVAL;
 	*dst = x * scale;
+	return 0;
+}
+
+static int
+set_nonneg(int64_t *dst, const char *value)
+{
+	int64_t x;
+	int rc = parse_i64(value, &x);
+
+	if (rc != 0 || x < 0)
+		return -EINVAL;
+	*dst = x;
 	return 0;
 }
 
@@ -164,6 +183,32 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 		cfg->segment_recycle = (uint32_t)x;
 		return 0;
 	}
+	if (strcmp(k, "max.message.bytes") == 0 || strcmp(key, "message.max.bytes") == 0) {
+		rc = parse_i64(value, &x);
+		if (rc != 0 || x < 0 || x > INT32_MAX)
+			return -EINVAL;
+		cfg->max_message_bytes = x;
+		return 0;
+	}
+	if (strcmp(k, "message.timestamp.type") == 0) {
+		if (strcmp(value, "CreateTime") != 0 && strcmp(value, "LogAppendTime") != 0)
+			return -EINVAL;
+		cfg->log_append_time = value[0] == 'L';
+		return 0;
+	}
+	if (strcmp(k, "message.timestamp.before.max.ms") == 0)
+		return set_nonneg(&cfg->ts_before_max_ms, value);
+	if (strcmp(k, "message.timestamp.after.max.ms") == 0)
+		return set_nonneg(&cfg->ts_after_max_ms, value);
+	if (strcmp(k, "message.timestamp.difference.max.ms") == 0)
+		return set_nonneg(&cfg->ts_difference_max_ms, value);
+	if (strcmp(k, "min.insync.replicas") == 0) {
+		rc = parse_i64(value, &x);
+		if (rc != 0 || x < 1 || x > INT32_MAX)
+			return -EINVAL;
+		cfg->min_insync_replicas = (int32_t)x;
+		return 0;
+	}
 	if (strcmp(key, "storage.log.max.pending") == 0) {
 		rc = parse_i64(value, &x);
 		if (rc != 0 || x < 1 || x > (1 << 20))
@@ -172,4 +217,88 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 		return 0;
 	}
 	return -ENOENT;
+}
+
+const struct stor_topic_key stor_topic_keys[STOR_TOPIC_KEYS_MAX] = {
+	{"segment.bytes", STOR_CFG_INT},
+	{"segment.ms", STOR_CFG_LONG},
+	{"retention.ms", STOR_CFG_LONG},
+	{"retention.bytes", STOR_CFG_LONG},
+	{"flush.messages", STOR_CFG_LONG},
+	{"flush.ms", STOR_CFG_LONG},
+	{"index.interval.bytes", STOR_CFG_INT},
+	{"cleanup.policy", STOR_CFG_LIST},
+	{"delete.retention.ms", STOR_CFG_LONG},
+	{"preallocate", STOR_CFG_BOOLEAN},
+	{"max.message.bytes", STOR_CFG_INT},
+	{"message.timestamp.type", STOR_CFG_STRING},
+	{"message.timestamp.before.max.ms", STOR_CFG_LONG},
+	{"message.timestamp.after.max.ms", STOR_CFG_LONG},
+	{"message.timestamp.difference.max.ms", STOR_CFG_LONG},
+	{"min.insync.replicas", STOR_CFG_INT},
+};
+const unsigned stor_topic_keys_n = sizeof(stor_topic_keys) / sizeof(stor_topic_keys[0]);
+_Static_assert(sizeof(stor_topic_keys) / sizeof(stor_topic_keys[0]) == STOR_TOPIC_KEYS_MAX,
+               "STOR_TOPIC_KEYS_MAX is the number of topic keys");
+
+int
+stor_topic_key_find(const char *name, size_t len)
+{
+	for (unsigned i = 0; i < stor_topic_keys_n; i++) {
+		if (strlen(stor_topic_keys[i].name) == len &&
+		    memcmp(stor_topic_keys[i].name, name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+void
+stor_log_config_get(const struct stor_log_config *c, unsigned k, char *out, size_t cap)
+{
+	const char *name = k < stor_topic_keys_n ? stor_topic_keys[k].name : "";
+	int64_t v;
+
+	if (strcmp(name, "cleanup.policy") == 0) {
+		snprintf(out, cap, "%s%s%s", (c->cleanup_policy & STOR_CLEANUP_COMPACT) ? "compact" : "",
+		         c->cleanup_policy == (STOR_CLEANUP_COMPACT | STOR_CLEANUP_DELETE) ? "," : "",
+		         (c->cleanup_policy & STOR_CLEANUP_DELETE) ? "delete" : "");
+		return;
+	}
+	if (strcmp(name, "preallocate") == 0) {
+		snprintf(out, cap, "%s", c->preallocate ? "true" : "false");
+		return;
+	}
+	if (strcmp(name, "message.timestamp.type") == 0) {
+		snprintf(out, cap, "%s", c->log_append_time ? "LogAppendTime" : "CreateTime");
+		return;
+	}
+	if (strcmp(name, "segment.bytes") == 0)
+		v = (int64_t)c->segment_bytes;
+	else if (strcmp(name, "segment.ms") == 0)
+		v = c->roll_ms;
+	else if (strcmp(name, "retention.ms") == 0)
+		v = c->retention_ms;
+	else if (strcmp(name, "retention.bytes") == 0)
+		v = c->retention_bytes;
+	else if (strcmp(name, "flush.messages") == 0)
+		v = c->flush_messages;
+	else if (strcmp(name, "flush.ms") == 0)
+		v = c->flush_ms;
+	else if (strcmp(name, "index.interval.bytes") == 0)
+		v = c->index_interval_bytes;
+	else if (strcmp(name, "delete.retention.ms") == 0)
+		v = c->delete_retention_ms;
+	else if (strcmp(name, "max.message.bytes") == 0)
+		v = c->max_message_bytes;
+	else if (strcmp(name, "message.timestamp.before.max.ms") == 0)
+		v = c->ts_before_max_ms;
+	else if (strcmp(name, "message.timestamp.after.max.ms") == 0)
+		v = c->ts_after_max_ms;
+	else if (strcmp(name, "message.timestamp.difference.max.ms") == 0)
+		v = c->ts_difference_max_ms;
+	else if (strcmp(name, "min.insync.replicas") == 0)
+		v = c->min_insync_replicas;
+	else
+		v = 0;
+	snprintf(out, cap, "%" PRId64, v);
 }

@@ -19,6 +19,7 @@
 #define SLP_STOR_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum stor_cleanup_policy {
@@ -57,7 +58,37 @@ struct stor_log_config {
 	                                  write its next segments into (0..STOR_RECYCLE_MAX;
 	                                  default 1) */
 	uint32_t max_pending;          /* storage.log.max.pending: in-flight appends per log */
+	/*
+	 * Kept for the broker's checks of produced batches, not used by storage
+	 * (Kafka's LogConfig holds them too, so a topic's override lives in one
+	 * place with its other keys).
+	 */
+	int64_t max_message_bytes;   /* max.message.bytes (broker: message.max.bytes) */
+	bool log_append_time;        /* message.timestamp.type=LogAppendTime */
+	int64_t ts_before_max_ms;    /* message.timestamp.before.max.ms; INT64_MAX: unset */
+	int64_t ts_after_max_ms;     /* message.timestamp.after.max.ms; INT64_MAX: unset */
+	int64_t ts_difference_max_ms; /* message.timestamp.difference.max.ms (deprecated) */
+	int32_t min_insync_replicas; /* min.insync.replicas */
 };
+
+/*
+ * The window a CreateTime record's timestamp must fall in, in ms before and
+ * after the broker's clock: before.max.ms / after.max.ms, or where one is
+ * unset (INT64_MAX) the deprecated difference.max.ms, as Kafka 3.6+.
+ */
+static inline int64_t
+stor_log_config_ts_before(const struct stor_log_config *cfg)
+{
+	return cfg->ts_before_max_ms != INT64_MAX ? cfg->ts_before_max_ms
+	                                          : cfg->ts_difference_max_ms;
+}
+
+static inline int64_t
+stor_log_config_ts_after(const struct stor_log_config *cfg)
+{
+	return cfg->ts_after_max_ms != INT64_MAX ? cfg->ts_after_max_ms
+	                                         : cfg->ts_difference_max_ms;
+}
 
 /** Fill @cfg with Kafka's defaults (1 GiB segments, 7 days, no fsync per append). */
 void stor_log_config_init(struct stor_log_config *cfg);
@@ -73,5 +104,35 @@ void stor_log_config_init(struct stor_log_config *cfg);
  * @return 0; -ENOENT for a key that is not storage's; -EINVAL for a bad value.
  */
 int stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *value);
+
+/* Kafka's DescribeConfigs ConfigType codes, for the topic keys below. */
+enum stor_cfg_type {
+	STOR_CFG_BOOLEAN = 1,
+	STOR_CFG_STRING = 2,
+	STOR_CFG_INT = 3,
+	STOR_CFG_LONG = 5,
+	STOR_CFG_LIST = 7,
+};
+
+/* A topic-level config key (Kafka's topic name) and its type. */
+struct stor_topic_key {
+	const char *name;
+	enum stor_cfg_type type;
+};
+
+/*
+ * The topic-level keys a topic may set (CreateTopics, AlterConfigs) and
+ * DescribeConfigs lists, in that order: the one list the broker and the
+ * control process both use.
+ */
+extern const struct stor_topic_key stor_topic_keys[];
+extern const unsigned stor_topic_keys_n;
+#define STOR_TOPIC_KEYS_MAX 16 /* stor_topic_keys_n, for arrays sized at compile time */
+
+/** Index of topic key @name (@len bytes) in stor_topic_keys, or -1. */
+int stor_topic_key_find(const char *name, size_t len);
+
+/** The value of topic key @k (an index of stor_topic_keys) in @cfg, as a topic config. */
+void stor_log_config_get(const struct stor_log_config *cfg, unsigned k, char *out, size_t cap);
 
 #endif /* SLP_STOR_CONFIG_H */

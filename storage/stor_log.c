@@ -3218,6 +3218,12 @@ stor_log_start_offset(const struct stor_log *log)
 	return log->start_offset;
 }
 
+const struct stor_log_config *
+stor_log_get_config(const struct stor_log *log)
+{
+	return &log->cfg;
+}
+
 unsigned
 stor_log_segment_count(const struct stor_log *log)
 {

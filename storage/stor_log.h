@@ -180,6 +180,9 @@ int64_t stor_log_written_offset(const struct stor_log *log);
 /** Log start offset (after retention and DeleteRecords). */
 int64_t stor_log_start_offset(const struct stor_log *log);
 
+/** The configuration the log was opened with (its topic's keys over the broker's). */
+const struct stor_log_config *stor_log_get_config(const struct stor_log *log);
+
 /** Number of segments, and the base offset of segment @i (0 = oldest). */
 unsigned stor_log_segment_count(const struct stor_log *log);
 int64_t stor_log_segment_base(const struct stor_log *log, unsigned i);

@@ -53,7 +53,11 @@ create_error(int rc, const char **msg)
 	}
 }
 
-/* "k=v\nk=v" from the request's configs into @out. -EBADR when unrepresentable. */
+/*
+ * "k=v\nk=v" from the request's configs into @out. -EBADR when unrepresentable
+ * or not a topic key (a broker name such as log.segment.bytes included:
+ * Kafka's INVALID_CONFIG).
+ */
 static int
 configs_join(const struct kp_create_topics_request_creatable_topic *ct, char *out, size_t cap)
 {
@@ -70,7 +74,8 @@ configs_join(const struct kp_create_topics_request_creatable_topic *ct, char *ou
 			memchr(c->value.ptr, ' ', (size_t)c->value.len) != NULL ||
 			memchr(c->name.ptr, '\n', (size_t)c->name.len) != NULL ||
 			memchr(c->value.ptr, '\n', (size_t)c->value.len) != NULL ||
-			memchr(c->name.ptr, '=', (size_t)c->name.len) != NULL)
+			memchr(c->name.ptr, '=', (size_t)c->name.len) != NULL ||
+			stor_topic_key_find(c->name.ptr, (size_t)c->name.len) < 0)
 			return -EBADR;
 		used += (size_t)snprintf(out + used, cap - used, "%s%.*s=%.*s", used ? "\n" : "",
 			c->name.len, c->name.ptr, c->value.len, c->value.ptr);
@@ -191,6 +196,13 @@ dp_req_delete_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 
 		kp_delete_topics_response_deletable_topic_result_init(&res[i]);
 		res[i].error_message = dp_req_str_null();
+		if (!q->cfg->delete_topic_enable) {
+			if (v >= 6)
+				res[i].topic_id = m.topics.items[i].topic_id;
+			res[i].name = v >= 6 ? m.topics.items[i].name : m.topic_names.items[i];
+			res[i].error_code = kp_error_topic_deletion_disabled(v);
+			continue;
+		}
 		if (v >= 6 && m.topics.items[i].name.len < 0) {
 			res[i].topic_id = m.topics.items[i].topic_id;
 			res[i].name = (struct kp_str){.ptr = NULL, .len = -1};
@@ -309,93 +321,6 @@ dp_req_create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t r
 #define SRC_TOPIC 1   /* DYNAMIC_TOPIC_CONFIG */
 #define SRC_STATIC 4  /* STATIC_BROKER_CONFIG */
 #define SRC_DEFAULT 5 /* DEFAULT_CONFIG */
-#define CT_BOOLEAN 1
-#define CT_STRING 2
-#define CT_INT 3
-#define CT_LONG 5
-#define CT_LIST 7
-
-/* The topic configs storage takes (Kafka's topic-level names). */
-enum topic_key {
-	TK_SEGMENT_BYTES,
-	TK_SEGMENT_MS,
-	TK_RETENTION_MS,
-	TK_RETENTION_BYTES,
-	TK_FLUSH_MESSAGES,
-	TK_FLUSH_MS,
-	TK_INDEX_INTERVAL_BYTES,
-	TK_CLEANUP_POLICY,
-	TK_DELETE_RETENTION_MS,
-	TK_PREALLOCATE,
-	TK_COUNT,
-};
-
-static const struct {
-	const char *name;
-	int8_t type;
-} topic_keys[TK_COUNT] = {
-        [TK_SEGMENT_BYTES] = {"segment.bytes", CT_INT},
-        [TK_SEGMENT_MS] = {"segment.ms", CT_LONG},
-        [TK_RETENTION_MS] = {"retention.ms", CT_LONG},
-        [TK_RETENTION_BYTES] = {"retention.bytes", CT_LONG},
-        [TK_FLUSH_MESSAGES] = {"flush.messages", CT_LONG},
-        [TK_FLUSH_MS] = {"flush.ms", CT_LONG},
-        [TK_INDEX_INTERVAL_BYTES] = {"index.interval.bytes", CT_INT},
-        [TK_CLEANUP_POLICY] = {"cleanup.policy", CT_LIST},
-        [TK_DELETE_RETENTION_MS] = {"delete.retention.ms", CT_LONG},
-        [TK_PREALLOCATE] = {"preallocate", CT_BOOLEAN},
-};
-
-static int
-topic_key_find(const char *name, size_t len)
-{
-	for (int i = 0; i < TK_COUNT; i++) {
-		if (strlen(topic_keys[i].name) == len && memcmp(topic_keys[i].name, name, len) == 0)
-			return i;
-	}
-	return -1;
-}
-
-static void
-topic_key_value(const struct stor_log_config *c, int k, char *out, size_t cap)
-{
-	switch (k) {
-	case TK_SEGMENT_BYTES:
-		snprintf(out, cap, "%" PRIu64, c->segment_bytes);
-		break;
-	case TK_SEGMENT_MS:
-		snprintf(out, cap, "%" PRId64, c->roll_ms);
-		break;
-	case TK_RETENTION_MS:
-		snprintf(out, cap, "%" PRId64, c->retention_ms);
-		break;
-	case TK_RETENTION_BYTES:
-		snprintf(out, cap, "%" PRId64, c->retention_bytes);
-		break;
-	case TK_FLUSH_MESSAGES:
-		snprintf(out, cap, "%" PRId64, c->flush_messages);
-		break;
-	case TK_FLUSH_MS:
-		snprintf(out, cap, "%" PRId64, c->flush_ms);
-		break;
-	case TK_INDEX_INTERVAL_BYTES:
-		snprintf(out, cap, "%" PRIu32, c->index_interval_bytes);
-		break;
-	case TK_CLEANUP_POLICY:
-		snprintf(out, cap, "%s%s%s",
-		         (c->cleanup_policy & STOR_CLEANUP_COMPACT) ? "compact" : "",
-		         c->cleanup_policy == (STOR_CLEANUP_COMPACT | STOR_CLEANUP_DELETE) ? ","
-		                                                                           : "",
-		         (c->cleanup_policy & STOR_CLEANUP_DELETE) ? "delete" : "");
-		break;
-	case TK_DELETE_RETENTION_MS:
-		snprintf(out, cap, "%" PRId64, c->delete_retention_ms);
-		break;
-	default:
-		snprintf(out, cap, "%s", c->preallocate ? "true" : "false");
-		break;
-	}
-}
 
 /* Is @key set in the topic's "k=v\nk=v" configs? */
 static bool
@@ -447,32 +372,32 @@ describe_topic(struct dp_requests *q, const struct dp_topic *t, const struct kp_
 	struct kp_arena *a = &q->arena;
 	struct stor_log_config c;
 	struct kp_describe_configs_response_describe_configs_resource_result *e =
-	        kp_arena_alloc(a, sizeof(*e) * TK_COUNT, 8);
+	        kp_arena_alloc(a, sizeof(*e) * stor_topic_keys_n, 8);
 	int32_t n = 0;
 
 	if (e == NULL)
 		return -ENOMEM;
 	if (dp_broker_topic_log_config(q->b, t, &c) < 0)
 		return -EBADR;
-	for (int k = 0; k < TK_COUNT; k++) {
+	for (unsigned k = 0; k < stor_topic_keys_n; k++) {
 		char val[64];
 		char *v;
-		bool set = topic_config_has(t, topic_keys[k].name);
+		bool set = topic_config_has(t, stor_topic_keys[k].name);
 
-		if (!key_wanted(keys, topic_keys[k].name))
+		if (!key_wanted(keys, stor_topic_keys[k].name))
 			continue;
-		topic_key_value(&c, k, val, sizeof(val));
+		stor_log_config_get(&c, k, val, sizeof(val));
 		v = arena_strdup(a, val, strlen(val));
 		if (v == NULL)
 			return -ENOMEM;
 		kp_describe_configs_response_describe_configs_resource_result_init(&e[n]);
-		e[n].name = dp_req_str(topic_keys[k].name);
+		e[n].name = dp_req_str(stor_topic_keys[k].name);
 		e[n].value = dp_req_str(v);
 		e[n].read_only = false;
 		e[n].is_default = !set;
 		e[n].config_source = set ? SRC_TOPIC : SRC_DEFAULT;
 		e[n].is_sensitive = false;
-		e[n].config_type = topic_keys[k].type;
+		e[n].config_type = (int8_t)stor_topic_keys[k].type;
 		e[n].documentation = (struct kp_str){.ptr = NULL, .len = -1};
 		n++;
 	}
@@ -537,7 +462,7 @@ describe_broker(struct dp_requests *q, const struct kp_array_str *keys,
 				e[n].is_default = src == SRC_DEFAULT;
 				e[n].config_source = src;
 				e[n].is_sensitive = false;
-				e[n].config_type = CT_STRING; /* UNFINISHED: the key's own type */
+				e[n].config_type = STOR_CFG_STRING; /* UNFINISHED: the key's own type */
 				e[n].documentation = (struct kp_str){.ptr = NULL, .len = -1};
 				n++;
 			}
@@ -637,23 +562,23 @@ static int16_t
 topic_configs_alter(struct dp_requests *q, struct dp_topic *t, const struct cfg_op *ops,
                     int32_t n_ops, bool replace, bool validate_only, const char **msg)
 {
-	char vals[TK_COUNT][DP_BROKER_CONFIGS_MAX / 4];
-	bool set[TK_COUNT] = {false};
+	char vals[STOR_TOPIC_KEYS_MAX][DP_BROKER_CONFIGS_MAX / 4];
+	bool set[STOR_TOPIC_KEYS_MAX] = {false};
 	char out[DP_BROKER_CONFIGS_MAX];
 	size_t used = 0;
 	int rc;
 
 	*msg = NULL;
-	/* The current configs (unless replaced); only topic_keys[] names are kept. */
-	for (int k = 0; !replace && k < TK_COUNT; k++) {
+	/* The current configs (unless replaced); only stor_topic_keys[] names are kept. */
+	for (unsigned k = 0; !replace && k < stor_topic_keys_n; k++) {
 		const char *c = t->configs;
-		size_t kl = strlen(topic_keys[k].name);
+		size_t kl = strlen(stor_topic_keys[k].name);
 
 		while (c != NULL && *c != '\0') {
 			const char *nl = strchr(c, '\n');
 			size_t ll = nl != NULL ? (size_t)(nl - c) : strlen(c);
 
-			if (ll > kl && strncmp(c, topic_keys[k].name, kl) == 0 && c[kl] == '=' &&
+			if (ll > kl && strncmp(c, stor_topic_keys[k].name, kl) == 0 && c[kl] == '=' &&
 			    ll - kl - 1 < sizeof(vals[k])) {
 				memcpy(vals[k], c + kl + 1, ll - kl - 1);
 				vals[k][ll - kl - 1] = '\0';
@@ -663,8 +588,8 @@ topic_configs_alter(struct dp_requests *q, struct dp_topic *t, const struct cfg_
 		}
 	}
 	for (int32_t i = 0; i < n_ops; i++) {
-		int k = topic_key_find(ops[i].name.ptr,
-		                       (size_t)(ops[i].name.len > 0 ? ops[i].name.len : 0));
+		int k = stor_topic_key_find(ops[i].name.ptr,
+		                            (size_t)(ops[i].name.len > 0 ? ops[i].name.len : 0));
 
 		for (int32_t j = 0; j < i; j++) {
 			if (ops[j].name.len == ops[i].name.len &&
@@ -702,15 +627,15 @@ topic_configs_alter(struct dp_requests *q, struct dp_topic *t, const struct cfg_
 		set[k] = true;
 	}
 	out[0] = '\0';
-	for (int k = 0; k < TK_COUNT; k++) {
+	for (unsigned k = 0; k < stor_topic_keys_n; k++) {
 		if (!set[k])
 			continue;
-		if (used + strlen(topic_keys[k].name) + strlen(vals[k]) + 3 > sizeof(out)) {
+		if (used + strlen(stor_topic_keys[k].name) + strlen(vals[k]) + 3 > sizeof(out)) {
 			*msg = "Configs too long.";
 			return KP_ERR_INVALID_CONFIG;
 		}
 		used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%s=%s",
-		                         used ? "\n" : "", topic_keys[k].name, vals[k]);
+		                         used ? "\n" : "", stor_topic_keys[k].name, vals[k]);
 	}
 	if (!validate_only)
 		dp_fetch_drain(q);

@@ -818,10 +818,20 @@ log_config_from(struct stor_log_config *lc, const struct dp_config *cfg)
 	SETI("log.flush.interval.ms", cfg->log_flush_interval_ms);
 	SETI("log.index.interval.bytes", cfg->log_index_interval_bytes);
 	SETI("log.cleaner.delete.retention.ms", cfg->delete_retention_ms);
+	SETI("message.max.bytes", cfg->message_max_bytes);
+	SETI("min.insync.replicas", cfg->min_insync_replicas);
+	SETI("log.message.timestamp.before.max.ms", cfg->log_message_timestamp_before_max_ms);
+	SETI("log.message.timestamp.after.max.ms", cfg->log_message_timestamp_after_max_ms);
+	SETI("log.message.timestamp.difference.max.ms",
+		cfg->log_message_timestamp_difference_max_ms);
 #undef SETI
 	if (stor_log_config_set(lc, "log.cleanup.policy", cfg->log_cleanup_policy) < 0)
 		dp_log(DP_LOG_WARN, "storage ignores log.cleanup.policy=%s",
 			cfg->log_cleanup_policy);
+	if (stor_log_config_set(lc, "log.message.timestamp.type",
+		cfg->log_message_timestamp_type) < 0)
+		dp_log(DP_LOG_WARN, "storage ignores log.message.timestamp.type=%s",
+			cfg->log_message_timestamp_type);
 }
 
 static int writers_start_engines(struct dp_broker *b);

@@ -102,6 +102,7 @@ struct produce_ctx {
 struct produce_saved {
 	int64_t base_offset;
 	int64_t log_start_offset;
+	int64_t log_append_time;
 	int16_t error_code;
 };
 
@@ -199,10 +200,46 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 }
 
 /*
+ * A CreateTime batch's timestamps against the topic's window around @now
+ * (message.timestamp.before/after.max.ms). Kafka checks every record; the
+ * first and the largest timestamp bound them here (kp_batch_validate has
+ * checked max >= first), so a record whose delta is negative is not seen.
+ */
+static bool
+produce_timestamps_ok(const struct stor_log_config *cfg, const struct kp_batch_header *bh,
+	int64_t now)
+{
+	int64_t before = stor_log_config_ts_before(cfg);
+	int64_t after = stor_log_config_ts_after(cfg);
+	int64_t ts[2] = {bh->base_timestamp, bh->max_timestamp};
+
+	for (int i = 0; i < 2; i++) {
+		if (ts[i] == -1)
+			continue; /* NO_TIMESTAMP */
+		if ((before != INT64_MAX && ts[i] < now - before) ||
+			(after != INT64_MAX && ts[i] > now + after))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Append every batch of one partition's records, from byte @*off_io of
  * @records (0: all of them, validated and checked first; more: the rest of
  * a partition a parked request stopped in, validated then, with
- * *@base_offset still holding the first batch's offset).
+ * @pr->base_offset still holding the first batch's offset). Fills
+ * @pr->base_offset and, for a LogAppendTime topic, @pr->log_append_time_ms.
+ *
+ * The topic's message.* keys act as Kafka's LogValidator: max.message.bytes
+ * (MESSAGE_TOO_LARGE), the CreateTime window (INVALID_TIMESTAMP), and
+ * LogAppendTime, which stamps each batch (timestamp type bit, maxTimestamp,
+ * CRC) in the request's own bytes just before they are copied into the log,
+ * as Kafka rewrites the request's buffer: the frame is the broker's receive
+ * buffer, read by nothing else, and a batch is stamped at its append (again
+ * when that append is retried after the request was held back).
+ * min.insync.replicas needs no check with one replica (Kafka's effective
+ * value is min(min.insync.replicas, replicas)).
+ *
  * @return a Kafka error code, or PRODUCE_FULL when storage takes no more
  *         appends right now: *@off_io is then where the first batch not
  *         appended starts (0: nothing of this partition was appended).
@@ -210,9 +247,12 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 static int16_t
 produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32_t *pending,
 	struct dp_partition *pp, const struct kp_bytes *records, unsigned flags,
-	int64_t *base_offset, size_t *off_io)
+	struct kp_produce_response_partition_produce_response *pr, size_t *off_io)
 {
 	struct stor_log *log = pp->log;
+	const struct stor_log_config *cfg = stor_log_get_config(log);
+	int64_t *base_offset = &pr->base_offset;
+	int64_t now = produce_wall_ms();
 	size_t off = 0;
 	size_t len = records->len > 0 ? (size_t)records->len : 0;
 	unsigned n_batches = 0;
@@ -234,8 +274,10 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 		rc = kp_batch_validate(records->ptr + off, len - off, 0, &bh);
 		if (rc < 0)
 			return kp_error_from_errno(rc);
-		if ((int64_t)kp_batch_size(&bh) > q->cfg->message_max_bytes)
+		if ((int64_t)kp_batch_size(&bh) > cfg->max_message_bytes)
 			return KP_ERR_MESSAGE_TOO_LARGE;
+		if (!cfg->log_append_time && !produce_timestamps_ok(cfg, &bh, now))
+			return KP_ERR_INVALID_TIMESTAMP;
 		off += kp_batch_size(&bh);
 		n_batches++;
 		idempotent = idempotent || bh.producer_id >= 0;
@@ -276,6 +318,12 @@ append:
 		int64_t base;
 
 		kp_batch_header_parse(records->ptr + off, len - off, &bh);
+		if (cfg->log_append_time) {
+			/* The request's own bytes (function comment). */
+			kp_batch_set_log_append_time((uint8_t *)(uintptr_t)(records->ptr + off),
+				kp_batch_size(&bh), now);
+			bh.max_timestamp = now;
+		}
 		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
 		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags, cb, cb_arg,
 			&base);
@@ -303,6 +351,8 @@ append:
 				bh.max_timestamp);
 		}
 	}
+	if (cfg->log_append_time)
+		pr->log_append_time_ms = now;
 	return KP_ERR_NONE;
 }
 
@@ -482,7 +532,7 @@ sub_run(void *arg)
 		size_t off = 0;
 
 		pr->error_code = produce_partition(sub->q, sub_appended, sub, &sub->pending, it->pp,
-			&it->records, sub->sp->flags, &pr->base_offset, &off);
+			&it->records, sub->sp->flags, pr, &off);
 		/* Storage busy: retriable. UNFINISHED: park as the single-owner path does. */
 		if (pr->error_code == PRODUCE_FULL)
 			pr->error_code = KP_ERR_REQUEST_TIMED_OUT;
@@ -868,6 +918,7 @@ run:
 				pr->error_code = saved[k].error_code;
 				pr->base_offset = saved[k].base_offset;
 				pr->log_start_offset = saved[k].log_start_offset;
+				pr->log_append_time_ms = saved[k].log_append_time;
 			}
 			if (k < c->next_part || stopped)
 				continue; /* done before it parked; or left for the next offer */
@@ -894,7 +945,7 @@ run:
 				continue;
 			}
 			pr->error_code = produce_partition(q, produce_appended, c, &c->pending, pp,
-				&pd->records, flags, &pr->base_offset, &off);
+				&pd->records, flags, pr, &off);
 			if (pr->error_code == PRODUCE_FULL && produce_can_park(c, k)) {
 				/* Hold the rest back until storage frees a chunk (file comment). */
 				stopped = true;
@@ -929,6 +980,7 @@ run:
 				saved[k] = (struct produce_saved){
 					.base_offset = flat[k]->base_offset,
 					.log_start_offset = flat[k]->log_start_offset,
+					.log_append_time = flat[k]->log_append_time_ms,
 					.error_code = flat[k]->error_code};
 		}
 		if (n_saved == 0) {

@@ -209,6 +209,18 @@ kp_batch_crc_update(uint8_t *buf, size_t size)
 	kp_wr32(buf + 17, kp_crc32c(buf + KP_BATCH_CRC_START, size - KP_BATCH_CRC_START));
 }
 
+void
+kp_batch_set_log_append_time(uint8_t *buf, size_t size, int64_t now_ms)
+{
+	uint16_t attr = (uint16_t)((buf[21] << 8) | buf[22]);
+
+	attr |= KP_BATCH_ATTR_TIMESTAMP_TYPE;
+	buf[21] = (uint8_t)(attr >> 8);
+	buf[22] = (uint8_t)attr;
+	kp_wr64(buf + 35, (uint64_t)now_ms);
+	kp_batch_crc_update(buf, size);
+}
+
 /* ---- header ---- */
 
 int

@@ -227,6 +227,15 @@ kp_batch_crc_check(const uint8_t *buf, const struct kp_batch_header *hdr);
 void
 kp_batch_crc_update(uint8_t *buf, size_t size);
 
+/**
+ * Stamp a batch of @size bytes with the broker's clock, as a LogAppendTime
+ * topic keeps it: timestamp type bit set, maxTimestamp = @now_ms, CRC
+ * recomputed (Kafka's setMaxTimestamp(LOG_APPEND_TIME, now)). Readers take
+ * every record's timestamp from maxTimestamp then.
+ */
+void
+kp_batch_set_log_append_time(uint8_t *buf, size_t size, int64_t now_ms);
+
 /** The records region (compressed or not) of a parsed batch; borrows @buf. */
 static inline const uint8_t *
 kp_batch_records(const uint8_t *buf)

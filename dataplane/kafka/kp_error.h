@@ -162,6 +162,16 @@ enum kp_error {
 int16_t
 kp_error_from_errno(int neg_errno);
 
+/*
+ * DeleteTopics of version @v while delete.topic.enable is false: Kafka's
+ * TOPIC_DELETION_DISABLED from v3, INVALID_REQUEST before, for every topic.
+ */
+static inline int16_t
+kp_error_topic_deletion_disabled(int16_t v)
+{
+	return v >= 3 ? KP_ERR_TOPIC_DELETION_DISABLED : KP_ERR_INVALID_REQUEST;
+}
+
 /**
  * Kafka's upper-case name of an error code ("CORRUPT_MESSAGE"), for log lines.
  *

@@ -345,6 +345,30 @@ test_timestamps(void **state)
 	assert_int_equal(kp_batch_validate(b, size, 0, &h), 0);
 }
 
+/* LogAppendTime stamping: the type bit, maxTimestamp, a CRC that checks; nothing else moves. */
+static void
+test_log_append_time(void **state)
+{
+	uint8_t b[512];
+	uint8_t orig[512];
+	size_t size = sample_batch(b);
+	struct kp_batch_header h;
+
+	(void)state;
+	b[22] |= 0x10; /* a transactional bit stays */
+	fix_crc(b, size);
+	memcpy(orig, b, size);
+	kp_batch_set_log_append_time(b, size, 1234567890123);
+	assert_int_equal(kp_batch_validate(b, size, 0, &h), 0);
+	assert_int_equal(kp_batch_crc_check(b, &h), 0);
+	assert_int_equal(h.max_timestamp, 1234567890123);
+	assert_int_equal(h.attributes & KP_BATCH_ATTR_TIMESTAMP_TYPE, KP_BATCH_ATTR_TIMESTAMP_TYPE);
+	assert_int_equal(h.attributes & 0x10, 0x10);
+	assert_memory_equal(b, orig, 17);                 /* offset .. magic */
+	assert_memory_equal(b + 23, orig + 23, 35 - 23);  /* lastOffsetDelta, baseTimestamp */
+	assert_memory_equal(b + 43, orig + 43, size - 43); /* producer fields, records */
+}
+
 /* Validate a batch made of the given raw records region. */
 static int
 validate_region(const uint8_t *rec, size_t n, int32_t count)
@@ -714,6 +738,7 @@ main(void)
 		cmocka_unit_test(test_bad_attributes),
 		cmocka_unit_test(test_count_mismatch),
 		cmocka_unit_test(test_timestamps),
+		cmocka_unit_test(test_log_append_time),
 		cmocka_unit_test(test_bad_varints),
 		cmocka_unit_test(test_offset_deltas),
 		cmocka_unit_test(test_trailing_bytes),

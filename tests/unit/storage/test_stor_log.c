@@ -701,6 +701,68 @@ count_files(const char *dir, const char *suffix)
 	return n;
 }
 
+/* The message.* keys the broker checks produced batches against, and the topic key table. */
+static void
+test_config_message_keys(void **state)
+{
+	struct stor_log_config cfg;
+	char v[64];
+	int k;
+
+	(void)state;
+	stor_log_config_init(&cfg);
+	assert_int_equal(cfg.max_message_bytes, 1048588);
+	assert_false(cfg.log_append_time);
+	assert_int_equal(stor_log_config_ts_before(&cfg), INT64_MAX);
+	assert_int_equal(stor_log_config_ts_after(&cfg), INT64_MAX);
+	/* Broker names and topic names. */
+	assert_int_equal(stor_log_config_set(&cfg, "message.max.bytes", "5000"), 0);
+	assert_int_equal(cfg.max_message_bytes, 5000);
+	assert_int_equal(stor_log_config_set(&cfg, "max.message.bytes", "7000"), 0);
+	assert_int_equal(cfg.max_message_bytes, 7000);
+	assert_int_equal(stor_log_config_set(&cfg, "max.message.bytes", "-1"), -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "log.message.timestamp.type", "LogAppendTime"),
+	                 0);
+	assert_true(cfg.log_append_time);
+	assert_int_equal(stor_log_config_set(&cfg, "message.timestamp.type", "CreateTime"), 0);
+	assert_false(cfg.log_append_time);
+	assert_int_equal(stor_log_config_set(&cfg, "message.timestamp.type", "createtime"), -EINVAL);
+	/* difference.max.ms fills in where before/after are unset (Kafka 3.6+). */
+	assert_int_equal(stor_log_config_set(&cfg, "message.timestamp.difference.max.ms", "500"), 0);
+	assert_int_equal(stor_log_config_ts_before(&cfg), 500);
+	assert_int_equal(stor_log_config_ts_after(&cfg), 500);
+	assert_int_equal(stor_log_config_set(&cfg, "log.message.timestamp.after.max.ms", "900"), 0);
+	assert_int_equal(stor_log_config_ts_before(&cfg), 500);
+	assert_int_equal(stor_log_config_ts_after(&cfg), 900);
+	assert_int_equal(stor_log_config_set(&cfg, "message.timestamp.before.max.ms", "-1"),
+	                 -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "min.insync.replicas", "0"), -EINVAL);
+	assert_int_equal(stor_log_config_set(&cfg, "min.insync.replicas", "2"), 0);
+	/* The table: every key found, read back as set. */
+	assert_int_equal(stor_topic_keys_n, STOR_TOPIC_KEYS_MAX);
+	for (unsigned i = 0; i < stor_topic_keys_n; i++)
+		assert_int_equal(stor_topic_key_find(stor_topic_keys[i].name,
+		                                     strlen(stor_topic_keys[i].name)), (int)i);
+	assert_int_equal(stor_topic_key_find("message.max.bytes", 17), -1); /* broker name */
+	assert_int_equal(stor_topic_key_find("segment.bytesX", 13), 0);      /* by length */
+	k = stor_topic_key_find("max.message.bytes", 17);
+	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
+	assert_string_equal(v, "7000");
+	k = stor_topic_key_find("message.timestamp.type", 22);
+	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
+	assert_string_equal(v, "CreateTime");
+	k = stor_topic_key_find("min.insync.replicas", 19);
+	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
+	assert_string_equal(v, "2");
+	k = stor_topic_key_find("message.timestamp.after.max.ms", 30);
+	assert_int_equal(stor_topic_keys[k].type, STOR_CFG_LONG);
+	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
+	assert_string_equal(v, "900");
+	k = stor_topic_key_find("cleanup.policy", 14);
+	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
+	assert_string_equal(v, "delete");
+}
+
 static void
 test_roll_and_retention(void **state)
 {
@@ -1530,6 +1592,7 @@ main(void)
 	        cmocka_unit_test(test_index_rebuild),
 	        cmocka_unit_test(test_stale_marker_index_not_trusted),
 	        cmocka_unit_test(test_time_lookup),
+	        cmocka_unit_test(test_config_message_keys),
 	        cmocka_unit_test(test_roll_and_retention),
 	        cmocka_unit_test(test_epochs),
 	        cmocka_unit_test(test_backpressure),

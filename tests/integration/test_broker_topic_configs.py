@@ -1,0 +1,334 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The message.* topic configs and the broker keys behind them, as Kafka applies them.
+
+Runs the broker twice: alone (topics in its own table, local mode) and with
+the control process (topics in the metadata log, as scripts/run runs it), and
+in each checks with confluent_kafka (librdkafka), kafka-python (its own
+protocol code) and kcat:
+- message.timestamp.type=LogAppendTime (CreateTopics): records produced with
+  an old CreateTime come back stamped with the broker's clock, timestamp type
+  LogAppendTime (librdkafka and kafka-python), the same time kcat prints; the
+  Produce response's LogAppendTimeMs reaches librdkafka's delivery report;
+- max.message.bytes: a batch over it is MESSAGE_TOO_LARGE, one under it is
+  stored; the broker's message.max.bytes still holds for other topics;
+- message.timestamp.before.max.ms / after.max.ms: a record an hour old or an
+  hour ahead is INVALID_TIMESTAMP, one of now is stored; an old one is taken
+  once the lower limit is gone (AlterConfigs); the deprecated
+  difference.max.ms applies where those two are unset;
+- min.insync.replicas=2 is taken and described (one replica: acks=all writes
+  go on, Kafka's effective value being min(min.insync.replicas, replicas));
+- DescribeConfigs lists every new key with its type and source;
+- unknown values are INVALID_CONFIG;
+- broker keys: log.message.timestamp.type=LogAppendTime stamps an
+  auto-created topic's records; delete.topic.enable=false answers DeleteTopics
+  with TOPIC_DELETION_DISABLED (v3+; raw frame) and INVALID_REQUEST before
+  (librdkafka's version), the topic kept;
+- the configs survive a restart.
+
+Usage: test_broker_topic_configs.py PATH_TO_SLIPSTREAM [PATH_TO_CONTROL]
+(run with /usr/bin/python3). Exit 77 (skipped) without confluent_kafka or
+kafka-python.
+"""
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+import slp_broker
+
+SLIPSTREAM = sys.argv[1]
+CONTROL = sys.argv[2] if len(sys.argv) > 2 else None
+try:
+    from confluent_kafka import (TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer,
+                                 KafkaError, Producer, TopicPartition)
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    import kafka  # kafka-python
+except ImportError:
+    Producer = None
+
+CONFIG = """
+listeners=PLAINTEXT://127.0.0.1:0
+dpdk.hugepages=off
+dpdk.memory.mb=256
+num.partitions=1
+dataplane.response.buffers=32
+storage.cache.chunks=24
+log.dir=%s
+%s
+"""
+
+HOUR_MS = 3600 * 1000
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+_admins = {}
+
+
+def admin(b):
+    """One AdminClient per broker address, kept: futures die with their client."""
+    if b.addr not in _admins:
+        _admins[b.addr] = AdminClient({"bootstrap.servers": b.addr})
+    return _admins[b.addr]
+
+
+def create(b, topic, configs):
+    fs = admin(b).create_topics([NewTopic(topic, 1, 1, config=configs)], request_timeout=10)
+    fs[topic].result(10)
+
+
+def create_error(b, topic, configs):
+    fs = admin(b).create_topics([NewTopic(topic, 1, 1, config=configs)], request_timeout=10)
+    try:
+        fs[topic].result(10)
+    except Exception as e:
+        return e.args[0].code()
+    return None
+
+
+def produce(b, topic, value, timestamp=0, acks="1"):
+    """One record; (error code or None, delivery report's (type, timestamp), offset)."""
+    p = Producer({"bootstrap.servers": b.addr, "acks": acks, "linger.ms": 0,
+                  "message.timeout.ms": 10000, "retries": 0})
+    out = []
+
+    def dr(err, msg):
+        out.append((err.code() if err is not None else None, msg.timestamp(), msg.offset()))
+
+    p.produce(topic, value=value, timestamp=timestamp, on_delivery=dr)
+    assert p.flush(15) == 0
+    assert len(out) == 1, out
+    return out[0]
+
+
+def consume_confluent(b, topic, n):
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": "tc-" + topic,
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got.append((m.value(), m.timestamp()))
+    c.close()
+    assert len(got) == n, got
+    return got
+
+
+def consume_kafka_python(b, topic, n):
+    c = kafka.KafkaConsumer(bootstrap_servers=b.addr, enable_auto_commit=False,
+                            consumer_timeout_ms=10000)
+    tp = kafka.TopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek(tp, 0)
+    got = []
+    for m in c:
+        got.append((m.value, m.timestamp_type, m.timestamp))
+        if len(got) == n:
+            break
+    c.close()
+    assert len(got) == n, got
+    return got
+
+
+def kcat_timestamps(b, topic):
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    out = subprocess.run([kcat, "-b", b.addr, "-C", "-t", topic, "-p", "0", "-o", "beginning",
+                          "-e", "-q", "-f", "%T %s\n"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return [(int(line.split()[0]), line.split()[1]) for line in out.splitlines() if line]
+
+
+def describe(b, topic):
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin(b).describe_configs([res], request_timeout=10)[res].result(10)
+
+
+def kstr(x):
+    return struct.pack(">h", len(x)) + x.encode()
+
+
+def delete_topics_v4(b, topic):
+    """DeleteTopics v4 (flexible) of @topic by raw frame: its error code."""
+    s = b.connect()
+    hdr = struct.pack(">hhi", 20, 4, 77) + kstr("it") + bytes([0])
+    body = bytes([2, len(topic) + 1]) + topic.encode() + struct.pack(">i", 10000) + bytes([0])
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = slp_broker.recv_frame(s)
+    s.close()
+    assert struct.unpack(">i", r[:4])[0] == 77
+    # tags, throttle, compact array (n+1), name, error code
+    assert r[4] == 0 and r[9] == 2, r
+    nlen = r[10] - 1
+    assert r[11:11 + nlen] == topic.encode(), r
+    return struct.unpack(">h", r[11 + nlen:13 + nlen])[0]
+
+
+def log_append_time_checks(b):
+    create(b, "lat", {"message.timestamp.type": "LogAppendTime"})
+    old = 1000000  # 1970: kept as CreateTime it would be this
+    before = now_ms()
+    err, (ts_type, ts), off = produce(b, "lat", b"a", timestamp=old)
+    after = now_ms()
+    assert err is None and off == 0, (err, off)
+    # librdkafka takes the Produce response's LogAppendTimeMs into the report.
+    assert ts_type == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= after + 1000, \
+        (ts_type, ts, before, after)
+    produce(b, "lat", b"b", timestamp=old)
+    got = consume_confluent(b, "lat", 2)
+    for value, (t, stamp) in got:
+        assert t == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= stamp <= now_ms() + 1000, got
+    assert got[0][1][1] == ts, (got, ts)  # the reported time is the one stored
+    kp = consume_kafka_python(b, "lat", 2)
+    assert [(v, t) for v, t, _ in kp] == [(b"a", 1), (b"b", 1)], kp
+    assert [s for _, _, s in kp] == [s for _, (_, s) in got], (kp, got)
+    assert [t for t, _ in kcat_timestamps(b, "lat")] == [s for _, (_, s) in got]
+    cfg = describe(b, "lat")["message.timestamp.type"]
+    assert cfg.value == "LogAppendTime" and cfg.source == 1, cfg  # DYNAMIC_TOPIC_CONFIG
+
+    # A CreateTime topic keeps the producer's time and reports no append time.
+    create(b, "ct", {})
+    err, (ts_type, ts), _ = produce(b, "ct", b"c", timestamp=old)
+    assert err is None and ts_type == TIMESTAMP_CREATE_TIME and ts == old, (err, ts_type, ts)
+    assert consume_kafka_python(b, "ct", 1)[0][1:] == (0, old)
+
+
+def max_message_checks(b):
+    create(b, "small", {"max.message.bytes": "2000"})
+    err, _, _ = produce(b, "small", b"x" * 3000)
+    assert err == KafkaError.MSG_SIZE_TOO_LARGE, err
+    err, _, off = produce(b, "small", b"y" * 500)
+    assert err is None and off == 0, (err, off)
+    # The broker's message.max.bytes (1 MiB) still holds elsewhere.
+    create(b, "big", {})
+    err, _, _ = produce(b, "big", b"z" * 3000)
+    assert err is None, err
+    cfg = describe(b, "small")["max.message.bytes"]
+    assert cfg.value == "2000" and cfg.source == 1, cfg
+    cfg = describe(b, "big")["max.message.bytes"]
+    assert cfg.value == "1048588" and cfg.source == 5, cfg  # DEFAULT_CONFIG
+
+
+def timestamp_window_checks(b):
+    create(b, "win", {"message.timestamp.before.max.ms": "60000",
+                      "message.timestamp.after.max.ms": "60000"})
+    err, _, _ = produce(b, "win", b"old", timestamp=now_ms() - HOUR_MS)
+    assert err == KafkaError.INVALID_TIMESTAMP, err
+    err, _, _ = produce(b, "win", b"ahead", timestamp=now_ms() + HOUR_MS)
+    assert err == KafkaError.INVALID_TIMESTAMP, err
+    err, _, off = produce(b, "win", b"now", timestamp=now_ms())
+    assert err is None and off == 0, (err, off)
+    # The deprecated difference key applies where before/after are unset.
+    create(b, "diff", {"message.timestamp.difference.max.ms": "60000"})
+    err, _, _ = produce(b, "diff", b"old", timestamp=now_ms() - HOUR_MS)
+    assert err == KafkaError.INVALID_TIMESTAMP, err
+    # Lower limit removed: an old record is taken (AlterConfigs replaces the set).
+    res = ConfigResource(ConfigResource.Type.TOPIC, "win",
+                         set_config={"message.timestamp.after.max.ms": "60000"})
+    admin(b).alter_configs([res], request_timeout=10)[res].result(10)
+    err, _, off = produce(b, "win", b"old", timestamp=now_ms() - HOUR_MS)
+    assert err is None and off == 1, (err, off)
+    got = describe(b, "win")
+    assert got["message.timestamp.before.max.ms"].source == 5, got
+    assert got["message.timestamp.after.max.ms"].value == "60000", got
+
+
+def min_isr_checks(b):
+    create(b, "misr", {"min.insync.replicas": "2"})
+    err, _, off = produce(b, "misr", b"m", acks="all")
+    assert err is None and off == 0, (err, off)
+    cfg = describe(b, "misr")["min.insync.replicas"]
+    assert cfg.value == "2" and cfg.source == 1, cfg
+
+
+def bad_value_checks(b):
+    for configs in ({"message.timestamp.type": "WallClock"}, {"max.message.bytes": "-1"},
+                    {"message.timestamp.after.max.ms": "-5"}, {"min.insync.replicas": "0"},
+                    {"message.max.bytes": "100"}):  # the broker's name, not a topic key
+        assert create_error(b, "bad", configs) == KafkaError.INVALID_CONFIG, configs
+
+
+def types_checks(b):
+    got = describe(b, "lat")
+    want = {"max.message.bytes": 3, "message.timestamp.type": 2,
+            "message.timestamp.before.max.ms": 5, "message.timestamp.after.max.ms": 5,
+            "message.timestamp.difference.max.ms": 5, "min.insync.replicas": 3}
+    for name, t in want.items():
+        # ConfigEntry.type needs librdkafka 2.x; the key must be listed in any case.
+        assert name in got, (name, sorted(got))
+        if hasattr(got[name], "type") and got[name].type is not None:
+            assert int(got[name].type) == t, (name, got[name].type)
+
+
+def broker_keys_checks(run, mode_conf):
+    """A broker whose file sets LogAppendTime and forbids topic deletion."""
+    b = run.broker(SLIPSTREAM, CONFIG % (run.path("logs2"), mode_conf +
+                                         "\nlog.message.timestamp.type=LogAppendTime"
+                                         "\ndelete.topic.enable=false\n"), control=CONTROL
+                   if "controller" in mode_conf else None)
+    before = now_ms()
+    err, (ts_type, ts), _ = produce(b, "auto-lat", b"v", timestamp=1000000)  # auto-created
+    assert err is None and ts_type == TIMESTAMP_LOG_APPEND_TIME and ts >= before - 1000, \
+        (err, ts_type, ts)
+    kp = consume_kafka_python(b, "auto-lat", 1)
+    assert kp[0][1] == 1 and kp[0][2] == ts, (kp, ts)
+    # A topic may still choose CreateTime.
+    create(b, "ct2", {"message.timestamp.type": "CreateTime"})
+    err, (ts_type, ts), _ = produce(b, "ct2", b"w", timestamp=1000000)
+    assert err is None and ts_type == TIMESTAMP_CREATE_TIME and ts == 1000000, (ts_type, ts)
+    # delete.topic.enable=false.
+    assert delete_topics_v4(b, "ct2") == 73  # TOPIC_DELETION_DISABLED
+    fs = admin(b).delete_topics(["ct2"], request_timeout=10)
+    try:
+        fs["ct2"].result(10)
+        raise AssertionError("deleted with delete.topic.enable=false")
+    except Exception as e:
+        code = e.args[0].code()
+        assert code in (KafkaError.INVALID_REQUEST, KafkaError.TOPIC_DELETION_DISABLED), code
+    assert "ct2" in admin(b).list_topics(timeout=10).topics
+    assert b.stop() == 0
+
+
+def run_mode(mode_conf):
+    control = CONTROL if "controller" in mode_conf else None
+    with slp_broker.TestRun("slp-topiccfg-") as run:
+        conf = CONFIG % (run.path("logs"), mode_conf)
+        b = run.broker(SLIPSTREAM, conf, control=control)
+        log_append_time_checks(b)
+        max_message_checks(b)
+        timestamp_window_checks(b)
+        min_isr_checks(b)
+        bad_value_checks(b)
+        types_checks(b)
+        assert b.stop() == 0
+        b = run.broker(SLIPSTREAM, conf, control=control)
+        assert describe(b, "lat")["message.timestamp.type"].value == "LogAppendTime"
+        assert describe(b, "small")["max.message.bytes"].value == "2000"
+        err, _, _ = produce(b, "small", b"x" * 3000)
+        assert err == KafkaError.MSG_SIZE_TOO_LARGE, err
+        err, (ts_type, _), off = produce(b, "lat", b"c", timestamp=1000000)
+        assert err is None and ts_type == TIMESTAMP_LOG_APPEND_TIME and off == 2, (err, off)
+        assert b.stop() == 0
+        broker_keys_checks(run, mode_conf)
+
+
+def main():
+    if Producer is None:
+        print("SKIP: needs confluent_kafka and kafka-python (/usr/bin/python3)")
+        return 77
+    run_mode("control.metadata=local")
+    print("local mode: ok")
+    if CONTROL is not None:
+        run_mode("control.metadata=controller")
+        print("controller mode (slipstream-control): ok")
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
