@@ -176,9 +176,10 @@ static const struct dp_config_key keys[] = {
 	K_LONG("log.message.timestamp.difference.max.ms",
 		log_message_timestamp_difference_max_ms, "9223372036854775807", 0, I64MAX,
 		"Deprecated (Kafka 3.6): the before and after limits where those are unset."),
-	K_ENUM("compression.type", compression_type, "producer", "producer",
-		"Only producer: batches are stored as produced (recompression by the broker is "
-		"not built)."),
+	K_ENUM("compression.type", compression_type, "producer",
+		"uncompressed|zstd|lz4|snappy|gzip|producer",
+		"Codec batches are stored with (rewritten at produce when theirs differs); "
+		"producer: as produced."),
 	K_LONG("delete.retention.ms", delete_retention_ms, "86400000", 0, I64MAX,
 		"How long tombstones stay in compacted topics."),
 

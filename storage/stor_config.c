@@ -37,7 +37,11 @@ stor_log_config_init(struct stor_log_config *cfg)
 	cfg->ts_after_max_ms = INT64_MAX;
 	cfg->ts_difference_max_ms = INT64_MAX;
 	cfg->min_insync_replicas = 1;
+	cfg->compression = STOR_COMPRESSION_PRODUCER;
 }
+
+/* compression.type's values, by codec wire id (then "producer"). */
+static const char *const compression_names[] = {"uncompressed", "gzip", "snappy", "lz4", "zstd"};
 
 static int
 parse_i64(const char *v, int64_t *out)
@@ -202,6 +206,20 @@ stor_log_config_set(struct stor_log_config *cfg, const char *key, const char *va
 		return set_nonneg(&cfg->ts_after_max_ms, value);
 	if (strcmp(k, "message.timestamp.difference.max.ms") == 0)
 		return set_nonneg(&cfg->ts_difference_max_ms, value);
+	if (strcmp(k, "compression.type") == 0) {
+		if (strcmp(value, "producer") == 0) {
+			cfg->compression = STOR_COMPRESSION_PRODUCER;
+			return 0;
+		}
+		for (int8_t i = 0; i < (int8_t)(sizeof(compression_names) / sizeof(compression_names[0]));
+		     i++) {
+			if (strcmp(value, compression_names[i]) == 0) {
+				cfg->compression = i;
+				return 0;
+			}
+		}
+		return -EINVAL;
+	}
 	if (strcmp(k, "min.insync.replicas") == 0) {
 		rc = parse_i64(value, &x);
 		if (rc != 0 || x < 1 || x > INT32_MAX)
@@ -236,6 +254,7 @@ const struct stor_topic_key stor_topic_keys[STOR_TOPIC_KEYS_MAX] = {
 	{"message.timestamp.after.max.ms", STOR_CFG_LONG},
 	{"message.timestamp.difference.max.ms", STOR_CFG_LONG},
 	{"min.insync.replicas", STOR_CFG_INT},
+	{"compression.type", STOR_CFG_STRING},
 };
 const unsigned stor_topic_keys_n = sizeof(stor_topic_keys) / sizeof(stor_topic_keys[0]);
 _Static_assert(sizeof(stor_topic_keys) / sizeof(stor_topic_keys[0]) == STOR_TOPIC_KEYS_MAX,
@@ -266,6 +285,11 @@ stor_log_config_get(const struct stor_log_config *c, unsigned k, char *out, size
 	}
 	if (strcmp(name, "preallocate") == 0) {
 		snprintf(out, cap, "%s", c->preallocate ? "true" : "false");
+		return;
+	}
+	if (strcmp(name, "compression.type") == 0) {
+		snprintf(out, cap, "%s", c->compression == STOR_COMPRESSION_PRODUCER
+		                                 ? "producer" : compression_names[c->compression]);
 		return;
 	}
 	if (strcmp(name, "message.timestamp.type") == 0) {

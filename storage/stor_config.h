@@ -69,7 +69,12 @@ struct stor_log_config {
 	int64_t ts_after_max_ms;     /* message.timestamp.after.max.ms; INT64_MAX: unset */
 	int64_t ts_difference_max_ms; /* message.timestamp.difference.max.ms (deprecated) */
 	int32_t min_insync_replicas; /* min.insync.replicas */
+	int8_t compression;          /* compression.type: STOR_COMPRESSION_PRODUCER (keep the
+	                                producer's), else the codec's wire id (0 none, 1 gzip,
+	                                2 snappy, 3 lz4, 4 zstd) batches are rewritten with */
 };
+
+#define STOR_COMPRESSION_PRODUCER (-1)
 
 /*
  * The window a CreateTime record's timestamp must fall in, in ms before and
@@ -127,7 +132,7 @@ struct stor_topic_key {
  */
 extern const struct stor_topic_key stor_topic_keys[];
 extern const unsigned stor_topic_keys_n;
-#define STOR_TOPIC_KEYS_MAX 16 /* stor_topic_keys_n, for arrays sized at compile time */
+#define STOR_TOPIC_KEYS_MAX 17 /* stor_topic_keys_n, for arrays sized at compile time */
 
 /** Index of topic key @name (@len bytes) in stor_topic_keys, or -1. */
 int stor_topic_key_find(const char *name, size_t len);

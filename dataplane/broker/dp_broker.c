@@ -828,6 +828,8 @@ log_config_from(struct stor_log_config *lc, const struct dp_config *cfg)
 	if (stor_log_config_set(lc, "log.cleanup.policy", cfg->log_cleanup_policy) < 0)
 		dp_log(DP_LOG_WARN, "storage ignores log.cleanup.policy=%s",
 			cfg->log_cleanup_policy);
+	if (stor_log_config_set(lc, "compression.type", cfg->compression_type) < 0)
+		dp_log(DP_LOG_WARN, "storage ignores compression.type=%s", cfg->compression_type);
 	if (stor_log_config_set(lc, "log.message.timestamp.type",
 		cfg->log_message_timestamp_type) < 0)
 		dp_log(DP_LOG_WARN, "storage ignores log.message.timestamp.type=%s",

@@ -63,6 +63,7 @@
 #include "dp_producer.h"
 #include "kp_api.h"
 #include "kp_batch.h"
+#include "kp_compress.h"
 #include "kp_error.h"
 #include "net_kernel.h"
 #include "stor_log.h"
@@ -199,6 +200,59 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 	}
 }
 
+/* Per thread (storage writers' lcores): a batch rewritten for compression.type, grown as needed. */
+static __thread uint8_t *t_recompressed;
+static __thread size_t t_recompressed_cap;
+
+/*
+ * Batch @batch rewritten with the topic's codec @to into this thread's
+ * buffer (*@out, *@out_len). Kafka recompresses in its request threads; here
+ * the storage writer's reactor does it, inline: a topic that sets
+ * compression.type costs the reactor a decompression and a compression per
+ * batch whose codec differs (the default, producer, costs nothing).
+ * @return 0, or a negative errno (kp_batch_recompress's, -ENOMEM).
+ */
+static int
+produce_recompress(const uint8_t *batch, const struct kp_batch_header *bh, int8_t to,
+	uint8_t **out, size_t *out_len)
+{
+	struct kp_codec_ctx *ctx = kp_codec_ctx_thread();
+	uint8_t *scratch = ctx != NULL ? kp_codec_ctx_scratch(ctx) : NULL;
+	size_t max = KP_BATCH_HEADER_SIZE +
+		kp_compress_bound((enum kp_compression)to, KP_BATCH_MAX_RECORDS_BYTES);
+	int rc;
+
+	if (scratch == NULL)
+		return -ENOMEM;
+	for (;;) {
+		if (t_recompressed_cap < KP_BATCH_HEADER_SIZE + 2 * kp_batch_size(bh) &&
+			t_recompressed_cap < max) {
+			size_t cap = KP_BATCH_HEADER_SIZE + 2 * kp_batch_size(bh) + (64u << 10);
+			uint8_t *p;
+
+			cap = cap < 2 * t_recompressed_cap ? 2 * t_recompressed_cap : cap;
+			cap = cap > max ? max : cap;
+			p = realloc(t_recompressed, cap);
+			if (p == NULL)
+				return -ENOMEM;
+			t_recompressed = p;
+			t_recompressed_cap = cap;
+		}
+		rc = kp_batch_recompress(ctx, batch, bh, (enum kp_compression)to, scratch,
+			KP_BATCH_MAX_RECORDS_BYTES, t_recompressed, t_recompressed_cap, out_len);
+		if (rc != -ENOBUFS || t_recompressed_cap >= max)
+			break;
+		/* Records that inflate more than twice: room for the codec's bound, then retry. */
+		uint8_t *p = realloc(t_recompressed, max);
+		if (p == NULL)
+			return -ENOMEM;
+		t_recompressed = p;
+		t_recompressed_cap = max;
+	}
+	*out = t_recompressed;
+	return rc;
+}
+
 /*
  * A CreateTime batch's timestamps against the topic's window around @now
  * (message.timestamp.before/after.max.ms). Kafka checks every record; the
@@ -237,6 +291,10 @@ produce_timestamps_ok(const struct stor_log_config *cfg, const struct kp_batch_h
  * as Kafka rewrites the request's buffer: the frame is the broker's receive
  * buffer, read by nothing else, and a batch is stamped at its append (again
  * when that append is retried after the request was held back).
+ * A compression.type other than producer rewrites each batch of another
+ * codec before the append (produce_recompress); with several batches in a
+ * partition one that grows past max.message.bytes by it fails the
+ * partition after the ones before it were appended (Kafka fails it whole).
  * min.insync.replicas needs no check with one replica (Kafka's effective
  * value is min(min.insync.replicas, replicas)).
  *
@@ -318,15 +376,25 @@ append:
 		int64_t base;
 
 		kp_batch_header_parse(records->ptr + off, len - off, &bh);
+		/* The request's own bytes (function comment), or the batch recompressed. */
+		uint8_t *src = (uint8_t *)(uintptr_t)(records->ptr + off);
+		size_t src_len = kp_batch_size(&bh);
+
+		if (cfg->compression != STOR_COMPRESSION_PRODUCER &&
+			(int)kp_batch_compression(&bh) != cfg->compression) {
+			rc = produce_recompress(src, &bh, cfg->compression, &src, &src_len);
+			if (rc < 0)
+				return rc == -ENOMEM ? KP_ERR_KAFKA_STORAGE_ERROR
+						     : kp_error_from_errno(rc);
+			if ((int64_t)src_len > cfg->max_message_bytes)
+				return KP_ERR_MESSAGE_TOO_LARGE; /* Kafka checks again after it */
+		}
 		if (cfg->log_append_time) {
-			/* The request's own bytes (function comment). */
-			kp_batch_set_log_append_time((uint8_t *)(uintptr_t)(records->ptr + off),
-				kp_batch_size(&bh), now);
+			kp_batch_set_log_append_time(src, src_len, now);
 			bh.max_timestamp = now;
 		}
 		/* The one copy of the produced bytes: into the log's tail-cache chunk. */
-		rc = stor_log_append(log, records->ptr + off, kp_batch_size(&bh), flags, cb, cb_arg,
-			&base);
+		rc = stor_log_append(log, src, src_len, flags, cb, cb_arg, &base);
 		if (rc == -EAGAIN) {
 			*off_io = off;
 			return PRODUCE_FULL; /* too many appends in flight or no free chunk */

@@ -458,6 +458,40 @@ kp_batch_records_decompress(struct kp_codec_ctx *ctx, const uint8_t *buf,
 }
 
 int
+kp_batch_recompress(struct kp_codec_ctx *ctx, const uint8_t *buf, const struct kp_batch_header *hdr,
+		    enum kp_compression to, uint8_t *scratch, size_t scratch_cap, uint8_t *out,
+		    size_t out_cap, size_t *out_size)
+{
+	struct kp_batch_header h;
+	const uint8_t *src;
+	size_t rlen;
+	size_t clen;
+	uint16_t attr;
+	int rc;
+
+	rc = kp_batch_validate_deep(ctx, buf, kp_batch_size(hdr), scratch, scratch_cap, &h, &rlen);
+	if (rc < 0)
+		return rc;
+	src = kp_batch_compression(&h) == KP_COMPRESSION_NONE ? kp_batch_records(buf) : scratch;
+	if (out_cap < KP_BATCH_HEADER_SIZE)
+		return -ENOBUFS;
+	rc = kp_compress(ctx, to, KP_COMPRESS_LEVEL_DEFAULT, src, rlen, out + KP_BATCH_HEADER_SIZE,
+			 out_cap - KP_BATCH_HEADER_SIZE, &clen);
+	if (rc < 0)
+		return rc;
+	if (clen > (size_t)INT32_MAX - KP_BATCH_HEADER_SIZE)
+		return -E2BIG;
+	memcpy(out, buf, KP_BATCH_HEADER_SIZE);
+	kp_wr32(out + 8, (uint32_t)(KP_BATCH_HEADER_SIZE - 12 + clen));
+	attr = (uint16_t)(((uint16_t)h.attributes & ~KP_BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)to);
+	out[21] = (uint8_t)(attr >> 8);
+	out[22] = (uint8_t)attr;
+	*out_size = KP_BATCH_HEADER_SIZE + clen;
+	kp_batch_crc_update(out, *out_size);
+	return 0;
+}
+
+int
 kp_batch_record_iter_init(struct kp_codec_ctx *ctx, struct kp_record_iter *it, const uint8_t *buf,
 			  const struct kp_batch_header *hdr, uint8_t *scratch, size_t scratch_cap)
 {

@@ -284,6 +284,25 @@ kp_batch_records_decompress(struct kp_codec_ctx *ctx, const uint8_t *buf,
 			    size_t *out_len);
 
 /**
+ * Rewrite batch @buf (parsed into @hdr, CRC checked) with codec @to, as a
+ * broker whose topic sets compression.type does: the records are walked as
+ * kp_batch_validate_deep does (decompressed into @scratch first when
+ * compressed), then compressed with @to at the codec's default level into
+ * @out after a copy of the header, whose codec bits, batchLength and CRC are
+ * rewritten; every other field (producer, sequence, timestamps, leader epoch,
+ * other attribute bits) is kept.
+ *
+ * @param out       borrowed; at least KP_BATCH_HEADER_SIZE +
+ *                  kp_compress_bound(@to, records) bytes, else -ENOBUFS.
+ * @param out_size  set to the new batch's size on success.
+ * @return 0; the errors of kp_batch_validate_deep and kp_compress.
+ */
+int
+kp_batch_recompress(struct kp_codec_ctx *ctx, const uint8_t *buf, const struct kp_batch_header *hdr,
+		    enum kp_compression to, uint8_t *scratch, size_t scratch_cap, uint8_t *out,
+		    size_t out_cap, size_t *out_size);
+
+/**
  * Start iterating the records of a parsed batch whatever its codec: an
  * uncompressed batch is iterated in place (the iterator borrows @buf), a
  * compressed one is first decompressed into @scratch (at most @scratch_cap

@@ -15,6 +15,10 @@ protocol code) and kcat:
   hour ahead is INVALID_TIMESTAMP, one of now is stored; an old one is taken
   once the lower limit is gone (AlterConfigs); the deprecated
   difference.max.ms applies where those two are unset;
+- compression.type=zstd (topic) and lz4 (broker): batches produced
+  uncompressed and gzip-compressed are stored with that codec (the segment
+  file's batch attributes), and read back intact by librdkafka, kafka-python
+  and kcat; producer keeps the producer's codec;
 - min.insync.replicas=2 is taken and described (one replica: acks=all writes
   go on, Kafka's effective value being min(min.insync.replicas, replicas));
 - DescribeConfigs lists every new key with its type and source;
@@ -89,10 +93,10 @@ def create_error(b, topic, configs):
     return None
 
 
-def produce(b, topic, value, timestamp=0, acks="1"):
+def produce(b, topic, value, timestamp=0, acks="1", codec="none"):
     """One record; (error code or None, delivery report's (type, timestamp), offset)."""
     p = Producer({"bootstrap.servers": b.addr, "acks": acks, "linger.ms": 0,
-                  "message.timeout.ms": 10000, "retries": 0})
+                  "message.timeout.ms": 10000, "retries": 0, "compression.type": codec})
     out = []
 
     def dr(err, msg):
@@ -238,6 +242,53 @@ def timestamp_window_checks(b):
     assert got["message.timestamp.after.max.ms"].value == "60000", got
 
 
+def stored_codecs(logdir, topic):
+    """The codec of each batch in partition 0's first segment file, in order."""
+    import glob
+    import os
+    seg = sorted(glob.glob(os.path.join(logdir, topic + "-0", "*.log")))[0]
+    data = open(seg, "rb").read()
+    codecs, pos = [], 0
+    while pos + 61 <= len(data):
+        blen = struct.unpack(">i", data[pos + 8:pos + 12])[0]
+        if blen <= 0:
+            break  # preallocated tail
+        codecs.append(struct.unpack(">h", data[pos + 21:pos + 23])[0] & 7)
+        pos += 12 + blen
+    return codecs
+
+
+def compression_checks(b, logdir):
+    create(b, "zst", {"compression.type": "zstd"})
+    values = [b"plain " * 50, b"gzipped " * 50, b"zstd-already " * 50]
+    for v, codec in zip(values, ("none", "gzip", "zstd")):
+        err, _, _ = produce(b, "zst", v, codec=codec)
+        assert err is None, err
+    create(b, "keep", {})
+    for codec in ("gzip", "lz4"):
+        err, _, _ = produce(b, "keep", b"k" * 300, codec=codec)
+        assert err is None, err
+    # A batch recompressed past max.message.bytes: MESSAGE_TOO_LARGE.
+    create(b, "inflate", {"compression.type": "uncompressed", "max.message.bytes": "4000"})
+    err, _, _ = produce(b, "inflate", b"a" * 20000, codec="zstd")
+    assert err == KafkaError.MSG_SIZE_TOO_LARGE, err
+    err, _, off = produce(b, "inflate", b"a" * 2000, codec="zstd")
+    assert err is None and off == 0, (err, off)
+    assert stored_codecs(logdir, "zst") == [4, 4, 4], stored_codecs(logdir, "zst")
+    assert stored_codecs(logdir, "keep") == [1, 3], stored_codecs(logdir, "keep")
+    assert stored_codecs(logdir, "inflate") == [0], stored_codecs(logdir, "inflate")
+    got = consume_confluent(b, "zst", 3)
+    assert [v for v, _ in got] == values, got
+    assert [v for v, _, _ in consume_kafka_python(b, "zst", 3)] == values
+    out = subprocess.run([shutil.which("kcat") or "kcat", "-b", b.addr, "-C", "-t", "zst", "-p",
+                          "0", "-o", "beginning", "-e", "-q", "-f", "%s\n"],
+                         capture_output=True, timeout=30, check=True).stdout
+    assert out.split(b"\n")[:3] == values, out[:200]
+    cfg = describe(b, "zst")["compression.type"]
+    assert cfg.value == "zstd" and cfg.source == 1, cfg
+    assert describe(b, "keep")["compression.type"].value == "producer"
+
+
 def min_isr_checks(b):
     create(b, "misr", {"min.insync.replicas": "2"})
     err, _, off = produce(b, "misr", b"m", acks="all")
@@ -248,6 +299,7 @@ def min_isr_checks(b):
 
 def bad_value_checks(b):
     for configs in ({"message.timestamp.type": "WallClock"}, {"max.message.bytes": "-1"},
+                    {"compression.type": "brotli"},
                     {"message.timestamp.after.max.ms": "-5"}, {"min.insync.replicas": "0"},
                     {"message.max.bytes": "100"}):  # the broker's name, not a topic key
         assert create_error(b, "bad", configs) == KafkaError.INVALID_CONFIG, configs
@@ -257,7 +309,8 @@ def types_checks(b):
     got = describe(b, "lat")
     want = {"max.message.bytes": 3, "message.timestamp.type": 2,
             "message.timestamp.before.max.ms": 5, "message.timestamp.after.max.ms": 5,
-            "message.timestamp.difference.max.ms": 5, "min.insync.replicas": 3}
+            "message.timestamp.difference.max.ms": 5, "min.insync.replicas": 3,
+            "compression.type": 2}
     for name, t in want.items():
         # ConfigEntry.type needs librdkafka 2.x; the key must be listed in any case.
         assert name in got, (name, sorted(got))
@@ -269,6 +322,7 @@ def broker_keys_checks(run, mode_conf):
     """A broker whose file sets LogAppendTime and forbids topic deletion."""
     b = run.broker(SLIPSTREAM, CONFIG % (run.path("logs2"), mode_conf +
                                          "\nlog.message.timestamp.type=LogAppendTime"
+                                         "\ncompression.type=lz4"
                                          "\ndelete.topic.enable=false\n"), control=CONTROL
                    if "controller" in mode_conf else None)
     before = now_ms()
@@ -277,6 +331,7 @@ def broker_keys_checks(run, mode_conf):
         (err, ts_type, ts)
     kp = consume_kafka_python(b, "auto-lat", 1)
     assert kp[0][1] == 1 and kp[0][2] == ts, (kp, ts)
+    assert stored_codecs(run.path("logs2"), "auto-lat") == [3]  # the broker's lz4
     # A topic may still choose CreateTime.
     create(b, "ct2", {"message.timestamp.type": "CreateTime"})
     err, (ts_type, ts), _ = produce(b, "ct2", b"w", timestamp=1000000)
@@ -302,6 +357,7 @@ def run_mode(mode_conf):
         log_append_time_checks(b)
         max_message_checks(b)
         timestamp_window_checks(b)
+        compression_checks(b, run.path("logs"))
         min_isr_checks(b)
         bad_value_checks(b)
         types_checks(b)

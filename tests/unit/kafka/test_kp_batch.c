@@ -708,6 +708,70 @@ test_builder_codecs(void **state)
 	}
 }
 
+/* Broker-side compression.type: every codec to every other, records and header fields kept. */
+static void
+test_recompress(void **state)
+{
+	static uint8_t b[1 << 20], out[1 << 20], scratch[1 << 20], back[1 << 20];
+	static const enum kp_compression codecs[] = {KP_COMPRESSION_NONE, KP_COMPRESSION_GZIP,
+						     KP_COMPRESSION_SNAPPY, KP_COMPRESSION_LZ4,
+						     KP_COMPRESSION_ZSTD};
+	const size_t nc = sizeof(codecs) / sizeof(codecs[0]);
+
+	(void)state;
+	for (size_t from = 0; from < nc; from++) {
+		struct kp_batch_builder bb;
+		struct kp_batch_header h, h2;
+		size_t size, osize, rlen, rlen2;
+		const int n = 300;
+
+		assert_int_equal(kp_batch_builder_start(&bb, b, sizeof(b), codecs[from]), 0);
+		for (int i = 0; i < n; i++) {
+			char v[64];
+			int vl = snprintf(v, sizeof(v), "value-%d-%0*d", i, 20, i * 7);
+
+			assert_int_equal(kp_batch_builder_add(&bb, 1700000000000LL + i, NULL, 0, v,
+							      (size_t)vl, NULL, 0), 0);
+		}
+		assert_int_equal(kp_batch_builder_finish(&bb, &size), 0);
+		/* An idempotent producer's fields and a leader epoch: kept as they are. */
+		put64(b + 43, 4242);
+		b[51] = 0;
+		b[52] = 7;
+		put32(b + 53, 99);
+		put32(b + 12, 5);
+		fix_crc(b, size);
+		assert_int_equal(kp_batch_validate(b, size, 0, &h), 0);
+		assert_int_equal(kp_batch_records_decompress(NULL, b, &h, back, sizeof(back), &rlen), 0);
+		for (size_t to = 0; to < nc; to++) {
+			assert_int_equal(kp_batch_recompress(NULL, b, &h, codecs[to], scratch,
+							     sizeof(scratch), out, sizeof(out), &osize),
+					 0);
+			assert_int_equal(kp_batch_validate(out, osize, 1, &h2), 0);
+			assert_int_equal(kp_batch_compression(&h2), codecs[to]);
+			assert_memory_equal(out + 12, b + 12, 5);  /* epoch, magic */
+			assert_memory_equal(out + 23, b + 23, 61 - 23); /* all the rest of the header */
+			assert_int_equal(kp_batch_records_decompress(NULL, out, &h2, scratch,
+								     sizeof(scratch), &rlen2), 0);
+			assert_int_equal(rlen2, rlen);
+			assert_memory_equal(scratch, back, rlen);
+		}
+		/* No room for the header, or for the records. */
+		assert_int_equal(kp_batch_recompress(NULL, b, &h, KP_COMPRESSION_ZSTD, scratch,
+						     sizeof(scratch), out, 60, &osize), -ENOBUFS);
+		assert_int_equal(kp_batch_recompress(NULL, b, &h, KP_COMPRESSION_NONE, scratch,
+						     sizeof(scratch), out, 100, &osize), -ENOBUFS);
+		/* A corrupt record walk is refused, not rewritten. */
+		if (codecs[from] == KP_COMPRESSION_NONE) {
+			b[61] ^= 0x7f;
+			fix_crc(b, size);
+			assert_int_equal(kp_batch_recompress(NULL, b, &h, KP_COMPRESSION_LZ4, scratch,
+							     sizeof(scratch), out, sizeof(out),
+							     &osize), -EBADMSG);
+		}
+	}
+}
+
 static void
 test_builder_compress_scratch_too_small(void **state)
 {
@@ -739,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_count_mismatch),
 		cmocka_unit_test(test_timestamps),
 		cmocka_unit_test(test_log_append_time),
+		cmocka_unit_test(test_recompress),
 		cmocka_unit_test(test_bad_varints),
 		cmocka_unit_test(test_offset_deltas),
 		cmocka_unit_test(test_trailing_bytes),
