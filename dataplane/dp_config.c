@@ -1532,6 +1532,21 @@ dp_config_print(const struct dp_config *cfg, FILE *out)
 	}
 }
 
+int8_t
+dp_config_key_kafka_type(const char *key)
+{
+	/* Kafka's ConfigType codes: BOOLEAN 1, STRING 2, INT 3, LONG 5, LIST 7. */
+	static const int8_t kafka[] = {
+		[DP_CFG_INT] = 3, [DP_CFG_LONG] = 5, [DP_CFG_BOOL] = 1,
+		[DP_CFG_STRING] = 2, [DP_CFG_ENUM] = 2, [DP_CFG_LIST] = 7,
+	};
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, key) == 0)
+			return kafka[keys[i].type];
+	return 2;
+}
+
 static const char *const type_names[] = {"int", "long", "boolean", "string", "one of", "list"};
 
 void

@@ -271,6 +271,13 @@ int dp_config_parse_corelist(const char *s, unsigned int *out, unsigned int max,
 /** Print every key with its effective value, `key=value` lines, defaults marked. */
 void dp_config_print(const struct dp_config *cfg, FILE *out);
 
+/**
+ * Kafka's DescribeConfigs ConfigType of dataplane key @key: BOOLEAN 1,
+ * STRING 2 (strings and enums), INT 3, LONG 5, LIST 7; STRING for a key
+ * outside the table (the delegated storage.* keys).
+ */
+int8_t dp_config_key_kafka_type(const char *key);
+
 /** Print the table of keys: name, type, default, range and doc. */
 void dp_config_print_help(FILE *out);
 

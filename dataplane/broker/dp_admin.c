@@ -462,7 +462,7 @@ describe_broker(struct dp_requests *q, const struct kp_array_str *keys,
 				e[n].is_default = src == SRC_DEFAULT;
 				e[n].config_source = src;
 				e[n].is_sensitive = false;
-				e[n].config_type = STOR_CFG_STRING; /* UNFINISHED: the key's own type */
+				e[n].config_type = dp_config_key_kafka_type(name);
 				e[n].documentation = (struct kp_str){.ptr = NULL, .len = -1};
 				n++;
 			}

@@ -21,7 +21,8 @@ protocol code) and kcat:
   and kcat; producer keeps the producer's codec;
 - min.insync.replicas=2 is taken and described (one replica: acks=all writes
   go on, Kafka's effective value being min(min.insync.replicas, replicas));
-- DescribeConfigs lists every new key with its type and source;
+- DescribeConfigs (v4, raw frame) lists every new key with its Kafka type and
+  source, and the broker's keys with their own types (not all STRING);
 - unknown values are INVALID_CONFIG;
 - broker keys: log.message.timestamp.type=LogAppendTime stamps an
   auto-created topic's records; delete.topic.enable=false answers DeleteTopics
@@ -305,17 +306,74 @@ def bad_value_checks(b):
         assert create_error(b, "bad", configs) == KafkaError.INVALID_CONFIG, configs
 
 
+def uvarint(r, pos):
+    x, shift = 0, 0
+    while True:
+        c = r[pos]
+        pos += 1
+        x |= (c & 0x7F) << shift
+        if c < 0x80:
+            return x, pos
+        shift += 7
+
+
+def cstr(r, pos):
+    n, pos = uvarint(r, pos)
+    if n == 0:
+        return None, pos
+    return r[pos:pos + n - 1].decode(), pos + n - 1
+
+
+def describe_v4(b, rtype, name):
+    """DescribeConfigs v4 (flexible, raw) of one resource: {name: (value, source, type)}."""
+    body = bytes([2, rtype, len(name) + 1]) + name.encode() + bytes([0, 0]) + bytes([0, 0, 0])
+    s = b.connect()
+    hdr = struct.pack(">hhi", 32, 4, 78) + kstr("it") + bytes([0])
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = slp_broker.recv_frame(s)
+    s.close()
+    assert struct.unpack(">i", r[:4])[0] == 78 and r[4] == 0, r[:8]
+    pos = 9  # after the header tags and throttle
+    n, pos = uvarint(r, pos)
+    assert n == 2, n
+    assert struct.unpack(">h", r[pos:pos + 2])[0] == 0, r[pos:pos + 2]
+    _, pos = cstr(r, pos + 2)
+    pos += 1  # resource type
+    _, pos = cstr(r, pos)
+    n, pos = uvarint(r, pos)
+    out = {}
+    for _ in range(n - 1):
+        key, pos = cstr(r, pos)
+        value, pos = cstr(r, pos)
+        source = r[pos + 1]
+        pos += 3
+        ns, pos = uvarint(r, pos)
+        assert ns == 1, ns  # no synonyms
+        ctype = r[pos]
+        _, pos = cstr(r, pos + 1)
+        assert r[pos] == 0
+        pos += 1
+        out[key] = (value, source, ctype)
+    return out
+
+
 def types_checks(b):
-    got = describe(b, "lat")
+    got = describe_v4(b, 2, "lat")
     want = {"max.message.bytes": 3, "message.timestamp.type": 2,
             "message.timestamp.before.max.ms": 5, "message.timestamp.after.max.ms": 5,
             "message.timestamp.difference.max.ms": 5, "min.insync.replicas": 3,
-            "compression.type": 2}
+            "compression.type": 2, "segment.bytes": 3, "retention.ms": 5,
+            "cleanup.policy": 7, "preallocate": 1}
     for name, t in want.items():
-        # ConfigEntry.type needs librdkafka 2.x; the key must be listed in any case.
-        assert name in got, (name, sorted(got))
-        if hasattr(got[name], "type") and got[name].type is not None:
-            assert int(got[name].type) == t, (name, got[name].type)
+        assert got[name][2] == t, (name, got[name])
+    assert got["message.timestamp.type"][:2] == ("LogAppendTime", 1), got
+    # The broker's keys carry their own types too (not all STRING).
+    got = describe_v4(b, 4, "")
+    want = {"message.max.bytes": 3, "log.retention.bytes": 5, "auto.create.topics.enable": 1,
+            "log.dirs": 2, "log.message.timestamp.type": 2, "log.cleanup.policy": 7,
+            "log.message.timestamp.after.max.ms": 5}
+    for name, t in want.items():
+        assert got[name][2] == t, (name, got[name])
 
 
 def broker_keys_checks(run, mode_conf):
