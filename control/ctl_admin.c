@@ -154,6 +154,46 @@ name_valid(const char *name, int32_t len)
 	return true;
 }
 
+/*
+ * IncrementalAlterConfigs APPEND (@append) or SUBTRACT of *@value on list
+ * key @key of topic @t: *@value becomes the whole new list (in @p's arena).
+ */
+static int
+list_op(struct pend *p, const struct ctl_meta_topic *t, struct kp_str key, struct kp_str *value,
+	bool append)
+{
+	char cur[CTL_META_STR_MAX + 1];
+	bool has = false;
+	char *out;
+	int k;
+
+	if (key.len <= 0 || value->len < 0)
+		return -EINVAL;
+	k = stor_topic_key_find(key.ptr, (size_t)key.len);
+	if (k < 0)
+		return -EINVAL;
+	for (const char *c = t->configs; *c != '\0';) {
+		const char *nl = strchr(c, '\n');
+		size_t ll = nl != NULL ? (size_t)(nl - c) : strlen(c);
+
+		if (ll > (size_t)key.len && memcmp(c, key.ptr, (size_t)key.len) == 0 &&
+			c[key.len] == '=' && ll - (size_t)key.len - 1 < sizeof(cur)) {
+			memcpy(cur, c + key.len + 1, ll - (size_t)key.len - 1);
+			cur[ll - (size_t)key.len - 1] = '\0';
+			has = true;
+		}
+		c = nl != NULL ? nl + 1 : c + ll;
+	}
+	out = kp_arena_alloc(&p->arena, CTL_META_STR_MAX + 1, 1);
+	if (out == NULL)
+		return -ENOMEM;
+	if (stor_topic_list_op((unsigned)k, has ? cur : NULL, value->ptr, (size_t)value->len, append,
+		out, CTL_META_STR_MAX + 1) < 0)
+		return -EINVAL;
+	*value = (struct kp_str){.ptr = out, .len = (int32_t)strlen(out)};
+	return 0;
+}
+
 /* One config: a topic key storage takes with a value it accepts. */
 static bool
 config_valid(struct kp_str key, struct kp_str value, bool is_set)
@@ -678,13 +718,20 @@ alter_configs(struct ctl_admin *a, struct pend *p, const void *msg)
 					memcmp(ops[k].key.ptr, key.ptr, (size_t)key.len) == 0)
 					bad = "A config named twice.";
 			}
-			if (op == 2 || op == 3)
-				bad = "APPEND and SUBTRACT are not supported."; /* UNFINISHED */
-			else if (op != 0 && op != 1)
+			if (op < 0 || op > 3)
 				bad = "Unknown config operation.";
 			if (bad != NULL) {
 				set_err(err, emsg, KP_ERR_INVALID_REQUEST, bad);
 				break;
+			}
+			if (op == 2 || op == 3) {
+				/* APPEND, SUBTRACT: a SET of the list computed from the topic's value. */
+				if (list_op(p, t, key, &value, op == 2) < 0) {
+					bad = "APPEND and SUBTRACT take a list config and leave values.";
+					set_err(err, emsg, KP_ERR_INVALID_CONFIG, bad);
+					break;
+				}
+				op = 0;
 			}
 			/* AlterConfigs: a null value removes the key too. */
 			ops[j].op = op == 1 || value.len < 0 ? CTL_META_OP_DELETE : CTL_META_OP_SET;

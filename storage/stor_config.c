@@ -326,3 +326,76 @@ stor_log_config_get(const struct stor_log_config *c, unsigned k, char *out, size
 		v = 0;
 	snprintf(out, cap, "%" PRId64, v);
 }
+
+/* Is @item (@n bytes) one of the comma list @list's values? */
+static bool
+list_has(const char *list, const char *item, size_t n)
+{
+	for (const char *p = list; *p != '\0';) {
+		size_t l = strcspn(p, ",");
+
+		if (l == n && memcmp(p, item, n) == 0)
+			return true;
+		p += l + (p[l] == ',');
+	}
+	return false;
+}
+
+/* Append @item (@n bytes) to the comma list in @out (@used bytes so far). */
+static int
+list_add(char *out, size_t cap, size_t *used, const char *item, size_t n)
+{
+	if (n == 0 || list_has(out, item, n))
+		return 0;
+	if (*used + (*used != 0) + n + 1 > cap)
+		return -ENOBUFS;
+	if (*used != 0)
+		out[(*used)++] = ',';
+	memcpy(out + *used, item, n);
+	*used += n;
+	out[*used] = '\0';
+	return 0;
+}
+
+int
+stor_topic_list_op(unsigned k, const char *cur, const char *value, size_t vlen, bool append,
+                   char *out, size_t cap)
+{
+	char def[64];
+	char add[256];
+	size_t used = 0;
+	int rc;
+
+	if (k >= stor_topic_keys_n || stor_topic_keys[k].type != STOR_CFG_LIST || cap == 0 ||
+	    vlen >= sizeof(add))
+		return -EINVAL;
+	if (cur == NULL) {
+		struct stor_log_config d;
+
+		stor_log_config_init(&d);
+		stor_log_config_get(&d, k, def, sizeof(def));
+		cur = def;
+	}
+	memcpy(add, value, vlen);
+	add[vlen] = '\0';
+	out[0] = '\0';
+	for (const char *p = cur; *p != '\0';) {
+		size_t l = strcspn(p, ",");
+
+		if (append || !list_has(add, p, l)) {
+			rc = list_add(out, cap, &used, p, l);
+			if (rc != 0)
+				return rc;
+		}
+		p += l + (p[l] == ',');
+	}
+	for (const char *p = add; append && *p != '\0';) {
+		size_t l = strcspn(p, ",");
+
+		rc = list_add(out, cap, &used, p, l);
+		if (rc != 0)
+			return rc;
+		p += l + (p[l] == ',');
+	}
+	return used == 0 ? -EINVAL : 0;
+}

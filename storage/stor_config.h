@@ -137,6 +137,18 @@ extern const unsigned stor_topic_keys_n;
 /** Index of topic key @name (@len bytes) in stor_topic_keys, or -1. */
 int stor_topic_key_find(const char *name, size_t len);
 
+/**
+ * IncrementalAlterConfigs APPEND (@append) or SUBTRACT of the comma list
+ * @value (@vlen bytes) on list key @k (an index of stor_topic_keys), whose
+ * topic value is @cur, or NULL when the topic does not set it: then the
+ * key's static default, as Kafka (not the broker's setting). APPEND keeps
+ * each value once, in order; the result goes to @out.
+ * @return 0; -EINVAL when @k is not a list key (Kafka's INVALID_CONFIG) or
+ *         the result is empty; -ENOBUFS when it does not fit in @cap.
+ */
+int stor_topic_list_op(unsigned k, const char *cur, const char *value, size_t vlen, bool append,
+                       char *out, size_t cap);
+
 /** The value of topic key @k (an index of stor_topic_keys) in @cfg, as a topic config. */
 void stor_log_config_get(const struct stor_log_config *cfg, unsigned k, char *out, size_t cap);
 

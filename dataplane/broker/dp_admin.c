@@ -604,9 +604,19 @@ topic_configs_alter(struct dp_requests *q, struct dp_topic *t, const struct cfg_
 			return KP_ERR_INVALID_CONFIG;
 		}
 		if (ops[i].op == 2 || ops[i].op == 3) {
-			/* UNFINISHED: APPEND/SUBTRACT on cleanup.policy. */
-			*msg = "APPEND and SUBTRACT are not supported.";
-			return KP_ERR_INVALID_REQUEST;
+			/* APPEND, SUBTRACT: list keys only, from the topic's value or the default. */
+			char res[sizeof(vals[k])];
+
+			if (ops[i].value.len < 0 ||
+			    stor_topic_list_op((unsigned)k, set[k] ? vals[k] : NULL, ops[i].value.ptr,
+			                       (size_t)ops[i].value.len, ops[i].op == 2, res,
+			                       sizeof(res)) < 0) {
+				*msg = "APPEND and SUBTRACT take a list config and leave values.";
+				return KP_ERR_INVALID_CONFIG;
+			}
+			strcpy(vals[k], res);
+			set[k] = true;
+			continue;
 		}
 		if (ops[i].op == 1 || ops[i].value.len < 0) {
 			set[k] = false;

@@ -399,6 +399,27 @@ def recv_frame(sock):
     return exact(struct.unpack(">i", exact(4))[0])
 
 
+def incremental_alter_configs(b, topic, ops, validate_only=False):
+    """IncrementalAlterConfigs v0 (raw) on topic @topic of Broker @b:
+    ops = [(name, op, value or None)], op 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
+    Returns the resource's error code."""
+    s = b.connect()
+    body = struct.pack(">ib", 1, 2) + struct.pack(">h", len(topic)) + topic.encode()
+    body += struct.pack(">i", len(ops))
+    for name, op, value in ops:
+        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">b", op)
+        body += struct.pack(">h", -1) if value is None else \
+            struct.pack(">h", len(value)) + value.encode()
+    body += struct.pack(">b", 1 if validate_only else 0)
+    hdr = struct.pack(">hhih", 44, 0, 7, 2) + b"it"
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = recv_frame(s)
+    s.close()
+    corr, throttle, n, err = struct.unpack(">iiih", r[:14])
+    assert corr == 7 and n == 1, r
+    return err
+
+
 def start_metrics_server(binary, shm, timeout=30):
     """slipstream-metrics (@binary) serving the segment @shm on 127.0.0.1, port 0: its
     Popen and the /metrics URL it logged. Kills it and raises RuntimeError if it does

@@ -21,7 +21,9 @@ topic) and checks:
   nothing, unknown keys and values the log refuses are INVALID_CONFIG, the
   broker resource is refused; a new segment.bytes takes effect on the open
   log (more segment files after producing); IncrementalAlterConfigs v0 (raw)
-  SET and DELETE, APPEND answered INVALID_REQUEST;
+  SET and DELETE, APPEND and SUBTRACT on cleanup.policy (from Kafka's default
+  delete when the topic does not set it), INVALID_CONFIG on other keys or for
+  an empty result;
 - raw frames: OffsetForLeaderEpoch v2 (epoch 0 ends at the log end offset;
   UNKNOWN_LEADER_EPOCH for a newer current epoch; unknown partition),
   DeleteRecords v0 (log start offset raised, then kcat reads from there;
@@ -199,23 +201,7 @@ def describe(a, res):
     return fs[res].result(10)
 
 
-def incremental_alter(b, topic, ops, validate_only=False):
-    """IncrementalAlterConfigs v0 (raw): ops = [(name, op, value or None)]. -> error code."""
-    s = b.connect()
-    body = struct.pack(">ib", 1, 2) + struct.pack(">h", len(topic)) + topic.encode()
-    body += struct.pack(">i", len(ops))
-    for name, op, value in ops:
-        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">b", op)
-        body += struct.pack(">h", -1) if value is None else \
-            struct.pack(">h", len(value)) + value.encode()
-    body += struct.pack(">b", 1 if validate_only else 0)
-    hdr = struct.pack(">hhih", 44, 0, 7, 2) + b"it"
-    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
-    r = slp_broker.recv_frame(s)
-    s.close()
-    corr, throttle, n, err = struct.unpack(">iiih", r[:14])
-    assert corr == 7 and n == 1, r
-    return err
+ialter = slp_broker.incremental_alter_configs
 
 
 def configs_checks(b, tmp):
@@ -275,17 +261,23 @@ def configs_checks(b, tmp):
     segs = [f for f in os.listdir(os.path.join(logs_dir(tmp), "cfg-0")) if f.endswith(".log")]
     assert len(segs) >= 3, segs
 
-    # IncrementalAlterConfigs v0: SET and DELETE; APPEND refused.
-    assert incremental_alter(b, "cfg", [("retention.ms", 0, "7200000"),
-                                        ("segment.bytes", 1, None)]) == 0
+    # IncrementalAlterConfigs v0: SET and DELETE.
+    assert ialter(b, "cfg", [("retention.ms", 0, "7200000"), ("segment.bytes", 1, None)]) == 0
     got = describe(a, topic)
     assert got["retention.ms"].value == "7200000" and got["retention.ms"].source == 1
     assert got["segment.bytes"].source == 5
-    assert incremental_alter(b, "cfg", [("retention.ms", 0, "1")], validate_only=True) == 0
+    assert ialter(b, "cfg", [("retention.ms", 0, "1")], validate_only=True) == 0
     assert describe(a, topic)["retention.ms"].value == "7200000"
-    assert incremental_alter(b, "cfg", [("cleanup.policy", 2, "compact")]) == 42
-    assert incremental_alter(b, "cfg", [("bogus.key", 0, "1")]) == 40  # INVALID_CONFIG
-    assert incremental_alter(b, "nope", [("retention.ms", 0, "1")]) == 3
+    # APPEND / SUBTRACT on the list key (from the default "delete"); not on others.
+    assert ialter(b, "cfg", [("cleanup.policy", 2, "compact")]) == 0
+    assert describe(a, topic)["cleanup.policy"].value == "compact,delete"
+    assert ialter(b, "cfg", [("cleanup.policy", 3, "delete")]) == 0
+    assert describe(a, topic)["cleanup.policy"].value == "compact"
+    assert ialter(b, "cfg", [("cleanup.policy", 3, "compact")]) == 40
+    assert ialter(b, "cfg", [("retention.ms", 2, "5")]) == 40
+    assert ialter(b, "cfg", [("cleanup.policy", 1, None)]) == 0
+    assert ialter(b, "cfg", [("bogus.key", 0, "1")]) == 40  # INVALID_CONFIG
+    assert ialter(b, "nope", [("retention.ms", 0, "1")]) == 3
 
     # DescribeConfigs v4 (flexible), one key asked for.
     body = bytes([2, 2, 4]) + b"cfg" + bytes([2, 13]) + b"retention.ms" + bytes([0])

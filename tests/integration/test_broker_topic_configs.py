@@ -23,7 +23,8 @@ protocol code) and kcat:
   go on, Kafka's effective value being min(min.insync.replicas, replicas));
 - DescribeConfigs (v4, raw frame) lists every new key with its Kafka type and
   source, and the broker's keys with their own types (not all STRING);
-- unknown values are INVALID_CONFIG;
+- unknown values are INVALID_CONFIG; IncrementalAlterConfigs APPEND and
+  SUBTRACT on cleanup.policy (raw v0), INVALID_CONFIG on other keys;
 - broker keys: log.message.timestamp.type=LogAppendTime stamps an
   auto-created topic's records; delete.topic.enable=false answers DeleteTopics
   with TOPIC_DELETION_DISABLED (v3+; raw frame) and INVALID_REQUEST before
@@ -290,6 +291,19 @@ def compression_checks(b, logdir):
     assert describe(b, "keep")["compression.type"].value == "producer"
 
 
+def list_op_checks(b):
+    """IncrementalAlterConfigs APPEND / SUBTRACT (raw v0): here in both modes."""
+    create(b, "lists", {"cleanup.policy": "compact"})
+    ialter = slp_broker.incremental_alter_configs
+    assert ialter(b, "lists", [("cleanup.policy", 2, "delete,compact")]) == 0
+    assert describe(b, "lists")["cleanup.policy"].value == "compact,delete"
+    assert ialter(b, "lists", [("cleanup.policy", 3, "compact")]) == 0
+    assert describe(b, "lists")["cleanup.policy"].value == "delete"
+    assert ialter(b, "lists", [("cleanup.policy", 3, "delete")]) == 40  # nothing left
+    assert ialter(b, "lists", [("max.message.bytes", 2, "5")]) == 40    # not a list
+    assert describe(b, "lists")["cleanup.policy"].value == "delete"
+
+
 def min_isr_checks(b):
     create(b, "misr", {"min.insync.replicas": "2"})
     err, _, off = produce(b, "misr", b"m", acks="all")
@@ -417,6 +431,7 @@ def run_mode(mode_conf):
         timestamp_window_checks(b)
         compression_checks(b, run.path("logs"))
         min_isr_checks(b)
+        list_op_checks(b)
         bad_value_checks(b)
         types_checks(b)
         assert b.stop() == 0

@@ -761,6 +761,19 @@ test_config_message_keys(void **state)
 	k = stor_topic_key_find("cleanup.policy", 14);
 	stor_log_config_get(&cfg, (unsigned)k, v, sizeof(v));
 	assert_string_equal(v, "delete");
+	/* APPEND / SUBTRACT: from the static default when unset, each value once. */
+	assert_int_equal(stor_topic_list_op((unsigned)k, NULL, "compact,delete", 14, true, v,
+	                                    sizeof(v)), 0);
+	assert_string_equal(v, "delete,compact");
+	assert_int_equal(stor_topic_list_op((unsigned)k, "delete,compact", "delete", 6, false, v,
+	                                    sizeof(v)), 0);
+	assert_string_equal(v, "compact");
+	assert_int_equal(stor_topic_list_op((unsigned)k, "compact", "compact", 7, false, v,
+	                                    sizeof(v)), -EINVAL);
+	assert_int_equal(stor_topic_list_op((unsigned)k, "compact", "delete", 6, true, v, 10),
+	                 -ENOBUFS);
+	k = stor_topic_key_find("retention.ms", 12);
+	assert_int_equal(stor_topic_list_op((unsigned)k, NULL, "5", 1, true, v, sizeof(v)), -EINVAL);
 }
 
 static void
