@@ -23,6 +23,7 @@ protocol code) and kcat:
   go on, Kafka's effective value being min(min.insync.replicas, replicas));
 - DescribeConfigs (v4, raw frame) lists every new key with its Kafka type and
   source, and the broker's keys with their own types (not all STRING);
+- the internal topics Kafka Streams creates, with its configs, are created;
 - unknown values are INVALID_CONFIG; IncrementalAlterConfigs APPEND and
   SUBTRACT on cleanup.policy (raw v0), INVALID_CONFIG on other keys;
 - broker keys: log.message.timestamp.type=LogAppendTime stamps an
@@ -312,6 +313,24 @@ def min_isr_checks(b):
     assert cfg.value == "2" and cfg.source == 1, cfg
 
 
+def streams_internal_topics_checks(b):
+    """The internal topics Kafka Streams creates, with the configs it sets (every one
+    carries message.timestamp.type=CreateTime, refused before this key was taken)."""
+    for name, configs in (
+            ("app-repartition", {"cleanup.policy": "delete", "segment.bytes": "52428800",
+                                 "retention.ms": "-1", "message.timestamp.type": "CreateTime"}),
+            ("app-changelog", {"cleanup.policy": "compact",
+                               "message.timestamp.type": "CreateTime"}),
+            ("app-window-changelog", {"cleanup.policy": "compact,delete",
+                                      "retention.ms": "86400000",
+                                      "message.timestamp.type": "CreateTime"})):
+        create(b, name, configs)
+        got = describe(b, name)
+        for k, v in configs.items():
+            if k != "cleanup.policy":
+                assert got[k].value == v and got[k].source == 1, (name, k, got[k])
+
+
 def bad_value_checks(b):
     for configs in ({"message.timestamp.type": "WallClock"}, {"max.message.bytes": "-1"},
                     {"compression.type": "brotli"},
@@ -432,6 +451,7 @@ def run_mode(mode_conf):
         compression_checks(b, run.path("logs"))
         min_isr_checks(b)
         list_op_checks(b)
+        streams_internal_topics_checks(b)
         bad_value_checks(b)
         types_checks(b)
         assert b.stop() == 0
