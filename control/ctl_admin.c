@@ -254,6 +254,31 @@ place(struct ctl_admin *a, struct ctl_meta_part *parts, int32_t first, int32_t n
 	}
 }
 
+/* kp_assignment_check's registry: the brokers the metadata log has (this node before any). */
+static bool
+registered(void *arg, int32_t id)
+{
+	const struct ctl_admin *a = arg;
+
+	if (a->state->n_brokers == 0)
+		return id == a->cfg.node_id;
+	for (uint32_t i = 0; i < a->state->n_brokers; i++)
+		if (a->state->brokers[i].node_id == id)
+			return true;
+	return false;
+}
+
+/* A partition placed by a manual assignment (checked): its replicas, the first leading. */
+static void
+assign(struct ctl_meta_part *part, const struct kp_array_int32 *ids)
+{
+	memset(part, 0, sizeof(*part));
+	part->n_replicas = (uint8_t)ids->count;
+	for (int32_t r = 0; r < ids->count && r < CTL_META_MAX_REPLICAS; r++)
+		part->replicas[r] = ids->items[r];
+	part->leader = part->replicas[0];
+}
+
 /* ---- answering -------------------------------------------------------------------------- */
 
 static void
@@ -423,6 +448,22 @@ create_topics(struct ctl_admin *a, struct pend *p, const struct kp_create_topics
 				KP_ERR_TOPIC_ALREADY_EXISTS, "Topic already exists.");
 			continue;
 		}
+		if (ct->assignments.count > 0) {
+			/* Manual assignments: checked against the registered brokers. */
+			uint8_t *seen = kp_arena_alloc(&p->arena, (size_t)ct->assignments.count, 1);
+			const char *msg;
+
+			if (seen == NULL)
+				return -ENOMEM;
+			msg = kp_create_topic_assignments_check(ct, registered, a, seen,
+				&res[i].error_code);
+			if (msg != NULL) {
+				res[i].error_message = kstr(msg);
+				continue;
+			}
+			parts = ct->assignments.count;
+			rf = ct->assignments.items[0].broker_ids.count;
+		}
 		if (parts < 1 || parts > CTL_META_MAX_PARTITIONS) {
 			set_err(&res[i].error_code, &res[i].error_message, KP_ERR_INVALID_PARTITIONS,
 				"Number of partitions must be between 1 and "
@@ -433,13 +474,6 @@ create_topics(struct ctl_admin *a, struct pend *p, const struct kp_create_topics
 			set_err(&res[i].error_code, &res[i].error_message,
 				KP_ERR_INVALID_REPLICATION_FACTOR,
 				"Replication factor larger than the registered brokers.");
-			continue;
-		}
-		if (ct->assignments.count > 0) {
-			/* UNFINISHED: manual replica assignments. */
-			set_err(&res[i].error_code, &res[i].error_message,
-				KP_ERR_INVALID_REPLICA_ASSIGNMENT,
-				"Replica assignments are not supported yet.");
 			continue;
 		}
 		memset(&t, 0, sizeof(t));
@@ -480,6 +514,9 @@ create_topics(struct ctl_admin *a, struct pend *p, const struct kp_create_topics
 			return -ENOMEM;
 		place(a, t.parts, 0, parts, rf);
 		a->placement++;
+		for (int32_t k = 0; k < ct->assignments.count; k++)
+			assign(&t.parts[ct->assignments.items[k].partition_index],
+				&ct->assignments.items[k].broker_ids);
 		ctl_meta_enc_topic(&b, &t);
 		free(t.parts);
 		memcpy(res[i].topic_id.b, t.id, 16);
@@ -592,13 +629,6 @@ create_partitions(struct ctl_admin *a, struct pend *p, const struct kp_create_pa
 				KP_ERR_UNKNOWN_TOPIC_OR_PARTITION, "Unknown topic.");
 			continue;
 		}
-		if (ct->assignments.count > 0) {
-			/* UNFINISHED: manual replica assignments. */
-			set_err(&res[i].error_code, &res[i].error_message,
-				KP_ERR_INVALID_REPLICA_ASSIGNMENT,
-				"Replica assignments are not supported yet.");
-			continue;
-		}
 		if (ct->count <= t->n_parts || ct->count > CTL_META_MAX_PARTITIONS) {
 			set_err(&res[i].error_code, &res[i].error_message, KP_ERR_INVALID_PARTITIONS,
 				ct->count <= t->n_parts ?
@@ -606,13 +636,31 @@ create_partitions(struct ctl_admin *a, struct pend *p, const struct kp_create_pa
 				"Number of partitions must be at most " CTL_META_PARTITIONS_TEXT ".");
 			continue;
 		}
+		rf = t->parts[0].n_replicas > 0 ? t->parts[0].n_replicas : 1;
+		if (ct->assignments.count > 0) {
+			/* Manual assignments of the new partitions, the topic's replica count. */
+			const char *msg = ct->count - t->n_parts != ct->assignments.count ?
+				"The number of assignments is not the number of partitions added." :
+				NULL;
+			int32_t arf = rf;
+
+			for (int32_t k = 0; msg == NULL && k < ct->assignments.count; k++)
+				msg = kp_assignment_check(&ct->assignments.items[k].broker_ids,
+					registered, a, &arf);
+			if (msg != NULL) {
+				set_err(&res[i].error_code, &res[i].error_message,
+					KP_ERR_INVALID_REPLICA_ASSIGNMENT, msg);
+				continue;
+			}
+		}
 		if (m->validate_only)
 			continue;
-		rf = t->parts[0].n_replicas > 0 ? t->parts[0].n_replicas : 1;
 		parts = calloc((size_t)(ct->count - t->n_parts), sizeof(*parts));
 		if (parts == NULL)
 			return -ENOMEM;
 		place(a, parts, t->n_parts, ct->count - t->n_parts, rf);
+		for (int32_t k = 0; k < ct->assignments.count; k++)
+			assign(&parts[k], &ct->assignments.items[k].broker_ids);
 		ctl_meta_enc_partitions(&b, t->id, t->n_parts, ct->count - t->n_parts, parts);
 		free(parts);
 		item_propose(p, &b, &res[i].error_code, &res[i].error_message);

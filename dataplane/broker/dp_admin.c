@@ -83,6 +83,15 @@ configs_join(const struct kp_create_topics_request_creatable_topic *ct, char *ou
 	return 0;
 }
 
+/* kp_assignment_check's broker registry: this broker is the only one. */
+static bool
+is_this_node(void *arg, int32_t id)
+{
+	const struct dp_broker *b = arg;
+
+	return id == b->node_id;
+}
+
 int
 dp_req_create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	const struct kp_request_header *h, struct kp_reader *r)
@@ -126,16 +135,24 @@ dp_req_create_topics(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 			res[i].error_message = dp_req_str("Duplicate topic in the request.");
 			continue;
 		}
-		if (ct->replication_factor != -1 && ct->replication_factor != 1) {
+		if (ct->assignments.count > 0) {
+			/* Manual assignments: every replica list is this broker alone. */
+			uint8_t *seen = kp_arena_alloc(a, (size_t)ct->assignments.count, 1);
+
+			msg = seen == NULL ? "Out of memory." :
+				kp_create_topic_assignments_check(ct, is_this_node, b, seen,
+					&res[i].error_code);
+			if (seen == NULL)
+				res[i].error_code = KP_ERR_UNKNOWN_SERVER_ERROR;
+			if (msg != NULL) {
+				res[i].error_message = dp_req_str(msg);
+				continue;
+			}
+			parts = ct->assignments.count;
+		} else if (ct->replication_factor != -1 && ct->replication_factor != 1) {
 			res[i].error_code = KP_ERR_INVALID_REPLICATION_FACTOR;
 			res[i].error_message =
 				dp_req_str("Replication factor must be 1 (a single broker).");
-			continue;
-		}
-		if (ct->assignments.count > 0) {
-			/* UNFINISHED: manual replica assignments. */
-			res[i].error_code = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
-			res[i].error_message = dp_req_str("Replica assignments are not supported yet.");
 			continue;
 		}
 		rc = configs_join(ct, configs, sizeof(configs));
@@ -290,11 +307,21 @@ dp_req_create_partitions(struct dp_requests *q, struct dp_conn *conn, uint64_t r
 			res[i].error_message = dp_req_str("Unknown topic.");
 			continue;
 		}
-		if (ct->assignments.count > 0) {
-			/* UNFINISHED: manual replica assignments. */
-			res[i].error_code = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
-			res[i].error_message = dp_req_str("Replica assignments are not supported yet.");
-			continue;
+		if (ct->assignments.count > 0 && ct->count > t->partitions) {
+			/* Manual assignments of the new partitions: this broker alone each. */
+			const char *msg = ct->count - t->partitions != ct->assignments.count ?
+				"The number of assignments is not the number of partitions added." :
+				NULL;
+			int32_t rf = 0;
+
+			for (int32_t k = 0; msg == NULL && k < ct->assignments.count; k++)
+				msg = kp_assignment_check(&ct->assignments.items[k].broker_ids,
+					is_this_node, b, &rf);
+			if (msg != NULL) {
+				res[i].error_code = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
+				res[i].error_message = dp_req_str(msg);
+				continue;
+			}
 		}
 		rc = dp_broker_partitions_add(b, t, ct->count, m.validate_only);
 		if (rc == -EDOM) {

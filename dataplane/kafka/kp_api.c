@@ -4,6 +4,9 @@
  * generated dispatch table (generated/kp_api_table.c).
  */
 #include "kp_api.h"
+#include "kp_error.h"
+
+#include <string.h>
 
 int16_t
 kp_api_request_header_version(const struct kp_api_desc *d, int16_t version)
@@ -60,4 +63,59 @@ kp_request_header_write(const struct kp_request_header *h, struct kp_writer *w)
 		return -EPROTONOSUPPORT;
 	return kp_request_header_encode(h, kp_api_request_header_version(d, h->request_api_version),
 					w);
+}
+
+const char *
+kp_assignment_check(const struct kp_array_int32 *ids, bool (*registered)(void *arg, int32_t id),
+		    void *arg, int32_t *rf)
+{
+	if (ids->count <= 0)
+		return "The manual partition assignment includes an empty replica list.";
+	for (int32_t i = 0; i < ids->count; i++) {
+		for (int32_t j = 0; j < i; j++)
+			if (ids->items[j] == ids->items[i])
+				return "The manual partition assignment includes a broker more than once.";
+		if (!registered(arg, ids->items[i]))
+			return "The manual partition assignment includes a broker that is not registered.";
+	}
+	if (*rf != 0 && *rf != ids->count)
+		return "The manual partition assignment includes a partition whose replica count "
+		       "differs from the partitions before it.";
+	*rf = ids->count;
+	return NULL;
+}
+
+const char *
+kp_create_topic_assignments_check(const struct kp_create_topics_request_creatable_topic *ct,
+				  bool (*registered)(void *arg, int32_t id), void *arg,
+				  uint8_t *seen, int16_t *err)
+{
+	int32_t n = ct->assignments.count;
+	int32_t rf = 0;
+	const char *msg;
+
+	*err = KP_ERR_INVALID_REQUEST;
+	if (ct->replication_factor != -1)
+		return "A manual partition assignment was specified, but replication factor was "
+		       "not set to -1.";
+	if (ct->num_partitions != -1)
+		return "A manual partition assignment was specified, but numPartitions was not "
+		       "set to -1.";
+	*err = KP_ERR_INVALID_REPLICA_ASSIGNMENT;
+	memset(seen, 0, (size_t)n);
+	for (int32_t i = 0; i < n; i++) {
+		const struct kp_create_topics_request_creatable_replica_assignment *as =
+			&ct->assignments.items[i];
+
+		if (as->partition_index < 0 || as->partition_index >= n)
+			return "partitions should be a consecutive 0-based integer sequence";
+		if (seen[as->partition_index])
+			return "Found multiple manual partition assignments for a partition.";
+		seen[as->partition_index] = 1;
+		msg = kp_assignment_check(&as->broker_ids, registered, arg, &rf);
+		if (msg != NULL)
+			return msg;
+	}
+	*err = KP_ERR_NONE;
+	return NULL;
 }

@@ -118,4 +118,28 @@ kp_request_header_read(struct kp_request_header *h, int16_t *hdr_version, struct
 int
 kp_request_header_write(const struct kp_request_header *h, struct kp_writer *w);
 
+/**
+ * One partition's manual replica assignment (CreateTopics, CreatePartitions)
+ * as Kafka's controller checks it: not empty, no broker twice, every broker
+ * registered (@registered(@arg, id)), and as many replicas as the partitions
+ * checked before it (*@rf: 0 before the first, then set).
+ * @return NULL when valid, else the message for INVALID_REPLICA_ASSIGNMENT.
+ */
+const char *
+kp_assignment_check(const struct kp_array_int32 *ids, bool (*registered)(void *arg, int32_t id),
+		    void *arg, int32_t *rf);
+
+/**
+ * A CreateTopics topic's manual assignments (@ct->assignments not empty) as
+ * Kafka's controller checks them: num_partitions and replication_factor -1
+ * (else INVALID_REQUEST), each partition once, 0..n-1 (the count is the
+ * topic's partitions), each replica list as kp_assignment_check (else
+ * INVALID_REPLICA_ASSIGNMENT). @seen: @ct->assignments.count bytes of scratch.
+ * @return NULL when valid, else the message, with *@err set.
+ */
+const char *
+kp_create_topic_assignments_check(const struct kp_create_topics_request_creatable_topic *ct,
+				  bool (*registered)(void *arg, int32_t id), void *arg,
+				  uint8_t *seen, int16_t *err);
+
 #endif /* SLP_KP_API_H */

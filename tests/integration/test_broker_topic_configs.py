@@ -24,6 +24,9 @@ protocol code) and kcat:
 - DescribeConfigs (v4, raw frame) lists every new key with its Kafka type and
   source, and the broker's keys with their own types (not all STRING);
 - the internal topics Kafka Streams creates, with its configs, are created;
+- manual replica assignments naming this broker alone create and add
+  partitions; another broker, a broker twice, uneven replica counts or a
+  count that does not match are INVALID_REPLICA_ASSIGNMENT;
 - unknown values are INVALID_CONFIG; IncrementalAlterConfigs APPEND and
   SUBTRACT on cleanup.policy (raw v0), INVALID_CONFIG on other keys;
 - broker keys: log.message.timestamp.type=LogAppendTime stamps an
@@ -49,7 +52,7 @@ CONTROL = sys.argv[2] if len(sys.argv) > 2 else None
 try:
     from confluent_kafka import (TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer,
                                  KafkaError, Producer, TopicPartition)
-    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
     import kafka  # kafka-python
 except ImportError:
     Producer = None
@@ -96,7 +99,7 @@ def create_error(b, topic, configs):
     return None
 
 
-def produce(b, topic, value, timestamp=0, acks="1", codec="none"):
+def produce(b, topic, value, timestamp=0, acks="1", codec="none", partition=0):
     """One record; (error code or None, delivery report's (type, timestamp), offset)."""
     p = Producer({"bootstrap.servers": b.addr, "acks": acks, "linger.ms": 0,
                   "message.timeout.ms": 10000, "retries": 0, "compression.type": codec})
@@ -105,7 +108,7 @@ def produce(b, topic, value, timestamp=0, acks="1", codec="none"):
     def dr(err, msg):
         out.append((err.code() if err is not None else None, msg.timestamp(), msg.offset()))
 
-    p.produce(topic, value=value, timestamp=timestamp, on_delivery=dr)
+    p.produce(topic, value=value, timestamp=timestamp, partition=partition, on_delivery=dr)
     assert p.flush(15) == 0
     assert len(out) == 1, out
     return out[0]
@@ -331,6 +334,41 @@ def streams_internal_topics_checks(b):
                 assert got[k].value == v and got[k].source == 1, (name, k, got[k])
 
 
+def assignment_checks(b):
+    """Manual replica assignments (CreateTopics, CreatePartitions): this broker (node 1)
+    alone is a valid replica list; anything else INVALID_REPLICA_ASSIGNMENT."""
+    a = admin(b)
+    fs = a.create_topics([NewTopic("manual", 3, replication_factor=-1,
+                                   replica_assignment=[[1], [1], [1]])], request_timeout=10)
+    fs["manual"].result(10)
+    md = a.list_topics(timeout=10).topics["manual"]
+    assert sorted(md.partitions) == [0, 1, 2], md.partitions
+    assert all(p.replicas == [1] and p.leader == 1 for p in md.partitions.values()), md
+    for bad in ([[2]], [[1, 1]], [[1], [1, 1]]):
+        fs = a.create_topics([NewTopic("manual-bad", len(bad), replication_factor=-1,
+                                       replica_assignment=bad)], request_timeout=10)
+        try:
+            fs["manual-bad"].result(10)
+            raise AssertionError("created with %r" % bad)
+        except Exception as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, (bad, e)
+    fs = a.create_partitions([NewPartitions("manual", 5, replica_assignment=[[1], [1]])],
+                             request_timeout=10)
+    fs["manual"].result(10)
+    for np, ra in ((7, [[1]]), (7, [[1], [3]])):
+        fs = a.create_partitions([NewPartitions("manual", np, replica_assignment=ra)],
+                                 request_timeout=10)
+        try:
+            fs["manual"].result(10)
+            raise AssertionError("added with %r" % ra)
+        except Exception as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, (ra, e)
+    md = a.list_topics(timeout=10).topics["manual"]
+    assert sorted(md.partitions) == [0, 1, 2, 3, 4], md.partitions
+    err, _, off = produce(b, "manual", b"on 4", partition=4)
+    assert err is None and off == 0, (err, off)
+
+
 def bad_value_checks(b):
     for configs in ({"message.timestamp.type": "WallClock"}, {"max.message.bytes": "-1"},
                     {"compression.type": "brotli"},
@@ -452,6 +490,7 @@ def run_mode(mode_conf):
         min_isr_checks(b)
         list_op_checks(b)
         streams_internal_topics_checks(b)
+        assignment_checks(b)
         bad_value_checks(b)
         types_checks(b)
         assert b.stop() == 0
