@@ -200,56 +200,78 @@ produce_idempotent_check(struct dp_producers *ps, const struct kp_batch_header *
 	}
 }
 
-/* Per thread (storage writers' lcores): a batch rewritten for compression.type, grown as needed. */
-static __thread uint8_t *t_recompressed;
-static __thread size_t t_recompressed_cap;
+/*
+ * Per thread (storage writers' lcores), grown as needed: a batch's records
+ * decompressed, and the batch rewritten for compression.type. Not the codec
+ * context's 32 MiB scratch: memory here follows the batches seen.
+ */
+struct grow_buf {
+	uint8_t *p;
+	size_t cap;
+};
+static __thread struct grow_buf t_records, t_recompressed;
+
+/* At least @want bytes in @g (at most @max; doubling): 0, -ENOMEM, or -E2BIG at @max. */
+static int
+grow_buf_reserve(struct grow_buf *g, size_t want, size_t max)
+{
+	size_t cap = g->cap;
+	uint8_t *p;
+
+	if (want <= cap)
+		return 0;
+	if (cap >= max)
+		return -E2BIG;
+	while (cap < want)
+		cap = cap < (64u << 10) ? (64u << 10) : 2 * cap;
+	cap = cap > max ? max : cap;
+	p = realloc(g->p, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	g->p = p;
+	g->cap = cap;
+	return 0;
+}
 
 /*
  * Batch @batch rewritten with the topic's codec @to into this thread's
  * buffer (*@out, *@out_len). Kafka recompresses in its request threads; here
  * the storage writer's reactor does it, inline: a topic that sets
  * compression.type costs the reactor a decompression and a compression per
- * batch whose codec differs (the default, producer, costs nothing).
+ * batch whose codec differs (the default, producer, costs nothing). Both
+ * buffers start at four times the batch and double while too small (records
+ * inflate up to KP_BATCH_MAX_RECORDS_BYTES, the codec's bound beyond that).
  * @return 0, or a negative errno (kp_batch_recompress's, -ENOMEM).
  */
 static int
 produce_recompress(const uint8_t *batch, const struct kp_batch_header *bh, int8_t to,
 	uint8_t **out, size_t *out_len)
 {
-	struct kp_codec_ctx *ctx = kp_codec_ctx_thread();
-	uint8_t *scratch = ctx != NULL ? kp_codec_ctx_scratch(ctx) : NULL;
-	size_t max = KP_BATCH_HEADER_SIZE +
+	size_t out_max = KP_BATCH_HEADER_SIZE +
 		kp_compress_bound((enum kp_compression)to, KP_BATCH_MAX_RECORDS_BYTES);
+	size_t want = 4 * (size_t)kp_batch_size(bh);
+	size_t rec_want = want;
+	size_t out_want = want;
 	int rc;
 
-	if (scratch == NULL)
-		return -ENOMEM;
 	for (;;) {
-		if (t_recompressed_cap < KP_BATCH_HEADER_SIZE + 2 * kp_batch_size(bh) &&
-			t_recompressed_cap < max) {
-			size_t cap = KP_BATCH_HEADER_SIZE + 2 * kp_batch_size(bh) + (64u << 10);
-			uint8_t *p;
-
-			cap = cap < 2 * t_recompressed_cap ? 2 * t_recompressed_cap : cap;
-			cap = cap > max ? max : cap;
-			p = realloc(t_recompressed, cap);
-			if (p == NULL)
-				return -ENOMEM;
-			t_recompressed = p;
-			t_recompressed_cap = cap;
-		}
-		rc = kp_batch_recompress(ctx, batch, bh, (enum kp_compression)to, scratch,
-			KP_BATCH_MAX_RECORDS_BYTES, t_recompressed, t_recompressed_cap, out_len);
-		if (rc != -ENOBUFS || t_recompressed_cap >= max)
+		rc = grow_buf_reserve(&t_records, rec_want, KP_BATCH_MAX_RECORDS_BYTES);
+		if (rc == 0)
+			rc = grow_buf_reserve(&t_recompressed, out_want, out_max);
+		if (rc == -E2BIG)
+			rc = 0; /* at its bound: the codec's own -E2BIG / -ENOBUFS decides */
+		if (rc < 0)
+			return rc;
+		rc = kp_batch_recompress(NULL, batch, bh, (enum kp_compression)to, t_records.p,
+			t_records.cap, t_recompressed.p, t_recompressed.cap, out_len);
+		if (rc == -E2BIG && t_records.cap < KP_BATCH_MAX_RECORDS_BYTES)
+			rec_want = 2 * t_records.cap;
+		else if (rc == -ENOBUFS && t_recompressed.cap < out_max)
+			out_want = 2 * t_recompressed.cap;
+		else
 			break;
-		/* Records that inflate more than twice: room for the codec's bound, then retry. */
-		uint8_t *p = realloc(t_recompressed, max);
-		if (p == NULL)
-			return -ENOMEM;
-		t_recompressed = p;
-		t_recompressed_cap = max;
 	}
-	*out = t_recompressed;
+	*out = t_recompressed.p;
 	return rc;
 }
 
