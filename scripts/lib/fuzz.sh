@@ -36,10 +36,13 @@ fuzz_targets() {
 # leak and timeout inputs land in WORK/crash/, the output in WORK/log), so the
 # repo's corpus is left as it is. Returns libFuzzer's exit status: 0 when
 # nothing was found. The time limit is kept even if libFuzzer does not stop.
+# UBSan's reports halt (they only print by default), so undefined behaviour
+# is a crash with an input kept, as in the ASan/UBSan corpus replay.
 fuzz_run() {
 	local name=$1 seconds=$2 work=$3
 	cp -r "tests/fuzz/corpus/$name" "$work/corpus" && mkdir -p "$work/crash" || return 1
-	timeout -k 10 $((seconds + 120)) "$fuzz_dir/tests/fuzz/fuzz_$name" \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		timeout -k 10 $((seconds + 120)) "$fuzz_dir/tests/fuzz/fuzz_$name" \
 		-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
 		-artifact_prefix="$work/crash/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
 }
