@@ -14,7 +14,9 @@
  * REQUEST_TIMED_OUT once its timeout_ms is spent, and appends once they are
  * released; a request held back when its connection goes is dropped (its
  * response buffer given back); an idempotent retry of a batch still being
- * written waits for it and gets the original's offset. Real storage (io_uring) in a temporary
+ * written waits for it and gets the original's offset; a LogAppendTime topic's
+ * batches are stamped (type bit, maxTimestamp, CRC) across a hold and resume.
+ * Real storage (io_uring) in a temporary
  * directory. Skips (77) when the EAL cannot start.
  */
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -504,6 +507,72 @@ group_teardown(void **state)
 	return rc == 0 && system(cmd) == 0 ? 0 : -1;
 }
 
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A LogAppendTime topic whose Produce is held back part way and resumed:
+ * every stored batch carries the type bit, a maxTimestamp of the broker's
+ * clock during the request and a CRC that checks; every other byte is the
+ * producer's.
+ */
+static void
+test_log_append_time_across_a_hold(void **state)
+{
+	static uint8_t buf[2u << 20] __attribute__((aligned(4096)));
+	struct dp_topic *t = dp_broker_topic_find(&g_b, "t", 1);
+	int parts[2] = {0, 1};
+	int64_t base[2];
+	int64_t t0, t1;
+
+	(void)state;
+	assert_int_equal(dp_broker_topic_configs_set(&g_b, t, "message.timestamp.type=LogAppendTime",
+		false), 0);
+	base[0] = stor_log_end_offset(plog(0));
+	base[1] = stor_log_end_offset(plog(1));
+	t0 = wall_ms();
+	produce_frame(11, parts, 2, 200, 6, true, 30000);
+	assert_true(deliver(10000) >= 1); /* held back: 12 big batches, 4 chunks */
+	produce_check(11, parts, 2, KP_ERR_NONE, base);
+	t1 = wall_ms();
+	for (int i = 0; i < 2; i++) {
+		int64_t offset = base[i];
+		size_t seen = 0;
+
+		while (seen < g_recs_len[i]) {
+			struct stor_read rd;
+			size_t k = 0;
+
+			read_at(&rd, buf, sizeof(buf), parts[i], offset);
+			assert_true(rd.len > 0);
+			while (k < rd.len && seen < g_recs_len[i]) {
+				const uint8_t *got = rd.data + k, *want = g_recs[i] + seen;
+				struct kp_batch_header bh;
+
+				assert_int_equal(kp_batch_header_parse(got, rd.len - k, &bh), 0);
+				assert_int_equal(kp_batch_crc_check(got, &bh), 0);
+				assert_true(bh.attributes & KP_BATCH_ATTR_TIMESTAMP_TYPE);
+				assert_true(bh.max_timestamp >= t0 && bh.max_timestamp <= t1);
+				assert_memory_equal(got + 8, want + 8, 17 - 8);  /* length .. magic */
+				assert_memory_equal(got + 23, want + 23, 35 - 23); /* to maxTimestamp */
+				assert_memory_equal(got + 43, want + 43, kp_batch_size(&bh) - 43);
+				seen += kp_batch_size(&bh);
+				k += kp_batch_size(&bh);
+				offset = bh.base_offset + bh.last_offset_delta + 1;
+			}
+			stor_read_release(&rd);
+		}
+	}
+	assert_int_equal(dp_broker_topic_configs_set(&g_b, t, "", false), 0);
+}
+
 int
 main(void)
 {
@@ -517,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_times_out_when_nothing_frees),
 		cmocka_unit_test(test_dropped_when_the_connection_goes),
 		cmocka_unit_test(test_retry_waits_for_the_original),
+		cmocka_unit_test(test_log_append_time_across_a_hold),
 	};
 	cpu_set_t set;
 	int cpu = -1;
