@@ -184,20 +184,24 @@ send_create(struct ctl_store *s)
 	struct kp_create_topics_request_creatable_topic t;
 	/*
 	 * Kafka's settings for this topic: compacted, segment.bytes from
-	 * offsets.topic.segment.bytes (100 MiB). Not preallocated: the topic
-	 * sees a few records per commit, and a preallocated segment per
-	 * partition would cost segment.bytes of disk each (5 GiB for 50).
+	 * offsets.topic.segment.bytes (100 MiB), compression.type producer (the
+	 * broker's compression.type does not rewrite the commits). Not
+	 * preallocated: the topic sees a few records per commit, and a
+	 * preallocated segment per partition would cost segment.bytes of disk
+	 * each (5 GiB for 50).
 	 */
 	static const char *const kv[][2] = {
 		{"cleanup.policy", "compact"},
 		{"segment.bytes", "104857600"},
 		{"preallocate", "false"},
+		{"compression.type", "producer"},
 	};
-	struct kp_create_topics_request_creatable_topic_config cfg[3];
+	enum { N_KV = sizeof(kv) / sizeof(kv[0]) };
+	struct kp_create_topics_request_creatable_topic_config cfg[N_KV];
 
 	kp_create_topics_request_init(&r);
 	kp_create_topics_request_creatable_topic_init(&t);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_KV; i++) {
 		kp_create_topics_request_creatable_topic_config_init(&cfg[i]);
 		cfg[i].name.ptr = kv[i][0];
 		cfg[i].name.len = (int32_t)strlen(kv[i][0]);
@@ -210,7 +214,7 @@ send_create(struct ctl_store *s)
 	t.replication_factor = 1;
 	t.assignments.count = 0;
 	t.configs.items = cfg;
-	t.configs.count = 3;
+	t.configs.count = N_KV;
 	r.topics.items = &t;
 	r.topics.count = 1;
 	r.timeout_ms = 30000;
