@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: Apache-2.0
 #
 # The clang libFuzzer build and one fuzz run, sourced by scripts/test (step 5,
