@@ -289,11 +289,15 @@ produce_timestamps_ok(const struct stor_log_config *cfg, const struct kp_batch_h
 	int64_t after = stor_log_config_ts_after(cfg);
 	int64_t ts[2] = {bh->base_timestamp, bh->max_timestamp};
 
+	/* Distances in unsigned arithmetic: the limits and the producer's times may be extreme. */
 	for (int i = 0; i < 2; i++) {
 		if (ts[i] == -1)
 			continue; /* NO_TIMESTAMP */
-		if ((before != INT64_MAX && ts[i] < now - before) ||
-			(after != INT64_MAX && ts[i] > now + after))
+		if (before != INT64_MAX && ts[i] < now &&
+			(uint64_t)now - (uint64_t)ts[i] > (uint64_t)before)
+			return false;
+		if (after != INT64_MAX && ts[i] > now &&
+			(uint64_t)ts[i] - (uint64_t)now > (uint64_t)after)
 			return false;
 	}
 	return true;

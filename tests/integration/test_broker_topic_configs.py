@@ -233,6 +233,13 @@ def timestamp_window_checks(b):
     assert err == KafkaError.INVALID_TIMESTAMP, err
     err, _, off = produce(b, "win", b"now", timestamp=now_ms())
     assert err is None and off == 0, (err, off)
+    # Limits near the largest long: no overflow turns them into a refusal.
+    near_max = str(2**63 - 2)
+    create(b, "wide", {"message.timestamp.before.max.ms": near_max,
+                       "message.timestamp.after.max.ms": near_max})
+    for ts in (now_ms(), 1, now_ms() + 100 * 365 * 24 * HOUR_MS):
+        err, _, _ = produce(b, "wide", b"w", timestamp=ts)
+        assert err is None, (ts, err)
     # The deprecated difference key applies where before/after are unset.
     create(b, "diff", {"message.timestamp.difference.max.ms": "60000"})
     err, _, _ = produce(b, "diff", b"old", timestamp=now_ms() - HOUR_MS)
