@@ -275,32 +275,51 @@ produce_recompress(const uint8_t *batch, const struct kp_batch_header *bh, int8_
 	return rc;
 }
 
-/*
- * A CreateTime batch's timestamps against the topic's window around @now
- * (message.timestamp.before/after.max.ms). Kafka checks every record; the
- * first and the largest timestamp bound them here (kp_batch_validate has
- * checked max >= first), so a record whose delta is negative is not seen.
- */
+/* Is @ts outside the window of @before / @after ms around @now (INT64_MAX: no limit)? */
 static bool
-produce_timestamps_ok(const struct stor_log_config *cfg, const struct kp_batch_header *bh,
-	int64_t now)
+produce_ts_outside(int64_t ts, int64_t now, int64_t before, int64_t after)
+{
+	/* Distances in unsigned arithmetic: the limits and the producer's times may be extreme. */
+	if (ts == -1)
+		return false; /* NO_TIMESTAMP */
+	if (before != INT64_MAX && ts < now && (uint64_t)now - (uint64_t)ts > (uint64_t)before)
+		return true;
+	return after != INT64_MAX && ts > now && (uint64_t)ts - (uint64_t)now > (uint64_t)after;
+}
+
+/*
+ * A CreateTime batch's records against the topic's window around @now
+ * (message.timestamp.before/after.max.ms), every record as Kafka checks
+ * them: a compressed batch is decompressed for it (into the thread's
+ * buffer, grown as needed), at a cost only topics with a window pay.
+ * @return KP_ERR_NONE, INVALID_TIMESTAMP, or the error of a bad record region.
+ */
+static int16_t
+produce_timestamps_check(const struct stor_log_config *cfg, const uint8_t *batch,
+	const struct kp_batch_header *bh, int64_t now)
 {
 	int64_t before = stor_log_config_ts_before(cfg);
 	int64_t after = stor_log_config_ts_after(cfg);
-	int64_t ts[2] = {bh->base_timestamp, bh->max_timestamp};
+	size_t want = 4 * (size_t)kp_batch_size(bh);
+	struct kp_record_iter it;
+	struct kp_record r;
+	int rc;
 
-	/* Distances in unsigned arithmetic: the limits and the producer's times may be extreme. */
-	for (int i = 0; i < 2; i++) {
-		if (ts[i] == -1)
-			continue; /* NO_TIMESTAMP */
-		if (before != INT64_MAX && ts[i] < now &&
-			(uint64_t)now - (uint64_t)ts[i] > (uint64_t)before)
-			return false;
-		if (after != INT64_MAX && ts[i] > now &&
-			(uint64_t)ts[i] - (uint64_t)now > (uint64_t)after)
-			return false;
+	for (;;) {
+		rc = grow_buf_reserve(&t_records, want, KP_BATCH_MAX_RECORDS_BYTES);
+		if (rc == -ENOMEM)
+			return KP_ERR_KAFKA_STORAGE_ERROR;
+		rc = kp_batch_record_iter_init(NULL, &it, batch, bh, t_records.p, t_records.cap);
+		if (rc != -E2BIG || t_records.cap >= KP_BATCH_MAX_RECORDS_BYTES)
+			break;
+		want = 2 * t_records.cap;
 	}
-	return true;
+	while (rc == 0 && (rc = kp_record_iter_next(&it, &r)) == 1) {
+		rc = 0;
+		if (produce_ts_outside(bh->base_timestamp + r.timestamp_delta, now, before, after))
+			return KP_ERR_INVALID_TIMESTAMP;
+	}
+	return rc < 0 ? kp_error_from_errno(rc) : KP_ERR_NONE;
 }
 
 /*
@@ -311,7 +330,8 @@ produce_timestamps_ok(const struct stor_log_config *cfg, const struct kp_batch_h
  * @pr->base_offset and, for a LogAppendTime topic, @pr->log_append_time_ms.
  *
  * The topic's message.* keys act as Kafka's LogValidator: max.message.bytes
- * (MESSAGE_TOO_LARGE), the CreateTime window (INVALID_TIMESTAMP), and
+ * (MESSAGE_TOO_LARGE), the CreateTime window of every record
+ * (INVALID_TIMESTAMP), and
  * LogAppendTime, which stamps each batch (timestamp type bit, maxTimestamp,
  * CRC) in the request's own bytes just before they are copied into the log,
  * as Kafka rewrites the request's buffer: the frame is the broker's receive
@@ -363,8 +383,12 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 			return kp_error_from_errno(rc);
 		if ((int64_t)kp_batch_size(&bh) > cfg->max_message_bytes)
 			return KP_ERR_MESSAGE_TOO_LARGE;
-		if (window && !produce_timestamps_ok(cfg, &bh, now))
-			return KP_ERR_INVALID_TIMESTAMP;
+		if (window) {
+			int16_t err = produce_timestamps_check(cfg, records->ptr + off, &bh, now);
+
+			if (err != KP_ERR_NONE)
+				return err;
+		}
 		off += kp_batch_size(&bh);
 		n_batches++;
 		idempotent = idempotent || bh.producer_id >= 0;

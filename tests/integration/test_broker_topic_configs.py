@@ -12,7 +12,9 @@ protocol code) and kcat:
 - max.message.bytes: a batch over it is MESSAGE_TOO_LARGE, one under it is
   stored; the broker's message.max.bytes still holds for other topics;
 - message.timestamp.before.max.ms / after.max.ms: a record an hour old or an
-  hour ahead is INVALID_TIMESTAMP, one of now is stored; an old one is taken
+  hour ahead is INVALID_TIMESTAMP, one of now is stored, a batch whose first
+  record is of now and second an hour old is refused (every record is
+  checked, not the batch header's first and largest); an old one is taken
   once the lower limit is gone (AlterConfigs); the deprecated
   difference.max.ms applies where those two are unset;
 - compression.type=zstd (topic) and lz4 (broker): batches produced
@@ -233,6 +235,22 @@ def timestamp_window_checks(b):
     assert err == KafkaError.INVALID_TIMESTAMP, err
     err, _, off = produce(b, "win", b"now", timestamp=now_ms())
     assert err is None and off == 0, (err, off)
+    # Every record is checked, not the batch header's first and largest timestamps: a
+    # batch of (now, an hour ago) is refused whole (librdkafka batches the two).
+    for codec in ("none", "zstd"):  # a compressed batch is decompressed for the check
+        p = Producer({"bootstrap.servers": b.addr, "linger.ms": 200, "retries": 0,
+                      "message.timeout.ms": 10000, "compression.type": codec})
+        errs = []
+
+        def dr(err, msg):
+            errs.append(err.code() if err else None)
+
+        p.produce("win", value=b"warm-up", partition=0, on_delivery=dr)  # connected first
+        assert p.flush(15) == 0 and errs == [None], (codec, errs)
+        for ts in (now_ms(), now_ms() - HOUR_MS):
+            p.produce("win", value=b"pair", timestamp=ts, partition=0, on_delivery=dr)
+        assert p.flush(15) == 0
+        assert errs == [None] + [KafkaError.INVALID_TIMESTAMP] * 2, (codec, errs)
     # Limits near the largest long: no overflow turns them into a refusal.
     near_max = str(2**63 - 2)
     create(b, "wide", {"message.timestamp.before.max.ms": near_max,
@@ -249,7 +267,7 @@ def timestamp_window_checks(b):
                          set_config={"message.timestamp.after.max.ms": "60000"})
     admin(b).alter_configs([res], request_timeout=10)[res].result(10)
     err, _, off = produce(b, "win", b"old", timestamp=now_ms() - HOUR_MS)
-    assert err is None and off == 1, (err, off)
+    assert err is None and off == 3, (err, off)  # after "now" and the two warm-ups
     got = describe(b, "win")
     assert got["message.timestamp.before.max.ms"].source == 5, got
     assert got["message.timestamp.after.max.ms"].value == "60000", got
