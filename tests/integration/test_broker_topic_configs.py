@@ -7,7 +7,8 @@ in each checks with confluent_kafka (librdkafka), kafka-python (its own
 protocol code) and kcat:
 - message.timestamp.type=LogAppendTime (CreateTopics): records produced with
   an old CreateTime come back stamped with the broker's clock, timestamp type
-  LogAppendTime (librdkafka and kafka-python), the same time kcat prints; the
+  LogAppendTime (librdkafka and kafka-python), the same time kcat prints;
+  ListOffsets by time finds them by the stamped time; the
   Produce response's LogAppendTimeMs reaches librdkafka's delivery report;
 - max.message.bytes: a batch over it is MESSAGE_TOO_LARGE, one under it is
   stored; the broker's message.max.bytes still holds for other topics;
@@ -202,6 +203,12 @@ def log_append_time_checks(b):
     assert [t for t, _ in kcat_timestamps(b, "lat")] == [s for _, (_, s) in got]
     cfg = describe(b, "lat")["message.timestamp.type"]
     assert cfg.value == "LogAppendTime" and cfg.source == 1, cfg  # DYNAMIC_TOPIC_CONFIG
+    # ListOffsets by time reads the stamped times: the first record at or after 1970's
+    # 2,000,000 ms is offset 0 (by the producer's CreateTime of 1,000,000 there is none).
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": "tc-times"})
+    got = c.offsets_for_times([TopicPartition("lat", 0, 2000000)], timeout=10)
+    c.close()
+    assert got[0].offset == 0, got
 
     # A CreateTime topic keeps the producer's time and reports no append time.
     create(b, "ct", {})
