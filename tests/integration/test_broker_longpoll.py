@@ -530,8 +530,9 @@ def run_layout(name, run, lcores, workers, writers):
              name + ": 24 partitions, raw")
     raw_min_bytes(b, "lp-min")
     if writers == 1:
-        # Not with two writers yet: there 128 of the 260 fetches were answered at once,
-        # empty, instead of parking (seen in session 14, not yet explained: docs/gaps.md).
+        # One writer only: with two net workers each hands the broker's lcore at most
+        # dataplane.response.buffers (64) requests at once (dp_hop's descriptors), so 128
+        # park and the rest wait in their connections until those are answered.
         raw_all_slots(b, "lp-many", 24, name + ": every waiter slot")
     client_wake(b, "lp-one", 1, name + ": one partition, confluent_kafka")
     client_wake(b, "lp-many", 24, name + ": 24 partitions, confluent_kafka")

@@ -151,7 +151,7 @@ def run(b, tmp):
     plots = os.path.join(tmp, "plots")
     out = load(b, "--mode", "e2e", "-t", "lg2", "-p", "2", "-d", "2", "-r", "4000", "-s", "100",
                "-z", "zstd", "-a", "all", "--linger-ms", "2", "--interval-ms", "250",
-               "--json", rep, "--plot", plots)
+               "--tail-us", "1", "--json", rep, "--plot", plots)
     assert "MISSING" not in out.stdout, out.stdout
     r = json.load(open(rep))
     res = r["result"]
@@ -179,6 +179,21 @@ def run(b, tmp):
     check_hist(frtt)
     assert 0 < frtt["count"] <= res["fetch_requests"], (frtt["count"], res)
     assert lag["percentiles"]["50"] >= 1000000, lag  # ns: a record waits for its batch
+    # --tail-us 1: every record is "late", and each one's trip splits into its legs
+    # (waiting to be sent, Produce to its answer, answer to receipt), found by offset among
+    # its partition's acknowledged requests; they add up to its end-to-end latency.
+    assert r["config"]["tail_us"] == 1 and res["tail_records"] == e2e["count"], res
+    assert res["tail_unmatched"] == 0, res  # one thread produces and consumes
+    legs = [r["latency"][k] for k in ("tail_send_wait", "tail_produce_ack", "tail_after_ack")]
+    assert all(g["count"] == res["tail_records"] - res["tail_before_ack"] for g in legs), \
+        (legs, res)
+    assert res["tail_before_ack"] < res["tail_records"] // 10, res
+    total = sum(g["mean"] * g["count"] for g in legs)
+    e2e_total = e2e["mean"] * e2e["count"]
+    assert e2e_total - res["tail_before_ack"] * e2e["max"] - 1 <= total <= e2e_total * 1.000001, \
+        (total, e2e_total, res)
+    assert legs[0]["percentiles"]["50"] >= 500000, legs[0]  # the 2 ms linger: its wait
+    assert "  tail " in out.stdout and "waiting to be sent" in out.stdout, out.stdout
     # --interval-ms 250: a point every quarter second (at least 4 in 2 s on a loaded machine,
     # where the sampling thread may wake late; 2-3 with the default step of 1 s).
     ts = [p["t_s"] for p in r["timeseries"]]

@@ -53,6 +53,10 @@ usage(FILE *f)
 		"  -d, --duration S       seconds of producing/consuming (default 10)\n"
 		"      --warmup S         run S seconds more first, left out of the latency\n"
 		"                         histograms (summary, JSON); counts and series keep them\n"
+		"      --tail-us US       e2e: split the trip of each record US or more late into\n"
+		"                         waiting to be sent, Produce to its answer, answer to\n"
+		"                         receipt (summary \"tail\", JSON latency/tail_*;\n"
+		"                         default 200, 0: off)\n"
 		"  -n, --count N          records to produce (or consume); with no --duration\n"
 		"                         the count alone bounds produce/e2e runs (600 s at most)\n"
 		"      --from-latest      consume: start at the log end (default: earliest)\n"
@@ -145,6 +149,7 @@ enum {
 	OPT_DRAIN,
 	OPT_WARMUP,
 	OPT_INTERVAL,
+	OPT_TAIL,
 	OPT_TRANSPORT,
 	OPT_PRODUCE_VERSION,
 	OPT_JSON,
@@ -194,6 +199,7 @@ static const struct option options[] = {
 	{"drain", required_argument, NULL, OPT_DRAIN},
 	{"warmup", required_argument, NULL, OPT_WARMUP},
 	{"interval-ms", required_argument, NULL, OPT_INTERVAL},
+	{"tail-us", required_argument, NULL, OPT_TAIL},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"memif-socket", required_argument, NULL, OPT_MEMIF_SOCKET},
 	{"memif-ip", required_argument, NULL, OPT_MEMIF_IP},
@@ -414,6 +420,9 @@ parse_args(int argc, char **argv, struct lg_config *cfg, struct lg_memif_conf *m
 			rc = parse_double(optarg, &cfg->warmup_s);
 			if (rc == 0 && cfg->warmup_s > 3600)
 				rc = -ERANGE;
+			break;
+		case OPT_TAIL:
+			rc = parse_u32(optarg, 60000000, &cfg->tail_us);
 			break;
 		case OPT_INTERVAL:
 			rc = parse_u32(optarg, 60000, &cfg->interval_ms);

@@ -95,6 +95,7 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_json_f64(&j, "rate_records_per_s", cfg->rate);
 	lg_json_f64(&j, "duration_s", cfg->duration_s);
 	lg_json_f64(&j, "warmup_s", cfg->warmup_s);
+	lg_json_u64(&j, "tail_us", cfg->tail_us);
 	lg_json_u64(&j, "count", cfg->count);
 	lg_json_obj_end(&j);
 
@@ -125,6 +126,9 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 		    rate(res->consumed_records, res->consume_elapsed_s));
 	lg_json_f64(&j, "consume_mb_per_s", rate(res->consumed_bytes, res->consume_elapsed_s) / 1e6);
 	lg_json_u64(&j, "unstamped_records", res->unstamped_records);
+	lg_json_u64(&j, "tail_records", res->tail_records);
+	lg_json_u64(&j, "tail_before_ack", res->tail_before_ack);
+	lg_json_u64(&j, "tail_unmatched", res->tail_unmatched);
 	lg_json_u64(&j, "fetch_requests", res->fetch_requests);
 	lg_json_u64(&j, "crc_errors", res->crc_errors);
 	lg_json_u64(&j, "seq_checked", res->seq_checked);
@@ -172,6 +176,9 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	lg_report_hist_json(&j, "fetch_rtt", &res->fetch_rtt);
 	lg_report_hist_json(&j, "record_send_lag", &res->record_lag);
 	lg_report_hist_json(&j, "loop", &res->loop);
+	lg_report_hist_json(&j, "tail_send_wait", &res->tail_send);
+	lg_report_hist_json(&j, "tail_produce_ack", &res->tail_ack);
+	lg_report_hist_json(&j, "tail_after_ack", &res->tail_after);
 	lg_json_obj_end(&j);
 	lg_json_obj_end(&j);
 	return lg_json_finish(&j);
@@ -232,6 +239,22 @@ lg_report_summary(FILE *f, const struct lg_config *cfg, const struct lg_result *
 	summary_hist(f, "fetch rtt", &res->fetch_rtt);
 	summary_hist(f, "record lag", &res->record_lag);
 	summary_hist(f, "loop", &res->loop);
+	if (res->tail_records > 0) {
+		fprintf(f, "  tail         %" PRIu64 " records %u us or more late (%.2f%%), p50 / p90 us:"
+			   " waiting to be sent %.0f / %.0f, Produce to its answer %.0f / %.0f, answer"
+			   " to receipt %.0f / %.0f", res->tail_records, cfg->tail_us,
+			100.0 * (double)res->tail_records / (double)(res->e2e.count ? res->e2e.count : 1),
+			(double)lg_hist_percentile(&res->tail_send, 50) / 1e3,
+			(double)lg_hist_percentile(&res->tail_send, 90) / 1e3,
+			(double)lg_hist_percentile(&res->tail_ack, 50) / 1e3,
+			(double)lg_hist_percentile(&res->tail_ack, 90) / 1e3,
+			(double)lg_hist_percentile(&res->tail_after, 50) / 1e3,
+			(double)lg_hist_percentile(&res->tail_after, 90) / 1e3);
+		if (res->tail_before_ack || res->tail_unmatched)
+			fprintf(f, "; %" PRIu64 " received before their answer, %" PRIu64
+				   " not matched", res->tail_before_ack, res->tail_unmatched);
+		fputc('\n', f);
+	}
 	if (res->errors)
 		fprintf(f, "  errors       %" PRIu64 " (first: %s)\n", res->errors, res->first_error);
 }

@@ -110,6 +110,17 @@ struct lg_slot {
 	bool expect_response;
 };
 
+/* An acknowledged Produce of one partition, for the tail's legs (lg_result.tail_*). */
+struct lg_acked_req {
+	int64_t base;	   /* first offset */
+	uint32_t records;
+	int64_t queued_ns; /* the request queued */
+	int64_t acked_ns;  /* its answer received */
+};
+
+/* Acknowledged requests kept per partition (a power of two). */
+#define LG_TAIL_RING 256u
+
 struct lg_worker;
 
 struct lg_conn {
@@ -175,6 +186,13 @@ struct lg_worker {
 	struct lg_hist frtt;	 /* consumers: a Fetch queued to its response (worker only) */
 	struct lg_hist rlag;	 /* --rate: due time to queued, per record (worker only) */
 	struct lg_hist loop;	 /* an iteration's time beyond the wait it asked of poll */
+	/* --tail-us: per partition, its latest acknowledged requests (a ring, allocated at
+	 * the first); the legs of the late records found there (worker only). */
+	struct lg_acked_req **tail_ring;
+	uint64_t *tail_n; /* requests pushed per partition */
+	int64_t tail_ns;
+	struct lg_hist tail_send, tail_ack, tail_after;
+	uint64_t tail_records, tail_before_ack, tail_unmatched;
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -272,6 +290,7 @@ lg_config_defaults(struct lg_config *cfg)
 	cfg->max_inflight = 5;
 	cfg->duration_s = 10;
 	cfg->request_timeout_ms = 30000;
+	cfg->tail_us = 200; /* issue 7's end-to-end target */
 	cfg->retries = 3;
 	cfg->retry_backoff_ms = 100;
 	cfg->fetch_max_wait_ms = 100;
@@ -344,10 +363,62 @@ fifo_pop(struct lg_conn *c)
 	c->nsent--;
 }
 
+/* Remember an acknowledged request of @partition for the tail's legs. */
 static void
-produce_acked(struct lg_conn *c, struct lg_part_ref *pr, int64_t base_offset, int64_t now)
+tail_push(struct lg_worker *w, int32_t partition, int64_t base, uint32_t records,
+	  int64_t queued_ns, int64_t acked_ns)
+{
+	struct lg_acked_req **ring = &w->tail_ring[partition];
+
+	if (*ring == NULL) {
+		*ring = calloc(LG_TAIL_RING, sizeof(**ring));
+		if (*ring == NULL)
+			return; /* its late records count as unmatched */
+	}
+	(*ring)[w->tail_n[partition]++ % LG_TAIL_RING] = (struct lg_acked_req){
+		.base = base, .records = records, .queued_ns = queued_ns, .acked_ns = acked_ns};
+}
+
+/* A record of @partition at @offset, due at @due, received at @now, tail_ns late or more. */
+static void
+tail_record(struct lg_worker *w, int32_t partition, int64_t offset, int64_t due, int64_t now)
+{
+	const struct lg_acked_req *ring = w->tail_ring[partition];
+	uint64_t n = w->tail_n[partition];
+	uint64_t k = n < LG_TAIL_RING ? n : LG_TAIL_RING;
+
+	w->tail_records++;
+	/* Newest first: a late record's request is among the last few. */
+	for (uint64_t i = 0; ring != NULL && i < k; i++) {
+		const struct lg_acked_req *a = &ring[(n - 1 - i) % LG_TAIL_RING];
+		if (offset < a->base || offset >= a->base + (int64_t)a->records)
+			continue;
+		/* Each leg from the end of the one before: they add up to now - due. */
+		int64_t q = a->queued_ns > due ? a->queued_ns : due;
+		int64_t ack = a->acked_ns > q ? a->acked_ns : q;
+		if (now < a->acked_ns) { /* not possible: the ack is pushed before it is read */
+			w->tail_before_ack++;
+			return;
+		}
+		lg_hist_record(&w->tail_send, (uint64_t)(q - due));
+		lg_hist_record(&w->tail_ack, (uint64_t)(ack - q));
+		lg_hist_record(&w->tail_after, (uint64_t)(now - ack));
+		return;
+	}
+	if (ring != NULL && offset >= w->acked_end[partition])
+		w->tail_before_ack++; /* the Fetch answer overtook the Produce answer */
+	else
+		w->tail_unmatched++;
+}
+
+static void
+produce_acked(struct lg_conn *c, struct lg_part_ref *pr, int64_t base_offset, int64_t now,
+	      int64_t queued_ns)
 {
 	struct lg_worker *w = c->w;
+
+	if (w->tail_ns > 0 && base_offset >= 0)
+		tail_push(w, pr->partition, base_offset, pr->records, queued_ns, now);
 
 	atomic_fetch_add_explicit(&w->acked, pr->records, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->acked_bytes, pr->bytes, memory_order_relaxed);
@@ -412,7 +483,7 @@ conn_flush(struct lg_conn *c)
 				/* acks=0: never answered; written is all we learn. */
 				int64_t now = now_ns();
 				for (uint32_t j = 0; j < s->nparts; j++)
-					produce_acked(c, &s->parts[j], -1, now);
+					produce_acked(c, &s->parts[j], -1, now, s->queued_ns);
 				fifo_pop(c);
 				slot_free(c, s);
 			}
@@ -745,7 +816,7 @@ produce_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, siz
 	if (cfg->mode == LG_MODE_TCP_BASELINE) {
 		/* The sink answers with a bare header: every record counts as acknowledged. */
 		for (uint32_t j = 0; j < s->nparts; j++)
-			produce_acked(c, &s->parts[j], -1, now);
+			produce_acked(c, &s->parts[j], -1, now, s->queued_ns);
 		slot_free(c, s);
 		return;
 	}
@@ -771,7 +842,7 @@ produce_response(struct lg_conn *c, struct lg_slot *s, const uint8_t *frame, siz
 					continue;
 				ref->answered = true;
 				if (pr->error_code == 0) {
-					produce_acked(c, ref, pr->base_offset, now);
+					produce_acked(c, ref, pr->base_offset, now, s->queued_ns);
 				} else if (lg_kafka_retriable(pr->error_code) &&
 					   ref->attempts < cfg->retries) {
 					ref->retry = true;
@@ -967,6 +1038,11 @@ fetch_records(struct lg_conn *c, int32_t partition, int64_t *off, const uint8_t 
 						uint64_t lat = due <= now ? (uint64_t)(now - due) : 0;
 						lg_hist_record(&w->e2e, lat);
 						lg_hist_record(&w->iv_e2e, lat); /* lock held */
+						if (w->tail_ns > 0 && (int64_t)lat >= w->tail_ns &&
+						    w->measuring)
+							tail_record(w, partition,
+								    h.base_offset + r.offset_delta,
+								    due, now);
 					} else {
 						unstamped++;
 					}
@@ -1219,6 +1295,10 @@ worker_main(void *arg)
 			lg_hist_reset(&w->rlag);
 			lg_hist_reset(&w->ack);
 			lg_hist_reset(&w->e2e);
+			lg_hist_reset(&w->tail_send);
+			lg_hist_reset(&w->tail_ack);
+			lg_hist_reset(&w->tail_after);
+			w->tail_records = w->tail_before_ack = w->tail_unmatched = 0;
 			w->measuring = true;
 		}
 		w->wake_at = now + (int64_t)LG_POLL_MAX_US * 1000;
@@ -1409,6 +1489,9 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	lg_hist_reset(&w->frtt);
 	lg_hist_reset(&w->rlag);
 	lg_hist_reset(&w->loop);
+	lg_hist_reset(&w->tail_send);
+	lg_hist_reset(&w->tail_ack);
+	lg_hist_reset(&w->tail_after);
 	w->conns = calloc(nconns ? nconns : 1, sizeof(*w->conns));
 	w->acked_end = malloc((size_t)np * sizeof(int64_t));
 	w->consumed_end = malloc((size_t)np * sizeof(int64_t));
@@ -1422,6 +1505,13 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 	w->dscratch_cap = KP_BATCH_MAX_RECORDS_BYTES;
 	w->dscratch = malloc(w->dscratch_cap); /* pages committed only as used */
 	w->arena_buf = malloc(LG_ARENA_BYTES);
+	if (cfg->mode == LG_MODE_E2E && cfg->tail_us > 0) {
+		w->tail_ns = (int64_t)cfg->tail_us * 1000;
+		w->tail_ring = calloc((size_t)np, sizeof(*w->tail_ring));
+		w->tail_n = calloc((size_t)np, sizeof(*w->tail_n));
+		if (!w->tail_ring || !w->tail_n)
+			return -ENOMEM;
+	}
 	w->t = cfg->transport->create();
 	if (!w->conns || !w->acked_end || !w->consumed_end || !w->consumed_pp || !w->pidx ||
 	    !w->pool || !w->cscratch || !w->dscratch || !w->arena_buf || !w->t)
@@ -1462,6 +1552,10 @@ worker_free(struct lg_worker *w)
 	for (uint32_t i = 0; i < w->nconns; i++)
 		conn_free(&w->conns[i]);
 	free(w->conns);
+	for (int32_t i = 0; w->tail_ring != NULL && i < w->sh->partitions; i++)
+		free(w->tail_ring[i]);
+	free(w->tail_ring);
+	free(w->tail_n);
 	free(w->acked_end);
 	free(w->consumed_end);
 	free(w->consumed_pp);
@@ -1617,6 +1711,9 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 	lg_hist_reset(&res->fetch_rtt);
 	lg_hist_reset(&res->record_lag);
 	lg_hist_reset(&res->loop);
+	lg_hist_reset(&res->tail_send);
+	lg_hist_reset(&res->tail_ack);
+	lg_hist_reset(&res->tail_after);
 	pthread_mutex_init(&sh.err_lock, NULL);
 	sh.cfg = cfg;
 	sh.host = cfg->host;
@@ -1879,6 +1976,12 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		lg_hist_merge(&res->fetch_rtt, &w->frtt);
 		lg_hist_merge(&res->record_lag, &w->rlag);
 		lg_hist_merge(&res->loop, &w->loop);
+		lg_hist_merge(&res->tail_send, &w->tail_send);
+		lg_hist_merge(&res->tail_ack, &w->tail_ack);
+		lg_hist_merge(&res->tail_after, &w->tail_after);
+		res->tail_records += w->tail_records;
+		res->tail_before_ack += w->tail_before_ack;
+		res->tail_unmatched += w->tail_unmatched;
 		if (w->first_send_ns && (fs == 0 || w->first_send_ns < fs))
 			fs = w->first_send_ns;
 		if (w->last_ack_ns > la)

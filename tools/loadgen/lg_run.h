@@ -70,6 +70,8 @@ struct lg_config {
 	double rate;		/* records/s over all producers; 0 flat out */
 	double duration_s;	/* producing (or consuming) time; 0: none (count bounds it) */
 	double warmup_s;	/* before the duration: run, but out of the latency totals */
+	uint32_t tail_us;	/* e2e: records this late or later have their trip split
+				 * into legs (lg_result.tail_*); 0: not done */
 	uint64_t count;		/* records to produce (or consume); 0: none (duration bounds it) */
 	int request_timeout_ms;
 	int retries;		/* per batch, for retriable errors */
@@ -135,6 +137,19 @@ struct lg_result {
 	struct lg_hist fetch_rtt; /* consumers: a Fetch queued to its response (ns) */
 	struct lg_hist record_lag; /* --rate: each record's due time to its request queued (ns) */
 	struct lg_hist loop;	 /* a worker iteration's time beyond the poll wait it allowed (ns) */
+	/*
+	 * The tail's legs (--tail-us): of each record received at least tail_us after it
+	 * was due, whose Produce answer had come back, the time from due to its request
+	 * queued (tail_send), queued to acknowledged (tail_ack), acknowledged to received
+	 * (tail_after): the three add up to its end-to-end latency. Found by offset among
+	 * its partition's latest acknowledged requests in the consumer's own thread, so
+	 * only where one thread produces and consumes the partition (one thread: all).
+	 */
+	struct lg_hist tail_send, tail_ack, tail_after;
+	uint64_t tail_records;	 /* received tail_us or more after due (after the warm-up) */
+	uint64_t tail_before_ack; /* of them: received before their Produce answer came back */
+	uint64_t tail_unmatched; /* of them: their request not found (another thread's, or
+				  * older than the partition's last LG_TAIL_RING requests) */
 	struct lg_second *seconds;
 	uint32_t nseconds;
 };
