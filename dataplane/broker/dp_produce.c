@@ -339,8 +339,10 @@ produce_timestamps_check(const struct stor_log_config *cfg, const uint8_t *batch
  * when that append is retried after the request was held back).
  * A compression.type other than producer rewrites each batch of another
  * codec before the append (produce_recompress); with several batches in a
- * partition one that grows past max.message.bytes by it fails the
- * partition after the ones before it were appended (Kafka fails it whole).
+ * partition each is recompressed once more beforehand, so one that grows
+ * past max.message.bytes fails the partition whole, as in Kafka (a rare
+ * case: clients send one batch per partition; Kafka builds one batch of
+ * them all, this broker keeps the producer's batches).
  * min.insync.replicas needs no check with one replica (Kafka's effective
  * value is min(min.insync.replicas, replicas)).
  *
@@ -421,6 +423,25 @@ produce_partition(struct dp_requests *q, stor_append_cb cb, void *cb_arg, uint32
 			return KP_ERR_NONE; /* the original's offset; nothing appended */
 		if (err != KP_ERR_NONE)
 			return err;
+	}
+	if (n_batches > 1 && cfg->compression != STOR_COMPRESSION_PRODUCER) {
+		/* Nothing appended unless every batch fits once recompressed. */
+		for (off = 0; off < len;) {
+			struct kp_batch_header bh;
+			uint8_t *src = (uint8_t *)(uintptr_t)(records->ptr + off);
+			size_t src_len;
+
+			kp_batch_header_parse(records->ptr + off, len - off, &bh);
+			off += kp_batch_size(&bh);
+			if ((int)kp_batch_compression(&bh) == cfg->compression)
+				continue;
+			rc = produce_recompress(src, &bh, cfg->compression, &src, &src_len);
+			if (rc < 0)
+				return rc == -ENOMEM ? KP_ERR_KAFKA_STORAGE_ERROR
+						     : kp_error_from_errno(rc);
+			if ((int64_t)src_len > cfg->max_message_bytes)
+				return KP_ERR_MESSAGE_TOO_LARGE;
+		}
 	}
 	off = 0;
 append:

@@ -21,7 +21,9 @@ protocol code) and kcat:
 - compression.type=zstd (topic) and lz4 (broker): batches produced
   uncompressed and gzip-compressed are stored with that codec (the segment
   file's batch attributes), and read back intact by librdkafka, kafka-python
-  and kcat; producer keeps the producer's codec;
+  and kcat; producer keeps the producer's codec; a partition of two gzip batches
+  (kafka-python's batch builder, a raw Produce v3) whose second grows past
+  max.message.bytes uncompressed is refused whole (MESSAGE_TOO_LARGE);
 - min.insync.replicas=2 is taken and described (one replica: acks=all writes
   go on, Kafka's effective value being min(min.insync.replicas, replicas));
 - DescribeConfigs (v4, raw frame) lists every new key with its Kafka type and
@@ -296,6 +298,31 @@ def stored_codecs(logdir, topic):
     return codecs
 
 
+def gzip_batch(value):
+    """One gzip record batch (magic 2) of @value, built by kafka-python's own code."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    bb = DefaultRecordBatchBuilder(2, 1, False, -1, -1, -1, 1 << 20)
+    bb.append(0, now_ms(), None, value, [])
+    return bytes(bb.build())
+
+
+def produce_batches_v3(b, topic, batches):
+    """Produce v3 (acks=1) of @batches, back to back in partition 0: its error code."""
+    s = b.connect()
+    records = b"".join(batches)
+    body = (struct.pack(">hhi", -1, 1, 10000) + struct.pack(">i", 1) + kstr(topic) +
+            struct.pack(">iii", 1, 0, len(records)) + records)
+    hdr = struct.pack(">hhi", 0, 3, 55) + kstr("it")
+    s.sendall(struct.pack(">i", len(hdr) + len(body)) + hdr + body)
+    r = slp_broker.recv_frame(s)
+    s.close()
+    corr, ntopics = struct.unpack_from(">ii", r, 0)
+    pos = 8 + 2 + struct.unpack_from(">h", r, 8)[0]
+    nparts, p, err = struct.unpack_from(">iih", r, pos)
+    assert (corr, ntopics, nparts, p) == (55, 1, 1, 0), (corr, ntopics, nparts, p)
+    return err
+
+
 def compression_checks(b, logdir):
     create(b, "zst", {"compression.type": "zstd"})
     values = [b"plain " * 50, b"gzipped " * 50, b"zstd-already " * 50]
@@ -312,6 +339,14 @@ def compression_checks(b, logdir):
     assert err == KafkaError.MSG_SIZE_TOO_LARGE, err
     err, _, off = produce(b, "inflate", b"a" * 2000, codec="zstd")
     assert err is None and off == 0, (err, off)
+    # Two batches in one partition, the second too large once recompressed: refused whole
+    # (the first, which fits, is not appended either: the next record takes offset 1).
+    err = produce_batches_v3(b, "inflate", [gzip_batch(b"f" * 1000), gzip_batch(b"a" * 20000)])
+    assert err == 10, err  # MESSAGE_TOO_LARGE
+    assert produce_batches_v3(b, "inflate", [gzip_batch(b"g" * 1000),
+                                             gzip_batch(b"h" * 1000)]) == 0
+    err, _, off = produce(b, "inflate", b"next", codec="zstd")
+    assert err is None and off == 3, (err, off)
     # 900 KB that zstd makes a few hundred bytes: the broker's buffers grow to hold it.
     create(b, "grow", {"compression.type": "uncompressed"})
     big = b"0123456789" * 90000
@@ -320,7 +355,7 @@ def compression_checks(b, logdir):
     assert consume_confluent(b, "grow", 1)[0][0] == big
     assert stored_codecs(logdir, "zst") == [4, 4, 4], stored_codecs(logdir, "zst")
     assert stored_codecs(logdir, "keep") == [1, 3], stored_codecs(logdir, "keep")
-    assert stored_codecs(logdir, "inflate") == [0], stored_codecs(logdir, "inflate")
+    assert stored_codecs(logdir, "inflate") == [0] * 4, stored_codecs(logdir, "inflate")
     assert stored_codecs(logdir, "grow") == [0], stored_codecs(logdir, "grow")
     got = consume_confluent(b, "zst", 3)
     assert [v for v, _ in got] == values, got
