@@ -108,6 +108,8 @@ struct tu_backend {
 	unsigned syncs;      /* FDATASYNC requests queued */
 	unsigned writes;     /* WRITE requests queued */
 	unsigned allocs;     /* FALLOCATE requests queued */
+	unsigned sync_allocs; /* allocate() calls: preallocations done in place (a roll while
+	                       * the last segment's FALLOCATE was still in flight) */
 	unsigned submits;    /* submit calls that had work */
 	unsigned max_batch;  /* largest number of requests handed over in one submit */
 	unsigned queued_now; /* since the last submit */
@@ -155,6 +157,7 @@ tu_close(struct stor_backend *be, int h)
 static inline int
 tu_allocate(struct stor_backend *be, int h, uint64_t size)
 {
+	tu_be(be)->sync_allocs++;
 	return tu_be(be)->inner->ops->allocate(tu_be(be)->inner, h, size);
 }
 static inline int
