@@ -184,19 +184,19 @@ def run(b, tmp):
     # its partition's acknowledged requests; they add up to its end-to-end latency.
     assert r["config"]["tail_us"] == 1 and res["tail_records"] == e2e["count"], res
     # One thread produces and consumes: a request is not found only when 256 newer ones of
-    # its partition were answered before its records came back (a consumer starting late).
-    assert res["tail_unmatched"] <= res["tail_records"] // 10, res
+    # its partition were answered before its records came back.
+    assert res["tail_unmatched"] == 0, res
     legs = [r["latency"][k] for k in ("tail_send_wait", "tail_produce_ack", "tail_after_ack")]
-    assert all(g["count"] == res["tail_records"] - res["tail_before_ack"] for g in legs), \
-        (legs, res)
-    # Some records come back before their Produce answer (over DPDK with acks=all, most
-    # did): those have no legs; the rest must.
-    assert legs[0]["count"] > 0, res
+    matched = res["tail_records"] - res["tail_before_ack"] - res["tail_unmatched"]
+    assert all(g["count"] == matched for g in legs), (legs, res)
+    # Records that come back before their Produce answer have no legs (over DPDK and a TAP
+    # device nearly all did: the woken Fetch's answer left the broker a few microseconds
+    # before the Produce's).
     total = sum(g["mean"] * g["count"] for g in legs)
     e2e_total = e2e["mean"] * e2e["count"]
     assert e2e_total - res["tail_before_ack"] * e2e["max"] - 1 <= total <= e2e_total * 1.000001, \
         (total, e2e_total, res)
-    assert legs[0]["percentiles"]["50"] >= 500000, legs[0]  # the 2 ms linger: its wait
+    assert matched == 0 or legs[0]["percentiles"]["50"] >= 500000, legs[0]  # the 2 ms linger
     assert "  tail " in out.stdout and "waiting to be sent" in out.stdout, out.stdout
     # --interval-ms 250: a point every quarter second (at least 4 in 2 s on a loaded machine,
     # where the sampling thread may wake late; 2-3 with the default step of 1 s).

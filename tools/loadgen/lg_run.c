@@ -363,19 +363,29 @@ fifo_pop(struct lg_conn *c)
 	c->nsent--;
 }
 
+/*
+ * The ring of @partition's acknowledged requests, made when this worker first
+ * sends it a request (a ring means "produced here": a record of a partition
+ * without one is another thread's, unmatched). NULL without memory.
+ */
+static struct lg_acked_req *
+tail_ring(struct lg_worker *w, int32_t partition)
+{
+	if (w->tail_ring[partition] == NULL)
+		w->tail_ring[partition] = calloc(LG_TAIL_RING, sizeof(struct lg_acked_req));
+	return w->tail_ring[partition];
+}
+
 /* Remember an acknowledged request of @partition for the tail's legs. */
 static void
 tail_push(struct lg_worker *w, int32_t partition, int64_t base, uint32_t records,
 	  int64_t queued_ns, int64_t acked_ns)
 {
-	struct lg_acked_req **ring = &w->tail_ring[partition];
+	struct lg_acked_req *ring = tail_ring(w, partition);
 
-	if (*ring == NULL) {
-		*ring = calloc(LG_TAIL_RING, sizeof(**ring));
-		if (*ring == NULL)
-			return; /* its late records count as unmatched */
-	}
-	(*ring)[w->tail_n[partition]++ % LG_TAIL_RING] = (struct lg_acked_req){
+	if (ring == NULL)
+		return; /* its late records count as unmatched */
+	ring[w->tail_n[partition]++ % LG_TAIL_RING] = (struct lg_acked_req){
 		.base = base, .records = records, .queued_ns = queued_ns, .acked_ns = acked_ns};
 }
 
@@ -769,6 +779,8 @@ produce_fill(struct lg_conn *c, int64_t now)
 		}
 		s->nparts = nb;
 		c->rr = (c->rr + s->nparts) % c->nparts;
+		for (uint32_t j = 0; w->tail_ns > 0 && j < nb; j++)
+			(void)tail_ring(w, s->parts[j].partition); /* produced here */
 		if (inplace) {
 			atomic_fetch_add_explicit(&w->preq_patched, 1, memory_order_relaxed);
 			s->corr = c->corr++;
