@@ -1204,13 +1204,12 @@ fetch_watch_hit(const struct fetch_watch *wt)
 #define FETCH_WAIT_BODY 4096 /* larger fetch requests are answered without waiting */
 
 struct fetch_waiter {
-	bool used;
 	bool inflight; /* its run waits for reads (fetch_async): the body is borrowed */
 	struct dp_conn *conn;
 	uint64_t req;
 	uint64_t deadline_tsc;
 	uint64_t woken_tsc; /* this run: the append completion that woke it; 0: not woken so */
-	uint16_t pos;       /* used: its index in g_parked */
+	uint16_t pos;       /* its index in g_parked while in use */
 	enum fetch_mode mode; /* its session outcome, resolved at the first run */
 	struct fetch_watch watch;
 	struct kp_request_header h;
@@ -1630,7 +1629,6 @@ fetch_waiter_done(struct fetch_waiter *w)
 	g_parked[w->pos] = last;
 	g_waiters[last].pos = w->pos;
 	g_free[g_n_free++] = (uint16_t)(w - g_waiters);
-	w->used = false;
 	w->inflight = false;
 }
 
@@ -1688,7 +1686,6 @@ dp_req_fetch(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 		m.max_wait_ms < 0)
 		m.max_wait_ms = 0; /* deferred unread: its next run answers (or closes) at once */
 	g_n_free--; /* w is g_free's top */
-	w->used = true;
 	w->pos = (uint16_t)g_n_waiting;
 	g_parked[g_n_waiting++] = (uint16_t)(w - g_waiters);
 	w->conn = conn;
@@ -1735,8 +1732,8 @@ dp_requests_poll(void *arg)
 		struct kp_reader r;
 		int rc;
 
-		if (!w->used || w->inflight)
-			continue; /* free, or its reads complete first (fetch_async_finish) */
+		if (w->inflight)
+			continue; /* its reads complete first (fetch_async_finish) */
 		if (dp_conn_req_gen(w->req) != w->conn->gen) { /* connection gone */
 			fetch_waiter_done(w);
 			continue;
