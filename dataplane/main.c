@@ -635,8 +635,8 @@ main(int argc, char **argv)
 			DP_POLLER_EVERY);
 		if (rc == 0)
 			rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll,
-				&g_broker, (uint64_t)cfg.log_retention_check_interval_ms * 1000,
-				DP_POLLER_EVERY);
+				&g_broker, RTE_MIN((uint64_t)cfg.log_retention_check_interval_ms * 1000,
+					(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
 		if (rc == 0) /* with an idle sleep set: wait for writes in flight */
 			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
 				&g_broker, 0, DP_POLLER_IDLE);

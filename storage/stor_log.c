@@ -2813,7 +2813,7 @@ stor_log_size_bytes(const struct stor_log *log)
 }
 
 int
-stor_log_retention_run(struct stor_log *log, int64_t now_ms)
+stor_log_retention_run(struct stor_log *log, int64_t now_ms, unsigned max)
 {
 	bool by_policy = (log->cfg.cleanup_policy & STOR_CLEANUP_DELETE) != 0;
 	struct stor_segment *act = active_seg(log);
@@ -2831,7 +2831,7 @@ stor_log_retention_run(struct stor_log *log, int64_t now_ms)
 			return rc;
 	}
 	uint64_t total = stor_log_size_bytes(log);
-	while (log->seg_count > 1) {
+	while (log->seg_count > 1 && (max == 0 || (unsigned)deleted < max)) {
 		struct stor_segment *seg = log->segs[0];
 		bool go = false;
 		if (!seg->finalized)

@@ -244,9 +244,13 @@ int stor_log_roll(struct stor_log *log);
  * deletes the active segment or one still being written.
  *
  * @param now_ms  wall-clock time in ms.
+ * @param max     delete at most this many segments (0: no limit); a caller
+ *                on a reactor deletes one per call, each deletion being a
+ *                rename and a few unlinks (40-200 us on tmpfs), and comes
+ *                back while the answer equals @max.
  * @return segments deleted, or -errno.
  */
-int stor_log_retention_run(struct stor_log *log, int64_t now_ms);
+int stor_log_retention_run(struct stor_log *log, int64_t now_ms, unsigned max);
 
 /**
  * DeleteRecords: raise the log start offset to @offset (<= LEO); persisted

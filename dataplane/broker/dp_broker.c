@@ -68,6 +68,7 @@ dp_broker_init(struct dp_broker *b)
 	b->num_partitions = 1;
 	b->producers_max = DP_PRODUCERS_MAX_DEFAULT;
 	b->producer_expiration_ms = DP_PRODUCER_EXPIRATION_MS_DEFAULT;
+	b->retention_check_ms = 300000;
 	b->n_writers = 1;
 	b->writers[0].lcore = LCORE_ID_ANY; /* the lcore of dp_broker_start() */
 }
@@ -860,6 +861,7 @@ dp_broker_start(struct dp_broker *b, const struct dp_config *cfg)
 	b->num_partitions = (int32_t)cfg->num_partitions;
 	b->producers_max = (uint32_t)cfg->dp_producers_max;
 	b->producer_expiration_ms = cfg->producer_id_expiration_ms;
+	b->retention_check_ms = (uint64_t)cfg->log_retention_check_interval_ms;
 	b->auto_create = cfg->auto_create_topics_enable;
 	/* log.* from the dataplane table first, the storage.* log keys set by the delegate last. */
 	log_config_from(&b->log_cfg, cfg);
@@ -978,37 +980,70 @@ dp_broker_idle_wait(void *arg)
 	return 0;
 }
 
+/*
+ * Retention in small steps: a check of every partition once an interval, and
+ * within it at most one segment deleted or DP_BROKER_RETENTION_SCAN logs
+ * looked at per call, the scan going on from where it stopped at the next
+ * call (every DP_BROKER_RETENTION_STEP_US while one is under way). A deletion
+ * is a rename and three unlinks (40-200 us on tmpfs); partitions loaded alike
+ * reach their limit together, and the 8 deletions one pass made at once were
+ * a 450-590 us reactor iteration that every request behind it waited out
+ * (docs/benchmarks.md, session 15).
+ */
+struct retention_scan {
+	uint64_t next_tsc; /* the next scan's start */
+	bool active;
+	unsigned w, i;     /* the next log: writers[w].owned[i] */
+};
+static __thread struct retention_scan t_retention;
+
 int
 dp_broker_retention_poll(void *arg)
 {
 	struct dp_broker *b = arg;
+	struct retention_scan *sc = &t_retention;
+	uint64_t now = dp_reactor_tsc();
 	struct timespec ts;
 	int64_t now_ms;
-	int deleted = 0;
+	unsigned looked = 0;
 
+	if (!sc->active) {
+		if (now < sc->next_tsc)
+			return 0;
+		sc->active = true;
+		sc->w = sc->i = 0;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	for (unsigned w = 0; w < b->n_writers; w++) {
-		struct dp_writer *wr = &b->writers[w];
+	for (; sc->w < b->n_writers; sc->w++, sc->i = 0) {
+		struct dp_writer *wr = &b->writers[sc->w];
 
-		if (wr->engine == NULL || !dp_broker_writer_local(b, w))
+		if (wr->engine == NULL || !dp_broker_writer_local(b, sc->w))
 			continue;
-		for (unsigned i = 0; i < wr->n_owned; i++) {
-			struct dp_partition *pp = wr->owned[i];
-			int rc = stor_log_retention_run(pp->log, now_ms);
+		/* The owned list may change between calls: a log skipped or seen twice in
+		 * one scan is looked at again in the next. */
+		for (; sc->i < wr->n_owned; sc->i++) {
+			struct dp_partition *pp = wr->owned[sc->i];
+			int rc;
 
+			if (looked++ == DP_BROKER_RETENTION_SCAN)
+				return 0;
+			rc = stor_log_retention_run(pp->log, now_ms, 1);
 			if (rc > 0) {
-				dp_log(DP_LOG_INFO, "retention: %d segment(s) of %s deleted", rc,
+				/* The same log next time: it may have more to delete. */
+				dp_log(DP_LOG_INFO, "retention: a segment of %s deleted",
 					stor_log_dir(pp->log));
-				deleted += rc;
 				dp_part_publish(pp);
-			} else if (rc < 0) {
+				return rc;
+			}
+			if (rc < 0)
 				dp_log(DP_LOG_WARN, "retention of %s: %s", stor_log_dir(pp->log),
 					strerror(-rc));
-			}
 		}
 	}
-	return deleted;
+	sc->active = false;
+	sc->next_tsc = now + b->retention_check_ms * (rte_get_tsc_hz() / 1000);
+	return 0;
 }
 
 /*

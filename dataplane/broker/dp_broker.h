@@ -94,6 +94,7 @@ struct dp_broker {
 	struct dp_pid_alloc pids;        /* InitProducerId (dp_producer.h) */
 	uint32_t producers_max;          /* dataplane.producers.max, per partition */
 	int64_t producer_expiration_ms;  /* producer.id.expiration.ms */
+	uint64_t retention_check_ms;     /* log.retention.check.interval.ms */
 };
 
 /**
@@ -201,13 +202,19 @@ int dp_broker_idle_wait(void *arg);
 /** Longest idle wait for a write (us): network input waits at most this long. */
 #define DP_BROKER_IDLE_WAIT_US 50
 
+/** Retention steps: the poller's period while a scan is under way (us). */
+#define DP_BROKER_RETENTION_STEP_US 1000
+/** Retention steps: logs looked at per call at most. */
+#define DP_BROKER_RETENTION_SCAN 256
+
 /**
- * Retention (dp_poller_fn; main.c runs it every
- * log.retention.check.interval.ms on every writer lcore):
- * stor_log_retention_run() on every partition of the writers on the calling
- * lcore, with the wall clock.
+ * Retention (dp_poller_fn; main.c runs it every DP_BROKER_RETENTION_STEP_US
+ * at most, on every writer lcore): once every log.retention.check.interval.ms
+ * a scan of the partitions of the writers on the calling lcore,
+ * stor_log_retention_run() on each with the wall clock, in steps of at most
+ * one segment deleted or DP_BROKER_RETENTION_SCAN logs per call.
  *
- * @return segments deleted.
+ * @return segments deleted by this call (0 or 1).
  */
 int dp_broker_retention_poll(void *arg);
 
