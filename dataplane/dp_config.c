@@ -284,6 +284,10 @@ static const struct dp_config_key keys[] = {
 		"Response buffers per net worker (a DPDK mempool)."),
 	K_INT("dataplane.poll.idle.sleep.us", dp_poll_idle_sleep_us, "100", 0, 1000000,
 		"Sleep this long in an lcore idle for over 1 ms; 0 = always spin."),
+	K_INT("dataplane.reactor.stall.log.us", dp_reactor_stall_log_us, "0", 0, 10000000,
+		"Log every reactor iteration at least this long, with its end on "
+		"CLOCK_MONOTONIC (scripts/bench lines them up with the load "
+		"generator's); 0 = off."),
 	K_INT("dataplane.shutdown.timeout.ms", dp_shutdown_timeout_ms, "10000", 0, I32MAX,
 		"On SIGTERM, wait this long for in-flight requests before closing."),
 	K_ENUM("dataplane.log.level", dp_log_level, "info", "error|warn|info|debug",

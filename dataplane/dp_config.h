@@ -144,6 +144,7 @@ struct dp_config {
 	int64_t dp_response_buffer_bytes;
 	int64_t dp_response_buffers;     /* per net worker */
 	int64_t dp_poll_idle_sleep_us;
+	int64_t dp_reactor_stall_log_us;
 	int64_t dp_shutdown_timeout_ms;
 	char *dp_log_level;
 	char *dpdk_eal_args;

@@ -11,9 +11,11 @@
 #include "dp_reactor.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -52,6 +54,7 @@ struct dp_reactor {
 	struct rte_ring **in;          /* n_reactors rings, in[sender index] */
 	uint64_t last_busy_tsc;
 	uint64_t next_start_tsc;       /* the last iteration's end when it did not sleep, else 0 */
+	uint64_t idle_bound_tsc;       /* the idle pollers' longest waits, summed */
 	struct dp_reactor_stats stats; /* written by this lcore only */
 } __rte_cache_aligned;
 
@@ -63,6 +66,8 @@ static uint64_t g_idle_sleep_us;
 static uint64_t g_idle_grace_tsc;              /* idle this long before sleeping */
 static __thread uint64_t t_iter_tsc;           /* this thread's reactor clock (dp_reactor_tsc) */
 static uint64_t g_long_tsc[DP_REACTOR_LONG_N];  /* dp_reactor_long_us in TSC cycles */
+static uint64_t g_stall_log_tsc;                /* dp_reactors_stall_log(), 0: off */
+static uint64_t g_sleep_tsc;                    /* g_idle_sleep_us in TSC cycles */
 
 const uint64_t dp_reactor_long_us[DP_REACTOR_LONG_N] = {100, 1000, 10000};
 
@@ -109,6 +114,7 @@ dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_s
 	}
 	g_idle_sleep_us = idle_sleep_us;
 	g_idle_grace_tsc = rte_get_tsc_hz() / 1000;
+	g_sleep_tsc = idle_sleep_us * rte_get_tsc_hz() / 1000000;
 	for (unsigned int k = 0; k < DP_REACTOR_LONG_N; k++)
 		g_long_tsc[k] = dp_reactor_long_us[k] * rte_get_tsc_hz() / 1000000;
 	g_stop = 0;
@@ -116,6 +122,12 @@ dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_s
 fail:
 	dp_reactors_fini();
 	return rc;
+}
+
+void
+dp_reactors_stall_log(uint64_t us)
+{
+	g_stall_log_tsc = us * rte_get_tsc_hz() / 1000000;
 }
 
 void
@@ -155,6 +167,8 @@ dp_poller_register(unsigned int lcore, const char *name, dp_poller_fn fn, void *
 		if (r->n_idle == DP_REACTOR_MAX_POLLERS)
 			return -ENOSPC;
 		p = &r->idle[r->n_idle++];
+		r->idle_bound_tsc += period_us * rte_get_tsc_hz() / 1000000;
+		period_us = 0; /* its bound, not a period */
 	} else {
 		if (r->n_pollers == DP_REACTOR_MAX_POLLERS)
 			return -ENOSPC;
@@ -192,12 +206,29 @@ dp_msg_send(unsigned int lcore, dp_msg_fn fn, void *arg)
  * rdtsc (13 ns each on the 2-vCPU VM, four per iteration were half of an
  * idle iteration's cost; docs/benchmarks.md, session 11).
  */
+/* dp_reactors_stall_log(): one line per stall, its length and end on CLOCK_MONOTONIC. */
+static void
+reactor_stall_log(const struct dp_reactor *r, const char *what, uint64_t cycles,
+	uint64_t bound_cycles)
+{
+	struct timespec ts;
+	uint64_t hz = rte_get_tsc_hz();
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	dp_log(DP_LOG_INFO, "reactor: lcore %u: %s of %" PRIu64 " us (%" PRIu64
+		" us at most) ended at %" PRIu64 " ns (CLOCK_MONOTONIC)", r->lcore, what,
+		cycles * 1000000 / hz, bound_cycles * 1000000 / hz,
+		(uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+}
+
 static void
 reactor_long(struct dp_reactor *r, uint64_t cycles)
 {
 	for (unsigned int k = 0; k < DP_REACTOR_LONG_N && cycles >= g_long_tsc[k]; k++)
 		r->stats.long_iters[k]++;
 	r->stats.long_tsc += cycles;
+	if (g_stall_log_tsc != 0 && cycles >= g_stall_log_tsc)
+		reactor_stall_log(r, "an iteration", cycles, 0);
 }
 
 static int
@@ -247,14 +278,23 @@ reactor_iterate(struct dp_reactor *r)
 		for (unsigned int i = 0; g_idle_sleep_us != 0 && i < r->n_idle; i++)
 			waited += r->idle[i].fn(r->idle[i].arg);
 		if (waited > 0) {
+			uint64_t t = end;
+
 			r->stats.idle_waits++;
 			end = rte_rdtsc();
 			r->next_start_tsc = end;
+			/* The thread not run for a while in a wait is a stall as well. */
+			if (unlikely(g_stall_log_tsc != 0 && end - t >= r->idle_bound_tsc + g_stall_log_tsc))
+				reactor_stall_log(r, "an idle wait", end - t, r->idle_bound_tsc);
 		} else if (g_idle_sleep_us != 0 && end - r->last_busy_tsc > g_idle_grace_tsc) {
+			uint64_t t = end;
+
 			/* Off the hot path by definition: nothing to do for over 1 ms. */
 			usleep((useconds_t)g_idle_sleep_us);
 			end = rte_rdtsc();
 			r->next_start_tsc = end;
+			if (unlikely(g_stall_log_tsc != 0 && end - t >= g_sleep_tsc + g_stall_log_tsc))
+				reactor_stall_log(r, "an idle sleep", end - t, g_sleep_tsc);
 		}
 		r->stats.idle_tsc += end - start;
 	}

@@ -80,13 +80,24 @@ struct dp_reactor_stats {
 int dp_reactors_init(const unsigned int *lcores, unsigned int n, unsigned int ring_size,
 	uint64_t idle_sleep_us);
 
+/**
+ * Log every iteration of at least @us microseconds (0: none), and every idle
+ * sleep or idle wait that took @us longer than it may, with the
+ * CLOCK_MONOTONIC time it ended: a stall seen from outside (a load
+ * generator's late records) can then be lined up with the reactor's. Call
+ * after dp_reactors_init().
+ */
+void dp_reactors_stall_log(uint64_t us);
+
 /** Free the reactors and rings (after dp_reactors_run() returned). */
 void dp_reactors_fini(void);
 
 /**
  * Register a poller on @lcore. Call at start-up, or on @lcore itself.
  *
- * @param period_us  0 = every iteration; else at most once per period
+ * @param period_us  0 = every iteration; else at most once per period; for
+ *                   DP_POLLER_IDLE, the longest it may block (the stall log
+ *                   reports a wait that took longer)
  * @return 0, -EINVAL (no reactor on @lcore), -ENOSPC (table full).
  */
 int dp_poller_register(unsigned int lcore, const char *name, dp_poller_fn fn, void *arg,

@@ -601,6 +601,8 @@ main(int argc, char **argv)
 			cfg.max_frame_bytes);
 
 	rc = dp_reactors_init(cfg.lcore, cfg.n_lcores, 1024, (uint64_t)cfg.dp_poll_idle_sleep_us);
+	if (rc == 0)
+		dp_reactors_stall_log((uint64_t)cfg.dp_reactor_stall_log_us);
 	if (rc < 0) {
 		dp_log(DP_LOG_ERROR, "reactors: %s", strerror(-rc));
 		goto eal_out;
@@ -639,7 +641,7 @@ main(int argc, char **argv)
 					(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
 		if (rc == 0) /* with an idle sleep set: wait for writes in flight */
 			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
-				&g_broker, 0, DP_POLLER_IDLE);
+				&g_broker, DP_BROKER_IDLE_WAIT_US, DP_POLLER_IDLE);
 	}
 	if (rc < 0)
 		goto broker_out;

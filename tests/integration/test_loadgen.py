@@ -25,9 +25,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import slp_broker
 
@@ -42,8 +44,12 @@ dpdk.hugepages=off
 dpdk.memory.mb=256
 num.partitions=1
 storage.cache.chunks=16
+dataplane.reactor.stall.log.us=20000
 log.dir=%s
 """
+BENCH_TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "bench-tool")
+STALL = re.compile(r"reactor: lcore \d+: an? [a-z ]+ of (\d+) us \(\d+ us at most\) ended at (\d+) ns")
 
 
 def load(b, *args, expect=0, timeout=60):
@@ -229,6 +235,48 @@ def run(b, tmp):
     r = subprocess.run([LOAD, "-b", "127.0.0.1:1", "-n", "10", "--warmup", "1", "-q"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "--warmup needs a --duration" in r.stderr, r.stderr
+
+    # 3c. a stall lined up with the late records it made: the broker stopped (SIGSTOP) for
+    # 300 ms in a 2 s run logs a reactor stall spanning it (dataplane.reactor.stall.log.us,
+    # 20 ms here), the records due meanwhile come 5 ms or more late (--tail-us 5000) in the
+    # milliseconds after it (the report's tail_timeline, on the same CLOCK_MONOTONIC), and
+    # bench-tool stalls puts them on the broker.
+    rep = os.path.join(tmp, "stall.json")
+    log_at = len(b.text())
+    p = subprocess.Popen([LOAD, "-b", b.addr, "-q", "--mode", "e2e", "-t", "lg4", "-p", "2",
+                          "-d", "2", "-r", "4000", "-s", "100", "--linger-ms", "0",
+                          "--tail-us", "5000", "--json", rep],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        t_stop = time.monotonic_ns()
+        b.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    t_cont = time.monotonic_ns()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, (p.returncode, out, err[-2000:])
+    r = json.load(open(rep))
+    tl = r["tail_timeline"]
+    t0 = tl["t0_mono_ns"]
+    stop_ms, cont_ms = (t_stop - t0) / 1e6, (t_cont - t0) / 1e6
+    late = tl["late_per_ms"]
+    n_late = sum(n for _, n in late)
+    n_in = sum(n for ms, n in late if stop_ms <= ms <= cont_ms + 300)
+    # (A loaded machine may add late records of its own elsewhere in the run.)
+    assert n_late == r["result"]["tail_records"] and n_in >= 500 and n_in >= 0.5 * n_late, \
+        (stop_ms, cont_ms, n_in, late[:20])
+    stalls = [(int(us), int(end)) for us, end in STALL.findall(b.text()[log_at:])]
+    assert any(us >= 250000 and t_cont - 5000000 <= end <= t_cont + 100000000
+               for us, end in stalls), (t_stop, t_cont, stalls)
+    share = subprocess.run(["/usr/bin/python3", BENCH_TOOL, "stalls", rep, b.log_path],
+                           capture_output=True, text=True, timeout=30)
+    assert share.returncode == 0, share.stderr
+    late_n, both, broker, loadgen, none = share.stdout.split()[:5]
+    # Every late record of the stop's window on the broker, and no more than all of them.
+    assert int(late_n) == n_late, (share.stdout, n_late)
+    assert 100.0 * n_in / n_late - 2 <= float(broker) + float(both), (share.stdout, n_in, late)
 
     # 4. plots
     if shutil.which("gnuplot"):

@@ -169,6 +169,31 @@ lg_report_json(FILE *f, const struct lg_config *cfg, const struct lg_result *res
 	}
 	lg_json_arr_end(&j);
 
+	if (res->late_per_ms != NULL) {
+		/* Sparse: [ms since t0, late records received in it] for the bins with any. */
+		lg_json_obj_begin(&j, "tail_timeline");
+		lg_json_i64(&j, "t0_mono_ns", res->t0_mono_ns);
+		lg_json_arr_begin(&j, "late_per_ms");
+		for (uint32_t i = 0; i < res->nlate_ms; i++) {
+			if (res->late_per_ms[i] == 0)
+				continue;
+			lg_json_arr_begin(&j, NULL);
+			lg_json_u64(&j, NULL, i);
+			lg_json_u64(&j, NULL, res->late_per_ms[i]);
+			lg_json_arr_end(&j);
+		}
+		lg_json_arr_end(&j);
+		lg_json_arr_begin(&j, "loop_stalls"); /* [end, length] in ns from t0 */
+		for (uint32_t i = 0; i < res->nloop_stalls; i++) {
+			lg_json_arr_begin(&j, NULL);
+			lg_json_i64(&j, NULL, res->loop_stalls[i][0]);
+			lg_json_i64(&j, NULL, res->loop_stalls[i][1]);
+			lg_json_arr_end(&j);
+		}
+		lg_json_arr_end(&j);
+		lg_json_obj_end(&j);
+	}
+
 	lg_json_obj_begin(&j, "latency");
 	lg_report_hist_json(&j, "produce_ack", &res->ack);
 	lg_report_hist_json(&j, "e2e", &res->e2e);

@@ -120,6 +120,8 @@ struct lg_acked_req {
 
 /* Acknowledged requests kept per partition (a power of two). */
 #define LG_TAIL_RING 256u
+#define LG_TAIL_MS_MAX 600000u /* the timeline's bins: 10 minutes of 1 ms */
+#define LG_STALLS_MAX 16384u   /* loop stalls kept per worker */
 
 struct lg_worker;
 
@@ -193,6 +195,10 @@ struct lg_worker {
 	int64_t tail_ns;
 	struct lg_hist tail_send, tail_ack, tail_after;
 	uint64_t tail_records, tail_before_ack, tail_unmatched;
+	uint32_t *late_per_ms; /* late records per ms of receipt since sh->t0 */
+	uint32_t nlate_ms;     /* bins allocated */
+	int64_t (*stalls)[2];  /* loop iterations tail_ns or longer: end, length (ns from t0) */
+	uint32_t nstalls;
 	int64_t *acked_end;
 	int64_t *consumed_end;
 	uint64_t *consumed_pp;
@@ -398,6 +404,9 @@ tail_record(struct lg_worker *w, int32_t partition, int64_t offset, int64_t due,
 	uint64_t k = n < LG_TAIL_RING ? n : LG_TAIL_RING;
 
 	w->tail_records++;
+	uint64_t bin = (uint64_t)(now - w->sh->t0) / 1000000;
+	if (now >= w->sh->t0 && bin < w->nlate_ms)
+		w->late_per_ms[bin]++;
 	/* Newest first: a late record's request is among the last few. */
 	for (uint64_t i = 0; ring != NULL && i < k; i++) {
 		const struct lg_acked_req *a = &ring[(n - 1 - i) % LG_TAIL_RING];
@@ -1299,6 +1308,12 @@ worker_main(void *arg)
 		 * load generator shows here, not in the broker's figures). */
 		if (prev_at != 0)
 			lg_hist_record(&w->loop, now > prev_at ? (uint64_t)(now - prev_at) : 0);
+		if (prev_at != 0 && w->tail_ns > 0 && now - prev_at >= w->tail_ns &&
+		    w->nstalls < LG_STALLS_MAX && w->stalls != NULL) {
+			w->stalls[w->nstalls][0] = now - sh->t0;
+			w->stalls[w->nstalls][1] = now - prev_at;
+			w->nstalls++;
+		}
 		if (!w->measuring && now >= measure_at) {
 			/* The warm-up is over: the totals start again (this thread
 			 * alone writes them; the interval series keeps the warm-up). */
@@ -1521,7 +1536,11 @@ worker_init(struct lg_worker *w, struct lg_shared *sh, uint32_t nconns)
 		w->tail_ns = (int64_t)cfg->tail_us * 1000;
 		w->tail_ring = calloc((size_t)np, sizeof(*w->tail_ring));
 		w->tail_n = calloc((size_t)np, sizeof(*w->tail_n));
-		if (!w->tail_ring || !w->tail_n)
+		double secs = cfg->duration_s > 0 ? run_seconds(cfg) + cfg->drain_s + 2 : 600;
+		w->nlate_ms = secs * 1000 < LG_TAIL_MS_MAX ? (uint32_t)(secs * 1000) : LG_TAIL_MS_MAX;
+		w->late_per_ms = calloc(w->nlate_ms, sizeof(*w->late_per_ms));
+		w->stalls = calloc(LG_STALLS_MAX, sizeof(*w->stalls));
+		if (!w->tail_ring || !w->tail_n || !w->late_per_ms || !w->stalls)
 			return -ENOMEM;
 	}
 	w->t = cfg->transport->create();
@@ -1568,6 +1587,8 @@ worker_free(struct lg_worker *w)
 		free(w->tail_ring[i]);
 	free(w->tail_ring);
 	free(w->tail_n);
+	free(w->late_per_ms);
+	free(w->stalls);
 	free(w->acked_end);
 	free(w->consumed_end);
 	free(w->consumed_pp);
@@ -1839,6 +1860,7 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		nanosleep(&ts, NULL);
 	}
 	sh.t0 = now_ns();
+	res->t0_mono_ns = sh.t0;
 	atomic_store_explicit(&sh.go, 1, memory_order_release);
 
 	/* Sample once an interval (a second by default); decide when to stop. */
@@ -1991,6 +2013,21 @@ lg_run(const struct lg_config *cfg, struct lg_result *res)
 		lg_hist_merge(&res->tail_send, &w->tail_send);
 		lg_hist_merge(&res->tail_ack, &w->tail_ack);
 		lg_hist_merge(&res->tail_after, &w->tail_after);
+		if (w->late_per_ms != NULL && res->late_per_ms == NULL) {
+			res->late_per_ms = calloc(w->nlate_ms, sizeof(*res->late_per_ms));
+			res->nlate_ms = res->late_per_ms != NULL ? w->nlate_ms : 0;
+		}
+		for (uint32_t b = 0; b < w->nlate_ms && b < res->nlate_ms; b++)
+			res->late_per_ms[b] += w->late_per_ms[b];
+		if (w->nstalls > 0) {
+			int64_t (*st)[2] = realloc(res->loop_stalls, (res->nloop_stalls + w->nstalls) *
+							     sizeof(*st));
+			if (st != NULL) {
+				memcpy(st + res->nloop_stalls, w->stalls, w->nstalls * sizeof(*st));
+				res->loop_stalls = st;
+				res->nloop_stalls += w->nstalls;
+			}
+		}
 		res->tail_records += w->tail_records;
 		res->tail_before_ack += w->tail_before_ack;
 		res->tail_unmatched += w->tail_unmatched;
@@ -2046,6 +2083,10 @@ lg_result_free(struct lg_result *res)
 	free(res->consumed_end);
 	free(res->consumed_per_partition);
 	free(res->seconds);
+	free(res->late_per_ms);
+	free(res->loop_stalls);
+	res->late_per_ms = NULL;
+	res->loop_stalls = NULL;
 	res->start_offsets = NULL;
 	res->acked_end = NULL;
 	res->consumed_end = NULL;

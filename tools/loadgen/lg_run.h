@@ -152,6 +152,19 @@ struct lg_result {
 				  * older than the partition's last LG_TAIL_RING requests) */
 	struct lg_second *seconds;
 	uint32_t nseconds;
+	/*
+	 * The tail's timeline (e2e with --tail-us): late records per millisecond of
+	 * their receipt (bin 0 starts at t0_mono_ns, the run's start on
+	 * CLOCK_MONOTONIC, warm-up included), and the worker loop's own stalls,
+	 * iterations that took tail_us or more beyond the wait they asked of poll
+	 * (end and length, ns from t0), to be lined up with the broker's
+	 * (dataplane.reactor.stall.log.us).
+	 */
+	int64_t t0_mono_ns;
+	uint32_t *late_per_ms;
+	uint32_t nlate_ms;
+	int64_t (*loop_stalls)[2];
+	uint32_t nloop_stalls;
 };
 
 /** Defaults for every field (produce, 1 partition, 1 KiB records, 16 KiB batches, 10 s). */
