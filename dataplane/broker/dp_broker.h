@@ -212,7 +212,8 @@ int dp_broker_idle_wait(void *arg);
  * at most, on every writer lcore): once every log.retention.check.interval.ms
  * a scan of the partitions of the writers on the calling lcore,
  * stor_log_retention_run() on each with the wall clock, in steps of at most
- * one segment deleted or DP_BROKER_RETENTION_SCAN logs per call.
+ * one segment deleted or DP_BROKER_RETENTION_SCAN logs per call, one segment
+ * per log per pass, and passes again at once while one deleted something.
  *
  * @return segments deleted by this call (0 or 1).
  */
