@@ -199,13 +199,6 @@ dp_msg_send(unsigned int lcore, dp_msg_fn fn, void *arg)
 	return 0;
 }
 
-/*
- * One iteration. It reads the TSC once, at its end: its start is the last
- * iteration's end unless that one slept (a few instructions apart), and the
- * pollers read the start through dp_reactor_tsc() instead of their own
- * rdtsc (13 ns each on the 2-vCPU VM, four per iteration were half of an
- * idle iteration's cost; docs/benchmarks.md, session 11).
- */
 /* dp_reactors_stall_log(): one line per stall, its length and end on CLOCK_MONOTONIC. */
 static void
 reactor_stall_log(const struct dp_reactor *r, const char *what, uint64_t cycles,
@@ -231,6 +224,13 @@ reactor_long(struct dp_reactor *r, uint64_t cycles)
 		reactor_stall_log(r, "an iteration", cycles, 0);
 }
 
+/*
+ * One iteration. It reads the TSC once, at its end: its start is the last
+ * iteration's end unless that one slept (a few instructions apart), and the
+ * pollers read the start through dp_reactor_tsc() instead of their own
+ * rdtsc (13 ns each on the 2-vCPU VM, four per iteration were half of an
+ * idle iteration's cost; docs/benchmarks.md, session 11).
+ */
 static int
 reactor_iterate(struct dp_reactor *r)
 {
