@@ -551,6 +551,11 @@ static const struct lcore_sample storage_samples[] = {
 	{DP_STOR_M_FLUSH_NS, "slipstream_storage_flush_seconds_total", "counter",
 	 "Time of those fdatasyncs from queue to completion (one linked to a write includes "
 	 "the write).", "", 0, 1e-9},
+	{DP_STOR_M_WRITES, "slipstream_storage_writes_total", "counter",
+	 "Segment writes issued by the storage writers, by kind: any, or mapped (a small write "
+	 "to a RAM-backed log copied into a mapping of the file, no system call: "
+	 "storage.io.inline.map.bytes).", "kind=\"any\"", 0, 0},
+	{DP_STOR_M_MAPPED_WRITES, NULL, NULL, NULL, "kind=\"mapped\"", 0, 0},
 };
 
 _Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,

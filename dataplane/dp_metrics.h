@@ -205,7 +205,7 @@ struct dp_metrics_hop {
  * the tail cache's chunk pool, open logs and files), indexes of
  * dp_metrics_storage.v[]. Copied there by the broker's poller every 100 ms. DP_STOR_M_STEALS,
  * _ACTIVE_STEALS, _FILE_REOPENS, _FILE_CLOSES, _SEGMENTS_RECYCLED, _SEGMENTS_ROLLED,
- * _FLUSHES and _FLUSH_NS are counters, the rest gauges.
+ * _FLUSHES, _FLUSH_NS, _WRITES and _MAPPED_WRITES are counters, the rest gauges.
  */
 enum dp_metrics_storage_counter {
 	DP_STOR_M_CHUNKS,         /* tail-cache chunks in the pool */
@@ -221,6 +221,8 @@ enum dp_metrics_storage_counter {
 	DP_STOR_M_SEGMENTS_ROLLED,   /* rolls: a new active segment */
 	DP_STOR_M_FLUSHES,           /* fdatasyncs completed */
 	DP_STOR_M_FLUSH_NS,          /* their time, queue to completion */
+	DP_STOR_M_WRITES,            /* segment writes issued */
+	DP_STOR_M_MAPPED_WRITES,     /* of them, copies through a file mapping (inline) */
 	DP_STOR_M_COUNTERS
 };
 

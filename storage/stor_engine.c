@@ -41,6 +41,7 @@ stor_engine_opts_init(struct stor_engine_opts *opts)
 	opts->chunk_bytes = (1u << 20) + 8192; /* message.max.bytes (1 MiB + 12) + a block */
 	opts->chunk_count = 64;
 	opts->io_workers = 64; /* docs/storage.md "Many partitions": the kernel's 8 on 2 CPUs */
+	opts->inline_map_bytes = 1024; /* docs/storage.md "How writes complete" */
 }
 
 static int
@@ -79,6 +80,12 @@ stor_engine_opts_set(struct stor_engine_opts *opts, const char *key, const char 
 			opts->inline_io = STOR_INLINE_OFF;
 		else
 			return -EINVAL;
+		return 0;
+	}
+	if (strcmp(key, "storage.io.inline.map.bytes") == 0) {
+		if (parse_u64(value, 0, 1u << 20, &x) != 0)
+			return -EINVAL;
+		opts->inline_map_bytes = (unsigned)x;
 		return 0;
 	}
 	if (strcmp(key, "storage.io.sqpoll") == 0) {
@@ -286,6 +293,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 		        .io_workers = opts->io_workers,
 		        .io_workers_cpus = opts->io_workers_cpus,
 		        .inline_io = opts->inline_io,
+		        .inline_map_bytes = opts->inline_map_bytes,
 		};
 		e->be = stor_uring_create(&uo, &why);
 		if (e->be == NULL)
@@ -389,6 +397,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->prealloc_failures = e->prealloc_failures;
 	out->inline_files = e->be->inline_files;
 	out->inline_ios = e->be->inline_ios;
+	out->inline_mapped_writes = e->be->inline_mapped_writes;
 	out->writes = e->be->writes;
 	out->write_bytes = e->be->write_bytes;
 }

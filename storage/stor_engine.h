@@ -72,6 +72,9 @@ struct stor_engine_opts {
 	                                 tmpfs/ramfs with pwrite/pread on the owner thread
 	                                 instead of io_uring's worker threads; false: the
 	                                 ring for everything (stor_io.h) */
+	unsigned inline_map_bytes;    /* storage.io.inline.map.bytes: inline writes of at
+	                                 most this many bytes are a copy into a mapping of
+	                                 the file, no pwrite (default 1024; 0: off) */
 	unsigned chunk_count;         /* chunks in the pool (default 64): sized for
 	                                 throughput, not for the number of logs (an idle
 	                                 log's chunk is taken back, see stor_engine.c) */
@@ -92,6 +95,7 @@ void stor_engine_opts_init(struct stor_engine_opts *opts);
  * Set an engine option from a server.properties key:
  *   storage.direct.io          auto | true | false
  *   storage.io.inline          auto | false
+ *   storage.io.inline.map.bytes  inline writes copied through a mapping, at most (0: off)
  *   storage.io.sqpoll          true | false
  *   storage.io.queue.depth     SQ entries
  *   storage.io.max.files       fixed-file slots (0: from RLIMIT_NOFILE)
@@ -176,6 +180,7 @@ struct stor_engine_stats {
 	                               once a minute at most */
 	unsigned inline_files;      /* open segment files served inline (storage.io.inline) */
 	uint64_t inline_ios;        /* writes, reads and syncs served inline so far */
+	uint64_t inline_mapped_writes; /* of those, writes copied through a file mapping */
 	uint64_t writes;            /* writes queued to the backend so far */
 	uint64_t write_bytes;       /* their bytes (block-aligned: padding and rewritten
 	                               partial blocks included) */

@@ -108,6 +108,8 @@ struct stor_backend {
 	                        bounded io-wq workers), 0: not known */
 	unsigned inline_files; /* open files whose I/O runs inline on the owner thread */
 	uint64_t inline_ios;   /* requests completed that way, since creation */
+	uint64_t inline_mapped_writes; /* of them, writes copied through a mapping of the
+	                                  file, no system call (inline_map_bytes) */
 	uint64_t writes;       /* STOR_IO_WRITE requests queued, since creation */
 	uint64_t write_bytes;  /* their bytes */
 };
@@ -141,6 +143,9 @@ struct stor_uring_opts {
 	unsigned inline_max_files; /* files served inline at once, each holding a descriptor
 	                              (0: half the RLIMIT_NOFILE soft limit); past it new
 	                              files go through the ring */
+	unsigned inline_map_bytes; /* inline writes of at most this many bytes are copied
+	                              into a shared mapping of the file instead of a pwrite
+	                              (0: never; storage.io.inline.map.bytes) */
 };
 
 /**
@@ -158,7 +163,13 @@ struct stor_uring_opts {
  * a descriptor and its writes and reads run as plain pwrite/pread in
  * submit() (fdatasync as no system call at all), completed by the next
  * poll(); fallocate still goes through the ring. A chain that mixes such
- * requests with ring ones goes through the ring whole.
+ * requests with ring ones goes through the ring whole. Inline writes of at
+ * most inline_map_bytes are a memcpy into a MAP_SHARED window of the file,
+ * whose pages are reserved first (fallocate, in 64 KiB steps past the data:
+ * the file's size runs ahead of the data as with log.preallocate, and a
+ * full file system fails the fallocate, never the copy). The file must not
+ * be shrunk by another process meanwhile (a copy into a page cut off would
+ * raise SIGBUS); this backend's own truncate is accounted for.
  *
  * @param why  if not NULL, receives a static note of the fallbacks taken ("" if none).
  * @return the backend, or NULL with errno set.

@@ -929,6 +929,8 @@ storage_metrics_publish(struct dp_broker *b)
 		v[DP_STOR_M_SEGMENTS_ROLLED] += st.segments_rolled;
 		v[DP_STOR_M_FLUSHES] += st.flushes;
 		v[DP_STOR_M_FLUSH_NS] += st.flush_ns;
+		v[DP_STOR_M_WRITES] += st.writes;
+		v[DP_STOR_M_MAPPED_WRITES] += st.inline_mapped_writes;
 		n++;
 	}
 	if (n > 0)

@@ -14,6 +14,9 @@ log.preallocate=false (no fallocate: nothing at all goes to the ring):
 - storage.io.inline=false: the same produce; the ring's path shows (an io-wq
   worker in the broker once the records are acknowledged), the same records
   read back. This half shows that the first one's check can fail;
+- slipstream_storage_writes_total (slipstream-metrics): the ring's broker
+  copied no write into a mapping of its files, the recycling broker below
+  (storage.io.inline.map.bytes=65536: its buffered writes all that way) did;
 - segment recycling (storage.segment.recycle=8, enough spares that the
   active segments are recycled files when the kill comes) with 64 KiB segments and a
   128 KiB retention per partition: retention leaves <base>.spare files, the
@@ -21,21 +24,28 @@ log.preallocate=false (no fallocate: nothing at all goes to the ring):
   while producing (the active segments recycled files with old bytes past
   their data), a restart that cuts those bytes (logged), and every record
   acknowledged at or above each partition's new start offset read back at
-  its offset, none twice.
+  its offset, none twice. Its writes are copies into a mapping of the files
+  (storage.io.inline.map.bytes), so the kill tests that path's durability.
 
-Usage: test_broker_tmpfs.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
+Usage: test_broker_tmpfs.py PATH_TO_SLIPSTREAM [PATH_TO_SLIPSTREAM_METRICS]
+(run with /usr/bin/python3).
 Exit 77 (skipped) without confluent_kafka or when /dev/shm is not tmpfs.
 Bounded: every wait has a deadline.
 """
 import glob
 import os
+import re
 import sys
 import threading
 import time
+import urllib.request
 
 import slp_broker
 
 SLIPSTREAM = sys.argv[1]
+METRICS = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(SLIPSTREAM))), "control",
+    "slipstream-metrics")
 try:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -54,6 +64,7 @@ dpdk.memory.mb=256
 log.dir={logs}
 log.preallocate=false
 log.segment.bytes=1048576
+metrics.shm.path={shm}
 {extra}
 """
 
@@ -138,9 +149,37 @@ def merge(a, b):
     return {k: a.get(k, []) + b.get(k, []) for k in set(a) | set(b)}
 
 
+def writes(url, kind):
+    """slipstream_storage_writes_total{kind=@kind}, summed over lcores."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(
+        r'^slipstream_storage_writes_total\{[^}]*kind="%s"[^}]*\} (\S+)$' % kind, text, re.M))
+
+
+def wait_writes(url, name, mapped_wanted):
+    """The storage counters once published (every 100 ms): (any, mapped) writes."""
+    deadline = time.monotonic() + 10
+    while True:
+        total, mapped = writes(url, "any"), writes(url, "mapped")
+        if total > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    print("%s: %d segment writes, %d of them copied through a mapping" % (name, total, mapped))
+    if total == 0:
+        raise AssertionError("%s: no segment writes in /metrics" % name)
+    if mapped_wanted and mapped == 0:
+        raise AssertionError("%s: no write copied through a mapping" % name)
+    if mapped_wanted is False and mapped != 0:
+        raise AssertionError("%s: %d writes copied through a mapping" % (name, mapped))
+
+
 def run(test_run, name, extra, inline):
     logs = test_run.path(name)
-    b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra))
+    shm = test_run.path(name + ".shm")
+    b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra, shm=shm))
+    mp, url = slp_broker.start_metrics_server(METRICS, shm)
+    test_run.process(mp)
     admin = AdminClient({"bootstrap.servers": b.addr})
     for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
                                  request_timeout=15).values():
@@ -155,6 +194,8 @@ def run(test_run, name, extra, inline):
     if not inline and workers == 0:
         raise AssertionError("%s: no io_uring worker thread with storage.io.inline=false "
                              "(the check above could not tell the paths apart)" % name)
+    # Inline: O_DIRECT on tmpfs (storage.direct.io=auto), whole blocks, so not mapped.
+    wait_writes(url, name, None if inline else False)
     check_read(b, want, name)
     b.stop_clean(name)
     if inline:
@@ -191,8 +232,12 @@ def recycle(test_run):
     # Buffered, as the bench's RAM log dir (O_DIRECT pads the last block with zeros,
     # where recovery then stops quietly; buffered, the old batches follow the data).
     extra = ("storage.direct.io=false\nlog.segment.bytes=65536\nlog.retention.bytes=131072\n"
-             "log.retention.check.interval.ms=100\nstorage.segment.recycle=8")
-    b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra))
+             "log.retention.check.interval.ms=100\nstorage.segment.recycle=8\n"
+             "storage.io.inline.map.bytes=65536")
+    shm = test_run.path(name + ".shm")
+    b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra, shm=shm))
+    mp, url = slp_broker.start_metrics_server(METRICS, shm)
+    test_run.process(mp)
     admin = AdminClient({"bootstrap.servers": b.addr})
     for f in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)],
                                  request_timeout=15).values():
@@ -213,6 +258,7 @@ def recycle(test_run):
             name, sorted(kept)))
     if len(acked) != 6000:
         raise AssertionError("%s: %d of 6000 records acknowledged" % (name, len(acked)))
+    wait_writes(url, name, True)
 
     # kill -9 while producing, at a moment when every partition's active segment is a
     # recycled file (its inode seen as a .spare before); what was acknowledged stays.

@@ -16,6 +16,12 @@
  *   requests at once; a chain mixing an inline write and a fallocate goes
  *   through the ring whole; at most inline_max_files files are inline; a
  *   file on the build directory's file system is never inline;
+ * - small inline writes (inline_map_bytes) are copies into a mapping of the
+ *   file: the bytes land as with pwrite across reservation steps and
+ *   windows (a write crossing a window's end and a larger one take pwrite),
+ *   the file's size runs ahead of the data by less than a step, a truncate
+ *   below the reserved range is followed by a new reservation; a write the
+ *   file system refuses (RLIMIT_FSIZE) fails with the errno, no signal;
  * - through the engine: appends to logs on /dev/shm are acknowledged by the
  *   same stor_engine_poll() that wrote them, read back before and after a
  *   clean restart, the engine's stats count the inline files and requests,
@@ -29,6 +35,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <linux/magic.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 
 #include "stor_test_util.h"
@@ -88,15 +96,21 @@ dev_shm_is_tmpfs(void)
 }
 
 static struct stor_backend *
-backend(enum stor_inline_mode mode, unsigned inline_max)
+backend_map(enum stor_inline_mode mode, unsigned inline_max, unsigned map_bytes)
 {
 	struct stor_uring_opts uo = {
 	        .queue_depth = 32, .max_files = 64, .inline_io = mode,
-	        .inline_max_files = inline_max};
+	        .inline_max_files = inline_max, .inline_map_bytes = map_bytes};
 	struct stor_backend *be = stor_uring_create(&uo, NULL);
 
 	assert_non_null(be);
 	return be;
+}
+
+static struct stor_backend *
+backend(enum stor_inline_mode mode, unsigned inline_max)
+{
+	return backend_map(mode, inline_max, 0);
 }
 
 static int
@@ -539,6 +553,115 @@ check_log(struct stor_engine *e, struct stor_log *log, uint8_t (*want)[8192], co
  * (two when a roll's sync of the old segment comes first), read back before
  * and after a clean restart.
  */
+/* Queue one inline write of @len bytes of @buf at @off, run and complete it: its result. */
+static int
+inline_write(struct stor_backend *be, int h, const uint8_t *buf, uint32_t len, uint64_t off)
+{
+	struct stor_io_req w = {.op = STOR_IO_WRITE, .buf_index = -1, .file = h,
+	                        .buf = (void *)buf, .len = len, .off = off, .done = on_done};
+	struct stor_io_req *one[1] = {&w};
+
+	g_ndone = 0;
+	assert_int_equal(be->ops->queue(be, one, 1), 0);
+	assert_true(be->ops->submit(be) >= 0);
+	assert_int_equal(be->ops->poll(be, 64), 1);
+	assert_ptr_equal(g_done[0].req, &w);
+	return g_done[0].res;
+}
+
+/*
+ * Small writes through the mapping: 1,000 appends of 170 bytes (three
+ * reservation steps), one across the 4 MiB window's end and one of 2 KiB
+ * (both pwrite), a truncate below the reserved range and appends after it.
+ */
+static void
+test_inline_mapped_writes(void **state)
+{
+	enum { N = 1000, L = 170 };
+	char *dir;
+	struct stor_backend *be;
+	uint8_t *buf = malloc((size_t)N * L + 4096);
+	uint64_t size, off = 0;
+	int h;
+
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	dir = tu_tmpdir("/dev/shm");
+	be = backend_map(STOR_INLINE_AUTO, 0, 1024);
+	h = bopen(be, dir, 0);
+	fill(buf, (size_t)N * L + 4096, 5);
+	for (int i = 0; i < N; i++, off += L)
+		assert_int_equal(inline_write(be, h, buf + off, L, off), L);
+	assert_int_equal(be->inline_mapped_writes, N);
+	check_file(dir, 0, 0, buf, off);
+	/* Reserved in 64 KiB steps past the data: the size runs ahead, less than a step. */
+	assert_int_equal(be->ops->size(be, h, &size), 0);
+	assert_int_equal(size, (off + 65535) / 65536 * 65536);
+	/* A write of more than inline_map_bytes is a pwrite. */
+	assert_int_equal(inline_write(be, h, buf + off, 2048, off), 2048);
+	assert_int_equal(be->inline_mapped_writes, N);
+	check_file(dir, 0, 0, buf, off + 2048);
+	/* Across the window's end: pwrite; the next one inside the next window: mapped. */
+	assert_int_equal(inline_write(be, h, buf, 200, (4u << 20) - 100), 200);
+	assert_int_equal(be->inline_mapped_writes, N);
+	assert_int_equal(inline_write(be, h, buf + 200, 300, 4u << 20), 300);
+	assert_int_equal(be->inline_mapped_writes, N + 1);
+	check_file(dir, 0, (4u << 20) - 100, buf, 100); /* the rest written over next */
+	check_file(dir, 0, 4u << 20, buf + 200, 300);
+	/* Trimmed to 1,000 bytes (as a roll or close trims): appends reserve again. */
+	assert_int_equal(be->ops->truncate(be, h, 1000), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(inline_write(be, h, buf + 1000 + (size_t)i * L, L,
+		                              1000 + (uint64_t)i * L), L);
+	assert_int_equal(be->inline_mapped_writes, N + 5);
+	check_file(dir, 0, 0, buf, 1000 + 4 * L);
+	assert_int_equal(be->ops->size(be, h, &size), 0);
+	assert_int_equal(size, 65536);
+	assert_int_equal(be->ops->close(be, h), 0);
+	be->ops->destroy(be);
+	tu_rm_rf(dir);
+	free(dir);
+	free(buf);
+}
+
+/*
+ * A small write the file system refuses: the reservation fails, the pwrite
+ * after it gets the errno (EFBIG past RLIMIT_FSIZE, SIGXFSZ ignored), and
+ * the process gets no SIGBUS. A write below the limit is still mapped.
+ */
+static void
+test_inline_mapped_refused(void **state)
+{
+	struct rlimit old, lim;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, was;
+	struct ifix f;
+
+	(void)state;
+	if (!dev_shm_is_tmpfs())
+		skip();
+	f.dir = tu_tmpdir("/dev/shm");
+	f.be = backend_map(STOR_INLINE_AUTO, 0, 1024);
+	f.h = bopen(f.be, f.dir, 0);
+	f.buf = aligned_alloc(STOR_BLOCK_SIZE, WLEN);
+	fill(f.buf, WLEN, 9);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 100000;
+	assert_int_equal(sigaction(SIGXFSZ, &ign, &was), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	/* The step (to 64 KiB) fits under the limit: mapped. */
+	assert_int_equal(inline_write(f.be, f.h, f.buf, 170, 0), 170);
+	assert_int_equal(f.be->inline_mapped_writes, 1);
+	/* Its step would end at 128 KiB, past the limit: refused, then pwrite fails too. */
+	assert_int_equal(inline_write(f.be, f.h, f.buf, 170, 100000), -EFBIG);
+	assert_int_equal(f.be->inline_mapped_writes, 1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(sigaction(SIGXFSZ, &was, NULL), 0);
+	check_file(f.dir, 0, 0, f.buf, 170);
+	ifix_close(&f);
+}
+
 static void
 test_engine_inline(void **state)
 {
@@ -560,14 +683,22 @@ test_engine_inline(void **state)
 	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline", "true"), -EINVAL);
 	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline", "auto"), 0);
 	assert_int_equal(o.inline_io, STOR_INLINE_AUTO);
+	assert_int_equal(o.inline_map_bytes, 1024);
+	assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline.map.bytes", "x"), -EINVAL);
 	if (!dev_shm_is_tmpfs())
 		skip();
 	root = tu_tmpdir("/dev/shm");
 	o.chunk_bytes = 256 << 10;
 	o.chunk_count = 8;
 	for (int pass = 0; pass < 2; pass++) {
-		struct stor_engine *e = stor_engine_create(&o);
+		struct stor_engine *e;
 		int from = pass == 0 ? 0 : 40, to = pass == 0 ? 40 : EBATCHES;
+
+		/* The first pass's writes (rolls, trims) through the mapping, the second's not. */
+		assert_int_equal(stor_engine_opts_set(&o, "storage.io.inline.map.bytes",
+		                                      pass == 0 ? "65536" : "0"),
+		                 0);
+		e = stor_engine_create(&o);
 
 		assert_non_null(e);
 		stor_log_config_init(&cfg);
@@ -604,6 +735,10 @@ test_engine_inline(void **state)
 		stor_engine_stats(e, &st);
 		assert_true(st.inline_files >= ELOGS);
 		assert_true(st.inline_ios >= (uint64_t)(to - from) * ELOGS);
+		if (pass == 0)
+			assert_true(st.inline_mapped_writes >= (uint64_t)(to - from) * ELOGS);
+		else
+			assert_int_equal(st.inline_mapped_writes, 0);
 		for (int i = 0; i < ELOGS; i++) {
 			check_log(e, logs[i], want[i], wlen[i], to);
 			assert_int_equal(stor_log_close(logs[i]), 0);
@@ -626,6 +761,8 @@ main(void)
 	        cmocka_unit_test(test_inline_read_and_wait),
 	        cmocka_unit_test(test_inline_limits),
 	        cmocka_unit_test(test_inline_deleted_drained),
+	        cmocka_unit_test(test_inline_mapped_writes),
+	        cmocka_unit_test(test_inline_mapped_refused),
 	        cmocka_unit_test(test_engine_inline),
 	};
 
