@@ -10,9 +10,12 @@
  *       (segment size, default 128), STOR_BENCH_PREALLOCATE_BYTES (the
  *       storage.preallocate.bytes of every log; default: the library's),
  *       STOR_BENCH_ENGINE="key=value ..." (engine keys, stor_engine_opts_set,
- *       e.g. "storage.io.inline=false storage.direct.io=false"). Also prints
- *       the process's CPU time per MB acknowledged (io_uring's worker threads
- *       included: they belong to the process) and the writes' mean size.
+ *       e.g. "storage.io.inline=false storage.direct.io=false"),
+ *       STOR_BENCH_BATCH="RECORDS VALUE_BYTES" (default "15 1000"; "1 100" is
+ *       the small produce row's batch), STOR_BENCH_INFLIGHT (appends in flight
+ *       per partition, 1-8, default 8). Also prints the process's CPU time per
+ *       MB acknowledged and per append (io_uring's worker threads included:
+ *       they belong to the process) and the writes' mean size.
  *   stor_bench fill    DIR MIB
  *       Append MIB of batches to one log, print "ready" once every append is
  *       acknowledged, then keep the process alive (the script kills it -9).
@@ -35,7 +38,7 @@
 
 #define BATCH_RECORDS 15
 #define RECORD_VALUE 1000 /* + key and framing: about 1 KiB per record */
-#define INFLIGHT 8
+#define INFLIGHT 8 /* at most, per partition */
 
 static uint64_t
 now_ns(void)
@@ -46,8 +49,9 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A batch of @records records of @vlen value bytes (at most RECORD_VALUE) each. */
 static size_t
-make_batch(uint8_t *buf, size_t cap)
+make_batch(uint8_t *buf, size_t cap, int records, size_t vlen)
 {
 	struct kp_batch_builder b;
 	uint8_t val[RECORD_VALUE];
@@ -56,15 +60,16 @@ make_batch(uint8_t *buf, size_t cap)
 
 	for (size_t i = 0; i < sizeof(val); i++)
 		val[i] = (uint8_t)(i * 13);
+	if (vlen > sizeof(val))
+		return 0;
 	if (kp_batch_builder_start(&b, buf, cap, KP_COMPRESSION_NONE) != 0)
 		return 0;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t ts = (int64_t)now.tv_sec * 1000;
-	for (int i = 0; i < BATCH_RECORDS; i++) {
+	for (int i = 0; i < records; i++) {
 		snprintf(key, sizeof(key), "key-%08d", i);
-		if (kp_batch_builder_add(&b, ts + i, key, strlen(key), val, sizeof(val), NULL, 0) !=
-		    0)
+		if (kp_batch_builder_add(&b, ts + i, key, strlen(key), val, vlen, NULL, 0) != 0)
 			return 0;
 	}
 	return kp_batch_builder_finish(&b, &size) == 0 ? size : 0;
@@ -158,7 +163,21 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	struct stor_log_config cfg;
 	static struct part p[64];
 	uint8_t *batch = malloc(1 << 16);
-	size_t bsize = make_batch(batch, 1 << 16);
+	int records = BATCH_RECORDS, value = RECORD_VALUE, inflight = INFLIGHT;
+	size_t bsize;
+
+	if (getenv("STOR_BENCH_BATCH") != NULL &&
+	    sscanf(getenv("STOR_BENCH_BATCH"), "%d %d", &records, &value) != 2) {
+		fprintf(stderr, "STOR_BENCH_BATCH: \"RECORDS VALUE_BYTES\" expected\n");
+		return 2;
+	}
+	if (getenv("STOR_BENCH_INFLIGHT") != NULL)
+		inflight = atoi(getenv("STOR_BENCH_INFLIGHT"));
+	if (records < 1 || records > 64 || value < 0 || inflight < 1 || inflight > INFLIGHT) {
+		fprintf(stderr, "STOR_BENCH_BATCH or STOR_BENCH_INFLIGHT out of range\n");
+		return 2;
+	}
+	bsize = make_batch(batch, 1 << 16, records, (size_t)value);
 	size_t cap = 4u << 20, nlat = 0;
 	uint64_t *lat = malloc(cap * sizeof(*lat));
 	uint64_t acked = 0, limit = max_mib << 20;
@@ -199,7 +218,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	size_t next_op = 0;
 	while (now_ns() < t_end && acked < limit) {
 		for (unsigned i = 0; i < parts && submitted < limit; i++) {
-			while (p[i].inflight < INFLIGHT) {
+			while (p[i].inflight < inflight) {
 				struct op *o = &ops[next_op];
 				if (o->t0 != 0)
 					break; /* slot still in flight */
@@ -236,12 +255,14 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("partitions=%u durable=%d batch_bytes=%zu prealloc_step=%llu seconds=%.2f "
 	       "mib_acked=%.1f MBps=%.1f appends=%zu p50_us=%.1f p99_us=%.1f backend=%s "
-	       "cpu_ms_per_mb=%.3f writes=%" PRIu64 " mean_write_kib=%.1f\n",
+	       "cpu_ms_per_mb=%.3f cpu_us_per_append=%.3f writes=%" PRIu64
+	       " mapped_writes=%" PRIu64 " mean_write_kib=%.1f\n",
 	       parts, durable, bsize, (unsigned long long)cfg.preallocate_bytes, secs,
 	       (double)acked_at_stop / (1 << 20), (double)acked_at_stop / secs / 1e6, nlat,
 	       nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
 	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e),
-	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0, st.writes,
+	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0,
+	       nlat ? cpu * 1e6 / (double)nlat : 0.0, st.writes, st.inline_mapped_writes,
 	       st.writes ? (double)st.write_bytes / (double)st.writes / 1024 : 0.0);
 	stor_engine_destroy(e);
 	free(lat);
@@ -264,7 +285,7 @@ cmd_fill(const char *dir, uint64_t mib)
 	struct stor_engine *e = engine(1);
 	struct stor_log_config cfg;
 	uint8_t *batch = malloc(1 << 16);
-	size_t bsize = make_batch(batch, 1 << 16);
+	size_t bsize = make_batch(batch, 1 << 16, BATCH_RECORDS, RECORD_VALUE);
 	uint64_t total = 0, limit = mib << 20;
 	int inflight = 0, err;
 
