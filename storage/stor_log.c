@@ -51,6 +51,7 @@
 #define INDEX_MAX_ENTRIES ((10u << 20) / STOR_INDEX_ENTRY_SIZE) /* segment.index.bytes default */
 #define INDEX_INITIAL 32 /* entries an active segment starts with; grown up to its cap */
 #define PEND_INITIAL 16  /* pending-append slots a log starts with */
+#define TAIL_NONE UINT64_MAX /* tail_end: no copy of the partial last block */
 
 static struct stor_segment *
 active_seg(const struct stor_log *log)
@@ -1177,8 +1178,7 @@ seg_activate(struct stor_log *log, struct stor_segment *seg, bool async)
 	seg->sealed = false;
 	seg->finalized = false;
 	/* No chunk yet: the first append takes one (an idle log holds none). */
-	free(log->tail_copy);
-	log->tail_copy = NULL;
+	log->tail_end = TAIL_NONE;
 	return 0;
 }
 
@@ -1211,6 +1211,15 @@ tail_read(struct stor_log *log, struct stor_segment *seg, uint8_t *dst)
 	return 0;
 }
 
+/* The log's buffer for its partial last block (made once, kept until close). */
+static uint8_t *
+tail_buf(struct stor_log *log)
+{
+	if (log->tail_copy == NULL)
+		log->tail_copy = malloc(STOR_BLOCK_SIZE);
+	return log->tail_copy;
+}
+
 /* At open: keep the active segment's partial last block for the first append. */
 static int
 load_tail_copy(struct stor_log *log, struct stor_segment *seg)
@@ -1220,15 +1229,11 @@ load_tail_copy(struct stor_log *log, struct stor_segment *seg)
 
 	if (head == 0)
 		return 0;
-	log->tail_copy = malloc(head);
-	if (log->tail_copy == NULL)
+	if (tail_buf(log) == NULL)
 		return -ENOMEM;
 	rc = tail_read(log, seg, log->tail_copy);
-	if (rc != 0) {
-		free(log->tail_copy);
-		log->tail_copy = NULL;
+	if (rc != 0)
 		return rc;
-	}
 	log->tail_end = seg->size;
 	return 0;
 }
@@ -1247,12 +1252,10 @@ stor_log_chunk_evict(struct stor_log *log, struct stor_chunk *c)
 		/* The active chunk ends at the segment's end (appends go there). */
 		if (c->file_off > blk || c->file_off + c->fill != seg->size)
 			return -EINVAL;
-		copy = malloc(head);
+		copy = tail_buf(log);
 		if (copy == NULL)
 			return -ENOMEM;
 		memcpy(copy, c->mem + (blk - c->file_off), head);
-		free(log->tail_copy);
-		log->tail_copy = copy;
 		log->tail_end = seg->size;
 	}
 	return 1;
@@ -1586,8 +1589,7 @@ chunk_for_append(struct stor_log *log, struct stor_segment *seg, uint32_t need)
 			return NULL;
 		}
 	}
-	free(log->tail_copy);
-	log->tail_copy = NULL;
+	log->tail_end = TAIL_NONE;
 	c->head = c->fill = c->written = head;
 	if (old != NULL && old != c && !old->sealed) {
 		old->sealed = true;
