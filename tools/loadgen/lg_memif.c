@@ -56,6 +56,8 @@
  * back. A short grace leaves the CPU to kernel work sooner (disk completions). */
 #define MF_IDLE_GRACE_US 1000
 #define MF_CLOSE_WAIT_US 500000 /* destroy: how long FINs may take */
+#define MF_QUIET_US 20000      /* shutdown: no frame for this long before the port stops */
+#define MF_QUIET_MAX_US 500000 /* shutdown: the wait for that, at most */
 #define MF_EXT_PIECE 32768u	 /* send_ref: bytes per external-buffer mbuf (buf_len: 16 bits) */
 
 /* The one stack of the process. */
@@ -563,9 +565,21 @@ void
 lg_memif_shutdown(bool verbose)
 {
 	if (mf.st != NULL) {
-		/* Let the last ACKs and FINs out. */
+		/*
+		 * Let the last ACKs and FINs out, then stop only once the link has
+		 * been quiet for MF_QUIET_US (at most MF_QUIET_MAX_US): DPDK 22.11's
+		 * memif unmaps our regions in the peer's interrupt thread while its
+		 * poll-mode thread may still be reading them, and a broker serving
+		 * this port crashed so once (docs/gaps.md "memif disconnect"); a peer
+		 * with nothing to receive or send is seldom in that read.
+		 */
+		uint64_t t = mf_now_us(), quiet = t, end = t + MF_QUIET_MAX_US;
+
 		for (int k = 0; k < 1000; k++)
 			net_port_poll(mf.st, &mf.q, mf_now_us());
+		while ((t = mf_now_us()) < end && t - quiet < MF_QUIET_US)
+			if (net_port_poll(mf.st, &mf.q, t) != 0)
+				quiet = t;
 		if (verbose) {
 			lg_memif_describe(mf.desc, sizeof(mf.desc));
 			fprintf(stderr, "slipstream-load: %s\n", mf.desc);
