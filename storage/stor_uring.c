@@ -42,7 +42,7 @@
  * inline_max at once; later ones go through the ring.
  *
  * A small inline write (inline_map_bytes, 1 KiB by default) is a memcpy
- * into a shared mapping of the file, a window of URING_MAP_WINDOW bytes
+ * into a shared mapping of the file, a window of URING_MAP_WINDOW bytes (1 MiB)
  * moved along with the writes: the same page-cache copy without the system
  * call, which cost 3-4x the copy of a 170-byte batch (one 100-byte record
  * per Produce: a quarter of the broker's time over memif went to pwrite).
@@ -89,7 +89,7 @@ struct uring_map {
 	uint64_t lo, hi; /* [lo, hi): pages reserved by fallocate, inside the file's size */
 };
 
-#define URING_MAP_WINDOW (4ull << 20)
+#define URING_MAP_WINDOW (1ull << 20) /* its munmap clears the pages written through it */
 #define URING_MAP_STEP (64ull << 10)
 
 struct stor_uring {

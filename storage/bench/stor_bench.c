@@ -262,7 +262,8 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	       nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
 	       nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0, stor_engine_backend_name(e),
 	       acked_at_stop ? cpu * 1e3 / ((double)acked_at_stop / 1e6) : 0.0,
-	       nlat ? cpu * 1e6 / (double)nlat : 0.0, st.writes, st.inline_mapped_writes,
+	       acked_at_stop ? cpu * 1e6 / ((double)acked_at_stop / (double)bsize) : 0.0, st.writes,
+	       st.inline_mapped_writes,
 	       st.writes ? (double)st.write_bytes / (double)st.writes / 1024 : 0.0);
 	stor_engine_destroy(e);
 	free(lat);

@@ -571,7 +571,7 @@ inline_write(struct stor_backend *be, int h, const uint8_t *buf, uint32_t len, u
 
 /*
  * Small writes through the mapping: 1,000 appends of 170 bytes (three
- * reservation steps), one across the 4 MiB window's end and one of 2 KiB
+ * reservation steps), one across a window's end (at 4 MiB) and one of 2 KiB
  * (both pwrite), a truncate below the reserved range and appends after it.
  */
 static void
