@@ -7,6 +7,17 @@
  * sends to R on. Only lcore i enqueues on it and only R dequeues, so each
  * ring is created single-producer/single-consumer. Ring elements are the
  * 16-byte (fn, arg) pair itself: sending allocates nothing.
+ *
+ * Unmapping behind a poller's back: this file defines munmap(), which the
+ * shared libraries' calls resolve to (the executable's symbol comes first).
+ * From a thread that is not a running reactor it waits for the reactors to
+ * pass an iteration (dp_reactors_quiesce) before the system call. DPDK
+ * 22.11's memif PMD tears a departing peer down in the EAL interrupt thread:
+ * it clears its "connected" flag, which every receive and transmit burst
+ * checks first, and then unmaps the peer's rings and buffers, with nothing
+ * that waits for a burst already past the check (a broker died in one, a
+ * read inside librte_net_memif, docs/gaps.md). The wait closes that window
+ * for any library that frees shared memory the same way.
  */
 #include "dp_reactor.h"
 
@@ -14,7 +25,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +69,7 @@ struct dp_reactor {
 	uint64_t next_start_tsc;       /* the last iteration's end when it did not sleep, else 0 */
 	uint64_t idle_bound_tsc;       /* the idle pollers' longest waits, summed */
 	struct dp_reactor_stats stats; /* written by this lcore only */
+	int active;                    /* in reactor_main's loop (dp_reactors_quiesce) */
 } __rte_cache_aligned;
 
 static struct dp_reactor *g_reactors;         /* n_reactors, cache aligned */
@@ -65,6 +79,7 @@ static volatile int g_stop;
 static uint64_t g_idle_sleep_us;
 static uint64_t g_idle_grace_tsc;              /* idle this long before sleeping */
 static __thread uint64_t t_iter_tsc;           /* this thread's reactor clock (dp_reactor_tsc) */
+static __thread struct dp_reactor *t_reactor;   /* the reactor this thread runs, if any */
 static uint64_t g_long_tsc[DP_REACTOR_LONG_N];  /* dp_reactor_long_us in TSC cycles */
 static uint64_t g_stall_log_tsc;                /* dp_reactors_stall_log(), 0: off */
 static uint64_t g_sleep_tsc;                    /* g_idle_sleep_us in TSC cycles */
@@ -265,7 +280,7 @@ reactor_iterate(struct dp_reactor *r)
 
 	end = rte_rdtsc();
 	r->next_start_tsc = end;
-	r->stats.iterations++;
+	__atomic_store_n(&r->stats.iterations, r->stats.iterations + 1, __ATOMIC_RELEASE);
 	if (unlikely(end - start >= g_long_tsc[0]))
 		reactor_long(r, end - start);
 	if (busy > 0) {
@@ -332,8 +347,12 @@ reactor_main(void *unused)
 	if (g_idle_sleep_us != 0)
 		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	r->last_busy_tsc = rte_rdtsc();
+	t_reactor = r;
+	__atomic_store_n(&r->active, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
 		reactor_iterate(r);
+	__atomic_store_n(&r->active, 0, __ATOMIC_RELEASE);
+	t_reactor = NULL;
 	return 0;
 }
 
@@ -359,6 +378,58 @@ bool
 dp_reactors_stopping(void)
 {
 	return __atomic_load_n(&g_stop, __ATOMIC_RELAXED) != 0;
+}
+
+int
+dp_reactors_quiesce(uint64_t timeout_us)
+{
+	struct dp_reactor *rs = __atomic_load_n(&g_reactors, __ATOMIC_ACQUIRE);
+	unsigned int n = g_n_reactors;
+	uint64_t seen[RTE_MAX_LCORE];
+	uint64_t deadline;
+
+	if (rs == NULL || n > RTE_MAX_LCORE)
+		return 0;
+	/* What the caller wrote before (a flag the pollers check) is visible to
+	 * every iteration that begins after these reads. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < n; i++)
+		seen[i] = __atomic_load_n(&rs[i].stats.iterations, __ATOMIC_ACQUIRE);
+	deadline = rte_rdtsc() + timeout_us * rte_get_tsc_hz() / 1000000;
+	for (unsigned int i = 0; i < n; i++) {
+		struct dp_reactor *r = &rs[i];
+
+		if (r == t_reactor)
+			continue;
+		/* Two ends: the iteration in progress, then one begun after the reads. */
+		while (__atomic_load_n(&r->active, __ATOMIC_ACQUIRE) &&
+			__atomic_load_n(&r->stats.iterations, __ATOMIC_ACQUIRE) - seen[i] < 2) {
+			struct timespec ts = {0, 10000};
+
+			if (rte_rdtsc() > deadline)
+				return -ETIMEDOUT;
+			nanosleep(&ts, NULL); /* off the CPU: it may be the reactor's */
+		}
+	}
+	return 0;
+}
+
+/*
+ * Longest a thread's munmap() waits for the reactors (then unmaps anyway): far
+ * above any iteration of a healthy reactor (a buffered log on a disk whose
+ * writeback throttles the writer held iterations 150 ms; memif's teardown waits
+ * in the interrupt thread, nothing else does).
+ */
+#define REACTOR_UNMAP_WAIT_US 1000000
+
+/* See the file comment: shared libraries' munmap() calls land here. */
+int
+munmap(void *addr, size_t len)
+{
+	if (t_reactor == NULL && dp_reactors_quiesce(REACTOR_UNMAP_WAIT_US) == -ETIMEDOUT)
+		dp_log(DP_LOG_WARN, "reactor: an unmapping thread waited %u ms for the reactors' "
+			"iterations and unmaps anyway", REACTOR_UNMAP_WAIT_US / 1000);
+	return (int)syscall(SYS_munmap, addr, len);
 }
 
 int

@@ -121,6 +121,16 @@ void dp_reactors_stop(void);
 /** True once dp_reactors_stop() was called. */
 bool dp_reactors_stopping(void);
 
+/**
+ * Wait until every running reactor but the caller's own has ended the
+ * iteration it was in and then one more, at most @timeout_us: any poller call
+ * that began before this call has returned. For a thread that is about to free
+ * memory a poller may still be reading (the munmap() of dp_reactor.c).
+ *
+ * @return 0, or -ETIMEDOUT (a reactor still inside an iteration).
+ */
+int dp_reactors_quiesce(uint64_t timeout_us);
+
 /** Copy @lcore's accounting. @return 0 or -EINVAL. Relaxed reads: for metrics. */
 int dp_reactor_stats_get(unsigned int lcore, struct dp_reactor_stats *out);
 

@@ -4,8 +4,9 @@
  * and periods, messages to the own lcore and between two lcores over the
  * SPSC rings, a full ring, sends from a non-EAL thread, busy/idle
  * accounting, the stop flag, and idle pollers (only with an idle sleep set,
- * only in iterations without work, a wait replacing the sleep). Skips (77)
- * when the EAL cannot start.
+ * only in iterations without work, a wait replacing the sleep), and munmap()
+ * from a thread that is not a reactor waiting for the reactors' iterations.
+ * Skips (77) when the EAL cannot start.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -373,6 +375,75 @@ test_long_iterations(void **state)
 	assert_true(st0.long_iters[2] <= st0.long_iters[1] && st0.long_iters[1] <= st0.long_iters[0]);
 }
 
+/* munmap() from a thread that is not a reactor waits until the reactors passed
+ * the iterations they were in (the memif teardown race, dp_reactor.c). */
+static volatile int g_slow_go;
+static volatile int g_slow_in;
+static volatile uint64_t g_slow_end;
+static volatile uint64_t g_unmapped;
+static volatile int g_unmap_rc = -2;
+
+/* One iteration of 20 ms when asked (well under munmap's 100 ms bound). */
+static int
+slow_poller(void *arg)
+{
+	(void)arg;
+	if (!g_slow_go)
+		return 0;
+	g_slow_go = 0;
+	g_slow_in = 1;
+	rte_delay_us_block(20000);
+	g_slow_end = rte_rdtsc();
+	return 1;
+}
+
+static void *
+unmapper(void *arg)
+{
+	g_slow_go = 1;
+	while (!g_slow_in)
+		sched_yield();
+	g_unmap_rc = munmap(arg, 4096);
+	g_unmapped = rte_rdtsc();
+	dp_reactors_stop();
+	return NULL;
+}
+
+static void
+test_unmap_waits_for_reactors(void **state)
+{
+	unsigned char vec;
+	pthread_t th;
+	void *p;
+	void *q;
+
+	(void)state;
+	if (g_n_lcores < 2)
+		skip();
+	dp_reactors_fini();
+	assert_int_equal(dp_reactors_init(g_lcores, g_n_lcores, RING_SIZE, 0), 0);
+	assert_int_equal(dp_poller_register(g_lcores[1], "slow", slow_poller, NULL, 0,
+				 DP_POLLER_EVERY),
+		0);
+	/* Reactors not running: nothing to wait for, the pages go. */
+	q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(q != MAP_FAILED);
+	assert_int_equal(munmap(q, 4096), 0);
+	assert_int_equal(mincore(q, 4096, &vec), -1);
+	assert_int_equal(dp_reactors_quiesce(0), 0);
+	/* Running: a thread's munmap returns only after the slow iteration ended. */
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(pthread_create(&th, NULL, unmapper, p), 0);
+	assert_int_equal(dp_reactors_run(), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(g_unmap_rc, 0);
+	assert_true(g_slow_end != 0);
+	assert_true(g_unmapped >= g_slow_end);
+	assert_int_equal(mincore(p, 4096, &vec), -1);
+	assert_int_equal(errno, ENOMEM);
+}
+
 int
 main(void)
 {
@@ -388,6 +459,7 @@ main(void)
 		cmocka_unit_test(test_cross_lcore_ping_pong),
 		cmocka_unit_test(test_idle_pollers),
 		cmocka_unit_test(test_long_iterations),
+		cmocka_unit_test(test_unmap_waits_for_reactors),
 	};
 	unsigned int id;
 	int rc;
