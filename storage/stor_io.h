@@ -96,6 +96,12 @@ struct stor_backend_ops {
 	int (*wait)(struct stor_backend *be, unsigned timeout_us);
 	/* Requests queued or in flight. */
 	unsigned (*inflight)(struct stor_backend *be);
+	/*
+	 * Close @fd off the caller's thread where the backend can, at once where
+	 * it cannot: the last reference to a deleted file frees its blocks in that
+	 * close (a synchronous discard on some file systems). May be NULL.
+	 */
+	void (*release_fd)(struct stor_backend *be, int fd);
 	void (*destroy)(struct stor_backend *be);
 };
 
@@ -112,6 +118,7 @@ struct stor_backend {
 	                                  file, no system call (inline_map_bytes) */
 	uint64_t writes;       /* STOR_IO_WRITE requests queued, since creation */
 	uint64_t write_bytes;  /* their bytes */
+	uint64_t async_closes; /* release_fd closes handed off the caller's thread */
 };
 
 /*

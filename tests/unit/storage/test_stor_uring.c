@@ -22,6 +22,8 @@
  *   the file's size runs ahead of the data by less than a step, a truncate
  *   below the reserved range is followed by a new reservation; a write the
  *   file system refuses (RLIMIT_FSIZE) fails with the errno, no signal;
+ * - release_fd: a deleted file's last descriptor closes through the ring
+ *   (an io-wq worker), counted in flight until then;
  * - through the engine: appends to logs on /dev/shm are acknowledged by the
  *   same stor_engine_poll() that wrote them, read back before and after a
  *   clean restart, the engine's stats count the inline files and requests,
@@ -431,6 +433,45 @@ test_inline_deleted_drained(void **state)
 	free(big);
 }
 
+/*
+ * release_fd: a deleted file's last descriptor is closed by an io-wq worker
+ * (retention on disk frees a segment's blocks there, not on the reactor):
+ * counted in flight until its completion, then the descriptor is gone.
+ */
+static void
+test_release_fd(void **state)
+{
+	char *dir = tu_tmpdir("");
+	char path[4200];
+	struct stor_backend *be = backend(STOR_INLINE_OFF, 0);
+	uint8_t *big = calloc(1, 1 << 20);
+	int fd, polls = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big, 1 << 20), 1 << 20);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(deleted_fds(dir), 1);
+	be->ops->release_fd(be, fd);
+	assert_int_equal(be->ops->inflight(be), 1);
+	assert_int_equal(be->async_closes, 1);
+	assert_true(be->ops->submit(be) >= 0);
+	while (be->ops->inflight(be) > 0 && polls++ < 1000) {
+		be->ops->wait(be, 10000);
+		be->ops->poll(be, 16);
+	}
+	assert_int_equal(be->ops->inflight(be), 0);
+	assert_int_equal(deleted_fds(dir), 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	be->ops->destroy(be);
+	tu_rm_rf(dir);
+	free(dir);
+	free(big);
+}
+
 static void
 test_inline_limits(void **state)
 {
@@ -761,6 +802,7 @@ main(void)
 	        cmocka_unit_test(test_inline_read_and_wait),
 	        cmocka_unit_test(test_inline_limits),
 	        cmocka_unit_test(test_inline_deleted_drained),
+	        cmocka_unit_test(test_release_fd),
 	        cmocka_unit_test(test_inline_mapped_writes),
 	        cmocka_unit_test(test_inline_mapped_refused),
 	        cmocka_unit_test(test_engine_inline),
