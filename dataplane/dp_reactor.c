@@ -148,10 +148,14 @@ dp_reactors_stall_log(uint64_t us)
 void
 dp_reactors_fini(void)
 {
-	if (g_reactors == NULL)
+	struct dp_reactor *rs = g_reactors;
+
+	if (rs == NULL)
 		return;
+	/* Gone for dp_reactors_quiesce() (another thread's munmap) before it is freed. */
+	__atomic_store_n(&g_reactors, NULL, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < g_n_reactors; i++) {
-		struct dp_reactor *r = &g_reactors[i];
+		struct dp_reactor *r = &rs[i];
 
 		if (r->in != NULL) {
 			for (unsigned int j = 0; j < g_n_reactors; j++)
@@ -160,8 +164,7 @@ dp_reactors_fini(void)
 		}
 		g_by_lcore[r->lcore] = NULL;
 	}
-	rte_free(g_reactors);
-	g_reactors = NULL;
+	rte_free(rs);
 	g_n_reactors = 0;
 }
 
