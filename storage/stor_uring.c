@@ -689,15 +689,21 @@ uring_inflight(struct stor_backend *be)
 	return to_uring(be)->inflight;
 }
 
+/* An asynchronous close in flight (release_fd). */
+struct uring_release {
+	struct stor_io_req req; /* first: the CQE's user data */
+	int fd;
+};
+
 static void
 release_done(struct stor_io_req *req, int res)
 {
-	(void)req;
-	(void)res;
-}
+	struct uring_release *r = (struct uring_release *)req;
 
-/* Every asynchronous close completes through this one request (nothing to tell its owner). */
-static struct stor_io_req release_req = {.buf_index = -1, .file = -1, .done = release_done};
+	if (res < 0 && res != -EBADF)
+		close(r->fd); /* the ring could not (a kernel without IORING_OP_CLOSE) */
+	free(r);
+}
 
 /*
  * The close goes to an io-wq worker (IOSQE_ASYNC), whose task runs the file's
@@ -710,15 +716,24 @@ static void
 uring_release_fd(struct stor_backend *be, int fd)
 {
 	struct stor_uring *u = to_uring(be);
+	struct uring_release *r;
 	struct io_uring_sqe *sqe;
 
-	if (u->inflight + 1 > u->cq_entries || (sqe = io_uring_get_sqe(&u->ring)) == NULL) {
+	if (u->inflight + 1 > u->cq_entries || (r = malloc(sizeof(*r))) == NULL) {
 		close(fd);
 		return;
 	}
+	sqe = io_uring_get_sqe(&u->ring);
+	if (sqe == NULL) {
+		free(r);
+		close(fd);
+		return;
+	}
+	*r = (struct uring_release){
+	        .req = {.buf_index = -1, .file = -1, .done = release_done}, .fd = fd};
 	io_uring_prep_close(sqe, fd);
 	sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data(sqe, &release_req);
+	io_uring_sqe_set_data(sqe, &r->req);
 	u->inflight++;
 	u->be.async_closes++;
 }
