@@ -400,6 +400,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->inline_mapped_writes = e->be->inline_mapped_writes;
 	out->writes = e->be->writes;
 	out->write_bytes = e->be->write_bytes;
+	out->async_closes = e->be->async_closes;
 }
 
 void

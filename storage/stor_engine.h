@@ -184,6 +184,8 @@ struct stor_engine_stats {
 	uint64_t writes;            /* writes queued to the backend so far */
 	uint64_t write_bytes;       /* their bytes (block-aligned: padding and rewritten
 	                               partial blocks included) */
+	uint64_t async_closes;      /* deleted or replaced segment files closed off the
+	                               owner's thread (their blocks freed there) */
 };
 
 /**

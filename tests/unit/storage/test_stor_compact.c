@@ -5,14 +5,17 @@
  * expired tombstones gone, the active segment untouched), read back through
  * the log after finish, after a clean restart and after a crash restart.
  * Also: compressed batches, records without keys (dropped, as by Kafka), an interrupted compaction
- * (leftover .cleaned files) and a policy that is not compact.
+ * (leftover .cleaned files) and a policy that is not compact. On disk the
+ * replaced files are closed off the log's thread (the engine's async_closes).
  */
 #include <errno.h>
+#include <linux/magic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/vfs.h>
 
 #include "stor_compact.h"
 #include "stor_test_util.h"
@@ -225,7 +228,15 @@ run_compaction(enum kp_compression codec)
 	assert_true(st.records_kept < st.records_in);
 	assert_true(st.tombstones_dropped > 0);
 	assert_true(st.bytes_out < st.bytes_in);
+	struct stor_engine_stats es0, es1;
+	struct statfs sf;
+	stor_engine_stats(e, &es0);
 	assert_int_equal(stor_log_compact_finish(log, job), 0);
+	/* On disk the replaced files' last descriptors close off this thread. */
+	stor_engine_stats(e, &es1);
+	assert_int_equal(statfs(dir, &sf), 0);
+	if (sf.f_type != TMPFS_MAGIC && sf.f_type != RAMFS_MAGIC)
+		assert_true(es1.async_closes > es0.async_closes);
 
 	int nwant = reference(active_base, now - 1000, want);
 	assert_true(nwant < nrec);

@@ -4,8 +4,9 @@
  * tail cache and from disk (O_DIRECT on the build directory's file system,
  * buffered on /dev/shm and through the automatic fallback), group commit
  * and the flush policy, clean restart, torn and garbled tails at many cut
- * points, indexes and time lookups, roll, retention, DeleteRecords and the
- * leader-epoch checkpoint.
+ * points, indexes and time lookups, roll, retention (on disk the deleted
+ * files' names go at once, their last descriptors close off the log's
+ * thread), DeleteRecords and the leader-epoch checkpoint.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -819,9 +820,18 @@ test_roll_and_retention(void **state)
 	assert_int_equal(count_files(dir, ".log"), (int)nseg);
 
 	/* Time: every segment holding only old batches goes, none with a recent one. */
+	struct stor_engine_stats st0, st1;
+	struct statfs sf;
+	stor_engine_stats(e, &st0);
 	int del = stor_log_retention_run(log, now, 0);
 	assert_true(del > 0);
 	assert_int_equal(stor_log_segment_count(log), nseg - (unsigned)del);
+	assert_int_equal(count_files(dir, ".log"), (int)(nseg - (unsigned)del)); /* names: at once */
+	/* On disk each deleted file's last descriptor closes off this thread (its blocks). */
+	stor_engine_stats(e, &st1);
+	assert_int_equal(statfs(dir, &sf), 0);
+	if (sf.f_type != TMPFS_MAGIC && sf.f_type != RAMFS_MAGIC)
+		assert_int_equal(st1.async_closes - st0.async_closes, (uint64_t)del);
 	int64_t start = stor_log_start_offset(log);
 	assert_int_equal(start, stor_log_segment_base(log, 0));
 	assert_true(start <= m.base[60]);                        /* the first recent batch stays */
