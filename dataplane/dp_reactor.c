@@ -419,9 +419,9 @@ dp_reactors_quiesce(uint64_t timeout_us)
 
 /*
  * Longest a thread's munmap() waits for the reactors (then unmaps anyway): far
- * above any iteration of a healthy reactor (a buffered log on a disk whose
- * writeback throttles the writer held iterations 150 ms; memif's teardown waits
- * in the interrupt thread, nothing else does).
+ * above any iteration of a healthy reactor (the longest seen, 150-180 ms, were a
+ * deleted segment's discard before session 17 moved it off the reactor); only
+ * memif's teardown waits, in the interrupt thread.
  */
 #define REACTOR_UNMAP_WAIT_US 1000000
 
