@@ -629,17 +629,8 @@ stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job)
 		}
 		/* Old indexes first: a crash between the renames leaves them missing (rebuilt). */
 		char path[PATH_MAX];
-		/*
-		 * The replaced file's blocks are freed off this thread, as retention's
-		 * (seg_delete in stor_log.c): a descriptor of its own outlives the rename
-		 * over it and the old handle's close, and the backend closes it.
-		 */
-		struct stor_backend *be = log->engine->be;
-		int keep = -1;
-		if (!log->ram_dir && be->ops->release_fd != NULL) {
-			stor_segment_path(path, sizeof(path), log->dir, js->base, ".log");
-			keep = open(path, O_RDONLY | O_CLOEXEC);
-		}
+		/* The replaced file's blocks are freed off this thread, as retention's. */
+		int keep = stor_seg_keep_file(log, js->base);
 		stor_segment_path(path, sizeof(path), log->dir, js->base, ".index");
 		unlink(path);
 		stor_segment_path(path, sizeof(path), log->dir, js->base, ".timeindex");
@@ -669,8 +660,7 @@ stor_log_compact_finish(struct stor_log *log, struct stor_compact_job *job)
 		nseg->lpos_base = old->lpos_base;
 		log->segs[i] = nseg;
 		stor_seg_retire(log, old);
-		if (keep >= 0)
-			be->ops->release_fd(be, keep);
+		stor_seg_release_file(log, keep);
 		swapped++;
 	}
 	if (swapped != 0) {

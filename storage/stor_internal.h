@@ -325,5 +325,13 @@ void stor_seg_free(struct stor_log *log, struct stor_segment *seg);
 int stor_seg_open_file(struct stor_log *log, struct stor_segment *seg, bool create);
 /* Drop a segment no longer in log->segs: its cached chunks, then the struct once unreferenced. */
 void stor_seg_retire(struct stor_log *log, struct stor_segment *seg);
+/*
+ * A segment file about to lose its name (unlink, rename over it) on disk: a
+ * descriptor that keeps it past that and the handle's close (-1: none, a RAM
+ * log or a backend that cannot release), for stor_seg_release_file().
+ */
+int stor_seg_keep_file(const struct stor_log *log, int64_t base);
+/* Close what stor_seg_keep_file() kept off this thread: the file's blocks are freed there. */
+void stor_seg_release_file(struct stor_log *log, int keep);
 
 #endif /* SLP_STOR_INTERNAL_H */

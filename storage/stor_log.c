@@ -2761,29 +2761,45 @@ seg_keep_spare(struct stor_log *log, struct stor_segment *seg)
 }
 
 /*
- * The names go at once; on disk the segment file's blocks are freed off this
- * thread: a descriptor of its own keeps the file past the unlink and the
- * handle's close, and the backend closes it elsewhere (release_fd), where the
- * file's last reference drops. On this VM's ext4 (no journal, mounted with
- * discard) that close waited for a discard of the whole segment, 17-150 ms
- * for 32 MiB, inside the reactor's close before (session 17). A segment a
- * read still holds keeps its handle past this; its last close, later, frees
- * the blocks where it runs. RAM logs free pages in steps (stor_uring.c).
+ * A deleted segment file's blocks are freed off the owner's thread on disk: a
+ * descriptor of its own keeps the file past the unlink (or the rename over
+ * it) and the handle's close, and the backend closes it elsewhere
+ * (release_fd), where the file's last reference drops. On this VM's ext4 (no
+ * journal, mounted with discard) that close waited for a discard of the whole
+ * segment, 17-150 ms for 32 MiB, inside the reactor's close before (session
+ * 17). A segment a read still holds keeps its handle past this; its last
+ * close, later, frees the blocks where it runs. RAM logs free pages in steps
+ * (stor_uring.c).
  */
+int
+stor_seg_keep_file(const struct stor_log *log, int64_t base)
+{
+	char path[PATH_MAX];
+
+	if (log->ram_dir || log->engine->be->ops->release_fd == NULL)
+		return -1;
+	stor_segment_path(path, sizeof(path), log->dir, base, ".log");
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void
+stor_seg_release_file(struct stor_log *log, int keep)
+{
+	struct stor_backend *be = log->engine->be;
+
+	if (keep >= 0)
+		be->ops->release_fd(be, keep);
+}
+
 static void
 seg_delete(struct stor_log *log, unsigned i, bool recycle)
 {
 	struct stor_segment *seg = log->segs[i];
-	struct stor_backend *be = log->engine->be;
 	char path[PATH_MAX];
 	static const char *const suffixes[] = {".log", ".index", ".timeindex", ".snapshot"};
 	unsigned k = recycle && seg_keep_spare(log, seg) ? 1 : 0;
-	int keep = -1;
+	int keep = k == 0 ? stor_seg_keep_file(log, seg->base_offset) : -1;
 
-	if (k == 0 && !log->ram_dir && be->ops->release_fd != NULL) {
-		stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, ".log");
-		keep = open(path, O_RDONLY | O_CLOEXEC);
-	}
 	for (; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
 		stor_segment_path(path, sizeof(path), log->dir, seg->base_offset, suffixes[k]);
 		unlink(path);
@@ -2793,8 +2809,7 @@ seg_delete(struct stor_log *log, unsigned i, bool recycle)
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: deleted segment %020" PRId64, log->dir,
 	         seg->base_offset);
 	stor_seg_retire(log, seg);
-	if (keep >= 0)
-		be->ops->release_fd(be, keep);
+	stor_seg_release_file(log, keep);
 }
 
 void
