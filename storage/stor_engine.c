@@ -401,6 +401,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->writes = e->be->writes;
 	out->write_bytes = e->be->write_bytes;
 	out->async_closes = e->be->async_closes;
+	out->async_truncates = e->be->async_truncates;
 }
 
 void

@@ -186,6 +186,8 @@ struct stor_engine_stats {
 	                               partial blocks included) */
 	uint64_t async_closes;      /* deleted or replaced segment files closed off the
 	                               owner's thread (their blocks freed there) */
+	uint64_t async_truncates;   /* rolled segments trimmed off the owner's thread
+	                               (STOR_IO_TRUNCATE on the ring, Linux 6.9) */
 };
 
 /**

@@ -147,15 +147,15 @@ struct stor_log {
 
 	/*
 	 * Flush on roll, beside the writes: the segment sealed by the last roll
-	 * until its fdatasync (rsreq, holding a reference on it), trim and
-	 * indexes are done. The next segment's writes go on meanwhile; the
+	 * until its fdatasync and then its trim (rsreq, one after the other,
+	 * holding a reference on it) and indexes are done. The next segment's writes go on meanwhile; the
 	 * durable watermark (synced_lpos) stays at this segment's end until its
 	 * sync completes, what a later segment's syncs reached waits in
 	 * synced_ahead. One at a time: a roll waits for the previous one's.
 	 */
 	struct stor_segment *roll_seg;
 	struct stor_io_req rsreq;
-	uint64_t rsync_t0_ns; /* stor_mono_ns() when rsreq was queued */
+	uint64_t rsync_t0_ns; /* stor_mono_ns() when the fdatasync was queued */
 	bool rsync_busy;
 	uint64_t synced_ahead;
 

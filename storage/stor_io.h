@@ -28,6 +28,12 @@ enum stor_io_op {
 	STOR_IO_READ = 2,
 	STOR_IO_FDATASYNC = 3,
 	STOR_IO_FALLOCATE = 4, /* reserve [off, off + len) (mode 0: may grow the file) */
+	/*
+	 * Set the file's size to off (len 0). Off the owner's thread where the
+	 * backend can (io_uring's FTRUNCATE, Linux 6.9: an io-wq worker), else
+	 * run by submit() on it; completed by poll() either way.
+	 */
+	STOR_IO_TRUNCATE = 5,
 };
 
 /* Open flags of stor_backend_ops.open. */
@@ -119,6 +125,7 @@ struct stor_backend {
 	uint64_t writes;       /* STOR_IO_WRITE requests queued, since creation */
 	uint64_t write_bytes;  /* their bytes */
 	uint64_t async_closes; /* release_fd closes handed off the caller's thread */
+	uint64_t async_truncates; /* STOR_IO_TRUNCATE requests run off the owner's thread */
 };
 
 /*

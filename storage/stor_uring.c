@@ -89,6 +89,12 @@ struct uring_map {
 	uint64_t lo, hi; /* [lo, hi): pages reserved by fallocate, inside the file's size */
 };
 
+/*
+ * IORING_OP_FTRUNCATE (Linux 6.9), missing from Debian 12's headers: the
+ * kernel's number, used only where the ring's probe says it exists.
+ */
+#define URING_OP_FTRUNCATE 55
+
 #define URING_MAP_WINDOW (1ull << 20) /* its munmap clears the pages written through it */
 #define URING_MAP_STEP (64ull << 10)
 
@@ -105,6 +111,7 @@ struct stor_uring {
 	int fixed_files;   /* 1: the files table is registered (and no fd is kept open but
 	                      for inline files) */
 	int fixed_bufs;    /* 1: buffers registered */
+	int ring_truncate; /* 1: the kernel has IORING_OP_FTRUNCATE (STOR_IO_TRUNCATE on the ring) */
 	uint8_t *inl;      /* handle -> 1: its writes, reads and syncs run inline */
 	struct uring_map *maps; /* handle -> its mapping, for inline files */
 	enum stor_inline_mode inline_mode;
@@ -319,19 +326,25 @@ uring_allocate(struct stor_backend *be, int handle, uint64_t size)
 	return -rc;
 }
 
+/* Pages past a new size are gone: an inline file's mapping reserves them again. */
+static void
+map_cut(struct stor_uring *u, int handle, uint64_t size)
+{
+	if (handle >= 0 && (unsigned)handle < u->max_files) {
+		struct uring_map *m = &u->maps[handle];
+
+		if (m->hi > size)
+			m->hi = m->lo > size ? m->lo : size;
+	}
+}
+
 static int
 uring_truncate(struct stor_backend *be, int handle, uint64_t size)
 {
 	struct stor_uring *u = to_uring(be);
 	int tmp, fd, rc;
 
-	if (handle >= 0 && (unsigned)handle < u->max_files) {
-		/* Pages past the new size are gone: reserve them again before a copy. */
-		struct uring_map *m = &u->maps[handle];
-
-		if (m->hi > size)
-			m->hi = m->lo > size ? m->lo : size;
-	}
+	map_cut(u, handle, size);
 	/* By path where no descriptor is kept: one system call, not three. */
 	if (handle >= 0 && (unsigned)handle < u->max_files && u->paths[handle] != NULL &&
 	    u->fds[handle] < 0)
@@ -435,7 +448,15 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	case STOR_IO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, fd, 0, (off_t)req->off, (off_t)req->len);
 		break;
+	case STOR_IO_TRUNCATE:
+		if (!u->ring_truncate)
+			goto bad_op; /* linked to a ring request on a kernel without it */
+		/* No helper in Debian 12's liburing 2.3: the new size in off, the rest zero. */
+		io_uring_prep_rw(URING_OP_FTRUNCATE, sqe, fd, NULL, 0, req->off);
+		u->be.async_truncates++;
+		break;
 	default:
+	bad_op:
 		/* An SQE was taken: turn it into a no-op so the ring stays consistent. */
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data(sqe, NULL);
@@ -454,14 +475,20 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	return 0;
 }
 
-/* Served inline: a write, read or sync of an inline file (fallocate stays on the ring). */
+/*
+ * Served inline: a write, read or sync of an inline file (fallocate stays on
+ * the ring), and a truncate of an inline file or on a kernel whose ring has
+ * none.
+ */
 static bool
 req_inline(const struct stor_uring *u, const struct stor_io_req *req)
 {
+	if (req->op == STOR_IO_TRUNCATE && !u->ring_truncate)
+		return true;
 	if (req->file < 0 || (unsigned)req->file >= u->max_files || !u->inl[req->file])
 		return false;
 	return req->op == STOR_IO_WRITE || req->op == STOR_IO_READ ||
-	       req->op == STOR_IO_FDATASYNC;
+	       req->op == STOR_IO_FDATASYNC || req->op == STOR_IO_TRUNCATE;
 }
 
 static int
@@ -472,6 +499,9 @@ uring_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 
 	if (u->inflight + n > u->cq_entries)
 		return -EAGAIN;
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i]->op == STOR_IO_TRUNCATE)
+			map_cut(u, reqs[i]->file, reqs[i]->off);
 	/* A chain runs inline whole or through the ring whole, so its links keep their order. */
 	while (k < n && req_inline(u, reqs[k]))
 		k++;
@@ -550,6 +580,8 @@ inline_run(struct stor_uring *u, const struct stor_io_req *req)
 
 	if (req->op == STOR_IO_FDATASYNC)
 		return 0; /* tmpfs/ramfs: the page cache is all there is (noop_fsync) */
+	if (req->op == STOR_IO_TRUNCATE)
+		return uring_truncate(&u->be, req->file, req->off);
 	if (req->op == STOR_IO_WRITE && req->len <= u->map_bytes && req->len > 0)
 		done = map_write(u, req);
 	while (done < req->len) {
@@ -881,6 +913,20 @@ uring_workers_place(struct io_uring *ring, const uint64_t *mask)
 	return io_uring_register_iowq_aff(ring, sizeof(set), &set);
 }
 
+/* Whether the kernel's ring runs @op (IORING_REGISTER_PROBE). */
+static int
+uring_has_op(struct io_uring *ring, int op)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	int has;
+
+	if (probe == NULL)
+		return 0;
+	has = op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
+	io_uring_free_probe(probe);
+	return has;
+}
+
 /* Free what stor_uring_create() allocated (the ring not initialised). */
 static void
 uring_free(struct stor_uring *u)
@@ -967,6 +1013,7 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 		return NULL;
 	}
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
+	u->ring_truncate = uring_has_op(&u->ring, URING_OP_FTRUNCATE);
 	if (!u->fixed_files && why != NULL)
 		*why = "fixed files refused, using plain fds";
 	if (opts->io_workers != 0) {

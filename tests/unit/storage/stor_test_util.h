@@ -9,6 +9,7 @@
 #define SLP_STOR_TEST_UTIL_H
 
 #include <dirent.h>
+#include <liburing.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -98,6 +99,29 @@ tu_batch(uint8_t *buf, size_t cap, int n, int64_t ts, size_t vlen, unsigned seed
 		return 0;
 	return size;
 }
+
+/* ---- the kernel --------------------------------------------------------- */
+
+/* Whether this kernel's io_uring runs opcode @op (a probe of a ring of its own). */
+static inline int
+tu_ring_has_op(int op)
+{
+	struct io_uring ring;
+	struct io_uring_probe *probe;
+	int has = 0;
+
+	if (io_uring_queue_init(2, &ring, 0) != 0)
+		return 0;
+	probe = io_uring_get_probe_ring(&ring);
+	if (probe != NULL) {
+		has = op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
+		io_uring_free_probe(probe);
+	}
+	io_uring_queue_exit(&ring);
+	return has;
+}
+
+#define TU_OP_FTRUNCATE 55 /* IORING_OP_FTRUNCATE, Linux 6.9 (not in Debian 12's headers) */
 
 /* ---- a wrapper backend ------------------------------------------------- */
 

@@ -1100,6 +1100,25 @@ test_recovery_after_roll_crash(void **state)
 	free(dir);
 }
 
+/* Where the whole batches at the start of the file at @path end (zeros stop the walk). */
+static uint64_t
+batches_end(const char *path)
+{
+	uint8_t h[12];
+	uint64_t pos = 0;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	while (pread(fd, h, sizeof(h), (off_t)pos) == (ssize_t)sizeof(h)) {
+		uint32_t len = (uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11];
+		if (len == 0)
+			break;
+		pos += 12 + len;
+	}
+	close(fd);
+	return pos;
+}
+
 /*
  * A roll's flush (fdatasync, trim, indexes) runs beside the next segment's
  * writes: with the roll's sync held back, appends to the new segment are
@@ -1156,6 +1175,14 @@ test_roll_sync_beside_writes(void **state)
 	assert_true(st.flush_ns - flush_ns0 >= 20000000ull);
 	assert_int_equal(st.segments_rolled, 1);
 	assert_int_equal(access(path, F_OK), 0);
+	/* Trimmed to its data (the block padding of its O_DIRECT writes and the
+	 * preallocated rest cut), by an io-wq worker where the kernel's ring can. */
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, batches_end(path));
+	assert_true(sb.st_size % STOR_BLOCK_SIZE != 0 && sb.st_size < (off_t)cfg.segment_bytes);
+	assert_int_equal(wrap->inner->async_truncates, tu_ring_has_op(TU_OP_FTRUNCATE) ? 1 : 0);
 	verify(e, log, &m, 0);
 	assert_int_equal(stor_log_close(log), 0);
 	stor_engine_destroy(e);

@@ -24,6 +24,10 @@
  *   file system refuses (RLIMIT_FSIZE) fails with the errno, no signal;
  * - release_fd: a deleted file's last descriptor closes through the ring
  *   (an io-wq worker), counted in flight until then;
+ * - STOR_IO_TRUNCATE: a file on disk is cut through the ring where the
+ *   kernel has IORING_OP_FTRUNCATE (Linux 6.9; an io-wq worker, counted in
+ *   async_truncates), by submit on the caller's thread where it has not; an
+ *   inline file's always by submit; completed by poll either way;
  * - through the engine: appends to logs on /dev/shm are acknowledged by the
  *   same stor_engine_poll() that wrote them, read back before and after a
  *   clean restart, the engine's stats count the inline files and requests,
@@ -472,6 +476,63 @@ test_release_fd(void **state)
 	free(big);
 }
 
+/*
+ * STOR_IO_TRUNCATE on a file on disk and on one on tmpfs: the size it asks
+ * for once poll() completed it, nothing before submit(); through the ring on
+ * disk where the kernel can.
+ */
+static void
+truncate_one(const char *base, enum stor_inline_mode mode, bool ring)
+{
+	char *dir = tu_tmpdir(base);
+	struct stor_backend *be = backend(mode, 0);
+	uint8_t *big = calloc(1, 1 << 16);
+	struct stor_io_req t;
+	struct stor_io_req *reqs[1] = {&t};
+	uint64_t size = 0;
+	char path[4200];
+	int h = bopen(be, dir, 0), polls = 0, fd;
+
+	snprintf(path, sizeof(path), "%s/f0", dir);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, big, 1 << 16, 0), 1 << 16);
+	close(fd);
+	g_ndone = 0;
+	t = (struct stor_io_req){.op = STOR_IO_TRUNCATE, .buf_index = -1, .file = h, .off = 5000,
+	                         .done = on_done};
+	assert_int_equal(be->ops->queue(be, reqs, 1), 0);
+	assert_int_equal(be->ops->inflight(be), 1);
+	assert_int_equal(be->ops->size(be, h, &size), 0);
+	assert_int_equal(size, 1 << 16); /* queued only */
+	assert_true(be->ops->submit(be) >= 0);
+	while (g_ndone == 0 && polls++ < 1000) {
+		be->ops->wait(be, 10000);
+		be->ops->poll(be, 16);
+	}
+	assert_int_equal(g_ndone, 1);
+	assert_int_equal(g_done[0].res, 0);
+	assert_int_equal(be->ops->inflight(be), 0);
+	assert_int_equal(be->ops->size(be, h, &size), 0);
+	assert_int_equal(size, 5000);
+	assert_int_equal(be->async_truncates, ring ? 1 : 0);
+	assert_int_equal(be->inline_ios, ring ? 0 : 1);
+	assert_int_equal(be->ops->close(be, h), 0);
+	be->ops->destroy(be);
+	tu_rm_rf(dir);
+	free(dir);
+	free(big);
+}
+
+static void
+test_truncate(void **state)
+{
+	(void)state;
+	truncate_one("", STOR_INLINE_OFF, tu_ring_has_op(TU_OP_FTRUNCATE));
+	if (dev_shm_is_tmpfs())
+		truncate_one("/dev/shm", STOR_INLINE_AUTO, false);
+}
+
 static void
 test_inline_limits(void **state)
 {
@@ -803,6 +864,7 @@ main(void)
 	        cmocka_unit_test(test_inline_limits),
 	        cmocka_unit_test(test_inline_deleted_drained),
 	        cmocka_unit_test(test_release_fd),
+	        cmocka_unit_test(test_truncate),
 	        cmocka_unit_test(test_inline_mapped_writes),
 	        cmocka_unit_test(test_inline_mapped_refused),
 	        cmocka_unit_test(test_engine_inline),
