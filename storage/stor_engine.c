@@ -21,7 +21,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@
 #include <unistd.h>
 
 #include "stor_internal.h"
+
+static void removals_free(struct stor_engine *e);
 
 void
 stor_engine_opts_init(struct stor_engine_opts *opts)
@@ -282,6 +286,7 @@ stor_engine_create(const struct stor_engine_opts *opts)
 	TAILQ_INIT(&e->timed);
 	TAILQ_INIT(&e->all);
 	TAILQ_INIT(&e->files);
+	TAILQ_INIT(&e->removals);
 
 	if (opts->backend != NULL) {
 		e->be = opts->backend;
@@ -347,6 +352,7 @@ stor_engine_destroy(struct stor_engine *e)
 	if (e == NULL)
 		return;
 	stor_engine_drain(e);
+	removals_free(e);
 	if (e->log_count != 0)
 		stor_msg(e, STOR_LOG_ERR, "engine destroyed with %u logs open", e->log_count);
 	for (unsigned i = 0; i < e->n_fs; i++)
@@ -402,6 +408,9 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->write_bytes = e->be->write_bytes;
 	out->async_closes = e->be->async_closes;
 	out->async_truncates = e->be->async_truncates;
+	out->async_unlinks = e->be->async_unlinks;
+	out->removals = e->n_removals;
+	out->removals_done = e->removals_done;
 }
 
 void
@@ -596,8 +605,206 @@ stor_engine_timer_arm(struct stor_engine *e, struct stor_log *log)
 	}
 }
 
+/* ---- directory removal (stor_engine_remove_dir) ------------------------ */
+
+/* One name of a directory being removed, queued or about to be. */
+struct removal_unlink {
+	struct stor_io_req req; /* first: what done() gets */
+	struct stor_removal *r;
+	char path[];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
 int
-stor_engine_poll(struct stor_engine *e)
+stor_remove_tree(const char *path)
+{
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+}
+
+/* A directory inside a removed one (none of the log's own): in place. */
+static void
+rm_tree(struct stor_engine *e, const char *path)
+{
+	int rc = stor_remove_tree(path);
+
+	if (rc < 0)
+		stor_msg(e, STOR_LOG_WARN, "removing %s: %s", path, strerror(-rc));
+}
+
+static void
+removal_unlink_done(struct stor_io_req *req, int res)
+{
+	struct removal_unlink *u = (struct removal_unlink *)req;
+	struct stor_engine *e = req->ctx;
+
+	if (res == -EISDIR)
+		rm_tree(e, u->path); /* a file system without d_type */
+	else if (res < 0 && res != -ENOENT)
+		stor_msg(e, STOR_LOG_WARN, "removing %s: %s", u->path, strerror(-res));
+	u->r->pending--;
+	free(u);
+}
+
+static void
+removal_dir_done(struct stor_io_req *req, int res)
+{
+	struct stor_engine *e = req->ctx;
+	struct stor_removal *r =
+	        (struct stor_removal *)((char *)req - offsetof(struct stor_removal, dreq));
+
+	if (res < 0 && res != -ENOENT)
+		stor_msg(e, STOR_LOG_WARN, "removing %s: %s (left for the next start)", r->path,
+		         strerror(-res));
+	TAILQ_REMOVE(&e->removals, r, link);
+	e->n_removals--;
+	e->removals_done++;
+	free(r);
+}
+
+/* The next name of @r to unlink, or NULL (none left: the directory closed; or no memory). */
+static struct removal_unlink *
+removal_next(struct stor_engine *e, struct stor_removal *r)
+{
+	struct dirent *de;
+
+	if (r->held != NULL) {
+		struct removal_unlink *u = r->held;
+
+		r->held = NULL;
+		return u;
+	}
+	while ((de = readdir(r->d)) != NULL) {
+		size_t len = strlen(r->path) + strlen(de->d_name) + 2;
+		struct removal_unlink *u;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		u = malloc(sizeof(*u) + len);
+		if (u == NULL)
+			return NULL; /* the directory goes on at the next tick */
+		snprintf(u->path, len, "%s/%s", r->path, de->d_name);
+		if (de->d_type == DT_DIR) {
+			rm_tree(e, u->path);
+			free(u);
+			continue;
+		}
+		u->req = (struct stor_io_req){.op = STOR_IO_UNLINK,
+		                              .buf_index = -1,
+		                              .file = -1,
+		                              .buf = u->path,
+		                              .done = removal_unlink_done,
+		                              .ctx = e};
+		u->r = r;
+		return u;
+	}
+	closedir(r->d);
+	r->d = NULL;
+	return NULL;
+}
+
+/* Whether the oldest removal has something to queue now. */
+static bool
+removal_ready(const struct stor_engine *e)
+{
+	const struct stor_removal *r = TAILQ_FIRST(&e->removals);
+
+	if (r == NULL)
+		return false;
+	if (r->d != NULL)
+		return r->pending < STOR_REMOVE_INFLIGHT;
+	return r->pending == 0 && !r->rmdir_queued;
+}
+
+/*
+ * Queue what the oldest removal may: its names, STOR_REMOVE_INFLIGHT at
+ * most in flight, then the directory once they are gone. One directory at
+ * a time. Returns the requests queued.
+ */
+static int
+removals_step(struct stor_engine *e)
+{
+	struct stor_removal *r = TAILQ_FIRST(&e->removals);
+	int queued = 0;
+
+	while (r->d != NULL && r->pending < STOR_REMOVE_INFLIGHT) {
+		struct removal_unlink *u = removal_next(e, r);
+		struct stor_io_req *reqs[1];
+
+		if (u == NULL)
+			break;
+		reqs[0] = &u->req;
+		if (e->be->ops->queue(e->be, reqs, 1) != 0) {
+			r->held = u; /* the backend is full: the next tick */
+			return queued;
+		}
+		r->pending++;
+		queued++;
+	}
+	if (r->d == NULL && r->pending == 0 && !r->rmdir_queued) {
+		struct stor_io_req *reqs[1] = {&r->dreq};
+
+		r->dreq = (struct stor_io_req){.op = STOR_IO_UNLINK,
+		                               .buf_index = -1,
+		                               .file = -1,
+		                               .buf = r->path,
+		                               .off = AT_REMOVEDIR,
+		                               .done = removal_dir_done,
+		                               .ctx = e};
+		if (e->be->ops->queue(e->be, reqs, 1) == 0) {
+			r->rmdir_queued = true;
+			queued++;
+		}
+	}
+	return queued;
+}
+
+/* What a shutdown leaves (nothing of it in flight: after a drain). */
+static void
+removals_free(struct stor_engine *e)
+{
+	struct stor_removal *r;
+
+	while ((r = TAILQ_FIRST(&e->removals)) != NULL) {
+		TAILQ_REMOVE(&e->removals, r, link);
+		if (r->d != NULL)
+			closedir(r->d);
+		free(r->held);
+		free(r);
+	}
+	e->n_removals = 0;
+}
+
+int
+stor_engine_remove_dir(struct stor_engine *e, const char *path)
+{
+	size_t len = strlen(path) + 1;
+	struct stor_removal *r = calloc(1, sizeof(*r) + len);
+
+	if (r == NULL)
+		return -ENOMEM;
+	memcpy(r->path, path, len);
+	r->d = opendir(path);
+	if (r->d == NULL) {
+		int rc = -errno;
+
+		free(r);
+		return rc;
+	}
+	TAILQ_INSERT_TAIL(&e->removals, r, link);
+	e->n_removals++;
+	return 0;
+}
+
+/* A tick; @removals: step the directory removals too (not in a drain). */
+static int
+engine_poll(struct stor_engine *e, bool removals)
 {
 	struct stor_log *log, *next;
 	int work;
@@ -637,6 +844,8 @@ stor_engine_poll(struct stor_engine *e)
 		if (rc > 0)
 			work++;
 	}
+	if (removals && !TAILQ_EMPTY(&e->removals))
+		work += removals_step(e);
 	/* One system call for the whole tick (none under SQPOLL while it polls). */
 	if (e->be->ops->submit(e->be) < 0)
 		stor_msg(e, STOR_LOG_ERR, "%s: submit failed", e->be->ops->name);
@@ -651,9 +860,15 @@ stor_engine_poll(struct stor_engine *e)
 }
 
 int
+stor_engine_poll(struct stor_engine *e)
+{
+	return engine_poll(e, true);
+}
+
+int
 stor_engine_wait(struct stor_engine *e, unsigned timeout_us)
 {
-	if (!TAILQ_EMPTY(&e->dirty) || e->be->ops->wait == NULL)
+	if (!TAILQ_EMPTY(&e->dirty) || e->be->ops->wait == NULL || removal_ready(e))
 		return 0; /* work to submit: poll at once */
 	return e->be->ops->wait(e->be, timeout_us);
 }
@@ -661,7 +876,8 @@ stor_engine_wait(struct stor_engine *e, unsigned timeout_us)
 int
 stor_engine_drain(struct stor_engine *e)
 {
+	/* Removals wait (a log's close drains too): only their names in flight end. */
 	while (!TAILQ_EMPTY(&e->dirty) || e->be->ops->inflight(e->be) != 0)
-		stor_engine_poll(e);
+		engine_poll(e, false);
 	return 0;
 }

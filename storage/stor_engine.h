@@ -147,6 +147,22 @@ int stor_engine_drain(struct stor_engine *engine);
  */
 int stor_engine_wait(struct stor_engine *engine, unsigned timeout_us);
 
+/**
+ * Remove the directory @path and the files in it, closed ones (a deleted
+ * topic's partition, renamed aside first by the caller), a step at a time
+ * from stor_engine_poll(): each name is unlinked through the backend (an
+ * io-wq worker, where a large file's blocks are freed), at most
+ * STOR_REMOVE_INFLIGHT at once, the directory last. An entry that is itself
+ * a directory is removed in place on the calling thread. What a shutdown
+ * leaves is the caller's to remove at its next start. Returns 0, -ENOMEM, or
+ * -errno of opendir (nothing queued).
+ */
+int stor_engine_remove_dir(struct stor_engine *engine, const char *path);
+#define STOR_REMOVE_INFLIGHT 16u
+
+/** Remove @path and what is under it, in place (setup paths). 0 or -errno. */
+int stor_remove_tree(const char *path);
+
 /** The backend's name ("io_uring") for log lines and benchmarks. */
 const char *stor_engine_backend_name(const struct stor_engine *engine);
 
@@ -188,6 +204,10 @@ struct stor_engine_stats {
 	                               owner's thread (their blocks freed there) */
 	uint64_t async_truncates;   /* rolled segments trimmed off the owner's thread
 	                               (STOR_IO_TRUNCATE on the ring, Linux 6.9) */
+	uint64_t async_unlinks;     /* files and directories of removed directories
+	                               unlinked off the owner's thread (IORING_OP_UNLINKAT) */
+	unsigned removals;          /* directories being removed now */
+	uint64_t removals_done;     /* directories removed so far */
 };
 
 /**

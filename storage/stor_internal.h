@@ -11,6 +11,7 @@
 #ifndef SLP_STOR_INTERNAL_H
 #define SLP_STOR_INTERNAL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -206,6 +207,18 @@ struct stor_log {
 TAILQ_HEAD(stor_log_list, stor_log);
 TAILQ_HEAD(stor_seg_list, stor_segment);
 
+/* A directory being removed (stor_engine_remove_dir). */
+struct stor_removal {
+	TAILQ_ENTRY(stor_removal) link;
+	DIR *d;           /* entries still to queue; NULL once all were */
+	unsigned pending; /* unlinks in flight */
+	bool rmdir_queued;
+	void *held;       /* a name read but not queued yet (the backend was full) */
+	struct stor_io_req dreq; /* the directory's own unlink */
+	char path[];
+};
+TAILQ_HEAD(stor_removal_list, stor_removal);
+
 struct stor_engine {
 	struct stor_backend *be;
 	struct stor_engine_opts opts;
@@ -245,6 +258,9 @@ struct stor_engine {
 	int fs_fds[STOR_ENGINE_MAX_FS];
 	dev_t fs_devs[STOR_ENGINE_MAX_FS];
 	unsigned n_fs;
+	struct stor_removal_list removals; /* stor_engine_remove_dir(), oldest first */
+	unsigned n_removals;
+	uint64_t removals_done;
 	/* Failed preallocation steps (stor_prealloc_failed()): all, and when last logged. */
 	uint64_t prealloc_failures, prealloc_failures_logged;
 	uint64_t prealloc_warn_ms; /* stor_mono_ms() of the last warning, 0: none yet */

@@ -34,6 +34,14 @@ enum stor_io_op {
 	 * run by submit() on it; completed by poll() either way.
 	 */
 	STOR_IO_TRUNCATE = 5,
+	/*
+	 * Remove the name buf (a NUL-terminated path, borrowed until done();
+	 * file unused, -1), a directory when off is AT_REMOVEDIR. The last name
+	 * of a closed file frees its blocks there (a synchronous discard on some
+	 * file systems): an io-wq worker does it where the kernel's ring can
+	 * (IORING_OP_UNLINKAT, Linux 5.11), submit() on the owner's thread else.
+	 */
+	STOR_IO_UNLINK = 6,
 };
 
 /* Open flags of stor_backend_ops.open. */
@@ -126,6 +134,7 @@ struct stor_backend {
 	uint64_t write_bytes;  /* their bytes */
 	uint64_t async_closes; /* release_fd closes handed off the caller's thread */
 	uint64_t async_truncates; /* STOR_IO_TRUNCATE requests run off the owner's thread */
+	uint64_t async_unlinks;   /* STOR_IO_UNLINK requests run off the owner's thread */
 };
 
 /*

@@ -112,6 +112,7 @@ struct stor_uring {
 	                      for inline files) */
 	int fixed_bufs;    /* 1: buffers registered */
 	int ring_truncate; /* 1: the kernel has IORING_OP_FTRUNCATE (STOR_IO_TRUNCATE on the ring) */
+	int ring_unlink;   /* 1: the kernel has IORING_OP_UNLINKAT (STOR_IO_UNLINK on the ring) */
 	uint8_t *inl;      /* handle -> 1: its writes, reads and syncs run inline */
 	struct uring_map *maps; /* handle -> its mapping, for inline files */
 	enum stor_inline_mode inline_mode;
@@ -426,6 +427,17 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	sqe = io_uring_get_sqe(&u->ring);
 	if (sqe == NULL)
 		return -EAGAIN;
+	if (req->op == STOR_IO_UNLINK) {
+		/* By name, no file: an io-wq worker at once (it would block there anyway). */
+		io_uring_prep_unlinkat(sqe, AT_FDCWD, req->buf, (int)req->off);
+		sqe->flags |= IOSQE_ASYNC;
+		if (req->link_next)
+			sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data(sqe, req);
+		u->be.async_unlinks++;
+		u->inflight++;
+		return 0;
+	}
 	fd = u->fixed_files ? req->file : u->fds[req->file];
 	switch (req->op) {
 	case STOR_IO_WRITE:
@@ -483,8 +495,11 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 static bool
 req_inline(const struct stor_uring *u, const struct stor_io_req *req)
 {
-	if (req->op == STOR_IO_TRUNCATE && !u->ring_truncate)
+	if ((req->op == STOR_IO_TRUNCATE && !u->ring_truncate) ||
+	    (req->op == STOR_IO_UNLINK && !u->ring_unlink))
 		return true;
+	if (req->op == STOR_IO_UNLINK)
+		return false;
 	if (req->file < 0 || (unsigned)req->file >= u->max_files || !u->inl[req->file])
 		return false;
 	return req->op == STOR_IO_WRITE || req->op == STOR_IO_READ ||
@@ -575,9 +590,12 @@ map_write(struct stor_uring *u, const struct stor_io_req *req)
 static int
 inline_run(struct stor_uring *u, const struct stor_io_req *req)
 {
-	int fd = u->fds[req->file];
+	int fd;
 	uint32_t done = 0;
 
+	if (req->op == STOR_IO_UNLINK)
+		return unlinkat(AT_FDCWD, req->buf, (int)req->off) == 0 ? 0 : -errno;
+	fd = u->fds[req->file];
 	if (req->op == STOR_IO_FDATASYNC)
 		return 0; /* tmpfs/ramfs: the page cache is all there is (noop_fsync) */
 	if (req->op == STOR_IO_TRUNCATE)
@@ -1014,6 +1032,7 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 	}
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
 	u->ring_truncate = uring_has_op(&u->ring, URING_OP_FTRUNCATE);
+	u->ring_unlink = uring_has_op(&u->ring, IORING_OP_UNLINKAT);
 	if (!u->fixed_files && why != NULL)
 		*why = "fixed files refused, using plain fds";
 	if (opts->io_workers != 0) {

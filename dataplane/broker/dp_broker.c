@@ -17,8 +17,8 @@
 #include "dp_broker.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,28 +328,87 @@ apply_configs(struct stor_log_config *cfg, const char *configs)
 	return 0;
 }
 
+/* The suffix of a partition directory renamed aside for removal (Kafka's). */
+#define DELETE_SUFFIX "-delete"
+
+struct removal_arg {
+	struct dp_broker *b;
+	const char *path;
+};
+
+/*
+ * On writer 0's lcore: its engine unlinks the directory's files through the
+ * ring, a step per tick (stor_engine_remove_dir); in place without one.
+ */
 static int
-rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+op_remove_dir(void *arg)
 {
-	(void)st;
-	(void)ftw;
-	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+	struct removal_arg *a = arg;
+	struct stor_engine *e = a->b->writers[0].engine;
+	int rc = e != NULL ? stor_engine_remove_dir(e, a->path) : -ENODEV;
+
+	if (rc < 0 && rc != -ENOENT && (rc = stor_remove_tree(a->path)) < 0)
+		dp_log(DP_LOG_WARN, "removing %s: %s", a->path, strerror(-rc));
+	return 0;
 }
 
-/* Remove @dir/@name-@p for every p in [from, to): partition directories. */
+/*
+ * Remove @dir/@name-@p for every p in [from, to): partition directories,
+ * their logs closed. Each is renamed aside at once (@name-@p.<unique>-delete,
+ * as Kafka does: a topic of the same name may be created right after) and its
+ * files unlinked off the reactor: a large segment's last unlink frees its
+ * blocks, a synchronous discard on some file systems. Leftovers of a
+ * shutdown or crash go at the next start (removals_resume).
+ */
 static void
-partition_dirs_remove(const struct dp_broker *b, const char *name, int32_t from, int32_t to)
+partition_dirs_remove(struct dp_broker *b, const char *name, int32_t from, int32_t to)
 {
 	char path[sizeof(b->dir) + DP_BROKER_TOPIC_NAME_MAX + 16];
+	char aside[sizeof(path) + 48];
+	static uint32_t seq;
+	struct timespec ts;
 	struct stat st;
 
 	for (int32_t p = from; p < to; p++) {
+		struct removal_arg a = {.b = b, .path = aside};
+
 		snprintf(path, sizeof(path), "%s/%s-%" PRId32, b->dir, name, p);
 		if (stat(path, &st) < 0)
 			continue;
-		if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-			dp_log(DP_LOG_WARN, "removing %s: %s", path, strerror(errno));
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(aside, sizeof(aside), "%s.%016" PRIx64 "%08" PRIx32 DELETE_SUFFIX, path,
+			(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, seq++);
+		if (rename(path, aside) < 0) {
+			dp_log(DP_LOG_WARN, "renaming %s aside: %s (removed in place)", path,
+				strerror(errno));
+			a.path = path;
+		}
+		(void)dp_broker_exec(b, 0, op_remove_dir, &a);
 	}
+}
+
+/* Writer 0's engine, new: the directories a shutdown or crash left renamed aside. */
+static void
+removals_resume(struct dp_broker *b)
+{
+	char path[sizeof(b->dir) + 300];
+	size_t sl = strlen(DELETE_SUFFIX);
+	DIR *d = opendir(b->dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		struct removal_arg a = {.b = b, .path = path};
+
+		if (n <= sl || strcmp(de->d_name + n - sl, DELETE_SUFFIX) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", b->dir, de->d_name);
+		dp_log(DP_LOG_INFO, "removing %s, left by the last run", path);
+		(void)op_remove_dir(&a);
+	}
+	closedir(d);
 }
 
 /* Wall clock in ms (producer.id.expiration.ms). */
@@ -1169,6 +1228,8 @@ writers_start_engines(struct dp_broker *b)
 				b->engine_opts.chunk_count, b->engine_opts.chunk_bytes);
 			return rc < 0 ? rc : -ENOMEM;
 		}
+		if (w == 0)
+			removals_resume(b);
 	}
 	return 0;
 }

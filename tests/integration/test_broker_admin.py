@@ -127,6 +127,15 @@ def delete_checks(b, tmp):
     assert not os.path.exists(os.path.join(logs_dir(tmp), "del-a-0"))
     assert not os.path.exists(os.path.join(logs_dir(tmp), "del-a-1"))
     assert "del-a" not in topic_ids(tmp)
+    # Renamed aside at once (del-a-0.<unique>-delete), the files unlinked off the
+    # reactor a step per storage poll: soon gone.
+    deadline = time.monotonic() + 10
+    while True:
+        aside = [n for n in os.listdir(logs_dir(tmp)) if n.endswith("-delete")]
+        if not aside or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert aside == [], aside
 
     # Re-created: empty (offsets restart at 0).
     a.create_topics([NewTopic("del-a", 1, 1)], request_timeout=10)["del-a"].result(10)

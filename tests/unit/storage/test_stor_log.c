@@ -1100,6 +1100,66 @@ test_recovery_after_roll_crash(void **state)
 	free(dir);
 }
 
+/*
+ * stor_engine_remove_dir: a directory of more files than may be in flight at
+ * once, with a directory inside, goes a step per poll, its names unlinked
+ * through the ring where the kernel can (IORING_OP_UNLINKAT), the directory
+ * last; a log's close meanwhile does not wait for it (a drain steps no
+ * removal); an engine destroyed with one under way leaves the rest.
+ */
+static void
+test_remove_dir(void **state)
+{
+	struct stor_engine *e = tu_engine(NULL, STOR_DIRECT_AUTO, 64 << 10, 8, NULL);
+	struct stor_engine_stats st;
+	char *dir = tu_tmpdir(""), path[4400], sub[4300];
+	int polls = 0;
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		snprintf(sub, sizeof(sub), "%s/p%d", dir, k);
+		assert_int_equal(mkdir(sub, 0755), 0);
+		for (int i = 0; i < (int)STOR_REMOVE_INFLIGHT * 3 + 1; i++) {
+			snprintf(path, sizeof(path), "%s/%020d.log", sub, i);
+			FILE *f = fopen(path, "w");
+			assert_non_null(f);
+			fputs("segment", f);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/inner", sub);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	snprintf(sub, sizeof(sub), "%s/p0", dir);
+	assert_int_equal(stor_engine_remove_dir(e, sub), 0);
+	snprintf(path, sizeof(path), "%s/none", dir);
+	assert_int_equal(stor_engine_remove_dir(e, path), -ENOENT);
+	stor_engine_stats(e, &st);
+	assert_int_equal(st.removals, 1);
+	assert_int_equal(access(sub, F_OK), 0); /* nothing before a poll */
+	assert_int_equal(stor_engine_drain(e), 0);
+	assert_int_equal(access(sub, F_OK), 0); /* a drain steps no removal */
+	while (st.removals > 0 && polls++ < 100000) {
+		stor_engine_poll(e);
+		stor_engine_wait(e, 1000);
+		stor_engine_stats(e, &st);
+	}
+	assert_int_equal(st.removals, 0);
+	assert_int_equal(st.removals_done, 1);
+	assert_int_equal(access(sub, F_OK), -1);
+	assert_true(polls > 1);
+	if (tu_ring_has_op(IORING_OP_UNLINKAT))
+		assert_int_equal(st.async_unlinks, STOR_REMOVE_INFLIGHT * 3 + 1 + 1);
+
+	/* Under way at destroy: what is left stays on disk. */
+	snprintf(sub, sizeof(sub), "%s/p1", dir);
+	assert_int_equal(stor_engine_remove_dir(e, sub), 0);
+	stor_engine_poll(e);
+	stor_engine_destroy(e);
+	assert_int_equal(access(sub, F_OK), 0);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
 /* Where the whole batches at the start of the file at @path end (zeros stop the walk). */
 static uint64_t
 batches_end(const char *path)
@@ -1657,6 +1717,7 @@ main(void)
 	        cmocka_unit_test(test_unflushed_recovery_finished),
 	        cmocka_unit_test(test_unflushed_recovery_torn),
 	        cmocka_unit_test(test_delete_while_reading),
+	        cmocka_unit_test(test_remove_dir),
 	        cmocka_unit_test(test_batch_headers),
 	        cmocka_unit_test(test_segment_recycle),
 	};
