@@ -3130,6 +3130,17 @@ stor_log_close(struct stor_log *log)
 	return close_finish(log, close_sync_rest(log));
 }
 
+int
+stor_log_close_discard(struct stor_log *log)
+{
+	int rc;
+
+	log_wait_idle(log);
+	rc = log->failed;
+	log_free(log);
+	return rc;
+}
+
 /* A log close_many still waits for: I/O in flight, writes or a sync to issue. */
 static bool
 log_closing_busy(struct stor_log *log)

@@ -421,15 +421,22 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Close a partition's log, its producer state first (snapshot at the log end). Owner only. */
+/*
+ * Close a partition's log, its producer state first (snapshot at the log end);
+ * @discard: its directory goes next (a deleted topic), so neither writes
+ * anything more (stor_log_close_discard). Owner only.
+ */
 static int
-part_close(struct dp_broker *b, struct dp_writer *wr, struct dp_partition *pp)
+part_close(struct dp_broker *b, struct dp_writer *wr, struct dp_partition *pp, bool discard)
 {
 	int rc = 0;
 
 	if (pp->log != NULL) {
 		owned_remove(wr, pp);
-		dp_producers_close(pp->producers, pp->log);
+		if (discard)
+			dp_producers_free(pp->producers);
+		else
+			dp_producers_close(pp->producers, pp->log);
 		/*
 		 * Responses still sending its bytes live on writer 0's lcore (the
 		 * handlers'); a log of a writer elsewhere lends them nothing (its
@@ -437,7 +444,7 @@ part_close(struct dp_broker *b, struct dp_writer *wr, struct dp_partition *pp)
 		 */
 		if (dp_broker_writer_local(b, 0))
 			dp_fetch_zc_detach_log(pp->log);
-		rc = stor_log_close(pp->log);
+		rc = discard ? stor_log_close_discard(pp->log) : stor_log_close(pp->log);
 	} else {
 		dp_producers_free(pp->producers);
 	}
@@ -494,9 +501,8 @@ op_open(void *arg)
 
 /* On writer op->w's lcore: close its partitions among [from, to). @return the first error. */
 static int
-op_close(void *arg)
+close_parts(struct part_op *op, bool discard)
 {
-	struct part_op *op = arg;
 	struct dp_writer *wr = &op->b->writers[op->w];
 	int rc = 0;
 
@@ -505,7 +511,7 @@ op_close(void *arg)
 
 		if (op->t->part[p].writer != op->w)
 			continue;
-		r = part_close(op->b, wr, &op->t->part[p]);
+		r = part_close(op->b, wr, &op->t->part[p], discard);
 		if (r < 0) {
 			dp_log(DP_LOG_WARN, "closing %s-%d: %s", op->t->name, p, strerror(-r));
 			if (rc == 0)
@@ -513,6 +519,20 @@ op_close(void *arg)
 		}
 	}
 	return rc;
+}
+
+/* On writer op->w's lcore: close its partitions among [from, to). */
+static int
+op_close(void *arg)
+{
+	return close_parts(arg, false);
+}
+
+/* The same for a deleted topic's partitions: nothing more written (part_close). */
+static int
+op_discard(void *arg)
+{
+	return close_parts(arg, true);
 }
 
 /*
@@ -1159,7 +1179,7 @@ writer_stop(struct dp_broker *b, unsigned w)
 		int r;
 
 		snprintf(dir, sizeof(dir), "%s", stor_log_dir(pp->log));
-		r = part_close(b, wr, pp);
+		r = part_close(b, wr, pp, false);
 		if (r < 0) {
 			dp_log(DP_LOG_ERROR, "closing %s: %s", dir, strerror(-r));
 			if (rc == 0)
@@ -1394,7 +1414,9 @@ dp_broker_topic_delete(struct dp_broker *b, struct dp_topic *t)
 	}
 	b->topics[b->n_topics] = NULL;
 	snprintf(name, sizeof(name), "%s", t->name);
-	topic_free(b, t); /* closes the logs, each on its owner */
+	/* The logs closed on their owners, writing nothing more: their files go next. */
+	(void)parts_each_writer(b, t, 0, parts, NULL, op_discard);
+	topic_free(b, t);
 	partition_dirs_remove(b, name, 0, parts);
 	dp_log(DP_LOG_INFO, "deleted topic %s", name);
 	return 0;

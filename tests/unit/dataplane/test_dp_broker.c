@@ -80,6 +80,29 @@ count_aside(void)
 	return n;
 }
 
+/* Whether an entry renamed aside holds @file (a deleted partition's, before its removal). */
+static bool
+aside_has(const char *file)
+{
+	DIR *d = opendir(g_dir);
+	struct dirent *de;
+	bool found = false;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[900];
+		struct stat st;
+		size_t len = strlen(de->d_name);
+
+		if (len <= 7 || strcmp(de->d_name + len - 7, "-delete") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s", g_dir, de->d_name, file);
+		found |= stat(path, &st) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
 /* Poll the engine until no directory removal is left (bounded). */
 static void
 removals_wait(struct dp_broker *b)
@@ -249,6 +272,9 @@ test_delete_and_add_partitions(void **state)
 	/* The names go at once (renamed aside), the files a step per engine poll. */
 	assert_false(exists("gone-0") || exists("gone-1"));
 	assert_int_equal(count_aside(), 2);
+	/* Closed for deletion: no clean-shutdown marker written (a clean close's last file). */
+	assert_true(aside_has("stray-file"));
+	assert_false(aside_has("clean-shutdown"));
 	assert_true(exists("kept-0") && exists("grow-0"));
 	removals_wait(&b);
 	stor_engine_stats(b.engine, &st1);
