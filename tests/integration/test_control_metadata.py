@@ -241,7 +241,9 @@ def main():
         ka.delete_topics(["m-b"])
         check(wait_for(lambda: partitions_of(b, "m-b") is None, "m-b gone", 10),
               "kafka-python: m-b deleted")
-        check(not any(d.startswith("m-b-") for d in os.listdir(logdir)),
+        # Renamed aside at once (m-b-<p>.<unique>-delete), emptied off the reactor.
+        check(wait_for(lambda: not any(d.startswith("m-b-") for d in os.listdir(logdir)),
+                       "m-b's partition directories removed", 10),
               "m-b's partition directories removed")
         # Metadata auto-creation goes through the log (LEADER_NOT_AVAILABLE, then the topic).
         produce(b, "auto-x", 3)

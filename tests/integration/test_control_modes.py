@@ -276,8 +276,10 @@ def main():
         check(table(logdir)["late"] == ids["late"], "... with the same id")
         delete(b, "late")
         wait_for(lambda: partitions_of(b, "late") is None, "late deleted", 30)
-        check(not any(d.startswith("late-") and not d.startswith("late-empty")
-                      for d in os.listdir(logdir)),
+        # Renamed aside at once (late-<p>.<unique>-delete), emptied off the reactor.
+        check(wait_for(lambda: not any(d.startswith("late-") and not d.startswith("late-empty")
+                                       for d in os.listdir(logdir)),
+                       "late's directories removed", 10),
               "late deleted through the control process (its directories removed)")
 
         # 3. A dataplane that missed a deletion.
