@@ -607,6 +607,8 @@ stor_engine_timer_arm(struct stor_engine *e, struct stor_log *log)
 
 /* ---- directory removal (stor_engine_remove_dir) ------------------------ */
 
+#define STOR_REMOVE_WALKS 3u /* walks of a directory after the first, at most */
+
 /* One name of a directory being removed, queued or about to be. */
 struct removal_unlink {
 	struct stor_io_req req; /* first: what done() gets */
@@ -659,6 +661,14 @@ removal_dir_done(struct stor_io_req *req, int res)
 	struct stor_removal *r =
 	        (struct stor_removal *)((char *)req - offsetof(struct stor_removal, dreq));
 
+	/* A walk may miss a name while names go (readdir's order is the file system's):
+	 * walk again, a few times at most. */
+	if (res == -ENOTEMPTY && r->walks < STOR_REMOVE_WALKS &&
+	    (r->d = opendir(r->path)) != NULL) {
+		r->walks++;
+		r->rmdir_queued = false;
+		return;
+	}
 	if (res < 0 && res != -ENOENT)
 		stor_msg(e, STOR_LOG_WARN, "removing %s: %s (left for the next start)", r->path,
 		         strerror(-res));

@@ -213,6 +213,7 @@ struct stor_removal {
 	DIR *d;           /* entries still to queue; NULL once all were */
 	unsigned pending; /* unlinks in flight */
 	bool rmdir_queued;
+	unsigned walks;   /* directory walks after the first (a name one missed) */
 	void *held;       /* a name read but not queued yet (the backend was full) */
 	struct stor_io_req dreq; /* the directory's own unlink */
 	char path[];

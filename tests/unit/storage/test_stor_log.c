@@ -1105,7 +1105,8 @@ test_recovery_after_roll_crash(void **state)
  * once, with a directory inside, goes a step per poll, its names unlinked
  * through the ring where the kernel can (IORING_OP_UNLINKAT), the directory
  * last; a log's close meanwhile does not wait for it (a drain steps no
- * removal); an engine destroyed with one under way leaves the rest.
+ * removal); names added behind its walk go too (it walks again when the
+ * rmdir finds some); an engine destroyed with one under way leaves the rest.
  */
 static void
 test_remove_dir(void **state)
@@ -1138,6 +1139,14 @@ test_remove_dir(void **state)
 	assert_int_equal(access(sub, F_OK), 0); /* nothing before a poll */
 	assert_int_equal(stor_engine_drain(e), 0);
 	assert_int_equal(access(sub, F_OK), 0); /* a drain steps no removal */
+	/* Names added behind the walk (readdir may not return them): walked again. */
+	stor_engine_poll(e);
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "%s/late-%d", sub, i);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
 	while (st.removals > 0 && polls++ < 100000) {
 		stor_engine_poll(e);
 		stor_engine_wait(e, 1000);
@@ -1147,8 +1156,8 @@ test_remove_dir(void **state)
 	assert_int_equal(st.removals_done, 1);
 	assert_int_equal(access(sub, F_OK), -1);
 	assert_true(polls > 1);
-	if (tu_ring_has_op(IORING_OP_UNLINKAT))
-		assert_int_equal(st.async_unlinks, STOR_REMOVE_INFLIGHT * 3 + 1 + 1);
+	if (tu_ring_has_op(IORING_OP_UNLINKAT)) /* 49 files, 8 late, the directory (again) */
+		assert_true(st.async_unlinks >= STOR_REMOVE_INFLIGHT * 3 + 1 + 8 + 1);
 
 	/* Under way at destroy: what is left stays on disk. */
 	snprintf(sub, sizeof(sub), "%s/p1", dir);
