@@ -633,12 +633,9 @@ main(int argc, char **argv)
 		goto broker_out;
 	wl[n_wl] = broker_lcore;
 	for (unsigned int i = 0; i <= n_wl && rc == 0; i++) {
-		rc = dp_poller_register(wl[i], "storage", dp_broker_poll, &g_broker, 0,
-			DP_POLLER_EVERY);
-		if (rc == 0)
-			rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll,
-				&g_broker, RTE_MIN((uint64_t)cfg.log_retention_check_interval_ms * 1000,
-					(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
+		rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll, &g_broker,
+			RTE_MIN((uint64_t)cfg.log_retention_check_interval_ms * 1000,
+				(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
 		if (rc == 0) /* with an idle sleep set: wait for writes in flight */
 			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
 				&g_broker, DP_BROKER_IDLE_WAIT_US, DP_POLLER_IDLE);
@@ -676,8 +673,23 @@ main(int argc, char **argv)
 		rc = net_kernel_listen_unix(dp_ctl_dataplane_socket_path());
 	if (rc < 0)
 		goto broker_out;
-	rc = dp_poller_register(broker_lcore, "fetch.wait", dp_requests_poll,
-		dp_requests_arg(), 0, DP_POLLER_EVERY);
+	/*
+	 * End pollers run in this order (docs/dataplane.md "Reactors"): the net
+	 * workers' walks (registered above: Produce appends), the storage polls
+	 * (the appends written, tmpfs ones completed inline), parked Fetches
+	 * (woken by them), then the workers' answers pollers sending all that
+	 * in the same iteration.
+	 */
+	for (unsigned int i = 0; i <= n_wl && rc == 0; i++)
+		rc = dp_poller_register(wl[i], "storage", dp_broker_poll, &g_broker, 0,
+			DP_POLLER_END);
+	if (rc == 0)
+		rc = dp_poller_register(broker_lcore, "fetch.wait", dp_requests_poll,
+			dp_requests_arg(), 0, DP_POLLER_END);
+	if (rc == 0 && g_dpdk)
+		rc = net_dpdk_register_answers();
+	if (rc == 0)
+		rc = net_kernel_register_answers();
 	if (rc < 0)
 		goto broker_out;
 	(void)dp_poller_register(broker_lcore, "metrics.leo", dp_requests_metrics_poll,

@@ -981,22 +981,11 @@ nd_walk_one(struct nd_worker *w, struct nd_conn *c)
 	}
 }
 
+/* The touched connections, walked in passes (see below). */
 static int
-nd_end(void *arg)
+nd_walk_touched(struct nd_worker *w)
 {
-	struct nd_worker *w = arg;
 	int work = 0;
-
-	for (uint32_t i = 0; i < w->n_stalled; i++) {
-		struct nd_conn *c = &w->conns[w->stalled[i]];
-
-		c->stalled = false;
-		if (c->in_use) {
-			c->base.rx_stalled = false;
-			nd_touch(c);
-		}
-	}
-	w->n_stalled = 0;
 
 	/*
 	 * Frames delivered here run their handler inside the walk, and a handler
@@ -1005,8 +994,8 @@ nd_end(void *arg)
 	 * the list is walked in passes: each pass takes the list and leaves an
 	 * empty one for the touches it causes, and a connection's flag is cleared
 	 * as it is taken, so a later touch queues it again. What is still queued
-	 * after the last pass (and what net_stack_poll below touches) is walked
-	 * in the next iteration.
+	 * after the last pass (and what net_stack_poll touches after nd_end's
+	 * walk) is walked by nd_answers or in the next iteration.
 	 */
 	for (int pass = 0; pass < ND_END_PASSES && w->n_touched > 0; pass++) {
 		uint32_t *list = w->touched;
@@ -1025,6 +1014,28 @@ nd_end(void *arg)
 		}
 	}
 
+	return work;
+}
+
+static int
+nd_end(void *arg)
+{
+	struct nd_worker *w = arg;
+	int work = 0;
+
+	for (uint32_t i = 0; i < w->n_stalled; i++) {
+		struct nd_conn *c = &w->conns[w->stalled[i]];
+
+		c->stalled = false;
+		if (c->in_use) {
+			c->base.rx_stalled = false;
+			nd_touch(c);
+		}
+	}
+	w->n_stalled = 0;
+
+	work += nd_walk_touched(w);
+
 	net_stack_poll(w->st, net_port_tsc_us(dp_reactor_tsc()));
 
 	if (w->env.draining) {
@@ -1037,6 +1048,33 @@ nd_end(void *arg)
 		__atomic_store_n(&w->published_pending, pending, __ATOMIC_RELAXED);
 	}
 	return work;
+}
+
+/*
+ * Last in the iteration (net_dpdk_register_answers): what the storage and
+ * fetch pollers answered after nd_end's walk leaves now, not after the next
+ * iteration's receive burst (docs/dataplane.md "Reactors").
+ */
+static int
+nd_answers(void *arg)
+{
+	return nd_walk_touched(arg);
+}
+
+int
+net_dpdk_register_answers(void)
+{
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		struct nd_worker *w = &g_workers[i];
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "dpdk%u.answers", i);
+		rc = dp_poller_register(w->lcore, name, nd_answers, w, 0, DP_POLLER_END);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int

@@ -93,6 +93,9 @@ void net_dpdk_fini(void);
 /** The port's IPv4 address as text (valid after net_dpdk_init()), e.g. "198.18.0.2". */
 const char *net_dpdk_address(void);
 
+/** net_kernel_register_answers() for the DPDK workers. @return 0 or -errno. */
+int net_dpdk_register_answers(void);
+
 /** Begin a graceful stop (see net_kernel_drain_begin()). @return 0 or -errno. */
 int net_dpdk_drain_begin(void);
 

@@ -516,21 +516,11 @@ nk_walk_one(struct nk_worker *w, struct nk_conn *c)
 	nk_update_interest(w, c);
 }
 
+/* The touched connections, walked in passes (see below). */
 static int
-nk_end(void *arg)
+nk_walk_touched(struct nk_worker *w)
 {
-	struct nk_worker *w = arg;
 	int work = 0;
-
-	/* Retry connections whose frame waited for a resource. */
-	for (uint32_t i = 0; i < w->n_stalled; i++) {
-		struct nk_conn *c = &w->conns[w->stalled[i]];
-
-		c->stalled = false;
-		if (c->in_use)
-			nk_touch(c);
-	}
-	w->n_stalled = 0;
 
 	/*
 	 * A frame held back and delivered here runs its handler inside the walk,
@@ -559,6 +549,26 @@ nk_end(void *arg)
 			nk_walk_one(w, c);
 		}
 	}
+	return work;
+}
+
+static int
+nk_end(void *arg)
+{
+	struct nk_worker *w = arg;
+	int work = 0;
+
+	/* Retry connections whose frame waited for a resource. */
+	for (uint32_t i = 0; i < w->n_stalled; i++) {
+		struct nk_conn *c = &w->conns[w->stalled[i]];
+
+		c->stalled = false;
+		if (c->in_use)
+			nk_touch(c);
+	}
+	w->n_stalled = 0;
+
+	work += nk_walk_touched(w);
 
 	if (w->env.draining) {
 		uint64_t pending = 0;
@@ -570,6 +580,29 @@ nk_end(void *arg)
 		__atomic_store_n(&w->published_pending, pending, __ATOMIC_RELAXED);
 	}
 	return work;
+}
+
+/* Last in the iteration (net_kernel_register_answers): see net_dpdk.c's nd_answers. */
+static int
+nk_answers(void *arg)
+{
+	return nk_walk_touched(arg);
+}
+
+int
+net_kernel_register_answers(void)
+{
+	for (unsigned int i = 0; i < g_n_workers; i++) {
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "net%u.answers", i);
+		rc = dp_poller_register(g_workers[i].lcore, name, nk_answers, &g_workers[i], 0,
+			DP_POLLER_END);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int

@@ -74,6 +74,15 @@ uint16_t net_kernel_listener_port(unsigned int i);
 int net_kernel_drain_begin(void);
 
 /**
+ * Register each worker's answers poller: an end poller walking the
+ * connections touched after the worker's own end poller, so that what the
+ * end pollers registered in between (storage completions, woken fetches)
+ * answered leaves in the same iteration. Call after registering those.
+ * @return 0 or -errno.
+ */
+int net_kernel_register_answers(void);
+
+/**
  * Requests still in flight (taken and not fully answered) over all workers,
  * as last published by them while draining. Any lcore.
  */
