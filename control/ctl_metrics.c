@@ -556,6 +556,11 @@ static const struct lcore_sample storage_samples[] = {
 	 "to a RAM-backed log copied into a mapping of the file, no system call: "
 	 "storage.io.inline.map.bytes).", "kind=\"any\"", 0, 0},
 	{DP_STOR_M_MAPPED_WRITES, NULL, NULL, NULL, "kind=\"mapped\"", 0, 0},
+	{DP_STOR_M_READS_CACHE, "slipstream_storage_reads_total", "counter",
+	 "Partition log reads (a Fetch's, one per partition with data) by where they were "
+	 "served from: the tail cache (records sent in place), or a segment file.",
+	 "from=\"cache\"", 0, 0},
+	{DP_STOR_M_READS_FILE, NULL, NULL, NULL, "from=\"file\"", 0, 0},
 };
 
 _Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,

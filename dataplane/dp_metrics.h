@@ -47,11 +47,11 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 9 /* 2: Fetch record bytes by transport; 3: net stack counters;
+#define DP_METRICS_VERSION 10 /* 2: Fetch record bytes by transport; 3: net stack counters;
 			      * 4: link state, link-down drops; 5: errors by API;
 			      * 6: request hop and storage writer counters;
 			      * 7: parked Fetch wake-up histogram; 8: buckets of 5, 10, 25 us;
-			      * 9: long reactor iterations */
+			      * 9: long reactor iterations; 10: tail-cache reads */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -223,10 +223,12 @@ enum dp_metrics_storage_counter {
 	DP_STOR_M_FLUSH_NS,          /* their time, queue to completion */
 	DP_STOR_M_WRITES,            /* segment writes issued */
 	DP_STOR_M_MAPPED_WRITES,     /* of them, copies through a file mapping (inline) */
+	DP_STOR_M_READS_CACHE,       /* reads served from the tail cache */
+	DP_STOR_M_READS_FILE,        /* reads from a segment file */
 	DP_STOR_M_COUNTERS
 };
 
-#define DP_METRICS_STORAGE_MAX 16
+#define DP_METRICS_STORAGE_MAX 24
 _Static_assert(DP_STOR_M_COUNTERS <= DP_METRICS_STORAGE_MAX, "storage counters fit");
 
 struct dp_metrics_storage {

@@ -394,6 +394,8 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->file_reopens = e->file_reopens;
 	out->segments_recycled = e->segments_recycled;
 	out->segments_rolled = e->segments_rolled;
+	out->reads_cache = e->reads_cache;
+	out->reads_file = e->reads_file;
 	out->flushes = e->flushes;
 	out->flush_ns = e->flush_ns;
 	out->file_closes = e->file_closes;

@@ -182,6 +182,8 @@ struct stor_engine_stats {
 	uint64_t segments_recycled; /* new segments written into a spare file
 	                               (storage.segment.recycle) */
 	uint64_t segments_rolled;   /* rolls: a new active segment */
+	uint64_t reads_cache;       /* reads (stor_log_read) served from the tail cache */
+	uint64_t reads_file;        /* reads that went to a segment file (not cached) */
 	uint64_t flushes;           /* fdatasyncs completed (a rolled segment's, durable
 	                               appends', flush.ms/flush.messages) */
 	uint64_t flush_ns;          /* their time from queue to completion (a sync linked to

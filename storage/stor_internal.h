@@ -245,6 +245,8 @@ struct stor_engine {
 	uint64_t file_reopens, file_closes;
 	uint64_t segments_recycled; /* new segments written into a spare file */
 	uint64_t segments_rolled;   /* rolls (a new active segment) */
+	uint64_t reads_cache, reads_file; /* stor_log_read()s served from the tail cache, and
+	                                     read from a segment file */
 	uint64_t flushes, flush_ns; /* fdatasyncs completed, and their time from queue to
 	                               completion (a linked one's includes its write) */
 	/*

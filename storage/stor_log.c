@@ -2557,8 +2557,10 @@ stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t
 		return -ENXIO;
 	if (offset >= log->written_offset)
 		return 0; /* at the end, or not written yet */
-	if (read_from_cache(log, rd, offset, max_bytes))
+	if (read_from_cache(log, rd, offset, max_bytes)) {
+		log->engine->reads_cache++;
 		return 0;
+	}
 	seg = seg_for_offset(log, offset);
 	if (seg == NULL)
 		return 0;
@@ -2575,6 +2577,7 @@ stor_log_read(struct stor_log *log, struct stor_read *rd, int64_t offset, size_t
 		rd->seg = NULL;
 		return rc;
 	}
+	log->engine->reads_file++;
 	return -EINPROGRESS;
 }
 

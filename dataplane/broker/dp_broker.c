@@ -1010,6 +1010,8 @@ storage_metrics_publish(struct dp_broker *b)
 		v[DP_STOR_M_FLUSH_NS] += st.flush_ns;
 		v[DP_STOR_M_WRITES] += st.writes;
 		v[DP_STOR_M_MAPPED_WRITES] += st.inline_mapped_writes;
+		v[DP_STOR_M_READS_CACHE] += st.reads_cache;
+		v[DP_STOR_M_READS_FILE] += st.reads_file;
 		n++;
 	}
 	if (n > 0)

@@ -318,6 +318,7 @@ def main():
         assert out >= N_RECORDS, out
         assert get(s2, "slipstream_requests_total", api="Fetch") >= 1
         c.close()
+        reads_checks(url, s1, str(stor_lc))
 
         # Per-API error counters: every ErrorCode in a response, NONE included.
         assert get(s2, "slipstream_requests_errors_total", api="Produce", error="NONE") >= 1
@@ -402,6 +403,26 @@ def hop_and_storage_checks(url, apart, net_lc, stor_lc):
     assert get(s, "slipstream_hop_queued", lcore=stor_lc) == 0
     print("hop: %d requests hopped and served (%d Produce); storage: %d chunks, %d logs" % (
         hopped, produce, chunks, logs))
+
+
+def reads_checks(url, s_before, stor_lc):
+    """The read-back of records just produced was served from the tail cache: its reads
+    (one per partition with data per Fetch) count in slipstream_storage_reads_total
+    {from="cache"}, published every 100 ms; reads from segment files stay a counter."""
+    def reads(s, src):
+        return get(s, "slipstream_storage_reads_total", lcore=stor_lc, **{"from": src})
+    c0 = reads(s_before, "cache")
+    assert c0 is not None and reads(s_before, "file") is not None
+    deadline = time.monotonic() + 5
+    while True:
+        s, _ = parse(scrape(url))
+        c1, f1 = reads(s, "cache"), reads(s, "file")
+        if c1 - c0 >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert c1 - c0 >= 3, (c0, c1)  # three partitions read back, from the cache
+    assert f1 >= reads(s_before, "file")
+    print("reads: %d from the tail cache, %d from segment files" % (c1 - c0, f1))
 
 
 PROMETHEUS_PORT = slp_broker.free_port()

@@ -525,6 +525,8 @@ test_render_hop_storage(void **state)
 	g_blocks[1].storage.v[DP_STOR_M_ACTIVE_STEALS] = 1;
 	g_blocks[1].storage.v[DP_STOR_M_LOGS] = 12;
 	g_blocks[1].storage.v[DP_STOR_M_OPEN_FILES] = 13;
+	g_blocks[1].storage.v[DP_STOR_M_READS_CACHE] = 21;
+	g_blocks[1].storage.v[DP_STOR_M_READS_FILE] = 5;
 	assert_int_equal(ctl_metrics_render(&s, NULL, NULL, 1, &b), 0);
 	t = b.p;
 	check_format(t);
@@ -555,6 +557,9 @@ test_render_hop_storage(void **state)
 	                      "kind=\"active\"}") == 1);
 	assert_true(sample(t, "slipstream_storage_logs_open{lcore=\"2\"}") == 12);
 	assert_true(sample(t, "slipstream_storage_files_open{lcore=\"2\"}") == 13);
+	assert_true(sample(t, "slipstream_storage_reads_total{lcore=\"2\",from=\"cache\"}") == 21);
+	assert_true(sample(t, "slipstream_storage_reads_total{lcore=\"2\",from=\"file\"}") == 5);
+	assert_true(has(t, "# TYPE slipstream_storage_reads_total counter"));
 	assert_false(has(t, "slipstream_storage_logs_open{lcore=\"0\"}"));
 	assert_true(has(t, "# TYPE slipstream_storage_cache_chunks gauge"));
 	ctl_buf_free(&b);

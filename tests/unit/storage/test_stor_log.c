@@ -1375,8 +1375,13 @@ test_delete_while_reading(void **state)
 	size_t bsz = stor_read_buf_size(8192);
 	uint8_t *buf = aligned_alloc(STOR_BLOCK_SIZE, bsz);
 	struct stor_read rd = {.buf = buf, .buf_size = bsz};
+	struct stor_engine_stats s0, s1;
+	stor_engine_stats(e, &s0);
 	assert_int_equal(tu_read(e, log, &rd, 0, 8192), 0);
 	assert_int_equal(rd.from_cache, 0);
+	stor_engine_stats(e, &s1); /* counted as a file read (slipstream_storage_reads_total) */
+	assert_int_equal(s1.reads_file, s0.reads_file + 1);
+	assert_int_equal(s1.reads_cache, s0.reads_cache);
 	unsigned before = stor_log_segment_count(log);
 	assert_int_equal(stor_log_delete_records(log, m.base[m.n - 1]), 0);
 	assert_true(stor_log_retention_run(log, 0, 0) > 0);
@@ -1384,6 +1389,16 @@ test_delete_while_reading(void **state)
 	assert_memory_equal(rd.data, m.bytes[0], m.len[0]); /* still valid */
 	stor_read_release(&rd);                             /* frees the deleted segment */
 	assert_int_equal(tu_read(e, log, &rd, 0, 8192), -ENXIO);
+	/* A batch appended now is read from the tail cache, and counted so. */
+	assert_int_equal(append_one(log, &m, 2, 2000, 30, 0), 0);
+	wait_acks(e, &m);
+	stor_engine_stats(e, &s0);
+	assert_int_equal(tu_read(e, log, &rd, m.base[m.n - 1], 8192), 0);
+	assert_int_equal(rd.from_cache, 1);
+	stor_read_release(&rd);
+	stor_engine_stats(e, &s1);
+	assert_int_equal(s1.reads_cache, s0.reads_cache + 1);
+	assert_int_equal(s1.reads_file, s0.reads_file);
 	free(buf);
 	assert_int_equal(stor_log_close(log), 0);
 	stor_engine_destroy(e);
