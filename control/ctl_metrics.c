@@ -541,8 +541,8 @@ static const struct lcore_sample storage_samples[] = {
 	{DP_STOR_M_FILE_CLOSES, "slipstream_storage_file_closes_total", "counter",
 	 "Segment files closed for storage.max.open.files.", "", 0, 0},
 	{DP_STOR_M_SEGMENTS_RECYCLED, "slipstream_storage_segments_recycled_total", "counter",
-	 "New segments written into a file retention deleted (storage.segment.recycle, RAM "
-	 "file systems).", "", 0, 0},
+	 "New segments written into a file retention deleted (storage.segment.recycle).", "",
+	 0, 0},
 	{DP_STOR_M_SEGMENTS_ROLLED, "slipstream_storage_segments_rolled_total", "counter",
 	 "Segment rolls (a partition log's new active segment).", "", 0, 0},
 	{DP_STOR_M_FLUSHES, "slipstream_storage_flushes_total", "counter",

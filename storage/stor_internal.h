@@ -66,6 +66,8 @@ struct stor_segment {
 	bool sealed;             /* no more appends */
 	bool finalized;          /* sealed, written, synced, trimmed, indexes on disk */
 	bool deleted;            /* unlinked, freed when refs drop to 0 */
+	bool dsync_next;         /* the next segment is a recycled file renamed into place on
+	                            disk: this one's roll flush syncs the directory too */
 	uint32_t refs;           /* disk reads in flight or held */
 	struct stor_log *flog;   /* owner of the open file (handle >= 0) */
 	TAILQ_ENTRY(stor_segment) file_link; /* engine->files, least recently used first */
@@ -156,6 +158,7 @@ struct stor_log {
 	 */
 	struct stor_segment *roll_seg;
 	struct stor_io_req rsreq;
+	int roll_trim_rc;        /* the roll flush's trim result, kept across its directory sync */
 	uint64_t rsync_t0_ns; /* stor_mono_ns() when the fdatasync was queued */
 	bool rsync_busy;
 	uint64_t synced_ahead;

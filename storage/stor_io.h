@@ -42,11 +42,14 @@ enum stor_io_op {
 	 * (IORING_OP_UNLINKAT, Linux 5.11), submit() on the owner's thread else.
 	 */
 	STOR_IO_UNLINK = 6,
+	/* fsync(2): a directory's names (STOR_OPEN_DIR handles), which fdatasync may skip. */
+	STOR_IO_FSYNC = 7,
 };
 
 /* Open flags of stor_backend_ops.open. */
 #define STOR_OPEN_CREATE 0x1 /* create if missing */
 #define STOR_OPEN_DIRECT 0x2 /* bypass the page cache; the backend may refuse with -EINVAL */
+#define STOR_OPEN_DIR 0x4    /* a directory (read-only), for STOR_IO_FSYNC of its names */
 
 struct stor_io_req;
 typedef void (*stor_io_done_fn)(struct stor_io_req *req, int res);

@@ -1027,7 +1027,7 @@ spare_found(struct stor_log *log, const char *name)
 {
 	char path[PATH_MAX];
 
-	if (log->ram_dir && log->n_spares < log->cfg.segment_recycle) {
+	if (log->n_spares < log->cfg.segment_recycle) {
 		log->spares[log->n_spares++] = strtoll(name, NULL, 10);
 		return;
 	}
@@ -1753,6 +1753,8 @@ log_roll_locked(struct stor_log *log)
 			spare_drop(log, log->next_offset);
 		return rc;
 	}
+	/* Its name is a rename's: made durable with the old segment's flush (disk only). */
+	old->dsync_next = recycled && !log->ram_dir;
 	log->engine->segments_rolled++;
 	stor_msg(log->engine, STOR_LOG_INFO, "%s: rolled segment %020" PRId64, log->dir,
 	         seg->base_offset);
@@ -2114,9 +2116,66 @@ roll_flush_end(struct stor_log *log, bool synced, int trim_rc)
 }
 
 static void
+roll_dsync_done(struct stor_io_req *req, int res)
+{
+	struct stor_log *log = req->ctx;
+	struct stor_backend *be = log->engine->be;
+
+	(void)be->ops->close(be, req->file);
+	if (res < 0) {
+		log_fail(log, res, "fsync of the directory");
+		roll_flush_end(log, false, 0);
+		return;
+	}
+	roll_flush_end(log, true, log->roll_trim_rc);
+}
+
+/*
+ * The sealed segment is synced and trimmed. When the roll that sealed it
+ * renamed a spare into place on disk (dsync_next), the new name is durable
+ * only after an fsync of the directory (an fdatasync of the file does not
+ * carry a rename on ext4 or XFS): queued here, in an io-wq worker, before the
+ * flush ends, so that nothing past the sealed segment counts as synced (a
+ * durable append in the recycled file is not acknowledged) without it.
+ */
+static void
+roll_flush_synced(struct stor_log *log, int trim_rc)
+{
+	struct stor_segment *seg = log->roll_seg;
+	struct stor_backend *be = log->engine->be;
+	struct stor_io_req *reqs[1] = {&log->rsreq};
+	int h, rc;
+
+	if (!seg->dsync_next || log->failed) {
+		roll_flush_end(log, true, trim_rc);
+		return;
+	}
+	seg->dsync_next = false;
+	rc = be->ops->open(be, log->dir, STOR_OPEN_DIR, &h);
+	if (rc == 0) {
+		log->roll_trim_rc = trim_rc;
+		log->rsreq = (struct stor_io_req){.op = STOR_IO_FSYNC,
+		                                  .buf_index = -1,
+		                                  .file = h,
+		                                  .done = roll_dsync_done,
+		                                  .ctx = log};
+		if (be->ops->queue(be, reqs, 1) == 0)
+			return; /* rsync_busy until roll_dsync_done */
+		(void)be->ops->close(be, h);
+	}
+	rc = fsync_dir(log->dir); /* no handle or the queue full: here */
+	if (rc != 0) {
+		log_fail(log, rc, "fsync of the directory");
+		roll_flush_end(log, false, 0);
+		return;
+	}
+	roll_flush_end(log, true, trim_rc);
+}
+
+static void
 roll_trim_done(struct stor_io_req *req, int res)
 {
-	roll_flush_end(req->ctx, true, res < 0 ? res : 0);
+	roll_flush_synced(req->ctx, res < 0 ? res : 0);
 }
 
 /*
@@ -2141,8 +2200,12 @@ roll_sync_done(struct stor_io_req *req, int res)
 		roll_flush_end(log, false, 0);
 		return;
 	}
-	if (log->failed || seg->deleted || seg->finalized) {
+	if (log->failed) {
 		roll_flush_end(log, true, 0);
+		return;
+	}
+	if (seg->deleted || seg->finalized) {
+		roll_flush_synced(log, 0);
 		return;
 	}
 	rc = stor_seg_file(log, seg);
@@ -2158,7 +2221,7 @@ roll_sync_done(struct stor_io_req *req, int res)
 			return; /* rsync_busy until roll_trim_done */
 		rc = be->ops->truncate(be, seg->handle, seg->size); /* the queue full: here */
 	}
-	roll_flush_end(log, true, rc);
+	roll_flush_synced(log, rc);
 }
 
 /*
@@ -2799,7 +2862,7 @@ seg_keep_spare(struct stor_log *log, struct stor_segment *seg)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
-	if (!log->ram_dir || log->n_spares >= log->cfg.segment_recycle || seg->refs != 0)
+	if (log->n_spares >= log->cfg.segment_recycle || seg->refs != 0)
 		return false;
 	stor_segment_path(from, sizeof(from), log->dir, seg->base_offset, ".log");
 	stor_segment_path(to, sizeof(to), log->dir, seg->base_offset, ".spare");
@@ -2865,6 +2928,18 @@ void
 stor_seg_retire(struct stor_log *log, struct stor_segment *seg)
 {
 	struct stor_chunk *c, *tmp;
+
+	/*
+	 * Deleted before its roll flush began (retention under a segment's size):
+	 * the directory sync that flush owed the next segment's name runs here.
+	 */
+	if (seg->dsync_next && log->roll_seg != seg) {
+		int rc = fsync_dir(log->dir);
+
+		seg->dsync_next = false;
+		if (rc != 0)
+			log_fail(log, rc, "fsync of the directory");
+	}
 
 	/* Cached chunks of the segment go; one a read still holds goes at release. */
 	for (c = TAILQ_FIRST(&log->chunks); c != NULL; c = tmp) {

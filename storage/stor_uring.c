@@ -181,6 +181,8 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 		return -EMFILE;
 	if (flags & STOR_OPEN_DIRECT)
 		oflags |= O_DIRECT;
+	if (flags & STOR_OPEN_DIR)
+		oflags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
 	copy = strdup(path);
 	if (copy == NULL)
 		return -ENOMEM;
@@ -190,7 +192,7 @@ uring_open(struct stor_backend *be, const char *path, unsigned flags, int *handl
 		return -errno;
 	}
 	inl = u->inline_mode == STOR_INLINE_AUTO && u->be.inline_files < u->inline_max &&
-	      ram_backed(fd);
+	      !(flags & STOR_OPEN_DIR) && ram_backed(fd);
 	if (u->fixed_files) {
 		int rc = io_uring_register_files_update(&u->ring, slot, &fd, 1);
 		/* The table holds its own reference; inline I/O needs the descriptor. */
@@ -457,6 +459,9 @@ uring_queue_one(struct stor_uring *u, struct stor_io_req *req)
 	case STOR_IO_FDATASYNC:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
+	case STOR_IO_FSYNC:
+		io_uring_prep_fsync(sqe, fd, 0);
+		break;
 	case STOR_IO_FALLOCATE:
 		io_uring_prep_fallocate(sqe, fd, 0, (off_t)req->off, (off_t)req->len);
 		break;
@@ -503,7 +508,8 @@ req_inline(const struct stor_uring *u, const struct stor_io_req *req)
 	if (req->file < 0 || (unsigned)req->file >= u->max_files || !u->inl[req->file])
 		return false;
 	return req->op == STOR_IO_WRITE || req->op == STOR_IO_READ ||
-	       req->op == STOR_IO_FDATASYNC || req->op == STOR_IO_TRUNCATE;
+	       req->op == STOR_IO_FDATASYNC || req->op == STOR_IO_FSYNC ||
+	       req->op == STOR_IO_TRUNCATE;
 }
 
 static int
@@ -596,7 +602,7 @@ inline_run(struct stor_uring *u, const struct stor_io_req *req)
 	if (req->op == STOR_IO_UNLINK)
 		return unlinkat(AT_FDCWD, req->buf, (int)req->off) == 0 ? 0 : -errno;
 	fd = u->fds[req->file];
-	if (req->op == STOR_IO_FDATASYNC)
+	if (req->op == STOR_IO_FDATASYNC || req->op == STOR_IO_FSYNC)
 		return 0; /* tmpfs/ramfs: the page cache is all there is (noop_fsync) */
 	if (req->op == STOR_IO_TRUNCATE)
 		return uring_truncate(&u->be, req->file, req->off);
@@ -635,7 +641,8 @@ inline_submit(struct stor_uring *u)
 		q->res = cancel ? -ECANCELED : inline_run(u, req);
 		if (req->link_next)
 			cancel = cancel || q->res < 0 ||
-			         (req->op != STOR_IO_FDATASYNC && q->res != (int)req->len);
+			         (req->op != STOR_IO_FDATASYNC && req->op != STOR_IO_FSYNC &&
+			          q->res != (int)req->len);
 		else
 			cancel = false;
 		u->be.inline_ios++;

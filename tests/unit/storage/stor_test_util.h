@@ -140,18 +140,26 @@ struct tu_backend {
 	uint64_t bytes;      /* bytes written */
 	int misaligned;      /* a direct write was not block aligned */
 	uint8_t direct[256]; /* handle (< 256) -> opened with STOR_OPEN_DIRECT */
-	int hold_syncs;      /* keep FDATASYNC requests queued alone (a roll's) until released */
+	int hold_syncs;      /* keep FDATASYNC and FSYNC requests queued alone (a roll's, its
+	                        directory's) until released */
 	unsigned n_held;
 	struct stor_io_req *held[16];
 };
 
-/* Hand the held syncs to the real backend (they complete at a later poll). */
+/* Hand the held syncs to the real backend (they complete at a later poll); hold later ones. */
 static inline void
-tu_release_syncs(struct tu_backend *t)
+tu_release_held(struct tu_backend *t)
 {
 	for (unsigned i = 0; i < t->n_held; i++)
 		(void)t->inner->ops->queue(t->inner, &t->held[i], 1);
 	t->n_held = 0;
+}
+
+/* The same, and hold no more. */
+static inline void
+tu_release_syncs(struct tu_backend *t)
+{
+	tu_release_held(t);
 	t->hold_syncs = 0;
 }
 
@@ -210,7 +218,8 @@ tu_queue(struct stor_backend *be, struct stor_io_req **reqs, unsigned n)
 	struct tu_backend *t = tu_be(be);
 	int rc;
 
-	if (t->hold_syncs && n == 1 && reqs[0]->op == STOR_IO_FDATASYNC && t->n_held < 16) {
+	if (t->hold_syncs && n == 1 &&
+	    (reqs[0]->op == STOR_IO_FDATASYNC || reqs[0]->op == STOR_IO_FSYNC) && t->n_held < 16) {
 		t->held[t->n_held++] = reqs[0];
 		t->syncs++;
 		return 0;

@@ -800,6 +800,8 @@ test_roll_and_retention(void **state)
 	assert_int_equal(cfg.cleanup_policy, STOR_CLEANUP_COMPACT | STOR_CLEANUP_DELETE);
 	assert_int_equal(stor_log_config_set(&cfg, "cleanup.policy", "delete"), 0);
 	assert_int_equal(stor_log_config_set(&cfg, "segment.bytes", "x"), -EINVAL);
+	/* Deletion itself (a spare kept instead is test_segment_recycle's). */
+	assert_int_equal(stor_log_config_set(&cfg, "storage.segment.recycle", "0"), 0);
 	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
 	int64_t now = 10 * 3600 * 1000;
 	/* Old batches (5 h ago) then recent ones. */
@@ -1587,13 +1589,25 @@ recycled(struct stor_engine *e)
 	return st.segments_recycled;
 }
 
+/* Poll until the wrapper holds a sync (30 s at most: writes before it may be slow). */
+static void
+poll_held(struct stor_engine *e, struct tu_backend *wrap)
+{
+	time_t end = time(NULL) + 30;
+
+	while (wrap->n_held == 0 && time(NULL) < end)
+		for (int i = 0; i < 1000 && wrap->n_held == 0; i++)
+			stor_engine_poll(e);
+}
+
 /*
  * storage.segment.recycle on tmpfs: retention keeps the oldest deleted file
  * as <base>.spare, the next roll writes into it (same inode, pages kept);
  * every batch reads back; a crash with a recycled active segment (its old
  * batches past the data) recovers exactly the acknowledged batches; a
- * clean restart adopts the spare; 0 turns it off; a disk directory never
- * keeps one.
+ * clean restart adopts the spare; 0 turns it off. On disk the same, and the
+ * roll into a spare (a rename) syncs the directory with the old segment's
+ * flush before a durable append in the recycled file is acknowledged.
  */
 static void
 test_segment_recycle(void **state)
@@ -1693,24 +1707,60 @@ test_segment_recycle(void **state)
 	tu_rm_rf(dir);
 	free(dir);
 
-	/* Not on disk (a rename there would need a directory sync before durable acks). */
+	/* On disk: a spare too, and the rename into place made durable before a durable ack. */
+	stor_engine_destroy(e);
 	dir = tu_tmpdir("");
 	struct statfs sf;
 	if (statfs(dir, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)) {
 		/* The build directory is in RAM: no disk directory to try. */
-		stor_engine_destroy(e);
 		tu_rm_rf(dir);
 		free(dir);
 		return;
 	}
+	struct tu_backend *wrap;
+	e = tu_engine(&wrap, STOR_DIRECT_AUTO, 64 << 10, 16, NULL);
 	assert_int_equal(stor_log_config_set(&cfg, "storage.segment.recycle", "1"), 0);
 	log = stor_log_open(e, dir, &cfg, &err);
 	assert_non_null(log);
 	for (int i = 0; i < 60; i++)
 		assert_int_equal(append_one(log, &m, 4, 400, 1000 + i, 0), 0);
 	wait_acks(e, &m);
+	gone0 = stor_log_segment_base(log, 0);
+	ino0 = inode_of(dir, gone0, ".log");
 	assert_true(stor_log_retention_run(log, 2000, 0) > 0);
-	assert_int_equal(count_files(dir, ".spare"), 0);
+	assert_int_equal(count_files(dir, ".spare"), 1);
+	assert_int_equal(inode_of(dir, gone0, ".spare"), ino0);
+	r0 = recycled(e);
+	wrap->hold_syncs = 1;
+	nseg = stor_log_segment_count(log);
+	while (stor_log_segment_count(log) == nseg) {
+		assert_int_equal(append_one(log, &m, 4, 400, 2000 + m.n, 0), 0);
+		stor_engine_poll(e);
+	}
+	nbase = stor_log_segment_base(log, stor_log_segment_count(log) - 1);
+	assert_int_equal(inode_of(dir, nbase, ".log"), ino0); /* the spare, renamed */
+	assert_int_equal(recycled(e), r0 + 1);
+	int d = m.n;
+	assert_int_equal(append_one(log, &m, 1, 100, 2000 + m.n, STOR_APPEND_DURABLE), 0);
+	poll_held(e, wrap); /* the roll's fdatasync of the sealed segment, once written */
+	for (int i = 0; i < 2000; i++)
+		stor_engine_poll(e);
+	assert_int_equal(wrap->n_held, 1);
+	assert_int_equal(wrap->held[0]->op, STOR_IO_FDATASYNC);
+	assert_int_equal(acks[d].done, 0);
+	tu_release_held(wrap); /* its trim follows, then the directory's fsync: held */
+	poll_held(e, wrap);
+	assert_int_equal(wrap->n_held, 1);
+	assert_int_equal(wrap->held[0]->op, STOR_IO_FSYNC);
+	for (int i = 0; i < 2000; i++)
+		stor_engine_poll(e);
+	assert_int_equal(acks[d].done, 0); /* durable: not before the new name is */
+	tu_release_syncs(wrap);
+	wait_acks(e, &m);
+	first = 0;
+	while (m.base[first] < stor_log_start_offset(log))
+		first++;
+	verify(e, log, &m, first);
 	assert_int_equal(stor_log_close(log), 0);
 	model_free(&m);
 	stor_engine_destroy(e);
