@@ -25,7 +25,13 @@ log.preallocate=false (no fallocate: nothing at all goes to the ring):
   their data), a restart that cuts those bytes (logged), and every record
   acknowledged at or above each partition's new start offset read back at
   its offset, none twice. Its writes are copies into a mapping of the files
-  (storage.io.inline.map.bytes), so the kill tests that path's durability.
+  (storage.io.inline.map.bytes), so the kill tests that path's durability;
+- the same recycling on a disk directory (the test's temporary directory, when
+  it is not in RAM): O_DIRECT segments, storage.fsync.acks.all=true and the
+  first 3,000 records with acks=all, so each durable append waits for its
+  fdatasync and, in a recycled file, for the roll's fsync of the directory
+  that makes the file's new name durable; the spares reused, the kill -9 and
+  the read-back as above.
 
 Usage: test_broker_tmpfs.py PATH_TO_SLIPSTREAM [PATH_TO_SLIPSTREAM_METRICS]
 (run with /usr/bin/python3).
@@ -226,14 +232,17 @@ def segment_inodes(logs):
     return inodes(logs, ".log")
 
 
-def recycle(test_run):
-    name = "recycle"
+def recycle(test_run, name="recycle", disk=False):
     logs = test_run.path(name)
-    # Buffered, as the bench's RAM log dir (O_DIRECT pads the last block with zeros,
-    # where recovery then stops quietly; buffered, the old batches follow the data).
-    extra = ("storage.direct.io=false\nlog.segment.bytes=65536\nlog.retention.bytes=131072\n"
-             "log.retention.check.interval.ms=100\nstorage.segment.recycle=8\n"
-             "storage.io.inline.map.bytes=65536")
+    extra = ("log.segment.bytes=65536\nlog.retention.bytes=131072\n"
+             "log.retention.check.interval.ms=100\nstorage.segment.recycle=8\n")
+    if disk:
+        # O_DIRECT (the disk default) and durable acks=all: the directory's fsync gates them.
+        extra += "storage.fsync.acks.all=true"
+    else:
+        # Buffered, as the bench's RAM log dir (O_DIRECT pads the last block with zeros,
+        # where recovery then stops quietly; buffered, the old batches follow the data).
+        extra += "storage.direct.io=false\nstorage.io.inline.map.bytes=65536"
     shm = test_run.path(name + ".shm")
     b = test_run.broker(SLIPSTREAM, CONFIG.format(logs=logs, extra=extra, shm=shm))
     mp, url = slp_broker.start_metrics_server(METRICS, shm)
@@ -243,7 +252,7 @@ def recycle(test_run):
                                  request_timeout=15).values():
         f.result(timeout=15)
     acked = []
-    produce(b, 1, 0, 3000, rows=acked)
+    produce(b, "all" if disk else 1, 0, 3000, rows=acked)
     deadline = time.monotonic() + 10
     while not spares(logs) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -273,7 +282,8 @@ def recycle(test_run):
             name, sorted(kept)))
     if len(acked) != 6000:
         raise AssertionError("%s: %d of 6000 records acknowledged" % (name, len(acked)))
-    wait_writes(url, name, True)
+    if not disk:
+        wait_writes(url, name, True)
 
     # kill -9 while producing, at a moment when every partition's active segment is a
     # recycled file (its inode seen as a .spare before); what was acknowledged stays.
@@ -353,6 +363,11 @@ def main():
         run(test_run, "inline", "", True)
         run(test_run, "ring", "storage.io.inline=false", False)
         recycle(test_run)
+    with slp_broker.TestRun("store-disk-") as disk_run:
+        if is_tmpfs(disk_run.tmp):
+            print("recycle-disk: skipped (the temporary directory is in RAM)")
+        else:
+            recycle(disk_run, "recycle-disk", disk=True)
     print("OK")
     return 0
 
