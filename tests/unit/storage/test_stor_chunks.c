@@ -339,6 +339,18 @@ test_ping_pong_one_chunk(void **state)
  * most 16 are open, every append and read reopens what it needs, and the
  * data reads back, also after a clean restart under the same budget.
  */
+/* Poll until the engine holds at most 16 files (its budget below), 30 s at most. */
+static void
+files_settle(struct stor_engine *e, struct stor_engine_stats *st)
+{
+	time_t end = time(NULL) + 30;
+
+	do {
+		stor_engine_poll(e);
+		stor_engine_stats(e, st);
+	} while (st->open_files > 16 && time(NULL) < end);
+}
+
 static void
 test_file_budget(void **state)
 {
@@ -371,8 +383,9 @@ test_file_budget(void **state)
 				assert_int_equal(stor_log_roll(logs[i]), 0); /* a second segment */
 		}
 	}
-	stor_engine_poll(e);
-	stor_engine_stats(e, &st);
+	/* A log's files stay open while its roll flush (fdatasync, trim) is out: on disk under
+	 * ASan and a loaded CI machine the last logs' still were after one poll (session 19). */
+	files_settle(e, &st);
 	assert_true(st.open_files <= 16);
 	assert_true(st.file_closes > 0);
 	assert_true(st.file_reopens > 0);
@@ -384,8 +397,7 @@ test_file_budget(void **state)
 		assert_int_equal(stor_log_close(logs[i]), 0);
 	for (int i = 0; i < NLOGS; i++)
 		logs[i] = lopen(e, root, i);
-	stor_engine_poll(e);
-	stor_engine_stats(e, &st);
+	files_settle(e, &st);
 	assert_true(st.open_files <= 16);
 	for (int i = 0; i < NLOGS; i++) {
 		lverify(e, logs[i], &m[i], NULL);
