@@ -2930,8 +2930,11 @@ stor_seg_retire(struct stor_log *log, struct stor_segment *seg)
 	struct stor_chunk *c, *tmp;
 
 	/*
-	 * Deleted before its roll flush began (retention under a segment's size):
-	 * the directory sync that flush owed the next segment's name runs here.
+	 * A segment deleted before its roll flush made the next one's name
+	 * durable would owe that directory sync here. Retention and compaction
+	 * take only finalized segments, whose flush did it (roll_flush_synced
+	 * clears dsync_next before finalizing), so today this does not run: it
+	 * keeps the guarantee for a deletion path that takes a segment earlier.
 	 */
 	if (seg->dsync_next && log->roll_seg != seg) {
 		int rc = fsync_dir(log->dir);
