@@ -336,6 +336,40 @@ dp_reactor_poll_once(unsigned int lcore)
 	return reactor_iterate(r);
 }
 
+/* Append the names of @n pollers to @buf (at @*off, of @size), ", " between. */
+static void
+pollers_names(char *buf, size_t size, size_t *off, const struct dp_poller *p, unsigned int n)
+{
+	for (unsigned int i = 0; i < n && *off < size; i++) {
+		int k = snprintf(buf + *off, size - *off, "%s%s", i > 0 ? ", " : "", p[i].name);
+
+		if (k > 0)
+			*off += (size_t)k;
+	}
+}
+
+/*
+ * One line per reactor at start: its pollers in the order they run. The end
+ * pollers' order is what puts a Produce's write, its answer and the Fetch it
+ * wakes in one iteration (docs/dataplane.md "Reactors"); tests check it here.
+ */
+static void
+reactor_log_pollers(const struct dp_reactor *r)
+{
+	char buf[3 * DP_REACTOR_MAX_POLLERS * 40];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	pollers_names(buf, sizeof(buf), &off, r->pollers, r->n_pollers);
+	if (off < sizeof(buf))
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "; end: ");
+	pollers_names(buf, sizeof(buf), &off, r->end, r->n_end);
+	if (off < sizeof(buf))
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "; idle: ");
+	pollers_names(buf, sizeof(buf), &off, r->idle, r->n_idle);
+	dp_log(DP_LOG_INFO, "reactor: lcore %u pollers: %s", rte_lcore_id(), buf);
+}
+
 static int
 reactor_main(void *unused)
 {
@@ -343,8 +377,7 @@ reactor_main(void *unused)
 
 	if (r == NULL)
 		return 0; /* an EAL lcore the dataplane does not use */
-	dp_log(DP_LOG_DEBUG, "reactor up: %u poller(s), %u end poller(s)", r->n_pollers,
-		r->n_end);
+	reactor_log_pollers(r);
 	/* The idle sleep ends when asked, not up to the default 50 us timer slack
 	 * later: the first request after a pause waits for it. */
 	if (g_idle_sleep_us != 0)

@@ -2,7 +2,8 @@
 """The broker request path end to end with kcat (librdkafka).
 
 Starts `slipstream` on 127.0.0.1 with a port the kernel picks and a log
-directory of its own, then: kcat -L; produce keyed messages to a topic that
+directory of its own, then: kcat -L; the reactor's end pollers in the order
+that answers a Produce in the iteration that received it (its start-up line); produce keyed messages to a topic that
 Metadata auto-creates (num.partitions=3), plain and compressed; consume them
 back with -o beginning -e and check every message, the partition of each key
 and the order within each partition; ListOffsets by timestamp (kcat -Q);
@@ -74,6 +75,24 @@ def check(rows, expected_values):
     return by_part
 
 
+def check_end_pollers(b):
+    """The broker lcore's end pollers run in the order that answers a Produce and the
+    Fetch it wakes in the iteration that received it: every transport's walk of its
+    connections (Produce appended), storage (written), fetch.wait (parked Fetches woken),
+    then every transport's answers poller (docs/dataplane.md "Reactors"). Read from the
+    reactor's start-up line of its pollers."""
+    lines = [l for l in b.text().splitlines() if re.search(r"reactor: lcore \d+ pollers: ", l)
+             and "fetch.wait" in l]
+    assert len(lines) == 1, b.text()[-3000:]
+    end = re.search(r"; end: (.*); idle: ", lines[0]).group(1).split(", ")
+    walks = [i for i, n in enumerate(end) if re.fullmatch(r"(net\d+\.flush|dpdk\d+\.end)", n)]
+    answers = [i for i, n in enumerate(end) if re.fullmatch(r"(net|dpdk)\d+\.answers", n)]
+    assert walks and answers and "storage" in end, end
+    assert max(walks) < end.index("storage") < end.index("fetch.wait") < min(answers), end
+    # One answers poller per transport that walks its connections on this lcore.
+    assert len(answers) == len(walks), end
+
+
 def main():
     if KCAT is None:
         print("SKIP: no kcat")
@@ -84,6 +103,7 @@ def main():
         b = Broker(run, logdir)
         out = kcat(b, "-L")
         assert "broker 1 at %s" % b.addr in out, out
+        check_end_pollers(b)
 
         plain = ["k%d:plain-%04d" % (i % KEYS, i) for i in range(N)]
         kcat(b, "-P", "-t", "it-topic", "-K:", stdin="\n".join(plain) + "\n")
