@@ -3391,6 +3391,12 @@ stor_log_start_offset(const struct stor_log *log)
 	return log->start_offset;
 }
 
+int
+stor_log_failed(const struct stor_log *log)
+{
+	return log->failed;
+}
+
 const struct stor_log_config *
 stor_log_get_config(const struct stor_log *log)
 {

@@ -191,6 +191,13 @@ int64_t stor_log_written_offset(const struct stor_log *log);
 /** Log start offset (after retention and DeleteRecords). */
 int64_t stor_log_start_offset(const struct stor_log *log);
 
+/**
+ * 0, or the negative errno of the I/O that failed the log: a failed log takes
+ * no more appends (they answer that errno) and its pending appends completed
+ * with it; it stays failed until it is closed.
+ */
+int stor_log_failed(const struct stor_log *log);
+
 /** The configuration the log was opened with (its topic's keys over the broker's). */
 const struct stor_log_config *stor_log_get_config(const struct stor_log *log);
 

@@ -210,6 +210,7 @@ dp_part_publish(struct dp_partition *pp)
 	__atomic_store_n(&pp->pub_end, stor_log_end_offset(pp->log), __ATOMIC_RELEASE);
 	__atomic_store_n(&pp->pub_written, stor_log_written_offset(pp->log), __ATOMIC_RELEASE);
 	__atomic_store_n(&pp->pub_start, stor_log_start_offset(pp->log), __ATOMIC_RELEASE);
+	__atomic_store_n(&pp->pub_failed, stor_log_failed(pp->log) != 0, __ATOMIC_RELEASE);
 }
 
 int64_t
@@ -234,6 +235,16 @@ dp_part_start(const struct dp_broker *b, const struct dp_partition *pp)
 	if (pp->log != NULL && dp_broker_writer_local(b, pp->writer))
 		return stor_log_start_offset(pp->log);
 	return __atomic_load_n(&pp->pub_start, __ATOMIC_ACQUIRE);
+}
+
+bool
+dp_part_offline(const struct dp_broker *b, const struct dp_partition *pp)
+{
+	if (pp->log == NULL)
+		return true;
+	if (dp_broker_writer_local(b, pp->writer))
+		return stor_log_failed(pp->log) != 0;
+	return __atomic_load_n(&pp->pub_failed, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* The owned list of writer @w (its lcore only). */

@@ -57,6 +57,7 @@ struct dp_partition {
 	int64_t pub_end;      /* log end offset */
 	int64_t pub_written;  /* written offset (the high watermark) */
 	int64_t pub_start;    /* log start offset */
+	int pub_failed;       /* the log failed (stor_log_failed) */
 };
 
 #define DP_BROKER_MAX_WRITERS 64
@@ -179,6 +180,13 @@ void dp_part_publish(struct dp_partition *pp);
 int64_t dp_part_end(const struct dp_broker *b, const struct dp_partition *pp);
 int64_t dp_part_written(const struct dp_broker *b, const struct dp_partition *pp);
 int64_t dp_part_start(const struct dp_broker *b, const struct dp_partition *pp);
+
+/*
+ * Offline: not open (dp_broker_topic_configs_set) or its log failed (an I/O
+ * error: it takes no more appends). Kafka answers KAFKA_STORAGE_ERROR for a
+ * partition whose log dir went offline; Produce and Fetch do too.
+ */
+bool dp_part_offline(const struct dp_broker *b, const struct dp_partition *pp);
 
 /**
  * One storage tick (dp_poller_fn): stor_engine_poll() of every writer on the

@@ -1405,7 +1405,7 @@ fetch_run_ctx(struct dp_requests *q, struct fetch_async *fa, struct dp_conn *con
 			goto next;
 		}
 		pp = &t->part[it->partition];
-		if (pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
+		if (dp_part_offline(b, pp)) {
 			pd->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			goto next;
 		}

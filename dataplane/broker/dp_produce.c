@@ -73,17 +73,21 @@
  * into its buffer before the appends complete (the base offsets are known
  * when stor_log_append() returns); the reply leaves when the last append
  * completes, and dp_conn keeps the order with the connection's other
- * responses. An append that fails at completion (the log took an I/O
- * error) closes the connection instead of answering.
- * UNFINISHED: answer KAFKA_STORAGE_ERROR for that partition instead.
+ * responses. An append that fails at completion (its log took an I/O error
+ * and fails from then on) turns its partition's answer into
+ * KAFKA_STORAGE_ERROR (produce_answer_failed); with acks=0 the connection
+ * is closed instead, as Kafka does for an error it cannot answer.
  */
 struct produce_ctx {
 	struct dp_conn *conn;
+	struct dp_broker *b;
 	uint64_t req;
 	uint8_t *buf; /* encoded response, or NULL for acks=0 */
 	uint32_t len;
 	uint32_t pending; /* appends in flight + 1 while the handler runs or it is parked */
-	bool failed;
+	int16_t version;  /* the request's (the response is decoded again on a failure) */
+	bool failed;        /* no answer: the connection is closed */
+	bool append_failed; /* an append failed at completion */
 	bool dropped; /* parked, then its connection went: no reply */
 	bool parked;  /* held back: its frame is offered again (see the file comment) */
 	uint32_t next_part; /* parked: partitions (in request order) before this one are done */
@@ -121,9 +125,106 @@ produce_ctx_put(struct produce_ctx *c)
 	g_produce_free = c;
 }
 
+/* Mark @pr as not appended: Kafka's answer for a partition whose log dir went offline. */
+static void
+produce_pr_offline(struct kp_produce_response_partition_produce_response *pr)
+{
+	pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
+	pr->base_offset = -1;
+	pr->log_append_time_ms = -1;
+}
+
+/* Count @n more partitions answered so; a line at the 1st, 10th, 100th, ... */
+static void
+produce_offline_answered(uint32_t n)
+{
+	/* Atomic: the owners of a split request's partitions count from their lcores. */
+	uint64_t before = __atomic_fetch_add(&g_produce_stats.storage_errors, n, __ATOMIC_RELAXED);
+	uint64_t mark = 1;
+
+	while (mark <= before)
+		mark *= 10;
+	if (before + n >= mark)
+		dp_log(DP_LOG_WARN, "produce: %" PRIu64 " partition(s) answered KAFKA_STORAGE_ERROR "
+			"so far: an append failed at its log's write (the log takes no more)",
+			before + n);
+}
+
+/*
+ * Some append of @c failed at completion: its log took an I/O error, which
+ * fails every append pending in it and every one after. The response was
+ * encoded when the appends were submitted; decode it, answer
+ * KAFKA_STORAGE_ERROR for each partition whose log failed, and encode it
+ * again in place (only fixed-size fields change). A partition whose own
+ * appends completed before its log failed is marked too (the log cannot
+ * tell them apart now): the producer is told of a failure for records that
+ * were written, and a retry finds the log refusing appends, so none is
+ * stored twice. Runs on the storage writer's lcore (the logs' own), on this
+ * rare path only (it allocates).
+ *
+ * @return partitions marked, or a negative errno (the caller closes the
+ *   connection instead of answering).
+ */
+static int
+produce_answer_failed(struct produce_ctx *c)
+{
+	const struct kp_api_desc *d = kp_api_lookup(KP_API_PRODUCE);
+	int16_t hv = kp_api_response_header_version(d, c->version);
+	size_t cap = (size_t)c->len * 8 + 4096;
+	void *mem = malloc(cap);
+	struct kp_response_header rh;
+	struct kp_produce_response resp;
+	struct kp_arena a;
+	struct kp_reader r;
+	struct kp_writer w;
+	int marked = 0;
+	int rc;
+
+	if (mem == NULL)
+		return -ENOMEM;
+	kp_arena_init(&a, mem, cap);
+	kp_reader_init(&r, c->buf + 4, c->len - 4);
+	rc = kp_response_header_decode(&rh, hv, &r, &a);
+	if (rc == 0)
+		rc = kp_produce_response_decode(&resp, c->version, &r, &a);
+	for (int32_t i = 0; rc == 0 && i < resp.responses.count; i++) {
+		struct kp_produce_response_topic_produce_response *tr = &resp.responses.items[i];
+		struct dp_topic *t = dp_broker_topic_find(c->b, tr->name.ptr, (size_t)tr->name.len);
+
+		for (int32_t j = 0; t != NULL && j < tr->partition_responses.count; j++) {
+			struct kp_produce_response_partition_produce_response *pr =
+				&tr->partition_responses.items[j];
+
+			if (pr->error_code != KP_ERR_NONE || pr->index < 0 ||
+				pr->index >= t->partitions || !dp_part_offline(c->b, &t->part[pr->index]))
+				continue;
+			produce_pr_offline(pr);
+			marked++;
+		}
+	}
+	if (rc == 0) {
+		kp_writer_init(&w, c->buf + 4, c->len - 4);
+		rc = kp_response_header_encode(&rh, hv, &w);
+		if (rc == 0)
+			rc = kp_produce_response_encode(&resp, c->version, &w);
+		if (rc == 0 && kp_writer_len(&w) != c->len - 4)
+			rc = -EPROTO; /* not expected: same fields, same sizes */
+	}
+	free(mem);
+	return rc < 0 ? rc : marked;
+}
+
 static void
 produce_finish(struct produce_ctx *c)
 {
+	if (c->append_failed && !c->dropped && !c->failed) {
+		int n = c->buf != NULL ? produce_answer_failed(c) : 0;
+
+		if (n > 0)
+			produce_offline_answered((uint32_t)n);
+		else
+			c->failed = true; /* acks=0, or nothing to mark: close as Kafka does */
+	}
 	if (c->dropped) {
 		/* Its connection went while it was parked: the buffer went back then. */
 	} else if (c->failed) {
@@ -148,7 +249,7 @@ produce_appended(void *arg, int rc, int64_t base_offset)
 	struct produce_ctx *c = arg;
 
 	if (rc < 0)
-		c->failed = true;
+		c->append_failed = true;
 	g_produce_progress++; /* a chunk or a pending slot may have come free: parked ones retry */
 	dp_fetch_appended(); /* wakes parked fetches */
 	dp_metrics_storage_write(rte_rdtsc() - c->submit_tsc);
@@ -474,7 +575,8 @@ append:
 			return PRODUCE_FULL; /* too many appends in flight or no free chunk */
 		}
 		if (rc < 0)
-			return rc == -EIO ? KP_ERR_KAFKA_STORAGE_ERROR : kp_error_from_errno(rc);
+			return rc == -EIO || stor_log_failed(log) ? KP_ERR_KAFKA_STORAGE_ERROR :
+				kp_error_from_errno(rc);
 		(*pending)++;
 		dp_part_publish(pp);
 		if (*base_offset < 0)
@@ -634,9 +736,22 @@ static void
 sub_over(struct produce_sub *sub)
 {
 	struct dp_broker *b = sub->q->b;
+	uint32_t marked = 0;
 
-	for (uint32_t k = 0; k < sub->n_items; k++)
-		dp_part_publish(sub->items[k].pp);
+	for (uint32_t k = 0; k < sub->n_items; k++) {
+		struct split_item *it = &sub->items[k];
+
+		dp_part_publish(it->pp);
+		/* An append failed: its partition answers as produce_answer_failed() says. */
+		if (sub->failed && it->pr->error_code == KP_ERR_NONE && dp_part_offline(b, it->pp)) {
+			produce_pr_offline(it->pr);
+			marked++;
+		}
+	}
+	if (marked > 0) {
+		sub->failed = false;
+		produce_offline_answered(marked);
+	}
 	if (dp_broker_writer_local(b, 0))
 		split_sub_done(sub);
 	else
@@ -667,7 +782,7 @@ sub_run(void *arg)
 		struct split_item *it = &sub->items[k];
 		struct kp_produce_response_partition_produce_response *pr = it->pr;
 
-		if (it->pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
+		if (dp_part_offline(sub->q->b, it->pp)) {
 			pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 			continue;
 		}
@@ -1010,11 +1125,14 @@ dp_req_produce(struct dp_requests *q, struct dp_conn *conn, uint64_t req,
 	g_produce_free = c->next_free;
 	c->next_free = NULL;
 	c->conn = conn;
+	c->b = b;
 	c->req = req;
 	c->buf = buf;
 	c->len = 0;
 	c->pending = 1;
+	c->version = v;
 	c->failed = false;
+	c->append_failed = false;
 	c->dropped = false;
 	c->parked = false;
 	c->next_part = 0;
@@ -1082,7 +1200,7 @@ run:
 				pr->error_code = KP_ERR_NOT_LEADER_OR_FOLLOWER;
 				continue;
 			}
-			if (pp->log == NULL) { /* offline: see dp_broker_topic_configs_set */
+			if (dp_part_offline(b, pp)) {
 				pr->error_code = KP_ERR_KAFKA_STORAGE_ERROR;
 				continue;
 			}

@@ -142,6 +142,8 @@ struct dp_produce_stats {
 	uint64_t resumed;   /* offers of a held-back request that went on appending */
 	uint64_t timed_out; /* partitions answered REQUEST_TIMED_OUT: timeout_ms spent */
 	uint64_t dropped;   /* held back when their connection went */
+	uint64_t storage_errors; /* partitions answered KAFKA_STORAGE_ERROR after their
+	                          * append failed at completion (atomic) */
 	unsigned parked_now; /* held back now */
 };
 
