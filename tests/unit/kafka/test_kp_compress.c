@@ -398,8 +398,20 @@ test_failing_allocation(void **state)
 			if (rc2 != 0 && rc2 != -ENOMEM)
 				fail_msg("%s decompress, alloc %ld fails: %d",
 					 kp_compression_name(codec), n, rc2);
-			if (rc1 == 0 && clen2 > 0)
-				assert_memory_equal(c2, c, clen < clen2 ? clen : clen2);
+			if (rc1 == 0 && clen2 > 0 &&
+			    memcmp(c2, c, clen < clen2 ? clen : clen2) != 0) {
+				/* Seen once on CI (session 21, MALLOC_PERTURB_=184), not
+				 * reproduced in 90 runs: say which codec and allocation. */
+				size_t d = 0;
+
+				while (c2[d] == c[d])
+					d++;
+				fail_msg("%s compress, alloc %ld fails (%ld failed): output differs "
+					 "from the reference at byte %zu (%zu vs %zu bytes, "
+					 "MALLOC_PERTURB_=%s)", kp_compression_name(codec), n,
+					 failalloc_failed, d, clen2, clen,
+					 getenv("MALLOC_PERTURB_") ? getenv("MALLOC_PERTURB_") : "-");
+			}
 			if (rc2 == 0) {
 				assert_int_equal(dlen, sizeof(in));
 				assert_memory_equal(out, in, sizeof(in));
