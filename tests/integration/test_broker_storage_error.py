@@ -16,9 +16,10 @@ append pending in it and refuses every later one (stor_log_failed).
    transport error, which is what an append failing at completion gave before
    (the broker closed the connection); some of each happened. The broker
    says so in its log ("answered KAFKA_STORAGE_ERROR") and is still running.
-2. kafka-python (its own protocol code, a ProduceRequest through its client)
-   producing to the failed partitions gets KAFKA_STORAGE_ERROR too (the log
-   refuses the append up front).
+2. kafka-python (its own protocol code: requests through its client) gets
+   KAFKA_STORAGE_ERROR producing to each failed partition (the log refuses the
+   append up front) and fetching from it (a failed log is offline, as Kafka's
+   partitions on a failed log dir are).
 3. The file system is given room again (the tmpfs grown, e2fsck), the broker
    restarted on it: no acknowledged offset holds another record, none is
    stored twice, offsets are in order, nothing but produced records is there.
@@ -181,19 +182,10 @@ def produce(b, acks, tag):
 KAFKA_STORAGE_ERROR = 56
 
 
-def kafka_python_produce(b, partition):
-    """One record to @partition through kafka-python's own protocol code (a v3
-    ProduceRequest over its KafkaClient: its producer maps code 56, which it does
-    not know, to UnknownError); returns the partition's error code."""
+def kafka_python_request(b, req):
+    """@req sent through kafka-python's own protocol code (its KafkaClient); the
+    response object."""
     from kafka.client_async import KafkaClient
-    from kafka.protocol.produce import ProduceRequest
-    from kafka.record.memory_records import MemoryRecordsBuilder
-    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
-    builder.append(timestamp=int(time.time() * 1000), key=None,
-                   value=b"kafka-python-" + PAD, headers=[])
-    builder.close()
-    req = ProduceRequest[3](transactional_id=None, required_acks=1, timeout=30000,
-                            topics=[(TOPIC, [(partition, builder.buffer())])])
     cli = KafkaClient(bootstrap_servers=b.addr, api_version_auto_timeout_ms=20000)
     try:
         node = cli.least_loaded_node()
@@ -204,10 +196,34 @@ def kafka_python_produce(b, partition):
         while not f.is_done and time.monotonic() < deadline:
             cli.poll(timeout_ms=200, future=f)
         if not f.succeeded():
-            raise AssertionError("kafka-python: Produce failed: %s" % (f.exception,))
-        return f.value.topics[0][1][0][1]
+            raise AssertionError("kafka-python: %s failed: %s" % (type(req).__name__,
+                                                                  f.exception))
+        return f.value
     finally:
         cli.close()
+
+
+def kafka_python_produce(b, partition):
+    """One record to @partition in a v3 ProduceRequest (kafka-python's producer maps
+    code 56, which it does not know, to UnknownError); the partition's error code."""
+    from kafka.protocol.produce import ProduceRequest
+    from kafka.record.memory_records import MemoryRecordsBuilder
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    builder.append(timestamp=int(time.time() * 1000), key=None,
+                   value=b"kafka-python-" + PAD, headers=[])
+    builder.close()
+    req = ProduceRequest[3](transactional_id=None, required_acks=1, timeout=30000,
+                            topics=[(TOPIC, [(partition, builder.buffer())])])
+    return kafka_python_request(b, req).topics[0][1][0][1]
+
+
+def kafka_python_fetch(b, partition):
+    """A v4 FetchRequest of @partition from offset 0; the partition's error code."""
+    from kafka.protocol.fetch import FetchRequest
+    req = FetchRequest[4](replica_id=-1, max_wait_time=100, min_bytes=1,
+                          max_bytes=1 << 20, isolation_level=0,
+                          topics=[(TOPIC, [(partition, 0, 1 << 20)])])
+    return kafka_python_request(b, req).topics[0][1][0][1]
 
 
 def check_round(b, acks_results):
@@ -305,15 +321,19 @@ def run_round(run, name, extra):
             t.join(DEADLINE_S + 90)
         acked, failed = check_round(b, results)
 
-        # 2. kafka-python: the failed logs refuse the append up front.
+        # 2. kafka-python: the failed logs refuse appends and answer no Fetch.
         for part in range(PARTITIONS):
             code = kafka_python_produce(b, part)
             if code != KAFKA_STORAGE_ERROR:
                 fail(b, "kafka-python: Produce to failed partition %d answered error %s, "
                      "not KAFKA_STORAGE_ERROR (56)" % (part, code))
-        print("kafka-python: KAFKA_STORAGE_ERROR for every partition")
+            code = kafka_python_fetch(b, part)
+            if code != KAFKA_STORAGE_ERROR:
+                fail(b, "kafka-python: Fetch of failed partition %d answered error %s, "
+                     "not KAFKA_STORAGE_ERROR (56)" % (part, code))
+        print("kafka-python: Produce and Fetch KAFKA_STORAGE_ERROR for every partition")
 
-        # 3. Room again, restart: every synced acknowledged record is there once.
+        # 3. Room again, restart: nothing wrong, twice or foreign; survivors counted.
         b.kill()
         disk.grow_and_check()
         b2 = run.broker(SLIPSTREAM, conf)
