@@ -561,6 +561,10 @@ static const struct lcore_sample storage_samples[] = {
 	 "served from: the tail cache (records sent in place), or a segment file.",
 	 "from=\"cache\"", 0, 0},
 	{DP_STOR_M_READS_FILE, NULL, NULL, NULL, "from=\"file\"", 0, 0},
+	{DP_STOR_M_LOGS_FAILED, "slipstream_storage_logs_failed", "gauge",
+	 "Partition logs that took an I/O error: they take no more appends, and Produce and "
+	 "Fetch answer KAFKA_STORAGE_ERROR for their partitions until a restart reopens them "
+	 "(Kafka counts offline log dirs).", "", 0, 0},
 };
 
 _Static_assert(sizeof(storage_samples) / sizeof(storage_samples[0]) == DP_STOR_M_COUNTERS,

@@ -225,6 +225,7 @@ enum dp_metrics_storage_counter {
 	DP_STOR_M_MAPPED_WRITES,     /* of them, copies through a file mapping (inline) */
 	DP_STOR_M_READS_CACHE,       /* reads served from the tail cache */
 	DP_STOR_M_READS_FILE,        /* reads from a segment file */
+	DP_STOR_M_LOGS_FAILED,       /* open logs failed by an I/O error */
 	DP_STOR_M_COUNTERS
 };
 

@@ -390,6 +390,7 @@ stor_engine_stats(const struct stor_engine *e, struct stor_engine_stats *out)
 	out->steals = e->steals;
 	out->active_steals = e->active_steals;
 	out->logs = e->log_count;
+	out->logs_failed = e->logs_failed;
 	out->open_files = e->open_files;
 	out->file_reopens = e->file_reopens;
 	out->segments_recycled = e->segments_recycled;

@@ -176,6 +176,7 @@ struct stor_engine_stats {
 	uint64_t steals;         /* chunks taken from one log for another (LRU) */
 	uint64_t active_steals;  /* of them, a log's active chunk (its partial block kept) */
 	unsigned logs;           /* open logs */
+	unsigned logs_failed;    /* of them, failed by an I/O error (stor_log_failed) */
 	unsigned open_files;     /* segment files open now */
 	uint64_t file_reopens;   /* segment files opened again after being closed for the limit */
 	uint64_t file_closes;    /* closed for the limit */

@@ -240,6 +240,7 @@ struct stor_engine {
 	struct stor_log_list timed;
 	struct stor_log_list all;
 	unsigned log_count;
+	unsigned logs_failed; /* open logs that took an I/O error (log_fail) */
 	uint64_t last_timer_ms; /* flush.ms timers last looked at */
 	uint64_t steals, active_steals; /* stor_engine_stats() */
 	struct stor_seg_list files;     /* segments with an open file, LRU first */

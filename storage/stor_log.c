@@ -1879,10 +1879,12 @@ log_fail(struct stor_log *log, int rc, const char *what)
 {
 	if (rc >= 0 || rc == -ECANCELED)
 		rc = -EIO;
-	if (!log->failed)
+	if (!log->failed) {
 		stor_msg(log->engine, STOR_LOG_ERR,
 		         "%s: %s failed (%s); the log takes no more appends", log->dir, what,
 		         strerror(-rc));
+		log->engine->logs_failed++;
+	}
 	log->failed = rc;
 	while (log->pend_count != 0) {
 		struct stor_pending done = log->pend[log->pend_head];
@@ -3087,6 +3089,8 @@ log_free(struct stor_log *log)
 		TAILQ_REMOVE(&e->timed, log, timed_link);
 	TAILQ_REMOVE(&e->all, log, all_link);
 	e->log_count--;
+	if (log->failed)
+		e->logs_failed--;
 	while (!TAILQ_EMPTY(&log->chunks)) {
 		struct stor_chunk *c = TAILQ_FIRST(&log->chunks);
 		if (c->refs != 0)

@@ -1023,6 +1023,7 @@ storage_metrics_publish(struct dp_broker *b)
 		v[DP_STOR_M_MAPPED_WRITES] += st.inline_mapped_writes;
 		v[DP_STOR_M_READS_CACHE] += st.reads_cache;
 		v[DP_STOR_M_READS_FILE] += st.reads_file;
+		v[DP_STOR_M_LOGS_FAILED] += st.logs_failed;
 		n++;
 	}
 	if (n > 0)

@@ -19,7 +19,8 @@ append pending in it and refuses every later one (stor_log_failed).
 2. kafka-python (its own protocol code: requests through its client) gets
    KAFKA_STORAGE_ERROR producing to each failed partition (the log refuses the
    append up front) and fetching from it (a failed log is offline, as Kafka's
-   partitions on a failed log dir are).
+   partitions on a failed log dir are); /metrics (slipstream-metrics) counts
+   the failed logs in slipstream_storage_logs_failed.
 3. The file system is given room again (the tmpfs grown, e2fsck), the broker
    restarted on it: no acknowledged offset holds another record, none is
    stored twice, offsets are in order, nothing but produced records is there.
@@ -33,7 +34,8 @@ append pending in it and refuses every later one (stor_log_failed).
    even fdatasync'ed, records near the failure point can be lost to the file
    system (seen: 384 of 15,588 acks=all records), never replaced by others.
 
-Usage: test_broker_storage_error.py PATH_TO_SLIPSTREAM (run with /usr/bin/python3).
+Usage: test_broker_storage_error.py PATH_TO_SLIPSTREAM [PATH_TO_SLIPSTREAM_METRICS]
+(run with /usr/bin/python3).
 Needs root, losetup, mkfs.ext4 and e2fsck (exit 77, skipped, otherwise). The
 loop device, mounts and files are removed at the end however the test ends.
 """
@@ -44,10 +46,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import slp_broker
 
 SLIPSTREAM = sys.argv[1]
+METRICS = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(SLIPSTREAM))), "control",
+    "slipstream-metrics")
 slp_broker.require("confluent_kafka", "kafka")
 from confluent_kafka import KafkaError, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -182,6 +188,32 @@ def produce(b, acks, tag):
 KAFKA_STORAGE_ERROR = 56
 
 
+def logs_failed(run, shm):
+    """slipstream_storage_logs_failed as slipstream-metrics serves it from @shm (the
+    broker publishes every 100 ms: read until two scrapes a moment apart agree)."""
+    proc, url = slp_broker.start_metrics_server(METRICS, shm)
+    run.process(proc)
+    try:
+        last = None
+        for _ in range(50):
+            with urllib.request.urlopen(url, timeout=10) as r:
+                text = r.read().decode()
+            # One sample per storage writer's lcore: their sum.
+            vals = re.findall(r"^slipstream_storage_logs_failed(?:\{[^}]*\})? (\S+)$", text,
+                              re.M)
+            if not vals:
+                raise AssertionError("no slipstream_storage_logs_failed at /metrics")
+            total = sum(float(v) for v in vals)
+            if last is not None and total == last:
+                return int(last)
+            last = total
+            time.sleep(0.3)
+        return int(last)
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 def kafka_python_request(b, req):
     """@req sent through kafka-python's own protocol code (its KafkaClient); the
     response object."""
@@ -304,7 +336,9 @@ def run_round(run, name, extra):
     root = run.path(name)
     os.makedirs(root)
     disk = Disk(root)
-    conf = CONFIG.format(logs=os.path.join(disk.mnt, "logs")) + extra
+    shm = os.path.join(root, "metrics.shm")
+    conf = CONFIG.format(logs=os.path.join(disk.mnt, "logs")) + extra + \
+        "metrics.shm.path=%s\n" % shm
     try:
         b = run.broker(SLIPSTREAM, conf)
         admin = AdminClient({"bootstrap.servers": b.addr})
@@ -332,12 +366,20 @@ def run_round(run, name, extra):
                 fail(b, "kafka-python: Fetch of failed partition %d answered error %s, "
                      "not KAFKA_STORAGE_ERROR (56)" % (part, code))
         print("kafka-python: Produce and Fetch KAFKA_STORAGE_ERROR for every partition")
+        n = logs_failed(run, shm)
+        if n != PARTITIONS:
+            fail(b, "/metrics: slipstream_storage_logs_failed %d, not %d" % (n, PARTITIONS))
 
         # 3. Room again, restart: nothing wrong, twice or foreign; survivors counted.
         b.kill()
         disk.grow_and_check()
         b2 = run.broker(SLIPSTREAM, conf)
         check_restarted(b2, acked, failed)
+        n = logs_failed(run, shm)
+        if n != 0:
+            fail(b2, "/metrics after the restart: slipstream_storage_logs_failed %d, not 0" % n)
+        print("/metrics: slipstream_storage_logs_failed %d, then 0 after the restart"
+              % PARTITIONS)
         b2.kill()
     finally:
         for br in run.brokers:
