@@ -291,7 +291,14 @@ dp_req_one_int32(struct kp_arena *a, int32_t v)
 	return p;
 }
 
-/* Fill a Metadata topic entry for an existing topic. */
+/*
+ * Fill a Metadata topic entry for an existing topic. A partition whose log failed
+ * (an I/O error: dp_part_offline) is described as Kafka describes one whose only
+ * replica's log dir went offline: LEADER_NOT_AVAILABLE, no leader, no in-sync
+ * replica, this broker among the offline replicas; clients then hold its records
+ * until a leader comes back (a restart) instead of retrying into the failed log.
+ * A partition not open yet (log NULL while its owner opens it) is not offline.
+ */
 static int
 metadata_topic_fill(struct dp_requests *q, struct kp_metadata_response_metadata_response_topic *rt,
 	const struct dp_topic *t)
@@ -316,6 +323,13 @@ metadata_topic_fill(struct dp_requests *q, struct kp_metadata_response_metadata_
 		parts[p].replica_nodes = (struct kp_array_int32){.items = node, .count = 1};
 		parts[p].isr_nodes = (struct kp_array_int32){.items = node, .count = 1};
 		parts[p].offline_replicas = (struct kp_array_int32){.items = NULL, .count = 0};
+		if (t->part[p].log != NULL && dp_part_offline(q->b, &t->part[p])) {
+			parts[p].error_code = KP_ERR_LEADER_NOT_AVAILABLE;
+			parts[p].leader_id = -1;
+			parts[p].isr_nodes = (struct kp_array_int32){.items = NULL, .count = 0};
+			parts[p].offline_replicas = (struct kp_array_int32){.items = node,
+				.count = 1};
+		}
 	}
 	rt->partitions.items = parts;
 	rt->partitions.count = t->partitions;

@@ -19,8 +19,13 @@ append pending in it and refuses every later one (stor_log_failed).
 2. kafka-python (its own protocol code: requests through its client) gets
    KAFKA_STORAGE_ERROR producing to each failed partition (the log refuses the
    append up front) and fetching from it (a failed log is offline, as Kafka's
-   partitions on a failed log dir are); /metrics (slipstream-metrics) counts
-   the failed logs in slipstream_storage_logs_failed.
+   partitions on a failed log dir are), and Metadata describes each failed
+   partition as Kafka does one whose only replica's log dir went offline
+   (LEADER_NOT_AVAILABLE, leader -1, no ISR, this broker offline), so the
+   producers above hold what they still had for it until message.timeout.ms
+   (those records count as failed: never stored); /metrics (slipstream-metrics)
+   counts the failed logs in slipstream_storage_logs_failed. After the restart
+   Metadata has the leader back.
 3. The file system is given room again (the tmpfs grown, e2fsck), the broker
    restarted on it: no acknowledged offset holds another record, none is
    stored twice, offsets are in order, nothing but produced records is there.
@@ -147,13 +152,17 @@ class Disk:
 
 
 def produce(b, acks, tag):
-    """Records of producer @tag until its deliveries failed for a while; returns
-    (acked {partition: [(offset, value)]}, failed values, other errors)."""
+    """Records of producer @tag until its partitions failed a moment ago; returns
+    (acked {partition: [(offset, value)]}, failed values, other errors). Failed: answered
+    KAFKA_STORAGE_ERROR, or timed out in the client once Metadata showed the partition
+    without a leader (the producer holds records for a leaderless partition until
+    message.timeout.ms, as it would against Kafka)."""
     p = Producer({"bootstrap.servers": b.addr, "acks": acks, "message.send.max.retries": 0,
-                  "linger.ms": 5, "batch.size": 65536, "message.timeout.ms": 30000,
-                  "request.timeout.ms": 20000})
+                  "linger.ms": 5, "batch.size": 65536, "message.timeout.ms": 20000,
+                  "request.timeout.ms": 15000})
     acked = {}
     failed = []
+    timed_out = []
     other = []
 
     def cb(err, m):
@@ -161,14 +170,19 @@ def produce(b, acks, tag):
             acked.setdefault(m.partition(), []).append((m.offset(), m.value()))
         elif err.code() == KafkaError.KAFKA_STORAGE_ERROR:
             failed.append(m.value())
+        elif err.code() == KafkaError._MSG_TIMED_OUT and failed:
+            timed_out.append(m.value())
         else:
             other.append("%s: %s" % (m.value()[:24], err))
 
     deadline = time.monotonic() + DEADLINE_S
+    first_failure = None
     n = 0
     while n < MAX_RECORDS and time.monotonic() < deadline:
-        # Stop once every partition has answered KAFKA_STORAGE_ERROR a while.
-        if len(failed) >= 2000:
+        # Stop a second after the first KAFKA_STORAGE_ERROR (every log fails within it).
+        if failed and first_failure is None:
+            first_failure = time.monotonic()
+        if first_failure is not None and time.monotonic() - first_failure > 1.0:
             break
         v = b"%s-%d-" % (tag.encode(), n) + PAD
         try:
@@ -179,13 +193,15 @@ def produce(b, acks, tag):
             continue
         if n % 500 == 0:
             p.poll(0)
-    left = p.flush(60)
+    left = p.flush(30)
     if left:
         other.append("%d records never answered" % left)
-    return acked, failed, other
+    print("%s: %d timed out in the client after the logs failed" % (tag, len(timed_out)))
+    return acked, failed + timed_out, other
 
 
 KAFKA_STORAGE_ERROR = 56
+LEADER_NOT_AVAILABLE = 5
 
 
 def logs_failed(run, shm):
@@ -249,6 +265,19 @@ def kafka_python_produce(b, partition):
     return kafka_python_request(b, req).topics[0][1][0][1]
 
 
+def kafka_python_metadata(b):
+    """{partition: (error_code, leader, isr, offline_replicas)} of TOPIC from a v5
+    MetadataRequest, and the broker's node id."""
+    from kafka.protocol.metadata import MetadataRequest
+    resp = kafka_python_request(b, MetadataRequest[5](topics=[TOPIC],
+                                                       allow_auto_topic_creation=False))
+    node = resp.brokers[0][0]
+    for _err, name, _internal, parts in resp.topics:
+        if name == TOPIC:
+            return {p[1]: (p[0], p[2], list(p[4]), list(p[5])) for p in parts}, node
+    raise AssertionError("kafka-python: Metadata without topic %s" % TOPIC)
+
+
 def kafka_python_fetch(b, partition):
     """A v4 FetchRequest of @partition from offset 0; the partition's error code."""
     from kafka.protocol.fetch import FetchRequest
@@ -275,8 +304,9 @@ def check_round(b, acks_results):
         for part, rows in a.items():
             acked.setdefault(part, []).extend(rows)
         failed.update(f)
-        print("acks=%s: %d acknowledged, %d answered KAFKA_STORAGE_ERROR" % (
-            acks, sum(len(x) for x in a.values()), len(f)))
+        print("acks=%s: %d acknowledged, %d failed (KAFKA_STORAGE_ERROR, or held for a "
+              "leaderless partition until they timed out)" % (
+                  acks, sum(len(x) for x in a.values()), len(f)))
     if not any(v.startswith(b"aa-") for rows in acked.values() for _o, v in rows):
         fail(b, "no acks=all record was acknowledged before the logs failed")
     text = b.text()
@@ -366,6 +396,14 @@ def run_round(run, name, extra):
                 fail(b, "kafka-python: Fetch of failed partition %d answered error %s, "
                      "not KAFKA_STORAGE_ERROR (56)" % (part, code))
         print("kafka-python: Produce and Fetch KAFKA_STORAGE_ERROR for every partition")
+        parts, node = kafka_python_metadata(b)
+        for part in range(PARTITIONS):
+            want = (LEADER_NOT_AVAILABLE, -1, [], [node])
+            if parts.get(part) != want:
+                fail(b, "kafka-python: Metadata of failed partition %d: %s, not %s"
+                     % (part, parts.get(part), want))
+        print("kafka-python: Metadata LEADER_NOT_AVAILABLE, leader -1, offline replica %d "
+              "for every partition" % node)
         n = logs_failed(run, shm)
         if n != PARTITIONS:
             fail(b, "/metrics: slipstream_storage_logs_failed %d, not %d" % (n, PARTITIONS))
@@ -375,6 +413,9 @@ def run_round(run, name, extra):
         disk.grow_and_check()
         b2 = run.broker(SLIPSTREAM, conf)
         check_restarted(b2, acked, failed)
+        parts, node = kafka_python_metadata(b2)
+        if any(parts.get(p) != (0, node, [node], []) for p in range(PARTITIONS)):
+            fail(b2, "kafka-python: Metadata after the restart: %s" % parts)
         n = logs_failed(run, shm)
         if n != 0:
             fail(b2, "/metrics after the restart: slipstream_storage_logs_failed %d, not 0" % n)
