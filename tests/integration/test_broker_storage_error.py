@@ -151,16 +151,37 @@ class Disk:
             self.loop = None
 
 
-def produce(b, acks, tag):
-    """Records of producer @tag until its partitions failed a moment ago; returns
-    (acked {partition: [(offset, value)]}, failed values, other errors). Failed: answered
-    KAFKA_STORAGE_ERROR, or timed out in the client once Metadata showed the partition
-    without a leader (the producer holds records for a leaderless partition until
-    message.timeout.ms, as it would against Kafka)."""
+def producer(b, acks, tag):
+    """A confluent_kafka producer (retries off) that has delivered one record to each
+    partition: connected, with every partition's leader known, before any flood fills
+    the disk (a producer whose first Metadata came after the logs failed would only
+    ever hold its records for leaderless partitions). Returns (producer, acked)."""
     p = Producer({"bootstrap.servers": b.addr, "acks": acks, "message.send.max.retries": 0,
                   "linger.ms": 5, "batch.size": 65536, "message.timeout.ms": 20000,
                   "request.timeout.ms": 15000})
     acked = {}
+    errors = []
+
+    def cb(err, m):
+        if err is None:
+            acked.setdefault(m.partition(), []).append((m.offset(), m.value()))
+        else:
+            errors.append(str(err))
+
+    for part in range(PARTITIONS):
+        p.produce(TOPIC, value=b"%s-warm-%d-" % (tag.encode(), part) + PAD, partition=part,
+                  on_delivery=cb)
+    if p.flush(30) or errors or len(acked) != PARTITIONS:
+        fail(b, "%s: the warm-up records were not all acknowledged: %s" % (tag, errors[:3]))
+    return p, acked
+
+
+def produce(p, tag, acked):
+    """Records of producer @p (see producer()) until its partitions failed a moment ago;
+    returns (acked {partition: [(offset, value)]}, failed values, other errors). Failed:
+    answered KAFKA_STORAGE_ERROR, or, after that, timed out in the client once Metadata
+    showed the partition without a leader (the producer holds records for a leaderless
+    partition until message.timeout.ms, as it would against Kafka)."""
     failed = []
     timed_out = []
     other = []
@@ -377,8 +398,9 @@ def run_round(run, name, extra):
 
         # 1. confluent_kafka, acks=1 and acks=all at once (both see the logs fail).
         results = {}
-        threads = [threading.Thread(target=lambda a=acks, t=tag: results.__setitem__(
-            t, produce(b, a, t))) for acks, tag in (("1", "a1"), ("all", "aa"))]
+        prods = {tag: producer(b, acks, tag) for acks, tag in (("1", "a1"), ("all", "aa"))}
+        threads = [threading.Thread(target=lambda t=tag: results.__setitem__(
+            t, produce(prods[t][0], t, prods[t][1]))) for tag in ("a1", "aa")]
         for t in threads:
             t.start()
         for t in threads:
