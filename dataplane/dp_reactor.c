@@ -145,6 +145,12 @@ dp_reactors_stall_log(uint64_t us)
 	g_stall_log_tsc = us * rte_get_tsc_hz() / 1000000;
 }
 
+bool
+dp_reactor_spins(void)
+{
+	return g_idle_sleep_us == 0;
+}
+
 void
 dp_reactors_fini(void)
 {
@@ -292,8 +298,8 @@ reactor_iterate(struct dp_reactor *r)
 	} else {
 		int waited = 0;
 
-		/* A shared CPU (a sleep configured): wait for what is coming, if anything. */
-		for (unsigned int i = 0; g_idle_sleep_us != 0 && i < r->n_idle; i++)
+		/* Wait for what is coming, if anything (the pollers decide whether to). */
+		for (unsigned int i = 0; i < r->n_idle; i++)
 			waited += r->idle[i].fn(r->idle[i].arg);
 		if (waited > 0) {
 			uint64_t t = end;
@@ -378,10 +384,10 @@ reactor_main(void *unused)
 	if (r == NULL)
 		return 0; /* an EAL lcore the dataplane does not use */
 	reactor_log_pollers(r);
-	/* The idle sleep ends when asked, not up to the default 50 us timer slack
-	 * later: the first request after a pause waits for it. */
-	if (g_idle_sleep_us != 0)
-		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+	/* The idle sleep and the idle pollers' waits end when asked, not up to
+	 * the default 50 us timer slack later: the first request after a pause
+	 * waits for them. */
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	r->last_busy_tsc = rte_rdtsc();
 	t_reactor = r;
 	__atomic_store_n(&r->active, 1, __ATOMIC_RELEASE);

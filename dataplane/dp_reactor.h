@@ -46,8 +46,9 @@ typedef void (*dp_msg_fn)(void *arg);
 enum dp_poller_when {
 	DP_POLLER_EVERY = 0, /* each iteration (or each period) */
 	DP_POLLER_END = 1,   /* each iteration, after every other poller */
-	DP_POLLER_IDLE = 2,  /* iterations without work, with an idle sleep set; may block
-	                      * briefly; returns > 0 when it waited (no sleep then) */
+	DP_POLLER_IDLE = 2,  /* iterations without work (a spinning reactor's too: the
+	                      * poller decides, dp_reactor_spins()); may block briefly;
+	                      * returns > 0 when it waited (no sleep then) */
 };
 
 /** Long iterations are counted from each of these (microseconds), ascending. */
@@ -91,6 +92,12 @@ void dp_reactors_stall_log(uint64_t us);
 
 /** Free the reactors and rings (after dp_reactors_run() returned). */
 void dp_reactors_fini(void);
+
+/**
+ * Whether the reactors spin when idle (dataplane.poll.idle.sleep.us=0, the
+ * core theirs alone) rather than sleep after a grace period.
+ */
+bool dp_reactor_spins(void);
 
 /**
  * Register a poller on @lcore. Call at start-up, or on @lcore itself.

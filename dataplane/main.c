@@ -636,9 +636,9 @@ main(int argc, char **argv)
 		rc = dp_poller_register(wl[i], "retention", dp_broker_retention_poll, &g_broker,
 			RTE_MIN((uint64_t)cfg.log_retention_check_interval_ms * 1000,
 				(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
-		if (rc == 0) /* with an idle sleep set: wait for writes in flight */
+		if (rc == 0) /* idle: wait for writes in flight (dp_broker_idle_wait) */
 			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
-				&g_broker, DP_BROKER_IDLE_WAIT_US, DP_POLLER_IDLE);
+				&g_broker, dp_broker_idle_wait_us(), DP_POLLER_IDLE);
 	}
 	if (rc < 0)
 		goto broker_out;

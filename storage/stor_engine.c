@@ -375,6 +375,12 @@ stor_engine_chunks_available(const struct stor_engine *e)
 	return e->free_count + e->reclaim_count;
 }
 
+bool
+stor_engine_io_workers_placed(const struct stor_engine *e)
+{
+	return e->be->io_workers_placed != 0;
+}
+
 int
 stor_engine_files_hold_fds(const struct stor_engine *e)
 {

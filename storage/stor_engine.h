@@ -21,6 +21,7 @@
 #ifndef SLP_STOR_ENGINE_H
 #define SLP_STOR_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -168,6 +169,15 @@ const char *stor_engine_backend_name(const struct stor_engine *engine);
 
 /** Chunks of the pool not held by any log (free or reclaimable). */
 unsigned stor_engine_chunks_available(const struct stor_engine *engine);
+
+/**
+ * Whether the backend's blocking-I/O threads (io_uring's io-wq workers) run
+ * on the CPUs storage.io.workers.cpus named. When false they run where the
+ * engine's owner thread may, i.e. on a reactor's own core: a write io_uring
+ * hands to a worker (every direct write into a preallocated extent) waits
+ * until the reactor leaves the CPU (dp_broker_idle_wait).
+ */
+bool stor_engine_io_workers_placed(const struct stor_engine *engine);
 
 struct stor_engine_stats {
 	unsigned chunks;         /* in the pool */

@@ -129,6 +129,8 @@ struct stor_backend {
 	                        engine's descriptor budget, max_open_fds, does not apply) */
 	unsigned io_workers; /* kernel threads that may run blocking I/O at once (io_uring's
 	                        bounded io-wq workers), 0: not known */
+	int io_workers_placed; /* 1: those threads run on the CPUs io_workers_cpus named,
+	                          0: where the owner thread may (its core, for a reactor) */
 	unsigned inline_files; /* open files whose I/O runs inline on the owner thread */
 	uint64_t inline_ios;   /* requests completed that way, since creation */
 	uint64_t inline_mapped_writes; /* of them, writes copied through a mapping of the

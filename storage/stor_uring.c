@@ -923,18 +923,37 @@ stor_cpu_list_parse(const char *list, uint64_t *mask, unsigned mask_words)
 static int
 uring_workers_place(struct io_uring *ring, const uint64_t *mask)
 {
-	cpu_set_t set, mine;
+	cpu_set_t set;
+	uint64_t online[STOR_CPU_MASK_WORDS];
+	unsigned n = 0;
+	char buf[256];
+	ssize_t len;
+	int fd;
 
+	/*
+	 * The kernel takes a list of absent CPUs and leaves the workers where
+	 * they are. Absent means offline here, not outside the calling
+	 * thread's affinity: a reactor is pinned to its own core, and the
+	 * workers are meant for others (the kernel checks its cpuset).
+	 */
+	fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
+	len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (len > 0) {
+		buf[len] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+	}
+	if (len <= 0 || stor_cpu_list_parse(buf, online, STOR_CPU_MASK_WORDS) < 0)
+		memset(online, 0xff, sizeof(online)); /* unknown: let the kernel judge */
 	CPU_ZERO(&set);
 	for (unsigned c = 0; c < STOR_CPU_MASK_WORDS * 64u && c < CPU_SETSIZE; c++)
-		if (mask[c / 64] & (1ull << (c % 64)))
+		if (mask[c / 64] & online[c / 64] & (1ull << (c % 64))) {
 			CPU_SET(c, &set);
-	/* The kernel takes a list of absent CPUs and leaves the workers where they are. */
-	if (sched_getaffinity(0, sizeof(mine), &mine) == 0) {
-		CPU_AND(&mine, &mine, &set);
-		if (CPU_COUNT(&mine) == 0)
-			return -EINVAL;
-	}
+			n++;
+		}
+	if (n == 0)
+		return -EINVAL;
 	return io_uring_register_iowq_aff(ring, sizeof(set), &set);
 }
 
@@ -1057,7 +1076,9 @@ stor_uring_create(const struct stor_uring_opts *opts, const char **why)
 			errno = EINVAL;
 			return NULL;
 		}
-		if (uring_workers_place(&u->ring, mask) < 0 && why != NULL && (*why)[0] == '\0')
+		if (uring_workers_place(&u->ring, mask) == 0)
+			u->be.io_workers_placed = 1;
+		else if (why != NULL && (*why)[0] == '\0')
 			*why = "io-wq CPU list (storage.io.workers.cpus) names no CPU this process "
 			       "may use or was refused; the workers run where the owner thread may";
 	}

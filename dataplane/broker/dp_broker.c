@@ -1067,12 +1067,31 @@ dp_broker_idle_wait(void *arg)
 	 * docs/benchmarks.md). stor_engine_wait() returns at once without writes
 	 * in flight.
 	 */
+	bool spins = dp_reactor_spins();
+
 	for (unsigned w = 0; w < b->n_writers; w++) {
-		if (b->writers[w].engine != NULL && dp_broker_writer_local(b, w) &&
-			stor_engine_wait(b->writers[w].engine, DP_BROKER_IDLE_WAIT_US) == 0)
+		struct stor_engine *e = b->writers[w].engine;
+
+		/*
+		 * A spinning reactor keeps its core unless an io-wq worker of its
+		 * own needs it: spinning, the worker waited for the scheduler's
+		 * slice (writes issued to the device 1-4 ms after their
+		 * submission; the disk row 1,456-1,598 MB/s against 1,862-1,900
+		 * waiting, docs/benchmarks.md "Session 22").
+		 */
+		if (e == NULL || !dp_broker_writer_local(b, w) ||
+			(spins && stor_engine_io_workers_placed(e)))
+			continue;
+		if (stor_engine_wait(e, dp_broker_idle_wait_us()) == 0)
 			return 1;
 	}
 	return 0;
+}
+
+unsigned
+dp_broker_idle_wait_us(void)
+{
+	return dp_reactor_spins() ? DP_BROKER_SPIN_WAIT_US : DP_BROKER_IDLE_WAIT_US;
 }
 
 /*

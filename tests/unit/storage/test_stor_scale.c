@@ -633,6 +633,15 @@ test_io_workers_cpus(void **state)
 	char list[16];
 	snprintf(list, sizeof(list), "%d", last);
 
+	/* Without the key the workers are not placed: they inherit the owner's CPUs. */
+	stor_engine_opts_init(&o);
+	o.chunk_count = 2;
+	o.chunk_bytes = 64 << 10;
+	struct stor_engine *ed = stor_engine_create(&o);
+	assert_non_null(ed);
+	assert_false(stor_engine_io_workers_placed(ed));
+	stor_engine_destroy(ed);
+
 	/* A list without a CPU the process may use: the engine starts, and says so. */
 	if (!CPU_ISSET(1023, &mine)) {
 		stor_engine_opts_init(&o);
@@ -644,13 +653,25 @@ test_io_workers_cpus(void **state)
 		struct stor_engine *e0 = stor_engine_create(&o);
 		assert_non_null(e0);
 		assert_non_null(strstr(g_warned, "storage.io.workers.cpus"));
+		assert_false(stor_engine_io_workers_placed(e0)); /* they inherit: the reactor's core */
 		stor_engine_destroy(e0);
 	}
 
 	/*
 	 * Through the engine: a log's first append reserves its segment with an
-	 * IORING_OP_FALLOCATE, which io_uring always hands to a worker.
+	 * IORING_OP_FALLOCATE, which io_uring always hands to a worker. The
+	 * owner thread is pinned to another CPU, as a reactor is to its own
+	 * core: the workers go where the list says all the same (the check for
+	 * absent CPUs once took the pinned thread's affinity and refused).
 	 */
+	int first = -1;
+	for (int c = 0; c < last && first < 0; c++)
+		if (CPU_ISSET(c, &mine))
+			first = c;
+	cpu_set_t pin;
+	CPU_ZERO(&pin);
+	CPU_SET(first, &pin);
+	assert_int_equal(sched_setaffinity(0, sizeof(pin), &pin), 0);
 	char *root = tu_tmpdir("");
 	struct stor_log_config cfg;
 	struct tu_ack ack = {0};
@@ -665,6 +686,8 @@ test_io_workers_cpus(void **state)
 	o.chunk_bytes = 64 << 10;
 	struct stor_engine *e = stor_engine_create(&o);
 	assert_non_null(e);
+	assert_int_equal(sched_setaffinity(0, sizeof(mine), &mine), 0);
+	assert_true(stor_engine_io_workers_placed(e));
 	stor_log_config_init(&cfg);
 	cfg.segment_bytes = 1 << 20;
 	cfg.roll_ms = -1;
