@@ -638,7 +638,7 @@ main(int argc, char **argv)
 				(uint64_t)DP_BROKER_RETENTION_STEP_US), DP_POLLER_EVERY);
 		if (rc == 0) /* idle: wait for writes in flight (dp_broker_idle_wait) */
 			rc = dp_poller_register(wl[i], "storage.wait", dp_broker_idle_wait,
-				&g_broker, dp_broker_idle_wait_us(), DP_POLLER_IDLE);
+				&g_broker, DP_BROKER_IDLE_WAIT_US, DP_POLLER_IDLE);
 	}
 	if (rc < 0)
 		goto broker_out;

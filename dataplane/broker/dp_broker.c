@@ -1082,16 +1082,10 @@ dp_broker_idle_wait(void *arg)
 		if (e == NULL || !dp_broker_writer_local(b, w) ||
 			(spins && stor_engine_io_workers_placed(e)))
 			continue;
-		if (stor_engine_wait(e, dp_broker_idle_wait_us()) == 0)
+		if (stor_engine_wait(e, DP_BROKER_IDLE_WAIT_US) == 0)
 			return 1;
 	}
 	return 0;
-}
-
-unsigned
-dp_broker_idle_wait_us(void)
-{
-	return dp_reactor_spins() ? DP_BROKER_SPIN_WAIT_US : DP_BROKER_IDLE_WAIT_US;
 }
 
 /*
