@@ -13,7 +13,8 @@
  *       e.g. "storage.io.inline=false storage.direct.io=false"),
  *       STOR_BENCH_BATCH="RECORDS VALUE_BYTES" (default "15 1000"; "1 100" is
  *       the small produce row's batch), STOR_BENCH_INFLIGHT (appends in flight
- *       per partition, 1-8, default 8). Also prints the process's CPU time per
+ *       per partition, 1-64, default 8; 32 is the disk rows' load generator's
+ *       window: 32 requests of 16 KiB per partition). Also prints the process's CPU time per
  *       MB acknowledged and per append (io_uring's worker threads included:
  *       they belong to the process) and the writes' mean size.
  *   stor_bench fill    DIR MIB
@@ -38,7 +39,7 @@
 
 #define BATCH_RECORDS 15
 #define RECORD_VALUE 1000 /* + key and framing: about 1 KiB per record */
-#define INFLIGHT 8 /* at most, per partition */
+#define INFLIGHT 64 /* at most, per partition */
 
 static uint64_t
 now_ns(void)
@@ -163,7 +164,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	struct stor_log_config cfg;
 	static struct part p[64];
 	uint8_t *batch = malloc(1 << 16);
-	int records = BATCH_RECORDS, value = RECORD_VALUE, inflight = INFLIGHT;
+	int records = BATCH_RECORDS, value = RECORD_VALUE, inflight = 8;
 	size_t bsize;
 
 	if (getenv("STOR_BENCH_BATCH") != NULL &&
