@@ -730,6 +730,15 @@ ctl_metrics_render(const struct dp_metrics_snapshot *snap, ctl_metrics_offsets_f
 			ctl_buf_printf(
 			        out, "slipstream_lcore_idle_seconds_total{lcore=\"%u\"} %.6f\n",
 			        snap->blocks[i].lcore, (double)snap->blocks[i].idle_tsc / hz);
+		family(out, "slipstream_lcore_cpu_seconds_total", "counter",
+		       "CPU time the lcore's thread ran (user and system), by lcore. The busy and "
+		       "idle seconds are wall time: a busy iteration the thread was preempted in "
+		       "(by io_uring's workers on its core, kworkers, the host) counts as busy, and "
+		       "idle sleeps and waits as idle; this is what the thread itself ran since its reactor "
+		       "started. Updated every 100 ms.");
+		for (uint32_t i = 0; i < h->n_blocks; i++)
+			ctl_buf_printf(out, "slipstream_lcore_cpu_seconds_total{lcore=\"%u\"} %.6f\n",
+			               snap->blocks[i].lcore, (double)snap->blocks[i].cpu_ns / 1e9);
 		family(out, "slipstream_lcore_long_iterations_total", "counter",
 		       "Reactor iterations that took at least `over` seconds, the idle sleep not "
 		       "counted: the lcore's own long work, or its thread not running (preempted, or "

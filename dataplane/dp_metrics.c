@@ -273,6 +273,9 @@ dp_metrics_tp_get(const char *topic, size_t len, int32_t partition)
 
 _Static_assert(DP_METRICS_LONG_N == DP_REACTOR_LONG_N, "long iteration thresholds");
 
+/* The lcore thread's CPU time when its reactor first polled the metrics. */
+static __thread uint64_t t_cpu_base;
+
 int
 dp_metrics_reactor_poll(void *arg)
 {
@@ -280,10 +283,15 @@ dp_metrics_reactor_poll(void *arg)
 	struct dp_reactor_stats st;
 	unsigned int lcore = (unsigned int)(uintptr_t)arg;
 
+	struct timespec ts;
+	uint64_t cpu = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0
+		? (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec : 0;
+
 	if (b == NULL) {
 		if (dp_metrics_bind(lcore) < 0)
 			return 0;
 		b = dp_metrics_tls;
+		t_cpu_base = cpu; /* from the reactor's first iteration, as busy and idle */
 	}
 	if (dp_reactor_stats_get(lcore, &st) < 0)
 		return 0;
@@ -293,6 +301,8 @@ dp_metrics_reactor_poll(void *arg)
 	for (int k = 0; k < DP_METRICS_LONG_N; k++)
 		__atomic_store_n(&b->long_iters[k], st.long_iters[k], __ATOMIC_RELAXED);
 	__atomic_store_n(&b->long_tsc, st.long_tsc, __ATOMIC_RELAXED);
+	if (cpu >= t_cpu_base)
+		__atomic_store_n(&b->cpu_ns, cpu - t_cpu_base, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -47,11 +47,12 @@
 #include <sys/types.h>
 
 #define DP_METRICS_MAGIC 0x3152544d504c53ULL /* "SLPMTR1" */
-#define DP_METRICS_VERSION 10 /* 2: Fetch record bytes by transport; 3: net stack counters;
+#define DP_METRICS_VERSION 11 /* 2: Fetch record bytes by transport; 3: net stack counters;
 			      * 4: link state, link-down drops; 5: errors by API;
 			      * 6: request hop and storage writer counters;
 			      * 7: parked Fetch wake-up histogram; 8: buckets of 5, 10, 25 us;
-			      * 9: long reactor iterations; 10: tail-cache reads */
+			      * 9: long reactor iterations; 10: tail-cache reads;
+			      * 11: the lcore thread's CPU time */
 #define DP_METRICS_HEADER_BYTES 4096
 /** API keys with their own counters (every key Kafka has defined so far fits). */
 #define DP_METRICS_APIS 96
@@ -282,6 +283,8 @@ struct dp_metrics_block {
 	/* iterations of at least 100 us, 1 ms, 10 ms (dp_reactor_stats.long_iters), their cycles */
 	uint64_t long_iters[DP_METRICS_LONG_N];
 	uint64_t long_tsc;
+	uint64_t cpu_ns;        /* CPU time the lcore's thread ran since its reactor started
+	                           (CLOCK_THREAD_CPUTIME_ID) */
 	uint64_t tp_overflow;                 /* events of partitions that found the table full */
 	uint64_t n_tps;                       /* published entries of tps[] (release/acquire) */
 	/*

@@ -161,6 +161,7 @@ copy_block(const struct dp_metrics_block *src, struct dp_metrics_block *dst)
 	for (int k = 0; k < DP_METRICS_LONG_N; k++)
 		dst->long_iters[k] = __atomic_load_n(&src->long_iters[k], __ATOMIC_RELAXED);
 	dst->long_tsc = __atomic_load_n(&src->long_tsc, __ATOMIC_RELAXED);
+	dst->cpu_ns = __atomic_load_n(&src->cpu_ns, __ATOMIC_RELAXED);
 	dst->tp_overflow = __atomic_load_n(&src->tp_overflow, __ATOMIC_RELAXED);
 	for (int t = 0; t < DP_METRICS_TRANSPORTS; t++) {
 		dst->fetch_rec_ref[t] = __atomic_load_n(&src->fetch_rec_ref[t], __ATOMIC_RELAXED);

@@ -293,6 +293,11 @@ def main():
         assert get(s1, "slipstream_connections_open") >= 1  # the consumer's and admin's
         busy = get(s1, "slipstream_lcore_busy_seconds_total", lcore=lc0)
         assert busy > get(s0, "slipstream_lcore_busy_seconds_total", lcore=lc0)
+        # The thread's own CPU time: it ran, and not for longer than the lcore's wall time
+        # (busy + idle, updated in the same poll) plus the 100 ms between updates.
+        cpu = get(s1, "slipstream_lcore_cpu_seconds_total", lcore=lc0)
+        assert cpu is not None and cpu > get(s0, "slipstream_lcore_cpu_seconds_total", lcore=lc0)
+        assert cpu <= busy + get(s1, "slipstream_lcore_idle_seconds_total", lcore=lc0) + 0.2
         # Long iterations: counted from 100 us, 1 ms, 10 ms (each count within the one
         # before it), their time at least 100 us each.
         longs = [get(s1, "slipstream_lcore_long_iterations_total", lcore=lc0, over=o)

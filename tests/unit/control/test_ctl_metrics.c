@@ -292,6 +292,7 @@ make_snapshot(void)
 	g_blocks[0].long_iters[0] = 7; /* 7 of at least 100 us, 2 of them over 1 ms */
 	g_blocks[0].long_iters[1] = 2;
 	g_blocks[0].long_tsc = 50;
+	g_blocks[0].cpu_ns = 200000000; /* 0.2 s */
 	g_blocks[1].tp_overflow = 9;
 	tp_put(&g_blocks[0], "orders", 1, 100, 10, 0, 0, 10);
 	tp_put(&g_blocks[0], "orders", 0, 50, 5, 20, 2, 5);
@@ -354,6 +355,8 @@ test_render_dataplane(void **state)
 	assert_float_equal(sample(t, "slipstream_lcore_long_iteration_seconds_total{lcore=\"0\"}"),
 			   0.05, 1e-9);
 	assert_true(sample(t, "slipstream_lcore_idle_seconds_total{lcore=\"0\"}") == 0.75);
+	assert_float_equal(sample(t, "slipstream_lcore_cpu_seconds_total{lcore=\"0\"}"), 0.2, 1e-9);
+	assert_true(sample(t, "slipstream_lcore_cpu_seconds_total{lcore=\"2\"}") == 0);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"0\"}") == 0.25);
 	assert_true(sample(t, "slipstream_lcore_busy_ratio{lcore=\"2\"}") == 0);
 	/* orders-0 appears on both lcores: added up; its log end the highest seen. */
