@@ -1075,9 +1075,9 @@ dp_broker_idle_wait(void *arg)
 		/*
 		 * A spinning reactor keeps its core unless an io-wq worker of its
 		 * own needs it: spinning, the worker waited for the scheduler's
-		 * slice (writes issued to the device 1-4 ms after their
-		 * submission; the disk row 1,456-1,598 MB/s against 1,862-1,900
-		 * waiting, docs/benchmarks.md "Session 22").
+		 * slice (a write issued to the device 4.2 ms after its
+		 * submission, traced; the kernel-socket disk row 1,403-1,475 MB/s
+		 * against 1,726-1,825 waiting, docs/benchmarks.md "Session 22").
 		 */
 		if (e == NULL || !dp_broker_writer_local(b, w) ||
 			(spins && stor_engine_io_workers_placed(e)))
