@@ -40,6 +40,7 @@
 #define BATCH_RECORDS 15
 #define RECORD_VALUE 1000 /* + key and framing: about 1 KiB per record */
 #define INFLIGHT 64 /* at most, per partition */
+#define INFLIGHT_DEFAULT 8
 
 static uint64_t
 now_ns(void)
@@ -164,7 +165,7 @@ cmd_append(const char *dir, unsigned parts, int durable, double seconds, uint64_
 	struct stor_log_config cfg;
 	static struct part p[64];
 	uint8_t *batch = malloc(1 << 16);
-	int records = BATCH_RECORDS, value = RECORD_VALUE, inflight = 8;
+	int records = BATCH_RECORDS, value = RECORD_VALUE, inflight = INFLIGHT_DEFAULT;
 	size_t bsize;
 
 	if (getenv("STOR_BENCH_BATCH") != NULL &&
