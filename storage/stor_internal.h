@@ -204,6 +204,22 @@ struct stor_log {
 	unsigned n_spares;
 	int64_t spares[STOR_RECYCLE_MAX]; /* their old bases, oldest first */
 
+	/*
+	 * The headers of the batches the recovery scan of the last segment
+	 * found (an open after a crash): stor_log_batch_headers() walks them
+	 * instead of reading the segment a second time (the broker's producer
+	 * state rebuild, right after the open, read every byte of it again:
+	 * 44% of a kill -9 recovery, docs/benchmarks.md "Session 23"). Valid
+	 * while that segment (base memo_base) still has memo_size bytes ending
+	 * at memo_next; freed by that walk or the first append. NULL: none (a
+	 * clean open, or more than STOR_MEMO_MAX batches: the file is read).
+	 */
+	struct kp_batch_header *memo;
+	uint32_t memo_n, memo_cap;
+	bool memo_full; /* the scan found more than STOR_MEMO_MAX: memo dropped */
+	int64_t memo_base, memo_next;
+	uint64_t memo_size;
+
 	/* Offset-to-written-lpos marks for written_offset: the pending ring gives it. */
 };
 

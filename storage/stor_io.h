@@ -85,6 +85,19 @@ struct stor_backend_ops {
 	int (*size)(struct stor_backend *be, int handle, uint64_t *size);
 	/* Synchronous read for setup paths (recovery, index rebuild). Returns bytes or -errno. */
 	int64_t (*pread)(struct stor_backend *be, int handle, void *buf, size_t len, uint64_t off);
+	/*
+	 * Read-ahead for setup paths (a recovery's sequential scan): start
+	 * reading [off, off + len) of @handle into @buf (block-aligned for a
+	 * direct handle), split so that the device serves the pieces in
+	 * parallel, and return; read_wait() waits for it and returns what
+	 * pread() would (bytes, fewer only at the end of the file, or -errno).
+	 * One at a time per backend, nothing else in between but CPU work on
+	 * other memory: the scan validates one window while the next is read.
+	 * Never touches the ring poll() reaps. 0 or -errno (-EBUSY: one is in
+	 * flight). May be NULL (both): the caller uses pread().
+	 */
+	int (*read_start)(struct stor_backend *be, int handle, void *buf, size_t len, uint64_t off);
+	int64_t (*read_wait)(struct stor_backend *be);
 	/* Register long-lived I/O memory (all of it before the first I/O). */
 	int (*register_buffers)(struct stor_backend *be, const struct iovec *iov, unsigned n);
 	/*

@@ -46,7 +46,10 @@
 #include "kp_batch.h"
 #include "stor_internal.h"
 
-#define SCAN_WINDOW (4u << 20)
+#define SCAN_WINDOW (4u << 20) /* a walker's reads (ListOffsets by time, a fetch's scan) */
+#define SCAN_AHEAD (8u << 20)  /* a sequential walker's: 8 x 1 MiB in flight (read_start) */
+#define SCAN_HEAD (1u << 20)   /* its headroom for a batch cut by a window's end */
+#define STOR_MEMO_MAX (256u << 10) /* batch headers a recovery keeps (72 B each) at most */
 #define SCAN_MAX_BATCH (256u << 20) /* larger batch lengths are corruption */
 #define INDEX_MAX_ENTRIES ((10u << 20) / STOR_INDEX_ENTRY_SIZE) /* segment.index.bytes default */
 #define INDEX_INITIAL 32 /* entries an active segment starts with; grown up to its cap */
@@ -551,30 +554,133 @@ log_push_seg(struct stor_log *log, struct stor_segment *seg)
 struct walker {
 	struct stor_log *log;
 	struct stor_segment *seg;
-	uint8_t *buf;
-	size_t cap;
+	uint8_t *buf;     /* the window: the file's bytes [win_off, win_off + win_len) */
 	uint64_t win_off; /* file offset of buf[0] */
 	size_t win_len;   /* valid bytes in buf */
 	uint64_t limit;   /* file bytes that may be read */
+	/*
+	 * The window's memory: a read lands at mem[cur] + head. A sequential
+	 * walker (seg_scan) reads the next `step` bytes into mem[!cur] while the
+	 * window is validated (the backend's read_start), and a batch cut by the
+	 * window's end is copied into the headroom just before them (SCAN_HEAD
+	 * bytes at most; a longer one is read again).
+	 */
+	uint8_t *mem[2];
+	size_t size[2]; /* bytes after the headroom */
+	unsigned cur;
+	size_t head;    /* SCAN_HEAD when reading ahead, else 0 */
+	size_t step;    /* bytes a read asks for at least */
+	bool seq;       /* reads ahead */
+	bool ahead;     /* a read of [ahead_off, + ahead_len) into mem[!cur] + head is in flight;
+	                   then ahead_off == win_off + win_len */
+	uint64_t ahead_off;
+	size_t ahead_len;
 };
 
+/* mem[@k] holding @size bytes after the headroom (its old bytes are not kept). */
 static int
-walker_init(struct walker *w, struct stor_log *log, struct stor_segment *seg, uint64_t limit)
+walker_mem(struct walker *w, unsigned k, size_t size)
 {
+	if (w->size[k] >= size)
+		return 0;
+	void *p = aligned_alloc(STOR_BLOCK_SIZE, w->head + STOR_ALIGN_UP(size));
+	if (p == NULL)
+		return -ENOMEM;
+	free(w->mem[k]);
+	w->mem[k] = p;
+	w->size[k] = STOR_ALIGN_UP(size);
+	return 0;
+}
+
+/*
+ * @seq: the walk goes forward through the file (a recovery or index
+ * scan): read ahead, where the backend can, in windows of SCAN_AHEAD.
+ */
+static int
+walker_init(struct walker *w, struct stor_log *log, struct stor_segment *seg, uint64_t limit,
+            bool seq)
+{
+	const struct stor_backend_ops *ops = log->engine->be->ops;
+
 	memset(w, 0, sizeof(*w));
 	w->log = log;
 	w->seg = seg;
 	w->limit = limit;
-	w->cap = SCAN_WINDOW;
-	w->buf = aligned_alloc(STOR_BLOCK_SIZE, w->cap);
-	return w->buf == NULL ? -ENOMEM : 0;
+	w->seq = seq && ops->read_start != NULL && ops->read_wait != NULL;
+	w->head = w->seq ? SCAN_HEAD : 0;
+	w->step = w->seq ? SCAN_AHEAD : SCAN_WINDOW;
+	return walker_mem(w, 0, w->step);
+}
+
+/* The read ahead, if any, finished and its bytes dropped. */
+static void
+walker_ahead_drop(struct walker *w)
+{
+	struct stor_backend *be = w->log->engine->be;
+
+	if (w->ahead) {
+		(void)be->ops->read_wait(be);
+		w->ahead = false;
+	}
 }
 
 static void
 walker_fini(struct walker *w)
 {
-	free(w->buf);
+	walker_ahead_drop(w);
+	free(w->mem[0]);
+	free(w->mem[1]);
+	w->mem[0] = w->mem[1] = NULL;
 	w->buf = NULL;
+}
+
+/* Start reading the bytes after the window into the other buffer (sequential walkers). */
+static void
+walker_ahead(struct walker *w)
+{
+	struct stor_backend *be = w->log->engine->be;
+	uint64_t next = w->win_off + w->win_len, end = STOR_ALIGN_UP(w->limit);
+	size_t len;
+
+	if (!w->seq || w->ahead || w->win_len == 0 || next % STOR_BLOCK_SIZE != 0 || next >= end)
+		return;
+	len = end - next < w->step ? (size_t)(end - next) : w->step;
+	if (walker_mem(w, w->cur ^ 1, len) != 0)
+		return; /* no memory for it: the next window is read when needed */
+	if (be->ops->read_start(be, w->seg->handle, w->mem[w->cur ^ 1] + w->head, len, next) == 0) {
+		w->ahead = true;
+		w->ahead_off = next;
+		w->ahead_len = len;
+	}
+}
+
+/*
+ * The window moved onto the read ahead, when it has the bytes from @start:
+ * the current window's bytes from @start are copied before them. 1: moved,
+ * 0: not usable (the read ahead dropped), -errno: its I/O error.
+ */
+static int
+walker_take_ahead(struct walker *w, uint64_t start)
+{
+	struct stor_backend *be = w->log->engine->be;
+	int64_t n = be->ops->read_wait(be);
+	size_t keep;
+	uint8_t *dst;
+
+	w->ahead = false;
+	if (n < 0)
+		return (int)n;
+	if (start < w->win_off || start > w->ahead_off || w->ahead_off - start > w->head)
+		return 0;
+	keep = (size_t)(w->ahead_off - start);
+	dst = w->mem[w->cur ^ 1] + w->head - keep;
+	memcpy(dst, w->buf + (start - w->win_off), keep);
+	w->cur ^= 1;
+	w->buf = dst;
+	w->win_off = start;
+	w->win_len = keep + (size_t)n;
+	walker_ahead(w);
+	return 1;
 }
 
 /* Pointer to [pos, pos + need) of the file, reading it if needed; NULL past the limit. */
@@ -590,28 +696,42 @@ walker_get(struct walker *w, uint64_t pos, size_t need, int *err)
 		return w->buf + (pos - w->win_off);
 	uint64_t start = STOR_ALIGN_DOWN(pos);
 	size_t len = STOR_ALIGN_UP(pos + need) - start;
-	if (len > w->cap) {
-		void *p = aligned_alloc(STOR_BLOCK_SIZE, STOR_ALIGN_UP(len));
-		if (p == NULL) {
-			*err = -ENOMEM;
+	if (w->ahead) {
+		int rc = walker_take_ahead(w, start);
+
+		if (rc < 0) {
+			*err = rc;
 			return NULL;
 		}
-		free(w->buf);
-		w->buf = p;
-		w->cap = STOR_ALIGN_UP(len);
+		if (rc > 0 && pos + need <= w->win_off + w->win_len)
+			return w->buf + (pos - w->win_off);
+		walker_ahead_drop(w); /* the bytes wanted are not all there: read them */
 	}
-	size_t want = w->cap;
+	size_t want = len > w->step ? len : w->step;
 	if (start + want > STOR_ALIGN_UP(w->limit))
 		want = STOR_ALIGN_UP(w->limit) - start;
+	int rc = walker_mem(w, w->cur, want);
+	if (rc != 0) {
+		*err = rc;
+		return NULL;
+	}
+	uint8_t *dst = w->mem[w->cur] + w->head;
 	int64_t n = stor_seg_file(w->log, w->seg);
-	if (n == 0)
-		n = be->ops->pread(be, w->seg->handle, w->buf, want, start);
+	if (n == 0 && w->seq) {
+		n = be->ops->read_start(be, w->seg->handle, dst, want, start);
+		if (n == 0)
+			n = be->ops->read_wait(be);
+	} else if (n == 0) {
+		n = be->ops->pread(be, w->seg->handle, dst, want, start);
+	}
 	if (n < 0) {
 		*err = (int)n;
 		return NULL;
 	}
+	w->buf = dst;
 	w->win_off = start;
 	w->win_len = (size_t)n;
+	walker_ahead(w);
 	if (pos + need > start + (uint64_t)n)
 		return NULL;
 	return w->buf + (pos - start);
@@ -630,8 +750,45 @@ struct scan_result {
  * strictly increasing from the segment base. Rebuilds the in-memory
  * indexes and timestamps on the way. Stops at the first invalid batch.
  */
+static void
+memo_free(struct stor_log *log)
+{
+	free(log->memo);
+	log->memo = NULL;
+	log->memo_n = log->memo_cap = 0;
+	log->memo_full = false;
+}
+
+/* Keep @h in the recovery's memo (dropped whole past STOR_MEMO_MAX or without memory). */
+static void
+memo_add(struct stor_log *log, const struct kp_batch_header *h)
+{
+	if (log->memo_full)
+		return;
+	if (log->memo_n == log->memo_cap) {
+		uint32_t cap = log->memo_cap ? 2 * log->memo_cap : 1024;
+		struct kp_batch_header *m = NULL;
+
+		if (cap <= STOR_MEMO_MAX)
+			m = realloc(log->memo, sizeof(*m) * cap);
+		if (m == NULL) {
+			memo_free(log);
+			log->memo_full = true;
+			return;
+		}
+		log->memo = m;
+		log->memo_cap = cap;
+	}
+	log->memo[log->memo_n++] = *h;
+}
+
+/*
+ * @memo: keep the valid batches' headers in log->memo (recover_active: the
+ * broker's producer state rebuild walks them next).
+ */
 static int
-seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct scan_result *r)
+seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct scan_result *r,
+         bool memo)
 {
 	struct walker w;
 	uint64_t pos = 0;
@@ -639,7 +796,7 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 	int rc, err;
 
 	memset(r, 0, sizeof(*r));
-	rc = walker_init(&w, log, seg, limit);
+	rc = walker_init(&w, log, seg, limit, true);
 	if (rc != 0)
 		return rc;
 	seg_index_reset(seg);
@@ -703,6 +860,8 @@ seg_scan(struct stor_log *log, struct stor_segment *seg, uint64_t limit, struct 
 			goto out;
 		if (seg->first_timestamp < 0)
 			seg->first_timestamp = h.base_timestamp;
+		if (memo)
+			memo_add(log, &h);
 		expect = last + 1;
 		pos += size;
 		r->batches++;
@@ -720,7 +879,7 @@ static int
 seg_rebuild_sealed(struct stor_log *log, struct stor_segment *seg)
 {
 	struct scan_result r;
-	int rc = seg_scan(log, seg, seg->size, &r);
+	int rc = seg_scan(log, seg, seg->size, &r, false);
 
 	if (rc != 0)
 		return rc;
@@ -761,7 +920,7 @@ seg_finish_unsynced(struct stor_log *log, unsigned i)
 	if (rc == 0)
 		rc = be->ops->size(be, seg->handle, &fsize);
 	if (rc == 0)
-		rc = seg_scan(log, seg, fsize, &r);
+		rc = seg_scan(log, seg, fsize, &r, false);
 	if (rc != 0)
 		return rc;
 	if (fsize != r.valid_end) {
@@ -1301,9 +1460,15 @@ recover_active(struct stor_log *log, struct stor_segment *seg)
 		rc = be->ops->size(be, seg->handle, &fsize);
 	if (rc != 0)
 		return rc;
-	rc = seg_scan(log, seg, fsize, &r);
-	if (rc != 0)
+	memo_free(log);
+	rc = seg_scan(log, seg, fsize, &r, true);
+	if (rc != 0) {
+		memo_free(log);
 		return rc;
+	}
+	log->memo_base = seg->base_offset;
+	log->memo_size = r.valid_end;
+	log->memo_next = r.next_offset;
 	seg->size = r.valid_end;
 	seg->next_offset = r.next_offset;
 	if (r.stop != NULL)
@@ -1489,7 +1654,7 @@ stor_log_open(struct stor_engine *engine, const char *dir, const struct stor_log
 		} else if (seg->tidx_count == 0) {
 			/* No time-index entry (a small segment): scan it for its timestamps. */
 			struct scan_result r;
-			rc = seg_scan(log, seg, seg->size, &r);
+			rc = seg_scan(log, seg, seg->size, &r, false);
 		} else {
 			seg_times_from_index(seg);
 			rc = 0;
@@ -1776,6 +1941,8 @@ stor_log_append(struct stor_log *log, const void *batch, size_t len, unsigned fl
 	rc = stor_log_unlink_settled(log);
 	if (rc != 0)
 		return rc;
+	if (log->memo != NULL)
+		memo_free(log); /* the recovery's headers no longer cover the segment */
 	rc = kp_batch_header_parse(batch, len, &h);
 	if (rc != 0)
 		return rc;
@@ -2719,7 +2886,7 @@ stor_log_offset_for_time(struct stor_log *log, int64_t ts, int64_t *offset, int6
 	if (seg == NULL)
 		return 0;
 	uint64_t pos = idx_lookup(seg, tidx_lookup(seg, ts));
-	rc = walker_init(&w, log, seg, seg_readable(log, seg));
+	rc = walker_init(&w, log, seg, seg_readable(log, seg), false);
 	if (rc != 0)
 		return rc;
 	rc = 0;
@@ -2789,8 +2956,19 @@ stor_log_batch_headers(struct stor_log *log, int64_t from, stor_batch_header_fn 
 
 		if (seg->next_offset <= from || limit == 0)
 			continue;
+		if (log->memo != NULL && i == log->seg_count - 1 && seg->base_offset == log->memo_base &&
+		    seg->size == log->memo_size && seg->next_offset == log->memo_next) {
+			/* The recovery scan's headers of this segment: not read again. */
+			for (uint32_t k = 0; k < log->memo_n && rc == 0; k++) {
+				const struct kp_batch_header *h = &log->memo[k];
+
+				if (h->base_offset + h->last_offset_delta >= from)
+					rc = fn(arg, h);
+			}
+			continue;
+		}
 		pos = idx_lookup(seg, from);
-		rc = walker_init(&w, log, seg, limit);
+		rc = walker_init(&w, log, seg, limit, true);
 		if (rc != 0)
 			return rc;
 		while (pos < limit) {
@@ -2825,6 +3003,7 @@ stor_log_batch_headers(struct stor_log *log, int64_t from, stor_batch_header_fn 
 		if (rc == 0 && err != 0)
 			rc = err;
 	}
+	memo_free(log); /* walked once, right after the open: not kept for later */
 	return rc;
 }
 
@@ -3083,6 +3262,7 @@ log_free(struct stor_log *log)
 {
 	struct stor_engine *e = log->engine;
 
+	memo_free(log);
 	if (log->on_dirty)
 		TAILQ_REMOVE(&e->dirty, log, dirty_link);
 	if (log->on_timed)

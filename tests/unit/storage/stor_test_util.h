@@ -144,6 +144,11 @@ struct tu_backend {
 	                        directory's) until released */
 	unsigned n_held;
 	struct stor_io_req *held[16];
+	unsigned reads_ahead;   /* read_start calls */
+	uint64_t ahead_bytes;   /* their bytes */
+	int fail_ahead_at;      /* > 0: the read_start this many calls in fails its read_wait
+	                           with -EIO (an I/O error in a recovery scan) */
+	int ahead_fails;        /* the one in flight fails */
 };
 
 /* Hand the held syncs to the real backend (they complete at a later poll); hold later ones. */
@@ -206,6 +211,24 @@ static inline int64_t
 tu_pread(struct stor_backend *be, int h, void *buf, size_t len, uint64_t off)
 {
 	return tu_be(be)->inner->ops->pread(tu_be(be)->inner, h, buf, len, off);
+}
+static inline int
+tu_read_start(struct stor_backend *be, int h, void *buf, size_t len, uint64_t off)
+{
+	struct tu_backend *t = tu_be(be);
+
+	t->reads_ahead++;
+	t->ahead_bytes += len;
+	t->ahead_fails = t->fail_ahead_at > 0 && (int)t->reads_ahead == t->fail_ahead_at;
+	return t->inner->ops->read_start(t->inner, h, buf, len, off);
+}
+static inline int64_t
+tu_read_wait(struct stor_backend *be)
+{
+	struct tu_backend *t = tu_be(be);
+	int64_t n = t->inner->ops->read_wait(t->inner);
+
+	return t->ahead_fails ? -EIO : n;
 }
 static inline int
 tu_register(struct stor_backend *be, const struct iovec *iov, unsigned n)
@@ -287,6 +310,8 @@ static const struct stor_backend_ops tu_ops = {
         .truncate = tu_truncate,
         .size = tu_size,
         .pread = tu_pread,
+        .read_start = tu_read_start,
+        .read_wait = tu_read_wait,
         .register_buffers = tu_register,
         .queue = tu_queue,
         .submit = tu_submit,

@@ -6,7 +6,9 @@
  * and the flush policy, clean restart, torn and garbled tails at many cut
  * points, indexes and time lookups, roll, retention (on disk the deleted
  * files' names go at once, their last descriptors close off the log's
- * thread), DeleteRecords and the leader-epoch checkpoint.
+ * thread), DeleteRecords and the leader-epoch checkpoint; a recovery scan
+ * longer than its read-ahead windows, its headers reused by the first walk,
+ * an I/O error in a read ahead (no truncation).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -1567,6 +1569,99 @@ test_batch_headers(void **state)
 	free(dir);
 }
 
+/*
+ * A recovery scan longer than its read-ahead windows (8 MiB): ~20 MiB of
+ * batches, one of 1.5 MiB across the first window's end (more than the
+ * headroom the cut batch is copied into: read again), recovered whole after
+ * a crash through the backend's read_start; the producer-state walk right
+ * after the open gets every batch (from the recovery's headers), and after
+ * an append the new one too (the headers dropped, the file read). An I/O
+ * error in a read ahead fails the open and truncates nothing: the next
+ * open finds every batch.
+ */
+static void
+test_recovery_read_ahead(void **state)
+{
+	struct tu_backend *wrap;
+	struct stor_engine *e = tu_engine(&wrap, STOR_DIRECT_AUTO, 2 << 20, 8, NULL);
+	struct stor_log_config cfg;
+	struct model m = {0};
+	struct hdr_walk *w = calloc(1, sizeof(*w));
+	char *dir = tu_tmpdir("");
+	size_t total = 0;
+	int err = 0;
+
+	(void)state;
+	cfg_small(&cfg);
+	cfg.segment_bytes = 64 << 20;
+	cfg.index_interval_bytes = 4096;
+	struct stor_log *log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	while (total < (20u << 20)) {
+		bool big = total > (8u << 20) - (700u << 10) && total < (8u << 20);
+		uint8_t *buf = malloc(2 << 20);
+		size_t vlen = big ? (1536u << 10) : (60u << 10) + (size_t)(m.n % 7) * 9000;
+		size_t size = tu_batch(buf, 2 << 20, 1, 100 + m.n, vlen, (unsigned)m.n, NULL);
+		int64_t base = -1;
+		int i = m.n;
+
+		assert_true(size > 0 && i < MAXB);
+		memset(&acks[i], 0, sizeof(acks[i]));
+		assert_int_equal(stor_log_append(log, buf, size, 0, tu_ack_cb, &acks[i], &base), 0);
+		kp_batch_set_base_offset(buf, base);
+		m.bytes[i] = buf;
+		m.len[i] = size;
+		m.base[i] = base;
+		m.last[i] = base;
+		m.max_ts[i] = 100 + i;
+		m.n++;
+		total += size;
+		assert_int_equal(tu_poll_until(e, &acks[i].done, 1), 0);
+	}
+	wait_acks(e, &m);
+	stor_log_abandon(log); /* a crash: no marker, the segment scanned at the next open */
+
+	wrap->reads_ahead = 0;
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_true(wrap->reads_ahead >= 3);
+	assert_true(wrap->ahead_bytes >= total);
+	assert_int_equal(stor_log_end_offset(log), m.last[m.n - 1] + 1);
+	w->stop_at = -1;
+	assert_int_equal(stor_log_batch_headers(log, 0, hdr_cb, w), 0);
+	assert_int_equal(w->n, m.n);
+	for (int i = 0; i < m.n; i++)
+		assert_int_equal(w->base[i], m.base[i]);
+	verify(e, log, &m, m.n - 40);
+	/* After an append the walk reads the file and sees it. */
+	assert_int_equal(append_one(log, &m, 2, 300, 5000, 0), 0);
+	wait_acks(e, &m);
+	memset(w, 0, sizeof(*w));
+	w->stop_at = -1;
+	assert_int_equal(stor_log_batch_headers(log, m.base[m.n - 2], hdr_cb, w), 0);
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->base[1], m.base[m.n - 1]);
+	stor_log_abandon(log);
+
+	/* An I/O error in the second read ahead: the open fails, nothing is cut. */
+	wrap->reads_ahead = 0;
+	wrap->fail_ahead_at = 2;
+	assert_null(stor_log_open(e, dir, &cfg, &err));
+	assert_int_equal(err, -EIO);
+	wrap->fail_ahead_at = 0;
+	log = stor_log_open(e, dir, &cfg, &err);
+	assert_non_null(log);
+	assert_int_equal(stor_log_end_offset(log), m.last[m.n - 1] + 1);
+	verify(e, log, &m, m.n - 3);
+	assert_int_equal(stor_log_close(log), 0);
+	model_free(&m);
+	free(w);
+	stor_engine_destroy(e);
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+
 
 /* ---- segment recycling (RAM file systems) ---------------------------------- */
 
@@ -1793,6 +1888,7 @@ main(void)
 	        cmocka_unit_test(test_delete_while_reading),
 	        cmocka_unit_test(test_remove_dir),
 	        cmocka_unit_test(test_batch_headers),
+	        cmocka_unit_test(test_recovery_read_ahead),
 	        cmocka_unit_test(test_segment_recycle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
