@@ -46,7 +46,7 @@
 #include "kp_batch.h"
 #include "stor_internal.h"
 
-#define SCAN_WINDOW (4u << 20) /* a walker's reads (ListOffsets by time, a fetch's scan) */
+#define SCAN_WINDOW (4u << 20) /* a walker's reads (ListOffsets by time) */
 #define SCAN_AHEAD (8u << 20)  /* a sequential walker's: 8 x 1 MiB in flight (read_start) */
 #define SCAN_HEAD (1u << 20)   /* its headroom for a batch cut by a window's end */
 #define STOR_MEMO_MAX (256u << 10) /* batch headers a recovery keeps (72 B each) at most */
@@ -609,7 +609,9 @@ walker_init(struct walker *w, struct stor_log *log, struct stor_segment *seg, ui
 	w->seq = seq && ops->read_start != NULL && ops->read_wait != NULL;
 	w->head = w->seq ? SCAN_HEAD : 0;
 	w->step = w->seq ? SCAN_AHEAD : SCAN_WINDOW;
-	return walker_mem(w, 0, w->step);
+	/* A small file's walk takes what it can read, not a whole window (grown if needed). */
+	uint64_t first = STOR_ALIGN_UP(limit) < w->step ? STOR_ALIGN_UP(limit) : w->step;
+	return walker_mem(w, 0, first > STOR_BLOCK_SIZE ? (size_t)first : STOR_BLOCK_SIZE);
 }
 
 /* The read ahead, if any, finished and its bytes dropped. */
