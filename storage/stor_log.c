@@ -571,10 +571,9 @@ struct walker {
 	size_t head;    /* SCAN_HEAD when reading ahead, else 0 */
 	size_t step;    /* bytes a read asks for at least */
 	bool seq;       /* reads ahead */
-	bool ahead;     /* a read of [ahead_off, + ahead_len) into mem[!cur] + head is in flight;
+	bool ahead;     /* a read from ahead_off into mem[!cur] + head is in flight;
 	                   then ahead_off == win_off + win_len */
 	uint64_t ahead_off;
-	size_t ahead_len;
 };
 
 /* mem[@k] holding @size bytes after the headroom (its old bytes are not kept). */
@@ -652,7 +651,6 @@ walker_ahead(struct walker *w)
 	if (be->ops->read_start(be, w->seg->handle, w->mem[w->cur ^ 1] + w->head, len, next) == 0) {
 		w->ahead = true;
 		w->ahead_off = next;
-		w->ahead_len = len;
 	}
 }
 
